@@ -1,0 +1,64 @@
+# qpv-geo — the two commands of the README are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+OUT    ?= out/demo
+
+.PHONY: demo test install install-dev system-deps lint bench bench-geocoding bench-batch \
+        bench-maps bench-web clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[web,pdf]"
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[web,pdf,dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+# Debian packages the tests need: Chromium (real-browser tests, never a downloaded browser),
+# Redis (addok side-by-side benchmark) and the Pango libraries used by WeasyPrint.
+system-deps:
+	@if ! command -v chromium >/dev/null 2>&1 || ! dpkg -s libpango-1.0-0 >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      chromium fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 >/dev/null); \
+	  else echo "Installez chromium et libpango-1.0-0 (apt-get install chromium libpango-1.0-0)"; exit 1; fi; \
+	fi
+
+## Install, then run the main job on the embedded default data and say where the outputs are.
+demo: install
+	$(BIN)/qpv-geo demo --output $(OUT)
+
+## Install the dev dependencies and the system packages, lint, then run the whole suite.
+test: install-dev system-deps
+	$(BIN)/ruff check .
+	$(PY) -m pytest
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install
+	$(PY) benchmarks/bench_eligibility.py
+
+bench-geocoding: install-dev
+	$(PY) benchmarks/bench_geocoding.py
+
+bench-batch: install
+	$(PY) benchmarks/bench_batch.py
+
+bench-maps: install-dev system-deps
+	$(PY) benchmarks/bench_maps.py
+
+bench-web: install
+	$(PY) benchmarks/bench_web.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

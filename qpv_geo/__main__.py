@@ -1,0 +1,3 @@
+from qpv_geo.cli import main
+
+main()

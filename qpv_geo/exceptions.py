@@ -1,0 +1,77 @@
+"""One hierarchy for every error a user can cause or fix.
+
+A failure for one address or one row is *data* (a status and a reason on its row), not an
+exception. Exceptions are for what stops a whole operation; only ``cli.py`` and the web layer
+turn them into messages, and every message says what to do.
+"""
+
+from __future__ import annotations
+
+
+class QpvGeoError(Exception):
+    """Root of every qpv-geo error meant for a user (never a bug)."""
+
+    #: One sentence saying how to fix the problem; the CLI prints it after the message.
+    hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+    def __str__(self) -> str:
+        return self.args[0] if self.args else self.__class__.__name__
+
+
+class ReferenceDataError(QpvGeoError):
+    """A reference layer is missing, corrupted (checksum) or does not have the expected schema."""
+
+
+class CoordinateError(QpvGeoError, ValueError):
+    """Coordinates that cannot describe a place in France (out of range, swapped, wrong CRS)."""
+
+
+class GeocodingError(QpvGeoError):
+    """Base class of geocoding failures that stop a whole operation."""
+
+
+class GeocoderUnavailable(GeocodingError, OSError):
+    """The geocoding service cannot be reached or answered with a server error."""
+
+
+class GeocoderRateLimited(GeocodingError):
+    """The geocoding service asked us to slow down (HTTP 429)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
+class GeocoderQueryError(GeocodingError, ValueError):
+    """The geocoding service rejected the query itself (HTTP 400: empty, too long, …)."""
+
+
+class GeocoderNotConfigured(GeocodingError):
+    """No geocoder is available (e.g. no address file installed for the local geocoder)."""
+
+
+class InputFileError(QpvGeoError, ValueError):
+    """A user file cannot be read: format, encoding, missing columns. Says which row/column."""
+
+
+class DownloadError(QpvGeoError, OSError):
+    """An official file could not be downloaded or did not match its expected checksum."""
+
+
+__all__ = [
+    "CoordinateError",
+    "DownloadError",
+    "GeocoderNotConfigured",
+    "GeocoderQueryError",
+    "GeocoderRateLimited",
+    "GeocoderUnavailable",
+    "GeocodingError",
+    "InputFileError",
+    "QpvGeoError",
+    "ReferenceDataError",
+]
