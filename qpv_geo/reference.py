@@ -517,7 +517,8 @@ def _rename_fields(gdf: gpd.GeoDataFrame, layer: str, champ_code: str | None,
 
 
 def _install(gdf: gpd.GeoDataFrame, layer: str, settings: Settings, *, source: str,
-             millesime: str, licence: str, simplified: bool, demo: bool, precision: str) -> LayerInfo:
+             millesime: str, licence: str, simplified: bool, demo: bool,
+             precision: str) -> LayerInfo:
     target_dir = installed_dir(settings)
     target_dir.mkdir(parents=True, exist_ok=True)
     fname = f"{layer}.geojson"

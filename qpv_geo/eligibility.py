@@ -1,0 +1,890 @@
+"""Eligibility verdicts, vectorised: is a point in a QPV of SEM, and how sure are we?
+
+A point gets one status (:data:`STATUSES`):
+
+``eligible``         inside a QPV 2024 of SEM, farther than the margin from its edge;
+``qva``              inside a quartier de veille active: not eligible;
+``hors_qpv``         in SEM, in no QPV and no QVA;
+``hors_territoire``  clearly outside SEM's 53 communes, or in a QPV of another EPCI;
+``a_verifier``       within the margin of an edge where the verdict would change, or the
+                     geocoding is not precise enough (street, commune, low score);
+``non_geocode``      no usable point (missing, impossible or swapped coordinates).
+
+How it works (metric work in Lambert-93, EPSG:2154):
+
+* the perimeters of each kind (QPV of SEM, QVA, QPV of other EPCI) are dissolved, so that two
+  adjacent QPV do not create a false edge, and cut into *parts* (connected pieces);
+* every part's boundary is a set of segments; a regular grid stores, for each cell, the parts
+  that can matter to a point of the cell (lower/upper distance bounds from the cell centre);
+* for each (point, candidate part) pair, one vectorised pass over the part's segments gives the
+  exact distance to the edge and the inside/outside parity (crossing number): a signed distance;
+* statuses follow from the signed distances; the margin decides « à vérifier » whenever moving
+  the point by less than the margin across an edge would change the status.
+
+There is no per-point Python loop, and no distance from every point to every edge: the
+loops are over parts (a few dozen) and chunks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+
+from qpv_geo.exceptions import CoordinateError
+from qpv_geo.settings import SIREN_SEM, Settings
+
+if TYPE_CHECKING:
+    from qpv_geo.geocoding import GeocodeResult
+    from qpv_geo.reference import Reference
+
+#: The statuses, in the order of their integer codes.
+STATUSES = ("eligible", "qva", "hors_qpv", "hors_territoire", "a_verifier", "non_geocode")
+ELIGIBLE, QVA, HORS_QPV, HORS_TERRITOIRE, A_VERIFIER, NON_GEOCODE = range(6)
+
+#: Plain-French label of each status.
+STATUS_LABELS = {
+    "eligible": "Éligible — dans un QPV de Saint-Étienne Métropole",
+    "qva": "Non éligible — quartier de veille active (QVA)",
+    "hors_qpv": "Non éligible — hors QPV",
+    "hors_territoire": "Non éligible — hors territoire de Saint-Étienne Métropole",
+    "a_verifier": "À vérifier — verdict incertain",
+    "non_geocode": "Non localisé — adresse ou coordonnées inutilisables",
+}
+
+#: Columns of :meth:`Engine.judge_lonlat` (public API: tested).
+VERDICT_COLUMNS = (
+    "status", "eligible", "code_qp", "lib_qp", "insee_com", "lib_com", "distance_bord_m",
+    "code_qp_proche", "lib_qp_proche", "distance_qp_proche_m", "candidat_autre_cote",
+    "motifs", "donnees", "lon", "lat", "x_l93", "y_l93",
+)
+
+# Zone kinds.
+_K_QPV, _K_QVA, _K_AUTRE = 0, 1, 2
+# Territory codes.
+_T_OUT, _T_LIMIT, _T_IN = 0, 1, 2
+# Reasons a point is unusable.
+_BAD_REASONS = {
+    1: "coordonnées manquantes",
+    2: "coordonnées impossibles (latitude hors de −90…90 ou longitude hors de −180…180)",
+    3: "valeurs de Lambert-93 (x/y en mètres) données comme latitude/longitude : "
+       "utilisez les colonnes ou options x/y",
+    4: "latitude et longitude semblent inversées (le point inversé tombe en France) : "
+       "corrigez la source, qpv-geo ne les permute pas d'office",
+    5: "coordonnées hors de France métropolitaine",
+    6: "valeurs en degrés données comme Lambert-93 x/y : utilisez lat/lon",
+    7: "coordonnées Lambert-93 hors de France métropolitaine",
+}
+
+# Metropolitan France (with Corsica), generous.
+_FR_LON = (-5.6, 9.9)
+_FR_LAT = (41.2, 51.2)
+_L93_X = (50_000.0, 1_300_000.0)
+_L93_Y = (6_000_000.0, 7_200_000.0)
+
+_TO_L93 = pyproj.Transformer.from_crs(4326, 2154, always_xy=True)
+_TO_WGS = pyproj.Transformer.from_crs(2154, 4326, always_xy=True)
+
+_PAIR_CHUNK = 1 << 21  # point×segment elements computed at once (~16 MB per float64 array)
+_GRID_MIN_POINTS = 512  # below this, candidates come from part bounding boxes (no grid build)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The verdict for one point, with everything needed to defend it."""
+
+    status: str
+    eligible: bool
+    code_qp: str | None
+    lib_qp: str | None
+    insee_com: str | None
+    lib_com: str | None
+    distance_bord_m: float | None
+    code_qp_proche: str | None
+    lib_qp_proche: str | None
+    distance_qp_proche_m: float | None
+    candidat_autre_cote: str | None
+    motifs: list[str]
+    donnees: str
+    lon: float | None
+    lat: float | None
+    x_l93: float | None
+    y_l93: float | None
+    notes: list[str] = field(default_factory=list)
+    geocodage: dict[str, Any] | None = None
+
+    @property
+    def label(self) -> str:
+        """Plain-French label of the status."""
+        return STATUS_LABELS[self.status]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict: verdict fields, then geocoding fields when there are some."""
+        d = asdict(self)
+        d["statut_libelle"] = self.label
+        geo = d.pop("geocodage")
+        if geo:
+            d.update(geo)
+        return d
+
+
+@dataclass
+class _Parts:
+    """Dissolved perimeters of all kinds, as parts with boundary segments."""
+
+    kind: np.ndarray  # (P,) int8
+    members: list[np.ndarray]  # original zone indices (into the zones frame) per part
+    bounds: np.ndarray  # (P, 4)
+    seg_start: np.ndarray  # (P+1,) offsets into the segment arrays
+    ax: np.ndarray
+    ay: np.ndarray
+    dx: np.ndarray
+    dy: np.ndarray
+    inv_l2: np.ndarray
+    slope: np.ndarray  # dx/dy (for the crossing test), 0 where dy == 0
+    geoms: np.ndarray  # shapely polygons (L93)
+
+
+def _segments_of(geom: Any) -> np.ndarray:
+    """(n, 4) array of the boundary segments (x1, y1, x2, y2) of a polygonal geometry."""
+    rings = shapely.get_rings(shapely.get_parts(geom))
+    coords, idx = shapely.get_coordinates(rings, return_index=True)
+    same = idx[1:] == idx[:-1]
+    return np.column_stack([coords[:-1][same], coords[1:][same]])
+
+
+def _build_parts(zones: pd.DataFrame, kinds: np.ndarray) -> _Parts:
+    kind_list, members, geoms, segs = [], [], [], []
+    for k in (_K_QPV, _K_QVA, _K_AUTRE):
+        sel = np.flatnonzero(kinds == k)
+        if len(sel) == 0:
+            continue
+        originals = zones.geometry.values[sel]
+        union = shapely.union_all(originals)
+        for part in shapely.get_parts(union):
+            if part.is_empty or part.area <= 0:
+                continue
+            inter = shapely.intersection(originals, part)
+            who = sel[shapely.area(inter) > 0.01]  # m²: ignore mere contact
+            if len(who) == 0:
+                continue
+            kind_list.append(k)
+            members.append(who)
+            geoms.append(part)
+            segs.append(_segments_of(part))
+    counts = np.array([len(s) for s in segs], dtype=np.int64)
+    start = np.concatenate([[0], np.cumsum(counts)])
+    allseg = np.concatenate(segs) if segs else np.zeros((0, 4))
+    ax, ay, bx, by = allseg.T if len(allseg) else (np.zeros(0),) * 4
+    dx, dy = bx - ax, by - ay
+    l2 = dx * dx + dy * dy
+    inv_l2 = np.where(l2 > 0, 1.0 / np.where(l2 > 0, l2, 1.0), 0.0)
+    slope = np.where(dy != 0, dx / np.where(dy != 0, dy, 1.0), 0.0)
+    bounds = shapely.bounds(np.array(geoms, dtype=object)) if geoms else np.zeros((0, 4))
+    return _Parts(
+        kind=np.array(kind_list, dtype=np.int8), members=members, bounds=bounds,
+        seg_start=start, ax=ax, ay=ay, dx=dx, dy=dy, inv_l2=inv_l2, slope=slope,
+        geoms=np.array(geoms, dtype=object),
+    )
+
+
+def _signed_distance(parts: _Parts, px: np.ndarray, py: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """Exact signed distance (inside > 0) of each point to the boundary of its paired part."""
+    out = np.empty(len(px), dtype=np.float64)
+    if len(px) == 0:
+        return out
+    order = np.argsort(part, kind="stable")
+    sorted_parts = part[order]
+    cuts = np.flatnonzero(np.diff(sorted_parts)) + 1
+    for group in np.split(order, cuts):
+        p = part[group[0]]
+        s0, s1 = parts.seg_start[p], parts.seg_start[p + 1]
+        ax, ay = parts.ax[s0:s1], parts.ay[s0:s1]
+        dx, dy = parts.dx[s0:s1], parts.dy[s0:s1]
+        inv, slope = parts.inv_l2[s0:s1], parts.slope[s0:s1]
+        by = ay + dy
+        step = max(1, _PAIR_CHUNK // max(1, s1 - s0))
+        for c in range(0, len(group), step):
+            idx = group[c:c + step]
+            x = px[idx, None]
+            y = py[idx, None]
+            rx = x - ax
+            ry = y - ay
+            t = np.clip((rx * dx + ry * dy) * inv, 0.0, 1.0)
+            ex = rx - t * dx
+            ey = ry - t * dy
+            d = np.sqrt(np.min(ex * ex + ey * ey, axis=1))
+            crosses = ((ay > y) != (by > y)) & (rx < ry * slope)
+            inside = (np.count_nonzero(crosses, axis=1) & 1).astype(bool)
+            out[idx] = np.where(inside, d, -d)
+    return out
+
+
+@dataclass
+class _Grid:
+    """Regular grid over the study area: per cell, the candidate parts and the commune."""
+
+    x0: float
+    y0: float
+    size: float
+    nx: int
+    ny: int
+    cand_start: np.ndarray  # (ncells+1,) offsets
+    cand: np.ndarray  # part indices
+    commune: np.ndarray  # (ncells,) int32: commune index, -1 unknown, -2 clearly outside
+
+
+@dataclass
+class Classification:
+    """Raw, vectorised result of :meth:`Engine.classify_xy` (integer codes and distances)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    status: np.ndarray  # int8, index into STATUSES
+    zone: np.ndarray  # int32, zone (row of Engine.zones) that gives the status, -1
+    zone2: np.ndarray  # int32, second zone when the point is at a junction of two, -1
+    dist: np.ndarray  # signed distance to the edge that matters (inside > 0), NaN
+    near_zone: np.ndarray  # int32, nearest QPV of SEM when outside them (≤ radius), -1
+    near_dist: np.ndarray  # distance to it, NaN
+    edge_zone: np.ndarray  # int32, zone across the edge that makes the verdict uncertain, -1
+    alt_status: np.ndarray  # int8, the status on the other side of that edge, -1
+    commune: np.ndarray  # int32, commune index, -1
+    territory: np.ndarray  # int8, _T_*
+    bad: np.ndarray  # int8, reason code of unusable coordinates (0 = fine)
+
+
+class Engine:
+    """Eligibility engine over one :class:`~qpv_geo.reference.Reference`.
+
+    Build it once (``Engine(reference)`` or :func:`get_engine`), then judge one point
+    (:meth:`judge_point`) or arrays of points (:meth:`judge_lonlat`, :meth:`judge_xy`).
+    """
+
+    def __init__(self, reference: Reference, *, marge_m: float = 25.0,
+                 rayon_recherche_m: float = 3000.0, tolerance_territoire_m: float = 150.0,
+                 score_min: float = 0.6) -> None:
+        if marge_m < 0 or rayon_recherche_m <= 0 or tolerance_territoire_m < 0:
+            raise ValueError("marge, rayon and tolerance must be positive")
+        self.reference = reference
+        self.marge_m = float(marge_m)
+        self.rayon_m = float(rayon_recherche_m)
+        self.tolerance_m = float(tolerance_territoire_m)
+        self.score_min = float(score_min)
+        frames = [reference.qpv.assign(_kind=_K_QPV), reference.qva.assign(_kind=_K_QVA),
+                  reference.qpv_hors_sem.assign(_kind=_K_AUTRE)]
+        zones = pd.concat([f for f in frames if len(f)], ignore_index=True)
+        self.zones = zones.set_geometry("geometry").to_crs(2154)
+        self._zone_kind = self.zones["_kind"].to_numpy(np.int8)
+        self.parts = _build_parts(self.zones, self._zone_kind)
+        communes = reference.communes.to_crs(2154)
+        self.communes = communes.reset_index(drop=True)
+        self._commune_geoms = self.communes.geometry.values
+        self._commune_tree = shapely.STRtree(self._commune_geoms)
+        self._sem = shapely.union_all(self._commune_geoms)
+        shapely.prepare(self._sem)
+        self._sem_codes = set(self.communes["insee_com"].astype(str))
+        self._commune_names = dict(zip(self.communes["insee_com"].astype(str),
+                                       self.communes["nom"], strict=True))
+        xmin, ymin, xmax, ymax = shapely.bounds(self._sem)
+        pad = self.rayon_m + self.marge_m
+        if len(self.parts.bounds):
+            pb = self.parts.bounds
+            xmin, ymin = min(xmin, pb[:, 0].min()), min(ymin, pb[:, 1].min())
+            xmax, ymax = max(xmax, pb[:, 2].max()), max(ymax, pb[:, 3].max())
+        self._area = (xmin - pad, ymin - pad, xmax + pad, ymax + pad)
+        self._grid: _Grid | None = None
+
+    # ------------------------------------------------------------------ inputs
+    @staticmethod
+    def lonlat_to_l93(lon: Any, lat: Any) -> tuple[np.ndarray, np.ndarray]:
+        """WGS84 lon/lat → Lambert-93 x/y (arrays)."""
+        return _TO_L93.transform(np.asarray(lon, float), np.asarray(lat, float))
+
+    @staticmethod
+    def l93_to_lonlat(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Lambert-93 x/y → WGS84 lon/lat (arrays)."""
+        return _TO_WGS.transform(np.asarray(x, float), np.asarray(y, float))
+
+    @staticmethod
+    def check_lonlat(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        """Reason code (0 = usable) for each lon/lat pair; see the module's reasons."""
+        lon = np.asarray(lon, float)
+        lat = np.asarray(lat, float)
+        bad = np.zeros(lon.shape, dtype=np.int8)
+        missing = ~(np.isfinite(lon) & np.isfinite(lat))
+        impossible = ~missing & ((np.abs(lat) > 90) | (np.abs(lon) > 180))
+        looks_l93 = impossible & _between(lon, _L93_X) & _between(lat, _L93_Y)
+        in_fr = _between(lon, _FR_LON) & _between(lat, _FR_LAT)
+        swapped = ~missing & ~impossible & ~in_fr & _between(lat, _FR_LON) & _between(lon, _FR_LAT)
+        outside = ~missing & ~impossible & ~in_fr & ~swapped
+        bad[outside] = 5
+        bad[swapped] = 4
+        bad[impossible] = 2
+        bad[looks_l93] = 3
+        bad[missing] = 1
+        return bad
+
+    @staticmethod
+    def check_xy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Reason code (0 = usable) for each Lambert-93 x/y pair."""
+        x = np.asarray(x, float)
+        y = np.asarray(y, float)
+        bad = np.zeros(x.shape, dtype=np.int8)
+        missing = ~(np.isfinite(x) & np.isfinite(y))
+        degrees = ~missing & (np.abs(x) <= 180) & (np.abs(y) <= 90)
+        outside = ~missing & ~degrees & ~(_between(x, _L93_X) & _between(y, _L93_Y))
+        bad[outside] = 7
+        bad[degrees] = 6
+        bad[missing] = 1
+        return bad
+
+    # ------------------------------------------------------------------ grid
+    def _build_grid(self) -> _Grid:
+        xmin, ymin, xmax, ymax = self._area
+        size = 250.0
+        nx = math.ceil((xmax - xmin) / size)
+        ny = math.ceil((ymax - ymin) / size)
+        ix, iy = np.meshgrid(np.arange(nx), np.arange(ny), indexing="xy")
+        cx = xmin + (ix.ravel() + 0.5) * size
+        cy = ymin + (iy.ravel() + 0.5) * size
+        h = size * math.sqrt(0.5)
+        cand_cells, cand_parts = self._candidates(cx, cy, slack=h)
+        order = np.lexsort((cand_parts, cand_cells))
+        cand_cells, cand_parts = cand_cells[order], cand_parts[order]
+        ncells = nx * ny
+        start = np.zeros(ncells + 1, dtype=np.int64)
+        np.add.at(start, cand_cells + 1, 1)
+        start = np.cumsum(start)
+        boxes = shapely.box(cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2)
+        commune = np.full(ncells, -1, dtype=np.int32)
+        cells, which = self._commune_tree.query(boxes, predicate="within")
+        commune[cells] = which
+        near = self._commune_tree.query(boxes, predicate="dwithin",
+                                        distance=self.tolerance_m + 1.0)[0]
+        far = np.ones(ncells, dtype=bool)
+        far[near] = False
+        commune[far] = -2
+        return _Grid(x0=xmin, y0=ymin, size=size, nx=nx, ny=ny, cand_start=start,
+                     cand=cand_parts.astype(np.int32), commune=commune)
+
+    def _candidates(self, x: np.ndarray, y: np.ndarray, *, slack: float
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """(point, part) pairs that can matter to a point within ``slack`` of (x, y).
+
+        A part matters if it may contain the point, if its edge may be within the margin, or
+        if it may be the nearest QPV of SEM within the search radius. With slack 0 this uses
+        exact distances; with slack h (half cell diagonal) it is a superset for the whole cell.
+        """
+        parts = self.parts
+        n, npart = len(x), len(parts.kind)
+        if n == 0 or npart == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        # Bounding-box prefilter: parts whose box is within radius + slack.
+        reach = self.rayon_m + self.marge_m + slack
+        pi_list, pj_list = [], []
+        for j in range(npart):
+            b = parts.bounds[j]
+            close = np.flatnonzero((x >= b[0] - reach) & (x <= b[2] + reach)
+                                   & (y >= b[1] - reach) & (y <= b[3] + reach))
+            pi_list.append(close)
+            pj_list.append(np.full(len(close), j, dtype=np.int64))
+        pi = np.concatenate(pi_list)
+        pj = np.concatenate(pj_list)
+        if len(pi) == 0:
+            return pi, pj
+        s = _signed_distance(parts, x[pi], y[pi], pj)
+        d = np.abs(s)
+        keep = (s > -slack) | (d - slack <= self.marge_m)
+        # The nearest QPV of SEM: keep those whose lower bound beats the best upper bound.
+        is_qpv = parts.kind[pj] == _K_QPV
+        upper = np.full(n, np.inf)
+        np.minimum.at(upper, pi[is_qpv], d[is_qpv] + slack)
+        keep |= is_qpv & (d - slack <= np.minimum(upper[pi], self.rayon_m))
+        return pi[keep], pj[keep]
+
+    def _grid_candidates(self, x: np.ndarray, y: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._grid is None:
+            self._grid = self._build_grid()
+        g = self._grid
+        ix = np.floor((x - g.x0) / g.size).astype(np.int64)
+        iy = np.floor((y - g.y0) / g.size).astype(np.int64)
+        inside = (ix >= 0) & (ix < g.nx) & (iy >= 0) & (iy < g.ny)
+        cell = np.where(inside, iy * g.nx + ix, -1)
+        ok = np.flatnonzero(inside)
+        c = cell[ok]
+        counts = g.cand_start[c + 1] - g.cand_start[c]
+        pi = np.repeat(ok, counts)
+        offs = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        pj = g.cand[np.repeat(g.cand_start[c], counts) + offs].astype(np.int64)
+        commune = np.full(len(x), -2, dtype=np.int32)
+        commune[ok] = g.commune[c]
+        return pi, pj, commune
+
+    # ------------------------------------------------------------------ core
+    def classify_xy(self, x: Any, y: Any, *, bad: np.ndarray | None = None) -> Classification:
+        """Full verdict (QPV, QVA, territory, edge margin) for Lambert-93 points, as arrays."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        y = np.ascontiguousarray(y, dtype=np.float64)
+        n = len(x)
+        bad = self.check_xy(x, y) if bad is None else bad
+        usable = bad == 0
+        xs = np.where(usable, x, np.nan)
+        ys = np.where(usable, y, np.nan)
+        parts = self.parts
+        ax0, ay0, ax1, ay1 = self._area
+        in_area = usable & (xs >= ax0) & (xs <= ax1) & (ys >= ay0) & (ys <= ay1)
+        idx_area = np.flatnonzero(in_area)
+        commune = np.full(n, -1, dtype=np.int32)
+        territory = np.full(n, _T_OUT, dtype=np.int8)
+        if n >= _GRID_MIN_POINTS:
+            pi, pj, cgrid = self._grid_candidates(xs[idx_area], ys[idx_area])
+            pi = idx_area[pi]
+            commune[idx_area] = cgrid
+        else:
+            pi, pj = self._candidates(xs[idx_area], ys[idx_area], slack=0.0)
+            pi = idx_area[pi]
+            commune[idx_area] = -1
+        s = _signed_distance(parts, xs[pi], ys[pi], pj)
+        kind = parts.kind[pj]
+
+        # Territory: cells inside one commune are settled by the grid; others exactly.
+        known = commune >= 0
+        territory[known] = _T_IN
+        todo = np.flatnonzero(in_area & (commune == -1))
+        if len(todo):
+            pts = shapely.points(xs[todo], ys[todo])
+            hit_p, hit_c = self._commune_tree.query(pts, predicate="intersects")
+            first = np.full(len(todo), -1, dtype=np.int32)
+            # lowest commune index wins on a shared edge (deterministic)
+            order = np.lexsort((hit_c, hit_p))
+            hp, hc = hit_p[order], hit_c[order]
+            firsts = np.r_[True, hp[1:] != hp[:-1]] if len(hp) else np.zeros(0, bool)
+            first[hp[firsts]] = hc[firsts]
+            commune[todo] = first
+            territory[todo[first >= 0]] = _T_IN
+            rest = todo[first < 0]
+            if len(rest):
+                close = shapely.dwithin(self._sem, pts[first < 0], self.tolerance_m)
+                territory[rest[close]] = _T_LIMIT
+        commune[commune < 0] = -1
+
+        # Per kind: inside (any part with s > 0), sure (s > margin), maybe (s > -margin).
+        m = self.marge_m
+        flags = {}
+        for k in (_K_QPV, _K_QVA, _K_AUTRE):
+            sel = kind == k
+            inside = np.zeros(n, bool)
+            inside[pi[sel & (s > 0)]] = True
+            sure = np.zeros(n, bool)
+            sure[pi[sel & (s > m)]] = True
+            maybe = np.zeros(n, bool)
+            maybe[pi[sel & (s > -m)]] = True
+            flags[k] = (inside, maybe & ~sure)
+        in_sem = territory != _T_OUT
+        status = _status_of(flags[_K_QPV][0], flags[_K_QVA][0], flags[_K_AUTRE][0], in_sem)
+        alt = np.full(n, -1, dtype=np.int8)
+        for combo in range(1, 8):
+            q = flags[_K_QPV][0] ^ (bool(combo & 1) & flags[_K_QPV][1])
+            v = flags[_K_QVA][0] ^ (bool(combo & 2) & flags[_K_QVA][1])
+            h = flags[_K_AUTRE][0] ^ (bool(combo & 4) & flags[_K_AUTRE][1])
+            other = _status_of(q, v, h, in_sem)
+            first_diff = (other != status) & (alt < 0)
+            alt[first_diff] = other[first_diff]
+        uncertain = alt >= 0
+
+        # The part that gives the status (deepest containing part of the status's kind).
+        status_kind = np.select([status == ELIGIBLE, status == QVA], [_K_QPV, _K_QVA], _K_AUTRE)
+        own = (s > 0) & (kind == status_kind[pi])
+        zone_part, zone_s = _best(pi[own], pj[own], s[own], n, largest=True)
+        # The edge that makes it uncertain: nearest part edge within the margin whose kind matters.
+        near_edge = np.abs(s) <= m
+        edge_part, edge_s = _best(pi[near_edge], pj[near_edge], -np.abs(s[near_edge]), n,
+                                  largest=True)
+        edge_s = -edge_s  # back to |s|, sign fixed below
+        # Nearest QPV of SEM outside (within the search radius).
+        outq = (kind == _K_QPV) & (s <= 0) & (-s <= self.rayon_m)
+        near_part, near_negd = _best(pi[outq], pj[outq], s[outq], n, largest=True)
+
+        status[uncertain] = A_VERIFIER
+        status[~usable] = NON_GEOCODE
+        alt[~usable] = -1
+
+        zone, zone2 = self._part_to_zone(zone_part, xs, ys)
+        near_zone, _ = self._part_to_zone(near_part, xs, ys, nearest=True)
+        edge_zone, _ = self._part_to_zone(edge_part, xs, ys, nearest=True)
+        edge_sign = np.where(edge_part >= 0, _lookup_sign(pi, pj, s, edge_part, n), np.nan)
+        dist = np.where(zone >= 0, zone_s, np.nan)
+        dist = np.where(uncertain & (zone < 0), edge_s * edge_sign, dist)
+        dist = np.where(np.isnan(dist) & (near_part >= 0), near_negd, dist)
+        near_dist = np.where(near_part >= 0, -near_negd, np.nan)
+        edge_zone = np.where(uncertain, edge_zone, -1)
+        return Classification(
+            x=x, y=y, status=status, zone=zone, zone2=zone2, dist=dist, near_zone=near_zone,
+            near_dist=near_dist, edge_zone=edge_zone, alt_status=alt, commune=commune,
+            territory=territory, bad=bad,
+        )
+
+    def _part_to_zone(self, part: np.ndarray, x: np.ndarray, y: np.ndarray, *,
+                      nearest: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Original zone(s) for points in (or near) a dissolved part."""
+        zone = np.full(len(part), -1, dtype=np.int32)
+        zone2 = np.full(len(part), -1, dtype=np.int32)
+        has = part >= 0
+        single = np.array([len(mm) == 1 for mm in self.parts.members], dtype=bool)
+        first = np.array([mm[0] for mm in self.parts.members], dtype=np.int32)
+        if not has.any():
+            return zone, zone2
+        simple = has & single[np.where(has, part, 0)]
+        zone[simple] = first[part[simple]]
+        multi = np.flatnonzero(has & ~simple)
+        if len(multi) == 0:
+            return zone, zone2
+        # Parts made of several originals (adjacent or overlapping QPV): one pass per part.
+        for p in np.unique(part[multi]):
+            pts_idx = multi[part[multi] == p]
+            members = self.parts.members[p]
+            geoms = np.asarray(self.zones.geometry.values[members], dtype=object)
+            pts = shapely.points(x[pts_idx], y[pts_idx])
+            # (point, member) grid: inside flag and distance to the member's edge.
+            inside = shapely.contains_xy(geoms[None, :], x[pts_idx, None], y[pts_idx, None])
+            edge_d = shapely.distance(shapely.boundary(geoms)[None, :], pts[:, None])
+            if nearest:
+                key = -shapely.distance(geoms[None, :], pts[:, None])
+            else:
+                key = np.where(inside, edge_d, -np.inf)
+            order = np.argsort(-key, axis=1, kind="stable")
+            zone[pts_idx] = members[order[:, 0]]
+            if not nearest and len(members) > 1:
+                second = order[:, 1]
+                ok = inside[np.arange(len(pts_idx)), second]
+                zone2[pts_idx[ok]] = members[second[ok]]
+        return zone, zone2
+
+    # ------------------------------------------------------------------ outputs
+    def judge_xy(self, x: Any, y: Any, *, citycodes: Sequence[str | None] | None = None,
+                 geocodes: Sequence[GeocodeResult | None] | None = None) -> pd.DataFrame:
+        """Verdicts for Lambert-93 points, one row per point (columns :data:`VERDICT_COLUMNS`)."""
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        bad = self.check_xy(x, y)
+        lon, lat = self.l93_to_lonlat(np.where(bad == 0, x, np.nan), np.where(bad == 0, y, np.nan))
+        return self._frame(self.classify_xy(x, y, bad=bad), lon, lat, citycodes, geocodes)
+
+    def judge_lonlat(self, lon: Any, lat: Any, *, citycodes: Sequence[str | None] | None = None,
+                     geocodes: Sequence[GeocodeResult | None] | None = None) -> pd.DataFrame:
+        """Verdicts for WGS84 points, one row per point (columns :data:`VERDICT_COLUMNS`).
+
+        ``geocodes`` (same length) adds the geocoding fields and turns imprecise geocoding into
+        « à vérifier »; ``citycodes`` (INSEE, from the geocoder) name the commune.
+        """
+        lon = np.asarray(lon, dtype=np.float64)
+        lat = np.asarray(lat, dtype=np.float64)
+        bad = self.check_lonlat(lon, lat)
+        x, y = self.lonlat_to_l93(np.where(bad == 0, lon, np.nan), np.where(bad == 0, lat, np.nan))
+        return self._frame(self.classify_xy(x, y, bad=bad), lon, lat, citycodes, geocodes)
+
+    def judge_point(self, *, lon: float | None = None, lat: float | None = None,
+                    x: float | None = None, y: float | None = None,
+                    geocode: GeocodeResult | None = None) -> Verdict:
+        """Verdict for one point given as lon/lat, Lambert-93 x/y, or a geocoding result.
+
+        Raises :class:`CoordinateError` when the coordinates cannot be a place in France.
+        """
+        if geocode is not None:
+            lon, lat = geocode.lon, geocode.lat
+            if lon is None or lat is None:
+                frame = self.judge_lonlat([np.nan], [np.nan], geocodes=[geocode])
+                return self._verdict(frame.iloc[0], geocode)
+        if x is not None or y is not None:
+            if x is None or y is None:
+                raise CoordinateError("Il faut x et y (Lambert-93) ensemble.")
+            code = int(self.check_xy(np.array([x]), np.array([y]))[0])
+            if code:
+                raise CoordinateError(f"x={x}, y={y} : {_BAD_REASONS[code]}.",
+                                      hint=_hint_for(code))
+            frame = self.judge_xy([x], [y])
+        else:
+            if lon is None or lat is None:
+                raise CoordinateError("Il faut une latitude et une longitude.")
+            code = int(self.check_lonlat(np.array([lon]), np.array([lat]))[0])
+            if code:
+                raise CoordinateError(f"lat={lat}, lon={lon} : {_BAD_REASONS[code]}.",
+                                      hint=_hint_for(code))
+            frame = self.judge_lonlat([lon], [lat],
+                                      geocodes=[geocode] if geocode is not None else None)
+        return self._verdict(frame.iloc[0], geocode)
+
+    def _verdict(self, row: pd.Series, geocode: GeocodeResult | None) -> Verdict:
+        def val(name: str) -> Any:
+            v = row[name]
+            if isinstance(v, np.generic):
+                v = v.item()
+            return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+        return Verdict(
+            status=row["status"], eligible=bool(row["eligible"]),
+            code_qp=val("code_qp"), lib_qp=val("lib_qp"), insee_com=val("insee_com"),
+            lib_com=val("lib_com"), distance_bord_m=val("distance_bord_m"),
+            code_qp_proche=val("code_qp_proche"), lib_qp_proche=val("lib_qp_proche"),
+            distance_qp_proche_m=val("distance_qp_proche_m"),
+            candidat_autre_cote=val("candidat_autre_cote"),
+            motifs=[m for m in str(row["motifs"]).split(" ; ") if m],
+            donnees=row["donnees"], lon=val("lon"), lat=val("lat"), x_l93=val("x_l93"),
+            y_l93=val("y_l93"), notes=list(self.reference.notes),
+            geocodage=geocode.to_dict() if geocode is not None else None,
+        )
+
+    def _frame(self, c: Classification, lon: np.ndarray, lat: np.ndarray,
+               citycodes: Sequence[str | None] | None,
+               geocodes: Sequence[GeocodeResult | None] | None) -> pd.DataFrame:
+        n = len(c.status)
+        zones = self.zones
+        status = c.status.copy()
+        codes = np.append(zones["code_qp"].to_numpy(object), None)
+        names = np.append(zones["lib_qp"].to_numpy(object), None)
+        sirens = np.append(zones["siren_epci"].to_numpy(object), None)
+        zkind = np.append(self._zone_kind, -1)
+        com_codes = np.append(self.communes["insee_com"].astype(str).to_numpy(object), None)
+        com_names = np.append(self.communes["nom"].to_numpy(object), None)
+        insee = com_codes[c.commune]
+        libcom = com_names[c.commune]
+        motifs = np.full(n, "", dtype=object)
+
+        def add(mask: np.ndarray, text: Any) -> None:
+            sep = np.where(motifs[mask] == "", "", " ; ")
+            motifs[mask] = motifs[mask] + sep + text
+
+        geo_extra: dict[str, Any] = {}
+        if citycodes is None and geocodes is not None:
+            citycodes = [g.citycode if g is not None else None for g in geocodes]
+        if citycodes is not None:
+            cc = np.array([None if v is None or v == "" else str(v) for v in citycodes],
+                          dtype=object)
+            have = np.array([v is not None for v in cc], dtype=bool)
+            in_sem_code = np.array([v in self._sem_codes for v in cc], dtype=bool)
+            insee = np.where(have, cc, insee)
+            libcom = np.where(have, [self._commune_names.get(v) if v else None for v in cc],
+                              libcom)
+            outside_code = have & ~in_sem_code & (status != NON_GEOCODE)
+            conflict = outside_code & ((status == ELIGIBLE) | (status == A_VERIFIER))
+            add(conflict, "le géocodeur place l'adresse dans une commune hors SEM (INSEE "
+                + cc[conflict].astype(str) + ") alors que le point tombe dans un QPV de SEM")
+            status[conflict] = A_VERIFIER
+            moved = outside_code & ~conflict & (status != HORS_TERRITOIRE)
+            status[moved] = HORS_TERRITOIRE
+            add(moved, "commune hors Saint-Étienne Métropole (INSEE " + cc[moved].astype(str)
+                + ")")
+
+        # Geocoding reliability.
+        if geocodes is not None:
+            from qpv_geo.geocoding import reliability_issues
+
+            if len(geocodes) != n:
+                raise ValueError("geocodes must have one item per point")
+            unreliable = np.zeros(n, bool)
+            issues_txt = np.full(n, "", dtype=object)
+            for i, g in enumerate(geocodes):  # per geocoding result: already one per row
+                if g is None:
+                    continue
+                if not g.found:
+                    issues_txt[i] = g.motif or "adresse non trouvée"
+                    continue
+                issues = reliability_issues(g, score_min=self.score_min)
+                if issues:
+                    unreliable[i] = True
+                    issues_txt[i] = " ; ".join(issues)
+            not_found = np.array([g is not None and not g.found for g in geocodes], dtype=bool)
+            status[not_found] = NON_GEOCODE
+            add(not_found, issues_txt[not_found])
+            downgrade = unreliable & (status != NON_GEOCODE) & (status != HORS_TERRITOIRE)
+            add(unreliable & (status == HORS_TERRITOIRE), issues_txt[unreliable
+                                                                     & (status == HORS_TERRITOIRE)])
+            add(downgrade, "géocodage imprécis : " + issues_txt[downgrade].astype(str))
+            status[downgrade] = A_VERIFIER
+            geo_extra = _geocode_columns(geocodes)
+
+        z = c.zone
+        zk = zkind[z]
+        zone_code, zone_name = codes[z], names[z]
+        dist = np.round(c.dist, 1)
+        base = c.status
+        usable = c.bad == 0
+        # Reasons, by case (vectorised string building).
+        m_in_qpv = usable & (zk == _K_QPV)
+        add(m_in_qpv, "dans le QPV " + zone_code[m_in_qpv].astype(str) + " « "
+            + zone_name[m_in_qpv].astype(str) + " », à " + _fmt_m(dist[m_in_qpv])
+            + " à l'intérieur du bord")
+        junction = m_in_qpv & (c.zone2 >= 0)
+        add(junction, "à la jonction avec le QPV " + codes[c.zone2[junction]].astype(str))
+        m_qva = usable & (zk == _K_QVA)
+        add(m_qva, "dans le quartier de veille active « " + zone_name[m_qva].astype(str)
+            + " » : les QVA ne sont pas éligibles à l'appel")
+        m_autre = usable & (zk == _K_AUTRE)
+        epci = np.array([self.reference.epci_name(s) for s in sirens[z[m_autre]]], dtype=object)
+        add(m_autre, "dans le QPV " + zone_code[m_autre].astype(str) + " « "
+            + zone_name[m_autre].astype(str) + " » de " + epci
+            + ", hors Saint-Étienne Métropole : non éligible à cet appel")
+        m_hors = usable & (zk < 0) & (c.territory != _T_OUT)
+        add(m_hors & (base != A_VERIFIER) & (status != HORS_TERRITOIRE),
+            "dans Saint-Étienne Métropole, dans aucun QPV ni QVA")
+        add(usable & (c.territory == _T_LIMIT),
+            "en limite du territoire de SEM (contour communal approximatif, tolérance "
+            f"{self.tolerance_m:.0f} m)")
+        m_out = usable & (zk < 0) & (c.territory == _T_OUT)
+        add(m_out, "en dehors des 53 communes de Saint-Étienne Métropole")
+        near = usable & (c.near_zone >= 0) & (zk != _K_QPV)
+        add(near, "QPV le plus proche : " + codes[c.near_zone[near]].astype(str) + " « "
+            + names[c.near_zone[near]].astype(str) + " » à " + _fmt_m(np.round(
+                c.near_dist[near], 0)))
+        unc = base == A_VERIFIER
+        alt_label = np.array([STATUSES[a] if a >= 0 else "" for a in range(-1, 6)],
+                             dtype=object)[c.alt_status + 1]
+        alt_txt = np.vectorize(_ALT_TEXT.get, otypes=[object])(alt_label[unc]) if unc.any() \
+            else np.zeros(0, dtype=object)
+        add(unc, "à moins de " + f"{self.marge_m:.0f}" + " m du bord de "
+            + codes[c.edge_zone[unc]].astype(str) + " « " + names[c.edge_zone[unc]].astype(str)
+            + " » : de l'autre côté, " + alt_txt)
+        add(~usable, np.array([_BAD_REASONS.get(int(b), "") for b in c.bad[~usable]],
+                              dtype=object))
+        if self.reference.simplified:
+            close = usable & (np.abs(np.nan_to_num(c.dist, nan=1e9)) <= 15) & (status != A_VERIFIER)
+            add(close, "à moins de 15 m d'un bord de la copie simplifiée : à confirmer avec le "
+                "fichier officiel")
+
+        candidat = np.where(unc, codes[c.edge_zone], None)
+        is_outside_q = (zk != _K_QPV)
+        donnees = self.reference.version
+        notes = self.reference.notes
+        if notes:
+            donnees = donnees + " — " + " ; ".join(notes)
+        x = np.where(usable, c.x, np.nan)
+        y = np.where(usable, c.y, np.nan)
+        frame = pd.DataFrame({
+            "status": np.array(STATUSES, dtype=object)[status],
+            "eligible": status == ELIGIBLE,
+            "code_qp": np.where(zk >= 0, zone_code, None),
+            "lib_qp": np.where(zk >= 0, zone_name, None),
+            "insee_com": insee,
+            "lib_com": libcom,
+            "distance_bord_m": dist,
+            "code_qp_proche": np.where(is_outside_q, codes[c.near_zone], None),
+            "lib_qp_proche": np.where(is_outside_q, names[c.near_zone], None),
+            "distance_qp_proche_m": np.where(is_outside_q, np.round(c.near_dist, 1), np.nan),
+            "candidat_autre_cote": candidat,
+            "motifs": motifs,
+            "donnees": donnees,
+            "lon": np.where(usable, np.round(np.asarray(lon, float), 7), np.nan),
+            "lat": np.where(usable, np.round(np.asarray(lat, float), 7), np.nan),
+            "x_l93": np.round(x, 2),
+            "y_l93": np.round(y, 2),
+        })
+        for k, v in geo_extra.items():
+            frame[k] = v
+        return frame
+
+
+_ALT_TEXT = {
+    "eligible": "le point serait dans un QPV de SEM (éligible)",
+    "qva": "le point serait dans un QVA (non éligible)",
+    "hors_qpv": "le point serait hors QPV (non éligible)",
+    "hors_territoire": "le point serait dans un QPV hors SEM (non éligible)",
+    "": "",
+}
+
+
+def _fmt_m(values: np.ndarray) -> np.ndarray:
+    return np.array([f"{v:.0f} m" if np.isfinite(v) else "? m" for v in np.abs(values)],
+                    dtype=object)
+
+
+def _geocode_columns(geocodes: Sequence[GeocodeResult | None]) -> dict[str, list[Any]]:
+    keys = ("geocodage_label", "geocodage_score", "geocodage_precision", "geocodage_source")
+    cols: dict[str, list[Any]] = {k: [] for k in keys}
+    for g in geocodes:
+        d = g.to_dict() if g is not None else {}
+        for k in keys:
+            cols[k].append(d.get(k))
+    return cols
+
+
+def _hint_for(code: int) -> str:
+    return {
+        3: "Donnez ces valeurs avec --x/--y (Lambert-93).",
+        4: "Vérifiez l'ordre : à Saint-Étienne, latitude ≈ 45,4 et longitude ≈ 4,4.",
+        6: "Donnez ces valeurs avec --lat/--lon (degrés WGS84).",
+    }.get(code, "À Saint-Étienne, latitude ≈ 45,4 et longitude ≈ 4,4 (ou x ≈ 808 000, "
+                "y ≈ 6 480 000 en Lambert-93).")
+
+
+def _between(v: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
+    return (v >= bounds[0]) & (v <= bounds[1])
+
+
+def _status_of(q: np.ndarray, v: np.ndarray, h: np.ndarray, in_sem: np.ndarray) -> np.ndarray:
+    return np.select([q, v, h, in_sem], [ELIGIBLE, QVA, HORS_TERRITOIRE, HORS_QPV],
+                     HORS_TERRITOIRE).astype(np.int8)
+
+
+def _best(pi: np.ndarray, pj: np.ndarray, key: np.ndarray, n: int, *, largest: bool
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Per point, the pair with the largest (or smallest) key: (part, key), -1/NaN if none."""
+    part = np.full(n, -1, dtype=np.int64)
+    best = np.full(n, np.nan)
+    if len(pi) == 0:
+        return part, best
+    k = -key if largest else key
+    order = np.lexsort((pj, k, pi))
+    first = np.r_[True, pi[order][1:] != pi[order][:-1]]
+    sel = order[first]
+    part[pi[sel]] = pj[sel]
+    best[pi[sel]] = key[sel]
+    return part, best
+
+
+def _lookup_sign(pi: np.ndarray, pj: np.ndarray, s: np.ndarray, part: np.ndarray, n: int
+                 ) -> np.ndarray:
+    """Sign of the signed distance of each point to its chosen part."""
+    sign = np.full(n, np.nan)
+    match = part[pi] == pj
+    sign[pi[match]] = np.sign(s[match])
+    sign[sign == 0] = 1.0
+    return sign
+
+
+_ENGINES: dict[tuple[Any, ...], Engine] = {}
+
+
+def engine_from_settings(settings: Settings | None = None) -> Engine:
+    """Engine on the installed-or-shipped reference data, cached per settings."""
+    from qpv_geo.reference import get_reference
+
+    settings = settings or Settings.from_env()
+    reference = get_reference(settings)
+    key = (id(reference), settings.marge_m, settings.rayon_recherche_m,
+           settings.tolerance_territoire_m, settings.score_min)
+    if key not in _ENGINES:
+        _ENGINES.clear()
+        _ENGINES[key] = Engine(reference, marge_m=settings.marge_m,
+                               rayon_recherche_m=settings.rayon_recherche_m,
+                               tolerance_territoire_m=settings.tolerance_territoire_m,
+                               score_min=settings.score_min)
+    return _ENGINES[key]
+
+
+__all__ = [
+    "SIREN_SEM",
+    "STATUSES",
+    "STATUS_LABELS",
+    "VERDICT_COLUMNS",
+    "Classification",
+    "Engine",
+    "Verdict",
+    "engine_from_settings",
+]
