@@ -70,7 +70,215 @@ def print_json(obj: Any) -> None:
 # check / data commands (core)
 # ---------------------------------------------------------------------------------------------
 
-_ = Path, Annotated  # used by the commands below
+_STATUS_STYLE = {
+    "eligible": "bold green", "qva": "bold dark_orange", "hors_qpv": "bold red",
+    "hors_territoire": "bold red", "a_verifier": "bold yellow", "non_geocode": "bold magenta",
+}
+
+
+def _fmt_dist(value: float | None) -> str:
+    if value is None:
+        return "—"
+    side = "à l'intérieur" if value > 0 else "à l'extérieur"
+    return f"{abs(value):.0f} m {side}"
+
+
+def render_verdict(verdict: Any) -> None:
+    """Print a verdict for a person: status, quartier, distances, reasons, data version."""
+    from rich.panel import Panel
+    from rich.table import Table
+
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    if verdict.code_qp:
+        table.add_row("Quartier", f"{verdict.code_qp} — {verdict.lib_qp}")
+    if verdict.lib_com or verdict.insee_com:
+        table.add_row("Commune", f"{verdict.lib_com or '?'} ({verdict.insee_com or '?'})")
+    table.add_row("Distance au bord", _fmt_dist(verdict.distance_bord_m))
+    if verdict.code_qp_proche and not verdict.code_qp:
+        table.add_row("QPV le plus proche", f"{verdict.code_qp_proche} — {verdict.lib_qp_proche}"
+                      f" ({verdict.distance_qp_proche_m:.0f} m)")
+    if verdict.candidat_autre_cote:
+        table.add_row("De l'autre côté", verdict.candidat_autre_cote)
+    geo = verdict.geocodage or {}
+    if geo:
+        table.add_row("Géocodage", f"{geo.get('geocodage_label') or '—'} · précision "
+                      f"{geo.get('geocodage_precision') or '—'} · score "
+                      f"{(geo.get('geocodage_score') or 0):.2f} · {geo.get('geocodage_source')}")
+    if verdict.lat is not None:
+        table.add_row("Point", f"lat {verdict.lat:.6f}, lon {verdict.lon:.6f} · Lambert-93 "
+                      f"x {verdict.x_l93:.0f}, y {verdict.y_l93:.0f}")
+    for i, motif in enumerate(verdict.motifs):
+        table.add_row("Motifs" if i == 0 else "", f"• {motif}")
+    table.add_row("Données", verdict.donnees.split(" — ")[0])
+    for note in verdict.notes:
+        table.add_row("", f"[yellow]⚠ {note}[/]")
+    style = _STATUS_STYLE.get(verdict.status, "bold")
+    console.print(Panel(table, title=f"[{style}]{verdict.label}[/]", title_align="left",
+                        border_style=style.split()[-1]))
+
+
+@app.command()
+@user_errors
+def check(
+    adresse: Annotated[str | None, typer.Argument(
+        help="Adresse postale, ex. « 12 rue Jean Jaurès 42000 Saint-Étienne ».")] = None,
+    lat: Annotated[float | None, typer.Option(help="Latitude WGS84 (≈ 45,4 à Saint-Étienne).")]
+    = None,
+    lon: Annotated[float | None, typer.Option(help="Longitude WGS84 (≈ 4,4 à Saint-Étienne).")]
+    = None,
+    x: Annotated[float | None, typer.Option(help="X Lambert-93 (EPSG:2154), en mètres.")] = None,
+    y: Annotated[float | None, typer.Option(help="Y Lambert-93 (EPSG:2154), en mètres.")] = None,
+    marge: Annotated[float | None, typer.Option(
+        help="Marge (m) autour des bords en deçà de laquelle le verdict est « à vérifier ».")]
+    = None,
+    geocoder: Annotated[str | None, typer.Option(
+        help="Géocodeur pour une adresse : local (hors ligne, défaut) ou ban (service en ligne).")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Sortie JSON (un objet).")] = False,
+) -> None:
+    """Vérifier un lieu : une adresse, ou des coordonnées (lat/lon ou Lambert-93 x/y).
+
+    Exemples : qpv-geo check --lat 45.4605 --lon 4.3871 ·
+    qpv-geo check --x 808000 --y 6480000 --json ·
+    qpv-geo check "3 rue de la Paix 42000 Saint-Étienne"
+    """
+    from qpv_geo.eligibility import engine_from_settings
+    from qpv_geo.exceptions import CoordinateError
+
+    settings = get_settings().with_(marge_m=marge, geocoder=geocoder)
+    given = [v is not None for v in (lat, lon, x, y)]
+    if adresse is None and not any(given):
+        raise CoordinateError("Rien à vérifier : donnez une adresse, ou --lat/--lon, ou --x/--y.",
+                              hint='Exemple : qpv-geo check --lat 45.4605 --lon 4.3871')
+    if adresse is not None and any(given):
+        raise CoordinateError("Donnez soit une adresse, soit des coordonnées, pas les deux.")
+    if (lat is None) != (lon is None) or (x is None) != (y is None) or (lat is not None
+                                                                          and x is not None):
+        raise CoordinateError("Donnez --lat et --lon ensemble, ou --x et --y ensemble.")
+    engine = engine_from_settings(settings)
+    if adresse is not None:
+        from qpv_geo.geocoding import geocoder_from_settings
+
+        result = geocoder_from_settings(settings).geocode(adresse)
+        verdict = engine.judge_point(geocode=result)
+    elif x is not None:
+        verdict = engine.judge_point(x=x, y=y)
+    else:
+        verdict = engine.judge_point(lon=lon, lat=lat)
+    if as_json:
+        print_json(verdict.to_dict())
+    else:
+        render_verdict(verdict)
+    if verdict.status == "non_geocode":
+        raise typer.Exit(2)
+
+
+@data_app.command("info")
+@user_errors
+def data_info(
+    as_json: Annotated[bool, typer.Option("--json", help="Sortie JSON.")] = False,
+) -> None:
+    """Couches de référence, versions et provenance (exemple : qpv-geo data info)."""
+    from rich.table import Table
+
+    from qpv_geo.reference import get_reference
+
+    ref = get_reference(get_settings())
+    if as_json:
+        print_json(ref.version_dict())
+        return
+    table = Table(title="Données de référence", show_lines=True)
+    for col in ("couche", "origine", "objets", "millésime", "précision", "sha256", "source"):
+        table.add_column(col, overflow="fold")
+    for info in ref.layers.values():
+        table.add_row(info.name, info.origin, str(info.features), info.millesime,
+                      info.precision, (info.sha256 or "")[:16], info.source)
+    console.print(table)
+    console.print(f"Version : {ref.version}")
+    for note in ref.notes:
+        console.print(f"[yellow]⚠ {note}[/]")
+
+
+@data_app.command("export")
+@user_errors
+def data_export(
+    layer: Annotated[str, typer.Option("--layer", help="qpv, qva, communes ou qpv_hors_sem.")],
+    output: Annotated[Path, typer.Option("-o", "--output",
+                                         help="Fichier .geojson, .gpkg ou .shp.")],
+) -> None:
+    """Écrire une couche pour QGIS (exemple : qpv-geo data export --layer qpv -o qpv.gpkg)."""
+    from qpv_geo.reference import export_layer, get_reference
+
+    path = export_layer(get_reference(get_settings()), layer, output)
+    console.print(f"Couche « {layer} » écrite dans {path}")
+
+
+@data_app.command("import")
+@user_errors
+def data_import(
+    fichier: Annotated[Path, typer.Argument(help="GeoJSON, Shapefile ou GeoPackage.")],
+    layer: Annotated[str, typer.Option("--layer", help="qpv, qva ou communes.")] = "qpv",
+    champ_code: Annotated[str | None, typer.Option(help="Champ du code du quartier.")] = None,
+    champ_nom: Annotated[str | None, typer.Option(help="Champ du nom du quartier.")] = None,
+    millesime: Annotated[str, typer.Option(help="Millésime / édition du fichier.")] = "",
+) -> None:
+    """Installer une couche depuis un fichier local (exemple : les périmètres QVA de SEM :
+    qpv-geo data import qva_sem.gpkg --layer qva)."""
+    from qpv_geo.reference import import_layer
+
+    info = import_layer(fichier, layer, get_settings(), champ_code=champ_code,
+                        champ_nom=champ_nom, millesime=millesime)
+    console.print(f"Couche « {layer} » installée : {info.features} périmètres, sha256 "
+                  f"{(info.sha256 or '')[:16]}… ({info.path})")
+    if info.demo:
+        console.print("[yellow]⚠ Codes « QD… » : périmètres de démonstration, signalés comme "
+                      "tels sur chaque sortie.[/]")
+
+
+@data_app.command("update")
+@user_errors
+def data_update(
+    url: Annotated[str | None, typer.Option(help="URL du fichier national des QPV.")] = None,
+    sha256: Annotated[str | None, typer.Option(
+        help="sha256 attendu du GeoJSON (par défaut celui de la provenance).")] = None,
+    no_verify: Annotated[bool, typer.Option("--no-verify",
+                                            help="Ne pas vérifier la somme de contrôle.")] = False,
+    adresses: Annotated[bool, typer.Option(
+        "--adresses", help="Mettre à jour le fichier d'adresses BAN de la Loire (géocodeur "
+        "local) au lieu des périmètres.")] = False,
+) -> None:
+    """Télécharger les données officielles (exemple : qpv-geo data update ; qpv-geo data
+    update --adresses)."""
+    settings = get_settings()
+    if adresses:
+        from qpv_geo.geocoding import update_adresses_cli
+
+        console.print(update_adresses_cli(settings))
+        return
+    from qpv_geo.reference import update_qpv
+
+    with console.status("Téléchargement du fichier officiel des QPV…"):
+        info = update_qpv(settings, url=url, sha256=sha256, verify=not no_verify)
+    console.print(f"Périmètres officiels installés : {info.features} QPV (SEM et voisins), "
+                  f"sha256 {(info.sha256 or '')[:16]}…. La mention « copie simplifiée » "
+                  "disparaît des sorties.")
+
+
+@data_app.command("reset")
+@user_errors
+def data_reset(
+    layer: Annotated[str, typer.Option("--layer", help="qpv, qva ou communes.")],
+) -> None:
+    """Oublier une couche installée et revenir aux données embarquées
+    (exemple : qpv-geo data reset --layer qva)."""
+    from qpv_geo.reference import remove_installed
+
+    if remove_installed(layer, get_settings()):
+        console.print(f"Couche « {layer} » installée supprimée : les données embarquées servent.")
+    else:
+        console.print(f"Aucune couche « {layer} » installée.")
 
 
 def main() -> None:
