@@ -346,7 +346,10 @@ class Reference:
         simplified: bool = False,
         label: str = "test",
     ) -> Reference:
-        """Build a reference from in-memory layers (tests, fixtures, notebooks)."""
+        """Build a reference from in-memory layers (tests, fixtures, notebooks).
+
+        QPV whose ``siren_epci`` is not SEM's go to ``qpv_hors_sem``.
+        """
 
         def norm(g: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
             if g is None or len(g) == 0:
@@ -365,11 +368,16 @@ class Reference:
                 sha256=None, features=n, precision="", simplified=simplified and name == "qpv",
                 demo=demo, origin="absente" if n == 0 else "mémoire",
             )
+        qpv = norm(qpv)
+        others = qpv[qpv["siren_epci"].notna() & (qpv["siren_epci"] != SIREN_SEM)]
+        qpv = qpv.drop(others.index).reset_index(drop=True)
+        if qpv_hors_sem is not None and len(qpv_hors_sem):
+            others = pd.concat([others, norm(qpv_hors_sem)], ignore_index=True)
         com = _clean_geometries(communes.copy(), "communes")
         for f in COMMUNE_FIELDS:
             if f not in com.columns:
                 com[f] = None
-        return cls(qpv=norm(qpv), qpv_hors_sem=norm(qpv_hors_sem), qva=norm(qva),
+        return cls(qpv=qpv, qpv_hors_sem=others.reset_index(drop=True), qva=norm(qva),
                    communes=com, layers=layers)
 
 
