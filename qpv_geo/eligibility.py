@@ -93,6 +93,7 @@ _TO_WGS = pyproj.Transformer.from_crs(2154, 4326, always_xy=True)
 
 _PAIR_CHUNK = 1 << 21  # point×segment elements computed at once (~16 MB per float64 array)
 _GRID_MIN_POINTS = 512  # below this, candidates come from part bounding boxes (no grid build)
+_FINE = 4  # cells on a commune edge are split into _FINE × _FINE sub-cells
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,8 @@ class _Grid:
     cand_start: np.ndarray  # (ncells+1,) offsets
     cand: np.ndarray  # part indices
     commune: np.ndarray  # (ncells,) int32: commune index, -1 unknown, -2 clearly outside
+    fine_of: np.ndarray  # (ncells,) int32: row in ``fine`` for unknown cells, -1
+    fine: np.ndarray  # (nfine, _FINE, _FINE) int32: the same codes on 1/_FINE sub-cells
 
 
 @dataclass
@@ -288,6 +291,8 @@ class Engine:
         self._commune_tree = shapely.STRtree(self._commune_geoms)
         self._sem = shapely.union_all(self._commune_geoms)
         shapely.prepare(self._sem)
+        self._sem_grown = shapely.buffer(self._sem, self.tolerance_m + 2.0)
+        shapely.prepare(self._sem_grown)
         self._sem_codes = set(self.communes["insee_com"].astype(str))
         self._commune_names = dict(zip(self.communes["insee_com"].astype(str),
                                        self.communes["nom"], strict=True))
@@ -361,17 +366,30 @@ class Engine:
         start = np.zeros(ncells + 1, dtype=np.int64)
         np.add.at(start, cand_cells + 1, 1)
         start = np.cumsum(start)
-        boxes = shapely.box(cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2)
-        commune = np.full(ncells, -1, dtype=np.int32)
-        cells, which = self._commune_tree.query(boxes, predicate="within")
-        commune[cells] = which
-        near = self._commune_tree.query(boxes, predicate="dwithin",
-                                        distance=self.tolerance_m + 1.0)[0]
-        far = np.ones(ncells, dtype=bool)
-        far[near] = False
-        commune[far] = -2
+        commune = self._commune_codes(cx, cy, size)
+        unknown = np.flatnonzero(commune == -1)
+        fine_of = np.full(ncells, -1, dtype=np.int32)
+        fine_of[unknown] = np.arange(len(unknown), dtype=np.int32)
+        sub = size / _FINE
+        off = (np.arange(_FINE) + 0.5) * sub - size / 2
+        fx = (cx[unknown, None, None] + off[None, None, :]).repeat(_FINE, axis=1)
+        fy = (cy[unknown, None, None] + off[None, :, None]).repeat(_FINE, axis=2)
+        fine = self._commune_codes(fx.ravel(), fy.ravel(), sub).reshape(-1, _FINE, _FINE)
         return _Grid(x0=xmin, y0=ymin, size=size, nx=nx, ny=ny, cand_start=start,
-                     cand=cand_parts.astype(np.int32), commune=commune)
+                     cand=cand_parts.astype(np.int32), commune=commune, fine_of=fine_of,
+                     fine=fine)
+
+    def _commune_codes(self, cx: np.ndarray, cy: np.ndarray, size: float) -> np.ndarray:
+        """Per square cell: the commune wholly containing it, -2 if clearly outside SEM
+        (farther than the tolerance from every commune), else -1 (decided point by point)."""
+        boxes = shapely.box(cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2)
+        commune = np.full(len(cx), -2, dtype=np.int32)
+        # Cells not touching SEM grown by the tolerance (+2 m for the buffer's chords).
+        near = np.flatnonzero(shapely.intersects(self._sem_grown, boxes))
+        commune[near] = -1
+        cells, which = self._commune_tree.query(boxes[near], predicate="within")
+        commune[near[cells]] = which
+        return commune
 
     def _candidates(self, x: np.ndarray, y: np.ndarray, *, slack: float
                     ) -> tuple[np.ndarray, np.ndarray]:
@@ -425,6 +443,13 @@ class Engine:
         pj = g.cand[np.repeat(g.cand_start[c], counts) + offs].astype(np.int64)
         commune = np.full(len(x), -2, dtype=np.int32)
         commune[ok] = g.commune[c]
+        # Cells on a commune edge: look at the sub-cell.
+        edge = ok[g.fine_of[c] >= 0]
+        if len(edge):
+            ce = cell[edge]
+            fx = np.clip(((x[edge] - g.x0) / g.size - ce % g.nx) * _FINE, 0, _FINE - 1)
+            fy = np.clip(((y[edge] - g.y0) / g.size - ce // g.nx) * _FINE, 0, _FINE - 1)
+            commune[edge] = g.fine[g.fine_of[ce], fy.astype(np.int64), fx.astype(np.int64)]
         return pi, pj, commune
 
     # ------------------------------------------------------------------ core

@@ -1,0 +1,104 @@
+"""Benchmark of the eligibility engine (make bench). Not a test.
+
+Classifies 1,000,000 random points over SEM's bounding box — full verdict: QPV, QVA,
+territory, edge margin, nearest QPV — and, in the same run, times the naive geopandas recipe
+(``sjoin`` for containment, then ``distance`` from every point to every boundary the verdict
+depends on: each perimeter's, and SEM's outline for the territory tolerance) on a
+20,000-point subset, scaled up to 1,000,000. Prints the times and the ratio.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import platform
+import time
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from qpv_geo.eligibility import Engine
+from qpv_geo.reference import load_reference
+
+N = 1_000_000
+N_NAIVE = 20_000
+
+
+def best_of(fn, repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def naive(engine: Engine, x: np.ndarray, y: np.ndarray, marge: float) -> pd.DataFrame:
+    """The textbook recipe: sjoin for containment, then distance to every boundary."""
+    pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(x, y), crs=2154)
+    zones = engine.zones[["code_qp", "_kind", "geometry"]]
+    joined = gpd.sjoin(pts, zones, how="left", predicate="within")
+    communes = engine.communes[["insee_com", "geometry"]]
+    in_com = gpd.sjoin(pts, communes, how="left", predicate="within")
+    # every boundary the verdict depends on: the perimeters', and SEM's outline (tolerance)
+    boundaries = [*zones.geometry.boundary.values, engine._sem.boundary]
+    dist = np.column_stack([pts.geometry.distance(b).to_numpy() for b in boundaries])
+    nearest = dist.min(axis=1)
+    return pd.DataFrame({"code_qp": joined.groupby(level=0)["code_qp"].first(),
+                         "insee_com": in_com.groupby(level=0)["insee_com"].first(),
+                         "near_edge": nearest <= marge})
+
+
+def main() -> None:
+    print(f"qpv-geo eligibility benchmark — {platform.processor() or platform.machine()}, "
+          f"numpy {np.__version__}, single thread")
+    ref = load_reference()
+    t0 = time.perf_counter()
+    engine = Engine(ref)
+    t_engine = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    engine._grid = engine._build_grid()
+    t_grid = time.perf_counter() - t0
+    x0, y0, x1, y1 = engine.communes.total_bounds
+    rng = np.random.default_rng(2024)
+    x = rng.uniform(x0, x1, N)
+    y = rng.uniform(y0, y1, N)
+    lon, lat = Engine.l93_to_lonlat(x, y)
+
+    t_l93 = best_of(lambda: engine.classify_xy(x, y))
+    c = engine.classify_xy(x, y)
+
+    def from_wgs84() -> None:
+        bad = engine.check_lonlat(lon, lat)
+        xx, yy = engine.lonlat_to_l93(lon, lat)
+        engine.classify_xy(xx, yy, bad=bad)
+
+    t_wgs = best_of(from_wgs84)
+    t_frame = best_of(lambda: engine._frame(c, lon, lat, None, None), repeat=1)
+
+    sub = slice(0, N_NAIVE)
+    t_naive_sub = best_of(lambda: naive(engine, x[sub], y[sub], engine.marge_m), repeat=1)
+    t_naive = t_naive_sub * N / N_NAIVE
+
+    counts = pd.Series(np.bincount(c.status, minlength=6),
+                       index=["eligible", "qva", "hors_qpv", "hors_territoire", "a_verifier",
+                              "non_geocode"])
+    print(f"engine build {t_engine * 1000:.0f} ms, grid build {t_grid * 1000:.0f} ms "
+          f"({engine._grid.nx}×{engine._grid.ny} cells)")
+    print(f"statuses of the 1M points: {counts.to_dict()}")
+    print(f"full verdict, 1,000,000 points, Lambert-93 input : {t_l93:6.2f} s "
+          f"({N / t_l93 / 1e6:.2f} M points/s)")
+    print(f"full verdict, 1,000,000 points, WGS84 input      : {t_wgs:6.2f} s")
+    print(f"verdict table with French reasons (1M rows)      : {t_frame:6.2f} s")
+    print(f"naive sjoin + distance to every boundary         : {t_naive_sub:6.2f} s for "
+          f"{N_NAIVE:,} points → {t_naive:6.1f} s for 1M (scaled)")
+    print(f"ratio naive / engine (Lambert-93)                : {t_naive / t_l93:6.1f}×")
+    print(f"target: ≤ 2 s for 1M on one core → {'OK' if t_l93 <= 2 else 'MISSED'}; "
+          f"≥ 20× the naive recipe → {'OK' if t_naive / t_l93 >= 20 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
