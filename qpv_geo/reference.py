@@ -288,9 +288,8 @@ class Reference:
 
     @property
     def demo(self) -> bool:
-        """True when the QPV perimeters are synthetic demonstration data."""
-        info = self.layers.get("qpv")
-        return bool(info and info.demo)
+        """True when any perimeter layer (QPV, QVA) is synthetic demonstration data."""
+        return any(self.layers[k].demo for k in ("qpv", "qva") if k in self.layers)
 
     @property
     def notes(self) -> list[str]:
@@ -622,7 +621,7 @@ def import_layer(
                     precision="fichier importé (précision de la source)")
 
 
-def _keep_sem_and_neighbours(gdf: gpd.GeoDataFrame, radius_m: float = 60_000) -> gpd.GeoDataFrame:
+def _keep_sem_and_neighbours(gdf: gpd.GeoDataFrame, radius_m: float = 100_000) -> gpd.GeoDataFrame:
     """Keep SEM's QPV and the others within ``radius_m`` (to name the EPCI of a near miss)."""
     metric = gdf.to_crs(2154)
     sem = metric[metric["siren_epci"] == SIREN_SEM]
@@ -656,6 +655,7 @@ def update_qpv(settings: Settings | None = None, *, url: str | None = None,
     """
     import pooch  # maintained download helper: url + cache dir + progress
 
+    pooch.get_logger().setLevel("WARNING")
     settings = settings or Settings.from_env()
     url = url or settings.qpv_url
     expected = (sha256 or settings.qpv_sha256 or "").lower()

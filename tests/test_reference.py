@@ -1,0 +1,182 @@
+"""Reference layers: checksums, schemas, export, import, and update from a local fake server."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import json
+import threading
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+
+from qpv_geo.eligibility import Engine
+from qpv_geo.exceptions import DownloadError, InputFileError, ReferenceDataError
+from qpv_geo.reference import (
+    NOTE_DEMO,
+    NOTE_SIMPLIFIEE,
+    export_layer,
+    import_layer,
+    layer_infos,
+    load_reference,
+    remove_installed,
+    shipped_dir,
+    update_qpv,
+)
+from qpv_geo.settings import Settings
+
+from .conftest import DATA
+
+LOIRE = shipped_dir() / "qpv2024_loire_42.geojson"
+
+
+@pytest.fixture()
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")
+
+
+def test_shipped_manifest_matches_files() -> None:
+    infos = layer_infos(Settings(data_dir=Path("/nonexistent"), cache_dir=Path("/nonexistent")))
+    for name in ("qpv", "qpv_hors_sem", "communes", "qva_liste", "qpv_liste_loire"):
+        info = infos[name]
+        assert info.origin == "embarquée"
+        assert hashlib.sha256(info.path.read_bytes()).hexdigest() == info.sha256
+        assert info.source and info.licence and info.millesime
+    assert infos["qva"].origin == "absente"
+    assert infos["qpv"].simplified and not infos["qpv"].demo
+
+
+def test_version_and_notes(reference) -> None:
+    assert "sha256:a01e86b2" in reference.version
+    assert NOTE_SIMPLIFIEE in reference.notes
+    assert len(reference.qva_liste) == 12
+    assert reference.epci_name("200035731") == "Roannais Agglomération"
+
+
+def test_export_layers_for_qgis(reference, tmp_path: Path) -> None:
+    for layer, ext, n in (("qpv", "gpkg", 20), ("communes", "geojson", 53)):
+        out = export_layer(reference, layer, tmp_path / f"{layer}.{ext}")
+        back = gpd.read_file(out)
+        assert len(back) == n
+        assert back["donnees"].iloc[0] == reference.version
+        assert NOTE_SIMPLIFIEE in back["avertissement"].iloc[0]
+    with pytest.raises(InputFileError, match="Extension"):
+        export_layer(reference, "qpv", tmp_path / "qpv.txt")
+
+
+def test_import_qva_perimeters_then_reset(settings: Settings) -> None:
+    info = import_layer(DATA / "demo" / "qva_demo.geojson", "qva", settings)
+    assert info.features == 3 and info.demo  # "QD…" codes: demonstration, flagged as such
+    ref = load_reference(settings)
+    assert len(ref.qva) == 3
+    assert ref.demo and NOTE_DEMO in ref.notes
+    engine = Engine(ref)
+    p = ref.qva.to_crs(2154).geometry.iloc[0].representative_point()
+    inside = engine.judge_xy([p.x], [p.y]).iloc[0]
+    assert inside["status"] in {"qva", "a_verifier"}
+    assert inside["code_qp"] == ref.qva["code_qp"].iloc[0]
+    assert remove_installed("qva", settings)
+    assert len(load_reference(settings).qva) == 0
+
+
+def test_tampered_installed_layer_is_refused(settings: Settings) -> None:
+    info = import_layer(DATA / "demo" / "qva_demo.geojson", "qva", settings)
+    info.path.write_text(info.path.read_text(encoding="utf-8").replace("Démo", "Dxmo"),
+                         encoding="utf-8")
+    with pytest.raises(ReferenceDataError, match="somme de contrôle"):
+        load_reference(settings)
+
+
+def test_import_refuses_unusable_files(settings: Settings, tmp_path: Path) -> None:
+    with pytest.raises(InputFileError, match="introuvable"):
+        import_layer(tmp_path / "absent.geojson", "qpv", settings)
+    garbage = tmp_path / "garbage.geojson"
+    garbage.write_bytes(b"\x00\x01 not a geojson")
+    with pytest.raises(InputFileError, match="Impossible de lire"):
+        import_layer(garbage, "qpv", settings)
+    # QPV without siren_epci: we cannot tell SEM's apart.
+    no_siren = tmp_path / "no_siren.geojson"
+    gdf = gpd.read_file(LOIRE).drop(columns=["siren_epci"])
+    gdf.to_file(no_siren, driver="GeoJSON")
+    with pytest.raises(InputFileError, match="siren_epci"):
+        import_layer(no_siren, "qpv", settings)
+    # Old (2015) codes are not QPV 2024.
+    old = tmp_path / "old.geojson"
+    gdf = gpd.read_file(LOIRE)
+    gdf["code_qp"] = [f"QP042{i:03d}" for i in range(len(gdf))]
+    gdf.to_file(old, driver="GeoJSON")
+    with pytest.raises(InputFileError, match="QPV 2024"):
+        import_layer(old, "qpv", settings)
+    with pytest.raises(InputFileError, match="Couche inconnue"):
+        import_layer(LOIRE, "routes", settings)
+
+
+class _Server:
+    def __init__(self, routes: dict[str, tuple[int, bytes]]) -> None:
+        self.routes = routes
+        self.hits: list[str] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.hits.append(self.path)
+                status, body = outer.routes.get(self.path, (404, b"not found"))
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+
+@pytest.fixture()
+def official_zip() -> tuple[bytes, str]:
+    """A zip laid out like the data.gouv.fr resource, holding the Loire QPV as 'official'."""
+    content = LOIRE.read_bytes()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("SHP/README.txt", "shapefile omitted in the fixture")
+        zf.writestr("GEOJSON/QP2024_France_Hexagonale_Outre_Mer_WGS84.geojson", content)
+    return buf.getvalue(), hashlib.sha256(content).hexdigest()
+
+
+@pytest.fixture()
+def server(official_zip: tuple[bytes, str]) -> Iterator[_Server]:
+    srv = _Server({"/qpv.zip": (200, official_zip[0]), "/broken": (500, b"boom")})
+    srv.thread.start()
+    yield srv
+    srv.httpd.shutdown()
+    srv.httpd.server_close()
+
+
+def test_update_installs_the_official_file(settings: Settings, server: _Server,
+                                           official_zip: tuple[bytes, str]) -> None:
+    s = settings.with_(qpv_url=f"{server.url}/qpv.zip", qpv_sha256=official_zip[1])
+    info = update_qpv(s)
+    assert info.origin == "installée" and not info.simplified
+    assert info.features == 24  # SEM's 20 and the Loire neighbours within reach
+    ref = load_reference(s)
+    assert len(ref.qpv) == 20 and len(ref.qpv_hors_sem) == 4
+    assert NOTE_SIMPLIFIEE not in ref.notes
+    assert "officielle" in ref.version
+    manifest = json.loads((s.data_dir / "reference" / "manifest.json").read_text())
+    assert manifest["layers"]["qpv"]["sha256"] == info.sha256
+    assert not list((s.cache_dir / "downloads").glob("*"))  # the download is not kept
+
+
+def test_update_refuses_a_wrong_checksum_and_a_server_error(settings: Settings,
+                                                            server: _Server) -> None:
+    with pytest.raises(DownloadError, match="somme de contrôle"):
+        update_qpv(settings.with_(qpv_url=f"{server.url}/qpv.zip", qpv_sha256="0" * 64))
+    with pytest.raises(DownloadError, match="Téléchargement impossible"):
+        update_qpv(settings.with_(qpv_url=f"{server.url}/broken"))
+    assert layer_infos(settings)["qpv"].origin == "embarquée"  # nothing half-installed
