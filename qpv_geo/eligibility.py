@@ -825,8 +825,12 @@ _ALT_TEXT = {
 
 
 def _fmt_m(values: np.ndarray) -> np.ndarray:
-    return np.array([f"{v:.0f} m" if np.isfinite(v) else "? m" for v in np.abs(values)],
-                    dtype=object)
+    """« 12 m » for each distance (vectorised), « ? m » where unknown."""
+    v = np.abs(np.asarray(values, dtype=np.float64))
+    out = np.full(len(v), "? m", dtype=object)
+    ok = np.isfinite(v)
+    out[ok] = np.char.add(np.round(v[ok]).astype(np.int64).astype(str), " m").astype(object)
+    return out
 
 
 def _geocode_columns(geocodes: Sequence[GeocodeResult | None]) -> dict[str, list[Any]]:
