@@ -294,6 +294,14 @@ class Engine:
         self._sem_grown = shapely.buffer(self._sem, self.tolerance_m + 2.0)
         shapely.prepare(self._sem_grown)
         self._sem_codes = set(self.communes["insee_com"].astype(str))
+        # Communes that hold (part of) a QPV of SEM: by the official field, and by geometry
+        # because the commune outlines are coarse.
+        with_qpv = {c.strip() for v in reference.qpv["insee_com"].dropna() for c in v.split(",")}
+        qpv_parts = self.parts.geoms[self.parts.kind == _K_QPV]
+        if len(qpv_parts):
+            hit = self._commune_tree.query(qpv_parts, predicate="intersects")[1]
+            with_qpv |= set(self.communes["insee_com"].astype(str).to_numpy()[hit])
+        self._communes_with_qpv = with_qpv
         self._commune_names = dict(zip(self.communes["insee_com"].astype(str),
                                        self.communes["nom"], strict=True))
         xmin, ymin, xmax, ymax = shapely.bounds(self._sem)
@@ -728,9 +736,17 @@ class Engine:
             not_found = np.array([g is not None and not g.found for g in geocodes], dtype=bool)
             status[not_found] = NON_GEOCODE
             add(not_found, issues_txt[not_found])
-            downgrade = unreliable & (status != NON_GEOCODE) & (status != HORS_TERRITOIRE)
-            add(unreliable & (status == HORS_TERRITOIRE), issues_txt[unreliable
-                                                                     & (status == HORS_TERRITOIRE)])
+            # An imprecise point cannot support a confident verdict, except where the whole
+            # commune decides it: outside SEM, or a commune of SEM that has no QPV at all.
+            city = np.array([g.citycode if g is not None else None for g in geocodes],
+                            dtype=object)
+            no_qpv_town = np.array([v is not None and v in self._sem_codes
+                                    and v not in self._communes_with_qpv for v in city],
+                                   dtype=bool)
+            settled = (status == HORS_TERRITOIRE) | ((status == HORS_QPV) & no_qpv_town)
+            downgrade = unreliable & (status != NON_GEOCODE) & ~settled
+            add(unreliable & settled, "géocodage imprécis (" + issues_txt[unreliable & settled]
+                .astype(str) + ") sans effet sur le verdict : la commune entière le décide")
             add(downgrade, "géocodage imprécis : " + issues_txt[downgrade].astype(str))
             status[downgrade] = A_VERIFIER
             geo_extra = _geocode_columns(geocodes)
