@@ -1,0 +1,873 @@
+"""Maps of the sites and of the coverage, interactive (folium/Leaflet) and static (matplotlib).
+
+* :func:`map_from_sites`: perimeters (QPV of SEM by name, QVA hatched grey « non éligible »,
+  QPV of other EPCI, SEM outline, communes), one toggleable layer per priority of the call
+  with its colour and icon (clustered above ``seuil_cluster`` sites), popups with porteur,
+  action and verdict, a legend, fullscreen, a scale bar and the data notes on the map;
+* :func:`coverage_map`: per priority, the QPV coloured by number of actions reaching them,
+  the gaps outlined in red (one radio choice per priority);
+* :func:`save_map` / :func:`map_html`: the HTML, self-contained by default —
+  :func:`inline_assets` replaces folium's CDN links by the copies vendored in
+  ``qpv_geo/static/vendor`` (see ``VENDOR.md``), so the file works offline, without tiles
+  (``tiles=None``);
+* :func:`static_sites_png` / :func:`static_coverage_png`: the same content as PNG images for
+  print and PDF (WeasyPrint runs no JavaScript).
+
+Every piece of user text (porteur, action, address, reasons) is HTML-escaped, and ``$``,
+backticks and backslashes are turned into entities too, because folium places popup and
+tooltip HTML inside JavaScript template literals.
+
+folium and matplotlib are imported inside the functions: ``import qpv_geo`` stays light.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import mimetypes
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from qpv_geo.priorites import AUTRE, PRIORITES, label_of
+
+if TYPE_CHECKING:
+    import folium
+
+    from qpv_geo.coverage import Coverage
+    from qpv_geo.reference import Reference
+
+#: Above this many sites, a priority layer is clustered (Leaflet.markercluster).
+SEUIL_CLUSTER = 50
+#: Tile choices of the CLI: ``osm`` (OpenStreetMap, needs the network) or ``none``.
+TILES = {"osm": "OpenStreetMap", "none": None}
+
+VENDOR_DIR = Path(__file__).resolve().parent / "static" / "vendor"
+
+#: folium's CDN assets → vendored files (``None``: dropped, not needed by qpv-geo's maps).
+#: Matched on a fragment of the URL.
+CDN_ASSETS: tuple[tuple[str, str | None], ...] = (
+    ("/leaflet.awesome-markers.js", "leaflet.awesome-markers-2.0.5/leaflet.awesome-markers.min.js"),
+    ("/leaflet.awesome-markers.css", "leaflet.awesome-markers-2.0.5/leaflet.awesome-markers.css"),
+    ("leaflet.awesome.rotate", None),
+    ("/dist/leaflet.js", "leaflet-1.9.4/leaflet.js"),
+    ("/dist/leaflet.css", "leaflet-1.9.4/leaflet.css"),
+    ("jquery-3.7.1", "jquery-3.7.1/jquery.min.js"),
+    ("bootstrap", None),
+    ("fontawesome", "font-awesome-4.7.0/css/font-awesome.min.css"),
+    ("/leaflet.markercluster.js", "leaflet.markercluster-1.5.3/leaflet.markercluster.js"),
+    ("/MarkerCluster.Default.css", "leaflet.markercluster-1.5.3/MarkerCluster.Default.css"),
+    ("/MarkerCluster.css", "leaflet.markercluster-1.5.3/MarkerCluster.css"),
+    ("/Control.FullScreen.min.js", "leaflet.fullscreen-3.0.0/Control.FullScreen.js"),
+    ("/Control.FullScreen.css", "leaflet.fullscreen-3.0.0/Control.FullScreen.css"),
+)
+
+_SCRIPT_LINK = re.compile(r'<script\s+src="(?P<url>https?://[^"]+)"\s*>\s*</script>')
+_CSS_LINK = re.compile(r'<link\s+rel="stylesheet"\s+href="(?P<url>https?://[^"]+)"\s*/?>')
+_CSS_URL = re.compile(r"url\(\s*(['\"]?)(?P<ref>[^)'\"]+)\1\s*\)")
+_SOURCEMAP = re.compile(r"^\s*//# sourceMappingURL=.*$", re.M)
+
+#: Colours of the perimeters.
+COULEUR_QPV = "#d94801"
+COULEUR_QVA = "#7f7f7f"
+COULEUR_SEM = "#222222"
+COULEUR_LACUNE = "#d7191c"
+#: Steps of the coverage choropleth: (lowest number of actions, colour, label).
+PALIER_COUVERTURE = ((0, "#ffffff", "0 (lacune)"), (1, "#c7e9c0", "1"), (2, "#74c476", "2"),
+                     (3, "#31a354", "3–4"), (5, "#006d2c", "5 et +"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Offline assets
+# ---------------------------------------------------------------------------------------------
+
+def _asset_for(url: str) -> tuple[bool, Path | None]:
+    for fragment, local in CDN_ASSETS:
+        if fragment in url:
+            return True, (VENDOR_DIR / local) if local else None
+    return False, None
+
+
+def _data_uri(path: Path) -> str:
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if path.suffix == ".woff2":
+        mime = "font/woff2"
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+def _inline_css(path: Path) -> str:
+    css = path.read_text(encoding="utf-8")
+
+    def repl(m: re.Match[str]) -> str:
+        ref = m.group("ref").strip()
+        if ref.startswith(("#", "data:")):
+            return m.group(0)
+        target = (path.parent / ref.split("?")[0].split("#")[0]).resolve()
+        if not target.is_file():
+            raise FileNotFoundError(f"{path.name} refers to {ref}, missing from {VENDOR_DIR}")
+        return f"url({_data_uri(target)})"
+
+    return _CSS_URL.sub(repl, css)
+
+
+def inline_assets(page: str, *, strict: bool = True) -> str:
+    """Replace folium's CDN ``<script src>`` / stylesheet links by inline vendored copies.
+
+    Parameters
+    ----------
+    page
+        HTML rendered by folium (a map, or a report holding several maps).
+    strict
+        Raise ``ValueError`` on a CDN link with no local copy (rather than leave a page that
+        silently needs the network).
+
+    Returns
+    -------
+    str
+        The page, with every known asset inlined once (images and fonts as ``data:`` URIs)
+        and the unneeded ones (Bootstrap, glyphicons) removed.
+    """
+    done: set[Path] = set()
+    unknown: list[str] = []
+
+    def script(m: re.Match[str]) -> str:
+        known, local = _asset_for(m.group("url"))
+        if not known:
+            unknown.append(m.group("url"))
+            return m.group(0)
+        if local is None or local in done:
+            return ""
+        done.add(local)
+        js = _SOURCEMAP.sub("", local.read_text(encoding="utf-8"))
+        js = js.replace("</script", "<\\/script")
+        return f"<script>/* {local.parent.name}/{local.name} */\n{js}\n</script>"
+
+    def css(m: re.Match[str]) -> str:
+        known, local = _asset_for(m.group("url"))
+        if not known:
+            unknown.append(m.group("url"))
+            return m.group(0)
+        if local is None or local in done:
+            return ""
+        done.add(local)
+        body = _SOURCEMAP.sub("", _inline_css(local)).replace("</style", "<\\/style")
+        return f"<style>/* {local.parent.name}/{local.name} */\n{body}\n</style>"
+
+    page = _SCRIPT_LINK.sub(script, page)
+    page = _CSS_LINK.sub(css, page)
+    if unknown and strict:
+        raise ValueError("no local copy for: " + ", ".join(sorted(set(unknown))))
+    return page
+
+
+def map_html(m: folium.Map, *, offline: bool = True) -> str:
+    """The map as one HTML page; with ``offline`` every script and style is inlined."""
+    page = m.get_root().render()
+    return inline_assets(page) if offline else page
+
+
+def save_map(m: folium.Map, path: str | Path, *, offline: bool = True) -> Path:
+    """Write the map to ``path`` (self-contained HTML unless ``offline=False``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(map_html(m, offline=offline), encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def esc(value: Any) -> str:
+    """HTML-escape user text, also neutralising ``$``, backticks and backslashes.
+
+    folium puts popup and tooltip HTML inside JavaScript template literals, where ``${…}`` and
+    a backtick would be code: entities keep them text.
+    """
+    if _missing(value):
+        return ""
+    text = html.escape(str(value), quote=True)
+    return text.replace("`", "&#96;").replace("$", "&#36;").replace("\\", "&#92;")
+
+
+def _tiles(tiles: str | None) -> str | None:
+    if tiles is None:
+        return None
+    key = str(tiles).lower()
+    if key in TILES:
+        return TILES[key]
+    return tiles
+
+
+def _notes(reference: Reference, sites: pd.DataFrame | None = None, *,
+           demo: bool | None = None) -> list[str]:
+    notes = list(reference.notes)
+    if (demo if demo is not None else is_demo(sites, reference)) and not reference.demo:
+        notes.insert(0, "DÉMONSTRATION — adresses fictives, aucune valeur officielle")
+    return notes
+
+
+def is_demo(sites: pd.DataFrame | None, reference: Reference) -> bool:
+    """True when the reference is demonstration data or the sites are demo addresses.
+
+    Demo addresses are recognised by a ``geocodage_source`` or ``donnees`` value that says
+    « demo » / « démonstration », or a true ``demo`` column.
+    """
+    if reference.demo:
+        return True
+    if sites is None or len(sites) == 0:
+        return False
+    for col in ("geocodage_source", "donnees"):
+        if col in sites.columns:
+            text = sites[col].dropna().astype(str).str.lower()
+            if text.str.contains(r"d[ée]mo", regex=True).any():
+                return True
+    if "demo" in sites.columns:
+        return bool(sites["demo"].fillna(False).astype(bool).any())
+    return False
+
+
+def _geojson(gdf: Any, props: dict[str, Sequence[Any]]) -> dict[str, Any]:
+    feats = []
+    geoms = gdf.geometry.values
+    for i, geom in enumerate(geoms):
+        feats.append({"type": "Feature", "properties": {k: v[i] for k, v in props.items()},
+                      "geometry": geom.__geo_interface__})
+    return {"type": "FeatureCollection", "features": feats}
+
+
+def _located(sites: pd.DataFrame) -> pd.DataFrame:
+    if "lon" not in sites.columns or "lat" not in sites.columns:
+        return sites.iloc[0:0]
+    lon = pd.to_numeric(sites["lon"], errors="coerce")
+    lat = pd.to_numeric(sites["lat"], errors="coerce")
+    return sites[lon.notna() & lat.notna()]
+
+
+def _priority_column(sites: pd.DataFrame) -> pd.Series:
+    from qpv_geo.priorites import normalize_priorite
+
+    if "priorite" not in sites.columns:
+        return pd.Series(AUTRE, index=sites.index, dtype=object)
+    known = {*PRIORITES, AUTRE}
+    return sites["priorite"].map(lambda v: v if v in known else normalize_priorite(v))
+
+
+def _icon(key: str) -> tuple[str, str, str]:
+    """(awesome-markers colour, Font Awesome icon, hex) of a priority key."""
+    if key in PRIORITES:
+        p = PRIORITES[key]
+        return p.color, p.icon, p.hex
+    return "black", "question", "#333333"
+
+
+def _site_rows(sites: pd.DataFrame) -> list[list[Any]]:
+    """Compact, escaped rows for the marker layers: what the popup and tooltip show."""
+    from qpv_geo.eligibility import STATUS_LABELS
+
+    def col(name: str) -> pd.Series:
+        if name in sites.columns:
+            return sites[name]
+        return pd.Series([None] * len(sites), index=sites.index, dtype=object)
+
+    adresse = col("adresse")
+    if "adresse" not in sites.columns:
+        adresse = col("geocodage_label")
+    rows = []
+    for lon, lat, porteur, action, status, code, lib, code_p, lib_p, dist_p, adr, motifs, \
+            ligne in zip(col("lon"), col("lat"), col("porteur"), col("action"), col("status"),
+                         col("code_qp"), col("lib_qp"), col("code_qp_proche"),
+                         col("lib_qp_proche"), col("distance_qp_proche_m"), adresse,
+                         col("motifs"), col("ligne"), strict=True):
+        status = "" if _missing(status) else str(status)
+        if not _missing(code):
+            quartier = f"{esc(code)} « {esc(lib)} »"
+        elif not _missing(code_p):
+            d = "" if _missing(dist_p) else f" à {float(dist_p):.0f} m"
+            quartier = f"QPV le plus proche : {esc(code_p)} « {esc(lib_p)} »{d}"
+        else:
+            quartier = ""
+        motif = "" if _missing(motifs) else str(motifs)
+        if len(motif) > 300:
+            motif = motif[:297] + "…"
+        ligne_txt = "" if _missing(ligne) else str(int(ligne)) if isinstance(
+            ligne, (int, float, np.integer, np.floating)) else str(ligne)
+        rows.append([
+            round(float(lat), 6), round(float(lon), 6), esc(porteur) or "porteur non renseigné",
+            esc(action), re.sub(r"[^a-z_]", "", status), esc(STATUS_LABELS.get(status, status)),
+            quartier, esc(adr), esc(motif), esc(ligne_txt),
+        ])
+    return rows
+
+
+def popup_html(row: Sequence[Any]) -> str:
+    """The popup of one site, from a row of :func:`_site_rows` (escaped values).
+
+    Python twin of the JavaScript ``qpvgeoPopup`` (used by tests and static outputs).
+    """
+    parts = [f'<div class="qpvgeo-popup"><b>{row[2]}</b>']
+    if row[3]:
+        parts.append(f"<br>{row[3]}")
+    parts.append(f'<br><span class="qpvgeo-badge qpvgeo-s-{row[4]}">{row[5]}</span>')
+    for i, tag in ((6, ""), (7, "small"), (8, "small")):
+        if row[i]:
+            parts.append(f"<br><{tag}>{row[i]}</{tag}>" if tag else f"<br>{row[i]}")
+    if row[9]:
+        parts.append(f"<br><small>ligne {row[9]}</small>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+_POPUP_JS = """
+function qpvgeoPopup(r) {
+  var h = '<div class="qpvgeo-popup"><b>' + r[2] + '</b>';
+  if (r[3]) { h += '<br>' + r[3]; }
+  h += '<br><span class="qpvgeo-badge qpvgeo-s-' + r[4] + '">' + r[5] + '</span>';
+  if (r[6]) { h += '<br>' + r[6]; }
+  if (r[7]) { h += '<br><small>' + r[7] + '</small>'; }
+  if (r[8]) { h += '<br><small>' + r[8] + '</small>'; }
+  if (r[9]) { h += '<br><small>ligne ' + r[9] + '</small>'; }
+  return h + '</div>';
+}
+"""
+
+_CSS = """
+.qpvgeo-legende, .qpvgeo-notes { background: rgba(255,255,255,.94); padding: 6px 9px;
+  border-radius: 4px; box-shadow: 0 1px 4px rgba(0,0,0,.35); font: 12px/1.35 sans-serif;
+  color: #222; max-width: 300px; }
+.qpvgeo-legende h4 { margin: 0 0 4px; font-size: 13px; }
+.qpvgeo-legende .ligne { display: flex; align-items: center; gap: 6px; margin: 2px 0; }
+.qpvgeo-legende .pastille { width: 12px; height: 12px; border-radius: 50%;
+  display: inline-block; flex: none; }
+.qpvgeo-legende .aplat { width: 16px; height: 11px; display: inline-block; flex: none;
+  border: 2px solid; }
+.qpvgeo-legende .hachures { background: repeating-linear-gradient(45deg, #7f7f7f 0 2px,
+  transparent 2px 5px); }
+.qpvgeo-notes { background: #fff3cd; border: 1px solid #e0b84c; }
+.qpvgeo-notes.demo { background: #f8d7da; border-color: #c9302c; font-weight: bold; }
+.qpvgeo-popup { font: 12px/1.4 sans-serif; }
+.qpvgeo-badge { display: inline-block; padding: 1px 5px; border-radius: 3px; color: #fff;
+  background: #666; margin: 2px 0; }
+.qpvgeo-s-eligible { background: #1a7f37; } .qpvgeo-s-a_verifier { background: #b08800; }
+.qpvgeo-s-qva { background: #d46b08; } .qpvgeo-s-hors_qpv, .qpvgeo-s-hors_territoire {
+  background: #c9302c; } .qpvgeo-s-non_geocode { background: #6f42c1; }
+.leaflet-tooltip.qpvgeo-etiquette-qva { background: rgba(255,255,255,.8); border: 1px solid
+  #7f7f7f; box-shadow: none; font: bold 11px sans-serif; color: #444; }
+.leaflet-container { background: #f4f4f1; }
+"""
+
+_HATCH_SVG = (
+    '<svg width="0" height="0" style="position:absolute" aria-hidden="true"><defs>'
+    '<pattern id="qpvgeo-hachures" patternUnits="userSpaceOnUse" width="8" height="8" '
+    'patternTransform="rotate(45)"><rect width="8" height="8" fill="#d9d9d9"/>'
+    '<line x1="0" y1="0" x2="0" y2="8" stroke="#7f7f7f" stroke-width="4"/></pattern>'
+    "</defs></svg>"
+)
+
+
+def _elements() -> dict[str, type]:
+    """folium element classes of this module (built lazily: folium is imported here)."""
+    global _ELEMENT_CLASSES
+    if _ELEMENT_CLASSES:
+        return _ELEMENT_CLASSES
+    from branca.element import MacroElement
+    from folium.elements import JSCSSMixin
+    from folium.map import Layer
+    from folium.plugins import MarkerCluster
+    from folium.template import Template
+
+    class Decorations(MacroElement):
+        """CSS, the hatching pattern and the popup builder (once per page)."""
+
+        _template = Template(
+            "{% macro header(this, kwargs) %}<style>" + _CSS + "</style>"
+            "<script>" + _POPUP_JS + "</script>{% endmacro %}"
+            "{% macro html(this, kwargs) %}" + _HATCH_SVG + "{% endmacro %}"
+        )
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._name = "QpvGeoDecorations"
+
+    class HtmlControl(MacroElement):
+        """A Leaflet control holding fixed HTML (legend, notes), inside the map."""
+
+        _template = Template("""
+            {% macro script(this, kwargs) %}
+            (function () {
+              var ctl = L.control({position: {{ this.position|tojson }}});
+              ctl.onAdd = function () {
+                var div = L.DomUtil.create('div', {{ this.css_class|tojson }});
+                div.innerHTML = {{ this.content|tojson }};
+                L.DomEvent.disableClickPropagation(div);
+                L.DomEvent.disableScrollPropagation(div);
+                return div;
+              };
+              ctl.addTo({{ this._parent.get_name() }});
+            })();
+            {% endmacro %}""")
+
+        def __init__(self, content: str, *, position: str, css_class: str) -> None:
+            super().__init__()
+            self._name = "HtmlControl"
+            self.content = content
+            self.position = position
+            self.css_class = css_class
+
+    class SitesLayer(JSCSSMixin, Layer):
+        """Markers of one priority: a feature group, or a marker cluster above the threshold.
+
+        ``rows`` hold escaped values (see :func:`_site_rows`); the popup is built in the
+        browser by ``qpvgeoPopup`` so that a 10,000-site map stays small.
+        """
+
+        _template = Template("""
+            {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = (function () {
+              var icon = L.AwesomeMarkers.icon({{ this.icon_options|tojson }});
+              var rows = {{ this.rows|tojson }};
+              var group = {% if this.cluster -%}
+                L.markerClusterGroup({{ this.cluster_options|tojson }});
+              {%- else %}L.featureGroup();{% endif %}
+              for (var i = 0; i < rows.length; i++) {
+                var r = rows[i];
+                var m = L.marker([r[0], r[1]], {icon: icon, riseOnHover: true});
+                m.bindPopup(qpvgeoPopup(r), {maxWidth: 340});
+                m.bindTooltip(r[2]);
+                group.addLayer(m);
+              }
+              return group;
+            })();
+            {% endmacro %}""")
+
+        def __init__(self, rows: list[list[Any]], *, priorite: str, name: str,
+                     cluster: bool, show: bool = True) -> None:
+            super().__init__(name=name, overlay=True, control=True, show=show)
+            self._name = "SitesLayer"
+            self.rows = rows
+            self.priorite = priorite
+            self.cluster = cluster
+            color, icon, _ = _icon(priorite)
+            self.icon_options = {"icon": icon, "prefix": "fa", "markerColor": color,
+                                 "iconColor": "white"}
+            self.cluster_options = {"showCoverageOnHover": False, "chunkedLoading": True,
+                                    "maxClusterRadius": 50}
+            if cluster:
+                self.default_js = list(MarkerCluster.default_js)
+                self.default_css = list(MarkerCluster.default_css)
+
+    _ELEMENT_CLASSES.update(Decorations=Decorations, HtmlControl=HtmlControl,
+                            SitesLayer=SitesLayer)
+    return _ELEMENT_CLASSES
+
+
+_ELEMENT_CLASSES: dict[str, type] = {}
+
+
+def _base_map(reference: Reference, tiles: str | None) -> folium.Map:
+    import folium
+    from folium.plugins import Fullscreen
+
+    minx, miny, maxx, maxy = reference.communes.total_bounds if len(reference.communes) \
+        else reference.qpv.total_bounds
+    m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=11,
+                   tiles=_tiles(tiles), control_scale=True)
+    m.fit_bounds([[miny, minx], [maxy, maxx]])
+    m.add_child(_elements()["Decorations"]())
+    Fullscreen(position="topleft", title="Plein écran", title_cancel="Quitter le plein écran",
+               force_separate_button=True).add_to(m)
+    return m
+
+
+def _notes_control(m: folium.Map, notes: list[str], version: str) -> None:
+    if not notes and not version:
+        return
+    demo = any("DÉMONSTRATION" in n for n in notes)
+    items = "".join(f"<div>⚠ {esc(n)}</div>" for n in notes)
+    content = f"{items}<div style='font-weight:normal;color:#555'>Données : {esc(version)}</div>"
+    m.add_child(_elements()["HtmlControl"](content, position="bottomleft",
+                                           css_class="qpvgeo-notes" + (" demo" if demo else "")))
+
+
+def _perimeter_layers(m: folium.Map, reference: Reference, *, qpv_style: Any = None) -> None:
+    import folium
+    import shapely
+
+    communes = reference.communes
+    if len(communes):
+        names = [esc(n) for n in communes["nom"]]
+        gj = folium.GeoJson(
+            _geojson(communes, {"_tip": names}), name="Communes de SEM",
+            style_function=lambda f: {"color": "#8c8c8c", "weight": 1, "fill": False},
+            tooltip=folium.GeoJsonTooltip(fields=["_tip"], labels=False, sticky=False),
+        )
+        gj.add_to(m)
+        outline = shapely.union_all(shapely.make_valid(communes.geometry.values))
+        folium.GeoJson(
+            {"type": "Feature", "properties": {}, "geometry": outline.__geo_interface__},
+            name="Contour de Saint-Étienne Métropole",
+            style_function=lambda f: {"color": COULEUR_SEM, "weight": 3, "fill": False},
+        ).add_to(m)
+    others = reference.qpv_hors_sem
+    if len(others):
+        tips = [f"{esc(c)} « {esc(n)} » — {esc(reference.epci_name(s))} : non éligible"
+                for c, n, s in zip(others["code_qp"], others["lib_qp"], others["siren_epci"],
+                                   strict=True)]
+        folium.GeoJson(
+            _geojson(others, {"_tip": tips}), name="QPV d'autres EPCI (non éligibles)",
+            show=False,
+            style_function=lambda f: {"color": "#9e9ac8", "weight": 1, "fillOpacity": 0.15},
+            tooltip=folium.GeoJsonTooltip(fields=["_tip"], labels=False),
+        ).add_to(m)
+    qva = reference.qva
+    if len(qva):
+        tips = [f"QVA « {esc(n)} » — non éligible" for n in qva["lib_qp"]]
+        folium.GeoJson(
+            _geojson(qva, {"_tip": tips, "code_qp": [esc(c) for c in qva["code_qp"]]}),
+            name="QVA — veille active (non éligibles)",
+            style_function=lambda f: {"color": COULEUR_QVA, "weight": 1.5, "dashArray": "4 3",
+                                      "fillColor": "url(#qpvgeo-hachures)", "fillOpacity": 0.7},
+            tooltip=folium.GeoJsonTooltip(fields=["_tip"], labels=False, permanent=True,
+                                          direction="center",
+                                          class_name="qpvgeo-etiquette-qva"),
+        ).add_to(m)
+    if qpv_style is None and len(reference.qpv):
+        qpv = reference.qpv
+        tips = [f"<b>{esc(c)}</b> « {esc(n)} »<br>{esc(com)}" for c, n, com in
+                zip(qpv["code_qp"], qpv["lib_qp"], qpv["lib_com"], strict=True)]
+        folium.GeoJson(
+            _geojson(qpv, {"_tip": tips, "code_qp": [esc(c) for c in qpv["code_qp"]],
+                           "lib_qp": [esc(n) for n in qpv["lib_qp"]]}),
+            name="QPV 2024 de SEM (éligibles)",
+            style_function=lambda f: {"color": COULEUR_QPV, "weight": 2, "fillColor": COULEUR_QPV,
+                                      "fillOpacity": 0.22},
+            highlight_function=lambda f: {"weight": 4, "fillOpacity": 0.35},
+            tooltip=folium.GeoJsonTooltip(fields=["_tip"], labels=False),
+        ).add_to(m)
+
+
+def _legend_perimeters(reference: Reference) -> str:
+    parts = [
+        f"<div class='ligne'><span class='aplat' style='background:{COULEUR_QPV}33;"
+        f"border-color:{COULEUR_QPV}'></span>QPV 2024 de SEM (éligibles)</div>",
+        "<div class='ligne'><span class='aplat hachures' style='border-color:#7f7f7f'></span>"
+        + ("QVA — non éligibles" if len(reference.qva)
+           else "QVA — non éligibles (aucun périmètre importé)") + "</div>",
+        f"<div class='ligne'><span class='aplat' style='border-color:{COULEUR_SEM};"
+        "background:none'></span>Contour de Saint-Étienne Métropole</div>",
+    ]
+    return "".join(parts)
+
+
+def map_from_sites(
+    sites: pd.DataFrame,
+    reference: Reference,
+    *,
+    tiles: str | None = "osm",
+    seuil_cluster: int = SEUIL_CLUSTER,
+    title: str = "Actions de l'appel à projets — Cité de l'emploi",
+    demo: bool | None = None,
+) -> folium.Map:
+    """Interactive map of validated sites over the QPV perimeters.
+
+    Parameters
+    ----------
+    sites
+        Validated sites (batch output): ``lon``, ``lat``, ``priorite``, ``porteur``,
+        ``action``, ``status``, ``code_qp``… Rows without coordinates are counted in the
+        legend, not drawn.
+    reference
+        Reference layers (perimeters, notes, version).
+    tiles
+        ``"osm"`` (OpenStreetMap, needs the network), ``None``/``"none"`` (no background: works
+        offline), or any folium tiles name/URL.
+    seuil_cluster
+        A priority layer with more sites than this is clustered.
+    title
+        Legend title.
+    demo
+        Force the demonstration mark (default: detected, see :func:`is_demo`).
+
+    Returns
+    -------
+    folium.Map
+    """
+    import folium
+
+    els = _elements()
+    m = _base_map(reference, tiles)
+    _perimeter_layers(m, reference)
+    located = _located(sites)
+    prio = _priority_column(located)
+    counts = []
+    for key in [*PRIORITES, AUTRE]:
+        sel = located[prio == key]
+        if len(sel) == 0:
+            continue
+        _, _, hexa = _icon(key)
+        name = (f"<span style='color:{hexa}'>●</span> {html.escape(label_of(key))} "
+                f"({len(sel)})")
+        els["SitesLayer"](_site_rows(sel), priorite=key, name=name,
+                          cluster=len(sel) > seuil_cluster).add_to(m)
+        counts.append((key, len(sel)))
+    folium.LayerControl(collapsed=False, position="topright").add_to(m)
+
+    legend = [f"<h4>{esc(title)}</h4>"]
+    for key, n in counts:
+        _, _, hexa = _icon(key)
+        legend.append(f"<div class='ligne'><span class='pastille' style='background:{hexa}'>"
+                      f"</span>{html.escape(label_of(key))} : {n} site{'s' if n > 1 else ''}"
+                      "</div>")
+    if not counts:
+        legend.append("<div class='ligne'>Aucun site localisé</div>")
+    missing = len(sites) - len(located)
+    if missing:
+        legend.append(f"<div class='ligne'><i>{missing} site{'s' if missing > 1 else ''} non "
+                      "localisé(s), absent(s) de la carte</i></div>")
+    legend.append(_legend_perimeters(reference))
+    m.add_child(els["HtmlControl"]("".join(legend), position="bottomright",
+                                   css_class="qpvgeo-legende"))
+    _notes_control(m, _notes(reference, sites, demo=demo), reference.version)
+    return m
+
+
+def _palier(n: int) -> str:
+    color = PALIER_COUVERTURE[0][1]
+    for low, c, _ in PALIER_COUVERTURE:
+        if n >= low:
+            color = c
+    return color
+
+
+def coverage_map(
+    coverage: Coverage,
+    reference: Reference,
+    *,
+    priorites: Sequence[str] | None = None,
+    tiles: str | None = None,
+    demo: bool | None = None,
+    sites: pd.DataFrame | None = None,
+) -> folium.Map:
+    """Coverage map: per priority, QPV coloured by number of actions, gaps outlined in red.
+
+    One base layer per priority (radio buttons in the layer control, the first shown).
+
+    Parameters
+    ----------
+    coverage
+        From :func:`qpv_geo.coverage.coverage_from_sites` with the same ``reference``.
+    priorites
+        Keys to draw (default: every priority of the call).
+    tiles
+        As in :func:`map_from_sites` (default: none).
+    demo, sites
+        Demonstration mark (forced, or detected from ``sites``).
+    """
+    import folium
+
+    els = _elements()
+    m = _base_map(reference, tiles)
+    keys = list(priorites) if priorites is not None else list(PRIORITES)
+    for key in keys:
+        if key not in PRIORITES:
+            raise ValueError(f"unknown priority {key!r}; choose among {list(PRIORITES)}")
+    qpv = reference.qpv
+    matrix = coverage.matrix.set_index(["code_qp", "priorite"])
+    rates = coverage.par_priorite.set_index("priorite")
+    for i, key in enumerate(keys):
+        actions, tips, gap = [], [], []
+        for code, lib in zip(qpv["code_qp"], qpv["lib_qp"], strict=True):
+            row = matrix.loc[(code, key)] if (code, key) in matrix.index else None
+            n = int(row["actions"]) if row is not None else 0
+            actions.append(n)
+            gap.append(n == 0)
+            if row is None or n == 0:
+                detail = "<br><b style='color:#d7191c'>Lacune : aucune action</b>"
+            else:
+                detail = (f"<br>{n} action{'s' if n > 1 else ''} ({int(row['sites_dans'])} "
+                          f"site(s) dans le QPV, {int(row['sites_proximite'])} à moins de "
+                          f"{coverage.rayon_m:.0f} m)<br>Porteurs : {esc(row['porteurs_liste'])}")
+            tips.append(f"<b>{esc(code)}</b> « {esc(lib)} »{detail}")
+        data = _geojson(qpv, {"_tip": tips, "actions": actions, "lacune": gap})
+        taux = rates.loc[key, "taux_couverture"] if key in rates.index else 0.0
+        group = folium.FeatureGroup(
+            name=f"{html.escape(label_of(key))} — {taux:.0%} des QPV", overlay=False,
+            show=(i == 0))
+        folium.GeoJson(
+            data,
+            style_function=lambda f: {
+                "color": COULEUR_LACUNE if f["properties"]["lacune"] else "#555555",
+                "weight": 3 if f["properties"]["lacune"] else 1,
+                "dashArray": "5 4" if f["properties"]["lacune"] else None,
+                "fillColor": _palier(f["properties"]["actions"]), "fillOpacity": 0.8},
+            tooltip=folium.GeoJsonTooltip(fields=["_tip"], labels=False),
+        ).add_to(group)
+        group.add_to(m)
+    _perimeter_outline_only(m, reference)
+    folium.LayerControl(collapsed=False, position="topright").add_to(m)
+    steps = "".join(f"<div class='ligne'><span class='aplat' style='background:{c};"
+                    f"border-color:#555'></span>{lbl}</div>" for _, c, lbl in PALIER_COUVERTURE)
+    legend = (f"<h4>Couverture des QPV par priorité</h4><div>Nombre d'actions dans le QPV ou à "
+              f"moins de {coverage.rayon_m:.0f} m (quartier vécu)</div>{steps}"
+              f"<div class='ligne'><span class='aplat' style='border-color:{COULEUR_LACUNE};"
+              "border-style:dashed;background:#fff'></span>Lacune : aucune action</div>")
+    m.add_child(els["HtmlControl"](legend, position="bottomright", css_class="qpvgeo-legende"))
+    _notes_control(m, _notes(reference, sites, demo=demo), reference.version)
+    return m
+
+
+def _perimeter_outline_only(m: folium.Map, reference: Reference) -> None:
+    import folium
+    import shapely
+
+    if len(reference.communes):
+        outline = shapely.union_all(shapely.make_valid(reference.communes.geometry.values))
+        folium.GeoJson(
+            {"type": "Feature", "properties": {}, "geometry": outline.__geo_interface__},
+            name="Contour de Saint-Étienne Métropole", control=False,
+            style_function=lambda f: {"color": COULEUR_SEM, "weight": 2, "fill": False},
+        ).add_to(m)
+
+
+# ---------------------------------------------------------------------------------------------
+# Static maps (matplotlib) for print and PDF
+# ---------------------------------------------------------------------------------------------
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Any, dpi: int) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _draw_perimeters(ax: Any, reference: Reference, *, qpv: bool = True) -> None:
+    import shapely
+
+    if len(reference.communes):
+        com = reference.communes.to_crs(2154)
+        com.boundary.plot(ax=ax, color="#bdbdbd", linewidth=0.4)
+        outline = shapely.union_all(shapely.make_valid(com.geometry.values))
+        import geopandas as gpd
+
+        gpd.GeoSeries([outline], crs=2154).boundary.plot(ax=ax, color=COULEUR_SEM,
+                                                          linewidth=1.2)
+    if len(reference.qva):
+        reference.qva.to_crs(2154).plot(ax=ax, facecolor="#d9d9d9", edgecolor=COULEUR_QVA,
+                                        hatch="////", linewidth=0.6)
+    if qpv and len(reference.qpv):
+        reference.qpv.to_crs(2154).plot(ax=ax, facecolor=COULEUR_QPV + "40",
+                                        edgecolor=COULEUR_QPV, linewidth=0.8)
+    ax.set_axis_off()
+    ax.set_aspect("equal")
+
+
+def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 130,
+                     demo: bool | None = None) -> bytes:
+    """PNG map of the sites by priority over the perimeters (Lambert-93), with the notes."""
+    import geopandas as gpd
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    fig = _figure(9, 7.5)
+    ax = fig.add_subplot(1, 1, 1)
+    _draw_perimeters(ax, reference)
+    located = _located(sites)
+    prio = _priority_column(located)
+    handles = [Patch(facecolor=COULEUR_QPV + "40", edgecolor=COULEUR_QPV, label="QPV 2024 de SEM"),
+               Patch(facecolor="#d9d9d9", edgecolor=COULEUR_QVA, hatch="////",
+                     label="QVA (non éligibles)")]
+    for key in [*PRIORITES, AUTRE]:
+        sel = located[prio == key]
+        if len(sel) == 0:
+            continue
+        _, _, hexa = _icon(key)
+        pts = gpd.GeoSeries(gpd.points_from_xy(pd.to_numeric(sel["lon"]),
+                                               pd.to_numeric(sel["lat"])), crs=4326).to_crs(2154)
+        ax.scatter(pts.x, pts.y, s=18, color=hexa, edgecolor="white", linewidth=0.5, zorder=5)
+        handles.append(Line2D([], [], marker="o", linestyle="", color=hexa,
+                              label=f"{label_of(key)} ({len(sel)})"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8,
+              frameon=False)
+    notes = _notes(reference, sites, demo=demo)
+    if notes:
+        fig.text(0.01, 0.01, "\n".join("⚠ " + n for n in notes), fontsize=7.5, color="#8a5a00",
+                 va="bottom")
+    return _png(fig, dpi)
+
+
+def static_coverage_png(coverage: Coverage, reference: Reference, *, dpi: int = 110,
+                        demo: bool | None = None, sites: pd.DataFrame | None = None) -> bytes:
+    """PNG small multiples: one panel per priority, QPV by number of actions, gaps in red."""
+    from matplotlib.patches import Patch
+
+    keys = list(PRIORITES)
+    cols = 4
+    rows = math.ceil(len(keys) / cols)
+    fig = _figure(3.3 * cols, 3.1 * rows + 0.6)
+    qpv = reference.qpv.to_crs(2154)
+    matrix = coverage.matrix.set_index(["code_qp", "priorite"])
+    rates = coverage.par_priorite.set_index("priorite")
+    minx, miny, maxx, maxy = qpv.total_bounds
+    pad = max(maxx - minx, maxy - miny) * 0.08 + 500
+    for i, key in enumerate(keys):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        _draw_perimeters(ax, reference, qpv=False)
+        n = np.array([int(matrix.loc[(c, key), "actions"]) if (c, key) in matrix.index else 0
+                      for c in qpv["code_qp"]])
+        qpv.plot(ax=ax, color=[_palier(int(v)) for v in n], edgecolor="#555555", linewidth=0.5)
+        if (n == 0).any():
+            qpv[n == 0].boundary.plot(ax=ax, color=COULEUR_LACUNE, linewidth=1.4)
+        ax.set_xlim(minx - pad, maxx + pad)
+        ax.set_ylim(miny - pad, maxy + pad)
+        taux = rates.loc[key, "taux_couverture"] if key in rates.index else 0.0
+        ax.set_title(f"{label_of(key)}\n{taux:.0%} des QPV atteints", fontsize=9)
+    handles = [Patch(facecolor=c, edgecolor="#555555", label=f"{lbl} action(s)")
+               for _, c, lbl in PALIER_COUVERTURE[1:]]
+    handles.append(Patch(facecolor="#ffffff", edgecolor=COULEUR_LACUNE, label="lacune"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8,
+               frameon=False)
+    notes = _notes(reference, sites, demo=demo)
+    if notes:
+        fig.suptitle(" ; ".join(notes), fontsize=8, color="#8a5a00")
+    return _png(fig, dpi)
+
+
+__all__ = [
+    "CDN_ASSETS",
+    "SEUIL_CLUSTER",
+    "TILES",
+    "coverage_map",
+    "esc",
+    "inline_assets",
+    "is_demo",
+    "map_from_sites",
+    "map_html",
+    "popup_html",
+    "save_map",
+    "static_coverage_png",
+    "static_sites_png",
+]
