@@ -1,0 +1,197 @@
+"""Verdicts as the web layer shows them: one JSON payload, one HTML view, one plain text.
+
+Pure Python (no FastAPI): the page, the API and the « copier » text all come from the same
+payload, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from qpv_geo.eligibility import STATUS_LABELS
+
+try:  # Debian and the wheels ship the tz database; fall back to the server's local time.
+    from zoneinfo import ZoneInfo
+
+    _PARIS: dt.tzinfo | None = ZoneInfo("Europe/Paris")
+except Exception:  # pragma: no cover - no tz database on this machine
+    _PARIS = None
+
+#: Short headline of each status, in the words the call uses.
+HEADLINES = {
+    "eligible": "Éligible",
+    "qva": "Non éligible — quartier de veille active (QVA)",
+    "hors_qpv": "Non éligible — hors QPV",
+    "hors_territoire": "Non éligible — hors territoire de Saint-Étienne Métropole",
+    "a_verifier": "À vérifier",
+    "non_geocode": "Non localisé",
+}
+
+#: What the geocoder's precision (BAN « type ») means for a person.
+PRECISION_LABELS = {
+    "housenumber": "au numéro",
+    "interpolation": "numéro interpolé",
+    "street": "à la rue seulement",
+    "locality": "au lieu-dit seulement",
+    "municipality": "à la commune seulement",
+}
+
+#: Note added while the local geocoder uses the demonstration address file.
+NOTE_ADRESSES_DEMO = ("DÉMONSTRATION — fichier d'adresses de démonstration (extrait), pas la "
+                      "Base Adresse Nationale complète")
+
+
+def now_paris() -> dt.datetime:
+    """Current time in Europe/Paris (local time if the tz database is missing)."""
+    return dt.datetime.now(_PARIS) if _PARIS else dt.datetime.now().astimezone()
+
+
+def _clean(value: Any) -> Any:
+    """numpy scalars → Python, NaN → None."""
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def geocode_payload(geocode: Any) -> dict[str, Any] | None:
+    """The geocoding result as the API shows it (from the result's attributes)."""
+    if geocode is None:
+        return None
+    precision = getattr(geocode, "precision", None)
+    score = _clean(getattr(geocode, "score", None))
+    return {
+        "requete": str(getattr(geocode, "query", "") or ""),
+        "trouve": bool(getattr(geocode, "found", False)),
+        "label": getattr(geocode, "label", None),
+        "score": None if score is None else float(score),
+        "precision": precision,
+        "precision_libelle": PRECISION_LABELS.get(precision or "", precision),
+        "citycode": getattr(geocode, "citycode", None),
+        "postcode": getattr(geocode, "postcode", None),
+        "source": getattr(geocode, "source", None),
+        "motif": getattr(geocode, "motif", None),
+    }
+
+
+_VERDICT_FIELDS = (
+    "status", "eligible", "code_qp", "lib_qp", "insee_com", "lib_com", "distance_bord_m",
+    "code_qp_proche", "lib_qp_proche", "distance_qp_proche_m", "candidat_autre_cote",
+    "donnees", "lon", "lat", "x_l93", "y_l93",
+)
+
+
+def verdict_payload(source: Any, *, geocode: Any = None, notes: list[str], demo: bool,
+                    checked_at: dt.datetime) -> dict[str, Any]:
+    """One verdict as a JSON-ready dict.
+
+    ``source`` is a :class:`~qpv_geo.eligibility.Verdict` or a row (mapping) of
+    :meth:`Engine.judge_lonlat`'s frame; ``notes`` are the data warnings (plus the demo address
+    note when the demonstration address file answered).
+    """
+    if isinstance(source, Mapping):
+        values = {k: _clean(source.get(k)) for k in _VERDICT_FIELDS}
+        motifs = [m for m in str(source.get("motifs") or "").split(" ; ") if m]
+    else:
+        values = {k: _clean(getattr(source, k)) for k in _VERDICT_FIELDS}
+        motifs = list(source.motifs)
+    values["eligible"] = bool(values["eligible"])
+    status = str(values["status"])
+    return {
+        **values,
+        "statut_libelle": STATUS_LABELS[status],
+        "titre": HEADLINES[status],
+        "motifs": motifs,
+        "notes": list(notes),
+        "demo": bool(demo),
+        "verifie_le": checked_at.isoformat(timespec="seconds"),
+        "geocodage": geocode_payload(geocode),
+    }
+
+
+def format_distance(value: float | None) -> str:
+    """« 120 m à l'intérieur du périmètre » / « 35 m à l'extérieur »."""
+    if value is None:
+        return "—"
+    side = "à l'intérieur du périmètre" if value > 0 else "à l'extérieur du périmètre"
+    return f"{abs(value):.0f} m {side}"
+
+
+def format_date(value: str) -> str:
+    """ISO timestamp → « 29/11/2025 à 14:03 »."""
+    try:
+        d = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return d.strftime("%d/%m/%Y à %H:%M")
+
+
+def verdict_rows(p: Mapping[str, Any], *, adresse_saisie: str | None = None
+                 ) -> list[tuple[str, str]]:
+    """(label, value) lines describing a verdict, in reading order."""
+    rows: list[tuple[str, str]] = []
+    if adresse_saisie:
+        rows.append(("Adresse saisie", adresse_saisie))
+    geo = p.get("geocodage")
+    if geo:
+        if geo["trouve"]:
+            rows.append(("Adresse retenue", geo["label"] or "—"))
+            score = "" if geo["score"] is None else f", score {geo['score']:.2f}"
+            rows.append(("Précision du géocodage",
+                         f"{geo['precision_libelle'] or '—'}{score} (source : "
+                         f"{geo['source'] or '—'})"))
+        else:
+            rows.append(("Géocodage", geo["motif"] or "adresse introuvable"))
+    if p.get("code_qp"):
+        rows.append(("Quartier", f"{p['code_qp']} — {p['lib_qp']}"))
+    if p.get("lib_com") or p.get("insee_com"):
+        rows.append(("Commune", f"{p.get('lib_com') or '?'} ({p.get('insee_com') or '?'})"))
+    if p.get("lat") is not None:
+        rows.append(("Distance au bord", format_distance(p.get("distance_bord_m"))))
+    if p.get("code_qp_proche") and not p.get("code_qp"):
+        dist = p.get("distance_qp_proche_m")
+        rows.append(("QPV le plus proche", f"{p['code_qp_proche']} — {p['lib_qp_proche']}"
+                     + (f" ({dist:.0f} m)" if dist is not None else "")))
+    if p.get("candidat_autre_cote"):
+        rows.append(("De l'autre côté du bord", str(p["candidat_autre_cote"])))
+    if p.get("lat") is not None:
+        rows.append(("Point", f"lat {p['lat']:.6f}, lon {p['lon']:.6f}"))
+    return rows
+
+
+def verdict_text(p: Mapping[str, Any], *, adresse_saisie: str | None = None) -> str:
+    """Plain-text summary (the « copier » button and the attestation)."""
+    lines = [
+        "Vérification QPV — Saint-Étienne Métropole (Cité de l'emploi)",
+        f"Date : {format_date(p['verifie_le'])}",
+        f"Verdict : {p['titre']} — {p['statut_libelle']}",
+    ]
+    lines += [f"{k} : {v}" for k, v in verdict_rows(p, adresse_saisie=adresse_saisie)]
+    if p["motifs"]:
+        lines.append("Motifs :")
+        lines += [f"  - {m}" for m in p["motifs"]]
+    lines.append(f"Données : {str(p['donnees']).split(' — ')[0]}")
+    if p["notes"]:
+        lines.append("Avertissements :")
+        lines += [f"  - {n}" for n in p["notes"]]
+    if p["demo"]:
+        lines.append("DÉMONSTRATION : ce résultat n'a aucune valeur officielle.")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "HEADLINES",
+    "NOTE_ADRESSES_DEMO",
+    "PRECISION_LABELS",
+    "format_date",
+    "format_distance",
+    "geocode_payload",
+    "now_paris",
+    "verdict_payload",
+    "verdict_rows",
+    "verdict_text",
+]

@@ -1,0 +1,211 @@
+/* qpv-geo — enhancements of the instructors' page (the page works without them):
+ * address suggestions while typing (debounced, keyboard-navigable ARIA combobox),
+ * the map of the point and nearby perimeters, "copy as text" and "print".
+ * User data is only ever inserted with textContent (never innerHTML). */
+(function () {
+  "use strict";
+
+  // ------------------------------------------------------------------ suggestions
+  function setupSuggestions() {
+    var input = document.getElementById("adresse");
+    var list = document.getElementById("suggestions");
+    var status = document.getElementById("suggestions-etat");
+    if (!input || !list) { return; }
+    var timer = null;
+    var controller = null;
+    var items = [];
+    var active = -1;
+
+    function close() {
+      list.hidden = true;
+      list.replaceChildren();
+      items = [];
+      active = -1;
+      input.setAttribute("aria-expanded", "false");
+      input.removeAttribute("aria-activedescendant");
+    }
+
+    function highlight(index) {
+      var options = list.children;
+      for (var i = 0; i < options.length; i++) {
+        options[i].setAttribute("aria-selected", i === index ? "true" : "false");
+      }
+      active = index;
+      if (index >= 0 && options[index]) {
+        input.setAttribute("aria-activedescendant", options[index].id);
+        options[index].scrollIntoView({ block: "nearest" });
+      } else {
+        input.removeAttribute("aria-activedescendant");
+      }
+    }
+
+    function choose(index) {
+      if (index < 0 || index >= items.length) { return; }
+      input.value = items[index].label;
+      close();
+      input.focus();
+    }
+
+    function show(suggestions) {
+      list.replaceChildren();
+      items = suggestions;
+      active = -1;
+      if (!suggestions.length) {
+        close();
+        status.textContent = "Aucune adresse proposée.";
+        return;
+      }
+      suggestions.forEach(function (s, i) {
+        var li = document.createElement("li");
+        li.id = "suggestion-" + i;
+        li.setAttribute("role", "option");
+        li.setAttribute("aria-selected", "false");
+        li.textContent = s.label;
+        li.addEventListener("mousedown", function (event) {
+          event.preventDefault();  // keep the focus in the field
+          choose(i);
+        });
+        list.appendChild(li);
+      });
+      list.hidden = false;
+      input.setAttribute("aria-expanded", "true");
+      status.textContent = suggestions.length + " adresse(s) proposée(s).";
+    }
+
+    function fetchSuggestions() {
+      var q = input.value.trim();
+      if (q.length < 3) { close(); return; }
+      if (controller) { controller.abort(); }
+      controller = new AbortController();
+      fetch("/api/v1/suggestions?limite=8&q=" + encodeURIComponent(q),
+            { signal: controller.signal, headers: { "Accept": "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : { suggestions: [] }; })
+        .then(function (data) {
+          if (document.activeElement === input) { show(data.suggestions || []); }
+        })
+        .catch(function (err) {
+          if (err && err.name === "AbortError") { return; }
+          close();
+        });
+    }
+
+    input.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(fetchSuggestions, 200);
+    });
+    input.addEventListener("keydown", function (event) {
+      var open = !list.hidden && items.length > 0;
+      if (event.key === "ArrowDown") {
+        if (!open) { fetchSuggestions(); return; }
+        event.preventDefault();
+        highlight(active + 1 >= items.length ? 0 : active + 1);
+      } else if (event.key === "ArrowUp" && open) {
+        event.preventDefault();
+        highlight(active <= 0 ? items.length - 1 : active - 1);
+      } else if (event.key === "Enter" && open && active >= 0) {
+        event.preventDefault();  // pick the suggestion; a second Enter submits
+        choose(active);
+      } else if (event.key === "Escape" && open) {
+        event.preventDefault();
+        close();
+      }
+    });
+    input.addEventListener("blur", function () { setTimeout(close, 150); });
+  }
+
+  // ------------------------------------------------------------------ map
+  var STYLES = {
+    qpv: { color: "#0f6b2f", weight: 2, fillColor: "#8fd19e", fillOpacity: 0.45 },
+    qva: { color: "#a4161a", weight: 2, fillColor: "#f4b6b6", fillOpacity: 0.35, dashArray: "4 3" },
+    qpv_hors_sem: { color: "#a4161a", weight: 2, fillColor: "#f4b6b6", fillOpacity: 0.35 },
+    commune: { color: "#6b7280", weight: 1, fill: false }
+  };
+  var KIND_LABELS = { qpv: "QPV de SEM", qva: "QVA", qpv_hors_sem: "QPV hors SEM", commune: "Commune" };
+
+  function setupMap() {
+    var section = document.getElementById("verdict");
+    var container = document.getElementById("carte");
+    if (!section || !container || typeof L === "undefined") { return; }
+    var lat = parseFloat(section.dataset.lat);
+    var lon = parseFloat(section.dataset.lon);
+    if (!isFinite(lat) || !isFinite(lon)) { return; }
+    var map = L.map(container, { scrollWheelZoom: false, zoomSnap: 0.5 });
+    map.attributionControl.setPrefix(false);
+    map.setView([lat, lon], 15);
+    var point = L.circleMarker([lat, lon], {
+      radius: 7, color: "#ffffff", weight: 2, fillColor: "#d00000", fillOpacity: 1
+    });
+    fetch("/api/v1/perimetres?rayon_m=3000&lat=" + lat + "&lon=" + lon,
+          { headers: { "Accept": "application/json" } })
+      .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); })
+      .then(function (geojson) {
+        var layer = L.geoJSON(geojson, {
+          style: function (f) { return STYLES[f.properties.type] || STYLES.commune; },
+          onEachFeature: function (f, lyr) {
+            var tip = document.createElement("span");
+            var p = f.properties;
+            tip.textContent = (KIND_LABELS[p.type] || p.type) + " " + p.code + " — " + p.nom;
+            lyr.bindTooltip(tip, { sticky: true });
+          }
+        });
+        layer.addTo(map);
+        point.addTo(map).bindTooltip("Lieu vérifié");
+        var code = section.dataset.codeQp;
+        var focus = null;
+        layer.eachLayer(function (lyr) {
+          if (code && lyr.feature.properties.code === code && lyr.feature.properties.type !== "commune") {
+            focus = lyr.getBounds();
+          }
+        });
+        if (focus) { map.fitBounds(focus.extend([lat, lon]), { padding: [20, 20], maxZoom: 17 }); }
+        container.dataset.pret = "1";
+      })
+      .catch(function () {
+        point.addTo(map);
+        container.dataset.pret = "erreur";
+      });
+    window.addEventListener("beforeprint", function () { map.invalidateSize(); });
+  }
+
+  // ------------------------------------------------------------------ copy / print
+  function setupActions() {
+    var copy = document.getElementById("copier");
+    var print = document.getElementById("imprimer");
+    var text = document.getElementById("texte-verdict");
+    var state = document.getElementById("copie-etat");
+    if (copy && text) {
+      copy.hidden = false;
+      copy.addEventListener("click", function () {
+        var value = text.textContent;
+        var done = function () { state.textContent = "Résultat copié."; };
+        var fallback = function () {
+          var area = document.createElement("textarea");
+          area.value = value;
+          area.setAttribute("readonly", "");
+          area.className = "visuellement-cache";
+          document.body.appendChild(area);
+          area.select();
+          var ok = false;
+          try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+          area.remove();
+          state.textContent = ok ? "Résultat copié." : "Copie impossible : sélectionnez le texte ci-dessous.";
+        };
+        if (navigator.clipboard && window.isSecureContext) {
+          navigator.clipboard.writeText(value).then(done, fallback);
+        } else {
+          fallback();
+        }
+      });
+    }
+    if (print) {
+      print.hidden = false;
+      print.addEventListener("click", function () { window.print(); });
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    setupSuggestions();
+    setupMap();
+    setupActions();
+  });
+})();
