@@ -281,6 +281,32 @@ def data_reset(
         console.print(f"Aucune couche « {layer} » installée.")
 
 
+# --- serve command (issue 6) ---
+@app.command()
+@user_errors
+def serve(
+    host: Annotated[str, typer.Option(
+        help="Adresse d'écoute (127.0.0.1 : ce poste seulement ; 0.0.0.0 : le réseau local).")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port TCP.", min=1, max=65535)] = 8000,
+) -> None:
+    """Lancer la page web et l'API JSON des instructeurs (extension « web »).
+
+    Exemple : qpv-geo serve --port 8000, puis ouvrir http://127.0.0.1:8000/ (vérifier une
+    adresse) ou http://127.0.0.1:8000/lot (vérifier un fichier CSV/XLSX).
+    """
+    from qpv_geo.web import INSTALL_HINT, create_app
+
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise QpvGeoError("uvicorn n'est pas installé.", hint=INSTALL_HINT) from exc
+    application = create_app(get_settings())
+    console.print(f"qpv-geo : http://{host}:{port}/ (Ctrl+C pour arrêter)")
+    uvicorn.run(application, host=host, port=port, log_level="info")
+# --- end serve command ---
+
+
 def main() -> None:
     """Entry point of the ``qpv-geo`` script."""
     app()
