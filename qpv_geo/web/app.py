@@ -276,17 +276,23 @@ def _wants_json(path: str) -> bool:
     return path.startswith("/api/") or path == "/openapi.json"
 
 
+def _fmt_size(n: int) -> str:
+    """« 20 Mo », « 50 ko » (decimal units, as file managers show them)."""
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.3g} Mo".replace(".", ",")
+    return f"{n / 1000:.3g} ko".replace(".", ",")
+
+
 class _TooLarge(StarletteHTTPException):
     """Raised while reading a body that goes over the cap."""
 
-    def __init__(self, limit: int, upload: bool) -> None:
-        mb = limit / 1_000_000
+    def __init__(self, limit: int, upload: bool, shown: int | None = None) -> None:
         if upload:
-            msg = (f"Fichier trop volumineux : la limite est de {mb:.0f} Mo.")
+            msg = f"Fichier trop volumineux : la limite est de {_fmt_size(shown or limit)}."
             hint = ("Découpez le fichier en plusieurs lots, ou utilisez la commande "
                     "qpv-geo batch FICHIER sur le poste de travail.")
         else:
-            msg = f"Requête trop volumineuse (plus de {limit // 1024} Ko)."
+            msg = f"Requête trop volumineuse (plus de {_fmt_size(limit)})."
             hint = "Envoyez moins de lieux par requête (voir max_batch_items)."
         super().__init__(status_code=413, detail=msg)
         self.hint = hint
@@ -318,9 +324,10 @@ class _SecurityHeaders:
 class _BodyLimit:
     """Refuse bodies over the cap: by Content-Length at once, else while streaming."""
 
-    def __init__(self, app: Any, *, upload_bytes: int, json_bytes: int,
+    def __init__(self, app: Any, *, upload_bytes: int, json_bytes: int, upload_shown: int,
                  render: Any) -> None:
         self.app = app
+        self.upload_shown = upload_shown
         self.upload_bytes = upload_bytes
         self.json_bytes = json_bytes
         self.render = render
@@ -339,7 +346,7 @@ class _BodyLimit:
                 except ValueError:
                     declared = None
         if declared is not None and declared > limit:
-            response = self.render(scope["path"], _TooLarge(limit, upload))
+            response = self.render(scope["path"], _TooLarge(limit, upload, self.upload_shown))
             await response(scope, receive, send)
             return
         received = 0
@@ -351,7 +358,7 @@ class _BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _TooLarge(limit, upload)
+                    raise _TooLarge(limit, upload, self.upload_shown)
             return message
 
         async def tracking_send(message: dict) -> None:
@@ -655,6 +662,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return error_response(path, 413, str(exc.detail), exc.hint)
 
     app.add_middleware(_BodyLimit, upload_bytes=max_upload + _MULTIPART_SLACK,
+                       upload_shown=max_upload,
                        json_bytes=_JSON_BYTES_BASE + _JSON_BYTES_PER_ITEM
                        * settings.max_batch_items, render=render_too_large)
     app.add_middleware(_SecurityHeaders)

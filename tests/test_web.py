@@ -1,0 +1,325 @@
+"""The web layer: JSON API, server-rendered pages, caps, escaping, headers, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+with warnings.catch_warnings():
+    # Starlette announces a future switch of its test client to httpx2; nothing to do here.
+    warnings.filterwarnings("ignore", message=".*httpx2.*")
+    from fastapi.testclient import TestClient
+
+from qpv_geo.settings import Settings
+from qpv_geo.web import create_app
+
+MAX_ITEMS = 5
+MAX_UPLOAD_MB = 0.05  # 50 kB: small enough to test the cap cheaply
+
+
+@pytest.fixture(scope="module")
+def client():
+    settings = Settings.from_env(max_batch_items=MAX_ITEMS, max_upload_mb=MAX_UPLOAD_MB)
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def inside(reference) -> tuple[float, float]:
+    """(lat, lon) of a point deep inside QN04213M Montreynaud (shipped QPV 2024 copy)."""
+    from shapely.ops import polylabel
+
+    from qpv_geo.eligibility import Engine
+
+    geom = reference.qpv.to_crs(2154).set_index("code_qp").geometry["QN04213M"]
+    p = polylabel(geom, tolerance=1.0) if geom.geom_type == "Polygon" else geom.centroid
+    lon, lat = Engine.l93_to_lonlat([p.x], [p.y])
+    return float(lat[0]), float(lon[0])
+
+
+# A point of Saint-Étienne in no QPV (687 m from QN04214M), and one in Lyon.
+HORS_QPV = (45.4561, 4.4067)
+LYON = (45.7640, 4.8357)
+
+
+def assert_error(response, status: int, *words: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"erreur", "conseil"}
+    for word in words:
+        assert word in body["erreur"] + " " + (body["conseil"] or "")
+    assert "Traceback" not in response.text
+    return body
+
+
+# --------------------------------------------------------------------------- single verdicts
+
+def test_point_inside_a_qpv_is_eligible_with_its_code(client, inside) -> None:
+    lat, lon = inside
+    r = client.get("/api/v1/verdict", params={"lat": lat, "lon": lon})
+    assert r.status_code == 200, r.text
+    v = r.json()
+    assert v["status"] == "eligible" and v["eligible"] is True
+    assert v["code_qp"] == "QN04213M" and v["lib_qp"] == "Montreynaud"
+    assert v["insee_com"] == "42218" and v["distance_bord_m"] > 25
+    assert "copie simplifiée" in v["donnees"]
+    assert any("copie simplifiée (précision ≈ 10 m)" in n for n in v["notes"])
+    assert v["demo"] is False and v["geocodage"] is None and v["verifie_le"]
+
+
+def test_point_in_sem_outside_every_qpv(client) -> None:
+    lat, lon = HORS_QPV
+    v = client.get("/api/v1/verdict", params={"lat": lat, "lon": lon}).json()
+    assert v["status"] == "hors_qpv" and v["eligible"] is False and v["code_qp"] is None
+    assert v["code_qp_proche"] == "QN04214M" and 600 < v["distance_qp_proche_m"] < 800
+    assert v["distance_bord_m"] < 0
+
+
+def test_point_outside_sem(client) -> None:
+    lat, lon = LYON
+    v = client.get("/api/v1/verdict", params={"lat": lat, "lon": lon}).json()
+    assert v["status"] == "hors_territoire" and not v["eligible"]
+
+
+@pytest.mark.parametrize(("params", "words"), [
+    ({"lat": 200, "lon": 4.4}, ["impossibles"]),
+    ({"lat": 4.39, "lon": 45.44}, ["inversées", "latitude ≈ 45,4"]),
+    ({"lat": 6480000, "lon": 808000}, ["Lambert-93"]),
+    ({"lat": 45.4}, ["lat et lon"]),
+    ({}, ["adresse"]),
+    ({"adresse": "1 rue X", "lat": 45.4, "lon": 4.4}, ["pas les deux"]),
+])
+def test_unusable_coordinates_are_400_json(client, params, words) -> None:
+    assert_error(client.get("/api/v1/verdict", params=params), 400, *words)
+
+
+def test_non_numeric_coordinates_are_422_json(client) -> None:
+    assert_error(client.get("/api/v1/verdict", params={"lat": "abc", "lon": "4.4"}), 422,
+                 "lat")
+
+
+def test_unknown_api_route_is_404_json_and_page_is_html(client) -> None:
+    assert_error(client.get("/api/v1/rien"), 404, "introuvable")
+    r = client.get("/rien")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert "introuvable" in r.text
+
+
+def test_unexpected_error_is_500_json_without_internals(inside, monkeypatch) -> None:
+    app = create_app(Settings.from_env())
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("détail interne secret /srv/qpv")
+
+    monkeypatch.setattr(app.state.services, "verdict_for_point", broken)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.get("/api/v1/verdict", params={"lat": inside[0], "lon": inside[1]})
+    body = assert_error(r, 500, "Erreur interne")
+    assert "secret" not in r.text and "RuntimeError" not in r.text and body["conseil"]
+
+
+def test_geocoder_unavailable_is_503(client, monkeypatch) -> None:
+    from qpv_geo.exceptions import GeocoderUnavailable
+
+    def down():
+        raise GeocoderUnavailable("Service de géocodage injoignable.",
+                                  hint="Réessayez plus tard ou donnez lat/lon.")
+
+    monkeypatch.setattr(client.app.state.services, "geocoder", down)
+    assert_error(client.get("/api/v1/verdict", params={"adresse": "3 rue de la Paix"}), 503,
+                 "injoignable", "lat/lon")
+    assert_error(client.get("/api/v1/suggestions", params={"q": "3 rue de la"}), 503)
+    # The page says the same words, with the status code.
+    r = client.get("/", params={"adresse": "3 rue de la Paix"})
+    assert r.status_code == 503 and "injoignable" in r.text and "lat/lon" in r.text
+
+
+# --------------------------------------------------------------------------- batch API
+
+def test_batch_keeps_order_ids_and_counts(client, inside) -> None:
+    lieux = [
+        {"id": "a", "lat": inside[0], "lon": inside[1]},
+        {"id": "b", "lat": HORS_QPV[0], "lon": HORS_QPV[1]},
+        {"id": "c", "lat": 4.39, "lon": 45.44},  # swapped: a row status, not an error
+        {"id": "d"},
+    ]
+    r = client.post("/api/v1/verdicts", json={"lieux": lieux})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [x["id"] for x in body["resultats"]] == ["a", "b", "c", "d"]
+    assert [x["status"] for x in body["resultats"]] == [
+        "eligible", "hors_qpv", "non_geocode", "non_geocode"]
+    assert body["resultats"][0]["code_qp"] == "QN04213M"
+    assert any("inversées" in m for m in body["resultats"][2]["motifs"])
+    assert any("adresse, ou lat et lon" in m for m in body["resultats"][3]["motifs"])
+    assert body["resume"]["eligible"] == 1 and body["resume"]["non_geocode"] == 2
+    assert sum(body["resume"].values()) == 4 and "copie simplifiée" in body["notes"][0]
+
+
+def test_batch_length_is_capped(client) -> None:
+    lieux = [{"lat": HORS_QPV[0], "lon": HORS_QPV[1]}] * (MAX_ITEMS + 1)
+    assert_error(client.post("/api/v1/verdicts", json={"lieux": lieux}), 413,
+                 f"au plus {MAX_ITEMS}", "/lot")
+    ok = client.post("/api/v1/verdicts", json={"lieux": lieux[:MAX_ITEMS]})
+    assert ok.status_code == 200 and len(ok.json()["resultats"]) == MAX_ITEMS
+
+
+def test_json_body_size_is_capped_even_without_content_length(client) -> None:
+    big = json.dumps({"lieux": [{"id": "x" * 90, "adresse": "y" * 290}] * 400}).encode()
+    assert_error(client.post("/api/v1/verdicts", content=big,
+                             headers={"content-type": "application/json"}), 413, "volumineuse")
+
+    def chunks():
+        for i in range(0, len(big), 8192):
+            yield big[i:i + 8192]
+
+    assert_error(client.post("/api/v1/verdicts", content=chunks(),
+                             headers={"content-type": "application/json"}), 413, "volumineuse")
+
+
+def test_batch_rejects_unknown_fields(client) -> None:
+    assert_error(client.post("/api/v1/verdicts", json={"lieux": [{"latitude": 45.4}]}), 422)
+
+
+# --------------------------------------------------------------------------- other endpoints
+
+def test_donnees_gives_versions_without_server_paths(client) -> None:
+    r = client.get("/api/v1/donnees")
+    assert r.status_code == 200
+    d = r.json()
+    assert d["simplifiee"] is True and "sha256:" in d["version"]
+    assert any("copie simplifiée" in n for n in d["notes"])
+    assert d["couches"]["qpv"]["sha256"] and d["couches"]["qpv"]["features"] > 0
+    assert all("path" not in c for c in d["couches"].values())
+    assert "/" not in json.dumps(d["couches"]["qpv"]["sha256"])
+
+
+def test_perimetres_near_a_point(client, inside) -> None:
+    r = client.get("/api/v1/perimetres", params={"lat": inside[0], "lon": inside[1],
+                                                  "rayon_m": 1500})
+    assert r.status_code == 200
+    fc = r.json()
+    assert fc["type"] == "FeatureCollection"
+    kinds = {(f["properties"]["type"], f["properties"]["code"]) for f in fc["features"]}
+    assert ("qpv", "QN04213M") in kinds and ("commune", "42218") in kinds
+    assert all(f["geometry"]["type"] in ("Polygon", "MultiPolygon") for f in fc["features"])
+    far = client.get("/api/v1/perimetres", params={"lat": 48.85, "lon": 2.35}).json()
+    assert far["features"] == []
+
+
+def test_short_suggestion_query_needs_no_geocoder(client) -> None:
+    r = client.get("/api/v1/suggestions", params={"q": "ab"})
+    assert r.status_code == 200 and r.json() == {"suggestions": [], "methode": "aucune"}
+
+
+def test_openapi_schema_documents_models_and_errors(client) -> None:
+    schema = client.get("/openapi.json").json()
+    for path in ("/api/v1/verdict", "/api/v1/verdicts", "/api/v1/donnees",
+                 "/api/v1/suggestions", "/api/v1/perimetres"):
+        assert path in schema["paths"]
+    verdict = schema["paths"]["/api/v1/verdict"]["get"]["responses"]
+    assert verdict["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/Erreur")
+    assert verdict["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/Erreur")
+    assert "/" not in schema["paths"] and "/lot" not in schema["paths"]
+
+
+def test_security_headers_on_pages_and_api(client) -> None:
+    for url in ("/", "/api/v1/donnees", "/static/app.js", "/api/v1/rien"):
+        h = client.get(url).headers
+        assert "default-src 'self'" in h["content-security-policy"]
+        assert "frame-ancestors 'none'" in h["content-security-policy"]
+        assert h["x-content-type-options"] == "nosniff"
+
+
+# --------------------------------------------------------------------------- pages
+
+def test_page_without_javascript_renders_the_verdict(client, inside) -> None:
+    lat, lon = inside
+    r = client.get("/", params={"lat": f"{lat:.6f}".replace(".", ","), "lon": f"{lon:.6f}"})
+    assert r.status_code == 200
+    html = r.text
+    assert 'lang="fr"' in html and 'id="verdict"' in html
+    assert "Éligible" in html and "QN04213M — Montreynaud" in html
+    assert "copie simplifiée (précision ≈ 10 m)" in html and "sha256:" in html
+    assert "Vérifié le" in html and "Attestation" in html
+    assert 'data-code-qp="QN04213M"' in html
+    # Everything the page loads comes from the app itself (no CDN).
+    assert "http://" not in html.split("<footer")[0].replace("http://127.0.0.1", "")
+    assert "https://" not in html
+
+
+def test_page_shows_coordinate_errors_with_hint(client) -> None:
+    r = client.get("/", params={"lat": "4.39", "lon": "45.44"})
+    assert r.status_code == 400 and 'role="alert"' in r.text and "inversées" in r.text
+    r = client.get("/", params={"lat": "quarante", "lon": "4.4"})
+    assert r.status_code == 400 and "pas un nombre" in r.text
+
+
+XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+def test_user_strings_are_escaped_in_pages(client) -> None:
+    r = client.get("/", params={"lat": XSS, "lon": "4.4"})
+    assert XSS not in r.text and "<script>alert" not in r.text
+    assert "&lt;script&gt;" in r.text  # the echoed value, escaped
+    r = client.get("/", params={"adresse": XSS})
+    assert "<script>alert" not in r.text and "<img src=x" not in r.text
+    assert "&lt;script&gt;alert" in r.text
+
+
+def test_page_lot_form(client) -> None:
+    r = client.get("/lot")
+    assert r.status_code == 200 and 'enctype="multipart/form-data"' in r.text
+    assert 'type="file"' in r.text and "Mo au plus" in r.text
+
+
+def test_upload_over_the_cap_is_413_while_streaming(client) -> None:
+    payload = b"adresse;porteur\n" + b"1 rue de la Paix 42000 Saint-Etienne;asso\n" * 3000
+    assert len(payload) > MAX_UPLOAD_MB * 1_000_000 * 2
+    files = {"fichier": ("gros.csv", payload, "text/csv")}
+    r = client.post("/lot", files=files)
+    assert r.status_code == 413 and "la limite est de 50 ko" in r.text
+    assert "qpv-geo batch" in r.text  # the way out
+    # Same without a Content-Length: the cap is enforced on the streamed bytes.
+    boundary = "qpvgeotest"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"fichier\"; "
+            f"filename=\"gros.csv\"\r\nContent-Type: text/csv\r\n\r\n").encode() + payload \
+        + f"\r\n--{boundary}--\r\n".encode()
+
+    def chunks():
+        for i in range(0, len(body), 16384):
+            yield body[i:i + 16384]
+
+    r = client.post("/lot", content=chunks(),
+                    headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code == 413 and "trop volumineux" in r.text
+
+
+def test_upload_of_an_unsupported_format_says_what_to_do(client) -> None:
+    r = client.post("/lot", files={"fichier": ("notes.pdf", b"%PDF-1.4", "application/pdf")})
+    assert r.status_code == 400 and "non pris en charge" in r.text and "XLSX" in r.text
+    r = client.post("/lot", data={"feuille": "x"})
+    assert r.status_code == 400 and "Aucun fichier" in r.text
+
+
+def test_stale_result_link_is_a_clear_error(client) -> None:
+    r = client.get("/lot/resultat/abcdefghijklmnop/0")
+    assert r.status_code == 400 and "plus disponible" in r.text
+    assert client.get("/lot/resultat/..%2F..%2Fetc/0").status_code == 404
+
+
+# --------------------------------------------------------------------------- packaging
+
+def test_importing_the_package_and_cli_does_not_import_fastapi() -> None:
+    code = ("import sys, qpv_geo, qpv_geo.cli, qpv_geo.web; "
+            "print(sorted(m for m in ('fastapi', 'starlette', 'uvicorn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
