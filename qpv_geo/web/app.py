@@ -738,6 +738,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             context["text"] = verdict_text(payload, adresse_saisie=saisie)
         return templates.TemplateResponse(request, "index.html", context, status_code=status)
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response((HERE / "static" / "favicon.svg").read_bytes(),
+                        media_type="image/svg+xml")
+
     # ---------------------------------------------------------------- page /lot
     @app.get("/lot", response_class=HTMLResponse, include_in_schema=False)
     def page_lot(request: Request) -> Response:

@@ -129,7 +129,7 @@
     var lat = parseFloat(section.dataset.lat);
     var lon = parseFloat(section.dataset.lon);
     if (!isFinite(lat) || !isFinite(lon)) { return; }
-    var map = L.map(container, { scrollWheelZoom: false, zoomSnap: 0.5 });
+    var map = L.map(container, { scrollWheelZoom: false, zoomSnap: 0.5, fadeAnimation: false });
     map.attributionControl.setPrefix(false);
     map.setView([lat, lon], 15);
     var point = L.circleMarker([lat, lon], {
@@ -157,7 +157,9 @@
             focus = lyr.getBounds();
           }
         });
-        if (focus) { map.fitBounds(focus.extend([lat, lon]), { padding: [20, 20], maxZoom: 17 }); }
+        if (focus) {
+          map.fitBounds(focus.extend([lat, lon]), { padding: [20, 20], maxZoom: 17, animate: false });
+        }
         container.dataset.pret = "1";
       })
       .catch(function () {

@@ -1,0 +1,110 @@
+"""End to end in headless Chromium: the page served by uvicorn on loopback, a person's path
+through it (type, pick a suggestion, submit, read the verdict, see the map, print)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+
+import pytest
+
+pytest.importorskip("uvicorn")
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    """uvicorn serving create_app() on 127.0.0.1, a free port, in a thread."""
+    import uvicorn
+
+    from qpv_geo.settings import Settings
+    from qpv_geo.web import create_app
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    app = create_app(Settings.from_env())
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # websockets' legacy API, unused
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                pytest.fail("uvicorn n'a pas démarré")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+        server.should_exit = True
+        thread.join(10)
+    sock.close()
+
+
+@pytest.fixture(scope="module")
+def inside(reference) -> tuple[float, float]:
+    """(lat, lon) deep inside QN04213M Montreynaud."""
+    from shapely.ops import polylabel
+
+    from qpv_geo.eligibility import Engine
+
+    geom = reference.qpv.to_crs(2154).set_index("code_qp").geometry["QN04213M"]
+    p = polylabel(geom, tolerance=1.0) if geom.geom_type == "Polygon" else geom.centroid
+    lon, lat = Engine.l93_to_lonlat([p.x], [p.y])
+    return float(lat[0]), float(lon[0])
+
+
+def offsite_requests(page, base_url: str) -> list[str]:
+    """Every request the page made that did not go to the app itself."""
+    return [u for u in page.requests_seen if not (u.startswith(base_url) or u.startswith("data:"))]
+
+
+@pytest.fixture()
+def tracked(page):
+    page.requests_seen = []
+    page.on("request", lambda r: page.requests_seen.append(r.url))
+    return page
+
+
+def test_point_verdict_with_map_and_print(tracked, base_url, inside, artifacts) -> None:
+    page = tracked
+    lat, lon = inside
+    page.goto(base_url + "/")
+    page.get_by_label("Latitude").fill(f"{lat:.6f}")
+    page.get_by_label("Longitude").fill(f"{lon:.6f}")
+    page.get_by_role("button", name="Vérifier le point").click()
+    page.wait_for_selector("#verdict")
+    assert page.locator("#verdict-statut").inner_text() == "Éligible"
+    details = page.locator("#verdict .details").inner_text()
+    assert "QN04213M — Montreynaud" in details and "à l'intérieur du périmètre" in details
+    assert "copie simplifiée (précision ≈ 10 m)" in page.locator("#verdict .notes").inner_text()
+    # The map: Leaflet container, the QPV polygon and the point drawn as SVG paths.
+    page.wait_for_selector('#carte[data-pret="1"]', timeout=10_000)
+    assert page.locator("#carte.leaflet-container").count() == 1
+    assert page.locator("#carte path.leaflet-interactive").count() >= 2
+    page.screenshot(path=str(artifacts / "web-verdict-point.png"), full_page=True)
+    # Print: the attestation header shows, the forms do not.
+    page.emulate_media(media="print")
+    assert page.locator(".attestation-entete").is_visible()
+    assert not page.locator("#form-adresse").is_visible()
+    page.emulate_media(media="screen")
+    assert page.locator("#copier").is_visible() and page.locator("#imprimer").is_visible()
+    assert page.console_errors == []
+    assert offsite_requests(page, base_url) == []
+
+
+def test_phone_width_has_no_horizontal_scroll(browser, base_url) -> None:
+    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
+    page = context.new_page()
+    try:
+        page.goto(base_url + "/?lat=45.4561&lon=4.4067")
+        page.wait_for_selector('#carte[data-pret="1"]', timeout=10_000)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 360, width
+        assert "Non éligible" in page.locator("#verdict-statut").inner_text()
+    finally:
+        context.close()
