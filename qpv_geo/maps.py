@@ -581,6 +581,7 @@ def map_from_sites(
     seuil_cluster: int = SEUIL_CLUSTER,
     title: str = "Actions de l'appel à projets — Cité de l'emploi",
     demo: bool | None = None,
+    rayon_m: float | None = None,
 ) -> folium.Map:
     """Interactive map of validated sites over the QPV perimeters.
 
@@ -601,6 +602,9 @@ def map_from_sites(
         Legend title.
     demo
         Force the demonstration mark (default: detected, see :func:`is_demo`).
+    rayon_m
+        When given, a layer outlines the "quartier vécu": the QPV widened by this many metres
+        (a site in it serves the QPV, see :mod:`qpv_geo.coverage`).
 
     Returns
     -------
@@ -610,6 +614,20 @@ def map_from_sites(
 
     els = _elements()
     m = _base_map(reference, tiles)
+    if rayon_m and len(reference.qpv):
+        import shapely
+
+        metric = reference.qpv.to_crs(2154)
+        zone = shapely.union_all(shapely.buffer(metric.geometry.values, float(rayon_m)))
+        import geopandas as gpd
+
+        zone = gpd.GeoSeries([zone], crs=2154).to_crs(4326).iloc[0]
+        folium.GeoJson(
+            {"type": "Feature", "properties": {}, "geometry": zone.__geo_interface__},
+            name=f"Quartier vécu : QPV + {float(rayon_m):.0f} m",
+            style_function=lambda f: {"color": COULEUR_QPV, "weight": 1, "dashArray": "3 4",
+                                      "fill": False},
+        ).add_to(m)
     _perimeter_layers(m, reference)
     located = _located(sites)
     prio = _priority_column(located)
@@ -639,10 +657,34 @@ def map_from_sites(
         legend.append(f"<div class='ligne'><i>{missing} site{'s' if missing > 1 else ''} non "
                       "localisé(s), absent(s) de la carte</i></div>")
     legend.append(_legend_perimeters(reference))
+    if rayon_m:
+        legend.append(f"<div class='ligne'><span class='aplat' style='border-color:{COULEUR_QPV};"
+                      f"border-style:dashed;background:none'></span>Quartier vécu (QPV + "
+                      f"{float(rayon_m):.0f} m)</div>")
     m.add_child(els["HtmlControl"]("".join(legend), position="bottomright",
                                    css_class="qpvgeo-legende"))
     _notes_control(m, _notes(reference, sites, demo=demo), reference.version)
     return m
+
+
+def write_map(
+    sites: pd.DataFrame,
+    output: str | Path,
+    *,
+    reference: Reference | None = None,
+    settings: Any = None,
+    tiles: str | None = None,
+    rayon_m: float | None = None,
+    offline: bool = True,
+    demo: bool | None = None,
+) -> Path:
+    """Build :func:`map_from_sites` on the installed reference and write it (self-contained)."""
+    if reference is None:
+        from qpv_geo.reference import get_reference
+
+        reference = get_reference(settings)
+    m = map_from_sites(sites, reference, tiles=tiles, rayon_m=rayon_m, demo=demo)
+    return save_map(m, output, offline=offline)
 
 
 def _palier(n: int) -> str:
@@ -748,12 +790,11 @@ def _perimeter_outline_only(m: folium.Map, reference: Reference) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def _figure(width: float, height: float) -> Any:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
+    # No Agg canvas until savefig: geopandas calls draw_idle after each layer, a no-op on the
+    # base canvas but a full redraw on Agg (3 s instead of 0.5 s for the 8-panel figure).
+    return Figure(figsize=(width, height), dpi=100)
 
 
 def _png(fig: Any, dpi: int) -> bytes:
@@ -870,4 +911,5 @@ __all__ = [
     "save_map",
     "static_coverage_png",
     "static_sites_png",
+    "write_map",
 ]

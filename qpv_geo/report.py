@@ -1,0 +1,313 @@
+"""The copilotage committee report: one self-contained HTML file (and optionally a PDF).
+
+Contents: key figures, the matrix QPV × priority, the coverage rate of each priority, the
+gaps, the rows to review, the maps (interactive on screen, static PNG in print and PDF), the
+data versions and notes, and a demonstration mark whenever demo data or demo addresses are
+used. Built with jinja2 (autoescape on) from ``templates/rapport.html.j2``.
+
+PDF: WeasyPrint runs no JavaScript, so the PDF variant carries the static maps (matplotlib)
+in place of the interactive ones.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from qpv_geo.coverage import RAYON_DEFAUT_M
+from qpv_geo.priorites import AUTRE, PRIORITES
+
+if TYPE_CHECKING:
+    import folium
+
+    from qpv_geo.coverage import Coverage
+    from qpv_geo.reference import Reference
+    from qpv_geo.settings import Settings
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+#: Statuses whose rows the report lists for review.
+A_REVOIR = ("a_verifier", "non_geocode")
+
+_HEAD = re.compile(r"<head>(.*?)</head>", re.S)
+_BODY = re.compile(r"<body>(.*?)</body>\s*(.*?)</html>", re.S)
+_PAGE_STYLE = re.compile(r"<style>\s*html, body \{[^}]*\}\s*</style>")
+_META = re.compile(r"<meta[^>]*>")
+
+
+def _map_parts(m: folium.Map) -> tuple[str, str]:
+    """(head, body) of a rendered folium map, to place several maps in one page."""
+    page = m.get_root().render()
+    head = _HEAD.search(page)
+    body = _BODY.search(page)
+    if head is None or body is None:  # pragma: no cover - folium's page layout changed
+        raise RuntimeError("unexpected folium page layout")
+    head_html = _META.sub("", _PAGE_STYLE.sub("", head.group(1)))
+    return head_html, body.group(1) + body.group(2)
+
+
+def _png_uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    try:
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _key_figures(sites: pd.DataFrame, coverage: Coverage) -> dict[str, Any]:
+    from qpv_geo.coverage import _fold
+    from qpv_geo.eligibility import STATUS_LABELS, STATUSES
+
+    status = sites["status"] if "status" in sites.columns else pd.Series(dtype=object)
+    counts = status.value_counts()
+    porteurs = {_fold(p) for p in sites.get("porteur", pd.Series(dtype=object))} - {""}
+    if "action" in sites.columns:
+        keys = {(_fold(p), _fold(a)) for p, a in zip(sites.get("porteur", [""] * len(sites)),
+                                                     sites["action"], strict=True) if _fold(a)}
+        anonymous = int(sum(1 for a in sites["action"] if not _fold(a)))
+        n_actions = len(keys) + anonymous
+    else:
+        n_actions = len(sites)
+    reached = coverage.par_qpv[coverage.par_qpv["priorites_atteintes"] > 0]
+    return {
+        "sites": len(sites),
+        "localises": len(sites) - coverage.sites_non_localises,
+        "actions": n_actions,
+        "porteurs": len(porteurs),
+        "statuts": [{"key": s, "label": STATUS_LABELS[s], "n": int(counts.get(s, 0))}
+                    for s in STATUSES],
+        "eligibles": int(counts.get("eligible", 0)),
+        "a_revoir": int(sum(int(counts.get(s, 0)) for s in A_REVOIR)),
+        "qpv_atteints": len(reached),
+        "qpv_total": coverage.qpv_total,
+        "lacunes": len(coverage.gaps),
+        "hors_rayon": coverage.sites_hors_rayon,
+        "priorite_autre": int((sites["priorite"] == AUTRE).sum()) if "priorite" in sites else 0,
+    }
+
+
+def _matrix_rows(coverage: Coverage) -> list[dict[str, Any]]:
+    m = coverage.matrix.set_index(["code_qp", "priorite"])
+    rows = []
+    for q in coverage.par_qpv.itertuples(index=False):
+        cells = []
+        for key in PRIORITES:
+            r = m.loc[(q.code_qp, key)]
+            cells.append({"actions": int(r["actions"]), "dans": int(r["sites_dans"]),
+                          "proximite": int(r["sites_proximite"]), "couverture": r["couverture"],
+                          "porteurs": r["porteurs_liste"]})
+        rows.append({"code_qp": q.code_qp, "lib_qp": q.lib_qp, "lib_com": q.lib_com or "",
+                     "cells": cells, "atteintes": q.priorites_atteintes,
+                     "dans": q.priorites_dans})
+    return rows
+
+
+def _review_rows(sites: pd.DataFrame) -> list[dict[str, str]]:
+    from qpv_geo.eligibility import STATUS_LABELS
+
+    if "status" not in sites.columns:
+        return []
+    mask = sites["status"].isin(A_REVOIR)
+    if "priorite" in sites.columns:
+        mask |= sites["priorite"] == AUTRE
+    out = []
+    for _, r in sites[mask].iterrows():
+        adresse = r.get("adresse") if "adresse" in sites.columns else r.get("geocodage_label")
+        reasons = _text(r.get("motifs"))
+        if r.get("priorite") == AUTRE:
+            reasons = (reasons + " ; " if reasons else "") + "priorité non reconnue"
+        out.append({"ligne": _text(r.get("ligne")), "porteur": _text(r.get("porteur")),
+                    "action": _text(r.get("action")), "adresse": _text(adresse),
+                    "statut": STATUS_LABELS.get(_text(r.get("status")), _text(r.get("status"))),
+                    "status": _text(r.get("status")), "motifs": reasons})
+    return out
+
+
+def _gaps_by_priority(coverage: Coverage) -> list[dict[str, Any]]:
+    out = []
+    for p in coverage.par_priorite.itertuples(index=False):
+        g = coverage.gaps[coverage.gaps["priorite"] == p.priorite]
+        near = coverage.matrix[(coverage.matrix["priorite"] == p.priorite)
+                               & (coverage.matrix["couverture"] == "proximite")]
+        out.append({"label": p.priorite_label, "key": p.priorite,
+                    "qpv": [f"{c} « {lib} »" for c, lib in zip(g["code_qp"], g["lib_qp"],
+                                                               strict=True)],
+                    "proximite": [f"{c} « {lib} »" for c, lib in zip(near["code_qp"],
+                                                                     near["lib_qp"],
+                                                                     strict=True)]})
+    return out
+
+
+def _data_info(sites: pd.DataFrame, reference: Reference) -> dict[str, Any]:
+    from qpv_geo import __version__
+
+    layers = [{"name": i.name, "origin": i.origin, "features": i.features,
+               "millesime": i.millesime, "precision": i.precision,
+               "sha256": (i.sha256 or "")[:16], "source": i.source}
+              for i in reference.layers.values()]
+    donnees = []
+    if "donnees" in sites.columns:
+        donnees = sorted({str(d).split(" — ")[0] for d in sites["donnees"].dropna()})
+    mismatch = [d for d in donnees if d != reference.version]
+    return {"version": reference.version, "layers": layers, "donnees": donnees,
+            "mismatch": mismatch, "qpv_geo": __version__}
+
+
+def report_from_sites(
+    sites: pd.DataFrame,
+    reference: Reference,
+    *,
+    rayon_m: float = RAYON_DEFAUT_M,
+    tiles: str | None = None,
+    static: bool = False,
+    title: str = "Cité de l'emploi — couverture des QPV par les actions de l'appel à projets",
+    source: str | None = None,
+    demo: bool | None = None,
+    coverage: Coverage | None = None,
+) -> str:
+    """The committee report as one self-contained HTML page.
+
+    Parameters
+    ----------
+    sites
+        Validated sites (batch output).
+    reference
+        Reference layers (the same the sites were judged with).
+    rayon_m
+        Radius of the "quartier vécu" for the coverage.
+    tiles
+        Background of the interactive maps (``None``: none, works offline; ``"osm"``).
+    static
+        Static maps only (PNG), no JavaScript: the variant printed to PDF.
+    title, source
+        Title, and the name of the sites file shown in the header.
+    demo
+        Force the demonstration mark (default: detected from the data and the sites).
+    coverage
+        A coverage already computed with the same ``rayon_m`` (computed otherwise).
+
+    Returns
+    -------
+    str
+        The HTML page.
+    """
+    import jinja2
+
+    from qpv_geo import maps
+    from qpv_geo.coverage import coverage_from_sites
+
+    cov = coverage if coverage is not None else coverage_from_sites(sites, reference,
+                                                                    rayon_m=rayon_m)
+    is_demo = demo if demo is not None else maps.is_demo(sites, reference)
+    notes = maps._notes(reference, sites, demo=is_demo)
+    heads: list[str] = []
+    cartes: dict[str, str] = {}
+    if not static:
+        for name, m in (
+            ("sites", maps.map_from_sites(sites, reference, tiles=tiles, demo=is_demo,
+                                          rayon_m=cov.rayon_m)),
+            ("couverture", maps.coverage_map(cov, reference, tiles=tiles, demo=is_demo,
+                                             sites=sites)),
+        ):
+            head, body = _map_parts(m)
+            heads.append(head)
+            cartes[name] = body
+    images = {"sites": _png_uri(maps.static_sites_png(sites, reference, demo=is_demo)),
+              "couverture": _png_uri(maps.static_coverage_png(cov, reference, demo=is_demo,
+                                                              sites=sites))}
+    chiffres = _key_figures(sites, cov)
+    revoir = _review_rows(sites)
+    chiffres["a_revoir"] = len(revoir)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]),
+                             trim_blocks=True, lstrip_blocks=True)
+    template = env.get_template("rapport.html.j2")
+    page = template.render(
+        title=title, source=source, generated=dt.datetime.now().strftime("%d/%m/%Y %H:%M"),
+        demo=is_demo, notes=notes, rayon=cov.rayon_m, static=static,
+        chiffres=chiffres, priorites=[
+            {"key": k, "label": p.label, "hex": p.hex} for k, p in PRIORITES.items()],
+        matrix=_matrix_rows(cov), par_priorite=cov.par_priorite.to_dict("records"),
+        lacunes=_gaps_by_priority(cov), revoir=revoir, data=_data_info(
+            sites, reference), heads=heads, cartes=cartes, images=images,
+        fond=("cartes statiques" if static else ("aucun (carte utilisable hors ligne)"
+              if not maps._tiles(tiles) else f"{maps._tiles(tiles)} (en ligne)")),
+    )
+    return maps.inline_assets(page) if not static else page
+
+
+def write_pdf(page: str, path: str | Path) -> Path:
+    """Print a static report page to PDF with WeasyPrint (the ``pdf`` extra)."""
+    try:
+        import weasyprint
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        from qpv_geo.exceptions import QpvGeoError
+
+        raise QpvGeoError("WeasyPrint n'est pas installé : impossible d'écrire le PDF.",
+                          hint="pip install 'qpv-geo[pdf]' (et les paquets Pango du système).") \
+            from exc
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    weasyprint.HTML(string=page, base_url=str(TEMPLATES)).write_pdf(path)
+    return path
+
+
+def write_report(
+    sites: pd.DataFrame,
+    output: str | Path,
+    *,
+    reference: Reference | None = None,
+    settings: Settings | None = None,
+    rayon_m: float = RAYON_DEFAUT_M,
+    tiles: str | None = None,
+    pdf: bool = False,
+    title: str | None = None,
+    source: str | None = None,
+    demo: bool | None = None,
+) -> dict[str, Path]:
+    """Write the report: ``output`` (HTML), and with ``pdf`` the PDF next to it.
+
+    An ``output`` ending in ``.pdf`` writes the PDF only.
+
+    Returns
+    -------
+    dict
+        ``{"html": path}`` and/or ``{"pdf": path}``.
+    """
+    from qpv_geo.coverage import coverage_from_sites
+
+    if reference is None:
+        from qpv_geo.reference import get_reference
+
+        reference = get_reference(settings)
+    output = Path(output)
+    kwargs: dict[str, Any] = {"rayon_m": rayon_m, "source": source, "demo": demo}
+    if title:
+        kwargs["title"] = title
+    cov = coverage_from_sites(sites, reference, rayon_m=rayon_m)
+    written: dict[str, Path] = {}
+    if output.suffix.lower() != ".pdf":
+        output.parent.mkdir(parents=True, exist_ok=True)
+        page = report_from_sites(sites, reference, tiles=tiles, coverage=cov, **kwargs)
+        output.write_text(page, encoding="utf-8")
+        written["html"] = output
+    if pdf or output.suffix.lower() == ".pdf":
+        static = report_from_sites(sites, reference, static=True, coverage=cov, **kwargs)
+        written["pdf"] = write_pdf(static, output.with_suffix(".pdf"))
+    return written
+
+
+__all__ = ["A_REVOIR", "report_from_sites", "write_pdf", "write_report"]

@@ -1,0 +1,206 @@
+"""Maps: the folium object and the rendered HTML (layers, escaping, legend, notes, offline)."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+
+from qpv_geo import maps
+from qpv_geo.coverage import coverage_from_sites
+from qpv_geo.priorites import PRIORITES
+from qpv_geo.reference import NOTE_DEMO, NOTE_SIMPLIFIEE, Reference
+
+DATA = Path(__file__).parent / "data" / "coverage"
+EVIL = "<script>alert(1)</script>"
+
+
+def _ref(**kw) -> Reference:
+    return Reference.from_frames(
+        qpv=gpd.read_file(DATA / "qpv.geojson"), communes=gpd.read_file(DATA / "communes.geojson"),
+        qva=gpd.read_file(DATA / "qva.geojson"), label="tests/data/coverage", **kw)
+
+
+@pytest.fixture(scope="module")
+def ref() -> Reference:
+    return _ref()
+
+
+@pytest.fixture(scope="module")
+def sites() -> pd.DataFrame:
+    return pd.read_csv(DATA / "sites_valides.csv", sep=";")
+
+
+@pytest.fixture(scope="module")
+def site_map(ref, sites):
+    return maps.map_from_sites(sites, ref, tiles=None)
+
+
+@pytest.fixture(scope="module")
+def page(site_map) -> str:
+    return maps.map_html(site_map)
+
+
+def js_text(text: str) -> str:
+    """How jinja's tojson writes a string inside the page (ASCII, HTML-safe escapes)."""
+    return json.dumps(text)[1:-1].replace("<", "\\u003c").replace(">", "\\u003e") \
+        .replace("&", "\\u0026").replace("'", "\\u0027")
+
+
+def visible(page: str) -> str:
+    """The page with JSON \\uXXXX escapes and HTML entities decoded (text as displayed)."""
+    return html.unescape(re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)),
+                                page))
+
+
+def sites_layers(m):
+    return [c for c in m._children.values() if type(c).__name__ == "SitesLayer"]
+
+
+def test_import_stays_light():
+    code = ("import sys, qpv_geo, qpv_geo.maps, qpv_geo.coverage, qpv_geo.report; "
+            "print(sorted(m for m in ('folium', 'matplotlib', 'branca', 'weasyprint') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_one_layer_per_priority_with_its_colour_and_icon(site_map, sites):
+    layers = {layer.priorite: layer for layer in sites_layers(site_map)}
+    assert list(layers) == ["mobilite", "linguistique", "garde_enfants", "sante", "entreprises",
+                            "autre"]
+    # S9 has no coordinates: 5 mobility rows on the map out of 6.
+    assert len(layers["mobilite"].rows) == 5
+    assert sum(len(v.rows) for v in layers.values()) == sites["lon"].notna().sum()
+    for key, layer in layers.items():
+        if key in PRIORITES:
+            assert layer.icon_options["markerColor"] == PRIORITES[key].color
+            assert layer.icon_options["icon"] == PRIORITES[key].icon
+            assert PRIORITES[key].hex in layer.layer_name
+        assert layer.overlay and layer.control and not layer.cluster
+
+
+def test_cluster_above_threshold(ref, sites):
+    m = maps.map_from_sites(sites, ref, tiles=None, seuil_cluster=2)
+    flags = {layer.priorite: layer.cluster for layer in sites_layers(m)}
+    assert flags["mobilite"] is True and flags["sante"] is False
+    page = maps.map_html(m)
+    assert "L.markerClusterGroup(" in page
+    assert "leaflet.markercluster-1.5.3/leaflet.markercluster.js" in page
+
+
+def test_user_text_is_escaped(page, sites):
+    assert EVIL not in page
+    assert "${alert(2)}" not in page
+    assert "<b>gras</b>" not in page
+    assert js_text("&lt;script&gt;alert(1)&lt;/script&gt;") in page
+    row = next(r for r in maps._site_rows(sites) if "alert(1)" in r[2])
+    popup = maps.popup_html(row)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in popup
+    assert "&#96;&#36;{alert(2)}&#96;" in popup and "&lt;b&gt;gras&lt;/b&gt;" in popup
+
+
+def test_esc():
+    assert maps.esc(None) == "" and maps.esc(float("nan")) == ""
+    assert maps.esc("a<b & `${x}` \\") == "a&lt;b &amp; &#96;&#36;{x}&#96; &#92;"
+
+
+def test_perimeters_legend_controls(page, site_map):
+    names = [getattr(c, "layer_name", "") for c in site_map._children.values()]
+    for name in ("Communes de SEM", "Contour de Saint-Étienne Métropole",
+                 "QPV 2024 de SEM (éligibles)", "QVA — veille active (non éligibles)"):
+        assert name in names
+    assert "url(#qpvgeo-hachures)" in page and 'id="qpvgeo-hachures"' in page
+    text = visible(page)
+    assert "QVA « Veille Test » — non éligible" in text  # QVA label
+    assert "qpvgeo-legende" in page and "Garde d'enfants : 1 site" in text
+    assert "Mobilité : 5 sites" in text and "1 site non localisé(s)" in text
+    assert "L.control.fullscreen" in page
+    assert "L.control.scale" in page
+    assert "L.control.layers" in page
+    assert "QN04201M" in page and "Alpha" in page  # QPV tooltips
+
+
+def test_offline_page_has_no_remote_asset(page):
+    assert not re.search(r'<script[^>]+src="https?:', page)
+    assert not re.search(r'<link[^>]+href="https?:', page)
+    assert "tile.openstreetmap" not in page
+    assert "bootstrap.min" not in page and "glyphicons" not in page
+    assert "data:font/woff2;base64," in page  # Font Awesome glyphs inlined
+
+
+def test_tiles_osm_and_cdn_mode(ref, sites):
+    m = maps.map_from_sites(sites, ref, tiles="osm")
+    online = maps.map_html(m, offline=False)
+    assert "tile.openstreetmap.org" in online
+    assert re.search(r'<script[^>]+src="https://cdn', online)
+
+
+def test_inline_assets_refuses_unknown_cdn():
+    page = '<head><script src="https://example.org/x.js"></script></head>'
+    with pytest.raises(ValueError, match=r"example\.org"):
+        maps.inline_assets(page)
+    assert maps.inline_assets(page, strict=False) == page
+
+
+def test_notes_on_the_map(reference, sites):
+    # The shipped data: simplified copy.
+    m = maps.map_from_sites(sites, reference, tiles=None)
+    assert NOTE_SIMPLIFIEE in visible(maps.map_html(m))
+    demo_ref = _ref(demo=True)
+    assert NOTE_DEMO in visible(maps.map_html(maps.map_from_sites(sites, demo_ref, tiles=None)))
+
+
+def test_demo_addresses_are_marked(ref, sites):
+    assert not maps.is_demo(sites, ref)
+    demo_sites = sites.assign(geocodage_source="démo (adresses fictives)")
+    assert maps.is_demo(demo_sites, ref)
+    page = maps.map_html(maps.map_from_sites(demo_sites, ref, tiles=None))
+    assert "DÉMONSTRATION — adresses fictives" in visible(page)
+    assert "qpvgeo-notes demo" in page
+
+
+def test_coverage_map(ref, sites):
+    cov = coverage_from_sites(sites, ref)
+    m = maps.coverage_map(cov, ref)
+    groups = [c for c in m._children.values() if type(c).__name__ == "FeatureGroup"]
+    assert len(groups) == len(PRIORITES)
+    assert all(not g.overlay for g in groups)  # radio buttons: one priority at a time
+    assert [g.show for g in groups] == [True] + [False] * (len(PRIORITES) - 1)
+    mob = groups[0]
+    gj = next(iter(mob._children.values()))
+    flags = {f["properties"]["_tip"].split("</b>")[0][3:]: f["properties"]["lacune"]
+             for f in gj.data["features"]}
+    assert flags == {"QN04201M": False, "QN04202M": True, "QN04203M": False}
+    assert "67% des QPV" in mob.layer_name
+    assert maps.COULEUR_LACUNE in maps.map_html(m)
+    with pytest.raises(ValueError):
+        maps.coverage_map(cov, ref, priorites=["nope"])
+
+
+def test_empty_sites_map(ref):
+    m = maps.map_from_sites(pd.DataFrame({"lon": [], "lat": []}), ref, tiles=None)
+    assert sites_layers(m) == []
+    assert "Aucun site localisé" in visible(maps.map_html(m))
+
+
+def test_static_pngs(ref, sites):
+    png = maps.static_sites_png(sites, ref, dpi=60)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    cov = coverage_from_sites(sites, ref)
+    png = maps.static_coverage_png(cov, ref, dpi=50)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_save_map(tmp_path, site_map):
+    path = maps.save_map(site_map, tmp_path / "sub" / "carte.html")
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>") and "leaflet-1.9.4/leaflet.js" in text

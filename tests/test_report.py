@@ -1,0 +1,154 @@
+"""The committee report: contents, escaping, self-containment, demo mark, PDF."""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+
+from qpv_geo import report
+from qpv_geo.coverage import coverage_from_sites
+from qpv_geo.priorites import PRIORITES
+from qpv_geo.reference import NOTE_DEMO, NOTE_SIMPLIFIEE, Reference
+
+DATA = Path(__file__).parent / "data" / "coverage"
+
+
+def _ref(**kw) -> Reference:
+    return Reference.from_frames(
+        qpv=gpd.read_file(DATA / "qpv.geojson"), communes=gpd.read_file(DATA / "communes.geojson"),
+        qva=gpd.read_file(DATA / "qva.geojson"), label="tests/data/coverage", **kw)
+
+
+@pytest.fixture(scope="module")
+def ref() -> Reference:
+    return _ref()
+
+
+@pytest.fixture(scope="module")
+def sites() -> pd.DataFrame:
+    return pd.read_csv(DATA / "sites_valides.csv", sep=";")
+
+
+@pytest.fixture(scope="module")
+def page(ref, sites) -> str:
+    return report.report_from_sites(sites, ref, source="sites_valides.csv")
+
+
+def section(page: str, ident: str) -> str:
+    m = re.search(rf'<section id="{ident}"[^>]*>(.*?)</section>', page, re.S)
+    assert m, ident
+    return m.group(1)
+
+
+def cells(fragment: str) -> list[str]:
+    """Text of the table cells of an HTML fragment."""
+    return [html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+            for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", fragment, re.S)]
+
+
+def test_key_figures(page):
+    text = cells(section(page, "chiffres"))
+    chiffres = section(page, "chiffres")
+    assert "<b>13</b>sites déclarés" in chiffres
+    assert "<b>10</b>actions" in chiffres and "<b>10</b>porteurs" in chiffres
+    assert "<b>6</b>sites éligibles" in chiffres
+    assert "<b>3 / 3</b>QPV atteints" in chiffres
+    assert "<b>19</b>lacunes" in chiffres
+    assert "<b>2</b>lignes à revoir" in chiffres  # S9 not located, S10 unknown priority
+    assert "Non éligible — hors QPV" in text and text[text.index("Non éligible — hors QPV")
+                                                       + 1] == "4"
+
+
+def test_matrix_and_rates(page):
+    rows = re.findall(r"<tr>(.*?)</tr>", section(page, "matrice"), re.S)
+    header = cells(rows[0])
+    assert header[2:10] == [p.label for p in PRIORITES.values()]
+    alpha = cells(next(r for r in rows if "QN04201M" in r))
+    assert alpha[2] == "2 (2+1)"  # mobilité: 2 actions, 2 sites inside + 1 nearby
+    assert alpha[6] == "1 (0+1)"  # entreprises: only nearby
+    assert alpha[3] == "0" and alpha[-1] == "2 / 8"
+    assert 'class="cellule aucune"' in section(page, "matrice")
+    prio = cells(section(page, "priorites"))
+    i = prio.index("Mobilité")
+    assert prio[i + 1: i + 7] == ["6", "4", "4", "2 / 3", "2 / 3", "67 %"]
+
+
+def test_gaps_listed(page):
+    gaps = cells(section(page, "lacunes"))
+    i = gaps.index("Mobilité")
+    assert gaps[i + 1] == "1 : QN04202M « Bêta »"
+    j = gaps.index("Rapprocher les entreprises des quartiers")
+    assert gaps[j + 2] == "QN04201M « Alpha »"  # reached only within the radius
+
+
+def test_rows_to_review(page):
+    revoir = section(page, "revoir")
+    assert "Lignes à revoir (2)" in revoir
+    text = cells(revoir)
+    assert "Garage Solidaire" in text and "Divers" in text
+    assert any("priorité non reconnue" in t for t in text)
+
+
+def test_user_text_escaped_everywhere(page):
+    assert "<script>alert(1)</script>" not in page
+    assert "${alert(2)}" not in page and "<b>gras</b>" not in page
+
+
+def test_self_contained_with_maps_and_static_images(page):
+    assert not re.search(r'<script[^>]+src="https?:', page)
+    assert not re.search(r'<link[^>]+href="https?:', page)
+    assert page.count('class="folium-map"') == 2
+    assert page.count('class="carte-statique"') == 2
+    assert page.count("data:image/png;base64,") >= 2
+    # Leaflet inlined once, not once per map.
+    assert page.count("/* leaflet-1.9.4/leaflet.js */") == 1
+    assert "@media print" in page and "@page" in page
+
+
+def test_data_versions_and_notes(page, ref, sites, reference):
+    donnees = section(page, "donnees")
+    assert html.escape(ref.version) in donnees
+    # The fixture's verdicts carry the fixture's version: no mismatch warning.
+    assert "calculés avec d'autres données" not in donnees
+    shipped = report.report_from_sites(sites, reference, static=True)
+    assert html.escape(NOTE_SIMPLIFIEE) in section(shipped, "donnees")
+    assert "calculés avec d'autres données" in section(shipped, "donnees")
+
+
+def test_demo_mark(sites):
+    demo_page = report.report_from_sites(sites, _ref(demo=True), static=True)
+    assert 'id="demo"' in demo_page and NOTE_DEMO in demo_page
+    assert "<title>[DÉMONSTRATION]" in demo_page
+    addresses = report.report_from_sites(sites.assign(geocodage_source="demo"), _ref(),
+                                         static=True)
+    assert 'id="demo"' in addresses
+    assert 'id="demo"' not in report.report_from_sites(sites, _ref(), static=True)
+
+
+def test_static_variant_has_no_script(ref, sites):
+    static = report.report_from_sites(sites, ref, static=True)
+    assert "<script" not in static
+    assert 'class="folium-map"' not in static
+    assert 'class="statique"' in static
+
+
+def test_write_report_html_and_pdf(tmp_path, ref, sites):
+    out = report.write_report(sites, tmp_path / "rapport.html", reference=ref, pdf=True)
+    assert set(out) == {"html", "pdf"}
+    assert out["pdf"] == tmp_path / "rapport.pdf"
+    pdf = out["pdf"].read_bytes()
+    assert pdf.startswith(b"%PDF") and len(pdf) > 50_000  # text + two embedded map images
+    assert "Matrice QPV × priorité" in out["html"].read_text(encoding="utf-8")
+    only_pdf = report.write_report(sites, tmp_path / "seul.pdf", reference=ref)
+    assert set(only_pdf) == {"pdf"} and not (tmp_path / "seul.html").exists()
+
+
+def test_coverage_reused_and_radius_shown(ref, sites):
+    cov = coverage_from_sites(sites, ref, rayon_m=100)
+    page = report.report_from_sites(sites, ref, static=True, coverage=cov)
+    assert "à moins de 100 m" in section(page, "chiffres")
