@@ -486,6 +486,8 @@ def _base_map(reference: Reference, tiles: str | None) -> folium.Map:
         else reference.qpv.total_bounds
     m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=11,
                    tiles=_tiles(tiles), control_scale=True)
+    # Without tiles Leaflet has no maxZoom, and Leaflet.markercluster refuses such a map.
+    m.options["maxZoom"] = 19
     m.fit_bounds([[miny, minx], [maxy, maxx]])
     m.add_child(_elements()["Decorations"]())
     Fullscreen(position="topleft", title="Plein écran", title_cancel="Quitter le plein écran",

@@ -1,0 +1,120 @@
+"""The map and the report in headless Chromium (Debian's package, driven by Playwright).
+
+Opened from file:// with no network: every asset must be inlined. Checks: no console error,
+no request leaving the page, polygons and markers drawn, the layer control toggles a
+priority, a hostile porteur name renders as text, the coverage map switches priority, print
+view shows the static maps. Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+
+from qpv_geo import maps, report
+from qpv_geo.reference import Reference
+
+pytestmark = pytest.mark.browser
+
+DATA = Path(__file__).parent / "data" / "coverage"
+MARKERS = ".leaflet-marker-pane .awesome-marker"
+PATHS = "path.leaflet-interactive"
+
+
+@pytest.fixture(scope="module")
+def ref() -> Reference:
+    return Reference.from_frames(
+        qpv=gpd.read_file(DATA / "qpv.geojson"), communes=gpd.read_file(DATA / "communes.geojson"),
+        qva=gpd.read_file(DATA / "qva.geojson"), label="tests/data/coverage")
+
+
+@pytest.fixture(scope="module")
+def sites() -> pd.DataFrame:
+    return pd.read_csv(DATA / "sites_valides.csv", sep=";")
+
+
+def open_page(page, path: Path) -> list[str]:
+    """Open a local file, recording any request that is not file:// or data:."""
+    remote: list[str] = []
+    page.on("request", lambda r: remote.append(r.url)
+            if not r.url.startswith(("file:", "data:")) else None)
+    page.on("dialog", lambda d: (remote.append("dialog: " + d.message), d.dismiss()))
+    page.goto(path.as_uri())
+    page.wait_for_selector(PATHS)
+    page.wait_for_timeout(300)
+    return remote
+
+
+def test_site_map(page, ref, sites, tmp_path, artifacts):
+    path = maps.save_map(maps.map_from_sites(sites, ref, tiles=None), tmp_path / "carte.html")
+    remote = open_page(page, path)
+    # 2 communes + SEM outline + 1 QVA + 3 QPV (the other EPCI's QPV layer starts hidden).
+    assert page.locator(PATHS).count() == 7
+    assert page.locator(MARKERS).count() == 12  # 13 sites, one without coordinates
+    assert page.locator("path[fill='url(#qpvgeo-hachures)']").count() == 1
+    assert page.locator(".qpvgeo-legende").is_visible()
+    assert page.locator(".qpvgeo-notes").is_visible()
+    assert page.locator(".leaflet-control-scale").is_visible()
+    assert page.locator(".leaflet-control-zoom-fullscreen").count() == 1
+
+    mobilite = page.locator(".leaflet-control-layers-overlays label", has_text="Mobilité")
+    mobilite.locator("input").uncheck()
+    assert page.locator(MARKERS).count() == 7
+    mobilite.locator("input").check()
+    assert page.locator(MARKERS).count() == 12
+
+    # The porteur "<script>alert(1)</script>": shown as text in its popup, never run.
+    page.evaluate("""() => {
+        const map = window[Object.keys(window).find(k => k.startsWith('map_'))];
+        map.eachLayer(l => { if (l.getTooltip && l.getTooltip() && l.getPopup()
+            && String(l.getTooltip().getContent()).includes('alert(1)')) l.openPopup(); });
+    }""")
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for()
+    assert "<script>alert(1)</script>" in popup.inner_text()
+    assert "${alert(2)}" in popup.inner_text() and "<b>gras</b>" in popup.inner_text()
+    assert popup.locator("script, b b").count() == 0
+    page.screenshot(path=str(artifacts / "carte_sites.png"))
+    assert page.console_errors == []
+    assert remote == []
+
+
+def test_many_sites_are_clustered(page, ref, tmp_path, artifacts):
+    rng = np.random.default_rng(5)
+    n = 300
+    minx, miny, maxx, maxy = ref.qpv.total_bounds
+    many = pd.DataFrame({"lon": rng.uniform(minx, maxx, n), "lat": rng.uniform(miny, maxy, n),
+                         "priorite": "sante", "porteur": [f"P{i}" for i in range(n)],
+                         "action": "A", "status": "hors_qpv"})
+    path = maps.save_map(maps.map_from_sites(many, ref, tiles=None), tmp_path / "cluster.html")
+    remote = open_page(page, path)
+    page.wait_for_selector(".marker-cluster")
+    clusters = page.locator(".marker-cluster").count()
+    singles = page.locator(MARKERS).count()
+    assert clusters > 0 and singles + clusters < n
+    page.screenshot(path=str(artifacts / "carte_clusters.png"))
+    assert page.console_errors == [] and remote == []
+
+
+def test_report(page, ref, sites, tmp_path, artifacts):
+    out = report.write_report(sites, tmp_path / "rapport.html", reference=ref)
+    remote = open_page(page, out["html"])
+    assert page.locator(".folium-map").count() == 2
+    cov = page.locator("#carte-couverture")
+    red = "path[stroke='#d7191c']"
+    assert cov.locator(PATHS).count() >= 3
+    assert cov.locator(red).count() == 1  # mobilité: only Bêta is a gap
+    cov.locator(".leaflet-control-layers-base label", has_text="Garde d'enfants") \
+        .locator("input").check()
+    assert cov.locator(red).count() == 3
+    assert page.locator("#carte-sites " + MARKERS).count() == 12
+    assert page.locator(".carte-statique").first.is_hidden()
+    page.screenshot(path=str(artifacts / "rapport.png"), full_page=True)
+    page.emulate_media(media="print")
+    assert page.locator(".carte-statique").first.is_visible()
+    assert page.locator("#carte-sites").is_hidden()
+    assert page.console_errors == [] and remote == []
