@@ -292,8 +292,8 @@ def serve(
 ) -> None:
     """Lancer la page web et l'API JSON des instructeurs (extension « web »).
 
-    Exemple : qpv-geo serve --port 8000, puis ouvrir http://127.0.0.1:8000/ (vérifier une
-    adresse) ou http://127.0.0.1:8000/lot (vérifier un fichier CSV/XLSX).
+    Exemple : qpv-geo serve --port 8000
+    puis ouvrir http://127.0.0.1:8000/ (une adresse) ou http://127.0.0.1:8000/lot (un fichier).
     """
     from qpv_geo.web import INSTALL_HINT, create_app
 

@@ -100,9 +100,13 @@ def test_unusable_coordinates_are_400_json(client, params, words) -> None:
     assert_error(client.get("/api/v1/verdict", params=params), 400, *words)
 
 
-def test_non_numeric_coordinates_are_422_json(client) -> None:
+def test_malformed_requests_are_422_in_french(client) -> None:
     assert_error(client.get("/api/v1/verdict", params={"lat": "abc", "lon": "4.4"}), 422,
-                 "lat")
+                 "lat : nombre attendu")
+    assert_error(client.get("/api/v1/perimetres", params={"lat": 100, "lon": 4.4}), 422,
+                 "lat : valeur trop grande")
+    assert_error(client.post("/api/v1/verdicts", content=b"{pas du json",
+                             headers={"content-type": "application/json"}), 422, "JSON invalide")
 
 
 def test_unknown_api_route_is_404_json_and_page_is_html(client) -> None:

@@ -688,7 +688,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         parts = []
         for err in exc.errors()[:5]:
             loc = ".".join(str(x) for x in err.get("loc", ()) if x not in ("query", "body"))
-            parts.append(f"{loc or 'requête'} : {err.get('msg', 'invalide')}")
+            parts.append(f"{loc or 'requête'} : {_french_validation(err)}")
         return error_response(request.url.path, 422, "Paramètres invalides — "
                               + " ; ".join(parts) + ".",
                               "Consultez le schéma OpenAPI : /openapi.json.")
@@ -857,6 +857,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"type": "FeatureCollection", "features": features})
 
     return app
+
+
+_VALIDATION_FR = {
+    "missing": "valeur obligatoire manquante",
+    "float_parsing": "nombre attendu (avec un point décimal)",
+    "float_type": "nombre attendu",
+    "finite_number": "nombre fini attendu",
+    "int_parsing": "nombre entier attendu",
+    "int_type": "nombre entier attendu",
+    "string_type": "texte attendu",
+    "list_type": "liste attendue",
+    "model_type": "objet JSON attendu",
+    "dict_type": "objet JSON attendu",
+    "model_attributes_type": "objet JSON attendu (en-tête Content-Type: application/json)",
+    "extra_forbidden": "champ inconnu",
+    "json_invalid": "JSON invalide",
+    "string_too_long": "texte trop long",
+    "greater_than": "valeur trop petite",
+    "greater_than_equal": "valeur trop petite",
+    "less_than": "valeur trop grande",
+    "less_than_equal": "valeur trop grande",
+}
+
+
+def _french_validation(err: dict[str, Any]) -> str:
+    text = _VALIDATION_FR.get(str(err.get("type")), str(err.get("msg", "valeur invalide")))
+    ctx = err.get("ctx") or {}
+    for key in ("max_length", "ge", "gt", "le", "lt"):
+        if key in ctx:
+            text += f" (limite : {ctx[key]})"
+            break
+    return text
 
 
 class _AddressNotFound(QpvGeoError):
