@@ -327,3 +327,50 @@ def test_importing_the_package_and_cli_does_not_import_fastapi() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "[]"
+
+
+# --------------------------------------------------------------------------- suggestions logic
+
+class _Result:
+    """The attributes of a GeocodeResult the suggestions endpoint reads."""
+
+    def __init__(self, label, lon=4.39, lat=45.44, found=True):
+        self.query, self.label, self.lon, self.lat, self.found = label, label, lon, lat, found
+        self.score, self.precision, self.citycode, self.postcode = 0.9, "housenumber", "42218", \
+            "42000"
+        self.source, self.motif = "test", None
+
+
+class _Suggesting:
+    def __init__(self):
+        self.calls = []
+
+    def suggest(self, prefix, limit=8):
+        self.calls.append((prefix, limit))
+        return [_Result("1 Rue A 42000 Saint-Étienne"), _Result("1 Rue A 42000 Saint-Étienne"),
+                _Result("pas trouvé", found=False), _Result("3 Rue <b>B</b> 42100 Saint-Étienne")]
+
+
+class _GeocodeOnly:
+    def geocode(self, query):
+        return _Result(f"{query.upper()} 42000 Saint-Étienne")
+
+
+def test_suggestions_use_suggest_dedupe_and_drop_misses(client, monkeypatch) -> None:
+    fake = _Suggesting()
+    monkeypatch.setattr(client.app.state.services, "geocoder", lambda: fake)
+    r = client.get("/api/v1/suggestions", params={"q": "  1 rue a ", "limite": 3})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["methode"] == "suggest" and fake.calls == [("1 rue a", 3)]
+    assert [s["label"] for s in body["suggestions"]] == [
+        "1 Rue A 42000 Saint-Étienne", "3 Rue <b>B</b> 42100 Saint-Étienne"]
+    assert_error(client.get("/api/v1/suggestions", params={"q": "1 rue", "limite": 50}), 422)
+
+
+def test_suggestions_fall_back_to_the_top_geocoding_result(client, monkeypatch) -> None:
+    monkeypatch.setattr(client.app.state.services, "geocoder", lambda: _GeocodeOnly())
+    body = client.get("/api/v1/suggestions", params={"q": "rue b"}).json()
+    assert body == {"methode": "geocode", "suggestions": [{
+        "label": "RUE B 42000 Saint-Étienne", "lon": 4.39, "lat": 45.44, "score": 0.9,
+        "precision": "housenumber", "citycode": "42218", "postcode": "42000"}]}
