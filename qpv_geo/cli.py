@@ -307,6 +307,127 @@ def serve(
 # --- end serve command ---
 
 
+# --- map and report commands (issue 5) ---
+_VALIDATED_COLUMNS = {"status", "code_qp", "ligne"}
+
+
+def load_sites_for_outputs(path: Path, settings: Settings, *, geocoder: str | None = None,
+                           sheet: str | None = None) -> Any:
+    """Sites for a map or a report: a batch output as is, a raw sites file validated first."""
+    from qpv_geo import batch
+    from qpv_geo.exceptions import InputFileError
+
+    if not path.exists():
+        raise InputFileError(f"Fichier introuvable : {path}.",
+                             hint="Vérifiez le chemin (glisser le fichier dans le terminal aide).")
+    try:
+        frame = batch.read_validated(path)
+    except InputFileError:
+        frame = None
+    if frame is not None and set(frame.columns) >= _VALIDATED_COLUMNS:
+        return frame
+    err_console.print(f"{path.name} n'est pas un fichier déjà validé : validation des sites…",
+                      highlight=False)
+    return batch.validate_file(path, None, settings=settings, geocoder_name=geocoder,
+                               sheet=sheet, progress=False).frame
+
+
+def _print_notes(reference: Any, sites: Any) -> None:
+    from qpv_geo.maps import _notes
+
+    for note in _notes(reference, sites):
+        console.print(f"[yellow]⚠ {note}[/]", highlight=False)
+
+
+@app.command("map")
+@user_errors
+def map_command(
+    sites: Annotated[Path, typer.Argument(
+        help="Fichier des sites : sortie de qpv-geo batch, ou fichier brut CSV/XLSX (validé "
+        "d'abord).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Carte HTML à écrire.")] = Path(
+        "carte.html"),
+    tiles: Annotated[str, typer.Option(
+        "--tiles", help="Fond de carte : osm (OpenStreetMap, en ligne) ou none (hors ligne).")]
+    = "osm",
+    rayon: Annotated[float, typer.Option(
+        help="Rayon (m) du « quartier vécu » tracé autour des QPV.")] = 300.0,
+    geocoder: Annotated[str | None, typer.Option(
+        "--geocodeur", help="Géocodeur pour un fichier brut : local ou ban.")] = None,
+    sheet: Annotated[str | None, typer.Option("--feuille", help="Feuille d'un classeur XLSX.")]
+    = None,
+) -> None:
+    """Carte interactive des actions par priorité, sur les périmètres QPV (un seul fichier HTML,
+    utilisable hors ligne avec --tiles none).
+
+    Exemple : qpv-geo map sites_valides.csv -o carte.html --tiles none
+    """
+    from qpv_geo.maps import TILES, write_map
+    from qpv_geo.reference import get_reference
+
+    if tiles.lower() not in TILES:
+        raise typer.BadParameter(f"« {tiles} » : choisissez osm ou none.", param_hint="--tiles")
+    settings = get_settings()
+    frame = load_sites_for_outputs(sites, settings, geocoder=geocoder, sheet=sheet)
+    reference = get_reference(settings)
+    path = write_map(frame, output, reference=reference, tiles=TILES[tiles.lower()],
+                     rayon_m=rayon)
+    console.print(f"Carte écrite : {path} ({len(frame)} sites, {path.stat().st_size // 1024} ko, "
+                  "autonome)", highlight=False)
+    _print_notes(reference, frame)
+
+
+@app.command("report")
+@user_errors
+def report_command(
+    sites: Annotated[Path, typer.Argument(
+        help="Fichier des sites : sortie de qpv-geo batch, ou fichier brut CSV/XLSX (validé "
+        "d'abord).")],
+    output: Annotated[Path, typer.Option("-o", "--output",
+                                         help="Rapport HTML (ou .pdf) à écrire.")] = Path(
+        "rapport.html"),
+    pdf: Annotated[bool, typer.Option("--pdf", help="Écrire aussi le PDF (cartes statiques).")]
+    = False,
+    tiles: Annotated[bool, typer.Option(
+        "--tiles", help="Fond OpenStreetMap sous les cartes interactives (en ligne).")] = False,
+    rayon: Annotated[float, typer.Option(
+        help="Rayon (m) du « quartier vécu » : un site à cette distance dessert le QPV.")]
+    = 300.0,
+    titre: Annotated[str | None, typer.Option(help="Titre du rapport.")] = None,
+    geocoder: Annotated[str | None, typer.Option(
+        "--geocodeur", help="Géocodeur pour un fichier brut : local ou ban.")] = None,
+    sheet: Annotated[str | None, typer.Option("--feuille", help="Feuille d'un classeur XLSX.")]
+    = None,
+) -> None:
+    """Rapport du comité de copilotage : chiffres clés, matrice QPV × priorité, lacunes, lignes
+    à revoir, cartes, versions des données (un seul fichier HTML imprimable ; --pdf via
+    WeasyPrint).
+
+    Exemple : qpv-geo report sites_valides.csv -o rapport.html --pdf
+    """
+    from qpv_geo.coverage import coverage_from_sites
+    from qpv_geo.reference import get_reference
+    from qpv_geo.report import write_report
+
+    settings = get_settings()
+    frame = load_sites_for_outputs(sites, settings, geocoder=geocoder, sheet=sheet)
+    reference = get_reference(settings)
+    written = write_report(frame, output, reference=reference, rayon_m=rayon,
+                           tiles="osm" if tiles else None, pdf=pdf, title=titre,
+                           source=sites.name)
+    for kind, path in written.items():
+        console.print(f"Rapport {kind.upper()} écrit : {path}", highlight=False)
+    cov = coverage_from_sites(frame, reference, rayon_m=rayon)
+    for p in cov.par_priorite.itertuples(index=False):
+        console.print(f"  {p.priorite_label} : {p.qpv_atteints}/{p.qpv_total} QPV atteints "
+                      f"({p.taux_couverture:.0%})", highlight=False)
+    console.print(f"  {len(cov.gaps)} lacune(s) QPV × priorité", highlight=False)
+    _print_notes(reference, frame)
+
+
+# --- end map and report commands ---
+
+
 def main() -> None:
     """Entry point of the ``qpv-geo`` script."""
     app()
