@@ -1,0 +1,262 @@
+"""HTTP plumbing of the online geocoder: session, User-Agent, retries, rate limit, result cache.
+
+Nothing here knows about addresses: :mod:`qpv_geo.geocoding` builds on it.
+
+* one :class:`requests.Session` per geocoder (connection reuse), with a User-Agent naming
+  qpv-geo and its version;
+* :func:`request_with_retry`: exponential backoff on 429/5xx/timeouts/connection errors,
+  ``Retry-After`` respected, then one table (:data:`ERROR_CODE_MAP`) turning the last HTTP
+  status into an exception of :mod:`qpv_geo.exceptions`;
+* :class:`RateLimiter`: a client-side cap on requests per second, shared by threads;
+* :class:`ResultCache`: a small SQLite key → JSON store in the cache directory, written as
+  each answer arrives so that an interrupted batch resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from qpv_geo import __version__
+from qpv_geo.exceptions import (
+    GeocoderQueryError,
+    GeocoderRateLimited,
+    GeocoderUnavailable,
+    GeocodingError,
+)
+
+USER_AGENT = f"qpv-geo/{__version__} (eligibilite QPV, Saint-Etienne Metropole)"
+
+#: HTTP statuses worth retrying (after a pause).
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+#: Final HTTP status → exception (like geopy's ERROR_CODE_MAP). Anything else ≥ 400 that is
+#: not listed is a :class:`GeocoderUnavailable`.
+ERROR_CODE_MAP: dict[int, type[GeocodingError]] = {
+    400: GeocoderQueryError,
+    413: GeocoderQueryError,
+    414: GeocoderQueryError,
+    429: GeocoderRateLimited,
+    500: GeocoderUnavailable,
+    502: GeocoderUnavailable,
+    503: GeocoderUnavailable,
+    504: GeocoderUnavailable,
+}
+
+_HINTS = {
+    GeocoderQueryError: "Vérifiez l'adresse (vide, trop longue ?) ou le fichier envoyé.",
+    GeocoderRateLimited: "Le service demande de ralentir : relancez plus tard ou baissez "
+                         "QPV_GEO_BAN_RATE_LIMIT (le cache garde ce qui est déjà fait).",
+    GeocoderUnavailable: "Vérifiez l'accès à internet et QPV_GEO_BAN_URL, ou utilisez le "
+                         "géocodeur local (--geocoder local).",
+}
+
+
+def make_session(user_agent: str = USER_AGENT) -> requests.Session:
+    """A :class:`requests.Session` (keep-alive) with qpv-geo's User-Agent."""
+    session = requests.Session()
+    session.headers.update({"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"})
+    return session
+
+
+def sorted_params(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """Parameters as a sorted list of ``(name, value)`` without ``None`` (stable URLs/keys)."""
+    if not params:
+        return []
+    out: list[tuple[str, str]] = []
+    for key in sorted(params):
+        value = params[key]
+        if value is None:
+            continue
+        if isinstance(value, list | tuple):
+            out.extend((key, str(v)) for v in value)
+        else:
+            out.append((key, str(value)))
+    return out
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Parse a ``Retry-After`` header (seconds or HTTP date); ``None`` when absent/invalid."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def error_for_status(status: int, url: str, detail: str = "", *,
+                     retry_after: float | None = None) -> GeocodingError:
+    """The exception of :data:`ERROR_CODE_MAP` for a final HTTP status, with a French message."""
+    cls = ERROR_CODE_MAP.get(status, GeocoderUnavailable)
+    detail = f" : {detail.strip()[:200]}" if detail and detail.strip() else ""
+    if cls is GeocoderQueryError:
+        msg = f"Le service de géocodage a refusé la requête (HTTP {status}){detail}."
+    elif cls is GeocoderRateLimited:
+        msg = (f"Le service de géocodage limite le débit (HTTP 429) malgré les pauses"
+               f"{detail}.")
+        return GeocoderRateLimited(msg, retry_after=retry_after, hint=_HINTS[cls])
+    else:
+        msg = f"Le service de géocodage ne répond pas correctement (HTTP {status}, {url}){detail}."
+    return cls(msg, hint=_HINTS.get(cls))
+
+
+class RateLimiter:
+    """At most ``rate`` calls of :meth:`wait` per second (evenly spaced), thread-safe."""
+
+    def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.interval = 1.0 / rate if rate and rate > 0 else 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        """Block until the next call is allowed."""
+        if self.interval <= 0:
+            return
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        delay = start - now
+        if delay > 0:
+            self._sleep(delay)
+
+
+def request_with_retry(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    data: Any = None,
+    files: Any = None,
+    timeout: float = 30.0,
+    retries: int = 4,
+    backoff_s: float = 0.5,
+    max_wait_s: float = 60.0,
+    limiter: RateLimiter | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> requests.Response:
+    """Send one request, retrying 429/5xx/timeouts with exponential backoff.
+
+    Waits ``Retry-After`` when the server gives it (up to ``max_wait_s``; longer means
+    :class:`GeocoderRateLimited` at once), else ``backoff_s * 2**attempt``. Raises the
+    exception of :data:`ERROR_CODE_MAP` for a final error status, and
+    :class:`GeocoderUnavailable` when the server cannot be reached.
+    """
+    query = sorted_params(params)
+    last_exc: Exception | None = None
+    for attempt in range(retries + 1):
+        if limiter is not None:
+            limiter.wait()
+        try:
+            resp = session.request(method, url, params=query or None, data=data, files=files,
+                                   timeout=timeout)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            last_exc = exc
+            if attempt < retries:
+                sleep(backoff_s * 2 ** attempt)
+                continue
+            raise GeocoderUnavailable(
+                f"Le service de géocodage est injoignable ({url}) : "
+                f"{exc.__class__.__name__}.", hint=_HINTS[GeocoderUnavailable]) from exc
+        if resp.status_code < 400:
+            return resp
+        wait = retry_after_seconds(resp.headers.get("Retry-After"))
+        if resp.status_code in RETRY_STATUSES and attempt < retries:
+            if wait is not None and wait > max_wait_s:
+                raise error_for_status(resp.status_code, url, retry_after=wait)
+            sleep(wait if wait is not None else backoff_s * 2 ** attempt)
+            continue
+        raise error_for_status(resp.status_code, url, _error_detail(resp), retry_after=wait)
+    raise GeocoderUnavailable(f"Le service de géocodage ne répond pas ({url}).",
+                              hint=_HINTS[GeocoderUnavailable]) from last_exc  # pragma: no cover
+
+
+def _error_detail(resp: requests.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return ""
+    if isinstance(body, dict):
+        return str(body.get("message") or body.get("detail") or body.get("description") or "")
+    return ""
+
+
+class ResultCache:
+    """A persistent key → JSON store (SQLite, one table), safe across threads.
+
+    Keys are hashed from a JSON dump with sorted keys, so equal requests share an entry.
+    Each :meth:`set_many` commits at once: what is done survives an interruption.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, "
+                         "value TEXT NOT NULL, created REAL NOT NULL)")
+        self._db.commit()
+
+    @staticmethod
+    def key(obj: Any) -> str:
+        """Stable key of a JSON-able object."""
+        raw = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+    def get_many(self, keys: list[str]) -> dict[str, Any]:
+        """Cached values of those keys that are present."""
+        out: dict[str, Any] = {}
+        with self._lock:
+            for i in range(0, len(keys), 500):
+                part = keys[i:i + 500]
+                marks = ",".join("?" * len(part))
+                rows = self._db.execute(
+                    f"SELECT key, value FROM results WHERE key IN ({marks})", part).fetchall()
+                out.update((k, json.loads(v)) for k, v in rows)
+        return out
+
+    def get(self, key: str) -> Any | None:
+        return self.get_many([key]).get(key)
+
+    def set_many(self, items: Mapping[str, Any]) -> None:
+        """Store values and commit."""
+        now = time.time()
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO results (key, value, created) VALUES (?, ?, ?)",
+                [(k, json.dumps(v, ensure_ascii=False), now) for k, v in items.items()])
+            self._db.commit()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+
+    def clear(self) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM results")
+            self._db.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
