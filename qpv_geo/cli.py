@@ -314,12 +314,13 @@ _VALIDATED_COLUMNS = {"status", "code_qp", "ligne"}
 def load_sites_for_outputs(path: Path, settings: Settings, *, geocoder: str | None = None,
                            sheet: str | None = None) -> Any:
     """Sites for a map or a report: a batch output as is, a raw sites file validated first."""
-    from qpv_geo import batch
     from qpv_geo.exceptions import InputFileError
 
     if not path.exists():
         raise InputFileError(f"Fichier introuvable : {path}.",
                              hint="Vérifiez le chemin (glisser le fichier dans le terminal aide).")
+    from qpv_geo import batch
+
     try:
         frame = batch.read_validated(path)
     except InputFileError:
