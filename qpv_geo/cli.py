@@ -429,6 +429,65 @@ def report_command(
 # --- end map and report commands ---
 
 
+# --- geocoding commands (issue 3) ---
+@app.command()
+@user_errors
+def geocode(
+    adresse: Annotated[str, typer.Argument(
+        help="Adresse postale, ex. « 12 rue Jean Jaurès 42000 Saint-Étienne ».")],
+    geocoder: Annotated[str | None, typer.Option(
+        help="local (hors ligne, défaut) ou ban (service en ligne de la Géoplateforme).")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Sortie JSON (un objet).")] = False,
+) -> None:
+    """Géocoder une adresse : point WGS84, précision, score, et ce qui la rend à vérifier.
+
+    Exemples : qpv-geo geocode "3 r Victor Hugo St-Etienne" ·
+    qpv-geo geocode "42100 Saint-Étienne" --json · qpv-geo geocode "…" --geocoder ban
+    """
+    from qpv_geo.geocoding import geocoder_from_settings, reliability_issues
+
+    settings = get_settings()
+    result = geocoder_from_settings(settings, geocoder).geocode(adresse)
+    issues = reliability_issues(result, score_min=settings.score_min) if result.found else []
+    if as_json:
+        print_json({"requete": result.query, "trouve": result.found, **result.to_dict(),
+                    "a_verifier": issues})
+    elif not result.found:
+        err_console.print(f"[bold magenta]Non trouvée :[/] {result.motif}", highlight=False)
+    else:
+        console.print(f"[bold]{result.label}[/]  ({result.source})", highlight=False)
+        console.print(f"lat {result.lat:.6f}, lon {result.lon:.6f} · précision "
+                      f"{result.precision} · score {result.score:.2f} · INSEE {result.citycode}",
+                      highlight=False)
+        if result.motif:
+            console.print(f"[yellow]{result.motif}[/]", highlight=False)
+        for issue in issues:
+            console.print(f"[yellow]⚠ à vérifier : {issue}[/]", highlight=False)
+    if not result.found:
+        raise typer.Exit(2)
+
+
+@data_app.command("import-adresses")
+@user_errors
+def data_import_adresses(
+    fichier: Annotated[Path, typer.Argument(
+        help="Fichier BAN « adresses » (csv ou csv.gz, séparateur ;), ex. adresses-42.csv.gz.")],
+) -> None:
+    """Installer un fichier d'adresses BAN pour le géocodeur local (communes de SEM seulement).
+
+    Exemple : qpv-geo data import-adresses adresses-42.csv.gz
+    """
+    from qpv_geo.geocoding import install_adresses
+
+    with console.status("Installation du fichier d'adresses…"):
+        info = install_adresses(fichier, get_settings())
+    console.print(f"Fichier d'adresses installé : {info['rows']} adresses des communes de "
+                  f"Saint-Étienne Métropole (sur {info['rows_source']} lues), sha256 "
+                  f"{info['sha256'][:16]}…. Le géocodeur local l'utilise désormais.")
+# --- end geocoding commands ---
+
+
 def main() -> None:
     """Entry point of the ``qpv-geo`` script."""
     app()

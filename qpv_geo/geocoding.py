@@ -760,11 +760,11 @@ class LocalGeocoder:
         if len(same) < 2:
             return None, None
         vals = nums[same]
-        below = same[vals < number]
-        above = same[vals > number]
-        if len(below) == 0 or len(above) == 0:
+        if not (vals < number).any() or not (vals > number).any():
             return None, None
-        jb, ja = start + int(below[-1]), start + int(above[0])
+        # the plain number (no bis/ter) of each neighbour: it sorts first
+        jb = start + int(same[vals == vals[vals < number].max()][0])
+        ja = start + int(same[vals == vals[vals > number].min()][0])
         nb, na = int(self.a_num[jb]), int(self.a_num[ja])
         if na - nb > 40:
             return None, None

@@ -1,0 +1,253 @@
+"""A local fake of the BAN / Géoplateforme geocoding service, speaking its real protocol.
+
+* ``GET  <prefix>/search/?q=…&limit=…[&postcode=…][&citycode=…]`` → GeoJSON FeatureCollection
+  (properties ``label``, ``score``, ``type``, ``citycode``, ``postcode``, …);
+* ``POST <prefix>/search/csv/`` (multipart: ``data`` file, ``columns`` repeated, optional
+  ``postcode`` / ``citycode`` naming columns) → the uploaded CSV plus ``latitude``,
+  ``longitude`` and the ``result_*`` columns (``result_status`` ok / not-found / skipped).
+
+Addresses are known by their normalised text (:data:`KNOWN`). Errors on demand: push statuses
+on :attr:`FakeBan.fail_next` (with an optional ``Retry-After``), or set
+:attr:`FakeBan.always_fail`. Every request is recorded (:attr:`FakeBan.requests`), so tests can
+check the parameters sent, the retries and the cache. Runs on 127.0.0.1, random port.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import threading
+import unicodedata
+from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+#: normalised query → (lon, lat, properties)
+KNOWN: dict[str, tuple[float, float, dict[str, Any]]] = {}
+
+
+def _norm(text: str) -> str:
+    text = "".join(c for c in unicodedata.normalize("NFKD", text or "")
+                   if not unicodedata.combining(c)).lower()
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
+
+
+def _add(q: str, lon: float, lat: float, **props: Any) -> None:
+    KNOWN[_norm(q)] = (lon, lat, props)
+
+
+_add("8 boulevard jules janin 42000 saint-etienne", 4.3859, 45.4405,
+     label="8 Boulevard Jules Janin 42000 Saint-Étienne", score=0.97, type="housenumber",
+     citycode="42218", postcode="42000", housenumber="8", street="Boulevard Jules Janin",
+     city="Saint-Étienne", name="8 Boulevard Jules Janin")
+_add("rue de la republique saint-chamond", 4.5141, 45.4752,
+     label="Rue de la République 42400 Saint-Chamond", score=0.81, type="street",
+     citycode="42207", postcode="42400", street="Rue de la République", city="Saint-Chamond",
+     name="Rue de la République")
+_add("firminy", 4.2886, 45.3876, label="Firminy", score=0.93, type="municipality",
+     citycode="42095", postcode="42700", city="Firminy", name="Firminy")
+_add("3 rue victor hugo", 4.3886, 45.4336, label="3 Rue Victor Hugo 42000 Saint-Étienne",
+     score=0.88, type="housenumber", citycode="42218", postcode="42000", housenumber="3",
+     street="Rue Victor Hugo", city="Saint-Étienne", name="3 Rue Victor Hugo")
+for _k in range(20):
+    _add(f"{_k + 1} rue du test saint-etienne", 4.38 + _k / 1000, 45.43,
+         label=f"{_k + 1} Rue du Test 42100 Saint-Étienne", score=0.9, type="housenumber",
+         citycode="42218", postcode="42100", housenumber=str(_k + 1), street="Rue du Test",
+         city="Saint-Étienne", name=f"{_k + 1} Rue du Test")
+
+RESULT_COLUMNS = ("latitude", "longitude", "result_label", "result_score", "result_score_next",
+                  "result_type", "result_id", "result_housenumber", "result_name",
+                  "result_street", "result_postcode", "result_city", "result_context",
+                  "result_citycode", "result_oldcitycode", "result_oldcity", "result_district",
+                  "result_status")
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    params: dict[str, list[str]]
+    headers: dict[str, str]
+    rows: int = 0
+
+
+@dataclass
+class FakeBan:
+    """The server's state; :meth:`start` binds it to a free port of 127.0.0.1."""
+
+    prefix: str = "/geocodage"
+    fail_next: list[tuple[int, str | None]] = field(default_factory=list)
+    always_fail: int | None = None
+    requests: list[Recorded] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> FakeBan:
+        state = self
+
+        class Handler(_Handler):
+            fake = state
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}{self.prefix}"
+
+    def count(self, path_end: str = "") -> int:
+        with self.lock:
+            return sum(1 for r in self.requests if r.path.rstrip("/").endswith(path_end))
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.fail_next.clear()
+            self.always_fail = None
+
+
+def lookup(q: str, postcode: str | None, citycode: str | None
+           ) -> tuple[float, float, dict[str, Any]] | None:
+    hit = KNOWN.get(_norm(q))
+    if hit is None:
+        return None
+    props = hit[2]
+    if postcode and props.get("postcode") != postcode:
+        return None
+    if citycode and props.get("citycode") != citycode:
+        return None
+    return hit
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeBan
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def _record(self, params: dict[str, list[str]], rows: int = 0) -> bool:
+        """Record the request; answer an error instead when asked to. True if answered."""
+        f = self.fake
+        with f.lock:
+            f.requests.append(Recorded(self.command, urlsplit(self.path).path, params,
+                                       dict(self.headers.items()), rows))
+            failure = f.fail_next.pop(0) if f.fail_next else None
+            if failure is None and f.always_fail:
+                failure = (f.always_fail, None)
+        if failure is None:
+            return False
+        status, retry_after = failure
+        body = json.dumps({"code": status, "message": "fake failure"}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        if retry_after is not None:
+            self.send_header("Retry-After", retry_after)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        return True
+
+    def _send(self, status: int, body: bytes, ctype: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        params = parse_qs(parts.query, keep_blank_values=True)
+        if self._record(params):
+            return
+        if parts.path.rstrip("/") != f"{self.fake.prefix}/search":
+            self._send(404, b'{"message": "not found"}', "application/json")
+            return
+        q = (params.get("q") or [""])[0]
+        if len(q.strip()) < 3:
+            self._send(400, json.dumps({"code": 400, "message": "q must contain between 3 "
+                                        "and 200 chars"}).encode(), "application/json")
+            return
+        limit = int((params.get("limit") or ["5"])[0])
+        hit = lookup(q, (params.get("postcode") or [None])[0],
+                     (params.get("citycode") or [None])[0])
+        features = []
+        if hit is not None:
+            lon, lat, props = hit
+            features.append({"type": "Feature",
+                             "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                             "properties": {**props, "id": f"fake_{len(KNOWN)}",
+                                            "context": "42, Loire, Auvergne-Rhône-Alpes",
+                                            "importance": 0.6, "x": 808000.0,
+                                            "y": 6480000.0}})
+        body = {"type": "FeatureCollection", "version": "draft", "features": features[:limit],
+                "attribution": "BAN", "licence": "ETALAB-2.0", "query": q, "limit": limit}
+        self._send(200, json.dumps(body, ensure_ascii=False).encode(), "application/json")
+
+    def do_POST(self) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        msg = BytesParser(policy=HTTP).parsebytes(
+            b"Content-Type: " + self.headers.get("Content-Type", "").encode() + b"\r\n\r\n" + raw)
+        fields: dict[str, list[str]] = {}
+        data = b""
+        for part in msg.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True) or b""
+            if name == "data":
+                data = payload
+            elif name:
+                fields.setdefault(name, []).append(payload.decode("utf-8"))
+        text = data.decode("utf-8-sig")
+        rows = list(csv.DictReader(io.StringIO(text)))
+        if self._record(fields, rows=len(rows)):
+            return
+        if parts.path.rstrip("/") != f"{self.fake.prefix}/search/csv":
+            self._send(404, b'{"message": "not found"}', "application/json")
+            return
+        if not data:
+            self._send(400, b'{"code": 400, "message": "A file is required"}',
+                       "application/json")
+            return
+        columns = fields.get("columns") or (list(rows[0]) if rows else [])
+        pc_col = (fields.get("postcode") or [None])[0]
+        cc_col = (fields.get("citycode") or [None])[0]
+        out = io.StringIO()
+        header = next(csv.reader(io.StringIO(text))) if text.strip() else []
+        writer = csv.DictWriter(out, fieldnames=[*header, *RESULT_COLUMNS], lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            q = " ".join(row.get(c, "") for c in columns).strip()
+            res = {c: "" for c in RESULT_COLUMNS}
+            if len(q) < 3:
+                res["result_status"] = "skipped"
+            else:
+                hit = lookup(q, row.get(pc_col) if pc_col else None,
+                             row.get(cc_col) if cc_col else None)
+                if hit is None:
+                    res["result_status"] = "not-found"
+                else:
+                    lon, lat, props = hit
+                    res.update(latitude=str(lat), longitude=str(lon),
+                               result_label=props["label"], result_score=str(props["score"]),
+                               result_type=props["type"], result_postcode=props["postcode"],
+                               result_citycode=props["citycode"], result_city=props["city"],
+                               result_name=props.get("name", ""),
+                               result_housenumber=props.get("housenumber", ""),
+                               result_street=props.get("street", ""), result_status="ok")
+            writer.writerow({**row, **res})
+        self._send(200, out.getvalue().encode("utf-8"), "text/csv; charset=utf-8")
