@@ -334,9 +334,9 @@ def load_sites_for_outputs(path: Path, settings: Settings, *, geocoder: str | No
 
 
 def _print_notes(reference: Any, sites: Any) -> None:
-    from qpv_geo.maps import _notes
+    from qpv_geo.maps import notes_for
 
-    for note in _notes(reference, sites):
+    for note in notes_for(reference, sites):
         console.print(f"[yellow]⚠ {note}[/]", highlight=False)
 
 

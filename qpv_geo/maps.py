@@ -213,8 +213,9 @@ def _tiles(tiles: str | None) -> str | None:
     return tiles
 
 
-def _notes(reference: Reference, sites: pd.DataFrame | None = None, *,
-           demo: bool | None = None) -> list[str]:
+def notes_for(reference: Reference, sites: pd.DataFrame | None = None, *,
+              demo: bool | None = None) -> list[str]:
+    """Notes every output must show: the reference's, plus a demo mark for demo addresses."""
     notes = list(reference.notes)
     if (demo if demo is not None else is_demo(sites, reference)) and not reference.demo:
         notes.insert(0, "DÉMONSTRATION — adresses fictives, aucune valeur officielle")
@@ -665,7 +666,7 @@ def map_from_sites(
                       f"{float(rayon_m):.0f} m)</div>")
     m.add_child(els["HtmlControl"]("".join(legend), position="bottomright",
                                    css_class="qpvgeo-legende"))
-    _notes_control(m, _notes(reference, sites, demo=demo), reference.version)
+    _notes_control(m, notes_for(reference, sites, demo=demo), reference.version)
     return m
 
 
@@ -770,7 +771,7 @@ def coverage_map(
               f"<div class='ligne'><span class='aplat' style='border-color:{COULEUR_LACUNE};"
               "border-style:dashed;background:#fff'></span>Lacune : aucune action</div>")
     m.add_child(els["HtmlControl"](legend, position="bottomright", css_class="qpvgeo-legende"))
-    _notes_control(m, _notes(reference, sites, demo=demo), reference.version)
+    _notes_control(m, notes_for(reference, sites, demo=demo), reference.version)
     return m
 
 
@@ -855,7 +856,7 @@ def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 13
                               label=f"{label_of(key)} ({len(sel)})"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8,
               frameon=False)
-    notes = _notes(reference, sites, demo=demo)
+    notes = notes_for(reference, sites, demo=demo)
     if notes:
         fig.text(0.01, 0.01, "\n".join("⚠ " + n for n in notes), fontsize=7.5, color="#8a5a00",
                  va="bottom")
@@ -893,7 +894,7 @@ def static_coverage_png(coverage: Coverage, reference: Reference, *, dpi: int = 
     handles.append(Patch(facecolor="#ffffff", edgecolor=COULEUR_LACUNE, label="lacune"))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8,
                frameon=False)
-    notes = _notes(reference, sites, demo=demo)
+    notes = notes_for(reference, sites, demo=demo)
     if notes:
         fig.suptitle(" ; ".join(notes), fontsize=8, color="#8a5a00")
     return _png(fig, dpi)
@@ -909,6 +910,7 @@ __all__ = [
     "is_demo",
     "map_from_sites",
     "map_html",
+    "notes_for",
     "popup_html",
     "save_map",
     "static_coverage_png",

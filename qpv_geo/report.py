@@ -212,7 +212,7 @@ def report_from_sites(
     cov = coverage if coverage is not None else coverage_from_sites(sites, reference,
                                                                     rayon_m=rayon_m)
     is_demo = demo if demo is not None else maps.is_demo(sites, reference)
-    notes = maps._notes(reference, sites, demo=is_demo)
+    notes = maps.notes_for(reference, sites, demo=is_demo)
     heads: list[str] = []
     cartes: dict[str, str] = {}
     if not static:
