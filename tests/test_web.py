@@ -43,6 +43,23 @@ def inside(reference) -> tuple[float, float]:
     return float(lat[0]), float(lon[0])
 
 
+def demo_address_in_qpv(engine, code_qp: str = "QN04213M") -> tuple[str, float, float]:
+    """(address, lat, lon) of a row of the shipped demonstration address file (BAN CSV
+    format) lying more than 60 m inside the QPV ``code_qp``."""
+    import pandas as pd
+
+    from qpv_geo.geocoding import demo_adresses_path
+
+    rows = pd.read_csv(demo_adresses_path(), sep=";", dtype=str)
+    frame = engine.judge_lonlat(rows["lon"].astype(float).to_numpy(),
+                                rows["lat"].astype(float).to_numpy())
+    ok = ((frame["status"] == "eligible") & (frame["code_qp"] == code_qp)
+          & (frame["distance_bord_m"] > 60)).to_numpy()
+    row = rows[ok & rows["rep"].isna().to_numpy()].iloc[0]
+    text = f"{row['numero']} {row['nom_voie']} {row['code_postal']} {row['nom_commune']}"
+    return text, float(row["lat"]), float(row["lon"])
+
+
 # A point of Saint-Étienne in no QPV (687 m from QN04214M), and one in Lyon.
 HORS_QPV = (45.4561, 4.4067)
 LYON = (45.7640, 4.8357)
@@ -374,3 +391,63 @@ def test_suggestions_fall_back_to_the_top_geocoding_result(client, monkeypatch) 
     assert body == {"methode": "geocode", "suggestions": [{
         "label": "RUE B 42000 Saint-Étienne", "lon": 4.39, "lat": 45.44, "score": 0.9,
         "precision": "housenumber", "citycode": "42218", "postcode": "42000"}]}
+
+
+# --------------------------------------------------------------------------- addresses (local)
+
+@pytest.fixture(scope="module")
+def demo_address(engine) -> tuple[str, float, float]:
+    return demo_address_in_qpv(engine)
+
+
+def test_address_verdict_with_the_local_demo_geocoder(client, demo_address) -> None:
+    text, lat, lon = demo_address
+    r = client.get("/api/v1/verdict", params={"adresse": text})
+    assert r.status_code == 200, r.text
+    v = r.json()
+    geo = v["geocodage"]
+    assert geo["trouve"] and geo["label"] == text and geo["source"] == "local-demo"
+    assert geo["precision"] == "housenumber" and geo["precision_libelle"] == "au numéro"
+    assert abs(v["lat"] - lat) < 1e-5 and abs(v["lon"] - lon) < 1e-5
+    # Demo addresses never give a confident verdict, but the quartier is named.
+    assert v["status"] == "a_verifier" and v["code_qp"] == "QN04213M"
+    assert v["demo"] is True and any("DÉMONSTRATION" in n for n in v["notes"])
+    assert any("démonstration" in m for m in v["motifs"])
+
+
+def test_unknown_address_is_404_with_the_reason(client) -> None:
+    assert_error(client.get("/api/v1/verdict", params={"adresse": "zzzz qqqq wwww"}), 404,
+                 "introuvable", "zzzz qqqq wwww", "lat/lon")
+    assert_error(client.get("/api/v1/verdict", params={"adresse": "   "}), 400, "vide")
+
+
+def test_real_suggestions_find_the_typed_address(client, demo_address) -> None:
+    text = demo_address[0]
+    body = client.get("/api/v1/suggestions", params={"q": text}).json()
+    assert body["methode"] == "suggest"
+    assert text in [s["label"] for s in body["suggestions"]]
+
+
+def test_batch_mixes_addresses_and_points(client, demo_address, inside) -> None:
+    lieux = [{"id": "adr", "adresse": demo_address[0]},
+             {"id": "pt", "lat": inside[0], "lon": inside[1]},
+             {"id": "inconnue", "adresse": "zzzz qqqq wwww"},
+             {"id": "deux", "adresse": "x", "lat": 45.4, "lon": 4.4}]
+    body = client.post("/api/v1/verdicts", json={"lieux": lieux}).json()
+    res = {x["id"]: x for x in body["resultats"]}
+    assert [x["id"] for x in body["resultats"]] == ["adr", "pt", "inconnue", "deux"]
+    assert res["adr"]["code_qp"] == "QN04213M" and res["adr"]["geocodage"]["trouve"]
+    assert res["pt"]["status"] == "eligible" and res["pt"]["geocodage"] is None
+    assert res["inconnue"]["status"] == "non_geocode"
+    assert not res["inconnue"]["geocodage"]["trouve"]
+    assert res["deux"]["status"] == "non_geocode" and "pas les deux" in res["deux"]["motifs"][0]
+    assert body["notes"][0].startswith("DÉMONSTRATION")
+
+
+def test_address_page_shows_geocoding_and_demo_mark(client, demo_address) -> None:
+    r = client.get("/", params={"adresse": demo_address[0]})
+    assert r.status_code == 200
+    html = r.text
+    assert "À vérifier" in html and "QN04213M — Montreynaud" in html
+    assert "Adresse retenue" in html and "au numéro, score 1.00 (source : local-demo)" in html
+    assert 'class="demo"' in html and "DÉMONSTRATION" in html

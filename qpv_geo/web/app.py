@@ -672,7 +672,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         headers = None
         if isinstance(exc, GeocoderRateLimited) and exc.retry_after:
             headers = {"Retry-After": str(math.ceil(exc.retry_after))}
-        status = 413 if isinstance(exc, _BatchTooLong) else status_for(exc)
+        if isinstance(exc, _BatchTooLong):
+            status = 413
+        elif isinstance(exc, _AddressNotFound):
+            status = 404
+        else:
+            status = status_for(exc)
         return error_response(request.url.path, status, str(exc), exc.hint, headers)
 
     @app.exception_handler(StarletteHTTPException)
