@@ -97,6 +97,39 @@ def test_point_verdict_with_map_and_print(tracked, base_url, inside, artifacts) 
     assert offsite_requests(page, base_url) == []
 
 
+def test_address_typed_suggestion_picked_verdict_and_map(tracked, base_url, engine,
+                                                        artifacts) -> None:
+    from .test_web import demo_address_in_qpv
+
+    page = tracked
+    text, _, _ = demo_address_in_qpv(engine)
+    page.goto(base_url + "/")
+    field = page.get_by_role("combobox", name="Adresse de l'action")
+    field.press_sequentially(text[:-6], delay=15)  # not quite all of it: let suggestions help
+    options = page.locator("#suggestions [role=option]")
+    options.first.wait_for(timeout=10_000)
+    assert field.get_attribute("aria-expanded") == "true"
+    labels = options.all_inner_texts()
+    assert text in labels, labels
+    for _ in range(labels.index(text) + 1):  # keyboard only
+        field.press("ArrowDown")
+    assert page.locator("#suggestions [aria-selected=true]").inner_text() == text
+    field.press("Enter")  # picks the suggestion, does not submit yet
+    assert field.input_value() == text
+    assert page.locator("#suggestions").is_hidden()
+    page.get_by_role("button", name="Vérifier l'adresse").click()
+    page.wait_for_selector("#verdict")
+    assert page.locator("#verdict-statut").inner_text() == "À vérifier"
+    details = page.locator("#verdict .details").inner_text()
+    assert "QN04213M — Montreynaud" in details and text in details and "au numéro" in details
+    assert "DÉMONSTRATION" in page.locator("#verdict .demo").inner_text()
+    page.wait_for_selector('#carte[data-pret="1"]', timeout=10_000)
+    assert page.locator("#carte path.leaflet-interactive").count() >= 2
+    page.screenshot(path=str(artifacts / "web-verdict-adresse.png"), full_page=True)
+    assert page.console_errors == []
+    assert offsite_requests(page, base_url) == []
+
+
 def test_phone_width_has_no_horizontal_scroll(browser, base_url) -> None:
     context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
     page = context.new_page()

@@ -43,7 +43,7 @@ def no_internal_error(ctx, response, case) -> None:
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=80, deadline=None,
           suppress_health_check=list(HealthCheck), derandomize=True)
 def test_api_never_fails_and_matches_its_schema(case) -> None:
     case.call_and_validate(checks=[no_internal_error, status_code_conformance,
