@@ -40,8 +40,7 @@ PRECISION_LABELS = {
 }
 
 #: Note added while the local geocoder uses the demonstration address file.
-NOTE_ADRESSES_DEMO = ("DÉMONSTRATION — fichier d'adresses de démonstration (extrait), pas la "
-                      "Base Adresse Nationale complète")
+NOTE_ADRESSES_DEMO = "DÉMONSTRATION — adresses fictives, aucune valeur officielle"
 
 
 def now_paris() -> dt.datetime:

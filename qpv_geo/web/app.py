@@ -256,10 +256,14 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 # Errors → messages
 # ------------------------------------------------------------------------------------------
 
+class _ServiceUnavailable(QpvGeoError):
+    """A part of qpv-geo this server lacks (module not installed)."""
+
+
 def status_for(exc: QpvGeoError) -> int:
     """HTTP status of a user-facing error: 503 for services or data the server lacks."""
     if isinstance(exc, (GeocoderUnavailable, GeocoderNotConfigured, GeocoderRateLimited,
-                        ReferenceDataError, DownloadError)):
+                        ReferenceDataError, DownloadError, _ServiceUnavailable)):
         return 503
     return 400
 
@@ -950,8 +954,13 @@ _MEDIA = {".csv": "text/csv; charset=utf-8",
 def _validate_upload(services: Services, data: bytes, suffix: str, feuille: str | None,
                      filename: str) -> dict[str, Any]:
     """Run the batch on an uploaded file inside a temporary directory (deleted after)."""
-    from qpv_geo.batch import read_sites, validate_sites, write_result
-
+    try:
+        from qpv_geo.batch import read_sites, validate_sites, write_result
+    except ImportError as exc:
+        raise _ServiceUnavailable(
+            "La vérification de fichiers n'est pas disponible sur ce serveur.",
+            hint="Utilisez l'API /api/v1/verdicts ou la page d'accueil, lieu par lieu.",
+        ) from exc
     if not data:
         raise InputFileError("Le fichier reçu est vide.", hint="Vérifiez le fichier choisi.")
     out_suffix = ".xlsx" if suffix == ".xlsx" else ".csv"
