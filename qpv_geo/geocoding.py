@@ -465,8 +465,12 @@ def _commune_outline_point(insee: str) -> tuple[float, float]:
 # Local geocoder: search
 # ---------------------------------------------------------------------------------------------
 
-#: Street similarity (0–100) under which a street is not accepted.
+#: Street similarity (0–100) under which a street is not accepted (search in all SEM or in the
+#: communes of a postcode), and within the one commune named.
 STREET_MIN = 72.0
+STREET_MIN_IN_COMMUNE = 62.0
+#: Similarity (0–100) of the names without their street types (« rue », « chemin »…).
+NAME_MIN = 60.0
 #: Commune-name similarity (0–100) needed to recognise a commune in the text.
 COMMUNE_MIN = 88.0
 
@@ -682,11 +686,17 @@ class LocalGeocoder:
             if len(idx) == 0:
                 continue
             top = np.argsort(-sims, kind="stable")[:max(limit, 3)]
+            floor = STREET_MIN_IN_COMMUNE if scope is not None and len(scope) == 1 else STREET_MIN
+            name = _strip_types(p.street)
             for j in top:
                 sim = float(sims[j])
-                if sim < STREET_MIN:
+                if sim < floor:
                     break
                 i = int(idx[j])
+                # the name itself must look alike, not just « rue » and a few letters
+                other = _strip_types(self.s_key[i])
+                if name and other and self._fuzz.token_set_ratio(name, other) < NAME_MIN:
+                    continue
                 out.append((self._street_score(p, i, sim / 100), i, sim / 100))
             if out and max(o[2] for o in out) >= 0.9:
                 break
@@ -705,7 +715,9 @@ class LocalGeocoder:
         if p.insee is not None:
             factor = p.commune_sim if insee == p.insee else 0.7
         elif p.postcode:
-            factor = 0.97 if insee in self._by_postcode.get(p.postcode, ()) else 0.85
+            # the street's own postcode first (42230 is shared by two communes)
+            factor = (0.97 if self.s_postcode[i] == p.postcode else
+                      0.95 if insee in self._by_postcode.get(p.postcode, ()) else 0.85)
         else:
             factor = 0.9
         if p.postcode and p.insee is not None and p.postcode not in self.c_postcodes.get(insee, ()):
@@ -868,23 +880,59 @@ _LOADED_LOCK = threading.Lock()
 
 
 def _split_number(words: list[str]) -> tuple[int | None, str, list[str]]:
-    """(house number, repetition, street words): the number just before the street type."""
-    first_type = next((k for k, w in enumerate(words) if w in STREET_TYPES), len(words))
-    cand = [k for k in range(first_type) if words[k].isdigit() and len(words[k]) <= 4
-            and not (k > 0 and words[k - 1] in _NOISE_BEFORE_NUMBER)]
-    if not cand:
-        return None, "", words
-    k = cand[-1]
-    number = int(words[k])
-    rep = ""
-    after = k + 1
-    if after < len(words) and words[after] in REPETITIONS and (
-            words[after] in ("bis", "ter", "quater", "quinquies")
-            or after + 1 < len(words)):
-        rep = REPETITIONS[words[after]]
-        after += 1
-    # words before the number (name, flat, building) are not part of the street
-    return number, rep, words[after:]
+    """(house number, repetition, street words) of a query without its commune/postcode.
+
+    The house number is a number of 1–4 digits that is not part of the street name (« rue du
+    8 Mai 1945 »: after a street type or a month) nor a flat/building number (« appt 12 »);
+    one followed by a street type wins. Words before it (name, residence) and after the street
+    (« bâtiment C », « 2e étage ») are not part of the street.
+    """
+    cand = []
+    for k, w in enumerate(words):
+        if not (w.isdigit() and len(w) <= 4):
+            continue
+        prev = words[k - 1] if k > 0 else ""
+        if prev in _NOISE_BEFORE_NUMBER or prev in STREET_TYPES or prev in _MONTHS:
+            continue
+        if k + 1 < len(words) and words[k + 1] in _MONTHS:
+            continue
+        cand.append(k)
+    number, rep, street = None, "", words
+    if cand:
+        def typed(k: int) -> bool:
+            nxt = k + 1
+            if nxt < len(words) and words[nxt] in REPETITIONS:
+                nxt += 1
+            return nxt < len(words) and words[nxt] in STREET_TYPES
+
+        k = next((c for c in cand if typed(c)), cand[0])
+        number = int(words[k])
+        after = k + 1
+        if after < len(words) and words[after] in REPETITIONS and (
+                words[after] in ("bis", "ter", "quater", "quinquies")
+                or after + 1 < len(words)):
+            rep = REPETITIONS[words[after]]
+            after += 1
+        street = words[after:]
+    # cut what follows the street: « batiment c », « 2 e etage », « porte 4 »…
+    cut = next((j for j, w in enumerate(street) if j > 0 and w in _NOISE_AFTER_STREET),
+               len(street))
+    street = street[:cut]
+    while len(street) > 1 and (street[-1].isdigit() or len(street[-1]) == 1):
+        street = street[:-1]
+    return number, rep, street
+
+
+_MONTHS = frozenset({"janvier", "fevrier", "mars", "avril", "mai", "juin", "juillet", "aout",
+                     "septembre", "octobre", "novembre", "decembre"})
+_NOISE_AFTER_STREET = frozenset({"batiment", "bat", "bt", "etage", "etg", "porte", "escalier",
+                                 "esc", "appartement", "appt", "apt", "app", "logement", "log",
+                                 "boite", "bal", "cedex", "bp", "cs", "tsa", "entree",
+                                 "chez"})
+
+
+def _strip_types(key: str) -> str:
+    return " ".join(w for w in key.split() if w not in STREET_TYPES)
 
 
 def _clip(score: float) -> float:
