@@ -399,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['qps']:>8.0f} "
               f"{r['build_s']:>8.2f} {r['index_mb']:>9.2f}")
     print("(« dont n° » : placés à plus de 200 m alors que le résultat se dit au numéro)")
+    print(f"index local déjà construit, rechargé en {rows[0]['load_s']:.3f} s")
     if len(rows) == 2:
         loc, ad = rows
         print("\nratios local / addok : précision ≤30 m "
