@@ -717,11 +717,12 @@ class Engine:
 
         # Geocoding reliability.
         if geocodes is not None:
-            from qpv_geo.geocoding import reliability_issues
+            from qpv_geo.geocoding import MOTIF_DEMO, reliability_issues
 
             if len(geocodes) != n:
                 raise ValueError("geocodes must have one item per point")
             unreliable = np.zeros(n, bool)
+            demo_rows = np.zeros(n, bool)
             issues_txt = np.full(n, "", dtype=object)
             for i, g in enumerate(geocodes):  # per geocoding result: already one per row
                 if g is None:
@@ -729,7 +730,12 @@ class Engine:
                 if not g.found:
                     issues_txt[i] = g.motif or "adresse non trouvée"
                     continue
-                issues = reliability_issues(g, score_min=self.score_min)
+                # A demonstration address is marked, like demonstration perimeters, but the
+                # verdict is computed on its point as for any other.
+                issues = [i for i in reliability_issues(g, score_min=self.score_min)
+                          if i != MOTIF_DEMO]
+                if g.source == "local-demo":
+                    demo_rows[i] = True
                 if issues:
                     unreliable[i] = True
                     issues_txt[i] = " ; ".join(issues)
@@ -749,6 +755,7 @@ class Engine:
                 .astype(str) + ") sans effet sur le verdict : la commune entière le décide")
             add(downgrade, "géocodage imprécis : " + issues_txt[downgrade].astype(str))
             status[downgrade] = A_VERIFIER
+            add(demo_rows, "DÉMONSTRATION : " + MOTIF_DEMO + ", le point n'est pas réel")
             geo_extra = _geocode_columns(geocodes)
 
         z = c.zone
