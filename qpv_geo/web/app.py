@@ -989,6 +989,7 @@ def _validate_upload(services: Services, data: bytes, suffix: str, feuille: str 
         "files": [(i, name, len(content)) for i, (name, content, _) in enumerate(files)],
         "summary": _summary_rows(result.summary),
         "preview": _preview(result.frame),
+        "demo": services.engine().reference.demo or _frame_is_demo(result.frame),
         "rows": len(result.frame),
     }
 
@@ -1013,12 +1014,35 @@ _PREVIEW_VERDICT_COLS = ("status", "code_qp", "lib_qp", "motifs")
 
 
 def _preview(frame: Any) -> dict[str, Any]:
-    cols = [c for c in frame.columns if c not in _PREVIEW_VERDICT_COLS][:4]
+    """First rows: up to 4 of the user's columns, then the verdict's main columns."""
+    from qpv_geo.eligibility import VERDICT_COLUMNS
+
+    added = set(VERDICT_COLUMNS)
+    cols = [c for c in frame.columns
+            if c not in added and not str(c).startswith("geocodage_")][:4]
     cols += [c for c in _PREVIEW_VERDICT_COLS if c in frame.columns]
     head = frame.head(_PREVIEW_ROWS)[cols]
-    rows = [["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
-             for v in rec] for rec in head.itertuples(index=False, name=None)]
-    return {"columns": [str(c) for c in cols], "rows": rows}
+    rows = []
+    for rec in head.itertuples(index=False, name=None):
+        row = []
+        for col, v in zip(cols, rec, strict=True):
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                row.append("")
+            elif col == "status":
+                row.append(HEADLINES.get(str(v), str(v)))
+            else:
+                row.append(str(v))
+        rows.append(row)
+    return {"columns": ["verdict" if c == "status" else str(c) for c in cols], "rows": rows}
+
+
+def _frame_is_demo(frame: Any) -> bool:
+    for col in ("geocodage_source", "donnees"):
+        if col in frame.columns:
+            text = frame[col].dropna().astype(str).str.lower()
+            if text.str.contains("démo|demo", regex=True).any():
+                return True
+    return False
 
 
 __all__ = ["CSP", "Services", "create_app", "status_for"]
