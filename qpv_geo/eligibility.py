@@ -730,10 +730,9 @@ class Engine:
                 if not g.found:
                     issues_txt[i] = g.motif or "adresse non trouvée"
                     continue
-                # A demonstration address is marked, like demonstration perimeters, but the
+                # A demonstration address is marked, like demonstration perimeters, and the
                 # verdict is computed on its point as for any other.
-                issues = [i for i in reliability_issues(g, score_min=self.score_min)
-                          if i != MOTIF_DEMO]
+                issues = reliability_issues(g, score_min=self.score_min)
                 if g.source == "local-demo":
                     demo_rows[i] = True
                 if issues:

@@ -158,8 +158,9 @@ _PRECISION_ISSUES = {
 def reliability_issues(result: GeocodeResult, *, score_min: float) -> list[str]:
     """French reasons that make a verdict « à vérifier »; empty list = reliable point.
 
-    Reliable means: found, ``housenumber`` precision, ``score >= score_min``, and not from the
-    demonstration address file.
+    Reliable means: found, ``housenumber`` precision and ``score >= score_min``. A point from
+    the demonstration address file is not judged here: like demonstration perimeters, it is
+    marked on every output (``result.source == "local-demo"``, :data:`MOTIF_DEMO`).
     """
     if not result.found:
         return [result.motif or "adresse non trouvée"]
@@ -169,8 +170,6 @@ def reliability_issues(result: GeocodeResult, *, score_min: float) -> list[str]:
             result.precision or "", f"précision du géocodage inconnue ({result.precision})"))
     if result.score < score_min:
         issues.append(f"score {result.score:.2f} < {score_min:.2f}")
-    if result.source == "local-demo":
-        issues.append(MOTIF_DEMO)
     return issues
 
 

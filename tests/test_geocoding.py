@@ -99,8 +99,8 @@ def test_reliability_issues():
     town = GeocodeResult("q", 4.3, 45.4, score=0.9, precision="municipality", source="ban")
     assert reliability_issues(town, score_min=0.6) == ["géocodé à la commune seulement"]
     demo = GeocodeResult("q", 4.3, 45.4, score=1.0, precision="housenumber", source="local-demo")
-    assert reliability_issues(demo, score_min=0.6) == [
-        "adresse de démonstration (fichier d'adresses fictif)"]
+    # A demo point is marked on outputs (source "local-demo"), not judged unreliable here.
+    assert reliability_issues(demo, score_min=0.6) == []
     miss = GeocodeResult("q", None, None, motif="adresse vide")
     assert reliability_issues(miss, score_min=0.6) == ["adresse vide"]
 
@@ -318,8 +318,12 @@ def test_default_geocoder_is_the_demo_file_and_says_so(tmp_path):
                            f"{row['nom_commune']}")
     assert res.source == "local-demo" and res.precision == "housenumber"
     assert (res.lon, res.lat) == pytest.approx((float(row["lon"]), float(row["lat"])))
-    assert "adresse de démonstration (fichier d'adresses fictif)" in reliability_issues(
-        res, score_min=0.6)
+    # The verdict on a demo point says it is a demonstration address.
+    from qpv_geo.eligibility import engine_from_settings
+
+    verdict = engine_from_settings(settings).judge_point(geocode=res)
+    assert any("adresse de démonstration (fichier d'adresses fictif)" in m
+               for m in verdict.motifs)
 
 
 def test_install_adresses_restricts_to_sem_and_switches_source(tmp_path):
