@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 OUT    ?= out/demo
 
-.PHONY: demo test install install-dev system-deps lint bench bench-geocoding bench-batch \
+.PHONY: demo test install install-dev system-deps bench-deps lint bench bench-geocoding bench-batch \
         bench-maps bench-web clean
 
 $(VENV)/.installed: pyproject.toml
@@ -22,8 +22,8 @@ install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
-# Debian packages the tests need: Chromium (real-browser tests, never a downloaded browser),
-# Redis (addok side-by-side benchmark) and the Pango libraries used by WeasyPrint.
+# Debian packages the tests need: Chromium (real-browser tests, never a downloaded browser)
+# and the Pango libraries used by WeasyPrint.
 system-deps:
 	@if ! command -v chromium >/dev/null 2>&1 || ! dpkg -s libpango-1.0-0 >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then \
@@ -48,7 +48,15 @@ lint: install-dev
 bench: install
 	$(PY) benchmarks/bench_eligibility.py
 
-bench-geocoding: install-dev
+# Redis (Debian) for the addok side-by-side run of the geocoding benchmark.
+bench-deps:
+	@if ! command -v redis-server >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null); \
+	  else echo "Installez redis-server (apt-get install redis-server) pour comparer avec addok"; fi; \
+	fi
+
+bench-geocoding: install-dev bench-deps
 	$(PY) benchmarks/bench_geocoding.py
 
 bench-batch: install
