@@ -488,6 +488,145 @@ def data_import_adresses(
 # --- end geocoding commands ---
 
 
+# --- batch command (issue 4) ---
+def _print_mapping(mapping: Any, columns: list[str]) -> None:
+    from rich.table import Table
+
+    table = Table(title="Colonnes reconnues", title_justify="left")
+    table.add_column("colonne du fichier")
+    table.add_column("rôle")
+    used = set()
+    for role, column in mapping.describe():
+        if column:
+            used.add(column)
+            table.add_row(column, role)
+    for role, column in mapping.describe():
+        if not column:
+            table.add_row("[dim]—[/]", f"[dim]{role} (absente)[/]")
+    others = [c for c in columns if c not in used]
+    err_console.print(table)
+    if others:
+        err_console.print("Conservées telles quelles : " + ", ".join(others), highlight=False)
+
+
+def _print_batch_summary(summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from qpv_geo.eligibility import STATUS_LABELS
+
+    table = Table(title="Synthèse par statut", title_justify="left")
+    table.add_column("statut")
+    table.add_column("lignes", justify="right")
+    for status, count in summary["par_statut"].items():
+        style = _STATUS_STYLE.get(status, "")
+        table.add_row(f"[{style}]{STATUS_LABELS[status]}[/]", str(count))
+    table.add_row("[bold]Total[/]", f"[bold]{summary['total']}[/]")
+    console.print(table)
+    if summary["par_qpv"]:
+        qpv = Table(title="Par QPV", title_justify="left")
+        for col in ("code_qp", "quartier", "sites", "éligibles"):
+            qpv.add_column(col, justify="right" if col in ("sites", "éligibles") else "left")
+        for code, e in summary["par_qpv"].items():
+            qpv.add_row(code, str(e["lib_qp"]), str(e["sites"]), str(e["eligibles"]))
+        console.print(qpv)
+    if summary["par_priorite"]:
+        prio = Table(title="Par priorité", title_justify="left")
+        for col in ("priorité", "sites", "éligibles"):
+            prio.add_column(col, justify="left" if col == "priorité" else "right")
+        for e in summary["par_priorite"].values():
+            prio.add_row(e["label"], str(e["sites"]), str(e["eligibles"]))
+        console.print(prio)
+    if summary["a_revoir_total"]:
+        review = Table(title=f"Lignes à revoir ({summary['a_revoir_total']})",
+                       title_justify="left", show_lines=False)
+        review.add_column("ligne", justify="right")
+        review.add_column("statut")
+        review.add_column("motif", overflow="fold")
+        for r in summary["a_revoir"][:30]:
+            review.add_row(str(r["ligne"]), r["status"], r.get("motifs", ""))
+        console.print(review)
+        if summary["a_revoir_total"] > 30:
+            console.print(f"… et {summary['a_revoir_total'] - 30} autres (colonne status du "
+                          "fichier de résultat, ou la synthèse).", highlight=False)
+    for note in summary["notes"]:
+        console.print(f"[yellow]⚠ {note}[/]", highlight=False)
+    console.print(f"Données : {summary['donnees']}", highlight=False)
+
+
+@app.command()
+@user_errors
+def batch(
+    sites: Annotated[Path, typer.Argument(
+        help="Fichier des sites : CSV (; , ou tabulation, UTF-8 ou Windows), XLSX, GeoJSON ou "
+        "GeoPackage (points).")],
+    output: Annotated[Path, typer.Option(
+        "-o", "--output", help="Résultat : .csv, .xlsx (avec une feuille « synthèse »), "
+        ".geojson ou .gpkg. La synthèse est aussi écrite à côté (-synthese.csv/.json).")],
+    sheet: Annotated[str | None, typer.Option(
+        "--sheet", "--feuille", help="Feuille du classeur XLSX (nom ou rang ; défaut : la "
+        "première).")] = None,
+    sep: Annotated[str, typer.Option(
+        help="Séparateur du CSV écrit : « ; » (Excel français, virgule décimale) ou « , ».")]
+    = ";",
+    encoding: Annotated[str | None, typer.Option(
+        help="Encodage du CSV lu (détecté sinon), ex. cp1252 ou utf-8.")] = None,
+    geocoder: Annotated[str | None, typer.Option(
+        help="Géocodeur des adresses : local (hors ligne, défaut) ou ban (service en ligne).")]
+    = None,
+    marge: Annotated[float | None, typer.Option(
+        help="Marge (m) autour des bords en deçà de laquelle le verdict est « à vérifier ».")]
+    = None,
+    col_adresse: Annotated[str | None, typer.Option(help="Colonne de l'adresse.")] = None,
+    col_code_postal: Annotated[str | None, typer.Option(help="Colonne du code postal.")] = None,
+    col_commune: Annotated[str | None, typer.Option(help="Colonne de la commune.")] = None,
+    col_lat: Annotated[str | None, typer.Option(help="Colonne de la latitude (WGS84).")] = None,
+    col_lon: Annotated[str | None, typer.Option(help="Colonne de la longitude (WGS84).")]
+    = None,
+    col_x: Annotated[str | None, typer.Option(help="Colonne X Lambert-93.")] = None,
+    col_y: Annotated[str | None, typer.Option(help="Colonne Y Lambert-93.")] = None,
+    col_priorite: Annotated[str | None, typer.Option(help="Colonne de la priorité.")] = None,
+    col_porteur: Annotated[str | None, typer.Option(help="Colonne du porteur.")] = None,
+    col_action: Annotated[str | None, typer.Option(help="Colonne de l'action.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q",
+                                        help="Sans barre de progression ni tableaux.")] = False,
+) -> None:
+    """Valider tous les sites d'un appel à projets : chaque ligne ressort, dans le même ordre,
+    avec son verdict (statut, QPV, distance au bord, motifs) ; rien n'est perdu.
+
+    Exemple : qpv-geo batch data/exemple_appel.csv -o resultat.xlsx ·
+    qpv-geo batch sites.csv -o resultat.csv --col-adresse "Lieu de l'action"
+    """
+    from qpv_geo.batch import validate_file
+
+    if sep not in (";", ",", "\t", "tab"):
+        raise typer.BadParameter("choisissez « ; » ou « , » (ou tab).", param_hint="--sep")
+    settings = get_settings().with_(marge_m=marge)
+    overrides = {role: value for role, value in (
+        ("adresse", col_adresse), ("code_postal", col_code_postal), ("commune", col_commune),
+        ("lat", col_lat), ("lon", col_lon), ("x", col_x), ("y", col_y),
+        ("priorite", col_priorite), ("porteur", col_porteur), ("action", col_action),
+    ) if value is not None}
+    result = validate_file(
+        sites, output, settings=settings, geocoder_name=geocoder, sheet=sheet,
+        mapping_overrides=overrides or None, sep="\t" if sep == "tab" else sep,
+        encoding=encoding, progress=not quiet,
+        on_mapping=None if quiet else _print_mapping)
+    summary = result.summary
+    if not quiet:
+        _print_batch_summary(summary)
+    lues, ecrites = summary["lignes_lues"], summary.get("lignes_ecrites", 0)
+    style = "green" if lues == ecrites else "bold red"
+    extra = (f" ({summary['lignes_vides_ignorees']} lignes vides ignorées)"
+             if summary.get("lignes_vides_ignorees") else "")
+    console.print(f"[{style}]{lues} lignes lues, {ecrites} lignes écrites[/]{extra}",
+                  highlight=False)
+    for path in result.paths:
+        console.print(f"Écrit : {path}", highlight=False)
+    if lues != ecrites:
+        raise typer.Exit(1)
+# --- end batch command ---
+
+
 def main() -> None:
     """Entry point of the ``qpv-geo`` script."""
     app()
