@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import gzip
-import hashlib
 import io
 import json
 import re
@@ -33,6 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from qpv_geo._files import sha256_file
 from qpv_geo.exceptions import (
     DownloadError,
     GeocoderNotConfigured,
@@ -304,15 +304,6 @@ def communes_sem() -> list[CommuneSem]:
         return [CommuneSem(r["insee_com"], r["nom"], tuple(p for p in r["codes_postaux"].split(";")
                                                            if p))
                 for r in csv.DictReader(fh)]
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 of a file, hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------

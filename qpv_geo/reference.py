@@ -23,7 +23,6 @@ Schemas (field names of the official ANCT file, defined once here):
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import re
 import shutil
@@ -38,6 +37,7 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 
+from qpv_geo._files import sha256_file
 from qpv_geo.exceptions import DownloadError, InputFileError, ReferenceDataError
 from qpv_geo.settings import SIREN_SEM, Settings
 
@@ -82,15 +82,6 @@ def shipped_dir() -> Path:
 def installed_dir(settings: Settings) -> Path:
     """Directory where ``data update`` / ``data import`` install layers."""
     return settings.data_dir / "reference"
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 of a file, hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
