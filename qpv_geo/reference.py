@@ -303,7 +303,10 @@ class Reference:
             if info is None or info.origin == "absente":
                 parts.append(f"{label} : aucun")
                 continue
-            tag = "démo" if info.demo else ("simplifiée" if info.simplified else "officielle")
+            if info.origin == "mémoire":  # built in memory (tests, notebooks): not official
+                tag = "non officielle"
+            else:
+                tag = "démo" if info.demo else ("simplifiée" if info.simplified else "officielle")
             sha = (info.sha256 or "")[:8]
             parts.append(f"{label} {info.origin} {tag} sha256:{sha}")
         return " | ".join(parts)
