@@ -281,6 +281,60 @@ def data_reset(
         console.print(f"Aucune couche « {layer} » installée.")
 
 
+@app.command()
+@user_errors
+def demo(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Dossier des résultats.")]
+    = Path("out/demo"),
+    fichier: Annotated[Path | None, typer.Option(
+        help="Fichier de sites à traiter (par défaut l'appel exemple embarqué).")] = None,
+) -> None:
+    """Traitement principal sur les données embarquées : valider les sites d'un appel, écrire
+    le fichier validé (CSV, XLSX), la carte et le rapport du comité de copilotage.
+
+    Exemple : qpv-geo demo --output out/demo
+    """
+    from qpv_geo.batch import validate_file, write_result
+    from qpv_geo.eligibility import STATUS_LABELS
+    from qpv_geo.maps import notes_for, write_map
+    from qpv_geo.reference import get_reference, shipped_dir
+    from qpv_geo.report import write_report
+
+    settings = get_settings()
+    reference = get_reference(settings)
+    sample = fichier or shipped_dir().parent / "exemple_appel.csv"
+    output.mkdir(parents=True, exist_ok=True)
+    console.print(f"[bold]qpv-geo[/] — validation de {sample.name} "
+                  f"({'appel exemple fictif' if fichier is None else 'fichier fourni'})",
+                  highlight=False)
+    console.print(f"Données : {reference.version}", highlight=False)
+    result = validate_file(sample, output / "sites_valides.csv", settings=settings,
+                           progress=True)
+    written = [*result.paths, *write_result(result, output / "sites_valides.xlsx")[:1]]
+    frame = result.frame
+    written.append(write_map(frame, output / "carte.html", reference=reference, tiles=None))
+    written += list(write_report(frame, output / "rapport.html", reference=reference,
+                                 source=sample.name).values())
+    summary = result.summary
+    from rich.table import Table
+
+    table = Table(title=f"{summary['lignes_lues']} lignes lues, {summary['total']} écrites")
+    table.add_column("verdict")
+    table.add_column("sites", justify="right")
+    for status, label in STATUS_LABELS.items():
+        table.add_row(label, str(summary["par_statut"].get(status, 0)))
+    console.print(table)
+    console.print(f"QPV de SEM avec au moins un site éligible : {len(summary['par_qpv'])} / "
+                  f"{len(reference.qpv)}", highlight=False)
+    for note in notes_for(reference, frame):
+        console.print(f"[yellow]⚠ {note}[/]", highlight=False)
+    console.print("[bold]Résultats :[/]")
+    for path in written:
+        console.print(f"  {path}", highlight=False)
+    console.print(f"Ouvrez {output / 'rapport.html'} dans un navigateur (fonctionne hors ligne).",
+                  highlight=False)
+
+
 # --- serve command (issue 6) ---
 @app.command()
 @user_errors
