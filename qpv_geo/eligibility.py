@@ -710,10 +710,10 @@ class Engine:
             add(conflict, "le géocodeur place l'adresse dans une commune hors SEM (INSEE "
                 + cc[conflict].astype(str) + ") alors que le point tombe dans un QPV de SEM")
             status[conflict] = A_VERIFIER
-            moved = outside_code & ~conflict & (status != HORS_TERRITOIRE)
+            moved = outside_code & ~conflict
             status[moved] = HORS_TERRITOIRE
-            add(moved, "commune hors Saint-Étienne Métropole (INSEE " + cc[moved].astype(str)
-                + ")")
+            add(moved, "commune hors Saint-Étienne Métropole selon le géocodeur (INSEE "
+                + cc[moved].astype(str) + ")")
 
         # Geocoding reliability.
         if geocodes is not None:

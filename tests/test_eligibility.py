@@ -256,3 +256,48 @@ def test_outside_sem_and_other_epci(engine: Engine, reference: Reference) -> Non
     sjsr = engine.judge_point(lat=45.4990, lon=4.2420)
     assert sjsr.status == "hors_territoire"
     assert engine.judge_point(lat=45.7640, lon=4.8357).status == "hors_territoire"
+
+
+# ------------------------------------------------------------------ geocoding quality in verdicts
+def _geo(lon, lat, *, precision="housenumber", score=0.9, citycode="42218", source="local"):
+    from qpv_geo.geocoding import GeocodeResult
+
+    return GeocodeResult("q", lon, lat, label="lieu", score=score, precision=precision,
+                         citycode=citycode, postcode=None, source=source)
+
+
+def test_imprecise_geocoding_is_to_review_not_a_guess(engine: Engine, reference) -> None:
+    geom = reference.qpv.to_crs(2154).set_index("code_qp").geometry["QN04213M"]
+    p = polylabel(geom, tolerance=1.0) if geom.geom_type == "Polygon" else geom.centroid
+    lon, lat = (float(v[0]) for v in Engine.l93_to_lonlat([p.x], [p.y]))
+    good = engine.judge_point(geocode=_geo(lon, lat))
+    assert good.status == "eligible" and good.geocodage["geocodage_precision"] == "housenumber"
+    street = engine.judge_point(geocode=_geo(lon, lat, precision="street"))
+    assert street.status == "a_verifier"
+    assert any("rue seulement" in m for m in street.motifs)
+    low = engine.judge_point(geocode=_geo(lon, lat, score=0.42))
+    assert low.status == "a_verifier" and any("0.42" in m for m in low.motifs)
+
+
+def test_a_town_without_qpv_settles_an_imprecise_point(engine: Engine, reference) -> None:
+    # Saint-Héand (42224) holds no QPV: a town-level point there is confidently hors QPV.
+    town = reference.communes.set_index("insee_com").geometry["42224"].representative_point()
+    v = engine.judge_point(geocode=_geo(town.x, town.y, precision="municipality",
+                                        citycode="42224"))
+    assert v.status == "hors_qpv"
+    assert any("la commune entière le décide" in m for m in v.motifs)
+
+
+def test_geocoder_commune_outside_sem_and_not_found(engine: Engine) -> None:
+    from qpv_geo.geocoding import GeocodeResult
+
+    v = engine.judge_point(geocode=_geo(4.2420, 45.4990, citycode="42279"))  # St-Just-St-Rambert
+    assert v.status == "hors_territoire" and any("42279" in m for m in v.motifs)
+    miss = engine.judge_point(geocode=GeocodeResult("zzz", None, None, motif="adresse inconnue"))
+    assert miss.status == "non_geocode" and miss.motifs == ["adresse inconnue"]
+
+
+def test_demo_addresses_are_marked(engine: Engine) -> None:
+    v = engine.judge_point(geocode=_geo(4.39, 45.44, source="local-demo"))
+    assert any(m.startswith("DÉMONSTRATION") for m in v.motifs)
+    assert v.geocodage["geocodage_source"] == "local-demo"
