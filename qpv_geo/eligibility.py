@@ -695,6 +695,7 @@ class Engine:
             motifs[mask] = motifs[mask] + sep + text
 
         geo_extra: dict[str, Any] = {}
+        not_found = np.zeros(n, dtype=bool)
         if citycodes is None and geocodes is not None:
             citycodes = [g.citycode if g is not None else None for g in geocodes]
         if citycodes is not None:
@@ -798,7 +799,8 @@ class Engine:
         add(unc, "à moins de " + f"{self.marge_m:.0f}" + " m du bord de "
             + codes[c.edge_zone[unc]].astype(str) + " « " + names[c.edge_zone[unc]].astype(str)
             + " » : de l'autre côté, " + alt_txt)
-        add(~usable, np.array([_BAD_REASONS.get(int(b), "") for b in c.bad[~usable]],
+        unplaced = ~usable & ~not_found  # the geocoder's own reason says it for the others
+        add(unplaced, np.array([_BAD_REASONS.get(int(b), "") for b in c.bad[unplaced]],
                               dtype=object))
         if self.reference.simplified:
             close = usable & (np.abs(np.nan_to_num(c.dist, nan=1e9)) <= 15) & (status != A_VERIFIER)

@@ -280,10 +280,10 @@ def test_imprecise_geocoding_is_to_review_not_a_guess(engine: Engine, reference)
 
 
 def test_a_town_without_qpv_settles_an_imprecise_point(engine: Engine, reference) -> None:
-    # Saint-Héand (42224) holds no QPV: a town-level point there is confidently hors QPV.
-    town = reference.communes.set_index("insee_com").geometry["42224"].representative_point()
+    # Villars (42330) holds no QPV: a town-level point there is confidently hors QPV.
+    town = reference.communes.set_index("insee_com").geometry["42330"].representative_point()
     v = engine.judge_point(geocode=_geo(town.x, town.y, precision="municipality",
-                                        citycode="42224"))
+                                        citycode="42330"))
     assert v.status == "hors_qpv"
     assert any("la commune entière le décide" in m for m in v.motifs)
 
