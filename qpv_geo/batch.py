@@ -1254,6 +1254,10 @@ def _write_geo(frame: pd.DataFrame, path: Path, kind: str) -> None:
     geoms = gpd.GeoSeries.from_xy(np.where(ok, lon, 0.0), np.where(ok, lat, 0.0), crs=4326)
     geoms[~ok] = None
     data = frame.copy()
+    if kind == "gpkg":  # SQLite column names ignore case: « Porteur » collides with « porteur »
+        added = {c.lower() for c in OUTPUT_COLUMNS if c in data.columns}
+        data = data.rename(columns={c: f"{c} (source)" for c in data.columns
+                                    if c not in OUTPUT_COLUMNS and c.lower() in added})
     for col in data.columns:
         if pd.api.types.is_object_dtype(data[col].dtype):
             data[col] = data[col].astype(object).where(data[col].notna(), None)
