@@ -1065,6 +1065,13 @@ class _Summary:
 # ---------------------------------------------------------------------------------------------
 
 
+#: Output columns whose text comes only from qpv-geo and the reference data (never from the
+#: input file): not scanned for formulas.
+_SAFE_TEXT_COLUMNS = frozenset({"status", "statut_libelle", "code_qp", "lib_qp", "insee_com",
+                                "lib_com", "code_qp_proche", "lib_qp_proche", "donnees",
+                                "geocodage_precision", "geocodage_source", "priorite"})
+
+
 def neutralize_cells(frame: pd.DataFrame) -> pd.DataFrame:
     """Prefix with ``'`` the text cells that a spreadsheet would take as a formula.
 
@@ -1075,24 +1082,49 @@ def neutralize_cells(frame: pd.DataFrame) -> pd.DataFrame:
     copied = False
     for col in frame.columns:
         s = frame[col]
-        if not (pd.api.types.is_object_dtype(s.dtype) or pd.api.types.is_string_dtype(s.dtype)):
+        if col in _SAFE_TEXT_COLUMNS or not (pd.api.types.is_object_dtype(s.dtype)
+                                             or pd.api.types.is_string_dtype(s.dtype)):
             continue
-        first = s.astype(object).where(s.notna(), "").astype(str).str[:1]
-        risky = first.isin(_FORMULA_START).to_numpy()
-        if not risky.any():
-            continue
-        idx = np.flatnonzero(risky)
         vals = s.to_numpy(object)
+        risky = [i for i, v in enumerate(vals)
+                 if isinstance(v, str) and v[:1] in _FORMULA_START
+                 and not _PLAIN_NUMBER.fullmatch(v)]
+        if not risky:
+            continue
         fixed = vals.copy()
-        for i in idx:
-            v = str(vals[i])
-            if not _PLAIN_NUMBER.fullmatch(v):
-                fixed[i] = "'" + v
+        for i in risky:
+            fixed[i] = "'" + vals[i]
         if not copied:
             out = frame.copy()
             copied = True
         out[col] = pd.Series(fixed, index=frame.index, dtype=object)
     return out
+
+
+def _neutral_text(v: str) -> str:
+    """One text cell, neutralised like :func:`neutralize_cells`."""
+    return "'" + v if v[:1] in _FORMULA_START and not _PLAIN_NUMBER.fullmatch(v) else v
+
+
+def _csv_columns(frame: pd.DataFrame, decimal: str) -> list[list[str]]:
+    """Every column as a list of cell texts (numbers formatted in C, ``decimal`` applied)."""
+    cols: list[list[str]] = []
+    for col in frame.columns:
+        s = frame[col]
+        if pd.api.types.is_bool_dtype(s.dtype):
+            cols.append(np.where(s.to_numpy(bool), "True", "False").tolist())
+        elif pd.api.types.is_integer_dtype(s.dtype) and not s.isna().any():
+            cols.append(s.to_numpy(np.int64).astype(str).tolist())
+        elif pd.api.types.is_numeric_dtype(s.dtype):
+            v = s.to_numpy(np.float64, na_value=np.nan)
+            ok = np.isfinite(v)
+            txt = np.where(ok, v, 0.0).astype(str)
+            if decimal != ".":
+                txt = np.strings.replace(txt, ".", decimal)
+            cols.append(np.where(ok, txt, "").tolist())
+        else:
+            cols.append(s.astype(object).where(s.notna(), "").tolist())
+    return cols
 
 
 def _kind_of(path: Path) -> str:
@@ -1127,9 +1159,11 @@ class _CsvWriter:
             self.columns = list(frame.columns)
         else:
             frame = _conform(frame, self.columns)
-        neutralize_cells(frame).to_csv(self._fh, sep=self.sep, index=False,
-                                       header=self._header,
-                                       decimal=self.decimal, lineterminator="\r\n")
+        writer = csv.writer(self._fh, delimiter=self.sep, lineterminator="\r\n")
+        if self._header:
+            writer.writerow([_neutral_text(str(c)) for c in frame.columns])
+        writer.writerows(zip(*_csv_columns(neutralize_cells(frame), self.decimal),
+                             strict=True))
         self.rows += len(frame)
         self._header = False
 
@@ -1382,9 +1416,11 @@ def validate_file(path: str | Path, output: str | Path | None = None, *,
             summary.add(out)
             if writer is not None:
                 writer.write(out)
+            kept_rows += len(out)
             if not stream or kept_rows <= KEEP_FRAME_MAX:
                 kept.append(out)
-                kept_rows += len(out)
+            else:
+                kept = [out.iloc[0:0]]  # too many to hold: the rows are in the output only
         if bar is not None and task is not None:
             bar.update(task, total=summary.total if summary else 0,
                        completed=summary.total if summary else 0)
