@@ -9,7 +9,8 @@ Two files, generated in a temporary folder (seeded):
 
 For each: the batch (read → geocode → judge → write CSV) against the baseline of reading and
 writing the same file with pandas alone, measured in the same run. Every measurement runs in
-its own Python process, which reports its wall time and peak RSS (``ru_maxrss``).
+its own Python process, which reports its wall time and peak RSS (``VmHWM`` of
+``/proc/self/status``: ``ru_maxrss`` would include the parent's memory at fork).
 
 Usage: ``.venv/bin/python benchmarks/bench_batch.py [--rows 1000000] [--adresses 100000]``.
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -93,7 +93,10 @@ def run_child(kind: str, src: Path, out: Path) -> dict:
         t0 = time.perf_counter()
     """) + textwrap.dedent(_CHILD[kind]) + textwrap.dedent("""
         extra["seconds"] = time.perf_counter() - t0
-        extra["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # VmHWM: peak RSS of this exec'd image (ru_maxrss would include the parent's at fork)
+        hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM")]
+        extra["peak_rss_mb"] = (int(hwm[0].split()[1]) / 1024 if hwm else
+                                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         print(json.dumps(extra))
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -150,8 +153,6 @@ def main() -> None:
         base = run_child("pandas", adresses, tmp / "adresses-pandas.csv")
         bat = run_child("batch", adresses, tmp / "adresses-out.csv")
         report("Addresses (local geocoder, offline)", adresses, base, bat)
-    print(f"\nbench peak RSS (this process): "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} Mo")
 
 
 if __name__ == "__main__":
