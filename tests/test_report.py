@@ -152,3 +152,27 @@ def test_coverage_reused_and_radius_shown(ref, sites):
     cov = coverage_from_sites(sites, ref, rayon_m=100)
     page = report.report_from_sites(sites, ref, static=True, coverage=cov)
     assert "à moins de 100 m" in section(page, "chiffres")
+
+
+def test_cli_report_and_map(tmp_path):
+    from typer.testing import CliRunner
+
+    from qpv_geo.cli import app
+
+    runner = CliRunner()
+    validated = DATA / "sites_valides.csv"
+    result = runner.invoke(app, ["report", str(validated), "-o", str(tmp_path / "r.html"),
+                                 "--pdf", "--rayon", "200"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r.html").exists() and (tmp_path / "r.pdf").exists()
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Matrice QPV × priorité" in page and "à moins de 200 m" in page
+    assert "QPV atteints" in result.output
+    result = runner.invoke(app, ["map", str(validated), "-o", str(tmp_path / "c.html"),
+                                 "--tiles", "none"])
+    assert result.exit_code == 0, result.output
+    assert "tile.openstreetmap" not in (tmp_path / "c.html").read_text(encoding="utf-8")
+    bad = runner.invoke(app, ["map", str(validated), "--tiles", "satellite"])
+    assert bad.exit_code == 2
+    missing = runner.invoke(app, ["report", str(tmp_path / "absent.csv")])
+    assert missing.exit_code == 2 and "introuvable" in missing.output
