@@ -324,8 +324,11 @@ def demo(
     for status, label in STATUS_LABELS.items():
         table.add_row(label, str(summary["par_statut"].get(status, 0)))
     console.print(table)
-    console.print(f"QPV de SEM avec au moins un site éligible : {len(summary['par_qpv'])} / "
-                  f"{len(reference.qpv)}", highlight=False)
+    sem_codes = set(reference.qpv["code_qp"])
+    reached = {code for code, row in summary["par_qpv"].items()
+               if code in sem_codes and row.get("eligibles", 0) > 0}
+    console.print(f"QPV de SEM avec au moins un site éligible : {len(reached)} / "
+                  f"{len(sem_codes)}", highlight=False)
     for note in notes_for(reference, frame):
         console.print(f"[yellow]⚠ {note}[/]", highlight=False)
     console.print("[bold]Résultats :[/]")

@@ -126,3 +126,17 @@ def test_import_qpv_geo_stays_light() -> None:
             "& set(sys.modules); print(sorted(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_demo_writes_every_output(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["demo", "--output", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    for name in ("sites_valides.csv", "sites_valides.xlsx", "carte.html", "rapport.html",
+                 "sites_valides-synthese.json"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    summary = json.loads((tmp_path / "sites_valides-synthese.json").read_text(encoding="utf-8"))
+    assert summary["lignes_lues"] == summary["total"] == sum(summary["par_statut"].values())
+    assert summary["par_statut"]["eligible"] > 0 and summary["par_statut"]["a_verifier"] > 0
+    assert "copie simplifiée" in res.stdout and "DÉMONSTRATION" in res.stdout
+    reached = int(res.stdout.split("site éligible : ")[1].split(" /")[0])
+    assert 0 < reached <= 20
