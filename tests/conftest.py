@@ -88,3 +88,33 @@ def page(browser):
     pg.console_errors = errors  # type: ignore[attr-defined]
     yield pg
     context.close()
+
+
+# ------------------------------------------------------------------ coverage/maps/report fixture
+COVERAGE = DATA / "coverage"
+
+
+def coverage_reference(**kw):
+    """Reference on the hand-made squares of tests/data/coverage (see its make_fixtures.py)."""
+    import geopandas as gpd
+
+    from qpv_geo.reference import Reference
+
+    return Reference.from_frames(
+        qpv=gpd.read_file(COVERAGE / "qpv.geojson"),
+        communes=gpd.read_file(COVERAGE / "communes.geojson"),
+        qva=gpd.read_file(COVERAGE / "qva.geojson"), label="tests/data/coverage", **kw)
+
+
+@pytest.fixture(scope="module")
+def ref():
+    """The coverage fixture reference."""
+    return coverage_reference()
+
+
+@pytest.fixture(scope="module")
+def sites():
+    """The 13 validated sites of the coverage fixture (known answers)."""
+    import pandas as pd
+
+    return pd.read_csv(COVERAGE / "sites_valides.csv", sep=";")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import geopandas as gpd
 import pandas as pd
 import pytest
 
@@ -16,22 +15,11 @@ from qpv_geo.coverage import (
     site_links,
 )
 from qpv_geo.priorites import PRIORITES
-from qpv_geo.reference import Reference
 
 DATA = Path(__file__).parent / "data" / "coverage"
 ALPHA, BETA, GAMMA = "QN04201M", "QN04202M", "QN04203M"
 
 
-@pytest.fixture(scope="module")
-def ref() -> Reference:
-    return Reference.from_frames(
-        qpv=gpd.read_file(DATA / "qpv.geojson"), communes=gpd.read_file(DATA / "communes.geojson"),
-        qva=gpd.read_file(DATA / "qva.geojson"), label="tests/data/coverage")
-
-
-@pytest.fixture(scope="module")
-def sites() -> pd.DataFrame:
-    return pd.read_csv(DATA / "sites_valides.csv", sep=";")
 
 
 def cell(cov, code, prio):

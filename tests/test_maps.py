@@ -9,33 +9,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-import geopandas as gpd
 import pandas as pd
 import pytest
 
 from qpv_geo import maps
 from qpv_geo.coverage import coverage_from_sites
 from qpv_geo.priorites import PRIORITES
-from qpv_geo.reference import NOTE_DEMO, NOTE_SIMPLIFIEE, Reference
+from qpv_geo.reference import NOTE_DEMO, NOTE_SIMPLIFIEE
+from tests.conftest import coverage_reference
 
 DATA = Path(__file__).parent / "data" / "coverage"
 EVIL = "<script>alert(1)</script>"
 
 
-def _ref(**kw) -> Reference:
-    return Reference.from_frames(
-        qpv=gpd.read_file(DATA / "qpv.geojson"), communes=gpd.read_file(DATA / "communes.geojson"),
-        qva=gpd.read_file(DATA / "qva.geojson"), label="tests/data/coverage", **kw)
 
-
-@pytest.fixture(scope="module")
-def ref() -> Reference:
-    return _ref()
-
-
-@pytest.fixture(scope="module")
-def sites() -> pd.DataFrame:
-    return pd.read_csv(DATA / "sites_valides.csv", sep=";")
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +142,7 @@ def test_notes_on_the_map(reference, sites):
     # The shipped data: simplified copy.
     m = maps.map_from_sites(sites, reference, tiles=None)
     assert NOTE_SIMPLIFIEE in visible(maps.map_html(m))
-    demo_ref = _ref(demo=True)
+    demo_ref = coverage_reference(demo=True)
     assert NOTE_DEMO in visible(maps.map_html(maps.map_from_sites(sites, demo_ref, tiles=None)))
 
 

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
 
 from qpv_geo import maps, report
-from qpv_geo.reference import Reference
 
 pytestmark = pytest.mark.browser
 
@@ -25,16 +23,6 @@ MARKERS = ".leaflet-marker-pane .awesome-marker"
 PATHS = "path.leaflet-interactive"
 
 
-@pytest.fixture(scope="module")
-def ref() -> Reference:
-    return Reference.from_frames(
-        qpv=gpd.read_file(DATA / "qpv.geojson"), communes=gpd.read_file(DATA / "communes.geojson"),
-        qva=gpd.read_file(DATA / "qva.geojson"), label="tests/data/coverage")
-
-
-@pytest.fixture(scope="module")
-def sites() -> pd.DataFrame:
-    return pd.read_csv(DATA / "sites_valides.csv", sep=";")
 
 
 def open_page(page, path: Path) -> list[str]:

@@ -6,32 +6,18 @@ import html
 import re
 from pathlib import Path
 
-import geopandas as gpd
-import pandas as pd
 import pytest
 
 from qpv_geo import report
 from qpv_geo.coverage import coverage_from_sites
 from qpv_geo.priorites import PRIORITES
-from qpv_geo.reference import NOTE_DEMO, NOTE_SIMPLIFIEE, Reference
+from qpv_geo.reference import NOTE_DEMO, NOTE_SIMPLIFIEE
+from tests.conftest import coverage_reference
 
 DATA = Path(__file__).parent / "data" / "coverage"
 
 
-def _ref(**kw) -> Reference:
-    return Reference.from_frames(
-        qpv=gpd.read_file(DATA / "qpv.geojson"), communes=gpd.read_file(DATA / "communes.geojson"),
-        qva=gpd.read_file(DATA / "qva.geojson"), label="tests/data/coverage", **kw)
 
-
-@pytest.fixture(scope="module")
-def ref() -> Reference:
-    return _ref()
-
-
-@pytest.fixture(scope="module")
-def sites() -> pd.DataFrame:
-    return pd.read_csv(DATA / "sites_valides.csv", sep=";")
 
 
 @pytest.fixture(scope="module")
@@ -121,13 +107,13 @@ def test_data_versions_and_notes(page, ref, sites, reference):
 
 
 def test_demo_mark(sites):
-    demo_page = report.report_from_sites(sites, _ref(demo=True), static=True)
+    demo_page = report.report_from_sites(sites, coverage_reference(demo=True), static=True)
     assert 'id="demo"' in demo_page and NOTE_DEMO in demo_page
     assert "<title>[DÉMONSTRATION]" in demo_page
-    addresses = report.report_from_sites(sites.assign(geocodage_source="demo"), _ref(),
-                                         static=True)
+    addresses = report.report_from_sites(sites.assign(geocodage_source="demo"),
+                                         coverage_reference(), static=True)
     assert 'id="demo"' in addresses
-    assert 'id="demo"' not in report.report_from_sites(sites, _ref(), static=True)
+    assert 'id="demo"' not in report.report_from_sites(sites, coverage_reference(), static=True)
 
 
 def test_static_variant_has_no_script(ref, sites):
