@@ -76,17 +76,12 @@ _STATUS_STYLE = {
 }
 
 
-def _fmt_dist(value: float | None) -> str:
-    if value is None:
-        return "—"
-    side = "à l'intérieur" if value > 0 else "à l'extérieur"
-    return f"{abs(value):.0f} m {side}"
-
-
 def render_verdict(verdict: Any) -> None:
     """Print a verdict for a person: status, quartier, distances, reasons, data version."""
     from rich.panel import Panel
     from rich.table import Table
+
+    from qpv_geo.eligibility import format_distance
 
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
@@ -95,7 +90,7 @@ def render_verdict(verdict: Any) -> None:
         table.add_row("Quartier", f"{verdict.code_qp} — {verdict.lib_qp}")
     if verdict.lib_com or verdict.insee_com:
         table.add_row("Commune", f"{verdict.lib_com or '?'} ({verdict.insee_com or '?'})")
-    table.add_row("Distance au bord", _fmt_dist(verdict.distance_bord_m))
+    table.add_row("Distance au bord", format_distance(verdict.distance_bord_m))
     if verdict.code_qp_proche and not verdict.code_qp:
         table.add_row("QPV le plus proche", f"{verdict.code_qp_proche} — {verdict.lib_qp_proche}"
                       f" ({verdict.distance_qp_proche_m:.0f} m)")

@@ -839,6 +839,14 @@ class Engine:
         return frame
 
 
+def format_distance(value: float | None) -> str:
+    """« 120 m à l'intérieur du périmètre » / « 35 m à l'extérieur du périmètre »."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    side = "à l'intérieur du périmètre" if value > 0 else "à l'extérieur du périmètre"
+    return f"{abs(value):.0f} m {side}"
+
+
 _ALT_TEXT = {
     "eligible": "le point serait dans un QPV de SEM (éligible)",
     "qva": "le point serait dans un QVA (non éligible)",

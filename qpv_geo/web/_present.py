@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from qpv_geo.eligibility import STATUS_LABELS
+from qpv_geo.eligibility import STATUS_LABELS, format_distance
 
 try:  # Debian and the wheels ship the tz database; fall back to the server's local time.
     from zoneinfo import ZoneInfo
@@ -110,14 +110,6 @@ def verdict_payload(source: Any, *, geocode: Any = None, notes: list[str], demo:
         "verifie_le": checked_at.isoformat(timespec="seconds"),
         "geocodage": geocode_payload(geocode),
     }
-
-
-def format_distance(value: float | None) -> str:
-    """« 120 m à l'intérieur du périmètre » / « 35 m à l'extérieur »."""
-    if value is None:
-        return "—"
-    side = "à l'intérieur du périmètre" if value > 0 else "à l'extérieur du périmètre"
-    return f"{abs(value):.0f} m {side}"
 
 
 def format_date(value: str) -> str:
