@@ -1475,16 +1475,9 @@ def read_validated(path: str | Path) -> pd.DataFrame:
             raise InputFileError(f"Impossible de lire {path.name} ({exc}).",
                                  hint="Formats acceptés : GeoJSON, GeoPackage.") from exc
         frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
-    elif kind == "xlsx":
-        source = _open(path, sheet="sites" if _has_sheet(path, "sites") else None)
-        try:
-            frame = pd.concat([f for f, _ in _frames(source, sys.maxsize)])
-        finally:
-            if source.closer:
-                source.closer()
-        frame = frame.reset_index(drop=True)
     else:
-        source = _open(path)
+        sheet = "sites" if kind == "xlsx" and _has_sheet(path, "sites") else None
+        source = _open(path, sheet=sheet)
         try:
             frame = pd.concat([f for f, _ in _frames(source, sys.maxsize)])
         finally:

@@ -118,3 +118,22 @@ def sites():
     import pandas as pd
 
     return pd.read_csv(COVERAGE / "sites_valides.csv", sep=";")
+
+
+@pytest.fixture(scope="session")
+def montreynaud(reference) -> dict[str, float]:
+    """A point deep inside QN04213M Montreynaud (shipped QPV 2024 copy): lon, lat, x, y."""
+    from shapely.ops import polylabel
+
+    from qpv_geo.eligibility import Engine
+
+    geom = reference.qpv.to_crs(2154).set_index("code_qp").geometry["QN04213M"]
+    p = polylabel(geom, tolerance=1.0) if geom.geom_type == "Polygon" else geom.centroid
+    lon, lat = Engine.l93_to_lonlat([p.x], [p.y])
+    return {"lon": float(lon[0]), "lat": float(lat[0]), "x": p.x, "y": p.y}
+
+
+@pytest.fixture(scope="session")
+def inside(montreynaud) -> tuple[float, float]:
+    """(lat, lon) of :func:`montreynaud`."""
+    return montreynaud["lat"], montreynaud["lon"]

@@ -15,24 +15,11 @@ from .conftest import DATA
 
 runner = CliRunner()
 
-# A point well inside QN04213M Montreynaud (Saint-Étienne), in both coordinate systems.
-IN_QPV = {"lon": 4.4067, "lat": 45.4561}
 
 
-@pytest.fixture(scope="module")
-def inside_point(reference) -> tuple[float, float, float, float]:
-    from shapely.ops import polylabel
 
-    from qpv_geo.eligibility import Engine
-
-    geom = reference.qpv.to_crs(2154).set_index("code_qp").geometry["QN04213M"]
-    p = polylabel(geom, tolerance=1.0) if geom.geom_type == "Polygon" else geom.centroid
-    lon, lat = Engine.l93_to_lonlat([p.x], [p.y])
-    return float(lon[0]), float(lat[0]), p.x, p.y
-
-
-def test_check_lat_lon_json(inside_point) -> None:
-    lon, lat, _, _ = inside_point
+def test_check_lat_lon_json(montreynaud) -> None:
+    lon, lat = montreynaud["lon"], montreynaud["lat"]
     res = runner.invoke(app, ["check", "--lat", str(lat), "--lon", str(lon), "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
@@ -43,8 +30,8 @@ def test_check_lat_lon_json(inside_point) -> None:
     assert any("copie simplifiée" in n for n in out["notes"])
 
 
-def test_check_lambert_text(inside_point) -> None:
-    _, _, x, y = inside_point
+def test_check_lambert_text(montreynaud) -> None:
+    x, y = montreynaud["x"], montreynaud["y"]
     res = runner.invoke(app, ["check", "--x", str(x), "--y", str(y)])
     assert res.exit_code == 0, res.output
     assert "Éligible" in res.stdout and "QN04213M" in res.stdout

@@ -30,18 +30,6 @@ def client():
         yield c
 
 
-@pytest.fixture(scope="module")
-def inside(reference) -> tuple[float, float]:
-    """(lat, lon) of a point deep inside QN04213M Montreynaud (shipped QPV 2024 copy)."""
-    from shapely.ops import polylabel
-
-    from qpv_geo.eligibility import Engine
-
-    geom = reference.qpv.to_crs(2154).set_index("code_qp").geometry["QN04213M"]
-    p = polylabel(geom, tolerance=1.0) if geom.geom_type == "Polygon" else geom.centroid
-    lon, lat = Engine.l93_to_lonlat([p.x], [p.y])
-    return float(lat[0]), float(lon[0])
-
 
 def demo_address_in_qpv(engine, code_qp: str = "QN04213M") -> tuple[str, float, float]:
     """(address, lat, lon) of a row of the shipped demonstration address file (BAN CSV

@@ -45,18 +45,6 @@ def base_url() -> Iterator[str]:
     sock.close()
 
 
-@pytest.fixture(scope="module")
-def inside(reference) -> tuple[float, float]:
-    """(lat, lon) deep inside QN04213M Montreynaud."""
-    from shapely.ops import polylabel
-
-    from qpv_geo.eligibility import Engine
-
-    geom = reference.qpv.to_crs(2154).set_index("code_qp").geometry["QN04213M"]
-    p = polylabel(geom, tolerance=1.0) if geom.geom_type == "Polygon" else geom.centroid
-    lon, lat = Engine.l93_to_lonlat([p.x], [p.y])
-    return float(lat[0]), float(lon[0])
-
 
 def offsite_requests(page, base_url: str) -> list[str]:
     """Every request the page made that did not go to the app itself."""
