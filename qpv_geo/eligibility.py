@@ -285,6 +285,8 @@ class Engine:
         self.zones = zones.set_geometry("geometry").to_crs(2154)
         self._zone_kind = self.zones["_kind"].to_numpy(np.int8)
         self.parts = _build_parts(self.zones, self._zone_kind)
+        self._part_single = np.array([len(m) == 1 for m in self.parts.members], dtype=bool)
+        self._part_first = np.array([m[0] for m in self.parts.members], dtype=np.int32)
         communes = reference.communes.to_crs(2154)
         self.communes = communes.reset_index(drop=True)
         self._commune_geoms = self.communes.geometry.values
@@ -330,7 +332,7 @@ class Engine:
         lon = np.asarray(lon, float)
         lat = np.asarray(lat, float)
         bad = np.zeros(lon.shape, dtype=np.int8)
-        missing = ~(np.isfinite(lon) & np.isfinite(lat))
+        missing = np.isnan(lon) | np.isnan(lat)  # infinities are "impossible", not missing
         impossible = ~missing & ((np.abs(lat) > 90) | (np.abs(lon) > 180))
         looks_l93 = impossible & _between(lon, _L93_X) & _between(lat, _L93_Y)
         in_fr = _between(lon, _FR_LON) & _between(lat, _FR_LAT)
@@ -349,7 +351,7 @@ class Engine:
         x = np.asarray(x, float)
         y = np.asarray(y, float)
         bad = np.zeros(x.shape, dtype=np.int8)
-        missing = ~(np.isfinite(x) & np.isfinite(y))
+        missing = np.isnan(x) | np.isnan(y)
         degrees = ~missing & (np.abs(x) <= 180) & (np.abs(y) <= 90)
         outside = ~missing & ~degrees & ~(_between(x, _L93_X) & _between(y, _L93_Y))
         bad[outside] = 7
@@ -570,8 +572,7 @@ class Engine:
         zone = np.full(len(part), -1, dtype=np.int32)
         zone2 = np.full(len(part), -1, dtype=np.int32)
         has = part >= 0
-        single = np.array([len(mm) == 1 for mm in self.parts.members], dtype=bool)
-        first = np.array([mm[0] for mm in self.parts.members], dtype=np.int32)
+        single, first = self._part_single, self._part_first
         if not has.any():
             return zone, zone2
         simple = has & single[np.where(has, part, 0)]

@@ -111,8 +111,9 @@ def test_territory_tolerance(fixture_engine: Engine) -> None:
 
 def test_unusable_coordinates_are_rows_not_crashes(fixture_engine: Engine) -> None:
     frame = fixture_engine.judge_lonlat(
-        [np.nan, 200.0, 45.44, 808000.0, 2.35], [45.0, 45.0, 4.39, 6480000.0, 48.85])
-    assert list(frame["status"]) == ["non_geocode"] * 4 + ["hors_territoire"]
+        [np.nan, 200.0, 45.44, 808000.0, 2.35, np.inf], [45.0, 45.0, 4.39, 6480000.0, 48.85, 45])
+    assert list(frame["status"]) == ["non_geocode"] * 4 + ["hors_territoire", "non_geocode"]
+    assert "impossibles" in frame["motifs"][5]
     assert "manquantes" in frame["motifs"][0]
     assert "impossibles" in frame["motifs"][1]
     assert "inversées" in frame["motifs"][2]
