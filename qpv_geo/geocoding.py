@@ -846,17 +846,42 @@ class LocalGeocoder:
 
         ``progress`` is called with the number of queries just finished (an increment).
         """
-        memo: dict[Any, GeocodeResult] = {}
+        from qpv_geo._http import ResultCache
+
+        qs = [_as_query(q) for q in queries]
+        keys = [ResultCache.key({"index": self.sha256, "q": " ".join(q.adresse.split()),
+                                 "postcode": q.postcode or None, "city": q.city or None,
+                                 "citycode": q.citycode or None}) for q in qs]
+        # Results are kept on disk per address file: a batch interrupted by Ctrl-C or a crash
+        # resumes without geocoding again what was done.
+        cache = self._results_cache()
+        memo: dict[str, GeocodeResult] = {
+            key: GeocodeResult(**value) for key, value in cache.get_many(list(set(keys))).items()}
+        new: dict[str, Any] = {}
         out: list[GeocodeResult] = []
-        for k, q in enumerate(queries):
-            key = q if isinstance(q, AddressQuery) else str(q)
+        for k, (q, key) in enumerate(zip(qs, keys, strict=True)):
             res = memo.get(key)
             if res is None:
                 res = memo[key] = self.geocode(q)
-            out.append(res)
+                new[key] = res.__dict__
+            out.append(res if res.query == _query_text(queries[k]) else GeocodeResult(
+                **{**res.__dict__, "query": _query_text(queries[k])}))
             if progress is not None and (k % 100 == 99 or k == len(queries) - 1):
                 progress(100 if k % 100 == 99 else (k % 100) + 1)
+            if len(new) >= 1000:
+                cache.set_many(new)
+                new = {}
+        if new:
+            cache.set_many(new)
         return out
+
+    def _results_cache(self) -> Any:
+        from qpv_geo._http import ResultCache
+
+        if getattr(self, "_cache", None) is None:
+            self._cache = ResultCache(self.index_path.with_name(
+                f"resultats-{self.sha256[:24]}.sqlite"))
+        return self._cache
 
     def suggest(self, text: str, *, limit: int = 5) -> list[GeocodeResult]:
         """Suggestions as one types (best streets/addresses, then the commune)."""

@@ -591,3 +591,25 @@ def test_cli_geocode_and_import_adresses(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "non trouvée" in result.output
     result = runner.invoke(app, ["data", "import-adresses", str(HERE / "pas-ban.csv")])
     assert result.exit_code == 2 and "colonnes manquantes" in result.output
+
+
+def test_local_batch_results_survive_an_interruption(tmp_path, monkeypatch):
+    queries = ["3 rue Victor Hugo 42000 Saint-Étienne", "12bis bd Karl Marx St-Etienne",
+               "rue inconnue 42000 Saint-Étienne"]
+    first = LocalGeocoder(FIXTURE, cache_dir=tmp_path)
+    done = first.geocode_many(queries)
+    # A new process (new geocoder object) after Ctrl-C: nothing is geocoded again.
+    again = LocalGeocoder(FIXTURE, cache_dir=tmp_path)
+
+    def boom(query):
+        raise AssertionError(f"geocoded again: {query}")
+
+    monkeypatch.setattr(again, "geocode", boom)
+    assert again.geocode_many(queries) == done
+    # Another address file: other results, so the cache does not apply.
+    other = tmp_path / "autre.csv"
+    other.write_bytes(FIXTURE.read_bytes() + b"\n")
+    fresh = LocalGeocoder(other, cache_dir=tmp_path)
+    monkeypatch.setattr(fresh, "geocode", boom)
+    with pytest.raises(AssertionError, match="geocoded again"):
+        fresh.geocode_many(queries[:1])
