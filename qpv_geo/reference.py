@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import shapely
 
@@ -56,8 +57,9 @@ NOTE_SIMPLIFIEE = "périmètres QPV 2024 — copie simplifiée (précision ≈ 1
 #: The note shown while demonstration (synthetic) perimeters are in use.
 NOTE_DEMO = "DÉMONSTRATION — périmètres fictifs, aucune valeur officielle"
 
-#: Official 2024 QPV code: QN + département (3) + order (2) + letter (M, N or I).
-CODE_QP_2024 = re.compile(r"^QN\d{5}[A-Z]$")
+#: Official 2024 QPV code: QN + département (3, « 02A »/« 02B » in Corsica) + order (2) +
+#: letter (M, N or I).
+CODE_QP_2024 = re.compile(r"^QN(\d{3}|02A|02B)\d{2}[A-Z]$")  # Corsica: QN02A01M
 
 #: EPCI names of the QPV of the Loire that are not in SEM (from the INSEE table).
 _EPCI_NAMES_FALLBACK = {
@@ -100,6 +102,8 @@ class LayerInfo:
     simplified: bool
     demo: bool
     origin: str  # "embarquée", "installée" or "absente"
+    #: The official ANCT file, checked by its sha256 (``data update``, or an import of it).
+    official: bool = False
     installed_at: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -134,6 +138,7 @@ def _layer_info(name: str, entry: dict[str, Any], directory: Path, origin: str) 
         features=int(entry.get("features", 0)),
         precision=entry.get("precision", ""),
         simplified=bool(entry.get("simplified", False)),
+        official=bool(entry.get("official", False)),
         demo=bool(entry.get("demo", False)),
         origin=origin,
         installed_at=entry.get("installed_at"),
@@ -207,7 +212,8 @@ def _clean_geometries(gdf: gpd.GeoDataFrame, layer: str) -> gpd.GeoDataFrame:
         geoms[invalid] = fixed
     geoms = [_polygonal_part(g) for g in geoms]
     gdf = gdf.set_geometry(gpd.GeoSeries(geoms, index=gdf.index, crs=4326))
-    gdf = gdf[~gdf.geometry.is_empty & gdf.geometry.notna()]
+    arr = np.asarray(gdf.geometry.values, dtype=object)
+    gdf = gdf[~shapely.is_missing(arr) & ~shapely.is_empty(arr)]
     return gdf.reset_index(drop=True)
 
 
@@ -290,6 +296,10 @@ class Reference:
             notes.append(NOTE_DEMO)
         if self.simplified:
             notes.append(NOTE_SIMPLIFIEE)
+        info = self.layers.get("qpv")
+        if info and info.origin == "installée" and not (info.official or info.demo):
+            notes.append(f"périmètres QPV importés ({info.source}) : non vérifiés comme fichier "
+                         "officiel de l'ANCT")
         if len(self.qva) == 0:
             notes.append("QVA : aucun périmètre importé (liste seulement)")
         return notes
@@ -306,7 +316,8 @@ class Reference:
             if info.origin == "mémoire":  # built in memory (tests, notebooks): not official
                 tag = "non officielle"
             else:
-                tag = "démo" if info.demo else ("simplifiée" if info.simplified else "officielle")
+                tag = ("démo" if info.demo else "simplifiée" if info.simplified
+                       else "officielle" if info.official else "importée")
             sha = (info.sha256 or "")[:8]
             parts.append(f"{label} {info.origin} {tag} sha256:{sha}")
         return " | ".join(parts)
@@ -519,7 +530,7 @@ def _rename_fields(gdf: gpd.GeoDataFrame, layer: str, champ_code: str | None,
 
 def _install(gdf: gpd.GeoDataFrame, layer: str, settings: Settings, *, source: str,
              millesime: str, licence: str, simplified: bool, demo: bool,
-             precision: str) -> LayerInfo:
+             precision: str, official: bool = False) -> LayerInfo:
     target_dir = installed_dir(settings)
     target_dir.mkdir(parents=True, exist_ok=True)
     fname = f"{layer}.geojson"
@@ -534,7 +545,8 @@ def _install(gdf: gpd.GeoDataFrame, layer: str, settings: Settings, *, source: s
         "file": fname, "title": f"{layer} (importée)", "source": source, "millesime": millesime,
         "licence": licence, "sha256": sha256_file(target_dir / fname), "features": len(gdf),
         "crs": "EPSG:4326", "fields": fields, "precision": precision, "simplified": simplified,
-        "demo": demo, "installed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "demo": demo, "official": official,
+        "installed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     (target_dir / "manifest.json").write_text(
         json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -609,10 +621,14 @@ def import_layer(
                 hint="Seuls les périmètres 2024 (décret n° 2023-1314) comptent pour l'appel.",
             )
         gdf = _keep_sem_and_neighbours(gdf)
+    # The official national GeoJSON downloaded by hand is recognised by its sha256.
+    official = layer == "qpv" and bool(settings.qpv_sha256) and (
+        path.is_file() and sha256_file(path) == settings.qpv_sha256.lower())
     return _install(gdf, layer, settings, source=source or str(path.name),
                     millesime=millesime or ("QPV 2024" if layer == "qpv" else "QVA"),
                     licence="", simplified=False, demo=demo,
-                    precision="fichier importé (précision de la source)")
+                    precision="fichier officiel pleine précision" if official
+                    else "fichier importé (précision de la source)", official=official)
 
 
 def _keep_sem_and_neighbours(gdf: gpd.GeoDataFrame, radius_m: float = 100_000) -> gpd.GeoDataFrame:
@@ -671,7 +687,8 @@ def update_qpv(settings: Settings | None = None, *, url: str | None = None,
         with tempfile.TemporaryDirectory() as tmp:
             geojson = _extract_geojson(fetched, Path(tmp))
             actual = sha256_file(geojson)
-            if verify and expected and actual != expected:
+            verified = bool(expected) and actual == expected
+            if verify and expected and not verified:
                 raise DownloadError(
                     f"Le fichier téléchargé ({geojson.name}) n'a pas la somme de contrôle "
                     f"attendue : {actual[:16]}… au lieu de {expected[:16]}…. L'ANCT a peut-être "
@@ -693,7 +710,9 @@ def update_qpv(settings: Settings | None = None, *, url: str | None = None,
                 gdf, "qpv", settings, source=f"{url} (sha256 {actual})",
                 millesime="QPV 2024 (décret n° 2023-1314) — fichier officiel ANCT",
                 licence="Licence Ouverte 2.0 (Etalab)", simplified=False, demo=False,
-                precision="fichier officiel pleine précision",
+                precision="fichier officiel pleine précision" if verified
+                else "téléchargé sans vérification de la somme de contrôle",
+                official=verified,
             )
     finally:
         fetched.unlink(missing_ok=True)

@@ -180,3 +180,25 @@ def test_update_refuses_a_wrong_checksum_and_a_server_error(settings: Settings,
     with pytest.raises(DownloadError, match="Téléchargement impossible"):
         update_qpv(settings.with_(qpv_url=f"{server.url}/broken"))
     assert layer_infos(settings)["qpv"].origin == "embarquée"  # nothing half-installed
+
+
+def test_an_imported_file_is_not_called_official_unless_its_checksum_says_so(
+        settings: Settings, tmp_path: Path) -> None:
+    info = import_layer(LOIRE, "qpv", settings)
+    assert not info.official
+    ref = load_reference(settings)
+    assert "importée" in ref.version and "officielle" not in ref.version
+    assert any("non vérifiés comme fichier officiel" in n for n in ref.notes)
+    assert NOTE_SIMPLIFIEE not in ref.notes
+    # The official GeoJSON downloaded by hand is recognised by its sha256.
+    s = settings.with_(qpv_sha256=hashlib.sha256(LOIRE.read_bytes()).hexdigest())
+    assert import_layer(LOIRE, "qpv", s).official
+    assert "officielle" in load_reference(s).version
+
+
+def test_corsican_codes_are_qpv_2024_codes(settings: Settings, tmp_path: Path) -> None:
+    gdf = gpd.read_file(LOIRE)
+    gdf.loc[gdf["code_qp"] == "QN04201M", "code_qp"] = "QN02A01M"
+    path = tmp_path / "avec_corse.geojson"
+    gdf.to_file(path, driver="GeoJSON")
+    assert import_layer(path, "qpv", settings).features == 24

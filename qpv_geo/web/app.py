@@ -199,6 +199,7 @@ class Couche(BaseModel):
     simplified: bool
     demo: bool
     origin: str
+    official: bool = False
     installed_at: str | None = None
 
 
