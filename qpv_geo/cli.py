@@ -256,9 +256,14 @@ def data_update(
 
     with console.status("Téléchargement du fichier officiel des QPV…"):
         info = update_qpv(settings, url=url, sha256=sha256, verify=not no_verify)
-    console.print(f"Périmètres officiels installés : {info.features} QPV (SEM et voisins), "
-                  f"sha256 {(info.sha256 or '')[:16]}…. La mention « copie simplifiée » "
-                  "disparaît des sorties.")
+    if info.official:
+        console.print(f"Périmètres officiels installés : {info.features} QPV (SEM et voisins), "
+                      f"sha256 {(info.sha256 or '')[:16]}…. La mention « copie simplifiée » "
+                      "disparaît des sorties.")
+    else:
+        console.print(f"Périmètres installés sans vérification : {info.features} QPV (SEM et "
+                      "voisins). Les sorties le signalent (« non vérifiés comme fichier "
+                      "officiel »).", highlight=False)
 
 
 @data_app.command("reset")
