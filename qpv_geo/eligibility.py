@@ -308,6 +308,9 @@ class Engine:
                                        self.communes["nom"], strict=True))
         xmin, ymin, xmax, ymax = shapely.bounds(self._sem)
         pad = self.rayon_m + self.marge_m
+        # The grid covers SEM and its surroundings; farther points (a QPV of another EPCI
+        # kilometres away) take the direct path.
+        self._grid_area = (xmin - pad, ymin - pad, xmax + pad, ymax + pad)
         if len(self.parts.bounds):
             pb = self.parts.bounds
             xmin, ymin = min(xmin, pb[:, 0].min()), min(ymin, pb[:, 1].min())
@@ -361,7 +364,7 @@ class Engine:
 
     # ------------------------------------------------------------------ grid
     def _build_grid(self) -> _Grid:
-        xmin, ymin, xmax, ymax = self._area
+        xmin, ymin, xmax, ymax = self._grid_area
         size = 250.0
         nx = math.ceil((xmax - xmin) / size)
         ny = math.ceil((ymax - ymin) / size)
@@ -479,9 +482,16 @@ class Engine:
         commune = np.full(n, -1, dtype=np.int32)
         territory = np.full(n, _T_OUT, dtype=np.int8)
         if n >= _GRID_MIN_POINTS:
-            pi, pj, cgrid = self._grid_candidates(xs[idx_area], ys[idx_area])
-            pi = idx_area[pi]
-            commune[idx_area] = cgrid
+            gx0, gy0, gx1, gy1 = self._grid_area
+            in_grid = (xs[idx_area] >= gx0) & (xs[idx_area] <= gx1) & (ys[idx_area] >= gy0) \
+                & (ys[idx_area] <= gy1)
+            idx_grid, idx_far = idx_area[in_grid], idx_area[~in_grid]
+            gi, gj, cgrid = self._grid_candidates(xs[idx_grid], ys[idx_grid])
+            fi, fj = self._candidates(xs[idx_far], ys[idx_far], slack=0.0)
+            pi = np.concatenate([idx_grid[gi], idx_far[fi]])
+            pj = np.concatenate([gj, fj])
+            commune[idx_grid] = cgrid
+            commune[idx_far] = -2  # beyond the search radius around SEM: clearly outside
         else:
             pi, pj = self._candidates(xs[idx_area], ys[idx_area], slack=0.0)
             pi = idx_area[pi]
