@@ -547,15 +547,16 @@ class Engine:
         # The part that gives the status (deepest containing part of the status's kind).
         status_kind = np.select([status == ELIGIBLE, status == QVA], [_K_QPV, _K_QVA], _K_AUTRE)
         own = (s > 0) & (kind == status_kind[pi])
-        zone_part, zone_s = _best(pi[own], pj[own], s[own], n, largest=True)
-        # The edge that makes it uncertain: nearest part edge within the margin whose kind matters.
-        near_edge = np.abs(s) <= m
-        edge_part, edge_s = _best(pi[near_edge], pj[near_edge], -np.abs(s[near_edge]), n,
-                                  largest=True)
-        edge_s = -edge_s  # back to |s|, sign fixed below
+        zone_pair = _best(np.flatnonzero(own), pi, pj, s, n)
+        # The edge that makes it uncertain: nearest part edge within the margin.
+        edge_pair = _best(np.flatnonzero(np.abs(s) <= m), pi, pj, -np.abs(s), n)
         # Nearest QPV of SEM outside (within the search radius).
-        outq = (kind == _K_QPV) & (s <= 0) & (-s <= self.rayon_m)
-        near_part, near_negd = _best(pi[outq], pj[outq], s[outq], n, largest=True)
+        near_pair = _best(np.flatnonzero((kind == _K_QPV) & (s <= 0) & (-s <= self.rayon_m)),
+                          pi, pj, s, n)
+        # Pair index -1 (none) reads a sentinel: part -1, distance NaN.
+        pj_none, s_none = np.append(pj, -1), np.append(s, np.nan)
+        zone_part, edge_part, near_part = (pj_none[k] for k in (zone_pair, edge_pair, near_pair))
+        zone_s, edge_s, near_s = (s_none[k] for k in (zone_pair, edge_pair, near_pair))
 
         status[uncertain] = A_VERIFIER
         status[~usable] = NON_GEOCODE
@@ -564,11 +565,10 @@ class Engine:
         zone, zone2 = self._part_to_zone(zone_part, xs, ys)
         near_zone, _ = self._part_to_zone(near_part, xs, ys, nearest=True)
         edge_zone, _ = self._part_to_zone(edge_part, xs, ys, nearest=True)
-        edge_sign = np.where(edge_part >= 0, _lookup_sign(pi, pj, s, edge_part, n), np.nan)
         dist = np.where(zone >= 0, zone_s, np.nan)
-        dist = np.where(uncertain & (zone < 0), edge_s * edge_sign, dist)
-        dist = np.where(np.isnan(dist) & (near_part >= 0), near_negd, dist)
-        near_dist = np.where(near_part >= 0, -near_negd, np.nan)
+        dist = np.where(uncertain & (zone < 0), edge_s, dist)
+        dist = np.where(np.isnan(dist) & (near_part >= 0), near_s, dist)
+        near_dist = -near_s
         edge_zone = np.where(uncertain, edge_zone, -1)
         return Classification(
             x=x, y=y, status=status, zone=zone, zone2=zone2, dist=dist, near_zone=near_zone,
@@ -904,30 +904,19 @@ def _status_of(q: np.ndarray, v: np.ndarray, h: np.ndarray, in_sem: np.ndarray) 
                      HORS_TERRITOIRE).astype(np.int8)
 
 
-def _best(pi: np.ndarray, pj: np.ndarray, key: np.ndarray, n: int, *, largest: bool
-          ) -> tuple[np.ndarray, np.ndarray]:
-    """Per point, the pair with the largest (or smallest) key: (part, key), -1/NaN if none."""
-    part = np.full(n, -1, dtype=np.int64)
-    best = np.full(n, np.nan)
-    if len(pi) == 0:
-        return part, best
-    k = -key if largest else key
-    order = np.lexsort((pj, k, pi))
+def _best(pairs: np.ndarray, pi: np.ndarray, pj: np.ndarray, key: np.ndarray, n: int
+          ) -> np.ndarray:
+    """Per point, the index of the pair (among ``pairs``) with the largest key, -1 if none.
+
+    Ties go to the lowest part index, so the choice is deterministic.
+    """
+    best = np.full(n, -1, dtype=np.int64)
+    if len(pairs) == 0:
+        return best
+    order = pairs[np.lexsort((pj[pairs], -key[pairs], pi[pairs]))]
     first = np.r_[True, pi[order][1:] != pi[order][:-1]]
-    sel = order[first]
-    part[pi[sel]] = pj[sel]
-    best[pi[sel]] = key[sel]
-    return part, best
-
-
-def _lookup_sign(pi: np.ndarray, pj: np.ndarray, s: np.ndarray, part: np.ndarray, n: int
-                 ) -> np.ndarray:
-    """Sign of the signed distance of each point to its chosen part."""
-    sign = np.full(n, np.nan)
-    match = part[pi] == pj
-    sign[pi[match]] = np.sign(s[match])
-    sign[sign == 0] = 1.0
-    return sign
+    best[pi[order[first]]] = order[first]
+    return best
 
 
 _ENGINES: dict[tuple[Any, ...], Engine] = {}
