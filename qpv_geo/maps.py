@@ -27,7 +27,7 @@ import html
 import math
 import mimetypes
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -135,31 +135,22 @@ def inline_assets(page: str, *, strict: bool = True) -> str:
     done: set[Path] = set()
     unknown: list[str] = []
 
-    def script(m: re.Match[str]) -> str:
-        known, local = _asset_for(m.group("url"))
-        if not known:
-            unknown.append(m.group("url"))
-            return m.group(0)
-        if local is None or local in done:
-            return ""
-        done.add(local)
-        js = _SOURCEMAP.sub("", local.read_text(encoding="utf-8"))
-        js = js.replace("</script", "<\\/script")
-        return f"<script>/* {local.parent.name}/{local.name} */\n{js}\n</script>"
+    def inliner(tag: str, read: Callable[[Path], str]) -> Callable[[re.Match[str]], str]:
+        def replace(m: re.Match[str]) -> str:
+            known, local = _asset_for(m.group("url"))
+            if not known:
+                unknown.append(m.group("url"))
+                return m.group(0)
+            if local is None or local in done:
+                return ""
+            done.add(local)
+            body = _SOURCEMAP.sub("", read(local)).replace(f"</{tag}", f"<\\/{tag}")
+            return f"<{tag}>/* {local.parent.name}/{local.name} */\n{body}\n</{tag}>"
 
-    def css(m: re.Match[str]) -> str:
-        known, local = _asset_for(m.group("url"))
-        if not known:
-            unknown.append(m.group("url"))
-            return m.group(0)
-        if local is None or local in done:
-            return ""
-        done.add(local)
-        body = _SOURCEMAP.sub("", _inline_css(local)).replace("</style", "<\\/style")
-        return f"<style>/* {local.parent.name}/{local.name} */\n{body}\n</style>"
+        return replace
 
-    page = _SCRIPT_LINK.sub(script, page)
-    page = _CSS_LINK.sub(css, page)
+    page = _SCRIPT_LINK.sub(inliner("script", lambda p: p.read_text(encoding="utf-8")), page)
+    page = _CSS_LINK.sub(inliner("style", _inline_css), page)
     if unknown and strict:
         raise ValueError("no local copy for: " + ", ".join(sorted(set(unknown))))
     return page
