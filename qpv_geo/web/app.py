@@ -5,6 +5,10 @@ A thin shell over the Python API (:mod:`qpv_geo.eligibility`, :mod:`qpv_geo.geoc
 error is ``{"erreur": …, "conseil": …}`` in JSON (or the same words on an HTML page), with a
 status code that says whose fault it is, and never a trace.
 
+This module wires the routes and the error handlers; the API models are in
+:mod:`qpv_geo.web.schemas`, the middlewares in :mod:`qpv_geo.web.security`, the shared
+state and the work behind the routes in :mod:`qpv_geo.web.services`.
+
 Routes
 ------
 ``GET /``                       page: address (suggestions as you type) or lat/lon → verdict
@@ -16,38 +20,28 @@ Routes
 ``GET /api/v1/perimetres``      GeoJSON of the perimeters near a point (the page's map)
 """
 
-from __future__ import annotations
 
 import contextlib
 import logging
 import math
 import re
-import secrets
-import tempfile
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qpv_geo import __version__
-from qpv_geo.eligibility import STATUS_LABELS, STATUSES, Engine, engine_from_settings
 from qpv_geo.exceptions import (
     CoordinateError,
     DownloadError,
     GeocoderNotConfigured,
-    GeocoderQueryError,
     GeocoderRateLimited,
     GeocoderUnavailable,
     InputFileError,
@@ -57,209 +51,49 @@ from qpv_geo.exceptions import (
 from qpv_geo.settings import Settings
 from qpv_geo.web._present import (
     HEADLINES,
-    NOTE_ADRESSES_DEMO,
     format_date,
-    now_paris,
-    verdict_payload,
     verdict_rows,
     verdict_text,
+)
+from qpv_geo.web.schemas import (
+    MAX_ADRESSE,
+    Donnees,
+    FeatureCollection,
+    Suggestions,
+    VerdictOut,
+    VerdictsIn,
+    VerdictsOut,
+    _errors,
+)
+from qpv_geo.web.security import (
+    _JSON_BYTES_BASE,
+    _JSON_BYTES_PER_ITEM,
+    _MULTIPART_SLACK,
+    CSP,
+    _BodyLimit,
+    _SecurityHeaders,
+    _TooLarge,
+)
+from qpv_geo.web.services import (
+    Services,
+    _BatchTooLong,
+    _donnees,
+    _ServiceUnavailable,
+    _suggestions,
+    _validate_upload,
+    _warm_up,
 )
 
 log = logging.getLogger("qpv_geo.web")
 
 HERE = Path(__file__).resolve().parent
-#: Longest address accepted (characters); a real French address is under 200.
-MAX_ADRESSE = 300
-#: Body cap (bytes) of JSON requests, per batch item, plus a fixed allowance.
-_JSON_BYTES_PER_ITEM = 1024
-_JSON_BYTES_BASE = 64 * 1024
-#: Multipart overhead allowed on top of the file itself (boundaries, other fields).
-_MULTIPART_SLACK = 64 * 1024
 #: Extensions accepted by /lot (the file is saved under a fixed name with this suffix).
 _UPLOAD_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx")
-#: Rows of the validated file previewed on the /lot page.
-_PREVIEW_ROWS = 20
-
-CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-       "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
-       "form-action 'self'; frame-ancestors 'none'")
-_SECURITY_HEADERS = [
-    (b"content-security-policy", CSP.encode()),
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-]
-
-
-# ------------------------------------------------------------------------------------------
-# API models
-# ------------------------------------------------------------------------------------------
-
-Statut = Literal["eligible", "qva", "hors_qpv", "hors_territoire", "a_verifier", "non_geocode"]
-assert set(Statut.__args__) == set(STATUSES)  # type: ignore[attr-defined]
-
-
-class Erreur(BaseModel):
-    """An error: what went wrong and how to fix it."""
-
-    erreur: str = Field(description="Ce qui ne va pas.")
-    conseil: str | None = Field(None, description="Comment corriger.")
-
-
-class Geocodage(BaseModel):
-    """How an address was turned into a point."""
-
-    requete: str
-    trouve: bool
-    label: str | None = Field(None, description="Adresse retenue par le géocodeur.")
-    score: float | None = None
-    precision: str | None = Field(None, description="housenumber, street, locality, …")
-    precision_libelle: str | None = None
-    citycode: str | None = Field(None, description="Code INSEE de la commune.")
-    postcode: str | None = None
-    source: str | None = None
-    motif: str | None = Field(None, description="Pourquoi l'adresse n'a pas été trouvée.")
-
-
-class VerdictOut(BaseModel):
-    """The verdict for one place, with everything needed to defend it."""
-
-    status: Statut
-    statut_libelle: str
-    titre: str
-    eligible: bool
-    code_qp: str | None = Field(None, description="Code du QPV (ou QVA) contenant le point.")
-    lib_qp: str | None = None
-    insee_com: str | None = None
-    lib_com: str | None = None
-    distance_bord_m: float | None = Field(
-        None, description="Distance signée au bord qui compte (positive à l'intérieur).")
-    code_qp_proche: str | None = None
-    lib_qp_proche: str | None = None
-    distance_qp_proche_m: float | None = None
-    candidat_autre_cote: str | None = None
-    motifs: list[str]
-    donnees: str = Field(description="Version des données de référence (et avertissements).")
-    notes: list[str]
-    demo: bool = Field(description="Vrai si des données de démonstration ont servi.")
-    lon: float | None = None
-    lat: float | None = None
-    x_l93: float | None = None
-    y_l93: float | None = None
-    verifie_le: str = Field(description="Date et heure de la vérification (ISO 8601).")
-    geocodage: Geocodage | None = None
-
-
-class Lieu(BaseModel):
-    """One place to check: an address, or a latitude and a longitude."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str | None = Field(None, max_length=100, description="Votre identifiant (renvoyé).")
-    adresse: str | None = Field(None, max_length=MAX_ADRESSE)
-    lat: float | None = None
-    lon: float | None = None
-
-
-class VerdictsIn(BaseModel):
-    """Several places (at most ``max_batch_items`` of the server's settings)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    lieux: list[Lieu]
-
-
-class VerdictItem(VerdictOut):
-    """A verdict in a list, with the caller's identifier."""
-
-    id: str | None = None
-
-
-class VerdictsOut(BaseModel):
-    """Verdicts in the order of the request, and a count per status."""
-
-    resultats: list[VerdictItem]
-    resume: dict[str, int]
-    donnees: str
-    notes: list[str]
-
-
-class Couche(BaseModel):
-    """Provenance of one reference layer."""
-
-    name: str
-    title: str
-    source: str
-    millesime: str
-    licence: str
-    sha256: str | None
-    features: int
-    precision: str
-    simplified: bool
-    demo: bool
-    origin: str
-    official: bool = False
-    installed_at: str | None = None
-
-
-class Donnees(BaseModel):
-    """Data versions: every answer depends on them."""
-
-    version: str
-    notes: list[str]
-    simplifiee: bool
-    demo: bool
-    couches: dict[str, Couche]
-    geocodeur: str
-    application: str
-
-
-class Suggestion(BaseModel):
-    """An address proposed while typing."""
-
-    label: str
-    lon: float
-    lat: float
-    score: float | None = None
-    precision: str | None = None
-    citycode: str | None = None
-    postcode: str | None = None
-
-
-class Suggestions(BaseModel):
-    """Suggestions for a prefix (empty under 3 characters)."""
-
-    suggestions: list[Suggestion]
-    methode: Literal["suggest", "geocode", "aucune"]
-
-
-class Feature(BaseModel):
-    """A GeoJSON feature: a perimeter (``type``: qpv, qva, qpv_hors_sem, commune)."""
-
-    type: Literal["Feature"]
-    properties: dict[str, Any]
-    geometry: dict[str, Any]
-
-
-class FeatureCollection(BaseModel):
-    """GeoJSON of the perimeters near a point (WGS84)."""
-
-    type: Literal["FeatureCollection"]
-    features: list[Feature]
-
-
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {c: {"model": Erreur} for c in codes}
 
 
 # ------------------------------------------------------------------------------------------
 # Errors → messages
 # ------------------------------------------------------------------------------------------
-
-class _ServiceUnavailable(QpvGeoError):
-    """A part of qpv-geo this server lacks (module not installed)."""
-
 
 def status_for(exc: QpvGeoError) -> int:
     """HTTP status of a user-facing error: 503 for services or data the server lacks."""
@@ -279,310 +113,6 @@ _HTTP_MESSAGES = {
 
 def _wants_json(path: str) -> bool:
     return path.startswith("/api/") or path == "/openapi.json"
-
-
-def _fmt_size(n: int) -> str:
-    """« 20 Mo », « 50 ko » (decimal units, as file managers show them)."""
-    if n >= 1_000_000:
-        return f"{n / 1_000_000:.3g} Mo".replace(".", ",")
-    return f"{n / 1000:.3g} ko".replace(".", ",")
-
-
-class _TooLarge(StarletteHTTPException):
-    """Raised while reading a body that goes over the cap."""
-
-    def __init__(self, limit: int, upload: bool, shown: int | None = None) -> None:
-        if upload:
-            msg = f"Fichier trop volumineux : la limite est de {_fmt_size(shown or limit)}."
-            hint = ("Découpez le fichier en plusieurs lots, ou utilisez la commande "
-                    "qpv-geo batch FICHIER sur le poste de travail.")
-        else:
-            msg = f"Requête trop volumineuse (plus de {_fmt_size(limit)})."
-            hint = "Envoyez moins de lieux par requête (voir max_batch_items)."
-        super().__init__(status_code=413, detail=msg)
-        self.hint = hint
-
-
-# ------------------------------------------------------------------------------------------
-# Middlewares (pure ASGI: no per-request task overhead)
-# ------------------------------------------------------------------------------------------
-
-class _SecurityHeaders:
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [(k, v) for k, v in _SECURITY_HEADERS if k not in present]
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-class _BodyLimit:
-    """Refuse bodies over the cap: by Content-Length at once, else while streaming."""
-
-    def __init__(self, app: Any, *, upload_bytes: int, json_bytes: int, upload_shown: int,
-                 render: Any) -> None:
-        self.app = app
-        self.upload_shown = upload_shown
-        self.upload_bytes = upload_bytes
-        self.json_bytes = json_bytes
-        self.render = render
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        upload = scope["path"] == "/lot"
-        limit = self.upload_bytes if upload else self.json_bytes
-        declared = None
-        for k, v in scope.get("headers", []):
-            if k == b"content-length":
-                try:
-                    declared = int(v)
-                except ValueError:
-                    declared = None
-        if declared is not None and declared > limit:
-            response = self.render(scope["path"], _TooLarge(limit, upload, self.upload_shown))
-            await response(scope, receive, send)
-            return
-        received = 0
-        started = False
-
-        async def limited_receive() -> dict:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _TooLarge(limit, upload, self.upload_shown)
-            return message
-
-        async def tracking_send(message: dict) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge as exc:
-            if started:
-                raise
-            await self.render(scope["path"], exc)(scope, receive, send)
-
-
-# ------------------------------------------------------------------------------------------
-# Services: engine, geocoder, map index, results of /lot
-# ------------------------------------------------------------------------------------------
-
-class _PerimeterIndex:
-    """GeoJSON features of every perimeter, with their lon/lat bounds for a quick filter."""
-
-    def __init__(self, reference: Any) -> None:
-        import shapely
-
-        features: list[dict[str, Any]] = []
-        bounds: list[np.ndarray] = []
-        layers = (("commune", reference.communes, "insee_com", "nom"),
-                  ("qpv_hors_sem", reference.qpv_hors_sem, "code_qp", "lib_qp"),
-                  ("qva", reference.qva, "code_qp", "lib_qp"),
-                  ("qpv", reference.qpv, "code_qp", "lib_qp"))
-        for kind, gdf, code_col, name_col in layers:
-            if len(gdf) == 0:
-                continue
-            geoms = gdf.geometry.values
-            for code, name, geom, b in zip(gdf[code_col], gdf[name_col], geoms,
-                                           shapely.bounds(np.asarray(geoms)), strict=True):
-                features.append({
-                    "type": "Feature",
-                    "properties": {"type": kind, "code": str(code), "nom": str(name)},
-                    "geometry": shapely.geometry.mapping(geom),
-                })
-                bounds.append(b)
-        self.features = features
-        self.bounds = np.array(bounds) if bounds else np.zeros((0, 4))
-
-    def around(self, lon: float, lat: float, radius_m: float) -> list[dict[str, Any]]:
-        dlat = radius_m / 111_320.0
-        dlon = radius_m / (111_320.0 * max(0.1, math.cos(math.radians(lat))))
-        b = self.bounds
-        sel = np.flatnonzero((b[:, 0] <= lon + dlon) & (b[:, 2] >= lon - dlon)
-                             & (b[:, 1] <= lat + dlat) & (b[:, 3] >= lat - dlat))
-        return [self.features[i] for i in sel]
-
-
-class _ResultStore:
-    """Validated files of /lot, kept in memory a short while for the download link."""
-
-    def __init__(self, *, ttl_s: float = 3600.0, max_entries: int = 16) -> None:
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self._items: OrderedDict[str, tuple[float, list[tuple[str, bytes, str]]]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def put(self, files: list[tuple[str, bytes, str]]) -> str:
-        token = secrets.token_urlsafe(18)
-        with self._lock:
-            self._purge()
-            self._items[token] = (time.monotonic(), files)
-            while len(self._items) > self.max_entries:
-                self._items.popitem(last=False)
-        return token
-
-    def get(self, token: str, index: int) -> tuple[str, bytes, str] | None:
-        with self._lock:
-            self._purge()
-            entry = self._items.get(token)
-        if entry is None or not 0 <= index < len(entry[1]):
-            return None
-        return entry[1][index]
-
-    def _purge(self) -> None:
-        limit = time.monotonic() - self.ttl_s
-        for token in [t for t, (at, _) in self._items.items() if at < limit]:
-            del self._items[token]
-
-
-class Services:
-    """What the routes share: settings, the cached engine, the geocoder, the map index."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._lock = threading.Lock()
-        self._geocoder: Any = None
-        self._index: tuple[int, _PerimeterIndex] | None = None
-        self.results = _ResultStore()
-
-    def engine(self) -> Engine:
-        with self._lock:
-            return engine_from_settings(self.settings)
-
-    def geocoder(self) -> Any:
-        with self._lock:
-            if self._geocoder is None:
-                try:
-                    from qpv_geo.geocoding import geocoder_from_settings
-                except ImportError as exc:
-                    raise GeocoderNotConfigured(
-                        "Le géocodage des adresses n'est pas disponible sur ce serveur.",
-                        hint="Saisissez la latitude et la longitude du lieu.",
-                    ) from exc
-                self._geocoder = geocoder_from_settings(self.settings)
-            return self._geocoder
-
-    def perimeters(self) -> _PerimeterIndex:
-        reference = self.engine().reference
-        with self._lock:
-            if self._index is None or self._index[0] != id(reference):
-                self._index = (id(reference), _PerimeterIndex(reference))
-            return self._index[1]
-
-    def demo_addresses(self, geocode: Any = None) -> bool:
-        """True when the local geocoder answers from its demonstration address file."""
-        geocoder = self._geocoder
-        for obj in (geocoder, geocode):
-            if obj is None:
-                continue
-            flag = getattr(obj, "demo", None)
-            if isinstance(flag, bool) and flag:
-                return True
-        source = str(getattr(geocode, "source", "") or "").lower()
-        return "demo" in source or "démo" in source
-
-    def notes_and_demo(self, engine: Engine, geocodes: list[Any]) -> tuple[list[str], bool]:
-        notes = list(engine.reference.notes)
-        demo_adr = any(self.demo_addresses(g) for g in geocodes if g is not None)
-        if demo_adr:
-            notes.insert(0, NOTE_ADRESSES_DEMO)
-        return notes, engine.reference.demo or demo_adr
-
-    # -------------------------------------------------------------- verdicts
-    def verdict_for_address(self, adresse: str) -> tuple[dict[str, Any], Any]:
-        adresse = _check_adresse(adresse)
-        geocode = self.geocoder().geocode(adresse)
-        engine = self.engine()
-        verdict = engine.judge_point(geocode=geocode)
-        notes, demo = self.notes_and_demo(engine, [geocode])
-        return verdict_payload(verdict, geocode=geocode, notes=notes, demo=demo,
-                               checked_at=now_paris()), geocode
-
-    def verdict_for_point(self, lat: float, lon: float) -> dict[str, Any]:
-        engine = self.engine()
-        verdict = engine.judge_point(lon=lon, lat=lat)
-        notes, demo = self.notes_and_demo(engine, [])
-        return verdict_payload(verdict, notes=notes, demo=demo, checked_at=now_paris())
-
-    def verdicts(self, lieux: list[Lieu]) -> VerdictsOut:
-        n = len(lieux)
-        cap = self.settings.max_batch_items
-        if n > cap:
-            raise _BatchTooLong(n, cap)
-        engine = self.engine()
-        lon = np.full(n, np.nan)
-        lat = np.full(n, np.nan)
-        problems: dict[int, str] = {}
-        address_rows = [i for i, lieu in enumerate(lieux) if lieu.adresse is not None]
-        geocodes: list[Any] = [None] * n
-        for i, lieu in enumerate(lieux):
-            has_point = lieu.lat is not None or lieu.lon is not None
-            if lieu.adresse is not None and has_point:
-                problems[i] = "donnez soit une adresse, soit lat et lon, pas les deux"
-            elif lieu.adresse is None and (lieu.lat is None or lieu.lon is None):
-                problems[i] = "il faut une adresse, ou lat et lon ensemble"
-            elif lieu.adresse is None:
-                lon[i], lat[i] = lieu.lon, lieu.lat
-        address_rows = [i for i in address_rows if i not in problems]
-        if address_rows:
-            queries = [str(lieux[i].adresse).strip() for i in address_rows]
-            results = self.geocoder().geocode_many(queries)
-            for i, g in zip(address_rows, results, strict=True):
-                geocodes[i] = g
-                if g.found and g.lon is not None and g.lat is not None:
-                    lon[i], lat[i] = g.lon, g.lat
-        frame = engine.judge_lonlat(lon, lat, geocodes=geocodes if address_rows else None)
-        notes, demo = self.notes_and_demo(engine, geocodes)
-        checked = now_paris()
-        items = []
-        for i, row in enumerate(frame.to_dict(orient="records")):
-            if i in problems:
-                row["motifs"] = problems[i]
-            payload = verdict_payload(row, geocode=geocodes[i], notes=notes, demo=demo,
-                                      checked_at=checked)
-            items.append(VerdictItem(id=lieux[i].id, **payload))
-        counts = frame["status"].value_counts()
-        resume = {s: int(counts.get(s, 0)) for s in STATUSES}
-        return VerdictsOut(resultats=items, resume=resume, donnees=engine.reference.version,
-                           notes=notes)
-
-
-class _BatchTooLong(QpvGeoError):
-    def __init__(self, n: int, cap: int) -> None:
-        super().__init__(f"{n} lieux envoyés : au plus {cap} par requête.",
-                         hint="Découpez la liste, ou déposez un fichier CSV/XLSX sur la page "
-                         "/lot (ou qpv-geo batch FICHIER).")
-
-
-def _check_adresse(adresse: str) -> str:
-    text = adresse.strip()
-    if not text:
-        raise GeocoderQueryError("Adresse vide.", hint="Saisissez une adresse, ex. « 12 rue "
-                                 "Jean Jaurès 42000 Saint-Étienne ».")
-    if len(text) > MAX_ADRESSE:
-        raise GeocoderQueryError(f"Adresse trop longue ({len(text)} caractères, au plus "
-                                 f"{MAX_ADRESSE}).", hint="Saisissez une seule adresse postale.")
-    if any(ord(c) < 32 for c in text):
-        raise GeocoderQueryError("Adresse contenant des caractères de contrôle.",
-                                 hint="Saisissez l'adresse sur une seule ligne.")
-    return text
 
 
 def _parse_coordinate(raw: str, name: str) -> float:
@@ -617,19 +147,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Build the engine and the map index before the first request (a few hundred ms)."""
     await run_in_threadpool(_warm_up, app.state.services)
     yield
-
-
-def _warm_up(services: Services) -> None:
-    try:
-        engine = services.engine()
-        engine.judge_point(lon=4.3871, lat=45.4605)
-        services.perimeters()
-    except QpvGeoError as exc:  # the routes will answer 503 with the same message
-        log.warning("Données de référence indisponibles : %s", exc)
-    try:
-        services.geocoder()
-    except QpvGeoError as exc:
-        log.warning("Géocodeur indisponible : %s", exc)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -906,144 +423,6 @@ class _AddressNotFound(QpvGeoError):
         super().__init__(f"Adresse introuvable : « {adresse.strip()[:MAX_ADRESSE]} »"
                          + (f" ({motif})." if motif else "."),
                          hint="Vérifiez le numéro, la rue et la commune, ou donnez lat/lon.")
-
-
-def _donnees(services: Services) -> dict[str, Any]:
-    ref = services.engine().reference
-    d = ref.version_dict()
-    couches = {}
-    for name, info in d["couches"].items():
-        info = {k: v for k, v in info.items() if k != "path"}  # no server paths
-        couches[name] = info
-    return {**{k: d[k] for k in ("version", "notes", "simplifiee", "demo")},
-            "couches": couches, "geocodeur": services.settings.geocoder,
-            "application": __version__}
-
-
-def _suggestions(services: Services, q: str, limite: int) -> Suggestions:
-    text = q.strip()
-    if len(text) < 3 or any(ord(c) < 32 for c in text):
-        return Suggestions(suggestions=[], methode="aucune")
-    geocoder = services.geocoder()
-    suggest = getattr(geocoder, "suggest", None)
-    if callable(suggest):
-        results, methode = list(suggest(text, limit=limite)), "suggest"
-    else:
-        results, methode = [geocoder.geocode(text)], "geocode"
-    out = []
-    seen = set()
-    for r in results:
-        if not getattr(r, "found", False) or r.lon is None or r.lat is None or not r.label:
-            continue
-        if r.label in seen:
-            continue
-        seen.add(r.label)
-        out.append(Suggestion(label=r.label, lon=r.lon, lat=r.lat, score=r.score,
-                              precision=r.precision, citycode=r.citycode, postcode=r.postcode))
-    return Suggestions(suggestions=out[:limite], methode=methode)  # type: ignore[arg-type]
-
-
-def _safe_stem(filename: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(filename).stem)[:60].strip("_")
-    return stem or "lot"
-
-
-_MEDIA = {".csv": "text/csv; charset=utf-8",
-          ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
-
-
-def _validate_upload(services: Services, data: bytes, suffix: str, feuille: str | None,
-                     filename: str) -> dict[str, Any]:
-    """Run the batch on an uploaded file inside a temporary directory (deleted after)."""
-    try:
-        from qpv_geo.batch import read_sites, validate_sites, write_result
-    except ImportError as exc:
-        raise _ServiceUnavailable(
-            "La vérification de fichiers n'est pas disponible sur ce serveur.",
-            hint="Utilisez l'API /api/v1/verdicts ou la page d'accueil, lieu par lieu.",
-        ) from exc
-    if not data:
-        raise InputFileError("Le fichier reçu est vide.", hint="Vérifiez le fichier choisi.")
-    out_suffix = ".xlsx" if suffix == ".xlsx" else ".csv"
-    with tempfile.TemporaryDirectory(prefix="qpv-geo-lot-") as tmp:
-        src = Path(tmp) / f"entree{suffix}"
-        src.write_bytes(data)
-        frame, mapping = read_sites(src, sheet=feuille)
-        try:
-            geocoder = services.geocoder()
-        except QpvGeoError:
-            geocoder = None  # coordinates-only files still work; batch says what is missing
-        result = validate_sites(frame, mapping, settings=services.settings,
-                                engine=services.engine(), geocoder=geocoder)
-        paths = write_result(result, Path(tmp) / f"resultat{out_suffix}")
-        stem = _safe_stem(filename)
-        files = []
-        for p in paths:
-            p = Path(p)
-            name = f"{stem}-verdicts{p.suffix}" if p.stem == "resultat" else \
-                f"{stem}-{_safe_stem(p.name)}{p.suffix}"
-            files.append((name, p.read_bytes(), _MEDIA.get(p.suffix.lower(),
-                                                           "application/octet-stream")))
-    token = services.results.put(files)
-    return {
-        "token": token,
-        "files": [(i, name, len(content)) for i, (name, content, _) in enumerate(files)],
-        "summary": _summary_rows(result.summary),
-        "preview": _preview(result.frame),
-        "demo": services.engine().reference.demo or _frame_is_demo(result.frame),
-        "rows": len(result.frame),
-    }
-
-
-def _summary_rows(summary: Any) -> list[tuple[str, str]]:
-    rows: list[tuple[str, str]] = []
-    if not isinstance(summary, dict):
-        return [("Résumé", str(summary))]
-    for key, value in summary.items():
-        if isinstance(value, dict):
-            for k2, v2 in value.items():
-                label = STATUS_LABELS.get(str(k2), str(k2))
-                rows.append((f"{key} — {label}", str(v2)))
-        elif isinstance(value, (list, tuple)):
-            rows.append((str(key), " ; ".join(map(str, value))))
-        else:
-            rows.append((str(key), str(value)))
-    return rows
-
-
-_PREVIEW_VERDICT_COLS = ("status", "code_qp", "lib_qp", "motifs")
-
-
-def _preview(frame: Any) -> dict[str, Any]:
-    """First rows: up to 4 of the user's columns, then the verdict's main columns."""
-    from qpv_geo.eligibility import VERDICT_COLUMNS
-
-    added = set(VERDICT_COLUMNS)
-    cols = [c for c in frame.columns
-            if c not in added and not str(c).startswith("geocodage_")][:4]
-    cols += [c for c in _PREVIEW_VERDICT_COLS if c in frame.columns]
-    head = frame.head(_PREVIEW_ROWS)[cols]
-    rows = []
-    for rec in head.itertuples(index=False, name=None):
-        row = []
-        for col, v in zip(cols, rec, strict=True):
-            if v is None or (isinstance(v, float) and math.isnan(v)):
-                row.append("")
-            elif col == "status":
-                row.append(HEADLINES.get(str(v), str(v)))
-            else:
-                row.append(str(v))
-        rows.append(row)
-    return {"columns": ["verdict" if c == "status" else str(c) for c in cols], "rows": rows}
-
-
-def _frame_is_demo(frame: Any) -> bool:
-    for col in ("geocodage_source", "donnees"):
-        if col in frame.columns:
-            text = frame[col].dropna().astype(str).str.lower()
-            if text.str.contains("démo|demo", regex=True).any():
-                return True
-    return False
 
 
 __all__ = ["CSP", "Services", "create_app", "status_for"]

@@ -1,0 +1,407 @@
+"""What the routes share: settings, the cached engine, the geocoder, the map index, and the
+validated files of ``/lot``; plus the work behind the routes (verdicts, suggestions, data
+versions, file validation) and the warm-up run before the first request.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import secrets
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qpv_geo import __version__
+from qpv_geo.eligibility import STATUS_LABELS, STATUSES, Engine, engine_from_settings
+from qpv_geo.exceptions import (
+    GeocoderNotConfigured,
+    GeocoderQueryError,
+    InputFileError,
+    QpvGeoError,
+)
+from qpv_geo.settings import Settings
+from qpv_geo.web._present import (
+    HEADLINES,
+    NOTE_ADRESSES_DEMO,
+    now_paris,
+    verdict_payload,
+)
+from qpv_geo.web.schemas import (
+    MAX_ADRESSE,
+    Lieu,
+    Suggestion,
+    Suggestions,
+    VerdictItem,
+    VerdictsOut,
+)
+
+log = logging.getLogger("qpv_geo.web")
+
+#: Rows of the validated file previewed on the /lot page.
+_PREVIEW_ROWS = 20
+
+
+class _ServiceUnavailable(QpvGeoError):
+    """A part of qpv-geo this server lacks (module not installed)."""
+
+
+class _PerimeterIndex:
+    """GeoJSON features of every perimeter, with their lon/lat bounds for a quick filter."""
+
+    def __init__(self, reference: Any) -> None:
+        import shapely
+
+        features: list[dict[str, Any]] = []
+        bounds: list[np.ndarray] = []
+        layers = (("commune", reference.communes, "insee_com", "nom"),
+                  ("qpv_hors_sem", reference.qpv_hors_sem, "code_qp", "lib_qp"),
+                  ("qva", reference.qva, "code_qp", "lib_qp"),
+                  ("qpv", reference.qpv, "code_qp", "lib_qp"))
+        for kind, gdf, code_col, name_col in layers:
+            if len(gdf) == 0:
+                continue
+            geoms = gdf.geometry.values
+            for code, name, geom, b in zip(gdf[code_col], gdf[name_col], geoms,
+                                           shapely.bounds(np.asarray(geoms)), strict=True):
+                features.append({
+                    "type": "Feature",
+                    "properties": {"type": kind, "code": str(code), "nom": str(name)},
+                    "geometry": shapely.geometry.mapping(geom),
+                })
+                bounds.append(b)
+        self.features = features
+        self.bounds = np.array(bounds) if bounds else np.zeros((0, 4))
+
+    def around(self, lon: float, lat: float, radius_m: float) -> list[dict[str, Any]]:
+        dlat = radius_m / 111_320.0
+        dlon = radius_m / (111_320.0 * max(0.1, math.cos(math.radians(lat))))
+        b = self.bounds
+        sel = np.flatnonzero((b[:, 0] <= lon + dlon) & (b[:, 2] >= lon - dlon)
+                             & (b[:, 1] <= lat + dlat) & (b[:, 3] >= lat - dlat))
+        return [self.features[i] for i in sel]
+
+
+class _ResultStore:
+    """Validated files of /lot, kept in memory a short while for the download link."""
+
+    def __init__(self, *, ttl_s: float = 3600.0, max_entries: int = 16) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._items: OrderedDict[str, tuple[float, list[tuple[str, bytes, str]]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, files: list[tuple[str, bytes, str]]) -> str:
+        token = secrets.token_urlsafe(18)
+        with self._lock:
+            self._purge()
+            self._items[token] = (time.monotonic(), files)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+        return token
+
+    def get(self, token: str, index: int) -> tuple[str, bytes, str] | None:
+        with self._lock:
+            self._purge()
+            entry = self._items.get(token)
+        if entry is None or not 0 <= index < len(entry[1]):
+            return None
+        return entry[1][index]
+
+    def _purge(self) -> None:
+        limit = time.monotonic() - self.ttl_s
+        for token in [t for t, (at, _) in self._items.items() if at < limit]:
+            del self._items[token]
+
+
+class Services:
+    """What the routes share: settings, the cached engine, the geocoder, the map index."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._geocoder: Any = None
+        self._index: tuple[int, _PerimeterIndex] | None = None
+        self.results = _ResultStore()
+
+    def engine(self) -> Engine:
+        with self._lock:
+            return engine_from_settings(self.settings)
+
+    def geocoder(self) -> Any:
+        with self._lock:
+            if self._geocoder is None:
+                try:
+                    from qpv_geo.geocoding import geocoder_from_settings
+                except ImportError as exc:
+                    raise GeocoderNotConfigured(
+                        "Le géocodage des adresses n'est pas disponible sur ce serveur.",
+                        hint="Saisissez la latitude et la longitude du lieu.",
+                    ) from exc
+                self._geocoder = geocoder_from_settings(self.settings)
+            return self._geocoder
+
+    def perimeters(self) -> _PerimeterIndex:
+        reference = self.engine().reference
+        with self._lock:
+            if self._index is None or self._index[0] != id(reference):
+                self._index = (id(reference), _PerimeterIndex(reference))
+            return self._index[1]
+
+    def demo_addresses(self, geocode: Any = None) -> bool:
+        """True when the local geocoder answers from its demonstration address file."""
+        geocoder = self._geocoder
+        for obj in (geocoder, geocode):
+            if obj is None:
+                continue
+            flag = getattr(obj, "demo", None)
+            if isinstance(flag, bool) and flag:
+                return True
+        source = str(getattr(geocode, "source", "") or "").lower()
+        return "demo" in source or "démo" in source
+
+    def notes_and_demo(self, engine: Engine, geocodes: list[Any]) -> tuple[list[str], bool]:
+        notes = list(engine.reference.notes)
+        demo_adr = any(self.demo_addresses(g) for g in geocodes if g is not None)
+        if demo_adr:
+            notes.insert(0, NOTE_ADRESSES_DEMO)
+        return notes, engine.reference.demo or demo_adr
+
+    # -------------------------------------------------------------- verdicts
+    def verdict_for_address(self, adresse: str) -> tuple[dict[str, Any], Any]:
+        adresse = _check_adresse(adresse)
+        geocode = self.geocoder().geocode(adresse)
+        engine = self.engine()
+        verdict = engine.judge_point(geocode=geocode)
+        notes, demo = self.notes_and_demo(engine, [geocode])
+        return verdict_payload(verdict, geocode=geocode, notes=notes, demo=demo,
+                               checked_at=now_paris()), geocode
+
+    def verdict_for_point(self, lat: float, lon: float) -> dict[str, Any]:
+        engine = self.engine()
+        verdict = engine.judge_point(lon=lon, lat=lat)
+        notes, demo = self.notes_and_demo(engine, [])
+        return verdict_payload(verdict, notes=notes, demo=demo, checked_at=now_paris())
+
+    def verdicts(self, lieux: list[Lieu]) -> VerdictsOut:
+        n = len(lieux)
+        cap = self.settings.max_batch_items
+        if n > cap:
+            raise _BatchTooLong(n, cap)
+        engine = self.engine()
+        lon = np.full(n, np.nan)
+        lat = np.full(n, np.nan)
+        problems: dict[int, str] = {}
+        address_rows = [i for i, lieu in enumerate(lieux) if lieu.adresse is not None]
+        geocodes: list[Any] = [None] * n
+        for i, lieu in enumerate(lieux):
+            has_point = lieu.lat is not None or lieu.lon is not None
+            if lieu.adresse is not None and has_point:
+                problems[i] = "donnez soit une adresse, soit lat et lon, pas les deux"
+            elif lieu.adresse is None and (lieu.lat is None or lieu.lon is None):
+                problems[i] = "il faut une adresse, ou lat et lon ensemble"
+            elif lieu.adresse is None:
+                lon[i], lat[i] = lieu.lon, lieu.lat
+        address_rows = [i for i in address_rows if i not in problems]
+        if address_rows:
+            queries = [str(lieux[i].adresse).strip() for i in address_rows]
+            results = self.geocoder().geocode_many(queries)
+            for i, g in zip(address_rows, results, strict=True):
+                geocodes[i] = g
+                if g.found and g.lon is not None and g.lat is not None:
+                    lon[i], lat[i] = g.lon, g.lat
+        frame = engine.judge_lonlat(lon, lat, geocodes=geocodes if address_rows else None)
+        notes, demo = self.notes_and_demo(engine, geocodes)
+        checked = now_paris()
+        items = []
+        for i, row in enumerate(frame.to_dict(orient="records")):
+            if i in problems:
+                row["motifs"] = problems[i]
+            payload = verdict_payload(row, geocode=geocodes[i], notes=notes, demo=demo,
+                                      checked_at=checked)
+            items.append(VerdictItem(id=lieux[i].id, **payload))
+        counts = frame["status"].value_counts()
+        resume = {s: int(counts.get(s, 0)) for s in STATUSES}
+        return VerdictsOut(resultats=items, resume=resume, donnees=engine.reference.version,
+                           notes=notes)
+
+
+class _BatchTooLong(QpvGeoError):
+    def __init__(self, n: int, cap: int) -> None:
+        super().__init__(f"{n} lieux envoyés : au plus {cap} par requête.",
+                         hint="Découpez la liste, ou déposez un fichier CSV/XLSX sur la page "
+                         "/lot (ou qpv-geo batch FICHIER).")
+
+
+def _check_adresse(adresse: str) -> str:
+    text = adresse.strip()
+    if not text:
+        raise GeocoderQueryError("Adresse vide.", hint="Saisissez une adresse, ex. « 12 rue "
+                                 "Jean Jaurès 42000 Saint-Étienne ».")
+    if len(text) > MAX_ADRESSE:
+        raise GeocoderQueryError(f"Adresse trop longue ({len(text)} caractères, au plus "
+                                 f"{MAX_ADRESSE}).", hint="Saisissez une seule adresse postale.")
+    if any(ord(c) < 32 for c in text):
+        raise GeocoderQueryError("Adresse contenant des caractères de contrôle.",
+                                 hint="Saisissez l'adresse sur une seule ligne.")
+    return text
+
+
+def _warm_up(services: Services) -> None:
+    try:
+        engine = services.engine()
+        engine.judge_point(lon=4.3871, lat=45.4605)
+        services.perimeters()
+    except QpvGeoError as exc:  # the routes will answer 503 with the same message
+        log.warning("Données de référence indisponibles : %s", exc)
+    try:
+        services.geocoder()
+    except QpvGeoError as exc:
+        log.warning("Géocodeur indisponible : %s", exc)
+
+
+def _donnees(services: Services) -> dict[str, Any]:
+    ref = services.engine().reference
+    d = ref.version_dict()
+    couches = {}
+    for name, info in d["couches"].items():
+        info = {k: v for k, v in info.items() if k != "path"}  # no server paths
+        couches[name] = info
+    return {**{k: d[k] for k in ("version", "notes", "simplifiee", "demo")},
+            "couches": couches, "geocodeur": services.settings.geocoder,
+            "application": __version__}
+
+
+def _suggestions(services: Services, q: str, limite: int) -> Suggestions:
+    text = q.strip()
+    if len(text) < 3 or any(ord(c) < 32 for c in text):
+        return Suggestions(suggestions=[], methode="aucune")
+    geocoder = services.geocoder()
+    suggest = getattr(geocoder, "suggest", None)
+    if callable(suggest):
+        results, methode = list(suggest(text, limit=limite)), "suggest"
+    else:
+        results, methode = [geocoder.geocode(text)], "geocode"
+    out = []
+    seen = set()
+    for r in results:
+        if not getattr(r, "found", False) or r.lon is None or r.lat is None or not r.label:
+            continue
+        if r.label in seen:
+            continue
+        seen.add(r.label)
+        out.append(Suggestion(label=r.label, lon=r.lon, lat=r.lat, score=r.score,
+                              precision=r.precision, citycode=r.citycode, postcode=r.postcode))
+    return Suggestions(suggestions=out[:limite], methode=methode)  # type: ignore[arg-type]
+
+
+def _safe_stem(filename: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(filename).stem)[:60].strip("_")
+    return stem or "lot"
+
+
+_MEDIA = {".csv": "text/csv; charset=utf-8",
+          ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def _validate_upload(services: Services, data: bytes, suffix: str, feuille: str | None,
+                     filename: str) -> dict[str, Any]:
+    """Run the batch on an uploaded file inside a temporary directory (deleted after)."""
+    try:
+        from qpv_geo.batch import read_sites, validate_sites, write_result
+    except ImportError as exc:
+        raise _ServiceUnavailable(
+            "La vérification de fichiers n'est pas disponible sur ce serveur.",
+            hint="Utilisez l'API /api/v1/verdicts ou la page d'accueil, lieu par lieu.",
+        ) from exc
+    if not data:
+        raise InputFileError("Le fichier reçu est vide.", hint="Vérifiez le fichier choisi.")
+    out_suffix = ".xlsx" if suffix == ".xlsx" else ".csv"
+    with tempfile.TemporaryDirectory(prefix="qpv-geo-lot-") as tmp:
+        src = Path(tmp) / f"entree{suffix}"
+        src.write_bytes(data)
+        frame, mapping = read_sites(src, sheet=feuille)
+        try:
+            geocoder = services.geocoder()
+        except QpvGeoError:
+            geocoder = None  # coordinates-only files still work; batch says what is missing
+        result = validate_sites(frame, mapping, settings=services.settings,
+                                engine=services.engine(), geocoder=geocoder)
+        paths = write_result(result, Path(tmp) / f"resultat{out_suffix}")
+        stem = _safe_stem(filename)
+        files = []
+        for p in paths:
+            p = Path(p)
+            name = f"{stem}-verdicts{p.suffix}" if p.stem == "resultat" else \
+                f"{stem}-{_safe_stem(p.name)}{p.suffix}"
+            files.append((name, p.read_bytes(), _MEDIA.get(p.suffix.lower(),
+                                                           "application/octet-stream")))
+    token = services.results.put(files)
+    return {
+        "token": token,
+        "files": [(i, name, len(content)) for i, (name, content, _) in enumerate(files)],
+        "summary": _summary_rows(result.summary),
+        "preview": _preview(result.frame),
+        "demo": services.engine().reference.demo or _frame_is_demo(result.frame),
+        "rows": len(result.frame),
+    }
+
+
+def _summary_rows(summary: Any) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    if not isinstance(summary, dict):
+        return [("Résumé", str(summary))]
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            for k2, v2 in value.items():
+                label = STATUS_LABELS.get(str(k2), str(k2))
+                rows.append((f"{key} — {label}", str(v2)))
+        elif isinstance(value, (list, tuple)):
+            rows.append((str(key), " ; ".join(map(str, value))))
+        else:
+            rows.append((str(key), str(value)))
+    return rows
+
+
+_PREVIEW_VERDICT_COLS = ("status", "code_qp", "lib_qp", "motifs")
+
+
+def _preview(frame: Any) -> dict[str, Any]:
+    """First rows: up to 4 of the user's columns, then the verdict's main columns."""
+    from qpv_geo.eligibility import VERDICT_COLUMNS
+
+    added = set(VERDICT_COLUMNS)
+    cols = [c for c in frame.columns
+            if c not in added and not str(c).startswith("geocodage_")][:4]
+    cols += [c for c in _PREVIEW_VERDICT_COLS if c in frame.columns]
+    head = frame.head(_PREVIEW_ROWS)[cols]
+    rows = []
+    for rec in head.itertuples(index=False, name=None):
+        row = []
+        for col, v in zip(cols, rec, strict=True):
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                row.append("")
+            elif col == "status":
+                row.append(HEADLINES.get(str(v), str(v)))
+            else:
+                row.append(str(v))
+        rows.append(row)
+    return {"columns": ["verdict" if c == "status" else str(c) for c in cols], "rows": rows}
+
+
+def _frame_is_demo(frame: Any) -> bool:
+    for col in ("geocodage_source", "donnees"):
+        if col in frame.columns:
+            text = frame[col].dropna().astype(str).str.lower()
+            if text.str.contains("démo|demo", regex=True).any():
+                return True
+    return False
+
+
+__all__ = ["Services"]
