@@ -203,7 +203,7 @@ def test_colliding_input_columns_are_suffixed(tmp_path, engine, fake) -> None:
 
 def test_geocoding_goes_by_chunks_and_once_per_distinct_address(
         tmp_path, engine, fake, monkeypatch) -> None:
-    monkeypatch.setattr(batch, "GEOCODE_CHUNK", 3)
+    monkeypatch.setattr(batch.validation, "GEOCODE_CHUNK", 3)
     rows = [f"{k} rue Fausse" for k in range(7)] * 2
     out = _run(_csv(tmp_path, "Adresse\n" + "\n".join(rows) + "\n"), engine, fake).frame
     assert fake.calls == [3, 3, 1]  # cached as it goes: an interrupted run keeps what is done
@@ -447,9 +447,9 @@ def test_streamed_run_equals_in_memory_run(tmp_path, engine, fake, monkeypatch) 
             lines.append(f"P{k};;{lat:.5f};{lon:.5f}".replace(".", ","))
     path = _csv(tmp_path, "\n".join(lines) + "\n")
     whole = _run(path, engine, fake)
-    monkeypatch.setattr(batch, "CHUNK_ROWS", 10)
-    monkeypatch.setattr(batch, "KEEP_FRAME_MAX", 20)
-    monkeypatch.setattr(batch, "engine_from_settings", lambda s: engine, raising=False)
+    monkeypatch.setattr(batch.validation, "CHUNK_ROWS", 10)
+    monkeypatch.setattr(batch.validation, "KEEP_FRAME_MAX", 20)
+    monkeypatch.setattr(batch.validation, "engine_from_settings", lambda s: engine, raising=False)
     monkeypatch.setattr("qpv_geo.eligibility.engine_from_settings", lambda s=None: engine)
     result = validate_file(path, tmp_path / "out.csv", geocoder=fake, progress=False)
     assert result.streamed and len(result.frame) == 0

@@ -1,0 +1,247 @@
+"""Column roles of a sites file: name folding, role detection, :class:`ColumnMapping`, and
+reading numbers as people type them."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from qpv_geo.exceptions import InputFileError
+
+#: Roles a source column can play, in the order of :meth:`ColumnMapping.describe`.
+ROLES = ("adresse", "code_postal", "commune", "lat", "lon", "x", "y", "priorite", "porteur",
+         "action")
+#: Geocoding columns of the output.
+GEOCODING_COLUMNS = ("geocodage_label", "geocodage_score", "geocodage_precision",
+                     "geocodage_source")
+#: Verdict columns of the output (from the engine, plus the plain-French label of the status).
+VERDICT_OUTPUT_COLUMNS = (
+    "status", "statut_libelle", "code_qp", "lib_qp", "insee_com", "lib_com", "distance_bord_m",
+    "code_qp_proche", "lib_qp_proche", "distance_qp_proche_m", "motifs", "donnees",
+)
+#: Columns added when the matching role was detected (normalised values).
+ROLE_OUTPUT_COLUMNS = ("priorite", "porteur", "action")
+#: Every column the batch adds (``ligne`` first, then after the input columns, the rest).
+OUTPUT_COLUMNS = ("ligne", *GEOCODING_COLUMNS, "lon", "lat", *VERDICT_OUTPUT_COLUMNS,
+                  *ROLE_OUTPUT_COLUMNS)
+#: Numeric output columns (written as numbers, never neutralised).
+NUMERIC_COLUMNS = ("ligne", "geocodage_score", "lon", "lat", "distance_bord_m",
+                   "distance_qp_proche_m")
+#: Columns that mark a file as already validated (see :func:`read_validated`).
+VALIDATED_MARKERS = ("status", "code_qp", "ligne")
+#: Column holding the cells of a row beyond the header's width (ragged rows).
+EXTRA_COLUMN = "colonnes en trop"
+
+_SPACES = re.compile(r"[\s\u00a0\u202f]+")
+
+
+# ---------------------------------------------------------------------------------------------
+# Column detection
+# ---------------------------------------------------------------------------------------------
+
+
+def fold_name(name: object) -> str:
+    """Column name folded for matching: no accents, lower case, words separated by one space."""
+    text = unicodedata.normalize("NFKD", str(name))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    return re.sub(r"[^a-z0-9]+", " ", text).strip()
+
+
+#: Folded names that match a role exactly.
+_EXACT: dict[str, tuple[str, ...]] = {
+    "adresse": ("adresse", "adresses", "address", "adresse postale", "adresse du site",
+                "adresse de l action", "adresse du lieu", "adresse complete", "lieu",
+                "lieu de l action", "street", "street address", "rue", "voie"),
+    "code_postal": ("code postal", "cp", "postcode", "post code", "postal code", "zip",
+                    "zip code", "code postale", "codepostal"),
+    "commune": ("commune", "ville", "city", "localite", "town", "municipality", "nom commune",
+                "nom de la commune", "commune du site"),
+    "lat": ("lat", "latitude", "lat wgs84", "latitude wgs84", "y wgs84", "latitude gps"),
+    "lon": ("lon", "lng", "long", "longitude", "lon wgs84", "longitude wgs84", "x wgs84",
+            "longitude gps"),
+    "x": ("x", "x l93", "xl93", "x lambert", "x lambert 93", "lambert x", "coord x",
+          "coordonnee x", "x 2154", "x_l93"),
+    "y": ("y", "y l93", "yl93", "y lambert", "y lambert 93", "lambert y", "coord y",
+          "coordonnee y", "y 2154", "y_l93"),
+    "priorite": ("priorite", "priorites", "priority", "priorite de l appel", "axe",
+                 "thematique", "theme", "frein", "frein leve"),
+    "porteur": ("porteur", "porteurs", "porteur de projet", "structure", "structure porteuse",
+                "association", "organisme", "operateur", "organisation", "organization",
+                "applicant", "beneficiaire", "nom de la structure"),
+    "action": ("action", "actions", "intitule", "intitule de l action", "nom de l action",
+               "projet", "project", "titre", "nom du projet", "intitule du projet"),
+}
+#: Words that make a column never an address/commune (e-mail, phone, web, INSEE code…).
+_NEVER = {"mail", "email", "courriel", "e", "tel", "telephone", "phone", "web", "url", "http",
+          "internet", "insee", "siret", "siren", "contact", "date"}
+
+
+def _role_by_words(folded: str) -> str | None:
+    words = folded.split()
+    if not words or _NEVER & set(words):
+        return None
+    w = set(words)
+    if "postal" in w or "cp" in w or "zip" in w or "postcode" in w:
+        return "code_postal"
+    if any(t.startswith("lat") for t in words):
+        return "lat"
+    if w & {"lon", "lng", "longitude", "long"}:
+        return "lon"
+    if "x" in w and (w & {"l93", "lambert", "coord", "coordonnee", "2154", "93"}):
+        return "x"
+    if "y" in w and (w & {"l93", "lambert", "coord", "coordonnee", "2154", "93"}):
+        return "y"
+    if w & {"commune", "ville", "city", "localite", "town"}:
+        return "commune"
+    if w & {"adresse", "adresses", "address", "addr", "rue", "voie"}:
+        return "adresse"
+    if any(t.startswith("priorit") for t in words) or w & {"axe", "thematique", "theme"}:
+        return "priorite"
+    if w & {"porteur", "porteurs", "structure", "association", "organisme", "operateur"}:
+        return "porteur"
+    if w & {"action", "actions", "intitule", "projet", "project"}:
+        return "action"
+    return None
+
+
+@dataclass
+class ColumnMapping:
+    """Which source column plays each role (``None``: not in the file)."""
+
+    adresse: str | None = None
+    code_postal: str | None = None
+    commune: str | None = None
+    lat: str | None = None
+    lon: str | None = None
+    x: str | None = None
+    y: str | None = None
+    priorite: str | None = None
+    porteur: str | None = None
+    action: str | None = None
+
+    def describe(self) -> list[tuple[str, str | None]]:
+        """``(role, source column or None)`` for every role, in :data:`ROLES` order."""
+        return [(role, getattr(self, role)) for role in ROLES]
+
+    def as_dict(self) -> dict[str, str | None]:
+        """JSON-friendly view."""
+        return dict(self.describe())
+
+    @property
+    def has_address(self) -> bool:
+        """True when a row can be geocoded (an address, a postcode or a commune column)."""
+        return any(getattr(self, r) for r in ("adresse", "code_postal", "commune"))
+
+    @property
+    def has_lonlat(self) -> bool:
+        """True when the file has both latitude and longitude columns."""
+        return bool(self.lat and self.lon)
+
+    @property
+    def has_xy(self) -> bool:
+        """True when the file has both Lambert-93 x and y columns."""
+        return bool(self.x and self.y)
+
+
+def detect_columns(columns: Sequence[str],
+                   overrides: dict[str, str | None] | None = None) -> ColumnMapping:
+    """Guess the role of each column from its name (French or English, accents/case folded).
+
+    ``overrides`` maps a role to a column name (matched exactly, then folded); ``None`` or an
+    empty string removes a role. Raises :class:`InputFileError` for an unknown role or column.
+    """
+    overrides = dict(overrides or {})
+    unknown = [r for r in overrides if r not in ROLES]
+    if unknown:
+        raise InputFileError(f"Rôle de colonne inconnu : {', '.join(unknown)}.",
+                             hint=f"Rôles possibles : {', '.join(ROLES)}.")
+    folded = {c: fold_name(c) for c in columns}
+    chosen: dict[str, str] = {}
+    taken: set[str] = set()
+    for role, wanted in overrides.items():
+        if wanted is None or str(wanted).strip() == "":
+            continue
+        match = wanted if wanted in folded else next(
+            (c for c, f in folded.items() if f == fold_name(wanted)), None)
+        if match is None:
+            raise InputFileError(
+                f"Colonne « {wanted} » (indiquée pour le rôle {role}) absente du fichier ; "
+                f"colonnes présentes : {', '.join(map(str, columns))}.",
+                hint=f"Recopiez le nom exact d'une colonne dans --col-{role.replace('_', '-')}.")
+        chosen[role] = match
+        taken.add(match)
+    # Pass 1: exact names; pass 2: meaningful words.
+    for role in ROLES:
+        if role in chosen or role in overrides:
+            continue
+        for c in columns:
+            if c not in taken and folded[c] in _EXACT[role]:
+                chosen[role] = c
+                taken.add(c)
+                break
+    for c in columns:
+        if c in taken or c == EXTRA_COLUMN:
+            continue
+        role = _role_by_words(folded[c])
+        if role and role not in chosen and role not in overrides:
+            chosen[role] = c
+            taken.add(c)
+    return ColumnMapping(**chosen)
+
+
+def _check_mapping(mapping: ColumnMapping, columns: Sequence[str], name: str) -> None:
+    for a, b in (("lat", "lon"), ("x", "y")):
+        if bool(getattr(mapping, a)) != bool(getattr(mapping, b)):
+            have, miss = (a, b) if getattr(mapping, a) else (b, a)
+            raise InputFileError(
+                f"{name} : colonne {have} trouvée (« {getattr(mapping, have)} ») mais pas de "
+                f"colonne {miss}.",
+                hint=f"Indiquez-la avec --col-{miss} NOM (colonnes : {', '.join(columns)}).")
+    if not (mapping.has_address or mapping.has_lonlat or mapping.has_xy):
+        raise InputFileError(
+            f"{name} : aucune colonne d'adresse ni de coordonnées reconnue ; colonnes "
+            f"présentes : {', '.join(map(str, columns)) or '(aucune)'}.",
+            hint="Nommez les colonnes Adresse / Code postal / Commune ou Latitude / Longitude "
+            "(ou x / y en Lambert-93), ou indiquez-les : --col-adresse NOM, --col-lat NOM "
+            "--col-lon NOM.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers and text cells
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers as people type them (``45,43``, ``45.43``, ``808 000``, ``1.234,5``).
+
+    Returns ``(numbers, unreadable)``: NaN for empty or unreadable cells, and a mask of the
+    non-empty cells that are not numbers.
+    """
+    text = values.astype(object).where(values.notna(), "").astype(str).str.strip()
+    empty = (text == "").to_numpy()
+    fast = np.array(pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce"),
+                    dtype=np.float64)
+    retry = np.flatnonzero(np.isnan(fast) & ~empty)
+    for i in retry:
+        s = _SPACES.sub("", text.iat[i]).replace("\u2212", "-")
+        if "," in s and "." in s:
+            s = s.replace(".", "").replace(",", ".") if s.rfind(",") > s.rfind(".") else \
+                s.replace(",", "")
+        try:
+            fast[i] = float(s.replace(",", "."))
+        except ValueError:
+            continue
+    fast[~np.isfinite(fast)] = np.nan
+    return fast, np.isnan(fast) & ~empty
+
+
+def _text(frame: pd.DataFrame, column: str | None) -> np.ndarray:
+    if not column:
+        return np.full(len(frame), "", dtype=object)
+    s = frame[column]
+    return s.astype(object).where(s.notna(), "").astype(str).str.strip().to_numpy(object)

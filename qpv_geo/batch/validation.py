@@ -1,0 +1,579 @@
+"""Geocoding and judging the rows, chunk by chunk, with the run's summary; one call from a file
+in to a file out (:func:`validate_file`), and reading a batch output back."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from qpv_geo.batch.columns import (
+    EXTRA_COLUMN,
+    NUMERIC_COLUMNS,
+    OUTPUT_COLUMNS,
+    VALIDATED_MARKERS,
+    VERDICT_OUTPUT_COLUMNS,
+    ColumnMapping,
+    _text,
+    parse_numbers,
+)
+from qpv_geo.batch.reading import _frames, _mapping_for, _open
+from qpv_geo.batch.writing import _CsvWriter, _kind_of, _write_summary_files, write_result
+from qpv_geo.eligibility import STATUS_LABELS, STATUSES, Engine
+from qpv_geo.exceptions import GeocoderNotConfigured, InputFileError
+from qpv_geo.priorites import label_of, normalize_priorite
+from qpv_geo.settings import Settings
+
+if TYPE_CHECKING:
+    from qpv_geo.geocoding import AddressQuery, Geocoder, GeocodeResult
+
+#: ``geocodage_source`` of a row whose point comes from the file's own coordinates.
+SOURCE_COORDONNEES = "coordonnees"
+#: Rows judged at once by the engine, and rows per streamed chunk of a big file.
+CHUNK_ROWS = 100_000
+#: Distinct addresses per geocoding call (each call's results are cached by the geocoder).
+GEOCODE_CHUNK = 1_000
+#: Rows listed one by one in ``summary["a_revoir"]`` (all are in the output file).
+A_REVOIR_MAX = 5_000
+#: A streamed run keeps its rows in :attr:`BatchResult.frame` up to this many rows.
+KEEP_FRAME_MAX = 200_000
+
+
+@dataclass
+class BatchResult:
+    """Validated sites, their summary and the column mapping used.
+
+    ``frame`` holds every row, unless a streamed run (:func:`validate_file` on a big CSV with
+    an output) had more than :data:`KEEP_FRAME_MAX` rows: then ``frame`` is empty, ``streamed``
+    is True and the rows are in ``paths[0]``.
+    """
+
+    frame: pd.DataFrame
+    summary: dict[str, Any]
+    mapping: ColumnMapping
+    paths: list[Path] = field(default_factory=list)
+    streamed: bool = False
+
+
+class _Geocoding:
+    """Geocodes distinct addresses in chunks, remembering the results of the whole run."""
+
+    def __init__(self, geocoder: Geocoder | None, settings: Settings,
+                 geocoder_name: str | None = None) -> None:
+        self._geocoder = geocoder
+        self._settings = settings
+        self._name = geocoder_name
+        self._error: str | None = None
+        self._memo: dict[Any, GeocodeResult] = {}
+        self.name: str | None = getattr(geocoder, "name", None)
+
+    def geocoder(self) -> Geocoder | None:
+        if self._geocoder is None and self._error is None:
+            from qpv_geo.geocoding import geocoder_from_settings
+
+            try:
+                self._geocoder = geocoder_from_settings(self._settings, self._name)
+                self.name = self._geocoder.name
+            except GeocoderNotConfigured as exc:
+                self._error = f"géocodeur indisponible : {exc}" + (
+                    f" ({exc.hint})" if exc.hint else "")
+        return self._geocoder
+
+    def run(self, queries: list[AddressQuery],
+            progress: Callable[[int], None] | None) -> list[GeocodeResult]:
+        from qpv_geo.geocoding import not_found
+
+        geocoder = self.geocoder()
+        if geocoder is None:
+            out = [not_found(q, self._error or "géocodeur indisponible", source="")
+                   for q in queries]
+            if progress:
+                progress(len(queries))
+            return out
+        todo = list(dict.fromkeys(q for q in queries if q not in self._memo))
+        known = len(queries) - sum(1 for q in queries if q not in self._memo)
+        if progress and known:
+            progress(known)
+        pending = Counter(q for q in queries if q not in self._memo)
+        for i in range(0, len(todo), GEOCODE_CHUNK):
+            chunk = todo[i:i + GEOCODE_CHUNK]
+            results = geocoder.geocode_many(chunk)
+            if len(results) != len(chunk):
+                raise RuntimeError(f"geocoder {geocoder.name} returned {len(results)} results "
+                                   f"for {len(chunk)} queries")
+            for q, r in zip(chunk, results, strict=True):
+                self._memo[q] = r
+            if progress:
+                progress(sum(pending[q] for q in chunk))
+        out = [self._memo[q] for q in queries]
+        if len(self._memo) > 500_000:
+            self._memo.clear()
+        return out
+
+
+def validate_sites(frame: pd.DataFrame, mapping: ColumnMapping, *,
+                   settings: Settings | None = None, engine: Engine | None = None,
+                   geocoder: Geocoder | None = None,
+                   progress: Callable[[int], None] | None = None) -> BatchResult:
+    """Geocode and judge every row of ``frame`` (as returned by :func:`read_sites`).
+
+    Rows with coordinates (lat/lon, else Lambert-93 x/y) are judged on them; the others are
+    geocoded from their address, postcode and commune. Coordinates win over an address (the
+    row's ``motifs`` says so), unless they are unusable: then the address is geocoded.
+
+    Parameters
+    ----------
+    frame
+        Sites, cells as text. Its index named ``ligne`` gives the line numbers (otherwise
+        line = position + 2).
+    mapping
+        Column roles (:func:`detect_columns`).
+    settings, engine, geocoder
+        Default: from the environment (:func:`~qpv_geo.eligibility.engine_from_settings`,
+        :func:`~qpv_geo.geocoding.geocoder_from_settings`, created only if a row needs it).
+    progress
+        Called with the number of rows just finished (an increment).
+
+    Returns
+    -------
+    BatchResult
+        Same rows in the same order, every input column kept, plus :data:`OUTPUT_COLUMNS`.
+    """
+    settings = settings or Settings.from_env()
+    if engine is None:
+        from qpv_geo.eligibility import engine_from_settings
+
+        engine = engine_from_settings(settings)
+    state = _Geocoding(geocoder, settings)
+    parts = [_validate_chunk(frame.iloc[i:i + CHUNK_ROWS], mapping, engine, state, progress)
+             for i in range(0, max(len(frame), 1), CHUNK_ROWS)]
+    out = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    summary = _Summary(engine, mapping)
+    summary.add(out)
+    skipped = frame.attrs.get("lignes_titre_ignorees")
+    return BatchResult(frame=out, summary=summary.result(geocodeur=state.name,
+                                                         titre_ignore=skipped),
+                       mapping=mapping)
+
+
+def _output_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Input columns, renamed only when they collide with an output column."""
+    renames = {c: f"{c} (source)" for c in frame.columns if c in OUTPUT_COLUMNS}
+    out = frame.rename(columns=renames) if renames else frame.copy()
+    return out.reset_index(drop=True)
+
+
+def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
+                    geocoding: _Geocoding, progress: Callable[[int], None] | None
+                    ) -> pd.DataFrame:
+    from qpv_geo.geocoding import AddressQuery
+
+    n = len(frame)
+    if frame.index.name == "ligne":
+        ligne = frame.index.to_numpy(np.int64)
+    else:
+        ligne = np.arange(n, dtype=np.int64) + 2
+    pre = np.full(n, "", dtype=object)  # reasons found before judging
+
+    def add(mask: np.ndarray, text: Any) -> None:
+        if not np.any(mask):
+            return
+        sep = np.where(pre[mask] == "", "", " ; ")
+        pre[mask] = pre[mask] + sep + text
+
+    if EXTRA_COLUMN in frame.columns:
+        extra = _text(frame, EXTRA_COLUMN)
+        has_extra = extra != ""
+        add(has_extra, "ligne irrégulière, " + extra[has_extra].astype(str))
+
+    # Coordinates given in the file.
+    kind = np.zeros(n, dtype=np.int8)  # 0 none, 1 lon/lat, 2 Lambert-93 x/y
+    a = np.full(n, np.nan)
+    b = np.full(n, np.nan)
+    for role_a, role_b, label, code in (("lon", "lat", ("longitude", "latitude"), 1),
+                                        ("x", "y", ("x", "y"), 2)):
+        col_a, col_b = getattr(mapping, role_a), getattr(mapping, role_b)
+        if not (col_a and col_b):
+            continue
+        va, bad_a = parse_numbers(frame[col_a])
+        vb, bad_b = parse_numbers(frame[col_b])
+        free = kind == 0
+        for bad, col, name in ((bad_a, col_a, label[0]), (bad_b, col_b, label[1])):
+            m = bad & free
+            add(m, f"{name} illisible (colonne « {col} ») : « "
+                + _text(frame, col)[m].astype(str) + " »")
+        both = free & ~np.isnan(va) & ~np.isnan(vb)
+        one = free & (np.isnan(va) != np.isnan(vb))
+        add(one, f"{label[0]} ou {label[1]} manquante (colonnes « {col_a} » / « {col_b} »)")
+        kind[both] = code
+        a[both], b[both] = va[both], vb[both]
+
+    # What the engine would say of those coordinates: unusable ones give way to an address.
+    reason = np.zeros(n, dtype=np.int8)
+    ll = kind == 1
+    xy = kind == 2
+    if ll.any():
+        reason[ll] = Engine.check_lonlat(a[ll], b[ll])
+    if xy.any():
+        reason[xy] = Engine.check_xy(a[xy], b[xy])
+
+    adresse = _text(frame, mapping.adresse)
+    cp = _text(frame, mapping.code_postal)
+    commune = _text(frame, mapping.commune)
+    has_address = (adresse != "") | (cp != "") | (commune != "")
+    use_coords = (kind > 0) & ((reason == 0) | ~has_address)
+    geocode_rows = np.flatnonzero(~use_coords & has_address)
+    add(use_coords & has_address, "coordonnées du fichier utilisées ; l'adresse n'est pas "
+        "géocodée")
+    fallback = (kind > 0) & ~use_coords
+    if fallback.any():
+        from qpv_geo.eligibility import _BAD_REASONS
+
+        why = np.array([_BAD_REASONS.get(int(r), "coordonnées inutilisables")
+                        for r in reason[fallback]], dtype=object)
+        add(fallback, "coordonnées du fichier inutilisables (" + why + ") : adresse géocodée "
+            "à la place")
+    add((kind == 0) & ~has_address & (pre == ""), "ni adresse ni coordonnées sur cette ligne")
+
+    # Geocoding.
+    geocodes: list[GeocodeResult | None] = [None] * n
+    if len(geocode_rows):
+        queries = []
+        for i in geocode_rows:
+            if adresse[i]:
+                queries.append(AddressQuery(adresse[i], postcode=cp[i] or None,
+                                            city=commune[i] or None))
+            else:  # postcode and/or commune only: the geocoder answers at the commune
+                queries.append(AddressQuery(" ".join(p for p in (cp[i], commune[i]) if p)))
+        results = geocoding.run(queries, progress)
+        for i, r in zip(geocode_rows, results, strict=True):
+            geocodes[i] = r
+
+    # Judge: lon/lat rows (file or geocoder) in one call, Lambert-93 rows in another.
+    lon = np.where(use_coords & (kind == 1), a, np.nan)
+    lat = np.where(use_coords & (kind == 1), b, np.nan)
+    for i in geocode_rows:
+        g = geocodes[i]
+        if g is not None and g.found:
+            lon[i], lat[i] = g.lon, g.lat
+    xy_rows = np.flatnonzero(use_coords & (kind == 2))
+    verdict = engine.judge_lonlat(lon, lat, geocodes=geocodes)
+    vcols = {c: verdict[c].to_numpy() for c in verdict.columns}
+    if len(xy_rows):
+        v_xy = engine.judge_xy(a[xy_rows], b[xy_rows])
+        for c, arr in vcols.items():
+            if c not in v_xy.columns:
+                continue
+            new = v_xy[c].to_numpy()
+            arr = arr.astype(object) if arr.dtype != new.dtype else arr.copy()
+            arr[xy_rows] = new
+            vcols[c] = arr
+    if progress:
+        progress(n - len(geocode_rows))
+
+    out = _output_frame(frame)
+    out.insert(0, "ligne", ligne)
+    gl = np.full(n, None, dtype=object)
+    gs = np.full(n, np.nan)
+    gp = np.full(n, None, dtype=object)
+    gsrc = np.full(n, None, dtype=object)
+    gsrc[use_coords & (kind == 1)] = SOURCE_COORDONNEES
+    gsrc[use_coords & (kind == 2)] = SOURCE_COORDONNEES + " (Lambert-93)"
+    for i in geocode_rows:
+        g = geocodes[i]
+        if g is not None:
+            d = g.to_dict()
+            gl[i], gp[i], gsrc[i] = d["geocodage_label"], d["geocodage_precision"], \
+                d["geocodage_source"] or None
+            gs[i] = d["geocodage_score"] if g.found else np.nan
+    motifs = vcols["motifs"].astype(object).astype(str)
+    both = (pre != "") & (motifs != "")
+    motifs = np.where(both, pre + " ; " + motifs, np.where(pre != "", pre, motifs))
+    status = vcols["status"].astype(object)
+    labels = {s: STATUS_LABELS[s] for s in STATUSES}
+    added: dict[str, Any] = {
+        "geocodage_label": gl, "geocodage_score": gs, "geocodage_precision": gp,
+        "geocodage_source": gsrc,
+        "lon": vcols["lon"].astype(np.float64), "lat": vcols["lat"].astype(np.float64),
+        "status": status,
+        "statut_libelle": np.array([labels[s] for s in status], dtype=object),
+    }
+    for col in VERDICT_OUTPUT_COLUMNS[2:]:
+        added[col] = motifs if col == "motifs" else vcols[col]
+    if mapping.priorite:
+        raw = frame[mapping.priorite].astype(object).where(frame[mapping.priorite].notna(), "")
+        uniques = {v: normalize_priorite(v) for v in pd.unique(raw)}
+        added["priorite"] = raw.map(uniques).to_numpy(object)
+    if mapping.porteur:
+        added["porteur"] = _text(frame, mapping.porteur)
+    if mapping.action:
+        added["action"] = _text(frame, mapping.action)
+    extra = pd.DataFrame(added)
+    return pd.concat([out, extra], axis=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary
+# ---------------------------------------------------------------------------------------------
+
+
+class _Summary:
+    """Counts accumulated chunk by chunk (a streamed run never holds every row)."""
+
+    def __init__(self, engine: Engine, mapping: ColumnMapping) -> None:
+        self.engine = engine
+        self.mapping = mapping
+        self.total = 0
+        self.par_statut: Counter[str] = Counter()
+        self.qpv: dict[str, dict[str, Any]] = {}
+        self.prio: Counter[str] = Counter()
+        self.prio_ok: Counter[str] = Counter()
+        self.a_revoir: list[dict[str, Any]] = []
+        self.a_revoir_total = 0
+        self.demo = False
+        self.lignes_vides = 0
+
+    def add(self, out: pd.DataFrame) -> None:
+        self.total += len(out)
+        status = out["status"]
+        self.par_statut.update(status.value_counts().to_dict())
+        coded = out[out["code_qp"].notna()]
+        for (code, lib, st), k in coded.groupby(["code_qp", "lib_qp", "status"],
+                                                dropna=False).size().items():
+            entry = self.qpv.setdefault(str(code), {"lib_qp": lib, "sites": 0, "eligibles": 0})
+            entry["sites"] += int(k)
+            if st == "eligible":
+                entry["eligibles"] += int(k)
+        if "priorite" in out.columns:
+            self.prio.update(out["priorite"].value_counts().to_dict())
+            self.prio_ok.update(out.loc[status == "eligible", "priorite"].value_counts()
+                                .to_dict())
+        review = out[status.isin(["a_verifier", "non_geocode"])]
+        self.a_revoir_total += len(review)
+        room = A_REVOIR_MAX - len(self.a_revoir)
+        if room > 0 and len(review):
+            keep = [c for c in ("ligne", "status", "porteur", "action", "motifs")
+                    if c in review.columns]
+            for rec in review[keep].head(room).to_dict("records"):
+                self.a_revoir.append({k: (int(v) if k == "ligne" else v) for k, v in rec.items()})
+        src = out["geocodage_source"]
+        if not self.demo and bool(src.astype(str).str.contains("demo", regex=False).any()):
+            self.demo = True
+
+    def result(self, *, geocodeur: str | None = None, lignes_lues: int | None = None,
+               titre_ignore: list[int] | None = None) -> dict[str, Any]:
+        ref = self.engine.reference
+        notes = list(ref.notes)
+        if self.demo:
+            notes.insert(0, "DÉMONSTRATION — adresses fictives (fichier d'adresses de "
+                         "démonstration), aucune valeur officielle")
+        prio = {k: {"label": label_of(k), "sites": int(v), "eligibles": int(self.prio_ok[k])}
+                for k, v in sorted(self.prio.items(), key=lambda kv: (-kv[1], kv[0]))}
+        summary: dict[str, Any] = {
+            "total": int(self.total),
+            "lignes_lues": int(self.total if lignes_lues is None else lignes_lues),
+            "par_statut": {s: int(self.par_statut.get(s, 0)) for s in STATUSES},
+            "par_qpv": {k: self.qpv[k] for k in sorted(self.qpv)},
+            "par_priorite": prio,
+            "a_revoir": self.a_revoir,
+            "a_revoir_total": int(self.a_revoir_total),
+            "notes": notes,
+            "donnees": ref.version,
+            "colonnes": self.mapping.as_dict(),
+            "geocodeur": geocodeur,
+            "marge_m": self.engine.marge_m,
+            "lignes_vides_ignorees": int(self.lignes_vides),
+        }
+        if titre_ignore:
+            summary["lignes_titre_ignorees"] = [int(v) for v in titre_ignore]
+        return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# One call: file in, file out
+# ---------------------------------------------------------------------------------------------
+
+
+def _rich_progress(total: int | None) -> Any:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    class _Rate(TextColumn):
+        def __init__(self) -> None:
+            super().__init__("")
+
+        def render(self, task: Any) -> Any:
+            from rich.text import Text
+
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.0f} lignes/s".replace(",", " ") if speed else "— lignes/s")
+
+    return Progress(TextColumn("[bold]Validation"), BarColumn(), MofNCompleteColumn(),
+                    _Rate(), TimeElapsedColumn(), TextColumn("reste"), TimeRemainingColumn(),
+                    console=Console(stderr=True), transient=False)
+
+
+def validate_file(path: str | Path, output: str | Path | None = None, *,
+                  settings: Settings | None = None, geocoder_name: str | None = None,
+                  sheet: str | int | None = None,
+                  mapping_overrides: dict[str, str | None] | None = None,
+                  sep: str = ";", encoding: str | None = None, input_sep: str | None = None,
+                  progress: bool = True,
+                  geocoder: Geocoder | None = None,
+                  on_mapping: Callable[[ColumnMapping, list[str]], None] | None = None,
+                  ) -> BatchResult:
+    """Read, validate and (if ``output`` is given) write a sites file, chunk by chunk.
+
+    A CSV input written to a CSV output is streamed in chunks of :data:`CHUNK_ROWS` rows:
+    memory stays bounded whatever the file's length. ``progress`` shows a rich progress bar
+    (rows/s, remaining time) on stderr. ``on_mapping`` is called with the mapping and the
+    columns once the header is read (the CLI prints it). ``sep`` is the output separator;
+    ``input_sep`` and ``encoding`` force how the input CSV is read (detected otherwise).
+    """
+    settings = settings or Settings.from_env()
+    from qpv_geo.eligibility import engine_from_settings
+
+    engine = engine_from_settings(settings)
+    source = _open(path, sheet=sheet, encoding=encoding, sep=input_sep)
+    kind = _kind_of(Path(output)) if output is not None else None
+    stream = kind == "csv"
+    state = _Geocoding(geocoder, settings, geocoder_name)
+    writer = _CsvWriter(Path(output), sep) if stream and output is not None else None
+    kept: list[pd.DataFrame] = []
+    kept_rows = 0
+    summary: _Summary | None = None
+    mapping: ColumnMapping | None = None
+    bar = _rich_progress(source.estimated_rows) if progress else None
+    task = None
+    try:
+        if bar is not None:
+            bar.start()
+            task = bar.add_task("validation", total=source.estimated_rows)
+
+        def advance(k: int) -> None:
+            if bar is not None and task is not None:
+                bar.advance(task, k)
+
+        for chunk, empty in _frames(source, CHUNK_ROWS):
+            if mapping is None:
+                mapping = _mapping_for(source, chunk, mapping_overrides)
+                summary = _Summary(engine, mapping)
+                if on_mapping is not None:
+                    on_mapping(mapping, source.columns)
+            assert summary is not None
+            summary.lignes_vides += empty
+            if len(chunk) == 0:
+                continue
+            out = _validate_chunk(chunk, mapping, engine, state, advance)
+            summary.add(out)
+            if writer is not None:
+                writer.write(out)
+            kept_rows += len(out)
+            if not stream or kept_rows <= KEEP_FRAME_MAX:
+                kept.append(out)
+            else:
+                kept = [out.iloc[0:0]]  # too many to hold: the rows are in the output only
+        if bar is not None and task is not None:
+            bar.update(task, total=summary.total if summary else 0,
+                       completed=summary.total if summary else 0)
+    finally:
+        if bar is not None:
+            bar.stop()
+        if source.closer:
+            source.closer()
+        if writer is not None:
+            writer.close()
+    assert mapping is not None and summary is not None
+    result_summary = summary.result(geocodeur=state.name, titre_ignore=source.skipped_above)
+    streamed = stream and kept_rows > KEEP_FRAME_MAX
+    if streamed:
+        frame = kept[0].iloc[0:0]
+    else:
+        frame = kept[0] if len(kept) == 1 else pd.concat(kept, ignore_index=True)
+    result = BatchResult(frame=frame, summary=result_summary, mapping=mapping, streamed=streamed)
+    if output is None:
+        return result
+    out_path = Path(output)
+    if writer is not None:
+        result.summary["lignes_ecrites"] = writer.rows
+        result.paths = [out_path, *_write_summary_files(result.summary, out_path, sep)]
+    else:
+        result.paths = write_result(result, out_path, sep=sep)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a batch output back
+# ---------------------------------------------------------------------------------------------
+
+
+def read_validated(path: str | Path) -> pd.DataFrame:
+    """Read a batch output (CSV, XLSX, GeoJSON, GPKG) back, numbers as numbers.
+
+    Raises :class:`InputFileError` if the file is not a batch output (it lacks ``status``,
+    ``code_qp`` or ``ligne``): validate it first with :func:`validate_file`.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"Fichier introuvable : {path}.",
+                             hint="Vérifiez le chemin (glisser le fichier dans le terminal aide).")
+    kind = _kind_of(path) if path.suffix.lower() not in {".txt", ".tsv", ".tab"} else "csv"
+    if kind in ("geojson", "gpkg"):
+        import geopandas as gpd
+
+        try:
+            gdf = gpd.read_file(path)
+        except Exception as exc:  # pyogrio raises several error types for unreadable files
+            raise InputFileError(f"Impossible de lire {path.name} ({exc}).",
+                                 hint="Formats acceptés : GeoJSON, GeoPackage.") from exc
+        frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    else:
+        sheet = "sites" if kind == "xlsx" and _has_sheet(path, "sites") else None
+        source = _open(path, sheet=sheet)
+        try:
+            frame = pd.concat([f for f, _ in _frames(source, sys.maxsize)])
+        finally:
+            if source.closer:
+                source.closer()
+        frame = frame.reset_index(drop=True)
+    missing = [c for c in VALIDATED_MARKERS if c not in frame.columns]
+    if missing:
+        raise InputFileError(
+            f"{path.name} n'est pas une sortie de qpv-geo batch (colonnes absentes : "
+            f"{', '.join(missing)}).",
+            hint=f"Validez-le d'abord : qpv-geo batch {path.name} -o resultat.csv")
+    for col in NUMERIC_COLUMNS:
+        if col in frame.columns and not pd.api.types.is_numeric_dtype(frame[col].dtype):
+            frame[col] = parse_numbers(frame[col])[0]
+    if "ligne" in frame.columns:
+        frame["ligne"] = pd.to_numeric(frame["ligne"], errors="coerce").astype("Int64")
+    for col in frame.columns:
+        if col not in NUMERIC_COLUMNS and pd.api.types.is_object_dtype(frame[col].dtype):
+            frame[col] = frame[col].where(frame[col] != "", None)
+    return frame
+
+
+def _has_sheet(path: Path, name: str) -> bool:
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(path, read_only=True)
+    except Exception:  # unreadable: _open says why
+        return False
+    try:
+        return name in wb.sheetnames
+    finally:
+        wb.close()
