@@ -1,0 +1,209 @@
+"""Common types of the geocoders and the text normalisation shared by the index and the queries.
+
+:class:`GeocodeResult`, :class:`AddressQuery`, the :class:`Geocoder` protocol,
+:func:`not_found`, :func:`reliability_issues`, and :func:`normalize` / :func:`tokens` /
+:func:`match_key` with the abbreviations, stop words and street types they use.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+#: Precisions, from the best to the coarsest (the BAN's ``type``).
+PRECISIONS = ("housenumber", "street", "locality", "municipality")
+
+MOTIF_DEMO = "adresse de démonstration (fichier d'adresses fictif)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Result and query types
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GeocodeResult:
+    """The point found for one address (or why none was found)."""
+
+    query: str
+    lon: float | None
+    lat: float | None
+    label: str | None = None
+    score: float = 0.0
+    precision: str | None = None
+    citycode: str | None = None
+    postcode: str | None = None
+    source: str = ""
+    motif: str | None = None
+
+    @property
+    def found(self) -> bool:
+        """True when the result has a point."""
+        return self.lon is not None and self.lat is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Output columns (public API): ``geocodage_*``, ``lon``, ``lat`` (+ motif)."""
+        d: dict[str, Any] = {
+            "geocodage_label": self.label,
+            "geocodage_score": round(float(self.score), 3),
+            "geocodage_precision": self.precision,
+            "geocodage_source": self.source,
+            "geocodage_citycode": self.citycode,
+            "geocodage_postcode": self.postcode,
+            "lon": self.lon,
+            "lat": self.lat,
+        }
+        if self.motif is not None:
+            d["geocodage_motif"] = self.motif
+        return d
+
+
+@dataclass(frozen=True)
+class AddressQuery:
+    """An address split in columns, as batch files often give it."""
+
+    adresse: str
+    postcode: str | None = None
+    city: str | None = None
+    citycode: str | None = None
+
+    def text(self) -> str:
+        """One line: ``adresse postcode city``."""
+        return " ".join(p.strip() for p in (self.adresse, self.postcode or "", self.city or "")
+                        if p and p.strip())
+
+
+@runtime_checkable
+class Geocoder(Protocol):
+    """What every geocoder offers."""
+
+    name: str
+
+    def geocode(self, query: str | AddressQuery) -> GeocodeResult: ...
+
+    def geocode_many(self, queries: Sequence[str | AddressQuery], *,
+                     progress: Callable[[int], None] | None = None) -> list[GeocodeResult]: ...
+
+
+def _as_query(query: str | AddressQuery) -> AddressQuery:
+    if isinstance(query, AddressQuery):
+        return query
+    return AddressQuery(adresse="" if query is None else str(query))
+
+
+def _query_text(query: str | AddressQuery) -> str:
+    return query.text() if isinstance(query, AddressQuery) else ("" if query is None
+                                                                 else str(query))
+
+
+def not_found(query: str | AddressQuery, motif: str, *, source: str) -> GeocodeResult:
+    """A result without a point, with its French reason."""
+    return GeocodeResult(query=_query_text(query), lon=None, lat=None, source=source, motif=motif)
+
+
+_PRECISION_ISSUES = {
+    "street": "géocodé à la rue seulement",
+    "locality": "géocodé au lieu-dit seulement",
+    "municipality": "géocodé à la commune seulement",
+}
+
+
+def reliability_issues(result: GeocodeResult, *, score_min: float) -> list[str]:
+    """French reasons that make a verdict « à vérifier »; empty list = reliable point.
+
+    Reliable means: found, ``housenumber`` precision and ``score >= score_min``. A point from
+    the demonstration address file is not judged here: like demonstration perimeters, it is
+    marked on every output (``result.source == "local-demo"``, :data:`MOTIF_DEMO`).
+    """
+    if not result.found:
+        return [result.motif or "adresse non trouvée"]
+    issues: list[str] = []
+    if result.precision != "housenumber":
+        issues.append(_PRECISION_ISSUES.get(
+            result.precision or "", f"précision du géocodage inconnue ({result.precision})"))
+    if result.score < score_min:
+        issues.append(f"score {result.score:.2f} < {score_min:.2f}")
+    return issues
+
+
+# ---------------------------------------------------------------------------------------------
+# Text normalisation (shared by the index and the queries)
+# ---------------------------------------------------------------------------------------------
+
+#: What people abbreviate, → the word of the address file (after accent stripping).
+ABBREVIATIONS = {
+    "r": "rue", "ru": "rue", "bd": "boulevard", "bld": "boulevard", "blvd": "boulevard",
+    "boul": "boulevard", "bvd": "boulevard", "av": "avenue", "ave": "avenue", "aven": "avenue",
+    "pl": "place", "plc": "place", "ch": "chemin", "chem": "chemin", "chm": "chemin",
+    "imp": "impasse", "all": "allee", "al": "allee", "rte": "route", "rt": "route",
+    "qu": "quai", "crs": "cours", "sq": "square", "pas": "passage", "pass": "passage",
+    "psg": "passage", "mte": "montee", "fg": "faubourg", "fbg": "faubourg", "lot": "lotissement",
+    "lots": "lotissement", "res": "residence", "resid": "residence", "sent": "sentier",
+    "hameau": "hameau", "ham": "hameau", "rpt": "rond point", "ld": "lieu dit",
+    "st": "saint", "ste": "sainte", "sts": "saints", "stes": "saintes",
+    "gal": "general", "gen": "general", "mal": "marechal", "mar": "marechal",
+    "pdt": "president", "pres": "president", "dr": "docteur", "doc": "docteur",
+    "pr": "professeur", "prof": "professeur", "cdt": "commandant", "cne": "capitaine",
+    "lt": "lieutenant", "ct": "comte", "mgr": "monseigneur", "n": "notre", "nd": "notre dame",
+    "cite": "cite", "esp": "esplanade", "prom": "promenade", "tse": "traverse",
+    "vla": "villa", "zi": "zone industrielle", "za": "zone artisanale", "zac": "zac",
+}
+#: Words that carry no identity (dropped from the matching keys).
+STOP_WORDS = frozenset({"de", "du", "des", "la", "le", "les", "l", "d", "et", "a", "au", "aux",
+                        "en", "sur", "sous", "lez"})
+#: Words that start a street name (the house number is just before one of them).
+STREET_TYPES = frozenset({
+    "rue", "avenue", "boulevard", "place", "chemin", "impasse", "allee", "route", "quai",
+    "cours", "square", "passage", "montee", "faubourg", "lotissement", "residence", "sentier",
+    "hameau", "rond", "voie", "promenade", "esplanade", "parvis", "traverse", "ruelle",
+    "venelle", "clos", "domaine", "carrefour", "cite", "villa", "zone", "parc",
+    "galerie", "rampe", "escalier", "sente", "vc", "cr", "lieu",
+})
+#: Repetition indices (``rep`` of the BAN), with their short forms.
+REPETITIONS = {"bis": "bis", "b": "bis", "ter": "ter", "t": "ter", "quater": "quater",
+               "qua": "quater", "q": "quater", "quinquies": "quinquies", "c": "c", "d": "d",
+               "a": "a", "e": "e", "f": "f"}
+#: Words before a house number that are not part of the address (flat, building, …).
+_NOISE_BEFORE_NUMBER = frozenset({"appartement", "appt", "apt", "app", "batiment", "bat",
+                                  "etage", "porte", "escalier", "esc", "bp", "cs", "logement",
+                                  "log", "chez", "box", "lot", "n", "no", "numero"})
+
+_NUMBER_RE = re.compile(r"^(\d{1,4})(bis|ter|quater|quinquies|[a-f]|b|t|q)?$")
+_POSTCODE_RE = re.compile(r"^(?:0[1-9]|[1-8]\d|9[0-8]|2[ab])\d{3}$")
+
+
+def strip_accents(text: str) -> str:
+    """Accents removed (NFKD), ligatures spelled out."""
+    text = text.replace("œ", "oe").replace("Œ", "OE").replace("æ", "ae").replace("Æ", "AE")
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def normalize(text: str) -> str:
+    """Lower case, no accents, punctuation → spaces, single spaces."""
+    text = strip_accents(str(text or "")).lower()
+    text = re.sub(r"[^a-z0-9]+", " ", text)
+    return text.strip()
+
+
+def tokens(text: str) -> list[str]:
+    """Normalised words, abbreviations expanded (« St-Etienne » → ``saint etienne``)."""
+    out: list[str] = []
+    for word in normalize(text).split():
+        out.extend(ABBREVIATIONS.get(word, word).split())
+    # « 12b » / « 12bis » → « 12 bis »: the number and its repetition index apart
+    split: list[str] = []
+    for word in out:
+        m = _NUMBER_RE.match(word)
+        if m and m.group(2):
+            split.extend((m.group(1), REPETITIONS.get(m.group(2), m.group(2))))
+        else:
+            split.append(word)
+    return split
+
+
+def match_key(text: str) -> str:
+    """Key used to compare names: :func:`tokens` without stop words."""
+    return " ".join(t for t in tokens(text) if t not in STOP_WORDS)

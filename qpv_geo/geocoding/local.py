@@ -1,0 +1,538 @@
+"""Offline geocoder over the index of a BAN-format address file (SEM communes only).
+
+:class:`LocalGeocoder` loads (or builds, see :mod:`qpv_geo.geocoding.index`) the index, parses
+a query (house number, street, commune, postcode) and matches it with rapidfuzz.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qpv_geo._files import sha256_file
+from qpv_geo.exceptions import GeocoderNotConfigured
+from qpv_geo.geocoding.base import (
+    _NOISE_BEFORE_NUMBER,
+    _POSTCODE_RE,
+    REPETITIONS,
+    STOP_WORDS,
+    STREET_TYPES,
+    AddressQuery,
+    GeocodeResult,
+    _as_query,
+    _query_text,
+    normalize,
+    not_found,
+    tokens,
+)
+from qpv_geo.geocoding.files import adresses_info
+from qpv_geo.geocoding.index import _INDEX_VERSION, _STREET, build_index
+from qpv_geo.settings import Settings
+
+# ---------------------------------------------------------------------------------------------
+# Local geocoder: search
+# ---------------------------------------------------------------------------------------------
+
+#: Street similarity (0–100) under which a street is not accepted (search in all SEM or in the
+#: communes of a postcode), and within the one commune named.
+STREET_MIN = 72.0
+STREET_MIN_IN_COMMUNE = 62.0
+#: Similarity (0–100) of the names without their street types (« rue », « chemin »…).
+NAME_MIN = 60.0
+#: Commune-name similarity (0–100) needed to recognise a commune in the text.
+COMMUNE_MIN = 88.0
+
+
+@dataclass
+class _Parsed:
+    number: int | None = None
+    rep: str = ""
+    street: str = ""          # match key of the street part
+    insee: str | None = None  # commune recognised (or given)
+    commune_sim: float = 0.0  # 0–1
+    commune_given: bool = False
+    postcode: str | None = None
+    extra: list[str] = field(default_factory=list)
+
+
+class LocalGeocoder:
+    """Offline geocoder over an index of a BAN-format address file (SEM only).
+
+    Parameters
+    ----------
+    path
+        The address file (BAN CSV, plain or gzip).
+    cache_dir
+        Where the index is written (``index-<sha256>.npz``); rebuilt when the file changes.
+    demo
+        True for the shipped demonstration file: every result has ``source="local-demo"``.
+    """
+
+    name = "local"
+
+    def __init__(self, path: Path, *, cache_dir: Path, demo: bool = False,
+                 sha256: str | None = None) -> None:
+        from rapidfuzz import fuzz, process
+
+        self._fuzz, self._process = fuzz, process
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise GeocoderNotConfigured(f"Fichier d'adresses introuvable : {self.path}.",
+                                        hint="Installez le fichier BAN de la Loire : qpv-geo "
+                                        "data update --adresses (ou data import-adresses).")
+        self.demo = demo
+        self.source = "local-demo" if demo else "local"
+        self.sha256 = sha256 or sha256_file(self.path)
+        self.index_path = Path(cache_dir) / "geocodage" / f"index-{self.sha256[:24]}.npz"
+        self.build_seconds: float | None = None
+        self._load_or_build()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LocalGeocoder:
+        """The installed BAN file if there is one, else the demonstration file (cached)."""
+        info = adresses_info(settings)
+        key = (str(info["path"]), info.get("sha256"), str(settings.cache_dir))
+        with _LOADED_LOCK:
+            geocoder = _LOADED.get(key)
+            if geocoder is None:
+                geocoder = cls(Path(info["path"]), cache_dir=settings.cache_dir,
+                               demo=bool(info["demo"]), sha256=info.get("sha256"))
+                _LOADED.clear()
+                _LOADED[key] = geocoder
+        return geocoder
+
+    # ------------------------------------------------------------------ index
+    def _load_or_build(self) -> None:
+        import time
+
+        arrays: dict[str, np.ndarray] | None = None
+        if self.index_path.is_file():
+            try:
+                with np.load(self.index_path, allow_pickle=False) as npz:
+                    arrays = {k: npz[k] for k in npz.files}
+                if json.loads(str(arrays["meta"][0])).get("version") != _INDEX_VERSION:
+                    arrays = None
+            except (OSError, ValueError, KeyError):
+                arrays = None
+        if arrays is None:
+            t0 = time.perf_counter()
+            arrays = build_index(self.path)
+            self.index_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.index_path.with_suffix(".tmp.npz")
+            np.savez(tmp, **arrays)
+            tmp.replace(self.index_path)
+            self.build_seconds = time.perf_counter() - t0
+        self._arrays = arrays
+        a = arrays
+        self.rows = int(json.loads(str(a["meta"][0]))["rows"])
+        self.s_key: list[str] = a["s_key"].tolist()
+        self.s_name: list[str] = a["s_name"].tolist()
+        self.s_insee: list[str] = a["s_insee"].tolist()
+        self.s_postcode: list[str] = a["s_postcode"].tolist()
+        self.s_kind, self.s_start, self.s_end = a["s_kind"], a["s_start"], a["s_end"]
+        self.s_lon, self.s_lat = a["s_lon"], a["s_lat"]
+        self.a_num, self.a_rep = a["a_num"], a["a_rep"]
+        self.a_lon, self.a_lat, self.a_postcode = a["a_lon"], a["a_lat"], a["a_postcode"]
+        self.c_insee: list[str] = a["c_insee"].tolist()
+        self.c_name: dict[str, str] = dict(zip(self.c_insee, a["c_name"].tolist(), strict=True))
+        self.c_postcodes = {c: tuple(p.split(";")) for c, p in
+                            zip(self.c_insee, a["c_postcodes"].tolist(), strict=True)}
+        self.c_point = {c: (float(x), float(y)) for c, x, y in
+                        zip(self.c_insee, a["c_lon"], a["c_lat"], strict=True)}
+        self.alias_key: list[str] = a["alias_key"].tolist()
+        self.alias_insee: list[str] = a["alias_insee"].tolist()
+        self._by_commune: dict[str, np.ndarray] = {}
+        insee_arr = a["s_insee"]
+        for c in self.c_insee:
+            self._by_commune[c] = np.flatnonzero(insee_arr == c)
+        self._keys_by_commune = {c: [self.s_key[i] for i in idx]
+                                 for c, idx in self._by_commune.items()}
+        self._all_idx = np.arange(len(self.s_key))
+        self._by_postcode: dict[str, list[str]] = {}
+        for c, pcs in self.c_postcodes.items():
+            for p in pcs:
+                self._by_postcode.setdefault(p, []).append(c)
+
+    @property
+    def index_bytes(self) -> int:
+        """Size of the index file on disk."""
+        return self.index_path.stat().st_size if self.index_path.is_file() else 0
+
+    # ------------------------------------------------------------------ parsing
+    def _find_commune(self, words: list[str]) -> tuple[str | None, float, int, int]:
+        """Commune named at the end (or start) of ``words``: (insee, sim 0–1, start, end)."""
+        extract = self._process.extractOne
+        n = len(words)
+        best: tuple[str | None, float, int, int] = (None, 0.0, n, n)
+        for k in range(min(5, n), 0, -1):
+            for start in (n - k, 0) if n - k != 0 else (0,):
+                text = " ".join(words[start:start + k])
+                if len(text) < 3:
+                    continue
+                hit = extract(text, self.alias_key, scorer=self._fuzz.ratio,
+                              score_cutoff=100.0 if len(text) < 6 else COMMUNE_MIN)
+                if hit is not None and hit[1] / 100 > best[1] + 1e-9:
+                    best = (self.alias_insee[hit[2]], hit[1] / 100, start, start + k)
+            if best[1] >= 0.999:
+                break
+        return best
+
+    def _commune_from_fields(self, q: AddressQuery) -> tuple[str | None, float]:
+        if q.citycode and q.citycode.strip() in self.c_point:
+            return q.citycode.strip(), 1.0
+        if q.city and q.city.strip():
+            words = [w for w in tokens(q.city) if w not in STOP_WORDS]
+            insee, sim, start, end = self._find_commune(words)
+            if insee is not None and start == 0 and end == len(words):
+                return insee, sim
+        return None, 0.0
+
+    def _parse(self, q: AddressQuery) -> list[_Parsed]:
+        """Hypotheses on the query: with the commune recognised in the text, and without."""
+        words = tokens(q.adresse)
+        postcode = (q.postcode or "").strip() or None
+        rest: list[str] = []
+        for w in words:
+            if _POSTCODE_RE.match(w) and len(w) == 5:
+                postcode = postcode or w
+            else:
+                rest.append(w)
+        words = [w for w in rest if w not in STOP_WORDS]
+        given, given_sim = self._commune_from_fields(q)
+        hyps: list[tuple[str | None, float, list[str], bool]] = []
+        if given is not None:
+            # the commune may be repeated in the text: drop it there too
+            insee, sim, start, end = self._find_commune(words)
+            if insee == given and (start > 0 or end == len(words)):
+                words = words[:start] + words[end:]
+            hyps.append((given, given_sim, words, True))
+        else:
+            insee, sim, start, end = self._find_commune(words)
+            if insee is not None:
+                hyps.append((insee, sim, words[:start] + words[end:], False))
+            hyps.append((None, 0.0, words, False))
+        out = []
+        for insee, sim, ws, is_given in hyps:
+            number, rep, street = _split_number(ws)
+            out.append(_Parsed(number=number, rep=rep, street=" ".join(street), insee=insee,
+                               commune_sim=sim, commune_given=is_given, postcode=postcode))
+        return out
+
+    # ------------------------------------------------------------------ search
+    def _street_scores(self, key: str, insees: list[str] | None) -> tuple[np.ndarray, np.ndarray]:
+        """(street indices, similarity 0–100) of the streets of these communes (or all)."""
+        if insees is None:
+            idx, choices = self._all_idx, self.s_key
+        elif len(insees) == 1:
+            idx = self._by_commune.get(insees[0], self._all_idx[:0])
+            choices = self._keys_by_commune.get(insees[0], [])
+        else:
+            idx = np.concatenate([self._by_commune.get(c, self._all_idx[:0]) for c in insees])
+            choices = [self.s_key[i] for i in idx]
+        if len(idx) == 0:
+            return idx, np.zeros(0)
+        cdist = self._process.cdist
+        a = cdist([key], choices, scorer=self._fuzz.token_sort_ratio, workers=1)[0]
+        b = cdist([key], choices, scorer=self._fuzz.token_set_ratio, workers=1)[0]
+        c = cdist([key], choices, scorer=self._fuzz.ratio, workers=1)[0]
+        return idx, (0.4 * a + 0.3 * b + 0.3 * c).astype(np.float64)
+
+    def _candidates(self, p: _Parsed, limit: int) -> list[tuple[float, int, float]]:
+        """Best streets for a hypothesis: (score 0–1, street index, street sim 0–1)."""
+        if not p.street:
+            return []
+        pc_communes = self._by_postcode.get(p.postcode or "", [])
+        if p.insee is not None:
+            scopes: list[list[str] | None] = [[p.insee]]
+        elif pc_communes:
+            scopes = [pc_communes, None]
+        else:
+            scopes = [None]
+        out: list[tuple[float, int, float]] = []
+        for scope in scopes:
+            idx, sims = self._street_scores(p.street, scope)
+            if len(idx) == 0:
+                continue
+            top = np.argsort(-sims, kind="stable")[:max(limit, 3)]
+            floor = STREET_MIN_IN_COMMUNE if scope is not None and len(scope) == 1 else STREET_MIN
+            name = _strip_types(p.street)
+            for j in top:
+                sim = float(sims[j])
+                if sim < floor:
+                    break
+                i = int(idx[j])
+                # the name itself must look alike, not just « rue » and a few letters
+                other = _strip_types(self.s_key[i])
+                if name and other and self._fuzz.token_set_ratio(name, other) < NAME_MIN:
+                    continue
+                out.append((self._street_score(p, i, sim / 100), i, sim / 100))
+            if out and max(o[2] for o in out) >= 0.9:
+                break
+        out.sort(key=lambda o: -o[0])
+        seen: set[int] = set()
+        uniq = []
+        for o in out:
+            if o[1] not in seen:
+                seen.add(o[1])
+                uniq.append(o)
+        return uniq[:limit]
+
+    def _street_score(self, p: _Parsed, i: int, sim: float) -> float:
+        """BAN-like score of a street for a hypothesis: name similarity × commune agreement."""
+        insee = self.s_insee[i]
+        if p.insee is not None:
+            factor = p.commune_sim if insee == p.insee else 0.7
+        elif p.postcode:
+            # the street's own postcode first (42230 is shared by two communes)
+            factor = (0.97 if self.s_postcode[i] == p.postcode else
+                      0.95 if insee in self._by_postcode.get(p.postcode, ()) else 0.85)
+        else:
+            factor = 0.9
+        if p.postcode and p.insee is not None and p.postcode not in self.c_postcodes.get(insee, ()):
+            factor -= 0.05
+        return sim * factor
+
+    def _result_for(self, query: str, p: _Parsed, score: float, i: int) -> GeocodeResult:
+        insee = self.s_insee[i]
+        city = self.c_name.get(insee, "")
+        start, end = int(self.s_start[i]), int(self.s_end[i])
+        name = self.s_name[i]
+        kind = "street" if self.s_kind[i] == _STREET else "locality"
+        if p.number is not None and end > start:
+            nums = self.a_num[start:end]
+            lo = start + int(np.searchsorted(nums, p.number, side="left"))
+            hi = start + int(np.searchsorted(nums, p.number, side="right"))
+            if hi > lo:
+                reps = self.a_rep[lo:hi].tolist()
+                exact = reps.index(p.rep) if p.rep in reps else None
+                j = lo + (exact if exact is not None else 0)
+                penalty = 0.0 if exact is not None else 0.05
+                rep = self.a_rep[j]
+                label = f"{p.number}{' ' + rep if rep else ''} {name} {self.a_postcode[j]} {city}"
+                return GeocodeResult(query, float(self.a_lon[j]), float(self.a_lat[j]),
+                                     label=label, score=_clip(score - penalty),
+                                     precision="housenumber", citycode=insee,
+                                     postcode=str(self.a_postcode[j]), source=self.source)
+            # Unknown number: interpolate between the neighbours of the same parity.
+            point, motif = self._interpolate(start, end, p.number)
+            if point is not None:
+                return GeocodeResult(query, point[0], point[1],
+                                     label=f"{name} {self.s_postcode[i]} {city}",
+                                     score=_clip(score * 0.9), precision="street",
+                                     citycode=insee, postcode=self.s_postcode[i],
+                                     source=self.source, motif=motif)
+            motif = (f"numéro {p.number} absent du fichier d'adresses : point au milieu de "
+                     "la voie")
+        else:
+            motif = None
+            if p.number is not None:
+                motif = f"numéro {p.number} inconnu pour ce lieu-dit : point du lieu-dit"
+        return GeocodeResult(query, float(self.s_lon[i]), float(self.s_lat[i]),
+                             label=f"{name} {self.s_postcode[i]} {city}", score=_clip(score * 0.9
+                             if p.number is not None else score), precision=kind,
+                             citycode=insee, postcode=self.s_postcode[i], source=self.source,
+                             motif=motif)
+
+    def _interpolate(self, start: int, end: int, number: int
+                     ) -> tuple[tuple[float, float] | None, str | None]:
+        nums = self.a_num[start:end]
+        same = np.flatnonzero((nums % 2) == (number % 2))
+        if len(same) < 2:
+            return None, None
+        vals = nums[same]
+        if not (vals < number).any() or not (vals > number).any():
+            return None, None
+        # the plain number (no bis/ter) of each neighbour: it sorts first
+        jb = start + int(same[vals == vals[vals < number].max()][0])
+        ja = start + int(same[vals == vals[vals > number].min()][0])
+        nb, na = int(self.a_num[jb]), int(self.a_num[ja])
+        if na - nb > 40:
+            return None, None
+        t = (number - nb) / (na - nb)
+        lon = float(self.a_lon[jb] + t * (self.a_lon[ja] - self.a_lon[jb]))
+        lat = float(self.a_lat[jb] + t * (self.a_lat[ja] - self.a_lat[jb]))
+        return (lon, lat), (f"numéro {number} absent du fichier d'adresses : position "
+                            f"interpolée entre le {nb} et le {na}")
+
+    def _municipality(self, query: str, insee: str, sim: float, motif: str | None = None,
+                      postcode: str | None = None) -> GeocodeResult:
+        lon, lat = self.c_point[insee]
+        pcs = self.c_postcodes.get(insee, ())
+        if postcode in pcs:  # the postcode typed, when it is one of the commune's
+            pcs = (postcode, *[p for p in pcs if p != postcode])
+        return GeocodeResult(query, lon, lat, label=f"{pcs[0] if pcs else ''} "
+                             f"{self.c_name[insee]}".strip(), score=_clip(0.9 * sim),
+                             precision="municipality", citycode=insee,
+                             postcode=pcs[0] if pcs else None, source=self.source, motif=motif)
+
+    def search(self, query: str | AddressQuery, *, limit: int = 1) -> list[GeocodeResult]:
+        """Up to ``limit`` results, best first; empty list when nothing matches."""
+        q = _as_query(query)
+        text = _query_text(query)
+        hyps = self._parse(q)
+        scored: list[tuple[float, _Parsed, int]] = []
+        named = hyps[0].insee is not None
+        for h, p in enumerate(hyps):
+            if h > 0 and scored and max(s[0] for s in scored) >= 0.95:
+                break  # the first reading is already excellent
+            for score, i, sim in self._candidates(p, limit):
+                # Ignoring a commune named in the text is only right when its words are
+                # really part of the street name (« rue de Saint-Chamond » at Firminy).
+                if h > 0 and named and self.s_insee[i] != hyps[0].insee and sim < 0.95:
+                    continue
+                scored.append((score, p, i))
+        scored.sort(key=lambda s: -s[0])
+        results: list[GeocodeResult] = []
+        seen: set[int] = set()
+        for score, p, i in scored:
+            if i in seen:
+                continue
+            seen.add(i)
+            results.append(self._result_for(text, p, score, i))
+            if len(results) >= limit:
+                break
+        if results:
+            return results
+        # No street: the commune alone (« 42100 Saint-Étienne »), else nothing.
+        for p in hyps:
+            insee, sim = p.insee, p.commune_sim
+            if insee is None and p.postcode and len(self._by_postcode.get(p.postcode, [])) == 1:
+                insee, sim = self._by_postcode[p.postcode][0], 0.9
+            if insee is not None:
+                motif = (f"voie « {p.street} » non trouvée dans la commune" if p.street
+                         else None)
+                return [self._municipality(text, insee, sim, motif, p.postcode)]
+        return []
+
+    def geocode(self, query: str | AddressQuery) -> GeocodeResult:
+        """The best result for one address (``found`` False with a ``motif`` otherwise)."""
+        text = _query_text(query)
+        if not normalize(text):
+            return not_found(query, "adresse vide", source=self.source)
+        if len(text) > 300:
+            return not_found(query, "adresse trop longue (plus de 300 caractères)",
+                             source=self.source)
+        results = self.search(query, limit=1)
+        if results:
+            return results[0]
+        return not_found(query, "adresse non trouvée dans le fichier d'adresses : ni voie ni "
+                         "commune de Saint-Étienne Métropole reconnue", source=self.source)
+
+    def geocode_many(self, queries: Sequence[str | AddressQuery], *,
+                     progress: Callable[[int], None] | None = None) -> list[GeocodeResult]:
+        """One result per query, same order; identical queries are geocoded once.
+
+        ``progress`` is called with the number of queries just finished (an increment).
+        """
+        from qpv_geo._http import ResultCache
+
+        qs = [_as_query(q) for q in queries]
+        keys = [ResultCache.key({"index": self.sha256, "q": " ".join(q.adresse.split()),
+                                 "postcode": q.postcode or None, "city": q.city or None,
+                                 "citycode": q.citycode or None}) for q in qs]
+        # Results are kept on disk per address file: a batch interrupted by Ctrl-C or a crash
+        # resumes without geocoding again what was done.
+        cache = self._results_cache()
+        memo: dict[str, GeocodeResult] = {
+            key: GeocodeResult(**value) for key, value in cache.get_many(list(set(keys))).items()}
+        new: dict[str, Any] = {}
+        out: list[GeocodeResult] = []
+        for k, (q, key) in enumerate(zip(qs, keys, strict=True)):
+            res = memo.get(key)
+            if res is None:
+                res = memo[key] = self.geocode(q)
+                new[key] = res.__dict__
+            out.append(res if res.query == _query_text(queries[k]) else GeocodeResult(
+                **{**res.__dict__, "query": _query_text(queries[k])}))
+            if progress is not None and (k % 100 == 99 or k == len(queries) - 1):
+                progress(100 if k % 100 == 99 else (k % 100) + 1)
+            if len(new) >= 1000:
+                cache.set_many(new)
+                new = {}
+        if new:
+            cache.set_many(new)
+        return out
+
+    def _results_cache(self) -> Any:
+        from qpv_geo._http import ResultCache
+
+        if getattr(self, "_cache", None) is None:
+            self._cache = ResultCache(self.index_path.with_name(
+                f"resultats-{self.sha256[:24]}.sqlite"))
+        return self._cache
+
+    def suggest(self, text: str, *, limit: int = 5) -> list[GeocodeResult]:
+        """Suggestions as one types (best streets/addresses, then the commune)."""
+        if len(normalize(text)) < 3:
+            return []
+        return self.search(text, limit=limit)
+
+
+_LOADED: dict[tuple[Any, ...], LocalGeocoder] = {}
+_LOADED_LOCK = threading.Lock()
+
+
+def _split_number(words: list[str]) -> tuple[int | None, str, list[str]]:
+    """(house number, repetition, street words) of a query without its commune/postcode.
+
+    The house number is a number of 1–4 digits that is not part of the street name (« rue du
+    8 Mai 1945 »: after a street type or a month) nor a flat/building number (« appt 12 »);
+    one followed by a street type wins. Words before it (name, residence) and after the street
+    (« bâtiment C », « 2e étage ») are not part of the street.
+    """
+    cand = []
+    for k, w in enumerate(words):
+        if not (w.isdigit() and len(w) <= 4):
+            continue
+        prev = words[k - 1] if k > 0 else ""
+        if prev in _NOISE_BEFORE_NUMBER or prev in STREET_TYPES or prev in _MONTHS:
+            continue
+        if k + 1 < len(words) and words[k + 1] in _MONTHS:
+            continue
+        cand.append(k)
+    number, rep, street = None, "", words
+    if cand:
+        def typed(k: int) -> bool:
+            nxt = k + 1
+            if nxt < len(words) and words[nxt] in REPETITIONS:
+                nxt += 1
+            return nxt < len(words) and words[nxt] in STREET_TYPES
+
+        k = next((c for c in cand if typed(c)), cand[0])
+        number = int(words[k])
+        after = k + 1
+        if after < len(words) and words[after] in REPETITIONS and (
+                words[after] in ("bis", "ter", "quater", "quinquies")
+                or after + 1 < len(words)):
+            rep = REPETITIONS[words[after]]
+            after += 1
+        street = words[after:]
+    # cut what follows the street: « batiment c », « 2 e etage », « porte 4 »…
+    cut = next((j for j, w in enumerate(street) if j > 0 and w in _NOISE_AFTER_STREET),
+               len(street))
+    street = street[:cut]
+    while len(street) > 1 and (street[-1].isdigit() or len(street[-1]) == 1):
+        street = street[:-1]
+    return number, rep, street
+
+
+_MONTHS = frozenset({"janvier", "fevrier", "mars", "avril", "mai", "juin", "juillet", "aout",
+                     "septembre", "octobre", "novembre", "decembre"})
+_NOISE_AFTER_STREET = frozenset({"batiment", "bat", "bt", "etage", "etg", "porte", "escalier",
+                                 "esc", "appartement", "appt", "apt", "app", "logement", "log",
+                                 "boite", "bal", "cedex", "bp", "cs", "tsa", "entree",
+                                 "chez"})
+
+
+def _strip_types(key: str) -> str:
+    return " ".join(w for w in key.split() if w not in STREET_TYPES)
+
+
+def _clip(score: float) -> float:
+    return round(min(1.0, max(0.0, float(score))), 4)
