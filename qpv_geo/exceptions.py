@@ -59,6 +59,10 @@ class InputFileError(QpvGeoError, ValueError):
     """A user file cannot be read: format, encoding, missing columns. Says which row/column."""
 
 
+class SettingsError(QpvGeoError, ValueError):
+    """An option or a ``QPV_GEO_*`` variable with a value that is not allowed (NaN, negative…)."""
+
+
 class DownloadError(QpvGeoError, OSError):
     """An official file could not be downloaded or did not match its expected checksum."""
 
@@ -74,4 +78,5 @@ __all__ = [
     "InputFileError",
     "QpvGeoError",
     "ReferenceDataError",
+    "SettingsError",
 ]

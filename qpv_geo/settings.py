@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import platformdirs
+
+from qpv_geo.exceptions import SettingsError
 
 #: Official national QPV file (data.gouv.fr dataset « Quartiers prioritaires de la politique de la
 #: ville (QPV) », resource 942d4ee8-8142-4556-8ea1-335537ce1119: zip of GeoJSON + Shapefile).
@@ -67,6 +70,40 @@ class Settings:
     max_batch_items: int = 1000
     #: Network timeout (s).
     timeout_s: float = 30.0
+    #: Reading limits of a sites file (bounded work on hostile files; generous for real ones):
+    #: cells of an XLSX sheet, rows of a file, characters of one cell, uncompressed size (MB)
+    #: of an XLSX and ratio uncompressed / compressed of its members.
+    max_cellules: int = 50_000_000
+    max_lignes: int = 2_000_000
+    max_caracteres_cellule: int = 32_767
+    max_xlsx_decompresse_mb: float = 2_000.0
+    max_ratio_compression: float = 200.0
+    #: Largest uncompressed member (MB) extracted from a downloaded zip (``data update``).
+    max_zip_decompresse_mb: float = 2_000.0
+    #: Web: extra origins allowed to POST forms (comma-separated, e.g.
+    #: ``https://qpv.example.org``); the served host is always allowed.
+    origines_autorisees: str = ""
+    #: Web: seconds a slow client may take to send its request headers / keep a connection idle.
+    delai_client_s: float = 20.0
+
+    def __post_init__(self) -> None:
+        for name, (low, high, low_open) in _RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise SettingsError(
+                    f"Réglage {name} : « {value} » n'est pas un nombre.",
+                    hint=f"Donnez un nombre entre {_fr(low)} et {_fr(high)}.")
+            if not math.isfinite(value) or value < low or value > high or (
+                    low_open and value == low):
+                bound = f"plus grand que {_fr(low)}" if low_open else f"au moins {_fr(low)}"
+                raise SettingsError(
+                    f"Réglage {_LABELS.get(name, name)} : « {_fr(value)} » hors des valeurs "
+                    f"admises ({bound} et au plus {_fr(high)}).",
+                    hint=f"Corrigez l'option ou la variable QPV_GEO_{name.upper()}.")
+        if str(self.geocoder).strip().lower() not in {"local", "ban"}:
+            raise SettingsError(f"Géocodeur inconnu : « {self.geocoder} ».",
+                                hint="Choisissez local (hors ligne) ou ban (service en ligne) "
+                                "(--geocoder ou QPV_GEO_GEOCODER).")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -82,6 +119,8 @@ class Settings:
                 values[f.name] = raw.strip().lower() in {"1", "true", "oui", "yes"}
             elif issubclass(kind, Path):
                 values[f.name] = Path(raw).expanduser()
+            elif kind in (int, float):
+                values[f.name] = _number(raw, kind, f.name)
             else:
                 values[f.name] = kind(raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -90,6 +129,54 @@ class Settings:
     def with_(self, **changes: Any) -> Settings:
         """Return a copy with some fields changed (``None`` values are ignored)."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _fr(value: float) -> str:
+    """A number as a French reader writes it (decimal comma, no ``.0``)."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    return str(value).replace(".", ",")
+
+
+def _number(raw: str, kind: type, name: str) -> float | int:
+    """An environment variable as a number (decimal comma accepted), or a French error."""
+    text = raw.strip().replace(",", ".").replace("\u202f", "").replace(" ", "")
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"Variable QPV_GEO_{name.upper()} : « {raw} » n'est pas un nombre.",
+                            hint="Corrigez ou supprimez cette variable d'environnement."
+                            ) from None
+    if kind is int:
+        if not math.isfinite(value) or not value.is_integer():
+            raise SettingsError(f"Variable QPV_GEO_{name.upper()} : « {raw} » n'est pas un "
+                                "nombre entier.",
+                                hint="Corrigez ou supprimez cette variable d'environnement.")
+        return int(value)
+    return value
+
+
+#: Allowed range of every numeric setting: (lowest, highest, lowest excluded).
+_RANGES: dict[str, tuple[float, float, bool]] = {
+    "marge_m": (0.0, 1_000.0, False),
+    "rayon_recherche_m": (0.0, 50_000.0, True),
+    "tolerance_territoire_m": (0.0, 5_000.0, False),
+    "ban_rate_limit": (0.0, 1_000.0, True),
+    "score_min": (0.0, 1.0, False),
+    "max_upload_mb": (0.0, 10_000.0, True),
+    "max_batch_items": (1, 1_000_000, False),
+    "timeout_s": (0.0, 3_600.0, True),
+    "max_cellules": (1, 10_000_000_000, False),
+    "max_lignes": (1, 1_000_000_000, False),
+    "max_caracteres_cellule": (1, 1_000_000_000, False),
+    "max_xlsx_decompresse_mb": (0.0, 1_000_000.0, True),
+    "max_ratio_compression": (1.0, 100_000.0, False),
+    "max_zip_decompresse_mb": (0.0, 1_000_000.0, True),
+    "delai_client_s": (0.0, 3_600.0, True),
+}
+#: How the error names a setting that has a CLI option.
+_LABELS = {"marge_m": "marge (m) (--marge, QPV_GEO_MARGE_M)",
+           "rayon_recherche_m": "rayon de recherche (m) (QPV_GEO_RAYON_RECHERCHE_M)"}
 
 
 _DEFAULTS = Settings(data_dir=Path("."), cache_dir=Path("."))
