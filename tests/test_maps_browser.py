@@ -106,3 +106,47 @@ def test_report(page, ref, sites, tmp_path, artifacts):
     assert page.locator(".carte-statique").first.is_visible()
     assert page.locator("#carte-sites").is_hidden()
     assert page.console_errors == [] and remote == []
+
+
+def test_street_names_at_close_zoom_only(page, tmp_path, artifacts):
+    """Offline street layer: roads drawn, names shown from zoom 16, attribution and limit said."""
+    import folium
+
+    from qpv_geo import osm
+
+    m = folium.Map(location=[45.4275, 4.39], zoom_start=17, tiles=None)
+    m.options["maxZoom"] = 19
+    osm.add_roads_layer(m, (4.38, 45.42, 4.40, 45.435))
+    folium.LayerControl(collapsed=False).add_to(m)
+    path = maps.save_map(m, tmp_path / "rues.html")
+    remote = open_page(page, path)
+    page.wait_for_selector(".qpvgeo-rue")
+    names = page.locator(".qpvgeo-rue").all_inner_texts()
+    assert len(names) >= 10
+    assert "Rue Denis Papin" in names
+    assert page.locator(".leaflet-qpvgeoRues-pane canvas").count() == 1
+    attribution = page.locator(".leaflet-control-attribution").inner_text()
+    assert "les contributeurs d'OpenStreetMap (ODbL)" in attribution
+    assert "rues : Saint-Étienne seulement" in page.locator(".qpvgeo-rues-note").inner_text()
+    page.screenshot(path=str(artifacts / "rues_zoom17.png"))
+    # Labels do not overlap each other.
+    boxes = page.eval_on_selector_all(".qpvgeo-rue", """els => els.map(e => {
+        const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })""")
+    overlaps = sum(1 for i, a in enumerate(boxes) for b in boxes[i + 1:]
+                   if a[0] < b[2] - 3 and a[2] > b[0] + 3 and a[1] < b[3] - 3 and a[3] > b[1] + 3)
+    assert overlaps <= len(boxes) // 10  # rotated labels' boxes are looser than the labels
+    # Zoomed out: roads stay, names go.
+    zoom = "z => { window[Object.keys(window).find(k => k.startsWith('map_'))].setZoom(z); }"
+    page.evaluate(zoom, 14)
+    page.wait_for_timeout(500)
+    assert page.locator(".qpvgeo-rue").count() == 0
+    # Unticking the layer removes roads and names.
+    page.evaluate(zoom, 17)
+    page.wait_for_selector(".qpvgeo-rue")
+    page.locator(".leaflet-control-layers-overlays label", has_text="Rues").locator(
+        "input").uncheck()
+    page.wait_for_timeout(300)
+    assert page.locator(".qpvgeo-rue").count() == 0
+    assert "OpenStreetMap" not in page.locator(".leaflet-control-attribution").inner_text()
+    assert page.console_errors == []
+    assert remote == []
