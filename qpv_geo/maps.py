@@ -6,12 +6,11 @@
   action and verdict, a legend, fullscreen, a scale bar and the data notes on the map;
 * :func:`coverage_map`: per priority, the QPV coloured by number of actions reaching them,
   the gaps outlined in red (one radio choice per priority);
-* :func:`save_map` / :func:`map_html`: the HTML, self-contained by default —
-  :func:`inline_assets` replaces folium's CDN links by the copies vendored in
-  ``qpv_geo/static/vendor`` (see ``VENDOR.md``), so the file works offline, without tiles
-  (``tiles=None``);
-* :func:`static_sites_png` / :func:`static_coverage_png`: the same content as PNG images for
-  print and PDF (WeasyPrint runs no JavaScript).
+* :func:`save_map` / :func:`map_html`: the HTML, self-contained by default
+  (:func:`qpv_geo._assets.inline_assets` inlines the vendored copies of folium's CDN assets),
+  so the file works offline, without tiles (``tiles=None``);
+* :func:`static_sites_png` / :func:`static_coverage_png` (:mod:`qpv_geo.figures`, re-exported
+  here): the same content as PNG images for print and PDF (WeasyPrint runs no JavaScript).
 
 Every piece of user text (porteur, action, address, reasons) is HTML-escaped, and ``$``,
 backticks and backslashes are turned into entities too, because folium places popup and
@@ -22,18 +21,36 @@ folium and matplotlib are imported inside the functions: ``import qpv_geo`` stay
 
 from __future__ import annotations
 
-import base64
 import html
-import math
-import mimetypes
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from qpv_geo._assets import CDN_ASSETS, VENDOR_DIR, inline_assets
+from qpv_geo._carto import (
+    COULEUR_LACUNE,
+    COULEUR_QPV,
+    COULEUR_QVA,
+    COULEUR_SEM,
+    PALIER_COUVERTURE,
+    SEUIL_CLUSTER,
+    TILES,
+    _geojson,
+    _icon,
+    _located,
+    _missing,
+    _palier,
+    _priority_column,
+    _tiles,
+    esc,
+    is_demo,
+    notes_for,
+)
+from qpv_geo.figures import static_coverage_png, static_sites_png
 from qpv_geo.priorites import AUTRE, PRIORITES, label_of
 
 if TYPE_CHECKING:
@@ -41,119 +58,6 @@ if TYPE_CHECKING:
 
     from qpv_geo.coverage import Coverage
     from qpv_geo.reference import Reference
-
-#: Above this many sites, a priority layer is clustered (Leaflet.markercluster).
-SEUIL_CLUSTER = 50
-#: Tile choices of the CLI: ``osm`` (OpenStreetMap, needs the network) or ``none``.
-TILES = {"osm": "OpenStreetMap", "none": None}
-
-VENDOR_DIR = Path(__file__).resolve().parent / "static" / "vendor"
-
-#: folium's CDN assets → vendored files (``None``: dropped, not needed by qpv-geo's maps).
-#: Matched on a fragment of the URL.
-CDN_ASSETS: tuple[tuple[str, str | None], ...] = (
-    ("/leaflet.awesome-markers.js", "leaflet.awesome-markers-2.0.5/leaflet.awesome-markers.min.js"),
-    ("/leaflet.awesome-markers.css", "leaflet.awesome-markers-2.0.5/leaflet.awesome-markers.css"),
-    ("leaflet.awesome.rotate", None),
-    ("/dist/leaflet.js", "leaflet-1.9.4/leaflet.js"),
-    ("/dist/leaflet.css", "leaflet-1.9.4/leaflet.css"),
-    ("jquery-3.7.1", "jquery-3.7.1/jquery.min.js"),
-    ("bootstrap", None),
-    ("fontawesome", "font-awesome-4.7.0/css/font-awesome.min.css"),
-    ("/leaflet.markercluster.js", "leaflet.markercluster-1.5.3/leaflet.markercluster.js"),
-    ("/MarkerCluster.Default.css", "leaflet.markercluster-1.5.3/MarkerCluster.Default.css"),
-    ("/MarkerCluster.css", "leaflet.markercluster-1.5.3/MarkerCluster.css"),
-    ("/Control.FullScreen.min.js", "leaflet.fullscreen-3.0.0/Control.FullScreen.js"),
-    ("/Control.FullScreen.css", "leaflet.fullscreen-3.0.0/Control.FullScreen.css"),
-)
-
-_SCRIPT_LINK = re.compile(r'<script\s+src="(?P<url>https?://[^"]+)"\s*>\s*</script>')
-_CSS_LINK = re.compile(r'<link\s+rel="stylesheet"\s+href="(?P<url>https?://[^"]+)"\s*/?>')
-_CSS_URL = re.compile(r"url\(\s*(['\"]?)(?P<ref>[^)'\"]+)\1\s*\)")
-_SOURCEMAP = re.compile(r"^\s*//# sourceMappingURL=.*$", re.M)
-
-#: Colours of the perimeters.
-COULEUR_QPV = "#d94801"
-COULEUR_QVA = "#7f7f7f"
-COULEUR_SEM = "#222222"
-COULEUR_LACUNE = "#d7191c"
-#: Steps of the coverage choropleth: (lowest number of actions, colour, label).
-PALIER_COUVERTURE = ((0, "#ffffff", "0 (lacune)"), (1, "#c7e9c0", "1"), (2, "#74c476", "2"),
-                     (3, "#31a354", "3–4"), (5, "#006d2c", "5 et +"))
-
-
-# ---------------------------------------------------------------------------------------------
-# Offline assets
-# ---------------------------------------------------------------------------------------------
-
-def _asset_for(url: str) -> tuple[bool, Path | None]:
-    for fragment, local in CDN_ASSETS:
-        if fragment in url:
-            return True, (VENDOR_DIR / local) if local else None
-    return False, None
-
-
-def _data_uri(path: Path) -> str:
-    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    if path.suffix == ".woff2":
-        mime = "font/woff2"
-    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
-
-
-def _inline_css(path: Path) -> str:
-    css = path.read_text(encoding="utf-8")
-
-    def repl(m: re.Match[str]) -> str:
-        ref = m.group("ref").strip()
-        if ref.startswith(("#", "data:")):
-            return m.group(0)
-        target = (path.parent / ref.split("?")[0].split("#")[0]).resolve()
-        if not target.is_file():
-            raise FileNotFoundError(f"{path.name} refers to {ref}, missing from {VENDOR_DIR}")
-        return f"url({_data_uri(target)})"
-
-    return _CSS_URL.sub(repl, css)
-
-
-def inline_assets(page: str, *, strict: bool = True) -> str:
-    """Replace folium's CDN ``<script src>`` / stylesheet links by inline vendored copies.
-
-    Parameters
-    ----------
-    page
-        HTML rendered by folium (a map, or a report holding several maps).
-    strict
-        Raise ``ValueError`` on a CDN link with no local copy (rather than leave a page that
-        silently needs the network).
-
-    Returns
-    -------
-    str
-        The page, with every known asset inlined once (images and fonts as ``data:`` URIs)
-        and the unneeded ones (Bootstrap, glyphicons) removed.
-    """
-    done: set[Path] = set()
-    unknown: list[str] = []
-
-    def inliner(tag: str, read: Callable[[Path], str]) -> Callable[[re.Match[str]], str]:
-        def replace(m: re.Match[str]) -> str:
-            known, local = _asset_for(m.group("url"))
-            if not known:
-                unknown.append(m.group("url"))
-                return m.group(0)
-            if local is None or local in done:
-                return ""
-            done.add(local)
-            body = _SOURCEMAP.sub("", read(local)).replace(f"</{tag}", f"<\\/{tag}")
-            return f"<{tag}>/* {local.parent.name}/{local.name} */\n{body}\n</{tag}>"
-
-        return replace
-
-    page = _SCRIPT_LINK.sub(inliner("script", lambda p: p.read_text(encoding="utf-8")), page)
-    page = _CSS_LINK.sub(inliner("style", _inline_css), page)
-    if unknown and strict:
-        raise ValueError("no local copy for: " + ", ".join(sorted(set(unknown))))
-    return page
 
 
 def map_html(m: folium.Map, *, offline: bool = True) -> str:
@@ -168,103 +72,6 @@ def save_map(m: folium.Map, path: str | Path, *, offline: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(map_html(m, offline=offline), encoding="utf-8")
     return path
-
-
-# ---------------------------------------------------------------------------------------------
-# Helpers
-# ---------------------------------------------------------------------------------------------
-
-def _missing(value: Any) -> bool:
-    if value is None:
-        return True
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def esc(value: Any) -> str:
-    """HTML-escape user text, also neutralising ``$``, backticks and backslashes.
-
-    folium puts popup and tooltip HTML inside JavaScript template literals, where ``${…}`` and
-    a backtick would be code: entities keep them text.
-    """
-    if _missing(value):
-        return ""
-    text = html.escape(str(value), quote=True)
-    return text.replace("`", "&#96;").replace("$", "&#36;").replace("\\", "&#92;")
-
-
-def _tiles(tiles: str | None) -> str | None:
-    if tiles is None:
-        return None
-    key = str(tiles).lower()
-    if key in TILES:
-        return TILES[key]
-    return tiles
-
-
-def notes_for(reference: Reference, sites: pd.DataFrame | None = None, *,
-              demo: bool | None = None) -> list[str]:
-    """Notes every output must show: the reference's, plus a demo mark for demo addresses."""
-    notes = list(reference.notes)
-    if (demo if demo is not None else is_demo(sites, reference)) and not reference.demo:
-        notes.insert(0, "DÉMONSTRATION — adresses fictives, aucune valeur officielle")
-    return notes
-
-
-def is_demo(sites: pd.DataFrame | None, reference: Reference) -> bool:
-    """True when the reference is demonstration data or the sites are demo addresses.
-
-    Demo addresses are recognised by a ``geocodage_source`` or ``donnees`` value that says
-    « demo » / « démonstration », or a true ``demo`` column.
-    """
-    if reference.demo:
-        return True
-    if sites is None or len(sites) == 0:
-        return False
-    for col in ("geocodage_source", "donnees"):
-        if col in sites.columns:
-            text = sites[col].dropna().astype(str).str.lower()
-            if text.str.contains(r"d[ée]mo", regex=True).any():
-                return True
-    if "demo" in sites.columns:
-        return bool(sites["demo"].fillna(False).astype(bool).any())
-    return False
-
-
-def _geojson(gdf: Any, props: dict[str, Sequence[Any]]) -> dict[str, Any]:
-    feats = []
-    geoms = gdf.geometry.values
-    for i, geom in enumerate(geoms):
-        feats.append({"type": "Feature", "properties": {k: v[i] for k, v in props.items()},
-                      "geometry": geom.__geo_interface__})
-    return {"type": "FeatureCollection", "features": feats}
-
-
-def _located(sites: pd.DataFrame) -> pd.DataFrame:
-    if "lon" not in sites.columns or "lat" not in sites.columns:
-        return sites.iloc[0:0]
-    lon = pd.to_numeric(sites["lon"], errors="coerce")
-    lat = pd.to_numeric(sites["lat"], errors="coerce")
-    return sites[lon.notna() & lat.notna()]
-
-
-def _priority_column(sites: pd.DataFrame) -> pd.Series:
-    from qpv_geo.priorites import normalize_priorite
-
-    if "priorite" not in sites.columns:
-        return pd.Series(AUTRE, index=sites.index, dtype=object)
-    known = {*PRIORITES, AUTRE}
-    return sites["priorite"].map(lambda v: v if v in known else normalize_priorite(v))
-
-
-def _icon(key: str) -> tuple[str, str, str]:
-    """(awesome-markers colour, Font Awesome icon, hex) of a priority key."""
-    if key in PRIORITES:
-        p = PRIORITES[key]
-        return p.color, p.icon, p.hex
-    return "black", "question", "#333333"
 
 
 def _site_rows(sites: pd.DataFrame) -> list[list[Any]]:
@@ -681,14 +488,6 @@ def write_map(
     return save_map(m, output, offline=offline)
 
 
-def _palier(n: int) -> str:
-    color = PALIER_COUVERTURE[0][1]
-    for low, c, _ in PALIER_COUVERTURE:
-        if n >= low:
-            color = c
-    return color
-
-
 def coverage_map(
     coverage: Coverage,
     reference: Reference,
@@ -779,122 +578,16 @@ def _perimeter_outline_only(m: folium.Map, reference: Reference) -> None:
         ).add_to(m)
 
 
-# ---------------------------------------------------------------------------------------------
-# Static maps (matplotlib) for print and PDF
-# ---------------------------------------------------------------------------------------------
-
-def _figure(width: float, height: float) -> Any:
-    from matplotlib.figure import Figure
-
-    # No Agg canvas until savefig: geopandas calls draw_idle after each layer, a no-op on the
-    # base canvas but a full redraw on Agg (3 s instead of 0.5 s for the 8-panel figure).
-    return Figure(figsize=(width, height), dpi=100)
-
-
-def _png(fig: Any, dpi: int) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    return buf.getvalue()
-
-
-def _draw_perimeters(ax: Any, reference: Reference, *, qpv: bool = True) -> None:
-    import shapely
-
-    if len(reference.communes):
-        com = reference.communes.to_crs(2154)
-        com.boundary.plot(ax=ax, color="#bdbdbd", linewidth=0.4)
-        outline = shapely.union_all(shapely.make_valid(com.geometry.values))
-        import geopandas as gpd
-
-        gpd.GeoSeries([outline], crs=2154).boundary.plot(ax=ax, color=COULEUR_SEM,
-                                                          linewidth=1.2)
-    if len(reference.qva):
-        reference.qva.to_crs(2154).plot(ax=ax, facecolor="#d9d9d9", edgecolor=COULEUR_QVA,
-                                        hatch="////", linewidth=0.6)
-    if qpv and len(reference.qpv):
-        reference.qpv.to_crs(2154).plot(ax=ax, facecolor=COULEUR_QPV + "40",
-                                        edgecolor=COULEUR_QPV, linewidth=0.8)
-    ax.set_axis_off()
-    ax.set_aspect("equal")
-
-
-def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 130,
-                     demo: bool | None = None) -> bytes:
-    """PNG map of the sites by priority over the perimeters (Lambert-93), with the notes."""
-    import geopandas as gpd
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    fig = _figure(9, 7.5)
-    ax = fig.add_subplot(1, 1, 1)
-    _draw_perimeters(ax, reference)
-    located = _located(sites)
-    prio = _priority_column(located)
-    handles = [Patch(facecolor=COULEUR_QPV + "40", edgecolor=COULEUR_QPV, label="QPV 2024 de SEM"),
-               Patch(facecolor="#d9d9d9", edgecolor=COULEUR_QVA, hatch="////",
-                     label="QVA (non éligibles)")]
-    for key in [*PRIORITES, AUTRE]:
-        sel = located[prio == key]
-        if len(sel) == 0:
-            continue
-        _, _, hexa = _icon(key)
-        pts = gpd.GeoSeries(gpd.points_from_xy(pd.to_numeric(sel["lon"]),
-                                               pd.to_numeric(sel["lat"])), crs=4326).to_crs(2154)
-        ax.scatter(pts.x, pts.y, s=18, color=hexa, edgecolor="white", linewidth=0.5, zorder=5)
-        handles.append(Line2D([], [], marker="o", linestyle="", color=hexa,
-                              label=f"{label_of(key)} ({len(sel)})"))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8,
-              frameon=False)
-    notes = notes_for(reference, sites, demo=demo)
-    if notes:
-        fig.text(0.01, 0.01, "\n".join("⚠ " + n for n in notes), fontsize=7.5, color="#8a5a00",
-                 va="bottom")
-    return _png(fig, dpi)
-
-
-def static_coverage_png(coverage: Coverage, reference: Reference, *, dpi: int = 110,
-                        demo: bool | None = None, sites: pd.DataFrame | None = None) -> bytes:
-    """PNG small multiples: one panel per priority, QPV by number of actions, gaps in red."""
-    from matplotlib.patches import Patch
-
-    keys = list(PRIORITES)
-    cols = 4
-    rows = math.ceil(len(keys) / cols)
-    fig = _figure(3.3 * cols, 3.1 * rows + 0.6)
-    qpv = reference.qpv.to_crs(2154)
-    matrix = coverage.matrix.set_index(["code_qp", "priorite"])
-    rates = coverage.par_priorite.set_index("priorite")
-    minx, miny, maxx, maxy = qpv.total_bounds
-    pad = max(maxx - minx, maxy - miny) * 0.08 + 500
-    for i, key in enumerate(keys):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        _draw_perimeters(ax, reference, qpv=False)
-        n = np.array([int(matrix.loc[(c, key), "actions"]) if (c, key) in matrix.index else 0
-                      for c in qpv["code_qp"]])
-        qpv.plot(ax=ax, color=[_palier(int(v)) for v in n], edgecolor="#555555", linewidth=0.5)
-        if (n == 0).any():
-            qpv[n == 0].boundary.plot(ax=ax, color=COULEUR_LACUNE, linewidth=1.4)
-        ax.set_xlim(minx - pad, maxx + pad)
-        ax.set_ylim(miny - pad, maxy + pad)
-        taux = rates.loc[key, "taux_couverture"] if key in rates.index else 0.0
-        ax.set_title(f"{label_of(key)}\n{taux:.0%} des QPV atteints", fontsize=9)
-    handles = [Patch(facecolor=c, edgecolor="#555555", label=f"{lbl} action(s)")
-               for _, c, lbl in PALIER_COUVERTURE[1:]]
-    handles.append(Patch(facecolor="#ffffff", edgecolor=COULEUR_LACUNE, label="lacune"))
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8,
-               frameon=False)
-    notes = notes_for(reference, sites, demo=demo)
-    if notes:
-        fig.suptitle(" ; ".join(notes), fontsize=8, color="#8a5a00")
-    return _png(fig, dpi)
-
-
 __all__ = [
     "CDN_ASSETS",
+    "COULEUR_LACUNE",
+    "COULEUR_QPV",
+    "COULEUR_QVA",
+    "COULEUR_SEM",
+    "PALIER_COUVERTURE",
     "SEUIL_CLUSTER",
     "TILES",
+    "VENDOR_DIR",
     "coverage_map",
     "esc",
     "inline_assets",

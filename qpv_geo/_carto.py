@@ -1,0 +1,130 @@
+"""What the interactive and the static maps share: colours, escaping, notes, site columns."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from qpv_geo.priorites import AUTRE, PRIORITES
+
+if TYPE_CHECKING:
+    from qpv_geo.reference import Reference
+
+#: Above this many sites, a priority layer is clustered (Leaflet.markercluster).
+SEUIL_CLUSTER = 50
+#: Tile choices of the CLI: ``osm`` (OpenStreetMap, needs the network) or ``none``.
+TILES = {"osm": "OpenStreetMap", "none": None}
+
+#: Colours of the perimeters.
+COULEUR_QPV = "#d94801"
+COULEUR_QVA = "#7f7f7f"
+COULEUR_SEM = "#222222"
+COULEUR_LACUNE = "#d7191c"
+#: Steps of the coverage choropleth: (lowest number of actions, colour, label).
+PALIER_COUVERTURE = ((0, "#ffffff", "0 (lacune)"), (1, "#c7e9c0", "1"), (2, "#74c476", "2"),
+                     (3, "#31a354", "3–4"), (5, "#006d2c", "5 et +"))
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def esc(value: Any) -> str:
+    """HTML-escape user text, also neutralising ``$``, backticks and backslashes.
+
+    folium puts popup and tooltip HTML inside JavaScript template literals, where ``${…}`` and
+    a backtick would be code: entities keep them text.
+    """
+    if _missing(value):
+        return ""
+    text = html.escape(str(value), quote=True)
+    return text.replace("`", "&#96;").replace("$", "&#36;").replace("\\", "&#92;")
+
+
+def _tiles(tiles: str | None) -> str | None:
+    if tiles is None:
+        return None
+    key = str(tiles).lower()
+    if key in TILES:
+        return TILES[key]
+    return tiles
+
+
+def notes_for(reference: Reference, sites: pd.DataFrame | None = None, *,
+              demo: bool | None = None) -> list[str]:
+    """Notes every output must show: the reference's, plus a demo mark for demo addresses."""
+    notes = list(reference.notes)
+    if (demo if demo is not None else is_demo(sites, reference)) and not reference.demo:
+        notes.insert(0, "DÉMONSTRATION — adresses fictives, aucune valeur officielle")
+    return notes
+
+
+def is_demo(sites: pd.DataFrame | None, reference: Reference) -> bool:
+    """True when the reference is demonstration data or the sites are demo addresses.
+
+    Demo addresses are recognised by a ``geocodage_source`` or ``donnees`` value that says
+    « demo » / « démonstration », or a true ``demo`` column.
+    """
+    if reference.demo:
+        return True
+    if sites is None or len(sites) == 0:
+        return False
+    for col in ("geocodage_source", "donnees"):
+        if col in sites.columns:
+            text = sites[col].dropna().astype(str).str.lower()
+            if text.str.contains(r"d[ée]mo", regex=True).any():
+                return True
+    if "demo" in sites.columns:
+        return bool(sites["demo"].fillna(False).astype(bool).any())
+    return False
+
+
+def _geojson(gdf: Any, props: dict[str, Sequence[Any]]) -> dict[str, Any]:
+    feats = []
+    geoms = gdf.geometry.values
+    for i, geom in enumerate(geoms):
+        feats.append({"type": "Feature", "properties": {k: v[i] for k, v in props.items()},
+                      "geometry": geom.__geo_interface__})
+    return {"type": "FeatureCollection", "features": feats}
+
+
+def _located(sites: pd.DataFrame) -> pd.DataFrame:
+    if "lon" not in sites.columns or "lat" not in sites.columns:
+        return sites.iloc[0:0]
+    lon = pd.to_numeric(sites["lon"], errors="coerce")
+    lat = pd.to_numeric(sites["lat"], errors="coerce")
+    return sites[lon.notna() & lat.notna()]
+
+
+def _priority_column(sites: pd.DataFrame) -> pd.Series:
+    from qpv_geo.priorites import normalize_priorite
+
+    if "priorite" not in sites.columns:
+        return pd.Series(AUTRE, index=sites.index, dtype=object)
+    known = {*PRIORITES, AUTRE}
+    return sites["priorite"].map(lambda v: v if v in known else normalize_priorite(v))
+
+
+def _icon(key: str) -> tuple[str, str, str]:
+    """(awesome-markers colour, Font Awesome icon, hex) of a priority key."""
+    if key in PRIORITES:
+        p = PRIORITES[key]
+        return p.color, p.icon, p.hex
+    return "black", "question", "#333333"
+
+
+def _palier(n: int) -> str:
+    color = PALIER_COUVERTURE[0][1]
+    for low, c, _ in PALIER_COUVERTURE:
+        if n >= low:
+            color = c
+    return color
+
