@@ -258,8 +258,8 @@ def data_update(
         info = update_qpv(settings, url=url, sha256=sha256, verify=not no_verify)
     if info.official:
         console.print(f"Périmètres officiels installés : {info.features} QPV (SEM et voisins), "
-                      f"sha256 {(info.sha256 or '')[:16]}…. La mention « copie simplifiée » "
-                      "disparaît des sorties.")
+                      f"sha256 {(info.sha256 or '')[:16]}…. Les sorties les disent "
+                      "officiels (la mention « empreinte non vérifiable » disparaît).")
     else:
         console.print(f"Périmètres installés sans vérification : {info.features} QPV (SEM et "
                       "voisins). Les sorties le signalent (« non vérifiés comme fichier "

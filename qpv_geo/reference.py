@@ -6,8 +6,9 @@ Loading verifies the checksum and the schema and repairs invalid geometries (``m
 
 Two places hold layers:
 
-* the data shipped with qpv-geo (``data/reference``: a *simplified copy* of the official QPV
-  file, edges within about 10 m, and no QVA perimeters);
+* the data shipped with qpv-geo (``data/reference``: the exact geometry of SEM's QPV extracted
+  from the ANCT national file, whose checksum cannot be matched to the official download; the
+  other QPV of the Loire as precise as available, said per feature; no QVA perimeters);
 * the user data directory (``Settings.data_dir / "reference"``), filled by ``qpv-geo data
   update`` (official national file) and ``qpv-geo data import`` (local file). A layer installed
   there takes precedence over the shipped one.
@@ -15,7 +16,9 @@ Two places hold layers:
 Schemas (field names of the official ANCT file, defined once here):
 
 * ``qpv`` / ``qpv_hors_sem`` / ``qva``: :data:`ZONE_FIELDS` (``code_qp``, ``lib_qp``,
-  ``insee_com``, ``lib_com``, ``siren_epci``) + geometry (Polygon/MultiPolygon);
+  ``insee_com``, ``lib_com``, ``siren_epci``) + ``precision_m`` (how far the edges of the
+  feature may be from the official ones, metres: the feature's own property, else the layer's)
+  + geometry (Polygon/MultiPolygon);
 * ``communes``: :data:`COMMUNE_FIELDS` (``insee_com``, ``nom``, ``codes_postaux``,
   ``population``) + geometry.
 """
@@ -54,6 +57,14 @@ IMPORTABLE_LAYERS = ("qpv", "qva", "communes")
 
 #: The note shown on every output while the simplified copy of the QPV file is in use.
 NOTE_SIMPLIFIEE = "périmètres QPV 2024 — copie simplifiée (précision ≈ 10 m)"
+#: The note of the shipped exact extract (its manifest says it; this is the fallback).
+NOTE_EXTRAIT = ("périmètres QPV 2024 — géométrie exacte extraite du fichier ANCT (empreinte du "
+                "fichier officiel non vérifiable)")
+#: Edge precision (m) of a perimeter whose source says nothing better (the official file's own
+#: drawing precision, see docs/marges.md).
+PRECISION_PERIMETRE_DEFAUT_M = 1.0
+#: Edge precision (m) of the simplified copy (largest Hausdorff distance measured, 11.0 m).
+PRECISION_SIMPLIFIEE_M = 11.0
 #: The note shown while demonstration (synthetic) perimeters are in use.
 NOTE_DEMO = "DÉMONSTRATION — périmètres fictifs, aucune valeur officielle"
 
@@ -105,6 +116,12 @@ class LayerInfo:
     #: The official ANCT file, checked by its sha256 (``data update``, or an import of it).
     official: bool = False
     installed_at: str | None = None
+    #: Edge precision (m) of the layer's perimeters (features may state their own), None: unknown.
+    precision_m: float | None = None
+    #: What every output must say while this layer serves (e.g. the exact-extract label).
+    note: str = ""
+    #: Short word for the data version string (« extrait exact ANCT »).
+    tag: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly view."""
@@ -142,6 +159,9 @@ def _layer_info(name: str, entry: dict[str, Any], directory: Path, origin: str) 
         demo=bool(entry.get("demo", False)),
         origin=origin,
         installed_at=entry.get("installed_at"),
+        precision_m=None if entry.get("precision_m") is None else float(entry["precision_m"]),
+        note=entry.get("note", ""),
+        tag=entry.get("tag", ""),
     )
 
 
@@ -188,7 +208,8 @@ def _verify_checksum(info: LayerInfo) -> None:
 
 def _empty_zones() -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(
-        {f: pd.Series([], dtype=object) for f in ZONE_FIELDS},
+        {**{f: pd.Series([], dtype=object) for f in ZONE_FIELDS},
+         "precision_m": pd.Series([], dtype=float)},
         geometry=gpd.GeoSeries([], crs="EPSG:4326"),
         crs="EPSG:4326",
     )
@@ -247,10 +268,12 @@ def _read_zone_layer(info: LayerInfo) -> gpd.GeoDataFrame:
     for f in ZONE_FIELDS:
         if f not in gdf.columns:
             gdf[f] = None
-    gdf = gdf[[*ZONE_FIELDS, "geometry"]]
+    precision = _precision_column(gdf, info)
+    gdf = gdf[[*ZONE_FIELDS, "geometry"]].copy()
     for f in ZONE_FIELDS:
         gdf[f] = gdf[f].astype(object).where(gdf[f].notna(), None)
         gdf[f] = [None if v is None else str(v) for v in gdf[f]]
+    gdf["precision_m"] = precision
     gdf = _clean_geometries(gdf, info.name)
     if info.features and len(gdf) != info.features and info.name != "qpv_hors_sem":
         raise ReferenceDataError(
@@ -258,6 +281,16 @@ def _read_zone_layer(info: LayerInfo) -> gpd.GeoDataFrame:
             hint="Réimportez la couche.",
         )
     return gdf
+
+
+def _precision_column(gdf: pd.DataFrame, info: LayerInfo) -> np.ndarray:
+    """Edge precision (m) per feature: its own ``precision_m``, else the layer's, else 1 m."""
+    layer = info.precision_m
+    if layer is None:
+        layer = PRECISION_SIMPLIFIEE_M if info.simplified else PRECISION_PERIMETRE_DEFAUT_M
+    own = pd.to_numeric(gdf["precision_m"], errors="coerce").to_numpy(float) \
+        if "precision_m" in gdf.columns else np.full(len(gdf), np.nan)
+    return np.where(np.isfinite(own) & (own >= 0), own, layer)
 
 
 @dataclass
@@ -296,6 +329,9 @@ class Reference:
             notes.append(NOTE_DEMO)
         if self.simplified:
             notes.append(NOTE_SIMPLIFIEE)
+        qpv_info = self.layers.get("qpv")
+        if qpv_info and qpv_info.note and not (qpv_info.official or self.simplified):
+            notes.append(qpv_info.note)
         info = self.layers.get("qpv")
         if info and info.origin == "installée" and not (info.official or info.demo):
             notes.append(f"périmètres QPV importés ({info.source}) : non vérifiés comme fichier "
@@ -306,7 +342,7 @@ class Reference:
 
     @cached_property
     def version(self) -> str:
-        """Short data version carried by every verdict, e.g. ``QPV 2024 … sha256:a01e86b2``."""
+        """Short data version carried by every verdict, e.g. ``QPV embarquée extrait exact ANCT sha256:bac26f0c``."""
         parts = []
         for name, label in (("qpv", "QPV"), ("qva", "QVA"), ("communes", "communes")):
             info = self.layers.get(name)
@@ -317,7 +353,7 @@ class Reference:
                 tag = "non officielle"
             else:
                 tag = ("démo" if info.demo else "simplifiée" if info.simplified
-                       else "officielle" if info.official else "importée")
+                       else "officielle" if info.official else info.tag or "importée")
             sha = (info.sha256 or "")[:8]
             parts.append(f"{label} {info.origin} {tag} sha256:{sha}")
         return " | ".join(parts)
@@ -362,7 +398,11 @@ class Reference:
             for f in ZONE_FIELDS:
                 if f not in g.columns:
                     g[f] = SIREN_SEM if f == "siren_epci" else None
-            return _clean_geometries(g[[*ZONE_FIELDS, "geometry"]], "zones")
+            default = PRECISION_SIMPLIFIEE_M if simplified else PRECISION_PERIMETRE_DEFAUT_M
+            own = pd.to_numeric(g["precision_m"], errors="coerce").to_numpy(float) \
+                if "precision_m" in g.columns else np.full(len(g), np.nan)
+            g["precision_m"] = np.where(np.isfinite(own), own, default)
+            return _clean_geometries(g[[*ZONE_FIELDS, "precision_m", "geometry"]], "zones")
 
         layers = {}
         for name, g in (("qpv", qpv), ("qva", qva), ("communes", communes)):
@@ -546,6 +586,7 @@ def _install(gdf: gpd.GeoDataFrame, layer: str, settings: Settings, *, source: s
         "licence": licence, "sha256": sha256_file(target_dir / fname), "features": len(gdf),
         "crs": "EPSG:4326", "fields": fields, "precision": precision, "simplified": simplified,
         "demo": demo, "official": official,
+        "precision_m": PRECISION_PERIMETRE_DEFAUT_M if official else None,
         "installed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     (target_dir / "manifest.json").write_text(

@@ -41,7 +41,7 @@ def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def reference():
-    """The shipped reference data (simplified QPV 2024 copy)."""
+    """The shipped reference data (exact QPV 2024 geometry of SEM)."""
     from qpv_geo.reference import load_reference
     from qpv_geo.settings import Settings
 
@@ -122,7 +122,7 @@ def sites():
 
 @pytest.fixture(scope="session")
 def montreynaud(reference) -> dict[str, float]:
-    """A point deep inside QN04213M Montreynaud (shipped QPV 2024 copy): lon, lat, x, y."""
+    """A point deep inside QN04213M Montreynaud (shipped QPV 2024 perimeters): lon, lat, x, y."""
     from shapely.ops import polylabel
 
     from qpv_geo.eligibility import Engine

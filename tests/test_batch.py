@@ -356,7 +356,7 @@ def test_negative_distances_stay_numbers(tmp_path, engine, fake) -> None:
     result = _run(path, engine, fake)
     assert result.frame.loc[0, "distance_bord_m"] < 0
     text = write_result(result, tmp_path / "r.csv")[0].read_text(encoding="utf-8-sig")
-    assert ";-263,4;" in text and "'-263" not in text
+    assert ";-262,9;" in text and "'-262" not in text
 
 
 # ------------------------------------------------------------------------- formats

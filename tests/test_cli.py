@@ -26,8 +26,9 @@ def test_check_lat_lon_json(montreynaud) -> None:
     assert out["status"] == "eligible" and out["code_qp"] == "QN04213M"
     assert out["lib_qp"] == "Montreynaud" and out["insee_com"] == "42218"
     assert out["distance_bord_m"] > 25
-    assert "copie simplifiée" in out["donnees"]
-    assert any("copie simplifiée" in n for n in out["notes"])
+    assert "extrait exact ANCT" in out["donnees"]
+    assert any("géométrie exacte extraite du fichier ANCT" in n for n in out["notes"])
+    assert not any("copie simplifiée" in n or "officiel vérifié" in n for n in out["notes"])
 
 
 def test_check_lambert_text(montreynaud) -> None:
@@ -35,7 +36,7 @@ def test_check_lambert_text(montreynaud) -> None:
     res = runner.invoke(app, ["check", "--x", str(x), "--y", str(y)])
     assert res.exit_code == 0, res.output
     assert "Éligible" in res.stdout and "QN04213M" in res.stdout
-    assert "copie simplifiée" in res.stdout
+    assert "géométrie exacte" in res.stdout
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -63,10 +64,10 @@ def test_data_info_and_export(tmp_path: Path) -> None:
     res = runner.invoke(app, ["data", "info", "--json"])
     assert res.exit_code == 0, res.output
     info = json.loads(res.stdout)
-    assert info["simplifiee"] is True
+    assert info["simplifiee"] is False
     assert info["couches"]["qpv"]["features"] == 20
     res = runner.invoke(app, ["data", "info"])
-    assert res.exit_code == 0 and "copie simplifiée" in res.stdout
+    assert res.exit_code == 0 and "géométrie exacte" in res.stdout
     out = tmp_path / "qpv.gpkg"
     res = runner.invoke(app, ["data", "export", "--layer", "qpv", "-o", str(out)])
     assert res.exit_code == 0, res.output
@@ -124,6 +125,6 @@ def test_demo_writes_every_output(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "sites_valides-synthese.json").read_text(encoding="utf-8"))
     assert summary["lignes_lues"] == summary["total"] == sum(summary["par_statut"].values())
     assert summary["par_statut"]["eligible"] > 0 and summary["par_statut"]["a_verifier"] > 0
-    assert "copie simplifiée" in res.stdout and "DÉMONSTRATION" in res.stdout
+    assert "géométrie exacte" in res.stdout and "DÉMONSTRATION" in res.stdout
     reached = int(res.stdout.split("site éligible : ")[1].split(" /")[0])
     assert 0 < reached <= 20

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+import shapely.ops
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely.ops import polylabel
@@ -198,9 +199,10 @@ def test_shipped_layers(reference: Reference) -> None:
     assert sorted(reference.qpv_hors_sem["code_qp"]) == ["QN04201M", "QN04217M", "QN04218M",
                                                          "QN04219I"]
     assert len(reference.communes) == 53
-    assert shapely.is_valid(reference.qpv.geometry.values).all()  # the 2 invalid ones repaired
-    assert reference.simplified
-    assert any("copie simplifiée" in n for n in reference.notes)
+    assert shapely.is_valid(reference.qpv.geometry.values).all()
+    assert not reference.simplified
+    assert any("géométrie exacte extraite du fichier ANCT" in n for n in reference.notes)
+    assert not any("copie simplifiée" in n for n in reference.notes)
 
 
 def test_a_point_deep_inside_each_qpv_gives_its_code(engine: Engine, reference: Reference) -> None:
@@ -212,7 +214,7 @@ def test_a_point_deep_inside_each_qpv_gives_its_code(engine: Engine, reference: 
     frame = engine.judge_xy(xs, ys)
     assert list(frame["status"]) == ["eligible"] * 20, frame[["status", "motifs"]]
     assert list(frame["code_qp"]) == list(reference.qpv["code_qp"])
-    assert "copie simplifiée" in frame["donnees"][0]
+    assert "extrait exact ANCT" in frame["donnees"][0]
     # Through WGS84 too, and as single points.
     lon, lat = Engine.l93_to_lonlat(xs, ys)
     assert list(engine.judge_lonlat(lon, lat)["code_qp"]) == list(reference.qpv["code_qp"])
@@ -220,27 +222,27 @@ def test_a_point_deep_inside_each_qpv_gives_its_code(engine: Engine, reference: 
     assert v.eligible and v.code_qp == "QN04202M" and v.lib_qp == "La Chapelle"
 
 
-def test_sliver_overlap_of_qn04211m_and_qn04212m(engine: Engine, reference: Reference) -> None:
+def test_qn04211m_and_qn04212m_do_not_overlap_at_full_precision(engine: Engine,
+                                                                 reference: Reference) -> None:
     metric = reference.qpv.to_crs(2154).set_index("code_qp")
     a, b = metric.geometry["QN04211M"], metric.geometry["QN04212M"]
-    overlap = shapely.intersection(a, b)
-    assert 0 < overlap.area < 1  # the 0.1 m² sliver left by the simplification
-    p = overlap.representative_point()
-    r = engine.judge_xy([p.x], [p.y]).iloc[0]
-    # In both: one code is given, the other is named, and the two QPV are one eligible area
-    # (no false edge between them); the point is still near their common outer edge here.
-    assert r["code_qp"] in {"QN04211M", "QN04212M"}
-    other = ({"QN04211M", "QN04212M"} - {r["code_qp"]}).pop()
-    assert f"jonction avec le QPV {other}" in r["motifs"]
-    assert r["status"] in {"eligible", "a_verifier"}
+    assert shapely.intersection(a, b).area == 0  # the simplified copy's 0.1 m² sliver is gone
+    assert shapely.distance(a, b) == pytest.approx(0.46, abs=0.02)
+    # Midway across the 0.46 m gap: in neither QPV, a few decimetres from both; the margin
+    # names the QPV on the other side instead of guessing.
+    pa, pb = shapely.ops.nearest_points(a, b)
+    mx, my = (pa.x + pb.x) / 2, (pa.y + pb.y) / 2
+    r = engine.judge_xy([mx], [my]).iloc[0]
+    assert r["status"] == "a_verifier" and r["code_qp"] is None
+    assert r["candidat_autre_cote"] in {"QN04211M", "QN04212M"}
     # Just inside each of the two, away from the contact, each keeps its own code.
     for code, geom in (("QN04211M", a), ("QN04212M", b)):
         q = polylabel(max(shapely.get_parts(geom), key=lambda g: g.area), tolerance=1.0)
         assert engine.judge_xy([q.x], [q.y]).iloc[0]["code_qp"] == code
 
 
-def test_invalid_stored_shapes_are_judged(engine: Engine) -> None:
-    # Near the self-intersections of QN04214M and QN04222N as stored (see PROVENANCE).
+def test_former_invalid_shapes_are_judged(engine: Engine) -> None:
+    # Where the simplified copy had self-intersections (QN04214M, QN04222N; see PROVENANCE).
     frame = engine.judge_lonlat([4.38822, 4.28851], [45.44502, 45.39718])
     assert set(frame["status"]) <= {"eligible", "a_verifier"}
     assert set(frame["code_qp"].dropna()) | set(frame["candidat_autre_cote"].dropna()) <= {

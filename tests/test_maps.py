@@ -15,7 +15,7 @@ import pytest
 from qpv_geo import maps
 from qpv_geo.coverage import coverage_from_sites
 from qpv_geo.priorites import PRIORITES
-from qpv_geo.reference import NOTE_DEMO, NOTE_SIMPLIFIEE
+from qpv_geo.reference import NOTE_DEMO, NOTE_EXTRAIT
 from tests.conftest import coverage_reference
 
 DATA = Path(__file__).parent / "data" / "coverage"
@@ -139,9 +139,9 @@ def test_inline_assets_refuses_unknown_cdn():
 
 
 def test_notes_on_the_map(reference, sites):
-    # The shipped data: simplified copy.
+    # The shipped data: exact extract, checksum of the official file not verifiable.
     m = maps.map_from_sites(sites, reference, tiles=None)
-    assert NOTE_SIMPLIFIEE in visible(maps.map_html(m))
+    assert NOTE_EXTRAIT in visible(maps.map_html(m))
     demo_ref = coverage_reference(demo=True)
     assert NOTE_DEMO in visible(maps.map_html(maps.map_from_sites(sites, demo_ref, tiles=None)))
 

@@ -12,12 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
 import pytest
 
 from qpv_geo.eligibility import Engine
 from qpv_geo.exceptions import DownloadError, InputFileError, ReferenceDataError
 from qpv_geo.reference import (
     NOTE_DEMO,
+    NOTE_EXTRAIT,
     NOTE_SIMPLIFIEE,
     export_layer,
     import_layer,
@@ -31,7 +33,17 @@ from qpv_geo.settings import Settings
 
 from .conftest import DATA
 
-LOIRE = shipped_dir() / "qpv2024_loire_42.geojson"
+
+@pytest.fixture(scope="module")
+def loire(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 24 QPV of the Loire (SEM's 20 and the 4 others) in one file, like a national extract."""
+    parts = [gpd.read_file(shipped_dir() / f) for f in
+             ("qpv2024_sem_fullprecision.geojson", "qpv2024_loire_hors_sem.geojson")]
+    gdf = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=parts[0].crs)
+    gdf = gdf.drop(columns=["fid", "precision", "precision_m"]).sort_values("code_qp")
+    path = tmp_path_factory.mktemp("loire") / "qpv2024_loire_42.geojson"
+    gdf.to_file(path, driver="GeoJSON")
+    return path
 
 
 @pytest.fixture()
@@ -47,12 +59,19 @@ def test_shipped_manifest_matches_files() -> None:
         assert hashlib.sha256(info.path.read_bytes()).hexdigest() == info.sha256
         assert info.source and info.licence and info.millesime
     assert infos["qva"].origin == "absente"
-    assert infos["qpv"].simplified and not infos["qpv"].demo
+    assert not infos["qpv"].simplified and not infos["qpv"].demo and not infos["qpv"].official
+    assert infos["qpv"].precision_m == 1.0 and "non vérifiable" in infos["qpv"].note
 
 
 def test_version_and_notes(reference) -> None:
-    assert "sha256:a01e86b2" in reference.version
-    assert NOTE_SIMPLIFIEE in reference.notes
+    assert "extrait exact ANCT sha256:bac26f0c" in reference.version
+    assert NOTE_EXTRAIT in reference.notes and NOTE_SIMPLIFIEE not in reference.notes
+    assert not any("officiel vérifié" in n for n in reference.notes)
+    # Precision per feature: Montbrison exact, Roanne simplified.
+    prec = dict(zip(reference.qpv_hors_sem["code_qp"], reference.qpv_hors_sem["precision_m"],
+                    strict=True))
+    assert prec == {"QN04201M": 1.0, "QN04217M": 11.0, "QN04218M": 11.0, "QN04219I": 11.0}
+    assert (reference.qpv["precision_m"] == 1.0).all()
     assert len(reference.qva_liste) == 12
     assert reference.epci_name("200035731") == "Roannais Agglomération"
 
@@ -63,7 +82,7 @@ def test_export_layers_for_qgis(reference, tmp_path: Path) -> None:
         back = gpd.read_file(out)
         assert len(back) == n
         assert back["donnees"].iloc[0] == reference.version
-        assert NOTE_SIMPLIFIEE in back["avertissement"].iloc[0]
+        assert NOTE_EXTRAIT in back["avertissement"].iloc[0]
     with pytest.raises(InputFileError, match="Extension"):
         export_layer(reference, "qpv", tmp_path / "qpv.txt")
 
@@ -91,7 +110,7 @@ def test_tampered_installed_layer_is_refused(settings: Settings) -> None:
         load_reference(settings)
 
 
-def test_import_refuses_unusable_files(settings: Settings, tmp_path: Path) -> None:
+def test_import_refuses_unusable_files(loire: Path, settings: Settings, tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match="introuvable"):
         import_layer(tmp_path / "absent.geojson", "qpv", settings)
     garbage = tmp_path / "garbage.geojson"
@@ -100,19 +119,19 @@ def test_import_refuses_unusable_files(settings: Settings, tmp_path: Path) -> No
         import_layer(garbage, "qpv", settings)
     # QPV without siren_epci: we cannot tell SEM's apart.
     no_siren = tmp_path / "no_siren.geojson"
-    gdf = gpd.read_file(LOIRE).drop(columns=["siren_epci"])
+    gdf = gpd.read_file(loire).drop(columns=["siren_epci"])
     gdf.to_file(no_siren, driver="GeoJSON")
     with pytest.raises(InputFileError, match="siren_epci"):
         import_layer(no_siren, "qpv", settings)
     # Old (2015) codes are not QPV 2024.
     old = tmp_path / "old.geojson"
-    gdf = gpd.read_file(LOIRE)
+    gdf = gpd.read_file(loire)
     gdf["code_qp"] = [f"QP042{i:03d}" for i in range(len(gdf))]
     gdf.to_file(old, driver="GeoJSON")
     with pytest.raises(InputFileError, match="QPV 2024"):
         import_layer(old, "qpv", settings)
     with pytest.raises(InputFileError, match="Couche inconnue"):
-        import_layer(LOIRE, "routes", settings)
+        import_layer(loire, "routes", settings)
 
 
 class _Server:
@@ -139,9 +158,9 @@ class _Server:
 
 
 @pytest.fixture()
-def official_zip() -> tuple[bytes, str]:
+def official_zip(loire: Path) -> tuple[bytes, str]:
     """A zip laid out like the data.gouv.fr resource, holding the Loire QPV as 'official'."""
-    content = LOIRE.read_bytes()
+    content = loire.read_bytes()
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("SHP/README.txt", "shapefile omitted in the fixture")
@@ -166,7 +185,7 @@ def test_update_installs_the_official_file(settings: Settings, server: _Server,
     assert info.features == 24  # SEM's 20 and the Loire neighbours within reach
     ref = load_reference(s)
     assert len(ref.qpv) == 20 and len(ref.qpv_hors_sem) == 4
-    assert NOTE_SIMPLIFIEE not in ref.notes
+    assert NOTE_SIMPLIFIEE not in ref.notes and NOTE_EXTRAIT not in ref.notes
     assert "officielle" in ref.version
     manifest = json.loads((s.data_dir / "reference" / "manifest.json").read_text())
     assert manifest["layers"]["qpv"]["sha256"] == info.sha256
@@ -183,21 +202,22 @@ def test_update_refuses_a_wrong_checksum_and_a_server_error(settings: Settings,
 
 
 def test_an_imported_file_is_not_called_official_unless_its_checksum_says_so(
-        settings: Settings, tmp_path: Path) -> None:
-    info = import_layer(LOIRE, "qpv", settings)
+        loire: Path, settings: Settings, tmp_path: Path) -> None:
+    info = import_layer(loire, "qpv", settings)
     assert not info.official
     ref = load_reference(settings)
     assert "importée" in ref.version and "officielle" not in ref.version
     assert any("non vérifiés comme fichier officiel" in n for n in ref.notes)
     assert NOTE_SIMPLIFIEE not in ref.notes
     # The official GeoJSON downloaded by hand is recognised by its sha256.
-    s = settings.with_(qpv_sha256=hashlib.sha256(LOIRE.read_bytes()).hexdigest())
-    assert import_layer(LOIRE, "qpv", s).official
+    s = settings.with_(qpv_sha256=hashlib.sha256(loire.read_bytes()).hexdigest())
+    assert import_layer(loire, "qpv", s).official
     assert "officielle" in load_reference(s).version
 
 
-def test_corsican_codes_are_qpv_2024_codes(settings: Settings, tmp_path: Path) -> None:
-    gdf = gpd.read_file(LOIRE)
+def test_corsican_codes_are_qpv_2024_codes(loire: Path, settings: Settings,
+                                           tmp_path: Path) -> None:
+    gdf = gpd.read_file(loire)
     gdf.loc[gdf["code_qp"] == "QN04201M", "code_qp"] = "QN02A01M"
     path = tmp_path / "avec_corse.geojson"
     gdf.to_file(path, driver="GeoJSON")

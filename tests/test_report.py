@@ -11,7 +11,7 @@ import pytest
 from qpv_geo import report
 from qpv_geo.coverage import coverage_from_sites
 from qpv_geo.priorites import PRIORITES
-from qpv_geo.reference import NOTE_DEMO, NOTE_SIMPLIFIEE
+from qpv_geo.reference import NOTE_DEMO, NOTE_EXTRAIT
 from tests.conftest import coverage_reference
 
 DATA = Path(__file__).parent / "data" / "coverage"
@@ -102,7 +102,7 @@ def test_data_versions_and_notes(page, ref, sites, reference):
     # The fixture's verdicts carry the fixture's version: no mismatch warning.
     assert "calculés avec d'autres données" not in donnees
     shipped = report.report_from_sites(sites, reference, static=True)
-    assert html.escape(NOTE_SIMPLIFIEE) in section(shipped, "donnees")
+    assert html.escape(NOTE_EXTRAIT) in section(shipped, "donnees")
     assert "calculés avec d'autres données" in section(shipped, "donnees")
 
 

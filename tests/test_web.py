@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import warnings
+from html import escape as html_escape
 
 import pytest
 
@@ -16,6 +17,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx2.*")
     from fastapi.testclient import TestClient
 
+from qpv_geo.reference import NOTE_EXTRAIT
 from qpv_geo.settings import Settings
 from qpv_geo.web import create_app
 
@@ -74,8 +76,8 @@ def test_point_inside_a_qpv_is_eligible_with_its_code(client, inside) -> None:
     assert v["status"] == "eligible" and v["eligible"] is True
     assert v["code_qp"] == "QN04213M" and v["lib_qp"] == "Montreynaud"
     assert v["insee_com"] == "42218" and v["distance_bord_m"] > 25
-    assert "copie simplifiée" in v["donnees"]
-    assert any("copie simplifiée (précision ≈ 10 m)" in n for n in v["notes"])
+    assert "extrait exact ANCT" in v["donnees"]
+    assert any(NOTE_EXTRAIT in n for n in v["notes"])
     assert v["demo"] is False and v["geocodage"] is None and v["verifie_le"]
 
 
@@ -169,7 +171,7 @@ def test_batch_keeps_order_ids_and_counts(client, inside) -> None:
     assert any("inversées" in m for m in body["resultats"][2]["motifs"])
     assert any("adresse, ou lat et lon" in m for m in body["resultats"][3]["motifs"])
     assert body["resume"]["eligible"] == 1 and body["resume"]["non_geocode"] == 2
-    assert sum(body["resume"].values()) == 4 and "copie simplifiée" in body["notes"][0]
+    assert sum(body["resume"].values()) == 4 and NOTE_EXTRAIT in body["notes"][0]
 
 
 def test_batch_length_is_capped(client) -> None:
@@ -203,8 +205,8 @@ def test_donnees_gives_versions_without_server_paths(client) -> None:
     r = client.get("/api/v1/donnees")
     assert r.status_code == 200
     d = r.json()
-    assert d["simplifiee"] is True and "sha256:" in d["version"]
-    assert any("copie simplifiée" in n for n in d["notes"])
+    assert d["simplifiee"] is False and "sha256:" in d["version"]
+    assert any(NOTE_EXTRAIT in n for n in d["notes"])
     assert d["couches"]["qpv"]["sha256"] and d["couches"]["qpv"]["features"] > 0
     assert all("path" not in c for c in d["couches"].values())
     assert "/" not in json.dumps(d["couches"]["qpv"]["sha256"])
@@ -256,7 +258,7 @@ def test_page_without_javascript_renders_the_verdict(client, inside) -> None:
     html = r.text
     assert 'lang="fr"' in html and 'id="verdict"' in html
     assert "Éligible" in html and "QN04213M — Montreynaud" in html
-    assert "copie simplifiée (précision ≈ 10 m)" in html and "sha256:" in html
+    assert html_escape(NOTE_EXTRAIT) in html and "sha256:" in html
     assert "Vérifié le" in html and "Attestation" in html
     assert 'data-code-qp="QN04213M"' in html
     # Everything the page loads comes from the app itself (no CDN).

@@ -13,6 +13,8 @@ import pytest
 
 pytest.importorskip("uvicorn")
 
+from qpv_geo.reference import NOTE_EXTRAIT
+
 pytestmark = pytest.mark.browser
 
 
@@ -69,7 +71,7 @@ def test_point_verdict_with_map_and_print(tracked, base_url, inside, artifacts) 
     assert page.locator("#verdict-statut").inner_text() == "Éligible"
     details = page.locator("#verdict .details").inner_text()
     assert "QN04213M — Montreynaud" in details and "à l'intérieur du périmètre" in details
-    assert "copie simplifiée (précision ≈ 10 m)" in page.locator("#verdict .notes").inner_text()
+    assert NOTE_EXTRAIT in page.locator("#verdict .notes").inner_text()
     # The map: Leaflet container, the QPV polygon and the point drawn as SVG paths.
     page.wait_for_selector('#carte[data-pret="1"]', timeout=10_000)
     assert page.locator("#carte.leaflet-container").count() == 1

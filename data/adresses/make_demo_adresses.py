@@ -6,7 +6,9 @@ The file has the exact columns of the BAN « adresses » CSV, but every street, 
 position is INVENTED: streets are straight or bent lines drawn at random inside the real
 commune outlines (``data/reference/communes_sem.geojson``), with real INSEE codes and postcodes
 (``communes_sem.csv``). Several streets cross each of the 20 QPV of SEM
-(``qpv2024_sem.geojson``) and a few run along their edges (just inside or just outside), so
+(``qpv2024_sem_fullprecision.geojson``; the shipped file was drawn against the simplified copy
+shipped before, so a new run differs) and a few run along their edges (just inside or just
+outside), so
 that a demonstration batch gives eligible, not eligible and « à vérifier » verdicts. The
 fantoir codes start with ``X`` and ``source_position`` / ``source_nom`` say ``demo``: no row can
 be mistaken for a real BAN row. Same seed → same file, byte for byte (gzip mtime 0).
@@ -107,7 +109,8 @@ def _read_layers():
         geom = _to_l93(shape(feat["geometry"]))
         communes[feat["properties"]["insee_com"]]["geom"] = shapely.make_valid(geom)
     qpvs = []
-    for feat in json.loads((REF / "qpv2024_sem.geojson").read_text("utf-8"))["features"]:
+    qpv_file = REF / "qpv2024_sem_fullprecision.geojson"
+    for feat in json.loads(qpv_file.read_text("utf-8"))["features"]:
         geom = shapely.make_valid(_to_l93(shape(feat["geometry"])))
         qpvs.append({"code_qp": feat["properties"]["code_qp"],
                      "lib_qp": feat["properties"]["lib_qp"], "geom": geom})

@@ -1,7 +1,8 @@
 """Write the hostile-input corpus of tests/test_batch.py (seeded; run from the repo root).
 
 Each file is described in tests/data/README.md. Points « inside » are inside QPV QN04212M
-(Tardy Tarentaize Beaubrun Couriot, Saint-Étienne) in the shipped simplified copy.
+(Tardy Tarentaize Beaubrun Couriot, Saint-Étienne) in the shipped perimeters (simplified
+copy then, exact geometry now: same verdicts).
 """
 
 from __future__ import annotations
