@@ -342,7 +342,7 @@ class Reference:
 
     @cached_property
     def version(self) -> str:
-        """Short data version carried by every verdict, e.g. ``QPV embarquée extrait exact ANCT sha256:bac26f0c``."""
+        """Short data version carried by every verdict (``QPV embarquée … sha256:bac26f0c``)."""
         parts = []
         for name, label in (("qpv", "QPV"), ("qva", "QVA"), ("communes", "communes")):
             info = self.layers.get(name)
