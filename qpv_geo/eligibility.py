@@ -37,6 +37,28 @@ import pandas as pd
 import pyproj
 import shapely
 
+from qpv_geo._geometrie import K_AUTRE as _K_AUTRE
+from qpv_geo._geometrie import K_QPV as _K_QPV
+from qpv_geo._geometrie import K_QVA as _K_QVA
+from qpv_geo._geometrie import best as _best
+from qpv_geo._geometrie import build_parts as _build_parts
+from qpv_geo._geometrie import signed_distance as _signed_distance
+from qpv_geo._verdicts import (
+    _BAD_REASONS,
+    _T_IN,
+    _T_LIMIT,
+    _T_OUT,
+    A_VERIFIER,
+    ELIGIBLE,
+    HORS_QPV,
+    HORS_TERRITOIRE,
+    NON_GEOCODE,
+    QVA,
+    STATUS_LABELS,
+    STATUSES,
+    verdict_frame,
+)
+from qpv_geo._verdicts import format_distance as format_distance
 from qpv_geo.exceptions import CoordinateError
 from qpv_geo.settings import SIREN_SEM, Settings
 
@@ -44,43 +66,12 @@ if TYPE_CHECKING:
     from qpv_geo.geocoding import GeocodeResult
     from qpv_geo.reference import Reference
 
-#: The statuses, in the order of their integer codes.
-STATUSES = ("eligible", "qva", "hors_qpv", "hors_territoire", "a_verifier", "non_geocode")
-ELIGIBLE, QVA, HORS_QPV, HORS_TERRITOIRE, A_VERIFIER, NON_GEOCODE = range(6)
-
-#: Plain-French label of each status.
-STATUS_LABELS = {
-    "eligible": "Éligible — dans un QPV de Saint-Étienne Métropole",
-    "qva": "Non éligible — quartier de veille active (QVA)",
-    "hors_qpv": "Non éligible — hors QPV",
-    "hors_territoire": "Non éligible — hors territoire de Saint-Étienne Métropole",
-    "a_verifier": "À vérifier — verdict incertain",
-    "non_geocode": "Non localisé — adresse ou coordonnées inutilisables",
-}
-
 #: Columns of :meth:`Engine.judge_lonlat` (public API: tested).
 VERDICT_COLUMNS = (
     "status", "eligible", "code_qp", "lib_qp", "insee_com", "lib_com", "distance_bord_m",
     "code_qp_proche", "lib_qp_proche", "distance_qp_proche_m", "candidat_autre_cote",
     "motifs", "donnees", "lon", "lat", "x_l93", "y_l93",
 )
-
-# Zone kinds.
-_K_QPV, _K_QVA, _K_AUTRE = 0, 1, 2
-# Territory codes.
-_T_OUT, _T_LIMIT, _T_IN = 0, 1, 2
-# Reasons a point is unusable.
-_BAD_REASONS = {
-    1: "coordonnées manquantes",
-    2: "coordonnées impossibles (latitude hors de −90…90 ou longitude hors de −180…180)",
-    3: "valeurs de Lambert-93 (x/y en mètres) données comme latitude/longitude : "
-       "utilisez les colonnes ou options x/y",
-    4: "latitude et longitude semblent inversées (le point inversé tombe en France) : "
-       "corrigez la source, qpv-geo ne les permute pas d'office",
-    5: "coordonnées hors de France métropolitaine",
-    6: "valeurs en degrés données comme Lambert-93 x/y : utilisez lat/lon",
-    7: "coordonnées Lambert-93 hors de France métropolitaine",
-}
 
 # Metropolitan France (with Corsica), generous.
 _FR_LON = (-5.6, 9.9)
@@ -91,7 +82,6 @@ _L93_Y = (6_000_000.0, 7_200_000.0)
 _TO_L93 = pyproj.Transformer.from_crs(4326, 2154, always_xy=True)
 _TO_WGS = pyproj.Transformer.from_crs(2154, 4326, always_xy=True)
 
-_PAIR_CHUNK = 1 << 21  # point×segment elements computed at once (~16 MB per float64 array)
 _GRID_MIN_POINTS = 512  # below this, candidates come from part bounding boxes (no grid build)
 _FINE = 4  # cells on a commune edge are split into _FINE × _FINE sub-cells
 
@@ -133,98 +123,6 @@ class Verdict:
         if geo:
             d.update(geo)
         return d
-
-
-@dataclass
-class _Parts:
-    """Dissolved perimeters of all kinds, as parts with boundary segments."""
-
-    kind: np.ndarray  # (P,) int8
-    members: list[np.ndarray]  # original zone indices (into the zones frame) per part
-    bounds: np.ndarray  # (P, 4)
-    seg_start: np.ndarray  # (P+1,) offsets into the segment arrays
-    ax: np.ndarray
-    ay: np.ndarray
-    dx: np.ndarray
-    dy: np.ndarray
-    inv_l2: np.ndarray
-    slope: np.ndarray  # dx/dy (for the crossing test), 0 where dy == 0
-    geoms: np.ndarray  # shapely polygons (L93)
-
-
-def _segments_of(geom: Any) -> np.ndarray:
-    """(n, 4) array of the boundary segments (x1, y1, x2, y2) of a polygonal geometry."""
-    rings = shapely.get_rings(shapely.get_parts(geom))
-    coords, idx = shapely.get_coordinates(rings, return_index=True)
-    same = idx[1:] == idx[:-1]
-    return np.column_stack([coords[:-1][same], coords[1:][same]])
-
-
-def _build_parts(zones: pd.DataFrame, kinds: np.ndarray) -> _Parts:
-    kind_list, members, geoms, segs = [], [], [], []
-    for k in (_K_QPV, _K_QVA, _K_AUTRE):
-        sel = np.flatnonzero(kinds == k)
-        if len(sel) == 0:
-            continue
-        originals = zones.geometry.values[sel]
-        union = shapely.union_all(originals)
-        for part in shapely.get_parts(union):
-            if part.is_empty or part.area <= 0:
-                continue
-            inter = shapely.intersection(originals, part)
-            who = sel[shapely.area(inter) > 0.01]  # m²: ignore mere contact
-            if len(who) == 0:
-                continue
-            kind_list.append(k)
-            members.append(who)
-            geoms.append(part)
-            segs.append(_segments_of(part))
-    counts = np.array([len(s) for s in segs], dtype=np.int64)
-    start = np.concatenate([[0], np.cumsum(counts)])
-    allseg = np.concatenate(segs) if segs else np.zeros((0, 4))
-    ax, ay, bx, by = allseg.T if len(allseg) else (np.zeros(0),) * 4
-    dx, dy = bx - ax, by - ay
-    l2 = dx * dx + dy * dy
-    inv_l2 = np.where(l2 > 0, 1.0 / np.where(l2 > 0, l2, 1.0), 0.0)
-    slope = np.where(dy != 0, dx / np.where(dy != 0, dy, 1.0), 0.0)
-    bounds = shapely.bounds(np.array(geoms, dtype=object)) if geoms else np.zeros((0, 4))
-    return _Parts(
-        kind=np.array(kind_list, dtype=np.int8), members=members, bounds=bounds,
-        seg_start=start, ax=ax, ay=ay, dx=dx, dy=dy, inv_l2=inv_l2, slope=slope,
-        geoms=np.array(geoms, dtype=object),
-    )
-
-
-def _signed_distance(parts: _Parts, px: np.ndarray, py: np.ndarray, part: np.ndarray) -> np.ndarray:
-    """Exact signed distance (inside > 0) of each point to the boundary of its paired part."""
-    out = np.empty(len(px), dtype=np.float64)
-    if len(px) == 0:
-        return out
-    order = np.argsort(part, kind="stable")
-    sorted_parts = part[order]
-    cuts = np.flatnonzero(np.diff(sorted_parts)) + 1
-    for group in np.split(order, cuts):
-        p = part[group[0]]
-        s0, s1 = parts.seg_start[p], parts.seg_start[p + 1]
-        ax, ay = parts.ax[s0:s1], parts.ay[s0:s1]
-        dx, dy = parts.dx[s0:s1], parts.dy[s0:s1]
-        inv, slope = parts.inv_l2[s0:s1], parts.slope[s0:s1]
-        by = ay + dy
-        step = max(1, _PAIR_CHUNK // max(1, s1 - s0))
-        for c in range(0, len(group), step):
-            idx = group[c:c + step]
-            x = px[idx, None]
-            y = py[idx, None]
-            rx = x - ax
-            ry = y - ay
-            t = np.clip((rx * dx + ry * dy) * inv, 0.0, 1.0)
-            ex = rx - t * dx
-            ey = ry - t * dy
-            d = np.sqrt(np.min(ex * ex + ey * ey, axis=1))
-            crosses = ((ay > y) != (by > y)) & (rx < ry * slope)
-            inside = (np.count_nonzero(crosses, axis=1) & 1).astype(bool)
-            out[idx] = np.where(inside, d, -d)
-    return out
 
 
 @dataclass
@@ -688,202 +586,7 @@ class Engine:
     def _frame(self, c: Classification, lon: np.ndarray, lat: np.ndarray,
                citycodes: Sequence[str | None] | None,
                geocodes: Sequence[GeocodeResult | None] | None) -> pd.DataFrame:
-        n = len(c.status)
-        zones = self.zones
-        status = c.status.copy()
-        codes = np.append(zones["code_qp"].to_numpy(object), None)
-        names = np.append(zones["lib_qp"].to_numpy(object), None)
-        sirens = np.append(zones["siren_epci"].to_numpy(object), None)
-        zkind = np.append(self._zone_kind, -1)
-        com_codes = np.append(self.communes["insee_com"].astype(str).to_numpy(object), None)
-        com_names = np.append(self.communes["nom"].to_numpy(object), None)
-        insee = com_codes[c.commune]
-        libcom = com_names[c.commune]
-        motifs = np.full(n, "", dtype=object)
-
-        def add(mask: np.ndarray, text: Any) -> None:
-            sep = np.where(motifs[mask] == "", "", " ; ")
-            motifs[mask] = motifs[mask] + sep + text
-
-        geo_extra: dict[str, Any] = {}
-        not_found = np.zeros(n, dtype=bool)
-        if citycodes is None and geocodes is not None:
-            citycodes = [g.citycode if g is not None else None for g in geocodes]
-        if citycodes is not None:
-            cc = np.array([None if v is None or v == "" else str(v) for v in citycodes],
-                          dtype=object)
-            have = np.array([v is not None for v in cc], dtype=bool)
-            in_sem_code = np.array([v in self._sem_codes for v in cc], dtype=bool)
-            insee = np.where(have, cc, insee)
-            libcom = np.where(have, [self._commune_names.get(v) if v else None for v in cc],
-                              libcom)
-            outside_code = have & ~in_sem_code & (status != NON_GEOCODE)
-            conflict = outside_code & ((status == ELIGIBLE) | (status == A_VERIFIER))
-            add(conflict, "le géocodeur place l'adresse dans une commune hors SEM (INSEE "
-                + cc[conflict].astype(str) + ") alors que le point tombe dans un QPV de SEM")
-            status[conflict] = A_VERIFIER
-            moved = outside_code & ~conflict
-            status[moved] = HORS_TERRITOIRE
-            add(moved, "commune hors Saint-Étienne Métropole selon le géocodeur (INSEE "
-                + cc[moved].astype(str) + ")")
-
-        # Geocoding reliability.
-        if geocodes is not None:
-            from qpv_geo.geocoding import MOTIF_DEMO, reliability_issues
-
-            if len(geocodes) != n:
-                raise ValueError("geocodes must have one item per point")
-            unreliable = np.zeros(n, bool)
-            demo_rows = np.zeros(n, bool)
-            issues_txt = np.full(n, "", dtype=object)
-            for i, g in enumerate(geocodes):  # per geocoding result: already one per row
-                if g is None:
-                    continue
-                if not g.found:
-                    issues_txt[i] = g.motif or "adresse non trouvée"
-                    continue
-                # A demonstration address is marked, like demonstration perimeters, and the
-                # verdict is computed on its point as for any other.
-                issues = reliability_issues(g, score_min=self.score_min)
-                if g.source == "local-demo":
-                    demo_rows[i] = True
-                if issues:
-                    unreliable[i] = True
-                    issues_txt[i] = " ; ".join(issues)
-            not_found = np.array([g is not None and not g.found for g in geocodes], dtype=bool)
-            status[not_found] = NON_GEOCODE
-            add(not_found, issues_txt[not_found])
-            # An imprecise point cannot support a confident verdict, except where the whole
-            # commune decides it: outside SEM, or a commune of SEM that has no QPV at all.
-            city = np.array([g.citycode if g is not None else None for g in geocodes],
-                            dtype=object)
-            no_qpv_town = np.array([v is not None and v in self._sem_codes
-                                    and v not in self._communes_with_qpv for v in city],
-                                   dtype=bool)
-            settled = (status == HORS_TERRITOIRE) | ((status == HORS_QPV) & no_qpv_town)
-            downgrade = unreliable & (status != NON_GEOCODE) & ~settled
-            add(unreliable & settled, "géocodage imprécis (" + issues_txt[unreliable & settled]
-                .astype(str) + ") sans effet sur le verdict : la commune entière le décide")
-            add(downgrade, "géocodage imprécis : " + issues_txt[downgrade].astype(str))
-            status[downgrade] = A_VERIFIER
-            add(demo_rows, "DÉMONSTRATION : " + MOTIF_DEMO + ", le point n'est pas réel")
-            geo_extra = _geocode_columns(geocodes)
-
-        z = c.zone
-        zk = zkind[z]
-        zone_code, zone_name = codes[z], names[z]
-        dist = np.round(c.dist, 1)
-        base = c.status
-        usable = c.bad == 0
-        # Reasons, by case (vectorised string building).
-        m_in_qpv = usable & (zk == _K_QPV)
-        add(m_in_qpv, "dans le QPV " + zone_code[m_in_qpv].astype(str) + " « "
-            + zone_name[m_in_qpv].astype(str) + " », à " + _fmt_m(dist[m_in_qpv])
-            + " à l'intérieur du bord")
-        junction = m_in_qpv & (c.zone2 >= 0)
-        add(junction, "à la jonction avec le QPV " + codes[c.zone2[junction]].astype(str))
-        m_qva = usable & (zk == _K_QVA)
-        add(m_qva, "dans le quartier de veille active « " + zone_name[m_qva].astype(str)
-            + " » : les QVA ne sont pas éligibles à l'appel")
-        m_autre = usable & (zk == _K_AUTRE)
-        epci = np.array([self.reference.epci_name(s) for s in sirens[z[m_autre]]], dtype=object)
-        add(m_autre, "dans le QPV " + zone_code[m_autre].astype(str) + " « "
-            + zone_name[m_autre].astype(str) + " » de " + epci
-            + ", hors Saint-Étienne Métropole : non éligible à cet appel")
-        m_hors = usable & (zk < 0) & (c.territory != _T_OUT)
-        add(m_hors & (base != A_VERIFIER) & (status != HORS_TERRITOIRE),
-            "dans Saint-Étienne Métropole, dans aucun QPV ni QVA")
-        add(usable & (c.territory == _T_LIMIT),
-            "en limite du territoire de SEM (contour communal approximatif, tolérance "
-            f"{self.tolerance_m:.0f} m)")
-        m_out = usable & (zk < 0) & (c.territory == _T_OUT)
-        add(m_out, "en dehors des 53 communes de Saint-Étienne Métropole")
-        near = usable & (c.near_zone >= 0) & (zk != _K_QPV)
-        add(near, "QPV le plus proche : " + codes[c.near_zone[near]].astype(str) + " « "
-            + names[c.near_zone[near]].astype(str) + " » à " + _fmt_m(np.round(
-                c.near_dist[near], 0)))
-        unc = base == A_VERIFIER
-        alt_label = np.array([STATUSES[a] if a >= 0 else "" for a in range(-1, 6)],
-                             dtype=object)[c.alt_status + 1]
-        alt_txt = np.vectorize(_ALT_TEXT.get, otypes=[object])(alt_label[unc]) if unc.any() \
-            else np.zeros(0, dtype=object)
-        add(unc, "à moins de " + f"{self.marge_m:.0f}" + " m du bord de "
-            + codes[c.edge_zone[unc]].astype(str) + " « " + names[c.edge_zone[unc]].astype(str)
-            + " » : de l'autre côté, " + alt_txt)
-        unplaced = ~usable & ~not_found  # the geocoder's own reason says it for the others
-        add(unplaced, np.array([_BAD_REASONS.get(int(b), "") for b in c.bad[unplaced]],
-                              dtype=object))
-        if self.reference.simplified:
-            close = usable & (np.abs(np.nan_to_num(c.dist, nan=1e9)) <= 15) & (status != A_VERIFIER)
-            add(close, "à moins de 15 m d'un bord de la copie simplifiée : à confirmer avec le "
-                "fichier officiel")
-
-        candidat = np.where(unc, codes[c.edge_zone], None)
-        is_outside_q = (zk != _K_QPV)
-        donnees = self.reference.version
-        notes = self.reference.notes
-        if notes:
-            donnees = donnees + " — " + " ; ".join(notes)
-        x = np.where(usable, c.x, np.nan)
-        y = np.where(usable, c.y, np.nan)
-        frame = pd.DataFrame({
-            "status": np.array(STATUSES, dtype=object)[status],
-            "eligible": status == ELIGIBLE,
-            "code_qp": np.where(zk >= 0, zone_code, None),
-            "lib_qp": np.where(zk >= 0, zone_name, None),
-            "insee_com": insee,
-            "lib_com": libcom,
-            "distance_bord_m": dist,
-            "code_qp_proche": np.where(is_outside_q, codes[c.near_zone], None),
-            "lib_qp_proche": np.where(is_outside_q, names[c.near_zone], None),
-            "distance_qp_proche_m": np.where(is_outside_q, np.round(c.near_dist, 1), np.nan),
-            "candidat_autre_cote": candidat,
-            "motifs": motifs,
-            "donnees": donnees,
-            "lon": np.where(usable, np.round(np.asarray(lon, float), 7), np.nan),
-            "lat": np.where(usable, np.round(np.asarray(lat, float), 7), np.nan),
-            "x_l93": np.round(x, 2),
-            "y_l93": np.round(y, 2),
-        })
-        for k, v in geo_extra.items():
-            frame[k] = v
-        return frame
-
-
-def format_distance(value: float | None) -> str:
-    """« 120 m à l'intérieur du périmètre » / « 35 m à l'extérieur du périmètre »."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    side = "à l'intérieur du périmètre" if value > 0 else "à l'extérieur du périmètre"
-    return f"{abs(value):.0f} m {side}"
-
-
-_ALT_TEXT = {
-    "eligible": "le point serait dans un QPV de SEM (éligible)",
-    "qva": "le point serait dans un QVA (non éligible)",
-    "hors_qpv": "le point serait hors QPV (non éligible)",
-    "hors_territoire": "le point serait dans un QPV hors SEM (non éligible)",
-    "": "",
-}
-
-
-def _fmt_m(values: np.ndarray) -> np.ndarray:
-    """« 12 m » for each distance (vectorised), « ? m » where unknown."""
-    v = np.abs(np.asarray(values, dtype=np.float64))
-    out = np.full(len(v), "? m", dtype=object)
-    ok = np.isfinite(v)
-    out[ok] = np.char.add(np.round(v[ok]).astype(np.int64).astype(str), " m").astype(object)
-    return out
-
-
-def _geocode_columns(geocodes: Sequence[GeocodeResult | None]) -> dict[str, list[Any]]:
-    keys = ("geocodage_label", "geocodage_score", "geocodage_precision", "geocodage_source")
-    cols: dict[str, list[Any]] = {k: [] for k in keys}
-    for g in geocodes:
-        d = g.to_dict() if g is not None else {}
-        for k in keys:
-            cols[k].append(d.get(k))
-    return cols
+        return verdict_frame(self, c, lon, lat, citycodes, geocodes)
 
 
 def _hint_for(code: int) -> str:
@@ -902,21 +605,6 @@ def _between(v: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
 def _status_of(q: np.ndarray, v: np.ndarray, h: np.ndarray, in_sem: np.ndarray) -> np.ndarray:
     return np.select([q, v, h, in_sem], [ELIGIBLE, QVA, HORS_TERRITOIRE, HORS_QPV],
                      HORS_TERRITOIRE).astype(np.int8)
-
-
-def _best(pairs: np.ndarray, pi: np.ndarray, pj: np.ndarray, key: np.ndarray, n: int
-          ) -> np.ndarray:
-    """Per point, the index of the pair (among ``pairs``) with the largest key, -1 if none.
-
-    Ties go to the lowest part index, so the choice is deterministic.
-    """
-    best = np.full(n, -1, dtype=np.int64)
-    if len(pairs) == 0:
-        return best
-    order = pairs[np.lexsort((pj[pairs], -key[pairs], pi[pairs]))]
-    first = np.r_[True, pi[order][1:] != pi[order][:-1]]
-    best[pi[order[first]]] = order[first]
-    return best
 
 
 _ENGINES: dict[tuple[Any, ...], Engine] = {}
@@ -948,4 +636,5 @@ __all__ = [
     "Engine",
     "Verdict",
     "engine_from_settings",
+    "format_distance",
 ]

@@ -1,0 +1,256 @@
+"""The verdict table: statuses, codes and names, distances and the reasons in French.
+
+:func:`verdict_frame` turns the integer codes of :meth:`Engine.classify_xy
+<qpv_geo.eligibility.Engine.classify_xy>` into the public columns (:data:`VERDICT_COLUMNS
+<qpv_geo.eligibility.VERDICT_COLUMNS>`), vectorised (string building on arrays), and applies the
+geocoding quality rules (imprecise point → « à vérifier » unless the whole commune decides).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from qpv_geo._geometrie import K_AUTRE as _K_AUTRE
+from qpv_geo._geometrie import K_QPV as _K_QPV
+from qpv_geo._geometrie import K_QVA as _K_QVA
+
+if TYPE_CHECKING:
+    from qpv_geo.eligibility import Classification, Engine
+    from qpv_geo.geocoding import GeocodeResult
+
+#: The statuses, in the order of their integer codes.
+STATUSES = ("eligible", "qva", "hors_qpv", "hors_territoire", "a_verifier", "non_geocode")
+ELIGIBLE, QVA, HORS_QPV, HORS_TERRITOIRE, A_VERIFIER, NON_GEOCODE = range(6)
+
+#: Plain-French label of each status.
+STATUS_LABELS = {
+    "eligible": "Éligible — dans un QPV de Saint-Étienne Métropole",
+    "qva": "Non éligible — quartier de veille active (QVA)",
+    "hors_qpv": "Non éligible — hors QPV",
+    "hors_territoire": "Non éligible — hors territoire de Saint-Étienne Métropole",
+    "a_verifier": "À vérifier — verdict incertain",
+    "non_geocode": "Non localisé — adresse ou coordonnées inutilisables",
+}
+
+# Territory codes.
+_T_OUT, _T_LIMIT, _T_IN = 0, 1, 2
+# Reasons a point is unusable.
+_BAD_REASONS = {
+    1: "coordonnées manquantes",
+    2: "coordonnées impossibles (latitude hors de −90…90 ou longitude hors de −180…180)",
+    3: "valeurs de Lambert-93 (x/y en mètres) données comme latitude/longitude : "
+       "utilisez les colonnes ou options x/y",
+    4: "latitude et longitude semblent inversées (le point inversé tombe en France) : "
+       "corrigez la source, qpv-geo ne les permute pas d'office",
+    5: "coordonnées hors de France métropolitaine",
+    6: "valeurs en degrés données comme Lambert-93 x/y : utilisez lat/lon",
+    7: "coordonnées Lambert-93 hors de France métropolitaine",
+}
+
+
+
+def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndarray,
+                  citycodes: Sequence[str | None] | None,
+                  geocodes: Sequence[GeocodeResult | None] | None) -> pd.DataFrame:
+    """The verdict table (:data:`VERDICT_COLUMNS`) with its French reasons, from raw codes."""
+    n = len(c.status)
+    zones = self.zones
+    status = c.status.copy()
+    codes = np.append(zones["code_qp"].to_numpy(object), None)
+    names = np.append(zones["lib_qp"].to_numpy(object), None)
+    sirens = np.append(zones["siren_epci"].to_numpy(object), None)
+    zkind = np.append(self._zone_kind, -1)
+    com_codes = np.append(self.communes["insee_com"].astype(str).to_numpy(object), None)
+    com_names = np.append(self.communes["nom"].to_numpy(object), None)
+    insee = com_codes[c.commune]
+    libcom = com_names[c.commune]
+    motifs = np.full(n, "", dtype=object)
+
+    def add(mask: np.ndarray, text: Any) -> None:
+        sep = np.where(motifs[mask] == "", "", " ; ")
+        motifs[mask] = motifs[mask] + sep + text
+
+    geo_extra: dict[str, Any] = {}
+    not_found = np.zeros(n, dtype=bool)
+    if citycodes is None and geocodes is not None:
+        citycodes = [g.citycode if g is not None else None for g in geocodes]
+    if citycodes is not None:
+        cc = np.array([None if v is None or v == "" else str(v) for v in citycodes],
+                      dtype=object)
+        have = np.array([v is not None for v in cc], dtype=bool)
+        in_sem_code = np.array([v in self._sem_codes for v in cc], dtype=bool)
+        insee = np.where(have, cc, insee)
+        libcom = np.where(have, [self._commune_names.get(v) if v else None for v in cc],
+                          libcom)
+        outside_code = have & ~in_sem_code & (status != NON_GEOCODE)
+        conflict = outside_code & ((status == ELIGIBLE) | (status == A_VERIFIER))
+        add(conflict, "le géocodeur place l'adresse dans une commune hors SEM (INSEE "
+            + cc[conflict].astype(str) + ") alors que le point tombe dans un QPV de SEM")
+        status[conflict] = A_VERIFIER
+        moved = outside_code & ~conflict
+        status[moved] = HORS_TERRITOIRE
+        add(moved, "commune hors Saint-Étienne Métropole selon le géocodeur (INSEE "
+            + cc[moved].astype(str) + ")")
+
+    # Geocoding reliability.
+    if geocodes is not None:
+        from qpv_geo.geocoding import MOTIF_DEMO, reliability_issues
+
+        if len(geocodes) != n:
+            raise ValueError("geocodes must have one item per point")
+        unreliable = np.zeros(n, bool)
+        demo_rows = np.zeros(n, bool)
+        issues_txt = np.full(n, "", dtype=object)
+        for i, g in enumerate(geocodes):  # per geocoding result: already one per row
+            if g is None:
+                continue
+            if not g.found:
+                issues_txt[i] = g.motif or "adresse non trouvée"
+                continue
+            # A demonstration address is marked, like demonstration perimeters, and the
+            # verdict is computed on its point as for any other.
+            issues = reliability_issues(g, score_min=self.score_min)
+            if g.source == "local-demo":
+                demo_rows[i] = True
+            if issues:
+                unreliable[i] = True
+                issues_txt[i] = " ; ".join(issues)
+        not_found = np.array([g is not None and not g.found for g in geocodes], dtype=bool)
+        status[not_found] = NON_GEOCODE
+        add(not_found, issues_txt[not_found])
+        # An imprecise point cannot support a confident verdict, except where the whole
+        # commune decides it: outside SEM, or a commune of SEM that has no QPV at all.
+        city = np.array([g.citycode if g is not None else None for g in geocodes],
+                        dtype=object)
+        no_qpv_town = np.array([v is not None and v in self._sem_codes
+                                and v not in self._communes_with_qpv for v in city],
+                               dtype=bool)
+        settled = (status == HORS_TERRITOIRE) | ((status == HORS_QPV) & no_qpv_town)
+        downgrade = unreliable & (status != NON_GEOCODE) & ~settled
+        add(unreliable & settled, "géocodage imprécis (" + issues_txt[unreliable & settled]
+            .astype(str) + ") sans effet sur le verdict : la commune entière le décide")
+        add(downgrade, "géocodage imprécis : " + issues_txt[downgrade].astype(str))
+        status[downgrade] = A_VERIFIER
+        add(demo_rows, "DÉMONSTRATION : " + MOTIF_DEMO + ", le point n'est pas réel")
+        geo_extra = _geocode_columns(geocodes)
+
+    z = c.zone
+    zk = zkind[z]
+    zone_code, zone_name = codes[z], names[z]
+    dist = np.round(c.dist, 1)
+    base = c.status
+    usable = c.bad == 0
+    # Reasons, by case (vectorised string building).
+    m_in_qpv = usable & (zk == _K_QPV)
+    add(m_in_qpv, "dans le QPV " + zone_code[m_in_qpv].astype(str) + " « "
+        + zone_name[m_in_qpv].astype(str) + " », à " + _fmt_m(dist[m_in_qpv])
+        + " à l'intérieur du bord")
+    junction = m_in_qpv & (c.zone2 >= 0)
+    add(junction, "à la jonction avec le QPV " + codes[c.zone2[junction]].astype(str))
+    m_qva = usable & (zk == _K_QVA)
+    add(m_qva, "dans le quartier de veille active « " + zone_name[m_qva].astype(str)
+        + " » : les QVA ne sont pas éligibles à l'appel")
+    m_autre = usable & (zk == _K_AUTRE)
+    epci = np.array([self.reference.epci_name(s) for s in sirens[z[m_autre]]], dtype=object)
+    add(m_autre, "dans le QPV " + zone_code[m_autre].astype(str) + " « "
+        + zone_name[m_autre].astype(str) + " » de " + epci
+        + ", hors Saint-Étienne Métropole : non éligible à cet appel")
+    m_hors = usable & (zk < 0) & (c.territory != _T_OUT)
+    add(m_hors & (base != A_VERIFIER) & (status != HORS_TERRITOIRE),
+        "dans Saint-Étienne Métropole, dans aucun QPV ni QVA")
+    add(usable & (c.territory == _T_LIMIT),
+        "en limite du territoire de SEM (contour communal approximatif, tolérance "
+        f"{self.tolerance_m:.0f} m)")
+    m_out = usable & (zk < 0) & (c.territory == _T_OUT)
+    add(m_out, "en dehors des 53 communes de Saint-Étienne Métropole")
+    near = usable & (c.near_zone >= 0) & (zk != _K_QPV)
+    add(near, "QPV le plus proche : " + codes[c.near_zone[near]].astype(str) + " « "
+        + names[c.near_zone[near]].astype(str) + " » à " + _fmt_m(np.round(
+            c.near_dist[near], 0)))
+    unc = base == A_VERIFIER
+    alt_label = np.array([STATUSES[a] if a >= 0 else "" for a in range(-1, 6)],
+                         dtype=object)[c.alt_status + 1]
+    alt_txt = np.vectorize(_ALT_TEXT.get, otypes=[object])(alt_label[unc]) if unc.any() \
+        else np.zeros(0, dtype=object)
+    add(unc, "à moins de " + f"{self.marge_m:.0f}" + " m du bord de "
+        + codes[c.edge_zone[unc]].astype(str) + " « " + names[c.edge_zone[unc]].astype(str)
+        + " » : de l'autre côté, " + alt_txt)
+    unplaced = ~usable & ~not_found  # the geocoder's own reason says it for the others
+    add(unplaced, np.array([_BAD_REASONS.get(int(b), "") for b in c.bad[unplaced]],
+                          dtype=object))
+    if self.reference.simplified:
+        close = usable & (np.abs(np.nan_to_num(c.dist, nan=1e9)) <= 15) & (status != A_VERIFIER)
+        add(close, "à moins de 15 m d'un bord de la copie simplifiée : à confirmer avec le "
+            "fichier officiel")
+
+    candidat = np.where(unc, codes[c.edge_zone], None)
+    is_outside_q = (zk != _K_QPV)
+    donnees = self.reference.version
+    notes = self.reference.notes
+    if notes:
+        donnees = donnees + " — " + " ; ".join(notes)
+    x = np.where(usable, c.x, np.nan)
+    y = np.where(usable, c.y, np.nan)
+    frame = pd.DataFrame({
+        "status": np.array(STATUSES, dtype=object)[status],
+        "eligible": status == ELIGIBLE,
+        "code_qp": np.where(zk >= 0, zone_code, None),
+        "lib_qp": np.where(zk >= 0, zone_name, None),
+        "insee_com": insee,
+        "lib_com": libcom,
+        "distance_bord_m": dist,
+        "code_qp_proche": np.where(is_outside_q, codes[c.near_zone], None),
+        "lib_qp_proche": np.where(is_outside_q, names[c.near_zone], None),
+        "distance_qp_proche_m": np.where(is_outside_q, np.round(c.near_dist, 1), np.nan),
+        "candidat_autre_cote": candidat,
+        "motifs": motifs,
+        "donnees": donnees,
+        "lon": np.where(usable, np.round(np.asarray(lon, float), 7), np.nan),
+        "lat": np.where(usable, np.round(np.asarray(lat, float), 7), np.nan),
+        "x_l93": np.round(x, 2),
+        "y_l93": np.round(y, 2),
+    })
+    for k, v in geo_extra.items():
+        frame[k] = v
+    return frame
+
+
+def format_distance(value: float | None) -> str:
+    """« 120 m à l'intérieur du périmètre » / « 35 m à l'extérieur du périmètre »."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    side = "à l'intérieur du périmètre" if value > 0 else "à l'extérieur du périmètre"
+    return f"{abs(value):.0f} m {side}"
+
+
+_ALT_TEXT = {
+    "eligible": "le point serait dans un QPV de SEM (éligible)",
+    "qva": "le point serait dans un QVA (non éligible)",
+    "hors_qpv": "le point serait hors QPV (non éligible)",
+    "hors_territoire": "le point serait dans un QPV hors SEM (non éligible)",
+    "": "",
+}
+
+
+def _fmt_m(values: np.ndarray) -> np.ndarray:
+    """« 12 m » for each distance (vectorised), « ? m » where unknown."""
+    v = np.abs(np.asarray(values, dtype=np.float64))
+    out = np.full(len(v), "? m", dtype=object)
+    ok = np.isfinite(v)
+    out[ok] = np.char.add(np.round(v[ok]).astype(np.int64).astype(str), " m").astype(object)
+    return out
+
+
+def _geocode_columns(geocodes: Sequence[GeocodeResult | None]) -> dict[str, list[Any]]:
+    keys = ("geocodage_label", "geocodage_score", "geocodage_precision", "geocodage_source")
+    cols: dict[str, list[Any]] = {k: [] for k in keys}
+    for g in geocodes:
+        d = g.to_dict() if g is not None else {}
+        for k in keys:
+            cols[k].append(d.get(k))
+    return cols
