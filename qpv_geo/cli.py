@@ -620,8 +620,8 @@ def batch(
         "-o", "--output", help="Résultat : .csv, .xlsx (avec une feuille « synthèse »), "
         ".geojson ou .gpkg. La synthèse est aussi écrite à côté (-synthese.csv/.json).")],
     sheet: Annotated[str | None, typer.Option(
-        "--sheet", "--feuille", help="Feuille du classeur XLSX (nom ou rang ; défaut : la "
-        "première).")] = None,
+        "--sheet", "--feuille", "--couche", help="Feuille du classeur XLSX, ou couche du "
+        "GeoPackage (nom ou rang ; défaut : la première).")] = None,
     sep: Annotated[str, typer.Option(
         help="Séparateur du CSV écrit : « ; » (Excel français, virgule décimale) ou « , ».")]
     = ";",
@@ -677,6 +677,8 @@ def batch(
              if summary.get("lignes_vides_ignorees") else "")
     console.print(f"[{style}]{lues} lignes lues, {ecrites} lignes écrites[/]{extra}",
                   highlight=False)
+    for warning in summary.get("avertissements_lecture", []):
+        console.print(f"[bold yellow]⚠ {warning}[/]", highlight=False)
     for path in result.paths:
         console.print(f"Écrit : {path}", highlight=False)
     if lues != ecrites:

@@ -75,7 +75,7 @@ class Settings:
     #: of an XLSX and ratio uncompressed / compressed of its members.
     max_cellules: int = 50_000_000
     max_lignes: int = 2_000_000
-    max_caracteres_cellule: int = 32_767
+    max_caracteres_cellule: int = 1_000_000
     max_xlsx_decompresse_mb: float = 2_000.0
     max_ratio_compression: float = 200.0
     #: Largest uncompressed member (MB) extracted from a downloaded zip (``data update``).

@@ -36,6 +36,8 @@ NUMERIC_COLUMNS = ("ligne", "geocodage_score", "lon", "lat", "distance_bord_m",
 VALIDATED_MARKERS = ("status", "code_qp", "ligne")
 #: Column holding the cells of a row beyond the header's width (ragged rows).
 EXTRA_COLUMN = "colonnes en trop"
+#: Column holding why a row was read with a problem (unclosed quote, cell cut, NUL removed…).
+PROBLEM_COLUMN = "problème de lecture"
 
 _SPACES = re.compile(r"[\s\u00a0\u202f]+")
 
@@ -56,7 +58,9 @@ def fold_name(name: object) -> str:
 _EXACT: dict[str, tuple[str, ...]] = {
     "adresse": ("adresse", "adresses", "address", "adresse postale", "adresse du site",
                 "adresse de l action", "adresse du lieu", "adresse complete", "lieu",
-                "lieu de l action", "street", "street address", "rue", "voie"),
+                "lieu de l action", "lieu de realisation", "adresse de realisation",
+                "lieu de realisation de l action", "lieu d intervention", "lieux",
+                "street", "street address", "rue", "voie"),
     "code_postal": ("code postal", "cp", "postcode", "post code", "postal code", "zip",
                     "zip code", "code postale", "codepostal"),
     "commune": ("commune", "ville", "city", "localite", "town", "municipality", "nom commune",
@@ -98,7 +102,7 @@ def _role_by_words(folded: str) -> str | None:
         return "y"
     if w & {"commune", "ville", "city", "localite", "town"}:
         return "commune"
-    if w & {"adresse", "adresses", "address", "addr", "rue", "voie"}:
+    if w & {"adresse", "adresses", "address", "addr", "rue", "voie", "lieu", "lieux"}:
         return "adresse"
     if any(t.startswith("priorit") for t in words) or w & {"axe", "thematique", "theme"}:
         return "priorite"
@@ -185,7 +189,7 @@ def detect_columns(columns: Sequence[str],
                 taken.add(c)
                 break
     for c in columns:
-        if c in taken or c == EXTRA_COLUMN:
+        if c in taken or c in (EXTRA_COLUMN, PROBLEM_COLUMN):
             continue
         role = _role_by_words(folded[c])
         if role and role not in chosen and role not in overrides:
@@ -194,7 +198,8 @@ def detect_columns(columns: Sequence[str],
     return ColumnMapping(**chosen)
 
 
-def _check_mapping(mapping: ColumnMapping, columns: Sequence[str], name: str) -> None:
+def _check_mapping(mapping: ColumnMapping, columns: Sequence[str], name: str,
+                   overrides: dict[str, str | None] | None = None) -> None:
     for a, b in (("lat", "lon"), ("x", "y")):
         if bool(getattr(mapping, a)) != bool(getattr(mapping, b)):
             have, miss = (a, b) if getattr(mapping, a) else (b, a)
@@ -209,6 +214,17 @@ def _check_mapping(mapping: ColumnMapping, columns: Sequence[str], name: str) ->
             hint="Nommez les colonnes Adresse / Code postal / Commune ou Latitude / Longitude "
             "(ou x / y en Lambert-93), ou indiquez-les : --col-adresse NOM, --col-lat NOM "
             "--col-lon NOM.")
+    given = {r for r, v in (overrides or {}).items() if v is not None and str(v).strip()}
+    if not (mapping.adresse or mapping.has_lonlat or mapping.has_xy) and not given:
+        found = ", ".join(f"{getattr(mapping, r)} ({r.replace('_', ' ')})"
+                          for r in ("code_postal", "commune") if getattr(mapping, r))
+        raise InputFileError(
+            f"{name} : ni colonne d'adresse ni colonnes de coordonnées reconnues (seulement "
+            f"{found}) : chaque site serait placé au hasard dans sa commune. Colonnes "
+            f"présentes : {', '.join(map(str, columns))}.",
+            hint="Indiquez la colonne de l'adresse : --col-adresse NOM (ou les coordonnées : "
+            "--col-lat NOM --col-lon NOM) ; pour accepter une localisation à la commune, "
+            "indiquez-la explicitement : --col-commune NOM.")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from qpv_geo.batch.columns import (
     EXTRA_COLUMN,
     NUMERIC_COLUMNS,
     OUTPUT_COLUMNS,
+    PROBLEM_COLUMN,
     VALIDATED_MARKERS,
     VERDICT_OUTPUT_COLUMNS,
     ColumnMapping,
@@ -157,9 +158,11 @@ def validate_sites(frame: pd.DataFrame, mapping: ColumnMapping, *,
     summary = _Summary(engine, mapping)
     summary.add(out)
     skipped = frame.attrs.get("lignes_titre_ignorees")
-    return BatchResult(frame=out, summary=summary.result(geocodeur=state.name,
-                                                         titre_ignore=skipped),
-                       mapping=mapping)
+    result = BatchResult(frame=out, summary=summary.result(geocodeur=state.name,
+                                                           titre_ignore=skipped),
+                         mapping=mapping)
+    result.summary.update(frame.attrs.get("lecture") or {})
+    return result
 
 
 def _output_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -191,6 +194,9 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
         extra = _text(frame, EXTRA_COLUMN)
         has_extra = extra != ""
         add(has_extra, "ligne irrégulière, " + extra[has_extra].astype(str))
+    if PROBLEM_COLUMN in frame.columns:
+        problem = _text(frame, PROBLEM_COLUMN)
+        add(problem != "", problem[problem != ""].astype(str))
 
     # Coordinates given in the file.
     kind = np.zeros(n, dtype=np.int8)  # 0 none, 1 lon/lat, 2 Lambert-93 x/y
@@ -447,7 +453,7 @@ def validate_file(path: str | Path, output: str | Path | None = None, *,
     from qpv_geo.eligibility import engine_from_settings
 
     engine = engine_from_settings(settings)
-    source = _open(path, sheet=sheet, encoding=encoding, sep=input_sep)
+    source = _open(path, sheet=sheet, encoding=encoding, sep=input_sep, settings=settings)
     kind = _kind_of(Path(output)) if output is not None else None
     stream = kind == "csv"
     state = _Geocoding(geocoder, settings, geocoder_name)
@@ -498,6 +504,7 @@ def validate_file(path: str | Path, output: str | Path | None = None, *,
             writer.close()
     assert mapping is not None and summary is not None
     result_summary = summary.result(geocodeur=state.name, titre_ignore=source.skipped_above)
+    result_summary.update(source.lecture())
     streamed = stream and kept_rows > KEEP_FRAME_MAX
     if streamed:
         frame = kept[0].iloc[0:0]

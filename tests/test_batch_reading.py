@@ -1,0 +1,251 @@
+"""Reading hostile sites files (issue 10) and recognising their columns (issue 12): nothing
+swallowed or dropped uncounted, bounded work on bombs, French errors for what is not a table."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from qpv_geo.batch import read_sites, validate_file, validate_sites
+from qpv_geo.batch.columns import PROBLEM_COLUMN, detect_columns
+from qpv_geo.cli import app
+from qpv_geo.exceptions import InputFileError
+from qpv_geo.settings import Settings
+from tests.test_batch import FakeGeocoder
+
+HOSTILE = Path(__file__).resolve().parent / "data" / "hostile"
+runner = CliRunner()
+
+
+def _h(name: str) -> Path:
+    return HOSTILE / name
+
+
+@pytest.fixture()
+def fake() -> FakeGeocoder:
+    return FakeGeocoder()
+
+
+def _run(path: Path, engine, fake, **kw):
+    frame, mapping = read_sites(path, **kw)
+    return validate_sites(frame, mapping, engine=engine, geocoder=fake)
+
+
+# ------------------------------------------------------------------ 12: batch input columns
+
+@pytest.mark.parametrize("header", ["Lieu de réalisation", "lieu", "Adresse du lieu",
+                                    "Lieu de l'action", "Adresse de l'action",
+                                    "Lieu de réalisation de l'action"])
+def test_place_headers_are_the_address(header: str) -> None:
+    mapping = detect_columns(["Porteur", header, "Code postal", "Commune"])
+    assert mapping.adresse == header
+
+
+def test_lieu_de_realisation_file_is_geocoded_on_its_address(engine, fake) -> None:
+    out = _run(_h("lieu_de_realisation.csv"), engine, fake).frame
+    assert fake.queries[-1].startswith("3 rue Fausse")
+    assert out.loc[0, "status"] == "eligible"
+
+
+def test_postcode_and_commune_only_stops_with_the_columns() -> None:
+    with pytest.raises(InputFileError, match=r"ni colonne d'adresse.*Porteur, Action, Code "
+                       "postal, Commune") as err:
+        read_sites(_h("commune_only.csv"))
+    assert "--col-adresse" in (err.value.hint or "")
+    # …unless the user says so explicitly.
+    frame, mapping = read_sites(_h("commune_only.csv"),
+                                mapping_overrides={"commune": "Commune"})
+    assert mapping.commune == "Commune" and len(frame) == 2
+
+
+def test_cli_batch_without_address_column_exits_2(tmp_path) -> None:
+    res = runner.invoke(app, ["batch", str(_h("commune_only.csv")), "-o",
+                              str(tmp_path / "r.csv"), "-q"])
+    assert res.exit_code == 2, res.output
+    assert "Code postal" in res.output and "Traceback" not in res.output
+
+
+def test_markdown_is_not_a_table(tmp_path) -> None:
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    with pytest.raises(InputFileError, match="n'est pas un tableau"):
+        read_sites(readme)
+    res = runner.invoke(app, ["batch", str(readme), "-o", str(tmp_path / "r.csv"), "-q"])
+    assert res.exit_code == 2 and "n'est pas un tableau" in res.output
+    assert not (tmp_path / "r.csv").exists()
+
+
+# ------------------------------------------------------------------ 10.2 unclosed quote
+
+def test_unclosed_quote_flags_the_row_and_the_summary(engine, fake, tmp_path) -> None:
+    frame, mapping = read_sites(_h("unclosed_quote.csv"))
+    assert len(frame) == 5  # rows 2-5 and the swallowing row 6
+    assert "guillemet non fermé" in frame.loc[6, PROBLEM_COLUMN]
+    result = validate_sites(frame, mapping, engine=engine, geocoder=fake)
+    motifs = result.frame.set_index("ligne").loc[6, "motifs"]
+    assert "guillemet non fermé" in motifs and "lignes 6 à 100" in motifs
+    warnings = result.summary["avertissements_lecture"]
+    assert any("Ligne 6" in w and "100 lignes physiques" in w for w in warnings)
+
+
+def test_cli_batch_says_the_quote_swallowed_lines(tmp_path) -> None:
+    res = runner.invoke(app, ["batch", str(_h("unclosed_quote.csv")), "-o",
+                              str(tmp_path / "r.csv"), "-q"])
+    assert "guillemet non fermé" in res.output, res.output
+
+
+def test_legitimate_multiline_cell_is_not_flagged() -> None:
+    frame, _ = read_sites(_h("utf8_bom_comma_quoted_newline.csv"))
+    assert PROBLEM_COLUMN not in frame.columns
+
+
+# ------------------------------------------------------------------ 10.10 encoding
+
+def test_one_cp1252_line_does_not_garble_the_utf8_file(engine, fake) -> None:
+    result = _run(_h("mixed_encoding.csv"), engine, fake)
+    out = result.frame
+    assert (out["Porteur"].str.contains("Été")).all()
+    assert not out["Porteur"].str.contains("Ã").any()
+    warning = " ".join(result.summary["avertissements_lecture"])
+    assert "Windows-1252" in warning and "201" in warning  # file line 201 (header = 1)
+
+
+def test_pure_cp1252_file_has_no_warning(engine, fake) -> None:
+    result = _run(_h("cp1252_excel.csv"), engine, fake)
+    assert "avertissements_lecture" not in result.summary
+
+
+# ------------------------------------------------------------------ 10.8 NUL and long cells
+
+def test_nul_after_64k_is_removed_and_said(engine, fake) -> None:
+    result = _run(_h("nul_after_64k.csv"), engine, fake)
+    out = result.frame
+    assert not out.apply(lambda c: c.astype(str).str.contains("\x00")).any().any()
+    assert "Association fictive NUL" in set(out["Porteur"])
+    assert any("NUL" in w for w in result.summary["avertissements_lecture"])
+    assert "NUL" in out.loc[out["Porteur"] == "Association fictive NUL", "motifs"].iloc[0]
+
+
+def test_cell_beyond_the_cap_is_cut_with_a_reason(tmp_path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text("Porteur;Latitude;Longitude\n" + "x" * 5000 + ";45,4335;4,3790\n")
+    frame, _ = read_sites(path, settings=Settings(max_caracteres_cellule=1000))
+    assert len(frame.iloc[0]["Porteur"]) == 1000
+    assert "coupée à 1 000 caractères (5 000 au départ)" in frame.iloc[0][PROBLEM_COLUMN]
+
+
+def test_giant_cell_is_refused_before_memory_blows(tmp_path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_bytes(b"Porteur;Latitude;Longitude\n\"" + b"x" * (3 << 20) + b"\n;45;4\n")
+    with pytest.raises(InputFileError, match="une cellule dépasse"):
+        read_sites(path, settings=Settings(max_caracteres_cellule=10_000))
+
+
+# ------------------------------------------------------------------ 10.5 XLSX rows
+
+def test_formula_rows_without_values_are_listed_not_lost(engine, fake) -> None:
+    result = _run(_h("formula_no_cache.xlsx"), engine, fake)
+    summary = result.summary
+    skipped = {r["ligne"]: r["motif"] for r in summary["lignes_ignorees"]}
+    assert 3 in skipped and "formules sans valeur calculée" in skipped[3]
+    assert list(result.frame["ligne"]) == [2, 4]
+    assert "formules sans valeur calculée" in result.frame.loc[1, "motifs"]
+    assert any("formules" in w for w in summary["avertissements_lecture"])
+
+
+def test_blank_rows_before_the_tenth_are_counted(engine, fake, tmp_path) -> None:
+    result = validate_file(_h("blank_rows.xlsx"), tmp_path / "r.csv", geocoder=fake,
+                           progress=False)
+    summary = result.summary
+    assert list(result.frame["ligne"]) == [2, 5, 7]
+    assert summary["lignes_vides_ignorees"] == 3
+    assert [r["ligne"] for r in summary["lignes_ignorees"]] == [3, 4, 6]
+    assert summary["total"] + summary["lignes_ignorees_total"] + 1 == 7  # every row, header
+
+
+def test_blank_rows_of_a_csv_are_listed(tmp_path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text("Porteur;Latitude;Longitude\n\nA;45,4335;4,3790\n;;\nB;45,4335;4,3790\n")
+    frame, _ = read_sites(path)
+    assert [r["ligne"] for r in frame.attrs["lecture"]["lignes_ignorees"]] == [2, 4]
+
+
+# ------------------------------------------------------------------ 10.6 / 10.13 XLSX bombs
+
+def test_xlsx_zip_bomb_is_refused_from_the_zip_directory() -> None:
+    start = time.perf_counter()
+    with pytest.raises(InputFileError, match="bombe zip"):
+        read_sites(_h("zip_bomb.xlsx"))
+    assert time.perf_counter() - start < 5
+
+
+def test_xlsx_uncompressed_total_is_capped() -> None:
+    with pytest.raises(InputFileError, match="décompressé"):
+        read_sites(_h("blank_rows.xlsx"), settings=Settings(max_xlsx_decompresse_mb=0.001))
+
+
+def test_xlsx_declared_millions_of_rows_refused_up_front() -> None:
+    with pytest.raises(InputFileError, match="5 970 000 lignes"):
+        read_sites(_h("declared_millions_of_rows.xlsx"))
+
+
+def test_xlsx_rows_and_cells_capped_while_reading() -> None:
+    with pytest.raises(InputFileError, match="au-delà des limites"):
+        read_sites(_h("blank_rows.xlsx"), settings=Settings(max_cellules=10))
+
+
+def test_billion_laughs_is_refused_in_french() -> None:
+    with pytest.raises(InputFileError, match="DOCTYPE"):
+        read_sites(_h("billion_laughs.xlsx"))
+
+
+def test_cli_xlsx_bomb_exits_2(tmp_path) -> None:
+    for name in ("zip_bomb.xlsx", "billion_laughs.xlsx"):
+        res = runner.invoke(app, ["batch", str(_h(name)), "-o", str(tmp_path / "r.csv"),
+                                  "-q"])
+        assert res.exit_code == 2, res.output
+        assert "Traceback" not in res.output
+
+
+def test_broken_xml_inside_a_zip_is_a_french_error(tmp_path) -> None:
+    import zipfile
+
+    path = tmp_path / "casse.xlsx"
+    with zipfile.ZipFile(_h("blank_rows.xlsx")) as src, zipfile.ZipFile(path, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = data[: len(data) // 2]
+            dst.writestr(info.filename, data)
+    with pytest.raises(InputFileError, match="illisible"):
+        read_sites(path)
+
+
+# ------------------------------------------------------------------ 10.13 geo inputs
+
+def test_gpkg_without_geometry_is_read_as_a_table(engine, fake) -> None:
+    out = _run(_h("no_geometry.gpkg"), engine, fake).frame
+    assert out.loc[0, "Porteur"] == "Association fictive G"
+    assert out.loc[0, "status"] == "eligible"
+
+
+def test_gpkg_with_two_layers_says_so() -> None:
+    with pytest.raises(InputFileError, match=r"2 couches.*sites.*autres_sites") as err:
+        read_sites(_h("two_layers.gpkg"))
+    assert "--couche" in (err.value.hint or "")
+    frame, _ = read_sites(_h("two_layers.gpkg"), sheet="autres_sites")
+    assert len(frame) == 1
+
+
+def test_cli_gpkg_layer_option(tmp_path) -> None:
+    res = runner.invoke(app, ["batch", str(_h("two_layers.gpkg")), "--couche", "sites",
+                              "-o", str(tmp_path / "r.csv"), "-q"])
+    assert res.exit_code == 0, res.output
+
+
+def test_unclosed_ring_rejects_that_row_only(engine, fake) -> None:
+    out = _run(_h("unclosed_ring.geojson"), engine, fake).frame
+    assert list(out["status"]) == ["eligible", "non_geocode", "eligible"]
+    assert "géométrie illisible" in out.loc[1, "motifs"]
