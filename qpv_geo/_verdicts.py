@@ -77,6 +77,7 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
 
     geo_extra: dict[str, Any] = {}
     not_found = np.zeros(n, dtype=bool)
+    written_out = np.zeros(n, dtype=bool)
     if citycodes is None and geocodes is not None:
         citycodes = [g.citycode if g is not None else None for g in geocodes]
     if citycodes is not None:
@@ -120,7 +121,11 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
             if issues:
                 unreliable[i] = True
                 issues_txt[i] = " ; ".join(issues)
-        not_found = np.array([g is not None and not g.found for g in geocodes], dtype=bool)
+        # The commune or postcode written is outside SEM: that decides, whatever the point.
+        written_out = np.array([g is not None and bool(g.hors_territoire)
+                                for g in geocodes], dtype=bool)
+        not_found = np.array([g is not None and not g.found for g in geocodes],
+                             dtype=bool) & ~written_out
         status[not_found] = NON_GEOCODE
         add(not_found, issues_txt[not_found])
         # An imprecise point cannot support a confident verdict, except where the whole
@@ -217,6 +222,8 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
     })
     for k, v in geo_extra.items():
         frame[k] = v
+    if written_out.any():
+        _written_outside(frame, written_out, geocodes or ())
     return frame
 
 
@@ -254,3 +261,25 @@ def _geocode_columns(geocodes: Sequence[GeocodeResult | None]) -> dict[str, list
         for k in keys:
             cols[k].append(d.get(k))
     return cols
+
+
+def _written_outside(frame: pd.DataFrame, rows: np.ndarray,
+                     geocodes: Sequence[GeocodeResult | None]) -> None:
+    """Rows whose commune or postcode written is outside SEM: ``hors_territoire`` naming it,
+    without the QPV fields of whatever point the geocoder proposed."""
+    from qpv_geo.communes import communes_france
+
+    picked = [g for g, w in zip(geocodes, rows, strict=True) if w and g is not None]
+    names = communes_france().by_insee
+    frame.loc[rows, "status"] = "hors_territoire"
+    frame.loc[rows, "eligible"] = False
+    frame.loc[rows, "motifs"] = [" ; ".join((g.hors_territoire or "", *g.issues))
+                                 for g in picked]
+    for col in ("code_qp", "lib_qp", "code_qp_proche", "lib_qp_proche", "candidat_autre_cote"):
+        if col in frame.columns:
+            frame.loc[rows, col] = None
+    for col in ("distance_qp_proche_m", "distance_bord_m"):
+        if col in frame.columns:
+            frame.loc[rows, col] = np.nan
+    frame.loc[rows, "lib_com"] = [names[g.citycode].nom if g.citycode in names else None
+                                  for g in picked]

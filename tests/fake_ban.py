@@ -1,12 +1,21 @@
 """A local fake of the BAN / Géoplateforme geocoding service, speaking its real protocol.
 
-* ``GET  <prefix>/search/?q=…&limit=…[&postcode=…][&citycode=…]`` → GeoJSON FeatureCollection
-  (properties ``label``, ``score``, ``type``, ``citycode``, ``postcode``, …);
-* ``POST <prefix>/search/csv/`` (multipart: ``data`` file, ``columns`` repeated, optional
-  ``postcode`` / ``citycode`` naming columns) → the uploaded CSV plus ``latitude``,
-  ``longitude`` and the ``result_*`` columns (``result_status`` ok / not-found / skipped).
+Paths and parameters as the Géoplateforme documents them (https://data.geopf.fr/geocodage,
+``/search`` and ``/search/csv``, **no trailing slash**: ``/search/`` is a 404 here):
 
-Addresses are known by their normalised text (:data:`KNOWN`). Errors on demand: push statuses
+* ``GET  <prefix>/search?q=…&limit=…[&index=address][&postcode=…][&citycode=…]`` → GeoJSON
+  FeatureCollection (properties ``label``, ``score``, ``type``, ``name``, ``street``,
+  ``housenumber``, ``citycode``, ``postcode``, ``city``, ``context``…); an unknown parameter
+  or a ``q`` out of 3–200 characters is a 400, as is a ``limit`` out of 1–20.
+* ``POST <prefix>/search/csv`` (multipart: ``data`` file, ``columns`` repeated, optional
+  ``postcode`` / ``citycode`` naming columns, ``indexes``) → the uploaded CSV plus
+  ``latitude``, ``longitude`` and the ``result_*`` columns (``result_status`` ok / not-found /
+  skipped). Results with a score ≤ 0.5 are not returned (``not-found``), on both paths as the
+  fake is told (:attr:`FakeBan.score_floor`).
+
+Addresses are known by their normalised text (:data:`KNOWN`); a few come back as *another*
+street at a high score, as the real service does (« 12 rue balay 42000 saint-etienne » →
+« 12 Rue Sainte-Anne », 0.71). Errors on demand: push statuses
 on :attr:`FakeBan.fail_next` (with an optional ``Retry-After``), or set
 :attr:`FakeBan.always_fail`. Every request is recorded (:attr:`FakeBan.requests`), so tests can
 check the parameters sent, the retries and the cache. Runs on 127.0.0.1, random port.
@@ -54,11 +63,29 @@ _add("firminy", 4.2886, 45.3876, label="Firminy", score=0.93, type="municipality
 _add("3 rue victor hugo", 4.3886, 45.4336, label="3 Rue Victor Hugo 42000 Saint-Étienne",
      score=0.88, type="housenumber", citycode="42218", postcode="42000", housenumber="3",
      street="Rue Victor Hugo", city="Saint-Étienne", name="3 Rue Victor Hugo")
+# The real service's weakness: another street of the same commune at a high score.
+_add("12 rue balay 42000 saint-etienne", 4.3908, 45.4353,
+     label="12 Rue Sainte-Anne 42000 Saint-Étienne", score=0.71, type="housenumber",
+     citycode="42218", postcode="42000", housenumber="12", street="Rue Sainte-Anne",
+     city="Saint-Étienne", name="12 Rue Sainte-Anne")
+_add("26 allee des coquelicots 69002 lyon", 4.2931, 45.3790,
+     label="26 Allée des Coquelicots 42700 Firminy", score=0.74, type="housenumber",
+     citycode="42095", postcode="42700", housenumber="26", street="Allée des Coquelicots",
+     city="Firminy", name="26 Allée des Coquelicots")
+_add("99 rue inventee 42000 saint-etienne", 4.39, 45.44, label="Rue Inventée 42000 "
+     "Saint-Étienne", score=0.42, type="street", citycode="42218", postcode="42000",
+     street="Rue Inventée", city="Saint-Étienne", name="Rue Inventée")
 for _k in range(20):
     _add(f"{_k + 1} rue du test saint-etienne", 4.38 + _k / 1000, 45.43,
          label=f"{_k + 1} Rue du Test 42100 Saint-Étienne", score=0.9, type="housenumber",
          citycode="42218", postcode="42100", housenumber=str(_k + 1), street="Rue du Test",
          city="Saint-Étienne", name=f"{_k + 1} Rue du Test")
+
+#: Parameters the service documents (others are refused).
+SEARCH_PARAMS = frozenset({"q", "limit", "index", "postcode", "citycode", "type", "lat", "lon",
+                           "autocomplete", "returntruegeometry", "category", "departmentcode"})
+CSV_PARAMS = frozenset({"data", "columns", "postcode", "citycode", "indexes", "result_columns",
+                        "type"})
 
 RESULT_COLUMNS = ("latitude", "longitude", "result_label", "result_score", "result_score_next",
                   "result_type", "result_id", "result_housenumber", "result_name",
@@ -83,6 +110,10 @@ class FakeBan:
     prefix: str = "/geocodage"
     fail_next: list[tuple[int, str | None]] = field(default_factory=list)
     always_fail: int | None = None
+    #: statuses answered by ``/search/csv`` only (``/search`` still works): 400, 503…
+    csv_fail: int | None = None
+    #: answer CSV without the ``result_status`` column (as older services do)
+    omit_status: bool = False
     requests: list[Recorded] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -110,18 +141,22 @@ class FakeBan:
 
     def count(self, path_end: str = "") -> int:
         with self.lock:
-            return sum(1 for r in self.requests if r.path.rstrip("/").endswith(path_end))
+            return sum(1 for r in self.requests if r.path.endswith(path_end))
 
     def reset(self) -> None:
         with self.lock:
             self.requests.clear()
             self.fail_next.clear()
             self.always_fail = None
+            self.csv_fail = None
+            self.omit_status = False
 
 
 def lookup(q: str, postcode: str | None, citycode: str | None
            ) -> tuple[float, float, dict[str, Any]] | None:
     hit = KNOWN.get(_norm(q))
+    if hit is None:  # the postcode in the text is not needed to find an address
+        hit = KNOWN.get(" ".join(w for w in _norm(q).split() if not re.fullmatch(r"\d{5}", w)))
     if hit is None:
         return None
     props = hit[2]
@@ -173,15 +208,24 @@ class _Handler(BaseHTTPRequestHandler):
         params = parse_qs(parts.query, keep_blank_values=True)
         if self._record(params):
             return
-        if parts.path.rstrip("/") != f"{self.fake.prefix}/search":
+        if parts.path != f"{self.fake.prefix}/search":
             self._send(404, b'{"message": "not found"}', "application/json")
             return
+        unknown = set(params) - SEARCH_PARAMS
+        if unknown:
+            self._send(400, json.dumps({"code": 400, "message": f"unknown parameter "
+                                        f"{sorted(unknown)}"}).encode(), "application/json")
+            return
         q = (params.get("q") or [""])[0]
-        if len(q.strip()) < 3:
+        if not 3 <= len(q.strip()) <= 200 or "refus400" in q:
             self._send(400, json.dumps({"code": 400, "message": "q must contain between 3 "
                                         "and 200 chars"}).encode(), "application/json")
             return
-        limit = int((params.get("limit") or ["5"])[0])
+        limit = int((params.get("limit") or ["10"])[0])
+        if not 1 <= limit <= 20:
+            self._send(400, b'{"code": 400, "message": "limit must be between 1 and 20"}',
+                       "application/json")
+            return
         hit = lookup(q, (params.get("postcode") or [None])[0],
                      (params.get("citycode") or [None])[0])
         features = []
@@ -216,8 +260,17 @@ class _Handler(BaseHTTPRequestHandler):
         rows = list(csv.DictReader(io.StringIO(text)))
         if self._record(fields, rows=len(rows)):
             return
-        if parts.path.rstrip("/") != f"{self.fake.prefix}/search/csv":
+        if parts.path != f"{self.fake.prefix}/search/csv":
             self._send(404, b'{"message": "not found"}', "application/json")
+            return
+        if self.fake.csv_fail:
+            self._send(self.fake.csv_fail, json.dumps({"code": self.fake.csv_fail, "message":
+                       "fake csv failure"}).encode(), "application/json")
+            return
+        unknown = set(fields) - CSV_PARAMS
+        if unknown:
+            self._send(400, json.dumps({"code": 400, "message": f"unknown parameter "
+                                        f"{sorted(unknown)}"}).encode(), "application/json")
             return
         if not data:
             self._send(400, b'{"code": 400, "message": "A file is required"}',
@@ -228,7 +281,10 @@ class _Handler(BaseHTTPRequestHandler):
         cc_col = (fields.get("citycode") or [None])[0]
         out = io.StringIO()
         header = next(csv.reader(io.StringIO(text))) if text.strip() else []
-        writer = csv.DictWriter(out, fieldnames=[*header, *RESULT_COLUMNS], lineterminator="\n")
+        result_columns = [c for c in RESULT_COLUMNS
+                          if not (self.fake.omit_status and c == "result_status")]
+        writer = csv.DictWriter(out, fieldnames=[*header, *result_columns], lineterminator="\n",
+                                extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             q = " ".join(row.get(c, "") for c in columns).strip()
@@ -238,6 +294,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 hit = lookup(q, row.get(pc_col) if pc_col else None,
                              row.get(cc_col) if cc_col else None)
+                if hit is not None and float(hit[2]["score"]) <= 0.5:
+                    hit = None  # the service does not return weak results in CSV
                 if hit is None:
                     res["result_status"] = "not-found"
                 else:

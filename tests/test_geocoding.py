@@ -241,9 +241,11 @@ def test_local_unknown_number_is_interpolated_on_the_street(local):
 
 
 def test_local_not_found_has_a_motif(local):
-    for q in ("zzz qqq www", "12 rue de Paris 75001 Paris"):
-        res = local.geocode(q)
-        assert not res.found and res.motif and "non trouvée" in res.motif
+    res = local.geocode("zzz qqq www")
+    assert not res.found and res.motif and "non trouvée" in res.motif
+    # a commune written outside SEM is not « not found »: it is outside the territory
+    res = local.geocode("12 rue de Paris 75001 Paris")
+    assert not res.found and res.hors_territoire and "Paris (75)" in res.hors_territoire
     assert local.geocode("   ").motif == "adresse vide"
     unknown_street = local.geocode("12 rue Inexistante 42000 Saint-Étienne")
     assert unknown_street.precision == "municipality"
@@ -413,9 +415,10 @@ def test_ban_single_search_parsing_and_params(fake_ban, tmp_path):
     assert res == GeocodeResult(
         query="8 boulevard Jules Janin 42000 Saint-Etienne", lon=4.3859, lat=45.4405,
         label="8 Boulevard Jules Janin 42000 Saint-Étienne", score=0.97, precision="housenumber",
-        citycode="42218", postcode="42000", source="ban")
+        citycode="42218", postcode="42000", source="ban", street="Boulevard Jules Janin")
     req = fake_ban.requests[-1]
-    assert req.path == "/geocodage/search/"
+    assert req.path == "/geocodage/search"  # as documented: no trailing slash
+    assert req.params["index"] == ["address"]
     assert req.params["q"] == ["8 boulevard Jules Janin 42000 Saint-Etienne"]
     assert req.params["limit"] == ["1"]
     assert req.headers["User-Agent"].startswith("qpv-geo/")
@@ -426,15 +429,61 @@ def test_ban_single_search_parsing_and_params(fake_ban, tmp_path):
     assert not miss.found and "non trouvée" in miss.motif
 
 
-def test_ban_filters_sent(fake_ban, tmp_path):
+def test_ban_postcode_goes_in_the_text_not_as_a_filter(fake_ban, tmp_path):
     g = ban(fake_ban, tmp_path)
-    ok = g.geocode(AddressQuery("3 rue Victor Hugo", postcode="42000", citycode="42218"))
-    assert ok.found
+    ok = g.geocode(AddressQuery("3 rue Victor Hugo", postcode="42000"))
+    assert ok.found and ok.issues == ()
     params = fake_ban.requests[-1].params
-    assert params["postcode"] == ["42000"] and params["citycode"] == ["42218"]
-    assert params["q"] == ["3 rue Victor Hugo"]
-    # the filter is applied by the service: wrong postcode → not found
-    assert not g.geocode(AddressQuery("3 rue Victor Hugo", postcode="42700")).found
+    assert params["q"] == ["3 rue Victor Hugo 42000"] and "postcode" not in params
+    # a wrong postcode does not turn into another street: the result is found, and the
+    # consistency rules say that the postcode written is another commune's
+    wrong = g.geocode(AddressQuery("3 rue Victor Hugo", postcode="42700"))
+    assert wrong.found and any("42700" in i for i in wrong.issues)
+
+
+def test_ban_wrong_street_at_a_high_score_is_never_confident(fake_ban, tmp_path, engine):
+    g = ban(fake_ban, tmp_path)
+    res = g.geocode("12 rue Balay 42000 Saint-Étienne")
+    assert res.score > 0.7 and res.precision == "housenumber"
+    assert any("Rue Sainte-Anne" in i for i in res.issues)
+    assert engine.judge_point(geocode=res).status == "a_verifier"
+    lyon = g.geocode("26 Allée des Coquelicots 69002 Lyon")  # the service answers Firminy
+    verdict = engine.judge_point(geocode=lyon)
+    assert verdict.status == "hors_territoire" and "Lyon" in " ".join(verdict.motifs)
+
+
+def test_ban_one_rule_whatever_the_number_of_rows(fake_ban, tmp_path):
+    weak = "99 rue inventée 42000 Saint-Étienne"  # score 0.42
+    single = ban(fake_ban, tmp_path / "a").geocode(weak)
+    many = ban(fake_ban, tmp_path / "b").geocode_many(
+        [weak, *[f"{k} rue du Test Saint-Etienne" for k in range(1, 6)]])
+    assert fake_ban.count("/search/csv") == 1
+    assert not single.found and not many[0].found
+    assert single.motif == many[0].motif and "0,5" in single.motif
+    wrong = "12 rue Balay 42000 Saint-Étienne"
+    one = ban(fake_ban, tmp_path / "c").geocode(wrong)
+    batch = ban(fake_ban, tmp_path / "d").geocode_many(
+        [wrong, *[f"{k} rue du Test Saint-Etienne" for k in range(1, 6)]])
+    assert one.issues == batch[0].issues and one.issues
+
+
+@pytest.mark.parametrize("status", [400, 503])
+def test_ban_csv_refused_falls_back_per_address_and_reports(fake_ban, tmp_path, status):
+    fake_ban.csv_fail = status
+    queries = [f"{k} rue du Test Saint-Etienne" for k in range(1, 7)] + ["1 rue refus400"]
+    out = ban(fake_ban, tmp_path, retries=1).geocode_many(queries)
+    assert all(r.found for r in out[:6])
+    assert not out[6].found and "refusée par le service BAN" in out[6].motif
+    assert fake_ban.count("/search") == 7
+
+
+def test_ban_rows_not_found_without_result_status_are_not_ok(fake_ban, tmp_path):
+    fake_ban.omit_status = True
+    out = ban(fake_ban, tmp_path).geocode_many(
+        ["adresse inconnue quelque part", *[f"{k} rue du Test Saint-Etienne"
+                                            for k in range(1, 6)]])
+    assert not out[0].found and "(ok)" not in out[0].motif and "non trouvée" in out[0].motif
+    assert all(r.found for r in out[1:])
 
 
 def test_ban_csv_batch_chunks_order_failures(fake_ban, tmp_path):
@@ -449,16 +498,15 @@ def test_ban_csv_batch_chunks_order_failures(fake_ban, tmp_path):
                                           for k in (5, 1, 7)]
     assert not out[3].found and "non trouvée" in out[3].motif
     assert out[4].found and out[4].query == "3 rue Victor Hugo 42000"
-    assert not out[5].found  # « ab »: skipped by the service
+    assert not out[5].found  # « ab »: too short, not sent
     assert out[7] == out[0]
     posts = [r for r in fake_ban.requests if r.method == "POST"]
-    # 7 distinct queries in chunks of 3 → 3 uploads
-    assert [r.rows for r in posts] == [3, 3, 1]
+    # 6 distinct queries to send in chunks of 3 → 2 uploads
+    assert [r.rows for r in posts] == [3, 3]
     assert posts[0].params["columns"] == ["adresse"]
-    # the postcode column is named as a filter in the chunk that has postcodes only
-    assert "postcode" not in posts[0].params
-    assert posts[1].params["postcode"] == ["postcode"]
-    assert all(r.path == "/geocodage/search/csv/" for r in posts)
+    # the postcode is in the text, never a filter
+    assert all("postcode" not in r.params for r in posts)
+    assert all(r.path == "/geocodage/search/csv" for r in posts)
 
 
 def test_ban_retries_on_500_then_succeeds(fake_ban, tmp_path):
@@ -604,12 +652,12 @@ def test_local_batch_results_survive_an_interruption(tmp_path, monkeypatch):
     def boom(query):
         raise AssertionError(f"geocoded again: {query}")
 
-    monkeypatch.setattr(again, "geocode", boom)
+    monkeypatch.setattr(again, "_geocode_raw", boom)
     assert again.geocode_many(queries) == done
     # Another address file: other results, so the cache does not apply.
     other = tmp_path / "autre.csv"
     other.write_bytes(FIXTURE.read_bytes() + b"\n")
     fresh = LocalGeocoder(other, cache_dir=tmp_path)
-    monkeypatch.setattr(fresh, "geocode", boom)
+    monkeypatch.setattr(fresh, "_geocode_raw", boom)
     with pytest.raises(AssertionError, match="geocoded again"):
         fresh.geocode_many(queries[:1])

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from qpv_geo.exceptions import GeocoderUnavailable
+from qpv_geo.exceptions import GeocoderQueryError, GeocoderUnavailable
 from qpv_geo.geocoding.base import (
     PRECISIONS,
     AddressQuery,
@@ -21,9 +21,10 @@ from qpv_geo.geocoding.base import (
 )
 from qpv_geo.settings import Settings
 
-# ---------------------------------------------------------------------------------------------
-# Online: BAN / Géoplateforme
-# ---------------------------------------------------------------------------------------------
+#: Results under this score are « not found », on ``/search`` as on ``/search/csv``.
+SCORE_FLOOR = 0.5
+_REFUSED = "adresse refusée par le service BAN"
+_NOT_FOUND = "adresse non trouvée par le service BAN (aucun résultat de score supérieur à 0,5)"
 
 
 class BanGeocoder:
@@ -78,22 +79,21 @@ class BanGeocoder:
     def _cache_key(self, q: AddressQuery) -> str:
         from qpv_geo._http import ResultCache
 
-        return ResultCache.key({"url": self.base_url, "q": " ".join(q.adresse.split()),
+        return ResultCache.key({"v": 2, "url": self.base_url, "q": " ".join(q.adresse.split()),
                                 "postcode": q.postcode or None, "citycode": q.citycode or None,
                                 "city": q.city or None})
 
     @staticmethod
     def _q_text(q: AddressQuery) -> str:
-        # postcode/citycode go as filters; the city name joins the text
-        return " ".join(p for p in (q.adresse.strip(), (q.city or "").strip()) if p)
+        # Everything goes in the text, the postcode too: as a hard ``postcode=`` filter, a
+        # wrong postcode made the service answer with another street of that postcode.
+        return q.text()
 
     def search(self, query: str | AddressQuery, *, limit: int = 5) -> list[GeocodeResult]:
-        """Raw ``/search/`` call: up to ``limit`` results (not cached)."""
+        """Raw ``/search`` call: up to ``limit`` results, unchecked and not cached."""
         q = _as_query(query)
-        params = {"q": self._q_text(q)[:200], "limit": limit,
-                  "postcode": (q.postcode or "").strip() or None,
-                  "citycode": (q.citycode or "").strip() or None}
-        resp = self._request("GET", "/search/", params=params)
+        params = {"q": self._q_text(q)[:200], "limit": limit, "index": "address"}
+        resp = self._request("GET", "/search", params=params)
         try:
             features = resp.json().get("features", [])
         except (ValueError, AttributeError) as exc:
@@ -107,32 +107,35 @@ class BanGeocoder:
         return GeocodeResult(
             query=text, lon=_float(coords[0]), lat=_float(coords[1]), label=props.get("label"),
             score=float(props.get("score") or 0.0), precision=_ban_precision(props.get("type")),
-            citycode=props.get("citycode"), postcode=props.get("postcode"), source=self.source)
+            citycode=props.get("citycode"), postcode=props.get("postcode"), source=self.source,
+            street=_street_of(props.get("type"), props.get("street"), props.get("name")))
+
+    def _floor(self, query: str | AddressQuery, res: GeocodeResult) -> GeocodeResult:
+        """The same score floor for ``/search`` and ``/search/csv``."""
+        if res.found and res.score < SCORE_FLOOR:
+            return not_found(query, _NOT_FOUND, source=self.source)
+        return res
+
+    def _one(self, q: AddressQuery) -> GeocodeResult:
+        results = self.search(q, limit=1)
+        if not results:
+            return not_found(q, _NOT_FOUND, source=self.source)
+        return self._floor(q, results[0])
 
     def geocode(self, query: str | AddressQuery) -> GeocodeResult:
-        """The best result of ``/search/`` (cached)."""
-        q = _as_query(query)
-        if not q.adresse.strip():
-            return not_found(query, "adresse vide", source=self.source)
-        key = self._cache_key(q)
-        if self.cache is not None:
-            hit = self.cache.get(key)
-            if hit is not None:
-                return GeocodeResult(**{**hit, "query": _query_text(query)})
-        results = self.search(q, limit=1)
-        res = results[0] if results else not_found(
-            query, "adresse non trouvée par le service BAN", source=self.source)
-        if self.cache is not None:
-            self.cache.set_many({key: res.__dict__})
-        return res
+        """The best result of ``/search`` (cached), checked against what was written."""
+        return self.geocode_many([query])[0]
 
     def geocode_many(self, queries: Sequence[str | AddressQuery], *,
                      progress: Callable[[int], None] | None = None) -> list[GeocodeResult]:
-        """One result per query, same order: cache first, then ``/search/csv/`` by chunks.
-
-        Each chunk is cached as soon as it comes back: an interrupted run resumes there.
-        ``progress`` is called with the number of queries just finished (an increment).
+        """One result per query, same order: cache first, then ``/search/csv`` by chunks
+        (``/search`` one by one under :attr:`batch_threshold` addresses, and for the rows of
+        a chunk the service refused). The same score floor and consistency rules apply to
+        every row, whatever the path. Each chunk is cached as soon as it comes back: an
+        interrupted run resumes there. ``progress`` gets the number of queries just finished.
         """
+        from qpv_geo.geocoding.consistency import check_many
+
         qs = [_as_query(q) for q in queries]
         out: list[GeocodeResult | None] = [None] * len(qs)
         keys = [self._cache_key(q) for q in qs]
@@ -140,8 +143,8 @@ class BanGeocoder:
         todo: dict[str, list[int]] = {}
         done = 0
         for k, (q, key) in enumerate(zip(qs, keys, strict=True)):
-            if not q.adresse.strip():
-                out[k] = not_found(queries[k], "adresse vide", source=self.source)
+            if len(q.text().strip()) < 3:
+                out[k] = not_found(queries[k], "adresse vide ou trop courte", source=self.source)
                 done += 1
             elif key in cached:
                 out[k] = GeocodeResult(**{**cached[key], "query": _query_text(queries[k])})
@@ -151,20 +154,18 @@ class BanGeocoder:
         if progress is not None and done:
             progress(done)
         pending = list(todo.items())
-        if len(pending) < self.batch_threshold:
-            for _key, ks in pending:
-                res = self.geocode(qs[ks[0]])
-                for k in ks:
-                    out[k] = GeocodeResult(**{**res.__dict__, "query": _query_text(queries[k])})
-                if progress is not None:
-                    progress(len(ks))
-            return [r for r in out if r is not None]
-        for i in range(0, len(pending), self.chunk_size):
-            chunk = pending[i:i + self.chunk_size]
-            results = self._csv_chunk([qs[ks[0]] for _, ks in chunk])
+        step = self.chunk_size if len(pending) >= self.batch_threshold else 1
+        for i in range(0, len(pending), step):
+            chunk = pending[i:i + step]
+            chunk_qs = [qs[ks[0]] for _, ks in chunk]
+            results = (self._csv_chunk(chunk_qs) if step > 1 else None)
+            if results is None:
+                results = self._one_by_one(chunk_qs)
+            results = [self._floor(q, r) for q, r in zip(chunk_qs, results, strict=True)]
             if self.cache is not None:
                 self.cache.set_many({key: res.__dict__ for (key, _), res
-                                     in zip(chunk, results, strict=True)})
+                                     in zip(chunk, results, strict=True)
+                                     if res.motif is None or not res.motif.startswith(_REFUSED)})
             n = 0
             for (_, ks), res in zip(chunk, results, strict=True):
                 for k in ks:
@@ -172,22 +173,47 @@ class BanGeocoder:
                     n += 1
             if progress is not None:
                 progress(n)
-        return [r for r in out if r is not None]
+        return check_many(qs, [r for r in out if r is not None])
 
-    def _csv_chunk(self, qs: list[AddressQuery]) -> list[GeocodeResult]:
+    def _one_by_one(self, qs: list[AddressQuery]) -> list[GeocodeResult]:
+        """``/search`` for each address; one the service refuses is reported, not fatal.
+
+        The service unreachable for the first address (or for 3 in a row) is fatal: the
+        caller keeps what the cache holds and says how to resume."""
+        out: list[GeocodeResult] = []
+        failures = 0
+        for q in qs:
+            try:
+                out.append(self._one(q))
+                failures = 0
+            except GeocoderQueryError as exc:
+                out.append(not_found(q, f"{_REFUSED} ({exc})", source=self.source))
+            except GeocoderUnavailable:
+                failures += 1
+                if len(qs) == 1 or failures >= 3:
+                    raise
+                out.append(not_found(q, f"{_REFUSED} (service indisponible pour cette "
+                                     "adresse, relancez pour la reprendre)", source=self.source))
+        return out
+
+    def _csv_chunk(self, qs: list[AddressQuery]) -> list[GeocodeResult] | None:
+        """One ``/search/csv`` upload; ``None`` when the service refused it (HTTP 400 or a
+        run of 5xx): the caller falls back to ``/search`` for each of its addresses."""
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["qpv_id", "adresse", "postcode", "citycode"])
+        writer.writerow(["qpv_id", "adresse"])
         for k, q in enumerate(qs):
-            writer.writerow([k, self._q_text(q)[:200], (q.postcode or "").strip(),
-                             (q.citycode or "").strip()])
-        data: list[tuple[str, str]] = [("columns", "adresse")]
-        if any(q.postcode for q in qs):
-            data.append(("postcode", "postcode"))
-        if any(q.citycode for q in qs):
-            data.append(("citycode", "citycode"))
+            writer.writerow([k, self._q_text(q)[:200]])
+        data: list[tuple[str, str]] = [("columns", "adresse"), ("indexes", "address")]
         files = {"data": ("adresses.csv", buf.getvalue().encode("utf-8"), "text/csv")}
-        resp = self._request("POST", "/search/csv/", data=data, files=files)
+        try:
+            resp = self._request("POST", "/search/csv", data=data, files=files)
+        except GeocoderQueryError:
+            return None
+        except GeocoderUnavailable as exc:
+            if "injoignable" in str(exc):
+                raise
+            return None
         text = resp.content.decode("utf-8-sig", errors="replace")
         rows = list(csv.DictReader(io.StringIO(text)))
         by_id: dict[int, dict[str, str]] = {}
@@ -197,8 +223,7 @@ class BanGeocoder:
             except ValueError:
                 continue
         if not rows or "result_score" not in rows[0]:
-            raise GeocoderUnavailable("Réponse inattendue de /search/csv/ (colonnes result_* "
-                                      "absentes).")
+            return None  # not the documented answer: ask address by address
         results = []
         for k, q in enumerate(qs):
             row = by_id.get(k)
@@ -207,12 +232,14 @@ class BanGeocoder:
                 results.append(not_found(text_q, "ligne absente de la réponse du service BAN",
                                          source=self.source))
                 continue
-            status = (row.get("result_status") or "ok").strip()
             lon, lat = _float(row.get("longitude")), _float(row.get("latitude"))
+            # no result_status column (older services): a row without a point is not found
+            status = (row.get("result_status") or ("ok" if lon is not None and lat is not None
+                                                   else "not-found")).strip()
             if status != "ok" or lon is None or lat is None:
-                motif = {"not-found": "adresse non trouvée par le service BAN",
+                motif = {"not-found": _NOT_FOUND,
                          "skipped": "adresse ignorée par le service BAN (vide ?)",
-                         "error": "erreur du service BAN sur cette adresse"}.get(
+                         "error": f"{_REFUSED} (erreur sur cette ligne)"}.get(
                              status, f"adresse non trouvée par le service BAN ({status})")
                 results.append(not_found(text_q, motif, source=self.source))
                 continue
@@ -221,7 +248,9 @@ class BanGeocoder:
                 score=_float(row.get("result_score")) or 0.0,
                 precision=_ban_precision(row.get("result_type")),
                 citycode=row.get("result_citycode") or None,
-                postcode=row.get("result_postcode") or None, source=self.source))
+                postcode=row.get("result_postcode") or None, source=self.source,
+                street=_street_of(row.get("result_type"), row.get("result_street"),
+                                  row.get("result_name"))))
         return results
 
 
@@ -233,6 +262,15 @@ def _float(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return f if np.isfinite(f) else None
+
+
+def _street_of(kind: Any, street: Any, name: Any) -> str | None:
+    """The street of a BAN result: ``street`` for a house number, ``name`` for a street."""
+    if kind == "housenumber":
+        return str(street) if street else None
+    if kind in ("street", "locality"):
+        return str(name or street) if (name or street) else None
+    return None
 
 
 def _ban_precision(kind: Any) -> str | None:

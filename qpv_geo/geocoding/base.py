@@ -38,6 +38,18 @@ class GeocodeResult:
     postcode: str | None = None
     source: str = ""
     motif: str | None = None
+    #: Name of the street found (without number, postcode, commune), when the result has one.
+    street: str | None = None
+    #: Why this match is not the address asked for (see :mod:`~qpv_geo.geocoding.consistency`):
+    #: each makes the verdict « à vérifier ».
+    issues: tuple[str, ...] = ()
+    #: Set when the commune or postcode written is outside SEM: the verdict is
+    #: ``hors_territoire`` with this reason, whatever point the geocoder found.
+    hors_territoire: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.issues, tuple):  # from a JSON cache: a list
+            object.__setattr__(self, "issues", tuple(self.issues or ()))
 
     @property
     def found(self) -> bool:
@@ -58,6 +70,8 @@ class GeocodeResult:
         }
         if self.motif is not None:
             d["geocodage_motif"] = self.motif
+        if self.issues:
+            d["geocodage_alertes"] = list(self.issues)
         return d
 
 
@@ -114,13 +128,17 @@ _PRECISION_ISSUES = {
 def reliability_issues(result: GeocodeResult, *, score_min: float) -> list[str]:
     """French reasons that make a verdict « à vérifier »; empty list = reliable point.
 
-    Reliable means: found, ``housenumber`` precision and ``score >= score_min``. A point from
+    Reliable means: found, ``housenumber`` precision, ``score >= score_min`` and no
+    consistency issue (``result.issues``: another street or commune than the one written). A
+    result whose written commune is outside SEM gives only that reason. A point from
     the demonstration address file is not judged here: like demonstration perimeters, it is
     marked on every output (``result.source == "local-demo"``, :data:`MOTIF_DEMO`).
     """
+    if result.hors_territoire:
+        return [result.hors_territoire]
     if not result.found:
-        return [result.motif or "adresse non trouvée"]
-    issues: list[str] = []
+        return [result.motif or "adresse non trouvée", *result.issues]
+    issues: list[str] = list(result.issues)
     if result.precision != "housenumber":
         issues.append(_PRECISION_ISSUES.get(
             result.precision or "", f"précision du géocodage inconnue ({result.precision})"))

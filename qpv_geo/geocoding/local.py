@@ -318,7 +318,8 @@ class LocalGeocoder:
                 return GeocodeResult(query, float(self.a_lon[j]), float(self.a_lat[j]),
                                      label=label, score=_clip(score - penalty),
                                      precision="housenumber", citycode=insee,
-                                     postcode=str(self.a_postcode[j]), source=self.source)
+                                     postcode=str(self.a_postcode[j]), source=self.source,
+                                     street=name)
             # Unknown number: interpolate between the neighbours of the same parity.
             point, motif = self._interpolate(start, end, p.number)
             if point is not None:
@@ -326,7 +327,7 @@ class LocalGeocoder:
                                      label=f"{name} {self.s_postcode[i]} {city}",
                                      score=_clip(score * 0.9), precision="street",
                                      citycode=insee, postcode=self.s_postcode[i],
-                                     source=self.source, motif=motif)
+                                     source=self.source, motif=motif, street=name)
             motif = (f"numéro {p.number} absent du fichier d'adresses : point au milieu de "
                      "la voie")
         else:
@@ -337,7 +338,7 @@ class LocalGeocoder:
                              label=f"{name} {self.s_postcode[i]} {city}", score=_clip(score * 0.9
                              if p.number is not None else score), precision=kind,
                              citycode=insee, postcode=self.s_postcode[i], source=self.source,
-                             motif=motif)
+                             motif=motif, street=name)
 
     def _interpolate(self, start: int, end: int, number: int
                      ) -> tuple[tuple[float, float] | None, str | None]:
@@ -411,7 +412,13 @@ class LocalGeocoder:
         return []
 
     def geocode(self, query: str | AddressQuery) -> GeocodeResult:
-        """The best result for one address (``found`` False with a ``motif`` otherwise)."""
+        """The best result for one address (``found`` False with a ``motif`` otherwise),
+        checked against what was written (:func:`~qpv_geo.geocoding.consistency.check`)."""
+        from qpv_geo.geocoding.consistency import check
+
+        return check(query, self._geocode_raw(query))
+
+    def _geocode_raw(self, query: str | AddressQuery) -> GeocodeResult:
         text = _query_text(query)
         if not normalize(text):
             return not_found(query, "adresse vide", source=self.source)
@@ -433,7 +440,9 @@ class LocalGeocoder:
         from qpv_geo._http import ResultCache
 
         qs = [_as_query(q) for q in queries]
-        keys = [ResultCache.key({"index": self.sha256, "q": " ".join(q.adresse.split()),
+        from qpv_geo.geocoding.consistency import check_many
+
+        keys = [ResultCache.key({"v": 2, "index": self.sha256, "q": " ".join(q.adresse.split()),
                                  "postcode": q.postcode or None, "city": q.city or None,
                                  "citycode": q.citycode or None}) for q in qs]
         # Results are kept on disk per address file: a batch interrupted by Ctrl-C or a crash
@@ -446,7 +455,7 @@ class LocalGeocoder:
         for k, (q, key) in enumerate(zip(qs, keys, strict=True)):
             res = memo.get(key)
             if res is None:
-                res = memo[key] = self.geocode(q)
+                res = memo[key] = self._geocode_raw(q)
                 new[key] = res.__dict__
             out.append(res if res.query == _query_text(queries[k]) else GeocodeResult(
                 **{**res.__dict__, "query": _query_text(queries[k])}))
@@ -457,7 +466,7 @@ class LocalGeocoder:
                 new = {}
         if new:
             cache.set_many(new)
-        return out
+        return check_many(qs, out)
 
     def _results_cache(self) -> Any:
         from qpv_geo._http import ResultCache

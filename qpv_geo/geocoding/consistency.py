@@ -1,0 +1,299 @@
+"""Does the result answer the address asked? The consistency rules applied to every geocoder.
+
+A geocoder's score says how well *some* address matches the text, not that it is the one asked
+for: « 12 rue Balay » can come back as « 12 Rue Sainte-Anne » at 0.70, « 26 allée des
+Coquelicots 69002 Lyon » as an allée of Firminy. :func:`check` reads what the user wrote
+(:func:`read_written`: postcode and commune, resolved against the national list of communes,
+:mod:`qpv_geo.communes`; the street and house number) and compares it with the result:
+
+* a commune or postcode written outside Saint-Étienne Métropole → ``hors_territoire`` naming it,
+  whatever the geocoder found (the point is dropped);
+* a postcode that is not one of the commune written, a result in another commune than the one
+  written (or than the communes of the postcode) → an issue (« à vérifier », both named);
+* a street found that is not the street asked (similarity below :data:`STREET_SIM_MIN`,
+  measured by ``make bench-geocoding``) → « rue trouvée : X, différente de la rue demandée » ;
+* a house number asked but not found → « numéro N absent … » ;
+* a street found when only a commune was written → an issue.
+
+Issues go in :attr:`GeocodeResult.issues`; :func:`~qpv_geo.geocoding.base.reliability_issues`
+turns them into « à vérifier ».
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+
+from qpv_geo.communes import Commune, communes_france, name_key
+from qpv_geo.geocoding.base import (
+    _POSTCODE_RE,
+    STOP_WORDS,
+    STREET_TYPES,
+    AddressQuery,
+    GeocodeResult,
+    _as_query,
+    match_key,
+    tokens,
+)
+
+#: Street similarity (0–100, see :func:`street_similarity`) under which the street found is not
+#: the street asked. Measured on ``make bench-geocoding`` (positives with typos and
+#: abbreviations vs absent streets): see docs/geocoding.md.
+STREET_SIM_MIN = 80.0
+
+#: Words before a commune name that make it part of a street name (« rue de Lyon »).
+_LINKS = frozenset({"de", "du", "des", "d", "l", "la", "le", "les", "a", "au", "aux"})
+_HOUSE_RE = re.compile(r"^\d{1,4}$")
+
+
+@dataclass(frozen=True)
+class Written:
+    """What the user wrote, read from the query: postcode, commune, house number, street."""
+
+    postcode: str | None = None
+    commune: Commune | None = None
+    #: True when the commune is set apart (a field, a postcode, a comma): it is the commune.
+    #: False for trailing words that may also end a street name (« rue Paul Bert »).
+    commune_certain: bool = False
+    commune_words: tuple[str, ...] = ()
+    number: int | None = None
+    street: str = ""  # match key of the street asked
+
+
+def _resolve(key: str, postcode: str | None) -> Commune | None:
+    """The commune of a name (match key), preferring one served by ``postcode``, then SEM."""
+    cl = communes_france()
+    found = [cl.current(c) for c in cl.by_key(key)]
+    if not found:
+        return None
+    if postcode:
+        with_pc = [c for c in found if postcode in c.codes_postaux]
+        if with_pc:
+            found = with_pc
+    sem = [c for c in found if c.in_sem]
+    return (sem or found)[0]
+
+
+def _segments(text: str) -> list[list[str]]:
+    """Normalised words of each comma-separated part of the text."""
+    return [ws for ws in (tokens(part) for part in re.split(r"[,;\n]", text)) if ws]
+
+
+def read_written(query: str | AddressQuery) -> Written:
+    """The postcode, commune, house number and street written in a query (text or fields)."""
+    q = _as_query(query)
+    segs = _segments(q.adresse)
+    postcode = (q.postcode or "").strip() or None
+    commune: Commune | None = None
+    certain = False
+    span: tuple[int, int, int] | None = None  # (segment, start, end) of the commune words
+    pc_pos: tuple[int, int] | None = None
+    for si, ws in enumerate(segs):
+        for wi, w in enumerate(ws):
+            if len(w) == 5 and _POSTCODE_RE.match(w) and pc_pos is None:
+                pc_pos = (si, wi)
+                postcode = postcode or w
+    if q.citycode and q.citycode.strip():
+        c = communes_france().by_insee.get(q.citycode.strip())
+        commune, certain = (communes_france().current(c) if c else None), c is not None
+    if commune is None and q.city and q.city.strip():
+        commune = _resolve(name_key(q.city), postcode)
+        certain = commune is not None
+    cl = communes_france()
+
+    def key_of(words: list[str]) -> str:
+        return " ".join(words)
+
+    def serves(key: str) -> Commune | None:
+        c = _resolve(key, postcode) if key and cl.has_key(key) else None
+        return c if c is not None and postcode in c.codes_postaux else None
+
+    if commune is None and pc_pos is not None:
+        si, wi = pc_pos
+        ws = segs[si]
+        # after the postcode: « 42000 Saint-Étienne » (the rest of its part), or the first
+        # words there that name a commune this postcode serves (« 42000 Saint-Étienne 12 rue »)
+        key = key_of(ws[wi + 1:])
+        if key and cl.has_key(key):
+            commune, certain, span = _resolve(key, postcode), True, (si, wi + 1, len(ws))
+        for k in range(min(6, len(ws) - wi - 1), 0, -1):
+            if commune is not None:
+                break
+            c = serves(key_of(ws[wi + 1:wi + 1 + k]))
+            if c is not None:
+                commune, certain, span = c, True, (si, wi + 1, wi + 1 + k)
+        if commune is None and si + 1 < len(segs) and wi == len(ws) - 1:
+            key = key_of(segs[si + 1])  # « …, 42000, Saint-Étienne »
+            if key and cl.has_key(key):
+                commune, certain = _resolve(key, postcode), True
+                span = (si + 1, 0, len(segs[si + 1]))
+        if commune is None:
+            # before it: « Lyon 69002 », only a commune that this postcode serves
+            for k in range(min(6, wi), 0, -1):
+                c = serves(key_of(ws[wi - k:wi]))
+                if c is not None:
+                    commune, certain, span = c, True, (si, wi - k, wi)
+                    break
+    if commune is None and len(segs) > 1:
+        # a whole comma-separated part: « 5 place Bellecour, Lyon » / « Lyon, 5 place … »
+        for si in (len(segs) - 1, 0):
+            key = key_of(segs[si])
+            if key and cl.has_key(key) and not any(_HOUSE_RE.match(w) for w in segs[si]):
+                commune, certain, span = _resolve(key, postcode), True, (si, 0, len(segs[si]))
+                break
+    if commune is None and segs and pc_pos is None:
+        # trailing words of the text: « 5 place Bellecour Lyon » (not « rue de Lyon »)
+        ws = segs[-1]
+        for k in range(min(6, len(ws)), 0, -1):
+            start = len(ws) - k
+            if start > 0 and (ws[start - 1] in _LINKS or ws[start - 1] in STREET_TYPES):
+                continue
+            key = key_of(ws[start:])
+            if key and cl.has_key(key):
+                commune, span = _resolve(key, postcode), (len(segs) - 1, start, len(ws))
+                certain = start == 0 and len(segs) == 1  # the whole text is a commune
+                break
+    words: list[str] = []
+    commune_words: tuple[str, ...] = ()
+    for si, ws in enumerate(segs):
+        for wi, w in enumerate(ws):
+            if pc_pos == (si, wi):
+                continue
+            if span is not None and span[0] == si and span[1] <= wi < span[2]:
+                commune_words += (w,)
+                continue
+            words.append(w)
+    from qpv_geo.geocoding.local import _split_number
+
+    number, _rep, street = _split_number([w for w in words if w not in STOP_WORDS])
+    return Written(postcode=postcode, commune=commune, commune_certain=certain,
+                   commune_words=commune_words, number=number, street=" ".join(street))
+
+
+def _strip_types(key: str) -> str:
+    return " ".join(w for w in key.split() if w not in STREET_TYPES)
+
+
+def street_similarity(asked: str, found: str) -> float:
+    """Similarity 0–100 of two street names (match keys): the names without their types
+    weigh 3/4, the full names (types included: « rue » ≠ « avenue ») 1/4."""
+    from rapidfuzz import fuzz
+
+    a_name, f_name = _strip_types(asked), _strip_types(found)
+    full = fuzz.token_sort_ratio(asked, found)
+    if not a_name or not f_name:
+        return float(full)
+    name = max(fuzz.token_sort_ratio(a_name, f_name), fuzz.ratio(a_name, f_name))
+    return 0.75 * name + 0.25 * full
+
+
+def _drop_commune_words(street: str, commune: Commune | None) -> str:
+    """The street asked without the (mistyped) name of the commune found at either end."""
+    if commune is None or not street:
+        return street
+    from rapidfuzz import fuzz
+
+    ckey = match_key(commune.nom)
+    n = len(ckey.split())
+    ws = street.split()
+    if len(ws) > n:
+        if fuzz.ratio(" ".join(ws[-n:]), ckey) >= 80:
+            ws = ws[:-n]
+        elif fuzz.ratio(" ".join(ws[:n]), ckey) >= 80:
+            ws = ws[n:]
+    return " ".join(ws)
+
+
+def _names(communes: list[Commune]) -> str:
+    names = sorted({c.nom for c in communes})
+    return ", ".join(names[:4]) + (" …" if len(names) > 4 else "")
+
+
+def check(query: str | AddressQuery, result: GeocodeResult,
+          written: Written | None = None) -> GeocodeResult:
+    """``result`` with the consistency rules applied (issues, or ``hors_territoire``)."""
+    w = written or read_written(query)
+    cl = communes_france()
+    issues: list[str] = []
+    found_commune = cl.by_insee.get(result.citycode or "") if result.citycode else None
+    # 1. The commune or postcode written decides « hors territoire ».
+    pc_communes = cl.by_postcode(w.postcode) if w.postcode else []
+    outside: str | None = None
+    in_street = bool(result.street) and bool(w.commune_words) and " ".join(
+        x for x in w.commune_words if x not in STOP_WORDS) in match_key(result.street or "")
+    asked_street = w.street
+    if in_street and not w.commune_certain:  # « rue Paul Bert »: Bert was the street's
+        asked_street = f"{w.street} {' '.join(w.commune_words)}".strip()
+    if w.commune is not None and not w.commune.in_sem:
+        if w.commune_certain:
+            outside = (f"commune écrite : {w.commune.label}, hors Saint-Étienne Métropole "
+                       f"(INSEE {w.commune.insee})")
+            if w.postcode and w.postcode not in w.commune.codes_postaux:
+                outside += f" ; code postal {w.postcode} écrit"
+        elif not in_street:
+            # trailing words that may end a street name as well: never a guess either way
+            issues.append(f"« {' '.join(w.commune_words)} » en fin d'adresse : est-ce la "
+                          f"commune {w.commune.label}, hors Saint-Étienne Métropole ? "
+                          "Précisez le code postal")
+    elif w.commune is None and w.postcode:
+        if not pc_communes:
+            issues.append(f"code postal {w.postcode} inconnu")
+        elif not any(c.in_sem for c in pc_communes):
+            outside = (f"code postal écrit {w.postcode} ({_names(pc_communes)}), hors "
+                       "Saint-Étienne Métropole")
+    if outside is not None:
+        return dataclasses.replace(
+            result, lon=None, lat=None, label=None, score=0.0, precision=None,
+            citycode=w.commune.insee if w.commune is not None else None,
+            postcode=w.postcode, street=None, motif=outside, hors_territoire=outside,
+            issues=(f"le géocodeur proposait « {result.label} »",) if result.label else ())
+    # 2. Postcode and commune written agree; the result is in the commune written.
+    commune = w.commune if (w.commune_certain or not in_street) else None
+    if commune is not None and w.postcode and w.postcode not in commune.codes_postaux:
+        others = [c for c in pc_communes if c.insee != commune.insee]
+        issues.append(f"code postal {w.postcode} écrit, qui n'est pas celui de "
+                      f"{commune.nom} ({' '.join(commune.codes_postaux)})"
+                      + (f" mais de {_names(others)}" if others else ""))
+    if result.found and found_commune is not None:
+        if commune is not None and commune.in_sem and found_commune.insee != commune.insee:
+            issues.append(f"résultat à {found_commune.nom}, alors que la commune écrite est "
+                          f"{commune.nom}")
+        elif commune is None and pc_communes and found_commune.insee not in {
+                c.insee for c in pc_communes}:
+            issues.append(f"résultat à {found_commune.nom}, hors des communes du code postal "
+                          f"écrit {w.postcode} ({_names(pc_communes)})")
+    # 3. The street found is the street asked; the number asked was found.
+    if result.found:
+        asked = _drop_commune_words(asked_street, found_commune)
+        found_street = match_key(result.street or "")
+        if asked and found_street and result.precision in ("housenumber", "street"):
+            sim = street_similarity(asked, found_street)
+            if sim < STREET_SIM_MIN:
+                issues.append(f"rue trouvée : {result.street}, différente de la rue demandée "
+                              f"(similarité {sim:.0f} %)")
+        elif asked and result.precision == "municipality" and not result.motif:
+            issues.append("voie demandée non trouvée : point de la commune")
+        elif not asked and w.number is None and result.precision in ("housenumber", "street"):
+            issues.append(f"aucune voie demandée, mais le géocodeur a trouvé « {result.label} »")
+        if w.number is not None and result.precision == "street" and asked:
+            issues.append(f"numéro {w.number} absent de la voie trouvée : position interpolée "
+                          "ou point de la rue")
+    if not issues:
+        return result
+    return dataclasses.replace(result, issues=tuple(dict.fromkeys((*result.issues, *issues))))
+
+
+def check_many(queries: list[str | AddressQuery] | tuple[str | AddressQuery, ...],
+               results: list[GeocodeResult]) -> list[GeocodeResult]:
+    """:func:`check` for each (query, result) pair; identical queries are read once."""
+    memo: dict[tuple[str, str | None, str | None, str | None], Written] = {}
+    out = []
+    for query, res in zip(queries, results, strict=True):
+        q = _as_query(query)
+        key = (q.adresse, q.postcode, q.city, q.citycode)
+        w = memo.get(key)
+        if w is None:
+            w = memo[key] = read_written(q)
+        out.append(check(q, res, w))
+    return out

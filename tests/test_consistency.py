@@ -1,0 +1,116 @@
+"""The consistency rules: the commune written wins, a different street is not a match."""
+
+from __future__ import annotations
+
+import pytest
+
+from qpv_geo.communes import communes_france
+from qpv_geo.geocoding import GeocodeResult, reliability_issues
+from qpv_geo.geocoding.consistency import check, read_written, street_similarity
+
+
+def _res(label: str, street: str | None, citycode: str, precision: str = "housenumber",
+         score: float = 0.95) -> GeocodeResult:
+    return GeocodeResult(query="q", lon=4.39, lat=45.44, label=label, score=score,
+                         precision=precision, citycode=citycode, postcode="42000",
+                         source="ban", street=street)
+
+
+def test_national_list_is_the_shipped_one_and_knows_sem():
+    cl = communes_france()
+    assert len(cl) > 34_000
+    sem = {c.insee for c in cl.by_insee.values() if c.kind == "C" and c.in_sem}
+    assert len(sem) == 53 and "42218" in sem and "42279" not in sem
+    assert [c.insee for c in cl.by_name("St-Etienne")] == ["42218"]
+    assert {c.insee for c in cl.by_postcode("42170")} == {"42042", "42279"}
+
+
+@pytest.mark.parametrize(("query", "insee"), [
+    ("26 Allée des Coquelicots 69002 Lyon", "69123"),
+    ("3 rue de la République 42300 Roanne", "42187"),
+    ("5 place Bellecour 69002 Lyon", "69123"),
+    ("1 rue Gambetta 42170 Saint-Just-Saint-Rambert", "42279"),
+    ("12 rue de Paris, 75001 Paris", "75056"),
+    ("Lyon, 5 place Bellecour", "69123"),
+])
+def test_commune_written_outside_sem_wins_whatever_the_result(query, insee):
+    # the geocoder answered with a confident point in SEM: the written commune decides
+    res = check(query, _res("26 Allée des Coquelicots 42700 Firminy", "Allée des Coquelicots",
+                            "42095"))
+    assert res.hors_territoire and f"INSEE {insee}" in res.hors_territoire
+    assert not res.found and res.citycode == insee
+    assert reliability_issues(res, score_min=0.6) == [res.hors_territoire]
+
+
+def test_postcode_alone_outside_sem():
+    res = check("12 rue Gambetta 42170", _res("12 Rue Gambetta 42000 Saint-Étienne",
+                                               "Rue Gambetta", "42218"))
+    assert res.hors_territoire and "42170" in res.hors_territoire
+    assert "Saint-Just-Saint-Rambert" in res.hors_territoire
+
+
+def test_street_name_ending_like_a_commune_is_not_a_commune():
+    # « rue de Lyon »: a street, not Lyon; « rue Paul Bert »: Bert (Allier) is the street's
+    assert read_written("12 rue de Lyon").commune is None
+    res = check("12 rue Paul Bert", _res("12 Rue Paul Bert 42000 Saint-Étienne",
+                                         "Rue Paul Bert", "42218"))
+    assert not res.issues and res.found
+    # the same words without a matching street: « à vérifier », never a guess
+    res = check("12 rue Paul Bert", _res("12 Rue Paul 42000 Saint-Étienne", "Rue Pasteur",
+                                         "42218"))
+    assert res.found and not res.hors_territoire
+    assert any("Bert (03)" in i for i in res.issues)
+
+
+def test_another_street_at_a_high_score_is_not_a_match():
+    res = check("12 rue Balay 42000 Saint-Étienne",
+                _res("12 Rue Sainte-Anne 42000 Saint-Étienne", "Rue Sainte-Anne", "42218"))
+    assert any("rue trouvée : Rue Sainte-Anne, différente" in i for i in res.issues)
+    res = check("12 rue Jean Jaurès 42000 Saint-Étienne",
+                _res("12 Rue Jean Macé 42230 Saint-Étienne", "Rue Jean Macé", "42218"))
+    assert any("Rue Jean Macé" in i for i in res.issues)
+    assert reliability_issues(res, score_min=0.6)
+
+
+@pytest.mark.parametrize("query", [
+    "8 bd Jules Janin 42000 St-Etienne", "8 boulevard jules janin saint etienne",
+    "8 Boulevard Jules Janni, 42000 Saint-Etiene", "Appt 4, 8 Bd Jules-Janin 42000",
+])
+def test_same_street_written_differently_is_a_match(query):
+    res = check(query, _res("8 Boulevard Jules Janin 42000 Saint-Étienne",
+                            "Boulevard Jules Janin", "42218"))
+    assert res.issues == () and res.hors_territoire is None
+
+
+def test_commune_and_postcode_disagree_or_result_elsewhere():
+    res = check("8 bd Jules Janin 42400 Saint-Étienne",
+                _res("8 Boulevard Jules Janin 42000 Saint-Étienne", "Boulevard Jules Janin",
+                     "42218"))
+    assert any("42400" in i and "Saint-Chamond" in i for i in res.issues)
+    res = check("8 bd Jules Janin 42000 Saint-Étienne",
+                _res("8 Boulevard Jules Janin 42700 Firminy", "Boulevard Jules Janin",
+                     "42095"))
+    assert any("résultat à Firminy" in i and "Saint-Étienne" in i for i in res.issues)
+    res = check("8 bd Jules Janin 42100",
+                _res("8 Boulevard Jules Janin 42700 Firminy", "Boulevard Jules Janin",
+                     "42095"))
+    assert any("code postal écrit 42100" in i for i in res.issues)
+
+
+def test_number_absent_and_bare_commune():
+    res = check("99 bd Jules Janin 42000 Saint-Étienne",
+                _res("Boulevard Jules Janin 42000 Saint-Étienne", "Boulevard Jules Janin",
+                     "42218", precision="street"))
+    assert any("numéro 99 absent" in i for i in res.issues)
+    res = check("42100 Saint-Étienne", _res("1 Rue de la Paix 42100 Saint-Étienne",
+                                             "Rue de la Paix", "42218"))
+    assert any("aucune voie demandée" in i for i in res.issues)
+    ok = check("42100 Saint-Étienne", _res("42100 Saint-Étienne", None, "42218",
+                                           precision="municipality"))
+    assert ok.issues == ()
+
+
+def test_street_similarity_orders_variants_above_other_streets():
+    assert street_similarity("boulevard jules janin", "boulevard jules janin") == 100
+    assert street_similarity("rue jean jaures", "rue jean mace") < 80
+    assert street_similarity("rue victro hugo", "rue victor hugo") >= 80
