@@ -93,8 +93,12 @@ def shipped_dir() -> Path:
 
 
 def installed_dir(settings: Settings) -> Path:
-    """Directory where ``data update`` / ``data import`` install layers."""
-    return settings.data_dir / "reference"
+    """Directory of the current installed version (``data update`` / ``data import``): each
+    install writes a new version folder and switches to it atomically (see
+    :mod:`qpv_geo._refstore`)."""
+    from qpv_geo import _refstore
+
+    return _refstore.current_dir(settings.data_dir / "reference")
 
 
 @dataclass(frozen=True)
@@ -519,11 +523,29 @@ def export_layer(reference: Reference, layer: str, path: Path) -> Path:
     gdf["donnees"] = reference.version
     if reference.notes:
         gdf["avertissement"] = " ; ".join(reference.notes)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        path.unlink()
-    gdf.to_file(path, driver=driver)
+    from qpv_geo._files import atomic_path, check_output_path, os_error_message
+
+    check_output_path(path)
+    try:
+        if driver == "ESRI Shapefile":  # several files (.shp, .dbf, .shx, .prj, .cpg)
+            _export_shapefile(gdf, path)
+        else:
+            with atomic_path(path) as tmp:
+                extra = {"layer": layer} if driver == "GPKG" else {}
+                gdf.to_file(tmp, driver=driver, **extra)
+    except OSError as exc:
+        raise os_error_message(exc, path) from exc
     return path
+
+
+def _export_shapefile(gdf: gpd.GeoDataFrame, path: Path) -> None:
+    """A Shapefile's files written in a temporary folder beside it, then each renamed."""
+    import os
+
+    with tempfile.TemporaryDirectory(prefix=f".{path.stem}.", dir=path.parent) as tmp:
+        gdf.to_file(Path(tmp) / path.name, driver="ESRI Shapefile")
+        for part in sorted(Path(tmp).iterdir()):
+            os.replace(part, path.with_suffix(part.suffix))
 
 
 def _read_user_layer(path: Path) -> gpd.GeoDataFrame:
@@ -571,28 +593,36 @@ def _rename_fields(gdf: gpd.GeoDataFrame, layer: str, champ_code: str | None,
 def _install(gdf: gpd.GeoDataFrame, layer: str, settings: Settings, *, source: str,
              millesime: str, licence: str, simplified: bool, demo: bool,
              precision: str, official: bool = False) -> LayerInfo:
-    target_dir = installed_dir(settings)
-    target_dir.mkdir(parents=True, exist_ok=True)
+    """Write the layer and its manifest entry into a new version folder, then switch to it
+    in one rename: a crash at any point leaves the previous layers and manifest intact."""
+    from qpv_geo import _refstore
+
     fname = f"{layer}.geojson"
-    tmp = target_dir / f".{fname}.tmp"
-    if tmp.exists():
-        tmp.unlink()
-    gdf.to_file(tmp, driver="GeoJSON")
-    tmp.replace(target_dir / fname)
-    manifest = _read_manifest(target_dir)
-    fields = [c for c in gdf.columns if c != "geometry"]
-    manifest["layers"][layer] = {
-        "file": fname, "title": f"{layer} (importée)", "source": source, "millesime": millesime,
-        "licence": licence, "sha256": sha256_file(target_dir / fname), "features": len(gdf),
-        "crs": "EPSG:4326", "fields": fields, "precision": precision, "simplified": simplified,
-        "demo": demo, "official": official,
-        "precision_m": PRECISION_PERIMETRE_DEFAUT_M if official else None,
-        "installed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
-    (target_dir / "manifest.json").write_text(
-        json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    try:
+        with _refstore.new_version(settings.data_dir / "reference") as target_dir:
+            (target_dir / fname).unlink(missing_ok=True)  # a link to the previous version
+            gdf.to_file(target_dir / fname, driver="GeoJSON")
+            _refstore.step("couche")
+            manifest = _read_manifest(target_dir)
+            fields = [c for c in gdf.columns if c != "geometry"]
+            manifest["layers"][layer] = {
+                "file": fname, "title": f"{layer} (importée)", "source": source,
+                "millesime": millesime, "licence": licence,
+                "sha256": sha256_file(target_dir / fname), "features": len(gdf),
+                "crs": "EPSG:4326", "fields": fields, "precision": precision,
+                "simplified": simplified, "demo": demo, "official": official,
+                "precision_m": PRECISION_PERIMETRE_DEFAUT_M if official else None,
+                "installed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            }
+            (target_dir / "manifest.json").write_text(
+                json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+            _refstore.step("manifeste")
+    except OSError as exc:
+        from qpv_geo._files import os_error_message
+
+        raise os_error_message(exc, settings.data_dir / "reference") from exc
     _CACHE.clear()
-    return _layer_info(layer, manifest["layers"][layer], target_dir, "installée")
+    return _layer_info(layer, manifest["layers"][layer], installed_dir(settings), "installée")
 
 
 def import_layer(
@@ -689,9 +719,13 @@ def remove_installed(layer: str, settings: Settings | None = None) -> bool:
     entry = manifest["layers"].pop(layer, None)
     if entry is None:
         return False
-    (target_dir / entry["file"]).unlink(missing_ok=True)
-    (target_dir / "manifest.json").write_text(
-        json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    from qpv_geo import _refstore
+
+    with _refstore.new_version(settings.data_dir / "reference") as new_dir:
+        (new_dir / entry["file"]).unlink(missing_ok=True)
+        (new_dir / "manifest.json").unlink()
+        (new_dir / "manifest.json").write_text(
+            json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     _CACHE.clear()
     return True
 
@@ -726,7 +760,7 @@ def update_qpv(settings: Settings | None = None, *, url: str | None = None,
         ) from exc
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            geojson = _extract_geojson(fetched, Path(tmp))
+            geojson = _extract_geojson(fetched, Path(tmp), settings)
             actual = sha256_file(geojson)
             verified = bool(expected) and actual == expected
             if verify and expected and not verified:
@@ -759,7 +793,13 @@ def update_qpv(settings: Settings | None = None, *, url: str | None = None,
         fetched.unlink(missing_ok=True)
 
 
-def _extract_geojson(path: Path, workdir: Path) -> Path:
+def _extract_geojson(path: Path, workdir: Path, settings: Settings | None = None) -> Path:
+    """The GeoJSON of a downloaded file (zip or not). Sizes are checked from the zip
+    directory before anything is inflated, and the extraction stops at the cap whatever the
+    directory says (a zip bomb never reaches the disk)."""
+    from qpv_geo._zipsafe import check_sizes, copy_member
+
+    settings = settings or Settings.from_env()
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             members = [m for m in zf.namelist()
@@ -768,9 +808,13 @@ def _extract_geojson(path: Path, workdir: Path) -> Path:
             if not members:
                 raise DownloadError("L'archive téléchargée ne contient aucun fichier GeoJSON.",
                                     hint="Vérifiez l'URL (option --url).")
+            check_sizes(zf, "L'archive téléchargée", error=DownloadError,
+                        max_total_mb=settings.max_zip_decompresse_mb,
+                        max_ratio=settings.max_ratio_compression,
+                        members=[zf.getinfo(members[0])])
             target = workdir / Path(members[0]).name
-            with zf.open(members[0]) as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+            copy_member(zf, members[0], target, max_mb=settings.max_zip_decompresse_mb,
+                        name="L'archive téléchargée", error=DownloadError)
             return target
     target = workdir / "qpv.geojson"
     shutil.copyfile(path, target)

@@ -23,6 +23,7 @@ from qpv_geo.reference import (
     NOTE_SIMPLIFIEE,
     export_layer,
     import_layer,
+    installed_dir,
     layer_infos,
     load_reference,
     remove_installed,
@@ -187,7 +188,7 @@ def test_update_installs_the_official_file(settings: Settings, server: _Server,
     assert len(ref.qpv) == 20 and len(ref.qpv_hors_sem) == 4
     assert NOTE_SIMPLIFIEE not in ref.notes and NOTE_EXTRAIT not in ref.notes
     assert "officielle" in ref.version
-    manifest = json.loads((s.data_dir / "reference" / "manifest.json").read_text())
+    manifest = json.loads((installed_dir(s) / "manifest.json").read_text())
     assert manifest["layers"]["qpv"]["sha256"] == info.sha256
     assert not list((s.cache_dir / "downloads").glob("*"))  # the download is not kept
 
