@@ -686,6 +686,11 @@ def batch(
 # --- end batch command ---
 
 
+from qpv_geo.cli_registre import registre_app  # noqa: E402  (it imports this module)
+
+app.add_typer(registre_app, name="registre")
+
+
 def main() -> None:
     """Entry point of the ``qpv-geo`` script."""
     app()

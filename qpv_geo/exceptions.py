@@ -67,6 +67,10 @@ class DownloadError(QpvGeoError, OSError):
     """An official file could not be downloaded or did not match its expected checksum."""
 
 
+class RegistreError(QpvGeoError):
+    """The instruction register refuses an operation (unknown site, missing reason, …)."""
+
+
 __all__ = [
     "CoordinateError",
     "DownloadError",
@@ -78,5 +82,6 @@ __all__ = [
     "InputFileError",
     "QpvGeoError",
     "ReferenceDataError",
+    "RegistreError",
     "SettingsError",
 ]

@@ -21,6 +21,8 @@ QPV_OFFICIAL_SHA256 = "c8d2c3e3850f2271836bad57fe3181acbfa910701718793769f17c753
 ADRESSES_OFFICIAL_URL = "https://adresse.data.gouv.fr/data/ban/adresses/latest/csv/adresses-42.csv.gz"
 #: Géoplateforme geocoding service (successor of api-adresse.data.gouv.fr, same contract).
 BAN_DEFAULT_URL = "https://data.geopf.fr/geocodage"
+#: Public company directory (« API Recherche d'entreprises », DINUM), ``GET /search?q=SIREN``.
+ANNUAIRE_DEFAULT_URL = "https://recherche-entreprises.api.gouv.fr"
 #: SIREN of Saint-Étienne Métropole (EPCI).
 SIREN_SEM = "244200770"
 
@@ -85,6 +87,10 @@ class Settings:
     origines_autorisees: str = ""
     #: Web: seconds a slow client may take to send its request headers / keep a connection idle.
     delai_client_s: float = 20.0
+    #: Year of the call for projects (actions must take place in it); 0 = the current year.
+    annee_appel: int = 0
+    #: « API Recherche d'entreprises » (company directory, no key) for the porteur criterion.
+    annuaire_url: str = ANNUAIRE_DEFAULT_URL
 
     def __post_init__(self) -> None:
         for name, (low, high, low_open) in _RANGES.items():
@@ -173,6 +179,7 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
     "max_ratio_compression": (1.0, 100_000.0, False),
     "max_zip_decompresse_mb": (0.0, 1_000_000.0, True),
     "delai_client_s": (0.0, 3_600.0, True),
+    "annee_appel": (0, 2_100, False),
 }
 #: How the error names a setting that has a CLI option.
 _LABELS = {"marge_m": "marge (m) (--marge, QPV_GEO_MARGE_M)",

@@ -25,12 +25,14 @@ def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Never read or write the user's real data/cache directories, never use the network."""
     base = tmp_path_factory.mktemp("qpv-geo-home")
     old = {k: os.environ.get(k) for k in ("QPV_GEO_DATA_DIR", "QPV_GEO_CACHE_DIR",
-                                          "QPV_GEO_GEOCODER", "QPV_GEO_BAN_URL")}
+                                          "QPV_GEO_GEOCODER", "QPV_GEO_BAN_URL",
+                                          "QPV_GEO_ANNUAIRE_URL")}
     os.environ["QPV_GEO_DATA_DIR"] = str(base / "data")
     os.environ["QPV_GEO_CACHE_DIR"] = str(base / "cache")
     os.environ["QPV_GEO_GEOCODER"] = "local"
     # Any accidental online call goes to a closed local port, never to the real service.
     os.environ["QPV_GEO_BAN_URL"] = "http://127.0.0.1:9/geocodage"
+    os.environ["QPV_GEO_ANNUAIRE_URL"] = "http://127.0.0.1:9"
     yield
     for k, v in old.items():
         if v is None:

@@ -1,0 +1,162 @@
+"""The dated instruction sheet of one site (HTML and PDF): place, computed verdict and its
+reasons, a static map of the nearby perimeters and the point, data versions, the decision
+and its reason, the dossier's criteria and the site's history.
+
+It is an evidence sheet for the dossier, not an official attestation, and it says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import jinja2
+
+from qpv_geo import __version__
+from qpv_geo._files import atomic_path, check_output_path, os_error_message
+from qpv_geo.eligibility import format_distance
+from qpv_geo.exceptions import InputFileError, QpvGeoError
+from qpv_geo.registre.store import DECISIONS, Registre
+
+if TYPE_CHECKING:
+    from qpv_geo.reference import Reference
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+#: Half-width (m) of the map around the point.
+RAYON_CARTE_M = 400.0
+AVERTISSEMENT = ("Fiche de preuve pour le dossier d'instruction : elle retrace ce que qpv-geo a "
+                 "calculé et ce que l'instructeur a décidé. Ce n'est pas une attestation "
+                 "officielle d'éligibilité.")
+
+
+def map_png(lon: float | None, lat: float | None, reference: Reference, *,
+            marge_m: float) -> bytes | None:
+    """A static map (PNG) of the perimeters around the point, the point and its margin."""
+    if lon is None or lat is None:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import geopandas as gpd
+    import matplotlib.pyplot as plt
+    from shapely.geometry import Point, box
+
+    pt = gpd.GeoSeries([Point(lon, lat)], crs=4326).to_crs(2154).iloc[0]
+    r = RAYON_CARTE_M
+    window = box(pt.x - r, pt.y - r, pt.x + r, pt.y + r)
+    fig, ax = plt.subplots(figsize=(6.2, 6.2), dpi=110)
+    try:
+        communes = reference.communes.to_crs(2154)
+        communes = communes[communes.intersects(window)]
+        if len(communes):
+            communes.boundary.plot(ax=ax, color="#9a9a9a", linewidth=0.8, linestyle="--")
+        for layer, face, edge, label in (
+                (reference.qpv, "#2e7d32", "#1b5e20", "QPV de SEM"),
+                (reference.qva, "#ef6c00", "#e65100", "QVA (non éligible)"),
+                (reference.qpv_hors_sem, "#6d4c41", "#4e342e", "QPV hors SEM")):
+            if len(layer) == 0:
+                continue
+            zones = layer.to_crs(2154)
+            zones = zones[zones.intersects(window)]
+            if len(zones) == 0:
+                continue
+            zones.plot(ax=ax, color=face, alpha=0.18)
+            zones.boundary.plot(ax=ax, color=edge, linewidth=1.6, label=label)
+            for _, z in zones.iterrows():
+                c = z.geometry.intersection(window).representative_point()
+                ax.annotate(z["code_qp"], (c.x, c.y), fontsize=8, color=edge, ha="center")
+        gpd.GeoSeries([pt.buffer(marge_m)]).boundary.plot(ax=ax, color="#c62828",
+                                                          linewidth=0.8, linestyle=":")
+        ax.plot([pt.x], [pt.y], marker="o", color="#c62828", markersize=7,
+                label=f"site (cercle : marge {marge_m:g} m)")
+        ax.set_xlim(pt.x - r, pt.x + r)
+        ax.set_ylim(pt.y - r, pt.y + r)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.plot([pt.x - r + 20, pt.x - r + 220], [pt.y - r + 25] * 2, color="black", lw=2)
+        ax.text(pt.x - r + 120, pt.y - r + 35, "200 m", ha="center", fontsize=8)
+        ax.legend(loc="upper right", fontsize=7, framealpha=0.9)
+        ax.set_title("Lambert-93 ; tirets gris : limites communales", fontsize=8)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def _reference(registre: Registre) -> Reference:
+    from qpv_geo.reference import get_reference
+
+    return get_reference(registre.settings)
+
+
+def fiche_html(registre: Registre, site_id: str, *, reference: Reference | None = None,
+               now: dt.datetime | None = None) -> str:
+    """The sheet of ``site_id`` as a self-contained HTML page (map embedded)."""
+    site = registre.site(site_id)
+    reference = reference or _reference(registre)
+    v = site.verdict
+    png = map_png(v["lon"], v["lat"], reference, marge_m=v["marge_m"])
+    current_shas = {k: info.sha256 for k, info in reference.layers.items()}
+    same_data = current_shas == v["donnees_sha256"]
+    dossier = next((d for d in registre.dossiers() if d.dossier == site.dossier
+                    and d.lot == site.lot), None)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]),
+                             trim_blocks=True, lstrip_blocks=True)
+    now = now or dt.datetime.now()
+    return env.get_template("fiche_instruction.html.j2").render(
+        site=site, v=v, decision=site.decision, decisions=DECISIONS,
+        distance=format_distance(v["distance_bord_m"]), dossier=dossier,
+        valeurs=registre.observation_values(site_id), historique=registre.historique(site_id),
+        carte=("data:image/png;base64," + base64.b64encode(png).decode()) if png else None,
+        same_data=same_data, carte_donnees=reference.version, notes=reference.notes,
+        avertissement=AVERTISSEMENT, date=now.strftime("%d/%m/%Y à %H:%M"),
+        outil=__version__)
+
+
+def write_fiche(registre: Registre, site_id: str, output: str | Path, *,
+                reference: Reference | None = None) -> Path:
+    """Write the sheet to ``output``: ``.html`` or ``.pdf`` (WeasyPrint)."""
+    output = check_output_path(output)
+    suffix = output.suffix.lower()
+    if suffix not in (".html", ".htm", ".pdf"):
+        raise InputFileError(f"Format de fiche non pris en charge : « {output.suffix} ».",
+                             hint="Choisissez un fichier .html ou .pdf.")
+    page = fiche_html(registre, site_id, reference=reference)
+    try:
+        with atomic_path(output) as tmp:
+            if suffix == ".pdf":
+                try:
+                    import weasyprint
+                except ImportError as exc:  # pragma: no cover - depends on the extras
+                    raise QpvGeoError("WeasyPrint n'est pas installé : impossible d'écrire le "
+                                      "PDF.", hint="pip install 'qpv-geo[pdf]' (et les paquets "
+                                      "Pango du système), ou demandez la fiche en .html.") \
+                        from exc
+                weasyprint.HTML(string=page, base_url=str(TEMPLATES)).write_pdf(tmp)
+            else:
+                tmp.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise os_error_message(exc, output) from exc
+    return output
+
+
+def fiche_pdf_bytes(registre: Registre, site_id: str, *,
+                    reference: Reference | None = None) -> bytes:
+    """The sheet as PDF bytes (for the web)."""
+    import weasyprint
+
+    page = fiche_html(registre, site_id, reference=reference)
+    return weasyprint.HTML(string=page, base_url=str(TEMPLATES)).write_pdf()
+
+
+
+
+__all__ = ["AVERTISSEMENT", "fiche_html", "fiche_pdf_bytes", "map_png", "write_fiche"]
