@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
-from qpv_geo.exceptions import InputFileError, QpvGeoError
+from qpv_geo.exceptions import InputTooLargeError, QpvGeoError, UnreadableInputError
 
 _MB = 1 << 20
 #: Members smaller than this are not checked for their compression ratio (tiny XML parts
@@ -21,7 +21,7 @@ _DTD = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
 def check_sizes(zf: zipfile.ZipFile, name: str, *, max_total_mb: float, max_ratio: float,
-                error: type[QpvGeoError] = InputFileError,
+                error: type[QpvGeoError] = InputTooLargeError,
                 members: Iterable[zipfile.ZipInfo] | None = None) -> int:
     """Refuse an archive whose declared uncompressed size or compression ratio is beyond the
     caps (a zip bomb), before inflating anything. Returns the total uncompressed size."""
@@ -62,7 +62,7 @@ def check_no_dtd(zf: zipfile.ZipFile, name: str) -> None:
                     break
                 head += block
                 if _DTD.search(head):
-                    raise InputFileError(
+                    raise UnreadableInputError(
                         f"{name} : la partie {info.filename} déclare un DOCTYPE ou des entités "
                         "XML, ce qu'un classeur Excel ne fait jamais (fichier piégé ?).",
                         hint="Ouvrez-le dans Excel ou LibreOffice et enregistrez-le de "
@@ -70,7 +70,7 @@ def check_no_dtd(zf: zipfile.ZipFile, name: str) -> None:
                 if _root_reached(head):
                     break
             else:
-                raise InputFileError(
+                raise UnreadableInputError(
                     f"{name} : la partie {info.filename} commence par plus de "
                     f"{_PROLOG_MAX // 1024} Ko avant son premier élément (fichier anormal).",
                     hint="Ouvrez-le dans Excel ou LibreOffice et enregistrez-le de nouveau.")

@@ -355,12 +355,15 @@ def serve(
     from qpv_geo.web import INSTALL_HINT, create_app
 
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401 (installed with the « web » extra)
+
+        from qpv_geo.web._server import run
     except ImportError as exc:
         raise QpvGeoError("uvicorn n'est pas installé.", hint=INSTALL_HINT) from exc
-    application = create_app(get_settings())
+    settings = get_settings()
+    application = create_app(settings)
     console.print(f"qpv-geo : http://{host}:{port}/ (Ctrl+C pour arrêter)")
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    run(application, host=host, port=port, delay_s=settings.delai_client_s, log_level="info")
 # --- end serve command ---
 
 

@@ -59,6 +59,18 @@ class InputFileError(QpvGeoError, ValueError):
     """A user file cannot be read: format, encoding, missing columns. Says which row/column."""
 
 
+class InputTooLargeError(InputFileError):
+    """A user file beyond the reading limits (rows, cells, uncompressed size, zip bomb)."""
+
+
+class UnreadableInputError(InputFileError):
+    """A user file whose content cannot be parsed (broken or hostile XML, …)."""
+
+
+class OperationCancelled(QpvGeoError):
+    """The work was stopped because its requester left (web client disconnected)."""
+
+
 class SettingsError(QpvGeoError, ValueError):
     """An option or a ``QPV_GEO_*`` variable with a value that is not allowed (NaN, negative…)."""
 
@@ -80,8 +92,11 @@ __all__ = [
     "GeocoderUnavailable",
     "GeocodingError",
     "InputFileError",
+    "InputTooLargeError",
+    "OperationCancelled",
     "QpvGeoError",
     "ReferenceDataError",
     "RegistreError",
     "SettingsError",
+    "UnreadableInputError",
 ]

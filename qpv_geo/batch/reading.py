@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from qpv_geo._cancel import check_cancelled
 from qpv_geo.batch.columns import (
     EXTRA_COLUMN,
     PROBLEM_COLUMN,
@@ -24,7 +25,11 @@ from qpv_geo.batch.columns import (
     _check_mapping,
     detect_columns,
 )
-from qpv_geo.exceptions import InputFileError
+from qpv_geo.exceptions import (
+    InputFileError,
+    InputTooLargeError,
+    UnreadableInputError,
+)
 from qpv_geo.settings import Settings
 
 #: Skipped rows listed one by one in the summary (all are counted).
@@ -348,7 +353,7 @@ def _open_csv(path: Path, *, encoding: str | None, sep: str | None,
                 yield n, row
         except csv.Error as exc:
             if "field larger than field limit" in str(exc):
-                raise InputFileError(
+                raise InputTooLargeError(
                     f"{path.name}, ligne {n + 1} : une cellule dépasse {field_max:,} "
                     "caractères (guillemet non fermé probable, ou cellule géante)."
                     .replace(",", " "),
@@ -491,8 +496,8 @@ def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings) -> _S
         wb = load_workbook(path, read_only=True, data_only=True)
     except (ParseError, zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError,
             AttributeError, IndexError) as exc:
-        raise InputFileError(f"{path.name} n'est pas un classeur XLSX lisible (contenu XML "
-                             "illisible ou incomplet).", hint=_XLSX_HINT) from exc
+        raise UnreadableInputError(f"{path.name} n'est pas un classeur XLSX lisible (contenu "
+                                   "XML illisible ou incomplet).", hint=_XLSX_HINT) from exc
     names = wb.sheetnames
     if sheet is None or sheet == "":
         ws = wb.worksheets[0]
@@ -507,7 +512,7 @@ def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings) -> _S
     declared = ws.max_row if isinstance(ws.max_row, int) else None
     if declared is not None and declared > settings.max_lignes:
         wb.close()
-        raise InputFileError(
+        raise InputTooLargeError(
             f"{path.name} : la feuille « {ws.title} » annonce {declared:,} lignes, au-delà de "
             f"la limite de {settings.max_lignes:,}.".replace(",", " "),
             hint="Découpez le fichier, ou relevez QPV_GEO_MAX_LIGNES si c'est voulu.")
@@ -533,7 +538,7 @@ def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings) -> _S
                 line += 1
                 cells_seen += len(values)
                 if line > settings.max_lignes or cells_seen > settings.max_cellules:
-                    raise InputFileError(
+                    raise InputTooLargeError(
                         f"{path.name} : plus de {min(line - 1, settings.max_lignes):,} lignes "
                         f"ou de {settings.max_cellules:,} cellules dans la feuille "
                         f"« {ws.title} », au-delà des limites.".replace(",", " "),
@@ -557,8 +562,9 @@ def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings) -> _S
             raise
         except (ParseError, ValueError, KeyError, TypeError, AttributeError, IndexError,
                 OSError, EOFError) as exc:
-            raise InputFileError(f"{path.name}, ligne {line + 1} de la feuille « {ws.title} » "
-                                 ": contenu XML illisible.", hint=_XLSX_HINT) from exc
+            raise UnreadableInputError(f"{path.name}, ligne {line + 1} de la feuille "
+                                       f"« {ws.title} » : contenu XML illisible.",
+                                       hint=_XLSX_HINT) from exc
         if no_value and source_ref:
             source_ref[0].warnings.append(
                 f"{len(no_value)} ligne(s) avec des formules sans valeur calculée (lignes "
@@ -730,7 +736,11 @@ def _frames(source: _Source, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, in
         empty = 0
         return out
 
+    seen = 0
     for line, cells in source.rows:
+        seen += 1
+        if not seen & 1023:
+            check_cancelled()
         problem = source.problems.pop(line, "") if source.problems else ""
         if not any(str(c).strip() for c in cells):
             empty += 1

@@ -45,8 +45,10 @@ from qpv_geo.exceptions import (
     GeocoderRateLimited,
     GeocoderUnavailable,
     InputFileError,
+    InputTooLargeError,
     QpvGeoError,
     ReferenceDataError,
+    UnreadableInputError,
 )
 from qpv_geo.settings import Settings
 from qpv_geo.web._present import (
@@ -70,9 +72,15 @@ from qpv_geo.web.security import (
     _JSON_BYTES_PER_ITEM,
     _MULTIPART_SLACK,
     CSP,
+    FormTokens,
     _BodyLimit,
+    _OriginGuard,
+    _Refused,
     _SecurityHeaders,
+    _SlowBody,
     _TooLarge,
+    from_browser,
+    token_refused,
 )
 from qpv_geo.web.services import (
     Services,
@@ -100,6 +108,10 @@ def status_for(exc: QpvGeoError) -> int:
     if isinstance(exc, (GeocoderUnavailable, GeocoderNotConfigured, GeocoderRateLimited,
                         ReferenceDataError, DownloadError, _ServiceUnavailable)):
         return 503
+    if isinstance(exc, InputTooLargeError):
+        return 413
+    if isinstance(exc, UnreadableInputError):
+        return 422
     return 400
 
 
@@ -149,6 +161,33 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
+async def _run_while_connected(request: Request, func: Any, *args: Any) -> Any:
+    """Run ``func`` in a worker thread; stop it (:func:`~qpv_geo._cancel.check_cancelled`)
+    when the client disconnects or the server stops."""
+    import asyncio
+    import threading
+
+    from qpv_geo._cancel import cancellable
+
+    event = threading.Event()
+
+    def work() -> Any:
+        with cancellable(event):
+            return func(*args)
+
+    task = asyncio.ensure_future(run_in_threadpool(work))
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=0.5)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                event.set()
+    except asyncio.CancelledError:
+        event.set()
+        raise
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; see the module docstring for the routes."""
     settings = settings or Settings.from_env()
@@ -183,11 +222,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def render_too_large(path: str, exc: _TooLarge) -> Response:
         return error_response(path, 413, str(exc.detail), exc.hint)
 
+    def render_refused(path: str, exc: _Refused) -> Response:
+        return error_response(path, exc.status_code, str(exc.detail), exc.hint)
+
     app.add_middleware(_BodyLimit, upload_bytes=max_upload + _MULTIPART_SLACK,
                        upload_shown=max_upload,
                        json_bytes=_JSON_BYTES_BASE + _JSON_BYTES_PER_ITEM
                        * settings.max_batch_items, render=render_too_large)
+    app.add_middleware(_SlowBody, delay_s=settings.delai_client_s, render=render_refused)
+    app.add_middleware(_OriginGuard, allowed=settings.origines_autorisees,
+                       render=render_refused)
     app.add_middleware(_SecurityHeaders)
+    tokens = FormTokens()
 
     @app.exception_handler(QpvGeoError)
     async def _user_error(request: Request, exc: QpvGeoError) -> Response:
@@ -206,6 +252,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if isinstance(exc, _TooLarge):
             return render_too_large(request.url.path, exc)
+        if isinstance(exc, _Refused):
+            return render_refused(request.url.path, exc)
         message, hint = _HTTP_MESSAGES.get(exc.status_code, (str(exc.detail), None))
         return error_response(request.url.path, exc.status_code, message, hint,
                               dict(exc.headers) if exc.headers else None)
@@ -234,6 +282,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = services.engine()
         return {"version": engine.reference.version, "data_notes": engine.reference.notes,
                 "app_version": __version__, "max_upload_mb": settings.max_upload_mb,
+                "jeton": tokens.new(), "retention": services.results.retention_text(),
                 "headlines": HEADLINES, **extra}
 
     # ---------------------------------------------------------------- page /
@@ -285,6 +334,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             try:
                 upload = form.get("fichier")
                 feuille = str(form.get("feuille") or "").strip()[:100] or None
+                if from_browser(request.headers) and not tokens.valid(form.get("jeton")):
+                    raise token_refused()
                 if upload is None or isinstance(upload, str) or not upload.filename:
                     raise InputFileError("Aucun fichier reçu.",
                                          hint="Choisissez un fichier CSV ou XLSX puis "
@@ -295,11 +346,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         f"Format « {suffix or 'sans extension'} » non pris en charge.",
                         hint="Enregistrez la feuille en CSV (UTF-8, séparateur ;) ou en XLSX.")
                 data = await upload.read()
-                outcome = await run_in_threadpool(_validate_upload, services, data, suffix,
-                                                  feuille, upload.filename)
+                outcome = await _run_while_connected(
+                    request, _validate_upload, services, data, suffix, feuille,
+                    upload.filename)
             finally:
                 await form.close()
-        except _TooLarge:
+        except (_TooLarge, _Refused):
             raise
         except QpvGeoError as exc:
             error = {"message": str(exc), "hint": exc.hint}
@@ -315,11 +367,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise StarletteHTTPException(404)
         found = services.results.get(token, index)
         if found is None:
-            raise QpvGeoError("Ce résultat n'est plus disponible (conservé une heure, en "
-                              "mémoire).", hint="Déposez le fichier à nouveau sur /lot.")
+            kept = services.results.retention_text()
+            raise QpvGeoError(f"Ce résultat n'est plus disponible ({kept}).",
+                              hint="Déposez le fichier à nouveau sur /lot.")
         name, content, media = found
         return Response(content, media_type=media,
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+                        headers={"Content-Disposition": f'attachment; filename="{name}"',
+                                 "Cache-Control": "no-store"})
 
     # ---------------------------------------------------------------- API
     @app.get("/api/v1/verdict", response_model=VerdictOut, tags=["verdicts"],

@@ -1,12 +1,21 @@
 """Security middlewares (pure ASGI: no per-request task overhead).
 
-Security headers (CSP and friends) on every response, and a body-size cap that answers 413
-before reading an oversized body (by Content-Length) or as soon as the stream goes over it.
+Security headers (CSP and friends) on every response, a body-size cap that answers 413
+before reading an oversized body (by Content-Length) or as soon as the stream goes over it,
+a request-forgery guard (the ``Origin``/``Host`` of every POST checked against the served
+host and :attr:`Settings.origines_autorisees`, and a signed token in the /lot form), and a
+deadline for slow request bodies (408).
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
+import secrets
+import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -123,4 +132,175 @@ class _BodyLimit:
             await self.render(scope["path"], exc)(scope, receive, send)
 
 
-__all__ = ["CSP"]
+class _Refused(StarletteHTTPException):
+    """A request refused by a guard, with a French message and what to do."""
+
+    def __init__(self, status: int, message: str, hint: str) -> None:
+        super().__init__(status_code=status, detail=message)
+        self.hint = hint
+
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+_UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _host_port(netloc: str, default_port: int) -> tuple[str, int]:
+    """``("exemple.org", 443)`` from ``exemple.org`` or ``[::1]:8000`` (lower case)."""
+    parts = urlsplit("//" + netloc.strip().lower())
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = parts.hostname or ""
+    return host, port if port is not None else default_port
+
+
+class _OriginGuard:
+    """Refuse (403) a POST whose ``Host`` is not the served host nor an allowed origin, or
+    whose ``Origin`` (else ``Referer``) is another site: a page from elsewhere cannot make
+    the instructor's browser post to the local server (CSRF, DNS rebinding)."""
+
+    def __init__(self, app: Any, *, allowed: str = "", render: Any) -> None:
+        self.app = app
+        self.render = render
+        #: Allowed ``(host, port)`` pairs, and host names allowed on any port (an entry
+        #: without a port: behind a reverse proxy the port seen differs from the public one).
+        self.allowed: set[tuple[str, int]] = set()
+        self.allowed_names: set[str] = set()
+        for item in allowed.replace(";", ",").split(","):
+            item = item.strip()
+            if not item:
+                continue
+            parts = urlsplit(item if "//" in item else "//" + item)
+            host, port = _host_port(parts.netloc, -1)
+            if port == -1:
+                self.allowed_names.add(host)
+            else:
+                self.allowed.add((host, port))
+
+    def _is_allowed(self, host: str, port: int) -> bool:
+        return host in self.allowed_names or (host, port) in self.allowed
+
+    def _served(self, host: str, port: int, scope: dict) -> bool:
+        if self._is_allowed(host, port):
+            return True
+        server = scope.get("server")
+        if not server:  # in-process test clients have no socket
+            return host in {"testserver", *_LOOPBACK}
+        s_host, s_port = str(server[0]).lower(), int(server[1] or 0)
+        if port != s_port:
+            return False
+        if s_host in _LOOPBACK or s_host in {"0.0.0.0", "::"}:
+            return host in _LOOPBACK or host == s_host
+        return host == s_host
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") not in _UNSAFE:
+            await self.app(scope, receive, send)
+            return
+        headers = {k.lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        default_port = 443 if scope.get("scheme") == "https" else 80
+        host = _host_port(headers.get(b"host", ""), default_port)
+        problem = None
+        if not self._served(*host, scope):
+            problem = f"l'adresse demandée ({headers.get(b'host', '?')[:80]}) n'est pas celle " \
+                "du serveur"
+        else:
+            origin = headers.get(b"origin") or headers.get(b"referer")
+            if origin is not None:
+                parts = urlsplit(origin)
+                o_default = 443 if parts.scheme == "https" else 80
+                o_host = _host_port(parts.netloc, o_default) if parts.netloc else ("", 0)
+                if o_host != host and not self._is_allowed(*o_host):
+                    problem = f"la page d'origine ({origin[:80]}) est un autre site"
+        if problem:
+            exc = _Refused(403, f"Requête refusée : {problem}.",
+                           "Envoyez le formulaire depuis la page de qpv-geo elle-même. Si le "
+                           "serveur est publié sous un autre nom, ajoutez-le à "
+                           "QPV_GEO_ORIGINES_AUTORISEES.")
+            await self.render(scope["path"], exc)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class FormTokens:
+    """Signed, time-limited tokens for the /lot form (a second guard after the origin)."""
+
+    def __init__(self, *, ttl_s: float = 12 * 3600, secret: bytes | None = None) -> None:
+        self.ttl_s = ttl_s
+        self._secret = secret or secrets.token_bytes(32)
+
+    def _sign(self, stamp: str) -> str:
+        return hmac.new(self._secret, stamp.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def new(self) -> str:
+        """A token for a form rendered now."""
+        stamp = str(int(time.time()))
+        return f"{stamp}.{self._sign(stamp)}"
+
+    def valid(self, token: object) -> bool:
+        """True for a token made by :meth:`new` less than ``ttl_s`` ago."""
+        if not isinstance(token, str) or token.count(".") != 1 or len(token) > 64:
+            return False
+        stamp, sig = token.split(".")
+        if not stamp.isdigit() or not hmac.compare_digest(sig, self._sign(stamp)):
+            return False
+        return 0 <= time.time() - int(stamp) <= self.ttl_s
+
+
+def from_browser(headers: Any) -> bool:
+    """True when a request carries what browsers add (``Origin``, ``Referer``,
+    ``Sec-Fetch-Site``): those must carry the form token; scripts need not."""
+    return any(headers.get(h) for h in ("origin", "referer", "sec-fetch-site"))
+
+
+def token_refused() -> _Refused:
+    """The 403 of a browser form post without a valid token."""
+    return _Refused(403, "Formulaire expiré ou venu d'une autre page : fichier non traité.",
+                    "Rechargez la page /lot et déposez le fichier à nouveau.")
+
+
+class _SlowBody:
+    """408 when a request body stalls longer than ``delay_s`` between two chunks (a slow
+    client holding a connection and a worker); once the body is complete, nothing changes."""
+
+    def __init__(self, app: Any, *, delay_s: float, render: Any) -> None:
+        self.app = app
+        self.delay_s = delay_s
+        self.render = render
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") not in _UNSAFE:
+            await self.app(scope, receive, send)
+            return
+        complete = False
+        started = False
+
+        async def timed_receive() -> dict:
+            nonlocal complete
+            if complete:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.delay_s)
+            except TimeoutError:
+                raise _Refused(408, "Envoi trop lent : la connexion a été fermée.",
+                               "Réessayez depuis une connexion plus stable.") from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                complete = True
+            return message
+
+        async def tracking_send(message: dict) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, tracking_send)
+        except _Refused as exc:
+            if started or exc.status_code != 408:
+                raise
+            await self.render(scope["path"], exc)(scope, receive, send)
+
+
+__all__ = ["CSP", "FormTokens", "from_browser", "token_refused"]

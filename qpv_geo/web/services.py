@@ -97,6 +97,14 @@ class _ResultStore:
         self._items: OrderedDict[str, tuple[float, list[tuple[str, bytes, str]]]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def retention_text(self) -> str:
+        """How long a result stays, as the page and the expiry message say it."""
+        hours = self.ttl_s / 3600
+        span = "une heure" if hours == 1 else (
+            f"{hours:g} heures".replace(".", ",") if hours >= 1 else f"{self.ttl_s / 60:g} min")
+        return (f"conservé {span} en mémoire, et seulement les {self.max_entries} derniers "
+                "fichiers vérifiés sur ce serveur")
+
     def put(self, files: list[tuple[str, bytes, str]]) -> str:
         token = secrets.token_urlsafe(18)
         with self._lock:
