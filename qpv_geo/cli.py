@@ -129,7 +129,8 @@ def check(
         help="Marge (m) autour des bords en deçà de laquelle le verdict est « à vérifier ».")]
     = None,
     geocoder: Annotated[str | None, typer.Option(
-        help="Géocodeur pour une adresse : local (hors ligne, défaut) ou ban (service en ligne).")]
+        help="Géocodeur pour une adresse : auto (défaut : fichier BAN installé, sinon service en "
+        "ligne), local (fichier BAN installé), ban (service en ligne), demo (adresses fictives).")]
     = None,
     as_json: Annotated[bool, typer.Option("--json", help="Sortie JSON (un objet).")] = False,
 ) -> None:
@@ -155,8 +156,10 @@ def check(
     engine = engine_from_settings(settings)
     if adresse is not None:
         from qpv_geo.geocoding import geocoder_from_settings
+        from qpv_geo.geocoding.coordinates import coordinates_result
 
-        result = geocoder_from_settings(settings).geocode(adresse)
+        # coordinates pasted in the address field are coordinates, geocoder or not
+        result = coordinates_result(adresse) or geocoder_from_settings(settings).geocode(adresse)
         verdict = engine.judge_point(geocode=result)
     elif x is not None:
         verdict = engine.judge_point(x=x, y=y)
@@ -300,7 +303,8 @@ def demo(
     from qpv_geo.reference import get_reference, shipped_dir
     from qpv_geo.report import write_report
 
-    settings = get_settings()
+    # the sample call's addresses are those of the demonstration address file
+    settings = get_settings().with_(geocoder="demo")
     reference = get_reference(settings)
     sample = fichier or shipped_dir().parent / "exemple_appel.csv"
     output.mkdir(parents=True, exist_ok=True)
@@ -414,7 +418,7 @@ def map_command(
     rayon: Annotated[float, typer.Option(
         help="Rayon (m) du « quartier vécu » tracé autour des QPV.")] = 300.0,
     geocoder: Annotated[str | None, typer.Option(
-        "--geocodeur", help="Géocodeur pour un fichier brut : local ou ban.")] = None,
+        "--geocodeur", help="Géocodeur pour un fichier brut : auto, local, ban ou demo.")] = None,
     sheet: Annotated[str | None, typer.Option("--feuille", help="Feuille d'un classeur XLSX.")]
     = None,
 ) -> None:
@@ -456,7 +460,7 @@ def report_command(
     = 300.0,
     titre: Annotated[str | None, typer.Option(help="Titre du rapport.")] = None,
     geocoder: Annotated[str | None, typer.Option(
-        "--geocodeur", help="Géocodeur pour un fichier brut : local ou ban.")] = None,
+        "--geocodeur", help="Géocodeur pour un fichier brut : auto, local, ban ou demo.")] = None,
     sheet: Annotated[str | None, typer.Option("--feuille", help="Feuille d'un classeur XLSX.")]
     = None,
 ) -> None:
@@ -496,7 +500,8 @@ def geocode(
     adresse: Annotated[str, typer.Argument(
         help="Adresse postale, ex. « 12 rue Jean Jaurès 42000 Saint-Étienne ».")],
     geocoder: Annotated[str | None, typer.Option(
-        help="local (hors ligne, défaut) ou ban (service en ligne de la Géoplateforme).")]
+        help="auto (défaut : fichier BAN installé, sinon service en ligne), local, ban "
+        "(service en ligne de la Géoplateforme) ou demo (adresses fictives).")]
     = None,
     as_json: Annotated[bool, typer.Option("--json", help="Sortie JSON (un objet).")] = False,
 ) -> None:
@@ -631,7 +636,8 @@ def batch(
     encoding: Annotated[str | None, typer.Option(
         help="Encodage du CSV lu (détecté sinon), ex. cp1252 ou utf-8.")] = None,
     geocoder: Annotated[str | None, typer.Option(
-        help="Géocodeur des adresses : local (hors ligne, défaut) ou ban (service en ligne).")]
+        help="Géocodeur des adresses : auto (défaut : fichier BAN installé, sinon service en "
+        "ligne), local, ban ou demo (adresses fictives).")]
     = None,
     marge: Annotated[float | None, typer.Option(
         help="Marge (m) autour des bords en deçà de laquelle le verdict est « à vérifier ».")]

@@ -23,6 +23,9 @@ ADRESSES_OFFICIAL_URL = "https://adresse.data.gouv.fr/data/ban/adresses/latest/c
 BAN_DEFAULT_URL = "https://data.geopf.fr/geocodage"
 #: Public company directory (« API Recherche d'entreprises », DINUM), ``GET /search?q=SIREN``.
 ANNUAIRE_DEFAULT_URL = "https://recherche-entreprises.api.gouv.fr"
+#: Geocoders: ``auto`` (the installed BAN file, else the online service), ``local`` (the
+#: installed BAN file), ``ban`` (the online service), ``demo`` (the demonstration file).
+GEOCODERS = ("auto", "local", "ban", "demo")
 #: SIREN of Saint-Étienne Métropole (EPCI).
 SIREN_SEM = "244200770"
 
@@ -54,8 +57,9 @@ class Settings:
     rayon_recherche_m: float = 3000.0
     #: Tolerance (m) on the coarse commune outlines for « hors territoire SEM ».
     tolerance_territoire_m: float = 150.0
-    #: Geocoder used for addresses: ``local`` (offline, default) or ``ban`` (online service).
-    geocoder: str = "local"
+    #: Geocoder used for addresses (:data:`GEOCODERS`): ``auto`` (default) = the installed BAN
+    #: file if any, else the online service; the demonstration file only with ``demo``.
+    geocoder: str = "auto"
     #: Base URL of the BAN / Géoplateforme geocoding service.
     ban_url: str = BAN_DEFAULT_URL
     #: Requests per second allowed towards the online geocoder.
@@ -106,10 +110,12 @@ class Settings:
                     f"Réglage {_LABELS.get(name, name)} : « {_fr(value)} » hors des valeurs "
                     f"admises ({bound} et au plus {_fr(high)}).",
                     hint=f"Corrigez l'option ou la variable QPV_GEO_{name.upper()}.")
-        if str(self.geocoder).strip().lower() not in {"local", "ban"}:
+        if str(self.geocoder).strip().lower() not in GEOCODERS:
             raise SettingsError(f"Géocodeur inconnu : « {self.geocoder} ».",
-                                hint="Choisissez local (hors ligne) ou ban (service en ligne) "
-                                "(--geocoder ou QPV_GEO_GEOCODER).")
+                                hint="Choisissez auto (fichier BAN installé, sinon service en "
+                                "ligne), local (fichier BAN installé), ban (service en ligne) "
+                                "ou demo (fichier de démonstration) (--geocoder ou "
+                                "QPV_GEO_GEOCODER).")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -29,7 +29,7 @@ def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
                                           "QPV_GEO_ANNUAIRE_URL")}
     os.environ["QPV_GEO_DATA_DIR"] = str(base / "data")
     os.environ["QPV_GEO_CACHE_DIR"] = str(base / "cache")
-    os.environ["QPV_GEO_GEOCODER"] = "local"
+    os.environ["QPV_GEO_GEOCODER"] = "demo"
     # Any accidental online call goes to a closed local port, never to the real service.
     os.environ["QPV_GEO_BAN_URL"] = "http://127.0.0.1:9/geocodage"
     os.environ["QPV_GEO_ANNUAIRE_URL"] = "http://127.0.0.1:9"

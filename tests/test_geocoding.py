@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from qpv_geo.exceptions import (
+    GeocoderNotConfigured,
     GeocoderQueryError,
     GeocoderRateLimited,
     GeocoderUnavailable,
@@ -29,6 +30,7 @@ from qpv_geo.geocoding import (
     adresses_info,
     download_adresses,
     geocoder_from_settings,
+    geocoder_info,
     install_adresses,
     normalize,
     reliability_issues,
@@ -306,8 +308,40 @@ def test_local_refuses_a_file_not_in_ban_format(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_default_geocoder_is_the_demo_file_and_says_so(tmp_path):
-    settings = Settings(data_dir=tmp_path / "d", cache_dir=tmp_path / "c")
+def test_geocoder_choice_auto_local_ban_demo(tmp_path):
+    settings = Settings(data_dir=tmp_path / "d", cache_dir=tmp_path / "c",
+                        ban_url="http://127.0.0.1:9/geocodage")
+    assert Settings().geocoder == "auto"
+    # no address file installed: auto is the online service, never the demonstration file
+    auto = geocoder_from_settings(settings)
+    assert isinstance(auto, BanGeocoder) and not auto.demo
+    assert geocoder_info(settings)["geocodeur"] == "ban"
+    with pytest.raises(GeocoderNotConfigured, match="Aucun fichier") as info_local:
+        geocoder_from_settings(settings, "local")
+    assert "data update --adresses" in info_local.value.hint
+    # installed: auto and local use it, offline
+    install_adresses(FIXTURE, settings)
+    assert geocoder_from_settings(settings).source == "local"
+    assert geocoder_from_settings(settings, "local").source == "local"
+    assert geocoder_info(settings) | {"adresses": ""} == {
+        "choix": "auto", "geocodeur": "local", "demo": False, "adresses": ""}
+    assert isinstance(geocoder_from_settings(settings, "ban"), BanGeocoder)
+    assert geocoder_info(settings, "demo")["demo"] is True
+
+
+def test_auto_without_file_nor_service_says_how_to_install(tmp_path):
+    settings = Settings(data_dir=tmp_path / "d", cache_dir=tmp_path / "c",
+                        ban_url="http://127.0.0.1:9/geocodage", timeout_s=2)
+    g = geocoder_from_settings(settings)
+    g.retries, g.backoff_s = 0, 0.0
+    with pytest.raises(GeocoderUnavailable) as info:
+        g.geocode("3 rue Victor Hugo 42000 Saint-Étienne")
+    assert "data update --adresses" in info.value.hint
+    assert "import-adresses" in info.value.hint
+
+
+def test_demo_geocoder_is_the_demo_file_and_says_so(tmp_path):
+    settings = Settings(data_dir=tmp_path / "d", cache_dir=tmp_path / "c", geocoder="demo")
     info = adresses_info(settings)
     assert info["demo"] is True
     geocoder = geocoder_from_settings(settings)
@@ -630,6 +664,7 @@ def test_cli_geocode_and_import_adresses(tmp_path, monkeypatch):
     result = runner.invoke(app, ["data", "import-adresses", str(FIXTURE)])
     assert result.exit_code == 0, result.output
     assert "29 adresses" in result.output
+    monkeypatch.setenv("QPV_GEO_GEOCODER", "auto")  # the installed file, not the demo
     result = runner.invoke(app, ["geocode", "3 r Victor Hugo St-Etienne", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)

@@ -27,7 +27,7 @@ from qpv_geo.batch.columns import (
 from qpv_geo.batch.reading import _frames, _mapping_for, _open
 from qpv_geo.batch.writing import _CsvWriter, _kind_of, _write_summary_files, write_result
 from qpv_geo.eligibility import STATUS_LABELS, STATUSES, Engine
-from qpv_geo.exceptions import GeocoderNotConfigured, InputFileError
+from qpv_geo.exceptions import GeocoderNotConfigured, GeocoderUnavailable, InputFileError
 from qpv_geo.priorites import label_of, normalize_priorite
 from qpv_geo.settings import Settings
 
@@ -89,7 +89,17 @@ class _Geocoding:
     def run(self, queries: list[AddressQuery],
             progress: Callable[[int], None] | None) -> list[GeocodeResult]:
         from qpv_geo.geocoding import not_found
+        from qpv_geo.geocoding.coordinates import coordinates_result
 
+        for q in queries:  # coordinates typed in the address column: no geocoder needed
+            if q not in self._memo:
+                typed = coordinates_result(q)
+                if typed is not None:
+                    self._memo[q] = typed
+        if all(q in self._memo for q in queries):
+            if progress:
+                progress(len(queries))
+            return [self._memo[q] for q in queries]
         geocoder = self.geocoder()
         if geocoder is None:
             out = [not_found(q, self._error or "géocodeur indisponible", source="")
@@ -104,7 +114,14 @@ class _Geocoding:
         pending = Counter(q for q in queries if q not in self._memo)
         for i in range(0, len(todo), GEOCODE_CHUNK):
             chunk = todo[i:i + GEOCODE_CHUNK]
-            results = geocoder.geocode_many(chunk)
+            try:
+                results = geocoder.geocode_many(chunk)
+            except GeocoderUnavailable as exc:
+                if not getattr(geocoder, "unavailable_hint", None):
+                    raise  # the online service asked for by name: stop, resume later
+                # auto: no address file and the service unreachable → rows say how to fix
+                msg = f"géocodeur indisponible : {exc} ({exc.hint})"
+                results = [not_found(q, msg, source="") for q in chunk]
             if len(results) != len(chunk):
                 raise RuntimeError(f"geocoder {geocoder.name} returned {len(results)} results "
                                    f"for {len(chunk)} queries")

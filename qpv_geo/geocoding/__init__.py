@@ -2,12 +2,16 @@
 
 One protocol (:class:`Geocoder`), one result type (:class:`GeocodeResult`), two engines:
 
-* :class:`LocalGeocoder` (default, offline): an index of a BAN-format address file restricted
+* :class:`LocalGeocoder` (offline): an index of a BAN-format address file restricted
   to the 53 communes of Saint-Étienne Métropole, built once into the cache directory and
-  rebuilt when the file's sha256 changes. Without an installed BAN file it uses the shipped
-  *demonstration* file (synthetic addresses, ``source="local-demo"``).
+  rebuilt when the file's sha256 changes: the installed BAN file, or with ``demo`` the
+  shipped *demonstration* file (synthetic addresses, ``source="local-demo"``).
 * :class:`BanGeocoder` (online): the BAN / Géoplateforme service (``/search`` and
   ``/search/csv``), with retries, a rate limit and a persistent per-address cache.
+
+:func:`geocoder_from_settings` picks one: ``auto`` (default) = the installed BAN file, else
+the online service; the demonstration file only with ``demo``. Every result goes through the
+consistency rules (:mod:`~qpv_geo.geocoding.consistency`).
 
 :func:`reliability_issues` says why a point is not good enough for a confident verdict.
 A failure for one address is a result with ``found`` False and a ``motif``; exceptions are for
@@ -20,6 +24,8 @@ files); every name is importable from here.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from qpv_geo.exceptions import GeocoderNotConfigured
 from qpv_geo.geocoding.ban import BanGeocoder
@@ -44,15 +50,18 @@ from qpv_geo.geocoding.files import (  # noqa: F401 (re-exported)
     BAN_CSV_COLUMNS,
     BAN_CSV_REQUIRED,
     DEMO_FILE,
+    INSTALL_HINT,
     INSTALLED_FILE,
     CommuneSem,
     _read_ban_csv,
     adresses_info,
     communes_sem,
+    demo_adresses_info,
     demo_adresses_path,
     download_adresses,
     install_adresses,
     installed_adresses_dir,
+    installed_adresses_info,
     update_adresses_cli,
 )
 from qpv_geo.geocoding.index import build_index  # noqa: F401 (re-exported)
@@ -67,17 +76,49 @@ from qpv_geo.settings import Settings
 
 
 def geocoder_from_settings(settings: Settings | None = None, name: str | None = None) -> Geocoder:
-    """The geocoder named ``name`` (default ``settings.geocoder``): ``local`` or ``ban``."""
+    """The geocoder named ``name`` (default ``settings.geocoder``, see
+    :data:`~qpv_geo.settings.GEOCODERS`).
+
+    ``auto``: the installed real BAN file if there is one (offline), else the online service;
+    when that service cannot be reached, the error says how to install the address file.
+    ``demo``: the shipped demonstration file (synthetic addresses), only when asked for.
+    """
     settings = settings or Settings.from_env()
-    name = (name or settings.geocoder or "local").strip().lower()
+    name = (name or settings.geocoder or "auto").strip().lower()
+    if name == "auto":
+        if installed_adresses_info(settings) is not None:
+            return LocalGeocoder.from_settings(settings)
+        return BanGeocoder.from_settings(settings, unavailable_hint=INSTALL_HINT)
     if name == "local":
         return LocalGeocoder.from_settings(settings)
+    if name == "demo":
+        return LocalGeocoder.from_settings(settings, demo=True)
     if name == "ban":
         return BanGeocoder.from_settings(settings)
     raise GeocoderNotConfigured(f"Géocodeur inconnu : « {name} ».",
-                                hint="Choisissez local (hors ligne) ou ban (service en ligne).")
+                                hint="Choisissez auto, local, ban ou demo.")
 
 
+def geocoder_info(settings: Settings | None = None, name: str | None = None) -> dict[str, Any]:
+    """Which geocoder and which address data answer, without loading anything (for
+    ``/api/v1/donnees``, the web page and ``data status``): ``geocodeur`` (local, ban, demo),
+    ``adresses`` (a French sentence), ``demo`` (True for the demonstration file)."""
+    settings = settings or Settings.from_env()
+    name = (name or settings.geocoder or "auto").strip().lower()
+    installed = installed_adresses_info(settings)
+    if name == "demo":
+        return {"choix": name, "geocodeur": "local", "demo": True,
+                "adresses": "fichier d'adresses de DÉMONSTRATION (adresses fictives)"}
+    if name in ("auto", "local") and installed is not None:
+        return {"choix": name, "geocodeur": "local", "demo": False,
+                "adresses": f"fichier BAN installé ({installed.get('rows', '?')} adresses, "
+                f"sha256 {str(installed.get('sha256') or '')[:12]}…, "
+                f"{installed.get('installed_at', '')})"}
+    if name == "local":
+        return {"choix": name, "geocodeur": "aucun", "demo": False,
+                "adresses": "aucun fichier d'adresses installé", "conseil": INSTALL_HINT}
+    return {"choix": name, "geocodeur": "ban", "demo": False,
+            "adresses": f"service en ligne de la Géoplateforme ({settings.ban_url})"}
 
 
 __all__ = [
@@ -91,6 +132,7 @@ __all__ = [
     "adresses_info",
     "download_adresses",
     "geocoder_from_settings",
+    "geocoder_info",
     "install_adresses",
     "normalize",
     "reliability_issues",

@@ -49,7 +49,7 @@ class BanGeocoder:
     def __init__(self, base_url: str, *, cache_dir: Path | None = None, rate_limit: float = 40.0,
                  timeout: float = 30.0, retries: int = 4, backoff_s: float = 0.5,
                  chunk_size: int = 500, batch_threshold: int = 5,
-                 max_wait_s: float = 60.0) -> None:
+                 max_wait_s: float = 60.0, unavailable_hint: str | None = None) -> None:
         from qpv_geo._http import RateLimiter, ResultCache, make_session
 
         self.base_url = base_url.rstrip("/")
@@ -61,14 +61,29 @@ class BanGeocoder:
         self.chunk_size = chunk_size
         self.batch_threshold = batch_threshold
         self.max_wait_s = max_wait_s
+        #: Said when the service cannot be reached (``auto``: how to install the address file).
+        self.unavailable_hint = unavailable_hint
         self.cache = ResultCache(Path(cache_dir) / "ban-cache.sqlite") if cache_dir else None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> BanGeocoder:
+    def from_settings(cls, settings: Settings, *,
+                      unavailable_hint: str | None = None) -> BanGeocoder:
+        """The service of ``settings.ban_url`` with the settings' rate limit and timeout."""
         return cls(settings.ban_url, cache_dir=settings.cache_dir / "geocodage",
-                   rate_limit=settings.ban_rate_limit, timeout=settings.timeout_s)
+                   rate_limit=settings.ban_rate_limit, timeout=settings.timeout_s,
+                   unavailable_hint=unavailable_hint)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            return self._request_raw(method, path, **kwargs)
+        except GeocoderUnavailable as exc:
+            if self.unavailable_hint and "injoignable" in str(exc):
+                raise GeocoderUnavailable(
+                    f"Aucun géocodeur disponible : pas de fichier d'adresses installé et {exc}",
+                    hint=self.unavailable_hint) from exc
+            raise
+
+    def _request_raw(self, method: str, path: str, **kwargs: Any) -> Any:
         from qpv_geo._http import request_with_retry
 
         return request_with_retry(self.session, method, f"{self.base_url}{path}",
@@ -142,8 +157,14 @@ class BanGeocoder:
         cached = self.cache.get_many(list(set(keys))) if self.cache is not None else {}
         todo: dict[str, list[int]] = {}
         done = 0
+        from qpv_geo.geocoding.coordinates import coordinates_result
+
         for k, (q, key) in enumerate(zip(qs, keys, strict=True)):
-            if len(q.text().strip()) < 3:
+            typed = coordinates_result(queries[k])
+            if typed is not None:
+                out[k] = typed
+                done += 1
+            elif len(q.text().strip()) < 3:
                 out[k] = not_found(queries[k], "adresse vide ou trop courte", source=self.source)
                 done += 1
             elif key in cached:

@@ -139,7 +139,7 @@ def reliability_issues(result: GeocodeResult, *, score_min: float) -> list[str]:
     if not result.found:
         return [result.motif or "adresse non trouvée", *result.issues]
     issues: list[str] = list(result.issues)
-    if result.precision != "housenumber":
+    if result.precision not in ("housenumber", "coordonnees"):  # coordinates typed: exact
         issues.append(_PRECISION_ISSUES.get(
             result.precision or "", f"précision du géocodage inconnue ({result.precision})"))
     if result.score < score_min:

@@ -213,6 +213,8 @@ def _names(communes: list[Commune]) -> str:
 def check(query: str | AddressQuery, result: GeocodeResult,
           written: Written | None = None) -> GeocodeResult:
     """``result`` with the consistency rules applied (issues, or ``hors_territoire``)."""
+    if result.precision == "coordonnees":  # typed by the user: nothing to compare
+        return result
     w = written or read_written(query)
     cl = communes_france()
     issues: list[str] = []

@@ -121,8 +121,15 @@ def _is_gzip(path: Path) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
-def adresses_info(settings: Settings | None = None) -> dict[str, Any]:
-    """Which address file the local geocoder uses: installed BAN file, else the demo file."""
+#: What to do when no real address file is installed (and the online service is not there).
+INSTALL_HINT = ("Installez le fichier d'adresses BAN : qpv-geo data update --adresses sur une "
+                "machine connectée, ou qpv-geo data import-adresses adresses-42.csv.gz "
+                "(téléchargé sur adresse.data.gouv.fr). Pour un simple essai : --geocoder demo "
+                "(adresses fictives).")
+
+
+def installed_adresses_info(settings: Settings | None = None) -> dict[str, Any] | None:
+    """The installed real BAN address file (its manifest), or ``None`` when there is none."""
     settings = settings or Settings.from_env()
     manifest_path = installed_adresses_dir(settings) / "manifest.json"
     if manifest_path.is_file():
@@ -134,6 +141,26 @@ def adresses_info(settings: Settings | None = None) -> dict[str, Any]:
             path = installed_adresses_dir(settings) / manifest.get("file", INSTALLED_FILE)
             if path.is_file():
                 return {**manifest, "path": str(path), "demo": False, "origin": "installé"}
+    return None
+
+
+def demo_adresses_info() -> dict[str, Any]:
+    """The shipped demonstration address file (synthetic addresses)."""
+    path = demo_adresses_path()
+    if not path.is_file():
+        raise GeocoderNotConfigured("Le fichier d'adresses de démonstration est absent.",
+                                    hint=INSTALL_HINT)
+    return {"path": str(path), "demo": True, "origin": "démonstration", "file": path.name,
+            "source": "fichier de démonstration synthétique (data/adresses/PROVENANCE.md)",
+            "sha256": None}
+
+
+def adresses_info(settings: Settings | None = None) -> dict[str, Any]:
+    """The installed BAN file, else the demonstration file (what ``--geocoder demo`` and the
+    benchmarks fall back to; the ``auto`` and ``local`` geocoders never use the demo file)."""
+    installed = installed_adresses_info(settings)
+    if installed is not None:
+        return installed
     path = demo_adresses_path()
     if not path.is_file():
         raise GeocoderNotConfigured(

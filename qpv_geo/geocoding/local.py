@@ -31,7 +31,7 @@ from qpv_geo.geocoding.base import (
     not_found,
     tokens,
 )
-from qpv_geo.geocoding.files import adresses_info
+from qpv_geo.geocoding.files import INSTALL_HINT, demo_adresses_info, installed_adresses_info
 from qpv_geo.geocoding.index import _INDEX_VERSION, _STREET, build_index
 from qpv_geo.settings import Settings
 
@@ -94,9 +94,19 @@ class LocalGeocoder:
         self._load_or_build()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> LocalGeocoder:
-        """The installed BAN file if there is one, else the demonstration file (cached)."""
-        info = adresses_info(settings)
+    def from_settings(cls, settings: Settings, *, demo: bool = False) -> LocalGeocoder:
+        """The installed BAN file (cached); the demonstration file only with ``demo=True``.
+
+        Raises :class:`GeocoderNotConfigured` (saying how to install one) without a file."""
+        if demo:
+            info = demo_adresses_info()
+        else:
+            found = installed_adresses_info(settings)
+            if found is None:
+                raise GeocoderNotConfigured(
+                    "Aucun fichier d'adresses BAN installé pour le géocodeur local.",
+                    hint=INSTALL_HINT)
+            info = found
         key = (str(info["path"]), info.get("sha256"), str(settings.cache_dir))
         with _LOADED_LOCK:
             geocoder = _LOADED.get(key)
@@ -382,6 +392,8 @@ class LocalGeocoder:
         for h, p in enumerate(hyps):
             if h > 0 and scored and max(s[0] for s in scored) >= 0.95:
                 break  # the first reading is already excellent
+            if h > 0 and named and not hyps[0].street and hyps[0].number is None:
+                break  # only a commune was written (« 42100 Saint-Étienne »): no street
             for score, i, sim in self._candidates(p, limit):
                 # Ignoring a commune named in the text is only right when its words are
                 # really part of the street name (« rue de Saint-Chamond » at Firminy).
@@ -419,6 +431,11 @@ class LocalGeocoder:
         return check(query, self._geocode_raw(query))
 
     def _geocode_raw(self, query: str | AddressQuery) -> GeocodeResult:
+        from qpv_geo.geocoding.coordinates import coordinates_result
+
+        typed = coordinates_result(query)
+        if typed is not None:
+            return typed
         text = _query_text(query)
         if not normalize(text):
             return not_found(query, "adresse vide", source=self.source)

@@ -393,7 +393,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise CoordinateError("Donnez soit une adresse, soit lat et lon, pas les deux.")
         if adresse is not None:
             payload, geocode = services.verdict_for_address(adresse)
-            if not getattr(geocode, "found", False):
+            if not getattr(geocode, "found", False) and not getattr(geocode, "hors_territoire",
+                                                                    None):
                 raise _AddressNotFound(adresse, getattr(geocode, "motif", None))
             return VerdictOut(**payload)
         if lat is None or lon is None:

@@ -130,7 +130,11 @@ class Donnees(BaseModel):
     simplifiee: bool
     demo: bool
     couches: dict[str, Couche]
-    geocodeur: str
+    geocodeur: str = Field(description="Géocodeur qui répond : local, ban, aucun.")
+    geocodeur_choix: str = Field(description="Réglage : auto, local, ban ou demo.")
+    adresses: str = Field(description="Données d'adresses qui répondent.")
+    adresses_demo: bool = Field(description="Vrai si le fichier d'adresses de "
+                                "démonstration (fictif) répond.")
     application: str
 
 

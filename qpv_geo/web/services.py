@@ -183,8 +183,11 @@ class Services:
 
     # -------------------------------------------------------------- verdicts
     def verdict_for_address(self, adresse: str) -> tuple[dict[str, Any], Any]:
+        from qpv_geo.geocoding.coordinates import coordinates_result
+
         adresse = _check_adresse(adresse)
-        geocode = self.geocoder().geocode(adresse)
+        # coordinates pasted in the address field are coordinates, geocoder or not
+        geocode = coordinates_result(adresse) or self.geocoder().geocode(adresse)
         engine = self.engine()
         verdict = engine.judge_point(geocode=geocode)
         notes, demo = self.notes_and_demo(engine, [geocode])
@@ -281,8 +284,14 @@ def _donnees(services: Services) -> dict[str, Any]:
     for name, info in d["couches"].items():
         info = {k: v for k, v in info.items() if k != "path"}  # no server paths
         couches[name] = info
-    return {**{k: d[k] for k in ("version", "notes", "simplifiee", "demo")},
-            "couches": couches, "geocodeur": services.settings.geocoder,
+    from qpv_geo.geocoding import geocoder_info
+
+    geo = geocoder_info(services.settings)
+    return {**{k: d[k] for k in ("version", "notes", "simplifiee")},
+            # demo: demonstration perimeters OR the demonstration address file answers
+            "demo": bool(d["demo"] or geo["demo"]),
+            "couches": couches, "geocodeur": geo["geocodeur"], "geocodeur_choix": geo["choix"],
+            "adresses": geo["adresses"], "adresses_demo": geo["demo"],
             "application": __version__}
 
 
