@@ -68,10 +68,16 @@ def map_html(m: folium.Map, *, offline: bool = True) -> str:
 
 def save_map(m: folium.Map, path: str | Path, *, offline: bool = True) -> Path:
     """Write the map to ``path`` (self-contained HTML unless ``offline=False``)."""
+    from qpv_geo._files import os_error_message, write_text_atomic
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(map_html(m, offline=offline), encoding="utf-8")
-    return path
+    page = map_html(m, offline=offline)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written aside and renamed when complete: a failure leaves the previous map.
+        return write_text_atomic(path, page)
+    except OSError as exc:
+        raise os_error_message(exc, path) from exc
 
 
 def _site_rows(sites: pd.DataFrame) -> list[list[Any]]:

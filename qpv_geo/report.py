@@ -259,10 +259,15 @@ def write_pdf(page: str, path: str | Path) -> Path:
         raise QpvGeoError("WeasyPrint n'est pas installé : impossible d'écrire le PDF.",
                           hint="pip install 'qpv-geo[pdf]' (et les paquets Pango du système).") \
             from exc
+    from qpv_geo._files import os_error_message, write_bytes_atomic
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    weasyprint.HTML(string=page, base_url=str(TEMPLATES)).write_pdf(path)
-    return path
+    data = weasyprint.HTML(string=page, base_url=str(TEMPLATES)).write_pdf()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return write_bytes_atomic(path, data)  # aside, then renamed: never half a PDF
+    except OSError as exc:
+        raise os_error_message(exc, path) from exc
 
 
 def write_report(
@@ -300,10 +305,14 @@ def write_report(
     cov = coverage_from_sites(sites, reference, rayon_m=rayon_m)
     written: dict[str, Path] = {}
     if output.suffix.lower() != ".pdf":
-        output.parent.mkdir(parents=True, exist_ok=True)
+        from qpv_geo._files import os_error_message, write_text_atomic
+
         page = report_from_sites(sites, reference, tiles=tiles, coverage=cov, **kwargs)
-        output.write_text(page, encoding="utf-8")
-        written["html"] = output
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            written["html"] = write_text_atomic(output, page)  # aside, then renamed
+        except OSError as exc:
+            raise os_error_message(exc, output) from exc
     if pdf or output.suffix.lower() == ".pdf":
         static = report_from_sites(sites, reference, static=True, coverage=cov, **kwargs)
         written["pdf"] = write_pdf(static, output.with_suffix(".pdf"))
