@@ -575,6 +575,7 @@ def _print_mapping(mapping: Any, columns: list[str]) -> None:
 
 
 def _print_batch_summary(summary: dict[str, Any]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from qpv_geo.eligibility import STATUS_LABELS
@@ -606,9 +607,16 @@ def _print_batch_summary(summary: dict[str, Any]) -> None:
                        title_justify="left", show_lines=False)
         review.add_column("ligne", justify="right")
         review.add_column("statut")
+        review.add_column("porteur", overflow="fold")
+        review.add_column("adresse", overflow="fold")
         review.add_column("motif", overflow="fold")
         for r in summary["a_revoir"][:30]:
-            review.add_row(str(r["ligne"]), r["status"], r.get("motifs", ""))
+            style = _STATUS_STYLE.get(r["status"], "")
+            short = STATUS_LABELS.get(r["status"], r["status"]).split(" — ")[0]
+            review.add_row(str(r["ligne"]), f"[{style}]{short}[/]",
+                           escape(str(r.get("porteur") or "")),
+                           escape(str(r.get("adresse") or "")),
+                           escape(str(r.get("motifs") or "")))
         console.print(review)
         if summary["a_revoir_total"] > 30:
             console.print(f"… et {summary['a_revoir_total'] - 30} autres (colonne status du "

@@ -342,13 +342,14 @@ def test_formula_injection_is_neutralised_in_csv_and_xlsx(tmp_path, engine, fake
     assert rows[1]["Note"] == "'\rretour"
     assert float(rows[0]["distance_bord_m"].replace(",", ".")) > 0
     wb = load_workbook(write_result(result, tmp_path / "r.xlsx")[0])
-    ws = wb["sites"]
+    ws = wb["Sites"]
     header = [c.value for c in ws[1]]
     row = {h: c for h, c in zip(header, ws[2], strict=True)}
-    assert row["Porteur"].data_type == "s" and row["Porteur"].value.startswith("'=")
-    assert row["distance_bord_m"].data_type == "n"
-    assert all(c.data_type != "f" for r in ws.iter_rows() for c in r)
-    assert "synthèse" in wb.sheetnames
+    # XLSX: a text cell (no formula can run), shown as typed, without a quote
+    assert row["Porteur"].data_type == "s" and row["Porteur"].value.startswith("=HYPERLINK")
+    assert row["Distance au bord (m)"].data_type == "n"
+    assert all(c.data_type != "f" for s in wb.worksheets for r in s.iter_rows() for c in r)
+    assert wb.sheetnames == ["Sites", "Synthèse", "Données"]
 
 
 def test_negative_distances_stay_numbers(tmp_path, engine, fake) -> None:

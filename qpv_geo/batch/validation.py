@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from qpv_geo._files import AtomicOutputs, check_output_path, os_error_message
 from qpv_geo.batch.columns import (
     EXTRA_COLUMN,
     NUMERIC_COLUMNS,
@@ -22,10 +23,20 @@ from qpv_geo.batch.columns import (
     VERDICT_OUTPUT_COLUMNS,
     ColumnMapping,
     _text,
+    detect_columns,
     parse_numbers,
 )
 from qpv_geo.batch.reading import _frames, _mapping_for, _open
-from qpv_geo.batch.writing import _CsvWriter, _kind_of, _write_summary_files, write_result
+from qpv_geo.batch.writing import (
+    ROLE_LABELS,
+    XLSX_HEADERS,
+    _CsvWriter,
+    _kind_of,
+    _write_summary_files,
+    output_paths,
+    summary_paths,
+    write_result,
+)
 from qpv_geo.eligibility import STATUS_LABELS, STATUSES, Engine
 from qpv_geo.exceptions import GeocoderNotConfigured, GeocoderUnavailable, InputFileError
 from qpv_geo.priorites import label_of, normalize_priorite
@@ -383,11 +394,39 @@ class _Summary:
         if room > 0 and len(review):
             keep = [c for c in ("ligne", "status", "porteur", "action", "motifs")
                     if c in review.columns]
-            for rec in review[keep].head(room).to_dict("records"):
-                self.a_revoir.append({k: (int(v) if k == "ligne" else v) for k, v in rec.items()})
+            head = review.head(room)
+            adresse = self._address(head)
+            for rec, adr in zip(head[keep].to_dict("records"), adresse, strict=True):
+                entry = {k: (int(v) if k == "ligne" else v) for k, v in rec.items()}
+                entry["adresse"] = adr
+                self.a_revoir.append(entry)
         src = out["geocodage_source"]
         if not self.demo and bool(src.astype(str).str.contains("demo", regex=False).any()):
             self.demo = True
+
+    def _address(self, rows: pd.DataFrame) -> list[str]:
+        """The address of each row as the file gives it (address, postcode, commune), else
+        its coordinates as typed."""
+
+        def column(role: str) -> np.ndarray | None:
+            col = getattr(self.mapping, role)
+            if not col:
+                return None
+            name = col if col in rows.columns else f"{col} (source)"
+            return _text(rows, name) if name in rows.columns else None
+
+        out = [""] * len(rows)
+        for a, b, fmt in (("lat", "lon", "{} ; {}"), ("x", "y", "x {} ; y {}")):
+            va, vb = column(a), column(b)
+            if va is not None and vb is not None:
+                out = [fmt.format(u, v) if (u or v) else "" for u, v in zip(va, vb, strict=True)]
+                break
+        parts = [p for p in (column(r) for r in ("adresse", "code_postal", "commune"))
+                 if p is not None]
+        if parts:
+            text = [" ".join(p for p in cells if p) for cells in zip(*parts, strict=True)]
+            out = [t or o for t, o in zip(text, out, strict=True)]
+        return out
 
     def result(self, *, geocodeur: str | None = None, lignes_lues: int | None = None,
                titre_ignore: list[int] | None = None) -> dict[str, Any]:
@@ -467,14 +506,44 @@ def validate_file(path: str | Path, output: str | Path | None = None, *,
     ``input_sep`` and ``encoding`` force how the input CSV is read (detected otherwise).
     """
     settings = settings or Settings.from_env()
+    if output is not None:  # before any work: never over the input, never in a missing folder
+        _kind_of(Path(output))
+        for p in output_paths(Path(output)):
+            check_output_path(p, [path])
     from qpv_geo.eligibility import engine_from_settings
 
     engine = engine_from_settings(settings)
     source = _open(path, sheet=sheet, encoding=encoding, sep=input_sep, settings=settings)
+    outs = AtomicOutputs()
+    try:
+        return _validate_source(source, output, outs, engine=engine, settings=settings,
+                                geocoder=geocoder, geocoder_name=geocoder_name,
+                                mapping_overrides=mapping_overrides, sep=sep,
+                                progress=progress, on_mapping=on_mapping)
+    except OSError as exc:
+        outs.discard()
+        if output is None or (exc.filename is not None
+                              and Path(str(exc.filename)).resolve() == Path(path).resolve()):
+            raise
+        raise os_error_message(exc, output) from exc
+    except BaseException:
+        outs.discard()
+        raise
+
+
+def _validate_source(source: Any, output: str | Path | None, outs: AtomicOutputs, *,
+                     engine: Engine, settings: Settings, geocoder: Geocoder | None,
+                     geocoder_name: str | None,
+                     mapping_overrides: dict[str, str | None] | None, sep: str,
+                     progress: bool,
+                     on_mapping: Callable[[ColumnMapping, list[str]], None] | None,
+                     ) -> BatchResult:
+    """The body of :func:`validate_file`: every output goes through *outs* (renamed into
+    place together at the end, removed on any failure)."""
     kind = _kind_of(Path(output)) if output is not None else None
     stream = kind == "csv"
     state = _Geocoding(geocoder, settings, geocoder_name)
-    writer = _CsvWriter(Path(output), sep) if stream and output is not None else None
+    writer: _CsvWriter | None = None
     kept: list[pd.DataFrame] = []
     kept_rows = 0
     summary: _Summary | None = None
@@ -482,6 +551,8 @@ def validate_file(path: str | Path, output: str | Path | None = None, *,
     bar = _rich_progress(source.estimated_rows) if progress else None
     task = None
     try:
+        if stream and output is not None:
+            writer = _CsvWriter(outs.path(output), sep)
         if bar is not None:
             bar.start()
             task = bar.add_task("validation", total=source.estimated_rows)
@@ -533,7 +604,8 @@ def validate_file(path: str | Path, output: str | Path | None = None, *,
     out_path = Path(output)
     if writer is not None:
         result.summary["lignes_ecrites"] = writer.rows
-        result.paths = [out_path, *_write_summary_files(result.summary, out_path, sep)]
+        result.paths = [out_path, *_write_summary_files(result.summary, out_path, sep, outs)]
+        outs.commit()
     else:
         result.paths = write_result(result, out_path, sep=sep)
     return result
@@ -547,6 +619,10 @@ def validate_file(path: str | Path, output: str | Path | None = None, *,
 def read_validated(path: str | Path) -> pd.DataFrame:
     """Read a batch output (CSV, XLSX, GeoJSON, GPKG) back, numbers as numbers.
 
+    The XLSX's French headers and status labels are mapped back to the machine names and
+    codes; the per-run columns that outputs do not repeat on every row (``donnees``,
+    ``statut_libelle``, ``porteur``, ``action``, ``priorite``) are restored from the summary
+    (the companion ``-synthese.json`` or the XLSX « Données » sheet) and the input's columns.
     Raises :class:`InputFileError` if the file is not a batch output (it lacks ``status``,
     ``code_qp`` or ``ligne``): validate it first with :func:`validate_file`.
     """
@@ -565,7 +641,8 @@ def read_validated(path: str | Path) -> pd.DataFrame:
                                  hint="Formats acceptés : GeoJSON, GeoPackage.") from exc
         frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
     else:
-        sheet = "sites" if kind == "xlsx" and _has_sheet(path, "sites") else None
+        sheets = _sheet_names(path) if kind == "xlsx" else []
+        sheet = next((s for s in ("Sites", "sites") if s in sheets), None)
         source = _open(path, sheet=sheet)
         try:
             frame = pd.concat([f for f, _ in _frames(source, sys.maxsize)])
@@ -573,6 +650,7 @@ def read_validated(path: str | Path) -> pd.DataFrame:
             if source.closer:
                 source.closer()
         frame = frame.reset_index(drop=True)
+    frame = _machine_names(frame)
     missing = [c for c in VALIDATED_MARKERS if c not in frame.columns]
     if missing:
         raise InputFileError(
@@ -587,17 +665,104 @@ def read_validated(path: str | Path) -> pd.DataFrame:
     for col in frame.columns:
         if col not in NUMERIC_COLUMNS and pd.api.types.is_object_dtype(frame[col].dtype):
             frame[col] = frame[col].where(frame[col] != "", None)
+    _restore_run_columns(frame, _run_facts(path, kind))
     return frame
 
 
-def _has_sheet(path: Path, name: str) -> bool:
+def _machine_names(frame: pd.DataFrame) -> pd.DataFrame:
+    """An XLSX « Sites » sheet with machine names and status codes (no-op otherwise)."""
+    if "status" in frame.columns or XLSX_HEADERS["status"] not in frame.columns:
+        return frame
+    back = {v: k for k, v in XLSX_HEADERS.items()}
+    frame = frame.rename(columns={c: back[c] for c in frame.columns if c in back})
+    codes = {v: k for k, v in STATUS_LABELS.items()}
+    frame["status"] = frame["status"].map(lambda v: codes.get(v, v))
+    return frame
+
+
+def _run_facts(path: Path, kind: str) -> dict[str, Any]:
+    """``donnees`` and ``colonnes`` of the run that wrote *path* (companion summary, or the
+    XLSX « Données » sheet); empty when neither is there."""
+    import json
+
+    companion = summary_paths(path)[1]
+    if companion.exists():
+        try:
+            facts = json.loads(companion.read_text(encoding="utf-8"))
+            if isinstance(facts, dict):
+                return facts
+        except (OSError, ValueError):
+            pass
+    if kind != "xlsx":
+        return {}
+    from openpyxl import load_workbook
+
+    facts: dict[str, Any] = {}
+    try:
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except Exception:  # not ours: nothing to restore
+        return facts
+    try:
+        if "Données" not in wb.sheetnames:
+            return facts
+        colonnes: dict[str, str | None] = {}
+        roles = {v: k for k, v in ROLE_LABELS.items()}
+        in_roles = False
+        for row in wb["Données"].iter_rows(max_col=2, values_only=True):
+            label, value = (*row, None, None)[:2]
+            if label == "Données de référence" and value:
+                facts["donnees"] = str(value)
+            elif label == "Note" and value:
+                facts.setdefault("notes", []).append(str(value))
+            elif label == "Colonnes du fichier reconnues":
+                in_roles = True
+            elif in_roles and label in roles:
+                colonnes[roles[label]] = None if value in (None, "(aucune)") else str(value)
+            elif in_roles and label not in ("Rôle",):
+                in_roles = False
+        if colonnes:
+            facts["colonnes"] = colonnes
+    finally:
+        wb.close()
+    return facts
+
+
+def _restore_run_columns(frame: pd.DataFrame, facts: dict[str, Any]) -> None:
+    """Add back, in place, the columns outputs do not repeat on every row."""
+    n = len(frame)
+    if "statut_libelle" not in frame.columns:
+        frame["statut_libelle"] = frame["status"].map(lambda v: STATUS_LABELS.get(v, v))
+    if "donnees" not in frame.columns and facts.get("donnees"):
+        notes = [str(v) for v in facts.get("notes") or []]
+        donnees = str(facts["donnees"]) + (" — " + " ; ".join(notes) if notes else "")
+        frame["donnees"] = np.full(n, donnees, dtype=object)
+    inputs = [c for c in frame.columns if c not in OUTPUT_COLUMNS and c != "statut_libelle"]
+    roles = facts.get("colonnes") if isinstance(facts.get("colonnes"), dict) else None
+    if roles is None:
+        roles = detect_columns([str(c) for c in inputs]).as_dict()
+    for role in ("porteur", "action", "priorite"):
+        col = roles.get(role)
+        if role in frame.columns or not col:
+            continue
+        name = col if col in frame.columns else f"{col} (source)"
+        if name not in frame.columns:
+            continue
+        text = _text(frame, name)
+        if role == "priorite":
+            uniques = {v: normalize_priorite(v) for v in pd.unique(text)}
+            frame[role] = [uniques[v] for v in text]
+        else:
+            frame[role] = np.where(text == "", None, text)
+
+
+def _sheet_names(path: Path) -> list[str]:
     from openpyxl import load_workbook
 
     try:
         wb = load_workbook(path, read_only=True)
     except Exception:  # unreadable: _open says why
-        return False
+        return []
     try:
-        return name in wb.sheetnames
+        return list(wb.sheetnames)
     finally:
         wb.close()

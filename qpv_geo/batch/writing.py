@@ -1,20 +1,39 @@
 """Writing validated sites: formula neutralisation, CSV (streamed, French decimal comma), XLSX
-with a « synthèse » sheet, GeoJSON/GeoPackage, and the summary files."""
+for people (« Sites », « Synthèse », « Données » sheets), GeoJSON/GeoPackage, and the summary
+files.
+
+Two audiences, two sets of column names:
+
+* the CSV, GeoJSON, GeoPackage and the API keep the stable machine names of
+  :data:`~qpv_geo.batch.columns.OUTPUT_COLUMNS` (``status``, ``code_qp``…);
+* the XLSX is read by people: French headers (:data:`XLSX_HEADERS`), the status as its
+  plain-French label in a coloured cell, header frozen, autofilter, column widths.
+  :func:`~qpv_geo.batch.read_validated` maps them back.
+
+Per-run facts (the reference data version ``donnees`` with its checksums, the geocoder, the
+column mapping) are written once — in the « Données » sheet and in the companion
+``-synthese.csv``/``-synthese.json`` — never on every row. The copies of input columns
+(``porteur``, ``action``: the input's own porteur and action columns are kept) and
+``statut_libelle`` (the label of ``status``) are not written either.
+
+Every output is written to a temporary file in the destination folder and renamed into place
+only when all of them are complete (:class:`~qpv_geo._files.AtomicOutputs`).
+"""
 
 from __future__ import annotations
 
-import csv
+import datetime as _dt
 import json
-import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from qpv_geo.batch.columns import OUTPUT_COLUMNS
+from qpv_geo._files import AtomicOutputs, check_output_path, os_error_message
+from qpv_geo.batch.columns import OUTPUT_COLUMNS, fold_name
 from qpv_geo.batch.reading import _CSV_SUFFIXES, _XLSX_SUFFIXES
 from qpv_geo.eligibility import STATUS_LABELS
 from qpv_geo.exceptions import InputFileError
@@ -27,22 +46,111 @@ XLSX_CELL_MAX = 32_767
 #: Rows an XLSX sheet holds (Excel's limit, header included).
 XLSX_ROWS_MAX = 1_048_576
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?(?:[eE][+-]?\d+)?")
+#: Columns of the in-memory result that no output file repeats on every row: the label of
+#: ``status`` (its code is written; the XLSX shows the label), the data version (once in the
+#: summary), and the copies of the input's porteur/action columns (the input columns are kept).
+NOT_WRITTEN = ("statut_libelle", "donnees", "porteur", "action")
 
+#: Machine name (CSV, GeoJSON, GPKG, API) → header of the XLSX « Sites » sheet. Added columns
+#: only: the input's own columns keep their names. ``priorite`` (the priority as a code) is not
+#: in the XLSX: the input's priority column is.
+XLSX_HEADERS: dict[str, str] = {
+    "ligne": "Ligne",
+    "status": "Statut",
+    "code_qp": "Code QPV",
+    "lib_qp": "Quartier (QPV)",
+    "distance_bord_m": "Distance au bord (m)",
+    "motifs": "Motifs",
+    "insee_com": "Code INSEE",
+    "lib_com": "Commune trouvée",
+    "code_qp_proche": "Code du QPV le plus proche",
+    "lib_qp_proche": "QPV le plus proche",
+    "distance_qp_proche_m": "Distance au QPV le plus proche (m)",
+    "geocodage_label": "Adresse trouvée",
+    "geocodage_score": "Score du géocodage",
+    "geocodage_precision": "Précision du géocodage",
+    "geocodage_source": "Source du point",
+    "lon": "Longitude du point",
+    "lat": "Latitude du point",
+}
+#: Column roles as the « Données » sheet names them.
+ROLE_LABELS = {"adresse": "Adresse", "code_postal": "Code postal", "commune": "Commune",
+               "lat": "Latitude", "lon": "Longitude", "x": "X (Lambert-93)",
+               "y": "Y (Lambert-93)", "priorite": "Priorité", "porteur": "Porteur",
+               "action": "Action"}
+#: What each XLSX column says (the « Données » sheet lists it for the reader).
+_XLSX_HELP = {
+    "ligne": "Ligne du fichier d'origine (l'en-tête est la ligne 1).",
+    "status": "Verdict (couleur + texte). Code machine dans le CSV : status.",
+    "code_qp": "Code du QPV 2024 qui contient le point (vide sinon).",
+    "lib_qp": "Nom du QPV qui contient le point.",
+    "distance_bord_m": "Distance au bord le plus proche du QPV (positive dedans, négative "
+                       "dehors).",
+    "motifs": "Pourquoi ce verdict, et ce qu'il faut vérifier.",
+    "insee_com": "Code INSEE de la commune du point.",
+    "lib_com": "Commune du point selon la référence.",
+    "code_qp_proche": "Code du QPV le plus proche (point hors QPV).",
+    "lib_qp_proche": "Nom du QPV le plus proche.",
+    "distance_qp_proche_m": "Distance au QPV le plus proche.",
+    "geocodage_label": "Adresse reconnue par le géocodeur.",
+    "geocodage_score": "Confiance du géocodeur (0 à 1).",
+    "geocodage_precision": "Précision du géocodage (numéro, rue, commune…).",
+    "geocodage_source": "D'où vient le point : coordonnées du fichier ou géocodeur.",
+    "lon": "Longitude WGS84 du point jugé.",
+    "lat": "Latitude WGS84 du point jugé.",
+}
+#: Decimals written for the numeric output columns (0.1 m for distances, ≈ 0.1 m for degrees).
+_DECIMALS = {"lon": 6, "lat": 6, "distance_bord_m": 1, "distance_qp_proche_m": 1,
+             "geocodage_score": 3}
 
 #: Output columns whose text comes only from qpv-geo and the reference data (never from the
-#: input file): not scanned for formulas.
+#: input file, never starting like a formula): not scanned.
 _SAFE_TEXT_COLUMNS = frozenset({"status", "statut_libelle", "code_qp", "lib_qp", "insee_com",
                                 "lib_com", "code_qp_proche", "lib_qp_proche", "donnees",
-                                "geocodage_precision", "geocodage_source", "priorite"})
+                                "geocodage_precision", "geocodage_source", "priorite",
+                                "motifs"})
+
+# A cell a spreadsheet would run as a formula: it starts (after any blank, no-break or
+# zero-width space, line feed…) with = + - @ or their full-width forms, or with a tab / CR.
+_FORMULA_CHARS = "=+\\-@\uff1d\uff0b\uff0d\uff20"
+_BLANKS = "\\s\u00a0\u180e\u200b-\u200f\u2028-\u202f\u205f-\u2064\u3000\ufeff"
+_RISKY = re.compile(f"[\\t\\r]|[{_BLANKS}]*[{_FORMULA_CHARS}]")
+_RISKY_IN_BLOB = re.compile(f"(?:^|\\x00)(?:[\\t\\r]|[{_BLANKS}]*[{_FORMULA_CHARS}])")
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?(?:[eE][+-]?\d+)?")
+_ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _is_risky(v: str) -> bool:
+    return _RISKY.match(v) is not None and not _PLAIN_NUMBER.fullmatch(v)
+
+
+def _texts(values: Any) -> np.ndarray:
+    """Cells of a column as an object array of ``str`` ("" for missing)."""
+    arr = np.asarray(values, dtype=object)
+    missing = pd.isna(arr)
+    if missing.any():
+        arr = arr.copy()
+        arr[missing] = ""
+    if pd.api.types.infer_dtype(arr, skipna=False) not in ("string", "empty"):
+        arr = np.array([v if isinstance(v, str) else str(v) for v in arr], dtype=object)
+    return arr
+
+
+def _risky_rows(texts: np.ndarray) -> np.ndarray:
+    """Indexes of the cells that look like a formula (one regex pass over the whole column
+    first: most columns have none)."""
+    if len(texts) == 0 or _RISKY_IN_BLOB.search("\x00".join(texts)) is None:
+        return np.zeros(0, dtype=np.int64)
+    return np.array([i for i, v in enumerate(texts) if _is_risky(v)], dtype=np.int64)
 
 
 def neutralize_cells(frame: pd.DataFrame) -> pd.DataFrame:
-    """Prefix with ``'`` the text cells that a spreadsheet would take as a formula.
+    """Prefix with ``'`` the text cells that a spreadsheet would take as a formula (for CSV).
 
-    Text cells starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return are
-    prefixed, except plain numbers (``-4,5``); numeric columns are left as they are.
+    Text cells starting — after any blank, no-break, zero-width space or line feed — with
+    ``=``, ``+``, ``-``, ``@`` (or their full-width forms ＝＋－＠), or with a tab or a carriage
+    return, are prefixed, except plain numbers (``-4,5``); numeric columns are left as they
+    are. The XLSX writer does not prefix: it writes every text as a text cell.
     """
     out = frame
     copied = False
@@ -52,14 +160,12 @@ def neutralize_cells(frame: pd.DataFrame) -> pd.DataFrame:
                                              or pd.api.types.is_string_dtype(s.dtype)):
             continue
         vals = s.to_numpy(object)
-        risky = [i for i, v in enumerate(vals)
-                 if isinstance(v, str) and v[:1] in _FORMULA_START
-                 and not _PLAIN_NUMBER.fullmatch(v)]
-        if not risky:
+        texts = _texts(vals)
+        risky = _risky_rows(texts)
+        if not len(risky):
             continue
         fixed = vals.copy()
-        for i in risky:
-            fixed[i] = "'" + vals[i]
+        fixed[risky] = "'" + texts[risky]
         if not copied:
             out = frame.copy()
             copied = True
@@ -69,28 +175,82 @@ def neutralize_cells(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _neutral_text(v: str) -> str:
     """One text cell, neutralised like :func:`neutralize_cells`."""
-    return "'" + v if v[:1] in _FORMULA_START and not _PLAIN_NUMBER.fullmatch(v) else v
+    return "'" + v if _is_risky(v) else v
 
 
-def _csv_columns(frame: pd.DataFrame, decimal: str) -> list[list[str]]:
-    """Every column as a list of cell texts (numbers formatted in C, ``decimal`` applied)."""
-    cols: list[list[str]] = []
-    for col in frame.columns:
-        s = frame[col]
-        if pd.api.types.is_bool_dtype(s.dtype):
-            cols.append(np.where(s.to_numpy(bool), "True", "False").tolist())
-        elif pd.api.types.is_integer_dtype(s.dtype) and not s.isna().any():
-            cols.append(s.to_numpy(np.int64).astype(str).tolist())
-        elif pd.api.types.is_numeric_dtype(s.dtype):
-            v = s.to_numpy(np.float64, na_value=np.nan)
-            ok = np.isfinite(v)
-            txt = np.where(ok, v, 0.0).astype(str)
-            if decimal != ".":
-                txt = np.strings.replace(txt, ".", decimal)
-            cols.append(np.where(ok, txt, "").tolist())
-        else:
-            cols.append(s.astype(object).where(s.notna(), "").tolist())
-    return cols
+# ---------------------------------------------------------------------------------------------
+# Which columns each output writes
+# ---------------------------------------------------------------------------------------------
+
+
+def _source_name(col: str) -> str | None:
+    """The input's own name of a column renamed « X (source) » because X is an output name."""
+    if col.endswith(" (source)") and col[:-9] in OUTPUT_COLUMNS:
+        return col[:-9]
+    return None
+
+
+def machine_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns written to CSV, GeoJSON and GeoPackage: machine names, without
+    :data:`NOT_WRITTEN`; an input column renamed « X (source) » gets its name back when X is
+    not written."""
+    keep = [c for c in frame.columns if c not in NOT_WRITTEN]
+    out = frame[keep] if len(keep) != len(frame.columns) else frame
+    renames = {}
+    for c in keep:
+        orig = _source_name(str(c))
+        if orig is not None and orig in NOT_WRITTEN:
+            renames[c] = orig
+    return out.rename(columns=renames) if renames else out
+
+
+def _is_number_column(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
+
+
+def _number_texts(name: str, s: pd.Series, decimal: str) -> np.ndarray:
+    """A numeric column as texts, vectorised (rounded per :data:`_DECIMALS`, ``decimal``
+    applied, "" for missing)."""
+    if pd.api.types.is_integer_dtype(s.dtype):
+        if not s.isna().any():
+            return s.to_numpy(np.int64).astype(str).astype(object)
+        v = s.to_numpy(np.float64, na_value=np.nan)
+        ok = np.isfinite(v)
+        txt = np.where(ok, v, 0).astype(np.int64).astype(str)
+        return np.where(ok, txt, "").astype(object)
+    v = s.to_numpy(np.float64, na_value=np.nan)
+    ok = np.isfinite(v)
+    if name in _DECIMALS:
+        v = np.round(v, _DECIMALS[name])
+    txt = np.where(ok, v, 0.0).astype(str)
+    if decimal != ".":
+        txt = np.strings.replace(txt, ".", decimal)
+    return np.where(ok, txt, "").astype(object)
+
+
+def _csv_quote(texts: np.ndarray, sep: str) -> np.ndarray:
+    """Quote (RFC 4180) the cells holding the separator, a quote or a line break."""
+    blob = "\x00".join(texts)
+    if not any(ch in blob for ch in (sep, '"', "\n", "\r")):
+        return texts
+    need = (sep, '"', "\n", "\r")
+    return np.array(['"' + v.replace('"', '""') + '"' if any(ch in v for ch in need) else v
+                     for v in texts], dtype=object)
+
+
+def _csv_column(name: str, s: pd.Series, sep: str, decimal: str) -> list[str]:
+    """One column's cells, ready to join: numbers formatted, formulas neutralised, quoted."""
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return np.where(s.to_numpy(bool), "True", "False").tolist()
+    if _is_number_column(s):
+        return _number_texts(name, s, decimal).tolist()
+    texts = _texts(s.to_numpy(object))
+    if name not in _SAFE_TEXT_COLUMNS:
+        risky = _risky_rows(texts)
+        if len(risky):
+            texts = texts.copy()
+            texts[risky] = "'" + texts[risky]
+    return _csv_quote(texts, sep).tolist()
 
 
 def _kind_of(path: Path) -> str:
@@ -107,8 +267,15 @@ def _kind_of(path: Path) -> str:
                          hint="Utilisez .csv, .xlsx, .geojson ou .gpkg.")
 
 
+def summary_paths(path: Path) -> tuple[Path, Path]:
+    """The companion summary files of an output: ``<name>-synthese.csv`` and ``.json``."""
+    stem = path.with_suffix("")
+    return Path(f"{stem}-synthese.csv"), Path(f"{stem}-synthese.json")
+
+
 class _CsvWriter:
-    """Appends chunks to a CSV (BOM once, French decimal comma with ``;``)."""
+    """Appends chunks to a CSV (BOM once, French decimal comma with ``;``), column by column:
+    each column is formatted, neutralised and quoted as a whole, then the rows are joined."""
 
     def __init__(self, path: Path, sep: str) -> None:
         self.path = path
@@ -116,22 +283,23 @@ class _CsvWriter:
         self.decimal = "," if sep == ";" else "."
         self.columns: list[str] | None = None
         self.rows = 0
-        self._header = True
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(path, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115
 
     def write(self, frame: pd.DataFrame) -> None:
+        frame = machine_frame(frame)
         if self.columns is None:
-            self.columns = list(frame.columns)
+            self.columns = [str(c) for c in frame.columns]
+            header = _csv_quote(np.array([_neutral_text(c) for c in self.columns],
+                                         dtype=object), self.sep)
+            self._fh.write(self.sep.join(header) + "\r\n")
         else:
             frame = _conform(frame, self.columns)
-        writer = csv.writer(self._fh, delimiter=self.sep, lineterminator="\r\n")
-        if self._header:
-            writer.writerow([_neutral_text(str(c)) for c in frame.columns])
-        writer.writerows(zip(*_csv_columns(neutralize_cells(frame), self.decimal),
-                             strict=True))
+        if len(frame):
+            cols = [_csv_column(str(c), frame.iloc[:, k], self.sep, self.decimal)
+                    for k, c in enumerate(frame.columns)]
+            self._fh.write("\r\n".join(map(self.sep.join, zip(*cols, strict=True))))
+            self._fh.write("\r\n")
         self.rows += len(frame)
-        self._header = False
 
     def close(self) -> None:
         self._fh.close()
@@ -149,29 +317,13 @@ def _conform(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return out[columns]
 
 
-_ILLEGAL_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-
-
-def _xlsx_value(v: Any) -> Any:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return None
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return None if np.isnan(v) else float(v)
-    if isinstance(v, (np.bool_, bool)):
-        return bool(v)
-    if isinstance(v, (int, float)):
-        return v
-    s = _ILLEGAL_XLSX.sub("\ufffd", str(v))
-    if len(s) > XLSX_CELL_MAX:
-        tail = f"… [tronqué : {len(s)} caractères, texte complet dans la sortie CSV]"
-        s = s[:XLSX_CELL_MAX - len(tail)] + tail
-    return s
+# ---------------------------------------------------------------------------------------------
+# Summary as tables (the XLSX « Synthèse » sheet and the companion CSV)
+# ---------------------------------------------------------------------------------------------
 
 
 def _summary_rows(summary: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """The summary as a flat table: (rubrique, clé, libellé, valeur)."""
+    """The summary as a flat machine table: (rubrique, clé, libellé, valeur)."""
     rows: list[tuple[Any, ...]] = [("rubrique", "cle", "libelle", "valeur")]
     rows.append(("total", "lignes_lues", "lignes lues", summary["lignes_lues"]))
     rows.append(("total", "lignes_ecrites", "lignes écrites",
@@ -192,57 +344,365 @@ def _summary_rows(summary: dict[str, Any]) -> list[tuple[Any, ...]]:
     for note in summary["notes"]:
         rows.append(("note", "", note, ""))
     rows.append(("donnees", "", summary["donnees"], ""))
+    rows.append(("geocodeur", "", summary.get("geocodeur") or "", ""))
+    rows.append(("marge_m", "", "", summary.get("marge_m", "")))
     for role, col in summary["colonnes"].items():
         rows.append(("colonne", role, col or "", ""))
     return rows
 
 
-def _write_summary_files(summary: dict[str, Any], path: Path, sep: str) -> list[Path]:
-    stem = path.with_suffix("")
-    json_path = Path(f"{stem}-synthese.json")
-    csv_path = Path(f"{stem}-synthese.csv")
-    json_path.write_text(json.dumps(summary, ensure_ascii=False, indent=2, default=str),
-                         encoding="utf-8")
-    table = pd.DataFrame(_summary_rows(summary)[1:], columns=list(_summary_rows(summary)[0]))
-    neutralize_cells(table.astype({"cle": str, "valeur": str})).to_csv(
-        csv_path, sep=sep, index=False, encoding="utf-8-sig", lineterminator="\r\n")
+def _write_summary_files(summary: dict[str, Any], path: Path, sep: str,
+                         outs: AtomicOutputs) -> list[Path]:
+    """Write ``<name>-synthese.csv`` and ``.json`` (through *outs*); return the final paths."""
+    csv_path, json_path = summary_paths(path)
+    outs.path(json_path).write_text(
+        json.dumps(summary, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    rows = _summary_rows(summary)
+    table = pd.DataFrame(rows[1:], columns=list(rows[0])).astype({"cle": str, "valeur": str})
+    writer = _CsvWriter(outs.path(csv_path), sep)
+    try:
+        writer.write(table)
+    finally:
+        writer.close()
     return [csv_path, json_path]
 
 
+# ---------------------------------------------------------------------------------------------
+# XLSX for people (xlsxwriter, constant memory: rows streamed to disk)
+# ---------------------------------------------------------------------------------------------
+
+#: Fill and font colours of the verdict cells (the text is always there too).
+_STATUS_COLOURS = {
+    "eligible": ("#C6EFCE", "#006100"),
+    "qva": ("#FFE0B2", "#7A3E00"),
+    "hors_qpv": ("#FFC7CE", "#9C0006"),
+    "hors_territoire": ("#E7E6E6", "#3A3A3A"),
+    "a_verifier": ("#FFEB9C", "#7A5A00"),
+    "non_geocode": ("#E4DFEC", "#4B2C6F"),
+}
+
+
+def _xlsx_text(texts: np.ndarray) -> np.ndarray:
+    """Texts an XLSX cell can hold: no XML control characters, at most 32,767 characters."""
+    blob = "\x00".join(texts)
+    if _ILLEGAL_XML.search(blob.replace("\x00", "")) is not None:
+        texts = np.array([_ILLEGAL_XML.sub("\ufffd", v) for v in texts], dtype=object)
+    if max(map(len, texts), default=0) > XLSX_CELL_MAX:
+        fixed = texts.copy()
+        for i, v in enumerate(texts):
+            if len(v) > XLSX_CELL_MAX:
+                tail = f"… [tronqué : {len(v)} caractères, texte complet dans la sortie CSV]"
+                fixed[i] = v[:XLSX_CELL_MAX - len(tail)] + tail
+        texts = fixed
+    return texts
+
+
+def _xlsx_plan(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """``(column of frame, header)`` of the « Sites » sheet, in order: Ligne, the input's
+    columns, then the verdict in French."""
+    added = [c for c in XLSX_HEADERS if c in frame.columns and c != "ligne"]
+    skip = {*NOT_WRITTEN, "priorite", *added, "ligne"}
+    used = {fold_name(XLSX_HEADERS[c]) for c in (*added, "ligne")}
+    plan: list[tuple[str, str]] = []
+    if "ligne" in frame.columns:
+        plan.append(("ligne", XLSX_HEADERS["ligne"]))
+    for c in frame.columns:
+        if c in skip:
+            continue
+        name = _source_name(str(c)) or str(c)
+        if fold_name(name) in used:
+            name = f"{name} (fichier)"
+        plan.append((c, name))
+    order = ["status", "code_qp", "lib_qp", "distance_bord_m", "motifs", "lib_com",
+             "insee_com", "lib_qp_proche", "code_qp_proche", "distance_qp_proche_m",
+             "geocodage_label", "geocodage_precision", "geocodage_score", "geocodage_source",
+             "lon", "lat"]
+    plan += [(c, XLSX_HEADERS[c]) for c in order if c in added]
+    return plan
+
+
+def _width(header: str, texts: Sequence[str]) -> float:
+    sample = [len(t) for t in texts[:500]]
+    longest = max(sample, default=0)
+    words = max((len(w) for w in header.split()), default=4)
+    return float(min(60, max(8, words + 2, min(longest, 50) + 2, len(header) * 0.6)))
+
+
+def _write_sites_sheet(wb: Any, frame: pd.DataFrame, fmt: dict[str, Any]) -> None:
+    ws = wb.add_worksheet("Sites")
+    plan = _xlsx_plan(frame)
+    n = len(frame)
+    # Each column prepared as a whole (vectorised), then the rows streamed in order.
+    columns: list[tuple[str, Any, Callable[..., Any], Any]] = []
+    for c, header in plan:
+        s = frame[c]
+        if c == "status":
+            codes = _texts(s.to_numpy(object))
+            labels = np.array([STATUS_LABELS.get(v, v) for v in codes], dtype=object)
+            formats = np.array([fmt.get(f"status:{v}") for v in codes], dtype=object)
+            columns.append((header, labels, ws.write_string, formats))
+            ws.set_column(len(columns) - 1, len(columns) - 1, 58)
+            continue
+        if _is_number_column(s) and not pd.api.types.is_bool_dtype(s.dtype):
+            v = s.to_numpy(np.float64, na_value=np.nan)
+            if c in _DECIMALS:
+                v = np.round(v, _DECIMALS[c])
+            number_fmt = fmt.get(f"dec:{_DECIMALS.get(c, -1)}")
+            values = np.where(np.isfinite(v), v, np.nan)
+            columns.append((header, values, ws.write_number, number_fmt))
+            width = 7.0 if c == "ligne" else max(10.0, len(header) * 0.55)
+            ws.set_column(len(columns) - 1, len(columns) - 1, width, number_fmt)
+            continue
+        texts = _xlsx_text(_texts(s.to_numpy(object)))
+        columns.append((header, texts, ws.write_string, None))
+        width = 60.0 if c == "motifs" else _width(header, texts)
+        ws.set_column(len(columns) - 1, len(columns) - 1, width)
+    ws.set_row(0, 32)
+    for k, (header, *_rest) in enumerate(columns):
+        ws.write_string(0, k, header, fmt["header"])
+    _stream_rows(ws, columns, n)
+    ws.freeze_panes(1, 1)
+    if columns:
+        ws.autofilter(0, 0, max(n, 1), len(columns) - 1)
+    _print_setup(ws, paper=8)  # A3 landscape, header repeated on every printed page
+    ws.repeat_rows(0)
+
+
+def _print_setup(ws: Any, paper: int = 9) -> None:
+    """Landscape, one page wide (as many pages down as needed)."""
+    ws.set_landscape()
+    ws.set_paper(paper)
+    ws.fit_to_pages(1, 0)
+    ws.set_margins(left=0.4, right=0.4, top=0.5, bottom=0.5)
+
+
+def _xml_escape(texts: np.ndarray) -> np.ndarray:
+    blob = "\x00".join(texts)
+    if "&" not in blob and "<" not in blob and ">" not in blob:
+        return texts
+    return np.array([v.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+                     for v in texts], dtype=object)
+
+
+def _cells_xml(values: np.ndarray, is_number: bool, cell_fmt: Any) -> np.ndarray:
+    """The ``<c>`` elements of one column for every row, built on the whole column at once.
+    Cells carry no reference (optional in the format: a row's cells are in column order), so
+    an empty cell is written ``<c/>`` to keep the ones after it in place."""
+    if is_number:
+        ok = np.isfinite(values)
+        style = "" if cell_fmt is None else f' s="{cell_fmt._get_xf_index()}"'
+        txt = np.where(ok, values, 0.0)
+        if np.all(np.mod(txt, 1) == 0) and np.all(np.abs(txt) < 2**53):
+            txt = txt.astype(np.int64)
+        body = txt.astype(str).astype(object)
+        return np.where(ok, f"<c{style}><v>" + body + "</v></c>", "<c/>")
+    if isinstance(cell_fmt, np.ndarray):
+        style = np.array(["" if f is None else f' s="{f._get_xf_index()}"' for f in cell_fmt],
+                         dtype=object)
+    else:
+        style = "" if cell_fmt is None else f' s="{cell_fmt._get_xf_index()}"'
+    body = _xml_escape(values)
+    blob = "\x00".join(values)
+    space: Any = ""
+    if blob[:1].isspace() or blob[-1:].isspace() or re.search(r"\x00\s|\s\x00", blob):
+        space = np.array([' xml:space="preserve"' if v[:1].isspace() or v[-1:].isspace()
+                          else "" for v in values], dtype=object)
+    cells = "<c" + style + ' t="inlineStr"><is><t' + space + ">" + body + "</t></is></c>"
+    return np.where(values != "", cells, "<c/>")
+
+
+def _stream_rows(ws: Any, columns: list[tuple[str, Any, Callable[..., Any], Any]],
+                 n: int) -> None:
+    """Rows 1..n of the « Sites » sheet. The XML of each column is built on the whole column
+    (vectorised), then each row's XML is appended to the worksheet's row data (xlsxwriter's
+    constant-memory mode streams rows to that file); empty cells are not written. Every text
+    is an inline text cell: nothing can run as a formula."""
+    if n == 0:
+        return
+    ws._check_dimensions(n, len(columns) - 1)
+    ws._write_single_row(n + 1)  # flush the header row; rows up to n are written below
+    step = 20_000
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        rows = np.arange(start + 2, stop + 2).astype(str)
+        cols = []
+        for _h, values, write, cell_fmt in columns:
+            part = cell_fmt[start:stop] if isinstance(cell_fmt, np.ndarray) else cell_fmt
+            cols.append(_cells_xml(values[start:stop], write == ws.write_number,
+                                   part).tolist())
+        ws.fh.write("".join(f'<row r="{r}">' + "".join(cells) + "</row>"
+                            for r, cells in zip(rows.tolist(), zip(*cols, strict=True),
+                                                strict=True)))
+
+
+def _status_formats(wb: Any) -> dict[str, Any]:
+    fmt: dict[str, Any] = {
+        "header": wb.add_format({"bold": True, "text_wrap": True, "valign": "top",
+                                 "bg_color": "#D9E1F2", "bottom": 1}),
+        "title": wb.add_format({"bold": True, "font_size": 14}),
+        "h2": wb.add_format({"bold": True, "font_size": 12}),
+        "th": wb.add_format({"bold": True, "bg_color": "#D9E1F2", "bottom": 1}),
+        "wrap": wb.add_format({"text_wrap": True, "valign": "top"}),
+        "pct": wb.add_format({"num_format": "0.0 %", "indent": 1}),
+        "int": wb.add_format({"indent": 1}),
+        "note": wb.add_format({"italic": True, "font_color": "#7A3E00"}),
+        "dec:-1": None,
+        "dec:1": wb.add_format({"num_format": "0.0", "indent": 1}),
+        "dec:3": wb.add_format({"num_format": "0.000", "indent": 1}),
+        "dec:6": wb.add_format({"num_format": "0.000000", "indent": 1}),
+    }
+    for status, (bg, fg) in _STATUS_COLOURS.items():
+        fmt[f"status:{status}"] = wb.add_format({"bg_color": bg, "font_color": fg,
+                                                 "bold": True})
+    return fmt
+
+
+def _table(ws: Any, row: int, title: str, header: Sequence[str],
+           rows: Sequence[Sequence[Any]], fmt: dict[str, Any],
+           cell_formats: Sequence[Any] | None = None, format_col: int = 0) -> int:
+    """Write a titled table from *row*; return the next free row (one blank line after).
+    ``cell_formats[i]`` formats column *format_col* of row *i* (the verdict colours)."""
+    ws.write_string(row, 0, title, fmt["h2"])
+    row += 1
+    for k, h in enumerate(header):
+        ws.write_string(row, k, h, fmt["th"])
+    row += 1
+    for i, rec in enumerate(rows):
+        for k, v in enumerate(rec):
+            f = cell_formats[i] if cell_formats is not None and k == format_col else None
+            if isinstance(v, float) and header[k].startswith("Part"):
+                ws.write_number(row, k, v, fmt["pct"])
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                ws.write_number(row, k, v, f or fmt["int"])
+            elif v is None or v == "":
+                if f is not None:
+                    ws.write_blank(row, k, None, f)
+            else:
+                ws.write_string(row, k, _xlsx_text(np.array([str(v)], dtype=object))[0], f)
+        row += 1
+    return row + 1
+
+
+def _write_synthese_sheet(wb: Any, summary: dict[str, Any], fmt: dict[str, Any]) -> None:
+    ws = wb.add_worksheet("Synthèse")
+    _print_setup(ws)
+    for k, width in enumerate((60, 12, 16, 34, 44, 110)):
+        ws.set_column(k, k, width)
+    row = 0
+    ws.write_string(row, 0, "Synthèse de la validation", fmt["title"])
+    row += 1
+    lues = summary["lignes_lues"]
+    ecrites = summary.get("lignes_ecrites", summary["total"])
+    ws.write_string(row, 0, f"{lues} lignes lues, {ecrites} lignes écrites"
+                    + (" : toutes sont dans la feuille « Sites »." if lues == ecrites
+                       else " : ATTENTION, des lignes manquent."))
+    row += 1
+    for note in summary["notes"]:
+        ws.write_string(row, 0, f"⚠ {note}", fmt["note"])
+        row += 1
+    row += 1
+    total = max(int(summary["total"]), 1)
+    par_statut = [(STATUS_LABELS[s], int(k), int(k) / total)
+                  for s, k in summary["par_statut"].items()]
+    row = _table(ws, row, "Par statut", ("Statut", "Lignes", "Part"), par_statut, fmt,
+                 [fmt[f"status:{s}"] for s in summary["par_statut"]])
+    if summary["par_qpv"]:
+        qpv = [(e["lib_qp"], int(e["sites"]), int(e["eligibles"]), code)
+               for code, e in summary["par_qpv"].items()]
+        row = _table(ws, row, "Par QPV (points dans un QPV, ou à son bord)",
+                     ("Quartier (QPV)", "Sites", "dont éligibles", "Code QPV"), qpv, fmt)
+    if summary["par_priorite"]:
+        prio = [(e["label"], int(e["sites"]), int(e["eligibles"]))
+                for e in summary["par_priorite"].values()]
+        row = _table(ws, row, "Par priorité de l'appel",
+                     ("Priorité", "Sites", "dont éligibles"), prio, fmt)
+    if summary["a_revoir_total"]:
+        listed = summary["a_revoir"]
+        review = [(r.get("porteur", ""), int(r["ligne"]),
+                   STATUS_LABELS.get(r["status"], r["status"]).split(" — ")[0],
+                   r.get("action", ""), r.get("adresse", ""), r.get("motifs", ""))
+                  for r in listed]
+        row = _table(ws, row, f"Lignes à revoir ({summary['a_revoir_total']})",
+                     ("Porteur", "Ligne", "Statut", "Action", "Adresse", "Motif"),
+                     review, fmt, [fmt.get(f"status:{r['status']}") for r in listed],
+                     format_col=2)
+        if summary["a_revoir_total"] > len(listed):
+            ws.write_string(row - 1, 0, f"… et {summary['a_revoir_total'] - len(listed)} "
+                            "autres : filtrez la colonne « Statut » de la feuille « Sites ».")
+
+
+def _write_donnees_sheet(wb: Any, summary: dict[str, Any], fmt: dict[str, Any]) -> None:
+    from qpv_geo import __version__
+
+    ws = wb.add_worksheet("Données")
+    _print_setup(ws)
+    ws.set_column(0, 0, 34)
+    ws.set_column(1, 1, 60)
+    ws.set_column(2, 2, 70)
+    ws.write_string(0, 0, "Données et réglages de cette validation", fmt["title"])
+    facts = [
+        ("Données de référence", summary["donnees"]),
+        ("Géocodeur", summary.get("geocodeur") or "aucun (coordonnées du fichier)"),
+        ("Marge « à vérifier »", f"{summary.get('marge_m', '')} m"),
+        ("Version de qpv-geo", __version__),
+        ("Fichier écrit le", _dt.datetime.now().strftime("%d/%m/%Y %H:%M")),
+    ]
+    for note in summary["notes"]:
+        facts.append(("Note", note))
+    row = 2
+    for k, (label, value) in enumerate(facts):
+        ws.write_string(row + k, 0, label, fmt["th"])
+        if isinstance(value, (int, float)):
+            ws.write_number(row + k, 1, value)
+        else:
+            ws.write_string(row + k, 1, str(value), fmt["wrap"])
+    row += len(facts) + 1
+    roles = [(ROLE_LABELS.get(role, role), col or "(aucune)")
+             for role, col in summary["colonnes"].items()]
+    row = _table(ws, row, "Colonnes du fichier reconnues", ("Rôle", "Colonne du fichier"),
+                 roles, fmt)
+    names = [(XLSX_HEADERS[c], c, _XLSX_HELP[c]) for c in XLSX_HEADERS]
+    _table(ws, row, "Colonnes ajoutées (nom dans le CSV et l'API)",
+           ("Colonne (feuille Sites)", "Nom machine (CSV, API)", "Ce qu'elle dit"), names, fmt)
+
+
 def _write_xlsx(frame: pd.DataFrame, summary: dict[str, Any], path: Path) -> None:
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
+    import xlsxwriter
 
     if len(frame) + 1 > XLSX_ROWS_MAX:
         raise InputFileError(f"{len(frame)} lignes : trop pour une feuille Excel "
                              f"({XLSX_ROWS_MAX - 1} au plus).", hint="Écrivez un .csv.")
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet("sites")
-    ws.freeze_panes = "B2"
-    bold = Font(bold=True)
+    wb = xlsxwriter.Workbook(str(path), {
+        "constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
+        "strings_to_numbers": False, "tmpdir": str(path.parent)})
+    try:
+        fmt = _status_formats(wb)
+        _write_sites_sheet(wb, frame, fmt)
+        _write_synthese_sheet(wb, summary, fmt)
+        _write_donnees_sheet(wb, summary, fmt)
+    finally:
+        wb.close()
 
-    def header(cells: Iterable[Any]) -> list[Any]:
-        out = []
-        for c in cells:
-            cell = WriteOnlyCell(ws, value=_xlsx_value(c))
-            cell.font = bold
-            out.append(cell)
-        return out
 
-    safe = neutralize_cells(frame)
-    ws.append(header(safe.columns))
-    for rec in safe.itertuples(index=False, name=None):
-        ws.append([_xlsx_value(v) for v in rec])
-    ws2 = wb.create_sheet("synthèse")
-    rows = _summary_rows(summary)
-    ws2.append(header(rows[0]))
-    table = neutralize_cells(pd.DataFrame([[str(v) if not isinstance(v, int) else v
-                                            for v in r] for r in rows[1:]], dtype=object))
-    for rec in table.itertuples(index=False, name=None):
-        ws2.append([_xlsx_value(v) for v in rec])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(path)
+# ---------------------------------------------------------------------------------------------
+# GeoJSON / GeoPackage
+# ---------------------------------------------------------------------------------------------
+
+
+def _unique_ignoring_case(columns: Sequence[str]) -> dict[str, str]:
+    """Renames so that no two columns differ only by case (SQLite, hence GeoPackage, ignores
+    case): the later one gets « (2) », « (3) »…"""
+    seen: set[str] = set()
+    renames: dict[str, str] = {}
+    for c in columns:
+        name, k = c, 2
+        while name.lower() in seen:
+            name = f"{c} ({k})"
+            k += 1
+        seen.add(name.lower())
+        if name != c:
+            renames[c] = name
+    return renames
 
 
 def _write_geo(frame: pd.DataFrame, path: Path, kind: str) -> None:
@@ -253,44 +713,64 @@ def _write_geo(frame: pd.DataFrame, path: Path, kind: str) -> None:
     ok = np.isfinite(lon) & np.isfinite(lat)
     geoms = gpd.GeoSeries.from_xy(np.where(ok, lon, 0.0), np.where(ok, lat, 0.0), crs=4326)
     geoms[~ok] = None
-    data = frame.copy()
-    if kind == "gpkg":  # SQLite column names ignore case: « Porteur » collides with « porteur »
-        added = {c.lower() for c in OUTPUT_COLUMNS if c in data.columns}
-        data = data.rename(columns={c: f"{c} (source)" for c in data.columns
-                                    if c not in OUTPUT_COLUMNS and c.lower() in added})
+    data = machine_frame(frame).copy()
+    data.columns = [str(c) for c in data.columns]
+    if kind == "gpkg":  # SQLite column names ignore case: « Ligne » collides with « ligne »
+        ordered = [c for c in data.columns if c in OUTPUT_COLUMNS] + \
+            [c for c in data.columns if c not in OUTPUT_COLUMNS]
+        renames = _unique_ignoring_case(ordered)
+        data = data.rename(columns=renames)
     for col in data.columns:
-        if pd.api.types.is_object_dtype(data[col].dtype):
+        if pd.api.types.is_object_dtype(data[col].dtype) or \
+                pd.api.types.is_string_dtype(data[col].dtype):
             data[col] = data[col].astype(object).where(data[col].notna(), None)
     gdf = gpd.GeoDataFrame(data, geometry=geoms.values, crs=4326)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        path.unlink()
     gdf.to_file(path, driver="GeoJSON" if kind == "geojson" else "GPKG",
                 **({"layer": "sites"} if kind == "gpkg" else {}))
 
 
-def write_result(result: BatchResult, path: str | Path, *, sep: str = ";") -> list[Path]:
+# ---------------------------------------------------------------------------------------------
+# One call
+# ---------------------------------------------------------------------------------------------
+
+
+def output_paths(path: Path) -> list[Path]:
+    """Every file an output of *path* writes: the sites file and its two summary files."""
+    return [path, *summary_paths(path)]
+
+
+def write_result(result: BatchResult, path: str | Path, *, sep: str = ";",
+                 inputs: Sequence[str | Path] = ()) -> list[Path]:
     """Write validated sites (by extension: .csv, .xlsx, .geojson, .gpkg) and the summary.
 
     CSV: UTF-8 with BOM, ``;`` and decimal comma by default (French Excel), ``sep=","`` gives
-    a decimal point. XLSX: sheets « sites » and « synthèse ». Next to the output:
-    ``<name>-synthese.csv`` and ``<name>-synthese.json``. Returns the paths written, the
-    sites file first.
+    a decimal point; machine column names. XLSX: sheets « Sites » (French headers, coloured
+    verdicts), « Synthèse » and « Données ». Next to the output: ``<name>-synthese.csv`` and
+    ``<name>-synthese.json``. All of them are written aside and renamed into place together
+    when complete; an output that is one of *inputs*, or in a missing folder, is refused.
+    Returns the paths written, the sites file first.
     """
     path = Path(path)
     kind = _kind_of(path)
+    for p in output_paths(path):
+        check_output_path(p, inputs)
     frame = result.frame
     summary = dict(result.summary)
     summary["lignes_ecrites"] = len(frame)
-    if kind == "csv":
-        writer = _CsvWriter(path, sep)
-        try:
-            writer.write(frame)
-        finally:
-            writer.close()
-    elif kind == "xlsx":
-        _write_xlsx(frame, summary, path)
-    else:
-        _write_geo(frame, path, kind)
+    try:
+        with AtomicOutputs() as outs:
+            if kind == "csv":
+                writer = _CsvWriter(outs.path(path), sep)
+                try:
+                    writer.write(frame)
+                finally:
+                    writer.close()
+            elif kind == "xlsx":
+                _write_xlsx(frame, summary, outs.path(path))
+            else:
+                _write_geo(frame, outs.path(path), kind)
+            written = [path, *_write_summary_files(summary, path, sep, outs)]
+    except OSError as exc:
+        raise os_error_message(exc, path) from exc
     result.summary["lignes_ecrites"] = len(frame)
-    return [path, *_write_summary_files(summary, path, sep)]
+    return written

@@ -1,0 +1,360 @@
+"""Batch outputs: never over the input, written whole or not at all, formulas neutralised, a
+spreadsheet people read (French headers, coloured verdicts, synthesis tables), per-run facts
+once, and the kill test."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from openpyxl import load_workbook
+from typer.testing import CliRunner
+
+from qpv_geo import batch
+from qpv_geo.batch import read_validated, validate_file, write_result
+from qpv_geo.batch import writing as writing_mod
+from qpv_geo.cli import app
+from qpv_geo.exceptions import InputFileError
+
+ROOT = Path(__file__).resolve().parent.parent
+EXEMPLE = ROOT / "data" / "exemple_appel.csv"
+INSIDE = (4.3790, 45.4335)  # inside QPV QN04212M (shipped copy)
+runner = CliRunner()
+
+
+def _coords_csv(path: Path, rows: int, seed: int = 7) -> Path:
+    rng = np.random.default_rng(seed)
+    lon = np.round(4.25 + rng.random(rows) * 0.3, 6)
+    lat = np.round(45.38 + rng.random(rows) * 0.12, 6)
+    pd.DataFrame({
+        "Porteur": [f"Association {k % 97}" for k in range(rows)],
+        "Priorité": np.where(np.arange(rows) % 2 == 0, "Mobilité", "Santé"),
+        "Latitude": np.char.replace(lat.astype(str), ".", ","),
+        "Longitude": np.char.replace(lon.astype(str), ".", ","),
+    }).to_csv(path, sep=";", index=False)
+    return path
+
+
+def _small(tmp_path: Path, name: str = "sites.csv") -> Path:
+    path = tmp_path / name
+    path.write_text("Porteur;Action;Latitude;Longitude\nAsso A;Atelier;45,4335;4,3790\n"
+                    "Asso B;Forum;45,7606;4,8590\n", encoding="utf-8")
+    return path
+
+
+def _said(res) -> str:
+    """The command's output with rich's line wrapping undone."""
+    return " ".join(res.output.split())
+
+
+def _partials(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".partiel" in p.name)
+
+
+# ----------------------------------------------------------------- 10.1 output = input
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx", ".geojson"])
+@pytest.mark.parametrize("how", ["same", "symlink", "hardlink"])
+def test_output_that_is_the_input_is_refused(tmp_path, suffix, how) -> None:
+    src = _small(tmp_path)
+    if suffix != ".csv":  # make an input of that format with the batch itself
+        made = tmp_path / f"made{suffix}"
+        validate_file(src, made, progress=False)
+        src = made
+    before = src.read_bytes()
+    out = {"same": src, "symlink": tmp_path / f"lien{suffix}",
+           "hardlink": tmp_path / f"dur{suffix}"}[how]
+    if how == "symlink":
+        out.symlink_to(src)
+    elif how == "hardlink":
+        os.link(src, out)
+    res = runner.invoke(app, ["batch", str(src), "-o", str(out), "-q"])
+    assert res.exit_code == 2, res.output
+    assert "est le fichier d'entrée" in _said(res) and "Traceback" not in _said(res)
+    assert src.read_bytes() == before
+    assert _partials(tmp_path) == []
+
+
+def test_a_summary_file_over_the_input_is_refused(tmp_path) -> None:
+    src = _small(tmp_path, "r-synthese.csv")
+    before = src.read_bytes()
+    with pytest.raises(InputFileError, match="fichier d'entrée"):
+        validate_file(src, tmp_path / "r.csv", progress=False)
+    assert src.read_bytes() == before and not (tmp_path / "r.csv").exists()
+
+
+def test_missing_output_folder_is_refused_and_not_created(tmp_path) -> None:
+    src = _small(tmp_path)
+    res = runner.invoke(app, ["batch", str(src), "-o", str(tmp_path / "absent" / "x.csv"),
+                              "-q"])
+    assert res.exit_code == 2 and "n'existe pas" in _said(res)
+    assert not (tmp_path / "absent").exists()
+    res = runner.invoke(app, ["batch", str(src), "-o", "/nonexistent_dir/x.csv", "-q"])
+    assert res.exit_code == 2 and not Path("/nonexistent_dir").exists()
+
+
+# ----------------------------------------------------- 10.3 / 10.13 whole or not at all
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx", ".geojson", ".gpkg"])
+def test_a_failed_run_leaves_the_previous_outputs_as_they_were(tmp_path, monkeypatch,
+                                                                suffix) -> None:
+    src = _small(tmp_path)
+    out = tmp_path / f"resultat{suffix}"
+    paths = validate_file(src, out, progress=False).paths
+    before = {p: p.read_bytes() for p in paths}
+    assert len(before) == 3
+
+    def full_disk(self):
+        self._fh.close()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    # the last file written fails: the sites file and the JSON summary were complete aside
+    monkeypatch.setattr(writing_mod._CsvWriter, "close", full_disk)
+    res = runner.invoke(app, ["batch", str(src), "-o", str(out), "-q"])
+    assert res.exit_code == 2, res.output
+    assert "le disque est plein" in _said(res) and "Traceback" not in _said(res)
+    assert {p: p.read_bytes() for p in paths} == before
+    assert _partials(tmp_path) == []
+
+
+def test_read_only_folder_gives_a_french_error(tmp_path, monkeypatch) -> None:
+    src = _small(tmp_path)
+    out = tmp_path / "resultat.csv"
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(writing_mod, "_CsvWriter", read_only)
+    monkeypatch.setattr("qpv_geo.batch.validation._CsvWriter", read_only)
+    res = runner.invoke(app, ["batch", str(src), "-o", str(out), "-q"])
+    assert res.exit_code == 2 and "lecture seule" in _said(res), res.output
+    assert not out.exists() and _partials(tmp_path) == []
+
+
+def test_streamed_run_interrupted_mid_file_keeps_the_old_output(tmp_path, monkeypatch) -> None:
+    src = _coords_csv(tmp_path / "grand.csv", 2_500)
+    out = tmp_path / "grand-out.csv"
+    validate_file(src, out, progress=False)
+    before = out.read_bytes()
+    summary_before = (tmp_path / "grand-out-synthese.json").read_bytes()
+    monkeypatch.setattr("qpv_geo.batch.validation.CHUNK_ROWS", 500)
+    calls = {"n": 0}
+    real = writing_mod._CsvWriter.write
+
+    def write_then_fail(self, frame):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        real(self, frame)
+
+    monkeypatch.setattr(writing_mod._CsvWriter, "write", write_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        validate_file(src, out, progress=False, sep=",")
+    assert out.read_bytes() == before
+    assert (tmp_path / "grand-out-synthese.json").read_bytes() == summary_before
+    assert _partials(tmp_path) == []
+
+
+def test_gpkg_with_columns_differing_by_case(tmp_path) -> None:
+    src = tmp_path / "casse.csv"
+    src.write_text("ligne;Ligne;STATUS;Latitude;Longitude\n1;a;x;45,4335;4,3790\n",
+                   encoding="utf-8")
+    out = tmp_path / "casse.gpkg"
+    res = runner.invoke(app, ["batch", str(src), "-o", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    back = read_validated(out)
+    assert back["status"].tolist() == ["eligible"]
+    assert {"ligne (source)", "Ligne (2)", "STATUS (2)"} <= set(back.columns)
+    assert _partials(tmp_path) == []
+
+
+# ------------------------------------------------------------------ 10.14 formulas
+
+
+HOSTILE_CELLS = ["\uff1dHYPERLINK(\"x\")", "\uff0b1+1", "\uff0dcmd", "\uff20SUM(A1)",
+                 " =1+1", "\u00a0=1+1", "\u200b=1+1", "\n=1+1", "\t=1+1", "=HDR()"]
+LEGIT_CELLS = ["-", "- à définir", "@asso", "+33 6 12 34 56 78"]
+
+
+def test_formulas_neutralised_in_csv_and_text_cells_in_xlsx(tmp_path) -> None:
+    cells = HOSTILE_CELLS + LEGIT_CELLS
+    frame = pd.DataFrame({"=HDR()": cells, "Latitude": [str(INSIDE[1])] * len(cells),
+                          "Longitude": [str(INSIDE[0])] * len(cells)})
+    src = tmp_path / "f.csv"
+    frame.to_csv(src, sep=";", index=False)
+    result = validate_file(src, None, progress=False)
+    csv_path = write_result(result, tmp_path / "out.csv")[0]
+    with open(csv_path, encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.reader(fh, delimiter=";"))
+    col = rows[0].index("'=HDR()")  # the header is neutralised too
+    for value, row in zip(cells, rows[1:], strict=True):
+        assert row[col] == "'" + value, (value, row[col])
+    xlsx = write_result(result, tmp_path / "out.xlsx")[0]
+    wb = load_workbook(xlsx)
+    for ws in wb.worksheets:
+        assert all(c.data_type != "f" for r in ws.iter_rows() for c in r)
+    ws = wb["Sites"]
+    header = [c.value for c in ws[1]]
+    assert "=HDR()" in header  # shown as typed, as text
+    k = header.index("=HDR()")
+    got = [ws.cell(row=i + 2, column=k + 1).value for i in range(len(cells))]
+    assert got == cells  # as typed: no quote shows (legitimate « - », « @asso », « +33 … »)
+
+
+def test_neutralize_cells_keeps_plain_numbers() -> None:
+    frame = pd.DataFrame({"a": ["-4,5", "+12", "-", "=1", None, "texte"]})
+    out = batch.neutralize_cells(frame)
+    assert out["a"].tolist()[:4] == ["-4,5", "+12", "'-", "'=1"]
+    assert out["a"].tolist()[5] == "texte"
+
+
+# ------------------------------------------------------------- the spreadsheet for people
+
+
+def test_xlsx_is_laid_out_for_people(tmp_path) -> None:
+    out = tmp_path / "resultat.xlsx"
+    result = validate_file(EXEMPLE, out, progress=False)
+    zipped = __import__("zipfile").ZipFile(out)
+    sheet1 = zipped.read("xl/worksheets/sheet1.xml").decode()
+    assert 'state="frozen"' in sheet1 and "<autoFilter" in sheet1 and "<cols>" in sheet1
+    wb = load_workbook(out)
+    assert wb.sheetnames == ["Sites", "Synthèse", "Données"]
+    ws = wb["Sites"]
+    header = [c.value for c in ws[1]]
+    for french in ("Ligne", "Statut", "Code QPV", "Quartier (QPV)", "Distance au bord (m)",
+                   "Motifs"):
+        assert french in header
+    # no duplicated columns, no machine copies, no per-row data version
+    assert len(header) == len(set(header))
+    for machine in ("status", "porteur", "priorite", "donnees", "statut_libelle"):
+        assert machine not in header
+    assert header.count("Porteur") == 1 and header.count("Priorité") == 1
+    assert ws.column_dimensions["B"].width > 10
+    k = header.index("Statut") + 1
+    seen = {}
+    for r in range(2, ws.max_row + 1):
+        cell = ws.cell(row=r, column=k)
+        seen[cell.value] = cell.fill.fgColor.rgb
+    assert "Éligible — dans un QPV de Saint-Étienne Métropole" in seen
+    assert len(set(seen.values())) == len(seen) >= 3  # one colour per verdict, with its text
+    # the synthesis: tables a person reads, rows to review with porteur, action and address
+    syn = [[c for c in row] for row in wb["Synthèse"].iter_rows(values_only=True)]
+    titles = [r[0] for r in syn if r and isinstance(r[0], str)]
+    assert "Par statut" in titles and any(t.startswith("Par QPV") for t in titles)
+    assert "Par priorité de l'appel" in titles
+    assert any(t.startswith("Lignes à revoir") for t in titles)
+    head = next(i for i, r in enumerate(syn) if r[0] == "Porteur")
+    assert list(syn[head][:6]) == ["Porteur", "Ligne", "Statut", "Action", "Adresse", "Motif"]
+    first = syn[head + 1]
+    assert first[0].startswith("Association") and first[3] and first[4]
+    assert len(syn) < 80
+    # the data version once, in « Données »
+    don = [r for r in wb["Données"].iter_rows(values_only=True)]
+    assert any(r[0] == "Données de référence" and "sha256" in str(r[1]) for r in don)
+    assert ("Distance au bord (m)", "distance_bord_m") in {(r[0], r[1]) for r in don}
+    # read back: machine names and codes
+    back = read_validated(out)
+    assert back["status"].tolist() == result.frame["status"].tolist()
+    assert back["porteur"].tolist() == result.frame["porteur"].tolist()
+    assert back["priorite"].tolist() == result.frame["priorite"].tolist()
+    assert back["donnees"].str.contains("sha256").all()
+
+
+def test_xlsx_read_back_without_its_companion_files(tmp_path) -> None:
+    out = tmp_path / "resultat.xlsx"
+    result = validate_file(EXEMPLE, out, progress=False)
+    for p in tmp_path.glob("resultat-synthese.*"):
+        p.unlink()
+    back = read_validated(out)
+    assert back["donnees"].str.contains("sha256").all()
+    assert back["porteur"].tolist() == result.frame["porteur"].tolist()
+
+
+def test_csv_keeps_machine_names_and_per_run_facts_once(tmp_path) -> None:
+    out = tmp_path / "resultat.csv"
+    result = validate_file(EXEMPLE, out, progress=False)
+    header = out.read_text(encoding="utf-8-sig").splitlines()[0].split(";")
+    for machine in ("ligne", "status", "code_qp", "distance_bord_m", "motifs", "priorite"):
+        assert machine in header
+    for gone in ("donnees", "statut_libelle", "porteur", "action"):
+        assert gone not in header
+    assert "sha256" not in out.read_text(encoding="utf-8-sig")
+    summary = json.loads((tmp_path / "resultat-synthese.json").read_text(encoding="utf-8"))
+    assert "sha256" in summary["donnees"]
+    assert "sha256" in (tmp_path / "resultat-synthese.csv").read_text(encoding="utf-8-sig")
+    back = read_validated(out)
+    assert back["porteur"].tolist() == result.frame["porteur"].tolist()
+    assert back["action"].tolist() == result.frame["action"].tolist()
+    for text in set(result.frame["donnees"]):  # the version and the reference's notes
+        for part in text.split(" — ", 1)[1].split(" ; "):
+            assert back["donnees"].str.contains(part, regex=False).all()
+        assert back["donnees"].str.startswith(text.split(" — ")[0]).all()
+
+
+def test_output_stays_small_per_row(tmp_path) -> None:
+    src = _coords_csv(tmp_path / "c.csv", 5_000)
+    out = tmp_path / "c-out.csv"
+    validate_file(src, out, progress=False)
+    per_row_in = src.stat().st_size / 5_000
+    per_row_out = out.stat().st_size / 5_000
+    assert per_row_out - per_row_in < 200, (per_row_in, per_row_out)
+
+
+def test_cli_rows_to_review_show_porteur_and_address(tmp_path) -> None:
+    res = runner.invoke(app, ["batch", str(EXEMPLE), "-o", str(tmp_path / "r.csv")],
+                        env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    table = res.output[res.output.index("Lignes à revoir"):]
+    assert "porteur" in table and "adresse" in table
+    assert "Association fictive" in table and "Rue" in table
+
+
+# ---------------------------------------------------------------------------- kill test
+
+
+def test_killed_at_random_points_leaves_old_outputs_or_new_complete(tmp_path) -> None:
+    """A 200,000-row batch killed (SIGKILL) at random moments: each output is the previous
+    complete one or the new complete one, never a cut file."""
+    rows = 200_000
+    src = _coords_csv(tmp_path / "lot.csv", rows)
+    out = tmp_path / "lot-out.csv"
+    cmd = [sys.executable, "-m", "qpv_geo", "batch", str(src), "-o", str(out), "-q"]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
+    duration = time.perf_counter() - t0
+    files = [out, tmp_path / "lot-out-synthese.csv", tmp_path / "lot-out-synthese.json"]
+    old = {p: p.read_bytes() for p in files}
+    new_cmd = [*cmd, "--sep", ","]  # the new outputs differ from the old ones
+    rng = random.Random(2026)
+    for _ in range(3):
+        proc = subprocess.Popen(new_cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.2, 1.0) * duration)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        for p in files:
+            data = p.read_bytes()
+            if data != old[p]:  # then it is the new one, complete
+                if p == out:
+                    text = data.decode("utf-8-sig")
+                    assert text.count("\r\n") == rows + 1 and text.endswith("\r\n")
+                    assert text.splitlines()[0].startswith("ligne,")
+                elif p.suffix == ".json":
+                    assert json.loads(data)["lignes_ecrites"] == rows
+    subprocess.run(new_cmd, check=True, capture_output=True, cwd=ROOT)
+    text = out.read_bytes().decode("utf-8-sig")
+    assert text.count("\r\n") == rows + 1
+    assert _partials(tmp_path) == []  # the killed runs' temporaries are gone
