@@ -61,6 +61,28 @@ def get_settings() -> Settings:
     return Settings.from_env()
 
 
+#: The column options of every command that reads a raw sites file (same names everywhere).
+ColAdresse = Annotated[str | None, typer.Option("--col-adresse", help="Colonne de l'adresse.")]
+ColCodePostal = Annotated[str | None, typer.Option("--col-code-postal",
+                                                   help="Colonne du code postal.")]
+ColCommune = Annotated[str | None, typer.Option("--col-commune", help="Colonne de la commune.")]
+ColLat = Annotated[str | None, typer.Option("--col-lat", help="Colonne de la latitude (WGS84).")]
+ColLon = Annotated[str | None, typer.Option("--col-lon",
+                                            help="Colonne de la longitude (WGS84).")]
+ColX = Annotated[str | None, typer.Option("--col-x", help="Colonne X Lambert-93.")]
+ColY = Annotated[str | None, typer.Option("--col-y", help="Colonne Y Lambert-93.")]
+ColPriorite = Annotated[str | None, typer.Option("--col-priorite",
+                                                 help="Colonne de la priorité.")]
+ColPorteur = Annotated[str | None, typer.Option("--col-porteur", help="Colonne du porteur.")]
+ColAction = Annotated[str | None, typer.Option("--col-action", help="Colonne de l'action.")]
+
+
+def col_overrides(**cols: str | None) -> dict[str, str | None] | None:
+    """``--col-…`` options given (``col_code_postal=…`` → role ``code_postal``), or None."""
+    given = {k.removeprefix("col_"): v for k, v in cols.items() if v is not None}
+    return given or None
+
+
 def print_json(obj: Any) -> None:
     """Print one JSON object on stdout (UTF-8, no ASCII escaping)."""
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n")
@@ -291,6 +313,16 @@ def demo(
     = Path("out/demo"),
     fichier: Annotated[Path | None, typer.Option(
         help="Fichier de sites à traiter (par défaut l'appel exemple embarqué).")] = None,
+    col_adresse: ColAdresse = None,
+    col_code_postal: ColCodePostal = None,
+    col_commune: ColCommune = None,
+    col_lat: ColLat = None,
+    col_lon: ColLon = None,
+    col_x: ColX = None,
+    col_y: ColY = None,
+    col_priorite: ColPriorite = None,
+    col_porteur: ColPorteur = None,
+    col_action: ColAction = None,
 ) -> None:
     """Traitement principal sur les données embarquées : valider les sites d'un appel, écrire
     le fichier validé (CSV, XLSX), la carte et le rapport du comité de copilotage.
@@ -312,8 +344,10 @@ def demo(
                   f"({'appel exemple fictif' if fichier is None else 'fichier fourni'})",
                   highlight=False)
     console.print(f"Données : {reference.version}", highlight=False)
+    overrides = col_overrides(**{k: v for k, v in locals().items() if k.startswith("col_")})
     result = validate_file(sample, output / "sites_valides.csv", settings=settings,
-                           progress=True)
+                           progress=True, mapping_overrides=overrides,
+                           on_mapping=None if fichier is None else _print_mapping)
     written = [*result.paths, *write_result(result, output / "sites_valides.xlsx")[:1]]
     frame = result.frame
     written.append(write_map(frame, output / "carte.html", reference=reference, tiles=None))
@@ -376,7 +410,8 @@ _VALIDATED_COLUMNS = {"status", "code_qp", "ligne"}
 
 
 def load_sites_for_outputs(path: Path, settings: Settings, *, geocoder: str | None = None,
-                           sheet: str | None = None) -> Any:
+                           sheet: str | None = None,
+                           overrides: dict[str, str | None] | None = None) -> Any:
     """Sites for a map or a report: a batch output as is, a raw sites file validated first."""
     from qpv_geo.exceptions import InputFileError
 
@@ -394,7 +429,8 @@ def load_sites_for_outputs(path: Path, settings: Settings, *, geocoder: str | No
     err_console.print(f"{path.name} n'est pas un fichier déjà validé : validation des sites…",
                       highlight=False)
     return batch.validate_file(path, None, settings=settings, geocoder_name=geocoder,
-                               sheet=sheet, progress=False).frame
+                               sheet=sheet, progress=False, mapping_overrides=overrides,
+                               on_mapping=_print_mapping).frame
 
 
 def _print_notes(reference: Any, sites: Any) -> None:
@@ -421,6 +457,16 @@ def map_command(
         "--geocodeur", help="Géocodeur pour un fichier brut : auto, local, ban ou demo.")] = None,
     sheet: Annotated[str | None, typer.Option("--feuille", help="Feuille d'un classeur XLSX.")]
     = None,
+    col_adresse: ColAdresse = None,
+    col_code_postal: ColCodePostal = None,
+    col_commune: ColCommune = None,
+    col_lat: ColLat = None,
+    col_lon: ColLon = None,
+    col_x: ColX = None,
+    col_y: ColY = None,
+    col_priorite: ColPriorite = None,
+    col_porteur: ColPorteur = None,
+    col_action: ColAction = None,
 ) -> None:
     """Carte interactive des actions par priorité, sur les périmètres QPV (un seul fichier HTML,
     utilisable hors ligne avec --tiles none).
@@ -433,7 +479,9 @@ def map_command(
     if tiles.lower() not in TILES:
         raise typer.BadParameter(f"« {tiles} » : choisissez osm ou none.", param_hint="--tiles")
     settings = get_settings()
-    frame = load_sites_for_outputs(sites, settings, geocoder=geocoder, sheet=sheet)
+    overrides = col_overrides(**{k: v for k, v in locals().items() if k.startswith("col_")})
+    frame = load_sites_for_outputs(sites, settings, geocoder=geocoder, sheet=sheet,
+                                   overrides=overrides)
     reference = get_reference(settings)
     path = write_map(frame, output, reference=reference, tiles=TILES[tiles.lower()],
                      rayon_m=rayon)
@@ -463,6 +511,16 @@ def report_command(
         "--geocodeur", help="Géocodeur pour un fichier brut : auto, local, ban ou demo.")] = None,
     sheet: Annotated[str | None, typer.Option("--feuille", help="Feuille d'un classeur XLSX.")]
     = None,
+    col_adresse: ColAdresse = None,
+    col_code_postal: ColCodePostal = None,
+    col_commune: ColCommune = None,
+    col_lat: ColLat = None,
+    col_lon: ColLon = None,
+    col_x: ColX = None,
+    col_y: ColY = None,
+    col_priorite: ColPriorite = None,
+    col_porteur: ColPorteur = None,
+    col_action: ColAction = None,
 ) -> None:
     """Rapport du comité de copilotage : chiffres clés, matrice QPV × priorité, lacunes, lignes
     à revoir, cartes, versions des données (un seul fichier HTML imprimable ; --pdf via
@@ -475,7 +533,9 @@ def report_command(
     from qpv_geo.report import write_report
 
     settings = get_settings()
-    frame = load_sites_for_outputs(sites, settings, geocoder=geocoder, sheet=sheet)
+    overrides = col_overrides(**{k: v for k, v in locals().items() if k.startswith("col_")})
+    frame = load_sites_for_outputs(sites, settings, geocoder=geocoder, sheet=sheet,
+                                   overrides=overrides)
     reference = get_reference(settings)
     written = write_report(frame, output, reference=reference, rayon_m=rayon,
                            tiles="osm" if tiles else None, pdf=pdf, title=titre,

@@ -249,3 +249,30 @@ def test_unclosed_ring_rejects_that_row_only(engine, fake) -> None:
     out = _run(_h("unclosed_ring.geojson"), engine, fake).frame
     assert list(out["status"]) == ["eligible", "non_geocode", "eligible"]
     assert "géométrie illisible" in out.loc[1, "motifs"]
+
+
+# ------------------------------------------------------------------ 12: same options everywhere
+
+def _endroit(tmp_path) -> Path:
+    path = tmp_path / "brut.csv"
+    path.write_text("Porteur;Endroit;Code postal;Commune;Priorité\n"
+                    "Association fictive E;3 rue Fausse;42000;Saint-Étienne;Mobilité\n",
+                    encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("command", ["map", "report", "demo"])
+def test_raw_file_commands_show_the_mapping_and_take_col_options(tmp_path, command) -> None:
+    raw = _endroit(tmp_path)
+    if command == "demo":
+        base = ["demo", "--fichier", str(raw), "-o", str(tmp_path / "out")]
+    else:
+        base = [command, str(raw), "-o", str(tmp_path / "sortie.html")]
+        if command == "map":
+            base += ["--tiles", "none"]
+    res = runner.invoke(app, base)
+    assert res.exit_code == 2, res.output
+    assert "Endroit" in res.output  # the columns are listed
+    res = runner.invoke(app, [*base, "--col-adresse", "Endroit"])
+    assert res.exit_code == 0, res.output
+    assert "Colonnes reconnues" in res.output and "Endroit" in res.output
