@@ -18,6 +18,7 @@ import pandas as pd
 from qpv_geo._geometrie import K_AUTRE as _K_AUTRE
 from qpv_geo._geometrie import K_QPV as _K_QPV
 from qpv_geo._geometrie import K_QVA as _K_QVA
+from qpv_geo.marges import fmt_metres, motifs_marge
 
 if TYPE_CHECKING:
     from qpv_geo.eligibility import Classification, Engine
@@ -56,7 +57,8 @@ _BAD_REASONS = {
 
 def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndarray,
                   citycodes: Sequence[str | None] | None,
-                  geocodes: Sequence[GeocodeResult | None] | None) -> pd.DataFrame:
+                  geocodes: Sequence[GeocodeResult | None] | None,
+                  mots: np.ndarray | None = None) -> pd.DataFrame:
     """The verdict table (:data:`VERDICT_COLUMNS`) with its French reasons, from raw codes."""
     n = len(c.status)
     zones = self.zones
@@ -182,7 +184,7 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
                          dtype=object)[c.alt_status + 1]
     alt_txt = np.vectorize(_ALT_TEXT.get, otypes=[object])(alt_label[unc]) if unc.any() \
         else np.zeros(0, dtype=object)
-    add(unc, "à moins de " + f"{self.marge_m:.0f}" + " m du bord de "
+    add(unc, "à moins de " + fmt_metres(c.marge[unc]) + " du bord de "
         + codes[c.edge_zone[unc]].astype(str) + " « " + names[c.edge_zone[unc]].astype(str)
         + " » : de l'autre côté, " + alt_txt)
     unplaced = ~usable & ~not_found  # the geocoder's own reason says it for the others
@@ -209,6 +211,10 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
         "insee_com": insee,
         "lib_com": libcom,
         "distance_bord_m": dist,
+        "marge_m": np.round(c.marge, 1),
+        "marge_motif": motifs_marge(c.marge, c.perimetre, c.incertitude,
+                                    np.full(n, "position", dtype=object) if mots is None
+                                    else mots, self.marge_m is not None),
         "code_qp_proche": np.where(is_outside_q, codes[c.near_zone], None),
         "lib_qp_proche": np.where(is_outside_q, names[c.near_zone], None),
         "distance_qp_proche_m": np.where(is_outside_q, np.round(c.near_dist, 1), np.nan),

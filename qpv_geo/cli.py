@@ -113,6 +113,8 @@ def render_verdict(verdict: Any) -> None:
     if verdict.lib_com or verdict.insee_com:
         table.add_row("Commune", f"{verdict.lib_com or '?'} ({verdict.insee_com or '?'})")
     table.add_row("Distance au bord", format_distance(verdict.distance_bord_m))
+    if verdict.marge_motif:
+        table.add_row("Marge", verdict.marge_motif)
     if verdict.code_qp_proche and not verdict.code_qp:
         table.add_row("QPV le plus proche", f"{verdict.code_qp_proche} — {verdict.lib_qp_proche}"
                       f" ({verdict.distance_qp_proche_m:.0f} m)")
@@ -148,8 +150,13 @@ def check(
     x: Annotated[float | None, typer.Option(help="X Lambert-93 (EPSG:2154), en mètres.")] = None,
     y: Annotated[float | None, typer.Option(help="Y Lambert-93 (EPSG:2154), en mètres.")] = None,
     marge: Annotated[float | None, typer.Option(
-        help="Marge (m) autour des bords en deçà de laquelle le verdict est « à vérifier ».")]
+        help="Marge (m) imposée à tous les points : en deçà de cette distance d'un bord, le "
+        "verdict est « à vérifier ». Par défaut, chaque point a la sienne : précision du "
+        "périmètre + incertitude de sa position (docs/marges.md).")]
     = None,
+    precision_point: Annotated[float | None, typer.Option(
+        "--precision-point", help="Incertitude (m) de la position des coordonnées données "
+        "(défaut 10 m ; une adresse géocodée a celle de son type de position).")] = None,
     geocoder: Annotated[str | None, typer.Option(
         help="Géocodeur pour une adresse : auto (défaut : fichier BAN installé, sinon service en "
         "ligne), local (fichier BAN installé), ban (service en ligne), demo (adresses fictives).")]
@@ -165,7 +172,8 @@ def check(
     from qpv_geo.eligibility import engine_from_settings
     from qpv_geo.exceptions import CoordinateError
 
-    settings = get_settings().with_(marge_m=marge, geocoder=geocoder)
+    settings = get_settings().with_(marge_m=marge, geocoder=geocoder,
+                                    precision_point_m=precision_point)
     given = [v is not None for v in (lat, lon, x, y)]
     if adresse is None and not any(given):
         raise CoordinateError("Rien à vérifier : donnez une adresse, ou --lat/--lon, ou --x/--y.",
@@ -708,8 +716,13 @@ def batch(
         "ligne), local, ban ou demo (adresses fictives).")]
     = None,
     marge: Annotated[float | None, typer.Option(
-        help="Marge (m) autour des bords en deçà de laquelle le verdict est « à vérifier ».")]
+        help="Marge (m) imposée à tous les points : en deçà de cette distance d'un bord, le "
+        "verdict est « à vérifier ». Par défaut, chaque point a la sienne : précision du "
+        "périmètre + incertitude de sa position (docs/marges.md).")]
     = None,
+    precision_point: Annotated[float | None, typer.Option(
+        "--precision-point", help="Incertitude (m) de la position des coordonnées données "
+        "(défaut 10 m ; une adresse géocodée a celle de son type de position).")] = None,
     col_adresse: Annotated[str | None, typer.Option(help="Colonne de l'adresse.")] = None,
     col_code_postal: Annotated[str | None, typer.Option(help="Colonne du code postal.")] = None,
     col_commune: Annotated[str | None, typer.Option(help="Colonne de la commune.")] = None,
@@ -721,6 +734,9 @@ def batch(
     col_priorite: Annotated[str | None, typer.Option(help="Colonne de la priorité.")] = None,
     col_porteur: Annotated[str | None, typer.Option(help="Colonne du porteur.")] = None,
     col_action: Annotated[str | None, typer.Option(help="Colonne de l'action.")] = None,
+    col_precision_point: Annotated[str | None, typer.Option(
+        help="Colonne de l'incertitude (m) de la position des coordonnées de chaque ligne.")]
+    = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q",
                                         help="Sans barre de progression ni tableaux.")] = False,
 ) -> None:
@@ -734,11 +750,12 @@ def batch(
 
     if sep not in (";", ",", "\t", "tab"):
         raise typer.BadParameter("choisissez « ; » ou « , » (ou tab).", param_hint="--sep")
-    settings = get_settings().with_(marge_m=marge)
+    settings = get_settings().with_(marge_m=marge, precision_point_m=precision_point)
     overrides = {role: value for role, value in (
         ("adresse", col_adresse), ("code_postal", col_code_postal), ("commune", col_commune),
         ("lat", col_lat), ("lon", col_lon), ("x", col_x), ("y", col_y),
         ("priorite", col_priorite), ("porteur", col_porteur), ("action", col_action),
+        ("precision_point", col_precision_point),
     ) if value is not None}
     result = validate_file(
         sites, output, settings=settings, geocoder_name=geocoder, sheet=sheet,

@@ -60,6 +60,13 @@ from qpv_geo._verdicts import (
 )
 from qpv_geo._verdicts import format_distance as format_distance
 from qpv_geo.exceptions import CoordinateError
+from qpv_geo.marges import (
+    INCERTITUDE_COORDONNEES_M,
+    INCERTITUDE_TYPE_INCONNU_M,
+    INCERTITUDE_TYPE_POSITION,
+    PRECISION_PERIMETRE_DEFAUT_M,
+    incertitudes,
+)
 from qpv_geo.settings import SIREN_SEM, Settings
 
 if TYPE_CHECKING:
@@ -69,7 +76,8 @@ if TYPE_CHECKING:
 #: Columns of :meth:`Engine.judge_lonlat` (public API: tested).
 VERDICT_COLUMNS = (
     "status", "eligible", "code_qp", "lib_qp", "insee_com", "lib_com", "distance_bord_m",
-    "code_qp_proche", "lib_qp_proche", "distance_qp_proche_m", "candidat_autre_cote",
+    "marge_m", "marge_motif", "code_qp_proche", "lib_qp_proche", "distance_qp_proche_m",
+    "candidat_autre_cote",
     "motifs", "donnees", "lon", "lat", "x_l93", "y_l93",
 )
 
@@ -109,6 +117,9 @@ class Verdict:
     y_l93: float | None
     notes: list[str] = field(default_factory=list)
     geocodage: dict[str, Any] | None = None
+    #: The margin (m) the verdict used, and why (« marge 9 m = périmètre 1 m + … »).
+    marge_m: float | None = None
+    marge_motif: str = ""
 
     @property
     def label(self) -> str:
@@ -158,6 +169,9 @@ class Classification:
     commune: np.ndarray  # int32, commune index, -1
     territory: np.ndarray  # int8, _T_*
     bad: np.ndarray  # int8, reason code of unusable coordinates (0 = fine)
+    marge: np.ndarray  # margin (m) the point was judged with, NaN when unusable
+    perimetre: np.ndarray  # edge precision (m) of the perimeter in that margin
+    incertitude: np.ndarray  # position uncertainty (m) of the point in that margin
 
 
 class Engine:
@@ -167,13 +181,17 @@ class Engine:
     (:meth:`judge_point`) or arrays of points (:meth:`judge_lonlat`, :meth:`judge_xy`).
     """
 
-    def __init__(self, reference: Reference, *, marge_m: float = 25.0,
+    def __init__(self, reference: Reference, *, marge_m: float | None = None,
                  rayon_recherche_m: float = 3000.0, tolerance_territoire_m: float = 150.0,
-                 score_min: float = 0.6) -> None:
-        if marge_m < 0 or rayon_recherche_m <= 0 or tolerance_territoire_m < 0:
-            raise ValueError("marge, rayon and tolerance must be positive")
+                 score_min: float = 0.6,
+                 precision_point_m: float = INCERTITUDE_COORDONNEES_M) -> None:
+        if (marge_m is not None and marge_m < 0) or rayon_recherche_m <= 0 \
+                or tolerance_territoire_m < 0 or precision_point_m < 0:
+            raise ValueError("marge, rayon, tolerance and precision must be positive")
         self.reference = reference
-        self.marge_m = float(marge_m)
+        #: The margin forced for every point (``--marge``), or None: each point's own margin.
+        self.marge_m = None if marge_m is None else float(marge_m)
+        self.precision_point_m = float(precision_point_m)
         self.rayon_m = float(rayon_recherche_m)
         self.tolerance_m = float(tolerance_territoire_m)
         self.score_min = float(score_min)
@@ -185,6 +203,19 @@ class Engine:
         self.parts = _build_parts(self.zones, self._zone_kind)
         self._part_single = np.array([len(m) == 1 for m in self.parts.members], dtype=bool)
         self._part_first = np.array([m[0] for m in self.parts.members], dtype=np.int32)
+        # Edge precision (m) of each part: the least precise of its perimeters.
+        prec = self.zones["precision_m"].to_numpy(np.float64) if "precision_m" in \
+            self.zones.columns else np.full(len(self.zones), PRECISION_PERIMETRE_DEFAUT_M)
+        prec = np.where(np.isfinite(prec), prec, PRECISION_PERIMETRE_DEFAUT_M)
+        self._part_prec = np.array([prec[m].max() for m in self.parts.members], dtype=np.float64)
+        qpv_prec = self._part_prec[self.parts.kind == _K_QPV]
+        self._prec_defaut = float(qpv_prec.max()) if len(qpv_prec) else \
+            PRECISION_PERIMETRE_DEFAUT_M
+        # The largest margin the grid serves (larger ones take the direct path).
+        self._marge_grille = self.marge_m if self.marge_m is not None else (
+            max(self.precision_point_m, INCERTITUDE_TYPE_INCONNU_M,
+                *INCERTITUDE_TYPE_POSITION.values())
+            + (float(self._part_prec.max()) if len(self._part_prec) else 0.0))
         communes = reference.communes.to_crs(2154)
         self.communes = communes.reset_index(drop=True)
         self._commune_geoms = self.communes.geometry.values
@@ -205,7 +236,7 @@ class Engine:
         self._commune_names = dict(zip(self.communes["insee_com"].astype(str),
                                        self.communes["nom"], strict=True))
         xmin, ymin, xmax, ymax = shapely.bounds(self._sem)
-        pad = self.rayon_m + self.marge_m
+        pad = self.rayon_m + self._marge_grille
         # The grid covers SEM and its surroundings; farther points (a QPV of another EPCI
         # kilometres away) take the direct path.
         self._grid_area = (xmin - pad, ymin - pad, xmax + pad, ymax + pad)
@@ -213,7 +244,7 @@ class Engine:
             pb = self.parts.bounds
             xmin, ymin = min(xmin, pb[:, 0].min()), min(ymin, pb[:, 1].min())
             xmax, ymax = max(xmax, pb[:, 2].max()), max(ymax, pb[:, 3].max())
-        self._area = (xmin - pad, ymin - pad, xmax + pad, ymax + pad)
+        self._core = (xmin, ymin, xmax, ymax)
         self._grid: _Grid | None = None
 
     # ------------------------------------------------------------------ inputs
@@ -270,7 +301,7 @@ class Engine:
         cx = xmin + (ix.ravel() + 0.5) * size
         cy = ymin + (iy.ravel() + 0.5) * size
         h = size * math.sqrt(0.5)
-        cand_cells, cand_parts = self._candidates(cx, cy, slack=h)
+        cand_cells, cand_parts = self._candidates(cx, cy, slack=h, marge=self._marge_grille)
         order = np.lexsort((cand_parts, cand_cells))
         cand_cells, cand_parts = cand_cells[order], cand_parts[order]
         ncells = nx * ny
@@ -302,20 +333,22 @@ class Engine:
         commune[near[cells]] = which
         return commune
 
-    def _candidates(self, x: np.ndarray, y: np.ndarray, *, slack: float
-                    ) -> tuple[np.ndarray, np.ndarray]:
+    def _candidates(self, x: np.ndarray, y: np.ndarray, *, slack: float,
+                    marge: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(point, part) pairs that can matter to a point within ``slack`` of (x, y).
 
-        A part matters if it may contain the point, if its edge may be within the margin, or
-        if it may be the nearest QPV of SEM within the search radius. With slack 0 this uses
-        exact distances; with slack h (half cell diagonal) it is a superset for the whole cell.
+        A part matters if it may contain the point, if its edge may be within the margin
+        (``marge``: one bound, or one per point, covering every part's precision), or if it may
+        be the nearest QPV of SEM within the search radius. With slack 0 this uses exact
+        distances; with slack h (half cell diagonal) it is a superset for the whole cell.
         """
         parts = self.parts
         n, npart = len(x), len(parts.kind)
         if n == 0 or npart == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        marge = np.broadcast_to(np.asarray(marge, dtype=np.float64), (n,))
         # Bounding-box prefilter: parts whose box is within radius + slack.
-        reach = self.rayon_m + self.marge_m + slack
+        reach = self.rayon_m + float(marge.max()) + slack
         pi_list, pj_list = [], []
         for j in range(npart):
             b = parts.bounds[j]
@@ -329,7 +362,7 @@ class Engine:
             return pi, pj
         s = _signed_distance(parts, x[pi], y[pi], pj)
         d = np.abs(s)
-        keep = (s > -slack) | (d - slack <= self.marge_m)
+        keep = (s > -slack) | (d - slack <= marge[pi])
         # The nearest QPV of SEM: keep those whose lower bound beats the best upper bound.
         is_qpv = parts.kind[pj] == _K_QPV
         upper = np.full(n, np.inf)
@@ -364,8 +397,14 @@ class Engine:
         return pi, pj, commune
 
     # ------------------------------------------------------------------ core
-    def classify_xy(self, x: Any, y: Any, *, bad: np.ndarray | None = None) -> Classification:
-        """Full verdict (QPV, QVA, territory, edge margin) for Lambert-93 points, as arrays."""
+    def classify_xy(self, x: Any, y: Any, *, bad: np.ndarray | None = None,
+                    incertitude_m: Any = None) -> Classification:
+        """Full verdict (QPV, QVA, territory, edge margin) for Lambert-93 points, as arrays.
+
+        ``incertitude_m``: position uncertainty of each point (m; one number or one per point),
+        default :attr:`precision_point_m`. The margin of a (point, perimeter) pair is the
+        forced :attr:`marge_m`, or that uncertainty plus the perimeter's edge precision.
+        """
         x = np.ascontiguousarray(x, dtype=np.float64)
         y = np.ascontiguousarray(y, dtype=np.float64)
         n = len(x)
@@ -374,8 +413,17 @@ class Engine:
         xs = np.where(usable, x, np.nan)
         ys = np.where(usable, y, np.nan)
         parts = self.parts
-        ax0, ay0, ax1, ay1 = self._area
-        in_area = usable & (xs >= ax0) & (xs <= ax1) & (ys >= ay0) & (ys <= ay1)
+        incert = np.array(np.broadcast_to(np.asarray(
+            self.precision_point_m if incertitude_m is None else incertitude_m,
+            dtype=np.float64), (n,)))
+        incert = np.where(np.isfinite(incert) & (incert >= 0), incert, self.precision_point_m)
+        prec_max = float(self._part_prec.max()) if len(self._part_prec) else 0.0
+        # The largest margin a point can get from any part (its search reach).
+        reach = np.full(n, self.marge_m) if self.marge_m is not None else incert + prec_max
+        pad = self.rayon_m + (float(reach[usable].max()) if usable.any() else 0.0)
+        ax0, ay0, ax1, ay1 = self._core
+        in_area = usable & (xs >= ax0 - pad) & (xs <= ax1 + pad) & (ys >= ay0 - pad) \
+            & (ys <= ay1 + pad)
         idx_area = np.flatnonzero(in_area)
         commune = np.full(n, -1, dtype=np.int32)
         territory = np.full(n, _T_OUT, dtype=np.int8)
@@ -383,15 +431,22 @@ class Engine:
             gx0, gy0, gx1, gy1 = self._grid_area
             in_grid = (xs[idx_area] >= gx0) & (xs[idx_area] <= gx1) & (ys[idx_area] >= gy0) \
                 & (ys[idx_area] <= gy1)
+            # Points whose margin exceeds the grid's take the direct path.
+            in_grid &= reach[idx_area] <= self._marge_grille
             idx_grid, idx_far = idx_area[in_grid], idx_area[~in_grid]
             gi, gj, cgrid = self._grid_candidates(xs[idx_grid], ys[idx_grid])
-            fi, fj = self._candidates(xs[idx_far], ys[idx_far], slack=0.0)
+            fi, fj = self._candidates(xs[idx_far], ys[idx_far], slack=0.0,
+                                      marge=reach[idx_far])
             pi = np.concatenate([idx_grid[gi], idx_far[fi]])
             pj = np.concatenate([gj, fj])
             commune[idx_grid] = cgrid
-            commune[idx_far] = -2  # beyond the search radius around SEM: clearly outside
+            gx0, gy0, gx1, gy1 = self._grid_area
+            beyond = (xs[idx_far] < gx0) | (xs[idx_far] > gx1) | (ys[idx_far] < gy0) \
+                | (ys[idx_far] > gy1)
+            commune[idx_far[beyond]] = -2  # beyond the search radius around SEM: clearly out
         else:
-            pi, pj = self._candidates(xs[idx_area], ys[idx_area], slack=0.0)
+            pi, pj = self._candidates(xs[idx_area], ys[idx_area], slack=0.0,
+                                      marge=reach[idx_area])
             pi = idx_area[pi]
             commune[idx_area] = -1
         s = _signed_distance(parts, xs[pi], ys[pi], pj)
@@ -418,8 +473,10 @@ class Engine:
                 territory[rest[close]] = _T_LIMIT
         commune[commune < 0] = -1
 
-        # Per kind: inside (any part with s > 0), sure (s > margin), maybe (s > -margin).
-        m = self.marge_m
+        # Per kind: inside (any part with s > 0), sure (s > margin), maybe (s > -margin); the
+        # margin of a pair: forced, or the point's uncertainty + the part's edge precision.
+        m = np.full(len(pi), self.marge_m) if self.marge_m is not None else \
+            incert[pi] + self._part_prec[pj]
         flags = {}
         for k in (_K_QPV, _K_QVA, _K_AUTRE):
             sel = kind == k
@@ -460,6 +517,16 @@ class Engine:
         status[~usable] = NON_GEOCODE
         alt[~usable] = -1
 
+        # The margin each point is judged with: that of the edge that makes it uncertain, else
+        # of its own perimeter, else of the nearest QPV, else the QPV layer's precision.
+        prec_none = np.append(self._part_prec, np.nan)
+        perim = prec_none[edge_part]
+        perim = np.where(np.isnan(perim), prec_none[zone_part], perim)
+        perim = np.where(np.isnan(perim), prec_none[near_part], perim)
+        perim = np.where(np.isnan(perim), self._prec_defaut, perim)
+        marge = np.full(n, self.marge_m) if self.marge_m is not None else incert + perim
+        marge = np.where(usable, marge, np.nan)
+
         zone, zone2 = self._part_to_zone(zone_part, xs, ys)
         near_zone, _ = self._part_to_zone(near_part, xs, ys, nearest=True)
         edge_zone, _ = self._part_to_zone(edge_part, xs, ys, nearest=True)
@@ -471,7 +538,8 @@ class Engine:
         return Classification(
             x=x, y=y, status=status, zone=zone, zone2=zone2, dist=dist, near_zone=near_zone,
             near_dist=near_dist, edge_zone=edge_zone, alt_status=alt, commune=commune,
-            territory=territory, bad=bad,
+            territory=territory, bad=bad, marge=marge, perimetre=np.where(usable, perim, np.nan),
+            incertitude=np.where(usable, incert, np.nan),
         )
 
     def _part_to_zone(self, part: np.ndarray, x: np.ndarray, y: np.ndarray, *,
@@ -511,33 +579,53 @@ class Engine:
 
     # ------------------------------------------------------------------ outputs
     def judge_xy(self, x: Any, y: Any, *, citycodes: Sequence[str | None] | None = None,
-                 geocodes: Sequence[GeocodeResult | None] | None = None) -> pd.DataFrame:
-        """Verdicts for Lambert-93 points, one row per point (columns :data:`VERDICT_COLUMNS`)."""
+                 geocodes: Sequence[GeocodeResult | None] | None = None,
+                 precision_point_m: Any = None) -> pd.DataFrame:
+        """Verdicts for Lambert-93 points, one row per point (columns :data:`VERDICT_COLUMNS`).
+
+        ``precision_point_m``: position uncertainty (m) of the points (one number, or one per
+        point, NaN where not stated), default :attr:`precision_point_m`.
+        """
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         bad = self.check_xy(x, y)
         lon, lat = self.l93_to_lonlat(np.where(bad == 0, x, np.nan), np.where(bad == 0, y, np.nan))
-        return self._frame(self.classify_xy(x, y, bad=bad), lon, lat, citycodes, geocodes)
+        return self._judge(x, y, bad, lon, lat, citycodes, geocodes, precision_point_m)
 
     def judge_lonlat(self, lon: Any, lat: Any, *, citycodes: Sequence[str | None] | None = None,
-                     geocodes: Sequence[GeocodeResult | None] | None = None) -> pd.DataFrame:
+                     geocodes: Sequence[GeocodeResult | None] | None = None,
+                     precision_point_m: Any = None) -> pd.DataFrame:
         """Verdicts for WGS84 points, one row per point (columns :data:`VERDICT_COLUMNS`).
 
-        ``geocodes`` (same length) adds the geocoding fields and turns imprecise geocoding into
-        « à vérifier »; ``citycodes`` (INSEE, from the geocoder) name the commune.
+        ``geocodes`` (same length) adds the geocoding fields, gives each point its position
+        uncertainty (BAN ``type_position``, geocoding precision) and turns imprecise geocoding
+        into « à vérifier »; ``citycodes`` (INSEE, from the geocoder) name the commune;
+        ``precision_point_m`` as in :meth:`judge_xy`.
         """
         lon = np.asarray(lon, dtype=np.float64)
         lat = np.asarray(lat, dtype=np.float64)
         bad = self.check_lonlat(lon, lat)
         x, y = self.lonlat_to_l93(np.where(bad == 0, lon, np.nan), np.where(bad == 0, lat, np.nan))
-        return self._frame(self.classify_xy(x, y, bad=bad), lon, lat, citycodes, geocodes)
+        return self._judge(x, y, bad, lon, lat, citycodes, geocodes, precision_point_m)
+
+    def _judge(self, x: np.ndarray, y: np.ndarray, bad: np.ndarray, lon: np.ndarray,
+               lat: np.ndarray, citycodes: Sequence[str | None] | None,
+               geocodes: Sequence[GeocodeResult | None] | None,
+               precision_point_m: Any) -> pd.DataFrame:
+        incert, mots = incertitudes(len(x), geocodes, precision_point_m,
+                                    defaut=self.precision_point_m)
+        c = self.classify_xy(x, y, bad=bad, incertitude_m=incert)
+        return verdict_frame(self, c, lon, lat, citycodes, geocodes, mots)
 
     def judge_point(self, *, lon: float | None = None, lat: float | None = None,
                     x: float | None = None, y: float | None = None,
-                    geocode: GeocodeResult | None = None) -> Verdict:
+                    geocode: GeocodeResult | None = None,
+                    precision_point_m: float | None = None) -> Verdict:
         """Verdict for one point given as lon/lat, Lambert-93 x/y, or a geocoding result.
 
-        Raises :class:`CoordinateError` when the coordinates cannot be a place in France.
+        ``precision_point_m``: position uncertainty (m) of given coordinates (default
+        :attr:`precision_point_m`). Raises :class:`CoordinateError` when the coordinates cannot
+        be a place in France.
         """
         if geocode is not None:
             lon, lat = geocode.lon, geocode.lat
@@ -551,7 +639,7 @@ class Engine:
             if code:
                 raise CoordinateError(f"x={x}, y={y} : {_BAD_REASONS[code]}.",
                                       hint=_hint_for(code))
-            frame = self.judge_xy([x], [y])
+            frame = self.judge_xy([x], [y], precision_point_m=precision_point_m)
         else:
             if lon is None or lat is None:
                 raise CoordinateError("Il faut une latitude et une longitude.")
@@ -560,7 +648,8 @@ class Engine:
                 raise CoordinateError(f"lat={lat}, lon={lon} : {_BAD_REASONS[code]}.",
                                       hint=_hint_for(code))
             frame = self.judge_lonlat([lon], [lat],
-                                      geocodes=[geocode] if geocode is not None else None)
+                                      geocodes=[geocode] if geocode is not None else None,
+                                      precision_point_m=precision_point_m)
         return self._verdict(frame.iloc[0], geocode)
 
     def _verdict(self, row: pd.Series, geocode: GeocodeResult | None) -> Verdict:
@@ -581,13 +670,8 @@ class Engine:
             donnees=row["donnees"], lon=val("lon"), lat=val("lat"), x_l93=val("x_l93"),
             y_l93=val("y_l93"), notes=list(self.reference.notes),
             geocodage=geocode.to_dict() if geocode is not None else None,
+            marge_m=val("marge_m"), marge_motif=str(row["marge_motif"]),
         )
-
-    def _frame(self, c: Classification, lon: np.ndarray, lat: np.ndarray,
-               citycodes: Sequence[str | None] | None,
-               geocodes: Sequence[GeocodeResult | None] | None) -> pd.DataFrame:
-        return verdict_frame(self, c, lon, lat, citycodes, geocodes)
-
 
 def _hint_for(code: int) -> str:
     return {
@@ -617,13 +701,14 @@ def engine_from_settings(settings: Settings | None = None) -> Engine:
     settings = settings or Settings.from_env()
     reference = get_reference(settings)
     key = (id(reference), settings.marge_m, settings.rayon_recherche_m,
-           settings.tolerance_territoire_m, settings.score_min)
+           settings.tolerance_territoire_m, settings.score_min, settings.precision_point_m)
     if key not in _ENGINES:
         _ENGINES.clear()
         _ENGINES[key] = Engine(reference, marge_m=settings.marge_m,
                                rayon_recherche_m=settings.rayon_recherche_m,
                                tolerance_territoire_m=settings.tolerance_territoire_m,
-                               score_min=settings.score_min)
+                               score_min=settings.score_min,
+                               precision_point_m=settings.precision_point_m)
     return _ENGINES[key]
 
 

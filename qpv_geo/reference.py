@@ -43,6 +43,7 @@ import shapely
 
 from qpv_geo._files import sha256_file
 from qpv_geo.exceptions import DownloadError, InputFileError, ReferenceDataError
+from qpv_geo.marges import PRECISION_PERIMETRE_DEFAUT_M
 from qpv_geo.settings import SIREN_SEM, Settings
 
 #: Fields of a zone layer (QPV, QVA), named as in the official ANCT file.
@@ -60,9 +61,6 @@ NOTE_SIMPLIFIEE = "périmètres QPV 2024 — copie simplifiée (précision ≈ 1
 #: The note of the shipped exact extract (its manifest says it; this is the fallback).
 NOTE_EXTRAIT = ("périmètres QPV 2024 — géométrie exacte extraite du fichier ANCT (empreinte du "
                 "fichier officiel non vérifiable)")
-#: Edge precision (m) of a perimeter whose source says nothing better (the official file's own
-#: drawing precision, see docs/marges.md).
-PRECISION_PERIMETRE_DEFAUT_M = 1.0
 #: Edge precision (m) of the simplified copy (largest Hausdorff distance measured, 11.0 m).
 PRECISION_SIMPLIFIEE_M = 11.0
 #: The note shown while demonstration (synthetic) perimeters are in use.

@@ -51,8 +51,12 @@ class Settings:
     data_dir: Path = field(default_factory=_default_data_dir)
     #: Downloads, geocoding cache, local geocoder index.
     cache_dir: Path = field(default_factory=_default_cache_dir)
-    #: Distance (m) to a QPV/QVA edge under which the verdict is « à vérifier ».
-    marge_m: float = 25.0
+    #: Distance (m) to a QPV/QVA edge under which the verdict is « à vérifier », forced for
+    #: every point; ``None`` (default): the margin of each point follows the evidence (edge
+    #: precision of the perimeter + position uncertainty of the point, see docs/marges.md).
+    marge_m: float | None = None
+    #: Position uncertainty (m) of coordinates given without one (see docs/marges.md).
+    precision_point_m: float = 10.0
     #: Bounded search radius (m) for the nearest QPV of a point outside every QPV.
     rayon_recherche_m: float = 3000.0
     #: Tolerance (m) on the coarse commune outlines for « hors territoire SEM ».
@@ -99,6 +103,8 @@ class Settings:
     def __post_init__(self) -> None:
         for name, (low, high, low_open) in _RANGES.items():
             value = getattr(self, name)
+            if value is None and name in _OPTIONAL:
+                continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise SettingsError(
                     f"Réglage {name} : « {value} » n'est pas un nombre.",
@@ -126,7 +132,7 @@ class Settings:
             raw = env.get(f"QPV_GEO_{f.name.upper()}")
             if raw is None or raw == "":
                 continue
-            kind = type(getattr(_DEFAULTS, f.name))
+            kind = _OPTIONAL.get(f.name) or type(getattr(_DEFAULTS, f.name))
             if kind is bool:
                 values[f.name] = raw.strip().lower() in {"1", "true", "oui", "yes"}
             elif issubclass(kind, Path):
@@ -171,6 +177,7 @@ def _number(raw: str, kind: type, name: str) -> float | int:
 #: Allowed range of every numeric setting: (lowest, highest, lowest excluded).
 _RANGES: dict[str, tuple[float, float, bool]] = {
     "marge_m": (0.0, 1_000.0, False),
+    "precision_point_m": (0.0, 1_000.0, False),
     "rayon_recherche_m": (0.0, 50_000.0, True),
     "tolerance_territoire_m": (0.0, 5_000.0, False),
     "ban_rate_limit": (0.0, 1_000.0, True),
@@ -187,8 +194,12 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
     "delai_client_s": (0.0, 3_600.0, True),
     "annee_appel": (0, 2_100, False),
 }
+#: Numeric settings that may be None (unset), with their type.
+_OPTIONAL: dict[str, type] = {"marge_m": float}
 #: How the error names a setting that has a CLI option.
 _LABELS = {"marge_m": "marge (m) (--marge, QPV_GEO_MARGE_M)",
+           "precision_point_m": "précision du point (m) (--precision-point, "
+                                "QPV_GEO_PRECISION_POINT_M)",
            "rayon_recherche_m": "rayon de recherche (m) (QPV_GEO_RAYON_RECHERCHE_M)"}
 
 

@@ -522,3 +522,13 @@ def test_settings_margin_is_used(tmp_path, fake) -> None:
     engine = engine_from_settings(Settings.from_env(marge_m=200.0))
     out = _run(_csv(tmp_path, "Latitude;Longitude\n45,4335;4,3790\n"), engine, fake).frame
     assert out.loc[0, "status"] == "a_verifier"  # 124 m from the edge, margin 200 m
+
+
+def test_a_precision_column_sets_each_rows_margin(tmp_path, engine, fake) -> None:
+    path = _csv(tmp_path, "Latitude;Longitude;Précision (m)\n45,4335;4,3790;3\n"
+                          "45,4335;4,3790;\n45,4335;4,3790;beaucoup\n")
+    result = _run(path, engine, fake)
+    frame = result.frame
+    assert list(frame["marge_m"]) == [4.0, 11.0, 11.0]
+    assert frame.loc[0, "marge_motif"] == "marge 4 m = périmètre 1 m + position déclarée 3 m"
+    assert "précision du point illisible" in frame.loc[2, "motifs"]

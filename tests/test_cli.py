@@ -128,3 +128,17 @@ def test_demo_writes_every_output(tmp_path: Path) -> None:
     assert "géométrie exacte" in res.stdout and "DÉMONSTRATION" in res.stdout
     reached = int(res.stdout.split("site éligible : ")[1].split(" /")[0])
     assert 0 < reached <= 20
+
+
+def test_check_states_its_margin_and_takes_a_point_precision(montreynaud) -> None:
+    lat, lon = str(montreynaud["lat"]), str(montreynaud["lon"])
+    out = json.loads(runner.invoke(app, ["check", "--lat", lat, "--lon", lon, "--json"]).stdout)
+    assert out["marge_m"] == 11 and out["marge_motif"].startswith("marge 11 m = périmètre 1 m")
+    res = runner.invoke(app, ["check", "--lat", lat, "--lon", lon, "--precision-point", "2",
+                              "--json"])
+    assert json.loads(res.stdout)["marge_motif"] == ("marge 3 m = périmètre 1 m + position "
+                                                     "déclarée 2 m")
+    res = runner.invoke(app, ["check", "--lat", lat, "--lon", lon, "--marge", "40"])
+    assert res.exit_code == 0 and "marge 40 m imposée" in res.stdout
+    res = runner.invoke(app, ["check", "--lat", lat, "--lon", lon, "--precision-point", "-1"])
+    assert res.exit_code == 2 and "précision du point" in res.stderr

@@ -304,3 +304,121 @@ def test_demo_addresses_are_marked(engine: Engine) -> None:
     v = engine.judge_point(geocode=_geo(4.39, 45.44, source="local-demo"))
     assert any(m.startswith("DÉMONSTRATION") for m in v.motifs)
     assert v.geocodage["geocodage_source"] == "local-demo"
+
+
+# ------------------------------------------------------------------ margins from the evidence
+def _inside_edge_points(reference: Reference, depth: float) -> tuple[list[str], np.ndarray,
+                                                                     np.ndarray]:
+    """One point per QPV of SEM, ``depth`` m inside its edge (midpoint of its longest side,
+    moved along the inward normal), checked against the exact geometry."""
+    metric = reference.qpv.to_crs(2154)
+    codes, xs, ys = [], [], []
+    for code, geom in zip(metric["code_qp"], metric.geometry, strict=True):
+        ring = np.asarray(max(shapely.get_parts(geom), key=lambda p: p.area).exterior.coords)
+        seg = np.diff(ring, axis=0)
+        order = np.argsort(-np.hypot(seg[:, 0], seg[:, 1]))
+        for k in order:  # the longest side whose inward point is really `depth` from any edge
+            mid = ring[k] + seg[k] / 2
+            normal = np.array([-seg[k, 1], seg[k, 0]]) / np.hypot(*seg[k])
+            for sign in (1, -1):
+                x, y = mid + sign * depth * normal
+                if geom.contains(shapely.Point(x, y)) and abs(
+                        geom.boundary.distance(shapely.Point(x, y)) - depth) < 0.01:
+                    break
+            else:
+                continue
+            break
+        codes.append(code)
+        xs.append(x)
+        ys.append(y)
+    return codes, np.array(xs), np.array(ys)
+
+
+def test_points_3_m_inside_each_qpv_are_eligible_at_marge_0(reference: Reference) -> None:
+    codes, xs, ys = _inside_edge_points(reference, 3.0)
+    frame = Engine(reference, marge_m=0).judge_xy(xs, ys)
+    assert list(frame["status"]) == ["eligible"] * 20, frame[["status", "motifs"]]
+    assert list(frame["code_qp"]) == codes
+    assert np.allclose(frame["distance_bord_m"], 3.0, atol=0.1)
+    assert set(frame["marge_motif"]) == {"marge 0 m imposée (--marge ou QPV_GEO_MARGE_M)"}
+
+
+def _geo_at(engine: Engine, x: float, y: float, type_position: str | None,
+            precision: str = "housenumber"):
+    from qpv_geo.geocoding import GeocodeResult
+
+    lon, lat = (float(v[0]) for v in Engine.l93_to_lonlat([x], [y]))
+    return GeocodeResult("q", lon, lat, label="lieu", score=0.95, precision=precision,
+                         citycode="42218", source="local", type_position=type_position)
+
+
+def test_the_margin_follows_the_evidence_and_says_why(engine: Engine, reference) -> None:
+    codes, xs, ys = _inside_edge_points(reference, 10.0)
+    i = codes.index("QN04213M")
+    x, y = xs[i], ys[i]
+    # Coordinates without a stated precision: 1 m (perimeter) + 10 m (default) > 10 m.
+    v = engine.judge_point(x=x, y=y)
+    assert v.status == "a_verifier" and v.marge_m == 11
+    assert v.marge_motif == ("marge 11 m = périmètre 1 m + position de coordonnées (valeur par "
+                             "défaut) 10 m")
+    assert any("à moins de 11 m du bord de QN04213M" in m for m in v.motifs)
+    # A BAN « entrée » position: 1 + 8 = 9 m < 10 m: eligible, and it says so.
+    e = engine.judge_point(geocode=_geo_at(engine, x, y, "entrée"))
+    assert e.status == "eligible" and e.code_qp == "QN04213M" and e.marge_m == 9
+    assert e.marge_motif == "marge 9 m = périmètre 1 m + position « entrée » 8 m"
+    # Typographic apostrophe of the BAN file; a parcel centroid is far less sure.
+    c = engine.judge_point(geocode=_geo_at(engine, x, y, "cage d’escalier"))
+    assert c.marge_motif == "marge 11 m = périmètre 1 m + position « cage d'escalier » 10 m"
+    p = engine.judge_point(geocode=_geo_at(engine, x, y, "parcelle"))
+    assert p.status == "a_verifier" and p.marge_m == 31
+    unknown = engine.judge_point(geocode=_geo_at(engine, x, y, None))
+    assert unknown.marge_m == 16 and "type inconnu" in unknown.marge_motif
+    # A stated precision (CLI --precision-point, batch column), per point.
+    frame = engine.judge_xy([x, x], [y, y], precision_point_m=np.array([2.0, np.nan]))
+    assert list(frame["marge_m"]) == [3.0, 11.0]
+    assert list(frame["status"]) == ["eligible", "a_verifier"]
+    assert frame["marge_motif"][0] == "marge 3 m = périmètre 1 m + position déclarée 2 m"
+    # Forced: one value, said to be forced.
+    forced = Engine(reference, marge_m=25).judge_point(geocode=_geo_at(engine, x, y, "entrée"))
+    assert forced.status == "a_verifier" and forced.marge_m == 25
+    assert forced.marge_motif == "marge 25 m imposée (--marge ou QPV_GEO_MARGE_M)"
+
+
+def test_simplified_perimeters_widen_the_margin(engine: Engine, reference: Reference) -> None:
+    # Roanne's QPV come from the simplified copy (11 m): near their edge the margin says so
+    # (the verdict is « hors territoire » on both sides of it).
+    metric = reference.qpv_hors_sem.to_crs(2154).set_index("code_qp")
+    geom = metric.geometry["QN04217M"]
+    b = shapely.get_coordinates(geom.boundary)[0]
+    frame = engine.judge_xy([b[0]], [b[1]])
+    assert frame["status"][0] == "hors_territoire"
+    assert frame["marge_motif"][0].startswith("marge 21 m = périmètre 11 m + ")
+    montbrison = metric.geometry["QN04201M"]
+    m = shapely.get_coordinates(montbrison.boundary)[0]
+    assert engine.judge_xy([m[0]], [m[1]])["marge_m"][0] == 11  # exact geometry: 1 m + 10 m
+
+
+def test_no_confident_verdict_is_wrong_when_the_point_moves_by_its_uncertainty(
+        engine: Engine, reference: Reference) -> None:
+    # Points along every edge, each displaced by its stated uncertainty in 8 directions: the
+    # status at the true place (margin 0) equals every confident verdict at the reported one.
+    truth = Engine(reference, marge_m=0)
+    metric = reference.qpv.to_crs(2154)
+    rng = np.random.default_rng(11)
+    pts = []
+    for geom in metric.geometry:
+        line = geom.boundary
+        for d in rng.uniform(0, line.length, 60):
+            p = line.interpolate(d)
+            pts.append((p.x + rng.normal(0, 20), p.y + rng.normal(0, 20)))
+    xy = np.array(pts)
+    for u in (2.0, 8.0, 10.0):
+        reported = engine.judge_xy(xy[:, 0], xy[:, 1], precision_point_m=u)
+        confident = reported["status"].to_numpy() != "a_verifier"
+        assert 0.2 < confident.mean() < 1  # the test sees both kinds
+        for angle in np.linspace(0, 2 * np.pi, 8, endpoint=False):
+            tx = xy[:, 0] + u * np.cos(angle)
+            ty = xy[:, 1] + u * np.sin(angle)
+            real = truth.judge_xy(tx, ty)["status"].to_numpy()
+            wrong = confident & (real != reported["status"].to_numpy())
+            assert not wrong.any(), reported[wrong][["status", "distance_bord_m", "marge_m"]]

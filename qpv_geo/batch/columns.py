@@ -15,14 +15,15 @@ from qpv_geo.exceptions import InputFileError
 
 #: Roles a source column can play, in the order of :meth:`ColumnMapping.describe`.
 ROLES = ("adresse", "code_postal", "commune", "lat", "lon", "x", "y", "priorite", "porteur",
-         "action")
+         "action", "precision_point")
 #: Geocoding columns of the output.
 GEOCODING_COLUMNS = ("geocodage_label", "geocodage_score", "geocodage_precision",
                      "geocodage_source")
 #: Verdict columns of the output (from the engine, plus the plain-French label of the status).
 VERDICT_OUTPUT_COLUMNS = (
     "status", "statut_libelle", "code_qp", "lib_qp", "insee_com", "lib_com", "distance_bord_m",
-    "code_qp_proche", "lib_qp_proche", "distance_qp_proche_m", "motifs", "donnees",
+    "marge_m", "marge_motif", "code_qp_proche", "lib_qp_proche", "distance_qp_proche_m", "motifs",
+    "donnees",
 )
 #: Columns added when the matching role was detected (normalised values).
 ROLE_OUTPUT_COLUMNS = ("priorite", "porteur", "action")
@@ -30,7 +31,7 @@ ROLE_OUTPUT_COLUMNS = ("priorite", "porteur", "action")
 OUTPUT_COLUMNS = ("ligne", *GEOCODING_COLUMNS, "lon", "lat", *VERDICT_OUTPUT_COLUMNS,
                   *ROLE_OUTPUT_COLUMNS)
 #: Numeric output columns (written as numbers, never neutralised).
-NUMERIC_COLUMNS = ("ligne", "geocodage_score", "lon", "lat", "distance_bord_m",
+NUMERIC_COLUMNS = ("ligne", "geocodage_score", "lon", "lat", "distance_bord_m", "marge_m",
                    "distance_qp_proche_m")
 #: Columns that mark a file as already validated (see :func:`read_validated`).
 VALIDATED_MARKERS = ("status", "code_qp", "ligne")
@@ -79,6 +80,9 @@ _EXACT: dict[str, tuple[str, ...]] = {
                 "applicant", "beneficiaire", "nom de la structure"),
     "action": ("action", "actions", "intitule", "intitule de l action", "nom de l action",
                "projet", "project", "titre", "nom du projet", "intitule du projet"),
+    "precision_point": ("precision point", "precision du point", "precision position",
+                        "precision de la position", "precision m", "precision gps",
+                        "incertitude", "incertitude m", "incertitude position"),
 }
 #: Words that make a column never an address/commune (e-mail, phone, web, INSEE code…).
 _NEVER = {"mail", "email", "courriel", "e", "tel", "telephone", "phone", "web", "url", "http",
@@ -127,6 +131,7 @@ class ColumnMapping:
     priorite: str | None = None
     porteur: str | None = None
     action: str | None = None
+    precision_point: str | None = None
 
     def describe(self) -> list[tuple[str, str | None]]:
         """``(role, source column or None)`` for every role, in :data:`ROLES` order."""

@@ -297,10 +297,18 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
         if g is not None and g.found:
             lon[i], lat[i] = g.lon, g.lat
     xy_rows = np.flatnonzero(use_coords & (kind == 2))
-    verdict = engine.judge_lonlat(lon, lat, geocodes=geocodes)
+    # Position uncertainty stated per row (a column), for the rows' own coordinates.
+    incert = np.full(n, np.nan)
+    if mapping.precision_point:
+        incert, bad_p = parse_numbers(frame[mapping.precision_point])
+        bad_p |= incert < 0
+        add(bad_p, f"précision du point illisible (colonne « {mapping.precision_point} ») : "
+            "valeur par défaut utilisée")
+        incert = np.where(bad_p, np.nan, incert)
+    verdict = engine.judge_lonlat(lon, lat, geocodes=geocodes, precision_point_m=incert)
     vcols = {c: verdict[c].to_numpy() for c in verdict.columns}
     if len(xy_rows):
-        v_xy = engine.judge_xy(a[xy_rows], b[xy_rows])
+        v_xy = engine.judge_xy(a[xy_rows], b[xy_rows], precision_point_m=incert[xy_rows])
         for c, arr in vcols.items():
             if c not in v_xy.columns:
                 continue

@@ -38,6 +38,8 @@ class GeocodeResult:
     postcode: str | None = None
     source: str = ""
     motif: str | None = None
+    #: BAN ``type_position`` of a house-number point (« entrée », « bâtiment »…), if known.
+    type_position: str | None = None
     #: Name of the street found (without number, postcode, commune), when the result has one.
     street: str | None = None
     #: Why this match is not the address asked for (see :mod:`~qpv_geo.geocoding.consistency`):

@@ -32,7 +32,7 @@ BAN_CSV_COLUMNS = (
 #: Columns the local geocoder needs (a file without them is refused).
 BAN_CSV_REQUIRED = ("numero", "rep", "nom_voie", "code_postal", "code_insee", "nom_commune",
                     "lon", "lat")
-_BAN_CSV_USED = (*BAN_CSV_REQUIRED, "nom_ld", "nom_ancienne_commune")
+_BAN_CSV_USED = (*BAN_CSV_REQUIRED, "nom_ld", "nom_ancienne_commune", "type_position")
 
 DEMO_FILE = "adresses-demo-sem.csv.gz"
 INSTALLED_FILE = "adresses-sem.csv.gz"

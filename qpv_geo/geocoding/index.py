@@ -16,7 +16,7 @@ from qpv_geo.geocoding.base import REPETITIONS, STREET_TYPES, match_key, normali
 from qpv_geo.geocoding.files import _package_data_dir, _read_ban_csv, communes_sem
 
 #: Version of the index layout (an index of another version is rebuilt).
-_INDEX_VERSION = 1
+_INDEX_VERSION = 2
 
 _STREET, _LOCALITY = 0, 1
 
@@ -95,6 +95,7 @@ def build_index(path: Path) -> dict[str, np.ndarray]:
     return {
         **streets,
         "a_num": df["num"].to_numpy(np.int32), "a_rep": df["rep"].to_numpy(dtype=str),
+        "a_type": df["type_position"].to_numpy(dtype=str),
         "a_lon": df["lonf"].to_numpy(np.float64), "a_lat": df["latf"].to_numpy(np.float64),
         "a_postcode": df["code_postal"].to_numpy(dtype=str),
         "c_insee": np.array([c.insee for c in communes], dtype=str),

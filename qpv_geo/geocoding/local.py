@@ -147,7 +147,7 @@ class LocalGeocoder:
         self.s_postcode: list[str] = a["s_postcode"].tolist()
         self.s_kind, self.s_start, self.s_end = a["s_kind"], a["s_start"], a["s_end"]
         self.s_lon, self.s_lat = a["s_lon"], a["s_lat"]
-        self.a_num, self.a_rep = a["a_num"], a["a_rep"]
+        self.a_num, self.a_rep, self.a_type = a["a_num"], a["a_rep"], a["a_type"]
         self.a_lon, self.a_lat, self.a_postcode = a["a_lon"], a["a_lat"], a["a_postcode"]
         self.c_insee: list[str] = a["c_insee"].tolist()
         self.c_name: dict[str, str] = dict(zip(self.c_insee, a["c_name"].tolist(), strict=True))
@@ -329,7 +329,7 @@ class LocalGeocoder:
                                      label=label, score=_clip(score - penalty),
                                      precision="housenumber", citycode=insee,
                                      postcode=str(self.a_postcode[j]), source=self.source,
-                                     street=name)
+                                     street=name, type_position=str(self.a_type[j]) or None)
             # Unknown number: interpolate between the neighbours of the same parity.
             point, motif = self._interpolate(start, end, p.number)
             if point is not None:

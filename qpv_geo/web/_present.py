@@ -79,8 +79,8 @@ def geocode_payload(geocode: Any) -> dict[str, Any] | None:
 
 _VERDICT_FIELDS = (
     "status", "eligible", "code_qp", "lib_qp", "insee_com", "lib_com", "distance_bord_m",
-    "code_qp_proche", "lib_qp_proche", "distance_qp_proche_m", "candidat_autre_cote",
-    "donnees", "lon", "lat", "x_l93", "y_l93",
+    "marge_m", "marge_motif", "code_qp_proche", "lib_qp_proche", "distance_qp_proche_m",
+    "candidat_autre_cote", "donnees", "lon", "lat", "x_l93", "y_l93",
 )
 
 
@@ -143,6 +143,8 @@ def verdict_rows(p: Mapping[str, Any], *, adresse_saisie: str | None = None
         rows.append(("Commune", f"{p.get('lib_com') or '?'} ({p.get('insee_com') or '?'})"))
     if p.get("lat") is not None:
         rows.append(("Distance au bord", format_distance(p.get("distance_bord_m"))))
+        if p.get("marge_motif"):
+            rows.append(("Marge", str(p["marge_motif"])))
     if p.get("code_qp_proche") and not p.get("code_qp"):
         dist = p.get("distance_qp_proche_m")
         rows.append(("QPV le plus proche", f"{p['code_qp_proche']} — {p['lib_qp_proche']}"

@@ -54,6 +54,10 @@ class VerdictOut(BaseModel):
     lib_com: str | None = None
     distance_bord_m: float | None = Field(
         None, description="Distance signée au bord qui compte (positive à l'intérieur).")
+    marge_m: float | None = Field(
+        None, description="Marge (m) du verdict : en deçà, le verdict est « à vérifier ».")
+    marge_motif: str | None = Field(
+        None, description="D'où vient la marge (précision du périmètre + de la position).")
     code_qp_proche: str | None = None
     lib_qp_proche: str | None = None
     distance_qp_proche_m: float | None = None
