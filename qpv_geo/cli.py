@@ -406,7 +406,7 @@ def serve(
         from qpv_geo.web._server import run
     except ImportError as exc:
         raise QpvGeoError("uvicorn n'est pas installé.", hint=INSTALL_HINT) from exc
-    settings = get_settings()
+    settings = get_settings().with_(ecoute=host)
     application = create_app(settings)
     console.print(f"qpv-geo : http://{host}:{port}/ (Ctrl+C pour arrêter)")
     run(application, host=host, port=port, delay_s=settings.delai_client_s, log_level="info")

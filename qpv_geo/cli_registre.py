@@ -387,3 +387,31 @@ def fiche(
     with _open(registre) as reg:
         path = write_fiche(reg, site, output)
     console.print(f"Écrit : {path}", highlight=False)
+
+
+@registre_app.command("compte")
+@user_errors
+def compte(
+    nom: Annotated[str, typer.Argument(help="Nom de l'instructeur (signe ses décisions).")],
+    fichier: Annotated[Path | None, typer.Option(
+        help="Fichier des comptes où ajouter la ligne (sinon elle est affichée).")] = None,
+) -> None:
+    """Créer un compte pour les pages web du registre : demande le mot de passe, écrit la
+    ligne « nom:empreinte » (PBKDF2, jamais le mot de passe) ; le serveur lit le fichier
+    indiqué par QPV_GEO_REGISTRE_COMPTES.
+
+    Exemple : qpv-geo registre compte « Ana Martin » --fichier comptes.txt
+    """
+    from qpv_geo._files import write_text_atomic
+    from qpv_geo.registre.comptes import compte_line
+
+    password = typer.prompt("Mot de passe", hide_input=True, confirmation_prompt=True)
+    line = compte_line(nom, password)
+    if fichier is None:
+        typer.echo(line)
+        return
+    old = fichier.read_text(encoding="utf-8") if fichier.exists() else ""
+    kept = [x for x in old.splitlines() if x.rpartition(":")[0].strip() != nom.strip()]
+    write_text_atomic(fichier, "\n".join([*kept, line]) + "\n")
+    console.print(f"Compte « {nom} » écrit dans {fichier} ; lancez le serveur avec "
+                  f"QPV_GEO_REGISTRE_COMPTES={fichier}.", highlight=False)

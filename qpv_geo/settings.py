@@ -99,6 +99,11 @@ class Settings:
     annee_appel: int = 0
     #: « API Recherche d'entreprises » (company directory, no key) for the porteur criterion.
     annuaire_url: str = ANNUAIRE_DEFAULT_URL
+    #: Web: accounts file of the register's pages (``nom:empreinte`` lines, see ``qpv-geo
+    #: registre compte``); empty: pages open only when the server listens on 127.0.0.1.
+    registre_comptes: str = ""
+    #: Web: address the server listens on (set by ``qpv-geo serve --host``).
+    ecoute: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         for name, (low, high, low_open) in _RANGES.items():

@@ -20,8 +20,15 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 BUSY_TIMEOUT_S = 30.0
 
 
+_MIGRATED: set[str] = set()
+
+
 def migrate(path: Path) -> None:
-    """Apply the migrations not yet applied to the register at ``path``."""
+    """Apply the migrations not yet applied to the register at ``path`` (once per process
+    and file)."""
+    key = str(Path(path).resolve())
+    if key in _MIGRATED and Path(path).exists():
+        return
     from yoyo import get_backend, read_migrations
 
     backend = get_backend("sqlite:///" + urllib.parse.quote(str(path)))
@@ -31,6 +38,7 @@ def migrate(path: Path) -> None:
             todo = backend.to_apply(migrations)
             if todo:
                 backend.apply_migrations(todo)
+        _MIGRATED.add(key)
     finally:
         with contextlib.suppress(Exception):
             backend.connection.close()

@@ -438,6 +438,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         features = services.perimeters().around(lon, lat, rayon_m)
         return JSONResponse({"type": "FeatureCollection", "features": features})
 
+    from qpv_geo.web.registre import add_registre_routes
+
+    add_registre_routes(app, settings, templates, page_context)
     return app
 
 
