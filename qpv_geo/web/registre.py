@@ -128,6 +128,9 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
         resp.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict",
                         path="/registre", secure=request.url.scheme == "https")
         resp.headers["Cache-Control"] = "no-store"
+        # With « no-referrer », Chromium sends « Origin: null » on form posts, which the
+        # origin guard refuses; « same-origin » still gives nothing to other sites.
+        resp.headers["Referrer-Policy"] = "same-origin"
         return resp
 
     def auteur_of(user: str | None, form: Any) -> str:
