@@ -50,8 +50,13 @@ def fake():
     f.stop()
 
 
+#: The scenario forces the margin (as --marge does): its « à vérifier » sites are chosen at
+#: 14 m and less from an edge, whatever the default per-point margin policy becomes.
+MARGE = 25.0
+
+
 def _settings(tmp: Path, fake: FakeAnnuaire | None = None) -> Settings:
-    return Settings.from_env(data_dir=tmp / "donnees", annee_appel=2026,
+    return Settings.from_env(data_dir=tmp / "donnees", annee_appel=2026, marge_m=MARGE,
                              annuaire_url=fake.url if fake else "http://127.0.0.1:9")
 
 
@@ -89,7 +94,7 @@ def test_scenario_library(tmp_path, fake) -> None:
         s = reg.site("CE26-002")
         v = s.verdict
         assert v["status"] == "eligible" and v["code_qp"] == "QN04223N"
-        assert v["marge_m"] == 25.0 and v["outil_version"]
+        assert v["marge_m"] == MARGE and "marge 25 m" in v["marge_motif"] and v["outil_version"]
         assert len(v["donnees_sha256"]["qpv"]) == 64
         assert v["geocodage"]["precision"] == "housenumber"
         assert reg.observation_values("CE26-002")["Adresse"] == "26 Allée des Coquelicots"
@@ -163,6 +168,7 @@ def test_scenario_cli(tmp_path, fake, monkeypatch) -> None:
 
     monkeypatch.setenv("QPV_GEO_DATA_DIR", str(tmp_path / "donnees"))
     monkeypatch.setenv("QPV_GEO_ANNEE_APPEL", "2026")
+    monkeypatch.setenv("QPV_GEO_MARGE_M", str(MARGE))
     monkeypatch.setenv("QPV_GEO_ANNUAIRE_URL", fake.url)
     runner = CliRunner()
 

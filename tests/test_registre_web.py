@@ -25,7 +25,7 @@ from qpv_geo.registre.comptes import compte_line, hash_password, load_comptes, v
 from qpv_geo.settings import Settings
 from qpv_geo.web import create_app
 from tests.fake_annuaire import FakeAnnuaire
-from tests.test_registre import DECIDED, EXPECTED_RECHECK, QPV_CORRIGE, V1, V2
+from tests.test_registre import DECIDED, EXPECTED_RECHECK, MARGE, QPV_CORRIGE, V1, V2
 
 ANA = ("Ana Martin", "phrase de passe 1")
 
@@ -50,7 +50,7 @@ def test_passwords_are_hashed() -> None:
 
 
 def test_accounts_basic_auth_and_csrf(tmp_path) -> None:
-    st = Settings.from_env(data_dir=tmp_path / "d", annee_appel=2026,
+    st = Settings.from_env(data_dir=tmp_path / "d", annee_appel=2026, marge_m=MARGE,
                            registre_comptes=str(_comptes(tmp_path)), ecoute="0.0.0.0")
     assert list(load_comptes(st.registre_comptes)) == ["Ana Martin"]
     with Registre(settings=st) as reg:
@@ -110,7 +110,7 @@ def served(tmp_path) -> Iterator[tuple[str, Settings]]:
     import uvicorn
 
     fake = FakeAnnuaire().start()
-    st = Settings.from_env(data_dir=tmp_path / "donnees", annee_appel=2026,
+    st = Settings.from_env(data_dir=tmp_path / "donnees", annee_appel=2026, marge_m=MARGE,
                            annuaire_url=fake.url, registre_comptes=str(_comptes(tmp_path)),
                            ecoute="0.0.0.0")
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

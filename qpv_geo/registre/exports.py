@@ -21,8 +21,8 @@ SITE_COLUMNS = (
     "final_source", "decide_par", "decision_date", "decision_motif", "decision_a_revoir",
     "statut_calcule", "statut_calcule_libelle", "code_qp", "lib_qp", "distance_bord_m",
     "code_qp_proche", "distance_qp_proche_m", "motifs", "geocodage_label", "geocodage_score",
-    "geocodage_precision", "lon", "lat", "marge_m", "donnees_version", "verdict_date",
-    "outil_version", "etat_dossier", "criteres_bloquants", "criteres_a_verifier",
+    "geocodage_precision", "lon", "lat", "marge_m", "marge_motif", "donnees_version",
+    "verdict_date", "outil_version", "etat_dossier", "criteres_bloquants", "criteres_a_verifier",
 )
 
 
@@ -49,7 +49,8 @@ def sites_frame(registre: Registre, *, retires: bool = False) -> pd.DataFrame:
             "distance_qp_proche_m": v["distance_qp_proche_m"], "motifs": v["motifs"],
             "geocodage_label": geo.get("label"), "geocodage_score": geo.get("score"),
             "geocodage_precision": geo.get("precision"), "lon": v["lon"], "lat": v["lat"],
-            "marge_m": v["marge_m"], "donnees_version": v["donnees_version"],
+            "marge_m": v["marge_m"], "marge_motif": v.get("marge_motif"),
+            "donnees_version": v["donnees_version"],
             "verdict_date": v["date"], "outil_version": v["outil_version"],
             "etat_dossier": ETATS[d.etat] if d else None,
             "criteres_bloquants": ", ".join(CRITERES[c] for c in d.bloquants) if d else None,

@@ -33,7 +33,7 @@ AVERTISSEMENT = ("Fiche de preuve pour le dossier d'instruction : elle retrace c
 
 
 def map_png(lon: float | None, lat: float | None, reference: Reference, *,
-            marge_m: float) -> bytes | None:
+            marge_m: float | None) -> bytes | None:
     """A static map (PNG) of the perimeters around the point, the point and its margin."""
     if lon is None or lat is None:
         return None
@@ -68,10 +68,11 @@ def map_png(lon: float | None, lat: float | None, reference: Reference, *,
             for _, z in zones.iterrows():
                 c = z.geometry.intersection(window).representative_point()
                 ax.annotate(z["code_qp"], (c.x, c.y), fontsize=8, color=edge, ha="center")
-        gpd.GeoSeries([pt.buffer(marge_m)]).boundary.plot(ax=ax, color="#c62828",
-                                                          linewidth=0.8, linestyle=":")
+        if marge_m:
+            gpd.GeoSeries([pt.buffer(marge_m)]).boundary.plot(ax=ax, color="#c62828",
+                                                              linewidth=0.8, linestyle=":")
         ax.plot([pt.x], [pt.y], marker="o", color="#c62828", markersize=7,
-                label=f"site (cercle : marge {marge_m:g} m)")
+                label=f"site (cercle : marge {marge_m:g} m)" if marge_m else "site")
         ax.set_xlim(pt.x - r, pt.x + r)
         ax.set_ylim(pt.y - r, pt.y + r)
         ax.set_aspect("equal")

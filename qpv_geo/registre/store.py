@@ -61,7 +61,7 @@ DRAPEAU_BILAN = "bilan_n1"
 
 _VERDICT_FIELDS = ("status", "code_qp", "lib_qp", "insee_com", "lib_com", "distance_bord_m",
                    "code_qp_proche", "lib_qp_proche", "distance_qp_proche_m", "lon", "lat",
-                   "motifs")
+                   "motifs", "marge_m", "marge_motif")
 
 
 def default_path(settings: Settings) -> Path:
@@ -430,19 +430,20 @@ class Registre:
     def _insert_verdicts(db: sqlite3.Connection, rows: list[tuple[str, int, dict[str, Any]]],
                          *, import_id: int | None, verification_id: int | None,
                          common: tuple[Any, ...]) -> None:
-        now, marge, version, shas, outil = common
+        now, _forced, version, shas, outil = common
         db.executemany(
             "INSERT INTO verdicts (site_id, observation_id, import_id, verification_id, date, "
             "status, code_qp, lib_qp, insee_com, lib_com, distance_bord_m, code_qp_proche, "
             "lib_qp_proche, distance_qp_proche_m, lon, lat, geocodage, motifs, marge_m, "
-            "donnees_version, donnees_sha256, outil_version) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "marge_motif, donnees_version, donnees_sha256, outil_version) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             ((sid, obs, import_id, verification_id, now, v["status"], v.get("code_qp"),
               v.get("lib_qp"), v.get("insee_com"), v.get("lib_com"), v.get("distance_bord_m"),
               v.get("code_qp_proche"), v.get("lib_qp_proche"), v.get("distance_qp_proche_m"),
               v.get("lon"), v.get("lat"),
               json.dumps(v["geocodage"], ensure_ascii=False) if v.get("geocodage") else None,
-              v.get("motifs") or "", marge, version, shas, outil)
+              v.get("motifs") or "", v.get("marge_m"), v.get("marge_motif") or None, version,
+              shas, outil)
              for sid, obs, v in rows))
 
     # ------------------------------------------------------------------ reading
@@ -463,6 +464,7 @@ class Registre:
                    v.id AS verdict_id, v.status, v.code_qp, v.lib_qp, v.insee_com, v.lib_com,
                    v.distance_bord_m, v.code_qp_proche, v.lib_qp_proche,
                    v.distance_qp_proche_m, v.lon, v.lat, v.geocodage, v.motifs, v.marge_m,
+                   v.marge_motif,
                    v.donnees_version, v.donnees_sha256, v.outil_version, v.date AS verdict_date,
                    x.id AS decision_id, x.decision, x.motif AS decision_motif,
                    x.auteur AS decision_auteur, x.date AS decision_date,
@@ -479,7 +481,7 @@ class Registre:
             ORDER BY i.lot, o.dossier, o.site_id"""
         out = []
         for r in self.db.execute(sql, tuple(params)):
-            verdict = {k: r[k] for k in (*_VERDICT_FIELDS, "marge_m", "donnees_version",
+            verdict = {k: r[k] for k in (*_VERDICT_FIELDS, "donnees_version",
                                          "outil_version")}
             verdict["id"] = r["verdict_id"]
             verdict["date"] = r["verdict_date"]
@@ -653,7 +655,7 @@ class Registre:
             events.append({"date": r["date"], "type": "verdict", "auteur": None,
                            "texte": f"verdict calculé ({cause}) : "
                                     f"{_label(r['status'], r['code_qp'])} — marge "
-                                    f"{r['marge_m']:g} m — données {r['donnees_version']}",
+                                    f"{_m(r['marge_m'])} — données {r['donnees_version']}",
                            "verdict_id": r["id"]})
         for r in self.db.execute("SELECT * FROM decisions WHERE site_id = ? ORDER BY id",
                                  (site_id,)):
@@ -823,6 +825,10 @@ def agrees(decision: str, status: str) -> bool:
     return status in ("hors_qpv", "qva", "hors_territoire")
 
 
+def _m(value: float | None) -> str:
+    return "—" if value is None else f"{value:g} m"
+
+
 def _label(status: str | None, code: str | None) -> str:
     text = STATUS_LABELS.get(status or "", status or "?")
     return f"{text} ({code})" if code else text
@@ -861,8 +867,9 @@ def _why(old: sqlite3.Row, new: dict[str, Any], engine: Engine, shas: str) -> li
                   for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
         why.append("nouvelles données de référence : " + (", ".join(layers) or
                                                           engine.reference.version))
-    if not math.isclose(old["marge_m"], engine.marge_m):
-        why.append(f"marge changée : {old['marge_m']:g} m → {engine.marge_m:g} m")
+    a_m, b_m = old["marge_m"], new.get("marge_m")
+    if (a_m is None) != (b_m is None) or (a_m is not None and not math.isclose(a_m, b_m)):
+        why.append(f"marge changée : {_m(a_m)} → {_m(b_m)}")
     a = (old["lon"], old["lat"])
     b = (new.get("lon"), new.get("lat"))
     if (a[0] is None) != (b[0] is None):

@@ -17,7 +17,7 @@ _TABLES = {
         colonnes TEXT NOT NULL,
         donnees_version TEXT NOT NULL,
         donnees_sha256 TEXT NOT NULL,
-        marge_m REAL NOT NULL,
+        marge_m REAL,
         outil_version TEXT NOT NULL,
         auteur TEXT
     """,
@@ -38,7 +38,7 @@ _TABLES = {
         date TEXT NOT NULL,
         donnees_version TEXT NOT NULL,
         donnees_sha256 TEXT NOT NULL,
-        marge_m REAL NOT NULL,
+        marge_m REAL,
         outil_version TEXT NOT NULL,
         auteur TEXT,
         sites INTEGER NOT NULL,
@@ -64,7 +64,8 @@ _TABLES = {
         lat REAL,
         geocodage TEXT,
         motifs TEXT NOT NULL,
-        marge_m REAL NOT NULL,
+        marge_m REAL,
+        marge_motif TEXT,
         donnees_version TEXT NOT NULL,
         donnees_sha256 TEXT NOT NULL,
         outil_version TEXT NOT NULL
