@@ -18,14 +18,22 @@ SEUIL_CLUSTER = 50
 #: Tile choices of the CLI: ``osm`` (OpenStreetMap, needs the network) or ``none``.
 TILES = {"osm": "OpenStreetMap", "none": None}
 
-#: Colours of the perimeters.
-COULEUR_QPV = "#d94801"
+#: Colours of the perimeters (QPV in purple: no priority colour is close to it).
+COULEUR_QPV = "#5e3c99"
 COULEUR_QVA = "#7f7f7f"
 COULEUR_SEM = "#222222"
 COULEUR_LACUNE = "#d7191c"
-#: Steps of the coverage choropleth: (lowest number of actions, colour, label).
-PALIER_COUVERTURE = ((0, "#ffffff", "0 (lacune)"), (1, "#c7e9c0", "1"), (2, "#74c476", "2"),
-                     (3, "#31a354", "3–4"), (5, "#006d2c", "5 et +"))
+#: Coverage, everywhere (maps, charts, matrix): an action inside the QPV (blue), served only
+#: within the radius of the « quartier vécu » (yellow), no action (a gap: red outline).
+COULEUR_DANS = "#2166ac"
+COULEUR_DANS_CLAIR = "#c6dbef"
+COULEUR_VECU = "#f6c141"
+COULEUR_VECU_CLAIR = "#fff1b8"
+COULEUR_LACUNE_CLAIR = "#fde0dd"
+#: Steps of the coverage choropleth for the QPV with an action inside: (lowest number of
+#: actions inside, colour, label). QPV served only nearby are yellow, gaps white.
+PALIER_COUVERTURE = ((1, "#c6dbef", "1"), (2, "#6baed6", "2"), (3, "#2171b5", "3–4"),
+                     (5, "#08306b", "5 et +"))
 
 
 def _missing(value: Any) -> bool:
@@ -121,10 +129,12 @@ def _icon(key: str) -> tuple[str, str, str]:
     return "black", "question", "#333333"
 
 
-def _palier(n: int) -> str:
+def _palier(n: int, *, proximite: int = 0) -> str:
+    """Fill of a QPV on a coverage map: ``n`` actions inside, ``proximite`` only nearby."""
+    if n <= 0:
+        return COULEUR_VECU_CLAIR if proximite > 0 else "#ffffff"
     color = PALIER_COUVERTURE[0][1]
     for low, c, _ in PALIER_COUVERTURE:
         if n >= low:
             color = c
     return color
-

@@ -552,9 +552,13 @@ def report_command(
         console.print(f"Rapport {kind.upper()} écrit : {path}", highlight=False)
     cov = coverage_from_sites(frame, reference, rayon_m=rayon)
     for p in cov.par_priorite.itertuples(index=False):
-        console.print(f"  {p.priorite_label} : {p.qpv_atteints}/{p.qpv_total} QPV atteints "
-                      f"({p.taux_couverture:.0%})", highlight=False)
-    console.print(f"  {len(cov.gaps)} lacune(s) QPV × priorité", highlight=False)
+        console.print(f"  {p.priorite_label} : {p.qpv_dans}/{p.qpv_total} QPV avec une action "
+                      f"dedans ({p.taux_dans:.0%}) ; {p.qpv_proximite} seulement à ≤ "
+                      f"{cov.rayon_m:.0f} m ; {p.qpv_lacunes} sans action", highlight=False)
+    c = cov.cellules()
+    console.print(f"  Cases QPV × priorité : {c['dans']}/{c['total']} avec une action dans le "
+                  f"QPV, {c['proximite']} seulement à ≤ {cov.rayon_m:.0f} m, {c['lacunes']} "
+                  "lacune(s)", highlight=False)
     _print_notes(reference, frame)
 
 

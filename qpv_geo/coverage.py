@@ -10,6 +10,9 @@ builds, for every QPV of SEM and every priority of the call:
 * the number of distinct actions (porteur + action) and of porteurs reaching it either way.
 
 A *gap* is a QPV × priority pair reached by no action, neither inside nor within the radius.
+The figures keep the two relations apart: the QPV × priority cells with an action **inside**,
+the cells served **only within the radius** (« quartier vécu »), and the gaps partition the
+cells (:meth:`Coverage.cellules`); no rate adds the first two.
 Distances are computed in Lambert-93 (EPSG:2154) from ``lon``/``lat`` against the QPV
 polygons of the reference given: the count does not depend on the verdict columns, so a site
 « à vérifier » near an edge counts where its point is (the report lists those rows apart).
@@ -41,14 +44,38 @@ MATRIX_COLUMNS = (
 )
 #: Columns of :attr:`Coverage.par_priorite`.
 PAR_PRIORITE_COLUMNS = (
-    "priorite", "priorite_label", "sites", "sites_localises", "actions", "porteurs",
-    "qpv_dans", "qpv_atteints", "qpv_total", "taux_dans", "taux_couverture",
+    "priorite", "priorite_label", "axe", "sites", "sites_localises", "actions", "porteurs",
+    "qpv_dans", "qpv_proximite", "qpv_lacunes", "qpv_atteints", "qpv_total", "taux_dans",
+    "taux_proximite", "taux_lacunes",
 )
 #: Columns of :attr:`Coverage.par_qpv`.
 PAR_QPV_COLUMNS = (
     "code_qp", "lib_qp", "lib_com", "sites_dans", "sites_proximite", "actions", "porteurs",
-    "priorites_dans", "priorites_atteintes", "priorites_manquantes",
+    "priorites_dans", "priorites_proximite", "priorites_lacunes", "priorites_atteintes",
+    "priorites_manquantes",
 )
+
+#: Axes of the call, in its order: (key of ``Priorite.axe``, label as the call words it).
+#: « Lever les freins » groups four priorities; the other axes hold one priority each.
+AXES: tuple[tuple[str, str], ...] = (
+    ("Lever les freins", "Lever les freins au retour à l'emploi"),
+    ("Entreprises", "Rapprocher le monde de l'entreprise des QPV"),
+    ("Confiance en soi", "Lutter contre l'autocensure, favoriser la confiance en soi"),
+    ("Aller vers", "Identifier et capter des publics « hors radars »"),
+    ("Communication", "Améliorer la communication des actions"),
+)
+
+
+def axes_of_call() -> list[tuple[str, list[str]]]:
+    """The call's axes in order: ``[(axis label, [priority keys]), …]`` (every priority once)."""
+    out: list[tuple[str, list[str]]] = []
+    labels = dict(AXES)
+    order = [a for a, _ in AXES] + [p.axe for p in PRIORITES.values() if p.axe not in labels]
+    for axe in dict.fromkeys(order):
+        keys = [k for k, p in PRIORITES.items() if p.axe == axe]
+        if keys:
+            out.append((labels.get(axe, axe), keys))
+    return out
 
 
 @dataclass
@@ -65,11 +92,14 @@ class Coverage:
     gaps
         The rows of ``matrix`` with ``couverture == "aucune"``, call priorities only.
     par_priorite
-        Per priority of the call: sites, actions, porteurs, QPV reached inside / inside or
-        within the radius, and the share of the QPV reached (``taux_couverture``, 0–1).
+        Per priority of the call: sites, actions, porteurs; the QPV with an action inside
+        (``qpv_dans``, ``taux_dans``), those served only within the radius (``qpv_proximite``,
+        ``taux_proximite``) and the gaps (``qpv_lacunes``, ``taux_lacunes``) — three disjoint
+        counts that add up to ``qpv_total``; ``qpv_atteints`` = inside or within the radius.
     par_qpv
-        Per QPV: sites inside / nearby, actions, porteurs, number of call priorities reached
-        (inside, and inside or nearby), and the priorities missing.
+        Per QPV: sites inside / nearby, actions, porteurs, number of call priorities with an
+        action inside, served only nearby, with no action (and inside or nearby), and the
+        labels of the priorities missing.
     liens
         One row per (site, QPV) within the radius: ``index`` (row label of the site in the
         input), ``code_qp``, ``distance_m`` (0 inside), ``relation`` (``dans``/``proximite``).
@@ -90,6 +120,35 @@ class Coverage:
     sites_non_localises: int
     sites_hors_rayon: int
     qpv_total: int
+
+    def cellules(self) -> dict[str, int]:
+        """The QPV × priority cells of the call: ``total``, ``dans``, ``proximite``, ``lacunes``.
+
+        ``dans`` (an action inside the QPV), ``proximite`` (served only within the radius) and
+        ``lacunes`` (no action) are disjoint and add up to ``total``.
+        """
+        call = self.matrix[self.matrix["priorite"] != AUTRE]["couverture"]
+        return {"total": len(call), "dans": int((call == "dans").sum()),
+                "proximite": int((call == "proximite").sum()),
+                "lacunes": int((call == "aucune").sum())}
+
+    def lacunes_par_qpv(self) -> pd.DataFrame:
+        """One row per QPV: ``code_qp``, ``lib_qp``, ``lib_com``, ``lacunes`` (keys of the
+        priorities with no action, in the call's order), ``proximite`` (keys served only within
+        the radius), ``n_lacunes``; QPV with the most gaps first."""
+        call = self.matrix[self.matrix["priorite"] != AUTRE]
+        order = {k: i for i, k in enumerate(PRIORITES)}
+        communes = dict(zip(self.par_qpv["code_qp"], self.par_qpv["lib_com"], strict=True))
+        rows = []
+        for (code, lib), g in call.groupby(["code_qp", "lib_qp"], sort=True):
+            gap = sorted(g.loc[g["couverture"] == "aucune", "priorite"], key=order.get)
+            near = sorted(g.loc[g["couverture"] == "proximite", "priorite"], key=order.get)
+            rows.append({"code_qp": code, "lib_qp": lib, "lib_com": communes.get(code),
+                         "lacunes": gap, "proximite": near, "n_lacunes": len(gap)})
+        out = pd.DataFrame(rows, columns=["code_qp", "lib_qp", "lib_com", "lacunes",
+                                          "proximite", "n_lacunes"])
+        return out.sort_values(["n_lacunes", "code_qp"], ascending=[False, True],
+                               kind="stable").reset_index(drop=True)
 
     def pivot(self, value: str = "actions") -> pd.DataFrame:
         """Wide table: one row per QPV (``code_qp``, ``lib_qp``), one column per priority key."""
@@ -280,14 +339,17 @@ def coverage_from_sites(
         dans = int((m["actions_dans"] > 0).sum())
         atteints = int((m["actions"] > 0).sum())
         par_p.append({
-            "priorite": key, "priorite_label": label_of(key), "sites": int(sel.sum()),
+            "priorite": key, "priorite_label": label_of(key), "axe": PRIORITES[key].axe,
+            "sites": int(sel.sum()),
             "sites_localises": int((sel.to_numpy() & located).sum()),
             "actions": int(attrs.loc[sel, "action_key"].nunique()),
             "porteurs": int(attrs.loc[sel & (attrs["porteur_key"] != ""),
                                       "porteur_key"].nunique()),
-            "qpv_dans": dans, "qpv_atteints": atteints, "qpv_total": total,
+            "qpv_dans": dans, "qpv_proximite": atteints - dans,
+            "qpv_lacunes": total - atteints, "qpv_atteints": atteints, "qpv_total": total,
             "taux_dans": dans / total if total else 0.0,
-            "taux_couverture": atteints / total if total else 0.0,
+            "taux_proximite": (atteints - dans) / total if total else 0.0,
+            "taux_lacunes": (total - atteints) / total if total else 0.0,
         })
     par_priorite = pd.DataFrame(par_p, columns=list(PAR_PRIORITE_COLUMNS))
 
@@ -303,6 +365,8 @@ def coverage_from_sites(
             "actions": int(g["action_key"].nunique()),
             "porteurs": int(g.loc[g["porteur_key"] != "", "porteur_key"].nunique()),
             "priorites_dans": int((m["actions_dans"] > 0).sum()),
+            "priorites_proximite": int(((m["actions"] > 0) & (m["actions_dans"] == 0)).sum()),
+            "priorites_lacunes": int((m["actions"] == 0).sum()),
             "priorites_atteintes": int((m["actions"] > 0).sum()),
             "priorites_manquantes": " ; ".join(missing),
         })
@@ -314,11 +378,13 @@ def coverage_from_sites(
 
 
 __all__ = [
+    "AXES",
     "MATRIX_COLUMNS",
     "PAR_PRIORITE_COLUMNS",
     "PAR_QPV_COLUMNS",
     "RAYON_DEFAUT_M",
     "Coverage",
+    "axes_of_call",
     "coverage_from_sites",
     "site_links",
 ]

@@ -1,7 +1,15 @@
-"""Static maps (matplotlib) for print and PDF: WeasyPrint runs no JavaScript.
+"""Static maps and charts (matplotlib) for print, PDF and the notebook.
 
-* :func:`static_sites_png`: the sites by priority over the perimeters (Lambert-93);
-* :func:`static_coverage_png`: one panel per priority, QPV by number of actions, gaps in red.
+WeasyPrint runs no JavaScript: the PDF shows these images in place of the interactive maps.
+
+* :func:`static_sites_png`: the sites by priority, SEM on the left, a zoom on the QPV of
+  Saint-Étienne with its streets (OpenStreetMap) and the QPV names on the right; sites outside
+  SEM are not drawn (the report lists them apart);
+* :func:`static_coverage_png`: one panel per priority, the QPV with an action inside (blue),
+  served only within the radius (yellow), gaps outlined in red;
+* :func:`coverage_by_priority_figure` / :func:`coverage_by_qpv_figure`: bar charts of the
+  QPV × priority cells (inside / quartier vécu only / no action, never added into one rate);
+  :func:`figure_png` turns any of them into PNG bytes.
 
 matplotlib is imported inside the functions: ``import qpv_geo`` stays light.
 """
@@ -15,10 +23,14 @@ import numpy as np
 import pandas as pd
 
 from qpv_geo._carto import (
+    COULEUR_DANS,
     COULEUR_LACUNE,
+    COULEUR_LACUNE_CLAIR,
     COULEUR_QPV,
     COULEUR_QVA,
     COULEUR_SEM,
+    COULEUR_VECU,
+    COULEUR_VECU_CLAIR,
     PALIER_COUVERTURE,
     _icon,
     _located,
@@ -26,6 +38,7 @@ from qpv_geo._carto import (
     _priority_column,
     notes_for,
 )
+from qpv_geo.exceptions import ReferenceDataError
 from qpv_geo.priorites import AUTRE, PRIORITES, label_of
 
 if TYPE_CHECKING:
@@ -49,7 +62,13 @@ def _png(fig: Any, dpi: int) -> bytes:
     return buf.getvalue()
 
 
-def _draw_perimeters(ax: Any, reference: Reference, *, qpv: bool = True) -> None:
+def figure_png(fig: Any, *, dpi: int = 110) -> bytes:
+    """PNG bytes of a matplotlib figure of this module."""
+    return _png(fig, dpi)
+
+
+def _draw_perimeters(ax: Any, reference: Reference, *, qpv: bool = True,
+                     strong: bool = False) -> None:
     import shapely
 
     if len(reference.communes):
@@ -64,81 +83,329 @@ def _draw_perimeters(ax: Any, reference: Reference, *, qpv: bool = True) -> None
         reference.qva.to_crs(2154).plot(ax=ax, facecolor="#d9d9d9", edgecolor=COULEUR_QVA,
                                         hatch="////", linewidth=0.6)
     if qpv and len(reference.qpv):
-        reference.qpv.to_crs(2154).plot(ax=ax, facecolor=COULEUR_QPV + "40",
-                                        edgecolor=COULEUR_QPV, linewidth=0.8)
+        # On the overview the QPV are small: a stronger fill keeps them visible.
+        reference.qpv.to_crs(2154).plot(ax=ax, facecolor=COULEUR_QPV + ("80" if strong else "30"),
+                                        edgecolor=COULEUR_QPV, linewidth=1.0 if strong else 1.2,
+                                        zorder=3)
     ax.set_axis_off()
     ax.set_aspect("equal")
 
 
+#: Pad (m) around SEM on the overview map.
+_PAD_SEM_M = 1500.0
+
+
+def _sem_extent(reference: Reference) -> tuple[float, float, float, float]:
+    """Bounds (Lambert-93) of SEM, padded: the frame of every overview map."""
+    layer = reference.communes if len(reference.communes) else reference.qpv
+    minx, miny, maxx, maxy = layer.to_crs(2154).total_bounds
+    return minx - _PAD_SEM_M, miny - _PAD_SEM_M, maxx + _PAD_SEM_M, maxy + _PAD_SEM_M
+
+
+def _site_points(sites: pd.DataFrame) -> Any:
+    import geopandas as gpd
+
+    located = _located(sites)
+    pts = gpd.GeoSeries(gpd.points_from_xy(pd.to_numeric(located["lon"]),
+                                           pd.to_numeric(located["lat"])),
+                        index=located.index, crs=4326).to_crs(2154)
+    return located, pts
+
+
+def sites_outside_map(sites: pd.DataFrame, reference: Reference) -> pd.DataFrame:
+    """Located sites that the maps framed on SEM do not show (outside SEM and its margin)."""
+    located, pts = _site_points(sites)
+    minx, miny, maxx, maxy = _sem_extent(reference)
+    inside = (pts.x >= minx) & (pts.x <= maxx) & (pts.y >= miny) & (pts.y <= maxy)
+    return located[~inside.to_numpy()]
+
+
+def _zoom_extent(reference: Reference) -> tuple[float, float, float, float] | None:
+    """Frame (Lambert-93) of the QPV covered by the street layer (Saint-Étienne), or None."""
+    import shapely
+
+    from qpv_geo import osm
+
+    try:
+        box = shapely.box(*osm.roads_bbox())
+    except ReferenceDataError:  # no street layer: no zoom panel
+        return None
+    qpv = reference.qpv
+    if not len(qpv):
+        return None
+    sel = qpv[shapely.within(qpv.geometry.values, box)]
+    if not len(sel):
+        return None
+    minx, miny, maxx, maxy = sel.to_crs(2154).total_bounds
+    pad = 400.0
+    return minx - pad, miny - pad, maxx + pad, maxy + pad
+
+
+def _draw_roads(ax: Any, extent: tuple[float, float, float, float]) -> bool:
+    import geopandas as gpd
+
+    from qpv_geo import osm
+
+    lon_lat = gpd.GeoSeries.from_xy([extent[0], extent[2]], [extent[1], extent[3]],
+                                    crs=2154).to_crs(4326)
+    bbox = (float(lon_lat.x.min()), float(lon_lat.y.min()), float(lon_lat.x.max()),
+            float(lon_lat.y.max()))
+    try:
+        roads = osm.roads_in_bbox(bbox) if osm.covers(bbox) else None
+    except ReferenceDataError:  # the map stays readable without streets
+        return False
+    if roads is None or not len(roads):
+        return False
+    roads = roads.to_crs(2154)
+    for classe, width in ((2, 0.35), (1, 0.7), (0, 1.0)):
+        sel = roads[roads["classe"] == classe]
+        if len(sel):
+            sel.plot(ax=ax, color="#b5b5b5", linewidth=width, zorder=1)
+    return True
+
+
+def _label_qpv(ax: Any, reference: Reference, extent: tuple[float, float, float, float]) -> None:
+    import matplotlib.patheffects as pe
+    import shapely
+
+    qpv = reference.qpv.to_crs(2154)
+    frame = shapely.box(*extent)
+    for lib, geom in zip(qpv["lib_qp"], qpv.geometry.values, strict=True):
+        if not shapely.intersects(geom, frame):
+            continue
+        p = geom.representative_point()
+        ax.annotate(str(lib), (p.x, p.y), fontsize=6.5, ha="center", va="center",
+                    color="#2d1b4e", zorder=7,
+                    path_effects=[pe.withStroke(linewidth=2.2, foreground="white")])
+
+
 def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 130,
                      demo: bool | None = None) -> bytes:
-    """PNG map of the sites by priority over the perimeters (Lambert-93), with the notes."""
-    import geopandas as gpd
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
+    """PNG map of the sites by priority over the perimeters (Lambert-93), with the notes.
 
-    fig = _figure(9, 7.5)
-    ax = fig.add_subplot(1, 1, 1)
-    _draw_perimeters(ax, reference)
-    located = _located(sites)
+    Framed on SEM; a second panel zooms on the QPV of Saint-Étienne with the streets and the
+    QPV names. Sites outside SEM are not drawn (:func:`sites_outside_map` lists them).
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch, Rectangle
+
+    zoom = _zoom_extent(reference)
+    fig = _figure(12.5 if zoom else 8.5, 6.6)
+    extents = [_sem_extent(reference)] + ([zoom] if zoom else [])
+    located, pts = _site_points(sites)
     prio = _priority_column(located)
+    outside = sites_outside_map(sites, reference)
+    streets = False
+    for i, extent in enumerate(extents):
+        ax = fig.add_subplot(1, len(extents), i + 1)
+        if i == 1:
+            streets = _draw_roads(ax, extent)
+        _draw_perimeters(ax, reference, strong=(i == 0))
+        if i == 1:
+            _label_qpv(ax, reference, extent)
+        for key in [*PRIORITES, AUTRE]:
+            mask = (prio == key).to_numpy()
+            if not mask.any():
+                continue
+            _, _, hexa = _icon(key)
+            ax.scatter(pts[mask].x, pts[mask].y, s=26 if i else 18, color=hexa,
+                       edgecolor="#222222", linewidth=0.5, zorder=6)
+        ax.set_xlim(extent[0], extent[2])
+        ax.set_ylim(extent[1], extent[3])
+        if i == 0:
+            ax.set_title("Saint-Étienne Métropole", fontsize=10)
+            if zoom:
+                ax.add_patch(Rectangle((zoom[0], zoom[1]), zoom[2] - zoom[0], zoom[3] - zoom[1],
+                                       fill=False, edgecolor="#555555", linewidth=0.8,
+                                       linestyle="--", zorder=8))
+        else:
+            ax.set_title("Zoom : QPV de Saint-Étienne (cadre pointillé)", fontsize=10)
     handles = [Patch(facecolor=COULEUR_QPV + "40", edgecolor=COULEUR_QPV, label="QPV 2024 de SEM"),
                Patch(facecolor="#d9d9d9", edgecolor=COULEUR_QVA, hatch="////",
                      label="QVA (non éligibles)")]
     for key in [*PRIORITES, AUTRE]:
-        sel = located[prio == key]
-        if len(sel) == 0:
-            continue
-        _, _, hexa = _icon(key)
-        pts = gpd.GeoSeries(gpd.points_from_xy(pd.to_numeric(sel["lon"]),
-                                               pd.to_numeric(sel["lat"])), crs=4326).to_crs(2154)
-        ax.scatter(pts.x, pts.y, s=18, color=hexa, edgecolor="white", linewidth=0.5, zorder=5)
-        handles.append(Line2D([], [], marker="o", linestyle="", color=hexa,
-                              label=f"{label_of(key)} ({len(sel)})"))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8,
-              frameon=False)
+        n = int((prio == key).sum())
+        if n:
+            _, _, hexa = _icon(key)
+            handles.append(Line2D([], [], marker="o", linestyle="", color=hexa,
+                                  markeredgecolor="#222222", label=f"{label_of(key)} ({n})"))
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, -0.02))
+    lines = []
+    if len(outside):
+        lines.append(f"{len(outside)} site(s) hors du territoire de SEM, non dessiné(s) : "
+                     "voir la liste dans le rapport")
+    if streets:
+        from qpv_geo import osm
+
+        lines.append(f"Rues : {osm.ROADS_ATTRIBUTION}, {osm.ROADS_COVERAGE_TEXT}")
     notes = notes_for(reference, sites, demo=demo)
-    if notes:
-        fig.text(0.01, 0.01, "\n".join("⚠ " + n for n in notes), fontsize=7.5, color="#8a5a00",
-                 va="bottom")
+    lines += ["⚠ " + n for n in notes]
+    if lines:
+        fig.text(0.01, -0.03, "\n".join(lines), fontsize=7.5, color="#5a4a00", va="top")
     return _png(fig, dpi)
 
 
 def static_coverage_png(coverage: Coverage, reference: Reference, *, dpi: int = 110,
                         demo: bool | None = None, sites: pd.DataFrame | None = None) -> bytes:
-    """PNG small multiples: one panel per priority, QPV by number of actions, gaps in red."""
+    """PNG small multiples: one panel per priority; QPV with an action inside in blue (darker
+    with more actions), served only within the radius in yellow, gaps outlined in red."""
     from matplotlib.patches import Patch
 
     keys = list(PRIORITES)
     cols = 4
     rows = math.ceil(len(keys) / cols)
-    fig = _figure(3.3 * cols, 3.1 * rows + 0.6)
+    fig = _figure(3.3 * cols, 3.2 * rows + 0.6)
     qpv = reference.qpv.to_crs(2154)
     matrix = coverage.matrix.set_index(["code_qp", "priorite"])
     rates = coverage.par_priorite.set_index("priorite")
     minx, miny, maxx, maxy = qpv.total_bounds
-    pad = max(maxx - minx, maxy - miny) * 0.08 + 500
+    pad = max(maxx - minx, maxy - miny) * 0.06 + 500
     for i, key in enumerate(keys):
         ax = fig.add_subplot(rows, cols, i + 1)
         _draw_perimeters(ax, reference, qpv=False)
-        n = np.array([int(matrix.loc[(c, key), "actions"]) if (c, key) in matrix.index else 0
-                      for c in qpv["code_qp"]])
-        qpv.plot(ax=ax, color=[_palier(int(v)) for v in n], edgecolor="#555555", linewidth=0.5)
-        if (n == 0).any():
-            qpv[n == 0].boundary.plot(ax=ax, color=COULEUR_LACUNE, linewidth=1.4)
+
+        def val(code: str, col: str, key: str = key) -> int:
+            return int(matrix.loc[(code, key), col]) if (code, key) in matrix.index else 0
+
+        dans = np.array([val(c, "actions_dans") for c in qpv["code_qp"]])
+        tous = np.array([val(c, "actions") for c in qpv["code_qp"]])
+        qpv.plot(ax=ax, color=[_palier(int(d), proximite=int(t - d)) for d, t in zip(
+            dans, tous, strict=True)], edgecolor="#555555", linewidth=0.5)
+        if (tous == 0).any():
+            qpv[tous == 0].boundary.plot(ax=ax, color=COULEUR_LACUNE, linewidth=1.4)
         ax.set_xlim(minx - pad, maxx + pad)
         ax.set_ylim(miny - pad, maxy + pad)
-        taux = rates.loc[key, "taux_couverture"] if key in rates.index else 0.0
-        ax.set_title(f"{label_of(key)}\n{taux:.0%} des QPV atteints", fontsize=9)
-    handles = [Patch(facecolor=c, edgecolor="#555555", label=f"{lbl} action(s)")
-               for _, c, lbl in PALIER_COUVERTURE[1:]]
-    handles.append(Patch(facecolor="#ffffff", edgecolor=COULEUR_LACUNE, label="lacune"))
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8,
-               frameon=False)
+        r = rates.loc[key] if key in rates.index else None
+        detail = ("" if r is None else
+                  f"{int(r['qpv_dans'])}/{int(r['qpv_total'])} dans le QPV · "
+                  f"{int(r['qpv_proximite'])} à ≤ {coverage.rayon_m:.0f} m · "
+                  f"{int(r['qpv_lacunes'])} lacunes")
+        axe = PRIORITES[key].axe
+        prefix = "Lever les freins : " if axe == "Lever les freins" else ""
+        ax.set_title(f"{prefix}{label_of(key)}\n{detail}", fontsize=8.5)
+    handles = [Patch(facecolor=c, edgecolor="#555555", label=f"{lbl} action(s) dans le QPV")
+               for _, c, lbl in PALIER_COUVERTURE]
+    handles.append(Patch(facecolor=COULEUR_VECU_CLAIR, edgecolor="#555555",
+                         label=f"seulement à ≤ {coverage.rayon_m:.0f} m (quartier vécu)"))
+    handles.append(Patch(facecolor="#ffffff", edgecolor=COULEUR_LACUNE, linewidth=1.4,
+                         label="lacune : aucune action"))
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, -0.05))
     notes = notes_for(reference, sites, demo=demo)
     if notes:
         fig.suptitle(" ; ".join(notes), fontsize=8, color="#8a5a00")
     return _png(fig, dpi)
 
 
-__all__ = ["static_coverage_png", "static_sites_png"]
+def _stacked(ax: Any, y: np.ndarray, parts: list[tuple[np.ndarray, str, str, str | None]],
+             total: int) -> None:
+    left = np.zeros(len(y))
+    for values, color, edge, hatch in parts:
+        ax.barh(y, values, left=left, height=0.68, color=color, edgecolor=edge,
+                linewidth=0.6, hatch=hatch)
+        for yy, v, lft in zip(y, values, left, strict=True):
+            if v > 0:
+                dark = color == COULEUR_DANS
+                ax.text(lft + v / 2, yy, str(int(v)), ha="center", va="center", fontsize=7.5,
+                        color="white" if dark else "#222222")
+        left = left + values
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlim(0, total)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def _legend_parts(rayon_m: float) -> list[tuple[str, str, str | None, str]]:
+    return [(COULEUR_DANS, COULEUR_DANS, None, "action dans le QPV"),
+            (COULEUR_VECU, "#8a6d00", "///", f"seulement quartier vécu (≤ {rayon_m:.0f} m)"),
+            (COULEUR_LACUNE_CLAIR, COULEUR_LACUNE, None, "lacune : aucune action")]
+
+
+def coverage_by_priority_figure(coverage: Coverage) -> Any:
+    """Bar chart: per priority (grouped by the call's axes), the number of QPV with an action
+    inside, served only within the radius, with no action."""
+    from matplotlib.patches import Patch
+
+    from qpv_geo.coverage import axes_of_call
+
+    rates = coverage.par_priorite.set_index("priorite")
+    labels: list[str] = []
+    rows: list[str | None] = []
+    for axe, keys in axes_of_call():
+        if len(keys) > 1:
+            labels.append(axe)
+            rows.append(None)
+            labels += ["    " + label_of(k) for k in keys]
+        else:
+            labels.append(label_of(keys[0]))
+        rows += keys if len(keys) > 1 else [keys[0]]
+    total = int(coverage.qpv_total) or 1
+    fig = _figure(8.2, 0.42 * len(rows) + 1.3)
+    ax = fig.add_subplot(1, 1, 1)
+    y = np.arange(len(rows))[::-1].astype(float)
+    keep = np.array([r is not None for r in rows])
+
+    def col(name: str) -> np.ndarray:
+        return np.array([int(rates.loc[r, name]) if r is not None else 0 for r in rows])
+
+    parts = [(col("qpv_dans")[keep], c, e, h) for c, e, h, _ in _legend_parts(0)[:1]]
+    parts.append((col("qpv_proximite")[keep], COULEUR_VECU, "#8a6d00", "///"))
+    parts.append((col("qpv_lacunes")[keep], COULEUR_LACUNE_CLAIR, COULEUR_LACUNE, None))
+    _stacked(ax, y[keep], parts, total)
+    ax.set_yticks(y, labels, fontsize=8.5)
+    for tick, r in zip(ax.get_yticklabels(), rows, strict=True):
+        if r is None:
+            tick.set_fontweight("bold")
+    dans = col("qpv_dans")
+    for yy, r, d in zip(y, rows, dans, strict=True):
+        if r is not None:
+            ax.text(total * 1.01, yy, f"{d / total:.0%}".replace("%", " %") + " dans le QPV",
+                    va="center", fontsize=7.5, color=COULEUR_DANS)
+    ax.set_xlabel(f"Nombre de QPV de SEM (sur {total})", fontsize=8.5)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.set_title("Couverture des QPV par priorité de l'appel", fontsize=10, loc="left")
+    fig.legend(handles=[Patch(facecolor=c, edgecolor=e, hatch=h, label=lbl)
+                        for c, e, h, lbl in _legend_parts(coverage.rayon_m)],
+               loc="lower center", ncol=3, fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, -0.04))
+    return fig
+
+
+def coverage_by_qpv_figure(coverage: Coverage) -> Any:
+    """Bar chart: per QPV, the number of the call's priorities with an action inside, served
+    only within the radius, with no action (QPV with the fewest priorities inside first)."""
+    from matplotlib.patches import Patch
+
+    q = coverage.par_qpv.sort_values(["priorites_dans", "priorites_proximite", "lib_qp"],
+                                     ascending=[True, True, True], kind="stable")
+    n = len(q)
+    total = len(PRIORITES)
+    fig = _figure(8.2, 0.3 * n + 1.4)
+    ax = fig.add_subplot(1, 1, 1)
+    y = np.arange(n)[::-1].astype(float)
+    parts = [(q["priorites_dans"].to_numpy(), COULEUR_DANS, COULEUR_DANS, None),
+             (q["priorites_proximite"].to_numpy(), COULEUR_VECU, "#8a6d00", "///"),
+             (q["priorites_lacunes"].to_numpy(), COULEUR_LACUNE_CLAIR, COULEUR_LACUNE, None)]
+    _stacked(ax, y, parts, total)
+    ax.set_yticks(y, [f"{lib} ({code})" for lib, code in zip(q["lib_qp"], q["code_qp"],
+                                                              strict=True)], fontsize=7.5)
+    ax.set_xlabel(f"Nombre de priorités de l'appel (sur {total})", fontsize=8.5)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.set_title("Priorités de l'appel couvertes, par QPV", fontsize=10, loc="left")
+    fig.legend(handles=[Patch(facecolor=c, edgecolor=e, hatch=h, label=lbl)
+                        for c, e, h, lbl in _legend_parts(coverage.rayon_m)],
+               loc="lower center", ncol=3, fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, -0.03))
+    return fig
+
+
+__all__ = [
+    "coverage_by_priority_figure",
+    "coverage_by_qpv_figure",
+    "figure_png",
+    "sites_outside_map",
+    "static_coverage_png",
+    "static_sites_png",
+]

@@ -36,6 +36,7 @@ from qpv_geo._carto import (
     COULEUR_QPV,
     COULEUR_QVA,
     COULEUR_SEM,
+    COULEUR_VECU_CLAIR,
     PALIER_COUVERTURE,
     SEUIL_CLUSTER,
     TILES,
@@ -173,6 +174,59 @@ _CSS = """
 .leaflet-tooltip.qpvgeo-etiquette-qva { background: rgba(255,255,255,.8); border: 1px solid
   #7f7f7f; box-shadow: none; font: bold 11px sans-serif; color: #444; }
 .leaflet-container { background: #f4f4f1; }
+.qpvgeo-legende summary { cursor: pointer; font: bold 13px sans-serif; list-style: revert; }
+.qpvgeo-legende details:not([open]) summary { margin: 0; }
+.qpvgeo-legende details[open] summary { margin-bottom: 4px; }
+.qpvgeo-site { background: none; border: none; }
+.qpvgeo-site span { display: flex; align-items: center; justify-content: center; width: 22px;
+  height: 22px; border-radius: 50%; border: 2px solid #fff; box-shadow: 0 0 0 1px #333,
+  0 1px 3px rgba(0,0,0,.5); font-size: 12px; box-sizing: content-box; }
+.qpvgeo-etiquette { background: none; border: none; }
+.qpvgeo-etiquette span { position: absolute; left: 0; top: 0; transform: translate(-50%, -50%);
+  white-space: nowrap; font: bold 11px/1.1 sans-serif; color: #2d1b4e; pointer-events: none;
+  text-shadow: 0 0 2px #fff, 0 0 2px #fff, 0 0 3px #fff, 0 0 4px #fff; }
+"""
+
+#: Labels placed without overlap (bigger QPV first), redone after each zoom; a fit of the map
+#: that keeps the legend and the notes from covering what it shows.
+_LABELS_JS = """
+function qpvgeoEtiquettes(map, items) {
+  var pane = map.getPane('qpvgeoEtiquettes') || map.createPane('qpvgeoEtiquettes');
+  pane.style.zIndex = 460; pane.style.pointerEvents = 'none';
+  var group = L.layerGroup().addTo(map);
+  function refresh() {
+    group.clearLayers();
+    var boxes = [];
+    items.forEach(function (it) {
+      var p = map.latLngToContainerPoint([it[0], it[1]]);
+      var w = it[2].length * 6.6 + 6, h = 14;
+      var b = [p.x - w / 2, p.y - h / 2, p.x + w / 2, p.y + h / 2];
+      for (var k = 0; k < boxes.length; k++) {
+        var o = boxes[k];
+        if (b[0] < o[2] && b[2] > o[0] && b[1] < o[3] && b[3] > o[1]) { return; }
+      }
+      boxes.push(b);
+      var span = document.createElement('span');
+      span.textContent = it[2];
+      group.addLayer(L.marker([it[0], it[1]], {pane: 'qpvgeoEtiquettes', interactive: false,
+        keyboard: false, icon: L.divIcon({className: 'qpvgeo-etiquette', iconSize: null,
+        html: span.outerHTML})}));
+    });
+  }
+  map.on('zoomend', refresh);
+  refresh();
+  return group;
+}
+function qpvgeoCadrer(map, bounds) {
+  var size = map.getSize();
+  var legend = map.getContainer().querySelector('.qpvgeo-legende');
+  var notes = map.getContainer().querySelector('.qpvgeo-notes');
+  var right = legend ? legend.offsetWidth + 20 : 10;
+  var bottom = notes ? notes.offsetHeight + 20 : 10;
+  if (right > size.x / 2) { right = 10; }
+  if (bottom > size.y / 2) { bottom = 10; }
+  map.fitBounds(bounds, {paddingTopLeft: [50, 20], paddingBottomRight: [right, bottom]});
+}
 """
 
 _HATCH_SVG = (
@@ -200,7 +254,7 @@ def _elements() -> dict[str, type]:
 
         _template = Template(
             "{% macro header(this, kwargs) %}<style>" + _CSS + "</style>"
-            "<script>" + _POPUP_JS + "</script>{% endmacro %}"
+            "<script>" + _POPUP_JS + _LABELS_JS + "</script>{% endmacro %}"
             "{% macro html(this, kwargs) %}" + _HATCH_SVG + "{% endmacro %}"
         )
 
@@ -243,7 +297,7 @@ def _elements() -> dict[str, type]:
         _template = Template("""
             {% macro script(this, kwargs) %}
             var {{ this.get_name() }} = (function () {
-              var icon = L.AwesomeMarkers.icon({{ this.icon_options|tojson }});
+              var icon = L.divIcon({{ this.icon_options|tojson }});
               var rows = {{ this.rows|tojson }};
               var group = {% if this.cluster -%}
                 L.markerClusterGroup({{ this.cluster_options|tojson }});
@@ -266,21 +320,129 @@ def _elements() -> dict[str, type]:
             self.rows = rows
             self.priorite = priorite
             self.cluster = cluster
-            color, icon, _ = _icon(priorite)
-            self.icon_options = {"icon": icon, "prefix": "fa", "markerColor": color,
-                                 "iconColor": "white"}
+            _, icon, hexa = _icon(priorite)
+            ink = _ink(hexa)
+            self.icon_options = {
+                "className": f"qpvgeo-site qpvgeo-p-{re.sub(r'[^a-z_]', '', priorite)}",
+                "iconSize": [26, 26], "iconAnchor": [13, 13], "popupAnchor": [0, -12],
+                "html": f'<span style="background:{hexa};color:{ink}">'
+                        f'<i class="fa fa-{icon}"></i></span>'}
             self.cluster_options = {"showCoverageOnHover": False, "chunkedLoading": True,
                                     "maxClusterRadius": 50}
             if cluster:
                 self.default_js = list(MarkerCluster.default_js)
                 self.default_css = list(MarkerCluster.default_css)
 
+    class Legend(MacroElement):
+        """A collapsible legend (bottom right): open on a wide map, closed on a narrow one."""
+
+        _template = Template("""
+            {% macro script(this, kwargs) %}
+            (function () {
+              var map = {{ this._parent.get_name() }};
+              var ctl = L.control({position: 'bottomright'});
+              ctl.onAdd = function () {
+                var div = L.DomUtil.create('div', 'qpvgeo-legende');
+                var d = document.createElement('details');
+                if (map.getSize().x >= 760) { d.open = true; }
+                var s = document.createElement('summary');
+                s.textContent = {{ this.title|tojson }};
+                d.appendChild(s);
+                var body = document.createElement('div');
+                body.innerHTML = {{ this.content|tojson }};
+                d.appendChild(body);
+                div.appendChild(d);
+                L.DomEvent.disableClickPropagation(div);
+                L.DomEvent.disableScrollPropagation(div);
+                return div;
+              };
+              ctl.addTo(map);
+            })();
+            {% endmacro %}""")
+
+        def __init__(self, title: str, content: str) -> None:
+            super().__init__()
+            self._name = "Legend"
+            self.title = title
+            self.content = content
+
+    class QpvLabels(MacroElement):
+        """Names of the QPV, placed without overlap at every zoom (bigger QPV first)."""
+
+        _template = Template("""
+            {% macro script(this, kwargs) %}
+            qpvgeoEtiquettes({{ this._parent.get_name() }}, {{ this.items|tojson }});
+            {% endmacro %}""")
+
+        def __init__(self, items: list[list[Any]]) -> None:
+            super().__init__()
+            self._name = "QpvLabels"
+            self.items = items
+
+    class Fit(MacroElement):
+        """Fit the map to ``bounds`` once the legend and notes are drawn (kept clear of them)."""
+
+        _template = Template("""
+            {% macro script(this, kwargs) %}
+            qpvgeoCadrer({{ this._parent.get_name() }}, {{ this.bounds|tojson }});
+            {% endmacro %}""")
+
+        def __init__(self, bounds: list[list[float]]) -> None:
+            super().__init__()
+            self._name = "Fit"
+            self.bounds = bounds
+
     _ELEMENT_CLASSES.update(Decorations=Decorations, HtmlControl=HtmlControl,
-                            SitesLayer=SitesLayer)
+                            SitesLayer=SitesLayer, Legend=Legend, QpvLabels=QpvLabels, Fit=Fit)
     return _ELEMENT_CLASSES
 
 
 _ELEMENT_CLASSES: dict[str, type] = {}
+
+
+def _ink(hexa: str) -> str:
+    """Black or white, whichever reads best on the colour ``hexa``."""
+    r, g, b = (int(hexa.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4))
+    return "#000000" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "#ffffff"
+
+
+def _qpv_labels(m: folium.Map, reference: Reference) -> None:
+    """QPV names on the map, visible at the opening zoom (decluttered in the browser)."""
+    qpv = reference.qpv
+    if not len(qpv):
+        return
+    area = qpv.to_crs(2154).area.to_numpy()
+    items = []
+    for i in np.argsort(-area):
+        p = qpv.geometry.values[i].representative_point()
+        items.append([round(p.y, 6), round(p.x, 6), str(qpv["lib_qp"].iloc[i])])
+    m.add_child(_elements()["QpvLabels"](items))
+
+
+def _roads(m: folium.Map, reference: Reference, *, rayon_m: float = 300.0) -> None:
+    """The OpenStreetMap streets near the QPV (offline maps only; Saint-Étienne only)."""
+    from qpv_geo import osm
+    from qpv_geo.exceptions import ReferenceDataError
+
+    if not len(reference.qpv):
+        return
+    import geopandas as gpd
+
+    zone = gpd.GeoSeries(reference.qpv.to_crs(2154).buffer(rayon_m).union_all(),
+                         crs=2154).to_crs(4326).iloc[0]
+    try:
+        osm.add_roads_layer(m, near=zone)
+    except ReferenceDataError:  # no street layer installed: the map stays as it was
+        return
+
+
+def _fit(m: folium.Map, reference: Reference) -> None:
+    """Fit the opening view to SEM, clear of the legend and the notes."""
+    layer = reference.communes if len(reference.communes) else reference.qpv
+    if not len(layer):
+        return
+    minx, miny, maxx, maxy = layer.total_bounds
+    m.add_child(_elements()["Fit"]([[miny, minx], [maxy, maxx]]))
 
 
 def _base_map(reference: Reference, tiles: str | None) -> folium.Map:
@@ -293,6 +455,8 @@ def _base_map(reference: Reference, tiles: str | None) -> folium.Map:
                    tiles=_tiles(tiles), control_scale=True)
     # Without tiles Leaflet has no maxZoom, and Leaflet.markercluster refuses such a map.
     m.options["maxZoom"] = 19
+    # Half zoom steps: SEM fills the map at its opening instead of a third of it.
+    m.options["zoomSnap"] = 0.5
     m.fit_bounds([[miny, minx], [maxy, maxx]])
     m.add_child(_elements()["Decorations"]())
     Fullscreen(position="topleft", title="Plein écran", title_cancel="Quitter le plein écran",
@@ -360,7 +524,7 @@ def _perimeter_layers(m: folium.Map, reference: Reference, *, qpv_style: Any = N
             _geojson(qpv, {"_tip": tips, "code_qp": [esc(c) for c in qpv["code_qp"]],
                            "lib_qp": [esc(n) for n in qpv["lib_qp"]]}),
             name="QPV 2024 de SEM (éligibles)",
-            style_function=lambda f: {"color": COULEUR_QPV, "weight": 2, "fillColor": COULEUR_QPV,
+            style_function=lambda f: {"color": COULEUR_QPV, "weight": 2.5, "fillColor": COULEUR_QPV,
                                       "fillOpacity": 0.22},
             highlight_function=lambda f: {"weight": 4, "fillOpacity": 0.35},
             tooltip=folium.GeoJsonTooltip(fields=["_tip"], labels=False),
@@ -449,14 +613,18 @@ def map_from_sites(
         els["SitesLayer"](_site_rows(sel), priorite=key, name=name,
                           cluster=len(sel) > seuil_cluster).add_to(m)
         counts.append((key, len(sel)))
-    folium.LayerControl(collapsed=False, position="topright").add_to(m)
+    _qpv_labels(m, reference)
+    if not _tiles(tiles):
+        _roads(m, reference, rayon_m=float(rayon_m or 300.0))
+    folium.LayerControl(collapsed=True, position="topright").add_to(m)
 
-    legend = [f"<h4>{esc(title)}</h4>"]
+    legend = []
     for key, n in counts:
-        _, _, hexa = _icon(key)
-        legend.append(f"<div class='ligne'><span class='pastille' style='background:{hexa}'>"
-                      f"</span>{html.escape(label_of(key))} : {n} site{'s' if n > 1 else ''}"
-                      "</div>")
+        _, icon, hexa = _icon(key)
+        legend.append(f"<div class='ligne'><span class='pastille' style='background:{hexa};"
+                      f"color:{_ink(hexa)};width:16px;height:16px;font-size:10px;text-align:"
+                      f"center;line-height:16px'><i class='fa fa-{icon}'></i></span>"
+                      f"{html.escape(label_of(key))} : {n} site{'s' if n > 1 else ''}</div>")
     if not counts:
         legend.append("<div class='ligne'>Aucun site localisé</div>")
     missing = len(sites) - len(located)
@@ -468,9 +636,10 @@ def map_from_sites(
         legend.append(f"<div class='ligne'><span class='aplat' style='border-color:{COULEUR_QPV};"
                       f"border-style:dashed;background:none'></span>Quartier vécu (QPV + "
                       f"{float(rayon_m):.0f} m)</div>")
-    m.add_child(els["HtmlControl"]("".join(legend), position="bottomright",
-                                   css_class="qpvgeo-legende"))
+    legend.append("<div class='ligne'><i>Couches : menu en haut à droite</i></div>")
+    m.add_child(els["Legend"](title, "".join(legend)))
     _notes_control(m, notes_for(reference, sites, demo=demo), reference.version)
+    _fit(m, reference)
     return m
 
 
@@ -502,6 +671,7 @@ def coverage_map(
     tiles: str | None = None,
     demo: bool | None = None,
     sites: pd.DataFrame | None = None,
+    rues: bool = True,
 ) -> folium.Map:
     """Coverage map: per priority, QPV coloured by number of actions, gaps outlined in red.
 
@@ -517,6 +687,8 @@ def coverage_map(
         As in :func:`map_from_sites` (default: none).
     demo, sites
         Demonstration mark (forced, or detected from ``sites``).
+    rues
+        Draw the OpenStreetMap streets near the QPV when there are no tiles.
     """
     import folium
 
@@ -530,44 +702,57 @@ def coverage_map(
     matrix = coverage.matrix.set_index(["code_qp", "priorite"])
     rates = coverage.par_priorite.set_index("priorite")
     for i, key in enumerate(keys):
-        actions, tips, gap = [], [], []
+        fills, tips, gap = [], [], []
         for code, lib in zip(qpv["code_qp"], qpv["lib_qp"], strict=True):
             row = matrix.loc[(code, key)] if (code, key) in matrix.index else None
             n = int(row["actions"]) if row is not None else 0
-            actions.append(n)
+            n_dans = int(row["actions_dans"]) if row is not None else 0
+            fills.append(_palier(n_dans, proximite=n - n_dans))
             gap.append(n == 0)
             if row is None or n == 0:
                 detail = "<br><b style='color:#d7191c'>Lacune : aucune action</b>"
             else:
-                detail = (f"<br>{n} action{'s' if n > 1 else ''} ({int(row['sites_dans'])} "
-                          f"site(s) dans le QPV, {int(row['sites_proximite'])} à moins de "
-                          f"{coverage.rayon_m:.0f} m)<br>Porteurs : {esc(row['porteurs_liste'])}")
-            tips.append(f"<b>{esc(code)}</b> « {esc(lib)} »{detail}")
-        data = _geojson(qpv, {"_tip": tips, "actions": actions, "lacune": gap})
-        taux = rates.loc[key, "taux_couverture"] if key in rates.index else 0.0
+                where = ("action dans le QPV" if n_dans else
+                         f"seulement quartier vécu (≤ {coverage.rayon_m:.0f} m)")
+                detail = (f"<br><b>{where}</b><br>{n} action{'s' if n > 1 else ''} "
+                          f"({int(row['sites_dans'])} site(s) dans le QPV, "
+                          f"{int(row['sites_proximite'])} à moins de {coverage.rayon_m:.0f} m)"
+                          f"<br>Porteurs : {esc(row['porteurs_liste'])}")
+            tips.append(f"<b>{esc(lib)}</b> ({esc(code)}){detail}")
+        data = _geojson(qpv, {"_tip": tips, "fill": fills, "lacune": gap})
+        r = rates.loc[key] if key in rates.index else None
+        detail = ("" if r is None else f" — {int(r['qpv_dans'])}/{int(r['qpv_total'])} dans le "
+                  f"QPV, {int(r['qpv_proximite'])} à ≤ {coverage.rayon_m:.0f} m")
         group = folium.FeatureGroup(
-            name=f"{html.escape(label_of(key))} — {taux:.0%} des QPV", overlay=False,
-            show=(i == 0))
+            name=f"{html.escape(label_of(key))}{detail}", overlay=False, show=(i == 0))
         folium.GeoJson(
             data,
             style_function=lambda f: {
                 "color": COULEUR_LACUNE if f["properties"]["lacune"] else "#555555",
                 "weight": 3 if f["properties"]["lacune"] else 1,
                 "dashArray": "5 4" if f["properties"]["lacune"] else None,
-                "fillColor": _palier(f["properties"]["actions"]), "fillOpacity": 0.8},
+                "fillColor": f["properties"]["fill"], "fillOpacity": 0.85},
             tooltip=folium.GeoJsonTooltip(fields=["_tip"], labels=False),
         ).add_to(group)
         group.add_to(m)
     _perimeter_outline_only(m, reference)
-    folium.LayerControl(collapsed=False, position="topright").add_to(m)
+    _qpv_labels(m, reference)
+    if rues and not _tiles(tiles):
+        _roads(m, reference, rayon_m=coverage.rayon_m)
+    folium.LayerControl(collapsed=True, position="topright").add_to(m)
     steps = "".join(f"<div class='ligne'><span class='aplat' style='background:{c};"
-                    f"border-color:#555'></span>{lbl}</div>" for _, c, lbl in PALIER_COUVERTURE)
-    legend = (f"<h4>Couverture des QPV par priorité</h4><div>Nombre d'actions dans le QPV ou à "
-              f"moins de {coverage.rayon_m:.0f} m (quartier vécu)</div>{steps}"
+                    f"border-color:#555'></span>{lbl} action(s) dans le QPV</div>"
+                    for _, c, lbl in PALIER_COUVERTURE)
+    legend = (f"{steps}<div class='ligne'><span class='aplat' style='background:"
+              f"{COULEUR_VECU_CLAIR};border-color:#555'></span>seulement quartier vécu "
+              f"(≤ {coverage.rayon_m:.0f} m)</div>"
               f"<div class='ligne'><span class='aplat' style='border-color:{COULEUR_LACUNE};"
-              "border-style:dashed;background:#fff'></span>Lacune : aucune action</div>")
-    m.add_child(els["HtmlControl"](legend, position="bottomright", css_class="qpvgeo-legende"))
+              "border-style:dashed;background:#fff'></span>Lacune : aucune action</div>"
+              "<div class='ligne'><i>Priorité affichée : menu des couches (en haut à droite)"
+              "</i></div>")
+    m.add_child(els["Legend"]("Couverture des QPV par priorité", legend))
     _notes_control(m, notes_for(reference, sites, demo=demo), reference.version)
+    _fit(m, reference)
     return m
 
 
@@ -590,6 +775,7 @@ __all__ = [
     "COULEUR_QPV",
     "COULEUR_QVA",
     "COULEUR_SEM",
+    "COULEUR_VECU_CLAIR",
     "PALIER_COUVERTURE",
     "SEUIL_CLUSTER",
     "TILES",

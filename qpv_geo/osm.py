@@ -159,6 +159,7 @@ def _lines(geom: Any) -> list[Any]:
 def roads_geojson(
     bbox: tuple[float, float, float, float] | None = None,
     *,
+    near: Any = None,
     min_zoom_names: int = MIN_ZOOM_NAMES,
     decimals: int = 5,
     simplify_m: float = 1.0,
@@ -169,6 +170,9 @@ def roads_geojson(
     ----------
     bbox
         (min lon, min lat, max lon, max lat); ``None``: the whole layer. Roads are clipped to it.
+    near
+        A shapely geometry (WGS84), e.g. the QPV widened by 300 m: only the roads meeting it
+        are kept, whole (a committee map of all SEM needs the streets near the QPV only).
     min_zoom_names
         Zoom from which ``rues.js`` shows the names (carried in the result).
     decimals
@@ -186,6 +190,8 @@ def roads_geojson(
     import shapely
 
     sel = roads_in_bbox(bbox) if bbox is None or covers(bbox) else load_roads().iloc[0:0]
+    if near is not None and len(sel):
+        sel = sel.iloc[sorted(set(sel.sindex.query(near, predicate="intersects")))]
     geoms = sel.geometry.values
     if simplify_m and len(sel):
         import geopandas as gpd
@@ -249,15 +255,19 @@ def _roads_element() -> type:
         _template = Template("""
             {% macro script(this, kwargs) %}
             var {{ this.get_name() }} = qpvgeoRues({{ this._parent.get_name() }},
-                {{ this.data|tojson }}, {minZoomNames: {{ this.min_zoom_names|tojson }}});
+                {{ this.data_json }}, {minZoomNames: {{ this.min_zoom_names|tojson }},
+                                       outline: {{ this.outline|tojson }}});
             {% endmacro %}""")
 
         def __init__(self, data: dict[str, Any], *, name: str, min_zoom_names: int,
-                     show: bool = True) -> None:
+                     outline: bool = True, show: bool = True) -> None:
             super().__init__(name=name, overlay=True, control=True, show=show)
             self._name = "RoadsLayer"
             self.data = data
+            # Compact, and safe inside <script>: the streets are most of a map's weight.
+            self.data_json = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
             self.min_zoom_names = min_zoom_names
+            self.outline = outline
             self.add_child(RoadsAssets())
 
     _ELEMENT["RoadsLayer"] = RoadsLayer
@@ -268,6 +278,7 @@ def add_roads_layer(
     m: folium.Map,
     bbox: tuple[float, float, float, float] | None = None,
     *,
+    near: Any = None,
     min_zoom_names: int = MIN_ZOOM_NAMES,
     name: str = "Rues (OpenStreetMap, Saint-Étienne seulement)",
     note: bool = True,
@@ -277,7 +288,7 @@ def add_roads_layer(
 
     Meant for maps without online tiles. Adds the ODbL attribution to the map's attribution
     control, and with ``note`` a small note (bottom left) saying where the layer stops; with
-    ``outline`` the dashed outline of the area covered.
+    ``outline`` the dashed outline of the area covered (its limit).
 
     Parameters
     ----------
@@ -285,28 +296,23 @@ def add_roads_layer(
         The map.
     bbox
         (min lon, min lat, max lon, max lat) of the roads to embed (``None``: all of them,
-        about 0.7 MB). A bbox outside the area adds nothing.
+        about 1.2 MB). A bbox outside the area adds nothing.
+    near
+        Keep only the roads meeting this geometry (WGS84), see :func:`roads_geojson`.
     min_zoom_names
         Zoom from which street names are shown.
 
     Returns
     -------
     folium.Map or None
-        ``m``, or ``None`` when ``bbox`` lies outside the area (nothing added).
+        ``m``, or ``None`` when no road meets ``bbox`` / ``near`` (nothing added).
     """
-    import folium
-
     if bbox is not None and not covers(bbox):
         return None
-    data = roads_geojson(bbox, min_zoom_names=min_zoom_names)
-    _roads_element()(data, name=name, min_zoom_names=min_zoom_names).add_to(m)
-    if outline:
-        minx, miny, maxx, maxy = roads_bbox()
-        folium.Rectangle(
-            [[miny, minx], [maxy, maxx]], color="#777777", weight=1, dash_array="6 5",
-            fill=False, interactive=False,
-            tooltip=f"Limite de la couche des rues ({ROADS_COVERAGE_TEXT})",
-        ).add_to(m)
+    data = roads_geojson(bbox, near=near, min_zoom_names=min_zoom_names)
+    if not data["features"]:
+        return None
+    _roads_element()(data, name=name, min_zoom_names=min_zoom_names, outline=outline).add_to(m)
     if note:
         from branca.element import MacroElement
         from folium.template import Template
@@ -320,7 +326,8 @@ def add_roads_layer(
               ctl.onAdd = function () {
                 var div = L.DomUtil.create('div', 'qpvgeo-rues-note');
                 div.innerHTML = """ + json.dumps(
-            f"Fond : {ROADS_COVERAGE_TEXT} — {ROADS_ATTRIBUTION_HTML}") + """;
+            f"Fond : {ROADS_COVERAGE_TEXT} — {ROADS_ATTRIBUTION_HTML}",
+            ensure_ascii=False) + """;
                 return div;
               };
               ctl.addTo({{ this._parent.get_name() }});

@@ -20,8 +20,8 @@ class Priorite:
     key: str
     label: str
     axe: str
-    color: str  # folium marker colour name
-    hex: str  # the same colour for HTML/CSS/matplotlib
+    color: str  # nearest folium/awesome-markers colour name (the maps draw ``hex``)
+    hex: str  # Okabe-Ito colour-blind-safe palette, one distinct colour per priority
     icon: str  # Font Awesome icon name (folium, prefix "fa")
     synonyms: tuple[str, ...]
 
@@ -29,28 +29,28 @@ class Priorite:
 PRIORITES: dict[str, Priorite] = {
     p.key: p
     for p in (
-        Priorite("mobilite", "Mobilité", "Lever les freins", "blue", "#2a81cb", "bus",
+        Priorite("mobilite", "Mobilité", "Lever les freins", "blue", "#0072B2", "bus",
                  ("mobilite", "transport", "permis", "deplacement", "vehicule", "velo")),
-        Priorite("linguistique", "Linguistique", "Lever les freins", "purple", "#9c2bcb",
+        Priorite("linguistique", "Linguistique", "Lever les freins", "pink", "#CC79A7",
                  "language", ("linguistique", "langue", "fle", "francais", "alphabetisation",
                               "illettrisme", "asl")),
-        Priorite("garde_enfants", "Garde d'enfants", "Lever les freins", "pink", "#e377c2",
+        Priorite("garde_enfants", "Garde d'enfants", "Lever les freins", "orange", "#E69F00",
                  "child", ("garde", "enfant", "creche", "parentalite", "petite enfance")),
-        Priorite("sante", "Santé", "Lever les freins", "red", "#cb2b3e", "heartbeat",
+        Priorite("sante", "Santé", "Lever les freins", "red", "#D55E00", "heartbeat",
                  ("sante", "soin", "psy", "handicap", "bien-etre", "bien etre")),
         Priorite("entreprises", "Rapprocher les entreprises des quartiers", "Entreprises",
-                 "darkgreen", "#2a7f3a", "briefcase",
+                 "green", "#009E73", "briefcase",
                  ("entreprise", "employeur", "recrutement", "job dating", "stage", "immersion",
                   "rapprocher")),
         Priorite("confiance_en_soi", "Lutte contre l'autocensure", "Confiance en soi",
-                 "orange", "#cb8427", "star",
+                 "beige", "#F0E442", "star",
                  ("autocensure", "auto-censure", "confiance", "estime", "soft skills",
                   "savoir-etre")),
-        Priorite("hors_radars", "Publics « hors radars »", "Aller vers", "cadetblue",
-                 "#436978", "search",
+        Priorite("hors_radars", "Publics « hors radars »", "Aller vers", "lightblue",
+                 "#56B4E9", "search",
                  ("hors radar", "invisible", "aller vers", "aller-vers", "repérage", "reperage",
                   "neet", "decrocheur")),
-        Priorite("communication", "Mieux communiquer", "Communication", "gray", "#575757",
+        Priorite("communication", "Mieux communiquer", "Communication", "black", "#000000",
                  "bullhorn", ("communication", "communiquer", "information", "forum")),
     )
 }

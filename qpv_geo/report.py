@@ -1,9 +1,12 @@
 """The copilotage committee report: one self-contained HTML file (and optionally a PDF).
 
-Contents: key figures, the matrix QPV × priority, the coverage rate of each priority, the
-gaps, the rows to review, the maps (interactive on screen, static PNG in print and PDF), the
-data versions and notes, and a demonstration mark whenever demo data or demo addresses are
-used. Built with jinja2 (autoescape on) from ``templates/rapport.html.j2``.
+Contents: key figures (the QPV × priority cells with an action inside the QPV, served only
+within the radius of the « quartier vécu », and the gaps — three separate figures, never one
+rate), coverage per priority grouped by the call's axes and per QPV (tables and charts), the
+matrix QPV × priority, the gaps per QPV, the rows to review, the maps framed on SEM
+(interactive on screen, static PNG in print and PDF) with the sites outside SEM listed apart,
+the data versions and notes, and a demonstration mark whenever demo data or demo addresses
+are used. Built with jinja2 (autoescape on) from ``templates/rapport.html.j2``.
 
 PDF: WeasyPrint runs no JavaScript, so the PDF variant carries the static maps (matplotlib)
 in place of the interactive ones.
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from qpv_geo.coverage import RAYON_DEFAUT_M
-from qpv_geo.priorites import AUTRE, PRIORITES
+from qpv_geo.priorites import AUTRE, PRIORITES, label_of
 
 if TYPE_CHECKING:
     import folium
@@ -67,6 +70,11 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _pct(n: int, total: int) -> str:
+    """« 18 % » (French spacing); « — » without a total."""
+    return f"{100 * n / total:.0f} %" if total else "—"
+
+
 def _key_figures(sites: pd.DataFrame, coverage: Coverage) -> dict[str, Any]:
     from qpv_geo.coverage import _fold
     from qpv_geo.eligibility import STATUS_LABELS, STATUSES
@@ -81,7 +89,8 @@ def _key_figures(sites: pd.DataFrame, coverage: Coverage) -> dict[str, Any]:
         n_actions = len(keys) + anonymous
     else:
         n_actions = len(sites)
-    reached = coverage.par_qpv[coverage.par_qpv["priorites_atteintes"] > 0]
+    cells = coverage.cellules()
+    q = coverage.par_qpv
     return {
         "sites": len(sites),
         "localises": len(sites) - coverage.sites_non_localises,
@@ -91,27 +100,73 @@ def _key_figures(sites: pd.DataFrame, coverage: Coverage) -> dict[str, Any]:
                     for s in STATUSES],
         "eligibles": int(counts.get("eligible", 0)),
         "a_revoir": int(sum(int(counts.get(s, 0)) for s in A_REVOIR)),
-        "qpv_atteints": len(reached),
+        "cellules": cells,
+        "pct_dans": _pct(cells["dans"], cells["total"]),
+        "pct_proximite": _pct(cells["proximite"], cells["total"]),
+        "pct_lacunes": _pct(cells["lacunes"], cells["total"]),
         "qpv_total": coverage.qpv_total,
-        "lacunes": len(coverage.gaps),
+        "qpv_avec_action_dans": int((q["priorites_dans"] > 0).sum()),
+        "qpv_sans_action": int((q["priorites_atteintes"] == 0).sum()),
+        "qpv_complets": int((q["priorites_dans"] == len(PRIORITES)).sum()),
+        "n_priorites": len(PRIORITES),
         "hors_rayon": coverage.sites_hors_rayon,
         "priorite_autre": int((sites["priorite"] == AUTRE).sum()) if "priorite" in sites else 0,
     }
 
 
+def _axes_header() -> list[dict[str, Any]]:
+    """Header groups of the matrix: one per axis of the call (colspan = its priorities)."""
+    from qpv_geo.coverage import axes_of_call
+
+    return [{"label": axe if len(keys) > 1 else "", "span": len(keys)}
+            for axe, keys in axes_of_call()]
+
+
+def _priority_groups(coverage: Coverage) -> list[dict[str, Any]]:
+    """Per axis of the call, its priorities with the three disjoint counts of QPV."""
+    from qpv_geo.coverage import axes_of_call
+
+    rates = coverage.par_priorite.set_index("priorite")
+    groups = []
+    for axe, keys in axes_of_call():
+        rows = []
+        for key in keys:
+            r = rates.loc[key]
+            total = int(r["qpv_total"])
+            rows.append({
+                "key": key, "label": label_of(key), "hex": PRIORITES[key].hex,
+                "sites": int(r["sites"]), "actions": int(r["actions"]),
+                "porteurs": int(r["porteurs"]), "dans": int(r["qpv_dans"]),
+                "proximite": int(r["qpv_proximite"]), "lacunes": int(r["qpv_lacunes"]),
+                "total": total, "pct_dans": _pct(int(r["qpv_dans"]), total),
+                "pct_proximite": _pct(int(r["qpv_proximite"]), total),
+                "pct_lacunes": _pct(int(r["qpv_lacunes"]), total),
+                "w_dans": 100 * int(r["qpv_dans"]) / total if total else 0,
+                "w_proximite": 100 * int(r["qpv_proximite"]) / total if total else 0,
+            })
+        groups.append({"axe": axe if len(keys) > 1 else None, "rows": rows})
+    return groups
+
+
 def _matrix_rows(coverage: Coverage) -> list[dict[str, Any]]:
+    from qpv_geo.coverage import axes_of_call
+
+    order = [k for _, keys in axes_of_call() for k in keys]
     m = coverage.matrix.set_index(["code_qp", "priorite"])
     rows = []
     for q in coverage.par_qpv.itertuples(index=False):
         cells = []
-        for key in PRIORITES:
+        for key in order:
             r = m.loc[(q.code_qp, key)]
             cells.append({"actions": int(r["actions"]), "dans": int(r["sites_dans"]),
-                          "proximite": int(r["sites_proximite"]), "couverture": r["couverture"],
-                          "porteurs": r["porteurs_liste"]})
+                          "proximite": int(r["sites_proximite"]),
+                          "actions_dans": int(r["actions_dans"]),
+                          "couverture": r["couverture"], "porteurs": r["porteurs_liste"],
+                          "label": label_of(key)})
         rows.append({"code_qp": q.code_qp, "lib_qp": q.lib_qp, "lib_com": q.lib_com or "",
                      "cells": cells, "atteintes": q.priorites_atteintes,
-                     "dans": q.priorites_dans})
+                     "dans": q.priorites_dans, "proximite": q.priorites_proximite,
+                     "lacunes": q.priorites_lacunes})
     return rows
 
 
@@ -136,18 +191,51 @@ def _review_rows(sites: pd.DataFrame) -> list[dict[str, str]]:
     return out
 
 
-def _gaps_by_priority(coverage: Coverage) -> list[dict[str, Any]]:
+def _outside_rows(sites: pd.DataFrame, reference: Reference) -> list[dict[str, str]]:
+    """Sites the maps framed on SEM do not show: outside SEM (status or position)."""
+    from qpv_geo.eligibility import STATUS_LABELS
+    from qpv_geo.figures import sites_outside_map
+
+    outside = sites_outside_map(sites, reference)
+    if "status" in sites.columns:
+        extra = sites[sites["status"] == "hors_territoire"]
+        outside = pd.concat([outside, extra[~extra.index.isin(outside.index)]])
     out = []
-    for p in coverage.par_priorite.itertuples(index=False):
-        g = coverage.gaps[coverage.gaps["priorite"] == p.priorite]
-        near = coverage.matrix[(coverage.matrix["priorite"] == p.priorite)
-                               & (coverage.matrix["couverture"] == "proximite")]
-        out.append({"label": p.priorite_label, "key": p.priorite,
-                    "qpv": [f"{c} « {lib} »" for c, lib in zip(g["code_qp"], g["lib_qp"],
-                                                               strict=True)],
-                    "proximite": [f"{c} « {lib} »" for c, lib in zip(near["code_qp"],
-                                                                     near["lib_qp"],
-                                                                     strict=True)]})
+    for idx, r in outside.sort_index().iterrows():
+        adresse = r.get("adresse") if "adresse" in sites.columns else r.get("geocodage_label")
+        lon, lat = r.get("lon"), r.get("lat")
+        try:
+            position = f"{float(lat):.5f}, {float(lon):.5f}"
+        except (TypeError, ValueError):
+            position = ""
+        out.append({"ligne": _text(r.get("ligne")) or str(idx), "porteur": _text(r.get("porteur")),
+                    "action": _text(r.get("action")), "adresse": _text(adresse),
+                    "position": position if position != "nan, nan" else "",
+                    "statut": STATUS_LABELS.get(_text(r.get("status")), _text(r.get("status")))})
+    return out
+
+
+def _gaps_by_qpv(coverage: Coverage) -> list[dict[str, Any]]:
+    """Per QPV (most gaps first): the priorities with no action, grouped by axis."""
+    from qpv_geo.coverage import axes_of_call
+
+    axes = axes_of_call()
+    out = []
+    for r in coverage.lacunes_par_qpv().itertuples(index=False):
+        gaps = set(r.lacunes)
+        parts = []
+        for axe, keys in axes:
+            missing = [label_of(k) for k in keys if k in gaps]
+            if not missing:
+                continue
+            if len(keys) > 1:
+                whole = f"les {len(keys)} — " if len(missing) == len(keys) else ""
+                parts.append(f"{axe} : {whole}{', '.join(missing)}")
+            else:
+                parts.append(missing[0])
+        out.append({"code_qp": r.code_qp, "lib_qp": r.lib_qp, "lib_com": r.lib_com or "",
+                    "lacunes": parts, "n": r.n_lacunes, "total": len(PRIORITES),
+                    "proximite": [label_of(k) for k in r.proximite]})
     return out
 
 
@@ -225,9 +313,15 @@ def report_from_sites(
             head, body = _map_parts(m)
             heads.append(head)
             cartes[name] = body
+    from qpv_geo import figures
+
     images = {"sites": _png_uri(maps.static_sites_png(sites, reference, demo=is_demo)),
               "couverture": _png_uri(maps.static_coverage_png(cov, reference, demo=is_demo,
-                                                              sites=sites))}
+                                                              sites=sites)),
+              "par_priorite": _png_uri(figures.figure_png(
+                  figures.coverage_by_priority_figure(cov), dpi=120)),
+              "par_qpv": _png_uri(figures.figure_png(figures.coverage_by_qpv_figure(cov),
+                                                     dpi=120))}
     chiffres = _key_figures(sites, cov)
     revoir = _review_rows(sites)
     chiffres["a_revoir"] = len(revoir)
@@ -238,11 +332,10 @@ def report_from_sites(
     page = template.render(
         title=title, source=source, generated=dt.datetime.now().strftime("%d/%m/%Y %H:%M"),
         demo=is_demo, notes=notes, rayon=cov.rayon_m, static=static,
-        chiffres=chiffres, priorites=[
-            {"key": k, "label": p.label, "hex": p.hex} for k, p in PRIORITES.items()],
-        matrix=_matrix_rows(cov), par_priorite=cov.par_priorite.to_dict("records"),
-        lacunes=_gaps_by_priority(cov), revoir=revoir, data=_data_info(
-            sites, reference), heads=heads, cartes=cartes, images=images,
+        chiffres=chiffres, axes=_axes_header(), groupes=_priority_groups(cov),
+        matrix=_matrix_rows(cov), lacunes=_gaps_by_qpv(cov), revoir=revoir,
+        hors_carte=_outside_rows(sites, reference),
+        data=_data_info(sites, reference), heads=heads, cartes=cartes, images=images,
         fond=("cartes statiques" if static else ("aucun (carte utilisable hors ligne)"
               if not maps._tiles(tiles) else f"{maps._tiles(tiles)} (en ligne)")),
     )

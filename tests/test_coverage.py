@@ -79,10 +79,16 @@ def test_par_priorite(ref, sites):
     # auto-école (S1/S2/S11), navette, réparation, covoiturage.
     assert (mob.actions, mob.porteurs) == (4, 4)
     assert (mob.qpv_dans, mob.qpv_atteints, mob.qpv_total) == (2, 2, 3)
-    assert mob.taux_couverture == pytest.approx(2 / 3)
+    assert (mob.qpv_proximite, mob.qpv_lacunes) == (0, 1)
+    assert mob.taux_dans == pytest.approx(2 / 3) and mob.taux_proximite == 0
     ent = p.loc["entreprises"]
-    assert (ent.qpv_dans, ent.qpv_atteints) == (0, 1)
-    assert ent.taux_dans == 0 and ent.taux_couverture == pytest.approx(1 / 3)
+    # Reached only within the radius: counted apart, never as a QPV with an action inside.
+    assert (ent.qpv_dans, ent.qpv_proximite, ent.qpv_lacunes, ent.qpv_atteints) == (0, 1, 2, 1)
+    assert ent.taux_dans == 0 and ent.taux_proximite == pytest.approx(1 / 3)
+    assert ent.taux_lacunes == pytest.approx(2 / 3)
+    assert "taux_couverture" not in p.columns  # no rate mixing inside and nearby
+    assert (p["qpv_dans"] + p["qpv_proximite"] + p["qpv_lacunes"] == p["qpv_total"]).all()
+    assert p.loc["sante", "axe"] == p.loc["mobilite", "axe"] == "Lever les freins"
     assert p.loc["garde_enfants", "qpv_atteints"] == 0  # S7 is in the QVA, far from any QPV
     assert list(cov.par_priorite["priorite"]) == list(PRIORITES)
 
@@ -95,6 +101,7 @@ def test_par_qpv(ref, sites):
     assert (q.loc[BETA, "priorites_dans"], q.loc[BETA, "priorites_atteintes"]) == (1, 1)
     # "autre" is not a priority of the call: Gamma reaches 2, not 3.
     assert q.loc[GAMMA, "priorites_atteintes"] == 2
+    assert (q.loc[ALPHA, "priorites_proximite"], q.loc[ALPHA, "priorites_lacunes"]) == (1, 6)
     assert q.loc[GAMMA, "actions"] == 3
     assert "Garde d'enfants" in q.loc[GAMMA, "priorites_manquantes"]
     assert "Santé" not in q.loc[GAMMA, "priorites_manquantes"]
@@ -146,7 +153,9 @@ def test_empty_sites(ref):
     empty = pd.DataFrame({"lon": [], "lat": [], "priorite": []})
     cov = coverage_from_sites(empty, ref)
     assert len(cov.gaps) == 3 * 8
-    assert (cov.par_priorite["taux_couverture"] == 0).all()
+    assert (cov.par_priorite["taux_dans"] == 0).all()
+    assert (cov.par_priorite["taux_lacunes"] == 1).all()
+    assert cov.cellules() == {"total": 24, "dans": 0, "proximite": 0, "lacunes": 24}
 
 
 def test_pivot(ref, sites):
@@ -162,3 +171,27 @@ def test_shipped_reference_has_20_qpv(reference):
     cov = coverage_from_sites(pd.DataFrame({"lon": [4.3871], "lat": [45.4605],
                                             "priorite": ["sante"]}), reference)
     assert cov.qpv_total == 20
+
+
+def test_cells_partition_and_gaps_per_qpv(ref, sites):
+    cov = coverage_from_sites(sites, ref)
+    assert cov.cellules() == {"total": 24, "dans": 4, "proximite": 1, "lacunes": 19}
+    per = cov.lacunes_par_qpv()
+    assert list(per.columns) == ["code_qp", "lib_qp", "lib_com", "lacunes", "proximite",
+                                 "n_lacunes"]
+    assert per["n_lacunes"].sum() == len(cov.gaps) == 19
+    assert list(per["n_lacunes"]) == sorted(per["n_lacunes"], reverse=True)
+    alpha = per.set_index("code_qp").loc[ALPHA]
+    assert alpha["proximite"] == ["entreprises"]
+    assert "mobilite" not in alpha["lacunes"] and "entreprises" not in alpha["lacunes"]
+    assert alpha["lacunes"] == [k for k in PRIORITES if k not in ("mobilite", "entreprises")]
+
+
+def test_axes_of_call():
+    from qpv_geo.coverage import axes_of_call
+
+    axes = axes_of_call()
+    assert axes[0] == ("Lever les freins au retour à l'emploi",
+                       ["mobilite", "linguistique", "garde_enfants", "sante"])
+    assert [len(k) for _, k in axes] == [4, 1, 1, 1, 1]
+    assert sorted(k for _, ks in axes for k in ks) == sorted(PRIORITES)

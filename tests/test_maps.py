@@ -69,8 +69,9 @@ def test_one_layer_per_priority_with_its_colour_and_icon(site_map, sites):
     assert sum(len(v.rows) for v in layers.values()) == sites["lon"].notna().sum()
     for key, layer in layers.items():
         if key in PRIORITES:
-            assert layer.icon_options["markerColor"] == PRIORITES[key].color
-            assert layer.icon_options["icon"] == PRIORITES[key].icon
+            # A round marker in the priority's colour-blind-safe colour, with its icon.
+            assert f"background:{PRIORITES[key].hex}" in layer.icon_options["html"]
+            assert f"fa-{PRIORITES[key].icon}" in layer.icon_options["html"]
             assert PRIORITES[key].hex in layer.layer_name
         assert layer.overlay and layer.control and not layer.cluster
 
@@ -164,10 +165,18 @@ def test_coverage_map(ref, sites):
     assert [g.show for g in groups] == [True] + [False] * (len(PRIORITES) - 1)
     mob = groups[0]
     gj = next(iter(mob._children.values()))
-    flags = {f["properties"]["_tip"].split("</b>")[0][3:]: f["properties"]["lacune"]
+    flags = {re.search(r"QN\d{5}M", f["properties"]["_tip"]).group(0): f["properties"]["lacune"]
              for f in gj.data["features"]}
     assert flags == {"QN04201M": False, "QN04202M": True, "QN04203M": False}
-    assert "67% des QPV" in mob.layer_name
+    fills = {re.search(r"QN\d{5}M", f["properties"]["_tip"]).group(0): f["properties"]["fill"]
+             for f in gj.data["features"]}
+    assert fills["QN04202M"] == "#ffffff" and fills["QN04201M"] != "#ffffff"
+    # Inside and nearby said apart in the layer's name, never one rate.
+    assert "2/3 dans le QPV, 0 à ≤ 300 m" in mob.layer_name and "%" not in mob.layer_name
+    ent = next(iter(groups[4]._children.values()))
+    ent_fill = {re.search(r"QN\d{5}M", f["properties"]["_tip"]).group(0): f["properties"]["fill"]
+                for f in ent.data["features"]}
+    assert ent_fill["QN04201M"] == maps.COULEUR_VECU_CLAIR  # served only within 300 m
     assert maps.COULEUR_LACUNE in maps.map_html(m)
     with pytest.raises(ValueError):
         maps.coverage_map(cov, ref, priorites=["nope"])

@@ -19,20 +19,20 @@ from qpv_geo import maps, report
 pytestmark = pytest.mark.browser
 
 DATA = Path(__file__).parent / "data" / "coverage"
-MARKERS = ".leaflet-marker-pane .awesome-marker"
+MARKERS = ".leaflet-marker-pane .qpvgeo-site"
 PATHS = "path.leaflet-interactive"
 
 
 
 
-def open_page(page, path: Path) -> list[str]:
+def open_page(page, path: Path, wait: str = PATHS) -> list[str]:
     """Open a local file, recording any request that is not file:// or data:."""
     remote: list[str] = []
     page.on("request", lambda r: remote.append(r.url)
             if not r.url.startswith(("file:", "data:")) else None)
     page.on("dialog", lambda d: (remote.append("dialog: " + d.message), d.dismiss()))
     page.goto(path.as_uri())
-    page.wait_for_selector(PATHS)
+    page.wait_for_selector(wait)
     page.wait_for_timeout(300)
     return remote
 
@@ -49,6 +49,9 @@ def test_site_map(page, ref, sites, tmp_path, artifacts):
     assert page.locator(".leaflet-control-scale").is_visible()
     assert page.locator(".leaflet-control-zoom-fullscreen").count() == 1
 
+    # The layer control starts collapsed (it hid a third of the map): open it to toggle.
+    assert page.locator(".leaflet-control-layers-overlays").is_hidden()
+    page.locator(".leaflet-control-layers").hover()
     mobilite = page.locator(".leaflet-control-layers-overlays label", has_text="Mobilité")
     mobilite.locator("input").uncheck()
     assert page.locator(MARKERS).count() == 7
@@ -96,6 +99,7 @@ def test_report(page, ref, sites, tmp_path, artifacts):
     red = "path[stroke='#d7191c']"
     assert cov.locator(PATHS).count() >= 3
     assert cov.locator(red).count() == 1  # mobilité: only Bêta is a gap
+    cov.locator(".leaflet-control-layers").hover()
     cov.locator(".leaflet-control-layers-base label", has_text="Garde d'enfants") \
         .locator("input").check()
     assert cov.locator(red).count() == 3
@@ -119,12 +123,12 @@ def test_street_names_at_close_zoom_only(page, tmp_path, artifacts):
     osm.add_roads_layer(m, (4.38, 45.42, 4.40, 45.435))
     folium.LayerControl(collapsed=False).add_to(m)
     path = maps.save_map(m, tmp_path / "rues.html")
-    remote = open_page(page, path)
-    page.wait_for_selector(".qpvgeo-rue")
+    remote = open_page(page, path, wait=".qpvgeo-rue")
     names = page.locator(".qpvgeo-rue").all_inner_texts()
     assert len(names) >= 10
     assert "Rue Denis Papin" in names
     assert page.locator(".leaflet-qpvgeoRues-pane canvas").count() == 1
+    assert page.locator("path[stroke-dasharray='6 5']").count() == 1  # where the layer stops
     attribution = page.locator(".leaflet-control-attribution").inner_text()
     assert "les contributeurs d'OpenStreetMap (ODbL)" in attribution
     assert "rues : Saint-Étienne seulement" in page.locator(".qpvgeo-rues-note").inner_text()
@@ -150,3 +154,58 @@ def test_street_names_at_close_zoom_only(page, tmp_path, artifacts):
     assert "OpenStreetMap" not in page.locator(".leaflet-control-attribution").inner_text()
     assert page.console_errors == []
     assert remote == []
+
+
+def test_site_map_opening_view_on_shipped_data(page, reference, tmp_path, artifacts):
+    """carte.html as a committee member opens it: SEM fills the map, QPV named, one distinct
+    colour per priority, legend and notes clear of the markers, streets at close zoom."""
+    from qpv_geo.priorites import PRIORITES
+
+    qpv = reference.qpv.sort_values("code_qp").reset_index(drop=True)
+    points = [qpv.geometry.values[i % len(qpv)].representative_point() for i in range(16)]
+    keys = list(PRIORITES)
+    sites = pd.DataFrame({
+        "lon": [p.x for p in points] + [4.8357], "lat": [p.y for p in points] + [45.7640],
+        "priorite": [keys[i % len(keys)] for i in range(16)] + ["mobilite"],
+        "porteur": [f"Porteur {i}" for i in range(17)], "action": "A",
+        "status": ["eligible"] * 16 + ["hors_territoire"]})
+    path = maps.save_map(maps.map_from_sites(sites, reference, tiles=None), tmp_path / "c.html")
+    remote = open_page(page, path)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(artifacts / "carte_ouverture.png"))
+    # QPV names shown at the opening zoom, never on top of each other.
+    labels = page.locator(".qpvgeo-etiquette span")
+    assert labels.count() >= 8
+    boxes = page.eval_on_selector_all(".qpvgeo-etiquette span", """els => els.map(e => {
+        const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })""")
+    assert not any(a[0] < b[2] - 1 and a[2] > b[0] + 1 and a[1] < b[3] - 1 and a[3] > b[1] + 1
+                   for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    # One distinct colour per priority.
+    colours = page.eval_on_selector_all(".qpvgeo-site span", "els => els.map(e => "
+                                        "getComputedStyle(e).backgroundColor)")
+    assert len(set(colours)) == len(PRIORITES)
+    # The markers inside SEM are clear of the legend and the notes at the opening view.
+    def rect(sel: str) -> list[float]:
+        return page.eval_on_selector(sel, """e => { const r = e.getBoundingClientRect();
+            return [r.left, r.top, r.right, r.bottom]; }""")
+
+    covers = [rect(".qpvgeo-legende"), rect(".qpvgeo-notes"), rect(".leaflet-control-layers")]
+    markers = page.eval_on_selector_all(MARKERS, """els => els.map(e => {
+        const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })""")
+    inside = [m for m in markers if 0 <= m[0] and m[2] <= 1280 and 0 <= m[1] and m[3] <= 900]
+    assert len(inside) >= 16
+    hidden = [m for m in inside for c in covers
+              if m[0] < c[2] and m[2] > c[0] and m[1] < c[3] and m[3] > c[1]]
+    assert hidden == []
+    # The legend folds away.
+    page.locator(".qpvgeo-legende summary").click()
+    assert page.locator(".qpvgeo-legende .ligne").first.is_hidden()
+    # Close zoom on a QPV of Saint-Étienne: the streets and their names, offline.
+    se = qpv[qpv["lib_com"] == "Saint-Étienne"].geometry.values[0].representative_point()
+    page.evaluate("""([lat, lon]) => { window[Object.keys(window).find(
+        k => k.startsWith('map_'))].setView([lat, lon], 17); }""", [se.y, se.x])
+    page.wait_for_selector(".qpvgeo-rue")
+    assert page.locator(".qpvgeo-rue").count() >= 5
+    assert "OpenStreetMap" in page.locator(".leaflet-control-attribution").inner_text()
+    page.screenshot(path=str(artifacts / "carte_rues.png"))
+    assert page.console_errors == [] and remote == []

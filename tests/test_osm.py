@@ -90,12 +90,24 @@ def test_add_roads_layer_object_and_page():
     assert page.count("qpvgeoRues(map_") == 2
     assert "Rue Denis Papin" in page
     assert "rues : Saint-Étienne seulement" in page
-    assert "Limite de la couche des rues" in page
     assert "contributeurs d" in page and "ODbL" in page
     assert "Rues (OpenStreetMap, Saint-\\u00c9tienne seulement)" in page  # layer control
 
 
 def test_add_roads_layer_outside_area_adds_nothing():
+    import shapely
+
     m = _map()
     assert osm.add_roads_layer(m, (5.0, 45.0, 5.1, 45.1)) is None
+    assert osm.add_roads_layer(m, near=shapely.box(4.0, 45.0, 4.01, 45.01)) is None
     assert "qpvgeoRues" not in m.get_root().render()
+
+
+def test_roads_near_a_zone_only():
+    import shapely
+
+    zone = shapely.Point(4.39, 45.4275).buffer(0.002)
+    data = osm.roads_geojson(near=zone)
+    assert 0 < len(data["features"]) < 200
+    lines = [shapely.LineString(f["geometry"]["coordinates"]) for f in data["features"]]
+    assert all(line.distance(zone) < 1e-4 for line in lines)  # whole ways meeting the zone

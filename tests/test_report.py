@@ -43,33 +43,87 @@ def test_key_figures(page):
     assert "<b>13</b>sites déclarés" in chiffres
     assert "<b>10</b>actions" in chiffres and "<b>10</b>porteurs" in chiffres
     assert "<b>6</b>sites éligibles" in chiffres
-    assert "<b>3 / 3</b>QPV atteints" in chiffres
-    assert "<b>19</b>lacunes" in chiffres
     assert "<b>2</b>lignes à revoir" in chiffres  # S9 not located, S10 unknown priority
+    # 3 QPV × 8 priorities: cells inside, served only nearby, gaps — three figures, apart.
+    assert "160" not in chiffres and "24 cases QPV × priorité" in chiffres
+
+    def card(ident: str) -> str:
+        m = re.search(rf'id="{ident}"><b>(.*?)</b>(.*?)</li>', chiffres, re.S)
+        assert m, ident
+        return re.sub(r"\s+", " ", m.group(1) + " " + re.sub(r"<[^>]+>", "", m.group(2)))
+
+    assert card("cases-dans").startswith("4 / 24 cases avec une action dans le QPV (17 %)")
+    assert card("cases-vecu").startswith("1 / 24 cases desservies seulement par le quartier")
+    assert card("cases-lacunes").startswith("19 / 24 lacunes")
+    assert "QPV atteints" not in chiffres  # the old figure that read as full coverage
     assert "Non éligible — hors QPV" in text and text[text.index("Non éligible — hors QPV")
                                                        + 1] == "4"
 
 
-def test_matrix_and_rates(page):
+def test_matrix_grouped_by_axis(page):
     rows = re.findall(r"<tr>(.*?)</tr>", section(page, "matrice"), re.S)
-    header = cells(rows[0])
-    assert header[2:10] == [p.label for p in PRIORITES.values()]
+    top, labels = cells(rows[0]), cells(rows[1])
+    assert top[:3] == ["QPV", "Commune", "Lever les freins au retour à l'emploi"]
+    assert 'colspan="4" class="axe-entete">Lever les freins' in section(page, "matrice")
+    assert labels == [p.label for p in PRIORITES.values()]
     alpha = cells(next(r for r in rows if "QN04201M" in r))
     assert alpha[2] == "2 (2+1)"  # mobilité: 2 actions, 2 sites inside + 1 nearby
     assert alpha[6] == "1 (0+1)"  # entreprises: only nearby
-    assert alpha[3] == "0" and alpha[-1] == "2 / 8"
+    assert alpha[3] == "0" and alpha[-1] == "1 / 8"  # one priority with an action inside
     assert 'class="cellule aucune"' in section(page, "matrice")
-    prio = cells(section(page, "priorites"))
-    i = prio.index("Mobilité")
-    assert prio[i + 1: i + 7] == ["6", "4", "4", "2 / 3", "2 / 3", "67 %"]
+    assert 'class="cellule proximite"' in section(page, "matrice")
 
 
-def test_gaps_listed(page):
-    gaps = cells(section(page, "lacunes"))
-    i = gaps.index("Mobilité")
-    assert gaps[i + 1] == "1 : QN04202M « Bêta »"
-    j = gaps.index("Rapprocher les entreprises des quartiers")
-    assert gaps[j + 2] == "QN04201M « Alpha »"  # reached only within the radius
+def test_priorities_inside_and_nearby_apart(page):
+    prio = section(page, "priorites")
+    text = cells(prio)
+    assert text.index("Lever les freins au retour à l'emploi") < text.index("Mobilité") \
+        < text.index("Santé") < text.index("Rapprocher les entreprises des quartiers")
+    i = text.index("Mobilité")
+    assert text[i + 1: i + 7] == ["6", "4", "4", "2 / 3 (67 %)", "0 / 3 (0 %)", "1 / 3 (33 %)"]
+    j = text.index("Rapprocher les entreprises des quartiers")
+    # Reached only within 300 m: not a QPV with an action inside, and said apart.
+    assert text[j + 4: j + 7] == ["0 / 3 (0 %)", "1 / 3 (33 %)", "2 / 3 (67 %)"]
+    assert "taux de couverture" not in prio.lower()
+    assert prio.count("data:image/png;base64,") == 1  # the chart
+
+
+def test_gaps_per_qpv(page):
+    gaps = section(page, "lacunes")
+    rows = re.findall(r"<tr>(.*?)</tr>", gaps, re.S)
+    assert cells(rows[0]) == ["QPV", "Commune", "Lacunes", "Priorités sans action",
+                              "Desservies seulement par le quartier vécu"]
+    by_code = {re.search(r"QN0420\dM", r).group(0): cells(r) for r in rows[1:]}
+    assert set(by_code) == {"QN04201M", "QN04202M", "QN04203M"}
+    alpha = by_code["QN04201M"]
+    assert alpha[0] == "Alpha\nQN04201M" or alpha[0].startswith("Alpha")
+    assert alpha[2] == "6 / 8"
+    assert "Lever les freins au retour à l'emploi : Linguistique, Garde d'enfants, Santé" \
+        in alpha[3]
+    assert "Mobilité" not in alpha[3] and "Rapprocher" not in alpha[3]
+    assert alpha[4] == "Rapprocher les entreprises des quartiers"
+    beta = by_code["QN04202M"]
+    assert beta[2] == "7 / 8" and "Mobilité" in beta[3] and "Linguistique" not in beta[3]
+    # Most gaps first.
+    assert [c[2] for c in by_code.values()] == sorted((c[2] for c in by_code.values()),
+                                                      reverse=True)
+    assert "QN04201M, QN04202M" not in gaps  # no wall of codes
+
+
+def test_sites_outside_sem_listed_apart(ref, sites):
+    far = sites.copy()
+    far.loc[far.index[0], ["lon", "lat", "status"]] = [4.8357, 45.7640, "hors_territoire"]
+    page = report.report_from_sites(far, ref, static=True)
+    cartes = section(page, "cartes")
+    assert 'id="hors-carte"' in cartes
+    n = int((far["status"] == "hors_territoire").sum())
+    assert n >= 1
+    assert f"Sites hors du territoire de SEM ({n})" in cartes and "45.76400, 4.83570" in cartes
+    # Not drawn: the static map stays framed on SEM (same image as without the far site).
+    from qpv_geo import figures
+
+    before = len(figures.sites_outside_map(sites, ref))
+    assert len(figures.sites_outside_map(far, ref)) == before + 1
 
 
 def test_rows_to_review(page):
@@ -89,8 +143,9 @@ def test_self_contained_with_maps_and_static_images(page):
     assert not re.search(r'<script[^>]+src="https?:', page)
     assert not re.search(r'<link[^>]+href="https?:', page)
     assert page.count('class="folium-map"') == 2
-    assert page.count('class="carte-statique"') == 2
-    assert page.count("data:image/png;base64,") >= 2
+    assert page.count('class="carte-statique') == 2
+    assert page.count('class="graphique') == 2
+    assert page.count('src="data:image/png;base64,') == 4  # two static maps, two charts
     # Leaflet inlined once, not once per map.
     assert page.count("/* leaflet-1.9.4/leaflet.js */") == 1
     assert "@media print" in page and "@page" in page
@@ -137,7 +192,7 @@ def test_write_report_html_and_pdf(tmp_path, ref, sites):
 def test_coverage_reused_and_radius_shown(ref, sites):
     cov = coverage_from_sites(sites, ref, rayon_m=100)
     page = report.report_from_sites(sites, ref, static=True, coverage=cov)
-    assert "à moins de 100 m" in section(page, "chiffres")
+    assert "à moins de 100 m" in re.sub(r"\s+", " ", section(page, "chiffres"))
 
 
 def test_cli_report_and_map(tmp_path):
@@ -153,7 +208,8 @@ def test_cli_report_and_map(tmp_path):
     assert (tmp_path / "r.html").exists() and (tmp_path / "r.pdf").exists()
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "Matrice QPV × priorité" in page and "à moins de 200 m" in page
-    assert "QPV atteints" in result.output
+    assert "QPV avec une action dedans" in result.output and "seulement à ≤ 200 m" in result.output
+    assert "QPV atteints" not in result.output
     result = runner.invoke(app, ["map", str(validated), "-o", str(tmp_path / "c.html"),
                                  "--tiles", "none"])
     assert result.exit_code == 0, result.output

@@ -4,7 +4,8 @@
  *   data: the GeoJSON of qpv_geo.osm.roads_geojson (properties n = street name, c = class
  *         0 motorway/trunk/primary, 1 secondary/tertiary, 2 other), with its
  *         "attribution" and "min_zoom_names" members.
- *   options: {minZoomNames, attribution, color} (default from data).
+ *   options: {minZoomNames, minZoomRoads, attribution, color, outline} (default from data);
+ *            outline: a dashed rectangle where the layer stops (data.bbox).
  * Roads are drawn in their own pane under the perimeters (overlayPane, z-index 400); street
  * names are labels along the road at zoom >= minZoomNames, one per street in a 160 px cell
  * and never overlapping another label.
@@ -12,6 +13,8 @@
 function qpvgeoRues(map, data, options) {
   options = options || {};
   var minZoom = options.minZoomNames || data.min_zoom_names || 16;
+  // Below this zoom the streets would only grey the map: not drawn.
+  var minZoomRoads = options.minZoomRoads || 12;
   var attribution = options.attribution || data.attribution || '';
   if (!map.getPane('qpvgeoRues')) {
     map.createPane('qpvgeoRues').style.zIndex = 350;
@@ -25,12 +28,18 @@ function qpvgeoRues(map, data, options) {
     pane: 'qpvgeoRues', renderer: renderer, interactive: false, attribution: attribution,
     style: function (f) {
       var w = widths[f.properties.c] || widths[2];
-      return {color: options.color || '#8f8f8f', weight: map.getZoom() >= 15 ? w[1] : w[0],
-              opacity: 0.9, lineCap: 'round', lineJoin: 'round'};
+      var z = map.getZoom();
+      return {color: options.color || '#8f8f8f', weight: z >= 15 ? w[1] : w[0],
+              opacity: z >= minZoomRoads ? 0.9 : 0, lineCap: 'round', lineJoin: 'round'};
     }
   });
   var labels = L.layerGroup([], {pane: 'qpvgeoRuesNoms'});
   var group = L.layerGroup([roads, labels]);
+  if (options.outline && data.bbox) {
+    var b = data.bbox;
+    group.addLayer(L.rectangle([[b[1], b[0]], [b[3], b[2]]], {interactive: false,
+      color: '#777777', weight: 1, dashArray: '6 5', fill: false}));
+  }
   group.qpvgeoRoads = roads;
   group.qpvgeoLabels = labels;
 
