@@ -192,7 +192,7 @@ def test_site_map_opening_view_on_shipped_data(page, reference, tmp_path, artifa
     covers = [rect(".qpvgeo-legende"), rect(".qpvgeo-notes"), rect(".leaflet-control-layers")]
     markers = page.eval_on_selector_all(MARKERS, """els => els.map(e => {
         const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })""")
-    inside = [m for m in markers if 0 <= m[0] and m[2] <= 1280 and 0 <= m[1] and m[3] <= 900]
+    inside = [m for m in markers if m[0] >= 0 and m[2] <= 1280 and m[1] >= 0 and m[3] <= 900]
     assert len(inside) >= 16
     hidden = [m for m in inside for c in covers
               if m[0] < c[2] and m[2] > c[0] and m[1] < c[3] and m[3] > c[1]]
