@@ -260,3 +260,37 @@ class ResultCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def download_failure_reason(exc: BaseException) -> str:
+    """Why a download failed, in French words for a person (never the library's repr).
+
+    Walks the exception chain (requests → urllib3 → socket) for the first cause it knows.
+    """
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 10:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    names = " ".join(type(e).__name__ for e in seen)
+    text = " ".join(str(e) for e in seen)
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    if status:
+        return f"le serveur a répondu « erreur {status} »"
+    if "NameResolution" in names or "gaierror" in names or "Name or service not known" in text \
+            or "Failed to resolve" in text:
+        return "serveur introuvable (pas d'accès à internet, ou nom de serveur inconnu)"
+    if "SSL" in names or "CERTIFICATE" in text:
+        return "connexion sécurisée refusée (certificat non reconnu, ou proxy d'entreprise)"
+    if "Timeout" in names or "timed out" in text:
+        return "le serveur n'a pas répondu à temps"
+    if "ConnectionRefused" in names or "Connection refused" in text:
+        return "connexion refusée par le serveur"
+    if "InvalidURL" in names or "MissingSchema" in names or "InvalidSchema" in names:
+        return "adresse (URL) invalide"
+    if "Connection" in names:
+        return "connexion impossible"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"erreur système : {exc.strerror}"
+    return "erreur réseau"

@@ -169,7 +169,9 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
         + ", hors Saint-Étienne Métropole : non éligible à cet appel")
     m_hors = usable & (zk < 0) & (c.territory != _T_OUT)
     add(m_hors & (base != A_VERIFIER) & (status != HORS_TERRITOIRE),
-        "dans Saint-Étienne Métropole, dans aucun QPV ni QVA")
+        "dans Saint-Étienne Métropole, dans aucun QPV ni QVA" if len(self.reference.qva)
+        else "dans Saint-Étienne Métropole, dans aucun QPV (QVA non vérifiés : aucun "
+        "périmètre QVA installé)")
     add(usable & (c.territory == _T_LIMIT),
         "en limite du territoire de SEM (contour communal approximatif, tolérance "
         f"{self.tolerance_m:.0f} m)")

@@ -16,10 +16,12 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from qpv_geo.cli_fr import FrenchGroup, nombre, positif, strictement_positif
 from qpv_geo.exceptions import QpvGeoError
-from qpv_geo.settings import Settings
+from qpv_geo.settings import GEOCODERS, Settings
 
 app = typer.Typer(
+    cls=FrenchGroup,
     name="qpv-geo",
     help="Éligibilité QPV des actions de la Cité de l'emploi de Saint-Étienne Métropole.",
     no_args_is_help=True,
@@ -27,7 +29,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 data_app = typer.Typer(help="Données de référence : versions, export, mise à jour, import.",
-                       no_args_is_help=True)
+                       no_args_is_help=True, rich_markup_mode="rich")
 app.add_typer(data_app, name="data")
 
 console = Console()
@@ -60,6 +62,50 @@ def get_settings() -> Settings:
     """Settings from the environment (``QPV_GEO_*``)."""
     return Settings.from_env()
 
+
+def geocodeur(value: str) -> str:
+    """``--geocoder`` value: one of :data:`~qpv_geo.settings.GEOCODERS`, any case."""
+    from qpv_geo.cli_fr import FrenchBadParameter
+
+    name = str(value).strip().lower()
+    if name not in GEOCODERS:
+        raise FrenchBadParameter(f"« {value} » : choisissez " + ", ".join(GEOCODERS[:-1])
+                                 + f" ou {GEOCODERS[-1]}.")
+    return name
+
+
+def tuiles(value: str) -> str:
+    """``--tiles`` value: osm (online OpenStreetMap tiles) or none (offline)."""
+    from qpv_geo.cli_fr import FrenchBadParameter
+
+    name = str(value).strip().lower()
+    if name not in ("osm", "none"):
+        raise FrenchBadParameter(f"« {value} » : choisissez osm (en ligne) ou none (hors "
+                                 "ligne).")
+    return name
+
+
+#: Options shared by several commands: one name, one meaning everywhere.
+MargeOption = Annotated[float | None, typer.Option(
+    parser=positif, help="Marge (m) imposée à tous les points : en deçà de cette distance "
+    "d'un bord, le verdict est « à vérifier ». Par défaut, chaque point a la sienne : "
+    "précision du périmètre + incertitude de sa position (docs/marges.md).")]
+GeocoderOption = Annotated[str | None, typer.Option(
+    "--geocoder", parser=geocodeur, metavar="<" + "|".join(GEOCODERS) + ">",
+    help="Géocodeur des adresses : auto (défaut : fichier BAN installé, sinon service en "
+    "ligne), local (fichier BAN installé), ban (service en ligne), demo (adresses fictives).")]
+FeuilleOption = Annotated[str | None, typer.Option(
+    "--feuille", help="Feuille du classeur XLSX (nom ou rang ; défaut : la première).")]
+RayonOption = Annotated[float, typer.Option(
+    parser=strictement_positif, help="Rayon (m) du « quartier vécu » : un site à cette "
+    "distance d'un QPV le dessert.")]
+TilesOption = Annotated[str, typer.Option(
+    "--tiles", parser=tuiles, metavar="<osm|none>",
+    help="Fond de carte : osm (OpenStreetMap, en ligne) ou none (hors ligne).")]
+#: Old spellings, still accepted, not shown in the help pages.
+_GeocodeurAlias = Annotated[str | None, typer.Option("--geocodeur", parser=geocodeur,
+                                                     hidden=True)]
+_SheetAlias = Annotated[str | None, typer.Option("--sheet", hidden=True)]
 
 #: The column options of every command that reads a raw sites file (same names everywhere).
 ColAdresse = Annotated[str | None, typer.Option("--col-adresse", help="Colonne de l'adresse.")]
@@ -104,6 +150,7 @@ def render_verdict(verdict: Any) -> None:
     from rich.table import Table
 
     from qpv_geo.eligibility import format_distance
+    from qpv_geo.web._present import PRECISION_LABELS
 
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
@@ -122,8 +169,9 @@ def render_verdict(verdict: Any) -> None:
         table.add_row("De l'autre côté", verdict.candidat_autre_cote)
     geo = verdict.geocodage or {}
     if geo:
+        precision = geo.get("geocodage_precision")
         table.add_row("Géocodage", f"{geo.get('geocodage_label') or '—'} · précision "
-                      f"{geo.get('geocodage_precision') or '—'} · score "
+                      f"{PRECISION_LABELS.get(precision or '', precision) or '—'} · score "
                       f"{(geo.get('geocodage_score') or 0):.2f} · {geo.get('geocodage_source')}")
     if verdict.lat is not None:
         table.add_row("Point", f"lat {verdict.lat:.6f}, lon {verdict.lon:.6f} · Lambert-93 "
@@ -143,24 +191,21 @@ def render_verdict(verdict: Any) -> None:
 def check(
     adresse: Annotated[str | None, typer.Argument(
         help="Adresse postale, ex. « 12 rue Jean Jaurès 42000 Saint-Étienne ».")] = None,
-    lat: Annotated[float | None, typer.Option(help="Latitude WGS84 (≈ 45,4 à Saint-Étienne).")]
+    lat: Annotated[float | None, typer.Option(
+        parser=nombre, help="Latitude WGS84 (≈ 45,4 à Saint-Étienne ; virgule ou point).")]
     = None,
-    lon: Annotated[float | None, typer.Option(help="Longitude WGS84 (≈ 4,4 à Saint-Étienne).")]
-    = None,
-    x: Annotated[float | None, typer.Option(help="X Lambert-93 (EPSG:2154), en mètres.")] = None,
-    y: Annotated[float | None, typer.Option(help="Y Lambert-93 (EPSG:2154), en mètres.")] = None,
-    marge: Annotated[float | None, typer.Option(
-        help="Marge (m) imposée à tous les points : en deçà de cette distance d'un bord, le "
-        "verdict est « à vérifier ». Par défaut, chaque point a la sienne : précision du "
-        "périmètre + incertitude de sa position (docs/marges.md).")]
-    = None,
+    lon: Annotated[float | None, typer.Option(
+        parser=nombre, help="Longitude WGS84 (≈ 4,4 à Saint-Étienne).")] = None,
+    x: Annotated[float | None, typer.Option(
+        parser=nombre, help="X Lambert-93 (EPSG:2154), en mètres.")] = None,
+    y: Annotated[float | None, typer.Option(
+        parser=nombre, help="Y Lambert-93 (EPSG:2154), en mètres.")] = None,
+    marge: MargeOption = None,
     precision_point: Annotated[float | None, typer.Option(
-        "--precision-point", help="Incertitude (m) de la position des coordonnées données "
-        "(défaut 10 m ; une adresse géocodée a celle de son type de position).")] = None,
-    geocoder: Annotated[str | None, typer.Option(
-        help="Géocodeur pour une adresse : auto (défaut : fichier BAN installé, sinon service en "
-        "ligne), local (fichier BAN installé), ban (service en ligne), demo (adresses fictives).")]
-    = None,
+        "--precision-point", parser=positif, help="Incertitude (m) de la position des "
+        "coordonnées données (défaut 10 m ; une adresse géocodée a celle de son type de "
+        "position).")] = None,
+    geocoder: GeocoderOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Sortie JSON (un objet).")] = False,
 ) -> None:
     """Vérifier un lieu : une adresse, ou des coordonnées (lat/lon ou Lambert-93 x/y).
@@ -209,6 +254,7 @@ def data_info(
     as_json: Annotated[bool, typer.Option("--json", help="Sortie JSON.")] = False,
 ) -> None:
     """Couches de référence, versions et provenance (exemple : qpv-geo data info)."""
+    from rich.panel import Panel
     from rich.table import Table
 
     from qpv_geo.reference import get_reference
@@ -217,16 +263,32 @@ def data_info(
     if as_json:
         print_json(ref.version_dict())
         return
-    table = Table(title="Données de référence", show_lines=True)
-    for col in ("couche", "origine", "objets", "millésime", "précision", "sha256", "source"):
-        table.add_column(col, overflow="fold")
+    used = {"qpv": len(ref.qpv), "qpv_hors_sem": len(ref.qpv_hors_sem), "qva": len(ref.qva),
+            "communes": len(ref.communes)}
+    console.print("[bold]Données de référence[/]")
     for info in ref.layers.values():
-        table.add_row(info.name, info.origin, str(info.features), info.millesime,
-                      info.precision, (info.sha256 or "")[:16], info.source)
-    console.print(table)
-    console.print(f"Version : {ref.version}")
+        table = Table.grid(padding=(0, 1))
+        table.add_column(style="bold", no_wrap=True, min_width=11)
+        table.add_column(overflow="fold")
+        count = f"{info.features}"
+        if info.name in used and used[info.name] != info.features:
+            count = (f"{used[info.name]} utilisés ({info.features} dans le fichier ; seuls "
+                     "ceux hors de Saint-Étienne Métropole forment cette couche)"
+                     if info.name == "qpv_hors_sem" else
+                     f"{used[info.name]} utilisés ({info.features} dans le fichier)")
+        table.add_row("Origine", str(info.origin))
+        table.add_row("Objets", count)
+        for label, value in (("Millésime", info.millesime), ("Précision", info.precision),
+                             ("Source", info.source)):
+            if value:
+                table.add_row(label, str(value))
+        if info.sha256:
+            table.add_row("sha256", info.sha256[:16] + "…")
+        console.print(Panel(table, title=f"[bold]{info.name}[/]", title_align="left"),
+                      highlight=False)
+    console.print(f"Version : {ref.version}", highlight=False)
     for note in ref.notes:
-        console.print(f"[yellow]⚠ {note}[/]")
+        console.print(f"[yellow]⚠ {note}[/]", highlight=False)
 
 
 @data_app.command("export")
@@ -237,10 +299,18 @@ def data_export(
                                          help="Fichier .geojson, .gpkg ou .shp.")],
 ) -> None:
     """Écrire une couche pour QGIS (exemple : qpv-geo data export --layer qpv -o qpv.gpkg)."""
+    import warnings
+
     from qpv_geo.reference import export_layer, get_reference
 
-    path = export_layer(get_reference(get_settings()), layer, output)
-    console.print(f"Couche « {layer} » écrite dans {path}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = export_layer(get_reference(get_settings()), layer, output)
+    console.print(f"Couche « {layer} » écrite dans {path}", highlight=False)
+    if caught and path.suffix.lower() == ".shp":
+        console.print("[yellow]⚠ Shapefile : les noms de champs sont coupés à 10 caractères "
+                      "(« avertissement » devient « avertissem »). Le GeoPackage (.gpkg) "
+                      "garde les noms entiers.[/]", highlight=False)
 
 
 @data_app.command("import")
@@ -406,10 +476,45 @@ def serve(
         from qpv_geo.web._server import run
     except ImportError as exc:
         raise QpvGeoError("uvicorn n'est pas installé.", hint=INSTALL_HINT) from exc
+    _check_port_free(host, port)
     settings = get_settings().with_(ecoute=host)
     application = create_app(settings)
-    console.print(f"qpv-geo : http://{host}:{port}/ (Ctrl+C pour arrêter)")
-    run(application, host=host, port=port, delay_s=settings.delai_client_s, log_level="info")
+    console.print(f"qpv-geo : http://{host}:{port}/ (Ctrl+C pour arrêter)", highlight=False)
+    # uvicorn's own lines are English: only its warnings and errors are shown
+    run(application, host=host, port=port, delay_s=settings.delai_client_s,
+        log_level="warning")
+    console.print("Serveur arrêté.")
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A French error saying why (host, port) cannot be listened on (port taken…), if so."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise QpvGeoError(f"Adresse d'écoute inconnue : « {host} ».",
+                          hint="Utilisez 127.0.0.1 (ce poste) ou 0.0.0.0 (le réseau local)."
+                          ) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise QpvGeoError(f"Le port {port} est déjà utilisé sur {host} (un autre "
+                                  "serveur, ou qpv-geo serve déjà lancé).",
+                                  hint="Choisissez un autre port : qpv-geo serve --port "
+                                  f"{port + 1 if port < 65535 else 8001}") from None
+            if exc.errno == errno.EACCES:
+                raise QpvGeoError(f"Le port {port} est réservé (droits d'administrateur "
+                                  "requis).", hint="Choisissez un port au-dessus de 1024, "
+                                  "ex. --port 8000.") from None
+            raise QpvGeoError(f"Impossible d'écouter sur {host}:{port} "
+                              f"({exc.strerror or exc.errno}).",
+                              hint="Vérifiez l'adresse --host (127.0.0.1 ou 0.0.0.0).") from None
 # --- end serve command ---
 
 
@@ -456,15 +561,10 @@ def map_command(
         "d'abord).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Carte HTML à écrire.")] = Path(
         "carte.html"),
-    tiles: Annotated[str, typer.Option(
-        "--tiles", help="Fond de carte : osm (OpenStreetMap, en ligne) ou none (hors ligne).")]
-    = "osm",
-    rayon: Annotated[float, typer.Option(
-        help="Rayon (m) du « quartier vécu » tracé autour des QPV.")] = 300.0,
-    geocoder: Annotated[str | None, typer.Option(
-        "--geocodeur", help="Géocodeur pour un fichier brut : auto, local, ban ou demo.")] = None,
-    sheet: Annotated[str | None, typer.Option("--feuille", help="Feuille d'un classeur XLSX.")]
-    = None,
+    tiles: TilesOption = "osm",
+    rayon: RayonOption = 300.0,
+    geocoder: GeocoderOption = None,
+    feuille: FeuilleOption = None,
     col_adresse: ColAdresse = None,
     col_code_postal: ColCodePostal = None,
     col_commune: ColCommune = None,
@@ -475,6 +575,8 @@ def map_command(
     col_priorite: ColPriorite = None,
     col_porteur: ColPorteur = None,
     col_action: ColAction = None,
+    _geocodeur: _GeocodeurAlias = None,
+    _sheet: _SheetAlias = None,
 ) -> None:
     """Carte interactive des actions par priorité, sur les périmètres QPV (un seul fichier HTML,
     utilisable hors ligne avec --tiles none).
@@ -484,12 +586,10 @@ def map_command(
     from qpv_geo.maps import TILES, write_map
     from qpv_geo.reference import get_reference
 
-    if tiles.lower() not in TILES:
-        raise typer.BadParameter(f"« {tiles} » : choisissez osm ou none.", param_hint="--tiles")
     settings = get_settings()
     overrides = col_overrides(**{k: v for k, v in locals().items() if k.startswith("col_")})
-    frame = load_sites_for_outputs(sites, settings, geocoder=geocoder, sheet=sheet,
-                                   overrides=overrides)
+    frame = load_sites_for_outputs(sites, settings, geocoder=geocoder or _geocodeur,
+                                   sheet=feuille or _sheet, overrides=overrides)
     reference = get_reference(settings)
     path = write_map(frame, output, reference=reference, tiles=TILES[tiles.lower()],
                      rayon_m=rayon)
@@ -509,16 +609,11 @@ def report_command(
         "rapport.html"),
     pdf: Annotated[bool, typer.Option("--pdf", help="Écrire aussi le PDF (cartes statiques).")]
     = False,
-    tiles: Annotated[bool, typer.Option(
-        "--tiles", help="Fond OpenStreetMap sous les cartes interactives (en ligne).")] = False,
-    rayon: Annotated[float, typer.Option(
-        help="Rayon (m) du « quartier vécu » : un site à cette distance dessert le QPV.")]
-    = 300.0,
+    tiles: TilesOption = "none",
+    rayon: RayonOption = 300.0,
     titre: Annotated[str | None, typer.Option(help="Titre du rapport.")] = None,
-    geocoder: Annotated[str | None, typer.Option(
-        "--geocodeur", help="Géocodeur pour un fichier brut : auto, local, ban ou demo.")] = None,
-    sheet: Annotated[str | None, typer.Option("--feuille", help="Feuille d'un classeur XLSX.")]
-    = None,
+    geocoder: GeocoderOption = None,
+    feuille: FeuilleOption = None,
     col_adresse: ColAdresse = None,
     col_code_postal: ColCodePostal = None,
     col_commune: ColCommune = None,
@@ -529,6 +624,8 @@ def report_command(
     col_priorite: ColPriorite = None,
     col_porteur: ColPorteur = None,
     col_action: ColAction = None,
+    _geocodeur: _GeocodeurAlias = None,
+    _sheet: _SheetAlias = None,
 ) -> None:
     """Rapport du comité de copilotage : chiffres clés, matrice QPV × priorité, lacunes, lignes
     à revoir, cartes, versions des données (un seul fichier HTML imprimable ; --pdf via
@@ -542,11 +639,11 @@ def report_command(
 
     settings = get_settings()
     overrides = col_overrides(**{k: v for k, v in locals().items() if k.startswith("col_")})
-    frame = load_sites_for_outputs(sites, settings, geocoder=geocoder, sheet=sheet,
-                                   overrides=overrides)
+    frame = load_sites_for_outputs(sites, settings, geocoder=geocoder or _geocodeur,
+                                   sheet=feuille or _sheet, overrides=overrides)
     reference = get_reference(settings)
     written = write_report(frame, output, reference=reference, rayon_m=rayon,
-                           tiles="osm" if tiles else None, pdf=pdf, title=titre,
+                           tiles="osm" if tiles == "osm" else None, pdf=pdf, title=titre,
                            source=sites.name)
     for kind, path in written.items():
         console.print(f"Rapport {kind.upper()} écrit : {path}", highlight=False)
@@ -571,10 +668,7 @@ def report_command(
 def geocode(
     adresse: Annotated[str, typer.Argument(
         help="Adresse postale, ex. « 12 rue Jean Jaurès 42000 Saint-Étienne ».")],
-    geocoder: Annotated[str | None, typer.Option(
-        help="auto (défaut : fichier BAN installé, sinon service en ligne), local, ban "
-        "(service en ligne de la Géoplateforme) ou demo (adresses fictives).")]
-    = None,
+    geocoder: GeocoderOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Sortie JSON (un objet).")] = False,
 ) -> None:
     """Géocoder une adresse : point WGS84, précision, score, et ce qui la rend à vérifier.
@@ -594,8 +688,11 @@ def geocode(
         err_console.print(f"[bold magenta]Non trouvée :[/] {result.motif}", highlight=False)
     else:
         console.print(f"[bold]{result.label}[/]  ({result.source})", highlight=False)
-        console.print(f"lat {result.lat:.6f}, lon {result.lon:.6f} · précision "
-                      f"{result.precision} · score {result.score:.2f} · INSEE {result.citycode}",
+        from qpv_geo.web._present import PRECISION_LABELS
+
+        precision = PRECISION_LABELS.get(result.precision or "", result.precision)
+        console.print(f"lat {result.lat:.6f}, lon {result.lon:.6f} · précision {precision} "
+                      f"· score {result.score:.2f} · INSEE {result.citycode}",
                       highlight=False)
         if result.motif:
             console.print(f"[yellow]{result.motif}[/]", highlight=False)
@@ -707,26 +804,20 @@ def batch(
     output: Annotated[Path, typer.Option(
         "-o", "--output", help="Résultat : .csv, .xlsx (avec une feuille « synthèse »), "
         ".geojson ou .gpkg. La synthèse est aussi écrite à côté (-synthese.csv/.json).")],
-    sheet: Annotated[str | None, typer.Option(
-        "--sheet", "--feuille", "--couche", help="Feuille du classeur XLSX, ou couche du "
+    feuille: Annotated[str | None, typer.Option(
+        "--feuille", "--couche", help="Feuille du classeur XLSX, ou couche du "
         "GeoPackage (nom ou rang ; défaut : la première).")] = None,
     sep: Annotated[str, typer.Option(
         help="Séparateur du CSV écrit : « ; » (Excel français, virgule décimale) ou « , ».")]
     = ";",
     encoding: Annotated[str | None, typer.Option(
         help="Encodage du CSV lu (détecté sinon), ex. cp1252 ou utf-8.")] = None,
-    geocoder: Annotated[str | None, typer.Option(
-        help="Géocodeur des adresses : auto (défaut : fichier BAN installé, sinon service en "
-        "ligne), local, ban ou demo (adresses fictives).")]
-    = None,
-    marge: Annotated[float | None, typer.Option(
-        help="Marge (m) imposée à tous les points : en deçà de cette distance d'un bord, le "
-        "verdict est « à vérifier ». Par défaut, chaque point a la sienne : précision du "
-        "périmètre + incertitude de sa position (docs/marges.md).")]
-    = None,
+    geocoder: GeocoderOption = None,
+    marge: MargeOption = None,
     precision_point: Annotated[float | None, typer.Option(
-        "--precision-point", help="Incertitude (m) de la position des coordonnées données "
-        "(défaut 10 m ; une adresse géocodée a celle de son type de position).")] = None,
+        "--precision-point", parser=positif, help="Incertitude (m) de la position des "
+        "coordonnées données (défaut 10 m ; une adresse géocodée a celle de son type de "
+        "position).")] = None,
     col_adresse: Annotated[str | None, typer.Option(help="Colonne de l'adresse.")] = None,
     col_code_postal: Annotated[str | None, typer.Option(help="Colonne du code postal.")] = None,
     col_commune: Annotated[str | None, typer.Option(help="Colonne de la commune.")] = None,
@@ -743,6 +834,7 @@ def batch(
     = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q",
                                         help="Sans barre de progression ni tableaux.")] = False,
+    _sheet: _SheetAlias = None,
 ) -> None:
     """Valider tous les sites d'un appel à projets : chaque ligne ressort, dans le même ordre,
     avec son verdict (statut, QPV, distance au bord, motifs) ; rien n'est perdu.
@@ -762,7 +854,7 @@ def batch(
         ("precision_point", col_precision_point),
     ) if value is not None}
     result = validate_file(
-        sites, output, settings=settings, geocoder_name=geocoder, sheet=sheet,
+        sites, output, settings=settings, geocoder_name=geocoder, sheet=feuille or _sheet,
         mapping_overrides=overrides or None, sep="\t" if sep == "tab" else sep,
         encoding=encoding, progress=not quiet,
         on_mapping=None if quiet else _print_mapping)

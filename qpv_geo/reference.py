@@ -751,8 +751,10 @@ def update_qpv(settings: Settings | None = None, *, url: str | None = None,
                                             headers={"User-Agent": "qpv-geo"}),
         ))
     except Exception as exc:  # requests/pooch raise many kinds: all mean "not downloaded"
+        from qpv_geo._http import download_failure_reason
+
         raise DownloadError(
-            f"Téléchargement impossible depuis {url} ({exc.__class__.__name__}: {exc}).",
+            f"Téléchargement impossible depuis {url} : {download_failure_reason(exc)}.",
             hint="Vérifiez l'accès à internet ou téléchargez le fichier sur data.gouv.fr puis "
             "lancez qpv-geo data import FICHIER.",
         ) from exc

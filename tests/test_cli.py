@@ -141,4 +141,171 @@ def test_check_states_its_margin_and_takes_a_point_precision(montreynaud) -> Non
     res = runner.invoke(app, ["check", "--lat", lat, "--lon", lon, "--marge", "40"])
     assert res.exit_code == 0 and "marge 40 m imposée" in res.stdout
     res = runner.invoke(app, ["check", "--lat", lat, "--lon", lon, "--precision-point", "-1"])
-    assert res.exit_code == 2 and "précision du point" in res.stderr
+    assert res.exit_code == 2 and "--precision-point" in res.stderr and "négatif" in res.stderr
+
+
+# ------------------------------------------------------------------ French everywhere
+#: Strings of typer/click/uvicorn/urllib3 a French user must never see.
+ENGLISH = ("Show this message", "Usage:", "Invalid value", "Missing argument", "Missing option",
+           "No such option", "No such command", "Did you mean", "Possible options", "Try '",
+           "for help", "<bool>", "<str>", "<float>", "<int>", "<Path>", "[default:",
+           "[required]", "Error", "Commands", "requires an argument", "unexpected extra",
+           "Traceback", "HTTPConnection", "Errno", "Max retries", "Warning")
+
+
+def assert_french(text: str) -> None:
+    for word in ENGLISH:
+        assert word not in text, f"{word!r} in:\n{text}"
+
+
+def test_help_of_every_command_is_in_french() -> None:
+    assert_french(runner.invoke(app, ["--help"]).output)
+    for path in _commands(app):
+        res = runner.invoke(app, [*path, "--help"])
+        assert res.exit_code == 0, path
+        assert "Afficher cette aide" in res.stdout, path
+        assert "Utilisation : " in res.stdout, path
+        assert_french(res.output)
+
+
+def test_no_arguments_shows_the_french_help() -> None:
+    res = runner.invoke(app, [])
+    assert "Commandes" in res.output and "Utilisation : " in res.output
+    assert_french(res.output)
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["check", "--lat", "abc", "--lon", "4.38"], ["--lat", "« abc » n'est pas un nombre"]),
+    (["check", "--foo"], ["Option inconnue : --foo"]),
+    (["check", "--lat"], ["--lat attend une valeur"]),
+    (["check", "12", "rue"], ["Argument(s) en trop : rue", "guillemets"]),
+    (["batch"], ["Argument manquant : SITES"]),
+    (["batch", "x.csv"], ["Option obligatoire manquante : --output"]),
+    (["chekc"], ["Commande inconnue : chekc", "check"]),
+    (["serve", "--port", "0"], ["--port", "« 0 »", "entier entre 1 et 65535"]),
+    (["check", "--marge", "-5", "--lat", "45.46", "--lon", "4.38"], ["--marge", "négatif"]),
+    (["batch", "x.csv", "-o", "y.csv", "--marge", "-3"], ["--marge", "négatif"]),
+    (["report", "x.csv", "--rayon", "-10"], ["--rayon", "strictement positive"]),
+    (["map", "x.csv", "--rayon", "-5"], ["--rayon", "strictement positive"]),
+    (["map", "x.csv", "--rayon", "nan"], ["--rayon", "nombre fini"]),
+    (["batch", "x.csv", "-o", "y.csv", "--geocoder", "foo"], ["--geocoder", "« foo »",
+                                                             "ban ou demo"]),
+    (["map", "x.csv", "--tiles", "satellite"], ["--tiles", "osm"]),
+    (["report", "x.csv", "--tiles", "satellite"], ["--tiles", "osm"]),
+])
+def test_usage_errors_are_french_and_exit_2(args: list[str], words: list[str]) -> None:
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert res.stderr.startswith("Erreur : "), res.stderr
+    for word in words:
+        assert word in " ".join(res.stderr.split()), res.stderr
+    assert "Aide : " in res.stderr
+    assert_french(res.output)
+
+
+def test_decimal_comma_is_accepted(montreynaud) -> None:
+    lat, lon = (f"{montreynaud[k]:.6f}".replace(".", ",") for k in ("lat", "lon"))
+    res = runner.invoke(app, ["check", "--lat", lat, "--lon", lon, "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["code_qp"] == "QN04213M"
+
+
+def test_one_name_per_option_and_old_spellings_hidden(tmp_path: Path) -> None:
+    for cmd in ("map", "report", "batch"):
+        text = runner.invoke(app, [cmd, "--help"]).stdout
+        assert "--geocoder" in text and "--feuille" in text, cmd
+        assert "--geocodeur" not in text and "--sheet" not in text, cmd
+    for cmd in ("map", "report"):
+        assert "<osm|none>" in runner.invoke(app, [cmd, "--help"]).stdout
+    # The old spellings still parse (they reach the missing-file check, not a usage error).
+    for args in (["map", str(tmp_path / "absent.csv"), "--geocodeur", "local"],
+                 ["batch", str(tmp_path / "absent.csv"), "-o", str(tmp_path / "o.csv"),
+                  "--sheet", "1"]):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2 and "introuvable" in res.stderr, res.output
+
+
+def test_any_qpv_geo_error_escaping_a_command_is_french(monkeypatch) -> None:
+    from qpv_geo import cli
+    from qpv_geo.exceptions import QpvGeoError
+
+    def broken() -> None:
+        raise QpvGeoError("Réglage invalide : marge_m = inf.", hint="Corrigez QPV_GEO_MARGE_M.")
+
+    monkeypatch.setattr(cli, "get_settings", broken)
+    res = runner.invoke(app, ["check", "--lat", "45.46", "--lon", "4.38"])
+    assert res.exit_code == 2
+    assert "Réglage invalide" in res.stderr and "QPV_GEO_MARGE_M" in res.stderr
+
+
+def test_precision_words_are_french(engine) -> None:
+    from .test_web import demo_address_in_qpv
+
+    text, _, _ = demo_address_in_qpv(engine)
+    res = runner.invoke(app, ["geocode", text])
+    assert res.exit_code == 0, res.output
+    assert "précision au numéro" in res.stdout and "housenumber" not in res.stdout
+    res = runner.invoke(app, ["check", text])
+    out = " ".join(w for w in res.stdout.split() if w != "│")
+    assert "précision au numéro" in out and "housenumber" not in out
+
+
+def test_serve_on_a_busy_port_says_so_in_french() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        res = runner.invoke(app, ["serve", "--port", str(port)])
+    assert res.exit_code == 2
+    assert f"Le port {port} est déjà utilisé" in res.stderr
+    assert f"--port {port + 1}" in res.stderr
+    assert_french(res.output)
+
+
+def test_data_update_unreachable_says_why_in_french() -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    res = runner.invoke(app, ["data", "update", "--url", f"http://127.0.0.1:{port}/qpv.zip"])
+    assert res.exit_code == 2
+    assert "connexion refusée par le serveur" in res.stderr
+    assert_french(res.output)
+
+
+def test_shapefile_export_prints_a_french_note_not_python_warnings(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["data", "export", "--layer", "qpv", "-o", str(tmp_path / "q.shp")])
+    assert res.exit_code == 0, res.output
+    assert "coupés à 10 caractères" in res.stdout
+    assert "UserWarning" not in res.output and "RuntimeWarning" not in res.output
+
+
+def test_data_info_fits_80_columns_and_counts_what_is_used(monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    res = runner.invoke(app, ["data", "info"], env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    words = [w for line in lines for w in line.strip("│ ").split()]
+    assert len(lines) < 0.6 * len(words), "one word per line"
+    from qpv_geo.reference import get_reference
+    from qpv_geo.settings import Settings
+
+    ref = get_reference(Settings.from_env())
+    counts = [line.split("Objets")[1].split()[0] for line in lines if "│ Objets" in line]
+    names = [line.split("─ ")[1].split()[0] for line in lines if line.startswith("╭─ ")]
+    shown = dict(zip(names, counts, strict=True))
+    for layer in ("qpv", "qpv_hors_sem", "qva", "communes"):
+        assert shown[layer] == str(len(getattr(ref, layer))), (layer, shown)
+
+
+def test_hors_qpv_reason_says_qva_were_not_checked(engine) -> None:
+    assert len(engine.reference.qva) == 0
+    res = runner.invoke(app, ["check", "--lat", "45.4561", "--lon", "4.4067", "--json"])
+    out = json.loads(res.stdout)
+    assert out["status"] == "hors_qpv"
+    assert any("QVA non vérifiés" in m for m in out["motifs"]), out["motifs"]
+    assert not any("ni QVA" in m for m in out["motifs"])

@@ -260,8 +260,10 @@ def download_adresses(settings: Settings | None = None, *, url: str | None = Non
             downloader=pooch.HTTPDownloader(timeout=settings.timeout_s, progressbar=False,
                                             headers={"User-Agent": USER_AGENT})))
     except Exception as exc:  # requests/pooch raise many kinds: all mean "not downloaded"
+        from qpv_geo._http import download_failure_reason
+
         raise DownloadError(
-            f"Téléchargement impossible depuis {url} ({exc.__class__.__name__}: {exc}).",
+            f"Téléchargement impossible depuis {url} : {download_failure_reason(exc)}.",
             hint="Vérifiez l'accès à internet, ou téléchargez adresses-42.csv.gz sur "
             "adresse.data.gouv.fr puis lancez qpv-geo data import-adresses FICHIER.") from exc
     try:
