@@ -276,3 +276,21 @@ def test_raw_file_commands_show_the_mapping_and_take_col_options(tmp_path, comma
     res = runner.invoke(app, [*base, "--col-adresse", "Endroit"])
     assert res.exit_code == 0, res.output
     assert "Colonnes reconnues" in res.output and "Endroit" in res.output
+
+
+def test_nul_in_a_geojson_property_never_reaches_the_output(tmp_path) -> None:
+    path = tmp_path / "s.geojson"
+    path.write_text('{"type":"FeatureCollection","features":[{"type":"Feature","properties":'
+                    '{"Porteur":"Asso\\u0000 NUL"},"geometry":{"type":"Point","coordinates":'
+                    '[4.379,45.4335]}}]}', encoding="utf-8")
+    frame, _ = read_sites(path)
+    assert "\x00" not in frame.iloc[0]["Porteur"]  # GDAL cuts the text at the NUL…
+    assert "NUL" in frame.attrs["lecture"]["avertissements_lecture"][0]  # …and it is said
+
+
+def test_xlsx_never_reads_more_rows_than_excel_holds() -> None:
+    from qpv_geo.batch.reading import XLSX_MAX_ROWS
+
+    assert XLSX_MAX_ROWS == 1_048_576
+    with pytest.raises(InputFileError, match="lignes"):
+        read_sites(_h("blank_rows.xlsx"), settings=Settings(max_lignes=3))

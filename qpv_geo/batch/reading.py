@@ -34,6 +34,8 @@ from qpv_geo.settings import Settings
 
 #: Skipped rows listed one by one in the summary (all are counted).
 SKIPPED_LISTED = 1_000
+#: Rows of an Excel sheet (Excel itself stops there): more is not a real workbook.
+XLSX_MAX_ROWS = 1_048_576
 #: Lines named one by one in a reading warning.
 LINES_NAMED = 20
 
@@ -74,6 +76,8 @@ def _cell_text(value: Any) -> str:
     """An XLSX/geo cell as the text a person sees (numbers without a trailing ``.0``)."""
     if value is None:
         return ""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
     if isinstance(value, bool):
         return "VRAI" if value else "FAUX"
     if isinstance(value, float):
@@ -223,7 +227,7 @@ class _CsvLines:
     """Physical lines of a CSV file as text, for :func:`csv.reader`: bounded length, NUL
     removed, and (mixed encoding) each line decoded alone. Remembers what it did, by line."""
 
-    def __init__(self, path: Path, enc: str, line_max: int) -> None:
+    def __init__(self, path: Path, enc: str, line_max: int, *, clean: bool = False) -> None:
         self.path = path
         self.enc = enc
         self.line_max = line_max
@@ -234,6 +238,11 @@ class _CsvLines:
         self.count = 0
         ascii_compatible = enc == MIXED_ENCODING or "\n".encode(enc) == b"\n"
         self._binary = ascii_compatible and not enc.lower().startswith("utf-16")
+        #: A file known to hold no NUL and no overlong line, in one encoding: read by the C
+        #: text layer directly (no per-line work).
+        self.fast = clean and enc != MIXED_ENCODING
+        if self.fast:
+            self._binary = False
         self._fh: Any = open(path, "rb") if self._binary else open(  # noqa: SIM115
             path, encoding=enc, errors="strict", newline="")
 
@@ -244,6 +253,11 @@ class _CsvLines:
         self.issues[line] = f"{self.issues[line]} ; {text}" if line in self.issues else text
 
     def __iter__(self) -> Iterator[str]:
+        if self.fast:
+            return iter(self._fh)
+        return self._lines()
+
+    def _lines(self) -> Iterator[str]:
         fh = self._fh
         enc = "utf-8" if self.enc in (MIXED_ENCODING, "utf-8-sig") else self.enc
         first = True
@@ -315,13 +329,10 @@ def _open_csv(path: Path, *, encoding: str | None, sep: str | None,
     delimiter = sep or _sniff_sep(head)
     cell_max = settings.max_caracteres_cellule
     field_max = max(cell_max * 8, 1 << 20)
-    lines = _CsvLines(path, enc, line_max=4 * field_max)
+    est, clean = _scan(path, 4 * field_max) if size < (1 << 31) else (None, False)
+    lines = _CsvLines(path, enc, line_max=4 * field_max, clean=clean)
     csv.field_size_limit(field_max)
     reader = csv.reader(lines, delimiter=delimiter)
-    est = None
-    if size < (1 << 31):
-        with open(path, "rb") as raw:
-            est = sum(block.count(b"\n") for block in iter(lambda: raw.read(1 << 22), b""))
     source = _Source(name=path.name, columns=[], rows=iter(()), skipped_above=[],
                      closer=lines.close, fmt="csv", encoding=enc, sep=delimiter,
                      cell_max=cell_max)
@@ -351,6 +362,11 @@ def _open_csv(path: Path, *, encoding: str | None, sep: str | None,
                         source.problems[n] = " ; ".join([*([old] if old else []), *found])
                 last = reader.line_num
                 yield n, row
+        except UnicodeDecodeError as exc:
+            raise InputFileError(
+                f"{path.name} : caractère illisible en {enc} vers la ligne {n + 1}.",
+                hint="Indiquez l'encodage : --encoding cp1252 (Excel Windows) ou utf-8.",
+            ) from exc
         except csv.Error as exc:
             if "field larger than field limit" in str(exc):
                 raise InputTooLargeError(
@@ -371,6 +387,26 @@ def _open_csv(path: Path, *, encoding: str | None, sep: str | None,
         lines.close()
         raise
     return _adopt(source, header)
+
+
+def _scan(path: Path, line_max: int) -> tuple[int, bool]:
+    """Line breaks of a file, and whether it is clean: no NUL byte, no line over
+    ``line_max`` bytes (one pass at C speed)."""
+    count = 0
+    clean = True
+    tail = b""
+    with open(path, "rb") as raw:
+        for block in iter(lambda: raw.read(1 << 22), b""):
+            count += block.count(b"\n")
+            if clean:
+                if b"\x00" in block:
+                    clean = False
+                else:
+                    parts = (tail + block).split(b"\n")
+                    tail = parts.pop()
+                    if len(tail) > line_max or (parts and max(map(len, parts)) > line_max):
+                        clean = False
+    return count, clean
 
 
 def _swallowed_lines(row: list[str], delimiter: str) -> int:
@@ -510,11 +546,12 @@ def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings) -> _S
         raise InputFileError(f"Feuille « {sheet} » absente de {path.name} ; feuilles : "
                              f"{', '.join(names)}.", hint="Indiquez --sheet NOM (ou son rang).")
     declared = ws.max_row if isinstance(ws.max_row, int) else None
-    if declared is not None and declared > settings.max_lignes:
+    max_rows = min(settings.max_lignes, XLSX_MAX_ROWS)
+    if declared is not None and declared > max_rows:
         wb.close()
         raise InputTooLargeError(
             f"{path.name} : la feuille « {ws.title} » annonce {declared:,} lignes, au-delà de "
-            f"la limite de {settings.max_lignes:,}.".replace(",", " "),
+            f"la limite de {max_rows:,}.".replace(",", " "),
             hint="Découpez le fichier, ou relevez QPV_GEO_MAX_LIGNES si c'est voulu.")
     # The declared dimension may be wrong (too small): read every row that is there.
     ws.reset_dimensions()
@@ -537,9 +574,9 @@ def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings) -> _S
             for values in rows:
                 line += 1
                 cells_seen += len(values)
-                if line > settings.max_lignes or cells_seen > settings.max_cellules:
+                if line > max_rows or cells_seen > settings.max_cellules:
                     raise InputTooLargeError(
-                        f"{path.name} : plus de {min(line - 1, settings.max_lignes):,} lignes "
+                        f"{path.name} : plus de {min(line - 1, max_rows):,} lignes "
                         f"ou de {settings.max_cellules:,} cellules dans la feuille "
                         f"« {ws.title} », au-delà des limites.".replace(",", " "),
                         hint="Découpez le fichier, ou relevez QPV_GEO_MAX_LIGNES / "
@@ -674,11 +711,25 @@ def _open_geo(path: Path, *, layer: str | int | None = None,
     source = _Source(name=path.name, columns=columns, rows=records(), skipped_above=[],
                      estimated_rows=n, fmt="geo" if wkb is not None else "geo-table",
                      problems=problems, cell_max=cell_max)
+    if path.suffix.lower() in (".geojson", ".json") and _has_escaped_nul(path):
+        source.warnings.append("Caractères NUL (\\u0000) dans le fichier : le texte de ces "
+                               "cellules est coupé à cet endroit. Vérifiez le fichier source.")
     if problems:
         source.warnings.append(f"{len(problems)} objet(s) à la géométrie illisible (lignes "
                                f"{_named_lines(sorted(problems))}) : gardés sans point, "
                                "avec le motif.")
     return source
+
+
+def _has_escaped_nul(path: Path) -> bool:
+    """True when a GeoJSON holds ``\\u0000`` (GDAL cuts the text there)."""
+    with open(path, "rb") as fh:
+        tail = b""
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            if b"\\u0000" in tail + block:
+                return True
+            tail = block[-6:]
+    return False
 
 
 def _open(path: str | Path, *, sheet: str | int | None = None, encoding: str | None = None,
@@ -742,11 +793,12 @@ def _frames(source: _Source, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, in
         if not seen & 1023:
             check_cancelled()
         problem = source.problems.pop(line, "") if source.problems else ""
-        if not any(str(c).strip() for c in cells):
+        joined = "".join(cells)  # one C-level pass: emptiness, and a bound on every cell
+        if not joined.strip():
             empty += 1
             source.skip(line, "ligne vide" + (f" ({problem})" if problem else ""))
             continue
-        if max(map(len, cells), default=0) > cap:
+        if len(joined) > cap and max(map(len, cells)) > cap:
             cut = []
             for i, c in enumerate(cells):
                 if len(c) > cap:
