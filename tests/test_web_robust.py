@@ -233,3 +233,20 @@ def test_reading_checks_for_cancellation(tmp_path) -> None:
     event.set()
     with cancellable(event), pytest.raises(OperationCancelled):
         read_sites(path)
+
+
+def test_geocoding_checks_for_cancellation(engine) -> None:
+    import pandas as pd
+
+    from qpv_geo._cancel import cancellable
+    from qpv_geo.batch import detect_columns, validate_sites
+    from qpv_geo.exceptions import OperationCancelled
+    from tests.test_batch import FakeGeocoder
+
+    frame = pd.DataFrame({"Adresse": ["3 rue Fausse"], "Commune": ["Saint-Étienne"]})
+    fake = FakeGeocoder()
+    event = threading.Event()
+    event.set()
+    with cancellable(event), pytest.raises(OperationCancelled):
+        validate_sites(frame, detect_columns(frame.columns), engine=engine, geocoder=fake)
+    assert fake.calls == []

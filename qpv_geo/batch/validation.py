@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from qpv_geo._cancel import check_cancelled
 from qpv_geo._files import AtomicOutputs, check_output_path, os_error_message
 from qpv_geo.batch.columns import (
     EXTRA_COLUMN,
@@ -124,6 +125,7 @@ class _Geocoding:
             progress(known)
         pending = Counter(q for q in queries if q not in self._memo)
         for i in range(0, len(todo), GEOCODE_CHUNK):
+            check_cancelled()  # a web client that left stops the work here
             chunk = todo[i:i + GEOCODE_CHUNK]
             try:
                 results = geocoder.geocode_many(chunk)
