@@ -368,7 +368,9 @@ def test_install_adresses_restricts_to_sem_and_switches_source(tmp_path):
     gz.write_bytes(gzip.compress(FIXTURE.read_bytes()))
     info = install_adresses(gz, settings)
     assert info["rows"] == 29 and info["rows_source"] == 31  # the 2 Lyon rows are dropped
-    manifest = json.loads((tmp_path / "d" / "adresses" / "manifest.json").read_text("utf-8"))
+    from qpv_geo.geocoding import installed_adresses_dir
+
+    manifest = json.loads((installed_adresses_dir(settings) / "manifest.json").read_text("utf-8"))
     assert manifest["sha256"] == info["sha256"] and len(manifest["sha256"]) == 64
     assert manifest["installed_at"] and manifest["source"].endswith("adresses-42.csv.gz")
     geocoder = geocoder_from_settings(settings)

@@ -201,3 +201,43 @@ def test_export_refuses_a_missing_folder(reference, tmp_path) -> None:
     with pytest.raises(InputFileError, match="n'existe pas"):
         export_layer(reference, "qpv", tmp_path / "absent" / "qpv.gpkg")
     assert not (tmp_path / "absent").exists()
+
+
+# ------------------------------------------------------------------ the address file too
+
+_ADRESSES = Path(__file__).resolve().parent / "data" / "geocoding" / "adresses-test.csv"
+_KILL_ADRESSES = """
+import os, signal, sys
+from pathlib import Path
+from qpv_geo import _refstore
+from qpv_geo.geocoding import install_adresses
+from qpv_geo.settings import Settings
+
+stop = sys.argv[3]
+def after(step):
+    if step == stop:
+        os.kill(os.getpid(), signal.SIGKILL)
+_refstore.after_step = after
+install_adresses(Path(sys.argv[1]), Settings(data_dir=Path(sys.argv[2]),
+                                             cache_dir=Path(sys.argv[2]) / "cache"))
+"""
+
+
+@pytest.mark.parametrize("stop", ["dossier", "pointeur"])
+def test_address_install_killed_keeps_a_whole_version(settings, tmp_path, stop) -> None:
+    from qpv_geo._files import sha256_file
+    from qpv_geo.geocoding import install_adresses, installed_adresses_info
+
+    install_adresses(_ADRESSES, settings)
+    before = installed_adresses_info(settings)
+    smaller = tmp_path / "adresses-petit.csv"
+    smaller.write_text("".join(_ADRESSES.read_text(encoding="utf-8").splitlines(True)[:11]),
+                       encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", _KILL_ADRESSES, str(smaller),
+                           str(settings.data_dir), stop], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    info = installed_adresses_info(settings)
+    assert info is not None and sha256_file(Path(info["path"])) == info["sha256"]
+    assert info["rows"] == (before["rows"] if stop == "dossier" else 10)

@@ -57,8 +57,12 @@ def demo_adresses_path() -> Path:
 
 
 def installed_adresses_dir(settings: Settings) -> Path:
-    """Where ``import-adresses`` / ``data update --adresses`` install a real BAN file."""
-    return settings.data_dir / "adresses"
+    """Where ``import-adresses`` / ``data update --adresses`` installed the current BAN file
+    (each install writes a new version folder and switches to it atomically, see
+    :mod:`qpv_geo._refstore`)."""
+    from qpv_geo import _refstore
+
+    return _refstore.current_dir(settings.data_dir / "adresses")
 
 
 @dataclass(frozen=True)
@@ -186,9 +190,23 @@ def install_adresses(path: Path, settings: Settings | None = None, *,
         raise InputFileError(f"Fichier introuvable : {path}.")
     codes = {c.insee for c in communes_sem()}
     opener = gzip.open if _is_gzip(path) else open
+    from qpv_geo import _refstore
+
+    # The file and its manifest are written in a new version folder, made current by one
+    # rename when both are complete: an interrupted install leaves the previous file in use.
+    with _refstore.new_version(settings.data_dir / "adresses") as target_dir:
+        manifest = _write_adresses(path, target_dir, codes, opener, source)
+    from qpv_geo.geocoding.local import _LOADED, _LOADED_LOCK  # local imports this module
+
+    with _LOADED_LOCK:
+        _LOADED.clear()
+    return {**manifest, "path": str(installed_adresses_dir(settings) / INSTALLED_FILE)}
+
+
+def _write_adresses(path: Path, target_dir: Path, codes: set[str], opener: Any,
+                    source: str | None) -> dict[str, Any]:
+    """Filter a BAN file to SEM's communes into ``target_dir``, with its manifest."""
     rows = total = 0
-    target_dir = installed_adresses_dir(settings)
-    target_dir.mkdir(parents=True, exist_ok=True)
     try:
         with opener(path, "rt", encoding="utf-8-sig", newline="") as src:
             header_line = src.readline()
@@ -221,6 +239,7 @@ def install_adresses(path: Path, settings: Settings | None = None, *,
             f"{path.name} ne contient aucune adresse des communes de Saint-Étienne Métropole "
             f"({total} lignes lues).", hint="Donnez le fichier de la Loire (adresses-42.csv.gz).")
     target = target_dir / INSTALLED_FILE
+    target.unlink(missing_ok=True)  # a link to the previous version's file
     tmp_path.replace(target)
     manifest = {
         "file": INSTALLED_FILE,
@@ -235,11 +254,7 @@ def install_adresses(path: Path, settings: Settings | None = None, *,
     }
     (target_dir / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2),
                                               encoding="utf-8")
-    from qpv_geo.geocoding.local import _LOADED, _LOADED_LOCK  # local imports this module
-
-    with _LOADED_LOCK:
-        _LOADED.clear()
-    return {**manifest, "path": str(target)}
+    return manifest
 
 
 def download_adresses(settings: Settings | None = None, *, url: str | None = None
