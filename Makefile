@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 OUT    ?= out/demo
 
 .PHONY: demo test install install-dev system-deps bench-deps lint bench bench-geocoding bench-batch \
-        bench-maps bench-web clean
+        bench-maps bench-web bench-verdicts clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ bench-deps:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null); \
 	  else echo "Installez redis-server (apt-get install redis-server) pour comparer avec addok"; fi; \
 	fi
+
+# Certainty of the verdicts: « à vérifier » inside QPV and wrong confident verdicts (issue 11).
+bench-verdicts: install
+	$(PY) benchmarks/bench_verdicts.py
 
 bench-geocoding: install-dev bench-deps
 	$(PY) benchmarks/bench_geocoding.py

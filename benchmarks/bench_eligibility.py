@@ -20,6 +20,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from qpv_geo._verdicts import verdict_frame
 from qpv_geo.eligibility import Engine
 from qpv_geo.reference import load_reference
 
@@ -77,10 +78,10 @@ def main() -> None:
         engine.classify_xy(xx, yy, bad=bad)
 
     t_wgs = best_of(from_wgs84)
-    t_frame = best_of(lambda: engine._frame(c, lon, lat, None, None), repeat=1)
+    t_frame = best_of(lambda: verdict_frame(engine, c, lon, lat, None, None), repeat=1)
 
     sub = slice(0, N_NAIVE)
-    t_naive_sub = best_of(lambda: naive(engine, x[sub], y[sub], engine.marge_m), repeat=1)
+    t_naive_sub = best_of(lambda: naive(engine, x[sub], y[sub], 11.0), repeat=1)
     t_naive = t_naive_sub * N / N_NAIVE
 
     counts = pd.Series(np.bincount(c.status, minlength=6),
