@@ -114,3 +114,15 @@ def test_street_similarity_orders_variants_above_other_streets():
     assert street_similarity("boulevard jules janin", "boulevard jules janin") == 100
     assert street_similarity("rue jean jaures", "rue jean mace") < 80
     assert street_similarity("rue victro hugo", "rue victor hugo") >= 80
+
+
+def test_another_type_of_street_with_the_same_name_is_not_a_match():
+    res = check("7 Route Charles de Gaulle, 42400 Saint-Chamond",
+                _res("7 Rue Charles de Gaulle 42400 Saint-Chamond", "Rue Charles de Gaulle",
+                     "42207"))
+    assert any("autre type de voie" in i for i in res.issues)
+    # a mistyped type is still the type of the street found
+    ok = check("30 Boulevaod Jules Verne, 42500 Le Chambon-Feugerolles",
+               _res("30 Boulevard Jules Verne 42500 Le Chambon-Feugerolles",
+                    "Boulevard Jules Verne", "42044"))
+    assert ok.issues == ()

@@ -195,17 +195,22 @@ _NUMBER_RE = re.compile(r"^(\d{1,4})(bis|ter|quater|quinquies|[a-f]|b|t|q)?$")
 _POSTCODE_RE = re.compile(r"^(?:0[1-9]|[1-8]\d|9[0-8]|2[ab])\d{3}$")
 
 
+_COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
 def strip_accents(text: str) -> str:
     """Accents removed (NFKD), ligatures spelled out."""
+    if text.isascii():
+        return text
     text = text.replace("œ", "oe").replace("Œ", "OE").replace("æ", "ae").replace("Æ", "AE")
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return _COMBINING.sub("", unicodedata.normalize("NFKD", text))
 
 
 def normalize(text: str) -> str:
     """Lower case, no accents, punctuation → spaces, single spaces."""
     text = strip_accents(str(text or "")).lower()
-    text = re.sub(r"[^a-z0-9]+", " ", text)
-    return text.strip()
+    return _NOT_ALNUM.sub(" ", text).strip()
 
 
 def tokens(text: str) -> list[str]:

@@ -175,17 +175,42 @@ def _strip_types(key: str) -> str:
     return " ".join(w for w in key.split() if w not in STREET_TYPES)
 
 
-def street_similarity(asked: str, found: str) -> float:
-    """Similarity 0–100 of two street names (match keys): the names without their types
-    weigh 3/4, the full names (types included: « rue » ≠ « avenue ») 1/4."""
+def _split_type(words: list[str], found_type: str | None) -> tuple[str | None, list[str]]:
+    """(street type, name words) of a street asked; a mistyped type (« Boulevaod »,
+    « Cors ») is read as the type of the street found when it is close to it."""
     from rapidfuzz import fuzz
 
-    a_name, f_name = _strip_types(asked), _strip_types(found)
-    full = fuzz.token_sort_ratio(asked, found)
+    if not words:
+        return None, words
+    if words[0] in STREET_TYPES:
+        return words[0], words[1:]
+    if found_type and len(words) > 1 and fuzz.ratio(words[0], found_type) >= 70:
+        return found_type, words[1:]
+    return None, words
+
+
+def compare_streets(asked: str, found: str) -> tuple[float, str | None, str | None]:
+    """(similarity 0–100, type asked, type found) of two street names (match keys).
+
+    The names without their types weigh 3/4, the full names (types included: « rue » ≠
+    « avenue ») 1/4."""
+    from rapidfuzz import fuzz
+
+    f_words = found.split()
+    f_type = f_words[0] if f_words and f_words[0] in STREET_TYPES else None
+    f_name = " ".join(f_words[1:] if f_type else f_words)
+    a_type, a_words = _split_type(asked.split(), f_type)
+    a_name = " ".join(a_words)
+    full = fuzz.token_sort_ratio(" ".join(filter(None, (a_type, a_name))), found)
     if not a_name or not f_name:
-        return float(full)
+        return float(full), a_type, f_type
     name = max(fuzz.token_sort_ratio(a_name, f_name), fuzz.ratio(a_name, f_name))
-    return 0.75 * name + 0.25 * full
+    return 0.75 * name + 0.25 * full, a_type, f_type
+
+
+def street_similarity(asked: str, found: str) -> float:
+    """Similarity 0–100 of two street names (match keys), see :func:`compare_streets`."""
+    return compare_streets(asked, found)[0]
 
 
 def _drop_commune_words(street: str, commune: Commune | None) -> str:
@@ -270,10 +295,14 @@ def check(query: str | AddressQuery, result: GeocodeResult,
         asked = _drop_commune_words(asked_street, found_commune)
         found_street = match_key(result.street or "")
         if asked and found_street and result.precision in ("housenumber", "street"):
-            sim = street_similarity(asked, found_street)
+            sim, asked_type, found_type = compare_streets(asked, found_street)
             if sim < STREET_SIM_MIN:
                 issues.append(f"rue trouvée : {result.street}, différente de la rue demandée "
                               f"(similarité {sim:.0f} %)")
+            elif asked_type is not None and found_type != asked_type:
+                # « Route Charles de Gaulle » is not « Rue Charles de Gaulle »
+                issues.append(f"rue trouvée : {result.street}, d'un autre type de voie que "
+                              f"celle demandée ({asked_type})")
         elif asked and result.precision == "municipality" and not result.motif:
             issues.append("voie demandée non trouvée : point de la commune")
         elif not asked and w.number is None and result.precision in ("housenumber", "street"):

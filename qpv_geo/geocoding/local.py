@@ -47,6 +47,10 @@ STREET_MIN_IN_COMMUNE = 62.0
 NAME_MIN = 60.0
 #: Commune-name similarity (0–100) needed to recognise a commune in the text.
 COMMUNE_MIN = 88.0
+#: Above this many streets in scope, only the :data:`PREFILTER_KEEP` streets sharing the most
+#: name 3-grams with the query go to the full scorers (issue 13: 10× the demo file).
+PREFILTER_MIN = 80
+PREFILTER_KEEP = 40
 
 
 @dataclass
@@ -168,6 +172,20 @@ class LocalGeocoder:
         for c, pcs in self.c_postcodes.items():
             for p in pcs:
                 self._by_postcode.setdefault(p, []).append(c)
+        self._build_grams()
+
+    def _build_grams(self) -> None:
+        """Inverted index of the 3-grams of the street names (types left out): the candidate
+        prefilter of :meth:`_street_scores`."""
+        postings: dict[str, list[int]] = {}
+        sizes = np.zeros(len(self.s_key), dtype=np.float64)
+        for i, key in enumerate(self.s_key):
+            grams = _grams(_strip_types(key) or key)
+            sizes[i] = len(grams)
+            for g in grams:
+                postings.setdefault(g, []).append(i)
+        self._grams = {g: np.asarray(v, dtype=np.int32) for g, v in postings.items()}
+        self._gram_sizes = sizes
 
     @property
     def index_bytes(self) -> int:
@@ -247,11 +265,40 @@ class LocalGeocoder:
             choices = [self.s_key[i] for i in idx]
         if len(idx) == 0:
             return idx, np.zeros(0)
+        if len(idx) > PREFILTER_MIN:
+            idx = self._prefilter(key, idx)
+            choices = [self.s_key[i] for i in idx]
+            if len(idx) == 0:
+                return idx, np.zeros(0)
         cdist = self._process.cdist
         a = cdist([key], choices, scorer=self._fuzz.token_sort_ratio, workers=1)[0]
         b = cdist([key], choices, scorer=self._fuzz.token_set_ratio, workers=1)[0]
         c = cdist([key], choices, scorer=self._fuzz.ratio, workers=1)[0]
         return idx, (0.4 * a + 0.3 * b + 0.3 * c).astype(np.float64)
+
+    def _prefilter(self, key: str, idx: np.ndarray) -> np.ndarray:
+        """The :data:`PREFILTER_KEEP` streets of ``idx`` sharing the most name 3-grams with
+        ``key`` (those sharing none cannot reach the similarity floor)."""
+        grams = _grams(_strip_types(key) or key)
+        lists = [self._grams[g] for g in grams if g in self._grams]
+        if not lists:
+            return idx[:0]
+        shared = np.bincount(np.concatenate(lists), minlength=len(self.s_key))[idx]
+        # Dice coefficient of the gram sets: a long name sharing a few grams ranks below
+        counts = shared / (len(grams) + self._gram_sizes[idx])
+        hit = np.flatnonzero(shared)
+        if len(hit) > PREFILTER_KEEP:
+            # the best PREFILTER_KEEP, and the streets tied with the last one kept (up to 3×)
+            c = counts[hit]
+            kth = np.partition(c, len(hit) - PREFILTER_KEEP)[len(hit) - PREFILTER_KEEP]
+            keep = c >= kth
+            if keep.sum() > 3 * PREFILTER_KEEP:
+                keep = c > kth
+                if keep.sum() < PREFILTER_KEEP:
+                    tied = np.flatnonzero(c == kth)[:PREFILTER_KEEP - int(keep.sum())]
+                    keep[tied] = True
+            hit = hit[keep]
+        return idx[hit]
 
     def _candidates(self, p: _Parsed, limit: int) -> list[tuple[float, int, float]]:
         """Best streets for a hypothesis: (score 0–1, street index, street sim 0–1)."""
@@ -269,7 +316,12 @@ class LocalGeocoder:
             idx, sims = self._street_scores(p.street, scope)
             if len(idx) == 0:
                 continue
-            top = np.argsort(-sims, kind="stable")[:max(limit, 3)]
+            k = max(limit, 3)
+            if len(sims) > k:  # the k best without sorting everything
+                part = np.argpartition(-sims, k - 1)[:k]
+                top = part[np.argsort(-sims[part], kind="stable")]
+            else:
+                top = np.argsort(-sims, kind="stable")
             floor = STREET_MIN_IN_COMMUNE if scope is not None and len(scope) == 1 else STREET_MIN
             name = _strip_types(p.street)
             for j in top:
@@ -554,6 +606,15 @@ _NOISE_AFTER_STREET = frozenset({"batiment", "bat", "bt", "etage", "etg", "porte
                                  "esc", "appartement", "appt", "apt", "app", "logement", "log",
                                  "boite", "bal", "cedex", "bp", "cs", "tsa", "entree",
                                  "chez"})
+
+
+def _grams(text: str) -> set[str]:
+    """3-grams of the words of ``text``, each word padded with a space at both ends."""
+    out: set[str] = set()
+    for w in text.split():
+        w = f" {w} "
+        out.update(w[i:i + 3] for i in range(len(w) - 2))
+    return out
 
 
 def _strip_types(key: str) -> str:
