@@ -84,8 +84,8 @@ def incertitudes(n: int, geocodes: Sequence[GeocodeResult | None] | None,
     if geocodes is None:
         return values, words
     for i, g in enumerate(geocodes):  # one geocoding result per row: already a per-row object
-        if g is None or not g.found:
-            continue
+        if g is None or not g.found or g.precision == "coordonnees":
+            continue  # coordinates typed in the address field: a point like any other
         if g.precision == "housenumber":
             kind = type_position_normalise(getattr(g, "type_position", None))
             if kind is None:
