@@ -237,19 +237,32 @@ def _check_mapping(mapping: ColumnMapping, columns: Sequence[str], name: str,
 # ---------------------------------------------------------------------------------------------
 
 
+def _stripped(values: pd.Series) -> np.ndarray:
+    """Cells as stripped text, "" for missing ones (``astype(str).str.strip()``, without
+    pandas' per-cell string machinery)."""
+    vals = values.to_numpy(object)
+    if pd.api.types.infer_dtype(vals, skipna=False) not in ("string", "empty"):
+        missing = pd.isna(vals)
+        vals = np.array(["" if m else str(v) for v, m in zip(vals, missing, strict=True)],
+                        dtype=object)
+    out = np.empty(len(vals), dtype=object)
+    out[:] = [v.strip() for v in vals]
+    return out
+
+
 def parse_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Numbers as people type them (``45,43``, ``45.43``, ``808 000``, ``1.234,5``).
 
     Returns ``(numbers, unreadable)``: NaN for empty or unreadable cells, and a mask of the
     non-empty cells that are not numbers.
     """
-    text = values.astype(object).where(values.notna(), "").astype(str).str.strip()
-    empty = (text == "").to_numpy()
-    fast = np.array(pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce"),
-                    dtype=np.float64)
+    text = _stripped(values)
+    empty = text == ""
+    dotted = pd.Series([t.replace(",", ".") for t in text], dtype=object)
+    fast = np.array(pd.to_numeric(dotted, errors="coerce"), dtype=np.float64)
     retry = np.flatnonzero(np.isnan(fast) & ~empty)
     for i in retry:
-        s = _SPACES.sub("", text.iat[i]).replace("\u2212", "-")
+        s = _SPACES.sub("", text[i]).replace("\u2212", "-")
         if "," in s and "." in s:
             s = s.replace(".", "").replace(",", ".") if s.rfind(",") > s.rfind(".") else \
                 s.replace(",", "")
@@ -264,5 +277,4 @@ def parse_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 def _text(frame: pd.DataFrame, column: str | None) -> np.ndarray:
     if not column:
         return np.full(len(frame), "", dtype=object)
-    s = frame[column]
-    return s.astype(object).where(s.notna(), "").astype(str).str.strip().to_numpy(object)
+    return _stripped(frame[column])
