@@ -13,7 +13,7 @@ Two audiences, two sets of column names:
 Per-run facts (the reference data version ``donnees`` with its checksums, the geocoder, the
 column mapping) are written once — in the « Données » sheet and in the companion
 ``-synthese.csv``/``-synthese.json`` — never on every row. The copies of input columns
-(``porteur``, ``action``: the input's own porteur and action columns are kept) and
+(``porteur``, ``action``, ``priorite``: the input's own columns are kept) and
 ``statut_libelle`` (the label of ``status``) are not written either.
 
 Every output is written to a temporary file in the destination folder and renamed into place
@@ -48,12 +48,12 @@ XLSX_ROWS_MAX = 1_048_576
 
 #: Columns of the in-memory result that no output file repeats on every row: the label of
 #: ``status`` (its code is written; the XLSX shows the label), the data version (once in the
-#: summary), and the copies of the input's porteur/action columns (the input columns are kept).
-NOT_WRITTEN = ("statut_libelle", "donnees", "porteur", "action")
+#: summary), and the copies of the input's porteur/action/priority columns (the input columns
+#: are kept; :func:`~qpv_geo.batch.read_validated` derives them again).
+NOT_WRITTEN = ("statut_libelle", "donnees", "porteur", "action", "priorite")
 
 #: Machine name (CSV, GeoJSON, GPKG, API) → header of the XLSX « Sites » sheet. Added columns
-#: only: the input's own columns keep their names. ``priorite`` (the priority as a code) is not
-#: in the XLSX: the input's priority column is.
+#: only: the input's own columns keep their names.
 XLSX_HEADERS: dict[str, str] = {
     "ligne": "Ligne",
     "status": "Statut",
@@ -61,6 +61,8 @@ XLSX_HEADERS: dict[str, str] = {
     "lib_qp": "Quartier (QPV)",
     "distance_bord_m": "Distance au bord (m)",
     "motifs": "Motifs",
+    "marge_m": "Marge « à vérifier » (m)",
+    "marge_motif": "D'où vient la marge",
     "insee_com": "Code INSEE",
     "lib_com": "Commune trouvée",
     "code_qp_proche": "Code du QPV le plus proche",
@@ -87,6 +89,8 @@ _XLSX_HELP = {
     "distance_bord_m": "Distance au bord le plus proche du QPV (positive dedans, négative "
                        "dehors).",
     "motifs": "Pourquoi ce verdict, et ce qu'il faut vérifier.",
+    "marge_m": "En deçà de cette distance au bord, le verdict est « à vérifier ».",
+    "marge_motif": "Précision du périmètre + incertitude sur la position du point.",
     "insee_com": "Code INSEE de la commune du point.",
     "lib_com": "Commune du point selon la référence.",
     "code_qp_proche": "Code du QPV le plus proche (point hors QPV).",
@@ -101,14 +105,14 @@ _XLSX_HELP = {
 }
 #: Decimals written for the numeric output columns (0.1 m for distances, ≈ 0.1 m for degrees).
 _DECIMALS = {"lon": 6, "lat": 6, "distance_bord_m": 1, "distance_qp_proche_m": 1,
-             "geocodage_score": 3}
+             "geocodage_score": 3, "marge_m": 1}
 
 #: Output columns whose text comes only from qpv-geo and the reference data (never from the
 #: input file, never starting like a formula): not scanned.
 _SAFE_TEXT_COLUMNS = frozenset({"status", "statut_libelle", "code_qp", "lib_qp", "insee_com",
                                 "lib_com", "code_qp_proche", "lib_qp_proche", "donnees",
                                 "geocodage_precision", "geocodage_source", "priorite",
-                                "motifs"})
+                                "motifs", "marge_motif"})
 
 # A cell a spreadsheet would run as a formula: it starts (after any blank, no-break or
 # zero-width space, line feed…) with = + - @ or their full-width forms, or with a tab / CR.
@@ -436,7 +440,8 @@ def _xlsx_plan(frame: pd.DataFrame) -> list[tuple[str, str]]:
         if fold_name(name) in used:
             name = f"{name} (fichier)"
         plan.append((c, name))
-    order = ["status", "code_qp", "lib_qp", "distance_bord_m", "motifs", "lib_com",
+    order = ["status", "code_qp", "lib_qp", "distance_bord_m", "motifs", "marge_m",
+             "marge_motif", "lib_com",
              "insee_com", "lib_qp_proche", "code_qp_proche", "distance_qp_proche_m",
              "geocodage_label", "geocodage_precision", "geocodage_score", "geocodage_source",
              "lon", "lat"]
