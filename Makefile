@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 OUT    ?= out/demo
 
 .PHONY: demo test install install-dev system-deps bench-deps lint bench bench-geocoding bench-batch \
-        bench-maps bench-web bench-verdicts clean
+        bench-maps bench-web bench-verdicts clean notebook
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,10 @@ bench-maps: install-dev system-deps
 
 bench-web: install
 	$(PY) benchmarks/bench_web.py
+
+## Re-execute the copilotage notebook in place: it is stored with its outputs (tables, charts, maps).
+notebook: install-dev
+	cd notebooks && $(abspath $(BIN))/jupyter execute --inplace rapport_copilotage.ipynb
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -95,9 +95,18 @@ def is_demo(sites: pd.DataFrame | None, reference: Reference) -> bool:
     return False
 
 
+#: Decimals of the coordinates drawn on a map (7 ≈ 1 cm: the full-precision perimeters keep
+#: their shape, the page loses the 15-decimal digits no screen shows).
+DECIMALES_CARTE = 7
+
+
 def _geojson(gdf: Any, props: dict[str, Sequence[Any]]) -> dict[str, Any]:
+    import numpy as np
+    import shapely
+
     feats = []
-    geoms = gdf.geometry.values
+    geoms = shapely.transform(np.asarray(gdf.geometry.values),
+                              lambda xy: np.round(xy, DECIMALES_CARTE))
     for i, geom in enumerate(geoms):
         feats.append({"type": "Feature", "properties": {k: v[i] for k, v in props.items()},
                       "geometry": geom.__geo_interface__})

@@ -67,6 +67,14 @@ def map_html(m: folium.Map, *, offline: bool = True) -> str:
     return inline_assets(page) if offline else page
 
 
+def iframe_html(m: folium.Map, *, height: int = 520) -> str:
+    """The map as an ``<iframe srcdoc>`` holding its self-contained page (for a notebook:
+    the stored output works offline, unlike folium's own display that loads CDN files)."""
+    page = html.escape(map_html(m, offline=True), quote=True)
+    return (f'<div class="qpvgeo-carte"><iframe srcdoc="{page}" style="width:100%;'
+            f'height:{int(height)}px;border:1px solid #ccc" loading="lazy"></iframe></div>')
+
+
 def save_map(m: folium.Map, path: str | Path, *, offline: bool = True) -> Path:
     """Write the map to ``path`` (self-contained HTML unless ``offline=False``)."""
     from qpv_geo._files import os_error_message, write_text_atomic
@@ -436,9 +444,9 @@ def _roads(m: folium.Map, reference: Reference, *, rayon_m: float = 300.0) -> No
         return
 
 
-def _fit(m: folium.Map, reference: Reference) -> None:
-    """Fit the opening view to SEM, clear of the legend and the notes."""
-    layer = reference.communes if len(reference.communes) else reference.qpv
+def _fit(m: folium.Map, reference: Reference, *, qpv_only: bool = False) -> None:
+    """Fit the opening view to SEM (or to its QPV), clear of the legend and the notes."""
+    layer = reference.communes if len(reference.communes) and not qpv_only else reference.qpv
     if not len(layer):
         return
     minx, miny, maxx, maxy = layer.total_bounds
@@ -752,7 +760,7 @@ def coverage_map(
               "</i></div>")
     m.add_child(els["Legend"]("Couverture des QPV par priorité", legend))
     _notes_control(m, notes_for(reference, sites, demo=demo), reference.version)
-    _fit(m, reference)
+    _fit(m, reference, qpv_only=True)
     return m
 
 
@@ -782,6 +790,7 @@ __all__ = [
     "VENDOR_DIR",
     "coverage_map",
     "esc",
+    "iframe_html",
     "inline_assets",
     "is_demo",
     "map_from_sites",

@@ -307,7 +307,7 @@ def report_from_sites(
         for name, m in (
             ("sites", maps.map_from_sites(sites, reference, tiles=tiles, demo=is_demo,
                                           rayon_m=cov.rayon_m)),
-            ("couverture", maps.coverage_map(cov, reference, tiles=tiles, demo=is_demo,
+            ("couverture", maps.coverage_map(cov, reference, tiles=tiles, demo=is_demo, rues=False,
                                              sites=sites)),
         ):
             head, body = _map_parts(m)
@@ -336,10 +336,21 @@ def report_from_sites(
         matrix=_matrix_rows(cov), lacunes=_gaps_by_qpv(cov), revoir=revoir,
         hors_carte=_outside_rows(sites, reference),
         data=_data_info(sites, reference), heads=heads, cartes=cartes, images=images,
-        fond=("cartes statiques" if static else ("aucun (carte utilisable hors ligne)"
-              if not maps._tiles(tiles) else f"{maps._tiles(tiles)} (en ligne)")),
+        fond=_fond(tiles, static),
     )
     return maps.inline_assets(page) if not static else page
+
+
+def _fond(tiles: str | None, static: bool) -> str:
+    """What the maps are drawn on, with the street layer's attribution and extent."""
+    from qpv_geo import maps, osm
+
+    rues = f"rues {osm.ROADS_ATTRIBUTION}, {osm.ROADS_COVERAGE_TEXT.removeprefix('rues : ')}"
+    if static:
+        return f"cartes statiques ; {rues} (zoom sur Saint-Étienne)"
+    if maps._tiles(tiles):
+        return f"{maps._tiles(tiles)} (en ligne)"
+    return f"aucun fond en ligne (carte utilisable hors ligne) ; {rues}"
 
 
 def write_pdf(page: str, path: str | Path) -> Path:
