@@ -294,3 +294,12 @@ def test_xlsx_never_reads_more_rows_than_excel_holds() -> None:
     assert XLSX_MAX_ROWS == 1_048_576
     with pytest.raises(InputFileError, match="lignes"):
         read_sites(_h("blank_rows.xlsx"), settings=Settings(max_lignes=3))
+
+
+def test_a_note_on_several_lines_is_not_an_unclosed_quote(tmp_path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text('Porteur;Action;Note;Adresse;Code postal;Commune;Latitude;Longitude\n'
+                    'A;B;"suivi : a; b\nbilan : c; d\nsuite : e; f";;;;45,4335;4,3790\n'
+                    'C;D;;;;;45,4335;4,3790\n', encoding="utf-8")
+    frame, _ = read_sites(path)
+    assert len(frame) == 2 and PROBLEM_COLUMN not in frame.columns

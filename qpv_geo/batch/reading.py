@@ -327,6 +327,7 @@ def _open_csv(path: Path, *, encoding: str | None, sep: str | None,
     if len(sample) == 1 << 16 and len(head) > 1:
         head = head[:-1]  # the last line of the sample may be cut
     delimiter = sep or _sniff_sep(head)
+    row_seps = max((line.count(delimiter) for line in head[:10]), default=0)
     cell_max = settings.max_caracteres_cellule
     field_max = max(cell_max * 8, 1 << 20)
     est, clean = _scan(path, 4 * field_max) if size < (1 << 31) else (None, False)
@@ -346,7 +347,7 @@ def _open_csv(path: Path, *, encoding: str | None, sep: str | None,
                 n += 1
                 span = reader.line_num - last
                 if span > 1:
-                    k = _swallowed_lines(row, delimiter)
+                    k = _swallowed_lines(row, delimiter, row_seps)
                     if k >= 2 or span > 50:
                         swallowed.append((n, last + 1, reader.line_num))
                         source.problems[n] = (
@@ -409,13 +410,15 @@ def _scan(path: Path, line_max: int) -> tuple[int, bool]:
     return count, clean
 
 
-def _swallowed_lines(row: list[str], delimiter: str) -> int:
-    """How many inner lines of the row's multi-line cells hold the separator (a row that an
-    unclosed quote swallowed holds the separators of the rows after it)."""
+def _swallowed_lines(row: list[str], delimiter: str, row_seps: int) -> int:
+    """How many inner lines of the row's multi-line cells look like rows of the file (at
+    least half the header's separators): a row that an unclosed quote swallowed holds the
+    rows after it; a note written on several lines does not."""
+    need = max(1, row_seps // 2)
     k = 0
     for cell in row:
         if "\n" in cell:
-            k += sum(1 for part in cell.split("\n")[1:] if delimiter in part)
+            k += sum(1 for part in cell.split("\n")[1:] if part.count(delimiter) >= need)
     return k
 
 
