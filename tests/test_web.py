@@ -463,7 +463,7 @@ def test_lot_validates_a_csv_escapes_it_and_cleans_up(client, demo_address) -> N
                                                 csv_text.encode("utf-8"), "text/csv")})
     assert r.status_code == 200, r.text
     html = r.text
-    assert "Fichier vérifié : 2 ligne(s)" in html and 'class="demo"' in html
+    assert "passwd.csv vérifié : 2 ligne(s)" in html and 'class="demo"' in html
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert" in html  # the porteur, shown escaped in the preview
     assert "QN04213M" in html
@@ -487,3 +487,79 @@ def test_lot_unreadable_file_shows_message_and_hint(client) -> None:
                                                "application/octet-stream")})
     assert r.status_code == 400 and 'role="alert"' in r.text
     assert 'class="conseil"' in r.text  # InputFileError's hint, shown
+
+
+def _text(html: str) -> str:
+    import re
+
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_lot_results_are_tables_of_words_not_python_data(client, demo_address) -> None:
+    pytest.importorskip("qpv_geo.batch")
+    csv_text = ("Porteur;Action;Adresse;Priorité\n"
+                f"Asso A;Atelier CV;{demo_address[0]};Mobilité\n"
+                "Asso B;Job dating;zzzz qqqq wwww;Emploi\n")
+    r = client.post("/lot", files={"fichier": ("Appel été 2025.csv", csv_text.encode("utf-8"),
+                                                "text/csv")})
+    assert r.status_code == 200, r.text
+    text = _text(r.text)
+    for raw in ("{'", "'lib_qp'", "None", "par_statut", "a_revoir", "[", "entree"):
+        assert raw not in text, raw
+    assert "Appel été 2025.csv vérifié : 2 ligne(s)" in text
+    for heading in ("Par statut", "Par QPV", "Par priorité", "Lignes à revoir (1)", "Aperçu"):
+        assert heading in text, heading
+    assert "QN04213M Montreynaud 1 1" in text  # code, quartier, sites, éligibles
+    assert "Non localisé Asso B Job dating zzzz qqqq wwww" in text  # row to review, in words
+    # Verdicts carry their colour class AND their words.
+    assert '<span class="statut statut-eligible">Éligible</span>' in r.text
+    assert '<span class="statut statut-non_geocode">Non localisé</span>' in r.text
+    # Downloads named after the person's file, the same stem for all of them.
+    names = [n.split("<")[0] for n in r.text.split("Télécharger ")[1:]]
+    assert names[0] == "Appel_été_2025-verdicts.csv", names
+    assert all(n.startswith("Appel_été_2025-verdicts") for n in names), names
+    link = r.text.split('href="/lot/resultat/')[1].split('"')[0]
+    disposition = client.get("/lot/resultat/" + link).headers["content-disposition"]
+    assert "filename*=UTF-8''Appel_%C3%A9t%C3%A9_2025-verdicts.csv" in disposition
+
+
+def test_lot_column_picker_shows_the_mapping_and_reruns_with_another(client,
+                                                                    demo_address) -> None:
+    pytest.importorskip("qpv_geo.batch")
+    csv_text = ("Porteur;Endroit;Commentaire\n"
+                f"Asso A;{demo_address[0]};à revoir\n")
+    r = client.post("/lot", files={"fichier": ("sites.csv", csv_text.encode("utf-8"),
+                                                "text/csv")})
+    # No address column recognised: the error names the person's file and the page's
+    # controls, never a command-line option, and the picker is there to fix it.
+    assert r.status_code == 400
+    text = _text(r.text)
+    assert "sites.csv" in text and "--col" not in text and "entree" not in text
+    assert "qpv-geo" not in text.split("Données :")[0]
+    assert "Relancer avec ces colonnes" in text
+    assert '<option value="Porteur" selected>' in r.text  # detected porteur, preselected
+    source = r.text.split('name="source" value="')[1].split('"')[0]
+    jeton = r.text.split('name="jeton" value="')[1].split('"')[0]
+    r = client.post("/lot", data={"source": source, "jeton": jeton, "col_adresse": "Endroit",
+                                  "col_porteur": "Porteur"})
+    assert r.status_code == 200, _text(r.text)
+    text = _text(r.text)
+    assert "sites.csv vérifié : 1 ligne(s)" in text and "QN04213M" in text
+    assert '<option value="Endroit" selected>' in r.text
+    # A column that is not in the file: French, about the file, picker still there.
+    r = client.post("/lot", data={"source": source, "jeton": jeton, "col_adresse": "Nope"})
+    assert r.status_code == 400 and "Nope" in _text(r.text) and "--col" not in r.text
+    assert "Relancer avec ces colonnes" in r.text
+    # A forgotten source: say so, do not crash.
+    r = client.post("/lot", data={"source": "x" * 24, "jeton": jeton, "col_adresse": "A"})
+    assert r.status_code == 400 and "Déposez-le à nouveau" in r.text
+
+
+def test_lot_errors_speak_of_the_users_file(client) -> None:
+    pytest.importorskip("qpv_geo.batch")
+    r = client.post("/lot", files={"fichier": ("Mon appel.csv", b"", "text/csv")})
+    assert r.status_code == 400 and "Mon appel.csv" in r.text
+    r = client.post("/lot", files={"fichier": ("Mon appel.xlsx", b"pas un classeur",
+                                               "application/octet-stream")})
+    assert r.status_code == 400 and "Mon appel.xlsx" in r.text and "entree" not in r.text
+    assert "--" not in _text(r.text).split("Données :")[0]

@@ -131,3 +131,44 @@ def test_phone_width_has_no_horizontal_scroll(browser, base_url) -> None:
         assert "Non éligible" in page.locator("#verdict-statut").inner_text()
     finally:
         context.close()
+
+
+def test_lot_page_tables_picker_and_rerun(tracked, base_url, engine, tmp_path,
+                                          artifacts) -> None:
+    from .test_web import demo_address_in_qpv
+
+    page = tracked
+    text, _, _ = demo_address_in_qpv(engine)
+    sites = tmp_path / "Appel à projets.csv"
+    sites.write_text("Porteur;Action;Lieu de réalisation;Priorité\n"
+                     f"Asso A;Atelier CV;{text};Mobilité\n"
+                     "Asso B;Job dating;zzzz qqqq wwww;Emploi\n", encoding="utf-8")
+    page.goto(base_url + "/lot")
+    page.get_by_label("Fichier des actions").set_input_files(str(sites))
+    page.get_by_role("button", name="Vérifier le fichier").click()
+    page.wait_for_selector("#resultat-lot #colonnes")
+    # The picker shows what was detected (folded under the results); the person opens it,
+    # changes a column and re-runs.
+    summary = page.locator("#colonnes summary").inner_text()
+    assert "Adresse : « Lieu de réalisation »" in summary and "Porteur : « Porteur »" in summary
+    page.locator("#colonnes summary").click()
+    page.get_by_label("Priorité", exact=True).select_option("")
+    adresse = page.get_by_label("Adresse", exact=True)
+    if adresse.input_value() != "Lieu de réalisation":
+        adresse.select_option("Lieu de réalisation")
+    assert page.get_by_label("Porteur", exact=True).input_value() == "Porteur"
+    page.get_by_role("button", name="Relancer avec ces colonnes").click()
+    page.wait_for_selector("#resultat-lot")
+    heading = page.locator("#resultat-titre").inner_text()
+    assert heading == "Appel à projets.csv vérifié : 2 ligne(s)"
+    body = page.locator("#resultat-lot").inner_text()
+    assert "{'" not in body and "None" not in body
+    eligible = page.locator("#resultat-lot .statut-eligible").first
+    assert eligible.inner_text() == "Éligible"
+    color = eligible.evaluate("e => getComputedStyle(e).color")
+    assert color == "rgb(15, 107, 47)", color  # coloured, and the word says it too
+    assert page.locator("#t-revoir").inner_text() == "Lignes à revoir (1)"
+    assert page.locator("#t-prio").count() == 0  # the priority column was unselected
+    page.screenshot(path=str(artifacts / "web-lot.png"), full_page=True)
+    assert page.console_errors == []
+    assert offsite_requests(page, base_url) == []

@@ -902,3 +902,15 @@ def _mapping_for(source: _Source, frame: pd.DataFrame,
             hint="Vérifiez que le bon fichier (ou la bonne feuille : --sheet) a été exporté.")
     _check_mapping(mapping, source.columns, source.name, overrides)
     return mapping
+
+
+def read_columns(path: str | Path, *, sheet: str | int | None = None,
+                 settings: Settings | None = None) -> list[str]:
+    """The column names of a sites file (its header), without checking their roles: what a
+    person can pick from when the detection found no address or coordinates column."""
+    source = _open(path, sheet=sheet, settings=settings)
+    try:
+        return [str(c) for c in source.columns]
+    finally:
+        if source.closer:
+            source.closer()

@@ -57,6 +57,7 @@ from qpv_geo.web._present import (
     verdict_rows,
     verdict_text,
 )
+from qpv_geo.web.lot import ROLE_LABELS, STATUS_WORDS, LotColumnsError, validate_upload
 from qpv_geo.web.schemas import (
     MAX_ADRESSE,
     Donnees,
@@ -88,7 +89,6 @@ from qpv_geo.web.services import (
     _donnees,
     _ServiceUnavailable,
     _suggestions,
-    _validate_upload,
     _warm_up,
 )
 
@@ -125,6 +125,23 @@ _HTTP_MESSAGES = {
 
 def _wants_json(path: str) -> bool:
     return path.startswith("/api/") or path == "/openapi.json"
+
+
+def _form_page(resp: Response) -> Response:
+    """A page whose forms POST: with « no-referrer », Chromium sends « Origin: null » on form
+    posts, which the origin guard refuses; « same-origin » still gives nothing to other
+    sites (as the register pages do)."""
+    resp.headers["Referrer-Policy"] = "same-origin"
+    return resp
+
+
+def _attachment(name: str) -> str:
+    """Content-Disposition of a download: the ASCII fallback and the UTF-8 name (RFC 6266)."""
+    from urllib.parse import quote
+
+    ascii_name = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_"
+                         for c in name)
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
 
 
 def _parse_coordinate(raw: str, name: str) -> float:
@@ -322,44 +339,68 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # ---------------------------------------------------------------- page /lot
     @app.get("/lot", response_class=HTMLResponse, include_in_schema=False)
     def page_lot(request: Request) -> Response:
-        return templates.TemplateResponse(request, "lot.html", page_context(page="lot"))
+        return _form_page(templates.TemplateResponse(request, "lot.html",
+                                                     page_context(page="lot")))
 
     @app.post("/lot", response_class=HTMLResponse, include_in_schema=False)
     async def page_lot_post(request: Request) -> Response:
         error = None
         outcome = None
+        picker = None
         status = 200
         try:
-            form = await request.form(max_files=1, max_fields=4, max_part_size=4096)
+            form = await request.form(max_files=1, max_fields=8 + len(ROLE_LABELS),
+                                      max_part_size=4096)
             try:
                 upload = form.get("fichier")
                 feuille = str(form.get("feuille") or "").strip()[:100] or None
+                source = str(form.get("source") or "").strip()[:64] or None
                 if from_browser(request.headers) and not tokens.valid(form.get("jeton")):
                     raise token_refused()
-                if upload is None or isinstance(upload, str) or not upload.filename:
-                    raise InputFileError("Aucun fichier reçu.",
-                                         hint="Choisissez un fichier CSV ou XLSX puis "
-                                         "cliquez sur « Vérifier le fichier ».")
-                suffix = Path(upload.filename).suffix.lower()
-                if suffix not in _UPLOAD_SUFFIXES:
-                    raise InputFileError(
-                        f"Format « {suffix or 'sans extension'} » non pris en charge.",
-                        hint="Enregistrez la feuille en CSV (UTF-8, séparateur ;) ou en XLSX.")
-                data = await upload.read()
+                overrides = None
+                if source is not None:  # the column picker: every role says its column
+                    if not re.fullmatch(r"[A-Za-z0-9_-]{10,64}", source):
+                        raise InputFileError("Formulaire de colonnes invalide.",
+                                             hint="Déposez le fichier à nouveau.")
+                    overrides = {role: (str(form.get(f"col_{role}") or "").strip()[:200]
+                                        or None) for role in ROLE_LABELS}
+                    data, suffix, name = None, "", ""
+                else:
+                    if upload is None or isinstance(upload, str) or not upload.filename:
+                        raise InputFileError("Aucun fichier reçu.",
+                                             hint="Choisissez un fichier CSV ou XLSX puis "
+                                             "cliquez sur « Vérifier le fichier ».")
+                    name = upload.filename
+                    suffix = Path(name).suffix.lower()
+                    if suffix not in _UPLOAD_SUFFIXES:
+                        raise InputFileError(
+                            f"{Path(name).name} : format « {suffix or 'sans extension'} » "
+                            "non pris en charge.",
+                            hint="Enregistrez la feuille en CSV (UTF-8, séparateur ;) ou en "
+                            "XLSX.")
+                    data = await upload.read()
                 outcome = await _run_while_connected(
-                    request, _validate_upload, services, data, suffix, feuille,
-                    upload.filename)
+                    request, lambda: validate_upload(services, data, suffix, feuille, name,
+                                                     overrides=overrides, source=source))
             finally:
                 await form.close()
         except (_TooLarge, _Refused):
             raise
+        except LotColumnsError as exc:
+            error = {"message": str(exc), "hint": exc.hint}
+            picker = {"columns": exc.columns, "mapping": exc.mapping, "source": exc.source}
+            status = 400
         except QpvGeoError as exc:
             error = {"message": str(exc), "hint": exc.hint}
             status = status_for(exc)
-        return templates.TemplateResponse(request, "lot.html",
-                                          page_context(page="lot", error=error,
-                                                       outcome=outcome),
-                                          status_code=status)
+        if outcome is not None:
+            picker = {"columns": outcome["columns"], "mapping": outcome["mapping"],
+                      "source": outcome["source"]}
+        return _form_page(templates.TemplateResponse(
+            request, "lot.html",
+            page_context(page="lot", error=error, outcome=outcome, picker=picker,
+                         roles=ROLE_LABELS, status_words=STATUS_WORDS),
+            status_code=status))
 
     @app.get("/lot/resultat/{token}/{index}", include_in_schema=False)
     def lot_result(token: str, index: int) -> Response:
@@ -372,7 +413,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               hint="Déposez le fichier à nouveau sur /lot.")
         name, content, media = found
         return Response(content, media_type=media,
-                        headers={"Content-Disposition": f'attachment; filename="{name}"',
+                        headers={"Content-Disposition": _attachment(name),
                                  "Cache-Control": "no-store"})
 
     # ---------------------------------------------------------------- API

@@ -7,28 +7,23 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import secrets
-import tempfile
 import threading
 import time
 from collections import OrderedDict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from qpv_geo import __version__
-from qpv_geo.eligibility import STATUS_LABELS, STATUSES, Engine, engine_from_settings
+from qpv_geo.eligibility import STATUSES, Engine, engine_from_settings
 from qpv_geo.exceptions import (
     GeocoderNotConfigured,
     GeocoderQueryError,
-    InputFileError,
     QpvGeoError,
 )
 from qpv_geo.settings import Settings
 from qpv_geo.web._present import (
-    HEADLINES,
     NOTE_ADRESSES_DEMO,
     now_paris,
     verdict_payload,
@@ -44,8 +39,6 @@ from qpv_geo.web.schemas import (
 
 log = logging.getLogger("qpv_geo.web")
 
-#: Rows of the validated file previewed on the /lot page.
-_PREVIEW_ROWS = 20
 
 
 class _ServiceUnavailable(QpvGeoError):
@@ -137,6 +130,8 @@ class Services:
         self._geocoder: Any = None
         self._index: tuple[int, _PerimeterIndex] | None = None
         self.results = _ResultStore()
+        #: Files uploaded on /lot, kept as long as their results to re-run with other columns.
+        self.sources = _ResultStore()
 
     def engine(self) -> Engine:
         with self._lock:
@@ -316,109 +311,6 @@ def _suggestions(services: Services, q: str, limite: int) -> Suggestions:
         out.append(Suggestion(label=r.label, lon=r.lon, lat=r.lat, score=r.score,
                               precision=r.precision, citycode=r.citycode, postcode=r.postcode))
     return Suggestions(suggestions=out[:limite], methode=methode)  # type: ignore[arg-type]
-
-
-def _safe_stem(filename: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(filename).stem)[:60].strip("_")
-    return stem or "lot"
-
-
-_MEDIA = {".csv": "text/csv; charset=utf-8",
-          ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
-
-
-def _validate_upload(services: Services, data: bytes, suffix: str, feuille: str | None,
-                     filename: str) -> dict[str, Any]:
-    """Run the batch on an uploaded file inside a temporary directory (deleted after)."""
-    try:
-        from qpv_geo.batch import read_sites, validate_sites, write_result
-    except ImportError as exc:
-        raise _ServiceUnavailable(
-            "La vérification de fichiers n'est pas disponible sur ce serveur.",
-            hint="Utilisez l'API /api/v1/verdicts ou la page d'accueil, lieu par lieu.",
-        ) from exc
-    if not data:
-        raise InputFileError("Le fichier reçu est vide.", hint="Vérifiez le fichier choisi.")
-    out_suffix = ".xlsx" if suffix == ".xlsx" else ".csv"
-    with tempfile.TemporaryDirectory(prefix="qpv-geo-lot-") as tmp:
-        src = Path(tmp) / f"entree{suffix}"
-        src.write_bytes(data)
-        frame, mapping = read_sites(src, sheet=feuille)
-        try:
-            geocoder = services.geocoder()
-        except QpvGeoError:
-            geocoder = None  # coordinates-only files still work; batch says what is missing
-        result = validate_sites(frame, mapping, settings=services.settings,
-                                engine=services.engine(), geocoder=geocoder)
-        paths = write_result(result, Path(tmp) / f"resultat{out_suffix}")
-        stem = _safe_stem(filename)
-        files = []
-        for p in paths:
-            p = Path(p)
-            name = f"{stem}-verdicts{p.suffix}" if p.stem == "resultat" else \
-                f"{stem}-{_safe_stem(p.name)}{p.suffix}"
-            files.append((name, p.read_bytes(), _MEDIA.get(p.suffix.lower(),
-                                                           "application/octet-stream")))
-    token = services.results.put(files)
-    return {
-        "token": token,
-        "files": [(i, name, len(content)) for i, (name, content, _) in enumerate(files)],
-        "summary": _summary_rows(result.summary),
-        "preview": _preview(result.frame),
-        "demo": services.engine().reference.demo or _frame_is_demo(result.frame),
-        "rows": len(result.frame),
-    }
-
-
-def _summary_rows(summary: Any) -> list[tuple[str, str]]:
-    rows: list[tuple[str, str]] = []
-    if not isinstance(summary, dict):
-        return [("Résumé", str(summary))]
-    for key, value in summary.items():
-        if isinstance(value, dict):
-            for k2, v2 in value.items():
-                label = STATUS_LABELS.get(str(k2), str(k2))
-                rows.append((f"{key} — {label}", str(v2)))
-        elif isinstance(value, (list, tuple)):
-            rows.append((str(key), " ; ".join(map(str, value))))
-        else:
-            rows.append((str(key), str(value)))
-    return rows
-
-
-_PREVIEW_VERDICT_COLS = ("status", "code_qp", "lib_qp", "motifs")
-
-
-def _preview(frame: Any) -> dict[str, Any]:
-    """First rows: up to 4 of the user's columns, then the verdict's main columns."""
-    from qpv_geo.eligibility import VERDICT_COLUMNS
-
-    added = set(VERDICT_COLUMNS)
-    cols = [c for c in frame.columns
-            if c not in added and not str(c).startswith("geocodage_")][:4]
-    cols += [c for c in _PREVIEW_VERDICT_COLS if c in frame.columns]
-    head = frame.head(_PREVIEW_ROWS)[cols]
-    rows = []
-    for rec in head.itertuples(index=False, name=None):
-        row = []
-        for col, v in zip(cols, rec, strict=True):
-            if v is None or (isinstance(v, float) and math.isnan(v)):
-                row.append("")
-            elif col == "status":
-                row.append(HEADLINES.get(str(v), str(v)))
-            else:
-                row.append(str(v))
-        rows.append(row)
-    return {"columns": ["verdict" if c == "status" else str(c) for c in cols], "rows": rows}
-
-
-def _frame_is_demo(frame: Any) -> bool:
-    for col in ("geocodage_source", "donnees"):
-        if col in frame.columns:
-            text = frame[col].dropna().astype(str).str.lower()
-            if text.str.contains("démo|demo", regex=True).any():
-                return True
-    return False
 
 
 __all__ = ["Services"]

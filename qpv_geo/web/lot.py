@@ -1,0 +1,260 @@
+"""The file page (/lot): run the batch on an uploaded file and present its result to a person.
+
+Pure Python (no FastAPI). The page shows what the CLI shows — the columns recognised (and lets
+the person choose others, then re-run on the same file kept a short while on the server), the
+counts by status, by QPV and by priority, the rows to review with porteur and address, the first
+rows — as tables of words, never as Python structures. Errors speak of the person's own file
+name and of the page's controls, never of command-line options.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tempfile
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+from qpv_geo.exceptions import InputFileError, QpvGeoError
+
+#: Rows of the validated file previewed on the page.
+PREVIEW_ROWS = 20
+#: Rows to review listed on the page (the file has them all).
+REVIEW_ROWS = 50
+
+#: The roles a person can choose a column for, with their label on the page.
+ROLE_LABELS = {
+    "adresse": "Adresse",
+    "code_postal": "Code postal",
+    "commune": "Commune",
+    "lat": "Latitude (WGS84)",
+    "lon": "Longitude (WGS84)",
+    "x": "X Lambert-93",
+    "y": "Y Lambert-93",
+    "priorite": "Priorité",
+    "porteur": "Porteur",
+    "action": "Action",
+}
+
+#: Short status words of the tables (the colour comes with them, never alone).
+STATUS_WORDS = {
+    "eligible": "Éligible",
+    "qva": "Non éligible — QVA",
+    "hors_qpv": "Non éligible — hors QPV",
+    "hors_territoire": "Non éligible — hors SEM",
+    "a_verifier": "À vérifier",
+    "non_geocode": "Non localisé",
+}
+
+_MEDIA = {".csv": "text/csv; charset=utf-8",
+          ".json": "application/json",
+          ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+class LotColumnsError(InputFileError):
+    """The file was read but its columns do not say where the sites are: the page shows the
+    error *and* the column picker (``columns``, ``mapping``, ``source`` token)."""
+
+    def __init__(self, message: str, hint: str | None, *, columns: list[str],
+                 mapping: dict[str, str | None], source: str) -> None:
+        super().__init__(message, hint=hint)
+        self.columns = columns
+        self.mapping = mapping
+        self.source = source
+
+
+def user_file_name(filename: str, suffix: str) -> str:
+    """The person's own file name, made safe for a temporary folder (no folders, no control
+    characters), the extension kept."""
+    name = Path(str(filename).replace("\\", "/")).name
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip(" .")
+    stem = Path(name).stem[:100].strip() or "fichier"
+    return f"{stem}{suffix}"
+
+
+def download_stem(filename: str) -> str:
+    """Stem of the downloads: the person's file name, spaces as « _ », accents kept."""
+    stem = Path(str(filename).replace("\\", "/")).stem
+    stem = re.sub(r"[^\w.-]+", "_", stem, flags=re.UNICODE)[:80].strip("._")
+    return stem or "fichier"
+
+
+def web_hint(hint: str | None) -> str | None:
+    """A hint of the library rewritten for the page (its controls, not CLI options)."""
+    if not hint:
+        return hint
+    if "--col-" in hint:
+        return ("Choisissez la bonne colonne dans « Colonnes du fichier » ci-dessous, puis "
+                "cliquez sur « Relancer avec ces colonnes ».")
+    if "--sheet" in hint or "--feuille" in hint or "--couche" in hint:
+        return "Indiquez le nom ou le rang de la feuille dans le champ « Feuille », puis " \
+               "déposez le fichier à nouveau."
+    if "--encoding" in hint:
+        return ("Dans le tableur, enregistrez le fichier en « CSV UTF-8 » (ou en XLSX), puis "
+                "déposez-le à nouveau.")
+    if "qpv-geo " in hint or re.search(r"(^|\s)--[a-z]", hint):
+        return "Corrigez le fichier dans le tableur, puis déposez-le à nouveau."
+    return hint
+
+
+def validate_upload(services: Any, data: bytes | None, suffix: str, feuille: str | None,
+                    filename: str, *, overrides: dict[str, str | None] | None = None,
+                    source: str | None = None) -> dict[str, Any]:
+    """Run the batch on an uploaded file (or on the one kept under ``source``) in a temporary
+    folder deleted afterwards; keep the outputs and the source a short while for the links."""
+    try:
+        from qpv_geo.batch import read_sites, validate_sites, write_result
+        from qpv_geo.batch.reading import read_columns
+    except ImportError as exc:  # pragma: no cover - batch is part of the package
+        from qpv_geo.web.services import _ServiceUnavailable
+
+        raise _ServiceUnavailable(
+            "La vérification de fichiers n'est pas disponible sur ce serveur.",
+            hint="Utilisez l'API /api/v1/verdicts ou la page d'accueil, lieu par lieu.",
+        ) from exc
+    if source is not None:
+        kept = services.sources.get(source, 0)
+        if kept is None:
+            raise InputFileError("Le fichier déposé n'est plus conservé sur le serveur "
+                                 f"({services.results.retention_text()}).",
+                                 hint="Déposez-le à nouveau.")
+        filename, data, meta = kept
+        suffix, _, feuille_kept = meta.partition("|")
+        feuille = feuille if feuille is not None else (feuille_kept or None)
+    if not data:
+        raise InputFileError(f"{filename} est vide.", hint="Vérifiez le fichier choisi.")
+    if source is None:
+        source = services.sources.put([(filename, data, f"{suffix}|{feuille or ''}")])
+    out_suffix = ".xlsx" if suffix == ".xlsx" else ".csv"
+    stem = download_stem(filename)
+    with tempfile.TemporaryDirectory(prefix="qpv-geo-lot-") as tmp:
+        src = Path(tmp) / user_file_name(filename, suffix)
+        src.write_bytes(data)
+        try:
+            frame, mapping = read_sites(src, sheet=feuille, mapping_overrides=overrides,
+                                        settings=services.settings)
+        except InputFileError as exc:
+            try:
+                columns = read_columns(src, sheet=feuille, settings=services.settings)
+            except QpvGeoError:
+                columns = []
+            if not columns:
+                raise InputFileError(str(exc), hint=web_hint(exc.hint)) from None
+            from qpv_geo.batch import detect_columns
+
+            try:
+                guess = detect_columns(columns, overrides).as_dict()
+            except QpvGeoError:
+                guess = detect_columns(columns).as_dict()
+            raise LotColumnsError(str(exc), web_hint(exc.hint), columns=columns,
+                                  mapping=guess, source=source) from None
+        try:
+            geocoder = services.geocoder()
+        except QpvGeoError:
+            geocoder = None  # coordinates-only files still work; batch says what is missing
+        result = validate_sites(frame, mapping, settings=services.settings,
+                                engine=services.engine(), geocoder=geocoder)
+        paths = write_result(result, Path(tmp) / f"{stem}-verdicts{out_suffix}")
+        files = [(Path(p).name, Path(p).read_bytes(),
+                  _MEDIA.get(Path(p).suffix.lower(), "application/octet-stream"))
+                 for p in paths]
+    token = services.results.put(files)
+    summary = result.summary
+    return {
+        "token": token,
+        "source": source,
+        "nom": filename,
+        "feuille": feuille or "",
+        "files": [(i, name, len(content)) for i, (name, content, _) in enumerate(files)],
+        "columns": [str(c) for c in frame.columns if not str(c).startswith("_")],
+        "mapping": mapping.as_dict(),
+        "tables": summary_tables(summary),
+        "preview": preview(result.frame, mapping.as_dict()),
+        "demo": services.engine().reference.demo or bool(summary.get("notes") and any(
+            "DÉMONSTRATION" in n for n in summary["notes"])),
+        "notes": list(summary.get("notes") or []),
+        "rows": int(summary.get("total", len(result.frame))),
+        "lues": int(summary.get("lignes_lues", len(result.frame))),
+    }
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.0f}" if value.is_integer() else f"{value:.1f}".replace(".", ",")
+    return str(value)
+
+
+def summary_tables(summary: dict[str, Any]) -> dict[str, Any]:
+    """The batch summary as the tables of the page (the same as the CLI's)."""
+    from qpv_geo.eligibility import STATUSES
+
+    par_statut = summary.get("par_statut") or {}
+    statuts = [(s, STATUS_WORDS.get(s, s), int(par_statut.get(s, 0))) for s in STATUSES
+               if s in STATUS_WORDS]
+    qpv = [(code, str(e.get("lib_qp") or ""), int(e.get("sites", 0)),
+            int(e.get("eligibles", 0)))
+           for code, e in (summary.get("par_qpv") or {}).items()]
+    prio = [(str(e.get("label") or key), int(e.get("sites", 0)), int(e.get("eligibles", 0)))
+            for key, e in (summary.get("par_priorite") or {}).items()]
+    review = []
+    for r in (summary.get("a_revoir") or [])[:REVIEW_ROWS]:
+        review.append({
+            "ligne": _cell(r.get("ligne")),
+            "status": str(r.get("status") or ""),
+            "statut": STATUS_WORDS.get(str(r.get("status")), str(r.get("status") or "")),
+            "porteur": _cell(r.get("porteur")),
+            "action": _cell(r.get("action")),
+            "adresse": _cell(r.get("adresse")),
+            "motifs": _cell(r.get("motifs")),
+        })
+    return {"statuts": statuts, "total": int(summary.get("total", 0)), "qpv": qpv,
+            "priorites": prio, "a_revoir": review,
+            "a_revoir_total": int(summary.get("a_revoir_total", len(review))),
+            "marge": summary.get("marge_m")}
+
+
+def preview(frame: Any, mapping: dict[str, str | None]) -> dict[str, Any]:
+    """The first rows: line, the person's identifying columns, then the verdict in words."""
+    from qpv_geo.eligibility import format_distance
+
+    keep: list[tuple[str, str]] = [("ligne", "Ligne")]
+    for role in ("porteur", "action", "adresse", "commune"):
+        col = mapping.get(role)
+        if col and col in frame.columns and all(col != c for c, _ in keep):
+            keep.append((col, col))
+    if not any(mapping.get(r) for r in ("porteur", "action", "adresse")):
+        for col in ("lat", "lon"):
+            if col in frame.columns:
+                keep.append((col, col))
+    keep += [("status", "Verdict"), ("code_qp", "Code QPV"), ("lib_qp", "Quartier"),
+             ("distance_bord_m", "Distance au bord"), ("motifs", "Motifs")]
+    keep = [(c, label) for c, label in keep if c in frame.columns]
+    rows = []
+    head = frame.head(PREVIEW_ROWS)
+    for rec in head[[c for c, _ in keep]].itertuples(index=False, name=None):
+        row = []
+        for (col, _), v in zip(keep, rec, strict=True):
+            if col == "status":
+                row.append({"status": str(v), "text": STATUS_WORDS.get(str(v), str(v))})
+            elif col == "distance_bord_m":
+                row.append({"text": format_distance(None if v is None else float(v))})
+            else:
+                row.append({"text": _cell(v)})
+        rows.append(row)
+    return {"columns": [label for _, label in keep], "rows": rows}
+
+
+__all__ = [
+    "ROLE_LABELS",
+    "STATUS_WORDS",
+    "LotColumnsError",
+    "download_stem",
+    "preview",
+    "summary_tables",
+    "user_file_name",
+    "validate_upload",
+    "web_hint",
+]
