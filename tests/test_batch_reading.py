@@ -303,3 +303,21 @@ def test_a_note_on_several_lines_is_not_an_unclosed_quote(tmp_path) -> None:
                     'C;D;;;;;45,4335;4,3790\n', encoding="utf-8")
     frame, _ = read_sites(path)
     assert len(frame) == 2 and PROBLEM_COLUMN not in frame.columns
+
+
+@pytest.mark.parametrize("name", ["zip_bomb.xlsx", "billion_laughs.xlsx"])
+def test_no_peek_parses_a_hostile_workbook(name, monkeypatch) -> None:
+    import openpyxl
+
+    from qpv_geo.batch import read_validated
+
+    opened: list[object] = []
+
+    def never(*args, **kwargs):
+        opened.append(args)
+        raise AssertionError("openpyxl opened a hostile workbook")
+
+    monkeypatch.setattr(openpyxl, "load_workbook", never)
+    with pytest.raises(InputFileError):
+        read_validated(_h(name))
+    assert opened == []

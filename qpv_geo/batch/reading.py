@@ -513,23 +513,43 @@ def _formulas_without_values(zf: Any) -> bool:
     return False
 
 
+def check_xlsx(path: Path, settings: Settings | None = None) -> bool:
+    """Run the workbook guards (sizes, expansion ratio, no DOCTYPE) before anything opens it
+    with openpyxl; True when it has formulas without cached values. Raises
+    :class:`InputFileError` (or a subclass) for a workbook that must not be parsed."""
+    import zipfile
+
+    from qpv_geo._zipsafe import check_no_dtd, check_sizes
+
+    settings = settings or Settings.from_env()
+    try:
+        with zipfile.ZipFile(path) as zf:
+            check_sizes(zf, path.name, max_total_mb=settings.max_xlsx_decompresse_mb,
+                        max_ratio=settings.max_ratio_compression)
+            check_no_dtd(zf, path.name)
+            return _formulas_without_values(zf)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
+        raise InputFileError(f"{path.name} n'est pas un classeur XLSX lisible (archive zip "
+                             "abîmée ou incomplète).", hint=_XLSX_HINT) from exc
+
+
+def xlsx_is_safe(path: Path) -> bool:
+    """True when :func:`check_xlsx` accepts the workbook (for quick peeks that must not
+    parse a hostile file; the reader then says what is wrong)."""
+    try:
+        check_xlsx(path)
+    except InputFileError:
+        return False
+    return True
+
+
 def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings) -> _Source:
     import zipfile
     from xml.etree.ElementTree import ParseError
 
     from openpyxl import load_workbook
 
-    from qpv_geo._zipsafe import check_no_dtd, check_sizes
-
-    try:
-        with zipfile.ZipFile(path) as zf:
-            check_sizes(zf, path.name, max_total_mb=settings.max_xlsx_decompresse_mb,
-                        max_ratio=settings.max_ratio_compression)
-            check_no_dtd(zf, path.name)
-            formulas = _formulas_without_values(zf)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
-        raise InputFileError(f"{path.name} n'est pas un classeur XLSX lisible (archive zip "
-                             "abîmée ou incomplète).", hint=_XLSX_HINT) from exc
+    formulas = check_xlsx(path, settings)
     try:
         # data_only: cached values, never formulas; nothing is evaluated.
         wb = load_workbook(path, read_only=True, data_only=True)

@@ -27,7 +27,7 @@ from qpv_geo.batch.columns import (
     detect_columns,
     parse_numbers,
 )
-from qpv_geo.batch.reading import _frames, _mapping_for, _open
+from qpv_geo.batch.reading import _frames, _mapping_for, _open, xlsx_is_safe
 from qpv_geo.batch.writing import (
     ROLE_LABELS,
     XLSX_HEADERS,
@@ -708,6 +708,8 @@ def _run_facts(path: Path, kind: str) -> dict[str, Any]:
     from openpyxl import load_workbook
 
     facts: dict[str, Any] = {}
+    if not xlsx_is_safe(path):
+        return facts
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
     except Exception:  # not ours: nothing to restore
@@ -768,6 +770,8 @@ def _restore_run_columns(frame: pd.DataFrame, facts: dict[str, Any]) -> None:
 def _sheet_names(path: Path) -> list[str]:
     from openpyxl import load_workbook
 
+    if not xlsx_is_safe(path):
+        return []  # _open says why
     try:
         wb = load_workbook(path, read_only=True)
     except Exception:  # unreadable: _open says why
