@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 OUT    ?= out/demo
 
 .PHONY: demo test install install-dev system-deps bench-deps lint bench bench-geocoding bench-batch \
-        bench-maps bench-web bench-verdicts clean notebook
+        bench-maps bench-web bench-verdicts clean notebook img-rapport
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,10 @@ bench-web: install
 ## Re-execute the copilotage notebook in place: it is stored with its outputs (tables, charts, maps).
 notebook: install-dev
 	cd notebooks && $(abspath $(BIN))/jupyter execute --inplace rapport_copilotage.ipynb
+
+## The README's picture of the committee report (docs/img/rapport*.png), from the real output.
+img-rapport: install-dev system-deps
+	$(PY) docs/img/make_rapport_png.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

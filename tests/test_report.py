@@ -218,3 +218,30 @@ def test_cli_report_and_map(tmp_path):
     assert bad.exit_code == 2
     missing = runner.invoke(app, ["report", str(tmp_path / "absent.csv")])
     assert missing.exit_code == 2 and "introuvable" in missing.output
+
+
+def test_readme_shows_the_report_made_from_the_real_output():
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    for name in ("rapport.png", "rapport-carte.png"):
+        assert f"](docs/img/{name})" in readme
+        png = Path(__file__).parent.parent / "docs" / "img" / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000
+    assert "make img-rapport" in readme
+
+
+@pytest.mark.browser
+def test_img_rapport_script_writes_the_pictures(tmp_path):
+    import importlib.util
+
+    from PIL import Image
+
+    script = Path(__file__).parent.parent / "docs" / "img" / "make_rapport_png.py"
+    spec = importlib.util.spec_from_file_location("make_rapport_png", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    written = module.write_pngs(tmp_path)
+    assert [p.name for p in written] == ["rapport.png", "rapport-carte.png"]
+    with Image.open(written[0]) as top:
+        assert top.width == 1280 and 900 < top.height < 2500
+    with Image.open(written[1]) as carte:
+        assert carte.width > 800
