@@ -23,6 +23,7 @@ from qpv_geo.marges import fmt_metres, motifs_marge
 if TYPE_CHECKING:
     from qpv_geo.eligibility import Classification, Engine
     from qpv_geo.geocoding import GeocodeResult
+    from qpv_geo.voies import VoieVerdict
 
 #: The statuses, in the order of their integer codes.
 STATUSES = ("eligible", "qva", "hors_qpv", "hors_territoire", "a_verifier", "non_geocode")
@@ -58,7 +59,8 @@ _BAD_REASONS = {
 def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndarray,
                   citycodes: Sequence[str | None] | None,
                   geocodes: Sequence[GeocodeResult | None] | None,
-                  mots: np.ndarray | None = None) -> pd.DataFrame:
+                  mots: np.ndarray | None = None,
+                  voies: Sequence[VoieVerdict | None] | None = None) -> pd.DataFrame:
     """The verdict table (:data:`VERDICT_COLUMNS`) with its French reasons, from raw codes."""
     n = len(c.status)
     zones = self.zones
@@ -117,6 +119,11 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
                 continue
             # A demonstration address is marked, like demonstration perimeters, and the
             # verdict is computed on its point as for any other.
+            street = voies[i] if voies is not None else None
+            if street is not None and street.decisive:  # the whole street decides the place
+                from qpv_geo.voies import as_housenumber
+
+                g = as_housenumber(g)
             issues = reliability_issues(g, score_min=self.score_min)
             if g.source == "local-demo":
                 demo_rows[i] = True
@@ -143,6 +150,10 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
             .astype(str) + ") sans effet sur le verdict : la commune entière le décide")
         add(downgrade, "géocodage imprécis : " + issues_txt[downgrade].astype(str))
         status[downgrade] = A_VERIFIER
+        if voies is not None:
+            has = np.array([v is not None for v in voies], dtype=bool)
+            add(has, np.array([v.motif if v is not None else "" for v in voies], dtype=object)
+                [has])
         add(demo_rows, "DÉMONSTRATION : " + MOTIF_DEMO + ", le point n'est pas réel")
         geo_extra = _geocode_columns(geocodes)
 
@@ -198,6 +209,10 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
             "fichier officiel")
 
     candidat = np.where(unc, codes[c.edge_zone], None)
+    if voies is not None:  # a street partly in, or along, a QPV: that QPV is the candidate
+        for k, v in enumerate(voies):
+            if v is not None and not v.decisive and v.zone >= 0 and status[k] == A_VERIFIER:
+                candidat[k] = codes[v.zone]
     is_outside_q = (zk != _K_QPV)
     donnees = self.reference.version
     notes = self.reference.notes

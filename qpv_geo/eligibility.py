@@ -615,7 +615,14 @@ class Engine:
         incert, mots = incertitudes(len(x), geocodes, precision_point_m,
                                     defaut=self.precision_point_m)
         c = self.classify_xy(x, y, bad=bad, incertitude_m=incert)
-        return verdict_frame(self, c, lon, lat, citycodes, geocodes, mots)
+        voies = None
+        if geocodes is not None and any(g is not None and g.found and g.precision == "street"
+                                        for g in geocodes):
+            from qpv_geo import voies as _voies  # a point known at the street: ask the street
+
+            voies = _voies.decide(self, geocodes)
+            _voies.apply(c, voies, mots)
+        return verdict_frame(self, c, lon, lat, citycodes, geocodes, mots, voies)
 
     def judge_point(self, *, lon: float | None = None, lat: float | None = None,
                     x: float | None = None, y: float | None = None,
