@@ -247,6 +247,9 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
         frame[k] = v
     if written_out.any():
         _written_outside(frame, written_out, geocodes or ())
+    if geocodes is not None and any(g is not None and g.alternatives and g.found
+                                    and not g.hors_territoire for g in geocodes):
+        _ambiguous(self, frame, geocodes)
     return frame
 
 
@@ -306,3 +309,44 @@ def _written_outside(frame: pd.DataFrame, rows: np.ndarray,
             frame.loc[rows, col] = np.nan
     frame.loc[rows, "lib_com"] = [names[g.citycode].nom if g.citycode in names else None
                                   for g in picked]
+
+
+_SHORT = {"eligible": "éligible", "qva": "QVA", "hors_qpv": "hors QPV",
+          "hors_territoire": "hors territoire", "a_verifier": "à vérifier",
+          "non_geocode": "non localisé"}
+
+
+def _ambiguous(engine: Engine, frame: pd.DataFrame,
+               geocodes: Sequence[GeocodeResult | None]) -> None:
+    """Rows whose street exists, as good, in several SEM communes (no commune written): the
+    verdict of every candidate; the same for all → kept, else « à vérifier » listing them."""
+    rows = [i for i, g in enumerate(geocodes) if g is not None and g.alternatives and g.found
+            and not g.hors_territoire]
+    alts = [(i, a) for i in rows for a in geocodes[i].alternatives]  # type: ignore[union-attr]
+    other = engine.judge_lonlat([float(a["lon"]) for _, a in alts],
+                                [float(a["lat"]) for _, a in alts])
+    names = engine._commune_names
+    by_row: dict[int, list[tuple[str, str, str | None]]] = {}
+    for (i, a), (_, o) in zip(alts, other.iterrows(), strict=True):
+        by_row.setdefault(i, []).append((names.get(a.get("citycode"), a.get("label") or "?"),
+                                         str(o["status"]), o["code_qp"]))
+    status_col = frame.columns.get_loc("status")
+    for i in rows:
+        g = geocodes[i]
+        assert g is not None
+        main = (names.get(g.citycode or "", g.label or "?"), str(frame.iat[i, status_col]),
+                frame.at[frame.index[i], "code_qp"])
+        cands = [main, *by_row.get(i, [])]
+        communes = ", ".join(c for c, _, _ in cands)
+        if len({s for _, s, _ in cands}) == 1:
+            text = (f"voie « {g.street} » présente dans {len(cands)} communes de SEM "
+                    f"({communes}) : même verdict pour toutes")
+        else:
+            listing = ", ".join(f"à {c} → {_SHORT.get(s, s)}" + (f" ({q})" if q else "")
+                                for c, s, q in cands)
+            text = (f"voie « {g.street} » présente dans {len(cands)} communes de SEM, commune "
+                    f"non précisée : {listing}. Précisez la commune")
+            frame.iat[i, status_col] = "a_verifier"
+            frame.at[frame.index[i], "eligible"] = False
+        old = str(frame.at[frame.index[i], "motifs"] or "")
+        frame.at[frame.index[i], "motifs"] = f"{old} ; {text}" if old else text

@@ -698,3 +698,29 @@ def test_local_batch_results_survive_an_interruption(tmp_path, monkeypatch):
     monkeypatch.setattr(fresh, "_geocode_raw", boom)
     with pytest.raises(AssertionError, match="geocoded again"):
         fresh.geocode_many(queries[:1])
+
+
+def test_local_same_street_in_several_communes_without_commune(local, engine):
+    # « rue Victor Hugo » exists at Saint-Étienne and Saint-Chamond: no commune written →
+    # both candidates are kept, and the engine judges each one
+    res = local.geocode("3 rue Victor Hugo")
+    assert res.found and {a["citycode"] for a in res.alternatives} | {res.citycode} == {
+        "42218", "42207"}
+    verdict = engine.judge_point(geocode=res)
+    text = " ".join(verdict.motifs)
+    assert "présente dans 2 communes de SEM" in text
+    assert "Saint-Chamond" in text and "Saint-Étienne" in text
+    # the commune written decides: no alternative
+    assert local.geocode("3 rue Victor Hugo 42400 Saint-Chamond").alternatives == ()
+
+
+def test_candidates_with_different_verdicts_are_a_verifier(engine, montreynaud):
+    res = GeocodeResult("3 rue X", montreynaud["lon"], montreynaud["lat"], label="3 Rue X",
+                        score=0.9, precision="housenumber", citycode="42218", source="ban",
+                        street="Rue X", alternatives=({"label": "3 Rue X 42700 Firminy",
+                                                       "lon": 4.30, "lat": 45.36,
+                                                       "citycode": "42095"},))
+    verdict = engine.judge_point(geocode=res)
+    assert verdict.status == "a_verifier"
+    assert any("à Saint-Étienne → éligible (QN04213M)" in m and "à Firminy →" in m
+               for m in verdict.motifs)

@@ -48,10 +48,16 @@ class GeocodeResult:
     #: Set when the commune or postcode written is outside SEM: the verdict is
     #: ``hors_territoire`` with this reason, whatever point the geocoder found.
     hors_territoire: str | None = None
+    #: Other results as good as this one in other SEM communes (the same street name, no
+    #: commune written): ``label``, ``lon``, ``lat``, ``citycode`` of each. The engine judges
+    #: each: one verdict if they all agree, else « à vérifier » listing them.
+    alternatives: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.issues, tuple):  # from a JSON cache: a list
             object.__setattr__(self, "issues", tuple(self.issues or ()))
+        if not isinstance(self.alternatives, tuple):
+            object.__setattr__(self, "alternatives", tuple(self.alternatives or ()))
 
     @property
     def found(self) -> bool:

@@ -6,6 +6,7 @@ a query (house number, street, commune, postcode) and matches it with rapidfuzz.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Callable, Sequence
@@ -494,9 +495,23 @@ class LocalGeocoder:
         if len(text) > 300:
             return not_found(query, "adresse trop longue (plus de 300 caractères)",
                              source=self.source)
-        results = self.search(query, limit=1)
+        hyps = self._parse(_as_query(query))
+        unplaced = hyps[0].insee is None and hyps[0].postcode is None
+        results = self.search(query, limit=8 if unplaced else 1)
         if results:
-            return results[0]
+            best = results[0]
+            if unplaced and best.street:
+                # the same street in other SEM communes, as good: the commune decides
+                others: dict[str, dict[str, Any]] = {}
+                for r in results[1:]:
+                    if (r.street == best.street and r.citycode != best.citycode
+                            and r.precision == best.precision and r.score >= best.score - 0.02
+                            and r.citycode not in others):
+                        others[r.citycode or ""] = {"label": r.label, "lon": r.lon,
+                                                    "lat": r.lat, "citycode": r.citycode}
+                if others:
+                    return dataclasses.replace(best, alternatives=tuple(others.values()))
+            return best
         return not_found(query, "adresse non trouvée dans le fichier d'adresses : ni voie ni "
                          "commune de Saint-Étienne Métropole reconnue", source=self.source)
 
@@ -511,7 +526,7 @@ class LocalGeocoder:
         qs = [_as_query(q) for q in queries]
         from qpv_geo.geocoding.consistency import check_many
 
-        keys = [ResultCache.key({"v": 2, "index": self.sha256, "q": " ".join(q.adresse.split()),
+        keys = [ResultCache.key({"v": 3, "index": self.sha256, "q": " ".join(q.adresse.split()),
                                  "postcode": q.postcode or None, "city": q.city or None,
                                  "citycode": q.citycode or None}) for q in qs]
         # Results are kept on disk per address file: a batch interrupted by Ctrl-C or a crash
