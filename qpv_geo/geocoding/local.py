@@ -284,6 +284,11 @@ class LocalGeocoder:
         lists = [self._grams[g] for g in grams if g in self._grams]
         if not lists:
             return idx[:0]
+        # grams shared by more than 1/8 of the streets say little and cost the most
+        common = len(self.s_key) / 8
+        rare = [x for x in lists if len(x) <= common]
+        if len(rare) >= max(2, len(lists) // 2):
+            lists = rare
         shared = np.bincount(np.concatenate(lists), minlength=len(self.s_key))[idx]
         # Dice coefficient of the gram sets: a long name sharing a few grams ranks below
         counts = shared / (len(grams) + self._gram_sizes[idx])
@@ -435,11 +440,12 @@ class LocalGeocoder:
                              precision="municipality", citycode=insee,
                              postcode=pcs[0] if pcs else None, source=self.source, motif=motif)
 
-    def search(self, query: str | AddressQuery, *, limit: int = 1) -> list[GeocodeResult]:
+    def search(self, query: str | AddressQuery, *, limit: int = 1,
+               _hyps: list[_Parsed] | None = None) -> list[GeocodeResult]:
         """Up to ``limit`` results, best first; empty list when nothing matches."""
         q = _as_query(query)
         text = _query_text(query)
-        hyps = self._parse(q)
+        hyps = _hyps if _hyps is not None else self._parse(q)
         scored: list[tuple[float, _Parsed, int]] = []
         named = hyps[0].insee is not None
         for h, p in enumerate(hyps):
@@ -497,7 +503,7 @@ class LocalGeocoder:
                              source=self.source)
         hyps = self._parse(_as_query(query))
         unplaced = hyps[0].insee is None and hyps[0].postcode is None
-        results = self.search(query, limit=8 if unplaced else 1)
+        results = self.search(query, limit=8 if unplaced else 1, _hyps=hyps)
         if results:
             best = results[0]
             if unplaced and best.street:
