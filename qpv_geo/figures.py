@@ -271,9 +271,9 @@ def static_coverage_png(coverage: Coverage, reference: Reference, *, dpi: int = 
         dans = np.array([val(c, "actions_dans") for c in qpv["code_qp"]])
         tous = np.array([val(c, "actions") for c in qpv["code_qp"]])
         qpv.plot(ax=ax, color=[_palier(int(d), proximite=int(t - d)) for d, t in zip(
-            dans, tous, strict=True)], edgecolor="#555555", linewidth=0.5)
+            dans, tous, strict=True)], edgecolor="#333333", linewidth=0.9, zorder=3)
         if (tous == 0).any():
-            qpv[tous == 0].boundary.plot(ax=ax, color=COULEUR_LACUNE, linewidth=1.4)
+            qpv[tous == 0].boundary.plot(ax=ax, color=COULEUR_LACUNE, linewidth=1.4, zorder=4)
         ax.set_xlim(minx - pad, maxx + pad)
         ax.set_ylim(miny - pad, maxy + pad)
         r = rates.loc[key] if key in rates.index else None
@@ -300,6 +300,9 @@ def static_coverage_png(coverage: Coverage, reference: Reference, *, dpi: int = 
 
 def _stacked(ax: Any, y: np.ndarray, parts: list[tuple[np.ndarray, str, str, str | None]],
              total: int) -> None:
+    import matplotlib.patheffects as pe
+
+    halo = [pe.withStroke(linewidth=2.5, foreground="white")]
     left = np.zeros(len(y))
     for values, color, edge, hatch in parts:
         ax.barh(y, values, left=left, height=0.68, color=color, edgecolor=edge,
@@ -308,7 +311,8 @@ def _stacked(ax: Any, y: np.ndarray, parts: list[tuple[np.ndarray, str, str, str
             if v > 0:
                 dark = color == COULEUR_DANS
                 ax.text(lft + v / 2, yy, str(int(v)), ha="center", va="center", fontsize=7.5,
-                        color="white" if dark else "#222222")
+                        color="white" if dark else "#222222",
+                        path_effects=None if dark else halo)
         left = left + values
     from matplotlib.ticker import MaxNLocator
 
