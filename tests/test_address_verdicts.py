@@ -115,3 +115,29 @@ def test_batch_reads_coordinates_in_the_address_column(tmp_path, engine):
     out = validate_file(src, tmp_path / "out.csv", settings=settings, progress=False).frame
     assert list(out["geocodage_source"]) == ["coordonnees", "coordonnees"]
     assert out["status"].iloc[0] == engine.judge_point(lon=4.39862, lat=45.46881).status
+
+
+def test_page_says_which_address_data_answer_and_why_not(web):
+    with web("demo") as c:
+        html = c.get("/").text
+        assert "Adresses : fichier d&#39;adresses de DÉMONSTRATION" in html or \
+            "Adresses : fichier d'adresses de DÉMONSTRATION" in html
+    with web("auto") as c:
+        r = c.get("/", params={"adresse": "3 rue Victor Hugo 42000 Saint-Étienne"})
+        assert r.status_code == 503
+        assert "data update --adresses" in r.text and "Géoplateforme" in r.text
+        assert "verdict-titre" not in r.text
+
+
+def test_batch_postcode_and_commune_columns_feed_the_rules(tmp_path):
+    from qpv_geo.batch import validate_file
+
+    src = tmp_path / "sites.csv"
+    src.write_text("nom;adresse;code_postal;commune\n"
+                   "A;5 place Bellecour;69002;Lyon\n"
+                   "B;12 rue Balay;42000;Saint-Étienne\n"
+                   "C;1 rue Gambetta;42170;\n", encoding="utf-8")
+    out = validate_file(src, tmp_path / "out.csv", settings=Settings.from_env(geocoder="demo"),
+                        progress=False).frame
+    assert list(out["status"]) == ["hors_territoire", "a_verifier", "hors_territoire"]
+    assert "Lyon" in out["motifs"].iloc[0] and "42170" in out["motifs"].iloc[2]

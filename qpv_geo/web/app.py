@@ -296,8 +296,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/vendor/leaflet", StaticFiles(directory=str(_leaflet_dir())), name="leaflet")
 
     def page_context(**extra: Any) -> dict[str, Any]:
+        from qpv_geo.geocoding import geocoder_info
+
         engine = services.engine()
         return {"version": engine.reference.version, "data_notes": engine.reference.notes,
+                "geocodeur": geocoder_info(settings),
                 "app_version": __version__, "max_upload_mb": settings.max_upload_mb,
                 "jeton": tokens.new(), "retention": services.results.retention_text(),
                 "headlines": HEADLINES, **extra}
