@@ -207,7 +207,9 @@ def roads_geojson(
             dedup = [c for i, c in enumerate(coords) if i == 0 or c != coords[i - 1]]
             if len(dedup) < 2:
                 continue
-            feats.append({"type": "Feature", "properties": {"n": name, "c": int(classe)},
+            # a nameless road is NaN in the frame: null in JSON (NaN is not JSON)
+            label = name if isinstance(name, str) and name else None
+            feats.append({"type": "Feature", "properties": {"n": label, "c": int(classe)},
                           "geometry": {"type": "LineString", "coordinates": dedup}})
     area = roads_bbox()
     if bbox is not None:

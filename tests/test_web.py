@@ -563,3 +563,20 @@ def test_lot_errors_speak_of_the_users_file(client) -> None:
                                                "application/octet-stream")})
     assert r.status_code == 400 and "Mon appel.xlsx" in r.text and "entree" not in r.text
     assert "--" not in _text(r.text).split("Données :")[0]
+
+
+def test_streets_api_is_compact_geojson_with_its_attribution(client, montreynaud) -> None:
+    r = client.get("/api/v1/voies", params={"lat": montreynaud["lat"],
+                                            "lon": montreynaud["lon"], "rayon_m": 800})
+    assert r.status_code == 200
+    data = r.json()  # strict JSON: a nameless road is null, never NaN
+    assert "NaN" not in r.text
+    assert data["type"] == "FeatureCollection" and len(data["features"]) > 20
+    assert "OpenStreetMap" in data["attribution"] and "ODbL" in data["attribution"]
+    assert data["couverture"] == "rues : Saint-Étienne seulement"
+    assert {f["properties"]["c"] for f in data["features"]} <= {0, 1, 2}
+    far = client.get("/api/v1/voies", params={"lat": 45.764, "lon": 4.8357}).json()
+    assert far["features"] == [] and far["couverture"]
+    bad = client.get("/api/v1/voies", params={"lat": 45.46, "lon": 4.39, "rayon_m": 50_000})
+    assert bad.status_code == 422 and "rayon_m" in bad.json()["erreur"]
+    assert client.get("/carte/rues.js").headers["content-type"].startswith("text/javascript")

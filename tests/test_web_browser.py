@@ -172,3 +172,75 @@ def test_lot_page_tables_picker_and_rerun(tracked, base_url, engine, tmp_path,
     page.screenshot(path=str(artifacts / "web-lot.png"), full_page=True)
     assert page.console_errors == []
     assert offsite_requests(page, base_url) == []
+
+
+def test_verdict_maps_draw_streets_offline_and_print_an_attestation(tracked, base_url, inside,
+                                                                    artifacts) -> None:
+    page = tracked
+    page.set_viewport_size({"width": 1280, "height": 900})
+    lat, lon = inside
+    page.goto(f"{base_url}/?lat={lat:.6f}&lon={lon:.6f}")
+    page.wait_for_selector('#carte[data-pret="1"]', timeout=15_000)
+    # Streets of OpenStreetMap, offline, under the perimeters, with their names at close zoom.
+    assert int(page.locator("#carte").get_attribute("data-rues")) > 20
+    page.wait_for_selector("#carte .qpvgeo-rue", timeout=5_000)
+    names = page.locator("#carte .qpvgeo-rue").all_inner_texts()
+    assert len(names) >= 2 and all(n.strip() for n in names), names
+    attribution = page.locator("#carte .leaflet-control-attribution").inner_text()
+    assert "OpenStreetMap" in attribution and "ODbL" in attribution
+    assert "Saint-Étienne seulement" in page.locator(".legende").inner_text()
+    # The whole-quartier map: the point at its centre, the QPV not cut.
+    box = page.locator("#carte-quartier").bounding_box()
+    marker = page.locator("#carte-quartier path.leaflet-interactive[fill='#d00000']")
+    mbox = marker.bounding_box()
+    cx, cy = mbox["x"] + mbox["width"] / 2, mbox["y"] + mbox["height"] / 2
+    assert abs(cx - (box["x"] + box["width"] / 2)) < 6
+    assert abs(cy - (box["y"] + box["height"] / 2)) < 6
+    qpv = page.locator("#carte-quartier path[stroke='#0f6b2f']").first.bounding_box()
+    assert qpv["x"] >= box["x"] and qpv["y"] >= box["y"]
+    assert qpv["x"] + qpv["width"] <= box["x"] + box["width"] + 1
+    assert qpv["y"] + qpv["height"] <= box["y"] + box["height"] + 1
+    # Attestation fields, then print: no zoom buttons, the fields and the header shown.
+    page.get_by_label("Porteur", exact=True).fill("Association Exemple")
+    page.get_by_label("Action", exact=True).fill("Atelier CV")
+    page.get_by_label("N° de dossier").fill("CE-2025-042")
+    assert "N° de dossier : CE-2025-042" in page.locator("#texte-verdict").text_content()
+    page.screenshot(path=str(artifacts / "web-verdict-rues.png"), full_page=True)
+    page.emulate_media(media="print")
+    page.evaluate("window.dispatchEvent(new Event('beforeprint'))")
+    assert page.locator("#carte-quartier").bounding_box()["width"] == box["width"]  # no resize
+    mbox = marker.bounding_box()
+    pbox = page.locator("#carte-quartier").bounding_box()
+    assert abs(mbox["x"] + mbox["width"] / 2 - (pbox["x"] + pbox["width"] / 2)) < 6
+    assert page.locator(".attestation-entete").is_visible()
+    assert not page.locator(".leaflet-control-zoom").first.is_visible()
+    assert page.get_by_label("N° de dossier").is_visible()
+    assert page.locator(".legende").is_visible()
+    pdf = page.pdf(path=str(artifacts / "web-attestation.pdf"), format="A4",
+                   print_background=True)
+    import re
+
+    assert len(re.findall(rb"/Type\s*/Page[^s]", pdf)) == 1  # the attestation fits one page
+    page.emulate_media(media="screen")
+    assert page.console_errors == []
+    assert offsite_requests(page, base_url) == []
+
+
+def test_no_attestation_for_an_address_not_found(tracked, base_url) -> None:
+    page = tracked
+    page.goto(base_url + "/?adresse=zzzz%20qqqq%20wwww")
+    page.wait_for_selector("#verdict")
+    assert page.locator("#verdict-statut").inner_text() == "Non localisé"
+    assert page.locator("#imprimer").count() == 0
+    assert page.locator("#att-dossier").count() == 0
+    page.emulate_media(media="print")
+    assert "n'est pas une attestation" in page.locator(".attestation-entete").inner_text()
+    page.emulate_media(media="screen")
+
+
+def test_no_streets_outside_saint_etienne_says_so(tracked, base_url) -> None:
+    page = tracked
+    page.goto(base_url + "/?lat=45.4561&lon=4.4067")  # Saint-Jean-Bonnefonds? outside the layer
+    page.wait_for_selector('#carte[data-pret="1"]', timeout=15_000)
+    note = page.locator("#rues-note").inner_text()
+    assert "Saint-Étienne seulement" in note

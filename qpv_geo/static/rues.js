@@ -99,8 +99,9 @@ function qpvgeoRues(map, data, options) {
       span.className = 'qpvgeo-rue';
       span.textContent = name;
       span.style.transform = 'translate(-50%, -50%) rotate(' + at.angle.toFixed(1) + 'deg)';
-      var icon = L.divIcon({className: 'qpvgeo-rue-icone', html: span.outerHTML,
-                            iconSize: null});
+      // the element itself, not its HTML: a parsed style attribute would be refused by a
+      // Content-Security-Policy without 'unsafe-inline' (the web page's)
+      var icon = L.divIcon({className: 'qpvgeo-rue-icone', html: span, iconSize: null});
       labels.addLayer(L.marker(map.layerPointToLatLng(at.point),
         {icon: icon, pane: 'qpvgeoRuesNoms', interactive: false, keyboard: false}));
     });

@@ -18,6 +18,7 @@ Routes
 ``GET /api/v1/donnees``         data versions and warnings
 ``GET /api/v1/suggestions``     address suggestions (local geocoder)
 ``GET /api/v1/perimetres``      GeoJSON of the perimeters near a point (the page's map)
+``GET /api/v1/voies``           OpenStreetMap streets near a point (Saint-Étienne only, ODbL)
 """
 
 
@@ -481,6 +482,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """GeoJSON des périmètres (QPV, QVA, QPV hors SEM, communes) à moins de `rayon_m`."""
         features = services.perimeters().around(lon, lat, rayon_m)
         return JSONResponse({"type": "FeatureCollection", "features": features})
+
+    @app.get("/api/v1/voies", tags=["carte"], responses=_errors(422, 503))
+    def api_voies(
+        lat: Annotated[float, Query(ge=-90, le=90)],
+        lon: Annotated[float, Query(ge=-180, le=180)],
+        rayon_m: Annotated[float, Query(gt=0, le=3000)] = 1000.0,
+    ) -> Response:
+        """Rues OpenStreetMap (GeoJSON compact) à moins de `rayon_m` du point, pour lire la
+        carte hors ligne : propriétés `n` (nom) et `c` (classe 0 grande voie, 1 secondaire,
+        2 autre), avec `attribution` (ODbL, à afficher) et `couverture` (la couche s'arrête
+        aux limites de Saint-Étienne ; ailleurs la liste est vide). Aucun verdict n'en
+        dépend."""
+        return JSONResponse(services.roads(lon, lat, rayon_m),
+                            headers={"Cache-Control": "public, max-age=86400"})
+
+    @app.get("/carte/rues.js", include_in_schema=False)
+    def rues_js() -> Response:
+        from qpv_geo.osm import roads_js
+
+        return Response(roads_js(), media_type="text/javascript; charset=utf-8")
+
+    @app.get("/carte/rues.css", include_in_schema=False)
+    def rues_css() -> Response:
+        from qpv_geo.osm import ROADS_CSS
+
+        return Response(ROADS_CSS, media_type="text/css; charset=utf-8")
 
     from qpv_geo.web.registre import add_registre_routes
 

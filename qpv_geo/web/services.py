@@ -150,6 +150,15 @@ class Services:
                 self._geocoder = geocoder_from_settings(self.settings)
             return self._geocoder
 
+    def roads(self, lon: float, lat: float, radius_m: float) -> dict[str, Any]:
+        """OpenStreetMap streets within ``radius_m`` of the point (compact GeoJSON, with the
+        attribution and the coverage note); no streets outside Saint-Étienne."""
+        from qpv_geo.osm import roads_geojson
+
+        dlat = radius_m / 111_320.0
+        dlon = radius_m / (111_320.0 * max(0.1, math.cos(math.radians(lat))))
+        return roads_geojson((lon - dlon, lat - dlat, lon + dlon, lat + dlat))
+
     def perimeters(self) -> _PerimeterIndex:
         reference = self.engine().reference
         with self._lock:
@@ -264,6 +273,9 @@ def _warm_up(services: Services) -> None:
         engine = services.engine()
         engine.judge_point(lon=4.3871, lat=45.4605)
         services.perimeters()
+        from qpv_geo.osm import load_roads
+
+        load_roads()  # read once (≈ 2 s), before the first verdict map asks for streets
     except QpvGeoError as exc:  # the routes will answer 503 with the same message
         log.warning("Données de référence indisponibles : %s", exc)
     try:

@@ -122,51 +122,106 @@
   };
   var KIND_LABELS = { qpv: "QPV de SEM", qva: "QVA", qpv_hors_sem: "QPV hors SEM", commune: "Commune" };
 
+  function makeMap(container) {
+    var map = L.map(container, { scrollWheelZoom: false, zoomSnap: 0.5, fadeAnimation: false,
+                                 zoomAnimation: false });
+    map.attributionControl.setPrefix(false);
+    return map;
+  }
+
+  function perimeterLayer(geojson) {
+    return L.geoJSON(geojson, {
+      style: function (f) { return STYLES[f.properties.type] || STYLES.commune; },
+      onEachFeature: function (f, lyr) {
+        var tip = document.createElement("span");
+        var p = f.properties;
+        tip.textContent = (KIND_LABELS[p.type] || p.type) + " " + p.code + " — " + p.nom;
+        lyr.bindTooltip(tip, { sticky: true });
+      }
+    });
+  }
+
+  function pointMarker(lat, lon) {
+    return L.circleMarker([lat, lon], {
+      radius: 7, color: "#ffffff", weight: 2, fillColor: "#d00000", fillOpacity: 1
+    }).bindTooltip("Lieu vérifié");
+  }
+
+  // Bounds of `focus` mirrored around the point: the point at the centre, the zone whole.
+  function centredBounds(focus, lat, lon) {
+    var dLat = Math.max(focus.getNorth() - lat, lat - focus.getSouth(), 0.0015);
+    var dLon = Math.max(focus.getEast() - lon, lon - focus.getWest(), 0.002);
+    return L.latLngBounds([lat - dLat, lon - dLon], [lat + dLat, lon + dLon]);
+  }
+
   function setupMap() {
     var section = document.getElementById("verdict");
     var container = document.getElementById("carte");
+    var whole = document.getElementById("carte-quartier");
     if (!section || !container || typeof L === "undefined") { return; }
     var lat = parseFloat(section.dataset.lat);
     var lon = parseFloat(section.dataset.lon);
     if (!isFinite(lat) || !isFinite(lon)) { return; }
-    var map = L.map(container, { scrollWheelZoom: false, zoomSnap: 0.5, fadeAnimation: false });
-    map.attributionControl.setPrefix(false);
-    map.setView([lat, lon], 15);
-    var point = L.circleMarker([lat, lon], {
-      radius: 7, color: "#ffffff", weight: 2, fillColor: "#d00000", fillOpacity: 1
-    });
+    var detail = makeMap(container);
+    var overview = whole ? makeMap(whole) : null;
+    var maps = overview ? [detail, overview] : [detail];
+    var focus = null;
+    function frame() {
+      detail.setView([lat, lon], 17, { animate: false });
+      if (overview) {
+        var b = focus || L.latLng(lat, lon).toBounds(1000);
+        overview.fitBounds(centredBounds(b, lat, lon), { padding: [8, 8], maxZoom: 17,
+                                                         animate: false });
+      }
+    }
+    frame();
+    var pending = 2;
+    function done(ok) {
+      pending -= 1;
+      if (!ok) { container.dataset.pret = "erreur"; }
+      if (pending === 0 && container.dataset.pret !== "erreur") { container.dataset.pret = "1"; }
+    }
     fetch("/api/v1/perimetres?rayon_m=3000&lat=" + lat + "&lon=" + lon,
           { headers: { "Accept": "application/json" } })
       .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); })
       .then(function (geojson) {
-        var layer = L.geoJSON(geojson, {
-          style: function (f) { return STYLES[f.properties.type] || STYLES.commune; },
-          onEachFeature: function (f, lyr) {
-            var tip = document.createElement("span");
-            var p = f.properties;
-            tip.textContent = (KIND_LABELS[p.type] || p.type) + " " + p.code + " — " + p.nom;
-            lyr.bindTooltip(tip, { sticky: true });
-          }
-        });
-        layer.addTo(map);
-        point.addTo(map).bindTooltip("Lieu vérifié");
         var code = section.dataset.codeQp;
-        var focus = null;
-        layer.eachLayer(function (lyr) {
-          if (code && lyr.feature.properties.code === code && lyr.feature.properties.type !== "commune") {
-            focus = lyr.getBounds();
-          }
+        maps.forEach(function (map) {
+          var layer = perimeterLayer(geojson).addTo(map);
+          layer.eachLayer(function (lyr) {
+            var p = lyr.feature.properties;
+            if (code && p.code === code && p.type !== "commune") { focus = lyr.getBounds(); }
+          });
+          pointMarker(lat, lon).addTo(map);
         });
-        if (focus) {
-          map.fitBounds(focus.extend([lat, lon]), { padding: [20, 20], maxZoom: 17, animate: false });
-        }
-        container.dataset.pret = "1";
+        frame();
+        done(true);
       })
       .catch(function () {
-        point.addTo(map);
-        container.dataset.pret = "erreur";
+        maps.forEach(function (map) { pointMarker(lat, lon).addTo(map); });
+        done(false);
       });
-    window.addEventListener("beforeprint", function () { map.invalidateSize(); });
+    fetch("/api/v1/voies?rayon_m=1200&lat=" + lat + "&lon=" + lon,
+          { headers: { "Accept": "application/json" } })
+      .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); })
+      .then(function (data) {
+        var note = document.getElementById("rues-note");
+        if (note) {
+          note.textContent = data.features.length ? "— " + data.couverture
+            : "— pas de rues sur ce fond ici (" + data.couverture + ")";
+        }
+        if (typeof qpvgeoRues === "function" && data.features.length) {
+          qpvgeoRues(detail, data, { outline: true }).addTo(detail);
+          if (overview) { qpvgeoRues(overview, data, { outline: true }).addTo(overview); }
+          container.dataset.rues = String(data.features.length);
+        }
+        done(true);
+      })
+      .catch(function () { done(false); });
+    window.addEventListener("beforeprint", function () {
+      maps.forEach(function (map) { map.invalidateSize({ animate: false }); });
+      frame();
+    });
   }
 
   // ------------------------------------------------------------------ copy / print
@@ -199,6 +254,17 @@
         }
       });
     }
+    var fields = ["att-porteur", "att-action", "att-dossier"].map(function (id) {
+      return document.getElementById(id);
+    });
+    var base = text ? text.textContent : "";
+    function withFields() {  // the attestation fields also go into the copied text
+      var extra = fields.filter(function (f) { return f && f.value.trim(); }).map(function (f) {
+        return f.labels[0].textContent + " : " + f.value.trim();
+      });
+      if (text) { text.textContent = base + (extra.length ? "\n" + extra.join("\n") : ""); }
+    }
+    fields.forEach(function (f) { if (f) { f.addEventListener("input", withFields); } });
     if (print) {
       print.hidden = false;
       print.addEventListener("click", function () { window.print(); });
