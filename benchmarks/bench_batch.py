@@ -8,11 +8,16 @@ Two files, generated in a temporary folder (seeded):
   abbreviated, some unknown), geocoded offline by the local geocoder.
 
 For each: the batch (read → geocode → judge → write CSV) against the baseline of reading and
-writing the same file with pandas alone, measured in the same run. Every measurement runs in
-its own Python process, which reports its wall time and peak RSS (``VmHWM`` of
-``/proc/self/status``: ``ru_maxrss`` would include the parent's memory at fork).
+writing the same file with pandas alone, measured in the same run; then the first 100,000
+coordinate rows written as XLSX by the batch against pandas reading the CSV and writing it
+with ``to_excel(engine="xlsxwriter")``. Every measurement runs in its own Python process,
+which reports its wall time, CPU time and peak RSS (``VmHWM`` of ``/proc/self/status``:
+``ru_maxrss`` would include the parent's memory at fork). The runs are interleaved
+(pandas, batch, pandas, batch…) ``--repeat`` times; min and median are printed, and the
+targets of issue 13 are checked on the medians.
 
-Usage: ``.venv/bin/python benchmarks/bench_batch.py [--rows 1000000] [--adresses 100000]``.
+Usage: ``.venv/bin/python benchmarks/bench_batch.py [--rows 1000000] [--adresses 100000]
+[--xlsx 100000] [--repeat 3]``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,9 +82,16 @@ _CHILD = {
         frame.to_csv(OUT, sep=";", index=False, encoding="utf-8-sig")
         extra = {"rows": len(frame)}
     """,
+    "pandas-xlsx": """
+        import pandas as pd
+        frame = pd.read_csv(SRC, sep=";", dtype=str, keep_default_na=False)
+        frame.to_excel(OUT, index=False, engine="xlsxwriter")
+        extra = {"rows": len(frame)}
+    """,
     "batch": """
         from qpv_geo.batch import validate_file
-        result = validate_file(SRC, OUT, progress=False)
+        # the address rows come from the demonstration address file: its local geocoder
+        result = validate_file(SRC, OUT, progress=False, geocoder_name="demo")
         s = result.summary
         extra = {"rows": s["lignes_ecrites"], "lues": s["lignes_lues"],
                  "par_statut": s["par_statut"], "streamed": result.streamed,
@@ -91,9 +104,10 @@ def run_child(kind: str, src: Path, out: Path) -> dict:
     code = textwrap.dedent(f"""
         import json, resource, sys, time
         SRC, OUT = {str(src)!r}, {str(out)!r}
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
     """) + textwrap.dedent(_CHILD[kind]) + textwrap.dedent("""
         extra["seconds"] = time.perf_counter() - t0
+        extra["cpu"] = time.process_time() - c0
         # VmHWM: peak RSS of this exec'd image (ru_maxrss would include the parent's at fork)
         hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM")]
         extra["peak_rss_mb"] = (int(hwm[0].split()[1]) / 1024 if hwm else
@@ -119,26 +133,57 @@ def _n(value: float) -> str:
     return f"{value:,.0f}".replace(",", " ")
 
 
-def report(label: str, src: Path, base: dict, bat: dict) -> None:
+def measure(kind_base: str, src: Path, out_base: Path, out_batch: Path,
+            repeat: int) -> tuple[list[dict], list[dict]]:
+    """Interleaved runs: the reference, then the batch, *repeat* times."""
+    base, bat = [], []
+    for _ in range(repeat):
+        base.append(run_child(kind_base, src, out_base))
+        bat.append(run_child("batch", src, out_batch))
+    return base, bat
+
+
+def _med(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def report(label: str, src: Path, base: list[dict], bat: list[dict], out: Path,
+           ref_name: str = "pandas read+write") -> dict:
     size = src.stat().st_size / 1e6
-    rows = bat["rows"]
-    print(f"\n{label} — {_n(rows)} rows, {size:.0f} MB in")
-    for name, m in (("pandas read+write", base), ("qpv-geo batch", bat)):
-        print(f"  {name:<18}: {m['seconds']:7.2f} s  {_n(m['rows'] / m['seconds']):>10} rows/s"
-              f"  peak RSS {m['peak_rss_mb']:6.0f} MB")
-    print(f"  ratio batch / pandas: {bat['seconds'] / base['seconds']:.1f}x the time; rows read "
-          f"{_n(bat['lues'])}, written {_n(bat['rows'])}; streamed: {bat['streamed']}; output "
-          f"{bat['out_mb']:.0f} MB")
-    print(f"  statuses: {bat['par_statut']}")
-    assert bat["lues"] == bat["rows"] == base["rows"], "rows lost"
+    rows = bat[0]["rows"]
+    print(f"\n{label} — {_n(rows)} rows, {size:.0f} MB in, {len(bat)} interleaved runs")
+    for name, runs in ((ref_name, base), ("qpv-geo batch", bat)):
+        wall = sorted(r["seconds"] for r in runs)
+        print(f"  {name:<22}: wall min {wall[0]:6.2f} s, median {_med(runs, 'seconds'):6.2f} s;"
+              f" CPU median {_med(runs, 'cpu'):6.2f} s; "
+              f"{_n(rows / _med(runs, 'seconds')):>9} rows/s; peak RSS "
+              f"{max(r['peak_rss_mb'] for r in runs):5.0f} MB")
+    ratio = _med(bat, "seconds") / _med(base, "seconds")
+    ratio_cpu = _med(bat, "cpu") / _med(base, "cpu")
+    per_row = out.stat().st_size / rows
+    print(f"  ratio batch / reference: {ratio:.1f}x the wall time, {ratio_cpu:.1f}x the CPU; "
+          f"rows read {_n(bat[0]['lues'])}, written {_n(rows)}; streamed: "
+          f"{bat[0]['streamed']}; output {out.stat().st_size / 1e6:.0f} MB = {per_row:.0f} B "
+          "per row")
+    print(f"  statuses: {bat[0]['par_statut']}")
+    assert bat[0]["lues"] == rows == base[0]["rows"], "rows lost"
+    return {"seconds": _med(bat, "seconds"), "ratio": ratio, "ratio_cpu": ratio_cpu,
+            "peak": max(r["peak_rss_mb"] for r in bat), "per_row": per_row}
+
+
+def _check(name: str, ok: bool, detail: str) -> None:
+    print(f"  [{'tenu' if ok else 'MANQUÉ'}] {name}: {detail}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--adresses", type=int, default=100_000)
+    parser.add_argument("--xlsx", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    print(f"Python {sys.version.split()[0]}, pandas {pd.__version__}")
+    print(f"Python {sys.version.split()[0]}, pandas {pd.__version__}, "
+          f"{os.cpu_count()} CPU, load average {os.getloadavg()[0]:.1f} at start")
     with tempfile.TemporaryDirectory(prefix="qpv-geo-bench-") as tmp_name:
         tmp = Path(tmp_name)
         # A fresh cache for this run: the address rows are geocoded, not read from the
@@ -147,16 +192,30 @@ def main() -> None:
         t0 = time.perf_counter()
         coords = tmp / "coords.csv"
         make_coords(coords, args.rows)
+        small = tmp / "coords-xlsx.csv"
+        make_coords(small, args.xlsx)
         adresses = tmp / "adresses.csv"
         make_adresses(adresses, args.adresses)
         print(f"files generated in {time.perf_counter() - t0:.1f} s")
         warm_up(tmp)
-        base = run_child("pandas", coords, tmp / "coords-pandas.csv")
-        bat = run_child("batch", coords, tmp / "coords-out.csv")
-        report("Coordinates", coords, base, bat)
-        base = run_child("pandas", adresses, tmp / "adresses-pandas.csv")
-        bat = run_child("batch", adresses, tmp / "adresses-out.csv")
-        report("Addresses (local geocoder, offline)", adresses, base, bat)
+        out = tmp / "coords-out.csv"
+        base, bat = measure("pandas", coords, tmp / "coords-pandas.csv", out, args.repeat)
+        big = report("Coordinates → CSV", coords, base, bat, out)
+        out_x = tmp / "coords-out.xlsx"
+        base, bat = measure("pandas-xlsx", small, tmp / "coords-pandas.xlsx", out_x,
+                            args.repeat)
+        xlsx = report("Coordinates → XLSX", small, base, bat, out_x,
+                      ref_name="pandas read+to_excel")
+        out_a = tmp / "adresses-out.csv"
+        base, bat = measure("pandas", adresses, tmp / "adresses-pandas.csv", out_a, 1)
+        report("Addresses (local geocoder, offline) → CSV", adresses, base, bat, out_a)
+        print("\nTargets (issue 13, medians):")
+        _check(f"{_n(args.rows)} rows ≤ 3× pandas", big["ratio"] <= 3,
+               f"{big['ratio']:.1f}× wall ({big['ratio_cpu']:.1f}× CPU)")
+        _check("peak ≤ 350 MB", big["peak"] <= 350, f"{big['peak']:.0f} MB")
+        _check("output ≤ 200 B per row", big["per_row"] <= 200, f"{big['per_row']:.0f} B")
+        _check(f"XLSX {_n(args.xlsx)} rows ≤ 6 s", xlsx["seconds"] <= 6,
+               f"{xlsx['seconds']:.1f} s")
 
 
 if __name__ == "__main__":

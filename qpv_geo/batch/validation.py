@@ -49,13 +49,13 @@ if TYPE_CHECKING:
 #: ``geocodage_source`` of a row whose point comes from the file's own coordinates.
 SOURCE_COORDONNEES = "coordonnees"
 #: Rows judged at once by the engine, and rows per streamed chunk of a big file.
-CHUNK_ROWS = 100_000
+CHUNK_ROWS = 25_000
 #: Distinct addresses per geocoding call (each call's results are cached by the geocoder).
 GEOCODE_CHUNK = 1_000
 #: Rows listed one by one in ``summary["a_revoir"]`` (all are in the output file).
 A_REVOIR_MAX = 5_000
 #: A streamed run keeps its rows in :attr:`BatchResult.frame` up to this many rows.
-KEEP_FRAME_MAX = 200_000
+KEEP_FRAME_MAX = 50_000
 
 
 @dataclass
