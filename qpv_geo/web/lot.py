@@ -139,8 +139,9 @@ def validate_upload(services: Any, data: bytes | None, suffix: str, feuille: str
                 columns = read_columns(src, sheet=feuille, settings=services.settings)
             except QpvGeoError:
                 columns = []
-            if not columns:
-                raise InputFileError(str(exc), hint=web_hint(exc.hint)) from None
+            if not columns:  # keep the error's class: it sets the HTTP status (413, 422…)
+                exc.hint = web_hint(exc.hint)
+                raise
             from qpv_geo.batch import detect_columns
 
             try:
