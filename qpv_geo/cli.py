@@ -144,13 +144,14 @@ _STATUS_STYLE = {
 }
 
 
-def render_verdict(verdict: Any) -> None:
+def render_verdict(verdict: Any, reference: Any) -> None:
     """Print a verdict for a person: status, quartier, distances, reasons, data version."""
     from rich.panel import Panel
     from rich.table import Table
 
     from qpv_geo.eligibility import format_distance
     from qpv_geo.web._present import PRECISION_LABELS
+    from qpv_geo.web.conseils import next_steps, zone_label, zone_names
 
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
@@ -165,8 +166,10 @@ def render_verdict(verdict: Any) -> None:
     if verdict.code_qp_proche and not verdict.code_qp:
         table.add_row("QPV le plus proche", f"{verdict.code_qp_proche} — {verdict.lib_qp_proche}"
                       f" ({verdict.distance_qp_proche_m:.0f} m)")
-    if verdict.candidat_autre_cote:
-        table.add_row("De l'autre côté", verdict.candidat_autre_cote)
+    if verdict.candidat_autre_cote and verdict.candidat_autre_cote not in (
+            verdict.code_qp, verdict.code_qp_proche):
+        table.add_row("Bord le plus proche",
+                      zone_label(verdict.candidat_autre_cote, zone_names(reference)) or "")
     geo = verdict.geocodage or {}
     if geo:
         precision = geo.get("geocodage_precision")
@@ -178,6 +181,10 @@ def render_verdict(verdict: Any) -> None:
                       f"x {verdict.x_l93:.0f}, y {verdict.y_l93:.0f}")
     for i, motif in enumerate(verdict.motifs):
         table.add_row("Motifs" if i == 0 else "", f"• {motif}")
+    steps = next_steps({**verdict.to_dict(), "geocodage": verdict.geocodage}, reference,
+                       page=False)
+    for i, step in enumerate(steps):
+        table.add_row("[bold yellow]Que faire ?[/]" if i == 0 else "", f"{i + 1}. {step}")
     table.add_row("Données", verdict.donnees.split(" — ")[0])
     for note in verdict.notes:
         table.add_row("", f"[yellow]⚠ {note}[/]")
@@ -243,7 +250,7 @@ def check(
     if as_json:
         print_json(verdict.to_dict())
     else:
-        render_verdict(verdict)
+        render_verdict(verdict, engine.reference)
     if verdict.status == "non_geocode":
         raise typer.Exit(2)
 

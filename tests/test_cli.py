@@ -309,3 +309,14 @@ def test_hors_qpv_reason_says_qva_were_not_checked(engine) -> None:
     assert out["status"] == "hors_qpv"
     assert any("QVA non vérifiés" in m for m in out["motifs"]), out["motifs"]
     assert not any("ni QVA" in m for m in out["motifs"])
+
+
+def test_check_a_verifier_says_what_to_do_in_french(engine) -> None:
+    from .test_web import near_edge_in_saint_etienne
+
+    lat, lon, code, name = near_edge_in_saint_etienne(engine)
+    res = runner.invoke(app, ["check", "--lat", f"{lat:.7f}".replace(".", ","),
+                              "--lon", f"{lon:.7f}"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "Que faire ?" in res.stdout and f"Le bord du QPV {code} — {name}" in res.stdout
+    assert "qpv-geo serve" in res.stdout and "sig.ville.gouv.fr" in res.stdout

@@ -580,3 +580,47 @@ def test_streets_api_is_compact_geojson_with_its_attribution(client, montreynaud
     bad = client.get("/api/v1/voies", params={"lat": 45.46, "lon": 4.39, "rayon_m": 50_000})
     assert bad.status_code == 422 and "rayon_m" in bad.json()["erreur"]
     assert client.get("/carte/rues.js").headers["content-type"].startswith("text/javascript")
+
+
+def near_edge_in_saint_etienne(engine) -> tuple[float, float, str, str]:
+    """(lat, lon, code, name) of a point 3 m from the edge of a Saint-Étienne QPV, near a
+    named street of the OpenStreetMap layer (an « à vérifier » verdict)."""
+    from qpv_geo.web.conseils import edge_near
+
+    ref = engine.reference
+    g = ref.qpv[ref.qpv.insee_com == "42218"].to_crs(2154)
+    for code, name, poly in zip(g.code_qp, g.lib_qp, g.geometry, strict=True):
+        for t in (0.1, 0.4, 0.7):
+            p = poly.boundary.interpolate(t, normalized=True)
+            v = engine.judge_point(x=p.x + 3, y=p.y + 3)
+            if v.status == "a_verifier" and edge_near(ref, code, v.lon, v.lat)["rue"]:
+                return v.lat, v.lon, code, name
+    raise AssertionError("no point near an edge along a named street")
+
+
+def test_a_verifier_says_what_to_do_next(client, engine) -> None:
+    from qpv_geo.web.conseils import edge_near
+
+    lat, lon, code, name = near_edge_in_saint_etienne(engine)
+    street = edge_near(engine.reference, code, lon, lat)["rue"]
+    r = client.get("/", params={"lat": f"{lat:.7f}", "lon": f"{lon:.7f}"})
+    text = _text(r.text)
+    assert "À vérifier" in text and "Que faire ?" in text
+    steps = text.split("Que faire ?")[1].split("Quartier")[0]
+    assert f"Le bord du QPV {code} — {name} passe à" in steps
+    assert f"près de « {street} »" in steps and f"de quel côté de « {street} »" in steps
+    assert "sig.ville.gouv.fr" in steps
+    # the copied text carries the same advice
+    assert "Que faire :" in r.text.split('id="texte-verdict"')[1]
+    # a settled verdict has none
+    assert "Que faire ?" not in client.get("/", params={"lat": "45.4561",
+                                                         "lon": "4.4067"}).text
+
+
+def test_the_other_side_of_an_edge_is_named() -> None:
+    from qpv_geo.web._present import verdict_rows
+
+    p = {"candidat_autre_cote": "QN04213M", "code_qp": None, "code_qp_proche": "QN04211M",
+         "lib_qp_proche": "Cotonne Montferré"}
+    rows = dict(verdict_rows(p, noms={"QN04213M": "Montreynaud"}))
+    assert rows["Bord le plus proche"] == "QN04213M — Montreynaud"

@@ -121,9 +121,10 @@ def format_date(value: str) -> str:
     return d.strftime("%d/%m/%Y à %H:%M")
 
 
-def verdict_rows(p: Mapping[str, Any], *, adresse_saisie: str | None = None
-                 ) -> list[tuple[str, str]]:
-    """(label, value) lines describing a verdict, in reading order."""
+def verdict_rows(p: Mapping[str, Any], *, adresse_saisie: str | None = None,
+                 noms: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """(label, value) lines describing a verdict, in reading order; ``noms`` (code → name
+    of the perimeters) names the QPV on the other side of a near edge."""
     rows: list[tuple[str, str]] = []
     if adresse_saisie:
         rows.append(("Adresse saisie", adresse_saisie))
@@ -149,24 +150,33 @@ def verdict_rows(p: Mapping[str, Any], *, adresse_saisie: str | None = None
         dist = p.get("distance_qp_proche_m")
         rows.append(("QPV le plus proche", f"{p['code_qp_proche']} — {p['lib_qp_proche']}"
                      + (f" ({dist:.0f} m)" if dist is not None else "")))
-    if p.get("candidat_autre_cote"):
-        rows.append(("De l'autre côté du bord", str(p["candidat_autre_cote"])))
+    if p.get("candidat_autre_cote") and p["candidat_autre_cote"] not in (
+            p.get("code_qp"), p.get("code_qp_proche")):
+        code = str(p["candidat_autre_cote"])
+        name = (noms or {}).get(code)
+        rows.append(("Bord le plus proche", f"{code} — {name}" if name else code))
     if p.get("lat") is not None:
         rows.append(("Point", f"lat {p['lat']:.6f}, lon {p['lon']:.6f}"))
     return rows
 
 
-def verdict_text(p: Mapping[str, Any], *, adresse_saisie: str | None = None) -> str:
+def verdict_text(p: Mapping[str, Any], *, adresse_saisie: str | None = None,
+                 noms: Mapping[str, str] | None = None,
+                 conseils: list[str] | None = None) -> str:
     """Plain-text summary (the « copier » button and the attestation)."""
     lines = [
         "Vérification QPV — Saint-Étienne Métropole (Cité de l'emploi)",
         f"Date : {format_date(p['verifie_le'])}",
         f"Verdict : {p['titre']} — {p['statut_libelle']}",
     ]
-    lines += [f"{k} : {v}" for k, v in verdict_rows(p, adresse_saisie=adresse_saisie)]
+    lines += [f"{k} : {v}" for k, v in verdict_rows(p, adresse_saisie=adresse_saisie,
+                                                      noms=noms)]
     if p["motifs"]:
         lines.append("Motifs :")
         lines += [f"  - {m}" for m in p["motifs"]]
+    if conseils:
+        lines.append("Que faire :")
+        lines += [f"  - {c}" for c in conseils]
     lines.append(f"Données : {str(p['donnees']).split(' — ')[0]}")
     if p["notes"]:
         lines.append("Avertissements :")

@@ -330,9 +330,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         context = page_context(page="verdict", adresse=adresse, lat=lat_s, lon=lon_s,
                                error=error, verdict=payload)
         if payload is not None:
+            from qpv_geo.web.conseils import next_steps, zone_names
+
             saisie = adresse.strip() or None
-            context["rows"] = verdict_rows(payload, adresse_saisie=saisie)
-            context["text"] = verdict_text(payload, adresse_saisie=saisie)
+            reference = services.engine().reference
+            noms = zone_names(reference)
+            conseils = next_steps(payload, reference)
+            context["rows"] = verdict_rows(payload, adresse_saisie=saisie, noms=noms)
+            context["text"] = verdict_text(payload, adresse_saisie=saisie, noms=noms,
+                                           conseils=conseils)
+            context["conseils"] = conseils
         return templates.TemplateResponse(request, "index.html", context, status_code=status)
 
     @app.get("/favicon.ico", include_in_schema=False)
