@@ -19,6 +19,7 @@ import shapely
 K_QPV, K_QVA, K_AUTRE = 0, 1, 2
 
 _PAIR_CHUNK = 1 << 21  # point×segment elements computed at once (~16 MB per float64 array)
+CHUNK = 6  # consecutive boundary segments per chunk (one bounding box each)
 
 
 @dataclass
@@ -36,6 +37,11 @@ class Parts:
     inv_l2: np.ndarray
     slope: np.ndarray  # dx/dy (for the crossing test), 0 where dy == 0
     geoms: np.ndarray  # shapely polygons (L93)
+    # Chunks of CHUNK consecutive segments of one part, with their bounding boxes.
+    chunk_start: np.ndarray  # (P+1,) offsets into the chunk arrays
+    c_seg0: np.ndarray  # first segment (global index) of each chunk
+    c_len: np.ndarray  # segments in the chunk (≤ CHUNK)
+    c_bounds: np.ndarray  # (K, 4) xmin, ymin, xmax, ymax
 
 
 def segments_of(geom: Any) -> np.ndarray:
@@ -74,15 +80,100 @@ def build_parts(zones: pd.DataFrame, kinds: np.ndarray) -> Parts:
     inv_l2 = np.where(l2 > 0, 1.0 / np.where(l2 > 0, l2, 1.0), 0.0)
     slope = np.where(dy != 0, dx / np.where(dy != 0, dy, 1.0), 0.0)
     bounds = shapely.bounds(np.array(geoms, dtype=object)) if geoms else np.zeros((0, 4))
+    nchunk = -(-counts // CHUNK)
+    chunk_start = np.concatenate([[0], np.cumsum(nchunk)]).astype(np.int64)
+    c_seg0 = np.concatenate([start[p] + np.arange(nchunk[p]) * CHUNK
+                             for p in range(len(counts))]).astype(np.int64) \
+        if len(counts) else np.zeros(0, np.int64)
+    c_len = np.minimum(CHUNK, np.repeat(start[1:], nchunk) - c_seg0)
+    bx_, by_ = ax + dx, ay + dy
+    c_bounds = np.zeros((len(c_seg0), 4))
+    if len(c_seg0):
+        g = np.minimum(c_seg0[:, None] + np.arange(CHUNK), (c_seg0 + c_len - 1)[:, None])
+        c_bounds = np.column_stack([
+            np.minimum(ax[g], bx_[g]).min(axis=1), np.minimum(ay[g], by_[g]).min(axis=1),
+            np.maximum(ax[g], bx_[g]).max(axis=1), np.maximum(ay[g], by_[g]).max(axis=1)])
     return Parts(
         kind=np.array(kind_list, dtype=np.int8), members=members, bounds=bounds,
         seg_start=start, ax=ax, ay=ay, dx=dx, dy=dy, inv_l2=inv_l2, slope=slope,
-        geoms=np.array(geoms, dtype=object),
+        geoms=np.array(geoms, dtype=object), chunk_start=chunk_start, c_seg0=c_seg0,
+        c_len=c_len, c_bounds=c_bounds,
     )
 
 
 def signed_distance(parts: Parts, px: np.ndarray, py: np.ndarray, part: np.ndarray) -> np.ndarray:
-    """Exact signed distance (inside > 0) of each point to the boundary of its paired part."""
+    """Exact signed distance (inside > 0) of each point to the boundary of its paired part.
+
+    Only the chunks of segments that can hold the nearest edge (box distance within the
+    distance to the nearest chunk's edges) and those the horizontal ray from the point can
+    cross are evaluated: the same floating-point values as :func:`signed_distance_all`, which
+    evaluates every segment.
+    """
+    out = np.empty(len(px), dtype=np.float64)
+    if len(px) == 0:
+        return out
+    order = np.argsort(part, kind="stable")
+    cuts = np.flatnonzero(np.diff(part[order])) + 1
+    for group in np.split(order, cuts):
+        p = part[group[0]]
+        c0, c1 = parts.chunk_start[p], parts.chunk_start[p + 1]
+        cb, seg0, clen = parts.c_bounds[c0:c1], parts.c_seg0[c0:c1], parts.c_len[c0:c1]
+        step = max(1, _PAIR_CHUNK // max(1, 4 * (c1 - c0)))
+        for c in range(0, len(group), step):
+            idx = group[c:c + step]
+            x, y = px[idx], py[idx]
+            gx = np.maximum(np.maximum(cb[:, 0] - x[:, None], x[:, None] - cb[:, 2]), 0.0)
+            gy = np.maximum(np.maximum(cb[:, 1] - y[:, None], y[:, None] - cb[:, 3]), 0.0)
+            lb = gx * gx + gy * gy  # squared distance to each chunk's box: a lower bound
+            k0 = np.argmin(lb, axis=1)
+            d0 = _chunk_d2(parts, x, y, seg0[k0], clen[k0])
+            ci, ck = np.nonzero(lb <= (d0 * (1 + 1e-9) + 1e-9)[:, None])
+            best = d0.copy()
+            np.minimum.at(best, ci, _chunk_d2(parts, x[ci], y[ci], seg0[ck], clen[ck]))
+            # Crossings of the ray towards +x: only chunks spanning y and reaching past x.
+            ri, rk = np.nonzero((cb[:, 1] <= y[:, None]) & (y[:, None] <= cb[:, 3])
+                                & (cb[:, 2] >= x[:, None]))
+            count = np.zeros(len(idx), dtype=np.int64)
+            np.add.at(count, ri, _chunk_crossings(parts, x[ri], y[ri], seg0[rk], clen[rk]))
+            d = np.sqrt(best)
+            out[idx] = np.where(count & 1, d, -d)
+    return out
+
+
+def _gather(seg0: np.ndarray, clen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ar = np.arange(CHUNK)
+    valid = ar < clen[:, None]
+    return np.where(valid, seg0[:, None] + ar, seg0[:, None]), valid
+
+
+def _chunk_d2(parts: Parts, x: np.ndarray, y: np.ndarray, seg0: np.ndarray,
+              clen: np.ndarray) -> np.ndarray:
+    """Squared distance from each point to the nearest segment of its chunk."""
+    g, valid = _gather(seg0, clen)
+    ax, ay, dx, dy = parts.ax[g], parts.ay[g], parts.dx[g], parts.dy[g]
+    rx = x[:, None] - ax
+    ry = y[:, None] - ay
+    t = np.clip((rx * dx + ry * dy) * parts.inv_l2[g], 0.0, 1.0)
+    ex = rx - t * dx
+    ey = ry - t * dy
+    return np.min(np.where(valid, ex * ex + ey * ey, np.inf), axis=1)
+
+
+def _chunk_crossings(parts: Parts, x: np.ndarray, y: np.ndarray, seg0: np.ndarray,
+                     clen: np.ndarray) -> np.ndarray:
+    """Segments of each chunk crossed by the ray from the point towards +x."""
+    g, valid = _gather(seg0, clen)
+    ay = parts.ay[g]
+    by = ay + parts.dy[g]
+    yy = y[:, None]
+    crosses = ((ay > yy) != (by > yy)) & ((x[:, None] - parts.ax[g])
+                                          < (yy - ay) * parts.slope[g])
+    return np.count_nonzero(crosses & valid, axis=1)
+
+
+def signed_distance_all(parts: Parts, px: np.ndarray, py: np.ndarray, part: np.ndarray
+                        ) -> np.ndarray:
+    """:func:`signed_distance` evaluating every segment of the part (reference, benchmarks)."""
     out = np.empty(len(px), dtype=np.float64)
     if len(px) == 0:
         return out

@@ -246,6 +246,8 @@ class Engine:
             xmax, ymax = max(xmax, pb[:, 2].max()), max(ymax, pb[:, 3].max())
         self._core = (xmin, ymin, xmax, ymax)
         self._grid: _Grid | None = None
+        #: Skip the (point, part) pairs that cannot be the nearest QPV (see _pair_distances).
+        self._prune_nearest = True
 
     # ------------------------------------------------------------------ inputs
     @staticmethod
@@ -449,7 +451,10 @@ class Engine:
                                       marge=reach[idx_area])
             pi = idx_area[pi]
             commune[idx_area] = -1
-        s = _signed_distance(parts, xs[pi], ys[pi], pj)
+        # The margin of a pair: forced, or the point's uncertainty + the part's edge precision.
+        m = np.full(len(pi), self.marge_m) if self.marge_m is not None else \
+            incert[pi] + self._part_prec[pj]
+        s = self._pair_distances(xs, ys, pi, pj, m)
         kind = parts.kind[pj]
 
         # Territory: cells inside one commune are settled by the grid; others exactly.
@@ -473,10 +478,7 @@ class Engine:
                 territory[rest[close]] = _T_LIMIT
         commune[commune < 0] = -1
 
-        # Per kind: inside (any part with s > 0), sure (s > margin), maybe (s > -margin); the
-        # margin of a pair: forced, or the point's uncertainty + the part's edge precision.
-        m = np.full(len(pi), self.marge_m) if self.marge_m is not None else \
-            incert[pi] + self._part_prec[pj]
+        # Per kind: inside (any part with s > 0), sure (s > margin), maybe (s > -margin).
         flags = {}
         for k in (_K_QPV, _K_QVA, _K_AUTRE):
             sel = kind == k
@@ -541,6 +543,46 @@ class Engine:
             territory=territory, bad=bad, marge=marge, perimetre=np.where(usable, perim, np.nan),
             incertitude=np.where(usable, incert, np.nan),
         )
+
+    def _pair_distances(self, x: np.ndarray, y: np.ndarray, pi: np.ndarray, pj: np.ndarray,
+                        m: np.ndarray) -> np.ndarray:
+        """Signed distance of each (point, part) pair that can matter, NaN for the others.
+
+        A pair whose part's bounding box is farther than the pair's margin cannot hold the point
+        nor bring an edge within the margin: it only competes for the nearest QPV of SEM. Those
+        are computed best-first (smallest box distance), and skipped once the box distance is
+        beyond the nearest edge already found — a lower bound cannot beat it, so the nearest QPV
+        and every other field are the same as with every pair computed.
+        """
+        parts = self.parts
+        b = parts.bounds[pj]
+        px, py = x[pi], y[pi]
+        lb = np.hypot(np.maximum(np.maximum(b[:, 0] - px, px - b[:, 2]), 0.0),
+                      np.maximum(np.maximum(b[:, 1] - py, py - b[:, 3]), 0.0))
+        need = lb <= m
+        s = np.full(len(pi), np.nan)
+        s[need] = _signed_distance(parts, px[need], py[need], pj[need])
+        if not self._prune_nearest:
+            rest = np.flatnonzero(~need)
+            s[rest] = _signed_distance(parts, px[rest], py[rest], pj[rest])
+            return s
+        n = len(x)
+        is_qpv = parts.kind[pj] == _K_QPV
+        best = np.full(n, self.rayon_m)  # nothing beyond the search radius is reported
+        done = need & is_qpv & (s <= 0)
+        np.minimum.at(best, pi[done], -s[done])
+        rest = np.flatnonzero(~need & is_qpv)
+        rest = rest[np.lexsort((pj[rest], lb[rest], pi[rest]))]  # per point, best box first
+        while len(rest):
+            rest = rest[lb[rest] <= best[pi[rest]]]
+            if not len(rest):
+                break
+            first = np.r_[True, pi[rest][1:] != pi[rest][:-1]]
+            now = rest[first]
+            s[now] = _signed_distance(parts, px[now], py[now], pj[now])
+            np.minimum.at(best, pi[now], -s[now])
+            rest = rest[~first]
+        return s
 
     def _part_to_zone(self, part: np.ndarray, x: np.ndarray, y: np.ndarray, *,
                       nearest: bool = False) -> tuple[np.ndarray, np.ndarray]:

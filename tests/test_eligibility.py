@@ -422,3 +422,34 @@ def test_no_confident_verdict_is_wrong_when_the_point_moves_by_its_uncertainty(
             real = truth.judge_xy(tx, ty)["status"].to_numpy()
             wrong = confident & (real != reported["status"].to_numpy())
             assert not wrong.any(), reported[wrong][["status", "distance_bord_m", "marge_m"]]
+
+
+def test_pruned_search_gives_the_same_verdicts_as_every_pair_and_segment(
+        reference: Reference, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The nearest-QPV pruning and the segment chunks change no output, bit for bit: random
+    # points over SEM and beyond, points on vertices and edges, several margins.
+    from qpv_geo import _geometrie
+    from qpv_geo import eligibility as el
+
+    fast = Engine(reference)
+    parts = fast.parts
+    rng = np.random.default_rng(5)
+    x0, y0, x1, y1 = fast.communes.total_bounds
+    n = 60_000
+    xs = [rng.uniform(x0 - 4000, x1 + 4000, n)]
+    ys = [rng.uniform(y0 - 4000, y1 + 4000, n)]
+    v = np.arange(0, len(parts.ax), 2)
+    xs += [parts.ax[v], parts.ax[v] + parts.dx[v] / 2, parts.ax[v] + rng.normal(0, 5, len(v))]
+    ys += [parts.ay[v], parts.ay[v] + parts.dy[v] / 2, parts.ay[v] + rng.normal(0, 5, len(v))]
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    u = rng.choice([0.0, 2.0, 8.0, 30.0, 150.0], len(x))
+    for kw in ({}, {"marge_m": 25.0}):
+        a = Engine(reference, **kw).classify_xy(x, y, incertitude_m=u)
+        with monkeypatch.context() as m:
+            m.setattr(el, "_signed_distance", _geometrie.signed_distance_all)
+            slow = Engine(reference, **kw)
+            slow._prune_nearest = False
+            b = slow.classify_xy(x, y, incertitude_m=u)
+        for name in a.__dataclass_fields__:
+            va, vb = getattr(a, name), getattr(b, name)
+            assert np.array_equal(va, vb, equal_nan=va.dtype.kind == "f"), name
