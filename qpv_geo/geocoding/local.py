@@ -149,6 +149,7 @@ class LocalGeocoder:
         self.s_key: list[str] = a["s_key"].tolist()
         self.s_name: list[str] = a["s_name"].tolist()
         self.s_insee: list[str] = a["s_insee"].tolist()
+        self._s_insee_arr = a["s_insee"]
         self.s_postcode: list[str] = a["s_postcode"].tolist()
         self.s_kind, self.s_start, self.s_end = a["s_kind"], a["s_start"], a["s_end"]
         self.s_lon, self.s_lat = a["s_lon"], a["s_lat"]
@@ -162,6 +163,10 @@ class LocalGeocoder:
                         zip(self.c_insee, a["c_lon"], a["c_lat"], strict=True)}
         self.alias_key: list[str] = a["alias_key"].tolist()
         self.alias_insee: list[str] = a["alias_insee"].tolist()
+        self._alias_exact: dict[str, str] = {}
+        for k, c in zip(self.alias_key, self.alias_insee, strict=True):
+            if len(k) >= 3:
+                self._alias_exact.setdefault(k, c)
         self._by_commune: dict[str, np.ndarray] = {}
         insee_arr = a["s_insee"]
         for c in self.c_insee:
@@ -187,6 +192,10 @@ class LocalGeocoder:
                 postings.setdefault(g, []).append(i)
         self._grams = {g: np.asarray(v, dtype=np.int32) for g, v in postings.items()}
         self._gram_sizes = sizes
+        by_key: dict[str, list[int]] = {}
+        for i, key in enumerate(self.s_key):
+            by_key.setdefault(key, []).append(i)
+        self._by_key = {k: np.asarray(v, dtype=np.int64) for k, v in by_key.items()}
 
     @property
     def index_bytes(self) -> int:
@@ -198,6 +207,13 @@ class LocalGeocoder:
         """Commune named at the end (or start) of ``words``: (insee, sim 0–1, start, end)."""
         extract = self._process.extractOne
         n = len(words)
+        windows = [(k, start) for k in range(min(5, n), 0, -1)
+                   for start in ((n - k, 0) if n - k != 0 else (0,))]
+        # an exact name first (the usual case): what the fuzzy scan below would return
+        for k, start in windows:
+            insee = self._alias_exact.get(" ".join(words[start:start + k]))
+            if insee is not None:
+                return insee, 1.0, start, start + k
         best: tuple[str | None, float, int, int] = (None, 0.0, n, n)
         for k in range(min(5, n), 0, -1):
             for start in (n - k, 0) if n - k != 0 else (0,):
@@ -266,9 +282,17 @@ class LocalGeocoder:
             choices = [self.s_key[i] for i in idx]
         if len(idx) == 0:
             return idx, np.zeros(0)
+        exact = self._by_key.get(key)
+        if exact is not None:
+            # the very name typed: nothing scores higher, no need to compare with the others
+            if insees is not None:
+                exact = exact[np.isin(self._s_insee_arr[exact], insees)]
+            if len(exact):
+                return exact, np.full(len(exact), 100.0)
         if len(idx) > PREFILTER_MIN:
             idx = self._prefilter(key, idx)
-            choices = [self.s_key[i] for i in idx]
+            s_key = self.s_key
+            choices = [s_key[i] for i in idx.tolist()]
             if len(idx) == 0:
                 return idx, np.zeros(0)
         cdist = self._process.cdist
@@ -289,13 +313,14 @@ class LocalGeocoder:
         rare = [x for x in lists if len(x) <= common]
         if len(rare) >= max(2, len(lists) // 2):
             lists = rare
-        shared = np.bincount(np.concatenate(lists), minlength=len(self.s_key))[idx]
-        # Dice coefficient of the gram sets: a long name sharing a few grams ranks below
-        counts = shared / (len(grams) + self._gram_sizes[idx])
+        shared = np.bincount(np.concatenate(lists), minlength=len(self.s_key))
+        if len(idx) != len(self.s_key):
+            shared = shared[idx]
         hit = np.flatnonzero(shared)
         if len(hit) > PREFILTER_KEEP:
-            # the best PREFILTER_KEEP, and the streets tied with the last one kept (up to 3×)
-            c = counts[hit]
+            # the best PREFILTER_KEEP by Dice coefficient of the gram sets (a long name
+            # sharing a few grams ranks below), and the streets tied with the last one (≤ 3×)
+            c = shared[hit] / (len(grams) + self._gram_sizes[idx[hit]])
             kth = np.partition(c, len(hit) - PREFILTER_KEEP)[len(hit) - PREFILTER_KEEP]
             keep = c >= kth
             if keep.sum() > 3 * PREFILTER_KEEP:
