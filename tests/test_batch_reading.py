@@ -288,12 +288,17 @@ def test_nul_in_a_geojson_property_never_reaches_the_output(tmp_path) -> None:
     assert "NUL" in frame.attrs["lecture"]["avertissements_lecture"][0]  # …and it is said
 
 
-def test_xlsx_never_reads_more_rows_than_excel_holds() -> None:
+def test_xlsx_rows_are_counted_before_openpyxl_parses_anything(monkeypatch) -> None:
+    import openpyxl
+
     from qpv_geo.batch.reading import XLSX_MAX_ROWS
 
-    assert XLSX_MAX_ROWS == 1_048_576
-    with pytest.raises(InputFileError, match="lignes"):
+    assert XLSX_MAX_ROWS == 1_048_576  # Excel's own limit: never more from a workbook
+    opened: list[object] = []
+    monkeypatch.setattr(openpyxl, "load_workbook", lambda *a, **k: opened.append(a))
+    with pytest.raises(InputFileError, match="au-delà des limites"):
         read_sites(_h("blank_rows.xlsx"), settings=Settings(max_lignes=3))
+    assert opened == []  # an undeclared 6-million-row sheet costs a scan, not a parse
 
 
 def test_a_note_on_several_lines_is_not_an_unclosed_quote(tmp_path) -> None:

@@ -499,23 +499,36 @@ _XLSX_HINT = ("Ouvrez-le dans Excel ou LibreOffice et enregistrez-le de nouveau 
 _FORMULA_NO_VALUE = re.compile(rb"(</f>|<f[^>]*/>)\s*(<v\s*/>|<v>\s*</v>)?\s*</c>")
 
 
-def _formulas_without_values(zf: Any) -> bool:
-    """True when a worksheet holds a formula with no cached value (never recalculated)."""
+@dataclass
+class _SheetFacts:
+    """What a worksheet's XML holds, counted at C speed before openpyxl parses it."""
+
+    rows: int = 0
+    cells: int = 0
+    formulas_without_values: bool = False
+
+
+def _sheet_facts(zf: Any) -> dict[str, _SheetFacts]:
+    """Rows, cells and formulas without cached values of each worksheet (by member name)."""
+    out: dict[str, _SheetFacts] = {}
     for info in zf.infolist():
         if not info.filename.startswith("xl/worksheets/") or not info.filename.endswith(".xml"):
             continue
+        facts = out[info.filename] = _SheetFacts()
         with zf.open(info) as fh:
             tail = b""
             for block in iter(lambda: fh.read(1 << 20), b""):
-                if _FORMULA_NO_VALUE.search(tail + block):
-                    return True
+                facts.rows += block.count(b"<row ") + block.count(b"<row>")
+                facts.cells += block.count(b"<c ") + block.count(b"<c>")
+                if not facts.formulas_without_values and _FORMULA_NO_VALUE.search(tail + block):
+                    facts.formulas_without_values = True
                 tail = block[-256:]
-    return False
+    return out
 
 
-def check_xlsx(path: Path, settings: Settings | None = None) -> bool:
+def check_xlsx(path: Path, settings: Settings | None = None) -> dict[str, _SheetFacts]:
     """Run the workbook guards (sizes, expansion ratio, no DOCTYPE) before anything opens it
-    with openpyxl; True when it has formulas without cached values. Raises
+    with openpyxl; return what each worksheet holds (:class:`_SheetFacts`). Raises
     :class:`InputFileError` (or a subclass) for a workbook that must not be parsed."""
     import zipfile
 
@@ -527,7 +540,7 @@ def check_xlsx(path: Path, settings: Settings | None = None) -> bool:
             check_sizes(zf, path.name, max_total_mb=settings.max_xlsx_decompresse_mb,
                         max_ratio=settings.max_ratio_compression)
             check_no_dtd(zf, path.name)
-            return _formulas_without_values(zf)
+            return _sheet_facts(zf)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
         raise InputFileError(f"{path.name} n'est pas un classeur XLSX lisible (archive zip "
                              "abîmée ou incomplète).", hint=_XLSX_HINT) from exc
@@ -549,7 +562,17 @@ def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings) -> _S
 
     from openpyxl import load_workbook
 
-    formulas = check_xlsx(path, settings)
+    all_facts = check_xlsx(path, settings)
+    max_rows = min(settings.max_lignes, XLSX_MAX_ROWS)
+    for member, facts in all_facts.items():
+        # Before openpyxl opens the workbook: it may parse a whole sheet to size it.
+        if facts.rows > max_rows or facts.cells > settings.max_cellules:
+            raise InputTooLargeError(
+                f"{path.name} : la feuille {member.rsplit('/', 1)[-1]} contient "
+                f"{facts.rows:,} lignes et {facts.cells:,} cellules, au-delà des limites "
+                f"({max_rows:,} lignes, {settings.max_cellules:,} cellules).".replace(",", " "),
+                hint="Découpez le fichier, ou relevez QPV_GEO_MAX_LIGNES / "
+                "QPV_GEO_MAX_CELLULES si c'est voulu.")
     try:
         # data_only: cached values, never formulas; nothing is evaluated.
         wb = load_workbook(path, read_only=True, data_only=True)
@@ -568,8 +591,9 @@ def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings) -> _S
         wb.close()
         raise InputFileError(f"Feuille « {sheet} » absente de {path.name} ; feuilles : "
                              f"{', '.join(names)}.", hint="Indiquez --sheet NOM (ou son rang).")
+    facts = all_facts.get(str(getattr(ws, "_worksheet_path", "")).lstrip("/"), _SheetFacts())
+    formulas = facts.formulas_without_values
     declared = ws.max_row if isinstance(ws.max_row, int) else None
-    max_rows = min(settings.max_lignes, XLSX_MAX_ROWS)
     if declared is not None and declared > max_rows:
         wb.close()
         raise InputTooLargeError(
