@@ -215,6 +215,21 @@ def test_formulas_neutralised_in_csv_and_text_cells_in_xlsx(tmp_path) -> None:
     assert got == cells  # as typed: no quote shows (legitimate « - », « @asso », « +33 … »)
 
 
+def test_xml_shaped_text_stays_text_in_xlsx(tmp_path) -> None:
+    """xlsxwriter copies a text shaped like ``<r>…</r>`` as raw XML in constant-memory mode:
+    headers and the Synthèse's porteur cells must stay plain texts."""
+    rich = '<r><t>x</t></r><r><rPr><b/></rPr><t>y</t></r>'
+    src = tmp_path / "x.csv"
+    src.write_text(f"{rich};Porteur;Latitude;Longitude\nv;A;45,7606;4,8590\n"
+                   f"w;{rich};nan;4,3\n", encoding="utf-8")
+    out = tmp_path / "x.xlsx"
+    validate_file(src, out, progress=False)
+    wb = load_workbook(out)
+    assert wb["Sites"]["B1"].value.strip() == rich
+    porteurs = [r[0] for r in wb["Synthèse"].iter_rows(values_only=True)]
+    assert any(isinstance(p, str) and p.strip() == rich for p in porteurs)
+
+
 def test_neutralize_cells_keeps_plain_numbers() -> None:
     frame = pd.DataFrame({"a": ["-4,5", "+12", "-", "=1", None, "texte"]})
     out = batch.neutralize_cells(frame)

@@ -424,6 +424,14 @@ def _xlsx_text(texts: np.ndarray) -> np.ndarray:
     return texts
 
 
+def _api_text(v: str) -> str:
+    """A text for xlsxwriter's own cell writer: in constant-memory mode it would copy a text
+    shaped like ``<r>…</r>`` into the sheet as raw XML (rich text); a trailing space keeps it
+    a plain text, shown the same."""
+    v = _xlsx_text(np.array([v], dtype=object))[0]
+    return v + " " if v.startswith("<r>") and v.endswith("</r>") else v
+
+
 def _xlsx_plan(frame: pd.DataFrame) -> list[tuple[str, str]]:
     """``(column of frame, header)`` of the « Sites » sheet, in order: Ligne, the input's
     columns, then the verdict in French."""
@@ -487,7 +495,7 @@ def _write_sites_sheet(wb: Any, frame: pd.DataFrame, fmt: dict[str, Any]) -> Non
         ws.set_column(len(columns) - 1, len(columns) - 1, width)
     ws.set_row(0, 32)
     for k, (header, *_rest) in enumerate(columns):
-        ws.write_string(0, k, header, fmt["header"])
+        ws.write_string(0, k, _api_text(header), fmt["header"])
     _stream_rows(ws, columns, n)
     ws.freeze_panes(1, 1)
     if columns:
@@ -606,7 +614,7 @@ def _table(ws: Any, row: int, title: str, header: Sequence[str],
                 if f is not None:
                     ws.write_blank(row, k, None, f)
             else:
-                ws.write_string(row, k, _xlsx_text(np.array([str(v)], dtype=object))[0], f)
+                ws.write_string(row, k, _api_text(str(v)), f)
         row += 1
     return row + 1
 
@@ -683,7 +691,7 @@ def _write_donnees_sheet(wb: Any, summary: dict[str, Any], fmt: dict[str, Any]) 
         if isinstance(value, (int, float)):
             ws.write_number(row + k, 1, value)
         else:
-            ws.write_string(row + k, 1, str(value), fmt["wrap"])
+            ws.write_string(row + k, 1, _api_text(str(value)), fmt["wrap"])
     row += len(facts) + 1
     roles = [(ROLE_LABELS.get(role, role), col or "(aucune)")
              for role, col in summary["colonnes"].items()]
@@ -702,7 +710,7 @@ def _write_xlsx(frame: pd.DataFrame, summary: dict[str, Any], path: Path) -> Non
                              f"({XLSX_ROWS_MAX - 1} au plus).", hint="Écrivez un .csv.")
     wb = xlsxwriter.Workbook(str(path), {
         "constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
-        "strings_to_numbers": False, "tmpdir": str(path.parent)})
+        "strings_to_numbers": False})
     try:
         fmt = _status_formats(wb)
         _write_sites_sheet(wb, frame, fmt)
