@@ -141,3 +141,12 @@ def test_batch_postcode_and_commune_columns_feed_the_rules(tmp_path):
                         progress=False).frame
     assert list(out["status"]) == ["hors_territoire", "a_verifier", "hors_territoire"]
     assert "Lyon" in out["motifs"].iloc[0] and "42170" in out["motifs"].iloc[2]
+
+
+def test_commune_written_outside_sem_needs_no_geocoder(monkeypatch):
+    # no address file, service unreachable: « … 69002 Lyon » is still hors territoire
+    monkeypatch.setenv("QPV_GEO_GEOCODER", "auto")
+    res = runner.invoke(app, ["check", "5 place Bellecour 69002 Lyon", "--json"])
+    assert res.exit_code == 0, res.output
+    v = json.loads(res.output)
+    assert v["status"] == "hors_territoire" and v["lib_com"] == "Lyon"

@@ -69,18 +69,21 @@ class BanGeocoder:
     def from_settings(cls, settings: Settings, *,
                       unavailable_hint: str | None = None) -> BanGeocoder:
         """The service of ``settings.ban_url`` with the settings' rate limit and timeout."""
+        # auto: the service is the fallback of a missing file; say so soon when it is down
         return cls(settings.ban_url, cache_dir=settings.cache_dir / "geocodage",
                    rate_limit=settings.ban_rate_limit, timeout=settings.timeout_s,
-                   unavailable_hint=unavailable_hint)
+                   unavailable_hint=unavailable_hint,
+                   retries=2 if unavailable_hint else 4)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             return self._request_raw(method, path, **kwargs)
         except GeocoderUnavailable as exc:
             if self.unavailable_hint and "injoignable" in str(exc):
+                msg = str(exc)
                 raise GeocoderUnavailable(
-                    f"Aucun géocodeur disponible : pas de fichier d'adresses installé et {exc}",
-                    hint=self.unavailable_hint) from exc
+                    "Aucun géocodeur disponible : pas de fichier d'adresses installé et "
+                    f"{msg[:1].lower()}{msg[1:]}", hint=self.unavailable_hint) from exc
             raise
 
     def _request_raw(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -157,10 +160,12 @@ class BanGeocoder:
         cached = self.cache.get_many(list(set(keys))) if self.cache is not None else {}
         todo: dict[str, list[int]] = {}
         done = 0
+        from qpv_geo.geocoding.consistency import written_outside
         from qpv_geo.geocoding.coordinates import coordinates_result
 
         for k, (q, key) in enumerate(zip(qs, keys, strict=True)):
-            typed = coordinates_result(queries[k])
+            # coordinates typed, or a commune/postcode written outside SEM: no service call
+            typed = coordinates_result(queries[k]) or written_outside(q, source=self.source)
             if typed is not None:
                 out[k] = typed
                 done += 1

@@ -235,6 +235,39 @@ def _names(communes: list[Commune]) -> str:
     return ", ".join(names[:4]) + (" …" if len(names) > 4 else "")
 
 
+def _outside_reason(w: Written) -> str | None:
+    """Why the commune or postcode written puts the address outside SEM (``None``: it does
+    not, or it is not sure: trailing words that may be part of the street name)."""
+    if w.commune is not None:
+        if w.commune.in_sem or not w.commune_certain:
+            return None
+        reason = (f"commune écrite : {w.commune.label}, hors Saint-Étienne Métropole "
+                  f"(INSEE {w.commune.insee})")
+        if w.postcode and w.postcode not in w.commune.codes_postaux:
+            reason += f" ; code postal {w.postcode} écrit"
+        return reason
+    if w.postcode:
+        communes = communes_france().by_postcode(w.postcode)
+        if communes and not any(c.in_sem for c in communes):
+            return (f"code postal écrit {w.postcode} ({_names(communes)}), hors "
+                    "Saint-Étienne Métropole")
+    return None
+
+
+def written_outside(query: str | AddressQuery, *, source: str = "") -> GeocodeResult | None:
+    """The ``hors_territoire`` result of a query whose commune or postcode written is outside
+    SEM — known before any geocoding (no service call, no address file needed) — else
+    ``None``."""
+    w = read_written(query)
+    reason = _outside_reason(w)
+    if reason is None:
+        return None
+    return GeocodeResult(query=query.text() if isinstance(query, AddressQuery) else str(query),
+                         lon=None, lat=None, citycode=w.commune.insee if w.commune else None,
+                         postcode=w.postcode, source=source, motif=reason,
+                         hors_territoire=reason)
+
+
 def check(query: str | AddressQuery, result: GeocodeResult,
           written: Written | None = None) -> GeocodeResult:
     """``result`` with the consistency rules applied (issues, or ``hors_territoire``)."""
@@ -254,10 +287,7 @@ def check(query: str | AddressQuery, result: GeocodeResult,
         asked_street = f"{w.street} {' '.join(w.commune_words)}".strip()
     if w.commune is not None and not w.commune.in_sem:
         if w.commune_certain:
-            outside = (f"commune écrite : {w.commune.label}, hors Saint-Étienne Métropole "
-                       f"(INSEE {w.commune.insee})")
-            if w.postcode and w.postcode not in w.commune.codes_postaux:
-                outside += f" ; code postal {w.postcode} écrit"
+            outside = _outside_reason(w)
         elif not in_street:
             # trailing words that may end a street name as well: never a guess either way
             issues.append(f"« {' '.join(w.commune_words)} » en fin d'adresse : est-ce la "
@@ -266,9 +296,8 @@ def check(query: str | AddressQuery, result: GeocodeResult,
     elif w.commune is None and w.postcode:
         if not pc_communes:
             issues.append(f"code postal {w.postcode} inconnu")
-        elif not any(c.in_sem for c in pc_communes):
-            outside = (f"code postal écrit {w.postcode} ({_names(pc_communes)}), hors "
-                       "Saint-Étienne Métropole")
+        else:
+            outside = _outside_reason(w)
     if outside is not None:
         return dataclasses.replace(
             result, lon=None, lat=None, label=None, score=0.0, precision=None,

@@ -520,6 +520,11 @@ class LocalGeocoder:
         typed = coordinates_result(query)
         if typed is not None:
             return typed
+        from qpv_geo.geocoding.consistency import written_outside
+
+        outside = written_outside(query, source=self.source)
+        if outside is not None:  # « … 69002 Lyon »: no need to search SEM's streets
+            return outside
         text = _query_text(query)
         if not normalize(text):
             return not_found(query, "adresse vide", source=self.source)
