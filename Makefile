@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 OUT    ?= out/demo
 
 .PHONY: demo test install install-dev system-deps bench-deps lint bench bench-geocoding bench-batch \
-        bench-maps bench-web bench-verdicts clean notebook img-rapport
+        bench-maps bench-web bench-verdicts clean notebook img-rapport img-verdict
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,10 @@ notebook: install-dev
 ## The README's picture of the committee report (docs/img/rapport*.png), from the real output.
 img-rapport: install-dev system-deps
 	$(PY) docs/img/make_rapport_png.py
+
+## The README's picture of the verdict page (docs/img/verdict.png), from the real page.
+img-verdict: install-dev system-deps
+	QPV_GEO_GEOCODER=demo $(PY) docs/img/make_verdict_png.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

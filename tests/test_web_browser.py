@@ -244,3 +244,35 @@ def test_no_streets_outside_saint_etienne_says_so(tracked, base_url) -> None:
     page.wait_for_selector('#carte[data-pret="1"]', timeout=15_000)
     note = page.locator("#rues-note").inner_text()
     assert "Saint-Étienne seulement" in note
+
+
+def test_a_verifier_page_highlights_the_street_it_names(tracked, base_url, engine) -> None:
+    from .test_web import near_edge_in_saint_etienne
+
+    page = tracked
+    lat, lon, code, name = near_edge_in_saint_etienne(engine)
+    page.goto(f"{base_url}/?lat={lat:.7f}&lon={lon:.7f}")
+    page.wait_for_selector('#carte[data-pret="1"]', timeout=15_000)
+    steps = page.locator(".que-faire").inner_text()
+    assert f"{code} — {name}" in steps
+    rue = page.locator("#verdict").get_attribute("data-rue")
+    assert rue and f"« {rue} »" in steps
+    assert page.locator("#carte .rue-citee").inner_text() == rue
+    assert rue in page.locator(".legende").inner_text()
+    assert page.console_errors == []
+
+
+def test_readme_picture_of_the_verdict_page_is_made_from_the_real_page(browser,
+                                                                      tmp_path) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "docs" / "img" / "make_verdict_png.py"
+    spec = importlib.util.spec_from_file_location("make_verdict_png", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    png = module.write_png(tmp_path / "verdict.png", browser=browser)
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert "(docs/img/verdict.png)" in readme

@@ -330,7 +330,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         context = page_context(page="verdict", adresse=adresse, lat=lat_s, lon=lon_s,
                                error=error, verdict=payload)
         if payload is not None:
-            from qpv_geo.web.conseils import next_steps, zone_names
+            from qpv_geo.web.conseils import edge_street, next_steps, zone_names
 
             saisie = adresse.strip() or None
             reference = services.engine().reference
@@ -340,6 +340,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             context["text"] = verdict_text(payload, adresse_saisie=saisie, noms=noms,
                                            conseils=conseils)
             context["conseils"] = conseils
+            context["rue"] = edge_street(payload, reference) if conseils else None
         return templates.TemplateResponse(request, "index.html", context, status_code=status)
 
     @app.get("/favicon.ico", include_in_schema=False)

@@ -107,6 +107,15 @@ def nearest_street(lon: float, lat: float, max_m: float = 40.0) -> str | None:
     return best if best_d <= max_m else None
 
 
+def edge_street(p: Mapping[str, Any], reference: Any) -> str | None:
+    """The street named in « Que faire ? » (near the edge of an « à vérifier »), if any."""
+    code = p.get("candidat_autre_cote")
+    if p.get("status") != "a_verifier" or not code or p.get("lat") is None:
+        return None
+    edge = edge_near(reference, str(code), float(p["lon"]), float(p["lat"]))
+    return edge["rue"] if edge else None
+
+
 def _geocode_view(geo: Mapping[str, Any] | None) -> dict[str, Any]:
     """The web payload's geocoding keys, from either it or a Verdict's ``geocodage_*``."""
     if not geo:
@@ -172,5 +181,5 @@ def next_steps(p: Mapping[str, Any], reference: Any, *, page: bool = True) -> li
     return steps
 
 
-__all__ = ["OUTIL_OFFICIEL", "edge_near", "nearest_street", "next_steps", "zone_label",
-           "zone_names"]
+__all__ = ["OUTIL_OFFICIEL", "edge_near", "edge_street", "nearest_street", "next_steps",
+           "zone_label", "zone_names"]

@@ -154,6 +154,30 @@
     return L.latLngBounds([lat - dLat, lon - dLon], [lat + dLat, lon + dLon]);
   }
 
+  // The street named in « Que faire ? », drawn over the others and labelled where it passes
+  // closest to the point.
+  function highlightStreet(name, data, map, lat, lon) {
+    if (!name) { return; }
+    var feats = data.features.filter(function (f) { return f.properties.n === name; });
+    if (!feats.length) { return; }
+    var layer = L.geoJSON({ type: "FeatureCollection", features: feats }, {
+      interactive: false, style: { color: "#1d4ed8", weight: 5, opacity: 0.75 }
+    }).addTo(map);
+    var best = null, bestD = Infinity, here = L.latLng(lat, lon);
+    feats.forEach(function (f) {
+      f.geometry.coordinates.forEach(function (c) {
+        var d = here.distanceTo([c[1], c[0]]);
+        if (d < bestD) { bestD = d; best = [c[1], c[0]]; }
+      });
+    });
+    var label = document.createElement("span");
+    label.textContent = name;
+    L.tooltip({ permanent: true, direction: "top", className: "rue-citee", offset: [0, -4] })
+      .setLatLng(best).setContent(label).addTo(map);
+    map.getContainer().dataset.rueCitee = name;
+    return layer;
+  }
+
   function setupMap() {
     var section = document.getElementById("verdict");
     var container = document.getElementById("carte");
@@ -214,6 +238,7 @@
           qpvgeoRues(detail, data, { outline: true }).addTo(detail);
           if (overview) { qpvgeoRues(overview, data, { outline: true }).addTo(overview); }
           container.dataset.rues = String(data.features.length);
+          highlightStreet(section.dataset.rue, data, detail, lat, lon);
         }
         done(true);
       })
