@@ -7,7 +7,8 @@ build time, the time to first render (navigation → markers or clusters drawn) 
 one zoom step, then prints ratios against the baselines measured in the same run:
 
 * 1,000 sites, clustered (the same code at a tenth of the load);
-* 10,000 sites without clustering (every marker in the DOM).
+* 10,000 sites without clustering (every marker in the DOM);
+* 10,000 sites, clustered, without the OpenStreetMap street layer (what the streets cost).
 
 Not a test: run ``make bench-maps`` (or ``.venv/bin/python benchmarks/bench_maps.py``).
 """
@@ -108,16 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     big = synthetic_sites(reference, args.n)
     small = big.iloc[: args.n // 10]
     variants = [
-        (f"{len(small):,} sites, regroupés (référence)", small, maps.SEUIL_CLUSTER),
-        (f"{len(big):,} sites, sans regroupement (référence)", big, 10**9),
-        (f"{len(big):,} sites, regroupés (défaut)", big, maps.SEUIL_CLUSTER),
+        (f"{len(small):,} sites, regroupés (référence)", small, maps.SEUIL_CLUSTER, True),
+        (f"{len(big):,} sites, sans regroupement (référence)", big, 10**9, True),
+        (f"{len(big):,} sites, regroupés, sans les rues", big, maps.SEUIL_CLUSTER, False),
+        (f"{len(big):,} sites, regroupés (défaut)", big, maps.SEUIL_CLUSTER, True),
     ]
     results = []
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        for i, (label, frame, seuil) in enumerate(variants):
+        for i, (label, frame, seuil, rues) in enumerate(variants):
             t0 = time.perf_counter()
-            m = maps.map_from_sites(frame, reference, tiles=None, seuil_cluster=seuil)
+            m = maps.map_from_sites(frame, reference, tiles=None, seuil_cluster=seuil, rues=rues)
             path = maps.save_map(m, Path(tmp) / f"carte_{i}.html")
             build = time.perf_counter() - t0
             # The unclustered baseline takes about a minute per load: measured once.
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"premier rendu {r['render_s']:6.2f} s · zoom {r['zoom_s']:6.3f} s",
                   flush=True)
         browser.close()
-    base_small, base_flat, target = results
+    base_small, base_flat, no_streets, target = results
     print()
     print(f"10× plus de sites (regroupés) : HTML ×{target['size_mb'] / base_small['size_mb']:.1f},"
           f" premier rendu ×{target['render_s'] / base_small['render_s']:.1f},"
@@ -137,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
           f"×{target['render_s'] / base_flat['render_s']:.2f}, zoom "
           f"×{target['zoom_s'] / base_flat['zoom_s']:.2f} (HTML identique à "
           f"{abs(target['size_mb'] - base_flat['size_mb']) * 1000:.0f} ko près)")
+    print(f"Rues OpenStreetMap (à ≤ 300 m des QPV) : HTML +"
+          f"{(target['size_mb'] - no_streets['size_mb']) * 1000:.0f} ko "
+          f"(×{target['size_mb'] / no_streets['size_mb']:.2f}), premier rendu "
+          f"×{target['render_s'] / no_streets['render_s']:.2f}, zoom "
+          f"×{target['zoom_s'] / no_streets['zoom_s']:.2f}")
     return 0
 
 

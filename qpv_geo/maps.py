@@ -561,6 +561,7 @@ def map_from_sites(
     title: str = "Actions de l'appel à projets — Cité de l'emploi",
     demo: bool | None = None,
     rayon_m: float | None = None,
+    rues: bool = True,
 ) -> folium.Map:
     """Interactive map of validated sites over the QPV perimeters.
 
@@ -584,6 +585,9 @@ def map_from_sites(
     rayon_m
         When given, a layer outlines the "quartier vécu": the QPV widened by this many metres
         (a site in it serves the QPV, see :mod:`qpv_geo.coverage`).
+    rues
+        Without tiles, draw the OpenStreetMap streets near the QPV (Saint-Étienne only), names
+        from zoom 16 (:mod:`qpv_geo.osm`).
 
     Returns
     -------
@@ -622,7 +626,7 @@ def map_from_sites(
                           cluster=len(sel) > seuil_cluster).add_to(m)
         counts.append((key, len(sel)))
     _qpv_labels(m, reference)
-    if not _tiles(tiles):
+    if rues and not _tiles(tiles):
         _roads(m, reference, rayon_m=float(rayon_m or 300.0))
     folium.LayerControl(collapsed=True, position="topright").add_to(m)
 

@@ -200,3 +200,62 @@ def test_save_map(tmp_path, site_map):
     path = maps.save_map(site_map, tmp_path / "sub" / "carte.html")
     text = path.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>") and "leaflet-1.9.4/leaflet.js" in text
+
+
+def _roads_layers(m):
+    return [c for c in m._children.values() if type(c).__name__ == "RoadsLayer"]
+
+
+def test_streets_only_without_tiles_on_shipped_data(reference):
+    from qpv_geo import osm
+
+    qpv = reference.qpv
+    p = qpv[qpv["lib_com"] == "Saint-Étienne"].geometry.values[0].representative_point()
+    sites = pd.DataFrame({"lon": [p.x], "lat": [p.y], "priorite": ["sante"], "porteur": ["P"],
+                          "action": ["A"], "status": ["eligible"]})
+    offline = maps.map_from_sites(sites, reference, tiles=None, rayon_m=300)
+    layers = _roads_layers(offline)
+    assert len(layers) == 1 and len(layers[0].data["features"]) > 500
+    page = maps.map_html(offline)
+    assert "rues : Saint-Étienne seulement" in page and "ODbL" in page
+    # Near the QPV only: a fraction of the city's 5,837 ways, compact in the page.
+    assert len(layers[0].data["features"]) < len(osm.load_roads())
+    assert len(layers[0].data_json) < 700_000
+    assert _roads_layers(maps.map_from_sites(sites, reference, tiles="osm")) == []
+    assert _roads_layers(maps.map_from_sites(sites, reference, tiles=None, rues=False)) == []
+    cov = coverage_from_sites(sites, reference)
+    assert len(_roads_layers(maps.coverage_map(cov, reference))) == 1
+    assert _roads_layers(maps.coverage_map(cov, reference, rues=False)) == []
+
+
+def test_site_markers_colour_blind_palette():
+    """Okabe-Ito: eight distinct colours, none of them the QPV outline's."""
+    from qpv_geo.priorites import PRIORITES
+
+    colours = [p.hex.lower() for p in PRIORITES.values()]
+    assert len(set(colours)) == 8
+    assert set(colours) == {"#0072b2", "#cc79a7", "#e69f00", "#d55e00", "#009e73", "#f0e442",
+                            "#56b4e9", "#000000"}
+    assert maps.COULEUR_QPV.lower() not in colours
+    # Light colours get a black icon, dark ones a white icon.
+    assert maps._ink("#F0E442") == "#000000" and maps._ink("#0072B2") == "#ffffff"
+
+
+def test_charts_per_priority_and_per_qpv(ref, sites):
+    from qpv_geo import figures
+
+    cov = coverage_from_sites(sites, ref)
+    fig = figures.coverage_by_priority_figure(cov)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[0] == "Lever les freins au retour à l'emploi"  # the axis heads its four
+    assert [lbl.strip() for lbl in labels[1:5]] == ["Mobilité", "Linguistique",
+                                                     "Garde d'enfants", "Santé"]
+    # Three stacked series per priority: inside, nearby only, gaps, adding up to the QPV.
+    widths = [p.get_width() for p in ax.patches]
+    assert len(widths) == 3 * 8 and sum(widths) == 8 * cov.qpv_total
+    texts = [t.get_text() for t in ax.texts]
+    assert "67 % dans le QPV" in texts  # mobilité: 2 of the 3 QPV
+    fig_q = figures.coverage_by_qpv_figure(cov)
+    assert len(fig_q.axes[0].get_yticklabels()) == cov.qpv_total
+    assert figures.figure_png(fig_q, dpi=40)[:8] == b"\x89PNG\r\n\x1a\n"
