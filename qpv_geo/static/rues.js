@@ -28,9 +28,8 @@ function qpvgeoRues(map, data, options) {
     pane: 'qpvgeoRues', renderer: renderer, interactive: false, attribution: attribution,
     style: function (f) {
       var w = widths[f.properties.c] || widths[2];
-      var z = map.getZoom();
-      return {color: options.color || '#8f8f8f', weight: z >= 15 ? w[1] : w[0],
-              opacity: z >= minZoomRoads ? 0.9 : 0, lineCap: 'round', lineJoin: 'round'};
+      return {color: options.color || '#8f8f8f', weight: map.getZoom() >= 15 ? w[1] : w[0],
+              opacity: 0.9, lineCap: 'round', lineJoin: 'round'};
     }
   });
   var labels = L.layerGroup([], {pane: 'qpvgeoRuesNoms'});
@@ -65,8 +64,14 @@ function qpvgeoRues(map, data, options) {
 
   function refresh() {
     labels.clearLayers();
+    if (!map.hasLayer(group)) { return; }
+    // Far out the streets are not drawn at all (a canvas of thousands of hidden lines costs
+    // the first render); the attribution goes and comes back with them.
+    var near = map.getZoom() >= minZoomRoads;
+    if (near && !group.hasLayer(roads)) { group.addLayer(roads); }
+    if (!near && group.hasLayer(roads)) { group.removeLayer(roads); return; }
     roads.setStyle(roads.options.style);
-    if (!map.hasLayer(group) || map.getZoom() < minZoom) { return; }
+    if (map.getZoom() < minZoom) { return; }
     var view = map.getBounds().pad(0.1), size = map.getSize();
     var origin = map.latLngToLayerPoint(map.getBounds().getNorthWest());
     var boxes = [], cells = {};
@@ -107,7 +112,7 @@ function qpvgeoRues(map, data, options) {
     });
   }
   map.on('zoomend moveend', refresh);
-  group.on('add', function () { setTimeout(refresh, 0); });
+  group.on('add', refresh);
   group.on('remove', function () { labels.clearLayers(); });
   group.qpvgeoRefresh = refresh;
   return group;
