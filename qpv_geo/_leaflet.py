@@ -1,0 +1,287 @@
+"""The browser side of the folium maps: CSS, JavaScript helpers and folium element classes.
+
+* ``Decorations`` (CSS, hatching pattern, popup builder, QPV label placement, opening fit —
+  once per page), ``HtmlControl`` (fixed HTML in a map corner), ``SitesLayer`` (one priority's
+  markers, clustered above a threshold), ``Legend`` (folding legend), ``QpvLabels`` (QPV names
+  without overlap) and ``Fit`` (opening view clear of the legend and notes);
+* :func:`_ink`: black or white text on a priority colour.
+
+folium is imported inside :func:`_elements`: ``import qpv_geo`` stays light.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from qpv_geo._carto import _icon
+
+_POPUP_JS = """
+function qpvgeoPopup(r) {
+  var h = '<div class="qpvgeo-popup"><b>' + r[2] + '</b>';
+  if (r[3]) { h += '<br>' + r[3]; }
+  h += '<br><span class="qpvgeo-badge qpvgeo-s-' + r[4] + '">' + r[5] + '</span>';
+  if (r[6]) { h += '<br>' + r[6]; }
+  if (r[7]) { h += '<br><small>' + r[7] + '</small>'; }
+  if (r[8]) { h += '<br><small>' + r[8] + '</small>'; }
+  if (r[9]) { h += '<br><small>ligne ' + r[9] + '</small>'; }
+  return h + '</div>';
+}
+"""
+
+_CSS = """
+.qpvgeo-legende, .qpvgeo-notes { background: rgba(255,255,255,.94); padding: 6px 9px;
+  border-radius: 4px; box-shadow: 0 1px 4px rgba(0,0,0,.35); font: 12px/1.35 sans-serif;
+  color: #222; max-width: 300px; }
+.qpvgeo-legende h4 { margin: 0 0 4px; font-size: 13px; }
+.qpvgeo-legende .ligne { display: flex; align-items: center; gap: 6px; margin: 2px 0; }
+.qpvgeo-legende .pastille { width: 12px; height: 12px; border-radius: 50%;
+  display: inline-block; flex: none; }
+.qpvgeo-legende .aplat { width: 16px; height: 11px; display: inline-block; flex: none;
+  border: 2px solid; }
+.qpvgeo-legende .hachures { background: repeating-linear-gradient(45deg, #7f7f7f 0 2px,
+  transparent 2px 5px); }
+.qpvgeo-notes { background: #fff3cd; border: 1px solid #e0b84c; }
+.qpvgeo-notes.demo { background: #f8d7da; border-color: #c9302c; font-weight: bold; }
+.qpvgeo-popup { font: 12px/1.4 sans-serif; }
+.qpvgeo-badge { display: inline-block; padding: 1px 5px; border-radius: 3px; color: #fff;
+  background: #666; margin: 2px 0; }
+.qpvgeo-s-eligible { background: #1a7f37; } .qpvgeo-s-a_verifier { background: #b08800; }
+.qpvgeo-s-qva { background: #d46b08; } .qpvgeo-s-hors_qpv, .qpvgeo-s-hors_territoire {
+  background: #c9302c; } .qpvgeo-s-non_geocode { background: #6f42c1; }
+.leaflet-tooltip.qpvgeo-etiquette-qva { background: rgba(255,255,255,.8); border: 1px solid
+  #7f7f7f; box-shadow: none; font: bold 11px sans-serif; color: #444; }
+.leaflet-container { background: #f4f4f1; }
+.qpvgeo-legende summary { cursor: pointer; font: bold 13px sans-serif; list-style: revert; }
+.qpvgeo-legende details:not([open]) summary { margin: 0; }
+.qpvgeo-legende details[open] summary { margin-bottom: 4px; }
+.qpvgeo-site { background: none; border: none; }
+.qpvgeo-site span { display: flex; align-items: center; justify-content: center; width: 22px;
+  height: 22px; border-radius: 50%; border: 2px solid #fff; box-shadow: 0 0 0 1px #333,
+  0 1px 3px rgba(0,0,0,.5); font-size: 12px; box-sizing: content-box; }
+.qpvgeo-etiquette { background: none; border: none; }
+.qpvgeo-etiquette span { position: absolute; left: 0; top: 0; transform: translate(-50%, -50%);
+  white-space: nowrap; font: bold 11px/1.1 sans-serif; color: #2d1b4e; pointer-events: none;
+  text-shadow: 0 0 2px #fff, 0 0 2px #fff, 0 0 3px #fff, 0 0 4px #fff; }
+"""
+
+#: Labels placed without overlap (bigger QPV first), redone after each zoom; a fit of the map
+#: that keeps the legend and the notes from covering what it shows.
+_LABELS_JS = """
+function qpvgeoEtiquettes(map, items) {
+  var pane = map.getPane('qpvgeoEtiquettes') || map.createPane('qpvgeoEtiquettes');
+  pane.style.zIndex = 460; pane.style.pointerEvents = 'none';
+  var group = L.layerGroup().addTo(map);
+  function refresh() {
+    group.clearLayers();
+    var boxes = [];
+    items.forEach(function (it) {
+      var p = map.latLngToContainerPoint([it[0], it[1]]);
+      var w = it[2].length * 6.6 + 6, h = 14;
+      var b = [p.x - w / 2, p.y - h / 2, p.x + w / 2, p.y + h / 2];
+      for (var k = 0; k < boxes.length; k++) {
+        var o = boxes[k];
+        if (b[0] < o[2] && b[2] > o[0] && b[1] < o[3] && b[3] > o[1]) { return; }
+      }
+      boxes.push(b);
+      var span = document.createElement('span');
+      span.textContent = it[2];
+      group.addLayer(L.marker([it[0], it[1]], {pane: 'qpvgeoEtiquettes', interactive: false,
+        keyboard: false, icon: L.divIcon({className: 'qpvgeo-etiquette', iconSize: null,
+        html: span.outerHTML})}));
+    });
+  }
+  map.on('zoomend', refresh);
+  refresh();
+  return group;
+}
+function qpvgeoCadrer(map, bounds) {
+  var size = map.getSize();
+  var legend = map.getContainer().querySelector('.qpvgeo-legende');
+  var notes = map.getContainer().querySelector('.qpvgeo-notes');
+  var right = legend ? legend.offsetWidth + 20 : 10;
+  var bottom = notes ? notes.offsetHeight + 20 : 10;
+  if (right > size.x / 2) { right = 10; }
+  if (bottom > size.y / 2) { bottom = 10; }
+  map.fitBounds(bounds, {paddingTopLeft: [50, 20], paddingBottomRight: [right, bottom]});
+}
+"""
+
+_HATCH_SVG = (
+    '<svg width="0" height="0" style="position:absolute" aria-hidden="true"><defs>'
+    '<pattern id="qpvgeo-hachures" patternUnits="userSpaceOnUse" width="8" height="8" '
+    'patternTransform="rotate(45)"><rect width="8" height="8" fill="#d9d9d9"/>'
+    '<line x1="0" y1="0" x2="0" y2="8" stroke="#7f7f7f" stroke-width="4"/></pattern>'
+    "</defs></svg>"
+)
+
+
+def _elements() -> dict[str, type]:
+    """folium element classes of this module (built lazily: folium is imported here)."""
+    global _ELEMENT_CLASSES
+    if _ELEMENT_CLASSES:
+        return _ELEMENT_CLASSES
+    from branca.element import MacroElement
+    from folium.elements import JSCSSMixin
+    from folium.map import Layer
+    from folium.plugins import MarkerCluster
+    from folium.template import Template
+
+    class Decorations(MacroElement):
+        """CSS, the hatching pattern and the popup builder (once per page)."""
+
+        _template = Template(
+            "{% macro header(this, kwargs) %}<style>" + _CSS + "</style>"
+            "<script>" + _POPUP_JS + _LABELS_JS + "</script>{% endmacro %}"
+            "{% macro html(this, kwargs) %}" + _HATCH_SVG + "{% endmacro %}"
+        )
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._name = "QpvGeoDecorations"
+
+    class HtmlControl(MacroElement):
+        """A Leaflet control holding fixed HTML (legend, notes), inside the map."""
+
+        _template = Template("""
+            {% macro script(this, kwargs) %}
+            (function () {
+              var ctl = L.control({position: {{ this.position|tojson }}});
+              ctl.onAdd = function () {
+                var div = L.DomUtil.create('div', {{ this.css_class|tojson }});
+                div.innerHTML = {{ this.content|tojson }};
+                L.DomEvent.disableClickPropagation(div);
+                L.DomEvent.disableScrollPropagation(div);
+                return div;
+              };
+              ctl.addTo({{ this._parent.get_name() }});
+            })();
+            {% endmacro %}""")
+
+        def __init__(self, content: str, *, position: str, css_class: str) -> None:
+            super().__init__()
+            self._name = "HtmlControl"
+            self.content = content
+            self.position = position
+            self.css_class = css_class
+
+    class SitesLayer(JSCSSMixin, Layer):
+        """Markers of one priority: a feature group, or a marker cluster above the threshold.
+
+        ``rows`` hold escaped values (see :func:`_site_rows`); the popup is built in the
+        browser by ``qpvgeoPopup`` so that a 10,000-site map stays small.
+        """
+
+        _template = Template("""
+            {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = (function () {
+              var icon = L.divIcon({{ this.icon_options|tojson }});
+              var rows = {{ this.rows|tojson }};
+              var group = {% if this.cluster -%}
+                L.markerClusterGroup({{ this.cluster_options|tojson }});
+              {%- else %}L.featureGroup();{% endif %}
+              for (var i = 0; i < rows.length; i++) {
+                var r = rows[i];
+                var m = L.marker([r[0], r[1]], {icon: icon, riseOnHover: true});
+                m.bindPopup(qpvgeoPopup(r), {maxWidth: 340});
+                m.bindTooltip(r[2]);
+                group.addLayer(m);
+              }
+              return group;
+            })();
+            {% endmacro %}""")
+
+        def __init__(self, rows: list[list[Any]], *, priorite: str, name: str,
+                     cluster: bool, show: bool = True) -> None:
+            super().__init__(name=name, overlay=True, control=True, show=show)
+            self._name = "SitesLayer"
+            self.rows = rows
+            self.priorite = priorite
+            self.cluster = cluster
+            _, icon, hexa = _icon(priorite)
+            ink = _ink(hexa)
+            self.icon_options = {
+                "className": f"qpvgeo-site qpvgeo-p-{re.sub(r'[^a-z_]', '', priorite)}",
+                "iconSize": [26, 26], "iconAnchor": [13, 13], "popupAnchor": [0, -12],
+                "html": f'<span style="background:{hexa};color:{ink}">'
+                        f'<i class="fa fa-{icon}"></i></span>'}
+            self.cluster_options = {"showCoverageOnHover": False, "chunkedLoading": True,
+                                    "maxClusterRadius": 50}
+            if cluster:
+                self.default_js = list(MarkerCluster.default_js)
+                self.default_css = list(MarkerCluster.default_css)
+
+    class Legend(MacroElement):
+        """A collapsible legend (bottom right): open on a wide map, closed on a narrow one."""
+
+        _template = Template("""
+            {% macro script(this, kwargs) %}
+            (function () {
+              var map = {{ this._parent.get_name() }};
+              var ctl = L.control({position: 'bottomright'});
+              ctl.onAdd = function () {
+                var div = L.DomUtil.create('div', 'qpvgeo-legende');
+                var d = document.createElement('details');
+                if (map.getSize().x >= 760) { d.open = true; }
+                var s = document.createElement('summary');
+                s.textContent = {{ this.title|tojson }};
+                d.appendChild(s);
+                var body = document.createElement('div');
+                body.innerHTML = {{ this.content|tojson }};
+                d.appendChild(body);
+                div.appendChild(d);
+                L.DomEvent.disableClickPropagation(div);
+                L.DomEvent.disableScrollPropagation(div);
+                return div;
+              };
+              ctl.addTo(map);
+            })();
+            {% endmacro %}""")
+
+        def __init__(self, title: str, content: str) -> None:
+            super().__init__()
+            self._name = "Legend"
+            self.title = title
+            self.content = content
+
+    class QpvLabels(MacroElement):
+        """Names of the QPV, placed without overlap at every zoom (bigger QPV first)."""
+
+        _template = Template("""
+            {% macro script(this, kwargs) %}
+            qpvgeoEtiquettes({{ this._parent.get_name() }}, {{ this.items|tojson }});
+            {% endmacro %}""")
+
+        def __init__(self, items: list[list[Any]]) -> None:
+            super().__init__()
+            self._name = "QpvLabels"
+            self.items = items
+
+    class Fit(MacroElement):
+        """Fit the map to ``bounds`` once the legend and notes are drawn (kept clear of them)."""
+
+        _template = Template("""
+            {% macro script(this, kwargs) %}
+            qpvgeoCadrer({{ this._parent.get_name() }}, {{ this.bounds|tojson }});
+            {% endmacro %}""")
+
+        def __init__(self, bounds: list[list[float]]) -> None:
+            super().__init__()
+            self._name = "Fit"
+            self.bounds = bounds
+
+    _ELEMENT_CLASSES.update(Decorations=Decorations, HtmlControl=HtmlControl,
+                            SitesLayer=SitesLayer, Legend=Legend, QpvLabels=QpvLabels, Fit=Fit)
+    return _ELEMENT_CLASSES
+
+
+_ELEMENT_CLASSES: dict[str, type] = {}
+
+
+def _ink(hexa: str) -> str:
+    """Black or white, whichever reads best on the colour ``hexa``."""
+    r, g, b = (int(hexa.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4))
+    return "#000000" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "#ffffff"
+
+
+__all__: list[str] = []
