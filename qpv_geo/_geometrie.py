@@ -171,6 +171,34 @@ def _chunk_crossings(parts: Parts, x: np.ndarray, y: np.ndarray, seg0: np.ndarra
     return np.count_nonzero(crosses & valid, axis=1)
 
 
+def signed_distance_few(parts: Parts, px: np.ndarray, py: np.ndarray, part: np.ndarray
+                        ) -> np.ndarray:
+    """:func:`signed_distance` for a few pairs: one pass over all their segments (no loop by
+    part), the same floating-point values."""
+    out = np.empty(len(px), dtype=np.float64)
+    if len(px) == 0:
+        return out
+    lo, hi = parts.seg_start[part], parts.seg_start[part + 1]
+    counts = hi - lo
+    pair = np.repeat(np.arange(len(px)), counts)
+    seg = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) \
+        + np.repeat(lo, counts)
+    ax, ay, dx, dy = parts.ax[seg], parts.ay[seg], parts.dx[seg], parts.dy[seg]
+    x, y = px[pair], py[pair]
+    rx = x - ax
+    ry = y - ay
+    t = np.clip((rx * dx + ry * dy) * parts.inv_l2[seg], 0.0, 1.0)
+    ex = rx - t * dx
+    ey = ry - t * dy
+    starts = np.cumsum(counts) - counts
+    d = np.sqrt(np.minimum.reduceat(ex * ex + ey * ey, starts))
+    by = ay + dy
+    crosses = ((ay > y) != (by > y)) & (rx < ry * parts.slope[seg])
+    inside = np.add.reduceat(crosses.astype(np.int64), starts) & 1
+    out[:] = np.where(inside, d, -d)
+    return out
+
+
 def signed_distance_all(parts: Parts, px: np.ndarray, py: np.ndarray, part: np.ndarray
                         ) -> np.ndarray:
     """:func:`signed_distance` evaluating every segment of the part (reference, benchmarks)."""

@@ -60,17 +60,17 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
                   citycodes: Sequence[str | None] | None,
                   geocodes: Sequence[GeocodeResult | None] | None,
                   mots: np.ndarray | None = None,
-                  voies: Sequence[VoieVerdict | None] | None = None) -> pd.DataFrame:
-    """The verdict table (:data:`VERDICT_COLUMNS`) with its French reasons, from raw codes."""
+                  voies: Sequence[VoieVerdict | None] | None = None, *,
+                  columns: bool = False) -> Any:
+    """The verdict table (:data:`VERDICT_COLUMNS`) with its French reasons, from raw codes.
+
+    ``columns=True`` (points without geocoding only): the columns as a dict of arrays, without
+    building a DataFrame (the single-point path).
+    """
     n = len(c.status)
-    zones = self.zones
     status = c.status.copy()
-    codes = np.append(zones["code_qp"].to_numpy(object), None)
-    names = np.append(zones["lib_qp"].to_numpy(object), None)
-    sirens = np.append(zones["siren_epci"].to_numpy(object), None)
-    zkind = np.append(self._zone_kind, -1)
-    com_codes = np.append(self.communes["insee_com"].astype(str).to_numpy(object), None)
-    com_names = np.append(self.communes["nom"].to_numpy(object), None)
+    # Names of zones and communes, with a last entry None for index -1 (computed once).
+    codes, names, sirens, zkind, com_codes, com_names = self._tables
     insee = com_codes[c.commune]
     libcom = com_names[c.commune]
     motifs = np.full(n, "", dtype=object)
@@ -220,7 +220,7 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
         donnees = donnees + " — " + " ; ".join(notes)
     x = np.where(usable, c.x, np.nan)
     y = np.where(usable, c.y, np.nan)
-    frame = pd.DataFrame({
+    cols = {
         "status": np.array(STATUSES, dtype=object)[status],
         "eligible": status == ELIGIBLE,
         "code_qp": np.where(zk >= 0, zone_code, None),
@@ -242,7 +242,10 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
         "lat": np.where(usable, np.round(np.asarray(lat, float), 7), np.nan),
         "x_l93": np.round(x, 2),
         "y_l93": np.round(y, 2),
-    })
+    }
+    if columns and geocodes is None:
+        return cols
+    frame = pd.DataFrame(cols)
     for k, v in geo_extra.items():
         frame[k] = v
     if written_out.any():

@@ -43,6 +43,7 @@ from qpv_geo._geometrie import K_QVA as _K_QVA
 from qpv_geo._geometrie import best as _best
 from qpv_geo._geometrie import build_parts as _build_parts
 from qpv_geo._geometrie import signed_distance as _signed_distance
+from qpv_geo._geometrie import signed_distance_few as _signed_distance_few
 from qpv_geo._verdicts import (
     _BAD_REASONS,
     _T_IN,
@@ -90,6 +91,7 @@ _L93_Y = (6_000_000.0, 7_200_000.0)
 _TO_L93 = pyproj.Transformer.from_crs(4326, 2154, always_xy=True)
 _TO_WGS = pyproj.Transformer.from_crs(2154, 4326, always_xy=True)
 
+_FEW_PAIRS = 64  # up to this many pairs, one pass over all their segments
 _GRID_MIN_POINTS = 512  # below this, candidates come from part bounding boxes (no grid build)
 _FINE = 4  # cells on a commune edge are split into _FINE × _FINE sub-cells
 
@@ -248,6 +250,15 @@ class Engine:
         self._grid: _Grid | None = None
         #: Skip the (point, part) pairs that cannot be the nearest QPV (see _pair_distances).
         self._prune_nearest = True
+        #: Zone and commune names for the verdict table (index -1 reads the last entry, None).
+        self._tables = (
+            np.append(self.zones["code_qp"].to_numpy(object), None),
+            np.append(self.zones["lib_qp"].to_numpy(object), None),
+            np.append(self.zones["siren_epci"].to_numpy(object), None),
+            np.append(self._zone_kind, -1),
+            np.append(self.communes["insee_com"].astype(str).to_numpy(object), None),
+            np.append(self.communes["nom"].to_numpy(object), None),
+        )
 
     # ------------------------------------------------------------------ inputs
     @staticmethod
@@ -336,18 +347,20 @@ class Engine:
         return commune
 
     def _candidates(self, x: np.ndarray, y: np.ndarray, *, slack: float,
-                    marge: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                    marge: float | np.ndarray, with_s: bool = False) -> Any:
         """(point, part) pairs that can matter to a point within ``slack`` of (x, y).
 
         A part matters if it may contain the point, if its edge may be within the margin
         (``marge``: one bound, or one per point, covering every part's precision), or if it may
         be the nearest QPV of SEM within the search radius. With slack 0 this uses exact
         distances; with slack h (half cell diagonal) it is a superset for the whole cell.
+        ``with_s``: also return the exact signed distance of each pair kept.
         """
         parts = self.parts
         n, npart = len(x), len(parts.kind)
         if n == 0 or npart == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+            empty = np.zeros(0, np.int64)
+            return (empty, empty, np.zeros(0)) if with_s else (empty, empty)
         marge = np.broadcast_to(np.asarray(marge, dtype=np.float64), (n,))
         # Bounding-box prefilter: parts whose box is within radius + slack.
         reach = self.rayon_m + float(marge.max()) + slack
@@ -361,8 +374,10 @@ class Engine:
         pi = np.concatenate(pi_list)
         pj = np.concatenate(pj_list)
         if len(pi) == 0:
-            return pi, pj
-        s = _signed_distance(parts, x[pi], y[pi], pj)
+            return (pi, pj, np.zeros(0)) if with_s else (pi, pj)
+        # A few pairs (one point): one pass over their segments; else by part and chunk.
+        few = len(pi) <= _FEW_PAIRS
+        s = (_signed_distance_few if few else _signed_distance)(parts, x[pi], y[pi], pj)
         d = np.abs(s)
         keep = (s > -slack) | (d - slack <= marge[pi])
         # The nearest QPV of SEM: keep those whose lower bound beats the best upper bound.
@@ -370,7 +385,7 @@ class Engine:
         upper = np.full(n, np.inf)
         np.minimum.at(upper, pi[is_qpv], d[is_qpv] + slack)
         keep |= is_qpv & (d - slack <= np.minimum(upper[pi], self.rayon_m))
-        return pi[keep], pj[keep]
+        return (pi[keep], pj[keep], s[keep]) if with_s else (pi[keep], pj[keep])
 
     def _grid_candidates(self, x: np.ndarray, y: np.ndarray
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -447,14 +462,15 @@ class Engine:
                 | (ys[idx_far] > gy1)
             commune[idx_far[beyond]] = -2  # beyond the search radius around SEM: clearly out
         else:
-            pi, pj = self._candidates(xs[idx_area], ys[idx_area], slack=0.0,
-                                      marge=reach[idx_area])
+            # Few points: every candidate pair's exact distance is already computed.
+            pi, pj, s_known = self._candidates(xs[idx_area], ys[idx_area], slack=0.0,
+                                               marge=reach[idx_area], with_s=True)
             pi = idx_area[pi]
             commune[idx_area] = -1
         # The margin of a pair: forced, or the point's uncertainty + the part's edge precision.
         m = np.full(len(pi), self.marge_m) if self.marge_m is not None else \
             incert[pi] + self._part_prec[pj]
-        s = self._pair_distances(xs, ys, pi, pj, m)
+        s = self._pair_distances(xs, ys, pi, pj, m) if n >= _GRID_MIN_POINTS else s_known
         kind = parts.kind[pj]
 
         # Territory: cells inside one commune are settled by the grid; others exactly.
@@ -688,6 +704,10 @@ class Engine:
             if code:
                 raise CoordinateError(f"x={x}, y={y} : {_BAD_REASONS[code]}.",
                                       hint=_hint_for(code))
+            if geocode is None:
+                xa, ya = np.array([x], float), np.array([y], float)
+                lon_a, lat_a = self.l93_to_lonlat(xa, ya)
+                return self._judge_one(xa, ya, lon_a, lat_a, precision_point_m)
             frame = self.judge_xy([x], [y], precision_point_m=precision_point_m)
         else:
             if lon is None or lat is None:
@@ -696,12 +716,26 @@ class Engine:
             if code:
                 raise CoordinateError(f"lat={lat}, lon={lon} : {_BAD_REASONS[code]}.",
                                       hint=_hint_for(code))
+            if geocode is None:
+                lon_a, lat_a = np.array([lon], float), np.array([lat], float)
+                xa, ya = self.lonlat_to_l93(lon_a, lat_a)
+                return self._judge_one(xa, ya, lon_a, lat_a, precision_point_m)
             frame = self.judge_lonlat([lon], [lat],
                                       geocodes=[geocode] if geocode is not None else None,
                                       precision_point_m=precision_point_m)
         return self._verdict(frame.iloc[0], geocode)
 
-    def _verdict(self, row: pd.Series, geocode: GeocodeResult | None) -> Verdict:
+    def _judge_one(self, x: np.ndarray, y: np.ndarray, lon: np.ndarray, lat: np.ndarray,
+                   precision_point_m: float | None) -> Verdict:
+        """One usable point without geocoding: the same computation as :meth:`judge_lonlat`,
+        read from the columns without building a DataFrame (the web's single-point path)."""
+        incert, mots = incertitudes(1, None, precision_point_m, defaut=self.precision_point_m)
+        c = self.classify_xy(x, y, bad=np.zeros(1, dtype=np.int8), incertitude_m=incert)
+        cols = verdict_frame(self, c, lon, lat, None, None, mots, columns=True)
+        row = {k: (v[0] if isinstance(v, np.ndarray) else v) for k, v in cols.items()}
+        return self._verdict(row, None)
+
+    def _verdict(self, row: Any, geocode: GeocodeResult | None) -> Verdict:
         def val(name: str) -> Any:
             v = row[name]
             if isinstance(v, np.generic):

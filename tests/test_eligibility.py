@@ -453,3 +453,32 @@ def test_pruned_search_gives_the_same_verdicts_as_every_pair_and_segment(
         for name in a.__dataclass_fields__:
             va, vb = getattr(a, name), getattr(b, name)
             assert np.array_equal(va, vb, equal_nan=va.dtype.kind == "f"), name
+
+
+def _points_everywhere(engine: Engine, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Points over SEM and beyond, and around the QPV edges (x, y in Lambert-93)."""
+    rng = np.random.default_rng(seed)
+    x0, y0, x1, y1 = engine.communes.total_bounds
+    parts = engine.parts
+    k = rng.integers(0, len(parts.ax), n // 2)
+    x = np.concatenate([rng.uniform(x0 - 4000, x1 + 4000, n - n // 2),
+                        parts.ax[k] + rng.normal(0, 15, n // 2)])
+    y = np.concatenate([rng.uniform(y0 - 4000, y1 + 4000, n - n // 2),
+                        parts.ay[k] + rng.normal(0, 15, n // 2)])
+    return x, y
+
+
+def test_the_single_point_path_gives_the_batch_verdict(engine: Engine) -> None:
+    # judge_point (no DataFrame, few-pairs distances) against the rows of one batch call.
+    x, y = _points_everywhere(engine, 1500, seed=13)
+    lon, lat = Engine.l93_to_lonlat(x, y)
+    frame = engine.judge_lonlat(lon, lat)
+    usable = Engine.check_lonlat(lon, lat) == 0
+    assert usable.sum() > 1000
+    for i in np.flatnonzero(usable):
+        one = engine.judge_point(lon=float(lon[i]), lat=float(lat[i])).to_dict()
+        row = engine._verdict(frame.iloc[i], None).to_dict()
+        assert one == row, (i, one, row)
+    v = engine.judge_point(x=float(x[0]), y=float(y[0]), precision_point_m=3.0)
+    assert v == engine._verdict(engine.judge_xy(x[:1], y[:1], precision_point_m=3.0).iloc[0],
+                                None)
