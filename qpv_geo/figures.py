@@ -270,10 +270,14 @@ def static_coverage_png(coverage: Coverage, reference: Reference, *, dpi: int = 
 
         dans = np.array([val(c, "actions_dans") for c in qpv["code_qp"]])
         tous = np.array([val(c, "actions") for c in qpv["code_qp"]])
-        qpv.plot(ax=ax, color=[_palier(int(d), proximite=int(t - d)) for d, t in zip(
-            dans, tous, strict=True)], edgecolor="#333333", linewidth=0.9, zorder=3)
+        fills = [_palier(int(d), proximite=int(t - d)) for d, t in zip(dans, tous, strict=True)]
+        qpv.plot(ax=ax, color=fills, edgecolor="#333333", linewidth=0.9, zorder=3)
         if (tous == 0).any():
             qpv[tous == 0].boundary.plot(ax=ax, color=COULEUR_LACUNE, linewidth=1.4, zorder=4)
+        # At this scale a QPV is a few pixels: a disc in its colour marks each one.
+        spots = qpv.geometry.representative_point()
+        ax.scatter(spots.x, spots.y, s=34, c=fills, zorder=5, linewidths=1.3,
+                   edgecolors=[COULEUR_LACUNE if t == 0 else "#333333" for t in tous])
         ax.set_xlim(minx - pad, maxx + pad)
         ax.set_ylim(miny - pad, maxy + pad)
         r = rates.loc[key] if key in rates.index else None
