@@ -196,8 +196,8 @@ def _base_map(reference: Reference, tiles: str | None) -> folium.Map:
                    tiles=_tiles(tiles), control_scale=True)
     # Without tiles Leaflet has no maxZoom, and Leaflet.markercluster refuses such a map.
     m.options["maxZoom"] = 19
-    # Half zoom steps: SEM fills the map at its opening instead of a third of it.
-    m.options["zoomSnap"] = 0.5
+    # Quarter zoom steps: SEM fills the map at its opening instead of a third of it.
+    m.options["zoomSnap"] = 0.25
     m.fit_bounds([[miny, minx], [maxy, maxx]])
     m.add_child(_elements()["Decorations"]())
     Fullscreen(position="topleft", title="Plein écran", title_cancel="Quitter le plein écran",
