@@ -624,3 +624,12 @@ def test_the_other_side_of_an_edge_is_named() -> None:
          "lib_qp_proche": "Cotonne Montferré"}
     rows = dict(verdict_rows(p, noms={"QN04213M": "Montreynaud"}))
     assert rows["Bord le plus proche"] == "QN04213M — Montreynaud"
+
+
+def test_far_outside_sem_no_empty_maps_nor_empty_distance(client) -> None:
+    r = client.get("/", params={"lat": "45.764", "lon": "4.8357"})  # Lyon
+    text = _text(r.text)
+    assert "hors territoire" in text
+    assert 'id="carte"' not in r.text and "Distance au bord" not in text
+    r = client.get("/", params={"lat": "45.4561", "lon": "4.4067"})  # in SEM: the maps
+    assert 'id="carte"' in r.text and "Distance au bord" in _text(r.text)

@@ -240,10 +240,12 @@ def test_no_attestation_for_an_address_not_found(tracked, base_url) -> None:
 
 def test_no_streets_outside_saint_etienne_says_so(tracked, base_url) -> None:
     page = tracked
-    page.goto(base_url + "/?lat=45.4561&lon=4.4067")  # Saint-Jean-Bonnefonds? outside the layer
+    page.goto(base_url + "/?lat=45.3870&lon=4.2880")  # Firminy: in SEM, beyond the layer
     page.wait_for_selector('#carte[data-pret="1"]', timeout=15_000)
     note = page.locator("#rues-note").inner_text()
-    assert "Saint-Étienne seulement" in note
+    assert "pas de rues" in note and "Saint-Étienne seulement" in note
+    assert page.locator("#carte").get_attribute("data-rues") is None
+    assert page.locator("#carte .qpvgeo-rue").count() == 0
 
 
 def test_a_verifier_page_highlights_the_street_it_names(tracked, base_url, engine) -> None:

@@ -142,7 +142,7 @@ def verdict_rows(p: Mapping[str, Any], *, adresse_saisie: str | None = None,
         rows.append(("Quartier", f"{p['code_qp']} — {p['lib_qp']}"))
     if p.get("lib_com") or p.get("insee_com"):
         rows.append(("Commune", f"{p.get('lib_com') or '?'} ({p.get('insee_com') or '?'})"))
-    if p.get("lat") is not None:
+    if p.get("lat") is not None and p.get("distance_bord_m") is not None:
         rows.append(("Distance au bord", format_distance(p.get("distance_bord_m"))))
         if p.get("marge_motif"):
             rows.append(("Marge", str(p["marge_motif"])))

@@ -341,6 +341,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                            conseils=conseils)
             context["conseils"] = conseils
             context["rue"] = edge_street(payload, reference) if conseils else None
+            # Far outside SEM, nothing would be drawn around the point: no empty maps.
+            context["cartes"] = payload.get("lat") is not None and (
+                payload["status"] != "hors_territoire"
+                or bool(services.perimeters().around(payload["lon"], payload["lat"], 3000)))
         return templates.TemplateResponse(request, "index.html", context, status_code=status)
 
     @app.get("/favicon.ico", include_in_schema=False)
