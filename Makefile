@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 OUT    ?= out/demo
 
 .PHONY: demo test install install-dev system-deps bench-deps lint bench bench-geocoding bench-batch \
-        bench-maps bench-web bench-verdicts clean notebook img-rapport img-verdict
+        bench-maps bench-web bench-verdicts bench-registre clean notebook img-rapport img-verdict
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +83,9 @@ img-rapport: install-dev system-deps
 ## The README's picture of the verdict page (docs/img/verdict.png), from the real page.
 img-verdict: install-dev system-deps
 	QPV_GEO_GEOCODER=demo $(PY) docs/img/make_verdict_png.py
+
+bench-registre: install
+	$(PY) benchmarks/bench_registre.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -7,6 +7,7 @@ porteur), ``statut`` (legal status in words), ``debut`` / ``fin`` (action dates)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import Counter
 from collections.abc import Sequence
@@ -37,6 +38,8 @@ _EXACT: dict[str, tuple[str, ...]] = {
               "bilan fourni", "bilans fournis", "bilan de l annee precedente"),
 }
 ROLES = tuple(_EXACT)
+#: ``fold_name`` remembered: a file repeats its porteurs, actions, streets and communes.
+_fold = functools.lru_cache(maxsize=200_000)(fold_name)
 
 
 def _by_words(folded: str) -> str | None:
@@ -129,7 +132,7 @@ def place_keys(frame: pd.DataFrame, mapping: ColumnMapping) -> np.ndarray:
              for role in ("adresse", "code_postal", "commune", "lat", "lon", "x", "y")]
     out = np.empty(len(frame), dtype=object)
     for i in range(len(frame)):
-        out[i] = " | ".join(fold_name(p[i]) if j < 3 else p[i].replace(",", ".")
+        out[i] = " | ".join(_fold(p[i]) if j < 3 else p[i].replace(",", ".")
                             for j, p in enumerate(parts)).strip(" |")
     return out
 
@@ -150,7 +153,7 @@ def site_ids(frame: pd.DataFrame, mapping: ColumnMapping, cols: RegistreColumns,
     action = cells(frame, mapping.action)
     dossier = cells(frame, cols.dossier)
     site = cells(frame, cols.site)
-    auto = np.array([fold_name(p) + " / " + fold_name(a) for p, a in
+    auto = np.array([_fold(p) + " / " + _fold(a) for p, a in
                      zip(porteur, action, strict=True)], dtype=object)
     dossiers = np.where(dossier != "", dossier, auto)
     ids = np.empty(n, dtype=object)

@@ -454,39 +454,50 @@ class Registre:
 
     def _states(self, where: str = "", params: Iterable[Any] = ()) -> list[SiteState]:
         """Sites (last observation of each) with their current verdict and decision."""
+        # Correlated max(id) lookups on the (site_id, id) indexes: one index probe per site,
+        # where joining the GROUP BY views would scan them once per row.
         sql = f"""
-            WITH derniere AS (
-                SELECT o.* FROM observations o
-                JOIN (SELECT site_id, max(id) AS id FROM observations GROUP BY site_id) d
-                  ON d.id = o.id)
             SELECT o.site_id, o.dossier, o.ligne, o.porteur, o.action, o.lieu, o.lieu_affiche,
-                   o.id AS observation_id, i.lot, (c.id IS NOT NULL) AS present,
+                   o.id AS observation_id, i.lot,
+                   (o.import_id IN (SELECT id FROM imports_courants)) AS present,
                    v.id AS verdict_id, v.status, v.code_qp, v.lib_qp, v.insee_com, v.lib_com,
                    v.distance_bord_m, v.code_qp_proche, v.lib_qp_proche,
                    v.distance_qp_proche_m, v.lon, v.lat, v.geocodage, v.motifs, v.marge_m,
-                   v.marge_motif,
-                   v.donnees_version, v.donnees_sha256, v.outil_version, v.date AS verdict_date,
+                   v.marge_motif, v.donnees_version, v.donnees_sha256, v.outil_version,
+                   v.date AS verdict_date,
                    x.id AS decision_id, x.decision, x.motif AS decision_motif,
                    x.auteur AS decision_auteur, x.date AS decision_date,
                    x.verdict_id AS decision_verdict_id,
                    dv.status AS dv_status, dv.code_qp AS dv_code_qp, do.lieu AS dv_lieu
-            FROM derniere o
+            FROM observations o
             JOIN imports i ON i.id = o.import_id
-            LEFT JOIN imports_courants c ON c.id = o.import_id
-            JOIN verdicts_courants v ON v.site_id = o.site_id
-            LEFT JOIN decisions_courantes x ON x.site_id = o.site_id
+            JOIN verdicts v ON v.id = (SELECT max(id) FROM verdicts WHERE site_id = o.site_id)
+            LEFT JOIN decisions x
+              ON x.id = (SELECT max(id) FROM decisions WHERE site_id = o.site_id)
             LEFT JOIN verdicts dv ON dv.id = x.verdict_id
             LEFT JOIN observations do ON do.id = dv.observation_id
+            WHERE o.id = (SELECT max(id) FROM observations WHERE site_id = o.site_id)
             {where}
             ORDER BY i.lot, o.dossier, o.site_id"""
         out = []
+        parsed: dict[str, Any] = {}  # the same JSON texts repeat from row to row
+
+        def load(text: str | None) -> Any:
+            if not text:
+                return None
+            if text not in parsed:
+                if len(parsed) > 10_000:
+                    parsed.clear()
+                parsed[text] = json.loads(text)
+            return parsed[text]
+
         for r in self.db.execute(sql, tuple(params)):
             verdict = {k: r[k] for k in (*_VERDICT_FIELDS, "donnees_version",
                                          "outil_version")}
             verdict["id"] = r["verdict_id"]
             verdict["date"] = r["verdict_date"]
-            verdict["donnees_sha256"] = json.loads(r["donnees_sha256"])
-            verdict["geocodage"] = json.loads(r["geocodage"]) if r["geocodage"] else None
+            verdict["donnees_sha256"] = load(r["donnees_sha256"])
+            verdict["geocodage"] = load(r["geocodage"])
             verdict["statut_libelle"] = STATUS_LABELS.get(r["status"], r["status"])
             decision = None
             revoir = None
@@ -520,13 +531,13 @@ class Registre:
             where.append("i.lot = ?")
             params.append(lot)
         if not retires:
-            where.append("c.id IS NOT NULL")
-        states = self._states(("WHERE " + " AND ".join(where)) if where else "", params)
+            where.append("o.import_id IN (SELECT id FROM imports_courants)")
+        states = self._states("".join(" AND " + w for w in where), params)
         return [s for s in states if s.a_revoir] if a_revoir else states
 
     def site(self, site_id: str) -> SiteState:
         """One site (current or removed); :class:`RegistreError` when unknown."""
-        found = self._states("WHERE o.site_id = ?", (site_id,))
+        found = self._states("AND o.site_id = ?", (site_id,))
         if not found:
             raise RegistreError(f"Site inconnu du registre : « {site_id} ».",
                                 hint="Listez les sites avec « qpv-geo registre liste ».")
@@ -552,8 +563,9 @@ class Registre:
                                 hint="Indiquez votre nom : --auteur « Prénom Nom ».")
         now = _now()
         with _db.write(self.db) as db:
-            v = db.execute("SELECT v.id, o.dossier FROM verdicts_courants v JOIN observations o "
-                           "ON o.id = v.observation_id WHERE v.site_id = ?",
+            v = db.execute("SELECT v.id, o.dossier FROM verdicts v JOIN observations o "
+                           "ON o.id = v.observation_id WHERE v.id = "
+                           "(SELECT max(id) FROM verdicts WHERE site_id = ?)",
                            (site_id,)).fetchone()
             if v is None:
                 raise RegistreError(f"Site inconnu du registre : « {site_id} ».",
@@ -729,8 +741,11 @@ class Registre:
             "SELECT o.site_id, o.dossier, o.id AS observation_id, o.import_id, o.ligne, "
             "o.valeurs, v.status, v.code_qp, v.lon, v.lat, v.donnees_version, v.donnees_sha256,"
             " v.marge_m, v.geocodage, x.decision, x.auteur, x.date AS ddate, x.motif "
-            "FROM sites_courants o JOIN verdicts_courants v ON v.site_id = o.site_id "
-            "LEFT JOIN decisions_courantes x ON x.site_id = o.site_id ORDER BY o.id")}
+            "FROM observations o "
+            "JOIN verdicts v ON v.id = (SELECT max(id) FROM verdicts WHERE site_id = o.site_id) "
+            "LEFT JOIN decisions x "
+            "  ON x.id = (SELECT max(id) FROM decisions WHERE site_id = o.site_id) "
+            "WHERE o.import_id IN (SELECT id FROM imports_courants) ORDER BY o.id")}
         groups: dict[int, list[sqlite3.Row]] = defaultdict(list)
         for r in current.values():
             groups[r["import_id"]].append(r)
