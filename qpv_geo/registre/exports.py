@@ -86,6 +86,36 @@ def diff_frame(diff: Diff) -> pd.DataFrame:
                                        "verdict", "avant", "apres"])
 
 
+def _cell(v: Any) -> Any:
+    """A frame value as an XLSX cell (missing → empty)."""
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    return v.item() if hasattr(v, "item") else v
+
+
+def _write_xlsx(frames: dict[str, pd.DataFrame], path: Path) -> None:
+    """One sheet per frame, written row by row (openpyxl's streaming mode: 100k rows in
+    seconds, where the in-memory workbook takes minutes)."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
+    wb = Workbook(write_only=True)
+    bold = Font(bold=True)
+    for name, f in frames.items():
+        ws = wb.create_sheet(name)
+        ws.freeze_panes = "A2"
+        header = []
+        for col in f.columns:
+            c = WriteOnlyCell(ws, value=str(col))
+            c.font = bold
+            header.append(c)
+        ws.append(header)
+        for row in f.itertuples(index=False, name=None):
+            ws.append([_cell(v) for v in row])
+    wb.save(path)
+
+
 def _write_frames(frames: dict[str, pd.DataFrame], output: str | Path) -> Path:
     """XLSX (one sheet per frame) or CSV (``;``, UTF-8 with BOM: the first frame; the others
     next to it as ``<name>-<sheet>.csv``)."""
@@ -97,10 +127,8 @@ def _write_frames(frames: dict[str, pd.DataFrame], output: str | Path) -> Path:
     frames = {k: neutralize_cells(f) for k, f in frames.items()}
     try:
         if suffix == ".xlsx":
-            with atomic_path(output) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as xw:
-                for name, f in frames.items():
-                    f.to_excel(xw, sheet_name=name, index=False)
-                    xw.sheets[name].freeze_panes = "A2"
+            with atomic_path(output) as tmp:
+                _write_xlsx(frames, tmp)
         else:
             for i, (name, f) in enumerate(frames.items()):
                 path = output if i == 0 else output.with_name(f"{output.stem}-{name}.csv")
