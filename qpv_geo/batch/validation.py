@@ -242,8 +242,9 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
         free = kind == 0
         for bad, col, name in ((bad_a, col_a, label[0]), (bad_b, col_b, label[1])):
             m = bad & free
-            add(m, f"{name} illisible (colonne « {col} ») : « "
-                + _text(frame, col)[m].astype(str) + " »")
+            if m.any():
+                add(m, f"{name} illisible (colonne « {col} ») : « "
+                    + _text(frame, col)[m].astype(str) + " »")
         both = free & ~np.isnan(va) & ~np.isnan(vb)
         one = free & (np.isnan(va) != np.isnan(vb))
         add(one, f"{label[0]} ou {label[1]} manquante (colonnes « {col_a} » / « {col_b} »)")
@@ -410,9 +411,9 @@ class _Summary:
                 entry = {k: (int(v) if k == "ligne" else v) for k, v in rec.items()}
                 entry["adresse"] = adr
                 self.a_revoir.append(entry)
-        src = out["geocodage_source"]
-        if not self.demo and bool(src.astype(str).str.contains("demo", regex=False).any()):
-            self.demo = True
+        if not self.demo:
+            sources = pd.unique(out["geocodage_source"].to_numpy(object))
+            self.demo = any("demo" in str(v) for v in sources if v is not None)
 
     def _address(self, rows: pd.DataFrame) -> list[str]:
         """The address of each row as the file gives it (address, postcode, commune), else
