@@ -226,6 +226,15 @@ def _elements() -> dict[str, type]:
                 var s = document.createElement('summary');
                 s.textContent = {{ this.title|tojson }};
                 d.appendChild(s);
+                {% if this.titles %}
+                // The legend names the priority shown (radio choice of the layer control).
+                var titles = {{ this.titles|tojson }};
+                var first = Object.keys(titles)[0];
+                if (first) { s.textContent = titles[first]; }
+                map.on('baselayerchange', function (e) {
+                  if (titles[e.name]) { s.textContent = titles[e.name]; }
+                });
+                {% endif %}
                 var body = document.createElement('div');
                 body.innerHTML = {{ this.content|tojson }};
                 d.appendChild(body);
@@ -238,11 +247,13 @@ def _elements() -> dict[str, type]:
             })();
             {% endmacro %}""")
 
-        def __init__(self, title: str, content: str) -> None:
+        def __init__(self, title: str, content: str,
+                     titles: dict[str, str] | None = None) -> None:
             super().__init__()
             self._name = "Legend"
             self.title = title
             self.content = content
+            self.titles = titles or {}
 
     class QpvLabels(MacroElement):
         """Names of the QPV, placed without overlap at every zoom (bigger QPV first)."""

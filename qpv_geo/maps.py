@@ -446,6 +446,7 @@ def coverage_map(
     qpv = reference.qpv
     matrix = coverage.matrix.set_index(["code_qp", "priorite"])
     rates = coverage.par_priorite.set_index("priorite")
+    titles: dict[str, str] = {}
     for i, key in enumerate(keys):
         fills, tips, gap = [], [], []
         for code, lib in zip(qpv["code_qp"], qpv["lib_qp"], strict=True):
@@ -468,8 +469,9 @@ def coverage_map(
         r = rates.loc[key] if key in rates.index else None
         detail = ("" if r is None else f" — {int(r['qpv_dans'])}/{int(r['qpv_total'])} dans le "
                   f"QPV, {int(r['qpv_proximite'])} à ≤ {coverage.rayon_m:.0f} m")
-        group = folium.FeatureGroup(
-            name=f"{html.escape(label_of(key))}{detail}", overlay=False, show=(i == 0))
+        layer_name = f"{html.escape(label_of(key))}{detail}"
+        titles[layer_name] = f"Couverture : {label_of(key)}{detail}"
+        group = folium.FeatureGroup(name=layer_name, overlay=False, show=(i == 0))
         folium.GeoJson(
             data,
             style_function=lambda f: {
@@ -495,7 +497,7 @@ def coverage_map(
               "border-style:dashed;background:#fff'></span>Lacune : aucune action</div>"
               "<div class='ligne'><i>Priorité affichée : menu des couches (en haut à droite)"
               "</i></div>")
-    m.add_child(els["Legend"]("Couverture des QPV par priorité", legend))
+    m.add_child(els["Legend"]("Couverture des QPV par priorité", legend, titles))
     _notes_control(m, notes_for(reference, sites, demo=demo), reference.version)
     _fit(m, reference, qpv_only=True)
     return m

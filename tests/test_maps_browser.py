@@ -103,6 +103,9 @@ def test_report(page, ref, sites, tmp_path, artifacts):
     cov.locator(".leaflet-control-layers-base label", has_text="Garde d'enfants") \
         .locator("input").check()
     assert cov.locator(red).count() == 3
+    # The legend names the priority shown.
+    assert cov.locator(".qpvgeo-legende summary").inner_text().startswith(
+        "Couverture : Garde d'enfants — 0/3 dans le QPV")
     assert page.locator("#carte-sites " + MARKERS).count() == 12
     assert page.locator(".carte-statique").first.is_hidden()
     page.screenshot(path=str(artifacts / "rapport.png"), full_page=True)
