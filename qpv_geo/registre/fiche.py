@@ -11,7 +11,7 @@ import base64
 import datetime as dt
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
@@ -49,6 +49,7 @@ def map_png(lon: float | None, lat: float | None, reference: Reference, *,
     window = box(pt.x - r, pt.y - r, pt.x + r, pt.y + r)
     fig, ax = plt.subplots(figsize=(6.2, 6.2), dpi=110)
     try:
+        streets = _draw_streets(ax, window)
         communes = reference.communes.to_crs(2154)
         communes = communes[communes.intersects(window)]
         if len(communes):
@@ -83,12 +84,46 @@ def map_png(lon: float | None, lat: float | None, reference: Reference, *,
         ax.plot([pt.x - r + 20, pt.x - r + 220], [pt.y - r + 25] * 2, color="black", lw=2)
         ax.text(pt.x - r + 120, pt.y - r + 35, "200 m", ha="center", fontsize=8)
         ax.legend(loc="upper right", fontsize=7, framealpha=0.9)
-        ax.set_title("Lambert-93 ; tirets gris : limites communales", fontsize=8)
+        ax.set_title("Lambert-93 ; tirets gris : limites communales ; " + streets, fontsize=7)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", bbox_inches="tight")
     finally:
         plt.close(fig)
     return buf.getvalue()
+
+
+def _draw_streets(ax: Any, window: Any) -> str:
+    """OpenStreetMap streets of the window (Saint-Étienne only) with a few names; returns
+    the caption (attribution, or where the layer stops)."""
+    from qpv_geo import osm
+    from qpv_geo.eligibility import Engine
+
+    try:
+        (x0, y0, x1, y1) = window.bounds
+        lon, lat = Engine.l93_to_lonlat([x0, x1], [y0, y1])
+        bbox = (float(min(lon)), float(min(lat)), float(max(lon)), float(max(lat)))
+        if not osm.covers(bbox):
+            return osm.ROADS_COVERAGE_TEXT + " (aucune ici)"
+        roads = osm.roads_in_bbox(bbox).to_crs(2154)
+    except (QpvGeoError, OSError, ValueError):
+        return "rues indisponibles"
+    if len(roads) == 0:
+        return osm.ROADS_ATTRIBUTION
+    for classe, width in ((2, 0.6), (1, 1.2), (0, 1.8)):
+        part = roads[roads["classe"] == classe]
+        if len(part):
+            part.plot(ax=ax, color="#8c8c8c", linewidth=width, zorder=1)
+    named = roads[roads["name"].notna()].copy()
+    named["len"] = named.length
+    shown: set[str] = set()
+    for _, r in named.sort_values("len", ascending=False).iterrows():
+        if r["name"] in shown or len(shown) >= 8 or r["len"] < 60:
+            continue
+        shown.add(r["name"])
+        mid = r.geometry.interpolate(0.5, normalized=True)
+        ax.annotate(r["name"], (mid.x, mid.y), fontsize=6, color="#3a3a3a", ha="center",
+                    style="italic", zorder=3)
+    return "rues " + osm.ROADS_ATTRIBUTION
 
 
 def _reference(registre: Registre) -> Reference:
