@@ -189,7 +189,9 @@ def roads_geojson(
     """
     import shapely
 
-    sel = roads_in_bbox(bbox) if bbox is None or covers(bbox) else load_roads().iloc[0:0]
+    empty = bbox is not None and not (bbox[0] < bbox[2] and bbox[1] < bbox[3])
+    sel = (load_roads().iloc[0:0] if empty or (bbox is not None and not covers(bbox))
+           else roads_in_bbox(bbox))
     if near is not None and len(sel):
         sel = sel.iloc[sorted(set(sel.sindex.query(near, predicate="intersects")))]
     geoms = sel.geometry.values
@@ -212,7 +214,7 @@ def roads_geojson(
             feats.append({"type": "Feature", "properties": {"n": label, "c": int(classe)},
                           "geometry": {"type": "LineString", "coordinates": dedup}})
     area = roads_bbox()
-    if bbox is not None:
+    if bbox is not None and not empty:
         clipped = shapely.clip_by_rect(shapely.box(*area), *bbox)
         area = tuple(round(v, 6) for v in clipped.bounds) if not clipped.is_empty else area
     return {"type": "FeatureCollection", "features": feats,

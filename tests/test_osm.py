@@ -111,3 +111,10 @@ def test_roads_near_a_zone_only():
     assert 0 < len(data["features"]) < 200
     lines = [shapely.LineString(f["geometry"]["coordinates"]) for f in data["features"]]
     assert all(line.distance(zone) < 1e-4 for line in lines)  # whole ways meeting the zone
+
+
+def test_degenerate_bbox_gives_no_roads_not_an_error() -> None:
+    from qpv_geo.osm import roads_geojson
+
+    assert roads_geojson((4.39, 45.44, 4.39, 45.45))["features"] == []
+    assert roads_geojson((4.40, 45.44, 4.39, 45.45))["features"] == []

@@ -499,7 +499,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def api_voies(
         lat: Annotated[float, Query(ge=-90, le=90)],
         lon: Annotated[float, Query(ge=-180, le=180)],
-        rayon_m: Annotated[float, Query(gt=0, le=3000)] = 1000.0,
+        rayon_m: Annotated[float, Query(ge=1, le=3000)] = 1000.0,
     ) -> Response:
         """Rues OpenStreetMap (GeoJSON compact) à moins de `rayon_m` du point, pour lire la
         carte hors ligne : propriétés `n` (nom) et `c` (classe 0 grande voie, 1 secondaire,
