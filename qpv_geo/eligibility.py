@@ -364,15 +364,20 @@ class Engine:
         marge = np.broadcast_to(np.asarray(marge, dtype=np.float64), (n,))
         # Bounding-box prefilter: parts whose box is within radius + slack.
         reach = self.rayon_m + float(marge.max()) + slack
-        pi_list, pj_list = [], []
-        for j in range(npart):
-            b = parts.bounds[j]
-            close = np.flatnonzero((x >= b[0] - reach) & (x <= b[2] + reach)
-                                   & (y >= b[1] - reach) & (y <= b[3] + reach))
-            pi_list.append(close)
-            pj_list.append(np.full(len(close), j, dtype=np.int64))
-        pi = np.concatenate(pi_list)
-        pj = np.concatenate(pj_list)
+        b = parts.bounds
+        if n * npart <= 1 << 20:  # few points: one (point, part) matrix
+            pi, pj = np.nonzero((x[:, None] >= b[:, 0] - reach) & (x[:, None] <= b[:, 2] + reach)
+                                & (y[:, None] >= b[:, 1] - reach)
+                                & (y[:, None] <= b[:, 3] + reach))
+        else:
+            pi_list, pj_list = [], []
+            for j in range(npart):
+                close = np.flatnonzero((x >= b[j, 0] - reach) & (x <= b[j, 2] + reach)
+                                       & (y >= b[j, 1] - reach) & (y <= b[j, 3] + reach))
+                pi_list.append(close)
+                pj_list.append(np.full(len(close), j, dtype=np.int64))
+            pi = np.concatenate(pi_list)
+            pj = np.concatenate(pj_list)
         if len(pi) == 0:
             return (pi, pj, np.zeros(0)) if with_s else (pi, pj)
         # A few pairs (one point): one pass over their segments; else by part and chunk.
@@ -518,7 +523,8 @@ class Engine:
         uncertain = alt >= 0
 
         # The part that gives the status (deepest containing part of the status's kind).
-        status_kind = np.select([status == ELIGIBLE, status == QVA], [_K_QPV, _K_QVA], _K_AUTRE)
+        status_kind = np.where(status == ELIGIBLE, _K_QPV,
+                               np.where(status == QVA, _K_QVA, _K_AUTRE))
         own = (s > 0) & (kind == status_kind[pi])
         zone_pair = _best(np.flatnonzero(own), pi, pj, s, n)
         # The edge that makes it uncertain: nearest part edge within the margin.
@@ -770,8 +776,11 @@ def _between(v: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
 
 
 def _status_of(q: np.ndarray, v: np.ndarray, h: np.ndarray, in_sem: np.ndarray) -> np.ndarray:
-    return np.select([q, v, h, in_sem], [ELIGIBLE, QVA, HORS_TERRITOIRE, HORS_QPV],
-                     HORS_TERRITOIRE).astype(np.int8)
+    # The first true condition wins: in a QPV of SEM, in a QVA, in another QPV, in SEM.
+    out = np.where(in_sem, HORS_QPV, HORS_TERRITOIRE)
+    out = np.where(h, HORS_TERRITOIRE, out)
+    out = np.where(v, QVA, out)
+    return np.where(q, ELIGIBLE, out).astype(np.int8)
 
 
 _ENGINES: dict[tuple[Any, ...], Engine] = {}

@@ -104,6 +104,8 @@ def incertitudes(n: int, geocodes: Sequence[GeocodeResult | None] | None,
 def fmt_metres(values: np.ndarray) -> np.ndarray:
     """« 9 m », « 2,5 m » for each value (vectorised over the few distinct values)."""
     v = np.round(np.asarray(values, dtype=np.float64), 1)
+    if len(v) <= 4:  # a single verdict: no sorting machinery
+        return np.array([_metres(float(u)) for u in v], dtype=object).reshape(len(v))
     out = np.full(len(v), "? m", dtype=object)
     ok = np.isfinite(v)
     if ok.any():
@@ -112,6 +114,12 @@ def fmt_metres(values: np.ndarray) -> np.ndarray:
                          + " m" for u in uniq], dtype=object)
         out[ok] = text[inv]
     return out
+
+
+def _metres(u: float) -> str:
+    if not np.isfinite(u):
+        return "? m"
+    return (f"{u:.0f}" if u.is_integer() else f"{u:.1f}".replace(".", ",")) + " m"
 
 
 def motifs_marge(marge: np.ndarray, perimetre: np.ndarray, incertitude: np.ndarray,
