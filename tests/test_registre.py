@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from qpv_geo.exceptions import InputFileError, RegistreError
 from qpv_geo.registre import Registre
+from qpv_geo.registre._db import MIGRATIONS
 from qpv_geo.registre.annuaire import Annuaire, siren_of
 from qpv_geo.registre.criteres import (
     critere_bilan,
@@ -238,7 +239,11 @@ def test_tables_are_append_only(tmp_path) -> None:
     with Registre(settings=st) as reg:
         assert len(reg.sites()) == 50
         applied = reg.db.execute("SELECT count(*) FROM _yoyo_migration").fetchone()[0]
-        assert applied == 1
+        assert applied == len(list(MIGRATIONS.glob("0*.py")))
+        # Data versions are stored once, not copied into every verdict.
+        assert reg.db.execute("SELECT count(*) FROM donnees").fetchone()[0] == 1
+        assert reg.db.execute("SELECT count(DISTINCT donnees_id) FROM verdicts"
+                              ).fetchone()[0] == 1
 
 
 def test_site_identity_without_id_column_is_stable(tmp_path) -> None:
@@ -401,6 +406,7 @@ _WRITER = """
 import sys
 from pathlib import Path
 from qpv_geo.registre import Registre
+from qpv_geo.registre._db import MIGRATIONS
 from qpv_geo.settings import Settings
 reg = Registre(Path(sys.argv[1]), settings=Settings.from_env())
 sites = sys.argv[3].split(",")
@@ -432,3 +438,36 @@ def test_two_processes_lose_no_decision(tmp_path) -> None:
                               ).fetchone()[0] == 2 * n
         motifs = {r[0] for r in reg.db.execute("SELECT motif FROM decisions")}
         assert len(motifs) == 2 * n
+
+
+def test_upgrade_keeps_verdicts_written_before_migration_2(tmp_path) -> None:
+    """A register created by the first schema, with a verdict carrying its data versions
+    inline, is upgraded on opening and still reads them."""
+    import urllib.parse
+
+    from yoyo import get_backend, read_migrations
+
+    path = tmp_path / "ancien.sqlite"
+    backend = get_backend("sqlite:///" + urllib.parse.quote(str(path)))
+    first = read_migrations(str(MIGRATIONS)).filter(lambda m: m.id == "0001_registre")
+    with backend.lock():
+        backend.apply_migrations(backend.to_apply(first))
+    backend.connection.close()
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO imports VALUES (1, 'principal', '2026-01-05T10:00:00+00:00', "
+               "'a.csv', 'x', 1, '{}', 'QPV ancienne', '{\"qpv\": \"aaaa\"}', 25, '0.1.0', "
+               "'Ana')")
+    db.execute("INSERT INTO observations VALUES (1, 1, 'S1', 'D1', 2, 'Asso', 'Action', "
+               "'lieu', '1 rue X, 42000 Saint-Étienne', '{\"Adresse\": \"1 rue X\"}')")
+    db.execute("INSERT INTO verdicts (id, site_id, observation_id, import_id, date, status, "
+               "motifs, marge_m, donnees_version, donnees_sha256, outil_version) VALUES "
+               "(1, 'S1', 1, 1, '2026-01-05T10:00:00+00:00', 'a_verifier', 'près du bord', "
+               "25, 'QPV ancienne', '{\"qpv\": \"aaaa\"}', '0.1.0')")
+    db.commit()
+    db.close()
+    with Registre(path, settings=_settings(tmp_path)) as reg:
+        v = reg.site("S1").verdict
+        assert v["donnees_version"] == "QPV ancienne" and v["donnees_sha256"] == {"qpv": "aaaa"}
+        assert "données QPV ancienne" in reg.historique("S1")[1]["texte"]
+        reg.decider("S1", "éligible", "vu", "Ana")
+        assert reg.site("S1").decision["auteur"] == "Ana"

@@ -431,19 +431,24 @@ class Registre:
                          *, import_id: int | None, verification_id: int | None,
                          common: tuple[Any, ...]) -> None:
         now, _forced, version, shas, outil = common
+        # The data versions are written once in ``donnees`` (migration 0002), not per verdict.
+        db.execute("INSERT OR IGNORE INTO donnees (version, sha256) VALUES (?, ?)",
+                   (version, shas))
+        donnees_id = db.execute("SELECT id FROM donnees WHERE version = ? AND sha256 = ?",
+                                (version, shas)).fetchone()[0]
         db.executemany(
             "INSERT INTO verdicts (site_id, observation_id, import_id, verification_id, date, "
             "status, code_qp, lib_qp, insee_com, lib_com, distance_bord_m, code_qp_proche, "
             "lib_qp_proche, distance_qp_proche_m, lon, lat, geocodage, motifs, marge_m, "
-            "marge_motif, donnees_version, donnees_sha256, outil_version) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "marge_motif, donnees_version, donnees_sha256, outil_version, donnees_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             ((sid, obs, import_id, verification_id, now, v["status"], v.get("code_qp"),
               v.get("lib_qp"), v.get("insee_com"), v.get("lib_com"), v.get("distance_bord_m"),
               v.get("code_qp_proche"), v.get("lib_qp_proche"), v.get("distance_qp_proche_m"),
               v.get("lon"), v.get("lat"),
               json.dumps(v["geocodage"], ensure_ascii=False) if v.get("geocodage") else None,
-              v.get("motifs") or "", v.get("marge_m"), v.get("marge_motif") or None, version,
-              shas, outil)
+              v.get("motifs") or "", v.get("marge_m"), v.get("marge_motif") or None, "", "",
+              outil, donnees_id)
              for sid, obs, v in rows))
 
     # ------------------------------------------------------------------ reading
@@ -463,7 +468,8 @@ class Registre:
                    v.id AS verdict_id, v.status, v.code_qp, v.lib_qp, v.insee_com, v.lib_com,
                    v.distance_bord_m, v.code_qp_proche, v.lib_qp_proche,
                    v.distance_qp_proche_m, v.lon, v.lat, v.geocodage, v.motifs, v.marge_m,
-                   v.marge_motif, v.donnees_version, v.donnees_sha256, v.outil_version,
+                   v.marge_motif, coalesce(dd.version, v.donnees_version) AS donnees_version,
+                   coalesce(dd.sha256, v.donnees_sha256) AS donnees_sha256, v.outil_version,
                    v.date AS verdict_date,
                    x.id AS decision_id, x.decision, x.motif AS decision_motif,
                    x.auteur AS decision_auteur, x.date AS decision_date,
@@ -472,6 +478,7 @@ class Registre:
             FROM observations o
             JOIN imports i ON i.id = o.import_id
             JOIN verdicts v ON v.id = (SELECT max(id) FROM verdicts WHERE site_id = o.site_id)
+            LEFT JOIN donnees dd ON dd.id = v.donnees_id
             LEFT JOIN decisions x
               ON x.id = (SELECT max(id) FROM decisions WHERE site_id = o.site_id)
             LEFT JOIN verdicts dv ON dv.id = x.verdict_id
@@ -660,14 +667,16 @@ class Registre:
                 events.append({"date": later["date"], "type": "retire", "auteur": None,
                                "texte": f"absent du fichier {later['fichier']} (import n° "
                                         f"{later['id']}) : retiré du registre courant"})
-        for r in self.db.execute("SELECT * FROM verdicts WHERE site_id = ? ORDER BY id",
-                                 (site_id,)):
+        for r in self.db.execute(
+                "SELECT v.*, coalesce(d.version, v.donnees_version) AS version_donnees "
+                "FROM verdicts v LEFT JOIN donnees d ON d.id = v.donnees_id "
+                "WHERE v.site_id = ? ORDER BY v.id", (site_id,)):
             cause = (f"import n° {r['import_id']}" if r["import_id"] is not None
                      else f"revérification n° {r['verification_id']}")
             events.append({"date": r["date"], "type": "verdict", "auteur": None,
                            "texte": f"verdict calculé ({cause}) : "
                                     f"{_label(r['status'], r['code_qp'])} — marge "
-                                    f"{_m(r['marge_m'])} — données {r['donnees_version']}",
+                                    f"{_m(r['marge_m'])} — données {r['version_donnees']}",
                            "verdict_id": r["id"]})
         for r in self.db.execute("SELECT * FROM decisions WHERE site_id = ? ORDER BY id",
                                  (site_id,)):
@@ -739,10 +748,13 @@ class Registre:
         engine = engine or _engine(self.settings)
         current = {r["site_id"]: r for r in self.db.execute(
             "SELECT o.site_id, o.dossier, o.id AS observation_id, o.import_id, o.ligne, "
-            "o.valeurs, v.status, v.code_qp, v.lon, v.lat, v.donnees_version, v.donnees_sha256,"
-            " v.marge_m, v.geocodage, x.decision, x.auteur, x.date AS ddate, x.motif "
+            "o.valeurs, v.status, v.code_qp, v.lon, v.lat, "
+            "coalesce(d.version, v.donnees_version) AS donnees_version, "
+            "coalesce(d.sha256, v.donnees_sha256) AS donnees_sha256, "
+            "v.marge_m, v.geocodage, x.decision, x.auteur, x.date AS ddate, x.motif "
             "FROM observations o "
             "JOIN verdicts v ON v.id = (SELECT max(id) FROM verdicts WHERE site_id = o.site_id) "
+            "LEFT JOIN donnees d ON d.id = v.donnees_id "
             "LEFT JOIN decisions x "
             "  ON x.id = (SELECT max(id) FROM decisions WHERE site_id = o.site_id) "
             "WHERE o.import_id IN (SELECT id FROM imports_courants) ORDER BY o.id")}
