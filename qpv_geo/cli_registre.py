@@ -117,8 +117,10 @@ def ajouter(
                   f"sites enregistrés dans {reg.path}", highlight=False)
     cols = ", ".join(f"{k} = « {v} »" for k, v in res.colonnes["registre"].items() if v)
     console.print(f"Colonnes du registre : {cols or 'aucune'}", highlight=False)
-    console.print("Verdicts : " + ", ".join(f"{k} {v}" for k, v in res.par_statut.items()),
-                  highlight=False)
+    from qpv_geo.eligibility import STATUS_LABELS
+
+    for status, count in res.par_statut.items():
+        console.print(f"  {count:>6} × {STATUS_LABELS.get(status, status)}", highlight=False)
     _print_diff(res.diff)
     console.print(f"[yellow]{res.a_revoir} site(s) à revoir[/] : qpv-geo registre liste "
                   "--a-revoir", highlight=False)
