@@ -236,21 +236,25 @@ def _number_texts(name: str, s: pd.Series, decimal: str) -> np.ndarray:
         return np.where(ok, txt, "").astype(object)
     v = s.to_numpy(np.float64, na_value=np.nan)
     ok = np.isfinite(v)
+    if not ok.any():
+        return np.full(len(v), "", dtype=object)
     digits = _DECIMALS.get(name)
-    if digits is not None and (not ok.any() or np.nanmax(np.abs(v)) < 1e12):
-        # Fixed decimals through integers: C-speed formatting, no float repr per cell.
-        scaled = np.rint(np.where(ok, np.abs(v), 0.0) * 10**digits).astype(np.int64)
-        units = (scaled // 10**digits).astype(str)
-        frac = np.strings.rstrip(np.strings.zfill((scaled % 10**digits).astype(str), digits),
-                                 "0")
-        sign = np.where((v < 0) & (scaled > 0), "-", "")
-        txt = np.strings.add(np.strings.add(sign, units),
-                             np.where(np.strings.str_len(frac) > 0,
-                                      np.strings.add(decimal, frac), ""))
-    else:
-        txt = np.where(ok, v, 0.0).astype(str)
+    if digits is not None:
+        # Fixed decimals, trailing zeros dropped (Python's float formatting is the fastest
+        # way here: numpy has no vectorised fixed-point formatter).
+        form = f"{{:.{digits}f}}".format
+        texts = [form(x).rstrip("0").rstrip(".") if o else ""
+                 for x, o in zip(v.tolist(), ok.tolist(), strict=True)]
+        out = np.empty(len(texts), dtype=object)
+        out[:] = texts
+        out[out == "-0"] = "0"
         if decimal != ".":
-            txt = np.strings.replace(txt, ".", decimal)
+            out[:] = [t.replace(".", decimal) for t in texts]
+            out[out == "-0"] = "0"
+        return out
+    txt = np.where(ok, v, 0.0).astype(str)
+    if decimal != ".":
+        txt = np.strings.replace(txt, ".", decimal)
     return np.where(ok, txt, "").astype(object)
 
 
