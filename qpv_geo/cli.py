@@ -171,7 +171,7 @@ def render_verdict(verdict: Any, reference: Any) -> None:
         table.add_row("Bord le plus proche",
                       zone_label(verdict.candidat_autre_cote, zone_names(reference)) or "")
     geo = verdict.geocodage or {}
-    if geo:
+    if geo.get("geocodage_label"):  # no point found: the motifs say why
         precision = geo.get("geocodage_precision")
         table.add_row("Géocodage", f"{geo.get('geocodage_label') or '—'} · précision "
                       f"{PRECISION_LABELS.get(precision or '', precision) or '—'} · score "
