@@ -736,6 +736,12 @@ class Engine:
         """One usable point without geocoding: the same computation as :meth:`judge_lonlat`,
         read from the columns without building a DataFrame (the web's single-point path)."""
         incert, mots = incertitudes(1, None, precision_point_m, defaut=self.precision_point_m)
+        from qpv_geo._un_point import verdict_un_point
+
+        fast = verdict_un_point(self, float(x[0]), float(y[0]), float(lon[0]), float(lat[0]),
+                                float(incert[0]), str(mots[0]))
+        if fast is not None:
+            return fast
         c = self.classify_xy(x, y, bad=np.zeros(1, dtype=np.int8), incertitude_m=incert)
         cols = verdict_frame(self, c, lon, lat, None, None, mots, columns=True)
         row = {k: (v[0] if isinstance(v, np.ndarray) else v) for k, v in cols.items()}

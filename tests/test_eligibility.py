@@ -468,17 +468,35 @@ def _points_everywhere(engine: Engine, n: int, seed: int) -> tuple[np.ndarray, n
     return x, y
 
 
-def test_the_single_point_path_gives_the_batch_verdict(engine: Engine) -> None:
-    # judge_point (no DataFrame, few-pairs distances) against the rows of one batch call.
-    x, y = _points_everywhere(engine, 1500, seed=13)
+def test_the_single_point_path_gives_the_batch_verdict(engine: Engine, reference: Reference
+                                                       ) -> None:
+    # judge_point (qpv_geo._un_point, scalar) against the rows of one batch call, field by
+    # field, on 5,000 points (make bench: 100,000), with the default and a forced margin.
+    from qpv_geo import _un_point
+
+    x, y = _points_everywhere(engine, 5_000, seed=13)
     lon, lat = Engine.l93_to_lonlat(x, y)
-    frame = engine.judge_lonlat(lon, lat)
     usable = Engine.check_lonlat(lon, lat) == 0
-    assert usable.sum() > 1000
-    for i in np.flatnonzero(usable):
-        one = engine.judge_point(lon=float(lon[i]), lat=float(lat[i])).to_dict()
-        row = engine._verdict(frame.iloc[i], None).to_dict()
-        assert one == row, (i, one, row)
+    lon, lat = lon[usable], lat[usable]
+    scalar = 0
+    for eng in (engine, Engine(reference, marge_m=25.0)):
+        frame = eng.judge_lonlat(lon, lat)
+        cols = {c: frame[c].to_numpy() for c in frame.columns}
+        for i in range(len(lon)) if eng is engine else range(0, len(lon), 10):
+            one = eng.judge_point(lon=float(lon[i]), lat=float(lat[i])).to_dict()
+            for k, v in one.items():
+                if k in cols:
+                    w = cols[k][i]
+                    w = w.item() if isinstance(w, np.generic) else w
+                    w = None if isinstance(w, float) and np.isnan(w) else w
+                    if k == "motifs":
+                        w = [m for m in str(w).split(" ; ") if m]
+                    assert v == w, (i, k, v, w)
+        scalar += sum(_un_point.verdict_un_point(eng, float(a), float(b), float(c), float(d),
+                                                 10.0, "position") is not None
+                      for a, b, c, d in zip(*Engine.lonlat_to_l93(lon[:200], lat[:200]),
+                                            lon[:200], lat[:200], strict=True))
+    assert scalar > 300  # the scalar path answered, not only the batch fallback
     v = engine.judge_point(x=float(x[0]), y=float(y[0]), precision_point_m=3.0)
     assert v == engine._verdict(engine.judge_xy(x[:1], y[:1], precision_point_m=3.0).iloc[0],
                                 None)
