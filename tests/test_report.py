@@ -230,7 +230,7 @@ def test_readme_shows_the_report_made_from_the_real_output():
 
 
 @pytest.mark.browser
-def test_img_rapport_script_writes_the_pictures(tmp_path):
+def test_img_rapport_script_writes_the_pictures(tmp_path, browser):
     import importlib.util
 
     from PIL import Image
@@ -239,7 +239,7 @@ def test_img_rapport_script_writes_the_pictures(tmp_path):
     spec = importlib.util.spec_from_file_location("make_rapport_png", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    written = module.write_pngs(tmp_path)
+    written = module.write_pngs(tmp_path, browser=browser)
     assert [p.name for p in written] == ["rapport.png", "rapport-carte.png"]
     with Image.open(written[0]) as top:
         assert top.width == 1280 and 900 < top.height < 2500
