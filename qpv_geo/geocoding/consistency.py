@@ -164,7 +164,7 @@ def read_written(query: str | AddressQuery) -> Written:
                 commune_words += (w,)
                 continue
             words.append(w)
-    from qpv_geo.geocoding.local import _split_number
+    from qpv_geo.geocoding.parsing import _split_number
 
     number, _rep, street = _split_number([w for w in words if w not in STOP_WORDS])
     return Written(postcode=postcode, commune=commune, commune_certain=certain,

@@ -19,11 +19,8 @@ import numpy as np
 from qpv_geo._files import sha256_file
 from qpv_geo.exceptions import GeocoderNotConfigured
 from qpv_geo.geocoding.base import (
-    _NOISE_BEFORE_NUMBER,
     _POSTCODE_RE,
-    REPETITIONS,
     STOP_WORDS,
-    STREET_TYPES,
     AddressQuery,
     GeocodeResult,
     _as_query,
@@ -34,6 +31,7 @@ from qpv_geo.geocoding.base import (
 )
 from qpv_geo.geocoding.files import INSTALL_HINT, demo_adresses_info, installed_adresses_info
 from qpv_geo.geocoding.index import _INDEX_VERSION, _STREET, build_index
+from qpv_geo.geocoding.parsing import _grams, _split_number, _strip_types
 from qpv_geo.settings import Settings
 
 # ---------------------------------------------------------------------------------------------
@@ -605,71 +603,6 @@ class LocalGeocoder:
 
 _LOADED: dict[tuple[Any, ...], LocalGeocoder] = {}
 _LOADED_LOCK = threading.Lock()
-
-
-def _split_number(words: list[str]) -> tuple[int | None, str, list[str]]:
-    """(house number, repetition, street words) of a query without its commune/postcode.
-
-    The house number is a number of 1–4 digits that is not part of the street name (« rue du
-    8 Mai 1945 »: after a street type or a month) nor a flat/building number (« appt 12 »);
-    one followed by a street type wins. Words before it (name, residence) and after the street
-    (« bâtiment C », « 2e étage ») are not part of the street.
-    """
-    cand = []
-    for k, w in enumerate(words):
-        if not (w.isdigit() and len(w) <= 4):
-            continue
-        prev = words[k - 1] if k > 0 else ""
-        if prev in _NOISE_BEFORE_NUMBER or prev in STREET_TYPES or prev in _MONTHS:
-            continue
-        if k + 1 < len(words) and words[k + 1] in _MONTHS:
-            continue
-        cand.append(k)
-    number, rep, street = None, "", words
-    if cand:
-        def typed(k: int) -> bool:
-            nxt = k + 1
-            if nxt < len(words) and words[nxt] in REPETITIONS:
-                nxt += 1
-            return nxt < len(words) and words[nxt] in STREET_TYPES
-
-        k = next((c for c in cand if typed(c)), cand[0])
-        number = int(words[k])
-        after = k + 1
-        if after < len(words) and words[after] in REPETITIONS and (
-                words[after] in ("bis", "ter", "quater", "quinquies")
-                or after + 1 < len(words)):
-            rep = REPETITIONS[words[after]]
-            after += 1
-        street = words[after:]
-    # cut what follows the street: « batiment c », « 2 e etage », « porte 4 »…
-    cut = next((j for j, w in enumerate(street) if j > 0 and w in _NOISE_AFTER_STREET),
-               len(street))
-    street = street[:cut]
-    while len(street) > 1 and (street[-1].isdigit() or len(street[-1]) == 1):
-        street = street[:-1]
-    return number, rep, street
-
-
-_MONTHS = frozenset({"janvier", "fevrier", "mars", "avril", "mai", "juin", "juillet", "aout",
-                     "septembre", "octobre", "novembre", "decembre"})
-_NOISE_AFTER_STREET = frozenset({"batiment", "bat", "bt", "etage", "etg", "porte", "escalier",
-                                 "esc", "appartement", "appt", "apt", "app", "logement", "log",
-                                 "boite", "bal", "cedex", "bp", "cs", "tsa", "entree",
-                                 "chez"})
-
-
-def _grams(text: str) -> set[str]:
-    """3-grams of the words of ``text``, each word padded with a space at both ends."""
-    out: set[str] = set()
-    for w in text.split():
-        w = f" {w} "
-        out.update(w[i:i + 3] for i in range(len(w) - 2))
-    return out
-
-
-def _strip_types(key: str) -> str:
-    return " ".join(w for w in key.split() if w not in STREET_TYPES)
 
 
 def _clip(score: float) -> float:
