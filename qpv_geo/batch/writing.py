@@ -436,15 +436,25 @@ def _api_text(v: str) -> str:
     return v + " " if v.startswith("<r>") and v.endswith("</r>") else v
 
 
+#: The verdict's first columns, shown right after « Ligne » (visible without scrolling; Ligne and
+#: Statut stay in view when the sheet is scrolled right), then the input's columns, then the
+#: details.
+_XLSX_FIRST = ("status", "lib_qp", "code_qp", "distance_bord_m")
+_XLSX_DETAILS = ("motifs", "marge_m", "marge_motif", "lib_com", "insee_com", "lib_qp_proche",
+                 "code_qp_proche", "distance_qp_proche_m", "geocodage_label",
+                 "geocodage_precision", "geocodage_score", "geocodage_source", "lon", "lat")
+
+
 def _xlsx_plan(frame: pd.DataFrame) -> list[tuple[str, str]]:
-    """``(column of frame, header)`` of the « Sites » sheet, in order: Ligne, the input's
-    columns, then the verdict in French."""
+    """``(column of frame, header)`` of the « Sites » sheet, in order: Ligne, the verdict,
+    the input's columns, then the verdict's details."""
     added = [c for c in XLSX_HEADERS if c in frame.columns and c != "ligne"]
     skip = {*NOT_WRITTEN, "priorite", *added, "ligne"}
     used = {fold_name(XLSX_HEADERS[c]) for c in (*added, "ligne")}
     plan: list[tuple[str, str]] = []
     if "ligne" in frame.columns:
         plan.append(("ligne", XLSX_HEADERS["ligne"]))
+    plan += [(c, XLSX_HEADERS[c]) for c in _XLSX_FIRST if c in added]
     for c in frame.columns:
         if c in skip:
             continue
@@ -452,12 +462,7 @@ def _xlsx_plan(frame: pd.DataFrame) -> list[tuple[str, str]]:
         if fold_name(name) in used:
             name = f"{name} (fichier)"
         plan.append((c, name))
-    order = ["status", "code_qp", "lib_qp", "distance_bord_m", "motifs", "marge_m",
-             "marge_motif", "lib_com",
-             "insee_com", "lib_qp_proche", "code_qp_proche", "distance_qp_proche_m",
-             "geocodage_label", "geocodage_precision", "geocodage_score", "geocodage_source",
-             "lon", "lat"]
-    plan += [(c, XLSX_HEADERS[c]) for c in order if c in added]
+    plan += [(c, XLSX_HEADERS[c]) for c in _XLSX_DETAILS if c in added]
     return plan
 
 
@@ -501,7 +506,7 @@ def _write_sites_sheet(wb: Any, frame: pd.DataFrame, fmt: dict[str, Any]) -> Non
     for k, (header, *_rest) in enumerate(columns):
         ws.write_string(0, k, _api_text(header), fmt["header"])
     _stream_rows(ws, columns, n)
-    ws.freeze_panes(1, 1)
+    ws.freeze_panes(1, 2 if len(plan) > 1 and plan[1][0] == "status" else 1)
     if columns:
         ws.autofilter(0, 0, max(n, 1), len(columns) - 1)
     _print_setup(ws, paper=8)  # A3 landscape, header repeated on every printed page
