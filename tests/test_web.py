@@ -579,6 +579,8 @@ def test_streets_api_is_compact_geojson_with_its_attribution(client, montreynaud
     assert far["features"] == [] and far["couverture"]
     bad = client.get("/api/v1/voies", params={"lat": 45.46, "lon": 4.39, "rayon_m": 50_000})
     assert bad.status_code == 422 and "rayon_m" in bad.json()["erreur"]
+    tiny = client.get("/api/v1/voies", params={"lat": -90, "lon": -180, "rayon_m": 5e-324})
+    assert tiny.status_code == 422  # found by schemathesis: an empty box crashed shapely
     assert client.get("/carte/rues.js").headers["content-type"].startswith("text/javascript")
 
 
