@@ -22,6 +22,7 @@ turns them into « à vérifier ».
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass
 
@@ -83,6 +84,14 @@ def _segments(text: str) -> list[list[str]]:
 def read_written(query: str | AddressQuery) -> Written:
     """The postcode, commune, house number and street written in a query (text or fields)."""
     q = _as_query(query)
+    return _read_written(q.adresse, q.postcode, q.city, q.citycode)
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_written(adresse: str, postcode: str | None, city: str | None,
+                  citycode: str | None) -> Written:
+    # cached: the geocoders read a query before searching and the rules after
+    q = AddressQuery(adresse, postcode=postcode, city=city, citycode=citycode)
     segs = _segments(q.adresse)
     postcode = (q.postcode or "").strip() or None
     commune: Commune | None = None
