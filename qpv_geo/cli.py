@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -160,9 +161,12 @@ def render_verdict(verdict: Any, reference: Any) -> None:
         table.add_row("Quartier", f"{verdict.code_qp} — {verdict.lib_qp}")
     if verdict.lib_com or verdict.insee_com:
         table.add_row("Commune", f"{verdict.lib_com or '?'} ({verdict.insee_com or '?'})")
-    table.add_row("Distance au bord", format_distance(verdict.distance_bord_m))
-    if verdict.marge_motif:
-        table.add_row("Marge", verdict.marge_motif)
+    if verdict.distance_bord_m is not None and not math.isnan(verdict.distance_bord_m):
+        # far from every perimeter (outside SEM) neither the distance nor the margin says
+        # anything: both rows only when there is an edge to be near
+        table.add_row("Distance au bord", format_distance(verdict.distance_bord_m))
+        if verdict.marge_motif:
+            table.add_row("Marge", verdict.marge_motif)
     if verdict.code_qp_proche and not verdict.code_qp:
         table.add_row("QPV le plus proche", f"{verdict.code_qp_proche} — {verdict.lib_qp_proche}"
                       f" ({verdict.distance_qp_proche_m:.0f} m)")

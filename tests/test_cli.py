@@ -320,3 +320,10 @@ def test_check_a_verifier_says_what_to_do_in_french(engine) -> None:
     assert res.exit_code == 0, res.output
     assert "Que faire ?" in res.stdout and f"Le bord du QPV {code} — {name}" in res.stdout
     assert "qpv-geo serve" in res.stdout and "sig.ville.gouv.fr" in res.stdout
+
+
+def test_check_outside_sem_shows_no_empty_distance() -> None:
+    res = runner.invoke(app, ["check", "--lat", "45,764", "--lon", "4,8357"])
+    assert res.exit_code == 0, res.output
+    assert "hors territoire" in res.stdout
+    assert "Distance au bord" not in res.stdout and "Marge" not in res.stdout
