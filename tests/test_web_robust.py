@@ -5,6 +5,7 @@ French, work stopped when the client leaves."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import socket
 import threading
 import time
@@ -25,6 +26,13 @@ from qpv_geo.web.security import FormTokens
 
 HOSTILE = Path(__file__).resolve().parent / "data" / "hostile"
 CSV = b"porteur;latitude;longitude\nAsso A;45,4335;4,3790\n"
+
+
+def _run_async(coro):
+    """Run a coroutine on its own loop in a worker thread: the session's Playwright browser
+    keeps an event loop running in the main thread once a browser test has run."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +151,7 @@ def test_slow_body_gets_408() -> None:
 
     guard = _SlowBody(app, delay_s=0.2, render=render)
     start = time.perf_counter()
-    asyncio.run(guard({"type": "http", "method": "POST", "path": "/lot", "headers": []},
+    _run_async(guard({"type": "http", "method": "POST", "path": "/lot", "headers": []},
                       receive, send))
     assert time.perf_counter() - start < 5
     assert sent[0]["status"] == 408
@@ -218,7 +226,7 @@ def test_work_stops_when_the_client_leaves() -> None:
 
     start = time.perf_counter()
     with pytest.raises(OperationCancelled):
-        asyncio.run(_run_while_connected(Gone(), work))
+        _run_async(_run_while_connected(Gone(), work))
     assert stopped.is_set() and time.perf_counter() - start < 5
 
 
