@@ -86,6 +86,15 @@ def test_accounts_basic_auth_and_csrf(tmp_path) -> None:
         assert "script-src" not in fiche.headers["content-security-policy"]
         assert c.get("/registre/fiche?id=CE26-019", auth=ANA).content.startswith(b"%PDF")
         assert c.get("/registre/export.xlsx", auth=ANA).content[:2] == b"PK"
+        with Registre(settings=st) as reg:
+            reg.importer(V2, annuaire=False)
+        diff = c.get("/registre/diff?avant=1&apres=2", auth=ANA)
+        assert diff.status_code == 200 and 'data-changement="retire"' in diff.text
+        x = c.get("/registre/diff.xlsx?avant=1&apres=2", auth=ANA)
+        assert x.content[:2] == b"PK" and "diff-1-2.xlsx" in x.headers["content-disposition"]
+        bad = c.get("/registre/diff?avant=1", auth=ANA)
+        assert bad.status_code == 400 and "Indiquez deux n° d" in bad.text
+        assert c.get("/registre/diff?avant=1&apres=9", auth=ANA).status_code == 400
     with Registre(settings=st) as reg:
         d = reg.site("CE26-019").decision
         assert d["auteur"] == "Ana Martin"  # the account signs, not the form field

@@ -271,12 +271,35 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
         await run_in_threadpool(run)
         return RedirectResponse("/registre/dossiers", status_code=303)
 
-    @app.get("/registre/diff", response_class=HTMLResponse, include_in_schema=False)
-    def page_diff(request: Request, lot: str = "principal") -> Response:
-        user = access.identify(request)
+    def diff_of(lot: str, avant: int | None, apres: int | None) -> Any:
+        if (avant is None) != (apres is None):
+            raise InputFileError("Indiquez deux n° d'import (avant et apres), ou aucun.",
+                                 hint="Exemple : /registre/diff?avant=1&apres=2")
         with open_registre() as reg:
-            diff = reg.diff(lot=lot)
-        return render(request, "registre_diff.html", utilisateur=user, diff=diff, lot=lot)
+            return reg.diff(avant, apres, lot=lot), reg.imports()
+
+    @app.get("/registre/diff", response_class=HTMLResponse, include_in_schema=False)
+    def page_diff(request: Request, lot: str = "principal", avant: int | None = None,
+                  apres: int | None = None) -> Response:
+        user = access.identify(request)
+        diff, imports = diff_of(lot, avant, apres)
+        return render(request, "registre_diff.html", utilisateur=user, diff=diff, lot=lot,
+                      imports=imports)
+
+    @app.get("/registre/diff.xlsx", include_in_schema=False)
+    def diff_xlsx(request: Request, lot: str = "principal", avant: int | None = None,
+                  apres: int | None = None) -> Response:
+        access.identify(request)
+        from qpv_geo.registre.exports import export_diff
+
+        diff, _ = diff_of(lot, avant, apres)
+        with tempfile.TemporaryDirectory(prefix="qpv-geo-registre-") as tmp:
+            data = export_diff(diff, Path(tmp) / "diff.xlsx").read_bytes()
+        name = f"diff-{diff.avant or 0}-{diff.apres}.xlsx"
+        return Response(data, media_type="application/vnd.openxmlformats-officedocument."
+                        "spreadsheetml.sheet",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"',
+                                 "Cache-Control": "no-store"})
 
     @app.get("/registre/export.xlsx", include_in_schema=False)
     def export_xlsx(request: Request) -> Response:
