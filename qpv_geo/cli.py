@@ -735,7 +735,10 @@ def data_import_adresses(
 
 # --- batch command (issue 4) ---
 def _print_mapping(mapping: Any, columns: list[str]) -> None:
+    from rich.markup import escape
     from rich.table import Table
+
+    from qpv_geo.web.lot import ROLE_LABELS
 
     table = Table(title="Colonnes reconnues", title_justify="left")
     table.add_column("colonne du fichier")
@@ -744,10 +747,10 @@ def _print_mapping(mapping: Any, columns: list[str]) -> None:
     for role, column in mapping.describe():
         if column:
             used.add(column)
-            table.add_row(column, role)
+            table.add_row(escape(str(column)), ROLE_LABELS.get(role, role))
     for role, column in mapping.describe():
         if not column:
-            table.add_row("[dim]—[/]", f"[dim]{role} (absente)[/]")
+            table.add_row("[dim]—[/]", f"[dim]{ROLE_LABELS.get(role, role)} (absente)[/]")
     others = [c for c in columns if c not in used]
     err_console.print(table)
     if others:
@@ -770,7 +773,7 @@ def _print_batch_summary(summary: dict[str, Any]) -> None:
     console.print(table)
     if summary["par_qpv"]:
         qpv = Table(title="Par QPV", title_justify="left")
-        for col in ("code_qp", "quartier", "sites", "éligibles"):
+        for col in ("code QPV", "quartier", "sites", "éligibles"):
             qpv.add_column(col, justify="right" if col in ("sites", "éligibles") else "left")
         for code, e in summary["par_qpv"].items():
             qpv.add_row(code, str(e["lib_qp"]), str(e["sites"]), str(e["eligibles"]))

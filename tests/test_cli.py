@@ -327,3 +327,14 @@ def test_check_outside_sem_shows_no_empty_distance() -> None:
     assert res.exit_code == 0, res.output
     assert "hors territoire" in res.stdout
     assert "Distance au bord" not in res.stdout and "Marge" not in res.stdout
+
+
+def test_batch_tables_use_words_not_column_codes(tmp_path: Path) -> None:
+    sample = DATA.parents[1] / "data" / "exemple_appel.csv"
+    res = runner.invoke(app, ["batch", str(sample), "-o", str(tmp_path / "o.csv"),
+                              "--geocoder", "demo"],
+                        env={"COLUMNS": "120"})
+    assert res.exit_code == 0, res.output
+    for code in ("code_postal", "priorite", "precision_point", "code_qp "):
+        assert code not in res.output, code
+    assert "Code postal" in res.output and "Précision du point (m) (absente)" in res.output

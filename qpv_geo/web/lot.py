@@ -35,6 +35,7 @@ ROLE_LABELS = {
     "priorite": "Priorité",
     "porteur": "Porteur",
     "action": "Action",
+    "precision_point": "Précision du point (m)",
 }
 
 #: Short status words of the tables (the colour comes with them, never alone).
