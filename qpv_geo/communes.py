@@ -10,16 +10,16 @@ typed; :attr:`Commune.in_sem` says whether it belongs to Saint-Étienne Métropo
 
 from __future__ import annotations
 
-import csv
 import functools
 import gzip
-import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from qpv_geo._files import sha256_file
 from qpv_geo.exceptions import ReferenceDataError
+from qpv_geo.geocoding.base import ABBREVIATIONS, normalize, tokens
 from qpv_geo.settings import SIREN_SEM
 
 FILE = "communes_france.csv.gz"
@@ -102,14 +102,15 @@ class CommuneList:
 
 
 _ARTICLES = frozenset({"le", "la", "les", "l"})
+_DIGIT = re.compile(r"\d")
 
 
 def name_key(name: str) -> str:
     """Key of a commune name: normalised words, abbreviations expanded (« St-Étienne » →
     ``saint etienne``), articles kept (« Le Saint » is not « Saint »)."""
-    from qpv_geo.geocoding.base import tokens
-
-    return " ".join(tokens(name))
+    if _DIGIT.search(name):  # « Lyon 2e Arrondissement »: numbers split as tokens() does
+        return " ".join(tokens(name))
+    return " ".join([ABBREVIATIONS.get(w, w) for w in normalize(name).split()])
 
 
 def _manifest_entry(directory: Path) -> dict[str, str]:
@@ -140,9 +141,14 @@ def communes_france() -> CommuneList:
             f"Liste des communes {path.name} : somme de contrôle inattendue ({actual[:12]}…).",
             hint="Ne modifiez pas les fichiers de référence à la main ; restaurez le dépôt.")
     with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(io.StringIO(fh.read()), delimiter=";"))
-    communes = [Commune(r["insee"], r["nom"], r["type"], r["departement"],
-                        tuple(r["codes_postaux"].split()), r["commune"], r["epci"])
-                for r in rows]
+        lines = fh.read().splitlines()
+    header = lines[0].split(";")
+    if header != ["insee", "nom", "type", "departement", "codes_postaux", "commune", "epci"]:
+        raise ReferenceDataError(f"Liste des communes {path.name} : colonnes inattendues.",
+                                 hint="Réinstallez qpv-geo ou restaurez le dépôt.")
+    communes = []
+    for line in lines[1:]:  # no quoting in this file (make_communes_france.py): plain split
+        insee, nom, kind, dep, pcs, current, epci = line.split(";")
+        communes.append(Commune(insee, nom, kind, dep, tuple(pcs.split()), current, epci))
     return CommuneList(communes, sha256=actual, source=entry.get("source", ""),
                        millesime=entry.get("millesime", ""))
