@@ -261,6 +261,13 @@ def test_a_verifier_page_highlights_the_street_it_names(tracked, base_url, engin
     assert rue and f"« {rue} »" in steps
     assert page.locator("#carte .rue-citee").inner_text() == rue
     assert rue in page.locator(".legende").inner_text()
+    # Its attestation (advice, two maps, fields, signature) still fits one A4 page.
+    import re
+
+    page.emulate_media(media="print")
+    pdf = page.pdf(format="A4", print_background=True)
+    page.emulate_media(media="screen")
+    assert len(re.findall(rb"/Type\s*/Page[^s]", pdf)) == 1
     assert page.console_errors == []
 
 
