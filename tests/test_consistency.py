@@ -31,7 +31,7 @@ def test_national_list_is_the_shipped_one_and_knows_sem():
     ("5 place Bellecour 69002 Lyon", "69123"),
     ("1 rue Gambetta 42170 Saint-Just-Saint-Rambert", "42279"),
     ("12 rue de Paris, 75001 Paris", "75056"),
-    ("Lyon, 5 place Bellecour", "69123"),
+    ("Lyon 69002, 5 place Bellecour", "69123"),
 ])
 def test_commune_written_outside_sem_wins_whatever_the_result(query, insee):
     # the geocoder answered with a confident point in SEM: the written commune decides
@@ -126,3 +126,14 @@ def test_another_type_of_street_with_the_same_name_is_not_a_match():
                _res("30 Boulevard Jules Verne 42500 Le Chambon-Feugerolles",
                     "Boulevard Jules Verne", "42044"))
     assert ok.issues == ()
+
+
+def test_a_commune_name_after_a_comma_without_postcode_is_not_a_verdict():
+    # « …, Les Granges » is a lieu-dit here and a commune of the Aube: never hors territoire
+    # on a guess, « à vérifier » when it is not the street found
+    res = check("Chez Martin, Les Granges", _res("Les Granges 42380 Aboën", "Les Granges",
+                                                 "42001", precision="locality"))
+    assert not res.hors_territoire and not any("Granges (10)" in i for i in res.issues)
+    res = check("5 place Bellecour, Lyon", _res("5 Place Bellevue 42000 Saint-Étienne",
+                                                "Place Bellevue", "42218"))
+    assert not res.hors_territoire and any("Lyon (69)" in i for i in res.issues)

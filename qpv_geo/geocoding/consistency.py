@@ -145,11 +145,15 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
                     commune, certain, span = c, True, (si, wi - k, wi)
                     break
     if commune is None and len(segs) > 1:
-        # a whole comma-separated part: « 5 place Bellecour, Lyon » / « Lyon, 5 place … »
+        # a whole comma-separated part: « 5 place Bellecour, Lyon » / « Lyon, 5 place … ».
+        # Without a postcode it may as well be a lieu-dit or a quartier (« …, Les Granges »,
+        # « …, Le Bourg » are also communes elsewhere): not certain, so never « hors
+        # territoire » on its own, but « à vérifier » when it is not the street found.
         for si in (len(segs) - 1, 0):
             key = key_of(segs[si])
             if key and cl.has_key(key) and not any(_HOUSE_RE.match(w) for w in segs[si]):
-                commune, certain, span = _resolve(key, postcode), True, (si, 0, len(segs[si]))
+                commune, span = _resolve(key, postcode), (si, 0, len(segs[si]))
+                certain = commune is not None and (commune.in_sem or postcode is not None)
                 break
     if commune is None and segs and pc_pos is None:
         # trailing words of the text: « 5 place Bellecour Lyon » (not « rue de Lyon »)
