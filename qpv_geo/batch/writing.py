@@ -688,7 +688,10 @@ def _write_donnees_sheet(wb: Any, summary: dict[str, Any], fmt: dict[str, Any]) 
     facts = [
         ("Données de référence", summary["donnees"]),
         ("Géocodeur", summary.get("geocodeur") or "aucun (coordonnées du fichier)"),
-        ("Marge « à vérifier »", f"{summary.get('marge_m', '')} m"),
+        ("Marge « à vérifier »", f"{summary['marge_m']:g} m (imposée)"
+         if isinstance(summary.get("marge_m"), int | float)
+         else "par ligne : précision du périmètre + incertitude de la position (voir la "
+         "colonne « D'où vient la marge »)"),
         ("Version de qpv-geo", __version__),
         ("Fichier écrit le", _dt.datetime.now().strftime("%d/%m/%Y %H:%M")),
     ]
