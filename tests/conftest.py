@@ -65,7 +65,7 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     """Headless Chromium from Debian's package, driven by Playwright (no browser download)."""
     if not Path(CHROMIUM).exists():
