@@ -513,13 +513,18 @@ class Engine:
         in_sem = territory != _T_OUT
         status = _status_of(flags[_K_QPV][0], flags[_K_QVA][0], flags[_K_AUTRE][0], in_sem)
         alt = np.full(n, -1, dtype=np.int8)
+        # Only points near an edge can change status: try the other sides for those.
+        near = np.flatnonzero(flags[_K_QPV][1] | flags[_K_QVA][1] | flags[_K_AUTRE][1])
+        sub = {k: (f[0][near], f[1][near]) for k, f in flags.items()}
+        alt_near = alt[near]
         for combo in range(1, 8):
-            q = flags[_K_QPV][0] ^ (bool(combo & 1) & flags[_K_QPV][1])
-            v = flags[_K_QVA][0] ^ (bool(combo & 2) & flags[_K_QVA][1])
-            h = flags[_K_AUTRE][0] ^ (bool(combo & 4) & flags[_K_AUTRE][1])
-            other = _status_of(q, v, h, in_sem)
-            first_diff = (other != status) & (alt < 0)
-            alt[first_diff] = other[first_diff]
+            q = sub[_K_QPV][0] ^ (bool(combo & 1) & sub[_K_QPV][1])
+            v = sub[_K_QVA][0] ^ (bool(combo & 2) & sub[_K_QVA][1])
+            h = sub[_K_AUTRE][0] ^ (bool(combo & 4) & sub[_K_AUTRE][1])
+            other = _status_of(q, v, h, in_sem[near])
+            first_diff = (other != status[near]) & (alt_near < 0)
+            alt_near[first_diff] = other[first_diff]
+        alt[near] = alt_near
         uncertain = alt >= 0
 
         # The part that gives the status (deepest containing part of the status's kind).
