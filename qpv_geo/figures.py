@@ -190,14 +190,17 @@ def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 13
     from matplotlib.patches import Patch, Rectangle
 
     zoom = _zoom_extent(reference)
-    fig = _figure(12.5 if zoom else 8.5, 6.6)
     extents = [_sem_extent(reference)] + ([zoom] if zoom else [])
+    fig = _figure(13.0 if zoom else 8.5, 5.6 if zoom else 6.6)
     located, pts = _site_points(sites)
     prio = _priority_column(located)
     outside = sites_outside_map(sites, reference)
     streets = False
+    # Panels as wide as their frames are: SEM is wide, the Saint-Étienne zoom tall.
+    ratios = [(e[2] - e[0]) / (e[3] - e[1]) for e in extents]
+    grid = fig.add_gridspec(1, len(extents), width_ratios=ratios, wspace=0.04)
     for i, extent in enumerate(extents):
-        ax = fig.add_subplot(1, len(extents), i + 1)
+        ax = fig.add_subplot(grid[0, i])
         if i == 1:
             streets = _draw_roads(ax, extent)
         _draw_perimeters(ax, reference, strong=(i == 0))
