@@ -21,13 +21,13 @@ import pytest
 from qpv_geo import _refstore
 from qpv_geo.exceptions import DownloadError, InputFileError
 from qpv_geo.reference import (
-    _extract_geojson,
     export_layer,
     import_layer,
     installed_dir,
     load_reference,
     remove_installed,
 )
+from qpv_geo.reference_install import _extract_geojson
 from qpv_geo.settings import Settings
 
 from .conftest import DATA
