@@ -69,6 +69,8 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
     """
     n = len(c.status)
     status = c.status.copy()
+    nom, sigle = self.nom_territoire, self.sigle_territoire
+    code_dans = np.zeros(n, dtype=bool)  # the address's commune code is the territory's
     # Names of zones and communes, with a last entry None for index -1 (computed once).
     codes, names, sirens, zkind, com_codes, com_names = self._tables
     insee = com_codes[c.commune]
@@ -89,17 +91,18 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
                       dtype=object)
         have = np.array([v is not None for v in cc], dtype=bool)
         in_sem_code = np.array([v in self._sem_codes for v in cc], dtype=bool)
+        code_dans = have & in_sem_code
         insee = np.where(have, cc, insee)
         libcom = np.where(have, [self._commune_names.get(v) if v else None for v in cc],
                           libcom)
         outside_code = have & ~in_sem_code & (status != NON_GEOCODE)
         conflict = outside_code & ((status == ELIGIBLE) | (status == A_VERIFIER))
-        add(conflict, "le géocodeur place l'adresse dans une commune hors SEM (INSEE "
-            + cc[conflict].astype(str) + ") alors que le point tombe dans un QPV de SEM")
+        add(conflict, f"le géocodeur place l'adresse dans une commune hors {sigle} (INSEE "
+            + cc[conflict].astype(str) + f") alors que le point tombe dans un QPV de {sigle}")
         status[conflict] = A_VERIFIER
         moved = outside_code & ~conflict
         status[moved] = HORS_TERRITOIRE
-        add(moved, "commune hors Saint-Étienne Métropole selon le géocodeur (INSEE "
+        add(moved, f"commune hors {nom} selon le géocodeur (INSEE "
             + cc[moved].astype(str) + ")")
 
     # Geocoding reliability.
@@ -177,17 +180,24 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
     epci = np.array([self.reference.epci_name(s) for s in sirens[z[m_autre]]], dtype=object)
     add(m_autre, "dans le QPV " + zone_code[m_autre].astype(str) + " « "
         + zone_name[m_autre].astype(str) + " » de " + epci
-        + ", hors Saint-Étienne Métropole : non éligible à cet appel")
+        + f", hors {nom} : non éligible à cet appel")
     m_hors = usable & (zk < 0) & (c.territory != _T_OUT)
-    add(m_hors & (base != A_VERIFIER) & (status != HORS_TERRITOIRE),
-        "dans Saint-Étienne Métropole, dans aucun QPV ni QVA" if len(self.reference.qva)
-        else "dans Saint-Étienne Métropole, dans aucun QPV (QVA non vérifiés : aucun "
-        "périmètre QVA installé)")
+    dit = m_hors & (base != A_VERIFIER) & (status != HORS_TERRITOIRE)
+    if not self.contours and not self.france:  # no outline: only a commune code places it
+        add(dit & code_dans, f"dans {nom} (code commune de l'adresse), dans aucun QPV")
+        add(dit & ~code_dans, f"dans aucun QPV de {nom} ; appartenance à {nom} non vérifiée : "
+            "aucun contour communal installé pour ce territoire (seul le code commune d'une "
+            "adresse la décide)")
+    else:
+        dans = "en France" if self.france else f"dans {nom}"
+        add(dit, f"{dans}, dans aucun QPV ni QVA" if len(self.reference.qva)
+            else f"{dans}, dans aucun QPV (QVA non vérifiés : aucun "
+            "périmètre QVA installé)")
     add(usable & (c.territory == _T_LIMIT),
-        "en limite du territoire de SEM (contour communal approximatif, tolérance "
+        f"en limite du territoire de {sigle} (contour communal approximatif, tolérance "
         f"{self.tolerance_m:.0f} m)")
     m_out = usable & (zk < 0) & (c.territory == _T_OUT)
-    add(m_out, "en dehors des 53 communes de Saint-Étienne Métropole")
+    add(m_out, self.texte_hors_territoire)
     near = usable & (c.near_zone >= 0) & (zk != _K_QPV)
     add(near, "QPV le plus proche : " + codes[c.near_zone[near]].astype(str) + " « "
         + names[c.near_zone[near]].astype(str) + " » à " + _fmt_m(np.round(
@@ -195,7 +205,8 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
     unc = base == A_VERIFIER
     alt_label = np.array([STATUSES[a] if a >= 0 else "" for a in range(-1, 6)],
                          dtype=object)[c.alt_status + 1]
-    alt_txt = np.vectorize(_ALT_TEXT.get, otypes=[object])(alt_label[unc]) if unc.any() \
+    alt_texts = alt_text(sigle)
+    alt_txt = np.vectorize(alt_texts.get, otypes=[object])(alt_label[unc]) if unc.any() \
         else np.zeros(0, dtype=object)
     add(unc, "à moins de " + fmt_metres(c.marge[unc]) + " du bord de "
         + codes[c.edge_zone[unc]].astype(str) + " « " + names[c.edge_zone[unc]].astype(str)
@@ -264,13 +275,26 @@ def format_distance(value: float | None) -> str:
     return f"{abs(value):.0f} m {side}"
 
 
-_ALT_TEXT = {
-    "eligible": "le point serait dans un QPV de SEM (éligible)",
-    "qva": "le point serait dans un QVA (non éligible)",
-    "hors_qpv": "le point serait hors QPV (non éligible)",
-    "hors_territoire": "le point serait dans un QPV hors SEM (non éligible)",
-    "": "",
-}
+def alt_text(sigle: str = "SEM") -> dict[str, str]:
+    """What the point would be on the other side of an edge, for a territory's short name."""
+    return {
+        "eligible": f"le point serait dans un QPV de {sigle} (éligible)",
+        "qva": "le point serait dans un QVA (non éligible)",
+        "hors_qpv": "le point serait hors QPV (non éligible)",
+        "hors_territoire": f"le point serait dans un QPV hors {sigle} (non éligible)",
+        "": "",
+    }
+
+
+_ALT_TEXT = alt_text()
+
+
+def status_labels(nom: str = "Saint-Étienne Métropole") -> dict[str, str]:
+    """:data:`STATUS_LABELS` for a territory's name."""
+    if nom == "Saint-Étienne Métropole":
+        return dict(STATUS_LABELS)
+    return {**STATUS_LABELS, "eligible": f"Éligible — dans un QPV de {nom}",
+            "hors_territoire": f"Non éligible — hors territoire de {nom}"}
 
 
 def _fmt_m(values: np.ndarray) -> np.ndarray:

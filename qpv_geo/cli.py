@@ -95,6 +95,11 @@ GeocoderOption = Annotated[str | None, typer.Option(
     "--geocoder", parser=geocodeur, metavar="<" + "|".join(GEOCODERS) + ">",
     help="Géocodeur des adresses : auto (défaut : fichier BAN installé, sinon service en "
     "ligne), local (fichier BAN installé), ban (service en ligne), demo (adresses fictives).")]
+TerritoireOption = Annotated[str | None, typer.Option(
+    "--territoire", help="Territoire : SIREN d'un EPCI (défaut 244200770, Saint-Étienne "
+    "Métropole), code INSEE d'une commune, ou « france » (tous les QPV, sans restriction de "
+    "territoire). Hors SEM : périmètres QPV nationaux simplifiés (≈ 12 m), sans contours "
+    "communaux.")]
 FeuilleOption = Annotated[str | None, typer.Option(
     "--feuille", help="Feuille du classeur XLSX (nom ou rang ; défaut : la première).")]
 RayonOption = Annotated[float, typer.Option(
@@ -218,6 +223,7 @@ def check(
         "position).")] = None,
     geocoder: GeocoderOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Sortie JSON (un objet).")] = False,
+    territoire: TerritoireOption = None,
 ) -> None:
     """Vérifier un lieu : une adresse, ou des coordonnées (lat/lon ou Lambert-93 x/y).
 
@@ -229,7 +235,7 @@ def check(
     from qpv_geo.exceptions import CoordinateError
 
     settings = get_settings().with_(marge_m=marge, geocoder=geocoder,
-                                    precision_point_m=precision_point)
+                                    precision_point_m=precision_point, territoire=territoire)
     given = [v is not None for v in (lat, lon, x, y)]
     if adresse is None and not any(given):
         raise CoordinateError("Rien à vérifier : donnez une adresse, ou --lat/--lon, ou --x/--y.",
@@ -849,6 +855,7 @@ def batch(
     quiet: Annotated[bool, typer.Option("--quiet", "-q",
                                         help="Sans barre de progression ni tableaux.")] = False,
     _sheet: _SheetAlias = None,
+    territoire: TerritoireOption = None,
 ) -> None:
     """Valider tous les sites d'un appel à projets : chaque ligne ressort, dans le même ordre,
     avec son verdict (statut, QPV, distance au bord, motifs) ; rien n'est perdu.
@@ -860,7 +867,8 @@ def batch(
 
     if sep not in (";", ",", "\t", "tab"):
         raise typer.BadParameter("choisissez « ; » ou « , » (ou tab).", param_hint="--sep")
-    settings = get_settings().with_(marge_m=marge, precision_point_m=precision_point)
+    settings = get_settings().with_(marge_m=marge, precision_point_m=precision_point,
+                                    territoire=territoire)
     overrides = {role: value for role, value in (
         ("adresse", col_adresse), ("code_postal", col_code_postal), ("commune", col_commune),
         ("lat", col_lat), ("lon", col_lon), ("x", col_x), ("y", col_y),

@@ -57,6 +57,7 @@ from qpv_geo._verdicts import (
     QVA,
     STATUS_LABELS,
     STATUSES,
+    status_labels,
     verdict_frame,
 )
 from qpv_geo._verdicts import format_distance as format_distance
@@ -93,6 +94,7 @@ _TO_WGS = pyproj.Transformer.from_crs(2154, 4326, always_xy=True)
 
 _FEW_PAIRS = 64  # up to this many pairs, one pass over all their segments
 _GRID_MIN_POINTS = 512  # below this, candidates come from part bounding boxes (no grid build)
+_MANY_PARTS = 256  # beyond this many parts (national layer), candidates come from a tree
 _FINE = 4  # cells on a commune edge are split into _FINE × _FINE sub-cells
 
 
@@ -122,15 +124,21 @@ class Verdict:
     #: The margin (m) the verdict used, and why (« marge 9 m = périmètre 1 m + … »).
     marge_m: float | None = None
     marge_motif: str = ""
+    #: Name of the territory when it is not SEM (``--territoire``), else None.
+    territoire: str | None = None
 
     @property
     def label(self) -> str:
         """Plain-French label of the status."""
+        if self.territoire:
+            return status_labels(self.territoire)[self.status]
         return STATUS_LABELS[self.status]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict: verdict fields, then geocoding fields when there are some."""
         d = asdict(self)
+        if d["territoire"] is None:  # SEM: the same keys as ever
+            del d["territoire"]
         d["statut_libelle"] = self.label
         geo = d.pop("geocodage")
         if geo:
@@ -218,6 +226,18 @@ class Engine:
             max(self.precision_point_m, INCERTITUDE_TYPE_INCONNU_M,
                 *INCERTITUDE_TYPE_POSITION.values())
             + (float(self._part_prec.max()) if len(self._part_prec) else 0.0))
+        territoire = getattr(reference, "territoire", None)
+        #: The territory's names in the reasons (SEM unless the reference says otherwise).
+        self.nom_territoire = territoire.nom if territoire is not None else \
+            "Saint-Étienne Métropole"
+        self.sigle_territoire = territoire.sigle if territoire is not None else "SEM"
+        self.texte_hors_territoire = (
+            f"en dehors de {territoire.nom}" if territoire is not None
+            else "en dehors des 53 communes de Saint-Étienne Métropole")
+        #: Commune outlines installed: the territory of a point is read on them; without them
+        #: (territories other than SEM) only the commune code of an address decides it.
+        self.contours = len(reference.communes) > 0
+        self.france = bool(territoire is not None and territoire.france)
         communes = reference.communes.to_crs(2154)
         self.communes = communes.reset_index(drop=True)
         self._commune_geoms = self.communes.geometry.values
@@ -237,6 +257,15 @@ class Engine:
         self._communes_with_qpv = with_qpv
         self._commune_names = dict(zip(self.communes["insee_com"].astype(str),
                                        self.communes["nom"], strict=True))
+        if not self.contours and territoire is not None:
+            from qpv_geo.territoire import nom_communes
+
+            self._sem_codes = territoire.communes
+            self._commune_names = nom_communes(territoire)
+        if not self.contours:  # no outlines: the area is that of the perimeters
+            self._sem = shapely.box(*self.parts.bounds.min(axis=0)[:2],
+                                    *self.parts.bounds.max(axis=0)[2:]) \
+                if len(self.parts.bounds) else shapely.box(0, 0, 1, 1)
         xmin, ymin, xmax, ymax = shapely.bounds(self._sem)
         pad = self.rayon_m + self._marge_grille
         # The grid covers SEM and its surroundings; farther points (a QPV of another EPCI
@@ -248,6 +277,7 @@ class Engine:
             xmax, ymax = max(xmax, pb[:, 2].max()), max(ymax, pb[:, 3].max())
         self._core = (xmin, ymin, xmax, ymax)
         self._grid: _Grid | None = None
+        self._box_tree: shapely.STRtree | None = None
         #: Skip the (point, part) pairs that cannot be the nearest QPV (see _pair_distances).
         self._prune_nearest = True
         #: Zone and commune names for the verdict table (index -1 reads the last entry, None).
@@ -365,7 +395,14 @@ class Engine:
         # Bounding-box prefilter: parts whose box is within radius + slack.
         reach = self.rayon_m + float(marge.max()) + slack
         b = parts.bounds
-        if n * npart <= 1 << 20:  # few points: one (point, part) matrix
+        if npart > _MANY_PARTS:  # national layer: a tree of the parts' boxes
+            if self._box_tree is None:
+                self._box_tree = shapely.STRtree(shapely.box(b[:, 0], b[:, 1], b[:, 2], b[:, 3]))
+            pi, pj = self._box_tree.query(shapely.points(x, y), predicate="dwithin",
+                                          distance=reach)
+            order = np.lexsort((pj, pi))
+            pi, pj = pi[order].astype(np.int64), pj[order].astype(np.int64)
+        elif n * npart <= 1 << 20:  # few points: one (point, part) matrix
             pi, pj = np.nonzero((x[:, None] >= b[:, 0] - reach) & (x[:, None] <= b[:, 2] + reach)
                                 & (y[:, None] >= b[:, 1] - reach)
                                 & (y[:, None] <= b[:, 3] + reach))
@@ -449,7 +486,8 @@ class Engine:
         idx_area = np.flatnonzero(in_area)
         commune = np.full(n, -1, dtype=np.int32)
         territory = np.full(n, _T_OUT, dtype=np.int8)
-        if n >= _GRID_MIN_POINTS:
+        grille = n >= _GRID_MIN_POINTS and self.contours
+        if grille:
             gx0, gy0, gx1, gy1 = self._grid_area
             in_grid = (xs[idx_area] >= gx0) & (xs[idx_area] <= gx1) & (ys[idx_area] >= gy0) \
                 & (ys[idx_area] <= gy1)
@@ -475,7 +513,7 @@ class Engine:
         # The margin of a pair: forced, or the point's uncertainty + the part's edge precision.
         m = np.full(len(pi), self.marge_m) if self.marge_m is not None else \
             incert[pi] + self._part_prec[pj]
-        s = self._pair_distances(xs, ys, pi, pj, m) if n >= _GRID_MIN_POINTS else s_known
+        s = self._pair_distances(xs, ys, pi, pj, m) if grille else s_known
         kind = parts.kind[pj]
 
         # Territory: cells inside one commune are settled by the grid; others exactly.
@@ -498,6 +536,8 @@ class Engine:
                 close = shapely.dwithin(self._sem, pts[first < 0], self.tolerance_m)
                 territory[rest[close]] = _T_LIMIT
         commune[commune < 0] = -1
+        if not self.contours:  # no outline: no point is placed out of the territory by its place
+            territory[usable] = _T_IN
 
         # Per kind: inside (any part with s > 0), sure (s > margin), maybe (s > -margin).
         flags = {}
@@ -771,6 +811,7 @@ class Engine:
             y_l93=val("y_l93"), notes=list(self.reference.notes),
             geocodage=geocode.to_dict() if geocode is not None else None,
             marge_m=val("marge_m"), marge_motif=str(row["marge_motif"]),
+            territoire=None if self.reference.territoire is None else self.nom_territoire,
         )
 
 def _hint_for(code: int) -> str:
@@ -797,12 +838,27 @@ def _status_of(q: np.ndarray, v: np.ndarray, h: np.ndarray, in_sem: np.ndarray) 
 _ENGINES: dict[tuple[Any, ...], Engine] = {}
 
 
+_TERRITORY_REFS: dict[str, Any] = {}
+
+
+def _territory_reference(territoire: Any, build: Any) -> Reference:
+    """The reference of a territory other than SEM, built once per territory."""
+    if territoire.code not in _TERRITORY_REFS:
+        _TERRITORY_REFS.clear()
+        _TERRITORY_REFS[territoire.code] = build(territoire)
+    return _TERRITORY_REFS[territoire.code]
+
+
 def engine_from_settings(settings: Settings | None = None) -> Engine:
     """Engine on the installed-or-shipped reference data, cached per settings."""
     from qpv_geo.reference import get_reference
 
     settings = settings or Settings.from_env()
-    reference = get_reference(settings)
+    from qpv_geo.territoire import reference_territoire, resolve_territoire
+
+    territoire = resolve_territoire(settings.territoire)
+    reference = get_reference(settings) if territoire.est_sem else \
+        _territory_reference(territoire, reference_territoire)
     key = (id(reference), settings.marge_m, settings.rayon_recherche_m,
            settings.tolerance_territoire_m, settings.score_min, settings.precision_point_m)
     if key not in _ENGINES:

@@ -307,6 +307,10 @@ class Reference:
     qva_liste: pd.DataFrame = field(default_factory=pd.DataFrame)
     epci_names: dict[str, str] = field(default_factory=lambda: dict(_EPCI_NAMES_FALLBACK))
     layers: dict[str, LayerInfo] = field(default_factory=dict)
+    #: The territory (:class:`qpv_geo.territoire.Territoire`) when it is not SEM, else None.
+    territoire: Any = None
+    #: Notes of that territory (no commune outlines…), shown with the others.
+    notes_territoire: list[str] = field(default_factory=list)
 
     @property
     def simplified(self) -> bool:
@@ -336,7 +340,7 @@ class Reference:
                          "officiel de l'ANCT")
         if len(self.qva) == 0:
             notes.append("QVA : aucun périmètre importé (liste seulement)")
-        return notes
+        return notes + list(self.notes_territoire)
 
     @cached_property
     def version(self) -> str:

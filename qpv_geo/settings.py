@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ ANNUAIRE_DEFAULT_URL = "https://recherche-entreprises.api.gouv.fr"
 GEOCODERS = ("auto", "local", "ban", "demo")
 #: SIREN of Saint-Étienne Métropole (EPCI).
 SIREN_SEM = "244200770"
+_TERRITOIRE = re.compile(r"^(\d{9}|\d{5}|2[ABab]\d{3}|[Ff][Rr][Aa][Nn][Cc][Ee])$")
 
 
 def _default_data_dir() -> Path:
@@ -104,8 +106,16 @@ class Settings:
     registre_comptes: str = ""
     #: Web: address the server listens on (set by ``qpv-geo serve --host``).
     ecoute: str = "127.0.0.1"
+    #: Territory checked (``--territoire``): an EPCI SIREN (default: Saint-Étienne Métropole),
+    #: a commune INSEE code, or ``france`` (see :mod:`qpv_geo.territoire`).
+    territoire: str = SIREN_SEM
 
     def __post_init__(self) -> None:
+        if not _TERRITOIRE.match(str(self.territoire).strip().replace(" ", "")):
+            raise SettingsError(f"Territoire inconnu : « {self.territoire} ».",
+                                hint="Donnez un SIREN d'EPCI (9 chiffres), un code INSEE de "
+                                "commune (5 caractères) ou « france » (--territoire ou "
+                                "QPV_GEO_TERRITOIRE).")
         for name, (low, high, low_open) in _RANGES.items():
             value = getattr(self, name)
             if value is None and name in _OPTIONAL:

@@ -1,0 +1,210 @@
+"""The territory of a check: Saint-Étienne Métropole (default), another EPCI, a commune, or France.
+
+``Settings.territoire`` / ``--territoire`` takes an EPCI SIREN (9 digits), a commune INSEE code
+(5 characters, « 2A004 » in Corsica) or ``france``. :func:`resolve_territoire` reads it against
+the shipped national list of communes (:mod:`qpv_geo.communes`, with each commune's EPCI).
+
+SEM keeps its own reference (exact QPV perimeters, commune outlines, QVA list): nothing changes
+for it. Any other territory is served by the shipped national layer ``qpv_france`` (every QPV
+2024, a SIMPLIFIED copy, edges within ≈ 12 m): its QPV are those of the national layer whose EPCI
+(or commune) is the territory's; the other QPV are « hors territoire ». Commune outlines are only
+shipped for SEM: elsewhere the territory check reads the commune code of a geocoded address, and
+for bare coordinates the verdict says that no outline is installed. ``france`` answers QPV
+membership nationally with no territory restriction — in metropolitan France and Corsica: the
+engine works in Lambert-93, so the 247 overseas QPV of the layer are not served yet.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+import re
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from qpv_geo.exceptions import ReferenceDataError, SettingsError
+from qpv_geo.settings import SIREN_SEM
+
+#: Name of SEM, the default territory.
+NOM_SEM = "Saint-Étienne Métropole"
+FRANCE = "france"
+_SIREN = re.compile(r"^\d{9}$")
+_INSEE = re.compile(r"^(\d{5}|2[AB]\d{3})$")
+
+
+class _Partout(frozenset):
+    """A set of commune codes that holds every code (``france``: no territory restriction)."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class Territoire:
+    """A territory: its code, kind (``epci``, ``commune``, ``france``), names and communes."""
+
+    code: str
+    genre: str
+    nom: str
+    #: Short name used in reasons (« SEM » for Saint-Étienne Métropole, else the name).
+    sigle: str
+    #: INSEE codes of its communes (current ones, déléguées, arrondissements).
+    communes: frozenset[str]
+
+    @property
+    def est_sem(self) -> bool:
+        """True for Saint-Étienne Métropole (its exact reference is used)."""
+        return self.genre == "epci" and self.code == SIREN_SEM
+
+    @property
+    def france(self) -> bool:
+        """True for the whole of France (no territory restriction)."""
+        return self.genre == FRANCE
+
+
+def _hint() -> str:
+    return ("Donnez un SIREN d'EPCI (9 chiffres, ex. 244200770 pour Saint-Étienne Métropole), "
+            "un code INSEE de commune (ex. 42218) ou « france » (--territoire ou "
+            "QPV_GEO_TERRITOIRE).")
+
+
+@functools.lru_cache(maxsize=32)
+def resolve_territoire(code: str) -> Territoire:
+    """The territory of a ``--territoire`` value, or a French :class:`SettingsError`."""
+    from qpv_geo.communes import communes_france
+
+    raw = str(code or "").strip()
+    key = raw.replace(" ", "").upper()
+    if raw.lower() == FRANCE:
+        return Territoire(FRANCE, FRANCE, "France", "France", _Partout())
+    if key == SIREN_SEM:
+        codes = frozenset(c.insee for c in communes_france().by_insee.values()
+                          if c.epci == SIREN_SEM)
+        return Territoire(SIREN_SEM, "epci", NOM_SEM, "SEM", codes)
+    liste = communes_france()
+    if _SIREN.match(key):
+        codes = frozenset(c.insee for c in liste.by_insee.values() if c.epci == key)
+        if not codes:
+            raise SettingsError(f"Territoire « {raw} » : aucun EPCI de ce SIREN dans la liste "
+                                "nationale des communes.", hint=_hint())
+        nom = _epci_names().get(key) or f"EPCI {key}"
+        return Territoire(key, "epci", nom, nom, codes)
+    if _INSEE.match(key):
+        commune = liste.by_insee.get(key)
+        if commune is None:
+            raise SettingsError(f"Territoire « {raw} » : aucune commune de ce code INSEE.",
+                                hint=_hint())
+        current = liste.current(commune)
+        codes = frozenset({current.insee} | {c.insee for c in liste.by_insee.values()
+                                             if c.commune == current.insee})
+        return Territoire(current.insee, "commune", current.nom, current.nom, codes)
+    raise SettingsError(f"Territoire « {raw} » : ni un SIREN d'EPCI, ni un code INSEE, ni "
+                        "« france ».", hint=_hint())
+
+
+@functools.lru_cache(maxsize=1)
+def qpv_france() -> tuple[gpd.GeoDataFrame, object]:
+    """The shipped national QPV layer (simplified copy, sha256 checked) and its LayerInfo."""
+    from qpv_geo.reference import (
+        _clean_geometries,
+        _layer_info,
+        _read_manifest,
+        _verify_checksum,
+        shipped_dir,
+    )
+
+    entry = _read_manifest(shipped_dir())["layers"].get("qpv_france")
+    if entry is None:
+        raise ReferenceDataError("Couche nationale des QPV absente du manifeste.",
+                                 hint="Réinstallez qpv-geo (la couche qpv_france est embarquée).")
+    info = _layer_info("qpv_france", entry, shipped_dir(), "embarquée")
+    _verify_checksum(info)
+    assert info.path is not None
+    with gzip.open(info.path, "rt", encoding="utf-8") as fh:
+        data = json.load(fh)
+    gdf = gpd.GeoDataFrame.from_features(data["features"], crs=4326)
+    for col in ("code_qp", "lib_qp", "insee_com", "lib_com", "siren_epci", "lib_epci"):
+        gdf[col] = gdf[col].astype(object).where(gdf[col].notna(), None)
+    gdf["precision_m"] = pd.to_numeric(gdf["precision_m"], errors="coerce").fillna(
+        info.precision_m or 12.0)
+    # The engine works in Lambert-93: the overseas QPV (97x, 98x) are not served yet.
+    gdf = gdf[~gdf["insee_dep"].astype(str).str[:2].isin(["97", "98"])].reset_index(drop=True)
+    clean = _clean_geometries(gdf, "qpv_france")
+    # The simplification collapsed a few QPV to a point (no area): they cannot be recognised,
+    # and every verdict of a territory holding them says so (see reference_territoire).
+    lost = gdf.loc[~gdf["code_qp"].isin(clean["code_qp"]), ["code_qp", "lib_qp", "insee_com",
+                                                            "siren_epci"]]
+    clean.attrs["perdus"] = lost.to_dict("records")
+    return clean, info
+
+
+@functools.lru_cache(maxsize=1)
+def _epci_names() -> dict[str, str]:
+    gdf, _ = qpv_france()
+    names = {s: n for s, n in zip(gdf["siren_epci"], gdf["lib_epci"], strict=True)
+             if s and n}
+    names[SIREN_SEM] = NOM_SEM
+    return names
+
+
+def _communes_of(insee: str | None) -> list[str]:
+    return [c.strip() for c in str(insee or "").split(",") if c.strip()]
+
+
+def reference_territoire(territoire: Territoire):  # -> Reference
+    """The reference of a territory other than SEM, from the national layer (no outlines)."""
+    from qpv_geo.reference import (
+        COMMUNE_FIELDS,
+        ZONE_FIELDS,
+        LayerInfo,
+        Reference,
+        _empty_zones,
+    )
+
+    gdf, info = qpv_france()
+    cols = [*ZONE_FIELDS, "precision_m", "geometry"]
+    if territoire.france:
+        mine = np.ones(len(gdf), dtype=bool)
+    elif territoire.genre == "epci":
+        mine = (gdf["siren_epci"] == territoire.code).to_numpy()
+    else:
+        mine = np.array([any(c in territoire.communes for c in _communes_of(v))
+                         for v in gdf["insee_com"]], dtype=bool)
+    qpv = gdf.loc[mine, cols].reset_index(drop=True)
+    autres = gdf.loc[~mine, cols].reset_index(drop=True)
+    communes = gpd.GeoDataFrame({f: pd.Series(dtype=object) for f in COMMUNE_FIELDS},
+                                geometry=gpd.GeoSeries([], crs=4326), crs=4326)
+    absent = {name: LayerInfo(name=name, path=None, title=name, source="", millesime="",
+                              licence="", sha256=None, features=0, precision="",
+                              simplified=False, demo=False, origin="absente")
+              for name in ("qva", "communes")}
+    notes = []
+    lost = [q for q in gdf.attrs.get("perdus", [])
+            if territoire.france or q["siren_epci"] == territoire.code
+            or any(c in territoire.communes for c in _communes_of(q["insee_com"]))]
+    if lost:
+        notes.append(f"{len(lost)} QPV réduit(s) à un point dans la copie simplifiée, non "
+                     "reconnu(s) : " + ", ".join(f"{q['code_qp']} « {q['lib_qp']} »"
+                                                 for q in lost)
+                     + " — vérifiez ces quartiers sur le fichier officiel (qpv-geo data update)")
+    if not territoire.france:
+        notes.append(f"territoire {territoire.nom} : contours des communes non installés ; "
+                     "l'appartenance au territoire se lit au code commune de l'adresse "
+                     "géocodée, elle n'est pas vérifiée pour des coordonnées")
+    return Reference(qpv=qpv if len(qpv) else _empty_zones(), qpv_hors_sem=autres,
+                     qva=_empty_zones(), communes=communes, epci_names=dict(_epci_names()),
+                     layers={"qpv": info, **absent}, territoire=territoire,
+                     notes_territoire=notes)
+
+
+def nom_communes(territoire: Territoire) -> dict[str, str]:
+    """INSEE code → commune name, for the territory's communes (all of France for ``france``)."""
+    from qpv_geo.communes import communes_france
+
+    liste = communes_france()
+    return {code: c.nom for code, c in liste.by_insee.items()
+            if territoire.france or code in territoire.communes}
