@@ -856,6 +856,16 @@ def batch(
                                         help="Sans barre de progression ni tableaux.")] = False,
     _sheet: _SheetAlias = None,
     territoire: TerritoireOption = None,
+    moteur: Annotated[str, typer.Option(
+        "--moteur", metavar="<local|dask>", help="local (défaut) ; dask : fichiers nationaux "
+        "CSV ou Parquet (ou dossier de parties) traités en partitions sur un cluster dask, "
+        "sortie en dossier de parties (-o resultat.parquet ou resultat.csv).")] = "local",
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="Avec --moteur dask : adresse d'un ordonnanceur existant "
+        "(tcp://HOTE:8786) ; sinon un cluster local.")] = None,
+    workers: Annotated[int, typer.Option(
+        "--workers", min=1, max=256, help="Avec --moteur dask et un cluster local : nombre de "
+        "processus.")] = 2,
 ) -> None:
     """Valider tous les sites d'un appel à projets : chaque ligne ressort, dans le même ordre,
     avec son verdict (statut, QPV, distance au bord, motifs) ; rien n'est perdu.
@@ -865,6 +875,8 @@ def batch(
     """
     from qpv_geo.batch import validate_file
 
+    if moteur.strip().lower() not in ("local", "dask"):
+        raise typer.BadParameter("choisissez local ou dask.", param_hint="--moteur")
     if sep not in (";", ",", "\t", "tab"):
         raise typer.BadParameter("choisissez « ; » ou « , » (ou tab).", param_hint="--sep")
     settings = get_settings().with_(marge_m=marge, precision_point_m=precision_point,
@@ -875,6 +887,19 @@ def batch(
         ("priorite", col_priorite), ("porteur", col_porteur), ("action", col_action),
         ("precision_point", col_precision_point),
     ) if value is not None}
+    if moteur.strip().lower() == "dask":
+        from qpv_geo.national import validate_national
+
+        national = validate_national(sites, output, settings=settings, scheduler=scheduler,
+                                     workers=workers, mapping_overrides=overrides or None,
+                                     sep="\t" if sep == "tab" else sep, input_sep=None)
+        for status, count in sorted(national.statuts.items()):
+            console.print(f"  {count:>10} × {status}", highlight=False)
+        console.print(f"[green]{national.lignes_lues} lignes lues, {national.lignes_ecrites} "
+                      f"lignes écrites[/] en {national.parties} parties "
+                      f"({national.duree_s:.1f} s)", highlight=False)
+        console.print(f"Écrit : {national.sortie}", highlight=False)
+        return
     result = validate_file(
         sites, output, settings=settings, geocoder_name=geocoder, sheet=feuille or _sheet,
         mapping_overrides=overrides or None, sep="\t" if sep == "tab" else sep,

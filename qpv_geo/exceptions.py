@@ -71,6 +71,11 @@ class OperationCancelled(QpvGeoError):
     """The work was stopped because its requester left (web client disconnected)."""
 
 
+class DaskError(QpvGeoError):
+    """The distributed engine (``--moteur dask``) cannot run: missing packages, unreachable
+    scheduler."""
+
+
 class SettingsError(QpvGeoError, ValueError):
     """An option or a ``QPV_GEO_*`` variable with a value that is not allowed (NaN, negative…)."""
 
@@ -85,6 +90,7 @@ class RegistreError(QpvGeoError):
 
 __all__ = [
     "CoordinateError",
+    "DaskError",
     "DownloadError",
     "GeocoderNotConfigured",
     "GeocoderQueryError",

@@ -1,0 +1,261 @@
+"""National files on Dask: ``qpv-geo batch FICHIER --moteur dask``.
+
+A CSV or Parquet file (or a folder of them, partitioned) too large for one machine's memory is
+read by :mod:`dask.dataframe` in partitions; each partition goes, on a worker, through the SAME
+code as the single-process path (:func:`qpv_geo.batch.validate_sites`: the same engine, the same
+column mapping, the same reasons; geocoding per partition with its cache) and is written as one
+part of a partitioned output (Parquet, or CSV through the single-process CSV writer). Every input
+row comes out once, with its line number (``ligne``: position in the file + 2, as a spreadsheet
+numbers it; the CSV reader skips blank lines, which are not numbered). Memory per worker is
+bounded by the partition size (``blocksize`` for CSV, the row groups for Parquet).
+
+The output folder is written under a temporary name and renamed when every part is complete:
+an interrupted run leaves no half-written result.
+
+Cluster: a local one (``LocalCluster``, ``workers`` processes of one thread) by default, or an
+existing scheduler given by address (``--scheduler tcp://HOST:8786``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from qpv_geo.exceptions import DaskError, InputFileError, QpvGeoError
+from qpv_geo.settings import Settings
+
+#: Output formats of the partitioned result (the output name's suffix).
+FORMATS = (".parquet", ".csv")
+
+
+@dataclass
+class NationalResult:
+    """What a distributed run did: rows, parts, counts by status, duration."""
+
+    lignes_lues: int
+    lignes_ecrites: int
+    parties: int
+    statuts: dict[str, int]
+    duree_s: float
+    sortie: Path
+    synthese: dict[str, Any] = field(default_factory=dict)
+
+
+def _imports() -> Any:
+    try:
+        import dask
+        import dask.dataframe as dd
+        import distributed
+    except ImportError as exc:
+        raise DaskError("Le moteur dask n'est pas installé.",
+                        hint="Installez l'extra national : pip install 'qpv-geo[national]'.") \
+            from exc
+    return dask, dd, distributed
+
+
+def _input_kind(path: Path) -> str:
+    if path.is_dir():
+        if any(path.glob("*.parquet")):
+            return "parquet"
+        if any(path.glob("*.csv")):
+            return "csv"
+        raise InputFileError(f"Dossier {path} : aucun fichier .parquet ni .csv.",
+                             hint="Donnez un fichier CSV ou Parquet, ou un dossier de parties.")
+    if not path.exists():
+        raise InputFileError(f"Fichier introuvable : {path}.", hint="Vérifiez le chemin.")
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    if suffix in (".csv", ".txt", ".tsv"):
+        return "csv"
+    raise InputFileError(f"{path.name} : le moteur dask lit les fichiers CSV ou Parquet.",
+                         hint="Convertissez le fichier, ou utilisez le moteur par défaut "
+                         "(sans --moteur dask) pour XLSX, GeoJSON et GeoPackage.")
+
+
+def _sniff_sep(path: Path) -> str:
+    first = path if path.is_file() else sorted(path.glob("*.csv"))[0]
+    with open(first, encoding="utf-8-sig", errors="replace") as fh:
+        header = fh.readline()
+    return max((";", ",", "\t", "|"), key=header.count)
+
+
+def _read(path: Path, kind: str, *, blocksize: str, sep: str | None) -> Any:
+    _, dd, _ = _imports()
+    try:
+        if kind == "parquet":
+            return dd.read_parquet(str(path))
+        pattern = str(path / "*.csv") if path.is_dir() else str(path)
+        return dd.read_csv(pattern, sep=sep or _sniff_sep(path), dtype=str,
+                           keep_default_na=False, na_filter=False, blocksize=blocksize,
+                           encoding="utf-8-sig")
+    except (OSError, ValueError) as exc:
+        raise InputFileError(f"{path.name} : lecture impossible ({type(exc).__name__}).",
+                             hint="Vérifiez que le fichier est un CSV (UTF-8) ou un Parquet "
+                             "valide.") from exc
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cells as text, as the single-process readers give them (empty for missing)."""
+    out = {}
+    for c in frame.columns:
+        col = frame[c]
+        if col.dtype == object or pd.api.types.is_string_dtype(col):
+            out[str(c)] = col.astype(object).where(col.notna(), "").astype(str).to_numpy(object)
+        else:
+            out[str(c)] = np.where(col.isna(), "", col.astype(str)).astype(object)
+    return pd.DataFrame(out, dtype=object)
+
+
+def _part(frame: pd.DataFrame, offset: int, index: int, folder: str, fmt: str, mapping: Any,
+          settings: Settings, sep: str) -> tuple[int, dict[str, int], float]:
+    """One partition on a worker: judged by validate_sites, written as one part."""
+    import resource
+
+    from qpv_geo.batch import validate_sites
+    from qpv_geo.eligibility import engine_from_settings
+
+    engine = engine_from_settings(settings)  # cached per worker
+    text = _as_text(frame)
+    text.index = pd.Index(np.arange(offset + 2, offset + 2 + len(text), dtype=np.int64),
+                          name="ligne")
+    result = validate_sites(text, mapping, settings=settings, engine=engine)
+    out = result.frame
+    target = Path(folder) / f"partie-{index:05d}{fmt}"
+    if fmt == ".csv":
+        from qpv_geo.batch.writing import _CsvWriter
+
+        writer = _CsvWriter(target, sep)
+        try:
+            writer.write(out)
+        finally:
+            writer.close()
+    else:
+        from qpv_geo.batch.writing import machine_frame
+
+        _parquet_frame(machine_frame(out)).to_parquet(target, index=False)
+    counts = {str(k): int(v) for k, v in out["status"].value_counts().items()}
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return len(out), counts, peak_mb
+
+
+def _parquet_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Object columns as text (None kept), so that every part has the same schema."""
+    out = frame.copy()
+    for c in out.columns:
+        if out[c].dtype == object:
+            out[c] = out[c].map(lambda v: None if v is None or (isinstance(v, float)
+                                                                and np.isnan(v)) else str(v))
+    return out
+
+
+def _client(scheduler: str | None, workers: int, processes: bool) -> tuple[Any, Any]:
+    _, _, distributed = _imports()
+    if scheduler:
+        try:
+            return distributed.Client(scheduler, timeout="20s"), None
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise DaskError(f"Ordonnanceur dask injoignable : {scheduler}.",
+                            hint="Vérifiez l'adresse (ex. tcp://10.0.0.5:8786) et que "
+                            "« dask scheduler » y tourne.") from exc
+    cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
+                                       processes=processes, dashboard_address=None)
+    return distributed.Client(cluster), cluster
+
+
+def validate_national(path: str | Path, output: str | Path, *, settings: Settings | None = None,
+                      scheduler: str | None = None, workers: int = 2, processes: bool = True,
+                      client: Any = None, mapping_overrides: dict[str, str | None] | None = None,
+                      blocksize: str = "32MB", sep: str = ";", input_sep: str | None = None,
+                      ) -> NationalResult:
+    """Validate a CSV/Parquet file on Dask into a partitioned output folder (``.parquet`` or
+    ``.csv`` suffix); see the module docstring."""
+    from qpv_geo.batch.columns import detect_columns
+    from qpv_geo.batch.reading import _check_mapping
+
+    dask, _, _ = _imports()
+    settings = settings or Settings.from_env()
+    src, out = Path(path), Path(output)
+    fmt = out.suffix.lower()
+    if fmt not in FORMATS:
+        raise InputFileError(f"Sortie {out.name} : avec --moteur dask, la sortie est un dossier "
+                             "de parties .parquet ou .csv.",
+                             hint="Nommez-la par exemple resultat.parquet ou resultat.csv.")
+    if out.exists():
+        raise InputFileError(f"La sortie {out} existe déjà.",
+                             hint="Choisissez un autre nom ou supprimez l'ancien résultat.")
+    if not out.parent.is_dir():
+        raise InputFileError(f"Dossier de sortie introuvable : {out.parent}.",
+                             hint="Créez-le ou choisissez un autre chemin.")
+    kind = _input_kind(src)
+    ddf = _read(src, kind, blocksize=blocksize, sep=input_sep)
+    columns = [str(c) for c in ddf.columns]
+    mapping = detect_columns(columns, mapping_overrides)
+    _check_mapping(mapping, columns, src.name, mapping_overrides)
+    # Build the engine once here: a bad territory or reference fails before any work.
+    from qpv_geo.eligibility import engine_from_settings
+
+    engine = engine_from_settings(settings)
+    started = time.perf_counter()
+    own = client is None
+    cluster = None
+    if own:
+        client, cluster = _client(scheduler, workers, processes)
+    tmp = out.with_name(f".{out.name}.partiel-{os.getpid()}")
+    try:
+        tmp.mkdir()
+        lengths = [int(n) for n in client.compute(ddf.map_partitions(len)).result()]
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist()
+        tasks = [dask.delayed(_part)(p, off, i, str(tmp), fmt, mapping, settings, sep)
+                 for i, (p, off) in enumerate(zip(ddf.to_delayed(), offsets, strict=True))]
+        done = client.gather(client.compute(tasks))
+        written = sum(n for n, _, _ in done)
+        statuts: Counter[str] = Counter()
+        for _, counts, _ in done:
+            statuts.update(counts)
+        lues = sum(lengths)
+        if written != lues:
+            raise QpvGeoError(f"{lues} lignes lues mais {written} écrites : résultat abandonné.",
+                              hint="Relancez ; si cela se reproduit, signalez-le.")
+        synthese = {
+            "fichier": src.name, "lignes_lues": lues, "lignes_ecrites": written,
+            "parties": len(done), "statuts": dict(sorted(statuts.items())),
+            "territoire": settings.territoire, "donnees": engine.reference.version,
+            "notes": engine.reference.notes, "moteur": "dask",
+            "memoire_max_travailleur_mo": round(max((m for _, _, m in done), default=0.0), 1),
+        }
+        (tmp / "_synthese.json").write_text(json.dumps(synthese, ensure_ascii=False, indent=2),
+                                            encoding="utf-8")
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if own:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    return NationalResult(lignes_lues=lues, lignes_ecrites=written, parties=len(done),
+                          statuts=dict(statuts), duree_s=time.perf_counter() - started,
+                          sortie=out, synthese=synthese)
+
+
+def read_parts(output: str | Path) -> pd.DataFrame:
+    """A partitioned output read back in line order (tests, small results)."""
+    out = Path(output)
+    if out.suffix.lower() == ".parquet":
+        frames = [pd.read_parquet(p) for p in sorted(out.glob("partie-*.parquet"))]
+    else:
+        frames = [pd.read_csv(p, sep=None, engine="python", dtype=str, keep_default_na=False,
+                              encoding="utf-8-sig")
+                  for p in sorted(out.glob("partie-*.csv"))]
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,102 @@
+"""National files on Dask: the distributed path gives exactly the single-process output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from qpv_geo.batch import read_sites, validate_file, validate_sites  # noqa: E402
+from qpv_geo.batch.columns import detect_columns  # noqa: E402
+from qpv_geo.exceptions import InputFileError  # noqa: E402
+from qpv_geo.national import read_parts, validate_national  # noqa: E402
+from qpv_geo.settings import Settings  # noqa: E402
+
+N = 200_000
+
+
+def _sites(n: int, seed: int = 1) -> pd.DataFrame:
+    """Points across metropolitan France, a few unusable (empty or swapped coordinates)."""
+    rng = np.random.default_rng(seed)
+    lon = np.round(rng.uniform(-4.5, 8.0, n), 6).astype(str)
+    lat = np.round(rng.uniform(42.5, 51.0, n), 6).astype(str)
+    lat[::997] = ""
+    lon[5::1009], lat[5::1009] = lat[5::1009], lon[5::1009]
+    return pd.DataFrame({"nom": [f"site {i}" for i in range(n)], "lat": lat, "lon": lon})
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def france() -> Settings:
+    return Settings.from_env(territoire="france")
+
+
+def test_dask_csv_identical_to_single_process_200k(tmp_path, client, france) -> None:
+    src = tmp_path / "big.csv"
+    _sites(N).to_csv(src, sep=";", index=False)
+    validate_file(src, tmp_path / "single.csv", settings=france, progress=False)
+    res = validate_national(src, tmp_path / "out.csv", settings=france, client=client,
+                            blocksize="2MB")
+    assert res.parties >= 3 and res.lignes_lues == res.lignes_ecrites == N
+    single = pd.read_csv(tmp_path / "single.csv", sep=";", dtype=str, keep_default_na=False,
+                         encoding="utf-8-sig")
+    parts = read_parts(tmp_path / "out.csv")
+    pd.testing.assert_frame_equal(single, parts)
+    assert parts["ligne"].astype(int).tolist() == list(range(2, N + 2))
+    assert {"eligible", "hors_qpv", "non_geocode"} <= set(res.statuts)
+    assert not list(tmp_path.glob(".out.csv.partiel-*"))  # renamed into place when complete
+
+
+def test_dask_parquet_partitioned_identical_to_validate_sites(tmp_path, client, france) -> None:
+    n = 30_000
+    sites = _sites(n, seed=2)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(3):  # a partitioned input: three files
+        sites.iloc[k * n // 3:(k + 1) * n // 3].to_parquet(folder / f"p{k}.parquet")
+    res = validate_national(folder, tmp_path / "out.parquet", settings=france, client=client)
+    got = read_parts(tmp_path / "out.parquet")
+    frame = sites.copy()
+    frame.index = pd.Index(np.arange(2, n + 2), name="ligne")
+    want = validate_sites(frame, detect_columns(list(sites.columns)), settings=france).frame
+    assert res.lignes_ecrites == n and len(got) == n
+    assert got["ligne"].tolist() == want["ligne"].tolist()
+    for col in ("status", "code_qp", "lib_qp", "motifs", "marge_m", "distance_bord_m"):
+        a, b = got[col].to_numpy(), want[col].to_numpy()
+        same = (a == b) | (pd.isna(a) & pd.isna(b))
+        assert same.all(), col
+
+
+def test_dask_sem_default_matches_too(tmp_path, client) -> None:
+    src = tmp_path / "sem.csv"
+    rng = np.random.default_rng(3)
+    pd.DataFrame({"lat": np.round(rng.uniform(45.35, 45.55, 5000), 6).astype(str),
+                  "lon": np.round(rng.uniform(4.25, 4.55, 5000), 6).astype(str)}
+                 ).to_csv(src, sep=";", index=False)
+    settings = Settings.from_env()
+    validate_file(src, tmp_path / "single.csv", settings=settings, progress=False)
+    validate_national(src, tmp_path / "out.csv", settings=settings, client=client,
+                      blocksize="40kB")
+    single = pd.read_csv(tmp_path / "single.csv", sep=";", dtype=str, keep_default_na=False,
+                         encoding="utf-8-sig")
+    pd.testing.assert_frame_equal(single, read_parts(tmp_path / "out.csv"))
+    assert len(read_sites(src)[0]) == 5000
+
+
+def test_dask_refuses_bad_output_and_existing(tmp_path, client, france) -> None:
+    src = tmp_path / "s.csv"
+    _sites(10).to_csv(src, sep=";", index=False)
+    with pytest.raises(InputFileError, match="dossier de parties"):
+        validate_national(src, tmp_path / "out.xlsx", settings=france, client=client)
+    (tmp_path / "deja.csv").mkdir()
+    with pytest.raises(InputFileError, match="existe déjà"):
+        validate_national(src, tmp_path / "deja.csv", settings=france, client=client)
