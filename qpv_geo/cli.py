@@ -479,12 +479,17 @@ def serve(
         help="Adresse d'écoute (127.0.0.1 : ce poste seulement ; 0.0.0.0 : le réseau local).")]
     = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port TCP.", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(
+        help="Processus serveurs (plusieurs cœurs : plus de requêtes par seconde ; chacun "
+        "charge les données, ≈ 300 Mo).", min=1, max=64)] = 1,
 ) -> None:
     """Lancer la page web et l'API JSON des instructeurs (extension « web »).
 
     Exemple : qpv-geo serve --port 8000
     puis ouvrir http://127.0.0.1:8000/ (une adresse) ou http://127.0.0.1:8000/lot (un fichier).
     """
+    import os
+
     from qpv_geo.web import INSTALL_HINT, create_app
 
     try:
@@ -494,11 +499,20 @@ def serve(
     except ImportError as exc:
         raise QpvGeoError("uvicorn n'est pas installé.", hint=INSTALL_HINT) from exc
     _check_port_free(host, port)
-    settings = get_settings().with_(ecoute=host)
+    settings = get_settings()
+    # one folder per port for the results kept between requests, shared by the workers
+    folder = settings.dossier_serveur or str(settings.cache_dir / "web" / f"serveur-{port}")
+    settings = settings.with_(ecoute=host, dossier_serveur=folder)
+    # the workers build their application from the environment: the same settings
+    os.environ.update({"QPV_GEO_ECOUTE": host, "QPV_GEO_DOSSIER_SERVEUR": folder})
+    # built here even for workers: a missing extra or a bad setting is said in French now,
+    # and the form secret exists before the workers start
     application = create_app(settings)
-    console.print(f"qpv-geo : http://{host}:{port}/ (Ctrl+C pour arrêter)", highlight=False)
+    plural = f", {workers} processus" if workers > 1 else ""
+    console.print(f"qpv-geo : http://{host}:{port}/{plural} (Ctrl+C pour arrêter)",
+                  highlight=False)
     # uvicorn's own lines are English: only its warnings and errors are shown
-    run(application, host=host, port=port, delay_s=settings.delai_client_s,
+    run(application, host=host, port=port, delay_s=settings.delai_client_s, workers=workers,
         log_level="warning")
     console.print("Serveur arrêté.")
 

@@ -109,6 +109,13 @@ class Settings:
     #: Territory checked (``--territoire``): an EPCI SIREN (default: Saint-Étienne Métropole),
     #: a commune INSEE code, or ``france`` (see :mod:`qpv_geo.territoire`).
     territoire: str = SIREN_SEM
+    #: Web: folder where the server keeps the /lot results and uploads and the form secret,
+    #: shared by its worker processes; empty: ``<cache_dir>/web/serveur`` (``qpv-geo serve``
+    #: uses one per port).
+    dossier_serveur: str = ""
+    #: Web: secret signing the /lot form tokens (the same for every worker); empty: made once
+    #: and kept in the server folder.
+    secret_formulaires: str = ""
 
     def __post_init__(self) -> None:
         if not _TERRITOIRE.match(str(self.territoire).strip().replace(" ", "")):

@@ -9,62 +9,95 @@ middleware (408), and a stopped server cancels the files still being checked.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 
+class TimedH11Protocol(H11Protocol):
+    """h11 protocol closing connections whose request headers take over ``delay_s``."""
+
+    delay_s: float = 20.0
+    _headers_deadline: asyncio.TimerHandle | None = None
+
+    def _arm(self) -> None:
+        if self._headers_deadline is None:
+            self._headers_deadline = self.loop.call_later(self.delay_s, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._headers_deadline is not None:
+            self._headers_deadline.cancel()
+            self._headers_deadline = None
+
+    def _too_slow(self) -> None:
+        self._headers_deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.cycle is None or self.cycle.response_complete:
+            self._arm()  # the headers of a (next) request are arriving
+        super().data_received(data)
+
+    def handle_events(self) -> None:
+        before = self.cycle
+        super().handle_events()
+        if self.cycle is not before:
+            self._disarm()  # headers complete: the body has its own deadline
+
+
 def timed_protocol(delay_s: float) -> type[H11Protocol]:
     """An h11 protocol class closing connections whose request headers take over
     ``delay_s`` seconds."""
-
-    class TimedH11Protocol(H11Protocol):
-        _headers_deadline: asyncio.TimerHandle | None = None
-
-        def _arm(self) -> None:
-            if self._headers_deadline is None:
-                self._headers_deadline = self.loop.call_later(delay_s, self._too_slow)
-
-        def _disarm(self) -> None:
-            if self._headers_deadline is not None:
-                self._headers_deadline.cancel()
-                self._headers_deadline = None
-
-        def _too_slow(self) -> None:
-            self._headers_deadline = None
-            if not self.transport.is_closing():
-                self.transport.close()
-
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._arm()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
-
-        def data_received(self, data: bytes) -> None:
-            if self.cycle is None or self.cycle.response_complete:
-                self._arm()  # the headers of a (next) request are arriving
-            super().data_received(data)
-
-        def handle_events(self) -> None:
-            before = self.cycle
-            super().handle_events()
-            if self.cycle is not before:
-                self._disarm()  # headers complete: the body has its own deadline
-
-    return TimedH11Protocol
+    return type("TimedH11Protocol", (TimedH11Protocol,), {"delay_s": float(delay_s)})
 
 
-def run(app: Any, *, host: str, port: int, delay_s: float, **kwargs: Any) -> None:
+@functools.lru_cache(maxsize=1)
+def _delay_from_env() -> float:
+    from qpv_geo.settings import Settings
+
+    return Settings.from_env().delai_client_s
+
+
+class EnvTimedH11Protocol(TimedH11Protocol):
+    """The protocol of worker processes (uvicorn imports it by name in each worker): the
+    delay from ``QPV_GEO_DELAI_CLIENT_S``, as the parent's settings."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.delay_s = _delay_from_env()
+
+
+#: The application factory the workers import (it reads its settings from QPV_GEO_*).
+APP_FACTORY = "qpv_geo.web.app:create_app"
+
+
+def run(app: Any, *, host: str, port: int, delay_s: float, workers: int = 1,
+        **kwargs: Any) -> None:
     """``uvicorn.run`` with the deadlines: headers and idle connections ``delay_s``,
-    graceful shutdown at most 10 s (then running work is cancelled)."""
+    graceful shutdown at most 10 s (then running work is cancelled).
+
+    With ``workers`` > 1, ``app`` is ignored: each worker process builds its own from
+    :data:`APP_FACTORY` and the ``QPV_GEO_*`` environment (the caller puts its settings
+    there); they share results and the form secret through the server folder."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, http=timed_protocol(delay_s),
-                timeout_keep_alive=max(1, int(delay_s)), timeout_graceful_shutdown=10,
-                **kwargs)
+    common = {"host": host, "port": port, "timeout_keep_alive": max(1, int(delay_s)),
+              "timeout_graceful_shutdown": 10, **kwargs}
+    if workers > 1:
+        uvicorn.run(APP_FACTORY, factory=True, workers=workers,
+                    http=f"{__name__}:EnvTimedH11Protocol", **common)
+    else:
+        uvicorn.run(app, http=timed_protocol(delay_s), **common)
 
 
-__all__ = ["run", "timed_protocol"]
+__all__ = ["APP_FACTORY", "EnvTimedH11Protocol", "TimedH11Protocol", "run", "timed_protocol"]

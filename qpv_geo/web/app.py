@@ -59,6 +59,7 @@ from qpv_geo.web._present import (
     verdict_rows,
     verdict_text,
 )
+from qpv_geo.web._store import StoreUnavailable, shared_secret
 from qpv_geo.web.lot import ROLE_LABELS, STATUS_WORDS, LotColumnsError, validate_upload
 from qpv_geo.web.schemas import (
     MAX_ADRESSE,
@@ -108,7 +109,8 @@ _UPLOAD_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx")
 def status_for(exc: QpvGeoError) -> int:
     """HTTP status of a user-facing error: 503 for services or data the server lacks."""
     if isinstance(exc, (GeocoderUnavailable, GeocoderNotConfigured, GeocoderRateLimited,
-                        ReferenceDataError, DownloadError, _ServiceUnavailable)):
+                        ReferenceDataError, DownloadError, _ServiceUnavailable,
+                        StoreUnavailable)):
         return 503
     if isinstance(exc, InputTooLargeError):
         return 413
@@ -263,7 +265,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(_OriginGuard, allowed=settings.origines_autorisees,
                        render=render_refused)
     app.add_middleware(_SecurityHeaders)
-    tokens = FormTokens()
+    tokens = FormTokens(secret=shared_secret(services.folder, settings.secret_formulaires))
 
     @app.exception_handler(QpvGeoError)
     async def _user_error(request: Request, exc: QpvGeoError) -> Response:

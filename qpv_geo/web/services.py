@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import logging
 import math
-import secrets
 import threading
-import time
-from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +26,7 @@ from qpv_geo.web._present import (
     now_paris,
     verdict_payload,
 )
+from qpv_geo.web._store import DiskStore
 from qpv_geo.web.schemas import (
     MAX_ADRESSE,
     Lieu,
@@ -81,44 +80,11 @@ class _PerimeterIndex:
         return [self.features[i] for i in sel]
 
 
-class _ResultStore:
-    """Validated files of /lot, kept in memory a short while for the download link."""
-
-    def __init__(self, *, ttl_s: float = 3600.0, max_entries: int = 16) -> None:
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self._items: OrderedDict[str, tuple[float, list[tuple[str, bytes, str]]]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def retention_text(self) -> str:
-        """How long a result stays, as the page and the expiry message say it."""
-        hours = self.ttl_s / 3600
-        span = "une heure" if hours == 1 else (
-            f"{hours:g} heures".replace(".", ",") if hours >= 1 else f"{self.ttl_s / 60:g} min")
-        return (f"conservé {span} en mémoire, et seulement les {self.max_entries} derniers "
-                "fichiers vérifiés sur ce serveur")
-
-    def put(self, files: list[tuple[str, bytes, str]]) -> str:
-        token = secrets.token_urlsafe(18)
-        with self._lock:
-            self._purge()
-            self._items[token] = (time.monotonic(), files)
-            while len(self._items) > self.max_entries:
-                self._items.popitem(last=False)
-        return token
-
-    def get(self, token: str, index: int) -> tuple[str, bytes, str] | None:
-        with self._lock:
-            self._purge()
-            entry = self._items.get(token)
-        if entry is None or not 0 <= index < len(entry[1]):
-            return None
-        return entry[1][index]
-
-    def _purge(self) -> None:
-        limit = time.monotonic() - self.ttl_s
-        for token in [t for t, (at, _) in self._items.items() if at < limit]:
-            del self._items[token]
+def server_folder(settings: Settings) -> Path:
+    """Where this server keeps results, uploads and the form secret:
+    ``Settings.dossier_serveur``, else ``<cache_dir>/web/serveur``."""
+    configured = str(settings.dossier_serveur or "").strip()
+    return Path(configured).expanduser() if configured else settings.cache_dir / "web" / "serveur"
 
 
 class Services:
@@ -129,9 +95,11 @@ class Services:
         self._lock = threading.Lock()
         self._geocoder: Any = None
         self._index: tuple[int, _PerimeterIndex] | None = None
-        self.results = _ResultStore()
+        #: The folder shared by the worker processes of this server (see :mod:`._store`).
+        self.folder = server_folder(settings)
+        self.results = DiskStore(self.folder / "resultats")
         #: Files uploaded on /lot, kept as long as their results to re-run with other columns.
-        self.sources = _ResultStore()
+        self.sources = DiskStore(self.folder / "sources")
 
     def engine(self) -> Engine:
         with self._lock:
