@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 OUT    ?= out/demo
 
 .PHONY: demo test install install-dev system-deps bench-deps lint bench bench-geocoding bench-batch \
-        bench-maps bench-web bench-verdicts bench-registre clean notebook img-rapport img-verdict
+        bench-maps bench-web bench-verdicts bench-registre bench-national clean notebook img-rapport img-verdict
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,11 @@ bench-geocoding: install-dev bench-deps
 
 bench-batch: install
 	$(PY) benchmarks/bench_batch.py
+
+# National file on Dask (1 and 2 local workers) vs the single-process path: make bench-national N=1000000
+N ?= 10000000
+bench-national: install-dev
+	$(PY) benchmarks/bench_national.py --rows $(N)
 
 bench-maps: install-dev system-deps
 	$(PY) benchmarks/bench_maps.py

@@ -64,6 +64,16 @@ def get_settings() -> Settings:
     return Settings.from_env()
 
 
+def moteur_batch(value: str) -> str:
+    """``--moteur`` value: ``local`` or ``dask``, any case."""
+    from qpv_geo.cli_fr import FrenchBadParameter
+
+    name = str(value).strip().lower()
+    if name not in ("local", "dask"):
+        raise FrenchBadParameter(f"« {value} » : choisissez local ou dask.")
+    return name
+
+
 def geocodeur(value: str) -> str:
     """``--geocoder`` value: one of :data:`~qpv_geo.settings.GEOCODERS`, any case."""
     from qpv_geo.cli_fr import FrenchBadParameter
@@ -871,8 +881,9 @@ def batch(
     _sheet: _SheetAlias = None,
     territoire: TerritoireOption = None,
     moteur: Annotated[str, typer.Option(
-        "--moteur", metavar="<local|dask>", help="local (défaut) ; dask : fichiers nationaux "
-        "CSV ou Parquet (ou dossier de parties) traités en partitions sur un cluster dask, "
+        "--moteur", parser=moteur_batch, metavar="<local|dask>",
+        help="local (défaut) ; dask : fichiers nationaux CSV ou Parquet (ou dossier de "
+        "parties) traités en partitions sur un cluster dask, "
         "sortie en dossier de parties (-o resultat.parquet ou resultat.csv).")] = "local",
     scheduler: Annotated[str | None, typer.Option(
         "--scheduler", help="Avec --moteur dask : adresse d'un ordonnanceur existant "
@@ -889,8 +900,6 @@ def batch(
     """
     from qpv_geo.batch import validate_file
 
-    if moteur.strip().lower() not in ("local", "dask"):
-        raise typer.BadParameter("choisissez local ou dask.", param_hint="--moteur")
     if sep not in (";", ",", "\t", "tab"):
         raise typer.BadParameter("choisissez « ; » ou « , » (ou tab).", param_hint="--sep")
     settings = get_settings().with_(marge_m=marge, precision_point_m=precision_point,
@@ -901,14 +910,16 @@ def batch(
         ("priorite", col_priorite), ("porteur", col_porteur), ("action", col_action),
         ("precision_point", col_precision_point),
     ) if value is not None}
-    if moteur.strip().lower() == "dask":
+    if moteur == "dask":
         from qpv_geo.national import validate_national
 
         national = validate_national(sites, output, settings=settings, scheduler=scheduler,
                                      workers=workers, mapping_overrides=overrides or None,
                                      sep="\t" if sep == "tab" else sep, input_sep=None)
+        from qpv_geo._verdicts import _SHORT
+
         for status, count in sorted(national.statuts.items()):
-            console.print(f"  {count:>10} × {status}", highlight=False)
+            console.print(f"  {count:>10} × {_SHORT.get(status, status)}", highlight=False)
         console.print(f"[green]{national.lignes_lues} lignes lues, {national.lignes_ecrites} "
                       f"lignes écrites[/] en {national.parties} parties "
                       f"({national.duree_s:.1f} s)", highlight=False)

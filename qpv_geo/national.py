@@ -119,8 +119,6 @@ def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
 def _part(frame: pd.DataFrame, offset: int, index: int, folder: str, fmt: str, mapping: Any,
           settings: Settings, sep: str) -> tuple[int, dict[str, int], float]:
     """One partition on a worker: judged by validate_sites, written as one part."""
-    import resource
-
     from qpv_geo.batch import validate_sites
     from qpv_geo.eligibility import engine_from_settings
 
@@ -144,8 +142,21 @@ def _part(frame: pd.DataFrame, offset: int, index: int, folder: str, fmt: str, m
 
         _parquet_frame(machine_frame(out)).to_parquet(target, index=False)
     counts = {str(k): int(v) for k, v in out["status"].value_counts().items()}
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return len(out), counts, peak_mb
+    return len(out), counts, _peak_mb()
+
+
+def _peak_mb() -> float:
+    """Peak resident memory (MB) of this process: ``VmHWM`` (Linux), else ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _parquet_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -175,7 +186,7 @@ def _client(scheduler: str | None, workers: int, processes: bool) -> tuple[Any, 
 def validate_national(path: str | Path, output: str | Path, *, settings: Settings | None = None,
                       scheduler: str | None = None, workers: int = 2, processes: bool = True,
                       client: Any = None, mapping_overrides: dict[str, str | None] | None = None,
-                      blocksize: str = "32MB", sep: str = ";", input_sep: str | None = None,
+                      blocksize: str = "8MB", sep: str = ";", input_sep: str | None = None,
                       ) -> NationalResult:
     """Validate a CSV/Parquet file on Dask into a partitioned output folder (``.parquet`` or
     ``.csv`` suffix); see the module docstring."""

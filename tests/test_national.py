@@ -100,3 +100,20 @@ def test_dask_refuses_bad_output_and_existing(tmp_path, client, france) -> None:
     (tmp_path / "deja.csv").mkdir()
     with pytest.raises(InputFileError, match="existe déjà"):
         validate_national(src, tmp_path / "deja.csv", settings=france, client=client)
+
+
+def test_cli_moteur_dask_errors_are_french(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from qpv_geo.cli import app
+
+    src = tmp_path / "s.csv"
+    _sites(10).to_csv(src, sep=";", index=False)
+    runner = CliRunner()
+    res = runner.invoke(app, ["batch", str(src), "-o", str(tmp_path / "r.xlsx"), "--moteur",
+                              "dask", "--territoire", "france"])
+    assert res.exit_code == 2 and "dossier de parties" in res.output
+    res = runner.invoke(app, ["batch", str(src), "-o", str(tmp_path / "r.csv"), "--moteur",
+                              "spark"])
+    assert res.exit_code == 2 and "local ou dask" in res.output
+    assert "Traceback" not in res.output
