@@ -124,6 +124,21 @@ async def app(scope, receive, send):
 '''
 
 
+def _rss_mb(pid: int) -> list[float]:
+    """Resident memory (MB) of a server and of its worker processes (Linux /proc)."""
+    out = []
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    for p in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    out.append(int(line.split()[1]) / 1024)
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -131,9 +146,11 @@ def free_port() -> int:
 
 
 def start_server(target: str, port: int, *, factory: bool, app_dir: Path | None = None,
-                 workers: int = 1) -> subprocess.Popen:
+                 workers: int = 1, http: str | None = None) -> subprocess.Popen:
     cmd = [PY, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
            "--log-level", "warning", "--no-access-log"]
+    if http:
+        cmd += ["--http", http]
     if workers > 1:
         cmd += ["--workers", str(workers)]
     if factory:
@@ -220,8 +237,10 @@ def run(args: argparse.Namespace) -> dict:
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "hello_asgi.py").write_text(HELLO_APP, encoding="utf-8")
     app_port, hello_port = free_port(), free_port()
+    # the app as qpv-geo serve runs it: its protocol (slow-client deadline, TCP_NODELAY)
     servers = [start_server("qpv_geo.web.app:create_app", app_port, factory=True,
-                            workers=args.workers),
+                            workers=args.workers,
+                            http="qpv_geo.web._server:EnvTimedH11Protocol"),
                start_server("hello_asgi:app", hello_port, factory=False, app_dir=tmp)]
     try:
         wait_ready(app_port, "/api/v1/donnees")
@@ -245,6 +264,7 @@ def run(args: argparse.Namespace) -> dict:
             else:
                 workloads.append(("verdict adresse", app_port, [
                     "/api/v1/verdict?adresse=" + urllib.parse.quote(a) for a in addresses]))
+        rss_mb = _rss_mb(servers[0].pid)
         results: dict[str, dict] = {}
         for conc in args.levels:
             for name, port, paths in workloads:
@@ -268,7 +288,7 @@ def run(args: argparse.Namespace) -> dict:
                 s.wait(10)
             except subprocess.TimeoutExpired:
                 s.kill()
-    return {"results": results, "skipped": skipped}
+    return {"results": results, "skipped": skipped, "rss_mb": rss_mb}
 
 
 def report(outcome: dict, args: argparse.Namespace) -> None:
@@ -291,6 +311,9 @@ def report(outcome: dict, args: argparse.Namespace) -> None:
                   f"{rb:>12.1f}")
     for name, why in outcome["skipped"].items():
         print(f"{name:<18} non mesuré : {why}")
+    if outcome.get("rss_mb"):
+        print("Mémoire résidente des processus qpv-geo (Mo, superviseur puis processus) : "
+              + ", ".join(f"{m:.0f}" for m in outcome["rss_mb"]))
     for conc, res in outcome["results"].items():
         coords = res.get("verdict lat/lon")
         if not coords:
