@@ -27,23 +27,65 @@ def _no_delay(transport: Any) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+class _Sweeper:
+    """One timer per event loop closing the connections whose request headers are late
+    (a timer per request cost ≈ 5 % of the throughput of a cheap route)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.waiting: set[TimedH11Protocol] = set()
+        self.handle: asyncio.TimerHandle | None = None
+
+    def add(self, proto: TimedH11Protocol) -> None:
+        self.waiting.add(proto)
+        if self.handle is None:
+            self.handle = self.loop.call_later(self._period(proto.delay_s), self.sweep)
+
+    @staticmethod
+    def _period(delay_s: float) -> float:
+        return max(0.05, min(1.0, delay_s / 4))
+
+    def sweep(self) -> None:
+        self.handle = None
+        now = self.loop.time()
+        for proto in list(self.waiting):
+            since = proto._headers_since
+            if since is None:
+                self.waiting.discard(proto)
+            elif now - since >= proto.delay_s:
+                self.waiting.discard(proto)
+                proto._too_slow()
+        if self.waiting:
+            shortest = min(p.delay_s for p in self.waiting)
+            self.handle = self.loop.call_later(self._period(shortest), self.sweep)
+
+
+_SWEEPERS: dict[asyncio.AbstractEventLoop, _Sweeper] = {}
+
+
 class TimedH11Protocol(H11Protocol):
-    """h11 protocol closing connections whose request headers take over ``delay_s``."""
+    """h11 protocol closing connections whose request headers take over ``delay_s``
+    (checked by one :class:`_Sweeper` per loop, at most ``delay_s / 4`` late, ≤ 1 s)."""
 
     delay_s: float = 20.0
-    _headers_deadline: asyncio.TimerHandle | None = None
+    #: Loop time the headers of the current request began to be awaited (None: not waiting).
+    _headers_since: float | None = None
 
     def _arm(self) -> None:
-        if self._headers_deadline is None:
-            self._headers_deadline = self.loop.call_later(self.delay_s, self._too_slow)
+        if self._headers_since is None:
+            self._headers_since = self.loop.time()
+            sweeper = _SWEEPERS.get(self.loop)
+            if sweeper is None:
+                for old in [lp for lp in _SWEEPERS if lp.is_closed()]:
+                    del _SWEEPERS[old]
+                sweeper = _SWEEPERS[self.loop] = _Sweeper(self.loop)
+            sweeper.add(self)
 
     def _disarm(self) -> None:
-        if self._headers_deadline is not None:
-            self._headers_deadline.cancel()
-            self._headers_deadline = None
+        self._headers_since = None  # the sweeper forgets it on its next pass
 
     def _too_slow(self) -> None:
-        self._headers_deadline = None
+        self._headers_since = None
         if not self.transport.is_closing():
             self.transport.close()
 
