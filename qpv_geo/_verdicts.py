@@ -293,6 +293,8 @@ def status_labels(nom: str = "Saint-Étienne Métropole") -> dict[str, str]:
     """:data:`STATUS_LABELS` for a territory's name."""
     if nom == "Saint-Étienne Métropole":
         return dict(STATUS_LABELS)
+    if nom == "France":  # no call for projects nationally: membership only
+        return {**STATUS_LABELS, "eligible": "Dans un QPV 2024"}
     return {**STATUS_LABELS, "eligible": f"Éligible — dans un QPV de {nom}",
             "hors_territoire": f"Non éligible — hors territoire de {nom}"}
 

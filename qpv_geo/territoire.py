@@ -190,7 +190,7 @@ def reference_territoire(territoire: Territoire):  # -> Reference
         notes.append(f"{len(lost)} QPV réduit(s) à un point dans la copie simplifiée, non "
                      "reconnu(s) : " + ", ".join(f"{q['code_qp']} « {q['lib_qp']} »"
                                                  for q in lost)
-                     + " — vérifiez ces quartiers sur le fichier officiel (qpv-geo data update)")
+                     + " — vérifiez ces quartiers sur le fichier officiel de l'ANCT (data.gouv.fr)")
     if not territoire.france:
         notes.append(f"territoire {territoire.nom} : contours des communes non installés ; "
                      "l'appartenance au territoire se lit au code commune de l'adresse "

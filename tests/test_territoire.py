@@ -82,6 +82,7 @@ def test_check_territoire_france_cli(national) -> None:
     out = json.loads(res.stdout)
     assert out["status"] == "eligible" and out["code_qp"] == "QN07519M"
     assert out["lib_qp"] == row["lib_qp"] and out["territoire"] == "France"
+    assert out["statut_libelle"] == "Dans un QPV 2024"
 
 
 def test_epci_territory_and_other_qpv(national) -> None:
