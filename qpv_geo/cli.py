@@ -787,11 +787,18 @@ def _print_mapping(mapping: Any, columns: list[str]) -> None:
         err_console.print("Conservées telles quelles : " + ", ".join(others), highlight=False)
 
 
-def _print_batch_summary(summary: dict[str, Any]) -> None:
+def _print_batch_summary(summary: dict[str, Any], territoire: str | None = None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from qpv_geo.eligibility import STATUS_LABELS
+    from qpv_geo._verdicts import status_labels
+    from qpv_geo.settings import SIREN_SEM
+
+    STATUS_LABELS = status_labels()
+    if territoire and territoire != SIREN_SEM:
+        from qpv_geo.territoire import resolve_territoire
+
+        STATUS_LABELS = status_labels(resolve_territoire(territoire).nom)
 
     table = Table(title="Synthèse par statut", title_justify="left")
     table.add_column("statut")
@@ -932,7 +939,7 @@ def batch(
         on_mapping=None if quiet else _print_mapping)
     summary = result.summary
     if not quiet:
-        _print_batch_summary(summary)
+        _print_batch_summary(summary, settings.territoire)
     lues, ecrites = summary["lignes_lues"], summary.get("lignes_ecrites", 0)
     style = "green" if lues == ecrites else "bold red"
     extra = (f" ({summary['lignes_vides_ignorees']} lignes vides ignorées)"

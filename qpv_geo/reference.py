@@ -339,7 +339,9 @@ class Reference:
             notes.append(f"périmètres QPV importés ({info.source}) : non vérifiés comme fichier "
                          "officiel de l'ANCT")
         if len(self.qva) == 0:
-            notes.append("QVA : aucun périmètre importé (liste seulement)")
+            notes.append("QVA : aucun périmètre importé (liste seulement)"
+                         if self.territoire is None else "QVA : aucun périmètre installé pour "
+                         "ce territoire")
         return notes + list(self.notes_territoire)
 
     @cached_property

@@ -133,3 +133,19 @@ def test_sem_default_keeps_its_exact_reference(engine) -> None:
     v = default.judge_point(lon=4.3871, lat=45.4605)
     assert "territoire" not in v.to_dict()
     assert np.isfinite(len(default.zones))
+
+
+def test_batch_territoire_labels_and_rows(tmp_path, national) -> None:
+    lyon_qpv = national[national["siren_epci"] == LYON].iloc[0]
+    lon, lat, _ = _interior(lyon_qpv.geometry)
+    sem_lon, sem_lat, _ = _interior(national[national["code_qp"] == "QN04213M"].iloc[0].geometry)
+    src = tmp_path / "sites.csv"
+    src.write_text(f"nom;lat;lon\nA;{lat};{lon}\nB;{sem_lat};{sem_lon}\n", encoding="utf-8")
+    res = runner.invoke(app, ["batch", str(src), "-o", str(tmp_path / "r.csv"),
+                              "--territoire", LYON])
+    assert res.exit_code == 0, res.output
+    assert "Éligible — dans un QPV de Métropole de Lyon" in res.output.replace("\n", " ")
+    out = (tmp_path / "r.csv").read_text(encoding="utf-8-sig")
+    assert lyon_qpv["code_qp"] in out and "QN04213M" in out and "hors Métropole de Lyon" in out
+    summary = (tmp_path / "r-synthese.json").read_text(encoding="utf-8")
+    assert "QVA : aucun périmètre installé pour ce territoire" in summary
