@@ -337,7 +337,6 @@ def _legend_parts(rayon_m: float) -> list[tuple[str, str, str | None, str]]:
 def coverage_by_priority_figure(coverage: Coverage) -> Any:
     """Bar chart: per priority (grouped by the call's axes), the number of QPV with an action
     inside, served only within the radius, with no action."""
-    from matplotlib.patches import Patch
 
     from qpv_geo.coverage import axes_of_call
 
@@ -377,18 +376,23 @@ def coverage_by_priority_figure(coverage: Coverage) -> Any:
     ax.set_xlabel(f"Nombre de QPV de SEM (sur {total})", fontsize=8.5)
     ax.tick_params(axis="x", labelsize=8)
     ax.set_title("Couverture des QPV par priorité de l'appel", fontsize=10, loc="left")
-    fig.legend(handles=[Patch(facecolor=c, edgecolor=e, hatch=h, label=lbl)
-                        for c, e, h, lbl in _legend_parts(coverage.rayon_m)],
-               loc="lower center", ncol=3, fontsize=8, frameon=False,
-               bbox_to_anchor=(0.5, -0.04))
+    _coverage_legend(fig, coverage.rayon_m, -0.04)
     return fig
+
+
+def _coverage_legend(fig: Any, rayon_m: float, y: float) -> None:
+    """The legend of both coverage charts (inside / quartier vécu only / gap), under the axes."""
+    from matplotlib.patches import Patch
+
+    fig.legend(handles=[Patch(facecolor=c, edgecolor=e, hatch=h, label=lbl)
+                        for c, e, h, lbl in _legend_parts(rayon_m)],
+               loc="lower center", ncol=3, fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, y))
 
 
 def coverage_by_qpv_figure(coverage: Coverage) -> Any:
     """Bar chart: per QPV, the number of the call's priorities with an action inside, served
     only within the radius, with no action (QPV with the fewest priorities inside first)."""
-    from matplotlib.patches import Patch
-
     q = coverage.par_qpv.sort_values(["priorites_dans", "priorites_proximite", "lib_qp"],
                                      ascending=[True, True, True], kind="stable")
     n = len(q)
@@ -405,10 +409,7 @@ def coverage_by_qpv_figure(coverage: Coverage) -> Any:
     ax.set_xlabel(f"Nombre de priorités de l'appel (sur {total})", fontsize=8.5)
     ax.tick_params(axis="x", labelsize=8)
     ax.set_title("Priorités de l'appel couvertes, par QPV", fontsize=10, loc="left")
-    fig.legend(handles=[Patch(facecolor=c, edgecolor=e, hatch=h, label=lbl)
-                        for c, e, h, lbl in _legend_parts(coverage.rayon_m)],
-               loc="lower center", ncol=3, fontsize=8, frameon=False,
-               bbox_to_anchor=(0.5, -0.03))
+    _coverage_legend(fig, coverage.rayon_m, -0.03)
     return fig
 
 
