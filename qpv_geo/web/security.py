@@ -115,7 +115,6 @@ class _BodyLimit:
             await response(scope, receive, send)
             return
         received = 0
-        started = False
 
         async def limited_receive() -> dict:
             nonlocal received
@@ -126,18 +125,8 @@ class _BodyLimit:
                     raise _TooLarge(limit, upload, self.upload_shown)
             return message
 
-        async def tracking_send(message: dict) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge as exc:
-            if started:
-                raise
-            await self.render(scope["path"], exc)(scope, receive, send)
+        await _answer_refusal(self.app, scope, receive, limited_receive, send, self.render,
+                              _TooLarge)
 
 
 class _Refused(StarletteHTTPException):
@@ -282,7 +271,6 @@ class _SlowBody:
             await self.app(scope, receive, send)
             return
         complete = False
-        started = False
 
         async def timed_receive() -> dict:
             nonlocal complete
@@ -297,18 +285,30 @@ class _SlowBody:
                 complete = True
             return message
 
-        async def tracking_send(message: dict) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+        await _answer_refusal(self.app, scope, receive, timed_receive, send, self.render,
+                              _Refused, only=lambda exc: exc.status_code == 408)
 
-        try:
-            await self.app(scope, timed_receive, tracking_send)
-        except _Refused as exc:
-            if started or exc.status_code != 408:
-                raise
-            await self.render(scope["path"], exc)(scope, receive, send)
+
+async def _answer_refusal(app: Any, scope: dict, receive: Any, wrapped_receive: Any, send: Any,
+                          render: Any, refusal: type[Exception], *,
+                          only: Any = None) -> None:
+    """Run *app* with *wrapped_receive*; when it raises *refusal* (and ``only(exc)`` holds)
+    before any response has started, answer with ``render(path, exc)`` instead. A refusal
+    raised after the response started cannot be answered: it propagates."""
+    started = False
+
+    async def tracking_send(message: dict) -> None:
+        nonlocal started
+        if message["type"] == "http.response.start":
+            started = True
+        await send(message)
+
+    try:
+        await app(scope, wrapped_receive, tracking_send)
+    except refusal as exc:
+        if started or (only is not None and not only(exc)):
+            raise
+        await render(scope["path"], exc)(scope, receive, send)
 
 
 __all__ = ["CSP", "FormTokens", "from_browser", "token_refused"]
