@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import pyproj
 import shapely
 
+from qpv_geo import _coordonnees
 from qpv_geo._geometrie import K_AUTRE as _K_AUTRE
 from qpv_geo._geometrie import K_QPV as _K_QPV
 from qpv_geo._geometrie import K_QVA as _K_QVA
@@ -44,6 +44,8 @@ from qpv_geo._geometrie import best as _best
 from qpv_geo._geometrie import build_parts as _build_parts
 from qpv_geo._geometrie import signed_distance as _signed_distance
 from qpv_geo._geometrie import signed_distance_few as _signed_distance_few
+from qpv_geo._grille import Grille as _Grille
+from qpv_geo._grille import build_grid, grid_candidates
 from qpv_geo._verdicts import (
     _BAD_REASONS,
     _T_IN,
@@ -83,19 +85,9 @@ VERDICT_COLUMNS = (
     "motifs", "donnees", "lon", "lat", "x_l93", "y_l93",
 )
 
-# Metropolitan France (with Corsica), generous.
-_FR_LON = (-5.6, 9.9)
-_FR_LAT = (41.2, 51.2)
-_L93_X = (50_000.0, 1_300_000.0)
-_L93_Y = (6_000_000.0, 7_200_000.0)
-
-_TO_L93 = pyproj.Transformer.from_crs(4326, 2154, always_xy=True)
-_TO_WGS = pyproj.Transformer.from_crs(2154, 4326, always_xy=True)
-
 _FEW_PAIRS = 64  # up to this many pairs, one pass over all their segments
 _GRID_MIN_POINTS = 512  # below this, candidates come from part bounding boxes (no grid build)
 _MANY_PARTS = 256  # beyond this many parts (national layer), candidates come from a tree
-_FINE = 4  # cells on a commune edge are split into _FINE × _FINE sub-cells
 
 
 @dataclass(frozen=True)
@@ -144,22 +136,6 @@ class Verdict:
         if geo:
             d.update(geo)
         return d
-
-
-@dataclass
-class _Grid:
-    """Regular grid over the study area: per cell, the candidate parts and the commune."""
-
-    x0: float
-    y0: float
-    size: float
-    nx: int
-    ny: int
-    cand_start: np.ndarray  # (ncells+1,) offsets
-    cand: np.ndarray  # part indices
-    commune: np.ndarray  # (ncells,) int32: commune index, -1 unknown, -2 clearly outside
-    fine_of: np.ndarray  # (ncells,) int32: row in ``fine`` for unknown cells, -1
-    fine: np.ndarray  # (nfine, _FINE, _FINE) int32: the same codes on 1/_FINE sub-cells
 
 
 @dataclass
@@ -276,7 +252,7 @@ class Engine:
             xmin, ymin = min(xmin, pb[:, 0].min()), min(ymin, pb[:, 1].min())
             xmax, ymax = max(xmax, pb[:, 2].max()), max(ymax, pb[:, 3].max())
         self._core = (xmin, ymin, xmax, ymax)
-        self._grid: _Grid | None = None
+        self._grid: _Grille | None = None
         self._box_tree: shapely.STRtree | None = None
         #: Skip the (point, part) pairs that cannot be the nearest QPV (see _pair_distances).
         self._prune_nearest = True
@@ -294,87 +270,26 @@ class Engine:
     @staticmethod
     def lonlat_to_l93(lon: Any, lat: Any) -> tuple[np.ndarray, np.ndarray]:
         """WGS84 lon/lat → Lambert-93 x/y (arrays)."""
-        return _TO_L93.transform(np.asarray(lon, float), np.asarray(lat, float))
+        return _coordonnees.lonlat_to_l93(lon, lat)
 
     @staticmethod
     def l93_to_lonlat(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         """Lambert-93 x/y → WGS84 lon/lat (arrays)."""
-        return _TO_WGS.transform(np.asarray(x, float), np.asarray(y, float))
+        return _coordonnees.l93_to_lonlat(x, y)
 
     @staticmethod
     def check_lonlat(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         """Reason code (0 = usable) for each lon/lat pair; see the module's reasons."""
-        lon = np.asarray(lon, float)
-        lat = np.asarray(lat, float)
-        bad = np.zeros(lon.shape, dtype=np.int8)
-        missing = np.isnan(lon) | np.isnan(lat)  # infinities are "impossible", not missing
-        impossible = ~missing & ((np.abs(lat) > 90) | (np.abs(lon) > 180))
-        looks_l93 = impossible & _between(lon, _L93_X) & _between(lat, _L93_Y)
-        in_fr = _between(lon, _FR_LON) & _between(lat, _FR_LAT)
-        swapped = ~missing & ~impossible & ~in_fr & _between(lat, _FR_LON) & _between(lon, _FR_LAT)
-        outside = ~missing & ~impossible & ~in_fr & ~swapped
-        bad[outside] = 5
-        bad[swapped] = 4
-        bad[impossible] = 2
-        bad[looks_l93] = 3
-        bad[missing] = 1
-        return bad
+        return _coordonnees.check_lonlat(lon, lat)
 
     @staticmethod
     def check_xy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Reason code (0 = usable) for each Lambert-93 x/y pair."""
-        x = np.asarray(x, float)
-        y = np.asarray(y, float)
-        bad = np.zeros(x.shape, dtype=np.int8)
-        missing = np.isnan(x) | np.isnan(y)
-        degrees = ~missing & (np.abs(x) <= 180) & (np.abs(y) <= 90)
-        outside = ~missing & ~degrees & ~(_between(x, _L93_X) & _between(y, _L93_Y))
-        bad[outside] = 7
-        bad[degrees] = 6
-        bad[missing] = 1
-        return bad
+        return _coordonnees.check_xy(x, y)
 
     # ------------------------------------------------------------------ grid
-    def _build_grid(self) -> _Grid:
-        xmin, ymin, xmax, ymax = self._grid_area
-        size = 250.0
-        nx = math.ceil((xmax - xmin) / size)
-        ny = math.ceil((ymax - ymin) / size)
-        ix, iy = np.meshgrid(np.arange(nx), np.arange(ny), indexing="xy")
-        cx = xmin + (ix.ravel() + 0.5) * size
-        cy = ymin + (iy.ravel() + 0.5) * size
-        h = size * math.sqrt(0.5)
-        cand_cells, cand_parts = self._candidates(cx, cy, slack=h, marge=self._marge_grille)
-        order = np.lexsort((cand_parts, cand_cells))
-        cand_cells, cand_parts = cand_cells[order], cand_parts[order]
-        ncells = nx * ny
-        start = np.zeros(ncells + 1, dtype=np.int64)
-        np.add.at(start, cand_cells + 1, 1)
-        start = np.cumsum(start)
-        commune = self._commune_codes(cx, cy, size)
-        unknown = np.flatnonzero(commune == -1)
-        fine_of = np.full(ncells, -1, dtype=np.int32)
-        fine_of[unknown] = np.arange(len(unknown), dtype=np.int32)
-        sub = size / _FINE
-        off = (np.arange(_FINE) + 0.5) * sub - size / 2
-        fx = (cx[unknown, None, None] + off[None, None, :]).repeat(_FINE, axis=1)
-        fy = (cy[unknown, None, None] + off[None, :, None]).repeat(_FINE, axis=2)
-        fine = self._commune_codes(fx.ravel(), fy.ravel(), sub).reshape(-1, _FINE, _FINE)
-        return _Grid(x0=xmin, y0=ymin, size=size, nx=nx, ny=ny, cand_start=start,
-                     cand=cand_parts.astype(np.int32), commune=commune, fine_of=fine_of,
-                     fine=fine)
-
-    def _commune_codes(self, cx: np.ndarray, cy: np.ndarray, size: float) -> np.ndarray:
-        """Per square cell: the commune wholly containing it, -2 if clearly outside SEM
-        (farther than the tolerance from every commune), else -1 (decided point by point)."""
-        boxes = shapely.box(cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2)
-        commune = np.full(len(cx), -2, dtype=np.int32)
-        # Cells not touching SEM grown by the tolerance (+2 m for the buffer's chords).
-        near = np.flatnonzero(shapely.intersects(self._sem_grown, boxes))
-        commune[near] = -1
-        cells, which = self._commune_tree.query(boxes[near], predicate="within")
-        commune[near[cells]] = which
-        return commune
+    def _build_grid(self) -> _Grille:
+        return build_grid(self)
 
     def _candidates(self, x: np.ndarray, y: np.ndarray, *, slack: float,
                     marge: float | np.ndarray, with_s: bool = False) -> Any:
@@ -429,32 +344,6 @@ class Engine:
         keep |= is_qpv & (d - slack <= np.minimum(upper[pi], self.rayon_m))
         return (pi[keep], pj[keep], s[keep]) if with_s else (pi[keep], pj[keep])
 
-    def _grid_candidates(self, x: np.ndarray, y: np.ndarray
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if self._grid is None:
-            self._grid = self._build_grid()
-        g = self._grid
-        ix = np.floor((x - g.x0) / g.size).astype(np.int64)
-        iy = np.floor((y - g.y0) / g.size).astype(np.int64)
-        inside = (ix >= 0) & (ix < g.nx) & (iy >= 0) & (iy < g.ny)
-        cell = np.where(inside, iy * g.nx + ix, -1)
-        ok = np.flatnonzero(inside)
-        c = cell[ok]
-        counts = g.cand_start[c + 1] - g.cand_start[c]
-        pi = np.repeat(ok, counts)
-        offs = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        pj = g.cand[np.repeat(g.cand_start[c], counts) + offs].astype(np.int64)
-        commune = np.full(len(x), -2, dtype=np.int32)
-        commune[ok] = g.commune[c]
-        # Cells on a commune edge: look at the sub-cell.
-        edge = ok[g.fine_of[c] >= 0]
-        if len(edge):
-            ce = cell[edge]
-            fx = np.clip(((x[edge] - g.x0) / g.size - ce % g.nx) * _FINE, 0, _FINE - 1)
-            fy = np.clip(((y[edge] - g.y0) / g.size - ce // g.nx) * _FINE, 0, _FINE - 1)
-            commune[edge] = g.fine[g.fine_of[ce], fy.astype(np.int64), fx.astype(np.int64)]
-        return pi, pj, commune
-
     # ------------------------------------------------------------------ core
     def classify_xy(self, x: Any, y: Any, *, bad: np.ndarray | None = None,
                     incertitude_m: Any = None) -> Classification:
@@ -494,7 +383,7 @@ class Engine:
             # Points whose margin exceeds the grid's take the direct path.
             in_grid &= reach[idx_area] <= self._marge_grille
             idx_grid, idx_far = idx_area[in_grid], idx_area[~in_grid]
-            gi, gj, cgrid = self._grid_candidates(xs[idx_grid], ys[idx_grid])
+            gi, gj, cgrid = grid_candidates(self, xs[idx_grid], ys[idx_grid])
             fi, fj = self._candidates(xs[idx_far], ys[idx_far], slack=0.0,
                                       marge=reach[idx_far])
             pi = np.concatenate([idx_grid[gi], idx_far[fi]])
@@ -754,7 +643,7 @@ class Engine:
             code = int(self.check_xy(np.array([x]), np.array([y]))[0])
             if code:
                 raise CoordinateError(f"x={x}, y={y} : {_BAD_REASONS[code]}.",
-                                      hint=_hint_for(code))
+                                      hint=_coordonnees.hint_for(code))
             if geocode is None:
                 xa, ya = np.array([x], float), np.array([y], float)
                 lon_a, lat_a = self.l93_to_lonlat(xa, ya)
@@ -766,7 +655,7 @@ class Engine:
             code = int(self.check_lonlat(np.array([lon]), np.array([lat]))[0])
             if code:
                 raise CoordinateError(f"lat={lat}, lon={lon} : {_BAD_REASONS[code]}.",
-                                      hint=_hint_for(code))
+                                      hint=_coordonnees.hint_for(code))
             if geocode is None:
                 lon_a, lat_a = np.array([lon], float), np.array([lat], float)
                 xa, ya = self.lonlat_to_l93(lon_a, lat_a)
@@ -813,19 +702,6 @@ class Engine:
             marge_m=val("marge_m"), marge_motif=str(row["marge_motif"]),
             territoire=None if self.reference.territoire is None else self.nom_territoire,
         )
-
-def _hint_for(code: int) -> str:
-    return {
-        3: "Donnez ces valeurs avec --x/--y (Lambert-93).",
-        4: "Vérifiez l'ordre : à Saint-Étienne, latitude ≈ 45,4 et longitude ≈ 4,4.",
-        6: "Donnez ces valeurs avec --lat/--lon (degrés WGS84).",
-    }.get(code, "À Saint-Étienne, latitude ≈ 45,4 et longitude ≈ 4,4 (ou x ≈ 808 000, "
-                "y ≈ 6 480 000 en Lambert-93).")
-
-
-def _between(v: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
-    return (v >= bounds[0]) & (v <= bounds[1])
-
 
 def _status_of(q: np.ndarray, v: np.ndarray, h: np.ndarray, in_sem: np.ndarray) -> np.ndarray:
     # The first true condition wins: in a QPV of SEM, in a QVA, in another QPV, in SEM.
