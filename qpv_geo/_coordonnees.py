@@ -3,14 +3,20 @@
 :func:`check_lonlat` and :func:`check_xy` give, for each point, a reason code (0 = usable; the
 texts are :data:`qpv_geo._verdicts._BAD_REASONS`): missing, impossible, Lambert-93 given as
 degrees, latitude and longitude swapped, outside France. :func:`hint_for` says what to do.
+Saint-Étienne Métropole's engine works in Lambert-93 (metropolitan France); an engine serving
+the overseas QPV too works in a :class:`~qpv_geo.projections.PlanMetrique` of several zones,
+checked by :func:`check_lonlat_plan` (reason 8 for a point outside every zone).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyproj
+
+if TYPE_CHECKING:
+    from qpv_geo.projections import PlanMetrique
 
 # Metropolitan France (with Corsica), generous.
 _FR_LON = (-5.6, 9.9)
@@ -51,6 +57,31 @@ def check_lonlat(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     return bad
 
 
+def check_lonlat_plan(lon: np.ndarray, lat: np.ndarray, plan: PlanMetrique) -> np.ndarray:
+    """Reason code (0 = usable) for each lon/lat pair in the zones of ``plan`` (metropolitan
+    France and Corsica, the overseas territories holding QPV): 8 outside every zone, 4 when
+    the swapped point falls in one."""
+    if plan.lambert93:
+        return check_lonlat(lon, lat)
+    lon = np.asarray(lon, float)
+    lat = np.asarray(lat, float)
+    bad = np.zeros(lon.shape, dtype=np.int8)
+    missing = np.isnan(lon) | np.isnan(lat)
+    impossible = ~missing & ((np.abs(lat) > 90) | (np.abs(lon) > 180))
+    looks_l93 = impossible & _between(lon, _L93_X) & _between(lat, _L93_Y)
+    usable = ~missing & ~impossible
+    in_fr = usable & (plan.zone_lonlat(np.where(usable, lon, 0.0),
+                                       np.where(usable, lat, 0.0)) >= 0)
+    swapped = usable & ~in_fr & (plan.zone_lonlat(np.where(usable, lat, 0.0),
+                                                  np.where(usable, lon, 0.0)) >= 0)
+    bad[usable & ~in_fr & ~swapped] = 8
+    bad[swapped] = 4
+    bad[impossible] = 2
+    bad[looks_l93] = 3
+    bad[missing] = 1
+    return bad
+
+
 def check_xy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Reason code (0 = usable) for each Lambert-93 x/y pair."""
     x = np.asarray(x, float)
@@ -65,8 +96,19 @@ def check_xy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return bad
 
 
-def hint_for(code: int) -> str:
-    """What to do about unusable coordinates of reason ``code``."""
+def hint_for(code: int, sem: bool = True) -> str:
+    """What to do about unusable coordinates of reason ``code`` (``sem``: examples taken at
+    Saint-Étienne; else neutral ones, valid overseas too)."""
+    if not sem:
+        return {
+            3: "Donnez ces valeurs avec --x/--y (Lambert-93, France métropolitaine seulement).",
+            4: "Vérifiez que latitude et longitude ne sont pas inversées : latitude ≈ 41 à 51 "
+               "en métropole, ≈ 16 en Guadeloupe, ≈ 5 en Guyane, ≈ −21 à La Réunion.",
+            6: "Donnez ces valeurs avec --lat/--lon (degrés WGS84).",
+            7: "Lambert-93 ne couvre que la France métropolitaine et la Corse : outre-mer, "
+               "donnez la latitude et la longitude (--lat/--lon, degrés WGS84).",
+        }.get(code, "Donnez la latitude et la longitude (degrés WGS84) d'un lieu en France : "
+                    "métropole, Corse, ou territoire d'outre-mer où existent des QPV.")
     return {
         3: "Donnez ces valeurs avec --x/--y (Lambert-93).",
         4: "Vérifiez l'ordre : à Saint-Étienne, latitude ≈ 45,4 et longitude ≈ 4,4.",
@@ -79,4 +121,5 @@ def _between(v: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
     return (v >= bounds[0]) & (v <= bounds[1])
 
 
-__all__ = ["check_lonlat", "check_xy", "hint_for", "l93_to_lonlat", "lonlat_to_l93"]
+__all__ = ["check_lonlat", "check_lonlat_plan", "check_xy", "hint_for", "l93_to_lonlat",
+           "lonlat_to_l93"]

@@ -72,7 +72,7 @@ def verdict_un_point(engine: Engine, x: float, y: float, lon: float, lat: float,
 
     e = engine
     parts = e.parts
-    if e.reference.simplified or len(parts.kind) == 0:
+    if e.reference.simplified or len(parts.kind) == 0 or not e.plan.lambert93:
         return None
     prec = e._part_prec
     forced = e.marge_m

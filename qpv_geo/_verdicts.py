@@ -52,6 +52,7 @@ _BAD_REASONS = {
     5: "coordonnées hors de France métropolitaine",
     6: "valeurs en degrés données comme Lambert-93 x/y : utilisez lat/lon",
     7: "coordonnées Lambert-93 hors de France métropolitaine",
+    8: "coordonnées hors de France (métropole, Corse et outre-mer où existent des QPV)",
 }
 
 
@@ -177,7 +178,11 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
     add(m_qva, "dans le quartier de veille active « " + zone_name[m_qva].astype(str)
         + " » : les QVA ne sont pas éligibles à l'appel")
     m_autre = usable & (zk == _K_AUTRE)
-    epci = np.array([self.reference.epci_name(s) for s in sirens[z[m_autre]]], dtype=object)
+    za = z[m_autre]
+    com = self.zones["lib_com"].to_numpy(object)[za] if "lib_com" in self.zones.columns \
+        else np.full(len(za), None, dtype=object)
+    epci = np.array([self.reference.epci_name(s) if s or not lc else f"{lc} (sans EPCI)"
+                     for s, lc in zip(sirens[za], com, strict=True)], dtype=object)
     add(m_autre, "dans le QPV " + zone_code[m_autre].astype(str) + " « "
         + zone_name[m_autre].astype(str) + " » de " + epci
         + f", hors {nom} : non éligible à cet appel")
@@ -229,8 +234,8 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
     notes = self.reference.notes
     if notes:
         donnees = donnees + " — " + " ; ".join(notes)
-    x = np.where(usable, c.x, np.nan)
-    y = np.where(usable, c.y, np.nan)
+    # Plane coordinates are Lambert-93 in metropolitan France only: none elsewhere.
+    x, y = self.l93_of_plan(np.where(usable, c.x, np.nan), np.where(usable, c.y, np.nan))
     cols = {
         "status": np.array(STATUSES, dtype=object)[status],
         "eligible": status == ELIGIBLE,

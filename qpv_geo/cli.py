@@ -196,8 +196,9 @@ def render_verdict(verdict: Any, reference: Any) -> None:
                       f"{PRECISION_LABELS.get(precision or '', precision) or '—'} · score "
                       f"{(geo.get('geocodage_score') or 0):.2f} · {geo.get('geocodage_source')}")
     if verdict.lat is not None:
-        table.add_row("Point", f"lat {verdict.lat:.6f}, lon {verdict.lon:.6f} · Lambert-93 "
-                      f"x {verdict.x_l93:.0f}, y {verdict.y_l93:.0f}")
+        l93 = (f" · Lambert-93 x {verdict.x_l93:.0f}, y {verdict.y_l93:.0f}"
+               if verdict.x_l93 is not None and verdict.y_l93 is not None else "")
+        table.add_row("Point", f"lat {verdict.lat:.6f}, lon {verdict.lon:.6f}{l93}")
     for i, motif in enumerate(verdict.motifs):
         table.add_row("Motifs" if i == 0 else "", f"• {motif}")
     steps = next_steps({**verdict.to_dict(), "geocodage": verdict.geocodage}, reference,

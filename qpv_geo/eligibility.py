@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
@@ -71,6 +72,7 @@ from qpv_geo.marges import (
     PRECISION_PERIMETRE_DEFAUT_M,
     incertitudes,
 )
+from qpv_geo.projections import METROPOLE, ZONES, PlanMetrique, zone_du_departement
 from qpv_geo.settings import SIREN_SEM, Settings
 
 if TYPE_CHECKING:
@@ -184,7 +186,14 @@ class Engine:
         frames = [reference.qpv.assign(_kind=_K_QPV), reference.qva.assign(_kind=_K_QVA),
                   reference.qpv_hors_sem.assign(_kind=_K_AUTRE)]
         zones = pd.concat([f for f in frames if len(f)], ignore_index=True)
-        self.zones = zones.set_geometry("geometry").to_crs(2154)
+        territoire = getattr(reference, "territoire", None)
+        #: The metric plane: Lambert-93 for SEM; for any other territory (or ``france``),
+        #: every zone holding QPV (metropolitan France in Lambert-93, each overseas territory
+        #: in its UTM zone, see :mod:`qpv_geo.projections`).
+        self.plan = PlanMetrique() if territoire is None or territoire.est_sem else \
+            PlanMetrique(ZONES)
+        assert self.plan.zones[0] is METROPOLE  # Lambert-93 x/y are plane x/y as they are
+        self.zones = self._gdf_vers_plan(zones.set_geometry("geometry"))
         self._zone_kind = self.zones["_kind"].to_numpy(np.int8)
         self.parts = _build_parts(self.zones, self._zone_kind)
         self._part_single = np.array([len(m) == 1 for m in self.parts.members], dtype=bool)
@@ -202,7 +211,6 @@ class Engine:
             max(self.precision_point_m, INCERTITUDE_TYPE_INCONNU_M,
                 *INCERTITUDE_TYPE_POSITION.values())
             + (float(self._part_prec.max()) if len(self._part_prec) else 0.0))
-        territoire = getattr(reference, "territoire", None)
         #: The territory's names in the reasons (SEM unless the reference says otherwise).
         self.nom_territoire = territoire.nom if territoire is not None else \
             "Saint-Étienne Métropole"
@@ -214,7 +222,7 @@ class Engine:
         #: (territories other than SEM) only the commune code of an address decides it.
         self.contours = len(reference.communes) > 0
         self.france = bool(territoire is not None and territoire.france)
-        communes = reference.communes.to_crs(2154)
+        communes = self._gdf_vers_plan(reference.communes)
         self.communes = communes.reset_index(drop=True)
         self._commune_geoms = self.communes.geometry.values
         self._commune_tree = shapely.STRtree(self._commune_geoms)
@@ -252,6 +260,12 @@ class Engine:
             xmin, ymin = min(xmin, pb[:, 0].min()), min(ymin, pb[:, 1].min())
             xmax, ymax = max(xmax, pb[:, 2].max()), max(ymax, pb[:, 3].max())
         self._core = (xmin, ymin, xmax, ymax)
+        # Zones of the plane outside the territory (its points are « hors territoire »), with
+        # a last True entry for index -1; None when every point is judged by its place alone.
+        self._hors_zones: np.ndarray | None = None
+        if not self.plan.lambert93 and territoire is not None and not self.france:
+            mine = {zone_du_departement(c[:3]) for c in territoire.communes}
+            self._hors_zones = np.array([z not in mine for z in self.plan.zones] + [True])
         self._grid: _Grille | None = None
         self._box_tree: shapely.STRtree | None = None
         #: Skip the (point, part) pairs that cannot be the nearest QPV (see _pair_distances).
@@ -267,6 +281,47 @@ class Engine:
         )
 
     # ------------------------------------------------------------------ inputs
+    def _gdf_vers_plan(self, gdf: Any) -> Any:
+        """A GeoDataFrame (any CRS) in the engine's plane, each geometry in the zone of its
+        representative point (plain Lambert-93 for SEM)."""
+        if self.plan.lambert93:
+            return gdf.to_crs(2154)
+        wgs = gdf.to_crs(4326)
+        geoms = wgs.geometry.values
+        rep = shapely.point_on_surface(geoms) if len(geoms) else geoms
+        plane = self.plan.geometries_vers_plan(geoms, shapely.get_x(rep), shapely.get_y(rep)) \
+            if len(geoms) else np.zeros(0, dtype=object)
+        return gpd.GeoDataFrame(wgs.drop(columns=wgs.geometry.name),
+                                geometry=gpd.GeoSeries(plane, index=wgs.index), crs=None)
+
+    def lonlat_to_plan(self, lon: Any, lat: Any) -> tuple[np.ndarray, np.ndarray]:
+        """WGS84 lon/lat → x/y in the engine's plane (Lambert-93 for SEM; NaN outside every
+        zone of the plane)."""
+        if self.plan.lambert93:
+            return _coordonnees.lonlat_to_l93(lon, lat)
+        return self.plan.vers_plan(lon, lat)
+
+    def plan_to_lonlat(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """x/y in the engine's plane → WGS84 lon/lat."""
+        if self.plan.lambert93:
+            return _coordonnees.l93_to_lonlat(x, y)
+        return self.plan.vers_lonlat(x, y)
+
+    def l93_of_plan(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Plane x/y as Lambert-93 where they are (metropolitan France), NaN elsewhere: the
+        shifted coordinates of an overseas zone are never Lambert-93."""
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        if self.plan.lambert93:
+            return x, y
+        l93 = self.plan.zone_xy(x) == 0
+        return np.where(l93, x, np.nan), np.where(l93, y, np.nan)
+
+    def check_lonlat_zones(self, lon: Any, lat: Any) -> np.ndarray:
+        """Reason code (0 = usable) of each lon/lat pair for this engine: in metropolitan
+        France for SEM (:meth:`check_lonlat`), in any zone of the plane otherwise."""
+        return _coordonnees.check_lonlat_plan(lon, lat, self.plan)
+
     @staticmethod
     def lonlat_to_l93(lon: Any, lat: Any) -> tuple[np.ndarray, np.ndarray]:
         """WGS84 lon/lat → Lambert-93 x/y (arrays)."""
@@ -347,7 +402,8 @@ class Engine:
     # ------------------------------------------------------------------ core
     def classify_xy(self, x: Any, y: Any, *, bad: np.ndarray | None = None,
                     incertitude_m: Any = None) -> Classification:
-        """Full verdict (QPV, QVA, territory, edge margin) for Lambert-93 points, as arrays.
+        """Full verdict (QPV, QVA, territory, edge margin) for points of the engine's plane
+        (Lambert-93 for SEM, see :meth:`lonlat_to_plan`), as arrays.
 
         ``incertitude_m``: position uncertainty of each point (m; one number or one per point),
         default :attr:`precision_point_m`. The margin of a (point, perimeter) pair is the
@@ -356,7 +412,10 @@ class Engine:
         x = np.ascontiguousarray(x, dtype=np.float64)
         y = np.ascontiguousarray(y, dtype=np.float64)
         n = len(x)
-        bad = self.check_xy(x, y) if bad is None else bad
+        if bad is None:  # plane x/y: Lambert-93 for SEM, else in a zone of the plane
+            bad = self.check_xy(x, y) if self.plan.lambert93 else np.where(
+                np.isnan(x) | np.isnan(y), 1, np.where(self.plan.zone_xy(x) >= 0, 0, 7)
+            ).astype(np.int8)
         usable = bad == 0
         xs = np.where(usable, x, np.nan)
         ys = np.where(usable, y, np.nan)
@@ -427,6 +486,8 @@ class Engine:
         commune[commune < 0] = -1
         if not self.contours:  # no outline: no point is placed out of the territory by its place
             territory[usable] = _T_IN
+        if self._hors_zones is not None:  # ... except in a part of France it has no commune in
+            territory[usable & self._hors_zones[self.plan.zone_xy(xs)]] = _T_OUT
 
         # Per kind: inside (any part with s > 0), sure (s > margin), maybe (s > -margin).
         flags = {}
@@ -602,8 +663,9 @@ class Engine:
         """
         lon = np.asarray(lon, dtype=np.float64)
         lat = np.asarray(lat, dtype=np.float64)
-        bad = self.check_lonlat(lon, lat)
-        x, y = self.lonlat_to_l93(np.where(bad == 0, lon, np.nan), np.where(bad == 0, lat, np.nan))
+        bad = self.check_lonlat_zones(lon, lat)
+        x, y = self.lonlat_to_plan(np.where(bad == 0, lon, np.nan),
+                                   np.where(bad == 0, lat, np.nan))
         return self._judge(x, y, bad, lon, lat, citycodes, geocodes, precision_point_m)
 
     def _judge(self, x: np.ndarray, y: np.ndarray, bad: np.ndarray, lon: np.ndarray,
@@ -643,7 +705,7 @@ class Engine:
             code = int(self.check_xy(np.array([x]), np.array([y]))[0])
             if code:
                 raise CoordinateError(f"x={x}, y={y} : {_BAD_REASONS[code]}.",
-                                      hint=_coordonnees.hint_for(code))
+                                      hint=_coordonnees.hint_for(code, self.plan.lambert93))
             if geocode is None:
                 xa, ya = np.array([x], float), np.array([y], float)
                 lon_a, lat_a = self.l93_to_lonlat(xa, ya)
@@ -652,13 +714,13 @@ class Engine:
         else:
             if lon is None or lat is None:
                 raise CoordinateError("Il faut une latitude et une longitude.")
-            code = int(self.check_lonlat(np.array([lon]), np.array([lat]))[0])
+            code = int(self.check_lonlat_zones(np.array([lon]), np.array([lat]))[0])
             if code:
                 raise CoordinateError(f"lat={lat}, lon={lon} : {_BAD_REASONS[code]}.",
-                                      hint=_coordonnees.hint_for(code))
+                                      hint=_coordonnees.hint_for(code, self.plan.lambert93))
             if geocode is None:
                 lon_a, lat_a = np.array([lon], float), np.array([lat], float)
-                xa, ya = self.lonlat_to_l93(lon_a, lat_a)
+                xa, ya = self.lonlat_to_plan(lon_a, lat_a)
                 return self._judge_one(xa, ya, lon_a, lat_a, precision_point_m)
             frame = self.judge_lonlat([lon], [lat],
                                       geocodes=[geocode] if geocode is not None else None,

@@ -131,8 +131,9 @@ def qpv_france() -> tuple[gpd.GeoDataFrame, object]:
         gdf[col] = gdf[col].astype(object).where(gdf[col].notna(), None)
     gdf["precision_m"] = pd.to_numeric(gdf["precision_m"], errors="coerce").fillna(
         info.precision_m or 12.0)
-    # The engine works in Lambert-93: the overseas QPV (97x, 98x) are not served yet.
-    gdf = gdf[~gdf["insee_dep"].astype(str).str[:2].isin(["97", "98"])].reset_index(drop=True)
+    # Saint-Martin and Polynésie française have no EPCI: the layer writes « NA ».
+    gdf["siren_epci"] = gdf["siren_epci"].where(
+        gdf["siren_epci"].astype(str).str.fullmatch(r"\d{9}"), None)
     clean = _clean_geometries(gdf, "qpv_france")
     # The simplification collapsed a few QPV to a point (no area): they cannot be recognised,
     # and every verdict of a territory holding them says so (see reference_territoire).

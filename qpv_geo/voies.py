@@ -107,7 +107,7 @@ def _classify(engine: Engine, g: LocalGeocoder, i: int) -> VoieVerdict:
     u = np.array([INCERTITUDE_TYPE_POSITION.get(str(t).replace("\u2019", "'").strip().lower(),
                                                 INCERTITUDE_TYPE_INCONNU_M)
                   for t in (kinds[start:end] if kinds is not None else [""] * (end - start))])
-    x, y = engine.lonlat_to_l93(lon, lat)
+    x, y = engine.lonlat_to_plan(lon, lat)
     c = engine.classify_xy(x, y, incertitude_m=u)
     st, n = c.status, end - start
     codes = engine.zones["code_qp"].to_numpy(object)

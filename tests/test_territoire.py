@@ -44,12 +44,13 @@ def france_engine():
     return engine_from_settings(Settings.from_env(territoire="france"))
 
 
-def test_national_layer_is_metropolitan_simplified_and_checked(national) -> None:
+def test_national_layer_is_simplified_and_checked(national) -> None:
     _, info = qpv_france()
     assert info.simplified and info.sha256 and info.precision_m == 12.0
-    # 1,609 QPV minus the 247 overseas (not served yet) minus 3 the simplified copy reduced to
-    # a point: those are named in every verdict's notes, never silently answered « hors QPV »
-    assert len(national) == 1359 and national["code_qp"].is_unique
+    # 1,609 QPV (247 overseas included) minus 3 the simplified copy reduced to a point: those
+    # are named in every verdict's notes, never silently answered « hors QPV »
+    assert len(national) == 1606 and national["code_qp"].is_unique
+    assert (national["insee_dep"].astype(str).str[:2].isin(["97", "98"])).sum() == 247
     lost = [q["code_qp"] for q in national.attrs["perdus"]]
     assert lost == ["QN09105I", "QN09113I", "QN09503I"]
     notes = engine_from_settings(Settings.from_env(territoire="france")).reference.notes
@@ -57,7 +58,8 @@ def test_national_layer_is_metropolitan_simplified_and_checked(national) -> None
 
 
 def test_france_names_one_qpv_per_region(national, france_engine) -> None:
-    regions = national.groupby("lib_reg").head(1)
+    metro = national[~national["insee_dep"].astype(str).str[:2].isin(["97", "98"])]
+    regions = metro.groupby("lib_reg").head(1)  # overseas: tests/test_outremer.py
     assert len(regions) == 13  # the 13 metropolitan régions, Corsica included
     lons, lats = [], []
     for geom in regions.geometry:

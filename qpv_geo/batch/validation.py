@@ -256,7 +256,7 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
     ll = kind == 1
     xy = kind == 2
     if ll.any():
-        reason[ll] = Engine.check_lonlat(a[ll], b[ll])
+        reason[ll] = engine.check_lonlat_zones(a[ll], b[ll])
     if xy.any():
         reason[xy] = Engine.check_xy(a[xy], b[xy])
 

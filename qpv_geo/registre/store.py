@@ -713,8 +713,8 @@ def _why(old: sqlite3.Row, new: dict[str, Any], engine: Engine, shas: str) -> li
     if (a[0] is None) != (b[0] is None):
         why.append("géocodage : point " + ("trouvé" if b[0] is not None else "perdu"))
     elif a[0] is not None and b[0] is not None:
-        ax, ay = engine.lonlat_to_l93([a[0]], [a[1]])
-        bx, by = engine.lonlat_to_l93([b[0]], [b[1]])
+        ax, ay = engine.lonlat_to_plan([a[0]], [a[1]])
+        bx, by = engine.lonlat_to_plan([b[0]], [b[1]])
         moved = float(np.hypot(ax[0] - bx[0], ay[0] - by[0]))
         if moved > 0.5:
             why.append(f"nouveau géocodage : point déplacé de {moved:.0f} m")

@@ -55,8 +55,11 @@ def edge_near(reference: Any, code: str, lon: float, lat: float) -> dict[str, An
     geom = _zone_geometry(reference, code)
     if geom is None:
         return None
-    to_l93 = Transformer.from_crs(4326, 2154, always_xy=True)
-    to_wgs = Transformer.from_crs(2154, 4326, always_xy=True)
+    from qpv_geo.projections import epsg_metrique
+
+    epsg = epsg_metrique((lon, lat))  # Lambert-93 in metropolitan France, UTM overseas
+    to_l93 = Transformer.from_crs(4326, epsg, always_xy=True)
+    to_wgs = Transformer.from_crs(epsg, 4326, always_xy=True)
     boundary = shapely.transform(geom.boundary, lambda xy: _apply(to_l93, xy))
     x, y = to_l93.transform(lon, lat)
     point = shapely.Point(x, y)
