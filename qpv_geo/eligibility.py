@@ -1,4 +1,5 @@
-"""Eligibility verdicts, vectorised: is a point in a QPV of SEM, and how sure are we?
+"""Eligibility verdicts, vectorised: is a point in a QPV of the territory (SEM by default), and
+how sure are we?
 
 A point gets one status (:data:`STATUSES`):
 
@@ -10,7 +11,11 @@ A point gets one status (:data:`STATUSES`):
                      geocoding is not precise enough (street, commune, low score);
 ``non_geocode``      no usable point (missing, impossible or swapped coordinates).
 
-How it works (metric work in Lambert-93, EPSG:2154):
+How it works (metric work in Lambert-93, EPSG:2154, for SEM; for any other territory or
+``france``, in a :class:`~qpv_geo.projections.PlanMetrique` of every zone holding QPV — Lambert-93
+in metropolitan France, each overseas territory in its official UTM zone, shifted far apart —
+so that the same geometry serves the 247 overseas QPV with true distances; ``x_l93``/``y_l93``
+are only written where the plane is Lambert-93):
 
 * the perimeters of each kind (QPV of SEM, QVA, QPV of other EPCI) are dissolved, so that two
   adjacent QPV do not create a false edge, and cut into *parts* (connected pieces);

@@ -10,8 +10,11 @@ for it. Any other territory is served by the shipped national layer ``qpv_france
 (or commune) is the territory's; the other QPV are « hors territoire ». Commune outlines are only
 shipped for SEM: elsewhere the territory check reads the commune code of a geocoded address, and
 for bare coordinates the verdict says that no outline is installed. ``france`` answers QPV
-membership nationally with no territory restriction — in metropolitan France and Corsica: the
-engine works in Lambert-93, so the 247 overseas QPV of the layer are not served yet.
+membership nationally with no territory restriction, the 247 overseas QPV included (Guadeloupe,
+Martinique, Guyane, La Réunion, Mayotte, Saint-Martin, Polynésie française): the engine measures
+each in its territory's official projection (:mod:`qpv_geo.projections`). Saint-Martin and
+Polynésie française have no EPCI (« NA » in the layer, read as None): a commune code selects
+their QPV.
 """
 
 from __future__ import annotations
