@@ -43,6 +43,7 @@ import pandas as pd
 import shapely
 
 from qpv_geo import _coordonnees
+from qpv_geo._fabrique import engine_from_settings
 from qpv_geo._geometrie import K_AUTRE as _K_AUTRE
 from qpv_geo._geometrie import K_QPV as _K_QPV
 from qpv_geo._geometrie import K_QVA as _K_QVA
@@ -78,7 +79,7 @@ from qpv_geo.marges import (
     incertitudes,
 )
 from qpv_geo.projections import METROPOLE, ZONES, PlanMetrique, zone_du_departement
-from qpv_geo.settings import SIREN_SEM, Settings
+from qpv_geo.settings import SIREN_SEM
 
 if TYPE_CHECKING:
     from qpv_geo.geocoding import GeocodeResult
@@ -776,42 +777,6 @@ def _status_of(q: np.ndarray, v: np.ndarray, h: np.ndarray, in_sem: np.ndarray) 
     out = np.where(h, HORS_TERRITOIRE, out)
     out = np.where(v, QVA, out)
     return np.where(q, ELIGIBLE, out).astype(np.int8)
-
-
-_ENGINES: dict[tuple[Any, ...], Engine] = {}
-
-
-_TERRITORY_REFS: dict[str, Any] = {}
-
-
-def _territory_reference(territoire: Any, build: Any) -> Reference:
-    """The reference of a territory other than SEM, built once per territory."""
-    if territoire.code not in _TERRITORY_REFS:
-        _TERRITORY_REFS.clear()
-        _TERRITORY_REFS[territoire.code] = build(territoire)
-    return _TERRITORY_REFS[territoire.code]
-
-
-def engine_from_settings(settings: Settings | None = None) -> Engine:
-    """Engine on the installed-or-shipped reference data, cached per settings."""
-    from qpv_geo.reference import get_reference
-
-    settings = settings or Settings.from_env()
-    from qpv_geo.territoire import reference_territoire, resolve_territoire
-
-    territoire = resolve_territoire(settings.territoire)
-    reference = get_reference(settings) if territoire.est_sem else \
-        _territory_reference(territoire, reference_territoire)
-    key = (id(reference), settings.marge_m, settings.rayon_recherche_m,
-           settings.tolerance_territoire_m, settings.score_min, settings.precision_point_m)
-    if key not in _ENGINES:
-        _ENGINES.clear()
-        _ENGINES[key] = Engine(reference, marge_m=settings.marge_m,
-                               rayon_recherche_m=settings.rayon_recherche_m,
-                               tolerance_territoire_m=settings.tolerance_territoire_m,
-                               score_min=settings.score_min,
-                               precision_point_m=settings.precision_point_m)
-    return _ENGINES[key]
 
 
 __all__ = [
