@@ -194,3 +194,19 @@ def test_batch_mixed_points_equal_per_point_check(national) -> None:
     assert table["x_l93"].iloc[:8].isna().all() and table["x_l93"].iloc[8:12].notna().all()
     assert {"eligible", "hors_qpv", "non_geocode"} <= set(out["status"])
     assert "hors de France (métropole, Corse et outre-mer" in out["motifs"].iloc[12]
+
+
+def test_coordinates_typed_as_an_address_overseas(national) -> None:
+    from qpv_geo.geocoding.coordinates import parse_coordinates
+
+    for text in ("-20.88, 55.45", "55.45, -20.88", "55,45 -20,88"):
+        c = parse_coordinates(text)
+        assert c is not None and (c.lat, c.lon) == (-20.88, 55.45), text
+    assert parse_coordinates("4.39862, 45.46881").lat == 45.46881  # metropolitan unchanged
+    row, lon, lat, _ = _interior(national, "974")
+    res = runner.invoke(app, ["check", f"{lon:.7f} {lat:.7f}", "--territoire", "france",
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["status"] == "eligible" and out["code_qp"] == row["code_qp"]
+    assert out["geocodage_precision"] == "coordonnees" and out["x_l93"] is None

@@ -55,11 +55,20 @@ def _in(v: float, bounds: tuple[float, float]) -> bool:
     return bounds[0] <= v <= bounds[1]
 
 
+def _en_france(*, lat: float, lon: float) -> bool:
+    """In metropolitan France or an overseas territory holding QPV (generous boxes)."""
+    from qpv_geo.projections import zone_du_point
+
+    return (_in(lat, _LAT) and _in(lon, _LON)) or (abs(lat) <= 90
+                                                   and zone_du_point(lon, lat) is not None)
+
+
 def parse_coordinates(text: str) -> Coordinates | None:
     """The coordinates typed in ``text``, or ``None`` when it is not a pair of coordinates.
 
-    Degrees (with decimals, « . » or « , ») are read in the order that falls in France
-    (« lat, lon » as maps copy them, or « lon, lat »); without such an order, as « lat, lon ».
+    Degrees (with decimals, « . » or « , ») are read in the order that falls in France,
+    overseas territories included (« lat, lon » as maps copy them, or « lon, lat »); without
+    such an order, as « lat, lon ».
     Two numbers in the Lambert-93 ranges are x and y (either order).
     """
     if not text or len(text) > 80:
@@ -69,7 +78,7 @@ def parse_coordinates(text: str) -> Coordinates | None:
         return None
     a, b = _num(parts[0]), _num(parts[1])
     if all(_DEG.match(p) for p in parts) and abs(a) <= 180 and abs(b) <= 180:
-        if _in(b, _LAT) and _in(a, _LON) and not (_in(a, _LAT) and _in(b, _LON)):
+        if _en_france(lat=b, lon=a) and not _en_france(lat=a, lon=b):
             a, b = b, a
         return Coordinates("wgs84", lon=b, lat=a)
     for x, y in ((a, b), (b, a)):
