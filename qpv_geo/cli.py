@@ -493,6 +493,7 @@ def serve(
     workers: Annotated[int, typer.Option(
         help="Processus serveurs (plusieurs cœurs : plus de requêtes par seconde ; chacun "
         "charge les données, ≈ 300 Mo).", min=1, max=64)] = 1,
+    territoire: TerritoireOption = None,
 ) -> None:
     """Lancer la page web et l'API JSON des instructeurs (extension « web »).
 
@@ -510,12 +511,13 @@ def serve(
     except ImportError as exc:
         raise QpvGeoError("uvicorn n'est pas installé.", hint=INSTALL_HINT) from exc
     _check_port_free(host, port)
-    settings = get_settings()
+    settings = get_settings().with_(territoire=territoire)
     # one folder per port for the results kept between requests, shared by the workers
     folder = settings.dossier_serveur or str(settings.cache_dir / "web" / f"serveur-{port}")
     settings = settings.with_(ecoute=host, dossier_serveur=folder)
     # the workers build their application from the environment: the same settings
-    os.environ.update({"QPV_GEO_ECOUTE": host, "QPV_GEO_DOSSIER_SERVEUR": folder})
+    os.environ.update({"QPV_GEO_ECOUTE": host, "QPV_GEO_DOSSIER_SERVEUR": folder,
+                       "QPV_GEO_TERRITOIRE": str(settings.territoire)})
     # built here even for workers: a missing extra or a bad setting is said in French now,
     # and the form secret exists before the workers start
     application = create_app(settings)
@@ -619,20 +621,21 @@ def map_command(
     col_action: ColAction = None,
     _geocodeur: _GeocodeurAlias = None,
     _sheet: _SheetAlias = None,
+    territoire: TerritoireOption = None,
 ) -> None:
     """Carte interactive des actions par priorité, sur les périmètres QPV (un seul fichier HTML,
     utilisable hors ligne avec --tiles none).
 
     Exemple : qpv-geo map sites_valides.csv -o carte.html --tiles none
     """
+    from qpv_geo.libelles import reference_from_settings
     from qpv_geo.maps import TILES, write_map
-    from qpv_geo.reference import get_reference
 
-    settings = get_settings()
+    settings = get_settings().with_(territoire=territoire)
     overrides = col_overrides(**{k: v for k, v in locals().items() if k.startswith("col_")})
     frame = load_sites_for_outputs(sites, settings, geocoder=geocoder or _geocodeur,
                                    sheet=feuille or _sheet, overrides=overrides)
-    reference = get_reference(settings)
+    reference = reference_from_settings(settings)
     path = write_map(frame, output, reference=reference, tiles=TILES[tiles.lower()],
                      rayon_m=rayon)
     console.print(f"Carte écrite : {path} ({len(frame)} sites, {path.stat().st_size // 1024} ko, "
@@ -668,6 +671,7 @@ def report_command(
     col_action: ColAction = None,
     _geocodeur: _GeocodeurAlias = None,
     _sheet: _SheetAlias = None,
+    territoire: TerritoireOption = None,
 ) -> None:
     """Rapport du comité de copilotage : chiffres clés, matrice QPV × priorité, lacunes, lignes
     à revoir, cartes, versions des données (un seul fichier HTML imprimable ; --pdf via
@@ -676,14 +680,14 @@ def report_command(
     Exemple : qpv-geo report sites_valides.csv -o rapport.html --pdf
     """
     from qpv_geo.coverage import coverage_from_sites
-    from qpv_geo.reference import get_reference
+    from qpv_geo.libelles import reference_from_settings
     from qpv_geo.report import write_report
 
-    settings = get_settings()
+    settings = get_settings().with_(territoire=territoire)
     overrides = col_overrides(**{k: v for k, v in locals().items() if k.startswith("col_")})
     frame = load_sites_for_outputs(sites, settings, geocoder=geocoder or _geocodeur,
                                    sheet=feuille or _sheet, overrides=overrides)
-    reference = get_reference(settings)
+    reference = reference_from_settings(settings)
     written = write_report(frame, output, reference=reference, rayon_m=rayon,
                            tiles="osm" if tiles == "osm" else None, pdf=pdf, title=titre,
                            source=sites.name)

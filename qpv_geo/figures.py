@@ -39,6 +39,7 @@ from qpv_geo._carto import (
     notes_for,
 )
 from qpv_geo.exceptions import ReferenceDataError
+from qpv_geo.libelles import libelles
 from qpv_geo.priorites import AUTRE, PRIORITES, label_of
 
 if TYPE_CHECKING:
@@ -93,11 +94,16 @@ def _draw_perimeters(ax: Any, reference: Reference, *, qpv: bool = True,
 
 #: Pad (m) around SEM on the overview map.
 _PAD_SEM_M = 1500.0
+#: Metropolitan France in Lambert-93: the frame of a territory with no QPV and no outline.
+_FRANCE_L93 = (99_000.0, 6_046_000.0, 1_243_000.0, 7_111_000.0)
 
 
 def _sem_extent(reference: Reference) -> tuple[float, float, float, float]:
-    """Bounds (Lambert-93) of SEM, padded: the frame of every overview map."""
+    """Bounds (Lambert-93) of the territory (SEM by default), padded: the frame of every
+    overview map."""
     layer = reference.communes if len(reference.communes) else reference.qpv
+    if not len(layer):
+        return _FRANCE_L93
     minx, miny, maxx, maxy = layer.to_crs(2154).total_bounds
     return minx - _PAD_SEM_M, miny - _PAD_SEM_M, maxx + _PAD_SEM_M, maxy + _PAD_SEM_M
 
@@ -113,7 +119,8 @@ def _site_points(sites: pd.DataFrame) -> Any:
 
 
 def sites_outside_map(sites: pd.DataFrame, reference: Reference) -> pd.DataFrame:
-    """Located sites that the maps framed on SEM do not show (outside SEM and its margin)."""
+    """Located sites that the maps framed on the territory do not show (outside it and its
+    margin)."""
     located, pts = _site_points(sites)
     minx, miny, maxx, maxy = _sem_extent(reference)
     inside = (pts.x >= minx) & (pts.x <= maxx) & (pts.y >= miny) & (pts.y <= maxy)
@@ -121,11 +128,14 @@ def sites_outside_map(sites: pd.DataFrame, reference: Reference) -> pd.DataFrame
 
 
 def _zoom_extent(reference: Reference) -> tuple[float, float, float, float] | None:
-    """Frame (Lambert-93) of the QPV covered by the street layer (Saint-Étienne), or None."""
+    """Frame (Lambert-93) of the QPV covered by the street layer (Saint-Étienne), or None
+    (also for all of France: a zoom on one city would say nothing of the country)."""
     import shapely
 
     from qpv_geo import osm
 
+    if libelles(reference).france:
+        return None
     try:
         box = shapely.box(*osm.roads_bbox())
     except ReferenceDataError:  # no street layer: no zoom panel
@@ -183,12 +193,14 @@ def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 13
                      demo: bool | None = None) -> bytes:
     """PNG map of the sites by priority over the perimeters (Lambert-93), with the notes.
 
-    Framed on SEM; a second panel zooms on the QPV of Saint-Étienne with the streets and the
-    QPV names. Sites outside SEM are not drawn (:func:`sites_outside_map` lists them).
+    Framed on the territory (SEM by default); when some of its QPV are in Saint-Étienne, a
+    second panel zooms on them with the streets and the QPV names. Sites outside the frame are
+    not drawn (:func:`sites_outside_map` lists them).
     """
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch, Rectangle
 
+    mots = libelles(reference)
     zoom = _zoom_extent(reference)
     extents = [_sem_extent(reference)] + ([zoom] if zoom else [])
     fig = _figure(13.0 if zoom else 8.5, 5.6 if zoom else 6.6)
@@ -216,16 +228,17 @@ def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 13
         ax.set_xlim(extent[0], extent[2])
         ax.set_ylim(extent[1], extent[3])
         if i == 0:
-            ax.set_title("Saint-Étienne Métropole", fontsize=10)
+            ax.set_title(mots.titre_carte, fontsize=10)
             if zoom:
                 ax.add_patch(Rectangle((zoom[0], zoom[1]), zoom[2] - zoom[0], zoom[3] - zoom[1],
                                        fill=False, edgecolor="#555555", linewidth=0.8,
                                        linestyle="--", zorder=8))
         else:
             ax.set_title("Zoom : QPV de Saint-Étienne (cadre pointillé)", fontsize=10)
-    handles = [Patch(facecolor=COULEUR_QPV + "40", edgecolor=COULEUR_QPV, label="QPV 2024 de SEM"),
-               Patch(facecolor="#d9d9d9", edgecolor=COULEUR_QVA, hatch="////",
-                     label="QVA (non éligibles)")]
+    handles = [Patch(facecolor=COULEUR_QPV + "40", edgecolor=COULEUR_QPV, label=mots.qpv)]
+    if mots.est_sem or len(reference.qva):  # no QVA anywhere else: the notes say so, once
+        handles.append(Patch(facecolor="#d9d9d9", edgecolor=COULEUR_QVA, hatch="////",
+                             label="QVA (non éligibles)"))
     for key in [*PRIORITES, AUTRE]:
         n = int((prio == key).sum())
         if n:
@@ -236,7 +249,7 @@ def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 13
                bbox_to_anchor=(0.5, -0.02))
     lines = []
     if len(outside):
-        lines.append(f"{len(outside)} site(s) hors du territoire de SEM, non dessiné(s) : "
+        lines.append(f"{len(outside)} site(s) {mots.hors_territoire}, non dessiné(s) : "
                      "voir la liste dans le rapport")
     if streets:
         from qpv_geo import osm
@@ -334,9 +347,11 @@ def _legend_parts(rayon_m: float) -> list[tuple[str, str, str | None, str]]:
             (COULEUR_LACUNE_CLAIR, COULEUR_LACUNE, None, "lacune : aucune action")]
 
 
-def coverage_by_priority_figure(coverage: Coverage) -> Any:
+def coverage_by_priority_figure(coverage: Coverage,
+                                reference: Reference | None = None) -> Any:
     """Bar chart: per priority (grouped by the call's axes), the number of QPV with an action
-    inside, served only within the radius, with no action."""
+    inside, served only within the radius, with no action (QPV of the ``reference``'s
+    territory, SEM by default)."""
 
     from qpv_geo.coverage import axes_of_call
 
@@ -373,7 +388,7 @@ def coverage_by_priority_figure(coverage: Coverage) -> Any:
         if r is not None:
             ax.text(total * 1.01, yy, f"{d / total:.0%}".replace("%", " %") + " dans le QPV",
                     va="center", fontsize=7.5, color=COULEUR_DANS)
-    ax.set_xlabel(f"Nombre de QPV de SEM (sur {total})", fontsize=8.5)
+    ax.set_xlabel(f"Nombre de {libelles(reference).qpv_court} (sur {total})", fontsize=8.5)
     ax.tick_params(axis="x", labelsize=8)
     ax.set_title("Couverture des QPV par priorité de l'appel", fontsize=10, loc="left")
     _coverage_legend(fig, coverage.rayon_m, -0.04)
@@ -390,11 +405,26 @@ def _coverage_legend(fig: Any, rayon_m: float, y: float) -> None:
                bbox_to_anchor=(0.5, y))
 
 
+#: Above this many QPV (a large territory, France), the per-QPV chart keeps those reached.
+MAX_BARRES_QPV = 80
+
+
 def coverage_by_qpv_figure(coverage: Coverage) -> Any:
     """Bar chart: per QPV, the number of the call's priorities with an action inside, served
-    only within the radius, with no action (QPV with the fewest priorities inside first)."""
+    only within the radius, with no action (QPV with the fewest priorities inside first).
+
+    Above :data:`MAX_BARRES_QPV` QPV, only the QPV some action reaches are drawn (at most that
+    many) and the title says how many are left out."""
     q = coverage.par_qpv.sort_values(["priorites_dans", "priorites_proximite", "lib_qp"],
                                      ascending=[True, True, True], kind="stable")
+    omis = ""
+    if len(q) > MAX_BARRES_QPV:
+        reached = q[q["priorites_atteintes"] > 0]
+        kept = reached.iloc[max(0, len(reached) - MAX_BARRES_QPV):]
+        omis = (f" — {len(q) - len(kept)} QPV sans aucune action non représentés"
+                if len(kept) == len(reached) else f" — {len(q) - len(kept)} QPV non "
+                "représentés (sans action, ou parmi les moins couverts)")
+        q = kept
     n = len(q)
     total = len(PRIORITES)
     fig = _figure(8.2, 0.3 * n + 1.4)
@@ -408,7 +438,7 @@ def coverage_by_qpv_figure(coverage: Coverage) -> Any:
                                                               strict=True)], fontsize=7.5)
     ax.set_xlabel(f"Nombre de priorités de l'appel (sur {total})", fontsize=8.5)
     ax.tick_params(axis="x", labelsize=8)
-    ax.set_title("Priorités de l'appel couvertes, par QPV", fontsize=10, loc="left")
+    ax.set_title(f"Priorités de l'appel couvertes, par QPV{omis}", fontsize=10, loc="left")
     _coverage_legend(fig, coverage.rayon_m, -0.03)
     return fig
 

@@ -53,6 +53,7 @@ from qpv_geo._carto import (
 )
 from qpv_geo._leaflet import _elements, _ink
 from qpv_geo.figures import static_coverage_png, static_sites_png
+from qpv_geo.libelles import libelles
 from qpv_geo.priorites import AUTRE, PRIORITES, label_of
 
 if TYPE_CHECKING:
@@ -90,10 +91,13 @@ def save_map(m: folium.Map, path: str | Path, *, offline: bool = True) -> Path:
         raise os_error_message(exc, path) from exc
 
 
-def _site_rows(sites: pd.DataFrame) -> list[list[Any]]:
-    """Compact, escaped rows for the marker layers: what the popup and tooltip show."""
+def _site_rows(sites: pd.DataFrame, statuts: dict[str, str] | None = None) -> list[list[Any]]:
+    """Compact, escaped rows for the marker layers: what the popup and tooltip show
+    (``statuts``: the territory's status labels, SEM's by default)."""
     from qpv_geo.eligibility import STATUS_LABELS
 
+    if statuts is None:
+        statuts = STATUS_LABELS
     def col(name: str) -> pd.Series:
         if name in sites.columns:
             return sites[name]
@@ -123,7 +127,7 @@ def _site_rows(sites: pd.DataFrame) -> list[list[Any]]:
             ligne, (int, float, np.integer, np.floating)) else str(ligne)
         rows.append([
             round(float(lat), 6), round(float(lon), 6), esc(porteur) or "porteur non renseigné",
-            esc(action), re.sub(r"[^a-z_]", "", status), esc(STATUS_LABELS.get(status, status)),
+            esc(action), re.sub(r"[^a-z_]", "", status), esc(statuts.get(status, status)),
             quartier, esc(adr), esc(motif), esc(ligne_txt),
         ])
     return rows
@@ -161,11 +165,12 @@ def _qpv_labels(m: folium.Map, reference: Reference) -> None:
 
 
 def _roads(m: folium.Map, reference: Reference, *, rayon_m: float = 300.0) -> None:
-    """The OpenStreetMap streets near the QPV (offline maps only; Saint-Étienne only)."""
+    """The OpenStreetMap streets near the QPV (offline maps only; Saint-Étienne only: none on
+    a map of all France, where they would be a speck)."""
     from qpv_geo import osm
     from qpv_geo.exceptions import ReferenceDataError
 
-    if not len(reference.qpv):
+    if not len(reference.qpv) or libelles(reference).france:
         return
     import geopandas as gpd
 
@@ -178,7 +183,8 @@ def _roads(m: folium.Map, reference: Reference, *, rayon_m: float = 300.0) -> No
 
 
 def _fit(m: folium.Map, reference: Reference, *, qpv_only: bool = False) -> None:
-    """Fit the opening view to SEM (or to its QPV), clear of the legend and the notes."""
+    """Fit the opening view to the territory (or to its QPV), clear of the legend and the
+    notes."""
     layer = reference.communes if len(reference.communes) and not qpv_only else reference.qpv
     if not len(layer):
         return
@@ -186,12 +192,16 @@ def _fit(m: folium.Map, reference: Reference, *, qpv_only: bool = False) -> None
     m.add_child(_elements()["Fit"]([[miny, minx], [maxy, maxx]]))
 
 
+#: Metropolitan France (lon/lat), the frame of a territory with no QPV and no outline.
+_FRANCE_BOUNDS = (-5.2, 41.3, 9.6, 51.1)
+
+
 def _base_map(reference: Reference, tiles: str | None) -> folium.Map:
     import folium
     from folium.plugins import Fullscreen
 
     minx, miny, maxx, maxy = reference.communes.total_bounds if len(reference.communes) \
-        else reference.qpv.total_bounds
+        else reference.qpv.total_bounds if len(reference.qpv) else _FRANCE_BOUNDS
     m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=11,
                    tiles=_tiles(tiles), control_scale=True)
     # Without tiles Leaflet has no maxZoom, and Leaflet.markercluster refuses such a map.
@@ -219,11 +229,12 @@ def _perimeter_layers(m: folium.Map, reference: Reference, *, qpv_style: Any = N
     import folium
     import shapely
 
+    mots = libelles(reference)
     communes = reference.communes
     if len(communes):
         names = [esc(n) for n in communes["nom"]]
         gj = folium.GeoJson(
-            _geojson(communes, {"_tip": names}), name="Communes de SEM",
+            _geojson(communes, {"_tip": names}), name=mots.communes,
             style_function=lambda f: {"color": "#8c8c8c", "weight": 1, "fill": False},
             tooltip=folium.GeoJsonTooltip(fields=["_tip"], labels=False, sticky=False),
         )
@@ -231,16 +242,16 @@ def _perimeter_layers(m: folium.Map, reference: Reference, *, qpv_style: Any = N
         outline = shapely.union_all(shapely.make_valid(communes.geometry.values))
         folium.GeoJson(
             {"type": "Feature", "properties": {}, "geometry": outline.__geo_interface__},
-            name="Contour de Saint-Étienne Métropole",
+            name=mots.contour,
             style_function=lambda f: {"color": COULEUR_SEM, "weight": 3, "fill": False},
         ).add_to(m)
-    others = reference.qpv_hors_sem
+    others = autres_qpv_proches(reference)
     if len(others):
         tips = [f"{esc(c)} « {esc(n)} » — {esc(reference.epci_name(s))} : non éligible"
                 for c, n, s in zip(others["code_qp"], others["lib_qp"], others["siren_epci"],
                                    strict=True)]
         folium.GeoJson(
-            _geojson(others, {"_tip": tips}), name="QPV d'autres EPCI (non éligibles)",
+            _geojson(others, {"_tip": tips}), name=mots.qpv_autres,
             show=False,
             style_function=lambda f: {"color": "#9e9ac8", "weight": 1, "fillOpacity": 0.15},
             tooltip=folium.GeoJsonTooltip(fields=["_tip"], labels=False),
@@ -264,7 +275,7 @@ def _perimeter_layers(m: folium.Map, reference: Reference, *, qpv_style: Any = N
         folium.GeoJson(
             _geojson(qpv, {"_tip": tips, "code_qp": [esc(c) for c in qpv["code_qp"]],
                            "lib_qp": [esc(n) for n in qpv["lib_qp"]]}),
-            name="QPV 2024 de SEM (éligibles)",
+            name=mots.qpv_eligibles,
             style_function=lambda f: {"color": COULEUR_QPV, "weight": 2.5, "fillColor": COULEUR_QPV,
                                       "fillOpacity": 0.22},
             highlight_function=lambda f: {"weight": 4, "fillOpacity": 0.35},
@@ -273,16 +284,45 @@ def _perimeter_layers(m: folium.Map, reference: Reference, *, qpv_style: Any = N
 
 
 def _legend_perimeters(reference: Reference) -> str:
+    mots = libelles(reference)
     parts = [
         f"<div class='ligne'><span class='aplat' style='background:{COULEUR_QPV}33;"
-        f"border-color:{COULEUR_QPV}'></span>QPV 2024 de SEM (éligibles)</div>",
-        "<div class='ligne'><span class='aplat hachures' style='border-color:#7f7f7f'></span>"
-        + ("QVA — non éligibles" if len(reference.qva)
-           else "QVA — non éligibles (aucun périmètre importé)") + "</div>",
-        f"<div class='ligne'><span class='aplat' style='border-color:{COULEUR_SEM};"
-        "background:none'></span>Contour de Saint-Étienne Métropole</div>",
+        f"border-color:{COULEUR_QPV}'></span>{esc(mots.qpv_eligibles)}</div>",
     ]
+    # QVA: a list and perimeters for SEM only; elsewhere the notes say so, once.
+    if mots.est_sem or len(reference.qva):
+        parts.append(
+            "<div class='ligne'><span class='aplat hachures' style='border-color:#7f7f7f'>"
+            "</span>" + ("QVA — non éligibles" if len(reference.qva)
+                         else "QVA — non éligibles (aucun périmètre importé)") + "</div>")
+    if mots.est_sem or len(reference.communes):
+        parts.append(f"<div class='ligne'><span class='aplat' style='border-color:{COULEUR_SEM};"
+                     f"background:none'></span>{esc(mots.contour)}</div>")
     return "".join(parts)
+
+
+def autres_qpv_proches(reference: Reference, *, marge_deg: float = 0.15) -> Any:
+    """The QPV of the other layer worth drawing: all of them for SEM (its neighbours), those
+    within ``marge_deg`` (≈ 12 km) of the territory's QPV elsewhere (not all of France)."""
+    others = reference.qpv_hors_sem
+    if libelles(reference).est_sem or not len(others):
+        return others
+    if not len(reference.qpv):
+        return others.iloc[0:0]
+    minx, miny, maxx, maxy = reference.qpv.total_bounds
+    return others.cx[minx - marge_deg:maxx + marge_deg, miny - marge_deg:maxy + marge_deg]
+
+
+#: Default title of :func:`map_from_sites` (SEM's call for projects).
+TITRE_SITES = "Actions de l'appel à projets — Cité de l'emploi"
+
+
+def titre_sites(reference: Reference) -> str:
+    """Legend title of the sites map for the reference's territory."""
+    mots = libelles(reference)
+    if mots.est_sem:
+        return TITRE_SITES
+    return "Sites — QPV 2024 — France" if mots.france else f"{TITRE_SITES}, {mots.nom}"
 
 
 def map_from_sites(
@@ -291,7 +331,7 @@ def map_from_sites(
     *,
     tiles: str | None = "osm",
     seuil_cluster: int = SEUIL_CLUSTER,
-    title: str = "Actions de l'appel à projets — Cité de l'emploi",
+    title: str | None = None,
     demo: bool | None = None,
     rayon_m: float | None = None,
     rues: bool = True,
@@ -312,7 +352,7 @@ def map_from_sites(
     seuil_cluster
         A priority layer with more sites than this is clustered.
     title
-        Legend title.
+        Legend title (default: :func:`titre_sites`, the call's sites on the territory).
     demo
         Force the demonstration mark (default: detected, see :func:`is_demo`).
     rayon_m
@@ -329,6 +369,9 @@ def map_from_sites(
     import folium
 
     els = _elements()
+    mots = libelles(reference)
+    if title is None:
+        title = titre_sites(reference)
     m = _base_map(reference, tiles)
     if rayon_m and len(reference.qpv):
         import shapely
@@ -355,7 +398,7 @@ def map_from_sites(
         _, _, hexa = _icon(key)
         name = (f"<span style='color:{hexa}'>●</span> {html.escape(label_of(key))} "
                 f"({len(sel)})")
-        els["SitesLayer"](_site_rows(sel), priorite=key, name=name,
+        els["SitesLayer"](_site_rows(sel, mots.statuts), priorite=key, name=name,
                           cluster=len(sel) > seuil_cluster).add_to(m)
         counts.append((key, len(sel)))
     _qpv_labels(m, reference)
@@ -497,7 +540,10 @@ def coverage_map(
               "border-style:dashed;background:#fff'></span>Lacune : aucune action</div>"
               "<div class='ligne'><i>Priorité affichée : menu des couches (en haut à droite)"
               "</i></div>")
-    m.add_child(els["Legend"]("Couverture des QPV par priorité", legend, titles))
+    mots = libelles(reference)
+    titre = "Couverture des QPV par priorité" + ("" if mots.est_sem else
+                                                 f" — {mots.titre_carte}")
+    m.add_child(els["Legend"](titre, legend, titles))
     _notes_control(m, notes_for(reference, sites, demo=demo), reference.version)
     _fit(m, reference, qpv_only=True)
     return m
@@ -511,7 +557,7 @@ def _perimeter_outline_only(m: folium.Map, reference: Reference) -> None:
         outline = shapely.union_all(shapely.make_valid(reference.communes.geometry.values))
         folium.GeoJson(
             {"type": "Feature", "properties": {}, "geometry": outline.__geo_interface__},
-            name="Contour de Saint-Étienne Métropole", control=False,
+            name=libelles(reference).contour, control=False,
             style_function=lambda f: {"color": COULEUR_SEM, "weight": 2, "fill": False},
         ).add_to(m)
 
@@ -526,7 +572,9 @@ __all__ = [
     "PALIER_COUVERTURE",
     "SEUIL_CLUSTER",
     "TILES",
+    "TITRE_SITES",
     "VENDOR_DIR",
+    "autres_qpv_proches",
     "coverage_map",
     "esc",
     "iframe_html",
@@ -539,5 +587,6 @@ __all__ = [
     "save_map",
     "static_coverage_png",
     "static_sites_png",
+    "titre_sites",
     "write_map",
 ]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from qpv_geo.coverage import RAYON_DEFAUT_M
+from qpv_geo.libelles import Libelles, libelles
 from qpv_geo.priorites import AUTRE, PRIORITES, label_of
 
 if TYPE_CHECKING:
@@ -75,9 +76,12 @@ def _pct(n: int, total: int) -> str:
     return f"{100 * n / total:.0f} %" if total else "—"
 
 
-def _key_figures(sites: pd.DataFrame, coverage: Coverage) -> dict[str, Any]:
+def _key_figures(sites: pd.DataFrame, coverage: Coverage,
+                 mots: Libelles | None = None) -> dict[str, Any]:
     from qpv_geo.coverage import _fold
-    from qpv_geo.eligibility import STATUS_LABELS, STATUSES
+    from qpv_geo.eligibility import STATUSES
+
+    mots = mots or libelles()
 
     status = sites["status"] if "status" in sites.columns else pd.Series(dtype=object)
     counts = status.value_counts()
@@ -96,8 +100,8 @@ def _key_figures(sites: pd.DataFrame, coverage: Coverage) -> dict[str, Any]:
         "localises": len(sites) - coverage.sites_non_localises,
         "actions": n_actions,
         "porteurs": len(porteurs),
-        "statuts": [{"key": s, "label": STATUS_LABELS[s], "n": int(counts.get(s, 0))}
-                    for s in STATUSES],
+        "statuts": [{"key": s, "label": mots.statuts[s], "n": int(counts.get(s, 0))}
+                    for s in STATUSES if counts.get(s, 0) or s not in _sans_objet(mots)],
         "eligibles": int(counts.get("eligible", 0)),
         "a_revoir": int(sum(int(counts.get(s, 0)) for s in A_REVOIR)),
         "cellules": cells,
@@ -112,6 +116,14 @@ def _key_figures(sites: pd.DataFrame, coverage: Coverage) -> dict[str, Any]:
         "hors_rayon": coverage.sites_hors_rayon,
         "priorite_autre": int((sites["priorite"] == AUTRE).sum()) if "priorite" in sites else 0,
     }
+
+
+def _sans_objet(mots: Libelles) -> tuple[str, ...]:
+    """Statuses a territory cannot give, left out of its tables when nobody has them: QVA
+    outside SEM (no QVA list elsewhere), « hors territoire » for France."""
+    if mots.est_sem:
+        return ()
+    return ("qva", "hors_territoire") if mots.france else ("qva",)
 
 
 def _axes_header() -> list[dict[str, Any]]:
@@ -170,9 +182,8 @@ def _matrix_rows(coverage: Coverage) -> list[dict[str, Any]]:
     return rows
 
 
-def _review_rows(sites: pd.DataFrame) -> list[dict[str, str]]:
-    from qpv_geo.eligibility import STATUS_LABELS
-
+def _review_rows(sites: pd.DataFrame, mots: Libelles | None = None) -> list[dict[str, str]]:
+    statuts = (mots or libelles()).statuts
     if "status" not in sites.columns:
         return []
     mask = sites["status"].isin(A_REVOIR)
@@ -186,16 +197,16 @@ def _review_rows(sites: pd.DataFrame) -> list[dict[str, str]]:
             reasons = (reasons + " ; " if reasons else "") + "priorité non reconnue"
         out.append({"ligne": _text(r.get("ligne")), "porteur": _text(r.get("porteur")),
                     "action": _text(r.get("action")), "adresse": _text(adresse),
-                    "statut": STATUS_LABELS.get(_text(r.get("status")), _text(r.get("status"))),
+                    "statut": statuts.get(_text(r.get("status")), _text(r.get("status"))),
                     "status": _text(r.get("status")), "motifs": reasons})
     return out
 
 
 def _outside_rows(sites: pd.DataFrame, reference: Reference) -> list[dict[str, str]]:
-    """Sites the maps framed on SEM do not show: outside SEM (status or position)."""
-    from qpv_geo.eligibility import STATUS_LABELS
+    """Sites the maps framed on the territory do not show: outside it (status or position)."""
     from qpv_geo.figures import sites_outside_map
 
+    statuts = libelles(reference).statuts
     outside = sites_outside_map(sites, reference)
     if "status" in sites.columns:
         extra = sites[sites["status"] == "hors_territoire"]
@@ -211,7 +222,7 @@ def _outside_rows(sites: pd.DataFrame, reference: Reference) -> list[dict[str, s
         out.append({"ligne": _text(r.get("ligne")) or str(idx), "porteur": _text(r.get("porteur")),
                     "action": _text(r.get("action")), "adresse": _text(adresse),
                     "position": position if position != "nan, nan" else "",
-                    "statut": STATUS_LABELS.get(_text(r.get("status")), _text(r.get("status")))})
+                    "statut": statuts.get(_text(r.get("status")), _text(r.get("status")))})
     return out
 
 
@@ -261,7 +272,7 @@ def report_from_sites(
     rayon_m: float = RAYON_DEFAUT_M,
     tiles: str | None = None,
     static: bool = False,
-    title: str = "Cité de l'emploi — couverture des QPV par les actions de l'appel à projets",
+    title: str | None = None,
     source: str | None = None,
     demo: bool | None = None,
     coverage: Coverage | None = None,
@@ -281,7 +292,8 @@ def report_from_sites(
     static
         Static maps only (PNG), no JavaScript: the variant printed to PDF.
     title, source
-        Title, and the name of the sites file shown in the header.
+        Title (default: :func:`titre_rapport`), and the name of the sites file shown in the
+        header.
     demo
         Force the demonstration mark (default: detected from the data and the sites).
     coverage
@@ -297,6 +309,8 @@ def report_from_sites(
     from qpv_geo import maps
     from qpv_geo.coverage import coverage_from_sites
 
+    mots = libelles(reference)
+    title = title or titre_rapport(reference)
     cov = coverage if coverage is not None else coverage_from_sites(sites, reference,
                                                                     rayon_m=rayon_m)
     is_demo = demo if demo is not None else maps.is_demo(sites, reference)
@@ -319,11 +333,11 @@ def report_from_sites(
               "couverture": _png_uri(maps.static_coverage_png(cov, reference, demo=is_demo,
                                                               sites=sites)),
               "par_priorite": _png_uri(figures.figure_png(
-                  figures.coverage_by_priority_figure(cov), dpi=120)),
+                  figures.coverage_by_priority_figure(cov, reference), dpi=120)),
               "par_qpv": _png_uri(figures.figure_png(figures.coverage_by_qpv_figure(cov),
                                                      dpi=120))}
-    chiffres = _key_figures(sites, cov)
-    revoir = _review_rows(sites)
+    chiffres = _key_figures(sites, cov, mots)
+    revoir = _review_rows(sites, mots)
     chiffres["a_revoir"] = len(revoir)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
@@ -336,21 +350,56 @@ def report_from_sites(
         matrix=_matrix_rows(cov), lacunes=_gaps_by_qpv(cov), revoir=revoir,
         hors_carte=_outside_rows(sites, reference),
         data=_data_info(sites, reference), heads=heads, cartes=cartes, images=images,
-        fond=_fond(tiles, static),
+        fond=_fond(tiles, static, rues=_rues_dessinees(reference)), mots=mots,
+        sous_titre=_sous_titre(mots),
     )
     return maps.inline_assets(page) if not static else page
 
 
-def _fond(tiles: str | None, static: bool) -> str:
-    """What the maps are drawn on, with the street layer's attribution and extent."""
+#: Default title of the report (SEM's call for projects).
+TITRE_RAPPORT = "Cité de l'emploi — couverture des QPV par les actions de l'appel à projets"
+
+
+def titre_rapport(reference: Reference) -> str:
+    """Title of the report for the reference's territory."""
+    mots = libelles(reference)
+    if mots.est_sem:
+        return TITRE_RAPPORT
+    if mots.france:
+        return "Couverture des QPV 2024 par les actions — France"
+    return f"{TITRE_RAPPORT} — {mots.nom}"
+
+
+def _sous_titre(mots: Libelles) -> str:
+    """The line under the title, before the date (the committee is SEM's)."""
+    if mots.est_sem:
+        return "Saint-Étienne Métropole — comité de copilotage État / SEM"
+    return "QPV 2024 — France" if mots.france else f"{mots.nom} — QPV 2024"
+
+
+def _rues_dessinees(reference: Reference) -> bool:
+    """True when the maps draw OpenStreetMap streets: some of the territory's QPV are in
+    Saint-Étienne, the only place the street layer covers (never on a map of France)."""
+    from qpv_geo.figures import _zoom_extent
+
+    return libelles(reference).est_sem or _zoom_extent(reference) is not None
+
+
+def _fond(tiles: str | None, static: bool, *, rues: bool = True) -> str:
+    """What the maps are drawn on, with the street layer's attribution and extent (only
+    when streets are drawn)."""
     from qpv_geo import maps, osm
 
-    rues = f"rues {osm.ROADS_ATTRIBUTION}, {osm.ROADS_COVERAGE_TEXT.removeprefix('rues : ')}"
+    if rues:
+        rues_txt = (f"rues {osm.ROADS_ATTRIBUTION}, "
+                    f"{osm.ROADS_COVERAGE_TEXT.removeprefix('rues : ')}")
+    else:
+        rues_txt = "sans rues (aucune couche de rues installée pour ce territoire)"
     if static:
-        return f"cartes statiques ; {rues} (zoom sur Saint-Étienne)"
+        return f"cartes statiques ; {rues_txt}" + (" (zoom sur Saint-Étienne)" if rues else "")
     if maps._tiles(tiles):
         return f"{maps._tiles(tiles)} (en ligne)"
-    return f"aucun fond en ligne (carte utilisable hors ligne) ; {rues}"
+    return f"aucun fond en ligne (carte utilisable hors ligne) ; {rues_txt}"
 
 
 def write_pdf(page: str, path: str | Path) -> Path:
@@ -423,4 +472,5 @@ def write_report(
     return written
 
 
-__all__ = ["A_REVOIR", "report_from_sites", "write_pdf", "write_report"]
+__all__ = ["A_REVOIR", "TITRE_RAPPORT", "report_from_sites", "titre_rapport", "write_pdf",
+           "write_report"]

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from qpv_geo.eligibility import STATUS_LABELS, format_distance
+from qpv_geo.libelles import Libelles, libelles
 
 try:  # Debian and the wheels ship the tz database; fall back to the server's local time.
     from zoneinfo import ZoneInfo
@@ -85,12 +86,13 @@ _VERDICT_FIELDS = (
 
 
 def verdict_payload(source: Any, *, geocode: Any = None, notes: list[str], demo: bool,
-                    checked_at: dt.datetime) -> dict[str, Any]:
+                    checked_at: dt.datetime, mots: Libelles | None = None) -> dict[str, Any]:
     """One verdict as a JSON-ready dict.
 
     ``source`` is a :class:`~qpv_geo.eligibility.Verdict` or a row (mapping) of
     :meth:`Engine.judge_lonlat`'s frame; ``notes`` are the data warnings (plus the demo address
-    note when the demonstration address file answered).
+    note when the demonstration address file answered); ``mots`` the territory's words (SEM's
+    by default).
     """
     if isinstance(source, Mapping):
         values = {k: _clean(source.get(k)) for k in _VERDICT_FIELDS}
@@ -102,8 +104,8 @@ def verdict_payload(source: Any, *, geocode: Any = None, notes: list[str], demo:
     status = str(values["status"])
     return {
         **values,
-        "statut_libelle": STATUS_LABELS[status],
-        "titre": HEADLINES[status],
+        "statut_libelle": (mots.statuts if mots else STATUS_LABELS)[status],
+        "titre": (mots.titres if mots else HEADLINES)[status],
         "motifs": motifs,
         "notes": list(notes),
         "demo": bool(demo),
@@ -162,10 +164,10 @@ def verdict_rows(p: Mapping[str, Any], *, adresse_saisie: str | None = None,
 
 def verdict_text(p: Mapping[str, Any], *, adresse_saisie: str | None = None,
                  noms: Mapping[str, str] | None = None,
-                 conseils: list[str] | None = None) -> str:
+                 conseils: list[str] | None = None, mots: Libelles | None = None) -> str:
     """Plain-text summary (the « copier » button and the attestation)."""
     lines = [
-        "Vérification QPV — Saint-Étienne Métropole (Cité de l'emploi)",
+        (mots or libelles()).entete_verification,
         f"Date : {format_date(p['verifie_le'])}",
         f"Verdict : {p['titre']} — {p['statut_libelle']}",
     ]

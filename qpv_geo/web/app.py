@@ -52,6 +52,7 @@ from qpv_geo.exceptions import (
     ReferenceDataError,
     UnreadableInputError,
 )
+from qpv_geo.libelles import Libelles, libelles
 from qpv_geo.settings import Settings
 from qpv_geo.web._present import (
     HEADLINES,
@@ -60,7 +61,7 @@ from qpv_geo.web._present import (
     verdict_text,
 )
 from qpv_geo.web._store import StoreUnavailable, shared_secret
-from qpv_geo.web.lot import ROLE_LABELS, STATUS_WORDS, LotColumnsError, validate_upload
+from qpv_geo.web.lot import ROLE_LABELS, LotColumnsError, status_words, validate_upload
 from qpv_geo.web.schemas import (
     MAX_ADRESSE,
     Donnees,
@@ -227,16 +228,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescape on .html
     templates.env.filters["date_fr"] = format_date
     max_upload = int(settings.max_upload_mb * 1_000_000)
+    mots = _territory_words(settings)
 
     app = FastAPI(
-        title="qpv-geo — éligibilité QPV de Saint-Étienne Métropole",
+        title=_api_title(mots),
         version=__version__,
-        description=(
-            "Vérifier si une adresse ou un point est dans un quartier prioritaire de la "
-            "politique de la ville (QPV 2024) de Saint-Étienne Métropole, pour la Cité de "
-            "l'emploi. Chaque réponse porte la version des données. Erreurs : "
-            "`{\"erreur\": …, \"conseil\": …}`."
-        ),
+        description=_api_description(mots),
         docs_url=None, redoc_url=None,  # Swagger UI would load from a CDN; the schema stays
         lifespan=_lifespan,
     )
@@ -248,7 +245,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"erreur": message, "conseil": hint}, status_code=status,
                                 headers=headers)
         html = templates.get_template("erreur.html").render(
-            status=status, message=message, hint=hint, version=None, app_version=__version__)
+            status=status, message=message, hint=hint, version=None, app_version=__version__,
+            mots=mots)
         return HTMLResponse(html, status_code=status, headers=headers)
 
     def render_too_large(path: str, exc: _TooLarge) -> Response:
@@ -314,11 +312,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from qpv_geo.geocoding import geocoder_info
 
         engine = services.engine()
+        words = libelles(engine)
         return {"version": engine.reference.version, "data_notes": engine.reference.notes,
                 "geocodeur": geocoder_info(settings),
                 "app_version": __version__, "max_upload_mb": settings.max_upload_mb,
                 "jeton": tokens.new(), "retention": services.results.retention_text(),
-                "headlines": HEADLINES, **extra}
+                "headlines": words.titres if not words.est_sem else HEADLINES, "mots": words,
+                "exemple": _example_point(engine.reference, words), **extra}
 
     # ---------------------------------------------------------------- page /
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -352,10 +352,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             conseils = next_steps(payload, reference)
             context["rows"] = verdict_rows(payload, adresse_saisie=saisie, noms=noms)
             context["text"] = verdict_text(payload, adresse_saisie=saisie, noms=noms,
-                                           conseils=conseils)
+                                           conseils=conseils, mots=libelles(reference))
             context["conseils"] = conseils
             context["rue"] = edge_street(payload, reference) if conseils else None
-            # Far outside SEM, nothing would be drawn around the point: no empty maps.
+            # Far outside the territory, nothing would be drawn around the point: no empty
+            # maps.
             context["cartes"] = payload.get("lat") is not None and (
                 payload["status"] != "hors_territoire"
                 or bool(services.perimeters().around(payload["lon"], payload["lat"], 3000)))
@@ -429,7 +430,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _form_page(templates.TemplateResponse(
             request, "lot.html",
             page_context(page="lot", error=error, outcome=outcome, picker=picker,
-                         roles=ROLE_LABELS, status_words=STATUS_WORDS),
+                         roles=ROLE_LABELS,
+                         status_words=status_words(libelles(services.engine()))),
             status_code=status))
 
     @app.get("/lot/resultat/{token}/{index}", include_in_schema=False)
@@ -508,7 +510,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lon: Annotated[float, Query(ge=-180, le=180)],
         rayon_m: Annotated[float, Query(gt=0, le=20_000)] = 3000.0,
     ) -> Response:
-        """GeoJSON des périmètres (QPV, QVA, QPV hors SEM, communes) à moins de `rayon_m`."""
+        """GeoJSON des périmètres (QPV du territoire, QVA, autres QPV, communes) à moins de
+        `rayon_m`."""
         features = services.perimeters().around(lon, lat, rayon_m)
         return JSONResponse({"type": "FeatureCollection", "features": features})
 
@@ -574,6 +577,53 @@ def _french_validation(err: dict[str, Any]) -> str:
             text += f" (limite : {ctx[key]})"
             break
     return text
+
+
+def _territory_words(settings: Settings) -> Libelles:
+    """The words of the settings' territory, without loading any data (SEM: its own)."""
+    from qpv_geo.settings import SIREN_SEM
+
+    if str(settings.territoire).strip().replace(" ", "") == SIREN_SEM:
+        return libelles()
+    from qpv_geo.territoire import resolve_territoire
+
+    return libelles(resolve_territoire(settings.territoire))
+
+
+def _api_title(mots: Libelles) -> str:
+    if mots.france:
+        return "qpv-geo — appartenance aux QPV 2024, France"
+    return f"qpv-geo — éligibilité QPV de {mots.nom}"
+
+
+def _api_description(mots: Libelles) -> str:
+    where = ("de France (métropole et Corse)" if mots.france else f"de {mots.nom}")
+    usage = ", pour la Cité de l'emploi" if mots.est_sem else ""
+    return ("Vérifier si une adresse ou un point est dans un quartier prioritaire de la "
+            f"politique de la ville (QPV 2024) {where}{usage}. Chaque réponse porte la "
+            "version des données. Erreurs : `{\"erreur\": …, \"conseil\": …}`.")
+
+
+#: The example point of the forms for SEM (a QPV of Saint-Étienne).
+_EXEMPLE_SEM = {"lat": "45.4605", "lon": "4.3871", "adresse": "12 rue Jean Jaurès 42000 "
+                "Saint-Étienne", "lat_approx": "45,4", "lon_approx": "4,4",
+                "lieu": "Saint-Étienne"}
+
+
+def _example_point(reference: Any, mots: Libelles) -> dict[str, str]:
+    """Example coordinates of the forms: SEM's, else a point inside one of the territory's
+    QPV (Paris's for France), with no example address."""
+    if mots.est_sem:
+        return _EXEMPLE_SEM
+    qpv = reference.qpv
+    if mots.france or not len(qpv):
+        lat, lon, lieu = 48.8566, 2.3522, "Paris"
+    else:
+        p = qpv.geometry.values[0].representative_point()
+        lat, lon, lieu = p.y, p.x, mots.nom
+    return {"lat": f"{lat:.4f}", "lon": f"{lon:.4f}", "adresse": "",
+            "lat_approx": f"{lat:.1f}".replace(".", ","),
+            "lon_approx": f"{lon:.1f}".replace(".", ","), "lieu": lieu}
 
 
 class _AddressNotFound(QpvGeoError):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from qpv_geo.exceptions import InputFileError, QpvGeoError
+from qpv_geo.libelles import Libelles, libelles
 
 #: Rows of the validated file previewed on the page.
 PREVIEW_ROWS = 20
@@ -47,6 +48,18 @@ STATUS_WORDS = {
     "a_verifier": "À vérifier",
     "non_geocode": "Non localisé",
 }
+
+
+
+def status_words(mots: Libelles | None = None) -> dict[str, str]:
+    """:data:`STATUS_WORDS` in the territory's words (SEM's by default)."""
+    if mots is None or mots.est_sem:
+        return dict(STATUS_WORDS)
+    if mots.france:
+        return {**STATUS_WORDS, "eligible": "Dans un QPV 2024",
+                "hors_territoire": "Non éligible — hors du territoire servi"}
+    return {**STATUS_WORDS, "hors_territoire": f"Non éligible — hors {mots.sigle}"}
+
 
 _MEDIA = {".csv": "text/csv; charset=utf-8",
           ".json": "application/json",
@@ -163,6 +176,7 @@ def validate_upload(services: Any, data: bytes | None, suffix: str, feuille: str
                  for p in paths]
     token = services.results.put(files)
     summary = result.summary
+    words = status_words(libelles(services.engine()))
     return {
         "token": token,
         "source": source,
@@ -171,8 +185,8 @@ def validate_upload(services: Any, data: bytes | None, suffix: str, feuille: str
         "files": [(i, name, len(content)) for i, (name, content, _) in enumerate(files)],
         "columns": [str(c) for c in frame.columns if not str(c).startswith("_")],
         "mapping": mapping.as_dict(),
-        "tables": summary_tables(summary),
-        "preview": preview(result.frame, mapping.as_dict()),
+        "tables": summary_tables(summary, words),
+        "preview": preview(result.frame, mapping.as_dict(), words),
         "demo": services.engine().reference.demo or bool(summary.get("notes") and any(
             "DÉMONSTRATION" in n for n in summary["notes"])),
         "notes": list(summary.get("notes") or []),
@@ -189,13 +203,16 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def summary_tables(summary: dict[str, Any]) -> dict[str, Any]:
-    """The batch summary as the tables of the page (the same as the CLI's)."""
+def summary_tables(summary: dict[str, Any],
+                   words: dict[str, str] | None = None) -> dict[str, Any]:
+    """The batch summary as the tables of the page (the same as the CLI's); ``words``: the
+    status words (:func:`status_words`)."""
     from qpv_geo.eligibility import STATUSES
 
+    words = words or STATUS_WORDS
     par_statut = summary.get("par_statut") or {}
-    statuts = [(s, STATUS_WORDS.get(s, s), int(par_statut.get(s, 0))) for s in STATUSES
-               if s in STATUS_WORDS]
+    statuts = [(s, words.get(s, s), int(par_statut.get(s, 0))) for s in STATUSES
+               if s in words]
     qpv = [(code, str(e.get("lib_qp") or ""), int(e.get("sites", 0)),
             int(e.get("eligibles", 0)))
            for code, e in (summary.get("par_qpv") or {}).items()]
@@ -206,7 +223,7 @@ def summary_tables(summary: dict[str, Any]) -> dict[str, Any]:
         review.append({
             "ligne": _cell(r.get("ligne")),
             "status": str(r.get("status") or ""),
-            "statut": STATUS_WORDS.get(str(r.get("status")), str(r.get("status") or "")),
+            "statut": words.get(str(r.get("status")), str(r.get("status") or "")),
             "porteur": _cell(r.get("porteur")),
             "action": _cell(r.get("action")),
             "adresse": _cell(r.get("adresse")),
@@ -218,10 +235,12 @@ def summary_tables(summary: dict[str, Any]) -> dict[str, Any]:
             "marge": summary.get("marge_m")}
 
 
-def preview(frame: Any, mapping: dict[str, str | None]) -> dict[str, Any]:
+def preview(frame: Any, mapping: dict[str, str | None],
+            words: dict[str, str] | None = None) -> dict[str, Any]:
     """The first rows: line, the person's identifying columns, then the verdict in words."""
     from qpv_geo.eligibility import format_distance
 
+    words = words or STATUS_WORDS
     keep: list[tuple[str, str]] = [("ligne", "Ligne")]
     for role in ("porteur", "action", "adresse", "commune"):
         col = mapping.get(role)
@@ -240,7 +259,7 @@ def preview(frame: Any, mapping: dict[str, str | None]) -> dict[str, Any]:
         row = []
         for (col, _), v in zip(keep, rec, strict=True):
             if col == "status":
-                row.append({"status": str(v), "text": STATUS_WORDS.get(str(v), str(v))})
+                row.append({"status": str(v), "text": words.get(str(v), str(v))})
             elif col == "distance_bord_m":
                 row.append({"text": format_distance(None if v is None else float(v))})
             else:
@@ -255,6 +274,7 @@ __all__ = [
     "LotColumnsError",
     "download_stem",
     "preview",
+    "status_words",
     "summary_tables",
     "user_file_name",
     "validate_upload",

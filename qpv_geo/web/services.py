@@ -20,6 +20,7 @@ from qpv_geo.exceptions import (
     GeocoderQueryError,
     QpvGeoError,
 )
+from qpv_geo.libelles import libelles
 from qpv_geo.settings import Settings
 from qpv_geo.web._present import (
     NOTE_ADRESSES_DEMO,
@@ -157,20 +158,21 @@ class Services:
     def verdict_for_address(self, adresse: str) -> tuple[dict[str, Any], Any]:
         from qpv_geo.geocoding.coordinates import coordinates_result
 
-        adresse = _check_adresse(adresse)
+        adresse = _check_adresse(adresse, sem=libelles(self.engine()).est_sem)
         # coordinates pasted in the address field are coordinates, geocoder or not
         geocode = coordinates_result(adresse) or self.geocoder().geocode(adresse)
         engine = self.engine()
         verdict = engine.judge_point(geocode=geocode)
         notes, demo = self.notes_and_demo(engine, [geocode])
         return verdict_payload(verdict, geocode=geocode, notes=notes, demo=demo,
-                               checked_at=now_paris()), geocode
+                               checked_at=now_paris(), mots=libelles(engine)), geocode
 
     def verdict_for_point(self, lat: float, lon: float) -> dict[str, Any]:
         engine = self.engine()
         verdict = engine.judge_point(lon=lon, lat=lat)
         notes, demo = self.notes_and_demo(engine, [])
-        return verdict_payload(verdict, notes=notes, demo=demo, checked_at=now_paris())
+        return verdict_payload(verdict, notes=notes, demo=demo, checked_at=now_paris(),
+                               mots=libelles(engine))
 
     def verdicts(self, lieux: list[Lieu]) -> VerdictsOut:
         n = len(lieux)
@@ -202,12 +204,13 @@ class Services:
         frame = engine.judge_lonlat(lon, lat, geocodes=geocodes if address_rows else None)
         notes, demo = self.notes_and_demo(engine, geocodes)
         checked = now_paris()
+        mots = libelles(engine)
         items = []
         for i, row in enumerate(frame.to_dict(orient="records")):
             if i in problems:
                 row["motifs"] = problems[i]
             payload = verdict_payload(row, geocode=geocodes[i], notes=notes, demo=demo,
-                                      checked_at=checked)
+                                      checked_at=checked, mots=mots)
             items.append(VerdictItem(id=lieux[i].id, **payload))
         counts = frame["status"].value_counts()
         resume = {s: int(counts.get(s, 0)) for s in STATUSES}
@@ -222,11 +225,13 @@ class _BatchTooLong(QpvGeoError):
                          "/lot (ou qpv-geo batch FICHIER).")
 
 
-def _check_adresse(adresse: str) -> str:
+def _check_adresse(adresse: str, *, sem: bool = True) -> str:
     text = adresse.strip()
     if not text:
         raise GeocoderQueryError("Adresse vide.", hint="Saisissez une adresse, ex. « 12 rue "
-                                 "Jean Jaurès 42000 Saint-Étienne ».")
+                                 "Jean Jaurès 42000 Saint-Étienne »." if sem else
+                                 "Saisissez une adresse : numéro, rue, code postal et "
+                                 "commune.")
     if len(text) > MAX_ADRESSE:
         raise GeocoderQueryError(f"Adresse trop longue ({len(text)} caractères, au plus "
                                  f"{MAX_ADRESSE}).", hint="Saisissez une seule adresse postale.")

@@ -186,6 +186,9 @@
     var lat = parseFloat(section.dataset.lat);
     var lon = parseFloat(section.dataset.lon);
     if (!isFinite(lat) || !isFinite(lon)) { return; }
+    // another territory than SEM (--territoire): its words in the tooltips
+    if (section.dataset.libelleQpv) { KIND_LABELS.qpv = section.dataset.libelleQpv; }
+    if (section.dataset.libelleAutres) { KIND_LABELS.qpv_hors_sem = section.dataset.libelleAutres; }
     var detail = makeMap(container);
     var overview = whole ? makeMap(whole) : null;
     var maps = overview ? [detail, overview] : [detail];

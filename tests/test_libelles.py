@@ -1,0 +1,165 @@
+"""The outputs speak of the territory they were made for: maps, report, web page and API."""
+
+from __future__ import annotations
+
+import html
+import re
+import warnings
+
+import pytest
+import shapely
+from typer.testing import CliRunner
+
+from qpv_geo.cli import app
+from qpv_geo.libelles import SEM, libelles
+from qpv_geo.settings import Settings
+from qpv_geo.territoire import qpv_france, resolve_territoire
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*httpx2.*")
+    from fastapi.testclient import TestClient
+
+runner = CliRunner()
+LYON = "200046977"  # Métropole de Lyon
+_SEM_WORDS = re.compile(r"Saint-[ÉE]tienne|\bSEM\b")
+
+
+def _interior(geom_wgs) -> tuple[float, float]:
+    """(lat, lon) of a point 40 m inside a QPV (or on its surface when it is narrower)."""
+    import geopandas as gpd
+
+    g = gpd.GeoSeries([geom_wgs], crs=4326).to_crs(2154).iloc[0]
+    inner = g.buffer(-40.0)
+    p = shapely.point_on_surface(g if inner.is_empty else inner)
+    lon, lat = gpd.GeoSeries([p], crs=2154).to_crs(4326).iloc[0].coords[0]
+    return lat, lon
+
+
+@pytest.fixture(scope="module")
+def lyon_csv(tmp_path_factory):
+    """Six sites inside QPV of the Métropole de Lyon (coordinates), two priorities."""
+    gdf, _ = qpv_france()
+    lyon = gdf[gdf["siren_epci"] == LYON].head(6)
+    rows = ["porteur;action;priorite;lat;lon"]
+    for i, geom in enumerate(lyon.geometry):
+        lat, lon = _interior(geom)
+        prio = "mobilite" if i % 2 else "sante"
+        rows.append(f"Porteur {i};Action {i};{prio};{lat:.6f};{lon:.6f}")
+    path = tmp_path_factory.mktemp("lyon") / "sites_lyon.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path, list(lyon["lib_qp"])
+
+
+def _text(page: str) -> str:
+    """What a reader sees of a page: no scripts, no styles, no tags."""
+    page = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+def _decoded(page: str) -> str:
+    """The page with the JSON escapes of folium's data (``\\u00e9``) and the HTML entities
+    read: the words a map shows in its legend, layers and popups."""
+    page = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), page)
+    return html.unescape(page)
+
+
+def test_sem_words_are_the_historic_ones() -> None:
+    from qpv_geo.eligibility import STATUS_LABELS
+    from qpv_geo.web._present import HEADLINES
+    from qpv_geo.web.lot import STATUS_WORDS, status_words
+
+    assert libelles(None) is SEM and libelles(resolve_territoire("244200770")) is SEM
+    assert SEM.statuts == STATUS_LABELS and SEM.titres == HEADLINES
+    assert status_words(SEM) == STATUS_WORDS
+    assert SEM.qpv_eligibles == "QPV 2024 de SEM (éligibles)"
+    assert SEM.contour == "Contour de Saint-Étienne Métropole"
+
+
+def test_other_territory_and_france_words() -> None:
+    lyon = libelles(resolve_territoire(LYON))
+    assert lyon.statuts["hors_territoire"] == "Non éligible — hors territoire de Métropole de Lyon"
+    assert lyon.titres["hors_territoire"].endswith("Métropole de Lyon")
+    assert lyon.qpv == "QPV 2024 de Métropole de Lyon"
+    france = libelles(resolve_territoire("france"))
+    assert france.qpv == "QPV 2024 — France" and france.titres["eligible"] == "Dans un QPV 2024"
+    for words in (lyon, france):
+        assert not _SEM_WORDS.search(" ".join([*words.statuts.values(), *words.titres.values(),
+                                               words.qpv_eligibles, words.attestation,
+                                               words.entete_verification, words.question]))
+
+
+def test_map_territoire_lyon(tmp_path, lyon_csv) -> None:
+    src, names = lyon_csv
+    out = tmp_path / "carte.html"
+    res = runner.invoke(app, ["map", str(src), "-o", str(out), "--tiles", "none",
+                              "--territoire", LYON])
+    assert res.exit_code == 0, res.output
+    page = _decoded(out.read_text(encoding="utf-8"))
+    assert "QPV 2024 de Métropole de Lyon (éligibles)" in page
+    assert "Actions de l'appel à projets — Cité de l'emploi, Métropole de Lyon" in page
+    assert "Éligible — dans un QPV de Métropole de Lyon" in page  # the popups
+    assert names[0] in page
+    # nothing of SEM: no SEM layer, no QVA legend, no streets of Saint-Étienne, no ODbL;
+    # only the neighbouring QPV (hidden layer) name their own EPCI, SEM included
+    others = re.findall(r'"_tip": "([^"]*) : non éligible"', page)
+    assert others and all(" — " in t for t in others)
+    shown = re.sub(r'"_tip": "[^"]*: non éligible"', "", page)
+    assert not _SEM_WORDS.search(shown), _SEM_WORDS.search(shown)
+    assert "QVA — non éligibles" not in page and "OpenStreetMap" not in page
+    # the same map for SEM still names SEM (the default is untouched)
+    sem = tmp_path / "carte_sem.html"
+    res = runner.invoke(app, ["map", str(src), "-o", str(sem), "--tiles", "none"])
+    assert res.exit_code == 0, res.output
+    assert "QPV 2024 de SEM (éligibles)" in _decoded(sem.read_text(encoding="utf-8"))
+
+
+def test_report_territoire_lyon(tmp_path, lyon_csv) -> None:
+    src, names = lyon_csv
+    out = tmp_path / "rapport.html"
+    res = runner.invoke(app, ["report", str(src), "-o", str(out), "--territoire", LYON])
+    assert res.exit_code == 0, res.output
+    page = _decoded(out.read_text(encoding="utf-8"))
+    text = _text(page)
+    assert "couverture des QPV par les actions de l'appel à projets — Métropole de Lyon" in text
+    assert "Métropole de Lyon — QPV 2024" in text
+    assert "Éligible — dans un QPV de Métropole de Lyon" in text
+    assert "quartier de veille active" not in text  # no QVA row where there is no QVA list
+    assert "sans rues" in text and "OpenStreetMap" not in text
+    assert names[0] in text
+    assert not _SEM_WORDS.search(text), _SEM_WORDS.search(text)
+    shown = re.sub(r'"_tip": "[^"]*: non éligible"', "", page)  # neighbours name their EPCI
+    assert not _SEM_WORDS.search(shown), _SEM_WORDS.search(shown)
+    assert "QN04213M" not in page  # Montreynaud, far from Lyon: not drawn
+
+
+@pytest.mark.parametrize("territoire", [LYON, "france"])
+def test_web_territoire(territoire) -> None:
+    gdf, _ = qpv_france()
+    lyon = gdf[gdf["siren_epci"] == LYON].iloc[0]
+    lat, lon = _interior(lyon.geometry)
+    from qpv_geo.web import create_app
+
+    settings = Settings.from_env(territoire=territoire)
+    with TestClient(create_app(settings)) as client:
+        home = client.get("/")
+        assert home.status_code == 200
+        page = client.get("/", params={"lat": f"{lat:.6f}", "lon": f"{lon:.6f}"})
+        assert page.status_code == 200
+        api = client.get("/api/v1/verdict", params={"lat": lat, "lon": lon}).json()
+        schema = client.get("/openapi.json").json()["info"]
+    assert api["code_qp"] == lyon["code_qp"]
+    for body in (home.text, page.text):
+        assert not _SEM_WORDS.search(_text(body)), _SEM_WORDS.search(_text(body))
+    if territoire == LYON:
+        assert "<title>Vérifier l'éligibilité QPV — Métropole de Lyon</title>" in home.text
+        assert "QPV) de Métropole de Lyon ?" in home.text
+        assert api["statut_libelle"] == "Éligible — dans un QPV de Métropole de Lyon"
+        assert 'data-libelle-qpv="QPV de Métropole de Lyon"' in page.text
+        assert "Vérification QPV — Métropole de Lyon" in page.text  # the « copier » text
+        assert schema["title"] == "qpv-geo — éligibilité QPV de Métropole de Lyon"
+    else:
+        assert "Quartiers prioritaires 2024 · France" in home.text
+        assert api["statut_libelle"] == api["titre"] == "Dans un QPV 2024"
+        assert "appartenance à un QPV 2024 (France)" in page.text
+        assert "hors territoire" not in page.text
+        assert schema["title"] == "qpv-geo — appartenance aux QPV 2024, France"
