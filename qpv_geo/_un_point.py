@@ -5,9 +5,10 @@ geocoding (the web page, ``qpv-geo check``) goes through :func:`verdict_un_point
 rules as :meth:`Engine.classify_xy <qpv_geo.eligibility.Engine.classify_xy>` and
 :func:`~qpv_geo._verdicts.verdict_frame`, written for one point (one pass over the segments of
 the parts within reach, then scalar logic, no DataFrame). Whatever it does not cover (a point
-beyond the search area, merged parts of several perimeters, simplified perimeters) returns None
-and the batch path answers. ``tests/test_eligibility.py`` and ``make bench`` compare the two on
-many points: any change of the rules or the French reasons must be made in both.
+beyond the search area, merged parts of several perimeters, simplified perimeters, QPV the
+simplified copy reduced to a point) returns None and the batch path answers.
+``tests/test_eligibility.py`` and ``make bench`` compare the two on many points: any change of
+the rules or the French reasons must be made in both.
 """
 
 from __future__ import annotations
@@ -72,8 +73,10 @@ def verdict_un_point(engine: Engine, x: float, y: float, lon: float, lat: float,
 
     e = engine
     parts = e.parts
-    if e.reference.simplified or len(parts.kind) == 0 or not e.plan.lambert93:
-        return None
+    perdus = e.reference.qpv_perdus
+    if e.reference.simplified or len(parts.kind) == 0 or not e.plan.lambert93 or (
+            perdus is not None and len(perdus)):
+        return None  # QPV reduced to a point (qpv_geo._perdus): the batch path names them
     prec = e._part_prec
     forced = e.marge_m
     reach = forced if forced is not None else incert + float(prec.max())

@@ -18,6 +18,7 @@ import pandas as pd
 from qpv_geo._geometrie import K_AUTRE as _K_AUTRE
 from qpv_geo._geometrie import K_QPV as _K_QPV
 from qpv_geo._geometrie import K_QVA as _K_QVA
+from qpv_geo._perdus import motifs_perdus, perdus_proches
 from qpv_geo.marges import fmt_metres, motifs_marge
 
 if TYPE_CHECKING:
@@ -70,6 +71,12 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
     """
     n = len(c.status)
     status = c.status.copy()
+    # QPV the simplified copy reduced to a point: a point that may be in one is « à vérifier ».
+    perdus = self.reference.qpv_perdus
+    perdu, perdu_dist = perdus_proches(perdus, c, lon, lat, c.status, ELIGIBLE, HORS_QPV,
+                                       A_VERIFIER)
+    m_perdu = perdu >= 0
+    status[m_perdu] = A_VERIFIER
     nom, sigle = self.nom_territoire, self.sigle_territoire
     code_dans = np.zeros(n, dtype=bool)  # the address's commune code is the territory's
     # Names of zones and communes, with a last entry None for index -1 (computed once).
@@ -187,7 +194,7 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
         + zone_name[m_autre].astype(str) + " » de " + epci
         + f", hors {nom} : non éligible à cet appel")
     m_hors = usable & (zk < 0) & (c.territory != _T_OUT)
-    dit = m_hors & (base != A_VERIFIER) & (status != HORS_TERRITOIRE)
+    dit = m_hors & (base != A_VERIFIER) & (status != HORS_TERRITOIRE) & ~m_perdu
     if not self.contours and not self.france:  # no outline: only a commune code places it
         add(dit & code_dans, f"dans {nom} (code commune de l'adresse), dans aucun QPV")
         add(dit & ~code_dans, f"dans aucun QPV de {nom} ; appartenance à {nom} non vérifiée : "
@@ -216,6 +223,9 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
     add(unc, "à moins de " + fmt_metres(c.marge[unc]) + " du bord de "
         + codes[c.edge_zone[unc]].astype(str) + " « " + names[c.edge_zone[unc]].astype(str)
         + " » : de l'autre côté, " + alt_txt)
+    if m_perdu.any():
+        add(m_perdu, motifs_perdus(perdus, perdu[m_perdu], perdu_dist[m_perdu], sigle,
+                                  self.france))
     unplaced = ~usable & ~not_found  # the geocoder's own reason says it for the others
     add(unplaced, np.array([_BAD_REASONS.get(int(b), "") for b in c.bad[unplaced]],
                           dtype=object))

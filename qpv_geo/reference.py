@@ -311,6 +311,9 @@ class Reference:
     territoire: Any = None
     #: Notes of that territory (no commune outlines…), shown with the others.
     notes_territoire: list[str] = field(default_factory=list)
+    #: QPV the simplified national copy reduced to a point (``qpv_geo._perdus.table_perdus``):
+    #: points near them are « à vérifier ». None for SEM.
+    qpv_perdus: pd.DataFrame | None = None
 
     @property
     def simplified(self) -> bool:

@@ -92,6 +92,7 @@ def resolve_territoire(code: str) -> Territoire:
     if _SIREN.match(key):
         codes = frozenset(c.insee for c in liste.by_insee.values() if c.epci == key)
         if not codes:
+            _refuse_ept(raw, key)
             raise SettingsError(f"Territoire « {raw} » : aucun EPCI de ce SIREN dans la liste "
                                 "nationale des communes.", hint=_hint())
         nom = _epci_names().get(key) or f"EPCI {key}"
@@ -107,6 +108,33 @@ def resolve_territoire(code: str) -> Territoire:
         return Territoire(current.insee, "commune", current.nom, current.nom, codes)
     raise SettingsError(f"Territoire « {raw} » : ni un SIREN d'EPCI, ni un code INSEE, ni "
                         "« france ».", hint=_hint())
+
+
+def _refuse_ept(raw: str, siren: str) -> None:
+    """A SIREN the QPV layer names as ``siren_epci`` but the list of communes does not: an
+    établissement public territorial of the Métropole du Grand Paris (whose QPV the ANCT file
+    files under their EPT). Its communes are not listed: say which EPCI holds them."""
+    from qpv_geo.communes import communes_france
+
+    gdf, _ = qpv_france()
+    rows = gdf[gdf["siren_epci"] == siren]
+    if not len(rows):
+        return
+    liste = communes_france().by_insee
+    communes = sorted({c for v in rows["insee_com"] for c in _communes_of(v) if c in liste})
+    epcis = sorted({liste[c].epci for c in communes if liste[c].epci})
+    nom = next((n for n in rows["lib_epci"] if n), f"SIREN {siren}")
+    exemple = f" (ex. {communes[0]} pour {liste[communes[0]].nom})" if communes else ""
+    raise SettingsError(
+        f"Territoire « {raw} » : {nom} n'est pas un EPCI de la liste nationale des communes "
+        "(établissement public territorial) : ses communes n'y sont pas listées.",
+        hint=f"Donnez le SIREN de l'EPCI qui le contient ({', '.join(epcis)}"
+        + (f", {_EPCI_SANS_QPV.get(epcis[0], '')}" if epcis and epcis[0] in _EPCI_SANS_QPV
+           else "") + f") ou le code INSEE d'une de ses communes{exemple}.")
+
+
+#: EPCI whose QPV the ANCT file files under another SIREN (their EPT): named here.
+_EPCI_SANS_QPV = {"200054781": "Métropole du Grand Paris"}
 
 
 @functools.lru_cache(maxsize=1)
@@ -138,12 +166,27 @@ def qpv_france() -> tuple[gpd.GeoDataFrame, object]:
     gdf["siren_epci"] = gdf["siren_epci"].where(
         gdf["siren_epci"].astype(str).str.fullmatch(r"\d{9}"), None)
     clean = _clean_geometries(gdf, "qpv_france")
-    # The simplification collapsed a few QPV to a point (no area): they cannot be recognised,
-    # and every verdict of a territory holding them says so (see reference_territoire).
-    lost = gdf.loc[~gdf["code_qp"].isin(clean["code_qp"]), ["code_qp", "lib_qp", "insee_com",
-                                                            "siren_epci"]]
-    clean.attrs["perdus"] = lost.to_dict("records")
+    clean.attrs["perdus"] = _perdus(gdf, clean)
     return clean, info
+
+
+def _perdus(gdf: gpd.GeoDataFrame, clean: gpd.GeoDataFrame) -> list[dict[str, object]]:
+    """QPV the simplification collapsed to a point (no area): their codes, names and the point
+    (lon, lat) they were reduced to. Points near them are « à vérifier » (qpv_geo._perdus)."""
+    import shapely
+
+    lost = gdf.loc[~gdf["code_qp"].isin(clean["code_qp"]),
+                   ["code_qp", "lib_qp", "lib_com", "insee_com", "siren_epci", "geometry"]]
+    records = []
+    for row in lost.itertuples(index=False):
+        coords = shapely.get_coordinates(row.geometry) if row.geometry is not None else []
+        if not len(coords):
+            continue  # no point at all: nothing to place (none in the shipped layer)
+        lon, lat = np.asarray(coords, dtype=float).mean(axis=0)
+        records.append({"code_qp": row.code_qp, "lib_qp": row.lib_qp, "lib_com": row.lib_com,
+                        "insee_com": row.insee_com, "siren_epci": row.siren_epci,
+                        "lon": float(lon), "lat": float(lat)})
+    return records
 
 
 @functools.lru_cache(maxsize=1)
@@ -152,6 +195,8 @@ def _epci_names() -> dict[str, str]:
     names = {s: n for s, n in zip(gdf["siren_epci"], gdf["lib_epci"], strict=True)
              if s and n}
     names[SIREN_SEM] = NOM_SEM
+    for siren, nom in _EPCI_SANS_QPV.items():
+        names.setdefault(siren, nom)
     return names
 
 
@@ -159,8 +204,29 @@ def _communes_of(insee: str | None) -> list[str]:
     return [c.strip() for c in str(insee or "").split(",") if c.strip()]
 
 
+@functools.lru_cache(maxsize=1)
+def _epci_connus() -> frozenset[str]:
+    from qpv_geo.communes import communes_france
+
+    return frozenset(c.epci for c in communes_france().by_insee.values() if c.epci)
+
+
+def _du_territoire(territoire: Territoire, siren: str | None, insee: str | None) -> bool:
+    """Whether a QPV of the national layer belongs to the territory: all for France; by its
+    commune(s) for a commune; by SIREN for an EPCI — and by its communes when it is filed under
+    a SIREN the list of communes does not know (an EPT of the Métropole du Grand Paris)."""
+    if territoire.france:
+        return True
+    communes = _communes_of(insee)
+    if territoire.genre == "epci":
+        return siren == territoire.code or (siren not in _epci_connus() and any(
+            c in territoire.communes for c in communes))
+    return any(c in territoire.communes for c in communes)
+
+
 def reference_territoire(territoire: Territoire):  # -> Reference
     """The reference of a territory other than SEM, from the national layer (no outlines)."""
+    from qpv_geo._perdus import RAYON_QPV_PERDU_M, table_perdus
     from qpv_geo.reference import (
         COMMUNE_FIELDS,
         ZONE_FIELDS,
@@ -171,13 +237,9 @@ def reference_territoire(territoire: Territoire):  # -> Reference
 
     gdf, info = qpv_france()
     cols = [*ZONE_FIELDS, "precision_m", "geometry"]
-    if territoire.france:
-        mine = np.ones(len(gdf), dtype=bool)
-    elif territoire.genre == "epci":
-        mine = (gdf["siren_epci"] == territoire.code).to_numpy()
-    else:
-        mine = np.array([any(c in territoire.communes for c in _communes_of(v))
-                         for v in gdf["insee_com"]], dtype=bool)
+    mine = np.array([_du_territoire(territoire, s, v)
+                     for s, v in zip(gdf["siren_epci"], gdf["insee_com"], strict=True)],
+                    dtype=bool)
     qpv = gdf.loc[mine, cols].reset_index(drop=True)
     autres = gdf.loc[~mine, cols].reset_index(drop=True)
     communes = gpd.GeoDataFrame({f: pd.Series(dtype=object) for f in COMMUNE_FIELDS},
@@ -187,14 +249,17 @@ def reference_territoire(territoire: Territoire):  # -> Reference
                               simplified=False, demo=False, origin="absente")
               for name in ("qva", "communes")}
     notes = []
-    lost = [q for q in gdf.attrs.get("perdus", [])
-            if territoire.france or q["siren_epci"] == territoire.code
-            or any(c in territoire.communes for c in _communes_of(q["insee_com"]))]
+    perdus = gdf.attrs.get("perdus", [])
+    du_territoire = [_du_territoire(territoire, q["siren_epci"], q["insee_com"])
+                     for q in perdus]
+    lost = [q for q, mine in zip(perdus, du_territoire, strict=True) if mine]
+    rayon = f"{RAYON_QPV_PERDU_M:,.0f}".replace(",", "\u202f")
     if lost:
-        notes.append(f"{len(lost)} QPV réduit(s) à un point dans la copie simplifiée, non "
-                     "reconnu(s) : " + ", ".join(f"{q['code_qp']} « {q['lib_qp']} »"
-                                                 for q in lost)
-                     + " — vérifiez ces quartiers sur le fichier officiel de l'ANCT (data.gouv.fr)")
+        notes.append(f"{len(lost)} QPV réduit(s) à un point dans la copie simplifiée, contour "
+                     "inconnu : " + ", ".join(f"{q['code_qp']} « {q['lib_qp']} »" for q in lost)
+                     + f" — tout point à moins de {rayon} m de l'un d'eux est « à vérifier » "
+                     "(sauf sûrement dans un autre QPV du territoire) ; vérifiez ces quartiers "
+                     "sur le fichier officiel de l'ANCT (data.gouv.fr)")
     if not territoire.france:
         notes.append(f"territoire {territoire.nom} : contours des communes non installés ; "
                      "l'appartenance au territoire se lit au code commune de l'adresse "
@@ -202,7 +267,7 @@ def reference_territoire(territoire: Territoire):  # -> Reference
     return Reference(qpv=qpv if len(qpv) else _empty_zones(), qpv_hors_sem=autres,
                      qva=_empty_zones(), communes=communes, epci_names=dict(_epci_names()),
                      layers={"qpv": info, **absent}, territoire=territoire,
-                     notes_territoire=notes)
+                     notes_territoire=notes, qpv_perdus=table_perdus(perdus, du_territoire))
 
 
 def nom_communes(territoire: Territoire) -> dict[str, str]:

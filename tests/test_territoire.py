@@ -54,7 +54,7 @@ def test_national_layer_is_simplified_and_checked(national) -> None:
     lost = [q["code_qp"] for q in national.attrs["perdus"]]
     assert lost == ["QN09105I", "QN09113I", "QN09503I"]
     notes = engine_from_settings(Settings.from_env(territoire="france")).reference.notes
-    assert any("QN09105I" in n and "non reconnu" in n for n in notes)
+    assert any("QN09105I" in n and "contour inconnu" in n for n in notes)
 
 
 def test_france_names_one_qpv_per_region(national, france_engine) -> None:
