@@ -13,7 +13,8 @@ A *gap* is a QPV × priority pair reached by no action, neither inside nor withi
 The figures keep the two relations apart: the QPV × priority cells with an action **inside**,
 the cells served **only within the radius** (« quartier vécu »), and the gaps partition the
 cells (:meth:`Coverage.cellules`); no rate adds the first two.
-Distances are computed in Lambert-93 (EPSG:2154) from ``lon``/``lat`` against the QPV
+Distances are computed in Lambert-93 (EPSG:2154; overseas, in the territory's UTM zone, see
+:mod:`qpv_geo._zones`) from ``lon``/``lat`` against the QPV
 polygons of the reference given: the count does not depend on the verdict columns, so a site
 « à vérifier » near an edge counts where its point is (the report lists those rows apart).
 """
@@ -214,19 +215,39 @@ def site_links(sites: pd.DataFrame, qpv: pd.DataFrame, *, rayon_m: float) -> pd.
     ok = (lon.notna() & lat.notna()).to_numpy()
     if not ok.any():
         return pd.DataFrame(columns=cols)
-    pts = gpd.GeoSeries(gpd.points_from_xy(lon[ok], lat[ok]), crs=4326).to_crs(2154).values
-    polys = gpd.GeoSeries(qpv.geometry.values, crs=qpv.crs).to_crs(2154).values
-    tree = shapely.STRtree(polys)
-    pi, qi = tree.query(pts, predicate="dwithin", distance=float(rayon_m))
-    if len(pi) == 0:
+    from qpv_geo._zones import par_zone
+    from qpv_geo.projections import ZONES
+
+    lon_ok, lat_ok = lon[ok].to_numpy(), lat[ok].to_numpy()
+    labels_ok = np.asarray(sites.index)[ok]
+    codes = np.asarray(qpv["code_qp"], dtype=object)
+    groups = list(par_zone(qpv))
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for epsg, mask in groups:
+        # each zone in its own metric projection (Lambert-93 alone in metropolitan France)
+        if len(groups) == 1:
+            near = np.ones(len(lon_ok), dtype=bool)
+        else:
+            zone = next(z for z in ZONES if z.epsg == epsg)
+            near = zone.contient(lon_ok, lat_ok)
+            if not near.any():
+                continue
+        pts = gpd.GeoSeries(gpd.points_from_xy(lon_ok[near], lat_ok[near]),
+                            crs=4326).to_crs(epsg).values
+        polys = gpd.GeoSeries(qpv.geometry.values[mask], crs=qpv.crs).to_crs(epsg).values
+        tree = shapely.STRtree(polys)
+        pi, qi = tree.query(pts, predicate="dwithin", distance=float(rayon_m))
+        if len(pi) == 0:
+            continue
+        inside = shapely.intersects(pts[pi], polys[qi])
+        dist = np.where(inside, 0.0, shapely.distance(pts[pi], polys[qi]))
+        found.append((labels_ok[near][pi], codes[mask][qi], dist))
+    if not found:
         return pd.DataFrame(columns=cols)
-    inside = shapely.intersects(pts[pi], polys[qi])
-    dist = np.where(inside, 0.0, shapely.distance(pts[pi], polys[qi]))
-    labels = np.asarray(sites.index)[ok][pi]
     links = pd.DataFrame({
-        "index": labels,
-        "code_qp": np.asarray(qpv["code_qp"], dtype=object)[qi],
-        "distance_m": np.round(dist, 1),
+        "index": np.concatenate([f[0] for f in found]),
+        "code_qp": np.concatenate([f[1] for f in found]),
+        "distance_m": np.round(np.concatenate([f[2] for f in found]), 1),
     })
     links = (links.sort_values(["index", "code_qp", "distance_m"])
              .drop_duplicates(["index", "code_qp"]).reset_index(drop=True))

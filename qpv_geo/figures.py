@@ -38,6 +38,7 @@ from qpv_geo._carto import (
     _priority_column,
     notes_for,
 )
+from qpv_geo._zones import couche_cadre, epsg_cadre, par_zone
 from qpv_geo.exceptions import ReferenceDataError
 from qpv_geo.libelles import libelles
 from qpv_geo.priorites import AUTRE, PRIORITES, label_of
@@ -68,26 +69,42 @@ def figure_png(fig: Any, *, dpi: int = 110) -> bytes:
     return _png(fig, dpi)
 
 
+def _epsg(reference: Reference) -> int:
+    """Metric EPSG of the territory's static maps: 2154 (Lambert-93) for SEM and metropolitan
+    France, the territory's UTM zone overseas."""
+    return epsg_cadre(reference.communes if len(reference.communes) else reference.qpv)
+
+
+def _dans_cadre(gdf: Any, epsg: int) -> Any:
+    """The geometries of ``gdf`` in the zone of ``epsg`` (all France: the metropolitan ones
+    on a Lambert-93 map); ``gdf`` itself when they all are."""
+    for zone_epsg, mask in par_zone(gdf):
+        if zone_epsg == epsg:
+            return gdf if mask.all() else gdf[mask]
+    return gdf.iloc[0:0]
+
+
 def _draw_perimeters(ax: Any, reference: Reference, *, qpv: bool = True,
-                     strong: bool = False) -> None:
+                     strong: bool = False, epsg: int = 2154) -> None:
     import shapely
 
     if len(reference.communes):
-        com = reference.communes.to_crs(2154)
+        com = reference.communes.to_crs(epsg)
         com.boundary.plot(ax=ax, color="#bdbdbd", linewidth=0.4)
         outline = shapely.union_all(shapely.make_valid(com.geometry.values))
         import geopandas as gpd
 
-        gpd.GeoSeries([outline], crs=2154).boundary.plot(ax=ax, color=COULEUR_SEM,
+        gpd.GeoSeries([outline], crs=epsg).boundary.plot(ax=ax, color=COULEUR_SEM,
                                                           linewidth=1.2)
     if len(reference.qva):
-        reference.qva.to_crs(2154).plot(ax=ax, facecolor="#d9d9d9", edgecolor=COULEUR_QVA,
+        reference.qva.to_crs(epsg).plot(ax=ax, facecolor="#d9d9d9", edgecolor=COULEUR_QVA,
                                         hatch="////", linewidth=0.6)
-    if qpv and len(reference.qpv):
+    zones = _dans_cadre(reference.qpv, epsg) if qpv and len(reference.qpv) else ()
+    if len(zones):
         # On the overview the QPV are small: a stronger fill keeps them visible.
-        reference.qpv.to_crs(2154).plot(ax=ax, facecolor=COULEUR_QPV + ("80" if strong else "30"),
-                                        edgecolor=COULEUR_QPV, linewidth=1.0 if strong else 1.2,
-                                        zorder=3)
+        zones.to_crs(epsg).plot(ax=ax, facecolor=COULEUR_QPV + ("80" if strong else "30"),
+                                edgecolor=COULEUR_QPV, linewidth=1.0 if strong else 1.2,
+                                zorder=3)
     ax.set_axis_off()
     ax.set_aspect("equal")
 
@@ -99,36 +116,36 @@ _FRANCE_L93 = (99_000.0, 6_046_000.0, 1_243_000.0, 7_111_000.0)
 
 
 def _sem_extent(reference: Reference) -> tuple[float, float, float, float]:
-    """Bounds (Lambert-93) of the territory (SEM by default), padded: the frame of every
-    overview map."""
+    """Bounds (metric, :func:`_epsg`) of the territory (SEM by default), padded: the frame of
+    every overview map (all France: the metropolitan part)."""
     layer = reference.communes if len(reference.communes) else reference.qpv
     if not len(layer):
         return _FRANCE_L93
-    minx, miny, maxx, maxy = layer.to_crs(2154).total_bounds
+    minx, miny, maxx, maxy = couche_cadre(layer).to_crs(_epsg(reference)).total_bounds
     return minx - _PAD_SEM_M, miny - _PAD_SEM_M, maxx + _PAD_SEM_M, maxy + _PAD_SEM_M
 
 
-def _site_points(sites: pd.DataFrame) -> Any:
+def _site_points(sites: pd.DataFrame, epsg: int = 2154) -> Any:
     import geopandas as gpd
 
     located = _located(sites)
     pts = gpd.GeoSeries(gpd.points_from_xy(pd.to_numeric(located["lon"]),
                                            pd.to_numeric(located["lat"])),
-                        index=located.index, crs=4326).to_crs(2154)
+                        index=located.index, crs=4326).to_crs(epsg)
     return located, pts
 
 
 def sites_outside_map(sites: pd.DataFrame, reference: Reference) -> pd.DataFrame:
     """Located sites that the maps framed on the territory do not show (outside it and its
     margin)."""
-    located, pts = _site_points(sites)
+    located, pts = _site_points(sites, _epsg(reference))
     minx, miny, maxx, maxy = _sem_extent(reference)
     inside = (pts.x >= minx) & (pts.x <= maxx) & (pts.y >= miny) & (pts.y <= maxy)
     return located[~inside.to_numpy()]
 
 
 def _zoom_extent(reference: Reference) -> tuple[float, float, float, float] | None:
-    """Frame (Lambert-93) of the QPV covered by the street layer (Saint-Étienne), or None
+    """Frame (Lambert-93, as the street layer: Saint-Étienne) of the QPV it covers, or None
     (also for all of France: a zoom on one city would say nothing of the country)."""
     import shapely
 
@@ -201,10 +218,11 @@ def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 13
     from matplotlib.patches import Patch, Rectangle
 
     mots = libelles(reference)
-    zoom = _zoom_extent(reference)
+    epsg = _epsg(reference)
+    zoom = _zoom_extent(reference) if epsg == 2154 else None  # the streets are in Lambert-93
     extents = [_sem_extent(reference)] + ([zoom] if zoom else [])
     fig = _figure(13.0 if zoom else 8.5, 5.6 if zoom else 6.6)
-    located, pts = _site_points(sites)
+    located, pts = _site_points(sites, epsg)
     prio = _priority_column(located)
     outside = sites_outside_map(sites, reference)
     streets = False
@@ -215,7 +233,7 @@ def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 13
         ax = fig.add_subplot(grid[0, i])
         if i == 1:
             streets = _draw_roads(ax, extent)
-        _draw_perimeters(ax, reference, strong=(i == 0))
+        _draw_perimeters(ax, reference, strong=(i == 0), epsg=epsg)
         if i == 1:
             _label_qpv(ax, reference, extent)
         for key in [*PRIORITES, AUTRE]:
@@ -272,14 +290,17 @@ def static_coverage_png(coverage: Coverage, reference: Reference, *, dpi: int = 
     cols = 4
     rows = math.ceil(len(keys) / cols)
     fig = _figure(3.3 * cols, 3.2 * rows + 0.6)
-    qpv = reference.qpv.to_crs(2154)
+    epsg = _epsg(reference)
+    qpv = _dans_cadre(reference.qpv, epsg)
+    hors_cadre = len(reference.qpv) - len(qpv)  # all France: the overseas QPV
+    qpv = qpv.to_crs(epsg)
     matrix = coverage.matrix.set_index(["code_qp", "priorite"])
     rates = coverage.par_priorite.set_index("priorite")
     minx, miny, maxx, maxy = qpv.total_bounds
     pad = max(maxx - minx, maxy - miny) * 0.06 + 500
     for i, key in enumerate(keys):
         ax = fig.add_subplot(rows, cols, i + 1)
-        _draw_perimeters(ax, reference, qpv=False)
+        _draw_perimeters(ax, reference, qpv=False, epsg=epsg)
 
         def val(code: str, col: str, key: str = key) -> int:
             return int(matrix.loc[(code, key), col]) if (code, key) in matrix.index else 0
@@ -313,6 +334,8 @@ def static_coverage_png(coverage: Coverage, reference: Reference, *, dpi: int = 
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False,
                bbox_to_anchor=(0.5, -0.05))
     notes = notes_for(reference, sites, demo=demo)
+    if hors_cadre:
+        notes.append(f"{hors_cadre} QPV d'outre-mer hors de ces cartes (voir la matrice)")
     if notes:
         fig.suptitle(" ; ".join(notes), fontsize=8, color="#8a5a00")
     return _png(fig, dpi)

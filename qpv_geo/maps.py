@@ -52,6 +52,7 @@ from qpv_geo._carto import (
     notes_for,
 )
 from qpv_geo._leaflet import _elements, _ink
+from qpv_geo._zones import aires_m2, couche_cadre, epsg_cadre, tampon_wgs84
 from qpv_geo.figures import static_coverage_png, static_sites_png
 from qpv_geo.libelles import libelles
 from qpv_geo.priorites import AUTRE, PRIORITES, label_of
@@ -156,7 +157,7 @@ def _qpv_labels(m: folium.Map, reference: Reference) -> None:
     qpv = reference.qpv
     if not len(qpv):
         return
-    area = qpv.to_crs(2154).area.to_numpy()
+    area = aires_m2(qpv)  # each zone in its metric projection (Lambert-93 in metropole)
     items = []
     for i in np.argsort(-area):
         p = qpv.geometry.values[i].representative_point()
@@ -174,8 +175,9 @@ def _roads(m: folium.Map, reference: Reference, *, rayon_m: float = 300.0) -> No
         return
     import geopandas as gpd
 
-    zone = gpd.GeoSeries(reference.qpv.to_crs(2154).buffer(rayon_m).union_all(),
-                         crs=2154).to_crs(4326).iloc[0]
+    epsg = epsg_cadre(reference.qpv)  # the streets are metropolitan: 2154
+    zone = gpd.GeoSeries(reference.qpv.to_crs(epsg).buffer(rayon_m).union_all(),
+                         crs=epsg).to_crs(4326).iloc[0]
     try:
         osm.add_roads_layer(m, near=zone)
     except ReferenceDataError:  # no street layer installed: the map stays as it was
@@ -188,7 +190,8 @@ def _fit(m: folium.Map, reference: Reference, *, qpv_only: bool = False) -> None
     layer = reference.communes if len(reference.communes) and not qpv_only else reference.qpv
     if not len(layer):
         return
-    minx, miny, maxx, maxy = layer.total_bounds
+    # all France: framed on the metropolitan QPV (the overseas ones a zoom out away)
+    minx, miny, maxx, maxy = couche_cadre(layer).total_bounds
     m.add_child(_elements()["Fit"]([[miny, minx], [maxy, maxx]]))
 
 
@@ -201,7 +204,7 @@ def _base_map(reference: Reference, tiles: str | None) -> folium.Map:
     from folium.plugins import Fullscreen
 
     minx, miny, maxx, maxy = reference.communes.total_bounds if len(reference.communes) \
-        else reference.qpv.total_bounds if len(reference.qpv) else _FRANCE_BOUNDS
+        else couche_cadre(reference.qpv).total_bounds if len(reference.qpv) else _FRANCE_BOUNDS
     m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=11,
                    tiles=_tiles(tiles), control_scale=True)
     # Without tiles Leaflet has no maxZoom, and Leaflet.markercluster refuses such a map.
@@ -374,13 +377,7 @@ def map_from_sites(
         title = titre_sites(reference)
     m = _base_map(reference, tiles)
     if rayon_m and len(reference.qpv):
-        import shapely
-
-        metric = reference.qpv.to_crs(2154)
-        zone = shapely.union_all(shapely.buffer(metric.geometry.values, float(rayon_m)))
-        import geopandas as gpd
-
-        zone = gpd.GeoSeries([zone], crs=2154).to_crs(4326).iloc[0]
+        zone = tampon_wgs84(reference.qpv, float(rayon_m))
         folium.GeoJson(
             {"type": "Feature", "properties": {}, "geometry": zone.__geo_interface__},
             name=f"Quartier vécu : QPV + {float(rayon_m):.0f} m",

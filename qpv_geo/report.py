@@ -351,7 +351,7 @@ def report_from_sites(
         hors_carte=_outside_rows(sites, reference),
         data=_data_info(sites, reference), heads=heads, cartes=cartes, images=images,
         fond=_fond(tiles, static, rues=_rues_dessinees(reference)), mots=mots,
-        sous_titre=_sous_titre(mots),
+        sous_titre=_sous_titre(mots), projection=_projection(reference),
     )
     return maps.inline_assets(page) if not static else page
 
@@ -375,6 +375,18 @@ def _sous_titre(mots: Libelles) -> str:
     if mots.est_sem:
         return "Saint-Étienne Métropole — comité de copilotage État / SEM"
     return "QPV 2024 — France" if mots.france else f"{mots.nom} — QPV 2024"
+
+
+def _projection(reference: Reference) -> str:
+    """Where the report's distances are measured: Lambert-93, or each zone's UTM projection."""
+    from qpv_geo._zones import par_zone
+
+    epsgs = sorted({epsg for epsg, _ in par_zone(reference.qpv)})
+    if epsgs in ([], [2154]):
+        return "Lambert-93"
+    if len(epsgs) == 1:
+        return f"projection UTM du territoire, EPSG:{epsgs[0]}"
+    return "Lambert-93 en métropole, projection UTM de chaque territoire outre-mer"
 
 
 def _rues_dessinees(reference: Reference) -> bool:

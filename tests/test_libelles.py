@@ -163,3 +163,70 @@ def test_web_territoire(territoire) -> None:
         assert "appartenance à un QPV 2024 (France)" in page.text
         assert "hors territoire" not in page.text
         assert schema["title"] == "qpv-geo — appartenance aux QPV 2024, France"
+
+
+CINOR = "249740119"  # CA Intercommunale du Nord de la Réunion
+
+
+def _site_frame(points: list[tuple[float, float]]):
+    import pandas as pd
+
+    return pd.DataFrame({"lat": [p[0] for p in points], "lon": [p[1] for p in points],
+                         "priorite": ["mobilite"] * len(points), "status": ["eligible"]
+                         * len(points), "porteur": [f"P{i}" for i in range(len(points))],
+                         "action": [f"A{i}" for i in range(len(points))]})
+
+
+def _interior_utm(geom_wgs) -> tuple[float, float]:
+    """(lat, lon) of a point inside a QPV anywhere in France (measured in its own zone)."""
+    import geopandas as gpd
+
+    from qpv_geo.projections import epsg_metrique
+
+    g = gpd.GeoSeries([geom_wgs], crs=4326)
+    epsg = epsg_metrique(g)
+    m = g.to_crs(epsg).iloc[0]
+    inner = m.buffer(-30.0)
+    p = shapely.point_on_surface(m if inner.is_empty else inner)
+    lon, lat = gpd.GeoSeries([p], crs=epsg).to_crs(4326).iloc[0].coords[0]
+    return lat, lon
+
+
+def test_france_outputs_measure_each_zone_in_its_projection() -> None:
+    """All France: coverage distances overseas in the territory's UTM zone, the static maps
+    framed on metropolitan France with the overseas sites listed apart."""
+    from qpv_geo import figures
+    from qpv_geo.coverage import coverage_from_sites
+    from qpv_geo.libelles import reference_from_settings
+
+    reference = reference_from_settings(Settings.from_env(territoire="france"))
+    qpv = reference.qpv
+    reunion = qpv[qpv["insee_com"].astype(str).str.startswith("974")].iloc[0]
+    lyon = qpv[qpv["siren_epci"] == LYON].iloc[0]
+    sites = _site_frame([_interior_utm(reunion.geometry), _interior_utm(lyon.geometry)])
+    cov = coverage_from_sites(sites, reference, rayon_m=300)
+    dans = cov.matrix[(cov.matrix["priorite"] == "mobilite") & (cov.matrix["actions_dans"] > 0)]
+    assert set(dans["code_qp"]) == {reunion["code_qp"], lyon["code_qp"]}
+    outside = figures.sites_outside_map(sites, reference)
+    assert list(outside.index) == [0]  # La Réunion: off the metropolitan frame
+    assert figures.static_sites_png(sites, reference)[:4] == b"\x89PNG"
+    assert figures.static_coverage_png(cov, reference)[:4] == b"\x89PNG"
+
+
+def test_report_overseas_territory(tmp_path) -> None:
+    gdf, _ = qpv_france()
+    cinor = gdf[gdf["siren_epci"] == CINOR]
+    rows = ["porteur;action;priorite;lat;lon"]
+    for i, geom in enumerate(cinor.geometry[:3]):
+        lat, lon = _interior_utm(geom)
+        rows.append(f"P{i};A{i};sante;{lat:.6f};{lon:.6f}")
+    src = tmp_path / "reunion.csv"
+    src.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "rapport.html"
+    res = runner.invoke(app, ["report", str(src), "-o", str(out), "--territoire", CINOR])
+    assert res.exit_code == 0, res.output
+    text = _text(_decoded(out.read_text(encoding="utf-8")))
+    assert "distances en projection UTM du territoire, EPSG:2975" in text
+    assert "Éligible — dans un QPV de CA Intercommunale du Nord de la Réunion (CINOR)" in text
+    assert "3 / " in text and "Lambert-93" not in text
+    assert "hors du territoire" not in text  # every site is on the map

@@ -44,23 +44,33 @@ def map_png(lon: float | None, lat: float | None, reference: Reference, *,
     import matplotlib.pyplot as plt
     from shapely.geometry import Point, box
 
-    pt = gpd.GeoSeries([Point(lon, lat)], crs=4326).to_crs(2154).iloc[0]
+    from qpv_geo.libelles import libelles
+    from qpv_geo.projections import epsg_metrique
+
+    mots = libelles(reference)
+    epsg = epsg_metrique((lon, lat))  # Lambert-93 in metropolitan France, UTM overseas
+    pt = gpd.GeoSeries([Point(lon, lat)], crs=4326).to_crs(epsg).iloc[0]
     r = RAYON_CARTE_M
     window = box(pt.x - r, pt.y - r, pt.x + r, pt.y + r)
     fig, ax = plt.subplots(figsize=(6.2, 6.2), dpi=110)
     try:
-        streets = _draw_streets(ax, window)
-        communes = reference.communes.to_crs(2154)
+        # the street layer (Saint-Étienne) is in Lambert-93: none overseas
+        streets = _draw_streets(ax, window) if epsg == 2154 else "pas de rues ici"
+        communes = reference.communes.to_crs(epsg)
         communes = communes[communes.intersects(window)]
         if len(communes):
             communes.boundary.plot(ax=ax, color="#9a9a9a", linewidth=0.8, linestyle="--")
         for layer, face, edge, label in (
-                (reference.qpv, "#2e7d32", "#1b5e20", "QPV de SEM"),
+                (reference.qpv, "#2e7d32", "#1b5e20", mots.qpv_court),
                 (reference.qva, "#ef6c00", "#e65100", "QVA (non éligible)"),
-                (reference.qpv_hors_sem, "#6d4c41", "#4e342e", "QPV hors SEM")):
+                (reference.qpv_hors_sem, "#6d4c41", "#4e342e", mots.qpv_autres_court)):
             if len(layer) == 0:
                 continue
-            zones = layer.to_crs(2154)
+            if len(layer) > 200:  # the national layer: only what is near the point
+                layer = layer.cx[lon - 0.05:lon + 0.05, lat - 0.05:lat + 0.05]
+                if len(layer) == 0:
+                    continue
+            zones = layer.to_crs(epsg)
             zones = zones[zones.intersects(window)]
             if len(zones) == 0:
                 continue
@@ -84,7 +94,9 @@ def map_png(lon: float | None, lat: float | None, reference: Reference, *,
         ax.plot([pt.x - r + 20, pt.x - r + 220], [pt.y - r + 25] * 2, color="black", lw=2)
         ax.text(pt.x - r + 120, pt.y - r + 35, "200 m", ha="center", fontsize=8)
         ax.legend(loc="upper right", fontsize=7, framealpha=0.9)
-        ax.set_title("Lambert-93 ; tirets gris : limites communales ; " + streets, fontsize=7)
+        projection = "Lambert-93" if epsg == 2154 else f"UTM (EPSG:{epsg})"
+        ax.set_title(f"{projection} ; tirets gris : limites communales ; " + streets,
+                     fontsize=7)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", bbox_inches="tight")
     finally:
@@ -127,9 +139,10 @@ def _draw_streets(ax: Any, window: Any) -> str:
 
 
 def _reference(registre: Registre) -> Reference:
-    from qpv_geo.reference import get_reference
+    from qpv_geo.libelles import reference_from_settings
 
-    return get_reference(registre.settings)
+    # the territory's reference: the one the register's verdicts are judged with
+    return reference_from_settings(registre.settings)
 
 
 def fiche_html(registre: Registre, site_id: str, *, reference: Reference | None = None,
@@ -153,8 +166,38 @@ def fiche_html(registre: Registre, site_id: str, *, reference: Reference | None 
         valeurs=registre.observation_values(site_id), historique=registre.historique(site_id),
         carte=("data:image/png;base64," + base64.b64encode(png).decode()) if png else None,
         same_data=same_data, carte_donnees=reference.version, notes=reference.notes,
+        legende_carte=_legende_carte(v["lon"], v["lat"], reference),
         avertissement=AVERTISSEMENT, date=now.strftime("%d/%m/%Y à %H:%M"),
         outil=__version__)
+
+
+#: The map's caption for SEM (its streets: Saint-Étienne).
+LEGENDE_CARTE_SEM = ("Périmètres, rues et point en Lambert-93, carte produite hors ligne (rues "
+                     "OpenStreetMap de Saint-Étienne seulement ; © les contributeurs "
+                     "d'OpenStreetMap, ODbL).")
+
+
+def _legende_carte(lon: float | None, lat: float | None, reference: Reference) -> str:
+    """What the map is drawn in; elsewhere than SEM, the streets' credit only where streets
+    can be drawn (the layer covers Saint-Étienne)."""
+    from qpv_geo import osm
+    from qpv_geo.libelles import libelles
+    from qpv_geo.projections import epsg_metrique
+
+    if libelles(reference).est_sem:
+        return LEGENDE_CARTE_SEM
+    if lon is None or lat is None:
+        return ""
+    if epsg_metrique((lon, lat)) != 2154:
+        return (f"Périmètres et point en UTM (EPSG:{epsg_metrique((lon, lat))}), carte "
+                "produite hors ligne (sans rues).")
+    try:  # the map's window: ± RAYON_CARTE_M around the point
+        here = osm.covers((lon - 0.006, lat - 0.004, lon + 0.006, lat + 0.004))
+    except (QpvGeoError, OSError):
+        here = False
+    if not here:
+        return "Périmètres et point en Lambert-93, carte produite hors ligne (sans rues ici)."
+    return LEGENDE_CARTE_SEM
 
 
 def write_fiche(registre: Registre, site_id: str, output: str | Path, *,
