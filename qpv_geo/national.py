@@ -5,9 +5,11 @@ read by :mod:`dask.dataframe` in partitions; each partition goes, on a worker, t
 code as the single-process path (:func:`qpv_geo.batch.validate_sites`: the same engine, the same
 column mapping, the same reasons; geocoding per partition with its cache) and is written as one
 part of a partitioned output (Parquet, or CSV through the single-process CSV writer). Every input
-row comes out once, with its line number (``ligne``: position in the file + 2, as a spreadsheet
-numbers it; the CSV reader skips blank lines, which are not numbered). Memory per worker is
-bounded by the partition size (``blocksize`` for CSV, the row groups for Parquet).
+row comes out once, with its line number (``ligne``), the one the single-process reader gives:
+the CSV record's number in the file, header included, counting the blank lines (empty, spaces or
+separators only) that both paths skip — each partition keeps its blank rows until its rows are
+numbered, then drops them; for Parquet, position + 2. Memory per worker is bounded by the
+partition size (``blocksize`` for CSV, the row groups for Parquet).
 
 The output folder is written under a temporary name and renamed when every part is complete:
 an interrupted run leaves no half-written result.
@@ -18,6 +20,7 @@ existing scheduler given by address (``--scheduler tcp://HOST:8786``).
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -82,22 +85,53 @@ def _input_kind(path: Path) -> str:
                          "(sans --moteur dask) pour XLSX, GeoJSON et GeoPackage.")
 
 
+def _csv_files(path: Path) -> list[Path]:
+    return [path] if path.is_file() else sorted(path.glob("*.csv"))
+
+
 def _sniff_sep(path: Path) -> str:
-    first = path if path.is_file() else sorted(path.glob("*.csv"))[0]
-    with open(first, encoding="utf-8-sig", errors="replace") as fh:
-        header = fh.readline()
+    """The separator most frequent in the first non-blank line (the header)."""
+    with open(_csv_files(path)[0], encoding="utf-8-sig", errors="replace") as fh:
+        header = next((line for line in fh if line.strip()), "")
     return max((";", ",", "\t", "|"), key=header.count)
 
 
-def _read(path: Path, kind: str, *, blocksize: str, sep: str | None) -> Any:
+def _blank_records_before_header(path: Path, sep: str) -> int:
+    """CSV records before the header that the single-process reader skips as blank (empty,
+    spaces or separators only): the header's index for the reader of each file's first block."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+            for k, cells in enumerate(csv.reader(fh, delimiter=sep)):
+                if any(c.strip() for c in cells):
+                    return k
+    except csv.Error as exc:
+        raise InputFileError(f"{path.name} : en-tête illisible ({exc}).",
+                             hint="Vérifiez les guillemets des premières lignes.") from exc
+    return 0
+
+
+def _read(path: Path, kind: str, *, blocksize: str, sep: str | None) -> tuple[Any, int]:
+    """The dask frame of the input, and the number of the first data line (CSV: header's
+    record + 1, blank records above it counted; Parquet: 2)."""
     _, dd, _ = _imports()
     try:
         if kind == "parquet":
-            return dd.read_parquet(str(path))
+            return dd.read_parquet(str(path)), 2
+        sep = sep or _sniff_sep(path)
+        above = {f.name: _blank_records_before_header(f, sep) for f in _csv_files(path)}
+        if len(set(above.values())) > 1:
+            raise InputFileError(
+                f"Dossier {path.name} : les fichiers n'ont pas tous le même nombre de lignes "
+                "vides avant l'en-tête (" + ", ".join(f"{n} : {k}" for n, k in above.items())
+                + ").", hint="Retirez les lignes vides au début des fichiers.")
+        skip = next(iter(above.values()), 0)
         pattern = str(path / "*.csv") if path.is_dir() else str(path)
-        return dd.read_csv(pattern, sep=sep or _sniff_sep(path), dtype=str,
-                           keep_default_na=False, na_filter=False, blocksize=blocksize,
-                           encoding="utf-8-sig")
+        # Blank rows are kept (skip_blank_lines=False) so that each partition numbers its rows
+        # as the single-process reader does; _part drops them.
+        frame = dd.read_csv(pattern, sep=sep, dtype=str, keep_default_na=False,
+                            na_filter=False, blocksize=blocksize, encoding="utf-8-sig",
+                            skip_blank_lines=False, header=skip)
+        return frame, skip + 2
     except (OSError, ValueError) as exc:
         raise InputFileError(f"{path.name} : lecture impossible ({type(exc).__name__}).",
                              hint="Vérifiez que le fichier est un CSV (UTF-8) ou un Parquet "
@@ -116,16 +150,29 @@ def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, dtype=object)
 
 
+def _nonblank(text: pd.DataFrame) -> np.ndarray:
+    """Rows with a cell that is not only spaces (the single-process reader skips the others)."""
+    keep = np.zeros(len(text), dtype=bool)
+    for c in text.columns:
+        keep |= text[c].str.strip().ne("").to_numpy(bool)
+    return keep
+
+
 def _part(frame: pd.DataFrame, offset: int, index: int, folder: str, fmt: str, mapping: Any,
-          settings: Settings, sep: str) -> tuple[int, dict[str, int], float]:
-    """One partition on a worker: judged by validate_sites, written as one part."""
+          settings: Settings, sep: str, first: int = 2, blank: bool = False,
+          ) -> tuple[int, dict[str, int], float, int]:
+    """One partition on a worker: its rows numbered from ``first + offset`` (blank rows
+    counted, then dropped when ``blank``), judged by validate_sites, written as one part.
+    Returns rows written, counts by status, peak memory (MB), rows read (not blank)."""
     from qpv_geo.batch import validate_sites
     from qpv_geo.eligibility import engine_from_settings
 
     engine = engine_from_settings(settings)  # cached per worker
     text = _as_text(frame)
-    text.index = pd.Index(np.arange(offset + 2, offset + 2 + len(text), dtype=np.int64),
-                          name="ligne")
+    text.index = pd.Index(np.arange(offset + first, offset + first + len(text),
+                                    dtype=np.int64), name="ligne")
+    if blank:
+        text = text[_nonblank(text)]
     result = validate_sites(text, mapping, settings=settings, engine=engine)
     out = result.frame
     target = Path(folder) / f"partie-{index:05d}{fmt}"
@@ -142,7 +189,7 @@ def _part(frame: pd.DataFrame, offset: int, index: int, folder: str, fmt: str, m
 
         _parquet_frame(machine_frame(out)).to_parquet(target, index=False)
     counts = {str(k): int(v) for k, v in out["status"].value_counts().items()}
-    return len(out), counts, _peak_mb()
+    return len(out), counts, _peak_mb(), len(text)
 
 
 def _peak_mb() -> float:
@@ -178,8 +225,10 @@ def _client(scheduler: str | None, workers: int, processes: bool) -> tuple[Any, 
             raise DaskError(f"Ordonnanceur dask injoignable : {scheduler}.",
                             hint="Vérifiez l'adresse (ex. tcp://10.0.0.5:8786) et que "
                             "« dask scheduler » y tourne.") from exc
+    # The scheduler's HTTP server (health routes; no dashboard without bokeh) on a free port:
+    # with None it tries 8787 and warns, in English, when another cluster holds it.
     cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
-                                       processes=processes, dashboard_address=None)
+                                       processes=processes, dashboard_address=":0")
     return distributed.Client(cluster), cluster
 
 
@@ -208,7 +257,7 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
         raise InputFileError(f"Dossier de sortie introuvable : {out.parent}.",
                              hint="Créez-le ou choisissez un autre chemin.")
     kind = _input_kind(src)
-    ddf = _read(src, kind, blocksize=blocksize, sep=input_sep)
+    ddf, first = _read(src, kind, blocksize=blocksize, sep=input_sep)
     columns = [str(c) for c in ddf.columns]
     mapping = detect_columns(columns, mapping_overrides)
     _check_mapping(mapping, columns, src.name, mapping_overrides)
@@ -226,14 +275,15 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
         tmp.mkdir()
         lengths = [int(n) for n in client.compute(ddf.map_partitions(len)).result()]
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist()
-        tasks = [dask.delayed(_part)(p, off, i, str(tmp), fmt, mapping, settings, sep)
+        tasks = [dask.delayed(_part)(p, off, i, str(tmp), fmt, mapping, settings, sep, first,
+                                     kind == "csv")
                  for i, (p, off) in enumerate(zip(ddf.to_delayed(), offsets, strict=True))]
         done = client.gather(client.compute(tasks))
-        written = sum(n for n, _, _ in done)
+        written = sum(n for n, _, _, _ in done)
         statuts: Counter[str] = Counter()
-        for _, counts, _ in done:
+        for _, counts, _, _ in done:
             statuts.update(counts)
-        lues = sum(lengths)
+        lues = sum(r for _, _, _, r in done)
         if written != lues:
             raise QpvGeoError(f"{lues} lignes lues mais {written} écrites : résultat abandonné.",
                               hint="Relancez ; si cela se reproduit, signalez-le.")
@@ -242,8 +292,12 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
             "parties": len(done), "statuts": dict(sorted(statuts.items())),
             "territoire": settings.territoire, "donnees": engine.reference.version,
             "notes": engine.reference.notes, "moteur": "dask",
-            "memoire_max_travailleur_mo": round(max((m for _, _, m in done), default=0.0), 1),
+            "memoire_max_travailleur_mo": round(max((m for _, _, m, _ in done), default=0.0),
+                                                1),
         }
+        vides = sum(lengths) - lues + (first - 2 if kind == "csv" else 0)
+        if vides:  # blank rows, those above the header too, as the single-process summary
+            synthese["lignes_vides_ignorees"] = vides
         (tmp / "_synthese.json").write_text(json.dumps(synthese, ensure_ascii=False, indent=2),
                                             encoding="utf-8")
         os.replace(tmp, out)

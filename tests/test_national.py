@@ -30,7 +30,7 @@ def _sites(n: int, seed: int = 1) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def client():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as c:
         yield c
 
@@ -117,3 +117,39 @@ def test_cli_moteur_dask_errors_are_french(tmp_path) -> None:
                               "spark"])
     assert res.exit_code == 2 and "local ou dask" in res.output
     assert "Traceback" not in res.output
+
+
+def test_dask_numbers_lines_as_single_process_with_blank_lines(tmp_path, client,
+                                                               france) -> None:
+    """Blank lines (empty, spaces, separators only) at the start, in the middle — some at
+    partition boundaries — and at the end: skipped by both paths and counted in ``ligne``."""
+    n = 3000
+    lines = _sites(n, seed=4).to_csv(sep=";", index=False).splitlines()
+    rng = np.random.default_rng(5)
+    blanks = ["", "   ", ";;", " ; ;\t"]
+    body = []
+    for k, line in enumerate(lines[1:]):
+        body.append(line)
+        if rng.random() < 0.05 or k in (700, 701):
+            body.extend(rng.choice(blanks, size=int(rng.integers(1, 4))).tolist())
+    text = "\n".join(["", " ", lines[0], *body, "", "  ", ""]) + "\n"
+    src = tmp_path / "vides.csv"
+    src.write_text(text, encoding="utf-8")
+    validate_file(src, tmp_path / "single.csv", settings=france, progress=False)
+    res = validate_national(src, tmp_path / "out.csv", settings=france, client=client,
+                            blocksize="16kB")
+    single = pd.read_csv(tmp_path / "single.csv", sep=";", dtype=str, keep_default_na=False,
+                         encoding="utf-8-sig")
+    parts = read_parts(tmp_path / "out.csv")
+    assert res.parties >= 5 and res.lignes_lues == res.lignes_ecrites == n == len(parts)
+    pd.testing.assert_frame_equal(single, parts)
+    ligne = parts["ligne"].astype(int)
+    assert ligne.iloc[0] == 4 and ligne.iloc[-1] > n + 100  # the header is line 3
+    import json
+
+    summary = json.loads((tmp_path / "single-synthese.json").read_text(encoding="utf-8"))
+    assert res.synthese["lignes_vides_ignorees"] == summary["lignes_ignorees_total"] > 100
+    # Parquet output numbers the same rows the same way
+    validate_national(src, tmp_path / "out.parquet", settings=france, client=client,
+                      blocksize="16kB")
+    assert read_parts(tmp_path / "out.parquet")["ligne"].astype(int).tolist() == ligne.tolist()
