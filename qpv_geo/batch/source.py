@@ -109,11 +109,8 @@ def _named_lines(lines: Sequence[int]) -> str:
                     else "")
 
 
-def _with_header(name: str, records: Iterator[tuple[int, list[str]]], est: int | None,
-                 closer: Callable[[], None] | None, **info: Any) -> _Source:
-    """Find the header (the first of the first ten non-empty rows naming a role, else the
-    first non-empty row) and return the source positioned after it. Blank rows among those
-    read ahead are kept for :func:`_frames` (which counts and lists them)."""
+def _head_rows(records: Iterator[tuple[int, list[str]]]) -> list[tuple[int, list[str]]]:
+    """The first rows of a file, up to the tenth non-empty one (where the header is sought)."""
     buffered: list[tuple[int, list[str]]] = []
     filled = 0
     for line, cells in records:
@@ -122,18 +119,34 @@ def _with_header(name: str, records: Iterator[tuple[int, list[str]]], est: int |
             filled += 1
             if filled >= 10:
                 break
+    return buffered
+
+
+def _header_index(buffered: Sequence[tuple[int, Sequence[str]]]) -> int | None:
+    """Index of the header among the first rows: the first non-empty row naming a role
+    (address, lat/lon, x/y), else the first non-empty row; None when all are empty."""
     nonblank = [k for k, (_, cells) in enumerate(buffered) if any(str(c).strip() for c in cells)]
     if not nonblank:
+        return None
+    for k in nonblank:
+        mapping = detect_columns(_header_names(buffered[k][1]))
+        if mapping.has_address or mapping.has_lonlat or mapping.has_xy:
+            return k
+    return nonblank[0]
+
+
+def _with_header(name: str, records: Iterator[tuple[int, list[str]]], est: int | None,
+                 closer: Callable[[], None] | None, **info: Any) -> _Source:
+    """Find the header (the first of the first ten non-empty rows naming a role, else the
+    first non-empty row) and return the source positioned after it. Blank rows among those
+    read ahead are kept for :func:`_frames` (which counts and lists them)."""
+    buffered = _head_rows(records)
+    pick = _header_index(buffered)
+    if pick is None:
         if closer:
             closer()
         raise InputFileError(f"{name} ne contient aucune ligne (fichier vide ou seulement des "
                              "séparateurs).", hint="Vérifiez que le bon fichier a été exporté.")
-    pick = nonblank[0]
-    for k in nonblank:
-        mapping = detect_columns(_header_names(buffered[k][1]))
-        if mapping.has_address or mapping.has_lonlat or mapping.has_xy:
-            pick = k
-            break
     header_line, header = buffered[pick]
     above = buffered[:pick]
     skipped = [line for line, cells in above if any(str(c).strip() for c in cells)]
