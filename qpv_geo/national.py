@@ -7,8 +7,9 @@ column mapping, the same reasons; geocoding per partition with its cache) and is
 part of a partitioned output (Parquet, or CSV through the single-process CSV writer). Every input
 row comes out once, with its line number (``ligne``), the one the single-process reader gives:
 the CSV record's number in the file, header included, counting the blank lines (empty, spaces or
-separators only) that both paths skip — each partition keeps its blank rows until its rows are
-numbered, then drops them; for Parquet, position + 2. Memory per worker is bounded by the
+separators only) and the titles above the header that both paths skip — the header is found by
+the same rule, and each partition keeps its blank rows until its rows are numbered, then drops
+them; for Parquet, position + 2. Memory per worker is bounded by the
 partition size (``blocksize`` for CSV, the row groups for Parquet).
 
 The output folder is written under a temporary name and renamed when every part is complete:
@@ -90,24 +91,26 @@ def _csv_files(path: Path) -> list[Path]:
 
 
 def _sniff_sep(path: Path) -> str:
-    """The separator most frequent in the first non-blank line (the header)."""
+    """The separator, sniffed on the first 50 lines as the single-process reader does."""
+    from qpv_geo.batch.reading_csv import _sniff_sep as sniff
+
     with open(_csv_files(path)[0], encoding="utf-8-sig", errors="replace") as fh:
-        header = next((line for line in fh if line.strip()), "")
-    return max((";", ",", "\t", "|"), key=header.count)
+        head = [fh.readline(1 << 16) for _ in range(50)]  # bounded reads
+    return sniff([line for line in head if line])
 
 
-def _blank_records_before_header(path: Path, sep: str) -> int:
-    """CSV records before the header that the single-process reader skips as blank (empty,
-    spaces or separators only): the header's index for the reader of each file's first block."""
+def _records_before_header(path: Path, sep: str) -> int:
+    """CSV records above the header as the single-process reader finds it (blank rows, titles:
+    it skips them): the header's index for the reader of each file's first block."""
+    from qpv_geo.batch.source import _head_rows, _header_index
+
     try:
         with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
-            for k, cells in enumerate(csv.reader(fh, delimiter=sep)):
-                if any(c.strip() for c in cells):
-                    return k
+            head = _head_rows(enumerate(csv.reader(fh, delimiter=sep), start=1))
     except csv.Error as exc:
         raise InputFileError(f"{path.name} : en-tête illisible ({exc}).",
                              hint="Vérifiez les guillemets des premières lignes.") from exc
-    return 0
+    return _header_index(head) or 0
 
 
 def _read(path: Path, kind: str, *, blocksize: str, sep: str | None) -> tuple[Any, int]:
@@ -118,12 +121,13 @@ def _read(path: Path, kind: str, *, blocksize: str, sep: str | None) -> tuple[An
         if kind == "parquet":
             return dd.read_parquet(str(path)), 2
         sep = sep or _sniff_sep(path)
-        above = {f.name: _blank_records_before_header(f, sep) for f in _csv_files(path)}
+        above = {f.name: _records_before_header(f, sep) for f in _csv_files(path)}
         if len(set(above.values())) > 1:
             raise InputFileError(
-                f"Dossier {path.name} : les fichiers n'ont pas tous le même nombre de lignes "
-                "vides avant l'en-tête (" + ", ".join(f"{n} : {k}" for n, k in above.items())
-                + ").", hint="Retirez les lignes vides au début des fichiers.")
+                f"Dossier {path.name} : l'en-tête n'est pas à la même ligne dans tous les "
+                "fichiers (lignes au-dessus : " + ", ".join(f"{n} : {k}" for n, k in
+                                                             above.items()) + ").",
+                hint="Retirez les lignes vides ou de titre au début des fichiers.")
         skip = next(iter(above.values()), 0)
         pattern = str(path / "*.csv") if path.is_dir() else str(path)
         # Blank rows are kept (skip_blank_lines=False) so that each partition numbers its rows
@@ -295,9 +299,9 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
             "memoire_max_travailleur_mo": round(max((m for _, _, m, _ in done), default=0.0),
                                                 1),
         }
-        vides = sum(lengths) - lues + (first - 2 if kind == "csv" else 0)
-        if vides:  # blank rows, those above the header too, as the single-process summary
-            synthese["lignes_vides_ignorees"] = vides
+        ignorees = sum(lengths) - lues + (first - 2 if kind == "csv" else 0)
+        if ignorees:  # blank rows, and those above the header, as the single-process summary
+            synthese["lignes_ignorees_total"] = ignorees
         (tmp / "_synthese.json").write_text(json.dumps(synthese, ensure_ascii=False, indent=2),
                                             encoding="utf-8")
         os.replace(tmp, out)

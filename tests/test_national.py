@@ -122,7 +122,8 @@ def test_cli_moteur_dask_errors_are_french(tmp_path) -> None:
 def test_dask_numbers_lines_as_single_process_with_blank_lines(tmp_path, client,
                                                                france) -> None:
     """Blank lines (empty, spaces, separators only) at the start, in the middle — some at
-    partition boundaries — and at the end: skipped by both paths and counted in ``ligne``."""
+    partition boundaries — and at the end, and a title above the header: skipped by both
+    paths and counted in ``ligne``."""
     n = 3000
     lines = _sites(n, seed=4).to_csv(sep=";", index=False).splitlines()
     rng = np.random.default_rng(5)
@@ -132,7 +133,7 @@ def test_dask_numbers_lines_as_single_process_with_blank_lines(tmp_path, client,
         body.append(line)
         if rng.random() < 0.05 or k in (700, 701):
             body.extend(rng.choice(blanks, size=int(rng.integers(1, 4))).tolist())
-    text = "\n".join(["", " ", lines[0], *body, "", "  ", ""]) + "\n"
+    text = "\n".join(["", "Sites 2024 (export);;", " ", lines[0], *body, "", "  ", ""]) + "\n"
     src = tmp_path / "vides.csv"
     src.write_text(text, encoding="utf-8")
     validate_file(src, tmp_path / "single.csv", settings=france, progress=False)
@@ -144,11 +145,11 @@ def test_dask_numbers_lines_as_single_process_with_blank_lines(tmp_path, client,
     assert res.parties >= 5 and res.lignes_lues == res.lignes_ecrites == n == len(parts)
     pd.testing.assert_frame_equal(single, parts)
     ligne = parts["ligne"].astype(int)
-    assert ligne.iloc[0] == 4 and ligne.iloc[-1] > n + 100  # the header is line 3
+    assert ligne.iloc[0] == 5 and ligne.iloc[-1] > n + 100  # a title above, header line 4
     import json
 
     summary = json.loads((tmp_path / "single-synthese.json").read_text(encoding="utf-8"))
-    assert res.synthese["lignes_vides_ignorees"] == summary["lignes_ignorees_total"] > 100
+    assert res.synthese["lignes_ignorees_total"] == summary["lignes_ignorees_total"] > 100
     # Parquet output numbers the same rows the same way
     validate_national(src, tmp_path / "out.parquet", settings=france, client=client,
                       blocksize="16kB")
