@@ -230,3 +230,35 @@ def test_report_overseas_territory(tmp_path) -> None:
     assert "Éligible — dans un QPV de CA Intercommunale du Nord de la Réunion (CINOR)" in text
     assert "3 / " in text and "Lambert-93" not in text
     assert "hors du territoire" not in text  # every site is on the map
+
+
+def test_batch_files_of_another_territory(tmp_path, lyon_csv) -> None:
+    """The XLSX (sites, synthesis) and the summary speak of Lyon; read back, the statuses
+    are codes again and the labels Lyon's; a SEM run's summary keeps its keys."""
+    import json
+
+    import openpyxl
+
+    from qpv_geo.batch import read_validated
+
+    src, _ = lyon_csv
+    named = tmp_path / "sites.csv"  # columns not named like the outputs' lat/lon
+    text = src.read_text(encoding="utf-8").splitlines()
+    named.write_text("\n".join(["Structure;Intitulé;Priorité;Latitude;Longitude", *text[1:]])
+                     + "\n", encoding="utf-8")
+    out = tmp_path / "r.xlsx"
+    res = runner.invoke(app, ["batch", str(named), "-o", str(out), "-q", "--territoire", LYON])
+    assert res.exit_code == 0, res.output
+    cells = [str(v) for ws in openpyxl.load_workbook(out).worksheets
+             for row in ws.iter_rows(values_only=True) for v in row if isinstance(v, str)]
+    assert "Éligible — dans un QPV de Métropole de Lyon" in cells
+    assert not [c for c in cells if _SEM_WORDS.search(c)]
+    summary = json.loads((tmp_path / "r-synthese.json").read_text(encoding="utf-8"))
+    assert summary["territoire"] == "Métropole de Lyon"
+    back = read_validated(out)
+    assert set(back["status"]) == {"eligible"}
+    assert set(back["statut_libelle"]) == {"Éligible — dans un QPV de Métropole de Lyon"}
+    res = runner.invoke(app, ["batch", str(named), "-o", str(tmp_path / "s.csv"), "-q"])
+    assert res.exit_code == 0, res.output
+    sem = json.loads((tmp_path / "s-synthese.json").read_text(encoding="utf-8"))
+    assert "territoire" not in sem and "statuts_libelles" not in sem

@@ -40,6 +40,7 @@ from qpv_geo.batch.writing import (
 )
 from qpv_geo.eligibility import STATUS_LABELS, STATUSES, Engine
 from qpv_geo.exceptions import GeocoderNotConfigured, GeocoderUnavailable, InputFileError
+from qpv_geo.libelles import libelles
 from qpv_geo.priorites import label_of, normalize_priorite
 from qpv_geo.settings import Settings
 
@@ -341,7 +342,7 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
     both = (pre != "") & (motifs != "")
     motifs = np.where(both, pre + " ; " + motifs, np.where(pre != "", pre, motifs))
     status = vcols["status"].astype(object)
-    labels = {s: STATUS_LABELS[s] for s in STATUSES}
+    labels = libelles(engine).statuts  # the territory's words (SEM's by default)
     added: dict[str, Any] = {
         "geocodage_label": gl, "geocodage_score": gs, "geocodage_precision": gp,
         "geocodage_source": gsrc,
@@ -465,6 +466,10 @@ class _Summary:
         }
         if titre_ignore:
             summary["lignes_titre_ignorees"] = [int(v) for v in titre_ignore]
+        mots = libelles(ref)
+        if not mots.est_sem:  # another territory: its name and status labels (SEM: as ever)
+            summary["territoire"] = mots.nom
+            summary["statuts_libelles"] = dict(mots.statuts)
         return summary
 
 
@@ -687,8 +692,20 @@ def _machine_names(frame: pd.DataFrame) -> pd.DataFrame:
     back = {v: k for k, v in XLSX_HEADERS.items()}
     frame = frame.rename(columns={c: back[c] for c in frame.columns if c in back})
     codes = {v: k for k, v in STATUS_LABELS.items()}
-    frame["status"] = frame["status"].map(lambda v: codes.get(v, v))
+    frame["status"] = frame["status"].map(lambda v: codes.get(v, _status_code(v)))
     return frame
+
+
+def _status_code(label: Any) -> Any:
+    """The status code of another territory's label (« Éligible — dans un QPV de Métropole
+    de Lyon », « Dans un QPV 2024 »…); the value itself when it is none."""
+    text = str(label or "")
+    if text.startswith(("Éligible — dans un QPV de ", "Dans un QPV 2024")):
+        return "eligible"
+    if text.startswith("Non éligible — hors territoire") or text.startswith(
+            "Non éligible — hors du territoire"):
+        return "hors_territoire"
+    return label
 
 
 def _run_facts(path: Path, kind: str) -> dict[str, Any]:
@@ -744,7 +761,9 @@ def _restore_run_columns(frame: pd.DataFrame, facts: dict[str, Any]) -> None:
     """Add back, in place, the columns outputs do not repeat on every row."""
     n = len(frame)
     if "statut_libelle" not in frame.columns:
-        frame["statut_libelle"] = frame["status"].map(lambda v: STATUS_LABELS.get(v, v))
+        words = facts.get("statuts_libelles")  # another territory's run: its words
+        words = words if isinstance(words, dict) else STATUS_LABELS
+        frame["statut_libelle"] = frame["status"].map(lambda v: words.get(v, v))
     if "donnees" not in frame.columns and facts.get("donnees"):
         notes = [str(v) for v in facts.get("notes") or []]
         donnees = str(facts["donnees"]) + (" — " + " ; ".join(notes) if notes else "")

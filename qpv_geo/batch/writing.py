@@ -359,8 +359,9 @@ def _summary_rows(summary: dict[str, Any]) -> list[tuple[Any, ...]]:
     rows.append(("total", "lignes_lues", "lignes lues", summary["lignes_lues"]))
     rows.append(("total", "lignes_ecrites", "lignes écrites",
                  summary.get("lignes_ecrites", summary["total"])))
+    labels = summary.get("statuts_libelles") or STATUS_LABELS
     for s, k in summary["par_statut"].items():
-        rows.append(("statut", s, STATUS_LABELS[s], k))
+        rows.append(("statut", s, labels[s], k))
     for code, e in summary["par_qpv"].items():
         rows.append(("qpv", code, e["lib_qp"], e["sites"]))
         rows.append(("qpv_eligibles", code, e["lib_qp"], e["eligibles"]))
@@ -473,7 +474,8 @@ def _width(header: str, texts: Sequence[str]) -> float:
     return float(min(60, max(8, words + 2, min(longest, 50) + 2, len(header) * 0.6)))
 
 
-def _write_sites_sheet(wb: Any, frame: pd.DataFrame, fmt: dict[str, Any]) -> None:
+def _write_sites_sheet(wb: Any, frame: pd.DataFrame, fmt: dict[str, Any],
+                       status_labels: dict[str, str] | None = None) -> None:
     ws = wb.add_worksheet("Sites")
     plan = _xlsx_plan(frame)
     n = len(frame)
@@ -483,7 +485,8 @@ def _write_sites_sheet(wb: Any, frame: pd.DataFrame, fmt: dict[str, Any]) -> Non
         s = frame[c]
         if c == "status":
             codes = _texts(s.to_numpy(object))
-            labels = np.array([STATUS_LABELS.get(v, v) for v in codes], dtype=object)
+            words = status_labels or STATUS_LABELS
+            labels = np.array([words.get(v, v) for v in codes], dtype=object)
             formats = np.array([fmt.get(f"status:{v}") for v in codes], dtype=object)
             columns.append((header, labels, ws.write_string, formats))
             ws.set_column(len(columns) - 1, len(columns) - 1, 58)
@@ -647,7 +650,8 @@ def _write_synthese_sheet(wb: Any, summary: dict[str, Any], fmt: dict[str, Any])
         row += 1
     row += 1
     total = max(int(summary["total"]), 1)
-    par_statut = [(STATUS_LABELS[s], int(k), int(k) / total)
+    words = summary.get("statuts_libelles") or STATUS_LABELS
+    par_statut = [(words[s], int(k), int(k) / total)
                   for s, k in summary["par_statut"].items()]
     row = _table(ws, row, "Par statut", ("Statut", "Lignes", "Part"), par_statut, fmt,
                  [fmt[f"status:{s}"] for s in summary["par_statut"]])
@@ -664,7 +668,7 @@ def _write_synthese_sheet(wb: Any, summary: dict[str, Any], fmt: dict[str, Any])
     if summary["a_revoir_total"]:
         listed = summary["a_revoir"]
         review = [(r.get("porteur", ""), int(r["ligne"]),
-                   STATUS_LABELS.get(r["status"], r["status"]).split(" — ")[0],
+                   words.get(r["status"], r["status"]).split(" — ")[0],
                    r.get("action", ""), r.get("adresse", ""), r.get("motifs", ""))
                   for r in listed]
         row = _table(ws, row, f"Lignes à revoir ({summary['a_revoir_total']})",
@@ -725,7 +729,7 @@ def _write_xlsx(frame: pd.DataFrame, summary: dict[str, Any], path: Path) -> Non
         "strings_to_numbers": False})
     try:
         fmt = _status_formats(wb)
-        _write_sites_sheet(wb, frame, fmt)
+        _write_sites_sheet(wb, frame, fmt, summary.get("statuts_libelles"))
         _write_synthese_sheet(wb, summary, fmt)
         _write_donnees_sheet(wb, summary, fmt)
     finally:
