@@ -280,6 +280,10 @@ def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 13
     return _png(fig, dpi)
 
 
+#: Above this many QPV, the coverage panels mark each QPV with a small disc.
+_QPV_GROS_POINTS = 150
+
+
 def static_coverage_png(coverage: Coverage, reference: Reference, *, dpi: int = 110,
                         demo: bool | None = None, sites: pd.DataFrame | None = None) -> bytes:
     """PNG small multiples: one panel per priority; QPV with an action inside in blue (darker
@@ -311,17 +315,27 @@ def static_coverage_png(coverage: Coverage, reference: Reference, *, dpi: int = 
         qpv.plot(ax=ax, color=fills, edgecolor="#333333", linewidth=0.9, zorder=3)
         if (tous == 0).any():
             qpv[tous == 0].boundary.plot(ax=ax, color=COULEUR_LACUNE, linewidth=1.4, zorder=4)
-        # At this scale a QPV is a few pixels: a disc in its colour marks each one.
+        # At this scale a QPV is a few pixels: a disc in its colour marks each one (small
+        # discs, those with an action on top, when there are hundreds: all France).
         spots = qpv.geometry.representative_point()
-        ax.scatter(spots.x, spots.y, s=34, c=fills, zorder=5, linewidths=1.3,
-                   edgecolors=[COULEUR_LACUNE if t == 0 else "#333333" for t in tous])
+        edges = [COULEUR_LACUNE if t == 0 else "#333333" for t in tous]
+        if len(qpv) <= _QPV_GROS_POINTS:
+            ax.scatter(spots.x, spots.y, s=34, c=fills, zorder=5, linewidths=1.3,
+                       edgecolors=edges)
+        else:
+            order = np.argsort(tous > 0, kind="stable")
+            ax.scatter(spots.x.to_numpy()[order], spots.y.to_numpy()[order],
+                       s=np.where(tous[order] > 0, 40, 5),
+                       c=np.asarray(fills, dtype=object)[order].tolist(), zorder=5,
+                       linewidths=0.4, edgecolors=np.asarray(edges, dtype=object)[order].tolist())
         ax.set_xlim(minx - pad, maxx + pad)
         ax.set_ylim(miny - pad, maxy + pad)
         r = rates.loc[key] if key in rates.index else None
         detail = ("" if r is None else
                   f"{int(r['qpv_dans'])}/{int(r['qpv_total'])} dans le QPV · "
-                  f"{int(r['qpv_proximite'])} à ≤ {coverage.rayon_m:.0f} m · "
-                  f"{int(r['qpv_lacunes'])} lacunes")
+                  f"{int(r['qpv_proximite'])} à ≤ {coverage.rayon_m:.0f} m"
+                  + (" · " if len(qpv) <= _QPV_GROS_POINTS else "\n")  # long numbers
+                  + f"{int(r['qpv_lacunes'])} lacunes")
         axe = PRIORITES[key].axe
         prefix = "Lever les freins : " if axe == "Lever les freins" else ""
         ax.set_title(f"{prefix}{label_of(key)}\n{detail}", fontsize=8.5)
@@ -337,7 +351,14 @@ def static_coverage_png(coverage: Coverage, reference: Reference, *, dpi: int = 
     if hors_cadre:
         notes.append(f"{hors_cadre} QPV d'outre-mer hors de ces cartes (voir la matrice)")
     if notes:
-        fig.suptitle(" ; ".join(notes), fontsize=8, color="#8a5a00")
+        text = " ; ".join(notes)
+        if len(text) > 240:  # long notes (all France): wrapped, not cut at the page edge
+            import textwrap
+
+            text = textwrap.fill(text, 200)
+            fig.suptitle(text, fontsize=8, color="#8a5a00", y=1.0 + 0.03 * text.count("\n"))
+        else:
+            fig.suptitle(text, fontsize=8, color="#8a5a00")
     return _png(fig, dpi)
 
 
@@ -450,7 +471,8 @@ def coverage_by_qpv_figure(coverage: Coverage) -> Any:
         q = kept
     n = len(q)
     total = len(PRIORITES)
-    fig = _figure(8.2, 0.3 * n + 1.4)
+    height = 0.3 * n + 1.4
+    fig = _figure(8.2, height)
     ax = fig.add_subplot(1, 1, 1)
     y = np.arange(n)[::-1].astype(float)
     parts = [(q["priorites_dans"].to_numpy(), COULEUR_DANS, COULEUR_DANS, None),
@@ -462,7 +484,9 @@ def coverage_by_qpv_figure(coverage: Coverage) -> Any:
     ax.set_xlabel(f"Nombre de priorités de l'appel (sur {total})", fontsize=8.5)
     ax.tick_params(axis="x", labelsize=8)
     ax.set_title(f"Priorités de l'appel couvertes, par QPV{omis}", fontsize=10, loc="left")
-    _coverage_legend(fig, coverage.rayon_m, -0.03)
+    # the legend ≈ 0.2 in under the axis title, however few the QPV (a short chart: a
+    # territory with a handful of QPV, all France's reached ones)
+    _coverage_legend(fig, coverage.rayon_m, -0.03 if height >= 6 else -0.22 / height)
     return fig
 
 

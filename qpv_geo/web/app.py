@@ -504,14 +504,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _suggestions(services, q, limite)
 
     @app.get("/api/v1/perimetres", response_model=FeatureCollection, tags=["carte"],
-             responses=_errors(422, 503))
+             responses=_errors(422, 503), description=_perimeters_doc(mots))
     def api_perimetres(
         lat: Annotated[float, Query(ge=-90, le=90)],
         lon: Annotated[float, Query(ge=-180, le=180)],
         rayon_m: Annotated[float, Query(gt=0, le=20_000)] = 3000.0,
     ) -> Response:
-        """GeoJSON des périmètres (QPV du territoire, QVA, autres QPV, communes) à moins de
-        `rayon_m`."""
+        """GeoJSON des périmètres (QPV, QVA, QPV hors SEM, communes) à moins de `rayon_m`."""
         features = services.perimeters().around(lon, lat, rayon_m)
         return JSONResponse({"type": "FeatureCollection", "features": features})
 
@@ -588,6 +587,16 @@ def _territory_words(settings: Settings) -> Libelles:
     from qpv_geo.territoire import resolve_territoire
 
     return libelles(resolve_territoire(settings.territoire))
+
+
+def _perimeters_doc(mots: Libelles) -> str:
+    """The description of /api/v1/perimetres in the territory's words."""
+    if mots.est_sem:
+        return "GeoJSON des périmètres (QPV, QVA, QPV hors SEM, communes) à moins de `rayon_m`."
+    if mots.france:
+        return "GeoJSON des QPV 2024 à moins de `rayon_m`."
+    return (f"GeoJSON des périmètres ({mots.qpv_court}, {mots.qpv_autres_court}) à moins de "
+            "`rayon_m` (type `qpv_hors_sem` : les autres QPV).")
 
 
 def _api_title(mots: Libelles) -> str:
