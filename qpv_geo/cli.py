@@ -280,30 +280,35 @@ def check(
 @user_errors
 def data_info(
     as_json: Annotated[bool, typer.Option("--json", help="Sortie JSON.")] = False,
+    territoire: TerritoireOption = None,
 ) -> None:
     """Couches de référence, versions et provenance (exemple : qpv-geo data info)."""
     from rich.panel import Panel
     from rich.table import Table
 
-    from qpv_geo.reference import get_reference
+    from qpv_geo.libelles import libelles, reference_from_settings
 
-    ref = get_reference(get_settings())
+    ref = reference_from_settings(get_settings().with_(territoire=territoire))
+    mots = libelles(ref)
     if as_json:
-        print_json(ref.version_dict())
+        print_json(ref.version_dict() if mots.est_sem else
+                   {"territoire": mots.nom, **ref.version_dict()})
         return
+    if not mots.est_sem:
+        console.print(f"[bold]Territoire :[/] {mots.nom} ({len(ref.qpv)} QPV)", highlight=False)
     used = {"qpv": len(ref.qpv), "qpv_hors_sem": len(ref.qpv_hors_sem), "qva": len(ref.qva),
             "communes": len(ref.communes)}
     console.print("[bold]Données de référence[/]")
-    for info in ref.layers.values():
+    for key, info in ref.layers.items():
         table = Table.grid(padding=(0, 1))
         table.add_column(style="bold", no_wrap=True, min_width=11)
         table.add_column(overflow="fold")
         count = f"{info.features}"
-        if info.name in used and used[info.name] != info.features:
-            count = (f"{used[info.name]} utilisés ({info.features} dans le fichier ; seuls "
+        if key in used and used[key] != info.features:
+            count = (f"{used[key]} utilisés ({info.features} dans le fichier ; seuls "
                      "ceux hors de Saint-Étienne Métropole forment cette couche)"
                      if info.name == "qpv_hors_sem" else
-                     f"{used[info.name]} utilisés ({info.features} dans le fichier)")
+                     f"{used[key]} utilisés ({info.features} dans le fichier)")
         table.add_row("Origine", str(info.origin))
         table.add_row("Objets", count)
         for label, value in (("Millésime", info.millesime), ("Précision", info.precision),
@@ -325,15 +330,18 @@ def data_export(
     layer: Annotated[str, typer.Option("--layer", help="qpv, qva, communes ou qpv_hors_sem.")],
     output: Annotated[Path, typer.Option("-o", "--output",
                                          help="Fichier .geojson, .gpkg ou .shp.")],
+    territoire: TerritoireOption = None,
 ) -> None:
     """Écrire une couche pour QGIS (exemple : qpv-geo data export --layer qpv -o qpv.gpkg)."""
     import warnings
 
-    from qpv_geo.reference import export_layer, get_reference
+    from qpv_geo.libelles import reference_from_settings
+    from qpv_geo.reference import export_layer
 
+    reference = reference_from_settings(get_settings().with_(territoire=territoire))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        path = export_layer(get_reference(get_settings()), layer, output)
+        path = export_layer(reference, layer, output)
     console.print(f"Couche « {layer} » écrite dans {path}", highlight=False)
     if caught and path.suffix.lower() == ".shp":
         console.print("[yellow]⚠ Shapefile : les noms de champs sont coupés à 10 caractères "

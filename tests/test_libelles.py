@@ -262,3 +262,20 @@ def test_batch_files_of_another_territory(tmp_path, lyon_csv) -> None:
     assert res.exit_code == 0, res.output
     sem = json.loads((tmp_path / "s-synthese.json").read_text(encoding="utf-8"))
     assert "territoire" not in sem and "statuts_libelles" not in sem
+
+
+def test_data_info_and_export_territoire(tmp_path) -> None:
+    import json
+
+    res = runner.invoke(app, ["data", "info", "--territoire", LYON])
+    assert res.exit_code == 0, res.output
+    n = int((qpv_france()[0]["siren_epci"] == LYON).sum())
+    assert f"Territoire : Métropole de Lyon ({n} QPV)" in res.output
+    assert f"{n} utilisés" in res.output
+    out = tmp_path / "qpv.geojson"
+    res = runner.invoke(app, ["data", "export", "--layer", "qpv", "-o", str(out),
+                              "--territoire", LYON])
+    assert res.exit_code == 0, res.output
+    assert len(json.loads(out.read_text(encoding="utf-8"))["features"]) == n
+    for command in ("serve", "map", "report"):
+        assert "--territoire" in runner.invoke(app, [command, "--help"]).output
