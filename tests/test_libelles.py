@@ -133,23 +133,33 @@ def test_report_territoire_lyon(tmp_path, lyon_csv) -> None:
 
 
 @pytest.mark.parametrize("territoire", [LYON, "france"])
-def test_web_territoire(territoire) -> None:
+def test_web_territoire(territoire, tmp_path) -> None:
     gdf, _ = qpv_france()
     lyon = gdf[gdf["siren_epci"] == LYON].iloc[0]
     lat, lon = _interior(lyon.geometry)
     from qpv_geo.web import create_app
 
-    settings = Settings.from_env(territoire=territoire)
+    settings = Settings.from_env(territoire=territoire, dossier_serveur=str(tmp_path))
+    csv = f"Structure;Latitude;Longitude\nA;{lat:.6f};{lon:.6f}\nB;45.4605;4.3871\n"
     with TestClient(create_app(settings)) as client:
         home = client.get("/")
         assert home.status_code == 200
         page = client.get("/", params={"lat": f"{lat:.6f}", "lon": f"{lon:.6f}"})
         assert page.status_code == 200
         api = client.get("/api/v1/verdict", params={"lat": lat, "lon": lon}).json()
-        schema = client.get("/openapi.json").json()["info"]
+        openapi = client.get("/openapi.json").json()
+        schema = openapi["info"]
+        # the street layer's own description says where it stops (Saint-Étienne): a fact
+        openapi["paths"].pop("/api/v1/voies")
+        half = client.get("/", params={"lat": "45,7"})  # the hint's example is the territory's
+        api_half = client.get("/api/v1/verdict", params={"lat": 45.7}).json()
+        lot = client.post("/lot", files={"fichier": ("sites.csv", csv.encode(), "text/csv")})
+        assert lot.status_code == 200, lot.text
     assert api["code_qp"] == lyon["code_qp"]
-    for body in (home.text, page.text):
+    for body in (home.text, page.text, half.text, lot.text, str(openapi), str(api_half)):
         assert not _SEM_WORDS.search(_text(body)), _SEM_WORDS.search(_text(body))
+    assert "45.4605" not in half.text + str(api_half) + str(openapi)
+    assert "Exemple : latitude" in half.text
     if territoire == LYON:
         assert "<title>Vérifier l'éligibilité QPV — Métropole de Lyon</title>" in home.text
         assert "QPV) de Métropole de Lyon ?" in home.text
@@ -157,6 +167,7 @@ def test_web_territoire(territoire) -> None:
         assert 'data-libelle-qpv="QPV de Métropole de Lyon"' in page.text
         assert "Vérification QPV — Métropole de Lyon" in page.text  # the « copier » text
         assert schema["title"] == "qpv-geo — éligibilité QPV de Métropole de Lyon"
+        assert "Non éligible — hors Métropole de Lyon" in lot.text  # the SEM point
     else:
         assert "Quartiers prioritaires 2024 · France" in home.text
         assert api["statut_libelle"] == api["titre"] == "Dans un QPV 2024"

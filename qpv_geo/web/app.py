@@ -155,16 +155,16 @@ def _json_model(model: Any) -> Response:
     return JSONResponse(model.model_dump(mode="json", by_alias=True))
 
 
-def _parse_coordinate(raw: str, name: str) -> float:
+def _parse_coordinate(raw: str, name: str,
+                      hint: str = "Exemple : latitude 45.4605, longitude 4.3871.") -> float:
     text = raw.strip().replace(",", ".").replace("\u00a0", "").replace(" ", "")
     try:
         value = float(text)
     except ValueError:
         raise CoordinateError(f"{name} « {raw[:40]} » n'est pas un nombre.",
-                              hint="Exemple : latitude 45.4605, longitude 4.3871.") from None
+                              hint=hint) from None
     if not math.isfinite(value):
-        raise CoordinateError(f"{name} « {raw[:40]} » n'est pas un nombre fini.",
-                              hint="Exemple : latitude 45.4605, longitude 4.3871.")
+        raise CoordinateError(f"{name} « {raw[:40]} » n'est pas un nombre fini.", hint=hint)
     return value
 
 
@@ -333,11 +333,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if adresse.strip():
                 payload, _ = services.verdict_for_address(adresse)
             elif lat_s.strip() or lon_s.strip():
+                engine = services.engine()
+                ex = _example_point(engine.reference, libelles(engine))
+                hint = f"Exemple : latitude {ex['lat']}, longitude {ex['lon']}."
                 if not (lat_s.strip() and lon_s.strip()):
                     raise CoordinateError("Donnez la latitude et la longitude ensemble.",
-                                          hint="Exemple : latitude 45.4605, longitude 4.3871.")
-                payload = services.verdict_for_point(_parse_coordinate(lat_s, "Latitude"),
-                                                     _parse_coordinate(lon_s, "Longitude"))
+                                          hint=hint)
+                payload = services.verdict_for_point(_parse_coordinate(lat_s, "Latitude", hint),
+                                                     _parse_coordinate(lon_s, "Longitude", hint))
         except QpvGeoError as exc:
             error = {"message": str(exc), "hint": exc.hint}
             status = status_for(exc)
@@ -450,12 +453,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # ---------------------------------------------------------------- API
     @app.get("/api/v1/verdict", response_model=VerdictOut, tags=["verdicts"],
-             responses=_errors(400, 404, 422, 503))
+             responses=_errors(400, 404, 422, 503),
+             description=None if mots.est_sem else (
+                 "Verdict pour une adresse (`adresse`) ou un point (`lat` et `lon`, en degrés "
+                 "décimaux WGS84). Coordonnées impossibles ou inversées : 400 ; adresse "
+                 "introuvable : 404 ; géocodeur indisponible : 503."))
     async def api_verdict(
         adresse: Annotated[str | None, Query(max_length=MAX_ADRESSE,
                                              description="Adresse postale.")] = None,
-        lat: Annotated[float | None, Query(description="Latitude WGS84 (≈ 45,4).")] = None,
-        lon: Annotated[float | None, Query(description="Longitude WGS84 (≈ 4,4).")] = None,
+        lat: Annotated[float | None, Query(description="Latitude WGS84 (≈ 45,4)." if mots.est_sem
+                                           else "Latitude WGS84.")] = None,
+        lon: Annotated[float | None, Query(description="Longitude WGS84 (≈ 4,4)." if mots.est_sem
+                                           else "Longitude WGS84.")] = None,
     ) -> Response:
         """Verdict pour une adresse (`adresse`) ou un point (`lat` et `lon`).
 
@@ -472,8 +481,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 raise _AddressNotFound(adresse, getattr(geocode, "motif", None))
             return _json_model(VerdictOut(**payload))
         if lat is None or lon is None:
+            engine = services.engine()
+            ex = _example_point(engine.reference, libelles(engine))
             raise CoordinateError("Donnez une adresse, ou lat et lon ensemble.",
-                                  hint="Exemple : /api/v1/verdict?lat=45.4605&lon=4.3871")
+                                  hint=f"Exemple : /api/v1/verdict?lat={ex['lat']}&lon={ex['lon']}")
         # a point costs ≈ 0.3 ms: judged on the event loop, without a thread-pool hop (at 32
         # connections the hops and the GIL hand-offs between 32 threads made the p99)
         return _json_model(VerdictOut(**services.verdict_for_point(lat, lon)))
