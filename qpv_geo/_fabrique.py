@@ -2,7 +2,8 @@
 
 :func:`engine_from_settings` (re-exported by :mod:`qpv_geo.eligibility`) resolves the territory
 of the settings, takes SEM's installed-or-shipped reference or builds the territory's from the
-national layer (once per territory), and keeps the last engine built.
+national layer of the settings' data directory (once per territory and layer), and keeps the
+last engine built.
 """
 
 from __future__ import annotations
@@ -18,15 +19,21 @@ if TYPE_CHECKING:
 _ENGINES: dict[tuple[Any, ...], Engine] = {}
 
 
-_TERRITORY_REFS: dict[str, Any] = {}
+_TERRITORY_REFS: dict[tuple[Any, ...], Any] = {}
 
 
-def _territory_reference(territoire: Any, build: Any) -> Reference:
-    """The reference of a territory other than SEM, built once per territory."""
-    if territoire.code not in _TERRITORY_REFS:
+def _territory_reference(territoire: Any, settings: Settings) -> Reference:
+    """The reference of a territory other than SEM, built once per territory and national
+    layer (the installed official file of the settings' data directory, or the shipped copy:
+    a new install, another data directory, is another reference)."""
+    from qpv_geo.territoire import national_info, reference_territoire
+
+    info = national_info(settings)
+    key = (territoire.code, str(info.path), info.sha256)
+    if key not in _TERRITORY_REFS:
         _TERRITORY_REFS.clear()
-        _TERRITORY_REFS[territoire.code] = build(territoire)
-    return _TERRITORY_REFS[territoire.code]
+        _TERRITORY_REFS[key] = reference_territoire(territoire, settings)
+    return _TERRITORY_REFS[key]
 
 
 def engine_from_settings(settings: Settings | None = None) -> Engine:
@@ -35,11 +42,11 @@ def engine_from_settings(settings: Settings | None = None) -> Engine:
     from qpv_geo.reference import get_reference
 
     settings = settings or Settings.from_env()
-    from qpv_geo.territoire import reference_territoire, resolve_territoire
+    from qpv_geo.territoire import resolve_territoire
 
     territoire = resolve_territoire(settings.territoire)
     reference = get_reference(settings) if territoire.est_sem else \
-        _territory_reference(territoire, reference_territoire)
+        _territory_reference(territoire, settings)
     key = (id(reference), settings.marge_m, settings.rayon_recherche_m,
            settings.tolerance_territoire_m, settings.score_min, settings.precision_point_m)
     if key not in _ENGINES:

@@ -108,8 +108,8 @@ GeocoderOption = Annotated[str | None, typer.Option(
 TerritoireOption = Annotated[str | None, typer.Option(
     "--territoire", help="Territoire : SIREN d'un EPCI (défaut 244200770, Saint-Étienne "
     "Métropole), code INSEE d'une commune, ou « france » (tous les QPV, sans restriction de "
-    "territoire). Hors SEM : périmètres QPV nationaux simplifiés (≈ 12 m), sans contours "
-    "communaux.")]
+    "territoire). Hors SEM : périmètres QPV nationaux (copie simplifiée embarquée ≈ 12 m, ou "
+    "le fichier officiel installé par qpv-geo data update), sans contours communaux.")]
 FeuilleOption = Annotated[str | None, typer.Option(
     "--feuille", help="Feuille du classeur XLSX (nom ou rang ; défaut : la première).")]
 RayonOption = Annotated[float, typer.Option(
@@ -319,6 +319,25 @@ def data_info(
             table.add_row("sha256", info.sha256[:16] + "…")
         console.print(Panel(table, title=f"[bold]{info.name}[/]", title_align="left"),
                       highlight=False)
+    from qpv_geo.territoire import national_info
+
+    nat = national_info(get_settings())
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="bold", no_wrap=True, min_width=11)
+    table.add_column(overflow="fold")
+    table.add_row("Sert", "les territoires autres que SEM (--territoire)")
+    kind = ("fichier officiel vérifié" if nat.official else "copie simplifiée"
+            if nat.simplified else "non vérifiée comme fichier officiel")
+    table.add_row("Origine", f"{nat.origin} ({kind})")
+    table.add_row("Objets", str(nat.features))
+    for label, value in (("Millésime", nat.millesime), ("Précision", nat.precision),
+                         ("Source", nat.source)):
+        if value:
+            table.add_row(label, str(value))
+    if nat.sha256:
+        table.add_row("sha256", nat.sha256[:16] + "…")
+    console.print(Panel(table, title="[bold]qpv_france[/]", title_align="left"),
+                  highlight=False)
     console.print(f"Version : {ref.version}", highlight=False)
     for note in ref.notes:
         console.print(f"[yellow]⚠ {note}[/]", highlight=False)
@@ -366,6 +385,8 @@ def data_import(
                         champ_nom=champ_nom, millesime=millesime)
     console.print(f"Couche « {layer} » installée : {info.features} périmètres, sha256 "
                   f"{(info.sha256 or '')[:16]}… ({info.path})")
+    if layer == "qpv":
+        _print_national(info)
     if info.demo:
         console.print("[yellow]⚠ Codes « QD… » : périmètres de démonstration, signalés comme "
                       "tels sur chaque sortie.[/]")
@@ -403,19 +424,42 @@ def data_update(
         console.print(f"Périmètres installés sans vérification : {info.features} QPV (SEM et "
                       "voisins). Les sorties le signalent (« non vérifiés comme fichier "
                       "officiel »).", highlight=False)
+    _print_national(info)
+
+
+def _print_national(info: Any) -> None:
+    """Say whether the national layer was installed with SEM's (``data update``/``import``)."""
+    from qpv_geo.territoire import national_info
+
+    nat = national_info(get_settings())
+    if nat.origin == "installée" and nat.installed_at == info.installed_at:
+        n = f"{nat.features:,}".replace(",", "\u202f")
+        console.print(f"Couche nationale installée : {n} QPV de toute la France "
+                      f"({'fichier officiel vérifié' if nat.official else 'non vérifiée'}) : "
+                      "elle sert les autres territoires (--territoire) à la place de la copie "
+                      "simplifiée embarquée.", highlight=False)
+    else:
+        console.print("Le fichier ne contient pas tous les QPV de France : la couche nationale "
+                      "n'est pas installée (hors SEM, "
+                      + ("la couche nationale installée précédemment sert encore)."
+                         if nat.origin == "installée" else
+                         "la copie simplifiée embarquée sert encore)."), highlight=False)
 
 
 @data_app.command("reset")
 @user_errors
 def data_reset(
-    layer: Annotated[str, typer.Option("--layer", help="qpv, qva ou communes.")],
+    layer: Annotated[str, typer.Option("--layer", help="qpv (avec la couche nationale "
+                                       "installée avec elle), qpv_france, qva ou communes.")],
 ) -> None:
     """Oublier une couche installée et revenir aux données embarquées
     (exemple : qpv-geo data reset --layer qva)."""
     from qpv_geo.reference import remove_installed
 
     if remove_installed(layer, get_settings()):
-        console.print(f"Couche « {layer} » installée supprimée : les données embarquées servent.")
+        extra = " (et la couche nationale installée avec elle)" if layer == "qpv" else ""
+        console.print(f"Couche « {layer} » installée supprimée{extra} : les données embarquées "
+                      "servent.")
     else:
         console.print(f"Aucune couche « {layer} » installée.")
 

@@ -124,11 +124,16 @@ def _rename_fields(gdf: gpd.GeoDataFrame, layer: str, champ_code: str | None,
 
 def _install(gdf: gpd.GeoDataFrame, layer: str, settings: Settings, *, source: str,
              millesime: str, licence: str, simplified: bool, demo: bool,
-             precision: str, official: bool = False) -> LayerInfo:
+             precision: str, official: bool = False,
+             national: gpd.GeoDataFrame | None = None) -> LayerInfo:
     """Write the layer and its manifest entry into a new version folder, then switch to it
-    in one rename: a crash at any point leaves the previous layers and manifest intact."""
-    from qpv_geo import _refstore
+    in one rename: a crash at any point leaves the previous layers and manifest intact.
 
+    ``national``: the whole official national file, installed in the same switch as the
+    national layer ``qpv_france`` (same source, millésime and verification as ``gdf``)."""
+    from qpv_geo import _nationale, _refstore
+
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     fname = f"{layer}.geojson"
     try:
         with _refstore.new_version(settings.data_dir / "reference") as target_dir:
@@ -144,8 +149,30 @@ def _install(gdf: gpd.GeoDataFrame, layer: str, settings: Settings, *, source: s
                 "crs": "EPSG:4326", "fields": fields, "precision": precision,
                 "simplified": simplified, "demo": demo, "official": official,
                 "precision_m": PRECISION_PERIMETRE_DEFAUT_M if official else None,
-                "installed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "installed_at": now,
             }
+            if national is not None:
+                nfile = target_dir / _nationale.FILE
+                nfile.unlink(missing_ok=True)
+                _nationale.write(national, nfile)
+                _refstore.step("couche")
+                manifest["layers"][_nationale.LAYER] = {
+                    "file": _nationale.FILE,
+                    "title": "QPV 2024 de toute la France (métropole et outre-mer) — fichier "
+                    "national installé (pour les territoires autres que SEM et --territoire "
+                    "france)",
+                    "source": source, "millesime": millesime, "licence": licence,
+                    "sha256": sha256_file(nfile), "features": len(national),
+                    "crs": "EPSG:4326",
+                    "fields": [c for c in national.columns if c != "geometry"],
+                    "precision": precision, "simplified": False, "demo": demo,
+                    "official": official,
+                    "precision_m": PRECISION_PERIMETRE_DEFAUT_M if official else None,
+                    "transformations": "géométries et attributs du fichier tels quels "
+                    "(géométries invalides réparées par make_valid) ; lib_epci repris de la "
+                    "copie embarquée par siren_epci ; FlatGeobuf compressé gzip",
+                    "installed_at": now,
+                }
             (target_dir / "manifest.json").write_text(
                 json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
             _refstore.step("manifeste")
@@ -194,6 +221,7 @@ def import_layer(
         return _install(gdf, layer, settings, source=source or str(path.name),
                         millesime=millesime, licence="", simplified=False, demo=False,
                         precision="importée")
+    national = _national_or_none(gdf) if layer == "qpv" else None
     for f in ZONE_FIELDS:
         if f not in gdf.columns:
             gdf[f] = SIREN_SEM if (f == "siren_epci" and layer == "qva") else None
@@ -231,7 +259,18 @@ def import_layer(
                     millesime=millesime or ("QPV 2024" if layer == "qpv" else "QVA"),
                     licence="", simplified=False, demo=demo,
                     precision="fichier officiel pleine précision" if official
-                    else "fichier importé (précision de la source)", official=official)
+                    else "fichier importé (précision de la source)", official=official,
+                    national=national)
+
+
+def _national_or_none(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame | None:
+    """The national layer to install from a cleaned QPV file, or None when the file does not
+    hold every QPV of France with an area (an extract: the shipped copy keeps serving)."""
+    from qpv_geo import _nationale
+
+    if _nationale.missing_codes(gdf):
+        return None
+    return _nationale.national_frame(gdf)
 
 
 def _keep_sem_and_neighbours(gdf: gpd.GeoDataFrame, radius_m: float = 100_000) -> gpd.GeoDataFrame:
@@ -244,17 +283,21 @@ def _keep_sem_and_neighbours(gdf: gpd.GeoDataFrame, radius_m: float = 100_000) -
 
 
 def remove_installed(layer: str, settings: Settings | None = None) -> bool:
-    """Forget an installed layer (the shipped one serves again). True if something was removed."""
+    """Forget an installed layer (the shipped one serves again). True if something was removed.
+    ``qpv`` takes the national layer installed with it (``qpv_france``) too."""
     settings = settings or Settings.from_env()
     target_dir = installed_dir(settings)
     manifest = _read_manifest(target_dir)
-    entry = manifest["layers"].pop(layer, None)
-    if entry is None:
+    # the national layer comes with SEM's (same file, same switch): it goes with it
+    names = [layer, "qpv_france"] if layer == "qpv" else [layer]
+    entries = [e for e in (manifest["layers"].pop(n, None) for n in names) if e is not None]
+    if not entries:
         return False
     from qpv_geo import _refstore
 
     with _refstore.new_version(settings.data_dir / "reference") as new_dir:
-        (new_dir / entry["file"]).unlink(missing_ok=True)
+        for entry in entries:
+            (new_dir / entry["file"]).unlink(missing_ok=True)
         (new_dir / "manifest.json").unlink()
         (new_dir / "manifest.json").write_text(
             json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -264,7 +307,8 @@ def remove_installed(layer: str, settings: Settings | None = None) -> bool:
 
 def update_qpv(settings: Settings | None = None, *, url: str | None = None,
                sha256: str | None = None, verify: bool = True) -> LayerInfo:
-    """Download the official national QPV file, check it, extract SEM and install it.
+    """Download the official national QPV file, check it, install SEM's layer and, when the
+    file holds every QPV of France, the national layer ``qpv_france`` (same switch).
 
     The data.gouv.fr resource is a zip holding ``GEOJSON/QP2024_…_WGS84.geojson``; a plain
     GeoJSON URL works too. The GeoJSON's sha256 must equal ``settings.qpv_sha256`` (the value
@@ -311,6 +355,7 @@ def update_qpv(settings: Settings | None = None, *, url: str | None = None,
             if "siren_epci" not in gdf.columns or not (gdf["siren_epci"] == SIREN_SEM).any():
                 raise DownloadError("Le fichier téléchargé ne contient aucun QPV de SEM.",
                                     hint="Vérifiez l'URL (option --url).")
+            national = _national_or_none(gdf)
             for f in ZONE_FIELDS:
                 if f not in gdf.columns:
                     gdf[f] = None
@@ -321,7 +366,7 @@ def update_qpv(settings: Settings | None = None, *, url: str | None = None,
                 licence="Licence Ouverte 2.0 (Etalab)", simplified=False, demo=False,
                 precision="fichier officiel pleine précision" if verified
                 else "téléchargé sans vérification de la somme de contrôle",
-                official=verified,
+                official=verified, national=national,
             )
     finally:
         fetched.unlink(missing_ok=True)

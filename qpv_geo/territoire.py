@@ -24,13 +24,14 @@ import gzip
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
 from qpv_geo.exceptions import ReferenceDataError, SettingsError
-from qpv_geo.settings import SIREN_SEM
+from qpv_geo.settings import SIREN_SEM, Settings
 
 #: Name of SEM, the default territory.
 NOM_SEM = "Saint-Étienne Métropole"
@@ -137,31 +138,61 @@ def _refuse_ept(raw: str, siren: str) -> None:
 _EPCI_SANS_QPV = {"200054781": "Métropole du Grand Paris"}
 
 
-@functools.lru_cache(maxsize=1)
-def qpv_france() -> tuple[gpd.GeoDataFrame, object]:
-    """The shipped national QPV layer (simplified copy, sha256 checked) and its LayerInfo."""
-    from qpv_geo.reference import (
-        _clean_geometries,
-        _layer_info,
-        _read_manifest,
-        _verify_checksum,
-        shipped_dir,
-    )
+#: Loaded national layers, by file (path and sha256): the shipped copy and, per data
+#: directory, the installed one. A new install is a new version folder, hence a new key.
+_NATIONALES: dict[tuple[str, str | None], tuple[gpd.GeoDataFrame, Any]] = {}
 
+
+def national_info(settings: Settings | None = None) -> Any:  # -> LayerInfo
+    """Which national layer serves (without reading it): the one installed in the settings'
+    data directory by ``data update`` / ``data import`` of the national file, else the
+    shipped simplified copy."""
+    from qpv_geo.reference import _layer_info, _read_manifest, installed_dir, shipped_dir
+
+    settings = settings or Settings.from_env()
+    inst = installed_dir(settings)
+    entry = _read_manifest(inst)["layers"].get("qpv_france")
+    if entry is not None:
+        return _layer_info("qpv_france", entry, inst, "installée")
     entry = _read_manifest(shipped_dir())["layers"].get("qpv_france")
     if entry is None:
         raise ReferenceDataError("Couche nationale des QPV absente du manifeste.",
                                  hint="Réinstallez qpv-geo (la couche qpv_france est embarquée).")
-    info = _layer_info("qpv_france", entry, shipped_dir(), "embarquée")
+    return _layer_info("qpv_france", entry, shipped_dir(), "embarquée")
+
+
+def qpv_france(settings: Settings | None = None) -> tuple[gpd.GeoDataFrame, Any]:
+    """The national QPV layer and its LayerInfo, sha256 checked: the official file installed
+    in the settings' data directory if any (:func:`national_info`), else the shipped
+    simplified copy. QPV lost to a point by a simplification are in ``attrs["perdus"]``."""
+    info = national_info(settings)
+    key = (str(info.path), info.sha256)
+    if key not in _NATIONALES:
+        if len(_NATIONALES) >= 2:  # the shipped copy and one installed layer at most
+            _NATIONALES.clear()
+        _NATIONALES[key] = _load_national(info)
+    return _NATIONALES[key]
+
+
+def _load_national(info: Any) -> tuple[gpd.GeoDataFrame, Any]:
+    from qpv_geo import _nationale
+    from qpv_geo.reference import _clean_geometries, _precision_column, _verify_checksum
+
     _verify_checksum(info)
     assert info.path is not None
-    with gzip.open(info.path, "rt", encoding="utf-8") as fh:
-        data = json.load(fh)
-    gdf = gpd.GeoDataFrame.from_features(data["features"], crs=4326)
+    if info.path.name.endswith(".fgb.gz"):
+        gdf = _nationale.read(info.path)
+    else:
+        with gzip.open(info.path, "rt", encoding="utf-8") as fh:
+            data = json.load(fh)
+        gdf = gpd.GeoDataFrame.from_features(data["features"], crs=4326)
     for col in ("code_qp", "lib_qp", "insee_com", "lib_com", "siren_epci", "lib_epci"):
+        if col not in gdf.columns:
+            gdf[col] = None
         gdf[col] = gdf[col].astype(object).where(gdf[col].notna(), None)
-    gdf["precision_m"] = pd.to_numeric(gdf["precision_m"], errors="coerce").fillna(
-        info.precision_m or 12.0)
+    # each feature's own precision, else the layer's (12 m for the copy, 1 m for the
+    # official file: docs/marges.md)
+    gdf["precision_m"] = _precision_column(gdf, info)
     # Saint-Martin and Polynésie française have no EPCI: the layer writes « NA ».
     gdf["siren_epci"] = gdf["siren_epci"].where(
         gdf["siren_epci"].astype(str).str.fullmatch(r"\d{9}"), None)
@@ -189,9 +220,8 @@ def _perdus(gdf: gpd.GeoDataFrame, clean: gpd.GeoDataFrame) -> list[dict[str, ob
     return records
 
 
-@functools.lru_cache(maxsize=1)
-def _epci_names() -> dict[str, str]:
-    gdf, _ = qpv_france()
+def _epci_names(settings: Settings | None = None) -> dict[str, str]:
+    gdf, _ = qpv_france(settings)
     names = {s: n for s, n in zip(gdf["siren_epci"], gdf["lib_epci"], strict=True)
              if s and n}
     names[SIREN_SEM] = NOM_SEM
@@ -224,8 +254,10 @@ def _du_territoire(territoire: Territoire, siren: str | None, insee: str | None)
     return any(c in territoire.communes for c in communes)
 
 
-def reference_territoire(territoire: Territoire):  # -> Reference
-    """The reference of a territory other than SEM, from the national layer (no outlines)."""
+def reference_territoire(territoire: Territoire,
+                         settings: Settings | None = None):  # -> Reference
+    """The reference of a territory other than SEM, from the national layer of the settings'
+    data directory (:func:`qpv_france`; no outlines)."""
     from qpv_geo._perdus import RAYON_QPV_PERDU_M, table_perdus
     from qpv_geo.reference import (
         COMMUNE_FIELDS,
@@ -235,7 +267,7 @@ def reference_territoire(territoire: Territoire):  # -> Reference
         _empty_zones,
     )
 
-    gdf, info = qpv_france()
+    gdf, info = qpv_france(settings)
     cols = [*ZONE_FIELDS, "precision_m", "geometry"]
     mine = np.array([_du_territoire(territoire, s, v)
                      for s, v in zip(gdf["siren_epci"], gdf["insee_com"], strict=True)],
@@ -265,7 +297,7 @@ def reference_territoire(territoire: Territoire):  # -> Reference
                      "l'appartenance au territoire se lit au code commune de l'adresse "
                      "géocodée, elle n'est pas vérifiée pour des coordonnées")
     return Reference(qpv=qpv if len(qpv) else _empty_zones(), qpv_hors_sem=autres,
-                     qva=_empty_zones(), communes=communes, epci_names=dict(_epci_names()),
+                     qva=_empty_zones(), communes=communes, epci_names=_epci_names(settings),
                      layers={"qpv": info, **absent}, territoire=territoire,
                      notes_territoire=notes, qpv_perdus=table_perdus(perdus, du_territoire))
 
