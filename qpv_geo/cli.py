@@ -319,6 +319,18 @@ def data_info(
             table.add_row("sha256", info.sha256[:16] + "…")
         console.print(Panel(table, title=f"[bold]{info.name}[/]", title_align="left"),
                       highlight=False)
+    if mots.est_sem:  # elsewhere the national layer is the territory's « qpv » above
+        _print_national_panel()
+    console.print(f"Version : {ref.version}", highlight=False)
+    for note in ref.notes:
+        console.print(f"[yellow]⚠ {note}[/]", highlight=False)
+
+
+def _print_national_panel() -> None:
+    """The national layer that serves the other territories, in ``data info``."""
+    from rich.panel import Panel
+    from rich.table import Table
+
     from qpv_geo.territoire import national_info
 
     nat = national_info(get_settings())
@@ -338,9 +350,6 @@ def data_info(
         table.add_row("sha256", nat.sha256[:16] + "…")
     console.print(Panel(table, title="[bold]qpv_france[/]", title_align="left"),
                   highlight=False)
-    console.print(f"Version : {ref.version}", highlight=False)
-    for note in ref.notes:
-        console.print(f"[yellow]⚠ {note}[/]", highlight=False)
 
 
 @data_app.command("export")
