@@ -167,6 +167,18 @@ def libelles(source: Any = None) -> Libelles:
                     france=bool(territoire.france))
 
 
+def libelles_reglages(settings: Settings | None = None) -> Libelles:
+    """The words of ``Settings.territoire`` without loading any layer (SEM: its own)."""
+    from qpv_geo.settings import SIREN_SEM, Settings
+
+    settings = settings or Settings.from_env()
+    if str(settings.territoire).strip().replace(" ", "") == SIREN_SEM:
+        return SEM
+    from qpv_geo.territoire import resolve_territoire
+
+    return libelles(resolve_territoire(settings.territoire))
+
+
 def reference_from_settings(settings: Settings | None = None) -> Reference:
     """The reference the outputs of ``settings`` draw: SEM's installed one, or the
     territory's (``Settings.territoire``), the same the engine judges with."""
@@ -180,4 +192,4 @@ def reference_from_settings(settings: Settings | None = None) -> Reference:
     return engine_from_settings(settings).reference
 
 
-__all__ = ["SEM", "Libelles", "libelles", "reference_from_settings"]
+__all__ = ["SEM", "Libelles", "libelles", "libelles_reglages", "reference_from_settings"]

@@ -290,3 +290,29 @@ def test_data_info_and_export_territoire(tmp_path) -> None:
     assert len(json.loads(out.read_text(encoding="utf-8"))["features"]) == n
     for command in ("serve", "map", "report"):
         assert "--territoire" in runner.invoke(app, [command, "--help"]).output
+
+
+def test_registre_and_fiche_of_another_territory(tmp_path, lyon_csv) -> None:
+    """The register of another territory: its sites' labels and their instruction sheet (map
+    legend, caption) speak of it; no street credit where no street is drawn."""
+    from qpv_geo.registre import Registre
+    from qpv_geo.registre.fiche import fiche_html
+
+    src, _ = lyon_csv
+    rows = src.read_text(encoding="utf-8").splitlines()
+    sites = tmp_path / "sites.csv"
+    sites.write_text("\n".join([rows[0] + ";Dossier", *(f"{r};D{i}" for i, r in
+                                                       enumerate(rows[1:3]))]) + "\n",
+                     encoding="utf-8")
+    settings = Settings.from_env(data_dir=tmp_path / "donnees", annee_appel=2026,
+                                 territoire=LYON, annuaire_url="http://127.0.0.1:9")
+    with Registre(settings=settings) as reg:
+        reg.importer(sites, annuaire=False)
+        states = reg.sites()
+        assert states and all("Métropole de Lyon" in s.final_libelle for s in states)
+        page = fiche_html(reg, states[0].site_id)
+    text = _text(page)
+    assert "Éligible — dans un QPV de Métropole de Lyon" in text
+    assert "sans rues ici" in text and "OpenStreetMap" not in text
+    assert "Lieu de l'action dans un QPV de Métropole de Lyon" in text  # the criterion
+    assert not _SEM_WORDS.search(text), _SEM_WORDS.search(text)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from qpv_geo.batch import fold_name
 from qpv_geo.registre.annuaire import Annuaire, AnnuaireIndisponible, Entreprise, siren_of
@@ -25,6 +26,15 @@ CRITERES = {
     "bilan": "Bilans de l'exercice précédent fournis",
 }
 ETATS = {"ok": "conforme", "bloquant": "bloquant", "a_verifier": "à vérifier"}
+
+
+def criteres_de(mots: Any = None) -> dict[str, str]:
+    """:data:`CRITERES` in the words of a territory (:class:`qpv_geo.libelles.Libelles`;
+    SEM's by default): the place criterion names its QPV."""
+    if mots is None or mots.est_sem:
+        return dict(CRITERES)
+    lieu = "dans un QPV 2024" if mots.france else f"dans un QPV de {mots.sigle}"
+    return {**CRITERES, "lieu": f"Lieu de l'action {lieu}"}
 
 #: INSEE legal categories (level 1) in words, for the reasons.
 _NIVEAU_1 = {
@@ -46,15 +56,19 @@ class Critere:
     valeur: str | None
     motif: str
     source: str
+    #: Its name in another territory's words (:func:`criteres_de`); None: SEM's.
+    nom: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def libelle(self) -> str:
         """Plain-French name of the criterion."""
-        return CRITERES.get(self.critere, self.critere)
+        return self.nom or CRITERES.get(self.critere, self.critere)
 
     def to_dict(self) -> dict[str, str | None]:
         """JSON-friendly view, with the labels."""
-        return {**asdict(self), "libelle": self.libelle, "etat_libelle": ETATS[self.etat]}
+        d = asdict(self)
+        del d["nom"]
+        return {**d, "libelle": self.libelle, "etat_libelle": ETATS[self.etat]}
 
 
 def _categorie(code: str | None, ent: Entreprise | None = None) -> tuple[str, str]:

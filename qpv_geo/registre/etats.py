@@ -39,9 +39,11 @@ def agrees(decision: str, status: str) -> bool:
     return status in ("hors_qpv", "qva", "hors_territoire")
 
 
-def label_verdict(status: str | None, code: str | None) -> str:
-    """« Éligible — … (QN04213M) »: the label of a status, with its quartier."""
-    text = STATUS_LABELS.get(status or "", status or "?")
+def label_verdict(status: str | None, code: str | None,
+                  labels: dict[str, str] | None = None) -> str:
+    """« Éligible — … (QN04213M) »: the label of a status (in the territory's ``labels``,
+    SEM's by default), with its quartier."""
+    text = (labels or STATUS_LABELS).get(status or "", status or "?")
     return f"{text} ({code})" if code else text
 
 
@@ -77,7 +79,9 @@ class SiteState:
         """Label of :attr:`final`, saying where it comes from."""
         if self.decision:
             return f"{DECISIONS[self.decision['decision']]} (décision)"
-        return f"{STATUS_LABELS.get(self.verdict['status'], self.verdict['status'])} (calculé)"
+        label = self.verdict.get("statut_libelle") or STATUS_LABELS.get(
+            self.verdict["status"], self.verdict["status"])  # the territory's, when read
+        return f"{label} (calculé)"
 
     @property
     def a_revoir(self) -> bool:

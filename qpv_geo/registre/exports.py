@@ -12,7 +12,7 @@ import pandas as pd
 from qpv_geo._files import atomic_path, check_output_path, os_error_message
 from qpv_geo.batch import neutralize_cells
 from qpv_geo.exceptions import InputFileError
-from qpv_geo.registre.criteres import CRITERES, ETATS
+from qpv_geo.registre.criteres import ETATS
 from qpv_geo.registre.store import Diff, Registre
 
 #: Columns of the sites export, in order.
@@ -30,6 +30,7 @@ def sites_frame(registre: Registre, *, retires: bool = False) -> pd.DataFrame:
     """One row per site: computed verdict, decision, which is final and who decided, and the
     state of its dossier."""
     dossiers = {(d.lot, d.dossier): d for d in registre.dossiers()}
+    noms = registre.criteres  # the criteria in the register's territory's words
     rows: list[dict[str, Any]] = []
     for s in registre.sites(retires=retires):
         v, x = s.verdict, s.decision
@@ -53,8 +54,8 @@ def sites_frame(registre: Registre, *, retires: bool = False) -> pd.DataFrame:
             "donnees_version": v["donnees_version"],
             "verdict_date": v["date"], "outil_version": v["outil_version"],
             "etat_dossier": ETATS[d.etat] if d else None,
-            "criteres_bloquants": ", ".join(CRITERES[c] for c in d.bloquants) if d else None,
-            "criteres_a_verifier": ", ".join(CRITERES[c] for c in d.a_verifier) if d else None,
+            "criteres_bloquants": ", ".join(noms[c] for c in d.bloquants) if d else None,
+            "criteres_a_verifier": ", ".join(noms[c] for c in d.a_verifier) if d else None,
         })
     return pd.DataFrame(rows, columns=list(SITE_COLUMNS))
 

@@ -9,7 +9,9 @@ site) is read through views.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
 import json
 import math
 import sqlite3
@@ -24,7 +26,6 @@ import pandas as pd
 from qpv_geo import __version__
 from qpv_geo._files import sha256_file
 from qpv_geo.batch import ColumnMapping, read_sites, validate_sites
-from qpv_geo.eligibility import STATUS_LABELS
 from qpv_geo.exceptions import RegistreError
 from qpv_geo.registre import _db
 from qpv_geo.registre.colonnes import (
@@ -139,6 +140,21 @@ class Registre:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @functools.cached_property
+    def statuts(self) -> dict[str, str]:
+        """Status labels in the words of the register's territory (SEM's by default)."""
+        from qpv_geo.libelles import libelles_reglages
+
+        return libelles_reglages(self.settings).statuts
+
+    @functools.cached_property
+    def criteres(self) -> dict[str, str]:
+        """Names of the dossier criteria in the register's territory's words."""
+        from qpv_geo.libelles import libelles_reglages
+        from qpv_geo.registre.criteres import criteres_de
+
+        return criteres_de(libelles_reglages(self.settings))
 
     @property
     def annee_appel(self) -> int:
@@ -328,7 +344,7 @@ class Registre:
             verdict["date"] = r["verdict_date"]
             verdict["donnees_sha256"] = load(r["donnees_sha256"])
             verdict["geocodage"] = load(r["geocodage"])
-            verdict["statut_libelle"] = STATUS_LABELS.get(r["status"], r["status"])
+            verdict["statut_libelle"] = self.statuts.get(r["status"], r["status"])
             decision = None
             revoir = None
             if r["decision_id"] is not None:
@@ -342,8 +358,8 @@ class Registre:
                 if (r["dv_status"], r["dv_code_qp"]) != (r["status"], r["code_qp"]) and (
                         why or not agrees(r["decision"], r["status"])):
                     why.append("le verdict calculé a changé depuis la décision ("
-                               f"{label_verdict(r['dv_status'], r['dv_code_qp'])} → "
-                               f"{label_verdict(r['status'], r['code_qp'])})")
+                               f"{label_verdict(r['dv_status'], r['dv_code_qp'], self.statuts)} → "
+                               f"{label_verdict(r['status'], r['code_qp'], self.statuts)})")
                 revoir = " ; ".join(why) or None
             out.append(SiteState(
                 site_id=r["site_id"], dossier=r["dossier"], lot=r["lot"],
@@ -451,9 +467,12 @@ class Registre:
                                           (DRAPEAU_BILAN,))}
         out = []
         for (lot_name, dossier), ss in by.items():
-            crit = [critere_lieu([(s.final, s.decision["auteur"] if s.decision else None)
-                                  for s in ss], lambda st: STATUS_LABELS.get(
-                                      st, DECISIONS.get(st, st)))]
+            lieu = critere_lieu([(s.final, s.decision["auteur"] if s.decision else None)
+                                 for s in ss], lambda st: self.statuts.get(
+                                     st, DECISIONS.get(st, st)))
+            if self.criteres["lieu"] != lieu.libelle:  # another territory names its QPV
+                lieu = dataclasses.replace(lieu, nom=self.criteres["lieu"])
+            crit = [lieu]
             for c in stored.get(dossier, []):
                 if c.critere == "bilan" and dossier in flags:
                     c = critere_bilan([], col_bilan=None, drapeau=flags[dossier])
@@ -498,7 +517,8 @@ class Registre:
                      else f"revérification n° {r['verification_id']}")
             events.append({"date": r["date"], "type": "verdict", "auteur": None,
                            "texte": f"verdict calculé ({cause}) : "
-                                    f"{label_verdict(r['status'], r['code_qp'])} — marge "
+                                    f"{label_verdict(r['status'], r['code_qp'], self.statuts)}"
+                                    " — marge "
                                     f"{_m(r['marge_m'])} — données {r['version_donnees']}",
                            "verdict_id": r["id"]})
         for r in self.db.execute("SELECT * FROM decisions WHERE site_id = ? ORDER BY id",
@@ -531,8 +551,7 @@ class Registre:
                                     hint="Listez les imports : qpv-geo registre imports.")
         return self._diff(self.db, avant, apres)
 
-    @staticmethod
-    def _diff(db: sqlite3.Connection, avant: int | None, apres: int) -> Diff:
+    def _diff(self, db: sqlite3.Connection, avant: int | None, apres: int) -> Diff:
         def load(import_id: int) -> dict[str, sqlite3.Row]:
             return {r["site_id"]: r for r in db.execute(
                 "SELECT o.site_id, o.dossier, o.lieu, o.lieu_affiche, o.ligne, v.status, "
@@ -543,20 +562,21 @@ class Registre:
         new = load(apres)
         diff = Diff(avant=avant, apres=apres)
         if avant is None:
-            diff.nouveaux = [_brief(r) for r in new.values()]
+            diff.nouveaux = [_brief(r, self.statuts) for r in new.values()]
             return diff
         old = load(avant)
-        diff.nouveaux = [_brief(r) for k, r in new.items() if k not in old]
-        diff.retires = [_brief(r) for k, r in old.items() if k not in new]
+        diff.nouveaux = [_brief(r, self.statuts) for k, r in new.items() if k not in old]
+        diff.retires = [_brief(r, self.statuts) for k, r in old.items() if k not in new]
         for k in sorted(new.keys() & old.keys()):
             a, b = old[k], new[k]
             if a["lieu"] != b["lieu"]:
-                diff.deplaces.append({**_brief(b), "avant": a["lieu_affiche"],
+                diff.deplaces.append({**_brief(b, self.statuts), "avant": a["lieu_affiche"],
                                       "apres": b["lieu_affiche"]})
             if (a["status"], a["code_qp"]) != (b["status"], b["code_qp"]):
-                diff.verdicts_changes.append({**_brief(b),
-                                              "avant": label_verdict(a["status"], a["code_qp"]),
-                                              "apres": label_verdict(b["status"], b["code_qp"])})
+                diff.verdicts_changes.append({
+                    **_brief(b, self.statuts),
+                    "avant": label_verdict(a["status"], a["code_qp"], self.statuts),
+                    "apres": label_verdict(b["status"], b["code_qp"], self.statuts)})
         return diff
 
     # ------------------------------------------------------------------ re-check
@@ -610,9 +630,10 @@ class Registre:
                     changes.append(Changement(
                         site_id=r["site_id"], dossier=r["dossier"],
                         avant={"status": r["status"], "code_qp": r["code_qp"],
-                               "libelle": label_verdict(r["status"], r["code_qp"])},
+                               "libelle": label_verdict(r["status"], r["code_qp"], self.statuts)},
                         apres={"status": v["status"], "code_qp": v.get("code_qp"),
-                               "libelle": label_verdict(v["status"], v.get("code_qp"))},
+                               "libelle": label_verdict(v["status"], v.get("code_qp"),
+                                                        self.statuts)},
                         pourquoi=why, decision=decision,
                         decision_a_revoir=decision is not None and not agrees(
                             decision["decision"], v["status"])))
@@ -672,9 +693,9 @@ def _m(value: float | None) -> str:
     return "—" if value is None else f"{value:g} m"
 
 
-def _brief(r: sqlite3.Row) -> dict[str, Any]:
+def _brief(r: sqlite3.Row, labels: dict[str, str] | None = None) -> dict[str, Any]:
     return {"site_id": r["site_id"], "dossier": r["dossier"], "ligne": r["ligne"],
-            "lieu": r["lieu_affiche"], "verdict": label_verdict(r["status"], r["code_qp"])}
+            "lieu": r["lieu_affiche"], "verdict": label_verdict(r["status"], r["code_qp"], labels)}
 
 
 def _display_places(frame: pd.DataFrame, mapping: ColumnMapping) -> list[str]:

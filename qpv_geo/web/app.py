@@ -591,13 +591,9 @@ def _french_validation(err: dict[str, Any]) -> str:
 
 def _territory_words(settings: Settings) -> Libelles:
     """The words of the settings' territory, without loading any data (SEM: its own)."""
-    from qpv_geo.settings import SIREN_SEM
+    from qpv_geo.libelles import libelles_reglages
 
-    if str(settings.territoire).strip().replace(" ", "") == SIREN_SEM:
-        return libelles()
-    from qpv_geo.territoire import resolve_territoire
-
-    return libelles(resolve_territoire(settings.territoire))
+    return libelles_reglages(settings)
 
 
 def _perimeters_doc(mots: Libelles) -> str:

@@ -31,8 +31,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qpv_geo.exceptions import InputFileError, QpvGeoError
-from qpv_geo.registre import CRITERES, DECISIONS, ETATS, Registre
+from qpv_geo.libelles import libelles_reglages
+from qpv_geo.registre import DECISIONS, ETATS, Registre
 from qpv_geo.registre.comptes import load_comptes, verify_password
+from qpv_geo.registre.criteres import criteres_de
 from qpv_geo.settings import Settings
 
 CSRF_COOKIE = "qpv_registre_csrf"
@@ -123,7 +125,7 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
         token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
         context = page_context(page="registre", csrf=token, utilisateur=ctx.pop(
             "utilisateur", None), connexion=access.requires_login, decisions=DECISIONS,
-            etats=ETATS, criteres=CRITERES, **ctx)
+            etats=ETATS, criteres=criteres_de(libelles_reglages(settings)), **ctx)
         resp = templates.TemplateResponse(request, name, context, status_code=status)
         resp.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict",
                         path="/registre", secure=request.url.scheme == "https")
