@@ -60,11 +60,19 @@ def build_parts(zones: pd.DataFrame, kinds: np.ndarray) -> Parts:
             continue
         originals = zones.geometry.values[sel]
         union = shapely.union_all(originals)
+        # only the originals whose box meets the part's can share area with it (the others'
+        # intersection is empty): same members, without intersecting every pair (1,600² in
+        # all of France)
+        tree = shapely.STRtree(originals)
         for part in shapely.get_parts(union):
             if part.is_empty or part.area <= 0:
                 continue
-            inter = shapely.intersection(originals, part)
-            who = sel[shapely.area(inter) > 0.01]  # m²: ignore mere contact
+            near = np.sort(tree.query(part))
+            if len(near) == 1:  # the part lies in that original alone: it shares all its area
+                who = sel[near] if part.area > 0.01 else sel[:0]
+            else:
+                inter = shapely.intersection(originals[near], part)
+                who = sel[near[shapely.area(inter) > 0.01]]  # m²: ignore mere contact
             if len(who) == 0:
                 continue
             kind_list.append(k)
