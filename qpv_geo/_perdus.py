@@ -1,7 +1,9 @@
 """QPV whose outline the simplified national copy lost: points near them are « à vérifier ».
 
 The simplification of the shipped national layer (``qpv_france``) reduced a few QPV to a
-degenerate polygon with no area: a single point (QN09105I, QN09113I, QN09503I). Their outline is
+degenerate polygon with no area: a single point (QN09105I, QN09113I, QN09503I). The rule applies
+to what :func:`~qpv_geo.territoire.qpv_france` reports as lost: nothing once the official
+national file is installed (``data update``), every QPV of which has an area. Their outline is
 unknown, so no point near them may get a confident verdict that their outline could overturn.
 The rule is the margin's (docs/marges.md): a point is « à vérifier » when it could be inside
 that QPV — within :data:`RAYON_QPV_PERDU_M` of the point it was reduced to, plus the point's own

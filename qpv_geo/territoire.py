@@ -5,9 +5,11 @@
 the shipped national list of communes (:mod:`qpv_geo.communes`, with each commune's EPCI).
 
 SEM keeps its own reference (exact QPV perimeters, commune outlines, QVA list): nothing changes
-for it. Any other territory is served by the shipped national layer ``qpv_france`` (every QPV
-2024, a SIMPLIFIED copy, edges within ≈ 12 m): its QPV are those of the national layer whose EPCI
-(or commune) is the territory's; the other QPV are « hors territoire ». Commune outlines are only
+for it. Any other territory is served by the national layer ``qpv_france`` (every QPV 2024): the
+official file installed in the settings' data directory by ``data update`` (or ``data import``
+of the national file, :mod:`qpv_geo._nationale`) when there is one, else the shipped SIMPLIFIED
+copy (edges within ≈ 12 m, 3 QPV reduced to a point). Its QPV are those of the national layer
+whose EPCI (or commune) is the territory's; the other QPV are « hors territoire ». Commune outlines are only
 shipped for SEM: elsewhere the territory check reads the commune code of a geocoded address, and
 for bare coordinates the verdict says that no outline is installed. ``france`` answers QPV
 membership nationally with no territory restriction, the 247 overseas QPV included (Guadeloupe,
