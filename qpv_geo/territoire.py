@@ -9,10 +9,11 @@ for it. Any other territory is served by the national layer ``qpv_france`` (ever
 official file installed in the settings' data directory by ``data update`` (or ``data import``
 of the national file, :mod:`qpv_geo._nationale`) when there is one, else the shipped SIMPLIFIED
 copy (edges within ≈ 12 m, 3 QPV reduced to a point). Its QPV are those of the national layer
-whose EPCI (or commune) is the territory's; the other QPV are « hors territoire ». Commune outlines are only
-shipped for SEM: elsewhere the territory check reads the commune code of a geocoded address, and
-for bare coordinates the verdict says that no outline is installed. ``france`` answers QPV
-membership nationally with no territory restriction, the 247 overseas QPV included (Guadeloupe,
+whose EPCI (or commune) is the territory's; the other QPV are « hors territoire ». Commune
+outlines are only shipped for SEM: elsewhere the territory check reads the commune code of a
+geocoded address, and for bare coordinates the verdict says that no outline is installed.
+``france`` answers QPV membership nationally with no territory restriction, the 247 overseas QPV
+included (Guadeloupe,
 Martinique, Guyane, La Réunion, Mayotte, Saint-Martin, Polynésie française): the engine measures
 each in its territory's official projection (:mod:`qpv_geo.projections`). Saint-Martin and
 Polynésie française have no EPCI (« NA » in the layer, read as None): a commune code selects

@@ -266,3 +266,25 @@ def test_reset_of_qpv_removes_both_in_one_switch(settings) -> None:
     manifest = json.loads((installed_dir(settings) / "manifest.json").read_text())
     assert not {"qpv", "qpv_france"} & set(manifest["layers"])
     assert not list(installed_dir(settings).glob("qpv_france*"))
+
+
+def test_the_api_gives_the_installed_national_layer(settings, tmp_path) -> None:
+    import warnings
+
+    with warnings.catch_warnings():  # Starlette announces httpx2: nothing to do here
+        warnings.filterwarnings("ignore", message=".*httpx2.*")
+        from fastapi.testclient import TestClient
+    from qpv_geo.web import create_app
+
+    update_qpv(settings)
+    web = settings.with_(territoire="95018", dossier_serveur=str(tmp_path / "serveur"))
+    near = _north_of(CHAMPIOUX, 50)
+    with TestClient(create_app(web)) as client:
+        donnees = client.get("/api/v1/donnees").json()
+        verdict = client.get("/api/v1/verdict", params={"lat": near[1], "lon": near[0]}).json()
+    couche = donnees["couches"]["qpv"]
+    assert couche["name"] == "qpv_france" and couche["origin"] == "installée"
+    assert couche["official"] and settings.qpv_sha256 in couche["source"]
+    assert not donnees["simplifiee"] and donnees["version"].startswith("QPV installée officielle")
+    assert not any("simplifiée" in n for n in donnees["notes"])
+    assert verdict["status"] == "eligible" and verdict["code_qp"] == "QN09503I"
