@@ -316,3 +316,20 @@ def test_registre_and_fiche_of_another_territory(tmp_path, lyon_csv) -> None:
     assert "sans rues ici" in text and "OpenStreetMap" not in text
     assert "Lieu de l'action dans un QPV de Métropole de Lyon" in text  # the criterion
     assert not _SEM_WORDS.search(text), _SEM_WORDS.search(text)
+
+
+def test_xlsx_with_input_lat_lon_reads_back_for_map(tmp_path, lyon_csv) -> None:
+    """An input whose columns are named « lat »/« lon » like the outputs: its XLSX result
+    reads back (the input's columns as « lat (source) ») and makes a map, no traceback."""
+    from qpv_geo.batch import read_validated
+
+    src, _ = lyon_csv
+    out = tmp_path / "r.xlsx"
+    res = runner.invoke(app, ["batch", str(src), "-o", str(out), "-q", "--territoire", LYON])
+    assert res.exit_code == 0, res.output
+    back = read_validated(out)
+    assert back.columns.is_unique and {"lat", "lat (source)"} <= set(back.columns)
+    assert (back["lat"].round(5) == back["lat (source)"].astype(float).round(5)).all()
+    res = runner.invoke(app, ["map", str(out), "-o", str(tmp_path / "c.html"), "--tiles",
+                              "none", "--territoire", LYON])
+    assert res.exit_code == 0, res.output

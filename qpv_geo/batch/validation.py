@@ -690,7 +690,12 @@ def _machine_names(frame: pd.DataFrame) -> pd.DataFrame:
     if "status" in frame.columns or XLSX_HEADERS["status"] not in frame.columns:
         return frame
     back = {v: k for k, v in XLSX_HEADERS.items()}
-    frame = frame.rename(columns={c: back[c] for c in frame.columns if c in back})
+    renames = {c: back[c] for c in frame.columns if c in back}
+    # an input column named like an output (« lat », « lon »…) was written under its own name
+    # beside the output's French header: it becomes « lat (source) » again, as when validated
+    taken = set(renames.values())
+    renames.update({c: f"{c} (source)" for c in frame.columns if c in taken and c not in back})
+    frame = frame.rename(columns=renames)
     codes = {v: k for k, v in STATUS_LABELS.items()}
     frame["status"] = frame["status"].map(lambda v: codes.get(v, _status_code(v)))
     return frame
