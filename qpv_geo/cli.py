@@ -291,8 +291,13 @@ def data_info(
     ref = reference_from_settings(get_settings().with_(territoire=territoire))
     mots = libelles(ref)
     if as_json:
-        print_json(ref.version_dict() if mots.est_sem else
-                   {"territoire": mots.nom, **ref.version_dict()})
+        if mots.est_sem:  # and the national layer that serves the other territories
+            from qpv_geo.territoire import national_info
+
+            print_json({**ref.version_dict(),
+                        "qpv_france": national_info(get_settings()).as_dict()})
+        else:
+            print_json({"territoire": mots.nom, **ref.version_dict()})
         return
     if not mots.est_sem:
         console.print(f"[bold]Territoire :[/] {mots.nom} ({len(ref.qpv)} QPV)", highlight=False)

@@ -150,6 +150,8 @@ def test_update_installs_the_national_layer_and_check_answers_from_it(settings) 
     res = runner.invoke(app, ["data", "info"])
     text = " ".join(res.output.split())
     assert "qpv_france" in text and "installée" in text and settings.qpv_sha256[:16] in text
+    listed = json.loads(runner.invoke(app, ["data", "info", "--json"]).stdout)["qpv_france"]
+    assert listed["origin"] == "installée" and listed["official"] and listed["features"] == 1609
     e = engine_from_settings(settings.with_(territoire="france"))
     couche = e.reference.version_dict()["couches"]["qpv"]
     assert couche["name"] == "qpv_france" and couche["official"]
