@@ -45,7 +45,8 @@ _RAYON_TERRE_M = 6_371_008.8
 
 #: What to do, at the end of the reason.
 _A_FAIRE = ("vérifiez ce quartier sur le fichier officiel de l'ANCT (data.gouv.fr, périmètres "
-            "des QPV) ou, adresse par adresse, sur sig.ville.gouv.fr")
+            "des QPV ; qpv-geo data update l'installe et répond alors sur son contour) ou, "
+            "adresse par adresse, sur sig.ville.gouv.fr")
 
 
 def table_perdus(perdus: Iterable[Mapping[str, Any]], du_territoire: Iterable[bool]

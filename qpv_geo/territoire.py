@@ -294,7 +294,8 @@ def reference_territoire(territoire: Territoire,
                      "inconnu : " + ", ".join(f"{q['code_qp']} « {q['lib_qp']} »" for q in lost)
                      + f" — tout point à moins de {rayon} m de l'un d'eux est « à vérifier » "
                      "(sauf sûrement dans un autre QPV du territoire) ; vérifiez ces quartiers "
-                     "sur le fichier officiel de l'ANCT (data.gouv.fr)")
+                     "sur le fichier officiel de l'ANCT (data.gouv.fr), ou installez-le "
+                     "(qpv-geo data update) : il remplace cette copie")
     if not territoire.france:
         notes.append(f"territoire {territoire.nom} : contours des communes non installés ; "
                      "l'appartenance au territoire se lit au code commune de l'adresse "
