@@ -333,3 +333,46 @@ def test_xlsx_with_input_lat_lon_reads_back_for_map(tmp_path, lyon_csv) -> None:
     res = runner.invoke(app, ["map", str(out), "-o", str(tmp_path / "c.html"), "--tiles",
                               "none", "--territoire", LYON])
     assert res.exit_code == 0, res.output
+
+
+def test_addresses_of_another_territory_are_judged_there(tmp_path) -> None:
+    """« commune written outside the territory » is judged for the territory given: a Lyon
+    address under --territoire Lyon is geocoded and judged (not « hors Saint-Étienne
+    Métropole »), a Saint-Étienne address is « hors Métropole de Lyon »; SEM unchanged."""
+    import json
+
+    from qpv_geo.geocoding import _file_covers, geocoder_from_settings
+    from tests.fake_ban import KNOWN, FakeBan, _add, _norm
+
+    gdf, _ = qpv_france()
+    qpv = gdf[gdf["siren_epci"] == LYON].iloc[0]
+    lat, lon = _interior(qpv.geometry)
+    text = "10 rue de la République 69001 Lyon"
+    _add(text, lon, lat, label="10 Rue de la République 69001 Lyon", score=0.95,
+         type="housenumber", citycode="69381", postcode="69001", housenumber="10",
+         street="Rue de la République", city="Lyon", name="10 Rue de la République")
+    fake = FakeBan().start()
+    try:
+        common = {"geocoder": "ban", "ban_url": fake.url, "ban_rate_limit": 1000,
+                  "cache_dir": tmp_path / "cache"}
+        lyon = geocoder_from_settings(Settings.from_env(territoire=LYON, **common))
+        assert lyon.territoire is not None and lyon.territoire.nom == "Métropole de Lyon"
+        res = lyon.geocode(text)
+        assert res.found and res.hors_territoire is None and res.citycode == "69381"
+        sem_address = lyon.geocode("8 boulevard Jules Janin 42000 Saint-Etienne")
+        assert sem_address.hors_territoire and "hors Métropole de Lyon" in \
+            sem_address.hors_territoire
+        sem = geocoder_from_settings(Settings.from_env(**common))
+        assert "hors Saint-Étienne Métropole" in (sem.geocode(text).hors_territoire or "")
+        res = runner.invoke(app, ["check", text, "--territoire", LYON, "--json"],
+                            env={"QPV_GEO_GEOCODER": "ban", "QPV_GEO_BAN_URL": fake.url,
+                                 "QPV_GEO_CACHE_DIR": str(tmp_path / "cache2")})
+        assert res.exit_code == 0, res.output
+        verdict = json.loads(res.output)
+        assert verdict["status"] == "eligible" and verdict["code_qp"] == qpv["code_qp"]
+    finally:
+        fake.stop()
+        KNOWN.pop(_norm(text), None)
+    assert not _file_covers(resolve_territoire(LYON))
+    assert not _file_covers(resolve_territoire("france"))
+    assert _file_covers(resolve_territoire("42218")) and _file_covers(None)

@@ -82,21 +82,55 @@ def geocoder_from_settings(settings: Settings | None = None, name: str | None = 
     ``auto``: the installed real BAN file if there is one (offline), else the online service;
     when that service cannot be reached, the error says how to install the address file.
     ``demo``: the shipped demonstration file (synthetic addresses), only when asked for.
+
+    The geocoder judges « commune written outside the territory » for ``settings.territoire``
+    (SEM by default); for a territory beyond SEM's communes, ``auto`` is the online service
+    (the address file covers SEM only).
     """
     settings = settings or Settings.from_env()
     name = (name or settings.geocoder or "auto").strip().lower()
+    territoire = _territoire(settings)
+    geocoder: Any
     if name == "auto":
-        if installed_adresses_info(settings) is not None:
-            return LocalGeocoder.from_settings(settings)
-        return BanGeocoder.from_settings(settings, unavailable_hint=INSTALL_HINT)
-    if name == "local":
-        return LocalGeocoder.from_settings(settings)
-    if name == "demo":
-        return LocalGeocoder.from_settings(settings, demo=True)
-    if name == "ban":
-        return BanGeocoder.from_settings(settings)
-    raise GeocoderNotConfigured(f"Géocodeur inconnu : « {name} ».",
-                                hint="Choisissez auto, local, ban ou demo.")
+        if installed_adresses_info(settings) is not None and _file_covers(territoire):
+            geocoder = LocalGeocoder.from_settings(settings)
+        else:
+            geocoder = BanGeocoder.from_settings(settings, unavailable_hint=INSTALL_HINT)
+    elif name == "local":
+        geocoder = LocalGeocoder.from_settings(settings)
+    elif name == "demo":
+        geocoder = LocalGeocoder.from_settings(settings, demo=True)
+    elif name == "ban":
+        geocoder = BanGeocoder.from_settings(settings)
+    else:
+        raise GeocoderNotConfigured(f"Géocodeur inconnu : « {name} ».",
+                                    hint="Choisissez auto, local, ban ou demo.")
+    if territoire is not None:
+        geocoder.territoire = territoire
+    return geocoder
+
+
+def _territoire(settings: Settings) -> Any:
+    """The settings' territory (:func:`~qpv_geo.territoire.resolve_territoire`), None for SEM."""
+    from qpv_geo.settings import SIREN_SEM
+
+    if str(settings.territoire).strip().replace(" ", "") == SIREN_SEM:
+        return None
+    from qpv_geo.territoire import resolve_territoire
+
+    return resolve_territoire(settings.territoire)
+
+
+def _file_covers(territoire: Any) -> bool:
+    """True when the address file (SEM's communes) covers the territory (None: SEM)."""
+    if territoire is None:
+        return True
+    if territoire.france:
+        return False
+    from qpv_geo.communes import communes_france
+
+    by_insee = communes_france().by_insee
+    return all(c in by_insee and by_insee[c].in_sem for c in territoire.communes)
 
 
 def geocoder_info(settings: Settings | None = None, name: str | None = None) -> dict[str, Any]:
@@ -106,6 +140,8 @@ def geocoder_info(settings: Settings | None = None, name: str | None = None) -> 
     settings = settings or Settings.from_env()
     name = (name or settings.geocoder or "auto").strip().lower()
     installed = installed_adresses_info(settings)
+    if name == "auto" and not _file_covers(_territoire(settings)):
+        installed = None  # SEM's address file: the online service answers elsewhere
     if name == "demo":
         return {"choix": name, "geocodeur": "local", "demo": True,
                 "adresses": "fichier d'adresses de DÉMONSTRATION (adresses fictives)"}

@@ -45,6 +45,9 @@ class BanGeocoder:
     name = "ban"
     source = "ban"
     demo = False
+    #: The territory whose communes an address may be written in (:mod:`qpv_geo.territoire`;
+    #: None: Saint-Étienne Métropole), set by :func:`~qpv_geo.geocoding.geocoder_from_settings`.
+    territoire: Any = None
 
     def __init__(self, base_url: str, *, cache_dir: Path | None = None, rate_limit: float = 40.0,
                  timeout: float = 30.0, retries: int = 4, backoff_s: float = 0.5,
@@ -165,7 +168,8 @@ class BanGeocoder:
 
         for k, (q, key) in enumerate(zip(qs, keys, strict=True)):
             # coordinates typed, or a commune/postcode written outside SEM: no service call
-            typed = coordinates_result(queries[k]) or written_outside(q, source=self.source)
+            typed = coordinates_result(queries[k]) or written_outside(
+                q, source=self.source, territoire=self.territoire)
             if typed is not None:
                 out[k] = typed
                 done += 1
@@ -199,7 +203,7 @@ class BanGeocoder:
                     n += 1
             if progress is not None:
                 progress(n)
-        return check_many(qs, [r for r in out if r is not None])
+        return check_many(qs, [r for r in out if r is not None], self.territoire)
 
     def _one_by_one(self, qs: list[AddressQuery]) -> list[GeocodeResult]:
         """``/search`` for each address; one the service refuses is reported, not fatal.

@@ -6,8 +6,9 @@ Coquelicots 69002 Lyon » as an allée of Firminy. :func:`check` reads what the 
 (:func:`read_written`: postcode and commune, resolved against the national list of communes,
 :mod:`qpv_geo.communes`; the street and house number) and compares it with the result:
 
-* a commune or postcode written outside Saint-Étienne Métropole → ``hors_territoire`` naming it,
-  whatever the geocoder found (the point is dropped);
+* a commune or postcode written outside the territory (Saint-Étienne Métropole, or the
+  ``--territoire`` given to the geocoder) → ``hors_territoire`` naming it, whatever the geocoder
+  found (the point is dropped);
 * a postcode that is not one of the commune written, a result in another commune than the one
   written (or than the communes of the postcode) → an issue (« à vérifier », both named);
 * a street found that is not the street asked (similarity below :data:`STREET_SIM_MIN`,
@@ -25,6 +26,7 @@ import dataclasses
 import functools
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from qpv_geo.communes import Commune, communes_france, name_key
 from qpv_geo.geocoding.base import (
@@ -248,31 +250,45 @@ def _names(communes: list[Commune]) -> str:
     return ", ".join(names[:4]) + (" …" if len(names) > 4 else "")
 
 
-def _outside_reason(w: Written) -> str | None:
-    """Why the commune or postcode written puts the address outside SEM (``None``: it does
-    not, or it is not sure: trailing words that may be part of the street name)."""
+def _dans(commune: Commune, territoire: Any = None) -> bool:
+    """True when ``commune`` is in the territory (a :class:`~qpv_geo.territoire.Territoire`;
+    None: Saint-Étienne Métropole)."""
+    if territoire is None:
+        return commune.in_sem
+    return commune.insee in territoire.communes or commune.commune in territoire.communes
+
+
+def _nom(territoire: Any = None) -> str:
+    return "Saint-Étienne Métropole" if territoire is None else str(territoire.nom)
+
+
+def _outside_reason(w: Written, territoire: Any = None) -> str | None:
+    """Why the commune or postcode written puts the address outside the territory (SEM by
+    default; ``None``: it does not, or it is not sure: trailing words that may be part of the
+    street name)."""
     if w.commune is not None:
-        if w.commune.in_sem or not w.commune_certain:
+        if _dans(w.commune, territoire) or not w.commune_certain:
             return None
-        reason = (f"commune écrite : {w.commune.label}, hors Saint-Étienne Métropole "
+        reason = (f"commune écrite : {w.commune.label}, hors {_nom(territoire)} "
                   f"(INSEE {w.commune.insee})")
         if w.postcode and w.postcode not in w.commune.codes_postaux:
             reason += f" ; code postal {w.postcode} écrit"
         return reason
     if w.postcode:
         communes = communes_france().by_postcode(w.postcode)
-        if communes and not any(c.in_sem for c in communes):
+        if communes and not any(_dans(c, territoire) for c in communes):
             return (f"code postal écrit {w.postcode} ({_names(communes)}), hors "
-                    "Saint-Étienne Métropole")
+                    f"{_nom(territoire)}")
     return None
 
 
-def written_outside(query: str | AddressQuery, *, source: str = "") -> GeocodeResult | None:
+def written_outside(query: str | AddressQuery, *, source: str = "",
+                    territoire: Any = None) -> GeocodeResult | None:
     """The ``hors_territoire`` result of a query whose commune or postcode written is outside
-    SEM — known before any geocoding (no service call, no address file needed) — else
-    ``None``."""
+    the territory (SEM by default; a :class:`~qpv_geo.territoire.Territoire` otherwise) —
+    known before any geocoding (no service call, no address file needed) — else ``None``."""
     w = read_written(query)
-    reason = _outside_reason(w)
+    reason = _outside_reason(w, territoire)
     if reason is None:
         return None
     return GeocodeResult(query=query.text() if isinstance(query, AddressQuery) else str(query),
@@ -282,8 +298,9 @@ def written_outside(query: str | AddressQuery, *, source: str = "") -> GeocodeRe
 
 
 def check(query: str | AddressQuery, result: GeocodeResult,
-          written: Written | None = None) -> GeocodeResult:
-    """``result`` with the consistency rules applied (issues, or ``hors_territoire``)."""
+          written: Written | None = None, territoire: Any = None) -> GeocodeResult:
+    """``result`` with the consistency rules applied (issues, or ``hors_territoire`` for a
+    commune or postcode written outside ``territoire``: SEM by default)."""
     if result.precision == "coordonnees":  # typed by the user: nothing to compare
         return result
     w = written or read_written(query)
@@ -298,19 +315,19 @@ def check(query: str | AddressQuery, result: GeocodeResult,
     asked_street = w.street
     if in_street and not w.commune_certain:  # « rue Paul Bert »: Bert was the street's
         asked_street = f"{w.street} {' '.join(w.commune_words)}".strip()
-    if w.commune is not None and not w.commune.in_sem:
+    if w.commune is not None and not _dans(w.commune, territoire):
         if w.commune_certain:
-            outside = _outside_reason(w)
+            outside = _outside_reason(w, territoire)
         elif not in_street:
             # trailing words that may end a street name as well: never a guess either way
             issues.append(f"« {' '.join(w.commune_words)} » en fin d'adresse : est-ce la "
-                          f"commune {w.commune.label}, hors Saint-Étienne Métropole ? "
+                          f"commune {w.commune.label}, hors {_nom(territoire)} ? "
                           "Précisez le code postal")
     elif w.commune is None and w.postcode:
         if not pc_communes:
             issues.append(f"code postal {w.postcode} inconnu")
         else:
-            outside = _outside_reason(w)
+            outside = _outside_reason(w, territoire)
     if outside is not None:
         return dataclasses.replace(
             result, lon=None, lat=None, label=None, score=0.0, precision=None,
@@ -325,7 +342,12 @@ def check(query: str | AddressQuery, result: GeocodeResult,
                       f"{commune.nom} ({' '.join(commune.codes_postaux)})"
                       + (f" mais de {_names(others)}" if others else ""))
     if result.found and found_commune is not None:
-        if commune is not None and commune.in_sem and found_commune.insee != commune.insee:
+        # an arrondissement of the commune written is that commune (BAN answers « 69381 »
+        # for « … 69001 Lyon »)
+        arrondissement = found_commune.kind == "M" and commune is not None \
+            and found_commune.commune == commune.insee
+        if commune is not None and _dans(commune, territoire) \
+                and found_commune.insee != commune.insee and not arrondissement:
             issues.append(f"résultat à {found_commune.nom}, alors que la commune écrite est "
                           f"{commune.nom}")
         elif commune is None and pc_communes and found_commune.insee not in {
@@ -358,7 +380,7 @@ def check(query: str | AddressQuery, result: GeocodeResult,
 
 
 def check_many(queries: list[str | AddressQuery] | tuple[str | AddressQuery, ...],
-               results: list[GeocodeResult]) -> list[GeocodeResult]:
+               results: list[GeocodeResult], territoire: Any = None) -> list[GeocodeResult]:
     """:func:`check` for each (query, result) pair; identical queries are read once."""
     memo: dict[tuple[str, str | None, str | None, str | None], Written] = {}
     out = []
@@ -368,5 +390,5 @@ def check_many(queries: list[str | AddressQuery] | tuple[str | AddressQuery, ...
         w = memo.get(key)
         if w is None:
             w = memo[key] = read_written(q)
-        out.append(check(q, res, w))
+        out.append(check(q, res, w, territoire))
     return out

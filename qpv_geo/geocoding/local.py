@@ -78,6 +78,9 @@ class LocalGeocoder:
     """
 
     name = "local"
+    #: The territory whose communes an address may be written in (:mod:`qpv_geo.territoire`;
+    #: None: Saint-Étienne Métropole), set by :func:`~qpv_geo.geocoding.geocoder_from_settings`.
+    territoire: Any = None
 
     def __init__(self, path: Path, *, cache_dir: Path, demo: bool = False,
                  sha256: str | None = None) -> None:
@@ -510,7 +513,7 @@ class LocalGeocoder:
         checked against what was written (:func:`~qpv_geo.geocoding.consistency.check`)."""
         from qpv_geo.geocoding.consistency import check
 
-        return check(query, self._geocode_raw(query))
+        return check(query, self._geocode_raw(query), territoire=self.territoire)
 
     def _geocode_raw(self, query: str | AddressQuery) -> GeocodeResult:
         from qpv_geo.geocoding.coordinates import coordinates_result
@@ -520,9 +523,14 @@ class LocalGeocoder:
             return typed
         from qpv_geo.geocoding.consistency import written_outside
 
-        outside = written_outside(query, source=self.source)
+        outside = written_outside(query, source=self.source, territoire=self.territoire)
         if outside is not None:  # « … 69002 Lyon »: no need to search SEM's streets
             return outside
+        if self.territoire is not None and written_outside(query, source=self.source):
+            # in the territory, but the address file covers SEM's communes only
+            return not_found(query, "adresse hors du fichier d'adresses installé (communes de "
+                             "Saint-Étienne Métropole seulement) : utilisez le géocodeur en "
+                             "ligne (--geocoder ban)", source=self.source)
         text = _query_text(query)
         if not normalize(text):
             return not_found(query, "adresse vide", source=self.source)
@@ -560,9 +568,11 @@ class LocalGeocoder:
         qs = [_as_query(q) for q in queries]
         from qpv_geo.geocoding.consistency import check_many
 
+        # another territory: its own keys (« hors territoire » depends on it)
+        t = {} if self.territoire is None else {"t": str(self.territoire.code)}
         keys = [ResultCache.key({"v": 3, "index": self.sha256, "q": " ".join(q.adresse.split()),
                                  "postcode": q.postcode or None, "city": q.city or None,
-                                 "citycode": q.citycode or None}) for q in qs]
+                                 "citycode": q.citycode or None, **t}) for q in qs]
         # Results are kept on disk per address file: a batch interrupted by Ctrl-C or a crash
         # resumes without geocoding again what was done.
         cache = self._results_cache()
@@ -584,7 +594,7 @@ class LocalGeocoder:
                 new = {}
         if new:
             cache.set_many(new)
-        return check_many(qs, out)
+        return check_many(qs, out, self.territoire)
 
     def _results_cache(self) -> Any:
         from qpv_geo._http import ResultCache
