@@ -298,6 +298,14 @@ def static_coverage_png(coverage: Coverage, reference: Reference, *, dpi: int = 
     qpv = _dans_cadre(reference.qpv, epsg)
     hors_cadre = len(reference.qpv) - len(qpv)  # all France: the overseas QPV
     qpv = qpv.to_crs(epsg)
+    if not len(qpv):  # a territory without QPV (a small commune): say so, draw nothing
+        fig.text(0.5, 0.5, "Aucun QPV 2024 dans ce territoire : rien à couvrir.",
+                 ha="center", va="center", fontsize=12)
+        notes = notes_for(reference, sites, demo=demo)
+        if notes:
+            fig.text(0.5, 0.4, " ; ".join(notes), ha="center", va="center", fontsize=8,
+                     color="#8a5a00", wrap=True)
+        return _png(fig, dpi)
     matrix = coverage.matrix.set_index(["code_qp", "priorite"])
     rates = coverage.par_priorite.set_index("priorite")
     minx, miny, maxx, maxy = qpv.total_bounds

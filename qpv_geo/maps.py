@@ -512,6 +512,9 @@ def coverage_map(
         layer_name = f"{html.escape(label_of(key))}{detail}"
         titles[layer_name] = f"Couverture : {label_of(key)}{detail}"
         group = folium.FeatureGroup(name=layer_name, overlay=False, show=(i == 0))
+        if not len(qpv):  # a territory without QPV (a small commune): nothing to colour
+            group.add_to(m)
+            continue
         folium.GeoJson(
             data,
             style_function=lambda f: {

@@ -376,3 +376,17 @@ def test_addresses_of_another_territory_are_judged_there(tmp_path) -> None:
     assert not _file_covers(resolve_territoire(LYON))
     assert not _file_covers(resolve_territoire("france"))
     assert _file_covers(resolve_territoire("42218")) and _file_covers(None)
+
+
+def test_outputs_of_a_territory_without_qpv(tmp_path) -> None:
+    """A commune with no QPV (L'Abergement-Clémenciat): the map and the report are written
+    and say there is nothing to cover — no trace."""
+    src = tmp_path / "sites.csv"
+    src.write_text("porteur;action;priorite;lat;lon\nA;B;mobilite;46.15;4.92\n",
+                   encoding="utf-8")
+    for command, out in (("map", "carte.html"), ("report", "rapport.html")):
+        res = runner.invoke(app, [command, str(src), "-o", str(tmp_path / out), "--tiles",
+                                  "none", "--territoire", "01001"])
+        assert res.exit_code == 0, res.output
+    text = _text(_decoded((tmp_path / "rapport.html").read_text(encoding="utf-8")))
+    assert "L'Abergement-Clémenciat" in text and "0 QPV" in text
