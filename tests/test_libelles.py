@@ -166,6 +166,7 @@ def test_web_territoire(territoire, tmp_path) -> None:
         assert api["statut_libelle"] == "Éligible — dans un QPV de Métropole de Lyon"
         assert 'data-libelle-qpv="QPV de Métropole de Lyon"' in page.text
         assert "Vérification QPV — Métropole de Lyon" in page.text  # the « copier » text
+        assert "Le point et le bord du quartier" in page.text  # no streets in Lyon
         assert schema["title"] == "qpv-geo — éligibilité QPV de Métropole de Lyon"
         assert "Non éligible — hors Métropole de Lyon" in lot.text  # the SEM point
     else:

@@ -358,6 +358,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                            conseils=conseils, mots=libelles(reference))
             context["conseils"] = conseils
             context["rue"] = edge_street(payload, reference) if conseils else None
+            context["rues_ici"] = _streets_here(payload)
             # Far outside the territory, nothing would be drawn around the point: no empty
             # maps.
             context["cartes"] = payload.get("lat") is not None and (
@@ -587,6 +588,18 @@ def _french_validation(err: dict[str, Any]) -> str:
             text += f" (limite : {ctx[key]})"
             break
     return text
+
+
+def _streets_here(payload: dict[str, Any]) -> bool:
+    """True when the street layer (Saint-Étienne) reaches the verdict's point."""
+    if payload.get("lat") is None:
+        return False
+    from qpv_geo.osm import covers
+
+    try:
+        return covers((payload["lon"], payload["lat"], payload["lon"], payload["lat"]))
+    except QpvGeoError:
+        return False
 
 
 def _territory_words(settings: Settings) -> Libelles:
