@@ -391,3 +391,14 @@ def test_outputs_of_a_territory_without_qpv(tmp_path) -> None:
         assert res.exit_code == 0, res.output
     text = _text(_decoded((tmp_path / "rapport.html").read_text(encoding="utf-8")))
     assert "L'Abergement-Clémenciat" in text and "0 QPV" in text
+
+
+def test_territory_geocoder_does_not_leak_into_sem() -> None:
+    """The local geocoder is one shared loaded instance: a territory's geocoder must not
+    change SEM's (a Saint-Étienne address became « hors Métropole de Lyon » for SEM)."""
+    from qpv_geo.geocoding import geocoder_from_settings
+
+    lyon = geocoder_from_settings(Settings.from_env(territoire=LYON, geocoder="demo"))
+    sem = geocoder_from_settings(Settings.from_env(geocoder="demo"))
+    assert lyon.territoire is not None and sem.territoire is None
+    assert lyon is not sem

@@ -106,6 +106,11 @@ def geocoder_from_settings(settings: Settings | None = None, name: str | None = 
         raise GeocoderNotConfigured(f"Géocodeur inconnu : « {name} ».",
                                     hint="Choisissez auto, local, ban ou demo.")
     if territoire is not None:
+        import copy
+
+        # LocalGeocoder.from_settings hands out one shared, loaded instance: a shallow copy
+        # (the same index) carries the territory, the shared one stays SEM's
+        geocoder = copy.copy(geocoder)
         geocoder.territoire = territoire
     return geocoder
 
