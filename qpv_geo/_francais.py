@@ -1,0 +1,72 @@
+"""French contractions before a place name: « d'Argenteuil », « du Havre », « de la Métropole
+de Lyon », « aux Abymes ».
+
+Territory names come from the national lists (communes, EPCI) and are put into running text
+(« hors territoire de … », « appartenance à … »): :func:`de` and :func:`a` give the preposition
+and article French requires. Saint-Étienne Métropole reads as it always did.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+# EPCI names that begin with a common noun take its article (« de la Métropole de Lyon »).
+_FEMININ = ("métropole", "communauté", "eurométropole", "agglomération", "ca", "cc", "cu",
+            "cote", "côte", "collectivité")
+_MASCULIN = ("établissement", "pays", "syndicat", "ept")
+_ELIDE = "aeiouyàâäéèêëîïôöùûü"
+
+
+def _first_word(nom: str) -> str:
+    return nom.split(" ", 1)[0].split("-", 1)[0].lower()
+
+
+def _article(nom: str) -> str:
+    """« le », « la », « l' », « les » or « » (a proper name) before ``nom``."""
+    word = _first_word(nom)
+    if nom.startswith(("Saint-Étienne Métropole",)):
+        return ""
+    if word in _FEMININ:
+        return "l'" if word[0] in _ELIDE else "la "
+    if word in _MASCULIN:
+        return "l'" if word[0] in _ELIDE else "le "
+    return ""
+
+
+def _elide(nom: str) -> bool:
+    first = unicodedata.normalize("NFC", nom[:1]).lower()
+    return first in _ELIDE
+
+
+def de(nom: str) -> str:
+    """« de » + ``nom`` as French writes it: « d'Argenteuil », « du Havre », « des Abymes »,
+    « de la Métropole de Lyon », « de Saint-Étienne Métropole »."""
+    nom = str(nom).strip()
+    if nom.startswith("Le "):
+        return "du " + nom[3:]
+    if nom.startswith("Les "):
+        return "des " + nom[4:]
+    if nom.startswith(("La ", "L'", "L’")):
+        return "de " + nom[0].lower() + nom[1:]
+    article = _article(nom)
+    if article == "le ":
+        return "du " + nom
+    if article:
+        return "de " + article + nom
+    return ("d'" if _elide(nom) else "de ") + nom
+
+
+def a(nom: str) -> str:
+    """« à » + ``nom``: « au Havre », « aux Abymes », « à la Métropole de Lyon », « à SEM »."""
+    nom = str(nom).strip()
+    if nom.startswith("Le "):
+        return "au " + nom[3:]
+    if nom.startswith("Les "):
+        return "aux " + nom[4:]
+    if nom.startswith(("La ", "L'", "L’")):
+        return "à " + nom[0].lower() + nom[1:]
+    article = _article(nom)
+    return ("au " if article == "le " else "à " + article) + nom
+
+
+__all__ = ["a", "de"]

@@ -1,0 +1,45 @@
+"""French contractions before territory names."""
+
+from __future__ import annotations
+
+import pytest
+
+from qpv_geo._francais import a, de
+
+
+@pytest.mark.parametrize(("nom", "attendu"), [
+    ("Saint-Étienne Métropole", "de Saint-Étienne Métropole"),
+    ("SEM", "de SEM"),
+    ("Argenteuil", "d'Argenteuil"),
+    ("Évry-Courcouronnes", "d'Évry-Courcouronnes"),
+    ("Le Havre", "du Havre"),
+    ("Les Abymes", "des Abymes"),
+    ("La Courneuve", "de la Courneuve"),
+    ("L'Île-Saint-Denis", "de l'Île-Saint-Denis"),
+    ("Métropole de Lyon", "de la Métropole de Lyon"),
+    ("Eurométropole de Strasbourg", "de l'Eurométropole de Strasbourg"),
+    ("CA Intercommunale du Nord de la Réunion (CINOR)",
+     "de la CA Intercommunale du Nord de la Réunion (CINOR)"),
+    ("Communauté d'agglomération du Bassin de Bourg-en-Bresse",
+     "de la Communauté d'agglomération du Bassin de Bourg-en-Bresse"),
+    ("Roanne", "de Roanne"),
+    ("France", "de France"),
+    ("Grand-Couronne", "de Grand-Couronne"),
+    ("Grand Longwy Agglomération", "de Grand Longwy Agglomération"),
+    ("EPT Boucle Nord de Seine", "de l'EPT Boucle Nord de Seine"),
+    ("Pays de Montbéliard Agglomération", "du Pays de Montbéliard Agglomération"),
+])
+def test_de(nom: str, attendu: str) -> None:
+    assert de(nom) == attendu
+
+
+@pytest.mark.parametrize(("nom", "attendu"), [
+    ("Saint-Étienne Métropole", "à Saint-Étienne Métropole"),
+    ("Le Havre", "au Havre"),
+    ("Les Abymes", "aux Abymes"),
+    ("Argenteuil", "à Argenteuil"),
+    ("Pays de Montbéliard Agglomération", "au Pays de Montbéliard Agglomération"),
+    ("Métropole de Lyon", "à la Métropole de Lyon"),
+])
+def test_a(nom: str, attendu: str) -> None:
+    assert a(nom) == attendu
