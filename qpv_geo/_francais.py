@@ -69,4 +69,20 @@ def a(nom: str) -> str:
     return ("au " if article == "le " else "à " + article) + nom
 
 
-__all__ = ["a", "de"]
+def dans(nom: str) -> str:
+    """« dans » + ``nom``: « dans la Métropole de Lyon », « dans Saint-Étienne Métropole »."""
+    nom = str(nom).strip()
+    if nom.startswith(("Le ", "La ", "Les ", "L'", "L’")):
+        return "dans " + nom[0].lower() + nom[1:]
+    return "dans " + _article(nom) + nom
+
+
+def hors(nom: str) -> str:
+    """« hors » + ``nom``: « hors SEM », « hors de la Métropole de Lyon », « hors du Havre »."""
+    nom = str(nom).strip()
+    if nom.startswith(("Le ", "Les ", "La ", "L'", "L’")) or _article(nom):
+        return "hors " + de(nom)
+    return "hors " + nom
+
+
+__all__ = ["a", "dans", "de", "hors"]

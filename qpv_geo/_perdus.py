@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from qpv_geo._francais import de, hors
+
 if TYPE_CHECKING:
     from qpv_geo.eligibility import Classification
 
@@ -110,9 +112,9 @@ def motifs_perdus(table: pd.DataFrame, which: np.ndarray, dist: np.ndarray, sigl
     codes = table["code_qp"].to_numpy(object)
     names = table["lib_qp"].to_numpy(object)
     communes = np.array([f" ({v})" if v else "" for v in table["lib_com"]], dtype=object)
-    dedans = "dans ce QPV" if france else f"dans un QPV de {sigle} (éligible)"
+    dedans = "dans ce QPV" if france else f"dans un QPV {de(sigle)} (éligible)"
     alt = np.where(table["du_territoire"].to_numpy(bool), dedans,
-                   f"dans un QPV hors {sigle} (non éligible)")
+                   f"dans un QPV {hors(sigle)} (non éligible)")
     rayon = f"{RAYON_QPV_PERDU_M:,.0f}".replace(",", "\u202f")
     return ("QPV " + codes[which].astype(str) + " « " + names[which].astype(str) + " »"
             + communes[which] + " : contour inconnu dans la copie simplifiée, qui le réduit à "

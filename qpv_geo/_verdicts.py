@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from qpv_geo._francais import a as _a
+from qpv_geo._francais import dans, de, hors
 from qpv_geo._geometrie import K_AUTRE as _K_AUTRE
 from qpv_geo._geometrie import K_QPV as _K_QPV
 from qpv_geo._geometrie import K_QVA as _K_QVA
@@ -105,12 +107,12 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
                           libcom)
         outside_code = have & ~in_sem_code & (status != NON_GEOCODE)
         conflict = outside_code & ((status == ELIGIBLE) | (status == A_VERIFIER))
-        add(conflict, f"le géocodeur place l'adresse dans une commune hors {sigle} (INSEE "
-            + cc[conflict].astype(str) + f") alors que le point tombe dans un QPV de {sigle}")
+        add(conflict, f"le géocodeur place l'adresse dans une commune {hors(sigle)} (INSEE "
+            + cc[conflict].astype(str) + f") alors que le point tombe dans un QPV {de(sigle)}")
         status[conflict] = A_VERIFIER
         moved = outside_code & ~conflict
         status[moved] = HORS_TERRITOIRE
-        add(moved, f"commune hors {nom} selon le géocodeur (INSEE "
+        add(moved, f"commune {hors(nom)} selon le géocodeur (INSEE "
             + cc[moved].astype(str) + ")")
 
     # Geocoding reliability.
@@ -192,21 +194,21 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
                      for s, lc in zip(sirens[za], com, strict=True)], dtype=object)
     add(m_autre, "dans le QPV " + zone_code[m_autre].astype(str) + " « "
         + zone_name[m_autre].astype(str) + " » de " + epci
-        + f", hors {nom} : non éligible à cet appel")
+        + f", {hors(nom)} : non éligible à cet appel")
     m_hors = usable & (zk < 0) & (c.territory != _T_OUT)
     dit = m_hors & (base != A_VERIFIER) & (status != HORS_TERRITOIRE) & ~m_perdu
     if not self.contours and not self.france:  # no outline: only a commune code places it
-        add(dit & code_dans, f"dans {nom} (code commune de l'adresse), dans aucun QPV")
-        add(dit & ~code_dans, f"dans aucun QPV de {nom} ; appartenance à {nom} non vérifiée : "
+        add(dit & code_dans, f"{dans(nom)} (code commune de l'adresse), dans aucun QPV")
+        add(dit & ~code_dans, f"dans aucun QPV {de(nom)} ; appartenance {_a(nom)} non vérifiée : "
             "aucun contour communal installé pour ce territoire (seul le code commune d'une "
             "adresse la décide)")
     else:
-        dans = "en France" if self.france else f"dans {nom}"
-        add(dit, f"{dans}, dans aucun QPV ni QVA" if len(self.reference.qva)
-            else f"{dans}, dans aucun QPV (QVA non vérifiés : aucun "
+        dans_ = "en France" if self.france else dans(nom)
+        add(dit, f"{dans_}, dans aucun QPV ni QVA" if len(self.reference.qva)
+            else f"{dans_}, dans aucun QPV (QVA non vérifiés : aucun "
             "périmètre QVA installé)")
     add(usable & (c.territory == _T_LIMIT),
-        f"en limite du territoire de {sigle} (contour communal approximatif, tolérance "
+        f"en limite du territoire {de(sigle)} (contour communal approximatif, tolérance "
         f"{self.tolerance_m:.0f} m)")
     m_out = usable & (zk < 0) & (c.territory == _T_OUT)
     add(m_out, self.texte_hors_territoire)
@@ -293,10 +295,10 @@ def format_distance(value: float | None) -> str:
 def alt_text(sigle: str = "SEM") -> dict[str, str]:
     """What the point would be on the other side of an edge, for a territory's short name."""
     return {
-        "eligible": f"le point serait dans un QPV de {sigle} (éligible)",
+        "eligible": f"le point serait dans un QPV {de(sigle)} (éligible)",
         "qva": "le point serait dans un QVA (non éligible)",
         "hors_qpv": "le point serait hors QPV (non éligible)",
-        "hors_territoire": f"le point serait dans un QPV hors {sigle} (non éligible)",
+        "hors_territoire": f"le point serait dans un QPV {hors(sigle)} (non éligible)",
         "": "",
     }
 
@@ -310,8 +312,8 @@ def status_labels(nom: str = "Saint-Étienne Métropole") -> dict[str, str]:
         return dict(STATUS_LABELS)
     if nom == "France":  # no call for projects nationally: membership only
         return {**STATUS_LABELS, "eligible": "Dans un QPV 2024"}
-    return {**STATUS_LABELS, "eligible": f"Éligible — dans un QPV de {nom}",
-            "hors_territoire": f"Non éligible — hors territoire de {nom}"}
+    return {**STATUS_LABELS, "eligible": f"Éligible — dans un QPV {de(nom)}",
+            "hors_territoire": f"Non éligible — hors territoire {de(nom)}"}
 
 
 def _fmt_m(values: np.ndarray) -> np.ndarray:

@@ -44,6 +44,7 @@ import shapely
 
 from qpv_geo import _coordonnees
 from qpv_geo._fabrique import engine_from_settings
+from qpv_geo._francais import de
 from qpv_geo._geometrie import K_AUTRE as _K_AUTRE
 from qpv_geo._geometrie import K_QPV as _K_QPV
 from qpv_geo._geometrie import K_QVA as _K_QVA
@@ -222,7 +223,7 @@ class Engine:
             "Saint-Étienne Métropole"
         self.sigle_territoire = territoire.sigle if territoire is not None else "SEM"
         self.texte_hors_territoire = (
-            f"en dehors de {territoire.nom}" if territoire is not None
+            "en dehors " + de(territoire.nom) if territoire is not None
             else "en dehors des 53 communes de Saint-Étienne Métropole")
         #: Commune outlines installed: the territory of a point is read on them; without them
         #: (territories other than SEM) only the commune code of an address decides it.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qpv_geo._francais import a, de
+from qpv_geo._francais import a, dans, de, hors
 
 
 @pytest.mark.parametrize(("nom", "attendu"), [
@@ -43,3 +43,13 @@ def test_de(nom: str, attendu: str) -> None:
 ])
 def test_a(nom: str, attendu: str) -> None:
     assert a(nom) == attendu
+
+
+def test_dans_and_hors() -> None:
+    assert dans("Saint-Étienne Métropole") == "dans Saint-Étienne Métropole"
+    assert dans("Métropole de Lyon") == "dans la Métropole de Lyon"
+    assert dans("Le Havre") == "dans le Havre"
+    assert hors("SEM") == "hors SEM"
+    assert hors("Argenteuil") == "hors Argenteuil"
+    assert hors("Métropole de Lyon") == "hors de la Métropole de Lyon"
+    assert hors("Le Havre") == "hors du Havre"

@@ -110,8 +110,8 @@ def test_cinor_territory(national) -> None:
         assert res.exit_code == 0, res.output
         out = json.loads(res.stdout)
         assert (out["status"], out["code_qp"]) == (status, code)
-    assert "hors territoire de CA Intercommunale du Nord de la Réunion" in out["statut_libelle"]
-    assert any("en dehors de CA Intercommunale du Nord" in m for m in out["motifs"])
+    assert "hors territoire de la CA Intercommunale du Nord de la Réunion" in out["statut_libelle"]
+    assert any("en dehors de la CA Intercommunale du Nord" in m for m in out["motifs"])
 
 
 def _point_in(row, epsg: int) -> tuple[float, float]:

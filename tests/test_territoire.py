@@ -92,7 +92,7 @@ def test_epci_territory_and_other_qpv(national) -> None:
     lon, lat, _ = _interior(lyon_qpv.geometry)
     lyon = engine_from_settings(Settings.from_env(territoire=LYON)).judge_point(lon=lon, lat=lat)
     assert lyon.status == "eligible" and lyon.code_qp == lyon_qpv["code_qp"]
-    assert lyon.label == "Éligible — dans un QPV de Métropole de Lyon"
+    assert lyon.label == "Éligible — dans un QPV de la Métropole de Lyon"
     st_etienne = engine_from_settings(Settings.from_env(territoire="42218"))
     other = st_etienne.judge_point(lon=lon, lat=lat)
     assert other.status == "hors_territoire"
@@ -146,8 +146,8 @@ def test_batch_territoire_labels_and_rows(tmp_path, national) -> None:
     res = runner.invoke(app, ["batch", str(src), "-o", str(tmp_path / "r.csv"),
                               "--territoire", LYON])
     assert res.exit_code == 0, res.output
-    assert "Éligible — dans un QPV de Métropole de Lyon" in res.output.replace("\n", " ")
+    assert "Éligible — dans un QPV de la Métropole de Lyon" in res.output.replace("\n", " ")
     out = (tmp_path / "r.csv").read_text(encoding="utf-8-sig")
-    assert lyon_qpv["code_qp"] in out and "QN04213M" in out and "hors Métropole de Lyon" in out
+    assert lyon_qpv["code_qp"] in out and "QN04213M" in out and "hors de la Métropole de Lyon" in out
     summary = (tmp_path / "r-synthese.json").read_text(encoding="utf-8")
     assert "QVA : aucun périmètre installé pour ce territoire" in summary
