@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from qpv_geo._francais import de, hors
+
 if TYPE_CHECKING:
     from qpv_geo.reference import Reference
     from qpv_geo.settings import Settings
@@ -66,14 +68,14 @@ class Libelles:
         if self.france:
             return {**_HEADLINES_SEM, "eligible": "Dans un QPV 2024",
                     "hors_territoire": "Non éligible — hors du territoire servi"}
-        return {**_HEADLINES_SEM, "hors_territoire": f"Non éligible — hors territoire de "
-                f"{self.nom}"}
+        return {**_HEADLINES_SEM, "hors_territoire": "Non éligible — hors territoire "
+                + de(self.nom)}
 
     # ------------------------------------------------------------------ perimeters
     @property
     def qpv(self) -> str:
         """The eligible QPV layer: « QPV 2024 de SEM », « QPV 2024 — France »."""
-        return "QPV 2024 — France" if self.france else f"QPV 2024 de {self.sigle}"
+        return "QPV 2024 — France" if self.france else f"QPV 2024 {de(self.sigle)}"
 
     @property
     def qpv_eligibles(self) -> str:
@@ -83,34 +85,34 @@ class Libelles:
     @property
     def qpv_court(self) -> str:
         """« QPV de SEM », « QPV de Lyon », « QPV » (France)."""
-        return "QPV" if self.france else f"QPV de {self.sigle}"
+        return "QPV" if self.france else f"QPV {de(self.sigle)}"
 
     @property
     def qpv_autres(self) -> str:
         """The other QPV layer (not eligible for this territory)."""
         return ("QPV d'autres EPCI (non éligibles)" if self.est_sem
-                else f"QPV hors {self.sigle} (non éligibles)")
+                else f"QPV {hors(self.sigle)} (non éligibles)")
 
     @property
     def qpv_autres_court(self) -> str:
         """« QPV hors SEM »."""
-        return f"QPV hors {self.sigle}"
+        return f"QPV {hors(self.sigle)}"
 
     @property
     def contour(self) -> str:
         """The territory's outline layer."""
-        return f"Contour de {self.nom}"
+        return f"Contour {de(self.nom)}"
 
     @property
     def communes(self) -> str:
         """The commune outlines layer."""
-        return f"Communes de {self.sigle}"
+        return f"Communes {de(self.sigle)}"
 
     @property
     def hors_territoire(self) -> str:
         """« hors du territoire de SEM » (sites not drawn on the maps framed on it)."""
         return "hors du cadre des cartes" if self.france else \
-            f"hors du territoire de {self.sigle}"
+            f"hors du territoire {de(self.sigle)}"
 
     @property
     def titre_carte(self) -> str:
@@ -128,7 +130,7 @@ class Libelles:
         """The web page's question."""
         if self.france:
             return "Ce lieu est-il dans un quartier prioritaire (QPV 2024) ?"
-        return f"Ce lieu est-il dans un quartier prioritaire (QPV) de {self.nom} ?"
+        return f"Ce lieu est-il dans un quartier prioritaire (QPV) {de(self.nom)} ?"
 
     @property
     def entete_verification(self) -> str:

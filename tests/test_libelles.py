@@ -77,9 +77,10 @@ def test_sem_words_are_the_historic_ones() -> None:
 
 def test_other_territory_and_france_words() -> None:
     lyon = libelles(resolve_territoire(LYON))
-    assert lyon.statuts["hors_territoire"] == "Non éligible — hors territoire de Métropole de Lyon"
+    assert lyon.statuts["hors_territoire"] == \
+        "Non éligible — hors territoire de la Métropole de Lyon"
     assert lyon.titres["hors_territoire"].endswith("Métropole de Lyon")
-    assert lyon.qpv == "QPV 2024 de Métropole de Lyon"
+    assert lyon.qpv == "QPV 2024 de la Métropole de Lyon"
     france = libelles(resolve_territoire("france"))
     assert france.qpv == "QPV 2024 — France" and france.titres["eligible"] == "Dans un QPV 2024"
     for words in (lyon, france):
@@ -95,9 +96,9 @@ def test_map_territoire_lyon(tmp_path, lyon_csv) -> None:
                               "--territoire", LYON])
     assert res.exit_code == 0, res.output
     page = _decoded(out.read_text(encoding="utf-8"))
-    assert "QPV 2024 de Métropole de Lyon (éligibles)" in page
+    assert "QPV 2024 de la Métropole de Lyon (éligibles)" in page
     assert "Actions de l'appel à projets — Cité de l'emploi, Métropole de Lyon" in page
-    assert "Éligible — dans un QPV de Métropole de Lyon" in page  # the popups
+    assert "Éligible — dans un QPV de la Métropole de Lyon" in page  # the popups
     assert names[0] in page
     # nothing of SEM: no SEM layer, no QVA legend, no streets of Saint-Étienne, no ODbL;
     # only the neighbouring QPV (hidden layer) name their own EPCI, SEM included
@@ -122,7 +123,7 @@ def test_report_territoire_lyon(tmp_path, lyon_csv) -> None:
     text = _text(page)
     assert "couverture des QPV par les actions de l'appel à projets — Métropole de Lyon" in text
     assert "Métropole de Lyon — QPV 2024" in text
-    assert "Éligible — dans un QPV de Métropole de Lyon" in text
+    assert "Éligible — dans un QPV de la Métropole de Lyon" in text
     assert "quartier de veille active" not in text  # no QVA row where there is no QVA list
     assert "sans rues" in text and "OpenStreetMap" not in text
     assert names[0] in text
@@ -162,13 +163,13 @@ def test_web_territoire(territoire, tmp_path) -> None:
     assert "Exemple : latitude" in half.text
     if territoire == LYON:
         assert "<title>Vérifier l'éligibilité QPV — Métropole de Lyon</title>" in home.text
-        assert "QPV) de Métropole de Lyon ?" in home.text
-        assert api["statut_libelle"] == "Éligible — dans un QPV de Métropole de Lyon"
-        assert 'data-libelle-qpv="QPV de Métropole de Lyon"' in page.text
+        assert "QPV) de la Métropole de Lyon ?" in home.text
+        assert api["statut_libelle"] == "Éligible — dans un QPV de la Métropole de Lyon"
+        assert 'data-libelle-qpv="QPV de la Métropole de Lyon"' in page.text
         assert "Vérification QPV — Métropole de Lyon" in page.text  # the « copier » text
         assert "Le point et le bord du quartier" in page.text  # no streets in Lyon
-        assert schema["title"] == "qpv-geo — éligibilité QPV de Métropole de Lyon"
-        assert "Non éligible — hors Métropole de Lyon" in lot.text  # the SEM point
+        assert schema["title"] == "qpv-geo — éligibilité QPV de la Métropole de Lyon"
+        assert "Non éligible — hors de la Métropole de Lyon" in lot.text  # the SEM point
     else:
         assert "Quartiers prioritaires 2024 · France" in home.text
         assert api["statut_libelle"] == api["titre"] == "Dans un QPV 2024"
@@ -239,7 +240,7 @@ def test_report_overseas_territory(tmp_path) -> None:
     assert res.exit_code == 0, res.output
     text = _text(_decoded(out.read_text(encoding="utf-8")))
     assert "distances en projection UTM du territoire, EPSG:2975" in text
-    assert "Éligible — dans un QPV de CA Intercommunale du Nord de la Réunion (CINOR)" in text
+    assert "Éligible — dans un QPV de la CA Intercommunale du Nord de la Réunion (CINOR)" in text
     assert "3 / " in text and "Lambert-93" not in text
     assert "hors du territoire" not in text  # every site is on the map
 
@@ -263,13 +264,13 @@ def test_batch_files_of_another_territory(tmp_path, lyon_csv) -> None:
     assert res.exit_code == 0, res.output
     cells = [str(v) for ws in openpyxl.load_workbook(out).worksheets
              for row in ws.iter_rows(values_only=True) for v in row if isinstance(v, str)]
-    assert "Éligible — dans un QPV de Métropole de Lyon" in cells
+    assert "Éligible — dans un QPV de la Métropole de Lyon" in cells
     assert not [c for c in cells if _SEM_WORDS.search(c)]
     summary = json.loads((tmp_path / "r-synthese.json").read_text(encoding="utf-8"))
     assert summary["territoire"] == "Métropole de Lyon"
     back = read_validated(out)
     assert set(back["status"]) == {"eligible"}
-    assert set(back["statut_libelle"]) == {"Éligible — dans un QPV de Métropole de Lyon"}
+    assert set(back["statut_libelle"]) == {"Éligible — dans un QPV de la Métropole de Lyon"}
     res = runner.invoke(app, ["batch", str(named), "-o", str(tmp_path / "s.csv"), "-q"])
     assert res.exit_code == 0, res.output
     sem = json.loads((tmp_path / "s-synthese.json").read_text(encoding="utf-8"))
@@ -313,9 +314,9 @@ def test_registre_and_fiche_of_another_territory(tmp_path, lyon_csv) -> None:
         assert states and all("Métropole de Lyon" in s.final_libelle for s in states)
         page = fiche_html(reg, states[0].site_id)
     text = _text(page)
-    assert "Éligible — dans un QPV de Métropole de Lyon" in text
+    assert "Éligible — dans un QPV de la Métropole de Lyon" in text
     assert "sans rues ici" in text and "OpenStreetMap" not in text
-    assert "Lieu de l'action dans un QPV de Métropole de Lyon" in text  # the criterion
+    assert "Lieu de l'action dans un QPV de la Métropole de Lyon" in text  # the criterion
     assert not _SEM_WORDS.search(text), _SEM_WORDS.search(text)
 
 
@@ -339,7 +340,7 @@ def test_xlsx_with_input_lat_lon_reads_back_for_map(tmp_path, lyon_csv) -> None:
 def test_addresses_of_another_territory_are_judged_there(tmp_path) -> None:
     """« commune written outside the territory » is judged for the territory given: a Lyon
     address under --territoire Lyon is geocoded and judged (not « hors Saint-Étienne
-    Métropole »), a Saint-Étienne address is « hors Métropole de Lyon »; SEM unchanged."""
+    Métropole »), a Saint-Étienne address is « hors de la Métropole de Lyon »; SEM unchanged."""
     import json
 
     from qpv_geo.geocoding import _file_covers, geocoder_from_settings
@@ -361,7 +362,7 @@ def test_addresses_of_another_territory_are_judged_there(tmp_path) -> None:
         res = lyon.geocode(text)
         assert res.found and res.hors_territoire is None and res.citycode == "69381"
         sem_address = lyon.geocode("8 boulevard Jules Janin 42000 Saint-Etienne")
-        assert sem_address.hors_territoire and "hors Métropole de Lyon" in \
+        assert sem_address.hors_territoire and "hors de la Métropole de Lyon" in \
             sem_address.hors_territoire
         sem = geocoder_from_settings(Settings.from_env(**common))
         assert "hors Saint-Étienne Métropole" in (sem.geocode(text).hors_territoire or "")
@@ -395,7 +396,7 @@ def test_outputs_of_a_territory_without_qpv(tmp_path) -> None:
 
 def test_territory_geocoder_does_not_leak_into_sem() -> None:
     """The local geocoder is one shared loaded instance: a territory's geocoder must not
-    change SEM's (a Saint-Étienne address became « hors Métropole de Lyon » for SEM)."""
+    change SEM's (a Saint-Étienne address became « hors de la Métropole de Lyon » for SEM)."""
     from qpv_geo.geocoding import geocoder_from_settings
 
     lyon = geocoder_from_settings(Settings.from_env(territoire=LYON, geocoder="demo"))

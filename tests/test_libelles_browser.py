@@ -60,9 +60,9 @@ def test_lyon_page_map_tooltip_names_the_territory(page, lyon_url, artifacts) ->
     lon, lat = gpd.GeoSeries([inner], crs=2154).to_crs(4326).iloc[0].coords[0]
     page.goto(f"{lyon_url}/?lat={lat:.6f}&lon={lon:.6f}")
     assert page.locator("h1").inner_text() == ("Ce lieu est-il dans un quartier prioritaire "
-                                               "(QPV) de Métropole de Lyon ?")
+                                               "(QPV) de la Métropole de Lyon ?")
     assert page.locator("#verdict .libelle").inner_text() == (
-        "Éligible — dans un QPV de Métropole de Lyon")
+        "Éligible — dans un QPV de la Métropole de Lyon")
     page.wait_for_selector('#carte[data-pret="1"]', timeout=15_000)
     carte = page.locator("#carte")
     carte.scroll_into_view_if_needed()
@@ -73,8 +73,8 @@ def test_lyon_page_map_tooltip_names_the_territory(page, lyon_url, artifacts) ->
         carte.hover(position={"x": box["width"] / 2 + dx, "y": box["height"] / 2 + 2})
     tip = page.locator("#carte .leaflet-tooltip", has_text="QPV").first
     tip.wait_for(timeout=5_000)
-    assert tip.inner_text() == f"QPV de Métropole de Lyon {qpv['code_qp']} — {qpv['lib_qp']}"
+    assert tip.inner_text() == f"QPV de la Métropole de Lyon {qpv['code_qp']} — {qpv['lib_qp']}"
     legend = page.locator("#verdict .legende").inner_text()
-    assert "QPV de Métropole de Lyon" in legend and "SEM" not in legend
+    assert "QPV de la Métropole de Lyon" in legend and "SEM" not in legend
     page.screenshot(path=str(artifacts / "web-verdict-lyon.png"), full_page=True)
     assert page.console_errors == []

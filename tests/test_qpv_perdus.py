@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from qpv_geo._francais import hors
 from qpv_geo._perdus import RAYON_QPV_PERDU_M
 from qpv_geo.cli import app
 from qpv_geo.eligibility import Engine, engine_from_settings
@@ -121,7 +122,7 @@ def test_lost_qpv_of_another_territory_and_no_fictional_perimeter() -> None:
     lon, lat = _north_of(CHAMPIOUX, 50)
     v = e.judge_point(lon=lon, lat=lat)
     assert v.status == "a_verifier"
-    assert any("Champioux" in m and f"dans un QPV hors {e.sigle_territoire} (non éligible)" in m
+    assert any("Champioux" in m and f"dans un QPV {hors(e.sigle_territoire)} (non éligible)" in m
                for m in v.motifs), v.motifs
     lost = e.reference.qpv_perdus
     assert list(lost["code_qp"]) == ["QN09105I", "QN09113I", "QN09503I"]

@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from qpv_geo._francais import a, hors
 from qpv_geo.communes import Commune, communes_france, name_key
 from qpv_geo.geocoding.base import (
     _POSTCODE_RE,
@@ -269,7 +270,7 @@ def _outside_reason(w: Written, territoire: Any = None) -> str | None:
     if w.commune is not None:
         if _dans(w.commune, territoire) or not w.commune_certain:
             return None
-        reason = (f"commune écrite : {w.commune.label}, hors {_nom(territoire)} "
+        reason = (f"commune écrite : {w.commune.label}, {hors(_nom(territoire))} "
                   f"(INSEE {w.commune.insee})")
         if w.postcode and w.postcode not in w.commune.codes_postaux:
             reason += f" ; code postal {w.postcode} écrit"
@@ -321,7 +322,7 @@ def check(query: str | AddressQuery, result: GeocodeResult,
         elif not in_street:
             # trailing words that may end a street name as well: never a guess either way
             issues.append(f"« {' '.join(w.commune_words)} » en fin d'adresse : est-ce la "
-                          f"commune {w.commune.label}, hors {_nom(territoire)} ? "
+                          f"commune {w.commune.label}, {hors(_nom(territoire))} ? "
                           "Précisez le code postal")
     elif w.commune is None and w.postcode:
         if not pc_communes:
@@ -348,11 +349,11 @@ def check(query: str | AddressQuery, result: GeocodeResult,
             and found_commune.commune == commune.insee
         if commune is not None and _dans(commune, territoire) \
                 and found_commune.insee != commune.insee and not arrondissement:
-            issues.append(f"résultat à {found_commune.nom}, alors que la commune écrite est "
+            issues.append(f"résultat {a(found_commune.nom)}, alors que la commune écrite est "
                           f"{commune.nom}")
         elif commune is None and pc_communes and found_commune.insee not in {
                 c.insee for c in pc_communes}:
-            issues.append(f"résultat à {found_commune.nom}, hors des communes du code postal "
+            issues.append(f"résultat {a(found_commune.nom)}, hors des communes du code postal "
                           f"écrit {w.postcode} ({_names(pc_communes)})")
     # 3. The street found is the street asked; the number asked was found.
     if result.found:

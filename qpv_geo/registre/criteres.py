@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from qpv_geo._francais import de
 from qpv_geo.batch import fold_name
 from qpv_geo.registre.annuaire import Annuaire, AnnuaireIndisponible, Entreprise, siren_of
 
@@ -33,7 +34,7 @@ def criteres_de(mots: Any = None) -> dict[str, str]:
     SEM's by default): the place criterion names its QPV."""
     if mots is None or mots.est_sem:
         return dict(CRITERES)
-    lieu = "dans un QPV 2024" if mots.france else f"dans un QPV de {mots.sigle}"
+    lieu = "dans un QPV 2024" if mots.france else f"dans un QPV {de(mots.sigle)}"
     return {**CRITERES, "lieu": f"Lieu de l'action {lieu}"}
 
 #: INSEE legal categories (level 1) in words, for the reasons.

@@ -40,6 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qpv_geo import __version__
+from qpv_geo._francais import de
 from qpv_geo.exceptions import (
     CoordinateError,
     DownloadError,
@@ -622,11 +623,11 @@ def _perimeters_doc(mots: Libelles) -> str:
 def _api_title(mots: Libelles) -> str:
     if mots.france:
         return "qpv-geo — appartenance aux QPV 2024, France"
-    return f"qpv-geo — éligibilité QPV de {mots.nom}"
+    return f"qpv-geo — éligibilité QPV {de(mots.nom)}"
 
 
 def _api_description(mots: Libelles) -> str:
-    where = ("de France (métropole et Corse)" if mots.france else f"de {mots.nom}")
+    where = ("de France (métropole, Corse et outre-mer)" if mots.france else de(mots.nom))
     usage = ", pour la Cité de l'emploi" if mots.est_sem else ""
     return ("Vérifier si une adresse ou un point est dans un quartier prioritaire de la "
             f"politique de la ville (QPV 2024) {where}{usage}. Chaque réponse porte la "

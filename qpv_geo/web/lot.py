@@ -16,6 +16,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
+from qpv_geo._francais import hors
 from qpv_geo.exceptions import InputFileError, QpvGeoError
 from qpv_geo.libelles import Libelles, libelles
 
@@ -58,7 +59,7 @@ def status_words(mots: Libelles | None = None) -> dict[str, str]:
     if mots.france:
         return {**STATUS_WORDS, "eligible": "Dans un QPV 2024",
                 "hors_territoire": "Non éligible — hors du territoire servi"}
-    return {**STATUS_WORDS, "hors_territoire": f"Non éligible — hors {mots.sigle}"}
+    return {**STATUS_WORDS, "hors_territoire": f"Non éligible — {hors(mots.sigle)}"}
 
 
 _MEDIA = {".csv": "text/csv; charset=utf-8",
