@@ -1,8 +1,10 @@
 """Benchmark of national files (make bench-national): ``batch --moteur dask`` on N points.
 
-N points (default 10,000,000; ``--rows``) drawn uniformly over metropolitan France's bounding
-box (seeded; one row in 997 without latitude) are written as one CSV in a temporary folder, and
-validated with ``--territoire france`` by:
+N points (default 10,000,000; ``--rows``; seeded; one row in 997 without latitude): 80 % drawn
+uniformly over metropolitan France's bounding box, 20 % around the QPV 2024 (a QPV drawn at
+random among the 1,609, overseas included, and a point within about 1 km of it: addresses
+cluster in towns, and these are the points that cost the engine edge distances and margins),
+written as one CSV in a temporary folder, and validated with ``--territoire france`` by:
 
 * the single-process path (:func:`qpv_geo.batch.validate_file`, CSV → CSV, streamed);
 * the Dask path (:func:`qpv_geo.national.validate_national`, CSV → partitioned CSV through the
@@ -45,14 +47,33 @@ t0 = time.perf_counter()
 """
 
 
+def _qpv_points() -> tuple[np.ndarray, np.ndarray]:
+    """A point on the surface of each QPV of the shipped national layer (lon, lat)."""
+    sys.path.insert(0, str(ROOT))
+    import shapely
+
+    from qpv_geo.territoire import qpv_france
+
+    qpv, _ = qpv_france()
+    rep = shapely.point_on_surface(qpv.geometry.values)
+    return shapely.get_x(rep), shapely.get_y(rep)
+
+
 def generate(path: Path, n: int, chunk: int = 1_000_000) -> None:
     rng = np.random.default_rng(2024)
+    qlon, qlat = _qpv_points()
     with open(path, "w", encoding="utf-8") as fh:
         fh.write("id;lat;lon\n")
         for start in range(0, n, chunk):
             k = min(chunk, n - start)
-            lat = np.round(rng.uniform(42.4, 51.1, k), 6).astype(str)
-            lon = np.round(rng.uniform(-4.8, 8.2, k), 6).astype(str)
+            lat = rng.uniform(42.4, 51.1, k)
+            lon = rng.uniform(-4.8, 8.2, k)
+            near = rng.random(k) < 0.2  # around a QPV: ~1 km (0.009° of latitude)
+            q = rng.integers(0, len(qlon), int(near.sum()))
+            lat[near] = qlat[q] + rng.normal(0, 0.006, len(q))
+            lon[near] = qlon[q] + rng.normal(0, 0.006, len(q)) / np.cos(np.radians(qlat[q]))
+            lat = np.round(lat, 6).astype(str)
+            lon = np.round(lon, 6).astype(str)
             ids = np.arange(start, start + k)
             lat[(ids % 997) == 0] = ""
             frame = pd.DataFrame({"id": ids, "lat": lat, "lon": lon})
