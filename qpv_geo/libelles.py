@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
 NOM_SEM = "Saint-Étienne Métropole"
 
-#: Headlines of the web page for SEM (the words of the call).
-_HEADLINES_SEM = {
+#: Headlines of the web page for SEM (the words of the call; also web._present.HEADLINES).
+TITRES_SEM = {
     "eligible": "Éligible",
     "qva": "Non éligible — quartier de veille active (QVA)",
     "hors_qpv": "Non éligible — hors QPV",
@@ -64,11 +64,11 @@ class Libelles:
     def titres(self) -> dict[str, str]:
         """Short headline of each status (the web page's verdict title)."""
         if self.est_sem:
-            return dict(_HEADLINES_SEM)
+            return dict(TITRES_SEM)
         if self.france:
-            return {**_HEADLINES_SEM, "eligible": "Dans un QPV 2024",
+            return {**TITRES_SEM, "eligible": "Dans un QPV 2024",
                     "hors_territoire": "Non éligible — hors du territoire servi"}
-        return {**_HEADLINES_SEM, "hors_territoire": "Non éligible — hors territoire "
+        return {**TITRES_SEM, "hors_territoire": "Non éligible — hors territoire "
                 + de(self.nom)}
 
     # ------------------------------------------------------------------ perimeters

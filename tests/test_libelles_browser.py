@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-import warnings
 from collections.abc import Iterator
 
 import pytest
 
 pytest.importorskip("uvicorn")
+
+from tests._serveur import served
 
 pytestmark = pytest.mark.browser
 
@@ -20,31 +18,13 @@ LYON = "200046977"  # Métropole de Lyon
 @pytest.fixture(scope="module")
 def lyon_url(tmp_path_factory) -> Iterator[str]:
     """uvicorn serving create_app() for the Métropole de Lyon on a free loopback port."""
-    import uvicorn
-
     from qpv_geo.settings import Settings
     from qpv_geo.web import create_app
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
     app = create_app(Settings.from_env(territoire=LYON, dossier_serveur=str(
         tmp_path_factory.mktemp("serveur-lyon"))))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # websockets' legacy API, unused
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                pytest.fail("uvicorn n'a pas démarré")
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-        server.should_exit = True
-        thread.join(10)
-    sock.close()
+    with served(app) as url:
+        yield url
 
 
 def test_lyon_page_map_tooltip_names_the_territory(page, lyon_url, artifacts) -> None:

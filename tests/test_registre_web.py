@@ -5,9 +5,6 @@ corrected file and its diff, new perimeters, re-check, decisions kept with their
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +21,7 @@ from qpv_geo.registre import Registre
 from qpv_geo.registre.comptes import compte_line, hash_password, load_comptes, verify_password
 from qpv_geo.settings import Settings
 from qpv_geo.web import create_app
+from tests._serveur import served as serve_app
 from tests.fake_annuaire import FakeAnnuaire
 from tests.test_registre import DECIDED, EXPECTED_RECHECK, MARGE, QPV_CORRIGE, V1, V2
 
@@ -116,32 +114,15 @@ def test_without_accounts_only_loopback(tmp_path) -> None:
 @pytest.fixture()
 def served(tmp_path) -> Iterator[tuple[str, Settings]]:
     """uvicorn on 127.0.0.1 claiming to listen on the network: accounts required."""
-    import uvicorn
-
     fake = FakeAnnuaire().start()
     st = Settings.from_env(data_dir=tmp_path / "donnees", annee_appel=2026, marge_m=MARGE,
                            annuaire_url=fake.url, registre_comptes=str(_comptes(tmp_path)),
                            ecoute="0.0.0.0")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(st), log_level="warning",
-                                           lifespan="on"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                pytest.fail("uvicorn n'a pas démarré")
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}", st
-        server.should_exit = True
-        thread.join(10)
-    sock.close()
-    fake.stop()
+    try:
+        with serve_app(create_app(st), timeout_s=20) as url:
+            yield url, st
+    finally:
+        fake.stop()
 
 
 @pytest.mark.browser

@@ -3,10 +3,6 @@ through it (type, pick a suggestion, submit, read the verdict, see the map, prin
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +10,7 @@ import pytest
 pytest.importorskip("uvicorn")
 
 from qpv_geo.reference import NOTE_EXTRAIT
+from tests._serveur import served
 
 pytestmark = pytest.mark.browser
 
@@ -21,30 +18,11 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
     """uvicorn serving create_app() on 127.0.0.1, a free port, in a thread."""
-    import uvicorn
-
     from qpv_geo.settings import Settings
     from qpv_geo.web import create_app
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app = create_app(Settings.from_env())
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # websockets' legacy API, unused
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                pytest.fail("uvicorn n'a pas démarré")
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-        server.should_exit = True
-        thread.join(10)
-    sock.close()
+    with served(create_app(Settings.from_env()), timeout_s=20) as url:
+        yield url
 
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from qpv_geo.eligibility import STATUS_LABELS, format_distance
-from qpv_geo.libelles import Libelles, libelles
+from qpv_geo.libelles import TITRES_SEM, Libelles, libelles
 
 try:  # Debian and the wheels ship the tz database; fall back to the server's local time.
     from zoneinfo import ZoneInfo
@@ -22,14 +22,7 @@ except Exception:  # pragma: no cover - no tz database on this machine
     _PARIS = None
 
 #: Short headline of each status, in the words the call uses.
-HEADLINES = {
-    "eligible": "Éligible",
-    "qva": "Non éligible — quartier de veille active (QVA)",
-    "hors_qpv": "Non éligible — hors QPV",
-    "hors_territoire": "Non éligible — hors territoire de Saint-Étienne Métropole",
-    "a_verifier": "À vérifier",
-    "non_geocode": "Non localisé",
-}
+HEADLINES = dict(TITRES_SEM)
 
 #: What the geocoder's precision (BAN « type ») means for a person.
 PRECISION_LABELS = {
