@@ -137,3 +137,22 @@ def test_a_commune_name_after_a_comma_without_postcode_is_not_a_verdict():
     res = check("5 place Bellecour, Lyon", _res("5 Place Bellevue 42000 Saint-Étienne",
                                                 "Place Bellevue", "42218"))
     assert not res.hors_territoire and any("Lyon (69)" in i for i in res.issues)
+
+
+def test_a_homonym_of_a_sem_commune_is_not_outside_another_territory():
+    """« Villars » written alone reads SEM's Villars (42) first; under the territory of
+    Villars (84) it must not be « hors territoire », while « 42390 Villars » still is."""
+    from qpv_geo.geocoding.consistency import written_outside
+    from qpv_geo.territoire import resolve_territoire
+
+    vaucluse = resolve_territoire("84145")
+    assert written_outside("3 rue de la Poste, Villars", territoire=vaucluse) is None
+    out = written_outside("3 rue de la Poste 42390 Villars", territoire=vaucluse)
+    assert out is not None and "Villars (42)" in out.hors_territoire
+    assert "hors Villars" in out.hors_territoire
+    # SEM's reading is unchanged: Villars (42) is in SEM, Villars (84) with its postcode is not.
+    assert written_outside("3 rue de la Poste, Villars") is None
+    assert written_outside("3 rue de la Poste 84400 Villars") is not None
+    lyon = resolve_territoire("200046977")
+    pc = written_outside("3 rue de la Poste 42000", territoire=lyon)
+    assert pc is not None and "hors de la Métropole de Lyon" in pc.hors_territoire

@@ -259,6 +259,12 @@ def _dans(commune: Commune, territoire: Any = None) -> bool:
     return commune.insee in territoire.communes or commune.commune in territoire.communes
 
 
+def _homonyme_dans(commune: Commune, territoire: Any) -> bool:
+    """True when a commune of the same name as ``commune`` is in the territory."""
+    cl = communes_france()
+    return any(_dans(cl.current(c), territoire) for c in cl.by_key(name_key(commune.nom)))
+
+
 def _nom(territoire: Any = None) -> str:
     return "Saint-Étienne Métropole" if territoire is None else str(territoire.nom)
 
@@ -270,6 +276,9 @@ def _outside_reason(w: Written, territoire: Any = None) -> str | None:
     if w.commune is not None:
         if _dans(w.commune, territoire) or not w.commune_certain:
             return None
+        if territoire is not None and not (w.postcode and w.postcode in w.commune.codes_postaux) \
+                and _homonyme_dans(w.commune, territoire):
+            return None  # « Villars » alone: SEM's was read, but the territory has one too
         reason = (f"commune écrite : {w.commune.label}, {hors(_nom(territoire))} "
                   f"(INSEE {w.commune.insee})")
         if w.postcode and w.postcode not in w.commune.codes_postaux:
@@ -278,8 +287,8 @@ def _outside_reason(w: Written, territoire: Any = None) -> str | None:
     if w.postcode:
         communes = communes_france().by_postcode(w.postcode)
         if communes and not any(_dans(c, territoire) for c in communes):
-            return (f"code postal écrit {w.postcode} ({_names(communes)}), hors "
-                    f"{_nom(territoire)}")
+            return (f"code postal écrit {w.postcode} ({_names(communes)}), "
+                    f"{hors(_nom(territoire))}")
     return None
 
 
