@@ -49,12 +49,15 @@ def esc(value: Any) -> str:
     """HTML-escape user text, also neutralising ``$``, backticks and backslashes.
 
     folium puts popup and tooltip HTML inside JavaScript template literals, where ``${…}`` and
-    a backtick would be code: entities keep them text.
+    a backtick would be code: entities keep them text. ``{`` too: folium reads each element's
+    output as a jinja template again, where a porteur named « {{ x }} » or « {% x %} » made
+    the map fail.
     """
     if _missing(value):
         return ""
     text = html.escape(str(value), quote=True)
-    return text.replace("`", "&#96;").replace("$", "&#36;").replace("\\", "&#92;")
+    return (text.replace("`", "&#96;").replace("$", "&#36;").replace("\\", "&#92;")
+            .replace("{", "&#123;"))
 
 
 def _tiles(tiles: str | None) -> str | None:

@@ -93,12 +93,13 @@ def test_user_text_is_escaped(page, sites):
     row = next(r for r in maps._site_rows(sites) if "alert(1)" in r[2])
     popup = maps.popup_html(row)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in popup
-    assert "&#96;&#36;{alert(2)}&#96;" in popup and "&lt;b&gt;gras&lt;/b&gt;" in popup
+    assert "&#96;&#36;&#123;alert(2)}&#96;" in popup and "&lt;b&gt;gras&lt;/b&gt;" in popup
 
 
 def test_esc():
     assert maps.esc(None) == "" and maps.esc(float("nan")) == ""
-    assert maps.esc("a<b & `${x}` \\") == "a&lt;b &amp; &#96;&#36;{x}&#96; &#92;"
+    assert maps.esc("a<b & `${x}` \\") == "a&lt;b &amp; &#96;&#36;&#123;x}&#96; &#92;"
+    assert maps.esc("{{ x }} {% y %}") == "&#123;&#123; x }} &#123;% y %}"  # not jinja syntax
 
 
 def test_perimeters_legend_controls(page, site_map):
