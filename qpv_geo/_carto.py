@@ -103,6 +103,22 @@ def is_demo(sites: pd.DataFrame | None, reference: Reference) -> bool:
 DECIMALES_CARTE = 7
 
 
+#: Above this many QPV (a large territory: a métropole like Grand Paris, all France), the
+#: outputs are condensed: the interactive maps draw each perimeter once, simplified
+#: (:data:`TOLERANCE_GRAND_DEG`), and the report lists one by one only the QPV some action
+#: reaches (the others counted per département, the full table in a CSV next to it).
+SEUIL_GRAND_TERRITOIRE = 40
+#: Perimeters drawn on the interactive maps of a large territory: simplified to ≈ 5 m
+#: (0.00005°) and encoded with 5 decimals (≈ 1 m), :func:`formes_compactes` — a drawing at
+#: the scale of a region; the verdicts and the coverage are computed on the full perimeters.
+TOLERANCE_GRAND_DEG = 0.00005
+
+
+def grand_territoire(reference: Reference) -> bool:
+    """True for a territory with more than :data:`SEUIL_GRAND_TERRITOIRE` QPV."""
+    return len(reference.qpv) > SEUIL_GRAND_TERRITOIRE
+
+
 def _geojson(gdf: Any, props: dict[str, Sequence[Any]]) -> dict[str, Any]:
     import numpy as np
     import shapely
@@ -114,6 +130,45 @@ def _geojson(gdf: Any, props: dict[str, Sequence[Any]]) -> dict[str, Any]:
         feats.append({"type": "Feature", "properties": {k: v[i] for k, v in props.items()},
                       "geometry": geom.__geo_interface__})
     return {"type": "FeatureCollection", "features": feats}
+
+
+def _polyline(coords: Any) -> str:
+    """One ring as an encoded polyline (Google's algorithm, 5 decimals, x then y): ≈ 5
+    characters a vertex instead of ≈ 22 in GeoJSON; ``qpvgeoGeoJson`` decodes it. ``{`` is
+    written ``!``: folium reads each element's output as a jinja template again, where
+    ``{{``, ``{%`` or ``{#`` would be syntax."""
+    import numpy as np
+
+    v = np.round(np.asarray(coords, dtype=float)[:, :2] * 1e5).astype(np.int64)
+    d = np.diff(v, axis=0, prepend=np.zeros((1, 2), dtype=np.int64)).ravel()
+    z = np.where(d < 0, ~(d << 1), d << 1)
+    out = []
+    for n in z.tolist():
+        while n >= 0x20:
+            out.append(chr((0x20 | (n & 0x1F)) + 63))
+            n >>= 5
+        out.append(chr(n + 63))
+    return "".join(out).replace("{", "!")
+
+
+def formes_compactes(geoms: Any, props: dict[str, Sequence[Any]], *,
+                     tolerance: float = TOLERANCE_GRAND_DEG) -> list[list[Any]]:
+    """Polygons for the maps of a large territory: one ``[properties, [[ring, …], …]]`` per
+    geometry (each polygon a list of encoded rings, :func:`_polyline`), simplified by
+    ``tolerance`` degrees."""
+    import numpy as np
+    import shapely
+
+    geoms = np.asarray(geoms)
+    if tolerance:
+        geoms = shapely.simplify(geoms, tolerance, preserve_topology=True)
+    out = []
+    for i, geom in enumerate(geoms):
+        polygons = list(getattr(geom, "geoms", [geom])) if geom is not None else []
+        rings = [[_polyline(p.exterior.coords), *(_polyline(r.coords) for r in p.interiors)]
+                 for p in polygons if p.geom_type == "Polygon" and not p.is_empty]
+        out.append([{k: v[i] for k, v in props.items()}, rings])
+    return out
 
 
 def _located(sites: pd.DataFrame) -> pd.DataFrame:

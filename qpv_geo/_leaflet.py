@@ -3,7 +3,9 @@
 * ``Decorations`` (CSS, hatching pattern, popup builder, QPV label placement, opening fit —
   once per page), ``HtmlControl`` (fixed HTML in a map corner), ``SitesLayer`` (one priority's
   markers, clustered above a threshold), ``Legend`` (folding legend), ``QpvLabels`` (QPV names
-  without overlap) and ``Fit`` (opening view clear of the legend and notes);
+  without overlap), ``Fit`` (opening view clear of the legend and notes) and ``CoverageLayer``
+  (the QPV of a large territory drawn once, coloured by the chosen priority) and
+  ``CompactShapes`` (a large territory's polygons as encoded polylines);
 * :func:`_ink`: black or white text on a priority colour.
 
 folium is imported inside :func:`_elements`: ``import qpv_geo`` stays light.
@@ -104,6 +106,35 @@ function qpvgeoCadrer(map, bounds) {
   if (right > size.x / 2) { right = 10; }
   if (bottom > size.y / 2) { bottom = 10; }
   map.fitBounds(bounds, {paddingTopLeft: [50, 20], paddingBottomRight: [right, bottom]});
+}
+"""
+
+#: Decoder of :func:`qpv_geo._carto.formes_compactes` (encoded polylines → GeoJSON), repeated
+#: in each element that needs it: only the maps of a large territory carry it.
+_FORMES_JS = """
+function qpvgeoGeoJson(feats) {
+  function ring(s) {
+    var pts = [], i = 0, x = 0, y = 0;
+    while (i < s.length) {
+      for (var k = 0; k < 2; k++) {
+        var shift = 0, r = 0, b;
+        do {
+          b = s.charCodeAt(i++);
+          b = (b === 33 ? 123 : b) - 63;  // '!' stands for '{'
+          r |= (b & 31) << shift; shift += 5;
+        } while (b >= 32);
+        var d = (r & 1) ? ~(r >> 1) : (r >> 1);
+        if (k === 0) { x += d; } else { y += d; }
+      }
+      pts.push([x / 1e5, y / 1e5]);
+    }
+    return pts;
+  }
+  return {type: 'FeatureCollection', features: feats.map(function (f, i) {
+    f[0].i = i;
+    return {type: 'Feature', properties: f[0], geometry: {type: 'MultiPolygon',
+      coordinates: f[1].map(function (p) { return p.map(ring); })}};
+  })};
 }
 """
 
@@ -281,8 +312,84 @@ def _elements() -> dict[str, type]:
             self._name = "Fit"
             self.bounds = bounds
 
+    class CoverageLayer(MacroElement):
+        """The QPV of a large territory drawn once, coloured by the priority chosen in the
+        layer control (``baselayerchange``): ``par_priorite`` maps each radio button's name to
+        one ``[fill, tooltip detail or null for a gap]`` per feature, in order."""
+
+        _template = Template("""
+            {% macro script(this, kwargs) %}
+            (function () {
+              var map = {{ this._parent.get_name() }};
+              var data = {{ this.par_priorite|tojson }};
+              var current = Object.keys(data)[0];
+              var lacune = {{ this.couleur_lacune|tojson }};
+              function style(f) {
+                var gap = data[current][f.properties.i][1] === null;
+                return {color: gap ? lacune : '#555555', weight: gap ? 3 : 1,
+                        dashArray: gap ? '5 4' : null,
+                        fillColor: data[current][f.properties.i][0], fillOpacity: 0.85};
+              }
+              """ + _FORMES_JS + """
+              var layer = L.geoJson(qpvgeoGeoJson({{ this.shapes|tojson }}), {style: style});
+              layer.bindTooltip(function (l) {
+                var p = l.feature.properties, c = data[current][p.i];
+                return '<b>' + p.lib + '</b> (' + p.code + ')' +
+                  (c[1] === null ? {{ this.lacune|tojson }} : c[1]);
+              });
+              layer.addTo(map);
+              map.on('baselayerchange', function (e) {
+                if (data[e.name]) { current = e.name; layer.setStyle(style); }
+              });
+            })();
+            {% endmacro %}""")
+
+        def __init__(self, shapes: list[list[Any]], par_priorite: dict[str, list[list[Any]]],
+                     *, lacune: str, couleur_lacune: str) -> None:
+            super().__init__()
+            self._name = "CoverageLayer"
+            self.shapes = shapes  # formes_compactes(): properties ``code``, ``lib`` (escaped)
+            self.par_priorite = par_priorite
+            self.lacune = lacune
+            self.couleur_lacune = couleur_lacune
+
+    class CompactShapes(Layer):
+        """Polygons of a large territory, encoded (:func:`qpv_geo._carto.formes_compactes`),
+        one style, an optional tooltip (property ``_tip``) and hover highlight: a layer of the
+        layer control like ``folium.GeoJson``, a quarter of its size."""
+
+        _template = Template("""
+            {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = (function () {
+              """ + _FORMES_JS + """
+              var style = {{ this.style|tojson }};
+              var layer = L.geoJson(qpvgeoGeoJson({{ this.shapes|tojson }}),
+                                    {style: function () { return style; }});
+              {% if this.tooltip %}
+              layer.bindTooltip(function (l) { return l.feature.properties._tip; });
+              {% endif %}
+              {% if this.highlight %}
+              var hi = {{ this.highlight|tojson }};
+              layer.on('mouseover', function (e) { e.layer.setStyle(hi); });
+              layer.on('mouseout', function (e) { layer.resetStyle(e.layer); });
+              {% endif %}
+              return layer;
+            })();
+            {% endmacro %}""")
+
+        def __init__(self, shapes: list[list[Any]], *, name: str, style: dict[str, Any],
+                     highlight: dict[str, Any] | None = None, tooltip: bool = False,
+                     show: bool = True, control: bool = True) -> None:
+            super().__init__(name=name, overlay=True, control=control, show=show)
+            self._name = "CompactShapes"
+            self.shapes = shapes
+            self.style = style
+            self.highlight = highlight or {}
+            self.tooltip = tooltip
+
     _ELEMENT_CLASSES.update(Decorations=Decorations, HtmlControl=HtmlControl,
-                            SitesLayer=SitesLayer, Legend=Legend, QpvLabels=QpvLabels, Fit=Fit)
+                            SitesLayer=SitesLayer, Legend=Legend, QpvLabels=QpvLabels, Fit=Fit,
+                            CoverageLayer=CoverageLayer, CompactShapes=CompactShapes)
     return _ELEMENT_CLASSES
 
 

@@ -48,6 +48,8 @@ from qpv_geo._carto import (
     _priority_column,
     _tiles,
     esc,
+    formes_compactes,
+    grand_territoire,
     is_demo,
     notes_for,
 )
@@ -275,6 +277,13 @@ def _perimeter_layers(m: folium.Map, reference: Reference, *, qpv_style: Any = N
         qpv = reference.qpv
         tips = [f"<b>{esc(c)}</b> « {esc(n)} »<br>{esc(com)}" for c, n, com in
                 zip(qpv["code_qp"], qpv["lib_qp"], qpv["lib_com"], strict=True)]
+        if grand_territoire(reference):  # each perimeter encoded, a quarter of the size
+            _elements()["CompactShapes"](
+                formes_compactes(qpv.geometry.values, {"_tip": tips}), name=mots.qpv_eligibles,
+                style={"color": COULEUR_QPV, "weight": 2.5, "fillColor": COULEUR_QPV,
+                       "fillOpacity": 0.22},
+                highlight={"weight": 4, "fillOpacity": 0.35}, tooltip=True).add_to(m)
+            return
         folium.GeoJson(
             _geojson(qpv, {"_tip": tips, "code_qp": [esc(c) for c in qpv["code_qp"]],
                            "lib_qp": [esc(n) for n in qpv["lib_qp"]]}),
@@ -301,7 +310,17 @@ def _legend_perimeters(reference: Reference) -> str:
     if mots.est_sem or len(reference.communes):
         parts.append(f"<div class='ligne'><span class='aplat' style='border-color:{COULEUR_SEM};"
                      f"background:none'></span>{esc(mots.contour)}</div>")
+    if grand_territoire(reference):
+        parts.append(NOTE_CONTOURS_SIMPLIFIES)
     return "".join(parts)
+
+
+#: Outline of the « quartier vécu » of a large territory: drawn simplified to ≈ 20 m.
+TOLERANCE_TAMPON_DEG = 0.0002
+
+#: Legend line of the interactive maps of a large territory (perimeters drawn simplified).
+NOTE_CONTOURS_SIMPLIFIES = ("<div class='ligne'><i>Contours dessinés simplifiés (≈ 5 m) ; "
+                            "verdicts et couverture calculés sur les périmètres complets</i></div>")
 
 
 def autres_qpv_proches(reference: Reference, *, marge_deg: float = 0.15) -> Any:
@@ -378,12 +397,16 @@ def map_from_sites(
     m = _base_map(reference, tiles)
     if rayon_m and len(reference.qpv):
         zone = tampon_wgs84(reference.qpv, float(rayon_m))
-        folium.GeoJson(
-            {"type": "Feature", "properties": {}, "geometry": zone.__geo_interface__},
-            name=f"Quartier vécu : QPV + {float(rayon_m):.0f} m",
-            style_function=lambda f: {"color": COULEUR_QPV, "weight": 1, "dashArray": "3 4",
-                                      "fill": False},
-        ).add_to(m)
+        name = f"Quartier vécu : QPV + {float(rayon_m):.0f} m"
+        style = {"color": COULEUR_QPV, "weight": 1, "dashArray": "3 4", "fill": False}
+        if grand_territoire(reference):  # a dashed outline: drawn to ≈ 20 m, encoded
+            els["CompactShapes"](formes_compactes([zone], {}, tolerance=TOLERANCE_TAMPON_DEG),
+                                 name=name, style=style).add_to(m)
+        else:
+            folium.GeoJson(
+                {"type": "Feature", "properties": {}, "geometry": zone.__geo_interface__},
+                name=name, style_function=lambda f: style,
+            ).add_to(m)
     _perimeter_layers(m, reference)
     located = _located(sites)
     prio = _priority_column(located)
@@ -487,6 +510,8 @@ def coverage_map(
     matrix = coverage.matrix.set_index(["code_qp", "priorite"])
     rates = coverage.par_priorite.set_index("priorite")
     titles: dict[str, str] = {}
+    compact = grand_territoire(reference)
+    par_priorite: dict[str, list[list[Any]]] = {}
     for i, key in enumerate(keys):
         fills, tips, gap = [], [], []
         for code, lib in zip(qpv["code_qp"], qpv["lib_qp"], strict=True):
@@ -496,7 +521,7 @@ def coverage_map(
             fills.append(_palier(n_dans, proximite=n - n_dans))
             gap.append(n == 0)
             if row is None or n == 0:
-                detail = "<br><b style='color:#d7191c'>Lacune : aucune action</b>"
+                detail = LACUNE_INFOBULLE
             else:
                 where = ("action dans le QPV" if n_dans else
                          f"seulement quartier vécu (≤ {coverage.rayon_m:.0f} m)")
@@ -504,17 +529,22 @@ def coverage_map(
                           f"({int(row['sites_dans'])} site(s) dans le QPV, "
                           f"{int(row['sites_proximite'])} à moins de {coverage.rayon_m:.0f} m)"
                           f"<br>Porteurs : {esc(row['porteurs_liste'])}")
-            tips.append(f"<b>{esc(lib)}</b> ({esc(code)}){detail}")
-        data = _geojson(qpv, {"_tip": tips, "fill": fills, "lacune": gap})
+            tips.append(detail if compact else f"<b>{esc(lib)}</b> ({esc(code)}){detail}")
         r = rates.loc[key] if key in rates.index else None
         detail = ("" if r is None else f" — {int(r['qpv_dans'])}/{int(r['qpv_total'])} dans le "
                   f"QPV, {int(r['qpv_proximite'])} à ≤ {coverage.rayon_m:.0f} m")
         layer_name = f"{html.escape(label_of(key))}{detail}"
         titles[layer_name] = f"Couverture : {label_of(key)}{detail}"
         group = folium.FeatureGroup(name=layer_name, overlay=False, show=(i == 0))
+        if compact:  # the radio button only: the one QPV layer below follows it
+            par_priorite[layer_name] = [[f, None if g else t]
+                                        for f, g, t in zip(fills, gap, tips, strict=True)]
+            group.add_to(m)
+            continue
         if not len(qpv):  # a territory without QPV (a small commune): nothing to colour
             group.add_to(m)
             continue
+        data = _geojson(qpv, {"_tip": tips, "fill": fills, "lacune": gap})
         folium.GeoJson(
             data,
             style_function=lambda f: {
@@ -525,6 +555,13 @@ def coverage_map(
             tooltip=folium.GeoJsonTooltip(fields=["_tip"], labels=False),
         ).add_to(group)
         group.add_to(m)
+    if compact:
+        # A large territory: every perimeter once, restyled when another priority is chosen
+        # (eight copies of all France's QPV made a 30 MB page).
+        shapes = formes_compactes(qpv.geometry.values, {"code": [esc(c) for c in qpv["code_qp"]],
+                                                        "lib": [esc(n) for n in qpv["lib_qp"]]})
+        m.add_child(els["CoverageLayer"](shapes, par_priorite, lacune=LACUNE_INFOBULLE,
+                                         couleur_lacune=COULEUR_LACUNE))
     _perimeter_outline_only(m, reference)
     _qpv_labels(m, reference)
     if rues and not _tiles(tiles):
@@ -539,7 +576,7 @@ def coverage_map(
               f"<div class='ligne'><span class='aplat' style='border-color:{COULEUR_LACUNE};"
               "border-style:dashed;background:#fff'></span>Lacune : aucune action</div>"
               "<div class='ligne'><i>Priorité affichée : menu des couches (en haut à droite)"
-              "</i></div>")
+              "</i></div>" + (NOTE_CONTOURS_SIMPLIFIES if compact else ""))
     mots = libelles(reference)
     titre = "Couverture des QPV par priorité" + ("" if mots.est_sem else
                                                  f" — {mots.titre_carte}")
@@ -547,6 +584,10 @@ def coverage_map(
     _notes_control(m, notes_for(reference, sites, demo=demo), reference.version)
     _fit(m, reference, qpv_only=True)
     return m
+
+
+#: Tooltip line of a QPV × priority with no action, on the coverage map.
+LACUNE_INFOBULLE = "<br><b style='color:#d7191c'>Lacune : aucune action</b>"
 
 
 def _perimeter_outline_only(m: folium.Map, reference: Reference) -> None:
