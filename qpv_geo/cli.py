@@ -758,7 +758,8 @@ def report_command(
                            tiles="osm" if tiles == "osm" else None, pdf=pdf, title=titre,
                            source=sites.name)
     for kind, path in written.items():
-        console.print(f"Rapport {kind.upper()} écrit : {path}", highlight=False)
+        what = "Tableau complet par QPV (CSV)" if kind == "par_qpv" else f"Rapport {kind.upper()}"
+        console.print(f"{what} écrit : {path}", highlight=False)
     cov = coverage_from_sites(frame, reference, rayon_m=rayon)
     for p in cov.par_priorite.itertuples(index=False):
         console.print(f"  {p.priorite_label} : {p.qpv_dans}/{p.qpv_total} QPV avec une action "

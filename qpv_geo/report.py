@@ -160,13 +160,17 @@ def _priority_groups(coverage: Coverage) -> list[dict[str, Any]]:
     return groups
 
 
-def _matrix_rows(coverage: Coverage) -> list[dict[str, Any]]:
+def _matrix_rows(coverage: Coverage, listes: frozenset[str] | None = None
+                 ) -> list[dict[str, Any]]:
+    """Rows of the matrix QPV × priority (only the QPV in ``listes`` when given)."""
     from qpv_geo.coverage import axes_of_call
 
     order = [k for _, keys in axes_of_call() for k in keys]
     m = coverage.matrix.set_index(["code_qp", "priorite"])
     rows = []
     for q in coverage.par_qpv.itertuples(index=False):
+        if listes is not None and q.code_qp not in listes:
+            continue
         cells = []
         for key in order:
             r = m.loc[(q.code_qp, key)]
@@ -276,8 +280,14 @@ def report_from_sites(
     source: str | None = None,
     demo: bool | None = None,
     coverage: Coverage | None = None,
+    export_qpv: str | None = None,
 ) -> str:
     """The committee report as one self-contained HTML page.
+
+    A large territory (more than :data:`qpv_geo._carto.SEUIL_GRAND_TERRITOIRE` QPV) gets the
+    condensed report of :mod:`qpv_geo.rapport_condense`: the matrix lists the QPV some action
+    reaches (its red cells are their gaps, not repeated in a second table), the others are
+    counted per département, and a sentence says so and names the full per-QPV CSV.
 
     Parameters
     ----------
@@ -298,6 +308,8 @@ def report_from_sites(
         Force the demonstration mark (default: detected from the data and the sites).
     coverage
         A coverage already computed with the same ``rayon_m`` (computed otherwise).
+    export_qpv
+        Name of the full per-QPV CSV written next to the report (condensed report only).
 
     Returns
     -------
@@ -336,6 +348,10 @@ def report_from_sites(
                   figures.coverage_by_priority_figure(cov, reference), dpi=120)),
               "par_qpv": _png_uri(figures.figure_png(figures.coverage_by_qpv_figure(cov),
                                                      dpi=120))}
+    from qpv_geo.rapport_condense import condensation
+
+    condense = condensation(cov, reference)
+    listes = condense.listes if condense is not None else None
     chiffres = _key_figures(sites, cov, mots)
     revoir = _review_rows(sites, mots)
     chiffres["a_revoir"] = len(revoir)
@@ -347,7 +363,9 @@ def report_from_sites(
         title=title, source=source, generated=dt.datetime.now().strftime("%d/%m/%Y %H:%M"),
         demo=is_demo, notes=notes, rayon=cov.rayon_m, static=static,
         chiffres=chiffres, axes=_axes_header(), groupes=_priority_groups(cov),
-        matrix=_matrix_rows(cov), lacunes=_gaps_by_qpv(cov), revoir=revoir,
+        matrix=_matrix_rows(cov, listes), revoir=revoir,
+        lacunes=_gaps_by_qpv(cov) if condense is None else [],
+        condense=condense, export_qpv=export_qpv,
         hors_carte=_outside_rows(sites, reference),
         data=_data_info(sites, reference), heads=heads, cartes=cartes, images=images,
         fond=_fond(tiles, static, rues=_rues_dessinees(reference)), mots=mots,
@@ -455,7 +473,8 @@ def write_report(
     Returns
     -------
     dict
-        ``{"html": path}`` and/or ``{"pdf": path}``.
+        ``{"html": path}`` and/or ``{"pdf": path}``; for a large territory also
+        ``{"par_qpv": path}``, the full per-QPV table (CSV) the condensed report points to.
     """
     from qpv_geo.coverage import coverage_from_sites
 
@@ -469,6 +488,11 @@ def write_report(
         kwargs["title"] = title
     cov = coverage_from_sites(sites, reference, rayon_m=rayon_m)
     written: dict[str, Path] = {}
+    from qpv_geo.rapport_condense import chemin_par_qpv, condensation, write_table_par_qpv
+
+    if condensation(cov, reference) is not None:  # a large territory: the full table aside
+        written["par_qpv"] = write_table_par_qpv(cov, reference, chemin_par_qpv(output))
+        kwargs["export_qpv"] = written["par_qpv"].name
     if output.suffix.lower() != ".pdf":
         from qpv_geo._files import os_error_message, write_text_atomic
 

@@ -1,0 +1,140 @@
+"""The committee report of a large territory (more than ``SEUIL_GRAND_TERRITOIRE`` QPV: a
+métropole like Grand Paris, all France), condensed so that it stays readable and quick.
+
+* :func:`condensation`: which QPV the report lists one by one (those some action reaches: a
+  site inside or within the radius of the « quartier vécu »), and the others counted per
+  département (with its région), for the sentence and the table that say so;
+* :func:`table_par_qpv` / :func:`write_table_par_qpv`: the full per-QPV table (every QPV of
+  the territory, coverage of each priority), the CSV written next to the report
+  (``<rapport>-par-qpv.csv``) — nothing is dropped, it is moved out of the page.
+
+SEM (and every territory up to the threshold) keeps the full report: nothing here applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from qpv_geo._carto import SEUIL_GRAND_TERRITOIRE, grand_territoire
+from qpv_geo.priorites import PRIORITES, label_of
+
+if TYPE_CHECKING:
+    from qpv_geo.coverage import Coverage
+    from qpv_geo.reference import Reference
+
+#: Words of the coverage of one QPV × priority in the per-QPV CSV.
+COUVERTURE_MOTS = {"dans": "action dans le QPV", "proximite": "seulement quartier vécu",
+                   "aucune": "lacune"}
+
+
+@dataclass(frozen=True)
+class Condensation:
+    """What the condensed report shows of a large territory's QPV."""
+
+    qpv_total: int
+    listes: frozenset[str]  # codes of the QPV listed one by one (some action reaches them)
+    par_departement: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def n_listes(self) -> int:
+        return len(self.listes)
+
+    @property
+    def n_resumes(self) -> int:
+        return self.qpv_total - len(self.listes)
+
+
+def chemin_par_qpv(output: str | Path) -> Path:
+    """The per-QPV CSV written next to a report: ``rapport.html`` → ``rapport-par-qpv.csv``."""
+    output = Path(output)
+    return output.with_name(f"{output.with_suffix('').name}-par-qpv.csv")
+
+
+def _departements(reference: Reference) -> pd.DataFrame:
+    """One row per QPV of the territory: ``code_qp``, ``dep`` (code), ``lib_dep``,
+    ``lib_reg`` (names from the national layer when it carries them, else the code)."""
+    qpv = reference.qpv
+    com = qpv["insee_com"].astype(str) if "insee_com" in qpv.columns else \
+        pd.Series([""] * len(qpv), index=qpv.index)
+    dep = [c[:3] if c.startswith("97") else c[:2] for c in com]  # 974, 2A, 93…
+    out = pd.DataFrame({"code_qp": qpv["code_qp"].to_numpy(), "dep": dep})
+    noms: dict[str, tuple[str, str]] = {}
+    from qpv_geo.exceptions import QpvGeoError
+
+    try:
+        from qpv_geo.territoire import qpv_france
+
+        nat, _ = qpv_france()
+        if {"insee_dep", "lib_dep", "lib_reg"} <= set(nat.columns):
+            for d, ld, lr in zip(nat["insee_dep"].astype(str), nat["lib_dep"], nat["lib_reg"],
+                                 strict=True):
+                noms.setdefault(d, (str(ld), str(lr)))
+    except (QpvGeoError, OSError):  # names are a nicety: the codes stay
+        noms = {}
+    out["lib_dep"] = [noms.get(d, (d, ""))[0] for d in out["dep"]]
+    out["lib_reg"] = [noms.get(d, ("", ""))[1] for d in out["dep"]]
+    return out
+
+
+def condensation(coverage: Coverage, reference: Reference) -> Condensation | None:
+    """What a large territory's report lists (``None`` up to the threshold: everything)."""
+    if not grand_territoire(reference):
+        return None
+    q = coverage.par_qpv
+    reached = q["priorites_atteintes"] > 0
+    deps = _departements(reference).set_index("code_qp")
+    frame = pd.DataFrame({"code_qp": q["code_qp"], "atteint": reached.to_numpy()})
+    frame = frame.join(deps, on="code_qp")
+    rows = []
+    for (dep, lib_dep, lib_reg), g in frame.groupby(["dep", "lib_dep", "lib_reg"], sort=True,
+                                                   dropna=False):
+        rows.append({"dep": dep, "lib_dep": lib_dep, "lib_reg": lib_reg, "qpv": len(g),
+                     "atteints": int(g["atteint"].sum()),
+                     "sans_action": int((~g["atteint"]).sum())})
+    return Condensation(qpv_total=len(q), listes=frozenset(q.loc[reached, "code_qp"]),
+                        par_departement=rows)
+
+
+def table_par_qpv(coverage: Coverage, reference: Reference) -> pd.DataFrame:
+    """Every QPV of the territory, one row: place, sites, and per priority of the call its
+    coverage (action dans le QPV / seulement quartier vécu / lacune) and its actions."""
+    q = coverage.par_qpv
+    deps = _departements(reference).set_index("code_qp")
+    out = pd.DataFrame({"code_qp": q["code_qp"], "lib_qp": q["lib_qp"], "commune": q["lib_com"]})
+    out = out.join(deps[["dep", "lib_dep", "lib_reg"]], on="code_qp").rename(
+        columns={"dep": "departement", "lib_dep": "nom_departement", "lib_reg": "region"})
+    for col in ("sites_dans", "sites_proximite", "actions", "porteurs", "priorites_dans",
+                "priorites_proximite", "priorites_lacunes"):
+        out[col] = q[col].to_numpy()
+    m = coverage.matrix.set_index(["code_qp", "priorite"])
+    for key in PRIORITES:
+        label = label_of(key)
+        cov = [m.loc[(c, key), "couverture"] if (c, key) in m.index else "aucune"
+               for c in out["code_qp"]]
+        out[label] = [COUVERTURE_MOTS.get(str(v), str(v)) for v in cov]
+        out[f"{label} — actions"] = [int(m.loc[(c, key), "actions"]) if (c, key) in m.index
+                                     else 0 for c in out["code_qp"]]
+    return out.reset_index(drop=True)
+
+
+def write_table_par_qpv(coverage: Coverage, reference: Reference, path: str | Path) -> Path:
+    """Write :func:`table_par_qpv` as a CSV for French Excel (UTF-8 with BOM, ``;``), cells
+    that a spreadsheet would run as a formula neutralised; written aside, then renamed."""
+    from qpv_geo._files import os_error_message, write_text_atomic
+    from qpv_geo.batch.writing import neutralize_cells
+
+    path = Path(path)
+    text = neutralize_cells(table_par_qpv(coverage, reference)).to_csv(sep=";", index=False)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return write_text_atomic(path, text, encoding="utf-8-sig")
+    except OSError as exc:
+        raise os_error_message(exc, path) from exc
+
+
+__all__ = ["COUVERTURE_MOTS", "SEUIL_GRAND_TERRITOIRE", "Condensation", "chemin_par_qpv",
+           "condensation", "table_par_qpv", "write_table_par_qpv"]
