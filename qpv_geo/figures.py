@@ -36,6 +36,7 @@ from qpv_geo._carto import (
     _located,
     _palier,
     _priority_column,
+    grand_territoire,
     notes_for,
 )
 from qpv_geo._zones import couche_cadre, epsg_cadre, par_zone
@@ -268,13 +269,18 @@ def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 13
     lines = []
     if len(outside):
         lines.append(f"{len(outside)} site(s) {mots.hors_territoire}, non dessiné(s) : "
-                     "voir la liste dans le rapport")
+                     + ("comptés dans le rapport" if grand_territoire(reference)
+                        else "voir la liste dans le rapport"))
     if streets:
         from qpv_geo import osm
 
         lines.append(f"Rues : {osm.ROADS_ATTRIBUTION}, {osm.ROADS_COVERAGE_TEXT}")
     notes = notes_for(reference, sites, demo=demo)
     lines += ["⚠ " + n for n in notes]
+    if grand_territoire(reference):  # long notes (all France) set the picture's width: the
+        import textwrap  # map shrank to a third of it; wrapped, the map keeps its size
+
+        lines = [textwrap.fill(line, 150) for line in lines]
     if lines:
         fig.text(0.01, -0.03, "\n".join(lines), fontsize=7.5, color="#5a4a00", va="top")
     return _png(fig, dpi)

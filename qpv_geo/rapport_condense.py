@@ -4,6 +4,8 @@ métropole like Grand Paris, all France), condensed so that it stays readable an
 * :func:`condensation`: which QPV the report lists one by one (those some action reaches: a
   site inside or within the radius of the « quartier vécu »), and the others counted per
   département (with its région), for the sentence and the table that say so;
+* :func:`hors_cadre_par_zone`: the overseas sites the printed maps leave out, counted per part
+  of France instead of one row each;
 * :func:`table_par_qpv` / :func:`write_table_par_qpv`: the full per-QPV table (every QPV of
   the territory, coverage of each priority), the CSV written next to the report
   (``<rapport>-par-qpv.csv``) — nothing is dropped, it is moved out of the page.
@@ -99,6 +101,26 @@ def condensation(coverage: Coverage, reference: Reference) -> Condensation | Non
                         par_departement=rows)
 
 
+def hors_cadre_par_zone(sites: pd.DataFrame, reference: Reference
+                        ) -> tuple[pd.Index, list[dict[str, Any]]]:
+    """The sites of the territory that the printed maps (framed on metropolitan France) leave
+    out — located overseas, not « hors territoire » — counted per part of France: (their row
+    labels, ``[{"nom", "n"}]``). The report lists the others one by one."""
+    from qpv_geo.figures import sites_outside_map
+    from qpv_geo.projections import zone_du_point
+
+    outside = sites_outside_map(sites, reference)
+    if "status" in outside.columns:
+        outside = outside[outside["status"] != "hors_territoire"]
+    counts: dict[str, int] = {}
+    for lon, lat in zip(pd.to_numeric(outside["lon"]), pd.to_numeric(outside["lat"]),
+                        strict=True):
+        zone = zone_du_point(lon, lat)
+        nom = zone.nom if zone is not None else "autre position"
+        counts[nom] = counts.get(nom, 0) + 1
+    return outside.index, [{"nom": k, "n": v} for k, v in sorted(counts.items())]
+
+
 def table_par_qpv(coverage: Coverage, reference: Reference) -> pd.DataFrame:
     """Every QPV of the territory, one row: place, sites, and per priority of the call its
     coverage (action dans le QPV / seulement quartier vécu / lacune) and its actions."""
@@ -137,4 +159,4 @@ def write_table_par_qpv(coverage: Coverage, reference: Reference, path: str | Pa
 
 
 __all__ = ["COUVERTURE_MOTS", "SEUIL_GRAND_TERRITOIRE", "Condensation", "chemin_par_qpv",
-           "condensation", "table_par_qpv", "write_table_par_qpv"]
+           "condensation", "hors_cadre_par_zone", "table_par_qpv", "write_table_par_qpv"]

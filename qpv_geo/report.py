@@ -206,8 +206,10 @@ def _review_rows(sites: pd.DataFrame, mots: Libelles | None = None) -> list[dict
     return out
 
 
-def _outside_rows(sites: pd.DataFrame, reference: Reference) -> list[dict[str, str]]:
-    """Sites the maps framed on the territory do not show: outside it (status or position)."""
+def _outside_rows(sites: pd.DataFrame, reference: Reference,
+                  regroupes: pd.Index | None = None) -> list[dict[str, str]]:
+    """Sites the maps framed on the territory do not show: outside it (status or position),
+    but for those in ``regroupes`` (counted apart)."""
     from qpv_geo.figures import sites_outside_map
 
     statuts = libelles(reference).statuts
@@ -215,6 +217,8 @@ def _outside_rows(sites: pd.DataFrame, reference: Reference) -> list[dict[str, s
     if "status" in sites.columns:
         extra = sites[sites["status"] == "hors_territoire"]
         outside = pd.concat([outside, extra[~extra.index.isin(outside.index)]])
+    if regroupes is not None:
+        outside = outside[~outside.index.isin(regroupes)]
     out = []
     for idx, r in outside.sort_index().iterrows():
         adresse = r.get("adresse") if "adresse" in sites.columns else r.get("geocodage_label")
@@ -348,10 +352,12 @@ def report_from_sites(
                   figures.coverage_by_priority_figure(cov, reference), dpi=120)),
               "par_qpv": _png_uri(figures.figure_png(figures.coverage_by_qpv_figure(cov),
                                                      dpi=120))}
-    from qpv_geo.rapport_condense import condensation
+    from qpv_geo.rapport_condense import condensation, hors_cadre_par_zone
 
     condense = condensation(cov, reference)
     listes = condense.listes if condense is not None else None
+    regroupes, hors_cadre = (hors_cadre_par_zone(sites, reference) if condense is not None
+                             else (None, []))
     chiffres = _key_figures(sites, cov, mots)
     revoir = _review_rows(sites, mots)
     chiffres["a_revoir"] = len(revoir)
@@ -366,7 +372,7 @@ def report_from_sites(
         matrix=_matrix_rows(cov, listes), revoir=revoir,
         lacunes=_gaps_by_qpv(cov) if condense is None else [],
         condense=condense, export_qpv=export_qpv,
-        hors_carte=_outside_rows(sites, reference),
+        hors_carte=_outside_rows(sites, reference, regroupes), hors_cadre=hors_cadre,
         data=_data_info(sites, reference), heads=heads, cartes=cartes, images=images,
         fond=_fond(tiles, static, rues=_rues_dessinees(reference)), mots=mots,
         sous_titre=_sous_titre(mots), projection=_projection(reference),

@@ -152,3 +152,19 @@ def test_coverage_map_switches_priority_in_browser(grand_paris, page, tmp_path) 
     assert page.locator(red).count() == gaps["sante"]
     assert page.locator(".qpvgeo-legende summary").inner_text().startswith("Couverture : Santé")
     assert page.console_errors == []
+
+
+def test_overseas_sites_off_the_printed_maps_are_counted_per_territory() -> None:
+    """All France: the printed maps are framed on the metropole; the overseas sites they leave
+    out are counted per part of France (not one row each), a site hors territoire stays listed."""
+    from qpv_geo.rapport_condense import hors_cadre_par_zone
+
+    ref = reference_from_settings(Settings.from_env(territoire="france"))
+    sites = pd.DataFrame({"lat": [-20.88, -20.90, 45.76, -17.55], "lon": [55.45, 55.47, 4.84,
+                                                                          -149.57],
+                          "status": ["eligible", "hors_qpv", "eligible", "hors_territoire"]})
+    regroupes, zones = hors_cadre_par_zone(sites, ref)
+    assert list(regroupes) == [0, 1]
+    assert zones == [{"nom": "La Réunion", "n": 2}]
+    rows = report._outside_rows(sites, ref, regroupes)
+    assert [r["ligne"] for r in rows] == ["3"]
