@@ -315,7 +315,9 @@ def _elements() -> dict[str, type]:
     class CoverageLayer(MacroElement):
         """The QPV of a large territory drawn once, coloured by the priority chosen in the
         layer control (``baselayerchange``): ``par_priorite`` maps each radio button's name to
-        one ``[fill, tooltip detail or null for a gap]`` per feature, in order."""
+        one cell per feature, in order — ``0`` for a gap, else ``[fill, actions, actions
+        inside, sites inside, sites nearby, porteurs (escaped)]``; the tooltip is written here
+        with the words of the per-priority layers of a small territory."""
 
         _template = Template("""
             {% macro script(this, kwargs) %}
@@ -324,18 +326,24 @@ def _elements() -> dict[str, type]:
               var data = {{ this.par_priorite|tojson }};
               var current = Object.keys(data)[0];
               var lacune = {{ this.couleur_lacune|tojson }};
+              var rayon = {{ this.rayon|tojson }};
               function style(f) {
-                var gap = data[current][f.properties.i][1] === null;
-                return {color: gap ? lacune : '#555555', weight: gap ? 3 : 1,
-                        dashArray: gap ? '5 4' : null,
-                        fillColor: data[current][f.properties.i][0], fillOpacity: 0.85};
+                var c = data[current][f.properties.i];
+                return {color: c === 0 ? lacune : '#555555', weight: c === 0 ? 3 : 1,
+                        dashArray: c === 0 ? '5 4' : null,
+                        fillColor: c === 0 ? '#ffffff' : c[0], fillOpacity: 0.85};
               }
               """ + _FORMES_JS + """
               var layer = L.geoJson(qpvgeoGeoJson({{ this.shapes|tojson }}), {style: style});
               layer.bindTooltip(function (l) {
                 var p = l.feature.properties, c = data[current][p.i];
-                return '<b>' + p.lib + '</b> (' + p.code + ')' +
-                  (c[1] === null ? {{ this.lacune|tojson }} : c[1]);
+                var head = '<b>' + p.lib + '</b> (' + p.code + ')';
+                if (c === 0) { return head + {{ this.lacune|tojson }}; }
+                var where = c[2] ? 'action dans le QPV'
+                                 : 'seulement quartier vécu (≤ ' + rayon + ' m)';
+                return head + '<br><b>' + where + '</b><br>' + c[1] + ' action' +
+                  (c[1] > 1 ? 's' : '') + ' (' + c[3] + ' site(s) dans le QPV, ' + c[4] +
+                  ' à moins de ' + rayon + ' m)<br>Porteurs : ' + c[5];
               });
               layer.addTo(map);
               map.on('baselayerchange', function (e) {
@@ -344,14 +352,15 @@ def _elements() -> dict[str, type]:
             })();
             {% endmacro %}""")
 
-        def __init__(self, shapes: list[list[Any]], par_priorite: dict[str, list[list[Any]]],
-                     *, lacune: str, couleur_lacune: str) -> None:
+        def __init__(self, shapes: list[list[Any]], par_priorite: dict[str, list[Any]],
+                     *, lacune: str, couleur_lacune: str, rayon: str) -> None:
             super().__init__()
             self._name = "CoverageLayer"
             self.shapes = shapes  # formes_compactes(): properties ``code``, ``lib`` (escaped)
             self.par_priorite = par_priorite
             self.lacune = lacune
             self.couleur_lacune = couleur_lacune
+            self.rayon = rayon
 
     class CompactShapes(Layer):
         """Polygons of a large territory, encoded (:func:`qpv_geo._carto.formes_compactes`),

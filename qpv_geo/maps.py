@@ -511,15 +511,20 @@ def coverage_map(
     rates = coverage.par_priorite.set_index("priorite")
     titles: dict[str, str] = {}
     compact = grand_territoire(reference)
-    par_priorite: dict[str, list[list[Any]]] = {}
+    par_priorite: dict[str, list[Any]] = {}
     for i, key in enumerate(keys):
-        fills, tips, gap = [], [], []
+        fills, tips, gap, cells = [], [], [], []
         for code, lib in zip(qpv["code_qp"], qpv["lib_qp"], strict=True):
             row = matrix.loc[(code, key)] if (code, key) in matrix.index else None
             n = int(row["actions"]) if row is not None else 0
             n_dans = int(row["actions_dans"]) if row is not None else 0
             fills.append(_palier(n_dans, proximite=n - n_dans))
             gap.append(n == 0)
+            if compact:  # numbers: the browser writes the tooltip (CoverageLayer)
+                cells.append(0 if row is None or n == 0 else [
+                    fills[-1], n, n_dans, int(row["sites_dans"]), int(row["sites_proximite"]),
+                    esc(row["porteurs_liste"])])
+                continue
             if row is None or n == 0:
                 detail = LACUNE_INFOBULLE
             else:
@@ -529,7 +534,7 @@ def coverage_map(
                           f"({int(row['sites_dans'])} site(s) dans le QPV, "
                           f"{int(row['sites_proximite'])} à moins de {coverage.rayon_m:.0f} m)"
                           f"<br>Porteurs : {esc(row['porteurs_liste'])}")
-            tips.append(detail if compact else f"<b>{esc(lib)}</b> ({esc(code)}){detail}")
+            tips.append(f"<b>{esc(lib)}</b> ({esc(code)}){detail}")
         r = rates.loc[key] if key in rates.index else None
         detail = ("" if r is None else f" — {int(r['qpv_dans'])}/{int(r['qpv_total'])} dans le "
                   f"QPV, {int(r['qpv_proximite'])} à ≤ {coverage.rayon_m:.0f} m")
@@ -537,8 +542,7 @@ def coverage_map(
         titles[layer_name] = f"Couverture : {label_of(key)}{detail}"
         group = folium.FeatureGroup(name=layer_name, overlay=False, show=(i == 0))
         if compact:  # the radio button only: the one QPV layer below follows it
-            par_priorite[layer_name] = [[f, None if g else t]
-                                        for f, g, t in zip(fills, gap, tips, strict=True)]
+            par_priorite[layer_name] = cells
             group.add_to(m)
             continue
         if not len(qpv):  # a territory without QPV (a small commune): nothing to colour
@@ -561,7 +565,8 @@ def coverage_map(
         shapes = formes_compactes(qpv.geometry.values, {"code": [esc(c) for c in qpv["code_qp"]],
                                                         "lib": [esc(n) for n in qpv["lib_qp"]]})
         m.add_child(els["CoverageLayer"](shapes, par_priorite, lacune=LACUNE_INFOBULLE,
-                                         couleur_lacune=COULEUR_LACUNE))
+                                         couleur_lacune=COULEUR_LACUNE,
+                                         rayon=f"{coverage.rayon_m:.0f}"))
     _perimeter_outline_only(m, reference)
     _qpv_labels(m, reference)
     if rues and not _tiles(tiles):
