@@ -754,13 +754,14 @@ def report_command(
     frame = load_sites_for_outputs(sites, settings, geocoder=geocoder or _geocodeur,
                                    sheet=feuille or _sheet, overrides=overrides)
     reference = reference_from_settings(settings)
+    # once, for the report and the lines printed below (all France: ≈ 10 s each time)
+    cov = coverage_from_sites(frame, reference, rayon_m=rayon)
     written = write_report(frame, output, reference=reference, rayon_m=rayon,
                            tiles="osm" if tiles == "osm" else None, pdf=pdf, title=titre,
-                           source=sites.name)
+                           source=sites.name, coverage=cov)
     for kind, path in written.items():
         what = "Tableau complet par QPV (CSV)" if kind == "par_qpv" else f"Rapport {kind.upper()}"
         console.print(f"{what} écrit : {path}", highlight=False)
-    cov = coverage_from_sites(frame, reference, rayon_m=rayon)
     for p in cov.par_priorite.itertuples(index=False):
         console.print(f"  {p.priorite_label} : {p.qpv_dans}/{p.qpv_total} QPV avec une action "
                       f"dedans ({p.taux_dans:.0%}) ; {p.qpv_proximite} seulement à ≤ "

@@ -132,14 +132,17 @@ def table_par_qpv(coverage: Coverage, reference: Reference) -> pd.DataFrame:
     for col in ("sites_dans", "sites_proximite", "actions", "porteurs", "priorites_dans",
                 "priorites_proximite", "priorites_lacunes"):
         out[col] = q[col].to_numpy()
-    m = coverage.matrix.set_index(["code_qp", "priorite"])
+    m = coverage.matrix
+    couverture = m.pivot(index="code_qp", columns="priorite", values="couverture")
+    actions = m.pivot(index="code_qp", columns="priorite", values="actions")
     for key in PRIORITES:
         label = label_of(key)
-        cov = [m.loc[(c, key), "couverture"] if (c, key) in m.index else "aucune"
-               for c in out["code_qp"]]
+        cov = (couverture[key].reindex(out["code_qp"]) if key in couverture.columns
+               else pd.Series(index=out["code_qp"], dtype=object)).fillna("aucune")
         out[label] = [COUVERTURE_MOTS.get(str(v), str(v)) for v in cov]
-        out[f"{label} — actions"] = [int(m.loc[(c, key), "actions"]) if (c, key) in m.index
-                                     else 0 for c in out["code_qp"]]
+        n = (actions[key].reindex(out["code_qp"]) if key in actions.columns
+             else pd.Series(index=out["code_qp"], dtype=float)).fillna(0)
+        out[f"{label} — actions"] = n.astype(int).to_numpy()
     return out.reset_index(drop=True)
 
 

@@ -471,8 +471,10 @@ def write_report(
     title: str | None = None,
     source: str | None = None,
     demo: bool | None = None,
+    coverage: Coverage | None = None,
 ) -> dict[str, Path]:
-    """Write the report: ``output`` (HTML), and with ``pdf`` the PDF next to it.
+    """Write the report: ``output`` (HTML), and with ``pdf`` the PDF next to it (``coverage``:
+    one already computed with the same ``rayon_m``, computed otherwise).
 
     An ``output`` ending in ``.pdf`` writes the PDF only.
 
@@ -492,7 +494,8 @@ def write_report(
     kwargs: dict[str, Any] = {"rayon_m": rayon_m, "source": source, "demo": demo}
     if title:
         kwargs["title"] = title
-    cov = coverage_from_sites(sites, reference, rayon_m=rayon_m)
+    cov = coverage if coverage is not None else coverage_from_sites(sites, reference,
+                                                                    rayon_m=rayon_m)
     written: dict[str, Path] = {}
     from qpv_geo.rapport_condense import chemin_par_qpv, condensation, write_table_par_qpv
 
