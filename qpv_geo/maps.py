@@ -483,7 +483,10 @@ def coverage_map(
 ) -> folium.Map:
     """Coverage map: per priority, QPV coloured by number of actions, gaps outlined in red.
 
-    One base layer per priority (radio buttons in the layer control, the first shown).
+    One base layer per priority (radio buttons in the layer control, the first shown). Above
+    :data:`qpv_geo._carto.SEUIL_GRAND_TERRITOIRE` QPV (Grand Paris, all France) the radio
+    buttons restyle one layer holding each QPV once (``CoverageLayer``), its perimeters
+    simplified to ≈ 5 m and encoded (:func:`qpv_geo._carto.formes_compactes`).
 
     Parameters
     ----------
