@@ -7,13 +7,13 @@ import re
 import warnings
 
 import pytest
-import shapely
 from typer.testing import CliRunner
 
 from qpv_geo.cli import app
 from qpv_geo.libelles import SEM, libelles
 from qpv_geo.settings import Settings
 from qpv_geo.territoire import qpv_france, resolve_territoire
+from tests._geo import interieur
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx2.*")
@@ -24,16 +24,6 @@ LYON = "200046977"  # Métropole de Lyon
 _SEM_WORDS = re.compile(r"Saint-[ÉE]tienne|\bSEM\b")
 
 
-def _interior(geom_wgs) -> tuple[float, float]:
-    """(lat, lon) of a point 40 m inside a QPV (or on its surface when it is narrower)."""
-    import geopandas as gpd
-
-    g = gpd.GeoSeries([geom_wgs], crs=4326).to_crs(2154).iloc[0]
-    inner = g.buffer(-40.0)
-    p = shapely.point_on_surface(g if inner.is_empty else inner)
-    lon, lat = gpd.GeoSeries([p], crs=2154).to_crs(4326).iloc[0].coords[0]
-    return lat, lon
-
 
 @pytest.fixture(scope="module")
 def lyon_csv(tmp_path_factory):
@@ -42,7 +32,7 @@ def lyon_csv(tmp_path_factory):
     lyon = gdf[gdf["siren_epci"] == LYON].head(6)
     rows = ["porteur;action;priorite;lat;lon"]
     for i, geom in enumerate(lyon.geometry):
-        lat, lon = _interior(geom)
+        lat, lon = interieur(geom, 40.0)
         prio = "mobilite" if i % 2 else "sante"
         rows.append(f"Porteur {i};Action {i};{prio};{lat:.6f};{lon:.6f}")
     path = tmp_path_factory.mktemp("lyon") / "sites_lyon.csv"
@@ -137,7 +127,7 @@ def test_report_territoire_lyon(tmp_path, lyon_csv) -> None:
 def test_web_territoire(territoire, tmp_path) -> None:
     gdf, _ = qpv_france()
     lyon = gdf[gdf["siren_epci"] == LYON].iloc[0]
-    lat, lon = _interior(lyon.geometry)
+    lat, lon = interieur(lyon.geometry, 40.0)
     from qpv_geo.web import create_app
 
     settings = Settings.from_env(territoire=territoire, dossier_serveur=str(tmp_path))
@@ -190,21 +180,6 @@ def _site_frame(points: list[tuple[float, float]]):
                          "action": [f"A{i}" for i in range(len(points))]})
 
 
-def _interior_utm(geom_wgs) -> tuple[float, float]:
-    """(lat, lon) of a point inside a QPV anywhere in France (measured in its own zone)."""
-    import geopandas as gpd
-
-    from qpv_geo.projections import epsg_metrique
-
-    g = gpd.GeoSeries([geom_wgs], crs=4326)
-    epsg = epsg_metrique(g)
-    m = g.to_crs(epsg).iloc[0]
-    inner = m.buffer(-30.0)
-    p = shapely.point_on_surface(m if inner.is_empty else inner)
-    lon, lat = gpd.GeoSeries([p], crs=epsg).to_crs(4326).iloc[0].coords[0]
-    return lat, lon
-
-
 def test_france_outputs_measure_each_zone_in_its_projection() -> None:
     """All France: coverage distances overseas in the territory's UTM zone, the static maps
     framed on metropolitan France with the overseas sites listed apart."""
@@ -216,7 +191,7 @@ def test_france_outputs_measure_each_zone_in_its_projection() -> None:
     qpv = reference.qpv
     reunion = qpv[qpv["insee_com"].astype(str).str.startswith("974")].iloc[0]
     lyon = qpv[qpv["siren_epci"] == LYON].iloc[0]
-    sites = _site_frame([_interior_utm(reunion.geometry), _interior_utm(lyon.geometry)])
+    sites = _site_frame([interieur(reunion.geometry), interieur(lyon.geometry)])
     cov = coverage_from_sites(sites, reference, rayon_m=300)
     dans = cov.matrix[(cov.matrix["priorite"] == "mobilite") & (cov.matrix["actions_dans"] > 0)]
     assert set(dans["code_qp"]) == {reunion["code_qp"], lyon["code_qp"]}
@@ -231,7 +206,7 @@ def test_report_overseas_territory(tmp_path) -> None:
     cinor = gdf[gdf["siren_epci"] == CINOR]
     rows = ["porteur;action;priorite;lat;lon"]
     for i, geom in enumerate(cinor.geometry[:3]):
-        lat, lon = _interior_utm(geom)
+        lat, lon = interieur(geom)
         rows.append(f"P{i};A{i};sante;{lat:.6f};{lon:.6f}")
     src = tmp_path / "reunion.csv"
     src.write_text("\n".join(rows) + "\n", encoding="utf-8")
@@ -348,7 +323,7 @@ def test_addresses_of_another_territory_are_judged_there(tmp_path) -> None:
 
     gdf, _ = qpv_france()
     qpv = gdf[gdf["siren_epci"] == LYON].iloc[0]
-    lat, lon = _interior(qpv.geometry)
+    lat, lon = interieur(qpv.geometry, 40.0)
     text = "10 rue de la République 69001 Lyon"
     _add(text, lon, lat, label="10 Rue de la République 69001 Lyon", score=0.95,
          type="housenumber", citycode="69381", postcode="69001", housenumber="10",

@@ -7,7 +7,6 @@ import re
 
 import pandas as pd
 import pytest
-import shapely
 
 from qpv_geo import maps, report
 from qpv_geo._carto import SEUIL_GRAND_TERRITOIRE, _polyline, formes_compactes
@@ -15,19 +14,9 @@ from qpv_geo.coverage import coverage_from_sites
 from qpv_geo.libelles import reference_from_settings
 from qpv_geo.priorites import PRIORITES
 from qpv_geo.settings import Settings
+from tests._geo import interieur
 
 GRAND_PARIS = "200054781"
-
-
-def _interior(geom_wgs) -> tuple[float, float]:
-    """(lat, lon) of a point 30 m inside a QPV (or on its surface when narrower)."""
-    import geopandas as gpd
-
-    g = gpd.GeoSeries([geom_wgs], crs=4326).to_crs(2154).iloc[0]
-    inner = g.buffer(-30.0)
-    p = shapely.point_on_surface(g if inner.is_empty else inner)
-    lon, lat = gpd.GeoSeries([p], crs=2154).to_crs(4326).iloc[0].coords[0]
-    return lat, lon
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +32,7 @@ def grand_paris(tmp_path_factory):
     keys = list(PRIORITES)
     rows = ["porteur;action;priorite;lat;lon"]
     for i, geom in enumerate(chosen.geometry):
-        lat, lon = _interior(geom)
+        lat, lon = interieur(geom)
         porteur = "{{ porteur }} {% x %}" if i == 0 else f"Porteur {i % 20}"
         rows.append(f"{porteur};Action {i};{keys[i % len(keys)]};{lat:.6f};{lon:.6f}")
     src = tmp_path_factory.mktemp("grand_paris") / "sites.csv"
