@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyproj
 
+from qpv_geo.projections import METROPOLE, ZoneMetrique, indice_zone
+
 if TYPE_CHECKING:
     from qpv_geo.projections import PlanMetrique
 
-# Metropolitan France (with Corsica), generous.
-_FR_LON = (-5.6, 9.9)
-_FR_LAT = (41.2, 51.2)
 _L93_X = (50_000.0, 1_300_000.0)
 _L93_Y = (6_000_000.0, 7_200_000.0)
 
@@ -39,42 +38,30 @@ def l93_to_lonlat(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_lonlat(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    """Reason code (0 = usable) for each lon/lat pair in metropolitan France."""
+    """Reason code (0 = usable) for each lon/lat pair in metropolitan France (5 outside)."""
+    return _check_zones(lon, lat, (METROPOLE,), 5)
+
+
+def check_lonlat_plan(lon: np.ndarray, lat: np.ndarray, plan: PlanMetrique) -> np.ndarray:
+    """Reason code (0 = usable) for each lon/lat pair in the zones of ``plan`` (metropolitan
+    France and Corsica, the overseas territories holding QPV): 8 outside every zone (5 for
+    the plane of metropolitan France alone), 4 when the swapped point falls in one."""
+    return _check_zones(lon, lat, plan.zones, 5 if plan.lambert93 else 8)
+
+
+def _check_zones(lon: np.ndarray, lat: np.ndarray, zones: tuple[ZoneMetrique, ...],
+                 code_dehors: int) -> np.ndarray:
     lon = np.asarray(lon, float)
     lat = np.asarray(lat, float)
     bad = np.zeros(lon.shape, dtype=np.int8)
     missing = np.isnan(lon) | np.isnan(lat)  # infinities are "impossible", not missing
     impossible = ~missing & ((np.abs(lat) > 90) | (np.abs(lon) > 180))
     looks_l93 = impossible & _between(lon, _L93_X) & _between(lat, _L93_Y)
-    in_fr = _between(lon, _FR_LON) & _between(lat, _FR_LAT)
-    swapped = ~missing & ~impossible & ~in_fr & _between(lat, _FR_LON) & _between(lon, _FR_LAT)
-    outside = ~missing & ~impossible & ~in_fr & ~swapped
-    bad[outside] = 5
-    bad[swapped] = 4
-    bad[impossible] = 2
-    bad[looks_l93] = 3
-    bad[missing] = 1
-    return bad
-
-
-def check_lonlat_plan(lon: np.ndarray, lat: np.ndarray, plan: PlanMetrique) -> np.ndarray:
-    """Reason code (0 = usable) for each lon/lat pair in the zones of ``plan`` (metropolitan
-    France and Corsica, the overseas territories holding QPV): 8 outside every zone, 4 when
-    the swapped point falls in one."""
-    if plan.lambert93:
-        return check_lonlat(lon, lat)
-    lon = np.asarray(lon, float)
-    lat = np.asarray(lat, float)
-    bad = np.zeros(lon.shape, dtype=np.int8)
-    missing = np.isnan(lon) | np.isnan(lat)
-    impossible = ~missing & ((np.abs(lat) > 90) | (np.abs(lon) > 180))
-    looks_l93 = impossible & _between(lon, _L93_X) & _between(lat, _L93_Y)
     usable = ~missing & ~impossible
-    in_fr = usable & (plan.zone_lonlat(np.where(usable, lon, 0.0),
-                                       np.where(usable, lat, 0.0)) >= 0)
-    swapped = usable & ~in_fr & (plan.zone_lonlat(np.where(usable, lat, 0.0),
-                                                  np.where(usable, lon, 0.0)) >= 0)
-    bad[usable & ~in_fr & ~swapped] = 8
+    lo, la = np.where(usable, lon, 0.0), np.where(usable, lat, 0.0)
+    in_fr = usable & (indice_zone(lo, la, zones) >= 0)
+    swapped = usable & ~in_fr & (indice_zone(la, lo, zones) >= 0)
+    bad[usable & ~in_fr & ~swapped] = code_dehors
     bad[swapped] = 4
     bad[impossible] = 2
     bad[looks_l93] = 3

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from qpv_geo.projections import METROPOLE, ZONES, epsg_metrique
+from qpv_geo.projections import METROPOLE, ZONES, epsg_metrique, indice_zone
 
 
 def zones_de(gdf: Any) -> np.ndarray:
@@ -27,11 +27,7 @@ def zones_de(gdf: Any) -> np.ndarray:
         return np.zeros(0, dtype=np.int8)
     geo = gdf if gdf.crs is None or gdf.crs.to_epsg() == 4326 else gdf.to_crs(4326)
     pts = shapely.point_on_surface(np.asarray(geo.geometry.values))
-    lon, lat = shapely.get_x(pts), shapely.get_y(pts)
-    out = np.full(len(pts), -1, dtype=np.int8)
-    for k, zone in enumerate(ZONES):
-        out[(out < 0) & zone.contient(lon, lat)] = k
-    return out
+    return indice_zone(shapely.get_x(pts), shapely.get_y(pts))
 
 
 def par_zone(gdf: Any) -> Iterator[tuple[int, np.ndarray]]:

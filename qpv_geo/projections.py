@@ -72,13 +72,20 @@ def zone_du_departement(departement: str) -> ZoneMetrique:
     return METROPOLE
 
 
+def indice_zone(lon: Any, lat: Any, zones: Sequence[ZoneMetrique] = ZONES) -> np.ndarray:
+    """Index (in ``zones``) of the first zone whose box holds each lon/lat, -1 for none."""
+    lon = np.asarray(lon, dtype=np.float64)
+    lat = np.asarray(lat, dtype=np.float64)
+    out = np.full(lon.shape, -1, dtype=np.int8)
+    for k, zone in enumerate(zones):
+        out[(out < 0) & zone.contient(lon, lat)] = k
+    return out
+
+
 def zone_du_point(lon: float, lat: float) -> ZoneMetrique | None:
     """The zone whose box holds a lon/lat point, or None."""
-    a, b = np.array([float(lon)]), np.array([float(lat)])
-    for zone in ZONES:
-        if bool(zone.contient(a, b)[0]):
-            return zone
-    return None
+    k = int(indice_zone([float(lon)], [float(lat)])[0])
+    return ZONES[k] if k >= 0 else None
 
 
 def epsg_metrique(geo: Any) -> int:
@@ -114,12 +121,7 @@ class PlanMetrique:
 
     def zone_lonlat(self, lon: Any, lat: Any) -> np.ndarray:
         """Index (in :attr:`zones`) of the zone holding each lon/lat, -1 for none."""
-        lon = np.asarray(lon, dtype=np.float64)
-        lat = np.asarray(lat, dtype=np.float64)
-        out = np.full(lon.shape, -1, dtype=np.int8)
-        for k, zone in enumerate(self.zones):
-            out[(out < 0) & zone.contient(lon, lat)] = k
-        return out
+        return indice_zone(lon, lat, self.zones)
 
     def zone_xy(self, x: Any) -> np.ndarray:
         """Index of the zone of each plane x (-1 where it is not a plane coordinate)."""
@@ -198,6 +200,7 @@ __all__ = [
     "PlanMetrique",
     "ZoneMetrique",
     "epsg_metrique",
+    "indice_zone",
     "plan_des_departements",
     "zone_du_departement",
     "zone_du_point",
