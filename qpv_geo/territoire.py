@@ -150,10 +150,25 @@ def national_info(settings: Settings | None = None) -> Any:  # -> LayerInfo
     """Which national layer serves (without reading it): the one installed in the settings'
     data directory by ``data update`` / ``data import`` of the national file, else the
     shipped simplified copy."""
-    from qpv_geo.reference import _layer_info, _read_manifest, installed_dir, shipped_dir
+    from qpv_geo.reference import installed_dir
 
     settings = settings or Settings.from_env()
     inst = installed_dir(settings)
+    manifest = inst / "manifest.json"
+    # cached like get_reference: a new install is a new version folder (or manifest)
+    key = (str(manifest), manifest.stat().st_mtime_ns if manifest.exists() else 0)
+    if key not in _INFOS:
+        _INFOS.clear()
+        _INFOS[key] = _national_info(inst)
+    return _INFOS[key]
+
+
+_INFOS: dict[tuple[str, int], Any] = {}
+
+
+def _national_info(inst: Any) -> Any:
+    from qpv_geo.reference import _layer_info, _read_manifest, shipped_dir
+
     entry = _read_manifest(inst)["layers"].get("qpv_france")
     if entry is not None:
         return _layer_info("qpv_france", entry, inst, "installée")
