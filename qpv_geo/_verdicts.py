@@ -157,7 +157,11 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
         no_qpv_town = np.array([v is not None and v in self._sem_codes
                                 and v not in self._communes_with_qpv for v in city],
                                dtype=bool)
-        settled = (status == HORS_TERRITOIRE) | ((status == HORS_QPV) & no_qpv_town)
+        # ... unless the commune itself is in doubt (the point is not in the commune written)
+        douteuse = np.array([g is not None and g.commune_douteuse for g in geocodes],
+                            dtype=bool)
+        settled = ((status == HORS_TERRITOIRE) | ((status == HORS_QPV) & no_qpv_town)) \
+            & (~douteuse | written_out)
         downgrade = unreliable & (status != NON_GEOCODE) & ~settled
         add(unreliable & settled, "géocodage imprécis (" + issues_txt[unreliable & settled]
             .astype(str) + ") sans effet sur le verdict : la commune entière le décide")

@@ -156,3 +156,37 @@ def test_a_homonym_of_a_sem_commune_is_not_outside_another_territory():
     lyon = resolve_territoire("200046977")
     pc = written_outside("3 rue de la Poste 42000", territoire=lyon)
     assert pc is not None and "hors de la Métropole de Lyon" in pc.hors_territoire
+
+
+def test_a_homonym_found_outside_the_territory_is_to_be_checked():
+    """Under the territory of Villars (84), « Villars » alone is that Villars: a result at
+    Villars (42), SEM's, is not taken (« à vérifier », both named with their département)."""
+    from qpv_geo.territoire import resolve_territoire
+
+    vaucluse = resolve_territoire("84145")
+    res = check("3 rue de la Poste, Villars",
+                _res("Villars", None, "42330", precision="municipality"),
+                territoire=vaucluse)
+    assert res.hors_territoire is None
+    assert any("Villars (42)" in i and "Villars (84)" in i for i in res.issues), res.issues
+
+
+def test_a_result_in_another_commune_does_not_settle_hors_territoire(engine):
+    """« 12 rue X 42000 Saint-Étienne » answered in Lyon: the commune is what is in doubt, so
+    the result's commune cannot make a firm « hors territoire » (SEM and any territory)."""
+    res = check("12 rue de la République 42000 Saint-Étienne",
+                GeocodeResult(query="q", lon=4.8357, lat=45.7640, label="12 Rue de la "
+                              "République 69001 Lyon", score=0.9, precision="housenumber",
+                              citycode="69381", postcode="69001", source="ban",
+                              street="Rue de la République"))
+    assert res.commune_douteuse and res.hors_territoire is None
+    verdict = engine.judge_point(geocode=res)
+    assert verdict.status == "a_verifier", verdict.motifs
+    assert any("Saint-Étienne" in m and "Lyon" in m for m in verdict.motifs)
+    # a result in the commune written outside SEM stays « hors territoire »
+    lyon = check("12 rue de la République 69001 Lyon",
+                 GeocodeResult(query="q", lon=4.8357, lat=45.7640, label="12 Rue de la "
+                               "République 69001 Lyon", score=0.9, precision="housenumber",
+                               citycode="69381", postcode="69001", source="ban",
+                               street="Rue de la République"))
+    assert engine.judge_point(geocode=lyon).status == "hors_territoire"

@@ -48,6 +48,9 @@ class GeocodeResult:
     #: Set when the commune or postcode written is outside SEM: the verdict is
     #: ``hors_territoire`` with this reason, whatever point the geocoder found.
     hors_territoire: str | None = None
+    #: Set when the point lies in another commune than the one written (or than those of
+    #: the postcode written): its commune is in doubt and cannot settle the verdict.
+    commune_douteuse: bool = False
     #: Other results as good as this one in other SEM communes (the same street name, no
     #: commune written): ``label``, ``lon``, ``lat``, ``citycode`` of each. The engine judges
     #: each: one verdict if they all agree, else « à vérifier » listing them.

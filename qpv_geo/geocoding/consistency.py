@@ -259,10 +259,18 @@ def _dans(commune: Commune, territoire: Any = None) -> bool:
     return commune.insee in territoire.communes or commune.commune in territoire.communes
 
 
-def _homonyme_dans(commune: Commune, territoire: Any) -> bool:
-    """True when a commune of the same name as ``commune`` is in the territory."""
+def _pour_territoire(w: Written, territoire: Any) -> Written:
+    """``w`` with the written commune read as the territory's when only its name chose
+    another one: « Villars » alone reads SEM's Villars (42), but under the territory of
+    Villars (84) it is that one (a postcode written still decides)."""
+    if territoire is None or w.commune is None or _dans(w.commune, territoire) \
+            or (w.postcode and w.postcode in w.commune.codes_postaux):
+        return w
     cl = communes_france()
-    return any(_dans(cl.current(c), territoire) for c in cl.by_key(name_key(commune.nom)))
+    for c in cl.by_key(name_key(w.commune.nom)):
+        if _dans(cl.current(c), territoire):
+            return dataclasses.replace(w, commune=cl.current(c))
+    return w
 
 
 def _nom(territoire: Any = None) -> str:
@@ -276,9 +284,6 @@ def _outside_reason(w: Written, territoire: Any = None) -> str | None:
     if w.commune is not None:
         if _dans(w.commune, territoire) or not w.commune_certain:
             return None
-        if territoire is not None and not (w.postcode and w.postcode in w.commune.codes_postaux) \
-                and _homonyme_dans(w.commune, territoire):
-            return None  # « Villars » alone: SEM's was read, but the territory has one too
         reason = (f"commune écrite : {w.commune.label}, {hors(_nom(territoire))} "
                   f"(INSEE {w.commune.insee})")
         if w.postcode and w.postcode not in w.commune.codes_postaux:
@@ -297,7 +302,7 @@ def written_outside(query: str | AddressQuery, *, source: str = "",
     """The ``hors_territoire`` result of a query whose commune or postcode written is outside
     the territory (SEM by default; a :class:`~qpv_geo.territoire.Territoire` otherwise) —
     known before any geocoding (no service call, no address file needed) — else ``None``."""
-    w = read_written(query)
+    w = _pour_territoire(read_written(query), territoire)
     reason = _outside_reason(w, territoire)
     if reason is None:
         return None
@@ -313,7 +318,7 @@ def check(query: str | AddressQuery, result: GeocodeResult,
     commune or postcode written outside ``territoire``: SEM by default)."""
     if result.precision == "coordonnees":  # typed by the user: nothing to compare
         return result
-    w = written or read_written(query)
+    w = _pour_territoire(written or read_written(query), territoire)
     cl = communes_france()
     issues: list[str] = []
     found_commune = cl.by_insee.get(result.citycode or "") if result.citycode else None
@@ -351,6 +356,7 @@ def check(query: str | AddressQuery, result: GeocodeResult,
         issues.append(f"code postal {w.postcode} écrit, qui n'est pas celui de "
                       f"{commune.nom} ({' '.join(commune.codes_postaux)})"
                       + (f" mais de {_names(others)}" if others else ""))
+    douteuse = False
     if result.found and found_commune is not None:
         # an arrondissement of the commune written is that commune (BAN answers « 69381 »
         # for « … 69001 Lyon »)
@@ -358,10 +364,14 @@ def check(query: str | AddressQuery, result: GeocodeResult,
             and found_commune.commune == commune.insee
         if commune is not None and _dans(commune, territoire) \
                 and found_commune.insee != commune.insee and not arrondissement:
-            issues.append(f"résultat {a(found_commune.nom)}, alors que la commune écrite est "
-                          f"{commune.nom}")
+            douteuse = True
+            same = found_commune.nom == commune.nom  # homonyms: say which is which
+            issues.append(f"résultat {a(found_commune.label if same else found_commune.nom)}, "
+                          "alors que la commune écrite est "
+                          f"{commune.label if same else commune.nom}")
         elif commune is None and pc_communes and found_commune.insee not in {
                 c.insee for c in pc_communes}:
+            douteuse = True
             issues.append(f"résultat {a(found_commune.nom)}, hors des communes du code postal "
                           f"écrit {w.postcode} ({_names(pc_communes)})")
     # 3. The street found is the street asked; the number asked was found.
@@ -386,7 +396,8 @@ def check(query: str | AddressQuery, result: GeocodeResult,
                           "ou point de la rue")
     if not issues:
         return result
-    return dataclasses.replace(result, issues=tuple(dict.fromkeys((*result.issues, *issues))))
+    return dataclasses.replace(result, issues=tuple(dict.fromkeys((*result.issues, *issues))),
+                               commune_douteuse=result.commune_douteuse or douteuse)
 
 
 def check_many(queries: list[str | AddressQuery] | tuple[str | AddressQuery, ...],
