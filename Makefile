@@ -5,31 +5,45 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 OUT    ?= out/demo
 
-.PHONY: demo test install install-dev system-deps bench-deps lint bench bench-geocoding bench-batch \
+.PHONY: demo test lock install install-dev system-deps bench-deps lint bench bench-geocoding bench-batch \
         bench-maps bench-web bench-verdicts bench-registre bench-national clean notebook img-rapport img-verdict
 
-$(VENV)/.installed: pyproject.toml
+# Python packages come from the lock files (exact versions with their hashes, as tested);
+# `make lock` refreshes them on purpose from pyproject.toml.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[web,pdf]"
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e ".[web,pdf,dev]"
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.lock
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
 	touch $@
+
+## Re-resolve the locked versions (requirements.lock for demo, requirements-dev.lock for tests).
+LOCK_FLAGS = --generate-hashes --upgrade --python-version 3.11 \
+             --python-platform x86_64-unknown-linux-gnu --custom-compile-command "make lock"
+lock: $(VENV)/.installed
+	$(PY) -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra web --extra pdf $(LOCK_FLAGS) -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra web --extra pdf --extra dev $(LOCK_FLAGS) \
+	  -o requirements-dev.lock
 
 install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
-# Debian packages the tests need: Chromium (real-browser tests, never a downloaded browser)
-# and the Pango libraries used by WeasyPrint.
+# Debian packages the tests call: Chromium (real-browser tests, never a downloaded browser),
+# the Pango libraries used by WeasyPrint, and poppler-utils (pdftotext reads the PDFs written).
+SYSTEM_PACKAGES = chromium fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 poppler-utils
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1 || ! dpkg -s libpango-1.0-0 >/dev/null 2>&1; then \
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v pdftotext >/dev/null 2>&1 \
+	    || ! dpkg -s libpango-1.0-0 >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      chromium fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 >/dev/null); \
-	  else echo "Installez chromium et libpango-1.0-0 (apt-get install chromium libpango-1.0-0)"; exit 1; fi; \
+	      $(SYSTEM_PACKAGES) >/dev/null); \
+	  else echo "Installez les paquets Debian : apt-get install $(SYSTEM_PACKAGES)"; exit 1; fi; \
 	fi
 
 ## Install, then run the main job on the embedded default data and say where the outputs are.
