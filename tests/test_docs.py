@@ -48,3 +48,14 @@ def test_every_command_and_option_has_help_text(gen_cli) -> None:
                 missing.append(f"{name} {param.name}")
     assert not missing, f"sans texte d'aide : {missing}"
 
+
+def test_readme_is_a_short_guide_to_the_site() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 300
+    for command in ("make demo", "make test", "make docs"):
+        assert command in readme
+    assert "## Mesures" not in readme
+    for page in ("guides/instructeur.md", "guides/comite.md", "guides/fichiers.md",
+                 "guides/donnees.md", "mesures.md"):
+        assert f"(docs/{page})" in readme
+        assert (ROOT / "docs" / page).exists()
