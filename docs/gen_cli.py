@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 
 OUTPUT = Path(__file__).resolve().parent / "reference" / "cli.md"
 PROG = "qpv-geo"
-WIDTH = 92
+WIDTH = 78
 
 HEADER = f"""# Ligne de commande
 
