@@ -59,7 +59,8 @@ def _print_diff(diff: Any) -> None:
                       it["apres"])
     for it in diff.verdicts_changes:
         table.add_row("[bold yellow]verdict changé[/]", it["site_id"], it["dossier"],
-                      it["avant"], it["apres"])
+                      it["avant"], it["apres"] + (f" — pourquoi : {it['pourquoi']}"
+                                                  if it.get("pourquoi") else ""))
     console.print(table)
 
 

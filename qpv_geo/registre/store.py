@@ -726,9 +726,11 @@ class Registre:
         def load(import_id: int) -> dict[int, sqlite3.Row]:
             return {r["site_ref"]: r for r in db.execute(
                 "SELECT o.site_ref, o.site_id, o.dossier, o.lieu, o.lieu_affiche, o.ligne, "
-                "v.status, v.code_qp, i.lot FROM observations o "
+                "v.status, v.code_qp, v.marge_m, v.lon, v.lat, i.lot, "
+                "coalesce(dd.sha256, v.donnees_sha256) AS shas FROM observations o "
                 "JOIN imports i ON i.id = o.import_id JOIN verdicts v ON v.id = "
                 "(SELECT max(id) FROM verdicts WHERE observation_id = o.id) "
+                "LEFT JOIN donnees dd ON dd.id = v.donnees_id "
                 "WHERE o.import_id = ?", (import_id,))}
 
         new = load(apres)
@@ -751,8 +753,7 @@ class Registre:
                     **_brief(b, self.statuts),
                     "avant": label_verdict(a["status"], a["code_qp"], self.statuts),
                     "apres": label_verdict(b["status"], b["code_qp"], self.statuts),
-                    "pourquoi": "lieu modifié dans le fichier" if a["lieu"] != b["lieu"]
-                    else "nouveau calcul du même lieu (données, marge ou géocodage)"})
+                    "pourquoi": _diff_cause(a, b)})
         return diff
 
     # ------------------------------------------------------------------ re-check
@@ -898,6 +899,22 @@ def _brief(r: sqlite3.Row, labels: dict[str, str] | None = None) -> dict[str, An
     return {"site_id": r["site_id"], "dossier": r["dossier"], "lot": r["lot"],
             "ligne": r["ligne"], "lieu": r["lieu_affiche"],
             "verdict": label_verdict(r["status"], r["code_qp"], labels)}
+
+
+def _diff_cause(a: sqlite3.Row, b: sqlite3.Row) -> str:
+    """Why a site's verdict differs between two imports, in words."""
+    why = []
+    if a["lieu"] != b["lieu"]:
+        why.append("lieu modifié dans le fichier")
+    if a["shas"] != b["shas"]:
+        why.append("données de référence changées")
+    if a["marge_m"] != b["marge_m"]:
+        why.append(f"marge changée {_m(a['marge_m'])} → {_m(b['marge_m'])}")
+    if a["lieu"] == b["lieu"] and (a["lon"], a["lat"]) != (b["lon"], b["lat"]):
+        why.append("nouveau géocodage du même lieu : "
+                   + ("point perdu" if b["lon"] is None else "point trouvé"
+                      if a["lon"] is None else "autre point"))
+    return " ; ".join(why) or "nouveau calcul (mêmes lieu, point, données et marge)"
 
 
 #: Largest id SQLite stores (a larger number cannot be an import).
