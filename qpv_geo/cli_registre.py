@@ -347,11 +347,17 @@ def annuler_import(
     if json_out:
         print_json(a.to_dict())
         return
-    suite = (f"l'import n° {a.import_courant} est de nouveau le courant du lot"
-             if a.import_courant is not None else "le lot n'a plus d'import courant")
+    if not a.etait_courant:
+        suite = (f"ce n'était pas l'import courant du lot (le n° {a.import_courant} le reste)"
+                 if a.import_courant is not None else "le lot n'a pas d'import courant")
+    elif a.import_courant is not None:
+        suite = (f"ses sites quittent les listes courantes ; l'import n° {a.import_courant} "
+                 "est de nouveau le courant du lot")
+    else:
+        suite = "ses sites quittent les listes courantes ; le lot n'a plus d'import courant"
     console.print(f"[green]Import n° {a.import_id} annulé[/] ({a.fichier}, lot « {a.lot} », "
                   f"{a.sites} site(s)) par {a.auteur} le {heure_paris(a.date)} : {a.motif}. "
-                  f"Ses sites quittent les listes courantes ; {suite}.", highlight=False)
+                  f"{suite[0].upper()}{suite[1:]}.", highlight=False)
 
 
 

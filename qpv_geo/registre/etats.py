@@ -294,14 +294,18 @@ class Annulation:
     auteur: str
     motif: str
     date: str
+    #: The lot's current import after the withdrawal (None: the lot has none left).
     import_courant: int | None
+    #: True when the withdrawn import was its lot's current one (its sites then left).
+    etait_courant: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly view."""
         return {"id": self.id, "import_id": self.import_id, "lot": self.lot,
                 "fichier": self.fichier, "sites": self.sites, "auteur": self.auteur,
                 "motif": self.motif, "date": self.date,
-                "date_paris": heure_paris(self.date), "import_courant": self.import_courant}
+                "date_paris": heure_paris(self.date), "import_courant": self.import_courant,
+                "etait_courant": self.etait_courant}
 
 
 __all__ = ["A_REVOIR", "DECISIONS", "LOT_DEFAUT", "Annulation", "Changement", "Diff",

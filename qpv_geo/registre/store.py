@@ -290,15 +290,16 @@ class Registre:
             "status, code_qp, lib_qp, insee_com, lib_com, distance_bord_m, code_qp_proche, "
             "lib_qp_proche, distance_qp_proche_m, lon, lat, geocodage, motifs, marge_m, "
             "marge_motif, donnees_version, donnees_sha256, outil_version, donnees_id, "
-            "site_ref) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "site_ref, cause) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "?)",
             ((sid, obs, import_id, verification_id, now, v["status"], v.get("code_qp"),
               v.get("lib_qp"), v.get("insee_com"), v.get("lib_com"), v.get("distance_bord_m"),
               v.get("code_qp_proche"), v.get("lib_qp_proche"), v.get("distance_qp_proche_m"),
               v.get("lon"), v.get("lat"),
               json.dumps(v["geocodage"], ensure_ascii=False) if v.get("geocodage") else None,
               v.get("motifs") or "", v.get("marge_m"), v.get("marge_motif") or None, "", "",
-              outil, donnees_id, ref)
+              outil, donnees_id, ref, v.get("cause"))
              for ref, sid, obs, v in rows))
 
     # ------------------------------------------------------------------ reading
@@ -477,12 +478,9 @@ class Registre:
         cle = self._resolve(site_id, lot, dossier)
         now = _now()
         with _db.write(self.db) as db:
-            v = db.execute("SELECT v.id, s.dossier, s.lot FROM sites s JOIN verdicts v ON "
-                           "v.id = (SELECT max(id) FROM verdicts WHERE site_ref = s.id) "
-                           "WHERE s.id = ?", (cle,)).fetchone()
-            current = self._states("AND s.id = ?", (cle,))
-            if current:  # the verdict the person saw: the current one (withdrawals aside)
-                v = (current[0].verdict["id"], v[1], v[2])
+            # the verdict the person saw: the site's current one (withdrawn imports aside)
+            st = self._states("AND s.id = ?", (cle,))[0]
+            v = (st.verdict["id"], st.dossier, st.lot)
             did = db.execute(
                 "INSERT INTO decisions (site_id, verdict_id, date, decision, motif, auteur, "
                 "site_ref) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -562,21 +560,16 @@ class Registre:
                              "VALUES (?, ?, ?, ?)", (imp["id"], now, auteur, motif)).lastrowid
             back = db.execute("SELECT id FROM imports_courants WHERE lot = ?",
                               (imp["lot"],)).fetchone()
-            redevient = back[0] if back and was_current else None
+            courant = back[0] if back else None
             db.execute("INSERT INTO journal (date, type, auteur, lot, detail) "
                        "VALUES (?, 'annulation', ?, ?, ?)",
                        (now, auteur, imp["lot"], json.dumps(
                            {"import_id": imp["id"], "fichier": imp["fichier"], "motif": motif,
-                            "sites": sites, "import_courant": redevient},
+                            "sites": sites, "import_courant": courant},
                            ensure_ascii=False)))
         return Annulation(id=aid, import_id=imp["id"], lot=imp["lot"], fichier=imp["fichier"],
                           sites=sites, auteur=auteur, motif=motif, date=now,
-                          import_courant=redevient if was_current else
-                          self._current_import(imp["lot"]))
-
-    def _current_import(self, lot: str) -> int | None:
-        r = self.db.execute("SELECT id FROM imports_courants WHERE lot = ?", (lot,)).fetchone()
-        return r[0] if r else None
+                          import_courant=courant, etait_courant=was_current)
 
     # ------------------------------------------------------------------ dossiers
     def dossiers(self, *, lot: str | None = None) -> list[DossierState]:
@@ -661,7 +654,7 @@ class Registre:
                 "WHERE v.site_ref = ? ORDER BY v.id", (cle,)):
             cause = (f"import n° {r['import_id']}" if r["import_id"] is not None
                      else f"revérification n° {r['verification_id']}")
-            pourquoi = self._pourquoi(r["verification_id"], r["site_ref"])
+            pourquoi = r["cause"]
             events.append({"date": r["date"], "type": "verdict", "auteur": None,
                            "texte": f"verdict calculé ({cause}) : "
                                     f"{label_verdict(r['status'], r['code_qp'], self.statuts)}"
@@ -682,18 +675,6 @@ class Registre:
         for e in events:
             e["date_paris"] = heure_paris(e["date"])
         return events
-
-    def _pourquoi(self, verification_id: int | None, site_ref: int) -> str | None:
-        """The cause a re-check wrote for a site's new verdict (journal), if any."""
-        if verification_id is None:
-            return None
-        r = self.db.execute("SELECT detail FROM journal WHERE type = 'reverification' AND "
-                            "json_extract(detail, '$.verification_id') = ?",
-                            (verification_id,)).fetchone()
-        if r is None:
-            return None
-        causes = json.loads(r[0]).get("causes") or {}
-        return " ; ".join(causes.get(str(site_ref), [])) or None
 
     def diff(self, avant: int | None = None, apres: int | None = None, *,
              lot: str | None = LOT_DEFAUT) -> Diff:
@@ -768,7 +749,7 @@ class Registre:
         becomes a verdict change. A new verdict is appended for each site whose verdict,
         point, data version or margin differs, with its causes.
         """
-        from qpv_geo.registre._geocodage import SOURCE_PANNE, result_from_json
+        from qpv_geo.registre._geocodage import SOURCE_PANNE
 
         engine = engine or _engine(self.settings)
         current = self._states("AND o.import_id IN (SELECT id FROM imports_courants)")
@@ -786,7 +767,6 @@ class Registre:
                           sort_keys=True)
         new_rows: list[tuple[int, str, int, dict[str, Any]]] = []
         changes: list[Changement] = []
-        causes: dict[str, list[str]] = {}
         skipped: list[dict[str, Any]] = []
         used: dict[str, Any] = {}
         for (import_id, orig), states in groups.items():
@@ -798,15 +778,11 @@ class Registre:
             frame.index = pd.Index([r["ligne"] for r in rows], name="ligne")
             frame = frame.fillna("").astype(str)
             mapping = ColumnMapping(**meta["batch"])
-            stored = {} if orig is None else {
-                r["requete"]: result_from_json(r["resultat"]) for r in self.db.execute(
-                    "SELECT requete, resultat FROM geocodages WHERE "
-                    + ("import_id = ?" if orig[0] is not None else "verification_id = ?"),
-                    (orig[0] if orig[0] is not None else orig[1],))}
+            stored = {} if orig is None else _stored_geocodes(self.db, orig)
             geo = RegisterGeocoder(self.settings, geocoder, stored=stored, recheck=True)
             out = validate_sites(frame, mapping, settings=self.settings, engine=engine,
                                  geocoder=geo).frame
-            used.update(geo.used)
+            appended = len(new_rows)
             for s, r, v in zip(states, rows, _verdict_rows(out), strict=True):
                 if (v.get("geocodage") or {}).get("source") == SOURCE_PANNE:
                     skipped.append({"site_id": s.site_id, "dossier": s.dossier, "lot": s.lot,
@@ -815,8 +791,7 @@ class Registre:
                 why = _why(s.verdict, v, engine, shas)
                 if not why:
                     continue
-                new_rows.append((s.cle, s.site_id, r["id"], v))
-                causes[str(s.cle)] = why
+                new_rows.append((s.cle, s.site_id, r["id"], {**v, "cause": " ; ".join(why)}))
                 old_status, old_code = s.verdict["status"], s.verdict["code_qp"]
                 if (old_status, old_code) != (v["status"], v.get("code_qp")):
                     d = s.decision
@@ -833,6 +808,8 @@ class Registre:
                         pourquoi=why, decision=decision,
                         decision_a_revoir=decision is not None and not agrees(
                             decision["decision"], v["status"])))
+            if len(new_rows) > appended:  # the new verdicts were judged on these results
+                used.update(geo.used)
         now = _now()
         with _db.write(self.db) as db:
             vid = db.execute(
@@ -851,7 +828,6 @@ class Registre:
                             "regeocodage": regeocoder,
                             "nouveaux_verdicts": len(new_rows),
                             "verdicts_changes": [c.site_id for c in changes],
-                            "causes": causes,
                             "non_reverifies": skipped},
                            ensure_ascii=False)))
         return Reverification(verification_id=vid, sites=len(current),
@@ -950,13 +926,30 @@ def _site_refs(db: sqlite3.Connection, lot: str, keys: list[tuple[str, str]]) ->
 
 def _store_geocodes(db: sqlite3.Connection, used: dict[str, Any], *, import_id: int | None,
                     verification_id: int | None) -> None:
-    """The full geocoding results a run judged its sites on (replayed by re-checks)."""
+    """The full geocoding results a run judged its sites on (replayed by re-checks); each
+    distinct result is stored once, the run points to it."""
     from qpv_geo.registre._geocodage import result_to_json
 
-    db.executemany("INSERT INTO geocodages (import_id, verification_id, requete, resultat) "
-                   "VALUES (?, ?, ?, ?)",
-                   ((import_id, verification_id, k, result_to_json(r))
-                    for k, r in used.items()))
+    pairs = [(k, result_to_json(r)) for k, r in used.items()]
+    db.executemany("INSERT OR IGNORE INTO geocodages (requete, resultat) VALUES (?, ?)", pairs)
+    db.executemany(
+        "INSERT INTO geocodages_utilises (geocodage_id, import_id, verification_id) "
+        "SELECT id, ?, ? FROM geocodages WHERE requete = ? AND resultat = ?",
+        ((import_id, verification_id, k, r) for k, r in pairs))
+
+
+def _stored_geocodes(db: sqlite3.Connection, origin: tuple[int | None, int | None]
+                     ) -> dict[str, Any]:
+    """The results an import or re-check (``origin``: import id, verification id) judged
+    its verdicts on, by query key."""
+    from qpv_geo.registre._geocodage import result_from_json
+
+    import_id, verification_id = origin
+    column, value = (("import_id", import_id) if import_id is not None
+                     else ("verification_id", verification_id))
+    return {r[0]: result_from_json(r[1]) for r in db.execute(
+        "SELECT g.requete, g.resultat FROM geocodages_utilises u JOIN geocodages g "
+        f"ON g.id = u.geocodage_id WHERE u.{column} = ?", (value,))}
 
 
 def _display_places(frame: pd.DataFrame, mapping: ColumnMapping) -> list[str]:

@@ -8,8 +8,11 @@ call, so lot « appel2027 »'s dossier 001 is not lot « appel2026 »'s.
   decision taken on appel2026's site stays with it even where the old views showed it on
   appel2027's site of the same number.
 - ``annulations``: an import withdrawn (who, why); its sites leave the current lists.
-- ``geocodages``: the full geocoding results each import or re-check used, so that a
-  re-check judges the stored point again instead of geocoding anew.
+- ``geocodages`` (each distinct result once) and ``geocodages_utilises`` (which import or
+  re-check judged its verdicts on it): the full geocoding results, so that a re-check judges
+  the stored point again instead of geocoding anew.
+- ``verdicts.cause``: why a re-check appended a verdict (« périmètres QPV changés »,
+  « marge changée 9 → 3 m », « nouveau géocodage : point déplacé de 240 m »).
 - decisions may also be « en attente du porteur » (``en_attente``, the motif says what was
   asked); the table is rebuilt for its CHECK, rows kept as they were.
 
@@ -52,13 +55,18 @@ steps = [
     *_guard("annulations"),
     step("""CREATE TABLE geocodages (
                 id INTEGER PRIMARY KEY,
-                import_id INTEGER REFERENCES imports(id),
-                verification_id INTEGER REFERENCES verifications(id),
                 requete TEXT NOT NULL,
-                resultat TEXT NOT NULL)""", "DROP TABLE geocodages"),
+                resultat TEXT NOT NULL,
+                UNIQUE (requete, resultat))""", "DROP TABLE geocodages"),
     *_guard("geocodages"),
-    step("CREATE INDEX geocodages_import ON geocodages(import_id)"),
-    step("CREATE INDEX geocodages_verification ON geocodages(verification_id)"),
+    step("""CREATE TABLE geocodages_utilises (
+                geocodage_id INTEGER NOT NULL REFERENCES geocodages(id),
+                import_id INTEGER REFERENCES imports(id),
+                verification_id INTEGER REFERENCES verifications(id))""",
+         "DROP TABLE geocodages_utilises"),
+    *_guard("geocodages_utilises"),
+    step("CREATE INDEX geocodages_import ON geocodages_utilises(import_id)"),
+    step("CREATE INDEX geocodages_verification ON geocodages_utilises(verification_id)"),
     # Views over the old keys: rebuilt below.
     step("DROP VIEW IF EXISTS sites_courants"),
     step("DROP VIEW IF EXISTS verdicts_courants"),
@@ -69,6 +77,7 @@ steps = [
     *_unguard("journal"), *_unguard("drapeaux"),
     step("ALTER TABLE observations ADD COLUMN site_ref INTEGER REFERENCES sites(id)"),
     step("ALTER TABLE verdicts ADD COLUMN site_ref INTEGER REFERENCES sites(id)"),
+    step("ALTER TABLE verdicts ADD COLUMN cause TEXT"),
     step("ALTER TABLE journal ADD COLUMN site_ref INTEGER REFERENCES sites(id)"),
     step("ALTER TABLE journal ADD COLUMN lot TEXT"),
     step("ALTER TABLE drapeaux ADD COLUMN lot TEXT"),
