@@ -154,6 +154,7 @@ def connect(path: Path) -> sqlite3.Connection:
             db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # readable, really
     except sqlite3.DatabaseError as exc:
         db.close()
         raise _open_error(path, exc) from exc
