@@ -227,6 +227,23 @@ def test_recheck_without_any_geocoder_changes_nothing(tmp_path, cli, monkeypatch
     assert hist[-1]["texte"].endswith(f"pourquoi : marge changée {MARGE:g} → 300 m")
 
 
+def test_reimport_during_an_outage_keeps_the_known_points(tmp_path, cli, monkeypatch) -> None:
+    """The corrected file imported while no address service answers: the unchanged
+    addresses keep their point and verdict; only the moved ones cannot be located."""
+    cli("ajouter", str(V1), "--sans-annuaire", "--geocoder", "demo")
+    before = {s["site_id"]: s["verdict"] for s in json.loads(cli("liste", "--json"))}
+    monkeypatch.setenv("QPV_GEO_GEOCODER", "auto")
+    monkeypatch.setenv("QPV_GEO_BAN_URL", "http://127.0.0.1:9/geocodage")
+    diff = json.loads(cli("ajouter", str(V2), "--sans-annuaire", "--json"))["diff"]
+    changed = {x["site_id"]: x for x in diff["verdicts_changes"]}
+    assert set(changed) == {"CE26-014", "CE26-044"}  # the two moved sites (coordinates)
+    assert all(x["pourquoi"] == "lieu modifié dans le fichier" for x in changed.values())
+    after = {s["site_id"]: s["verdict"] for s in json.loads(cli("liste", "--json"))}
+    for sid in before.keys() & after.keys() - set(changed):
+        assert (after[sid]["lon"], after[sid]["status"]) == (before[sid]["lon"],
+                                                              before[sid]["status"]), sid
+
+
 def test_recheck_regeocodes_only_when_asked(tmp_path) -> None:
     from tests import fake_ban
 

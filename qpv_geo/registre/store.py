@@ -186,7 +186,10 @@ class Registre:
         lieux = place_keys(frame, mapping)
         ids, dossiers = site_ids(frame, mapping, cols, lieux)
         engine = engine or _engine(self.settings)
-        geo = RegisterGeocoder(self.settings, geocoder)
+        # Addresses the lot's current verdicts were judged on are not geocoded again: the
+        # same address keeps its point (an outage or another answer of the service cannot
+        # change a verdict by a mere re-import); « reverifier --regeocoder » asks anew.
+        geo = RegisterGeocoder(self.settings, geocoder, stored=self._lot_geocodes(lot))
         result = validate_sites(frame, mapping, settings=self.settings, engine=engine,
                                 geocoder=geo, progress=progress)
         out = result.frame
@@ -253,6 +256,18 @@ class Registre:
                             colonnes=colonnes_json, par_statut={str(k): int(v) for k, v in
                                                                 statuses.items()},
                             diff=diff, a_revoir=a_revoir)
+
+    def _lot_geocodes(self, lot: str) -> dict[str, Any]:
+        """The geocoding results the current verdicts of ``lot``'s sites were judged on."""
+        origins = self.db.execute(
+            "SELECT v.import_id, v.verification_id FROM sites s JOIN verdicts v ON "
+            "v.id = (SELECT max(id) FROM verdicts WHERE site_ref = s.id) WHERE s.lot = ? "
+            "GROUP BY v.import_id, v.verification_id ORDER BY max(v.id)",
+            (lot,)).fetchall()
+        out: dict[str, Any] = {}
+        for import_id, verification_id in origins:  # the latest origin wins
+            out.update(_stored_geocodes(self.db, (import_id, verification_id)))
+        return out
 
     def _criteres(self, frame: pd.DataFrame, cols: RegistreColumns, dossiers: np.ndarray,
                   annuaire: Annuaire | None) -> dict[str, list[Critere]]:
