@@ -320,9 +320,10 @@ class Registre:
     # ------------------------------------------------------------------ reading
     def imports(self) -> list[dict[str, Any]]:
         """Every import, oldest first (``annulation``: who withdrew it, when and why)."""
-        annulees = {r["import_id"]: dict(r) for r in self.db.execute(
-            "SELECT * FROM annulations")}
+        annulees = {r["import_id"]: dict(r) | {"date_paris": heure_paris(r["date"])}
+                    for r in self.db.execute("SELECT * FROM annulations")}
         return [dict(r) | {"colonnes": json.loads(r["colonnes"]),
+                           "date_paris": heure_paris(r["date"]),
                            "annulation": annulees.get(r["id"])}
                 for r in self.db.execute("SELECT * FROM imports ORDER BY id")]
 
