@@ -1009,7 +1009,7 @@ def _why(old: dict[str, Any], new: dict[str, Any], engine: Engine, shas: str) ->
     if (a[0] is None) != (b[0] is None):
         why.append("nouveau géocodage : " + ("point trouvé" if b[0] is not None
                                               else "adresse non retrouvée"))
-    elif a[0] is not None and b[0] is not None:
+    elif a[0] is not None and b[0] is not None and a != b:  # same point: nothing moved
         ax, ay = engine.lonlat_to_plan([a[0]], [a[1]])
         bx, by = engine.lonlat_to_plan([b[0]], [b[1]])
         moved = float(np.hypot(ax[0] - bx[0], ay[0] - by[0]))

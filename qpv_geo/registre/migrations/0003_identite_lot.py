@@ -132,6 +132,10 @@ steps = [
     step("CREATE UNIQUE INDEX observations_import_site ON observations(import_id, site_ref)"),
     step("CREATE INDEX observations_site_ref ON observations(site_ref, id)"),
     step("CREATE INDEX verdicts_site_ref ON verdicts(site_ref, id)"),
+    # The site id alone no longer finds a site: its indexes go.
+    step("DROP INDEX IF EXISTS observations_site"),
+    step("DROP INDEX IF EXISTS verdicts_site"),
+    step("CREATE INDEX sites_site_id ON sites(site_id)"),
     step("CREATE INDEX decisions_site ON decisions(site_ref, id)"),
     step("CREATE INDEX decisions_verdict ON decisions(verdict_id)"),
     step("CREATE INDEX drapeaux_lot_dossier ON drapeaux(lot, dossier, nom, id)"),
