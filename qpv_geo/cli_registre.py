@@ -20,6 +20,12 @@ RegistreOpt = Annotated[Path | None, typer.Option(
     "--registre", help="Fichier du registre (défaut : registre.sqlite dans le dossier des "
     "données, QPV_GEO_DATA_DIR).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Sortie JSON (pour un script).")]
+LotSiteOpt = Annotated[str | None, typer.Option(
+    "--lot", help="Lot du site (utile seulement si un autre lot a un site de même "
+    "identifiant).")]
+DossierSiteOpt = Annotated[str | None, typer.Option(
+    "--dossier", help="Dossier du site (utile seulement si un autre dossier du lot a un site "
+    "de même identifiant).")]
 
 
 def _open(registre: Path | None, **settings: Any) -> Any:
@@ -32,15 +38,16 @@ _ETAT_STYLE = {"ok": "green", "bloquant": "bold red", "a_verifier": "yellow"}
 
 
 def _print_diff(diff: Any) -> None:
+    lot = f" « {diff.lot} »" if diff.lot else ""
     if diff.avant is None:
-        console.print(f"Premier import du lot : {len(diff.nouveaux)} sites ajoutés.",
+        console.print(f"Premier import du lot{lot} : {len(diff.nouveaux)} sites ajoutés.",
                       highlight=False)
         return
     if diff.vide:
-        console.print(f"Aucun changement entre l'import n° {diff.avant} et l'import n° "
-                      f"{diff.apres}.", highlight=False)
+        console.print(f"Lot{lot} : aucun changement entre l'import n° {diff.avant} et l'import "
+                      f"n° {diff.apres}.", highlight=False)
         return
-    table = Table(title=f"Changements : import n° {diff.avant} → n° {diff.apres}")
+    table = Table(title=f"Changements du lot{lot} : import n° {diff.avant} → n° {diff.apres}")
     for col in ("changement", "site", "dossier", "avant", "après"):
         table.add_column(col, overflow="fold")
     for it in diff.nouveaux:
@@ -52,7 +59,8 @@ def _print_diff(diff: Any) -> None:
                       it["apres"])
     for it in diff.verdicts_changes:
         table.add_row("[bold yellow]verdict changé[/]", it["site_id"], it["dossier"],
-                      it["avant"], it["apres"])
+                      it["avant"], it["apres"] + (f" — pourquoi : {it['pourquoi']}"
+                                                  if it.get("pourquoi") else ""))
     console.print(table)
 
 
@@ -134,29 +142,36 @@ def liste(
     = False,
     retires: Annotated[bool, typer.Option("--retires", help="Inclure les sites retirés.")]
     = False,
+    en_attente: Annotated[bool, typer.Option(
+        "--en-attente", help="Seulement les sites en attente du porteur.")] = False,
     lot: Annotated[str | None, typer.Option(help="Seulement ce lot.")] = None,
     registre: RegistreOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Lister les sites du registre : verdict calculé, décision, verdict retenu.
+    """Lister les sites du registre : lot, verdict calculé, décision (heure de Paris),
+    verdict retenu.
 
     Exemple : qpv-geo registre liste --a-revoir
     """
     with _open(registre) as reg:
-        sites = reg.sites(lot=lot, a_revoir=a_revoir, retires=retires)
+        sites = reg.sites(lot=lot, a_revoir=a_revoir, retires=retires, en_attente=en_attente)
     if json_out:
         print_json([s.to_dict() for s in sites])
         return
-    table = Table(title=f"{len(sites)} site(s)" + (" à revoir" if a_revoir else ""))
-    for col in ("site", "dossier", "lieu", "calculé", "décision", "retenu"):
+    table = Table(title=f"{len(sites)} site(s)" + (" à revoir" if a_revoir else "")
+                  + (" en attente du porteur" if en_attente else ""))
+    for col in ("lot", "site", "dossier", "lieu", "calculé", "décision", "retenu"):
         table.add_column(col, overflow="fold")
     for s in sites:
         v = s.verdict
         calc = v["statut_libelle"] + (f" ({v['code_qp']})" if v["code_qp"] else "")
-        dec = (f"{s.decision['libelle']} — {s.decision['auteur']}" if s.decision else "")
+        dec = (f"{s.decision['libelle']} — {s.decision['auteur']}, "
+               f"{s.decision['date_paris']}" if s.decision else "")
         if s.decision_a_revoir:
             dec += f" [yellow](à revoir : {s.decision_a_revoir})[/]"
-        table.add_row(s.site_id, s.dossier, s.lieu, calc, dec, s.final_libelle)
+        retenu = s.final_libelle + (" — import annulé" if s.import_annule else
+                                    "" if s.present else " — retiré")
+        table.add_row(s.lot, s.site_id, s.dossier, s.lieu, calc, dec, retenu)
     console.print(table)
 
 
@@ -164,25 +179,35 @@ def liste(
 @user_errors
 def decider(
     site: Annotated[str, typer.Argument(help="Identifiant du site (colonne « site »).")],
-    decision: Annotated[str, typer.Option(help="« éligible » ou « non éligible ».")],
-    motif: Annotated[str, typer.Option(help="Pourquoi (obligatoire).")],
+    decision: Annotated[str, typer.Option(
+        help="« éligible », « non éligible » ou « en attente » (du porteur).")],
+    motif: Annotated[str, typer.Option(
+        help="Pourquoi (obligatoire) ; pour « en attente » : ce qui a été demandé au "
+        "porteur.")],
     auteur: Annotated[str, typer.Option(help="Votre nom (obligatoire).")],
+    lot: LotSiteOpt = None,
+    dossier: DossierSiteOpt = None,
     registre: RegistreOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Enregistrer la décision d'un instructeur sur un site ; le verdict calculé est gardé.
+    « en attente » met le site en attente du porteur (le motif dit ce qui lui a été demandé).
 
     Exemple : qpv-geo registre decider CE26-014 --decision éligible --motif « entrée du local
-    côté quartier, vérifiée sur place » --auteur « A. Martin »
+    côté quartier, vérifiée sur place » --auteur « A. Martin » ·
+    qpv-geo registre decider CE26-021 --decision « en attente » --motif « plan du local »
+    --auteur « A. Martin »
     """
     with _open(registre) as reg:
-        d = reg.decider(site, decision, motif, auteur)
+        d = reg.decider(site, decision, motif, auteur, lot=lot, dossier=dossier)
     if json_out:
         print_json(d)
         return
-    console.print(f"[green]Décision enregistrée[/] pour {site} : "
-                  f"{'Éligible' if d['decision'] == 'eligible' else 'Non éligible'} "
-                  f"({d['auteur']}, {d['date']}).", highlight=False)
+    quoi = (f"en attente du porteur (demandé : {d['motif']})" if d["decision"] == "en_attente"
+            else d["libelle"])
+    console.print(f"[green]Décision enregistrée[/] pour le site {site} (lot « {d['lot']} », "
+                  f"dossier {d['dossier']}) : {quoi} ({d['auteur']}, {d['date_paris']}).",
+                  highlight=False)
 
 
 @registre_app.command("bilan")
@@ -193,6 +218,9 @@ def bilan(
     fourni: Annotated[bool, typer.Option("--fourni/--non-fourni",
                                          help="Les bilans N-1 ont-ils été reçus ?")] = True,
     motif: Annotated[str | None, typer.Option(help="Précision (facultatif).")] = None,
+    lot: Annotated[str | None, typer.Option(
+        "--lot", help="Lot du dossier (utile seulement si un autre lot a le même n°).")]
+    = None,
     registre: RegistreOpt = None,
 ) -> None:
     """Noter au registre que les bilans N-1 d'un dossier ont (ou n'ont pas) été fournis.
@@ -200,7 +228,7 @@ def bilan(
     Exemple : qpv-geo registre bilan CE26-021 --fourni --auteur « A. Martin »
     """
     with _open(registre) as reg:
-        reg.marquer_bilan(dossier, fourni, auteur, motif)
+        reg.marquer_bilan(dossier, fourni, auteur, motif, lot=lot)
     console.print(f"Bilans N-1 du dossier {dossier} : {'fournis' if fourni else 'non fournis'}"
                   f" ({auteur}).", highlight=False)
 
@@ -227,7 +255,8 @@ def dossiers(
         print_json([d.to_dict() for d in ds])
         return
     table = Table(title=f"{len(ds)} dossier(s)")
-    for col in ("dossier", "porteur", "état", "lieu", "porteur éligible", "période", "bilans"):
+    for col in ("lot", "dossier", "porteur", "état", "lieu", "porteur éligible", "période",
+                "bilans"):
         table.add_column(col, overflow="fold")
     for d in ds:
         cells = []
@@ -235,8 +264,8 @@ def dossiers(
             c = next((c for c in d.criteres if c.critere == name), None)
             cells.append("" if c is None else
                          f"[{_ETAT_STYLE[c.etat]}]{ETATS[c.etat]}[/] {c.motif}")
-        table.add_row(d.dossier, d.porteur or "", f"[{_ETAT_STYLE[d.etat]}]{ETATS[d.etat]}[/]",
-                      *cells)
+        table.add_row(d.lot, d.dossier, d.porteur or "",
+                      f"[{_ETAT_STYLE[d.etat]}]{ETATS[d.etat]}[/]", *cells)
     console.print(table)
 
 
@@ -244,23 +273,27 @@ def dossiers(
 @user_errors
 def historique(
     site: Annotated[str, typer.Argument(help="Identifiant du site.")],
+    lot: LotSiteOpt = None,
+    dossier: DossierSiteOpt = None,
     registre: RegistreOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Tout ce qui est arrivé à un site : imports, lieux, verdicts, décisions, retrait.
+    """Tout ce qui est arrivé à un site : imports, lieux, verdicts (et pourquoi), décisions,
+    retrait, imports annulés.
 
     Exemple : qpv-geo registre historique CE26-014
     """
     with _open(registre) as reg:
-        events = reg.historique(site)
+        s = reg.site(site, lot=lot, dossier=dossier)
+        events = reg.historique(site, lot=s.lot, dossier=s.dossier)
     if json_out:
         print_json(events)
         return
-    table = Table(title=f"Historique du site {site}")
-    table.add_column("date (UTC)")
+    table = Table(title=f"Historique du site {site} (lot « {s.lot} », dossier {s.dossier})")
+    table.add_column("date (heure de Paris)")
     table.add_column("événement", overflow="fold")
     for e in events:
-        table.add_row(e["date"], e["texte"])
+        table.add_row(e["date_paris"], e["texte"])
     console.print(table)
 
 
@@ -276,13 +309,56 @@ def imports(registre: RegistreOpt = None, json_out: JsonOpt = False) -> None:
     if json_out:
         print_json(rows)
         return
+    from qpv_geo.registre.etats import heure_paris
+
     table = Table(title=f"{len(rows)} import(s)")
-    for col in ("n°", "lot", "date", "fichier", "lignes", "par", "données"):
+    for col in ("n°", "lot", "date (heure de Paris)", "fichier", "lignes", "par", "données",
+                "annulé"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(str(r["id"]), r["lot"], r["date"], r["fichier"], str(r["lignes"]),
-                      r["auteur"] or "", r["donnees_version"])
+        a = r["annulation"]
+        table.add_row(str(r["id"]), r["lot"], heure_paris(r["date"]), r["fichier"],
+                      str(r["lignes"]), r["auteur"] or "", r["donnees_version"],
+                      f"[red]annulé[/] par {a['auteur']} le {heure_paris(a['date'])} : "
+                      f"{a['motif']}" if a else "")
     console.print(table)
+
+
+@registre_app.command("annuler-import")
+@user_errors
+def annuler_import(
+    numero: Annotated[int, typer.Argument(help="N° de l'import à annuler (registre imports).")],
+    auteur: Annotated[str, typer.Option(help="Votre nom (obligatoire).")],
+    motif: Annotated[str, typer.Option(help="Pourquoi l'import est annulé (obligatoire).")],
+    registre: RegistreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Annuler l'import n° k (mauvais fichier, mauvais lot) : ses sites quittent les listes
+    courantes — l'import précédent du lot, s'il y en a un, redevient le courant. Rien n'est
+    effacé : l'import et son annulation restent dans l'historique.
+
+    Exemple : qpv-geo registre annuler-import 3 --auteur « A. Martin » --motif « fichier du
+    mauvais appel »
+    """
+    from qpv_geo.registre.etats import heure_paris
+
+    with _open(registre) as reg:
+        a = reg.annuler_import(numero, auteur=auteur, motif=motif)
+    if json_out:
+        print_json(a.to_dict())
+        return
+    if not a.etait_courant:
+        suite = (f"ce n'était pas l'import courant du lot (le n° {a.import_courant} le reste)"
+                 if a.import_courant is not None else "le lot n'a pas d'import courant")
+    elif a.import_courant is not None:
+        suite = (f"ses sites quittent les listes courantes ; l'import n° {a.import_courant} "
+                 "est de nouveau le courant du lot")
+    else:
+        suite = "ses sites quittent les listes courantes ; le lot n'a plus d'import courant"
+    console.print(f"[green]Import n° {a.import_id} annulé[/] ({a.fichier}, lot « {a.lot} », "
+                  f"{a.sites} site(s)) par {a.auteur} le {heure_paris(a.date)} : {a.motif}. "
+                  f"{suite[0].upper()}{suite[1:]}.", highlight=False)
+
 
 
 @registre_app.command("diff")
@@ -290,7 +366,8 @@ def imports(registre: RegistreOpt = None, json_out: JsonOpt = False) -> None:
 def diff(
     avant: Annotated[int | None, typer.Argument(help="N° de l'import de départ.")] = None,
     apres: Annotated[int | None, typer.Argument(help="N° de l'import d'arrivée.")] = None,
-    lot: Annotated[str, typer.Option(help="Lot (sans n° : ses deux derniers imports).")]
+    lot: Annotated[str, typer.Option(help="Lot (sans n° : ses deux derniers imports ; avec "
+                                          "n° : celui des imports).")]
     = "principal",
     output: Annotated[Path | None, typer.Option("-o", "--output",
                                                 help="Exporter le diff (.xlsx ou .csv).")]
@@ -319,34 +396,47 @@ def diff(
 @registre_app.command("reverifier")
 @user_errors
 def reverifier(
-    geocoder: Annotated[str | None, typer.Option(help="Géocodeur : local ou ban.")] = None,
+    regeocoder: Annotated[bool, typer.Option(
+        "--regeocoder", help="Géocoder de nouveau les adresses (sinon chaque site garde le "
+        "point enregistré et il est seulement rejugé).")] = False,
+    geocoder: Annotated[str | None, typer.Option(
+        help="Géocodeur (local ou ban) pour --regeocoder.")] = None,
     marge: Annotated[float | None, typer.Option(help="Marge (m) « à vérifier ».")] = None,
     auteur: Annotated[str | None, typer.Option(help="Qui lance la revérification.")] = None,
     registre: RegistreOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Rejuger tous les sites après un changement de données (data update / data import, autre
-    marge) : liste les verdicts changés et pourquoi, et signale les décisions à revoir.
+    marge) : chaque site garde son point et son géocodage enregistrés et il est jugé de
+    nouveau ; liste les verdicts changés et leur cause, et signale les décisions à revoir.
+    Avec --regeocoder, les adresses sont géocodées de nouveau ; un site dont le géocodage
+    échoue (service indisponible) garde son verdict.
 
     Exemple : qpv-geo data import qpv_2025.geojson --couche qpv && qpv-geo registre reverifier
     """
     with _open(registre, marge_m=marge, geocoder=geocoder) as reg:
-        rv = reg.reverifier(auteur=auteur)
+        rv = reg.reverifier(auteur=auteur, regeocoder=regeocoder)
     if json_out:
         print_json(rv.to_dict())
         return
     console.print(f"Revérification n° {rv.verification_id} : {rv.sites} sites rejugés, "
                   f"{len(rv.changements)} verdict(s) changé(s).", highlight=False)
+    if rv.non_reverifies:
+        console.print(f"[yellow]{len(rv.non_reverifies)} site(s) non revérifié(s) (service "
+                      "indisponible)[/] : leur verdict est gardé — "
+                      + ", ".join(f"{x['site_id']} (lot « {x['lot']} »)"
+                                  for x in rv.non_reverifies[:20])
+                      + (" …" if len(rv.non_reverifies) > 20 else ""), highlight=False)
     if rv.changements:
         table = Table()
-        for col in ("site", "avant", "après", "pourquoi", "décision"):
+        for col in ("lot", "site", "avant", "après", "pourquoi", "décision"):
             table.add_column(col, overflow="fold")
         for c in rv.changements:
             dec = ""
             if c.decision:
                 dec = (f"{c.decision['libelle']} ({c.decision['auteur']})"
                        + (" [bold yellow]À REVOIR[/]" if c.decision_a_revoir else ""))
-            table.add_row(c.site_id, c.avant["libelle"], c.apres["libelle"],
+            table.add_row(c.lot or "", c.site_id, c.avant["libelle"], c.apres["libelle"],
                           " ; ".join(c.pourquoi), dec)
         console.print(table)
 
@@ -377,6 +467,8 @@ def exporter(
 def fiche(
     site: Annotated[str, typer.Argument(help="Identifiant du site.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Fiche .pdf ou .html.")],
+    lot: LotSiteOpt = None,
+    dossier: DossierSiteOpt = None,
     registre: RegistreOpt = None,
 ) -> None:
     """Écrire la fiche d'instruction datée d'un site (PDF ou HTML) : lieu, verdict et motifs,
@@ -387,7 +479,7 @@ def fiche(
     from qpv_geo.registre.fiche import write_fiche
 
     with _open(registre) as reg:
-        path = write_fiche(reg, site, output)
+        path = write_fiche(reg, site, output, lot=lot, dossier=dossier)
     console.print(f"Écrit : {path}", highlight=False)
 
 

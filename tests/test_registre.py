@@ -140,7 +140,8 @@ def test_scenario_library(tmp_path, fake) -> None:
         assert by["CE26-038"].decision_a_revoir  # decided eligible, now computed hors QPV
         assert not by["CE26-041"].decision_a_revoir  # decided eligible, now computed eligible
         assert by["CE26-002"].decision is None
-        assert all("périmètres QPV sha256" in c.pourquoi[0] for c in rv.changements)
+        assert all(c.pourquoi[0].startswith("périmètres QPV changés (sha256 ")
+                   for c in rv.changements)
         # Decisions kept, with their history; computed verdicts never overwritten.
         for sid in DECIDED:
             s = reg.site(sid)

@@ -15,6 +15,7 @@ from qpv_geo.registre.store import (
     A_REVOIR,
     DECISIONS,
     LOT_DEFAUT,
+    Annulation,
     Changement,
     Diff,
     DossierState,
@@ -26,6 +27,6 @@ from qpv_geo.registre.store import (
     normalize_decision,
 )
 
-__all__ = ["A_REVOIR", "CRITERES", "DECISIONS", "ETATS", "LOT_DEFAUT", "Changement", "Critere",
-           "Diff", "DossierState", "ImportResult", "Registre", "Reverification", "SiteState",
-           "default_path", "normalize_decision"]
+__all__ = ["A_REVOIR", "CRITERES", "DECISIONS", "ETATS", "LOT_DEFAUT", "Annulation",
+           "Changement", "Critere", "Diff", "DossierState", "ImportResult", "Registre",
+           "Reverification", "SiteState", "default_path", "normalize_decision"]

@@ -144,8 +144,9 @@ def site_ids(frame: pd.DataFrame, mapping: ColumnMapping, cols: RegistreColumns,
     The site column gives the site id; else the dossier column (``DOSSIER-2``, ``-3``… for
     its second, third site in file order); else a key from porteur + action + normalised
     place (``S-`` and 10 hex digits: a changed address then makes a new site). The dossier
-    is the dossier column, else porteur + action. Raises :class:`InputFileError` when two
-    rows claim the same site id.
+    is the dossier column, else porteur + action. A site is known by (lot, dossier, site):
+    two dossiers may number their sites alike. Raises :class:`InputFileError` when two rows
+    claim the same site of the same dossier.
     """
     n = len(frame)
     lignes = frame.index.to_numpy() if frame.index.name == "ligne" else np.arange(n) + 2
@@ -167,14 +168,15 @@ def site_ids(frame: pd.DataFrame, mapping: ColumnMapping, cols: RegistreColumns,
         else:
             raw = f"{porteur[i]}|{action[i]}|{lieux[i]}".lower().encode("utf-8")
             ids[i] = "S-" + hashlib.sha256(raw).hexdigest()[:10]
-    seen: dict[str, int] = {}
+    seen: dict[tuple[str, str], int] = {}
     for i, sid in enumerate(ids):
-        if sid in seen:
+        key = (str(dossiers[i]), str(sid))  # a site is one of its dossier's (and lot's)
+        if key in seen:
             what = ("la colonne « " + (cols.site or cols.dossier or "") + " »"
                     if (site[i] or dossier[i]) else "porteur, action et lieu")
             raise InputFileError(
-                f"Lignes {seen[sid]} et {lignes[i]} : même site « {sid} » ({what} identiques).",
+                f"Lignes {seen[key]} et {lignes[i]} : même site « {sid} » ({what} identiques).",
                 hint="Donnez à chaque site un identifiant distinct (colonne « Site » ou "
                 "« N° dossier »), ou supprimez le doublon.")
-        seen[sid] = int(lignes[i])
+        seen[key] = int(lignes[i])
     return ids, dossiers

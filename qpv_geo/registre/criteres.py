@@ -262,11 +262,14 @@ def critere_lieu(finals: Sequence[tuple[str, str | None]],
     by)``: ok when a site is eligible and none is pending."""
     n = len(finals)
     eligibles = sum(1 for s, _ in finals if s == "eligible")
-    pending = sum(1 for s, _ in finals if s == "a_verifier")
-    decided = sum(1 for _, who in finals if who)
+    attente = sum(1 for s, _ in finals if s == "en_attente")
+    pending = sum(1 for s, _ in finals if s == "a_verifier") + attente
+    decided = sum(1 for s, who in finals if who and s != "en_attente")
     parts = [f"{eligibles}/{n} site(s) éligible(s)"]
-    if pending:
-        parts.append(f"{pending} à vérifier")
+    if pending - attente:
+        parts.append(f"{pending - attente} à vérifier")
+    if attente:
+        parts.append(f"{attente} en attente du porteur")
     if decided:
         parts.append(f"{decided} décidé(s) par un instructeur")
     motif = ", ".join(parts)
@@ -276,7 +279,8 @@ def critere_lieu(finals: Sequence[tuple[str, str | None]],
         etat = "ok"
     else:
         etat = "bloquant"
-    others = sorted({label(s) for s, _ in finals if s not in ("eligible", "a_verifier")})
+    others = sorted({label(s) for s, _ in finals
+                     if s not in ("eligible", "a_verifier", "en_attente")})
     if others:
         motif += " ; autres : " + ", ".join(others)
     return Critere("lieu", etat, f"{eligibles}/{n}", motif,

@@ -4,15 +4,19 @@ re-check; the decisions an instructor can record."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from qpv_geo.eligibility import STATUS_LABELS
 from qpv_geo.exceptions import RegistreError
 from qpv_geo.registre.criteres import Critere, etat_dossier
 
-#: Decisions an instructor can record, with their label.
-DECISIONS = {"eligible": "Éligible", "non_eligible": "Non éligible"}
+#: Decisions an instructor can record, with their label. « En attente du porteur » is not a
+#: verdict: the site waits for what was asked of its porteur (the decision's motif).
+DECISIONS = {"eligible": "Éligible", "non_eligible": "Non éligible",
+             "en_attente": "En attente du porteur"}
 #: Computed statuses that need an instructor's look.
 A_REVOIR = ("a_verifier", "non_geocode")
 #: Default lot: the successive versions of one call's file.
@@ -28,14 +32,48 @@ def normalize_decision(text: str) -> str:
         return "eligible"
     if f in ("non_eligible", "noneligible", "non", "inéligible", "ineligible", "refuse"):
         return "non_eligible"
+    if f in ("en_attente", "attente", "en_attente_du_porteur", "attente_porteur",
+             "en_attente_porteur"):
+        return "en_attente"
     raise RegistreError(f"Décision inconnue : « {text} ».",
-                        hint="Indiquez « éligible » ou « non éligible ».")
+                        hint="Indiquez « éligible », « non éligible » ou « en attente » (du "
+                        "porteur).")
+
+
+try:  # Debian and the wheels ship the tz database; fall back to UTC, said as such.
+    from zoneinfo import ZoneInfo
+
+    _PARIS: dt.tzinfo | None = ZoneInfo("Europe/Paris")
+except Exception:  # pragma: no cover - no tz database on this machine
+    _PARIS = None
+
+
+def heure_paris(iso: str | None, *, secondes: bool = False) -> str:
+    """A stored UTC timestamp as people in France read it, zone shown:
+    « 07/12/2026 à 23:16 (heure de Paris, UTC+1) ». Empty for ``None``."""
+    if not iso:
+        return ""
+    try:
+        when = dt.datetime.fromisoformat(str(iso))
+    except ValueError:
+        return str(iso)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    fmt = "%d/%m/%Y à %H:%M:%S" if secondes else "%d/%m/%Y à %H:%M"
+    if _PARIS is None:  # pragma: no cover
+        return when.astimezone(dt.UTC).strftime(fmt) + " (UTC)"
+    local = when.astimezone(_PARIS)
+    offset = local.utcoffset() or dt.timedelta(0)
+    hours = int(offset.total_seconds() // 3600)
+    return local.strftime(fmt) + f" (heure de Paris, UTC{hours:+d})"
 
 
 def agrees(decision: str, status: str) -> bool:
     """True when a decision says what the computed status says (nothing to look at again)."""
     if decision == "eligible":
         return status == "eligible"
+    if decision == "en_attente":
+        return False
     return status in ("hors_qpv", "qva", "hors_territoire")
 
 
@@ -68,15 +106,33 @@ class SiteState:
     verdict: dict[str, Any]
     decision: dict[str, Any] | None
     decision_a_revoir: str | None = None
+    #: The register's number of the site: one per (lot, dossier, site).
+    cle: int | None = None
+    observation_id: int | None = None
+    #: True when the site's last observation comes from a withdrawn import.
+    import_annule: bool = False
 
     @property
     def final(self) -> str:
-        """The state that counts: the decision when there is one, else the computed one."""
+        """The state that counts: the decision when there is one (``en_attente`` while the
+        site waits for its porteur), else the computed one."""
         return self.decision["decision"] if self.decision else self.verdict["status"]
+
+    @property
+    def en_attente(self) -> bool:
+        """True while the site waits for what was asked of its porteur."""
+        return bool(self.decision) and self.decision["decision"] == "en_attente"
+
+    @property
+    def query(self) -> str:
+        """The site's address in a URL query: ``id=…&lot=…&dossier=…``."""
+        return urlencode({"id": self.site_id, "lot": self.lot, "dossier": self.dossier})
 
     @property
     def final_libelle(self) -> str:
         """Label of :attr:`final`, saying where it comes from."""
+        if self.en_attente:
+            return f"En attente du porteur (demandé : {self.decision['motif']})"
         if self.decision:
             return f"{DECISIONS[self.decision['decision']]} (décision)"
         label = self.verdict.get("statut_libelle") or STATUS_LABELS.get(
@@ -90,6 +146,8 @@ class SiteState:
             return False
         if self.decision is None:
             return self.verdict["status"] in A_REVOIR
+        if self.en_attente:  # the porteur's answer is awaited, unless the place changed
+            return self.decision_a_revoir is not None and "lieu" in self.decision_a_revoir
         return self.decision_a_revoir is not None
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,7 +157,8 @@ class SiteState:
                 "action": self.action, "lieu": self.lieu, "verdict": self.verdict,
                 "decision": self.decision, "decision_a_revoir": self.decision_a_revoir,
                 "final": self.final, "final_libelle": self.final_libelle,
-                "a_revoir": self.a_revoir}
+                "a_revoir": self.a_revoir, "en_attente": self.en_attente,
+                "import_annule": self.import_annule}
 
 
 @dataclass
@@ -145,6 +204,7 @@ class Diff:
 
     avant: int | None
     apres: int
+    lot: str | None = None
     nouveaux: list[dict[str, Any]] = field(default_factory=list)
     retires: list[dict[str, Any]] = field(default_factory=list)
     deplaces: list[dict[str, Any]] = field(default_factory=list)
@@ -157,7 +217,8 @@ class Diff:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly view."""
-        return {"avant": self.avant, "apres": self.apres, "nouveaux": self.nouveaux,
+        return {"avant": self.avant, "apres": self.apres, "lot": self.lot,
+                "nouveaux": self.nouveaux,
                 "retires": self.retires, "deplaces": self.deplaces,
                 "verdicts_changes": self.verdicts_changes}
 
@@ -192,10 +253,12 @@ class Changement:
     pourquoi: list[str]
     decision: dict[str, Any] | None
     decision_a_revoir: bool = False
+    lot: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly view."""
-        return {"site_id": self.site_id, "dossier": self.dossier, "avant": self.avant,
+        return {"site_id": self.site_id, "dossier": self.dossier, "lot": self.lot,
+                "avant": self.avant,
                 "apres": self.apres, "pourquoi": self.pourquoi, "decision": self.decision,
                 "decision_a_revoir": self.decision_a_revoir}
 
@@ -208,14 +271,43 @@ class Reverification:
     sites: int
     nouveaux_verdicts: int
     changements: list[Changement]
+    #: Sites whose geocoding failed during the re-check: verdict kept, listed with why.
+    non_reverifies: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly view."""
         return {"verification_id": self.verification_id, "sites": self.sites,
                 "nouveaux_verdicts": self.nouveaux_verdicts,
-                "changements": [c.to_dict() for c in self.changements]}
+                "changements": [c.to_dict() for c in self.changements],
+                "non_reverifies": self.non_reverifies}
 
 
-__all__ = ["A_REVOIR", "DECISIONS", "LOT_DEFAUT", "Changement", "Diff", "DossierState",
-           "ImportResult", "Reverification", "SiteState", "agrees", "label_verdict",
-           "normalize_decision"]
+@dataclass
+class Annulation:
+    """An import withdrawn: who, why, and which import of its lot is current now."""
+
+    id: int
+    import_id: int
+    lot: str
+    fichier: str
+    sites: int
+    auteur: str
+    motif: str
+    date: str
+    #: The lot's current import after the withdrawal (None: the lot has none left).
+    import_courant: int | None
+    #: True when the withdrawn import was its lot's current one (its sites then left).
+    etait_courant: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly view."""
+        return {"id": self.id, "import_id": self.import_id, "lot": self.lot,
+                "fichier": self.fichier, "sites": self.sites, "auteur": self.auteur,
+                "motif": self.motif, "date": self.date,
+                "date_paris": heure_paris(self.date), "import_courant": self.import_courant,
+                "etait_courant": self.etait_courant}
+
+
+__all__ = ["A_REVOIR", "DECISIONS", "LOT_DEFAUT", "Annulation", "Changement", "Diff",
+           "DossierState", "ImportResult", "Reverification", "SiteState", "agrees",
+           "heure_paris", "label_verdict", "normalize_decision"]

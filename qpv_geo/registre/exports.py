@@ -13,6 +13,7 @@ from qpv_geo._files import atomic_path, check_output_path, os_error_message
 from qpv_geo.batch import neutralize_cells
 from qpv_geo.exceptions import InputFileError
 from qpv_geo.registre.criteres import ETATS
+from qpv_geo.registre.etats import heure_paris
 from qpv_geo.registre.store import Diff, Registre
 
 #: Columns of the sites export, in order.
@@ -28,7 +29,7 @@ SITE_COLUMNS = (
 
 def sites_frame(registre: Registre, *, retires: bool = False) -> pd.DataFrame:
     """One row per site: computed verdict, decision, which is final and who decided, and the
-    state of its dossier."""
+    state of its dossier. A site is (lot, dossier, site); times are Paris time, zone shown."""
     dossiers = {(d.lot, d.dossier): d for d in registre.dossiers()}
     noms = registre.criteres  # the criteria in the register's territory's words
     rows: list[dict[str, Any]] = []
@@ -38,10 +39,12 @@ def sites_frame(registre: Registre, *, retires: bool = False) -> pd.DataFrame:
         geo = v.get("geocodage") or {}
         rows.append({
             "site": s.site_id, "dossier": s.dossier, "lot": s.lot,
-            "present": "oui" if s.present else "non (retiré)", "porteur": s.porteur,
+            "present": "oui" if s.present else "non (import annulé)" if s.import_annule
+            else "non (retiré)", "porteur": s.porteur,
             "action": s.action, "lieu": s.lieu, "verdict_final": s.final_libelle,
             "final_source": "décision" if x else "calcul",
-            "decide_par": x["auteur"] if x else None, "decision_date": x["date"] if x else None,
+            "decide_par": x["auteur"] if x else None,
+            "decision_date": heure_paris(x["date"], secondes=True) if x else None,
             "decision_motif": x["motif"] if x else None,
             "decision_a_revoir": s.decision_a_revoir,
             "statut_calcule": v["status"], "statut_calcule_libelle": v["statut_libelle"],
@@ -52,7 +55,8 @@ def sites_frame(registre: Registre, *, retires: bool = False) -> pd.DataFrame:
             "geocodage_precision": geo.get("precision"), "lon": v["lon"], "lat": v["lat"],
             "marge_m": v["marge_m"], "marge_motif": v.get("marge_motif"),
             "donnees_version": v["donnees_version"],
-            "verdict_date": v["date"], "outil_version": v["outil_version"],
+            "verdict_date": heure_paris(v["date"], secondes=True),
+            "outil_version": v["outil_version"],
             "etat_dossier": ETATS[d.etat] if d else None,
             "criteres_bloquants": ", ".join(noms[c] for c in d.bloquants) if d else None,
             "criteres_a_verifier": ", ".join(noms[c] for c in d.a_verifier) if d else None,
@@ -80,11 +84,13 @@ def diff_frame(diff: Diff) -> pd.DataFrame:
                         ("lieu modifié", diff.deplaces),
                         ("verdict changé", diff.verdicts_changes)):
         for it in items:
-            rows.append({"changement": kind, "site": it["site_id"], "dossier": it["dossier"],
+            rows.append({"changement": kind, "lot": it.get("lot", diff.lot),
+                         "site": it["site_id"], "dossier": it["dossier"],
                          "ligne": it["ligne"], "lieu": it["lieu"], "verdict": it["verdict"],
-                         "avant": it.get("avant"), "apres": it.get("apres")})
-    return pd.DataFrame(rows, columns=["changement", "site", "dossier", "ligne", "lieu",
-                                       "verdict", "avant", "apres"])
+                         "avant": it.get("avant"), "apres": it.get("apres"),
+                         "pourquoi": it.get("pourquoi")})
+    return pd.DataFrame(rows, columns=["changement", "lot", "site", "dossier", "ligne", "lieu",
+                                       "verdict", "avant", "apres", "pourquoi"])
 
 
 def _cell(v: Any) -> Any:

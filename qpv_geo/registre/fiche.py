@@ -19,6 +19,7 @@ from qpv_geo import __version__
 from qpv_geo._files import atomic_path, check_output_path, os_error_message
 from qpv_geo.eligibility import format_distance
 from qpv_geo.exceptions import InputFileError, QpvGeoError
+from qpv_geo.registre.etats import heure_paris
 from qpv_geo.registre.store import DECISIONS, Registre
 
 if TYPE_CHECKING:
@@ -146,9 +147,12 @@ def _reference(registre: Registre) -> Reference:
 
 
 def fiche_html(registre: Registre, site_id: str, *, reference: Reference | None = None,
-               now: dt.datetime | None = None) -> str:
-    """The sheet of ``site_id`` as a self-contained HTML page (map embedded)."""
-    site = registre.site(site_id)
+               now: dt.datetime | None = None, lot: str | None = None,
+               dossier: str | None = None) -> str:
+    """The sheet of ``site_id`` (of ``lot`` and ``dossier`` when other lots or dossiers
+    have a site of that id) as a self-contained HTML page (map embedded); times in Paris
+    time, zone shown."""
+    site = registre.site(site_id, lot=lot, dossier=dossier)
     reference = reference or _reference(registre)
     v = site.verdict
     png = map_png(v["lon"], v["lat"], reference, marge_m=v["marge_m"])
@@ -159,15 +163,16 @@ def fiche_html(registre: Registre, site_id: str, *, reference: Reference | None 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
                              trim_blocks=True, lstrip_blocks=True)
-    now = now or dt.datetime.now()
+    now = now or dt.datetime.now(dt.UTC)
     return env.get_template("fiche_instruction.html.j2").render(
         site=site, v=v, decision=site.decision, decisions=DECISIONS,
         distance=format_distance(v["distance_bord_m"]), dossier=dossier,
-        valeurs=registre.observation_values(site_id), historique=registre.historique(site_id),
+        valeurs=registre.observation_values(site_id, lot=site.lot, dossier=site.dossier),
+        historique=registre.historique(site_id, lot=site.lot, dossier=site.dossier),
         carte=("data:image/png;base64," + base64.b64encode(png).decode()) if png else None,
         same_data=same_data, carte_donnees=reference.version, notes=reference.notes,
         legende_carte=_legende_carte(v["lon"], v["lat"], reference),
-        avertissement=AVERTISSEMENT, date=now.strftime("%d/%m/%Y à %H:%M"),
+        avertissement=AVERTISSEMENT, date=heure_paris(now.isoformat()),
         outil=__version__)
 
 
@@ -201,14 +206,15 @@ def _legende_carte(lon: float | None, lat: float | None, reference: Reference) -
 
 
 def write_fiche(registre: Registre, site_id: str, output: str | Path, *,
-                reference: Reference | None = None) -> Path:
+                reference: Reference | None = None, lot: str | None = None,
+                dossier: str | None = None) -> Path:
     """Write the sheet to ``output``: ``.html`` or ``.pdf`` (WeasyPrint)."""
     output = check_output_path(output)
     suffix = output.suffix.lower()
     if suffix not in (".html", ".htm", ".pdf"):
         raise InputFileError(f"Format de fiche non pris en charge : « {output.suffix} ».",
                              hint="Choisissez un fichier .html ou .pdf.")
-    page = fiche_html(registre, site_id, reference=reference)
+    page = fiche_html(registre, site_id, reference=reference, lot=lot, dossier=dossier)
     try:
         with atomic_path(output) as tmp:
             if suffix == ".pdf":
@@ -228,11 +234,12 @@ def write_fiche(registre: Registre, site_id: str, output: str | Path, *,
 
 
 def fiche_pdf_bytes(registre: Registre, site_id: str, *,
-                    reference: Reference | None = None) -> bytes:
+                    reference: Reference | None = None, lot: str | None = None,
+                    dossier: str | None = None) -> bytes:
     """The sheet as PDF bytes (for the web)."""
     import weasyprint
 
-    page = fiche_html(registre, site_id, reference=reference)
+    page = fiche_html(registre, site_id, reference=reference, lot=lot, dossier=dossier)
     return weasyprint.HTML(string=page, base_url=str(TEMPLATES)).write_pdf()
 
 

@@ -28,6 +28,7 @@ from qpv_geo._files import sha256_file
 from qpv_geo.batch import ColumnMapping, read_sites, validate_sites
 from qpv_geo.exceptions import RegistreError
 from qpv_geo.registre import _db
+from qpv_geo.registre._geocodage import RegisterGeocoder
 from qpv_geo.registre.colonnes import (
     RegistreColumns,
     cells,
@@ -46,6 +47,7 @@ from qpv_geo.registre.etats import (
     A_REVOIR,
     DECISIONS,
     LOT_DEFAUT,
+    Annulation,
     Changement,
     Diff,
     DossierState,
@@ -53,6 +55,7 @@ from qpv_geo.registre.etats import (
     Reverification,
     SiteState,
     agrees,
+    heure_paris,
     label_verdict,
     normalize_decision,
 )
@@ -183,8 +186,12 @@ class Registre:
         lieux = place_keys(frame, mapping)
         ids, dossiers = site_ids(frame, mapping, cols, lieux)
         engine = engine or _engine(self.settings)
+        # Addresses the lot's current verdicts were judged on are not geocoded again: the
+        # same address keeps its point (an outage or another answer of the service cannot
+        # change a verdict by a mere re-import); « reverifier --regeocoder » asks anew.
+        geo = RegisterGeocoder(self.settings, geocoder, stored=self._lot_geocodes(lot))
         result = validate_sites(frame, mapping, settings=self.settings, engine=engine,
-                                geocoder=geocoder, progress=progress)
+                                geocoder=geo, progress=progress)
         out = result.frame
         verdicts = _verdict_rows(out)
         client, own = _annuaire(annuaire, self.settings)
@@ -205,7 +212,7 @@ class Registre:
         common = (now, engine.marge_m, engine.reference.version,
                   json.dumps(shas, sort_keys=True), __version__)
         with _db.write(self.db) as db:
-            prev = db.execute("SELECT id FROM imports WHERE lot = ? ORDER BY id DESC LIMIT 1",
+            prev = db.execute("SELECT id FROM imports_courants WHERE lot = ?",
                               (lot,)).fetchone()
             import_id = db.execute(
                 "INSERT INTO imports (lot, date, fichier, fichier_sha256, lignes, colonnes, "
@@ -214,17 +221,21 @@ class Registre:
                 (lot, now, path.name, sha256_file(path), len(frame),
                  json.dumps(colonnes_json, ensure_ascii=False), engine.reference.version,
                  common[3], engine.marge_m, __version__, auteur)).lastrowid
+            refs = _site_refs(db, lot, [(str(d), str(i)) for d, i in
+                                        zip(dossiers, ids, strict=True)])
             base = db.execute("SELECT coalesce(max(id), 0) FROM observations").fetchone()[0]
             db.executemany(
                 "INSERT INTO observations (id, import_id, site_id, dossier, ligne, porteur, "
-                "action, lieu, lieu_affiche, valeurs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "action, lieu, lieu_affiche, valeurs, site_ref) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 ((base + i + 1, import_id, str(ids[i]), str(dossiers[i]), int(lignes[i]),
                   porteur[i] or None, action[i] or None, str(lieux[i]), affiche[i],
-                  json.dumps(records[i], ensure_ascii=False, default=str))
+                  json.dumps(records[i], ensure_ascii=False, default=str), refs[i])
                  for i in range(len(frame))))
-            self._insert_verdicts(db, [(str(ids[i]), base + i + 1, verdicts[i])
+            self._insert_verdicts(db, [(refs[i], str(ids[i]), base + i + 1, verdicts[i])
                                        for i in range(len(frame))],
                                   import_id=import_id, verification_id=None, common=common)
+            _store_geocodes(db, geo.used, import_id=import_id, verification_id=None)
             db.executemany(
                 "INSERT INTO criteres (import_id, dossier, critere, etat, valeur, motif, source,"
                 " date) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -232,8 +243,9 @@ class Registre:
                  for d, cs in criteres.items() for c in cs))
             diff = self._diff(db, prev[0] if prev else None, import_id)
             db.execute(
-                "INSERT INTO journal (date, type, auteur, detail) VALUES (?, 'import', ?, ?)",
-                (now, auteur, json.dumps(
+                "INSERT INTO journal (date, type, auteur, lot, detail) "
+                "VALUES (?, 'import', ?, ?, ?)",
+                (now, auteur, lot, json.dumps(
                     {"import_id": import_id, "lot": lot, "fichier": path.name,
                      "sites": len(frame), "nouveaux": len(diff.nouveaux),
                      "retires": len(diff.retires), "deplaces": len(diff.deplaces),
@@ -244,6 +256,18 @@ class Registre:
                             colonnes=colonnes_json, par_statut={str(k): int(v) for k, v in
                                                                 statuses.items()},
                             diff=diff, a_revoir=a_revoir)
+
+    def _lot_geocodes(self, lot: str) -> dict[str, Any]:
+        """The geocoding results the current verdicts of ``lot``'s sites were judged on."""
+        origins = self.db.execute(
+            "SELECT v.import_id, v.verification_id FROM sites s JOIN verdicts v ON "
+            "v.id = (SELECT max(id) FROM verdicts WHERE site_ref = s.id) WHERE s.lot = ? "
+            "GROUP BY v.import_id, v.verification_id ORDER BY max(v.id)",
+            (lot,)).fetchall()
+        out: dict[str, Any] = {}
+        for import_id, verification_id in origins:  # the latest origin wins
+            out.update(_stored_geocodes(self.db, (import_id, verification_id)))
+        return out
 
     def _criteres(self, frame: pd.DataFrame, cols: RegistreColumns, dossiers: np.ndarray,
                   annuaire: Annuaire | None) -> dict[str, list[Critere]]:
@@ -266,7 +290,8 @@ class Registre:
         return out
 
     @staticmethod
-    def _insert_verdicts(db: sqlite3.Connection, rows: list[tuple[str, int, dict[str, Any]]],
+    def _insert_verdicts(db: sqlite3.Connection,
+                         rows: list[tuple[int, str, int, dict[str, Any]]],
                          *, import_id: int | None, verification_id: int | None,
                          common: tuple[Any, ...]) -> None:
         now, _forced, version, shas, outil = common
@@ -279,31 +304,40 @@ class Registre:
             "INSERT INTO verdicts (site_id, observation_id, import_id, verification_id, date, "
             "status, code_qp, lib_qp, insee_com, lib_com, distance_bord_m, code_qp_proche, "
             "lib_qp_proche, distance_qp_proche_m, lon, lat, geocodage, motifs, marge_m, "
-            "marge_motif, donnees_version, donnees_sha256, outil_version, donnees_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "marge_motif, donnees_version, donnees_sha256, outil_version, donnees_id, "
+            "site_ref, cause) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "?)",
             ((sid, obs, import_id, verification_id, now, v["status"], v.get("code_qp"),
               v.get("lib_qp"), v.get("insee_com"), v.get("lib_com"), v.get("distance_bord_m"),
               v.get("code_qp_proche"), v.get("lib_qp_proche"), v.get("distance_qp_proche_m"),
               v.get("lon"), v.get("lat"),
               json.dumps(v["geocodage"], ensure_ascii=False) if v.get("geocodage") else None,
               v.get("motifs") or "", v.get("marge_m"), v.get("marge_motif") or None, "", "",
-              outil, donnees_id)
-             for sid, obs, v in rows))
+              outil, donnees_id, ref, v.get("cause"))
+             for ref, sid, obs, v in rows))
 
     # ------------------------------------------------------------------ reading
     def imports(self) -> list[dict[str, Any]]:
-        """Every import, oldest first."""
-        return [dict(r) | {"colonnes": json.loads(r["colonnes"])}
+        """Every import, oldest first (``annulation``: who withdrew it, when and why)."""
+        annulees = {r["import_id"]: dict(r) | {"date_paris": heure_paris(r["date"])}
+                    for r in self.db.execute("SELECT * FROM annulations")}
+        return [dict(r) | {"colonnes": json.loads(r["colonnes"]),
+                           "date_paris": heure_paris(r["date"]),
+                           "annulation": annulees.get(r["id"])}
                 for r in self.db.execute("SELECT * FROM imports ORDER BY id")]
 
     def _states(self, where: str = "", params: Iterable[Any] = ()) -> list[SiteState]:
-        """Sites (last observation of each) with their current verdict and decision."""
-        # Correlated max(id) lookups on the (site_id, id) indexes: one index probe per site,
-        # where joining the GROUP BY views would scan them once per row.
+        """Sites (last observation of each, imports withdrawn aside) with their current
+        verdict and decision."""
+        # Correlated max(id) lookups on the (site_ref, id) indexes: one index probe per site.
+        # A site's current observation and verdict come from imports not withdrawn; a site
+        # seen only in withdrawn imports keeps its last ones (and is not present).
         sql = f"""
-            SELECT o.site_id, o.dossier, o.ligne, o.porteur, o.action, o.lieu, o.lieu_affiche,
-                   o.id AS observation_id, i.lot,
+            SELECT s.id AS cle, s.site_id, s.dossier, s.lot, o.ligne, o.porteur, o.action,
+                   o.lieu, o.lieu_affiche, o.id AS observation_id, o.import_id,
                    (o.import_id IN (SELECT id FROM imports_courants)) AS present,
+                   (o.import_id IN (SELECT import_id FROM annulations)) AS annule,
                    v.id AS verdict_id, v.status, v.code_qp, v.lib_qp, v.insee_com, v.lib_com,
                    v.distance_bord_m, v.code_qp_proche, v.lib_qp_proche,
                    v.distance_qp_proche_m, v.lon, v.lat, v.geocodage, v.motifs, v.marge_m,
@@ -314,17 +348,24 @@ class Registre:
                    x.auteur AS decision_auteur, x.date AS decision_date,
                    x.verdict_id AS decision_verdict_id,
                    dv.status AS dv_status, dv.code_qp AS dv_code_qp, do.lieu AS dv_lieu
-            FROM observations o
-            JOIN imports i ON i.id = o.import_id
-            JOIN verdicts v ON v.id = (SELECT max(id) FROM verdicts WHERE site_id = o.site_id)
+            FROM sites s
+            JOIN observations o ON o.id = coalesce(
+                (SELECT max(id) FROM observations WHERE site_ref = s.id
+                   AND import_id NOT IN (SELECT import_id FROM annulations)),
+                (SELECT max(id) FROM observations WHERE site_ref = s.id))
+            JOIN verdicts v ON v.id = coalesce(
+                (SELECT max(w.id) FROM verdicts w JOIN observations wo
+                   ON wo.id = w.observation_id
+                 WHERE w.site_ref = s.id
+                   AND wo.import_id NOT IN (SELECT import_id FROM annulations)),
+                (SELECT max(id) FROM verdicts WHERE site_ref = s.id))
             LEFT JOIN donnees dd ON dd.id = v.donnees_id
             LEFT JOIN decisions x
-              ON x.id = (SELECT max(id) FROM decisions WHERE site_id = o.site_id)
+              ON x.id = (SELECT max(id) FROM decisions WHERE site_ref = s.id)
             LEFT JOIN verdicts dv ON dv.id = x.verdict_id
             LEFT JOIN observations do ON do.id = dv.observation_id
-            WHERE o.id = (SELECT max(id) FROM observations WHERE site_id = o.site_id)
-            {where}
-            ORDER BY i.lot, o.dossier, o.site_id"""
+            WHERE 1 {where}
+            ORDER BY s.lot, s.dossier, s.site_id"""
         out = []
         parsed: dict[str, Any] = {}  # the same JSON texts repeat from row to row
 
@@ -342,6 +383,7 @@ class Registre:
                                          "outil_version")}
             verdict["id"] = r["verdict_id"]
             verdict["date"] = r["verdict_date"]
+            verdict["date_paris"] = heure_paris(r["verdict_date"])
             verdict["donnees_sha256"] = load(r["donnees_sha256"])
             verdict["geocodage"] = load(r["geocodage"])
             verdict["statut_libelle"] = self.statuts.get(r["status"], r["status"])
@@ -351,6 +393,7 @@ class Registre:
                 decision = {"id": r["decision_id"], "decision": r["decision"],
                             "libelle": DECISIONS[r["decision"]], "motif": r["decision_motif"],
                             "auteur": r["decision_auteur"], "date": r["decision_date"],
+                            "date_paris": heure_paris(r["decision_date"]),
                             "verdict_id": r["decision_verdict_id"]}
                 why = []
                 if r["dv_lieu"] is not None and r["dv_lieu"] != r["lieu"]:
@@ -365,89 +408,184 @@ class Registre:
                 site_id=r["site_id"], dossier=r["dossier"], lot=r["lot"],
                 present=bool(r["present"]), ligne=r["ligne"], porteur=r["porteur"],
                 action=r["action"], lieu=r["lieu_affiche"], verdict=verdict,
-                decision=decision, decision_a_revoir=revoir))
+                decision=decision, decision_a_revoir=revoir, cle=r["cle"],
+                observation_id=r["observation_id"], import_annule=bool(r["annule"])))
         return out
 
     def sites(self, *, lot: str | None = None, a_revoir: bool = False,
-              retires: bool = False) -> list[SiteState]:
-        """Current sites (of ``lot``), only those to review with ``a_revoir``; sites removed
-        by a later import too with ``retires``."""
+              retires: bool = False, en_attente: bool = False) -> list[SiteState]:
+        """Current sites (of ``lot``), only those to review with ``a_revoir``, only those
+        waiting for their porteur with ``en_attente``; sites removed by a later import (or
+        whose import was withdrawn) too with ``retires``."""
         where, params = [], []
         if lot:
-            where.append("i.lot = ?")
+            where.append("s.lot = ?")
             params.append(lot)
         if not retires:
             where.append("o.import_id IN (SELECT id FROM imports_courants)")
         states = self._states("".join(" AND " + w for w in where), params)
-        return [s for s in states if s.a_revoir] if a_revoir else states
+        if a_revoir:
+            states = [s for s in states if s.a_revoir]
+        if en_attente:
+            states = [s for s in states if s.en_attente]
+        return states
 
-    def site(self, site_id: str) -> SiteState:
-        """One site (current or removed); :class:`RegistreError` when unknown."""
-        found = self._states("AND o.site_id = ?", (site_id,))
-        if not found:
-            raise RegistreError(f"Site inconnu du registre : « {site_id} ».",
+    def _resolve(self, site_id: str, lot: str | None = None,
+                 dossier: str | None = None) -> int:
+        """The register's number of the site (lot, dossier, site); :class:`RegistreError`
+        when unknown or when several lots or dossiers have a site of that id."""
+        sql, params = "SELECT id, lot, dossier FROM sites WHERE site_id = ?", [str(site_id)]
+        for col, value in (("lot", lot), ("dossier", dossier)):
+            if value:
+                sql += f" AND {col} = ?"
+                params.append(str(value))
+        rows = self.db.execute(sql + " ORDER BY lot, dossier", params).fetchall()
+        if not rows:
+            where = "".join(f" ({k} « {v} »)" for k, v in (("lot", lot), ("dossier", dossier))
+                            if v)
+            raise RegistreError(f"Site inconnu du registre : « {site_id} »{where}.",
                                 hint="Listez les sites avec « qpv-geo registre liste ».")
-        return found[0]
+        if len(rows) > 1:
+            lieux = " ; ".join(f"lot « {r['lot']} », dossier « {r['dossier']} »" for r in rows)
+            raise RegistreError(
+                f"Le site « {site_id} » existe dans plusieurs lots ou dossiers : {lieux}.",
+                hint="Précisez le lot du site (--lot) et, s'il le faut, son dossier "
+                "(--dossier).")
+        return int(rows[0]["id"])
 
-    def observation_values(self, site_id: str) -> dict[str, Any]:
+    def site(self, site_id: str, *, lot: str | None = None,
+             dossier: str | None = None) -> SiteState:
+        """One site (current or removed) of ``lot`` and ``dossier`` (needed only when
+        another lot or dossier has a site of the same id); :class:`RegistreError` when
+        unknown or ambiguous."""
+        return self._states("AND s.id = ?", (self._resolve(site_id, lot, dossier),))[0]
+
+    def observation_values(self, site_id: str, *, lot: str | None = None,
+                           dossier: str | None = None) -> dict[str, Any]:
         """The cells of the site's last imported row."""
-        r = self.db.execute("SELECT valeurs FROM observations WHERE site_id = ? "
-                            "ORDER BY id DESC LIMIT 1", (site_id,)).fetchone()
+        cle = self._resolve(site_id, lot, dossier)
+        r = self.db.execute(
+            "SELECT valeurs FROM observations WHERE site_ref = ? ORDER BY "
+            "(import_id IN (SELECT import_id FROM annulations)), id DESC LIMIT 1",
+            (cle,)).fetchone()
         return json.loads(r[0]) if r else {}
 
     # ------------------------------------------------------------------ decisions
-    def decider(self, site_id: str, decision: str, motif: str, auteur: str) -> dict[str, Any]:
-        """Record an instructor's decision on a site (the computed verdict is kept)."""
+    def decider(self, site_id: str, decision: str, motif: str, auteur: str, *,
+                lot: str | None = None, dossier: str | None = None) -> dict[str, Any]:
+        """Record an instructor's decision on a site (the computed verdict is kept).
+
+        ``decision``: « éligible », « non éligible » or « en attente » (du porteur: then
+        ``motif`` says what was asked of the porteur).
+        """
         decision = normalize_decision(decision)
         motif, auteur = (motif or "").strip(), (auteur or "").strip()
         if not motif:
+            if decision == "en_attente":
+                raise RegistreError("Indiquez ce qui a été demandé au porteur.",
+                                    hint="Par exemple : « plan du local et bail » "
+                                    "(--motif).")
             raise RegistreError("Le motif de la décision est obligatoire.",
                                 hint="Expliquez en une phrase pourquoi le site est "
                                 "(ou n'est pas) éligible : --motif « … ».")
         if not auteur:
             raise RegistreError("Le nom de la personne qui décide est obligatoire.",
                                 hint="Indiquez votre nom : --auteur « Prénom Nom ».")
+        cle = self._resolve(site_id, lot, dossier)
         now = _now()
         with _db.write(self.db) as db:
-            v = db.execute("SELECT v.id, o.dossier FROM verdicts v JOIN observations o "
-                           "ON o.id = v.observation_id WHERE v.id = "
-                           "(SELECT max(id) FROM verdicts WHERE site_id = ?)",
-                           (site_id,)).fetchone()
-            if v is None:
-                raise RegistreError(f"Site inconnu du registre : « {site_id} ».",
-                                    hint="Listez les sites avec « qpv-geo registre liste ».")
+            # the verdict the person saw: the site's current one (withdrawn imports aside)
+            st = self._states("AND s.id = ?", (cle,))[0]
+            v = (st.verdict["id"], st.dossier, st.lot)
             did = db.execute(
-                "INSERT INTO decisions (site_id, verdict_id, date, decision, motif, auteur) "
-                "VALUES (?, ?, ?, ?, ?, ?)", (site_id, v[0], now, decision, motif,
-                                              auteur)).lastrowid
-            db.execute("INSERT INTO journal (date, type, site_id, dossier, auteur, detail) "
-                       "VALUES (?, 'decision', ?, ?, ?, ?)",
+                "INSERT INTO decisions (site_id, verdict_id, date, decision, motif, auteur, "
+                "site_ref) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (site_id, v[0], now, decision, motif, auteur, cle)).lastrowid
+            db.execute("INSERT INTO journal (date, type, site_id, dossier, auteur, detail, "
+                       "site_ref, lot) VALUES (?, 'decision', ?, ?, ?, ?, ?, ?)",
                        (now, site_id, v[1], auteur, json.dumps(
                            {"decision": decision, "motif": motif, "verdict_id": v[0]},
-                           ensure_ascii=False)))
-        return {"id": did, "site_id": site_id, "decision": decision, "motif": motif,
-                "auteur": auteur, "date": now, "verdict_id": v[0]}
+                           ensure_ascii=False), cle, v[2]))
+        return {"id": did, "site_id": site_id, "lot": v[2], "dossier": v[1],
+                "decision": decision, "libelle": DECISIONS[decision], "motif": motif,
+                "auteur": auteur, "date": now, "date_paris": heure_paris(now),
+                "verdict_id": v[0]}
+
+    def _lot_of_dossier(self, dossier: str, lot: str | None) -> str:
+        sql = ("SELECT DISTINCT i.lot FROM observations o JOIN imports i ON i.id = o.import_id "
+               "WHERE o.dossier = ?")
+        params = [dossier]
+        if lot:
+            sql += " AND i.lot = ?"
+            params.append(lot)
+        lots = [r[0] for r in self.db.execute(sql + " ORDER BY i.lot", params)]
+        if not lots:
+            raise RegistreError(f"Dossier inconnu du registre : « {dossier} »"
+                                + (f" (lot « {lot} »)." if lot else "."),
+                                hint="Listez les dossiers : « qpv-geo registre dossiers ».")
+        if len(lots) > 1:
+            raise RegistreError(f"Le dossier « {dossier} » existe dans plusieurs lots : "
+                                + ", ".join(f"« {x} »" for x in lots) + ".",
+                                hint="Précisez le lot du dossier (--lot).")
+        return lots[0]
 
     def marquer_bilan(self, dossier: str, fourni: bool, auteur: str,
-                      motif: str | None = None) -> None:
+                      motif: str | None = None, *, lot: str | None = None) -> None:
         """Record in the register whether a dossier's bilans N-1 were received."""
         auteur = (auteur or "").strip()
         if not auteur:
             raise RegistreError("Le nom de la personne est obligatoire.",
                                 hint="Indiquez votre nom : --auteur « Prénom Nom ».")
+        lot = self._lot_of_dossier(dossier, lot)
         now = _now()
         with _db.write(self.db) as db:
-            if db.execute("SELECT 1 FROM observations WHERE dossier = ? LIMIT 1",
-                          (dossier,)).fetchone() is None:
-                raise RegistreError(f"Dossier inconnu du registre : « {dossier} ».",
-                                    hint="Listez les dossiers : « qpv-geo registre dossiers ».")
-            db.execute("INSERT INTO drapeaux (dossier, nom, valeur, motif, auteur, date) "
-                       "VALUES (?, ?, ?, ?, ?, ?)",
-                       (dossier, DRAPEAU_BILAN, int(bool(fourni)), motif, auteur, now))
-            db.execute("INSERT INTO journal (date, type, dossier, auteur, detail) "
-                       "VALUES (?, 'bilan', ?, ?, ?)",
+            db.execute("INSERT INTO drapeaux (dossier, nom, valeur, motif, auteur, date, lot) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (dossier, DRAPEAU_BILAN, int(bool(fourni)), motif, auteur, now, lot))
+            db.execute("INSERT INTO journal (date, type, dossier, auteur, detail, lot) "
+                       "VALUES (?, 'bilan', ?, ?, ?, ?)",
                        (now, dossier, auteur, json.dumps({"fourni": bool(fourni),
-                                                          "motif": motif}, ensure_ascii=False)))
+                                                          "motif": motif}, ensure_ascii=False),
+                        lot))
+
+    # ------------------------------------------------------------------ withdrawal
+    def annuler_import(self, import_id: int, *, auteur: str, motif: str) -> Annulation:
+        """Withdraw import n° ``import_id`` (a wrong file, a wrong lot): its sites leave the
+        current lists — the lot's previous import, if any, is current again — and nothing
+        is erased: the import, its verdicts and this withdrawal stay in the history."""
+        auteur, motif = (auteur or "").strip(), (motif or "").strip()
+        if not auteur:
+            raise RegistreError("Le nom de la personne qui annule l'import est obligatoire.",
+                                hint="Indiquez votre nom : --auteur « Prénom Nom ».")
+        if not motif:
+            raise RegistreError("Le motif de l'annulation est obligatoire.",
+                                hint="Expliquez en une phrase pourquoi l'import est annulé "
+                                "(--motif).")
+        now = _now()
+        with _db.write(self.db) as db:
+            imp = _import_row(db, import_id)
+            if db.execute("SELECT 1 FROM annulations WHERE import_id = ?",
+                          (imp["id"],)).fetchone() is not None:
+                raise RegistreError(f"L'import n° {imp['id']} est déjà annulé.",
+                                    hint="Listez les imports : qpv-geo registre imports.")
+            was_current = db.execute("SELECT 1 FROM imports_courants WHERE id = ?",
+                                     (imp["id"],)).fetchone() is not None
+            sites = db.execute("SELECT count(*) FROM observations WHERE import_id = ?",
+                               (imp["id"],)).fetchone()[0]
+            aid = db.execute("INSERT INTO annulations (import_id, date, auteur, motif) "
+                             "VALUES (?, ?, ?, ?)", (imp["id"], now, auteur, motif)).lastrowid
+            back = db.execute("SELECT id FROM imports_courants WHERE lot = ?",
+                              (imp["lot"],)).fetchone()
+            courant = back[0] if back else None
+            db.execute("INSERT INTO journal (date, type, auteur, lot, detail) "
+                       "VALUES (?, 'annulation', ?, ?, ?)",
+                       (now, auteur, imp["lot"], json.dumps(
+                           {"import_id": imp["id"], "fichier": imp["fichier"], "motif": motif,
+                            "sites": sites, "import_courant": courant},
+                           ensure_ascii=False)))
+        return Annulation(id=aid, import_id=imp["id"], lot=imp["lot"], fichier=imp["fichier"],
+                          sites=sites, auteur=auteur, motif=motif, date=now,
+                          import_courant=courant, etait_courant=was_current)
 
     # ------------------------------------------------------------------ dossiers
     def dossiers(self, *, lot: str | None = None) -> list[DossierState]:
@@ -456,13 +594,15 @@ class Registre:
         by: dict[tuple[str, str], list[SiteState]] = defaultdict(list)
         for s in sites:
             by[(s.lot, s.dossier)].append(s)
-        stored: dict[str, list[Critere]] = defaultdict(list)
+        stored: dict[tuple[str, str], list[Critere]] = defaultdict(list)
         for r in self.db.execute(
-                "SELECT c.* FROM criteres c JOIN imports_courants i ON i.id = c.import_id "
-                "ORDER BY c.id"):
-            stored[r["dossier"]].append(Critere(r["critere"], r["etat"], r["valeur"],
-                                                r["motif"], r["source"]))
-        flags = {r["dossier"]: (bool(r["valeur"]), r["auteur"], r["date"], r["motif"])
+                "SELECT c.*, i.lot FROM criteres c JOIN imports_courants i "
+                "ON i.id = c.import_id ORDER BY c.id"):
+            stored[(r["lot"], r["dossier"])].append(Critere(r["critere"], r["etat"],
+                                                            r["valeur"], r["motif"],
+                                                            r["source"]))
+        flags = {(r["lot"], r["dossier"]): (bool(r["valeur"]), r["auteur"], r["date"],
+                                            r["motif"])
                  for r in self.db.execute("SELECT * FROM drapeaux_courants WHERE nom = ?",
                                           (DRAPEAU_BILAN,))}
         out = []
@@ -473,38 +613,53 @@ class Registre:
             if self.criteres["lieu"] != lieu.libelle:  # another territory names its QPV
                 lieu = dataclasses.replace(lieu, nom=self.criteres["lieu"])
             crit = [lieu]
-            for c in stored.get(dossier, []):
-                if c.critere == "bilan" and dossier in flags:
-                    c = critere_bilan([], col_bilan=None, drapeau=flags[dossier])
+            for c in stored.get((lot_name, dossier), []):
+                if c.critere == "bilan" and (lot_name, dossier) in flags:
+                    c = critere_bilan([], col_bilan=None, drapeau=flags[(lot_name, dossier)])
                 crit.append(c)
             out.append(DossierState(dossier=dossier, lot=lot_name, porteur=ss[0].porteur,
                                     sites=[s.site_id for s in ss], criteres=crit))
         return out
 
     # ------------------------------------------------------------------ history and diff
-    def historique(self, site_id: str) -> list[dict[str, Any]]:
+    def historique(self, site_id: str, *, lot: str | None = None,
+                   dossier: str | None = None) -> list[dict[str, Any]]:
         """Everything that happened to a site, oldest first: imports (and moves), verdicts,
-        decisions, removals."""
-        self.site(site_id)  # unknown → RegistreError
+        decisions, removals and withdrawn imports. Each event has ``date`` (UTC, ISO) and
+        ``date_paris`` (what a person reads)."""
+        cle = self._resolve(site_id, lot, dossier)
         events: list[dict[str, Any]] = []
         prev_lieu = None
-        seen_imports: dict[str, list[int]] = defaultdict(list)
+        seen_imports: list[int] = []
+        site_lot = self.db.execute("SELECT lot FROM sites WHERE id = ?", (cle,)).fetchone()[0]
+        annulees = {r["import_id"]: r for r in self.db.execute(
+            "SELECT * FROM annulations WHERE import_id IN "
+            "(SELECT import_id FROM observations WHERE site_ref = ?)", (cle,))}
         for r in self.db.execute(
                 "SELECT o.id, o.import_id, o.lieu, o.lieu_affiche, o.ligne, i.date, i.fichier, "
                 "i.lot, i.auteur FROM observations o JOIN imports i ON i.id = o.import_id "
-                "WHERE o.site_id = ? ORDER BY o.id", (site_id,)):
-            seen_imports[r["lot"]].append(r["import_id"])
+                "WHERE o.site_ref = ? ORDER BY o.id", (cle,)):
             kind = "import" if prev_lieu is None else \
                 "lieu_modifie" if r["lieu"] != prev_lieu else "reimport"
             text = {"import": "ajouté au registre", "reimport": "présent dans le nouveau fichier",
                     "lieu_modifie": "lieu modifié dans le nouveau fichier"}[kind]
             events.append({"date": r["date"], "type": kind, "auteur": r["auteur"],
-                           "texte": f"{text} : {r['lieu_affiche']} (fichier {r['fichier']}, "
-                                    f"ligne {r['ligne']}, import n° {r['import_id']})"})
-            prev_lieu = r["lieu"]
-        for lot, ids in seen_imports.items():
-            later = self.db.execute("SELECT id, date, fichier FROM imports WHERE lot = ? AND "
-                                    "id > ? ORDER BY id", (lot, max(ids))).fetchone()
+                           "texte": f"{text} : {r['lieu_affiche']} (lot « {r['lot']} », "
+                                    f"fichier {r['fichier']}, ligne {r['ligne']}, import n° "
+                                    f"{r['import_id']})"})
+            a = annulees.get(r["import_id"])
+            if a is not None:
+                events.append({"date": a["date"], "type": "annulation", "auteur": a["auteur"],
+                               "texte": f"import n° {r['import_id']} ({r['fichier']}) annulé "
+                                        f"par {a['auteur']} : {a['motif']}"})
+            else:
+                seen_imports.append(r["import_id"])
+                prev_lieu = r["lieu"]
+        if seen_imports:
+            later = self.db.execute(
+                "SELECT id, date, fichier FROM imports WHERE lot = ? AND id > ? AND id NOT IN "
+                "(SELECT import_id FROM annulations) ORDER BY id",
+                (site_lot, max(seen_imports))).fetchone()
             if later is not None:
                 events.append({"date": later["date"], "type": "retire", "auteur": None,
                                "texte": f"absent du fichier {later['fichier']} (import n° "
@@ -512,62 +667,80 @@ class Registre:
         for r in self.db.execute(
                 "SELECT v.*, coalesce(d.version, v.donnees_version) AS version_donnees "
                 "FROM verdicts v LEFT JOIN donnees d ON d.id = v.donnees_id "
-                "WHERE v.site_id = ? ORDER BY v.id", (site_id,)):
+                "WHERE v.site_ref = ? ORDER BY v.id", (cle,)):
             cause = (f"import n° {r['import_id']}" if r["import_id"] is not None
                      else f"revérification n° {r['verification_id']}")
+            pourquoi = r["cause"]
             events.append({"date": r["date"], "type": "verdict", "auteur": None,
                            "texte": f"verdict calculé ({cause}) : "
                                     f"{label_verdict(r['status'], r['code_qp'], self.statuts)}"
                                     " — marge "
-                                    f"{_m(r['marge_m'])} — données {r['version_donnees']}",
+                                    f"{_m(r['marge_m'])} — données {r['version_donnees']}"
+                                    + (f" — pourquoi : {pourquoi}" if pourquoi else ""),
                            "verdict_id": r["id"]})
-        for r in self.db.execute("SELECT * FROM decisions WHERE site_id = ? ORDER BY id",
-                                 (site_id,)):
+        for r in self.db.execute("SELECT * FROM decisions WHERE site_ref = ? ORDER BY id",
+                                 (cle,)):
+            what = (f"mis « en attente du porteur » par {r['auteur']} ; demandé : {r['motif']}"
+                    if r["decision"] == "en_attente" else
+                    f"décision « {DECISIONS[r['decision']]} » par {r['auteur']} : {r['motif']}")
             events.append({"date": r["date"], "type": "decision", "auteur": r["auteur"],
-                           "texte": f"décision « {DECISIONS[r['decision']]} » par "
-                                    f"{r['auteur']} : {r['motif']}",
-                           "decision_id": r["id"]})
+                           "texte": what, "decision_id": r["id"]})
         order = {"import": 0, "reimport": 0, "lieu_modifie": 0, "verdict": 1, "decision": 2,
-                 "retire": 3}
+                 "annulation": 3, "retire": 3}
         events.sort(key=lambda e: (e["date"], order[e["type"]]))
+        for e in events:
+            e["date_paris"] = heure_paris(e["date"])
         return events
 
     def diff(self, avant: int | None = None, apres: int | None = None, *,
-             lot: str = LOT_DEFAUT) -> Diff:
-        """Diff between two imports (default: the last two of ``lot``)."""
+             lot: str | None = LOT_DEFAUT) -> Diff:
+        """Diff between two imports of one lot (default: the last two current imports of
+        ``lot``)."""
+        for i in (avant, apres):
+            if i is not None:
+                _import_row(self.db, i)  # unknown or absurd number → RegistreError
         if apres is None:
+            lot = lot or LOT_DEFAUT
             ids = [r[0] for r in self.db.execute(
-                "SELECT id FROM imports WHERE lot = ? ORDER BY id DESC LIMIT 2", (lot,))]
+                "SELECT id FROM imports WHERE lot = ? AND id NOT IN "
+                "(SELECT import_id FROM annulations) ORDER BY id DESC LIMIT 2", (lot,))]
             if not ids:
                 raise RegistreError(f"Aucun import dans le lot « {lot} ».",
                                     hint="Importez un fichier : qpv-geo registre ajouter "
                                     "FICHIER.")
             apres = ids[0]
             avant = ids[1] if len(ids) > 1 and avant is None else avant
-        for i in (avant, apres):
-            if i is not None and self.db.execute("SELECT 1 FROM imports WHERE id = ?",
-                                                 (i,)).fetchone() is None:
-                raise RegistreError(f"Import n° {i} inconnu.",
-                                    hint="Listez les imports : qpv-geo registre imports.")
+        if avant is not None:
+            a, b = _import_row(self.db, avant), _import_row(self.db, apres)
+            if a["lot"] != b["lot"]:
+                raise RegistreError(
+                    f"Les imports n° {a['id']} (lot « {a['lot']} ») et n° {b['id']} (lot "
+                    f"« {b['lot']} ») ne sont pas du même lot : leurs sites ne se comparent "
+                    "pas.", hint="Comparez deux imports d'un même lot.")
         return self._diff(self.db, avant, apres)
 
     def _diff(self, db: sqlite3.Connection, avant: int | None, apres: int) -> Diff:
-        def load(import_id: int) -> dict[str, sqlite3.Row]:
-            return {r["site_id"]: r for r in db.execute(
-                "SELECT o.site_id, o.dossier, o.lieu, o.lieu_affiche, o.ligne, v.status, "
-                "v.code_qp FROM observations o JOIN verdicts v ON v.id = "
+        def load(import_id: int) -> dict[int, sqlite3.Row]:
+            return {r["site_ref"]: r for r in db.execute(
+                "SELECT o.site_ref, o.site_id, o.dossier, o.lieu, o.lieu_affiche, o.ligne, "
+                "v.status, v.code_qp, v.marge_m, v.lon, v.lat, i.lot, "
+                "coalesce(dd.sha256, v.donnees_sha256) AS shas FROM observations o "
+                "JOIN imports i ON i.id = o.import_id JOIN verdicts v ON v.id = "
                 "(SELECT max(id) FROM verdicts WHERE observation_id = o.id) "
+                "LEFT JOIN donnees dd ON dd.id = v.donnees_id "
                 "WHERE o.import_id = ?", (import_id,))}
 
         new = load(apres)
-        diff = Diff(avant=avant, apres=apres)
+        lot = db.execute("SELECT lot FROM imports WHERE id = ?", (apres,)).fetchone()[0]
+        diff = Diff(avant=avant, apres=apres, lot=lot)
         if avant is None:
             diff.nouveaux = [_brief(r, self.statuts) for r in new.values()]
             return diff
         old = load(avant)
         diff.nouveaux = [_brief(r, self.statuts) for k, r in new.items() if k not in old]
         diff.retires = [_brief(r, self.statuts) for k, r in old.items() if k not in new]
-        for k in sorted(new.keys() & old.keys()):
+        for k in sorted(new.keys() & old.keys(), key=lambda k: (new[k]["dossier"],
+                                                                new[k]["site_id"])):
             a, b = old[k], new[k]
             if a["lieu"] != b["lieu"]:
                 diff.deplaces.append({**_brief(b, self.statuts), "avant": a["lieu_affiche"],
@@ -576,67 +749,83 @@ class Registre:
                 diff.verdicts_changes.append({
                     **_brief(b, self.statuts),
                     "avant": label_verdict(a["status"], a["code_qp"], self.statuts),
-                    "apres": label_verdict(b["status"], b["code_qp"], self.statuts)})
+                    "apres": label_verdict(b["status"], b["code_qp"], self.statuts),
+                    "pourquoi": _diff_cause(a, b)})
         return diff
 
     # ------------------------------------------------------------------ re-check
     def reverifier(self, *, engine: Engine | None = None, geocoder: Geocoder | None = None,
-                   auteur: str | None = None) -> Reverification:
-        """Judge every current site again with the current data, margin and geocoder.
+                   auteur: str | None = None, regeocoder: bool = False) -> Reverification:
+        """Judge every current site again with the current data and margin.
 
-        A new verdict is appended for each site whose verdict, point, data version or margin
-        differs; the sites whose verdict (status or quartier) changed are returned with why,
-        and the decided ones among them are flagged for a second look.
+        By default each site keeps the point and geocoding its verdict was judged on: it is
+        judged again, not geocoded again. ``regeocoder=True`` geocodes the addresses anew
+        (``geocoder``, else the settings'). A site whose geocoding fails (service down) keeps
+        its verdict and is listed in :attr:`Reverification.non_reverifies`: an outage never
+        becomes a verdict change. A new verdict is appended for each site whose verdict,
+        point, data version or margin differs, with its causes.
         """
+        from qpv_geo.registre._geocodage import SOURCE_PANNE
+
         engine = engine or _engine(self.settings)
-        current = {r["site_id"]: r for r in self.db.execute(
-            "SELECT o.site_id, o.dossier, o.id AS observation_id, o.import_id, o.ligne, "
-            "o.valeurs, v.status, v.code_qp, v.lon, v.lat, "
-            "coalesce(d.version, v.donnees_version) AS donnees_version, "
-            "coalesce(d.sha256, v.donnees_sha256) AS donnees_sha256, "
-            "v.marge_m, v.geocodage, x.decision, x.auteur, x.date AS ddate, x.motif "
-            "FROM observations o "
-            "JOIN verdicts v ON v.id = (SELECT max(id) FROM verdicts WHERE site_id = o.site_id) "
-            "LEFT JOIN donnees d ON d.id = v.donnees_id "
-            "LEFT JOIN decisions x "
-            "  ON x.id = (SELECT max(id) FROM decisions WHERE site_id = o.site_id) "
-            "WHERE o.import_id IN (SELECT id FROM imports_courants) ORDER BY o.id")}
-        groups: dict[int, list[sqlite3.Row]] = defaultdict(list)
-        for r in current.values():
-            groups[r["import_id"]].append(r)
+        current = self._states("AND o.import_id IN (SELECT id FROM imports_courants)")
+        obs = {r["id"]: r for r in self.db.execute(
+            "SELECT o.id, o.import_id, o.ligne, o.valeurs FROM observations o "
+            "WHERE o.import_id IN (SELECT id FROM imports_courants)")}
+        origin = {r["id"]: (r["import_id"], r["verification_id"]) for r in self.db.execute(
+            "SELECT id, import_id, verification_id FROM verdicts WHERE id IN ({})".format(
+                ",".join(str(int(s.verdict["id"])) for s in current)))} if current else {}
+        groups: dict[tuple[int, Any], list[SiteState]] = defaultdict(list)
+        for s in current:
+            o = obs[s.observation_id]
+            groups[(o["import_id"], None if regeocoder else origin[s.verdict["id"]])].append(s)
         shas = json.dumps({k: v.sha256 for k, v in engine.reference.layers.items()},
                           sort_keys=True)
-        new_rows: list[tuple[str, int, dict[str, Any]]] = []
+        new_rows: list[tuple[int, str, int, dict[str, Any]]] = []
         changes: list[Changement] = []
-        for import_id, rows in groups.items():
+        skipped: list[dict[str, Any]] = []
+        used: dict[str, Any] = {}
+        for (import_id, orig), states in groups.items():
             meta = json.loads(self.db.execute("SELECT colonnes FROM imports WHERE id = ?",
                                               (import_id,)).fetchone()[0])
+            rows = [obs[s.observation_id] for s in states]
             frame = pd.DataFrame.from_records([json.loads(r["valeurs"]) for r in rows],
                                               columns=meta["colonnes"])
             frame.index = pd.Index([r["ligne"] for r in rows], name="ligne")
             frame = frame.fillna("").astype(str)
             mapping = ColumnMapping(**meta["batch"])
+            stored = {} if orig is None else _stored_geocodes(self.db, orig)
+            geo = RegisterGeocoder(self.settings, geocoder, stored=stored, recheck=True)
             out = validate_sites(frame, mapping, settings=self.settings, engine=engine,
-                                 geocoder=geocoder).frame
-            for r, v in zip(rows, _verdict_rows(out), strict=True):
-                why = _why(r, v, engine, shas)
+                                 geocoder=geo).frame
+            appended = len(new_rows)
+            for s, r, v in zip(states, rows, _verdict_rows(out), strict=True):
+                if (v.get("geocodage") or {}).get("source") == SOURCE_PANNE:
+                    skipped.append({"site_id": s.site_id, "dossier": s.dossier, "lot": s.lot,
+                                    "raison": "non revérifié (service indisponible)"})
+                    continue
+                why = _why(s.verdict, v, engine, shas)
                 if not why:
                     continue
-                new_rows.append((r["site_id"], r["observation_id"], v))
-                if (r["status"], r["code_qp"]) != (v["status"], v.get("code_qp")):
-                    decision = None if r["decision"] is None else {
-                        "decision": r["decision"], "libelle": DECISIONS[r["decision"]],
-                        "auteur": r["auteur"], "date": r["ddate"], "motif": r["motif"]}
+                new_rows.append((s.cle, s.site_id, r["id"], {**v, "cause": " ; ".join(why)}))
+                old_status, old_code = s.verdict["status"], s.verdict["code_qp"]
+                if (old_status, old_code) != (v["status"], v.get("code_qp")):
+                    d = s.decision
+                    decision = None if d is None else {
+                        "decision": d["decision"], "libelle": d["libelle"],
+                        "auteur": d["auteur"], "date": d["date"], "motif": d["motif"]}
                     changes.append(Changement(
-                        site_id=r["site_id"], dossier=r["dossier"],
-                        avant={"status": r["status"], "code_qp": r["code_qp"],
-                               "libelle": label_verdict(r["status"], r["code_qp"], self.statuts)},
+                        site_id=s.site_id, dossier=s.dossier, lot=s.lot,
+                        avant={"status": old_status, "code_qp": old_code,
+                               "libelle": label_verdict(old_status, old_code, self.statuts)},
                         apres={"status": v["status"], "code_qp": v.get("code_qp"),
                                "libelle": label_verdict(v["status"], v.get("code_qp"),
                                                         self.statuts)},
                         pourquoi=why, decision=decision,
                         decision_a_revoir=decision is not None and not agrees(
                             decision["decision"], v["status"])))
+            if len(new_rows) > appended:  # the new verdicts were judged on these results
+                used.update(geo.used)
         now = _now()
         with _db.write(self.db) as db:
             vid = db.execute(
@@ -647,15 +836,19 @@ class Registre:
             self._insert_verdicts(db, new_rows, import_id=None, verification_id=vid,
                                   common=(now, engine.marge_m, engine.reference.version, shas,
                                           __version__))
+            _store_geocodes(db, used, import_id=None, verification_id=vid)
             db.execute("INSERT INTO journal (date, type, auteur, detail) "
                        "VALUES (?, 'reverification', ?, ?)",
                        (now, auteur, json.dumps(
                            {"verification_id": vid, "sites": len(current),
+                            "regeocodage": regeocoder,
                             "nouveaux_verdicts": len(new_rows),
-                            "verdicts_changes": [c.site_id for c in changes]},
+                            "verdicts_changes": [c.site_id for c in changes],
+                            "non_reverifies": skipped},
                            ensure_ascii=False)))
         return Reverification(verification_id=vid, sites=len(current),
-                              nouveaux_verdicts=len(new_rows), changements=changes)
+                              nouveaux_verdicts=len(new_rows), changements=changes,
+                              non_reverifies=skipped)
 
     def journal(self, *, limit: int = 200) -> list[dict[str, Any]]:
         """The latest entries of the audit journal, newest first."""
@@ -685,8 +878,9 @@ def _annuaire(annuaire: Annuaire | bool | None, settings: Settings
     return annuaire, False
 
 
-_LAYER_NAMES = {"qpv": "périmètres QPV", "qva": "périmètres QVA", "communes": "communes",
-                "qpv_hors_sem": "QPV hors SEM"}
+_LAYER_NAMES = {"qpv": "périmètres QPV changés", "qva": "périmètres QVA changés",
+                "communes": "limites communales changées",
+                "qpv_hors_sem": "QPV hors SEM changés"}
 
 
 def _m(value: float | None) -> str:
@@ -694,8 +888,84 @@ def _m(value: float | None) -> str:
 
 
 def _brief(r: sqlite3.Row, labels: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"site_id": r["site_id"], "dossier": r["dossier"], "ligne": r["ligne"],
-            "lieu": r["lieu_affiche"], "verdict": label_verdict(r["status"], r["code_qp"], labels)}
+    return {"site_id": r["site_id"], "dossier": r["dossier"], "lot": r["lot"],
+            "ligne": r["ligne"], "lieu": r["lieu_affiche"],
+            "verdict": label_verdict(r["status"], r["code_qp"], labels)}
+
+
+def _diff_cause(a: sqlite3.Row, b: sqlite3.Row) -> str:
+    """Why a site's verdict differs between two imports, in words."""
+    why = []
+    if a["lieu"] != b["lieu"]:
+        why.append("lieu modifié dans le fichier")
+    if a["shas"] != b["shas"]:
+        why.append("données de référence changées")
+    if a["marge_m"] != b["marge_m"]:
+        why.append(f"marge changée {_m(a['marge_m'])} → {_m(b['marge_m'])}")
+    if a["lieu"] == b["lieu"] and (a["lon"], a["lat"]) != (b["lon"], b["lat"]):
+        why.append("nouveau géocodage du même lieu : "
+                   + ("point perdu" if b["lon"] is None else "point trouvé"
+                      if a["lon"] is None else "autre point"))
+    return " ; ".join(why) or "nouveau calcul (mêmes lieu, point, données et marge)"
+
+
+#: Largest id SQLite stores (a larger number cannot be an import).
+_SQLITE_MAX = 2**63 - 1
+
+
+def _import_row(db: sqlite3.Connection, import_id: Any) -> sqlite3.Row:
+    """The import n° ``import_id``; :class:`RegistreError` when unknown (any number, even
+    one SQLite cannot hold)."""
+    try:
+        n = int(import_id)
+    except (TypeError, ValueError, OverflowError):
+        n = None
+    row = None
+    if n is not None and 0 < n <= _SQLITE_MAX:
+        row = db.execute("SELECT * FROM imports WHERE id = ?", (n,)).fetchone()
+    if row is None:
+        shown = str(import_id)
+        shown = shown if len(shown) <= 24 else shown[:20] + "…"
+        raise RegistreError(f"Import n° {shown} inconnu.",
+                            hint="Listez les imports : qpv-geo registre imports.")
+    return row
+
+
+def _site_refs(db: sqlite3.Connection, lot: str, keys: list[tuple[str, str]]) -> list[int]:
+    """The register's number of each (dossier, site) of ``lot``, created when new."""
+    db.executemany("INSERT OR IGNORE INTO sites (lot, dossier, site_id) VALUES (?, ?, ?)",
+                   ((lot, d, s) for d, s in dict.fromkeys(keys)))
+    known = {(r[1], r[2]): r[0] for r in db.execute(
+        "SELECT id, dossier, site_id FROM sites WHERE lot = ?", (lot,))}
+    return [known[k] for k in keys]
+
+
+def _store_geocodes(db: sqlite3.Connection, used: dict[str, Any], *, import_id: int | None,
+                    verification_id: int | None) -> None:
+    """The full geocoding results a run judged its sites on (replayed by re-checks); each
+    distinct result is stored once, the run points to it."""
+    from qpv_geo.registre._geocodage import result_to_json
+
+    pairs = [(k, result_to_json(r)) for k, r in used.items()]
+    db.executemany("INSERT OR IGNORE INTO geocodages (requete, resultat) VALUES (?, ?)", pairs)
+    db.executemany(
+        "INSERT INTO geocodages_utilises (geocodage_id, import_id, verification_id) "
+        "SELECT id, ?, ? FROM geocodages WHERE requete = ? AND resultat = ?",
+        ((import_id, verification_id, k, r) for k, r in pairs))
+
+
+def _stored_geocodes(db: sqlite3.Connection, origin: tuple[int | None, int | None]
+                     ) -> dict[str, Any]:
+    """The results an import or re-check (``origin``: import id, verification id) judged
+    its verdicts on, by query key."""
+    from qpv_geo.registre._geocodage import result_from_json
+
+    import_id, verification_id = origin
+    column, value = (("import_id", import_id) if import_id is not None
+                     else ("verification_id", verification_id))
+    return {r[0]: result_from_json(r[1]) for r in db.execute(
+        "SELECT g.requete, g.resultat FROM geocodages_utilises u JOIN geocodages g "
+        f"ON g.id = u.geocodage_id WHERE u.{column} = ?", (value,))}
 
 
 def _display_places(frame: pd.DataFrame, mapping: ColumnMapping) -> list[str]:
@@ -716,34 +986,43 @@ def _display_places(frame: pd.DataFrame, mapping: ColumnMapping) -> list[str]:
     return out
 
 
-def _why(old: sqlite3.Row, new: dict[str, Any], engine: Engine, shas: str) -> list[str]:
-    """Why a re-check's verdict differs from the stored one (empty: nothing differs)."""
+def _why(old: dict[str, Any], new: dict[str, Any], engine: Engine, shas: str) -> list[str]:
+    """Why a re-check's verdict differs from the stored one ``old`` (a site's verdict as
+    :meth:`Registre.site` gives it), in words; empty when nothing differs."""
     why = []
-    if old["donnees_sha256"] != shas or old["donnees_version"] != engine.reference.version:
-        before, after = json.loads(old["donnees_sha256"]), json.loads(shas)
-        layers = [f"{_LAYER_NAMES.get(k, k)} sha256 {(before.get(k) or 'aucune')[:8]} → "
-                  f"{(after.get(k) or 'aucune')[:8]}"
+    before, after = old.get("donnees_sha256") or {}, json.loads(shas)
+    if before != after or old["donnees_version"] != engine.reference.version:
+        layers = [f"{_LAYER_NAMES.get(k, f'couche {k} changée')} (sha256 "
+                  f"{(before.get(k) or 'aucune')[:8]} → {(after.get(k) or 'aucune')[:8]})"
                   for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
-        why.append("nouvelles données de référence : " + (", ".join(layers) or
-                                                          engine.reference.version))
+        why.append(", ".join(layers) or
+                   f"données de référence changées ({old['donnees_version']} → "
+                   f"{engine.reference.version})")
     a_m, b_m = old["marge_m"], new.get("marge_m")
     if (a_m is None) != (b_m is None) or (a_m is not None and not math.isclose(a_m, b_m)):
-        why.append(f"marge changée : {_m(a_m)} → {_m(b_m)}")
+        if a_m is not None and b_m is not None:
+            why.append(f"marge changée {a_m:g} → {b_m:g} m")
+        else:
+            why.append(f"marge changée {_m(a_m)} → {_m(b_m)}")
     a = (old["lon"], old["lat"])
     b = (new.get("lon"), new.get("lat"))
     if (a[0] is None) != (b[0] is None):
-        why.append("géocodage : point " + ("trouvé" if b[0] is not None else "perdu"))
-    elif a[0] is not None and b[0] is not None:
+        why.append("nouveau géocodage : " + ("point trouvé" if b[0] is not None
+                                              else "adresse non retrouvée"))
+    elif a[0] is not None and b[0] is not None and a != b:  # same point: nothing moved
         ax, ay = engine.lonlat_to_plan([a[0]], [a[1]])
         bx, by = engine.lonlat_to_plan([b[0]], [b[1]])
         moved = float(np.hypot(ax[0] - bx[0], ay[0] - by[0]))
         if moved > 0.5:
             why.append(f"nouveau géocodage : point déplacé de {moved:.0f} m")
     if not why and (old["status"], old["code_qp"]) != (new["status"], new.get("code_qp")):
-        why.append("nouveau calcul (même point, mêmes données)")
+        if old.get("outil_version") and old["outil_version"] != __version__:
+            why.append(f"règles de calcul de qpv-geo {old['outil_version']} → {__version__}")
+        else:
+            why.append("nouveau calcul (même point, mêmes données)")
     return why
 
 
-__all__ = ["A_REVOIR", "DECISIONS", "LOT_DEFAUT", "Changement", "Diff", "DossierState",
-           "ImportResult", "Registre", "Reverification", "SiteState", "default_path",
-           "normalize_decision"]
+__all__ = ["A_REVOIR", "DECISIONS", "LOT_DEFAUT", "Annulation", "Changement", "Diff",
+           "DossierState", "ImportResult", "Registre", "Reverification", "SiteState",
+           "default_path", "normalize_decision"]

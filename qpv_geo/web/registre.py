@@ -22,7 +22,7 @@ import secrets
 import tempfile
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -165,22 +165,28 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
         form = await request.form(max_files=0, max_fields=8, max_part_size=8192)
         _check_csrf(request, form)
         site = str(form.get("site") or "")
+        lot = str(form.get("lot") or "") or None  # a site is (lot, dossier, site)
+        dossier = str(form.get("dossier") or "") or None
         retour = "site" if form.get("retour") == "site" else "liste"
 
         def decide() -> None:
             with open_registre() as reg:
                 reg.decider(site, str(form.get("decision") or ""),
-                            str(form.get("motif") or "")[:2000], auteur_of(user, form))
+                            str(form.get("motif") or "")[:2000], auteur_of(user, form),
+                            lot=lot, dossier=dossier)
 
         try:
             await run_in_threadpool(decide)
         except QpvGeoError as exc:
             error = {"message": str(exc), "hint": exc.hint}
             if retour == "site":
-                return await run_in_threadpool(site_page, request, user, site, error)
+                return await run_in_threadpool(site_page, request, user, site, error, lot,
+                                               dossier)
             return await run_in_threadpool(lambda: registre_page(request, user, status=400,
                                                                  error=error))
-        target = (f"/registre/site?id={quote(site)}&decide=1" if retour == "site"
+        ident = urlencode({"id": site, **({"lot": lot} if lot else {}),
+                           **({"dossier": dossier} if dossier else {})})
+        target = (f"/registre/site?{ident}&decide=1" if retour == "site"
                   else f"/registre?decide={quote(site)}")
         return RedirectResponse(target, status_code=303)
 
@@ -236,10 +242,11 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
                                                              reverification=result))
 
     def site_page(request: Request, user: str | None, site_id: str,
-                  error: dict[str, Any] | None = None) -> Response:
+                  error: dict[str, Any] | None = None, lot: str | None = None,
+                  dossier: str | None = None) -> Response:
         with open_registre() as reg:
-            site = reg.site(site_id)
-            historique = reg.historique(site_id)
+            site = reg.site(site_id, lot=lot, dossier=dossier)
+            historique = reg.historique(site_id, lot=site.lot, dossier=site.dossier)
             dossier = next((d for d in reg.dossiers() if d.dossier == site.dossier
                             and d.lot == site.lot), None)
         return render(request, "registre_site.html", status=400 if error else 200,
@@ -247,9 +254,10 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
                       error=error, fait=request.query_params.get("decide") == "1")
 
     @app.get("/registre/site", response_class=HTMLResponse, include_in_schema=False)
-    def page_site(request: Request, id: str = "") -> Response:
+    def page_site(request: Request, id: str = "", lot: str = "",
+                  dossier: str = "") -> Response:
         user = access.identify(request)
-        return site_page(request, user, id)
+        return site_page(request, user, id, None, lot or None, dossier or None)
 
     @app.get("/registre/dossiers", response_class=HTMLResponse, include_in_schema=False)
     def page_dossiers(request: Request) -> Response:
@@ -264,11 +272,12 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
         form = await request.form(max_files=0, max_fields=6, max_part_size=4096)
         _check_csrf(request, form)
         dossier = str(form.get("dossier") or "")
+        lot = str(form.get("lot") or "") or None
 
         def run() -> None:
             with open_registre() as reg:
                 reg.marquer_bilan(dossier, form.get("fourni") == "oui", auteur_of(user, form),
-                                  str(form.get("motif") or "").strip()[:500] or None)
+                                  str(form.get("motif") or "").strip()[:500] or None, lot=lot)
 
         await run_in_threadpool(run)
         return RedirectResponse("/registre/dossiers", status_code=303)
@@ -317,15 +326,17 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
                                  "Cache-Control": "no-store"})
 
     @app.get("/registre/fiche", include_in_schema=False)
-    def fiche(request: Request, id: str = "", format: str = "pdf") -> Response:
+    def fiche(request: Request, id: str = "", format: str = "pdf", lot: str = "",
+              dossier: str = "") -> Response:
         access.identify(request)
         from qpv_geo.registre.fiche import fiche_html, fiche_pdf_bytes
 
+        where = {"lot": lot or None, "dossier": dossier or None}
         with open_registre() as reg:
             if format == "html":
-                return HTMLResponse(fiche_html(reg, id), headers={
+                return HTMLResponse(fiche_html(reg, id, **where), headers={
                     "Cache-Control": "no-store", "Content-Security-Policy": FICHE_CSP})
-            data = fiche_pdf_bytes(reg, id)
+            data = fiche_pdf_bytes(reg, id, **where)
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in id)[:60] or "site"
         return Response(data, media_type="application/pdf", headers={
             "Content-Disposition": f'attachment; filename="fiche-{safe}.pdf"',
