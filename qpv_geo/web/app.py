@@ -58,6 +58,7 @@ from qpv_geo.settings import Settings
 from qpv_geo.web._present import (
     HEADLINES,
     format_date,
+    format_paris,
     verdict_rows,
     verdict_text,
 )
@@ -87,6 +88,7 @@ from qpv_geo.web.security import (
     _TooLarge,
     from_browser,
     token_refused,
+    upload_name,
 )
 from qpv_geo.web.services import (
     Services,
@@ -228,6 +230,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     services = Services(settings)
     templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescape on .html
     templates.env.filters["date_fr"] = format_date
+    templates.env.filters["heure_paris"] = format_paris
     max_upload = int(settings.max_upload_mb * 1_000_000)
     mots = _territory_words(settings)
 
@@ -348,23 +351,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         context = page_context(page="verdict", adresse=adresse, lat=lat_s, lon=lon_s,
                                error=error, verdict=payload)
         if payload is not None:
-            from qpv_geo.web.conseils import edge_street, next_steps, zone_names
+            from qpv_geo.web.conseils import zone_names
 
             saisie = adresse.strip() or None
             reference = services.engine().reference
             noms = zone_names(reference)
-            conseils = next_steps(payload, reference)
+            context.update(verdict_aids(services, payload))
             context["rows"] = verdict_rows(payload, adresse_saisie=saisie, noms=noms)
             context["text"] = verdict_text(payload, adresse_saisie=saisie, noms=noms,
-                                           conseils=conseils, mots=libelles(reference))
-            context["conseils"] = conseils
-            context["rue"] = edge_street(payload, reference) if conseils else None
-            context["rues_ici"] = _streets_here(payload)
-            # Far outside the territory, nothing would be drawn around the point: no empty
-            # maps.
-            context["cartes"] = payload.get("lat") is not None and (
-                payload["status"] != "hors_territoire"
-                or bool(services.perimeters().around(payload["lon"], payload["lat"], 3000)))
+                                           conseils=context["conseils"],
+                                           mots=libelles(reference))
         return templates.TemplateResponse(request, "index.html", context, status_code=status)
 
     @app.get("/favicon.ico", include_in_schema=False)
@@ -406,14 +402,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         raise InputFileError("Aucun fichier reçu.",
                                              hint="Choisissez un fichier CSV ou XLSX puis "
                                              "cliquez sur « Vérifier le fichier ».")
-                    name = upload.filename
-                    suffix = Path(name).suffix.lower()
-                    if suffix not in _UPLOAD_SUFFIXES:
-                        raise InputFileError(
-                            f"{Path(name).name} : format « {suffix or 'sans extension'} » "
-                            "non pris en charge.",
-                            hint="Enregistrez la feuille en CSV (UTF-8, séparateur ;) ou en "
-                            "XLSX.")
+                    name, suffix = upload_name(upload.filename, _UPLOAD_SUFFIXES)
                     data = await upload.read()
                 outcome = await _run_while_connected(
                     request, lambda: validate_upload(services, data, suffix, feuille, name,
@@ -555,7 +544,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     from qpv_geo.web.registre import add_registre_routes
 
-    add_registre_routes(app, settings, templates, page_context)
+    add_registre_routes(app, settings, templates, page_context,
+                        verdict_aids=lambda payload: verdict_aids(services, payload))
     return app
 
 
@@ -589,6 +579,26 @@ def _french_validation(err: dict[str, Any]) -> str:
             text += f" (limite : {ctx[key]})"
             break
     return text
+
+
+def verdict_aids(services: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    """What a page shows under a verdict besides its details: « Que faire ? » (``conseils``),
+    the street it names (``rue``), whether the street layer reaches the point (``rues_ici``)
+    and whether the maps are drawn (``cartes``). The verdict page and the register's site
+    page both show these."""
+    from qpv_geo.web.conseils import edge_street, next_steps
+
+    reference = services.engine().reference
+    conseils = next_steps(payload, reference)
+    return {
+        "conseils": conseils,
+        "rue": edge_street(payload, reference) if conseils else None,
+        "rues_ici": _streets_here(payload),
+        # Far outside the territory, nothing would be drawn around the point: no empty maps.
+        "cartes": payload.get("lat") is not None and (
+            payload["status"] != "hors_territoire"
+            or bool(services.perimeters().around(payload["lon"], payload["lat"], 3000))),
+    }
 
 
 def _streets_here(payload: dict[str, Any]) -> bool:
