@@ -193,8 +193,8 @@ def test_site_page_says_what_to_do_with_the_map_in_paris_time(tmp_path) -> None:
     """20.6: the site page had no map and no « Que faire ? », and raw ISO UTC times."""
     from markupsafe import escape
 
+    from qpv_geo._francais import heure_paris as format_paris
     from qpv_geo.reference import load_reference
-    from qpv_geo.web._present import format_paris
     from qpv_geo.web.conseils import next_steps
     from qpv_geo.web.registre import site_payload
 
@@ -215,10 +215,14 @@ def test_site_page_says_what_to_do_with_the_map_in_paris_time(tmp_path) -> None:
     assert f"le {format_paris(site.decision['date'])}" in html
     assert "(heure de Paris)" in html and "UTC" not in html
     assert not re.search(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d", html)
+    with _local_client(st) as c:  # the instruction sheet too
+        fiche = c.get("/registre/fiche?id=CE26-038&format=html").text
+    assert f"le {format_paris(site.decision['date'])}" in fiche
+    assert "(heure de Paris)" in fiche and "UTC" not in fiche
 
 
 def test_paris_time() -> None:
-    from qpv_geo.web._present import format_paris
+    from qpv_geo._francais import heure_paris as format_paris
 
     assert format_paris("2026-12-07T23:30:00.123456+00:00") == "08/12/2026 à 00:30 (heure de Paris)"
     assert format_paris("2026-07-01T10:00:00") == "01/07/2026 à 12:00 (heure de Paris)"

@@ -17,6 +17,7 @@ import jinja2
 
 from qpv_geo import __version__
 from qpv_geo._files import atomic_path, check_output_path, os_error_message
+from qpv_geo._francais import heure_paris
 from qpv_geo.eligibility import format_distance
 from qpv_geo.exceptions import InputFileError, QpvGeoError
 from qpv_geo.registre.store import DECISIONS, Registre
@@ -159,7 +160,8 @@ def fiche_html(registre: Registre, site_id: str, *, reference: Reference | None 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
                              trim_blocks=True, lstrip_blocks=True)
-    now = now or dt.datetime.now()
+    env.filters["heure_paris"] = heure_paris
+    now = now or dt.datetime.now(dt.UTC)
     return env.get_template("fiche_instruction.html.j2").render(
         site=site, v=v, decision=site.decision, decisions=DECISIONS,
         distance=format_distance(v["distance_bord_m"]), dossier=dossier,
@@ -167,7 +169,7 @@ def fiche_html(registre: Registre, site_id: str, *, reference: Reference | None 
         carte=("data:image/png;base64," + base64.b64encode(png).decode()) if png else None,
         same_data=same_data, carte_donnees=reference.version, notes=reference.notes,
         legende_carte=_legende_carte(v["lon"], v["lat"], reference),
-        avertissement=AVERTISSEMENT, date=now.strftime("%d/%m/%Y à %H:%M"),
+        avertissement=AVERTISSEMENT, date=heure_paris(now.isoformat()),
         outil=__version__)
 
 

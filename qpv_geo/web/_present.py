@@ -116,24 +116,6 @@ def format_date(value: str) -> str:
     return d.strftime("%d/%m/%Y à %H:%M")
 
 
-def format_paris(value: str | None, *, zone: bool = True, heure: bool = True) -> str:
-    """A stored timestamp (ISO, UTC when it names no zone) in Paris time: « 07/12/2026 à
-    22:16 (heure de Paris) »; ``zone=False`` where a heading already names the zone,
-    ``heure=False`` for the date alone (the Paris date: 23:30 UTC is already tomorrow)."""
-    if not value:
-        return "—"
-    try:
-        d = dt.datetime.fromisoformat(str(value))
-    except ValueError:
-        return str(value)
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=dt.UTC)
-    d = d.astimezone(_PARIS) if _PARIS else d.astimezone()
-    if not heure:
-        return d.strftime("%d/%m/%Y")
-    return d.strftime("%d/%m/%Y à %H:%M") + (" (heure de Paris)" if zone else "")
-
-
 def verdict_rows(p: Mapping[str, Any], *, adresse_saisie: str | None = None,
                  noms: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
     """(label, value) lines describing a verdict, in reading order; ``noms`` (code → name
@@ -205,7 +187,6 @@ __all__ = [
     "PRECISION_LABELS",
     "format_date",
     "format_distance",
-    "format_paris",
     "geocode_payload",
     "now_paris",
     "verdict_payload",

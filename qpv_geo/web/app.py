@@ -40,7 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qpv_geo import __version__
-from qpv_geo._francais import de
+from qpv_geo._francais import de, heure_paris
 from qpv_geo.exceptions import (
     CoordinateError,
     DownloadError,
@@ -58,7 +58,6 @@ from qpv_geo.settings import Settings
 from qpv_geo.web._present import (
     HEADLINES,
     format_date,
-    format_paris,
     verdict_rows,
     verdict_text,
 )
@@ -230,7 +229,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     services = Services(settings)
     templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescape on .html
     templates.env.filters["date_fr"] = format_date
-    templates.env.filters["heure_paris"] = format_paris
+    templates.env.filters["heure_paris"] = heure_paris
     max_upload = int(settings.max_upload_mb * 1_000_000)
     mots = _territory_words(settings)
 
