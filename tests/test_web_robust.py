@@ -507,3 +507,22 @@ def test_huge_import_numbers_in_the_web_diff(tmp_path) -> None:
                 r = c.get(f"{path}?{query}")
                 assert r.status_code == 400 and "inconnu" in r.text, (path, r.text[:300])
                 assert "Traceback" not in r.text
+
+
+def test_malformed_forms_are_refused_in_french(tmp_path) -> None:
+    """Starlette's form refusals reached the page in English (« Too many fields. Maximum
+    number of fields is 8. »)."""
+    with _loopback_client(tmp_path) as c:
+        many = {f"champ{i}": "x" for i in range(12)}
+        r = c.post("/registre/decision", data=many)
+        assert r.status_code == 400 and "trop de champs" in r.text
+        two = [("fichier", ("a.csv", CSV, "text/csv")), ("autre", ("b.csv", CSV, "text/csv"))]
+        for path in ("/registre/import", "/lot"):
+            r = c.post(path, files=two)
+            assert r.status_code == 400 and "un seul fichier" in r.text, path
+            assert "Maximum" not in r.text
+        r = c.post("/lot", content=b"--x\r\nnimporte quoi",
+                   headers={"Content-Type": "multipart/form-data"})
+        assert r.status_code == 400 and "Requête illisible" in r.text
+        r = c.post("/api/v1/verdicts", content=b"{", headers={"Content-Type": "application/json"})
+        assert r.status_code == 422 and "JSON invalide" in r.json()["erreur"]

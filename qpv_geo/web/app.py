@@ -130,6 +130,24 @@ _HTTP_MESSAGES = {
 }
 
 
+#: The framework's refusals of a body it cannot parse (400, in English: Starlette's forms,
+#: FastAPI's bodies) and what a person reads instead.
+_FORM_ERRORS = (
+    ("Too many files", "Formulaire refusé : un seul fichier à la fois."),
+    ("Too many fields", "Formulaire refusé : trop de champs."),
+    ("Field exceeded", "Formulaire refusé : un champ dépasse la taille permise."),
+    ("Part exceeded", "Formulaire refusé : un champ dépasse la taille permise."),
+    ("", "Requête illisible : le formulaire ou le JSON envoyé est mal formé."),
+)
+
+
+def _form_error(detail: str) -> tuple[str, str]:
+    """The French words for a body the framework could not parse."""
+    message = next(fr for en, fr in _FORM_ERRORS if detail.startswith(en))
+    return message, ("Envoyez le formulaire depuis la page elle-même, sans le modifier (API : "
+                     "voir le schéma /openapi.json).")
+
+
 def _wants_json(path: str) -> bool:
     return path.startswith("/api/") or path == "/openapi.json"
 
@@ -287,7 +305,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return render_too_large(request.url.path, exc)
         if isinstance(exc, _Refused):
             return render_refused(request.url.path, exc)
-        message, hint = _HTTP_MESSAGES.get(exc.status_code, (str(exc.detail), None))
+        if exc.status_code == 400:  # no 400 of ours is an HTTPException: the framework's
+            message, hint = _form_error(str(exc.detail))
+        else:
+            message, hint = _HTTP_MESSAGES.get(exc.status_code, (str(exc.detail), None))
         return error_response(request.url.path, exc.status_code, message, hint,
                               dict(exc.headers) if exc.headers else None)
 
