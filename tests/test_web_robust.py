@@ -452,6 +452,13 @@ def test_login_guard_locks_longer_and_forgets() -> None:
     assert g.wait_s("carole", "ip3") == 0
     now[0] += 600
     assert g.wait_s("carole", "ip1") == 0
+    # a flood of names does not free a locked one
+    g = LoginGuard(max_failures=2, per_client=10**9, max_entries=100, clock=lambda: now[0])
+    g.failed("ana", "ip")
+    g.failed("ana", "ip")
+    for i in range(1000):
+        g.failed(f"nom {i}", "ip")
+    assert g.wait_s("ana", "ip") > 0 and len(g._names) <= 101
 
 
 def _multipart(filename: bytes, content: bytes, fields: dict[str, str]) -> tuple[bytes, str]:

@@ -287,7 +287,8 @@ def loopback_refusal(scope: dict) -> _Refused | None:
     raw_host = headers.get(b"host", "")
     host, port = _host_port(raw_host, default_port)
     hint = ("Ouvrez le registre à l'adresse affichée au démarrage de « qpv-geo serve » "
-            "(http://127.0.0.1:PORT/registre), depuis ses propres pages.")
+            "(http://127.0.0.1:PORT/registre), depuis ses propres pages. Pour l'ouvrir sous un "
+            "autre nom, le serveur doit demander des comptes (QPV_GEO_REGISTRE_COMPTES).")
     if host not in served or (s_port is not None and port != s_port):
         return _Refused(403, f"Requête refusée : l'adresse demandée ({raw_host[:80] or '?'}) "
                         "n'est pas celle de ce poste.", hint)
@@ -331,10 +332,20 @@ class LoginGuard:
     def _key(name: str) -> str:
         return name.strip().casefold()[:200]
 
-    def _trim(self, table: dict[str, Any]) -> None:
-        if len(table) > self.max_entries:  # the oldest half goes (a flood of names)
-            for key in list(table)[:len(table) // 2]:
+    def _trim(self, table: dict[str, Any], now: float) -> None:
+        """Bound the memory a flood of names or addresses takes: past ``max_entries``,
+        the oldest half of the entries that are not locked goes (a flood must not free a
+        locked name), then the oldest of all if that is not enough."""
+        if len(table) <= self.max_entries:
+            return
+        target = self.max_entries // 2
+        if table is self._names:
+            for key in [k for k, st in table.items() if st[1] <= now]:
+                if len(table) <= target:
+                    return
                 del table[key]
+        for key in list(table)[:max(0, len(table) - target)]:
+            del table[key]
 
     def wait_s(self, name: str, client: str) -> float:
         """Seconds before ``name`` may try again from ``client`` (0: now)."""
@@ -361,8 +372,8 @@ class LoginGuard:
             state[2] += 1
             state[0] = 0
         self._clients.setdefault(client, collections.deque()).append(now)
-        self._trim(self._names)
-        self._trim(self._clients)
+        self._trim(self._names, now)
+        self._trim(self._clients, now)
 
     def succeeded(self, name: str) -> None:
         """Forget the failures of ``name``."""
