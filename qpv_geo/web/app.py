@@ -101,8 +101,6 @@ from qpv_geo.web.services import (
 log = logging.getLogger("qpv_geo.web")
 
 HERE = Path(__file__).resolve().parent
-#: Extensions accepted by /lot (the file is saved under a fixed name with this suffix).
-_UPLOAD_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx")
 
 
 # ------------------------------------------------------------------------------------------
@@ -422,7 +420,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         raise InputFileError("Aucun fichier reçu.",
                                              hint="Choisissez un fichier CSV ou XLSX puis "
                                              "cliquez sur « Vérifier le fichier ».")
-                    name, suffix = upload_name(upload.filename, _UPLOAD_SUFFIXES)
+                    name, suffix = upload_name(upload.filename)
                     data = await upload.read()
                 outcome = await _run_while_connected(
                     request, lambda: validate_upload(services, data, suffix, feuille, name,

@@ -49,7 +49,6 @@ CSRF_COOKIE = "qpv_registre_csrf"
 #: The name a person signs with on a loopback server without accounts (asked once).
 AUTEUR_COOKIE = "qpv_registre_auteur"
 REALM = "qpv-geo registre"
-_UPLOAD_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx")
 #: The sheet is a standalone page (its own styles, the map as a data: image, no script).
 FICHE_CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
              "form-action 'none'; frame-ancestors 'none'")
@@ -312,7 +311,7 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
                 raise InputFileError("Aucun fichier reçu.",
                                      hint="Choisissez un fichier CSV ou XLSX puis cliquez sur "
                                      "« Importer ».")
-            name, suffix = upload_name(upload.filename, _UPLOAD_SUFFIXES)
+            name, suffix = upload_name(upload.filename)
             data = await upload.read()
             lot = str(form.get("lot") or "").strip()[:100] or "principal"
             auteur = auteur_of(user, form, request) or None

@@ -390,7 +390,11 @@ def locked_out(wait_s: float) -> StarletteHTTPException:
         headers={"Retry-After": str(max(1, int(-(-wait_s // 1))))})
 
 
-def upload_name(filename: str, suffixes: tuple[str, ...]) -> tuple[str, str]:
+#: The formats the upload routes take (the file is saved under a fixed name with this suffix).
+UPLOAD_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx")
+
+
+def upload_name(filename: str, suffixes: tuple[str, ...] = UPLOAD_SUFFIXES) -> tuple[str, str]:
     """``(name, suffix)`` of an uploaded file, the name without any folder; an
     :class:`InputFileError` (400) for a name holding control characters (a NUL byte cannot
     be a file name) or a format not in ``suffixes``."""
@@ -461,5 +465,5 @@ async def _answer_refusal(app: Any, scope: dict, receive: Any, wrapped_receive: 
         await render(scope["path"], exc)(scope, receive, send)
 
 
-__all__ = ["CSP", "FormTokens", "LoginGuard", "from_browser", "locked_out", "loopback_refusal",
-           "token_refused", "upload_name"]
+__all__ = ["CSP", "UPLOAD_SUFFIXES", "FormTokens", "LoginGuard", "from_browser", "locked_out",
+           "loopback_refusal", "token_refused", "upload_name"]
