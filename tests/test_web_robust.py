@@ -430,6 +430,27 @@ def test_sign_in_lockout_and_rate_limit(tmp_path, hashes) -> None:
         assert c.get("/registre", auth=ana).status_code == 429
 
 
+def test_a_burst_of_guesses_does_not_slip_past_the_lock(tmp_path, hashes) -> None:
+    """12 guesses sent at once: they queue for the hash, and the ones after the 5th failure
+    see the lock instead of being hashed (the check is made again in the queue)."""
+    import httpx
+
+    st = Settings.from_env(data_dir=tmp_path / "d", registre_comptes=_comptes_file(tmp_path),
+                           ecoute="0.0.0.0")
+    app = create_app(st)
+    hashes.clear()
+
+    async def burst():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            replies = await asyncio.gather(*[
+                c.get("/registre", auth=("Ana Martin", f"devine {i}")) for i in range(12)])
+            return sorted(r.status_code for r in replies)
+
+    assert _run_async(burst()) == [401] * 5 + [429] * 7
+    assert len(hashes) == 5
+
+
 def test_login_guard_locks_longer_and_forgets() -> None:
     from qpv_geo.web.security import LoginGuard
 

@@ -30,6 +30,7 @@ from typing import Annotated, Any
 from urllib.parse import quote, unquote
 
 import anyio
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -114,19 +115,24 @@ class Access:
             if sep:
                 client = request.client.host if request.client else "?"
                 wait = self.guard.wait_s(user, client)
-                if wait > 0:
+                if wait > 0:  # locked: answered at once, without queueing
                     raise locked_out(wait)
                 if self._limiter is None:
                     self._limiter = anyio.CapacityLimiter(1)
-                ok = await anyio.to_thread.run_sync(authenticate, self.comptes, user, password,
-                                                    limiter=self._limiter)
+                async with self._limiter:  # one hash at a time; the queue sees new locks
+                    wait = self.guard.wait_s(user, client)
+                    if wait > 0:
+                        raise locked_out(wait)
+                    ok = await anyio.to_thread.run_sync(authenticate, self.comptes, user,
+                                                        password)
+                    if not ok:
+                        self.guard.failed(user, client)
                 if ok:
                     self.guard.succeeded(user)
                     if len(self._ok) > 1000:
                         self._ok.clear()
                     self._ok[key] = user
                     return user
-                self.guard.failed(user, client)
         raise StarletteHTTPException(
             401, detail="Identifiez-vous pour accéder au registre d'instruction.",
             headers={"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'})
