@@ -4,11 +4,22 @@ de Lyon », « aux Abymes ».
 Territory names come from the national lists (communes, EPCI) and are put into running text
 (« hors territoire de … », « appartenance à … »): :func:`de` and :func:`a` give the preposition
 and article French requires. Saint-Étienne Métropole reads as it always did.
+
+Times people read are Paris times that say so (:func:`heure_paris`), whatever the server's
+clock and the stored UTC.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import unicodedata
+
+try:  # Debian and the wheels ship the tz database; else the server's local time.
+    from zoneinfo import ZoneInfo
+
+    _PARIS: dt.tzinfo | None = ZoneInfo("Europe/Paris")
+except Exception:  # pragma: no cover - no tz database on this machine
+    _PARIS = None
 
 # EPCI names that begin with a common noun take its article (« de la Métropole de Lyon »).
 _FEMININ = ("métropole", "communauté", "eurométropole", "agglomération", "ca", "cc", "cu",
@@ -85,4 +96,25 @@ def hors(nom: str) -> str:
     return "hors " + nom
 
 
-__all__ = ["a", "dans", "de", "hors"]
+def heure_paris(value: str | None, *, zone: bool = True, heure: bool = True,
+                secondes: bool = False) -> str:
+    """A stored timestamp (ISO, UTC when it names no zone) in Paris time: « 07/12/2026 à
+    22:16 (heure de Paris) »; ``zone=False`` where a heading already names the zone,
+    ``heure=False`` for the date alone (the Paris date: 23:30 UTC is already tomorrow),
+    ``secondes=True`` for exports. Empty for no value."""
+    if not value:
+        return ""
+    try:
+        d = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=dt.UTC)
+    d = d.astimezone(_PARIS) if _PARIS else d.astimezone()
+    if not heure:
+        return d.strftime("%d/%m/%Y")
+    fmt = "%d/%m/%Y à %H:%M:%S" if secondes else "%d/%m/%Y à %H:%M"
+    return d.strftime(fmt) + (" (heure de Paris)" if zone else "")
+
+
+__all__ = ["a", "dans", "de", "heure_paris", "hors"]

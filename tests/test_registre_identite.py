@@ -354,9 +354,9 @@ def test_waiting_for_the_porteur(tmp_path, cli) -> None:
 
 def test_times_in_paris() -> None:
     assert heure_paris("2026-12-07T22:16:05.123456+00:00") == \
-        "07/12/2026 à 23:16 (heure de Paris, UTC+1)"
+        "07/12/2026 à 23:16 (heure de Paris)"
     assert heure_paris("2026-07-01T10:00:00+00:00", secondes=True) == \
-        "01/07/2026 à 12:00:00 (heure de Paris, UTC+2)"
+        "01/07/2026 à 12:00:00 (heure de Paris)"
     assert heure_paris(None) == ""
 
 
@@ -373,9 +373,9 @@ def test_exports_and_sheet_in_paris_time(tmp_path) -> None:
         html = fiche_html(reg, "CE26-041")
     rows = list(openpyxl.load_workbook(out)["sites"].iter_rows(values_only=True))
     row = next(dict(zip(rows[0], r, strict=True)) for r in rows[1:] if r[0] == "CE26-041")
-    assert row["decision_date"].endswith(")") and "heure de Paris, UTC+" in row["decision_date"]
+    assert row["decision_date"].endswith(")") and "(heure de Paris)" in row["decision_date"]
     assert "heure de Paris" in row["verdict_date"]
-    assert "(UTC)" not in html and "heure de Paris, UTC+" in html
+    assert "(UTC)" not in html and "(heure de Paris)" in html
 
 
 # ------------------------------------------------------------------ 4. stale migration lock

@@ -110,6 +110,126 @@ def test_without_accounts_only_loopback(tmp_path) -> None:
         assert c.get("/registre").status_code == 403
 
 
+# ------------------------------------------------- issue 20.6: a working instructor
+LOCAL = "127.0.0.1:8765"
+
+
+def _local(tmp_path) -> Settings:
+    st = Settings.from_env(data_dir=tmp_path / "d", annee_appel=2026, marge_m=MARGE,
+                           ecoute="127.0.0.1")
+    with Registre(settings=st) as reg:
+        reg.importer(V1, annuaire=False)
+    return st
+
+
+def _local_client(st: Settings) -> TestClient:
+    """This computer's browser on a loopback server without accounts."""
+    return TestClient(create_app(st), base_url=f"http://{LOCAL}", client=("127.0.0.1", 50000))
+
+
+def _decide(c: TestClient, site: str, **form: str):
+    token = _csrf(c.get("/registre?tous=1").text)
+    data = {"site": site, "decision": "eligible", "motif": "entrée côté quartier",
+            "csrf": token, **form}
+    return c.post("/registre/decision", data=data, follow_redirects=False)
+
+
+def test_no_decision_is_chosen_in_advance(tmp_path) -> None:
+    """20.6: « Éligible » was preselected in every decision list and « oui » for the bilans:
+    a hurried click recorded a decision nobody took."""
+    st = _local(tmp_path)
+    with _local_client(st) as c:
+        html = c.get("/registre?tous=1").text
+        lists = re.findall(r'<select name="decision"[^>]*>(.*?)</select>', html, re.S)
+        assert len(lists) == 50
+        for options in lists:
+            assert re.findall(r"<option[^>]*selected", options) == ['<option value="" selected']
+        site = c.get("/registre/site?id=CE26-038").text
+        options = re.search(r'<select name="decision"[^>]*>(.*?)</select>', site, re.S).group(1)
+        assert re.findall(r"<option[^>]*selected", options) == ['<option value="" selected']
+        dossiers = c.get("/registre/dossiers").text
+        bilans = re.findall(r'<select name="fourni"[^>]*>(.*?)</select>', dossiers, re.S)
+        assert bilans and all(re.findall(r"<option[^>]*selected", b)
+                              == ['<option value="" selected'] for b in bilans)
+        # the server wants a choice too (a script, an old page)
+        r = _decide(c, "CE26-038", decision="", auteur="Ana Martin")
+        assert r.status_code == 400 and "Choisissez une décision" in r.text
+        r = c.post("/registre/bilan", data={"dossier": "CE26-001", "fourni": "",
+                                            "auteur": "Ana Martin", "csrf": _csrf(dossiers)})
+        assert r.status_code == 400 and "indiquez si les bilans N-1" in r.text
+    with Registre(settings=st) as reg:
+        assert reg.site("CE26-038").decision is None
+        assert not [e for e in reg.journal() if e["type"] in ("decision", "bilan")]
+
+
+def test_the_name_is_asked_once_per_browser(tmp_path) -> None:
+    """20.6: on loopback the name was retyped for each decision; now the first one keeps it
+    in the browser, and the account's name signs when there are accounts."""
+    st = _local(tmp_path)
+    with _local_client(st) as c:
+        html = c.get("/registre").text
+        assert html.count('name="auteur"') > 2  # every form asks, and the banner
+        r = _decide(c, "CE26-014", auteur="  Ana   Martin ")
+        assert r.status_code == 303 and "qpv_registre_auteur=" in r.headers["set-cookie"]
+        html = c.get("/registre").text
+        assert html.count('name="auteur"') == 1  # only the « changer » form
+        assert 'Vous signez vos décisions : <strong id="auteur">Ana Martin</strong>' in html
+        assert _decide(c, "CE26-038").status_code == 303  # no name typed
+        # forgotten: the next decision asks again
+        assert c.post("/registre/nom", data={"auteur": "", "csrf": _csrf(html),
+                                             "retour": "/registre/dossiers"},
+                      follow_redirects=False).headers["location"] == "/registre/dossiers"
+        r = _decide(c, "CE26-041")
+        assert r.status_code == 400 and "personne qui décide est obligatoire" in r.text
+        c.post("/registre/nom", data={"auteur": "Léa Roux", "csrf": _csrf(html),
+                                      "retour": "https://evil.example/"})
+        assert _decide(c, "CE26-041").status_code == 303
+    with Registre(settings=st) as reg:
+        assert [reg.site(s).decision["auteur"] for s in ("CE26-014", "CE26-038", "CE26-041")
+                ] == ["Ana Martin", "Ana Martin", "Léa Roux"]
+
+
+def test_site_page_says_what_to_do_with_the_map_in_paris_time(tmp_path) -> None:
+    """20.6: the site page had no map and no « Que faire ? », and raw ISO UTC times."""
+    from markupsafe import escape
+
+    from qpv_geo._francais import heure_paris as format_paris
+    from qpv_geo.reference import load_reference
+    from qpv_geo.web.conseils import next_steps
+    from qpv_geo.web.registre import site_payload
+
+    st = _local(tmp_path)
+    with _local_client(st) as c:
+        assert _decide(c, "CE26-038", auteur="Ana Martin").status_code == 303
+        html = c.get("/registre/site?id=CE26-038").text
+    with Registre(settings=st) as reg:
+        site = reg.site("CE26-038")
+        steps = next_steps(site_payload(site, reg.statuts), load_reference(st))
+    assert site.verdict["status"] == "a_verifier" and len(steps) >= 2
+    assert "Que faire ?" in html
+    for step in steps:  # the verdict page's own sentences
+        assert str(escape(step)) in html
+    assert "Le bord du QPV" in html  # the edge it is near, named
+    assert 'id="carte"' in html and f'data-lat="{site.verdict["lat"]}"' in html
+    assert 'src="/carte/rues.js"' in html
+    assert f"le {format_paris(site.decision['date'])}" in html
+    assert "(heure de Paris)" in html and "UTC" not in html
+    assert not re.search(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d", html)
+    with _local_client(st) as c:  # the instruction sheet too
+        fiche = c.get("/registre/fiche?id=CE26-038&format=html").text
+    assert f"le {format_paris(site.decision['date'])}" in fiche
+    assert "(heure de Paris)" in fiche and "UTC" not in fiche
+
+
+def test_paris_time() -> None:
+    from qpv_geo._francais import heure_paris as format_paris
+
+    assert format_paris("2026-12-07T23:30:00.123456+00:00") == "08/12/2026 à 00:30 (heure de Paris)"
+    assert format_paris("2026-07-01T10:00:00") == "01/07/2026 à 12:00 (heure de Paris)"
+    assert format_paris("2026-12-31T23:30:00+00:00", heure=False) == "01/01/2027"
+    assert format_paris("2026-07-01T10:00:00+00:00", zone=False) == "01/07/2026 à 12:00"
+
+
 # ------------------------------------------------------------------ Chromium
 @pytest.fixture()
 def served(tmp_path) -> Iterator[tuple[str, Settings]]:
@@ -199,6 +319,44 @@ def test_scenario_in_chromium(browser, served, artifacts) -> None:
         with page.expect_download() as dl:
             page.locator("#fiche-pdf").click()
         assert Path(dl.value.path()).read_bytes().startswith(b"%PDF")
+        assert not errors, errors
+    finally:
+        ctx.close()
+
+
+@pytest.mark.browser
+def test_instructor_on_loopback_in_chromium(browser, tmp_path, artifacts) -> None:
+    """20.6 as an instructor sees it: the name asked once, no decision chosen in advance
+    (the browser refuses to send the form), the site page with « Que faire ? » and its map."""
+    st = Settings.from_env(data_dir=tmp_path / "d", annee_appel=2026, marge_m=MARGE,
+                           ecoute="127.0.0.1")
+    with Registre(settings=st) as reg:
+        reg.importer(V1, annuaire=False)
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        with serve_app(create_app(st), timeout_s=20) as base:
+            page.goto(base + "/registre")
+            assert page.locator("#signataire").get_attribute("open") is not None
+            form = page.locator('tr[data-site="CE26-014"] form.decision')
+            form.locator('input[name="motif"]').fill("entrée du local côté quartier")
+            form.locator('input[name="auteur"]').fill("Ana Martin")
+            form.get_by_role("button").click()  # no decision chosen: not sent
+            assert form.locator("select").evaluate("s => s.validity.valueMissing")
+            assert page.locator("#message").count() == 0
+            form.locator("select").select_option("eligible")
+            form.get_by_role("button").click()
+            page.wait_for_selector("#message")
+            assert page.locator("#auteur").inner_text() == "Ana Martin"
+            assert page.locator('tr[data-site] input[name="auteur"]').count() == 0
+            page.screenshot(path=str(artifacts / "registre-local-a-revoir.png"), full_page=True)
+            page.goto(base + "/registre/site?id=CE26-038")
+            page.wait_for_selector('#carte[data-pret="1"]', timeout=15000)
+            assert "Que faire ?" in page.locator(".que-faire").inner_text()
+            assert page.locator("#carte .leaflet-interactive").count() > 0
+            page.screenshot(path=str(artifacts / "registre-local-site.png"), full_page=True)
         assert not errors, errors
     finally:
         ctx.close()

@@ -40,6 +40,21 @@ def verify_password(password: str, stored: str) -> bool:
         return False
 
 
+#: What the password of an unknown name is checked against: the same work as for a known
+#: name (one PBKDF2 of :data:`ITERATIONS` rounds), so the time of the answer does not tell
+#: which names have an account. No password hashes to it (its digest is all zeros).
+DUMMY_HASH = (f"{_PREFIX}${ITERATIONS}${base64.b64encode(bytes(16)).decode()}"
+              f"${base64.b64encode(bytes(32)).decode()}")
+
+
+def authenticate(comptes: dict[str, str], nom: str, password: str) -> bool:
+    """True when ``password`` is the one of account ``nom``; an unknown ``nom`` costs the
+    same hash as a known one (checked against :data:`DUMMY_HASH`)."""
+    stored = comptes.get(nom)
+    ok = verify_password(password, stored if stored is not None else DUMMY_HASH)
+    return ok and stored is not None
+
+
 def load_comptes(path: str | Path) -> dict[str, str]:
     """``{nom: empreinte}`` from an accounts file (``#`` comments and blank lines skipped)."""
     path = Path(path)

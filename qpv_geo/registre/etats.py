@@ -4,11 +4,11 @@ re-check; the decisions an instructor can record."""
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+from qpv_geo._francais import heure_paris
 from qpv_geo.eligibility import STATUS_LABELS
 from qpv_geo.exceptions import RegistreError
 from qpv_geo.registre.criteres import Critere, etat_dossier
@@ -38,34 +38,6 @@ def normalize_decision(text: str) -> str:
     raise RegistreError(f"Décision inconnue : « {text} ».",
                         hint="Indiquez « éligible », « non éligible » ou « en attente » (du "
                         "porteur).")
-
-
-try:  # Debian and the wheels ship the tz database; fall back to UTC, said as such.
-    from zoneinfo import ZoneInfo
-
-    _PARIS: dt.tzinfo | None = ZoneInfo("Europe/Paris")
-except Exception:  # pragma: no cover - no tz database on this machine
-    _PARIS = None
-
-
-def heure_paris(iso: str | None, *, secondes: bool = False) -> str:
-    """A stored UTC timestamp as people in France read it, zone shown:
-    « 07/12/2026 à 23:16 (heure de Paris, UTC+1) ». Empty for ``None``."""
-    if not iso:
-        return ""
-    try:
-        when = dt.datetime.fromisoformat(str(iso))
-    except ValueError:
-        return str(iso)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    fmt = "%d/%m/%Y à %H:%M:%S" if secondes else "%d/%m/%Y à %H:%M"
-    if _PARIS is None:  # pragma: no cover
-        return when.astimezone(dt.UTC).strftime(fmt) + " (UTC)"
-    local = when.astimezone(_PARIS)
-    offset = local.utcoffset() or dt.timedelta(0)
-    hours = int(offset.total_seconds() // 3600)
-    return local.strftime(fmt) + f" (heure de Paris, UTC{hours:+d})"
 
 
 def agrees(decision: str, status: str) -> bool:

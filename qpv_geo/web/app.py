@@ -40,7 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qpv_geo import __version__
-from qpv_geo._francais import de
+from qpv_geo._francais import de, heure_paris
 from qpv_geo.exceptions import (
     CoordinateError,
     DownloadError,
@@ -87,6 +87,7 @@ from qpv_geo.web.security import (
     _TooLarge,
     from_browser,
     token_refused,
+    upload_name,
 )
 from qpv_geo.web.services import (
     Services,
@@ -100,8 +101,6 @@ from qpv_geo.web.services import (
 log = logging.getLogger("qpv_geo.web")
 
 HERE = Path(__file__).resolve().parent
-#: Extensions accepted by /lot (the file is saved under a fixed name with this suffix).
-_UPLOAD_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx")
 
 
 # ------------------------------------------------------------------------------------------
@@ -127,6 +126,24 @@ _HTTP_MESSAGES = {
           "Consultez le schéma OpenAPI : /openapi.json."),
     413: ("Requête trop volumineuse.", "Envoyez moins de données à la fois."),
 }
+
+
+#: The framework's refusals of a body it cannot parse (400, in English: Starlette's forms,
+#: FastAPI's bodies) and what a person reads instead.
+_FORM_ERRORS = (
+    ("Too many files", "Formulaire refusé : un seul fichier à la fois."),
+    ("Too many fields", "Formulaire refusé : trop de champs."),
+    ("Field exceeded", "Formulaire refusé : un champ dépasse la taille permise."),
+    ("Part exceeded", "Formulaire refusé : un champ dépasse la taille permise."),
+    ("", "Requête illisible : le formulaire ou le JSON envoyé est mal formé."),
+)
+
+
+def _form_error(detail: str) -> tuple[str, str]:
+    """The French words for a body the framework could not parse."""
+    message = next(fr for en, fr in _FORM_ERRORS if detail.startswith(en))
+    return message, ("Envoyez le formulaire depuis la page elle-même, sans le modifier (API : "
+                     "voir le schéma /openapi.json).")
 
 
 def _wants_json(path: str) -> bool:
@@ -228,6 +245,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     services = Services(settings)
     templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescape on .html
     templates.env.filters["date_fr"] = format_date
+    templates.env.filters["heure_paris"] = heure_paris
     max_upload = int(settings.max_upload_mb * 1_000_000)
     mots = _territory_words(settings)
 
@@ -285,7 +303,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return render_too_large(request.url.path, exc)
         if isinstance(exc, _Refused):
             return render_refused(request.url.path, exc)
-        message, hint = _HTTP_MESSAGES.get(exc.status_code, (str(exc.detail), None))
+        if exc.status_code == 400:  # no 400 of ours is an HTTPException: the framework's
+            message, hint = _form_error(str(exc.detail))
+        else:
+            message, hint = _HTTP_MESSAGES.get(exc.status_code, (str(exc.detail), None))
         return error_response(request.url.path, exc.status_code, message, hint,
                               dict(exc.headers) if exc.headers else None)
 
@@ -348,23 +369,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         context = page_context(page="verdict", adresse=adresse, lat=lat_s, lon=lon_s,
                                error=error, verdict=payload)
         if payload is not None:
-            from qpv_geo.web.conseils import edge_street, next_steps, zone_names
+            from qpv_geo.web.conseils import zone_names
 
             saisie = adresse.strip() or None
             reference = services.engine().reference
             noms = zone_names(reference)
-            conseils = next_steps(payload, reference)
+            context.update(verdict_aids(services, payload))
             context["rows"] = verdict_rows(payload, adresse_saisie=saisie, noms=noms)
             context["text"] = verdict_text(payload, adresse_saisie=saisie, noms=noms,
-                                           conseils=conseils, mots=libelles(reference))
-            context["conseils"] = conseils
-            context["rue"] = edge_street(payload, reference) if conseils else None
-            context["rues_ici"] = _streets_here(payload)
-            # Far outside the territory, nothing would be drawn around the point: no empty
-            # maps.
-            context["cartes"] = payload.get("lat") is not None and (
-                payload["status"] != "hors_territoire"
-                or bool(services.perimeters().around(payload["lon"], payload["lat"], 3000)))
+                                           conseils=context["conseils"],
+                                           mots=libelles(reference))
         return templates.TemplateResponse(request, "index.html", context, status_code=status)
 
     @app.get("/favicon.ico", include_in_schema=False)
@@ -406,14 +420,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         raise InputFileError("Aucun fichier reçu.",
                                              hint="Choisissez un fichier CSV ou XLSX puis "
                                              "cliquez sur « Vérifier le fichier ».")
-                    name = upload.filename
-                    suffix = Path(name).suffix.lower()
-                    if suffix not in _UPLOAD_SUFFIXES:
-                        raise InputFileError(
-                            f"{Path(name).name} : format « {suffix or 'sans extension'} » "
-                            "non pris en charge.",
-                            hint="Enregistrez la feuille en CSV (UTF-8, séparateur ;) ou en "
-                            "XLSX.")
+                    name, suffix = upload_name(upload.filename)
                     data = await upload.read()
                 outcome = await _run_while_connected(
                     request, lambda: validate_upload(services, data, suffix, feuille, name,
@@ -555,7 +562,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     from qpv_geo.web.registre import add_registre_routes
 
-    add_registre_routes(app, settings, templates, page_context)
+    add_registre_routes(app, settings, templates, page_context,
+                        verdict_aids=lambda payload: verdict_aids(services, payload))
     return app
 
 
@@ -589,6 +597,26 @@ def _french_validation(err: dict[str, Any]) -> str:
             text += f" (limite : {ctx[key]})"
             break
     return text
+
+
+def verdict_aids(services: Services, payload: dict[str, Any]) -> dict[str, Any]:
+    """What a page shows under a verdict besides its details: « Que faire ? » (``conseils``),
+    the street it names (``rue``), whether the street layer reaches the point (``rues_ici``)
+    and whether the maps are drawn (``cartes``). The verdict page and the register's site
+    page both show these."""
+    from qpv_geo.web.conseils import edge_street, next_steps
+
+    reference = services.engine().reference
+    conseils = next_steps(payload, reference)
+    return {
+        "conseils": conseils,
+        "rue": edge_street(payload, reference) if conseils else None,
+        "rues_ici": _streets_here(payload),
+        # Far outside the territory, nothing would be drawn around the point: no empty maps.
+        "cartes": payload.get("lat") is not None and (
+            payload["status"] != "hors_territoire"
+            or bool(services.perimeters().around(payload["lon"], payload["lat"], 3000))),
+    }
 
 
 def _streets_here(payload: dict[str, Any]) -> bool:

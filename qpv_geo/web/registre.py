@@ -4,14 +4,17 @@ history, exports and instruction sheets. A thin shell over :mod:`qpv_geo.registr
 
 Access: these pages change data, so they need an identity. With an accounts file
 (``QPV_GEO_REGISTRE_COMPTES``: ``nom:empreinte`` lines, PBKDF2 hashes) every page asks for
-HTTP Basic credentials and decisions are signed with the account's name. Without one, the
-pages answer only when the server listens on the loopback (``qpv-geo serve`` on 127.0.0.1)
-and the request comes from this computer; otherwise 403 saying how to configure accounts.
+HTTP Basic credentials and decisions are signed with the account's name. Passwords are
+checked in a worker thread, one at a time (the event loop keeps answering the API), with the
+same work for an unknown name as for a known one, and :class:`~qpv_geo.web.security.LoginGuard`
+locks a name or an address after repeated failures (429). Without accounts, the pages answer
+only when the server listens on the loopback (``qpv-geo serve`` on 127.0.0.1), the request
+comes from this computer and names it (``Host``, ``Origin``: no DNS rebinding); otherwise 403
+saying how to configure accounts. The person's name is then asked once and remembered by the
+browser (a cookie), instead of being typed for each decision.
 Every form carries a CSRF token (double submit: a random cookie ``SameSite=Strict`` and the
 same value in a hidden field). The checker pages (``/``, ``/lot``, the API) stay open.
 """
-
-from __future__ import annotations
 
 import base64
 import binascii
@@ -20,26 +23,33 @@ import hmac
 import ipaddress
 import secrets
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote, urlencode
+from types import SimpleNamespace
+from typing import Annotated, Any
+from urllib.parse import quote, unquote, urlencode
 
-from fastapi import FastAPI, Request
+import anyio
+import anyio.to_thread
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from qpv_geo.exceptions import InputFileError, QpvGeoError
+from qpv_geo.exceptions import InputFileError, QpvGeoError, RegistreError
 from qpv_geo.libelles import libelles_reglages
 from qpv_geo.registre import DECISIONS, ETATS, Registre
-from qpv_geo.registre.comptes import load_comptes, verify_password
+from qpv_geo.registre.comptes import authenticate, load_comptes
 from qpv_geo.registre.criteres import criteres_de
 from qpv_geo.settings import Settings
+from qpv_geo.web._present import geocode_payload
+from qpv_geo.web.security import LoginGuard, locked_out, loopback_refusal, upload_name
 
 CSRF_COOKIE = "qpv_registre_csrf"
+#: The name a person signs with on a loopback server without accounts (asked once).
+AUTEUR_COOKIE = "qpv_registre_auteur"
 REALM = "qpv-geo registre"
-_UPLOAD_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx")
 #: The sheet is a standalone page (its own styles, the map as a data: image, no script).
 FICHE_CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
              "form-action 'none'; frame-ancestors 'none'")
@@ -57,48 +67,72 @@ def _loopback(host: str | None) -> bool:
 
 
 class Access:
-    """Who is asking: an account (HTTP Basic), or nobody on a loopback-only server."""
+    """Who is asking: an account (HTTP Basic), or nobody on a loopback-only server.
 
-    def __init__(self, settings: Settings) -> None:
+    :meth:`identify` is the routes' dependency (run on the event loop): the password hash is
+    computed in a worker thread, one sign-in at a time, so a burst of sign-ins neither
+    blocks the loop nor takes every core."""
+
+    def __init__(self, settings: Settings, *, guard: LoginGuard | None = None) -> None:
         self.comptes = load_comptes(settings.registre_comptes) \
             if settings.registre_comptes else {}
         self.local = _loopback(settings.ecoute)
+        self.guard = guard or LoginGuard()
         self._ok: dict[str, str] = {}
+        self._limiter: anyio.CapacityLimiter | None = None
 
     @property
     def requires_login(self) -> bool:
         """True when the pages ask for credentials."""
         return bool(self.comptes)
 
-    def identify(self, request: Request) -> str | None:
-        """The account name, ``None`` for an anonymous local user; raises 401/403."""
+    async def identify(self, request: Request) -> str | None:
+        """The account name, ``None`` for an anonymous local user; raises 401/403/429."""
         if self.comptes:
-            return self._basic(request.headers.get("authorization", ""))
+            return await self._basic(request)
         client = request.client.host if request.client else None
         if not (self.local and _loopback(client)):
             raise StarletteHTTPException(
                 403, detail="Le registre d'instruction exige des comptes dès que le serveur "
                 "est joignable depuis le réseau : définissez QPV_GEO_REGISTRE_COMPTES "
                 "(lignes créées par « qpv-geo registre compte NOM »).")
+        refusal = loopback_refusal(request.scope)
+        if refusal is not None:
+            raise refusal
         return None
 
-    def _basic(self, header: str) -> str:
-        scheme, _, value = header.partition(" ")
+    async def _basic(self, request: Request) -> str:
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "basic" and value:
             key = hashlib.sha256(value.encode()).hexdigest()
-            if key in self._ok:
+            if key in self._ok:  # signed in already (the browser resends the same header)
                 return self._ok[key]
             try:
-                user, _, password = base64.b64decode(value, validate=True).decode(
+                user, sep, password = base64.b64decode(value, validate=True).decode(
                     "utf-8").partition(":")
             except (binascii.Error, UnicodeDecodeError):
-                user, password = "", ""
-            stored = self.comptes.get(user)
-            if stored and verify_password(password, stored):
-                if len(self._ok) > 1000:
-                    self._ok.clear()
-                self._ok[key] = user
-                return user
+                user, sep, password = "", "", ""
+            if sep:
+                client = request.client.host if request.client else "?"
+                wait = self.guard.wait_s(user, client)
+                if wait > 0:  # locked: answered at once, without queueing
+                    raise locked_out(wait)
+                if self._limiter is None:
+                    self._limiter = anyio.CapacityLimiter(1)
+                async with self._limiter:  # one hash at a time; the queue sees new locks
+                    wait = self.guard.wait_s(user, client)
+                    if wait > 0:
+                        raise locked_out(wait)
+                    ok = await anyio.to_thread.run_sync(authenticate, self.comptes, user,
+                                                        password)
+                    if not ok:
+                        self.guard.failed(user, client)
+                if ok:
+                    self.guard.succeeded(user)
+                    if len(self._ok) > 1000:
+                        self._ok.clear()
+                    self._ok[key] = user
+                    return user
         raise StarletteHTTPException(
             401, detail="Identifiez-vous pour accéder au registre d'instruction.",
             headers={"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'})
@@ -113,19 +147,78 @@ def _check_csrf(request: Request, form: Any) -> None:
             "du registre et recommencez.")
 
 
+def _clean_name(text: object) -> str:
+    """A person's name as typed: one line, no control characters, 200 characters at most."""
+    return " ".join("".join(c for c in str(text or "") if c.isprintable()).split())[:200]
+
+
+def _remembered(request: Request) -> str:
+    """The name this browser signs with (loopback server without accounts), or ``""``."""
+    return _clean_name(unquote(request.cookies.get(AUTEUR_COOKIE, "")))
+
+
+def _remember(resp: Response, request: Request, name: str) -> Response:
+    """Keep ``name`` in this browser for the next decisions (a year, register pages only);
+    an empty name forgets it."""
+    if name:
+        resp.set_cookie(AUTEUR_COOKIE, quote(name), max_age=365 * 86400, httponly=True,
+                        samesite="strict", path="/registre",
+                        secure=request.url.scheme == "https")
+    else:
+        resp.delete_cookie(AUTEUR_COOKIE, path="/registre")
+    return resp
+
+
+def site_payload(site: Any, statuts: dict[str, str]) -> dict[str, Any]:
+    """A register site's stored verdict in the shape of the verdict page's payload (what
+    :func:`qpv_geo.web.conseils.next_steps` and the maps read). The register does not store
+    the QPV on the other side of a doubtful edge: for an « à vérifier » it is the site's
+    quartier, else the nearest one (the zone whose edge the margin reached)."""
+    v = site.verdict
+    status = v.get("status")
+    geo = v.get("geocodage") or None
+    candidat = v.get("candidat_autre_cote")
+    if candidat is None and status == "a_verifier":
+        candidat = v.get("code_qp") or v.get("code_qp_proche")
+    geocode = None
+    if geo:
+        geocode = geocode_payload(SimpleNamespace(
+            query=site.lieu, found=bool(geo.get("label") or geo.get("precision")),
+            label=geo.get("label"), score=geo.get("score"), precision=geo.get("precision"),
+            citycode=None, postcode=None, source=geo.get("source"), motif=None))
+    motifs = v.get("motifs")
+    return {**{k: v.get(k) for k in (
+        "code_qp", "lib_qp", "insee_com", "lib_com", "distance_bord_m", "marge_m",
+        "marge_motif", "code_qp_proche", "lib_qp_proche", "distance_qp_proche_m", "lon",
+        "lat")},
+        "status": status, "statut_libelle": statuts.get(status or "", status),
+        "candidat_autre_cote": candidat, "geocodage": geocode,
+        "motifs": [m for m in str(motifs or "").split(" ; ") if m]
+        if not isinstance(motifs, list) else motifs}
+
+
 def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templates,
-                        page_context: Any) -> None:
-    """Add the ``/registre`` pages to ``app`` (called by :func:`qpv_geo.web.app.create_app`)."""
+                        page_context: Any, *,
+                        verdict_aids: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+                        ) -> None:
+    """Add the ``/registre`` pages to ``app`` (called by :func:`qpv_geo.web.app.create_app`);
+    ``verdict_aids(payload)`` gives what the verdict page shows under a verdict (« Que
+    faire ? », the maps), shown on each site's page too."""
     access = Access(settings)
+    User = Annotated[str | None, Depends(access.identify)]
 
     def open_registre() -> Registre:
         return Registre(settings=settings)
 
     def render(request: Request, name: str, status: int = 200, **ctx: Any) -> Response:
         token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
-        context = page_context(page="registre", csrf=token, utilisateur=ctx.pop(
-            "utilisateur", None), connexion=access.requires_login, decisions=DECISIONS,
-            etats=ETATS, criteres=criteres_de(libelles_reglages(settings)), **ctx)
+        user = ctx.pop("utilisateur", None)
+        context = page_context(page="registre", csrf=token, utilisateur=user,
+                               auteur=user or ("" if access.requires_login
+                                               else _remembered(request)),
+                               connexion=access.requires_login, decisions=DECISIONS,
+                               etats=ETATS, criteres=criteres_de(libelles_reglages(settings)),
+                               chemin=request.url.path, **ctx)
         resp = templates.TemplateResponse(request, name, context, status_code=status)
         resp.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict",
                         path="/registre", secure=request.url.scheme == "https")
@@ -135,8 +228,18 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
         resp.headers["Referrer-Policy"] = "same-origin"
         return resp
 
-    def auteur_of(user: str | None, form: Any) -> str:
-        return user or str(form.get("auteur") or "").strip()[:200]
+    def auteur_of(user: str | None, form: Any, request: Request) -> str:
+        """Who signs: the account, else the name typed in the form, else the remembered one."""
+        if user:
+            return user
+        return _clean_name(form.get("auteur")) or _remembered(request)
+
+    def signed(resp: Response, request: Request, user: str | None, form: Any) -> Response:
+        """Remember the name typed in a form (loopback server without accounts)."""
+        typed = _clean_name(form.get("auteur"))
+        if not user and not access.requires_login and typed and typed != _remembered(request):
+            _remember(resp, request, typed)
+        return resp
 
     def registre_page(request: Request, user: str | None, *, status: int = 200,
                       **extra: Any) -> Response:
@@ -154,45 +257,63 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
                       else None, **extra)
 
     @app.get("/registre", response_class=HTMLResponse, include_in_schema=False)
-    def page_registre(request: Request) -> Response:
-        user = access.identify(request)
+    def page_registre(request: Request, user: User) -> Response:
         fait = request.query_params.get("decide")
         return registre_page(request, user, fait=fait)
 
+    @app.post("/registre/nom", include_in_schema=False)
+    async def post_nom(request: Request, user: User) -> Response:
+        """The name this browser signs with (loopback server without accounts)."""
+        form = await request.form(max_files=0, max_fields=4, max_part_size=4096)
+        _check_csrf(request, form)
+        retour = str(form.get("retour") or "")
+        if not retour.startswith("/registre") or "//" in retour or "\\" in retour:
+            retour = "/registre"
+        resp = RedirectResponse(retour, status_code=303)
+        if not user and not access.requires_login:
+            _remember(resp, request, _clean_name(form.get("auteur")))
+        return resp
+
     @app.post("/registre/decision", include_in_schema=False)
-    async def post_decision(request: Request) -> Response:
-        user = access.identify(request)
+    async def post_decision(request: Request, user: User) -> Response:
         form = await request.form(max_files=0, max_fields=8, max_part_size=8192)
         _check_csrf(request, form)
         site = str(form.get("site") or "")
         lot = str(form.get("lot") or "") or None  # a site is (lot, dossier, site)
         dossier = str(form.get("dossier") or "") or None
         retour = "site" if form.get("retour") == "site" else "liste"
+        decision = str(form.get("decision") or "")
 
         def decide() -> None:
+            if decision not in DECISIONS:  # nothing chosen: no default decision
+                raise RegistreError("Choisissez une décision dans la liste avant "
+                                    "d'enregistrer.",
+                                    hint="Aucune décision n'est proposée par défaut : "
+                                    "choisissez « " + " » ou « ".join(DECISIONS.values())
+                                    + " ».")
             with open_registre() as reg:
-                reg.decider(site, str(form.get("decision") or ""),
-                            str(form.get("motif") or "")[:2000], auteur_of(user, form),
-                            lot=lot, dossier=dossier)
+                reg.decider(site, decision, str(form.get("motif") or "")[:2000],
+                            auteur_of(user, form, request), lot=lot, dossier=dossier)
 
         try:
             await run_in_threadpool(decide)
         except QpvGeoError as exc:
             error = {"message": str(exc), "hint": exc.hint}
             if retour == "site":
-                return await run_in_threadpool(site_page, request, user, site, error, lot,
+                resp = await run_in_threadpool(site_page, request, user, site, error, lot,
                                                dossier)
-            return await run_in_threadpool(lambda: registre_page(request, user, status=400,
-                                                                 error=error))
+            else:
+                resp = await run_in_threadpool(lambda: registre_page(request, user, status=400,
+                                                                     error=error))
+            return signed(resp, request, user, form)
         ident = urlencode({"id": site, **({"lot": lot} if lot else {}),
                            **({"dossier": dossier} if dossier else {})})
         target = (f"/registre/site?{ident}&decide=1" if retour == "site"
                   else f"/registre?decide={quote(site)}")
-        return RedirectResponse(target, status_code=303)
+        return signed(RedirectResponse(target, status_code=303), request, user, form)
 
     @app.post("/registre/import", include_in_schema=False)
-    async def post_import(request: Request) -> Response:
-        user = access.identify(request)
+    async def post_import(request: Request, user: User) -> Response:
         form = await request.form(max_files=1, max_fields=6, max_part_size=8192)
         try:
             _check_csrf(request, form)
@@ -201,14 +322,10 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
                 raise InputFileError("Aucun fichier reçu.",
                                      hint="Choisissez un fichier CSV ou XLSX puis cliquez sur "
                                      "« Importer ».")
-            suffix = Path(upload.filename).suffix.lower()
-            if suffix not in _UPLOAD_SUFFIXES:
-                raise InputFileError(f"Format « {suffix or 'sans extension'} » non pris en "
-                                     "charge.", hint="Enregistrez la feuille en CSV ou XLSX.")
+            name, suffix = upload_name(upload.filename)
             data = await upload.read()
             lot = str(form.get("lot") or "").strip()[:100] or "principal"
-            auteur = auteur_of(user, form) or None
-            name = Path(upload.filename).name
+            auteur = auteur_of(user, form, request) or None
 
             def run() -> Any:
                 with tempfile.TemporaryDirectory(prefix="qpv-geo-registre-") as tmp:
@@ -224,22 +341,23 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
                                                                  error=error))
         finally:
             await form.close()
-        return await run_in_threadpool(lambda: registre_page(request, user,
+        resp = await run_in_threadpool(lambda: registre_page(request, user,
                                                              resultat_import=result))
+        return signed(resp, request, user, form)
 
     @app.post("/registre/reverifier", include_in_schema=False)
-    async def post_reverifier(request: Request) -> Response:
-        user = access.identify(request)
+    async def post_reverifier(request: Request, user: User) -> Response:
         form = await request.form(max_files=0, max_fields=4, max_part_size=4096)
         _check_csrf(request, form)
 
         def run() -> Any:
             with open_registre() as reg:
-                return reg.reverifier(auteur=auteur_of(user, form) or None)
+                return reg.reverifier(auteur=auteur_of(user, form, request) or None)
 
         result = await run_in_threadpool(run)
-        return await run_in_threadpool(lambda: registre_page(request, user,
+        resp = await run_in_threadpool(lambda: registre_page(request, user,
                                                              reverification=result))
+        return signed(resp, request, user, form)
 
     def site_page(request: Request, user: str | None, site_id: str,
                   error: dict[str, Any] | None = None, lot: str | None = None,
@@ -249,58 +367,80 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
             historique = reg.historique(site_id, lot=site.lot, dossier=site.dossier)
             dossier = next((d for d in reg.dossiers() if d.dossier == site.dossier
                             and d.lot == site.lot), None)
+            statuts = reg.statuts
+        payload = site_payload(site, statuts)
+        aids = verdict_aids(payload) if verdict_aids is not None else {}
         return render(request, "registre_site.html", status=400 if error else 200,
                       utilisateur=user, site=site, historique=historique, dossier=dossier,
-                      error=error, fait=request.query_params.get("decide") == "1")
+                      error=error, fait=request.query_params.get("decide") == "1",
+                      verdict=payload, **aids)
 
     @app.get("/registre/site", response_class=HTMLResponse, include_in_schema=False)
-    def page_site(request: Request, id: str = "", lot: str = "",
+    def page_site(request: Request, user: User, id: str = "", lot: str = "",
                   dossier: str = "") -> Response:
-        user = access.identify(request)
         return site_page(request, user, id, None, lot or None, dossier or None)
 
-    @app.get("/registre/dossiers", response_class=HTMLResponse, include_in_schema=False)
-    def page_dossiers(request: Request) -> Response:
-        user = access.identify(request)
+    def dossiers_page(request: Request, user: str | None, *, status: int = 200,
+                      error: dict[str, Any] | None = None) -> Response:
         with open_registre() as reg:
             dossiers = reg.dossiers()
-        return render(request, "registre_dossiers.html", utilisateur=user, dossiers=dossiers)
+        return render(request, "registre_dossiers.html", status=status, utilisateur=user,
+                      dossiers=dossiers, error=error)
+
+    @app.get("/registre/dossiers", response_class=HTMLResponse, include_in_schema=False)
+    def page_dossiers(request: Request, user: User) -> Response:
+        return dossiers_page(request, user)
 
     @app.post("/registre/bilan", include_in_schema=False)
-    async def post_bilan(request: Request) -> Response:
-        user = access.identify(request)
+    async def post_bilan(request: Request, user: User) -> Response:
         form = await request.form(max_files=0, max_fields=6, max_part_size=4096)
         _check_csrf(request, form)
         dossier = str(form.get("dossier") or "")
         lot = str(form.get("lot") or "") or None
+        fourni = str(form.get("fourni") or "")
 
         def run() -> None:
+            if fourni not in ("oui", "non"):  # nothing chosen: no default answer
+                raise RegistreError(f"Dossier {dossier[:60]} : indiquez si les bilans N-1 "
+                                    "ont été reçus (oui ou non).",
+                                    hint="Aucune réponse n'est proposée par défaut : "
+                                    "choisissez « oui » ou « non » puis « Noter ».")
             with open_registre() as reg:
-                reg.marquer_bilan(dossier, form.get("fourni") == "oui", auteur_of(user, form),
+                reg.marquer_bilan(dossier, fourni == "oui", auteur_of(user, form, request),
                                   str(form.get("motif") or "").strip()[:500] or None, lot=lot)
 
-        await run_in_threadpool(run)
-        return RedirectResponse("/registre/dossiers", status_code=303)
+        try:
+            await run_in_threadpool(run)
+        except QpvGeoError as exc:
+            error = {"message": str(exc), "hint": exc.hint}
+            resp = await run_in_threadpool(lambda: dossiers_page(request, user, status=400,
+                                                                 error=error))
+            return signed(resp, request, user, form)
+        return signed(RedirectResponse("/registre/dossiers", status_code=303), request, user,
+                      form)
 
     def diff_of(lot: str, avant: int | None, apres: int | None) -> Any:
         if (avant is None) != (apres is None):
             raise InputFileError("Indiquez deux n° d'import (avant et apres), ou aucun.",
                                  hint="Exemple : /registre/diff?avant=1&apres=2")
+        for n in (avant, apres):
+            if n is not None and not 0 <= n < 2 ** 63:  # beyond what SQLite can hold
+                raise RegistreError(f"Import n° {str(n)[:20]}{'…' if len(str(n)) > 20 else ''}"
+                                    " inconnu.", hint="Choisissez les imports dans les listes "
+                                    "de la page « Dernier diff ».")
         with open_registre() as reg:
             return reg.diff(avant, apres, lot=lot), reg.imports()
 
     @app.get("/registre/diff", response_class=HTMLResponse, include_in_schema=False)
-    def page_diff(request: Request, lot: str = "principal", avant: int | None = None,
-                  apres: int | None = None) -> Response:
-        user = access.identify(request)
+    def page_diff(request: Request, user: User, lot: str = "principal",
+                  avant: int | None = None, apres: int | None = None) -> Response:
         diff, imports = diff_of(lot, avant, apres)
         return render(request, "registre_diff.html", utilisateur=user, diff=diff, lot=lot,
                       imports=imports)
 
     @app.get("/registre/diff.xlsx", include_in_schema=False)
-    def diff_xlsx(request: Request, lot: str = "principal", avant: int | None = None,
-                  apres: int | None = None) -> Response:
-        access.identify(request)
+    def diff_xlsx(request: Request, user: User, lot: str = "principal",
+                  avant: int | None = None, apres: int | None = None) -> Response:
         from qpv_geo.registre.exports import export_diff
 
         diff, _ = diff_of(lot, avant, apres)
@@ -313,8 +453,7 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
                                  "Cache-Control": "no-store"})
 
     @app.get("/registre/export.xlsx", include_in_schema=False)
-    def export_xlsx(request: Request) -> Response:
-        access.identify(request)
+    def export_xlsx(request: Request, user: User) -> Response:
         from qpv_geo.registre.exports import export_registre
 
         with tempfile.TemporaryDirectory(prefix="qpv-geo-registre-") as tmp, \
@@ -326,9 +465,8 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
                                  "Cache-Control": "no-store"})
 
     @app.get("/registre/fiche", include_in_schema=False)
-    def fiche(request: Request, id: str = "", format: str = "pdf", lot: str = "",
+    def fiche(request: Request, user: User, id: str = "", format: str = "pdf", lot: str = "",
               dossier: str = "") -> Response:
-        access.identify(request)
         from qpv_geo.registre.fiche import fiche_html, fiche_pdf_bytes
 
         where = {"lot": lot or None, "dossier": dossier or None}
@@ -343,4 +481,4 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
             "Cache-Control": "no-store"})
 
 
-__all__ = ["CSRF_COOKIE", "Access", "add_registre_routes"]
+__all__ = ["AUTEUR_COOKIE", "CSRF_COOKIE", "Access", "add_registre_routes", "site_payload"]

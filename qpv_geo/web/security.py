@@ -4,26 +4,40 @@ Security headers (CSP and friends) on every response, a body-size cap that answe
 before reading an oversized body (by Content-Length) or as soon as the stream goes over it,
 a request-forgery guard (the ``Origin``/``Host`` of every POST checked against the served
 host and :attr:`Settings.origines_autorisees`, and a signed token in the /lot form), and a
-deadline for slow request bodies (408).
+deadline for slow request bodies (408). For the register: the ``Host``/``Origin`` check of a
+loopback server on every method (:func:`loopback_refusal`, DNS rebinding), the sign-in rate
+limit and lockout (:class:`LoginGuard`), and the uploaded file names (:func:`upload_name`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from qpv_geo.exceptions import InputFileError
 
 #: Body cap (bytes) of JSON requests, per batch item, plus a fixed allowance.
 _JSON_BYTES_PER_ITEM = 1024
 _JSON_BYTES_BASE = 64 * 1024
 #: Multipart overhead allowed on top of the file itself (boundaries, other fields).
 _MULTIPART_SLACK = 64 * 1024
+#: The routes that take a file, all under the same cap (``Settings.max_upload_mb``), with
+#: what to do with a bigger one.
+_UPLOAD_PATHS = {
+    "/lot": "utilisez la commande qpv-geo batch FICHIER sur le poste de travail",
+    "/registre/import": "importez-le sur le poste de travail avec la commande "
+                        "qpv-geo registre ajouter FICHIER",
+}
 
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -47,11 +61,12 @@ def _fmt_size(n: int) -> str:
 class _TooLarge(StarletteHTTPException):
     """Raised while reading a body that goes over the cap."""
 
-    def __init__(self, limit: int, upload: bool, shown: int | None = None) -> None:
+    def __init__(self, limit: int, upload: bool, shown: int | None = None,
+                 path: str = "/lot") -> None:
         if upload:
             msg = f"Fichier trop volumineux : la limite est de {_fmt_size(shown or limit)}."
-            hint = ("Découpez le fichier en plusieurs lots, ou utilisez la commande "
-                    "qpv-geo batch FICHIER sur le poste de travail.")
+            hint = ("Découpez le fichier en plusieurs lots, ou " + _UPLOAD_PATHS.get(
+                path, _UPLOAD_PATHS["/lot"]) + ".")
         else:
             msg = f"Requête trop volumineuse (plus de {_fmt_size(limit)})."
             hint = "Envoyez moins de lieux par requête (voir max_batch_items)."
@@ -93,7 +108,8 @@ class _BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        upload = scope["path"] == "/lot"
+        path = scope["path"]
+        upload = path in _UPLOAD_PATHS
         limit = self.upload_bytes if upload else self.json_bytes
         declared = None
         chunked = False
@@ -111,7 +127,7 @@ class _BodyLimit:
             await self.app(scope, receive, send)
             return
         if declared is not None and declared > limit:
-            response = self.render(scope["path"], _TooLarge(limit, upload, self.upload_shown))
+            response = self.render(path, _TooLarge(limit, upload, self.upload_shown, path))
             await response(scope, receive, send)
             return
         received = 0
@@ -122,7 +138,7 @@ class _BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _TooLarge(limit, upload, self.upload_shown)
+                    raise _TooLarge(limit, upload, self.upload_shown, path)
             return message
 
         await _answer_refusal(self.app, scope, receive, limited_receive, send, self.render,
@@ -257,6 +273,144 @@ def token_refused() -> _Refused:
                     "Rechargez la page /lot et déposez le fichier à nouveau.")
 
 
+def loopback_refusal(scope: dict) -> _Refused | None:
+    """Why a request to a server that answers on the loopback only is refused (``None``: it
+    is not), on every method: its ``Host`` must be one of the loopback names with the port
+    the server listens on, and its ``Origin``, when the browser sends one, the same. A page
+    of another site whose name was re-pointed at 127.0.0.1 (DNS rebinding) sends its own
+    name as ``Host``: without this check it could read the register."""
+    headers = {k.lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    server = scope.get("server")
+    s_port = int(server[1]) if server and server[1] else None
+    served = _LOOPBACK | ({str(server[0]).lower()} if server else set())
+    default_port = 443 if scope.get("scheme") == "https" else 80
+    raw_host = headers.get(b"host", "")
+    host, port = _host_port(raw_host, default_port)
+    hint = ("Ouvrez le registre à l'adresse affichée au démarrage de « qpv-geo serve » "
+            "(http://127.0.0.1:PORT/registre), depuis ses propres pages. Pour l'ouvrir sous un "
+            "autre nom, le serveur doit demander des comptes (QPV_GEO_REGISTRE_COMPTES).")
+    if host not in served or (s_port is not None and port != s_port):
+        return _Refused(403, f"Requête refusée : l'adresse demandée ({raw_host[:80] or '?'}) "
+                        "n'est pas celle de ce poste.", hint)
+    origin = headers.get(b"origin")
+    if origin is not None:
+        parts = urlsplit(origin)
+        o_default = 443 if parts.scheme == "https" else 80
+        o_host = _host_port(parts.netloc, o_default) if parts.netloc else ("", 0)
+        if o_host[0] not in served or o_host[1] != port:
+            return _Refused(403, f"Requête refusée : la page d'origine ({origin[:80]}) est "
+                            "un autre site.", hint)
+    return None
+
+
+class LoginGuard:
+    """Failed sign-ins counted per account name and per client address.
+
+    After ``max_failures`` failures in a row a name is locked for ``lock_s`` seconds, twice
+    as long at each new lock (at most ``max_lock_s``); a client address that fails
+    ``per_client`` times within ``window_s`` waits until the oldest failure leaves the
+    window. Known and unknown names are counted alike, so a lock says nothing about whether
+    an account exists. A success clears its name's count (not its address's: one valid
+    account must not reset the guessing of others). Counts live in memory, per process.
+    """
+
+    def __init__(self, *, max_failures: int = 5, lock_s: float = 60.0,
+                 max_lock_s: float = 900.0, per_client: int = 20, window_s: float = 600.0,
+                 clock: Callable[[], float] = time.monotonic, max_entries: int = 10_000) -> None:
+        self.max_failures = max_failures
+        self.lock_s = lock_s
+        self.max_lock_s = max_lock_s
+        self.per_client = per_client
+        self.window_s = window_s
+        self.clock = clock
+        self.max_entries = max_entries
+        #: name → [failures in a row, locked until, locks so far]
+        self._names: dict[str, list[float]] = {}
+        self._clients: dict[str, collections.deque[float]] = {}
+
+    @staticmethod
+    def _key(name: str) -> str:
+        return name.strip().casefold()[:200]
+
+    def _trim(self, table: dict[str, Any], now: float) -> None:
+        """Bound the memory a flood of names or addresses takes: past ``max_entries``,
+        the oldest half of the entries that are not locked goes (a flood must not free a
+        locked name), then the oldest of all if that is not enough."""
+        if len(table) <= self.max_entries:
+            return
+        target = self.max_entries // 2
+        if table is self._names:
+            for key in [k for k, st in table.items() if st[1] <= now]:
+                if len(table) <= target:
+                    return
+                del table[key]
+        for key in list(table)[:max(0, len(table) - target)]:
+            del table[key]
+
+    def wait_s(self, name: str, client: str) -> float:
+        """Seconds before ``name`` may try again from ``client`` (0: now)."""
+        now = self.clock()
+        wait = 0.0
+        state = self._names.get(self._key(name))
+        if state is not None:
+            wait = max(wait, state[1] - now)
+        times = self._clients.get(client)
+        if times is not None:
+            while times and times[0] <= now - self.window_s:
+                times.popleft()
+            if len(times) >= self.per_client:
+                wait = max(wait, times[0] + self.window_s - now)
+        return max(0.0, wait)
+
+    def failed(self, name: str, client: str) -> None:
+        """Count a failed sign-in."""
+        now = self.clock()
+        state = self._names.setdefault(self._key(name), [0, 0.0, 0])
+        state[0] += 1
+        if state[0] >= self.max_failures:
+            state[1] = now + min(self.lock_s * 2 ** state[2], self.max_lock_s)
+            state[2] += 1
+            state[0] = 0
+        self._clients.setdefault(client, collections.deque()).append(now)
+        self._trim(self._names, now)
+        self._trim(self._clients, now)
+
+    def succeeded(self, name: str) -> None:
+        """Forget the failures of ``name``."""
+        self._names.pop(self._key(name), None)
+
+
+def locked_out(wait_s: float) -> StarletteHTTPException:
+    """The 429 of a sign-in tried while its name or address is locked."""
+    minutes = max(1, int(-(-wait_s // 60)))
+    return StarletteHTTPException(
+        429, detail=f"Trop d'essais de connexion : réessayez dans {minutes} minute"
+        f"{'s' if minutes > 1 else ''}. Si vous avez oublié votre mot de passe, demandez à "
+        "la personne qui gère le serveur de recréer votre compte.",
+        headers={"Retry-After": str(max(1, int(-(-wait_s // 1))))})
+
+
+#: The formats the upload routes take (the file is saved under a fixed name with this suffix).
+UPLOAD_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx")
+
+
+def upload_name(filename: str, suffixes: tuple[str, ...] = UPLOAD_SUFFIXES) -> tuple[str, str]:
+    """``(name, suffix)`` of an uploaded file, the name without any folder; an
+    :class:`InputFileError` (400) for a name holding control characters (a NUL byte cannot
+    be a file name) or a format not in ``suffixes``."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in filename):
+        raise InputFileError("Nom de fichier invalide : il contient un caractère de contrôle.",
+                             hint="Renommez le fichier (lettres, chiffres, tirets) puis "
+                             "déposez-le à nouveau.")
+    name = PurePosixPath(filename.replace("\\", "/")).name
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix not in suffixes:
+        raise InputFileError(f"{name} : format « {suffix or 'sans extension'} » non pris en "
+                             "charge.", hint="Enregistrez la feuille en CSV (UTF-8, séparateur "
+                             ";) ou en XLSX.")
+    return name, suffix
+
+
 class _SlowBody:
     """408 when a request body stalls longer than ``delay_s`` between two chunks (a slow
     client holding a connection and a worker); once the body is complete, nothing changes."""
@@ -311,4 +465,5 @@ async def _answer_refusal(app: Any, scope: dict, receive: Any, wrapped_receive: 
         await render(scope["path"], exc)(scope, receive, send)
 
 
-__all__ = ["CSP", "FormTokens", "from_browser", "token_refused"]
+__all__ = ["CSP", "UPLOAD_SUFFIXES", "FormTokens", "LoginGuard", "from_browser", "locked_out",
+           "loopback_refusal", "token_refused", "upload_name"]
