@@ -55,18 +55,21 @@ def export_layer(reference: Reference, layer: str, path: Path) -> Path:
     gdf["donnees"] = reference.version
     if reference.notes:
         gdf["avertissement"] = " ; ".join(reference.notes)
-    from qpv_geo._files import atomic_path, check_output_path, os_error_message
+    from qpv_geo._files import atomic_path, check_output_path, writing
 
-    check_output_path(path)
-    try:
+    info = reference.layers.get(layer)
+    source = [info.path] if info is not None and info.path is not None else []
+    parts = [path.with_suffix(s) for s in (".shp", ".dbf", ".shx", ".prj", ".cpg")] \
+        if driver == "ESRI Shapefile" else [path]
+    for part in parts:  # never over the layer's own file
+        check_output_path(part, source)
+    with writing(path):
         if driver == "ESRI Shapefile":  # several files (.shp, .dbf, .shx, .prj, .cpg)
             _export_shapefile(gdf, path)
         else:
             with atomic_path(path) as tmp:
                 extra = {"layer": layer} if driver == "GPKG" else {}
                 gdf.to_file(tmp, driver=driver, **extra)
-    except OSError as exc:
-        raise os_error_message(exc, path) from exc
     return path
 
 
@@ -176,10 +179,13 @@ def _install(gdf: gpd.GeoDataFrame, layer: str, settings: Settings, *, source: s
             (target_dir / "manifest.json").write_text(
                 json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
             _refstore.step("manifeste")
-    except OSError as exc:
-        from qpv_geo._files import os_error_message
+    except Exception as exc:  # a failed write (full disk, read-only…) from Python or GDAL
+        from qpv_geo._files import write_error
 
-        raise os_error_message(exc, settings.data_dir / "reference") from exc
+        error = write_error(exc, settings.data_dir / "reference")
+        if error is None:
+            raise
+        raise error from exc
     _CACHE.clear()
     return _layer_info(layer, manifest["layers"][layer], installed_dir(settings), "installée")
 

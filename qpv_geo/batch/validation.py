@@ -35,6 +35,7 @@ from qpv_geo.batch.writing import (
     _kind_of,
     _write_summary_files,
     output_paths,
+    summary_mismatch,
     summary_paths,
     write_result,
 )
@@ -681,7 +682,9 @@ def read_validated(path: str | Path) -> pd.DataFrame:
     for col in frame.columns:
         if col not in NUMERIC_COLUMNS and pd.api.types.is_object_dtype(frame[col].dtype):
             frame[col] = frame[col].where(frame[col] != "", None)
-    _restore_run_columns(frame, _run_facts(path, kind))
+    warnings: list[str] = []
+    _restore_run_columns(frame, _run_facts(path, kind, warnings))
+    frame.attrs["avertissements_lecture"] = warnings
     return frame
 
 
@@ -713,19 +716,23 @@ def _status_code(label: Any) -> Any:
     return label
 
 
-def _run_facts(path: Path, kind: str) -> dict[str, Any]:
+def _run_facts(path: Path, kind: str, warnings: list[str]) -> dict[str, Any]:
     """``donnees`` and ``colonnes`` of the run that wrote *path* (companion summary, or the
-    XLSX « Données » sheet); empty when neither is there."""
+    XLSX « Données » sheet); empty when neither is there. A companion summary that names
+    another file (another run's, or *path* changed since) is not used: *warnings* says so."""
     import json
 
     companion = summary_paths(path)[1]
     if companion.exists():
         try:
             facts = json.loads(companion.read_text(encoding="utf-8"))
-            if isinstance(facts, dict):
-                return facts
         except (OSError, ValueError):
-            pass
+            facts = None
+        if isinstance(facts, dict):
+            mismatch = summary_mismatch(facts, path)
+            if mismatch is None:
+                return facts
+            warnings.append(mismatch)
     if kind != "xlsx":
         return {}
     from openpyxl import load_workbook

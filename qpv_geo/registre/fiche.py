@@ -203,7 +203,7 @@ def _legende_carte(lon: float | None, lat: float | None, reference: Reference) -
 def write_fiche(registre: Registre, site_id: str, output: str | Path, *,
                 reference: Reference | None = None) -> Path:
     """Write the sheet to ``output``: ``.html`` or ``.pdf`` (WeasyPrint)."""
-    output = check_output_path(output)
+    output = check_output_path(output, [registre.path])
     suffix = output.suffix.lower()
     if suffix not in (".html", ".htm", ".pdf"):
         raise InputFileError(f"Format de fiche non pris en charge : « {output.suffix} ».",
