@@ -501,10 +501,9 @@ def map_command(
 
     Exemple : qpv-geo map sites_valides.csv -o carte.html --tiles none
     """
+    from qpv_geo._files import check_output_path
     from qpv_geo.libelles import reference_from_settings
     from qpv_geo.maps import TILES, write_map
-
-    from qpv_geo._files import check_output_path
 
     settings = get_settings().with_(territoire=territoire)
     overrides = col_overrides(**{k: v for k, v in locals().items() if k.startswith("col_")})

@@ -94,3 +94,60 @@ def test_cli_map_on_a_full_disk_exits_2(tmp_path, full_disk) -> None:
                                    str(tmp_path / "c.html"), "--tiles", "none"])
     assert res.exit_code == 2, res.output
     assert "disque est plein" in res.output and not (tmp_path / "c.html").exists()
+
+
+# ------------------------------------------------ issue 21.1: one guard for every command
+
+
+def _validated(tmp_path: Path) -> tuple[Path, bytes]:
+    """A batch output with its synthesis, as `qpv-geo batch` leaves it."""
+    from qpv_geo.batch import validate_file
+
+    src = tmp_path / "sites.csv"
+    src.write_text("Porteur;Latitude;Longitude\nAsso A;45,4335;4,3790\n", encoding="utf-8")
+    out = tmp_path / "ex.csv"
+    validate_file(src, out, progress=False)
+    return out, out.read_bytes()
+
+
+@pytest.mark.parametrize("command", ["map", "report"])
+@pytest.mark.parametrize("target", ["ex.csv", "lien.html", "ex-synthese.json"])
+def test_map_and_report_never_write_over_their_input(tmp_path, command, target) -> None:
+    from typer.testing import CliRunner
+
+    from qpv_geo.cli import app
+
+    out, before = _validated(tmp_path)
+    (tmp_path / "lien.html").symlink_to(out)
+    synthese = (tmp_path / "ex-synthese.json").read_bytes()
+    res = CliRunner().invoke(app, [command, str(out), "-o", str(tmp_path / target),
+                                   "--tiles", "none"])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "il serait écrasé" in said, res.output
+    assert "Traceback" not in res.output
+    assert out.read_bytes() == before and (tmp_path / "ex-synthese.json").read_bytes() == synthese
+
+
+def test_register_exports_never_write_over_the_register(tmp_path) -> None:
+    from qpv_geo.registre import Registre
+    from qpv_geo.registre.exports import export_registre
+    from qpv_geo.registre.fiche import write_fiche
+
+    path = tmp_path / "registre.xlsx"  # a register whose name looks like an export
+    with Registre(path) as reg:
+        before = path.read_bytes()
+        for write in (lambda: export_registre(reg, path),
+                      lambda: write_fiche(reg, "X", tmp_path / "registre.xlsx-wal")):
+            with pytest.raises(InputFileError, match="serait écrasé"):
+                write()
+    assert path.read_bytes() == before
+
+
+def test_data_export_never_writes_over_the_layer_it_exports(reference, tmp_path) -> None:
+    from qpv_geo.reference import export_layer
+
+    layer = reference.layers["qpv"].path
+    before = layer.read_bytes()
+    with pytest.raises(InputFileError, match="serait écrasé"):
+        export_layer(reference, "qpv", layer)
+    assert layer.read_bytes() == before

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from qpv_geo import _files
-from qpv_geo._files import AtomicOutputs, check_output_path, os_error_message
+from qpv_geo._files import AtomicOutputs, check_output_path
 from qpv_geo.batch.columns import OUTPUT_COLUMNS, fold_name
 from qpv_geo.batch.reading import _CSV_SUFFIXES, _XLSX_SUFFIXES
 from qpv_geo.eligibility import STATUS_LABELS
