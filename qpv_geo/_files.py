@@ -11,18 +11,24 @@
   never creates missing folders;
 * :func:`summary_paths` — the names of the synthesis files beside a batch output (one pair
   per output file: ``x.csv`` and ``x.xlsx`` never share one);
+* :func:`scratch_dir` — a temporary folder that never outlives its process (block end,
+  process exit on SIGTERM, or swept by the next one after a ``kill -9``);
 * :func:`writing` / :func:`os_error_message` — a failed write (full disk, read-only medium,
   ``ulimit -f``, a link loop…), whichever library raised it, becomes one French message.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import hashlib
 import os
 import re
 import secrets
+import shutil
+import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -271,6 +277,52 @@ def writing(path: Path | str) -> Iterator[None]:
         if error is None:
             raise
         raise error from exc
+
+
+_SCRATCH: set[str] = set()
+_SCRATCH_LOCK = threading.Lock()
+
+
+def _remove_scratch_dirs() -> None:
+    """At the process's exit (a server stopped by SIGTERM while a worker thread was still
+    checking a file): the folders of the blocks that did not end."""
+    with _SCRATCH_LOCK:
+        left = list(_SCRATCH)
+        _SCRATCH.clear()
+    for path in left:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+atexit.register(_remove_scratch_dirs)
+
+
+def _sweep_scratch(base: Path, prefix: str) -> None:
+    """Remove the folders of *prefix* left by processes that are gone (kill -9)."""
+    pattern = re.compile(re.escape(prefix) + r"(\d+)-")
+    with contextlib.suppress(OSError):
+        for p in base.iterdir():
+            m = pattern.match(p.name)
+            if m and not _pid_alive(int(m[1])) and p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A private temporary folder (an uploaded file and its outputs) removed at the end of
+    the block — and, when the block cannot end, at the process's exit (SIGTERM) or, after a
+    ``kill -9``, by the next :func:`scratch_dir` of the same *prefix* (its name holds the
+    process id): nobody's upload stays behind in the temporary directory."""
+    base = Path(tempfile.gettempdir())
+    _sweep_scratch(base, prefix)
+    path = tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=base)
+    with _SCRATCH_LOCK:
+        _SCRATCH.add(path)
+    try:
+        yield Path(path)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        with _SCRATCH_LOCK:
+            _SCRATCH.discard(path)
 
 
 class AtomicOutputs:

@@ -186,3 +186,46 @@ def test_library_write_failures_become_french(tmp_path: Path, monkeypatch) -> No
     assert write_error(ValueError("a bug"), out) is None  # a bug keeps its traceback
     with pytest.raises(InputFileError, match="UTF-8"), writing(out):
         "caf\udce9".encode()
+
+
+_SCRATCH_WORKER = """
+import signal, sys, threading, time
+from qpv_geo._files import scratch_dir
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a graceful stop, as uvicorn's
+def check():  # a long check of an upload, in a worker thread (as the web's /lot)
+    with scratch_dir("qpv-geo-lot-") as folder:
+        (folder / "depot.csv").write_text("Porteur;lat;lon\\n")
+        print(folder, flush=True)
+        time.sleep(60)
+threading.Thread(target=check, daemon=True).start()
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_an_upload_folder_never_outlives_its_process(tmp_path: Path, sig: int) -> None:
+    """Issue 21: SIGTERM during a long check left the upload's folder in the temporary
+    directory. SIGTERM: removed at exit; kill -9: removed by the next check."""
+    from qpv_geo._files import scratch_dir
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    with subprocess.Popen([sys.executable, "-c", _SCRATCH_WORKER], stdout=subprocess.PIPE,
+                          text=True, env=env) as proc:
+        assert proc.stdout is not None
+        folder = Path(proc.stdout.readline().strip())
+        assert folder.parent == tmp_path and (folder / "depot.csv").exists()
+        proc.send_signal(sig)
+        proc.wait(timeout=20)
+    if sig == signal.SIGTERM:
+        assert not folder.exists()
+        return
+    assert folder.exists()  # nothing runs after kill -9…
+    import tempfile
+
+    old, tempfile.tempdir = tempfile.tempdir, str(tmp_path)
+    try:
+        with scratch_dir("qpv-geo-lot-") as mine:  # …the next check sweeps it
+            assert not folder.exists() and mine.exists()
+    finally:
+        tempfile.tempdir = old
+    assert not mine.exists()
