@@ -33,8 +33,19 @@ data_app = typer.Typer(help="Données de référence : versions, export, mise à
                        no_args_is_help=True, rich_markup_mode="rich")
 app.add_typer(data_app, name="data")
 
-console = Console()
-err_console = Console(stderr=True)
+
+class _Console(Console):
+    """A console that prints a file name that is not UTF-8 (bytes of another system's
+    encoding, kept by Python as surrogates) with « � » instead of failing."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        from qpv_geo._files import shown
+
+        super().print(*(shown(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+console = _Console()
+err_console = _Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -22,6 +22,7 @@ only when all of them are complete (:class:`~qpv_geo._files.AtomicOutputs`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import re
@@ -765,7 +766,13 @@ def _write_xlsx(frame: pd.DataFrame, summary: dict[str, Any], path: Path) -> Non
         _write_synthese_sheet(wb, summary, fmt)
         _write_donnees_sheet(wb, summary, fmt)
     finally:
-        wb.close()
+        try:
+            wb.close()
+        except Exception:  # a failed close leaves xlsxwriter's row files open: close them
+            for ws in wb.worksheets():
+                with contextlib.suppress(Exception):
+                    ws._opt_close()
+            raise
 
 
 # ---------------------------------------------------------------------------------------------
