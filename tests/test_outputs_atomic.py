@@ -316,3 +316,13 @@ def test_encodings_that_cannot_read_a_text_file_are_said_in_french(tmp_path, enc
     said = " ".join(res.output.split())
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert "n'est pas un encodage de fichier texte" in said or f"illisible en {encoding}" in said
+
+
+def test_the_dask_output_goes_through_the_same_guard(tmp_path) -> None:
+    pytest.importorskip("dask")
+    from qpv_geo.national import validate_national
+
+    (tmp_path / "boucle.csv").symlink_to(tmp_path / "boucle.csv")
+    src = _coords(tmp_path / "sites.csv", 2)
+    with pytest.raises(InputFileError, match="boucle de liens symboliques"):
+        validate_national(src, tmp_path / "boucle.csv")
