@@ -326,3 +326,21 @@ def test_the_dask_output_goes_through_the_same_guard(tmp_path) -> None:
     src = _coords(tmp_path / "sites.csv", 2)
     with pytest.raises(InputFileError, match="boucle de liens symboliques"):
         validate_national(src, tmp_path / "boucle.csv")
+
+
+def test_a_cache_that_cannot_be_written_never_stops_the_work(tmp_path) -> None:
+    """The geocoding cache on a full disk (SQLite's own « database or disk is full », through
+    its page limit) or in a folder it cannot open: the work goes on, without it."""
+    from qpv_geo._http import ResultCache
+
+    cache = ResultCache(tmp_path / "cache.sqlite")
+    cache.set_many({"a": 1})
+    pages = cache._db.execute("PRAGMA page_count").fetchone()[0]
+    cache._db.execute(f"PRAGMA max_page_count = {pages}")
+    cache.set_many({f"k{i}": "x" * 5000 for i in range(50)})  # no room: not kept, no error
+    assert not cache.persistent and cache.get("a") == 1 and cache.get("k1") is None
+    cache.close()
+    (tmp_path / "dossier.sqlite").mkdir()  # cannot be opened as a database
+    memory = ResultCache(tmp_path / "dossier.sqlite")
+    memory.set_many({"b": 2})
+    assert not memory.persistent and memory.get("b") == 2
