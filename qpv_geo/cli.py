@@ -310,7 +310,7 @@ def demo(
 
     Exemple : qpv-geo demo --output out/demo
     """
-    from qpv_geo._files import check_output_path, shown
+    from qpv_geo._files import check_output_path, shown, writing
     from qpv_geo.batch import validate_file, write_result
     from qpv_geo.eligibility import STATUS_LABELS
     from qpv_geo.maps import notes_for, write_map
@@ -321,22 +321,23 @@ def demo(
     settings = get_settings().with_(geocoder="demo")
     reference = get_reference(settings)
     sample = fichier or shipped_dir().parent / "exemple_appel.csv"
-    check_output_path(output / "x", [sample], create_folder=True)  # a file where the folder goes
-    output.mkdir(parents=True, exist_ok=True)
+    csv_path, xlsx_path = output / "sites_valides.csv", output / "sites_valides.xlsx"
     map_path, report_path = output / "carte.html", output / "rapport.html"
-    for path in [map_path, *report_outputs(report_path)]:  # before any work
-        check_output_path(path, [sample])
+    for path in [csv_path, xlsx_path, map_path, *report_outputs(report_path)]:  # before any work
+        check_output_path(path, [sample], create_folder=True)
+    with writing(output):
+        output.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]qpv-geo[/] — validation de {sample.name} "
                   f"({'appel exemple fictif' if fichier is None else 'fichier fourni'})",
                   highlight=False)
     console.print(f"Données : {reference.version}", highlight=False)
     overrides = col_overrides(**{k: v for k, v in locals().items() if k.startswith("col_")})
-    result = validate_file(sample, output / "sites_valides.csv", settings=settings,
+    result = validate_file(sample, csv_path, settings=settings,
                            progress=True, mapping_overrides=overrides,
                            on_mapping=None if fichier is None else _print_mapping)
     # the XLSX holds its synthesis in its sheets: no second pair of synthesis files
-    written = [*result.paths, *write_result(result, output / "sites_valides.xlsx",
-                                            inputs=[sample], summaries=False)]
+    written = [*result.paths, *write_result(result, xlsx_path, inputs=[sample],
+                                            summaries=False)]
     frame = result.frame
     written.append(write_map(frame, map_path, reference=reference, tiles=None))
     written += list(write_report(frame, report_path, reference=reference,

@@ -344,3 +344,20 @@ def test_a_cache_that_cannot_be_written_never_stops_the_work(tmp_path) -> None:
     memory = ResultCache(tmp_path / "dossier.sqlite")
     memory.set_many({"b": 2})
     assert not memory.persistent and memory.get("b") == 2
+
+
+def test_demo_never_writes_over_the_file_it_validates(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from qpv_geo.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "demo"
+    out.mkdir()
+    src = _coords(out / "carte.html", 2)  # the sites file where the map would go
+    before = src.read_bytes()
+    res = runner.invoke(app, ["demo", "--output", str(out), "--fichier", str(src)])
+    assert res.exit_code == 2 and "il serait écrasé" in " ".join(res.output.split()), res.output
+    assert src.read_bytes() == before and sorted(p.name for p in out.iterdir()) == ["carte.html"]
+    res = runner.invoke(app, ["demo", "--output", str(src)])  # a file where the folder goes
+    assert res.exit_code == 2 and "pas un dossier" in " ".join(res.output.split()), res.output
