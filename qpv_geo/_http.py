@@ -284,6 +284,25 @@ class ResultCache:
             self._db.close()
 
 
+def download_name(kind: str, url: str, sha256: str = "") -> str:
+    """The file a download of *url* (expected to hold *sha256*) is kept under until it is
+    installed: a download left by a killed run is reused only for the same URL and the same
+    expected checksum, never taken for another URL's file."""
+    key = hashlib.sha256(f"{url}\n{sha256.lower()}".encode()).hexdigest()[:32]
+    return f"{kind}-{key}.telechargement"
+
+
+def remove_other_downloads(folder: Path, kind: str, *, keep: str,
+                           former: tuple[str, ...] = ()) -> None:
+    """Remove the downloads of *kind* that killed runs left for other URLs (and the files of
+    the *former* single names)."""
+    for old in folder.glob(f"{kind}*"):
+        if old.name != keep and old.name.endswith(".telechargement"):
+            old.unlink(missing_ok=True)
+    for name in former:
+        (folder / name).unlink(missing_ok=True)
+
+
 def download_failure_reason(exc: BaseException) -> str:
     """Why a download failed, in French words for a person (never the library's repr).
 

@@ -311,24 +311,6 @@ def remove_installed(layer: str, settings: Settings | None = None) -> bool:
     return True
 
 
-def download_name(url: str, sha256: str = "") -> str:
-    """The file a download of *url* (expected to hold *sha256*) is kept under until it is
-    installed: a download left by a killed run is reused only for the same URL and the same
-    expected checksum, never taken for another URL's file."""
-    import hashlib
-
-    key = hashlib.sha256(f"{url}\n{sha256.lower()}".encode()).hexdigest()[:32]
-    return f"qpv-{key}.telechargement"
-
-
-def _remove_other_downloads(folder: Path, *, keep: str) -> None:
-    """Remove what killed runs left for other URLs (and the former single name)."""
-    for old in folder.glob("qpv*"):
-        if old.name != keep and (old.name == "qpv_national_download"
-                                 or old.name.endswith(".telechargement")):
-            old.unlink(missing_ok=True)
-
-
 def update_qpv(settings: Settings | None = None, *, url: str | None = None,
                sha256: str | None = None, verify: bool = True) -> LayerInfo:
     """Download the official national QPV file, check it, install SEM's layer and, when the
@@ -346,8 +328,10 @@ def update_qpv(settings: Settings | None = None, *, url: str | None = None,
     expected = (sha256 or settings.qpv_sha256 or "").lower()
     downloads = settings.cache_dir / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
-    fname = download_name(url, expected)
-    _remove_other_downloads(downloads, keep=fname)
+    from qpv_geo._http import download_name, remove_other_downloads
+
+    fname = download_name("qpv", url, expected)
+    remove_other_downloads(downloads, "qpv", keep=fname, former=("qpv_national_download",))
     try:
         fetched = Path(pooch.retrieve(
             url, known_hash=None, path=downloads, fname=fname,
