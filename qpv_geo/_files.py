@@ -325,6 +325,24 @@ def scratch_dir(prefix: str) -> Iterator[Path]:
             _SCRATCH.discard(path)
 
 
+@contextlib.contextmanager
+def utf8_path(path: str | Path) -> Iterator[Path]:
+    """*path*, or — when its name is not UTF-8 (a file named on another system), which GDAL
+    cannot take — a link to it with a UTF-8 name in a private temporary folder, with links
+    to its sidecar files (a Shapefile's .dbf, .shx, .prj…), for the time of the block."""
+    path = Path(path)
+    if _plain(str(path)) == str(path):
+        yield path
+        return
+    with scratch_dir("qpv-geo-lecture-") as folder:
+        link = folder / f"fichier{_plain(path.suffix)}"
+        for part in path.parent.glob("*"):
+            if part.stem == path.stem and part != path:
+                (folder / f"fichier{_plain(part.suffix)}").symlink_to(part.absolute())
+        link.symlink_to(path.absolute())
+        yield link
+
+
 class AtomicOutputs:
     """Write several outputs aside, then move them all into place at once.
 

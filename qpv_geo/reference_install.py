@@ -16,7 +16,7 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 
-from qpv_geo._files import sha256_file
+from qpv_geo._files import sha256_file, shown
 from qpv_geo.exceptions import DownloadError, InputFileError, ReferenceDataError
 from qpv_geo.reference import (
     _CACHE,
@@ -77,8 +77,8 @@ def _export_shapefile(gdf: gpd.GeoDataFrame, path: Path) -> None:
     """A Shapefile's files written in a temporary folder beside it, then each renamed."""
     import os
 
-    with tempfile.TemporaryDirectory(prefix=f".{path.stem}.", dir=path.parent) as tmp:
-        gdf.to_file(Path(tmp) / path.name, driver="ESRI Shapefile")
+    with tempfile.TemporaryDirectory(prefix=f".{shown(path.stem)}.", dir=path.parent) as tmp:
+        gdf.to_file(Path(tmp) / "couche.shp", driver="ESRI Shapefile")  # a UTF-8 name
         for part in sorted(Path(tmp).iterdir()):
             os.replace(part, path.with_suffix(part.suffix))
 
@@ -87,11 +87,14 @@ def _read_user_layer(path: Path) -> gpd.GeoDataFrame:
     if not path.exists():
         raise InputFileError(f"Fichier introuvable : {path}.",
                              hint="Vérifiez le chemin (glisser le fichier dans le terminal aide).")
+    from qpv_geo._files import utf8_path
+
     try:
-        gdf = gpd.read_file(path)
+        with utf8_path(path) as readable:  # GDAL takes UTF-8 names only
+            gdf = gpd.read_file(readable)
     except Exception as exc:  # pyogrio raises several error types for unreadable files
         raise InputFileError(
-            f"Impossible de lire {path.name} comme couche géographique ({exc}).",
+            f"Impossible de lire {shown(path.name)} comme couche géographique ({exc}).",
             hint="Formats acceptés : GeoJSON, Shapefile (.shp avec .dbf/.shx/.prj), GeoPackage.",
         ) from exc
     if len(gdf) == 0:
@@ -224,7 +227,7 @@ def import_layer(
                 gdf[f] = None
         gdf["insee_com"] = gdf["insee_com"].astype(str)
         gdf = gdf[[*COMMUNE_FIELDS, "geometry"]]
-        return _install(gdf, layer, settings, source=source or str(path.name),
+        return _install(gdf, layer, settings, source=source or shown(path.name),
                         millesime=millesime, licence="", simplified=False, demo=False,
                         precision="importée")
     national = _national_or_none(gdf) if layer == "qpv" else None
@@ -261,7 +264,7 @@ def import_layer(
     # The official national GeoJSON downloaded by hand is recognised by its sha256.
     official = layer == "qpv" and bool(settings.qpv_sha256) and (
         path.is_file() and sha256_file(path) == settings.qpv_sha256.lower())
-    return _install(gdf, layer, settings, source=source or str(path.name),
+    return _install(gdf, layer, settings, source=source or shown(path.name),
                     millesime=millesime or ("QPV 2024" if layer == "qpv" else "QVA"),
                     licence="", simplified=False, demo=demo,
                     precision="fichier officiel pleine précision" if official

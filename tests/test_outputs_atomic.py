@@ -302,6 +302,20 @@ def test_file_names_that_are_not_utf8(tmp_path) -> None:
     assert "r\ufffd.csv" in page
     facts = (tmp_path / "r\udce9-synthese.json").read_text(encoding="utf-8")
     assert '"nom": "r\ufffd.csv"' in facts
+    # read back by GDAL (which takes UTF-8 names only), imported, exported
+    res = runner.invoke(app, ["map", str(tmp_path / "r\udce9.gpkg"), "-o",
+                              str(tmp_path / "c.html"), "--tiles", "none"])
+    assert res.exit_code == 0 and "(3 sites" in res.output, res.output
+    res = runner.invoke(app, ["data", "export", "--layer", "qpv", "-o",
+                              str(tmp_path / "q\udce9.shp")])
+    assert res.exit_code == 0 and (tmp_path / "q\udce9.dbf").exists(), res.output
+    from qpv_geo.reference import shipped_dir
+
+    layer = tmp_path / "qpv\udce9.geojson"
+    layer.write_bytes((shipped_dir() / "qpv2024_sem_fullprecision.geojson").read_bytes())
+    res = runner.invoke(app, ["data", "import", str(layer)],
+                        env={"QPV_GEO_DATA_DIR": str(tmp_path / "donnees")})
+    assert res.exit_code == 0 and "installée" in res.output, res.output
 
 
 @pytest.mark.parametrize("encoding", ["rot13", "base64", "zlib", "idna", "punycode", "utf-16"])

@@ -651,8 +651,11 @@ def read_validated(path: str | Path) -> pd.DataFrame:
     if kind in ("geojson", "gpkg"):
         import geopandas as gpd
 
+        from qpv_geo._files import utf8_path
+
         try:
-            gdf = gpd.read_file(path)
+            with utf8_path(path) as readable:  # GDAL takes UTF-8 names only
+                gdf = gpd.read_file(readable)
         except Exception as exc:  # pyogrio raises several error types for unreadable files
             raise InputFileError(f"Impossible de lire {path.name} ({exc}).",
                                  hint="Formats acceptés : GeoJSON, GeoPackage.") from exc
