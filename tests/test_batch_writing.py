@@ -420,7 +420,8 @@ def test_kill_between_renames_is_detected_by_the_reader(tmp_path, monkeypatch, s
     back = read_validated(out)
     assert len(back) == 3
     if "ex-synthese.json" in renamed:  # 3 rows beside a synthesis saying 5: said, not believed
-        assert summary["lignes_ecrites"] == 5 and summary["fichier"]["nom"] == "ex.csv"
+        assert summary["lignes_ecrites"] == 5
+        assert summary["fichier_decrit"]["nom"] == "ex.csv"
         assert "donnees" not in back.columns
         [warning] = back.attrs["avertissements_lecture"]
         assert "décrit un autre fichier" in warning
@@ -444,7 +445,7 @@ def test_csv_and_xlsx_of_the_same_name_keep_their_own_synthesis(tmp_path) -> Non
     xlsx_facts = json.loads((tmp_path / "x-xlsx-synthese.json").read_text(encoding="utf-8"))
     assert (csv_facts["lignes_ecrites"], csv_facts["colonnes"]["porteur"]) == (2, "Porteur")
     assert (xlsx_facts["lignes_ecrites"], xlsx_facts["colonnes"]["porteur"]) == (4, "Structure")
-    assert xlsx_facts["fichier"]["nom"] == "x.xlsx"
+    assert xlsx_facts["fichier_decrit"]["nom"] == "x.xlsx"
     back = read_validated(tmp_path / "x.csv")  # its own run's columns, not the XLSX's
     assert list(back["porteur"]) == ["Asso 0", "Asso 1"]
     assert back.attrs["avertissements_lecture"] == []

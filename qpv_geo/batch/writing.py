@@ -317,7 +317,7 @@ def described_file(path: Path, written: Path | None = None) -> dict[str, Any]:
 def summary_mismatch(facts: dict[str, Any], path: Path) -> str | None:
     """Why the synthesis *facts* does not describe *path* (another run's, or a file changed
     since), or None when it does. A synthesis written before it named its file says None."""
-    described = facts.get("fichier")
+    described = facts.get("fichier_decrit")
     if not isinstance(described, dict):
         return None
     try:
@@ -417,12 +417,12 @@ def _write_summary_files(summary: dict[str, Any], path: Path, sep: str,
     """Write ``<name>-synthese.csv`` and ``.json`` (through *outs*, once *path* is written
     there: they name it, with its size and sha256); return the final paths."""
     csv_path, json_path = summary_paths(path)
-    summary = {**summary, "fichier": described_file(path, outs.pending(path))}
+    described = described_file(path, outs.pending(path))
+    summary = {**summary, "fichier_decrit": described}
     outs.path(json_path).write_text(
         json.dumps(summary, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     rows = _summary_rows(summary)
-    rows.insert(1, ("fichier", summary["fichier"]["sha256"], summary["fichier"]["nom"],
-                    summary["fichier"]["octets"]))
+    rows.insert(1, ("fichier_decrit", described["sha256"], described["nom"], described["octets"]))
     table = pd.DataFrame(rows[1:], columns=list(rows[0])).astype({"cle": str, "valeur": str})
     writer = _CsvWriter(outs.path(csv_path), sep)
     try:
