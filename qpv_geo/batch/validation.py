@@ -641,7 +641,9 @@ def read_validated(path: str | Path) -> pd.DataFrame:
     ``statut_libelle``, ``porteur``, ``action``, ``priorite``) are restored from the summary
     (the companion ``-synthese.json`` or the XLSX « Données » sheet) and the input's columns.
     Raises :class:`InputFileError` if the file is not a batch output (it lacks ``status``,
-    ``code_qp`` or ``ligne``): validate it first with :func:`validate_file`.
+    ``code_qp`` or ``ligne``): validate it first with :func:`validate_file`. A companion
+    summary that describes another file (another run's, a run killed between its renames, or
+    the file changed since) is not used; ``frame.attrs["avertissements_lecture"]`` says so.
     """
     path = Path(path)
     if not path.exists():
