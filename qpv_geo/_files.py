@@ -296,8 +296,16 @@ def _remove_scratch_dirs() -> None:
 atexit.register(_remove_scratch_dirs)
 
 
+_SWEPT: set[tuple[str, str]] = set()
+
+
 def _sweep_scratch(base: Path, prefix: str) -> None:
-    """Remove the folders of *prefix* left by processes that are gone (kill -9)."""
+    """Remove the folders of *prefix* left by processes that are gone (kill -9); once per
+    process and folder (the temporary directory may hold many files)."""
+    with _SCRATCH_LOCK:
+        if (str(base), prefix) in _SWEPT:
+            return
+        _SWEPT.add((str(base), prefix))
     pattern = re.compile(re.escape(prefix) + r"(\d+)-")
     with contextlib.suppress(OSError):
         for p in base.iterdir():
