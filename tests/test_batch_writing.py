@@ -453,3 +453,38 @@ def test_csv_and_xlsx_of_the_same_name_keep_their_own_synthesis(tmp_path) -> Non
     (tmp_path / "x-synthese.json").write_text(json.dumps(xlsx_facts), encoding="utf-8")
     assert "décrit un autre fichier" in read_validated(tmp_path / "x.csv").attrs[
         "avertissements_lecture"][0]
+
+
+_KILLED_BETWEEN_RENAMES = """
+import os, sys, time
+from pathlib import Path
+from qpv_geo.batch import validate_file
+real, done = os.replace, []
+def replace(src, dst):
+    if len(done) == 2:  # both synthesis files are in place, the file they describe is not
+        print("entre deux renommages", flush=True)
+        time.sleep(60)
+    done.append(dst)
+    real(src, dst)
+os.replace = replace
+validate_file(sys.argv[1], sys.argv[2], progress=False)
+"""
+
+
+def test_kill_9_between_renames_is_detected_by_the_reader(tmp_path) -> None:
+    out = tmp_path / "ex.csv"
+    validate_file(_sites(tmp_path, "a.csv", 3), out, progress=False)
+    old = out.read_bytes()
+    with subprocess.Popen([sys.executable, "-c", _KILLED_BETWEEN_RENAMES,
+                           str(_sites(tmp_path, "b.csv", 5)), str(out)],
+                          stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "entre deux renommages"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert out.read_bytes() == old
+    summary = json.loads((tmp_path / "ex-synthese.json").read_text(encoding="utf-8"))
+    assert summary["lignes_ecrites"] == 5  # the new synthesis beside the old file…
+    back = read_validated(out)
+    assert len(back) == 3 and "décrit un autre fichier" in back.attrs[
+        "avertissements_lecture"][0]  # …is not believed
