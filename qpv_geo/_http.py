@@ -206,17 +206,35 @@ class ResultCache:
 
     Keys are hashed from a JSON dump with sorted keys, so equal requests share an entry.
     Each :meth:`set_many` commits at once: what is done survives an interruption.
+
+    A cache only saves work: when its file cannot be written (full disk, read-only folder,
+    ``ulimit -f``) the work goes on without it — in memory if the file cannot even be opened,
+    ``persistent`` then False — rather than failing a whole batch.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, "
-                         "value TEXT NOT NULL, created REAL NOT NULL)")
-        self._db.commit()
+        self.persistent = True
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = self._open(str(self.path))
+        except (OSError, sqlite3.Error):
+            self.persistent = False
+            self._db = self._open(":memory:")
+
+    @staticmethod
+    def _open(where: str) -> sqlite3.Connection:
+        db = sqlite3.connect(where, check_same_thread=False, timeout=30)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, "
+                       "value TEXT NOT NULL, created REAL NOT NULL)")
+            db.commit()
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
 
     @staticmethod
     def key(obj: Any) -> str:
@@ -243,10 +261,14 @@ class ResultCache:
         """Store values and commit."""
         now = time.time()
         with self._lock:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO results (key, value, created) VALUES (?, ?, ?)",
-                [(k, json.dumps(v, ensure_ascii=False), now) for k, v in items.items()])
-            self._db.commit()
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO results (key, value, created) VALUES (?, ?, ?)",
+                    [(k, json.dumps(v, ensure_ascii=False), now) for k, v in items.items()])
+                self._db.commit()
+            except sqlite3.OperationalError:  # full disk, read-only, ulimit -f: not kept
+                self._db.rollback()
+                self.persistent = False
 
     def __len__(self) -> int:
         with self._lock:
@@ -260,6 +282,25 @@ class ResultCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def download_name(kind: str, url: str, sha256: str = "") -> str:
+    """The file a download of *url* (expected to hold *sha256*) is kept under until it is
+    installed: a download left by a killed run is reused only for the same URL and the same
+    expected checksum, never taken for another URL's file."""
+    key = hashlib.sha256(f"{url}\n{sha256.lower()}".encode()).hexdigest()[:32]
+    return f"{kind}-{key}.telechargement"
+
+
+def remove_other_downloads(folder: Path, kind: str, *, keep: str,
+                           former: tuple[str, ...] = ()) -> None:
+    """Remove the downloads of *kind* that killed runs left for other URLs (and the files of
+    the *former* single names)."""
+    for old in folder.glob(f"{kind}*"):
+        if old.name != keep and old.name.endswith(".telechargement"):
+            old.unlink(missing_ok=True)
+    for name in former:
+        (folder / name).unlink(missing_ok=True)
 
 
 def download_failure_reason(exc: BaseException) -> str:

@@ -33,8 +33,19 @@ data_app = typer.Typer(help="Données de référence : versions, export, mise à
                        no_args_is_help=True, rich_markup_mode="rich")
 app.add_typer(data_app, name="data")
 
-console = Console()
-err_console = Console(stderr=True)
+
+class _Console(Console):
+    """A console that prints a file name that is not UTF-8 (bytes of another system's
+    encoding, kept by Python as surrogates) with « � » instead of failing."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        from qpv_geo._files import shown
+
+        super().print(*(shown(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
+console = _Console()
+err_console = _Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -299,30 +310,38 @@ def demo(
 
     Exemple : qpv-geo demo --output out/demo
     """
+    from qpv_geo._files import check_output_path, shown, writing
     from qpv_geo.batch import validate_file, write_result
     from qpv_geo.eligibility import STATUS_LABELS
     from qpv_geo.maps import notes_for, write_map
     from qpv_geo.reference import get_reference, shipped_dir
-    from qpv_geo.report import write_report
+    from qpv_geo.report import report_outputs, write_report
 
     # the sample call's addresses are those of the demonstration address file
     settings = get_settings().with_(geocoder="demo")
     reference = get_reference(settings)
     sample = fichier or shipped_dir().parent / "exemple_appel.csv"
-    output.mkdir(parents=True, exist_ok=True)
+    csv_path, xlsx_path = output / "sites_valides.csv", output / "sites_valides.xlsx"
+    map_path, report_path = output / "carte.html", output / "rapport.html"
+    for path in [csv_path, xlsx_path, map_path, *report_outputs(report_path)]:  # before any work
+        check_output_path(path, [sample], create_folder=True)
+    with writing(output):
+        output.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]qpv-geo[/] — validation de {sample.name} "
                   f"({'appel exemple fictif' if fichier is None else 'fichier fourni'})",
                   highlight=False)
     console.print(f"Données : {reference.version}", highlight=False)
     overrides = col_overrides(**{k: v for k, v in locals().items() if k.startswith("col_")})
-    result = validate_file(sample, output / "sites_valides.csv", settings=settings,
+    result = validate_file(sample, csv_path, settings=settings,
                            progress=True, mapping_overrides=overrides,
                            on_mapping=None if fichier is None else _print_mapping)
-    written = [*result.paths, *write_result(result, output / "sites_valides.xlsx")[:1]]
+    # the XLSX holds its synthesis in its sheets: no second pair of synthesis files
+    written = [*result.paths, *write_result(result, xlsx_path, inputs=[sample],
+                                            summaries=False)]
     frame = result.frame
-    written.append(write_map(frame, output / "carte.html", reference=reference, tiles=None))
-    written += list(write_report(frame, output / "rapport.html", reference=reference,
-                                 source=sample.name).values())
+    written.append(write_map(frame, map_path, reference=reference, tiles=None))
+    written += list(write_report(frame, report_path, reference=reference,
+                                 source=shown(sample.name)).values())
     summary = result.summary
     from rich.table import Table
 
@@ -446,6 +465,8 @@ def load_sites_for_outputs(path: Path, settings: Settings, *, geocoder: str | No
     except InputFileError:
         frame = None
     if frame is not None and set(frame.columns) >= _VALIDATED_COLUMNS:
+        for warning in frame.attrs.get("avertissements_lecture") or []:
+            err_console.print(f"[bold yellow]⚠ {warning}[/]", highlight=False)
         return frame
     err_console.print(f"{path.name} n'est pas un fichier déjà validé : validation des sites…",
                       highlight=False)
@@ -492,11 +513,13 @@ def map_command(
 
     Exemple : qpv-geo map sites_valides.csv -o carte.html --tiles none
     """
+    from qpv_geo._files import check_output_path
     from qpv_geo.libelles import reference_from_settings
     from qpv_geo.maps import TILES, write_map
 
     settings = get_settings().with_(territoire=territoire)
     overrides = col_overrides(**{k: v for k, v in locals().items() if k.startswith("col_")})
+    check_output_path(output, [sites], create_folder=True)  # before any work
     frame = load_sites_for_outputs(sites, settings, geocoder=geocoder or _geocodeur,
                                    sheet=feuille or _sheet, overrides=overrides)
     reference = reference_from_settings(settings)
@@ -543,12 +566,15 @@ def report_command(
 
     Exemple : qpv-geo report sites_valides.csv -o rapport.html --pdf
     """
+    from qpv_geo._files import check_output_path, shown
     from qpv_geo.coverage import coverage_from_sites
     from qpv_geo.libelles import reference_from_settings
-    from qpv_geo.report import write_report
+    from qpv_geo.report import report_outputs, write_report
 
     settings = get_settings().with_(territoire=territoire)
     overrides = col_overrides(**{k: v for k, v in locals().items() if k.startswith("col_")})
+    for path in report_outputs(output, pdf=pdf):  # before any work
+        check_output_path(path, [sites], create_folder=True)
     frame = load_sites_for_outputs(sites, settings, geocoder=geocoder or _geocodeur,
                                    sheet=feuille or _sheet, overrides=overrides)
     reference = reference_from_settings(settings)
@@ -556,7 +582,7 @@ def report_command(
     cov = coverage_from_sites(frame, reference, rayon_m=rayon)
     written = write_report(frame, output, reference=reference, rayon_m=rayon,
                            tiles="osm" if tiles == "osm" else None, pdf=pdf, title=titre,
-                           source=sites.name, coverage=cov)
+                           source=shown(sites.name), coverage=cov)
     for kind, path in written.items():
         what = "Tableau complet par QPV (CSV)" if kind == "par_qpv" else f"Rapport {kind.upper()}"
         console.print(f"{what} écrit : {path}", highlight=False)

@@ -280,10 +280,12 @@ def _help_hint(ctx: Any) -> str | None:
 
 def print_error(message: str, hint: str | None = None) -> None:
     """One French error line (+ hint) on stderr, as the commands print theirs."""
+    from qpv_geo._files import shown
+
     console = Console(stderr=True)
-    console.print(f"[bold red]Erreur :[/] {escape(message)}", highlight=False)
+    console.print(f"[bold red]Erreur :[/] {escape(shown(message))}", highlight=False)
     if hint:
-        console.print(f"[yellow]→ {escape(hint)}[/]", highlight=False)
+        console.print(f"[yellow]→ {escape(shown(hint))}[/]", highlight=False)
 
 
 class FrenchGroup(TyperGroup):

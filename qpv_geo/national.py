@@ -257,6 +257,9 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
     if out.exists():
         raise InputFileError(f"La sortie {out} existe déjà.",
                              hint="Choisissez un autre nom ou supprimez l'ancien résultat.")
+    from qpv_geo._files import check_output_path
+
+    check_output_path(out, [src], create_folder=True)  # the one guard (a link loop…)
     if not out.parent.is_dir():
         raise InputFileError(f"Dossier de sortie introuvable : {out.parent}.",
                              hint="Créez-le ou choisissez un autre chemin.")

@@ -16,7 +16,7 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 
-from qpv_geo._files import sha256_file
+from qpv_geo._files import sha256_file, shown
 from qpv_geo.exceptions import DownloadError, InputFileError, ReferenceDataError
 from qpv_geo.reference import (
     _CACHE,
@@ -55,18 +55,21 @@ def export_layer(reference: Reference, layer: str, path: Path) -> Path:
     gdf["donnees"] = reference.version
     if reference.notes:
         gdf["avertissement"] = " ; ".join(reference.notes)
-    from qpv_geo._files import atomic_path, check_output_path, os_error_message
+    from qpv_geo._files import atomic_path, check_output_path, writing
 
-    check_output_path(path)
-    try:
+    info = reference.layers.get(layer)
+    source = [info.path] if info is not None and info.path is not None else []
+    parts = [path.with_suffix(s) for s in (".shp", ".dbf", ".shx", ".prj", ".cpg")] \
+        if driver == "ESRI Shapefile" else [path]
+    for part in parts:  # never over the layer's own file
+        check_output_path(part, source)
+    with writing(path):
         if driver == "ESRI Shapefile":  # several files (.shp, .dbf, .shx, .prj, .cpg)
             _export_shapefile(gdf, path)
         else:
             with atomic_path(path) as tmp:
                 extra = {"layer": layer} if driver == "GPKG" else {}
                 gdf.to_file(tmp, driver=driver, **extra)
-    except OSError as exc:
-        raise os_error_message(exc, path) from exc
     return path
 
 
@@ -74,8 +77,8 @@ def _export_shapefile(gdf: gpd.GeoDataFrame, path: Path) -> None:
     """A Shapefile's files written in a temporary folder beside it, then each renamed."""
     import os
 
-    with tempfile.TemporaryDirectory(prefix=f".{path.stem}.", dir=path.parent) as tmp:
-        gdf.to_file(Path(tmp) / path.name, driver="ESRI Shapefile")
+    with tempfile.TemporaryDirectory(prefix=f".{shown(path.stem)}.", dir=path.parent) as tmp:
+        gdf.to_file(Path(tmp) / "couche.shp", driver="ESRI Shapefile")  # a UTF-8 name
         for part in sorted(Path(tmp).iterdir()):
             os.replace(part, path.with_suffix(part.suffix))
 
@@ -84,11 +87,14 @@ def _read_user_layer(path: Path) -> gpd.GeoDataFrame:
     if not path.exists():
         raise InputFileError(f"Fichier introuvable : {path}.",
                              hint="Vérifiez le chemin (glisser le fichier dans le terminal aide).")
+    from qpv_geo._files import utf8_path
+
     try:
-        gdf = gpd.read_file(path)
+        with utf8_path(path) as readable:  # GDAL takes UTF-8 names only
+            gdf = gpd.read_file(readable)
     except Exception as exc:  # pyogrio raises several error types for unreadable files
         raise InputFileError(
-            f"Impossible de lire {path.name} comme couche géographique ({exc}).",
+            f"Impossible de lire {shown(path.name)} comme couche géographique ({exc}).",
             hint="Formats acceptés : GeoJSON, Shapefile (.shp avec .dbf/.shx/.prj), GeoPackage.",
         ) from exc
     if len(gdf) == 0:
@@ -176,10 +182,13 @@ def _install(gdf: gpd.GeoDataFrame, layer: str, settings: Settings, *, source: s
             (target_dir / "manifest.json").write_text(
                 json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
             _refstore.step("manifeste")
-    except OSError as exc:
-        from qpv_geo._files import os_error_message
+    except Exception as exc:  # a failed write (full disk, read-only…) from Python or GDAL
+        from qpv_geo._files import write_error
 
-        raise os_error_message(exc, settings.data_dir / "reference") from exc
+        error = write_error(exc, settings.data_dir / "reference")
+        if error is None:
+            raise
+        raise error from exc
     _CACHE.clear()
     return _layer_info(layer, manifest["layers"][layer], installed_dir(settings), "installée")
 
@@ -218,7 +227,7 @@ def import_layer(
                 gdf[f] = None
         gdf["insee_com"] = gdf["insee_com"].astype(str)
         gdf = gdf[[*COMMUNE_FIELDS, "geometry"]]
-        return _install(gdf, layer, settings, source=source or str(path.name),
+        return _install(gdf, layer, settings, source=source or shown(path.name),
                         millesime=millesime, licence="", simplified=False, demo=False,
                         precision="importée")
     national = _national_or_none(gdf) if layer == "qpv" else None
@@ -255,7 +264,7 @@ def import_layer(
     # The official national GeoJSON downloaded by hand is recognised by its sha256.
     official = layer == "qpv" and bool(settings.qpv_sha256) and (
         path.is_file() and sha256_file(path) == settings.qpv_sha256.lower())
-    return _install(gdf, layer, settings, source=source or str(path.name),
+    return _install(gdf, layer, settings, source=source or shown(path.name),
                     millesime=millesime or ("QPV 2024" if layer == "qpv" else "QVA"),
                     licence="", simplified=False, demo=demo,
                     precision="fichier officiel pleine précision" if official
@@ -322,9 +331,13 @@ def update_qpv(settings: Settings | None = None, *, url: str | None = None,
     expected = (sha256 or settings.qpv_sha256 or "").lower()
     downloads = settings.cache_dir / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
+    from qpv_geo._http import download_name, remove_other_downloads
+
+    fname = download_name("qpv", url, expected)
+    remove_other_downloads(downloads, "qpv", keep=fname, former=("qpv_national_download",))
     try:
         fetched = Path(pooch.retrieve(
-            url, known_hash=None, path=downloads, fname="qpv_national_download",
+            url, known_hash=None, path=downloads, fname=fname,
             downloader=pooch.HTTPDownloader(timeout=settings.timeout_s, progressbar=False,
                                             headers={"User-Agent": "qpv-geo"}),
         ))

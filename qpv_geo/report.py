@@ -459,6 +459,17 @@ def write_pdf(page: str, path: str | Path) -> Path:
         raise os_error_message(exc, path) from exc
 
 
+def report_outputs(output: str | Path, *, pdf: bool = False) -> list[Path]:
+    """Every file :func:`write_report` may write for ``output``: the HTML (unless ``output``
+    ends in ``.pdf``), the PDF (with ``pdf``), the per-QPV CSV of a large territory."""
+    from qpv_geo.rapport_condense import chemin_par_qpv
+
+    output = Path(output)
+    is_pdf = output.suffix.lower() == ".pdf"
+    return ([] if is_pdf else [output]) + ([output.with_suffix(".pdf")] if pdf or is_pdf
+                                           else []) + [chemin_par_qpv(output)]
+
+
 def write_report(
     sites: pd.DataFrame,
     output: str | Path,
@@ -517,5 +528,5 @@ def write_report(
     return written
 
 
-__all__ = ["A_REVOIR", "TITRE_RAPPORT", "report_from_sites", "titre_rapport", "write_pdf",
-           "write_report"]
+__all__ = ["A_REVOIR", "TITRE_RAPPORT", "report_from_sites", "report_outputs", "titre_rapport",
+           "write_pdf", "write_report"]

@@ -369,8 +369,9 @@ def test_outputs_round_trip_and_carry_the_notes(tmp_path, engine, fake, suffix) 
                 "B;introuvable;;\nC;;45,4326;4,3872\n")
     result = _run(path, engine, fake)
     written = write_result(result, tmp_path / f"resultat{suffix}")
-    assert [p.name for p in written] == [f"resultat{suffix}", "resultat-synthese.csv",
-                                        "resultat-synthese.json"]
+    tag = "" if suffix == ".csv" else f"-{suffix[1:]}"  # one synthesis per output file
+    assert [p.name for p in written] == [f"resultat{suffix}", f"resultat{tag}-synthese.csv",
+                                        f"resultat{tag}-synthese.json"]
     back = read_validated(written[0])
     assert list(back["ligne"]) == [2, 3, 4]
     assert list(back["status"]) == list(result.frame["status"])
@@ -497,7 +498,7 @@ def test_sample_call_with_the_real_local_geocoder(tmp_path) -> None:
     assert present == {"eligible", "hors_qpv", "hors_territoire", "a_verifier", "non_geocode"}
     assert len(result.summary["par_priorite"]) == 8
     assert any("DÉMONSTRATION" in n for n in result.summary["notes"])
-    assert (tmp_path / "resultat-synthese.json").exists()
+    assert (tmp_path / "resultat-xlsx-synthese.json").exists()
 
 
 def test_cli_batch(tmp_path) -> None:

@@ -384,3 +384,107 @@ def test_killed_at_random_points_leaves_old_outputs_or_new_complete(tmp_path) ->
     text = out.read_bytes().decode("utf-8-sig")
     assert text.count("\r\n") == rows + 1
     assert _partials(tmp_path) == []  # the killed runs' temporaries are gone
+
+
+# --------------------------------------------- issue 21.8: a batch's outputs switch together
+
+
+def _sites(tmp_path: Path, name: str, rows: int, col: str = "Porteur") -> Path:
+    path = tmp_path / name
+    lines = [f"{col};Latitude;Longitude"] + [f"Asso {k};45,4335;4,3790" for k in range(rows)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("survive", [1, 2])
+def test_kill_between_renames_is_detected_by_the_reader(tmp_path, monkeypatch, survive) -> None:
+    out = tmp_path / "ex.csv"
+    validate_file(_sites(tmp_path, "a.csv", 3), out, progress=False)
+    old = out.read_bytes()
+    real_replace, renamed = os.replace, []
+
+    def replace_then_die(src, dst):  # the process dies after `survive` renames
+        if len(renamed) == survive:
+            raise OSError(errno.EIO, "killed")
+        renamed.append(Path(dst).name)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace_then_die)
+    with pytest.raises(InputFileError, match="Impossible d'écrire"):
+        validate_file(_sites(tmp_path, "b.csv", 5), out, progress=False)
+    monkeypatch.setattr(os, "replace", real_replace)
+    # the synthesis first, the file it describes last: never a new file beside an old synthesis
+    assert "ex.csv" not in renamed and out.read_bytes() == old
+    assert _partials(tmp_path) == []
+    summary = json.loads((tmp_path / "ex-synthese.json").read_text(encoding="utf-8"))
+    back = read_validated(out)
+    assert len(back) == 3
+    if "ex-synthese.json" in renamed:  # 3 rows beside a synthesis saying 5: said, not believed
+        assert summary["lignes_ecrites"] == 5
+        assert summary["fichier_decrit"]["nom"] == "ex.csv"
+        assert "donnees" not in back.columns
+        [warning] = back.attrs["avertissements_lecture"]
+        assert "décrit un autre fichier" in warning
+        res = runner.invoke(app, ["map", str(out), "-o", str(tmp_path / "c.html"), "--tiles",
+                                  "none"])
+        assert res.exit_code == 0 and "décrit un autre fichier" in _said(res), res.output
+    else:  # the previous synthesis still describes the previous file
+        assert summary["lignes_ecrites"] == 3 and back.attrs["avertissements_lecture"] == []
+    # a complete run: the synthesis describes its file again
+    validate_file(_sites(tmp_path, "b.csv", 5), out, progress=False)
+    back = read_validated(out)
+    assert len(back) == 5 and back.attrs["avertissements_lecture"] == []
+    assert back["donnees"].notna().all()
+
+
+def test_csv_and_xlsx_of_the_same_name_keep_their_own_synthesis(tmp_path) -> None:
+    validate_file(_sites(tmp_path, "a.csv", 2, col="Porteur"), tmp_path / "x.csv", progress=False)
+    validate_file(_sites(tmp_path, "b.csv", 4, col="Structure"), tmp_path / "x.xlsx",
+                  progress=False)
+    csv_facts = json.loads((tmp_path / "x-synthese.json").read_text(encoding="utf-8"))
+    xlsx_facts = json.loads((tmp_path / "x-xlsx-synthese.json").read_text(encoding="utf-8"))
+    assert (csv_facts["lignes_ecrites"], csv_facts["colonnes"]["porteur"]) == (2, "Porteur")
+    assert (xlsx_facts["lignes_ecrites"], xlsx_facts["colonnes"]["porteur"]) == (4, "Structure")
+    assert xlsx_facts["fichier_decrit"]["nom"] == "x.xlsx"
+    back = read_validated(tmp_path / "x.csv")  # its own run's columns, not the XLSX's
+    assert list(back["porteur"]) == ["Asso 0", "Asso 1"]
+    assert back.attrs["avertissements_lecture"] == []
+    # another run's synthesis put beside a file is refused for it
+    (tmp_path / "x-synthese.json").write_text(json.dumps(xlsx_facts), encoding="utf-8")
+    assert "décrit un autre fichier" in read_validated(tmp_path / "x.csv").attrs[
+        "avertissements_lecture"][0]
+
+
+_KILLED_BETWEEN_RENAMES = """
+import os, sys, time
+from pathlib import Path
+from qpv_geo.batch import validate_file
+real, done = os.replace, []
+def replace(src, dst):
+    if len(done) == 2:  # both synthesis files are in place, the file they describe is not
+        print("entre deux renommages", flush=True)
+        time.sleep(60)
+    done.append(dst)
+    real(src, dst)
+os.replace = replace
+validate_file(sys.argv[1], sys.argv[2], progress=False)
+"""
+
+
+def test_kill_9_between_renames_is_detected_by_the_reader(tmp_path) -> None:
+    out = tmp_path / "ex.csv"
+    validate_file(_sites(tmp_path, "a.csv", 3), out, progress=False)
+    old = out.read_bytes()
+    with subprocess.Popen([sys.executable, "-c", _KILLED_BETWEEN_RENAMES,
+                           str(_sites(tmp_path, "b.csv", 5)), str(out)],
+                          stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "entre deux renommages"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert out.read_bytes() == old
+    summary = json.loads((tmp_path / "ex-synthese.json").read_text(encoding="utf-8"))
+    assert summary["lignes_ecrites"] == 5  # the new synthesis beside the old file…
+    back = read_validated(out)
+    assert len(back) == 3 and "décrit un autre fichier" in back.attrs[
+        "avertissements_lecture"][0]  # …is not believed

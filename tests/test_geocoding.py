@@ -724,3 +724,51 @@ def test_candidates_with_different_verdicts_are_a_verifier(engine, montreynaud):
     assert verdict.status == "a_verifier"
     assert any("à Saint-Étienne → éligible (QN04213M)" in m and "à Firminy →" in m
                for m in verdict.motifs)
+
+
+class _Killed(BaseException):
+    """A kill -9 right after the download: nothing after it runs."""
+
+
+def test_an_address_download_left_by_a_killed_run_is_never_taken_for_another_url(
+        tmp_path, file_server, monkeypatch):
+    """Issue 21.9, the address file's twin: the download kept under one name for every URL."""
+    from qpv_geo.exceptions import DownloadError
+    from qpv_geo.geocoding import files
+
+    www, base = file_server
+    (www / "adresses-42.csv.gz").write_bytes(gzip.compress(FIXTURE.read_bytes()))
+    settings = Settings(data_dir=tmp_path / "d", cache_dir=tmp_path / "c",
+                        adresses_url=f"{base}/adresses-42.csv.gz")
+
+    def killed(*_args, **_kwargs):
+        raise _Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(files, "install_adresses", killed)
+        m.setattr(Path, "unlink", lambda *_a, **_k: None)  # no clean-up after a kill -9
+        with pytest.raises(_Killed):
+            download_adresses(settings)
+    assert list((tmp_path / "c" / "downloads").iterdir())
+    with pytest.raises(DownloadError, match="Téléchargement impossible"):
+        download_adresses(settings, url=f"{base}/absent.csv.gz")
+    assert not list((tmp_path / "c" / "downloads").iterdir())
+    assert adresses_info(settings)["demo"] is True  # nothing installed from the other URL
+
+
+def test_address_install_on_a_full_disk_is_said_as_such(tmp_path, monkeypatch):
+    """A write failure while filtering the BAN file is not « fichier illisible »."""
+    import errno
+
+    real_open = gzip.open
+
+    def full(target, mode="rb", *args, **kwargs):
+        if "w" in mode:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(target, mode, *args, **kwargs)
+
+    monkeypatch.setattr(gzip, "open", full)
+    settings = Settings(data_dir=tmp_path / "d", cache_dir=tmp_path / "c")
+    with pytest.raises(InputFileError, match="disque est plein") as caught:
+        install_adresses(FIXTURE, settings)
+    assert "illisible" not in str(caught.value)

@@ -241,7 +241,7 @@ def test_batch_files_of_another_territory(tmp_path, lyon_csv) -> None:
              for row in ws.iter_rows(values_only=True) for v in row if isinstance(v, str)]
     assert "Éligible — dans un QPV de la Métropole de Lyon" in cells
     assert not [c for c in cells if _SEM_WORDS.search(c)]
-    summary = json.loads((tmp_path / "r-synthese.json").read_text(encoding="utf-8"))
+    summary = json.loads((tmp_path / "r-xlsx-synthese.json").read_text(encoding="utf-8"))
     assert summary["territoire"] == "Métropole de Lyon"
     back = read_validated(out)
     assert set(back["status"]) == {"eligible"}

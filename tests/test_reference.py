@@ -223,3 +223,31 @@ def test_corsican_codes_are_qpv_2024_codes(loire: Path, settings: Settings,
     path = tmp_path / "avec_corse.geojson"
     gdf.to_file(path, driver="GeoJSON")
     assert import_layer(path, "qpv", settings).features == 24
+
+
+class _Killed(BaseException):
+    """A kill -9 right after the download: nothing after it runs."""
+
+
+def test_a_download_left_by_a_killed_run_is_never_taken_for_another_url(
+        settings: Settings, server: _Server, monkeypatch) -> None:
+    """Issue 21.9: after a kill once the download finished, `data update --url B --no-verify`
+    installed the file of URL A and recorded B (even a URL that does not exist) as its
+    source."""
+    from qpv_geo import reference_install
+
+    def killed(*_args, **_kwargs):
+        raise _Killed
+
+    with monkeypatch.context() as m:  # the download of A completes, then the process dies
+        m.setattr(reference_install, "_extract_geojson", killed)
+        m.setattr(Path, "unlink", lambda *_a, **_k: None)  # no clean-up after a kill -9
+        with pytest.raises(_Killed):
+            update_qpv(settings.with_(qpv_url=f"{server.url}/qpv.zip"), verify=False)
+    assert list((settings.cache_dir / "downloads").iterdir())  # the killed run's file
+    hits = len(server.hits)
+    with pytest.raises(DownloadError, match="Téléchargement impossible"):
+        update_qpv(settings.with_(qpv_url=f"{server.url}/absent.zip"), verify=False)
+    assert server.hits[hits:] == ["/absent.zip"]
+    assert layer_infos(settings)["qpv"].origin == "embarquée"  # nothing installed from A
+    assert not list((settings.cache_dir / "downloads").glob("*.telechargement"))

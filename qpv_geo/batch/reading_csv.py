@@ -195,10 +195,17 @@ def _open_csv(path: Path, *, encoding: str | None, sep: str | None,
     enc = encoding or _sniff_encoding(path, sample)
     if enc != MIXED_ENCODING:
         try:
-            codecs.lookup(enc)
+            codec = codecs.lookup(enc)
         except LookupError as exc:
             raise InputFileError(f"Encodage inconnu : {enc}.",
                                  hint="Essayez --encoding utf-8 ou --encoding cp1252.") from exc
+        try:  # rot13, base64, zlib… are not text encodings; idna, punycode not for files
+            if not getattr(codec, "_is_text_encoding", True):
+                raise ValueError(enc)
+            sample.decode(enc, errors="replace")
+        except (UnicodeError, ValueError):
+            raise InputFileError(f"« {enc} » n'est pas un encodage de fichier texte.",
+                                 hint="Essayez --encoding utf-8 ou --encoding cp1252.") from None
     _check_not_binary(path, sample, "utf-8" if enc == MIXED_ENCODING else enc)
     sample_enc = "utf-8" if enc == MIXED_ENCODING else enc
     head = sample.decode(sample_enc, errors="replace").splitlines()[:50]
@@ -241,7 +248,7 @@ def _open_csv(path: Path, *, encoding: str | None, sep: str | None,
                         source.problems[n] = " ; ".join([*([old] if old else []), *found])
                 last = reader.line_num
                 yield n, row
-        except UnicodeDecodeError as exc:
+        except UnicodeError as exc:  # UTF-16 without its BOM says UnicodeError
             raise InputFileError(
                 f"{path.name} : caractère illisible en {enc} vers la ligne {n + 1}.",
                 hint="Indiquez l'encodage : --encoding cp1252 (Excel Windows) ou utf-8.",

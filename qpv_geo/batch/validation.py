@@ -35,6 +35,7 @@ from qpv_geo.batch.writing import (
     _kind_of,
     _write_summary_files,
     output_paths,
+    summary_mismatch,
     summary_paths,
     write_result,
 )
@@ -640,7 +641,9 @@ def read_validated(path: str | Path) -> pd.DataFrame:
     ``statut_libelle``, ``porteur``, ``action``, ``priorite``) are restored from the summary
     (the companion ``-synthese.json`` or the XLSX « Données » sheet) and the input's columns.
     Raises :class:`InputFileError` if the file is not a batch output (it lacks ``status``,
-    ``code_qp`` or ``ligne``): validate it first with :func:`validate_file`.
+    ``code_qp`` or ``ligne``): validate it first with :func:`validate_file`. A companion
+    summary that describes another file (another run's, a run killed between its renames, or
+    the file changed since) is not used; ``frame.attrs["avertissements_lecture"]`` says so.
     """
     path = Path(path)
     if not path.exists():
@@ -650,8 +653,11 @@ def read_validated(path: str | Path) -> pd.DataFrame:
     if kind in ("geojson", "gpkg"):
         import geopandas as gpd
 
+        from qpv_geo._files import utf8_path
+
         try:
-            gdf = gpd.read_file(path)
+            with utf8_path(path) as readable:  # GDAL takes UTF-8 names only
+                gdf = gpd.read_file(readable)
         except Exception as exc:  # pyogrio raises several error types for unreadable files
             raise InputFileError(f"Impossible de lire {path.name} ({exc}).",
                                  hint="Formats acceptés : GeoJSON, GeoPackage.") from exc
@@ -681,7 +687,9 @@ def read_validated(path: str | Path) -> pd.DataFrame:
     for col in frame.columns:
         if col not in NUMERIC_COLUMNS and pd.api.types.is_object_dtype(frame[col].dtype):
             frame[col] = frame[col].where(frame[col] != "", None)
-    _restore_run_columns(frame, _run_facts(path, kind))
+    warnings: list[str] = []
+    _restore_run_columns(frame, _run_facts(path, kind, warnings))
+    frame.attrs["avertissements_lecture"] = warnings
     return frame
 
 
@@ -713,19 +721,23 @@ def _status_code(label: Any) -> Any:
     return label
 
 
-def _run_facts(path: Path, kind: str) -> dict[str, Any]:
+def _run_facts(path: Path, kind: str, warnings: list[str]) -> dict[str, Any]:
     """``donnees`` and ``colonnes`` of the run that wrote *path* (companion summary, or the
-    XLSX « Données » sheet); empty when neither is there."""
+    XLSX « Données » sheet); empty when neither is there. A companion summary that names
+    another file (another run's, or *path* changed since) is not used: *warnings* says so."""
     import json
 
     companion = summary_paths(path)[1]
     if companion.exists():
         try:
             facts = json.loads(companion.read_text(encoding="utf-8"))
-            if isinstance(facts, dict):
-                return facts
         except (OSError, ValueError):
-            pass
+            facts = None
+        if isinstance(facts, dict):
+            mismatch = summary_mismatch(facts, path)
+            if mismatch is None:
+                return facts
+            warnings.append(mismatch)
     if kind != "xlsx":
         return {}
     from openpyxl import load_workbook

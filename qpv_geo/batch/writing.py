@@ -22,6 +22,7 @@ only when all of them are complete (:class:`~qpv_geo._files.AtomicOutputs`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import re
@@ -32,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from qpv_geo._files import AtomicOutputs, check_output_path, os_error_message
+from qpv_geo import _files
+from qpv_geo._files import AtomicOutputs, check_output_path
 from qpv_geo.batch.columns import OUTPUT_COLUMNS, fold_name
 from qpv_geo.batch.reading import _CSV_SUFFIXES, _XLSX_SUFFIXES
 from qpv_geo.eligibility import STATUS_LABELS
@@ -299,9 +301,36 @@ def _kind_of(path: Path) -> str:
 
 
 def summary_paths(path: Path) -> tuple[Path, Path]:
-    """The companion summary files of an output: ``<name>-synthese.csv`` and ``.json``."""
-    stem = path.with_suffix("")
-    return Path(f"{stem}-synthese.csv"), Path(f"{stem}-synthese.json")
+    """The companion summary files of an output (:func:`qpv_geo._files.summary_paths`):
+    ``x-synthese.csv``/``.json`` for ``x.csv``, ``x-xlsx-synthese.*`` for ``x.xlsx``…"""
+    return _files.summary_paths(path)
+
+
+def described_file(path: Path, written: Path | None = None) -> dict[str, Any]:
+    """What a synthesis says of the file it describes: its name, size and sha256 (*written*:
+    where it is now, its temporary before the rename)."""
+    data = Path(written or path)
+    return {"nom": _files.shown(path.name), "octets": data.stat().st_size,
+            "sha256": _files.sha256_file(data)}
+
+
+def summary_mismatch(facts: dict[str, Any], path: Path) -> str | None:
+    """Why the synthesis *facts* does not describe *path* (another run's, or a file changed
+    since), or None when it does. A synthesis written before it named its file says None."""
+    described = facts.get("fichier_decrit")
+    if not isinstance(described, dict):
+        return None
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    if described.get("octets") != size or described.get("sha256") != _files.sha256_file(path):
+        return (f"La synthèse à côté de « {_files.shown(path.name)} » décrit un autre fichier "
+                f"(« {described.get('nom')} » de {described.get('octets')} octets, écrit par "
+                "une autre exécution, interrompue, ou modifié depuis) : ses informations "
+                "(version des données, colonnes reconnues) ne sont pas reprises. Relancez "
+                "qpv-geo batch pour des sorties cohérentes.")
+    return None
 
 
 class _CsvWriter:
@@ -385,11 +414,15 @@ def _summary_rows(summary: dict[str, Any]) -> list[tuple[Any, ...]]:
 
 def _write_summary_files(summary: dict[str, Any], path: Path, sep: str,
                          outs: AtomicOutputs) -> list[Path]:
-    """Write ``<name>-synthese.csv`` and ``.json`` (through *outs*); return the final paths."""
+    """Write ``<name>-synthese.csv`` and ``.json`` (through *outs*, once *path* is written
+    there: they name it, with its size and sha256); return the final paths."""
     csv_path, json_path = summary_paths(path)
+    described = described_file(path, outs.pending(path))
+    summary = {**summary, "fichier_decrit": described}
     outs.path(json_path).write_text(
         json.dumps(summary, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     rows = _summary_rows(summary)
+    rows.insert(1, ("fichier_decrit", described["sha256"], described["nom"], described["octets"]))
     table = pd.DataFrame(rows[1:], columns=list(rows[0])).astype({"cle": str, "valeur": str})
     writer = _CsvWriter(outs.path(csv_path), sep)
     try:
@@ -733,7 +766,13 @@ def _write_xlsx(frame: pd.DataFrame, summary: dict[str, Any], path: Path) -> Non
         _write_synthese_sheet(wb, summary, fmt)
         _write_donnees_sheet(wb, summary, fmt)
     finally:
-        wb.close()
+        try:
+            wb.close()
+        except Exception:  # a failed close leaves xlsxwriter's row files open: close them
+            for ws in wb.worksheets():
+                with contextlib.suppress(Exception):
+                    ws._opt_close()
+            raise
 
 
 # ---------------------------------------------------------------------------------------------
@@ -792,19 +831,22 @@ def output_paths(path: Path) -> list[Path]:
 
 
 def write_result(result: BatchResult, path: str | Path, *, sep: str = ";",
-                 inputs: Sequence[str | Path] = ()) -> list[Path]:
+                 inputs: Sequence[str | Path] = (), summaries: bool = True) -> list[Path]:
     """Write validated sites (by extension: .csv, .xlsx, .geojson, .gpkg) and the summary.
 
     CSV: UTF-8 with BOM, ``;`` and decimal comma by default (French Excel), ``sep=","`` gives
     a decimal point; machine column names. XLSX: sheets « Sites » (French headers, coloured
     verdicts), « Synthèse » and « Données ». Next to the output: ``<name>-synthese.csv`` and
-    ``<name>-synthese.json``. All of them are written aside and renamed into place together
-    when complete; an output that is one of *inputs*, or in a missing folder, is refused.
-    Returns the paths written, the sites file first.
+    ``<name>-synthese.json`` (:func:`summary_paths`: ``<name>-xlsx-synthese.*`` for an XLSX;
+    not written with ``summaries=False``, for an XLSX whose sheets already hold them). All of
+    them are written aside and renamed into place together when complete, the synthesis
+    naming the file it describes (:func:`summary_mismatch`); an output that is one of
+    *inputs* or belongs to one, or in a missing folder, is refused. Returns the paths
+    written, the sites file first.
     """
     path = Path(path)
     kind = _kind_of(path)
-    for p in output_paths(path):
+    for p in output_paths(path) if summaries else [path]:
         check_output_path(p, inputs)
     frame = result.frame
     summary = dict(result.summary)
@@ -821,8 +863,12 @@ def write_result(result: BatchResult, path: str | Path, *, sep: str = ";",
                 _write_xlsx(frame, summary, outs.path(path))
             else:
                 _write_geo(frame, outs.path(path), kind)
-            written = [path, *_write_summary_files(summary, path, sep, outs)]
-    except OSError as exc:
-        raise os_error_message(exc, path) from exc
+            written = [path, *(_write_summary_files(summary, path, sep, outs)
+                               if summaries else [])]
+    except Exception as exc:
+        error = _files.write_error(exc, path)
+        if error is None:
+            raise
+        raise error from exc
     result.summary["lignes_ecrites"] = len(frame)
     return written

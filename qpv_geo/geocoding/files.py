@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import errno
 import gzip
 import json
 import tempfile
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qpv_geo._files import sha256_file
+from qpv_geo._files import os_error_message, sha256_file, writing
 from qpv_geo.exceptions import DownloadError, GeocoderNotConfigured, InputFileError
 from qpv_geo.settings import Settings
 
@@ -194,13 +195,18 @@ def install_adresses(path: Path, settings: Settings | None = None, *,
 
     # The file and its manifest are written in a new version folder, made current by one
     # rename when both are complete: an interrupted install leaves the previous file in use.
-    with _refstore.new_version(settings.data_dir / "adresses") as target_dir:
+    with writing(settings.data_dir / "adresses"), \
+            _refstore.new_version(settings.data_dir / "adresses") as target_dir:
         manifest = _write_adresses(path, target_dir, codes, opener, source)
     from qpv_geo.geocoding.local import _LOADED, _LOADED_LOCK  # local imports this module
 
     with _LOADED_LOCK:
         _LOADED.clear()
     return {**manifest, "path": str(installed_adresses_dir(settings) / INSTALLED_FILE)}
+
+
+#: Errors of the write, not of the file read: said as such (not « fichier illisible »).
+_WRITE_FAILURES = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
 
 
 def _write_adresses(path: Path, target_dir: Path, codes: set[str], opener: Any,
@@ -230,6 +236,8 @@ def _write_adresses(path: Path, target_dir: Path, codes: set[str], opener: Any,
                             dst.write(line if line.endswith("\n") else line + "\n")
                             rows += 1
     except (OSError, UnicodeDecodeError, EOFError) as exc:
+        if isinstance(exc, OSError) and exc.errno in _WRITE_FAILURES:
+            raise os_error_message(exc, target_dir.parent) from exc
         raise InputFileError(f"Fichier d'adresses illisible : {path} ({exc}).",
                              hint="Le fichier doit être un CSV BAN en UTF-8, éventuellement "
                              "compressé en .gz.") from exc
@@ -267,11 +275,14 @@ def download_adresses(settings: Settings | None = None, *, url: str | None = Non
     downloads = settings.cache_dir / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     pooch.get_logger().setLevel("WARNING")
-    from qpv_geo._http import USER_AGENT
+    from qpv_geo._http import USER_AGENT, download_name, remove_other_downloads
 
+    fname = download_name("adresses", url)  # never another URL's file left by a killed run
+    remove_other_downloads(downloads, "adresses", keep=fname,
+                           former=("adresses_download.csv.gz",))
     try:
         fetched = Path(pooch.retrieve(
-            url, known_hash=None, path=downloads, fname="adresses_download.csv.gz",
+            url, known_hash=None, path=downloads, fname=fname,
             downloader=pooch.HTTPDownloader(timeout=settings.timeout_s, progressbar=False,
                                             headers={"User-Agent": USER_AGENT})))
     except Exception as exc:  # requests/pooch raise many kinds: all mean "not downloaded"

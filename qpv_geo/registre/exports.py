@@ -123,10 +123,13 @@ def _write_xlsx(frames: dict[str, pd.DataFrame], path: Path) -> None:
     wb.save(path)
 
 
-def _write_frames(frames: dict[str, pd.DataFrame], output: str | Path) -> Path:
+def _write_frames(frames: dict[str, pd.DataFrame], output: str | Path,
+                  inputs: tuple[Path, ...] = ()) -> Path:
     """XLSX (one sheet per frame) or CSV (``;``, UTF-8 with BOM: the first frame; the others
-    next to it as ``<name>-<sheet>.csv``)."""
-    output = check_output_path(output)
+    next to it as ``<name>-<sheet>.csv``). None of them may be one of *inputs*."""
+    output = check_output_path(output, inputs)
+    for name in list(frames)[1:]:
+        check_output_path(output.with_name(f"{output.stem}-{name}.csv"), inputs)
     suffix = output.suffix.lower()
     if suffix not in (".xlsx", ".csv"):
         raise InputFileError(f"Format de sortie non pris en charge : « {output.suffix} ».",
@@ -150,7 +153,7 @@ def _write_frames(frames: dict[str, pd.DataFrame], output: str | Path) -> Path:
 def export_registre(registre: Registre, output: str | Path, *, retires: bool = False) -> Path:
     """Write the register: sheets/files ``sites`` and ``dossiers`` (criteria)."""
     return _write_frames({"sites": sites_frame(registre, retires=retires),
-                          "dossiers": dossiers_frame(registre)}, output)
+                          "dossiers": dossiers_frame(registre)}, output, (registre.path,))
 
 
 def export_diff(diff: Diff, output: str | Path) -> Path:

@@ -210,7 +210,7 @@ def write_fiche(registre: Registre, site_id: str, output: str | Path, *,
                 reference: Reference | None = None, lot: str | None = None,
                 dossier: str | None = None) -> Path:
     """Write the sheet to ``output``: ``.html`` or ``.pdf`` (WeasyPrint)."""
-    output = check_output_path(output)
+    output = check_output_path(output, [registre.path])
     suffix = output.suffix.lower()
     if suffix not in (".html", ".htm", ".pdf"):
         raise InputFileError(f"Format de fiche non pris en charge : « {output.suffix} ».",

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import math
 import re
-import tempfile
 import unicodedata
 from pathlib import Path
 from typing import Any
 
+from qpv_geo._files import scratch_dir
 from qpv_geo._francais import hors
 from qpv_geo.exceptions import InputFileError, QpvGeoError
 from qpv_geo.libelles import Libelles, libelles
@@ -143,7 +143,7 @@ def validate_upload(services: Any, data: bytes | None, suffix: str, feuille: str
         source = services.sources.put([(filename, data, f"{suffix}|{feuille or ''}")])
     out_suffix = ".xlsx" if suffix == ".xlsx" else ".csv"
     stem = download_stem(filename)
-    with tempfile.TemporaryDirectory(prefix="qpv-geo-lot-") as tmp:
+    with scratch_dir("qpv-geo-lot-") as tmp:  # removed even if the server is stopped mid-way
         src = Path(tmp) / user_file_name(filename, suffix)
         src.write_bytes(data)
         try:
