@@ -10,7 +10,10 @@ Paths and parameters as the Géoplateforme documents them (https://data.geopf.fr
 * ``POST <prefix>/search/csv`` (multipart: ``data`` file, ``columns`` repeated, optional
   ``postcode`` / ``citycode`` naming columns, ``indexes``) → the uploaded CSV plus
   ``latitude``, ``longitude`` and the ``result_*`` columns (``result_status`` ok / not-found /
-  skipped). Results with a score ≤ 0.5 are not returned (``not-found``), on both paths as the
+  skipped). As addok-csv writes them: the document's own fields, so for a house number
+  ``result_name`` is the street's name and ``result_street`` is empty (the ``street``
+  property exists in the ``/search`` GeoJSON only, added by addok's formatter). Results with
+  a score ≤ 0.5 are not returned (``not-found``), on both paths as the
   fake is told (:attr:`FakeBan.score_floor`).
 
 Addresses are known by their normalised text (:data:`KNOWN`); a few come back as *another*
@@ -150,6 +153,13 @@ class FakeBan:
             self.always_fail = None
             self.csv_fail = None
             self.omit_status = False
+
+
+def _street_name(props: dict[str, Any]) -> str:
+    """The name of the street (or lieu-dit) document a house number belongs to."""
+    name = str(props.get("street") or props.get("locality") or props.get("name") or "")
+    number = str(props.get("housenumber") or "")
+    return name[len(number):].strip() if number and name.startswith(number + " ") else name
 
 
 def lookup(q: str, postcode: str | None, citycode: str | None
@@ -300,12 +310,17 @@ class _Handler(BaseHTTPRequestHandler):
                     res["result_status"] = "not-found"
                 else:
                     lon, lat, props = hit
+                    # addok writes the document's own fields: a house number's ``name`` is
+                    # its street's name, and there is no ``street`` field (``/search`` adds
+                    # it to the GeoJSON only): ``result_street`` is empty
+                    number = props["type"] == "housenumber"
                     res.update(latitude=str(lat), longitude=str(lon),
                                result_label=props["label"], result_score=str(props["score"]),
                                result_type=props["type"], result_postcode=props["postcode"],
                                result_citycode=props["citycode"], result_city=props["city"],
-                               result_name=props.get("name", ""),
+                               result_name=_street_name(props) if number
+                               else props.get("name", ""),
                                result_housenumber=props.get("housenumber", ""),
-                               result_street=props.get("street", ""), result_status="ok")
+                               result_street="", result_status="ok")
             writer.writerow({**row, **res})
         self._send(200, out.getvalue().encode("utf-8"), "text/csv; charset=utf-8")

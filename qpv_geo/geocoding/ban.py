@@ -129,7 +129,9 @@ class BanGeocoder:
             query=text, lon=_float(coords[0]), lat=_float(coords[1]), label=props.get("label"),
             score=float(props.get("score") or 0.0), precision=_ban_precision(props.get("type")),
             citycode=props.get("citycode"), postcode=props.get("postcode"), source=self.source,
-            street=_street_of(props.get("type"), props.get("street"), props.get("name")))
+            street=_street_of(props.get("type"), props.get("street"), props.get("name"),
+                              props.get("housenumber"), props.get("label"),
+                              props.get("postcode"), props.get("city")))
 
     def _floor(self, query: str | AddressQuery, res: GeocodeResult) -> GeocodeResult:
         """The same score floor for ``/search`` and ``/search/csv``."""
@@ -163,13 +165,15 @@ class BanGeocoder:
         cached = self.cache.get_many(list(set(keys))) if self.cache is not None else {}
         todo: dict[str, list[int]] = {}
         done = 0
-        from qpv_geo.geocoding.consistency import written_outside
+        from qpv_geo.geocoding.consistency import written_outside, written_unusable
         from qpv_geo.geocoding.coordinates import coordinates_result
 
         for k, (q, key) in enumerate(zip(qs, keys, strict=True)):
-            # coordinates typed, or a commune/postcode written outside SEM: no service call
+            # coordinates typed, a commune/postcode written outside SEM, a street type
+            # alone: no service call
             typed = coordinates_result(queries[k]) or written_outside(
-                q, source=self.source, territoire=self.territoire)
+                q, source=self.source, territoire=self.territoire) or written_unusable(
+                q, source=self.source)
             if typed is not None:
                 out[k] = typed
                 done += 1
@@ -280,7 +284,9 @@ class BanGeocoder:
                 citycode=row.get("result_citycode") or None,
                 postcode=row.get("result_postcode") or None, source=self.source,
                 street=_street_of(row.get("result_type"), row.get("result_street"),
-                                  row.get("result_name"))))
+                                  row.get("result_name"), row.get("result_housenumber"),
+                                  row.get("result_label"), row.get("result_postcode"),
+                                  row.get("result_city"))))
         return results
 
 
@@ -294,10 +300,28 @@ def _float(value: Any) -> float | None:
     return f if np.isfinite(f) else None
 
 
-def _street_of(kind: Any, street: Any, name: Any) -> str | None:
-    """The street of a BAN result: ``street`` for a house number, ``name`` for a street."""
+def _street_of(kind: Any, street: Any, name: Any, housenumber: Any = None, label: Any = None,
+               postcode: Any = None, city: Any = None) -> str | None:
+    """The street of a BAN result, the same from ``/search`` and ``/search/csv``.
+
+    A house number's street is ``street`` on ``/search`` (« 8 Boulevard Jules Janin » is its
+    ``name``); addok's ``/search/csv`` leaves ``result_street`` empty for house numbers and
+    gives the street's own name as ``result_name``; a house number of a lieu-dit has no
+    ``street`` at all. So: ``street``, else ``name`` without the house number, else the label
+    without the number, postcode and commune. A street or lieu-dit is its ``name``."""
     if kind == "housenumber":
-        return str(street) if street else None
+        if street:
+            return str(street)
+        text = str(name or "").strip()
+        if not text and label:
+            text = str(label).strip()
+            for tail in (str(city or ""), str(postcode or "")):
+                if tail and text.endswith(tail):
+                    text = text[:-len(tail)].strip()
+        number = str(housenumber or "").strip()
+        if number and text.lower().startswith(number.lower() + " "):
+            text = text[len(number):].strip()
+        return text or None
     if kind in ("street", "locality"):
         return str(name or street) if (name or street) else None
     return None
