@@ -388,13 +388,18 @@ def _ambiguous(engine: Engine, frame: pd.DataFrame,
                 frame.at[frame.index[i], "code_qp"])
         cands = [main, *by_row.get(i, [])]
         communes = ", ".join(c for c, _, _ in cands)
-        if len({s for _, s, _ in cands}) == 1:
-            text = (f"voie « {g.street} » présente dans {len(cands)} communes de SEM "
+        voie = f"voie « {g.street} »"
+        if any(a.get("street", g.street) != g.street for a in g.alternatives):
+            voie = f"voie « {g.street} » ou du même nom"  # the type was not written
+        # one verdict for all only between addresses: the middle of a street or a lieu-dit
+        # in each commune does not say where the place asked is
+        if len({s for _, s, _ in cands}) == 1 and g.precision == "housenumber":
+            text = (f"{voie} présente dans {len(cands)} communes de SEM "
                     f"({communes}) : même verdict pour toutes")
         else:
             listing = ", ".join(f"à {c} → {_SHORT.get(s, s)}" + (f" ({q})" if q else "")
                                 for c, s, q in cands)
-            text = (f"voie « {g.street} » présente dans {len(cands)} communes de SEM, commune "
+            text = (f"{voie} présente dans {len(cands)} communes de SEM, commune "
                     f"non précisée : {listing}. Précisez la commune")
             frame.iat[i, status_col] = "a_verifier"
             frame.at[frame.index[i], "eligible"] = False

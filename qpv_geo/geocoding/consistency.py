@@ -49,6 +49,7 @@ STREET_SIM_MIN = 80.0
 #: Words before a commune name that make it part of a street name (« rue de Lyon »).
 _LINKS = frozenset({"de", "du", "des", "d", "l", "la", "le", "les", "a", "au", "aux"})
 _HOUSE_RE = re.compile(r"^\d{1,4}$")
+_ARTICLES = frozenset({"le", "la", "les", "l"})
 
 
 @dataclass(frozen=True)
@@ -57,20 +58,38 @@ class Written:
 
     postcode: str | None = None
     commune: Commune | None = None
-    #: True when the commune is set apart (a field, a postcode, a comma): it is the commune.
-    #: False for trailing words that may also end a street name (« rue Paul Bert »).
+    #: True when the commune is set apart (a field, a postcode, a comma, « (Loire) »): it is
+    #: the commune. False for trailing words that may also end a street name (« rue Paul
+    #: Bert »), for a lieu-dit-like name alone (« Les Granges ») or a generic word (« Loire »).
     commune_certain: bool = False
     commune_words: tuple[str, ...] = ()
     number: int | None = None
     street: str = ""  # match key of the street asked
+    #: The postcode is a CEDEX code (not a postcode of any commune) of the département of
+    #: the commune written with it (« 42029 Saint-Étienne Cedex 1 »).
+    cedex: bool = False
+    #: A commune written that is not one of the national list (a commune cell, the words
+    #: after a postcode): never ignored, the verdict is « à vérifier » naming it.
+    unread: str | None = None
+    #: The words of the address without the postcode, the commune, « Cedex 1 », « BP 512 »
+    #: (what the local geocoder searches the street in).
+    rest: tuple[str, ...] = ()
+    #: The text is a street type alone (« rue », « Cours »): neither an address nor a commune.
+    bare_type: bool = False
 
 
-def _resolve(key: str, postcode: str | None) -> Commune | None:
-    """The commune of a name (match key), preferring one served by ``postcode``, then SEM."""
+def _resolve(key: str, postcode: str | None, departement: str | None = None
+             ) -> Commune | None:
+    """The commune of a name (match key), preferring one served by ``postcode`` (or of the
+    ``departement`` written: « (Loire) », a CEDEX code), then SEM."""
     cl = communes_france()
     found = [cl.current(c) for c in cl.by_key(key)]
     if not found:
         return None
+    if departement:
+        in_dep = [c for c in found if c.departement == departement]
+        if in_dep:
+            found = in_dep
     if postcode:
         with_pc = [c for c in found if postcode in c.codes_postaux]
         if with_pc:
@@ -79,9 +98,81 @@ def _resolve(key: str, postcode: str | None) -> Commune | None:
     return (sem or found)[0]
 
 
+def _mistyped(key: str, postcode: str | None) -> Commune | None:
+    """The commune of ``postcode`` whose name ``key`` is a typo of (« 42000 Saint-Etiene »):
+    the postcode says where, the name only has to agree (similarity ≥ 85 %)."""
+    if not postcode or not key:
+        return None
+    from rapidfuzz import fuzz
+
+    cl = communes_france()
+    best = max(((fuzz.ratio(key, name_key(c.nom)), c) for c in cl.by_postcode(postcode)),
+               default=None, key=lambda sc: sc[0])
+    return cl.current(best[1]) if best is not None and best[0] >= 85 else None
+
+
+#: Words that alone are not a commune, even when some commune bears that name (« Rue »,
+#: Somme; « Le Bourg », Lot; « Loire » read as Loiré): street types, département names and
+#: what people write for a place in a village.
+_GENERIC = frozenset({"bourg", "le bourg", "mairie", "la mairie", "centre", "centre ville",
+                      "gare", "la gare", "eglise", "l eglise", "poste", "la poste", "ecole",
+                      "stade", "cimetiere", "chateau", "le chateau", "moulin", "le moulin",
+                      "pont", "le pont", "village", "hameau", "quartier", "france"})
+_POSTAL_CODES = frozenset({"bp", "cs", "tsa"})
+_PAREN = re.compile(r"\(\s*([^()]{1,40}?)\s*\)")
+
+
+def _is_generic(key: str) -> bool:
+    """True for a name that alone is not a commune: a street type, a département, a word
+    of :data:`_GENERIC`."""
+    from qpv_geo.communes import departement_of
+
+    words = key.split()
+    return (key in _GENERIC or all(w in STREET_TYPES or w in STOP_WORDS for w in words)
+            or (len(words) <= 4 and departement_of(key) is not None and not key.isdigit()))
+
+
+def _drop_postal(words: list[str]) -> list[str]:
+    """``words`` without « cedex [1] », « bp 512 », « cs 70001 », « tsa 1234 »."""
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w == "cedex":
+            i += 2 if i + 1 < len(words) and words[i + 1].isdigit() \
+                and len(words[i + 1]) <= 2 else 1
+            continue
+        if w in _POSTAL_CODES and i + 1 < len(words) and words[i + 1].isdigit():
+            i += 2
+            continue
+        out.append(w)
+        i += 1
+    return out
+
+
+def _departement_hint(text: str) -> tuple[str, str | None]:
+    """``text`` without a département written in brackets (« Saint-Étienne (Loire) »,
+    « (42) »), and that département."""
+    from qpv_geo.communes import departement_of
+
+    hint: str | None = None
+
+    def drop(m: re.Match[str]) -> str:
+        nonlocal hint
+        dep = departement_of(m.group(1))
+        if dep is None:
+            return m.group(0)
+        hint = dep
+        return " , " if m.end() < len(m.string.rstrip()) else " "
+
+    return _PAREN.sub(drop, text), hint
+
+
 def _segments(text: str) -> list[list[str]]:
-    """Normalised words of each comma-separated part of the text."""
-    return [ws for ws in (tokens(part) for part in re.split(r"[,;\n]", text)) if ws]
+    """Normalised words of each comma-separated part of the text (« Cedex 1 », « BP 512 »
+    dropped)."""
+    segs = [_drop_postal(tokens(part)) for part in re.split(r"[,;\n]", text)]
+    return [ws for ws in segs if ws]
 
 
 def read_written(query: str | AddressQuery) -> Written:
@@ -90,15 +181,26 @@ def read_written(query: str | AddressQuery) -> Written:
     return _read_written(q.adresse, q.postcode, q.city, q.citycode)
 
 
+def _raw_after(text: str, postcode: str) -> str:
+    """What follows ``postcode`` in ``text`` up to the next comma, as written."""
+    m = re.search(rf"(?<!\d){postcode}(?!\d)\s*([^,;\n]*)", text)
+    raw = m.group(1) if m else ""
+    raw = re.sub(r"(?i)\b(cedex|bp|cs|tsa)\b\s*\d*", " ", raw)
+    return " ".join(raw.split()).strip(" -")
+
+
 @functools.lru_cache(maxsize=4096)
 def _read_written(adresse: str, postcode: str | None, city: str | None,
                   citycode: str | None) -> Written:
     # cached: the geocoders read a query before searching and the rules after
-    q = AddressQuery(adresse, postcode=postcode, city=city, citycode=citycode)
-    segs = _segments(q.adresse)
-    postcode = (q.postcode or "").strip() or None
+    from qpv_geo.communes import departement_of_postcode
+
+    text, hint = _departement_hint(adresse or "")
+    segs = _segments(text)
+    postcode = (postcode or "").strip() or None
     commune: Commune | None = None
     certain = False
+    unread: str | None = None
     span: tuple[int, int, int] | None = None  # (segment, start, end) of the commune words
     pc_pos: tuple[int, int] | None = None
     for si, ws in enumerate(segs):
@@ -106,20 +208,34 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
             if len(w) == 5 and _POSTCODE_RE.match(w) and pc_pos is None:
                 pc_pos = (si, wi)
                 postcode = postcode or w
-    if q.citycode and q.citycode.strip():
-        c = communes_france().by_insee.get(q.citycode.strip())
-        commune, certain = (communes_france().current(c) if c else None), c is not None
-    if commune is None and q.city and q.city.strip():
-        commune = _resolve(name_key(q.city), postcode)
-        certain = commune is not None
     cl = communes_france()
+    # a postcode of no commune (« 42029 », a CEDEX code): its département still counts
+    pc_dep = departement_of_postcode(postcode) if postcode and not cl.is_postcode(postcode) \
+        else None
+    if citycode and citycode.strip():
+        c = cl.by_insee.get(citycode.strip())
+        commune, certain = (cl.current(c) if c else None), c is not None
+        if c is None:
+            unread = citycode.strip()
+    if commune is None and city and city.strip():
+        city_text, city_hint = _departement_hint(city)
+        city_words = _drop_postal(tokens(city_text))
+        commune = _resolve(" ".join(city_words), postcode, city_hint or pc_dep) \
+            if city_words else None
+        if commune is None and city_words:
+            commune = _mistyped(" ".join(city_words), postcode)
+        certain = commune is not None
+        if commune is None:
+            unread = city.strip()
 
     def key_of(words: list[str]) -> str:
         return " ".join(words)
 
     def serves(key: str) -> Commune | None:
-        c = _resolve(key, postcode) if key and cl.has_key(key) else None
-        return c if c is not None and postcode in c.codes_postaux else None
+        c = _resolve(key, postcode, pc_dep) if key and cl.has_key(key) else None
+        if c is None:
+            return None
+        return c if postcode in c.codes_postaux or c.departement == pc_dep else None
 
     if commune is None and pc_pos is not None:
         si, wi = pc_pos
@@ -128,7 +244,7 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
         # words there that name a commune this postcode serves (« 42000 Saint-Étienne 12 rue »)
         key = key_of(ws[wi + 1:])
         if key and cl.has_key(key):
-            commune, certain, span = _resolve(key, postcode), True, (si, wi + 1, len(ws))
+            commune, certain, span = _resolve(key, postcode, pc_dep), True, (si, wi + 1, len(ws))
         for k in range(min(6, len(ws) - wi - 1), 0, -1):
             if commune is not None:
                 break
@@ -138,7 +254,7 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
         if commune is None and si + 1 < len(segs) and wi == len(ws) - 1:
             key = key_of(segs[si + 1])  # « …, 42000, Saint-Étienne »
             if key and cl.has_key(key):
-                commune, certain = _resolve(key, postcode), True
+                commune, certain = _resolve(key, postcode, pc_dep), True
                 span = (si + 1, 0, len(segs[si + 1]))
         if commune is None:
             # before it: « Lyon 69002 », only a commune that this postcode serves
@@ -147,6 +263,16 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
                 if c is not None:
                     commune, certain, span = c, True, (si, wi - k, wi)
                     break
+        after = ws[wi + 1:]
+        if commune is None and unread is None and after and after[0] not in STREET_TYPES \
+                and not any(ch.isdigit() for w in after for ch in w):
+            # words after the postcode, no number, no street type: a commune, mistyped
+            # (« 42000 Saint-Etiene ») or unreadable
+            commune = _mistyped(key_of(after), postcode)
+            if commune is not None:
+                certain, span = True, (si, wi + 1, len(ws))
+            else:
+                unread = _raw_after(text, ws[wi]) or " ".join(after)
     if commune is None and len(segs) > 1:
         # a whole comma-separated part: « 5 place Bellecour, Lyon » / « Lyon, 5 place … ».
         # Without a postcode it may as well be a lieu-dit or a quartier (« …, Les Granges »,
@@ -154,9 +280,12 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
         # territoire » on its own, but « à vérifier » when it is not the street found.
         for si in (len(segs) - 1, 0):
             key = key_of(segs[si])
-            if key and cl.has_key(key) and not any(_HOUSE_RE.match(w) for w in segs[si]):
-                commune, span = _resolve(key, postcode), (si, 0, len(segs[si]))
-                certain = commune is not None and (commune.in_sem or postcode is not None)
+            if key and cl.has_key(key) and (not any(_HOUSE_RE.match(w) for w in segs[si])
+                                            or cl.by_key(key)[0].kind == "M"):
+                commune, span = _resolve(key, postcode, hint), (si, 0, len(segs[si]))
+                certain = commune is not None and not _is_generic(key) and (
+                    commune.in_sem or postcode is not None
+                    or (hint is not None and commune.departement == hint))
                 break
     if commune is None and segs and pc_pos is None:
         # trailing words of the text: « 5 place Bellecour Lyon » (not « rue de Lyon »)
@@ -167,8 +296,15 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
                 continue
             key = key_of(ws[start:])
             if key and cl.has_key(key):
-                commune, span = _resolve(key, postcode), (len(segs) - 1, start, len(ws))
-                certain = start == 0 and len(segs) == 1  # the whole text is a commune
+                commune, span = _resolve(key, postcode, hint), (len(segs) - 1, start, len(ws))
+                kind = cl.by_key(key)[0].kind
+                # the whole text is a commune (not a generic word nor a lieu-dit-like name
+                # of elsewhere: « Les Granges »), or the département follows it
+                # (« Saint-Étienne (Loire) »), or an arrondissement (« Lyon 3e »)
+                certain = commune is not None and (
+                    (start == 0 and len(segs) == 1 and not _is_generic(key)
+                     and (commune.in_sem or ws[0] not in _ARTICLES))
+                    or (hint is not None and commune.departement == hint) or kind == "M")
                 break
     words: list[str] = []
     commune_words: tuple[str, ...] = ()
@@ -183,8 +319,14 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
     from qpv_geo.geocoding.parsing import _split_number
 
     number, _rep, street = _split_number([w for w in words if w not in STOP_WORDS])
+    all_words = [w for ws in segs for w in ws]
+    bare = bool(all_words) and all(w in STREET_TYPES or w in STOP_WORDS for w in all_words) \
+        and not city and not citycode and not postcode
     return Written(postcode=postcode, commune=commune, commune_certain=certain,
-                   commune_words=commune_words, number=number, street=" ".join(street))
+                   commune_words=commune_words, number=number, street=" ".join(street),
+                   cedex=commune is not None and pc_dep is not None
+                   and commune.departement == pc_dep,
+                   unread=unread, rest=tuple(words), bare_type=bare)
 
 
 def _strip_types(key: str) -> str:
@@ -286,7 +428,7 @@ def _outside_reason(w: Written, territoire: Any = None) -> str | None:
             return None
         reason = (f"commune écrite : {w.commune.label}, {hors(_nom(territoire))} "
                   f"(INSEE {w.commune.insee})")
-        if w.postcode and w.postcode not in w.commune.codes_postaux:
+        if w.postcode and w.postcode not in w.commune.codes_postaux and not w.cedex:
             reason += f" ; code postal {w.postcode} écrit"
         return reason
     if w.postcode:
@@ -310,6 +452,20 @@ def written_outside(query: str | AddressQuery, *, source: str = "",
                          lon=None, lat=None, citycode=w.commune.insee if w.commune else None,
                          postcode=w.postcode, source=source, motif=reason,
                          hors_territoire=reason)
+
+
+def written_unusable(query: str | AddressQuery, *, source: str = "") -> GeocodeResult | None:
+    """The ``non_geocode`` result of a query that names neither a place nor a street: a street
+    type alone (« rue », « Cours », « Place du »), else ``None`` — on every path, before any
+    search (the national list has communes named « Rue » or « Chemin »)."""
+    q = _as_query(query)
+    if not read_written(q).bare_type:
+        return None
+    from qpv_geo.geocoding.base import not_found
+
+    return not_found(query, f"« {q.text().strip()} » n'est qu'un type de voie, sans nom de voie "
+                     "ni commune : écrivez l'adresse complète (numéro, voie, code postal, "
+                     "commune)", source=source)
 
 
 def check(query: str | AddressQuery, result: GeocodeResult,
@@ -343,6 +499,8 @@ def check(query: str | AddressQuery, result: GeocodeResult,
             issues.append(f"code postal {w.postcode} inconnu")
         else:
             outside = _outside_reason(w, territoire)
+    if w.unread and outside is None:
+        issues.append(f"commune écrite non reconnue : « {w.unread} »")
     if outside is not None:
         return dataclasses.replace(
             result, lon=None, lat=None, label=None, score=0.0, precision=None,
@@ -351,7 +509,9 @@ def check(query: str | AddressQuery, result: GeocodeResult,
             issues=(f"le géocodeur proposait « {result.label} »",) if result.label else ())
     # 2. Postcode and commune written agree; the result is in the commune written.
     commune = w.commune if (w.commune_certain or not in_street) else None
-    if commune is not None and w.postcode and w.postcode not in commune.codes_postaux:
+    pc_agrees = not w.postcode or w.cedex or commune is None \
+        or w.postcode in commune.codes_postaux
+    if not pc_agrees and commune is not None:
         others = [c for c in pc_communes if c.insee != commune.insee]
         issues.append(f"code postal {w.postcode} écrit, qui n'est pas celui de "
                       f"{commune.nom} ({' '.join(commune.codes_postaux)})"
@@ -374,6 +534,22 @@ def check(query: str | AddressQuery, result: GeocodeResult,
             douteuse = True
             issues.append(f"résultat {a(found_commune.nom)}, hors des communes du code postal "
                           f"écrit {w.postcode} ({_names(pc_communes)})")
+        elif commune is None and not w.postcode and not w.unread \
+                and not _dans(found_commune, territoire):
+            # nothing written says where: the same street may exist in the territory too
+            issues.append(f"aucune commune écrite : résultat {a(found_commune.label)}, "
+                          f"{hors(_nom(territoire))} ; précisez la commune")
+        # The commune decides a verdict only when it is certain: the commune written (its
+        # name set apart, or the one commune of its postcode), with nothing against it, is
+        # the result's. Anything else leaves the commune itself in doubt.
+        current = cl.current(found_commune).insee
+        pc_current = {c.commune for c in pc_communes}
+        certain = not w.unread and pc_agrees and (
+            (commune is not None and w.commune_certain and current == commune.insee)
+            or (commune is None and pc_current == {current}))
+        douteuse = douteuse or not certain
+    elif result.found:
+        douteuse = True
     # 3. The street found is the street asked; the number asked was found.
     if result.found:
         asked = _drop_commune_words(asked_street, found_commune)
@@ -394,7 +570,7 @@ def check(query: str | AddressQuery, result: GeocodeResult,
         if w.number is not None and result.precision == "street" and asked:
             issues.append(f"numéro {w.number} absent de la voie trouvée : position interpolée "
                           "ou point de la rue")
-    if not issues:
+    if not issues and not douteuse:
         return result
     return dataclasses.replace(result, issues=tuple(dict.fromkeys((*result.issues, *issues))),
                                commune_douteuse=result.commune_douteuse or douteuse)
