@@ -391,15 +391,17 @@ def _ambiguous(engine: Engine, frame: pd.DataFrame,
         voie = f"voie « {g.street} »"
         if any(a.get("street", g.street) != g.street for a in g.alternatives):
             voie = f"voie « {g.street} » ou du même nom"  # the type was not written
+        codes = {g.citycode, *(a.get("citycode") for a in g.alternatives)}
+        where = "communes de SEM" if codes <= engine._sem_codes else "communes"
         # one verdict for all only between addresses: the middle of a street or a lieu-dit
         # in each commune does not say where the place asked is
         if len({s for _, s, _ in cands}) == 1 and g.precision == "housenumber":
-            text = (f"{voie} présente dans {len(cands)} communes de SEM "
+            text = (f"{voie} présente dans {len(cands)} {where} "
                     f"({communes}) : même verdict pour toutes")
         else:
             listing = ", ".join(f"à {c} → {_SHORT.get(s, s)}" + (f" ({q})" if q else "")
                                 for c, s, q in cands)
-            text = (f"{voie} présente dans {len(cands)} communes de SEM, commune "
+            text = (f"{voie} présente dans {len(cands)} {where}, commune "
                     f"non précisée : {listing}. Précisez la commune")
             frame.iat[i, status_col] = "a_verifier"
             frame.at[frame.index[i], "eligible"] = False

@@ -49,8 +49,18 @@ def _norm(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
 
 
+#: normalised query → the next results, after :data:`KNOWN`'s (``/search`` with a ``limit``
+#: above 1 returns them too; ``/search/csv`` answers the first result only, as addok does)
+MORE: dict[str, list[tuple[float, float, dict[str, Any]]]] = {}
+
+
 def _add(q: str, lon: float, lat: float, **props: Any) -> None:
     KNOWN[_norm(q)] = (lon, lat, props)
+
+
+def add_more(q: str, lon: float, lat: float, **props: Any) -> None:
+    """One more result for ``q`` (after the first, in the order added)."""
+    MORE.setdefault(_norm(q), []).append((lon, lat, props))
 
 
 _add("8 boulevard jules janin 42000 saint-etienne", 4.3859, 45.4405,
@@ -164,17 +174,21 @@ def _street_name(props: dict[str, Any]) -> str:
 
 def lookup(q: str, postcode: str | None, citycode: str | None
            ) -> tuple[float, float, dict[str, Any]] | None:
-    hit = KNOWN.get(_norm(q))
-    if hit is None:  # the postcode in the text is not needed to find an address
-        hit = KNOWN.get(" ".join(w for w in _norm(q).split() if not re.fullmatch(r"\d{5}", w)))
-    if hit is None:
-        return None
-    props = hit[2]
-    if postcode and props.get("postcode") != postcode:
-        return None
-    if citycode and props.get("citycode") != citycode:
-        return None
-    return hit
+    hits = lookup_all(q, postcode, citycode)
+    return hits[0] if hits else None
+
+
+def lookup_all(q: str, postcode: str | None, citycode: str | None
+               ) -> list[tuple[float, float, dict[str, Any]]]:
+    """The results for ``q``, best first (:data:`KNOWN`, then :data:`MORE`)."""
+    key = _norm(q)
+    if key not in KNOWN:  # the postcode in the text is not needed to find an address
+        key = " ".join(w for w in key.split() if not re.fullmatch(r"\d{5}", w))
+    if key not in KNOWN:
+        return []
+    return [hit for hit in (KNOWN[key], *MORE.get(key, ()))
+            if not (postcode and hit[2].get("postcode") != postcode)
+            and not (citycode and hit[2].get("citycode") != citycode)]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -236,11 +250,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, b'{"code": 400, "message": "limit must be between 1 and 20"}',
                        "application/json")
             return
-        hit = lookup(q, (params.get("postcode") or [None])[0],
-                     (params.get("citycode") or [None])[0])
+        hits = lookup_all(q, (params.get("postcode") or [None])[0],
+                          (params.get("citycode") or [None])[0])
         features = []
-        if hit is not None:
-            lon, lat, props = hit
+        for lon, lat, props in hits:
             features.append({"type": "Feature",
                              "geometry": {"type": "Point", "coordinates": [lon, lat]},
                              "properties": {**props, "id": f"fake_{len(KNOWN)}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -100,7 +101,7 @@ class BanGeocoder:
     def _cache_key(self, q: AddressQuery) -> str:
         from qpv_geo._http import ResultCache
 
-        return ResultCache.key({"v": 2, "url": self.base_url, "q": " ".join(q.adresse.split()),
+        return ResultCache.key({"v": 3, "url": self.base_url, "q": " ".join(q.adresse.split()),
                                 "postcode": q.postcode or None, "citycode": q.citycode or None,
                                 "city": q.city or None})
 
@@ -195,7 +196,8 @@ class BanGeocoder:
             results = (self._csv_chunk(chunk_qs) if step > 1 else None)
             if results is None:
                 results = self._one_by_one(chunk_qs)
-            results = [self._floor(q, r) for q, r in zip(chunk_qs, results, strict=True)]
+            results = [self._with_candidates(q, self._floor(q, r))
+                       for q, r in zip(chunk_qs, results, strict=True)]
             if self.cache is not None:
                 self.cache.set_many({key: res.__dict__ for (key, _), res
                                      in zip(chunk, results, strict=True)
@@ -208,6 +210,24 @@ class BanGeocoder:
             if progress is not None:
                 progress(n)
         return check_many(qs, [r for r in out if r is not None], self.territoire)
+
+    def _with_candidates(self, q: AddressQuery, res: GeocodeResult) -> GeocodeResult:
+        """``res`` with the other communes where the street is as good
+        (:func:`~qpv_geo.geocoding.consistency.candidates`) when nothing written says which
+        commune: ``/search`` gives them (``/search/csv`` answers one result per row), as the
+        local file lists the same street in several communes."""
+        from qpv_geo.geocoding.consistency import candidates, needs_candidates
+
+        if not needs_candidates(q, res):
+            return res
+        try:
+            found = [self._floor(q, r) for r in self.search(q, limit=10)]
+        except GeocoderQueryError:
+            return dataclasses.replace(res, issues=(*res.issues, "aucune commune écrite : "
+                                                    "les autres communes de cette voie n'ont "
+                                                    "pas pu être cherchées"))
+        others = candidates(q, [res, *[r for r in found if r.label != res.label]])
+        return dataclasses.replace(res, alternatives=others) if others else res
 
     def _one_by_one(self, qs: list[AddressQuery]) -> list[GeocodeResult]:
         """``/search`` for each address; one the service refuses is reported, not fatal.

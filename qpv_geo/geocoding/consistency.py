@@ -285,7 +285,8 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
                 commune, span = _resolve(key, postcode, hint), (si, 0, len(segs[si]))
                 certain = commune is not None and not _is_generic(key) and (
                     commune.in_sem or postcode is not None
-                    or (hint is not None and commune.departement == hint))
+                    or (hint is not None and commune.departement == hint)
+                    or cl.by_key(key)[0].kind == "M")  # « …, Lyon 3e »
                 break
     if commune is None and segs and pc_pos is None:
         # trailing words of the text: « 5 place Bellecour Lyon » (not « rue de Lyon »)
@@ -466,6 +467,47 @@ def written_unusable(query: str | AddressQuery, *, source: str = "") -> GeocodeR
     return not_found(query, f"« {q.text().strip()} » n'est qu'un type de voie, sans nom de voie "
                      "ni commune : écrivez l'adresse complète (numéro, voie, code postal, "
                      "commune)", source=source)
+
+
+def needs_candidates(query: str | AddressQuery, result: GeocodeResult) -> bool:
+    """True when nothing written places ``result`` in its commune: no postcode, no commune
+    set apart, and no commune named at the end that is the result's (« 12 rue X
+    Saint-Étienne » found at Saint-Étienne is placed)."""
+    if not result.found or not result.street:
+        return False
+    w = read_written(query)
+    if w.postcode or w.unread or (w.commune is not None and w.commune_certain):
+        return False
+    if w.commune is not None and result.citycode:
+        found = communes_france().by_insee.get(result.citycode)
+        if found is not None and communes_france().current(found).insee == w.commune.insee:
+            return False
+    return True
+
+
+def candidates(query: str | AddressQuery, results: list[GeocodeResult]
+               ) -> tuple[dict[str, Any], ...]:
+    """The places as good as ``results[0]`` in other communes, when nothing written says
+    which commune (no postcode, no commune set apart): each is a candidate the engine judges
+    (« voie présente dans N communes »). A street written with its type: the same street
+    within 0.02 of the score; a name written without its type (« Mairie »): the same name,
+    whatever the type (« Rue de la Mairie » here, « Allée de la Mairie » there). The same
+    rule for the local file and the online service."""
+    if not results or not needs_candidates(query, results[0]):
+        return ()
+    w = read_written(query)
+    best = results[0]
+    typed = any(x in STREET_TYPES for x in w.street.split())
+    name = _strip_types(match_key(best.street or ""))
+    others: dict[str, dict[str, Any]] = {}
+    for r in results[1:]:
+        same = (r.street == best.street and r.score >= best.score - 0.02) if typed \
+            else _strip_types(match_key(r.street or "")) == name
+        if (same and r.found and r.citycode != best.citycode and r.precision == best.precision
+                and r.citycode not in others):
+            others[r.citycode or ""] = {"label": r.label, "lon": r.lon, "lat": r.lat,
+                                        "citycode": r.citycode, "street": r.street}
+    return tuple(others.values())
 
 
 def check(query: str | AddressQuery, result: GeocodeResult,

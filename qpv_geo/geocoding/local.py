@@ -21,12 +21,10 @@ from qpv_geo.exceptions import GeocoderNotConfigured
 from qpv_geo.geocoding.base import (
     _POSTCODE_RE,
     STOP_WORDS,
-    STREET_TYPES,
     AddressQuery,
     GeocodeResult,
     _as_query,
     _query_text,
-    match_key,
     normalize,
     not_found,
     tokens,
@@ -561,23 +559,13 @@ class LocalGeocoder:
         results = self.search(query, limit=8 if unplaced else 1, _hyps=hyps)
         if results:
             best = results[0]
-            if unplaced and best.street:
-                # the same street in other SEM communes, as good: the commune decides. A
-                # name written without its street type (« Mairie ») is as much « Rue de la
-                # Mairie » here as « Allée de la Mairie » there.
-                typed = any(x in STREET_TYPES for x in hyps[0].street.split())
-                name = _strip_types(match_key(best.street))
-                others: dict[str, dict[str, Any]] = {}
-                for r in results[1:]:
-                    same = r.street == best.street and r.score >= best.score - 0.02 if typed \
-                        else _strip_types(match_key(r.street or "")) == name
-                    if (same and r.citycode != best.citycode and r.precision == best.precision
-                            and r.citycode not in others):
-                        others[r.citycode or ""] = {"label": r.label, "lon": r.lon,
-                                                    "lat": r.lat, "citycode": r.citycode,
-                                                    "street": r.street}
+            if unplaced:
+                # the same street in other SEM communes, as good: the commune decides
+                from qpv_geo.geocoding.consistency import candidates
+
+                others = candidates(query, results)
                 if others:
-                    return dataclasses.replace(best, alternatives=tuple(others.values()))
+                    return dataclasses.replace(best, alternatives=others)
             return best
         return not_found(query, "adresse non trouvée dans le fichier d'adresses : ni voie ni "
                          "commune de Saint-Étienne Métropole reconnue", source=self.source)
