@@ -43,11 +43,21 @@ SAINT_ETIENNE, LYON = "42218", "69123"
     ("3 rue Paradis Marseille 8e", "13055"),
     ("5 chemin des Bois 42230 Rochetaillée", SAINT_ETIENNE),  # commune associée (COG)
     ("7 rue Neuve, 42230 Saint-Victor-sur-Loire", SAINT_ETIENNE),  # former commune
+    ("8 rue Balay, 42029 Sant Etiene Cedex", SAINT_ETIENNE),  # CEDEX and a typo
+    ("8 rue Balay, 42000 Saint-Étienne, France", SAINT_ETIENNE),
+    (AddressQuery("8 rue Balay", city="42000 Saint-Étienne"), SAINT_ETIENNE),  # one cell
+    (AddressQuery("8 rue Balay", city="ST ETIENNE CEDEX 2"), SAINT_ETIENNE),
+    (AddressQuery("8 rue Balay", city="Lyon 3e"), LYON),
 ])
 def test_every_way_of_writing_a_commune_is_read_as_certain(query, insee):
     w = read_written(query)
     assert w.commune is not None and w.commune.insee == insee and w.commune_certain, w
     assert w.unread is None
+
+
+def test_a_country_after_the_postcode_is_not_an_unread_commune():
+    w = read_written("12 rue Balay 42000 France")
+    assert w.unread is None and w.postcode == "42000"
 
 
 def test_cedex_code_is_not_a_wrong_postcode():

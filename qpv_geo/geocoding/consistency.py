@@ -99,14 +99,21 @@ def _resolve(key: str, postcode: str | None, departement: str | None = None
 
 
 def _mistyped(key: str, postcode: str | None) -> Commune | None:
-    """The commune of ``postcode`` whose name ``key`` is a typo of (« 42000 Saint-Etiene »):
-    the postcode says where, the name only has to agree (similarity ≥ 85 %)."""
+    """The commune of ``postcode`` (of its département for a CEDEX code) whose name ``key``
+    is a typo of (« 42000 Saint-Etiene »): the postcode says where, the name only has to
+    agree (similarity ≥ 85 %)."""
     if not postcode or not key:
         return None
     from rapidfuzz import fuzz
 
+    from qpv_geo.communes import departement_of_postcode
+
     cl = communes_france()
-    best = max(((fuzz.ratio(key, name_key(c.nom)), c) for c in cl.by_postcode(postcode)),
+    served = cl.by_postcode(postcode)
+    if not served:  # a CEDEX code: the communes of its département
+        dep = departement_of_postcode(postcode)
+        served = [c for c in cl.by_insee.values() if c.departement == dep and c.kind == "C"]
+    best = max(((fuzz.ratio(key, name_key(c.nom)), c) for c in served),
                default=None, key=lambda sc: sc[0])
     return cl.current(best[1]) if best is not None and best[0] >= 85 else None
 
@@ -172,7 +179,7 @@ def _segments(text: str) -> list[list[str]]:
     """Normalised words of each comma-separated part of the text (« Cedex 1 », « BP 512 »
     dropped)."""
     segs = [_drop_postal(tokens(part)) for part in re.split(r"[,;\n]", text)]
-    return [ws for ws in segs if ws]
+    return [ws for ws in segs if ws and ws != ["france"]]
 
 
 def read_written(query: str | AddressQuery) -> Written:
@@ -219,7 +226,14 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
             unread = citycode.strip()
     if commune is None and city and city.strip():
         city_text, city_hint = _departement_hint(city)
-        city_words = _drop_postal(tokens(city_text))
+        city_words = []
+        for x in _drop_postal(tokens(city_text)):  # « 42000 Saint-Étienne » in the cell
+            if len(x) == 5 and _POSTCODE_RE.match(x):
+                postcode = postcode or x
+            else:
+                city_words.append(x)
+        if postcode and pc_dep is None and not cl.is_postcode(postcode):
+            pc_dep = departement_of_postcode(postcode)
         commune = _resolve(" ".join(city_words), postcode, city_hint or pc_dep) \
             if city_words else None
         if commune is None and city_words:
@@ -265,7 +279,8 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
                     break
         after = ws[wi + 1:]
         if commune is None and unread is None and after and after[0] not in STREET_TYPES \
-                and not any(ch.isdigit() for w in after for ch in w):
+                and not any(ch.isdigit() for w in after for ch in w) \
+                and not _is_generic(key_of(after)):  # « 42000 France »
             # words after the postcode, no number, no street type: a commune, mistyped
             # (« 42000 Saint-Etiene ») or unreadable
             commune = _mistyped(key_of(after), postcode)
