@@ -100,6 +100,26 @@ def test_generic_words_alone_are_not_a_certain_commune(text):
     assert written_unusable(text) is None
 
 
+def test_a_generic_name_alone_is_never_firm(engine):
+    res = check("Le Moulin", _res("42330", precision="street", street="Rue du Moulin"))
+    assert any("un nom courant" in i for i in res.issues), res.issues
+    assert engine.judge_point(geocode=res).status == "a_verifier"
+
+
+def test_words_after_the_street_that_are_no_commune_are_not_ignored():
+    """One column, « 26 Allée Francis Garnier Genia »: « Genia » is neither the street found
+    nor a commune — as « Genia » in a commune cell, it is said, not dropped."""
+    found = _res("42043", street="Allée Francis Garnier")
+    res = check("26 Allée Francis Garnier Genia", found)
+    assert any("« genia » en fin d'adresse" in i for i in res.issues), res.issues
+    cell = check(AddressQuery("26 Allée Francis Garnier", city="Genia"), found)
+    assert "commune écrite non reconnue : « Genia »" in cell.issues
+    # a commune read there, a typo of the result's commune in a cell: nothing to say
+    assert check("26 Allée Francis Garnier Chambœuf", found).issues == ()
+    assert check(AddressQuery("26 Allée Francis Garnier", city="Chamboeuff"), found).issues \
+        == ()
+
+
 def test_a_commune_name_alone_is_still_one():
     for text, insee in (("Villars", "42330"), ("Lyon", LYON), ("Firminy", "42095")):
         w = read_written(text)
