@@ -121,7 +121,8 @@ def test_words_after_the_street_that_are_no_commune_are_not_ignored():
 
 
 def test_a_commune_name_alone_is_still_one():
-    for text, insee in (("Villars", "42330"), ("Lyon", LYON), ("Firminy", "42095")):
+    for text, insee in (("Villars", "42330"), ("Lyon", LYON), ("Firminy", "42095"),
+                        ("Paris", "75056")):
         w = read_written(text)
         assert w.commune is not None and w.commune.insee == insee and w.commune_certain
 

@@ -138,8 +138,12 @@ def _is_generic(key: str) -> bool:
     from qpv_geo.communes import departement_of
 
     words = key.split()
-    return (key in _GENERIC or all(w in STREET_TYPES or w in STOP_WORDS for w in words)
-            or (len(words) <= 4 and departement_of(key) is not None and not key.isdigit()))
+    if key in _GENERIC or all(w in STREET_TYPES or w in STOP_WORDS for w in words):
+        return True
+    dep = departement_of(key) if len(words) <= 4 and not key.isdigit() else None
+    # « Loire » is no commune of the Loire (Loiré is in Maine-et-Loire); « Paris » is Paris
+    return dep is not None and not any(c.departement == dep
+                                       for c in communes_france().by_key(key))
 
 
 def _drop_postal(words: list[str]) -> list[str]:
