@@ -392,7 +392,8 @@ def _ambiguous(engine: Engine, frame: pd.DataFrame,
         if any(a.get("street", g.street) != g.street for a in g.alternatives):
             voie = f"voie « {g.street} » ou du même nom"  # the type was not written
         codes = {g.citycode, *(a.get("citycode") for a in g.alternatives)}
-        where = "communes de SEM" if codes <= engine._sem_codes else "communes"
+        where = f"communes {de(engine.sigle_territoire)}" if codes <= engine._sem_codes \
+            else "communes"
         # one verdict for all only between addresses: the middle of a street or a lieu-dit
         # in each commune does not say where the place asked is
         if len({s for _, s, _ in cands}) == 1 and g.precision == "housenumber":
