@@ -44,6 +44,9 @@ SAINT_ETIENNE, LYON = "42218", "69123"
     ("5 chemin des Bois 42230 Rochetaillée", SAINT_ETIENNE),  # commune associée (COG)
     ("7 rue Neuve, 42230 Saint-Victor-sur-Loire", SAINT_ETIENNE),  # former commune
     ("8 rue Balay, 42029 Sant Etiene Cedex", SAINT_ETIENNE),  # CEDEX and a typo
+    ("8 rue Balay 42 000 Saint-Étienne", SAINT_ETIENNE),      # postcode with a space
+    ("3 rue Jean Jaurès 42500 Le Chambon", "42044"),         # not Le Chambon (07)
+    ("3 rue Jean Jaurès, 42160 Andrézieux", "42005"),         # the first words of the name
     ("8 rue Balay, 42000 Saint-Étienne, France", SAINT_ETIENNE),
     (AddressQuery("8 rue Balay", city="42000 Saint-Étienne"), SAINT_ETIENNE),  # one cell
     (AddressQuery("8 rue Balay", city="ST ETIENNE CEDEX 2"), SAINT_ETIENNE),

@@ -107,8 +107,6 @@ def _mistyped(key: str, postcode: str | None) -> Commune | None:
     agree (similarity ≥ 80 %, as :func:`_drop_commune_words`)."""
     if not postcode or not key:
         return None
-    from rapidfuzz import fuzz
-
     from qpv_geo.communes import departement_of_postcode
 
     cl = communes_france()
@@ -116,9 +114,20 @@ def _mistyped(key: str, postcode: str | None) -> Commune | None:
     if not served:  # a CEDEX code: the communes of its département
         dep = departement_of_postcode(postcode)
         served = [c for c in cl.by_insee.values() if c.departement == dep and c.kind == "C"]
-    best = max(((fuzz.ratio(key, name_key(c.nom)), c) for c in served),
+    best = max(((_agreement(key, name_key(c.nom)), c) for c in served),
                default=None, key=lambda sc: sc[0])
     return cl.current(best[1]) if best is not None and best[0] >= 80 else None
+
+
+def _agreement(written: str, name: str) -> float:
+    """How much a commune name written (a key) is ``name`` (a key), 0–100: mistyped
+    (similarity), or its first words (« Le Chambon » for Le Chambon-Feugerolles,
+    « Andrézieux » for Andrézieux-Bouthéon)."""
+    from rapidfuzz import fuzz
+
+    if len(written) >= 5 and name.startswith(written + " "):
+        return 100.0
+    return fuzz.ratio(written, name)
 
 
 #: Words that alone are not a commune, even when some commune bears that name (« Rue »,
@@ -182,6 +191,15 @@ def _departement_hint(text: str) -> tuple[str, str | None]:
     return _PAREN.sub(drop, text), hint
 
 
+_POSTCODE_SPACED = re.compile(r"(?<![\d,.])\b(\d{2}) (\d{3})\b(?=\s+[^\W\d])")
+
+
+def _join_postcode(m: re.Match[str]) -> str:
+    """« 42 000 Saint-Étienne » → « 42000 Saint-Étienne » when 42000 is a postcode."""
+    code = m.group(1) + m.group(2)
+    return code if communes_france().is_postcode(code) else m.group(0)
+
+
 def _segments(text: str) -> list[list[str]]:
     """Normalised words of each comma-separated part of the text (« Cedex 1 », « BP 512 »
     dropped)."""
@@ -209,7 +227,7 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
     # cached: the geocoders read a query before searching and the rules after
     from qpv_geo.communes import departement_of_postcode
 
-    text, hint = _departement_hint(adresse or "")
+    text, hint = _departement_hint(_POSTCODE_SPACED.sub(_join_postcode, adresse or ""))
     segs = _segments(text)
     postcode = (postcode or "").strip() or None
     commune: Commune | None = None
@@ -266,6 +284,10 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
         key = key_of(ws[wi + 1:])
         if key and cl.has_key(key):
             commune, certain, span = _resolve(key, postcode, pc_dep), True, (si, wi + 1, len(ws))
+            if commune is not None and postcode not in commune.codes_postaux and not pc_dep:
+                # « 42500 Le Chambon »: Le Chambon-Feugerolles, which 42500 serves, not the
+                # Le Chambon of the Ardèche
+                commune = _mistyped(key, postcode) or commune
         for k in range(min(6, len(ws) - wi - 1), 0, -1):
             if commune is not None:
                 break
@@ -421,7 +443,8 @@ def _same_name(written: str, commune: Commune | None) -> bool:
         return False
     from rapidfuzz import fuzz
 
-    return fuzz.ratio(match_key(written), match_key(commune.nom)) >= 80
+    return max(fuzz.ratio(match_key(written), match_key(commune.nom)),
+               _agreement(name_key(written), name_key(commune.nom))) >= 80
 
 
 def _unread_tail(asked: str, found: str) -> str:
