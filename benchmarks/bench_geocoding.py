@@ -2,6 +2,7 @@
 
     make bench-geocoding                    # or: .venv/bin/python benchmarks/bench_geocoding.py
     python benchmarks/bench_geocoding.py --n 3000 --seed 7 --fichier adresses-42.csv.gz
+    python benchmarks/bench_geocoding.py --communes-seules   # issue 19's classes only (~10 s)
 
 From the address file the local geocoder uses (the installed BAN file, else the demonstration
 file), draws addresses with a fixed seed and writes perturbed queries as people type them
@@ -14,6 +15,10 @@ addok runs in its own virtualenv (created once in the cache directory: ``pip ins
 addok-fr addok-france``, with the configuration of the BAN's addok images) against a
 ``redis-server`` (Debian package) started here on 127.0.0.1 on a free port and stopped at the
 end. If either cannot be had, the script says why and still reports the local figures.
+
+First, issue 19's classes (the commune in doubt, the ways of writing a commune), from their own
+seed: false-confident verdicts per class and per path (one by one as ``check`` and the API, a
+one-column batch, a three-column batch), local file only.
 """
 
 from __future__ import annotations
