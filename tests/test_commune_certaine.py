@@ -401,3 +401,16 @@ def test_search_csv_rows_get_the_street_comparison_of_search(addok, tmp_path):
     for res in (one, many[0]):
         assert res.street == "Rue Lucie Aubrac"
         assert any("autre type de voie" in i for i in res.issues), res.issues
+
+
+def test_a_street_of_several_communes_without_commune_is_never_firm(engine):
+    """No commune written and the street in several communes: « à vérifier » naming each
+    candidate, even when they share one verdict (the street may exist elsewhere too)."""
+    from qpv_geo.geocoding import geocoder_from_settings
+
+    res = geocoder_from_settings(name="demo").geocode("3 rue Victor Hugo")
+    assert {a["citycode"] for a in res.alternatives} | {res.citycode} >= {"42218", "42207"}
+    v = engine.judge_point(geocode=res)
+    assert v.status == "a_verifier"
+    text = " ".join(v.motifs)
+    assert "Saint-Chamond" in text and "Saint-Étienne" in text and "Précisez la commune" in text
