@@ -409,8 +409,10 @@ def test_a_street_of_several_communes_without_commune_is_never_firm(engine):
     from qpv_geo.geocoding import geocoder_from_settings
 
     res = geocoder_from_settings(name="demo").geocode("3 rue Victor Hugo")
-    assert {a["citycode"] for a in res.alternatives} | {res.citycode} >= {"42218", "42207"}
+    codes = {a["citycode"] for a in res.alternatives} | {res.citycode}
+    assert len(codes) >= 2
     v = engine.judge_point(geocode=res)
     assert v.status == "a_verifier"
     text = " ".join(v.motifs)
-    assert "Saint-Chamond" in text and "Saint-Étienne" in text and "Précisez la commune" in text
+    names = communes_france().by_insee
+    assert all(names[c].nom in text for c in codes) and "Précisez la commune" in text
