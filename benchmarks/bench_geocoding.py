@@ -2,6 +2,7 @@
 
     make bench-geocoding                    # or: .venv/bin/python benchmarks/bench_geocoding.py
     python benchmarks/bench_geocoding.py --n 3000 --seed 7 --fichier adresses-42.csv.gz
+    python benchmarks/bench_geocoding.py --communes-seules   # issue 19's classes only (~10 s)
 
 From the address file the local geocoder uses (the installed BAN file, else the demonstration
 file), draws addresses with a fixed seed and writes perturbed queries as people type them
@@ -14,6 +15,10 @@ addok runs in its own virtualenv (created once in the cache directory: ``pip ins
 addok-fr addok-france``, with the configuration of the BAN's addok images) against a
 ``redis-server`` (Debian package) started here on 127.0.0.1 on a free port and stopped at the
 end. If either cannot be had, the script says why and still reports the local figures.
+
+First, issue 19's classes (the commune in doubt, the ways of writing a commune), from their own
+seed: false-confident verdicts per class and per path (one by one as ``check`` and the API, a
+one-column batch, a three-column batch), local file only.
 """
 
 from __future__ import annotations
@@ -205,6 +210,136 @@ def make_negatives(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
                    f"{row['nom_commune']}"
         out.append({"query": text, "kind": kind})
     return pd.DataFrame(out)
+
+
+#: Issue 19's classes: the commune in doubt (negatives: no firm verdict of SEM may come out)
+#: and the ways of writing a commune that must be read (positives: the true verdict).
+COMMUNE_NEG = ("commune_etrangere_sans_cp", "commune_illisible_apres_cp",
+               "cellule_commune_illisible", "mot_generique", "type_de_voie_seul")
+COMMUNE_POS = ("cedex", "departement_entre_parentheses", "ancienne_commune",
+               "commune_en_colonne")
+GENERIC = ["Le Bourg", "Loire", "Mairie", "Les Granges", "Centre", "La Gare", "Eglise",
+           "Le Moulin"]
+FOREIGN_NAMES = ["Lyon", "Roanne", "Paris", "Montbrison", "Feurs", "Annonay", "Vienne",
+                 "Grenoble", "Clermont-Ferrand", "Marseille 8e", "Lyon 3e"]
+
+
+def garble(name: str, rng: np.random.Generator) -> str:
+    """A commune name nobody can read back: letters changed or dropped until it is less than
+    80 % like the name (a lighter typo is read as the commune, rightly) and no commune's."""
+    from rapidfuzz import fuzz
+
+    from qpv_geo.communes import communes_france, name_key
+    from qpv_geo.geocoding import match_key
+
+    chars = list(name)
+    while True:
+        k = int(rng.integers(0, len(chars)))
+        chars[k] = str(rng.choice(list(NONSENSE))) if rng.random() < 0.6 else ""
+        text = "".join(chars)
+        if max(fuzz.ratio(match_key(text), match_key(name)),
+               fuzz.ratio(name_key(text), name_key(name))) < 80 \
+                and not communes_france().has_key(name_key(text)) and match_key(text):
+            return text
+
+
+def make_commune_queries(df: pd.DataFrame, n_per_class: int, seed: int) -> pd.DataFrame:
+    """Queries of issue 19's classes (``COMMUNE_NEG`` then ``COMMUNE_POS``), drawn with
+    ``seed`` (kept apart from the tuning seed 7 and the other negatives' seed). Columns:
+    ``adresse``, ``code_postal``, ``commune`` (the three-column form), ``query`` (one line),
+    ``kind``, ``positive`` and, for positives, the true ``lon``/``lat``."""
+    from qpv_geo.communes import FORMER_COMMUNES
+
+    rng = np.random.default_rng(seed)
+    rows = df.sample(n=min(len(df), 8 * n_per_class), random_state=seed).to_dict("records")
+    se = df[df["code_insee"] == "42218"].sample(n=min(n_per_class, len(df)), random_state=seed,
+                                                 replace=True).to_dict("records")
+    former = [k for k, v in FORMER_COMMUNES.items() if v == "42218"]
+    out: list[dict] = []
+
+    def add(kind: str, adresse: str, cp: str = "", commune: str = "", *,
+            row: dict | None = None, line: str | None = None) -> None:
+        out.append({"kind": kind, "adresse": adresse, "code_postal": cp, "commune": commune,
+                    "query": line or " ".join(p for p in (adresse, cp, commune) if p),
+                    "positive": row is not None,
+                    "lon": float(row["lon"]) if row else np.nan,
+                    "lat": float(row["lat"]) if row else np.nan})
+
+    for k in range(n_per_class):
+        r = rows[k]
+        street = f"{r['numero']} {r['nom_voie']}"
+        foreign = FOREIGN_NAMES[int(rng.integers(0, len(FOREIGN_NAMES)))]
+        sep = ", " if rng.random() < 0.5 else " "
+        add("commune_etrangere_sans_cp", street + sep + foreign, line=street + sep + foreign)
+        add("commune_illisible_apres_cp", f"{street}, {r['code_postal']} "
+            f"{garble(r['nom_commune'], rng)}")
+        add("cellule_commune_illisible", street, "", garble(r["nom_commune"], rng))
+        add("mot_generique", GENERIC[k % len(GENERIC)])
+        add("type_de_voie_seul", str(rng.choice(["rue", "Cours", "Place", "Chemin", "Allée",
+                                                 "bd", "Impasse"])))
+        p = rows[n_per_class + k]
+        pstreet = f"{p['numero']}{' ' + p['rep'] if p['rep'] else ''} {p['nom_voie']}"
+        cedex = f"{p['code_postal'][:2]}0{int(rng.integers(10, 99))}"
+        add("cedex", f"{pstreet}, BP {int(rng.integers(10, 999))}", cedex,
+            f"{p['nom_commune']} Cedex {int(rng.integers(1, 9))}", row=p)
+        add("departement_entre_parentheses", pstreet, "",
+            f"{p['nom_commune']} ({'Loire' if rng.random() < 0.5 else '42'})", row=p)
+        s_row = se[k % len(se)]
+        sstreet = f"{s_row['numero']}{' ' + s_row['rep'] if s_row['rep'] else ''} " \
+                  f"{s_row['nom_voie']}"
+        add("ancienne_commune", sstreet, "", former[k % len(former)], row=s_row)
+        add("commune_en_colonne", pstreet, p["code_postal"],
+            p["nom_commune"].upper().replace("SAINT-", "ST "), row=p)
+    return pd.DataFrame(out)
+
+
+def bench_communes(g: LocalGeocoder, queries: pd.DataFrame, settings: Settings) -> None:
+    """Per class and per path (one by one as ``check`` and the API do, and as a batch of one
+    column and of three columns does): false-confident negatives (a firm verdict of SEM, or
+    « hors territoire » for a generic word or an unread commune) and right positives (the
+    true point's verdict, within 30 m)."""
+    from qpv_geo.eligibility import Engine
+    from qpv_geo.geocoding import AddressQuery
+    from qpv_geo.reference import load_reference
+
+    engine = Engine(load_reference(settings))
+    one_line = queries["query"].tolist()
+    three = [AddressQuery(a, postcode=c or None, city=m or None) for a, c, m in
+             zip(queries["adresse"], queries["code_postal"], queries["commune"], strict=True)]
+    paths = {
+        "check/API": [g.geocode(q) for q in one_line],
+        "lot 1 col.": g.geocode_many(one_line),
+        "lot 3 col.": g.geocode_many(three),
+    }
+    truth = engine.judge_lonlat(queries["lon"].to_numpy(), queries["lat"].to_numpy())
+    firm = {"eligible", "qva", "hors_qpv"}
+    outside_is_false = queries["kind"].isin(["mot_generique", "type_de_voie_seul",
+                                             "commune_illisible_apres_cp",
+                                             "cellule_commune_illisible"]).to_numpy()
+    table: dict[str, dict[str, float]] = {}
+    for path, results in paths.items():
+        v = engine.judge_lonlat([r.lon if r.found else np.nan for r in results],
+                                [r.lat if r.found else np.nan for r in results],
+                                geocodes=results)
+        status = v["status"].to_numpy()
+        lon = np.array([r.lon if r.found else np.nan for r in results], dtype=float)
+        lat = np.array([r.lat if r.found else np.nan for r in results], dtype=float)
+        d = np.where(np.isfinite(lon), haversine_m(queries["lon"].fillna(0), queries["lat"]
+                                                   .fillna(0), np.nan_to_num(lon),
+                                                   np.nan_to_num(lat)), np.inf)
+        false = np.isin(status, list(firm)) | ((status == "hors_territoire") & outside_is_false)
+        right = (status == truth["status"].to_numpy()) & (d <= 30)
+        for kind in (*COMMUNE_NEG, *COMMUNE_POS):
+            m = (queries["kind"] == kind).to_numpy()
+            table.setdefault(kind, {})[path] = float((right if kind in COMMUNE_POS
+                                                      else false)[m].mean())
+    print(f"\nIssue 19, fichier local ({len(queries)} requêtes, graine à part) — négatives : "
+          "faux-confiants ; positives : bon verdict à ≤ 30 m")
+    print(f"  {'classe':<32} " + " ".join(f"{p:>11}" for p in paths))
+    for kind, cells in table.items():
+        label = ("− " if kind in COMMUNE_NEG else "+ ") + kind
+        print(f"  {label:<32} " + " ".join(f"{cells[p]:>11.1%}" for p in paths))
+    print("  (addok : non mesuré pour ces classes ; « check/API » = une adresse à la fois)")
 
 
 def haversine_m(lon1, lat1, lon2, lat2) -> np.ndarray:
@@ -584,6 +719,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=42, help="graine des positives")
     ap.add_argument("--seed-negatifs", type=int, default=2026,
                     help="graine des négatives, tenue à l'écart du réglage (défaut 2026)")
+    ap.add_argument("--seed-communes", type=int, default=1919,
+                    help="graine des requêtes de l'issue 19 (communes), à part (défaut 1919)")
+    ap.add_argument("--n-communes", type=int, default=40,
+                    help="requêtes par classe de l'issue 19 (défaut 40)")
+    ap.add_argument("--communes-seules", action="store_true",
+                    help="ne mesurer que les classes de l'issue 19 (communes écrites)")
     ap.add_argument("--no-addok", action="store_true", help="ne pas lancer addok")
     ap.add_argument("--no-10x", action="store_true", help="ne pas mesurer le fichier ×10")
     ap.add_argument("--json", type=Path, help="écrire les chiffres dans ce fichier JSON")
@@ -598,6 +739,10 @@ def main(argv: list[str] | None = None) -> int:
         path, demo = Path(info["path"]), bool(info["demo"])
     df = _read_ban_csv(path, insee=[c.insee for c in communes_sem()])
     df = df[(df["nom_voie"] != "") & (df["lon"] != "") & (df["lat"] != "")]
+    g = LocalGeocoder(path, cache_dir=settings.cache_dir / "bench", demo=demo)
+    bench_communes(g, make_commune_queries(df, args.n_communes, args.seed_communes), settings)
+    if args.communes_seules:
+        return 0
     positives = make_queries(df, args.n, args.seed)
     negatives = make_negatives(df, max(args.negatifs, 1000), args.seed_negatifs)
     tuning = make_negatives(df, 800, 7)  # the seed the street threshold was chosen on
@@ -608,7 +753,6 @@ def main(argv: list[str] | None = None) -> int:
         print("   négative :", q)
     texts = positives["query"].tolist()
     local = bench_local(path, texts, demo=demo)
-    g = LocalGeocoder(path, cache_dir=settings.cache_dir / "bench", demo=demo)
     neg_local = [g.geocode(q) for q in negatives["query"]]
     tun_local = [g.geocode(q) for q in tuning["query"]]
     rows = [{"engine": "qpv-geo local (règles de cohérence)",

@@ -368,8 +368,8 @@ _SHORT = {"eligible": "éligible", "qva": "QVA", "hors_qpv": "hors QPV",
 
 def _ambiguous(engine: Engine, frame: pd.DataFrame,
                geocodes: Sequence[GeocodeResult | None]) -> None:
-    """Rows whose street exists, as good, in several SEM communes (no commune written): the
-    verdict of every candidate; the same for all → kept, else « à vérifier » listing them."""
+    """Rows whose street exists, as good, in several communes (no commune written):
+    « à vérifier » with the verdict of every candidate (issue 19: the commune is in doubt)."""
     rows = [i for i, g in enumerate(geocodes) if g is not None and g.alternatives and g.found
             and not g.hors_territoire]
     alts = [(i, a) for i in rows for a in geocodes[i].alternatives]  # type: ignore[union-attr]
@@ -388,15 +388,25 @@ def _ambiguous(engine: Engine, frame: pd.DataFrame,
                 frame.at[frame.index[i], "code_qp"])
         cands = [main, *by_row.get(i, [])]
         communes = ", ".join(c for c, _, _ in cands)
+        voie = f"voie « {g.street} »"
+        if any(a.get("street", g.street) != g.street for a in g.alternatives):
+            voie = f"voie « {g.street} » ou du même nom"  # the type was not written
+        codes = {g.citycode, *(a.get("citycode") for a in g.alternatives)}
+        where = f"communes {de(engine.sigle_territoire)}" if codes <= engine._sem_codes \
+            else "communes"
+        # The commune is not written: the place is in doubt, even when every candidate has
+        # the same verdict (the street may exist outside the territory too, and the middle
+        # of a street or a lieu-dit does not say where the place asked is).
         if len({s for _, s, _ in cands}) == 1:
-            text = (f"voie « {g.street} » présente dans {len(cands)} communes de SEM "
-                    f"({communes}) : même verdict pour toutes")
+            text = (f"{voie} présente dans {len(cands)} {where} ({communes}), commune "
+                    f"non précisée : même verdict pour toutes ({_SHORT.get(main[1], main[1])})"
+                    ", mais la voie existe peut-être ailleurs. Précisez la commune")
         else:
             listing = ", ".join(f"à {c} → {_SHORT.get(s, s)}" + (f" ({q})" if q else "")
                                 for c, s, q in cands)
-            text = (f"voie « {g.street} » présente dans {len(cands)} communes de SEM, commune "
+            text = (f"{voie} présente dans {len(cands)} {where}, commune "
                     f"non précisée : {listing}. Précisez la commune")
-            frame.iat[i, status_col] = "a_verifier"
-            frame.at[frame.index[i], "eligible"] = False
+        frame.iat[i, status_col] = "a_verifier"
+        frame.at[frame.index[i], "eligible"] = False
         old = str(frame.at[frame.index[i], "motifs"] or "")
         frame.at[frame.index[i], "motifs"] = f"{old} ; {text}" if old else text

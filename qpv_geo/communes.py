@@ -24,7 +24,48 @@ from qpv_geo.settings import SIREN_SEM
 
 FILE = "communes_france.csv.gz"
 _KINDS = {"C": "commune", "D": "commune déléguée", "A": "commune associée",
-          "M": "arrondissement municipal"}
+          "M": "arrondissement municipal", "H": "ancienne commune"}
+
+#: Former communes of Saint-Étienne Métropole merged into a current one before the COG
+#: lists them as déléguée/associée (INSEE, « Historique des communes »): still written in
+#: addresses (« 40 Passage des Anciens Combattants Terrenoire »). The BAN file's
+#: ``nom_ancienne_commune`` gives the same names to the local index; this list gives them to
+#: every path (the online service included). Name → INSEE code of the current commune.
+FORMER_COMMUNES = {
+    "Terrenoire": "42218",                 # merged into Saint-Étienne, 1970
+    "Saint-Victor-sur-Loire": "42218",     # merged into Saint-Étienne, 1969
+    "Izieux": "42207",                     # merged into Saint-Chamond, 1964
+    "Saint-Julien-en-Jarez": "42207",      # merged into Saint-Chamond, 1964
+    "Saint-Martin-en-Coailleux": "42207",  # merged into Saint-Chamond, 1964
+    "Saint-Genis-Terrenoire": "42225",     # with La Cula, Genilac, 1973
+}
+
+#: The départements (code → name), to read « Saint-Étienne (Loire) » or « (42) ».
+DEPARTEMENTS = {
+    "01": "Ain", "02": "Aisne", "03": "Allier", "04": "Alpes-de-Haute-Provence",
+    "05": "Hautes-Alpes", "06": "Alpes-Maritimes", "07": "Ardèche", "08": "Ardennes",
+    "09": "Ariège", "10": "Aube", "11": "Aude", "12": "Aveyron", "13": "Bouches-du-Rhône",
+    "14": "Calvados", "15": "Cantal", "16": "Charente", "17": "Charente-Maritime", "18": "Cher",
+    "19": "Corrèze", "2A": "Corse-du-Sud", "2B": "Haute-Corse", "21": "Côte-d'Or",
+    "22": "Côtes-d'Armor", "23": "Creuse", "24": "Dordogne", "25": "Doubs", "26": "Drôme",
+    "27": "Eure", "28": "Eure-et-Loir", "29": "Finistère", "30": "Gard", "31": "Haute-Garonne",
+    "32": "Gers", "33": "Gironde", "34": "Hérault", "35": "Ille-et-Vilaine", "36": "Indre",
+    "37": "Indre-et-Loire", "38": "Isère", "39": "Jura", "40": "Landes", "41": "Loir-et-Cher",
+    "42": "Loire", "43": "Haute-Loire", "44": "Loire-Atlantique", "45": "Loiret", "46": "Lot",
+    "47": "Lot-et-Garonne", "48": "Lozère", "49": "Maine-et-Loire", "50": "Manche",
+    "51": "Marne", "52": "Haute-Marne", "53": "Mayenne", "54": "Meurthe-et-Moselle",
+    "55": "Meuse", "56": "Morbihan", "57": "Moselle", "58": "Nièvre", "59": "Nord", "60": "Oise",
+    "61": "Orne", "62": "Pas-de-Calais", "63": "Puy-de-Dôme", "64": "Pyrénées-Atlantiques",
+    "65": "Hautes-Pyrénées", "66": "Pyrénées-Orientales", "67": "Bas-Rhin", "68": "Haut-Rhin",
+    "69": "Rhône", "70": "Haute-Saône", "71": "Saône-et-Loire", "72": "Sarthe", "73": "Savoie",
+    "74": "Haute-Savoie", "75": "Paris", "76": "Seine-Maritime", "77": "Seine-et-Marne",
+    "78": "Yvelines", "79": "Deux-Sèvres", "80": "Somme", "81": "Tarn", "82": "Tarn-et-Garonne",
+    "83": "Var", "84": "Vaucluse", "85": "Vendée", "86": "Vienne", "87": "Haute-Vienne",
+    "88": "Vosges", "89": "Yonne", "90": "Territoire de Belfort", "91": "Essonne",
+    "92": "Hauts-de-Seine", "93": "Seine-Saint-Denis", "94": "Val-de-Marne", "95": "Val-d'Oise",
+    "971": "Guadeloupe", "972": "Martinique", "973": "Guyane", "974": "La Réunion",
+    "976": "Mayotte",
+}
 
 
 @dataclass(frozen=True)
@@ -93,12 +134,14 @@ class CommuneList:
         return list(self._by_key.get(name_key(name), ()))
 
     def has_key(self, key: str) -> bool:
-        """True when ``key`` (a :func:`name_key`) is the name of some commune."""
-        return key in self._by_key
+        """True when ``key`` (a :func:`name_key`, or words of :func:`tokens`) is the name
+        of some commune (« lyon 3 e » is Lyon's 3rd arrondissement)."""
+        return key in self._by_key or _canon(key) in self._by_key
 
     def by_key(self, key: str) -> list[Commune]:
-        """Communes of a :func:`name_key`."""
-        return list(self._by_key.get(key, ()))
+        """Communes of a :func:`name_key` (or words of :func:`tokens`)."""
+        found = self._by_key.get(key)
+        return list(found if found is not None else self._by_key.get(_canon(key), ()))
 
     def by_postcode(self, postcode: str) -> list[Commune]:
         """Current communes (and arrondissements) served by ``postcode``."""
@@ -111,14 +154,51 @@ class CommuneList:
 
 _ARTICLES = frozenset({"le", "la", "les", "l"})
 _DIGIT = re.compile(r"\d")
+#: What may follow an arrondissement's number: « Lyon 3e », « 3ème », « 1er », « 15e arr. ».
+_ARR_SUFFIX = frozenset({"e", "eme", "em", "er", "ere", "arrondissement", "arr", "arrt",
+                         "ardt", "arrdt", "ar"})
+_ARR_NUMBER = re.compile(r"^0?(\d{1,2})(?:e|eme|em|er|ere)?$")
+
+
+def _canon(key: str) -> str:
+    """« lyon 3 e arrondissement », « lyon 3eme », « lyon 03 » → ``lyon 3``: the one key of
+    an arrondissement municipal, however its number is written; other keys unchanged."""
+    if not _DIGIT.search(key):
+        return key
+    words = key.split()
+    for k in range(1, len(words)):
+        m = _ARR_NUMBER.match(words[k])
+        if m and all(w.isalpha() for w in words[:k]) \
+                and all(w in _ARR_SUFFIX for w in words[k + 1:]):
+            return " ".join([*words[:k], m.group(1)])
+    return key
 
 
 def name_key(name: str) -> str:
     """Key of a commune name: normalised words, abbreviations expanded (« St-Étienne » →
-    ``saint etienne``), articles kept (« Le Saint » is not « Saint »)."""
+    ``saint etienne``), articles kept (« Le Saint » is not « Saint »); an arrondissement
+    municipal's number in one form (« Lyon 3e Arrondissement » → ``lyon 3``)."""
     if _DIGIT.search(name):  # « Lyon 2e Arrondissement »: numbers split as tokens() does
-        return " ".join(tokens(name))
+        return _canon(" ".join(tokens(name)))
     return " ".join([ABBREVIATIONS.get(w, w) for w in normalize(name).split()])
+
+
+def departement_of(text: str) -> str | None:
+    """The département code written as « Loire », « 42 » or « 2A » (None otherwise)."""
+    key = normalize(text).replace(" ", "")
+    code = key.upper()
+    if code in DEPARTEMENTS:
+        return code
+    return _DEP_BY_NAME.get(key)
+
+
+def departement_of_postcode(postcode: str) -> str:
+    """The département of a postcode (CEDEX codes too): « 42029 » → 42, « 97200 » → 972,
+    « 20000 » → 2A/2B is unknown from the code alone: ``20``."""
+    return postcode[:3] if postcode.startswith("97") else postcode[:2]
+
+
+_DEP_BY_NAME = {normalize(n).replace(" ", ""): c for c, n in DEPARTEMENTS.items()}
 
 
 def _manifest_entry(directory: Path) -> dict[str, str]:
@@ -155,8 +235,14 @@ def communes_france() -> CommuneList:
         raise ReferenceDataError(f"Liste des communes {path.name} : colonnes inattendues.",
                                  hint="Réinstallez qpv-geo ou restaurez le dépôt.")
     communes = []
+    by_insee: dict[str, Commune] = {}
     for line in lines[1:]:  # no quoting in this file (make_communes_france.py): plain split
         insee, nom, kind, dep, pcs, current, epci = line.split(";")
         communes.append(Commune(insee, nom, kind, dep, tuple(pcs.split()), current, epci))
+        if kind == "C":
+            by_insee[insee] = communes[-1]
+    for nom, insee in FORMER_COMMUNES.items():
+        c = by_insee[insee]  # the current commune: its code, postcodes and EPCI
+        communes.append(Commune(insee, nom, "H", c.departement, c.codes_postaux, insee, c.epci))
     return CommuneList(communes, sha256=actual, source=entry.get("source", ""),
                        millesime=entry.get("millesime", ""))

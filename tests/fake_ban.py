@@ -10,7 +10,10 @@ Paths and parameters as the Géoplateforme documents them (https://data.geopf.fr
 * ``POST <prefix>/search/csv`` (multipart: ``data`` file, ``columns`` repeated, optional
   ``postcode`` / ``citycode`` naming columns, ``indexes``) → the uploaded CSV plus
   ``latitude``, ``longitude`` and the ``result_*`` columns (``result_status`` ok / not-found /
-  skipped). Results with a score ≤ 0.5 are not returned (``not-found``), on both paths as the
+  skipped). As addok-csv writes them: the document's own fields, so for a house number
+  ``result_name`` is the street's name and ``result_street`` is empty (the ``street``
+  property exists in the ``/search`` GeoJSON only, added by addok's formatter). Results with
+  a score ≤ 0.5 are not returned (``not-found``), on both paths as the
   fake is told (:attr:`FakeBan.score_floor`).
 
 Addresses are known by their normalised text (:data:`KNOWN`); a few come back as *another*
@@ -46,8 +49,18 @@ def _norm(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9]+", " ", text).split())
 
 
+#: normalised query → the next results, after :data:`KNOWN`'s (``/search`` with a ``limit``
+#: above 1 returns them too; ``/search/csv`` answers the first result only, as addok does)
+MORE: dict[str, list[tuple[float, float, dict[str, Any]]]] = {}
+
+
 def _add(q: str, lon: float, lat: float, **props: Any) -> None:
     KNOWN[_norm(q)] = (lon, lat, props)
+
+
+def add_more(q: str, lon: float, lat: float, **props: Any) -> None:
+    """One more result for ``q`` (after the first, in the order added)."""
+    MORE.setdefault(_norm(q), []).append((lon, lat, props))
 
 
 _add("8 boulevard jules janin 42000 saint-etienne", 4.3859, 45.4405,
@@ -152,19 +165,30 @@ class FakeBan:
             self.omit_status = False
 
 
+def _street_name(props: dict[str, Any]) -> str:
+    """The name of the street (or lieu-dit) document a house number belongs to."""
+    name = str(props.get("street") or props.get("locality") or props.get("name") or "")
+    number = str(props.get("housenumber") or "")
+    return name[len(number):].strip() if number and name.startswith(number + " ") else name
+
+
 def lookup(q: str, postcode: str | None, citycode: str | None
            ) -> tuple[float, float, dict[str, Any]] | None:
-    hit = KNOWN.get(_norm(q))
-    if hit is None:  # the postcode in the text is not needed to find an address
-        hit = KNOWN.get(" ".join(w for w in _norm(q).split() if not re.fullmatch(r"\d{5}", w)))
-    if hit is None:
-        return None
-    props = hit[2]
-    if postcode and props.get("postcode") != postcode:
-        return None
-    if citycode and props.get("citycode") != citycode:
-        return None
-    return hit
+    hits = lookup_all(q, postcode, citycode)
+    return hits[0] if hits else None
+
+
+def lookup_all(q: str, postcode: str | None, citycode: str | None
+               ) -> list[tuple[float, float, dict[str, Any]]]:
+    """The results for ``q``, best first (:data:`KNOWN`, then :data:`MORE`)."""
+    key = _norm(q)
+    if key not in KNOWN:  # the postcode in the text is not needed to find an address
+        key = " ".join(w for w in key.split() if not re.fullmatch(r"\d{5}", w))
+    if key not in KNOWN:
+        return []
+    return [hit for hit in (KNOWN[key], *MORE.get(key, ()))
+            if not (postcode and hit[2].get("postcode") != postcode)
+            and not (citycode and hit[2].get("citycode") != citycode)]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -226,11 +250,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, b'{"code": 400, "message": "limit must be between 1 and 20"}',
                        "application/json")
             return
-        hit = lookup(q, (params.get("postcode") or [None])[0],
-                     (params.get("citycode") or [None])[0])
+        hits = lookup_all(q, (params.get("postcode") or [None])[0],
+                          (params.get("citycode") or [None])[0])
         features = []
-        if hit is not None:
-            lon, lat, props = hit
+        for lon, lat, props in hits:
             features.append({"type": "Feature",
                              "geometry": {"type": "Point", "coordinates": [lon, lat]},
                              "properties": {**props, "id": f"fake_{len(KNOWN)}",
@@ -300,12 +323,17 @@ class _Handler(BaseHTTPRequestHandler):
                     res["result_status"] = "not-found"
                 else:
                     lon, lat, props = hit
+                    # addok writes the document's own fields: a house number's ``name`` is
+                    # its street's name, and there is no ``street`` field (``/search`` adds
+                    # it to the GeoJSON only): ``result_street`` is empty
+                    number = props["type"] == "housenumber"
                     res.update(latitude=str(lat), longitude=str(lon),
                                result_label=props["label"], result_score=str(props["score"]),
                                result_type=props["type"], result_postcode=props["postcode"],
                                result_citycode=props["citycode"], result_city=props["city"],
-                               result_name=props.get("name", ""),
+                               result_name=_street_name(props) if number
+                               else props.get("name", ""),
                                result_housenumber=props.get("housenumber", ""),
-                               result_street=props.get("street", ""), result_status="ok")
+                               result_street="", result_status="ok")
             writer.writerow({**row, **res})
         self._send(200, out.getvalue().encode("utf-8"), "text/csv; charset=utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -100,7 +101,7 @@ class BanGeocoder:
     def _cache_key(self, q: AddressQuery) -> str:
         from qpv_geo._http import ResultCache
 
-        return ResultCache.key({"v": 2, "url": self.base_url, "q": " ".join(q.adresse.split()),
+        return ResultCache.key({"v": 3, "url": self.base_url, "q": " ".join(q.adresse.split()),
                                 "postcode": q.postcode or None, "citycode": q.citycode or None,
                                 "city": q.city or None})
 
@@ -129,7 +130,9 @@ class BanGeocoder:
             query=text, lon=_float(coords[0]), lat=_float(coords[1]), label=props.get("label"),
             score=float(props.get("score") or 0.0), precision=_ban_precision(props.get("type")),
             citycode=props.get("citycode"), postcode=props.get("postcode"), source=self.source,
-            street=_street_of(props.get("type"), props.get("street"), props.get("name")))
+            street=_street_of(props.get("type"), props.get("street"), props.get("name"),
+                              props.get("housenumber"), props.get("label"),
+                              props.get("postcode"), props.get("city")))
 
     def _floor(self, query: str | AddressQuery, res: GeocodeResult) -> GeocodeResult:
         """The same score floor for ``/search`` and ``/search/csv``."""
@@ -163,13 +166,15 @@ class BanGeocoder:
         cached = self.cache.get_many(list(set(keys))) if self.cache is not None else {}
         todo: dict[str, list[int]] = {}
         done = 0
-        from qpv_geo.geocoding.consistency import written_outside
+        from qpv_geo.geocoding.consistency import written_outside, written_unusable
         from qpv_geo.geocoding.coordinates import coordinates_result
 
         for k, (q, key) in enumerate(zip(qs, keys, strict=True)):
-            # coordinates typed, or a commune/postcode written outside SEM: no service call
+            # coordinates typed, a commune/postcode written outside SEM, a street type
+            # alone: no service call
             typed = coordinates_result(queries[k]) or written_outside(
-                q, source=self.source, territoire=self.territoire)
+                q, source=self.source, territoire=self.territoire) or written_unusable(
+                q, source=self.source)
             if typed is not None:
                 out[k] = typed
                 done += 1
@@ -191,7 +196,8 @@ class BanGeocoder:
             results = (self._csv_chunk(chunk_qs) if step > 1 else None)
             if results is None:
                 results = self._one_by_one(chunk_qs)
-            results = [self._floor(q, r) for q, r in zip(chunk_qs, results, strict=True)]
+            results = [self._with_candidates(q, self._floor(q, r))
+                       for q, r in zip(chunk_qs, results, strict=True)]
             if self.cache is not None:
                 self.cache.set_many({key: res.__dict__ for (key, _), res
                                      in zip(chunk, results, strict=True)
@@ -204,6 +210,24 @@ class BanGeocoder:
             if progress is not None:
                 progress(n)
         return check_many(qs, [r for r in out if r is not None], self.territoire)
+
+    def _with_candidates(self, q: AddressQuery, res: GeocodeResult) -> GeocodeResult:
+        """``res`` with the other communes where the street is as good
+        (:func:`~qpv_geo.geocoding.consistency.candidates`) when nothing written says which
+        commune: ``/search`` gives them (``/search/csv`` answers one result per row), as the
+        local file lists the same street in several communes."""
+        from qpv_geo.geocoding.consistency import candidates, needs_candidates
+
+        if not needs_candidates(q, res):
+            return res
+        try:
+            found = [self._floor(q, r) for r in self.search(q, limit=10)]
+        except GeocoderQueryError:
+            return dataclasses.replace(res, issues=(*res.issues, "aucune commune écrite : "
+                                                    "les autres communes de cette voie n'ont "
+                                                    "pas pu être cherchées"))
+        others = candidates(q, [res, *[r for r in found if r.label != res.label]])
+        return dataclasses.replace(res, alternatives=others) if others else res
 
     def _one_by_one(self, qs: list[AddressQuery]) -> list[GeocodeResult]:
         """``/search`` for each address; one the service refuses is reported, not fatal.
@@ -280,7 +304,9 @@ class BanGeocoder:
                 citycode=row.get("result_citycode") or None,
                 postcode=row.get("result_postcode") or None, source=self.source,
                 street=_street_of(row.get("result_type"), row.get("result_street"),
-                                  row.get("result_name"))))
+                                  row.get("result_name"), row.get("result_housenumber"),
+                                  row.get("result_label"), row.get("result_postcode"),
+                                  row.get("result_city"))))
         return results
 
 
@@ -294,10 +320,28 @@ def _float(value: Any) -> float | None:
     return f if np.isfinite(f) else None
 
 
-def _street_of(kind: Any, street: Any, name: Any) -> str | None:
-    """The street of a BAN result: ``street`` for a house number, ``name`` for a street."""
+def _street_of(kind: Any, street: Any, name: Any, housenumber: Any = None, label: Any = None,
+               postcode: Any = None, city: Any = None) -> str | None:
+    """The street of a BAN result, the same from ``/search`` and ``/search/csv``.
+
+    A house number's street is ``street`` on ``/search`` (« 8 Boulevard Jules Janin » is its
+    ``name``); addok's ``/search/csv`` leaves ``result_street`` empty for house numbers and
+    gives the street's own name as ``result_name``; a house number of a lieu-dit has no
+    ``street`` at all. So: ``street``, else ``name`` without the house number, else the label
+    without the number, postcode and commune. A street or lieu-dit is its ``name``."""
     if kind == "housenumber":
-        return str(street) if street else None
+        if street:
+            return str(street)
+        text = str(name or "").strip()
+        if not text and label:
+            text = str(label).strip()
+            for tail in (str(city or ""), str(postcode or "")):
+                if tail and text.endswith(tail):
+                    text = text[:-len(tail)].strip()
+        number = str(housenumber or "").strip()
+        if number and text.lower().startswith(number.lower() + " "):
+            text = text[len(number):].strip()
+        return text or None
     if kind in ("street", "locality"):
         return str(name or street) if (name or street) else None
     return None

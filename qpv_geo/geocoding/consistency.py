@@ -49,6 +49,7 @@ STREET_SIM_MIN = 80.0
 #: Words before a commune name that make it part of a street name (« rue de Lyon »).
 _LINKS = frozenset({"de", "du", "des", "d", "l", "la", "le", "les", "a", "au", "aux"})
 _HOUSE_RE = re.compile(r"^\d{1,4}$")
+_ARTICLES = frozenset({"le", "la", "les", "l"})
 
 
 @dataclass(frozen=True)
@@ -57,20 +58,41 @@ class Written:
 
     postcode: str | None = None
     commune: Commune | None = None
-    #: True when the commune is set apart (a field, a postcode, a comma): it is the commune.
-    #: False for trailing words that may also end a street name (« rue Paul Bert »).
+    #: True when the commune is set apart (a field, a postcode, a comma, « (Loire) »): it is
+    #: the commune. False for trailing words that may also end a street name (« rue Paul
+    #: Bert »), for a lieu-dit-like name alone (« Les Granges ») or a generic word (« Loire »).
     commune_certain: bool = False
     commune_words: tuple[str, ...] = ()
     number: int | None = None
     street: str = ""  # match key of the street asked
+    #: The postcode is a CEDEX code (not a postcode of any commune) of the département of
+    #: the commune written with it (« 42029 Saint-Étienne Cedex 1 »).
+    cedex: bool = False
+    #: A commune written that is not one of the national list (a commune cell, the words
+    #: after a postcode): never ignored, the verdict is « à vérifier » naming it.
+    unread: str | None = None
+    #: The words of the address without the postcode, the commune, « Cedex 1 », « BP 512 »
+    #: (what the local geocoder searches the street in).
+    rest: tuple[str, ...] = ()
+    #: The text is a street type alone (« rue », « Cours »): neither an address nor a commune.
+    bare_type: bool = False
+    #: The text is a generic name alone (« Le Moulin », « Mairie », « Le Bourg »): no number,
+    #: no commune, no postcode — a lieu-dit or a building of any village.
+    generic: bool = False
 
 
-def _resolve(key: str, postcode: str | None) -> Commune | None:
-    """The commune of a name (match key), preferring one served by ``postcode``, then SEM."""
+def _resolve(key: str, postcode: str | None, departement: str | None = None
+             ) -> Commune | None:
+    """The commune of a name (match key), preferring one served by ``postcode`` (or of the
+    ``departement`` written: « (Loire) », a CEDEX code), then SEM."""
     cl = communes_france()
     found = [cl.current(c) for c in cl.by_key(key)]
     if not found:
         return None
+    if departement:
+        in_dep = [c for c in found if c.departement == departement]
+        if in_dep:
+            found = in_dep
     if postcode:
         with_pc = [c for c in found if postcode in c.codes_postaux]
         if with_pc:
@@ -79,9 +101,110 @@ def _resolve(key: str, postcode: str | None) -> Commune | None:
     return (sem or found)[0]
 
 
+def _mistyped(key: str, postcode: str | None) -> Commune | None:
+    """The commune of ``postcode`` (of its département for a CEDEX code) whose name ``key``
+    is a typo of (« 42000 Saint-Etiene »): the postcode says where, the name only has to
+    agree (similarity ≥ 80 %, as :func:`_drop_commune_words`)."""
+    if not postcode or not key:
+        return None
+    from qpv_geo.communes import departement_of_postcode
+
+    cl = communes_france()
+    served = cl.by_postcode(postcode)
+    if not served:  # a CEDEX code: the communes of its département
+        dep = departement_of_postcode(postcode)
+        served = [c for c in cl.by_insee.values() if c.departement == dep and c.kind == "C"]
+    best = max(((_agreement(key, name_key(c.nom)), c) for c in served),
+               default=None, key=lambda sc: sc[0])
+    return cl.current(best[1]) if best is not None and best[0] >= 80 else None
+
+
+def _agreement(written: str, name: str) -> float:
+    """How much a commune name written (a key) is ``name`` (a key), 0–100: mistyped
+    (similarity), or its first words (« Le Chambon » for Le Chambon-Feugerolles,
+    « Andrézieux » for Andrézieux-Bouthéon)."""
+    from rapidfuzz import fuzz
+
+    if len(written) >= 5 and name.startswith(written + " "):
+        return 100.0
+    return fuzz.ratio(written, name)
+
+
+#: Words that alone are not a commune, even when some commune bears that name (« Rue »,
+#: Somme; « Le Bourg », Lot; « Loire » read as Loiré): street types, département names and
+#: what people write for a place in a village.
+_GENERIC = frozenset({"bourg", "le bourg", "mairie", "la mairie", "centre", "centre ville",
+                      "gare", "la gare", "eglise", "l eglise", "poste", "la poste", "ecole",
+                      "stade", "cimetiere", "chateau", "le chateau", "moulin", "le moulin",
+                      "pont", "le pont", "village", "hameau", "quartier", "france"})
+_POSTAL_CODES = frozenset({"bp", "cs", "tsa"})
+_PAREN = re.compile(r"\(\s*([^()]{1,40}?)\s*\)")
+
+
+def _is_generic(key: str) -> bool:
+    """True for a name that alone is not a commune: a street type, a département, a word
+    of :data:`_GENERIC`."""
+    from qpv_geo.communes import departement_of
+
+    words = key.split()
+    if key in _GENERIC or all(w in STREET_TYPES or w in STOP_WORDS for w in words):
+        return True
+    dep = departement_of(key) if len(words) <= 4 and not key.isdigit() else None
+    # « Loire » is no commune of the Loire (Loiré is in Maine-et-Loire); « Paris » is Paris
+    return dep is not None and not any(c.departement == dep
+                                       for c in communes_france().by_key(key))
+
+
+def _drop_postal(words: list[str]) -> list[str]:
+    """``words`` without « cedex [1] », « bp 512 », « cs 70001 », « tsa 1234 »."""
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w == "cedex":
+            i += 2 if i + 1 < len(words) and words[i + 1].isdigit() \
+                and len(words[i + 1]) <= 2 else 1
+            continue
+        if w in _POSTAL_CODES and i + 1 < len(words) and words[i + 1].isdigit():
+            i += 2
+            continue
+        out.append(w)
+        i += 1
+    return out
+
+
+def _departement_hint(text: str) -> tuple[str, str | None]:
+    """``text`` without a département written in brackets (« Saint-Étienne (Loire) »,
+    « (42) »), and that département."""
+    from qpv_geo.communes import departement_of
+
+    hint: str | None = None
+
+    def drop(m: re.Match[str]) -> str:
+        nonlocal hint
+        dep = departement_of(m.group(1))
+        if dep is None:
+            return m.group(0)
+        hint = dep
+        return " , " if m.end() < len(m.string.rstrip()) else " "
+
+    return _PAREN.sub(drop, text), hint
+
+
+_POSTCODE_SPACED = re.compile(r"(?<![\d,.])\b(\d{2}) (\d{3})\b(?=\s+[^\W\d])")
+
+
+def _join_postcode(m: re.Match[str]) -> str:
+    """« 42 000 Saint-Étienne » → « 42000 Saint-Étienne » when 42000 is a postcode."""
+    code = m.group(1) + m.group(2)
+    return code if communes_france().is_postcode(code) else m.group(0)
+
+
 def _segments(text: str) -> list[list[str]]:
-    """Normalised words of each comma-separated part of the text."""
-    return [ws for ws in (tokens(part) for part in re.split(r"[,;\n]", text)) if ws]
+    """Normalised words of each comma-separated part of the text (« Cedex 1 », « BP 512 »
+    dropped)."""
+    segs = [_drop_postal(tokens(part)) for part in re.split(r"[,;\n]", text)]
+    return [ws for ws in segs if ws and ws != ["france"]]
 
 
 def read_written(query: str | AddressQuery) -> Written:
@@ -90,15 +213,26 @@ def read_written(query: str | AddressQuery) -> Written:
     return _read_written(q.adresse, q.postcode, q.city, q.citycode)
 
 
+def _raw_after(text: str, postcode: str) -> str:
+    """What follows ``postcode`` in ``text`` up to the next comma, as written."""
+    m = re.search(rf"(?<!\d){postcode}(?!\d)\s*([^,;\n]*)", text)
+    raw = m.group(1) if m else ""
+    raw = re.sub(r"(?i)\b(cedex|bp|cs|tsa)\b\s*\d*", " ", raw)
+    return " ".join(raw.split()).strip(" -")
+
+
 @functools.lru_cache(maxsize=4096)
 def _read_written(adresse: str, postcode: str | None, city: str | None,
                   citycode: str | None) -> Written:
     # cached: the geocoders read a query before searching and the rules after
-    q = AddressQuery(adresse, postcode=postcode, city=city, citycode=citycode)
-    segs = _segments(q.adresse)
-    postcode = (q.postcode or "").strip() or None
+    from qpv_geo.communes import departement_of_postcode
+
+    text, hint = _departement_hint(_POSTCODE_SPACED.sub(_join_postcode, adresse or ""))
+    segs = _segments(text)
+    postcode = (postcode or "").strip() or None
     commune: Commune | None = None
     certain = False
+    unread: str | None = None
     span: tuple[int, int, int] | None = None  # (segment, start, end) of the commune words
     pc_pos: tuple[int, int] | None = None
     for si, ws in enumerate(segs):
@@ -106,20 +240,41 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
             if len(w) == 5 and _POSTCODE_RE.match(w) and pc_pos is None:
                 pc_pos = (si, wi)
                 postcode = postcode or w
-    if q.citycode and q.citycode.strip():
-        c = communes_france().by_insee.get(q.citycode.strip())
-        commune, certain = (communes_france().current(c) if c else None), c is not None
-    if commune is None and q.city and q.city.strip():
-        commune = _resolve(name_key(q.city), postcode)
-        certain = commune is not None
     cl = communes_france()
+    # a postcode of no commune (« 42029 », a CEDEX code): its département still counts
+    pc_dep = departement_of_postcode(postcode) if postcode and not cl.is_postcode(postcode) \
+        else None
+    if citycode and citycode.strip():
+        c = cl.by_insee.get(citycode.strip())
+        commune, certain = (cl.current(c) if c else None), c is not None
+        if c is None:
+            unread = citycode.strip()
+    if commune is None and city and city.strip():
+        city_text, city_hint = _departement_hint(city)
+        city_words = []
+        for x in _drop_postal(tokens(city_text)):  # « 42000 Saint-Étienne » in the cell
+            if len(x) == 5 and _POSTCODE_RE.match(x):
+                postcode = postcode or x
+            else:
+                city_words.append(x)
+        if postcode and pc_dep is None and not cl.is_postcode(postcode):
+            pc_dep = departement_of_postcode(postcode)
+        commune = _resolve(" ".join(city_words), postcode, city_hint or pc_dep) \
+            if city_words else None
+        if commune is None and city_words:
+            commune = _mistyped(" ".join(city_words), postcode)
+        certain = commune is not None
+        if commune is None:
+            unread = city.strip()
 
     def key_of(words: list[str]) -> str:
         return " ".join(words)
 
     def serves(key: str) -> Commune | None:
-        c = _resolve(key, postcode) if key and cl.has_key(key) else None
-        return c if c is not None and postcode in c.codes_postaux else None
+        c = _resolve(key, postcode, pc_dep) if key and cl.has_key(key) else None
+        if c is None:
+            return None
+        return c if postcode in c.codes_postaux or c.departement == pc_dep else None
 
     if commune is None and pc_pos is not None:
         si, wi = pc_pos
@@ -128,7 +283,11 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
         # words there that name a commune this postcode serves (« 42000 Saint-Étienne 12 rue »)
         key = key_of(ws[wi + 1:])
         if key and cl.has_key(key):
-            commune, certain, span = _resolve(key, postcode), True, (si, wi + 1, len(ws))
+            commune, certain, span = _resolve(key, postcode, pc_dep), True, (si, wi + 1, len(ws))
+            if commune is not None and postcode not in commune.codes_postaux and not pc_dep:
+                # « 42500 Le Chambon »: Le Chambon-Feugerolles, which 42500 serves, not the
+                # Le Chambon of the Ardèche
+                commune = _mistyped(key, postcode) or commune
         for k in range(min(6, len(ws) - wi - 1), 0, -1):
             if commune is not None:
                 break
@@ -138,7 +297,7 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
         if commune is None and si + 1 < len(segs) and wi == len(ws) - 1:
             key = key_of(segs[si + 1])  # « …, 42000, Saint-Étienne »
             if key and cl.has_key(key):
-                commune, certain = _resolve(key, postcode), True
+                commune, certain = _resolve(key, postcode, pc_dep), True
                 span = (si + 1, 0, len(segs[si + 1]))
         if commune is None:
             # before it: « Lyon 69002 », only a commune that this postcode serves
@@ -147,6 +306,17 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
                 if c is not None:
                     commune, certain, span = c, True, (si, wi - k, wi)
                     break
+        after = ws[wi + 1:]
+        if commune is None and unread is None and after and after[0] not in STREET_TYPES \
+                and not any(ch.isdigit() for w in after for ch in w) \
+                and not _is_generic(key_of(after)):  # « 42000 France »
+            # words after the postcode, no number, no street type: a commune, mistyped
+            # (« 42000 Saint-Etiene ») or unreadable
+            commune = _mistyped(key_of(after), postcode)
+            if commune is not None:
+                certain, span = True, (si, wi + 1, len(ws))
+            else:
+                unread = _raw_after(text, ws[wi]) or " ".join(after)
     if commune is None and len(segs) > 1:
         # a whole comma-separated part: « 5 place Bellecour, Lyon » / « Lyon, 5 place … ».
         # Without a postcode it may as well be a lieu-dit or a quartier (« …, Les Granges »,
@@ -154,9 +324,13 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
         # territoire » on its own, but « à vérifier » when it is not the street found.
         for si in (len(segs) - 1, 0):
             key = key_of(segs[si])
-            if key and cl.has_key(key) and not any(_HOUSE_RE.match(w) for w in segs[si]):
-                commune, span = _resolve(key, postcode), (si, 0, len(segs[si]))
-                certain = commune is not None and (commune.in_sem or postcode is not None)
+            if key and cl.has_key(key) and (not any(_HOUSE_RE.match(w) for w in segs[si])
+                                            or cl.by_key(key)[0].kind == "M"):
+                commune, span = _resolve(key, postcode, hint), (si, 0, len(segs[si]))
+                certain = commune is not None and not _is_generic(key) and (
+                    commune.in_sem or postcode is not None
+                    or (hint is not None and commune.departement == hint)
+                    or cl.by_key(key)[0].kind == "M")  # « …, Lyon 3e »
                 break
     if commune is None and segs and pc_pos is None:
         # trailing words of the text: « 5 place Bellecour Lyon » (not « rue de Lyon »)
@@ -167,8 +341,15 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
                 continue
             key = key_of(ws[start:])
             if key and cl.has_key(key):
-                commune, span = _resolve(key, postcode), (len(segs) - 1, start, len(ws))
-                certain = start == 0 and len(segs) == 1  # the whole text is a commune
+                commune, span = _resolve(key, postcode, hint), (len(segs) - 1, start, len(ws))
+                kind = cl.by_key(key)[0].kind
+                # the whole text is a commune (not a generic word nor a lieu-dit-like name
+                # of elsewhere: « Les Granges »), or the département follows it
+                # (« Saint-Étienne (Loire) »), or an arrondissement (« Lyon 3e »)
+                certain = commune is not None and (
+                    (start == 0 and len(segs) == 1 and not _is_generic(key)
+                     and (commune.in_sem or ws[0] not in _ARTICLES))
+                    or (hint is not None and commune.departement == hint) or kind == "M")
                 break
     words: list[str] = []
     commune_words: tuple[str, ...] = ()
@@ -183,8 +364,17 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
     from qpv_geo.geocoding.parsing import _split_number
 
     number, _rep, street = _split_number([w for w in words if w not in STOP_WORDS])
+    all_words = [w for ws in segs for w in ws]
+    bare = bool(all_words) and all(w in STREET_TYPES or w in STOP_WORDS for w in all_words) \
+        and not city and not citycode and not postcode
+    generic = bool(all_words) and not city and not citycode and not postcode and _is_generic(
+        " ".join(all_words))
     return Written(postcode=postcode, commune=commune, commune_certain=certain,
-                   commune_words=commune_words, number=number, street=" ".join(street))
+                   commune_words=commune_words, number=number, street=" ".join(street),
+                   generic=generic and not bare,
+                   cedex=commune is not None and pc_dep is not None
+                   and commune.departement == pc_dep,
+                   unread=unread, rest=tuple(words), bare_type=bare)
 
 
 def _strip_types(key: str) -> str:
@@ -246,6 +436,33 @@ def _drop_commune_words(street: str, commune: Commune | None) -> str:
     return " ".join(ws)
 
 
+def _same_name(written: str, commune: Commune | None) -> bool:
+    """True when ``written`` is ``commune``'s name, mistyped (the measure and threshold of
+    :func:`_drop_commune_words`)."""
+    if commune is None:
+        return False
+    from rapidfuzz import fuzz
+
+    return max(fuzz.ratio(match_key(written), match_key(commune.nom)),
+               _agreement(name_key(written), name_key(commune.nom))) >= 80
+
+
+def _unread_tail(asked: str, found: str) -> str:
+    """The words of the street asked after those of the street found (types left out):
+    « francis garnier genia » after « allee francis garnier » → ``genia``; empty when the
+    street asked is not the street found followed by other words."""
+    from rapidfuzz import fuzz
+
+    a, f = _strip_types(asked).split(), _strip_types(found).split()
+    if not f or len(a) <= len(f) or fuzz.ratio(" ".join(a[:len(f)]), " ".join(f)) < 85:
+        return ""
+    tail = [x for x in a[len(f):] if x not in STOP_WORDS]
+    if not tail or any(ch.isdigit() for x in tail for ch in x) \
+            or _is_generic(" ".join(tail)):
+        return ""
+    return " ".join(tail)
+
+
 def _names(communes: list[Commune]) -> str:
     names = sorted({c.nom for c in communes})
     return ", ".join(names[:4]) + (" …" if len(names) > 4 else "")
@@ -286,7 +503,7 @@ def _outside_reason(w: Written, territoire: Any = None) -> str | None:
             return None
         reason = (f"commune écrite : {w.commune.label}, {hors(_nom(territoire))} "
                   f"(INSEE {w.commune.insee})")
-        if w.postcode and w.postcode not in w.commune.codes_postaux:
+        if w.postcode and w.postcode not in w.commune.codes_postaux and not w.cedex:
             reason += f" ; code postal {w.postcode} écrit"
         return reason
     if w.postcode:
@@ -310,6 +527,61 @@ def written_outside(query: str | AddressQuery, *, source: str = "",
                          lon=None, lat=None, citycode=w.commune.insee if w.commune else None,
                          postcode=w.postcode, source=source, motif=reason,
                          hors_territoire=reason)
+
+
+def written_unusable(query: str | AddressQuery, *, source: str = "") -> GeocodeResult | None:
+    """The ``non_geocode`` result of a query that names neither a place nor a street: a street
+    type alone (« rue », « Cours », « Place du »), else ``None`` — on every path, before any
+    search (the national list has communes named « Rue » or « Chemin »)."""
+    q = _as_query(query)
+    if not read_written(q).bare_type:
+        return None
+    from qpv_geo.geocoding.base import not_found
+
+    return not_found(query, f"« {q.text().strip()} » n'est qu'un type de voie, sans nom de voie "
+                     "ni commune : écrivez l'adresse complète (numéro, voie, code postal, "
+                     "commune)", source=source)
+
+
+def needs_candidates(query: str | AddressQuery, result: GeocodeResult) -> bool:
+    """True when nothing written places ``result`` in its commune: no postcode, no commune
+    set apart, and no commune named at the end that is the result's (« 12 rue X
+    Saint-Étienne » found at Saint-Étienne is placed)."""
+    if not result.found or not result.street:
+        return False
+    w = read_written(query)
+    if w.postcode or w.unread or (w.commune is not None and w.commune_certain):
+        return False
+    if w.commune is not None and result.citycode:
+        found = communes_france().by_insee.get(result.citycode)
+        if found is not None and communes_france().current(found).insee == w.commune.insee:
+            return False
+    return True
+
+
+def candidates(query: str | AddressQuery, results: list[GeocodeResult]
+               ) -> tuple[dict[str, Any], ...]:
+    """The places as good as ``results[0]`` in other communes, when nothing written says
+    which commune (no postcode, no commune set apart): each is a candidate the engine judges
+    (« voie présente dans N communes »). A street written with its type: the same street
+    within 0.02 of the score; a name written without its type (« Mairie »): the same name,
+    whatever the type (« Rue de la Mairie » here, « Allée de la Mairie » there). The same
+    rule for the local file and the online service."""
+    if not results or not needs_candidates(query, results[0]):
+        return ()
+    w = read_written(query)
+    best = results[0]
+    typed = any(x in STREET_TYPES for x in w.street.split())
+    name = _strip_types(match_key(best.street or ""))
+    others: dict[str, dict[str, Any]] = {}
+    for r in results[1:]:
+        same = (r.street == best.street and r.score >= best.score - 0.02) if typed \
+            else _strip_types(match_key(r.street or "")) == name
+        if (same and r.found and r.citycode != best.citycode and r.precision == best.precision
+                and r.citycode not in others):
+            others[r.citycode or ""] = {"label": r.label, "lon": r.lon, "lat": r.lat,
+                                        "citycode": r.citycode, "street": r.street}
+    return tuple(others.values())
 
 
 def check(query: str | AddressQuery, result: GeocodeResult,
@@ -343,6 +615,9 @@ def check(query: str | AddressQuery, result: GeocodeResult,
             issues.append(f"code postal {w.postcode} inconnu")
         else:
             outside = _outside_reason(w, territoire)
+    if w.unread and outside is None and not _same_name(w.unread, found_commune):
+        # (a typo of the result's own commune is read as it, as the local geocoder does)
+        issues.append(f"commune écrite non reconnue : « {w.unread} »")
     if outside is not None:
         return dataclasses.replace(
             result, lon=None, lat=None, label=None, score=0.0, precision=None,
@@ -351,7 +626,9 @@ def check(query: str | AddressQuery, result: GeocodeResult,
             issues=(f"le géocodeur proposait « {result.label} »",) if result.label else ())
     # 2. Postcode and commune written agree; the result is in the commune written.
     commune = w.commune if (w.commune_certain or not in_street) else None
-    if commune is not None and w.postcode and w.postcode not in commune.codes_postaux:
+    pc_agrees = not w.postcode or w.cedex or commune is None \
+        or w.postcode in commune.codes_postaux
+    if not pc_agrees and commune is not None:
         others = [c for c in pc_communes if c.insee != commune.insee]
         issues.append(f"code postal {w.postcode} écrit, qui n'est pas celui de "
                       f"{commune.nom} ({' '.join(commune.codes_postaux)})"
@@ -374,6 +651,22 @@ def check(query: str | AddressQuery, result: GeocodeResult,
             douteuse = True
             issues.append(f"résultat {a(found_commune.nom)}, hors des communes du code postal "
                           f"écrit {w.postcode} ({_names(pc_communes)})")
+        elif commune is None and not w.postcode and not w.unread \
+                and not _dans(found_commune, territoire):
+            # nothing written says where: the same street may exist in the territory too
+            issues.append(f"aucune commune écrite : résultat {a(found_commune.label)}, "
+                          f"{hors(_nom(territoire))} ; précisez la commune")
+        # The commune decides a verdict only when it is certain: the commune written (its
+        # name set apart, or the one commune of its postcode), with nothing against it, is
+        # the result's. Anything else leaves the commune itself in doubt.
+        current = cl.current(found_commune).insee
+        pc_current = {c.commune for c in pc_communes}
+        certain = not w.unread and pc_agrees and (
+            (commune is not None and w.commune_certain and current == commune.insee)
+            or (commune is None and pc_current == {current}))
+        douteuse = douteuse or not certain
+    elif result.found:
+        douteuse = True
     # 3. The street found is the street asked; the number asked was found.
     if result.found:
         asked = _drop_commune_words(asked_street, found_commune)
@@ -394,7 +687,19 @@ def check(query: str | AddressQuery, result: GeocodeResult,
         if w.number is not None and result.precision == "street" and asked:
             issues.append(f"numéro {w.number} absent de la voie trouvée : position interpolée "
                           "ou point de la rue")
-    if not issues:
+    if w.generic and result.found:
+        issues.append(f"« {_as_query(query).text().strip()} » seul : un nom courant "
+                      "(lieu-dit, bâtiment) sans numéro ni commune ; précisez l'adresse")
+    # 4. Words written after the street that are neither the street found nor a commune:
+    # perhaps the commune, unreadable (« 26 Allée Francis Garnier Genia »): never ignored.
+    if result.found and result.street and not w.commune_words and not w.unread \
+            and result.precision in ("housenumber", "street"):
+        tail = _unread_tail(_drop_commune_words(asked_street, found_commune),
+                            match_key(result.street))
+        if tail:
+            issues.append(f"« {tail} » en fin d'adresse : ni la voie trouvée ni une commune "
+                          "connue ; précisez la commune")
+    if not issues and not douteuse:
         return result
     return dataclasses.replace(result, issues=tuple(dict.fromkeys((*result.issues, *issues))),
                                commune_douteuse=result.commune_douteuse or douteuse)

@@ -252,7 +252,23 @@ class LocalGeocoder:
         words = [w for w in rest if w not in STOP_WORDS]
         given, given_sim = self._commune_from_fields(q)
         hyps: list[tuple[str | None, float, list[str], bool]] = []
-        if given is not None:
+        # the commune as the consistency rules read it (CEDEX, « (Loire) », former communes
+        # of the national list…): the same reading on every path
+        from qpv_geo.geocoding.consistency import read_written
+
+        written = read_written(q)
+        if written.cedex:  # « 42029 Saint-Étienne Cedex 1 »: the name decides, not the code
+            postcode = None
+        rest_words = [x for x in written.rest if x not in STOP_WORDS]
+        read = written.commune.insee if written.commune is not None \
+            and written.commune.insee in self.c_point else None
+        if given is None and read is not None and written.commune_certain:
+            hyps.append((read, 1.0, rest_words, True))
+        elif given is None and read is not None:
+            # trailing words that may also end the street's name: with and without
+            hyps.append((read, 1.0, rest_words, False))
+            hyps.append((None, 0.0, words, False))
+        elif given is not None:
             # the commune may be repeated in the text: drop it there too
             insee, sim, start, end = self._find_commune(words)
             if insee == given and (start > 0 or end == len(words)):
@@ -521,9 +537,10 @@ class LocalGeocoder:
         typed = coordinates_result(query)
         if typed is not None:
             return typed
-        from qpv_geo.geocoding.consistency import written_outside
+        from qpv_geo.geocoding.consistency import written_outside, written_unusable
 
-        outside = written_outside(query, source=self.source, territoire=self.territoire)
+        outside = written_outside(query, source=self.source, territoire=self.territoire) \
+            or written_unusable(query, source=self.source)
         if outside is not None:  # « … 69002 Lyon »: no need to search SEM's streets
             return outside
         if self.territoire is not None and written_outside(query, source=self.source):
@@ -542,17 +559,13 @@ class LocalGeocoder:
         results = self.search(query, limit=8 if unplaced else 1, _hyps=hyps)
         if results:
             best = results[0]
-            if unplaced and best.street:
+            if unplaced:
                 # the same street in other SEM communes, as good: the commune decides
-                others: dict[str, dict[str, Any]] = {}
-                for r in results[1:]:
-                    if (r.street == best.street and r.citycode != best.citycode
-                            and r.precision == best.precision and r.score >= best.score - 0.02
-                            and r.citycode not in others):
-                        others[r.citycode or ""] = {"label": r.label, "lon": r.lon,
-                                                    "lat": r.lat, "citycode": r.citycode}
+                from qpv_geo.geocoding.consistency import candidates
+
+                others = candidates(query, results)
                 if others:
-                    return dataclasses.replace(best, alternatives=tuple(others.values()))
+                    return dataclasses.replace(best, alternatives=others)
             return best
         return not_found(query, "adresse non trouvée dans le fichier d'adresses : ni voie ni "
                          "commune de Saint-Étienne Métropole reconnue", source=self.source)
@@ -570,7 +583,7 @@ class LocalGeocoder:
 
         # another territory: its own keys (« hors territoire » depends on it)
         t = {} if self.territoire is None else {"t": str(self.territoire.code)}
-        keys = [ResultCache.key({"v": 3, "index": self.sha256, "q": " ".join(q.adresse.split()),
+        keys = [ResultCache.key({"v": 4, "index": self.sha256, "q": " ".join(q.adresse.split()),
                                  "postcode": q.postcode or None, "city": q.city or None,
                                  "citycode": q.citycode or None, **t}) for q in qs]
         # Results are kept on disk per address file: a batch interrupted by Ctrl-C or a crash
