@@ -185,6 +185,27 @@ def _zoom_extent(reference: Reference) -> tuple[float, float, float, float] | No
     return minx - pad, miny - pad, maxx + pad, maxy + pad
 
 
+def draw_scale_bar(ax: Any, extent: tuple[float, float, float, float], *,
+                   fontsize: float = 7.0) -> None:
+    """A metric scale bar (« 500 m », « 2 km ») bottom right of a map in metres (where a
+    territory's outline leaves room): about a fifth of its width, rounded to 1, 2 or 5 × a
+    power of ten."""
+    width = extent[2] - extent[0]
+    target = width / 5
+    step = 10 ** math.floor(math.log10(target))
+    length = max(m * step for m in (1, 2, 5) if m * step <= target)
+    x0 = extent[2] - width * 0.04 - length
+    y0 = extent[1] + (extent[3] - extent[1]) * 0.04
+    ax.plot([x0, x0 + length], [y0, y0], color="#222222", linewidth=2.2,
+            solid_capstyle="butt", zorder=9)
+    text = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
+    import matplotlib.patheffects as pe
+
+    ax.text(x0 + length / 2, y0 + (extent[3] - extent[1]) * 0.015, text, ha="center",
+            va="bottom", fontsize=fontsize, zorder=9,
+            path_effects=[pe.withStroke(linewidth=2, foreground="white")])
+
+
 def _draw_roads(ax: Any, extent: tuple[float, float, float, float]) -> bool:
     import geopandas as gpd
 
@@ -263,6 +284,7 @@ def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 13
                        edgecolor="#222222", linewidth=0.5, zorder=6)
         ax.set_xlim(extent[0], extent[2])
         ax.set_ylim(extent[1], extent[3])
+        draw_scale_bar(ax, extent)
         if i == 0:
             ax.set_title(mots.titre_carte, fontsize=10)
             if zoom:
@@ -275,6 +297,15 @@ def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 13
     if mots.est_sem or len(reference.qva):  # no QVA anywhere else: the notes say so, once
         handles.append(Patch(facecolor="#d9d9d9", edgecolor=COULEUR_QVA, hatch="////",
                              label="QVA (non éligibles)"))
+    if len(reference.communes):  # every drawn thing: outlines, streets, the zoom's frame
+        handles.append(Line2D([], [], color="#bdbdbd", linewidth=0.8, label=mots.communes))
+        handles.append(Line2D([], [], color=COULEUR_SEM, linewidth=1.2, label=mots.contour))
+    if streets:
+        handles.append(Line2D([], [], color="#b5b5b5", linewidth=1.0,
+                              label="rues OpenStreetMap (zoom)"))
+    if zoom:
+        handles.append(Patch(facecolor="none", edgecolor="#555555", linestyle="--",
+                             label="cadre du zoom"))
     # every priority of the call, even with no site drawn (the count is what is drawn)
     for key in [*PRIORITES, AUTRE]:
         n = int((prio == key).sum())
@@ -381,6 +412,7 @@ def static_coverage_png(coverage: Coverage, reference: Reference, *, dpi: int = 
                        linewidths=0.4, edgecolors=np.asarray(edges, dtype=object)[order].tolist())
         ax.set_xlim(minx - pad, maxx + pad)
         ax.set_ylim(miny - pad, maxy + pad)
+        draw_scale_bar(ax, (minx - pad, miny - pad, maxx + pad, maxy + pad), fontsize=6.5)
         r = rates.loc[key] if key in rates.index else None
         detail = ("" if r is None else
                   f"{int(r['qpv_dans'])}/{int(r['qpv_total'])} dans le QPV · "
@@ -556,6 +588,7 @@ def coverage_by_qpv_figure(coverage: Coverage) -> Any:
 __all__ = [
     "coverage_by_priority_figure",
     "coverage_by_qpv_figure",
+    "draw_scale_bar",
     "figure_png",
     "non_localises",
     "sites_on_map",

@@ -217,8 +217,9 @@ def _legend_priorities(counts: list[tuple[str, int]], unlocated: pd.Series,
         extra = f" <i>(+ {lost} non localisé{'s' if lost > 1 else ''})</i>" if lost else ""
         lines.append(f"<div class='ligne'><span class='pastille' style='{fill};width:16px;"
                      f"height:16px;font-size:10px;text-align:center;line-height:16px'>"
-                     f"<i class='fa fa-{icon}'></i></span>{html.escape(label_of(key))} : "
-                     f"{n if n else 'aucun'} site{'s' if n > 1 else ''} sur la carte{extra}</div>")
+                     f"<i class='fa fa-{icon}'></i></span><span>{html.escape(label_of(key))}"
+                     f" : {n if n else 'aucun'} site{'s' if n > 1 else ''} sur la carte{extra}"
+                     "</span></div>")
     off = []
     if len(unlocated):
         off.append(f"{len(unlocated)} non localisé{'s' if len(unlocated) > 1 else ''}")
