@@ -339,3 +339,22 @@ def test_report_counts_a_priority_s_unlocated_sites(ref, sites):
 
     drawn, off = sites_on_map(sites, ref)
     assert list(off["site"]) == ["S13"] and len(drawn) == sites["lon"].notna().sum() - 1
+
+
+def test_coverage_legend_names_the_priority_shown_at_opening(ref, sites):
+    m = maps.coverage_map(coverage_from_sites(sites, ref), ref)
+    legend = next(c for c in m._children.values() if type(c).__name__ == "Legend")
+    # the first radio button (Mobilité), not the first title in alphabetical order
+    assert legend.first.startswith("Mobilité") and legend.first == next(iter(legend.titles))
+    assert '"Mobilit' in maps.map_html(m).split("var first = ")[1][:12]
+
+
+def test_static_maps_scale_bar_is_metric_and_round():
+    from matplotlib.figure import Figure
+
+    from qpv_geo.figures import draw_scale_bar
+
+    for width, label in ((60_000, "10 km"), (3_000, "500 m"), (800, "100 m")):
+        ax = Figure().add_subplot(1, 1, 1)
+        draw_scale_bar(ax, (0.0, 0.0, float(width), width / 2))
+        assert [t.get_text() for t in ax.texts] == [label]
