@@ -207,9 +207,14 @@
       var at = len >= need ? s : L.point(p.x + ux * need, p.y + uy * need);
       label.setLatLng(map.layerPointToLatLng(at));
       leader.setLatLngs(len >= need ? [best, best] : [map.layerPointToLatLng(at), best]);
-      avoid.cited = [at.x - w / 2, at.y - h / 2, at.x + w / 2, at.y + h / 2];
+      avoid.size = [w, h];
     }
-    map.on("zoomend viewreset", place);
+    // the label's box now (layer pixels), whatever moved since it was placed
+    avoid.cited = function () {
+      var at = map.latLngToLayerPoint(label.getLatLng()), w = avoid.size[0], h = avoid.size[1];
+      return [at.x - w / 2, at.y - h / 2, at.x + w / 2, at.y + h / 2];
+    };
+    map.on("zoomend viewreset moveend", place);
     place();
     map.getContainer().dataset.rueCitee = name;
     return layer;
@@ -309,7 +314,7 @@
             // no street name on the point, nor on the cited street's label (detail map)
             var keep = function () {
               var boxes = [pointBox(map, lat, lon)];
-              if (map === detail && avoid.cited) { boxes.push(avoid.cited); }
+              if (map === detail && avoid.cited) { boxes.push(avoid.cited()); }
               return boxes;
             };
             qpvgeoRues(map, data, { outline: true, avoid: keep }).addTo(map);
