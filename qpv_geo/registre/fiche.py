@@ -101,7 +101,11 @@ def map_png(lon: float | None, lat: float | None, reference: Reference, *,
         ax.text(pt.x - r + 120, pt.y - r + 35, "200 m", ha="center", fontsize=8)
         ax.legend(loc="upper right", fontsize=7, framealpha=0.9)
         projection = "Lambert-93" if epsg == 2154 else f"UTM (EPSG:{epsg})"
-        ax.set_title(f"{projection} ; " + streets, fontsize=7)
+        if not len(reference.communes) and not mots.france:  # said, not left blank
+            streets += " ; contours des communes non installés pour ce territoire"
+        import textwrap  # a long caption wrapped over the map's width, not wider than it
+
+        ax.set_title(textwrap.fill(f"{projection} ; " + streets, 100), fontsize=7)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", bbox_inches="tight")
     finally:
