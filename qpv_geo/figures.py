@@ -454,7 +454,7 @@ def non_localises(coverage: Coverage, key: str) -> int:
     rates = coverage.par_priorite.set_index("priorite")
     if key not in rates.index:
         return 0
-    return int(rates.loc[key, "sites"]) - int(rates.loc[key, "sites_localises"])
+    return max(0, int(rates.loc[key, "sites"]) - int(rates.loc[key, "sites_localises"]))
 
 
 def _stacked(ax: Any, y: np.ndarray, parts: list[tuple[np.ndarray, str, str, str | None]],
