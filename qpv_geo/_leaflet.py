@@ -196,6 +196,19 @@ def _elements() -> dict[str, type]:
             self.position = position
             self.css_class = css_class
 
+    class Scale(MacroElement):
+        """Leaflet's scale bar, metric only (« 500 m », « 2 km »), bottom left."""
+
+        _template = Template("""
+            {% macro script(this, kwargs) %}
+            L.control.scale({metric: true, imperial: false, position: 'bottomleft'})
+              .addTo({{ this._parent.get_name() }});
+            {% endmacro %}""")
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._name = "Scale"
+
     class SitesLayer(JSCSSMixin, Layer):
         """Markers of one priority: a feature group, or a marker cluster above the threshold.
 
@@ -259,8 +272,9 @@ def _elements() -> dict[str, type]:
                 d.appendChild(s);
                 {% if this.titles %}
                 // The legend names the priority shown (radio choice of the layer control).
+                // (jinja's tojson sorts the keys: the first choice is named apart)
                 var titles = {{ this.titles|tojson }};
-                var first = Object.keys(titles)[0];
+                var first = {{ this.first|tojson }};
                 if (first) { s.textContent = titles[first]; }
                 map.on('baselayerchange', function (e) {
                   if (titles[e.name]) { s.textContent = titles[e.name]; }
@@ -285,6 +299,7 @@ def _elements() -> dict[str, type]:
             self.title = title
             self.content = content
             self.titles = titles or {}
+            self.first = next(iter(self.titles), None)
 
     class QpvLabels(MacroElement):
         """Names of the QPV, placed without overlap at every zoom (bigger QPV first)."""
@@ -396,7 +411,7 @@ def _elements() -> dict[str, type]:
             self.highlight = highlight or {}
             self.tooltip = tooltip
 
-    _ELEMENT_CLASSES.update(Decorations=Decorations, HtmlControl=HtmlControl,
+    _ELEMENT_CLASSES.update(Decorations=Decorations, HtmlControl=HtmlControl, Scale=Scale,
                             SitesLayer=SitesLayer, Legend=Legend, QpvLabels=QpvLabels, Fit=Fit,
                             CoverageLayer=CoverageLayer, CompactShapes=CompactShapes)
     return _ELEMENT_CLASSES

@@ -145,6 +145,22 @@ def sites_outside_map(sites: pd.DataFrame, reference: Reference) -> pd.DataFrame
     return located[~inside.to_numpy()]
 
 
+def sites_on_map(sites: pd.DataFrame, reference: Reference, *,
+                 interactive: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(drawn, left off): the located sites a map of the territory draws, and those it leaves
+    off — the report's « non dessinés sur les cartes » (:func:`qpv_geo.report._outside_rows`):
+    judged outside the territory, or outside the frame of the maps. An interactive map of a
+    large territory (all France) keeps the sites outside the printed frame (overseas: one
+    zoom out away)."""
+    located = _located(sites)
+    off = np.zeros(len(located), dtype=bool)
+    if "status" in located.columns:
+        off |= (located["status"] == "hors_territoire").to_numpy()
+    if len(located) and not (interactive and grand_territoire(reference)):
+        off |= located.index.isin(sites_outside_map(sites, reference).index)
+    return located[~off], located[off]
+
+
 def _zoom_extent(reference: Reference) -> tuple[float, float, float, float] | None:
     """Frame (Lambert-93, as the street layer: Saint-Étienne) of the QPV it covers, or None
     (also for all of France: a zoom on one city would say nothing of the country)."""
@@ -167,6 +183,27 @@ def _zoom_extent(reference: Reference) -> tuple[float, float, float, float] | No
     minx, miny, maxx, maxy = sel.to_crs(2154).total_bounds
     pad = 400.0
     return minx - pad, miny - pad, maxx + pad, maxy + pad
+
+
+def draw_scale_bar(ax: Any, extent: tuple[float, float, float, float], *,
+                   fontsize: float = 7.0) -> None:
+    """A metric scale bar (« 500 m », « 2 km ») bottom right of a map in metres (where a
+    territory's outline leaves room): about a fifth of its width, rounded to 1, 2 or 5 × a
+    power of ten."""
+    width = extent[2] - extent[0]
+    target = width / 5
+    step = 10 ** math.floor(math.log10(target))
+    length = max(m * step for m in (1, 2, 5) if m * step <= target)
+    x0 = extent[2] - width * 0.04 - length
+    y0 = extent[1] + (extent[3] - extent[1]) * 0.04
+    ax.plot([x0, x0 + length], [y0, y0], color="#222222", linewidth=2.2,
+            solid_capstyle="butt", zorder=9)
+    text = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
+    import matplotlib.patheffects as pe
+
+    ax.text(x0 + length / 2, y0 + (extent[3] - extent[1]) * 0.015, text, ha="center",
+            va="bottom", fontsize=fontsize, zorder=9,
+            path_effects=[pe.withStroke(linewidth=2, foreground="white")])
 
 
 def _draw_roads(ax: Any, extent: tuple[float, float, float, float]) -> bool:
@@ -223,9 +260,10 @@ def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 13
     zoom = _zoom_extent(reference) if epsg == 2154 else None  # the streets are in Lambert-93
     extents = [_sem_extent(reference)] + ([zoom] if zoom else [])
     fig = _figure(13.0 if zoom else 8.5, 5.6 if zoom else 6.6)
-    located, pts = _site_points(sites, epsg)
+    drawn, outside = sites_on_map(sites, reference)
+    located, pts = _site_points(drawn, epsg)
     prio = _priority_column(located)
-    outside = sites_outside_map(sites, reference)
+    unlocated = _priority_column(sites[~sites.index.isin(_located(sites).index)])
     streets = False
     # Panels as wide as their frames are: SEM is wide, the Saint-Étienne zoom tall.
     ratios = [(e[2] - e[0]) / (e[3] - e[1]) for e in extents]
@@ -246,6 +284,7 @@ def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 13
                        edgecolor="#222222", linewidth=0.5, zorder=6)
         ax.set_xlim(extent[0], extent[2])
         ax.set_ylim(extent[1], extent[3])
+        draw_scale_bar(ax, extent)
         if i == 0:
             ax.set_title(mots.titre_carte, fontsize=10)
             if zoom:
@@ -258,19 +297,35 @@ def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 13
     if mots.est_sem or len(reference.qva):  # no QVA anywhere else: the notes say so, once
         handles.append(Patch(facecolor="#d9d9d9", edgecolor=COULEUR_QVA, hatch="////",
                              label="QVA (non éligibles)"))
+    if len(reference.communes):  # every drawn thing: outlines, streets, the zoom's frame
+        handles.append(Line2D([], [], color="#bdbdbd", linewidth=0.8, label=mots.communes))
+        handles.append(Line2D([], [], color=COULEUR_SEM, linewidth=1.2, label=mots.contour))
+    if streets:
+        handles.append(Line2D([], [], color="#b5b5b5", linewidth=1.0,
+                              label="rues OpenStreetMap (zoom)"))
+    if zoom:
+        handles.append(Patch(facecolor="none", edgecolor="#555555", linestyle="--",
+                             label="cadre du zoom"))
+    # every priority of the call, even with no site drawn (the count is what is drawn)
     for key in [*PRIORITES, AUTRE]:
         n = int((prio == key).sum())
-        if n:
-            _, _, hexa = _icon(key)
-            handles.append(Line2D([], [], marker="o", linestyle="", color=hexa,
-                                  markeredgecolor="#222222", label=f"{label_of(key)} ({n})"))
+        if key == AUTRE and not n:
+            continue
+        _, _, hexa = _icon(key)
+        handles.append(Line2D([], [], marker="o", linestyle="", color=hexa if n else "#ffffff",
+                              markeredgecolor="#222222", label=f"{label_of(key)} ({n})"))
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False,
                bbox_to_anchor=(0.5, -0.02))
     lines = []
     if len(outside):
-        lines.append(f"{len(outside)} site(s) {mots.hors_territoire}, non dessiné(s) : "
+        lines.append(f"{_sites(len(outside))} {mots.hors_territoire}, non dessiné"
+                     f"{'s' if len(outside) > 1 else ''} ({_by_priority(outside)}) : "
                      + ("comptés dans le rapport" if grand_territoire(reference)
                         else "voir la liste dans le rapport"))
+    if len(unlocated):
+        lines.append(f"{_sites(len(unlocated))} non localisé{'s' if len(unlocated) > 1 else ''}"
+                     f", non dessiné{'s' if len(unlocated) > 1 else ''} "
+                     f"({_by_priority(unlocated)})")
     if streets:
         from qpv_geo import osm
 
@@ -284,6 +339,19 @@ def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 13
     if lines:
         fig.text(0.01, -0.03, "\n".join(lines), fontsize=7.5, color="#5a4a00", va="top")
     return _png(fig, dpi)
+
+
+def _sites(n: int) -> str:
+    return f"{n} site{'s' if n > 1 else ''}"
+
+
+def _by_priority(rows: pd.DataFrame | pd.Series) -> str:
+    """« Mobilité 2, Santé 1 »: how many of ``rows`` (sites, or their priority keys) per
+    priority, in the call's order."""
+    keys = rows if isinstance(rows, pd.Series) else _priority_column(rows)
+    counts = keys.value_counts()
+    return ", ".join(f"{label_of(k)} {int(counts[k])}" for k in [*PRIORITES, AUTRE]
+                     if k in counts.index)
 
 
 #: Above this many QPV, the coverage panels mark each QPV with a small disc.
@@ -344,6 +412,7 @@ def static_coverage_png(coverage: Coverage, reference: Reference, *, dpi: int = 
                        linewidths=0.4, edgecolors=np.asarray(edges, dtype=object)[order].tolist())
         ax.set_xlim(minx - pad, maxx + pad)
         ax.set_ylim(miny - pad, maxy + pad)
+        draw_scale_bar(ax, (minx - pad, miny - pad, maxx + pad, maxy + pad), fontsize=6.5)
         r = rates.loc[key] if key in rates.index else None
         detail = ("" if r is None else
                   f"{int(r['qpv_dans'])}/{int(r['qpv_total'])} dans le QPV · "
@@ -352,6 +421,9 @@ def static_coverage_png(coverage: Coverage, reference: Reference, *, dpi: int = 
                   + f"{int(r['qpv_lacunes'])} lacunes")
         axe = PRIORITES[key].axe
         prefix = "Lever les freins : " if axe == "Lever les freins" else ""
+        perdus = non_localises(coverage, key)
+        if perdus:  # a priority whose sites are not located: all gaps, and it says why
+            detail += f"\n+ {_sites(perdus)} non localisé{'s' if perdus > 1 else ''}"
         ax.set_title(f"{prefix}{label_of(key)}\n{detail}", fontsize=8.5)
     handles = [Patch(facecolor=c, edgecolor="#555555", label=f"{lbl} action(s) dans le QPV")
                for _, c, lbl in PALIER_COUVERTURE]
@@ -374,6 +446,15 @@ def static_coverage_png(coverage: Coverage, reference: Reference, *, dpi: int = 
         else:
             fig.suptitle(text, fontsize=8, color="#8a5a00")
     return _png(fig, dpi)
+
+
+def non_localises(coverage: Coverage, key: str) -> int:
+    """Sites of priority ``key`` in the file that are not located (not drawn, not counted in
+    the coverage)."""
+    rates = coverage.par_priorite.set_index("priorite")
+    if key not in rates.index:
+        return 0
+    return max(0, int(rates.loc[key, "sites"]) - int(rates.loc[key, "sites_localises"]))
 
 
 def _stacked(ax: Any, y: np.ndarray, parts: list[tuple[np.ndarray, str, str, str | None]],
@@ -507,7 +588,10 @@ def coverage_by_qpv_figure(coverage: Coverage) -> Any:
 __all__ = [
     "coverage_by_priority_figure",
     "coverage_by_qpv_figure",
+    "draw_scale_bar",
     "figure_png",
+    "non_localises",
+    "sites_on_map",
     "sites_outside_map",
     "static_coverage_png",
     "static_sites_png",

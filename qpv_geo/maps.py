@@ -55,7 +55,12 @@ from qpv_geo._carto import (
 )
 from qpv_geo._leaflet import _elements, _ink
 from qpv_geo._zones import aires_m2, couche_cadre, epsg_cadre, tampon_wgs84
-from qpv_geo.figures import static_coverage_png, static_sites_png
+from qpv_geo.figures import (
+    non_localises,
+    sites_on_map,
+    static_coverage_png,
+    static_sites_png,
+)
 from qpv_geo.libelles import libelles
 from qpv_geo.priorites import AUTRE, PRIORITES, label_of
 
@@ -167,23 +172,63 @@ def _qpv_labels(m: folium.Map, reference: Reference) -> None:
     m.add_child(_elements()["QpvLabels"](items))
 
 
-def _roads(m: folium.Map, reference: Reference, *, rayon_m: float = 300.0) -> None:
+def _roads(m: folium.Map, reference: Reference, *, rayon_m: float = 300.0) -> bool:
     """The OpenStreetMap streets near the QPV (offline maps only; Saint-Étienne only: none on
-    a map of all France, where they would be a speck)."""
+    a map of all France, where they would be a speck). True when drawn (with the dashed
+    outline of the layer's extent: :data:`LEGENDE_RUES` says what they are)."""
     from qpv_geo import osm
     from qpv_geo.exceptions import ReferenceDataError
 
     if not len(reference.qpv) or libelles(reference).france:
-        return
+        return False
     import geopandas as gpd
 
     epsg = epsg_cadre(reference.qpv)  # the streets are metropolitan: 2154
     zone = gpd.GeoSeries(reference.qpv.to_crs(epsg).buffer(rayon_m).union_all(),
                          crs=epsg).to_crs(4326).iloc[0]
     try:
-        osm.add_roads_layer(m, near=zone)
+        return osm.add_roads_layer(m, near=zone) is not None
     except ReferenceDataError:  # no street layer installed: the map stays as it was
-        return
+        return False
+
+
+#: Legend lines of the streets drawn on a map without tiles, and of the dashed rectangle where
+#: their layer stops.
+LEGENDE_RUES = (
+    "<div class='ligne'><span class='aplat' style='border:none;border-top:3px solid #8f8f8f;"
+    "height:0'></span>Rues OpenStreetMap (Saint-Étienne seulement)</div>"
+    "<div class='ligne'><span class='aplat' style='border:1px dashed #777;background:none'>"
+    "</span>Limite de la couche des rues : au-delà, pas de rues sur ce fond</div>")
+
+
+def _legend_priorities(counts: list[tuple[str, int]], unlocated: pd.Series,
+                       left_off: pd.Series, hors_territoire: str) -> list[str]:
+    """Legend lines of the sites map: every priority of the call with the number of sites
+    drawn (a priority with none drawn too: the largest gap is seen), then the sites left off
+    counted apart — not located, or outside the territory (the report lists them)."""
+    lines = []
+    for key, n in counts:
+        if key == AUTRE and not n and not (unlocated == AUTRE).any():
+            continue
+        _, icon, hexa = _icon(key)
+        fill = (f"background:{hexa};color:{_ink(hexa)}" if n else
+                f"background:#fff;color:{hexa};box-shadow:inset 0 0 0 2px {hexa}")
+        lost = int((unlocated == key).sum())
+        extra = f" <i>(+ {lost} non localisé{'s' if lost > 1 else ''})</i>" if lost else ""
+        lines.append(f"<div class='ligne'><span class='pastille' style='{fill};width:16px;"
+                     f"height:16px;font-size:10px;text-align:center;line-height:16px'>"
+                     f"<i class='fa fa-{icon}'></i></span><span>{html.escape(label_of(key))}"
+                     f" : {n if n else 'aucun'} site{'s' if n > 1 else ''} sur la carte{extra}"
+                     "</span></div>")
+    off = []
+    if len(unlocated):
+        off.append(f"{len(unlocated)} non localisé{'s' if len(unlocated) > 1 else ''}")
+    if len(left_off):
+        off.append(f"{len(left_off)} {esc(hors_territoire)}")
+    if off:
+        lines.append(f"<div class='ligne'><i>Non dessinés : {', '.join(off)} (liste dans le "
+                     "rapport)</i></div>")
+    return lines
 
 
 def _fit(m: folium.Map, reference: Reference, *, qpv_only: bool = False) -> None:
@@ -208,7 +253,8 @@ def _base_map(reference: Reference, tiles: str | None) -> folium.Map:
     minx, miny, maxx, maxy = reference.communes.total_bounds if len(reference.communes) \
         else couche_cadre(reference.qpv).total_bounds if len(reference.qpv) else _FRANCE_BOUNDS
     m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=11,
-                   tiles=_tiles(tiles), control_scale=True)
+                   tiles=_tiles(tiles))
+    m.add_child(_elements()["Scale"]())  # metric only, bottom left
     # Without tiles Leaflet has no maxZoom, and Leaflet.markercluster refuses such a map.
     m.options["maxZoom"] = 19
     # Quarter zoom steps: SEM fills the map at its opening instead of a third of it.
@@ -307,12 +353,26 @@ def _legend_perimeters(reference: Reference) -> str:
             "<div class='ligne'><span class='aplat hachures' style='border-color:#7f7f7f'>"
             "</span>" + ("QVA — non éligibles" if len(reference.qva)
                          else "QVA — non éligibles (aucun périmètre importé)") + "</div>")
-    if mots.est_sem or len(reference.communes):
-        parts.append(f"<div class='ligne'><span class='aplat' style='border-color:{COULEUR_SEM};"
-                     f"background:none'></span>{esc(mots.contour)}</div>")
+    if len(reference.communes):
+        parts.append("<div class='ligne'><span class='aplat' style='border:1px solid #8c8c8c;"
+                     f"background:none'></span>{esc(mots.communes)}</div>")
+    parts.append(_legend_background(reference))
     if grand_territoire(reference):
         parts.append(NOTE_CONTOURS_SIMPLIFIES)
     return "".join(parts)
+
+
+def _legend_background(reference: Reference) -> str:
+    """The territory's outline in the legend; without commune outlines (a territory other than
+    SEM: none shipped), a line saying the background is empty for that reason."""
+    mots = libelles(reference)
+    if len(reference.communes):
+        return (f"<div class='ligne'><span class='aplat' style='border-color:{COULEUR_SEM};"
+                f"background:none'></span>{esc(mots.contour)}</div>")
+    if mots.france:
+        return ""
+    return ("<div class='ligne'><i>Fond : contours des communes non installés pour ce "
+            "territoire (seuls les QPV sont dessinés)</i></div>")
 
 
 #: Outline of the « quartier vécu » of a large territory: drawn simplified to ≈ 20 m.
@@ -408,11 +468,12 @@ def map_from_sites(
                 name=name, style_function=lambda f: style,
             ).add_to(m)
     _perimeter_layers(m, reference)
-    located = _located(sites)
+    located, left_off = sites_on_map(sites, reference, interactive=True)
     prio = _priority_column(located)
     counts = []
     for key in [*PRIORITES, AUTRE]:
         sel = located[prio == key]
+        counts.append((key, len(sel)))
         if len(sel) == 0:
             continue
         _, _, hexa = _icon(key)
@@ -420,30 +481,21 @@ def map_from_sites(
                 f"({len(sel)})")
         els["SitesLayer"](_site_rows(sel, mots.statuts), priorite=key, name=name,
                           cluster=len(sel) > seuil_cluster).add_to(m)
-        counts.append((key, len(sel)))
     _qpv_labels(m, reference)
-    if rues and not _tiles(tiles):
-        _roads(m, reference, rayon_m=float(rayon_m or 300.0))
+    roads = bool(rues and not _tiles(tiles)) and _roads(m, reference,
+                                                        rayon_m=float(rayon_m or 300.0))
     folium.LayerControl(collapsed=True, position="topright").add_to(m)
 
-    legend = []
-    for key, n in counts:
-        _, icon, hexa = _icon(key)
-        legend.append(f"<div class='ligne'><span class='pastille' style='background:{hexa};"
-                      f"color:{_ink(hexa)};width:16px;height:16px;font-size:10px;text-align:"
-                      f"center;line-height:16px'><i class='fa fa-{icon}'></i></span>"
-                      f"{html.escape(label_of(key))} : {n} site{'s' if n > 1 else ''}</div>")
-    if not counts:
-        legend.append("<div class='ligne'>Aucun site localisé</div>")
-    missing = len(sites) - len(located)
-    if missing:
-        legend.append(f"<div class='ligne'><i>{missing} site{'s' if missing > 1 else ''} non "
-                      "localisé(s), absent(s) de la carte</i></div>")
+    unlocated = _priority_column(sites[~sites.index.isin(_located(sites).index)])
+    legend = _legend_priorities(counts, unlocated, _priority_column(left_off),
+                                mots.hors_territoire)
     legend.append(_legend_perimeters(reference))
     if rayon_m:
         legend.append(f"<div class='ligne'><span class='aplat' style='border-color:{COULEUR_QPV};"
                       f"border-style:dashed;background:none'></span>Quartier vécu (QPV + "
                       f"{float(rayon_m):.0f} m)</div>")
+    if roads:
+        legend.append(LEGENDE_RUES)
     legend.append("<div class='ligne'><i>Couches : menu en haut à droite</i></div>")
     m.add_child(els["Legend"](title, "".join(legend)))
     _notes_control(m, notes_for(reference, sites, demo=demo), reference.version)
@@ -541,6 +593,10 @@ def coverage_map(
         r = rates.loc[key] if key in rates.index else None
         detail = ("" if r is None else f" — {int(r['qpv_dans'])}/{int(r['qpv_total'])} dans le "
                   f"QPV, {int(r['qpv_proximite'])} à ≤ {coverage.rayon_m:.0f} m")
+        perdus = non_localises(coverage, key)
+        if perdus:  # its QPV all gaps because its sites are not located: said with it
+            detail += f" · {perdus} site{'s' if perdus > 1 else ''} non localisé" + (
+                "s" if perdus > 1 else "")
         layer_name = f"{html.escape(label_of(key))}{detail}"
         titles[layer_name] = f"Couverture : {label_of(key)}{detail}"
         group = folium.FeatureGroup(name=layer_name, overlay=False, show=(i == 0))
@@ -572,8 +628,7 @@ def coverage_map(
                                          rayon=f"{coverage.rayon_m:.0f}"))
     _perimeter_outline_only(m, reference)
     _qpv_labels(m, reference)
-    if rues and not _tiles(tiles):
-        _roads(m, reference, rayon_m=coverage.rayon_m)
+    roads = bool(rues and not _tiles(tiles)) and _roads(m, reference, rayon_m=coverage.rayon_m)
     folium.LayerControl(collapsed=True, position="topright").add_to(m)
     steps = "".join(f"<div class='ligne'><span class='aplat' style='background:{c};"
                     f"border-color:#555'></span>{lbl} action(s) dans le QPV</div>"
@@ -583,6 +638,7 @@ def coverage_map(
               f"(≤ {coverage.rayon_m:.0f} m)</div>"
               f"<div class='ligne'><span class='aplat' style='border-color:{COULEUR_LACUNE};"
               "border-style:dashed;background:#fff'></span>Lacune : aucune action</div>"
+              + (LEGENDE_RUES if roads else "") + _legend_background(reference) +
               "<div class='ligne'><i>Priorité affichée : menu des couches (en haut à droite)"
               "</i></div>" + (NOTE_CONTOURS_SIMPLIFIES if compact else ""))
     mots = libelles(reference)

@@ -137,6 +137,7 @@ def _axes_header() -> list[dict[str, Any]]:
 def _priority_groups(coverage: Coverage) -> list[dict[str, Any]]:
     """Per axis of the call, its priorities with the three disjoint counts of QPV."""
     from qpv_geo.coverage import axes_of_call
+    from qpv_geo.figures import non_localises
 
     rates = coverage.par_priorite.set_index("priorite")
     groups = []
@@ -147,7 +148,8 @@ def _priority_groups(coverage: Coverage) -> list[dict[str, Any]]:
             total = int(r["qpv_total"])
             rows.append({
                 "key": key, "label": label_of(key), "hex": PRIORITES[key].hex,
-                "sites": int(r["sites"]), "actions": int(r["actions"]),
+                "sites": int(r["sites"]), "non_localises": non_localises(coverage, key),
+                "actions": int(r["actions"]),
                 "porteurs": int(r["porteurs"]), "dans": int(r["qpv_dans"]),
                 "proximite": int(r["qpv_proximite"]), "lacunes": int(r["qpv_lacunes"]),
                 "total": total, "pct_dans": _pct(int(r["qpv_dans"]), total),

@@ -56,5 +56,9 @@ def test_lyon_page_map_tooltip_names_the_territory(page, lyon_url, artifacts) ->
     assert tip.inner_text() == f"QPV de la Métropole de Lyon {qpv['code_qp']} — {qpv['lib_qp']}"
     legend = page.locator("#verdict .legende").inner_text()
     assert "QPV de la Métropole de Lyon" in legend and "SEM" not in legend
+    # no commune outline shipped, no street here: said, not drawn as if it were there
+    assert "contours des communes non installés pour ce territoire" in legend
+    assert "rues (fond hors ligne" not in legend and "sig.ville.gouv.fr" in legend
+    assert page.locator("#carte .leaflet-control-scale-line").count() == 1
     page.screenshot(path=str(artifacts / "web-verdict-lyon.png"), full_page=True)
     assert page.console_errors == []

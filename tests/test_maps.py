@@ -64,9 +64,10 @@ def test_one_layer_per_priority_with_its_colour_and_icon(site_map, sites):
     layers = {layer.priorite: layer for layer in sites_layers(site_map)}
     assert list(layers) == ["mobilite", "linguistique", "garde_enfants", "sante", "entreprises",
                             "autre"]
-    # S9 has no coordinates: 5 mobility rows on the map out of 6.
-    assert len(layers["mobilite"].rows) == 5
-    assert sum(len(v.rows) for v in layers.values()) == sites["lon"].notna().sum()
+    # S9 has no coordinates, S13 is outside SEM (the report lists it, « non dessiné »):
+    # 4 mobility rows on the map out of 6.
+    assert len(layers["mobilite"].rows) == 4
+    assert sum(len(v.rows) for v in layers.values()) == sites["lon"].notna().sum() - 1
     for key, layer in layers.items():
         if key in PRIORITES:
             # A round marker in the priority's colour-blind-safe colour, with its icon.
@@ -110,10 +111,11 @@ def test_perimeters_legend_controls(page, site_map):
     assert "url(#qpvgeo-hachures)" in page and 'id="qpvgeo-hachures"' in page
     text = visible(page)
     assert "QVA « Veille Test » — non éligible" in text  # QVA label
-    assert "qpvgeo-legende" in page and "Garde d'enfants : 1 site" in text
-    assert "Mobilité : 5 sites" in text and "1 site non localisé(s)" in text
+    assert "qpvgeo-legende" in page and "Garde d'enfants : 1 site sur la carte" in text
+    assert "Mobilité : 4 sites sur la carte <i>(+ 1 non localisé)</i>" in text
     assert "L.control.fullscreen" in page
-    assert "L.control.scale" in page
+    # a metric scale bar (no feet, no miles), like on every web and printed map
+    assert "L.control.scale({metric: true, imperial: false" in page
     assert "L.control.layers" in page
     assert "QN04201M" in page and "Alpha" in page  # QPV tooltips
 
@@ -186,7 +188,10 @@ def test_coverage_map(ref, sites):
 def test_empty_sites_map(ref):
     m = maps.map_from_sites(pd.DataFrame({"lon": [], "lat": []}), ref, tiles=None)
     assert sites_layers(m) == []
-    assert "Aucun site localisé" in visible(maps.map_html(m))
+    text = visible(maps.map_html(m))
+    for p in PRIORITES.values():  # every priority of the call is still in the legend
+        assert f"{p.label} : aucun site sur la carte" in text
+    assert "Autre / non renseignée" not in text and "Non dessinés" not in text
 
 
 def test_static_pngs(ref, sites):
@@ -260,3 +265,96 @@ def test_charts_per_priority_and_per_qpv(ref, sites):
     fig_q = figures.coverage_by_qpv_figure(cov)
     assert len(fig_q.axes[0].get_yticklabels()) == cov.qpv_total
     assert figures.figure_png(fig_q, dpi=40)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _legend(m) -> str:
+    """The legend's HTML of a folium map (escaped user text decoded)."""
+    legend = next(c for c in m._children.values() if type(c).__name__ == "Legend")
+    return html.unescape(legend.content)
+
+
+def mobility_not_located(sites: pd.DataFrame) -> pd.DataFrame:
+    """The fixture's sites with every « mobilité » row not located (a file whose mobility
+    addresses were not found)."""
+    out = sites.copy()
+    out.loc[out["priorite"] == "mobilite", ["lon", "lat"]] = None
+    return out
+
+
+def test_sites_map_legend_counts_what_is_drawn_and_the_rest_apart(ref, sites):
+    m = maps.map_from_sites(sites, ref, tiles=None)
+    drawn = {layer.priorite: len(layer.rows) for layer in sites_layers(m)}
+    legend = _legend(m)
+    for key, p in PRIORITES.items():
+        n = drawn.get(key, 0)
+        said = f"{n} site{'s' if n > 1 else ''}" if n else "aucun site"
+        assert f"{p.label} : {said} sur la carte" in legend
+    # S9 (mobility, no coordinates) and S13 (mobility, outside SEM): counted apart, not drawn
+    assert "Mobilité : 4 sites sur la carte <i>(+ 1 non localisé)</i>" in legend
+    assert ("Non dessinés : 1 non localisé, 1 hors du territoire de SEM (liste dans le "
+            "rapport)") in legend
+    assert not any(r[1] > 4.6 for la in sites_layers(m) for r in la.rows)  # S13: lon 4.666
+
+
+def test_a_priority_with_no_located_site_stays_on_the_maps(ref, sites):
+    lost = mobility_not_located(sites)
+    m = maps.map_from_sites(lost, ref, tiles=None)
+    assert "mobilite" not in {layer.priorite for layer in sites_layers(m)}
+    assert "Mobilité : aucun site sur la carte <i>(+ 6 non localisés)</i>" in _legend(m)
+    cov = coverage_from_sites(lost, ref)
+    cm = maps.coverage_map(cov, ref, sites=lost)
+    names = [getattr(c, "layer_name", "") for c in cm._children.values()]
+    mob = next(n for n in names if n.startswith("Mobilité"))
+    # all gaps, and why: its sites are not located
+    assert mob == "Mobilité — 0/3 dans le QPV, 0 à ≤ 300 m · 6 sites non localisés"
+    page = visible(maps.map_html(cm))
+    assert page.count("Lacune : aucune action") >= 3
+    radios = [n for n in names if " — " in n]
+    assert [n.split(" — ")[0] for n in radios] == [html.escape(p.label)
+                                                   for p in PRIORITES.values()]
+
+
+def test_maps_legend_every_drawn_thing(ref, sites, reference):
+    m = maps.map_from_sites(sites, ref, tiles=None)
+    legend = _legend(m)
+    assert "Communes de SEM" in legend and "Contour de Saint-Étienne Métropole" in legend
+    # the SEM maps draw the Saint-Étienne streets and the dashed limit of their layer
+    sem = maps.coverage_map(coverage_from_sites(sites.iloc[0:0], reference), reference)
+    assert "Limite de la couche des rues" in _legend(sem) and "Rues OpenStreetMap" in \
+        _legend(sem)
+    assert "dashArray" in maps.map_html(sem) and "qpvgeoRues(" in maps.map_html(sem)
+    bare = maps.map_from_sites(sites, ref, tiles=None, rues=False)
+    assert "Limite de la couche des rues" not in _legend(bare)  # only what is drawn
+
+
+def test_report_counts_a_priority_s_unlocated_sites(ref, sites):
+    from qpv_geo.report import report_from_sites as report_html
+
+    lost = mobility_not_located(sites)
+    page = visible(report_html(lost, ref, static=True))
+    row = page.split("par-priorite")[1].split("</tr>")[2]
+    assert "Mobilité" in row and "dont 6 non localisés, hors cartes et couverture" in row
+    # the left-off sites of the maps are the report's « non dessinés »
+    from qpv_geo.figures import sites_on_map
+
+    drawn, off = sites_on_map(sites, ref)
+    assert list(off["site"]) == ["S13"] and len(drawn) == sites["lon"].notna().sum() - 1
+
+
+def test_coverage_legend_names_the_priority_shown_at_opening(ref, sites):
+    m = maps.coverage_map(coverage_from_sites(sites, ref), ref)
+    legend = next(c for c in m._children.values() if type(c).__name__ == "Legend")
+    # the first radio button (Mobilité), not the first title in alphabetical order
+    assert legend.first.startswith("Mobilité") and legend.first == next(iter(legend.titles))
+    assert '"Mobilit' in maps.map_html(m).split("var first = ")[1][:12]
+
+
+def test_static_maps_scale_bar_is_metric_and_round():
+    from matplotlib.figure import Figure
+
+    from qpv_geo.figures import draw_scale_bar
+
+    for width, label in ((60_000, "10 km"), (3_000, "500 m"), (800, "100 m")):
+        ax = Figure().add_subplot(1, 1, 1)
+        draw_scale_bar(ax, (0.0, 0.0, float(width), width / 2))
+        assert [t.get_text() for t in ax.texts] == [label]

@@ -42,7 +42,8 @@ def test_site_map(page, ref, sites, tmp_path, artifacts):
     remote = open_page(page, path)
     # 2 communes + SEM outline + 1 QVA + 3 QPV (the other EPCI's QPV layer starts hidden).
     assert page.locator(PATHS).count() == 7
-    assert page.locator(MARKERS).count() == 12  # 13 sites, one without coordinates
+    # 13 sites, one without coordinates, one outside SEM (listed apart by the report)
+    assert page.locator(MARKERS).count() == 11
     assert page.locator("path[fill='url(#qpvgeo-hachures)']").count() == 1
     assert page.locator(".qpvgeo-legende").is_visible()
     assert page.locator(".qpvgeo-notes").is_visible()
@@ -56,7 +57,7 @@ def test_site_map(page, ref, sites, tmp_path, artifacts):
     mobilite.locator("input").uncheck()
     assert page.locator(MARKERS).count() == 7
     mobilite.locator("input").check()
-    assert page.locator(MARKERS).count() == 12
+    assert page.locator(MARKERS).count() == 11
 
     # The porteur "<script>alert(1)</script>": shown as text in its popup, never run.
     page.evaluate("""() => {
@@ -106,7 +107,7 @@ def test_report(page, ref, sites, tmp_path, artifacts):
     # The legend names the priority shown.
     assert cov.locator(".qpvgeo-legende summary").inner_text().startswith(
         "Couverture : Garde d'enfants — 0/3 dans le QPV")
-    assert page.locator("#carte-sites " + MARKERS).count() == 12
+    assert page.locator("#carte-sites " + MARKERS).count() == 11
     assert page.locator(".carte-statique").first.is_hidden()
     page.screenshot(path=str(artifacts / "rapport.png"), full_page=True)
     page.emulate_media(media="print")
@@ -211,4 +212,39 @@ def test_site_map_opening_view_on_shipped_data(page, reference, tmp_path, artifa
     assert page.locator(".qpvgeo-rue").count() >= 5
     assert "OpenStreetMap" in page.locator(".leaflet-control-attribution").inner_text()
     page.screenshot(path=str(artifacts / "carte_rues.png"))
+    assert page.console_errors == [] and remote == []
+
+
+def test_coverage_map_keeps_a_priority_without_located_site(page, ref, sites, tmp_path,
+                                                            artifacts):
+    from qpv_geo.coverage import coverage_from_sites
+
+    lost = sites.copy()
+    lost.loc[lost["priorite"] == "mobilite", ["lon", "lat"]] = None
+    cov = coverage_from_sites(lost, ref)
+    path = maps.save_map(maps.coverage_map(cov, ref, sites=lost), tmp_path / "couverture.html")
+    remote = open_page(page, path)
+    # Mobilité is the first choice: all its QPV are gaps, and the reason is given
+    assert "Mobilité" in page.locator(".qpvgeo-legende summary").inner_text()
+    assert "6 sites non localisés" in page.locator(".qpvgeo-legende summary").inner_text()
+    assert page.locator("path[stroke='#d7191c']").count() == len(ref.qpv)
+    scale = page.locator(".leaflet-control-scale-line")
+    assert scale.count() == 1 and scale.inner_text().strip().endswith("m")
+    page.screenshot(path=str(artifacts / "carte_couverture_mobilite_non_localisee.png"))
+    assert page.console_errors == [] and remote == []
+
+
+def test_lyon_map_says_no_commune_outline_is_shipped(page, tmp_path, artifacts):
+    from qpv_geo.territoire import reference_territoire, resolve_territoire
+
+    lyon = reference_territoire(resolve_territoire("200046977"))
+    assert len(lyon.communes) == 0 and len(lyon.qpv) > 0
+    empty = pd.DataFrame({"lon": [], "lat": [], "priorite": []})
+    path = maps.save_map(maps.map_from_sites(empty, lyon, tiles=None), tmp_path / "lyon.html")
+    remote = open_page(page, path)
+    legend = page.locator(".qpvgeo-legende").inner_text()
+    assert "contours des communes non installés pour ce territoire" in legend
+    assert "Mobilité : aucun site sur la carte" in legend
+    assert page.locator(".leaflet-control-scale-line").count() == 1
+    page.screenshot(path=str(artifacts / "carte_lyon.png"))
     assert page.console_errors == [] and remote == []

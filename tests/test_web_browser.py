@@ -3,6 +3,7 @@ through it (type, pick a suggestion, submit, read the verdict, see the map, prin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -263,3 +264,98 @@ def test_readme_picture_of_the_verdict_page_is_made_from_the_real_page(browser,
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     assert "(docs/img/verdict.png)" in readme
+
+
+def streets_crossing_qpv_edges(engine, count: int = 4) -> list[tuple[float, float, str]]:
+    """(lat, lon, street) of points 5 m north of a vertex of a named street of the
+    OpenStreetMap layer where it crosses the edge of a Saint-Étienne QPV: « à vérifier », the
+    street named in « Que faire ? » just under the point — where its label, drawn above the
+    street's vertex nearest the point, sat on the point."""
+    import shapely
+
+    from qpv_geo import osm
+    from qpv_geo.web.conseils import edge_near
+
+    ref = engine.reference
+    roads = osm.load_roads().to_crs(2154)
+    named = roads[roads["name"].notna()]
+    g = ref.qpv[ref.qpv.insee_com == "42218"].to_crs(2154)
+    found = []
+    for code, poly in zip(g.code_qp, g.geometry, strict=True):
+        for i in named.sindex.query(poly.boundary, predicate="intersects")[:40]:
+            road = named.iloc[i]
+            cut = road.geometry.intersection(poly.boundary)
+            p = next(iter(getattr(cut, "geoms", [cut])))
+            if p.geom_type != "Point":
+                continue
+            vertices = shapely.points(shapely.get_coordinates(road.geometry))
+            near = vertices[shapely.distance(vertices, p).argmin()]
+            v = engine.judge_point(x=near.x, y=near.y + 5)
+            if v.status == "a_verifier" and edge_near(ref, code, v.lon, v.lat)["rue"] == \
+                    road["name"]:
+                found.append((float(v.lat), float(v.lon), str(road["name"])))
+                break
+        if len(found) == count:
+            return found
+    raise AssertionError("too few streets crossing a QPV edge")
+
+
+def _overlaps(a: dict, b: dict) -> bool:
+    return (a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"]
+            and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"])
+
+
+def test_point_is_never_under_a_street_label_at_zoom_17_and_18(tracked, base_url, engine,
+                                                               artifacts) -> None:
+    page = tracked
+    for n, (lat, lon, street) in enumerate(streets_crossing_qpv_edges(engine)):
+        page.goto(f"{base_url}/?lat={lat:.7f}&lon={lon:.7f}")
+        page.wait_for_selector('#carte[data-pret="1"]', timeout=15_000)
+        assert page.locator("#verdict").get_attribute("data-rue") == street
+        carte = page.locator("#carte")
+        carte.scroll_into_view_if_needed()
+        for zoom in (17, 18):
+            if zoom == 18:
+                carte.locator(".leaflet-control-zoom-in").click()
+                page.wait_for_timeout(400)
+            point = carte.locator("path.qpvgeo-point").bounding_box()
+            assert point is not None
+            labels = carte.locator(".qpvgeo-rue, .rue-citee")
+            assert labels.count() >= 1 and carte.locator(".rue-citee").inner_text() == street
+            covering = [labels.nth(i).inner_text() for i in range(labels.count())
+                        if _overlaps(labels.nth(i).bounding_box(), point)]
+            assert covering == [], (street, zoom, covering)
+            # the point's pane is above the labels' panes
+            z = page.evaluate("""() => ['qpvgeoPoint', 'qpvgeoRuesNoms', 'qpvgeoRueCitee',
+                'tooltip'].map(p => +getComputedStyle(document.querySelector(
+                '#carte .leaflet-' + p + '-pane')).zIndex)""")
+            assert z[0] > max(z[1:]), z
+        if n == 0:
+            page.locator(".cartes").screenshot(path=str(artifacts / "web-point-rue-z18.png"))
+    assert page.console_errors == []
+
+
+def test_every_verdict_map_has_a_metric_scale_and_legends_the_street_limit(tracked,
+                                                                          base_url,
+                                                                          inside) -> None:
+    page = tracked
+    lat, lon = inside
+    page.goto(f"{base_url}/?lat={lat:.6f}&lon={lon:.6f}")
+    page.wait_for_selector('#carte[data-pret="1"]', timeout=15_000)
+    for sel in ("#carte", "#carte-quartier"):
+        scale = page.locator(f"{sel} .leaflet-control-scale-line")
+        assert scale.count() == 1  # metric only: no feet nor miles
+        assert re.fullmatch(r"\d+ k?m", scale.inner_text().strip())
+    # the dashed rectangle of the street layer's extent is in the legend
+    assert "limite de la couche des rues" in page.locator("#verdict .legende").inner_text()
+    assert page.locator("#verdict .legende .cle-limite-rues").count() == 1
+
+
+def test_outside_the_streets_the_legend_offers_the_official_tool(tracked, base_url) -> None:
+    page = tracked
+    page.goto(base_url + "/?lat=45.3870&lon=4.2880")  # Firminy: in SEM, beyond the layer
+    page.wait_for_selector('#carte[data-pret="1"]', timeout=15_000)
+    note = page.locator("#rues-note")
+    assert "pas de rues" in note.inner_text() and "outil officiel" in note.inner_text()
+    assert note.locator("a").get_attribute("href") == "https://sig.ville.gouv.fr/"
+    assert page.locator("#carte .leaflet-control-scale-line").count() == 1

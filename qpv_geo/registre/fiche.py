@@ -56,11 +56,14 @@ def map_png(lon: float | None, lat: float | None, reference: Reference, *,
     fig, ax = plt.subplots(figsize=(6.2, 6.2), dpi=110)
     try:
         # the street layer (Saint-Étienne) is in Lambert-93: none overseas
-        streets = _draw_streets(ax, window) if epsg == 2154 else "pas de rues ici"
+        streets = _draw_streets(ax, window, pt) if epsg == 2154 else "pas de rues ici"
         communes = reference.communes.to_crs(epsg)
         communes = communes[communes.intersects(window)]
         if len(communes):
-            communes.boundary.plot(ax=ax, color="#9a9a9a", linewidth=0.8, linestyle="--")
+            communes.boundary.plot(ax=ax, color="#9a9a9a", linewidth=0.8, linestyle="--",
+                                   label="limites communales")
+        if streets.startswith("rues ©"):  # drawn: in the legend like every drawn thing
+            ax.plot([], [], color="#8c8c8c", linewidth=1.2, label="rues (OpenStreetMap)")
         for layer, face, edge, label in (
                 (reference.qpv, "#2e7d32", "#1b5e20", mots.qpv_court),
                 (reference.qva, "#ef6c00", "#e65100", "QVA (non éligible)"),
@@ -82,8 +85,11 @@ def map_png(lon: float | None, lat: float | None, reference: Reference, *,
                 ax.annotate(z["code_qp"], (c.x, c.y), fontsize=8, color=edge, ha="center")
         if marge_m:
             gpd.GeoSeries([pt.buffer(marge_m)]).boundary.plot(ax=ax, color="#c62828",
-                                                              linewidth=0.8, linestyle=":")
-        ax.plot([pt.x], [pt.y], marker="o", color="#c62828", markersize=7,
+                                                              linewidth=0.8, linestyle=":",
+                                                              zorder=9)
+        # the point above everything, street names included: never covered
+        ax.plot([pt.x], [pt.y], marker="o", linestyle="", color="#c62828", markersize=7,
+                zorder=10, markeredgecolor="white", markeredgewidth=1.2,
                 label=f"site (cercle : marge {marge_m:g} m)" if marge_m else "site")
         ax.set_xlim(pt.x - r, pt.x + r)
         ax.set_ylim(pt.y - r, pt.y + r)
@@ -96,8 +102,11 @@ def map_png(lon: float | None, lat: float | None, reference: Reference, *,
         ax.text(pt.x - r + 120, pt.y - r + 35, "200 m", ha="center", fontsize=8)
         ax.legend(loc="upper right", fontsize=7, framealpha=0.9)
         projection = "Lambert-93" if epsg == 2154 else f"UTM (EPSG:{epsg})"
-        ax.set_title(f"{projection} ; tirets gris : limites communales ; " + streets,
-                     fontsize=7)
+        if not len(reference.communes) and not mots.france:  # said, not left blank
+            streets += " ; contours des communes non installés pour ce territoire"
+        import textwrap  # a long caption wrapped over the map's width, not wider than it
+
+        ax.set_title(textwrap.fill(f"{projection} ; " + streets, 100), fontsize=7)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", bbox_inches="tight")
     finally:
@@ -105,9 +114,14 @@ def map_png(lon: float | None, lat: float | None, reference: Reference, *,
     return buf.getvalue()
 
 
-def _draw_streets(ax: Any, window: Any) -> str:
-    """OpenStreetMap streets of the window (Saint-Étienne only) with a few names; returns
-    the caption (attribution, or where the layer stops)."""
+#: Room (m) kept free of street names around the point on the sheet's map.
+DEGAGEMENT_POINT_M = 18.0
+
+
+def _draw_streets(ax: Any, window: Any, point: Any) -> str:
+    """OpenStreetMap streets of the window (Saint-Étienne only) with a few names, none on the
+    ``point`` (Lambert-93); returns the caption (attribution, or where the layer stops —
+    and where to see the streets then)."""
     from qpv_geo import osm
     from qpv_geo.eligibility import Engine
 
@@ -116,7 +130,8 @@ def _draw_streets(ax: Any, window: Any) -> str:
         lon, lat = Engine.l93_to_lonlat([x0, x1], [y0, y1])
         bbox = (float(min(lon)), float(min(lat)), float(max(lon)), float(max(lat)))
         if not osm.covers(bbox):
-            return osm.ROADS_COVERAGE_TEXT + " (aucune ici)"
+            return (osm.ROADS_COVERAGE_TEXT + " (aucune ici : voir le lieu et ses rues sur "
+                    "sig.ville.gouv.fr)")
         roads = osm.roads_in_bbox(bbox).to_crs(2154)
     except (QpvGeoError, OSError, ValueError):
         return "rues indisponibles"
@@ -132,11 +147,25 @@ def _draw_streets(ax: Any, window: Any) -> str:
     for _, r in named.sort_values("len", ascending=False).iterrows():
         if r["name"] in shown or len(shown) >= 8 or r["len"] < 60:
             continue
+        at = _label_spot(r.geometry, str(r["name"]), point)
+        if at is None:
+            continue
         shown.add(r["name"])
-        mid = r.geometry.interpolate(0.5, normalized=True)
-        ax.annotate(r["name"], (mid.x, mid.y), fontsize=6, color="#3a3a3a", ha="center",
-                    style="italic", zorder=3)
+        ax.annotate(r["name"], (at.x, at.y), fontsize=6, color="#3a3a3a", ha="center",
+                    va="center", style="italic", zorder=3)
     return "rues " + osm.ROADS_ATTRIBUTION
+
+
+def _label_spot(line: Any, name: str, point: Any) -> Any:
+    """Where along ``line`` a street name (6 pt, on a map of ±400 m) does not cover the
+    point: the middle, else a quarter from either end; None when nowhere."""
+    half_w = len(name) * 3.3 + DEGAGEMENT_POINT_M  # ≈ 6.5 m a character at this scale
+    half_h = 7.0 + DEGAGEMENT_POINT_M
+    for t in (0.5, 0.25, 0.75, 0.1, 0.9):
+        at = line.interpolate(t, normalized=True)
+        if abs(at.x - point.x) >= half_w or abs(at.y - point.y) >= half_h:
+            return at
+    return None
 
 
 def _reference(registre: Registre) -> Reference:

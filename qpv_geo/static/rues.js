@@ -4,8 +4,10 @@
  *   data: the GeoJSON of qpv_geo.osm.roads_geojson (properties n = street name, c = class
  *         0 motorway/trunk/primary, 1 secondary/tertiary, 2 other), with its
  *         "attribution" and "min_zoom_names" members.
- *   options: {minZoomNames, minZoomRoads, attribution, color, outline} (default from data);
- *            outline: a dashed rectangle where the layer stops (data.bbox).
+ *   options: {minZoomNames, minZoomRoads, attribution, color, outline, avoid} (default
+ *            from data); outline: a dashed rectangle where the layer stops (data.bbox);
+ *            avoid: a function returning boxes [x0, y0, x1, y1] (layer pixels) no street name
+ *            may cover (the checked point, another label).
  * Roads are drawn in their own pane under the perimeters (overlayPane, z-index 400); street
  * names are labels along the road at zoom >= minZoomNames, one per street in a 160 px cell
  * and never overlapping another label.
@@ -74,7 +76,8 @@ function qpvgeoRues(map, data, options) {
     if (map.getZoom() < minZoom) { return; }
     var view = map.getBounds().pad(0.1), size = map.getSize();
     var origin = map.latLngToLayerPoint(map.getBounds().getNorthWest());
-    var boxes = [], cells = {};
+    var boxes = typeof options.avoid === 'function' ? options.avoid().slice() : [];
+    var cells = {};
     var feats = data.features.slice().sort(function (a, b) {
       return a.properties.c - b.properties.c; });
     feats.forEach(function (f) {

@@ -126,6 +126,11 @@
     var map = L.map(container, { scrollWheelZoom: false, zoomSnap: 0.5, fadeAnimation: false,
                                  zoomAnimation: false });
     map.attributionControl.setPrefix(false);
+    L.control.scale({ metric: true, imperial: false, position: "bottomleft" }).addTo(map);
+    // The point above every label (street names 450, tooltips 650): never covered.
+    map.createPane("qpvgeoPoint").style.zIndex = 660;
+    map.createPane("qpvgeoRueCitee").style.zIndex = 640;
+    map.getPane("qpvgeoRueCitee").style.pointerEvents = "none";
     return map;
   }
 
@@ -141,10 +146,20 @@
     });
   }
 
+  // Radius (px) of the point's marker, and the room kept around it free of any label.
+  var POINT_RADIUS = 7, POINT_CLEAR = 6;
+
   function pointMarker(lat, lon) {
     return L.circleMarker([lat, lon], {
-      radius: 7, color: "#ffffff", weight: 2, fillColor: "#d00000", fillOpacity: 1
+      radius: POINT_RADIUS, color: "#ffffff", weight: 2, fillColor: "#d00000", fillOpacity: 1,
+      pane: "qpvgeoPoint", className: "qpvgeo-point"
     }).bindTooltip("Lieu vérifié");
+  }
+
+  // The box (layer pixels) no label may cover: the point's marker and a margin around it.
+  function pointBox(map, lat, lon) {
+    var p = map.latLngToLayerPoint([lat, lon]), r = POINT_RADIUS + 2 + POINT_CLEAR;
+    return [p.x - r, p.y - r, p.x + r, p.y + r];
   }
 
   // Bounds of `focus` mirrored around the point: the point at the centre, the zone whole.
@@ -155,8 +170,10 @@
   }
 
   // The street named in « Que faire ? », drawn over the others and labelled where it passes
-  // closest to the point.
-  function highlightStreet(name, data, map, lat, lon) {
+  // closest to the point — the label pushed away from the point along the line from the point
+  // to the street (with a leader line to the street when it had to move): it never covers
+  // the point. ``avoid`` collects the boxes the other street names must keep clear of.
+  function highlightStreet(name, data, map, lat, lon, avoid) {
     if (!name) { return; }
     var feats = data.features.filter(function (f) { return f.properties.n === name; });
     if (!feats.length) { return; }
@@ -167,15 +184,71 @@
     feats.forEach(function (f) {
       f.geometry.coordinates.forEach(function (c) {
         var d = here.distanceTo([c[1], c[0]]);
-        if (d < bestD) { bestD = d; best = [c[1], c[0]]; }
+        if (d < bestD) { bestD = d; best = L.latLng(c[1], c[0]); }
       });
     });
-    var label = document.createElement("span");
-    label.textContent = name;
-    L.tooltip({ permanent: true, direction: "top", className: "rue-citee", offset: [0, -4] })
-      .setLatLng(best).setContent(label).addTo(map);
+    var span = document.createElement("span");
+    span.className = "rue-citee";
+    span.textContent = name;
+    var label = L.marker(best, { pane: "qpvgeoRueCitee", interactive: false, keyboard: false,
+      icon: L.divIcon({ className: "rue-citee-icone", html: span, iconSize: null }) });
+    var leader = L.polyline([best, best], { pane: "qpvgeoRueCitee", interactive: false,
+      color: "#1d4ed8", weight: 1.5, dashArray: "3 3" });
+    var group = L.layerGroup([label, leader]).addTo(map);
+    function place() {
+      var w = span.offsetWidth || name.length * 7 + 12, h = span.offsetHeight || 18;
+      var p = map.latLngToLayerPoint(here), s = map.latLngToLayerPoint(best);
+      var r = POINT_RADIUS + 2 + POINT_CLEAR;
+      var dx = s.x - p.x, dy = s.y - p.y, len = Math.sqrt(dx * dx + dy * dy);
+      var ux = len > 1 ? dx / len : 0, uy = len > 1 ? dy / len : -1;
+      // distance from the point at which the label's box clears the point's box
+      var need = Math.min(Math.abs(ux) > 1e-6 ? (w / 2 + r) / Math.abs(ux) : Infinity,
+                          Math.abs(uy) > 1e-6 ? (h / 2 + r) / Math.abs(uy) : Infinity);
+      var at = len >= need ? s : L.point(p.x + ux * need, p.y + uy * need);
+      label.setLatLng(map.layerPointToLatLng(at));
+      leader.setLatLngs(len >= need ? [best, best] : [map.layerPointToLatLng(at), best]);
+      avoid.size = [w, h];
+    }
+    // the label's box now (layer pixels), whatever moved since it was placed
+    avoid.cited = function () {
+      var at = map.latLngToLayerPoint(label.getLatLng()), w = avoid.size[0], h = avoid.size[1];
+      return [at.x - w / 2, at.y - h / 2, at.x + w / 2, at.y + h / 2];
+    };
+    map.on("zoomend viewreset moveend", place);
+    place();
     map.getContainer().dataset.rueCitee = name;
     return layer;
+  }
+
+  // What the legend says of the street layer: where it stops (the dashed rectangle drawn on
+  // the maps), or, with no street here, where to see the place with its streets.
+  function streetsNote(note, data) {
+    if (!note) { return; }
+    note.replaceChildren();
+    if (data.features.length) {
+      var key = document.createElement("span");
+      key.className = "cle cle-limite-rues";
+      note.append("· ", key, " limite de la couche des rues (" + data.couverture + ")");
+      return;
+    }
+    var link = document.createElement("a");
+    link.href = OFFICIAL_TOOL;
+    link.textContent = "sig.ville.gouv.fr";
+    note.append("— pas de rues sur ce fond ici (" + data.couverture + ") : voyez le lieu et "
+                + "ses rues sur l'outil officiel de l'ANCT, ", link, " (recherche par adresse).");
+  }
+
+  // The official locator of the QPV (ANCT), for a place the offline streets do not reach.
+  var OFFICIAL_TOOL = "https://sig.ville.gouv.fr/";
+
+  // Another territory than SEM with no commune outline shipped: the legend says the blank
+  // background is not « no commune here ».
+  function communesNote(section, geojson) {
+    var note = document.getElementById("communes-note");
+    if (!note || !section.dataset.libelleQpv) { return; }
+    var any = geojson.features.some(function (f) { return f.properties.type === "commune"; });
+    note.textContent = any ? "" : " · fond : contours des communes non installés pour ce "
+      + "territoire (seuls les QPV sont dessinés)";
   }
 
   function setupMap() {
@@ -221,6 +294,7 @@
           });
           pointMarker(lat, lon).addTo(map);
         });
+        communesNote(section, geojson);
         frame();
         done(true);
       })
@@ -232,16 +306,20 @@
           { headers: { "Accept": "application/json" } })
       .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); })
       .then(function (data) {
-        var note = document.getElementById("rues-note");
-        if (note) {
-          note.textContent = data.features.length ? "— " + data.couverture
-            : "— pas de rues sur ce fond ici (" + data.couverture + ")";
-        }
+        streetsNote(document.getElementById("rues-note"), data);
         if (typeof qpvgeoRues === "function" && data.features.length) {
-          qpvgeoRues(detail, data, { outline: true }).addTo(detail);
-          if (overview) { qpvgeoRues(overview, data, { outline: true }).addTo(overview); }
+          var avoid = {};
+          highlightStreet(section.dataset.rue, data, detail, lat, lon, avoid);
+          maps.forEach(function (map) {
+            // no street name on the point, nor on the cited street's label (detail map)
+            var keep = function () {
+              var boxes = [pointBox(map, lat, lon)];
+              if (map === detail && avoid.cited) { boxes.push(avoid.cited()); }
+              return boxes;
+            };
+            qpvgeoRues(map, data, { outline: true, avoid: keep }).addTo(map);
+          });
           container.dataset.rues = String(data.features.length);
-          highlightStreet(section.dataset.rue, data, detail, lat, lon);
         }
         done(true);
       })
