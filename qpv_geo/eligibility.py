@@ -656,31 +656,40 @@ class Engine:
         y = np.asarray(y, dtype=np.float64)
         bad = self.check_xy(x, y)
         lon, lat = self.l93_to_lonlat(np.where(bad == 0, x, np.nan), np.where(bad == 0, y, np.nan))
-        return self._judge(x, y, bad, lon, lat, citycodes, geocodes, precision_point_m)
+        return self._judge(x, y, bad, lon, lat, citycodes, geocodes, precision_point_m,
+                           degres=False)
 
     def judge_lonlat(self, lon: Any, lat: Any, *, citycodes: Sequence[str | None] | None = None,
                      geocodes: Sequence[GeocodeResult | None] | None = None,
-                     precision_point_m: Any = None) -> pd.DataFrame:
+                     precision_point_m: Any = None, arrondi_m: Any = None) -> pd.DataFrame:
         """Verdicts for WGS84 points, one row per point (columns :data:`VERDICT_COLUMNS`).
 
         ``geocodes`` (same length) adds the geocoding fields, gives each point its position
         uncertainty (BAN ``type_position``, geocoding precision) and turns imprecise geocoding
         into « à vérifier »; ``citycodes`` (INSEE, from the geocoder) name the commune;
-        ``precision_point_m`` as in :meth:`judge_xy`.
+        ``precision_point_m`` as in :meth:`judge_xy`. The uncertainty of given coordinates is
+        never less than their decimals allow: ``arrondi_m`` (per point, NaN where unknown)
+        when the text they were read from is known (« 45.40 » keeps its two decimals), else
+        from the numbers themselves.
         """
         lon = np.asarray(lon, dtype=np.float64)
         lat = np.asarray(lat, dtype=np.float64)
         bad = self.check_lonlat_zones(lon, lat)
         x, y = self.lonlat_to_plan(np.where(bad == 0, lon, np.nan),
                                    np.where(bad == 0, lat, np.nan))
-        return self._judge(x, y, bad, lon, lat, citycodes, geocodes, precision_point_m)
+        return self._judge(x, y, bad, lon, lat, citycodes, geocodes, precision_point_m,
+                           arrondi_m=arrondi_m)
 
     def _judge(self, x: np.ndarray, y: np.ndarray, bad: np.ndarray, lon: np.ndarray,
                lat: np.ndarray, citycodes: Sequence[str | None] | None,
                geocodes: Sequence[GeocodeResult | None] | None,
-               precision_point_m: Any) -> pd.DataFrame:
+               precision_point_m: Any, *, degres: bool = True,
+               arrondi_m: Any = None) -> pd.DataFrame:
+        # degrees given (not Lambert-93 converted): no finer than their decimals
         incert, mots = incertitudes(len(x), geocodes, precision_point_m,
-                                    defaut=self.precision_point_m)
+                                    defaut=self.precision_point_m,
+                                    lon=lon if degres else None, lat=lat if degres else None,
+                                    arrondi_m=arrondi_m)
         c = self.classify_xy(x, y, bad=bad, incertitude_m=incert)
         voies = None
         if geocodes is not None and any(g is not None and g.found and g.precision == "street"
@@ -716,7 +725,7 @@ class Engine:
             if geocode is None:
                 xa, ya = np.array([x], float), np.array([y], float)
                 lon_a, lat_a = self.l93_to_lonlat(xa, ya)
-                return self._judge_one(xa, ya, lon_a, lat_a, precision_point_m)
+                return self._judge_one(xa, ya, lon_a, lat_a, precision_point_m, degres=False)
             frame = self.judge_xy([x], [y], precision_point_m=precision_point_m)
         else:
             if lon is None or lat is None:
@@ -735,10 +744,11 @@ class Engine:
         return self._verdict(frame.iloc[0], geocode)
 
     def _judge_one(self, x: np.ndarray, y: np.ndarray, lon: np.ndarray, lat: np.ndarray,
-                   precision_point_m: float | None) -> Verdict:
+                   precision_point_m: float | None, *, degres: bool = True) -> Verdict:
         """One usable point without geocoding: the same computation as :meth:`judge_lonlat`,
         read from the columns without building a DataFrame (the web's single-point path)."""
-        incert, mots = incertitudes(1, None, precision_point_m, defaut=self.precision_point_m)
+        incert, mots = incertitudes(1, None, precision_point_m, defaut=self.precision_point_m,
+                                    lon=lon if degres else None, lat=lat if degres else None)
         from qpv_geo._un_point import verdict_un_point
 
         fast = verdict_un_point(self, float(x[0]), float(y[0]), float(lon[0]), float(lat[0]),

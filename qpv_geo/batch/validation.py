@@ -309,7 +309,17 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
         add(bad_p, f"précision du point illisible (colonne « {mapping.precision_point} ») : "
             "valeur par défaut utilisée")
         incert = np.where(bad_p, np.nan, incert)
-    verdict = engine.judge_lonlat(lon, lat, geocodes=geocodes, precision_point_m=incert)
+    # the file's own degrees are no finer than their decimals as written (« 45,40 » keeps two)
+    arrondi = np.full(n, np.nan)
+    ll_rows = use_coords & (kind == 1)
+    if ll_rows.any():
+        from qpv_geo.geocoding.coordinates import demi_pas_textes, incertitude_arrondi_m
+
+        arrondi[ll_rows] = incertitude_arrondi_m(
+            lat[ll_rows], demi_pas_textes(_text(frame, mapping.lat)[ll_rows]),
+            demi_pas_textes(_text(frame, mapping.lon)[ll_rows]))
+    verdict = engine.judge_lonlat(lon, lat, geocodes=geocodes, precision_point_m=incert,
+                                  arrondi_m=arrondi)
     vcols = {c: verdict[c].to_numpy() for c in verdict.columns}
     if len(xy_rows):
         v_xy = engine.judge_xy(a[xy_rows], b[xy_rows], precision_point_m=incert[xy_rows])
