@@ -180,6 +180,24 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
     dist = np.round(c.dist, 1)
     base = c.status
     usable = c.bad == 0
+    # No commune outline (any territory but SEM): bare coordinates outside every QPV are in
+    # France only if the country outlines say so (Barcelona, Geneva, Roseau are in the zones'
+    # rectangles); near a border, or far from any land, « à vérifier ».
+    pays_dit = np.zeros(n, dtype=bool)
+    if self.pays:
+        sans_code = np.ones(n, dtype=bool) if citycodes is None else np.array(
+            [v is None or v == "" for v in citycodes], dtype=bool)
+        cand = np.flatnonzero(usable & (status == HORS_QPV) & sans_code & ~m_perdu)
+        if len(cand):
+            from qpv_geo import _pays
+
+            etat, pays = _pays.etat_des_points(np.asarray(lon, float)[cand],
+                                               np.asarray(lat, float)[cand])
+            ailleurs = etat != _pays.FRANCE
+            for k, e, p in zip(cand[ailleurs], etat[ailleurs], pays[ailleurs], strict=True):
+                status[k] = HORS_TERRITOIRE if e == _pays.ETRANGER else A_VERIFIER
+                motifs[k] = (motifs[k] + " ; " if motifs[k] else "") + _pays.motif_pays(e, p)
+                pays_dit[k] = True
     # Reasons, by case (vectorised string building).
     m_in_qpv = usable & (zk == _K_QPV)
     add(m_in_qpv, "dans le QPV " + zone_code[m_in_qpv].astype(str) + " « "
@@ -200,7 +218,7 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
         + zone_name[m_autre].astype(str) + " » de " + epci
         + f", {hors(nom)} : non éligible à cet appel")
     m_hors = usable & (zk < 0) & (c.territory != _T_OUT)
-    dit = m_hors & (base != A_VERIFIER) & (status != HORS_TERRITOIRE) & ~m_perdu
+    dit = m_hors & (base != A_VERIFIER) & (status != HORS_TERRITOIRE) & ~m_perdu & ~pays_dit
     if not self.contours and not self.france:  # no outline: only a commune code places it
         add(dit & code_dans, f"{dans(nom)} (code commune de l'adresse), dans aucun QPV")
         add(dit & ~code_dans, f"dans aucun QPV {de(nom)} ; appartenance {_a(nom)} non vérifiée : "
@@ -215,6 +233,14 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
         f"en limite du territoire {de(sigle)} (contour communal approximatif, tolérance "
         f"{self.tolerance_m:.0f} m)")
     m_out = usable & (zk < 0) & (c.territory == _T_OUT)
+    if self._collectivites_hors and m_out.any():  # another island of the zone: name it
+        from qpv_geo._pays import COLLECTIVITES, collectivite_du_point
+
+        coll = np.full(n, None, dtype=object)
+        coll[m_out] = collectivite_du_point(np.asarray(lon, float)[m_out],
+                                            np.asarray(lat, float)[m_out])
+        for code in self._collectivites_hors:
+            add(coll == code, COLLECTIVITES[code][0])
     add(m_out, self.texte_hors_territoire)
     near = usable & (c.near_zone >= 0) & (zk != _K_QPV)
     add(near, "QPV le plus proche : " + codes[c.near_zone[near]].astype(str) + " « "
@@ -315,7 +341,8 @@ def status_labels(nom: str = "Saint-Étienne Métropole") -> dict[str, str]:
     if nom == "Saint-Étienne Métropole":
         return dict(STATUS_LABELS)
     if nom == "France":  # no call for projects nationally: membership only
-        return {**STATUS_LABELS, "eligible": "Dans un QPV 2024"}
+        return {**STATUS_LABELS, "eligible": "Dans un QPV 2024",
+                "hors_territoire": "Non éligible — hors du territoire servi"}
     return {**STATUS_LABELS, "eligible": f"Éligible — dans un QPV {de(nom)}",
             "hors_territoire": f"Non éligible — hors territoire {de(nom)}"}
 

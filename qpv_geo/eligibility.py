@@ -270,9 +270,21 @@ class Engine:
         # Zones of the plane outside the territory (its points are « hors territoire »), with
         # a last True entry for index -1; None when every point is judged by its place alone.
         self._hors_zones: np.ndarray | None = None
+        #: Overseas collectivities of a zone the territory is in but has no commune in (an
+        #: EPCI of Guadeloupe: Martinique, Saint-Martin, Saint-Barthélemy share its zone).
+        self._collectivites_hors: frozenset[str] = frozenset()
         if not self.plan.lambert93 and territoire is not None and not self.france:
             mine = {zone_du_departement(c[:3]) for c in territoire.communes}
             self._hors_zones = np.array([z not in mine for z in self.plan.zones] + [True])
+            from qpv_geo._pays import COLLECTIVITES
+
+            deps = {c[:3] for c in territoire.communes}
+            self._collectivites_hors = frozenset(
+                k for k in COLLECTIVITES if k not in deps
+                and zone_du_departement(k) in mine)
+        #: Bare coordinates are placed in France by the country outlines (approximate) where
+        #: no commune outline says it: every territory but SEM (qpv_geo._pays).
+        self.pays = not self.contours
         self._grid: _Grille | None = None
         self._box_tree: shapely.STRtree | None = None
         #: Skip the (point, part) pairs that cannot be the nearest QPV (see _pair_distances).
@@ -495,6 +507,13 @@ class Engine:
             territory[usable] = _T_IN
         if self._hors_zones is not None:  # ... except in a part of France it has no commune in
             territory[usable & self._hors_zones[self.plan.zone_xy(xs)]] = _T_OUT
+        if self._collectivites_hors and usable.any():  # ... or another island of its zone
+            from qpv_geo._pays import collectivite_du_point
+
+            idx = np.flatnonzero(usable & (territory != _T_OUT))
+            lo, la = self.plan.vers_lonlat(xs[idx], ys[idx])
+            coll = collectivite_du_point(lo, la)
+            territory[idx[np.isin(coll.astype(str), list(self._collectivites_hors))]] = _T_OUT
 
         # Per kind: inside (any part with s > 0), sure (s > margin), maybe (s > -margin).
         flags = {}
