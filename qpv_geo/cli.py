@@ -804,7 +804,10 @@ def batch(
         console.print(f"[bold yellow]⚠ {warning}[/]", highlight=False)
     for path in result.paths:
         console.print(f"Écrit : {path}", highlight=False)
-    if lues != ecrites:
+    panne = summary.get("geocodage_interrompu")
+    if panne:  # the file is written; the rows the service did not answer say so
+        err_console.print(f"[bold red]Géocodage interrompu :[/] {panne}.", highlight=False)
+    if lues != ecrites or panne:
         raise typer.Exit(1)
 # --- end batch command ---
 

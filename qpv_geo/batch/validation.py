@@ -39,7 +39,12 @@ from qpv_geo.batch.writing import (
     write_result,
 )
 from qpv_geo.eligibility import STATUS_LABELS, STATUSES, Engine
-from qpv_geo.exceptions import GeocoderNotConfigured, GeocoderUnavailable, InputFileError
+from qpv_geo.exceptions import (
+    GeocoderNotConfigured,
+    GeocoderUnavailable,
+    InputFileError,
+    QpvGeoError,
+)
 from qpv_geo.libelles import libelles
 from qpv_geo.priorites import label_of, normalize_priorite
 from qpv_geo.settings import Settings
@@ -86,6 +91,9 @@ class _Geocoding:
         self._error: str | None = None
         self._memo: dict[Any, GeocodeResult] = {}
         self.name: str | None = getattr(geocoder, "name", None)
+        #: The service failed during the run (its French reason): the rows still to geocode
+        #: are « non localisé » with it, the file is written, a re-run resumes.
+        self.panne: str | None = None
 
     def geocoder(self) -> Geocoder | None:
         if self._geocoder is None and self._error is None:
@@ -125,17 +133,30 @@ class _Geocoding:
         if progress and known:
             progress(known)
         pending = Counter(q for q in queries if q not in self._memo)
+        failed: dict[Any, GeocodeResult] = {}
         for i in range(0, len(todo), GEOCODE_CHUNK):
             check_cancelled()  # a web client that left stops the work here
             chunk = todo[i:i + GEOCODE_CHUNK]
+            if self.panne is not None:  # down once in this run: not asked again
+                failed.update((q, not_found(q, self.panne, source="")) for q in chunk)
+                if progress:
+                    progress(sum(pending[q] for q in chunk))
+                continue
             try:
                 results = geocoder.geocode_many(chunk)
             except GeocoderUnavailable as exc:
-                if not getattr(geocoder, "unavailable_hint", None):
-                    raise  # the online service asked for by name: stop, resume later
-                # auto: no address file and the service unreachable → rows say how to fix
-                msg = f"géocodeur indisponible : {exc} ({exc.hint})"
-                results = [not_found(q, msg, source="") for q in chunk]
+                if getattr(geocoder, "unavailable_hint", None):
+                    # auto: no address file and the service unreachable → rows say how to fix
+                    msg = f"géocodeur indisponible : {exc} ({exc.hint})"
+                    results = [not_found(q, msg, source="") for q in chunk]
+                else:  # the service failed mid-run: a service error, not a file error
+                    self.panne = (f"service de géocodage en panne pendant le traitement ({exc}) "
+                                  "— relancez la même commande pour reprendre : les adresses "
+                                  "déjà géocodées sont gardées et ne sont pas redemandées")
+                    failed.update((q, not_found(q, self.panne, source="")) for q in chunk)
+                    if progress:
+                        progress(sum(pending[q] for q in chunk))
+                    continue
             if len(results) != len(chunk):
                 raise RuntimeError(f"geocoder {geocoder.name} returned {len(results)} results "
                                    f"for {len(chunk)} queries")
@@ -143,7 +164,7 @@ class _Geocoding:
                 self._memo[q] = r
             if progress:
                 progress(sum(pending[q] for q in chunk))
-        out = [self._memo[q] for q in queries]
+        out = [self._memo[q] if q in self._memo else failed[q] for q in queries]
         if len(self._memo) > 500_000:
             self._memo.clear()
         return out
@@ -192,6 +213,8 @@ def validate_sites(frame: pd.DataFrame, mapping: ColumnMapping, *,
     result = BatchResult(frame=out, summary=summary.result(geocodeur=state.name,
                                                            titre_ignore=skipped),
                          mapping=mapping)
+    if state.panne is not None:
+        result.summary["geocodage_interrompu"] = state.panne
     result.summary.update(frame.attrs.get("lecture") or {})
     return result
 
@@ -548,6 +571,8 @@ def validate_file(path: str | Path, output: str | Path | None = None, *,
                                 progress=progress, on_mapping=on_mapping)
     except OSError as exc:
         outs.discard()
+        if isinstance(exc, QpvGeoError):  # a service's failure is not a writing error
+            raise
         if output is None or (exc.filename is not None
                               and Path(str(exc.filename)).resolve() == Path(path).resolve()):
             raise
@@ -619,6 +644,8 @@ def _validate_source(source: Any, output: str | Path | None, outs: AtomicOutputs
     assert mapping is not None and summary is not None
     result_summary = summary.result(geocodeur=state.name, titre_ignore=source.skipped_above)
     result_summary.update(source.lecture())
+    if state.panne is not None:
+        result_summary["geocodage_interrompu"] = state.panne
     streamed = stream and kept_rows > KEEP_FRAME_MAX
     if streamed:
         frame = kept[0].iloc[0:0]
