@@ -242,11 +242,19 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
         for code in self._collectivites_hors:
             add(coll == code, COLLECTIVITES[code][0])
     add(m_out, self.texte_hors_territoire)
+    # A point known only to its commune is the commune's centre: no distance to an edge says
+    # anything about the place (issue 20).
+    centre = np.zeros(n, dtype=bool) if geocodes is None else np.array(
+        [g is not None and g.found and g.precision == "municipality" for g in geocodes],
+        dtype=bool)
     near = usable & (c.near_zone >= 0) & (zk != _K_QPV)
-    add(near, "QPV le plus proche : " + codes[c.near_zone[near]].astype(str) + " « "
-        + names[c.near_zone[near]].astype(str) + " » à " + _fmt_m(np.round(
-            c.near_dist[near], 0)))
-    unc = base == A_VERIFIER
+    add(near & ~centre, "QPV le plus proche : " + codes[c.near_zone[near & ~centre]].astype(str)
+        + " « " + names[c.near_zone[near & ~centre]].astype(str) + " » à " + _fmt_m(np.round(
+            c.near_dist[near & ~centre], 0)))
+    add(near & centre, "QPV le plus proche du centre de la commune : "
+        + codes[c.near_zone[near & centre]].astype(str) + " « "
+        + names[c.near_zone[near & centre]].astype(str) + " »")
+    unc = (base == A_VERIFIER) & ~centre
     alt_label = np.array([STATUSES[a] if a >= 0 else "" for a in range(-1, 6)],
                          dtype=object)[c.alt_status + 1]
     alt_texts = alt_text(sigle)
@@ -255,6 +263,10 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
     add(unc, "à moins de " + fmt_metres(c.marge[unc]) + " du bord de "
         + codes[c.edge_zone[unc]].astype(str) + " « " + names[c.edge_zone[unc]].astype(str)
         + " » : de l'autre côté, " + alt_txt)
+    unc_c = (base == A_VERIFIER) & centre
+    add(unc_c, "position au centre de la commune seulement : le lieu peut être dans le QPV "
+        + codes[c.edge_zone[unc_c]].astype(str) + " « "
+        + names[c.edge_zone[unc_c]].astype(str) + " » ou hors de lui")
     if m_perdu.any():
         add(m_perdu, motifs_perdus(perdus, perdu[m_perdu], perdu_dist[m_perdu], sigle,
                                   self.france))
