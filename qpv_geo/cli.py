@@ -571,6 +571,10 @@ def report_command(
     console.print(f"  Cases QPV × priorité : {c['dans']}/{c['total']} avec une action dans le "
                   f"QPV, {c['proximite']} seulement à ≤ {cov.rayon_m:.0f} m, {c['lacunes']} "
                   "lacune(s)", highlight=False)
+    if cov.sites_imprecis:
+        console.print(f"  [yellow]{cov.sites_imprecis} site(s) localisé(s) seulement à la "
+                      "commune ou au lieu-dit : comptés nulle part (demandez leur adresse "
+                      "exacte)[/]", highlight=False)
     _print_notes(reference, frame)
 
 
