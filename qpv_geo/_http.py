@@ -4,9 +4,11 @@ Nothing here knows about addresses: :mod:`qpv_geo.geocoding` builds on it.
 
 * one :class:`requests.Session` per geocoder (connection reuse), with a User-Agent naming
   qpv-geo and its version;
-* :func:`request_with_retry`: exponential backoff on 429/5xx/timeouts/connection errors,
-  ``Retry-After`` respected, then one table (:data:`ERROR_CODE_MAP`) turning the last HTTP
-  status into an exception of :mod:`qpv_geo.exceptions`;
+* :func:`request_with_retry`: exponential backoff on 429/5xx/timeouts/connection errors and on
+  answers cut off half-way or unreadable (a ``parse`` that fails), ``Retry-After`` respected,
+  then one table (:data:`ERROR_CODE_MAP`) turning the last HTTP status into an exception of
+  :mod:`qpv_geo.exceptions` — a service's failure is always a :class:`GeocoderUnavailable`
+  with a French message, never the HTTP library's own exception;
 * :class:`RateLimiter`: a client-side cap on requests per second, shared by threads;
 * :class:`ResultCache`: a small SQLite key → JSON store in the cache directory, written as
   each answer arrives so that an interrupted batch resumes where it stopped.
@@ -154,13 +156,17 @@ def request_with_retry(
     max_wait_s: float = 60.0,
     limiter: RateLimiter | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    parse: Callable[[requests.Response], Any] | None = None,
 ) -> requests.Response:
     """Send one request, retrying 429/5xx/timeouts with exponential backoff.
 
     Waits ``Retry-After`` when the server gives it (up to ``max_wait_s``; longer means
-    :class:`GeocoderRateLimited` at once), else ``backoff_s * 2**attempt``. Raises the
+    :class:`GeocoderRateLimited` at once), else ``backoff_s * 2**attempt``. An answer cut off
+    half-way (the connection closed before its end) or that ``parse`` cannot read (it raises
+    ``ValueError``; its result is kept in ``resp.parsed``) is retried the same way. Raises the
     exception of :data:`ERROR_CODE_MAP` for a final error status, and
-    :class:`GeocoderUnavailable` when the server cannot be reached.
+    :class:`GeocoderUnavailable` when the server cannot be reached or only gives broken
+    answers.
     """
     query = sorted_params(params)
     last_exc: Exception | None = None
@@ -178,6 +184,22 @@ def request_with_retry(
             raise GeocoderUnavailable(
                 f"Le service de géocodage est injoignable ({url}) : "
                 f"{exc.__class__.__name__}.", hint=_HINTS[GeocoderUnavailable]) from exc
+        except requests.RequestException as exc:  # answer cut off, undecodable body…
+            last_exc = exc
+            if attempt < retries:
+                sleep(backoff_s * 2 ** attempt)
+                continue
+            raise _broken(url, retries, "réponse coupée en cours de route") from exc
+        if resp.status_code < 400 and parse is not None:
+            try:
+                resp.parsed = parse(resp)  # type: ignore[attr-defined]
+            except ValueError as exc:
+                last_exc = exc
+                if attempt < retries:
+                    sleep(backoff_s * 2 ** attempt)
+                    continue
+                raise _broken(url, retries, f"réponse illisible ou incomplète ({exc})"
+                              ) from exc
         if resp.status_code < 400:
             return resp
         wait = retry_after_seconds(resp.headers.get("Retry-After"))
@@ -189,6 +211,16 @@ def request_with_retry(
         raise error_for_status(resp.status_code, url, _error_detail(resp), retry_after=wait)
     raise GeocoderUnavailable(f"Le service de géocodage ne répond pas ({url}).",
                               hint=_HINTS[GeocoderUnavailable]) from last_exc  # pragma: no cover
+
+
+def _broken(url: str, retries: int, what: str) -> GeocoderUnavailable:
+    """The service's failure after ``retries + 1`` broken answers, in French."""
+    essais = f"{retries + 1} essais" if retries else "1 essai"
+    return GeocoderUnavailable(
+        f"Le service de géocodage ne répond pas correctement ({url}) : {what[:200]}, "
+        f"{essais}.", hint="Panne passagère du service : relancez plus tard (ce qui est déjà "
+        "géocodé est gardé en cache et n'est pas redemandé), ou utilisez le géocodeur local "
+        "(--geocoder local).")
 
 
 def _error_detail(resp: requests.Response) -> str:

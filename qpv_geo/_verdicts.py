@@ -180,6 +180,24 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
     dist = np.round(c.dist, 1)
     base = c.status
     usable = c.bad == 0
+    # No commune outline (any territory but SEM): bare coordinates outside every QPV are in
+    # France only if the country outlines say so (Barcelona, Geneva, Roseau are in the zones'
+    # rectangles); near a border, or far from any land, « à vérifier ».
+    pays_dit = np.zeros(n, dtype=bool)
+    if self.pays:
+        sans_code = np.ones(n, dtype=bool) if citycodes is None else np.array(
+            [v is None or v == "" for v in citycodes], dtype=bool)
+        cand = np.flatnonzero(usable & (status == HORS_QPV) & sans_code & ~m_perdu)
+        if len(cand):
+            from qpv_geo import _pays
+
+            etat, pays = _pays.etat_des_points(np.asarray(lon, float)[cand],
+                                               np.asarray(lat, float)[cand])
+            ailleurs = etat != _pays.FRANCE
+            for k, e, p in zip(cand[ailleurs], etat[ailleurs], pays[ailleurs], strict=True):
+                status[k] = HORS_TERRITOIRE if e == _pays.ETRANGER else A_VERIFIER
+                motifs[k] = (motifs[k] + " ; " if motifs[k] else "") + _pays.motif_pays(e, p)
+                pays_dit[k] = True
     # Reasons, by case (vectorised string building).
     m_in_qpv = usable & (zk == _K_QPV)
     add(m_in_qpv, "dans le QPV " + zone_code[m_in_qpv].astype(str) + " « "
@@ -200,7 +218,7 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
         + zone_name[m_autre].astype(str) + " » de " + epci
         + f", {hors(nom)} : non éligible à cet appel")
     m_hors = usable & (zk < 0) & (c.territory != _T_OUT)
-    dit = m_hors & (base != A_VERIFIER) & (status != HORS_TERRITOIRE) & ~m_perdu
+    dit = m_hors & (base != A_VERIFIER) & (status != HORS_TERRITOIRE) & ~m_perdu & ~pays_dit
     if not self.contours and not self.france:  # no outline: only a commune code places it
         add(dit & code_dans, f"{dans(nom)} (code commune de l'adresse), dans aucun QPV")
         add(dit & ~code_dans, f"dans aucun QPV {de(nom)} ; appartenance {_a(nom)} non vérifiée : "
@@ -215,12 +233,28 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
         f"en limite du territoire {de(sigle)} (contour communal approximatif, tolérance "
         f"{self.tolerance_m:.0f} m)")
     m_out = usable & (zk < 0) & (c.territory == _T_OUT)
+    if self._collectivites_hors and m_out.any():  # another island of the zone: name it
+        from qpv_geo._pays import COLLECTIVITES, collectivite_du_point
+
+        coll = np.full(n, None, dtype=object)
+        coll[m_out] = collectivite_du_point(np.asarray(lon, float)[m_out],
+                                            np.asarray(lat, float)[m_out])
+        for code in self._collectivites_hors:
+            add(coll == code, COLLECTIVITES[code][0])
     add(m_out, self.texte_hors_territoire)
+    # A point known only to its commune is the commune's centre: no distance to an edge says
+    # anything about the place (issue 20).
+    centre = np.zeros(n, dtype=bool) if geocodes is None else np.array(
+        [g is not None and g.found and g.precision == "municipality" for g in geocodes],
+        dtype=bool)
     near = usable & (c.near_zone >= 0) & (zk != _K_QPV)
-    add(near, "QPV le plus proche : " + codes[c.near_zone[near]].astype(str) + " « "
-        + names[c.near_zone[near]].astype(str) + " » à " + _fmt_m(np.round(
-            c.near_dist[near], 0)))
-    unc = base == A_VERIFIER
+    add(near & ~centre, "QPV le plus proche : " + codes[c.near_zone[near & ~centre]].astype(str)
+        + " « " + names[c.near_zone[near & ~centre]].astype(str) + " » à " + _fmt_m(np.round(
+            c.near_dist[near & ~centre], 0)))
+    add(near & centre, "QPV le plus proche du centre de la commune : "
+        + codes[c.near_zone[near & centre]].astype(str) + " « "
+        + names[c.near_zone[near & centre]].astype(str) + " »")
+    unc = (base == A_VERIFIER) & ~centre
     alt_label = np.array([STATUSES[a] if a >= 0 else "" for a in range(-1, 6)],
                          dtype=object)[c.alt_status + 1]
     alt_texts = alt_text(sigle)
@@ -229,6 +263,10 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
     add(unc, "à moins de " + fmt_metres(c.marge[unc]) + " du bord de "
         + codes[c.edge_zone[unc]].astype(str) + " « " + names[c.edge_zone[unc]].astype(str)
         + " » : de l'autre côté, " + alt_txt)
+    unc_c = (base == A_VERIFIER) & centre
+    add(unc_c, "position au centre de la commune seulement : le lieu peut être dans le QPV "
+        + codes[c.edge_zone[unc_c]].astype(str) + " « "
+        + names[c.edge_zone[unc_c]].astype(str) + " » ou hors de lui")
     if m_perdu.any():
         add(m_perdu, motifs_perdus(perdus, perdu[m_perdu], perdu_dist[m_perdu], sigle,
                                   self.france))
@@ -315,7 +353,8 @@ def status_labels(nom: str = "Saint-Étienne Métropole") -> dict[str, str]:
     if nom == "Saint-Étienne Métropole":
         return dict(STATUS_LABELS)
     if nom == "France":  # no call for projects nationally: membership only
-        return {**STATUS_LABELS, "eligible": "Dans un QPV 2024"}
+        return {**STATUS_LABELS, "eligible": "Dans un QPV 2024",
+                "hors_territoire": "Non éligible — hors du territoire servi"}
     return {**STATUS_LABELS, "eligible": f"Éligible — dans un QPV {de(nom)}",
             "hors_territoire": f"Non éligible — hors territoire {de(nom)}"}
 

@@ -187,7 +187,10 @@ def render_verdict(verdict: Any, reference: Any) -> None:
         table.add_row("Quartier", f"{verdict.code_qp} — {verdict.lib_qp}")
     if verdict.lib_com or verdict.insee_com:
         table.add_row("Commune", f"{verdict.lib_com or '?'} ({verdict.insee_com or '?'})")
-    if verdict.distance_bord_m is not None and not math.isnan(verdict.distance_bord_m):
+    # a point known only to its commune is the commune's centre: no distance says anything
+    centre = (verdict.geocodage or {}).get("geocodage_precision") == "municipality"
+    if verdict.distance_bord_m is not None and not math.isnan(verdict.distance_bord_m) \
+            and not centre:
         # far from every perimeter (outside SEM) neither the distance nor the margin says
         # anything: both rows only when there is an edge to be near
         table.add_row("Distance au bord", format_distance(verdict.distance_bord_m))
@@ -195,7 +198,7 @@ def render_verdict(verdict: Any, reference: Any) -> None:
             table.add_row("Marge", verdict.marge_motif)
     if verdict.code_qp_proche and not verdict.code_qp:
         table.add_row("QPV le plus proche", f"{verdict.code_qp_proche} — {verdict.lib_qp_proche}"
-                      f" ({verdict.distance_qp_proche_m:.0f} m)")
+                      + ("" if centre else f" ({verdict.distance_qp_proche_m:.0f} m)"))
     if verdict.candidat_autre_cote and verdict.candidat_autre_cote not in (
             verdict.code_qp, verdict.code_qp_proche):
         table.add_row("Bord le plus proche",
@@ -594,6 +597,10 @@ def report_command(
     console.print(f"  Cases QPV × priorité : {c['dans']}/{c['total']} avec une action dans le "
                   f"QPV, {c['proximite']} seulement à ≤ {cov.rayon_m:.0f} m, {c['lacunes']} "
                   "lacune(s)", highlight=False)
+    if cov.sites_imprecis:
+        console.print(f"  [yellow]{cov.sites_imprecis} site(s) localisé(s) seulement à la "
+                      "commune ou au lieu-dit : comptés nulle part (demandez leur adresse "
+                      "exacte)[/]", highlight=False)
     _print_notes(reference, frame)
 
 
@@ -830,7 +837,10 @@ def batch(
         console.print(f"[bold yellow]⚠ {warning}[/]", highlight=False)
     for path in result.paths:
         console.print(f"Écrit : {path}", highlight=False)
-    if lues != ecrites:
+    panne = summary.get("geocodage_interrompu")
+    if panne:  # the file is written; the rows the service did not answer say so
+        err_console.print(f"[bold red]Géocodage interrompu :[/] {panne}.", highlight=False)
+    if lues != ecrites or panne:
         raise typer.Exit(1)
 # --- end batch command ---
 

@@ -13,6 +13,10 @@ A *gap* is a QPV × priority pair reached by no action, neither inside nor withi
 The figures keep the two relations apart: the QPV × priority cells with an action **inside**,
 the cells served **only within the radius** (« quartier vécu »), and the gaps partition the
 cells (:meth:`Coverage.cellules`); no rate adds the first two.
+A site located only to its commune or lieu-dit (``geocodage_precision`` ``municipality`` or
+``locality``: its point is the centre of the commune, not the place) is counted nowhere in the
+matrix — neither inside a QPV nor « à moins de 300 m » — but apart
+(:attr:`Coverage.sites_imprecis`): a relation needs a place known at least to the street.
 Distances are computed in Lambert-93 (EPSG:2154; overseas, in the territory's UTM zone, see
 :mod:`qpv_geo._zones`) from ``lon``/``lat`` against the QPV
 polygons of the reference given: the count does not depend on the verdict columns, so a site
@@ -37,6 +41,9 @@ if TYPE_CHECKING:
 
 #: Default radius (m) of the "quartier vécu": a site this close to a QPV serves it.
 RAYON_DEFAUT_M = 300.0
+
+#: Geocoding precisions that do not place a site (the commune's or lieu-dit's centre).
+PRECISIONS_IMPRECISES = frozenset({"municipality", "locality"})
 
 #: Columns of :attr:`Coverage.matrix` (public API: tested).
 MATRIX_COLUMNS = (
@@ -110,6 +117,9 @@ class Coverage:
         Rows without usable coordinates (not counted anywhere in the matrix).
     sites_hors_rayon
         Located rows farther than the radius from every QPV.
+    sites_imprecis
+        Rows located only to their commune or lieu-dit (:data:`PRECISIONS_IMPRECISES`): not
+        counted in the matrix, neither inside nor nearby.
     """
 
     matrix: pd.DataFrame
@@ -121,6 +131,7 @@ class Coverage:
     sites_non_localises: int
     sites_hors_rayon: int
     qpv_total: int
+    sites_imprecis: int = 0
 
     def cellules(self) -> dict[str, int]:
         """The QPV × priority cells of the call: ``total``, ``dans``, ``proximite``, ``lacunes``.
@@ -304,17 +315,20 @@ def coverage_from_sites(
     codes = list(dict.fromkeys(qpv["code_qp"]))
     names = dict(zip(qpv["code_qp"], qpv["lib_qp"], strict=True))
     communes = dict(zip(qpv["code_qp"], qpv["lib_com"], strict=True))
-    links = site_links(frame, qpv, rayon_m=rayon_m)
-    joined = links.join(attrs, on="index")
-
     lon = pd.to_numeric(frame["lon"], errors="coerce") if "lon" in frame else pd.Series(
         np.nan, index=frame.index)
     lat = pd.to_numeric(frame["lat"], errors="coerce") if "lat" in frame else pd.Series(
         np.nan, index=frame.index)
     located = (lon.notna() & lat.notna()).to_numpy()
     non_localises = int((~located).sum())
-    hors_rayon = int(located.sum() - links["index"].nunique()) if len(links) else int(
-        located.sum())
+    # a point at the commune's (or lieu-dit's) centre is not the place: no relation to a QPV
+    imprecis = located & (frame["geocodage_precision"].isin(list(PRECISIONS_IMPRECISES))
+                          .to_numpy() if "geocodage_precision" in frame else False)
+    links = site_links(frame[~imprecis] if imprecis.any() else frame, qpv, rayon_m=rayon_m)
+    joined = links.join(attrs, on="index")
+    placed = located & ~imprecis
+    hors_rayon = int(placed.sum() - links["index"].nunique()) if len(links) else int(
+        placed.sum())
 
     prio_keys = list(PRIORITES)
     if (attrs["priorite"] == AUTRE).any():
@@ -395,7 +409,8 @@ def coverage_from_sites(
 
     return Coverage(matrix=matrix, gaps=gaps, par_priorite=par_priorite, par_qpv=par_qpv,
                     liens=links, rayon_m=float(rayon_m), sites_non_localises=non_localises,
-                    sites_hors_rayon=hors_rayon, qpv_total=total)
+                    sites_hors_rayon=hors_rayon, qpv_total=total,
+                    sites_imprecis=int(imprecis.sum()))
 
 
 __all__ = [
@@ -403,6 +418,7 @@ __all__ = [
     "MATRIX_COLUMNS",
     "PAR_PRIORITE_COLUMNS",
     "PAR_QPV_COLUMNS",
+    "PRECISIONS_IMPRECISES",
     "RAYON_DEFAUT_M",
     "Coverage",
     "axes_of_call",

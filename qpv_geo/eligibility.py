@@ -270,9 +270,21 @@ class Engine:
         # Zones of the plane outside the territory (its points are « hors territoire »), with
         # a last True entry for index -1; None when every point is judged by its place alone.
         self._hors_zones: np.ndarray | None = None
+        #: Overseas collectivities of a zone the territory is in but has no commune in (an
+        #: EPCI of Guadeloupe: Martinique, Saint-Martin, Saint-Barthélemy share its zone).
+        self._collectivites_hors: frozenset[str] = frozenset()
         if not self.plan.lambert93 and territoire is not None and not self.france:
             mine = {zone_du_departement(c[:3]) for c in territoire.communes}
             self._hors_zones = np.array([z not in mine for z in self.plan.zones] + [True])
+            from qpv_geo._pays import COLLECTIVITES
+
+            deps = {c[:3] for c in territoire.communes}
+            self._collectivites_hors = frozenset(
+                k for k in COLLECTIVITES if k not in deps
+                and zone_du_departement(k) in mine)
+        #: Bare coordinates are placed in France by the country outlines (approximate) where
+        #: no commune outline says it: every territory but SEM (qpv_geo._pays).
+        self.pays = not self.contours
         self._grid: _Grille | None = None
         self._box_tree: shapely.STRtree | None = None
         #: Skip the (point, part) pairs that cannot be the nearest QPV (see _pair_distances).
@@ -495,6 +507,13 @@ class Engine:
             territory[usable] = _T_IN
         if self._hors_zones is not None:  # ... except in a part of France it has no commune in
             territory[usable & self._hors_zones[self.plan.zone_xy(xs)]] = _T_OUT
+        if self._collectivites_hors and usable.any():  # ... or another island of its zone
+            from qpv_geo._pays import collectivite_du_point
+
+            idx = np.flatnonzero(usable & (territory != _T_OUT))
+            lo, la = self.plan.vers_lonlat(xs[idx], ys[idx])
+            coll = collectivite_du_point(lo, la)
+            territory[idx[np.isin(coll.astype(str), list(self._collectivites_hors))]] = _T_OUT
 
         # Per kind: inside (any part with s > 0), sure (s > margin), maybe (s > -margin).
         flags = {}
@@ -656,31 +675,40 @@ class Engine:
         y = np.asarray(y, dtype=np.float64)
         bad = self.check_xy(x, y)
         lon, lat = self.l93_to_lonlat(np.where(bad == 0, x, np.nan), np.where(bad == 0, y, np.nan))
-        return self._judge(x, y, bad, lon, lat, citycodes, geocodes, precision_point_m)
+        return self._judge(x, y, bad, lon, lat, citycodes, geocodes, precision_point_m,
+                           degres=False)
 
     def judge_lonlat(self, lon: Any, lat: Any, *, citycodes: Sequence[str | None] | None = None,
                      geocodes: Sequence[GeocodeResult | None] | None = None,
-                     precision_point_m: Any = None) -> pd.DataFrame:
+                     precision_point_m: Any = None, arrondi_m: Any = None) -> pd.DataFrame:
         """Verdicts for WGS84 points, one row per point (columns :data:`VERDICT_COLUMNS`).
 
         ``geocodes`` (same length) adds the geocoding fields, gives each point its position
         uncertainty (BAN ``type_position``, geocoding precision) and turns imprecise geocoding
         into « à vérifier »; ``citycodes`` (INSEE, from the geocoder) name the commune;
-        ``precision_point_m`` as in :meth:`judge_xy`.
+        ``precision_point_m`` as in :meth:`judge_xy`. The uncertainty of given coordinates is
+        never less than their decimals allow: ``arrondi_m`` (per point, NaN where unknown)
+        when the text they were read from is known (« 45.40 » keeps its two decimals), else
+        from the numbers themselves.
         """
         lon = np.asarray(lon, dtype=np.float64)
         lat = np.asarray(lat, dtype=np.float64)
         bad = self.check_lonlat_zones(lon, lat)
         x, y = self.lonlat_to_plan(np.where(bad == 0, lon, np.nan),
                                    np.where(bad == 0, lat, np.nan))
-        return self._judge(x, y, bad, lon, lat, citycodes, geocodes, precision_point_m)
+        return self._judge(x, y, bad, lon, lat, citycodes, geocodes, precision_point_m,
+                           arrondi_m=arrondi_m)
 
     def _judge(self, x: np.ndarray, y: np.ndarray, bad: np.ndarray, lon: np.ndarray,
                lat: np.ndarray, citycodes: Sequence[str | None] | None,
                geocodes: Sequence[GeocodeResult | None] | None,
-               precision_point_m: Any) -> pd.DataFrame:
+               precision_point_m: Any, *, degres: bool = True,
+               arrondi_m: Any = None) -> pd.DataFrame:
+        # degrees given (not Lambert-93 converted): no finer than their decimals
         incert, mots = incertitudes(len(x), geocodes, precision_point_m,
-                                    defaut=self.precision_point_m)
+                                    defaut=self.precision_point_m,
+                                    lon=lon if degres else None, lat=lat if degres else None,
+                                    arrondi_m=arrondi_m)
         c = self.classify_xy(x, y, bad=bad, incertitude_m=incert)
         voies = None
         if geocodes is not None and any(g is not None and g.found and g.precision == "street"
@@ -716,7 +744,7 @@ class Engine:
             if geocode is None:
                 xa, ya = np.array([x], float), np.array([y], float)
                 lon_a, lat_a = self.l93_to_lonlat(xa, ya)
-                return self._judge_one(xa, ya, lon_a, lat_a, precision_point_m)
+                return self._judge_one(xa, ya, lon_a, lat_a, precision_point_m, degres=False)
             frame = self.judge_xy([x], [y], precision_point_m=precision_point_m)
         else:
             if lon is None or lat is None:
@@ -735,10 +763,11 @@ class Engine:
         return self._verdict(frame.iloc[0], geocode)
 
     def _judge_one(self, x: np.ndarray, y: np.ndarray, lon: np.ndarray, lat: np.ndarray,
-                   precision_point_m: float | None) -> Verdict:
+                   precision_point_m: float | None, *, degres: bool = True) -> Verdict:
         """One usable point without geocoding: the same computation as :meth:`judge_lonlat`,
         read from the columns without building a DataFrame (the web's single-point path)."""
-        incert, mots = incertitudes(1, None, precision_point_m, defaut=self.precision_point_m)
+        incert, mots = incertitudes(1, None, precision_point_m, defaut=self.precision_point_m,
+                                    lon=lon if degres else None, lat=lat if degres else None)
         from qpv_geo._un_point import verdict_un_point
 
         fast = verdict_un_point(self, float(x[0]), float(y[0]), float(lon[0]), float(lat[0]),

@@ -8,7 +8,9 @@ By default it is, for each point, the sum of
 * the **position uncertainty of the point**, from :data:`INCERTITUDE_TYPE_POSITION` (BAN
   ``type_position`` of a house-number result), :data:`INCERTITUDE_PRECISION` (geocoding precision
   coarser than the house number) or, for coordinates, :data:`INCERTITUDE_COORDONNEES_M` unless
-  the user states one (``--precision-point``, a batch column).
+  the user states one (``--precision-point``, a batch column) — and never less than what the
+  figures as written allow (« 45.41, 4.39 » is a cell of 0.01°, ± 681 m:
+  :func:`~qpv_geo.geocoding.coordinates.incertitude_arrondi_m`), on every path.
 
 ``--marge`` (``Settings.marge_m``) forces one value for every point instead. Each verdict says
 which margin it used and why (``marge_m``, ``marge_motif``). The figures and their grounds are in
@@ -67,11 +69,15 @@ def type_position_normalise(value: Any) -> str | None:
 
 def incertitudes(n: int, geocodes: Sequence[GeocodeResult | None] | None,
                  precision_point_m: Any = None, *,
-                 defaut: float = INCERTITUDE_COORDONNEES_M) -> tuple[np.ndarray, np.ndarray]:
+                 defaut: float = INCERTITUDE_COORDONNEES_M, lon: Any = None,
+                 lat: Any = None, arrondi_m: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Per point: position uncertainty (m) and the French words that say where it comes from.
 
     ``precision_point_m`` is a number for every point, or one value per point (NaN: not
-    stated, ``defaut`` applies); it applies to points without a geocoding result.
+    stated, ``defaut`` applies); it applies to points without a geocoding result. ``lon`` /
+    ``lat``: the coordinates given (points without geocoding, or typed in the address field):
+    their uncertainty is at least that of their decimals (:func:`arrondi_des_coordonnees`, or
+    ``arrondi_m`` per point where the text they were read from said it: NaN elsewhere).
     """
     stated = np.broadcast_to(np.asarray(
         np.nan if precision_point_m is None else precision_point_m, dtype=np.float64), (n,))
@@ -81,9 +87,18 @@ def incertitudes(n: int, geocodes: Sequence[GeocodeResult | None] | None,
     usual = "position de coordonnées (valeur par défaut)" if defaut == \
         INCERTITUDE_COORDONNEES_M else "position déclarée"
     words = np.where(given, "position déclarée", usual).astype(object)
+    # uncertainty known from the text the coordinates were read from (a cell, the address field)
+    typed = np.array(np.broadcast_to(np.asarray(
+        np.nan if arrondi_m is None else arrondi_m, dtype=np.float64), (n,)))
+    for i, g in enumerate(geocodes or ()):  # one result per row: already a per-row object
+        if g is not None and g.found and g.precision == "coordonnees" and \
+                g.incertitude_m is not None:
+            typed[i] = g.incertitude_m
+    if lon is not None and lat is not None:
+        _plus_arrondi(values, words, lon, lat, typed)
     if geocodes is None:
         return values, words
-    for i, g in enumerate(geocodes):  # one geocoding result per row: already a per-row object
+    for i, g in enumerate(geocodes):
         if g is None or not g.found or g.precision == "coordonnees":
             continue  # coordinates typed in the address field: a point like any other
         if g.precision == "housenumber":
@@ -99,6 +114,29 @@ def incertitudes(n: int, geocodes: Sequence[GeocodeResult | None] | None,
                 "municipality"])
             words[i] = f"position à la {_LIBELLE_PRECISION.get(g.precision or '', 'commune')}"
     return values, words
+
+
+def arrondi_des_coordonnees(lon: Any, lat: Any) -> np.ndarray:
+    """Uncertainty (m) of coordinates from their decimals alone (« 45.41 » is 45.41 ± 0.005°):
+    the half-diagonal of the rounding cell; NaN where a coordinate is missing."""
+    from qpv_geo.geocoding.coordinates import demi_pas_decimales, incertitude_arrondi_m
+
+    lon = np.asarray(lon, dtype=np.float64)
+    lat = np.asarray(lat, dtype=np.float64)
+    out = incertitude_arrondi_m(lat, demi_pas_decimales(lat), demi_pas_decimales(lon))
+    return np.where(np.isfinite(lon) & np.isfinite(lat), out, np.nan)
+
+
+def _plus_arrondi(values: np.ndarray, words: np.ndarray, lon: Any, lat: Any,
+                  typed: np.ndarray) -> None:
+    """Raise ``values`` to the uncertainty of the coordinates' decimals where it is larger
+    (``typed``: the figure known from the text, which keeps its trailing zeros)."""
+    arrondi = np.where(np.isfinite(typed), typed, arrondi_des_coordonnees(lon, lat))
+    more = np.isfinite(arrondi) & (arrondi > values)
+    if not more.any():
+        return
+    values[more] = np.round(arrondi[more])
+    words[more] = "arrondi des coordonnées données"
 
 
 def fmt_metres(values: np.ndarray) -> np.ndarray:
@@ -144,6 +182,7 @@ __all__ = [
     "INCERTITUDE_TYPE_INCONNU_M",
     "INCERTITUDE_TYPE_POSITION",
     "PRECISION_PERIMETRE_DEFAUT_M",
+    "arrondi_des_coordonnees",
     "incertitudes",
     "motifs_marge",
     "type_position_normalise",

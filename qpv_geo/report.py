@@ -114,6 +114,7 @@ def _key_figures(sites: pd.DataFrame, coverage: Coverage,
         "qpv_complets": int((q["priorites_dans"] == len(PRIORITES)).sum()),
         "n_priorites": len(PRIORITES),
         "hors_rayon": coverage.sites_hors_rayon,
+        "imprecis": coverage.sites_imprecis,
         "priorite_autre": int((sites["priorite"] == AUTRE).sum()) if "priorite" in sites else 0,
     }
 

@@ -22,6 +22,14 @@ street at a high score, as the real service does (« 12 rue balay 42000 saint-et
 on :attr:`FakeBan.fail_next` (with an optional ``Retry-After``), or set
 :attr:`FakeBan.always_fail`. Every request is recorded (:attr:`FakeBan.requests`), so tests can
 check the parameters sent, the retries and the cache. Runs on 127.0.0.1, random port.
+
+Broken answers on demand, as a failing service or network gives them: push on
+:attr:`FakeBan.cut_next` ``"truncate"`` (a 200 whose body stops half-way, the connection then
+closed: the announced ``Content-Length`` is not reached), ``"chunked"`` (the same with a
+chunked body that never ends), ``"drop"`` (the connection closed before any answer),
+``"half"`` (a complete 200 carrying half of the JSON or CSV: a malformed answer); or set
+:attr:`FakeBan.down_after` (every request after that many is dropped: the service goes down
+mid-batch).
 """
 
 from __future__ import annotations
@@ -127,6 +135,10 @@ class FakeBan:
     csv_fail: int | None = None
     #: answer CSV without the ``result_status`` column (as older services do)
     omit_status: bool = False
+    #: broken answers, one per request: "truncate", "chunked", "drop" or "half"
+    cut_next: list[str] = field(default_factory=list)
+    #: requests answered normally before the service « goes down » (None: never)
+    down_after: int | None = None
     requests: list[Recorded] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -163,6 +175,8 @@ class FakeBan:
             self.always_fail = None
             self.csv_fail = None
             self.omit_status = False
+            self.cut_next.clear()
+            self.down_after = None
 
 
 def _street_name(props: dict[str, Any]) -> str:
@@ -207,6 +221,13 @@ class _Handler(BaseHTTPRequestHandler):
             failure = f.fail_next.pop(0) if f.fail_next else None
             if failure is None and f.always_fail:
                 failure = (f.always_fail, None)
+            down = f.down_after is not None and len(f.requests) > f.down_after
+            if not down and failure is None and f.cut_next and f.cut_next[0] == "drop":
+                down = bool(f.cut_next.pop(0))
+        if down:  # no answer at all: the connection is closed
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return True
         if failure is None:
             return False
         status, retry_after = failure
@@ -221,11 +242,26 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def _send(self, status: int, body: bytes, ctype: str) -> None:
+        with self.fake.lock:
+            cut = self.fake.cut_next.pop(0) if status == 200 and self.fake.cut_next else None
         self.send_response(status)
         self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        if cut == "half":  # a complete answer carrying half of the document
+            body = body[:len(body) // 2]
+        if cut == "chunked":
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            half = body[:len(body) // 2]
+            self.wfile.write(f"{len(body):x}\r\n".encode() + half)
+            self.wfile.flush()
+        else:
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[:len(body) // 2] if cut == "truncate" else body)
+        if cut in ("truncate", "chunked"):  # the rest never comes: the connection closes
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)

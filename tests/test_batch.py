@@ -526,10 +526,13 @@ def test_settings_margin_is_used(tmp_path, fake) -> None:
 
 
 def test_a_precision_column_sets_each_rows_margin(tmp_path, engine, fake) -> None:
-    path = _csv(tmp_path, "Latitude;Longitude;Précision (m)\n45,4335;4,3790;3\n"
-                          "45,4335;4,3790;\n45,4335;4,3790;beaucoup\n")
+    # five decimals as written (the zeros count): figures finer than the stated 3 m
+    path = _csv(tmp_path, "Latitude;Longitude;Précision (m)\n45,43350;4,37900;3\n"
+                          "45,43350;4,37900;\n45,43350;4,37900;beaucoup\n"
+                          "45,4335;4,3790;3\n")
     result = _run(path, engine, fake)
     frame = result.frame
-    assert list(frame["marge_m"]) == [4.0, 11.0, 11.0]
+    # four decimals are a cell of ± 6,8 m: a stated 3 m cannot make them finer
+    assert list(frame["marge_m"]) == [4.0, 11.0, 11.0, 8.0]
     assert frame.loc[0, "marge_motif"] == "marge 4 m = périmètre 1 m + position déclarée 3 m"
     assert "précision du point illisible" in frame.loc[2, "motifs"]

@@ -208,8 +208,9 @@ def test_local_lieu_dit(local):
         (a[1] + b[1]) / 2)
     # a lieu-dit used as street name, with numbers
     assert_at(local.geocode("2 Le Bourg 42240 Caloire"), point("42031", "Le Bourg", 2))
+    # numbered in the file without a type word: a street like any other (issue 20)
     cote = local.geocode("La Cote Chaude Caloire")
-    assert_at(cote, point("42031", "La Côte Chaude", 1), precision="locality")
+    assert_at(cote, point("42031", "La Côte Chaude", 1), precision="street")
 
 
 def test_local_commune_only_gives_municipality(local):

@@ -98,11 +98,11 @@ def test_epci_territory_and_other_qpv(national) -> None:
     assert other.status == "hors_territoire"
     assert any("Métropole de Lyon" in m and "hors Saint-Étienne" in m for m in other.motifs)
     # far from every QPV: not in a QPV, and the territory is said to be unverified
-    far = st_etienne.judge_lonlat([4.30], [45.50])
+    far = st_etienne.judge_lonlat([4.30001], [45.50001])
     assert far["status"].iloc[0] == "hors_qpv"
     assert "aucun contour communal installé" in far["motifs"].iloc[0]
     # with the address's commune code, the territory is decided by it
-    by_code = st_etienne.judge_lonlat([4.30, 4.30], [45.50, 45.50],
+    by_code = st_etienne.judge_lonlat([4.30001, 4.30001], [45.50001, 45.50001],
                                       citycodes=["42218", "69123"])
     assert "dans Saint-Étienne (code commune de l'adresse)" in by_code["motifs"].iloc[0]
     assert by_code["status"].iloc[1] == "hors_territoire"

@@ -40,7 +40,12 @@ from qpv_geo.batch.writing import (
     write_result,
 )
 from qpv_geo.eligibility import STATUS_LABELS, STATUSES, Engine
-from qpv_geo.exceptions import GeocoderNotConfigured, GeocoderUnavailable, InputFileError
+from qpv_geo.exceptions import (
+    GeocoderNotConfigured,
+    GeocoderUnavailable,
+    InputFileError,
+    QpvGeoError,
+)
 from qpv_geo.libelles import libelles
 from qpv_geo.priorites import label_of, normalize_priorite
 from qpv_geo.settings import Settings
@@ -87,6 +92,9 @@ class _Geocoding:
         self._error: str | None = None
         self._memo: dict[Any, GeocodeResult] = {}
         self.name: str | None = getattr(geocoder, "name", None)
+        #: The service failed during the run (its French reason): the rows still to geocode
+        #: are « non localisé » with it, the file is written, a re-run resumes.
+        self.panne: str | None = None
 
     def geocoder(self) -> Geocoder | None:
         if self._geocoder is None and self._error is None:
@@ -126,17 +134,30 @@ class _Geocoding:
         if progress and known:
             progress(known)
         pending = Counter(q for q in queries if q not in self._memo)
+        failed: dict[Any, GeocodeResult] = {}
         for i in range(0, len(todo), GEOCODE_CHUNK):
             check_cancelled()  # a web client that left stops the work here
             chunk = todo[i:i + GEOCODE_CHUNK]
+            if self.panne is not None:  # down once in this run: not asked again
+                failed.update((q, not_found(q, self.panne, source="")) for q in chunk)
+                if progress:
+                    progress(sum(pending[q] for q in chunk))
+                continue
             try:
                 results = geocoder.geocode_many(chunk)
             except GeocoderUnavailable as exc:
-                if not getattr(geocoder, "unavailable_hint", None):
-                    raise  # the online service asked for by name: stop, resume later
-                # auto: no address file and the service unreachable → rows say how to fix
-                msg = f"géocodeur indisponible : {exc} ({exc.hint})"
-                results = [not_found(q, msg, source="") for q in chunk]
+                if getattr(geocoder, "unavailable_hint", None):
+                    # auto: no address file and the service unreachable → rows say how to fix
+                    msg = f"géocodeur indisponible : {exc} ({exc.hint})"
+                    results = [not_found(q, msg, source="") for q in chunk]
+                else:  # the service failed mid-run: a service error, not a file error
+                    self.panne = (f"service de géocodage en panne pendant le traitement ({exc}) "
+                                  "— relancez la même commande pour reprendre : les adresses "
+                                  "déjà géocodées sont gardées et ne sont pas redemandées")
+                    failed.update((q, not_found(q, self.panne, source="")) for q in chunk)
+                    if progress:
+                        progress(sum(pending[q] for q in chunk))
+                    continue
             if len(results) != len(chunk):
                 raise RuntimeError(f"geocoder {geocoder.name} returned {len(results)} results "
                                    f"for {len(chunk)} queries")
@@ -144,7 +165,7 @@ class _Geocoding:
                 self._memo[q] = r
             if progress:
                 progress(sum(pending[q] for q in chunk))
-        out = [self._memo[q] for q in queries]
+        out = [self._memo[q] if q in self._memo else failed[q] for q in queries]
         if len(self._memo) > 500_000:
             self._memo.clear()
         return out
@@ -193,6 +214,8 @@ def validate_sites(frame: pd.DataFrame, mapping: ColumnMapping, *,
     result = BatchResult(frame=out, summary=summary.result(geocodeur=state.name,
                                                            titre_ignore=skipped),
                          mapping=mapping)
+    if state.panne is not None:
+        result.summary["geocodage_interrompu"] = state.panne
     result.summary.update(frame.attrs.get("lecture") or {})
     return result
 
@@ -310,7 +333,17 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
         add(bad_p, f"précision du point illisible (colonne « {mapping.precision_point} ») : "
             "valeur par défaut utilisée")
         incert = np.where(bad_p, np.nan, incert)
-    verdict = engine.judge_lonlat(lon, lat, geocodes=geocodes, precision_point_m=incert)
+    # the file's own degrees are no finer than their decimals as written (« 45,40 » keeps two)
+    arrondi = np.full(n, np.nan)
+    ll_rows = use_coords & (kind == 1)
+    if ll_rows.any():
+        from qpv_geo.geocoding.coordinates import demi_pas_textes, incertitude_arrondi_m
+
+        arrondi[ll_rows] = incertitude_arrondi_m(
+            lat[ll_rows], demi_pas_textes(_text(frame, mapping.lat)[ll_rows]),
+            demi_pas_textes(_text(frame, mapping.lon)[ll_rows]))
+    verdict = engine.judge_lonlat(lon, lat, geocodes=geocodes, precision_point_m=incert,
+                                  arrondi_m=arrondi)
     vcols = {c: verdict[c].to_numpy() for c in verdict.columns}
     if len(xy_rows):
         v_xy = engine.judge_xy(a[xy_rows], b[xy_rows], precision_point_m=incert[xy_rows])
@@ -539,6 +572,8 @@ def validate_file(path: str | Path, output: str | Path | None = None, *,
                                 progress=progress, on_mapping=on_mapping)
     except OSError as exc:
         outs.discard()
+        if isinstance(exc, QpvGeoError):  # a service's failure is not a writing error
+            raise
         if output is None or (exc.filename is not None
                               and Path(str(exc.filename)).resolve() == Path(path).resolve()):
             raise
@@ -610,6 +645,8 @@ def _validate_source(source: Any, output: str | Path | None, outs: AtomicOutputs
     assert mapping is not None and summary is not None
     result_summary = summary.result(geocodeur=state.name, titre_ignore=source.skipped_above)
     result_summary.update(source.lecture())
+    if state.panne is not None:
+        result_summary["geocodage_interrompu"] = state.panne
     streamed = stream and kept_rows > KEEP_FRAME_MAX
     if streamed:
         frame = kept[0].iloc[0:0]

@@ -115,13 +115,8 @@ class BanGeocoder:
         """Raw ``/search`` call: up to ``limit`` results, unchecked and not cached."""
         q = _as_query(query)
         params = {"q": self._q_text(q)[:200], "limit": limit, "index": "address"}
-        resp = self._request("GET", "/search", params=params)
-        try:
-            features = resp.json().get("features", [])
-        except (ValueError, AttributeError) as exc:
-            raise GeocoderUnavailable("Réponse illisible du service de géocodage (JSON attendu)."
-                                      ) from exc
-        return [self._from_feature(_query_text(query), f) for f in features]
+        resp = self._request("GET", "/search", params=params, parse=_features)
+        return [self._from_feature(_query_text(query), f) for f in resp.parsed]
 
     def _from_feature(self, text: str, feature: dict[str, Any]) -> GeocodeResult:
         props = feature.get("properties") or {}
@@ -260,24 +255,16 @@ class BanGeocoder:
             writer.writerow([k, self._q_text(q)[:200]])
         data: list[tuple[str, str]] = [("columns", "adresse"), ("indexes", "address")]
         files = {"data": ("adresses.csv", buf.getvalue().encode("utf-8"), "text/csv")}
-        try:
-            resp = self._request("POST", "/search/csv", data=data, files=files)
+        try:  # an answer cut off, or not the documented one, is retried, then refused
+            resp = self._request("POST", "/search/csv", data=data, files=files,
+                                 parse=lambda r: _csv_rows(r, len(qs)))
         except GeocoderQueryError:
             return None
         except GeocoderUnavailable as exc:
             if "injoignable" in str(exc):
                 raise
-            return None
-        text = resp.content.decode("utf-8-sig", errors="replace")
-        rows = list(csv.DictReader(io.StringIO(text)))
-        by_id: dict[int, dict[str, str]] = {}
-        for row in rows:
-            try:
-                by_id[int(row.get("qpv_id", ""))] = row
-            except ValueError:
-                continue
-        if not rows or "result_score" not in rows[0]:
-            return None  # not the documented answer: ask address by address
+            return None  # ask address by address
+        by_id: dict[int, dict[str, str]] = resp.parsed
         results = []
         for k, q in enumerate(qs):
             row = by_id.get(k)
@@ -308,6 +295,40 @@ class BanGeocoder:
                                   row.get("result_label"), row.get("result_postcode"),
                                   row.get("result_city"))))
         return results
+
+
+def _features(resp: Any) -> list[dict[str, Any]]:
+    """The features of a ``/search`` answer; ``ValueError`` when it is not a whole one."""
+    body = resp.json()  # a JSON cut off half-way is a ValueError
+    features = body.get("features") if isinstance(body, dict) else None
+    if not isinstance(features, list) or not all(isinstance(f, dict) for f in features):
+        raise ValueError("GeoJSON sans liste « features »")
+    return features
+
+
+def _csv_rows(resp: Any, n: int) -> dict[int, dict[str, str]]:
+    """The rows of a ``/search/csv`` answer by ``qpv_id``; ``ValueError`` when it is not the
+    documented answer for the ``n`` rows sent (no ``result_*`` columns, a row cut off, rows
+    missing: the answer stopped half-way)."""
+    text = resp.content.decode("utf-8-sig")
+    try:
+        rows = list(csv.DictReader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise ValueError(f"CSV illisible : {exc}") from exc
+    if not rows or "result_score" not in rows[0]:
+        raise ValueError("CSV sans les colonnes result_* du service")
+    by_id: dict[int, dict[str, str]] = {}
+    for row in rows:
+        if None in row or any(v is None for v in row.values()):
+            raise ValueError("ligne du CSV coupée")
+        try:
+            by_id[int(row.get("qpv_id", ""))] = row
+        except ValueError:
+            continue
+    missing = n - len(set(by_id) & set(range(n)))
+    if missing:
+        raise ValueError(f"{missing} ligne(s) sur {n} absente(s) de la réponse")
+    return by_id
 
 
 def _float(value: Any) -> float | None:

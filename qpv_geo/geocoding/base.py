@@ -55,6 +55,9 @@ class GeocodeResult:
     #: commune written): ``label``, ``lon``, ``lat``, ``citycode`` of each. The engine judges
     #: each: one verdict if they all agree, else « à vérifier » listing them.
     alternatives: tuple[dict[str, Any], ...] = ()
+    #: Coordinates typed in the address field: the uncertainty (m) of the figures as written
+    #: (« 45.41, 4.39 »: ± 681 m), None when not known from the text.
+    incertitude_m: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.issues, tuple):  # from a JSON cache: a list

@@ -399,7 +399,16 @@ def compare_streets(asked: str, found: str) -> tuple[float, str | None, str | No
     """(similarity 0–100, type asked, type found) of two street names (match keys).
 
     The names without their types weigh 3/4, the full names (types included: « rue » ≠
-    « avenue ») 1/4."""
+    « avenue ») 1/4. A number of the name asked that the name found does not hold (« rue du
+    8 Mai 1945 » / « … 1950 ») makes them different streets, however close the letters."""
+
+    sim, a_type, f_type = _compare_names(asked, found)
+    if {w for w in asked.split() if w.isdigit()} - {w for w in found.split() if w.isdigit()}:
+        sim = min(sim, STREET_SIM_MIN - 1)
+    return sim, a_type, f_type
+
+
+def _compare_names(asked: str, found: str) -> tuple[float, str | None, str | None]:
     from rapidfuzz import fuzz
 
     f_words = found.split()

@@ -15,8 +15,11 @@ import numpy as np
 from qpv_geo.geocoding.base import REPETITIONS, STREET_TYPES, match_key, normalize
 from qpv_geo.geocoding.files import _package_data_dir, _read_ban_csv, communes_sem
 
-#: Version of the index layout (an index of another version is rebuilt).
-_INDEX_VERSION = 2
+#: Version of the index layout (an index of another version is rebuilt). 3: a street without
+#: a type word but with house numbers (« Les Granges ») is a street, not a lieu-dit.
+_INDEX_VERSION = 3
+#: BAN house numbers from this one up are not real numbers (lieux-dits without number).
+_NUMERO_FICTIF = 5000
 
 _STREET, _LOCALITY = 0, 1
 
@@ -45,8 +48,13 @@ def build_index(path: Path) -> dict[str, np.ndarray]:
     s_name = first["nom_voie"].to_numpy(dtype=str)
     s_insee = first["code_insee"].to_numpy(dtype=str)
     s_postcode = grouped["code_postal"].agg(lambda s: s.mode().iat[0]).to_numpy(dtype=str)
-    s_kind = np.array([_STREET if (match_key(n).split() or [""])[0] in STREET_TYPES
-                       else _LOCALITY for n in s_name], dtype=np.int8)
+    # A street: a type word (« Rue … »), or house numbers in the address file (« Le Coin »,
+    # « Les Granges » numbered like any street: judged on all their addresses, qpv_geo.voies).
+    numbered = grouped["num"].agg(lambda s: bool(((s > 0) & (s < _NUMERO_FICTIF)).any())
+                                  ).to_numpy(bool)
+    s_kind = np.array([_STREET if has_numbers or (match_key(n).split() or [""])[0]
+                       in STREET_TYPES else _LOCALITY
+                       for n, has_numbers in zip(s_name, numbered, strict=True)], dtype=np.int8)
     streets = {
         "s_name": s_name, "s_insee": s_insee, "s_postcode": s_postcode, "s_kind": s_kind,
         "s_start": starts, "s_end": starts + counts,

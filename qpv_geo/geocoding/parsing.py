@@ -48,7 +48,10 @@ def _split_number(words: list[str]) -> tuple[int | None, str, list[str]]:
     cut = next((j for j, w in enumerate(street) if j > 0 and w in _NOISE_AFTER_STREET),
                len(street))
     street = street[:cut]
-    while len(street) > 1 and (street[-1].isdigit() or len(street[-1]) == 1):
+    # leftovers after the street (« … 3 », « … b »), but never the year of a date in its name
+    # (« rue du 8 mai 1945 », « du 19 mars 1962 », « du 4 septembre 1870 »)
+    while len(street) > 1 and (street[-1].isdigit() or len(street[-1]) == 1) \
+            and not (street[-1].isdigit() and street[-2] in _MONTHS):
         street = street[:-1]
     return number, rep, street
 

@@ -137,12 +137,14 @@ def verdict_rows(p: Mapping[str, Any], *, adresse_saisie: str | None = None,
         rows.append(("Quartier", f"{p['code_qp']} — {p['lib_qp']}"))
     if p.get("lib_com") or p.get("insee_com"):
         rows.append(("Commune", f"{p.get('lib_com') or '?'} ({p.get('insee_com') or '?'})"))
-    if p.get("lat") is not None and p.get("distance_bord_m") is not None:
+    # a point known only to its commune is the commune's centre: no distance says anything
+    centre = bool(geo) and geo.get("precision") == "municipality"
+    if p.get("lat") is not None and p.get("distance_bord_m") is not None and not centre:
         rows.append(("Distance au bord", format_distance(p.get("distance_bord_m"))))
         if p.get("marge_motif"):
             rows.append(("Marge", str(p["marge_motif"])))
     if p.get("code_qp_proche") and not p.get("code_qp"):
-        dist = p.get("distance_qp_proche_m")
+        dist = None if centre else p.get("distance_qp_proche_m")
         rows.append(("QPV le plus proche", f"{p['code_qp_proche']} — {p['lib_qp_proche']}"
                      + (f" ({dist:.0f} m)" if dist is not None else "")))
     if p.get("candidat_autre_cote") and p["candidat_autre_cote"] not in (

@@ -133,6 +133,11 @@ def _geocode_view(geo: Mapping[str, Any] | None) -> dict[str, Any]:
             "precision_libelle": PRECISION_LABELS.get(precision or "", precision)}
 
 
+#: « L'adresse n'a été trouvée … » for a precision coarser than the house number.
+_TROUVEE = {"street": "qu'à la rue, sans le numéro", "interpolation": "qu'à la rue, numéro "
+            "estimé", "locality": "qu'au lieu-dit", "municipality": "qu'à la commune"}
+
+
 def next_steps(p: Mapping[str, Any], reference: Any, *, page: bool = True) -> list[str]:
     """The sentences « Que faire ? » of an unsettled verdict (empty for a settled one);
     ``page=False`` for the command line (which has no map of its own)."""
@@ -148,6 +153,18 @@ def next_steps(p: Mapping[str, Any], reference: Any, *, page: bool = True) -> li
     geo = _geocode_view(p.get("geocodage"))
     edge_code = p.get("candidat_autre_cote")
     street = None
+    precision = geo.get("precision") if geo.get("trouve") else None
+    if precision == "municipality":  # the commune's centre: no distance means anything
+        commune = f" ({p['lib_com']})" if p.get("lib_com") else ""
+        qpv = (f" ; cette commune compte le QPV {zone_label(str(edge_code), names)}"
+               if edge_code else "")
+        steps.append(f"L'adresse n'a été trouvée qu'à la commune{commune} : le point est le "
+                     f"centre de la commune, pas le lieu de l'action{qpv}.")
+        steps.append("Demandez au porteur l'adresse exacte du lieu où l'action a lieu (numéro "
+                     "et rue), ou saisissez les coordonnées GPS de son entrée, puis relancez.")
+        steps.append(f"Pour trancher, comparez avec {OUTIL_OFFICIEL}, qui fait foi, et notez sa "
+                     "réponse dans le dossier.")
+        return steps
     if edge_code and p.get("lat") is not None:
         edge = edge_near(reference, str(edge_code), float(p["lon"]), float(p["lat"]))
         label = zone_label(str(edge_code), names)
@@ -171,12 +188,16 @@ def next_steps(p: Mapping[str, Any], reference: Any, *, page: bool = True) -> li
                      if streets else "une carte ou sur place")
         steps.append(f"Regardez sur {carte} {target} se trouve l'entrée du lieu où l'action "
                      "a lieu (pas le siège du porteur).")
-    precision = geo.get("precision") if geo.get("trouve") else None
-    if precision and precision != "housenumber":
-        steps.append(f"L'adresse n'a été trouvée que {geo.get('precision_libelle') or precision}"
-                     " : demandez au porteur le numéro exact, ou saisissez les coordonnées GPS "
-                     "de l'entrée du lieu.")
-    elif geo.get("trouve") and geo.get("label"):
+    if "arrondi des coordonnées" in str(p.get("marge_motif") or ""):
+        marge = p.get("marge_m")
+        arrondi = f" (à {marge:.0f} m près)" if isinstance(marge, (int, float)) else ""
+        steps.append(f"Les coordonnées données sont arrondies{arrondi} : demandez-les avec "
+                     "5 décimales (au mètre près), ou l'adresse exacte du lieu.")
+    elif precision and precision not in ("housenumber", "coordonnees"):
+        steps.append(f"L'adresse n'a été trouvée {_TROUVEE.get(precision, 'qu’approchée')} : "
+                     "demandez au porteur le numéro exact, ou saisissez les coordonnées GPS de "
+                     "l'entrée du lieu.")
+    elif geo.get("trouve") and geo.get("label") and precision != "coordonnees":
         steps.append(f"Vérifiez que l'adresse retenue (« {geo['label']} ») est bien celle du "
                      "lieu de l'action (numéro, bâtiment, entrée).")
     steps.append(f"Pour trancher, comparez avec {OUTIL_OFFICIEL}, qui fait foi, et notez sa "

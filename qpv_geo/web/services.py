@@ -158,9 +158,12 @@ class Services:
     def verdict_for_address(self, adresse: str) -> tuple[dict[str, Any], Any]:
         from qpv_geo.geocoding.coordinates import coordinates_result
 
-        adresse = _check_adresse(adresse, sem=libelles(self.engine()).est_sem)
-        # coordinates pasted in the address field are coordinates, geocoder or not
-        geocode = coordinates_result(adresse) or self.geocoder().geocode(adresse)
+        # coordinates pasted in the address field are coordinates, geocoder or not (a map
+        # link may be longer than any address)
+        geocode = coordinates_result(adresse.strip()) if adresse else None
+        if geocode is None:
+            adresse = _check_adresse(adresse, sem=libelles(self.engine()).est_sem)
+            geocode = self.geocoder().geocode(adresse)
         engine = self.engine()
         verdict = engine.judge_point(geocode=geocode)
         notes, demo = self.notes_and_demo(engine, [geocode])
