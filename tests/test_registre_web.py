@@ -35,9 +35,13 @@ def _comptes(tmp: Path) -> Path:
     return path
 
 
+def _read_text(text: str) -> str:
+    return html_lib.unescape(text)
+
+
 def _read(r) -> str:
     """A page's text as a person reads it (« l'import », not « l&#39;import »)."""
-    return html_lib.unescape(r.text)
+    return _read_text(r.text)
 
 
 def _csrf(html: str) -> str:
@@ -225,6 +229,10 @@ def test_site_page_says_what_to_do_with_the_map_in_paris_time(tmp_path) -> None:
         fiche = c.get("/registre/fiche?id=CE26-038&format=html").text
     assert f"le {format_paris(site.decision['date'])}" in fiche
     assert "(heure de Paris)" in fiche and "UTC" not in fiche
+    # no raw codes nor command-line options on the sheet (the site gives coordinates)
+    assert "aucun : coordonnées données par le fichier" in _read_text(fiche)
+    assert "coordonnees" not in fiche and "--marge" not in fiche
+    assert "imposée par le réglage de la marge" in fiche
 
 
 def test_paris_time() -> None:
@@ -336,6 +344,14 @@ def test_diff_page_gives_each_change_its_lot_and_why(tmp_path) -> None:
         assert "<td>principal</td>" in row
         assert '<td class="pourquoi">lieu modifié dans le fichier</td>' in row
     assert 'Lot « principal », depuis l\'import n° 1' in html
+    with _local_client(st) as c:  # what cannot be shown is said inside the register
+        for url, words in (("/registre/diff?avant=1", "listes de la page « Dernier diff »"),
+                           ("/registre/site?id=CE26-999",
+                            "Ouvrez le site depuis la liste « Tous les sites »"),
+                           ("/registre/fiche?id=CE26-999&format=html", "Site inconnu")):
+            r = c.get(url)
+            assert r.status_code == 400 and words in _read(r), url
+            assert 'href="/registre/imports"' in r.text and "qpv-geo registre" not in r.text
     # A register without a « principal » lot: its latest lot, not an error.
     other = tmp_path / "autre"
     other.mkdir()

@@ -231,12 +231,6 @@ def _without_checksums(cause: str) -> str:
     return re.sub(r" \(sha256 [^)]*\)", "", str(cause))
 
 
-def _reworded(exc: QpvGeoError) -> QpvGeoError:
-    """``exc`` with its advice web-worded, for the application's error page."""
-    exc.hint = _web_hint(exc.hint)
-    return exc
-
-
 def _web_error(exc: QpvGeoError) -> dict[str, Any]:
     """What the register pages show for an error: its message and its advice, web-worded."""
     return {"message": str(exc), "hint": _web_hint(exc.hint)}
@@ -314,6 +308,12 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
         if not user and not access.requires_login and typed and typed != _remembered(request):
             _remember(resp, request, typed)
         return resp
+
+    def error_page(request: Request, user: str | None, titre: str,
+                   exc: QpvGeoError) -> Response:
+        """A register page that cannot be shown: why, in the register (its links kept)."""
+        return render(request, "registre_erreur.html", status=400, utilisateur=user,
+                      titre=titre, error=_web_error(exc))
 
     def registre_page(request: Request, user: str | None, *, status: int = 200,
                       **extra: Any) -> Response:
@@ -465,7 +465,7 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
         try:
             return site_page(request, user, id, None, lot or None, dossier or None)
         except QpvGeoError as exc:
-            raise _reworded(exc) from None
+            return error_page(request, user, "Site introuvable", exc)
 
     def dossiers_page(request: Request, user: str | None, *, status: int = 200,
                       error: dict[str, Any] | None = None) -> Response:
@@ -508,8 +508,9 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
 
     def diff_of(lot: str, avant: int | None, apres: int | None) -> Any:
         if (avant is None) != (apres is None):
-            raise InputFileError("Indiquez deux n° d'import (avant et apres), ou aucun.",
-                                 hint="Exemple : /registre/diff?avant=1&apres=2")
+            raise InputFileError("Indiquez deux n° d'import (avant et après), ou aucun.",
+                                 hint="Choisissez l'import de départ et l'import d'arrivée "
+                                 "dans les listes de la page « Dernier diff ».")
         for n in (avant, apres):
             if n is not None and not 0 <= n < 2 ** 63:  # beyond what SQLite can hold
                 raise RegistreError(f"Import n° {str(n)[:20]}{'…' if len(str(n)) > 20 else ''}"
@@ -528,7 +529,7 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
         try:
             diff, imports = diff_of(lot, avant, apres)
         except QpvGeoError as exc:
-            raise _reworded(exc) from None
+            return error_page(request, user, "Comparaison impossible", exc)
         return render(request, "registre_diff.html", utilisateur=user, diff=diff,
                       lot=diff.lot or lot, imports=imports,
                       lots=sorted({i["lot"] for i in imports}))
@@ -538,7 +539,10 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
                   avant: int | None = None, apres: int | None = None) -> Response:
         from qpv_geo.registre.exports import export_diff
 
-        diff, _ = diff_of(lot, avant, apres)
+        try:
+            diff, _ = diff_of(lot, avant, apres)
+        except QpvGeoError as exc:
+            return error_page(request, user, "Comparaison impossible", exc)
         with tempfile.TemporaryDirectory(prefix="qpv-geo-registre-") as tmp:
             data = export_diff(diff, Path(tmp) / "diff.xlsx").read_bytes()
         name = f"diff-{diff.avant or 0}-{diff.apres}.xlsx"
@@ -633,11 +637,14 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
         from qpv_geo.registre.fiche import fiche_html, fiche_pdf_bytes
 
         where = {"lot": lot or None, "dossier": dossier or None}
-        with open_registre() as reg:
-            if format == "html":
-                return HTMLResponse(fiche_html(reg, id, **where), headers={
-                    "Cache-Control": "no-store", "Content-Security-Policy": FICHE_CSP})
-            data = fiche_pdf_bytes(reg, id, **where)
+        try:
+            with open_registre() as reg:
+                if format == "html":
+                    return HTMLResponse(fiche_html(reg, id, **where), headers={
+                        "Cache-Control": "no-store", "Content-Security-Policy": FICHE_CSP})
+                data = fiche_pdf_bytes(reg, id, **where)
+        except RegistreError as exc:  # an unknown site; a missing PDF library goes up as is
+            return error_page(request, user, "Fiche impossible", exc)
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in id)[:60] or "site"
         return Response(data, media_type="application/pdf", headers={
             "Content-Disposition": f'attachment; filename="fiche-{safe}.pdf"',
