@@ -457,6 +457,8 @@ def test_waiting_for_the_porteur_on_the_web(tmp_path) -> None:
         r = _decide(c, "CE26-038", decision="en_attente", motif="plan du local et bail",
                     auteur="Ana Martin")
         assert r.status_code == 303
+        assert ("Site CE26-038 mis en attente du porteur (demandé : plan du local et bail)."
+                in _read(c.get(r.headers["location"])))
         html = _read(c.get("/registre"))
         assert 'data-site="CE26-038"' not in html  # waiting: not « à revoir »
         assert '<strong id="nb-en-attente">1</strong>' in html
@@ -573,6 +575,8 @@ def test_scenario_in_chromium(browser, served, artifacts) -> None:
         types = page.locator("#table-historique tbody tr").evaluate_all(
             "rows => rows.map(r => r.dataset.type)")
         assert types.count("decision") == 1 and types.count("verdict") == 3
+        last = page.locator('#table-historique tbody tr[data-type="verdict"]').last.inner_text()
+        assert "pourquoi : périmètres QPV changés" in last and "(sha256" not in last
         page.screenshot(path=str(artifacts / "registre-site.png"), full_page=True)
         with page.expect_download() as dl:
             page.locator("#fiche-pdf").click()

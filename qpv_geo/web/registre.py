@@ -328,6 +328,7 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
                  "a_revoir": [s for s in tous_sites if s.a_revoir]}[vue]
         return render(request, "registre.html", status=status, utilisateur=user, sites=sites,
                       vue=vue, tous=vue == "tous", total=len(tous_sites),
+                      tous_sites=tous_sites,
                       a_revoir=sum(1 for s in tous_sites if s.a_revoir),
                       en_attente=sum(1 for s in tous_sites if s.en_attente),
                       bloques=[d for d in dossiers if d.etat == "bloquant"],
