@@ -311,7 +311,8 @@ def test_web_recheck_keeps_points_lists_outages_and_names_causes(tmp_path) -> No
         assert "2 site(s) non revérifié(s) (service indisponible)" in box.group(1)
         assert re.findall(r'<li data-site="([^"]+)"', box.group(1)) == ["D1", "D2"]
         assert "/registre/site?id=D1&amp;lot=principal&amp;dossier=D1" in box.group(1)
-        assert "Les adresses ont été géocodées de nouveau" in html
+        assert "Nouveau géocodage des adresses demandé" in html
+        assert "Revérification n° 2 : 0 site(s) rejugé(s) sur 2, 0 verdict(s) changé(s)" in html
         assert 'id="table-changements"' not in html
         fake.always_fail = None
         # The service now places D1 240 m west, 21 m from the QPV's edge.
