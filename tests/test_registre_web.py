@@ -4,6 +4,7 @@ corrected file and its diff, new perimeters, re-check, decisions kept with their
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 import warnings
 from collections.abc import Iterator
@@ -32,6 +33,15 @@ def _comptes(tmp: Path) -> Path:
     path = tmp / "comptes.txt"
     path.write_text("# comptes du registre\n" + compte_line(*ANA) + "\n", encoding="utf-8")
     return path
+
+
+def _read_text(text: str) -> str:
+    return html_lib.unescape(text)
+
+
+def _read(r) -> str:
+    """A page's text as a person reads it (« l'import », not « l&#39;import »)."""
+    return _read_text(r.text)
 
 
 def _csrf(html: str) -> str:
@@ -219,6 +229,10 @@ def test_site_page_says_what_to_do_with_the_map_in_paris_time(tmp_path) -> None:
         fiche = c.get("/registre/fiche?id=CE26-038&format=html").text
     assert f"le {format_paris(site.decision['date'])}" in fiche
     assert "(heure de Paris)" in fiche and "UTC" not in fiche
+    # no raw codes nor command-line options on the sheet (the site gives coordinates)
+    assert "aucun : coordonnées données par le fichier" in _read_text(fiche)
+    assert "coordonnees" not in fiche and "--marge" not in fiche
+    assert "imposée par le réglage de la marge" in fiche
 
 
 def test_paris_time() -> None:
@@ -228,6 +242,250 @@ def test_paris_time() -> None:
     assert format_paris("2026-07-01T10:00:00") == "01/07/2026 à 12:00 (heure de Paris)"
     assert format_paris("2026-12-31T23:30:00+00:00", heure=False) == "01/01/2027"
     assert format_paris("2026-07-01T10:00:00+00:00", zone=False) == "01/07/2026 à 12:00"
+
+
+# ------------------------------------------- issue 20: re-check, withdrawal, en attente
+#: A site of Firminy 255 m outside its QPV; the address service will later place it 240 m
+#: west, 21 m from the edge (« à vérifier » with a 25 m margin).
+DEPART = "5 Rue du Départ 42700 Firminy"
+DEPART_POINT = (4.2931, 45.3790)
+
+
+def _fake_depart(fake_ban, lon: float) -> None:
+    fake_ban._add(DEPART.lower(), lon, DEPART_POINT[1], label=DEPART, score=0.95,
+                  type="housenumber", citycode="42095", postcode="42700", housenumber="5",
+                  street="Rue du Départ", city="Firminy", name="5 Rue du Départ")
+
+
+def _recheck(st: Settings, **form: str) -> str:
+    with _local_client(st) as c:
+        token = _csrf(c.get("/registre").text)
+        r = c.post("/registre/reverifier", data={"csrf": token, "auteur": "Ana Martin", **form})
+    assert r.status_code == 200, r.text
+    return r.text
+
+
+def _row(html: str, table: str, site: str) -> str:
+    body = re.search(rf'<table id="{table}">(.*?)</table>', html, re.S).group(1)
+    return re.search(rf'<tr data-site="{site}">(.*?)</tr>', body, re.S).group(1)
+
+
+def test_web_recheck_keeps_points_lists_outages_and_names_causes(tmp_path) -> None:
+    """20.2 on the web: the re-check judges the stored points again (re-geocoding only when
+    ticked), lists the sites the service could not re-check, and says why each verdict
+    changed."""
+    from tests import fake_ban
+
+    src = tmp_path / "sites.csv"
+    src.write_text("N° dossier;Porteur;Adresse;Code postal;Commune\n"
+                   "D1;Asso Alpha;5 Rue du Départ;42700;Firminy\n"
+                   "D2;Asso Beta;8 Boulevard Jules Janin;42000;Saint-Étienne\n",
+                   encoding="utf-8")
+    fake = fake_ban.FakeBan().start()
+    key = fake_ban._norm(DEPART)
+    try:
+        _fake_depart(fake_ban, DEPART_POINT[0])
+
+        def settings(n: int, **kw) -> Settings:  # a fresh geocoding cache each time
+            return Settings.from_env(**{
+                "data_dir": tmp_path / "d", "annee_appel": 2026, "marge_m": MARGE,
+                "ecoute": "127.0.0.1", "geocoder": "ban", "ban_url": fake.url,
+                "cache_dir": tmp_path / f"cache{n}", **kw})
+
+        with Registre(settings=settings(0)) as reg:
+            reg.importer(src, annuaire=False)
+            before = {s.site_id: s.verdict for s in reg.sites()}
+        assert before["D1"]["status"] == before["D2"]["status"] == "hors_qpv"
+        asked = fake.count()
+        html = _recheck(settings(1))
+        assert fake.count() == asked  # not geocoded again: the stored points are judged
+        assert 'id="regeocoder"' in html and not re.search(r'id="regeocoder"[^>]*checked', html)
+        assert "Chaque site a gardé son point enregistré" in html
+        assert "non revérifié" not in html.split('id="resultat-reverification"')[1].split(
+            "</section>")[0]
+        # Re-geocoding asked while the service is down: verdicts kept, sites listed.
+        fake.always_fail = 503
+        html = _recheck(settings(2), regeocoder="1")
+        box = re.search(r'<div class="alerte" id="non-reverifies">(.*?)</div>', html, re.S)
+        assert box, html
+        assert "2 site(s) non revérifié(s) (service indisponible)" in box.group(1)
+        assert re.findall(r'<li data-site="([^"]+)"', box.group(1)) == ["D1", "D2"]
+        assert "/registre/site?id=D1&amp;lot=principal&amp;dossier=D1" in box.group(1)
+        assert "Nouveau géocodage des adresses demandé" in html
+        assert "Revérification n° 2 : 0 site(s) rejugé(s) sur 2, 0 verdict(s) changé(s)" in html
+        assert 'id="table-changements"' not in html
+        fake.always_fail = None
+        # The service now places D1 240 m west, 21 m from the QPV's edge.
+        _fake_depart(fake_ban, DEPART_POINT[0] - 240 / 78_120)
+        html = _recheck(settings(3), regeocoder="1")
+        row = _row(html, "table-changements", "D1")
+        assert "Non éligible — hors QPV" in row and "À vérifier" in row
+        assert "nouveau géocodage : point déplacé de 240 m" in row
+        # Another margin: judged on the stored points, and said so.
+        html = _recheck(settings(4, marge_m=300))
+        row = _row(html, "table-changements", "D2")
+        assert f"marge changée {MARGE:g} → 300 m" in row and "À vérifier" in row
+    finally:
+        fake_ban.KNOWN.pop(key, None)
+        fake.stop()
+    assert "Traceback" not in html and "--regeocoder" not in html
+
+
+def test_diff_page_gives_each_change_its_lot_and_why(tmp_path) -> None:
+    """20: the diff page listed « verdict changé » with no reason and no lot."""
+    st = _local(tmp_path)
+    with Registre(settings=st) as reg:
+        reg.importer(V2, annuaire=False)
+    with _local_client(st) as c:
+        html = _read(c.get("/registre/diff"))
+    assert "<th scope=\"col\">Lot</th>" in html and "<th scope=\"col\">Pourquoi</th>" in html
+    rows = re.findall(r'<tr data-changement="verdict">(.*?)</tr>', html, re.S)
+    assert len(rows) == 2
+    for row in rows:
+        assert "<td>principal</td>" in row
+        assert '<td class="pourquoi">lieu modifié dans le fichier</td>' in row
+    assert 'Lot « principal », depuis l\'import n° 1' in html
+    with _local_client(st) as c:  # what cannot be shown is said inside the register
+        for url, words in (("/registre/diff?avant=1", "listes de la page « Dernier diff »"),
+                           ("/registre/site?id=CE26-999",
+                            "Ouvrez le site depuis la liste « Tous les sites »"),
+                           ("/registre/fiche?id=CE26-999&format=html", "Site inconnu")):
+            r = c.get(url)
+            assert r.status_code == 400 and words in _read(r), url
+            assert 'href="/registre/imports"' in r.text and "qpv-geo registre" not in r.text
+    # A register without a « principal » lot: its latest lot, not an error.
+    other = tmp_path / "autre"
+    other.mkdir()
+    st2 = Settings.from_env(data_dir=other / "d", annee_appel=2026, marge_m=MARGE,
+                            ecoute="127.0.0.1")
+    with Registre(settings=st2) as reg:
+        reg.importer(V1, lot="appel2026", annuaire=False)
+    with _local_client(st2) as c:
+        r = c.get("/registre/diff")
+    assert r.status_code == 200 and "Premier import du lot « appel2026 »" in _read(r)
+
+
+def test_withdraw_an_import_from_the_web(tmp_path) -> None:
+    """20: « annuler l'import n° k » on the web, with who and why and a confirmation step;
+    its sites leave the lists, the history keeps both events."""
+    st = _local(tmp_path)
+    with Registre(settings=st) as reg:
+        reg.importer(V2, annuaire=False, auteur="Léa Roux")
+    with _local_client(st) as c:
+        page = _read(c.get("/registre/imports"))
+        assert re.findall(r'<tr data-import="(\d+)" data-etat="(\w+)"', page) == [
+            ("2", "courant"), ("1", "remplace")]
+        assert "Annuler l'import n° 2…" in page
+        confirm = c.get("/registre/annuler?import=2")
+        assert confirm.status_code == 200
+        assert "Ses 50 site(s) quitteront les listes courantes ; l'import n° 1 (appel_v1.csv" \
+            in _read(confirm) and "redeviendra le courant" in _read(confirm)
+        assert 'name="auteur"' in _read(confirm) and 'name="motif"' in _read(confirm)
+        token = _csrf(_read(confirm))
+        form = {"import": "2", "motif": "fichier non validé", "csrf": token}
+        assert c.post("/registre/annuler", data={**form, "csrf": "faux", "auteur": "Ana"}
+                      ).status_code == 403
+        r = c.post("/registre/annuler", data=form)
+        assert r.status_code == 400 and "personne qui annule l'import est obligatoire" in _read(r)
+        assert "champ « Votre nom »" in _read(r) and "--auteur" not in _read(r)
+        r = c.post("/registre/annuler", data={**form, "auteur": "Ana Martin", "motif": " "})
+        assert r.status_code == 400 and "motif de l'annulation est obligatoire" in _read(r)
+        assert "dans le champ « Motif »" in _read(r) and "--motif" not in _read(r)
+        assert 'id="form-annuler"' in _read(r)  # still the confirmation step
+        assert "qpv_registre_auteur=" in r.headers["set-cookie"]  # asked once, as decisions
+        with Registre(settings=st) as reg:
+            assert reg.imports()[1]["annulation"] is None
+        r = c.post("/registre/annuler", data=form, follow_redirects=False)  # name remembered
+        assert r.status_code == 303 and r.headers["location"] == "/registre/imports?annule=2"
+        page = _read(c.get(r.headers["location"]))
+        assert ("Import n° 2 annulé par Ana Martin : fichier non validé. L'import n° 1 est "
+                "le courant du lot « principal ».") in page
+        assert re.findall(r'<tr data-import="(\d+)" data-etat="(\w+)"', page) == [
+            ("2", "annule"), ("1", "courant")]
+        assert "Annuler l'import n° 2…" not in page
+        listed = _read(c.get("/registre?tous=1"))
+        assert 'data-site="CE26-051"' not in listed and 'data-site="CE26-009"' in listed
+        site = _read(c.get("/registre/site?id=CE26-051"))
+        assert "Le dernier import où figurait ce site a été annulé" in site
+        assert "import n° 2 (appel_v2.csv) annulé par Ana Martin : fichier non validé" in site
+        again = c.post("/registre/annuler", data={**form, "auteur": "Ana Martin"})
+        assert again.status_code == 400 and "déjà annulé" in _read(again)
+        assert "qpv-geo registre" not in _read(again) and "page « Imports »" in _read(again)
+        unknown = c.get("/registre/annuler?import=99")
+        assert unknown.status_code == 400 and "Import n° 99 inconnu" in _read(unknown)
+    with Registre(settings=st) as reg:
+        kinds = [e["type"] for e in reversed(reg.journal())]
+        assert kinds == ["import", "import", "annulation"]
+        assert reg.imports()[1]["annulation"]["auteur"] == "Ana Martin"
+
+
+def test_withdrawal_is_signed_by_the_account(tmp_path) -> None:
+    st = Settings.from_env(data_dir=tmp_path / "d", annee_appel=2026, marge_m=MARGE,
+                           registre_comptes=str(_comptes(tmp_path)), ecoute="0.0.0.0")
+    src = tmp_path / "sites.csv"
+    src.write_text("N° dossier;Adresse;Code postal;Commune\n"
+                   "D1;26 Allée des Coquelicots;42700;Firminy\n", encoding="utf-8")
+    with Registre(settings=st) as reg:
+        reg.importer(src, annuaire=False)
+    with TestClient(create_app(st)) as c:
+        confirm = _read(c.get("/registre/annuler?import=1", auth=ANA))
+        assert 'name="auteur"' not in confirm  # the account signs
+        assert "le lot « principal » n'aura plus d'import courant" in confirm
+        r = c.post("/registre/annuler", auth=ANA, follow_redirects=False, data={
+            "import": "1", "motif": "mauvais appel", "auteur": "Quelqu'un d'autre",
+            "csrf": _csrf(confirm)})
+        assert r.status_code == 303
+    with Registre(settings=st) as reg:
+        assert reg.imports()[0]["annulation"]["auteur"] == "Ana Martin"
+        assert reg.sites() == []
+
+
+def test_waiting_for_the_porteur_on_the_web(tmp_path) -> None:
+    """20.6: « en attente du porteur » with what was asked, a list of the sites waiting,
+    and the site page saying what was asked and since when."""
+    from qpv_geo._francais import heure_paris as format_paris
+
+    st = _local(tmp_path)
+    with _local_client(st) as c:
+        html = _read(c.get("/registre"))
+        # the motif field says what it holds for « en attente » (no script needed)
+        assert html.count('<span class="motif-attente">Ce qui a été demandé au porteur'
+                          '</span>') == html.count('<select name="decision"') > 0
+        assert "Pour « En attente du porteur » : ce qui a été demandé au porteur." in html
+        r = _decide(c, "CE26-038", decision="en_attente", motif=" ", auteur="Ana Martin")
+        assert r.status_code == 400 and "Indiquez ce qui a été demandé au porteur" in _read(r)
+        assert "champ « Ce qui a été demandé au porteur »" in _read(r) and "--motif" not in _read(r)
+        r = _decide(c, "CE26-038", decision="en_attente", motif="plan du local et bail",
+                    auteur="Ana Martin")
+        assert r.status_code == 303
+        assert ("Site CE26-038 mis en attente du porteur (demandé : plan du local et bail)."
+                in _read(c.get(r.headers["location"])))
+        html = _read(c.get("/registre"))
+        assert 'data-site="CE26-038"' not in html  # waiting: not « à revoir »
+        assert '<strong id="nb-en-attente">1</strong>' in html
+        waiting = _read(c.get("/registre?attente=1"))
+        assert "Sites en attente du porteur (1)" in waiting
+        assert re.findall(r'<tr data-site="([^"]+)"', waiting) == ["CE26-038"]
+        assert "demandé : plan du local et bail" in waiting
+        site = _read(c.get("/registre/site?id=CE26-038"))
+    with Registre(settings=st) as reg:
+        d = reg.site("CE26-038").decision
+    block = re.search(r'<div class="attente-bloc" id="attente">(.*?)</div>', site, re.S).group(1)
+    assert "En attente du porteur</strong> <span id=\"depuis\">depuis aujourd'hui</span>" in block
+    assert f"demande faite le {format_paris(d['date'])} par Ana Martin" in block
+    assert '<strong id="demande">plan du local et bail</strong>' in block
+    assert "Verdict retenu" not in site
+
+
+def test_waiting_since() -> None:
+    import datetime as dt
+
+    from qpv_geo.web.registre import _depuis
+
+    now = dt.datetime.now(dt.UTC)
+    assert _depuis(now.isoformat()) == "depuis aujourd'hui"
+    assert _depuis((now - dt.timedelta(days=12)).isoformat()) == "depuis 12 jours"
+    assert _depuis((now - dt.timedelta(days=1)).isoformat()) == "depuis hier"
 
 
 # ------------------------------------------------------------------ Chromium
@@ -264,7 +522,8 @@ def test_scenario_in_chromium(browser, served, artifacts) -> None:
         page.set_input_files("#fichier-registre", str(V1))
         page.locator("#form-import button").click()
         page.wait_for_selector("#resultat-import")
-        assert "Premier import du lot : 50 site(s)" in page.locator("#diff-resume").inner_text()
+        assert "Premier import du lot « principal » : 50 site(s)" in \
+            page.locator("#diff-resume").inner_text()
         assert page.locator("#nb-a-revoir").inner_text() == "10"
         # The criteria per dossier.
         page.get_by_role("link", name="Dossiers et critères").click()
@@ -307,6 +566,8 @@ def test_scenario_in_chromium(browser, served, artifacts) -> None:
                       ) == sorted(EXPECTED_RECHECK)
         flagged = page.locator('#table-changements tr[data-site="CE26-038"]').inner_text()
         assert "décision à revoir" in flagged and "Ana Martin" in flagged
+        assert "périmètres QPV changés" in flagged and "sha256" not in flagged  # the cause
+        assert "gardé son point enregistré" in page.locator("#reverif-mode").inner_text()
         page.screenshot(path=str(artifacts / "registre-reverification.png"), full_page=True)
         # The decision is kept, with its history; the sheet says what it is.
         page.goto(base + "/registre/site?id=CE26-038")
@@ -315,6 +576,8 @@ def test_scenario_in_chromium(browser, served, artifacts) -> None:
         types = page.locator("#table-historique tbody tr").evaluate_all(
             "rows => rows.map(r => r.dataset.type)")
         assert types.count("decision") == 1 and types.count("verdict") == 3
+        last = page.locator('#table-historique tbody tr[data-type="verdict"]').last.inner_text()
+        assert "pourquoi : périmètres QPV changés" in last and "(sha256" not in last
         page.screenshot(path=str(artifacts / "registre-site.png"), full_page=True)
         with page.expect_download() as dl:
             page.locator("#fiche-pdf").click()
@@ -352,11 +615,40 @@ def test_instructor_on_loopback_in_chromium(browser, tmp_path, artifacts) -> Non
             assert page.locator("#auteur").inner_text() == "Ana Martin"
             assert page.locator('tr[data-site] input[name="auteur"]').count() == 0
             page.screenshot(path=str(artifacts / "registre-local-a-revoir.png"), full_page=True)
+            # « En attente du porteur »: the motif field says it holds what was asked.
+            form = page.locator('tr[data-site="CE26-038"] form.decision')
+            label = form.locator("label.motif")
+            assert label.inner_text().startswith("Motif")
+            form.locator("select").select_option("en_attente")
+            assert label.inner_text().strip() == "Ce qui a été demandé au porteur"
+            form.locator('input[name="motif"]').fill("plan du local et bail")
+            form.get_by_role("button").click()
+            page.wait_for_selector("#message")
+            page.get_by_role("link", name="En attente du porteur").first.click()
+            assert page.locator("#titre-liste").inner_text() == \
+                "Sites en attente du porteur (1)"
+            page.screenshot(path=str(artifacts / "registre-local-attente.png"), full_page=True)
             page.goto(base + "/registre/site?id=CE26-038")
             page.wait_for_selector('#carte[data-pret="1"]', timeout=15000)
             assert "Que faire ?" in page.locator(".que-faire").inner_text()
             assert page.locator("#carte .leaflet-interactive").count() > 0
+            assert page.locator("#demande").inner_text() == "plan du local et bail"
             page.screenshot(path=str(artifacts / "registre-local-site.png"), full_page=True)
+            # Withdraw the import: a confirmation step, a reason required.
+            page.get_by_role("link", name="Imports").click()
+            page.get_by_role("button", name="Annuler l'import n° 1…").click()
+            page.wait_for_selector("#form-annuler")
+            page.screenshot(path=str(artifacts / "registre-local-annuler.png"), full_page=True)
+            page.locator("#form-annuler button").click()  # no reason: not sent
+            assert page.locator('#form-annuler input[name="motif"]').evaluate(
+                "i => i.validity.valueMissing")
+            page.locator('#form-annuler input[name="motif"]').fill("fichier du mauvais appel")
+            page.locator("#form-annuler button").click()
+            page.wait_for_selector("#message")
+            assert "Import n° 1 annulé par Ana Martin : fichier du mauvais appel" in \
+                page.locator("#message").inner_text()
+            assert page.locator('tr[data-import="1"]').get_attribute("data-etat") == "annule"
+            page.screenshot(path=str(artifacts / "registre-local-imports.png"), full_page=True)
         assert not errors, errors
     finally:
         ctx.close()

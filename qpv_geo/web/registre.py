@@ -21,6 +21,7 @@ import binascii
 import hashlib
 import hmac
 import ipaddress
+import re
 import secrets
 import tempfile
 from collections.abc import Callable
@@ -39,7 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qpv_geo.exceptions import InputFileError, QpvGeoError, RegistreError
 from qpv_geo.libelles import libelles_reglages
-from qpv_geo.registre import DECISIONS, ETATS, Registre
+from qpv_geo.registre import DECISIONS, ETATS, LOT_DEFAUT, Registre
 from qpv_geo.registre.comptes import authenticate, load_comptes
 from qpv_geo.registre.criteres import criteres_de
 from qpv_geo.settings import Settings
@@ -169,6 +170,72 @@ def _remember(resp: Response, request: Request, name: str) -> Response:
     return resp
 
 
+def _depuis(value: str) -> str:
+    """How long since a stored time, in Paris days: « depuis aujourd'hui », « depuis hier »,
+    « depuis 12 jours »."""
+    import datetime as dt
+
+    from qpv_geo._francais import heure_paris
+
+    try:
+        then = dt.datetime.strptime(heure_paris(value, heure=False), "%d/%m/%Y").date()
+        today = dt.datetime.strptime(heure_paris(dt.datetime.now(dt.UTC).isoformat(),
+                                                 heure=False), "%d/%m/%Y").date()
+    except ValueError:
+        return ""
+    days = (today - then).days
+    return ("depuis aujourd'hui" if days <= 0 else "depuis hier" if days == 1
+            else f"depuis {days} jours")
+
+
+#: The register's advice written for the command line, as the web pages give it (by the
+#: advice's first words).
+_WEB_HINTS = (
+    ("Indiquez votre nom", "Indiquez votre nom dans le champ « Votre nom »."),
+    ("Expliquez en une phrase pourquoi le site", "Expliquez en une phrase, dans le champ "
+     "« Motif », pourquoi le site est (ou n'est pas) éligible."),
+    ("Par exemple : « plan du local", "Écrivez-le dans le champ « Ce qui a été demandé au "
+     "porteur », par exemple « plan du local et bail »."),
+    ("Expliquez en une phrase pourquoi l'import", "Expliquez en une phrase, dans le champ "
+     "« Motif », pourquoi l'import est annulé."),
+    ("Listez les imports", "Voyez la page « Imports » du registre."),
+    ("Listez les sites", "Ouvrez le site depuis la liste « Tous les sites »."),
+    ("Précisez le lot du site", "Ouvrez le site depuis la liste « Tous les sites » : elle "
+     "précise son lot et son dossier."),
+    ("Listez les dossiers", "Voyez la page « Dossiers et critères »."),
+    ("Précisez le lot du dossier", "Notez les bilans depuis la page « Dossiers et "
+     "critères » : elle précise le lot de chaque dossier."),
+    ("Importez un fichier", "Importez un fichier avec le formulaire « Importer » de la page "
+     "du registre."),
+    ("Indiquez « éligible »", "Choisissez une décision dans la liste."),
+)
+
+
+def _web_hint(hint: str | None) -> str | None:
+    """A register message's advice as a web page gives it: the form's fields and the
+    register's pages instead of command-line options; an advice only a command line can
+    follow is left out."""
+    if not hint:
+        return hint
+    for start, text in _WEB_HINTS:
+        if hint.startswith(start):
+            return text
+    if "qpv-geo " in hint or " --" in hint or "(--" in hint:
+        return None
+    return hint
+
+
+def _without_checksums(cause: str) -> str:
+    """A re-check's cause as a person reads it: « périmètres QPV changés » without the
+    checksums the register keeps (« (sha256 bac26f0c → 4898f646) », shown on hover)."""
+    return re.sub(r" \(sha256 [^)]*\)", "", str(cause))
+
+
+def _web_error(exc: QpvGeoError) -> dict[str, Any]:
+    """What the register pages show for an error: its message and its advice, web-worded."""
+    return {"message": str(exc), "hint": _web_hint(exc.hint)}
+
+
 def site_payload(site: Any, statuts: dict[str, str]) -> dict[str, Any]:
     """A register site's stored verdict in the shape of the verdict page's payload (what
     :func:`qpv_geo.web.conseils.next_steps` and the maps read). The register does not store
@@ -205,6 +272,7 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
     ``verdict_aids(payload)`` gives what the verdict page shows under a verdict (« Que
     faire ? », the maps), shown on each site's page too."""
     access = Access(settings)
+    templates.env.filters["sans_empreintes"] = _without_checksums
     User = Annotated[str | None, Depends(access.identify)]
 
     def open_registre() -> Registre:
@@ -241,17 +309,28 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
             _remember(resp, request, typed)
         return resp
 
+    def error_page(request: Request, user: str | None, titre: str,
+                   exc: QpvGeoError) -> Response:
+        """A register page that cannot be shown: why, in the register (its links kept)."""
+        return render(request, "registre_erreur.html", status=400, utilisateur=user,
+                      titre=titre, error=_web_error(exc))
+
     def registre_page(request: Request, user: str | None, *, status: int = 200,
                       **extra: Any) -> Response:
-        tous = request.query_params.get("tous") == "1"
+        vue = ("tous" if request.query_params.get("tous") == "1" else "attente"
+               if request.query_params.get("attente") == "1" else "a_revoir")
         with open_registre() as reg:
-            sites = reg.sites(a_revoir=not tous)
-            tous_sites = reg.sites() if not tous else sites
+            tous_sites = reg.sites()
             dossiers = reg.dossiers()
-            imports = reg.imports()
+            imports = [i for i in reg.imports() if i["annulation"] is None]
+        sites = {"tous": tous_sites,
+                 "attente": [s for s in tous_sites if s.en_attente],
+                 "a_revoir": [s for s in tous_sites if s.a_revoir]}[vue]
         return render(request, "registre.html", status=status, utilisateur=user, sites=sites,
-                      tous=tous, total=len(tous_sites),
+                      vue=vue, tous=vue == "tous", total=len(tous_sites),
+                      tous_sites=tous_sites,
                       a_revoir=sum(1 for s in tous_sites if s.a_revoir),
+                      en_attente=sum(1 for s in tous_sites if s.en_attente),
                       bloques=[d for d in dossiers if d.etat == "bloquant"],
                       dossiers_total=len(dossiers), dernier_import=imports[-1] if imports
                       else None, **extra)
@@ -298,7 +377,7 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
         try:
             await run_in_threadpool(decide)
         except QpvGeoError as exc:
-            error = {"message": str(exc), "hint": exc.hint}
+            error = _web_error(exc)
             if retour == "site":
                 resp = await run_in_threadpool(site_page, request, user, site, error, lot,
                                                dossier)
@@ -336,7 +415,7 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
 
             result = await run_in_threadpool(run)
         except QpvGeoError as exc:
-            error = {"message": str(exc), "hint": exc.hint}
+            error = _web_error(exc)
             return await run_in_threadpool(lambda: registre_page(request, user, status=400,
                                                                  error=error))
         finally:
@@ -350,13 +429,18 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
         form = await request.form(max_files=0, max_fields=4, max_part_size=4096)
         _check_csrf(request, form)
 
+        # Each site keeps its stored point unless the person ticked « géocoder de nouveau ».
+        regeocoder = form.get("regeocoder") == "1"
+
         def run() -> Any:
             with open_registre() as reg:
-                return reg.reverifier(auteur=auteur_of(user, form, request) or None)
+                return reg.reverifier(auteur=auteur_of(user, form, request) or None,
+                                      regeocoder=regeocoder)
 
         result = await run_in_threadpool(run)
         resp = await run_in_threadpool(lambda: registre_page(request, user,
-                                                             reverification=result))
+                                                             reverification=result,
+                                                             regeocodage=regeocoder))
         return signed(resp, request, user, form)
 
     def site_page(request: Request, user: str | None, site_id: str,
@@ -373,12 +457,16 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
         return render(request, "registre_site.html", status=400 if error else 200,
                       utilisateur=user, site=site, historique=historique, dossier=dossier,
                       error=error, fait=request.query_params.get("decide") == "1",
-                      verdict=payload, **aids)
+                      verdict=payload, depuis=_depuis(site.decision["date"])
+                      if site.en_attente else "", **aids)
 
     @app.get("/registre/site", response_class=HTMLResponse, include_in_schema=False)
     def page_site(request: Request, user: User, id: str = "", lot: str = "",
                   dossier: str = "") -> Response:
-        return site_page(request, user, id, None, lot or None, dossier or None)
+        try:
+            return site_page(request, user, id, None, lot or None, dossier or None)
+        except QpvGeoError as exc:
+            return error_page(request, user, "Site introuvable", exc)
 
     def dossiers_page(request: Request, user: str | None, *, status: int = 200,
                       error: dict[str, Any] | None = None) -> Response:
@@ -412,7 +500,7 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
         try:
             await run_in_threadpool(run)
         except QpvGeoError as exc:
-            error = {"message": str(exc), "hint": exc.hint}
+            error = _web_error(exc)
             resp = await run_in_threadpool(lambda: dossiers_page(request, user, status=400,
                                                                  error=error))
             return signed(resp, request, user, form)
@@ -421,29 +509,41 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
 
     def diff_of(lot: str, avant: int | None, apres: int | None) -> Any:
         if (avant is None) != (apres is None):
-            raise InputFileError("Indiquez deux n° d'import (avant et apres), ou aucun.",
-                                 hint="Exemple : /registre/diff?avant=1&apres=2")
+            raise InputFileError("Indiquez deux n° d'import (avant et après), ou aucun.",
+                                 hint="Choisissez l'import de départ et l'import d'arrivée "
+                                 "dans les listes de la page « Dernier diff ».")
         for n in (avant, apres):
             if n is not None and not 0 <= n < 2 ** 63:  # beyond what SQLite can hold
                 raise RegistreError(f"Import n° {str(n)[:20]}{'…' if len(str(n)) > 20 else ''}"
                                     " inconnu.", hint="Choisissez les imports dans les listes "
                                     "de la page « Dernier diff ».")
         with open_registre() as reg:
-            return reg.diff(avant, apres, lot=lot), reg.imports()
+            imports = reg.imports()
+            if not lot:  # the lot of the latest import still in force
+                lot = next((i["lot"] for i in reversed(imports) if i["annulation"] is None),
+                           LOT_DEFAUT)
+            return reg.diff(avant, apres, lot=lot), imports
 
     @app.get("/registre/diff", response_class=HTMLResponse, include_in_schema=False)
-    def page_diff(request: Request, user: User, lot: str = "principal",
+    def page_diff(request: Request, user: User, lot: str = "",
                   avant: int | None = None, apres: int | None = None) -> Response:
-        diff, imports = diff_of(lot, avant, apres)
-        return render(request, "registre_diff.html", utilisateur=user, diff=diff, lot=lot,
-                      imports=imports)
+        try:
+            diff, imports = diff_of(lot, avant, apres)
+        except QpvGeoError as exc:
+            return error_page(request, user, "Comparaison impossible", exc)
+        return render(request, "registre_diff.html", utilisateur=user, diff=diff,
+                      lot=diff.lot or lot, imports=imports,
+                      lots=sorted({i["lot"] for i in imports}))
 
     @app.get("/registre/diff.xlsx", include_in_schema=False)
-    def diff_xlsx(request: Request, user: User, lot: str = "principal",
+    def diff_xlsx(request: Request, user: User, lot: str = "",
                   avant: int | None = None, apres: int | None = None) -> Response:
         from qpv_geo.registre.exports import export_diff
 
-        diff, _ = diff_of(lot, avant, apres)
+        try:
+            diff, _ = diff_of(lot, avant, apres)
+        except QpvGeoError as exc:
+            return error_page(request, user, "Comparaison impossible", exc)
         with tempfile.TemporaryDirectory(prefix="qpv-geo-registre-") as tmp:
             data = export_diff(diff, Path(tmp) / "diff.xlsx").read_bytes()
         name = f"diff-{diff.avant or 0}-{diff.apres}.xlsx"
@@ -451,6 +551,74 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
                         "spreadsheetml.sheet",
                         headers={"Content-Disposition": f'attachment; filename="{name}"',
                                  "Cache-Control": "no-store"})
+
+    def imports_state(imports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each import with ``courant`` (its lot's import in force) and, when it was
+        withdrawn or replaced, the lot's import in force now."""
+        courants = {}
+        for i in imports:
+            if i["annulation"] is None:
+                courants[i["lot"]] = i["id"]
+        return [i | {"courant": courants.get(i["lot"]) == i["id"],
+                     "courant_du_lot": courants.get(i["lot"])} for i in imports]
+
+    def imports_page(request: Request, user: str | None, *, status: int = 200,
+                     **extra: Any) -> Response:
+        with open_registre() as reg:
+            imports = imports_state(reg.imports())
+        annule = request.query_params.get("annule", "")
+        fait = next((i for i in imports if str(i["id"]) == annule and i["annulation"]), None)
+        return render(request, "registre_imports.html", status=status, utilisateur=user,
+                      imports=list(reversed(imports)), annule=fait, **extra)
+
+    @app.get("/registre/imports", response_class=HTMLResponse, include_in_schema=False)
+    def page_imports(request: Request, user: User) -> Response:
+        return imports_page(request, user)
+
+    def withdrawal_page(request: Request, user: str | None, numero: str, *,
+                        error: dict[str, Any] | None = None, motif: str = "") -> Response:
+        """The confirmation step: what withdrawing import n° ``numero`` will do."""
+        with open_registre() as reg:
+            imports = imports_state(reg.imports())
+        imp = next((i for i in imports if str(i["id"]) == numero.strip()), None)
+        if imp is None:
+            shown = numero.strip()[:20] + ("…" if len(numero.strip()) > 20 else "")
+            error = error or {"message": f"Import n° {shown or '?'} inconnu.",
+                              "hint": "Choisissez l'import à annuler dans la liste des "
+                              "imports."}
+            return imports_page(request, user, status=400, error=error)
+        previous = next((i for i in reversed(imports) if i["lot"] == imp["lot"]
+                         and i["id"] < imp["id"] and i["annulation"] is None), None)
+        return render(request, "registre_annuler.html", status=400 if error else 200,
+                      utilisateur=user, imp=imp, precedent=previous, error=error,
+                      motif=motif)
+
+    @app.get("/registre/annuler", response_class=HTMLResponse, include_in_schema=False)
+    def page_annuler(request: Request, user: User) -> Response:
+        return withdrawal_page(request, user, request.query_params.get("import", ""))
+
+    @app.post("/registre/annuler", include_in_schema=False)
+    async def post_annuler(request: Request, user: User) -> Response:
+        """Withdraw an import (after the confirmation page): who and why are required."""
+        form = await request.form(max_files=0, max_fields=6, max_part_size=4096)
+        _check_csrf(request, form)
+        numero = str(form.get("import") or "")
+        motif = str(form.get("motif") or "").strip()[:2000]
+
+        def run() -> Any:
+            with open_registre() as reg:
+                return reg.annuler_import(numero, auteur=auteur_of(user, form, request),
+                                          motif=motif)
+
+        try:
+            done = await run_in_threadpool(run)
+        except QpvGeoError as exc:
+            error = _web_error(exc)
+            resp = await run_in_threadpool(lambda: withdrawal_page(
+                request, user, numero, error=error, motif=motif))
+            return signed(resp, request, user, form)
+        return signed(RedirectResponse(f"/registre/imports?annule={done.import_id}",
+                                       status_code=303), request, user, form)
 
     @app.get("/registre/export.xlsx", include_in_schema=False)
     def export_xlsx(request: Request, user: User) -> Response:
@@ -470,11 +638,14 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
         from qpv_geo.registre.fiche import fiche_html, fiche_pdf_bytes
 
         where = {"lot": lot or None, "dossier": dossier or None}
-        with open_registre() as reg:
-            if format == "html":
-                return HTMLResponse(fiche_html(reg, id, **where), headers={
-                    "Cache-Control": "no-store", "Content-Security-Policy": FICHE_CSP})
-            data = fiche_pdf_bytes(reg, id, **where)
+        try:
+            with open_registre() as reg:
+                if format == "html":
+                    return HTMLResponse(fiche_html(reg, id, **where), headers={
+                        "Cache-Control": "no-store", "Content-Security-Policy": FICHE_CSP})
+                data = fiche_pdf_bytes(reg, id, **where)
+        except RegistreError as exc:  # an unknown site; a missing PDF library goes up as is
+            return error_page(request, user, "Fiche impossible", exc)
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in id)[:60] or "site"
         return Response(data, media_type="application/pdf", headers={
             "Content-Disposition": f'attachment; filename="fiche-{safe}.pdf"',
