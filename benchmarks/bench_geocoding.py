@@ -2,7 +2,7 @@
 
     make bench-geocoding                    # or: .venv/bin/python benchmarks/bench_geocoding.py
     python benchmarks/bench_geocoding.py --n 3000 --seed 7 --fichier adresses-42.csv.gz
-    python benchmarks/bench_geocoding.py --communes-seules   # issue 19's classes only (~10 s)
+    python benchmarks/bench_geocoding.py --communes-seules   # issue 19's classes only (~1 min)
 
 From the address file the local geocoder uses (the installed BAN file, else the demonstration
 file), draws addresses with a fixed seed and writes perturbed queries as people type them
