@@ -2,7 +2,7 @@
 
     make bench-geocoding                    # or: .venv/bin/python benchmarks/bench_geocoding.py
     python benchmarks/bench_geocoding.py --n 3000 --seed 7 --fichier adresses-42.csv.gz
-    python benchmarks/bench_geocoding.py --communes-seules   # issue 19's classes only (~10 s)
+    python benchmarks/bench_geocoding.py --communes-seules   # issue 19's classes only (~1 min)
 
 From the address file the local geocoder uses (the installed BAN file, else the demonstration
 file), draws addresses with a fixed seed and writes perturbed queries as people type them
@@ -12,18 +12,22 @@ within 30 m of the truth, share wrongly placed (> 200 m), not found, queries per
 (single thread), index build time and size. Then the ratios local / addok.
 
 addok runs in its own virtualenv (created once in the cache directory: ``pip install addok
-addok-fr addok-france``, with the configuration of the BAN's addok images) against a
+addok-fr addok-france addok-csv``, with the configuration of the BAN's addok images) against a
 ``redis-server`` (Debian package) started here on 127.0.0.1 on a free port and stopped at the
 end. If either cannot be had, the script says why and still reports the local figures.
 
 First, issue 19's classes (the commune in doubt, the ways of writing a commune), from their own
 seed: false-confident verdicts per class and per path (one by one as ``check`` and the API, a
-one-column batch, a three-column batch), local file only.
+one-column batch, a three-column batch), for the local file and for addok side by side. addok
+is reached as the online service is: its HTTP server (``addok serve``, with addok-csv's
+``/search/csv``) queried by qpv-geo's own online client (``BanGeocoder``: ``/search`` one
+address at a time, ``/search/csv`` for a batch, the same consistency rules).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -51,6 +55,7 @@ from qpv_geo.geocoding import (  # noqa: E402
     not_found,
     reliability_issues,
 )
+from qpv_geo.geocoding.ban import BanGeocoder  # noqa: E402
 from qpv_geo.geocoding.consistency import _read_written  # noqa: E402
 from qpv_geo.settings import Settings  # noqa: E402
 
@@ -293,11 +298,16 @@ def make_commune_queries(df: pd.DataFrame, n_per_class: int, seed: int) -> pd.Da
     return pd.DataFrame(out)
 
 
-def bench_communes(g: LocalGeocoder, queries: pd.DataFrame, settings: Settings) -> None:
-    """Per class and per path (one by one as ``check`` and the API do, and as a batch of one
-    column and of three columns does): false-confident negatives (a firm verdict of SEM, or
-    « hors territoire » for a generic word or an unread commune) and right positives (the
-    true point's verdict, within 30 m)."""
+def bench_communes(geocoders: dict, queries: pd.DataFrame, settings: Settings,
+                   *, examples: int = 3) -> dict:
+    """Per class, per path (one by one as ``check`` and the API do, and as a batch of one
+    column and of three columns does) and per geocoder: false-confident negatives (a firm
+    verdict of SEM, or « hors territoire » for a generic word or an unread commune) and right
+    positives (the true point's verdict, within 30 m). ``geocoders``: name → geocoder (the
+    local file, the online client against addok); each goes through its own
+    ``geocode`` / ``geocode_many``, so the online client's consistency rules, ``/search``
+    for one address and ``/search/csv`` for a batch are the ones measured. Prints up to
+    ``examples`` wrong answers per geocoder and class; returns the table."""
     from qpv_geo.eligibility import Engine
     from qpv_geo.geocoding import AddressQuery
     from qpv_geo.reference import load_reference
@@ -306,40 +316,95 @@ def bench_communes(g: LocalGeocoder, queries: pd.DataFrame, settings: Settings) 
     one_line = queries["query"].tolist()
     three = [AddressQuery(a, postcode=c or None, city=m or None) for a, c, m in
              zip(queries["adresse"], queries["code_postal"], queries["commune"], strict=True)]
-    paths = {
-        "check/API": [g.geocode(q) for q in one_line],
-        "lot 1 col.": g.geocode_many(one_line),
-        "lot 3 col.": g.geocode_many(three),
-    }
     truth = engine.judge_lonlat(queries["lon"].to_numpy(), queries["lat"].to_numpy())
     firm = {"eligible", "qva", "hors_qpv"}
     outside_is_false = queries["kind"].isin(["mot_generique", "type_de_voie_seul",
                                              "commune_illisible_apres_cp",
                                              "cellule_commune_illisible"]).to_numpy()
+    negative = queries["kind"].isin(COMMUNE_NEG).to_numpy()
     table: dict[str, dict[str, float]] = {}
-    for path, results in paths.items():
-        v = engine.judge_lonlat([r.lon if r.found else np.nan for r in results],
-                                [r.lat if r.found else np.nan for r in results],
-                                geocodes=results)
-        status = v["status"].to_numpy()
-        lon = np.array([r.lon if r.found else np.nan for r in results], dtype=float)
-        lat = np.array([r.lat if r.found else np.nan for r in results], dtype=float)
-        d = np.where(np.isfinite(lon), haversine_m(queries["lon"].fillna(0), queries["lat"]
-                                                   .fillna(0), np.nan_to_num(lon),
-                                                   np.nan_to_num(lat)), np.inf)
-        false = np.isin(status, list(firm)) | ((status == "hors_territoire") & outside_is_false)
-        right = (status == truth["status"].to_numpy()) & (d <= 30)
-        for kind in (*COMMUNE_NEG, *COMMUNE_POS):
-            m = (queries["kind"] == kind).to_numpy()
-            table.setdefault(kind, {})[path] = float((right if kind in COMMUNE_POS
-                                                      else false)[m].mean())
-    print(f"\nIssue 19, fichier local ({len(queries)} requêtes, graine à part) — négatives : "
-          "faux-confiants ; positives : bon verdict à ≤ 30 m")
-    print(f"  {'classe':<32} " + " ".join(f"{p:>11}" for p in paths))
-    for kind, cells in table.items():
-        label = ("− " if kind in COMMUNE_NEG else "+ ") + kind
-        print(f"  {label:<32} " + " ".join(f"{cells[p]:>11.1%}" for p in paths))
-    print("  (addok : non mesuré pour ces classes ; « check/API » = une adresse à la fois)")
+    wrong: dict[str, list[str]] = {}
+    misses: dict[str, dict[str, int]] = {}
+    columns = []
+    for gname, geocoder in geocoders.items():
+        t0 = time.perf_counter()
+        paths = {
+            "check/API": [geocoder.geocode(q) for q in one_line],
+            "lot 1 col.": geocoder.geocode_many(one_line),
+            "lot 3 col.": geocoder.geocode_many(three),
+        }
+        print(f"  {gname} : {3 * len(queries)} géocodages en {time.perf_counter() - t0:.0f} s",
+              flush=True)
+        for path, results in paths.items():
+            col = f"{gname} {path}"
+            columns.append(col)
+            lon = np.array([r.lon if r.found else np.nan for r in results], dtype=float)
+            lat = np.array([r.lat if r.found else np.nan for r in results], dtype=float)
+            v = engine.judge_lonlat(lon, lat, geocodes=results)
+            status = v["status"].to_numpy()
+            d = np.where(np.isfinite(lon), haversine_m(queries["lon"].fillna(0),
+                                                       queries["lat"].fillna(0),
+                                                       np.nan_to_num(lon), np.nan_to_num(lat)),
+                         np.inf)
+            false = np.isin(status, list(firm)) | ((status == "hors_territoire")
+                                                   & outside_is_false)
+            right = (status == truth["status"].to_numpy()) & (d <= 30)
+            bad = np.where(negative, false, ~right)
+            # why the positives missed: the point, the score gate, the margin at a QPV edge
+            for i in np.flatnonzero(~negative & ~right):
+                r = results[i]
+                issues = reliability_issues(r, score_min=settings.score_min) if r.found else []
+                why = ("point absent ou à plus de 30 m" if d[i] > 30
+                       else "score sous le seuil" if any(x.startswith("score ") for x in issues)
+                       else "au bord d'un QPV (marge)" if not issues
+                       and "du bord de" in str(v["motifs"].iloc[i])
+                       else "autre motif « à vérifier »" if status[i] == "a_verifier"
+                       else f"verdict {status[i]}")
+                why = f"{queries['kind'].iloc[i]}, {why}"
+                misses.setdefault(col, {}).setdefault(why, 0)
+                misses[col][why] += 1
+            for kind in (*COMMUNE_NEG, *COMMUNE_POS):
+                m = (queries["kind"] == kind).to_numpy()
+                table.setdefault(kind, {})[col] = float((right if kind in COMMUNE_POS
+                                                         else false)[m].mean())
+                for i in np.flatnonzero(m & bad):
+                    lst = wrong.setdefault(f"{gname} — {kind}", [])
+                    if len(lst) < examples:
+                        r = results[i]
+                        where = (f"{r.label} ({r.citycode}, score {r.score:.2f}), "
+                                 f"{d[i]:.0f} m" if r.found else "non trouvée")
+                        why = "; ".join(reliability_issues(r, score_min=settings.score_min))
+                        where += f" — {why[:160]}" if why else ""
+                        lst.append(f"[{path}] « {queries['query'].iloc[i]} » → {status[i]} : "
+                                   f"{where}")
+            table.setdefault("négatives (toutes)", {})[col] = float(false[negative].mean())
+            table.setdefault("positives (toutes)", {})[col] = float(right[~negative].mean())
+    print(f"\nIssue 19 ({len(queries)} requêtes, graine à part) — négatives « − » : "
+          "faux-confiants (cible ≤ 0,5 %) ; positives « + » : bon verdict à ≤ 30 m "
+          "(cible ≥ 95 %)")
+    for gname in geocoders:
+        print(f"  {gname} :")
+        cols = [c for c in columns if c.startswith(gname + " ")]
+        print(f"    {'classe':<32} " + " ".join(f"{c[len(gname) + 1:]:>11}" for c in cols))
+        for kind, cells in table.items():
+            label = ("− " if kind in COMMUNE_NEG or kind.startswith("nég") else "+ ") + kind
+            print(f"    {label:<32} " + " ".join(f"{cells[c]:>11.1%}" for c in cols))
+    print("  (« check/API » = une adresse à la fois ; pour addok, le client en ligne de qpv-geo "
+          "interroge le serveur HTTP d'addok : /search une à une, /search/csv en lot)")
+    n_pos = int((~negative).sum())
+    print(f"\nPositives manquées ({n_pos} par chemin), par cause :")
+    for col, causes in misses.items():
+        print(f"  {col}")
+        for k, n in sorted(causes.items()):
+            print(f"      {k} : {n}")
+    if wrong:
+        print("\nRéponses fausses (au plus", examples, "par classe) :")
+        for key, lst in wrong.items():
+            print(f"  {key}")
+            for line in lst:
+                print("     ", line)
+    table["_manquées"] = misses  # type: ignore[assignment]
+    return table
 
 
 def haversine_m(lon1, lat1, lon2, lat2) -> np.ndarray:
@@ -506,6 +571,8 @@ FIELDS = [
     {{"key": "context"}},
 ]
 FILTERS = ["type", "postcode", "citycode"]
+# the columns the BAN / Géoplateforme service adds on /search/csv (addok-csv)
+CSV_EXTRA_FIELDS = ["name", "street", "postcode", "city", "context", "citycode"]
 """
 
 ADDOK_RUNNER = r"""
@@ -541,19 +608,20 @@ def free_port() -> int:
 
 
 def addok_venv(cache: Path) -> Path:
-    """A virtualenv with addok, addok-fr and addok-france (created once)."""
+    """A virtualenv with addok, addok-fr, addok-france and addok-csv (the BAN's
+    ``/search/csv``), created once."""
     venv = cache / "bench" / "addok-venv"
     python = venv / "bin" / "python"
-    if python.exists() and subprocess.run([str(python), "-c", "import addok, addok_fr, "
-                                           "addok_france"], capture_output=True).returncode == 0:
+    check = [str(python), "-c", "import addok, addok_fr, addok_france, addok_csv"]
+    if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
         return venv
     base = shutil.which("python3") or sys.executable
     subprocess.run([base, "-m", "venv", "--clear", str(venv)], check=True, capture_output=True)
     print("  installation d'addok dans", venv, "…", flush=True)
     proc = subprocess.run([str(python), "-m", "pip", "install", "-q", "addok", "addok-fr",
-                           "addok-france"], capture_output=True, text=True)
+                           "addok-france", "addok-csv"], capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeError("pip install addok addok-fr addok-france a échoué : "
+        raise RuntimeError("pip install addok addok-fr addok-france addok-csv a échoué : "
                            + proc.stderr.strip().splitlines()[-1])
     return venv
 
@@ -582,65 +650,119 @@ def addok_documents(df: pd.DataFrame) -> list[dict]:
     return docs
 
 
-def bench_addok(df: pd.DataFrame, texts: list[str], cache: Path) -> dict | str:
-    """addok on the same file and the same queries: raw first results, timings."""
-    redis = shutil.which("redis-server")
-    if redis is None:
-        return ("redis-server absent (paquet Debian « redis-server » : apt-get install "
-                "redis-server)")
-    try:
-        venv = addok_venv(cache)
-    except (RuntimeError, subprocess.CalledProcessError, OSError) as exc:
-        return f"addok indisponible : {exc}"
-    with tempfile.TemporaryDirectory() as tmp:
-        tmpd = Path(tmp)
-        port = free_port()
-        server = subprocess.Popen([redis, "--port", str(port), "--bind", "127.0.0.1",
-                                   "--save", "", "--appendonly", "no", "--dir", tmp],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+class AddokUnavailable(RuntimeError):
+    """addok cannot be run here; the message says why, in French."""
+
+
+class AddokIndex:
+    """addok on the benchmark's address file, for the time of a ``with`` block: a
+    ``redis-server`` on a free port of 127.0.0.1, the documents imported (timed), then either
+    addok's Python API (:meth:`first_results`) or its HTTP server with ``/search`` and
+    addok-csv's ``/search/csv`` (:meth:`serve`), the protocol of the BAN / Géoplateforme
+    service. Everything it started is stopped on exit."""
+
+    def __init__(self, df: pd.DataFrame, cache: Path) -> None:
+        self.df, self.cache = df, cache
+        self._procs: list[subprocess.Popen] = []
+        self._tmp: tempfile.TemporaryDirectory | None = None
+
+    def __enter__(self) -> AddokIndex:
+        redis = shutil.which("redis-server")
+        if redis is None:
+            raise AddokUnavailable("redis-server absent (paquet Debian « redis-server » : "
+                                   "apt-get install redis-server)")
         try:
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
-            conf = tmpd / "addok_bench_conf.py"
-            conf.write_text(ADDOK_CONFIG.format(port=port, logdir=tmp), encoding="utf-8")
-            env = {**os.environ, "ADDOK_CONFIG_MODULE": str(conf)}
-            docs = tmpd / "docs.ndjson"
-            with open(docs, "w", encoding="utf-8") as fh:
-                for d in addok_documents(df):
-                    fh.write(json.dumps(d, ensure_ascii=False) + "\n")
-            addok = str(venv / "bin" / "addok")
-            t0 = time.perf_counter()
-            for cmd in ([addok, "batch", str(docs)], [addok, "ngrams"]):
-                proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp)
-                if proc.returncode != 0:
-                    return f"addok {cmd[1]} a échoué : {proc.stderr.strip()[-300:]}"
-            build = time.perf_counter() - t0
-            info = subprocess.run(["redis-cli", "-p", str(port), "info", "memory"],
-                                  capture_output=True, text=True).stdout
-            mem = next((int(line.split(":")[1]) for line in info.splitlines()
-                        if line.startswith("used_memory:")), 0)
-            qfile, rfile = tmpd / "q.json", tmpd / "r.json"
-            qfile.write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
-            runner = tmpd / "run.py"
-            runner.write_text(ADDOK_RUNNER, encoding="utf-8")
-            proc = subprocess.run([str(venv / "bin" / "python"), str(runner), str(qfile),
-                                   str(rfile)], env=env, capture_output=True, text=True,
-                                  cwd=tmp)
+            self.venv = addok_venv(self.cache)
+        except (RuntimeError, subprocess.CalledProcessError, OSError) as exc:
+            raise AddokUnavailable(f"addok indisponible : {exc}") from exc
+        self._tmp = tempfile.TemporaryDirectory()
+        try:
+            self._start(redis)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _start(self, redis: str) -> None:
+        tmp = self._tmp.name
+        self.dir = Path(tmp)
+        self.port = free_port()
+        self._procs.append(subprocess.Popen(
+            [redis, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", tmp],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        if not _wait_port(self.port, 5):
+            raise AddokUnavailable("redis-server n'a pas démarré")
+        conf = self.dir / "addok_bench_conf.py"
+        conf.write_text(ADDOK_CONFIG.format(port=self.port, logdir=tmp), encoding="utf-8")
+        self.env = {**os.environ, "ADDOK_CONFIG_MODULE": str(conf)}
+        docs = self.dir / "docs.ndjson"
+        with open(docs, "w", encoding="utf-8") as fh:
+            for d in addok_documents(self.df):
+                fh.write(json.dumps(d, ensure_ascii=False) + "\n")
+        self.addok = str(self.venv / "bin" / "addok")
+        t0 = time.perf_counter()
+        for cmd in ([self.addok, "batch", str(docs)], [self.addok, "ngrams"]):
+            proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True, cwd=tmp)
             if proc.returncode != 0:
-                return f"recherche addok impossible : {proc.stderr.strip()[-300:]}"
-            data = json.loads(rfile.read_text(encoding="utf-8"))
-        finally:
-            server.terminate()
+                raise AddokUnavailable(f"addok {cmd[1]} a échoué : "
+                                       f"{proc.stderr.strip()[-300:]}")
+        self.build_s = time.perf_counter() - t0
+        info = subprocess.run(["redis-cli", "-p", str(self.port), "info", "memory"],
+                              capture_output=True, text=True).stdout
+        self.index_mb = next((int(line.split(":")[1]) for line in info.splitlines()
+                              if line.startswith("used_memory:")), 0) / 1e6
+
+    def first_results(self, texts: list[str]) -> dict:
+        """addok's first result for each text through its Python API (single thread), and
+        the time taken."""
+        qfile, rfile = self.dir / "q.json", self.dir / "r.json"
+        qfile.write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
+        runner = self.dir / "run.py"
+        runner.write_text(ADDOK_RUNNER, encoding="utf-8")
+        proc = subprocess.run([str(self.venv / "bin" / "python"), str(runner), str(qfile),
+                               str(rfile)], env=self.env, capture_output=True, text=True,
+                              cwd=self.dir)
+        if proc.returncode != 0:
+            raise AddokUnavailable(f"recherche addok impossible : {proc.stderr.strip()[-300:]}")
+        return json.loads(rfile.read_text(encoding="utf-8"))
+
+    def serve(self) -> str:
+        """Start addok's HTTP server (``addok serve``) and return its base URL."""
+        port = free_port()
+        log = open(self.dir / "serve.log", "w", encoding="utf-8")  # noqa: SIM115
+        self._procs.append(subprocess.Popen(
+            [self.addok, "serve", "--host", "127.0.0.1", "--port", str(port)], env=self.env,
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.dir))
+        log.close()
+        if not _wait_port(port, 30):
+            raise AddokUnavailable("le serveur HTTP d'addok n'a pas démarré : "
+                                   + (self.dir / "serve.log").read_text()[-300:])
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in reversed(self._procs):
+            proc.terminate()
             try:
-                server.wait(timeout=10)
+                proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                server.kill()
-    return {"results": data["results"], "elapsed": data["elapsed"], "build_s": build,
-            "index_mb": mem / 1e6}
+                proc.kill()
+                proc.wait()
+        self._procs.clear()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+def _wait_port(port: int, timeout_s: float) -> bool:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
 
 
 def addok_results(texts: list[str], raw: list) -> list[GeocodeResult]:
@@ -730,8 +852,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="écrire les chiffres dans ce fichier JSON")
     args = ap.parse_args(argv)
     settings = Settings.from_env()
-    from qpv_geo.geocoding.consistency import STREET_SIM_MIN, check_many
-
     if args.fichier:
         path, demo = args.fichier, False
     else:
@@ -740,9 +860,37 @@ def main(argv: list[str] | None = None) -> int:
     df = _read_ban_csv(path, insee=[c.insee for c in communes_sem()])
     df = df[(df["nom_voie"] != "") & (df["lon"] != "") & (df["lat"] != "")]
     g = LocalGeocoder(path, cache_dir=settings.cache_dir / "bench", demo=demo)
-    bench_communes(g, make_commune_queries(df, args.n_communes, args.seed_communes), settings)
-    if args.communes_seules:
-        return 0
+    with contextlib.ExitStack() as stack:
+        addok = None
+        if args.no_addok:
+            print("addok : non lancé (--no-addok)")
+        else:
+            try:
+                addok = stack.enter_context(AddokIndex(df, settings.cache_dir))
+            except AddokUnavailable as exc:
+                print("addok : non mesuré —", exc)
+        geocoders: dict = {"fichier local": g}
+        if addok is not None:
+            # the online client as ``--geocoder ban`` uses it, pointed at addok's server
+            geocoders["addok"] = BanGeocoder(addok.serve(), cache_dir=None, rate_limit=0,
+                                             retries=1)
+        communes = bench_communes(geocoders, make_commune_queries(df, args.n_communes,
+                                                                  args.seed_communes), settings)
+        if args.json and args.communes_seules:
+            args.json.write_text(json.dumps({"communes": communes}, indent=2,
+                                            ensure_ascii=False), encoding="utf-8")
+        if args.communes_seules:
+            return 0
+        return bench_engines(args, df, path, demo, g, settings, addok, communes)
+
+
+def bench_engines(args: argparse.Namespace, df: pd.DataFrame, path: Path, demo: bool,
+                  g: LocalGeocoder, settings: Settings, addok: AddokIndex | None,
+                  communes: dict) -> int:
+    """The general comparison: perturbed positives, held-out negatives, local and addok
+    (raw, and through qpv-geo's consistency rules), the street threshold, the ×10 file."""
+    from qpv_geo.geocoding.consistency import STREET_SIM_MIN, check_many
+
     positives = make_queries(df, args.n, args.seed)
     negatives = make_negatives(df, max(args.negatifs, 1000), args.seed_negatifs)
     tuning = make_negatives(df, 800, 7)  # the seed the street threshold was chosen on
@@ -760,18 +908,18 @@ def main(argv: list[str] | None = None) -> int:
              "qps": len(texts) / local["elapsed"], "build_s": local["build_s"],
              "index_mb": local["index_mb"]}]
     sweeps = [("local", local["results"], tun_local)]
-    if args.no_addok:
-        print("addok : non lancé (--no-addok)")
-    else:
+    if addok is not None:
         all_texts = texts + negatives["query"].tolist() + tuning["query"].tolist()
-        ad = bench_addok(df, all_texts, settings.cache_dir)
-        if isinstance(ad, str):
-            print("addok : non mesuré —", ad)
-        else:
+        try:
+            ad = addok.first_results(all_texts)
+        except AddokUnavailable as exc:
+            print("addok : non mesuré —", exc)
+            ad = None
+        if ad is not None:
             res = addok_results(all_texts, ad["results"])
             n1, n2 = len(texts), len(texts) + len(negatives)
-            raw = {"qps": len(all_texts) / ad["elapsed"], "build_s": ad["build_s"],
-                   "index_mb": ad["index_mb"]}
+            raw = {"qps": len(all_texts) / ad["elapsed"], "build_s": addok.build_s,
+                   "index_mb": addok.index_mb}
             rows.append({"engine": "addok brut (score ≥ 0,6 et n° = confiant)",
                          **evaluate(positives, res[:n1], negatives, res[n1:n2],
                                     settings.score_min), **raw})
@@ -831,8 +979,8 @@ def main(argv: list[str] | None = None) -> int:
               "(cible : ≥ 2 000 req/s à ×10, précision inchangée)")
     if args.json:
         out = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
-        args.json.write_text(json.dumps({"moteurs": out, "x10": tenfold}, indent=2),
-                             encoding="utf-8")
+        args.json.write_text(json.dumps({"moteurs": out, "x10": tenfold, "communes": communes},
+                                        indent=2, ensure_ascii=False), encoding="utf-8")
     return 0
 
 

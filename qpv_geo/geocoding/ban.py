@@ -101,14 +101,30 @@ class BanGeocoder:
     def _cache_key(self, q: AddressQuery) -> str:
         from qpv_geo._http import ResultCache
 
+        sent = self._q_text(q)
         return ResultCache.key({"v": 3, "url": self.base_url, "q": " ".join(q.adresse.split()),
                                 "postcode": q.postcode or None, "citycode": q.citycode or None,
-                                "city": q.city or None})
+                                "city": q.city or None,
+                                # a CEDEX address is sent rewritten: not an older answer's key
+                                **({"sent": sent} if sent != q.text() else {})})
 
     @staticmethod
     def _q_text(q: AddressQuery) -> str:
-        # Everything goes in the text, the postcode too: as a hard ``postcode=`` filter, a
-        # wrong postcode made the service answer with another street of that postcode.
+        """The text sent to the service for ``q``.
+
+        Everything goes in the text, the postcode too: as a hard ``postcode=`` filter, a
+        wrong postcode made the service answer with another street of that postcode. A
+        CEDEX address is sent as its street and the commune read from it (with the
+        commune's postcode when it has one): addok keeps only the département of a CEDEX
+        code and scores « 19 Rue Pasteur, BP 512 42007 Saint-Étienne Cedex 1 » under the
+        score floor, while the name and the département decide the commune anyway; the
+        consistency rules still compare the result with what was written."""
+        from qpv_geo.geocoding.consistency import read_written
+
+        w = read_written(q)
+        if w.cedex and w.commune_certain and w.commune is not None and w.rest:
+            pcs = w.commune.codes_postaux
+            return " ".join([*w.rest, *(pcs if len(pcs) == 1 else ()), w.commune.nom])
         return q.text()
 
     def search(self, query: str | AddressQuery, *, limit: int = 5) -> list[GeocodeResult]:
