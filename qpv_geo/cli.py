@@ -166,7 +166,7 @@ def render_verdict(verdict: Any, reference: Any) -> None:
     from rich.table import Table
 
     from qpv_geo.eligibility import format_distance
-    from qpv_geo.web._present import PRECISION_LABELS
+    from qpv_geo.libelles import precision_libelle, source_libelle
     from qpv_geo.web.conseils import next_steps, zone_label, zone_names
 
     table = Table.grid(padding=(0, 2))
@@ -192,9 +192,9 @@ def render_verdict(verdict: Any, reference: Any) -> None:
     geo = verdict.geocodage or {}
     if geo.get("geocodage_label"):  # no point found: the motifs say why
         precision = geo.get("geocodage_precision")
-        table.add_row("Géocodage", f"{geo.get('geocodage_label') or '—'} · précision "
-                      f"{PRECISION_LABELS.get(precision or '', precision) or '—'} · score "
-                      f"{(geo.get('geocodage_score') or 0):.2f} · {geo.get('geocodage_source')}")
+        table.add_row("Géocodage", f"{geo.get('geocodage_label') or '—'} · trouvée "
+                      f"{precision_libelle(precision)} · source : "
+                      f"{source_libelle(geo.get('geocodage_source'))}")
     if verdict.lat is not None:
         l93 = (f" · Lambert-93 x {verdict.x_l93:.0f}, y {verdict.y_l93:.0f}"
                if verdict.x_l93 is not None and verdict.y_l93 is not None else "")
@@ -599,13 +599,13 @@ def geocode(
     elif not result.found:
         err_console.print(f"[bold magenta]Non trouvée :[/] {result.motif}", highlight=False)
     else:
-        console.print(f"[bold]{result.label}[/]  ({result.source})", highlight=False)
-        from qpv_geo.web._present import PRECISION_LABELS
+        from qpv_geo.libelles import precision_libelle, source_libelle
 
-        precision = PRECISION_LABELS.get(result.precision or "", result.precision)
-        console.print(f"lat {result.lat:.6f}, lon {result.lon:.6f} · précision {precision} "
-                      f"· score {result.score:.2f} · INSEE {result.citycode}",
+        console.print(f"[bold]{result.label}[/]  (source : {source_libelle(result.source)})",
                       highlight=False)
+        console.print(f"lat {result.lat:.6f}, lon {result.lon:.6f} · trouvée "
+                      f"{precision_libelle(result.precision)} · confiance du géocodeur "
+                      f"{result.score:.2f} sur 1 · INSEE {result.citycode}", highlight=False)
         if result.motif:
             console.print(f"[yellow]{result.motif}[/]", highlight=False)
         for issue in issues:

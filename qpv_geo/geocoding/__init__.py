@@ -157,7 +157,7 @@ def geocoder_info(settings: Settings | None = None, name: str | None = None) -> 
                 f"{installed.get('installed_at', '')})"}
     if name == "local":
         return {"choix": name, "geocodeur": "aucun", "demo": False,
-                "adresses": "aucun fichier d'adresses installé", "conseil": INSTALL_HINT}
+                "adresses": "aucun fichier d'adresses installé", "conseil": INSTALL_HINT.cli}
     return {"choix": name, "geocodeur": "ban", "demo": False,
             "adresses": f"service en ligne de la Géoplateforme ({settings.ban_url})"}
 

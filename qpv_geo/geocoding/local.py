@@ -32,6 +32,7 @@ from qpv_geo.geocoding.base import (
 from qpv_geo.geocoding.files import INSTALL_HINT, demo_adresses_info, installed_adresses_info
 from qpv_geo.geocoding.index import _INDEX_VERSION, _STREET, build_index
 from qpv_geo.geocoding.parsing import _grams, _split_number, _strip_types
+from qpv_geo.messages import CONSEILS
 from qpv_geo.settings import Settings
 
 # ---------------------------------------------------------------------------------------------
@@ -90,8 +91,7 @@ class LocalGeocoder:
         self.path = Path(path)
         if not self.path.is_file():
             raise GeocoderNotConfigured(f"Fichier d'adresses introuvable : {self.path}.",
-                                        hint="Installez le fichier BAN de la Loire : qpv-geo "
-                                        "data update --adresses (ou data import-adresses).")
+                                        hint=CONSEILS["fichier_loire_court"])
         self.demo = demo
         self.source = "local-demo" if demo else "local"
         self.sha256 = sha256 or sha256_file(self.path)
@@ -529,8 +529,8 @@ class LocalGeocoder:
         if self.territoire is not None and written_outside(query, source=self.source):
             # in the territory, but the address file covers SEM's communes only
             return not_found(query, "adresse hors du fichier d'adresses installé (communes de "
-                             "Saint-Étienne Métropole seulement) : utilisez le géocodeur en "
-                             "ligne (--geocoder ban)", source=self.source)
+                             "Saint-Étienne Métropole seulement) : "
+                             + CONSEILS["hors_fichier_adresses"].cli, source=self.source)
         text = _query_text(query)
         if not normalize(text):
             return not_found(query, "adresse vide", source=self.source)

@@ -125,12 +125,12 @@ def _geocode_view(geo: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     if "trouve" in geo:
         return dict(geo)
-    from qpv_geo.web._present import PRECISION_LABELS
+    from qpv_geo.libelles import precision_libelle
 
     precision = geo.get("geocodage_precision")
     return {"trouve": bool(geo.get("geocodage_label")), "label": geo.get("geocodage_label"),
             "precision": precision,
-            "precision_libelle": PRECISION_LABELS.get(precision or "", precision)}
+            "precision_libelle": precision_libelle(precision) if precision else None}
 
 
 def next_steps(p: Mapping[str, Any], reference: Any, *, page: bool = True) -> list[str]:
@@ -172,10 +172,10 @@ def next_steps(p: Mapping[str, Any], reference: Any, *, page: bool = True) -> li
         steps.append(f"Regardez sur {carte} {target} se trouve l'entrée du lieu où l'action "
                      "a lieu (pas le siège du porteur).")
     precision = geo.get("precision") if geo.get("trouve") else None
-    if precision and precision != "housenumber":
-        steps.append(f"L'adresse n'a été trouvée que {geo.get('precision_libelle') or precision}"
-                     " : demandez au porteur le numéro exact, ou saisissez les coordonnées GPS "
-                     "de l'entrée du lieu.")
+    if precision and precision not in ("housenumber", "coordonnees"):
+        found = f"que {geo.get('precision_libelle') or precision}".replace("que à", "qu'à")
+        steps.append(f"L'adresse n'a été trouvée {found} : demandez au porteur le numéro "
+                     "exact, ou saisissez les coordonnées GPS de l'entrée du lieu.")
     elif geo.get("trouve") and geo.get("label"):
         steps.append(f"Vérifiez que l'adresse retenue (« {geo['label']} ») est bien celle du "
                      "lieu de l'action (numéro, bâtiment, entrée).")

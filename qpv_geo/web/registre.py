@@ -39,6 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qpv_geo.exceptions import InputFileError, QpvGeoError, RegistreError
 from qpv_geo.libelles import libelles_reglages
+from qpv_geo.messages import hint_web
 from qpv_geo.registre import DECISIONS, ETATS, Registre
 from qpv_geo.registre.comptes import authenticate, load_comptes
 from qpv_geo.registre.criteres import criteres_de
@@ -298,7 +299,7 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
         try:
             await run_in_threadpool(decide)
         except QpvGeoError as exc:
-            error = {"message": str(exc), "hint": exc.hint}
+            error = {"message": str(exc), "hint": hint_web(exc)}
             if retour == "site":
                 resp = await run_in_threadpool(site_page, request, user, site, error, lot,
                                                dossier)
@@ -336,7 +337,7 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
 
             result = await run_in_threadpool(run)
         except QpvGeoError as exc:
-            error = {"message": str(exc), "hint": exc.hint}
+            error = {"message": str(exc), "hint": hint_web(exc)}
             return await run_in_threadpool(lambda: registre_page(request, user, status=400,
                                                                  error=error))
         finally:
@@ -412,7 +413,7 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
         try:
             await run_in_threadpool(run)
         except QpvGeoError as exc:
-            error = {"message": str(exc), "hint": exc.hint}
+            error = {"message": str(exc), "hint": hint_web(exc)}
             resp = await run_in_threadpool(lambda: dossiers_page(request, user, status=400,
                                                                  error=error))
             return signed(resp, request, user, form)

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qpv_geo.exceptions import InputFileError
+from qpv_geo.messages import CONSEILS
 
 #: Body cap (bytes) of JSON requests, per batch item, plus a fixed allowance.
 _JSON_BYTES_PER_ITEM = 1024
@@ -34,9 +35,8 @@ _MULTIPART_SLACK = 64 * 1024
 #: The routes that take a file, all under the same cap (``Settings.max_upload_mb``), with
 #: what to do with a bigger one.
 _UPLOAD_PATHS = {
-    "/lot": "utilisez la commande qpv-geo batch FICHIER sur le poste de travail",
-    "/registre/import": "importez-le sur le poste de travail avec la commande "
-                        "qpv-geo registre ajouter FICHIER",
+    "/lot": CONSEILS["lot_trop_gros"].web,
+    "/registre/import": CONSEILS["registre_trop_gros"].web,
 }
 
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
