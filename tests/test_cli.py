@@ -244,10 +244,13 @@ def test_precision_words_are_french(engine) -> None:
     text, _, _ = demo_address_in_qpv(engine)
     res = runner.invoke(app, ["geocode", text])
     assert res.exit_code == 0, res.output
-    assert "précision au numéro" in res.stdout and "housenumber" not in res.stdout
+    assert "trouvée au numéro" in res.stdout and "housenumber" not in res.stdout
+    assert "source : fichier de démonstration" in res.stdout and "local-demo" not in res.stdout
     res = runner.invoke(app, ["check", text])
     out = " ".join(w for w in res.stdout.split() if w != "│")
-    assert "précision au numéro" in out and "housenumber" not in out
+    assert "trouvée au numéro" in out and "housenumber" not in out
+    assert "source : fichier de démonstration" in out and "local-demo" not in out
+    assert "score" not in out
 
 
 def test_serve_on_a_busy_port_says_so_in_french() -> None:

@@ -297,7 +297,8 @@ def test_upload_over_the_cap_is_413_while_streaming(client) -> None:
     files = {"fichier": ("gros.csv", payload, "text/csv")}
     r = client.post("/lot", files=files)
     assert r.status_code == 413 and "la limite est de 50 ko" in r.text
-    assert "qpv-geo batch" in r.text  # the way out
+    # the way out, in the words of the page (never a command: issue 23.3)
+    assert "administrateur de qpv-geo" in r.text and "qpv-geo batch" not in r.text
     # Same without a Content-Length: the cap is enforced on the streamed bytes.
     boundary = "qpvgeotest"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"fichier\"; "
@@ -440,7 +441,11 @@ def test_address_page_shows_geocoding_and_demo_mark(client, demo_address) -> Non
     assert r.status_code == 200
     html = r.text
     assert ("À vérifier" in html or "Éligible" in html) and "QN04213M — Montreynaud" in html
-    assert "Adresse retenue" in html and "au numéro, score 1.00 (source : local-demo)" in html
+    assert "Adresse retenue" in html and "au numéro (source : fichier de démonstration)" in html
+    # words, not codes (issue 23.4): no raw precision, source or unexplained score
+    page_text = _text(html)
+    for code in ("housenumber", "local-demo", "score 1.00", "precision_point", "coordonnees"):
+        assert code not in page_text, code
     assert 'class="demo"' in html and "DÉMONSTRATION" in html
 
 

@@ -290,6 +290,10 @@
       var extra = fields.filter(function (f) { return f && f.value.trim(); }).map(function (f) {
         return f.labels[0].textContent + " : " + f.value.trim();
       });
+      fields.forEach(function (f) {  // and onto paper, as text that wraps (an input cuts it)
+        var out = f && document.querySelector('.valeur-imprimee[data-champ="' + f.id + '"]');
+        if (out) { out.textContent = f.value.trim(); }
+      });
       if (text) { text.textContent = base + (extra.length ? "\n" + extra.join("\n") : ""); }
     }
     fields.forEach(function (f) { if (f) { f.addEventListener("input", withFields); } });
