@@ -160,6 +160,27 @@ _STATUS_STYLE = {
 }
 
 
+def coverage_lines(coverage: Any) -> list[str]:
+    """The report's three coverage figures, for the terminal: the QPV × priority cells with
+    an action inside the QPV, served only by the « quartier vécu », and the gaps (never one
+    « QPV reached » rate that hides the gaps)."""
+    from qpv_geo.libelles import pluriel
+
+    cells = coverage.cellules()
+    total = cells["total"]
+    n_qpv = int(coverage.qpv_total)
+    n_prio = total // n_qpv if n_qpv else 0
+    return [
+        f"Couverture des {pluriel(total, 'case')} QPV × priorité ({pluriel(n_qpv, 'QPV', 'QPV')}"
+        f" × {pluriel(n_prio, 'priorité')} de l'appel) :",
+        f"  {cells['dans']} / {total} avec une action dans le QPV",
+        f"  {cells['proximite']} / {total} desservies seulement par le quartier vécu "
+        f"(site à ≤ {coverage.rayon_m:.0f} m du QPV)",
+        f"  {cells['lacunes']} / {total} {'lacunes' if cells['lacunes'] > 1 else 'lacune'} :"
+        " aucune action",
+    ]
+
+
 def render_verdict(verdict: Any, reference: Any) -> None:
     """Print a verdict for a person: status, quartier, distances, reasons, data version."""
     from rich.panel import Panel
@@ -321,8 +342,11 @@ def demo(
     written = [*result.paths, *write_result(result, output / "sites_valides.xlsx")[:1]]
     frame = result.frame
     written.append(write_map(frame, output / "carte.html", reference=reference, tiles=None))
+    from qpv_geo.coverage import coverage_from_sites
+
+    coverage = coverage_from_sites(frame, reference)  # the report's, computed once
     written += list(write_report(frame, output / "rapport.html", reference=reference,
-                                 source=sample.name).values())
+                                 source=sample.name, coverage=coverage).values())
     summary = result.summary
     from rich.table import Table
 
@@ -332,11 +356,8 @@ def demo(
     for status, label in STATUS_LABELS.items():
         table.add_row(label, str(summary["par_statut"].get(status, 0)))
     console.print(table)
-    sem_codes = set(reference.qpv["code_qp"])
-    reached = {code for code, row in summary["par_qpv"].items()
-               if code in sem_codes and row.get("eligibles", 0) > 0}
-    console.print(f"QPV de SEM avec au moins un site éligible : {len(reached)} / "
-                  f"{len(sem_codes)}", highlight=False)
+    for line in coverage_lines(coverage):
+        console.print(line, highlight=False)
     for note in notes_for(reference, frame):
         console.print(f"[yellow]⚠ {note}[/]", highlight=False)
     console.print("[bold]Résultats :[/]")
@@ -708,7 +729,8 @@ def batch(
         "GeoPackage (points).")],
     output: Annotated[Path, typer.Option(
         "-o", "--output", help="Résultat : .csv, .xlsx (avec une feuille « synthèse »), "
-        ".geojson ou .gpkg. La synthèse est aussi écrite à côté (-synthese.csv/.json).")],
+        ".geojson ou .gpkg. La synthèse est aussi écrite à côté (-synthese.csv et "
+        "-synthese.json).")],
     feuille: Annotated[str | None, typer.Option(
         "--feuille", "--couche", help="Feuille du classeur XLSX, ou couche du "
         "GeoPackage (nom ou rang ; défaut : la première).")] = None,

@@ -73,7 +73,8 @@ CONSEILS: dict[str, Conseil] = {
 }
 
 #: A command or an option in a sentence: « qpv-geo data … », « --geocoder ».
-_COMMANDE = re.compile(r"qpv-geo [a-z]|(^|[\s(«])--[a-z]")
+_COMMANDE = re.compile(r"qpv-geo (?:check|demo|serve|map|report|geocode|batch|data|registre)\b"
+                       r"|(^|[\s(«])--[a-z]")
 
 #: What the web says of a hint that still names a command (none should: a test checks).
 _NEUTRE = ("Si le problème persiste, signalez-le à l'administrateur de qpv-geo avec l'heure "
