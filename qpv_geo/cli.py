@@ -565,7 +565,7 @@ def report_command(
     Exemple : qpv-geo report sites_valides.csv -o rapport.html --pdf
     """
     from qpv_geo.coverage import coverage_from_sites
-    from qpv_geo.libelles import reference_from_settings
+    from qpv_geo.libelles import pluriel, reference_from_settings
     from qpv_geo.report import write_report
 
     settings = get_settings().with_(territoire=territoire)
@@ -587,8 +587,8 @@ def report_command(
                       f"{cov.rayon_m:.0f} m ; {p.qpv_lacunes} sans action", highlight=False)
     c = cov.cellules()
     console.print(f"  Cases QPV × priorité : {c['dans']}/{c['total']} avec une action dans le "
-                  f"QPV, {c['proximite']} seulement à ≤ {cov.rayon_m:.0f} m, {c['lacunes']} "
-                  "lacune(s)", highlight=False)
+                  f"QPV, {c['proximite']} seulement à ≤ {cov.rayon_m:.0f} m, "
+                  f"{pluriel(c['lacunes'], 'lacune')}", highlight=False)
     _print_notes(reference, frame)
 
 
