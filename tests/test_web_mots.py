@@ -161,6 +161,9 @@ def test_xlsx_shows_words_and_the_csv_keeps_the_codes(tmp_path, engine) -> None:
     assert values["Source du point"] == "fichier de démonstration"
     cells = " ".join(str(c.value) for r in ws.iter_rows() for c in r if c.value is not None)
     assert "housenumber" not in cells and "local-demo" not in cells
+    synthese = openpyxl.load_workbook(xlsx)["Données"]
+    facts = {r[0].value: r[1].value for r in synthese.iter_rows() if len(r) > 1}
+    assert facts["Géocodeur"] == "fichier de démonstration"
 
 
 # ------------------------------------------------------------------ suggestions

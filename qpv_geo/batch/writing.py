@@ -447,6 +447,15 @@ _XLSX_DETAILS = ("motifs", "marge_m", "marge_motif", "lib_com", "insee_com", "li
                  "geocodage_precision", "geocodage_score", "geocodage_source", "lon", "lat")
 
 
+def _geocodeur_mots(summary: dict[str, Any]) -> str:
+    """The summary's geocoder (``local``, ``ban``) in words, the demonstration file named."""
+    name = summary.get("geocodeur")
+    if not name:
+        return "aucun (coordonnées du fichier)"
+    demo = any(str(n).startswith("DÉMONSTRATION — adresses") for n in summary.get("notes", ()))
+    return SOURCES["local-demo"] if name == "local" and demo else SOURCES.get(name, name)
+
+
 #: Columns whose codes the XLSX shows as words (the CSV keeps the codes: public API).
 _XLSX_WORDS = {"geocodage_precision": PRECISIONS, "geocodage_source": SOURCES}
 
@@ -699,7 +708,7 @@ def _write_donnees_sheet(wb: Any, summary: dict[str, Any], fmt: dict[str, Any]) 
     ws.write_string(0, 0, "Données et réglages de cette validation", fmt["title"])
     facts = [
         ("Données de référence", summary["donnees"]),
-        ("Géocodeur", summary.get("geocodeur") or "aucun (coordonnées du fichier)"),
+        ("Géocodeur", _geocodeur_mots(summary)),
         ("Marge « à vérifier »", f"{summary['marge_m']:g} m (imposée)"
          if isinstance(summary.get("marge_m"), int | float)
          else "par ligne : précision du périmètre + incertitude de la position (voir la "
