@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from qpv_geo._francais import de, hors
+from qpv_geo._francais import de, hors, pluriel
 
 if TYPE_CHECKING:
     from qpv_geo.reference import Reference
@@ -87,12 +87,6 @@ def source_libelle(code: Any) -> str:
     if code is None or code != code or str(code) == "":
         return "—"
     return SOURCES.get(str(code), str(code))
-
-
-def pluriel(n: int, singulier: str, pluriel_: str | None = None) -> str:
-    """« 1 périmètre », « 2 périmètres », « 0 périmètre » (French: 0 and 1 are singular)."""
-    word = singulier if abs(n) < 2 else (pluriel_ or singulier + "s")
-    return f"{n} {word}"
 
 
 @dataclass(frozen=True)
