@@ -210,3 +210,24 @@ def test_suggestions_find_a_lieu_dit_by_its_start(tmp_path) -> None:
         assert "Montreynaud 42000 Saint-Étienne" in labels, (q, labels)
     assert geocoder.suggest("rue louis sou", limit=5)[0].label == \
         "Rue Louis Soulié 42000 Saint-Étienne"
+
+
+def test_error_pages_and_api_errors_name_no_command() -> None:
+    """The errors a person meets on the pages and the API: what to do, never an option."""
+    with _client(geocoder="demo") as c:
+        answers = [
+            c.get("/", params={"lat": "abc", "lon": "4"}),
+            c.get("/", params={"adresse": "zzzz qqqq wwww"}),
+            c.get("/api/v1/verdict"),
+            c.get("/api/v1/verdict", params={"adresse": "zzzz qqqq wwww"}),
+            c.get("/page-absente"),
+            c.post("/lot", files={"fichier": ("sites.xlsx", b"PK\x03\x04 pas un classeur",
+                                              "application/vnd.ms-excel")}),
+            c.post("/lot", files={"fichier": ("sites.csv", "a;b\n1;2\n".encode(), "text/csv")}),
+            c.get("/registre"),  # the test client is not this computer: refused
+            c.post("/api/v1/verdicts", json={"lieux": [{"adresse": "x"}] * 2000}),
+        ]
+    for r in answers:
+        assert r.status_code >= 400 or "Non localisé" in r.text, (r.url, r.status_code)
+        text = _text(r.text)
+        assert not COMMANDE.search(text), (r.url, COMMANDE.search(text), text[:300])

@@ -95,8 +95,8 @@ class Access:
         if not (self.local and _loopback(client)):
             raise StarletteHTTPException(
                 403, detail="Le registre d'instruction exige des comptes dès que le serveur "
-                "est joignable depuis le réseau : définissez QPV_GEO_REGISTRE_COMPTES "
-                "(lignes créées par « qpv-geo registre compte NOM »).")
+                "est joignable depuis le réseau : demandez à l'administrateur de qpv-geo de "
+                "créer les comptes des instructeurs (réglage QPV_GEO_REGISTRE_COMPTES).")
         refusal = loopback_refusal(request.scope)
         if refusal is not None:
             raise refusal
