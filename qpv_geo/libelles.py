@@ -46,7 +46,7 @@ PRECISIONS = {
     "street": "à la rue",
     "locality": "au lieu-dit",
     "municipality": "à la commune",
-    "coordonnees": "coordonnées saisies",
+    "coordonnees": "coordonnées fournies",
 }
 
 #: Where a point comes from (``geocodage_source``: which geocoder, or the coordinates given).
@@ -54,7 +54,7 @@ SOURCES = {
     "local-demo": "fichier de démonstration",
     "local": "fichier BAN installé",
     "ban": "service en ligne",
-    "coordonnees": "coordonnées données",
+    "coordonnees": "coordonnées fournies",
 }
 
 #: The web page's name of each reference layer that has no title of its own.

@@ -223,7 +223,7 @@ def test_error_pages_and_api_errors_name_no_command() -> None:
             c.get("/page-absente"),
             c.post("/lot", files={"fichier": ("sites.xlsx", b"PK\x03\x04 pas un classeur",
                                               "application/vnd.ms-excel")}),
-            c.post("/lot", files={"fichier": ("sites.csv", "a;b\n1;2\n".encode(), "text/csv")}),
+            c.post("/lot", files={"fichier": ("sites.csv", b"a;b\n1;2\n", "text/csv")}),
             c.get("/registre"),  # the test client is not this computer: refused
             c.post("/api/v1/verdicts", json={"lieux": [{"adresse": "x"}] * 2000}),
         ]
