@@ -52,6 +52,13 @@ CONSEILS: dict[str, Conseil] = {
              "import-adresses)."),
         web=("Saisissez les coordonnées GPS du lieu (latitude et longitude) ; pour chercher "
              f"par adresse, {_ADMIN_ADRESSES}.")),
+    "service_en_ligne": Conseil(
+        cli=("Vérifiez l'accès au service d'adresses en ligne de la Géoplateforme (réglage "
+             "QPV_GEO_BAN_URL) : le fichier d'adresses installable couvre Saint-Étienne "
+             "Métropole seulement. Sinon, donnez les coordonnées (--lat, --lon)."),
+        web=("Saisissez les coordonnées GPS du lieu (latitude et longitude) ; pour chercher "
+             "par adresse, demandez à l'administrateur de qpv-geo d'ouvrir l'accès au service "
+             "d'adresses en ligne (Géoplateforme).")),
     "hors_fichier_adresses": Conseil(
         cli="utilisez le géocodeur en ligne (--geocoder ban)",
         web=("saisissez les coordonnées GPS du lieu, ou demandez à l'administrateur d'ouvrir "

@@ -231,3 +231,21 @@ def test_error_pages_and_api_errors_name_no_command() -> None:
         assert r.status_code >= 400 or "Non localisé" in r.text, (r.url, r.status_code)
         text = _text(r.text)
         assert not COMMANDE.search(text), (r.url, COMMANDE.search(text), text[:300])
+
+
+def test_lyon_without_the_online_service_is_not_told_to_install_the_loire_file() -> None:
+    """The installable address file covers SEM only: Lyon's way out is the online service."""
+    adresse = "12 rue de la République 69002 Lyon"
+    with _client(geocoder="auto", territoire="200046977") as c:
+        page = c.get("/", params={"adresse": adresse})
+        api = c.get("/api/v1/verdict", params={"adresse": adresse})
+    assert page.status_code == api.status_code == 503
+    text = _text(page.text)
+    assert "Loire" not in text and "Loire" not in api.text
+    assert "service d'adresses en ligne (Géoplateforme)" in text and "coordonnées GPS" in text
+    assert not COMMANDE.search(text) and not COMMANDE.search(api.text)
+    from qpv_geo.geocoding import geocoder_from_settings
+
+    hint = geocoder_from_settings(Settings.from_env(geocoder="auto", territoire="200046977")
+                                  ).unavailable_hint
+    assert "QPV_GEO_BAN_URL" in hint.cli  # the command line's own words
