@@ -117,4 +117,10 @@ def heure_paris(value: str | None, *, zone: bool = True, heure: bool = True,
     return d.strftime(fmt) + (" (heure de Paris)" if zone else "")
 
 
-__all__ = ["a", "dans", "de", "heure_paris", "hors"]
+def pluriel(n: int, singulier: str, pluriel_: str | None = None) -> str:
+    """« 0 périmètre », « 1 périmètre », « 2 périmètres » (in French 0 and 1 are singular)."""
+    word = singulier if abs(n) < 2 else (pluriel_ or singulier + "s")
+    return f"{n} {word}"
+
+
+__all__ = ["a", "dans", "de", "heure_paris", "hors", "pluriel"]

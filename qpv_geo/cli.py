@@ -171,13 +171,34 @@ _STATUS_STYLE = {
 }
 
 
+def coverage_lines(coverage: Any) -> list[str]:
+    """The report's three coverage figures, for the terminal: the QPV × priority cells with
+    an action inside the QPV, served only by the « quartier vécu », and the gaps (never one
+    « QPV reached » rate that hides the gaps)."""
+    from qpv_geo.libelles import pluriel
+
+    cells = coverage.cellules()
+    total = cells["total"]
+    n_qpv = int(coverage.qpv_total)
+    n_prio = total // n_qpv if n_qpv else 0
+    return [
+        f"Couverture des {pluriel(total, 'case')} QPV × priorité ({pluriel(n_qpv, 'QPV', 'QPV')}"
+        f" × {pluriel(n_prio, 'priorité')} de l'appel) :",
+        f"  {cells['dans']} / {total} avec une action dans le QPV",
+        f"  {cells['proximite']} / {total} desservies seulement par le quartier vécu "
+        f"(site à ≤ {coverage.rayon_m:.0f} m du QPV)",
+        f"  {cells['lacunes']} / {total} {'lacunes' if cells['lacunes'] > 1 else 'lacune'} :"
+        " aucune action",
+    ]
+
+
 def render_verdict(verdict: Any, reference: Any) -> None:
     """Print a verdict for a person: status, quartier, distances, reasons, data version."""
     from rich.panel import Panel
     from rich.table import Table
 
     from qpv_geo.eligibility import format_distance
-    from qpv_geo.web._present import PRECISION_LABELS
+    from qpv_geo.libelles import precision_libelle, source_libelle
     from qpv_geo.web.conseils import next_steps, zone_label, zone_names
 
     table = Table.grid(padding=(0, 2))
@@ -206,9 +227,9 @@ def render_verdict(verdict: Any, reference: Any) -> None:
     geo = verdict.geocodage or {}
     if geo.get("geocodage_label"):  # no point found: the motifs say why
         precision = geo.get("geocodage_precision")
-        table.add_row("Géocodage", f"{geo.get('geocodage_label') or '—'} · précision "
-                      f"{PRECISION_LABELS.get(precision or '', precision) or '—'} · score "
-                      f"{(geo.get('geocodage_score') or 0):.2f} · {geo.get('geocodage_source')}")
+        table.add_row("Géocodage", f"{geo.get('geocodage_label') or '—'} · trouvée "
+                      f"{precision_libelle(precision)} · source : "
+                      f"{source_libelle(geo.get('geocodage_source'))}")
     if verdict.lat is not None:
         l93 = (f" · Lambert-93 x {verdict.x_l93:.0f}, y {verdict.y_l93:.0f}"
                if verdict.x_l93 is not None and verdict.y_l93 is not None else "")
@@ -343,8 +364,11 @@ def demo(
                                             summaries=False)]
     frame = result.frame
     written.append(write_map(frame, map_path, reference=reference, tiles=None))
+    from qpv_geo.coverage import coverage_from_sites
+
+    coverage = coverage_from_sites(frame, reference)  # the report's, computed once
     written += list(write_report(frame, report_path, reference=reference,
-                                 source=shown(sample.name)).values())
+                                 source=shown(sample.name), coverage=coverage).values())
     summary = result.summary
     from rich.table import Table
 
@@ -354,11 +378,8 @@ def demo(
     for status, label in STATUS_LABELS.items():
         table.add_row(label, str(summary["par_statut"].get(status, 0)))
     console.print(table)
-    sem_codes = set(reference.qpv["code_qp"])
-    reached = {code for code, row in summary["par_qpv"].items()
-               if code in sem_codes and row.get("eligibles", 0) > 0}
-    console.print(f"QPV de SEM avec au moins un site éligible : {len(reached)} / "
-                  f"{len(sem_codes)}", highlight=False)
+    for line in coverage_lines(coverage):
+        console.print(line, highlight=False)
     for note in notes_for(reference, frame):
         console.print(f"[yellow]⚠ {note}[/]", highlight=False)
     console.print("[bold]Résultats :[/]")
@@ -571,7 +592,7 @@ def report_command(
     """
     from qpv_geo._files import check_output_path, shown
     from qpv_geo.coverage import coverage_from_sites
-    from qpv_geo.libelles import reference_from_settings
+    from qpv_geo.libelles import pluriel, reference_from_settings
     from qpv_geo.report import report_outputs, write_report
 
     settings = get_settings().with_(territoire=territoire)
@@ -595,8 +616,8 @@ def report_command(
                       f"{cov.rayon_m:.0f} m ; {p.qpv_lacunes} sans action", highlight=False)
     c = cov.cellules()
     console.print(f"  Cases QPV × priorité : {c['dans']}/{c['total']} avec une action dans le "
-                  f"QPV, {c['proximite']} seulement à ≤ {cov.rayon_m:.0f} m, {c['lacunes']} "
-                  "lacune(s)", highlight=False)
+                  f"QPV, {c['proximite']} seulement à ≤ {cov.rayon_m:.0f} m, "
+                  f"{pluriel(c['lacunes'], 'lacune')}", highlight=False)
     if cov.sites_imprecis:
         console.print(f"  [yellow]{cov.sites_imprecis} site(s) localisé(s) seulement à la "
                       "commune ou au lieu-dit : comptés nulle part (demandez leur adresse "
@@ -632,13 +653,13 @@ def geocode(
     elif not result.found:
         err_console.print(f"[bold magenta]Non trouvée :[/] {result.motif}", highlight=False)
     else:
-        console.print(f"[bold]{result.label}[/]  ({result.source})", highlight=False)
-        from qpv_geo.web._present import PRECISION_LABELS
+        from qpv_geo.libelles import precision_libelle, source_libelle
 
-        precision = PRECISION_LABELS.get(result.precision or "", result.precision)
-        console.print(f"lat {result.lat:.6f}, lon {result.lon:.6f} · précision {precision} "
-                      f"· score {result.score:.2f} · INSEE {result.citycode}",
+        console.print(f"[bold]{result.label}[/]  (source : {source_libelle(result.source)})",
                       highlight=False)
+        console.print(f"lat {result.lat:.6f}, lon {result.lon:.6f} · trouvée "
+                      f"{precision_libelle(result.precision)} · confiance du géocodeur "
+                      f"{result.score:.2f} sur 1 · INSEE {result.citycode}", highlight=False)
         if result.motif:
             console.print(f"[yellow]{result.motif}[/]", highlight=False)
         for issue in issues:
@@ -741,7 +762,8 @@ def batch(
         "GeoPackage (points).")],
     output: Annotated[Path, typer.Option(
         "-o", "--output", help="Résultat : .csv, .xlsx (avec une feuille « synthèse »), "
-        ".geojson ou .gpkg. La synthèse est aussi écrite à côté (-synthese.csv/.json).")],
+        ".geojson ou .gpkg. La synthèse est aussi écrite à côté (-synthese.csv et "
+        "-synthese.json).")],
     feuille: Annotated[str | None, typer.Option(
         "--feuille", "--couche", help="Feuille du classeur XLSX, ou couche du "
         "GeoPackage (nom ou rang ; défaut : la première).")] = None,

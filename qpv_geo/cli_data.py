@@ -132,7 +132,9 @@ def data_import(
 
     info = import_layer(fichier, layer, get_settings(), champ_code=champ_code,
                         champ_nom=champ_nom, millesime=millesime)
-    console.print(f"Couche « {layer} » installée : {info.features} périmètres, sha256 "
+    from qpv_geo.libelles import pluriel
+
+    console.print(f"Couche « {layer} » installée : {pluriel(info.features, 'périmètre')}, sha256 "
                   f"{(info.sha256 or '')[:16]}… ({info.path})")
     if layer == "qpv":
         _print_national(info)

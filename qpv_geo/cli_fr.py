@@ -27,6 +27,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 from typer import _click
 from typer import rich_utils as _rich
 from typer.core import TyperArgument, TyperGroup, TyperOption
@@ -177,13 +178,26 @@ def frenchify(command: Any) -> None:
     command.get_help_option = get_help_option
 
 
+class _HelpTable(Table):
+    """typer's help tables with every column but the last (the help text) kept whole: rich
+    squeezes the widest columns first and cut « --col-precision-point » into
+    « --col-precision-poi… » in an 80-column terminal; the help text wraps instead."""
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        for column in self.columns[:-1]:
+            column.no_wrap = True
+        return super().__rich_console__(console, options)
+
+
 @contextlib.contextmanager
 def french_strings() -> Iterator[None]:
-    """typer's help-panel strings in French for the duration of a command."""
-    saved = {name: getattr(_rich, name) for name in _PANEL_STRINGS if hasattr(_rich, name)}
+    """typer's help-panel strings in French (and option names never cut, :class:`_HelpTable`)
+    for the duration of a command."""
+    saved = {name: getattr(_rich, name) for name in (*_PANEL_STRINGS, "Table")
+             if hasattr(_rich, name)}
     try:
         for name in saved:
-            setattr(_rich, name, _PANEL_STRINGS[name])
+            setattr(_rich, name, _PANEL_STRINGS.get(name, _HelpTable))
         yield
     finally:
         for name, value in saved.items():

@@ -7,17 +7,25 @@ turn them into messages, and every message says what to do.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class QpvGeoError(Exception):
     """Root of every qpv-geo error meant for a user (never a bug)."""
 
     #: One sentence saying how to fix the problem; the CLI prints it after the message.
     hint: str | None = None
+    #: The same advice for a web page, when the CLI's names a command (see
+    #: :mod:`qpv_geo.messages`); None: the web shows :attr:`hint`.
+    hint_web: str | None = None
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: Any = None) -> None:
         super().__init__(message)
         if hint is not None:
-            self.hint = hint
+            # a qpv_geo.messages.Conseil carries both wordings
+            self.hint = str(getattr(hint, "cli", hint))
+            if getattr(hint, "web", None):
+                self.hint_web = hint.web
 
     def __str__(self) -> str:
         return self.args[0] if self.args else self.__class__.__name__
@@ -42,7 +50,7 @@ class GeocoderUnavailable(GeocodingError, OSError):
 class GeocoderRateLimited(GeocodingError):
     """The geocoding service asked us to slow down (HTTP 429)."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, hint: str | None = None):
+    def __init__(self, message: str, *, retry_after: float | None = None, hint: Any = None):
         super().__init__(message, hint=hint)
         self.retry_after = retry_after
 

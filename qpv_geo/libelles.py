@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from qpv_geo._francais import de, hors
+from qpv_geo._francais import de, hors, pluriel
 
 if TYPE_CHECKING:
     from qpv_geo.reference import Reference
@@ -33,6 +33,60 @@ TITRES_SEM = {
     "a_verifier": "À vérifier",
     "non_geocode": "Non localisé",
 }
+
+
+# ---------------------------------------------------------------------- codes → words
+# The machine values of the CSV and the API stay codes (they are public API); every output a
+# person reads (web page, CLI, XLSX, report, register pages) shows these words instead.
+
+#: How precisely an address was located (BAN « type », or coordinates typed by a person).
+PRECISIONS = {
+    "housenumber": "au numéro",
+    "interpolation": "au numéro (interpolé)",
+    "street": "à la rue",
+    "locality": "au lieu-dit",
+    "municipality": "à la commune",
+    "coordonnees": "coordonnées fournies",
+}
+
+#: Where a point comes from (``geocodage_source``: which geocoder, or the coordinates given).
+SOURCES = {
+    "local-demo": "fichier de démonstration",
+    "local": "fichier BAN installé",
+    "ban": "service en ligne",
+    "coordonnees": "coordonnées fournies",
+}
+
+#: The web page's name of each reference layer that has no title of its own.
+COUCHES = {
+    "qpv": "Quartiers prioritaires (QPV 2024)",
+    "qpv_hors_sem": "QPV hors du territoire",
+    "qva": "Quartiers de veille active (QVA)",
+    "communes": "Communes",
+    "qva_liste": "Liste des QVA",
+    "qpv_liste_loire": "Liste des QPV de la Loire",
+}
+
+#: The geocoder chosen (``geocodeur`` of :func:`qpv_geo.geocoding.geocoder_info`).
+GEOCODEURS = {
+    "local": "fichier d'adresses installé sur le serveur (hors ligne)",
+    "ban": "service d'adresses en ligne de la Géoplateforme (IGN)",
+    "aucun": "aucune : saisissez les coordonnées GPS du lieu",
+}
+
+
+def precision_libelle(code: Any) -> str:
+    """« au numéro » for ``housenumber``… (« — » when there is none; an unknown code as is)."""
+    if code is None or code != code or str(code) == "":
+        return "—"
+    return PRECISIONS.get(str(code), str(code))
+
+
+def source_libelle(code: Any) -> str:
+    """« fichier de démonstration » for ``local-demo``… (« — » when there is none)."""
+    if code is None or code != code or str(code) == "":
+        return "—"
+    return SOURCES.get(str(code), str(code))
 
 
 @dataclass(frozen=True)
@@ -194,4 +248,6 @@ def reference_from_settings(settings: Settings | None = None) -> Reference:
     return engine_from_settings(settings).reference
 
 
-__all__ = ["SEM", "Libelles", "libelles", "libelles_reglages", "reference_from_settings"]
+__all__ = ["COUCHES", "GEOCODEURS", "PRECISIONS", "SEM", "SOURCES", "Libelles", "libelles",
+           "libelles_reglages", "pluriel", "precision_libelle", "reference_from_settings",
+           "source_libelle"]

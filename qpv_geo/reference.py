@@ -38,6 +38,7 @@ import pandas as pd
 import shapely
 
 from qpv_geo._files import sha256_file
+from qpv_geo._francais import pluriel
 from qpv_geo.exceptions import ReferenceDataError
 from qpv_geo.marges import PRECISION_PERIMETRE_DEFAUT_M
 from qpv_geo.settings import SIREN_SEM, Settings
@@ -275,7 +276,8 @@ def _read_zone_layer(info: LayerInfo) -> gpd.GeoDataFrame:
     gdf = _clean_geometries(gdf, info.name)
     if info.features and len(gdf) != info.features and info.name != "qpv_hors_sem":
         raise ReferenceDataError(
-            f"Couche « {info.name} » : {len(gdf)} périmètres lus, {info.features} attendus.",
+            f"Couche « {info.name} » : {pluriel(len(gdf), 'périmètre lu', 'périmètres lus')}"
+            f", {info.features} attendus.",
             hint="Réimportez la couche.",
         )
     return gdf

@@ -106,6 +106,31 @@ def test_every_command_has_help_and_an_example() -> None:
         assert "xemple" in res.stdout, f"{' '.join(path)}: --help has no example"
 
 
+def test_help_never_cuts_an_option_name_in_80_columns() -> None:
+    """« --col-precision-point » was shown as « --col-precision-poi… » by ``batch --help``."""
+    import re
+
+    import typer
+
+    root = typer.main.get_command(app)
+    for path in _commands(app):
+        res = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"})
+        assert res.exit_code == 0, path
+        assert max(len(line) for line in res.stdout.splitlines()) <= 80, path
+        command = root
+        for name in path:
+            command = command.commands[name]
+        for param in command.params:
+            if getattr(param, "hidden", False):
+                continue
+            for opt in [*param.opts, *param.secondary_opts]:
+                if opt.startswith("--"):
+                    assert re.search(rf"{re.escape(opt)}(?![\w-])(?!…)", res.stdout), (path, opt)
+        cut = [line for line in res.stdout.splitlines()
+               if re.search(r"[\w.)/-]…\s*│?\s*$", line) and "qpv-geo" not in line]
+        assert not cut, (path, cut)
+
+
 def test_import_qpv_geo_stays_light() -> None:
     import subprocess
     import sys
@@ -126,8 +151,18 @@ def test_demo_writes_every_output(tmp_path: Path) -> None:
     assert summary["lignes_lues"] == summary["total"] == sum(summary["par_statut"].values())
     assert summary["par_statut"]["eligible"] > 0 and summary["par_statut"]["a_verifier"] > 0
     assert "géométrie exacte" in res.stdout and "DÉMONSTRATION" in res.stdout
-    reached = int(res.stdout.split("site éligible : ")[1].split(" /")[0])
-    assert 0 < reached <= 20
+    # the report's three coverage figures, not « QPV with at least one eligible site »
+    import re
+
+    out = " ".join(res.stdout.split())
+    assert "au moins un site éligible" not in out
+    html = (tmp_path / "rapport.html").read_text(encoding="utf-8")
+    for ident, words in (("cases-dans", "avec une action dans le QPV"),
+                         ("cases-vecu", "desservies seulement par le quartier vécu"),
+                         ("cases-lacunes", "lacunes : aucune action")):
+        figure = re.search(rf'id="{ident}"><b>(\d+ / \d+)</b>', html).group(1)
+        assert f"{figure} {words}" in out, (ident, figure)
+    assert "Couverture des 160 cases QPV × priorité (20 QPV × 8 priorités" in out
 
 
 def test_check_states_its_margin_and_takes_a_point_precision(montreynaud) -> None:
@@ -244,10 +279,13 @@ def test_precision_words_are_french(engine) -> None:
     text, _, _ = demo_address_in_qpv(engine)
     res = runner.invoke(app, ["geocode", text])
     assert res.exit_code == 0, res.output
-    assert "précision au numéro" in res.stdout and "housenumber" not in res.stdout
+    assert "trouvée au numéro" in res.stdout and "housenumber" not in res.stdout
+    assert "source : fichier de démonstration" in res.stdout and "local-demo" not in res.stdout
     res = runner.invoke(app, ["check", text])
     out = " ".join(w for w in res.stdout.split() if w != "│")
-    assert "précision au numéro" in out and "housenumber" not in out
+    assert "trouvée au numéro" in out and "housenumber" not in out
+    assert "source : fichier de démonstration" in out and "local-demo" not in out
+    assert "score" not in out
 
 
 def test_serve_on_a_busy_port_says_so_in_french() -> None:

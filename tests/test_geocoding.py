@@ -94,10 +94,12 @@ def test_result_to_dict_keys_and_found():
 def test_reliability_issues():
     good = GeocodeResult("q", 4.3, 45.4, score=0.8, precision="housenumber", source="local")
     assert reliability_issues(good, score_min=0.6) == []
-    assert reliability_issues(good, score_min=0.9) == ["score 0.80 < 0.90"]
+    assert reliability_issues(good, score_min=0.9) == [
+        "score 0.80 < 0.90 (confiance du géocodeur, de 0 à 1, sous le seuil)"]
     street = GeocodeResult("q", 4.3, 45.4, score=0.42, precision="street", source="ban")
     assert reliability_issues(street, score_min=0.6) == ["géocodé à la rue seulement",
-                                                         "score 0.42 < 0.60"]
+                                                         "score 0.42 < 0.60 (confiance du "
+                                                         "géocodeur, de 0 à 1, sous le seuil)"]
     town = GeocodeResult("q", 4.3, 45.4, score=0.9, precision="municipality", source="ban")
     assert reliability_issues(town, score_min=0.6) == ["géocodé à la commune seulement"]
     demo = GeocodeResult("q", 4.3, 45.4, score=1.0, precision="housenumber", source="local-demo")

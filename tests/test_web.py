@@ -297,7 +297,8 @@ def test_upload_over_the_cap_is_413_while_streaming(client) -> None:
     files = {"fichier": ("gros.csv", payload, "text/csv")}
     r = client.post("/lot", files=files)
     assert r.status_code == 413 and "la limite est de 50 ko" in r.text
-    assert "qpv-geo batch" in r.text  # the way out
+    # the way out, in the words of the page (never a command: issue 23.3)
+    assert "administrateur de qpv-geo" in r.text and "qpv-geo batch" not in r.text
     # Same without a Content-Length: the cap is enforced on the streamed bytes.
     boundary = "qpvgeotest"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"fichier\"; "
@@ -440,7 +441,11 @@ def test_address_page_shows_geocoding_and_demo_mark(client, demo_address) -> Non
     assert r.status_code == 200
     html = r.text
     assert ("À vérifier" in html or "Éligible" in html) and "QN04213M — Montreynaud" in html
-    assert "Adresse retenue" in html and "au numéro, score 1.00 (source : local-demo)" in html
+    assert "Adresse retenue" in html and "au numéro (source : fichier de démonstration)" in html
+    # words, not codes (issue 23.4): no raw precision, source or unexplained score
+    page_text = _text(html)
+    for code in ("housenumber", "local-demo", "score 1.00", "precision_point", "coordonnees"):
+        assert code not in page_text, code
     assert 'class="demo"' in html and "DÉMONSTRATION" in html
 
 
@@ -463,7 +468,7 @@ def test_lot_validates_a_csv_escapes_it_and_cleans_up(client, demo_address) -> N
                                                 csv_text.encode("utf-8"), "text/csv")})
     assert r.status_code == 200, r.text
     html = r.text
-    assert "passwd.csv vérifié : 2 ligne(s)" in html and 'class="demo"' in html
+    assert "passwd.csv vérifié : 2 lignes" in html and 'class="demo"' in html
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert" in html  # the porteur, shown escaped in the preview
     assert "QN04213M" in html
@@ -506,7 +511,7 @@ def test_lot_results_are_tables_of_words_not_python_data(client, demo_address) -
     text = _text(r.text)
     for raw in ("{'", "'lib_qp'", "None", "par_statut", "a_revoir", "[", "entree"):
         assert raw not in text, raw
-    assert "Appel été 2025.csv vérifié : 2 ligne(s)" in text
+    assert "Appel été 2025.csv vérifié : 2 lignes" in text
     for heading in ("Par statut", "Par QPV", "Par priorité", "Lignes à revoir (1)", "Aperçu"):
         assert heading in text, heading
     assert "QN04213M Montreynaud 1 1" in text  # code, quartier, sites, éligibles
@@ -544,7 +549,7 @@ def test_lot_column_picker_shows_the_mapping_and_reruns_with_another(client,
                                   "col_porteur": "Porteur"})
     assert r.status_code == 200, _text(r.text)
     text = _text(r.text)
-    assert "sites.csv vérifié : 1 ligne(s)" in text and "QN04213M" in text
+    assert "sites.csv vérifié : 1 ligne" in text and "QN04213M" in text
     assert '<option value="Endroit" selected>' in r.text
     # A column that is not in the file: French, about the file, picker still there.
     r = client.post("/lot", data={"source": source, "jeton": jeton, "col_adresse": "Nope"})

@@ -139,7 +139,7 @@ def test_lot_page_tables_picker_and_rerun(tracked, base_url, engine, tmp_path,
     page.get_by_role("button", name="Relancer avec ces colonnes").click()
     page.wait_for_selector("#resultat-lot")
     heading = page.locator("#resultat-titre").inner_text()
-    assert heading == "Appel à projets.csv vérifié : 2 ligne(s)"
+    assert heading == "Appel à projets.csv vérifié : 2 lignes"
     body = page.locator("#resultat-lot").inner_text()
     assert "{'" not in body and "None" not in body
     eligible = page.locator("#resultat-lot .statut-eligible").first
@@ -193,7 +193,9 @@ def test_verdict_maps_draw_streets_offline_and_print_an_attestation(tracked, bas
     assert abs(mbox["x"] + mbox["width"] / 2 - (pbox["x"] + pbox["width"] / 2)) < 6
     assert page.locator(".attestation-entete").is_visible()
     assert not page.locator(".leaflet-control-zoom").first.is_visible()
-    assert page.get_by_label("N° de dossier").is_visible()
+    # on paper the fields are text that wraps (an input would cut a long name)
+    printed = page.locator('.valeur-imprimee[data-champ="att-dossier"]')
+    assert printed.is_visible() and printed.inner_text() == "CE-2025-042"
     assert page.locator(".legende").is_visible()
     pdf = page.pdf(path=str(artifacts / "web-attestation.pdf"), format="A4",
                    print_background=True)

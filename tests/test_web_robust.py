@@ -75,7 +75,7 @@ def test_browser_post_needs_the_form_token(client) -> None:
     assert r.status_code == 403
     r = _post(client, headers=same, data={"jeton": _token(client)})
     assert r.status_code == 200, r.text
-    assert "vérifié : 1 ligne(s)" in r.text  # heading names the uploaded file
+    assert "vérifié : 1 ligne" in r.text  # heading names the uploaded file
 
 
 def test_allowed_origin_setting(client) -> None:
@@ -521,7 +521,8 @@ def test_register_import_takes_the_same_files_as_lot(tmp_path) -> None:
         r = c.post("/registre/import", data=form,
                    files={"fichier": ("sites.csv", big * 2, "text/csv")})
         assert r.status_code == 413 and "la limite est de 3 Mo" in r.text
-        assert "qpv-geo registre ajouter" in r.text
+        # what to do, in the words of a web page (issue 23.3): never the command itself
+        assert "qpv-geo registre ajouter" not in r.text and "administrateur" in r.text
         r = c.post("/lot", files={"fichier": ("sites.csv", big * 2, "text/csv")})
         assert r.status_code == 413 and "la limite est de 3 Mo" in r.text
 

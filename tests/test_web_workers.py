@@ -52,7 +52,7 @@ def test_a_result_made_by_one_process_downloads_through_another(tmp_path) -> Non
         source = r.text.split('name="source" value="')[1].split('"')[0]
         r = a.post("/lot", data={"source": source, "col_porteur": "porteur",
                                  "col_lat": "latitude", "col_lon": "longitude"})
-        assert r.status_code == 200 and "sites.csv vérifié : 2 ligne(s)" in r.text
+        assert r.status_code == 200 and "sites.csv vérifié : 2 lignes" in r.text
 
 
 def test_a_forged_token_is_still_refused_by_every_process(tmp_path) -> None:

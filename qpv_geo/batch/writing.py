@@ -39,6 +39,7 @@ from qpv_geo.batch.columns import OUTPUT_COLUMNS, fold_name
 from qpv_geo.batch.reading import _CSV_SUFFIXES, _XLSX_SUFFIXES
 from qpv_geo.eligibility import STATUS_LABELS
 from qpv_geo.exceptions import InputFileError
+from qpv_geo.libelles import PRECISIONS, SOURCES
 
 if TYPE_CHECKING:
     from qpv_geo.batch.validation import BatchResult
@@ -479,6 +480,19 @@ _XLSX_DETAILS = ("motifs", "marge_m", "marge_motif", "lib_com", "insee_com", "li
                  "geocodage_precision", "geocodage_score", "geocodage_source", "lon", "lat")
 
 
+def _geocodeur_mots(summary: dict[str, Any]) -> str:
+    """The summary's geocoder (``local``, ``ban``) in words, the demonstration file named."""
+    name = summary.get("geocodeur")
+    if not name:
+        return "aucun (coordonnées du fichier)"
+    demo = any(str(n).startswith("DÉMONSTRATION — adresses") for n in summary.get("notes", ()))
+    return SOURCES["local-demo"] if name == "local" and demo else SOURCES.get(name, name)
+
+
+#: Columns whose codes the XLSX shows as words (the CSV keeps the codes: public API).
+_XLSX_WORDS = {"geocodage_precision": PRECISIONS, "geocodage_source": SOURCES}
+
+
 def _xlsx_plan(frame: pd.DataFrame) -> list[tuple[str, str]]:
     """``(column of frame, header)`` of the « Sites » sheet, in order: Ligne, the verdict,
     the input's columns, then the verdict's details."""
@@ -535,6 +549,9 @@ def _write_sites_sheet(wb: Any, frame: pd.DataFrame, fmt: dict[str, Any],
             ws.set_column(len(columns) - 1, len(columns) - 1, width, number_fmt)
             continue
         texts = _xlsx_text(_texts(s.to_numpy(object)))
+        if c in _XLSX_WORDS:  # a person reads the sheet: words, not the CSV's codes
+            words = _XLSX_WORDS[c]
+            texts = np.array([words.get(v, v) for v in texts], dtype=object)
         columns.append((header, texts, ws.write_string, None))
         width = 60.0 if c == "motifs" else _width(header, texts)
         ws.set_column(len(columns) - 1, len(columns) - 1, width)
@@ -724,7 +741,7 @@ def _write_donnees_sheet(wb: Any, summary: dict[str, Any], fmt: dict[str, Any]) 
     ws.write_string(0, 0, "Données et réglages de cette validation", fmt["title"])
     facts = [
         ("Données de référence", summary["donnees"]),
-        ("Géocodeur", summary.get("geocodeur") or "aucun (coordonnées du fichier)"),
+        ("Géocodeur", _geocodeur_mots(summary)),
         ("Marge « à vérifier »", f"{summary['marge_m']:g} m (imposée)"
          if isinstance(summary.get("marge_m"), int | float)
          else "par ligne : précision du périmètre + incertitude de la position (voir la "

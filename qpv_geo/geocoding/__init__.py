@@ -72,6 +72,7 @@ from qpv_geo.geocoding.local import (  # noqa: F401 (re-exported)
     STREET_MIN_IN_COMMUNE,
     LocalGeocoder,
 )
+from qpv_geo.messages import CONSEILS
 from qpv_geo.settings import Settings
 
 
@@ -92,10 +93,14 @@ def geocoder_from_settings(settings: Settings | None = None, name: str | None = 
     territoire = _territoire(settings)
     geocoder: Any
     if name == "auto":
-        if installed_adresses_info(settings) is not None and _file_covers(territoire):
+        covered = _file_covers(territoire)
+        if installed_adresses_info(settings) is not None and covered:
             geocoder = LocalGeocoder.from_settings(settings)
         else:
-            geocoder = BanGeocoder.from_settings(settings, unavailable_hint=INSTALL_HINT)
+            # the address file covers SEM only: elsewhere (Lyon…) it is no way out
+            geocoder = BanGeocoder.from_settings(
+                settings, unavailable_hint=INSTALL_HINT if covered
+                else CONSEILS["service_en_ligne"])
     elif name == "local":
         geocoder = LocalGeocoder.from_settings(settings)
     elif name == "demo":
@@ -157,7 +162,7 @@ def geocoder_info(settings: Settings | None = None, name: str | None = None) -> 
                 f"{installed.get('installed_at', '')})"}
     if name == "local":
         return {"choix": name, "geocodeur": "aucun", "demo": False,
-                "adresses": "aucun fichier d'adresses installé", "conseil": INSTALL_HINT}
+                "adresses": "aucun fichier d'adresses installé", "conseil": INSTALL_HINT.cli}
     return {"choix": name, "geocodeur": "ban", "demo": False,
             "adresses": f"service en ligne de la Géoplateforme ({settings.ban_url})"}
 

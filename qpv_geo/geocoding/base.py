@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from qpv_geo.libelles import PRECISIONS as _PRECISION_WORDS
+
 #: Precisions, from the best to the coarsest (the BAN's ``type``).
 PRECISIONS = ("housenumber", "street", "locality", "municipality")
 
@@ -132,11 +134,9 @@ def not_found(query: str | AddressQuery, motif: str, *, source: str) -> GeocodeR
     return GeocodeResult(query=_query_text(query), lon=None, lat=None, source=source, motif=motif)
 
 
-_PRECISION_ISSUES = {
-    "street": "géocodé à la rue seulement",
-    "locality": "géocodé au lieu-dit seulement",
-    "municipality": "géocodé à la commune seulement",
-}
+#: « géocodé à la rue seulement »…: the words of :data:`qpv_geo.libelles.PRECISIONS`.
+_PRECISION_ISSUES = {p: f"géocodé {_PRECISION_WORDS[p]} seulement"
+                     for p in ("street", "locality", "municipality")}
 
 
 def reliability_issues(result: GeocodeResult, *, score_min: float) -> list[str]:
@@ -157,7 +157,9 @@ def reliability_issues(result: GeocodeResult, *, score_min: float) -> list[str]:
         issues.append(_PRECISION_ISSUES.get(
             result.precision or "", f"précision du géocodage inconnue ({result.precision})"))
     if result.score < score_min:
-        issues.append(f"score {result.score:.2f} < {score_min:.2f}")
+        # the score explained: the geocoder's own confidence, 0 to 1, and the threshold
+        issues.append(f"score {result.score:.2f} < {score_min:.2f} (confiance du géocodeur, "
+                      "de 0 à 1, sous le seuil)")
     return issues
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from qpv_geo._files import os_error_message, sha256_file, writing
 from qpv_geo.exceptions import DownloadError, GeocoderNotConfigured, InputFileError
+from qpv_geo.messages import CONSEILS
 from qpv_geo.settings import Settings
 
 #: Columns of the BAN « adresses » CSV (``;``-separated, UTF-8), in the published order.
@@ -127,10 +128,7 @@ def _is_gzip(path: Path) -> bool:
 
 
 #: What to do when no real address file is installed (and the online service is not there).
-INSTALL_HINT = ("Installez le fichier d'adresses BAN : qpv-geo data update --adresses sur une "
-                "machine connectée, ou qpv-geo data import-adresses adresses-42.csv.gz "
-                "(téléchargé sur adresse.data.gouv.fr). Pour un simple essai : --geocoder demo "
-                "(adresses fictives).")
+INSTALL_HINT = CONSEILS["adresses_absentes"]
 
 
 def installed_adresses_info(settings: Settings | None = None) -> dict[str, Any] | None:
@@ -170,8 +168,7 @@ def adresses_info(settings: Settings | None = None) -> dict[str, Any]:
     if not path.is_file():
         raise GeocoderNotConfigured(
             "Aucun fichier d'adresses pour le géocodeur local (ni installé, ni de "
-            "démonstration).", hint="Installez le fichier BAN de la Loire : qpv-geo data update "
-            "--adresses, ou qpv-geo data import-adresses adresses-42.csv.gz.")
+            "démonstration).", hint=CONSEILS["fichier_loire"])
     return {"path": str(path), "demo": True, "origin": "démonstration", "file": path.name,
             "source": "fichier de démonstration synthétique (data/adresses/PROVENANCE.md)",
             "sha256": None}

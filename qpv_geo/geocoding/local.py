@@ -32,6 +32,7 @@ from qpv_geo.geocoding.base import (
 from qpv_geo.geocoding.files import INSTALL_HINT, demo_adresses_info, installed_adresses_info
 from qpv_geo.geocoding.index import _INDEX_VERSION, _STREET, build_index
 from qpv_geo.geocoding.parsing import _grams, _split_number, _strip_types
+from qpv_geo.messages import CONSEILS
 from qpv_geo.settings import Settings
 
 # ---------------------------------------------------------------------------------------------
@@ -90,8 +91,7 @@ class LocalGeocoder:
         self.path = Path(path)
         if not self.path.is_file():
             raise GeocoderNotConfigured(f"Fichier d'adresses introuvable : {self.path}.",
-                                        hint="Installez le fichier BAN de la Loire : qpv-geo "
-                                        "data update --adresses (ou data import-adresses).")
+                                        hint=CONSEILS["fichier_loire_court"])
         self.demo = demo
         self.source = "local-demo" if demo else "local"
         self.sha256 = sha256 or sha256_file(self.path)
@@ -546,8 +546,8 @@ class LocalGeocoder:
         if self.territoire is not None and written_outside(query, source=self.source):
             # in the territory, but the address file covers SEM's communes only
             return not_found(query, "adresse hors du fichier d'adresses installé (communes de "
-                             "Saint-Étienne Métropole seulement) : utilisez le géocodeur en "
-                             "ligne (--geocoder ban)", source=self.source)
+                             "Saint-Étienne Métropole seulement) : "
+                             + CONSEILS["hors_fichier_adresses"].cli, source=self.source)
         text = _query_text(query)
         if not normalize(text):
             return not_found(query, "adresse vide", source=self.source)
@@ -618,10 +618,83 @@ class LocalGeocoder:
         return self._cache
 
     def suggest(self, text: str, *, limit: int = 5) -> list[GeocodeResult]:
-        """Suggestions as one types (best streets/addresses, then the commune)."""
+        """Suggestions as one types: the streets and lieux-dits whose words *start* with the
+        words typed (« rue de la répu » → Rue de la République, « Montreynaud » → the
+        lieu-dit), with the number typed when the street has it, merged with the fuzzy
+        search's good answers (a typo in a whole word); then the commune."""
         if len(normalize(text)) < 3:
             return []
-        return self.search(text, limit=limit)
+        found = self.search(text, limit=limit)
+        good = [r for r in found if r.score >= 0.8 and r.precision != "municipality"]
+        out = good + self._prefix_suggestions(text, limit)
+        out += [r for r in found if r not in good]
+        seen: set[str] = set()
+        unique = []
+        for r in out:
+            if r.label and r.label not in seen:
+                seen.add(r.label)
+                unique.append(r)
+        return unique[:limit]
+
+    def _word_index(self) -> tuple[list[str], list[np.ndarray]]:
+        """Every word of the street and lieu-dit names (sorted, for prefix look-ups) with the
+        streets that hold it; the words of each commune's names count for its streets."""
+        cached = getattr(self, "_words", None)
+        if cached is not None:
+            return cached
+        postings: dict[str, set[int]] = {}
+        for i, key in enumerate(self.s_key):
+            for w in key.split():
+                postings.setdefault(w, set()).add(i)
+        for key, insee in zip(self.alias_key, self.alias_insee, strict=True):
+            streets = self._by_commune.get(insee)
+            if streets is None:
+                continue
+            for w in key.split():
+                postings.setdefault(w, set()).update(streets.tolist())
+        words = sorted(postings)
+        self._words = (words, [np.fromiter(postings[w], dtype=np.int64) for w in words])
+        return self._words
+
+    def _streets_with_prefix(self, prefix: str) -> np.ndarray:
+        import bisect
+
+        words, ids = self._word_index()
+        lo = bisect.bisect_left(words, prefix)
+        hi = bisect.bisect_left(words, prefix + "\uffff")
+        if hi <= lo:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.concatenate(ids[lo:hi]))
+
+    def _prefix_suggestions(self, text: str, limit: int) -> list[GeocodeResult]:
+        """Streets whose name (or commune) has a word starting with each word typed; the
+        number typed first is looked up on each (:meth:`_result_for`)."""
+        from qpv_geo.geocoding.base import ABBREVIATIONS, REPETITIONS
+
+        words = normalize(text).split()
+        number, rep = None, ""
+        if words and words[0].isdigit() and len(words[0]) <= 5:
+            number = int(words.pop(0))
+            if words and words[0] in REPETITIONS and len(words) > 1:
+                rep = REPETITIONS[words.pop(0)]
+        words = [w for w in words if w not in STOP_WORDS and not w.isdigit()]
+        if not words:
+            return []
+        hits: np.ndarray | None = None
+        for w in words:
+            found = self._streets_with_prefix(w)
+            full = ABBREVIATIONS.get(w)
+            if full:
+                found = np.union1d(found, self._streets_with_prefix(full.split()[0]))
+            hits = found if hits is None else np.intersect1d(hits, found)
+            if not len(hits):
+                return []
+        assert hits is not None
+        # Shortest names first (the typed words are most of them), streets before lieux-dits.
+        order = sorted(hits.tolist(), key=lambda i: (len(self.s_key[i]), int(self.s_kind[i]),
+                                                     self.s_name[i]))
+        parsed = _Parsed(number=number, rep=rep)
+        return [self._result_for(text, parsed, 0.7, i) for i in order[:limit]]
 
 
 _LOADED: dict[tuple[Any, ...], LocalGeocoder] = {}

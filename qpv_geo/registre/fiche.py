@@ -20,6 +20,7 @@ from qpv_geo._files import atomic_path, check_output_path, os_error_message
 from qpv_geo._francais import heure_paris
 from qpv_geo.eligibility import format_distance
 from qpv_geo.exceptions import InputFileError, QpvGeoError
+from qpv_geo.libelles import precision_libelle, source_libelle
 from qpv_geo.registre.store import DECISIONS, Registre
 
 if TYPE_CHECKING:
@@ -193,6 +194,8 @@ def fiche_html(registre: Registre, site_id: str, *, reference: Reference | None 
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
                              trim_blocks=True, lstrip_blocks=True)
     env.filters["heure_paris"] = heure_paris
+    env.filters["precision"] = precision_libelle  # words, not codes (qpv_geo.libelles)
+    env.filters["source"] = source_libelle
     now = now or dt.datetime.now(dt.UTC)
     return env.get_template("fiche_instruction.html.j2").render(
         site=site, v=v, decision=site.decision, decisions=DECISIONS,

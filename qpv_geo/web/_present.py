@@ -12,7 +12,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from qpv_geo.eligibility import STATUS_LABELS, format_distance
-from qpv_geo.libelles import TITRES_SEM, Libelles, libelles
+from qpv_geo.libelles import (
+    PRECISIONS,
+    TITRES_SEM,
+    Libelles,
+    libelles,
+    precision_libelle,
+    source_libelle,
+)
+from qpv_geo.messages import remplacer_pour_le_web
 
 try:  # Debian and the wheels ship the tz database; fall back to the server's local time.
     from zoneinfo import ZoneInfo
@@ -24,14 +32,9 @@ except Exception:  # pragma: no cover - no tz database on this machine
 #: Short headline of each status, in the words the call uses.
 HEADLINES = dict(TITRES_SEM)
 
-#: What the geocoder's precision (BAN « type ») means for a person.
-PRECISION_LABELS = {
-    "housenumber": "au numéro",
-    "interpolation": "numéro interpolé",
-    "street": "à la rue seulement",
-    "locality": "au lieu-dit seulement",
-    "municipality": "à la commune seulement",
-}
+#: What the geocoder's precision (BAN « type ») means for a person (one table for every
+#: output: :data:`qpv_geo.libelles.PRECISIONS`).
+PRECISION_LABELS = PRECISIONS
 
 #: Note added while the local geocoder uses the demonstration address file.
 NOTE_ADRESSES_DEMO = "DÉMONSTRATION — adresses fictives, aucune valeur officielle"
@@ -63,11 +66,11 @@ def geocode_payload(geocode: Any) -> dict[str, Any] | None:
         "label": getattr(geocode, "label", None),
         "score": None if score is None else float(score),
         "precision": precision,
-        "precision_libelle": PRECISION_LABELS.get(precision or "", precision),
+        "precision_libelle": precision_libelle(precision) if precision else None,
         "citycode": getattr(geocode, "citycode", None),
         "postcode": getattr(geocode, "postcode", None),
         "source": getattr(geocode, "source", None),
-        "motif": getattr(geocode, "motif", None),
+        "motif": remplacer_pour_le_web(getattr(geocode, "motif", None)),
     }
 
 
@@ -93,6 +96,7 @@ def verdict_payload(source: Any, *, geocode: Any = None, notes: list[str], demo:
     else:
         values = {k: _clean(getattr(source, k)) for k in _VERDICT_FIELDS}
         motifs = list(source.motifs)
+    motifs = [str(remplacer_pour_le_web(m)) for m in motifs]  # the web's words, not options
     values["eligible"] = bool(values["eligible"])
     status = str(values["status"])
     return {
@@ -127,10 +131,10 @@ def verdict_rows(p: Mapping[str, Any], *, adresse_saisie: str | None = None,
     if geo:
         if geo["trouve"]:
             rows.append(("Adresse retenue", geo["label"] or "—"))
-            score = "" if geo["score"] is None else f", score {geo['score']:.2f}"
+            # the score means nothing to a person: the precision and the source say it
             rows.append(("Précision du géocodage",
-                         f"{geo['precision_libelle'] or '—'}{score} (source : "
-                         f"{geo['source'] or '—'})"))
+                         f"{geo['precision_libelle'] or '—'} (source : "
+                         f"{source_libelle(geo['source'])})"))
         else:
             rows.append(("Géocodage", geo["motif"] or "adresse introuvable"))
     if p.get("code_qp"):

@@ -13,6 +13,8 @@ Routes
 ------
 ``GET /``                       page: address (suggestions as you type) or lat/lon → verdict
 ``GET /lot``, ``POST /lot``     page: upload a CSV/XLSX, get the validated file and summary
+``GET /donnees``                page: the data behind the verdicts (sources, versions, checksums,
+                                which geocoder answers), the JSON one link away
 ``GET /api/v1/verdict``         one verdict (``adresse`` or ``lat`` + ``lon``)
 ``POST /api/v1/verdicts``       up to ``Settings.max_batch_items`` addresses or points
 ``GET /api/v1/donnees``         data versions and warnings
@@ -53,7 +55,8 @@ from qpv_geo.exceptions import (
     ReferenceDataError,
     UnreadableInputError,
 )
-from qpv_geo.libelles import Libelles, libelles
+from qpv_geo.libelles import COUCHES, GEOCODEURS, Libelles, libelles
+from qpv_geo.messages import CONSEILS, hint_web, remplacer_pour_le_web
 from qpv_geo.settings import Settings
 from qpv_geo.web._present import (
     HEADLINES,
@@ -197,7 +200,7 @@ def _leaflet_dir() -> Path:
         if (candidate / "leaflet.js").is_file():
             return candidate
     raise ReferenceDataError("Leaflet (static/vendor/leaflet-1.9.4) est introuvable.",
-                             hint="Réinstallez qpv-geo depuis le dépôt complet.")
+                             hint=CONSEILS["reinstaller"])
 
 
 @contextlib.asynccontextmanager
@@ -295,7 +298,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             status = 404
         else:
             status = status_for(exc)
-        return error_response(request.url.path, status, str(exc), exc.hint, headers)
+        return error_response(request.url.path, status, str(exc), hint_web(exc), headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -364,7 +367,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 payload = services.verdict_for_point(_parse_coordinate(lat_s, "Latitude", hint),
                                                      _parse_coordinate(lon_s, "Longitude", hint))
         except QpvGeoError as exc:
-            error = {"message": str(exc), "hint": exc.hint}
+            error = {"message": str(exc), "hint": hint_web(exc)}
             status = status_for(exc)
         context = page_context(page="verdict", adresse=adresse, lat=lat_s, lon=lon_s,
                                error=error, verdict=payload)
@@ -385,6 +388,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def favicon() -> Response:
         return Response((HERE / "static" / "favicon.svg").read_bytes(),
                         media_type="image/svg+xml")
+
+    # ---------------------------------------------------------------- page /donnees
+    @app.get("/donnees", response_class=HTMLResponse, include_in_schema=False)
+    def page_donnees(request: Request) -> Response:
+        return templates.TemplateResponse(request, "donnees.html", page_context(
+            page="donnees", donnees=_donnees(services), couches_libelles=COUCHES,
+            geocodeur_libelle=_geocodeur_libelle(services)))
 
     # ---------------------------------------------------------------- page /lot
     @app.get("/lot", response_class=HTMLResponse, include_in_schema=False)
@@ -430,11 +440,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except (_TooLarge, _Refused):
             raise
         except LotColumnsError as exc:
-            error = {"message": str(exc), "hint": exc.hint}
+            error = {"message": str(exc), "hint": hint_web(exc)}
             picker = {"columns": exc.columns, "mapping": exc.mapping, "source": exc.source}
             status = 400
         except QpvGeoError as exc:
-            error = {"message": str(exc), "hint": exc.hint}
+            error = {"message": str(exc), "hint": hint_web(exc)}
             status = status_for(exc)
         if outcome is not None:
             picker = {"columns": outcome["columns"], "mapping": outcome["mapping"],
@@ -619,6 +629,16 @@ def verdict_aids(services: Services, payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _geocodeur_libelle(services: Services) -> str:
+    """Which geocoder answers the page's addresses, in words (and whether it is the demo)."""
+    from qpv_geo.geocoding import geocoder_info
+
+    info = geocoder_info(services.settings)
+    if info["demo"]:
+        return "fichier d'adresses de DÉMONSTRATION (adresses fictives, aucune valeur officielle)"
+    return GEOCODEURS.get(info["geocodeur"], info["geocodeur"])
+
+
 def _streets_here(payload: dict[str, Any]) -> bool:
     """True when the street layer (Saint-Étienne) reaches the verdict's point."""
     if payload.get("lat") is None:
@@ -687,7 +707,7 @@ def _example_point(reference: Any, mots: Libelles) -> dict[str, str]:
 class _AddressNotFound(QpvGeoError):
     def __init__(self, adresse: str, motif: str | None) -> None:
         super().__init__(f"Adresse introuvable : « {adresse.strip()[:MAX_ADRESSE]} »"
-                         + (f" ({motif})." if motif else "."),
+                         + (f" ({remplacer_pour_le_web(motif)})." if motif else "."),
                          hint="Vérifiez le numéro, la rue et la commune, ou donnez lat/lon.")
 
 

@@ -125,12 +125,12 @@ def _geocode_view(geo: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     if "trouve" in geo:
         return dict(geo)
-    from qpv_geo.web._present import PRECISION_LABELS
+    from qpv_geo.libelles import precision_libelle
 
     precision = geo.get("geocodage_precision")
     return {"trouve": bool(geo.get("geocodage_label")), "label": geo.get("geocodage_label"),
             "precision": precision,
-            "precision_libelle": PRECISION_LABELS.get(precision or "", precision)}
+            "precision_libelle": precision_libelle(precision) if precision else None}
 
 
 #: « L'adresse n'a été trouvée … » for a precision coarser than the house number.

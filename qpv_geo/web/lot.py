@@ -19,6 +19,7 @@ from qpv_geo._files import scratch_dir
 from qpv_geo._francais import hors
 from qpv_geo.exceptions import InputFileError, QpvGeoError
 from qpv_geo.libelles import Libelles, libelles
+from qpv_geo.messages import names_a_command, pour_le_web, remplacer_pour_le_web
 
 #: Rows of the validated file previewed on the page.
 PREVIEW_ROWS = 20
@@ -108,9 +109,9 @@ def web_hint(hint: str | None) -> str | None:
     if "--encoding" in hint:
         return ("Dans le tableur, enregistrez le fichier en « CSV UTF-8 » (ou en XLSX), puis "
                 "déposez-le à nouveau.")
-    if "qpv-geo " in hint or re.search(r"(^|\s)--[a-z]", hint):
+    if names_a_command(remplacer_pour_le_web(hint)):
         return "Corrigez le fichier dans le tableur, puis déposez-le à nouveau."
-    return hint
+    return pour_le_web(hint)
 
 
 def validate_upload(services: Any, data: bytes | None, suffix: str, feuille: str | None,

@@ -40,6 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qpv_geo.exceptions import InputFileError, QpvGeoError, RegistreError
 from qpv_geo.libelles import libelles_reglages
+from qpv_geo.messages import hint_web
 from qpv_geo.registre import DECISIONS, ETATS, LOT_DEFAUT, Registre
 from qpv_geo.registre.comptes import authenticate, load_comptes
 from qpv_geo.registre.criteres import criteres_de
@@ -95,8 +96,8 @@ class Access:
         if not (self.local and _loopback(client)):
             raise StarletteHTTPException(
                 403, detail="Le registre d'instruction exige des comptes dès que le serveur "
-                "est joignable depuis le réseau : définissez QPV_GEO_REGISTRE_COMPTES "
-                "(lignes créées par « qpv-geo registre compte NOM »).")
+                "est joignable depuis le réseau : demandez à l'administrateur de qpv-geo de "
+                "créer les comptes des instructeurs (réglage QPV_GEO_REGISTRE_COMPTES).")
         refusal = loopback_refusal(request.scope)
         if refusal is not None:
             raise refusal
@@ -211,18 +212,16 @@ _WEB_HINTS = (
 )
 
 
-def _web_hint(hint: str | None) -> str | None:
+def _web_hint(exc: QpvGeoError) -> str | None:
     """A register message's advice as a web page gives it: the form's fields and the
-    register's pages instead of command-line options; an advice only a command line can
-    follow is left out."""
-    if not hint:
-        return hint
-    for start, text in _WEB_HINTS:
-        if hint.startswith(start):
-            return text
-    if "qpv-geo " in hint or " --" in hint or "(--" in hint:
-        return None
-    return hint
+    register's pages for the register's own advice, then the web wording every page uses
+    (:func:`qpv_geo.messages.hint_web`: never a command-line option)."""
+    hint = exc.hint
+    if hint:
+        for start, text in _WEB_HINTS:
+            if hint.startswith(start):
+                return text
+    return hint_web(exc)
 
 
 def _without_checksums(cause: str) -> str:
@@ -233,7 +232,7 @@ def _without_checksums(cause: str) -> str:
 
 def _web_error(exc: QpvGeoError) -> dict[str, Any]:
     """What the register pages show for an error: its message and its advice, web-worded."""
-    return {"message": str(exc), "hint": _web_hint(exc.hint)}
+    return {"message": str(exc), "hint": _web_hint(exc)}
 
 
 def site_payload(site: Any, statuts: dict[str, str]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qpv_geo.exceptions import InputFileError
+from qpv_geo.messages import CONSEILS
 
 #: Body cap (bytes) of JSON requests, per batch item, plus a fixed allowance.
 _JSON_BYTES_PER_ITEM = 1024
@@ -34,9 +35,8 @@ _MULTIPART_SLACK = 64 * 1024
 #: The routes that take a file, all under the same cap (``Settings.max_upload_mb``), with
 #: what to do with a bigger one.
 _UPLOAD_PATHS = {
-    "/lot": "utilisez la commande qpv-geo batch FICHIER sur le poste de travail",
-    "/registre/import": "importez-le sur le poste de travail avec la commande "
-                        "qpv-geo registre ajouter FICHIER",
+    "/lot": CONSEILS["lot_trop_gros"].web,
+    "/registre/import": CONSEILS["registre_trop_gros"].web,
 }
 
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -286,9 +286,10 @@ def loopback_refusal(scope: dict) -> _Refused | None:
     default_port = 443 if scope.get("scheme") == "https" else 80
     raw_host = headers.get(b"host", "")
     host, port = _host_port(raw_host, default_port)
-    hint = ("Ouvrez le registre à l'adresse affichée au démarrage de « qpv-geo serve » "
-            "(http://127.0.0.1:PORT/registre), depuis ses propres pages. Pour l'ouvrir sous un "
-            "autre nom, le serveur doit demander des comptes (QPV_GEO_REGISTRE_COMPTES).")
+    hint = ("Ouvrez le registre à son adresse sur ce poste (http://127.0.0.1:PORT/registre, "
+            "affichée au démarrage du serveur), depuis ses propres pages. Pour l'ouvrir sous un "
+            "autre nom, demandez à l'administrateur de qpv-geo d'activer les comptes du "
+            "registre (réglage QPV_GEO_REGISTRE_COMPTES).")
     if host not in served or (s_port is not None and port != s_port):
         return _Refused(403, f"Requête refusée : l'adresse demandée ({raw_host[:80] or '?'}) "
                         "n'est pas celle de ce poste.", hint)

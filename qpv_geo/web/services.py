@@ -21,6 +21,7 @@ from qpv_geo.exceptions import (
     QpvGeoError,
 )
 from qpv_geo.libelles import libelles
+from qpv_geo.messages import CONSEILS, description_web
 from qpv_geo.settings import Settings
 from qpv_geo.web._present import (
     NOTE_ADRESSES_DEMO,
@@ -224,8 +225,7 @@ class Services:
 class _BatchTooLong(QpvGeoError):
     def __init__(self, n: int, cap: int) -> None:
         super().__init__(f"{n} lieux envoyés : au plus {cap} par requête.",
-                         hint="Découpez la liste, ou déposez un fichier CSV/XLSX sur la page "
-                         "/lot (ou qpv-geo batch FICHIER).")
+                         hint=CONSEILS["liste_trop_longue"])
 
 
 def _check_adresse(adresse: str, *, sem: bool = True) -> str:
@@ -265,12 +265,14 @@ def _donnees(services: Services) -> dict[str, Any]:
     d = ref.version_dict()
     couches = {}
     for name, info in d["couches"].items():
-        info = {k: v for k, v in info.items() if k != "path"}  # no server paths
+        info = {k: (description_web(v) if isinstance(v, str) else v)
+                for k, v in info.items() if k != "path"}  # no server paths, no commands
         couches[name] = info
     from qpv_geo.geocoding import geocoder_info
 
     geo = geocoder_info(services.settings)
-    return {**{k: d[k] for k in ("version", "notes", "simplifiee")},
+    return {**{k: d[k] for k in ("version", "simplifiee")},
+            "notes": [description_web(n) for n in d["notes"]],
             # demo: demonstration perimeters OR the demonstration address file answers
             "demo": bool(d["demo"] or geo["demo"]),
             "couches": couches, "geocodeur": geo["geocodeur"], "geocodeur_choix": geo["choix"],

@@ -41,6 +41,8 @@
 
     function choose(index) {
       if (index < 0 || index >= items.length) { return; }
+      clearTimeout(timer);  // an answer still on its way must not reopen the list
+      if (controller) { controller.abort(); }
       input.value = items[index].label;
       close();
       input.focus();
@@ -69,7 +71,8 @@
       });
       list.hidden = false;
       input.setAttribute("aria-expanded", "true");
-      status.textContent = suggestions.length + " adresse(s) proposée(s).";
+      status.textContent = suggestions.length === 1 ? "1 adresse proposée."
+        : suggestions.length + " adresses proposées.";
     }
 
     function fetchSuggestions() {
@@ -81,7 +84,10 @@
             { signal: controller.signal, headers: { "Accept": "application/json" } })
         .then(function (r) { return r.ok ? r.json() : { suggestions: [] }; })
         .then(function (data) {
-          if (document.activeElement === input) { show(data.suggestions || []); }
+          // only the answer to what the field holds now (not to a shorter, older text)
+          if (document.activeElement === input && input.value.trim() === q) {
+            show(data.suggestions || []);
+          }
         })
         .catch(function (err) {
           if (err && err.name === "AbortError") { return; }
@@ -367,6 +373,10 @@
     function withFields() {  // the attestation fields also go into the copied text
       var extra = fields.filter(function (f) { return f && f.value.trim(); }).map(function (f) {
         return f.labels[0].textContent + " : " + f.value.trim();
+      });
+      fields.forEach(function (f) {  // and onto paper, as text that wraps (an input cuts it)
+        var out = f && document.querySelector('.valeur-imprimee[data-champ="' + f.id + '"]');
+        if (out) { out.textContent = f.value.trim(); }
       });
       if (text) { text.textContent = base + (extra.length ? "\n" + extra.join("\n") : ""); }
     }
