@@ -112,6 +112,11 @@ TerritoireOption = Annotated[str | None, typer.Option(
     "le fichier officiel installé par qpv-geo data update), sans contours communaux.")]
 FeuilleOption = Annotated[str | None, typer.Option(
     "--feuille", help="Feuille du classeur XLSX (nom ou rang ; défaut : la première).")]
+LigneEnteteOption = Annotated[int | None, typer.Option(
+    "--ligne-entete", min=1, metavar="N",
+    help="Ligne des noms de colonnes (1 = la première), si celle trouvée n'est pas la bonne "
+    "(par défaut : la ligne du début qui nomme le plus de colonnes ; les titres au-dessus "
+    "sont ignorés).")]
 RayonOption = Annotated[float, typer.Option(
     parser=strictement_positif, help="Rayon (m) du « quartier vécu » : un site à cette "
     "distance d'un QPV le dessert.")]
@@ -432,7 +437,8 @@ _VALIDATED_COLUMNS = {"status", "code_qp", "ligne"}
 
 def load_sites_for_outputs(path: Path, settings: Settings, *, geocoder: str | None = None,
                            sheet: str | None = None,
-                           overrides: dict[str, str | None] | None = None) -> Any:
+                           overrides: dict[str, str | None] | None = None,
+                           header_line: int | None = None) -> Any:
     """Sites for a map or a report: a batch output as is, a raw sites file validated first."""
     from qpv_geo.exceptions import InputFileError
 
@@ -451,7 +457,7 @@ def load_sites_for_outputs(path: Path, settings: Settings, *, geocoder: str | No
                       highlight=False)
     return batch.validate_file(path, None, settings=settings, geocoder_name=geocoder,
                                sheet=sheet, progress=False, mapping_overrides=overrides,
-                               on_mapping=_print_mapping).frame
+                               on_mapping=_print_mapping, header_line=header_line).frame
 
 
 def _print_notes(reference: Any, sites: Any) -> None:
@@ -486,6 +492,7 @@ def map_command(
     _geocodeur: _GeocodeurAlias = None,
     _sheet: _SheetAlias = None,
     territoire: TerritoireOption = None,
+    ligne_entete: LigneEnteteOption = None,
 ) -> None:
     """Carte interactive des actions par priorité, sur les périmètres QPV (un seul fichier HTML,
     utilisable hors ligne avec --tiles none).
@@ -498,7 +505,8 @@ def map_command(
     settings = get_settings().with_(territoire=territoire)
     overrides = col_overrides(**{k: v for k, v in locals().items() if k.startswith("col_")})
     frame = load_sites_for_outputs(sites, settings, geocoder=geocoder or _geocodeur,
-                                   sheet=feuille or _sheet, overrides=overrides)
+                                   sheet=feuille or _sheet, overrides=overrides,
+                                   header_line=ligne_entete)
     reference = reference_from_settings(settings)
     path = write_map(frame, output, reference=reference, tiles=TILES[tiles.lower()],
                      rayon_m=rayon)
@@ -536,6 +544,7 @@ def report_command(
     _geocodeur: _GeocodeurAlias = None,
     _sheet: _SheetAlias = None,
     territoire: TerritoireOption = None,
+    ligne_entete: LigneEnteteOption = None,
 ) -> None:
     """Rapport du comité de copilotage : chiffres clés, matrice QPV × priorité, lacunes, lignes
     à revoir, cartes, versions des données (un seul fichier HTML imprimable ; --pdf via
@@ -550,7 +559,8 @@ def report_command(
     settings = get_settings().with_(territoire=territoire)
     overrides = col_overrides(**{k: v for k, v in locals().items() if k.startswith("col_")})
     frame = load_sites_for_outputs(sites, settings, geocoder=geocoder or _geocodeur,
-                                   sheet=feuille or _sheet, overrides=overrides)
+                                   sheet=feuille or _sheet, overrides=overrides,
+                                   header_line=ligne_entete)
     reference = reference_from_settings(settings)
     # once, for the report and the lines printed below (all France: ≈ 10 s each time)
     cov = coverage_from_sites(frame, reference, rayon_m=rayon)
@@ -752,6 +762,7 @@ def batch(
     workers: Annotated[int, typer.Option(
         "--workers", min=1, max=256, help="Avec --moteur dask et un cluster local : nombre de "
         "processus.")] = 2,
+    ligne_entete: LigneEnteteOption = None,
 ) -> None:
     """Valider tous les sites d'un appel à projets : chaque ligne ressort, dans le même ordre,
     avec son verdict (statut, QPV, distance au bord, motifs) ; rien n'est perdu.
@@ -776,7 +787,8 @@ def batch(
 
         national = validate_national(sites, output, settings=settings, scheduler=scheduler,
                                      workers=workers, mapping_overrides=overrides or None,
-                                     sep="\t" if sep == "tab" else sep, input_sep=None)
+                                     sep="\t" if sep == "tab" else sep, input_sep=None,
+                                     header_line=ligne_entete)
         from qpv_geo._verdicts import _SHORT
 
         for status, count in sorted(national.statuts.items()):
@@ -790,7 +802,7 @@ def batch(
         sites, output, settings=settings, geocoder_name=geocoder, sheet=feuille or _sheet,
         mapping_overrides=overrides or None, sep="\t" if sep == "tab" else sep,
         encoding=encoding, progress=not quiet,
-        on_mapping=None if quiet else _print_mapping)
+        on_mapping=None if quiet else _print_mapping, header_line=ligne_entete)
     summary = result.summary
     if not quiet:
         _print_batch_summary(summary, settings.territoire)

@@ -113,7 +113,8 @@ def _records_before_header(path: Path, sep: str) -> int:
     return _header_index(head) or 0
 
 
-def _read(path: Path, kind: str, *, blocksize: str, sep: str | None) -> tuple[Any, int]:
+def _read(path: Path, kind: str, *, blocksize: str, sep: str | None,
+          header_line: int | None = None) -> tuple[Any, int]:
     """The dask frame of the input, and the number of the first data line (CSV: header's
     record + 1, blank records above it counted; Parquet: 2)."""
     _, dd, _ = _imports()
@@ -121,7 +122,8 @@ def _read(path: Path, kind: str, *, blocksize: str, sep: str | None) -> tuple[An
         if kind == "parquet":
             return dd.read_parquet(str(path)), 2
         sep = sep or _sniff_sep(path)
-        above = {f.name: _records_before_header(f, sep) for f in _csv_files(path)}
+        above = {f.name: (header_line - 1 if header_line else _records_before_header(f, sep))
+                 for f in _csv_files(path)}
         if len(set(above.values())) > 1:
             raise InputFileError(
                 f"Dossier {path.name} : l'en-tête n'est pas à la même ligne dans tous les "
@@ -240,7 +242,7 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
                       scheduler: str | None = None, workers: int = 2, processes: bool = True,
                       client: Any = None, mapping_overrides: dict[str, str | None] | None = None,
                       blocksize: str = "8MB", sep: str = ";", input_sep: str | None = None,
-                      ) -> NationalResult:
+                      header_line: int | None = None) -> NationalResult:
     """Validate a CSV/Parquet file on Dask into a partitioned output folder (``.parquet`` or
     ``.csv`` suffix); see the module docstring."""
     from qpv_geo.batch.columns import detect_columns
@@ -261,7 +263,7 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
         raise InputFileError(f"Dossier de sortie introuvable : {out.parent}.",
                              hint="Créez-le ou choisissez un autre chemin.")
     kind = _input_kind(src)
-    ddf, first = _read(src, kind, blocksize=blocksize, sep=input_sep)
+    ddf, first = _read(src, kind, blocksize=blocksize, sep=input_sep, header_line=header_line)
     columns = [str(c) for c in ddf.columns]
     mapping = detect_columns(columns, mapping_overrides)
     _check_mapping(mapping, columns, src.name, mapping_overrides)

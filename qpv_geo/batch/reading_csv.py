@@ -185,7 +185,7 @@ class _CsvLines:
 
 
 def _open_csv(path: Path, *, encoding: str | None, sep: str | None,
-              settings: Settings) -> _Source:
+              settings: Settings, header_line: int | None = None) -> _Source:
     size = path.stat().st_size
     if size == 0:
         raise InputFileError(f"{path.name} est vide (0 octet).",
@@ -261,7 +261,7 @@ def _open_csv(path: Path, *, encoding: str | None, sep: str | None,
 
     try:
         header = _with_header(path.name, records(), est, lines.close, fmt="csv", encoding=enc,
-                              sep=delimiter)
+                              sep=delimiter, header_line=header_line)
     except InputFileError:
         lines.close()
         raise

@@ -85,7 +85,8 @@ def xlsx_is_safe(path: Path) -> bool:
     return True
 
 
-def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings) -> _Source:
+def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings,
+               header_line: int | None = None) -> _Source:
     import zipfile
     from xml.etree.ElementTree import ParseError
 
@@ -192,7 +193,8 @@ def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings) -> _S
                      fmt="xlsx", cell_max=settings.max_caracteres_cellule)
     source_ref.append(holder)
     try:
-        header = _with_header(path.name, records(), declared, close, fmt="xlsx")
+        header = _with_header(path.name, records(), declared, close, fmt="xlsx",
+                              header_line=header_line)
     except InputFileError:
         close()
         raise

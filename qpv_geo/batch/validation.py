@@ -512,14 +512,16 @@ def validate_file(path: str | Path, output: str | Path | None = None, *,
                   progress: bool = True,
                   geocoder: Geocoder | None = None,
                   on_mapping: Callable[[ColumnMapping, list[str]], None] | None = None,
-                  ) -> BatchResult:
+                  header_line: int | None = None) -> BatchResult:
     """Read, validate and (if ``output`` is given) write a sites file, chunk by chunk.
 
     A CSV input written to a CSV output is streamed in chunks of :data:`CHUNK_ROWS` rows:
     memory stays bounded whatever the file's length. ``progress`` shows a rich progress bar
     (rows/s, remaining time) on stderr. ``on_mapping`` is called with the mapping and the
     columns once the header is read (the CLI prints it). ``sep`` is the output separator;
-    ``input_sep`` and ``encoding`` force how the input CSV is read (detected otherwise).
+    ``input_sep`` and ``encoding`` force how the input CSV is read (detected otherwise);
+    ``header_line`` names the line of the column names (guessed otherwise, see
+    :func:`~qpv_geo.batch.read_sites`).
     """
     settings = settings or Settings.from_env()
     if output is not None:  # before any work: never over the input, never in a missing folder
@@ -529,7 +531,8 @@ def validate_file(path: str | Path, output: str | Path | None = None, *,
     from qpv_geo.eligibility import engine_from_settings
 
     engine = engine_from_settings(settings)
-    source = _open(path, sheet=sheet, encoding=encoding, sep=input_sep, settings=settings)
+    source = _open(path, sheet=sheet, encoding=encoding, sep=input_sep, settings=settings,
+                   header_line=header_line)
     outs = AtomicOutputs()
     try:
         return _validate_source(source, output, outs, engine=engine, settings=settings,

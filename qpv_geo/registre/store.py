@@ -167,7 +167,8 @@ class Registre:
                  colonnes_registre: dict[str, str | None] | None = None,
                  sheet: str | int | None = None, engine: Engine | None = None,
                  geocoder: Geocoder | None = None, annuaire: Annuaire | bool | None = True,
-                 progress: Callable[[int], None] | None = None) -> ImportResult:
+                 progress: Callable[[int], None] | None = None,
+                 header_line: int | None = None) -> ImportResult:
         """Record every row of a sites file as a site of a dossier, with its verdict and
         the criteria of each dossier; return the diff with the lot's previous import.
 
@@ -178,7 +179,8 @@ class Registre:
         """
         path = Path(path)
         lot = (lot or LOT_DEFAUT).strip() or LOT_DEFAUT
-        frame, mapping = read_sites(path, sheet=sheet, mapping_overrides=colonnes)
+        frame, mapping = read_sites(path, sheet=sheet, mapping_overrides=colonnes,
+                                    header_line=header_line)
         cols = detect_registre_columns(list(frame.columns), mapping, colonnes_registre)
         lieux = place_keys(frame, mapping)
         ids, dossiers = site_ids(frame, mapping, cols, lieux)

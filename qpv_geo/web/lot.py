@@ -72,11 +72,24 @@ class LotColumnsError(InputFileError):
     error *and* the column picker (``columns``, ``mapping``, ``source`` token)."""
 
     def __init__(self, message: str, hint: str | None, *, columns: list[str],
-                 mapping: dict[str, str | None], source: str) -> None:
+                 mapping: dict[str, str | None], source: str,
+                 entete: dict[str, Any] | None = None) -> None:
         super().__init__(message, hint=hint)
         self.columns = columns
         self.mapping = mapping
         self.source = source
+        self.entete = entete
+
+
+def header_choice(line: int, doubt: str, head: list[tuple[int, list[str]]],
+                  chosen: bool = False) -> dict[str, Any]:
+    """What the page shows to pick the header row: the line read as the header, why the guess
+    is doubtful (empty: clear, the picker stays folded), and the first rows in words."""
+    rows = []
+    for n, cells in head:
+        shown = " | ".join(c.strip() for c in cells if c.strip())
+        rows.append((int(n), shown[:120] + ("…" if len(shown) > 120 else "")))
+    return {"ligne": int(line), "doute": doubt, "lignes": rows, "choisie": chosen}
 
 
 def user_file_name(filename: str, suffix: str) -> str:
@@ -115,12 +128,14 @@ def web_hint(hint: str | None) -> str | None:
 
 def validate_upload(services: Any, data: bytes | None, suffix: str, feuille: str | None,
                     filename: str, *, overrides: dict[str, str | None] | None = None,
-                    source: str | None = None) -> dict[str, Any]:
+                    source: str | None = None, header_line: int | None = None
+                    ) -> dict[str, Any]:
     """Run the batch on an uploaded file (or on the one kept under ``source``) in a temporary
-    folder deleted afterwards; keep the outputs and the source a short while for the links."""
+    folder deleted afterwards; keep the outputs and the source a short while for the links.
+    ``header_line``: the header row the person picked (guessed otherwise)."""
     try:
         from qpv_geo.batch import read_sites, validate_sites, write_result
-        from qpv_geo.batch.reading import read_columns
+        from qpv_geo.batch.reading import read_header
     except ImportError as exc:  # pragma: no cover - batch is part of the package
         from qpv_geo.web.services import _ServiceUnavailable
 
@@ -148,12 +163,14 @@ def validate_upload(services: Any, data: bytes | None, suffix: str, feuille: str
         src.write_bytes(data)
         try:
             frame, mapping = read_sites(src, sheet=feuille, mapping_overrides=overrides,
-                                        settings=services.settings)
+                                        settings=services.settings, header_line=header_line)
         except InputFileError as exc:
             try:
-                columns = read_columns(src, sheet=feuille, settings=services.settings)
+                columns, line, doubt, head = read_header(src, sheet=feuille,
+                                                         settings=services.settings,
+                                                         header_line=header_line)
             except QpvGeoError:
-                columns = []
+                columns, line, doubt, head = [], 1, "", []
             if not columns:  # keep the error's class: it sets the HTTP status (413, 422…)
                 exc.hint = web_hint(exc.hint)
                 raise
@@ -163,8 +180,10 @@ def validate_upload(services: Any, data: bytes | None, suffix: str, feuille: str
                 guess = detect_columns(columns, overrides).as_dict()
             except QpvGeoError:
                 guess = detect_columns(columns).as_dict()
-            raise LotColumnsError(str(exc), web_hint(exc.hint), columns=columns,
-                                  mapping=guess, source=source) from None
+            raise LotColumnsError(
+                str(exc), web_hint(exc.hint), columns=columns, mapping=guess, source=source,
+                entete=header_choice(line, doubt or "les colonnes lues ne disent pas où sont "
+                                     "les sites", head, header_line is not None)) from None
         try:
             geocoder = services.geocoder()
         except QpvGeoError:
@@ -177,6 +196,7 @@ def validate_upload(services: Any, data: bytes | None, suffix: str, feuille: str
                  for p in paths]
     token = services.results.put(files)
     summary = result.summary
+    lecture = frame.attrs.get("lecture") or {}
     words = status_words(libelles(services.engine()))
     return {
         "token": token,
@@ -191,6 +211,10 @@ def validate_upload(services: Any, data: bytes | None, suffix: str, feuille: str
         "demo": services.engine().reference.demo or bool(summary.get("notes") and any(
             "DÉMONSTRATION" in n for n in summary["notes"])),
         "notes": list(summary.get("notes") or []),
+        "entete": header_choice(int(lecture.get("ligne_entete", 1)),
+                                str(lecture.get("entete_douteux", "")),
+                                frame.attrs.get("premieres_lignes", []),
+                                header_line is not None),
         "rows": int(summary.get("total", len(result.frame))),
         "lues": int(summary.get("lignes_lues", len(result.frame))),
     }
