@@ -92,6 +92,9 @@ def ajouter(
     ligne_entete: Annotated[int | None, typer.Option(
         "--ligne-entete", min=1, metavar="N", help="Ligne des noms de colonnes (1 = la "
         "première), si celle trouvée n'est pas la bonne.")] = None,
+    forcer: Annotated[bool, typer.Option(
+        "--forcer", help="Importer même si le fichier semble mal lu (plus de la moitié des "
+        "lignes irrégulières ou sans adresse lue).")] = False,
     registre: RegistreOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -112,7 +115,8 @@ def ajouter(
     with _open(registre, marge_m=marge, geocoder=geocoder, annee_appel=annee) as reg:
         res = reg.importer(fichier, lot=lot, auteur=auteur, colonnes=batch_cols or None,
                            colonnes_registre=reg_cols or None, sheet=sheet,
-                           annuaire=not sans_annuaire, header_line=ligne_entete)
+                           annuaire=not sans_annuaire, header_line=ligne_entete,
+                           forcer=forcer)
     if json_out:
         print_json(res.to_dict())
         return

@@ -123,3 +123,165 @@ def test_header_line_option_names_the_header(tmp_path, engine, fake) -> None:
         res = runner.invoke(app, [*command, "--ligne-entete", "3"])
         assert res.exit_code == 0, res.output
     assert "19 lignes lues, 19 lignes écrites" in res.output or "19 sites" in res.output
+
+
+# ---------------------------------------------------- 20.3 totals, notes and duplicates
+
+FOOTER = [["Total : 16 actions"], [], ["Source : service politique de la ville, mars 2026"]]
+
+
+def _sixteen_with_duplicates() -> list[list[str]]:
+    """16 sites, then the same place again for dossier CE26-003 (row 20) and the same action
+    of the same porteur at the same place (row 21)."""
+    rows = _rows(16)
+    again = list(rows[2])
+    same_action = list(rows[4])
+    same_action[0] = "CE26-099"
+    return [*rows, again, same_action]
+
+
+@pytest.mark.parametrize("build", [titled_xlsx, titled_csv], ids=["xlsx", "csv"])
+def test_total_and_note_rows_stay_out_of_every_count(build, tmp_path) -> None:
+    src = build(tmp_path / f"appel{'.xlsx' if build is titled_xlsx else '.csv'}",
+                rows=_rows(16), footer=FOOTER)
+    res = runner.invoke(app, ["batch", str(src), "-o", str(tmp_path / "r.csv"), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "18 lignes lues, 18 lignes écrites" in res.output
+    assert "2 ligne(s) hors tableau" in res.output and "20, 22" in res.output
+    import json
+
+    import pandas as pd
+
+    summary = json.loads((tmp_path / "r-synthese.json").read_text(encoding="utf-8"))
+    assert summary["total"] == 16 and sum(summary["par_statut"].values()) == 16
+    assert summary["lignes_hors_tableau"] == [20, 22]
+    out = pd.read_csv(tmp_path / "r.csv", sep=";", dtype=str, encoding="utf-8-sig")
+    footer = out[out["ligne"].isin(["20", "22"])]
+    assert list(footer["status"]) == ["hors_tableau", "hors_tableau"]
+    assert list(footer["motifs"]) == ["ligne hors tableau (total)", "ligne hors tableau (note)"]
+    # the report and the map count 16 sites, never the total row
+    res = runner.invoke(app, ["map", str(tmp_path / "r.csv"), "-o", str(tmp_path / "c.html"),
+                              "--tiles", "none"])
+    assert res.exit_code == 0 and "(16 sites" in res.output, res.output
+
+
+def test_xlsx_output_says_hors_tableau_in_words(tmp_path) -> None:
+    from openpyxl import load_workbook
+
+    src = titled_xlsx(tmp_path / "appel.xlsx", rows=_rows(3), footer=FOOTER[:1])
+    res = runner.invoke(app, ["batch", str(src), "-o", str(tmp_path / "r.xlsx"), "-q"])
+    assert res.exit_code == 0, res.output
+    wb = load_workbook(tmp_path / "r.xlsx", read_only=True)
+    values = [c for row in wb["Sites"].iter_rows(values_only=True) for c in row]
+    assert "Ligne hors tableau (total ou note, non comptée)" in values
+    assert "hors_tableau" not in values
+    from qpv_geo.batch import read_validated
+
+    back = read_validated(tmp_path / "r.xlsx")
+    assert list(back["status"])[-1] == "hors_tableau"
+
+
+def test_a_site_without_address_mid_table_is_still_a_site(engine, fake, tmp_path) -> None:
+    rows = _rows(4)
+    rows[1] = ["CE26-002", "Association sans lieu", "", "", "", "", "", "", ""]
+    src = titled_csv(tmp_path / "appel.csv", rows=rows)
+    result = validate_sites(*read_sites(src), engine=engine, geocoder=fake)
+    assert result.summary["total"] == 4 and "lignes_hors_tableau" not in result.summary
+    assert result.summary["par_statut"]["non_geocode"] == 1
+
+
+def test_duplicates_are_flagged_with_the_row_they_repeat_and_counted_once(
+        engine, fake, tmp_path, reference) -> None:
+    from qpv_geo.coverage import coverage_from_sites
+
+    src = titled_xlsx(tmp_path / "appel.xlsx", rows=_sixteen_with_duplicates())
+    frame, mapping = read_sites(src)
+    out = validate_sites(frame, mapping, engine=engine, geocoder=fake).frame.set_index("ligne")
+    assert "doublon de la ligne 6 (même dossier, même lieu)" in out.loc[20, "motifs"]
+    assert "doublon de la ligne 8 (même action, même lieu)" in out.loc[21, "motifs"]
+    assert not out.loc[4:19, "motifs"].fillna("").str.contains("doublon").any()
+    assert out.loc[20, "status"] == out.loc[6, "status"]  # the verdict is kept
+    cov = coverage_from_sites(out.reset_index(), reference)
+    single = coverage_from_sites(out.loc[4:19].reset_index(), reference)
+    assert cov.matrix["sites_dans"].sum() == single.matrix["sites_dans"].sum()
+
+
+def test_registre_ajouter_skips_the_total_row(tmp_path) -> None:
+    from qpv_geo.registre import Registre
+
+    src = titled_xlsx(tmp_path / "appel.xlsx", rows=_rows(4), footer=FOOTER)
+    with Registre(tmp_path / "r.sqlite") as reg:
+        res = reg.importer(src, annuaire=False, geocoder=FakeGeocoder())
+    assert res.sites == 4
+
+
+# ---------------------------------------------------- 20: a file mostly unreadable is said
+
+def _subtitle_as_header(tmp_path: Path) -> Path:
+    """The workbook whose subtitle (« … une ligne par lieu ») is read as the header when a
+    person names line 2: every row has 9 cells for 1 column."""
+    return titled_csv(tmp_path / "appel.csv")
+
+
+def test_batch_says_first_that_the_file_is_mostly_unreadable(tmp_path) -> None:
+    src = _subtitle_as_header(tmp_path)
+    res = runner.invoke(app, ["batch", str(src), "-o", str(tmp_path / "r.csv"),
+                              "--ligne-entete", "2"])
+    assert res.exit_code == 3, res.output
+    first = res.output.strip().splitlines()
+    mal_lu = next(i for i, line in enumerate(first) if "Fichier probablement mal lu" in line)
+    tables = next(i for i, line in enumerate(first) if "Synthèse par statut" in line)
+    assert mal_lu < tables  # said before any figure
+    said = " ".join(res.output.split())
+    assert "20 ligne(s) sur 20" in said and "(lue ligne 2 (9 colonne(s))" in said
+    assert (tmp_path / "r.csv").exists()  # written anyway, nothing lost
+    assert "Traceback" not in res.output
+    # the normal read of the same file passes
+    ok = runner.invoke(app, ["batch", str(src), "-o", str(tmp_path / "r2.csv"), "-q"])
+    assert ok.exit_code == 0, ok.output
+
+
+def test_batch_help_documents_the_exit_codes() -> None:
+    res = runner.invoke(app, ["batch", "--help"], terminal_width=200)
+    assert "3 fichier probablement mal lu" in " ".join(res.output.split())
+
+
+def test_a_few_ragged_rows_are_not_a_file_problem(engine, fake, tmp_path) -> None:
+    rows = _rows(6)
+    rows[0] = [*rows[0], "en trop"]
+    result = validate_sites(*read_sites(titled_csv(tmp_path / "a.csv", rows=rows)),
+                            engine=engine, geocoder=fake)
+    assert "fichier_mal_lu" not in result.summary
+
+
+@pytest.mark.parametrize("command", ["map", "report"])
+def test_map_and_report_refuse_a_mostly_unreadable_file(tmp_path, command) -> None:
+    src = _subtitle_as_header(tmp_path)
+    out = tmp_path / "o.html"
+    res = runner.invoke(app, [command, str(src), "-o", str(out), "--tiles", "none",
+                              "--ligne-entete", "2"])
+    assert res.exit_code == 2 and "mal lu" in res.output and "--forcer" in res.output
+    assert not out.exists()
+    # a batch output read back says the same
+    runner.invoke(app, ["batch", str(src), "-o", str(tmp_path / "r.csv"), "-q",
+                        "--ligne-entete", "2"])
+    res = runner.invoke(app, [command, str(tmp_path / "r.csv"), "-o", str(out), "--tiles",
+                              "none"])
+    assert res.exit_code == 2 and "mal lu" in res.output, res.output
+    res = runner.invoke(app, [command, str(tmp_path / "r.csv"), "-o", str(out), "--tiles",
+                              "none", "--forcer"])
+    assert res.exit_code == 0 and out.exists(), res.output
+
+
+def test_registre_ajouter_refuses_a_mostly_unreadable_file(tmp_path) -> None:
+    from qpv_geo.registre import Registre
+
+    src = _subtitle_as_header(tmp_path)
+    with Registre(tmp_path / "r.sqlite") as reg:
+        with pytest.raises(InputFileError, match=r"mal lu.*rien n'a été enregistré"):
+            reg.importer(src, annuaire=False, geocoder=FakeGeocoder(), header_line=2)
+        assert reg.importer(src, annuaire=False, geocoder=FakeGeocoder(), header_line=2,
+                            forcer=True).sites == 20
+    res = runner.invoke(app, ["registre", "ajouter", str(src), "--ligne-entete", "2",
+                              "--sans-annuaire", "--registre", str(tmp_path / "s.sqlite")])
+    assert res.exit_code == 2 and "--forcer" in res.output, res.output

@@ -645,7 +645,7 @@ def test_lot_offers_the_header_row_when_the_guess_is_doubtful(client, demo_addre
     csv_text = ("Appel à projets 2026 — lieux de réalisation;;\n"
                 "Tableau à retourner avant mars — une ligne par lieu;;\n"
                 "Porteur;Lieu de réalisation;Commune\n"
-                f"Asso A;{demo_address[0]};\n")
+                f"Asso A;{demo_address[0]};Saint-Étienne\n")
     r = client.post("/lot", files={"fichier": ("appel.csv", csv_text.encode("utf-8"),
                                                 "text/csv")})
     assert r.status_code == 200, _text(r.text)
@@ -658,6 +658,7 @@ def test_lot_offers_the_header_row_when_the_guess_is_doubtful(client, demo_addre
     r = client.post("/lot", data={"source": source, "jeton": jeton, "ligne_entete": "2"})
     assert '<option value="2" selected>' in r.text and "--ligne" not in r.text
     assert '<option value="4" >' in r.text  # the rows below stay offered
+    assert 'id="mal-lu"' in r.text and "Fichier probablement mal lu" in _text(r.text)
     r = client.post("/lot", data={"source": source, "jeton": jeton, "ligne_entete": "3"})
     assert r.status_code == 200 and "QN04213M" in _text(r.text)
     r = client.post("/lot", data={"source": source, "jeton": jeton, "ligne_entete": "abc"})

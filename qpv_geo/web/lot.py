@@ -136,6 +136,7 @@ def validate_upload(services: Any, data: bytes | None, suffix: str, feuille: str
     try:
         from qpv_geo.batch import read_sites, validate_sites, write_result
         from qpv_geo.batch.reading import read_header
+        from qpv_geo.batch.table import summary_line
     except ImportError as exc:  # pragma: no cover - batch is part of the package
         from qpv_geo.web.services import _ServiceUnavailable
 
@@ -215,6 +216,8 @@ def validate_upload(services: Any, data: bytes | None, suffix: str, feuille: str
                                 str(lecture.get("entete_douteux", "")),
                                 frame.attrs.get("premieres_lignes", []),
                                 header_line is not None),
+        "mal_lu": str(summary.get("fichier_mal_lu") or ""),
+        "hors_tableau": summary_line(summary),
         "rows": int(summary.get("total", len(result.frame))),
         "lues": int(summary.get("lignes_lues", len(result.frame))),
     }

@@ -18,6 +18,7 @@ import binascii
 import hashlib
 import hmac
 import ipaddress
+import re
 import secrets
 import tempfile
 from pathlib import Path
@@ -213,7 +214,11 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
 
             result = await run_in_threadpool(run)
         except QpvGeoError as exc:
-            error = {"message": str(exc), "hint": exc.hint}
+            hint = exc.hint
+            if hint and re.search(r"(^|\s|\()--[a-z]", hint):  # no command-line option here
+                hint = ("Corrigez le fichier dans le tableur (ligne des noms de colonnes, "
+                        "séparateur, colonnes), puis importez-le à nouveau.")
+            error = {"message": str(exc), "hint": hint}
             return await run_in_threadpool(lambda: registre_page(request, user, status=400,
                                                                  error=error))
         finally:
