@@ -819,6 +819,8 @@ def batch(
         console.print(f"[green]{national.lignes_lues} lignes lues, {national.lignes_ecrites} "
                       f"lignes écrites[/] en {national.parties} parties "
                       f"({national.duree_s:.1f} s)", highlight=False)
+        for warning in national.synthese.get("avertissements_lecture", []):
+            console.print(f"[bold yellow]⚠ {warning}[/]", highlight=False)
         console.print(f"Écrit : {national.sortie}", highlight=False)
         return
     result = validate_file(

@@ -285,3 +285,48 @@ def test_registre_ajouter_refuses_a_mostly_unreadable_file(tmp_path) -> None:
     res = runner.invoke(app, ["registre", "ajouter", str(src), "--ligne-entete", "2",
                               "--sans-annuaire", "--registre", str(tmp_path / "s.sqlite")])
     assert res.exit_code == 2 and "--forcer" in res.output, res.output
+
+
+# ---------------------------------------------------- 21.3 one row swallowed by a stray quote
+
+def _quoted_csv(path: Path, *, at: int) -> Path:
+    """20 sites, the header on line 1; a stray quote opens the first cell of the site on
+    line ``at`` and closes after the next line's porteur (« …n° 7" ») — or, on the last line,
+    never closes."""
+    rows = [";".join(r) for r in _rows(20)]
+    k = at - 2
+    rows[k] = '"' + rows[k]
+    if k + 1 < len(rows):
+        parts = rows[k + 1].split(";")
+        parts[1] += '"'
+        rows[k + 1] = ";".join(parts)
+    path.write_text(";".join(HEADER) + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("at", [7, 21], ids=["one-row", "last-row"])
+def test_a_stray_quote_swallowing_one_row_is_flagged(at, tmp_path) -> None:
+    src = _quoted_csv(tmp_path / "appel.csv", at=at)
+    from qpv_geo.batch.columns import PROBLEM_COLUMN
+
+    frame, _ = read_sites(src)
+    assert "guillemet non fermé probable" in frame.loc[at, PROBLEM_COLUMN]
+    res = runner.invoke(app, ["batch", str(src), "-o", str(tmp_path / "r.csv"), "-q"])
+    said = " ".join(res.output.split())
+    assert f"Ligne {at} : guillemet non fermé probable" in said, said
+    assert "guillemet non fermé probable" in said
+    import json
+
+    summary = json.loads((tmp_path / "r-synthese.json").read_text(encoding="utf-8"))
+    assert any("guillemet" in w for w in summary["avertissements_lecture"])
+
+
+def test_a_note_on_two_lines_with_a_separator_is_still_no_quote_problem(tmp_path) -> None:
+    from qpv_geo.batch.columns import PROBLEM_COLUMN
+
+    rows = [";".join(r) for r in _rows(3)]
+    rows[1] = rows[1].replace("Action 2", '"Action 2 : accueil; suivi\nbilan en juin"')
+    src = tmp_path / "a.csv"
+    src.write_text(";".join(HEADER) + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    frame, _ = read_sites(src)
+    assert len(frame) == 3 and PROBLEM_COLUMN not in frame.columns

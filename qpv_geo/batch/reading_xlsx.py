@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from qpv_geo.batch.source import (
+    MAX_COLUMNS,
     _adopt,
     _cell_text,
     _excel_letter,
     _named_lines,
     _Source,
     _with_header,
+    too_many_columns,
 )
 from qpv_geo.exceptions import InputFileError, InputTooLargeError, UnreadableInputError
 from qpv_geo.settings import Settings
@@ -24,6 +26,14 @@ from qpv_geo.settings import Settings
 XLSX_MAX_ROWS = 1_048_576
 _XLSX_HINT = ("Ouvrez-le dans Excel ou LibreOffice et enregistrez-le de nouveau en .xlsx (ou "
               "en CSV).")
+#: Decompressed bytes of one worksheet, and of the shared strings (which openpyxl holds in
+#: memory), counted while streaming: the zip directory can lie, and a sheet of 1.9 GB of XML
+#: under the compression-ratio cap took minutes and 5 GB. Real workbooks of sites are far
+#: smaller (500 MB of XML is some 15 million cells).
+SHEET_MAX_MB = 500
+SHARED_STRINGS_MAX_MB = 200
+#: A cell reference beyond column XFD (16 384): openpyxl would pad the row up to it.
+_BEYOND_XFD = re.compile(rb'<c r="(?:[A-Z]{4,}|[YZ][A-Z]{2}|X[G-Z][A-Z]|XF[E-Z])[0-9]')
 #: A formula cell without a cached value (``<f>…</f>`` or ``<f …/>`` then no ``<v>``).
 _FORMULA_NO_VALUE = re.compile(rb"(</f>|<f[^>]*/>)\s*(<v\s*/>|<v>\s*</v>)?\s*</c>")
 
@@ -35,20 +45,62 @@ class _SheetFacts:
     rows: int = 0
     cells: int = 0
     formulas_without_values: bool = False
+    #: Most cells in one row (counted between ``<row`` tags).
+    row_cells_max: int = 0
+    #: Decompressed bytes of the sheet's XML.
+    size: int = 0
 
 
-def _sheet_facts(zf: Any) -> dict[str, _SheetFacts]:
-    """Rows, cells and formulas without cached values of each worksheet (by member name)."""
+def _too_big(name: str, member: str, what: str, cap_mb: float) -> InputTooLargeError:
+    return InputTooLargeError(
+        f"{name} : {what} ({member.rsplit('/', 1)[-1]}) dépasse {cap_mb:,.0f} Mo une fois "
+        "décompressé(e), au-delà de ce qu'un classeur de sites contient.".replace(",", " "),
+        hint="Enregistrez seulement la feuille des sites en CSV (ou découpez le classeur).")
+
+
+def _sheet_facts(zf: Any, name: str = "classeur") -> dict[str, _SheetFacts]:
+    """Rows, cells, cells per row and formulas without cached values of each worksheet (by
+    member name), read as a stream, with bounded work: a sheet past :data:`SHEET_MAX_MB`
+    decompressed, the shared strings past :data:`SHARED_STRINGS_MAX_MB`, a row past
+    :data:`~qpv_geo.batch.source.MAX_COLUMNS` cells or a cell beyond column XFD is refused as
+    soon as it is seen, before openpyxl parses anything."""
+    from qpv_geo._cancel import check_cancelled
+
     out: dict[str, _SheetFacts] = {}
     for info in zf.infolist():
-        if not info.filename.startswith("xl/worksheets/") or not info.filename.endswith(".xml"):
+        member = info.filename
+        if member == "xl/sharedStrings.xml":
+            size = 0
+            with zf.open(info) as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    size += len(block)
+                    if size > SHARED_STRINGS_MAX_MB * (1 << 20):
+                        raise _too_big(name, member, "le tableau des textes partagés",
+                                       SHARED_STRINGS_MAX_MB)
+                    check_cancelled()
             continue
-        facts = out[info.filename] = _SheetFacts()
+        if not member.startswith("xl/worksheets/") or not member.endswith(".xml"):
+            continue
+        facts = out[member] = _SheetFacts()
+        row_cells = 0
         with zf.open(info) as fh:
             tail = b""
             for block in iter(lambda: fh.read(1 << 20), b""):
+                facts.size += len(block)
+                if facts.size > SHEET_MAX_MB * (1 << 20):
+                    raise _too_big(name, member, "une feuille", SHEET_MAX_MB)
+                check_cancelled()  # a web client that left stops the work here
                 facts.rows += block.count(b"<row ") + block.count(b"<row>")
                 facts.cells += block.count(b"<c ") + block.count(b"<c>")
+                pieces = block.split(b"<row")
+                counts = [p.count(b"<c ") + p.count(b"<c>") for p in pieces]
+                counts[0] += row_cells
+                row_cells = counts[-1]
+                facts.row_cells_max = max(facts.row_cells_max, *counts)
+                if facts.row_cells_max > MAX_COLUMNS:
+                    raise too_many_columns(name, None, facts.row_cells_max)
+                if _BEYOND_XFD.search(tail + block):
+                    raise too_many_columns(name, None, MAX_COLUMNS + 1)
                 if not facts.formulas_without_values and _FORMULA_NO_VALUE.search(tail + block):
                     facts.formulas_without_values = True
                 tail = block[-256:]
@@ -69,7 +121,7 @@ def check_xlsx(path: Path, settings: Settings | None = None) -> dict[str, _Sheet
             check_sizes(zf, path.name, max_total_mb=settings.max_xlsx_decompresse_mb,
                         max_ratio=settings.max_ratio_compression)
             check_no_dtd(zf, path.name)
-            return _sheet_facts(zf)
+            return _sheet_facts(zf, path.name)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
         raise InputFileError(f"{path.name} n'est pas un classeur XLSX lisible (archive zip "
                              "abîmée ou incomplète).", hint=_XLSX_HINT) from exc

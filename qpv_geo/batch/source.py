@@ -15,6 +15,22 @@ from qpv_geo.exceptions import InputFileError
 
 #: Skipped rows listed one by one in the summary (all are counted).
 SKIPPED_LISTED = 1_000
+#: Columns of a sheet (Excel stops at XFD): a row with more cells is not a spreadsheet — it is
+#: refused before it is split into cells (a 19 MB header of 9.5 million columns took minutes
+#: and gigabytes).
+MAX_COLUMNS = 16_384
+
+
+def too_many_columns(name: str, line: int | None, count: int) -> Exception:
+    """The French error of a row beyond :data:`MAX_COLUMNS` cells."""
+    from qpv_geo.exceptions import InputTooLargeError
+
+    where = f", ligne {line}" if line else ""
+    return InputTooLargeError(
+        f"{name}{where} : {count:,} colonnes, au-delà de la limite de {MAX_COLUMNS:,} (le "
+        "maximum d'Excel) ; ce n'est pas un tableau de sites.".replace(",", " "),
+        hint="Vérifiez le séparateur et les guillemets de cette ligne, ou enregistrez le "
+        "tableau de nouveau depuis le tableur.")
 #: Lines named one by one in a reading warning.
 LINES_NAMED = 20
 
