@@ -330,3 +330,125 @@ def test_a_note_on_two_lines_with_a_separator_is_still_no_quote_problem(tmp_path
     src.write_text(";".join(HEADER) + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
     frame, _ = read_sites(src)
     assert len(frame) == 3 and PROBLEM_COLUMN not in frame.columns
+
+
+# ---------------------------------------------------- 21.4 bounded work by design
+
+def test_a_header_of_millions_of_columns_is_refused_at_once(tmp_path) -> None:
+    """The 19 MB CSV whose header has 9.5 million columns (> 8 min, 4.6 GB before): refused
+    by the line scan, before any row is split into cells."""
+    import time
+
+    from qpv_geo.exceptions import InputTooLargeError
+
+    src = tmp_path / "large.csv"
+    src.write_bytes(b"a;" * 9_500_000 + b"\n1;2\n")
+    started = time.perf_counter()
+    said = r"ligne 1 : au moins 2\u202f097\u202f153 colonnes.*16\u202f384"
+    with pytest.raises(InputTooLargeError, match=said):
+        read_sites(src)
+    assert time.perf_counter() - started < 10
+    res = runner.invoke(app, ["batch", str(src), "-o", str(tmp_path / "r.csv"), "-q"])
+    assert res.exit_code == 2 and "16\u202f384" in res.output and "Traceback" not in res.output
+
+
+def test_a_data_row_past_the_column_cap_is_refused_with_its_line(tmp_path) -> None:
+    from qpv_geo.exceptions import InputTooLargeError
+
+    src = tmp_path / "s.csv"
+    src.write_text("Latitude;Longitude\n45,4;4,3\n" + ";" * 20_000 + "\n", encoding="utf-8")
+    with pytest.raises(InputTooLargeError, match="ligne 3 : au moins 20\u202f001 colonnes"):
+        read_sites(src)
+    ok = tmp_path / "ok.csv"
+    ok.write_text(";".join(f"c{i}" for i in range(300)) + ";Latitude;Longitude\n"
+                  + ";" * 300 + "45,4335;4,3790\n", encoding="utf-8")
+    frame, _ = read_sites(ok)  # wide but under the cap: read
+    assert frame.shape == (1, 302)
+
+
+def _xlsx_with_sheet(path: Path, sheet_xml: bytes) -> Path:
+    """A workbook whose first sheet's XML is ``sheet_xml`` (the rest from openpyxl)."""
+    import io
+    import zipfile
+
+    from openpyxl import Workbook
+
+    buf = io.BytesIO()
+    Workbook().save(buf)
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            if info.filename != "xl/worksheets/sheet1.xml":
+                z.writestr(info, src.read(info.filename))
+        z.writestr("xl/worksheets/sheet1.xml",
+                   b'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas'
+                   b'.openxmlformats.org/spreadsheetml/2006/main"><sheetData>' + sheet_xml
+                   + b"</sheetData></worksheet>")
+    return path
+
+
+def test_xlsx_rows_past_the_column_cap_are_refused_before_openpyxl(tmp_path, monkeypatch) -> None:
+    import openpyxl
+
+    from qpv_geo.exceptions import InputTooLargeError
+
+    def never(*a, **k):
+        raise AssertionError("openpyxl must not parse this workbook")
+
+    monkeypatch.setattr(openpyxl, "load_workbook", never)
+    wide = _xlsx_with_sheet(tmp_path / "wide.xlsx",
+                            b"<row>" + b"<c><v>1</v></c>" * 16_385 + b"</row>")
+    with pytest.raises(InputTooLargeError, match="au moins 16\u202f385 colonnes"):
+        read_sites(wide)
+    far = _xlsx_with_sheet(tmp_path / "far.xlsx",
+                           b'<row r="1"><c r="A1"><v>1</v></c><c r="ZZZZ1"><v>2</v></c></row>')
+    with pytest.raises(InputTooLargeError, match="16\u202f384"):
+        read_sites(far)  # openpyxl would pad the row with 475 000 empty cells
+
+
+def test_xlsx_sheet_size_is_measured_while_streaming(tmp_path, monkeypatch) -> None:
+    """The zip directory may say anything: the sheet's bytes are counted as they inflate,
+    and the reading stops at the cap (1.9 GB of XML under the ratio cap took 5 GB)."""
+    import random
+
+    from qpv_geo.batch import reading_xlsx
+    from qpv_geo.exceptions import InputTooLargeError
+
+    monkeypatch.setattr(reading_xlsx, "SHEET_MAX_MB", 1)
+    rnd = random.Random(1)  # varied values: under the compression-ratio cap
+    big = _xlsx_with_sheet(tmp_path / "big.xlsx", b"".join(
+        b"<row><c><v>%d</v></c><c><v>%d</v></c></row>" % (rnd.randint(0, 10**6),
+                                                          rnd.randint(0, 10**6))
+        for _ in range(40_000)))
+    with pytest.raises(InputTooLargeError, match="dépasse 1 Mo une fois décompress"):
+        read_sites(big)
+
+
+def test_xlsx_pre_pass_stops_when_the_requester_left(tmp_path) -> None:
+    import threading
+
+    from qpv_geo._cancel import cancellable
+    from qpv_geo.exceptions import OperationCancelled
+
+    src = titled_xlsx(tmp_path / "appel.xlsx")
+    event = threading.Event()
+    event.set()
+    with cancellable(event), pytest.raises(OperationCancelled):
+        read_sites(src)
+
+
+def test_lot_streams_a_big_file_and_still_previews_it(tmp_path, monkeypatch) -> None:
+    """/lot validates through the streamed path: rows are not all held (the result is
+    copied from disk), the preview comes from the first rows."""
+    from qpv_geo.batch import validation
+    from qpv_geo.settings import Settings
+    from qpv_geo.web.lot import validate_upload
+    from qpv_geo.web.services import Services
+
+    monkeypatch.setattr(validation, "KEEP_FRAME_MAX", 5)
+    monkeypatch.setattr(validation, "CHUNK_CELLS", 40)
+    services = Services(Settings.from_env(dossier_serveur=str(tmp_path / "srv")))
+    data = titled_csv(tmp_path / "appel.csv").read_bytes()
+    out = validate_upload(services, data, ".csv", None, "appel.csv")
+    assert out["rows"] == 19 and len(out["preview"]["rows"]) == 19
+    assert out["files"][0][1] == "appel-verdicts.csv" and out["files"][0][2] > 1000

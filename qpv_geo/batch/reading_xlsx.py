@@ -54,7 +54,8 @@ class _SheetFacts:
 def _too_big(name: str, member: str, what: str, cap_mb: float) -> InputTooLargeError:
     return InputTooLargeError(
         f"{name} : {what} ({member.rsplit('/', 1)[-1]}) dépasse {cap_mb:,.0f} Mo une fois "
-        "décompressé(e), au-delà de ce qu'un classeur de sites contient.".replace(",", " "),
+        "décompressé(e), au-delà de ce qu'un classeur de sites contient.".replace(",", " ")
+        .replace("  ", ", "),
         hint="Enregistrez seulement la feuille des sites en CSV (ou découpez le classeur).")
 
 
@@ -152,7 +153,8 @@ def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings,
             raise InputTooLargeError(
                 f"{path.name} : la feuille {member.rsplit('/', 1)[-1]} contient "
                 f"{facts.rows:,} lignes et {facts.cells:,} cellules, au-delà des limites "
-                f"({max_rows:,} lignes, {settings.max_cellules:,} cellules).".replace(",", " "),
+                f"({max_rows:,} lignes, {settings.max_cellules:,} cellules)."
+                .replace(",", " ").replace("  ", ", "),
                 hint="Découpez le fichier, ou relevez QPV_GEO_MAX_LIGNES / "
                 "QPV_GEO_MAX_CELLULES si c'est voulu.")
     try:
@@ -207,7 +209,8 @@ def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings,
                     raise InputTooLargeError(
                         f"{path.name} : plus de {min(line - 1, max_rows):,} lignes "
                         f"ou de {settings.max_cellules:,} cellules dans la feuille "
-                        f"« {ws.title} », au-delà des limites.".replace(",", " "),
+                        f"« {ws.title} », au-delà des limites.".replace(",", " ")
+                        .replace("  ", ", "),
                         hint="Découpez le fichier, ou relevez QPV_GEO_MAX_LIGNES / "
                         "QPV_GEO_MAX_CELLULES si c'est voulu.")
                 cells = [_cell_text(v) for v in values]

@@ -26,9 +26,11 @@ def too_many_columns(name: str, line: int | None, count: int) -> Exception:
     from qpv_geo.exceptions import InputTooLargeError
 
     where = f", ligne {line}" if line else ""
+    big = f"{count:,}".replace(",", "\u202f")
+    cap = f"{MAX_COLUMNS:,}".replace(",", "\u202f")
     return InputTooLargeError(
-        f"{name}{where} : {count:,} colonnes, au-delà de la limite de {MAX_COLUMNS:,} (le "
-        "maximum d'Excel) ; ce n'est pas un tableau de sites.".replace(",", " "),
+        f"{name}{where} : au moins {big} colonnes, au-delà de la limite de {cap} (le "
+        "maximum d'Excel) ; ce n'est pas un tableau de sites.",
         hint="Vérifiez le séparateur et les guillemets de cette ligne, ou enregistrez le "
         "tableau de nouveau depuis le tableur.")
 #: Lines named one by one in a reading warning.

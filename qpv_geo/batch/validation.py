@@ -67,6 +67,13 @@ GEOCODE_CHUNK = 1_000
 A_REVOIR_MAX = 5_000
 #: A streamed run keeps its rows in :attr:`BatchResult.frame` up to this many rows.
 KEEP_FRAME_MAX = 50_000
+#: Rows of :attr:`BatchResult.head` (a preview that a streamed run keeps).
+HEAD_ROWS = 100
+#: Cells per streamed chunk, and cells a streamed run keeps in :attr:`BatchResult.frame`: a
+#: file of 16 000 columns is cut into chunks of a few rows, so memory is bounded by cells,
+#: not only by rows.
+CHUNK_CELLS = 500_000
+KEEP_CELLS_MAX = 2_000_000
 
 
 @dataclass
@@ -83,6 +90,8 @@ class BatchResult:
     mapping: ColumnMapping
     paths: list[Path] = field(default_factory=list)
     streamed: bool = False
+    #: The first rows of the output (up to :data:`HEAD_ROWS`), kept even when ``frame`` is not.
+    head: pd.DataFrame | None = None
 
 
 class _Geocoding:
@@ -635,6 +644,7 @@ def _validate_source(source: Any, output: str | Path | None, outs: AtomicOutputs
     writer: _CsvWriter | None = None
     kept: list[pd.DataFrame] = []
     kept_rows = 0
+    head: pd.DataFrame | None = None
     summary: _Summary | None = None
     mapping: ColumnMapping | None = None
     bar = _rich_progress(source.estimated_rows) if progress else None
@@ -651,7 +661,9 @@ def _validate_source(source: Any, output: str | Path | None, outs: AtomicOutputs
                 bar.advance(task, k)
 
         duplicates = Duplicates()
-        for (chunk, empty), last in _with_last(_frames(source, CHUNK_ROWS)):
+        width = max(1, len(source.columns))
+        chunk_rows = max(1, min(CHUNK_ROWS, CHUNK_CELLS // width))
+        for (chunk, empty), last in _with_last(_frames(source, chunk_rows)):
             if mapping is None:
                 mapping = _mapping_for(source, chunk, mapping_overrides)
                 summary = _Summary(engine, mapping, list(source.columns))
@@ -664,10 +676,15 @@ def _validate_source(source: Any, output: str | Path | None, outs: AtomicOutputs
             out = _validate_chunk(chunk, mapping, engine, state, advance,
                                   duplicates=duplicates, table_ends=last)
             summary.add(out)
+            if head is None:
+                head = out.head(HEAD_ROWS).copy()
+            elif len(head) < HEAD_ROWS:
+                head = pd.concat([head, out.head(HEAD_ROWS - len(head))], ignore_index=True)
             if writer is not None:
                 writer.write(out)
             kept_rows += len(out)
-            if not stream or kept_rows <= KEEP_FRAME_MAX:
+            if not stream or (kept_rows <= KEEP_FRAME_MAX
+                              and kept_rows * width <= KEEP_CELLS_MAX):
                 kept.append(out)
             else:
                 kept = [out.iloc[0:0]]  # too many to hold: the rows are in the output only
@@ -685,12 +702,13 @@ def _validate_source(source: Any, output: str | Path | None, outs: AtomicOutputs
     result_summary = summary.result(geocodeur=state.name, titre_ignore=source.skipped_above,
                                     header_line=source.header_line)
     result_summary.update(source.lecture())
-    streamed = stream and kept_rows > KEEP_FRAME_MAX
+    streamed = stream and (kept_rows > KEEP_FRAME_MAX or kept_rows * width > KEEP_CELLS_MAX)
     if streamed:
         frame = kept[0].iloc[0:0]
     else:
         frame = kept[0] if len(kept) == 1 else pd.concat(kept, ignore_index=True)
-    result = BatchResult(frame=frame, summary=result_summary, mapping=mapping, streamed=streamed)
+    result = BatchResult(frame=frame, summary=result_summary, mapping=mapping, streamed=streamed,
+                         head=head if head is not None else frame.head(HEAD_ROWS))
     if output is None:
         return result
     out_path = Path(output)

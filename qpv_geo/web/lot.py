@@ -134,7 +134,7 @@ def validate_upload(services: Any, data: bytes | None, suffix: str, feuille: str
     folder deleted afterwards; keep the outputs and the source a short while for the links.
     ``header_line``: the header row the person picked (guessed otherwise)."""
     try:
-        from qpv_geo.batch import read_sites, validate_sites, write_result
+        from qpv_geo.batch import validate_file
         from qpv_geo.batch.reading import read_header
         from qpv_geo.batch.table import summary_line
     except ImportError as exc:  # pragma: no cover - batch is part of the package
@@ -157,14 +157,23 @@ def validate_upload(services: Any, data: bytes | None, suffix: str, feuille: str
         raise InputFileError(f"{filename} est vide.", hint="Vérifiez le fichier choisi.")
     if source is None:
         source = services.sources.put([(filename, data, f"{suffix}|{feuille or ''}")])
-    out_suffix = ".xlsx" if suffix == ".xlsx" else ".csv"
     stem = download_stem(filename)
     with tempfile.TemporaryDirectory(prefix="qpv-geo-lot-") as tmp:
         src = Path(tmp) / user_file_name(filename, suffix)
         src.write_bytes(data)
+        # Streamed: rows go through in chunks, the result is written as they come; only a
+        # workbook small enough to be held comes back as a workbook (memory bounded by
+        # design, whatever the 20 MB hold).
+        out_suffix = ".xlsx" if suffix == ".xlsx" and _small_workbook(src, services) else ".csv"
         try:
-            frame, mapping = read_sites(src, sheet=feuille, mapping_overrides=overrides,
-                                        settings=services.settings, header_line=header_line)
+            geocoder = services.geocoder()
+        except QpvGeoError:
+            geocoder = None  # coordinates-only files still work; batch says what is missing
+        try:
+            result = validate_file(src, Path(tmp) / f"{stem}-verdicts{out_suffix}",
+                                   settings=services.settings, sheet=feuille,
+                                   mapping_overrides=overrides, progress=False,
+                                   geocoder=geocoder, header_line=header_line)
         except InputFileError as exc:
             try:
                 columns, line, doubt, head = read_header(src, sheet=feuille,
@@ -185,42 +194,57 @@ def validate_upload(services: Any, data: bytes | None, suffix: str, feuille: str
                 str(exc), web_hint(exc.hint), columns=columns, mapping=guess, source=source,
                 entete=header_choice(line, doubt or "les colonnes lues ne disent pas où sont "
                                      "les sites", head, header_line is not None)) from None
-        try:
-            geocoder = services.geocoder()
-        except QpvGeoError:
-            geocoder = None  # coordinates-only files still work; batch says what is missing
-        result = validate_sites(frame, mapping, settings=services.settings,
-                                engine=services.engine(), geocoder=geocoder)
-        paths = write_result(result, Path(tmp) / f"{stem}-verdicts{out_suffix}")
-        files = [(Path(p).name, Path(p).read_bytes(),
+        columns, line, doubt, head = read_header(src, sheet=feuille,
+                                                 settings=services.settings,
+                                                 header_line=header_line)
+        files = [(Path(p).name, Path(p),
                   _MEDIA.get(Path(p).suffix.lower(), "application/octet-stream"))
-                 for p in paths]
-    token = services.results.put(files)
+                 for p in result.paths]
+        token = services.results.put(files)  # copied from disk, never read whole
+        sizes = [Path(p).stat().st_size for p in result.paths]
     summary = result.summary
-    lecture = frame.attrs.get("lecture") or {}
+    mapping = result.mapping
+    shown = result.frame if len(result.frame) else result.head
     words = status_words(libelles(services.engine()))
     return {
         "token": token,
         "source": source,
         "nom": filename,
         "feuille": feuille or "",
-        "files": [(i, name, len(content)) for i, (name, content, _) in enumerate(files)],
-        "columns": [str(c) for c in frame.columns if not str(c).startswith("_")],
+        "files": [(i, name, size) for i, ((name, _, _), size) in
+                  enumerate(zip(files, sizes, strict=True))],
+        "columns": [str(c) for c in columns if not str(c).startswith("_")],
         "mapping": mapping.as_dict(),
         "tables": summary_tables(summary, words),
-        "preview": preview(result.frame, mapping.as_dict(), words),
+        "preview": preview(shown, mapping.as_dict(), words),
         "demo": services.engine().reference.demo or bool(summary.get("notes") and any(
             "DÉMONSTRATION" in n for n in summary["notes"])),
         "notes": list(summary.get("notes") or []),
-        "entete": header_choice(int(lecture.get("ligne_entete", 1)),
-                                str(lecture.get("entete_douteux", "")),
-                                frame.attrs.get("premieres_lignes", []),
-                                header_line is not None),
+        "entete": header_choice(line, doubt, head, header_line is not None),
         "mal_lu": str(summary.get("fichier_mal_lu") or ""),
         "hors_tableau": summary_line(summary),
-        "rows": int(summary.get("total", len(result.frame))),
-        "lues": int(summary.get("lignes_lues", len(result.frame))),
+        "rows": int(summary.get("total", 0)),
+        "lues": int(summary.get("lignes_lues", 0)),
     }
+
+
+#: A workbook up to this many rows comes back as a workbook; a bigger one as CSV (written
+#: as it is validated, never held whole in memory).
+XLSX_RESULT_ROWS = 50_000
+XLSX_RESULT_CELLS = 1_000_000
+
+
+def _small_workbook(path: Path, services: Any) -> bool:
+    """True when the uploaded workbook's sheets hold at most :data:`XLSX_RESULT_ROWS` rows
+    (counted on the zip stream; a workbook the guards refuse is left to the reader)."""
+    from qpv_geo.batch.reading import check_xlsx
+
+    try:
+        facts = check_xlsx(path, services.settings)
+    except QpvGeoError:
+        return True  # the reader says why, in the same words
+    return (max((f.rows for f in facts.values()), default=0) <= XLSX_RESULT_ROWS
+            and max((f.cells for f in facts.values()), default=0) <= XLSX_RESULT_CELLS)
 
 
 def _cell(value: Any) -> str:
