@@ -167,29 +167,37 @@ def _nonblank(text: pd.DataFrame) -> np.ndarray:
 def _flag_swallowed(text: pd.DataFrame, sep: str) -> list[int]:
     """Rows (line numbers) of a partition whose cell holds a line break and what looks like
     a row of the file — a stray quote swallowed it (the single-process reader's rule,
-    :func:`~qpv_geo.batch.reading_csv.swallows_a_row`); their reason goes in
-    :data:`~qpv_geo.batch.columns.PROBLEM_COLUMN`."""
+    :func:`~qpv_geo.batch.reading_csv.swallows_a_row`); NUL bytes are removed. The reasons
+    go in :data:`~qpv_geo.batch.columns.PROBLEM_COLUMN`."""
     from qpv_geo.batch.columns import PROBLEM_COLUMN
     from qpv_geo.batch.reading_csv import swallows_a_row
 
     if not len(text.columns):
         return []
+    problems = np.full(len(text), "", dtype=object)
+    for c in list(text.columns):  # NUL bytes: removed and said, as the single-process reader
+        nul = text[c].str.contains("\x00", regex=False).to_numpy(bool)
+        if nul.any():
+            text[c] = text[c].str.replace("\x00", "", regex=False)
+            problems[nul] = "caractères NUL supprimés"
     multi = np.zeros(len(text), dtype=bool)
     for c in text.columns:
         multi |= text[c].str.contains("\n", regex=False).to_numpy(bool)
     if not multi.any():
+        if (problems != "").any():
+            text[PROBLEM_COLUMN] = problems
         return []
     width = len(text.columns)
     flagged = []
-    problems = np.full(len(text), "", dtype=object)
     for i in np.flatnonzero(multi):
         cells = [str(v) for v in text.iloc[i].tolist()]
         if swallows_a_row(cells, sep, width - 1, width):
-            problems[i] = ("guillemet non fermé probable : une cellule de cette ligne contient "
+            problems[i] = (("caractères NUL supprimés ; " if problems[i] else "")
+                           + "guillemet non fermé probable : une cellule de cette ligne contient "
                            "plusieurs lignes du fichier, qui ne sont pas lues comme des lignes "
                            "séparées ; corrigez le guillemet dans le fichier et relancez")
             flagged.append(int(text.index[i]))
-    if flagged:
+    if (problems != "").any():
         text[PROBLEM_COLUMN] = problems
     return flagged
 
