@@ -108,6 +108,11 @@ def _sheet_facts(zf: Any, name: str = "classeur") -> dict[str, _SheetFacts]:
     return out
 
 
+#: The facts of the last workbook checked, by (path, size, mtime, caps): the web peeks at a
+#: workbook's rows before reading it, and the pre-pass over a big sheet takes seconds.
+_FACTS: dict[tuple[Any, ...], dict[str, _SheetFacts]] = {}
+
+
 def check_xlsx(path: Path, settings: Settings | None = None) -> dict[str, _SheetFacts]:
     """Run the workbook guards (sizes, expansion ratio, no DOCTYPE) before anything opens it
     with openpyxl; return what each worksheet holds (:class:`_SheetFacts`). Raises
@@ -118,11 +123,19 @@ def check_xlsx(path: Path, settings: Settings | None = None) -> dict[str, _Sheet
 
     settings = settings or Settings.from_env()
     try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns,
+               settings.max_xlsx_decompresse_mb, settings.max_ratio_compression)
+        if key in _FACTS:  # the same file checked a moment ago (a peek, then the reader)
+            return _FACTS[key]
         with zipfile.ZipFile(path) as zf:
             check_sizes(zf, path.name, max_total_mb=settings.max_xlsx_decompresse_mb,
                         max_ratio=settings.max_ratio_compression)
             check_no_dtd(zf, path.name)
-            return _sheet_facts(zf, path.name)
+            facts = _sheet_facts(zf, path.name)
+        _FACTS.clear()  # one workbook remembered: bounded
+        _FACTS[key] = facts
+        return facts
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
         raise InputFileError(f"{path.name} n'est pas un classeur XLSX lisible (archive zip "
                              "abîmée ou incomplète).", hint=_XLSX_HINT) from exc
