@@ -61,15 +61,22 @@ def outside_table(frame: pd.DataFrame, mapping: ColumnMapping, *,
     filled = np.zeros(n, dtype=np.int32)
     for t in texts.values():
         filled += t != ""
+    located_cols = [getattr(mapping, r) for r in _LOCATION if getattr(mapping, r)]
+    places = np.zeros(n, dtype=np.int32)
+    for c in located_cols:
+        places += texts[c] != ""
+    # Only rows placed by one cell at most, with few cells, can be a total: the cells of the
+    # sites (placed by an address and a commune, or by coordinates) are never folded here.
+    maybe = np.flatnonzero((places <= 1) & (filled <= 4))
     total_cell = np.zeros(n, dtype=bool)
     total_col: list[str | None] = [None] * n
-    for c, t in texts.items():
-        for i in np.flatnonzero((t != "") & ~total_cell):
-            if _TOTAL.match(fold_name(t[i])):
+    for i in maybe:
+        for c, t in texts.items():
+            if t[i] and _TOTAL.match(fold_name(t[i])):
                 total_cell[i] = True
                 total_col[i] = c
+                break
     placed = np.zeros((n,), dtype=bool)
-    located_cols = [getattr(mapping, r) for r in _LOCATION if getattr(mapping, r)]
     for i in np.flatnonzero(total_cell):
         placed[i] = any(texts[c][i] != "" for c in located_cols if c != total_col[i])
     out[total_cell & ~placed] = "total"
@@ -125,9 +132,7 @@ class Duplicates:
                 folded[v] = fold_name(v)
             return folded[v]
 
-        for i in range(n):
-            if skip[i]:
-                continue
+        for i in np.flatnonzero(((dossier != "") | (action != "")) & ~skip):
             lieu = " | ".join(fold(p[i]) if j < 3 else p[i].replace(",", ".")
                               for j, p in enumerate(place)).strip(" |")
             if not lieu:
