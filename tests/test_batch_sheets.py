@@ -309,8 +309,11 @@ def test_a_stray_quote_swallowing_one_row_is_flagged(at, tmp_path) -> None:
     src = _quoted_csv(tmp_path / "appel.csv", at=at)
     from qpv_geo.batch.columns import PROBLEM_COLUMN
 
-    frame, _ = read_sites(src)
+    frame, mapping = read_sites(src)
     assert "guillemet non fermé probable" in frame.loc[at, PROBLEM_COLUMN]
+    out = validate_sites(frame, mapping, geocoder=FakeGeocoder()).frame.set_index("ligne")
+    assert out.loc[at, "status"] in ("a_verifier", "non_geocode")
+    assert out.loc[at - 1, "status"] == "eligible"
     res = runner.invoke(app, ["batch", str(src), "-o", str(tmp_path / "r.csv"), "-q"])
     said = " ".join(res.output.split())
     assert f"Ligne {at} : guillemet non fermé probable" in said, said
@@ -319,6 +322,16 @@ def test_a_stray_quote_swallowing_one_row_is_flagged(at, tmp_path) -> None:
 
     summary = json.loads((tmp_path / "r-synthese.json").read_text(encoding="utf-8"))
     assert any("guillemet" in w for w in summary["avertissements_lecture"])
+
+
+def test_a_row_holding_two_sites_never_gets_a_firm_verdict(tmp_path) -> None:
+    """The swallowing row takes the next site's coordinates: « à vérifier », not « éligible »."""
+    src = tmp_path / "a.csv"
+    src.write_text('Porteur;Latitude;Longitude\n"Asso A;45,1;4,1\nAsso B";45,4335;4,3790\n'
+                   "Asso C;45,4335;4,3790\n", encoding="utf-8")
+    out = validate_sites(*read_sites(src), geocoder=FakeGeocoder()).frame
+    assert list(out["status"]) == ["a_verifier", "eligible"]
+    assert "guillemet non fermé probable" in out.loc[0, "motifs"]
 
 
 def test_a_note_on_two_lines_with_a_separator_is_still_no_quote_problem(tmp_path) -> None:

@@ -67,6 +67,8 @@ GEOCODE_CHUNK = 1_000
 A_REVOIR_MAX = 5_000
 #: A streamed run keeps its rows in :attr:`BatchResult.frame` up to this many rows.
 KEEP_FRAME_MAX = 50_000
+#: Start of the reading problem of a row that a stray quote probably merged with the next.
+SWALLOWED = "guillemet non fermé probable"
 #: Rows of :attr:`BatchResult.head` (a preview that a streamed run keeps).
 HEAD_ROWS = 100
 #: Cells per streamed chunk, and cells a streamed run keeps in :attr:`BatchResult.frame`: a
@@ -381,6 +383,14 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
     both = (pre != "") & (motifs != "")
     motifs = np.where(both, pre + " ; " + motifs, np.where(pre != "", pre, motifs))
     status = vcols["status"].astype(object)
+    if PROBLEM_COLUMN in frame.columns:
+        # A row a stray quote swallowed another into holds cells of two sites (often the
+        # next one's coordinates): its place is in doubt, never a firm verdict.
+        swallowed = np.char.find(problem.astype(str), SWALLOWED) >= 0
+        firm = swallowed & np.isin(status, ["eligible", "qva", "hors_qpv", "hors_territoire"])
+        if firm.any():
+            status = status.copy()
+            status[firm] = "a_verifier"
     if off.any():
         status = status.copy()
         status[off] = HORS_TABLEAU
