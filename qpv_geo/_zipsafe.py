@@ -42,7 +42,8 @@ def check_sizes(zf: zipfile.ZipFile, name: str, *, max_total_mb: float, max_rati
             raise error(
                 f"{name} : la partie {info.filename} se décompresse {ratio:,.0f} fois "
                 f"({info.file_size / _MB:,.0f} Mo), au-delà de {max_ratio:,.0f} fois : "
-                "fichier piégé (« bombe zip ») ou anormal.".replace(",", " "),
+                "fichier piégé (« bombe zip ») ou anormal.".replace(",", " ")
+                .replace("  ", ", "),
                 hint="Ouvrez-le dans Excel ou LibreOffice et enregistrez-le de nouveau (ou "
                 "relevez QPV_GEO_MAX_RATIO_COMPRESSION si le fichier est sûr).")
     return total

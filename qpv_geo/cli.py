@@ -123,6 +123,14 @@ TerritoireOption = Annotated[str | None, typer.Option(
     "le fichier officiel installé par qpv-geo data update), sans contours communaux.")]
 FeuilleOption = Annotated[str | None, typer.Option(
     "--feuille", help="Feuille du classeur XLSX (nom ou rang ; défaut : la première).")]
+LigneEnteteOption = Annotated[int | None, typer.Option(
+    "--ligne-entete", min=1, metavar="N",
+    help="Ligne des noms de colonnes (1 = la première), si celle trouvée n'est pas la bonne "
+    "(par défaut : la ligne du début qui nomme le plus de colonnes ; les titres au-dessus "
+    "sont ignorés).")]
+ForcerOption = Annotated[bool, typer.Option(
+    "--forcer", help="Continuer même si le fichier semble mal lu (plus de la moitié des lignes "
+    "irrégulières ou sans adresse lue).")]
 RayonOption = Annotated[float, typer.Option(
     parser=strictement_positif, help="Rayon (m) du « quartier vécu » : un site à cette "
     "distance d'un QPV le dessert.")]
@@ -475,8 +483,10 @@ _VALIDATED_COLUMNS = {"status", "code_qp", "ligne"}
 
 def load_sites_for_outputs(path: Path, settings: Settings, *, geocoder: str | None = None,
                            sheet: str | None = None,
-                           overrides: dict[str, str | None] | None = None) -> Any:
-    """Sites for a map or a report: a batch output as is, a raw sites file validated first."""
+                           overrides: dict[str, str | None] | None = None,
+                           header_line: int | None = None, forcer: bool = False) -> Any:
+    """Sites for a map or a report: a batch output as is, a raw sites file validated first;
+    rows outside the table dropped. A file mostly read wrongly is refused unless ``forcer``."""
     from qpv_geo.exceptions import InputFileError
 
     if not path.exists():
@@ -488,15 +498,27 @@ def load_sites_for_outputs(path: Path, settings: Settings, *, geocoder: str | No
         frame = batch.read_validated(path)
     except InputFileError:
         frame = None
+    from qpv_geo.batch.table import sites_only, unreadable_of_frame
+
     if frame is not None and set(frame.columns) >= _VALIDATED_COLUMNS:
         for warning in frame.attrs.get("avertissements_lecture") or []:
             err_console.print(f"[bold yellow]⚠ {warning}[/]", highlight=False)
-        return frame
-    err_console.print(f"{path.name} n'est pas un fichier déjà validé : validation des sites…",
-                      highlight=False)
-    return batch.validate_file(path, None, settings=settings, geocoder_name=geocoder,
-                               sheet=sheet, progress=False, mapping_overrides=overrides,
-                               on_mapping=_print_mapping).frame
+        mal_lu = unreadable_of_frame(frame)
+    else:
+        err_console.print(f"{path.name} n'est pas un fichier déjà validé : validation des "
+                          "sites…", highlight=False)
+        result = batch.validate_file(path, None, settings=settings, geocoder_name=geocoder,
+                                     sheet=sheet, progress=False, mapping_overrides=overrides,
+                                     on_mapping=_print_mapping, header_line=header_line)
+        frame, mal_lu = result.frame, result.summary.get("fichier_mal_lu", "")
+    if mal_lu and not forcer:
+        raise InputFileError(f"{path.name} : {mal_lu}.",
+                             hint="Corrigez la lecture (--ligne-entete N, --col-…) ; pour "
+                             "continuer quand même : --forcer.")
+    if mal_lu:
+        err_console.print(f"[bold red]⚠ {mal_lu} (--forcer : on continue).[/]",
+                          highlight=False)
+    return sites_only(frame)  # a total, a note under the table: not a site
 
 
 def _print_notes(reference: Any, sites: Any) -> None:
@@ -531,6 +553,8 @@ def map_command(
     _geocodeur: _GeocodeurAlias = None,
     _sheet: _SheetAlias = None,
     territoire: TerritoireOption = None,
+    ligne_entete: LigneEnteteOption = None,
+    forcer: ForcerOption = False,
 ) -> None:
     """Carte interactive des actions par priorité, sur les périmètres QPV (un seul fichier HTML,
     utilisable hors ligne avec --tiles none).
@@ -545,7 +569,8 @@ def map_command(
     overrides = col_overrides(**{k: v for k, v in locals().items() if k.startswith("col_")})
     check_output_path(output, [sites], create_folder=True)  # before any work
     frame = load_sites_for_outputs(sites, settings, geocoder=geocoder or _geocodeur,
-                                   sheet=feuille or _sheet, overrides=overrides)
+                                   sheet=feuille or _sheet, overrides=overrides,
+                                   header_line=ligne_entete, forcer=forcer)
     reference = reference_from_settings(settings)
     path = write_map(frame, output, reference=reference, tiles=TILES[tiles.lower()],
                      rayon_m=rayon)
@@ -583,6 +608,8 @@ def report_command(
     _geocodeur: _GeocodeurAlias = None,
     _sheet: _SheetAlias = None,
     territoire: TerritoireOption = None,
+    ligne_entete: LigneEnteteOption = None,
+    forcer: ForcerOption = False,
 ) -> None:
     """Rapport du comité de copilotage : chiffres clés, matrice QPV × priorité, lacunes, lignes
     à revoir, cartes, versions des données (un seul fichier HTML imprimable ; --pdf via
@@ -600,7 +627,8 @@ def report_command(
     for path in report_outputs(output, pdf=pdf):  # before any work
         check_output_path(path, [sites], create_folder=True)
     frame = load_sites_for_outputs(sites, settings, geocoder=geocoder or _geocodeur,
-                                   sheet=feuille or _sheet, overrides=overrides)
+                                   sheet=feuille or _sheet, overrides=overrides,
+                                   header_line=ligne_entete, forcer=forcer)
     reference = reference_from_settings(settings)
     # once, for the report and the lines printed below (all France: ≈ 10 s each time)
     cov = coverage_from_sites(frame, reference, rayon_m=rayon)
@@ -807,9 +835,15 @@ def batch(
     workers: Annotated[int, typer.Option(
         "--workers", min=1, max=256, help="Avec --moteur dask et un cluster local : nombre de "
         "processus.")] = 2,
+    ligne_entete: LigneEnteteOption = None,
 ) -> None:
     """Valider tous les sites d'un appel à projets : chaque ligne ressort, dans le même ordre,
     avec son verdict (statut, QPV, distance au bord, motifs) ; rien n'est perdu.
+
+    Codes de sortie : 0 tout est lu ; 1 des lignes lues n'ont pas été écrites ; 2 erreur
+    (fichier, option) ; 3 fichier probablement mal lu (plus de la moitié des lignes
+    irrégulières ou sans adresse lue : mauvaise ligne d'en-tête ou mauvais séparateur ; le
+    résultat est écrit, et la commande le dit d'abord).
 
     Exemple : qpv-geo batch data/exemple_appel.csv -o resultat.xlsx ·
     qpv-geo batch sites.csv -o resultat.csv --col-adresse "Lieu de l'action"
@@ -831,7 +865,8 @@ def batch(
 
         national = validate_national(sites, output, settings=settings, scheduler=scheduler,
                                      workers=workers, mapping_overrides=overrides or None,
-                                     sep="\t" if sep == "tab" else sep, input_sep=None)
+                                     sep="\t" if sep == "tab" else sep, input_sep=None,
+                                     header_line=ligne_entete)
         from qpv_geo._verdicts import _SHORT
 
         for status, count in sorted(national.statuts.items()):
@@ -839,14 +874,18 @@ def batch(
         console.print(f"[green]{national.lignes_lues} lignes lues, {national.lignes_ecrites} "
                       f"lignes écrites[/] en {national.parties} parties "
                       f"({national.duree_s:.1f} s)", highlight=False)
+        for warning in national.synthese.get("avertissements_lecture", []):
+            console.print(f"[bold yellow]⚠ {warning}[/]", highlight=False)
         console.print(f"Écrit : {national.sortie}", highlight=False)
         return
     result = validate_file(
         sites, output, settings=settings, geocoder_name=geocoder, sheet=feuille or _sheet,
         mapping_overrides=overrides or None, sep="\t" if sep == "tab" else sep,
         encoding=encoding, progress=not quiet,
-        on_mapping=None if quiet else _print_mapping)
+        on_mapping=None if quiet else _print_mapping, header_line=ligne_entete)
     summary = result.summary
+    if summary.get("fichier_mal_lu"):  # first: every figure below is doubtful
+        err_console.print(f"[bold red]⚠ {summary['fichier_mal_lu']}.[/]", highlight=False)
     if not quiet:
         _print_batch_summary(summary, settings.territoire)
     lues, ecrites = summary["lignes_lues"], summary.get("lignes_ecrites", 0)
@@ -857,6 +896,10 @@ def batch(
                   highlight=False)
     for warning in summary.get("avertissements_lecture", []):
         console.print(f"[bold yellow]⚠ {warning}[/]", highlight=False)
+    from qpv_geo.batch.table import summary_line
+
+    if summary_line(summary):
+        console.print(f"[yellow]⚠ {summary_line(summary)}.[/]", highlight=False)
     for path in result.paths:
         console.print(f"Écrit : {path}", highlight=False)
     panne = summary.get("geocodage_interrompu")
@@ -864,6 +907,14 @@ def batch(
         err_console.print(f"[bold red]Géocodage interrompu :[/] {panne}.", highlight=False)
     if lues != ecrites or panne:
         raise typer.Exit(1)
+    if summary.get("fichier_mal_lu"):
+        from qpv_geo.batch.table import EXIT_MAL_LU
+
+        err_console.print(f"[bold red]Résultat écrit, mais le fichier semble mal lu (code "
+                          f"{EXIT_MAL_LU}).[/] Indiquez la ligne des noms de colonnes "
+                          "(--ligne-entete N) ou le séparateur, puis relancez.",
+                          highlight=False)
+        raise typer.Exit(EXIT_MAL_LU)
 # --- end batch command ---
 
 

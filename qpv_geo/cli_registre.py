@@ -97,6 +97,12 @@ def ajouter(
     col_lon: Annotated[str | None, typer.Option(help="Colonne de la longitude.")] = None,
     col_porteur: Annotated[str | None, typer.Option(help="Colonne du porteur.")] = None,
     col_action: Annotated[str | None, typer.Option(help="Colonne de l'action.")] = None,
+    ligne_entete: Annotated[int | None, typer.Option(
+        "--ligne-entete", min=1, metavar="N", help="Ligne des noms de colonnes (1 = la "
+        "première), si celle trouvée n'est pas la bonne.")] = None,
+    forcer: Annotated[bool, typer.Option(
+        "--forcer", help="Importer même si le fichier semble mal lu (plus de la moitié des "
+        "lignes irrégulières ou sans adresse lue).")] = False,
     registre: RegistreOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -117,7 +123,8 @@ def ajouter(
     with _open(registre, marge_m=marge, geocoder=geocoder, annee_appel=annee) as reg:
         res = reg.importer(fichier, lot=lot, auteur=auteur, colonnes=batch_cols or None,
                            colonnes_registre=reg_cols or None, sheet=sheet,
-                           annuaire=not sans_annuaire)
+                           annuaire=not sans_annuaire, header_line=ligne_entete,
+                           forcer=forcer)
     if json_out:
         print_json(res.to_dict())
         return

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from qpv_geo.batch.table import is_duplicate, is_outside_table
 from qpv_geo.priorites import AUTRE, PRIORITES, label_of, normalize_priorite
 
 if TYPE_CHECKING:
@@ -287,12 +288,16 @@ def coverage_from_sites(
         Radius (m) of the "quartier vécu": a site outside a QPV but this close serves it.
     statuts
         Keep only the rows with these ``status`` values (default: every located row).
+        Rows outside the table (a total, a note) are never counted, and a row that repeats a
+        site (« doublon de la ligne … », :mod:`qpv_geo.batch.table`) counts once.
 
     Returns
     -------
     Coverage
     """
-    frame = sites
+    # a total or a note under the table is no site; a site given twice counts once
+    drop = is_outside_table(sites) | is_duplicate(sites)
+    frame = sites[~drop] if drop.any() else sites
     if statuts is not None:
         if "status" not in frame.columns:
             raise ValueError("statuts given but the sites have no 'status' column")

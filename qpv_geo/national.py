@@ -113,7 +113,8 @@ def _records_before_header(path: Path, sep: str) -> int:
     return _header_index(head) or 0
 
 
-def _read(path: Path, kind: str, *, blocksize: str, sep: str | None) -> tuple[Any, int]:
+def _read(path: Path, kind: str, *, blocksize: str, sep: str | None,
+          header_line: int | None = None) -> tuple[Any, int]:
     """The dask frame of the input, and the number of the first data line (CSV: header's
     record + 1, blank records above it counted; Parquet: 2)."""
     _, dd, _ = _imports()
@@ -121,7 +122,8 @@ def _read(path: Path, kind: str, *, blocksize: str, sep: str | None) -> tuple[An
         if kind == "parquet":
             return dd.read_parquet(str(path)), 2
         sep = sep or _sniff_sep(path)
-        above = {f.name: _records_before_header(f, sep) for f in _csv_files(path)}
+        above = {f.name: (header_line - 1 if header_line else _records_before_header(f, sep))
+                 for f in _csv_files(path)}
         if len(set(above.values())) > 1:
             raise InputFileError(
                 f"Dossier {path.name} : l'en-tête n'est pas à la même ligne dans tous les "
@@ -162,12 +164,52 @@ def _nonblank(text: pd.DataFrame) -> np.ndarray:
     return keep
 
 
+def _flag_swallowed(text: pd.DataFrame, sep: str) -> list[int]:
+    """Rows (line numbers) of a partition whose cell holds a line break and what looks like
+    a row of the file — a stray quote swallowed it (the single-process reader's rule,
+    :func:`~qpv_geo.batch.reading_csv.swallows_a_row`); NUL bytes are removed. The reasons
+    go in :data:`~qpv_geo.batch.columns.PROBLEM_COLUMN`."""
+    from qpv_geo.batch.columns import PROBLEM_COLUMN
+    from qpv_geo.batch.reading_csv import swallows_a_row
+
+    if not len(text.columns):
+        return []
+    problems = np.full(len(text), "", dtype=object)
+    for c in list(text.columns):  # NUL bytes: removed and said, as the single-process reader
+        nul = text[c].str.contains("\x00", regex=False).to_numpy(bool)
+        if nul.any():
+            text[c] = text[c].str.replace("\x00", "", regex=False)
+            problems[nul] = "caractères NUL supprimés"
+    multi = np.zeros(len(text), dtype=bool)
+    for c in text.columns:
+        multi |= text[c].str.contains("\n", regex=False).to_numpy(bool)
+    if not multi.any():
+        if (problems != "").any():
+            text[PROBLEM_COLUMN] = problems
+        return []
+    width = len(text.columns)
+    flagged = []
+    for i in np.flatnonzero(multi):
+        cells = [str(v) for v in text.iloc[i].tolist()]
+        if swallows_a_row(cells, sep, width - 1, width):
+            problems[i] = (("caractères NUL supprimés ; " if problems[i] else "")
+                           + "guillemet non fermé probable : une cellule de cette ligne contient "
+                           "plusieurs lignes du fichier, qui ne sont pas lues comme des lignes "
+                           "séparées ; corrigez le guillemet dans le fichier et relancez")
+            flagged.append(int(text.index[i]))
+    if (problems != "").any():
+        text[PROBLEM_COLUMN] = problems
+    return flagged
+
+
 def _part(frame: pd.DataFrame, offset: int, index: int, folder: str, fmt: str, mapping: Any,
           settings: Settings, sep: str, first: int = 2, blank: bool = False,
-          ) -> tuple[int, dict[str, int], float, int]:
+          table_ends: bool = True, input_sep: str = ";",
+          ) -> tuple[int, dict[str, int], float, int, list[int]]:
     """One partition on a worker: its rows numbered from ``first + offset`` (blank rows
     counted, then dropped when ``blank``), judged by validate_sites, written as one part.
-    Returns rows written, counts by status, peak memory (MB), rows read (not blank)."""
+    Returns rows written, counts by status, peak memory (MB), rows read (not blank), and
+    the lines a stray quote probably swallowed a row into."""
     from qpv_geo.batch import validate_sites
     from qpv_geo.eligibility import engine_from_settings
 
@@ -177,7 +219,9 @@ def _part(frame: pd.DataFrame, offset: int, index: int, folder: str, fmt: str, m
                                     dtype=np.int64), name="ligne")
     if blank:
         text = text[_nonblank(text)]
-    result = validate_sites(text, mapping, settings=settings, engine=engine)
+    swallowed = _flag_swallowed(text, input_sep) if blank else []
+    result = validate_sites(text, mapping, settings=settings, engine=engine,
+                            table_ends=table_ends)
     out = result.frame
     target = Path(folder) / f"partie-{index:05d}{fmt}"
     if fmt == ".csv":
@@ -193,7 +237,7 @@ def _part(frame: pd.DataFrame, offset: int, index: int, folder: str, fmt: str, m
 
         _parquet_frame(machine_frame(out)).to_parquet(target, index=False)
     counts = {str(k): int(v) for k, v in out["status"].value_counts().items()}
-    return len(out), counts, _peak_mb(), len(text)
+    return len(out), counts, _peak_mb(), len(text), swallowed
 
 
 def _peak_mb() -> float:
@@ -231,8 +275,13 @@ def _client(scheduler: str | None, workers: int, processes: bool) -> tuple[Any, 
                             "« dask scheduler » y tourne.") from exc
     # The scheduler's HTTP server (health routes; no dashboard without bokeh) on a free port:
     # with None it tries 8787 and warns, in English, when another cluster holds it.
+    import logging
+
+    # silence_logs: the workers' English log lines (a failed task) never reach the terminal;
+    # the error comes back here and is said in French
     cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
-                                       processes=processes, dashboard_address=":0")
+                                       processes=processes, dashboard_address=":0",
+                                       silence_logs=logging.CRITICAL)
     return distributed.Client(cluster), cluster
 
 
@@ -240,7 +289,7 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
                       scheduler: str | None = None, workers: int = 2, processes: bool = True,
                       client: Any = None, mapping_overrides: dict[str, str | None] | None = None,
                       blocksize: str = "8MB", sep: str = ";", input_sep: str | None = None,
-                      ) -> NationalResult:
+                      header_line: int | None = None) -> NationalResult:
     """Validate a CSV/Parquet file on Dask into a partitioned output folder (``.parquet`` or
     ``.csv`` suffix); see the module docstring."""
     from qpv_geo.batch.columns import detect_columns
@@ -264,7 +313,8 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
         raise InputFileError(f"Dossier de sortie introuvable : {out.parent}.",
                              hint="Créez-le ou choisissez un autre chemin.")
     kind = _input_kind(src)
-    ddf, first = _read(src, kind, blocksize=blocksize, sep=input_sep)
+    ddf, first = _read(src, kind, blocksize=blocksize, sep=input_sep, header_line=header_line)
+    sep_in = input_sep or (_sniff_sep(src) if kind == "csv" else None)
     columns = [str(c) for c in ddf.columns]
     mapping = detect_columns(columns, mapping_overrides)
     _check_mapping(mapping, columns, src.name, mapping_overrides)
@@ -280,17 +330,23 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
     tmp = out.with_name(f".{out.name}.partiel-{os.getpid()}")
     try:
         tmp.mkdir()
-        lengths = [int(n) for n in client.compute(ddf.map_partitions(len)).result()]
+        try:
+            lengths = [int(n) for n in client.compute(ddf.map_partitions(len)).result()]
+        except pd.errors.ParserError as exc:
+            raise _parser_error(src, exc, first if ddf.npartitions == 1 else None) from None
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist()
+        parts = ddf.to_delayed()
+        in_sep = sep_in or ";"
         tasks = [dask.delayed(_part)(p, off, i, str(tmp), fmt, mapping, settings, sep, first,
-                                     kind == "csv")
-                 for i, (p, off) in enumerate(zip(ddf.to_delayed(), offsets, strict=True))]
+                                     kind == "csv", i == len(parts) - 1, in_sep)
+                 for i, (p, off) in enumerate(zip(parts, offsets, strict=True))]
         done = client.gather(client.compute(tasks))
-        written = sum(n for n, _, _, _ in done)
+        written = sum(d[0] for d in done)
         statuts: Counter[str] = Counter()
-        for _, counts, _, _ in done:
-            statuts.update(counts)
-        lues = sum(r for _, _, _, r in done)
+        for d in done:
+            statuts.update(d[1])
+        lues = sum(d[3] for d in done)
+        swallowed = sorted(line for d in done for line in d[4])
         if written != lues:
             raise QpvGeoError(f"{lues} lignes lues mais {written} écrites : résultat abandonné.",
                               hint="Relancez ; si cela se reproduit, signalez-le.")
@@ -299,9 +355,15 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
             "parties": len(done), "statuts": dict(sorted(statuts.items())),
             "territoire": settings.territoire, "donnees": engine.reference.version,
             "notes": engine.reference.notes, "moteur": "dask",
-            "memoire_max_travailleur_mo": round(max((m for _, _, m, _ in done), default=0.0),
-                                                1),
+            "memoire_max_travailleur_mo": round(max((d[2] for d in done), default=0.0), 1),
         }
+        if swallowed:
+            from qpv_geo.batch.source import _named_lines
+
+            synthese["avertissements_lecture"] = [
+                f"Guillemet non fermé probable aux lignes {_named_lines(swallowed)} : une "
+                "cellule y contient plusieurs lignes du fichier, qui n'ont pas été lues comme "
+                "des lignes séparées. Corrigez le guillemet et relancez."]
         ignorees = sum(lengths) - lues + (first - 2 if kind == "csv" else 0)
         if ignorees:  # blank rows, and those above the header, as the single-process summary
             synthese["lignes_ignorees_total"] = ignorees
@@ -319,6 +381,27 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
     return NationalResult(lignes_lues=lues, lignes_ecrites=written, parties=len(done),
                           statuts=dict(statuts), duree_s=time.perf_counter() - started,
                           sortie=out, synthese=synthese)
+
+
+def _parser_error(path: Path, exc: Exception, first: int | None) -> InputFileError:
+    """pandas' tokenizer error on a CSV, in French (a quote never closed runs to the end);
+    ``first``: the first data line when the file is one partition (its row numbers are then
+    the file's), else None (they are the partition's: not said)."""
+    import re
+
+    text = str(exc)
+    row = re.search(r"starting at row (\d+)", text)
+    where = f" ligne {int(row.group(1)) + first - 1}" if row and first is not None else ""
+    if "EOF inside string" in text:
+        return InputFileError(
+            f"{path.name} : guillemet non fermé probable{where} — la cellule qui s'y ouvre "
+            "court jusqu'à la fin du fichier.",
+            hint="Corrigez le guillemet et relancez (sans --moteur dask, la ligne est lue et "
+            "signalée dans le résultat).")
+    return InputFileError(f"{path.name} : CSV illisible{where} (guillemets ou séparateurs).",
+                          hint="Vérifiez les guillemets de cette ligne dans un éditeur de "
+                          "texte, ou validez sans --moteur dask pour voir les lignes "
+                          "signalées.")
 
 
 def read_parts(output: str | Path) -> pd.DataFrame:

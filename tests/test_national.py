@@ -154,3 +154,32 @@ def test_dask_numbers_lines_as_single_process_with_blank_lines(tmp_path, client,
     validate_national(src, tmp_path / "out.parquet", settings=france, client=client,
                       blocksize="16kB")
     assert read_parts(tmp_path / "out.parquet")["ligne"].astype(int).tolist() == ligne.tolist()
+
+
+@pytest.mark.parametrize("at", [7, 21], ids=["one-row", "last-row"])
+def test_dask_flags_a_row_swallowed_by_a_stray_quote(at, tmp_path, client) -> None:
+    """Issue 21.3 on the Dask path: one swallowed row is flagged on its row and in the
+    summary; a quote never closed on the last row is a French error, not a ParserError."""
+    from tests.test_batch_sheets import _quoted_csv
+
+    src = _quoted_csv(tmp_path / "appel.csv", at=at)
+    if at == 21:
+        with pytest.raises(InputFileError, match="guillemet non fermé probable ligne 21"):
+            validate_national(src, tmp_path / "out.csv", client=client)
+        return
+    res = validate_national(src, tmp_path / "out.csv", client=client)
+    parts = read_parts(tmp_path / "out.csv").set_index("ligne")
+    assert "guillemet non fermé probable" in parts.loc[str(at), "motifs"]
+    assert "lignes 7" in res.synthese["avertissements_lecture"][0]
+
+
+def test_dask_removes_nul_bytes_and_says_so(tmp_path, client) -> None:
+    """Issue 21 (Low): the Dask path copied NUL bytes raw into its output."""
+    src = tmp_path / "nul.csv"
+    src.write_bytes(b"Porteur;Latitude;Longitude\nAsso\x00 A;45,4335;4,3790\n"
+                    b"Asso B;45,4335;4,3790\n")
+    validate_national(src, tmp_path / "out.csv", client=client)
+    parts = read_parts(tmp_path / "out.csv")
+    assert "\x00" not in (tmp_path / "out.csv" / "partie-00000.csv").read_text(encoding="utf-8")
+    assert parts.loc[0, "Porteur"] == "Asso A" and "NUL supprimés" in parts.loc[0, "motifs"]
+    assert "NUL" not in parts.loc[1, "motifs"]

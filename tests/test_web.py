@@ -640,3 +640,31 @@ def test_far_outside_sem_no_empty_maps_nor_empty_distance(client) -> None:
     assert 'id="carte"' not in r.text and "Distance au bord" not in text
     r = client.get("/", params={"lat": "45.4561", "lon": "4.4067"})  # in SEM: the maps
     assert 'id="carte"' in r.text and "Distance au bord" in _text(r.text)
+
+
+def test_lot_offers_the_header_row_when_the_guess_is_doubtful(client, demo_address) -> None:
+    """Issue 20.1: a title above the header is skipped, and the page lets the person pick
+    another header row; the subtitle named as header gives no usable column, said with the
+    row picker still there."""
+    pytest.importorskip("qpv_geo.batch")
+    csv_text = ("Appel à projets 2026 — lieux de réalisation;;\n"
+                "Tableau à retourner avant mars — une ligne par lieu;;\n"
+                "Porteur;Lieu de réalisation;Commune\n"
+                f"Asso A;{demo_address[0]};Saint-Étienne\n")
+    r = client.post("/lot", files={"fichier": ("appel.csv", csv_text.encode("utf-8"),
+                                                "text/csv")})
+    assert r.status_code == 200, _text(r.text)
+    text = _text(r.text)
+    assert "appel.csv vérifié : 1 ligne(s)" in text and "QN04213M" in text
+    assert "Noms de colonnes lus ligne 3" in text and "Relancer avec cette ligne" in text
+    assert '<option value="3" selected>' in r.text
+    source = r.text.split('name="source" value="')[1].split('"')[0]
+    jeton = r.text.split('name="jeton" value="')[1].split('"')[0]
+    r = client.post("/lot", data={"source": source, "jeton": jeton, "ligne_entete": "2"})
+    assert '<option value="2" selected>' in r.text and "--ligne" not in r.text
+    assert '<option value="4" >' in r.text  # the rows below stay offered
+    assert 'id="mal-lu"' in r.text and "Fichier probablement mal lu" in _text(r.text)
+    r = client.post("/lot", data={"source": source, "jeton": jeton, "ligne_entete": "3"})
+    assert r.status_code == 200 and "QN04213M" in _text(r.text)
+    r = client.post("/lot", data={"source": source, "jeton": jeton, "ligne_entete": "abc"})
+    assert r.status_code == 400 and "tête invalide : « abc »" in _text(r.text)

@@ -34,7 +34,8 @@ _GEO_SUFFIXES = {".geojson", ".json", ".gpkg"}
 
 
 def _open(path: str | Path, *, sheet: str | int | None = None, encoding: str | None = None,
-          sep: str | None = None, settings: Settings | None = None) -> _Source:
+          sep: str | None = None, settings: Settings | None = None,
+          header_line: int | None = None) -> _Source:
     settings = settings or Settings.from_env()
     path = Path(path)
     if not path.exists():
@@ -45,7 +46,7 @@ def _open(path: str | Path, *, sheet: str | int | None = None, encoding: str | N
                              hint="Donnez le chemin d'un fichier CSV, XLSX, GeoJSON ou GPKG.")
     suffix = path.suffix.lower()
     if suffix in _XLSX_SUFFIXES:
-        return _open_xlsx(path, sheet=sheet, settings=settings)
+        return _open_xlsx(path, sheet=sheet, settings=settings, header_line=header_line)
     if suffix in _GEO_SUFFIXES:
         return _open_geo(path, layer=sheet, cell_max=settings.max_caracteres_cellule)
     if suffix in {".xls", ".ods"}:
@@ -57,7 +58,8 @@ def _open(path: str | Path, *, sheet: str | int | None = None, encoding: str | N
             "fichier de sites.",
             hint="Formats acceptés : CSV (.csv, .txt, .tsv), XLSX, GeoJSON, GeoPackage. Si "
             "c'est bien un tableau CSV, renommez-le en .csv.")
-    return _open_csv(path, encoding=encoding, sep=sep, settings=settings)
+    return _open_csv(path, encoding=encoding, sep=sep, settings=settings,
+                     header_line=header_line)
 
 
 def _frames(source: _Source, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, int]]:
@@ -136,7 +138,8 @@ def _frames(source: _Source, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, in
 def read_sites(path: str | Path, *, sheet: str | int | None = None,
                mapping_overrides: dict[str, str | None] | None = None,
                encoding: str | None = None, sep: str | None = None,
-               settings: Settings | None = None) -> tuple[pd.DataFrame, ColumnMapping]:
+               settings: Settings | None = None,
+               header_line: int | None = None) -> tuple[pd.DataFrame, ColumnMapping]:
     """Read a sites file: every cell as text, every row kept, index = spreadsheet line number.
 
     Parameters
@@ -155,6 +158,9 @@ def read_sites(path: str | Path, *, sheet: str | int | None = None,
     settings
         Reading limits (cells, rows, cell length, XLSX expansion); default from the
         environment.
+    header_line
+        Line of the column names (1 = first line), when the guess is wrong; default: the row
+        naming the most roles among the first ten (titles above it are skipped and listed).
 
     Returns
     -------
@@ -171,7 +177,8 @@ def read_sites(path: str | Path, *, sheet: str | int | None = None,
     InputFileError
         Empty file, header only, binary file, unknown sheet, no address or coordinates column.
     """
-    source = _open(path, sheet=sheet, encoding=encoding, sep=sep, settings=settings)
+    source = _open(path, sheet=sheet, encoding=encoding, sep=sep, settings=settings,
+                   header_line=header_line)
     try:
         parts = [f for f, _ in _frames(source, sys.maxsize)]
     finally:
@@ -182,6 +189,7 @@ def read_sites(path: str | Path, *, sheet: str | int | None = None,
     mapping = _mapping_for(source, frame, mapping_overrides)
     if source.skipped_above:
         frame.attrs["lignes_titre_ignorees"] = source.skipped_above
+    frame.attrs["premieres_lignes"] = list(source.head)
     lecture = source.lecture()
     if lecture:
         frame.attrs["lecture"] = lecture
@@ -203,16 +211,26 @@ def _mapping_for(source: _Source, frame: pd.DataFrame,
 
 
 def read_columns(path: str | Path, *, sheet: str | int | None = None,
-                 settings: Settings | None = None) -> list[str]:
+                 settings: Settings | None = None, header_line: int | None = None) -> list[str]:
     """The column names of a sites file (its header), without checking their roles: what a
     person can pick from when the detection found no address or coordinates column."""
-    source = _open(path, sheet=sheet, settings=settings)
+    return read_header(path, sheet=sheet, settings=settings, header_line=header_line)[0]
+
+
+def read_header(path: str | Path, *, sheet: str | int | None = None,
+                settings: Settings | None = None, header_line: int | None = None
+                ) -> tuple[list[str], int, str, list[tuple[int, list[str]]]]:
+    """``(columns, header line, doubt, first rows)`` of a sites file: the header found (or
+    the one named), why the guess is doubtful (empty if clear), and the first non-empty rows
+    ``(line, first cells)`` a person can pick the header from."""
+    source = _open(path, sheet=sheet, settings=settings, header_line=header_line)
     try:
-        return [str(c) for c in source.columns]
+        return ([str(c) for c in source.columns], source.header_line, source.header_doubt,
+                list(source.head))
     finally:
         if source.closer:
             source.closer()
 
 
 __all__ = ["MIXED_ENCODING", "SKIPPED_LISTED", "XLSX_MAX_ROWS", "check_xlsx", "read_columns",
-           "read_sites", "xlsx_is_safe"]
+           "read_header", "read_sites", "xlsx_is_safe"]

@@ -9,7 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from qpv_geo.batch.source import _adopt, _named_lines, _Source, _with_header
+from qpv_geo.batch.source import (
+    MAX_COLUMNS,
+    _adopt,
+    _named_lines,
+    _Source,
+    _with_header,
+    too_many_columns,
+)
 from qpv_geo.exceptions import InputFileError, InputTooLargeError
 from qpv_geo.settings import Settings
 
@@ -105,8 +112,10 @@ class _CsvLines:
     """Physical lines of a CSV file as text, for :func:`csv.reader`: bounded length, NUL
     removed, and (mixed encoding) each line decoded alone. Remembers what it did, by line."""
 
-    def __init__(self, path: Path, enc: str, line_max: int, *, clean: bool = False) -> None:
+    def __init__(self, path: Path, enc: str, line_max: int, *, clean: bool = False,
+                 sep: str = ";") -> None:
         self.path = path
+        self.sep = sep
         self.enc = enc
         self.line_max = line_max
         self.issues: dict[int, str] = {}
@@ -181,11 +190,13 @@ class _CsvLines:
                     self.nul.append(n)
                     self._note(n, "caractères NUL supprimés")
             first = False
+            if len(text) > MAX_COLUMNS and text.count(self.sep) >= MAX_COLUMNS:
+                raise too_many_columns(self.path.name, n, text.count(self.sep) + 1)
             yield text
 
 
 def _open_csv(path: Path, *, encoding: str | None, sep: str | None,
-              settings: Settings) -> _Source:
+              settings: Settings, header_line: int | None = None) -> _Source:
     size = path.stat().st_size
     if size == 0:
         raise InputFileError(f"{path.name} est vide (0 octet).",
@@ -215,14 +226,16 @@ def _open_csv(path: Path, *, encoding: str | None, sep: str | None,
     row_seps = max((line.count(delimiter) for line in head[:10]), default=0)
     cell_max = settings.max_caracteres_cellule
     field_max = max(cell_max * 8, 1 << 20)
-    est, clean = _scan(path, 4 * field_max) if size < (1 << 31) else (None, False)
-    lines = _CsvLines(path, enc, line_max=4 * field_max, clean=clean)
+    est, clean = _scan(path, 4 * field_max, delimiter.encode(
+        "utf-8" if enc == MIXED_ENCODING else enc)) if size < (1 << 31) else (None, False)
+    lines = _CsvLines(path, enc, line_max=4 * field_max, clean=clean, sep=delimiter)
     csv.field_size_limit(field_max)
     reader = csv.reader(lines, delimiter=delimiter)
     source = _Source(name=path.name, columns=[], rows=iter(()), skipped_above=[],
                      closer=lines.close, fmt="csv", encoding=enc, sep=delimiter,
                      cell_max=cell_max)
     swallowed: list[tuple[int, int, int]] = []
+    width = max(1, row_seps + 1)
 
     def records() -> Iterator[tuple[int, list[str]]]:
         n = 0
@@ -231,15 +244,19 @@ def _open_csv(path: Path, *, encoding: str | None, sep: str | None,
             for row in reader:
                 n += 1
                 span = reader.line_num - last
-                if span > 1:
-                    k = _swallowed_lines(row, delimiter, row_seps)
-                    if k >= 2 or span > 50:
-                        swallowed.append((n, last + 1, reader.line_num))
-                        source.problems[n] = (
-                            f"guillemet non fermé probable : une cellule de cette ligne "
-                            f"contient {span} lignes du fichier (lignes {last + 1} à "
-                            f"{reader.line_num}), qui ne sont pas lues comme des lignes "
-                            "séparées ; corrigez le guillemet dans le fichier et relancez")
+                # (a quote never closed runs to the end of the file: its last cell ends
+                # with the file's last line break, even when it swallowed no other line)
+                if (span > 1 and (span > 50 or swallows_a_row(row, delimiter, row_seps,
+                                                              width))) or (
+                        row and row[-1][-1:] == "\n"):
+                    swallowed.append((n, last + 1, reader.line_num))
+                    source.problems[n] = (
+                        "guillemet non fermé probable : une cellule de cette ligne "
+                        + (f"contient {span} lignes du fichier (lignes {last + 1} à "
+                           f"{reader.line_num}), qui ne sont pas lues comme des lignes "
+                           "séparées" if span > 1 else "s'ouvre par un guillemet jamais "
+                           "fermé et court jusqu'à la fin du fichier")
+                        + " ; corrigez le guillemet dans le fichier et relancez")
                 if lines.issues:
                     found = [lines.issues.pop(i) for i in range(last + 1, reader.line_num + 1)
                              if i in lines.issues]
@@ -264,58 +281,81 @@ def _open_csv(path: Path, *, encoding: str | None, sep: str | None,
             raise InputFileError(f"{path.name}, ligne {n + 1} : CSV illisible ({exc}).",
                                  hint="Vérifiez les guillemets de cette ligne.") from exc
         finally:
-            _csv_warnings(source, lines, swallowed, last)
+            _csv_warnings(source, lines, swallowed, last, n)
 
     try:
         header = _with_header(path.name, records(), est, lines.close, fmt="csv", encoding=enc,
-                              sep=delimiter)
+                              sep=delimiter, header_line=header_line)
     except InputFileError:
         lines.close()
         raise
     return _adopt(source, header)
 
 
-def _scan(path: Path, line_max: int) -> tuple[int, bool]:
+def _scan(path: Path, line_max: int, sep: bytes = b";") -> tuple[int, bool]:
     """Line breaks of a file, and whether it is clean: no NUL byte, no line over
-    ``line_max`` bytes (one pass at C speed)."""
+    ``line_max`` bytes (one pass at C speed, bounded memory whatever the lines' length). A
+    line with :data:`MAX_COLUMNS` separators or more is refused here, before anything splits
+    it into cells."""
     count = 0
     clean = True
-    tail = b""
+    tail_len = tail_seps = 0  # the line not ended yet: its length and separators so far
     with open(path, "rb") as raw:
         for block in iter(lambda: raw.read(1 << 22), b""):
-            count += block.count(b"\n")
-            if clean:
-                if b"\x00" in block:
-                    clean = False
-                else:
-                    parts = (tail + block).split(b"\n")
-                    tail = parts.pop()
-                    if len(tail) > line_max or (parts and max(map(len, parts)) > line_max):
-                        clean = False
+            if clean and b"\x00" in block:
+                clean = False
+            parts = block.split(b"\n")
+            lens = list(map(len, parts))
+            lens[0] += tail_len
+            if max(lens) > MAX_COLUMNS:  # only long lines can hold that many separators
+                for k, part in enumerate(parts):
+                    if lens[k] <= MAX_COLUMNS:
+                        continue
+                    seps = part.count(sep) + (tail_seps if k == 0 else 0)
+                    if seps >= MAX_COLUMNS:
+                        raise too_many_columns(path.name, count + k + 1, seps + 1)
+            if clean and max(lens) > line_max:
+                clean = False
+            count += len(parts) - 1
+            tail_seps = (tail_seps if len(parts) == 1 else 0) + parts[-1].count(sep)
+            tail_len = lens[-1] if len(parts) > 1 else lens[0]
     return count, clean
 
 
-def _swallowed_lines(row: list[str], delimiter: str, row_seps: int) -> int:
-    """How many inner lines of the row's multi-line cells look like rows of the file (at
-    least half the header's separators): a row that an unclosed quote swallowed holds the
-    rows after it; a note written on several lines does not."""
+def swallows_a_row(row: list[str], delimiter: str, row_seps: int, width: int) -> bool:
+    """Whether a record read over several lines holds a row of the file that a stray quote
+    swallowed — even one row, even the last one. A cell holding a line break and the
+    separator is suspect when one of its lines looks like (part of) a row (at least half the
+    header's separators), when the record has fewer cells than the header (the quote opened
+    in the row's first cells: the row after it lends its own last cells), or when it runs to
+    the end of the file (the quote never closed). A note written on several lines, with a
+    separator here and there, in a row of full width, is none of these."""
     need = max(1, row_seps // 2)
-    k = 0
     for cell in row:
-        if "\n" in cell:
-            k += sum(1 for part in cell.split("\n")[1:] if part.count(delimiter) >= need)
-    return k
+        if "\n" not in cell or delimiter not in cell:
+            continue
+        if any(part.count(delimiter) >= need for part in cell.split("\n")):
+            return True
+        if len(row) < width or cell.endswith("\n"):
+            return True
+    return False
 
 
 def _csv_warnings(source: _Source, lines: _CsvLines, swallowed: list[tuple[int, int, int]],
-                  physical: int) -> None:
+                  physical: int, records: int = 0) -> None:
     """Summary warnings of a CSV read (set once, at the end or on an error)."""
     for n, first, last in swallowed:
+        if last == first:
+            source.warnings.append(
+                f"Ligne {n} : guillemet non fermé probable — une cellule s'ouvre par un "
+                "guillemet jamais fermé et court jusqu'à la fin du fichier. Corrigez le "
+                "guillemet et relancez.")
+            continue
         source.warnings.append(
             f"Ligne {n} : guillemet non fermé probable — une cellule contient les lignes "
             f"{first} à {last} du fichier ({last - first + 1} lignes physiques), qui n'ont pas "
-            f"été lues comme des lignes séparées ({physical} lignes physiques dans le fichier). "
-            "Corrigez le guillemet et relancez.")
+            f"été lues comme des lignes séparées ({physical} lignes physiques dans le fichier, "
+            f"{records} lignes lues, en-tête compris). Corrigez le guillemet et relancez.")
     if lines.recoded:
         source.warnings.append(
             f"Encodage mêlé : {len(lines.recoded)} ligne(s) du fichier en Windows-1252 au "

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from qpv_geo.batch.source import (
+    MAX_COLUMNS,
     _adopt,
     _cell_text,
     _excel_letter,
     _named_lines,
     _Source,
     _with_header,
+    too_many_columns,
 )
 from qpv_geo.exceptions import InputFileError, InputTooLargeError, UnreadableInputError
 from qpv_geo.settings import Settings
@@ -24,6 +26,14 @@ from qpv_geo.settings import Settings
 XLSX_MAX_ROWS = 1_048_576
 _XLSX_HINT = ("Ouvrez-le dans Excel ou LibreOffice et enregistrez-le de nouveau en .xlsx (ou "
               "en CSV).")
+#: Decompressed bytes of one worksheet, and of the shared strings (which openpyxl holds in
+#: memory), counted while streaming: the zip directory can lie, and a sheet of 1.9 GB of XML
+#: under the compression-ratio cap took minutes and 5 GB. Real workbooks of sites are far
+#: smaller (500 MB of XML is some 15 million cells).
+SHEET_MAX_MB = 500
+SHARED_STRINGS_MAX_MB = 200
+#: A cell reference beyond column XFD (16 384): openpyxl would pad the row up to it.
+_BEYOND_XFD = re.compile(rb'<c r="(?:[A-Z]{4,}|[YZ][A-Z]{2}|X[G-Z][A-Z]|XF[E-Z])[0-9]')
 #: A formula cell without a cached value (``<f>…</f>`` or ``<f …/>`` then no ``<v>``).
 _FORMULA_NO_VALUE = re.compile(rb"(</f>|<f[^>]*/>)\s*(<v\s*/>|<v>\s*</v>)?\s*</c>")
 
@@ -35,24 +45,72 @@ class _SheetFacts:
     rows: int = 0
     cells: int = 0
     formulas_without_values: bool = False
+    #: Most cells in one row (counted between ``<row`` tags).
+    row_cells_max: int = 0
+    #: Decompressed bytes of the sheet's XML.
+    size: int = 0
 
 
-def _sheet_facts(zf: Any) -> dict[str, _SheetFacts]:
-    """Rows, cells and formulas without cached values of each worksheet (by member name)."""
+def _too_big(name: str, member: str, what: str, cap_mb: float) -> InputTooLargeError:
+    return InputTooLargeError(
+        f"{name} : {what} ({member.rsplit('/', 1)[-1]}) dépasse {cap_mb:,.0f} Mo une fois "
+        "décompressé(e), au-delà de ce qu'un classeur de sites contient.".replace(",", " ")
+        .replace("  ", ", "),
+        hint="Enregistrez seulement la feuille des sites en CSV (ou découpez le classeur).")
+
+
+def _sheet_facts(zf: Any, name: str = "classeur") -> dict[str, _SheetFacts]:
+    """Rows, cells, cells per row and formulas without cached values of each worksheet (by
+    member name), read as a stream, with bounded work: a sheet past :data:`SHEET_MAX_MB`
+    decompressed, the shared strings past :data:`SHARED_STRINGS_MAX_MB`, a row past
+    :data:`~qpv_geo.batch.source.MAX_COLUMNS` cells or a cell beyond column XFD is refused as
+    soon as it is seen, before openpyxl parses anything."""
+    from qpv_geo._cancel import check_cancelled
+
     out: dict[str, _SheetFacts] = {}
     for info in zf.infolist():
-        if not info.filename.startswith("xl/worksheets/") or not info.filename.endswith(".xml"):
+        member = info.filename
+        if member == "xl/sharedStrings.xml":
+            size = 0
+            with zf.open(info) as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    size += len(block)
+                    if size > SHARED_STRINGS_MAX_MB * (1 << 20):
+                        raise _too_big(name, member, "le tableau des textes partagés",
+                                       SHARED_STRINGS_MAX_MB)
+                    check_cancelled()
             continue
-        facts = out[info.filename] = _SheetFacts()
+        if not member.startswith("xl/worksheets/") or not member.endswith(".xml"):
+            continue
+        facts = out[member] = _SheetFacts()
+        row_cells = 0
         with zf.open(info) as fh:
             tail = b""
             for block in iter(lambda: fh.read(1 << 20), b""):
+                facts.size += len(block)
+                if facts.size > SHEET_MAX_MB * (1 << 20):
+                    raise _too_big(name, member, "une feuille", SHEET_MAX_MB)
+                check_cancelled()  # a web client that left stops the work here
                 facts.rows += block.count(b"<row ") + block.count(b"<row>")
                 facts.cells += block.count(b"<c ") + block.count(b"<c>")
+                pieces = block.split(b"<row")
+                counts = [p.count(b"<c ") + p.count(b"<c>") for p in pieces]
+                counts[0] += row_cells
+                row_cells = counts[-1]
+                facts.row_cells_max = max(facts.row_cells_max, *counts)
+                if facts.row_cells_max > MAX_COLUMNS:
+                    raise too_many_columns(name, None, facts.row_cells_max)
+                if _BEYOND_XFD.search(tail + block):
+                    raise too_many_columns(name, None, MAX_COLUMNS + 1)
                 if not facts.formulas_without_values and _FORMULA_NO_VALUE.search(tail + block):
                     facts.formulas_without_values = True
                 tail = block[-256:]
     return out
+
+
+#: The facts of the last workbook checked, by (path, size, mtime, caps): the web peeks at a
+#: workbook's rows before reading it, and the pre-pass over a big sheet takes seconds.
+_FACTS: dict[tuple[Any, ...], dict[str, _SheetFacts]] = {}
 
 
 def check_xlsx(path: Path, settings: Settings | None = None) -> dict[str, _SheetFacts]:
@@ -65,11 +123,19 @@ def check_xlsx(path: Path, settings: Settings | None = None) -> dict[str, _Sheet
 
     settings = settings or Settings.from_env()
     try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns,
+               settings.max_xlsx_decompresse_mb, settings.max_ratio_compression)
+        if key in _FACTS:  # the same file checked a moment ago (a peek, then the reader)
+            return _FACTS[key]
         with zipfile.ZipFile(path) as zf:
             check_sizes(zf, path.name, max_total_mb=settings.max_xlsx_decompresse_mb,
                         max_ratio=settings.max_ratio_compression)
             check_no_dtd(zf, path.name)
-            return _sheet_facts(zf)
+            facts = _sheet_facts(zf, path.name)
+        _FACTS.clear()  # one workbook remembered: bounded
+        _FACTS[key] = facts
+        return facts
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
         raise InputFileError(f"{path.name} n'est pas un classeur XLSX lisible (archive zip "
                              "abîmée ou incomplète).", hint=_XLSX_HINT) from exc
@@ -85,7 +151,8 @@ def xlsx_is_safe(path: Path) -> bool:
     return True
 
 
-def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings) -> _Source:
+def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings,
+               header_line: int | None = None) -> _Source:
     import zipfile
     from xml.etree.ElementTree import ParseError
 
@@ -99,7 +166,8 @@ def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings) -> _S
             raise InputTooLargeError(
                 f"{path.name} : la feuille {member.rsplit('/', 1)[-1]} contient "
                 f"{facts.rows:,} lignes et {facts.cells:,} cellules, au-delà des limites "
-                f"({max_rows:,} lignes, {settings.max_cellules:,} cellules).".replace(",", " "),
+                f"({max_rows:,} lignes, {settings.max_cellules:,} cellules)."
+                .replace(",", " ").replace("  ", ", "),
                 hint="Découpez le fichier, ou relevez QPV_GEO_MAX_LIGNES / "
                 "QPV_GEO_MAX_CELLULES si c'est voulu.")
     try:
@@ -154,7 +222,8 @@ def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings) -> _S
                     raise InputTooLargeError(
                         f"{path.name} : plus de {min(line - 1, max_rows):,} lignes "
                         f"ou de {settings.max_cellules:,} cellules dans la feuille "
-                        f"« {ws.title} », au-delà des limites.".replace(",", " "),
+                        f"« {ws.title} », au-delà des limites.".replace(",", " ")
+                        .replace("  ", ", "),
                         hint="Découpez le fichier, ou relevez QPV_GEO_MAX_LIGNES / "
                         "QPV_GEO_MAX_CELLULES si c'est voulu.")
                 cells = [_cell_text(v) for v in values]
@@ -192,7 +261,8 @@ def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings) -> _S
                      fmt="xlsx", cell_max=settings.max_caracteres_cellule)
     source_ref.append(holder)
     try:
-        header = _with_header(path.name, records(), declared, close, fmt="xlsx")
+        header = _with_header(path.name, records(), declared, close, fmt="xlsx",
+                              header_line=header_line)
     except InputFileError:
         close()
         raise

@@ -28,6 +28,16 @@ from qpv_geo.batch.columns import (
     parse_numbers,
 )
 from qpv_geo.batch.reading import _frames, _mapping_for, _open, xlsx_is_safe
+from qpv_geo.batch.table import (
+    HORS_TABLEAU,
+    HORS_TABLEAU_LABEL,
+    HORS_TABLEAU_MOTIF,
+    Duplicates,
+    file_reason_rows,
+    is_duplicate,
+    mostly_unreadable,
+    outside_table,
+)
 from qpv_geo.batch.writing import (
     ROLE_LABELS,
     XLSX_HEADERS,
@@ -63,6 +73,15 @@ GEOCODE_CHUNK = 1_000
 A_REVOIR_MAX = 5_000
 #: A streamed run keeps its rows in :attr:`BatchResult.frame` up to this many rows.
 KEEP_FRAME_MAX = 50_000
+#: Start of the reading problem of a row that a stray quote probably merged with the next.
+SWALLOWED = "guillemet non fermé probable"
+#: Rows of :attr:`BatchResult.head` (a preview that a streamed run keeps).
+HEAD_ROWS = 100
+#: Cells per streamed chunk, and cells a streamed run keeps in :attr:`BatchResult.frame`: a
+#: file of 16 000 columns is cut into chunks of a few rows, so memory is bounded by cells,
+#: not only by rows.
+CHUNK_CELLS = 500_000
+KEEP_CELLS_MAX = 2_000_000
 
 
 @dataclass
@@ -79,6 +98,8 @@ class BatchResult:
     mapping: ColumnMapping
     paths: list[Path] = field(default_factory=list)
     streamed: bool = False
+    #: The first rows of the output (up to :data:`HEAD_ROWS`), kept even when ``frame`` is not.
+    head: pd.DataFrame | None = None
 
 
 class _Geocoding:
@@ -174,7 +195,8 @@ class _Geocoding:
 def validate_sites(frame: pd.DataFrame, mapping: ColumnMapping, *,
                    settings: Settings | None = None, engine: Engine | None = None,
                    geocoder: Geocoder | None = None,
-                   progress: Callable[[int], None] | None = None) -> BatchResult:
+                   progress: Callable[[int], None] | None = None,
+                   table_ends: bool = True) -> BatchResult:
     """Geocode and judge every row of ``frame`` (as returned by :func:`read_sites`).
 
     Rows with coordinates (lat/lon, else Lambert-93 x/y) are judged on them; the others are
@@ -193,6 +215,9 @@ def validate_sites(frame: pd.DataFrame, mapping: ColumnMapping, *,
         :func:`~qpv_geo.geocoding.geocoder_from_settings`, created only if a row needs it).
     progress
         Called with the number of rows just finished (an increment).
+    table_ends
+        ``frame`` holds the end of the file: notes under the table are found there (a part
+        of a bigger file passes False).
 
     Returns
     -------
@@ -205,14 +230,21 @@ def validate_sites(frame: pd.DataFrame, mapping: ColumnMapping, *,
 
         engine = engine_from_settings(settings)
     state = _Geocoding(geocoder, settings)
-    parts = [_validate_chunk(frame.iloc[i:i + CHUNK_ROWS], mapping, engine, state, progress)
-             for i in range(0, max(len(frame), 1), CHUNK_ROWS)]
+    duplicates = Duplicates()
+    starts = range(0, max(len(frame), 1), CHUNK_ROWS)
+    parts = [_validate_chunk(frame.iloc[i:i + CHUNK_ROWS], mapping, engine, state, progress,
+                             duplicates=duplicates,
+                             table_ends=table_ends and i == starts[-1])
+             for i in starts]
     out = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
-    summary = _Summary(engine, mapping)
+    summary = _Summary(engine, mapping, [str(c) for c in frame.columns
+                                         if c not in (EXTRA_COLUMN, PROBLEM_COLUMN)])
     summary.add(out)
     skipped = frame.attrs.get("lignes_titre_ignorees")
+    line = (frame.attrs.get("lecture") or {}).get("ligne_entete", 1)
     result = BatchResult(frame=out, summary=summary.result(geocodeur=state.name,
-                                                           titre_ignore=skipped),
+                                                           titre_ignore=skipped,
+                                                           header_line=line),
                          mapping=mapping)
     if state.panne is not None:
         result.summary["geocodage_interrompu"] = state.panne
@@ -228,7 +260,8 @@ def _output_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
-                    geocoding: _Geocoding, progress: Callable[[int], None] | None
+                    geocoding: _Geocoding, progress: Callable[[int], None] | None, *,
+                    duplicates: Duplicates | None = None, table_ends: bool = True
                     ) -> pd.DataFrame:
     from qpv_geo.geocoding import AddressQuery
 
@@ -252,6 +285,13 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
     if PROBLEM_COLUMN in frame.columns:
         problem = _text(frame, PROBLEM_COLUMN)
         add(problem != "", problem[problem != ""].astype(str))
+
+    # A total or a note under the table is not a site: neither geocoded nor judged.
+    outside = outside_table(frame, mapping, table_ends=table_ends)
+    off = outside != ""
+    if duplicates is not None:
+        dup = duplicates.flag(frame, mapping, ligne, off)
+        add(dup != "", dup[dup != ""])
 
     # Coordinates given in the file.
     kind = np.zeros(n, dtype=np.int8)  # 0 none, 1 lon/lat, 2 Lambert-93 x/y
@@ -285,10 +325,11 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
     if xy.any():
         reason[xy] = Engine.check_xy(a[xy], b[xy])
 
+    kind[off] = 0
     adresse = _text(frame, mapping.adresse)
     cp = _text(frame, mapping.code_postal)
     commune = _text(frame, mapping.commune)
-    has_address = (adresse != "") | (cp != "") | (commune != "")
+    has_address = ((adresse != "") | (cp != "") | (commune != "")) & ~off
     use_coords = (kind > 0) & ((reason == 0) | ~has_address)
     geocode_rows = np.flatnonzero(~use_coords & has_address)
     add(use_coords & has_address, "coordonnées du fichier utilisées ; l'adresse n'est pas "
@@ -376,7 +417,20 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
     both = (pre != "") & (motifs != "")
     motifs = np.where(both, pre + " ; " + motifs, np.where(pre != "", pre, motifs))
     status = vcols["status"].astype(object)
-    labels = libelles(engine).statuts  # the territory's words (SEM's by default)
+    if PROBLEM_COLUMN in frame.columns:
+        # A row a stray quote swallowed another into holds cells of two sites (often the
+        # next one's coordinates): its place is in doubt, never a firm verdict.
+        swallowed = np.char.find(problem.astype(str), SWALLOWED) >= 0
+        firm = swallowed & np.isin(status, ["eligible", "qva", "hors_qpv", "hors_territoire"])
+        if firm.any():
+            status = status.copy()
+            status[firm] = "a_verifier"
+    if off.any():
+        status = status.copy()
+        status[off] = HORS_TABLEAU
+        motifs = np.asarray(motifs, dtype=object).copy()
+        motifs[off] = [f"{HORS_TABLEAU_MOTIF} ({w})" for w in outside[off]]
+    labels = {**libelles(engine).statuts, HORS_TABLEAU: HORS_TABLEAU_LABEL}
     added: dict[str, Any] = {
         "geocodage_label": gl, "geocodage_score": gs, "geocodage_precision": gp,
         "geocodage_source": gsrc,
@@ -406,9 +460,11 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
 class _Summary:
     """Counts accumulated chunk by chunk (a streamed run never holds every row)."""
 
-    def __init__(self, engine: Engine, mapping: ColumnMapping) -> None:
+    def __init__(self, engine: Engine, mapping: ColumnMapping,
+                 columns: list[str] | None = None) -> None:
         self.engine = engine
         self.mapping = mapping
+        self.mapping_columns = columns
         self.total = 0
         self.par_statut: Counter[str] = Counter()
         self.qpv: dict[str, dict[str, Any]] = {}
@@ -418,8 +474,17 @@ class _Summary:
         self.a_revoir_total = 0
         self.demo = False
         self.lignes_vides = 0
+        self.hors_tableau: list[int] = []
+        self.doublons = 0
+        self.file_reasons = 0
 
     def add(self, out: pd.DataFrame) -> None:
+        off = (out["status"] == HORS_TABLEAU).to_numpy(bool)
+        if off.any():  # a total, a note: in the output, counted nowhere
+            self.hors_tableau += [int(v) for v in out.loc[off, "ligne"]]
+            out = out[~off]
+        self.doublons += int(is_duplicate(out).sum())
+        self.file_reasons += file_reason_rows(out)
         self.total += len(out)
         status = out["status"]
         self.par_statut.update(status.value_counts().to_dict())
@@ -475,7 +540,8 @@ class _Summary:
         return out
 
     def result(self, *, geocodeur: str | None = None, lignes_lues: int | None = None,
-               titre_ignore: list[int] | None = None) -> dict[str, Any]:
+               titre_ignore: list[int] | None = None, header_line: int | None = None
+               ) -> dict[str, Any]:
         ref = self.engine.reference
         notes = list(ref.notes)
         if self.demo:
@@ -485,7 +551,8 @@ class _Summary:
                 for k, v in sorted(self.prio.items(), key=lambda kv: (-kv[1], kv[0]))}
         summary: dict[str, Any] = {
             "total": int(self.total),
-            "lignes_lues": int(self.total if lignes_lues is None else lignes_lues),
+            "lignes_lues": int(self.total + len(self.hors_tableau) if lignes_lues is None
+                               else lignes_lues),
             "par_statut": {s: int(self.par_statut.get(s, 0)) for s in STATUSES},
             "par_qpv": {k: self.qpv[k] for k in sorted(self.qpv)},
             "par_priorite": prio,
@@ -500,6 +567,15 @@ class _Summary:
         }
         if titre_ignore:
             summary["lignes_titre_ignorees"] = [int(v) for v in titre_ignore]
+        if self.hors_tableau:
+            summary["lignes_hors_tableau"] = list(self.hors_tableau)
+        if self.doublons:
+            summary["doublons_total"] = int(self.doublons)
+        mal_lu = mostly_unreadable(self.file_reasons, self.total, header_line=header_line,
+                                   columns=len(self.mapping_columns) if self.mapping_columns
+                                   else None)
+        if mal_lu:
+            summary["fichier_mal_lu"] = mal_lu
         mots = libelles(ref)
         if not mots.est_sem:  # another territory: its name and status labels (SEM: as ever)
             summary["territoire"] = mots.nom
@@ -546,14 +622,16 @@ def validate_file(path: str | Path, output: str | Path | None = None, *,
                   progress: bool = True,
                   geocoder: Geocoder | None = None,
                   on_mapping: Callable[[ColumnMapping, list[str]], None] | None = None,
-                  ) -> BatchResult:
+                  header_line: int | None = None) -> BatchResult:
     """Read, validate and (if ``output`` is given) write a sites file, chunk by chunk.
 
     A CSV input written to a CSV output is streamed in chunks of :data:`CHUNK_ROWS` rows:
     memory stays bounded whatever the file's length. ``progress`` shows a rich progress bar
     (rows/s, remaining time) on stderr. ``on_mapping`` is called with the mapping and the
     columns once the header is read (the CLI prints it). ``sep`` is the output separator;
-    ``input_sep`` and ``encoding`` force how the input CSV is read (detected otherwise).
+    ``input_sep`` and ``encoding`` force how the input CSV is read (detected otherwise);
+    ``header_line`` names the line of the column names (guessed otherwise, see
+    :func:`~qpv_geo.batch.read_sites`).
     """
     settings = settings or Settings.from_env()
     if output is not None:  # before any work: never over the input, never in a missing folder
@@ -563,7 +641,8 @@ def validate_file(path: str | Path, output: str | Path | None = None, *,
     from qpv_geo.eligibility import engine_from_settings
 
     engine = engine_from_settings(settings)
-    source = _open(path, sheet=sheet, encoding=encoding, sep=input_sep, settings=settings)
+    source = _open(path, sheet=sheet, encoding=encoding, sep=input_sep, settings=settings,
+                   header_line=header_line)
     outs = AtomicOutputs()
     try:
         return _validate_source(source, output, outs, engine=engine, settings=settings,
@@ -583,6 +662,19 @@ def validate_file(path: str | Path, output: str | Path | None = None, *,
         raise
 
 
+def _with_last(items: Any) -> Any:
+    """``(item, is_last)`` for each item (one read ahead)."""
+    it = iter(items)
+    try:
+        prev = next(it)
+    except StopIteration:
+        return
+    for item in it:
+        yield prev, False
+        prev = item
+    yield prev, True
+
+
 def _validate_source(source: Any, output: str | Path | None, outs: AtomicOutputs, *,
                      engine: Engine, settings: Settings, geocoder: Geocoder | None,
                      geocoder_name: str | None,
@@ -598,6 +690,7 @@ def _validate_source(source: Any, output: str | Path | None, outs: AtomicOutputs
     writer: _CsvWriter | None = None
     kept: list[pd.DataFrame] = []
     kept_rows = 0
+    head: pd.DataFrame | None = None
     summary: _Summary | None = None
     mapping: ColumnMapping | None = None
     bar = _rich_progress(source.estimated_rows) if progress else None
@@ -613,22 +706,31 @@ def _validate_source(source: Any, output: str | Path | None, outs: AtomicOutputs
             if bar is not None and task is not None:
                 bar.advance(task, k)
 
-        for chunk, empty in _frames(source, CHUNK_ROWS):
+        duplicates = Duplicates()
+        width = max(1, len(source.columns))
+        chunk_rows = max(1, min(CHUNK_ROWS, CHUNK_CELLS // width))
+        for (chunk, empty), last in _with_last(_frames(source, chunk_rows)):
             if mapping is None:
                 mapping = _mapping_for(source, chunk, mapping_overrides)
-                summary = _Summary(engine, mapping)
+                summary = _Summary(engine, mapping, list(source.columns))
                 if on_mapping is not None:
                     on_mapping(mapping, source.columns)
             assert summary is not None
             summary.lignes_vides += empty
             if len(chunk) == 0:
                 continue
-            out = _validate_chunk(chunk, mapping, engine, state, advance)
+            out = _validate_chunk(chunk, mapping, engine, state, advance,
+                                  duplicates=duplicates, table_ends=last)
             summary.add(out)
+            if head is None:
+                head = out.head(HEAD_ROWS).copy()
+            elif len(head) < HEAD_ROWS:
+                head = pd.concat([head, out.head(HEAD_ROWS - len(head))], ignore_index=True)
             if writer is not None:
                 writer.write(out)
             kept_rows += len(out)
-            if not stream or kept_rows <= KEEP_FRAME_MAX:
+            if not stream or (kept_rows <= KEEP_FRAME_MAX
+                              and kept_rows * width <= KEEP_CELLS_MAX):
                 kept.append(out)
             else:
                 kept = [out.iloc[0:0]]  # too many to hold: the rows are in the output only
@@ -643,16 +745,18 @@ def _validate_source(source: Any, output: str | Path | None, outs: AtomicOutputs
         if writer is not None:
             writer.close()
     assert mapping is not None and summary is not None
-    result_summary = summary.result(geocodeur=state.name, titre_ignore=source.skipped_above)
+    result_summary = summary.result(geocodeur=state.name, titre_ignore=source.skipped_above,
+                                    header_line=source.header_line)
     result_summary.update(source.lecture())
     if state.panne is not None:
         result_summary["geocodage_interrompu"] = state.panne
-    streamed = stream and kept_rows > KEEP_FRAME_MAX
+    streamed = stream and (kept_rows > KEEP_FRAME_MAX or kept_rows * width > KEEP_CELLS_MAX)
     if streamed:
         frame = kept[0].iloc[0:0]
     else:
         frame = kept[0] if len(kept) == 1 else pd.concat(kept, ignore_index=True)
-    result = BatchResult(frame=frame, summary=result_summary, mapping=mapping, streamed=streamed)
+    result = BatchResult(frame=frame, summary=result_summary, mapping=mapping, streamed=streamed,
+                         head=head if head is not None else frame.head(HEAD_ROWS))
     if output is None:
         return result
     out_path = Path(output)
@@ -702,7 +806,7 @@ def read_validated(path: str | Path) -> pd.DataFrame:
     else:
         sheets = _sheet_names(path) if kind == "xlsx" else []
         sheet = next((s for s in ("Sites", "sites") if s in sheets), None)
-        source = _open(path, sheet=sheet)
+        source = _open(path, sheet=sheet, header_line=1)  # a batch output: its own header
         try:
             frame = pd.concat([f for f, _ in _frames(source, sys.maxsize)])
         finally:
@@ -741,7 +845,7 @@ def _machine_names(frame: pd.DataFrame) -> pd.DataFrame:
     taken = set(renames.values())
     renames.update({c: f"{c} (source)" for c in frame.columns if c in taken and c not in back})
     frame = frame.rename(columns=renames)
-    codes = {v: k for k, v in STATUS_LABELS.items()}
+    codes = {**{v: k for k, v in STATUS_LABELS.items()}, HORS_TABLEAU_LABEL: HORS_TABLEAU}
     frame["status"] = frame["status"].map(lambda v: codes.get(v, _status_code(v)))
     return frame
 

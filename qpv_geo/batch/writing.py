@@ -37,6 +37,7 @@ from qpv_geo import _files
 from qpv_geo._files import AtomicOutputs, check_output_path
 from qpv_geo.batch.columns import OUTPUT_COLUMNS, fold_name
 from qpv_geo.batch.reading import _CSV_SUFFIXES, _XLSX_SUFFIXES
+from qpv_geo.batch.table import HORS_TABLEAU, HORS_TABLEAU_LABEL
 from qpv_geo.eligibility import STATUS_LABELS
 from qpv_geo.exceptions import InputFileError
 from qpv_geo.libelles import PRECISIONS, SOURCES
@@ -532,7 +533,7 @@ def _write_sites_sheet(wb: Any, frame: pd.DataFrame, fmt: dict[str, Any],
         s = frame[c]
         if c == "status":
             codes = _texts(s.to_numpy(object))
-            words = status_labels or STATUS_LABELS
+            words = {**(status_labels or STATUS_LABELS), HORS_TABLEAU: HORS_TABLEAU_LABEL}
             labels = np.array([words.get(v, v) for v in codes], dtype=object)
             formats = np.array([fmt.get(f"status:{v}") for v in codes], dtype=object)
             columns.append((header, labels, ws.write_string, formats))

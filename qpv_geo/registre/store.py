@@ -26,7 +26,8 @@ import pandas as pd
 from qpv_geo import __version__
 from qpv_geo._files import sha256_file
 from qpv_geo.batch import ColumnMapping, read_sites, validate_sites
-from qpv_geo.exceptions import RegistreError
+from qpv_geo.batch.table import outside_table
+from qpv_geo.exceptions import InputFileError, RegistreError
 from qpv_geo.registre import _db
 from qpv_geo.registre._geocodage import RegisterGeocoder
 from qpv_geo.registre.colonnes import (
@@ -170,7 +171,8 @@ class Registre:
                  colonnes_registre: dict[str, str | None] | None = None,
                  sheet: str | int | None = None, engine: Engine | None = None,
                  geocoder: Geocoder | None = None, annuaire: Annuaire | bool | None = True,
-                 progress: Callable[[int], None] | None = None) -> ImportResult:
+                 progress: Callable[[int], None] | None = None,
+                 header_line: int | None = None, forcer: bool = False) -> ImportResult:
         """Record every row of a sites file as a site of a dossier, with its verdict and
         the criteria of each dossier; return the diff with the lot's previous import.
 
@@ -181,7 +183,11 @@ class Registre:
         """
         path = Path(path)
         lot = (lot or LOT_DEFAUT).strip() or LOT_DEFAUT
-        frame, mapping = read_sites(path, sheet=sheet, mapping_overrides=colonnes)
+        frame, mapping = read_sites(path, sheet=sheet, mapping_overrides=colonnes,
+                                    header_line=header_line)
+        off = outside_table(frame, mapping) != ""
+        if off.any():  # a total, a note under the table: not a site of any dossier
+            frame = frame[~off]
         cols = detect_registre_columns(list(frame.columns), mapping, colonnes_registre)
         lieux = place_keys(frame, mapping)
         ids, dossiers = site_ids(frame, mapping, cols, lieux)
@@ -193,6 +199,12 @@ class Registre:
         result = validate_sites(frame, mapping, settings=self.settings, engine=engine,
                                 geocoder=geo, progress=progress)
         out = result.frame
+        if result.summary.get("fichier_mal_lu") and not forcer:
+            # nothing recorded: the register keeps every import for ever
+            raise InputFileError(f"{path.name} : {result.summary['fichier_mal_lu']} ; rien "
+                                 "n'a été enregistré.",
+                                 hint="Corrigez la lecture (--ligne-entete N, --col-…), ou "
+                                 "importez quand même avec --forcer.")
         verdicts = _verdict_rows(out)
         client, own = _annuaire(annuaire, self.settings)
         try:

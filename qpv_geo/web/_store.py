@@ -61,14 +61,18 @@ class DiskStore:
         return (f"conservé {span}, et seulement les {self.max_entries} derniers fichiers "
                 "vérifiés sur ce serveur")
 
-    def put(self, files: list[tuple[str, bytes, str]]) -> str:
-        """Keep ``(name, content, media type)`` files; return their token."""
+    def put(self, files: list[tuple[str, bytes | Path, str]]) -> str:
+        """Keep ``(name, content, media type)`` files (content: bytes, or a file copied
+        without being read into memory); return their token."""
         token = secrets.token_urlsafe(18)
         staging = self.folder / f"{_STAGING}{token}"
         try:
             staging.mkdir(parents=True)
             for i, (_name, content, _media) in enumerate(files):
-                write_bytes_atomic(staging / str(i), content)
+                if isinstance(content, Path):  # the staging folder is renamed whole
+                    shutil.copyfile(content, staging / str(i))
+                else:
+                    write_bytes_atomic(staging / str(i), content)
             meta = {"cree": time.time(),
                     "fichiers": [[name, media] for name, _content, media in files]}
             write_text_atomic(staging / _META, json.dumps(meta, ensure_ascii=False))

@@ -409,7 +409,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         picker = None
         status = 200
         try:
-            form = await request.form(max_files=1, max_fields=8 + len(ROLE_LABELS),
+            form = await request.form(max_files=1, max_fields=9 + len(ROLE_LABELS),
                                       max_part_size=4096)
             try:
                 upload = form.get("fichier")
@@ -418,7 +418,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 if from_browser(request.headers) and not tokens.valid(form.get("jeton")):
                     raise token_refused()
                 overrides = None
-                if source is not None:  # the column picker: every role says its column
+                ligne = str(form.get("ligne_entete") or "").strip()
+                if ligne and not (ligne.isdigit() and 1 <= int(ligne) <= 1_048_576):
+                    raise InputFileError(f"Ligne d'en-tête invalide : « {ligne[:20]} ».",
+                                         hint="Choisissez la ligne des noms de colonnes dans "
+                                         "la liste, puis relancez.")
+                header_line = int(ligne) if ligne else None
+                if source is not None and header_line is not None and not any(
+                        k.startswith("col_") for k in form):
+                    # a new header row: its own columns, guessed again
+                    data, suffix, name = None, "", ""
+                elif source is not None:  # the column picker: every role says its column
                     if not re.fullmatch(r"[A-Za-z0-9_-]{10,64}", source):
                         raise InputFileError("Formulaire de colonnes invalide.",
                                              hint="Déposez le fichier à nouveau.")
@@ -434,21 +444,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     data = await upload.read()
                 outcome = await _run_while_connected(
                     request, lambda: validate_upload(services, data, suffix, feuille, name,
-                                                     overrides=overrides, source=source))
+                                                     overrides=overrides, source=source,
+                                                     header_line=header_line))
             finally:
                 await form.close()
         except (_TooLarge, _Refused):
             raise
         except LotColumnsError as exc:
             error = {"message": str(exc), "hint": hint_web(exc)}
-            picker = {"columns": exc.columns, "mapping": exc.mapping, "source": exc.source}
+            picker = {"columns": exc.columns, "mapping": exc.mapping, "source": exc.source,
+                      "entete": exc.entete}
             status = 400
         except QpvGeoError as exc:
             error = {"message": str(exc), "hint": hint_web(exc)}
             status = status_for(exc)
         if outcome is not None:
             picker = {"columns": outcome["columns"], "mapping": outcome["mapping"],
-                      "source": outcome["source"]}
+                      "source": outcome["source"], "entete": outcome.get("entete")}
         return _form_page(templates.TemplateResponse(
             request, "lot.html",
             page_context(page="lot", error=error, outcome=outcome, picker=picker,

@@ -73,11 +73,24 @@ class LotColumnsError(InputFileError):
     error *and* the column picker (``columns``, ``mapping``, ``source`` token)."""
 
     def __init__(self, message: str, hint: str | None, *, columns: list[str],
-                 mapping: dict[str, str | None], source: str) -> None:
+                 mapping: dict[str, str | None], source: str,
+                 entete: dict[str, Any] | None = None) -> None:
         super().__init__(message, hint=hint)
         self.columns = columns
         self.mapping = mapping
         self.source = source
+        self.entete = entete
+
+
+def header_choice(line: int, doubt: str, head: list[tuple[int, list[str]]],
+                  chosen: bool = False) -> dict[str, Any]:
+    """What the page shows to pick the header row: the line read as the header, why the guess
+    is doubtful (empty: clear, the picker stays folded), and the first rows in words."""
+    rows = []
+    for n, cells in head:
+        shown = " | ".join(c.strip() for c in cells if c.strip())
+        rows.append((int(n), shown[:120] + ("…" if len(shown) > 120 else "")))
+    return {"ligne": int(line), "doute": doubt, "lignes": rows, "choisie": chosen}
 
 
 def user_file_name(filename: str, suffix: str) -> str:
@@ -116,12 +129,15 @@ def web_hint(hint: str | None) -> str | None:
 
 def validate_upload(services: Any, data: bytes | None, suffix: str, feuille: str | None,
                     filename: str, *, overrides: dict[str, str | None] | None = None,
-                    source: str | None = None) -> dict[str, Any]:
+                    source: str | None = None, header_line: int | None = None
+                    ) -> dict[str, Any]:
     """Run the batch on an uploaded file (or on the one kept under ``source``) in a temporary
-    folder deleted afterwards; keep the outputs and the source a short while for the links."""
+    folder deleted afterwards; keep the outputs and the source a short while for the links.
+    ``header_line``: the header row the person picked (guessed otherwise)."""
     try:
-        from qpv_geo.batch import read_sites, validate_sites, write_result
-        from qpv_geo.batch.reading import read_columns
+        from qpv_geo.batch import validate_file
+        from qpv_geo.batch.reading import read_header
+        from qpv_geo.batch.table import summary_line
     except ImportError as exc:  # pragma: no cover - batch is part of the package
         from qpv_geo.web.services import _ServiceUnavailable
 
@@ -142,19 +158,30 @@ def validate_upload(services: Any, data: bytes | None, suffix: str, feuille: str
         raise InputFileError(f"{filename} est vide.", hint="Vérifiez le fichier choisi.")
     if source is None:
         source = services.sources.put([(filename, data, f"{suffix}|{feuille or ''}")])
-    out_suffix = ".xlsx" if suffix == ".xlsx" else ".csv"
     stem = download_stem(filename)
     with scratch_dir("qpv-geo-lot-") as tmp:  # removed even if the server is stopped mid-way
         src = Path(tmp) / user_file_name(filename, suffix)
         src.write_bytes(data)
+        # Streamed: rows go through in chunks, the result is written as they come; only a
+        # workbook small enough to be held comes back as a workbook (memory bounded by
+        # design, whatever the 20 MB hold).
+        out_suffix = ".xlsx" if suffix == ".xlsx" and _small_workbook(src, services) else ".csv"
         try:
-            frame, mapping = read_sites(src, sheet=feuille, mapping_overrides=overrides,
-                                        settings=services.settings)
+            geocoder = services.geocoder()
+        except QpvGeoError:
+            geocoder = None  # coordinates-only files still work; batch says what is missing
+        try:
+            result = validate_file(src, Path(tmp) / f"{stem}-verdicts{out_suffix}",
+                                   settings=services.settings, sheet=feuille,
+                                   mapping_overrides=overrides, progress=False,
+                                   geocoder=geocoder, header_line=header_line)
         except InputFileError as exc:
             try:
-                columns = read_columns(src, sheet=feuille, settings=services.settings)
+                columns, line, doubt, head = read_header(src, sheet=feuille,
+                                                         settings=services.settings,
+                                                         header_line=header_line)
             except QpvGeoError:
-                columns = []
+                columns, line, doubt, head = [], 1, "", []
             if not columns:  # keep the error's class: it sets the HTTP status (413, 422…)
                 exc.hint = web_hint(exc.hint)
                 raise
@@ -164,37 +191,61 @@ def validate_upload(services: Any, data: bytes | None, suffix: str, feuille: str
                 guess = detect_columns(columns, overrides).as_dict()
             except QpvGeoError:
                 guess = detect_columns(columns).as_dict()
-            raise LotColumnsError(str(exc), web_hint(exc.hint), columns=columns,
-                                  mapping=guess, source=source) from None
-        try:
-            geocoder = services.geocoder()
-        except QpvGeoError:
-            geocoder = None  # coordinates-only files still work; batch says what is missing
-        result = validate_sites(frame, mapping, settings=services.settings,
-                                engine=services.engine(), geocoder=geocoder)
-        paths = write_result(result, Path(tmp) / f"{stem}-verdicts{out_suffix}")
-        files = [(Path(p).name, Path(p).read_bytes(),
+            raise LotColumnsError(
+                str(exc), web_hint(exc.hint), columns=columns, mapping=guess, source=source,
+                entete=header_choice(line, doubt or "les colonnes lues ne disent pas où sont "
+                                     "les sites", head, header_line is not None)) from None
+        columns, line, doubt, head = read_header(src, sheet=feuille,
+                                                 settings=services.settings,
+                                                 header_line=header_line)
+        files = [(Path(p).name, Path(p),
                   _MEDIA.get(Path(p).suffix.lower(), "application/octet-stream"))
-                 for p in paths]
-    token = services.results.put(files)
+                 for p in result.paths]
+        token = services.results.put(files)  # copied from disk, never read whole
+        sizes = [Path(p).stat().st_size for p in result.paths]
     summary = result.summary
+    mapping = result.mapping
+    shown = result.frame if len(result.frame) else result.head
     words = status_words(libelles(services.engine()))
     return {
         "token": token,
         "source": source,
         "nom": filename,
         "feuille": feuille or "",
-        "files": [(i, name, len(content)) for i, (name, content, _) in enumerate(files)],
-        "columns": [str(c) for c in frame.columns if not str(c).startswith("_")],
+        "files": [(i, name, size) for i, ((name, _, _), size) in
+                  enumerate(zip(files, sizes, strict=True))],
+        "columns": [str(c) for c in columns if not str(c).startswith("_")],
         "mapping": mapping.as_dict(),
         "tables": summary_tables(summary, words),
-        "preview": preview(result.frame, mapping.as_dict(), words),
+        "preview": preview(shown, mapping.as_dict(), words),
         "demo": services.engine().reference.demo or bool(summary.get("notes") and any(
             "DÉMONSTRATION" in n for n in summary["notes"])),
         "notes": list(summary.get("notes") or []),
-        "rows": int(summary.get("total", len(result.frame))),
-        "lues": int(summary.get("lignes_lues", len(result.frame))),
+        "entete": header_choice(line, doubt, head, header_line is not None),
+        "mal_lu": str(summary.get("fichier_mal_lu") or ""),
+        "hors_tableau": summary_line(summary),
+        "rows": int(summary.get("total", 0)),
+        "lues": int(summary.get("lignes_lues", 0)),
     }
+
+
+#: A workbook up to this many rows comes back as a workbook; a bigger one as CSV (written
+#: as it is validated, never held whole in memory).
+XLSX_RESULT_ROWS = 50_000
+XLSX_RESULT_CELLS = 1_000_000
+
+
+def _small_workbook(path: Path, services: Any) -> bool:
+    """True when the uploaded workbook's sheets hold at most :data:`XLSX_RESULT_ROWS` rows
+    (counted on the zip stream; a workbook the guards refuse is left to the reader)."""
+    from qpv_geo.batch.reading import check_xlsx
+
+    try:
+        facts = check_xlsx(path, services.settings)
+    except QpvGeoError:
+        return True  # the reader says why, in the same words
+    return (max((f.rows for f in facts.values()), default=0) <= XLSX_RESULT_ROWS
+            and max((f.cells for f in facts.values()), default=0) <= XLSX_RESULT_CELLS)
 
 
 def _cell(value: Any) -> str:

@@ -209,6 +209,8 @@ _WEB_HINTS = (
     ("Importez un fichier", "Importez un fichier avec le formulaire « Importer » de la page "
      "du registre."),
     ("Indiquez « éligible »", "Choisissez une décision dans la liste."),
+    ("Corrigez la lecture", "Corrigez le fichier dans le tableur (ligne des noms de colonnes, "
+     "séparateur, colonnes), puis importez-le à nouveau."),
 )
 
 
