@@ -29,6 +29,13 @@ function qpvgeoPopup(r) {
   if (r[9]) { h += '<br><small>ligne ' + r[9] + '</small>'; }
   return h + '</div>';
 }
+// A site marker is a button (keyboard focus): its name for screen readers, on each add (a
+// cluster draws its markers again): porteur — action — status, the escaped row as plain text.
+function qpvgeoNommer() {
+  var r = this.options.qpvgeo, el = this.getElement(), t = document.createElement('textarea');
+  t.innerHTML = r[2] + (r[3] ? ' — ' + r[3] : '') + (r[5] ? ' — ' + r[5] : '');
+  if (el) { el.setAttribute('aria-label', t.value); }
+}
 """
 
 _CSS = """
@@ -226,7 +233,8 @@ def _elements() -> dict[str, type]:
               {%- else %}L.featureGroup();{% endif %}
               for (var i = 0; i < rows.length; i++) {
                 var r = rows[i];
-                var m = L.marker([r[0], r[1]], {icon: icon, riseOnHover: true});
+                var m = L.marker([r[0], r[1]], {icon: icon, riseOnHover: true, qpvgeo: r});
+                m.on('add', qpvgeoNommer);
                 m.bindPopup(qpvgeoPopup(r), {maxWidth: 340});
                 m.bindTooltip(r[2]);
                 group.addLayer(m);

@@ -8,7 +8,9 @@
   the gaps outlined in red (one radio choice per priority);
 * :func:`save_map` / :func:`map_html`: the HTML, self-contained by default
   (:func:`qpv_geo._assets.inline_assets` inlines the vendored copies of folium's CDN assets),
-  so the file works offline, without tiles (``tiles=None``);
+  so the file works offline, without tiles (``tiles=None``); a page for everyone (axe-core
+  finds nothing): in French, titled with the map and its territory, a heading for screen
+  readers, the map in the main landmark, zoom left to the reader, each site named;
 * :func:`static_sites_png` / :func:`static_coverage_png` (:mod:`qpv_geo.figures`, re-exported
   here): the same content as PNG images for print and PDF (WeasyPrint runs no JavaScript).
 
@@ -71,9 +73,43 @@ if TYPE_CHECKING:
     from qpv_geo.reference import Reference
 
 
+#: Page title of a map built elsewhere than :func:`map_from_sites` / :func:`coverage_map`.
+TITRE_PAGE = "Carte — qpv-geo"
+#: Folium's viewport forbids zooming the page (``user-scalable=no``): a reader may zoom.
+_VIEWPORT = re.compile(r'<meta name="viewport"[^>]*>')
+_BODY = re.compile(r"<body>(.*?)</body>", re.S)
+_PAGE_CSS = ("<style>main.qpvgeo-page { display: block; height: 100%; }\n"
+             ".qpvgeo-masque { position: absolute; width: 1px; height: 1px; margin: -1px; "
+             "padding: 0; overflow: hidden; clip: rect(0 0 0 0); clip-path: inset(50%); "
+             "white-space: nowrap; border: 0; }</style>")
+
+
+def _name_page(m: folium.Map, titre: str) -> None:
+    """The title of the map's own page (read by :func:`map_html`)."""
+    m._qpvgeo_titre = titre  # type: ignore[attr-defined]
+
+
+def _page_title(titre: str, territoire: str) -> str:
+    return titre if territoire in titre else f"{titre} — {territoire}"
+
+
+def _accessible_page(page: str, titre: str) -> str:
+    """Folium's page made readable by everyone: ``lang``, ``<title>``, a visually hidden
+    ``<h1>``, the map in ``<main>`` (its panes inside a landmark), a zoomable viewport.
+
+    Only the standalone page: the report takes the map's parts into its own page."""
+    titre = html.escape(titre, quote=False)
+    page = page.replace("<html>", '<html lang="fr">', 1)
+    page = page.replace("<head>", f"<head>\n<title>{titre}</title>", 1)
+    page = _VIEWPORT.sub(lambda _: '<meta name="viewport" content="width=device-width, '
+                         'initial-scale=1.0" />' + _PAGE_CSS, page, count=1)
+    return _BODY.sub(lambda b: f'<body>\n<main class="qpvgeo-page"><h1 class="qpvgeo-masque">'
+                     f"{titre}</h1>{b.group(1)}</main>\n</body>", page, count=1)
+
+
 def map_html(m: folium.Map, *, offline: bool = True) -> str:
     """The map as one HTML page; with ``offline`` every script and style is inlined."""
-    page = m.get_root().render()
+    page = _accessible_page(m.get_root().render(), getattr(m, "_qpvgeo_titre", TITRE_PAGE))
     return inline_assets(page) if offline else page
 
 
@@ -81,7 +117,8 @@ def iframe_html(m: folium.Map, *, height: int = 520) -> str:
     """The map as an ``<iframe srcdoc>`` holding its self-contained page (for a notebook:
     the stored output works offline, unlike folium's own display that loads CDN files)."""
     page = html.escape(map_html(m, offline=True), quote=True)
-    return (f'<div class="qpvgeo-carte"><iframe srcdoc="{page}" style="width:100%;'
+    titre = html.escape(getattr(m, "_qpvgeo_titre", TITRE_PAGE), quote=True)
+    return (f'<div class="qpvgeo-carte"><iframe title="{titre}" srcdoc="{page}" style="width:100%;'
             f'height:{int(height)}px;border:1px solid #ccc" loading="lazy"></iframe></div>')
 
 
@@ -500,6 +537,7 @@ def map_from_sites(
     m.add_child(els["Legend"](title, "".join(legend)))
     _notes_control(m, notes_for(reference, sites, demo=demo), reference.version)
     _fit(m, reference)
+    _name_page(m, "Carte — " + _page_title(title, mots.titre_carte))
     return m
 
 
@@ -647,6 +685,7 @@ def coverage_map(
     m.add_child(els["Legend"](titre, legend, titles))
     _notes_control(m, notes_for(reference, sites, demo=demo), reference.version)
     _fit(m, reference, qpv_only=True)
+    _name_page(m, "Carte — " + _page_title(titre, mots.titre_carte))
     return m
 
 

@@ -146,22 +146,43 @@ def test_axe_finds_nothing_on_the_register_pages(browser, tmp_path) -> None:
         ctx.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the committee maps (qpv_geo/maps.py, _leaflet.py: another stage's files) still have "
-    "html-has-lang, document-title, meta-viewport (user-scalable=no), landmark-one-main, "
-    "page-has-heading-one, region (map panes outside a landmark) and aria-command-name "
-    "(site markers role=button without a name); strict: passes once they are fixed"))
 def test_axe_finds_nothing_on_the_committee_maps(page, ref, sites, tmp_path) -> None:
+    """The committee's maps as files: before, axe found html-has-lang, document-title,
+    meta-viewport (user-scalable=no), landmark-one-main, page-has-heading-one, region (map
+    panes outside a landmark) and aria-command-name (site markers without a name)."""
     from qpv_geo import maps
     from qpv_geo.coverage import coverage_from_sites
 
+    sites = sites.copy()
+    sites.loc[0, "porteur"] = "Roue & « Libre » <b>"  # S1, a user's text with markup signs
     cov = coverage_from_sites(sites, ref)
+    titles = {"carte.html": "Carte — Actions de l'appel à projets — Cité de l'emploi — "
+                            "Saint-Étienne Métropole",
+              "couverture.html": "Carte — Couverture des QPV par priorité — "
+                                 "Saint-Étienne Métropole"}
     for name, m in (("carte.html", maps.map_from_sites(sites, ref, tiles=None)),
                     ("couverture.html", maps.coverage_map(cov, ref, tiles=None, sites=sites))):
         path = maps.save_map(m, tmp_path / name)
         page.goto(path.as_uri())
         page.wait_for_selector("path.leaflet-interactive")
         assert axe_violations(page) == [], name
+        assert page.title() == titles[name]
+        assert page.evaluate("document.documentElement.lang") == "fr"
+        heading = page.get_by_role("heading", level=1)
+        assert heading.inner_text() == titles[name]
+        box = heading.bounding_box()  # read by screen readers, not seen
+        assert box is None or (box["width"] <= 1 and box["height"] <= 1)
+        # the map fills the window inside <main>, as it did in <body>
+        assert page.locator("main .folium-map").bounding_box()["height"] == 900
+        if name == "carte.html":  # each site is named: porteur — action — status, as text
+            from qpv_geo.libelles import libelles
+
+            names = page.evaluate("""() => Array.from(document.querySelectorAll(
+                '.qpvgeo-site[role=button]')).map(e => e.getAttribute('aria-label'))""")
+            eligible = libelles(ref).statuts["eligible"]
+            assert f"Roue & « Libre » <b> — Auto-école sociale — {eligible}" in names, names
+            assert len(names) == len(maps.sites_on_map(sites, ref, interactive=True)[0])
+            assert all(names), names
 
 
 # ------------------------------------------------------------------------------ keyboard

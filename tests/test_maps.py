@@ -208,6 +208,27 @@ def test_save_map(tmp_path, site_map):
     assert text.startswith("<!DOCTYPE html>") and "leaflet-1.9.4/leaflet.js" in text
 
 
+def test_map_page_is_for_everyone(ref, sites, page):
+    """The saved map is a page axe-core accepts (checked in Chromium in test_a11y_browser):
+    French, titled with the map and its territory, a heading, the map in <main>, zoomable; the
+    report, which takes the maps' parts into its own page, gets none of it twice."""
+    from qpv_geo import report
+
+    titre = "Carte — Actions de l'appel à projets — Cité de l'emploi — Saint-Étienne Métropole"
+    assert page.startswith('<!DOCTYPE html>\n<html lang="fr">')
+    assert f"<title>{html.escape(titre, quote=False)}</title>" in page
+    assert re.search(r'<body>\s*<main class="qpvgeo-page"><h1 class="qpvgeo-masque">'
+                     r"[^<]+</h1>.*</main>\s*</body>", page, re.S)
+    assert "user-scalable" not in page and page.count('name="viewport"') == 1
+    cov = maps.coverage_map(coverage_from_sites(sites, ref), ref, tiles=None)
+    assert "<title>Carte — Couverture des QPV par priorité — Saint-Étienne Métropole</title>" \
+        in maps.map_html(cov, offline=False)
+    frame = maps.iframe_html(cov)
+    assert frame.startswith('<div class="qpvgeo-carte"><iframe title="Carte — Couverture des')
+    full = report.report_from_sites(sites, ref)
+    assert full.count("<title>") == 1 and full.count("<h1") == 1 and full.count("<main") <= 1
+
+
 def _roads_layers(m):
     return [c for c in m._children.values() if type(c).__name__ == "RoadsLayer"]
 
