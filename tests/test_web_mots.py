@@ -133,7 +133,7 @@ def test_street_precision_says_what_to_do_in_french() -> None:
     steps = next_steps({"status": "a_verifier", "geocodage": {
         "trouve": True, "label": "Rue X", "precision": "street",
         "precision_libelle": "à la rue"}}, Ref())
-    assert steps[0].startswith("L'adresse n'a été trouvée qu'à la rue : demandez")
+    assert steps[0].startswith("L'adresse n'a été trouvée qu'à la rue, sans le numéro : demandez")
 
 
 def test_xlsx_shows_words_and_the_csv_keeps_the_codes(tmp_path, engine) -> None:
