@@ -117,10 +117,15 @@ def heure_paris(value: str | None, *, zone: bool = True, heure: bool = True,
     return d.strftime(fmt) + (" (heure de Paris)" if zone else "")
 
 
+def nombre(x: float) -> str:
+    """A whole number as French writes it, thousands apart: « 16 384 » (rounded)."""
+    return f"{x:,.0f}".replace(",", " ")
+
+
 def pluriel(n: int, singulier: str, pluriel_: str | None = None) -> str:
     """« 0 périmètre », « 1 périmètre », « 2 périmètres » (in French 0 and 1 are singular)."""
     word = singulier if abs(n) < 2 else (pluriel_ or singulier + "s")
     return f"{n} {word}"
 
 
-__all__ = ["a", "dans", "de", "heure_paris", "hors", "pluriel"]
+__all__ = ["a", "dans", "de", "heure_paris", "hors", "nombre", "pluriel"]

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
+from qpv_geo._francais import nombre
 from qpv_geo.exceptions import InputTooLargeError, QpvGeoError, UnreadableInputError
 
 _MB = 1 << 20
@@ -29,8 +30,8 @@ def check_sizes(zf: zipfile.ZipFile, name: str, *, max_total_mb: float, max_rati
     total = sum(i.file_size for i in infos)
     if total > max_total_mb * _MB:
         raise error(
-            f"{name} : {total / _MB:,.0f} Mo une fois décompressé, au-delà de la limite de "
-            f"{max_total_mb:,.0f} Mo.".replace(",", " "),
+            f"{name} : {nombre(total / _MB)} Mo une fois décompressé, au-delà de la limite de "
+            f"{nombre(max_total_mb)} Mo.",
             hint="Un fichier réel de sites est bien plus petit : vérifiez le fichier (ou "
             "relevez la limite QPV_GEO_MAX_XLSX_DECOMPRESSE_MB / "
             "QPV_GEO_MAX_ZIP_DECOMPRESSE_MB).")
@@ -40,10 +41,9 @@ def check_sizes(zf: zipfile.ZipFile, name: str, *, max_total_mb: float, max_rati
         ratio = info.file_size / max(info.compress_size, 1)
         if ratio > max_ratio:
             raise error(
-                f"{name} : la partie {info.filename} se décompresse {ratio:,.0f} fois "
-                f"({info.file_size / _MB:,.0f} Mo), au-delà de {max_ratio:,.0f} fois : "
-                "fichier piégé (« bombe zip ») ou anormal.".replace(",", " ")
-                .replace("  ", ", "),
+                f"{name} : la partie {info.filename} se décompresse {nombre(ratio)} fois "
+                f"({nombre(info.file_size / _MB)} Mo), au-delà de {nombre(max_ratio)} fois : "
+                "fichier piégé (« bombe zip ») ou anormal.",
                 hint="Ouvrez-le dans Excel ou LibreOffice et enregistrez-le de nouveau (ou "
                 "relevez QPV_GEO_MAX_RATIO_COMPRESSION si le fichier est sûr).")
     return total
@@ -104,8 +104,8 @@ def extract_capped(zf: zipfile.ZipFile, member: str, dest: IO[bytes], *, max_mb:
     info = zf.getinfo(member)
     cap = int(max_mb * _MB)
     if info.file_size > cap:
-        raise error(f"{name} : {member} fait {info.file_size / _MB:,.0f} Mo décompressé, "
-                    f"au-delà de la limite de {max_mb:,.0f} Mo.".replace(",", " "),
+        raise error(f"{name} : {member} fait {nombre(info.file_size / _MB)} Mo décompressé, "
+                    f"au-delà de la limite de {nombre(max_mb)} Mo.",
                     hint="Vérifiez l'adresse du fichier (ou relevez "
                     "QPV_GEO_MAX_ZIP_DECOMPRESSE_MB).")
     written = 0
@@ -116,8 +116,8 @@ def extract_capped(zf: zipfile.ZipFile, member: str, dest: IO[bytes], *, max_mb:
                 break
             written += len(block)
             if written > cap:
-                raise error(f"{name} : {member} dépasse {max_mb:,.0f} Mo une fois "
-                            "décompressé.".replace(",", " "),
+                raise error(f"{name} : {member} dépasse {nombre(max_mb)} Mo une fois "
+                            "décompressé.",
                             hint="Vérifiez l'adresse du fichier.")
             dest.write(block)
     return written

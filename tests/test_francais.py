@@ -53,3 +53,21 @@ def test_dans_and_hors() -> None:
     assert hors("Argenteuil") == "hors Argenteuil"
     assert hors("Métropole de Lyon") == "hors de la Métropole de Lyon"
     assert hors("Le Havre") == "hors du Havre"
+
+
+def test_numbers_are_written_the_french_way_without_touching_the_rest() -> None:
+    """Thousands apart by a space, and nothing else of the sentence changed: a file name with
+    a comma kept its comma (the whole message used to go through ``.replace(",", " ")``)."""
+    import io
+    import zipfile
+
+    from qpv_geo._francais import nombre
+    from qpv_geo._zipsafe import check_sizes
+
+    assert nombre(16384) == "16 384" and nombre(1_048_575.4) == "1 048 575" and nombre(7) == "7"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("xl/worksheets/sheet1.xml", b"0" * 3_000_000)
+    with zipfile.ZipFile(buf) as zf, pytest.raises(ValueError) as err:
+        check_sizes(zf, "sites, appel 2026.xlsx", max_total_mb=1, max_ratio=100.0)
+    assert "sites, appel 2026.xlsx : 3 Mo une fois décompressé" in str(err.value)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from qpv_geo._cancel import check_cancelled
+from qpv_geo._francais import nombre
 from qpv_geo.batch.columns import (
     EXTRA_COLUMN,
     PROBLEM_COLUMN,
@@ -106,8 +107,8 @@ def _frames(source: _Source, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, in
             for i, c in enumerate(cells):
                 if len(c) > cap:
                     name = source.columns[i] if i < width else f"colonne {_excel_letter(i)}"
-                    cut.append(f"cellule « {name} » coupée à {cap:,} caractères ({len(c):,} "
-                               "au départ)".replace(",", " "))
+                    cut.append(f"cellule « {name} » coupée à {nombre(cap)} caractères "
+                               f"({nombre(len(c))} au départ)")
                     cells[i] = c[:cap]
             problem = " ; ".join([*([problem] if problem else []), *cut])
         problems.append(problem)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from qpv_geo._francais import nombre
 from qpv_geo.batch.source import (
     MAX_COLUMNS,
     _adopt,
@@ -163,8 +164,8 @@ class _CsvLines:
                         break
                 raw = raw + (b"\n" if self._binary else "\n")
                 self.cut.append(n)
-                self._note(n, f"ligne du fichier coupée à {self.line_max:,} caractères "
-                           f"({len(raw) + rest:,} au départ)".replace(",", " "))
+                self._note(n, f"ligne du fichier coupée à {nombre(self.line_max)} caractères "
+                           f"({nombre(len(raw) + rest)} au départ)")
             if self._binary:
                 if b"\x00" in raw:
                     raw = raw.replace(b"\x00", b"")
@@ -273,9 +274,8 @@ def _open_csv(path: Path, *, encoding: str | None, sep: str | None,
         except csv.Error as exc:
             if "field larger than field limit" in str(exc):
                 raise InputTooLargeError(
-                    f"{path.name}, ligne {n + 1} : une cellule dépasse {field_max:,} "
-                    "caractères (guillemet non fermé probable, ou cellule géante)."
-                    .replace(",", " "),
+                    f"{path.name}, ligne {n + 1} : une cellule dépasse {nombre(field_max)} "
+                    "caractères (guillemet non fermé probable, ou cellule géante).",
                     hint="Vérifiez les guillemets de cette ligne dans un éditeur de texte."
                 ) from exc
             raise InputFileError(f"{path.name}, ligne {n + 1} : CSV illisible ({exc}).",
@@ -367,5 +367,5 @@ def _csv_warnings(source: _Source, lines: _CsvLines, swallowed: list[tuple[int, 
             "probablement abîmé, vérifiez ces lignes.")
     if lines.cut:
         source.warnings.append(
-            f"Lignes du fichier trop longues, coupées à {lines.line_max:,} caractères "
-            .replace(",", " ") + f"(lignes {_named_lines(lines.cut)}).")
+            f"Lignes du fichier trop longues, coupées à {nombre(lines.line_max)} caractères "
+            f"(lignes {_named_lines(lines.cut)}).")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qpv_geo._francais import nombre
 from qpv_geo.batch.source import (
     MAX_COLUMNS,
     _adopt,
@@ -53,9 +54,8 @@ class _SheetFacts:
 
 def _too_big(name: str, member: str, what: str, cap_mb: float) -> InputTooLargeError:
     return InputTooLargeError(
-        f"{name} : {what} ({member.rsplit('/', 1)[-1]}) dépasse {cap_mb:,.0f} Mo une fois "
-        "décompressé(e), au-delà de ce qu'un classeur de sites contient.".replace(",", " ")
-        .replace("  ", ", "),
+        f"{name} : {what} ({member.rsplit('/', 1)[-1]}) dépasse {nombre(cap_mb)} Mo une fois "
+        "décompressé(e), au-delà de ce qu'un classeur de sites contient.",
         hint="Enregistrez seulement la feuille des sites en CSV (ou découpez le classeur).")
 
 
@@ -165,9 +165,8 @@ def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings,
         if facts.rows > max_rows or facts.cells > settings.max_cellules:
             raise InputTooLargeError(
                 f"{path.name} : la feuille {member.rsplit('/', 1)[-1]} contient "
-                f"{facts.rows:,} lignes et {facts.cells:,} cellules, au-delà des limites "
-                f"({max_rows:,} lignes, {settings.max_cellules:,} cellules)."
-                .replace(",", " ").replace("  ", ", "),
+                f"{nombre(facts.rows)} lignes et {nombre(facts.cells)} cellules, au-delà des "
+                f"limites ({nombre(max_rows)} lignes, {nombre(settings.max_cellules)} cellules).",
                 hint="Découpez le fichier, ou relevez QPV_GEO_MAX_LIGNES / "
                 "QPV_GEO_MAX_CELLULES si c'est voulu.")
     try:
@@ -194,8 +193,8 @@ def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings,
     if declared is not None and declared > max_rows:
         wb.close()
         raise InputTooLargeError(
-            f"{path.name} : la feuille « {ws.title} » annonce {declared:,} lignes, au-delà de "
-            f"la limite de {max_rows:,}.".replace(",", " "),
+            f"{path.name} : la feuille « {ws.title} » annonce {nombre(declared)} lignes, "
+            f"au-delà de la limite de {nombre(max_rows)}.",
             hint="Découpez le fichier, ou relevez QPV_GEO_MAX_LIGNES si c'est voulu.")
     # The declared dimension may be wrong (too small): read every row that is there.
     ws.reset_dimensions()
@@ -220,10 +219,9 @@ def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings,
                 cells_seen += len(values)
                 if line > max_rows or cells_seen > settings.max_cellules:
                     raise InputTooLargeError(
-                        f"{path.name} : plus de {min(line - 1, max_rows):,} lignes "
-                        f"ou de {settings.max_cellules:,} cellules dans la feuille "
-                        f"« {ws.title} », au-delà des limites.".replace(",", " ")
-                        .replace("  ", ", "),
+                        f"{path.name} : plus de {nombre(min(line - 1, max_rows))} lignes "
+                        f"ou de {nombre(settings.max_cellules)} cellules dans la feuille "
+                        f"« {ws.title} », au-delà des limites.",
                         hint="Découpez le fichier, ou relevez QPV_GEO_MAX_LIGNES / "
                         "QPV_GEO_MAX_CELLULES si c'est voulu.")
                 cells = [_cell_text(v) for v in values]

@@ -15,6 +15,7 @@ import pandas as pd
 
 from qpv_geo._cancel import check_cancelled
 from qpv_geo._files import AtomicOutputs, check_output_path, os_error_message
+from qpv_geo._francais import nombre
 from qpv_geo.batch.columns import (
     EXTRA_COLUMN,
     NUMERIC_COLUMNS,
@@ -607,7 +608,7 @@ def _rich_progress(total: int | None) -> Any:
             from rich.text import Text
 
             speed = task.finished_speed or task.speed
-            return Text(f"{speed:,.0f} lignes/s".replace(",", " ") if speed else "— lignes/s")
+            return Text(f"{nombre(speed)} lignes/s" if speed else "— lignes/s")
 
     return Progress(TextColumn("[bold]Validation"), BarColumn(), MofNCompleteColumn(),
                     _Rate(), TimeElapsedColumn(), TextColumn("reste"), TimeRemainingColumn(),
