@@ -50,9 +50,9 @@ def test_stored_notebook_is_executed_and_readable(stored):
     # Charts and maps inline: the two coverage charts and two static maps, one live map.
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 4
     html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
-    assert any("<iframe srcdoc=" in h and "qpvgeoRues" in h for h in html)
+    assert any("<iframe " in h and " srcdoc=" in h and "qpvgeoRues" in h for h in html)
     # The live map is self-contained: no script or stylesheet fetched from a CDN.
-    live = next(h for h in html if "<iframe srcdoc=" in h)
+    live = next(h for h in html if "<iframe " in h and " srcdoc=" in h)
     assert "&lt;script src=&quot;http" not in live
     assert "stylesheet&quot; href=&quot;http" not in live
     # No test asserts left in the cells.
