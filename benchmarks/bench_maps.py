@@ -29,7 +29,7 @@ import pandas as pd
 from qpv_geo import maps
 from qpv_geo.eligibility import Engine
 from qpv_geo.priorites import PRIORITES
-from qpv_geo.reference import load_reference
+from qpv_geo.reference.layers import load_reference
 from qpv_geo.settings import Settings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -11,7 +11,7 @@ import pandas as pd
 from qpv_geo.priorites import AUTRE, PRIORITES
 
 if TYPE_CHECKING:
-    from qpv_geo.reference import Reference
+    from qpv_geo.reference.layers import Reference
 
 #: Above this many sites, a priority layer is clustered (Leaflet.markercluster).
 SEUIL_CLUSTER = 50

@@ -14,7 +14,7 @@ from qpv_geo.settings import Settings
 
 if TYPE_CHECKING:
     from qpv_geo.eligibility import Engine
-    from qpv_geo.reference import Reference
+    from qpv_geo.reference.layers import Reference
 
 _ENGINES: dict[tuple[Any, ...], Engine] = {}
 
@@ -26,7 +26,7 @@ def _territory_reference(territoire: Any, settings: Settings) -> Reference:
     """The reference of a territory other than SEM, built once per territory and national
     layer (the installed official file of the settings' data directory, or the shipped copy:
     a new install, another data directory, is another reference)."""
-    from qpv_geo.territoire import national_info, reference_territoire
+    from qpv_geo.reference.territoire import national_info, reference_territoire
 
     info = national_info(settings)
     key = (territoire.code, str(info.path), info.sha256)
@@ -39,10 +39,10 @@ def _territory_reference(territoire: Any, settings: Settings) -> Reference:
 def engine_from_settings(settings: Settings | None = None) -> Engine:
     """Engine on the installed-or-shipped reference data, cached per settings."""
     from qpv_geo.eligibility import Engine
-    from qpv_geo.reference import get_reference
+    from qpv_geo.reference.layers import get_reference
 
     settings = settings or Settings.from_env()
-    from qpv_geo.territoire import resolve_territoire
+    from qpv_geo.reference.territoire import resolve_territoire
 
     territoire = resolve_territoire(settings.territoire)
     reference = get_reference(settings) if territoire.est_sem else \

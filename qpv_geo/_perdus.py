@@ -2,7 +2,7 @@
 
 The simplification of the shipped national layer (``qpv_france``) reduced a few QPV to a
 degenerate polygon with no area: a single point (QN09105I, QN09113I, QN09503I). The rule applies
-to what :func:`~qpv_geo.territoire.qpv_france` reports as lost: nothing once the official
+to what :func:`~qpv_geo.reference.territoire.qpv_france` reports as lost: nothing once the official
 national file is installed (``data update``), every QPV of which has an area. Their outline is
 unknown, so no point near them may get a confident verdict that their outline could overturn.
 The rule is the margin's (docs/marges.md): a point is « à vérifier » when it could be inside
@@ -11,7 +11,7 @@ position uncertainty — and being inside it would change the verdict. No outlin
 no disc is drawn or added to the perimeters, the nearest QPV and edge distances stay those of
 real outlines, and the reason says what is known (the point, its distance) and what to do.
 
-:func:`table_perdus` builds the table a :class:`~qpv_geo.reference.Reference` carries
+:func:`table_perdus` builds the table a :class:`~qpv_geo.reference.layers.Reference` carries
 (``qpv_perdus``); :func:`perdus_proches` applies the rule for
 :func:`~qpv_geo._verdicts.verdict_frame`.
 """

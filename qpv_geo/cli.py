@@ -346,7 +346,7 @@ def demo(
     from qpv_geo.batch import validate_file, write_result
     from qpv_geo.eligibility import STATUS_LABELS
     from qpv_geo.maps import notes_for, write_map
-    from qpv_geo.reference import get_reference, shipped_dir
+    from qpv_geo.reference.layers import get_reference, shipped_dir
     from qpv_geo.report import report_outputs, write_report
 
     # the sample call's addresses are those of the demonstration address file
@@ -732,7 +732,7 @@ def _print_batch_summary(summary: dict[str, Any], territoire: str | None = None)
 
     STATUS_LABELS = status_labels()
     if territoire and territoire != SIREN_SEM:
-        from qpv_geo.territoire import resolve_territoire
+        from qpv_geo.reference.territoire import resolve_territoire
 
         STATUS_LABELS = status_labels(resolve_territoire(territoire).nom)
 

@@ -38,7 +38,7 @@ from qpv_geo.batch.table import is_duplicate, is_outside_table
 from qpv_geo.priorites import AUTRE, PRIORITES, label_of, normalize_priorite
 
 if TYPE_CHECKING:
-    from qpv_geo.reference import Reference
+    from qpv_geo.reference.layers import Reference
 
 #: Default radius (m) of the "quartier vécu": a site this close to a QPV serves it.
 RAYON_DEFAUT_M = 300.0

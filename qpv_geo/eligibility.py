@@ -84,7 +84,7 @@ from qpv_geo.settings import SIREN_SEM
 
 if TYPE_CHECKING:
     from qpv_geo.geocoding import GeocodeResult
-    from qpv_geo.reference import Reference
+    from qpv_geo.reference.layers import Reference
 
 #: Columns of :meth:`Engine.judge_lonlat` (public API: tested).
 VERDICT_COLUMNS = (
@@ -170,7 +170,7 @@ class Classification:
 
 
 class Engine:
-    """Eligibility engine over one :class:`~qpv_geo.reference.Reference`.
+    """Eligibility engine over one :class:`~qpv_geo.reference.layers.Reference`.
 
     Build it once (``Engine(reference)`` or :func:`get_engine`), then judge one point
     (:meth:`judge_point`) or arrays of points (:meth:`judge_lonlat`, :meth:`judge_xy`).
@@ -249,7 +249,7 @@ class Engine:
         self._commune_names = dict(zip(self.communes["insee_com"].astype(str),
                                        self.communes["nom"], strict=True))
         if not self.contours and territoire is not None:
-            from qpv_geo.territoire import nom_communes
+            from qpv_geo.reference.territoire import nom_communes
 
             self._sem_codes = territoire.communes
             self._commune_names = nom_communes(territoire)
@@ -276,14 +276,14 @@ class Engine:
         if not self.plan.lambert93 and territoire is not None and not self.france:
             mine = {zone_du_departement(c[:3]) for c in territoire.communes}
             self._hors_zones = np.array([z not in mine for z in self.plan.zones] + [True])
-            from qpv_geo._pays import COLLECTIVITES
+            from qpv_geo.reference._pays import COLLECTIVITES
 
             deps = {c[:3] for c in territoire.communes}
             self._collectivites_hors = frozenset(
                 k for k in COLLECTIVITES if k not in deps
                 and zone_du_departement(k) in mine)
         #: Bare coordinates are placed in France by the country outlines (approximate) where
-        #: no commune outline says it: every territory but SEM (qpv_geo._pays).
+        #: no commune outline says it: every territory but SEM (qpv_geo.reference._pays).
         self.pays = not self.contours
         self._grid: _Grille | None = None
         self._box_tree: shapely.STRtree | None = None
@@ -508,7 +508,7 @@ class Engine:
         if self._hors_zones is not None:  # ... except in a part of France it has no commune in
             territory[usable & self._hors_zones[self.plan.zone_xy(xs)]] = _T_OUT
         if self._collectivites_hors and usable.any():  # ... or another island of its zone
-            from qpv_geo._pays import collectivite_du_point
+            from qpv_geo.reference._pays import collectivite_du_point
 
             idx = np.flatnonzero(usable & (territory != _T_OUT))
             lo, la = self.plan.vers_lonlat(xs[idx], ys[idx])

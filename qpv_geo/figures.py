@@ -46,7 +46,7 @@ from qpv_geo.priorites import AUTRE, PRIORITES, label_of
 
 if TYPE_CHECKING:
     from qpv_geo.coverage import Coverage
-    from qpv_geo.reference import Reference
+    from qpv_geo.reference.layers import Reference
 
 
 def _figure(width: float, height: float) -> Any:

@@ -1,6 +1,7 @@
 """The territory's words on every user-facing output: web page, API, maps, report, figures.
 
-``--territoire`` (:mod:`qpv_geo.territoire`) changes the QPV layer and the verdicts; this module
+``--territoire`` (:mod:`qpv_geo.reference.territoire`) changes the QPV layer and the verdicts; this
+module
 gives the outputs their words from the reference they draw: « QPV 2024 de SEM », « hors
 territoire de Métropole de Lyon », « QPV 2024 — France »… Saint-Étienne Métropole (a reference
 without ``territoire``) keeps its words exactly as they always were.
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from qpv_geo._francais import de, hors, pluriel
 
 if TYPE_CHECKING:
-    from qpv_geo.reference import Reference
+    from qpv_geo.reference.layers import Reference
     from qpv_geo.settings import Settings
 
 NOM_SEM = "Saint-Étienne Métropole"
@@ -210,8 +211,8 @@ SEM = Libelles()
 
 
 def libelles(source: Any = None) -> Libelles:
-    """The words of the territory of ``source``: a :class:`~qpv_geo.reference.Reference`, an
-    engine, a :class:`~qpv_geo.territoire.Territoire`, or None (SEM)."""
+    """The words of the territory of ``source``: a :class:`~qpv_geo.reference.layers.Reference`, an
+    engine, a :class:`~qpv_geo.reference.territoire.Territoire`, or None (SEM)."""
     if source is None:
         return SEM
     if hasattr(source, "reference") and not hasattr(source, "qpv"):
@@ -230,7 +231,7 @@ def libelles_reglages(settings: Settings | None = None) -> Libelles:
     settings = settings or Settings.from_env()
     if str(settings.territoire).strip().replace(" ", "") == SIREN_SEM:
         return SEM
-    from qpv_geo.territoire import resolve_territoire
+    from qpv_geo.reference.territoire import resolve_territoire
 
     return libelles(resolve_territoire(settings.territoire))
 
@@ -239,7 +240,7 @@ def reference_from_settings(settings: Settings | None = None) -> Reference:
     """The reference the outputs of ``settings`` draw: SEM's installed one, or the
     territory's (``Settings.territoire``), the same the engine judges with."""
     from qpv_geo.eligibility import engine_from_settings
-    from qpv_geo.reference import get_reference
+    from qpv_geo.reference.layers import get_reference
     from qpv_geo.settings import SIREN_SEM, Settings
 
     settings = settings or Settings.from_env()

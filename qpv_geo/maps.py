@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     import folium
 
     from qpv_geo.coverage import Coverage
-    from qpv_geo.reference import Reference
+    from qpv_geo.reference.layers import Reference
 
 
 #: Page title of a map built elsewhere than :func:`map_from_sites` / :func:`coverage_map`.
@@ -554,7 +554,7 @@ def write_map(
 ) -> Path:
     """Build :func:`map_from_sites` on the installed reference and write it (self-contained)."""
     if reference is None:
-        from qpv_geo.reference import get_reference
+        from qpv_geo.reference.layers import get_reference
 
         reference = get_reference(settings)
     m = map_from_sites(sites, reference, tiles=tiles, rayon_m=rayon_m, demo=demo)

@@ -26,7 +26,7 @@ from qpv_geo.priorites import PRIORITES, label_of
 
 if TYPE_CHECKING:
     from qpv_geo.coverage import Coverage
-    from qpv_geo.reference import Reference
+    from qpv_geo.reference.layers import Reference
 
 #: Words of the coverage of one QPV × priority in the per-QPV CSV.
 COUVERTURE_MOTS = {"dans": "action dans le QPV", "proximite": "seulement quartier vécu",
@@ -68,7 +68,7 @@ def _departements(reference: Reference) -> pd.DataFrame:
     from qpv_geo.exceptions import QpvGeoError
 
     try:
-        from qpv_geo.territoire import qpv_france
+        from qpv_geo.reference.territoire import qpv_france
 
         nat, _ = qpv_france()
         if {"insee_dep", "lib_dep", "lib_reg"} <= set(nat.columns):

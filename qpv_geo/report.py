@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import folium
 
     from qpv_geo.coverage import Coverage
-    from qpv_geo.reference import Reference
+    from qpv_geo.reference.layers import Reference
     from qpv_geo.settings import Settings
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -501,7 +501,7 @@ def write_report(
     from qpv_geo.coverage import coverage_from_sites
 
     if reference is None:
-        from qpv_geo.reference import get_reference
+        from qpv_geo.reference.layers import get_reference
 
         reference = get_reference(settings)
     output = Path(output)

@@ -44,7 +44,7 @@ def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def reference():
     """The shipped reference data (exact QPV 2024 geometry of SEM)."""
-    from qpv_geo.reference import load_reference
+    from qpv_geo.reference.layers import load_reference
     from qpv_geo.settings import Settings
 
     return load_reference(Settings.from_env())
@@ -100,7 +100,7 @@ def coverage_reference(**kw):
     """Reference on the hand-made squares of tests/data/coverage (see its make_fixtures.py)."""
     import geopandas as gpd
 
-    from qpv_geo.reference import Reference
+    from qpv_geo.reference.layers import Reference
 
     return Reference.from_frames(
         qpv=gpd.read_file(COVERAGE / "qpv.geojson"),

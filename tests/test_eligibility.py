@@ -14,7 +14,7 @@ from shapely.ops import polylabel
 
 from qpv_geo.eligibility import VERDICT_COLUMNS, Engine
 from qpv_geo.exceptions import CoordinateError
-from qpv_geo.reference import Reference
+from qpv_geo.reference.layers import Reference
 
 from .conftest import DATA
 

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from qpv_geo.cli import app
 from qpv_geo.libelles import SEM, libelles
+from qpv_geo.reference.territoire import qpv_france, resolve_territoire
 from qpv_geo.settings import Settings
-from qpv_geo.territoire import qpv_france, resolve_territoire
 from tests._geo import interieur
 
 with warnings.catch_warnings():

@@ -15,7 +15,7 @@ import pytest
 from qpv_geo import maps
 from qpv_geo.coverage import coverage_from_sites
 from qpv_geo.priorites import PRIORITES
-from qpv_geo.reference import NOTE_DEMO, NOTE_EXTRAIT
+from qpv_geo.reference.layers import NOTE_DEMO, NOTE_EXTRAIT
 from tests.conftest import coverage_reference
 
 DATA = Path(__file__).parent / "data" / "coverage"

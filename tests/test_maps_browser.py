@@ -235,7 +235,7 @@ def test_coverage_map_keeps_a_priority_without_located_site(page, ref, sites, tm
 
 
 def test_lyon_map_says_no_commune_outline_is_shipped(page, tmp_path, artifacts):
-    from qpv_geo.territoire import reference_territoire, resolve_territoire
+    from qpv_geo.reference.territoire import reference_territoire, resolve_territoire
 
     lyon = reference_territoire(resolve_territoire("200046977"))
     assert len(lyon.communes) == 0 and len(lyon.qpv) > 0

@@ -17,8 +17,8 @@ from qpv_geo.batch.columns import detect_columns
 from qpv_geo.cli import app
 from qpv_geo.eligibility import engine_from_settings
 from qpv_geo.exceptions import CoordinateError
+from qpv_geo.reference.territoire import qpv_france, resolve_territoire
 from qpv_geo.settings import Settings
-from qpv_geo.territoire import qpv_france, resolve_territoire
 
 runner = CliRunner()
 # Official metric projection of each overseas département / collectivité, written here

@@ -19,7 +19,7 @@ HEAVY = ("folium", "branca", "jinja2", "matplotlib", "fastapi", "starlette", "uv
          "openpyxl", "xlsxwriter", "rapidfuzz", "requests", "httpx", "weasyprint", "sqlite3",
          "pandas", "geopandas", "shapely", "pyproj", "pyogrio",
          "qpv_geo.registre", "qpv_geo.batch", "qpv_geo.geocoding", "qpv_geo.maps",
-         "qpv_geo.report", "qpv_geo.web", "qpv_geo.eligibility", "qpv_geo.reference")
+         "qpv_geo.report", "qpv_geo.web", "qpv_geo.eligibility", "qpv_geo.reference.layers")
 
 
 def _loaded_after(statement: str) -> list[str]:

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("uvicorn")
 
-from qpv_geo.reference import NOTE_EXTRAIT
+from qpv_geo.reference.layers import NOTE_EXTRAIT
 from tests._serveur import served
 
 pytestmark = pytest.mark.browser

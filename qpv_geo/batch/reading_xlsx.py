@@ -119,7 +119,7 @@ def check_xlsx(path: Path, settings: Settings | None = None) -> dict[str, _Sheet
     :class:`InputFileError` (or a subclass) for a workbook that must not be parsed."""
     import zipfile
 
-    from qpv_geo._zipsafe import check_no_dtd, check_sizes
+    from qpv_geo.reference._zipsafe import check_no_dtd, check_sizes
 
     settings = settings or Settings.from_env()
     try:

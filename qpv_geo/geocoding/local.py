@@ -79,7 +79,8 @@ class LocalGeocoder:
     """
 
     name = "local"
-    #: The territory whose communes an address may be written in (:mod:`qpv_geo.territoire`;
+    #: The territory whose communes an address may be written in
+    #: (:mod:`qpv_geo.reference.territoire`;
     #: None: Saint-Étienne Métropole), set by :func:`~qpv_geo.geocoding.geocoder_from_settings`.
     territoire: Any = None
 

@@ -24,7 +24,7 @@ from qpv_geo.libelles import precision_libelle, source_libelle
 from qpv_geo.registre.store import DECISIONS, Registre
 
 if TYPE_CHECKING:
-    from qpv_geo.reference import Reference
+    from qpv_geo.reference.layers import Reference
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 #: Half-width (m) of the map around the point.

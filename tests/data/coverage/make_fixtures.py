@@ -19,7 +19,7 @@ import pandas as pd
 import shapely
 
 from qpv_geo.eligibility import Engine
-from qpv_geo.reference import Reference
+from qpv_geo.reference.layers import Reference
 
 
 def sq(x0, y0, size=1000.0):

@@ -67,7 +67,7 @@ def _deg(metres: float) -> float:
 @functools.lru_cache(maxsize=1)
 def _pays() -> _Pays:
     from qpv_geo._files import sha256_file
-    from qpv_geo.reference import _read_manifest, shipped_dir
+    from qpv_geo.reference.layers import _read_manifest, shipped_dir
 
     directory = shipped_dir()
     entry = _read_manifest(directory)["layers"].get(LAYER)

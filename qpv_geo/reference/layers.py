@@ -77,7 +77,7 @@ _EPCI_NAMES_FALLBACK = {
 
 def shipped_dir() -> Path:
     """Directory of the reference data shipped with qpv-geo."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent  # qpv_geo/ (this module is in reference/)
     for candidate in (here / "_data" / "reference", here.parent / "data" / "reference"):
         if (candidate / "manifest.json").is_file():
             return candidate
@@ -90,8 +90,8 @@ def shipped_dir() -> Path:
 def installed_dir(settings: Settings) -> Path:
     """Directory of the current installed version (``data update`` / ``data import``): each
     install writes a new version folder and switches to it atomically (see
-    :mod:`qpv_geo._refstore`)."""
-    from qpv_geo import _refstore
+    :mod:`qpv_geo.reference._refstore`)."""
+    from qpv_geo.reference import _refstore
 
     return _refstore.current_dir(settings.data_dir / "reference")
 
@@ -309,7 +309,8 @@ class Reference:
     qva_liste: pd.DataFrame = field(default_factory=pd.DataFrame)
     epci_names: dict[str, str] = field(default_factory=lambda: dict(_EPCI_NAMES_FALLBACK))
     layers: dict[str, LayerInfo] = field(default_factory=dict)
-    #: The territory (:class:`qpv_geo.territoire.Territoire`) when it is not SEM, else None.
+    #: The territory (:class:`qpv_geo.reference.territoire.Territoire`) when it is not SEM, else
+    #: None.
     territoire: Any = None
     #: Notes of that territory (no commune outlines…), shown with the others.
     notes_territoire: list[str] = field(default_factory=list)
@@ -503,8 +504,8 @@ def get_reference(settings: Settings | None = None) -> Reference:
     return _CACHE[key]
 
 
-# Export, import, update, reset: qpv_geo.reference_install (re-exported here).
-from qpv_geo.reference_install import export_layer as export_layer  # noqa: E402
-from qpv_geo.reference_install import import_layer as import_layer  # noqa: E402
-from qpv_geo.reference_install import remove_installed as remove_installed  # noqa: E402
-from qpv_geo.reference_install import update_qpv as update_qpv  # noqa: E402
+# Export, import, update, reset: qpv_geo.reference.install (re-exported here).
+from qpv_geo.reference.install import export_layer as export_layer  # noqa: E402
+from qpv_geo.reference.install import import_layer as import_layer  # noqa: E402
+from qpv_geo.reference.install import remove_installed as remove_installed  # noqa: E402
+from qpv_geo.reference.install import update_qpv as update_qpv  # noqa: E402

@@ -2,7 +2,8 @@
 other than SEM in place of the shipped simplified copy.
 
 ``data update`` (and ``data import`` of the national file downloaded by hand) install, beside
-SEM's layer and in the same version folder (one pointer switch, :mod:`qpv_geo._refstore`), the
+SEM's layer and in the same version folder (one pointer switch,
+:mod:`qpv_geo.reference._refstore`), the
 whole file as the layer ``qpv_france``: all its QPV, overseas included, geometry untouched but
 for the repairs every layer gets (``make_valid``), the official attributes, ``lib_epci`` taken
 from the shipped copy by ``siren_epci`` (the ANCT file has no EPCI name). It is stored as a
@@ -37,7 +38,7 @@ FIELDS = ("code_qp", "lib_qp", "insee_reg", "lib_reg", "insee_dep", "lib_dep", "
 
 def _shipped_properties() -> list[dict[str, object]]:
     """Properties of the shipped national layer's features (codes and EPCI names)."""
-    from qpv_geo.reference import _read_manifest, shipped_dir
+    from qpv_geo.reference.layers import _read_manifest, shipped_dir
 
     entry = _read_manifest(shipped_dir())["layers"][LAYER]
     with gzip.open(shipped_dir() / entry["file"], "rt", encoding="utf-8") as fh:

@@ -1,5 +1,5 @@
 """Installing reference layers: export for QGIS, import of a local file, update from the
-official national file, reset. Every install goes through :mod:`qpv_geo._refstore` (a new
+official national file, reset. Every install goes through :mod:`qpv_geo.reference._refstore` (a new
 version folder, then one rename of a pointer), so an interruption never leaves a layer whose
 checksum disagrees with its manifest."""
 
@@ -18,7 +18,7 @@ import shapely
 
 from qpv_geo._files import sha256_file, shown
 from qpv_geo.exceptions import DownloadError, InputFileError, ReferenceDataError
-from qpv_geo.reference import (
+from qpv_geo.reference.layers import (
     _CACHE,
     CODE_QP_2024,
     COMMUNE_FIELDS,
@@ -137,7 +137,7 @@ def _install(gdf: gpd.GeoDataFrame, layer: str, settings: Settings, *, source: s
 
     ``national``: the whole official national file, installed in the same switch as the
     national layer ``qpv_france`` (same source, millésime and verification as ``gdf``)."""
-    from qpv_geo import _nationale, _refstore
+    from qpv_geo.reference import _nationale, _refstore
 
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     fname = f"{layer}.geojson"
@@ -275,7 +275,7 @@ def import_layer(
 def _national_or_none(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame | None:
     """The national layer to install from a cleaned QPV file, or None when the file does not
     hold every QPV of France with an area (an extract: the shipped copy keeps serving)."""
-    from qpv_geo import _nationale
+    from qpv_geo.reference import _nationale
 
     if _nationale.missing_codes(gdf):
         return None
@@ -302,7 +302,7 @@ def remove_installed(layer: str, settings: Settings | None = None) -> bool:
     entries = [e for e in (manifest["layers"].pop(n, None) for n in names) if e is not None]
     if not entries:
         return False
-    from qpv_geo import _refstore
+    from qpv_geo.reference import _refstore
 
     with _refstore.new_version(settings.data_dir / "reference") as new_dir:
         for entry in entries:
@@ -389,7 +389,7 @@ def _extract_geojson(path: Path, workdir: Path, settings: Settings | None = None
     """The GeoJSON of a downloaded file (zip or not). Sizes are checked from the zip
     directory before anything is inflated, and the extraction stops at the cap whatever the
     directory says (a zip bomb never reaches the disk)."""
-    from qpv_geo._zipsafe import check_sizes, copy_member
+    from qpv_geo.reference._zipsafe import check_sizes, copy_member
 
     settings = settings or Settings.from_env()
     if zipfile.is_zipfile(path):

@@ -2,12 +2,13 @@
 
 ``Settings.territoire`` / ``--territoire`` takes an EPCI SIREN (9 digits), a commune INSEE code
 (5 characters, « 2A004 » in Corsica) or ``france``. :func:`resolve_territoire` reads it against
-the shipped national list of communes (:mod:`qpv_geo.communes`, with each commune's EPCI).
+the shipped national list of communes (:mod:`qpv_geo.reference.communes`, with each commune's EPCI).
 
 SEM keeps its own reference (exact QPV perimeters, commune outlines, QVA list): nothing changes
 for it. Any other territory is served by the national layer ``qpv_france`` (every QPV 2024): the
 official file installed in the settings' data directory by ``data update`` (or ``data import``
-of the national file, :mod:`qpv_geo._nationale`) when there is one, else the shipped SIMPLIFIED
+of the national file, :mod:`qpv_geo.reference._nationale`) when there is one, else the shipped
+SIMPLIFIED
 copy (edges within ≈ 12 m, 3 QPV reduced to a point). Its QPV are those of the national layer
 whose EPCI (or commune) is the territory's; the other QPV are « hors territoire ». Commune
 outlines are only shipped for SEM: elsewhere the territory check reads the commune code of a
@@ -82,7 +83,7 @@ def _hint() -> str:
 @functools.lru_cache(maxsize=32)
 def resolve_territoire(code: str) -> Territoire:
     """The territory of a ``--territoire`` value, or a French :class:`SettingsError`."""
-    from qpv_geo.communes import communes_france
+    from qpv_geo.reference.communes import communes_france
 
     raw = str(code or "").strip()
     key = raw.replace(" ", "").upper()
@@ -118,7 +119,7 @@ def _refuse_ept(raw: str, siren: str) -> None:
     """A SIREN the QPV layer names as ``siren_epci`` but the list of communes does not: an
     établissement public territorial of the Métropole du Grand Paris (whose QPV the ANCT file
     files under their EPT). Its communes are not listed: say which EPCI holds them."""
-    from qpv_geo.communes import communes_france
+    from qpv_geo.reference.communes import communes_france
 
     gdf, _ = qpv_france()
     rows = gdf[gdf["siren_epci"] == siren]
@@ -150,7 +151,7 @@ def national_info(settings: Settings | None = None) -> Any:  # -> LayerInfo
     """Which national layer serves (without reading it): the one installed in the settings'
     data directory by ``data update`` / ``data import`` of the national file, else the
     shipped simplified copy."""
-    from qpv_geo.reference import installed_dir
+    from qpv_geo.reference.layers import installed_dir
 
     settings = settings or Settings.from_env()
     inst = installed_dir(settings)
@@ -167,7 +168,7 @@ _INFOS: dict[tuple[str, int], Any] = {}
 
 
 def _national_info(inst: Any) -> Any:
-    from qpv_geo.reference import _layer_info, _read_manifest, shipped_dir
+    from qpv_geo.reference.layers import _layer_info, _read_manifest, shipped_dir
 
     entry = _read_manifest(inst)["layers"].get("qpv_france")
     if entry is not None:
@@ -193,8 +194,8 @@ def qpv_france(settings: Settings | None = None) -> tuple[gpd.GeoDataFrame, Any]
 
 
 def _load_national(info: Any) -> tuple[gpd.GeoDataFrame, Any]:
-    from qpv_geo import _nationale
-    from qpv_geo.reference import _clean_geometries, _precision_column, _verify_checksum
+    from qpv_geo.reference import _nationale
+    from qpv_geo.reference.layers import _clean_geometries, _precision_column, _verify_checksum
 
     _verify_checksum(info)
     assert info.path is not None
@@ -254,7 +255,7 @@ def _communes_of(insee: str | None) -> list[str]:
 
 @functools.lru_cache(maxsize=1)
 def _epci_connus() -> frozenset[str]:
-    from qpv_geo.communes import communes_france
+    from qpv_geo.reference.communes import communes_france
 
     return frozenset(c.epci for c in communes_france().by_insee.values() if c.epci)
 
@@ -277,7 +278,7 @@ def reference_territoire(territoire: Territoire,
     """The reference of a territory other than SEM, from the national layer of the settings'
     data directory (:func:`qpv_france`; no outlines)."""
     from qpv_geo._perdus import RAYON_QPV_PERDU_M, table_perdus
-    from qpv_geo.reference import (
+    from qpv_geo.reference.layers import (
         COMMUNE_FIELDS,
         ZONE_FIELDS,
         LayerInfo,
@@ -323,7 +324,7 @@ def reference_territoire(territoire: Territoire,
 
 def nom_communes(territoire: Territoire) -> dict[str, str]:
     """INSEE code → commune name, for the territory's communes (all of France for ``france``)."""
-    from qpv_geo.communes import communes_france
+    from qpv_geo.reference.communes import communes_france
 
     liste = communes_france()
     return {code: c.nom for code, c in liste.by_insee.items()
