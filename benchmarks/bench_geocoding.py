@@ -308,7 +308,7 @@ def bench_communes(geocoders: dict, queries: pd.DataFrame, settings: Settings,
     ``geocode`` / ``geocode_many``, so the online client's consistency rules, ``/search``
     for one address and ``/search/csv`` for a batch are the ones measured. Prints up to
     ``examples`` wrong answers per geocoder and class; returns the table."""
-    from qpv_geo.eligibility import Engine
+    from qpv_geo.eligibility.engine import Engine
     from qpv_geo.geocoding import AddressQuery
     from qpv_geo.reference.layers import load_reference
 

@@ -1,11 +1,11 @@
 """Metric work of the outputs (maps, figures, coverage) zone by zone.
 
-A layer of one territory lies in one zone of :data:`qpv_geo.projections.ZONES` (Lambert-93 in
-metropolitan France, a UTM zone overseas): :func:`~qpv_geo.projections.epsg_metrique` gives its
-projection. The layer of all France spans several: its geometries are grouped by the zone of
-their representative point and each group is measured in its own projection; a static map of
-France is framed on the metropolitan part (:func:`couche_cadre`). For SEM everything stays
-Lambert-93 (EPSG:2154), bit for bit.
+A layer of one territory lies in one zone of :data:`qpv_geo.eligibility.projections.ZONES`
+(Lambert-93 in metropolitan France, a UTM zone overseas):
+:func:`~qpv_geo.eligibility.projections.epsg_metrique` gives its projection. The layer of all France
+spans several: its geometries are grouped by the zone of their representative point and each group
+is measured in its own projection; a static map of France is framed on the metropolitan part
+(:func:`couche_cadre`). For SEM everything stays Lambert-93 (EPSG:2154), bit for bit.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from qpv_geo.projections import METROPOLE, ZONES, epsg_metrique, indice_zone
+from qpv_geo.eligibility.projections import METROPOLE, ZONES, epsg_metrique, indice_zone
 
 
 def zones_de(gdf: Any) -> np.ndarray:

@@ -183,7 +183,7 @@ def coverage_lines(coverage: Any) -> list[str]:
     """The report's three coverage figures, for the terminal: the QPV × priority cells with
     an action inside the QPV, served only by the « quartier vécu », and the gaps (never one
     « QPV reached » rate that hides the gaps)."""
-    from qpv_geo.libelles import pluriel
+    from qpv_geo.eligibility.libelles import pluriel
 
     cells = coverage.cellules()
     total = cells["total"]
@@ -205,8 +205,8 @@ def render_verdict(verdict: Any, reference: Any) -> None:
     from rich.panel import Panel
     from rich.table import Table
 
-    from qpv_geo.eligibility import format_distance
-    from qpv_geo.libelles import precision_libelle, source_libelle
+    from qpv_geo.eligibility.engine import format_distance
+    from qpv_geo.eligibility.libelles import precision_libelle, source_libelle
     from qpv_geo.web.conseils import next_steps, zone_label, zone_names
 
     table = Table.grid(padding=(0, 2))
@@ -285,7 +285,7 @@ def check(
     qpv-geo check --x 808000 --y 6480000 --json ·
     qpv-geo check "3 rue de la Paix 42000 Saint-Étienne"
     """
-    from qpv_geo.eligibility import engine_from_settings
+    from qpv_geo.eligibility.engine import engine_from_settings
     from qpv_geo.exceptions import CoordinateError
 
     settings = get_settings().with_(marge_m=marge, geocoder=geocoder,
@@ -344,7 +344,7 @@ def demo(
     """
     from qpv_geo._files import check_output_path, shown, writing
     from qpv_geo.batch import validate_file, write_result
-    from qpv_geo.eligibility import STATUS_LABELS
+    from qpv_geo.eligibility.engine import STATUS_LABELS
     from qpv_geo.maps import notes_for, write_map
     from qpv_geo.reference.layers import get_reference, shipped_dir
     from qpv_geo.report import report_outputs, write_report
@@ -562,7 +562,7 @@ def map_command(
     Exemple : qpv-geo map sites_valides.csv -o carte.html --tiles none
     """
     from qpv_geo._files import check_output_path
-    from qpv_geo.libelles import reference_from_settings
+    from qpv_geo.eligibility.libelles import reference_from_settings
     from qpv_geo.maps import TILES, write_map
 
     settings = get_settings().with_(territoire=territoire)
@@ -619,7 +619,7 @@ def report_command(
     """
     from qpv_geo._files import check_output_path, shown
     from qpv_geo.coverage import coverage_from_sites
-    from qpv_geo.libelles import pluriel, reference_from_settings
+    from qpv_geo.eligibility.libelles import pluriel, reference_from_settings
     from qpv_geo.report import report_outputs, write_report
 
     settings = get_settings().with_(territoire=territoire)
@@ -681,7 +681,7 @@ def geocode(
     elif not result.found:
         err_console.print(f"[bold magenta]Non trouvée :[/] {result.motif}", highlight=False)
     else:
-        from qpv_geo.libelles import precision_libelle, source_libelle
+        from qpv_geo.eligibility.libelles import precision_libelle, source_libelle
 
         console.print(f"[bold]{result.label}[/]  (source : {source_libelle(result.source)})",
                       highlight=False)
@@ -727,7 +727,7 @@ def _print_batch_summary(summary: dict[str, Any], territoire: str | None = None)
     from rich.markup import escape
     from rich.table import Table
 
-    from qpv_geo._verdicts import status_labels
+    from qpv_geo.eligibility._verdicts import status_labels
     from qpv_geo.settings import SIREN_SEM
 
     STATUS_LABELS = status_labels()
@@ -867,7 +867,7 @@ def batch(
                                      workers=workers, mapping_overrides=overrides or None,
                                      sep="\t" if sep == "tab" else sep, input_sep=None,
                                      header_line=ligne_entete)
-        from qpv_geo._verdicts import _SHORT
+        from qpv_geo.eligibility._verdicts import _SHORT
 
         for status, count in sorted(national.statuts.items()):
             console.print(f"  {count:>10} × {_SHORT.get(status, status)}", highlight=False)

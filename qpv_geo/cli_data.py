@@ -21,7 +21,7 @@ def data_info(
     from rich.panel import Panel
     from rich.table import Table
 
-    from qpv_geo.libelles import libelles, reference_from_settings
+    from qpv_geo.eligibility.libelles import libelles, reference_from_settings
 
     ref = reference_from_settings(get_settings().with_(territoire=territoire))
     mots = libelles(ref)
@@ -103,7 +103,7 @@ def data_export(
     """Écrire une couche pour QGIS (exemple : qpv-geo data export --layer qpv -o qpv.gpkg)."""
     import warnings
 
-    from qpv_geo.libelles import reference_from_settings
+    from qpv_geo.eligibility.libelles import reference_from_settings
     from qpv_geo.reference.layers import export_layer
 
     reference = reference_from_settings(get_settings().with_(territoire=territoire))
@@ -132,7 +132,7 @@ def data_import(
 
     info = import_layer(fichier, layer, get_settings(), champ_code=champ_code,
                         champ_nom=champ_nom, millesime=millesime)
-    from qpv_geo.libelles import pluriel
+    from qpv_geo.eligibility.libelles import pluriel
 
     console.print(f"Couche « {layer} » installée : {pluriel(info.features, 'périmètre')}, sha256 "
                   f"{(info.sha256 or '')[:16]}… ({info.path})")

@@ -132,7 +132,7 @@ def ajouter(
                   f"sites enregistrés dans {reg.path}", highlight=False)
     cols = ", ".join(f"{k} = « {v} »" for k, v in res.colonnes["registre"].items() if v)
     console.print(f"Colonnes du registre : {cols or 'aucune'}", highlight=False)
-    from qpv_geo.eligibility import STATUS_LABELS
+    from qpv_geo.eligibility.engine import STATUS_LABELS
 
     for status, count in res.par_statut.items():
         console.print(f"  {count:>6} × {STATUS_LABELS.get(status, status)}", highlight=False)

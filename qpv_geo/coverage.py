@@ -228,7 +228,7 @@ def site_links(sites: pd.DataFrame, qpv: pd.DataFrame, *, rayon_m: float) -> pd.
     if not ok.any():
         return pd.DataFrame(columns=cols)
     from qpv_geo._zones import par_zone
-    from qpv_geo.projections import ZONES
+    from qpv_geo.eligibility.projections import ZONES
 
     lon_ok, lat_ok = lon[ok].to_numpy(), lat[ok].to_numpy()
     labels_ok = np.asarray(sites.index)[ok]

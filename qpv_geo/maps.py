@@ -57,13 +57,13 @@ from qpv_geo._carto import (
 )
 from qpv_geo._leaflet import _elements, _ink
 from qpv_geo._zones import aires_m2, couche_cadre, epsg_cadre, tampon_wgs84
+from qpv_geo.eligibility.libelles import libelles
 from qpv_geo.figures import (
     non_localises,
     sites_on_map,
     static_coverage_png,
     static_sites_png,
 )
-from qpv_geo.libelles import libelles
 from qpv_geo.priorites import AUTRE, PRIORITES, label_of
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ def save_map(m: folium.Map, path: str | Path, *, offline: bool = True) -> Path:
 def _site_rows(sites: pd.DataFrame, statuts: dict[str, str] | None = None) -> list[list[Any]]:
     """Compact, escaped rows for the marker layers: what the popup and tooltip show
     (``statuts``: the territory's status labels, SEM's by default)."""
-    from qpv_geo.eligibility import STATUS_LABELS
+    from qpv_geo.eligibility.engine import STATUS_LABELS
 
     if statuts is None:
         statuts = STATUS_LABELS

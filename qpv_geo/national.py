@@ -211,7 +211,7 @@ def _part(frame: pd.DataFrame, offset: int, index: int, folder: str, fmt: str, m
     Returns rows written, counts by status, peak memory (MB), rows read (not blank), and
     the lines a stray quote probably swallowed a row into."""
     from qpv_geo.batch import validate_sites
-    from qpv_geo.eligibility import engine_from_settings
+    from qpv_geo.eligibility.engine import engine_from_settings
 
     engine = engine_from_settings(settings)  # cached per worker
     text = _as_text(frame)
@@ -319,7 +319,7 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
     mapping = detect_columns(columns, mapping_overrides)
     _check_mapping(mapping, columns, src.name, mapping_overrides)
     # Build the engine once here: a bad territory or reference fails before any work.
-    from qpv_geo.eligibility import engine_from_settings
+    from qpv_geo.eligibility.engine import engine_from_settings
 
     engine = engine_from_settings(settings)
     started = time.perf_counter()

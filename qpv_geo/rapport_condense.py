@@ -106,8 +106,8 @@ def hors_cadre_par_zone(sites: pd.DataFrame, reference: Reference
     """The sites of the territory that the printed maps (framed on metropolitan France) leave
     out — located overseas, not « hors territoire » — counted per part of France: (their row
     labels, ``[{"nom", "n"}]``). The report lists the others one by one."""
+    from qpv_geo.eligibility.projections import zone_du_point
     from qpv_geo.figures import sites_outside_map
-    from qpv_geo.projections import zone_du_point
 
     outside = sites_outside_map(sites, reference)
     if "status" in outside.columns:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from qpv_geo.coverage import RAYON_DEFAUT_M
-from qpv_geo.libelles import Libelles, libelles
+from qpv_geo.eligibility.libelles import Libelles, libelles
 from qpv_geo.priorites import AUTRE, PRIORITES, label_of
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def _pct(n: int, total: int) -> str:
 def _key_figures(sites: pd.DataFrame, coverage: Coverage,
                  mots: Libelles | None = None) -> dict[str, Any]:
     from qpv_geo.coverage import _fold
-    from qpv_geo.eligibility import STATUSES
+    from qpv_geo.eligibility.engine import STATUSES
 
     mots = mots or libelles()
 

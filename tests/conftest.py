@@ -53,7 +53,7 @@ def reference():
 @pytest.fixture(scope="session")
 def engine(reference):
     """Engine on the shipped data, default margin (25 m)."""
-    from qpv_geo.eligibility import Engine
+    from qpv_geo.eligibility.engine import Engine
 
     return Engine(reference)
 
@@ -127,7 +127,7 @@ def montreynaud(reference) -> dict[str, float]:
     """A point deep inside QN04213M Montreynaud (shipped QPV 2024 perimeters): lon, lat, x, y."""
     from shapely.ops import polylabel
 
-    from qpv_geo.eligibility import Engine
+    from qpv_geo.eligibility.engine import Engine
 
     geom = reference.qpv.to_crs(2154).set_index("code_qp").geometry["QN04213M"]
     p = polylabel(geom, tolerance=1.0) if geom.geom_type == "Polygon" else geom.centroid

@@ -175,7 +175,7 @@ def test_axe_finds_nothing_on_the_committee_maps(page, ref, sites, tmp_path) -> 
         # the map fills the window inside <main>, as it did in <body>
         assert page.locator("main .folium-map").bounding_box()["height"] == 900
         if name == "carte.html":  # each site is named: porteur — action — status, as text
-            from qpv_geo.libelles import libelles
+            from qpv_geo.eligibility.libelles import libelles
 
             names = page.evaluate("""() => Array.from(document.querySelectorAll(
                 '.qpvgeo-site[role=button]')).map(e => e.getAttribute('aria-label'))""")

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from qpv_geo.cli import app
-from qpv_geo.libelles import SEM, libelles
+from qpv_geo.eligibility.libelles import SEM, libelles
 from qpv_geo.reference.territoire import qpv_france, resolve_territoire
 from qpv_geo.settings import Settings
 from tests._geo import interieur
@@ -54,7 +54,7 @@ def _decoded(page: str) -> str:
 
 
 def test_sem_words_are_the_historic_ones() -> None:
-    from qpv_geo.eligibility import STATUS_LABELS
+    from qpv_geo.eligibility.engine import STATUS_LABELS
     from qpv_geo.web._present import HEADLINES
     from qpv_geo.web.lot import STATUS_WORDS, status_words
 
@@ -185,7 +185,7 @@ def test_france_outputs_measure_each_zone_in_its_projection() -> None:
     framed on metropolitan France with the overseas sites listed apart."""
     from qpv_geo import figures
     from qpv_geo.coverage import coverage_from_sites
-    from qpv_geo.libelles import reference_from_settings
+    from qpv_geo.eligibility.libelles import reference_from_settings
 
     reference = reference_from_settings(Settings.from_env(territoire="france"))
     qpv = reference.qpv

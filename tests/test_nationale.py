@@ -26,7 +26,7 @@ import shapely
 from typer.testing import CliRunner
 
 from qpv_geo.cli import app
-from qpv_geo.eligibility import Engine, engine_from_settings
+from qpv_geo.eligibility.engine import Engine, engine_from_settings
 from qpv_geo.reference.layers import (
     import_layer,
     installed_dir,

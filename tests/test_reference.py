@@ -15,7 +15,7 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 
-from qpv_geo.eligibility import Engine
+from qpv_geo.eligibility.engine import Engine
 from qpv_geo.exceptions import DownloadError, InputFileError, ReferenceDataError
 from qpv_geo.reference.layers import (
     NOTE_DEMO,

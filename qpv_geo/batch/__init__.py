@@ -57,8 +57,8 @@ from qpv_geo.batch.validation import BatchResult, read_validated, validate_file,
 from qpv_geo.batch.writing import XLSX_CELL_MAX as XLSX_CELL_MAX
 from qpv_geo.batch.writing import XLSX_ROWS_MAX as XLSX_ROWS_MAX
 from qpv_geo.batch.writing import neutralize_cells, write_result
-from qpv_geo.eligibility import STATUS_LABELS as STATUS_LABELS
-from qpv_geo.eligibility import STATUSES as STATUSES
+from qpv_geo.eligibility.engine import STATUS_LABELS as STATUS_LABELS
+from qpv_geo.eligibility.engine import STATUSES as STATUSES
 
 __all__ = [
     "EXTRA_COLUMN",

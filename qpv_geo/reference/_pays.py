@@ -1,8 +1,8 @@
 """Is a point in France? Approximate country outlines, and the overseas collectivity of a point.
 
 A territory without commune outlines (``--territoire france``, another EPCI, a commune) places
-bare coordinates in a zone of :mod:`qpv_geo.projections` — lon/lat rectangles that also hold
-Barcelona, Geneva, Brussels or Roseau (Dominica). :func:`etat_des_points` reads the shipped
+bare coordinates in a zone of :mod:`qpv_geo.eligibility.projections` — lon/lat rectangles that also
+hold Barcelona, Geneva, Brussels or Roseau (Dominica). :func:`etat_des_points` reads the shipped
 outlines of the countries around France (Natural Earth 1:10m, **approximate, not official**:
 ``data/reference/PROVENANCE-pays.md``) and says, for each point, whether it is surely in
 France, surely abroad (and where), or in doubt — within :data:`BANDE_FRONTIERE_M` of a border,

@@ -39,8 +39,8 @@ import shapely
 
 from qpv_geo._files import sha256_file
 from qpv_geo._francais import pluriel
+from qpv_geo.eligibility.marges import PRECISION_PERIMETRE_DEFAUT_M
 from qpv_geo.exceptions import ReferenceDataError
-from qpv_geo.marges import PRECISION_PERIMETRE_DEFAUT_M
 from qpv_geo.settings import SIREN_SEM, Settings
 
 #: Fields of a zone layer (QPV, QVA), named as in the official ANCT file.
@@ -314,8 +314,9 @@ class Reference:
     territoire: Any = None
     #: Notes of that territory (no commune outlines…), shown with the others.
     notes_territoire: list[str] = field(default_factory=list)
-    #: QPV the simplified national copy reduced to a point (``qpv_geo._perdus.table_perdus``):
-    #: points near them are « à vérifier ». None for SEM.
+    #: QPV the simplified national copy reduced to a point
+    #: (``qpv_geo.eligibility._perdus.table_perdus``): points near them are « à vérifier ». None for
+    #: SEM.
     qpv_perdus: pd.DataFrame | None = None
 
     @property

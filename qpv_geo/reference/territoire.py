@@ -16,8 +16,8 @@ geocoded address, and for bare coordinates the verdict says that no outline is i
 ``france`` answers QPV membership nationally with no territory restriction, the 247 overseas QPV
 included (Guadeloupe,
 Martinique, Guyane, La Réunion, Mayotte, Saint-Martin, Polynésie française): the engine measures
-each in its territory's official projection (:mod:`qpv_geo.projections`). Saint-Martin and
-Polynésie française have no EPCI (« NA » in the layer, read as None): a commune code selects
+each in its territory's official projection (:mod:`qpv_geo.eligibility.projections`). Saint-Martin
+and Polynésie française have no EPCI (« NA » in the layer, read as None): a commune code selects
 their QPV.
 """
 
@@ -222,7 +222,8 @@ def _load_national(info: Any) -> tuple[gpd.GeoDataFrame, Any]:
 
 def _perdus(gdf: gpd.GeoDataFrame, clean: gpd.GeoDataFrame) -> list[dict[str, object]]:
     """QPV the simplification collapsed to a point (no area): their codes, names and the point
-    (lon, lat) they were reduced to. Points near them are « à vérifier » (qpv_geo._perdus)."""
+    (lon, lat) they were reduced to. Points near them are « à vérifier »
+    (qpv_geo.eligibility._perdus)."""
     import shapely
 
     lost = gdf.loc[~gdf["code_qp"].isin(clean["code_qp"]),
@@ -277,7 +278,7 @@ def reference_territoire(territoire: Territoire,
                          settings: Settings | None = None):  # -> Reference
     """The reference of a territory other than SEM, from the national layer of the settings'
     data directory (:func:`qpv_france`; no outlines)."""
-    from qpv_geo._perdus import RAYON_QPV_PERDU_M, table_perdus
+    from qpv_geo.eligibility._perdus import RAYON_QPV_PERDU_M, table_perdus
     from qpv_geo.reference.layers import (
         COMMUNE_FIELDS,
         ZONE_FIELDS,

@@ -1,6 +1,6 @@
 """FastAPI application: the instructors' page, the file page and the JSON API.
 
-A thin shell over the Python API (:mod:`qpv_geo.eligibility`, :mod:`qpv_geo.geocoding`,
+A thin shell over the Python API (:mod:`qpv_geo.eligibility.engine`, :mod:`qpv_geo.geocoding`,
 :mod:`qpv_geo.batch`). Like ``cli.py``, it is a place where exceptions become messages: every
 error is ``{"erreur": …, "conseil": …}`` in JSON (or the same words on an HTML page), with a
 status code that says whose fault it is, and never a trace.
@@ -43,6 +43,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qpv_geo import __version__
 from qpv_geo._francais import de, heure_paris
+from qpv_geo.eligibility.libelles import COUCHES, GEOCODEURS, Libelles, libelles
 from qpv_geo.exceptions import (
     CoordinateError,
     DownloadError,
@@ -55,7 +56,6 @@ from qpv_geo.exceptions import (
     ReferenceDataError,
     UnreadableInputError,
 )
-from qpv_geo.libelles import COUCHES, GEOCODEURS, Libelles, libelles
 from qpv_geo.messages import CONSEILS, hint_web, remplacer_pour_le_web
 from qpv_geo.settings import Settings
 from qpv_geo.web._present import (
@@ -665,7 +665,7 @@ def _streets_here(payload: dict[str, Any]) -> bool:
 
 def _territory_words(settings: Settings) -> Libelles:
     """The words of the settings' territory, without loading any data (SEM: its own)."""
-    from qpv_geo.libelles import libelles_reglages
+    from qpv_geo.eligibility.libelles import libelles_reglages
 
     return libelles_reglages(settings)
 

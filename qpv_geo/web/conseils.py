@@ -55,7 +55,7 @@ def edge_near(reference: Any, code: str, lon: float, lat: float) -> dict[str, An
     geom = _zone_geometry(reference, code)
     if geom is None:
         return None
-    from qpv_geo.projections import epsg_metrique
+    from qpv_geo.eligibility.projections import epsg_metrique
 
     epsg = epsg_metrique((lon, lat))  # Lambert-93 in metropolitan France, UTM overseas
     to_l93 = Transformer.from_crs(4326, epsg, always_xy=True)
@@ -125,7 +125,7 @@ def _geocode_view(geo: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     if "trouve" in geo:
         return dict(geo)
-    from qpv_geo.libelles import precision_libelle
+    from qpv_geo.eligibility.libelles import precision_libelle
 
     precision = geo.get("geocodage_precision")
     return {"trouve": bool(geo.get("geocodage_label")), "label": geo.get("geocodage_label"),

@@ -38,8 +38,8 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from qpv_geo.eligibility.libelles import libelles_reglages
 from qpv_geo.exceptions import InputFileError, QpvGeoError, RegistreError
-from qpv_geo.libelles import libelles_reglages
 from qpv_geo.messages import hint_web
 from qpv_geo.registre import DECISIONS, ETATS, LOT_DEFAUT, Registre
 from qpv_geo.registre.comptes import authenticate, load_comptes

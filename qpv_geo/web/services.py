@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 
 from qpv_geo import __version__
-from qpv_geo.eligibility import STATUSES, Engine, engine_from_settings
+from qpv_geo.eligibility.engine import STATUSES, Engine, engine_from_settings
+from qpv_geo.eligibility.libelles import libelles
 from qpv_geo.exceptions import (
     GeocoderNotConfigured,
     GeocoderQueryError,
     QpvGeoError,
 )
-from qpv_geo.libelles import libelles
 from qpv_geo.messages import CONSEILS, description_web
 from qpv_geo.settings import Settings
 from qpv_geo.web._present import (

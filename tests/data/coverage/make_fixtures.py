@@ -18,7 +18,7 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 
-from qpv_geo.eligibility import Engine
+from qpv_geo.eligibility.engine import Engine
 from qpv_geo.reference.layers import Reference
 
 

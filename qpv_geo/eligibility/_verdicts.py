@@ -1,9 +1,9 @@
 """The verdict table: statuses, codes and names, distances and the reasons in French.
 
 :func:`verdict_frame` turns the integer codes of :meth:`Engine.classify_xy
-<qpv_geo.eligibility.Engine.classify_xy>` into the public columns (:data:`VERDICT_COLUMNS
-<qpv_geo.eligibility.VERDICT_COLUMNS>`), vectorised (string building on arrays), and applies the
-geocoding quality rules (imprecise point → « à vérifier » unless the whole commune decides).
+<qpv_geo.eligibility.engine.Engine.classify_xy>` into the public columns (:data:`VERDICT_COLUMNS
+<qpv_geo.eligibility.engine.VERDICT_COLUMNS>`), vectorised (string building on arrays), and applies
+the geocoding quality rules (imprecise point → « à vérifier » unless the whole commune decides).
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ import pandas as pd
 
 from qpv_geo._francais import a as _a
 from qpv_geo._francais import dans, de, hors
-from qpv_geo._geometrie import K_AUTRE as _K_AUTRE
-from qpv_geo._geometrie import K_QPV as _K_QPV
-from qpv_geo._geometrie import K_QVA as _K_QVA
-from qpv_geo._perdus import motifs_perdus, perdus_proches
-from qpv_geo.marges import fmt_metres, motifs_marge
+from qpv_geo.eligibility._geometrie import K_AUTRE as _K_AUTRE
+from qpv_geo.eligibility._geometrie import K_QPV as _K_QPV
+from qpv_geo.eligibility._geometrie import K_QVA as _K_QVA
+from qpv_geo.eligibility._perdus import motifs_perdus, perdus_proches
+from qpv_geo.eligibility.marges import fmt_metres, motifs_marge
 
 if TYPE_CHECKING:
-    from qpv_geo.eligibility import Classification, Engine
+    from qpv_geo.eligibility.engine import Classification, Engine
+    from qpv_geo.eligibility.voies import VoieVerdict
     from qpv_geo.geocoding import GeocodeResult
-    from qpv_geo.voies import VoieVerdict
 
 #: The statuses, in the order of their integer codes.
 STATUSES = ("eligible", "qva", "hors_qpv", "hors_territoire", "a_verifier", "non_geocode")
@@ -134,7 +134,7 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
             # verdict is computed on its point as for any other.
             street = voies[i] if voies is not None else None
             if street is not None and street.decisive:  # the whole street decides the place
-                from qpv_geo.voies import as_housenumber
+                from qpv_geo.eligibility.voies import as_housenumber
 
                 g = as_housenumber(g)
             issues = reliability_issues(g, score_min=self.score_min)

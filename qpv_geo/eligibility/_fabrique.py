@@ -1,8 +1,8 @@
 """The engine of the settings: built once per reference and settings, and kept.
 
-:func:`engine_from_settings` (re-exported by :mod:`qpv_geo.eligibility`) resolves the territory
-of the settings, takes SEM's installed-or-shipped reference or builds the territory's from the
-national layer of the settings' data directory (once per territory and layer), and keeps the
+:func:`engine_from_settings` (re-exported by :mod:`qpv_geo.eligibility.engine`) resolves the
+territory of the settings, takes SEM's installed-or-shipped reference or builds the territory's from
+the national layer of the settings' data directory (once per territory and layer), and keeps the
 last engine built.
 """
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from qpv_geo.settings import Settings
 
 if TYPE_CHECKING:
-    from qpv_geo.eligibility import Engine
+    from qpv_geo.eligibility.engine import Engine
     from qpv_geo.reference.layers import Reference
 
 _ENGINES: dict[tuple[Any, ...], Engine] = {}
@@ -38,7 +38,7 @@ def _territory_reference(territoire: Any, settings: Settings) -> Reference:
 
 def engine_from_settings(settings: Settings | None = None) -> Engine:
     """Engine on the installed-or-shipped reference data, cached per settings."""
-    from qpv_geo.eligibility import Engine
+    from qpv_geo.eligibility.engine import Engine
     from qpv_geo.reference.layers import get_reference
 
     settings = settings or Settings.from_env()

@@ -1,6 +1,6 @@
 """The grid over the study area: per cell, the candidate parts and the commune.
 
-:meth:`Engine.classify_xy <qpv_geo.eligibility.Engine.classify_xy>` judges many points of a
+:meth:`Engine.classify_xy <qpv_geo.eligibility.engine.Engine.classify_xy>` judges many points of a
 territory with commune outlines through a regular grid (cells of 250 m): each cell stores the
 parts that can matter to a point of the cell (lower/upper distance bounds from the cell centre)
 and the commune wholly containing it; cells on a commune edge are split into sub-cells.
@@ -16,7 +16,7 @@ import numpy as np
 import shapely
 
 if TYPE_CHECKING:
-    from qpv_geo.eligibility import Engine
+    from qpv_geo.eligibility.engine import Engine
 
 _FINE = 4  # cells on a commune edge are split into _FINE × _FINE sub-cells
 

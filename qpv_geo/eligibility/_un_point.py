@@ -1,11 +1,11 @@
 """The single-point path: one verdict with Python numbers, the same as the batch path.
 
-:meth:`Engine.judge_point <qpv_geo.eligibility.Engine.judge_point>` for coordinates without
+:meth:`Engine.judge_point <qpv_geo.eligibility.engine.Engine.judge_point>` for coordinates without
 geocoding (the web page, ``qpv-geo check``) goes through :func:`verdict_un_point`: the same
-rules as :meth:`Engine.classify_xy <qpv_geo.eligibility.Engine.classify_xy>` and
-:func:`~qpv_geo._verdicts.verdict_frame`, written for one point (one pass over the segments of
-the parts within reach, then scalar logic, no DataFrame). Whatever it does not cover (a point
-beyond the search area, merged parts of several perimeters, simplified perimeters, QPV the
+rules as :meth:`Engine.classify_xy <qpv_geo.eligibility.engine.Engine.classify_xy>` and
+:func:`~qpv_geo.eligibility._verdicts.verdict_frame`, written for one point (one pass over the
+segments of the parts within reach, then scalar logic, no DataFrame). Whatever it does not cover (a
+point beyond the search area, merged parts of several perimeters, simplified perimeters, QPV the
 simplified copy reduced to a point) returns None and the batch path answers.
 ``tests/test_eligibility.py`` and ``make bench`` compare the two on many points: any change of
 the rules or the French reasons must be made in both.
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import shapely
 
-from qpv_geo._geometrie import K_AUTRE, K_QPV, K_QVA, signed_distance_few
-from qpv_geo._verdicts import (
+from qpv_geo.eligibility._geometrie import K_AUTRE, K_QPV, K_QVA, signed_distance_few
+from qpv_geo.eligibility._verdicts import (
     _ALT_TEXT,
     _T_IN,
     _T_LIMIT,
@@ -32,10 +32,10 @@ from qpv_geo._verdicts import (
     QVA,
     STATUSES,
 )
-from qpv_geo.marges import fmt_metres, motifs_marge
+from qpv_geo.eligibility.marges import fmt_metres, motifs_marge
 
 if TYPE_CHECKING:
-    from qpv_geo.eligibility import Engine, Verdict
+    from qpv_geo.eligibility.engine import Engine, Verdict
 
 
 def _status_of(q: bool, v: bool, h: bool, in_sem: bool) -> int:
@@ -69,14 +69,15 @@ def verdict_un_point(engine: Engine, x: float, y: float, lon: float, lat: float,
     """The verdict of one usable point (Lambert-93 ``x``, ``y``; WGS84 ``lon``, ``lat``) with
     position uncertainty ``incert`` described by ``mot``; None when the batch path must
     answer."""
-    from qpv_geo.eligibility import Verdict
+    from qpv_geo.eligibility.engine import Verdict
 
     e = engine
     parts = e.parts
     perdus = e.reference.qpv_perdus
     if e.reference.simplified or len(parts.kind) == 0 or not e.plan.lambert93 or (
             perdus is not None and len(perdus)):
-        return None  # QPV reduced to a point (qpv_geo._perdus): the batch path names them
+        # QPV reduced to a point (qpv_geo.eligibility._perdus): the batch path names them
+        return None
     prec = e._part_prec
     forced = e.marge_m
     reach = forced if forced is not None else incert + float(prec.max())

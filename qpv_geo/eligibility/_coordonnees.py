@@ -1,11 +1,11 @@
 """Coordinates given to the engine: Lambert-93 conversions and the reasons a point is unusable.
 
 :func:`check_lonlat` and :func:`check_xy` give, for each point, a reason code (0 = usable; the
-texts are :data:`qpv_geo._verdicts._BAD_REASONS`): missing, impossible, Lambert-93 given as
-degrees, latitude and longitude swapped, outside France. :func:`hint_for` says what to do.
+texts are :data:`qpv_geo.eligibility._verdicts._BAD_REASONS`): missing, impossible, Lambert-93 given
+as degrees, latitude and longitude swapped, outside France. :func:`hint_for` says what to do.
 Saint-Étienne Métropole's engine works in Lambert-93 (metropolitan France); an engine serving
-the overseas QPV too works in a :class:`~qpv_geo.projections.PlanMetrique` of several zones,
-checked by :func:`check_lonlat_plan` (reason 8 for a point outside every zone).
+the overseas QPV too works in a :class:`~qpv_geo.eligibility.projections.PlanMetrique` of several
+zones, checked by :func:`check_lonlat_plan` (reason 8 for a point outside every zone).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyproj
 
-from qpv_geo.projections import METROPOLE, ZoneMetrique, indice_zone
+from qpv_geo.eligibility.projections import METROPOLE, ZoneMetrique, indice_zone
 
 if TYPE_CHECKING:
-    from qpv_geo.projections import PlanMetrique
+    from qpv_geo.eligibility.projections import PlanMetrique
 
 _L93_X = (50_000.0, 1_300_000.0)
 _L93_Y = (6_000_000.0, 7_200_000.0)

@@ -12,10 +12,10 @@ A point gets one status (:data:`STATUSES`):
 ``non_geocode``      no usable point (missing, impossible or swapped coordinates).
 
 How it works (metric work in Lambert-93, EPSG:2154, for SEM; for any other territory or
-``france``, in a :class:`~qpv_geo.projections.PlanMetrique` of every zone holding QPV — Lambert-93
-in metropolitan France, each overseas territory in its official UTM zone, shifted far apart —
-so that the same geometry serves the 247 overseas QPV with true distances; ``x_l93``/``y_l93``
-are only written where the plane is Lambert-93):
+``france``, in a :class:`~qpv_geo.eligibility.projections.PlanMetrique` of every zone holding QPV —
+Lambert-93 in metropolitan France, each overseas territory in its official UTM zone, shifted far
+apart — so that the same geometry serves the 247 overseas QPV with true distances;
+``x_l93``/``y_l93`` are only written where the plane is Lambert-93):
 
 * the perimeters of each kind (QPV of SEM, QVA, QPV of other EPCI) are dissolved, so that two
   adjacent QPV do not create a false edge, and cut into *parts* (connected pieces);
@@ -42,19 +42,19 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from qpv_geo import _coordonnees
-from qpv_geo._fabrique import engine_from_settings
 from qpv_geo._francais import de
-from qpv_geo._geometrie import K_AUTRE as _K_AUTRE
-from qpv_geo._geometrie import K_QPV as _K_QPV
-from qpv_geo._geometrie import K_QVA as _K_QVA
-from qpv_geo._geometrie import best as _best
-from qpv_geo._geometrie import build_parts as _build_parts
-from qpv_geo._geometrie import signed_distance as _signed_distance
-from qpv_geo._geometrie import signed_distance_few as _signed_distance_few
-from qpv_geo._grille import Grille as _Grille
-from qpv_geo._grille import build_grid, grid_candidates
-from qpv_geo._verdicts import (
+from qpv_geo.eligibility import _coordonnees
+from qpv_geo.eligibility._fabrique import engine_from_settings
+from qpv_geo.eligibility._geometrie import K_AUTRE as _K_AUTRE
+from qpv_geo.eligibility._geometrie import K_QPV as _K_QPV
+from qpv_geo.eligibility._geometrie import K_QVA as _K_QVA
+from qpv_geo.eligibility._geometrie import best as _best
+from qpv_geo.eligibility._geometrie import build_parts as _build_parts
+from qpv_geo.eligibility._geometrie import signed_distance as _signed_distance
+from qpv_geo.eligibility._geometrie import signed_distance_few as _signed_distance_few
+from qpv_geo.eligibility._grille import Grille as _Grille
+from qpv_geo.eligibility._grille import build_grid, grid_candidates
+from qpv_geo.eligibility._verdicts import (
     _BAD_REASONS,
     _T_IN,
     _T_LIMIT,
@@ -70,16 +70,16 @@ from qpv_geo._verdicts import (
     status_labels,
     verdict_frame,
 )
-from qpv_geo._verdicts import format_distance as format_distance
-from qpv_geo.exceptions import CoordinateError
-from qpv_geo.marges import (
+from qpv_geo.eligibility._verdicts import format_distance as format_distance
+from qpv_geo.eligibility.marges import (
     INCERTITUDE_COORDONNEES_M,
     INCERTITUDE_TYPE_INCONNU_M,
     INCERTITUDE_TYPE_POSITION,
     PRECISION_PERIMETRE_DEFAUT_M,
     incertitudes,
 )
-from qpv_geo.projections import METROPOLE, ZONES, PlanMetrique, zone_du_departement
+from qpv_geo.eligibility.projections import METROPOLE, ZONES, PlanMetrique, zone_du_departement
+from qpv_geo.exceptions import CoordinateError
 from qpv_geo.settings import SIREN_SEM
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ class Engine:
         territoire = getattr(reference, "territoire", None)
         #: The metric plane: Lambert-93 for SEM; for any other territory (or ``france``),
         #: every zone holding QPV (metropolitan France in Lambert-93, each overseas territory
-        #: in its UTM zone, see :mod:`qpv_geo.projections`).
+        #: in its UTM zone, see :mod:`qpv_geo.eligibility.projections`).
         self.plan = PlanMetrique() if territoire is None or territoire.est_sem else \
             PlanMetrique(ZONES)
         assert self.plan.zones[0] is METROPOLE  # Lambert-93 x/y are plane x/y as they are
@@ -713,7 +713,8 @@ class Engine:
         voies = None
         if geocodes is not None and any(g is not None and g.found and g.precision == "street"
                                         for g in geocodes):
-            from qpv_geo import voies as _voies  # a point known at the street: ask the street
+            # a point known at the street: ask the street
+            from qpv_geo.eligibility import voies as _voies
 
             voies = _voies.decide(self, geocodes)
             _voies.apply(c, voies, mots)
@@ -768,7 +769,7 @@ class Engine:
         read from the columns without building a DataFrame (the web's single-point path)."""
         incert, mots = incertitudes(1, None, precision_point_m, defaut=self.precision_point_m,
                                     lon=lon if degres else None, lat=lat if degres else None)
-        from qpv_geo._un_point import verdict_un_point
+        from qpv_geo.eligibility._un_point import verdict_un_point
 
         fast = verdict_un_point(self, float(x[0]), float(y[0]), float(lon[0]), float(lat[0]),
                                 float(incert[0]), str(mots[0]))

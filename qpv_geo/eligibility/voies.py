@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from qpv_geo._verdicts import A_VERIFIER, ELIGIBLE, HORS_QPV, HORS_TERRITOIRE
-from qpv_geo.marges import INCERTITUDE_TYPE_INCONNU_M, INCERTITUDE_TYPE_POSITION
+from qpv_geo.eligibility._verdicts import A_VERIFIER, ELIGIBLE, HORS_QPV, HORS_TERRITOIRE
+from qpv_geo.eligibility.marges import INCERTITUDE_TYPE_INCONNU_M, INCERTITUDE_TYPE_POSITION
 
 if TYPE_CHECKING:
-    from qpv_geo.eligibility import Classification, Engine
+    from qpv_geo.eligibility.engine import Classification, Engine
     from qpv_geo.geocoding import GeocodeResult, LocalGeocoder
 
 #: Kinds of street classification (the official tool's words).

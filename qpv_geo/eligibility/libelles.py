@@ -105,8 +105,8 @@ class Libelles:
     # ------------------------------------------------------------------ statuses
     @cached_property
     def statuts(self) -> dict[str, str]:
-        """Label of each status (:data:`qpv_geo.eligibility.STATUS_LABELS` for SEM)."""
-        from qpv_geo._verdicts import status_labels
+        """Label of each status (:data:`qpv_geo.eligibility.engine.STATUS_LABELS` for SEM)."""
+        from qpv_geo.eligibility._verdicts import status_labels
 
         if self.est_sem:
             return status_labels()
@@ -239,7 +239,7 @@ def libelles_reglages(settings: Settings | None = None) -> Libelles:
 def reference_from_settings(settings: Settings | None = None) -> Reference:
     """The reference the outputs of ``settings`` draw: SEM's installed one, or the
     territory's (``Settings.territoire``), the same the engine judges with."""
-    from qpv_geo.eligibility import engine_from_settings
+    from qpv_geo.eligibility.engine import engine_from_settings
     from qpv_geo.reference.layers import get_reference
     from qpv_geo.settings import SIREN_SEM, Settings
 

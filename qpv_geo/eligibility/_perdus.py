@@ -13,7 +13,7 @@ real outlines, and the reason says what is known (the point, its distance) and w
 
 :func:`table_perdus` builds the table a :class:`~qpv_geo.reference.layers.Reference` carries
 (``qpv_perdus``); :func:`perdus_proches` applies the rule for
-:func:`~qpv_geo._verdicts.verdict_frame`.
+:func:`~qpv_geo.eligibility._verdicts.verdict_frame`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import pandas as pd
 from qpv_geo._francais import de, hors
 
 if TYPE_CHECKING:
-    from qpv_geo.eligibility import Classification
+    from qpv_geo.eligibility.engine import Classification
 
 #: How far (m) a QPV the simplified copy reduced to a point may extend from that point. The
 #: three such QPV have 1,120–1,857 residents (INSEE popMuniQPV); among the 569 metropolitan QPV
@@ -107,7 +107,7 @@ def perdus_proches(table: pd.DataFrame | None, c: Classification, lon: np.ndarra
 def motifs_perdus(table: pd.DataFrame, which: np.ndarray, dist: np.ndarray, sigle: str,
                   france: bool = False) -> np.ndarray:
     """The reason of each point near a lost QPV (row ``which`` of ``table``), in French."""
-    from qpv_geo._verdicts import _fmt_m
+    from qpv_geo.eligibility._verdicts import _fmt_m
 
     codes = table["code_qp"].to_numpy(object)
     names = table["lib_qp"].to_numpy(object)
