@@ -15,7 +15,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx2.*")
     from fastapi.testclient import TestClient
 
-from qpv_geo.messages import CONSEILS, names_a_command, pour_le_web
+from qpv_geo.geocoding.messages import CONSEILS, names_a_command, pour_le_web
 from qpv_geo.settings import Settings
 from qpv_geo.web import create_app
 

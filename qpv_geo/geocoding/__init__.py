@@ -72,7 +72,7 @@ from qpv_geo.geocoding.local import (  # noqa: F401 (re-exported)
     STREET_MIN_IN_COMMUNE,
     LocalGeocoder,
 )
-from qpv_geo.messages import CONSEILS
+from qpv_geo.geocoding.messages import CONSEILS
 from qpv_geo.settings import Settings
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from qpv_geo._files import os_error_message, sha256_file, writing
 from qpv_geo.exceptions import DownloadError, GeocoderNotConfigured, InputFileError
-from qpv_geo.messages import CONSEILS
+from qpv_geo.geocoding.messages import CONSEILS
 from qpv_geo.settings import Settings
 
 #: Columns of the BAN « adresses » CSV (``;``-separated, UTF-8), in the published order.

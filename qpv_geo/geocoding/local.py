@@ -31,8 +31,8 @@ from qpv_geo.geocoding.base import (
 )
 from qpv_geo.geocoding.files import INSTALL_HINT, demo_adresses_info, installed_adresses_info
 from qpv_geo.geocoding.index import _INDEX_VERSION, _STREET, build_index
+from qpv_geo.geocoding.messages import CONSEILS
 from qpv_geo.geocoding.parsing import _grams, _split_number, _strip_types
-from qpv_geo.messages import CONSEILS
 from qpv_geo.settings import Settings
 
 # ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from qpv_geo.eligibility.libelles import (
     precision_libelle,
     source_libelle,
 )
-from qpv_geo.messages import remplacer_pour_le_web
+from qpv_geo.geocoding.messages import remplacer_pour_le_web
 
 try:  # Debian and the wheels ship the tz database; fall back to the server's local time.
     from zoneinfo import ZoneInfo

@@ -56,7 +56,7 @@ from qpv_geo.exceptions import (
     ReferenceDataError,
     UnreadableInputError,
 )
-from qpv_geo.messages import CONSEILS, hint_web, remplacer_pour_le_web
+from qpv_geo.geocoding.messages import CONSEILS, hint_web, remplacer_pour_le_web
 from qpv_geo.settings import Settings
 from qpv_geo.web._present import (
     HEADLINES,

@@ -19,7 +19,7 @@ from qpv_geo._files import scratch_dir
 from qpv_geo._francais import hors
 from qpv_geo.eligibility.libelles import Libelles, libelles
 from qpv_geo.exceptions import InputFileError, QpvGeoError
-from qpv_geo.messages import names_a_command, pour_le_web, remplacer_pour_le_web
+from qpv_geo.geocoding.messages import names_a_command, pour_le_web, remplacer_pour_le_web
 
 #: Rows of the validated file previewed on the page.
 PREVIEW_ROWS = 20

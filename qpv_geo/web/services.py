@@ -21,7 +21,7 @@ from qpv_geo.exceptions import (
     GeocoderQueryError,
     QpvGeoError,
 )
-from qpv_geo.messages import CONSEILS, description_web
+from qpv_geo.geocoding.messages import CONSEILS, description_web
 from qpv_geo.settings import Settings
 from qpv_geo.web._present import (
     NOTE_ADRESSES_DEMO,
