@@ -861,7 +861,7 @@ def batch(
         ("precision_point", col_precision_point),
     ) if value is not None}
     if moteur == "dask":
-        from qpv_geo.national import validate_national
+        from qpv_geo.batch.national import validate_national
 
         national = validate_national(sites, output, settings=settings, scheduler=scheduler,
                                      workers=workers, mapping_overrides=overrides or None,

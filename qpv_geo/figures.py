@@ -40,9 +40,9 @@ from qpv_geo._carto import (
     notes_for,
 )
 from qpv_geo._zones import couche_cadre, epsg_cadre, par_zone
+from qpv_geo.batch.priorites import AUTRE, PRIORITES, label_of
 from qpv_geo.eligibility.libelles import libelles
 from qpv_geo.exceptions import ReferenceDataError
-from qpv_geo.priorites import AUTRE, PRIORITES, label_of
 
 if TYPE_CHECKING:
     from qpv_geo.coverage import Coverage

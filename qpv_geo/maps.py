@@ -57,6 +57,7 @@ from qpv_geo._carto import (
 )
 from qpv_geo._leaflet import _elements, _ink
 from qpv_geo._zones import aires_m2, couche_cadre, epsg_cadre, tampon_wgs84
+from qpv_geo.batch.priorites import AUTRE, PRIORITES, label_of
 from qpv_geo.eligibility.libelles import libelles
 from qpv_geo.figures import (
     non_localises,
@@ -64,7 +65,6 @@ from qpv_geo.figures import (
     static_coverage_png,
     static_sites_png,
 )
-from qpv_geo.priorites import AUTRE, PRIORITES, label_of
 
 if TYPE_CHECKING:
     import folium

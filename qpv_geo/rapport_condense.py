@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from qpv_geo._carto import SEUIL_GRAND_TERRITOIRE, grand_territoire
-from qpv_geo.priorites import PRIORITES, label_of
+from qpv_geo.batch.priorites import PRIORITES, label_of
 
 if TYPE_CHECKING:
     from qpv_geo.coverage import Coverage

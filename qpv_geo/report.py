@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from qpv_geo.batch.priorites import AUTRE, PRIORITES, label_of
 from qpv_geo.coverage import RAYON_DEFAUT_M
 from qpv_geo.eligibility.libelles import Libelles, libelles
-from qpv_geo.priorites import AUTRE, PRIORITES, label_of
 
 if TYPE_CHECKING:
     import folium

@@ -440,7 +440,7 @@ def test_xlsx_sheet_size_is_measured_while_streaming(tmp_path, monkeypatch) -> N
 def test_xlsx_pre_pass_stops_when_the_requester_left(tmp_path) -> None:
     import threading
 
-    from qpv_geo._cancel import cancellable
+    from qpv_geo.batch._cancel import cancellable
     from qpv_geo.exceptions import OperationCancelled
 
     src = titled_xlsx(tmp_path / "appel.xlsx")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from qpv_geo.batch.priorites import PRIORITES
 from qpv_geo.coverage import (
     MATRIX_COLUMNS,
     PAR_PRIORITE_COLUMNS,
@@ -14,7 +15,6 @@ from qpv_geo.coverage import (
     coverage_from_sites,
     site_links,
 )
-from qpv_geo.priorites import PRIORITES
 
 DATA = Path(__file__).parent / "data" / "coverage"
 ALPHA, BETA, GAMMA = "QN04201M", "QN04202M", "QN04203M"

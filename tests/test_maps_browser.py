@@ -163,7 +163,7 @@ def test_street_names_at_close_zoom_only(page, tmp_path, artifacts):
 def test_site_map_opening_view_on_shipped_data(page, reference, tmp_path, artifacts):
     """carte.html as a committee member opens it: SEM fills the map, QPV named, one distinct
     colour per priority, legend and notes clear of the markers, streets at close zoom."""
-    from qpv_geo.priorites import PRIORITES
+    from qpv_geo.batch.priorites import PRIORITES
 
     qpv = reference.qpv.sort_values("code_qp").reset_index(drop=True)
     points = [qpv.geometry.values[i % len(qpv)].representative_point() for i in range(16)]

@@ -334,7 +334,7 @@ def test_encodings_that_cannot_read_a_text_file_are_said_in_french(tmp_path, enc
 
 def test_the_dask_output_goes_through_the_same_guard(tmp_path) -> None:
     pytest.importorskip("dask")
-    from qpv_geo.national import validate_national
+    from qpv_geo.batch.national import validate_national
 
     (tmp_path / "boucle.csv").symlink_to(tmp_path / "boucle.csv")
     src = _coords(tmp_path / "sites.csv", 2)

@@ -10,9 +10,9 @@ import pytest
 
 from qpv_geo import maps, report
 from qpv_geo._carto import SEUIL_GRAND_TERRITOIRE, _polyline, formes_compactes
+from qpv_geo.batch.priorites import PRIORITES
 from qpv_geo.coverage import coverage_from_sites
 from qpv_geo.eligibility.libelles import reference_from_settings
-from qpv_geo.priorites import PRIORITES
 from qpv_geo.settings import Settings
 from tests._geo import interieur
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from qpv_geo import report
+from qpv_geo.batch.priorites import PRIORITES
 from qpv_geo.coverage import coverage_from_sites
-from qpv_geo.priorites import PRIORITES
 from qpv_geo.reference.layers import NOTE_DEMO, NOTE_EXTRAIT
 from tests.conftest import coverage_reference
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from qpv_geo._cancel import check_cancelled
 from qpv_geo._files import AtomicOutputs, check_output_path, os_error_message
+from qpv_geo.batch._cancel import check_cancelled
 from qpv_geo.batch.columns import (
     EXTRA_COLUMN,
     NUMERIC_COLUMNS,
@@ -27,6 +27,7 @@ from qpv_geo.batch.columns import (
     detect_columns,
     parse_numbers,
 )
+from qpv_geo.batch.priorites import label_of, normalize_priorite
 from qpv_geo.batch.reading import _frames, _mapping_for, _open, xlsx_is_safe
 from qpv_geo.batch.table import (
     HORS_TABLEAU,
@@ -57,7 +58,6 @@ from qpv_geo.exceptions import (
     InputFileError,
     QpvGeoError,
 )
-from qpv_geo.priorites import label_of, normalize_priorite
 from qpv_geo.settings import Settings
 
 if TYPE_CHECKING:

@@ -216,12 +216,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def _run_while_connected(request: Request, func: Any, *args: Any) -> Any:
-    """Run ``func`` in a worker thread; stop it (:func:`~qpv_geo._cancel.check_cancelled`)
+    """Run ``func`` in a worker thread; stop it (:func:`~qpv_geo.batch._cancel.check_cancelled`)
     when the client disconnects or the server stops."""
     import asyncio
     import threading
 
-    from qpv_geo._cancel import cancellable
+    from qpv_geo.batch._cancel import cancellable
 
     event = threading.Event()
 
