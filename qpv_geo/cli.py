@@ -345,9 +345,9 @@ def demo(
     from qpv_geo._files import check_output_path, shown, writing
     from qpv_geo.batch import validate_file, write_result
     from qpv_geo.eligibility.engine import STATUS_LABELS
-    from qpv_geo.maps import notes_for, write_map
     from qpv_geo.reference.layers import get_reference, shipped_dir
-    from qpv_geo.report import report_outputs, write_report
+    from qpv_geo.reporting.maps import notes_for, write_map
+    from qpv_geo.reporting.report import report_outputs, write_report
 
     # the sample call's addresses are those of the demonstration address file
     settings = get_settings().with_(geocoder="demo")
@@ -372,7 +372,7 @@ def demo(
                                             summaries=False)]
     frame = result.frame
     written.append(write_map(frame, map_path, reference=reference, tiles=None))
-    from qpv_geo.coverage import coverage_from_sites
+    from qpv_geo.reporting.coverage import coverage_from_sites
 
     coverage = coverage_from_sites(frame, reference)  # the report's, computed once
     written += list(write_report(frame, report_path, reference=reference,
@@ -522,7 +522,7 @@ def load_sites_for_outputs(path: Path, settings: Settings, *, geocoder: str | No
 
 
 def _print_notes(reference: Any, sites: Any) -> None:
-    from qpv_geo.maps import notes_for
+    from qpv_geo.reporting.maps import notes_for
 
     for note in notes_for(reference, sites):
         console.print(f"[yellow]⚠ {note}[/]", highlight=False)
@@ -563,7 +563,7 @@ def map_command(
     """
     from qpv_geo._files import check_output_path
     from qpv_geo.eligibility.libelles import reference_from_settings
-    from qpv_geo.maps import TILES, write_map
+    from qpv_geo.reporting.maps import TILES, write_map
 
     settings = get_settings().with_(territoire=territoire)
     overrides = col_overrides(**{k: v for k, v in locals().items() if k.startswith("col_")})
@@ -618,9 +618,9 @@ def report_command(
     Exemple : qpv-geo report sites_valides.csv -o rapport.html --pdf
     """
     from qpv_geo._files import check_output_path, shown
-    from qpv_geo.coverage import coverage_from_sites
     from qpv_geo.eligibility.libelles import pluriel, reference_from_settings
-    from qpv_geo.report import report_outputs, write_report
+    from qpv_geo.reporting.coverage import coverage_from_sites
+    from qpv_geo.reporting.report import report_outputs, write_report
 
     settings = get_settings().with_(territoire=territoire)
     overrides = col_overrides(**{k: v for k, v in locals().items() if k.startswith("col_")})

@@ -192,7 +192,7 @@ def test_a_site_without_address_mid_table_is_still_a_site(engine, fake, tmp_path
 
 def test_duplicates_are_flagged_with_the_row_they_repeat_and_counted_once(
         engine, fake, tmp_path, reference) -> None:
-    from qpv_geo.coverage import coverage_from_sites
+    from qpv_geo.reporting.coverage import coverage_from_sites
 
     src = titled_xlsx(tmp_path / "appel.xlsx", rows=_sixteen_with_duplicates())
     frame, mapping = read_sites(src)

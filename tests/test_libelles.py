@@ -183,9 +183,9 @@ def _site_frame(points: list[tuple[float, float]]):
 def test_france_outputs_measure_each_zone_in_its_projection() -> None:
     """All France: coverage distances overseas in the territory's UTM zone, the static maps
     framed on metropolitan France with the overseas sites listed apart."""
-    from qpv_geo import figures
-    from qpv_geo.coverage import coverage_from_sites
     from qpv_geo.eligibility.libelles import reference_from_settings
+    from qpv_geo.reporting import figures
+    from qpv_geo.reporting.coverage import coverage_from_sites
 
     reference = reference_from_settings(Settings.from_env(territoire="france"))
     qpv = reference.qpv

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qpv_geo import maps, report
+from qpv_geo.reporting import maps, report
 
 pytestmark = pytest.mark.browser
 
@@ -120,7 +120,7 @@ def test_street_names_at_close_zoom_only(page, tmp_path, artifacts):
     """Offline street layer: roads drawn, names shown from zoom 16, attribution and limit said."""
     import folium
 
-    from qpv_geo import osm
+    from qpv_geo.reporting import osm
 
     m = folium.Map(location=[45.4275, 4.39], zoom_start=17, tiles=None)
     m.options["maxZoom"] = 19
@@ -217,7 +217,7 @@ def test_site_map_opening_view_on_shipped_data(page, reference, tmp_path, artifa
 
 def test_coverage_map_keeps_a_priority_without_located_site(page, ref, sites, tmp_path,
                                                             artifacts):
-    from qpv_geo.coverage import coverage_from_sites
+    from qpv_geo.reporting.coverage import coverage_from_sites
 
     lost = sites.copy()
     lost.loc[lost["priorite"] == "mobilite", ["lon", "lat"]] = None

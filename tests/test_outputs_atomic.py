@@ -52,7 +52,7 @@ def _only(folder: Path) -> list[str]:
 
 def test_map_write_failure_keeps_the_previous_map(sites, reference, tmp_path,
                                                   full_disk) -> None:
-    from qpv_geo.maps import write_map
+    from qpv_geo.reporting.maps import write_map
 
     out = tmp_path / "carte.html"
     _previous(out, b"<html>previous</html>")
@@ -64,7 +64,7 @@ def test_map_write_failure_keeps_the_previous_map(sites, reference, tmp_path,
 
 def test_report_write_failure_keeps_the_previous_report(sites, reference, tmp_path,
                                                         full_disk) -> None:
-    from qpv_geo.report import write_report
+    from qpv_geo.reporting.report import write_report
 
     out = tmp_path / "rapport.html"
     _previous(out, b"<html>previous</html>")
@@ -76,7 +76,7 @@ def test_report_write_failure_keeps_the_previous_report(sites, reference, tmp_pa
 
 def test_pdf_write_failure_keeps_the_previous_pdf(tmp_path, full_disk) -> None:
     pytest.importorskip("weasyprint")
-    from qpv_geo.report import write_pdf
+    from qpv_geo.reporting.report import write_pdf
 
     out = tmp_path / "rapport.pdf"
     _previous(out, b"%PDF previous")

@@ -26,7 +26,7 @@ from qpv_geo.registre.store import DECISIONS, Registre
 if TYPE_CHECKING:
     from qpv_geo.reference.layers import Reference
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: Half-width (m) of the map around the point.
 RAYON_CARTE_M = 400.0
 AVERTISSEMENT = ("Fiche de preuve pour le dossier d'instruction : elle retrace ce que qpv-geo a "
@@ -123,8 +123,8 @@ def _draw_streets(ax: Any, window: Any, point: Any) -> str:
     """OpenStreetMap streets of the window (Saint-Étienne only) with a few names, none on the
     ``point`` (Lambert-93); returns the caption (attribution, or where the layer stops —
     and where to see the streets then)."""
-    from qpv_geo import osm
     from qpv_geo.eligibility.engine import Engine
+    from qpv_geo.reporting import osm
 
     try:
         (x0, y0, x1, y1) = window.bounds
@@ -218,9 +218,9 @@ LEGENDE_CARTE_SEM = ("Périmètres, rues et point en Lambert-93, carte produite 
 def _legende_carte(lon: float | None, lat: float | None, reference: Reference) -> str:
     """What the map is drawn in; elsewhere than SEM, the streets' credit only where streets
     can be drawn (the layer covers Saint-Étienne)."""
-    from qpv_geo import osm
     from qpv_geo.eligibility.libelles import libelles
     from qpv_geo.eligibility.projections import epsg_metrique
+    from qpv_geo.reporting import osm
 
     if libelles(reference).est_sem:
         return LEGENDE_CARTE_SEM

@@ -195,7 +195,7 @@ def _parse_coordinate(raw: str, name: str,
 
 def _leaflet_dir() -> Path:
     """Leaflet 1.9.4, vendored once for the whole package (shared with the folium maps)."""
-    for candidate in (HERE.parent / "static" / "vendor" / "leaflet-1.9.4",
+    for candidate in (HERE.parent / "reporting" / "static" / "vendor" / "leaflet-1.9.4",
                       HERE / "static" / "vendor" / "leaflet-1.9.4"):
         if (candidate / "leaflet.js").is_file():
             return candidate
@@ -572,13 +572,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/carte/rues.js", include_in_schema=False)
     def rues_js() -> Response:
-        from qpv_geo.osm import roads_js
+        from qpv_geo.reporting.osm import roads_js
 
         return Response(roads_js(), media_type="text/javascript; charset=utf-8")
 
     @app.get("/carte/rues.css", include_in_schema=False)
     def rues_css() -> Response:
-        from qpv_geo.osm import ROADS_CSS
+        from qpv_geo.reporting.osm import ROADS_CSS
 
         return Response(ROADS_CSS, media_type="text/css; charset=utf-8")
 
@@ -655,7 +655,7 @@ def _streets_here(payload: dict[str, Any]) -> bool:
     """True when the street layer (Saint-Étienne) reaches the verdict's point."""
     if payload.get("lat") is None:
         return False
-    from qpv_geo.osm import covers
+    from qpv_geo.reporting.osm import covers
 
     try:
         return covers((payload["lon"], payload["lat"], payload["lon"], payload["lat"]))

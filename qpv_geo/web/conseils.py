@@ -84,7 +84,7 @@ def nearest_street(lon: float, lat: float, max_m: float = 40.0) -> str | None:
     try:
         import shapely
 
-        from qpv_geo.osm import covers, load_roads
+        from qpv_geo.reporting.osm import covers, load_roads
 
         if not covers((lon, lat, lon, lat)):
             return None
@@ -177,7 +177,7 @@ def next_steps(p: Mapping[str, Any], reference: Any, *, page: bool = True) -> li
         else:
             steps.append(f"Le point est à moins de la marge du bord du QPV {label}.")
         target = f"de quel côté de « {street} »" if street else "de quel côté du bord"
-        from qpv_geo.osm import covers
+        from qpv_geo.reporting.osm import covers
 
         streets = covers((p["lon"], p["lat"], p["lon"], p["lat"]))
         carte = ("la carte « Le point et ses rues »" if streets

@@ -7,11 +7,12 @@
 * :func:`coverage_map`: per priority, the QPV coloured by number of actions reaching them,
   the gaps outlined in red (one radio choice per priority);
 * :func:`save_map` / :func:`map_html`: the HTML, self-contained by default
-  (:func:`qpv_geo._assets.inline_assets` inlines the vendored copies of folium's CDN assets),
-  so the file works offline, without tiles (``tiles=None``); a page for everyone (axe-core
+  (:func:`qpv_geo.reporting._assets.inline_assets` inlines the vendored copies of folium's CDN
+  assets), so the file works offline, without tiles (``tiles=None``); a page for everyone (axe-core
   finds nothing): in French, titled with the map and its territory, a heading for screen
   readers, the map in the main landmark, zoom left to the reader, each site named;
-* :func:`static_sites_png` / :func:`static_coverage_png` (:mod:`qpv_geo.figures`, re-exported
+* :func:`static_sites_png` / :func:`static_coverage_png` (:mod:`qpv_geo.reporting.figures`,
+re-exported
   here): the same content as PNG images for print and PDF (WeasyPrint runs no JavaScript).
 
 Every piece of user text (porteur, action, address, reasons) is HTML-escaped, and ``$``,
@@ -32,8 +33,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from qpv_geo._assets import CDN_ASSETS, VENDOR_DIR, inline_assets
-from qpv_geo._carto import (
+from qpv_geo.batch.priorites import AUTRE, PRIORITES, label_of
+from qpv_geo.eligibility.libelles import libelles
+from qpv_geo.reporting._assets import CDN_ASSETS, VENDOR_DIR, inline_assets
+from qpv_geo.reporting._carto import (
     COULEUR_LACUNE,
     COULEUR_QPV,
     COULEUR_QVA,
@@ -55,11 +58,9 @@ from qpv_geo._carto import (
     is_demo,
     notes_for,
 )
-from qpv_geo._leaflet import _elements, _ink
-from qpv_geo._zones import aires_m2, couche_cadre, epsg_cadre, tampon_wgs84
-from qpv_geo.batch.priorites import AUTRE, PRIORITES, label_of
-from qpv_geo.eligibility.libelles import libelles
-from qpv_geo.figures import (
+from qpv_geo.reporting._leaflet import _elements, _ink
+from qpv_geo.reporting._zones import aires_m2, couche_cadre, epsg_cadre, tampon_wgs84
+from qpv_geo.reporting.figures import (
     non_localises,
     sites_on_map,
     static_coverage_png,
@@ -69,8 +70,8 @@ from qpv_geo.figures import (
 if TYPE_CHECKING:
     import folium
 
-    from qpv_geo.coverage import Coverage
     from qpv_geo.reference.layers import Reference
+    from qpv_geo.reporting.coverage import Coverage
 
 
 #: Page title of a map built elsewhere than :func:`map_from_sites` / :func:`coverage_map`.
@@ -213,8 +214,8 @@ def _roads(m: folium.Map, reference: Reference, *, rayon_m: float = 300.0) -> bo
     """The OpenStreetMap streets near the QPV (offline maps only; Saint-Étienne only: none on
     a map of all France, where they would be a speck). True when drawn (with the dashed
     outline of the layer's extent: :data:`LEGENDE_RUES` says what they are)."""
-    from qpv_geo import osm
     from qpv_geo.exceptions import ReferenceDataError
+    from qpv_geo.reporting import osm
 
     if not len(reference.qpv) or libelles(reference).france:
         return False
@@ -476,10 +477,10 @@ def map_from_sites(
         Force the demonstration mark (default: detected, see :func:`is_demo`).
     rayon_m
         When given, a layer outlines the "quartier vécu": the QPV widened by this many metres
-        (a site in it serves the QPV, see :mod:`qpv_geo.coverage`).
+        (a site in it serves the QPV, see :mod:`qpv_geo.reporting.coverage`).
     rues
         Without tiles, draw the OpenStreetMap streets near the QPV (Saint-Étienne only), names
-        from zoom 16 (:mod:`qpv_geo.osm`).
+        from zoom 16 (:mod:`qpv_geo.reporting.osm`).
 
     Returns
     -------
@@ -574,14 +575,14 @@ def coverage_map(
     """Coverage map: per priority, QPV coloured by number of actions, gaps outlined in red.
 
     One base layer per priority (radio buttons in the layer control, the first shown). Above
-    :data:`qpv_geo._carto.SEUIL_GRAND_TERRITOIRE` QPV (Grand Paris, all France) the radio
+    :data:`qpv_geo.reporting._carto.SEUIL_GRAND_TERRITOIRE` QPV (Grand Paris, all France) the radio
     buttons restyle one layer holding each QPV once (``CoverageLayer``), its perimeters
-    simplified to ≈ 5 m and encoded (:func:`qpv_geo._carto.formes_compactes`).
+    simplified to ≈ 5 m and encoded (:func:`qpv_geo.reporting._carto.formes_compactes`).
 
     Parameters
     ----------
     coverage
-        From :func:`qpv_geo.coverage.coverage_from_sites` with the same ``reference``.
+        From :func:`qpv_geo.reporting.coverage.coverage_from_sites` with the same ``reference``.
     priorites
         Keys to draw (default: every priority of the call).
     tiles

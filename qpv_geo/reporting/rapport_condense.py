@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from qpv_geo._carto import SEUIL_GRAND_TERRITOIRE, grand_territoire
 from qpv_geo.batch.priorites import PRIORITES, label_of
+from qpv_geo.reporting._carto import SEUIL_GRAND_TERRITOIRE, grand_territoire
 
 if TYPE_CHECKING:
-    from qpv_geo.coverage import Coverage
     from qpv_geo.reference.layers import Reference
+    from qpv_geo.reporting.coverage import Coverage
 
 #: Words of the coverage of one QPV × priority in the per-QPV CSV.
 COUVERTURE_MOTS = {"dans": "action dans le QPV", "proximite": "seulement quartier vécu",
@@ -107,7 +107,7 @@ def hors_cadre_par_zone(sites: pd.DataFrame, reference: Reference
     out — located overseas, not « hors territoire » — counted per part of France: (their row
     labels, ``[{"nom", "n"}]``). The report lists the others one by one."""
     from qpv_geo.eligibility.projections import zone_du_point
-    from qpv_geo.figures import sites_outside_map
+    from qpv_geo.reporting.figures import sites_outside_map
 
     outside = sites_outside_map(sites, reference)
     if "status" in outside.columns:

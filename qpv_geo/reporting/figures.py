@@ -22,7 +22,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from qpv_geo._carto import (
+from qpv_geo.batch.priorites import AUTRE, PRIORITES, label_of
+from qpv_geo.eligibility.libelles import libelles
+from qpv_geo.exceptions import ReferenceDataError
+from qpv_geo.reporting._carto import (
     COULEUR_DANS,
     COULEUR_LACUNE,
     COULEUR_LACUNE_CLAIR,
@@ -39,14 +42,11 @@ from qpv_geo._carto import (
     grand_territoire,
     notes_for,
 )
-from qpv_geo._zones import couche_cadre, epsg_cadre, par_zone
-from qpv_geo.batch.priorites import AUTRE, PRIORITES, label_of
-from qpv_geo.eligibility.libelles import libelles
-from qpv_geo.exceptions import ReferenceDataError
+from qpv_geo.reporting._zones import couche_cadre, epsg_cadre, par_zone
 
 if TYPE_CHECKING:
-    from qpv_geo.coverage import Coverage
     from qpv_geo.reference.layers import Reference
+    from qpv_geo.reporting.coverage import Coverage
 
 
 def _figure(width: float, height: float) -> Any:
@@ -148,10 +148,10 @@ def sites_outside_map(sites: pd.DataFrame, reference: Reference) -> pd.DataFrame
 def sites_on_map(sites: pd.DataFrame, reference: Reference, *,
                  interactive: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(drawn, left off): the located sites a map of the territory draws, and those it leaves
-    off — the report's « non dessinés sur les cartes » (:func:`qpv_geo.report._outside_rows`):
-    judged outside the territory, or outside the frame of the maps. An interactive map of a
-    large territory (all France) keeps the sites outside the printed frame (overseas: one
-    zoom out away)."""
+    off — the report's « non dessinés sur les cartes »
+    (:func:`qpv_geo.reporting.report._outside_rows`): judged outside the territory, or outside the
+    frame of the maps. An interactive map of a large territory (all France) keeps the sites outside
+    the printed frame (overseas: one zoom out away)."""
     located = _located(sites)
     off = np.zeros(len(located), dtype=bool)
     if "status" in located.columns:
@@ -166,7 +166,7 @@ def _zoom_extent(reference: Reference) -> tuple[float, float, float, float] | No
     (also for all of France: a zoom on one city would say nothing of the country)."""
     import shapely
 
-    from qpv_geo import osm
+    from qpv_geo.reporting import osm
 
     if libelles(reference).france:
         return None
@@ -209,7 +209,7 @@ def draw_scale_bar(ax: Any, extent: tuple[float, float, float, float], *,
 def _draw_roads(ax: Any, extent: tuple[float, float, float, float]) -> bool:
     import geopandas as gpd
 
-    from qpv_geo import osm
+    from qpv_geo.reporting import osm
 
     lon_lat = gpd.GeoSeries.from_xy([extent[0], extent[2]], [extent[1], extent[3]],
                                     crs=2154).to_crs(4326)
@@ -327,7 +327,7 @@ def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 13
                      f", non dessiné{'s' if len(unlocated) > 1 else ''} "
                      f"({_by_priority(unlocated)})")
     if streets:
-        from qpv_geo import osm
+        from qpv_geo.reporting import osm
 
         lines.append(f"Rues : {osm.ROADS_ATTRIBUTION}, {osm.ROADS_COVERAGE_TEXT}")
     notes = notes_for(reference, sites, demo=demo)
@@ -492,7 +492,7 @@ def coverage_by_priority_figure(coverage: Coverage,
     inside, served only within the radius, with no action (QPV of the ``reference``'s
     territory, SEM by default)."""
 
-    from qpv_geo.coverage import axes_of_call
+    from qpv_geo.reporting.coverage import axes_of_call
 
     rates = coverage.par_priorite.set_index("priorite")
     labels: list[str] = []

@@ -1,7 +1,7 @@
 """Self-contained map pages: folium's CDN links replaced by the vendored copies.
 
 :func:`inline_assets` replaces folium's CDN ``<script src>`` / stylesheet links by inline copies
-of the files vendored in ``qpv_geo/static/vendor`` (see ``VENDOR.md``), so that a map or a
+of the files vendored in ``qpv_geo/reporting/static/vendor`` (see ``VENDOR.md``), so that a map or a
 report works offline.
 """
 

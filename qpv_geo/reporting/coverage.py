@@ -18,7 +18,7 @@ A site located only to its commune or lieu-dit (``geocodage_precision`` ``munici
 matrix — neither inside a QPV nor « à moins de 300 m » — but apart
 (:attr:`Coverage.sites_imprecis`): a relation needs a place known at least to the street.
 Distances are computed in Lambert-93 (EPSG:2154; overseas, in the territory's UTM zone, see
-:mod:`qpv_geo._zones`) from ``lon``/``lat`` against the QPV
+:mod:`qpv_geo.reporting._zones`) from ``lon``/``lat`` against the QPV
 polygons of the reference given: the count does not depend on the verdict columns, so a site
 « à vérifier » near an edge counts where its point is (the report lists those rows apart).
 """
@@ -227,8 +227,8 @@ def site_links(sites: pd.DataFrame, qpv: pd.DataFrame, *, rayon_m: float) -> pd.
     ok = (lon.notna() & lat.notna()).to_numpy()
     if not ok.any():
         return pd.DataFrame(columns=cols)
-    from qpv_geo._zones import par_zone
     from qpv_geo.eligibility.projections import ZONES
+    from qpv_geo.reporting._zones import par_zone
 
     lon_ok, lat_ok = lon[ok].to_numpy(), lat[ok].to_numpy()
     labels_ok = np.asarray(sites.index)[ok]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from qpv_geo._carto import _icon
+from qpv_geo.reporting._carto import _icon
 
 _POPUP_JS = """
 function qpvgeoPopup(r) {
@@ -116,8 +116,8 @@ function qpvgeoCadrer(map, bounds) {
 }
 """
 
-#: Decoder of :func:`qpv_geo._carto.formes_compactes` (encoded polylines → GeoJSON), repeated
-#: in each element that needs it: only the maps of a large territory carry it.
+#: Decoder of :func:`qpv_geo.reporting._carto.formes_compactes` (encoded polylines → GeoJSON),
+#: repeated in each element that needs it: only the maps of a large territory carry it.
 _FORMES_JS = """
 function qpvgeoGeoJson(feats) {
   function ring(s) {
@@ -386,9 +386,10 @@ def _elements() -> dict[str, type]:
             self.rayon = rayon
 
     class CompactShapes(Layer):
-        """Polygons of a large territory, encoded (:func:`qpv_geo._carto.formes_compactes`),
-        one style, an optional tooltip (property ``_tip``) and hover highlight: a layer of the
-        layer control like ``folium.GeoJson``, a quarter of its size."""
+        """Polygons of a large territory, encoded
+        (:func:`qpv_geo.reporting._carto.formes_compactes`), one style, an optional tooltip
+        (property ``_tip``) and hover highlight: a layer of the layer control like
+        ``folium.GeoJson``, a quarter of its size."""
 
         _template = Template("""
             {% macro script(this, kwargs) %}

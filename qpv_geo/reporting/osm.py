@@ -64,7 +64,7 @@ ROADS_CSS = """
 
 def osm_dir() -> Path:
     """Directory of the shipped OpenStreetMap layer (``data/osm``)."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent  # qpv_geo/ (this module is in reporting/)
     for candidate in (here / "_data" / "osm", here.parent / "data" / "osm"):
         if (candidate / "manifest.json").is_file():
             return candidate
