@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from qpv_geo.cli_fr import FrenchGroup, nombre, positif, strictement_positif
+from qpv_geo.cli.fr import FrenchGroup, nombre, positif, strictement_positif
 from qpv_geo.exceptions import QpvGeoError
 from qpv_geo.settings import GEOCODERS, Settings
 
@@ -77,7 +77,7 @@ def get_settings() -> Settings:
 
 def moteur_batch(value: str) -> str:
     """``--moteur`` value: ``local`` or ``dask``, any case."""
-    from qpv_geo.cli_fr import FrenchBadParameter
+    from qpv_geo.cli.fr import FrenchBadParameter
 
     name = str(value).strip().lower()
     if name not in ("local", "dask"):
@@ -87,7 +87,7 @@ def moteur_batch(value: str) -> str:
 
 def geocodeur(value: str) -> str:
     """``--geocoder`` value: one of :data:`~qpv_geo.settings.GEOCODERS`, any case."""
-    from qpv_geo.cli_fr import FrenchBadParameter
+    from qpv_geo.cli.fr import FrenchBadParameter
 
     name = str(value).strip().lower()
     if name not in GEOCODERS:
@@ -98,7 +98,7 @@ def geocodeur(value: str) -> str:
 
 def tuiles(value: str) -> str:
     """``--tiles`` value: osm (online OpenStreetMap tiles) or none (offline)."""
-    from qpv_geo.cli_fr import FrenchBadParameter
+    from qpv_geo.cli.fr import FrenchBadParameter
 
     name = str(value).strip().lower()
     if name not in ("osm", "none"):
@@ -918,8 +918,8 @@ def batch(
 # --- end batch command ---
 
 
-import qpv_geo.cli_data  # noqa: E402, F401  (its commands join data_app; it imports this module)
-from qpv_geo.cli_registre import registre_app  # noqa: E402  (it imports this module)
+import qpv_geo.cli.data  # noqa: E402, F401  (its commands join data_app; it imports this module)
+from qpv_geo.cli.registre import registre_app  # noqa: E402  (it imports this module)
 
 app.add_typer(registre_app, name="registre")
 
