@@ -51,10 +51,12 @@ system-deps:
 demo: install
 	$(BIN)/qpv-geo demo --output $(OUT)
 
-## Install the dev dependencies and the system packages, lint, build the documentation site
+## Install the dev dependencies and the system packages, lint, check that the stages import
+## downwards (import-linter contracts in pyproject.toml), build the documentation site
 ## (strict: a broken link fails), then run the whole suite.
 test: install-dev system-deps
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(MKDOCS_BUILD)
 	$(PY) -m pytest
 

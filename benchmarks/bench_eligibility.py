@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from qpv_geo._verdicts import verdict_frame
-from qpv_geo.eligibility import Engine
-from qpv_geo.reference import load_reference
+from qpv_geo.eligibility._verdicts import verdict_frame
+from qpv_geo.eligibility.engine import Engine
+from qpv_geo.reference.layers import load_reference
 
 N = 1_000_000
 N_NAIVE = 20_000

@@ -234,8 +234,8 @@ def garble(name: str, rng: np.random.Generator) -> str:
     80 % like the name (a lighter typo is read as the commune, rightly) and no commune's."""
     from rapidfuzz import fuzz
 
-    from qpv_geo.communes import communes_france, name_key
     from qpv_geo.geocoding import match_key
+    from qpv_geo.reference.communes import communes_france, name_key
 
     chars = list(name)
     while True:
@@ -253,7 +253,7 @@ def make_commune_queries(df: pd.DataFrame, n_per_class: int, seed: int) -> pd.Da
     ``seed`` (kept apart from the tuning seed 7 and the other negatives' seed). Columns:
     ``adresse``, ``code_postal``, ``commune`` (the three-column form), ``query`` (one line),
     ``kind``, ``positive`` and, for positives, the true ``lon``/``lat``."""
-    from qpv_geo.communes import FORMER_COMMUNES
+    from qpv_geo.reference.communes import FORMER_COMMUNES
 
     rng = np.random.default_rng(seed)
     rows = df.sample(n=min(len(df), 8 * n_per_class), random_state=seed).to_dict("records")
@@ -308,9 +308,9 @@ def bench_communes(geocoders: dict, queries: pd.DataFrame, settings: Settings,
     ``geocode`` / ``geocode_many``, so the online client's consistency rules, ``/search``
     for one address and ``/search/csv`` for a batch are the ones measured. Prints up to
     ``examples`` wrong answers per geocoder and class; returns the table."""
-    from qpv_geo.eligibility import Engine
+    from qpv_geo.eligibility.engine import Engine
     from qpv_geo.geocoding import AddressQuery
-    from qpv_geo.reference import load_reference
+    from qpv_geo.reference.layers import load_reference
 
     engine = Engine(load_reference(settings))
     one_line = queries["query"].tolist()
@@ -787,7 +787,6 @@ def addok_results(texts: list[str], raw: list) -> list[GeocodeResult]:
 
 def street_sim(query: str, result: GeocodeResult) -> float:
     """The street similarity the consistency rules compute for this pair (nan: none)."""
-    from qpv_geo.communes import communes_france
     from qpv_geo.geocoding import match_key
     from qpv_geo.geocoding.consistency import (
         STOP_WORDS,
@@ -795,6 +794,7 @@ def street_sim(query: str, result: GeocodeResult) -> float:
         read_written,
         street_similarity,
     )
+    from qpv_geo.reference.communes import communes_france
 
     if not result.found or not result.street or result.precision not in ("housenumber",
                                                                           "street"):

@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from qpv_geo import maps
-from qpv_geo.eligibility import Engine
-from qpv_geo.priorites import PRIORITES
-from qpv_geo.reference import load_reference
+from qpv_geo.batch.priorites import PRIORITES
+from qpv_geo.eligibility.engine import Engine
+from qpv_geo.reference.layers import load_reference
+from qpv_geo.reporting import maps
 from qpv_geo.settings import Settings
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

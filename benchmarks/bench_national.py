@@ -7,7 +7,7 @@ cluster in towns, and these are the points that cost the engine edge distances a
 written as one CSV in a temporary folder, and validated with ``--territoire france`` by:
 
 * the single-process path (:func:`qpv_geo.batch.validate_file`, CSV → CSV, streamed);
-* the Dask path (:func:`qpv_geo.national.validate_national`, CSV → partitioned CSV through the
+* the Dask path (:func:`qpv_geo.batch.national.validate_national`, CSV → partitioned CSV through the
   same writer) on a ``LocalCluster`` of 1 and then 2 worker processes (one thread each);
 * a competent alternative for the bare question « in which QPV? »: pandas + geopandas
   ``sjoin`` (points within the QPV, no margin, no reasons, no line accounting), whole file in
@@ -52,7 +52,7 @@ def _qpv_points() -> tuple[np.ndarray, np.ndarray]:
     sys.path.insert(0, str(ROOT))
     import shapely
 
-    from qpv_geo.territoire import qpv_france
+    from qpv_geo.reference.territoire import qpv_france
 
     qpv, _ = qpv_france()
     rep = shapely.point_on_surface(qpv.geometry.values)
@@ -112,7 +112,7 @@ def main() -> None:
             """)
         for workers in (1, 2):
             results[f"dask {workers} travailleur(s)"] = run(f"""
-                from qpv_geo.national import validate_national
+                from qpv_geo.batch.national import validate_national
                 from qpv_geo.settings import Settings
                 r = validate_national({str(src)!r}, {str(d / f'dask{workers}.csv')!r},
                                       settings=Settings.from_env(territoire='france'),
@@ -123,7 +123,7 @@ def main() -> None:
                 """)
         results["alternative geopandas sjoin"] = run(f"""
             import geopandas as gpd, pandas as pd
-            from qpv_geo.territoire import qpv_france
+            from qpv_geo.reference.territoire import qpv_france
             qpv, _ = qpv_france()
             df = pd.read_csv({str(src)!r}, sep=';')
             ok = df['lat'].notna()

@@ -28,9 +28,9 @@ import time
 import numpy as np
 import shapely
 
-from qpv_geo.eligibility import A_VERIFIER, Engine
-from qpv_geo.marges import INCERTITUDE_COORDONNEES_M, INCERTITUDE_TYPE_POSITION
-from qpv_geo.reference import load_reference
+from qpv_geo.eligibility.engine import A_VERIFIER, Engine
+from qpv_geo.eligibility.marges import INCERTITUDE_COORDONNEES_M, INCERTITUDE_TYPE_POSITION
+from qpv_geo.reference.layers import load_reference
 
 N_RANDOM = 100_000
 STEP_M = 4.0

@@ -184,7 +184,7 @@ def sem_points(n: int = 500) -> list[tuple[float, float]]:
     import shapely
 
     sys.path.insert(0, str(ROOT))
-    from qpv_geo.reference import load_reference
+    from qpv_geo.reference.layers import load_reference
     from qpv_geo.settings import Settings
 
     ref = load_reference(Settings.from_env())

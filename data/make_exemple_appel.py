@@ -72,9 +72,9 @@ def _coord(value: float, rng: random.Random) -> str:
 
 
 def main() -> None:
-    from qpv_geo.eligibility import Engine
+    from qpv_geo.eligibility.engine import Engine
     from qpv_geo.geocoding import AddressQuery, LocalGeocoder, demo_adresses_path
-    from qpv_geo.reference import load_reference
+    from qpv_geo.reference.layers import load_reference
     from qpv_geo.settings import Settings
 
     rng = random.Random(SEED)

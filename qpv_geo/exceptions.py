@@ -16,13 +16,13 @@ class QpvGeoError(Exception):
     #: One sentence saying how to fix the problem; the CLI prints it after the message.
     hint: str | None = None
     #: The same advice for a web page, when the CLI's names a command (see
-    #: :mod:`qpv_geo.messages`); None: the web shows :attr:`hint`.
+    #: :mod:`qpv_geo.geocoding.messages`); None: the web shows :attr:`hint`.
     hint_web: str | None = None
 
     def __init__(self, message: str, *, hint: Any = None) -> None:
         super().__init__(message)
         if hint is not None:
-            # a qpv_geo.messages.Conseil carries both wordings
+            # a qpv_geo.geocoding.messages.Conseil carries both wordings
             self.hint = str(getattr(hint, "cli", hint))
             if getattr(hint, "web", None):
                 self.hint_web = hint.web

@@ -12,7 +12,7 @@ def interieur(geom_wgs: Any, profondeur_m: float = 30.0) -> tuple[float, float]:
     narrower), measured in its own zone's projection (Lambert-93 or the overseas UTM zone)."""
     import geopandas as gpd
 
-    from qpv_geo.projections import epsg_metrique
+    from qpv_geo.eligibility.projections import epsg_metrique
 
     g = gpd.GeoSeries([geom_wgs], crs=4326)
     epsg = epsg_metrique(g)

@@ -44,7 +44,7 @@ def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def reference():
     """The shipped reference data (exact QPV 2024 geometry of SEM)."""
-    from qpv_geo.reference import load_reference
+    from qpv_geo.reference.layers import load_reference
     from qpv_geo.settings import Settings
 
     return load_reference(Settings.from_env())
@@ -53,7 +53,7 @@ def reference():
 @pytest.fixture(scope="session")
 def engine(reference):
     """Engine on the shipped data, default margin (25 m)."""
-    from qpv_geo.eligibility import Engine
+    from qpv_geo.eligibility.engine import Engine
 
     return Engine(reference)
 
@@ -100,7 +100,7 @@ def coverage_reference(**kw):
     """Reference on the hand-made squares of tests/data/coverage (see its make_fixtures.py)."""
     import geopandas as gpd
 
-    from qpv_geo.reference import Reference
+    from qpv_geo.reference.layers import Reference
 
     return Reference.from_frames(
         qpv=gpd.read_file(COVERAGE / "qpv.geojson"),
@@ -127,7 +127,7 @@ def montreynaud(reference) -> dict[str, float]:
     """A point deep inside QN04213M Montreynaud (shipped QPV 2024 perimeters): lon, lat, x, y."""
     from shapely.ops import polylabel
 
-    from qpv_geo.eligibility import Engine
+    from qpv_geo.eligibility.engine import Engine
 
     geom = reference.qpv.to_crs(2154).set_index("code_qp").geometry["QN04213M"]
     p = polylabel(geom, tolerance=1.0) if geom.geom_type == "Polygon" else geom.centroid

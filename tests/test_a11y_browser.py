@@ -150,8 +150,8 @@ def test_axe_finds_nothing_on_the_committee_maps(page, ref, sites, tmp_path) -> 
     """The committee's maps as files: before, axe found html-has-lang, document-title,
     meta-viewport (user-scalable=no), landmark-one-main, page-has-heading-one, region (map
     panes outside a landmark) and aria-command-name (site markers without a name)."""
-    from qpv_geo import maps
-    from qpv_geo.coverage import coverage_from_sites
+    from qpv_geo.reporting import maps
+    from qpv_geo.reporting.coverage import coverage_from_sites
 
     sites = sites.copy()
     sites.loc[0, "porteur"] = "Roue & « Libre » <b>"  # S1, a user's text with markup signs
@@ -175,7 +175,7 @@ def test_axe_finds_nothing_on_the_committee_maps(page, ref, sites, tmp_path) -> 
         # the map fills the window inside <main>, as it did in <body>
         assert page.locator("main .folium-map").bounding_box()["height"] == 900
         if name == "carte.html":  # each site is named: porteur — action — status, as text
-            from qpv_geo.libelles import libelles
+            from qpv_geo.eligibility.libelles import libelles
 
             names = page.evaluate("""() => Array.from(document.querySelectorAll(
                 '.qpvgeo-site[role=button]')).map(e => e.getAttribute('aria-label'))""")

@@ -192,7 +192,7 @@ def test_a_site_without_address_mid_table_is_still_a_site(engine, fake, tmp_path
 
 def test_duplicates_are_flagged_with_the_row_they_repeat_and_counted_once(
         engine, fake, tmp_path, reference) -> None:
-    from qpv_geo.coverage import coverage_from_sites
+    from qpv_geo.reporting.coverage import coverage_from_sites
 
     src = titled_xlsx(tmp_path / "appel.xlsx", rows=_sixteen_with_duplicates())
     frame, mapping = read_sites(src)
@@ -440,7 +440,7 @@ def test_xlsx_sheet_size_is_measured_while_streaming(tmp_path, monkeypatch) -> N
 def test_xlsx_pre_pass_stops_when_the_requester_left(tmp_path) -> None:
     import threading
 
-    from qpv_geo._cancel import cancellable
+    from qpv_geo.batch._cancel import cancellable
     from qpv_geo.exceptions import OperationCancelled
 
     src = titled_xlsx(tmp_path / "appel.xlsx")

@@ -329,7 +329,7 @@ def test_data_info_fits_80_columns_and_counts_what_is_used(monkeypatch) -> None:
     assert max(len(line) for line in lines) <= 80
     words = [w for line in lines for w in line.strip("│ ").split()]
     assert len(lines) < 0.6 * len(words), "one word per line"
-    from qpv_geo.reference import get_reference
+    from qpv_geo.reference.layers import get_reference
     from qpv_geo.settings import Settings
 
     ref = get_reference(Settings.from_env())

@@ -15,10 +15,10 @@ import pytest
 from typer.testing import CliRunner
 
 from qpv_geo.cli import app
-from qpv_geo.communes import communes_france
 from qpv_geo.geocoding import AddressQuery, GeocodeResult
 from qpv_geo.geocoding.ban import BanGeocoder
 from qpv_geo.geocoding.consistency import check, read_written, written_unusable
+from qpv_geo.reference.communes import communes_france
 from qpv_geo.settings import Settings
 from tests import fake_ban
 from tests.fake_ban import FakeBan

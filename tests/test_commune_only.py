@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from qpv_geo.cli import app
-from qpv_geo.coverage import coverage_from_sites
+from qpv_geo.reporting.coverage import coverage_from_sites
 from qpv_geo.web.conseils import next_steps
 
 runner = CliRunner()

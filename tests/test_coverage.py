@@ -7,14 +7,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from qpv_geo.coverage import (
+from qpv_geo.batch.priorites import PRIORITES
+from qpv_geo.reporting.coverage import (
     MATRIX_COLUMNS,
     PAR_PRIORITE_COLUMNS,
     PAR_QPV_COLUMNS,
     coverage_from_sites,
     site_links,
 )
-from qpv_geo.priorites import PRIORITES
 
 DATA = Path(__file__).parent / "data" / "coverage"
 ALPHA, BETA, GAMMA = "QN04201M", "QN04202M", "QN04203M"
@@ -188,7 +188,7 @@ def test_cells_partition_and_gaps_per_qpv(ref, sites):
 
 
 def test_axes_of_call():
-    from qpv_geo.coverage import axes_of_call
+    from qpv_geo.reporting.coverage import axes_of_call
 
     axes = axes_of_call()
     assert axes[0] == ("Lever les freins au retour à l'emploi",

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely.ops import polylabel
 
-from qpv_geo.eligibility import VERDICT_COLUMNS, Engine
+from qpv_geo.eligibility.engine import VERDICT_COLUMNS, Engine
 from qpv_geo.exceptions import CoordinateError
-from qpv_geo.reference import Reference
+from qpv_geo.reference.layers import Reference
 
 from .conftest import DATA
 
@@ -428,8 +428,8 @@ def test_pruned_search_gives_the_same_verdicts_as_every_pair_and_segment(
         reference: Reference, monkeypatch: pytest.MonkeyPatch) -> None:
     # The nearest-QPV pruning and the segment chunks change no output, bit for bit: random
     # points over SEM and beyond, points on vertices and edges, several margins.
-    from qpv_geo import _geometrie
-    from qpv_geo import eligibility as el
+    from qpv_geo.eligibility import _geometrie
+    from qpv_geo.eligibility import engine as el
 
     fast = Engine(reference)
     parts = fast.parts
@@ -470,9 +470,9 @@ def _points_everywhere(engine: Engine, n: int, seed: int) -> tuple[np.ndarray, n
 
 def test_the_single_point_path_gives_the_batch_verdict(engine: Engine, reference: Reference
                                                        ) -> None:
-    # judge_point (qpv_geo._un_point, scalar) against the rows of one batch call, field by
-    # field, on 5,000 points (make bench: 100,000), with the default and a forced margin.
-    from qpv_geo import _un_point
+    # judge_point (qpv_geo.eligibility._un_point, scalar) against the rows of one batch call, field
+    # by field, on 5,000 points (make bench: 100,000), with the default and a forced margin.
+    from qpv_geo.eligibility import _un_point
 
     x, y = _points_everywhere(engine, 5_000, seed=13)
     lon, lat = Engine.l93_to_lonlat(x, y)

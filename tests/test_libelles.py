@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from qpv_geo.cli import app
-from qpv_geo.libelles import SEM, libelles
+from qpv_geo.eligibility.libelles import SEM, libelles
+from qpv_geo.reference.territoire import qpv_france, resolve_territoire
 from qpv_geo.settings import Settings
-from qpv_geo.territoire import qpv_france, resolve_territoire
 from tests._geo import interieur
 
 with warnings.catch_warnings():
@@ -54,7 +54,7 @@ def _decoded(page: str) -> str:
 
 
 def test_sem_words_are_the_historic_ones() -> None:
-    from qpv_geo.eligibility import STATUS_LABELS
+    from qpv_geo.eligibility.engine import STATUS_LABELS
     from qpv_geo.web._present import HEADLINES
     from qpv_geo.web.lot import STATUS_WORDS, status_words
 
@@ -183,9 +183,9 @@ def _site_frame(points: list[tuple[float, float]]):
 def test_france_outputs_measure_each_zone_in_its_projection() -> None:
     """All France: coverage distances overseas in the territory's UTM zone, the static maps
     framed on metropolitan France with the overseas sites listed apart."""
-    from qpv_geo import figures
-    from qpv_geo.coverage import coverage_from_sites
-    from qpv_geo.libelles import reference_from_settings
+    from qpv_geo.eligibility.libelles import reference_from_settings
+    from qpv_geo.reporting import figures
+    from qpv_geo.reporting.coverage import coverage_from_sites
 
     reference = reference_from_settings(Settings.from_env(territoire="france"))
     qpv = reference.qpv

@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from qpv_geo import maps
-from qpv_geo.coverage import coverage_from_sites
-from qpv_geo.priorites import PRIORITES
-from qpv_geo.reference import NOTE_DEMO, NOTE_EXTRAIT
+from qpv_geo.batch.priorites import PRIORITES
+from qpv_geo.reference.layers import NOTE_DEMO, NOTE_EXTRAIT
+from qpv_geo.reporting import maps
+from qpv_geo.reporting.coverage import coverage_from_sites
 from tests.conftest import coverage_reference
 
 DATA = Path(__file__).parent / "data" / "coverage"
@@ -52,7 +52,8 @@ def sites_layers(m):
 
 
 def test_import_stays_light():
-    code = ("import sys, qpv_geo, qpv_geo.maps, qpv_geo.coverage, qpv_geo.report; "
+    code = ("import sys, qpv_geo, qpv_geo.reporting.maps, qpv_geo.reporting.coverage, "
+            "qpv_geo.reporting.report; "
             "print(sorted(m for m in ('folium', 'matplotlib', 'branca', 'weasyprint') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -212,7 +213,7 @@ def test_map_page_is_for_everyone(ref, sites, page):
     """The saved map is a page axe-core accepts (checked in Chromium in test_a11y_browser):
     French, titled with the map and its territory, a heading, the map in <main>, zoomable; the
     report, which takes the maps' parts into its own page, gets none of it twice."""
-    from qpv_geo import report
+    from qpv_geo.reporting import report
 
     titre = "Carte — Actions de l'appel à projets — Cité de l'emploi — Saint-Étienne Métropole"
     assert page.startswith('<!DOCTYPE html>\n<html lang="fr">')
@@ -234,7 +235,7 @@ def _roads_layers(m):
 
 
 def test_streets_only_without_tiles_on_shipped_data(reference):
-    from qpv_geo import osm
+    from qpv_geo.reporting import osm
 
     qpv = reference.qpv
     p = qpv[qpv["lib_com"] == "Saint-Étienne"].geometry.values[0].representative_point()
@@ -257,7 +258,7 @@ def test_streets_only_without_tiles_on_shipped_data(reference):
 
 def test_site_markers_colour_blind_palette():
     """Okabe-Ito: eight distinct colours, none of them the QPV outline's."""
-    from qpv_geo.priorites import PRIORITES
+    from qpv_geo.batch.priorites import PRIORITES
 
     colours = [p.hex.lower() for p in PRIORITES.values()]
     assert len(set(colours)) == 8
@@ -269,7 +270,7 @@ def test_site_markers_colour_blind_palette():
 
 
 def test_charts_per_priority_and_per_qpv(ref, sites):
-    from qpv_geo import figures
+    from qpv_geo.reporting import figures
 
     cov = coverage_from_sites(sites, ref)
     fig = figures.coverage_by_priority_figure(cov)
@@ -349,14 +350,14 @@ def test_maps_legend_every_drawn_thing(ref, sites, reference):
 
 
 def test_report_counts_a_priority_s_unlocated_sites(ref, sites):
-    from qpv_geo.report import report_from_sites as report_html
+    from qpv_geo.reporting.report import report_from_sites as report_html
 
     lost = mobility_not_located(sites)
     page = visible(report_html(lost, ref, static=True))
     row = page.split("par-priorite")[1].split("</tr>")[2]
     assert "Mobilité" in row and "dont 6 non localisés, hors cartes et couverture" in row
     # the left-off sites of the maps are the report's « non dessinés »
-    from qpv_geo.figures import sites_on_map
+    from qpv_geo.reporting.figures import sites_on_map
 
     drawn, off = sites_on_map(sites, ref)
     assert list(off["site"]) == ["S13"] and len(drawn) == sites["lon"].notna().sum() - 1
@@ -373,7 +374,7 @@ def test_coverage_legend_names_the_priority_shown_at_opening(ref, sites):
 def test_static_maps_scale_bar_is_metric_and_round():
     from matplotlib.figure import Figure
 
-    from qpv_geo.figures import draw_scale_bar
+    from qpv_geo.reporting.figures import draw_scale_bar
 
     for width, label in ((60_000, "10 km"), (3_000, "500 m"), (800, "100 m")):
         ax = Figure().add_subplot(1, 1, 1)

@@ -10,8 +10,8 @@ distributed = pytest.importorskip("distributed")
 
 from qpv_geo.batch import read_sites, validate_file, validate_sites  # noqa: E402
 from qpv_geo.batch.columns import detect_columns  # noqa: E402
+from qpv_geo.batch.national import read_parts, validate_national  # noqa: E402
 from qpv_geo.exceptions import InputFileError  # noqa: E402
-from qpv_geo.national import read_parts, validate_national  # noqa: E402
 from qpv_geo.settings import Settings  # noqa: E402
 
 N = 200_000

@@ -26,8 +26,8 @@ import shapely
 from typer.testing import CliRunner
 
 from qpv_geo.cli import app
-from qpv_geo.eligibility import Engine, engine_from_settings
-from qpv_geo.reference import (
+from qpv_geo.eligibility.engine import Engine, engine_from_settings
+from qpv_geo.reference.layers import (
     import_layer,
     installed_dir,
     layer_infos,
@@ -36,8 +36,8 @@ from qpv_geo.reference import (
     shipped_dir,
     update_qpv,
 )
+from qpv_geo.reference.territoire import national_info, qpv_france
 from qpv_geo.settings import Settings
-from qpv_geo.territoire import national_info, qpv_france
 
 from .test_reference import _Server
 
@@ -179,7 +179,7 @@ def test_sem_is_unchanged_by_the_national_layer(settings, reference) -> None:
 def test_a_fresh_process_reads_the_installed_layer(settings) -> None:
     update_qpv(settings)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    code = ("from qpv_geo.territoire import qpv_france; g, i = qpv_france(); "
+    code = ("from qpv_geo.reference.territoire import qpv_france; g, i = qpv_france(); "
             "print(i.origin, len(g), len(g.attrs['perdus']))")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, timeout=120)
@@ -229,8 +229,8 @@ def test_an_incomplete_file_leaves_the_shipped_national_copy(settings, national_
 _KILL_UPDATE = """
 import os, signal, sys
 from pathlib import Path
-from qpv_geo import _refstore
-from qpv_geo.reference import update_qpv
+from qpv_geo.reference import _refstore
+from qpv_geo.reference.layers import update_qpv
 from qpv_geo.settings import Settings
 
 stop = sys.argv[2]

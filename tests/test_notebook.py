@@ -112,7 +112,7 @@ def test_notebook_still_runs_and_builds_the_report(kernel_name, tmp_path, monkey
 def sample(reference):
     """The sample call as the notebook validates it (demonstration geocoder)."""
     from qpv_geo.batch import validate_file
-    from qpv_geo.coverage import coverage_from_sites
+    from qpv_geo.reporting.coverage import coverage_from_sites
 
     sites = validate_file(ROOT / "data" / "exemple_appel.csv", geocoder_name="demo",
                           progress=False).frame
@@ -135,7 +135,7 @@ def test_every_eligible_site_counts_inside_its_qpv(sample):
 
 
 def test_sample_report_is_self_contained_with_its_notes(sample, reference, tmp_path):
-    from qpv_geo.report import write_report
+    from qpv_geo.reporting.report import write_report
 
     sites, cov = sample
     page = write_report(sites, tmp_path / "r.html", reference=reference,

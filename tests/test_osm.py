@@ -8,8 +8,8 @@ import shutil
 import folium
 import pytest
 
-from qpv_geo import maps, osm
 from qpv_geo.exceptions import ReferenceDataError
+from qpv_geo.reporting import maps, osm
 
 #: A box around Montreynaud / Tarentaize, inside the layer's area.
 BOX = (4.38, 45.42, 4.40, 45.435)
@@ -114,7 +114,7 @@ def test_roads_near_a_zone_only():
 
 
 def test_degenerate_bbox_gives_no_roads_not_an_error() -> None:
-    from qpv_geo.osm import roads_geojson
+    from qpv_geo.reporting.osm import roads_geojson
 
     assert roads_geojson((4.39, 45.44, 4.39, 45.45))["features"] == []
     assert roads_geojson((4.40, 45.44, 4.39, 45.45))["features"] == []

@@ -52,7 +52,7 @@ def _only(folder: Path) -> list[str]:
 
 def test_map_write_failure_keeps_the_previous_map(sites, reference, tmp_path,
                                                   full_disk) -> None:
-    from qpv_geo.maps import write_map
+    from qpv_geo.reporting.maps import write_map
 
     out = tmp_path / "carte.html"
     _previous(out, b"<html>previous</html>")
@@ -64,7 +64,7 @@ def test_map_write_failure_keeps_the_previous_map(sites, reference, tmp_path,
 
 def test_report_write_failure_keeps_the_previous_report(sites, reference, tmp_path,
                                                         full_disk) -> None:
-    from qpv_geo.report import write_report
+    from qpv_geo.reporting.report import write_report
 
     out = tmp_path / "rapport.html"
     _previous(out, b"<html>previous</html>")
@@ -76,7 +76,7 @@ def test_report_write_failure_keeps_the_previous_report(sites, reference, tmp_pa
 
 def test_pdf_write_failure_keeps_the_previous_pdf(tmp_path, full_disk) -> None:
     pytest.importorskip("weasyprint")
-    from qpv_geo.report import write_pdf
+    from qpv_geo.reporting.report import write_pdf
 
     out = tmp_path / "rapport.pdf"
     _previous(out, b"%PDF previous")
@@ -145,7 +145,7 @@ def test_register_exports_never_write_over_the_register(tmp_path) -> None:
 
 
 def test_data_export_never_writes_over_the_layer_it_exports(reference, tmp_path) -> None:
-    from qpv_geo.reference import export_layer
+    from qpv_geo.reference.layers import export_layer
 
     layer = reference.layers["qpv"].path
     before = layer.read_bytes()
@@ -220,7 +220,7 @@ def test_data_export_and_import_on_a_full_disk(tmp_path, monkeypatch) -> None:
     from typer.testing import CliRunner
 
     from qpv_geo.cli import app
-    from qpv_geo.reference import shipped_dir
+    from qpv_geo.reference.layers import shipped_dir
 
     _fail_the_write(monkeypatch, ".gpkg", errno.ENOSPC)
     runner = CliRunner()
@@ -250,7 +250,7 @@ def test_file_size_limit_is_said_in_french(tmp_path, args) -> None:
     import subprocess
     import sys
 
-    from qpv_geo.reference import shipped_dir
+    from qpv_geo.reference.layers import shipped_dir
 
     src = _coords(tmp_path / "sites.csv", 3000)
     qpv = shipped_dir() / "qpv2024_sem_fullprecision.geojson"
@@ -309,7 +309,7 @@ def test_file_names_that_are_not_utf8(tmp_path) -> None:
     res = runner.invoke(app, ["data", "export", "--layer", "qpv", "-o",
                               str(tmp_path / "q\udce9.shp")])
     assert res.exit_code == 0 and (tmp_path / "q\udce9.dbf").exists(), res.output
-    from qpv_geo.reference import shipped_dir
+    from qpv_geo.reference.layers import shipped_dir
 
     layer = tmp_path / "qpv\udce9.geojson"
     layer.write_bytes((shipped_dir() / "qpv2024_sem_fullprecision.geojson").read_bytes())
@@ -334,7 +334,7 @@ def test_encodings_that_cannot_read_a_text_file_are_said_in_french(tmp_path, enc
 
 def test_the_dask_output_goes_through_the_same_guard(tmp_path) -> None:
     pytest.importorskip("dask")
-    from qpv_geo.national import validate_national
+    from qpv_geo.batch.national import validate_national
 
     (tmp_path / "boucle.csv").symlink_to(tmp_path / "boucle.csv")
     src = _coords(tmp_path / "sites.csv", 2)

@@ -15,14 +15,14 @@ from typer.testing import CliRunner
 from qpv_geo.batch import validate_sites
 from qpv_geo.batch.columns import detect_columns
 from qpv_geo.cli import app
-from qpv_geo.eligibility import engine_from_settings
+from qpv_geo.eligibility.engine import engine_from_settings
 from qpv_geo.exceptions import CoordinateError
+from qpv_geo.reference.territoire import qpv_france, resolve_territoire
 from qpv_geo.settings import Settings
-from qpv_geo.territoire import qpv_france, resolve_territoire
 
 runner = CliRunner()
 # Official metric projection of each overseas département / collectivité, written here
-# independently of qpv_geo.projections (RGAF09, RGFG95, RGR92, RGM04, RGPF).
+# independently of qpv_geo.eligibility.projections (RGAF09, RGFG95, RGR92, RGM04, RGPF).
 EPSG = {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471, "978": 5490,
         "987": 3297}
 CINOR = "249740119"  # CA Intercommunale du Nord de la Réunion

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from qpv_geo import _pays
 from qpv_geo.cli import app
-from qpv_geo.eligibility import engine_from_settings
+from qpv_geo.eligibility.engine import engine_from_settings
+from qpv_geo.reference import _pays
 from qpv_geo.settings import Settings
 
 runner = CliRunner()
@@ -75,7 +75,7 @@ def test_near_a_border_the_outlines_do_not_decide(france):
 
 
 def test_a_point_in_a_qpv_stays_in_it(france):
-    from qpv_geo.territoire import qpv_france
+    from qpv_geo.reference.territoire import qpv_france
 
     gdf, _ = qpv_france()
     row = gdf[gdf["code_qp"] == "QN06719I"].iloc[0]  # Port du Rhin, on the German border
@@ -105,7 +105,7 @@ def test_another_epci_sees_geneva_abroad():
 
 
 def test_the_outlines_say_they_are_approximate():
-    from qpv_geo.reference import _read_manifest, shipped_dir
+    from qpv_geo.reference.layers import _read_manifest, shipped_dir
 
     entry = _read_manifest(shipped_dir())["layers"]["pays"]
     assert entry["simplified"] is True and "APPROCHÉS" in entry["precision"]

@@ -8,7 +8,7 @@ import pyproj
 import pytest
 import shapely
 
-from qpv_geo.projections import (
+from qpv_geo.eligibility.projections import (
     DECALAGE_M,
     METROPOLE,
     ZONES,

@@ -15,9 +15,9 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 
-from qpv_geo.eligibility import Engine
+from qpv_geo.eligibility.engine import Engine
 from qpv_geo.exceptions import DownloadError, InputFileError, ReferenceDataError
-from qpv_geo.reference import (
+from qpv_geo.reference.layers import (
     NOTE_DEMO,
     NOTE_EXTRAIT,
     NOTE_SIMPLIFIEE,
@@ -234,7 +234,7 @@ def test_a_download_left_by_a_killed_run_is_never_taken_for_another_url(
     """Issue 21.9: after a kill once the download finished, `data update --url B --no-verify`
     installed the file of URL A and recorded B (even a URL that does not exist) as its
     source."""
-    from qpv_geo import reference_install
+    from qpv_geo.reference import install as reference_install
 
     def killed(*_args, **_kwargs):
         raise _Killed

@@ -18,16 +18,16 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 
-from qpv_geo import _refstore
 from qpv_geo.exceptions import DownloadError, InputFileError
-from qpv_geo.reference import (
+from qpv_geo.reference import _refstore
+from qpv_geo.reference.install import _extract_geojson
+from qpv_geo.reference.layers import (
     export_layer,
     import_layer,
     installed_dir,
     load_reference,
     remove_installed,
 )
-from qpv_geo.reference_install import _extract_geojson
 from qpv_geo.settings import Settings
 
 from .conftest import DATA
@@ -54,8 +54,8 @@ def qva_two(tmp_path_factory: pytest.TempPathFactory) -> Path:
 _KILLER = """
 import os, signal, sys
 from pathlib import Path
-from qpv_geo import _refstore
-from qpv_geo.reference import import_layer
+from qpv_geo.reference import _refstore
+from qpv_geo.reference.layers import import_layer
 from qpv_geo.settings import Settings
 
 stop = sys.argv[3]
@@ -209,7 +209,7 @@ _ADRESSES = Path(__file__).resolve().parent / "data" / "geocoding" / "adresses-t
 _KILL_ADRESSES = """
 import os, signal, sys
 from pathlib import Path
-from qpv_geo import _refstore
+from qpv_geo.reference import _refstore
 from qpv_geo.geocoding import install_adresses
 from qpv_geo.settings import Settings
 

@@ -204,7 +204,7 @@ def test_site_page_says_what_to_do_with_the_map_in_paris_time(tmp_path) -> None:
     from markupsafe import escape
 
     from qpv_geo._francais import heure_paris as format_paris
-    from qpv_geo.reference import load_reference
+    from qpv_geo.reference.layers import load_reference
     from qpv_geo.web.conseils import next_steps
     from qpv_geo.web.registre import site_payload
 
@@ -505,7 +505,7 @@ def served(tmp_path) -> Iterator[tuple[str, Settings]]:
 
 @pytest.mark.browser
 def test_scenario_in_chromium(browser, served, artifacts) -> None:
-    from qpv_geo.reference import import_layer
+    from qpv_geo.reference.layers import import_layer
 
     base, st = served
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000},

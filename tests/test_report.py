@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from qpv_geo import report
-from qpv_geo.coverage import coverage_from_sites
-from qpv_geo.priorites import PRIORITES
-from qpv_geo.reference import NOTE_DEMO, NOTE_EXTRAIT
+from qpv_geo.batch.priorites import PRIORITES
+from qpv_geo.reference.layers import NOTE_DEMO, NOTE_EXTRAIT
+from qpv_geo.reporting import report
+from qpv_geo.reporting.coverage import coverage_from_sites
 from tests.conftest import coverage_reference
 
 DATA = Path(__file__).parent / "data" / "coverage"
@@ -122,7 +122,7 @@ def test_sites_outside_sem_listed_apart(ref, sites):
     assert n >= 1
     assert f"Sites hors du territoire de SEM ({n})" in cartes and "45.76400, 4.83570" in cartes
     # Not drawn: the static map stays framed on SEM (same image as without the far site).
-    from qpv_geo import figures
+    from qpv_geo.reporting import figures
 
     before = len(figures.sites_outside_map(sites, ref))
     assert len(figures.sites_outside_map(far, ref)) == before + 1

@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("folium", "branca", "jinja2", "matplotlib", "fastapi", "starlette", "uvicorn",
          "openpyxl", "xlsxwriter", "rapidfuzz", "requests", "httpx", "weasyprint", "sqlite3",
          "pandas", "geopandas", "shapely", "pyproj", "pyogrio",
-         "qpv_geo.registre", "qpv_geo.batch", "qpv_geo.geocoding", "qpv_geo.maps",
-         "qpv_geo.report", "qpv_geo.web", "qpv_geo.eligibility", "qpv_geo.reference")
+         "qpv_geo.registre", "qpv_geo.batch", "qpv_geo.geocoding", "qpv_geo.reporting.maps",
+         "qpv_geo.reporting.report", "qpv_geo.web", "qpv_geo.eligibility.engine",
+         "qpv_geo.reference.layers")
 
 
 def _loaded_after(statement: str) -> list[str]:
@@ -39,8 +40,8 @@ def test_import_loads_no_heavy_module(statement: str) -> None:
 
 def test_the_probe_sees_a_heavy_import() -> None:
     """The check can fail: importing the engine does load pandas and pyproj."""
-    loaded = _loaded_after("import qpv_geo.eligibility")
-    assert {"pandas", "pyproj", "qpv_geo.eligibility"} <= set(loaded)
+    loaded = _loaded_after("import qpv_geo.eligibility.engine")
+    assert {"pandas", "pyproj", "qpv_geo.eligibility.engine"} <= set(loaded)
 
 
 def test_check_does_not_import_web_maps_or_spreadsheets() -> None:
@@ -50,8 +51,9 @@ def test_check_does_not_import_web_maps_or_spreadsheets() -> None:
                  "sys.argv = ['qpv-geo', 'check', '--lat', '45.4561', '--lon', '4.4067']\n"
                  "try:\n    app()\nexcept SystemExit as e:\n    assert not e.code, e.code\n")
     loaded = set(_loaded_after(statement))
-    assert "qpv_geo.eligibility" in loaded
+    assert "qpv_geo.eligibility.engine" in loaded
     unused = {"folium", "branca", "jinja2", "matplotlib", "fastapi", "starlette", "uvicorn",
               "openpyxl", "xlsxwriter", "rapidfuzz", "requests", "httpx", "weasyprint",
-              "qpv_geo.registre", "qpv_geo.batch", "qpv_geo.maps", "qpv_geo.report"}
+              "qpv_geo.registre", "qpv_geo.batch", "qpv_geo.reporting.maps",
+              "qpv_geo.reporting.report"}
     assert loaded & unused == set()

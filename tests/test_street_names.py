@@ -12,7 +12,7 @@ import gzip
 
 import pytest
 
-from qpv_geo.eligibility import Engine
+from qpv_geo.eligibility.engine import Engine
 from qpv_geo.geocoding import GeocodeResult, LocalGeocoder
 from qpv_geo.geocoding.consistency import check, read_written
 from qpv_geo.geocoding.files import demo_adresses_path

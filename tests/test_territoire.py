@@ -10,10 +10,10 @@ import shapely
 from typer.testing import CliRunner
 
 from qpv_geo.cli import app
-from qpv_geo.eligibility import engine_from_settings
+from qpv_geo.eligibility.engine import engine_from_settings
 from qpv_geo.exceptions import SettingsError
+from qpv_geo.reference.territoire import qpv_france, resolve_territoire
 from qpv_geo.settings import SIREN_SEM, Settings
-from qpv_geo.territoire import qpv_france, resolve_territoire
 
 runner = CliRunner()
 LYON = "200046977"  # Métropole de Lyon

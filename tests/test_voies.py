@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from qpv_geo.eligibility import Engine
+from qpv_geo.eligibility.engine import Engine
+from qpv_geo.eligibility.voies import ENTIERE, HORS, LIMITE, PARTIE, Voies
 from qpv_geo.geocoding import GeocodeResult, LocalGeocoder
 from qpv_geo.settings import Settings
-from qpv_geo.voies import ENTIERE, HORS, LIMITE, PARTIE, Voies
 
 
 @pytest.fixture(scope="module")

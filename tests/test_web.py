@@ -18,7 +18,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx2.*")
     from fastapi.testclient import TestClient
 
-from qpv_geo.reference import NOTE_EXTRAIT
+from qpv_geo.reference.layers import NOTE_EXTRAIT
 from qpv_geo.settings import Settings
 from qpv_geo.web import create_app
 

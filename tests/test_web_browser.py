@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("uvicorn")
 
-from qpv_geo.reference import NOTE_EXTRAIT
+from qpv_geo.reference.layers import NOTE_EXTRAIT
 from tests._serveur import served
 
 pytestmark = pytest.mark.browser
@@ -275,7 +275,7 @@ def streets_crossing_qpv_edges(engine, count: int = 4) -> list[tuple[float, floa
     street's vertex nearest the point, sat on the point."""
     import shapely
 
-    from qpv_geo import osm
+    from qpv_geo.reporting import osm
     from qpv_geo.web.conseils import edge_near
 
     ref = engine.reference

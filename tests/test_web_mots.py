@@ -15,7 +15,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx2.*")
     from fastapi.testclient import TestClient
 
-from qpv_geo.messages import CONSEILS, names_a_command, pour_le_web
+from qpv_geo.geocoding.messages import CONSEILS, names_a_command, pour_le_web
 from qpv_geo.settings import Settings
 from qpv_geo.web import create_app
 
@@ -111,7 +111,7 @@ def test_donnees_is_a_page_with_the_json_one_link_away() -> None:
 
 # ------------------------------------------------------------------ words, not codes
 def test_labels_table() -> None:
-    from qpv_geo.libelles import pluriel, precision_libelle, source_libelle
+    from qpv_geo.eligibility.libelles import pluriel, precision_libelle, source_libelle
 
     assert precision_libelle("housenumber") == "au numéro"
     assert precision_libelle("street") == "à la rue"

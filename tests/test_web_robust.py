@@ -206,7 +206,7 @@ def test_hostile_xlsx_on_lot_is_a_french_4xx(client, name, status, words) -> Non
 
 
 def test_work_stops_when_the_client_leaves() -> None:
-    from qpv_geo._cancel import check_cancelled
+    from qpv_geo.batch._cancel import check_cancelled
     from qpv_geo.exceptions import OperationCancelled
     from qpv_geo.web.app import _run_while_connected
 
@@ -231,8 +231,8 @@ def test_work_stops_when_the_client_leaves() -> None:
 
 
 def test_reading_checks_for_cancellation(tmp_path) -> None:
-    from qpv_geo._cancel import cancellable
     from qpv_geo.batch import read_sites
+    from qpv_geo.batch._cancel import cancellable
     from qpv_geo.exceptions import OperationCancelled
 
     path = tmp_path / "s.csv"
@@ -246,8 +246,8 @@ def test_reading_checks_for_cancellation(tmp_path) -> None:
 def test_geocoding_checks_for_cancellation(engine) -> None:
     import pandas as pd
 
-    from qpv_geo._cancel import cancellable
     from qpv_geo.batch import detect_columns, validate_sites
+    from qpv_geo.batch._cancel import cancellable
     from qpv_geo.exceptions import OperationCancelled
     from tests.test_batch import FakeGeocoder
 

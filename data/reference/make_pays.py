@@ -7,8 +7,8 @@ Usage (in a temporary folder)::
     python make_pays.py package/countries-10m.json
 
 Keeps every country (Admin 0) within one degree of a zone of
-:data:`qpv_geo.projections.ZONES` (metropolitan France, the Antilles, Guyane, La Réunion,
-Mayotte, Polynésie française), clipped to those boxes grown by one degree, decoded from
+:data:`qpv_geo.eligibility.projections.ZONES` (metropolitan France, the Antilles, Guyane, La
+Réunion, Mayotte, Polynésie française), clipped to those boxes grown by one degree, decoded from
 TopoJSON to GeoJSON (WGS84, coordinates as quantized by the package: a step of 0.0036° in
 longitude, 0.0017° in latitude, written with 6 decimals). Each feature
 keeps its ISO 3166-1 numeric code (``id``), gets its French name (``nom``) and ``france``
@@ -27,7 +27,8 @@ import json
 import sys
 from pathlib import Path
 
-#: The zones' boxes (lon min, lon max, lat min, lat max), as in qpv_geo.projections.ZONES.
+#: The zones' boxes (lon min, lon max, lat min, lat max), as in
+#: qpv_geo.eligibility.projections.ZONES.
 BOXES = ((-5.6, 9.9, 41.2, 51.2), (-63.3, -60.7, 14.2, 18.2), (-54.7, -51.4, 1.9, 6.0),
          (55.1, 56.0, -21.5, -20.7), (44.9, 45.4, -13.1, -12.5), (-155.0, -134.0, -28.0, -7.0))
 #: France and its overseas collectivities in Natural Earth (ISO numeric).

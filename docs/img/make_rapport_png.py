@@ -22,8 +22,8 @@ def write_pngs(out_dir: Path, *, width: int = 1280, browser: Any = None) -> list
     ``browser``: a Playwright Chromium already running (the test suite's); else one is started.
     """
     from qpv_geo.batch import validate_file
-    from qpv_geo.reference import get_reference
-    from qpv_geo.report import write_report
+    from qpv_geo.reference.layers import get_reference
+    from qpv_geo.reporting.report import write_report
 
     reference = get_reference()
     sites = validate_file(ROOT / "data" / "exemple_appel.csv", geocoder_name="demo",

@@ -20,7 +20,7 @@ Output columns (public API, :data:`OUTPUT_COLUMNS`): ``ligne`` (row number as a 
 in the spreadsheet: the header is line 1, the first data row line 2), every input column
 (renamed ``<name> (source)`` only when it collides with an output column), then the geocoding
 columns, ``lon``/``lat``, the verdict columns, and ``priorite`` (key of
-:data:`~qpv_geo.priorites.PRIORITES`), ``porteur``, ``action`` when those columns were found.
+:data:`~qpv_geo.batch.priorites.PRIORITES`), ``porteur``, ``action`` when those columns were found.
 
 The package is split along the data flow: :mod:`~qpv_geo.batch.columns` (column roles,
 numbers as typed), :mod:`~qpv_geo.batch.reading` (opening files, header, chunks),
@@ -57,8 +57,8 @@ from qpv_geo.batch.validation import BatchResult, read_validated, validate_file,
 from qpv_geo.batch.writing import XLSX_CELL_MAX as XLSX_CELL_MAX
 from qpv_geo.batch.writing import XLSX_ROWS_MAX as XLSX_ROWS_MAX
 from qpv_geo.batch.writing import neutralize_cells, write_result
-from qpv_geo.eligibility import STATUS_LABELS as STATUS_LABELS
-from qpv_geo.eligibility import STATUSES as STATUSES
+from qpv_geo.eligibility.engine import STATUS_LABELS as STATUS_LABELS
+from qpv_geo.eligibility.engine import STATUSES as STATUSES
 
 __all__ = [
     "EXTRA_COLUMN",

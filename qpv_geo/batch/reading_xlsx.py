@@ -65,7 +65,7 @@ def _sheet_facts(zf: Any, name: str = "classeur") -> dict[str, _SheetFacts]:
     decompressed, the shared strings past :data:`SHARED_STRINGS_MAX_MB`, a row past
     :data:`~qpv_geo.batch.source.MAX_COLUMNS` cells or a cell beyond column XFD is refused as
     soon as it is seen, before openpyxl parses anything."""
-    from qpv_geo._cancel import check_cancelled
+    from qpv_geo.batch._cancel import check_cancelled
 
     out: dict[str, _SheetFacts] = {}
     for info in zf.infolist():
@@ -119,7 +119,7 @@ def check_xlsx(path: Path, settings: Settings | None = None) -> dict[str, _Sheet
     :class:`InputFileError` (or a subclass) for a workbook that must not be parsed."""
     import zipfile
 
-    from qpv_geo._zipsafe import check_no_dtd, check_sizes
+    from qpv_geo.reference._zipsafe import check_no_dtd, check_sizes
 
     settings = settings or Settings.from_env()
     try:

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from qpv_geo._cancel import check_cancelled
 from qpv_geo._files import AtomicOutputs, check_output_path, os_error_message
 from qpv_geo._francais import nombre
+from qpv_geo.batch._cancel import check_cancelled
 from qpv_geo.batch.columns import (
     EXTRA_COLUMN,
     NUMERIC_COLUMNS,
@@ -28,6 +28,7 @@ from qpv_geo.batch.columns import (
     detect_columns,
     parse_numbers,
 )
+from qpv_geo.batch.priorites import label_of, normalize_priorite
 from qpv_geo.batch.reading import _frames, _mapping_for, _open, xlsx_is_safe
 from qpv_geo.batch.table import (
     HORS_TABLEAU,
@@ -50,15 +51,14 @@ from qpv_geo.batch.writing import (
     summary_paths,
     write_result,
 )
-from qpv_geo.eligibility import STATUS_LABELS, STATUSES, Engine
+from qpv_geo.eligibility.engine import STATUS_LABELS, STATUSES, Engine
+from qpv_geo.eligibility.libelles import libelles
 from qpv_geo.exceptions import (
     GeocoderNotConfigured,
     GeocoderUnavailable,
     InputFileError,
     QpvGeoError,
 )
-from qpv_geo.libelles import libelles
-from qpv_geo.priorites import label_of, normalize_priorite
 from qpv_geo.settings import Settings
 
 if TYPE_CHECKING:
@@ -212,7 +212,7 @@ def validate_sites(frame: pd.DataFrame, mapping: ColumnMapping, *,
     mapping
         Column roles (:func:`detect_columns`).
     settings, engine, geocoder
-        Default: from the environment (:func:`~qpv_geo.eligibility.engine_from_settings`,
+        Default: from the environment (:func:`~qpv_geo.eligibility.engine.engine_from_settings`,
         :func:`~qpv_geo.geocoding.geocoder_from_settings`, created only if a row needs it).
     progress
         Called with the number of rows just finished (an increment).
@@ -227,7 +227,7 @@ def validate_sites(frame: pd.DataFrame, mapping: ColumnMapping, *,
     """
     settings = settings or Settings.from_env()
     if engine is None:
-        from qpv_geo.eligibility import engine_from_settings
+        from qpv_geo.eligibility.engine import engine_from_settings
 
         engine = engine_from_settings(settings)
     state = _Geocoding(geocoder, settings)
@@ -337,7 +337,7 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
         "géocodée")
     fallback = (kind > 0) & ~use_coords
     if fallback.any():
-        from qpv_geo.eligibility import _BAD_REASONS
+        from qpv_geo.eligibility.engine import _BAD_REASONS
 
         why = np.array([_BAD_REASONS.get(int(r), "coordonnées inutilisables")
                         for r in reason[fallback]], dtype=object)
@@ -639,7 +639,7 @@ def validate_file(path: str | Path, output: str | Path | None = None, *,
         _kind_of(Path(output))
         for p in output_paths(Path(output)):
             check_output_path(p, [path])
-    from qpv_geo.eligibility import engine_from_settings
+    from qpv_geo.eligibility.engine import engine_from_settings
 
     engine = engine_from_settings(settings)
     source = _open(path, sheet=sheet, encoding=encoding, sep=input_sep, settings=settings,

@@ -38,9 +38,9 @@ from qpv_geo._files import AtomicOutputs, check_output_path
 from qpv_geo.batch.columns import OUTPUT_COLUMNS, fold_name
 from qpv_geo.batch.reading import _CSV_SUFFIXES, _XLSX_SUFFIXES
 from qpv_geo.batch.table import HORS_TABLEAU, HORS_TABLEAU_LABEL
-from qpv_geo.eligibility import STATUS_LABELS
+from qpv_geo.eligibility.engine import STATUS_LABELS
+from qpv_geo.eligibility.libelles import PRECISIONS, SOURCES
 from qpv_geo.exceptions import InputFileError
-from qpv_geo.libelles import PRECISIONS, SOURCES
 
 if TYPE_CHECKING:
     from qpv_geo.batch.validation import BatchResult

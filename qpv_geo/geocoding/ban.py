@@ -46,7 +46,8 @@ class BanGeocoder:
     name = "ban"
     source = "ban"
     demo = False
-    #: The territory whose communes an address may be written in (:mod:`qpv_geo.territoire`;
+    #: The territory whose communes an address may be written in
+    #: (:mod:`qpv_geo.reference.territoire`;
     #: None: Saint-Étienne Métropole), set by :func:`~qpv_geo.geocoding.geocoder_from_settings`.
     territoire: Any = None
 

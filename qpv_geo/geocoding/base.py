@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from qpv_geo.libelles import PRECISIONS as _PRECISION_WORDS
+from qpv_geo.eligibility.libelles import PRECISIONS as _PRECISION_WORDS
 
 #: Precisions, from the best to the coarsest (the BAN's ``type``).
 PRECISIONS = ("housenumber", "street", "locality", "municipality")
@@ -134,7 +134,7 @@ def not_found(query: str | AddressQuery, motif: str, *, source: str) -> GeocodeR
     return GeocodeResult(query=_query_text(query), lon=None, lat=None, source=source, motif=motif)
 
 
-#: « géocodé à la rue seulement »…: the words of :data:`qpv_geo.libelles.PRECISIONS`.
+#: « géocodé à la rue seulement »…: the words of :data:`qpv_geo.eligibility.libelles.PRECISIONS`.
 _PRECISION_ISSUES = {p: f"géocodé {_PRECISION_WORDS[p]} seulement"
                      for p in ("street", "locality", "municipality")}
 

@@ -4,7 +4,7 @@ A geocoder's score says how well *some* address matches the text, not that it is
 for: « 12 rue Balay » can come back as « 12 Rue Sainte-Anne » at 0.70, « 26 allée des
 Coquelicots 69002 Lyon » as an allée of Firminy. :func:`check` reads what the user wrote
 (:func:`read_written`: postcode and commune, resolved against the national list of communes,
-:mod:`qpv_geo.communes`; the street and house number) and compares it with the result:
+:mod:`qpv_geo.reference.communes`; the street and house number) and compares it with the result:
 
 * a commune or postcode written outside the territory (Saint-Étienne Métropole, or the
   ``--territoire`` given to the geocoder) → ``hors_territoire`` naming it, whatever the geocoder
@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from qpv_geo._francais import a, hors
-from qpv_geo.communes import Commune, communes_france, name_key
 from qpv_geo.geocoding.base import (
     _POSTCODE_RE,
     STOP_WORDS,
@@ -40,6 +39,7 @@ from qpv_geo.geocoding.base import (
     match_key,
     tokens,
 )
+from qpv_geo.reference.communes import Commune, communes_france, name_key
 
 #: Street similarity (0–100, see :func:`street_similarity`) under which the street found is not
 #: the street asked. Measured on ``make bench-geocoding`` (positives with typos and
@@ -107,7 +107,7 @@ def _mistyped(key: str, postcode: str | None) -> Commune | None:
     agree (similarity ≥ 80 %, as :func:`_drop_commune_words`)."""
     if not postcode or not key:
         return None
-    from qpv_geo.communes import departement_of_postcode
+    from qpv_geo.reference.communes import departement_of_postcode
 
     cl = communes_france()
     served = cl.by_postcode(postcode)
@@ -144,7 +144,7 @@ _PAREN = re.compile(r"\(\s*([^()]{1,40}?)\s*\)")
 def _is_generic(key: str) -> bool:
     """True for a name that alone is not a commune: a street type, a département, a word
     of :data:`_GENERIC`."""
-    from qpv_geo.communes import departement_of
+    from qpv_geo.reference.communes import departement_of
 
     words = key.split()
     if key in _GENERIC or all(w in STREET_TYPES or w in STOP_WORDS for w in words):
@@ -176,7 +176,7 @@ def _drop_postal(words: list[str]) -> list[str]:
 def _departement_hint(text: str) -> tuple[str, str | None]:
     """``text`` without a département written in brackets (« Saint-Étienne (Loire) »,
     « (42) »), and that département."""
-    from qpv_geo.communes import departement_of
+    from qpv_geo.reference.communes import departement_of
 
     hint: str | None = None
 
@@ -225,7 +225,7 @@ def _raw_after(text: str, postcode: str) -> str:
 def _read_written(adresse: str, postcode: str | None, city: str | None,
                   citycode: str | None) -> Written:
     # cached: the geocoders read a query before searching and the rules after
-    from qpv_geo.communes import departement_of_postcode
+    from qpv_geo.reference.communes import departement_of_postcode
 
     text, hint = _departement_hint(_POSTCODE_SPACED.sub(_join_postcode, adresse or ""))
     segs = _segments(text)
@@ -478,7 +478,8 @@ def _names(communes: list[Commune]) -> str:
 
 
 def _dans(commune: Commune, territoire: Any = None) -> bool:
-    """True when ``commune`` is in the territory (a :class:`~qpv_geo.territoire.Territoire`;
+    """True when ``commune`` is in the territory (a
+    :class:`~qpv_geo.reference.territoire.Territoire`;
     None: Saint-Étienne Métropole)."""
     if territoire is None:
         return commune.in_sem
@@ -526,7 +527,7 @@ def _outside_reason(w: Written, territoire: Any = None) -> str | None:
 def written_outside(query: str | AddressQuery, *, source: str = "",
                     territoire: Any = None) -> GeocodeResult | None:
     """The ``hors_territoire`` result of a query whose commune or postcode written is outside
-    the territory (SEM by default; a :class:`~qpv_geo.territoire.Territoire` otherwise) —
+    the territory (SEM by default; a :class:`~qpv_geo.reference.territoire.Territoire` otherwise) —
     known before any geocoding (no service call, no address file needed) — else ``None``."""
     w = _pour_territoire(read_written(query), territoire)
     reason = _outside_reason(w, territoire)

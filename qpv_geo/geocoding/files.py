@@ -21,7 +21,7 @@ from typing import Any
 
 from qpv_geo._files import os_error_message, sha256_file, writing
 from qpv_geo.exceptions import DownloadError, GeocoderNotConfigured, InputFileError
-from qpv_geo.messages import CONSEILS
+from qpv_geo.geocoding.messages import CONSEILS
 from qpv_geo.settings import Settings
 
 #: Columns of the BAN « adresses » CSV (``;``-separated, UTF-8), in the published order.
@@ -61,8 +61,8 @@ def demo_adresses_path() -> Path:
 def installed_adresses_dir(settings: Settings) -> Path:
     """Where ``import-adresses`` / ``data update --adresses`` installed the current BAN file
     (each install writes a new version folder and switches to it atomically, see
-    :mod:`qpv_geo._refstore`)."""
-    from qpv_geo import _refstore
+    :mod:`qpv_geo.reference._refstore`)."""
+    from qpv_geo.reference import _refstore
 
     return _refstore.current_dir(settings.data_dir / "adresses")
 
@@ -188,7 +188,7 @@ def install_adresses(path: Path, settings: Settings | None = None, *,
         raise InputFileError(f"Fichier introuvable : {path}.")
     codes = {c.insee for c in communes_sem()}
     opener = gzip.open if _is_gzip(path) else open
-    from qpv_geo import _refstore
+    from qpv_geo.reference import _refstore
 
     # The file and its manifest are written in a new version folder, made current by one
     # rename when both are complete: an interrupted install leaves the previous file in use.

@@ -49,7 +49,8 @@ def build_index(path: Path) -> dict[str, np.ndarray]:
     s_insee = first["code_insee"].to_numpy(dtype=str)
     s_postcode = grouped["code_postal"].agg(lambda s: s.mode().iat[0]).to_numpy(dtype=str)
     # A street: a type word (« Rue … »), or house numbers in the address file (« Le Coin »,
-    # « Les Granges » numbered like any street: judged on all their addresses, qpv_geo.voies).
+    # « Les Granges » numbered like any street: judged on all their addresses,
+    # qpv_geo.eligibility.voies).
     numbered = grouped["num"].agg(lambda s: bool(((s > 0) & (s < _NUMERO_FICTIF)).any())
                                   ).to_numpy(bool)
     s_kind = np.array([_STREET if has_numbers or (match_key(n).split() or [""])[0]

@@ -31,8 +31,8 @@ from qpv_geo.geocoding.base import (
 )
 from qpv_geo.geocoding.files import INSTALL_HINT, demo_adresses_info, installed_adresses_info
 from qpv_geo.geocoding.index import _INDEX_VERSION, _STREET, build_index
+from qpv_geo.geocoding.messages import CONSEILS
 from qpv_geo.geocoding.parsing import _grams, _split_number, _strip_types
-from qpv_geo.messages import CONSEILS
 from qpv_geo.settings import Settings
 
 # ---------------------------------------------------------------------------------------------
@@ -79,7 +79,8 @@ class LocalGeocoder:
     """
 
     name = "local"
-    #: The territory whose communes an address may be written in (:mod:`qpv_geo.territoire`;
+    #: The territory whose communes an address may be written in
+    #: (:mod:`qpv_geo.reference.territoire`;
     #: None: Saint-Étienne Métropole), set by :func:`~qpv_geo.geocoding.geocoder_from_settings`.
     territoire: Any = None
 

@@ -30,7 +30,7 @@ ETATS = {"ok": "conforme", "bloquant": "bloquant", "a_verifier": "à vérifier"}
 
 
 def criteres_de(mots: Any = None) -> dict[str, str]:
-    """:data:`CRITERES` in the words of a territory (:class:`qpv_geo.libelles.Libelles`;
+    """:data:`CRITERES` in the words of a territory (:class:`qpv_geo.eligibility.libelles.Libelles`;
     SEM's by default): the place criterion names its QPV."""
     if mots is None or mots.est_sem:
         return dict(CRITERES)

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from qpv_geo._francais import heure_paris
-from qpv_geo.eligibility import STATUS_LABELS
+from qpv_geo.eligibility.engine import STATUS_LABELS
 from qpv_geo.exceptions import RegistreError
 from qpv_geo.registre.criteres import Critere, etat_dossier
 

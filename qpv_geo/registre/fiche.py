@@ -18,15 +18,15 @@ import jinja2
 from qpv_geo import __version__
 from qpv_geo._files import atomic_path, check_output_path, os_error_message
 from qpv_geo._francais import heure_paris
-from qpv_geo.eligibility import format_distance
+from qpv_geo.eligibility.engine import format_distance
+from qpv_geo.eligibility.libelles import precision_libelle, source_libelle
 from qpv_geo.exceptions import InputFileError, QpvGeoError
-from qpv_geo.libelles import precision_libelle, source_libelle
 from qpv_geo.registre.store import DECISIONS, Registre
 
 if TYPE_CHECKING:
-    from qpv_geo.reference import Reference
+    from qpv_geo.reference.layers import Reference
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 #: Half-width (m) of the map around the point.
 RAYON_CARTE_M = 400.0
 AVERTISSEMENT = ("Fiche de preuve pour le dossier d'instruction : elle retrace ce que qpv-geo a "
@@ -46,8 +46,8 @@ def map_png(lon: float | None, lat: float | None, reference: Reference, *,
     import matplotlib.pyplot as plt
     from shapely.geometry import Point, box
 
-    from qpv_geo.libelles import libelles
-    from qpv_geo.projections import epsg_metrique
+    from qpv_geo.eligibility.libelles import libelles
+    from qpv_geo.eligibility.projections import epsg_metrique
 
     mots = libelles(reference)
     epsg = epsg_metrique((lon, lat))  # Lambert-93 in metropolitan France, UTM overseas
@@ -123,8 +123,8 @@ def _draw_streets(ax: Any, window: Any, point: Any) -> str:
     """OpenStreetMap streets of the window (Saint-Étienne only) with a few names, none on the
     ``point`` (Lambert-93); returns the caption (attribution, or where the layer stops —
     and where to see the streets then)."""
-    from qpv_geo import osm
-    from qpv_geo.eligibility import Engine
+    from qpv_geo.eligibility.engine import Engine
+    from qpv_geo.reporting import osm
 
     try:
         (x0, y0, x1, y1) = window.bounds
@@ -170,7 +170,7 @@ def _label_spot(line: Any, name: str, point: Any) -> Any:
 
 
 def _reference(registre: Registre) -> Reference:
-    from qpv_geo.libelles import reference_from_settings
+    from qpv_geo.eligibility.libelles import reference_from_settings
 
     # the territory's reference: the one the register's verdicts are judged with
     return reference_from_settings(registre.settings)
@@ -194,7 +194,7 @@ def fiche_html(registre: Registre, site_id: str, *, reference: Reference | None 
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
                              trim_blocks=True, lstrip_blocks=True)
     env.filters["heure_paris"] = heure_paris
-    env.filters["precision"] = precision_libelle  # words, not codes (qpv_geo.libelles)
+    env.filters["precision"] = precision_libelle  # words, not codes (qpv_geo.eligibility.libelles)
     env.filters["source"] = source_libelle
     now = now or dt.datetime.now(dt.UTC)
     return env.get_template("fiche_instruction.html.j2").render(
@@ -218,9 +218,9 @@ LEGENDE_CARTE_SEM = ("Périmètres, rues et point en Lambert-93, carte produite 
 def _legende_carte(lon: float | None, lat: float | None, reference: Reference) -> str:
     """What the map is drawn in; elsewhere than SEM, the streets' credit only where streets
     can be drawn (the layer covers Saint-Étienne)."""
-    from qpv_geo import osm
-    from qpv_geo.libelles import libelles
-    from qpv_geo.projections import epsg_metrique
+    from qpv_geo.eligibility.libelles import libelles
+    from qpv_geo.eligibility.projections import epsg_metrique
+    from qpv_geo.reporting import osm
 
     if libelles(reference).est_sem:
         return LEGENDE_CARTE_SEM

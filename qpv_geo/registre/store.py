@@ -63,7 +63,7 @@ from qpv_geo.registre.etats import (
 from qpv_geo.settings import Settings
 
 if TYPE_CHECKING:
-    from qpv_geo.eligibility import Engine
+    from qpv_geo.eligibility.engine import Engine
     from qpv_geo.geocoding import Geocoder
     from qpv_geo.registre.annuaire import Annuaire
 
@@ -148,14 +148,14 @@ class Registre:
     @functools.cached_property
     def statuts(self) -> dict[str, str]:
         """Status labels in the words of the register's territory (SEM's by default)."""
-        from qpv_geo.libelles import libelles_reglages
+        from qpv_geo.eligibility.libelles import libelles_reglages
 
         return libelles_reglages(self.settings).statuts
 
     @functools.cached_property
     def criteres(self) -> dict[str, str]:
         """Names of the dossier criteria in the register's territory's words."""
-        from qpv_geo.libelles import libelles_reglages
+        from qpv_geo.eligibility.libelles import libelles_reglages
         from qpv_geo.registre.criteres import criteres_de
 
         return criteres_de(libelles_reglages(self.settings))
@@ -874,7 +874,7 @@ class Registre:
 
 
 def _engine(settings: Settings) -> Engine:
-    from qpv_geo.eligibility import engine_from_settings
+    from qpv_geo.eligibility.engine import engine_from_settings
 
     return engine_from_settings(settings)
 

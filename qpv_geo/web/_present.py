@@ -11,8 +11,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from qpv_geo.eligibility import STATUS_LABELS, format_distance
-from qpv_geo.libelles import (
+from qpv_geo.eligibility.engine import STATUS_LABELS, format_distance
+from qpv_geo.eligibility.libelles import (
     PRECISIONS,
     TITRES_SEM,
     Libelles,
@@ -20,7 +20,7 @@ from qpv_geo.libelles import (
     precision_libelle,
     source_libelle,
 )
-from qpv_geo.messages import remplacer_pour_le_web
+from qpv_geo.geocoding.messages import remplacer_pour_le_web
 
 try:  # Debian and the wheels ship the tz database; fall back to the server's local time.
     from zoneinfo import ZoneInfo
@@ -33,7 +33,7 @@ except Exception:  # pragma: no cover - no tz database on this machine
 HEADLINES = dict(TITRES_SEM)
 
 #: What the geocoder's precision (BAN « type ») means for a person (one table for every
-#: output: :data:`qpv_geo.libelles.PRECISIONS`).
+#: output: :data:`qpv_geo.eligibility.libelles.PRECISIONS`).
 PRECISION_LABELS = PRECISIONS
 
 #: Note added while the local geocoder uses the demonstration address file.
@@ -85,7 +85,7 @@ def verdict_payload(source: Any, *, geocode: Any = None, notes: list[str], demo:
                     checked_at: dt.datetime, mots: Libelles | None = None) -> dict[str, Any]:
     """One verdict as a JSON-ready dict.
 
-    ``source`` is a :class:`~qpv_geo.eligibility.Verdict` or a row (mapping) of
+    ``source`` is a :class:`~qpv_geo.eligibility.engine.Verdict` or a row (mapping) of
     :meth:`Engine.judge_lonlat`'s frame; ``notes`` are the data warnings (plus the demo address
     note when the demonstration address file answered); ``mots`` the territory's words (SEM's
     by default).

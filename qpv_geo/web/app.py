@@ -1,6 +1,6 @@
 """FastAPI application: the instructors' page, the file page and the JSON API.
 
-A thin shell over the Python API (:mod:`qpv_geo.eligibility`, :mod:`qpv_geo.geocoding`,
+A thin shell over the Python API (:mod:`qpv_geo.eligibility.engine`, :mod:`qpv_geo.geocoding`,
 :mod:`qpv_geo.batch`). Like ``cli.py``, it is a place where exceptions become messages: every
 error is ``{"erreur": …, "conseil": …}`` in JSON (or the same words on an HTML page), with a
 status code that says whose fault it is, and never a trace.
@@ -43,6 +43,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qpv_geo import __version__
 from qpv_geo._francais import de, heure_paris
+from qpv_geo.eligibility.libelles import COUCHES, GEOCODEURS, Libelles, libelles
 from qpv_geo.exceptions import (
     CoordinateError,
     DownloadError,
@@ -55,8 +56,7 @@ from qpv_geo.exceptions import (
     ReferenceDataError,
     UnreadableInputError,
 )
-from qpv_geo.libelles import COUCHES, GEOCODEURS, Libelles, libelles
-from qpv_geo.messages import CONSEILS, hint_web, remplacer_pour_le_web
+from qpv_geo.geocoding.messages import CONSEILS, hint_web, remplacer_pour_le_web
 from qpv_geo.settings import Settings
 from qpv_geo.web._present import (
     HEADLINES,
@@ -195,7 +195,7 @@ def _parse_coordinate(raw: str, name: str,
 
 def _leaflet_dir() -> Path:
     """Leaflet 1.9.4, vendored once for the whole package (shared with the folium maps)."""
-    for candidate in (HERE.parent / "static" / "vendor" / "leaflet-1.9.4",
+    for candidate in (HERE.parent / "reporting" / "static" / "vendor" / "leaflet-1.9.4",
                       HERE / "static" / "vendor" / "leaflet-1.9.4"):
         if (candidate / "leaflet.js").is_file():
             return candidate
@@ -216,12 +216,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def _run_while_connected(request: Request, func: Any, *args: Any) -> Any:
-    """Run ``func`` in a worker thread; stop it (:func:`~qpv_geo._cancel.check_cancelled`)
+    """Run ``func`` in a worker thread; stop it (:func:`~qpv_geo.batch._cancel.check_cancelled`)
     when the client disconnects or the server stops."""
     import asyncio
     import threading
 
-    from qpv_geo._cancel import cancellable
+    from qpv_geo.batch._cancel import cancellable
 
     event = threading.Event()
 
@@ -572,13 +572,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/carte/rues.js", include_in_schema=False)
     def rues_js() -> Response:
-        from qpv_geo.osm import roads_js
+        from qpv_geo.reporting.osm import roads_js
 
         return Response(roads_js(), media_type="text/javascript; charset=utf-8")
 
     @app.get("/carte/rues.css", include_in_schema=False)
     def rues_css() -> Response:
-        from qpv_geo.osm import ROADS_CSS
+        from qpv_geo.reporting.osm import ROADS_CSS
 
         return Response(ROADS_CSS, media_type="text/css; charset=utf-8")
 
@@ -655,7 +655,7 @@ def _streets_here(payload: dict[str, Any]) -> bool:
     """True when the street layer (Saint-Étienne) reaches the verdict's point."""
     if payload.get("lat") is None:
         return False
-    from qpv_geo.osm import covers
+    from qpv_geo.reporting.osm import covers
 
     try:
         return covers((payload["lon"], payload["lat"], payload["lon"], payload["lat"]))
@@ -665,7 +665,7 @@ def _streets_here(payload: dict[str, Any]) -> bool:
 
 def _territory_words(settings: Settings) -> Libelles:
     """The words of the settings' territory, without loading any data (SEM: its own)."""
-    from qpv_geo.libelles import libelles_reglages
+    from qpv_geo.eligibility.libelles import libelles_reglages
 
     return libelles_reglages(settings)
 

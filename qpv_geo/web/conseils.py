@@ -55,7 +55,7 @@ def edge_near(reference: Any, code: str, lon: float, lat: float) -> dict[str, An
     geom = _zone_geometry(reference, code)
     if geom is None:
         return None
-    from qpv_geo.projections import epsg_metrique
+    from qpv_geo.eligibility.projections import epsg_metrique
 
     epsg = epsg_metrique((lon, lat))  # Lambert-93 in metropolitan France, UTM overseas
     to_l93 = Transformer.from_crs(4326, epsg, always_xy=True)
@@ -84,7 +84,7 @@ def nearest_street(lon: float, lat: float, max_m: float = 40.0) -> str | None:
     try:
         import shapely
 
-        from qpv_geo.osm import covers, load_roads
+        from qpv_geo.reporting.osm import covers, load_roads
 
         if not covers((lon, lat, lon, lat)):
             return None
@@ -125,7 +125,7 @@ def _geocode_view(geo: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     if "trouve" in geo:
         return dict(geo)
-    from qpv_geo.libelles import precision_libelle
+    from qpv_geo.eligibility.libelles import precision_libelle
 
     precision = geo.get("geocodage_precision")
     return {"trouve": bool(geo.get("geocodage_label")), "label": geo.get("geocodage_label"),
@@ -177,7 +177,7 @@ def next_steps(p: Mapping[str, Any], reference: Any, *, page: bool = True) -> li
         else:
             steps.append(f"Le point est à moins de la marge du bord du QPV {label}.")
         target = f"de quel côté de « {street} »" if street else "de quel côté du bord"
-        from qpv_geo.osm import covers
+        from qpv_geo.reporting.osm import covers
 
         streets = covers((p["lon"], p["lat"], p["lon"], p["lat"]))
         carte = ("la carte « Le point et ses rues »" if streets

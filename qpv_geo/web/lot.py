@@ -17,9 +17,9 @@ from typing import Any
 
 from qpv_geo._files import scratch_dir
 from qpv_geo._francais import hors
+from qpv_geo.eligibility.libelles import Libelles, libelles
 from qpv_geo.exceptions import InputFileError, QpvGeoError
-from qpv_geo.libelles import Libelles, libelles
-from qpv_geo.messages import names_a_command, pour_le_web, remplacer_pour_le_web
+from qpv_geo.geocoding.messages import names_a_command, pour_le_web, remplacer_pour_le_web
 
 #: Rows of the validated file previewed on the page.
 PREVIEW_ROWS = 20
@@ -260,7 +260,7 @@ def summary_tables(summary: dict[str, Any],
                    words: dict[str, str] | None = None) -> dict[str, Any]:
     """The batch summary as the tables of the page (the same as the CLI's); ``words``: the
     status words (:func:`status_words`)."""
-    from qpv_geo.eligibility import STATUSES
+    from qpv_geo.eligibility.engine import STATUSES
 
     words = words or STATUS_WORDS
     par_statut = summary.get("par_statut") or {}
@@ -291,7 +291,7 @@ def summary_tables(summary: dict[str, Any],
 def preview(frame: Any, mapping: dict[str, str | None],
             words: dict[str, str] | None = None) -> dict[str, Any]:
     """The first rows: line, the person's identifying columns, then the verdict in words."""
-    from qpv_geo.eligibility import format_distance
+    from qpv_geo.eligibility.engine import format_distance
 
     words = words or STATUS_WORDS
     keep: list[tuple[str, str]] = [("ligne", "Ligne")]

@@ -38,9 +38,9 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from qpv_geo.eligibility.libelles import libelles_reglages
 from qpv_geo.exceptions import InputFileError, QpvGeoError, RegistreError
-from qpv_geo.libelles import libelles_reglages
-from qpv_geo.messages import hint_web
+from qpv_geo.geocoding.messages import hint_web
 from qpv_geo.registre import DECISIONS, ETATS, LOT_DEFAUT, Registre
 from qpv_geo.registre.comptes import authenticate, load_comptes
 from qpv_geo.registre.criteres import criteres_de
@@ -217,7 +217,7 @@ _WEB_HINTS = (
 def _web_hint(exc: QpvGeoError) -> str | None:
     """A register message's advice as a web page gives it: the form's fields and the
     register's pages for the register's own advice, then the web wording every page uses
-    (:func:`qpv_geo.messages.hint_web`: never a command-line option)."""
+    (:func:`qpv_geo.geocoding.messages.hint_web`: never a command-line option)."""
     hint = exc.hint
     if hint:
         for start, text in _WEB_HINTS:

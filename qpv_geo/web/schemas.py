@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from qpv_geo.eligibility import STATUSES
+from qpv_geo.eligibility.engine import STATUSES
 
 #: Longest address accepted (characters); a real French address is under 200.
 MAX_ADRESSE = 300

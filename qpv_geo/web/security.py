@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qpv_geo.exceptions import InputFileError
-from qpv_geo.messages import CONSEILS
+from qpv_geo.geocoding.messages import CONSEILS
 
 #: Body cap (bytes) of JSON requests, per batch item, plus a fixed allowance.
 _JSON_BYTES_PER_ITEM = 1024

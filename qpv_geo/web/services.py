@@ -14,14 +14,14 @@ from typing import Any
 import numpy as np
 
 from qpv_geo import __version__
-from qpv_geo.eligibility import STATUSES, Engine, engine_from_settings
+from qpv_geo.eligibility.engine import STATUSES, Engine, engine_from_settings
+from qpv_geo.eligibility.libelles import libelles
 from qpv_geo.exceptions import (
     GeocoderNotConfigured,
     GeocoderQueryError,
     QpvGeoError,
 )
-from qpv_geo.libelles import libelles
-from qpv_geo.messages import CONSEILS, description_web
+from qpv_geo.geocoding.messages import CONSEILS, description_web
 from qpv_geo.settings import Settings
 from qpv_geo.web._present import (
     NOTE_ADRESSES_DEMO,
@@ -123,7 +123,7 @@ class Services:
     def roads(self, lon: float, lat: float, radius_m: float) -> dict[str, Any]:
         """OpenStreetMap streets within ``radius_m`` of the point (compact GeoJSON, with the
         attribution and the coverage note); no streets outside Saint-Étienne."""
-        from qpv_geo.osm import roads_geojson
+        from qpv_geo.reporting.osm import roads_geojson
 
         dlat = radius_m / 111_320.0
         dlon = radius_m / (111_320.0 * max(0.1, math.cos(math.radians(lat))))
@@ -249,7 +249,7 @@ def _warm_up(services: Services) -> None:
         engine = services.engine()
         engine.judge_point(lon=4.3871, lat=45.4605)
         services.perimeters()
-        from qpv_geo.osm import load_roads
+        from qpv_geo.reporting.osm import load_roads
 
         load_roads()  # read once (≈ 2 s), before the first verdict map asks for streets
     except QpvGeoError as exc:  # the routes will answer 503 with the same message

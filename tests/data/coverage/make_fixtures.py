@@ -18,8 +18,8 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 
-from qpv_geo.eligibility import Engine
-from qpv_geo.reference import Reference
+from qpv_geo.eligibility.engine import Engine
+from qpv_geo.reference.layers import Reference
 
 
 def sq(x0, y0, size=1000.0):

@@ -1,0 +1,416 @@
+"""National files on Dask: ``qpv-geo batch FICHIER --moteur dask``.
+
+A CSV or Parquet file (or a folder of them, partitioned) too large for one machine's memory is
+read by :mod:`dask.dataframe` in partitions; each partition goes, on a worker, through the SAME
+code as the single-process path (:func:`qpv_geo.batch.validate_sites`: the same engine, the same
+column mapping, the same reasons; geocoding per partition with its cache) and is written as one
+part of a partitioned output (Parquet, or CSV through the single-process CSV writer). Every input
+row comes out once, with its line number (``ligne``), the one the single-process reader gives:
+the CSV record's number in the file, header included, counting the blank lines (empty, spaces or
+separators only) and the titles above the header that both paths skip — the header is found by
+the same rule, and each partition keeps its blank rows until its rows are numbered, then drops
+them; for Parquet, position + 2. Memory per worker is bounded by the
+partition size (``blocksize`` for CSV, the row groups for Parquet).
+
+The output folder is written under a temporary name and renamed when every part is complete:
+an interrupted run leaves no half-written result.
+
+Cluster: a local one (``LocalCluster``, ``workers`` processes of one thread) by default, or an
+existing scheduler given by address (``--scheduler tcp://HOST:8786``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from qpv_geo.exceptions import DaskError, InputFileError, QpvGeoError
+from qpv_geo.settings import Settings
+
+#: Output formats of the partitioned result (the output name's suffix).
+FORMATS = (".parquet", ".csv")
+
+
+@dataclass
+class NationalResult:
+    """What a distributed run did: rows, parts, counts by status, duration."""
+
+    lignes_lues: int
+    lignes_ecrites: int
+    parties: int
+    statuts: dict[str, int]
+    duree_s: float
+    sortie: Path
+    synthese: dict[str, Any] = field(default_factory=dict)
+
+
+def _imports() -> Any:
+    try:
+        import dask
+        import dask.dataframe as dd
+        import distributed
+    except ImportError as exc:
+        raise DaskError("Le moteur dask n'est pas installé.",
+                        hint="Installez l'extra national : pip install 'qpv-geo[national]'.") \
+            from exc
+    return dask, dd, distributed
+
+
+def _input_kind(path: Path) -> str:
+    if path.is_dir():
+        if any(path.glob("*.parquet")):
+            return "parquet"
+        if any(path.glob("*.csv")):
+            return "csv"
+        raise InputFileError(f"Dossier {path} : aucun fichier .parquet ni .csv.",
+                             hint="Donnez un fichier CSV ou Parquet, ou un dossier de parties.")
+    if not path.exists():
+        raise InputFileError(f"Fichier introuvable : {path}.", hint="Vérifiez le chemin.")
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    if suffix in (".csv", ".txt", ".tsv"):
+        return "csv"
+    raise InputFileError(f"{path.name} : le moteur dask lit les fichiers CSV ou Parquet.",
+                         hint="Convertissez le fichier, ou utilisez le moteur par défaut "
+                         "(sans --moteur dask) pour XLSX, GeoJSON et GeoPackage.")
+
+
+def _csv_files(path: Path) -> list[Path]:
+    return [path] if path.is_file() else sorted(path.glob("*.csv"))
+
+
+def _sniff_sep(path: Path) -> str:
+    """The separator, sniffed on the first 50 lines as the single-process reader does."""
+    from qpv_geo.batch.reading_csv import _sniff_sep as sniff
+
+    with open(_csv_files(path)[0], encoding="utf-8-sig", errors="replace") as fh:
+        head = [fh.readline(1 << 16) for _ in range(50)]  # bounded reads
+    return sniff([line for line in head if line])
+
+
+def _records_before_header(path: Path, sep: str) -> int:
+    """CSV records above the header as the single-process reader finds it (blank rows, titles:
+    it skips them): the header's index for the reader of each file's first block."""
+    from qpv_geo.batch.source import _head_rows, _header_index
+
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+            head = _head_rows(enumerate(csv.reader(fh, delimiter=sep), start=1))
+    except csv.Error as exc:
+        raise InputFileError(f"{path.name} : en-tête illisible ({exc}).",
+                             hint="Vérifiez les guillemets des premières lignes.") from exc
+    return _header_index(head) or 0
+
+
+def _read(path: Path, kind: str, *, blocksize: str, sep: str | None,
+          header_line: int | None = None) -> tuple[Any, int]:
+    """The dask frame of the input, and the number of the first data line (CSV: header's
+    record + 1, blank records above it counted; Parquet: 2)."""
+    _, dd, _ = _imports()
+    try:
+        if kind == "parquet":
+            return dd.read_parquet(str(path)), 2
+        sep = sep or _sniff_sep(path)
+        above = {f.name: (header_line - 1 if header_line else _records_before_header(f, sep))
+                 for f in _csv_files(path)}
+        if len(set(above.values())) > 1:
+            raise InputFileError(
+                f"Dossier {path.name} : l'en-tête n'est pas à la même ligne dans tous les "
+                "fichiers (lignes au-dessus : " + ", ".join(f"{n} : {k}" for n, k in
+                                                             above.items()) + ").",
+                hint="Retirez les lignes vides ou de titre au début des fichiers.")
+        skip = next(iter(above.values()), 0)
+        pattern = str(path / "*.csv") if path.is_dir() else str(path)
+        # Blank rows are kept (skip_blank_lines=False) so that each partition numbers its rows
+        # as the single-process reader does; _part drops them.
+        frame = dd.read_csv(pattern, sep=sep, dtype=str, keep_default_na=False,
+                            na_filter=False, blocksize=blocksize, encoding="utf-8-sig",
+                            skip_blank_lines=False, header=skip)
+        return frame, skip + 2
+    except (OSError, ValueError) as exc:
+        raise InputFileError(f"{path.name} : lecture impossible ({type(exc).__name__}).",
+                             hint="Vérifiez que le fichier est un CSV (UTF-8) ou un Parquet "
+                             "valide.") from exc
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cells as text, as the single-process readers give them (empty for missing)."""
+    out = {}
+    for c in frame.columns:
+        col = frame[c]
+        if col.dtype == object or pd.api.types.is_string_dtype(col):
+            out[str(c)] = col.astype(object).where(col.notna(), "").astype(str).to_numpy(object)
+        else:
+            out[str(c)] = np.where(col.isna(), "", col.astype(str)).astype(object)
+    return pd.DataFrame(out, dtype=object)
+
+
+def _nonblank(text: pd.DataFrame) -> np.ndarray:
+    """Rows with a cell that is not only spaces (the single-process reader skips the others)."""
+    keep = np.zeros(len(text), dtype=bool)
+    for c in text.columns:
+        keep |= text[c].str.strip().ne("").to_numpy(bool)
+    return keep
+
+
+def _flag_swallowed(text: pd.DataFrame, sep: str) -> list[int]:
+    """Rows (line numbers) of a partition whose cell holds a line break and what looks like
+    a row of the file — a stray quote swallowed it (the single-process reader's rule,
+    :func:`~qpv_geo.batch.reading_csv.swallows_a_row`); NUL bytes are removed. The reasons
+    go in :data:`~qpv_geo.batch.columns.PROBLEM_COLUMN`."""
+    from qpv_geo.batch.columns import PROBLEM_COLUMN
+    from qpv_geo.batch.reading_csv import swallows_a_row
+
+    if not len(text.columns):
+        return []
+    problems = np.full(len(text), "", dtype=object)
+    for c in list(text.columns):  # NUL bytes: removed and said, as the single-process reader
+        nul = text[c].str.contains("\x00", regex=False).to_numpy(bool)
+        if nul.any():
+            text[c] = text[c].str.replace("\x00", "", regex=False)
+            problems[nul] = "caractères NUL supprimés"
+    multi = np.zeros(len(text), dtype=bool)
+    for c in text.columns:
+        multi |= text[c].str.contains("\n", regex=False).to_numpy(bool)
+    if not multi.any():
+        if (problems != "").any():
+            text[PROBLEM_COLUMN] = problems
+        return []
+    width = len(text.columns)
+    flagged = []
+    for i in np.flatnonzero(multi):
+        cells = [str(v) for v in text.iloc[i].tolist()]
+        if swallows_a_row(cells, sep, width - 1, width):
+            problems[i] = (("caractères NUL supprimés ; " if problems[i] else "")
+                           + "guillemet non fermé probable : une cellule de cette ligne contient "
+                           "plusieurs lignes du fichier, qui ne sont pas lues comme des lignes "
+                           "séparées ; corrigez le guillemet dans le fichier et relancez")
+            flagged.append(int(text.index[i]))
+    if (problems != "").any():
+        text[PROBLEM_COLUMN] = problems
+    return flagged
+
+
+def _part(frame: pd.DataFrame, offset: int, index: int, folder: str, fmt: str, mapping: Any,
+          settings: Settings, sep: str, first: int = 2, blank: bool = False,
+          table_ends: bool = True, input_sep: str = ";",
+          ) -> tuple[int, dict[str, int], float, int, list[int]]:
+    """One partition on a worker: its rows numbered from ``first + offset`` (blank rows
+    counted, then dropped when ``blank``), judged by validate_sites, written as one part.
+    Returns rows written, counts by status, peak memory (MB), rows read (not blank), and
+    the lines a stray quote probably swallowed a row into."""
+    from qpv_geo.batch import validate_sites
+    from qpv_geo.eligibility.engine import engine_from_settings
+
+    engine = engine_from_settings(settings)  # cached per worker
+    text = _as_text(frame)
+    text.index = pd.Index(np.arange(offset + first, offset + first + len(text),
+                                    dtype=np.int64), name="ligne")
+    if blank:
+        text = text[_nonblank(text)]
+    swallowed = _flag_swallowed(text, input_sep) if blank else []
+    result = validate_sites(text, mapping, settings=settings, engine=engine,
+                            table_ends=table_ends)
+    out = result.frame
+    target = Path(folder) / f"partie-{index:05d}{fmt}"
+    if fmt == ".csv":
+        from qpv_geo.batch.writing import _CsvWriter
+
+        writer = _CsvWriter(target, sep)
+        try:
+            writer.write(out)
+        finally:
+            writer.close()
+    else:
+        from qpv_geo.batch.writing import machine_frame
+
+        _parquet_frame(machine_frame(out)).to_parquet(target, index=False)
+    counts = {str(k): int(v) for k, v in out["status"].value_counts().items()}
+    return len(out), counts, _peak_mb(), len(text), swallowed
+
+
+def _peak_mb() -> float:
+    """Peak resident memory (MB) of this process: ``VmHWM`` (Linux), else ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _parquet_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Object columns as text (None kept), so that every part has the same schema."""
+    out = frame.copy()
+    for c in out.columns:
+        if out[c].dtype == object:
+            out[c] = out[c].map(lambda v: None if v is None or (isinstance(v, float)
+                                                                and np.isnan(v)) else str(v))
+    return out
+
+
+def _client(scheduler: str | None, workers: int, processes: bool) -> tuple[Any, Any]:
+    _, _, distributed = _imports()
+    if scheduler:
+        try:
+            return distributed.Client(scheduler, timeout="20s"), None
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise DaskError(f"Ordonnanceur dask injoignable : {scheduler}.",
+                            hint="Vérifiez l'adresse (ex. tcp://10.0.0.5:8786) et que "
+                            "« dask scheduler » y tourne.") from exc
+    # The scheduler's HTTP server (health routes; no dashboard without bokeh) on a free port:
+    # with None it tries 8787 and warns, in English, when another cluster holds it.
+    import logging
+
+    # silence_logs: the workers' English log lines (a failed task) never reach the terminal;
+    # the error comes back here and is said in French
+    cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
+                                       processes=processes, dashboard_address=":0",
+                                       silence_logs=logging.CRITICAL)
+    return distributed.Client(cluster), cluster
+
+
+def validate_national(path: str | Path, output: str | Path, *, settings: Settings | None = None,
+                      scheduler: str | None = None, workers: int = 2, processes: bool = True,
+                      client: Any = None, mapping_overrides: dict[str, str | None] | None = None,
+                      blocksize: str = "8MB", sep: str = ";", input_sep: str | None = None,
+                      header_line: int | None = None) -> NationalResult:
+    """Validate a CSV/Parquet file on Dask into a partitioned output folder (``.parquet`` or
+    ``.csv`` suffix); see the module docstring."""
+    from qpv_geo.batch.columns import detect_columns
+    from qpv_geo.batch.reading import _check_mapping
+
+    dask, _, _ = _imports()
+    settings = settings or Settings.from_env()
+    src, out = Path(path), Path(output)
+    fmt = out.suffix.lower()
+    if fmt not in FORMATS:
+        raise InputFileError(f"Sortie {out.name} : avec --moteur dask, la sortie est un dossier "
+                             "de parties .parquet ou .csv.",
+                             hint="Nommez-la par exemple resultat.parquet ou resultat.csv.")
+    if out.exists():
+        raise InputFileError(f"La sortie {out} existe déjà.",
+                             hint="Choisissez un autre nom ou supprimez l'ancien résultat.")
+    from qpv_geo._files import check_output_path
+
+    check_output_path(out, [src], create_folder=True)  # the one guard (a link loop…)
+    if not out.parent.is_dir():
+        raise InputFileError(f"Dossier de sortie introuvable : {out.parent}.",
+                             hint="Créez-le ou choisissez un autre chemin.")
+    kind = _input_kind(src)
+    ddf, first = _read(src, kind, blocksize=blocksize, sep=input_sep, header_line=header_line)
+    sep_in = input_sep or (_sniff_sep(src) if kind == "csv" else None)
+    columns = [str(c) for c in ddf.columns]
+    mapping = detect_columns(columns, mapping_overrides)
+    _check_mapping(mapping, columns, src.name, mapping_overrides)
+    # Build the engine once here: a bad territory or reference fails before any work.
+    from qpv_geo.eligibility.engine import engine_from_settings
+
+    engine = engine_from_settings(settings)
+    started = time.perf_counter()
+    own = client is None
+    cluster = None
+    if own:
+        client, cluster = _client(scheduler, workers, processes)
+    tmp = out.with_name(f".{out.name}.partiel-{os.getpid()}")
+    try:
+        tmp.mkdir()
+        try:
+            lengths = [int(n) for n in client.compute(ddf.map_partitions(len)).result()]
+        except pd.errors.ParserError as exc:
+            raise _parser_error(src, exc, first if ddf.npartitions == 1 else None) from None
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist()
+        parts = ddf.to_delayed()
+        in_sep = sep_in or ";"
+        tasks = [dask.delayed(_part)(p, off, i, str(tmp), fmt, mapping, settings, sep, first,
+                                     kind == "csv", i == len(parts) - 1, in_sep)
+                 for i, (p, off) in enumerate(zip(parts, offsets, strict=True))]
+        done = client.gather(client.compute(tasks))
+        written = sum(d[0] for d in done)
+        statuts: Counter[str] = Counter()
+        for d in done:
+            statuts.update(d[1])
+        lues = sum(d[3] for d in done)
+        swallowed = sorted(line for d in done for line in d[4])
+        if written != lues:
+            raise QpvGeoError(f"{lues} lignes lues mais {written} écrites : résultat abandonné.",
+                              hint="Relancez ; si cela se reproduit, signalez-le.")
+        synthese = {
+            "fichier": src.name, "lignes_lues": lues, "lignes_ecrites": written,
+            "parties": len(done), "statuts": dict(sorted(statuts.items())),
+            "territoire": settings.territoire, "donnees": engine.reference.version,
+            "notes": engine.reference.notes, "moteur": "dask",
+            "memoire_max_travailleur_mo": round(max((d[2] for d in done), default=0.0), 1),
+        }
+        if swallowed:
+            from qpv_geo.batch.source import _named_lines
+
+            synthese["avertissements_lecture"] = [
+                f"Guillemet non fermé probable aux lignes {_named_lines(swallowed)} : une "
+                "cellule y contient plusieurs lignes du fichier, qui n'ont pas été lues comme "
+                "des lignes séparées. Corrigez le guillemet et relancez."]
+        ignorees = sum(lengths) - lues + (first - 2 if kind == "csv" else 0)
+        if ignorees:  # blank rows, and those above the header, as the single-process summary
+            synthese["lignes_ignorees_total"] = ignorees
+        (tmp / "_synthese.json").write_text(json.dumps(synthese, ensure_ascii=False, indent=2),
+                                            encoding="utf-8")
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if own:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    return NationalResult(lignes_lues=lues, lignes_ecrites=written, parties=len(done),
+                          statuts=dict(statuts), duree_s=time.perf_counter() - started,
+                          sortie=out, synthese=synthese)
+
+
+def _parser_error(path: Path, exc: Exception, first: int | None) -> InputFileError:
+    """pandas' tokenizer error on a CSV, in French (a quote never closed runs to the end);
+    ``first``: the first data line when the file is one partition (its row numbers are then
+    the file's), else None (they are the partition's: not said)."""
+    import re
+
+    text = str(exc)
+    row = re.search(r"starting at row (\d+)", text)
+    where = f" ligne {int(row.group(1)) + first - 1}" if row and first is not None else ""
+    if "EOF inside string" in text:
+        return InputFileError(
+            f"{path.name} : guillemet non fermé probable{where} — la cellule qui s'y ouvre "
+            "court jusqu'à la fin du fichier.",
+            hint="Corrigez le guillemet et relancez (sans --moteur dask, la ligne est lue et "
+            "signalée dans le résultat).")
+    return InputFileError(f"{path.name} : CSV illisible{where} (guillemets ou séparateurs).",
+                          hint="Vérifiez les guillemets de cette ligne dans un éditeur de "
+                          "texte, ou validez sans --moteur dask pour voir les lignes "
+                          "signalées.")
+
+
+def read_parts(output: str | Path) -> pd.DataFrame:
+    """A partitioned output read back in line order (tests, small results)."""
+    out = Path(output)
+    if out.suffix.lower() == ".parquet":
+        frames = [pd.read_parquet(p) for p in sorted(out.glob("partie-*.parquet"))]
+    else:
+        frames = [pd.read_csv(p, sep=None, engine="python", dtype=str, keep_default_na=False,
+                              encoding="utf-8-sig")
+                  for p in sorted(out.glob("partie-*.csv"))]
+    return pd.concat(frames, ignore_index=True)

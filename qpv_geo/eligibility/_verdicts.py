@@ -1,0 +1,451 @@
+"""The verdict table: statuses, codes and names, distances and the reasons in French.
+
+:func:`verdict_frame` turns the integer codes of :meth:`Engine.classify_xy
+<qpv_geo.eligibility.engine.Engine.classify_xy>` into the public columns (:data:`VERDICT_COLUMNS
+<qpv_geo.eligibility.engine.VERDICT_COLUMNS>`), vectorised (string building on arrays), and applies
+the geocoding quality rules (imprecise point → « à vérifier » unless the whole commune decides).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from qpv_geo._francais import a as _a
+from qpv_geo._francais import dans, de, hors
+from qpv_geo.eligibility._geometrie import K_AUTRE as _K_AUTRE
+from qpv_geo.eligibility._geometrie import K_QPV as _K_QPV
+from qpv_geo.eligibility._geometrie import K_QVA as _K_QVA
+from qpv_geo.eligibility._perdus import motifs_perdus, perdus_proches
+from qpv_geo.eligibility.marges import fmt_metres, motifs_marge
+
+if TYPE_CHECKING:
+    from qpv_geo.eligibility.engine import Classification, Engine
+    from qpv_geo.eligibility.voies import VoieVerdict
+    from qpv_geo.geocoding import GeocodeResult
+
+#: The statuses, in the order of their integer codes.
+STATUSES = ("eligible", "qva", "hors_qpv", "hors_territoire", "a_verifier", "non_geocode")
+ELIGIBLE, QVA, HORS_QPV, HORS_TERRITOIRE, A_VERIFIER, NON_GEOCODE = range(6)
+
+#: Plain-French label of each status.
+STATUS_LABELS = {
+    "eligible": "Éligible — dans un QPV de Saint-Étienne Métropole",
+    "qva": "Non éligible — quartier de veille active (QVA)",
+    "hors_qpv": "Non éligible — hors QPV",
+    "hors_territoire": "Non éligible — hors territoire de Saint-Étienne Métropole",
+    "a_verifier": "À vérifier — verdict incertain",
+    "non_geocode": "Non localisé — adresse ou coordonnées inutilisables",
+}
+
+# Territory codes.
+_T_OUT, _T_LIMIT, _T_IN = 0, 1, 2
+# Reasons a point is unusable.
+_BAD_REASONS = {
+    1: "coordonnées manquantes",
+    2: "coordonnées impossibles (latitude hors de −90…90 ou longitude hors de −180…180)",
+    3: "valeurs de Lambert-93 (x/y en mètres) données comme latitude/longitude : "
+       "utilisez les colonnes ou options x/y",
+    4: "latitude et longitude semblent inversées (le point inversé tombe en France) : "
+       "corrigez la source, qpv-geo ne les permute pas d'office",
+    5: "coordonnées hors de France métropolitaine",
+    6: "valeurs en degrés données comme Lambert-93 x/y : utilisez lat/lon",
+    7: "coordonnées Lambert-93 hors de France métropolitaine",
+    8: "coordonnées hors de France (métropole, Corse et outre-mer où existent des QPV)",
+}
+
+
+
+def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndarray,
+                  citycodes: Sequence[str | None] | None,
+                  geocodes: Sequence[GeocodeResult | None] | None,
+                  mots: np.ndarray | None = None,
+                  voies: Sequence[VoieVerdict | None] | None = None, *,
+                  columns: bool = False) -> Any:
+    """The verdict table (:data:`VERDICT_COLUMNS`) with its French reasons, from raw codes.
+
+    ``columns=True`` (points without geocoding only): the columns as a dict of arrays, without
+    building a DataFrame (the single-point path).
+    """
+    n = len(c.status)
+    status = c.status.copy()
+    # QPV the simplified copy reduced to a point: a point that may be in one is « à vérifier ».
+    perdus = self.reference.qpv_perdus
+    perdu, perdu_dist = perdus_proches(perdus, c, lon, lat, c.status, ELIGIBLE, HORS_QPV,
+                                       A_VERIFIER)
+    m_perdu = perdu >= 0
+    status[m_perdu] = A_VERIFIER
+    nom, sigle = self.nom_territoire, self.sigle_territoire
+    code_dans = np.zeros(n, dtype=bool)  # the address's commune code is the territory's
+    # Names of zones and communes, with a last entry None for index -1 (computed once).
+    codes, names, sirens, zkind, com_codes, com_names = self._tables
+    insee = com_codes[c.commune]
+    libcom = com_names[c.commune]
+    motifs = np.full(n, "", dtype=object)
+
+    def add(mask: np.ndarray, text: Any) -> None:
+        sep = np.where(motifs[mask] == "", "", " ; ")
+        motifs[mask] = motifs[mask] + sep + text
+
+    geo_extra: dict[str, Any] = {}
+    not_found = np.zeros(n, dtype=bool)
+    written_out = np.zeros(n, dtype=bool)
+    if citycodes is None and geocodes is not None:
+        citycodes = [g.citycode if g is not None else None for g in geocodes]
+    if citycodes is not None:
+        cc = np.array([None if v is None or v == "" else str(v) for v in citycodes],
+                      dtype=object)
+        have = np.array([v is not None for v in cc], dtype=bool)
+        in_sem_code = np.array([v in self._sem_codes for v in cc], dtype=bool)
+        code_dans = have & in_sem_code
+        insee = np.where(have, cc, insee)
+        libcom = np.where(have, [self._commune_names.get(v) if v else None for v in cc],
+                          libcom)
+        outside_code = have & ~in_sem_code & (status != NON_GEOCODE)
+        conflict = outside_code & ((status == ELIGIBLE) | (status == A_VERIFIER))
+        add(conflict, f"le géocodeur place l'adresse dans une commune {hors(sigle)} (INSEE "
+            + cc[conflict].astype(str) + f") alors que le point tombe dans un QPV {de(sigle)}")
+        status[conflict] = A_VERIFIER
+        moved = outside_code & ~conflict
+        status[moved] = HORS_TERRITOIRE
+        add(moved, f"commune {hors(nom)} selon le géocodeur (INSEE "
+            + cc[moved].astype(str) + ")")
+
+    # Geocoding reliability.
+    if geocodes is not None:
+        from qpv_geo.geocoding import MOTIF_DEMO, reliability_issues
+
+        if len(geocodes) != n:
+            raise ValueError("geocodes must have one item per point")
+        unreliable = np.zeros(n, bool)
+        demo_rows = np.zeros(n, bool)
+        issues_txt = np.full(n, "", dtype=object)
+        for i, g in enumerate(geocodes):  # per geocoding result: already one per row
+            if g is None:
+                continue
+            if not g.found:
+                issues_txt[i] = g.motif or "adresse non trouvée"
+                continue
+            # A demonstration address is marked, like demonstration perimeters, and the
+            # verdict is computed on its point as for any other.
+            street = voies[i] if voies is not None else None
+            if street is not None and street.decisive:  # the whole street decides the place
+                from qpv_geo.eligibility.voies import as_housenumber
+
+                g = as_housenumber(g)
+            issues = reliability_issues(g, score_min=self.score_min)
+            if g.source == "local-demo":
+                demo_rows[i] = True
+            if issues:
+                unreliable[i] = True
+                issues_txt[i] = " ; ".join(issues)
+        # The commune or postcode written is outside SEM: that decides, whatever the point.
+        written_out = np.array([g is not None and bool(g.hors_territoire)
+                                for g in geocodes], dtype=bool)
+        not_found = np.array([g is not None and not g.found for g in geocodes],
+                             dtype=bool) & ~written_out
+        status[not_found] = NON_GEOCODE
+        add(not_found, issues_txt[not_found])
+        # An imprecise point cannot support a confident verdict, except where the whole
+        # commune decides it: outside SEM, or a commune of SEM that has no QPV at all.
+        city = np.array([g.citycode if g is not None else None for g in geocodes],
+                        dtype=object)
+        no_qpv_town = np.array([v is not None and v in self._sem_codes
+                                and v not in self._communes_with_qpv for v in city],
+                               dtype=bool)
+        # ... unless the commune itself is in doubt (the point is not in the commune written)
+        douteuse = np.array([g is not None and g.commune_douteuse for g in geocodes],
+                            dtype=bool)
+        settled = ((status == HORS_TERRITOIRE) | ((status == HORS_QPV) & no_qpv_town)) \
+            & (~douteuse | written_out)
+        downgrade = unreliable & (status != NON_GEOCODE) & ~settled
+        add(unreliable & settled, "géocodage imprécis (" + issues_txt[unreliable & settled]
+            .astype(str) + ") sans effet sur le verdict : la commune entière le décide")
+        add(downgrade, "géocodage imprécis : " + issues_txt[downgrade].astype(str))
+        status[downgrade] = A_VERIFIER
+        if voies is not None:
+            has = np.array([v is not None for v in voies], dtype=bool)
+            add(has, np.array([v.motif if v is not None else "" for v in voies], dtype=object)
+                [has])
+        add(demo_rows, "DÉMONSTRATION : " + MOTIF_DEMO + ", le point n'est pas réel")
+        geo_extra = _geocode_columns(geocodes)
+
+    z = c.zone
+    zk = zkind[z]
+    zone_code, zone_name = codes[z], names[z]
+    dist = np.round(c.dist, 1)
+    base = c.status
+    usable = c.bad == 0
+    # No commune outline (any territory but SEM): bare coordinates outside every QPV are in
+    # France only if the country outlines say so (Barcelona, Geneva, Roseau are in the zones'
+    # rectangles); near a border, or far from any land, « à vérifier ».
+    pays_dit = np.zeros(n, dtype=bool)
+    if self.pays:
+        sans_code = np.ones(n, dtype=bool) if citycodes is None else np.array(
+            [v is None or v == "" for v in citycodes], dtype=bool)
+        cand = np.flatnonzero(usable & (status == HORS_QPV) & sans_code & ~m_perdu)
+        if len(cand):
+            from qpv_geo.reference import _pays
+
+            etat, pays = _pays.etat_des_points(np.asarray(lon, float)[cand],
+                                               np.asarray(lat, float)[cand])
+            ailleurs = etat != _pays.FRANCE
+            for k, e, p in zip(cand[ailleurs], etat[ailleurs], pays[ailleurs], strict=True):
+                status[k] = HORS_TERRITOIRE if e == _pays.ETRANGER else A_VERIFIER
+                motifs[k] = (motifs[k] + " ; " if motifs[k] else "") + _pays.motif_pays(e, p)
+                pays_dit[k] = True
+    # Reasons, by case (vectorised string building).
+    m_in_qpv = usable & (zk == _K_QPV)
+    add(m_in_qpv, "dans le QPV " + zone_code[m_in_qpv].astype(str) + " « "
+        + zone_name[m_in_qpv].astype(str) + " », à " + _fmt_m(dist[m_in_qpv])
+        + " à l'intérieur du bord")
+    junction = m_in_qpv & (c.zone2 >= 0)
+    add(junction, "à la jonction avec le QPV " + codes[c.zone2[junction]].astype(str))
+    m_qva = usable & (zk == _K_QVA)
+    add(m_qva, "dans le quartier de veille active « " + zone_name[m_qva].astype(str)
+        + " » : les QVA ne sont pas éligibles à l'appel")
+    m_autre = usable & (zk == _K_AUTRE)
+    za = z[m_autre]
+    com = self.zones["lib_com"].to_numpy(object)[za] if "lib_com" in self.zones.columns \
+        else np.full(len(za), None, dtype=object)
+    epci = np.array([self.reference.epci_name(s) if s or not lc else f"{lc} (sans EPCI)"
+                     for s, lc in zip(sirens[za], com, strict=True)], dtype=object)
+    add(m_autre, "dans le QPV " + zone_code[m_autre].astype(str) + " « "
+        + zone_name[m_autre].astype(str) + " » de " + epci
+        + f", {hors(nom)} : non éligible à cet appel")
+    m_hors = usable & (zk < 0) & (c.territory != _T_OUT)
+    dit = m_hors & (base != A_VERIFIER) & (status != HORS_TERRITOIRE) & ~m_perdu & ~pays_dit
+    if not self.contours and not self.france:  # no outline: only a commune code places it
+        add(dit & code_dans, f"{dans(nom)} (code commune de l'adresse), dans aucun QPV")
+        add(dit & ~code_dans, f"dans aucun QPV {de(nom)} ; appartenance {_a(nom)} non vérifiée : "
+            "aucun contour communal installé pour ce territoire (seul le code commune d'une "
+            "adresse la décide)")
+    else:
+        dans_ = "en France" if self.france else dans(nom)
+        add(dit, f"{dans_}, dans aucun QPV ni QVA" if len(self.reference.qva)
+            else f"{dans_}, dans aucun QPV (QVA non vérifiés : aucun "
+            "périmètre QVA installé)")
+    add(usable & (c.territory == _T_LIMIT),
+        f"en limite du territoire {de(sigle)} (contour communal approximatif, tolérance "
+        f"{self.tolerance_m:.0f} m)")
+    m_out = usable & (zk < 0) & (c.territory == _T_OUT)
+    if self._collectivites_hors and m_out.any():  # another island of the zone: name it
+        from qpv_geo.reference._pays import COLLECTIVITES, collectivite_du_point
+
+        coll = np.full(n, None, dtype=object)
+        coll[m_out] = collectivite_du_point(np.asarray(lon, float)[m_out],
+                                            np.asarray(lat, float)[m_out])
+        for code in self._collectivites_hors:
+            add(coll == code, COLLECTIVITES[code][0])
+    add(m_out, self.texte_hors_territoire)
+    # A point known only to its commune is the commune's centre: no distance to an edge says
+    # anything about the place (issue 20).
+    centre = np.zeros(n, dtype=bool) if geocodes is None else np.array(
+        [g is not None and g.found and g.precision == "municipality" for g in geocodes],
+        dtype=bool)
+    near = usable & (c.near_zone >= 0) & (zk != _K_QPV)
+    add(near & ~centre, "QPV le plus proche : " + codes[c.near_zone[near & ~centre]].astype(str)
+        + " « " + names[c.near_zone[near & ~centre]].astype(str) + " » à " + _fmt_m(np.round(
+            c.near_dist[near & ~centre], 0)))
+    add(near & centre, "QPV le plus proche du centre de la commune : "
+        + codes[c.near_zone[near & centre]].astype(str) + " « "
+        + names[c.near_zone[near & centre]].astype(str) + " »")
+    unc = (base == A_VERIFIER) & ~centre
+    alt_label = np.array([STATUSES[a] if a >= 0 else "" for a in range(-1, 6)],
+                         dtype=object)[c.alt_status + 1]
+    alt_texts = alt_text(sigle)
+    alt_txt = np.vectorize(alt_texts.get, otypes=[object])(alt_label[unc]) if unc.any() \
+        else np.zeros(0, dtype=object)
+    add(unc, "à moins de " + fmt_metres(c.marge[unc]) + " du bord de "
+        + codes[c.edge_zone[unc]].astype(str) + " « " + names[c.edge_zone[unc]].astype(str)
+        + " » : de l'autre côté, " + alt_txt)
+    unc_c = (base == A_VERIFIER) & centre
+    add(unc_c, "position au centre de la commune seulement : le lieu peut être dans le QPV "
+        + codes[c.edge_zone[unc_c]].astype(str) + " « "
+        + names[c.edge_zone[unc_c]].astype(str) + " » ou hors de lui")
+    if m_perdu.any():
+        add(m_perdu, motifs_perdus(perdus, perdu[m_perdu], perdu_dist[m_perdu], sigle,
+                                  self.france))
+    unplaced = ~usable & ~not_found  # the geocoder's own reason says it for the others
+    add(unplaced, np.array([_BAD_REASONS.get(int(b), "") for b in c.bad[unplaced]],
+                          dtype=object))
+    if self.reference.simplified:
+        close = usable & (np.abs(np.nan_to_num(c.dist, nan=1e9)) <= 15) & (status != A_VERIFIER)
+        add(close, "à moins de 15 m d'un bord de la copie simplifiée : à confirmer avec le "
+            "fichier officiel")
+
+    candidat = np.where(unc, codes[c.edge_zone], None)
+    if voies is not None:  # a street partly in, or along, a QPV: that QPV is the candidate
+        for k, v in enumerate(voies):
+            if v is not None and not v.decisive and v.zone >= 0 and status[k] == A_VERIFIER:
+                candidat[k] = codes[v.zone]
+    is_outside_q = (zk != _K_QPV)
+    donnees = self.reference.version
+    notes = self.reference.notes
+    if notes:
+        donnees = donnees + " — " + " ; ".join(notes)
+    # Plane coordinates are Lambert-93 in metropolitan France only: none elsewhere.
+    x, y = self.l93_of_plan(np.where(usable, c.x, np.nan), np.where(usable, c.y, np.nan))
+    cols = {
+        "status": np.array(STATUSES, dtype=object)[status],
+        "eligible": status == ELIGIBLE,
+        "code_qp": np.where(zk >= 0, zone_code, None),
+        "lib_qp": np.where(zk >= 0, zone_name, None),
+        "insee_com": insee,
+        "lib_com": libcom,
+        "distance_bord_m": dist,
+        "marge_m": np.round(c.marge, 1),
+        "marge_motif": motifs_marge(c.marge, c.perimetre, c.incertitude,
+                                    np.full(n, "position", dtype=object) if mots is None
+                                    else mots, self.marge_m is not None),
+        "code_qp_proche": np.where(is_outside_q, codes[c.near_zone], None),
+        "lib_qp_proche": np.where(is_outside_q, names[c.near_zone], None),
+        "distance_qp_proche_m": np.where(is_outside_q, np.round(c.near_dist, 1), np.nan),
+        "candidat_autre_cote": candidat,
+        "motifs": motifs,
+        "donnees": donnees,
+        "lon": np.where(usable, np.round(np.asarray(lon, float), 7), np.nan),
+        "lat": np.where(usable, np.round(np.asarray(lat, float), 7), np.nan),
+        "x_l93": np.round(x, 2),
+        "y_l93": np.round(y, 2),
+    }
+    if columns and geocodes is None:
+        return cols
+    frame = pd.DataFrame(cols)
+    for k, v in geo_extra.items():
+        frame[k] = v
+    if written_out.any():
+        _written_outside(frame, written_out, geocodes or ())
+    if geocodes is not None and any(g is not None and g.alternatives and g.found
+                                    and not g.hors_territoire for g in geocodes):
+        _ambiguous(self, frame, geocodes)
+    return frame
+
+
+def format_distance(value: float | None) -> str:
+    """« 120 m à l'intérieur du périmètre » / « 35 m à l'extérieur du périmètre »."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    side = "à l'intérieur du périmètre" if value > 0 else "à l'extérieur du périmètre"
+    return f"{abs(value):.0f} m {side}"
+
+
+def alt_text(sigle: str = "SEM") -> dict[str, str]:
+    """What the point would be on the other side of an edge, for a territory's short name."""
+    return {
+        "eligible": f"le point serait dans un QPV {de(sigle)} (éligible)",
+        "qva": "le point serait dans un QVA (non éligible)",
+        "hors_qpv": "le point serait hors QPV (non éligible)",
+        "hors_territoire": f"le point serait dans un QPV {hors(sigle)} (non éligible)",
+        "": "",
+    }
+
+
+_ALT_TEXT = alt_text()
+
+
+def status_labels(nom: str = "Saint-Étienne Métropole") -> dict[str, str]:
+    """:data:`STATUS_LABELS` for a territory's name."""
+    if nom == "Saint-Étienne Métropole":
+        return dict(STATUS_LABELS)
+    if nom == "France":  # no call for projects nationally: membership only
+        return {**STATUS_LABELS, "eligible": "Dans un QPV 2024",
+                "hors_territoire": "Non éligible — hors du territoire servi"}
+    return {**STATUS_LABELS, "eligible": f"Éligible — dans un QPV {de(nom)}",
+            "hors_territoire": f"Non éligible — hors territoire {de(nom)}"}
+
+
+def _fmt_m(values: np.ndarray) -> np.ndarray:
+    """« 12 m » for each distance (vectorised), « ? m » where unknown."""
+    v = np.abs(np.asarray(values, dtype=np.float64))
+    out = np.full(len(v), "? m", dtype=object)
+    ok = np.isfinite(v)
+    out[ok] = np.char.add(np.round(v[ok]).astype(np.int64).astype(str), " m").astype(object)
+    return out
+
+
+def _geocode_columns(geocodes: Sequence[GeocodeResult | None]) -> dict[str, list[Any]]:
+    keys = ("geocodage_label", "geocodage_score", "geocodage_precision", "geocodage_source")
+    cols: dict[str, list[Any]] = {k: [] for k in keys}
+    for g in geocodes:
+        d = g.to_dict() if g is not None else {}
+        for k in keys:
+            cols[k].append(d.get(k))
+    return cols
+
+
+def _written_outside(frame: pd.DataFrame, rows: np.ndarray,
+                     geocodes: Sequence[GeocodeResult | None]) -> None:
+    """Rows whose commune or postcode written is outside SEM: ``hors_territoire`` naming it,
+    without the QPV fields of whatever point the geocoder proposed."""
+    from qpv_geo.reference.communes import communes_france
+
+    picked = [g for g, w in zip(geocodes, rows, strict=True) if w and g is not None]
+    names = communes_france().by_insee
+    frame.loc[rows, "status"] = "hors_territoire"
+    frame.loc[rows, "eligible"] = False
+    frame.loc[rows, "motifs"] = [" ; ".join((g.hors_territoire or "", *g.issues))
+                                 for g in picked]
+    for col in ("code_qp", "lib_qp", "code_qp_proche", "lib_qp_proche", "candidat_autre_cote"):
+        if col in frame.columns:
+            frame.loc[rows, col] = None
+    for col in ("distance_qp_proche_m", "distance_bord_m"):
+        if col in frame.columns:
+            frame.loc[rows, col] = np.nan
+    frame.loc[rows, "lib_com"] = [names[g.citycode].nom if g.citycode in names else None
+                                  for g in picked]
+
+
+_SHORT = {"eligible": "éligible", "qva": "QVA", "hors_qpv": "hors QPV",
+          "hors_territoire": "hors territoire", "a_verifier": "à vérifier",
+          "non_geocode": "non localisé"}
+
+
+def _ambiguous(engine: Engine, frame: pd.DataFrame,
+               geocodes: Sequence[GeocodeResult | None]) -> None:
+    """Rows whose street exists, as good, in several communes (no commune written):
+    « à vérifier » with the verdict of every candidate (issue 19: the commune is in doubt)."""
+    rows = [i for i, g in enumerate(geocodes) if g is not None and g.alternatives and g.found
+            and not g.hors_territoire]
+    alts = [(i, a) for i in rows for a in geocodes[i].alternatives]  # type: ignore[union-attr]
+    other = engine.judge_lonlat([float(a["lon"]) for _, a in alts],
+                                [float(a["lat"]) for _, a in alts])
+    names = engine._commune_names
+    by_row: dict[int, list[tuple[str, str, str | None]]] = {}
+    for (i, a), (_, o) in zip(alts, other.iterrows(), strict=True):
+        by_row.setdefault(i, []).append((names.get(a.get("citycode"), a.get("label") or "?"),
+                                         str(o["status"]), o["code_qp"]))
+    status_col = frame.columns.get_loc("status")
+    for i in rows:
+        g = geocodes[i]
+        assert g is not None
+        main = (names.get(g.citycode or "", g.label or "?"), str(frame.iat[i, status_col]),
+                frame.at[frame.index[i], "code_qp"])
+        cands = [main, *by_row.get(i, [])]
+        communes = ", ".join(c for c, _, _ in cands)
+        voie = f"voie « {g.street} »"
+        if any(a.get("street", g.street) != g.street for a in g.alternatives):
+            voie = f"voie « {g.street} » ou du même nom"  # the type was not written
+        codes = {g.citycode, *(a.get("citycode") for a in g.alternatives)}
+        where = f"communes {de(engine.sigle_territoire)}" if codes <= engine._sem_codes \
+            else "communes"
+        # The commune is not written: the place is in doubt, even when every candidate has
+        # the same verdict (the street may exist outside the territory too, and the middle
+        # of a street or a lieu-dit does not say where the place asked is).
+        if len({s for _, s, _ in cands}) == 1:
+            text = (f"{voie} présente dans {len(cands)} {where} ({communes}), commune "
+                    f"non précisée : même verdict pour toutes ({_SHORT.get(main[1], main[1])})"
+                    ", mais la voie existe peut-être ailleurs. Précisez la commune")
+        else:
+            listing = ", ".join(f"à {c} → {_SHORT.get(s, s)}" + (f" ({q})" if q else "")
+                                for c, s, q in cands)
+            text = (f"{voie} présente dans {len(cands)} {where}, commune "
+                    f"non précisée : {listing}. Précisez la commune")
+        frame.iat[i, status_col] = "a_verifier"
+        frame.at[frame.index[i], "eligible"] = False
+        old = str(frame.at[frame.index[i], "motifs"] or "")
+        frame.at[frame.index[i], "motifs"] = f"{old} ; {text}" if old else text

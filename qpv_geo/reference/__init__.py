@@ -1,0 +1,2 @@
+"""The reference data: layers and their manifest, install and store, communes, territories,
+the national layer."""
