@@ -128,6 +128,12 @@ def test_sites_outside_sem_listed_apart(ref, sites):
     assert len(figures.sites_outside_map(far, ref)) == before + 1
 
 
+def test_report_is_dated_in_paris_time(page):
+    """The committee reads the report's date in Paris time, as the register and the verdict page
+    say it (it was the machine's clock, UTC on a server)."""
+    assert re.search(r"rapport du\s+\d\d/\d\d/\d{4} à \d\d:\d\d \(heure de Paris\)", page)
+
+
 def test_rows_to_review(page):
     revoir = section(page, "revoir")
     assert "Lignes à revoir (2)" in revoir

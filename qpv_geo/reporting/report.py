@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from qpv_geo._francais import heure_paris
 from qpv_geo.batch.priorites import AUTRE, PRIORITES, label_of
 from qpv_geo.eligibility.libelles import Libelles, libelles
 from qpv_geo.reporting.coverage import RAYON_DEFAUT_M
@@ -369,7 +370,7 @@ def report_from_sites(
                              trim_blocks=True, lstrip_blocks=True)
     template = env.get_template("rapport.html.j2")
     page = template.render(
-        title=title, source=source, generated=dt.datetime.now().strftime("%d/%m/%Y %H:%M"),
+        title=title, source=source, generated=heure_paris(dt.datetime.now(dt.UTC).isoformat()),
         demo=is_demo, notes=notes, rayon=cov.rayon_m, static=static,
         chiffres=chiffres, axes=_axes_header(), groupes=_priority_groups(cov),
         matrix=_matrix_rows(cov, listes), revoir=revoir,
