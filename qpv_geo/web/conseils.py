@@ -125,12 +125,8 @@ def _geocode_view(geo: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     if "trouve" in geo:
         return dict(geo)
-    from qpv_geo.eligibility.libelles import precision_libelle
-
-    precision = geo.get("geocodage_precision")
     return {"trouve": bool(geo.get("geocodage_label")), "label": geo.get("geocodage_label"),
-            "precision": precision,
-            "precision_libelle": precision_libelle(precision) if precision else None}
+            "precision": geo.get("geocodage_precision")}
 
 
 #: « L'adresse n'a été trouvée … » for a precision coarser than the house number.
