@@ -27,15 +27,8 @@ from typer.testing import CliRunner
 
 from qpv_geo.cli import app
 from qpv_geo.eligibility.engine import Engine, engine_from_settings
-from qpv_geo.reference.layers import (
-    import_layer,
-    installed_dir,
-    layer_infos,
-    load_reference,
-    remove_installed,
-    shipped_dir,
-    update_qpv,
-)
+from qpv_geo.reference.install import import_layer, remove_installed, update_qpv
+from qpv_geo.reference.layers import installed_dir, layer_infos, load_reference, shipped_dir
 from qpv_geo.reference.territoire import national_info, qpv_france
 from qpv_geo.settings import Settings
 
@@ -229,15 +222,15 @@ def test_an_incomplete_file_leaves_the_shipped_national_copy(settings, national_
 _KILL_UPDATE = """
 import os, signal, sys
 from pathlib import Path
-from qpv_geo.reference import _refstore
-from qpv_geo.reference.layers import update_qpv
+from qpv_geo.reference import store
+from qpv_geo.reference.install import update_qpv
 from qpv_geo.settings import Settings
 
 stop = sys.argv[2]
 def after(step):
     if step == stop:
         os.kill(os.getpid(), signal.SIGKILL)
-_refstore.after_step = after
+store.after_step = after
 update_qpv(Settings(data_dir=Path(sys.argv[1]), cache_dir=Path(sys.argv[1]) / "cache",
                     qpv_url=sys.argv[3], qpv_sha256=sys.argv[4]))
 """

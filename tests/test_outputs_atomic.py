@@ -145,7 +145,7 @@ def test_register_exports_never_write_over_the_register(tmp_path) -> None:
 
 
 def test_data_export_never_writes_over_the_layer_it_exports(reference, tmp_path) -> None:
-    from qpv_geo.reference.layers import export_layer
+    from qpv_geo.reference.install import export_layer
 
     layer = reference.layers["qpv"].path
     before = layer.read_bytes()

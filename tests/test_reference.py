@@ -17,18 +17,15 @@ import pytest
 
 from qpv_geo.eligibility.engine import Engine
 from qpv_geo.exceptions import DownloadError, InputFileError, ReferenceDataError
+from qpv_geo.reference.install import export_layer, import_layer, remove_installed, update_qpv
 from qpv_geo.reference.layers import (
     NOTE_DEMO,
     NOTE_EXTRAIT,
     NOTE_SIMPLIFIEE,
-    export_layer,
-    import_layer,
     installed_dir,
     layer_infos,
     load_reference,
-    remove_installed,
     shipped_dir,
-    update_qpv,
 )
 from qpv_geo.settings import Settings
 

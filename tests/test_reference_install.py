@@ -19,15 +19,9 @@ import geopandas as gpd
 import pytest
 
 from qpv_geo.exceptions import DownloadError, InputFileError
-from qpv_geo.reference import _refstore
-from qpv_geo.reference.install import _extract_geojson
-from qpv_geo.reference.layers import (
-    export_layer,
-    import_layer,
-    installed_dir,
-    load_reference,
-    remove_installed,
-)
+from qpv_geo.reference import store
+from qpv_geo.reference.install import _extract_geojson, export_layer, import_layer, remove_installed
+from qpv_geo.reference.layers import installed_dir, load_reference
 from qpv_geo.settings import Settings
 
 from .conftest import DATA
@@ -54,15 +48,15 @@ def qva_two(tmp_path_factory: pytest.TempPathFactory) -> Path:
 _KILLER = """
 import os, signal, sys
 from pathlib import Path
-from qpv_geo.reference import _refstore
-from qpv_geo.reference.layers import import_layer
+from qpv_geo.reference import store
+from qpv_geo.reference.install import import_layer
 from qpv_geo.settings import Settings
 
 stop = sys.argv[3]
 def after(step):
     if step == stop:
         os.kill(os.getpid(), signal.SIGKILL)
-_refstore.after_step = after
+store.after_step = after
 import_layer(Path(sys.argv[1]), "qva", Settings(data_dir=Path(sys.argv[2]),
                                                 cache_dir=Path(sys.argv[2]) / "cache"))
 """
@@ -114,7 +108,7 @@ def test_interrupted_import_in_process_keeps_the_previous_layer(settings, qva_tw
         if step == "manifeste":
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(_refstore, "after_step", boom)
+    monkeypatch.setattr(store, "after_step", boom)
     with pytest.raises(KeyboardInterrupt):
         import_layer(qva_two, "qva", settings)
     assert len(load_reference(settings).qva) == 3
@@ -147,7 +141,7 @@ def test_old_versions_are_pruned(settings) -> None:
         import_layer(QVA, "qva", settings)
     versions = [p for p in (settings.data_dir / "reference").iterdir()
                 if p.is_dir() and p.name.startswith("v-")]
-    assert len(versions) == 1 + _refstore.KEEP_PREVIOUS
+    assert len(versions) == 1 + store.KEEP_PREVIOUS
 
 
 # ------------------------------------------------------------------ 10.7 zip bomb
@@ -209,7 +203,7 @@ _ADRESSES = Path(__file__).resolve().parent / "data" / "geocoding" / "adresses-t
 _KILL_ADRESSES = """
 import os, signal, sys
 from pathlib import Path
-from qpv_geo.reference import _refstore
+from qpv_geo.reference import store
 from qpv_geo.geocoding import install_adresses
 from qpv_geo.settings import Settings
 
@@ -217,7 +211,7 @@ stop = sys.argv[3]
 def after(step):
     if step == stop:
         os.kill(os.getpid(), signal.SIGKILL)
-_refstore.after_step = after
+store.after_step = after
 install_adresses(Path(sys.argv[1]), Settings(data_dir=Path(sys.argv[2]),
                                              cache_dir=Path(sys.argv[2]) / "cache"))
 """

@@ -63,7 +63,7 @@ def _settings(tmp: Path, fake: FakeAnnuaire | None = None) -> Settings:
 
 # ------------------------------------------------------------------ the scenario (library)
 def test_scenario_library(tmp_path, fake) -> None:
-    from qpv_geo.reference.layers import import_layer
+    from qpv_geo.reference.install import import_layer
 
     st = _settings(tmp_path, fake)
     with Registre(settings=st) as reg:

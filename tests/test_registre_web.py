@@ -505,7 +505,7 @@ def served(tmp_path) -> Iterator[tuple[str, Settings]]:
 
 @pytest.mark.browser
 def test_scenario_in_chromium(browser, served, artifacts) -> None:
-    from qpv_geo.reference.layers import import_layer
+    from qpv_geo.reference.install import import_layer
 
     base, st = served
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000},

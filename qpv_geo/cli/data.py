@@ -104,7 +104,7 @@ def data_export(
     import warnings
 
     from qpv_geo.eligibility.libelles import reference_from_settings
-    from qpv_geo.reference.layers import export_layer
+    from qpv_geo.reference.install import export_layer
 
     reference = reference_from_settings(get_settings().with_(territoire=territoire))
     with warnings.catch_warnings(record=True) as caught:
@@ -128,7 +128,7 @@ def data_import(
 ) -> None:
     """Installer une couche depuis un fichier local (exemple : les périmètres QVA de SEM :
     qpv-geo data import qva_sem.gpkg --layer qva)."""
-    from qpv_geo.reference.layers import import_layer
+    from qpv_geo.reference.install import import_layer
 
     info = import_layer(fichier, layer, get_settings(), champ_code=champ_code,
                         champ_nom=champ_nom, millesime=millesime)
@@ -163,7 +163,7 @@ def data_update(
 
         console.print(update_adresses_cli(settings))
         return
-    from qpv_geo.reference.layers import update_qpv
+    from qpv_geo.reference.install import update_qpv
 
     with console.status("Téléchargement du fichier officiel des QPV…"):
         info = update_qpv(settings, url=url, sha256=sha256, verify=not no_verify)
@@ -205,7 +205,7 @@ def data_reset(
 ) -> None:
     """Oublier une couche installée et revenir aux données embarquées
     (exemple : qpv-geo data reset --layer qva)."""
-    from qpv_geo.reference.layers import remove_installed
+    from qpv_geo.reference.install import remove_installed
 
     if remove_installed(layer, get_settings()):
         extra = " (et la couche nationale installée avec elle)" if layer == "qpv" else ""

@@ -18,6 +18,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from qpv_geo._francais import de, hors, pluriel
+from qpv_geo.geocoding.base import PRECISION_WORDS
 
 if TYPE_CHECKING:
     from qpv_geo.reference.layers import Reference
@@ -41,14 +42,7 @@ TITRES_SEM = {
 # person reads (web page, CLI, XLSX, report, register pages) shows these words instead.
 
 #: How precisely an address was located (BAN « type », or coordinates typed by a person).
-PRECISIONS = {
-    "housenumber": "au numéro",
-    "interpolation": "au numéro (interpolé)",
-    "street": "à la rue",
-    "locality": "au lieu-dit",
-    "municipality": "à la commune",
-    "coordonnees": "coordonnées fournies",
-}
+PRECISIONS = PRECISION_WORDS
 
 #: Where a point comes from (``geocodage_source``: which geocoder, or the coordinates given).
 SOURCES = {

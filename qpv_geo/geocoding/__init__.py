@@ -17,7 +17,7 @@ consistency rules (:mod:`~qpv_geo.geocoding.consistency`).
 A failure for one address is a result with ``found`` False and a ``motif``; exceptions are for
 failures of the whole service (:class:`~qpv_geo.exceptions.GeocoderUnavailable`, …).
 
-Modules: :mod:`~qpv_geo.geocoding.base` (types, text normalisation),
+Modules: :mod:`~qpv_geo.geocoding.base` (types),
 :mod:`~qpv_geo.geocoding.index` and :mod:`~qpv_geo.geocoding.local` (offline geocoder),
 :mod:`~qpv_geo.geocoding.ban` (online geocoder), :mod:`~qpv_geo.geocoding.files` (address
 files); every name is importable from here.
@@ -30,21 +30,14 @@ from typing import Any
 from qpv_geo.exceptions import GeocoderNotConfigured
 from qpv_geo.geocoding.ban import BanGeocoder
 from qpv_geo.geocoding.base import (  # noqa: F401 (re-exported)
-    ABBREVIATIONS,
     MOTIF_DEMO,
+    PRECISION_WORDS,
     PRECISIONS,
-    REPETITIONS,
-    STOP_WORDS,
-    STREET_TYPES,
     AddressQuery,
     Geocoder,
     GeocodeResult,
-    match_key,
-    normalize,
     not_found,
     reliability_issues,
-    strip_accents,
-    tokens,
 )
 from qpv_geo.geocoding.files import (  # noqa: F401 (re-exported)
     BAN_CSV_COLUMNS,
@@ -73,6 +66,16 @@ from qpv_geo.geocoding.local import (  # noqa: F401 (re-exported)
     LocalGeocoder,
 )
 from qpv_geo.geocoding.messages import CONSEILS
+from qpv_geo.reference.texte import (  # noqa: F401 (re-exported: the geocoding's text rules)
+    ABBREVIATIONS,
+    REPETITIONS,
+    STOP_WORDS,
+    STREET_TYPES,
+    match_key,
+    normalize,
+    strip_accents,
+    tokens,
+)
 from qpv_geo.settings import Settings
 
 

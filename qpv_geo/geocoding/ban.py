@@ -16,9 +16,9 @@ from qpv_geo.geocoding.base import (
     PRECISIONS,
     AddressQuery,
     GeocodeResult,
-    _as_query,
-    _query_text,
+    as_query,
     not_found,
+    query_text,
 )
 from qpv_geo.settings import Settings
 
@@ -130,10 +130,10 @@ class BanGeocoder:
 
     def search(self, query: str | AddressQuery, *, limit: int = 5) -> list[GeocodeResult]:
         """Raw ``/search`` call: up to ``limit`` results, unchecked and not cached."""
-        q = _as_query(query)
+        q = as_query(query)
         params = {"q": self._q_text(q)[:200], "limit": limit, "index": "address"}
         resp = self._request("GET", "/search", params=params, parse=_features)
-        return [self._from_feature(_query_text(query), f) for f in resp.parsed]
+        return [self._from_feature(query_text(query), f) for f in resp.parsed]
 
     def _from_feature(self, text: str, feature: dict[str, Any]) -> GeocodeResult:
         props = feature.get("properties") or {}
@@ -172,7 +172,7 @@ class BanGeocoder:
         """
         from qpv_geo.geocoding.consistency import check_many
 
-        qs = [_as_query(q) for q in queries]
+        qs = [as_query(q) for q in queries]
         out: list[GeocodeResult | None] = [None] * len(qs)
         keys = [self._cache_key(q) for q in qs]
         cached = self.cache.get_many(list(set(keys))) if self.cache is not None else {}
@@ -194,7 +194,7 @@ class BanGeocoder:
                 out[k] = not_found(queries[k], "adresse vide ou trop courte", source=self.source)
                 done += 1
             elif key in cached:
-                out[k] = GeocodeResult(**{**cached[key], "query": _query_text(queries[k])})
+                out[k] = GeocodeResult(**{**cached[key], "query": query_text(queries[k])})
                 done += 1
             else:
                 todo.setdefault(key, []).append(k)
@@ -217,7 +217,7 @@ class BanGeocoder:
             n = 0
             for (_, ks), res in zip(chunk, results, strict=True):
                 for k in ks:
-                    out[k] = GeocodeResult(**{**res.__dict__, "query": _query_text(queries[k])})
+                    out[k] = GeocodeResult(**{**res.__dict__, "query": query_text(queries[k])})
                     n += 1
             if progress is not None:
                 progress(n)

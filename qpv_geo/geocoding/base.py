@@ -1,22 +1,30 @@
-"""Common types of the geocoders and the text normalisation shared by the index and the queries.
+"""Common types of the geocoders.
 
 :class:`GeocodeResult`, :class:`AddressQuery`, the :class:`Geocoder` protocol,
-:func:`not_found`, :func:`reliability_issues`, and :func:`normalize` / :func:`tokens` /
-:func:`match_key` with the abbreviations, stop words and street types they use.
+:func:`not_found`, :func:`reliability_issues`, and the words of each precision
+(:data:`PRECISION_WORDS`). The text normalisation (:func:`normalize`, :func:`tokens`,
+:func:`match_key`) lives in :mod:`qpv_geo.reference.texte`: the communes use it too.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from qpv_geo.eligibility.libelles import PRECISIONS as _PRECISION_WORDS
-
 #: Precisions, from the best to the coarsest (the BAN's ``type``).
 PRECISIONS = ("housenumber", "street", "locality", "municipality")
+
+#: How precisely an address was located (BAN « type », or coordinates typed by a person), in
+#: the words people read (also :data:`qpv_geo.eligibility.libelles.PRECISIONS`).
+PRECISION_WORDS = {
+    "housenumber": "au numéro",
+    "interpolation": "au numéro (interpolé)",
+    "street": "à la rue",
+    "locality": "au lieu-dit",
+    "municipality": "à la commune",
+    "coordonnees": "coordonnées fournies",
+}
 
 MOTIF_DEMO = "adresse de démonstration (fichier d'adresses fictif)"
 
@@ -118,24 +126,24 @@ class Geocoder(Protocol):
                      progress: Callable[[int], None] | None = None) -> list[GeocodeResult]: ...
 
 
-def _as_query(query: str | AddressQuery) -> AddressQuery:
+def as_query(query: str | AddressQuery) -> AddressQuery:
     if isinstance(query, AddressQuery):
         return query
     return AddressQuery(adresse="" if query is None else str(query))
 
 
-def _query_text(query: str | AddressQuery) -> str:
+def query_text(query: str | AddressQuery) -> str:
     return query.text() if isinstance(query, AddressQuery) else ("" if query is None
                                                                  else str(query))
 
 
 def not_found(query: str | AddressQuery, motif: str, *, source: str) -> GeocodeResult:
     """A result without a point, with its French reason."""
-    return GeocodeResult(query=_query_text(query), lon=None, lat=None, source=source, motif=motif)
+    return GeocodeResult(query=query_text(query), lon=None, lat=None, source=source, motif=motif)
 
 
-#: « géocodé à la rue seulement »…: the words of :data:`qpv_geo.eligibility.libelles.PRECISIONS`.
-_PRECISION_ISSUES = {p: f"géocodé {_PRECISION_WORDS[p]} seulement"
+#: « géocodé à la rue seulement »…: the words of :data:`PRECISION_WORDS`.
+_PRECISION_ISSUES = {p: f"géocodé {PRECISION_WORDS[p]} seulement"
                      for p in ("street", "locality", "municipality")}
 
 
@@ -161,88 +169,3 @@ def reliability_issues(result: GeocodeResult, *, score_min: float) -> list[str]:
         issues.append(f"score {result.score:.2f} < {score_min:.2f} (confiance du géocodeur, "
                       "de 0 à 1, sous le seuil)")
     return issues
-
-
-# ---------------------------------------------------------------------------------------------
-# Text normalisation (shared by the index and the queries)
-# ---------------------------------------------------------------------------------------------
-
-#: What people abbreviate, → the word of the address file (after accent stripping).
-ABBREVIATIONS = {
-    "r": "rue", "ru": "rue", "bd": "boulevard", "bld": "boulevard", "blvd": "boulevard",
-    "boul": "boulevard", "bvd": "boulevard", "av": "avenue", "ave": "avenue", "aven": "avenue",
-    "pl": "place", "plc": "place", "ch": "chemin", "chem": "chemin", "chm": "chemin",
-    "imp": "impasse", "all": "allee", "al": "allee", "rte": "route", "rt": "route",
-    "qu": "quai", "crs": "cours", "sq": "square", "pas": "passage", "pass": "passage",
-    "psg": "passage", "mte": "montee", "fg": "faubourg", "fbg": "faubourg", "lot": "lotissement",
-    "lots": "lotissement", "res": "residence", "resid": "residence", "sent": "sentier",
-    "hameau": "hameau", "ham": "hameau", "rpt": "rond point", "ld": "lieu dit",
-    "st": "saint", "ste": "sainte", "sts": "saints", "stes": "saintes",
-    "gal": "general", "gen": "general", "mal": "marechal", "mar": "marechal",
-    "pdt": "president", "pres": "president", "dr": "docteur", "doc": "docteur",
-    "pr": "professeur", "prof": "professeur", "cdt": "commandant", "cne": "capitaine",
-    "lt": "lieutenant", "ct": "comte", "mgr": "monseigneur", "n": "notre", "nd": "notre dame",
-    "cite": "cite", "esp": "esplanade", "prom": "promenade", "tse": "traverse",
-    "vla": "villa", "zi": "zone industrielle", "za": "zone artisanale", "zac": "zac",
-}
-#: Words that carry no identity (dropped from the matching keys).
-STOP_WORDS = frozenset({"de", "du", "des", "la", "le", "les", "l", "d", "et", "a", "au", "aux",
-                        "en", "sur", "sous", "lez"})
-#: Words that start a street name (the house number is just before one of them).
-STREET_TYPES = frozenset({
-    "rue", "avenue", "boulevard", "place", "chemin", "impasse", "allee", "route", "quai",
-    "cours", "square", "passage", "montee", "faubourg", "lotissement", "residence", "sentier",
-    "hameau", "rond", "voie", "promenade", "esplanade", "parvis", "traverse", "ruelle",
-    "venelle", "clos", "domaine", "carrefour", "cite", "villa", "zone", "parc",
-    "galerie", "rampe", "escalier", "sente", "vc", "cr", "lieu",
-})
-#: Repetition indices (``rep`` of the BAN), with their short forms.
-REPETITIONS = {"bis": "bis", "b": "bis", "ter": "ter", "t": "ter", "quater": "quater",
-               "qua": "quater", "q": "quater", "quinquies": "quinquies", "c": "c", "d": "d",
-               "a": "a", "e": "e", "f": "f"}
-#: Words before a house number that are not part of the address (flat, building, …).
-_NOISE_BEFORE_NUMBER = frozenset({"appartement", "appt", "apt", "app", "batiment", "bat",
-                                  "etage", "porte", "escalier", "esc", "bp", "cs", "logement",
-                                  "log", "chez", "box", "lot", "n", "no", "numero"})
-
-_NUMBER_RE = re.compile(r"^(\d{1,4})(bis|ter|quater|quinquies|[a-f]|b|t|q)?$")
-_POSTCODE_RE = re.compile(r"^(?:0[1-9]|[1-8]\d|9[0-8]|2[ab])\d{3}$")
-
-
-_COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
-_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
-
-
-def strip_accents(text: str) -> str:
-    """Accents removed (NFKD), ligatures spelled out."""
-    if text.isascii():
-        return text
-    text = text.replace("œ", "oe").replace("Œ", "OE").replace("æ", "ae").replace("Æ", "AE")
-    return _COMBINING.sub("", unicodedata.normalize("NFKD", text))
-
-
-def normalize(text: str) -> str:
-    """Lower case, no accents, punctuation → spaces, single spaces."""
-    text = strip_accents(str(text or "")).lower()
-    return _NOT_ALNUM.sub(" ", text).strip()
-
-
-def tokens(text: str) -> list[str]:
-    """Normalised words, abbreviations expanded (« St-Etienne » → ``saint etienne``)."""
-    out: list[str] = []
-    for word in normalize(text).split():
-        out.extend(ABBREVIATIONS.get(word, word).split())
-    # « 12b » / « 12bis » → « 12 bis »: the number and its repetition index apart
-    split: list[str] = []
-    for word in out:
-        m = _NUMBER_RE.match(word)
-        if m and m.group(2):
-            split.extend((m.group(1), REPETITIONS.get(m.group(2), m.group(2))))
-        else:
-            split.append(word)
-    return split
-
-
-def match_key(text: str) -> str:
-    """Key used to compare names: :func:`tokens` without stop words."""
-    return " ".join(t for t in tokens(text) if t not in STOP_WORDS)

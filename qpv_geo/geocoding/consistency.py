@@ -29,17 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from qpv_geo._francais import a, hors
-from qpv_geo.geocoding.base import (
-    _POSTCODE_RE,
-    STOP_WORDS,
-    STREET_TYPES,
-    AddressQuery,
-    GeocodeResult,
-    _as_query,
-    match_key,
-    tokens,
-)
+from qpv_geo.geocoding.base import AddressQuery, GeocodeResult, as_query, not_found
 from qpv_geo.reference.communes import Commune, communes_france, name_key
+from qpv_geo.reference.texte import POSTCODE_RE, STOP_WORDS, STREET_TYPES, match_key, tokens
 
 #: Street similarity (0–100, see :func:`street_similarity`) under which the street found is not
 #: the street asked. Measured on ``make bench-geocoding`` (positives with typos and
@@ -209,7 +201,7 @@ def _segments(text: str) -> list[list[str]]:
 
 def read_written(query: str | AddressQuery) -> Written:
     """The postcode, commune, house number and street written in a query (text or fields)."""
-    q = _as_query(query)
+    q = as_query(query)
     return _read_written(q.adresse, q.postcode, q.city, q.citycode)
 
 
@@ -237,7 +229,7 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
     pc_pos: tuple[int, int] | None = None
     for si, ws in enumerate(segs):
         for wi, w in enumerate(ws):
-            if len(w) == 5 and _POSTCODE_RE.match(w) and pc_pos is None:
+            if len(w) == 5 and POSTCODE_RE.match(w) and pc_pos is None:
                 pc_pos = (si, wi)
                 postcode = postcode or w
     cl = communes_france()
@@ -253,7 +245,7 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
         city_text, city_hint = _departement_hint(city)
         city_words = []
         for x in _drop_postal(tokens(city_text)):  # « 42000 Saint-Étienne » in the cell
-            if len(x) == 5 and _POSTCODE_RE.match(x):
+            if len(x) == 5 and POSTCODE_RE.match(x):
                 postcode = postcode or x
             else:
                 city_words.append(x)
@@ -543,10 +535,9 @@ def written_unusable(query: str | AddressQuery, *, source: str = "") -> GeocodeR
     """The ``non_geocode`` result of a query that names neither a place nor a street: a street
     type alone (« rue », « Cours », « Place du »), else ``None`` — on every path, before any
     search (the national list has communes named « Rue » or « Chemin »)."""
-    q = _as_query(query)
+    q = as_query(query)
     if not read_written(q).bare_type:
         return None
-    from qpv_geo.geocoding.base import not_found
 
     return not_found(query, f"« {q.text().strip()} » n'est qu'un type de voie, sans nom de voie "
                      "ni commune : écrivez l'adresse complète (numéro, voie, code postal, "
@@ -698,7 +689,7 @@ def check(query: str | AddressQuery, result: GeocodeResult,
             issues.append(f"numéro {w.number} absent de la voie trouvée : position interpolée "
                           "ou point de la rue")
     if w.generic and result.found:
-        issues.append(f"« {_as_query(query).text().strip()} » seul : un nom courant "
+        issues.append(f"« {as_query(query).text().strip()} » seul : un nom courant "
                       "(lieu-dit, bâtiment) sans numéro ni commune ; précisez l'adresse")
     # 4. Words written after the street that are neither the street found nor a commune:
     # perhaps the commune, unreadable (« 26 Allée Francis Garnier Genia »): never ignored.
@@ -721,7 +712,7 @@ def check_many(queries: list[str | AddressQuery] | tuple[str | AddressQuery, ...
     memo: dict[tuple[str, str | None, str | None, str | None], Written] = {}
     out = []
     for query, res in zip(queries, results, strict=True):
-        q = _as_query(query)
+        q = as_query(query)
         key = (q.adresse, q.postcode, q.city, q.citycode)
         w = memo.get(key)
         if w is None:

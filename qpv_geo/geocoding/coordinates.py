@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 
-from qpv_geo.geocoding.base import AddressQuery, GeocodeResult, _query_text
+from qpv_geo.geocoding.base import AddressQuery, GeocodeResult, query_text
 
 PRECISION = "coordonnees"
 SOURCE = "coordonnees"
@@ -321,6 +321,6 @@ def coordinates_result(query: str | AddressQuery) -> GeocodeResult | None:
     c = parse_coordinates(text)
     if c is None:
         return None
-    return GeocodeResult(query=_query_text(query), lon=c.lon, lat=c.lat, label=c.label(),
+    return GeocodeResult(query=query_text(query), lon=c.lon, lat=c.lat, label=c.label(),
                          score=1.0, precision=PRECISION, source=SOURCE,
                          incertitude_m=c.incertitude_m if c.kind == "wgs84" else None)

@@ -22,6 +22,8 @@ from typing import Any
 from qpv_geo._files import os_error_message, sha256_file, writing
 from qpv_geo.exceptions import DownloadError, GeocoderNotConfigured, InputFileError
 from qpv_geo.geocoding.messages import CONSEILS
+from qpv_geo.reference import store
+from qpv_geo.reference.store import package_data_dir
 from qpv_geo.settings import Settings
 
 #: Columns of the BAN « adresses » CSV (``;``-separated, UTF-8), in the published order.
@@ -45,26 +47,16 @@ INSTALLED_FILE = "adresses-sem.csv.gz"
 # ---------------------------------------------------------------------------------------------
 
 
-def _package_data_dir(kind: str) -> Path:
-    here = Path(__file__).resolve().parent.parent  # qpv_geo/ (this module is in geocoding/)
-    for candidate in (here / "_data" / kind, here.parent / "data" / kind):
-        if candidate.is_dir():
-            return candidate
-    return here.parent / "data" / kind
-
-
 def demo_adresses_path() -> Path:
     """The shipped demonstration address file (synthetic)."""
-    return _package_data_dir("adresses") / DEMO_FILE
+    return package_data_dir("adresses") / DEMO_FILE
 
 
 def installed_adresses_dir(settings: Settings) -> Path:
     """Where ``import-adresses`` / ``data update --adresses`` installed the current BAN file
     (each install writes a new version folder and switches to it atomically, see
-    :mod:`qpv_geo.reference._refstore`)."""
-    from qpv_geo.reference import _refstore
-
-    return _refstore.current_dir(settings.data_dir / "adresses")
+    :mod:`qpv_geo.reference.store`)."""
+    return store.current_dir(settings.data_dir / "adresses")
 
 
 @dataclass(frozen=True)
@@ -78,7 +70,7 @@ class CommuneSem:
 
 def communes_sem() -> list[CommuneSem]:
     """The communes of Saint-Étienne Métropole with their postcodes."""
-    path = _package_data_dir("reference") / "communes_sem.csv"
+    path = package_data_dir("reference") / "communes_sem.csv"
     with open(path, encoding="utf-8", newline="") as fh:
         return [CommuneSem(r["insee_com"], r["nom"], tuple(p for p in r["codes_postaux"].split(";")
                                                            if p))
@@ -188,12 +180,10 @@ def install_adresses(path: Path, settings: Settings | None = None, *,
         raise InputFileError(f"Fichier introuvable : {path}.")
     codes = {c.insee for c in communes_sem()}
     opener = gzip.open if _is_gzip(path) else open
-    from qpv_geo.reference import _refstore
-
     # The file and its manifest are written in a new version folder, made current by one
     # rename when both are complete: an interrupted install leaves the previous file in use.
     with writing(settings.data_dir / "adresses"), \
-            _refstore.new_version(settings.data_dir / "adresses") as target_dir:
+            store.new_version(settings.data_dir / "adresses") as target_dir:
         manifest = _write_adresses(path, target_dir, codes, opener, source)
     from qpv_geo.geocoding.local import _LOADED, _LOADED_LOCK  # local imports this module
 

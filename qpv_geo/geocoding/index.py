@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from qpv_geo.geocoding.base import REPETITIONS, STREET_TYPES, match_key, normalize
-from qpv_geo.geocoding.files import _package_data_dir, _read_ban_csv, communes_sem
+from qpv_geo.geocoding.files import _read_ban_csv, communes_sem
+from qpv_geo.reference.store import package_data_dir
+from qpv_geo.reference.texte import REPETITIONS, STREET_TYPES, match_key, normalize
 
 #: Version of the index layout (an index of another version is rebuilt). 3: a street without
 #: a type word but with house numbers (« Les Granges ») is a street, not a lieu-dit.
@@ -121,7 +122,7 @@ def _commune_outline_point(insee: str) -> tuple[float, float]:
     """A point inside the shipped outline of a commune (for communes without addresses)."""
     import shapely.geometry
 
-    path = _package_data_dir("reference") / "communes_sem.geojson"
+    path = package_data_dir("reference") / "communes_sem.geojson"
     data = json.loads(path.read_text(encoding="utf-8"))
     for feat in data["features"]:
         if feat["properties"].get("insee_com") == insee:

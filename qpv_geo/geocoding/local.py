@@ -18,21 +18,19 @@ import numpy as np
 
 from qpv_geo._files import sha256_file
 from qpv_geo.exceptions import GeocoderNotConfigured
-from qpv_geo.geocoding.base import (
-    _POSTCODE_RE,
-    STOP_WORDS,
-    AddressQuery,
-    GeocodeResult,
-    _as_query,
-    _query_text,
-    normalize,
-    not_found,
-    tokens,
-)
+from qpv_geo.geocoding.base import AddressQuery, GeocodeResult, as_query, not_found, query_text
 from qpv_geo.geocoding.files import INSTALL_HINT, demo_adresses_info, installed_adresses_info
 from qpv_geo.geocoding.index import _INDEX_VERSION, _STREET, build_index
 from qpv_geo.geocoding.messages import CONSEILS
 from qpv_geo.geocoding.parsing import _grams, _split_number, _strip_types
+from qpv_geo.reference.texte import (
+    ABBREVIATIONS,
+    POSTCODE_RE,
+    REPETITIONS,
+    STOP_WORDS,
+    normalize,
+    tokens,
+)
 from qpv_geo.settings import Settings
 
 # ---------------------------------------------------------------------------------------------
@@ -246,7 +244,7 @@ class LocalGeocoder:
         postcode = (q.postcode or "").strip() or None
         rest: list[str] = []
         for w in words:
-            if _POSTCODE_RE.match(w) and len(w) == 5:
+            if POSTCODE_RE.match(w) and len(w) == 5:
                 postcode = postcode or w
             else:
                 rest.append(w)
@@ -486,8 +484,8 @@ class LocalGeocoder:
     def search(self, query: str | AddressQuery, *, limit: int = 1,
                _hyps: list[_Parsed] | None = None) -> list[GeocodeResult]:
         """Up to ``limit`` results, best first; empty list when nothing matches."""
-        q = _as_query(query)
-        text = _query_text(query)
+        q = as_query(query)
+        text = query_text(query)
         hyps = _hyps if _hyps is not None else self._parse(q)
         scored: list[tuple[float, _Parsed, int]] = []
         named = hyps[0].insee is not None
@@ -549,13 +547,13 @@ class LocalGeocoder:
             return not_found(query, "adresse hors du fichier d'adresses installé (communes de "
                              "Saint-Étienne Métropole seulement) : "
                              + CONSEILS["hors_fichier_adresses"].cli, source=self.source)
-        text = _query_text(query)
+        text = query_text(query)
         if not normalize(text):
             return not_found(query, "adresse vide", source=self.source)
         if len(text) > 300:
             return not_found(query, "adresse trop longue (plus de 300 caractères)",
                              source=self.source)
-        hyps = self._parse(_as_query(query))
+        hyps = self._parse(as_query(query))
         unplaced = hyps[0].insee is None and hyps[0].postcode is None
         results = self.search(query, limit=8 if unplaced else 1, _hyps=hyps)
         if results:
@@ -579,7 +577,7 @@ class LocalGeocoder:
         """
         from qpv_geo._http import ResultCache
 
-        qs = [_as_query(q) for q in queries]
+        qs = [as_query(q) for q in queries]
         from qpv_geo.geocoding.consistency import check_many
 
         # another territory: its own keys (« hors territoire » depends on it)
@@ -599,8 +597,8 @@ class LocalGeocoder:
             if res is None:
                 res = memo[key] = self._geocode_raw(q)
                 new[key] = res.__dict__
-            out.append(res if res.query == _query_text(queries[k]) else GeocodeResult(
-                **{**res.__dict__, "query": _query_text(queries[k])}))
+            out.append(res if res.query == query_text(queries[k]) else GeocodeResult(
+                **{**res.__dict__, "query": query_text(queries[k])}))
             if progress is not None and (k % 100 == 99 or k == len(queries) - 1):
                 progress(100 if k % 100 == 99 else (k % 100) + 1)
             if len(new) >= 1000:
@@ -670,7 +668,6 @@ class LocalGeocoder:
     def _prefix_suggestions(self, text: str, limit: int) -> list[GeocodeResult]:
         """Streets whose name (or commune) has a word starting with each word typed; the
         number typed first is looked up on each (:meth:`_result_for`)."""
-        from qpv_geo.geocoding.base import ABBREVIATIONS, REPETITIONS
 
         words = normalize(text).split()
         number, rep = None, ""

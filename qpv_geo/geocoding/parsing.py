@@ -6,7 +6,7 @@ Shared by the local geocoder (:mod:`~qpv_geo.geocoding.local`) and the consisten
 
 from __future__ import annotations
 
-from qpv_geo.geocoding.base import _NOISE_BEFORE_NUMBER, REPETITIONS, STREET_TYPES
+from qpv_geo.reference.texte import NOISE_BEFORE_NUMBER, REPETITIONS, STREET_TYPES
 
 
 def _split_number(words: list[str]) -> tuple[int | None, str, list[str]]:
@@ -22,7 +22,7 @@ def _split_number(words: list[str]) -> tuple[int | None, str, list[str]]:
         if not (w.isdigit() and len(w) <= 4):
             continue
         prev = words[k - 1] if k > 0 else ""
-        if prev in _NOISE_BEFORE_NUMBER or prev in STREET_TYPES or prev in _MONTHS:
+        if prev in NOISE_BEFORE_NUMBER or prev in STREET_TYPES or prev in _MONTHS:
             continue
         if k + 1 < len(words) and words[k + 1] in _MONTHS:
             continue

@@ -3,7 +3,7 @@ other than SEM in place of the shipped simplified copy.
 
 ``data update`` (and ``data import`` of the national file downloaded by hand) install, beside
 SEM's layer and in the same version folder (one pointer switch,
-:mod:`qpv_geo.reference._refstore`), the
+:mod:`qpv_geo.reference.store`), the
 whole file as the layer ``qpv_france``: all its QPV, overseas included, geometry untouched but
 for the repairs every layer gets (``make_valid``), the official attributes, ``lib_epci`` taken
 from the shipped copy by ``siren_epci`` (the ANCT file has no EPCI name). It is stored as a

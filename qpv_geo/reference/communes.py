@@ -19,7 +19,8 @@ from pathlib import Path
 
 from qpv_geo._files import sha256_file
 from qpv_geo.exceptions import ReferenceDataError
-from qpv_geo.geocoding.base import ABBREVIATIONS, normalize, tokens
+from qpv_geo.reference.store import package_data_dir
+from qpv_geo.reference.texte import ABBREVIATIONS, normalize, tokens
 from qpv_geo.settings import SIREN_SEM
 
 FILE = "communes_france.csv.gz"
@@ -215,9 +216,7 @@ def _manifest_entry(directory: Path) -> dict[str, str]:
 @functools.lru_cache(maxsize=1)
 def communes_france() -> CommuneList:
     """The shipped national list of communes (checked against its sha256, loaded once)."""
-    from qpv_geo.geocoding.files import _package_data_dir
-
-    directory = _package_data_dir("reference")
+    directory = package_data_dir("reference")
     entry = _manifest_entry(directory)
     path = directory / entry.get("file", FILE)
     if not path.is_file():

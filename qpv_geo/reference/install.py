@@ -1,5 +1,5 @@
 """Installing reference layers: export for QGIS, import of a local file, update from the
-official national file, reset. Every install goes through :mod:`qpv_geo.reference._refstore` (a new
+official national file, reset. Every install goes through :mod:`qpv_geo.reference.store` (a new
 version folder, then one rename of a pointer), so an interruption never leaves a layer whose
 checksum disagrees with its manifest."""
 
@@ -137,15 +137,15 @@ def _install(gdf: gpd.GeoDataFrame, layer: str, settings: Settings, *, source: s
 
     ``national``: the whole official national file, installed in the same switch as the
     national layer ``qpv_france`` (same source, millésime and verification as ``gdf``)."""
-    from qpv_geo.reference import _nationale, _refstore
+    from qpv_geo.reference import _nationale, store
 
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     fname = f"{layer}.geojson"
     try:
-        with _refstore.new_version(settings.data_dir / "reference") as target_dir:
+        with store.new_version(settings.data_dir / "reference") as target_dir:
             (target_dir / fname).unlink(missing_ok=True)  # a link to the previous version
             gdf.to_file(target_dir / fname, driver="GeoJSON")
-            _refstore.step("couche")
+            store.step("couche")
             manifest = _read_manifest(target_dir)
             fields = [c for c in gdf.columns if c != "geometry"]
             manifest["layers"][layer] = {
@@ -161,7 +161,7 @@ def _install(gdf: gpd.GeoDataFrame, layer: str, settings: Settings, *, source: s
                 nfile = target_dir / _nationale.FILE
                 nfile.unlink(missing_ok=True)
                 _nationale.write(national, nfile)
-                _refstore.step("couche")
+                store.step("couche")
                 manifest["layers"][_nationale.LAYER] = {
                     "file": _nationale.FILE,
                     "title": "QPV 2024 de toute la France (métropole et outre-mer) — fichier "
@@ -181,7 +181,7 @@ def _install(gdf: gpd.GeoDataFrame, layer: str, settings: Settings, *, source: s
                 }
             (target_dir / "manifest.json").write_text(
                 json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
-            _refstore.step("manifeste")
+            store.step("manifeste")
     except Exception as exc:  # a failed write (full disk, read-only…) from Python or GDAL
         from qpv_geo._files import write_error
 
@@ -302,9 +302,9 @@ def remove_installed(layer: str, settings: Settings | None = None) -> bool:
     entries = [e for e in (manifest["layers"].pop(n, None) for n in names) if e is not None]
     if not entries:
         return False
-    from qpv_geo.reference import _refstore
+    from qpv_geo.reference import store
 
-    with _refstore.new_version(settings.data_dir / "reference") as new_dir:
+    with store.new_version(settings.data_dir / "reference") as new_dir:
         for entry in entries:
             (new_dir / entry["file"]).unlink(missing_ok=True)
         (new_dir / "manifest.json").unlink()

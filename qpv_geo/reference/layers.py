@@ -90,10 +90,10 @@ def shipped_dir() -> Path:
 def installed_dir(settings: Settings) -> Path:
     """Directory of the current installed version (``data update`` / ``data import``): each
     install writes a new version folder and switches to it atomically (see
-    :mod:`qpv_geo.reference._refstore`)."""
-    from qpv_geo.reference import _refstore
+    :mod:`qpv_geo.reference.store`)."""
+    from qpv_geo.reference import store
 
-    return _refstore.current_dir(settings.data_dir / "reference")
+    return store.current_dir(settings.data_dir / "reference")
 
 
 @dataclass(frozen=True)
@@ -505,8 +505,3 @@ def get_reference(settings: Settings | None = None) -> Reference:
     return _CACHE[key]
 
 
-# Export, import, update, reset: qpv_geo.reference.install (re-exported here).
-from qpv_geo.reference.install import export_layer as export_layer  # noqa: E402
-from qpv_geo.reference.install import import_layer as import_layer  # noqa: E402
-from qpv_geo.reference.install import remove_installed as remove_installed  # noqa: E402
-from qpv_geo.reference.install import update_qpv as update_qpv  # noqa: E402

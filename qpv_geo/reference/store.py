@@ -1,4 +1,7 @@
-"""Installed reference layers switched atomically: each install writes a complete new version
+"""Where reference data lives: the files shipped with the package (:func:`package_data_dir`) and
+the installed versions.
+
+Installed reference layers are switched atomically: each install writes a complete new version
 folder (layers + manifest) aside, then one rename of a pointer file makes it current.
 
 Layout of ``<data_dir>/reference``::
@@ -22,6 +25,17 @@ import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def package_data_dir(kind: str) -> Path:
+    """The folder of the data shipped with the package (``adresses``, ``reference``…): inside
+    the installed package (``qpv_geo/_data``) or, from a source checkout, ``data/``."""
+    here = Path(__file__).resolve().parent.parent  # qpv_geo/ (this module is in reference/)
+    for candidate in (here / "_data" / kind, here.parent / "data" / kind):
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "data" / kind
+
 
 #: File naming the current version folder.
 POINTER = "ACTUELLE"
