@@ -10,32 +10,23 @@ zones, checked by :func:`check_lonlat_plan` (reason 8 for a point outside every 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyproj
 
-from qpv_geo.eligibility.projections import METROPOLE, ZoneMetrique, indice_zone
+from qpv_geo.reference.zones_metriques import (
+    METROPOLE,
+    ZoneMetrique,
+    indice_zone,
+    l93_to_lonlat,
+    lonlat_to_l93,
+)
 
 if TYPE_CHECKING:
     from qpv_geo.eligibility.projections import PlanMetrique
 
 _L93_X = (50_000.0, 1_300_000.0)
 _L93_Y = (6_000_000.0, 7_200_000.0)
-
-_TO_L93 = pyproj.Transformer.from_crs(4326, 2154, always_xy=True)
-_TO_WGS = pyproj.Transformer.from_crs(2154, 4326, always_xy=True)
-
-
-def lonlat_to_l93(lon: Any, lat: Any) -> tuple[np.ndarray, np.ndarray]:
-    """WGS84 lon/lat → Lambert-93 x/y (arrays)."""
-    return _TO_L93.transform(np.asarray(lon, float), np.asarray(lat, float))
-
-
-def l93_to_lonlat(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Lambert-93 x/y → WGS84 lon/lat (arrays)."""
-    return _TO_WGS.transform(np.asarray(x, float), np.asarray(y, float))
-
 
 def check_lonlat(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """Reason code (0 = usable) for each lon/lat pair in metropolitan France (5 outside)."""

@@ -11,35 +11,25 @@ position uncertainty — and being inside it would change the verdict. No outlin
 no disc is drawn or added to the perimeters, the nearest QPV and edge distances stay those of
 real outlines, and the reason says what is known (the point, its distance) and what to do.
 
-:func:`table_perdus` builds the table a :class:`~qpv_geo.reference.layers.Reference` carries
-(``qpv_perdus``); :func:`perdus_proches` applies the rule for
+:func:`~qpv_geo.reference.territoire.table_perdus` builds the table a
+:class:`~qpv_geo.reference.layers.Reference` carries (``qpv_perdus``); :func:`perdus_proches`
+applies the rule for
 :func:`~qpv_geo.eligibility._verdicts.verdict_frame`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from qpv_geo._francais import de, hors
+from qpv_geo.reference.territoire import RAYON_QPV_PERDU_M
 
 if TYPE_CHECKING:
     from qpv_geo.eligibility.engine import Classification
 
-#: How far (m) a QPV the simplified copy reduced to a point may extend from that point. The
-#: three such QPV have 1,120–1,857 residents (INSEE popMuniQPV); among the 569 metropolitan QPV
-#: of fewer than 2,000 residents, 566 have a diameter ≤ 2,000 m (99th percentile 1,854 m) and
-#: all 154 « I » QPV (outline unchanged since 2015, like the three) ≤ 1,869 m. The point kept by
-#: the simplification is presumably one of the outline's vertices (or inside it): either way the
-#: QPV lies within its diameter of it.
-#: Measured on the simplified layer itself: see docs/marges.md § 5.
-RAYON_QPV_PERDU_M = 2000.0
-
-_COLONNES = ("code_qp", "lib_qp", "lib_com", "insee_com", "siren_epci", "lon", "lat",
-             "du_territoire")
 #: Mean Earth radius (m, IUGG): distances of at most a few kilometres are computed on the
 #: sphere from lon/lat, whatever metric plane the engine works in (sphere against ellipsoid:
 #: within 0.5 %, under 10 m at 2 km — small against the 2 000 m bound, and said as « à N m »).
@@ -49,20 +39,6 @@ _RAYON_TERRE_M = 6_371_008.8
 _A_FAIRE = ("vérifiez ce quartier sur le fichier officiel de l'ANCT (data.gouv.fr, périmètres "
             "des QPV ; qpv-geo data update l'installe et répond alors sur son contour) ou, "
             "adresse par adresse, sur sig.ville.gouv.fr")
-
-
-def table_perdus(perdus: Iterable[Mapping[str, Any]], du_territoire: Iterable[bool]
-                 ) -> pd.DataFrame:
-    """The lost QPV (``code_qp``, ``lib_qp``, ``lib_com``, ``lon``/``lat`` of the point they
-    were reduced to…) and whether each belongs to the territory."""
-    frame = pd.DataFrame(list(perdus))
-    if not len(frame):
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in _COLONNES})
-    for col in ("code_qp", "lib_qp", "lib_com", "insee_com", "siren_epci"):
-        if col not in frame.columns:
-            frame[col] = None
-    frame["du_territoire"] = np.asarray(list(du_territoire), dtype=bool)
-    return frame[list(_COLONNES)].reset_index(drop=True)
 
 
 def distance_m(lon: np.ndarray, lat: np.ndarray, lon0: float, lat0: float) -> np.ndarray:
@@ -123,4 +99,4 @@ def motifs_perdus(table: pd.DataFrame, which: np.ndarray, dist: np.ndarray, sigl
             + _A_FAIRE)
 
 
-__all__ = ["RAYON_QPV_PERDU_M", "distance_m", "motifs_perdus", "perdus_proches", "table_perdus"]
+__all__ = ["distance_m", "motifs_perdus", "perdus_proches"]

@@ -75,11 +75,11 @@ from qpv_geo.eligibility.marges import (
     INCERTITUDE_COORDONNEES_M,
     INCERTITUDE_TYPE_INCONNU_M,
     INCERTITUDE_TYPE_POSITION,
-    PRECISION_PERIMETRE_DEFAUT_M,
     incertitudes,
 )
 from qpv_geo.eligibility.projections import METROPOLE, ZONES, PlanMetrique, zone_du_departement
 from qpv_geo.exceptions import CoordinateError
+from qpv_geo.reference.layers import PRECISION_PERIMETRE_DEFAUT_M
 from qpv_geo.settings import SIREN_SEM
 
 if TYPE_CHECKING:

@@ -51,9 +51,6 @@ INCERTITUDE_PRECISION: dict[str, float] = {
 }
 #: Coordinates given without a stated precision (typed, read on a map or a phone).
 INCERTITUDE_COORDONNEES_M = 10.0
-#: Edge precision (m) of a perimeter whose source says nothing better (the exact ANCT geometry:
-#: see docs/marges.md).
-PRECISION_PERIMETRE_DEFAUT_M = 1.0
 
 _LIBELLE_PRECISION = {"street": "voie", "locality": "lieu-dit", "municipality": "commune"}
 _APOSTROPHES = re.compile("[\u2019\u02bc`´]")
@@ -181,7 +178,6 @@ __all__ = [
     "INCERTITUDE_PRECISION",
     "INCERTITUDE_TYPE_INCONNU_M",
     "INCERTITUDE_TYPE_POSITION",
-    "PRECISION_PERIMETRE_DEFAUT_M",
     "arrondi_des_coordonnees",
     "incertitudes",
     "motifs_marge",

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import numpy as np
 
 from qpv_geo.geocoding.base import AddressQuery, GeocodeResult, query_text
+from qpv_geo.reference.zones_metriques import l93_to_lonlat, zone_du_point
 
 PRECISION = "coordonnees"
 SOURCE = "coordonnees"
@@ -152,8 +153,6 @@ def _in(v: float, bounds: tuple[float, float]) -> bool:
 
 def _en_france(*, lat: float, lon: float) -> bool:
     """In metropolitan France or an overseas territory holding QPV (generous boxes)."""
-    from qpv_geo.eligibility.projections import zone_du_point
-
     return (_in(lat, _LAT) and _in(lon, _LON)) or (abs(lat) <= 90
                                                    and zone_du_point(lon, lat) is not None)
 
@@ -307,9 +306,7 @@ def parse_coordinates(text: str) -> Coordinates | None:
                 "wgs84", lon=b, lat=a)
         for x, y in ((a, b), (b, a)):
             if _in(x, _X) and _in(y, _Y):
-                from qpv_geo.eligibility.engine import Engine
-
-                lon, lat = Engine.l93_to_lonlat([x], [y])
+                lon, lat = l93_to_lonlat([x], [y])
                 return Coordinates("lambert93", lon=float(lon[0]), lat=float(lat[0]), x=x, y=y)
         return None
     return _from_angles(text)

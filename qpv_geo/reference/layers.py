@@ -39,7 +39,6 @@ import shapely
 
 from qpv_geo._files import sha256_file
 from qpv_geo._francais import pluriel
-from qpv_geo.eligibility.marges import PRECISION_PERIMETRE_DEFAUT_M
 from qpv_geo.exceptions import ReferenceDataError
 from qpv_geo.settings import SIREN_SEM, Settings
 
@@ -60,6 +59,9 @@ NOTE_EXTRAIT = ("périmètres QPV 2024 — géométrie exacte extraite du fichie
                 "fichier officiel non vérifiable)")
 #: Edge precision (m) of the simplified copy (largest Hausdorff distance measured, 11.0 m).
 PRECISION_SIMPLIFIEE_M = 11.0
+#: Edge precision (m) of a perimeter whose source says nothing better (the exact ANCT geometry:
+#: see docs/marges.md).
+PRECISION_PERIMETRE_DEFAUT_M = 1.0
 #: The note shown while demonstration (synthetic) perimeters are in use.
 NOTE_DEMO = "DÉMONSTRATION — périmètres fictifs, aucune valeur officielle"
 
@@ -315,8 +317,8 @@ class Reference:
     #: Notes of that territory (no commune outlines…), shown with the others.
     notes_territoire: list[str] = field(default_factory=list)
     #: QPV the simplified national copy reduced to a point
-    #: (``qpv_geo.eligibility._perdus.table_perdus``): points near them are « à vérifier ». None for
-    #: SEM.
+    #: (``qpv_geo.reference.territoire.table_perdus``): points near them are « à vérifier ».
+    #: None for SEM.
     qpv_perdus: pd.DataFrame | None = None
 
     @property

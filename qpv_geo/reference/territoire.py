@@ -27,6 +27,7 @@ import functools
 import gzip
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -274,11 +275,38 @@ def _du_territoire(territoire: Territoire, siren: str | None, insee: str | None)
     return any(c in territoire.communes for c in communes)
 
 
+#: How far (m) a QPV the simplified copy reduced to a point may extend from that point. The
+#: three such QPV have 1,120–1,857 residents (INSEE popMuniQPV); among the 569 metropolitan QPV
+#: of fewer than 2,000 residents, 566 have a diameter ≤ 2,000 m (99th percentile 1,854 m) and
+#: all 154 « I » QPV (outline unchanged since 2015, like the three) ≤ 1,869 m. The point kept by
+#: the simplification is presumably one of the outline's vertices (or inside it): either way the
+#: QPV lies within its diameter of it.
+#: Measured on the simplified layer itself: see docs/marges.md § 5.
+RAYON_QPV_PERDU_M = 2000.0
+
+#: Columns of the table of lost QPV (:func:`table_perdus`).
+COLONNES_PERDUS = ("code_qp", "lib_qp", "lib_com", "insee_com", "siren_epci", "lon", "lat",
+                   "du_territoire")
+
+
+def table_perdus(perdus: Iterable[Mapping[str, Any]], du_territoire: Iterable[bool]
+                 ) -> pd.DataFrame:
+    """The lost QPV (``code_qp``, ``lib_qp``, ``lib_com``, ``lon``/``lat`` of the point they
+    were reduced to…) and whether each belongs to the territory."""
+    frame = pd.DataFrame(list(perdus))
+    if not len(frame):
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in COLONNES_PERDUS})
+    for col in ("code_qp", "lib_qp", "lib_com", "insee_com", "siren_epci"):
+        if col not in frame.columns:
+            frame[col] = None
+    frame["du_territoire"] = np.asarray(list(du_territoire), dtype=bool)
+    return frame[list(COLONNES_PERDUS)].reset_index(drop=True)
+
+
 def reference_territoire(territoire: Territoire,
                          settings: Settings | None = None):  # -> Reference
     """The reference of a territory other than SEM, from the national layer of the settings'
     data directory (:func:`qpv_france`; no outlines)."""
-    from qpv_geo.eligibility._perdus import RAYON_QPV_PERDU_M, table_perdus
     from qpv_geo.reference.layers import (
         COMMUNE_FIELDS,
         ZONE_FIELDS,
