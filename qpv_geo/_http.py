@@ -24,9 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from qpv_geo import __version__
 from qpv_geo.exceptions import (
@@ -35,6 +33,9 @@ from qpv_geo.exceptions import (
     GeocoderUnavailable,
     GeocodingError,
 )
+
+if TYPE_CHECKING:
+    import requests
 
 USER_AGENT = f"qpv-geo/{__version__} (eligibilite QPV, Saint-Etienne Metropole)"
 
@@ -65,6 +66,8 @@ _HINTS = {
 
 def make_session(user_agent: str = USER_AGENT) -> requests.Session:
     """A :class:`requests.Session` (keep-alive) with qpv-geo's User-Agent."""
+    import requests  # heavy: loaded when a service is called, not with the geocoding package
+
     session = requests.Session()
     session.headers.update({"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"})
     return session
@@ -168,6 +171,8 @@ def request_with_retry(
     :class:`GeocoderUnavailable` when the server cannot be reached or only gives broken
     answers.
     """
+    import requests  # heavy: loaded when a service is called, not with the geocoding package
+
     query = sorted_params(params)
     last_exc: Exception | None = None
     for attempt in range(retries + 1):

@@ -66,6 +66,8 @@ from qpv_geo.geocoding.local import (  # noqa: F401 (re-exported)
     LocalGeocoder,
 )
 from qpv_geo.geocoding.messages import CONSEILS
+from qpv_geo.reference.communes import communes_france
+from qpv_geo.reference.territoire import resolve_territoire
 from qpv_geo.reference.texte import (  # noqa: F401 (re-exported: the geocoding's text rules)
     ABBREVIATIONS,
     REPETITIONS,
@@ -76,7 +78,7 @@ from qpv_geo.reference.texte import (  # noqa: F401 (re-exported: the geocoding'
     strip_accents,
     tokens,
 )
-from qpv_geo.settings import Settings
+from qpv_geo.settings import SIREN_SEM, Settings
 
 
 def geocoder_from_settings(settings: Settings | None = None, name: str | None = None) -> Geocoder:
@@ -126,11 +128,8 @@ def geocoder_from_settings(settings: Settings | None = None, name: str | None = 
 def _territoire(settings: Settings) -> Any:
     """The settings' territory (:func:`~qpv_geo.reference.territoire.resolve_territoire`), None for
     SEM."""
-    from qpv_geo.settings import SIREN_SEM
-
     if str(settings.territoire).strip().replace(" ", "") == SIREN_SEM:
         return None
-    from qpv_geo.reference.territoire import resolve_territoire
 
     return resolve_territoire(settings.territoire)
 
@@ -141,7 +140,6 @@ def _file_covers(territoire: Any) -> bool:
         return True
     if territoire.france:
         return False
-    from qpv_geo.reference.communes import communes_france
 
     by_insee = communes_france().by_insee
     return all(c in by_insee and by_insee[c].in_sem for c in territoire.communes)

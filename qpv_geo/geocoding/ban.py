@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from qpv_geo._http import RateLimiter, ResultCache, make_session, request_with_retry
 from qpv_geo.exceptions import GeocoderQueryError, GeocoderUnavailable
 from qpv_geo.geocoding.base import (
     PRECISIONS,
@@ -20,6 +21,15 @@ from qpv_geo.geocoding.base import (
     not_found,
     query_text,
 )
+from qpv_geo.geocoding.consistency import (
+    candidates,
+    check_many,
+    needs_candidates,
+    read_written,
+    written_outside,
+    written_unusable,
+)
+from qpv_geo.geocoding.coordinates import coordinates_result
 from qpv_geo.settings import Settings
 
 #: Results under this score are « not found », on ``/search`` as on ``/search/csv``.
@@ -55,8 +65,6 @@ class BanGeocoder:
                  timeout: float = 30.0, retries: int = 4, backoff_s: float = 0.5,
                  chunk_size: int = 500, batch_threshold: int = 5,
                  max_wait_s: float = 60.0, unavailable_hint: str | None = None) -> None:
-        from qpv_geo._http import RateLimiter, ResultCache, make_session
-
         self.base_url = base_url.rstrip("/")
         self.session = make_session()
         self.limiter = RateLimiter(rate_limit)
@@ -92,16 +100,12 @@ class BanGeocoder:
             raise
 
     def _request_raw(self, method: str, path: str, **kwargs: Any) -> Any:
-        from qpv_geo._http import request_with_retry
-
         return request_with_retry(self.session, method, f"{self.base_url}{path}",
                                   timeout=self.timeout, retries=self.retries,
                                   backoff_s=self.backoff_s, max_wait_s=self.max_wait_s,
                                   limiter=self.limiter, **kwargs)
 
     def _cache_key(self, q: AddressQuery) -> str:
-        from qpv_geo._http import ResultCache
-
         sent = self._q_text(q)
         return ResultCache.key({"v": 3, "url": self.base_url, "q": " ".join(q.adresse.split()),
                                 "postcode": q.postcode or None, "citycode": q.citycode or None,
@@ -120,8 +124,6 @@ class BanGeocoder:
         code and scores « 19 Rue Pasteur, BP 512 42007 Saint-Étienne Cedex 1 » under the
         score floor, while the name and the département decide the commune anyway; the
         consistency rules still compare the result with what was written."""
-        from qpv_geo.geocoding.consistency import read_written
-
         w = read_written(q)
         if w.cedex and w.commune_certain and w.commune is not None and w.rest:
             pcs = w.commune.codes_postaux
@@ -170,16 +172,12 @@ class BanGeocoder:
         every row, whatever the path. Each chunk is cached as soon as it comes back: an
         interrupted run resumes there. ``progress`` gets the number of queries just finished.
         """
-        from qpv_geo.geocoding.consistency import check_many
-
         qs = [as_query(q) for q in queries]
         out: list[GeocodeResult | None] = [None] * len(qs)
         keys = [self._cache_key(q) for q in qs]
         cached = self.cache.get_many(list(set(keys))) if self.cache is not None else {}
         todo: dict[str, list[int]] = {}
         done = 0
-        from qpv_geo.geocoding.consistency import written_outside, written_unusable
-        from qpv_geo.geocoding.coordinates import coordinates_result
 
         for k, (q, key) in enumerate(zip(qs, keys, strict=True)):
             # coordinates typed, a commune/postcode written outside SEM, a street type
@@ -228,8 +226,6 @@ class BanGeocoder:
         (:func:`~qpv_geo.geocoding.consistency.candidates`) when nothing written says which
         commune: ``/search`` gives them (``/search/csv`` answers one result per row), as the
         local file lists the same street in several communes."""
-        from qpv_geo.geocoding.consistency import candidates, needs_candidates
-
         if not needs_candidates(q, res):
             return res
         try:

@@ -30,7 +30,14 @@ from typing import Any
 
 from qpv_geo._francais import a, hors
 from qpv_geo.geocoding.base import AddressQuery, GeocodeResult, as_query, not_found
-from qpv_geo.reference.communes import Commune, communes_france, name_key
+from qpv_geo.geocoding.parsing import _split_number
+from qpv_geo.reference.communes import (
+    Commune,
+    communes_france,
+    departement_of,
+    departement_of_postcode,
+    name_key,
+)
 from qpv_geo.reference.texte import POSTCODE_RE, STOP_WORDS, STREET_TYPES, match_key, tokens
 
 #: Street similarity (0–100, see :func:`street_similarity`) under which the street found is not
@@ -99,7 +106,6 @@ def _mistyped(key: str, postcode: str | None) -> Commune | None:
     agree (similarity ≥ 80 %, as :func:`_drop_commune_words`)."""
     if not postcode or not key:
         return None
-    from qpv_geo.reference.communes import departement_of_postcode
 
     cl = communes_france()
     served = cl.by_postcode(postcode)
@@ -136,8 +142,6 @@ _PAREN = re.compile(r"\(\s*([^()]{1,40}?)\s*\)")
 def _is_generic(key: str) -> bool:
     """True for a name that alone is not a commune: a street type, a département, a word
     of :data:`_GENERIC`."""
-    from qpv_geo.reference.communes import departement_of
-
     words = key.split()
     if key in _GENERIC or all(w in STREET_TYPES or w in STOP_WORDS for w in words):
         return True
@@ -168,8 +172,6 @@ def _drop_postal(words: list[str]) -> list[str]:
 def _departement_hint(text: str) -> tuple[str, str | None]:
     """``text`` without a département written in brackets (« Saint-Étienne (Loire) »,
     « (42) »), and that département."""
-    from qpv_geo.reference.communes import departement_of
-
     hint: str | None = None
 
     def drop(m: re.Match[str]) -> str:
@@ -217,8 +219,6 @@ def _raw_after(text: str, postcode: str) -> str:
 def _read_written(adresse: str, postcode: str | None, city: str | None,
                   citycode: str | None) -> Written:
     # cached: the geocoders read a query before searching and the rules after
-    from qpv_geo.reference.communes import departement_of_postcode
-
     text, hint = _departement_hint(_POSTCODE_SPACED.sub(_join_postcode, adresse or ""))
     segs = _segments(text)
     postcode = (postcode or "").strip() or None
@@ -353,7 +353,6 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
                 commune_words += (w,)
                 continue
             words.append(w)
-    from qpv_geo.geocoding.parsing import _split_number
 
     number, _rep, street = _split_number([w for w in words if w not in STOP_WORDS])
     all_words = [w for ws in segs for w in ws]

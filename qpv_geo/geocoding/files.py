@@ -14,12 +14,14 @@ import errno
 import gzip
 import json
 import tempfile
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from qpv_geo._files import os_error_message, sha256_file, writing
+from qpv_geo._http import USER_AGENT, download_failure_reason, download_name, remove_other_downloads
 from qpv_geo.exceptions import DownloadError, GeocoderNotConfigured, InputFileError
 from qpv_geo.geocoding.messages import CONSEILS
 from qpv_geo.reference import store
@@ -46,6 +48,12 @@ INSTALLED_FILE = "adresses-sem.csv.gz"
 # Where the address files are
 # ---------------------------------------------------------------------------------------------
 
+
+#: The local geocoders loaded from an address file (one at a time, by file, sha256 and cache
+#: directory; see :meth:`~qpv_geo.geocoding.local.LocalGeocoder.from_settings`): emptied when
+#: a new file is installed.
+LOADED_GEOCODERS: dict[tuple[Any, ...], Any] = {}
+LOADED_LOCK = threading.Lock()
 
 def demo_adresses_path() -> Path:
     """The shipped demonstration address file (synthetic)."""
@@ -185,10 +193,8 @@ def install_adresses(path: Path, settings: Settings | None = None, *,
     with writing(settings.data_dir / "adresses"), \
             store.new_version(settings.data_dir / "adresses") as target_dir:
         manifest = _write_adresses(path, target_dir, codes, opener, source)
-    from qpv_geo.geocoding.local import _LOADED, _LOADED_LOCK  # local imports this module
-
-    with _LOADED_LOCK:
-        _LOADED.clear()
+    with LOADED_LOCK:
+        LOADED_GEOCODERS.clear()
     return {**manifest, "path": str(installed_adresses_dir(settings) / INSTALLED_FILE)}
 
 
@@ -262,7 +268,6 @@ def download_adresses(settings: Settings | None = None, *, url: str | None = Non
     downloads = settings.cache_dir / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     pooch.get_logger().setLevel("WARNING")
-    from qpv_geo._http import USER_AGENT, download_name, remove_other_downloads
 
     fname = download_name("adresses", url)  # never another URL's file left by a killed run
     remove_other_downloads(downloads, "adresses", keep=fname,
@@ -273,7 +278,6 @@ def download_adresses(settings: Settings | None = None, *, url: str | None = Non
             downloader=pooch.HTTPDownloader(timeout=settings.timeout_s, progressbar=False,
                                             headers={"User-Agent": USER_AGENT})))
     except Exception as exc:  # requests/pooch raise many kinds: all mean "not downloaded"
-        from qpv_geo._http import download_failure_reason
 
         raise DownloadError(
             f"Téléchargement impossible depuis {url} : {download_failure_reason(exc)}.",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +16,25 @@ from typing import Any
 import numpy as np
 
 from qpv_geo._files import sha256_file
+from qpv_geo._http import ResultCache
 from qpv_geo.exceptions import GeocoderNotConfigured
 from qpv_geo.geocoding.base import AddressQuery, GeocodeResult, as_query, not_found, query_text
-from qpv_geo.geocoding.files import INSTALL_HINT, demo_adresses_info, installed_adresses_info
+from qpv_geo.geocoding.consistency import (
+    candidates,
+    check,
+    check_many,
+    read_written,
+    written_outside,
+    written_unusable,
+)
+from qpv_geo.geocoding.coordinates import coordinates_result
+from qpv_geo.geocoding.files import (
+    INSTALL_HINT,
+    LOADED_GEOCODERS,
+    LOADED_LOCK,
+    demo_adresses_info,
+    installed_adresses_info,
+)
 from qpv_geo.geocoding.index import _INDEX_VERSION, _STREET, build_index
 from qpv_geo.geocoding.messages import CONSEILS
 from qpv_geo.geocoding.parsing import _grams, _split_number, _strip_types
@@ -113,13 +128,13 @@ class LocalGeocoder:
                     hint=INSTALL_HINT)
             info = found
         key = (str(info["path"]), info.get("sha256"), str(settings.cache_dir))
-        with _LOADED_LOCK:
-            geocoder = _LOADED.get(key)
+        with LOADED_LOCK:
+            geocoder = LOADED_GEOCODERS.get(key)
             if geocoder is None:
                 geocoder = cls(Path(info["path"]), cache_dir=settings.cache_dir,
                                demo=bool(info["demo"]), sha256=info.get("sha256"))
-                _LOADED.clear()
-                _LOADED[key] = geocoder
+                LOADED_GEOCODERS.clear()
+                LOADED_GEOCODERS[key] = geocoder
         return geocoder
 
     # ------------------------------------------------------------------ index
@@ -253,8 +268,6 @@ class LocalGeocoder:
         hyps: list[tuple[str | None, float, list[str], bool]] = []
         # the commune as the consistency rules read it (CEDEX, « (Loire) », former communes
         # of the national list…): the same reading on every path
-        from qpv_geo.geocoding.consistency import read_written
-
         written = read_written(q)
         if written.cedex:  # « 42029 Saint-Étienne Cedex 1 »: the name decides, not the code
             postcode = None
@@ -526,17 +539,12 @@ class LocalGeocoder:
     def geocode(self, query: str | AddressQuery) -> GeocodeResult:
         """The best result for one address (``found`` False with a ``motif`` otherwise),
         checked against what was written (:func:`~qpv_geo.geocoding.consistency.check`)."""
-        from qpv_geo.geocoding.consistency import check
-
         return check(query, self._geocode_raw(query), territoire=self.territoire)
 
     def _geocode_raw(self, query: str | AddressQuery) -> GeocodeResult:
-        from qpv_geo.geocoding.coordinates import coordinates_result
-
         typed = coordinates_result(query)
         if typed is not None:
             return typed
-        from qpv_geo.geocoding.consistency import written_outside, written_unusable
 
         outside = written_outside(query, source=self.source, territoire=self.territoire) \
             or written_unusable(query, source=self.source)
@@ -560,8 +568,6 @@ class LocalGeocoder:
             best = results[0]
             if unplaced:
                 # the same street in other SEM communes, as good: the commune decides
-                from qpv_geo.geocoding.consistency import candidates
-
                 others = candidates(query, results)
                 if others:
                     return dataclasses.replace(best, alternatives=others)
@@ -575,10 +581,7 @@ class LocalGeocoder:
 
         ``progress`` is called with the number of queries just finished (an increment).
         """
-        from qpv_geo._http import ResultCache
-
         qs = [as_query(q) for q in queries]
-        from qpv_geo.geocoding.consistency import check_many
 
         # another territory: its own keys (« hors territoire » depends on it)
         t = {} if self.territoire is None else {"t": str(self.territoire.code)}
@@ -609,8 +612,6 @@ class LocalGeocoder:
         return check_many(qs, out, self.territoire)
 
     def _results_cache(self) -> Any:
-        from qpv_geo._http import ResultCache
-
         if getattr(self, "_cache", None) is None:
             self._cache = ResultCache(self.index_path.with_name(
                 f"resultats-{self.sha256[:24]}.sqlite"))
@@ -693,10 +694,6 @@ class LocalGeocoder:
                                                      self.s_name[i]))
         parsed = _Parsed(number=number, rep=rep)
         return [self._result_for(text, parsed, 0.7, i) for i in order[:limit]]
-
-
-_LOADED: dict[tuple[Any, ...], LocalGeocoder] = {}
-_LOADED_LOCK = threading.Lock()
 
 
 def _clip(score: float) -> float:
