@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from qpv_geo.cli import app
 from qpv_geo.eligibility.engine import engine_from_settings
-from qpv_geo.reference import _pays
+from qpv_geo.reference import pays as _pays
 from qpv_geo.settings import Settings
 
 runner = CliRunner()
@@ -105,9 +105,9 @@ def test_another_epci_sees_geneva_abroad():
 
 
 def test_the_outlines_say_they_are_approximate():
-    from qpv_geo.reference.layers import _read_manifest, shipped_dir
+    from qpv_geo.reference.layers import read_manifest, shipped_dir
 
-    entry = _read_manifest(shipped_dir())["layers"]["pays"]
+    entry = read_manifest(shipped_dir())["layers"]["pays"]
     assert entry["simplified"] is True and "APPROCHÉS" in entry["precision"]
     assert "pas des limites officielles" in entry["precision"]
     etat, pays = _pays.etat_des_points([2.16861, 2.35221, np.nan], [41.38741, 48.85661, np.nan])

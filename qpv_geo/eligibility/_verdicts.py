@@ -189,7 +189,7 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
             [v is None or v == "" for v in citycodes], dtype=bool)
         cand = np.flatnonzero(usable & (status == HORS_QPV) & sans_code & ~m_perdu)
         if len(cand):
-            from qpv_geo.reference import _pays
+            from qpv_geo.reference import pays as _pays
 
             etat, pays = _pays.etat_des_points(np.asarray(lon, float)[cand],
                                                np.asarray(lat, float)[cand])
@@ -234,7 +234,7 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
         f"{self.tolerance_m:.0f} m)")
     m_out = usable & (zk < 0) & (c.territory == _T_OUT)
     if self._collectivites_hors and m_out.any():  # another island of the zone: name it
-        from qpv_geo.reference._pays import COLLECTIVITES, collectivite_du_point
+        from qpv_geo.reference.pays import COLLECTIVITES, collectivite_du_point
 
         coll = np.full(n, None, dtype=object)
         coll[m_out] = collectivite_du_point(np.asarray(lon, float)[m_out],

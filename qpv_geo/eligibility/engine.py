@@ -276,14 +276,14 @@ class Engine:
         if not self.plan.lambert93 and territoire is not None and not self.france:
             mine = {zone_du_departement(c[:3]) for c in territoire.communes}
             self._hors_zones = np.array([z not in mine for z in self.plan.zones] + [True])
-            from qpv_geo.reference._pays import COLLECTIVITES
+            from qpv_geo.reference.pays import COLLECTIVITES
 
             deps = {c[:3] for c in territoire.communes}
             self._collectivites_hors = frozenset(
                 k for k in COLLECTIVITES if k not in deps
                 and zone_du_departement(k) in mine)
         #: Bare coordinates are placed in France by the country outlines (approximate) where
-        #: no commune outline says it: every territory but SEM (qpv_geo.reference._pays).
+        #: no commune outline says it: every territory but SEM (qpv_geo.reference.pays).
         self.pays = not self.contours
         self._grid: _Grille | None = None
         self._box_tree: shapely.STRtree | None = None
@@ -508,7 +508,7 @@ class Engine:
         if self._hors_zones is not None:  # ... except in a part of France it has no commune in
             territory[usable & self._hors_zones[self.plan.zone_xy(xs)]] = _T_OUT
         if self._collectivites_hors and usable.any():  # ... or another island of its zone
-            from qpv_geo.reference._pays import collectivite_du_point
+            from qpv_geo.reference.pays import collectivite_du_point
 
             idx = np.flatnonzero(usable & (territory != _T_OUT))
             lo, la = self.plan.vers_lonlat(xs[idx], ys[idx])

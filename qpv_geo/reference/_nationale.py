@@ -27,6 +27,8 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
+from qpv_geo.reference.layers import read_manifest, shipped_dir
+
 #: Name of the layer in the manifests (shipped and installed).
 LAYER = "qpv_france"
 #: File of the installed layer.
@@ -38,9 +40,7 @@ FIELDS = ("code_qp", "lib_qp", "insee_reg", "lib_reg", "insee_dep", "lib_dep", "
 
 def _shipped_properties() -> list[dict[str, object]]:
     """Properties of the shipped national layer's features (codes and EPCI names)."""
-    from qpv_geo.reference.layers import _read_manifest, shipped_dir
-
-    entry = _read_manifest(shipped_dir())["layers"][LAYER]
+    entry = read_manifest(shipped_dir())["layers"][LAYER]
     with gzip.open(shipped_dir() / entry["file"], "rt", encoding="utf-8") as fh:
         return [f["properties"] for f in json.load(fh)["features"]]
 

@@ -16,21 +16,33 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 
-from qpv_geo._files import sha256_file, shown
+import qpv_geo.reference._nationale as _nationale
+from qpv_geo._files import (
+    atomic_path,
+    check_output_path,
+    sha256_file,
+    shown,
+    utf8_path,
+    write_error,
+    writing,
+)
+from qpv_geo._http import download_failure_reason, download_name, remove_other_downloads
 from qpv_geo.exceptions import DownloadError, InputFileError, ReferenceDataError
+from qpv_geo.reference import store
+from qpv_geo.reference._zipsafe import check_sizes, copy_member
 from qpv_geo.reference.layers import (
-    _CACHE,
     CODE_QP_2024,
     COMMUNE_FIELDS,
     IMPORTABLE_LAYERS,
     PRECISION_PERIMETRE_DEFAUT_M,
+    REFERENCE_CACHE,
     ZONE_FIELDS,
     LayerInfo,
     Reference,
-    _clean_geometries,
-    _layer_info,
-    _read_manifest,
+    clean_geometries,
     installed_dir,
+    layer_info,
+    read_manifest,
 )
 from qpv_geo.settings import SIREN_SEM, Settings
 
@@ -55,7 +67,6 @@ def export_layer(reference: Reference, layer: str, path: Path) -> Path:
     gdf["donnees"] = reference.version
     if reference.notes:
         gdf["avertissement"] = " ; ".join(reference.notes)
-    from qpv_geo._files import atomic_path, check_output_path, writing
 
     info = reference.layers.get(layer)
     source = [info.path] if info is not None and info.path is not None else []
@@ -87,7 +98,6 @@ def _read_user_layer(path: Path) -> gpd.GeoDataFrame:
     if not path.exists():
         raise InputFileError(f"Fichier introuvable : {path}.",
                              hint="Vérifiez le chemin (glisser le fichier dans le terminal aide).")
-    from qpv_geo._files import utf8_path
 
     try:
         with utf8_path(path) as readable:  # GDAL takes UTF-8 names only
@@ -137,8 +147,6 @@ def _install(gdf: gpd.GeoDataFrame, layer: str, settings: Settings, *, source: s
 
     ``national``: the whole official national file, installed in the same switch as the
     national layer ``qpv_france`` (same source, millésime and verification as ``gdf``)."""
-    from qpv_geo.reference import _nationale, store
-
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     fname = f"{layer}.geojson"
     try:
@@ -146,7 +154,7 @@ def _install(gdf: gpd.GeoDataFrame, layer: str, settings: Settings, *, source: s
             (target_dir / fname).unlink(missing_ok=True)  # a link to the previous version
             gdf.to_file(target_dir / fname, driver="GeoJSON")
             store.step("couche")
-            manifest = _read_manifest(target_dir)
+            manifest = read_manifest(target_dir)
             fields = [c for c in gdf.columns if c != "geometry"]
             manifest["layers"][layer] = {
                 "file": fname, "title": f"{layer} (importée)", "source": source,
@@ -183,14 +191,13 @@ def _install(gdf: gpd.GeoDataFrame, layer: str, settings: Settings, *, source: s
                 json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
             store.step("manifeste")
     except Exception as exc:  # a failed write (full disk, read-only…) from Python or GDAL
-        from qpv_geo._files import write_error
 
         error = write_error(exc, settings.data_dir / "reference")
         if error is None:
             raise
         raise error from exc
-    _CACHE.clear()
-    return _layer_info(layer, manifest["layers"][layer], installed_dir(settings), "installée")
+    REFERENCE_CACHE.clear()
+    return layer_info(layer, manifest["layers"][layer], installed_dir(settings), "installée")
 
 
 def import_layer(
@@ -215,7 +222,7 @@ def import_layer(
     path = Path(path)
     gdf = _rename_fields(_read_user_layer(path), layer, champ_code, champ_nom)
     try:
-        gdf = _clean_geometries(gdf, layer)
+        gdf = clean_geometries(gdf, layer)
     except ReferenceDataError as exc:
         raise InputFileError(str(exc), hint=exc.hint) from exc
     if len(gdf) == 0:
@@ -275,8 +282,6 @@ def import_layer(
 def _national_or_none(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame | None:
     """The national layer to install from a cleaned QPV file, or None when the file does not
     hold every QPV of France with an area (an extract: the shipped copy keeps serving)."""
-    from qpv_geo.reference import _nationale
-
     if _nationale.missing_codes(gdf):
         return None
     return _nationale.national_frame(gdf)
@@ -296,13 +301,12 @@ def remove_installed(layer: str, settings: Settings | None = None) -> bool:
     ``qpv`` takes the national layer installed with it (``qpv_france``) too."""
     settings = settings or Settings.from_env()
     target_dir = installed_dir(settings)
-    manifest = _read_manifest(target_dir)
+    manifest = read_manifest(target_dir)
     # the national layer comes with SEM's (same file, same switch): it goes with it
     names = [layer, "qpv_france"] if layer == "qpv" else [layer]
     entries = [e for e in (manifest["layers"].pop(n, None) for n in names) if e is not None]
     if not entries:
         return False
-    from qpv_geo.reference import store
 
     with store.new_version(settings.data_dir / "reference") as new_dir:
         for entry in entries:
@@ -310,7 +314,7 @@ def remove_installed(layer: str, settings: Settings | None = None) -> bool:
         (new_dir / "manifest.json").unlink()
         (new_dir / "manifest.json").write_text(
             json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
-    _CACHE.clear()
+    REFERENCE_CACHE.clear()
     return True
 
 
@@ -331,7 +335,6 @@ def update_qpv(settings: Settings | None = None, *, url: str | None = None,
     expected = (sha256 or settings.qpv_sha256 or "").lower()
     downloads = settings.cache_dir / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
-    from qpv_geo._http import download_name, remove_other_downloads
 
     fname = download_name("qpv", url, expected)
     remove_other_downloads(downloads, "qpv", keep=fname, former=("qpv_national_download",))
@@ -342,7 +345,6 @@ def update_qpv(settings: Settings | None = None, *, url: str | None = None,
                                             headers={"User-Agent": "qpv-geo"}),
         ))
     except Exception as exc:  # requests/pooch raise many kinds: all mean "not downloaded"
-        from qpv_geo._http import download_failure_reason
 
         raise DownloadError(
             f"Téléchargement impossible depuis {url} : {download_failure_reason(exc)}.",
@@ -364,7 +366,7 @@ def update_qpv(settings: Settings | None = None, *, url: str | None = None,
                 )
             gdf = _read_user_layer(geojson)
             gdf = _rename_fields(gdf, "qpv", None, None)
-            gdf = _clean_geometries(gdf, "qpv")
+            gdf = clean_geometries(gdf, "qpv")
             if "siren_epci" not in gdf.columns or not (gdf["siren_epci"] == SIREN_SEM).any():
                 raise DownloadError("Le fichier téléchargé ne contient aucun QPV de SEM.",
                                     hint="Vérifiez l'URL (option --url).")
@@ -389,8 +391,6 @@ def _extract_geojson(path: Path, workdir: Path, settings: Settings | None = None
     """The GeoJSON of a downloaded file (zip or not). Sizes are checked from the zip
     directory before anything is inflated, and the extraction stops at the cap whatever the
     directory says (a zip bomb never reaches the disk)."""
-    from qpv_geo.reference._zipsafe import check_sizes, copy_member
-
     settings = settings or Settings.from_env()
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:

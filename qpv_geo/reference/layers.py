@@ -40,6 +40,7 @@ import shapely
 from qpv_geo._files import sha256_file
 from qpv_geo._francais import pluriel
 from qpv_geo.exceptions import ReferenceDataError
+from qpv_geo.reference import store
 from qpv_geo.settings import SIREN_SEM, Settings
 
 #: Fields of a zone layer (QPV, QVA), named as in the official ANCT file.
@@ -93,8 +94,6 @@ def installed_dir(settings: Settings) -> Path:
     """Directory of the current installed version (``data update`` / ``data import``): each
     install writes a new version folder and switches to it atomically (see
     :mod:`qpv_geo.reference.store`)."""
-    from qpv_geo.reference import store
-
     return store.current_dir(settings.data_dir / "reference")
 
 
@@ -131,7 +130,7 @@ class LayerInfo:
         return d
 
 
-def _read_manifest(directory: Path) -> dict[str, Any]:
+def read_manifest(directory: Path) -> dict[str, Any]:
     path = directory / "manifest.json"
     if not path.is_file():
         return {"schema": 1, "layers": {}}
@@ -144,7 +143,7 @@ def _read_manifest(directory: Path) -> dict[str, Any]:
         ) from exc
 
 
-def _layer_info(name: str, entry: dict[str, Any], directory: Path, origin: str) -> LayerInfo:
+def layer_info(name: str, entry: dict[str, Any], directory: Path, origin: str) -> LayerInfo:
     return LayerInfo(
         name=name,
         path=directory / entry["file"],
@@ -169,15 +168,15 @@ def _layer_info(name: str, entry: dict[str, Any], directory: Path, origin: str) 
 def layer_infos(settings: Settings | None = None) -> dict[str, LayerInfo]:
     """Which file serves each layer (installed first, then shipped), without reading it."""
     settings = settings or Settings.from_env()
-    shipped = _read_manifest(shipped_dir())["layers"]
+    shipped = read_manifest(shipped_dir())["layers"]
     inst_dir = installed_dir(settings)
-    installed = _read_manifest(inst_dir)["layers"]
+    installed = read_manifest(inst_dir)["layers"]
     infos: dict[str, LayerInfo] = {}
     for name in (*GEO_LAYERS, *TABLE_LAYERS):
         if name in installed:
-            infos[name] = _layer_info(name, installed[name], inst_dir, "installée")
+            infos[name] = layer_info(name, installed[name], inst_dir, "installée")
         elif name in shipped:
-            infos[name] = _layer_info(name, shipped[name], shipped_dir(), "embarquée")
+            infos[name] = layer_info(name, shipped[name], shipped_dir(), "embarquée")
         else:
             infos[name] = LayerInfo(
                 name=name, path=None, title=name, source="", millesime="", licence="",
@@ -188,7 +187,7 @@ def layer_infos(settings: Settings | None = None) -> dict[str, LayerInfo]:
     return infos
 
 
-def _verify_checksum(info: LayerInfo) -> None:
+def verify_checksum(info: LayerInfo) -> None:
     assert info.path is not None
     if not info.path.is_file():
         raise ReferenceDataError(
@@ -207,7 +206,7 @@ def _verify_checksum(info: LayerInfo) -> None:
             )
 
 
-def _empty_zones() -> gpd.GeoDataFrame:
+def empty_zones() -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(
         {**{f: pd.Series([], dtype=object) for f in ZONE_FIELDS},
          "precision_m": pd.Series([], dtype=float)},
@@ -216,7 +215,7 @@ def _empty_zones() -> gpd.GeoDataFrame:
     )
 
 
-def _clean_geometries(gdf: gpd.GeoDataFrame, layer: str) -> gpd.GeoDataFrame:
+def clean_geometries(gdf: gpd.GeoDataFrame, layer: str) -> gpd.GeoDataFrame:
     """Reproject to WGS84, repair invalid shapes, keep only (multi)polygons, drop empties."""
     if gdf.crs is None:
         raise ReferenceDataError(
@@ -262,20 +261,20 @@ def _check_fields(gdf: pd.DataFrame, required: tuple[str, ...], layer: str, path
 
 
 def _read_zone_layer(info: LayerInfo) -> gpd.GeoDataFrame:
-    _verify_checksum(info)
+    verify_checksum(info)
     assert info.path is not None
     gdf = gpd.read_file(info.path)
     _check_fields(gdf, ("code_qp", "lib_qp"), info.name, info.path)
     for f in ZONE_FIELDS:
         if f not in gdf.columns:
             gdf[f] = None
-    precision = _precision_column(gdf, info)
+    precision = precision_column(gdf, info)
     gdf = gdf[[*ZONE_FIELDS, "geometry"]].copy()
     for f in ZONE_FIELDS:
         gdf[f] = gdf[f].astype(object).where(gdf[f].notna(), None)
         gdf[f] = [None if v is None else str(v) for v in gdf[f]]
     gdf["precision_m"] = precision
-    gdf = _clean_geometries(gdf, info.name)
+    gdf = clean_geometries(gdf, info.name)
     if info.features and len(gdf) != info.features and info.name != "qpv_hors_sem":
         raise ReferenceDataError(
             f"Couche « {info.name} » : {pluriel(len(gdf), 'périmètre lu', 'périmètres lus')}"
@@ -285,7 +284,7 @@ def _read_zone_layer(info: LayerInfo) -> gpd.GeoDataFrame:
     return gdf
 
 
-def _precision_column(gdf: pd.DataFrame, info: LayerInfo) -> np.ndarray:
+def precision_column(gdf: pd.DataFrame, info: LayerInfo) -> np.ndarray:
     """Edge precision (m) per feature: its own ``precision_m``, else the layer's, else 1 m."""
     layer = info.precision_m
     if layer is None:
@@ -406,7 +405,7 @@ class Reference:
 
         def norm(g: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
             if g is None or len(g) == 0:
-                return _empty_zones()
+                return empty_zones()
             g = g.copy()
             for f in ZONE_FIELDS:
                 if f not in g.columns:
@@ -415,7 +414,7 @@ class Reference:
             own = pd.to_numeric(g["precision_m"], errors="coerce").to_numpy(float) \
                 if "precision_m" in g.columns else np.full(len(g), np.nan)
             g["precision_m"] = np.where(np.isfinite(own), own, default)
-            return _clean_geometries(g[[*ZONE_FIELDS, "precision_m", "geometry"]], "zones")
+            return clean_geometries(g[[*ZONE_FIELDS, "precision_m", "geometry"]], "zones")
 
         layers = {}
         for name, g in (("qpv", qpv), ("qva", qva), ("communes", communes)):
@@ -430,7 +429,7 @@ class Reference:
         qpv = qpv.drop(others.index).reset_index(drop=True)
         if qpv_hors_sem is not None and len(qpv_hors_sem):
             others = pd.concat([others, norm(qpv_hors_sem)], ignore_index=True)
-        com = _clean_geometries(communes.copy(), "communes")
+        com = clean_geometries(communes.copy(), "communes")
         for f in COMMUNE_FIELDS:
             if f not in com.columns:
                 com[f] = None
@@ -454,7 +453,7 @@ def load_reference(settings: Settings | None = None) -> Reference:
     if infos["qpv_hors_sem"].origin != "absente":
         others = _read_zone_layer(infos["qpv_hors_sem"])
     else:
-        others = _empty_zones()
+        others = empty_zones()
     others = others[others["siren_epci"].notna() & (others["siren_epci"] != SIREN_SEM)]
     # A national or departmental QPV file installed as "qpv" also tells us the others.
     extra = qpv_all[qpv_all["siren_epci"].notna() & (qpv_all["siren_epci"] != SIREN_SEM)]
@@ -462,10 +461,10 @@ def load_reference(settings: Settings | None = None) -> Reference:
         others = extra
     others = others.reset_index(drop=True)
 
-    qva = _read_zone_layer(infos["qva"]) if infos["qva"].origin != "absente" else _empty_zones()
+    qva = _read_zone_layer(infos["qva"]) if infos["qva"].origin != "absente" else empty_zones()
 
     cinfo = infos["communes"]
-    _verify_checksum(cinfo)
+    verify_checksum(cinfo)
     assert cinfo.path is not None
     communes = gpd.read_file(cinfo.path)
     _check_fields(communes, ("insee_com", "nom"), "communes", cinfo.path)
@@ -473,7 +472,7 @@ def load_reference(settings: Settings | None = None) -> Reference:
         if f not in communes.columns:
             communes[f] = None
     communes["insee_com"] = communes["insee_com"].astype(str)
-    communes = _clean_geometries(communes[[*COMMUNE_FIELDS, "geometry"]], "communes")
+    communes = clean_geometries(communes[[*COMMUNE_FIELDS, "geometry"]], "communes")
 
     qva_liste = pd.DataFrame()
     epci_names = dict(_EPCI_NAMES_FALLBACK)
@@ -481,7 +480,7 @@ def load_reference(settings: Settings | None = None) -> Reference:
         info = infos[name]
         if info.origin == "absente":
             continue
-        _verify_checksum(info)
+        verify_checksum(info)
         assert info.path is not None
         table = pd.read_csv(info.path, dtype=str)
         if name == "qva_liste":
@@ -493,7 +492,8 @@ def load_reference(settings: Settings | None = None) -> Reference:
                      qva_liste=qva_liste, epci_names=epci_names, layers=infos)
 
 
-_CACHE: dict[tuple[Any, ...], Reference] = {}
+#: The references loaded, by data directory and installed manifest (an install empties it).
+REFERENCE_CACHE: dict[tuple[Any, ...], Reference] = {}
 
 
 def get_reference(settings: Settings | None = None) -> Reference:
@@ -501,9 +501,9 @@ def get_reference(settings: Settings | None = None) -> Reference:
     settings = settings or Settings.from_env()
     manifest = installed_dir(settings) / "manifest.json"
     key = (str(settings.data_dir), manifest.stat().st_mtime_ns if manifest.exists() else 0)
-    if key not in _CACHE:
-        _CACHE.clear()
-        _CACHE[key] = load_reference(settings)
-    return _CACHE[key]
+    if key not in REFERENCE_CACHE:
+        REFERENCE_CACHE.clear()
+        REFERENCE_CACHE[key] = load_reference(settings)
+    return REFERENCE_CACHE[key]
 
 

@@ -35,7 +35,23 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+import qpv_geo.reference._nationale as _nationale
 from qpv_geo.exceptions import ReferenceDataError, SettingsError
+from qpv_geo.reference.communes import communes_france
+from qpv_geo.reference.layers import (
+    COMMUNE_FIELDS,
+    ZONE_FIELDS,
+    LayerInfo,
+    Reference,
+    clean_geometries,
+    empty_zones,
+    installed_dir,
+    layer_info,
+    precision_column,
+    read_manifest,
+    shipped_dir,
+    verify_checksum,
+)
 from qpv_geo.settings import SIREN_SEM, Settings
 
 #: Name of SEM, the default territory.
@@ -84,8 +100,6 @@ def _hint() -> str:
 @functools.lru_cache(maxsize=32)
 def resolve_territoire(code: str) -> Territoire:
     """The territory of a ``--territoire`` value, or a French :class:`SettingsError`."""
-    from qpv_geo.reference.communes import communes_france
-
     raw = str(code or "").strip()
     key = raw.replace(" ", "").upper()
     if raw.lower() == FRANCE:
@@ -120,8 +134,6 @@ def _refuse_ept(raw: str, siren: str) -> None:
     """A SIREN the QPV layer names as ``siren_epci`` but the list of communes does not: an
     établissement public territorial of the Métropole du Grand Paris (whose QPV the ANCT file
     files under their EPT). Its communes are not listed: say which EPCI holds them."""
-    from qpv_geo.reference.communes import communes_france
-
     gdf, _ = qpv_france()
     rows = gdf[gdf["siren_epci"] == siren]
     if not len(rows):
@@ -152,8 +164,6 @@ def national_info(settings: Settings | None = None) -> Any:  # -> LayerInfo
     """Which national layer serves (without reading it): the one installed in the settings'
     data directory by ``data update`` / ``data import`` of the national file, else the
     shipped simplified copy."""
-    from qpv_geo.reference.layers import installed_dir
-
     settings = settings or Settings.from_env()
     inst = installed_dir(settings)
     manifest = inst / "manifest.json"
@@ -169,16 +179,14 @@ _INFOS: dict[tuple[str, int], Any] = {}
 
 
 def _national_info(inst: Any) -> Any:
-    from qpv_geo.reference.layers import _layer_info, _read_manifest, shipped_dir
-
-    entry = _read_manifest(inst)["layers"].get("qpv_france")
+    entry = read_manifest(inst)["layers"].get("qpv_france")
     if entry is not None:
-        return _layer_info("qpv_france", entry, inst, "installée")
-    entry = _read_manifest(shipped_dir())["layers"].get("qpv_france")
+        return layer_info("qpv_france", entry, inst, "installée")
+    entry = read_manifest(shipped_dir())["layers"].get("qpv_france")
     if entry is None:
         raise ReferenceDataError("Couche nationale des QPV absente du manifeste.",
                                  hint="Réinstallez qpv-geo (la couche qpv_france est embarquée).")
-    return _layer_info("qpv_france", entry, shipped_dir(), "embarquée")
+    return layer_info("qpv_france", entry, shipped_dir(), "embarquée")
 
 
 def qpv_france(settings: Settings | None = None) -> tuple[gpd.GeoDataFrame, Any]:
@@ -195,10 +203,7 @@ def qpv_france(settings: Settings | None = None) -> tuple[gpd.GeoDataFrame, Any]
 
 
 def _load_national(info: Any) -> tuple[gpd.GeoDataFrame, Any]:
-    from qpv_geo.reference import _nationale
-    from qpv_geo.reference.layers import _clean_geometries, _precision_column, _verify_checksum
-
-    _verify_checksum(info)
+    verify_checksum(info)
     assert info.path is not None
     if info.path.name.endswith(".fgb.gz"):
         gdf = _nationale.read(info.path)
@@ -212,11 +217,11 @@ def _load_national(info: Any) -> tuple[gpd.GeoDataFrame, Any]:
         gdf[col] = gdf[col].astype(object).where(gdf[col].notna(), None)
     # each feature's own precision, else the layer's (12 m for the copy, 1 m for the
     # official file: docs/marges.md)
-    gdf["precision_m"] = _precision_column(gdf, info)
+    gdf["precision_m"] = precision_column(gdf, info)
     # Saint-Martin and Polynésie française have no EPCI: the layer writes « NA ».
     gdf["siren_epci"] = gdf["siren_epci"].where(
         gdf["siren_epci"].astype(str).str.fullmatch(r"\d{9}"), None)
-    clean = _clean_geometries(gdf, "qpv_france")
+    clean = clean_geometries(gdf, "qpv_france")
     clean.attrs["perdus"] = _perdus(gdf, clean)
     return clean, info
 
@@ -257,8 +262,6 @@ def _communes_of(insee: str | None) -> list[str]:
 
 @functools.lru_cache(maxsize=1)
 def _epci_connus() -> frozenset[str]:
-    from qpv_geo.reference.communes import communes_france
-
     return frozenset(c.epci for c in communes_france().by_insee.values() if c.epci)
 
 
@@ -307,14 +310,6 @@ def reference_territoire(territoire: Territoire,
                          settings: Settings | None = None):  # -> Reference
     """The reference of a territory other than SEM, from the national layer of the settings'
     data directory (:func:`qpv_france`; no outlines)."""
-    from qpv_geo.reference.layers import (
-        COMMUNE_FIELDS,
-        ZONE_FIELDS,
-        LayerInfo,
-        Reference,
-        _empty_zones,
-    )
-
     gdf, info = qpv_france(settings)
     cols = [*ZONE_FIELDS, "precision_m", "geometry"]
     mine = np.array([_du_territoire(territoire, s, v)
@@ -345,16 +340,14 @@ def reference_territoire(territoire: Territoire,
         notes.append(f"territoire {territoire.nom} : contours des communes non installés ; "
                      "l'appartenance au territoire se lit au code commune de l'adresse "
                      "géocodée, elle n'est pas vérifiée pour des coordonnées")
-    return Reference(qpv=qpv if len(qpv) else _empty_zones(), qpv_hors_sem=autres,
-                     qva=_empty_zones(), communes=communes, epci_names=_epci_names(settings),
+    return Reference(qpv=qpv if len(qpv) else empty_zones(), qpv_hors_sem=autres,
+                     qva=empty_zones(), communes=communes, epci_names=_epci_names(settings),
                      layers={"qpv": info, **absent}, territoire=territoire,
                      notes_territoire=notes, qpv_perdus=table_perdus(perdus, du_territoire))
 
 
 def nom_communes(territoire: Territoire) -> dict[str, str]:
     """INSEE code → commune name, for the territory's communes (all of France for ``france``)."""
-    from qpv_geo.reference.communes import communes_france
-
     liste = communes_france()
     return {code: c.nom for code, c in liste.by_insee.items()
             if territoire.france or code in territoire.communes}

@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 import shapely
 
+from qpv_geo._files import sha256_file
 from qpv_geo.exceptions import ReferenceDataError
+from qpv_geo.reference.layers import read_manifest, shipped_dir
 
 #: Doubt band around a land border (m): the outlines are generalised for 1:10 000 000 maps and
 #: quantized (land borders measured 0.8–3.7 km from known border towns, see the provenance).
@@ -66,11 +68,8 @@ def _deg(metres: float) -> float:
 
 @functools.lru_cache(maxsize=1)
 def _pays() -> _Pays:
-    from qpv_geo._files import sha256_file
-    from qpv_geo.reference.layers import _read_manifest, shipped_dir
-
     directory = shipped_dir()
-    entry = _read_manifest(directory)["layers"].get(LAYER)
+    entry = read_manifest(directory)["layers"].get(LAYER)
     path = directory / (entry or {}).get("file", FILE)
     if entry is None or not path.is_file():
         raise ReferenceDataError("Contours des pays introuvables (couche « pays »).",
