@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from qpv_geo.reference.layers import get_reference
+from qpv_geo.reference.territoire import national_info, reference_territoire, resolve_territoire
 from qpv_geo.settings import Settings
 
 if TYPE_CHECKING:
@@ -26,8 +28,6 @@ def _territory_reference(territoire: Any, settings: Settings) -> Reference:
     """The reference of a territory other than SEM, built once per territory and national
     layer (the installed official file of the settings' data directory, or the shipped copy:
     a new install, another data directory, is another reference)."""
-    from qpv_geo.reference.territoire import national_info, reference_territoire
-
     info = national_info(settings)
     key = (territoire.code, str(info.path), info.sha256)
     if key not in _TERRITORY_REFS:
@@ -39,11 +39,8 @@ def _territory_reference(territoire: Any, settings: Settings) -> Reference:
 def engine_from_settings(settings: Settings | None = None) -> Engine:
     """Engine on the installed-or-shipped reference data, cached per settings."""
     from qpv_geo.eligibility.engine import Engine
-    from qpv_geo.reference.layers import get_reference
 
     settings = settings or Settings.from_env()
-    from qpv_geo.reference.territoire import resolve_territoire
-
     territoire = resolve_territoire(settings.territoire)
     reference = get_reference(settings) if territoire.est_sem else \
         _territory_reference(territoire, settings)

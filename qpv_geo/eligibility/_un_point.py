@@ -33,9 +33,10 @@ from qpv_geo.eligibility._verdicts import (
     STATUSES,
 )
 from qpv_geo.eligibility.marges import fmt_metres, motifs_marge
+from qpv_geo.eligibility.verdict import Verdict
 
 if TYPE_CHECKING:
-    from qpv_geo.eligibility.engine import Engine, Verdict
+    from qpv_geo.eligibility.engine import Engine
 
 
 def _status_of(q: bool, v: bool, h: bool, in_sem: bool) -> int:
@@ -69,8 +70,6 @@ def verdict_un_point(engine: Engine, x: float, y: float, lon: float, lat: float,
     """The verdict of one usable point (Lambert-93 ``x``, ``y``; WGS84 ``lon``, ``lat``) with
     position uncertainty ``incert`` described by ``mot``; None when the batch path must
     answer."""
-    from qpv_geo.eligibility.engine import Verdict
-
     e = engine
     parts = e.parts
     perdus = e.reference.qpv_perdus

@@ -22,6 +22,11 @@ from qpv_geo.eligibility._geometrie import K_QPV as _K_QPV
 from qpv_geo.eligibility._geometrie import K_QVA as _K_QVA
 from qpv_geo.eligibility._perdus import motifs_perdus, perdus_proches
 from qpv_geo.eligibility.marges import fmt_metres, motifs_marge
+from qpv_geo.geocoding import MOTIF_DEMO, reliability_issues
+from qpv_geo.geocoding.consistency import as_housenumber
+from qpv_geo.reference import pays as _pays
+from qpv_geo.reference.communes import communes_france
+from qpv_geo.reference.pays import COLLECTIVITES, collectivite_du_point
 
 if TYPE_CHECKING:
     from qpv_geo.eligibility.engine import Classification, Engine
@@ -117,8 +122,6 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
 
     # Geocoding reliability.
     if geocodes is not None:
-        from qpv_geo.geocoding import MOTIF_DEMO, reliability_issues
-
         if len(geocodes) != n:
             raise ValueError("geocodes must have one item per point")
         unreliable = np.zeros(n, bool)
@@ -134,8 +137,6 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
             # verdict is computed on its point as for any other.
             street = voies[i] if voies is not None else None
             if street is not None and street.decisive:  # the whole street decides the place
-                from qpv_geo.eligibility.voies import as_housenumber
-
                 g = as_housenumber(g)
             issues = reliability_issues(g, score_min=self.score_min)
             if g.source == "local-demo":
@@ -189,8 +190,6 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
             [v is None or v == "" for v in citycodes], dtype=bool)
         cand = np.flatnonzero(usable & (status == HORS_QPV) & sans_code & ~m_perdu)
         if len(cand):
-            from qpv_geo.reference import pays as _pays
-
             etat, pays = _pays.etat_des_points(np.asarray(lon, float)[cand],
                                                np.asarray(lat, float)[cand])
             ailleurs = etat != _pays.FRANCE
@@ -234,8 +233,6 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
         f"{self.tolerance_m:.0f} m)")
     m_out = usable & (zk < 0) & (c.territory == _T_OUT)
     if self._collectivites_hors and m_out.any():  # another island of the zone: name it
-        from qpv_geo.reference.pays import COLLECTIVITES, collectivite_du_point
-
         coll = np.full(n, None, dtype=object)
         coll[m_out] = collectivite_du_point(np.asarray(lon, float)[m_out],
                                             np.asarray(lat, float)[m_out])
@@ -382,8 +379,6 @@ def _written_outside(frame: pd.DataFrame, rows: np.ndarray,
                      geocodes: Sequence[GeocodeResult | None]) -> None:
     """Rows whose commune or postcode written is outside SEM: ``hors_territoire`` naming it,
     without the QPV fields of whatever point the geocoder proposed."""
-    from qpv_geo.reference.communes import communes_france
-
     picked = [g for g, w in zip(geocodes, rows, strict=True) if w and g is not None]
     names = communes_france().by_insee
     frame.loc[rows, "status"] = "hors_territoire"

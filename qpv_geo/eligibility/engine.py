@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
@@ -44,6 +44,7 @@ import shapely
 
 from qpv_geo._francais import de
 from qpv_geo.eligibility import _coordonnees
+from qpv_geo.eligibility import voies as _voies
 from qpv_geo.eligibility._fabrique import engine_from_settings
 from qpv_geo.eligibility._geometrie import K_AUTRE as _K_AUTRE
 from qpv_geo.eligibility._geometrie import K_QPV as _K_QPV
@@ -54,6 +55,7 @@ from qpv_geo.eligibility._geometrie import signed_distance as _signed_distance
 from qpv_geo.eligibility._geometrie import signed_distance_few as _signed_distance_few
 from qpv_geo.eligibility._grille import Grille as _Grille
 from qpv_geo.eligibility._grille import build_grid, grid_candidates
+from qpv_geo.eligibility._un_point import verdict_un_point
 from qpv_geo.eligibility._verdicts import (
     _BAD_REASONS,
     _T_IN,
@@ -67,7 +69,6 @@ from qpv_geo.eligibility._verdicts import (
     QVA,
     STATUS_LABELS,
     STATUSES,
-    status_labels,
     verdict_frame,
 )
 from qpv_geo.eligibility._verdicts import format_distance as format_distance
@@ -78,8 +79,11 @@ from qpv_geo.eligibility.marges import (
     incertitudes,
 )
 from qpv_geo.eligibility.projections import METROPOLE, ZONES, PlanMetrique, zone_du_departement
+from qpv_geo.eligibility.verdict import Verdict as Verdict
 from qpv_geo.exceptions import CoordinateError
 from qpv_geo.reference.layers import PRECISION_PERIMETRE_DEFAUT_M
+from qpv_geo.reference.pays import COLLECTIVITES, collectivite_du_point
+from qpv_geo.reference.territoire import nom_communes
 from qpv_geo.settings import SIREN_SEM
 
 if TYPE_CHECKING:
@@ -97,54 +101,6 @@ VERDICT_COLUMNS = (
 _FEW_PAIRS = 64  # up to this many pairs, one pass over all their segments
 _GRID_MIN_POINTS = 512  # below this, candidates come from part bounding boxes (no grid build)
 _MANY_PARTS = 256  # beyond this many parts (national layer), candidates come from a tree
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The verdict for one point, with everything needed to defend it."""
-
-    status: str
-    eligible: bool
-    code_qp: str | None
-    lib_qp: str | None
-    insee_com: str | None
-    lib_com: str | None
-    distance_bord_m: float | None
-    code_qp_proche: str | None
-    lib_qp_proche: str | None
-    distance_qp_proche_m: float | None
-    candidat_autre_cote: str | None
-    motifs: list[str]
-    donnees: str
-    lon: float | None
-    lat: float | None
-    x_l93: float | None
-    y_l93: float | None
-    notes: list[str] = field(default_factory=list)
-    geocodage: dict[str, Any] | None = None
-    #: The margin (m) the verdict used, and why (« marge 9 m = périmètre 1 m + … »).
-    marge_m: float | None = None
-    marge_motif: str = ""
-    #: Name of the territory when it is not SEM (``--territoire``), else None.
-    territoire: str | None = None
-
-    @property
-    def label(self) -> str:
-        """Plain-French label of the status."""
-        if self.territoire:
-            return status_labels(self.territoire)[self.status]
-        return STATUS_LABELS[self.status]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict: verdict fields, then geocoding fields when there are some."""
-        d = asdict(self)
-        if d["territoire"] is None:  # SEM: the same keys as ever
-            del d["territoire"]
-        d["statut_libelle"] = self.label
-        geo = d.pop("geocodage")
-        if geo:
-            d.update(geo)
-        return d
 
 
 @dataclass
@@ -249,8 +205,6 @@ class Engine:
         self._commune_names = dict(zip(self.communes["insee_com"].astype(str),
                                        self.communes["nom"], strict=True))
         if not self.contours and territoire is not None:
-            from qpv_geo.reference.territoire import nom_communes
-
             self._sem_codes = territoire.communes
             self._commune_names = nom_communes(territoire)
         if not self.contours:  # no outlines: the area is that of the perimeters
@@ -276,7 +230,6 @@ class Engine:
         if not self.plan.lambert93 and territoire is not None and not self.france:
             mine = {zone_du_departement(c[:3]) for c in territoire.communes}
             self._hors_zones = np.array([z not in mine for z in self.plan.zones] + [True])
-            from qpv_geo.reference.pays import COLLECTIVITES
 
             deps = {c[:3] for c in territoire.communes}
             self._collectivites_hors = frozenset(
@@ -508,7 +461,6 @@ class Engine:
         if self._hors_zones is not None:  # ... except in a part of France it has no commune in
             territory[usable & self._hors_zones[self.plan.zone_xy(xs)]] = _T_OUT
         if self._collectivites_hors and usable.any():  # ... or another island of its zone
-            from qpv_geo.reference.pays import collectivite_du_point
 
             idx = np.flatnonzero(usable & (territory != _T_OUT))
             lo, la = self.plan.vers_lonlat(xs[idx], ys[idx])
@@ -714,8 +666,6 @@ class Engine:
         if geocodes is not None and any(g is not None and g.found and g.precision == "street"
                                         for g in geocodes):
             # a point known at the street: ask the street
-            from qpv_geo.eligibility import voies as _voies
-
             voies = _voies.decide(self, geocodes)
             _voies.apply(c, voies, mots)
         return verdict_frame(self, c, lon, lat, citycodes, geocodes, mots, voies)
@@ -769,7 +719,6 @@ class Engine:
         read from the columns without building a DataFrame (the web's single-point path)."""
         incert, mots = incertitudes(1, None, precision_point_m, defaut=self.precision_point_m,
                                     lon=lon if degres else None, lat=lat if degres else None)
-        from qpv_geo.eligibility._un_point import verdict_un_point
 
         fast = verdict_un_point(self, float(x[0]), float(y[0]), float(lon[0]), float(lat[0]),
                                 float(incert[0]), str(mots[0]))

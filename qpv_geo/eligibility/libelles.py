@@ -18,7 +18,12 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from qpv_geo._francais import de, hors, pluriel
+from qpv_geo.eligibility._verdicts import status_labels
+from qpv_geo.eligibility.engine import engine_from_settings
 from qpv_geo.geocoding.base import PRECISION_WORDS
+from qpv_geo.reference.layers import get_reference
+from qpv_geo.reference.territoire import resolve_territoire
+from qpv_geo.settings import SIREN_SEM, Settings
 
 if TYPE_CHECKING:
     from qpv_geo.reference.layers import Reference
@@ -100,8 +105,6 @@ class Libelles:
     @cached_property
     def statuts(self) -> dict[str, str]:
         """Label of each status (:data:`qpv_geo.eligibility.engine.STATUS_LABELS` for SEM)."""
-        from qpv_geo.eligibility._verdicts import status_labels
-
         if self.est_sem:
             return status_labels()
         labels = status_labels(self.nom)
@@ -220,23 +223,15 @@ def libelles(source: Any = None) -> Libelles:
 
 def libelles_reglages(settings: Settings | None = None) -> Libelles:
     """The words of ``Settings.territoire`` without loading any layer (SEM: its own)."""
-    from qpv_geo.settings import SIREN_SEM, Settings
-
     settings = settings or Settings.from_env()
     if str(settings.territoire).strip().replace(" ", "") == SIREN_SEM:
         return SEM
-    from qpv_geo.reference.territoire import resolve_territoire
-
     return libelles(resolve_territoire(settings.territoire))
 
 
 def reference_from_settings(settings: Settings | None = None) -> Reference:
     """The reference the outputs of ``settings`` draw: SEM's installed one, or the
     territory's (``Settings.territoire``), the same the engine judges with."""
-    from qpv_geo.eligibility.engine import engine_from_settings
-    from qpv_geo.reference.layers import get_reference
-    from qpv_geo.settings import SIREN_SEM, Settings
-
     settings = settings or Settings.from_env()
     if str(settings.territoire).strip().replace(" ", "") == SIREN_SEM:
         return get_reference(settings)

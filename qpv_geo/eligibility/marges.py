@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from qpv_geo.geocoding.coordinates import demi_pas_decimales, incertitude_arrondi_m
+
 if TYPE_CHECKING:
     from qpv_geo.geocoding import GeocodeResult
 
@@ -116,8 +118,6 @@ def incertitudes(n: int, geocodes: Sequence[GeocodeResult | None] | None,
 def arrondi_des_coordonnees(lon: Any, lat: Any) -> np.ndarray:
     """Uncertainty (m) of coordinates from their decimals alone (« 45.41 » is 45.41 ± 0.005°):
     the half-diagonal of the rounding cell; NaN where a coordinate is missing."""
-    from qpv_geo.geocoding.coordinates import demi_pas_decimales, incertitude_arrondi_m
-
     lon = np.asarray(lon, dtype=np.float64)
     lat = np.asarray(lat, dtype=np.float64)
     out = incertitude_arrondi_m(lat, demi_pas_decimales(lat), demi_pas_decimales(lon))

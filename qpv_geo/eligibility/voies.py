@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from qpv_geo.eligibility._verdicts import A_VERIFIER, ELIGIBLE, HORS_QPV, HORS_TERRITOIRE
 from qpv_geo.eligibility.marges import INCERTITUDE_TYPE_INCONNU_M, INCERTITUDE_TYPE_POSITION
+from qpv_geo.exceptions import QpvGeoError
+from qpv_geo.geocoding import LocalGeocoder
+from qpv_geo.settings import Settings
 
 if TYPE_CHECKING:
     from qpv_geo.eligibility.engine import Classification, Engine
@@ -167,10 +170,6 @@ def voies_for(result: GeocodeResult) -> Voies | None:
     A result of the demonstration file uses that file; any other (local or online) uses the
     installed BAN file when there is one.
     """
-    from qpv_geo.exceptions import QpvGeoError
-    from qpv_geo.geocoding import LocalGeocoder
-    from qpv_geo.settings import Settings
-
     settings = Settings.from_env()
     try:
         geocoder = LocalGeocoder.from_settings(settings, demo=result.source == "local-demo")
@@ -218,18 +217,6 @@ def apply(c: Classification, verdicts: Sequence[VoieVerdict | None], mots: np.nd
         c.marge[k] = v.marge
         c.incertitude[k] = v.marge - c.perimetre[k]
         mots[k] = f"position des {v.n} adresses de la voie (au plus)"
-
-
-#: The doubt of qpv_geo.geocoding.consistency about a number absent from the street found
-#: (« numéro 12 absent de la voie trouvée : … »): the street's verdict answers it.
-_NUMERO_ABSENT = "absent de la voie trouvée"
-
-
-def as_housenumber(g: GeocodeResult) -> GeocodeResult:
-    """The same result judged like a house number (its street has decided the place): the
-    doubts about the number's position go, every other doubt stays."""
-    return replace(g, precision="housenumber",
-                   issues=tuple(i for i in g.issues if _NUMERO_ABSENT not in i))
 
 
 __all__ = ["ENTIERE", "HORS", "LIMITE", "PARTIE", "VoieVerdict", "Voies", "apply", "decide",

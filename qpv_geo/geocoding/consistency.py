@@ -718,3 +718,16 @@ def check_many(queries: list[str | AddressQuery] | tuple[str | AddressQuery, ...
             w = memo[key] = read_written(q)
         out.append(check(q, res, w, territoire))
     return out
+
+
+#: The doubt raised above about a number absent from the street found (« numéro 12 absent de
+#: la voie trouvée : … »): when the whole street decides the place, its verdict answers it.
+NUMERO_ABSENT = "absent de la voie trouvée"
+
+
+def as_housenumber(g: GeocodeResult) -> GeocodeResult:
+    """The same result judged like a house number (its street has decided the place, see
+    :mod:`qpv_geo.eligibility.voies`): the doubts about the number's position go, every other
+    doubt stays."""
+    return dataclasses.replace(g, precision="housenumber",
+                               issues=tuple(i for i in g.issues if NUMERO_ABSENT not in i))
