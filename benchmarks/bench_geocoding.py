@@ -49,10 +49,10 @@ sys.path.insert(0, str(ROOT))
 from qpv_geo.geocoding import (  # noqa: E402
     GeocodeResult,
     LocalGeocoder,
-    _read_ban_csv,
     adresses_info,
     communes_sem,
     not_found,
+    read_ban_csv,
     reliability_issues,
 )
 from qpv_geo.geocoding.ban import BanGeocoder  # noqa: E402
@@ -857,7 +857,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         info = adresses_info(settings)
         path, demo = Path(info["path"]), bool(info["demo"])
-    df = _read_ban_csv(path, insee=[c.insee for c in communes_sem()])
+    df = read_ban_csv(path, insee=[c.insee for c in communes_sem()])
     df = df[(df["nom_voie"] != "") & (df["lon"] != "") & (df["lat"] != "")]
     g = LocalGeocoder(path, cache_dir=settings.cache_dir / "bench", demo=demo)
     with contextlib.ExitStack() as stack:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import qpv_geo.geocoding.local as local_module
-from qpv_geo.geocoding import LocalGeocoder, _read_ban_csv, communes_sem, demo_adresses_path
+from qpv_geo.geocoding import LocalGeocoder, communes_sem, demo_adresses_path, read_ban_csv
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def demo(tmp_path_factory):
 
 
 def _queries(n: int, seed: int) -> list[tuple[str, float, float]]:
-    df = _read_ban_csv(demo_adresses_path(), insee=[c.insee for c in communes_sem()])
+    df = read_ban_csv(demo_adresses_path(), insee=[c.insee for c in communes_sem()])
     rng = np.random.default_rng(seed)
     rows = df[df["nom_voie"] != ""].sample(n=n, random_state=seed).to_dict("records")
     out = []

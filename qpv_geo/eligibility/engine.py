@@ -42,8 +42,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
+import qpv_geo.eligibility._coordonnees as _coordonnees
 from qpv_geo._francais import de
-from qpv_geo.eligibility import _coordonnees
 from qpv_geo.eligibility import voies as _voies
 from qpv_geo.eligibility._fabrique import engine_from_settings
 from qpv_geo.eligibility._geometrie import K_AUTRE as _K_AUTRE

@@ -46,7 +46,6 @@ from qpv_geo.geocoding.files import (  # noqa: F401 (re-exported)
     INSTALL_HINT,
     INSTALLED_FILE,
     CommuneSem,
-    _read_ban_csv,
     adresses_info,
     communes_sem,
     demo_adresses_info,
@@ -55,6 +54,7 @@ from qpv_geo.geocoding.files import (  # noqa: F401 (re-exported)
     install_adresses,
     installed_adresses_dir,
     installed_adresses_info,
+    read_ban_csv,
     update_adresses_cli,
 )
 from qpv_geo.geocoding.index import build_index  # noqa: F401 (re-exported)

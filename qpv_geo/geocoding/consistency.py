@@ -30,7 +30,7 @@ from typing import Any
 
 from qpv_geo._francais import a, hors
 from qpv_geo.geocoding.base import AddressQuery, GeocodeResult, as_query, not_found
-from qpv_geo.geocoding.parsing import _split_number
+from qpv_geo.geocoding.parsing import split_number
 from qpv_geo.reference.communes import (
     Commune,
     communes_france,
@@ -354,7 +354,7 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
                 continue
             words.append(w)
 
-    number, _rep, street = _split_number([w for w in words if w not in STOP_WORDS])
+    number, _rep, street = split_number([w for w in words if w not in STOP_WORDS])
     all_words = [w for ws in segs for w in ws]
     bare = bool(all_words) and all(w in STREET_TYPES or w in STOP_WORDS for w in all_words) \
         and not city and not citycode and not postcode
@@ -368,7 +368,7 @@ def _read_written(adresse: str, postcode: str | None, city: str | None,
                    unread=unread, rest=tuple(words), bare_type=bare)
 
 
-def _strip_types(key: str) -> str:
+def strip_types(key: str) -> str:
     return " ".join(w for w in key.split() if w not in STREET_TYPES)
 
 
@@ -453,7 +453,7 @@ def _unread_tail(asked: str, found: str) -> str:
     street asked is not the street found followed by other words."""
     from rapidfuzz import fuzz
 
-    a, f = _strip_types(asked).split(), _strip_types(found).split()
+    a, f = strip_types(asked).split(), strip_types(found).split()
     if not f or len(a) <= len(f) or fuzz.ratio(" ".join(a[:len(f)]), " ".join(f)) < 85:
         return ""
     tail = [x for x in a[len(f):] if x not in STOP_WORDS]
@@ -572,11 +572,11 @@ def candidates(query: str | AddressQuery, results: list[GeocodeResult]
     w = read_written(query)
     best = results[0]
     typed = any(x in STREET_TYPES for x in w.street.split())
-    name = _strip_types(match_key(best.street or ""))
+    name = strip_types(match_key(best.street or ""))
     others: dict[str, dict[str, Any]] = {}
     for r in results[1:]:
         same = (r.street == best.street and r.score >= best.score - 0.02) if typed \
-            else _strip_types(match_key(r.street or "")) == name
+            else strip_types(match_key(r.street or "")) == name
         if (same and r.found and r.citycode != best.citycode and r.precision == best.precision
                 and r.citycode not in others):
             others[r.citycode or ""] = {"label": r.label, "lon": r.lon, "lat": r.lat,

@@ -1,7 +1,7 @@
 """Address files of the local geocoder: shipped demonstration file, installed BAN file.
 
 Where they are (:func:`demo_adresses_path`, :func:`installed_adresses_dir`), the communes of
-Saint-Étienne Métropole (:func:`communes_sem`), reading a BAN CSV (:func:`_read_ban_csv`), and
+Saint-Étienne Métropole (:func:`communes_sem`), reading a BAN CSV (:func:`read_ban_csv`), and
 installing or downloading a real BAN file (:func:`install_adresses`,
 :func:`download_adresses`, :func:`update_adresses_cli`).
 """
@@ -84,7 +84,7 @@ def communes_sem() -> list[CommuneSem]:
                                                            if p))
                 for r in csv.DictReader(fh)]
 
-def _read_ban_csv(path: Path, *, insee: Iterable[str] | None = None) -> Any:
+def read_ban_csv(path: Path, *, insee: Iterable[str] | None = None) -> Any:
     """Read a BAN CSV (plain or gzip) as strings, checking the header; optionally keep communes."""
     import pandas as pd
 

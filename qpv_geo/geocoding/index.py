@@ -12,17 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
-from qpv_geo.geocoding.files import _read_ban_csv, communes_sem
+from qpv_geo.geocoding.files import communes_sem, read_ban_csv
 from qpv_geo.reference.store import package_data_dir
 from qpv_geo.reference.texte import REPETITIONS, STREET_TYPES, match_key, normalize
 
 #: Version of the index layout (an index of another version is rebuilt). 3: a street without
 #: a type word but with house numbers (« Les Granges ») is a street, not a lieu-dit.
-_INDEX_VERSION = 3
+INDEX_VERSION = 3
 #: BAN house numbers from this one up are not real numbers (lieux-dits without number).
 _NUMERO_FICTIF = 5000
 
-_STREET, _LOCALITY = 0, 1
+STREET, LOCALITY = 0, 1
 
 
 def build_index(path: Path) -> dict[str, np.ndarray]:
@@ -30,7 +30,7 @@ def build_index(path: Path) -> dict[str, np.ndarray]:
     import pandas as pd
 
     communes = communes_sem()
-    df = _read_ban_csv(path, insee=[c.insee for c in communes])
+    df = read_ban_csv(path, insee=[c.insee for c in communes])
     df = df.assign(
         num=pd.to_numeric(df["numero"], errors="coerce").fillna(0).astype(np.int32),
         lonf=pd.to_numeric(df["lon"], errors="coerce"),
@@ -54,8 +54,8 @@ def build_index(path: Path) -> dict[str, np.ndarray]:
     # qpv_geo.eligibility.voies).
     numbered = grouped["num"].agg(lambda s: bool(((s > 0) & (s < _NUMERO_FICTIF)).any())
                                   ).to_numpy(bool)
-    s_kind = np.array([_STREET if has_numbers or (match_key(n).split() or [""])[0]
-                       in STREET_TYPES else _LOCALITY
+    s_kind = np.array([STREET if has_numbers or (match_key(n).split() or [""])[0]
+                       in STREET_TYPES else LOCALITY
                        for n, has_numbers in zip(s_name, numbered, strict=True)], dtype=np.int8)
     streets = {
         "s_name": s_name, "s_insee": s_insee, "s_postcode": s_postcode, "s_kind": s_kind,
@@ -73,7 +73,7 @@ def build_index(path: Path) -> dict[str, np.ndarray]:
             "s_name": np.concatenate([s_name, agg["nom_ld"].to_numpy(dtype=str)]),
             "s_insee": np.concatenate([s_insee, agg["code_insee"].to_numpy(dtype=str)]),
             "s_postcode": np.concatenate([s_postcode, agg["postcode"].to_numpy(dtype=str)]),
-            "s_kind": np.concatenate([s_kind, np.full(n, _LOCALITY, np.int8)]),
+            "s_kind": np.concatenate([s_kind, np.full(n, LOCALITY, np.int8)]),
             "s_start": np.concatenate([starts, np.zeros(n, np.int64)]),
             "s_end": np.concatenate([starts + counts, np.zeros(n, np.int64)]),
             "s_lon": np.concatenate([streets["s_lon"], agg["lon"].to_numpy()]),
@@ -114,7 +114,7 @@ def build_index(path: Path) -> dict[str, np.ndarray]:
         "c_lon": np.array(c_lon), "c_lat": np.array(c_lat),
         "alias_key": np.array(alias_key, dtype=str),
         "alias_insee": np.array(alias_insee, dtype=str),
-        "meta": np.array([json.dumps({"version": _INDEX_VERSION, "rows": len(df)})]),
+        "meta": np.array([json.dumps({"version": INDEX_VERSION, "rows": len(df)})]),
     }
 
 

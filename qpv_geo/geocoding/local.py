@@ -35,9 +35,9 @@ from qpv_geo.geocoding.files import (
     demo_adresses_info,
     installed_adresses_info,
 )
-from qpv_geo.geocoding.index import _INDEX_VERSION, _STREET, build_index
+from qpv_geo.geocoding.index import INDEX_VERSION, STREET, build_index
 from qpv_geo.geocoding.messages import CONSEILS
-from qpv_geo.geocoding.parsing import _grams, _split_number, _strip_types
+from qpv_geo.geocoding.parsing import split_number, strip_types, word_grams
 from qpv_geo.reference.texte import (
     ABBREVIATIONS,
     POSTCODE_RE,
@@ -146,7 +146,7 @@ class LocalGeocoder:
             try:
                 with np.load(self.index_path, allow_pickle=False) as npz:
                     arrays = {k: npz[k] for k in npz.files}
-                if json.loads(str(arrays["meta"][0])).get("version") != _INDEX_VERSION:
+                if json.loads(str(arrays["meta"][0])).get("version") != INDEX_VERSION:
                     arrays = None
             except (OSError, ValueError, KeyError):
                 arrays = None
@@ -201,11 +201,11 @@ class LocalGeocoder:
         postings: dict[str, list[int]] = {}
         sizes = np.zeros(len(self.s_key), dtype=np.float64)
         for i, key in enumerate(self.s_key):
-            grams = _grams(_strip_types(key) or key)
+            grams = word_grams(strip_types(key) or key)
             sizes[i] = len(grams)
             for g in grams:
                 postings.setdefault(g, []).append(i)
-        self._grams = {g: np.asarray(v, dtype=np.int32) for g, v in postings.items()}
+        self.grams = {g: np.asarray(v, dtype=np.int32) for g, v in postings.items()}
         self._gram_sizes = sizes
         by_key: dict[str, list[int]] = {}
         for i, key in enumerate(self.s_key):
@@ -293,7 +293,7 @@ class LocalGeocoder:
             hyps.append((None, 0.0, words, False))
         out = []
         for insee, sim, ws, is_given in hyps:
-            number, rep, street = _split_number(ws)
+            number, rep, street = split_number(ws)
             out.append(_Parsed(number=number, rep=rep, street=" ".join(street), insee=insee,
                                commune_sim=sim, commune_given=is_given, postcode=postcode))
         return out
@@ -333,8 +333,8 @@ class LocalGeocoder:
     def _prefilter(self, key: str, idx: np.ndarray) -> np.ndarray:
         """The :data:`PREFILTER_KEEP` streets of ``idx`` sharing the most name 3-grams with
         ``key`` (those sharing none cannot reach the similarity floor)."""
-        grams = _grams(_strip_types(key) or key)
-        lists = [self._grams[g] for g in grams if g in self._grams]
+        grams = word_grams(strip_types(key) or key)
+        lists = [self.grams[g] for g in grams if g in self.grams]
         if not lists:
             return idx[:0]
         # grams shared by more than 1/8 of the streets say little and cost the most
@@ -383,14 +383,14 @@ class LocalGeocoder:
             else:
                 top = np.argsort(-sims, kind="stable")
             floor = STREET_MIN_IN_COMMUNE if scope is not None and len(scope) == 1 else STREET_MIN
-            name = _strip_types(p.street)
+            name = strip_types(p.street)
             for j in top:
                 sim = float(sims[j])
                 if sim < floor:
                     break
                 i = int(idx[j])
                 # the name itself must look alike, not just « rue » and a few letters
-                other = _strip_types(self.s_key[i])
+                other = strip_types(self.s_key[i])
                 if name and other and self._fuzz.token_set_ratio(name, other) < NAME_MIN:
                     continue
                 out.append((self._street_score(p, i, sim / 100), i, sim / 100))
@@ -425,7 +425,7 @@ class LocalGeocoder:
         city = self.c_name.get(insee, "")
         start, end = int(self.s_start[i]), int(self.s_end[i])
         name = self.s_name[i]
-        kind = "street" if self.s_kind[i] == _STREET else "locality"
+        kind = "street" if self.s_kind[i] == STREET else "locality"
         if p.number is not None and end > start:
             nums = self.a_num[start:end]
             lo = start + int(np.searchsorted(nums, p.number, side="left"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from qpv_geo.reference.texte import NOISE_BEFORE_NUMBER, REPETITIONS, STREET_TYPES
 
 
-def _split_number(words: list[str]) -> tuple[int | None, str, list[str]]:
+def split_number(words: list[str]) -> tuple[int | None, str, list[str]]:
     """(house number, repetition, street words) of a query without its commune/postcode.
 
     The house number is a number of 1–4 digits that is not part of the street name (« rue du
@@ -64,7 +64,7 @@ _NOISE_AFTER_STREET = frozenset({"batiment", "bat", "bt", "etage", "etg", "porte
                                  "chez"})
 
 
-def _grams(text: str) -> set[str]:
+def word_grams(text: str) -> set[str]:
     """3-grams of the words of ``text``, each word padded with a space at both ends."""
     out: set[str] = set()
     for w in text.split():
@@ -73,5 +73,5 @@ def _grams(text: str) -> set[str]:
     return out
 
 
-def _strip_types(key: str) -> str:
+def strip_types(key: str) -> str:
     return " ".join(w for w in key.split() if w not in STREET_TYPES)
