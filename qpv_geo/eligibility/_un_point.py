@@ -21,16 +21,16 @@ import shapely
 
 from qpv_geo.eligibility._geometrie import K_AUTRE, K_QPV, K_QVA, signed_distance_few
 from qpv_geo.eligibility._verdicts import (
-    _ALT_TEXT,
-    _T_IN,
-    _T_LIMIT,
-    _T_OUT,
     A_VERIFIER,
+    ALT_TEXT,
     ELIGIBLE,
     HORS_QPV,
     HORS_TERRITOIRE,
     QVA,
     STATUSES,
+    T_IN,
+    T_LIMIT,
+    T_OUT,
 )
 from qpv_geo.eligibility.marges import fmt_metres, motifs_marge
 
@@ -59,7 +59,7 @@ def _best(cands: list[int], key: np.ndarray, pj: np.ndarray) -> int:
 
 
 def _fmt_int_m(value: float) -> str:
-    """« 12 m » as ``_fmt_m`` writes it (absolute value, rounded to the metre)."""
+    """« 12 m » as ``fmt_m`` writes it (absolute value, rounded to the metre)."""
     v = abs(float(value))
     return "? m" if not math.isfinite(v) else f"{int(np.round(np.float64(v)))} m"
 
@@ -99,10 +99,10 @@ def verdict_un_point(engine: Engine, x: float, y: float, lon: float, lat: float,
     hits = e._commune_tree.query(pt, predicate="intersects")
     commune = int(hits.min()) if len(hits) else -1
     if commune >= 0:
-        territory = _T_IN
+        territory = T_IN
     else:
-        territory = _T_LIMIT if shapely.dwithin(e._sem, pt, e.tolerance_m) else _T_OUT
-    in_sem = territory != _T_OUT
+        territory = T_LIMIT if shapely.dwithin(e._sem, pt, e.tolerance_m) else T_OUT
+    in_sem = territory != T_OUT
 
     flags = {}
     for k in (K_QPV, K_QVA, K_AUTRE):
@@ -169,15 +169,15 @@ def verdict_un_point(engine: Engine, x: float, y: float, lon: float, lat: float,
         motifs.append(f"dans le QPV {codes[zone]} « {names[zone]} » de "
                       f"{e.reference.epci_name(sirens[zone])}, hors Saint-Étienne Métropole : "
                       "non éligible à cet appel")
-    if zk < 0 and territory != _T_OUT and status not in (A_VERIFIER, HORS_TERRITOIRE):
+    if zk < 0 and territory != T_OUT and status not in (A_VERIFIER, HORS_TERRITOIRE):
         motifs.append("dans Saint-Étienne Métropole, dans aucun QPV ni QVA"
                       if len(e.reference.qva) else
                       "dans Saint-Étienne Métropole, dans aucun QPV (QVA non vérifiés : aucun "
                       "périmètre QVA installé)")
-    if territory == _T_LIMIT:
+    if territory == T_LIMIT:
         motifs.append("en limite du territoire de SEM (contour communal approximatif, "
                       f"tolérance {e.tolerance_m:.0f} m)")
-    if zk < 0 and territory == _T_OUT:
+    if zk < 0 and territory == T_OUT:
         motifs.append("en dehors des 53 communes de Saint-Étienne Métropole")
     if near_zone >= 0 and zk != K_QPV:
         motifs.append(f"QPV le plus proche : {codes[near_zone]} « {names[near_zone]} » à "
@@ -185,7 +185,7 @@ def verdict_un_point(engine: Engine, x: float, y: float, lon: float, lat: float,
     if uncertain:
         motifs.append(f"à moins de {fmt_metres(np.array([marge]))[0]} du bord de "
                       f"{codes[edge_zone]} « {names[edge_zone]} » : de l'autre côté, "
-                      f"{_ALT_TEXT[STATUSES[alt]]}")
+                      f"{ALT_TEXT[STATUSES[alt]]}")
 
     donnees = getattr(e, "_donnees", None)
     if donnees is None:

@@ -43,9 +43,9 @@ STATUS_LABELS = {
 }
 
 # Territory codes.
-_T_OUT, _T_LIMIT, _T_IN = 0, 1, 2
+T_OUT, T_LIMIT, T_IN = 0, 1, 2
 # Reasons a point is unusable.
-_BAD_REASONS = {
+BAD_REASONS = {
     1: "coordonnées manquantes",
     2: "coordonnées impossibles (latitude hors de −90…90 ou longitude hors de −180…180)",
     3: "valeurs de Lambert-93 (x/y en mètres) données comme latitude/longitude : "
@@ -201,7 +201,7 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
     # Reasons, by case (vectorised string building).
     m_in_qpv = usable & (zk == _K_QPV)
     add(m_in_qpv, "dans le QPV " + zone_code[m_in_qpv].astype(str) + " « "
-        + zone_name[m_in_qpv].astype(str) + " », à " + _fmt_m(dist[m_in_qpv])
+        + zone_name[m_in_qpv].astype(str) + " », à " + fmt_m(dist[m_in_qpv])
         + " à l'intérieur du bord")
     junction = m_in_qpv & (c.zone2 >= 0)
     add(junction, "à la jonction avec le QPV " + codes[c.zone2[junction]].astype(str))
@@ -217,7 +217,7 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
     add(m_autre, "dans le QPV " + zone_code[m_autre].astype(str) + " « "
         + zone_name[m_autre].astype(str) + " » de " + epci
         + f", {hors(nom)} : non éligible à cet appel")
-    m_hors = usable & (zk < 0) & (c.territory != _T_OUT)
+    m_hors = usable & (zk < 0) & (c.territory != T_OUT)
     dit = m_hors & (base != A_VERIFIER) & (status != HORS_TERRITOIRE) & ~m_perdu & ~pays_dit
     if not self.contours and not self.france:  # no outline: only a commune code places it
         add(dit & code_dans, f"{dans(nom)} (code commune de l'adresse), dans aucun QPV")
@@ -229,10 +229,10 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
         add(dit, f"{dans_}, dans aucun QPV ni QVA" if len(self.reference.qva)
             else f"{dans_}, dans aucun QPV (QVA non vérifiés : aucun "
             "périmètre QVA installé)")
-    add(usable & (c.territory == _T_LIMIT),
+    add(usable & (c.territory == T_LIMIT),
         f"en limite du territoire {de(sigle)} (contour communal approximatif, tolérance "
         f"{self.tolerance_m:.0f} m)")
-    m_out = usable & (zk < 0) & (c.territory == _T_OUT)
+    m_out = usable & (zk < 0) & (c.territory == T_OUT)
     if self._collectivites_hors and m_out.any():  # another island of the zone: name it
         from qpv_geo.reference._pays import COLLECTIVITES, collectivite_du_point
 
@@ -249,7 +249,7 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
         dtype=bool)
     near = usable & (c.near_zone >= 0) & (zk != _K_QPV)
     add(near & ~centre, "QPV le plus proche : " + codes[c.near_zone[near & ~centre]].astype(str)
-        + " « " + names[c.near_zone[near & ~centre]].astype(str) + " » à " + _fmt_m(np.round(
+        + " « " + names[c.near_zone[near & ~centre]].astype(str) + " » à " + fmt_m(np.round(
             c.near_dist[near & ~centre], 0)))
     add(near & centre, "QPV le plus proche du centre de la commune : "
         + codes[c.near_zone[near & centre]].astype(str) + " « "
@@ -271,7 +271,7 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
         add(m_perdu, motifs_perdus(perdus, perdu[m_perdu], perdu_dist[m_perdu], sigle,
                                   self.france))
     unplaced = ~usable & ~not_found  # the geocoder's own reason says it for the others
-    add(unplaced, np.array([_BAD_REASONS.get(int(b), "") for b in c.bad[unplaced]],
+    add(unplaced, np.array([BAD_REASONS.get(int(b), "") for b in c.bad[unplaced]],
                           dtype=object))
     if self.reference.simplified:
         close = usable & (np.abs(np.nan_to_num(c.dist, nan=1e9)) <= 15) & (status != A_VERIFIER)
@@ -345,7 +345,7 @@ def alt_text(sigle: str = "SEM") -> dict[str, str]:
     }
 
 
-_ALT_TEXT = alt_text()
+ALT_TEXT = alt_text()
 
 
 def status_labels(nom: str = "Saint-Étienne Métropole") -> dict[str, str]:
@@ -359,7 +359,7 @@ def status_labels(nom: str = "Saint-Étienne Métropole") -> dict[str, str]:
             "hors_territoire": f"Non éligible — hors territoire {de(nom)}"}
 
 
-def _fmt_m(values: np.ndarray) -> np.ndarray:
+def fmt_m(values: np.ndarray) -> np.ndarray:
     """« 12 m » for each distance (vectorised), « ? m » where unknown."""
     v = np.abs(np.asarray(values, dtype=np.float64))
     out = np.full(len(v), "? m", dtype=object)
@@ -400,7 +400,7 @@ def _written_outside(frame: pd.DataFrame, rows: np.ndarray,
                                   for g in picked]
 
 
-_SHORT = {"eligible": "éligible", "qva": "QVA", "hors_qpv": "hors QPV",
+SHORT = {"eligible": "éligible", "qva": "QVA", "hors_qpv": "hors QPV",
           "hors_territoire": "hors territoire", "a_verifier": "à vérifier",
           "non_geocode": "non localisé"}
 
@@ -438,10 +438,10 @@ def _ambiguous(engine: Engine, frame: pd.DataFrame,
         # of a street or a lieu-dit does not say where the place asked is).
         if len({s for _, s, _ in cands}) == 1:
             text = (f"{voie} présente dans {len(cands)} {where} ({communes}), commune "
-                    f"non précisée : même verdict pour toutes ({_SHORT.get(main[1], main[1])})"
+                    f"non précisée : même verdict pour toutes ({SHORT.get(main[1], main[1])})"
                     ", mais la voie existe peut-être ailleurs. Précisez la commune")
         else:
-            listing = ", ".join(f"à {c} → {_SHORT.get(s, s)}" + (f" ({q})" if q else "")
+            listing = ", ".join(f"à {c} → {SHORT.get(s, s)}" + (f" ({q})" if q else "")
                                 for c, s, q in cands)
             text = (f"{voie} présente dans {len(cands)} {where}, commune "
                     f"non précisée : {listing}. Précisez la commune")

@@ -55,18 +55,19 @@ from qpv_geo.eligibility._geometrie import signed_distance_few as _signed_distan
 from qpv_geo.eligibility._grille import Grille as _Grille
 from qpv_geo.eligibility._grille import build_grid, grid_candidates
 from qpv_geo.eligibility._verdicts import (
-    _BAD_REASONS,
-    _T_IN,
-    _T_LIMIT,
-    _T_OUT,
     A_VERIFIER,
+    BAD_REASONS,
     ELIGIBLE,
     HORS_QPV,
     HORS_TERRITOIRE,
     NON_GEOCODE,
     QVA,
+    SHORT,
     STATUS_LABELS,
     STATUSES,
+    T_IN,
+    T_LIMIT,
+    T_OUT,
     status_labels,
     verdict_frame,
 )
@@ -452,7 +453,7 @@ class Engine:
             & (ys <= ay1 + pad)
         idx_area = np.flatnonzero(in_area)
         commune = np.full(n, -1, dtype=np.int32)
-        territory = np.full(n, _T_OUT, dtype=np.int8)
+        territory = np.full(n, T_OUT, dtype=np.int8)
         grille = n >= _GRID_MIN_POINTS and self.contours
         if grille:
             gx0, gy0, gx1, gy1 = self._grid_area
@@ -485,7 +486,7 @@ class Engine:
 
         # Territory: cells inside one commune are settled by the grid; others exactly.
         known = commune >= 0
-        territory[known] = _T_IN
+        territory[known] = T_IN
         todo = np.flatnonzero(in_area & (commune == -1))
         if len(todo):
             pts = shapely.points(xs[todo], ys[todo])
@@ -497,23 +498,23 @@ class Engine:
             firsts = np.r_[True, hp[1:] != hp[:-1]] if len(hp) else np.zeros(0, bool)
             first[hp[firsts]] = hc[firsts]
             commune[todo] = first
-            territory[todo[first >= 0]] = _T_IN
+            territory[todo[first >= 0]] = T_IN
             rest = todo[first < 0]
             if len(rest):
                 close = shapely.dwithin(self._sem, pts[first < 0], self.tolerance_m)
-                territory[rest[close]] = _T_LIMIT
+                territory[rest[close]] = T_LIMIT
         commune[commune < 0] = -1
         if not self.contours:  # no outline: no point is placed out of the territory by its place
-            territory[usable] = _T_IN
+            territory[usable] = T_IN
         if self._hors_zones is not None:  # ... except in a part of France it has no commune in
-            territory[usable & self._hors_zones[self.plan.zone_xy(xs)]] = _T_OUT
+            territory[usable & self._hors_zones[self.plan.zone_xy(xs)]] = T_OUT
         if self._collectivites_hors and usable.any():  # ... or another island of its zone
             from qpv_geo.reference._pays import collectivite_du_point
 
-            idx = np.flatnonzero(usable & (territory != _T_OUT))
+            idx = np.flatnonzero(usable & (territory != T_OUT))
             lo, la = self.plan.vers_lonlat(xs[idx], ys[idx])
             coll = collectivite_du_point(lo, la)
-            territory[idx[np.isin(coll.astype(str), list(self._collectivites_hors))]] = _T_OUT
+            territory[idx[np.isin(coll.astype(str), list(self._collectivites_hors))]] = T_OUT
 
         # Per kind: inside (any part with s > 0), sure (s > margin), maybe (s > -margin).
         flags = {}
@@ -526,7 +527,7 @@ class Engine:
             maybe = np.zeros(n, bool)
             maybe[pi[sel & (s > -m)]] = True
             flags[k] = (inside, maybe & ~sure)
-        in_sem = territory != _T_OUT
+        in_sem = territory != T_OUT
         status = _status_of(flags[_K_QPV][0], flags[_K_QVA][0], flags[_K_AUTRE][0], in_sem)
         alt = np.full(n, -1, dtype=np.int8)
         # Only points near an edge can change status: try the other sides for those.
@@ -740,7 +741,7 @@ class Engine:
                 raise CoordinateError("Il faut x et y (Lambert-93) ensemble.")
             code = int(self.check_xy(np.array([x]), np.array([y]))[0])
             if code:
-                raise CoordinateError(f"x={x}, y={y} : {_BAD_REASONS[code]}.",
+                raise CoordinateError(f"x={x}, y={y} : {BAD_REASONS[code]}.",
                                       hint=_coordonnees.hint_for(code, self.plan.lambert93))
             if geocode is None:
                 xa, ya = np.array([x], float), np.array([y], float)
@@ -752,7 +753,7 @@ class Engine:
                 raise CoordinateError("Il faut une latitude et une longitude.")
             code = int(self.check_lonlat_zones(np.array([lon]), np.array([lat]))[0])
             if code:
-                raise CoordinateError(f"lat={lat}, lon={lon} : {_BAD_REASONS[code]}.",
+                raise CoordinateError(f"lat={lat}, lon={lon} : {BAD_REASONS[code]}.",
                                       hint=_coordonnees.hint_for(code, self.plan.lambert93))
             if geocode is None:
                 lon_a, lat_a = np.array([lon], float), np.array([lat], float)
@@ -811,6 +812,8 @@ def _status_of(q: np.ndarray, v: np.ndarray, h: np.ndarray, in_sem: np.ndarray) 
 
 
 __all__ = [
+    "BAD_REASONS",
+    "SHORT",
     "SIREN_SEM",
     "STATUSES",
     "STATUS_LABELS",
