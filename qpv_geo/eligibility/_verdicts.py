@@ -59,6 +59,56 @@ BAD_REASONS = {
 }
 
 
+def _status_rule(q: bool, v: bool, h: bool, in_territory: bool) -> int:
+    """The status of a place: the first true condition wins — in a QPV of the territory, in a
+    QVA, in a QPV of another EPCI, in the territory."""
+    if q:
+        return ELIGIBLE
+    if v:
+        return QVA
+    if h:
+        return HORS_TERRITOIRE
+    return HORS_QPV if in_territory else HORS_TERRITOIRE
+
+
+def _decision_table() -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_status_rule` for every combination of the flags of :func:`decide`, and the
+    status across the edge: the first other status got by moving the point across some of the
+    edges within its margin (QPV first, then QVA, then other EPCI), -1 when none changes it."""
+    status = np.zeros(128, dtype=np.int8)
+    alt = np.full(128, -1, dtype=np.int8)
+    for code in range(128):
+        q, v, h, qe, ve, he, t = (bool(code >> bit & 1) for bit in range(6, -1, -1))
+        status[code] = _status_rule(q, v, h, t)
+        for combo in range(1, 8):
+            other = _status_rule(q ^ (bool(combo & 1) and qe), v ^ (bool(combo & 2) and ve),
+                                 h ^ (bool(combo & 4) and he), t)
+            if other != status[code]:
+                alt[code] = other
+                break
+    return status, alt
+
+
+_STATUS_OF, _ALT_OF = _decision_table()
+
+#: The kind of zone that names each status (the zone a point is in, for its code_qp).
+STATUS_KIND = np.array([_K_QPV, _K_QVA, _K_AUTRE, _K_AUTRE, _K_AUTRE, _K_AUTRE], dtype=np.int8)
+
+
+def decide(in_qpv: Any, in_qva: Any, in_autre: Any, edge_qpv: Any, edge_qva: Any,
+           edge_autre: Any, in_territory: Any) -> tuple[Any, Any]:
+    """The verdict rule: status, and the status across an edge (-1 when the margin changes
+    nothing), from where the point is (``in_*``: inside a perimeter of that kind), which kinds
+    have an edge within its margin (``edge_*``) and whether it is in the territory.
+
+    Boolean arrays (the batch path) or Python booleans (the single-point path): one table
+    lookup either way.
+    """
+    code = (in_qpv * 64 + in_qva * 32 + in_autre * 16 + edge_qpv * 8 + edge_qva * 4
+            + edge_autre * 2 + in_territory * 1)
+    return _STATUS_OF[code], _ALT_OF[code]
+
+
 
 def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndarray,
                   citycodes: Sequence[str | None] | None,

@@ -57,17 +57,15 @@ from qpv_geo.eligibility._grille import build_grid, grid_candidates
 from qpv_geo.eligibility._verdicts import (
     A_VERIFIER,
     BAD_REASONS,
-    ELIGIBLE,
-    HORS_QPV,
-    HORS_TERRITOIRE,
     NON_GEOCODE,
-    QVA,
     SHORT,
+    STATUS_KIND,
     STATUS_LABELS,
     STATUSES,
     T_IN,
     T_LIMIT,
     T_OUT,
+    decide,
     status_labels,
     verdict_frame,
 )
@@ -527,26 +525,13 @@ class Engine:
             maybe = np.zeros(n, bool)
             maybe[pi[sel & (s > -m)]] = True
             flags[k] = (inside, maybe & ~sure)
-        in_sem = territory != T_OUT
-        status = _status_of(flags[_K_QPV][0], flags[_K_QVA][0], flags[_K_AUTRE][0], in_sem)
-        alt = np.full(n, -1, dtype=np.int8)
-        # Only points near an edge can change status: try the other sides for those.
-        near = np.flatnonzero(flags[_K_QPV][1] | flags[_K_QVA][1] | flags[_K_AUTRE][1])
-        sub = {k: (f[0][near], f[1][near]) for k, f in flags.items()}
-        alt_near = alt[near]
-        for combo in range(1, 8):
-            q = sub[_K_QPV][0] ^ (bool(combo & 1) & sub[_K_QPV][1])
-            v = sub[_K_QVA][0] ^ (bool(combo & 2) & sub[_K_QVA][1])
-            h = sub[_K_AUTRE][0] ^ (bool(combo & 4) & sub[_K_AUTRE][1])
-            other = _status_of(q, v, h, in_sem[near])
-            first_diff = (other != status[near]) & (alt_near < 0)
-            alt_near[first_diff] = other[first_diff]
-        alt[near] = alt_near
+        status, alt = decide(flags[_K_QPV][0], flags[_K_QVA][0], flags[_K_AUTRE][0],
+                             flags[_K_QPV][1], flags[_K_QVA][1], flags[_K_AUTRE][1],
+                             territory != T_OUT)
         uncertain = alt >= 0
 
         # The part that gives the status (deepest containing part of the status's kind).
-        status_kind = np.where(status == ELIGIBLE, _K_QPV,
-                               np.where(status == QVA, _K_QVA, _K_AUTRE))
+        status_kind = STATUS_KIND[status]
         own = (s > 0) & (kind == status_kind[pi])
         zone_pair = _best(np.flatnonzero(own), pi, pj, s, n)
         # The edge that makes it uncertain: nearest part edge within the margin.
@@ -802,14 +787,6 @@ class Engine:
             marge_m=val("marge_m"), marge_motif=str(row["marge_motif"]),
             territoire=None if self.reference.territoire is None else self.nom_territoire,
         )
-
-def _status_of(q: np.ndarray, v: np.ndarray, h: np.ndarray, in_sem: np.ndarray) -> np.ndarray:
-    # The first true condition wins: in a QPV of SEM, in a QVA, in another QPV, in SEM.
-    out = np.where(in_sem, HORS_QPV, HORS_TERRITOIRE)
-    out = np.where(h, HORS_TERRITOIRE, out)
-    out = np.where(v, QVA, out)
-    return np.where(q, ELIGIBLE, out).astype(np.int8)
-
 
 __all__ = [
     "BAD_REASONS",
