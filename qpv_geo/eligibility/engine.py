@@ -54,6 +54,7 @@ from qpv_geo.eligibility._geometrie import signed_distance as _signed_distance
 from qpv_geo.eligibility._geometrie import signed_distance_few as _signed_distance_few
 from qpv_geo.eligibility._grille import Grille as _Grille
 from qpv_geo.eligibility._grille import build_grid, grid_candidates
+from qpv_geo.eligibility._un_point import verdict_un_point
 from qpv_geo.eligibility._verdicts import (
     A_VERIFIER,
     BAD_REASONS,
@@ -65,6 +66,7 @@ from qpv_geo.eligibility._verdicts import (
     T_IN,
     T_LIMIT,
     T_OUT,
+    Classification,
     decide,
     status_labels,
     verdict_frame,
@@ -144,28 +146,6 @@ class Verdict:
         if geo:
             d.update(geo)
         return d
-
-
-@dataclass
-class Classification:
-    """Raw, vectorised result of :meth:`Engine.classify_xy` (integer codes and distances)."""
-
-    x: np.ndarray
-    y: np.ndarray
-    status: np.ndarray  # int8, index into STATUSES
-    zone: np.ndarray  # int32, zone (row of Engine.zones) that gives the status, -1
-    zone2: np.ndarray  # int32, second zone when the point is at a junction of two, -1
-    dist: np.ndarray  # signed distance to the edge that matters (inside > 0), NaN
-    near_zone: np.ndarray  # int32, nearest QPV of SEM when outside them (≤ radius), -1
-    near_dist: np.ndarray  # distance to it, NaN
-    edge_zone: np.ndarray  # int32, zone across the edge that makes the verdict uncertain, -1
-    alt_status: np.ndarray  # int8, the status on the other side of that edge, -1
-    commune: np.ndarray  # int32, commune index, -1
-    territory: np.ndarray  # int8, _T_*
-    bad: np.ndarray  # int8, reason code of unusable coordinates (0 = fine)
-    marge: np.ndarray  # margin (m) the point was judged with, NaN when unusable
-    perimetre: np.ndarray  # edge precision (m) of the perimeter in that margin
-    incertitude: np.ndarray  # position uncertainty (m) of the point in that margin
 
 
 class Engine:
@@ -755,14 +735,11 @@ class Engine:
         read from the columns without building a DataFrame (the web's single-point path)."""
         incert, mots = incertitudes(1, None, precision_point_m, defaut=self.precision_point_m,
                                     lon=lon if degres else None, lat=lat if degres else None)
-        from qpv_geo.eligibility._un_point import verdict_un_point
-
-        fast = verdict_un_point(self, float(x[0]), float(y[0]), float(lon[0]), float(lat[0]),
+        cols = verdict_un_point(self, float(x[0]), float(y[0]), float(lon[0]), float(lat[0]),
                                 float(incert[0]), str(mots[0]))
-        if fast is not None:
-            return fast
-        c = self.classify_xy(x, y, bad=np.zeros(1, dtype=np.int8), incertitude_m=incert)
-        cols = verdict_frame(self, c, lon, lat, None, None, mots, columns=True)
+        if cols is None:  # not covered by the single-point geometry: the batch path's
+            c = self.classify_xy(x, y, bad=np.zeros(1, dtype=np.int8), incertitude_m=incert)
+            cols = verdict_frame(self, c, lon, lat, None, None, mots, columns=True)
         row = {k: (v[0] if isinstance(v, np.ndarray) else v) for k, v in cols.items()}
         return self._verdict(row, None)
 
