@@ -32,7 +32,9 @@ from qpv_geo.eligibility._verdicts import (
     Classification,
     colonnes_du_verdict,
     decide,
+    distance_retenue,
     motifs_du_lieu,
+    perimetre_retenu,
 )
 
 if TYPE_CHECKING:
@@ -111,8 +113,9 @@ def verdict_un_point(engine: Engine, x: float, y: float, lon: float, lat: float,
     if uncertain:
         status = A_VERIFIER
 
-    perim = next((float(prec[p]) for p in (edge_part, zone_part, near_part) if p >= 0),
-                 e._prec_defaut)
+    perim = float(perimetre_retenu(*(prec[p] if p >= 0 else math.nan
+                                     for p in (edge_part, zone_part, near_part)),
+                                   e._prec_defaut))
     marge = forced if forced is not None else incert + perim
 
     single, first = e._part_single, e._part_first
@@ -120,11 +123,7 @@ def verdict_un_point(engine: Engine, x: float, y: float, lon: float, lat: float,
         return None  # merged perimeters: which one is named needs the batch path
     zone, near_zone, edge_zone = (int(first[p]) if p >= 0 else -1
                                   for p in (zone_part, near_part, edge_part))
-    dist = zone_s if zone >= 0 else math.nan
-    if uncertain and zone < 0:
-        dist = edge_s
-    if math.isnan(dist) and near_part >= 0:
-        dist = near_s
+    dist = float(distance_retenue(zone, zone_s, uncertain, edge_s, near_part, near_s))
     near_dist = -near_s
     if not uncertain:
         edge_zone = -1

@@ -298,6 +298,26 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
     return frame
 
 
+
+def perimetre_retenu(prec_edge: Any, prec_zone: Any, prec_near: Any, defaut: float) -> Any:
+    """The edge precision (m) in a verdict's margin: that of the edge that makes it uncertain,
+    else of the perimeter it is in, else of the nearest QPV, else ``defaut`` (NaN: no such
+    part). Arrays or numbers."""
+    perim = np.where(np.isnan(prec_edge), prec_zone, prec_edge)
+    perim = np.where(np.isnan(perim), prec_near, perim)
+    return np.where(np.isnan(perim), defaut, perim)
+
+
+def distance_retenue(zone: Any, zone_s: Any, uncertain: Any, edge_s: Any, near_part: Any,
+                     near_s: Any) -> Any:
+    """The signed distance a verdict reports (``distance_bord_m``): to the edge of the zone it
+    is in, else to the edge that makes it uncertain, else to the nearest QPV (-1 / NaN: none).
+    Arrays or numbers."""
+    dist = np.where(zone >= 0, zone_s, np.nan)
+    dist = np.where(uncertain & (zone < 0), edge_s, dist)
+    return np.where(np.isnan(dist) & (near_part >= 0), near_s, dist)
+
+
 #: Count of true entries: a cheap « any » for one point as for a batch.
 _some = np.count_nonzero
 #: Status names by code, and the same with "" for -1 (no status across the edge) first.

@@ -68,6 +68,8 @@ from qpv_geo.eligibility._verdicts import (
     T_OUT,
     Classification,
     decide,
+    distance_retenue,
+    perimetre_retenu,
     status_labels,
     verdict_frame,
 )
@@ -531,19 +533,15 @@ class Engine:
         # The margin each point is judged with: that of the edge that makes it uncertain, else
         # of its own perimeter, else of the nearest QPV, else the QPV layer's precision.
         prec_none = np.append(self._part_prec, np.nan)
-        perim = prec_none[edge_part]
-        perim = np.where(np.isnan(perim), prec_none[zone_part], perim)
-        perim = np.where(np.isnan(perim), prec_none[near_part], perim)
-        perim = np.where(np.isnan(perim), self._prec_defaut, perim)
+        perim = perimetre_retenu(prec_none[edge_part], prec_none[zone_part], prec_none[near_part],
+                                 self._prec_defaut)
         marge = np.full(n, self.marge_m) if self.marge_m is not None else incert + perim
         marge = np.where(usable, marge, np.nan)
 
         zone, zone2 = self._part_to_zone(zone_part, xs, ys)
         near_zone, _ = self._part_to_zone(near_part, xs, ys, nearest=True)
         edge_zone, _ = self._part_to_zone(edge_part, xs, ys, nearest=True)
-        dist = np.where(zone >= 0, zone_s, np.nan)
-        dist = np.where(uncertain & (zone < 0), edge_s, dist)
-        dist = np.where(np.isnan(dist) & (near_part >= 0), near_s, dist)
+        dist = distance_retenue(zone, zone_s, uncertain, edge_s, near_part, near_s)
         near_dist = -near_s
         edge_zone = np.where(uncertain, edge_zone, -1)
         return Classification(
