@@ -337,9 +337,9 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
         "géocodée")
     fallback = (kind > 0) & ~use_coords
     if fallback.any():
-        from qpv_geo.eligibility.engine import _BAD_REASONS
+        from qpv_geo.eligibility.engine import BAD_REASONS
 
-        why = np.array([_BAD_REASONS.get(int(r), "coordonnées inutilisables")
+        why = np.array([BAD_REASONS.get(int(r), "coordonnées inutilisables")
                         for r in reason[fallback]], dtype=object)
         add(fallback, "coordonnées du fichier inutilisables (" + why + ") : adresse géocodée "
             "à la place")

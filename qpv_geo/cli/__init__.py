@@ -867,10 +867,10 @@ def batch(
                                      workers=workers, mapping_overrides=overrides or None,
                                      sep="\t" if sep == "tab" else sep, input_sep=None,
                                      header_line=ligne_entete)
-        from qpv_geo.eligibility._verdicts import _SHORT
+        from qpv_geo.eligibility.engine import SHORT
 
         for status, count in sorted(national.statuts.items()):
-            console.print(f"  {count:>10} × {_SHORT.get(status, status)}", highlight=False)
+            console.print(f"  {count:>10} × {SHORT.get(status, status)}", highlight=False)
         console.print(f"[green]{national.lignes_lues} lignes lues, {national.lignes_ecrites} "
                       f"lignes écrites[/] en {national.parties} parties "
                       f"({national.duree_s:.1f} s)", highlight=False)

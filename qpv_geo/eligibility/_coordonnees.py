@@ -1,7 +1,7 @@
 """Coordinates given to the engine: Lambert-93 conversions and the reasons a point is unusable.
 
 :func:`check_lonlat` and :func:`check_xy` give, for each point, a reason code (0 = usable; the
-texts are :data:`qpv_geo.eligibility._verdicts._BAD_REASONS`): missing, impossible, Lambert-93 given
+texts are :data:`qpv_geo.eligibility._verdicts.BAD_REASONS`): missing, impossible, Lambert-93 given
 as degrees, latitude and longitude swapped, outside France. :func:`hint_for` says what to do.
 Saint-Étienne Métropole's engine works in Lambert-93 (metropolitan France); an engine serving
 the overseas QPV too works in a :class:`~qpv_geo.eligibility.projections.PlanMetrique` of several

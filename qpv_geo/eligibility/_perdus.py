@@ -83,7 +83,7 @@ def perdus_proches(table: pd.DataFrame | None, c: Classification, lon: np.ndarra
 def motifs_perdus(table: pd.DataFrame, which: np.ndarray, dist: np.ndarray, sigle: str,
                   france: bool = False) -> np.ndarray:
     """The reason of each point near a lost QPV (row ``which`` of ``table``), in French."""
-    from qpv_geo.eligibility._verdicts import _fmt_m
+    from qpv_geo.eligibility._verdicts import fmt_m
 
     codes = table["code_qp"].to_numpy(object)
     names = table["lib_qp"].to_numpy(object)
@@ -94,7 +94,7 @@ def motifs_perdus(table: pd.DataFrame, which: np.ndarray, dist: np.ndarray, sigl
     rayon = f"{RAYON_QPV_PERDU_M:,.0f}".replace(",", "\u202f")
     return ("QPV " + codes[which].astype(str) + " « " + names[which].astype(str) + " »"
             + communes[which] + " : contour inconnu dans la copie simplifiée, qui le réduit à "
-            "un point situé à " + _fmt_m(dist) + f". Un QPV de cette taille s'étend jusqu'à "
+            "un point situé à " + fmt_m(dist) + f". Un QPV de cette taille s'étend jusqu'à "
             f"{rayon} m : le point peut s'y trouver, il serait alors " + alt[which] + " — "
             + _A_FAIRE)
 

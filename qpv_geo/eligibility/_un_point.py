@@ -1,52 +1,44 @@
-"""The single-point path: one verdict with Python numbers, the same as the batch path.
+"""The single-point path: the geometry of one point, fast, then the verdict rules of the batch.
 
 :meth:`Engine.judge_point <qpv_geo.eligibility.engine.Engine.judge_point>` for coordinates without
-geocoding (the web page, ``qpv-geo check``) goes through :func:`verdict_un_point`: the same
-rules as :meth:`Engine.classify_xy <qpv_geo.eligibility.engine.Engine.classify_xy>` and
-:func:`~qpv_geo.eligibility._verdicts.verdict_frame`, written for one point (one pass over the
-segments of the parts within reach, then scalar logic, no DataFrame). Whatever it does not cover (a
-point beyond the search area, merged parts of several perimeters, simplified perimeters, QPV the
-simplified copy reduced to a point) returns None and the batch path answers.
-``tests/test_eligibility.py`` and ``make bench`` compare the two on many points: any change of
-the rules or the French reasons must be made in both.
+geocoding (the web page, ``qpv-geo check``) goes through :func:`verdict_un_point`. Only the
+geometry is its own — one pass over the segments of the parts within reach, then scalar picks of
+the part the point is in, the nearest edge within the margin and the nearest QPV (the batch path's
+grid and pair pruning cost more than they save for one point). The rules are the batch path's:
+:func:`~qpv_geo.eligibility._verdicts.decide` gives the status and the status across an edge,
+:func:`~qpv_geo.eligibility._verdicts.motifs_du_lieu` the French reasons and
+:func:`~qpv_geo.eligibility._verdicts.colonnes_du_verdict` the columns, on arrays of length 1.
+Whatever it does not cover (a point beyond the search area, merged parts of several perimeters,
+simplified perimeters, QPV the simplified copy reduced to a point) returns None and the batch path
+answers. ``tests/test_eligibility.py`` and ``make bench`` compare the two on many points: they
+check that this geometry finds what the batch path's finds.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import shapely
 
 from qpv_geo.eligibility._geometrie import K_AUTRE, K_QPV, K_QVA, signed_distance_few
 from qpv_geo.eligibility._verdicts import (
-    _ALT_TEXT,
-    _T_IN,
-    _T_LIMIT,
-    _T_OUT,
     A_VERIFIER,
-    ELIGIBLE,
-    HORS_QPV,
-    HORS_TERRITOIRE,
-    QVA,
-    STATUSES,
+    STATUS_KIND,
+    T_IN,
+    T_LIMIT,
+    T_OUT,
+    Classification,
+    colonnes_du_verdict,
+    decide,
+    distance_retenue,
+    motifs_du_lieu,
+    perimetre_retenu,
 )
-from qpv_geo.eligibility.marges import fmt_metres, motifs_marge
-from qpv_geo.eligibility.verdict import Verdict
 
 if TYPE_CHECKING:
     from qpv_geo.eligibility.engine import Engine
-
-
-def _status_of(q: bool, v: bool, h: bool, in_sem: bool) -> int:
-    if q:
-        return ELIGIBLE
-    if v:
-        return QVA
-    if h:
-        return HORS_TERRITOIRE
-    return HORS_QPV if in_sem else HORS_TERRITOIRE
 
 
 def _best(cands: list[int], key: np.ndarray, pj: np.ndarray) -> int:
@@ -59,17 +51,11 @@ def _best(cands: list[int], key: np.ndarray, pj: np.ndarray) -> int:
     return best
 
 
-def _fmt_int_m(value: float) -> str:
-    """« 12 m » as ``_fmt_m`` writes it (absolute value, rounded to the metre)."""
-    v = abs(float(value))
-    return "? m" if not math.isfinite(v) else f"{int(np.round(np.float64(v)))} m"
-
-
 def verdict_un_point(engine: Engine, x: float, y: float, lon: float, lat: float,
-                     incert: float, mot: str) -> Verdict | None:
-    """The verdict of one usable point (Lambert-93 ``x``, ``y``; WGS84 ``lon``, ``lat``) with
-    position uncertainty ``incert`` described by ``mot``; None when the batch path must
-    answer."""
+                     incert: float, mot: str) -> dict[str, Any] | None:
+    """The verdict columns (:data:`~qpv_geo.eligibility.engine.VERDICT_COLUMNS`, arrays of
+    length 1) of one usable point (Lambert-93 ``x``, ``y``; WGS84 ``lon``, ``lat``) with position
+    uncertainty ``incert`` described by ``mot``; None when the batch path must answer."""
     e = engine
     parts = e.parts
     perdus = e.reference.qpv_perdus
@@ -98,10 +84,9 @@ def verdict_un_point(engine: Engine, x: float, y: float, lon: float, lat: float,
     hits = e._commune_tree.query(pt, predicate="intersects")
     commune = int(hits.min()) if len(hits) else -1
     if commune >= 0:
-        territory = _T_IN
+        territory = T_IN
     else:
-        territory = _T_LIMIT if shapely.dwithin(e._sem, pt, e.tolerance_m) else _T_OUT
-    in_sem = territory != _T_OUT
+        territory = T_LIMIT if shapely.dwithin(e._sem, pt, e.tolerance_m) else T_OUT
 
     flags = {}
     for k in (K_QPV, K_QVA, K_AUTRE):
@@ -110,19 +95,12 @@ def verdict_un_point(engine: Engine, x: float, y: float, lon: float, lat: float,
         sure = bool((sel & (s > m)).any())
         maybe = bool((sel & (s > -m)).any())
         flags[k] = (inside, maybe and not sure)
-    status = _status_of(flags[K_QPV][0], flags[K_QVA][0], flags[K_AUTRE][0], in_sem)
-    alt = -1
-    for combo in range(1, 8):
-        q = flags[K_QPV][0] ^ (bool(combo & 1) and flags[K_QPV][1])
-        v = flags[K_QVA][0] ^ (bool(combo & 2) and flags[K_QVA][1])
-        h = flags[K_AUTRE][0] ^ (bool(combo & 4) and flags[K_AUTRE][1])
-        other = _status_of(q, v, h, in_sem)
-        if other != status:
-            alt = other
-            break
+    status_, alt_ = decide(flags[K_QPV][0], flags[K_QVA][0], flags[K_AUTRE][0], flags[K_QPV][1],
+                           flags[K_QVA][1], flags[K_AUTRE][1], territory != T_OUT)
+    status, alt = int(status_), int(alt_)
     uncertain = alt >= 0
 
-    status_kind = K_QPV if status == ELIGIBLE else K_QVA if status == QVA else K_AUTRE
+    status_kind = STATUS_KIND[status]
     idx = range(npair)
     zone_pair = _best([k for k in idx if s[k] > 0 and kind[k] == status_kind], s, pj)
     edge_pair = _best([k for k in idx if abs(s[k]) <= m[k]], -np.abs(s), pj)
@@ -135,8 +113,9 @@ def verdict_un_point(engine: Engine, x: float, y: float, lon: float, lat: float,
     if uncertain:
         status = A_VERIFIER
 
-    perim = next((float(prec[p]) for p in (edge_part, zone_part, near_part) if p >= 0),
-                 e._prec_defaut)
+    perim = float(perimetre_retenu(*(prec[p] if p >= 0 else math.nan
+                                     for p in (edge_part, zone_part, near_part)),
+                                   e._prec_defaut))
     marge = forced if forced is not None else incert + perim
 
     single, first = e._part_single, e._part_first
@@ -144,76 +123,27 @@ def verdict_un_point(engine: Engine, x: float, y: float, lon: float, lat: float,
         return None  # merged perimeters: which one is named needs the batch path
     zone, near_zone, edge_zone = (int(first[p]) if p >= 0 else -1
                                   for p in (zone_part, near_part, edge_part))
-    dist = zone_s if zone >= 0 else math.nan
-    if uncertain and zone < 0:
-        dist = edge_s
-    if math.isnan(dist) and near_part >= 0:
-        dist = near_s
+    dist = float(distance_retenue(zone, zone_s, uncertain, edge_s, near_part, near_s))
     near_dist = -near_s
     if not uncertain:
         edge_zone = -1
 
-    # The verdict table's row, as verdict_frame writes it.
-    codes, names, sirens, zkind, com_codes, com_names = e._tables
-    zk = int(zkind[zone])
-    dist_r = float(np.round(np.float64(dist), 1))
-    motifs: list[str] = []
-    if zk == K_QPV:
-        motifs.append(f"dans le QPV {codes[zone]} « {names[zone]} », à {_fmt_int_m(dist_r)} "
-                      "à l'intérieur du bord")
-    elif zk == K_QVA:
-        motifs.append(f"dans le quartier de veille active « {names[zone]} » : les QVA ne sont "
-                      "pas éligibles à l'appel")
-    elif zk == K_AUTRE:
-        motifs.append(f"dans le QPV {codes[zone]} « {names[zone]} » de "
-                      f"{e.reference.epci_name(sirens[zone])}, hors Saint-Étienne Métropole : "
-                      "non éligible à cet appel")
-    if zk < 0 and territory != _T_OUT and status not in (A_VERIFIER, HORS_TERRITOIRE):
-        motifs.append("dans Saint-Étienne Métropole, dans aucun QPV ni QVA"
-                      if len(e.reference.qva) else
-                      "dans Saint-Étienne Métropole, dans aucun QPV (QVA non vérifiés : aucun "
-                      "périmètre QVA installé)")
-    if territory == _T_LIMIT:
-        motifs.append("en limite du territoire de SEM (contour communal approximatif, "
-                      f"tolérance {e.tolerance_m:.0f} m)")
-    if zk < 0 and territory == _T_OUT:
-        motifs.append("en dehors des 53 communes de Saint-Étienne Métropole")
-    if near_zone >= 0 and zk != K_QPV:
-        motifs.append(f"QPV le plus proche : {codes[near_zone]} « {names[near_zone]} » à "
-                      f"{_fmt_int_m(np.round(np.float64(near_dist), 0))}")
-    if uncertain:
-        motifs.append(f"à moins de {fmt_metres(np.array([marge]))[0]} du bord de "
-                      f"{codes[edge_zone]} « {names[edge_zone]} » : de l'autre côté, "
-                      f"{_ALT_TEXT[STATUSES[alt]]}")
-
-    donnees = getattr(e, "_donnees", None)
-    if donnees is None:
-        donnees = e.reference.version
-        if e.reference.notes:
-            donnees = donnees + " — " + " ; ".join(e.reference.notes)
-        e._donnees = donnees
-    outside_q = zk != K_QPV
-
-    def num(value: float, digits: int) -> float | None:
-        v = float(np.round(np.float64(value), digits))
-        return None if math.isnan(v) else v
-
-    return Verdict(
-        status=STATUSES[status], eligible=status == ELIGIBLE,
-        code_qp=codes[zone] if zk >= 0 else None, lib_qp=names[zone] if zk >= 0 else None,
-        insee_com=com_codes[commune], lib_com=com_names[commune],
-        distance_bord_m=None if math.isnan(dist_r) else dist_r,
-        code_qp_proche=codes[near_zone] if outside_q else None,
-        lib_qp_proche=names[near_zone] if outside_q else None,
-        distance_qp_proche_m=num(near_dist, 1) if outside_q else None,
-        candidat_autre_cote=codes[edge_zone] if uncertain else None,
-        motifs=motifs, donnees=donnees, lon=num(lon, 7), lat=num(lat, 7), x_l93=num(x, 2),
-        y_l93=num(y, 2), notes=list(e.reference.notes), geocodage=None,
-        marge_m=num(marge, 1),
-        marge_motif=str(motifs_marge(np.array([marge]), np.array([perim]),
-                                     np.array([incert]), np.array([mot], dtype=object),
-                                     forced is not None)[0]),
-    )
+    # The rules of the batch path, on arrays of length 1.
+    c = Classification(
+        x=np.array([x]), y=np.array([y]), status=np.array([status], dtype=np.int8),
+        zone=np.array([zone], dtype=np.int32), zone2=np.array([-1], dtype=np.int32),
+        dist=np.array([dist]), near_zone=np.array([near_zone], dtype=np.int32),
+        near_dist=np.array([near_dist]), edge_zone=np.array([edge_zone], dtype=np.int32),
+        alt_status=np.array([alt], dtype=np.int8), commune=np.array([commune], dtype=np.int32),
+        territory=np.array([territory], dtype=np.int8), bad=np.zeros(1, dtype=np.int8),
+        marge=np.array([marge]), perimetre=np.array([perim]), incertitude=np.array([incert]))
+    lon_a, lat_a = np.array([lon]), np.array([lat])
+    motifs = np.array([""], dtype=object)
+    none = np.zeros(1, dtype=bool)
+    unc = motifs_du_lieu(e, c, motifs, c.status, dit_ailleurs=none, code_dans=none,
+                         centre=none, lon=lon_a, lat=lat_a)
+    return colonnes_du_verdict(e, c, c.status, motifs, unc, lon_a, lat_a,
+                               np.array([mot], dtype=object))
 
 
 __all__ = ["verdict_un_point"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,7 +30,7 @@ from qpv_geo.reference.communes import communes_france
 from qpv_geo.reference.pays import COLLECTIVITES, collectivite_du_point
 
 if TYPE_CHECKING:
-    from qpv_geo.eligibility.engine import Classification, Engine
+    from qpv_geo.eligibility.engine import Engine
     from qpv_geo.eligibility.voies import VoieVerdict
     from qpv_geo.geocoding import GeocodeResult
 
@@ -48,9 +49,9 @@ STATUS_LABELS = {
 }
 
 # Territory codes.
-_T_OUT, _T_LIMIT, _T_IN = 0, 1, 2
+T_OUT, T_LIMIT, T_IN = 0, 1, 2
 # Reasons a point is unusable.
-_BAD_REASONS = {
+BAD_REASONS = {
     1: "coordonnées manquantes",
     2: "coordonnées impossibles (latitude hors de −90…90 ou longitude hors de −180…180)",
     3: "valeurs de Lambert-93 (x/y en mètres) données comme latitude/longitude : "
@@ -62,6 +63,78 @@ _BAD_REASONS = {
     7: "coordonnées Lambert-93 hors de France métropolitaine",
     8: "coordonnées hors de France (métropole, Corse et outre-mer où existent des QPV)",
 }
+
+
+@dataclass
+class Classification:
+    """Raw, vectorised result of :meth:`Engine.classify_xy` (integer codes and distances)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    status: np.ndarray  # int8, index into STATUSES
+    zone: np.ndarray  # int32, zone (row of Engine.zones) that gives the status, -1
+    zone2: np.ndarray  # int32, second zone when the point is at a junction of two, -1
+    dist: np.ndarray  # signed distance to the edge that matters (inside > 0), NaN
+    near_zone: np.ndarray  # int32, nearest QPV of SEM when outside them (≤ radius), -1
+    near_dist: np.ndarray  # distance to it, NaN
+    edge_zone: np.ndarray  # int32, zone across the edge that makes the verdict uncertain, -1
+    alt_status: np.ndarray  # int8, the status on the other side of that edge, -1
+    commune: np.ndarray  # int32, commune index, -1
+    territory: np.ndarray  # int8, _T_*
+    bad: np.ndarray  # int8, reason code of unusable coordinates (0 = fine)
+    marge: np.ndarray  # margin (m) the point was judged with, NaN when unusable
+    perimetre: np.ndarray  # edge precision (m) of the perimeter in that margin
+    incertitude: np.ndarray  # position uncertainty (m) of the point in that margin
+
+
+def _status_rule(q: bool, v: bool, h: bool, in_territory: bool) -> int:
+    """The status of a place: the first true condition wins — in a QPV of the territory, in a
+    QVA, in a QPV of another EPCI, in the territory."""
+    if q:
+        return ELIGIBLE
+    if v:
+        return QVA
+    if h:
+        return HORS_TERRITOIRE
+    return HORS_QPV if in_territory else HORS_TERRITOIRE
+
+
+def _decision_table() -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_status_rule` for every combination of the flags of :func:`decide`, and the
+    status across the edge: the first other status got by moving the point across some of the
+    edges within its margin (QPV first, then QVA, then other EPCI), -1 when none changes it."""
+    status = np.zeros(128, dtype=np.int8)
+    alt = np.full(128, -1, dtype=np.int8)
+    for code in range(128):
+        q, v, h, qe, ve, he, t = (bool(code >> bit & 1) for bit in range(6, -1, -1))
+        status[code] = _status_rule(q, v, h, t)
+        for combo in range(1, 8):
+            other = _status_rule(q ^ (bool(combo & 1) and qe), v ^ (bool(combo & 2) and ve),
+                                 h ^ (bool(combo & 4) and he), t)
+            if other != status[code]:
+                alt[code] = other
+                break
+    return status, alt
+
+
+_STATUS_OF, _ALT_OF = _decision_table()
+
+#: The kind of zone that names each status (the zone a point is in, for its code_qp).
+STATUS_KIND = np.array([_K_QPV, _K_QVA, _K_AUTRE, _K_AUTRE, _K_AUTRE, _K_AUTRE], dtype=np.int8)
+
+
+def decide(in_qpv: Any, in_qva: Any, in_autre: Any, edge_qpv: Any, edge_qva: Any,
+           edge_autre: Any, in_territory: Any) -> tuple[Any, Any]:
+    """The verdict rule: status, and the status across an edge (-1 when the margin changes
+    nothing), from where the point is (``in_*``: inside a perimeter of that kind), which kinds
+    have an edge within its margin (``edge_*``) and whether it is in the territory.
+
+    Boolean arrays (the batch path) or Python booleans (the single-point path): one table
+    lookup either way.
+    """
+    code = (in_qpv * 64 + in_qva * 32 + in_autre * 16 + edge_qpv * 8 + edge_qva * 4
+            + edge_autre * 2 + in_territory * 1)
+    return _STATUS_OF[code], _ALT_OF[code]
 
 
 
@@ -86,15 +159,14 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
     status[m_perdu] = A_VERIFIER
     nom, sigle = self.nom_territoire, self.sigle_territoire
     code_dans = np.zeros(n, dtype=bool)  # the address's commune code is the territory's
-    # Names of zones and communes, with a last entry None for index -1 (computed once).
-    codes, names, sirens, zkind, com_codes, com_names = self._tables
+    # Names of the communes, with a last entry None for index -1 (computed once).
+    com_codes, com_names = self._tables[4:]
     insee = com_codes[c.commune]
     libcom = com_names[c.commune]
     motifs = np.full(n, "", dtype=object)
 
     def add(mask: np.ndarray, text: Any) -> None:
-        sep = np.where(motifs[mask] == "", "", " ; ")
-        motifs[mask] = motifs[mask] + sep + text
+        _add(motifs, mask, text)
 
     geo_extra: dict[str, Any] = {}
     not_found = np.zeros(n, dtype=bool)
@@ -175,11 +247,6 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
         add(demo_rows, "DÉMONSTRATION : " + MOTIF_DEMO + ", le point n'est pas réel")
         geo_extra = _geocode_columns(geocodes)
 
-    z = c.zone
-    zk = zkind[z]
-    zone_code, zone_name = codes[z], names[z]
-    dist = np.round(c.dist, 1)
-    base = c.status
     usable = c.bad == 0
     # No commune outline (any territory but SEM): bare coordinates outside every QPV are in
     # France only if the country outlines say so (Barcelona, Geneva, Roseau are in the zones'
@@ -197,84 +264,187 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
                 status[k] = HORS_TERRITOIRE if e == _pays.ETRANGER else A_VERIFIER
                 motifs[k] = (motifs[k] + " ; " if motifs[k] else "") + _pays.motif_pays(e, p)
                 pays_dit[k] = True
-    # Reasons, by case (vectorised string building).
-    m_in_qpv = usable & (zk == _K_QPV)
-    add(m_in_qpv, "dans le QPV " + zone_code[m_in_qpv].astype(str) + " « "
-        + zone_name[m_in_qpv].astype(str) + " », à " + _fmt_m(dist[m_in_qpv])
-        + " à l'intérieur du bord")
-    junction = m_in_qpv & (c.zone2 >= 0)
-    add(junction, "à la jonction avec le QPV " + codes[c.zone2[junction]].astype(str))
-    m_qva = usable & (zk == _K_QVA)
-    add(m_qva, "dans le quartier de veille active « " + zone_name[m_qva].astype(str)
-        + " » : les QVA ne sont pas éligibles à l'appel")
-    m_autre = usable & (zk == _K_AUTRE)
-    za = z[m_autre]
-    com = self.zones["lib_com"].to_numpy(object)[za] if "lib_com" in self.zones.columns \
-        else np.full(len(za), None, dtype=object)
-    epci = np.array([self.reference.epci_name(s) if s or not lc else f"{lc} (sans EPCI)"
-                     for s, lc in zip(sirens[za], com, strict=True)], dtype=object)
-    add(m_autre, "dans le QPV " + zone_code[m_autre].astype(str) + " « "
-        + zone_name[m_autre].astype(str) + " » de " + epci
-        + f", {hors(nom)} : non éligible à cet appel")
-    m_hors = usable & (zk < 0) & (c.territory != _T_OUT)
-    dit = m_hors & (base != A_VERIFIER) & (status != HORS_TERRITOIRE) & ~m_perdu & ~pays_dit
-    if not self.contours and not self.france:  # no outline: only a commune code places it
-        add(dit & code_dans, f"{dans(nom)} (code commune de l'adresse), dans aucun QPV")
-        add(dit & ~code_dans, f"dans aucun QPV {de(nom)} ; appartenance {_a(nom)} non vérifiée : "
-            "aucun contour communal installé pour ce territoire (seul le code commune d'une "
-            "adresse la décide)")
-    else:
-        dans_ = "en France" if self.france else dans(nom)
-        add(dit, f"{dans_}, dans aucun QPV ni QVA" if len(self.reference.qva)
-            else f"{dans_}, dans aucun QPV (QVA non vérifiés : aucun "
-            "périmètre QVA installé)")
-    add(usable & (c.territory == _T_LIMIT),
-        f"en limite du territoire {de(sigle)} (contour communal approximatif, tolérance "
-        f"{self.tolerance_m:.0f} m)")
-    m_out = usable & (zk < 0) & (c.territory == _T_OUT)
-    if self._collectivites_hors and m_out.any():  # another island of the zone: name it
-        coll = np.full(n, None, dtype=object)
-        coll[m_out] = collectivite_du_point(np.asarray(lon, float)[m_out],
-                                            np.asarray(lat, float)[m_out])
-        for code in self._collectivites_hors:
-            add(coll == code, COLLECTIVITES[code][0])
-    add(m_out, self.texte_hors_territoire)
     # A point known only to its commune is the commune's centre: no distance to an edge says
     # anything about the place (issue 20).
     centre = np.zeros(n, dtype=bool) if geocodes is None else np.array(
         [g is not None and g.found and g.precision == "municipality" for g in geocodes],
         dtype=bool)
-    near = usable & (c.near_zone >= 0) & (zk != _K_QPV)
-    add(near & ~centre, "QPV le plus proche : " + codes[c.near_zone[near & ~centre]].astype(str)
-        + " « " + names[c.near_zone[near & ~centre]].astype(str) + " » à " + _fmt_m(np.round(
-            c.near_dist[near & ~centre], 0)))
-    add(near & centre, "QPV le plus proche du centre de la commune : "
-        + codes[c.near_zone[near & centre]].astype(str) + " « "
-        + names[c.near_zone[near & centre]].astype(str) + " »")
-    unc = (base == A_VERIFIER) & ~centre
-    alt_label = np.array([STATUSES[a] if a >= 0 else "" for a in range(-1, 6)],
-                         dtype=object)[c.alt_status + 1]
-    alt_texts = alt_text(sigle)
-    alt_txt = np.vectorize(alt_texts.get, otypes=[object])(alt_label[unc]) if unc.any() \
-        else np.zeros(0, dtype=object)
-    add(unc, "à moins de " + fmt_metres(c.marge[unc]) + " du bord de "
-        + codes[c.edge_zone[unc]].astype(str) + " « " + names[c.edge_zone[unc]].astype(str)
-        + " » : de l'autre côté, " + alt_txt)
-    unc_c = (base == A_VERIFIER) & centre
-    add(unc_c, "position au centre de la commune seulement : le lieu peut être dans le QPV "
-        + codes[c.edge_zone[unc_c]].astype(str) + " « "
-        + names[c.edge_zone[unc_c]].astype(str) + " » ou hors de lui")
+    unc = motifs_du_lieu(self, c, motifs, status, dit_ailleurs=m_perdu | pays_dit,
+                         code_dans=code_dans, centre=centre, lon=lon, lat=lat)
     if m_perdu.any():
         add(m_perdu, motifs_perdus(perdus, perdu[m_perdu], perdu_dist[m_perdu], sigle,
                                   self.france))
     unplaced = ~usable & ~not_found  # the geocoder's own reason says it for the others
-    add(unplaced, np.array([_BAD_REASONS.get(int(b), "") for b in c.bad[unplaced]],
+    add(unplaced, np.array([BAD_REASONS.get(int(b), "") for b in c.bad[unplaced]],
                           dtype=object))
     if self.reference.simplified:
         close = usable & (np.abs(np.nan_to_num(c.dist, nan=1e9)) <= 15) & (status != A_VERIFIER)
         add(close, "à moins de 15 m d'un bord de la copie simplifiée : à confirmer avec le "
             "fichier officiel")
 
+    cols = colonnes_du_verdict(self, c, status, motifs, unc, lon, lat, mots, insee=insee,
+                               libcom=libcom, voies=voies)
+    if columns and geocodes is None:
+        return cols
+    frame = pd.DataFrame(cols)
+    for k, v in geo_extra.items():
+        frame[k] = v
+    if written_out.any():
+        _written_outside(frame, written_out, geocodes or ())
+    if geocodes is not None and any(g is not None and g.alternatives and g.found
+                                    and not g.hors_territoire for g in geocodes):
+        _ambiguous(self, frame, geocodes)
+    return frame
+
+
+
+def perimetre_retenu(prec_edge: Any, prec_zone: Any, prec_near: Any, defaut: float) -> Any:
+    """The edge precision (m) in a verdict's margin: that of the edge that makes it uncertain,
+    else of the perimeter it is in, else of the nearest QPV, else ``defaut`` (NaN: no such
+    part). Arrays or numbers."""
+    perim = np.where(np.isnan(prec_edge), prec_zone, prec_edge)
+    perim = np.where(np.isnan(perim), prec_near, perim)
+    return np.where(np.isnan(perim), defaut, perim)
+
+
+def distance_retenue(zone: Any, zone_s: Any, uncertain: Any, edge_s: Any, near_part: Any,
+                     near_s: Any) -> Any:
+    """The signed distance a verdict reports (``distance_bord_m``): to the edge of the zone it
+    is in, else to the edge that makes it uncertain, else to the nearest QPV (-1 / NaN: none).
+    Arrays or numbers."""
+    dist = np.where(zone >= 0, zone_s, np.nan)
+    dist = np.where(uncertain & (zone < 0), edge_s, dist)
+    return np.where(np.isnan(dist) & (near_part >= 0), near_s, dist)
+
+
+#: Count of true entries: a cheap « any » for one point as for a batch.
+_some = np.count_nonzero
+#: Status names by code, and the same with "" for -1 (no status across the edge) first.
+_STATUS_NAMES = np.array(STATUSES, dtype=object)
+_ALT_LABELS = np.array(["", *STATUSES], dtype=object)
+
+
+def _add(motifs: np.ndarray, mask: np.ndarray, text: Any) -> None:
+    """Append ``text`` (one string, or one per true entry of ``mask``) to those reasons."""
+    sep = np.where(motifs[mask] == "", "", " ; ")
+    motifs[mask] = motifs[mask] + sep + text
+
+
+def motifs_du_lieu(self: Engine, c: Classification, motifs: np.ndarray, status: np.ndarray, *,
+                   dit_ailleurs: np.ndarray, code_dans: np.ndarray, centre: np.ndarray,
+                   lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Add to ``motifs`` the reasons that the place gives, in their order: the zone the point is
+    in, the territory, the nearest QPV, the edge within the margin. The one implementation of
+    those French reasons, for a batch and for one point (arrays of length 1).
+
+    ``status``: the status so far (after the commune code and the geocoding rules);
+    ``dit_ailleurs``: points whose « in no QPV » is said by another reason (QPV reduced to a
+    point, a country); ``code_dans``: the address's commune code is the territory's;
+    ``centre``: the point is only the centre of its commune. Returns the points « à vérifier »
+    because of an edge within their margin (they name the candidate across it).
+    """
+    n = len(c.status)
+    nom, sigle = self.nom_territoire, self.sigle_territoire
+    codes, names, sirens, zkind, _, _ = self._tables
+    z = c.zone
+    zk = zkind[z]
+    zone_code, zone_name = codes[z], names[z]
+    dist = c.dist.round(1)
+    base = c.status
+    usable = c.bad == 0
+
+    def add(mask: np.ndarray, text: Any) -> None:
+        _add(motifs, mask, text)
+
+    m_in_qpv = usable & (zk == _K_QPV)
+    if _some(m_in_qpv):
+        add(m_in_qpv, "dans le QPV " + zone_code[m_in_qpv].astype(str) + " « "
+            + zone_name[m_in_qpv].astype(str) + " », à " + fmt_m(dist[m_in_qpv])
+            + " à l'intérieur du bord")
+        junction = m_in_qpv & (c.zone2 >= 0)
+        add(junction, "à la jonction avec le QPV " + codes[c.zone2[junction]].astype(str))
+    m_qva = usable & (zk == _K_QVA)
+    if _some(m_qva):
+        add(m_qva, "dans le quartier de veille active « " + zone_name[m_qva].astype(str)
+            + " » : les QVA ne sont pas éligibles à l'appel")
+    m_autre = usable & (zk == _K_AUTRE)
+    if _some(m_autre):
+        za = z[m_autre]
+        com = self.zones["lib_com"].to_numpy(object)[za] if "lib_com" in self.zones.columns \
+            else np.full(len(za), None, dtype=object)
+        epci = np.array([self.reference.epci_name(s) if s or not lc else f"{lc} (sans EPCI)"
+                         for s, lc in zip(sirens[za], com, strict=True)], dtype=object)
+        add(m_autre, "dans le QPV " + zone_code[m_autre].astype(str) + " « "
+            + zone_name[m_autre].astype(str) + " » de " + epci
+            + f", {hors(nom)} : non éligible à cet appel")
+    m_hors = usable & (zk < 0) & (c.territory != T_OUT)
+    dit = m_hors & (base != A_VERIFIER) & (status != HORS_TERRITOIRE) & ~dit_ailleurs
+    if not self.contours and not self.france:  # no outline: only a commune code places it
+        add(dit & code_dans, f"{dans(nom)} (code commune de l'adresse), dans aucun QPV")
+        add(dit & ~code_dans, f"dans aucun QPV {de(nom)} ; appartenance {_a(nom)} non vérifiée : "
+            "aucun contour communal installé pour ce territoire (seul le code commune d'une "
+            "adresse la décide)")
+    elif _some(dit):
+        dans_ = "en France" if self.france else dans(nom)
+        add(dit, f"{dans_}, dans aucun QPV ni QVA" if len(self.reference.qva)
+            else f"{dans_}, dans aucun QPV (QVA non vérifiés : aucun "
+            "périmètre QVA installé)")
+    limite = usable & (c.territory == T_LIMIT)
+    if _some(limite):
+        add(limite, f"en limite du territoire {de(sigle)} (contour communal approximatif, "
+            f"tolérance {self.tolerance_m:.0f} m)")
+    m_out = usable & (zk < 0) & (c.territory == T_OUT)
+    if self._collectivites_hors and m_out.any():  # another island of the zone: name it
+        coll = np.full(n, None, dtype=object)
+        coll[m_out] = collectivite_du_point(np.asarray(lon, float)[m_out],
+                                            np.asarray(lat, float)[m_out])
+        for code in self._collectivites_hors:
+            add(coll == code, COLLECTIVITES[code][0])
+    if _some(m_out):
+        add(m_out, self.texte_hors_territoire)
+    near = usable & (c.near_zone >= 0) & (zk != _K_QPV)
+    near_pt, near_c = near & ~centre, near & centre
+    if _some(near_pt):
+        add(near_pt, "QPV le plus proche : " + codes[c.near_zone[near_pt]].astype(str)
+            + " « " + names[c.near_zone[near_pt]].astype(str) + " » à "
+            + fmt_m(c.near_dist[near_pt].round(0)))
+    if _some(near_c):
+        add(near_c, "QPV le plus proche du centre de la commune : "
+            + codes[c.near_zone[near_c]].astype(str) + " « "
+            + names[c.near_zone[near_c]].astype(str) + " »")
+    unc = (base == A_VERIFIER) & ~centre
+    if _some(unc):
+        texts = alt_text(sigle)
+        alt_txt = np.array([texts.get(a) for a in _ALT_LABELS[c.alt_status[unc] + 1]],
+                           dtype=object)
+        add(unc, "à moins de " + fmt_metres(c.marge[unc]) + " du bord de "
+            + codes[c.edge_zone[unc]].astype(str) + " « " + names[c.edge_zone[unc]].astype(str)
+            + " » : de l'autre côté, " + alt_txt)
+    unc_c = (base == A_VERIFIER) & centre
+    if _some(unc_c):
+        add(unc_c, "position au centre de la commune seulement : le lieu peut être dans le QPV "
+            + codes[c.edge_zone[unc_c]].astype(str) + " « "
+            + names[c.edge_zone[unc_c]].astype(str) + " » ou hors de lui")
+    return unc
+
+
+def colonnes_du_verdict(self: Engine, c: Classification, status: np.ndarray, motifs: np.ndarray,
+                        unc: np.ndarray, lon: np.ndarray, lat: np.ndarray,
+                        mots: np.ndarray | None, *, insee: np.ndarray | None = None,
+                        libcom: np.ndarray | None = None,
+                        voies: Sequence[VoieVerdict | None] | None = None) -> dict[str, Any]:
+    """The columns :data:`VERDICT_COLUMNS <qpv_geo.eligibility.engine.VERDICT_COLUMNS>` as
+    arrays, from the classification, the final status and reasons (one implementation for a
+    batch and for one point). ``unc``: the points uncertain by an edge (they name the QPV
+    across it); ``insee``/``libcom``: the commune, default the one the point is in."""
+    n = len(c.status)
+    codes, names, _, zkind, com_codes, com_names = self._tables
+    insee = com_codes[c.commune] if insee is None else insee
+    libcom = com_names[c.commune] if libcom is None else libcom
+    zk = zkind[c.zone]
+    zone_code, zone_name = codes[c.zone], names[c.zone]
+    dist = c.dist.round(1)
+    usable = c.bad == 0
     candidat = np.where(unc, codes[c.edge_zone], None)
     if voies is not None:  # a street partly in, or along, a QPV: that QPV is the candidate
         for k, v in enumerate(voies):
@@ -287,40 +457,29 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
         donnees = donnees + " — " + " ; ".join(notes)
     # Plane coordinates are Lambert-93 in metropolitan France only: none elsewhere.
     x, y = self.l93_of_plan(np.where(usable, c.x, np.nan), np.where(usable, c.y, np.nan))
-    cols = {
-        "status": np.array(STATUSES, dtype=object)[status],
+    return {
+        "status": _STATUS_NAMES[status],
         "eligible": status == ELIGIBLE,
         "code_qp": np.where(zk >= 0, zone_code, None),
         "lib_qp": np.where(zk >= 0, zone_name, None),
         "insee_com": insee,
         "lib_com": libcom,
         "distance_bord_m": dist,
-        "marge_m": np.round(c.marge, 1),
+        "marge_m": c.marge.round(1),
         "marge_motif": motifs_marge(c.marge, c.perimetre, c.incertitude,
                                     np.full(n, "position", dtype=object) if mots is None
                                     else mots, self.marge_m is not None),
         "code_qp_proche": np.where(is_outside_q, codes[c.near_zone], None),
         "lib_qp_proche": np.where(is_outside_q, names[c.near_zone], None),
-        "distance_qp_proche_m": np.where(is_outside_q, np.round(c.near_dist, 1), np.nan),
+        "distance_qp_proche_m": np.where(is_outside_q, c.near_dist.round(1), np.nan),
         "candidat_autre_cote": candidat,
         "motifs": motifs,
         "donnees": donnees,
-        "lon": np.where(usable, np.round(np.asarray(lon, float), 7), np.nan),
-        "lat": np.where(usable, np.round(np.asarray(lat, float), 7), np.nan),
-        "x_l93": np.round(x, 2),
-        "y_l93": np.round(y, 2),
+        "lon": np.where(usable, np.asarray(lon, float).round(7), np.nan),
+        "lat": np.where(usable, np.asarray(lat, float).round(7), np.nan),
+        "x_l93": x.round(2),
+        "y_l93": y.round(2),
     }
-    if columns and geocodes is None:
-        return cols
-    frame = pd.DataFrame(cols)
-    for k, v in geo_extra.items():
-        frame[k] = v
-    if written_out.any():
-        _written_outside(frame, written_out, geocodes or ())
-    if geocodes is not None and any(g is not None and g.alternatives and g.found
-                                    and not g.hors_territoire for g in geocodes):
-        _ambiguous(self, frame, geocodes)
-    return frame
 
 
 def format_distance(value: float | None) -> str:
@@ -342,7 +501,7 @@ def alt_text(sigle: str = "SEM") -> dict[str, str]:
     }
 
 
-_ALT_TEXT = alt_text()
+ALT_TEXT = alt_text()
 
 
 def status_labels(nom: str = "Saint-Étienne Métropole") -> dict[str, str]:
@@ -356,7 +515,7 @@ def status_labels(nom: str = "Saint-Étienne Métropole") -> dict[str, str]:
             "hors_territoire": f"Non éligible — hors territoire {de(nom)}"}
 
 
-def _fmt_m(values: np.ndarray) -> np.ndarray:
+def fmt_m(values: np.ndarray) -> np.ndarray:
     """« 12 m » for each distance (vectorised), « ? m » where unknown."""
     v = np.abs(np.asarray(values, dtype=np.float64))
     out = np.full(len(v), "? m", dtype=object)
@@ -395,7 +554,7 @@ def _written_outside(frame: pd.DataFrame, rows: np.ndarray,
                                   for g in picked]
 
 
-_SHORT = {"eligible": "éligible", "qva": "QVA", "hors_qpv": "hors QPV",
+SHORT = {"eligible": "éligible", "qva": "QVA", "hors_qpv": "hors QPV",
           "hors_territoire": "hors territoire", "a_verifier": "à vérifier",
           "non_geocode": "non localisé"}
 
@@ -433,10 +592,10 @@ def _ambiguous(engine: Engine, frame: pd.DataFrame,
         # of a street or a lieu-dit does not say where the place asked is).
         if len({s for _, s, _ in cands}) == 1:
             text = (f"{voie} présente dans {len(cands)} {where} ({communes}), commune "
-                    f"non précisée : même verdict pour toutes ({_SHORT.get(main[1], main[1])})"
+                    f"non précisée : même verdict pour toutes ({SHORT.get(main[1], main[1])})"
                     ", mais la voie existe peut-être ailleurs. Précisez la commune")
         else:
-            listing = ", ".join(f"à {c} → {_SHORT.get(s, s)}" + (f" ({q})" if q else "")
+            listing = ", ".join(f"à {c} → {SHORT.get(s, s)}" + (f" ({q})" if q else "")
                                 for c, s, q in cands)
             text = (f"{voie} présente dans {len(cands)} {where}, commune "
                     f"non précisée : {listing}. Précisez la commune")

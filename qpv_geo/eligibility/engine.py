@@ -57,18 +57,21 @@ from qpv_geo.eligibility._grille import Grille as _Grille
 from qpv_geo.eligibility._grille import build_grid, grid_candidates
 from qpv_geo.eligibility._un_point import verdict_un_point
 from qpv_geo.eligibility._verdicts import (
-    _BAD_REASONS,
-    _T_IN,
-    _T_LIMIT,
-    _T_OUT,
     A_VERIFIER,
-    ELIGIBLE,
-    HORS_QPV,
-    HORS_TERRITOIRE,
+    BAD_REASONS,
     NON_GEOCODE,
-    QVA,
+    SHORT,
+    STATUS_KIND,
     STATUS_LABELS,
     STATUSES,
+    T_IN,
+    T_LIMIT,
+    T_OUT,
+    Classification,
+    decide,
+    distance_retenue,
+    perimetre_retenu,
+    status_labels,
     verdict_frame,
 )
 from qpv_geo.eligibility._verdicts import format_distance as format_distance
@@ -103,26 +106,6 @@ _GRID_MIN_POINTS = 512  # below this, candidates come from part bounding boxes (
 _MANY_PARTS = 256  # beyond this many parts (national layer), candidates come from a tree
 
 
-@dataclass
-class Classification:
-    """Raw, vectorised result of :meth:`Engine.classify_xy` (integer codes and distances)."""
-
-    x: np.ndarray
-    y: np.ndarray
-    status: np.ndarray  # int8, index into STATUSES
-    zone: np.ndarray  # int32, zone (row of Engine.zones) that gives the status, -1
-    zone2: np.ndarray  # int32, second zone when the point is at a junction of two, -1
-    dist: np.ndarray  # signed distance to the edge that matters (inside > 0), NaN
-    near_zone: np.ndarray  # int32, nearest QPV of SEM when outside them (≤ radius), -1
-    near_dist: np.ndarray  # distance to it, NaN
-    edge_zone: np.ndarray  # int32, zone across the edge that makes the verdict uncertain, -1
-    alt_status: np.ndarray  # int8, the status on the other side of that edge, -1
-    commune: np.ndarray  # int32, commune index, -1
-    territory: np.ndarray  # int8, _T_*
-    bad: np.ndarray  # int8, reason code of unusable coordinates (0 = fine)
-    marge: np.ndarray  # margin (m) the point was judged with, NaN when unusable
-    perimetre: np.ndarray  # edge precision (m) of the perimeter in that margin
-    incertitude: np.ndarray  # position uncertainty (m) of the point in that margin
 
 
 class Engine:
@@ -405,7 +388,7 @@ class Engine:
             & (ys <= ay1 + pad)
         idx_area = np.flatnonzero(in_area)
         commune = np.full(n, -1, dtype=np.int32)
-        territory = np.full(n, _T_OUT, dtype=np.int8)
+        territory = np.full(n, T_OUT, dtype=np.int8)
         grille = n >= _GRID_MIN_POINTS and self.contours
         if grille:
             gx0, gy0, gx1, gy1 = self._grid_area
@@ -438,7 +421,7 @@ class Engine:
 
         # Territory: cells inside one commune are settled by the grid; others exactly.
         known = commune >= 0
-        territory[known] = _T_IN
+        territory[known] = T_IN
         todo = np.flatnonzero(in_area & (commune == -1))
         if len(todo):
             pts = shapely.points(xs[todo], ys[todo])
@@ -450,22 +433,22 @@ class Engine:
             firsts = np.r_[True, hp[1:] != hp[:-1]] if len(hp) else np.zeros(0, bool)
             first[hp[firsts]] = hc[firsts]
             commune[todo] = first
-            territory[todo[first >= 0]] = _T_IN
+            territory[todo[first >= 0]] = T_IN
             rest = todo[first < 0]
             if len(rest):
                 close = shapely.dwithin(self._sem, pts[first < 0], self.tolerance_m)
-                territory[rest[close]] = _T_LIMIT
+                territory[rest[close]] = T_LIMIT
         commune[commune < 0] = -1
         if not self.contours:  # no outline: no point is placed out of the territory by its place
-            territory[usable] = _T_IN
+            territory[usable] = T_IN
         if self._hors_zones is not None:  # ... except in a part of France it has no commune in
-            territory[usable & self._hors_zones[self.plan.zone_xy(xs)]] = _T_OUT
+            territory[usable & self._hors_zones[self.plan.zone_xy(xs)]] = T_OUT
         if self._collectivites_hors and usable.any():  # ... or another island of its zone
 
-            idx = np.flatnonzero(usable & (territory != _T_OUT))
+            idx = np.flatnonzero(usable & (territory != T_OUT))
             lo, la = self.plan.vers_lonlat(xs[idx], ys[idx])
             coll = collectivite_du_point(lo, la)
-            territory[idx[np.isin(coll.astype(str), list(self._collectivites_hors))]] = _T_OUT
+            territory[idx[np.isin(coll.astype(str), list(self._collectivites_hors))]] = T_OUT
 
         # Per kind: inside (any part with s > 0), sure (s > margin), maybe (s > -margin).
         flags = {}
@@ -478,26 +461,13 @@ class Engine:
             maybe = np.zeros(n, bool)
             maybe[pi[sel & (s > -m)]] = True
             flags[k] = (inside, maybe & ~sure)
-        in_sem = territory != _T_OUT
-        status = _status_of(flags[_K_QPV][0], flags[_K_QVA][0], flags[_K_AUTRE][0], in_sem)
-        alt = np.full(n, -1, dtype=np.int8)
-        # Only points near an edge can change status: try the other sides for those.
-        near = np.flatnonzero(flags[_K_QPV][1] | flags[_K_QVA][1] | flags[_K_AUTRE][1])
-        sub = {k: (f[0][near], f[1][near]) for k, f in flags.items()}
-        alt_near = alt[near]
-        for combo in range(1, 8):
-            q = sub[_K_QPV][0] ^ (bool(combo & 1) & sub[_K_QPV][1])
-            v = sub[_K_QVA][0] ^ (bool(combo & 2) & sub[_K_QVA][1])
-            h = sub[_K_AUTRE][0] ^ (bool(combo & 4) & sub[_K_AUTRE][1])
-            other = _status_of(q, v, h, in_sem[near])
-            first_diff = (other != status[near]) & (alt_near < 0)
-            alt_near[first_diff] = other[first_diff]
-        alt[near] = alt_near
+        status, alt = decide(flags[_K_QPV][0], flags[_K_QVA][0], flags[_K_AUTRE][0],
+                             flags[_K_QPV][1], flags[_K_QVA][1], flags[_K_AUTRE][1],
+                             territory != T_OUT)
         uncertain = alt >= 0
 
         # The part that gives the status (deepest containing part of the status's kind).
-        status_kind = np.where(status == ELIGIBLE, _K_QPV,
-                               np.where(status == QVA, _K_QVA, _K_AUTRE))
+        status_kind = STATUS_KIND[status]
         own = (s > 0) & (kind == status_kind[pi])
         zone_pair = _best(np.flatnonzero(own), pi, pj, s, n)
         # The edge that makes it uncertain: nearest part edge within the margin.
@@ -517,19 +487,15 @@ class Engine:
         # The margin each point is judged with: that of the edge that makes it uncertain, else
         # of its own perimeter, else of the nearest QPV, else the QPV layer's precision.
         prec_none = np.append(self._part_prec, np.nan)
-        perim = prec_none[edge_part]
-        perim = np.where(np.isnan(perim), prec_none[zone_part], perim)
-        perim = np.where(np.isnan(perim), prec_none[near_part], perim)
-        perim = np.where(np.isnan(perim), self._prec_defaut, perim)
+        perim = perimetre_retenu(prec_none[edge_part], prec_none[zone_part], prec_none[near_part],
+                                 self._prec_defaut)
         marge = np.full(n, self.marge_m) if self.marge_m is not None else incert + perim
         marge = np.where(usable, marge, np.nan)
 
         zone, zone2 = self._part_to_zone(zone_part, xs, ys)
         near_zone, _ = self._part_to_zone(near_part, xs, ys, nearest=True)
         edge_zone, _ = self._part_to_zone(edge_part, xs, ys, nearest=True)
-        dist = np.where(zone >= 0, zone_s, np.nan)
-        dist = np.where(uncertain & (zone < 0), edge_s, dist)
-        dist = np.where(np.isnan(dist) & (near_part >= 0), near_s, dist)
+        dist = distance_retenue(zone, zone_s, uncertain, edge_s, near_part, near_s)
         near_dist = -near_s
         edge_zone = np.where(uncertain, edge_zone, -1)
         return Classification(
@@ -690,7 +656,7 @@ class Engine:
                 raise CoordinateError("Il faut x et y (Lambert-93) ensemble.")
             code = int(self.check_xy(np.array([x]), np.array([y]))[0])
             if code:
-                raise CoordinateError(f"x={x}, y={y} : {_BAD_REASONS[code]}.",
+                raise CoordinateError(f"x={x}, y={y} : {BAD_REASONS[code]}.",
                                       hint=_coordonnees.hint_for(code, self.plan.lambert93))
             if geocode is None:
                 xa, ya = np.array([x], float), np.array([y], float)
@@ -702,7 +668,7 @@ class Engine:
                 raise CoordinateError("Il faut une latitude et une longitude.")
             code = int(self.check_lonlat_zones(np.array([lon]), np.array([lat]))[0])
             if code:
-                raise CoordinateError(f"lat={lat}, lon={lon} : {_BAD_REASONS[code]}.",
+                raise CoordinateError(f"lat={lat}, lon={lon} : {BAD_REASONS[code]}.",
                                       hint=_coordonnees.hint_for(code, self.plan.lambert93))
             if geocode is None:
                 lon_a, lat_a = np.array([lon], float), np.array([lat], float)
@@ -719,13 +685,11 @@ class Engine:
         read from the columns without building a DataFrame (the web's single-point path)."""
         incert, mots = incertitudes(1, None, precision_point_m, defaut=self.precision_point_m,
                                     lon=lon if degres else None, lat=lat if degres else None)
-
-        fast = verdict_un_point(self, float(x[0]), float(y[0]), float(lon[0]), float(lat[0]),
+        cols = verdict_un_point(self, float(x[0]), float(y[0]), float(lon[0]), float(lat[0]),
                                 float(incert[0]), str(mots[0]))
-        if fast is not None:
-            return fast
-        c = self.classify_xy(x, y, bad=np.zeros(1, dtype=np.int8), incertitude_m=incert)
-        cols = verdict_frame(self, c, lon, lat, None, None, mots, columns=True)
+        if cols is None:  # not covered by the single-point geometry: the batch path's
+            c = self.classify_xy(x, y, bad=np.zeros(1, dtype=np.int8), incertitude_m=incert)
+            cols = verdict_frame(self, c, lon, lat, None, None, mots, columns=True)
         row = {k: (v[0] if isinstance(v, np.ndarray) else v) for k, v in cols.items()}
         return self._verdict(row, None)
 
@@ -751,15 +715,9 @@ class Engine:
             territoire=None if self.reference.territoire is None else self.nom_territoire,
         )
 
-def _status_of(q: np.ndarray, v: np.ndarray, h: np.ndarray, in_sem: np.ndarray) -> np.ndarray:
-    # The first true condition wins: in a QPV of SEM, in a QVA, in another QPV, in SEM.
-    out = np.where(in_sem, HORS_QPV, HORS_TERRITOIRE)
-    out = np.where(h, HORS_TERRITOIRE, out)
-    out = np.where(v, QVA, out)
-    return np.where(q, ELIGIBLE, out).astype(np.int8)
-
-
 __all__ = [
+    "BAD_REASONS",
+    "SHORT",
     "SIREN_SEM",
     "STATUSES",
     "STATUS_LABELS",
