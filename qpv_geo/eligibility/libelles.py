@@ -18,12 +18,12 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from qpv_geo._francais import de, hors, pluriel
+from qpv_geo.reference.profils import PROFIL_SEM, PROFILS, Profil, profil
 
 if TYPE_CHECKING:
     from qpv_geo.reference.layers import Reference
     from qpv_geo.settings import Settings
 
-NOM_SEM = "Saint-Étienne Métropole"
 
 #: Headlines of the web page for SEM (the words of the call; also web._present.HEADLINES).
 TITRES_SEM = {
@@ -94,13 +94,47 @@ def source_libelle(code: Any) -> str:
 class Libelles:
     """The words of one territory: its name, its short name, and the labels built on them."""
 
-    #: « Saint-Étienne Métropole », « Métropole de Lyon », « Lyon », « France ».
-    nom: str = NOM_SEM
-    #: Short name in running text (« SEM » for Saint-Étienne Métropole, else the name).
-    sigle: str = "SEM"
-    est_sem: bool = True
-    #: The whole of France: no territory restriction, no « hors territoire ».
-    france: bool = False
+    #: The territory's layers, plane and words (:mod:`qpv_geo.reference.profils`).
+    profil: Profil = PROFIL_SEM
+
+    @property
+    def nom(self) -> str:
+        """« Saint-Étienne Métropole », « Métropole de Lyon », « Lyon », « France »."""
+        return self.profil.nom
+
+    @property
+    def sigle(self) -> str:
+        """Short name in running text (« SEM » for Saint-Étienne Métropole, else the name)."""
+        return self.profil.sigle
+
+    @property
+    def france(self) -> bool:
+        """The whole of France: no territory restriction, no « hors territoire »."""
+        return self.profil.france
+
+    @property
+    def par_defaut(self) -> bool:
+        """The installation's default territory: its outputs do not name it."""
+        return self.profil.par_defaut
+
+    @property
+    def a_des_qva(self) -> bool:
+        """A QVA list: said on legends and tables even with no perimeter imported."""
+        return self.profil.qva
+
+    @property
+    def rues(self) -> bool:
+        """The offline street layer serves every map of the territory."""
+        return self.profil.rues
+
+    @property
+    def exemple(self) -> dict[str, str] | None:
+        """Example point of the web forms, or None (a point inside one of its QPV)."""
+        return self.profil.exemple
+
+    def mot(self, cle: str, defaut: str) -> str:
+        """The territory's own word ``cle`` (its profile), else ``defaut``."""
+        return self.profil.mot(cle, defaut)
 
     # ------------------------------------------------------------------ statuses
     @cached_property
@@ -108,8 +142,6 @@ class Libelles:
         """Label of each status (:data:`qpv_geo.eligibility.engine.STATUS_LABELS` for SEM)."""
         from qpv_geo.eligibility._verdicts import status_labels
 
-        if self.est_sem:
-            return status_labels()
         labels = status_labels(self.nom)
         if self.france:  # nothing is outside France's QPV layer but the points it refuses
             labels["hors_territoire"] = "Non éligible — hors du territoire servi"
@@ -118,8 +150,6 @@ class Libelles:
     @cached_property
     def titres(self) -> dict[str, str]:
         """Short headline of each status (the web page's verdict title)."""
-        if self.est_sem:
-            return dict(TITRES_SEM)
         if self.france:
             return {**TITRES_SEM, "eligible": "Dans un QPV 2024",
                     "hors_territoire": "Non éligible — hors du territoire servi"}
@@ -145,8 +175,7 @@ class Libelles:
     @property
     def qpv_autres(self) -> str:
         """The other QPV layer (not eligible for this territory)."""
-        return ("QPV d'autres EPCI (non éligibles)" if self.est_sem
-                else f"QPV {hors(self.sigle)} (non éligibles)")
+        return self.mot("qpv_autres", f"QPV {hors(self.sigle)} (non éligibles)")
 
     @property
     def qpv_autres_court(self) -> str:
@@ -190,21 +219,17 @@ class Libelles:
     @property
     def entete_verification(self) -> str:
         """First line of the « copier » text and of the attestation."""
-        if self.est_sem:
-            return "Vérification QPV — Saint-Étienne Métropole (Cité de l'emploi)"
         if self.france:
             return "Vérification QPV 2024 — France"
-        return f"Vérification QPV — {self.nom}"
+        return self.mot("entete_verification", f"Vérification QPV — {self.nom}")
 
     @property
     def attestation(self) -> str:
         """Heading of the printed attestation."""
-        if self.est_sem:
-            return ("Attestation de vérification — éligibilité QPV (Cité de l'emploi, "
-                    "Saint-Étienne Métropole)")
         if self.france:
             return "Attestation de vérification — appartenance à un QPV 2024 (France)"
-        return f"Attestation de vérification — éligibilité QPV ({self.nom})"
+        return self.mot("attestation", f"Attestation de vérification — éligibilité QPV "
+                        f"({self.nom})")
 
 
 SEM = Libelles()
@@ -218,19 +243,24 @@ def libelles(source: Any = None) -> Libelles:
     if hasattr(source, "reference") and not hasattr(source, "qpv"):
         source = source.reference
     territoire = getattr(source, "territoire", source)
-    if territoire is None or not hasattr(territoire, "est_sem") or territoire.est_sem:
+    if not hasattr(territoire, "genre"):  # None, or no territory: SEM's reference
         return SEM
-    return Libelles(nom=territoire.nom, sigle=territoire.sigle, est_sem=False,
-                    france=bool(territoire.france))
+    return _de(profil(territoire))
+
+
+def _de(mots: Profil) -> Libelles:
+    """The :class:`Libelles` of a profile (SEM's: :data:`SEM`)."""
+    return SEM if mots is PROFIL_SEM else Libelles(mots)
 
 
 def libelles_reglages(settings: Settings | None = None) -> Libelles:
     """The words of ``Settings.territoire`` without loading any layer (SEM: its own)."""
-    from qpv_geo.settings import SIREN_SEM, Settings
+    from qpv_geo.settings import Settings
 
     settings = settings or Settings.from_env()
-    if str(settings.territoire).strip().replace(" ", "") == SIREN_SEM:
-        return SEM
+    code = str(settings.territoire).strip().replace(" ", "")
+    if code in PROFILS:  # a territory of the table: its words without the list of communes
+        return _de(PROFILS[code])
     from qpv_geo.reference.territoire import resolve_territoire
 
     return libelles(resolve_territoire(settings.territoire))
@@ -241,10 +271,11 @@ def reference_from_settings(settings: Settings | None = None) -> Reference:
     territory's (``Settings.territoire``), the same the engine judges with."""
     from qpv_geo.eligibility.engine import engine_from_settings
     from qpv_geo.reference.layers import get_reference
-    from qpv_geo.settings import SIREN_SEM, Settings
+    from qpv_geo.settings import Settings
 
     settings = settings or Settings.from_env()
-    if str(settings.territoire).strip().replace(" ", "") == SIREN_SEM:
+    code = str(settings.territoire).strip().replace(" ", "")
+    if code in PROFILS and PROFILS[code].reference_propre:
         return get_reference(settings)
     return engine_from_settings(settings).reference
 

@@ -40,6 +40,7 @@ from qpv_geo.geocoding.base import (
     tokens,
 )
 from qpv_geo.reference.communes import Commune, communes_france, name_key
+from qpv_geo.reference.profils import profil
 
 #: Street similarity (0–100, see :func:`street_similarity`) under which the street found is not
 #: the street asked. Measured on ``make bench-geocoding`` (positives with typos and
@@ -501,7 +502,7 @@ def _pour_territoire(w: Written, territoire: Any) -> Written:
 
 
 def _nom(territoire: Any = None) -> str:
-    return "Saint-Étienne Métropole" if territoire is None else str(territoire.nom)
+    return str(profil(territoire).nom)
 
 
 def _outside_reason(w: Written, territoire: Any = None) -> str | None:

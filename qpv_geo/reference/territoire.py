@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from qpv_geo.exceptions import ReferenceDataError, SettingsError
+from qpv_geo.reference.profils import Profil, profil
 from qpv_geo.settings import SIREN_SEM, Settings
 
 #: Name of SEM, the default territory.
@@ -62,6 +63,11 @@ class Territoire:
     sigle: str
     #: INSEE codes of its communes (current ones, déléguées, arrondissements).
     communes: frozenset[str]
+
+    @property
+    def profil(self) -> Profil:
+        """Its layers, plane and words (:mod:`qpv_geo.reference.profils`)."""
+        return profil(self)
 
     @property
     def est_sem(self) -> bool:
