@@ -3,8 +3,9 @@
 ``--territoire`` (:mod:`qpv_geo.reference.territoire`) changes the QPV layer and the verdicts; this
 module
 gives the outputs their words from the reference they draw: « QPV 2024 de SEM », « hors
-territoire de Métropole de Lyon », « QPV 2024 — France »… Saint-Étienne Métropole (a reference
-without ``territoire``) keeps its words exactly as they always were.
+territoire de Métropole de Lyon », « QPV 2024 — France »… built from the territory's name,
+except the words its profile (:mod:`qpv_geo.reference.profils`) gives: Saint-Étienne Métropole's
+(a reference without ``territoire``) are its row there, the words it always had.
 
 * :func:`libelles` — the :class:`Libelles` of a reference (or of an engine's reference);
 * :func:`reference_from_settings` — the reference a command's outputs must draw: SEM's

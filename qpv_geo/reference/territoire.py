@@ -3,6 +3,8 @@
 ``Settings.territoire`` / ``--territoire`` takes an EPCI SIREN (9 digits), a commune INSEE code
 (5 characters, « 2A004 » in Corsica) or ``france``. :func:`resolve_territoire` reads it against
 the shipped national list of communes (:mod:`qpv_geo.reference.communes`, with each commune's EPCI).
+What sets a territory apart (its layers, metric plane, streets, words) is data: its
+:attr:`Territoire.profil` (:mod:`qpv_geo.reference.profils`, where SEM is one row).
 
 SEM keeps its own reference (exact QPV perimeters, commune outlines, QVA list): nothing changes
 for it. Any other territory is served by the national layer ``qpv_france`` (every QPV 2024): the
@@ -35,11 +37,9 @@ import numpy as np
 import pandas as pd
 
 from qpv_geo.exceptions import ReferenceDataError, SettingsError
-from qpv_geo.reference.profils import Profil, profil
-from qpv_geo.settings import SIREN_SEM, Settings
+from qpv_geo.reference.profils import PROFILS, Profil, profil
+from qpv_geo.settings import Settings
 
-#: Name of SEM, the default territory.
-NOM_SEM = "Saint-Étienne Métropole"
 FRANCE = "france"
 _SIREN = re.compile(r"^\d{9}$")
 _INSEE = re.compile(r"^(\d{5}|2[AB]\d{3})$")
@@ -70,11 +70,6 @@ class Territoire:
         return profil(self)
 
     @property
-    def est_sem(self) -> bool:
-        """True for Saint-Étienne Métropole (its exact reference is used)."""
-        return self.genre == "epci" and self.code == SIREN_SEM
-
-    @property
     def france(self) -> bool:
         """True for the whole of France (no territory restriction)."""
         return self.genre == FRANCE
@@ -95,10 +90,6 @@ def resolve_territoire(code: str) -> Territoire:
     key = raw.replace(" ", "").upper()
     if raw.lower() == FRANCE:
         return Territoire(FRANCE, FRANCE, "France", "France", _Partout())
-    if key == SIREN_SEM:
-        codes = frozenset(c.insee for c in communes_france().by_insee.values()
-                          if c.epci == SIREN_SEM)
-        return Territoire(SIREN_SEM, "epci", NOM_SEM, "SEM", codes)
     liste = communes_france()
     if _SIREN.match(key):
         codes = frozenset(c.insee for c in liste.by_insee.values() if c.epci == key)
@@ -106,6 +97,8 @@ def resolve_territoire(code: str) -> Territoire:
             _refuse_ept(raw, key)
             raise SettingsError(f"Territoire « {raw} » : aucun EPCI de ce SIREN dans la liste "
                                 "nationale des communes.", hint=_hint())
+        if key in PROFILS:  # a row of the profiles: its names (SEM: no national layer read)
+            return Territoire(key, "epci", PROFILS[key].nom, PROFILS[key].sigle, codes)
         nom = _epci_names().get(key) or f"EPCI {key}"
         return Territoire(key, "epci", nom, nom, codes)
     if _INSEE.match(key):
@@ -250,7 +243,7 @@ def _epci_names(settings: Settings | None = None) -> dict[str, str]:
     gdf, _ = qpv_france(settings)
     names = {s: n for s, n in zip(gdf["siren_epci"], gdf["lib_epci"], strict=True)
              if s and n}
-    names[SIREN_SEM] = NOM_SEM
+    names.update({k: p.nom for k, p in PROFILS.items() if _SIREN.match(k)})
     for siren, nom in _EPCI_SANS_QPV.items():
         names.setdefault(siren, nom)
     return names
