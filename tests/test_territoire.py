@@ -109,7 +109,7 @@ def test_epci_territory_and_other_qpv(national) -> None:
 
 
 def test_resolve_territoire() -> None:
-    assert resolve_territoire(SIREN_SEM).est_sem
+    assert resolve_territoire(SIREN_SEM).profil.par_defaut
     assert Settings(data_dir=".", cache_dir=".").territoire == SIREN_SEM
     commune = resolve_territoire("69123")  # Lyon: its arrondissements belong to it
     assert commune.genre == "commune" and "69381" in commune.communes

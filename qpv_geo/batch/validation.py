@@ -578,7 +578,7 @@ class _Summary:
         if mal_lu:
             summary["fichier_mal_lu"] = mal_lu
         mots = libelles(ref)
-        if not mots.est_sem:  # another territory: its name and status labels (SEM: as ever)
+        if not mots.par_defaut:  # another territory: its name and status labels
             summary["territoire"] = mots.nom
             summary["statuts_libelles"] = dict(mots.statuts)
         return summary

@@ -26,7 +26,7 @@ def data_info(
     ref = reference_from_settings(get_settings().with_(territoire=territoire))
     mots = libelles(ref)
     if as_json:
-        if mots.est_sem:  # and the national layer that serves the other territories
+        if mots.profil.reference_propre:  # and the national layer of the other territories
             from qpv_geo.reference.territoire import national_info
 
             print_json({**ref.version_dict(),
@@ -34,7 +34,7 @@ def data_info(
         else:
             print_json({"territoire": mots.nom, **ref.version_dict()})
         return
-    if not mots.est_sem:
+    if not mots.par_defaut:
         console.print(f"[bold]Territoire :[/] {mots.nom} ({len(ref.qpv)} QPV)", highlight=False)
     used = {"qpv": len(ref.qpv), "qpv_hors_sem": len(ref.qpv_hors_sem), "qva": len(ref.qva),
             "communes": len(ref.communes)}
@@ -59,7 +59,7 @@ def data_info(
             table.add_row("sha256", info.sha256[:16] + "…")
         console.print(Panel(table, title=f"[bold]{info.name}[/]", title_align="left"),
                       highlight=False)
-    if mots.est_sem:  # elsewhere the national layer is the territory's « qpv » above
+    if mots.profil.reference_propre:  # else the national layer is its « qpv » above
         _print_national_panel()
     console.print(f"Version : {ref.version}", highlight=False)
     for note in ref.notes:

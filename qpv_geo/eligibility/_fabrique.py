@@ -42,7 +42,7 @@ def engine_from_settings(settings: Settings | None = None) -> Engine:
 
     settings = settings or Settings.from_env()
     territoire = resolve_territoire(settings.territoire)
-    reference = get_reference(settings) if territoire.est_sem else \
+    reference = get_reference(settings) if territoire.profil.reference_propre else \
         _territory_reference(territoire, settings)
     key = (id(reference), settings.marge_m, settings.rayon_recherche_m,
            settings.tolerance_territoire_m, settings.score_min, settings.precision_point_m)

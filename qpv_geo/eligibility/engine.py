@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
@@ -71,7 +70,6 @@ from qpv_geo.eligibility._verdicts import (
     decide,
     distance_retenue,
     perimetre_retenu,
-    status_labels,
     verdict_frame,
 )
 from qpv_geo.eligibility._verdicts import format_distance as format_distance
@@ -86,6 +84,7 @@ from qpv_geo.eligibility.verdict import Verdict as Verdict
 from qpv_geo.exceptions import CoordinateError
 from qpv_geo.reference.layers import PRECISION_PERIMETRE_DEFAUT_M
 from qpv_geo.reference.pays import COLLECTIVITES, collectivite_du_point
+from qpv_geo.reference.profils import profil
 from qpv_geo.reference.territoire import nom_communes
 from qpv_geo.settings import SIREN_SEM
 
@@ -133,11 +132,12 @@ class Engine:
                   reference.qpv_hors_sem.assign(_kind=_K_AUTRE)]
         zones = pd.concat([f for f in frames if len(f)], ignore_index=True)
         territoire = getattr(reference, "territoire", None)
-        #: The metric plane: Lambert-93 for SEM; for any other territory (or ``france``),
-        #: every zone holding QPV (metropolitan France in Lambert-93, each overseas territory
-        #: in its UTM zone, see :mod:`qpv_geo.eligibility.projections`).
-        self.plan = PlanMetrique() if territoire is None or territoire.est_sem else \
-            PlanMetrique(ZONES)
+        #: What sets the territory apart (:mod:`qpv_geo.reference.profils`; None: SEM's).
+        self.profil = profil(territoire)
+        #: The metric plane: plain Lambert-93 where the profile says so (SEM); elsewhere (or
+        #: ``france``), every zone holding QPV (metropolitan France in Lambert-93, each overseas
+        #: territory in its UTM zone, see :mod:`qpv_geo.eligibility.projections`).
+        self.plan = PlanMetrique() if self.profil.lambert93 else PlanMetrique(ZONES)
         assert self.plan.zones[0] is METROPOLE  # Lambert-93 x/y are plane x/y as they are
         self.zones = self._gdf_vers_plan(zones.set_geometry("geometry"))
         self._zone_kind = self.zones["_kind"].to_numpy(np.int8)
@@ -157,17 +157,15 @@ class Engine:
             max(self.precision_point_m, INCERTITUDE_TYPE_INCONNU_M,
                 *INCERTITUDE_TYPE_POSITION.values())
             + (float(self._part_prec.max()) if len(self._part_prec) else 0.0))
-        #: The territory's names in the reasons (SEM unless the reference says otherwise).
-        self.nom_territoire = territoire.nom if territoire is not None else \
-            "Saint-Étienne Métropole"
-        self.sigle_territoire = territoire.sigle if territoire is not None else "SEM"
-        self.texte_hors_territoire = (
-            "en dehors " + de(territoire.nom) if territoire is not None
-            else "en dehors des 53 communes de Saint-Étienne Métropole")
+        #: The territory's names in the reasons (its profile's).
+        self.nom_territoire = self.profil.nom
+        self.sigle_territoire = self.profil.sigle
+        self.texte_hors_territoire = self.profil.mot("en_dehors",
+                                                     "en dehors " + de(self.profil.nom))
         #: Commune outlines installed: the territory of a point is read on them; without them
         #: (territories other than SEM) only the commune code of an address decides it.
         self.contours = len(reference.communes) > 0
-        self.france = bool(territoire is not None and territoire.france)
+        self.france = self.profil.france
         communes = self._gdf_vers_plan(reference.communes)
         self.communes = communes.reset_index(drop=True)
         self._commune_geoms = self.communes.geometry.values
@@ -712,7 +710,7 @@ class Engine:
             y_l93=val("y_l93"), notes=list(self.reference.notes),
             geocodage=geocode.to_dict() if geocode is not None else None,
             marge_m=val("marge_m"), marge_motif=str(row["marge_motif"]),
-            territoire=None if self.reference.territoire is None else self.nom_territoire,
+            territoire=None if self.profil.par_defaut else self.nom_territoire,
         )
 
 __all__ = [

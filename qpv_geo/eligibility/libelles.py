@@ -3,8 +3,9 @@
 ``--territoire`` (:mod:`qpv_geo.reference.territoire`) changes the QPV layer and the verdicts; this
 module
 gives the outputs their words from the reference they draw: « QPV 2024 de SEM », « hors
-territoire de Métropole de Lyon », « QPV 2024 — France »… Saint-Étienne Métropole (a reference
-without ``territoire``) keeps its words exactly as they always were.
+territoire de Métropole de Lyon », « QPV 2024 — France »… built from the territory's name,
+except the words its profile (:mod:`qpv_geo.reference.profils`) gives: Saint-Étienne Métropole's
+(a reference without ``territoire``) are its row there, the words it always had.
 
 * :func:`libelles` — the :class:`Libelles` of a reference (or of an engine's reference);
 * :func:`reference_from_settings` — the reference a command's outputs must draw: SEM's
@@ -22,14 +23,14 @@ from qpv_geo.eligibility._verdicts import status_labels
 from qpv_geo.eligibility.engine import engine_from_settings
 from qpv_geo.geocoding.base import PRECISION_WORDS
 from qpv_geo.reference.layers import get_reference
+from qpv_geo.reference.profils import PROFIL_SEM, PROFILS, Profil, profil
 from qpv_geo.reference.territoire import resolve_territoire
-from qpv_geo.settings import SIREN_SEM, Settings
+from qpv_geo.settings import Settings
 
 if TYPE_CHECKING:
     from qpv_geo.reference.layers import Reference
     from qpv_geo.settings import Settings
 
-NOM_SEM = "Saint-Étienne Métropole"
 
 #: Headlines of the web page for SEM (the words of the call; also web._present.HEADLINES).
 TITRES_SEM = {
@@ -93,20 +94,52 @@ def source_libelle(code: Any) -> str:
 class Libelles:
     """The words of one territory: its name, its short name, and the labels built on them."""
 
-    #: « Saint-Étienne Métropole », « Métropole de Lyon », « Lyon », « France ».
-    nom: str = NOM_SEM
-    #: Short name in running text (« SEM » for Saint-Étienne Métropole, else the name).
-    sigle: str = "SEM"
-    est_sem: bool = True
-    #: The whole of France: no territory restriction, no « hors territoire ».
-    france: bool = False
+    #: The territory's layers, plane and words (:mod:`qpv_geo.reference.profils`).
+    profil: Profil = PROFIL_SEM
+
+    @property
+    def nom(self) -> str:
+        """« Saint-Étienne Métropole », « Métropole de Lyon », « Lyon », « France »."""
+        return self.profil.nom
+
+    @property
+    def sigle(self) -> str:
+        """Short name in running text (« SEM » for Saint-Étienne Métropole, else the name)."""
+        return self.profil.sigle
+
+    @property
+    def france(self) -> bool:
+        """The whole of France: no territory restriction, no « hors territoire »."""
+        return self.profil.france
+
+    @property
+    def par_defaut(self) -> bool:
+        """The installation's default territory: its outputs do not name it."""
+        return self.profil.par_defaut
+
+    @property
+    def a_des_qva(self) -> bool:
+        """A QVA list: said on legends and tables even with no perimeter imported."""
+        return self.profil.qva
+
+    @property
+    def rues(self) -> bool:
+        """The offline street layer serves every map of the territory."""
+        return self.profil.rues
+
+    @property
+    def exemple(self) -> dict[str, str] | None:
+        """Example point of the web forms, or None (a point inside one of its QPV)."""
+        return self.profil.exemple
+
+    def mot(self, cle: str, defaut: str) -> str:
+        """The territory's own word ``cle`` (its profile), else ``defaut``."""
+        return self.profil.mot(cle, defaut)
 
     # ------------------------------------------------------------------ statuses
     @cached_property
     def statuts(self) -> dict[str, str]:
         """Label of each status (:data:`qpv_geo.eligibility.engine.STATUS_LABELS` for SEM)."""
-        if self.est_sem:
-            return status_labels()
         labels = status_labels(self.nom)
         if self.france:  # nothing is outside France's QPV layer but the points it refuses
             labels["hors_territoire"] = "Non éligible — hors du territoire servi"
@@ -115,8 +148,6 @@ class Libelles:
     @cached_property
     def titres(self) -> dict[str, str]:
         """Short headline of each status (the web page's verdict title)."""
-        if self.est_sem:
-            return dict(TITRES_SEM)
         if self.france:
             return {**TITRES_SEM, "eligible": "Dans un QPV 2024",
                     "hors_territoire": "Non éligible — hors du territoire servi"}
@@ -142,8 +173,7 @@ class Libelles:
     @property
     def qpv_autres(self) -> str:
         """The other QPV layer (not eligible for this territory)."""
-        return ("QPV d'autres EPCI (non éligibles)" if self.est_sem
-                else f"QPV {hors(self.sigle)} (non éligibles)")
+        return self.mot("qpv_autres", f"QPV {hors(self.sigle)} (non éligibles)")
 
     @property
     def qpv_autres_court(self) -> str:
@@ -187,21 +217,17 @@ class Libelles:
     @property
     def entete_verification(self) -> str:
         """First line of the « copier » text and of the attestation."""
-        if self.est_sem:
-            return "Vérification QPV — Saint-Étienne Métropole (Cité de l'emploi)"
         if self.france:
             return "Vérification QPV 2024 — France"
-        return f"Vérification QPV — {self.nom}"
+        return self.mot("entete_verification", f"Vérification QPV — {self.nom}")
 
     @property
     def attestation(self) -> str:
         """Heading of the printed attestation."""
-        if self.est_sem:
-            return ("Attestation de vérification — éligibilité QPV (Cité de l'emploi, "
-                    "Saint-Étienne Métropole)")
         if self.france:
             return "Attestation de vérification — appartenance à un QPV 2024 (France)"
-        return f"Attestation de vérification — éligibilité QPV ({self.nom})"
+        return self.mot("attestation", f"Attestation de vérification — éligibilité QPV "
+                        f"({self.nom})")
 
 
 SEM = Libelles()
@@ -215,17 +241,22 @@ def libelles(source: Any = None) -> Libelles:
     if hasattr(source, "reference") and not hasattr(source, "qpv"):
         source = source.reference
     territoire = getattr(source, "territoire", source)
-    if territoire is None or not hasattr(territoire, "est_sem") or territoire.est_sem:
+    if not hasattr(territoire, "genre"):  # None, or no territory: SEM's reference
         return SEM
-    return Libelles(nom=territoire.nom, sigle=territoire.sigle, est_sem=False,
-                    france=bool(territoire.france))
+    return _de(profil(territoire))
+
+
+def _de(mots: Profil) -> Libelles:
+    """The :class:`Libelles` of a profile (SEM's: :data:`SEM`)."""
+    return SEM if mots is PROFIL_SEM else Libelles(mots)
 
 
 def libelles_reglages(settings: Settings | None = None) -> Libelles:
     """The words of ``Settings.territoire`` without loading any layer (SEM: its own)."""
     settings = settings or Settings.from_env()
-    if str(settings.territoire).strip().replace(" ", "") == SIREN_SEM:
-        return SEM
+    code = str(settings.territoire).strip().replace(" ", "")
+    if code in PROFILS:  # a territory of the table: its words without the list of communes
+        return _de(PROFILS[code])
     return libelles(resolve_territoire(settings.territoire))
 
 
@@ -233,7 +264,8 @@ def reference_from_settings(settings: Settings | None = None) -> Reference:
     """The reference the outputs of ``settings`` draw: SEM's installed one, or the
     territory's (``Settings.territoire``), the same the engine judges with."""
     settings = settings or Settings.from_env()
-    if str(settings.territoire).strip().replace(" ", "") == SIREN_SEM:
+    code = str(settings.territoire).strip().replace(" ", "")
+    if code in PROFILS and PROFILS[code].reference_propre:
         return get_reference(settings)
     return engine_from_settings(settings).reference
 

@@ -38,6 +38,7 @@ from qpv_geo.reference.communes import (
     departement_of_postcode,
     name_key,
 )
+from qpv_geo.reference.profils import profil
 from qpv_geo.reference.texte import POSTCODE_RE, STOP_WORDS, STREET_TYPES, match_key, tokens
 
 #: Street similarity (0–100, see :func:`street_similarity`) under which the street found is not
@@ -492,7 +493,7 @@ def _pour_territoire(w: Written, territoire: Any) -> Written:
 
 
 def _nom(territoire: Any = None) -> str:
-    return "Saint-Étienne Métropole" if territoire is None else str(territoire.nom)
+    return str(profil(territoire).nom)
 
 
 def _outside_reason(w: Written, territoire: Any = None) -> str | None:

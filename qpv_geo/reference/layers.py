@@ -41,6 +41,7 @@ from qpv_geo._files import sha256_file
 from qpv_geo._francais import pluriel
 from qpv_geo.exceptions import ReferenceDataError
 from qpv_geo.reference import store
+from qpv_geo.reference.profils import profil
 from qpv_geo.settings import SIREN_SEM, Settings
 
 #: Fields of a zone layer (QPV, QVA), named as in the official ANCT file.
@@ -348,8 +349,8 @@ class Reference:
                          "officiel de l'ANCT")
         if len(self.qva) == 0:
             notes.append("QVA : aucun périmètre importé (liste seulement)"
-                         if self.territoire is None else "QVA : aucun périmètre installé pour "
-                         "ce territoire")
+                         if profil(self.territoire).qva else "QVA : aucun périmètre installé "
+                         "pour ce territoire")
         return notes + list(self.notes_territoire)
 
     @cached_property

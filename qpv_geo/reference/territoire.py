@@ -3,6 +3,8 @@
 ``Settings.territoire`` / ``--territoire`` takes an EPCI SIREN (9 digits), a commune INSEE code
 (5 characters, « 2A004 » in Corsica) or ``france``. :func:`resolve_territoire` reads it against
 the shipped national list of communes (:mod:`qpv_geo.reference.communes`, with each commune's EPCI).
+What sets a territory apart (its layers, metric plane, streets, words) is data: its
+:attr:`Territoire.profil` (:mod:`qpv_geo.reference.profils`, where SEM is one row).
 
 SEM keeps its own reference (exact QPV perimeters, commune outlines, QVA list): nothing changes
 for it. Any other territory is served by the national layer ``qpv_france`` (every QPV 2024): the
@@ -52,10 +54,9 @@ from qpv_geo.reference.layers import (
     shipped_dir,
     verify_checksum,
 )
-from qpv_geo.settings import SIREN_SEM, Settings
+from qpv_geo.reference.profils import PROFILS, Profil, profil
+from qpv_geo.settings import Settings
 
-#: Name of SEM, the default territory.
-NOM_SEM = "Saint-Étienne Métropole"
 FRANCE = "france"
 _SIREN = re.compile(r"^\d{9}$")
 _INSEE = re.compile(r"^(\d{5}|2[AB]\d{3})$")
@@ -81,9 +82,9 @@ class Territoire:
     communes: frozenset[str]
 
     @property
-    def est_sem(self) -> bool:
-        """True for Saint-Étienne Métropole (its exact reference is used)."""
-        return self.genre == "epci" and self.code == SIREN_SEM
+    def profil(self) -> Profil:
+        """Its layers, plane and words (:mod:`qpv_geo.reference.profils`)."""
+        return profil(self)
 
     @property
     def france(self) -> bool:
@@ -104,10 +105,6 @@ def resolve_territoire(code: str) -> Territoire:
     key = raw.replace(" ", "").upper()
     if raw.lower() == FRANCE:
         return Territoire(FRANCE, FRANCE, "France", "France", _Partout())
-    if key == SIREN_SEM:
-        codes = frozenset(c.insee for c in communes_france().by_insee.values()
-                          if c.epci == SIREN_SEM)
-        return Territoire(SIREN_SEM, "epci", NOM_SEM, "SEM", codes)
     liste = communes_france()
     if _SIREN.match(key):
         codes = frozenset(c.insee for c in liste.by_insee.values() if c.epci == key)
@@ -115,6 +112,8 @@ def resolve_territoire(code: str) -> Territoire:
             _refuse_ept(raw, key)
             raise SettingsError(f"Territoire « {raw} » : aucun EPCI de ce SIREN dans la liste "
                                 "nationale des communes.", hint=_hint())
+        if key in PROFILS:  # a row of the profiles: its names (SEM: no national layer read)
+            return Territoire(key, "epci", PROFILS[key].nom, PROFILS[key].sigle, codes)
         nom = _epci_names().get(key) or f"EPCI {key}"
         return Territoire(key, "epci", nom, nom, codes)
     if _INSEE.match(key):
@@ -250,7 +249,7 @@ def _epci_names(settings: Settings | None = None) -> dict[str, str]:
     gdf, _ = qpv_france(settings)
     names = {s: n for s, n in zip(gdf["siren_epci"], gdf["lib_epci"], strict=True)
              if s and n}
-    names[SIREN_SEM] = NOM_SEM
+    names.update({k: p.nom for k, p in PROFILS.items() if _SIREN.match(k)})
     for siren, nom in _EPCI_SANS_QPV.items():
         names.setdefault(siren, nom)
     return names

@@ -32,7 +32,7 @@ ETATS = {"ok": "conforme", "bloquant": "bloquant", "a_verifier": "à vérifier"}
 def criteres_de(mots: Any = None) -> dict[str, str]:
     """:data:`CRITERES` in the words of a territory (:class:`qpv_geo.eligibility.libelles.Libelles`;
     SEM's by default): the place criterion names its QPV."""
-    if mots is None or mots.est_sem:
+    if mots is None:
         return dict(CRITERES)
     lieu = "dans un QPV 2024" if mots.france else f"dans un QPV {de(mots.sigle)}"
     return {**CRITERES, "lieu": f"Lieu de l'action {lieu}"}

@@ -222,7 +222,7 @@ def _legende_carte(lon: float | None, lat: float | None, reference: Reference) -
     from qpv_geo.eligibility.projections import epsg_metrique
     from qpv_geo.reporting import osm
 
-    if libelles(reference).est_sem:
+    if libelles(reference).rues:  # the street layer serves the whole territory
         return LEGENDE_CARTE_SEM
     if lon is None or lat is None:
         return ""

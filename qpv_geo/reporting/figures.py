@@ -294,7 +294,7 @@ def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 13
         else:
             ax.set_title("Zoom : QPV de Saint-Étienne (cadre pointillé)", fontsize=10)
     handles = [Patch(facecolor=COULEUR_QPV + "40", edgecolor=COULEUR_QPV, label=mots.qpv)]
-    if mots.est_sem or len(reference.qva):  # no QVA anywhere else: the notes say so, once
+    if mots.a_des_qva or len(reference.qva):  # no QVA anywhere else: the notes say so, once
         handles.append(Patch(facecolor="#d9d9d9", edgecolor=COULEUR_QVA, hatch="////",
                              label="QVA (non éligibles)"))
     if len(reference.communes):  # every drawn thing: outlines, streets, the zoom's frame

@@ -386,7 +386,7 @@ def _legend_perimeters(reference: Reference) -> str:
         f"border-color:{COULEUR_QPV}'></span>{esc(mots.qpv_eligibles)}</div>",
     ]
     # QVA: a list and perimeters for SEM only; elsewhere the notes say so, once.
-    if mots.est_sem or len(reference.qva):
+    if mots.a_des_qva or len(reference.qva):
         parts.append(
             "<div class='ligne'><span class='aplat hachures' style='border-color:#7f7f7f'>"
             "</span>" + ("QVA — non éligibles" if len(reference.qva)
@@ -425,7 +425,7 @@ def autres_qpv_proches(reference: Reference, *, marge_deg: float = 0.15) -> Any:
     """The QPV of the other layer worth drawing: all of them for SEM (its neighbours), those
     within ``marge_deg`` (≈ 12 km) of the territory's QPV elsewhere (not all of France)."""
     others = reference.qpv_hors_sem
-    if libelles(reference).est_sem or not len(others):
+    if libelles(reference).profil.voisins or not len(others):
         return others
     if not len(reference.qpv):
         return others.iloc[0:0]
@@ -440,9 +440,9 @@ TITRE_SITES = "Actions de l'appel à projets — Cité de l'emploi"
 def titre_sites(reference: Reference) -> str:
     """Legend title of the sites map for the reference's territory."""
     mots = libelles(reference)
-    if mots.est_sem:
-        return TITRE_SITES
-    return "Sites — QPV 2024 — France" if mots.france else f"{TITRE_SITES}, {mots.nom}"
+    if mots.france:
+        return "Sites — QPV 2024 — France"
+    return TITRE_SITES if mots.par_defaut else f"{TITRE_SITES}, {mots.nom}"
 
 
 def map_from_sites(
@@ -681,7 +681,7 @@ def coverage_map(
               "<div class='ligne'><i>Priorité affichée : menu des couches (en haut à droite)"
               "</i></div>" + (NOTE_CONTOURS_SIMPLIFIES if compact else ""))
     mots = libelles(reference)
-    titre = "Couverture des QPV par priorité" + ("" if mots.est_sem else
+    titre = "Couverture des QPV par priorité" + ("" if mots.par_defaut else
                                                  f" — {mots.titre_carte}")
     m.add_child(els["Legend"](titre, legend, titles))
     _notes_control(m, notes_for(reference, sites, demo=demo), reference.version)

@@ -123,9 +123,7 @@ def _key_figures(sites: pd.DataFrame, coverage: Coverage,
 def _sans_objet(mots: Libelles) -> tuple[str, ...]:
     """Statuses a territory cannot give, left out of its tables when nobody has them: QVA
     outside SEM (no QVA list elsewhere), « hors territoire » for France."""
-    if mots.est_sem:
-        return ()
-    return ("qva", "hors_territoire") if mots.france else ("qva",)
+    return (() if mots.a_des_qva else ("qva",)) + (("hors_territoire",) if mots.france else ())
 
 
 def _axes_header() -> list[dict[str, Any]]:
@@ -391,18 +389,15 @@ TITRE_RAPPORT = "Cité de l'emploi — couverture des QPV par les actions de l'a
 def titre_rapport(reference: Reference) -> str:
     """Title of the report for the reference's territory."""
     mots = libelles(reference)
-    if mots.est_sem:
-        return TITRE_RAPPORT
     if mots.france:
         return "Couverture des QPV 2024 par les actions — France"
-    return f"{TITRE_RAPPORT} — {mots.nom}"
+    return TITRE_RAPPORT if mots.par_defaut else f"{TITRE_RAPPORT} — {mots.nom}"
 
 
 def _sous_titre(mots: Libelles) -> str:
     """The line under the title, before the date (the committee is SEM's)."""
-    if mots.est_sem:
-        return "Saint-Étienne Métropole — comité de copilotage État / SEM"
-    return "QPV 2024 — France" if mots.france else f"{mots.nom} — QPV 2024"
+    return "QPV 2024 — France" if mots.france else \
+        mots.mot("sous_titre_rapport", f"{mots.nom} — QPV 2024")
 
 
 def _projection(reference: Reference) -> str:
@@ -422,7 +417,7 @@ def _rues_dessinees(reference: Reference) -> bool:
     Saint-Étienne, the only place the street layer covers (never on a map of France)."""
     from qpv_geo.reporting.figures import _zoom_extent
 
-    return libelles(reference).est_sem or _zoom_extent(reference) is not None
+    return libelles(reference).rues or _zoom_extent(reference) is not None
 
 
 def _fond(tiles: str | None, static: bool, *, rues: bool = True) -> str:

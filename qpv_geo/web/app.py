@@ -59,7 +59,6 @@ from qpv_geo.exceptions import (
 from qpv_geo.geocoding.messages import CONSEILS, hint_web, remplacer_pour_le_web
 from qpv_geo.settings import Settings
 from qpv_geo.web._present import (
-    HEADLINES,
     format_date,
     verdict_rows,
     verdict_text,
@@ -342,7 +341,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "geocodeur": geocoder_info(settings),
                 "app_version": __version__, "max_upload_mb": settings.max_upload_mb,
                 "jeton": tokens.new(), "retention": services.results.retention_text(),
-                "headlines": words.titres if not words.est_sem else HEADLINES, "mots": words,
+                "headlines": words.titres, "mots": words,
                 "exemple": _example_point(engine.reference, words), **extra}
 
     # ---------------------------------------------------------------- page /
@@ -485,17 +484,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # ---------------------------------------------------------------- API
     @app.get("/api/v1/verdict", response_model=VerdictOut, tags=["verdicts"],
              responses=_errors(400, 404, 422, 503),
-             description=None if mots.est_sem else (
+             description=None if mots.par_defaut else (
                  "Verdict pour une adresse (`adresse`) ou un point (`lat` et `lon`, en degrés "
                  "décimaux WGS84). Coordonnées impossibles ou inversées : 400 ; adresse "
                  "introuvable : 404 ; géocodeur indisponible : 503."))
     async def api_verdict(
         adresse: Annotated[str | None, Query(max_length=MAX_ADRESSE,
                                              description="Adresse postale.")] = None,
-        lat: Annotated[float | None, Query(description="Latitude WGS84 (≈ 45,4)." if mots.est_sem
-                                           else "Latitude WGS84.")] = None,
-        lon: Annotated[float | None, Query(description="Longitude WGS84 (≈ 4,4)." if mots.est_sem
-                                           else "Longitude WGS84.")] = None,
+        lat: Annotated[float | None, Query(description=_coordonnee_doc("Latitude", "lat", mots))
+                       ] = None,
+        lon: Annotated[float | None, Query(description=_coordonnee_doc("Longitude", "lon", mots))
+                       ] = None,
     ) -> Response:
         """Verdict pour une adresse (`adresse`) ou un point (`lat` et `lon`).
 
@@ -672,12 +671,19 @@ def _territory_words(settings: Settings) -> Libelles:
 
 def _perimeters_doc(mots: Libelles) -> str:
     """The description of /api/v1/perimetres in the territory's words."""
-    if mots.est_sem:
-        return "GeoJSON des périmètres (QPV, QVA, QPV hors SEM, communes) à moins de `rayon_m`."
     if mots.france:
         return "GeoJSON des QPV 2024 à moins de `rayon_m`."
-    return (f"GeoJSON des périmètres ({mots.qpv_court}, {mots.qpv_autres_court}) à moins de "
-            "`rayon_m` (type `qpv_hors_sem` : les autres QPV).")
+    return mots.mot("doc_perimetres", f"GeoJSON des périmètres ({mots.qpv_court}, "
+                    f"{mots.qpv_autres_court}) à moins de `rayon_m` (type `qpv_hors_sem` : "
+                    "les autres QPV).")
+
+
+def _coordonnee_doc(nom: str, cle: str, mots: Libelles) -> str:
+    """« Latitude WGS84 (≈ 45,4). »: the API's words for a coordinate, near the territory's
+    example point when its profile has one."""
+    if mots.exemple:
+        return f"{nom} WGS84 (≈ {mots.exemple[cle + '_approx']})."
+    return f"{nom} WGS84."
 
 
 def _api_title(mots: Libelles) -> str:
@@ -688,23 +694,17 @@ def _api_title(mots: Libelles) -> str:
 
 def _api_description(mots: Libelles) -> str:
     where = ("de France (métropole, Corse et outre-mer)" if mots.france else de(mots.nom))
-    usage = ", pour la Cité de l'emploi" if mots.est_sem else ""
+    usage = mots.mot("usage_api", "")
     return ("Vérifier si une adresse ou un point est dans un quartier prioritaire de la "
             f"politique de la ville (QPV 2024) {where}{usage}. Chaque réponse porte la "
             "version des données. Erreurs : `{\"erreur\": …, \"conseil\": …}`.")
 
 
-#: The example point of the forms for SEM (a QPV of Saint-Étienne).
-_EXEMPLE_SEM = {"lat": "45.4605", "lon": "4.3871", "adresse": "12 rue Jean Jaurès 42000 "
-                "Saint-Étienne", "lat_approx": "45,4", "lon_approx": "4,4",
-                "lieu": "Saint-Étienne"}
-
-
 def _example_point(reference: Any, mots: Libelles) -> dict[str, str]:
-    """Example coordinates of the forms: SEM's, else a point inside one of the territory's
-    QPV (Paris's for France), with no example address."""
-    if mots.est_sem:
-        return _EXEMPLE_SEM
+    """Example coordinates of the forms: the profile's (SEM's), else a point inside one of the
+    territory's QPV (Paris's for France), with no example address."""
+    if mots.exemple:
+        return mots.exemple
     qpv = reference.qpv
     if mots.france or not len(qpv):
         lat, lon, lieu = 48.8566, 2.3522, "Paris"

@@ -55,7 +55,7 @@ STATUS_WORDS = {
 
 def status_words(mots: Libelles | None = None) -> dict[str, str]:
     """:data:`STATUS_WORDS` in the territory's words (SEM's by default)."""
-    if mots is None or mots.est_sem:
+    if mots is None:
         return dict(STATUS_WORDS)
     if mots.france:
         return {**STATUS_WORDS, "eligible": "Dans un QPV 2024",

@@ -163,7 +163,7 @@ class Services:
         # link may be longer than any address)
         geocode = coordinates_result(adresse.strip()) if adresse else None
         if geocode is None:
-            adresse = _check_adresse(adresse, sem=libelles(self.engine()).est_sem)
+            adresse = _check_adresse(adresse, sem=libelles(self.engine()).par_defaut)
             geocode = self.geocoder().geocode(adresse)
         engine = self.engine()
         verdict = engine.judge_point(geocode=geocode)
