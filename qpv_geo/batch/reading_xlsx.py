@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from qpv_geo._francais import nombre
+from qpv_geo.batch._cancel import check_cancelled
 from qpv_geo.batch.source import (
     MAX_COLUMNS,
     _adopt,
@@ -65,7 +66,6 @@ def _sheet_facts(zf: Any, name: str = "classeur") -> dict[str, _SheetFacts]:
     decompressed, the shared strings past :data:`SHARED_STRINGS_MAX_MB`, a row past
     :data:`~qpv_geo.batch.source.MAX_COLUMNS` cells or a cell beyond column XFD is refused as
     soon as it is seen, before openpyxl parses anything."""
-    from qpv_geo.batch._cancel import check_cancelled
 
     out: dict[str, _SheetFacts] = {}
     for info in zf.infolist():

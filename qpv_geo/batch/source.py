@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qpv_geo.batch.columns import detect_columns
-from qpv_geo.exceptions import InputFileError
+from qpv_geo.exceptions import InputFileError, InputTooLargeError
 
 #: Skipped rows listed one by one in the summary (all are counted).
 SKIPPED_LISTED = 1_000
@@ -23,7 +23,6 @@ MAX_COLUMNS = 16_384
 
 def too_many_columns(name: str, line: int | None, count: int) -> Exception:
     """The French error of a row beyond :data:`MAX_COLUMNS` cells."""
-    from qpv_geo.exceptions import InputTooLargeError
 
     where = f", ligne {line}" if line else ""
     big = f"{count:,}".replace(",", "\u202f")

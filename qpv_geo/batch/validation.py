@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from qpv_geo._files import AtomicOutputs, check_output_path, os_error_message
+from qpv_geo._files import AtomicOutputs, check_output_path, os_error_message, utf8_path
 from qpv_geo._francais import nombre
 from qpv_geo.batch._cancel import check_cancelled
 from qpv_geo.batch.columns import (
@@ -51,7 +51,7 @@ from qpv_geo.batch.writing import (
     summary_paths,
     write_result,
 )
-from qpv_geo.eligibility.engine import STATUS_LABELS, STATUSES, Engine
+from qpv_geo.eligibility.engine import STATUS_LABELS, STATUSES, Engine, engine_from_settings
 from qpv_geo.eligibility.libelles import libelles
 from qpv_geo.exceptions import (
     GeocoderNotConfigured,
@@ -59,6 +59,8 @@ from qpv_geo.exceptions import (
     InputFileError,
     QpvGeoError,
 )
+from qpv_geo.geocoding import AddressQuery, geocoder_from_settings, not_found
+from qpv_geo.geocoding.coordinates import coordinates_result, demi_pas_textes, incertitude_arrondi_m
 from qpv_geo.settings import Settings
 
 if TYPE_CHECKING:
@@ -120,8 +122,6 @@ class _Geocoding:
 
     def geocoder(self) -> Geocoder | None:
         if self._geocoder is None and self._error is None:
-            from qpv_geo.geocoding import geocoder_from_settings
-
             try:
                 self._geocoder = geocoder_from_settings(self._settings, self._name)
                 self.name = self._geocoder.name
@@ -132,9 +132,6 @@ class _Geocoding:
 
     def run(self, queries: list[AddressQuery],
             progress: Callable[[int], None] | None) -> list[GeocodeResult]:
-        from qpv_geo.geocoding import not_found
-        from qpv_geo.geocoding.coordinates import coordinates_result
-
         for q in queries:  # coordinates typed in the address column: no geocoder needed
             if q not in self._memo:
                 typed = coordinates_result(q)
@@ -227,8 +224,6 @@ def validate_sites(frame: pd.DataFrame, mapping: ColumnMapping, *,
     """
     settings = settings or Settings.from_env()
     if engine is None:
-        from qpv_geo.eligibility.engine import engine_from_settings
-
         engine = engine_from_settings(settings)
     state = _Geocoding(geocoder, settings)
     duplicates = Duplicates()
@@ -264,8 +259,6 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
                     geocoding: _Geocoding, progress: Callable[[int], None] | None, *,
                     duplicates: Duplicates | None = None, table_ends: bool = True
                     ) -> pd.DataFrame:
-    from qpv_geo.geocoding import AddressQuery
-
     n = len(frame)
     if frame.index.name == "ligne":
         ligne = frame.index.to_numpy(np.int64)
@@ -379,8 +372,6 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
     arrondi = np.full(n, np.nan)
     ll_rows = use_coords & (kind == 1)
     if ll_rows.any():
-        from qpv_geo.geocoding.coordinates import demi_pas_textes, incertitude_arrondi_m
-
         arrondi[ll_rows] = incertitude_arrondi_m(
             lat[ll_rows], demi_pas_textes(_text(frame, mapping.lat)[ll_rows]),
             demi_pas_textes(_text(frame, mapping.lon)[ll_rows]))
@@ -639,7 +630,6 @@ def validate_file(path: str | Path, output: str | Path | None = None, *,
         _kind_of(Path(output))
         for p in output_paths(Path(output)):
             check_output_path(p, [path])
-    from qpv_geo.eligibility.engine import engine_from_settings
 
     engine = engine_from_settings(settings)
     source = _open(path, sheet=sheet, encoding=encoding, sep=input_sep, settings=settings,
@@ -794,8 +784,6 @@ def read_validated(path: str | Path) -> pd.DataFrame:
     kind = _kind_of(path) if path.suffix.lower() not in {".txt", ".tsv", ".tab"} else "csv"
     if kind in ("geojson", "gpkg"):
         import geopandas as gpd
-
-        from qpv_geo._files import utf8_path
 
         try:
             with utf8_path(path) as readable:  # GDAL takes UTF-8 names only

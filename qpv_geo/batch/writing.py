@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from qpv_geo import _files
+from qpv_geo import __version__, _files
 from qpv_geo._files import AtomicOutputs, check_output_path
 from qpv_geo.batch.columns import OUTPUT_COLUMNS, fold_name
 from qpv_geo.batch.reading import _CSV_SUFFIXES, _XLSX_SUFFIXES
@@ -732,8 +732,6 @@ def _write_synthese_sheet(wb: Any, summary: dict[str, Any], fmt: dict[str, Any])
 
 
 def _write_donnees_sheet(wb: Any, summary: dict[str, Any], fmt: dict[str, Any]) -> None:
-    from qpv_geo import __version__
-
     ws = wb.add_worksheet("Données")
     _print_setup(ws)
     ws.set_column(0, 0, 34)

@@ -18,10 +18,17 @@ import jinja2
 from qpv_geo import __version__
 from qpv_geo._files import atomic_path, check_output_path, os_error_message
 from qpv_geo._francais import heure_paris
-from qpv_geo.eligibility.engine import format_distance
-from qpv_geo.eligibility.libelles import precision_libelle, source_libelle
+from qpv_geo.eligibility.engine import Engine, format_distance
+from qpv_geo.eligibility.libelles import (
+    libelles,
+    precision_libelle,
+    reference_from_settings,
+    source_libelle,
+)
+from qpv_geo.eligibility.projections import epsg_metrique
 from qpv_geo.exceptions import InputFileError, QpvGeoError
 from qpv_geo.registre.store import DECISIONS, Registre
+from qpv_geo.reporting import osm
 
 if TYPE_CHECKING:
     from qpv_geo.reference.layers import Reference
@@ -45,9 +52,6 @@ def map_png(lon: float | None, lat: float | None, reference: Reference, *,
     import geopandas as gpd
     import matplotlib.pyplot as plt
     from shapely.geometry import Point, box
-
-    from qpv_geo.eligibility.libelles import libelles
-    from qpv_geo.eligibility.projections import epsg_metrique
 
     mots = libelles(reference)
     epsg = epsg_metrique((lon, lat))  # Lambert-93 in metropolitan France, UTM overseas
@@ -123,8 +127,6 @@ def _draw_streets(ax: Any, window: Any, point: Any) -> str:
     """OpenStreetMap streets of the window (Saint-Étienne only) with a few names, none on the
     ``point`` (Lambert-93); returns the caption (attribution, or where the layer stops —
     and where to see the streets then)."""
-    from qpv_geo.eligibility.engine import Engine
-    from qpv_geo.reporting import osm
 
     try:
         (x0, y0, x1, y1) = window.bounds
@@ -170,8 +172,6 @@ def _label_spot(line: Any, name: str, point: Any) -> Any:
 
 
 def _reference(registre: Registre) -> Reference:
-    from qpv_geo.eligibility.libelles import reference_from_settings
-
     # the territory's reference: the one the register's verdicts are judged with
     return reference_from_settings(registre.settings)
 
@@ -218,9 +218,6 @@ LEGENDE_CARTE_SEM = ("Périmètres, rues et point en Lambert-93, carte produite 
 def _legende_carte(lon: float | None, lat: float | None, reference: Reference) -> str:
     """What the map is drawn in; elsewhere than SEM, the streets' credit only where streets
     can be drawn (the layer covers Saint-Étienne)."""
-    from qpv_geo.eligibility.libelles import libelles
-    from qpv_geo.eligibility.projections import epsg_metrique
-    from qpv_geo.reporting import osm
 
     if libelles(reference).est_sem:
         return LEGENDE_CARTE_SEM

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from qpv_geo.batch.priorites import AUTRE, PRIORITES
+from qpv_geo.batch.priorites import AUTRE, PRIORITES, normalize_priorite
 
 if TYPE_CHECKING:
     from qpv_geo.reference.layers import Reference
@@ -180,8 +180,6 @@ def _located(sites: pd.DataFrame) -> pd.DataFrame:
 
 
 def _priority_column(sites: pd.DataFrame) -> pd.Series:
-    from qpv_geo.batch.priorites import normalize_priorite
-
     if "priorite" not in sites.columns:
         return pd.Series(AUTRE, index=sites.index, dtype=object)
     known = {*PRIORITES, AUTRE}

@@ -36,6 +36,8 @@ import pandas as pd
 
 from qpv_geo.batch.priorites import AUTRE, PRIORITES, label_of, normalize_priorite
 from qpv_geo.batch.table import is_duplicate, is_outside_table
+from qpv_geo.eligibility.projections import ZONES
+from qpv_geo.reporting._zones import par_zone
 
 if TYPE_CHECKING:
     from qpv_geo.reference.layers import Reference
@@ -227,8 +229,6 @@ def site_links(sites: pd.DataFrame, qpv: pd.DataFrame, *, rayon_m: float) -> pd.
     ok = (lon.notna() & lat.notna()).to_numpy()
     if not ok.any():
         return pd.DataFrame(columns=cols)
-    from qpv_geo.eligibility.projections import ZONES
-    from qpv_geo.reporting._zones import par_zone
 
     lon_ok, lat_ok = lon[ok].to_numpy(), lat[ok].to_numpy()
     labels_ok = np.asarray(sites.index)[ok]

@@ -25,6 +25,7 @@ import pandas as pd
 from qpv_geo.batch.priorites import AUTRE, PRIORITES, label_of
 from qpv_geo.eligibility.libelles import libelles
 from qpv_geo.exceptions import ReferenceDataError
+from qpv_geo.reporting import osm
 from qpv_geo.reporting._carto import (
     COULEUR_DANS,
     COULEUR_LACUNE,
@@ -43,6 +44,7 @@ from qpv_geo.reporting._carto import (
     notes_for,
 )
 from qpv_geo.reporting._zones import couche_cadre, epsg_cadre, par_zone
+from qpv_geo.reporting.coverage import axes_of_call
 
 if TYPE_CHECKING:
     from qpv_geo.reference.layers import Reference
@@ -166,8 +168,6 @@ def _zoom_extent(reference: Reference) -> tuple[float, float, float, float] | No
     (also for all of France: a zoom on one city would say nothing of the country)."""
     import shapely
 
-    from qpv_geo.reporting import osm
-
     if libelles(reference).france:
         return None
     try:
@@ -208,8 +208,6 @@ def draw_scale_bar(ax: Any, extent: tuple[float, float, float, float], *,
 
 def _draw_roads(ax: Any, extent: tuple[float, float, float, float]) -> bool:
     import geopandas as gpd
-
-    from qpv_geo.reporting import osm
 
     lon_lat = gpd.GeoSeries.from_xy([extent[0], extent[2]], [extent[1], extent[3]],
                                     crs=2154).to_crs(4326)
@@ -327,8 +325,6 @@ def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 13
                      f", non dessiné{'s' if len(unlocated) > 1 else ''} "
                      f"({_by_priority(unlocated)})")
     if streets:
-        from qpv_geo.reporting import osm
-
         lines.append(f"Rues : {osm.ROADS_ATTRIBUTION}, {osm.ROADS_COVERAGE_TEXT}")
     notes = notes_for(reference, sites, demo=demo)
     lines += ["⚠ " + n for n in notes]
@@ -491,8 +487,6 @@ def coverage_by_priority_figure(coverage: Coverage,
     """Bar chart: per priority (grouped by the call's axes), the number of QPV with an action
     inside, served only within the radius, with no action (QPV of the ``reference``'s
     territory, SEM by default)."""
-
-    from qpv_geo.reporting.coverage import axes_of_call
 
     rates = coverage.par_priorite.set_index("priorite")
     labels: list[str] = []

@@ -33,8 +33,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from qpv_geo._files import os_error_message, write_text_atomic
 from qpv_geo.batch.priorites import AUTRE, PRIORITES, label_of
+from qpv_geo.eligibility.engine import STATUS_LABELS
 from qpv_geo.eligibility.libelles import libelles
+from qpv_geo.exceptions import ReferenceDataError
+from qpv_geo.reference.layers import get_reference
+from qpv_geo.reporting import osm
 from qpv_geo.reporting._assets import CDN_ASSETS, VENDOR_DIR, inline_assets
 from qpv_geo.reporting._carto import (
     COULEUR_LACUNE,
@@ -125,7 +130,6 @@ def iframe_html(m: folium.Map, *, height: int = 520) -> str:
 
 def save_map(m: folium.Map, path: str | Path, *, offline: bool = True) -> Path:
     """Write the map to ``path`` (self-contained HTML unless ``offline=False``)."""
-    from qpv_geo._files import os_error_message, write_text_atomic
 
     path = Path(path)
     page = map_html(m, offline=offline)
@@ -140,7 +144,6 @@ def save_map(m: folium.Map, path: str | Path, *, offline: bool = True) -> Path:
 def _site_rows(sites: pd.DataFrame, statuts: dict[str, str] | None = None) -> list[list[Any]]:
     """Compact, escaped rows for the marker layers: what the popup and tooltip show
     (``statuts``: the territory's status labels, SEM's by default)."""
-    from qpv_geo.eligibility.engine import STATUS_LABELS
 
     if statuts is None:
         statuts = STATUS_LABELS
@@ -214,8 +217,6 @@ def _roads(m: folium.Map, reference: Reference, *, rayon_m: float = 300.0) -> bo
     """The OpenStreetMap streets near the QPV (offline maps only; Saint-Étienne only: none on
     a map of all France, where they would be a speck). True when drawn (with the dashed
     outline of the layer's extent: :data:`LEGENDE_RUES` says what they are)."""
-    from qpv_geo.exceptions import ReferenceDataError
-    from qpv_geo.reporting import osm
 
     if not len(reference.qpv) or libelles(reference).france:
         return False
@@ -555,8 +556,6 @@ def write_map(
 ) -> Path:
     """Build :func:`map_from_sites` on the installed reference and write it (self-contained)."""
     if reference is None:
-        from qpv_geo.reference.layers import get_reference
-
         reference = get_reference(settings)
     m = map_from_sites(sites, reference, tiles=tiles, rayon_m=rayon_m, demo=demo)
     return save_map(m, output, offline=offline)
