@@ -36,12 +36,11 @@ import pandas as pd
 
 from qpv_geo._files import check_output_path
 from qpv_geo.batch import validate_sites
-from qpv_geo.batch.columns import PROBLEM_COLUMN, detect_columns
-from qpv_geo.batch.reading import _check_mapping
-from qpv_geo.batch.reading_csv import _sniff_sep as sniff
+from qpv_geo.batch.columns import PROBLEM_COLUMN, check_mapping, detect_columns
+from qpv_geo.batch.reading_csv import sniff_sep as sniff
 from qpv_geo.batch.reading_csv import swallows_a_row
-from qpv_geo.batch.source import _head_rows, _header_index, _named_lines
-from qpv_geo.batch.writing import _CsvWriter, machine_frame
+from qpv_geo.batch.source import head_rows, header_index, named_lines
+from qpv_geo.batch.writing import CsvWriter, machine_frame
 from qpv_geo.eligibility.engine import engine_from_settings
 from qpv_geo.exceptions import DaskError, InputFileError, QpvGeoError
 from qpv_geo.settings import Settings
@@ -113,11 +112,11 @@ def _records_before_header(path: Path, sep: str) -> int:
 
     try:
         with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
-            head = _head_rows(enumerate(csv.reader(fh, delimiter=sep), start=1))
+            head = head_rows(enumerate(csv.reader(fh, delimiter=sep), start=1))
     except csv.Error as exc:
         raise InputFileError(f"{path.name} : en-tête illisible ({exc}).",
                              hint="Vérifiez les guillemets des premières lignes.") from exc
-    return _header_index(head) or 0
+    return header_index(head) or 0
 
 
 def _read(path: Path, kind: str, *, blocksize: str, sep: str | None,
@@ -228,7 +227,7 @@ def _part(frame: pd.DataFrame, offset: int, index: int, folder: str, fmt: str, m
     out = result.frame
     target = Path(folder) / f"partie-{index:05d}{fmt}"
     if fmt == ".csv":
-        writer = _CsvWriter(target, sep)
+        writer = CsvWriter(target, sep)
         try:
             writer.write(out)
         finally:
@@ -313,7 +312,7 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
     sep_in = input_sep or (_sniff_sep(src) if kind == "csv" else None)
     columns = [str(c) for c in ddf.columns]
     mapping = detect_columns(columns, mapping_overrides)
-    _check_mapping(mapping, columns, src.name, mapping_overrides)
+    check_mapping(mapping, columns, src.name, mapping_overrides)
     # Build the engine once here: a bad territory or reference fails before any work.
 
     engine = engine_from_settings(settings)
@@ -354,7 +353,7 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
         }
         if swallowed:
             synthese["avertissements_lecture"] = [
-                f"Guillemet non fermé probable aux lignes {_named_lines(swallowed)} : une "
+                f"Guillemet non fermé probable aux lignes {named_lines(swallowed)} : une "
                 "cellule y contient plusieurs lignes du fichier, qui n'ont pas été lues comme "
                 "des lignes séparées. Corrigez le guillemet et relancez."]
         ignorees = sum(lengths) - lues + (first - 2 if kind == "csv" else 0)
