@@ -150,7 +150,7 @@ def _draw_streets(ax: Any, window: Any, point: Any) -> str:
     for _, r in named.sort_values("len", ascending=False).iterrows():
         if r["name"] in shown or len(shown) >= 8 or r["len"] < 60:
             continue
-        at = _label_spot(r.geometry, str(r["name"]), point)
+        at = label_spot(r.geometry, str(r["name"]), point)
         if at is None:
             continue
         shown.add(r["name"])
@@ -159,7 +159,7 @@ def _draw_streets(ax: Any, window: Any, point: Any) -> str:
     return "rues " + osm.ROADS_ATTRIBUTION
 
 
-def _label_spot(line: Any, name: str, point: Any) -> Any:
+def label_spot(line: Any, name: str, point: Any) -> Any:
     """Where along ``line`` a street name (6 pt, on a map of ±400 m) does not cover the
     point: the middle, else a quarter from either end; None when nowhere."""
     half_w = len(name) * 3.3 + DEGAGEMENT_POINT_M  # ≈ 6.5 m a character at this scale

@@ -176,7 +176,7 @@ class Coverage:
         return wide
 
 
-def _fold(text: object) -> str:
+def fold(text: object) -> str:
     if text is None or (isinstance(text, float) and np.isnan(text)):
         return ""
     s = unicodedata.normalize("NFKD", str(text))
@@ -306,9 +306,9 @@ def coverage_from_sites(
     prio = _priority_keys(frame["priorite"]) if "priorite" in frame else np.full(n, AUTRE, object)
     porteur = (np.array([_clean_text(v) for v in frame["porteur"]], dtype=object)
                if "porteur" in frame else np.full(n, "", object))
-    porteur_key = np.array([_fold(v) for v in porteur], dtype=object)
+    porteur_key = np.array([fold(v) for v in porteur], dtype=object)
     if "action" in frame:
-        action_txt = np.array([_fold(v) for v in frame["action"]], dtype=object)
+        action_txt = np.array([fold(v) for v in frame["action"]], dtype=object)
     else:
         action_txt = np.full(n, "", object)
     row_ids = np.array([f"\x00ligne {i}" for i in range(n)], dtype=object)
@@ -349,11 +349,11 @@ def coverage_from_sites(
             dans = g[g["relation"] == "dans"]
             prox = g[g["relation"] == "proximite"]
             porteurs = sorted({p for p, k in zip(g["porteur"], g["porteur_key"], strict=True)
-                               if k}, key=_fold)
+                               if k}, key=fold)
             # One name per folded key (first spelling met).
             seen: dict[str, str] = {}
             for p in porteurs:
-                seen.setdefault(_fold(p), p)
+                seen.setdefault(fold(p), p)
             actions_dans = dans["action_key"].nunique()
             actions = g["action_key"].nunique()
             rows.append({

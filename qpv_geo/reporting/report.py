@@ -32,8 +32,8 @@ from qpv_geo.exceptions import QpvGeoError
 from qpv_geo.reference.layers import get_reference
 from qpv_geo.reporting import figures, maps, osm
 from qpv_geo.reporting._zones import par_zone
-from qpv_geo.reporting.coverage import RAYON_DEFAUT_M, _fold, axes_of_call, coverage_from_sites
-from qpv_geo.reporting.figures import _zoom_extent, non_localises, sites_outside_map
+from qpv_geo.reporting.coverage import RAYON_DEFAUT_M, axes_of_call, coverage_from_sites, fold
+from qpv_geo.reporting.figures import non_localises, sites_outside_map, zoom_extent
 from qpv_geo.reporting.rapport_condense import (
     chemin_par_qpv,
     condensation,
@@ -97,11 +97,11 @@ def _key_figures(sites: pd.DataFrame, coverage: Coverage,
 
     status = sites["status"] if "status" in sites.columns else pd.Series(dtype=object)
     counts = status.value_counts()
-    porteurs = {_fold(p) for p in sites.get("porteur", pd.Series(dtype=object))} - {""}
+    porteurs = {fold(p) for p in sites.get("porteur", pd.Series(dtype=object))} - {""}
     if "action" in sites.columns:
-        keys = {(_fold(p), _fold(a)) for p, a in zip(sites.get("porteur", [""] * len(sites)),
-                                                     sites["action"], strict=True) if _fold(a)}
-        anonymous = int(sum(1 for a in sites["action"] if not _fold(a)))
+        keys = {(fold(p), fold(a)) for p, a in zip(sites.get("porteur", [""] * len(sites)),
+                                                     sites["action"], strict=True) if fold(a)}
+        anonymous = int(sum(1 for a in sites["action"] if not fold(a)))
         n_actions = len(keys) + anonymous
     else:
         n_actions = len(sites)
@@ -418,7 +418,7 @@ def _rues_dessinees(reference: Reference) -> bool:
     """True when the maps draw OpenStreetMap streets: some of the territory's QPV are in
     Saint-Étienne, the only place the street layer covers (never on a map of France)."""
 
-    return libelles(reference).est_sem or _zoom_extent(reference) is not None
+    return libelles(reference).est_sem or zoom_extent(reference) is not None
 
 
 def _fond(tiles: str | None, static: bool, *, rues: bool = True) -> str:
@@ -432,8 +432,8 @@ def _fond(tiles: str | None, static: bool, *, rues: bool = True) -> str:
         rues_txt = "sans rues (aucune couche de rues installée pour ce territoire)"
     if static:
         return f"cartes statiques ; {rues_txt}" + (" (zoom sur Saint-Étienne)" if rues else "")
-    if maps._tiles(tiles):
-        return f"{maps._tiles(tiles)} (en ligne)"
+    if maps.tile_url(tiles):
+        return f"{maps.tile_url(tiles)} (en ligne)"
     return f"aucun fond en ligne (carte utilisable hors ligne) ; {rues_txt}"
 
 
