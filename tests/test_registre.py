@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 
 from qpv_geo.exceptions import InputFileError, RegistreError
 from qpv_geo.registre import Registre
-from qpv_geo.registre._db import MIGRATIONS
 from qpv_geo.registre.annuaire import Annuaire, siren_of
 from qpv_geo.registre.criteres import (
     critere_bilan,
@@ -25,6 +24,7 @@ from qpv_geo.registre.criteres import (
     parse_date,
     statut_from_text,
 )
+from qpv_geo.registre.database import MIGRATIONS
 from qpv_geo.settings import Settings
 from tests.fake_annuaire import FakeAnnuaire
 
@@ -407,7 +407,7 @@ _WRITER = """
 import sys
 from pathlib import Path
 from qpv_geo.registre import Registre
-from qpv_geo.registre._db import MIGRATIONS
+from qpv_geo.registre.database import MIGRATIONS
 from qpv_geo.settings import Settings
 reg = Registre(Path(sys.argv[1]), settings=Settings.from_env())
 sites = sys.argv[3].split(",")

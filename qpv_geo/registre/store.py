@@ -30,7 +30,7 @@ from qpv_geo.batch.table import outside_table
 from qpv_geo.eligibility.engine import engine_from_settings
 from qpv_geo.eligibility.libelles import libelles_reglages
 from qpv_geo.exceptions import InputFileError, RegistreError
-from qpv_geo.registre import _db
+from qpv_geo.registre import database
 from qpv_geo.registre._geocodage import (
     SOURCE_PANNE,
     RegisterGeocoder,
@@ -142,7 +142,7 @@ class Registre:
                  settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.path = Path(path) if path else default_path(self.settings)
-        self.db = _db.connect(self.path)
+        self.db = database.connect(self.path)
 
     def close(self) -> None:
         """Close the database."""
@@ -229,7 +229,7 @@ class Registre:
         now = _now()
         common = (now, engine.marge_m, engine.reference.version,
                   json.dumps(shas, sort_keys=True), __version__)
-        with _db.write(self.db) as db:
+        with database.write(self.db) as db:
             prev = db.execute("SELECT id FROM imports_courants WHERE lot = ?",
                               (lot,)).fetchone()
             import_id = db.execute(
@@ -511,7 +511,7 @@ class Registre:
                                 hint="Indiquez votre nom : --auteur « Prénom Nom ».")
         cle = self._resolve(site_id, lot, dossier)
         now = _now()
-        with _db.write(self.db) as db:
+        with database.write(self.db) as db:
             # the verdict the person saw: the site's current one (withdrawn imports aside)
             st = self._states("AND s.id = ?", (cle,))[0]
             v = (st.verdict["id"], st.dossier, st.lot)
@@ -556,7 +556,7 @@ class Registre:
                                 hint="Indiquez votre nom : --auteur « Prénom Nom ».")
         lot = self._lot_of_dossier(dossier, lot)
         now = _now()
-        with _db.write(self.db) as db:
+        with database.write(self.db) as db:
             db.execute("INSERT INTO drapeaux (dossier, nom, valeur, motif, auteur, date, lot) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (dossier, DRAPEAU_BILAN, int(bool(fourni)), motif, auteur, now, lot))
@@ -580,7 +580,7 @@ class Registre:
                                 hint="Expliquez en une phrase pourquoi l'import est annulé "
                                 "(--motif).")
         now = _now()
-        with _db.write(self.db) as db:
+        with database.write(self.db) as db:
             imp = _import_row(db, import_id)
             if db.execute("SELECT 1 FROM annulations WHERE import_id = ?",
                           (imp["id"],)).fetchone() is not None:
@@ -844,7 +844,7 @@ class Registre:
             if len(new_rows) > appended:  # the new verdicts were judged on these results
                 used.update(geo.used)
         now = _now()
-        with _db.write(self.db) as db:
+        with database.write(self.db) as db:
             vid = db.execute(
                 "INSERT INTO verifications (date, donnees_version, donnees_sha256, marge_m, "
                 "outil_version, auteur, sites, changements) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
