@@ -216,7 +216,7 @@ def test_no_geocoder_available_is_a_reason_per_row(tmp_path, engine, monkeypatch
     def refuse(*a, **k):
         raise GeocoderNotConfigured("aucun fichier d'adresses", hint="installez-le")
 
-    monkeypatch.setattr("qpv_geo.geocoding.geocoder_from_settings", refuse)
+    monkeypatch.setattr("qpv_geo.batch.validation.geocoder_from_settings", refuse)
     path = _csv(tmp_path, "Adresse;Latitude;Longitude\n3 rue X;;\n;45,4335;4,3790\n")
     frame, mapping = read_sites(path)
     out = validate_sites(frame, mapping, engine=engine).frame

@@ -123,7 +123,7 @@ def test_a_failed_run_leaves_the_previous_outputs_as_they_were(tmp_path, monkeyp
         raise OSError(errno.ENOSPC, "No space left on device")
 
     # the last file written fails: the sites file and the JSON summary were complete aside
-    monkeypatch.setattr(writing_mod._CsvWriter, "close", full_disk)
+    monkeypatch.setattr(writing_mod.CsvWriter, "close", full_disk)
     res = runner.invoke(app, ["batch", str(src), "-o", str(out), "-q"])
     assert res.exit_code == 2, res.output
     assert "le disque est plein" in _said(res) and "Traceback" not in _said(res)
@@ -138,8 +138,8 @@ def test_read_only_folder_gives_a_french_error(tmp_path, monkeypatch) -> None:
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(writing_mod, "_CsvWriter", read_only)
-    monkeypatch.setattr("qpv_geo.batch.validation._CsvWriter", read_only)
+    monkeypatch.setattr(writing_mod, "CsvWriter", read_only)
+    monkeypatch.setattr("qpv_geo.batch.validation.CsvWriter", read_only)
     res = runner.invoke(app, ["batch", str(src), "-o", str(out), "-q"])
     assert res.exit_code == 2 and "lecture seule" in _said(res), res.output
     assert not out.exists() and _partials(tmp_path) == []
@@ -153,7 +153,7 @@ def test_streamed_run_interrupted_mid_file_keeps_the_old_output(tmp_path, monkey
     summary_before = (tmp_path / "grand-out-synthese.json").read_bytes()
     monkeypatch.setattr("qpv_geo.batch.validation.CHUNK_ROWS", 500)
     calls = {"n": 0}
-    real = writing_mod._CsvWriter.write
+    real = writing_mod.CsvWriter.write
 
     def write_then_fail(self, frame):
         calls["n"] += 1
@@ -161,7 +161,7 @@ def test_streamed_run_interrupted_mid_file_keeps_the_old_output(tmp_path, monkey
             raise KeyboardInterrupt
         real(self, frame)
 
-    monkeypatch.setattr(writing_mod._CsvWriter, "write", write_then_fail)
+    monkeypatch.setattr(writing_mod.CsvWriter, "write", write_then_fail)
     with pytest.raises(KeyboardInterrupt):
         validate_file(src, out, progress=False, sep=",")
     assert out.read_bytes() == before

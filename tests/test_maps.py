@@ -266,7 +266,7 @@ def test_site_markers_colour_blind_palette():
                             "#56b4e9", "#000000"}
     assert maps.COULEUR_QPV.lower() not in colours
     # Light colours get a black icon, dark ones a white icon.
-    assert maps._ink("#F0E442") == "#000000" and maps._ink("#0072B2") == "#ffffff"
+    assert maps.ink_for("#F0E442") == "#000000" and maps.ink_for("#0072B2") == "#ffffff"
 
 
 def test_charts_per_priority_and_per_qpv(ref, sites):

@@ -11,7 +11,7 @@ import pytest
 from qpv_geo.batch.priorites import PRIORITES
 from qpv_geo.eligibility.libelles import reference_from_settings
 from qpv_geo.reporting import maps, report
-from qpv_geo.reporting._carto import SEUIL_GRAND_TERRITOIRE, _polyline, formes_compactes
+from qpv_geo.reporting._carto import SEUIL_GRAND_TERRITOIRE, formes_compactes, polyline
 from qpv_geo.reporting.coverage import coverage_from_sites
 from qpv_geo.settings import Settings
 from tests._geo import interieur
@@ -119,7 +119,7 @@ def test_polyline_round_trip_without_template_syntax() -> None:
 
     coords = [(2.35222, 48.85661), (-61.53401, 16.24125), (55.45038, -20.88231),
               (2.35222 + 0.00956, 48.85661)]  # a step of 956 encodes with a '{'
-    text = _polyline(coords)
+    text = polyline(coords)
     assert "{" not in text and "!" in text
     flat = [v for p in decode(text) for v in p]
     assert flat == pytest.approx([v for p in coords for v in p], abs=1e-9)

@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 
 from qpv_geo.exceptions import InputFileError, RegistreError
 from qpv_geo.registre import Registre
-from qpv_geo.registre._db import MIGRATIONS
 from qpv_geo.registre.annuaire import Annuaire, siren_of
 from qpv_geo.registre.criteres import (
     critere_bilan,
@@ -25,6 +24,7 @@ from qpv_geo.registre.criteres import (
     parse_date,
     statut_from_text,
 )
+from qpv_geo.registre.database import MIGRATIONS
 from qpv_geo.settings import Settings
 from tests.fake_annuaire import FakeAnnuaire
 
@@ -407,7 +407,7 @@ _WRITER = """
 import sys
 from pathlib import Path
 from qpv_geo.registre import Registre
-from qpv_geo.registre._db import MIGRATIONS
+from qpv_geo.registre.database import MIGRATIONS
 from qpv_geo.settings import Settings
 reg = Registre(Path(sys.argv[1]), settings=Settings.from_env())
 sites = sys.argv[3].split(",")
@@ -477,12 +477,12 @@ def test_upgrade_keeps_verdicts_written_before_migration_2(tmp_path) -> None:
 def test_fiche_map_keeps_street_names_off_the_point():
     from shapely.geometry import LineString, Point
 
-    from qpv_geo.registre.fiche import DEGAGEMENT_POINT_M, _label_spot
+    from qpv_geo.registre.fiche import DEGAGEMENT_POINT_M, label_spot
 
     point = Point(0, 0)
     # a street passing through the point: its name is not written at its middle (the point)
     street = LineString([(-300, 0), (300, 0)])
-    at = _label_spot(street, "Rue Benoît Frachon", point)
+    at = label_spot(street, "Rue Benoît Frachon", point)
     assert at is not None and abs(at.x) >= len("Rue Benoît Frachon") * 3.3 + DEGAGEMENT_POINT_M
     # a short street around the point: no name at all rather than one on the point
-    assert _label_spot(LineString([(-20, 0), (20, 0)]), "Rue Courte", point) is None
+    assert label_spot(LineString([(-20, 0), (20, 0)]), "Rue Courte", point) is None

@@ -21,8 +21,8 @@ import pytest
 from typer.testing import CliRunner
 
 from qpv_geo.exceptions import RegistreError
-from qpv_geo.registre import Registre, _db
-from qpv_geo.registre._db import MIGRATIONS
+from qpv_geo.registre import Registre, database
+from qpv_geo.registre.database import MIGRATIONS
 from qpv_geo.registre.etats import heure_paris
 from qpv_geo.settings import Settings
 from tests.test_registre import MARGE, V1, V2
@@ -405,8 +405,8 @@ def test_a_killed_upgrade_does_not_block_the_next_commands(tmp_path, cli, monkey
     os.kill(p.pid, signal.SIGKILL)
     p.wait(timeout=10)
     p.stdout.close()
-    _db._MIGRATED.clear()
-    monkeypatch.setattr(_db, "BUSY_TIMEOUT_S", 5.0)
+    database._MIGRATED.clear()
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_S", 5.0)
     started = time.monotonic()
     out = cli("liste")
     assert time.monotonic() - started < 5 and "0 site(s)" in out
@@ -420,8 +420,8 @@ def test_an_upgrade_in_progress_is_said_in_french(tmp_path, cli, monkeypatch) ->
     held = sqlite3.connect(str(path) + "-migration.lock", isolation_level=None)
     held.execute("BEGIN EXCLUSIVE")
     try:
-        _db._MIGRATED.clear()
-        monkeypatch.setattr(_db, "BUSY_TIMEOUT_S", 0.5)
+        database._MIGRATED.clear()
+        monkeypatch.setattr(database, "BUSY_TIMEOUT_S", 0.5)
         out = cli("liste", code=2)
         assert "en cours de mise à jour par un autre programme" in out
     finally:
@@ -445,7 +445,7 @@ def test_full_or_read_only_register(tmp_path, cli, monkeypatch) -> None:
     """SQLite's own « disk full » and « read-only » failures, during ``registre ajouter``:
     a French message, exit 2, nothing half-written."""
     cli("ajouter", str(V1), "--sans-annuaire")
-    real = _db.connect
+    real = database.connect
 
     def full(path):
         db = real(path)
@@ -459,11 +459,11 @@ def test_full_or_read_only_register(tmp_path, cli, monkeypatch) -> None:
         return db
 
     for fake, words in ((full, "disque plein"), (read_only, "lecture seule")):
-        monkeypatch.setattr(_db, "connect", fake)
+        monkeypatch.setattr(database, "connect", fake)
         out = cli("ajouter", str(V2), "--sans-annuaire", code=2)
         assert "Écriture impossible dans le registre" in out and words in out
         assert "rien n'a été enregistré" in out
-        monkeypatch.setattr(_db, "connect", real)
+        monkeypatch.setattr(database, "connect", real)
         assert len(json.loads(cli("imports", "--json"))) == 1
 
 

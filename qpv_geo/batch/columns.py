@@ -203,7 +203,7 @@ def detect_columns(columns: Sequence[str],
     return ColumnMapping(**chosen)
 
 
-def _check_mapping(mapping: ColumnMapping, columns: Sequence[str], name: str,
+def check_mapping(mapping: ColumnMapping, columns: Sequence[str], name: str,
                    overrides: dict[str, str | None] | None = None) -> None:
     for a, b in (("lat", "lon"), ("x", "y")):
         if bool(getattr(mapping, a)) != bool(getattr(mapping, b)):
@@ -274,7 +274,7 @@ def parse_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return fast, np.isnan(fast) & ~empty
 
 
-def _text(frame: pd.DataFrame, column: str | None) -> np.ndarray:
+def column_text(frame: pd.DataFrame, column: str | None) -> np.ndarray:
     if not column:
         return np.full(len(frame), "", dtype=object)
     return _stripped(frame[column])

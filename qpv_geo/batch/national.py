@@ -34,6 +34,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from qpv_geo._files import check_output_path
+from qpv_geo.batch import validate_sites
+from qpv_geo.batch.columns import PROBLEM_COLUMN, check_mapping, detect_columns
+from qpv_geo.batch.reading_csv import sniff_sep as sniff
+from qpv_geo.batch.reading_csv import swallows_a_row
+from qpv_geo.batch.source import head_rows, header_index, named_lines
+from qpv_geo.batch.writing import CsvWriter, machine_frame
+from qpv_geo.eligibility.engine import engine_from_settings
 from qpv_geo.exceptions import DaskError, InputFileError, QpvGeoError
 from qpv_geo.settings import Settings
 
@@ -92,7 +100,6 @@ def _csv_files(path: Path) -> list[Path]:
 
 def _sniff_sep(path: Path) -> str:
     """The separator, sniffed on the first 50 lines as the single-process reader does."""
-    from qpv_geo.batch.reading_csv import _sniff_sep as sniff
 
     with open(_csv_files(path)[0], encoding="utf-8-sig", errors="replace") as fh:
         head = [fh.readline(1 << 16) for _ in range(50)]  # bounded reads
@@ -102,15 +109,14 @@ def _sniff_sep(path: Path) -> str:
 def _records_before_header(path: Path, sep: str) -> int:
     """CSV records above the header as the single-process reader finds it (blank rows, titles:
     it skips them): the header's index for the reader of each file's first block."""
-    from qpv_geo.batch.source import _head_rows, _header_index
 
     try:
         with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
-            head = _head_rows(enumerate(csv.reader(fh, delimiter=sep), start=1))
+            head = head_rows(enumerate(csv.reader(fh, delimiter=sep), start=1))
     except csv.Error as exc:
         raise InputFileError(f"{path.name} : en-tête illisible ({exc}).",
                              hint="Vérifiez les guillemets des premières lignes.") from exc
-    return _header_index(head) or 0
+    return header_index(head) or 0
 
 
 def _read(path: Path, kind: str, *, blocksize: str, sep: str | None,
@@ -169,8 +175,6 @@ def _flag_swallowed(text: pd.DataFrame, sep: str) -> list[int]:
     a row of the file — a stray quote swallowed it (the single-process reader's rule,
     :func:`~qpv_geo.batch.reading_csv.swallows_a_row`); NUL bytes are removed. The reasons
     go in :data:`~qpv_geo.batch.columns.PROBLEM_COLUMN`."""
-    from qpv_geo.batch.columns import PROBLEM_COLUMN
-    from qpv_geo.batch.reading_csv import swallows_a_row
 
     if not len(text.columns):
         return []
@@ -210,8 +214,6 @@ def _part(frame: pd.DataFrame, offset: int, index: int, folder: str, fmt: str, m
     counted, then dropped when ``blank``), judged by validate_sites, written as one part.
     Returns rows written, counts by status, peak memory (MB), rows read (not blank), and
     the lines a stray quote probably swallowed a row into."""
-    from qpv_geo.batch import validate_sites
-    from qpv_geo.eligibility.engine import engine_from_settings
 
     engine = engine_from_settings(settings)  # cached per worker
     text = _as_text(frame)
@@ -225,16 +227,12 @@ def _part(frame: pd.DataFrame, offset: int, index: int, folder: str, fmt: str, m
     out = result.frame
     target = Path(folder) / f"partie-{index:05d}{fmt}"
     if fmt == ".csv":
-        from qpv_geo.batch.writing import _CsvWriter
-
-        writer = _CsvWriter(target, sep)
+        writer = CsvWriter(target, sep)
         try:
             writer.write(out)
         finally:
             writer.close()
     else:
-        from qpv_geo.batch.writing import machine_frame
-
         _parquet_frame(machine_frame(out)).to_parquet(target, index=False)
     counts = {str(k): int(v) for k, v in out["status"].value_counts().items()}
     return len(out), counts, _peak_mb(), len(text), swallowed
@@ -292,8 +290,6 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
                       header_line: int | None = None) -> NationalResult:
     """Validate a CSV/Parquet file on Dask into a partitioned output folder (``.parquet`` or
     ``.csv`` suffix); see the module docstring."""
-    from qpv_geo.batch.columns import detect_columns
-    from qpv_geo.batch.reading import _check_mapping
 
     dask, _, _ = _imports()
     settings = settings or Settings.from_env()
@@ -306,7 +302,6 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
     if out.exists():
         raise InputFileError(f"La sortie {out} existe déjà.",
                              hint="Choisissez un autre nom ou supprimez l'ancien résultat.")
-    from qpv_geo._files import check_output_path
 
     check_output_path(out, [src], create_folder=True)  # the one guard (a link loop…)
     if not out.parent.is_dir():
@@ -317,9 +312,8 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
     sep_in = input_sep or (_sniff_sep(src) if kind == "csv" else None)
     columns = [str(c) for c in ddf.columns]
     mapping = detect_columns(columns, mapping_overrides)
-    _check_mapping(mapping, columns, src.name, mapping_overrides)
+    check_mapping(mapping, columns, src.name, mapping_overrides)
     # Build the engine once here: a bad territory or reference fails before any work.
-    from qpv_geo.eligibility.engine import engine_from_settings
 
     engine = engine_from_settings(settings)
     started = time.perf_counter()
@@ -358,10 +352,8 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
             "memoire_max_travailleur_mo": round(max((d[2] for d in done), default=0.0), 1),
         }
         if swallowed:
-            from qpv_geo.batch.source import _named_lines
-
             synthese["avertissements_lecture"] = [
-                f"Guillemet non fermé probable aux lignes {_named_lines(swallowed)} : une "
+                f"Guillemet non fermé probable aux lignes {named_lines(swallowed)} : une "
                 "cellule y contient plusieurs lignes du fichier, qui n'ont pas été lues comme "
                 "des lignes séparées. Corrigez le guillemet et relancez."]
         ignorees = sum(lengths) - lues + (first - 2 if kind == "csv" else 0)

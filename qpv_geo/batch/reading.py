@@ -19,24 +19,24 @@ from qpv_geo.batch.columns import (
     EXTRA_COLUMN,
     PROBLEM_COLUMN,
     ColumnMapping,
-    _check_mapping,
+    check_mapping,
     detect_columns,
 )
-from qpv_geo.batch.reading_csv import MIXED_ENCODING, _open_csv
-from qpv_geo.batch.reading_geo import _GEOM_LAT, _GEOM_LON, _open_geo
-from qpv_geo.batch.reading_xlsx import XLSX_MAX_ROWS, _open_xlsx, check_xlsx, xlsx_is_safe
-from qpv_geo.batch.source import SKIPPED_LISTED, _excel_letter, _Source
+from qpv_geo.batch.reading_csv import MIXED_ENCODING, open_csv
+from qpv_geo.batch.reading_geo import GEOM_LAT, GEOM_LON, open_geo
+from qpv_geo.batch.reading_xlsx import XLSX_MAX_ROWS, check_xlsx, open_xlsx, xlsx_is_safe
+from qpv_geo.batch.source import SKIPPED_LISTED, Source, excel_letter
 from qpv_geo.exceptions import InputFileError
 from qpv_geo.settings import Settings
 
-_CSV_SUFFIXES = {".csv", ".txt", ".tsv", ".tab"}
-_XLSX_SUFFIXES = {".xlsx", ".xlsm"}
+CSV_SUFFIXES = {".csv", ".txt", ".tsv", ".tab"}
+XLSX_SUFFIXES = {".xlsx", ".xlsm"}
 _GEO_SUFFIXES = {".geojson", ".json", ".gpkg"}
 
 
-def _open(path: str | Path, *, sheet: str | int | None = None, encoding: str | None = None,
+def open_source(path: str | Path, *, sheet: str | int | None = None, encoding: str | None = None,
           sep: str | None = None, settings: Settings | None = None,
-          header_line: int | None = None) -> _Source:
+          header_line: int | None = None) -> Source:
     settings = settings or Settings.from_env()
     path = Path(path)
     if not path.exists():
@@ -46,24 +46,24 @@ def _open(path: str | Path, *, sheet: str | int | None = None, encoding: str | N
         raise InputFileError(f"{path} est un dossier, pas un fichier.",
                              hint="Donnez le chemin d'un fichier CSV, XLSX, GeoJSON ou GPKG.")
     suffix = path.suffix.lower()
-    if suffix in _XLSX_SUFFIXES:
-        return _open_xlsx(path, sheet=sheet, settings=settings, header_line=header_line)
+    if suffix in XLSX_SUFFIXES:
+        return open_xlsx(path, sheet=sheet, settings=settings, header_line=header_line)
     if suffix in _GEO_SUFFIXES:
-        return _open_geo(path, layer=sheet, cell_max=settings.max_caracteres_cellule)
+        return open_geo(path, layer=sheet, cell_max=settings.max_caracteres_cellule)
     if suffix in {".xls", ".ods"}:
         raise InputFileError(f"{path.name} : format {suffix} non pris en charge.",
                              hint="Enregistrez le tableau en .xlsx ou en CSV.")
-    if suffix and suffix not in _CSV_SUFFIXES:
+    if suffix and suffix not in CSV_SUFFIXES:
         raise InputFileError(
             f"{path.name} n'est pas un tableau : l'extension {suffix} n'est pas celle d'un "
             "fichier de sites.",
             hint="Formats acceptés : CSV (.csv, .txt, .tsv), XLSX, GeoJSON, GeoPackage. Si "
             "c'est bien un tableau CSV, renommez-le en .csv.")
-    return _open_csv(path, encoding=encoding, sep=sep, settings=settings,
+    return open_csv(path, encoding=encoding, sep=sep, settings=settings,
                      header_line=header_line)
 
 
-def _frames(source: _Source, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, int]]:
+def source_frames(source: Source, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, int]]:
     """DataFrames of at most ``chunk_rows`` rows (all cells text, index = spreadsheet line);
     also yields the number of entirely empty rows skipped in the chunk."""
     width = len(source.columns)
@@ -106,7 +106,7 @@ def _frames(source: _Source, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, in
             cut = []
             for i, c in enumerate(cells):
                 if len(c) > cap:
-                    name = source.columns[i] if i < width else f"colonne {_excel_letter(i)}"
+                    name = source.columns[i] if i < width else f"colonne {excel_letter(i)}"
                     cut.append(f"cellule « {name} » coupée à {nombre(cap)} caractères "
                                f"({nombre(len(c))} au départ)")
                     cells[i] = c[:cap]
@@ -178,16 +178,16 @@ def read_sites(path: str | Path, *, sheet: str | int | None = None,
     InputFileError
         Empty file, header only, binary file, unknown sheet, no address or coordinates column.
     """
-    source = _open(path, sheet=sheet, encoding=encoding, sep=sep, settings=settings,
+    source = open_source(path, sheet=sheet, encoding=encoding, sep=sep, settings=settings,
                    header_line=header_line)
     try:
-        parts = [f for f, _ in _frames(source, sys.maxsize)]
+        parts = [f for f, _ in source_frames(source, sys.maxsize)]
     finally:
         if source.closer:
             source.closer()
     parts = [f for f in parts if len(f)] or parts[:1]
     frame = parts[0] if len(parts) == 1 else pd.concat(parts)
-    mapping = _mapping_for(source, frame, mapping_overrides)
+    mapping = mapping_for(source, frame, mapping_overrides)
     if source.skipped_above:
         frame.attrs["lignes_titre_ignorees"] = source.skipped_above
     frame.attrs["premieres_lignes"] = list(source.head)
@@ -197,17 +197,17 @@ def read_sites(path: str | Path, *, sheet: str | int | None = None,
     return frame, mapping
 
 
-def _mapping_for(source: _Source, frame: pd.DataFrame,
+def mapping_for(source: Source, frame: pd.DataFrame,
                  overrides: dict[str, str | None] | None) -> ColumnMapping:
     mapping = detect_columns(source.columns, overrides)
-    if source.fmt == "geo" and not overrides and _GEOM_LON in source.columns:
-        mapping.lon, mapping.lat = _GEOM_LON, _GEOM_LAT
+    if source.fmt == "geo" and not overrides and GEOM_LON in source.columns:
+        mapping.lon, mapping.lat = GEOM_LON, GEOM_LAT
     if len(frame) == 0:
         raise InputFileError(
             f"{source.name} ne contient qu'une ligne d'en-tête, aucune ligne de données "
             f"(colonnes : {', '.join(source.columns)}).",
             hint="Vérifiez que le bon fichier (ou la bonne feuille : --sheet) a été exporté.")
-    _check_mapping(mapping, source.columns, source.name, overrides)
+    check_mapping(mapping, source.columns, source.name, overrides)
     return mapping
 
 
@@ -224,7 +224,7 @@ def read_header(path: str | Path, *, sheet: str | int | None = None,
     """``(columns, header line, doubt, first rows)`` of a sites file: the header found (or
     the one named), why the guess is doubtful (empty if clear), and the first non-empty rows
     ``(line, first cells)`` a person can pick the header from."""
-    source = _open(path, sheet=sheet, settings=settings, header_line=header_line)
+    source = open_source(path, sheet=sheet, settings=settings, header_line=header_line)
     try:
         return ([str(c) for c in source.columns], source.header_line, source.header_doubt,
                 list(source.head))

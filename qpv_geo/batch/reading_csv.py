@@ -12,11 +12,11 @@ from typing import Any
 from qpv_geo._francais import nombre
 from qpv_geo.batch.source import (
     MAX_COLUMNS,
-    _adopt,
-    _named_lines,
-    _Source,
-    _with_header,
+    Source,
+    adopt,
+    named_lines,
     too_many_columns,
+    with_header,
 )
 from qpv_geo.exceptions import InputFileError, InputTooLargeError
 from qpv_geo.settings import Settings
@@ -93,7 +93,7 @@ def _check_not_binary(path: Path, sample: bytes, encoding: str) -> None:
             hint="Ouvrez-le dans un tableur et enregistrez-le en CSV UTF-8 ou en XLSX.")
 
 
-def _sniff_sep(lines: list[str]) -> str:
+def sniff_sep(lines: list[str]) -> str:
     """The separator giving the widest header, with rows of the same width (ties: ``;``)."""
     best, best_score = ";", (0, 0)
     for sep in _SEPARATORS:
@@ -196,8 +196,8 @@ class _CsvLines:
             yield text
 
 
-def _open_csv(path: Path, *, encoding: str | None, sep: str | None,
-              settings: Settings, header_line: int | None = None) -> _Source:
+def open_csv(path: Path, *, encoding: str | None, sep: str | None,
+              settings: Settings, header_line: int | None = None) -> Source:
     size = path.stat().st_size
     if size == 0:
         raise InputFileError(f"{path.name} est vide (0 octet).",
@@ -223,7 +223,7 @@ def _open_csv(path: Path, *, encoding: str | None, sep: str | None,
     head = sample.decode(sample_enc, errors="replace").splitlines()[:50]
     if len(sample) == 1 << 16 and len(head) > 1:
         head = head[:-1]  # the last line of the sample may be cut
-    delimiter = sep or _sniff_sep(head)
+    delimiter = sep or sniff_sep(head)
     row_seps = max((line.count(delimiter) for line in head[:10]), default=0)
     cell_max = settings.max_caracteres_cellule
     field_max = max(cell_max * 8, 1 << 20)
@@ -232,7 +232,7 @@ def _open_csv(path: Path, *, encoding: str | None, sep: str | None,
     lines = _CsvLines(path, enc, line_max=4 * field_max, clean=clean, sep=delimiter)
     csv.field_size_limit(field_max)
     reader = csv.reader(lines, delimiter=delimiter)
-    source = _Source(name=path.name, columns=[], rows=iter(()), skipped_above=[],
+    source = Source(name=path.name, columns=[], rows=iter(()), skipped_above=[],
                      closer=lines.close, fmt="csv", encoding=enc, sep=delimiter,
                      cell_max=cell_max)
     swallowed: list[tuple[int, int, int]] = []
@@ -284,12 +284,12 @@ def _open_csv(path: Path, *, encoding: str | None, sep: str | None,
             _csv_warnings(source, lines, swallowed, last, n)
 
     try:
-        header = _with_header(path.name, records(), est, lines.close, fmt="csv", encoding=enc,
+        header = with_header(path.name, records(), est, lines.close, fmt="csv", encoding=enc,
                               sep=delimiter, header_line=header_line)
     except InputFileError:
         lines.close()
         raise
-    return _adopt(source, header)
+    return adopt(source, header)
 
 
 def _scan(path: Path, line_max: int, sep: bytes = b";") -> tuple[int, bool]:
@@ -341,7 +341,7 @@ def swallows_a_row(row: list[str], delimiter: str, row_seps: int, width: int) ->
     return False
 
 
-def _csv_warnings(source: _Source, lines: _CsvLines, swallowed: list[tuple[int, int, int]],
+def _csv_warnings(source: Source, lines: _CsvLines, swallowed: list[tuple[int, int, int]],
                   physical: int, records: int = 0) -> None:
     """Summary warnings of a CSV read (set once, at the end or on an error)."""
     for n, first, last in swallowed:
@@ -359,13 +359,13 @@ def _csv_warnings(source: _Source, lines: _CsvLines, swallowed: list[tuple[int, 
     if lines.recoded:
         source.warnings.append(
             f"Encodage mêlé : {len(lines.recoded)} ligne(s) du fichier en Windows-1252 au "
-            f"milieu d'UTF-8, lues comme telles (lignes {_named_lines(lines.recoded)}). "
+            f"milieu d'UTF-8, lues comme telles (lignes {named_lines(lines.recoded)}). "
             "Vérifiez leurs accents ; enregistrez le fichier en UTF-8.")
     if lines.nul:
         source.warnings.append(
-            f"Caractères NUL supprimés (lignes du fichier {_named_lines(lines.nul)}) : fichier "
+            f"Caractères NUL supprimés (lignes du fichier {named_lines(lines.nul)}) : fichier "
             "probablement abîmé, vérifiez ces lignes.")
     if lines.cut:
         source.warnings.append(
             f"Lignes du fichier trop longues, coupées à {nombre(lines.line_max)} caractères "
-            f"(lignes {_named_lines(lines.cut)}).")
+            f"(lignes {named_lines(lines.cut)}).")

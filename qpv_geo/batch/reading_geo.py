@@ -7,15 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-from qpv_geo.batch.source import _cell_text, _header_names, _named_lines, _Source
+from qpv_geo.batch.source import Source, cell_text, header_names, named_lines
 from qpv_geo.exceptions import InputFileError
 
-_GEOM_LON = "longitude (géométrie)"
-_GEOM_LAT = "latitude (géométrie)"
+GEOM_LON = "longitude (géométrie)"
+GEOM_LAT = "latitude (géométrie)"
 
 
-def _open_geo(path: Path, *, layer: str | int | None = None,
-              cell_max: int = 1_000_000) -> _Source:
+def open_geo(path: Path, *, layer: str | int | None = None,
+              cell_max: int = 1_000_000) -> Source:
     """A GeoJSON / GeoPackage layer: attributes, and points as lon/lat columns. A feature
     whose geometry cannot be read (an unclosed ring…) is kept, its row says why; a table
     without geometry is read as a table; several layers need ``layer``."""
@@ -58,7 +58,7 @@ def _open_geo(path: Path, *, layer: str | int | None = None,
                              hint="Exportez la couche avec ses entités depuis QGIS.")
     problems: dict[int, str] = {}
     if wkb is None:  # a table without geometry: its attributes only
-        columns = _header_names(attrs)
+        columns = header_names(attrs)
         xs = ys = np.full(n, np.nan)
     else:
         geoms = shapely.from_wkb(wkb, on_invalid="ignore")
@@ -79,18 +79,18 @@ def _open_geo(path: Path, *, layer: str | int | None = None,
         is_point = np.asarray(shapely.get_type_id(geoms) == 0)
         xs = np.where(is_point, shapely.get_x(geoms), np.nan)
         ys = np.where(is_point, shapely.get_y(geoms), np.nan)
-        columns = _header_names([*attrs, _GEOM_LON, _GEOM_LAT])
+        columns = header_names([*attrs, GEOM_LON, GEOM_LAT])
 
     def records() -> Iterator[tuple[int, list[str]]]:
         for i in range(n):
-            cells = [_cell_text(col[i]) for col in field_data]
+            cells = [cell_text(col[i]) for col in field_data]
             if wkb is not None:
                 lon = "" if np.isnan(xs[i]) else repr(round(float(xs[i]), 7))
                 lat = "" if np.isnan(ys[i]) else repr(round(float(ys[i]), 7))
                 cells += [lon, lat]
             yield i + 2, cells
 
-    source = _Source(name=path.name, columns=columns, rows=records(), skipped_above=[],
+    source = Source(name=path.name, columns=columns, rows=records(), skipped_above=[],
                      estimated_rows=n, fmt="geo" if wkb is not None else "geo-table",
                      problems=problems, cell_max=cell_max)
     if path.suffix.lower() in (".geojson", ".json") and _has_escaped_nul(path):
@@ -98,7 +98,7 @@ def _open_geo(path: Path, *, layer: str | int | None = None,
                                "cellules est coupé à cet endroit. Vérifiez le fichier source.")
     if problems:
         source.warnings.append(f"{len(problems)} objet(s) à la géométrie illisible (lignes "
-                               f"{_named_lines(sorted(problems))}) : gardés sans point, "
+                               f"{named_lines(sorted(problems))}) : gardés sans point, "
                                "avec le motif.")
     return source
 

@@ -10,15 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from qpv_geo._francais import nombre
+from qpv_geo.batch._cancel import check_cancelled
 from qpv_geo.batch.source import (
     MAX_COLUMNS,
-    _adopt,
-    _cell_text,
-    _excel_letter,
-    _named_lines,
-    _Source,
-    _with_header,
+    Source,
+    adopt,
+    cell_text,
+    excel_letter,
+    named_lines,
     too_many_columns,
+    with_header,
 )
 from qpv_geo.exceptions import InputFileError, InputTooLargeError, UnreadableInputError
 from qpv_geo.settings import Settings
@@ -65,7 +66,6 @@ def _sheet_facts(zf: Any, name: str = "classeur") -> dict[str, _SheetFacts]:
     decompressed, the shared strings past :data:`SHARED_STRINGS_MAX_MB`, a row past
     :data:`~qpv_geo.batch.source.MAX_COLUMNS` cells or a cell beyond column XFD is refused as
     soon as it is seen, before openpyxl parses anything."""
-    from qpv_geo.batch._cancel import check_cancelled
 
     out: dict[str, _SheetFacts] = {}
     for info in zf.infolist():
@@ -151,8 +151,8 @@ def xlsx_is_safe(path: Path) -> bool:
     return True
 
 
-def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings,
-               header_line: int | None = None) -> _Source:
+def open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings,
+               header_line: int | None = None) -> Source:
     import zipfile
     from xml.etree.ElementTree import ParseError
 
@@ -205,7 +205,7 @@ def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings,
         closers.append(wb_f.close)
         ws_f = wb_f[ws.title]
         ws_f.reset_dimensions()
-    source_ref: list[_Source] = []
+    source_ref: list[Source] = []
     no_value: list[int] = []
 
     def records() -> Iterator[tuple[int, list[str]]]:
@@ -224,7 +224,7 @@ def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings,
                         f"« {ws.title} », au-delà des limites.",
                         hint="Découpez le fichier, ou relevez QPV_GEO_MAX_LIGNES / "
                         "QPV_GEO_MAX_CELLULES si c'est voulu.")
-                cells = [_cell_text(v) for v in values]
+                cells = [cell_text(v) for v in values]
                 if frows is not None:
                     formulas_row = next(frows, ())
                     missing = [i for i, f in enumerate(formulas_row)
@@ -232,7 +232,7 @@ def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings,
                                and (i >= len(values) or values[i] is None)]
                     if missing and source_ref:
                         no_value.append(line)
-                        letters = ", ".join(_excel_letter(i) for i in missing[:10])
+                        letters = ", ".join(excel_letter(i) for i in missing[:10])
                         source_ref[0].problems[line] = (
                             f"formules sans valeur calculée (colonnes {letters}) : le classeur "
                             "n'a pas été recalculé ; ouvrez-le dans Excel ou LibreOffice, "
@@ -248,20 +248,20 @@ def _open_xlsx(path: Path, *, sheet: str | int | None, settings: Settings,
         if no_value and source_ref:
             source_ref[0].warnings.append(
                 f"{len(no_value)} ligne(s) avec des formules sans valeur calculée (lignes "
-                f"{_named_lines(no_value)}) : ces cellules sont lues vides. Ouvrez le classeur "
+                f"{named_lines(no_value)}) : ces cellules sont lues vides. Ouvrez le classeur "
                 "dans Excel ou LibreOffice, enregistrez-le, relancez.")
 
     def close() -> None:
         for c in closers:
             c()
 
-    holder = _Source(name=path.name, columns=[], rows=iter(()), skipped_above=[],
+    holder = Source(name=path.name, columns=[], rows=iter(()), skipped_above=[],
                      fmt="xlsx", cell_max=settings.max_caracteres_cellule)
     source_ref.append(holder)
     try:
-        header = _with_header(path.name, records(), declared, close, fmt="xlsx",
+        header = with_header(path.name, records(), declared, close, fmt="xlsx",
                               header_line=header_line)
     except InputFileError:
         close()
         raise
-    return _adopt(holder, header)
+    return adopt(holder, header)

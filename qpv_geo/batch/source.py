@@ -1,4 +1,4 @@
-"""What every reader of a sites file shares: the opened source (:class:`_Source`: header,
+"""What every reader of a sites file shares: the opened source (:class:`Source`: header,
 rows, problems by line, warnings, skipped rows), header detection, and cells as text."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qpv_geo.batch.columns import detect_columns
-from qpv_geo.exceptions import InputFileError
+from qpv_geo.exceptions import InputFileError, InputTooLargeError
 
 #: Skipped rows listed one by one in the summary (all are counted).
 SKIPPED_LISTED = 1_000
@@ -23,7 +23,6 @@ MAX_COLUMNS = 16_384
 
 def too_many_columns(name: str, line: int | None, count: int) -> Exception:
     """The French error of a row beyond :data:`MAX_COLUMNS` cells."""
-    from qpv_geo.exceptions import InputTooLargeError
 
     where = f", ligne {line}" if line else ""
     big = f"{count:,}".replace(",", "\u202f")
@@ -37,7 +36,7 @@ def too_many_columns(name: str, line: int | None, count: int) -> Exception:
 LINES_NAMED = 20
 
 
-def _excel_letter(index: int) -> str:
+def excel_letter(index: int) -> str:
     letters = ""
     index += 1
     while index:
@@ -46,7 +45,7 @@ def _excel_letter(index: int) -> str:
     return letters
 
 
-def _header_names(cells: Sequence[str]) -> list[str]:
+def header_names(cells: Sequence[str]) -> list[str]:
     """Header cells as column names: blanks named after their Excel letter, duplicates
     numbered, so that no column is dropped."""
     names: list[str] = []
@@ -54,7 +53,7 @@ def _header_names(cells: Sequence[str]) -> list[str]:
     for i, cell in enumerate(cells):
         name = re.sub(r"\s+", " ", str(cell or "")).strip().lstrip("\ufeff")
         if not name:
-            name = f"colonne {_excel_letter(i)}"
+            name = f"colonne {excel_letter(i)}"
         seen[name] += 1
         if seen[name] > 1:
             name = f"{name} ({seen[name]})"
@@ -62,7 +61,7 @@ def _header_names(cells: Sequence[str]) -> list[str]:
     return names
 
 
-def _cell_text(value: Any) -> str:
+def cell_text(value: Any) -> str:
     """An XLSX/geo cell as the text a person sees (numbers without a trailing ``.0``)."""
     if value is None:
         return ""
@@ -81,7 +80,7 @@ def _cell_text(value: Any) -> str:
 
 
 @dataclass
-class _Source:
+class Source:
     """An opened sites file: its header and an iterator of (line number, cells)."""
 
     name: str
@@ -130,13 +129,13 @@ class _Source:
 
 
 #: Pseudo-encoding of a UTF-8 file with some Windows-1252 lines (each line decoded alone).
-def _named_lines(lines: Sequence[int]) -> str:
+def named_lines(lines: Sequence[int]) -> str:
     shown = ", ".join(str(n) for n in lines[:LINES_NAMED])
     return shown + (f" … (et {len(lines) - LINES_NAMED} autres)" if len(lines) > LINES_NAMED
                     else "")
 
 
-def _head_rows(records: Iterator[tuple[int, list[str]]]) -> list[tuple[int, list[str]]]:
+def head_rows(records: Iterator[tuple[int, list[str]]]) -> list[tuple[int, list[str]]]:
     """The first rows of a file, up to the tenth non-empty one (where the header is sought)."""
     buffered: list[tuple[int, list[str]]] = []
     filled = 0
@@ -164,7 +163,7 @@ def _roles_named(cells: Sequence[str]) -> int:
     cells that hold a value (digits: « 12 rue … », « 42000 ») name none."""
     names = [c if not (_VALUE_LIKE.search(str(c)) and not _COORD_NAME.search(str(c))) else ""
              for c in cells]
-    mapping = detect_columns(_header_names(names))
+    mapping = detect_columns(header_names(names))
     return sum(1 for _, col in mapping.describe() if col)
 
 
@@ -208,18 +207,18 @@ def _guess_header(buffered: Sequence[tuple[int, Sequence[str]]]) -> HeaderGuess:
     return HeaderGuess(best, doubt)
 
 
-def _header_index(buffered: Sequence[tuple[int, Sequence[str]]]) -> int | None:
+def header_index(buffered: Sequence[tuple[int, Sequence[str]]]) -> int | None:
     """Index of the header among the first rows (:func:`_guess_header`); None when all
     are empty."""
     return _guess_header(buffered).index
 
 
-def _with_header(name: str, records: Iterator[tuple[int, list[str]]], est: int | None,
+def with_header(name: str, records: Iterator[tuple[int, list[str]]], est: int | None,
                  closer: Callable[[], None] | None, *, header_line: int | None = None,
-                 **info: Any) -> _Source:
+                 **info: Any) -> Source:
     """Find the header (:func:`_guess_header` among the first ten non-empty rows, or the row
     ``header_line`` a person named) and return the source positioned after it. Blank rows
-    among those read ahead are kept for :func:`_frames` (which counts and lists them)."""
+    among those read ahead are kept for :func:`source_frames` (which counts and lists them)."""
     if header_line is not None:
         buffered = []
         filled = 0
@@ -240,7 +239,7 @@ def _with_header(name: str, records: Iterator[tuple[int, list[str]]], est: int |
                 hint="Indiquez le numéro de la ligne des noms de colonnes : --ligne-entete N.")
         doubt = ""
     else:
-        buffered = _head_rows(records)
+        buffered = head_rows(records)
         guess = _guess_header(buffered)
         pick, doubt = guess.index, guess.doubt
     if pick is None:
@@ -254,7 +253,7 @@ def _with_header(name: str, records: Iterator[tuple[int, list[str]]], est: int |
     blank_above = [(line, cells) for line, cells in above if not any(str(c).strip()
                                                                      for c in cells)]
     rest = buffered[pick + 1:]
-    source = _Source(name=name, columns=_header_names(header), rows=iter(()),
+    source = Source(name=name, columns=header_names(header), rows=iter(()),
                      skipped_above=skipped,
                      estimated_rows=None if est is None else max(0, est - header_line),
                      closer=closer, **info)
@@ -274,7 +273,7 @@ def _with_header(name: str, records: Iterator[tuple[int, list[str]]], est: int |
     return source
 
 
-def _adopt(holder: _Source, header: _Source) -> _Source:
+def adopt(holder: Source, header: Source) -> Source:
     """``holder`` (whose problems/warnings the reader fills) with the header's fields."""
     holder.columns, holder.rows = header.columns, header.rows
     holder.skipped_above, holder.estimated_rows = header.skipped_above, header.estimated_rows

@@ -21,7 +21,7 @@ from qpv_geo.batch.columns import (
     OUTPUT_COLUMNS,
     PROBLEM_COLUMN,
     ColumnMapping,
-    _text,
+    column_text,
     fold_name,
 )
 
@@ -57,7 +57,7 @@ def outside_table(frame: pd.DataFrame, mapping: ColumnMapping, *,
     out = np.full(n, "", dtype=object)
     if not n:
         return out
-    texts = {c: _text(frame, c) for c in _input_columns(frame)}
+    texts = {c: column_text(frame, c) for c in _input_columns(frame)}
     filled = np.zeros(n, dtype=np.int32)
     for t in texts.values():
         filled += t != ""
@@ -88,7 +88,7 @@ def outside_table(frame: pd.DataFrame, mapping: ColumnMapping, *,
                  else np.arange(n, dtype=np.int64))
         for c in (EXTRA_COLUMN, PROBLEM_COLUMN):  # a row read with a problem is no note
             if c in frame.columns:
-                anywhere |= _text(frame, c) != ""
+                anywhere |= column_text(frame, c) != ""
         start = n
         while start > 0 and (out[start - 1] == "total"
                              or (not anywhere[start - 1] and filled[start - 1] <= 1)):
@@ -121,10 +121,10 @@ class Duplicates:
         used = {c for _, c in mapping.describe() if c}
         dossier_col = next((c for c in _input_columns(frame) if c not in used
                             and "dossier" in fold_name(c).split()), None)
-        place = [_text(frame, getattr(mapping, r)) for r in _LOCATION]
-        dossier = _text(frame, dossier_col)
-        porteur = _text(frame, mapping.porteur)
-        action = _text(frame, mapping.action)
+        place = [column_text(frame, getattr(mapping, r)) for r in _LOCATION]
+        dossier = column_text(frame, dossier_col)
+        porteur = column_text(frame, mapping.porteur)
+        action = column_text(frame, mapping.action)
         folded: dict[str, str] = {}
 
         def fold(v: str) -> str:
@@ -208,7 +208,7 @@ MAL_LU_PART = 0.5
 EXIT_MAL_LU = 3
 
 
-#: Name given to a column whose header cell is blank (:func:`~qpv_geo.batch.source._header_names`).
+#: Name given to a column whose header cell is blank (:func:`~qpv_geo.batch.source.header_names`).
 _UNNAMED = re.compile(r"^colonne [A-Z]{1,3}( \(\d+\))?$")
 
 
@@ -228,9 +228,9 @@ def file_reason_rows(frame: pd.DataFrame) -> int:
         blank = np.zeros(len(frame), dtype=np.int32)
         full = np.zeros(len(frame), dtype=np.int32)
         for c in unnamed:
-            blank += _text(frame, c) != ""
+            blank += column_text(frame, c) != ""
         for c in named:
-            full += _text(frame, c) != ""
+            full += column_text(frame, c) != ""
         hit |= blank > full
     return int(hit.sum())
 

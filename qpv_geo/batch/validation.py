@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from qpv_geo._files import AtomicOutputs, check_output_path, os_error_message
+from qpv_geo._files import AtomicOutputs, check_output_path, os_error_message, utf8_path
 from qpv_geo._francais import nombre
 from qpv_geo.batch._cancel import check_cancelled
 from qpv_geo.batch.columns import (
@@ -24,12 +24,12 @@ from qpv_geo.batch.columns import (
     VALIDATED_MARKERS,
     VERDICT_OUTPUT_COLUMNS,
     ColumnMapping,
-    _text,
+    column_text,
     detect_columns,
     parse_numbers,
 )
 from qpv_geo.batch.priorites import label_of, normalize_priorite
-from qpv_geo.batch.reading import _frames, _mapping_for, _open, xlsx_is_safe
+from qpv_geo.batch.reading import mapping_for, open_source, source_frames, xlsx_is_safe
 from qpv_geo.batch.table import (
     HORS_TABLEAU,
     HORS_TABLEAU_LABEL,
@@ -43,15 +43,15 @@ from qpv_geo.batch.table import (
 from qpv_geo.batch.writing import (
     ROLE_LABELS,
     XLSX_HEADERS,
-    _CsvWriter,
-    _kind_of,
-    _write_summary_files,
+    CsvWriter,
+    kind_of,
     output_paths,
     summary_mismatch,
     summary_paths,
     write_result,
+    write_summary_files,
 )
-from qpv_geo.eligibility.engine import STATUS_LABELS, STATUSES, Engine
+from qpv_geo.eligibility.engine import STATUS_LABELS, STATUSES, Engine, engine_from_settings
 from qpv_geo.eligibility.libelles import libelles
 from qpv_geo.exceptions import (
     GeocoderNotConfigured,
@@ -59,6 +59,8 @@ from qpv_geo.exceptions import (
     InputFileError,
     QpvGeoError,
 )
+from qpv_geo.geocoding import AddressQuery, geocoder_from_settings, not_found
+from qpv_geo.geocoding.coordinates import coordinates_result, demi_pas_textes, incertitude_arrondi_m
 from qpv_geo.settings import Settings
 
 if TYPE_CHECKING:
@@ -120,8 +122,6 @@ class _Geocoding:
 
     def geocoder(self) -> Geocoder | None:
         if self._geocoder is None and self._error is None:
-            from qpv_geo.geocoding import geocoder_from_settings
-
             try:
                 self._geocoder = geocoder_from_settings(self._settings, self._name)
                 self.name = self._geocoder.name
@@ -132,9 +132,6 @@ class _Geocoding:
 
     def run(self, queries: list[AddressQuery],
             progress: Callable[[int], None] | None) -> list[GeocodeResult]:
-        from qpv_geo.geocoding import not_found
-        from qpv_geo.geocoding.coordinates import coordinates_result
-
         for q in queries:  # coordinates typed in the address column: no geocoder needed
             if q not in self._memo:
                 typed = coordinates_result(q)
@@ -227,8 +224,6 @@ def validate_sites(frame: pd.DataFrame, mapping: ColumnMapping, *,
     """
     settings = settings or Settings.from_env()
     if engine is None:
-        from qpv_geo.eligibility.engine import engine_from_settings
-
         engine = engine_from_settings(settings)
     state = _Geocoding(geocoder, settings)
     duplicates = Duplicates()
@@ -264,8 +259,6 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
                     geocoding: _Geocoding, progress: Callable[[int], None] | None, *,
                     duplicates: Duplicates | None = None, table_ends: bool = True
                     ) -> pd.DataFrame:
-    from qpv_geo.geocoding import AddressQuery
-
     n = len(frame)
     if frame.index.name == "ligne":
         ligne = frame.index.to_numpy(np.int64)
@@ -280,11 +273,11 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
         pre[mask] = pre[mask] + sep + text
 
     if EXTRA_COLUMN in frame.columns:
-        extra = _text(frame, EXTRA_COLUMN)
+        extra = column_text(frame, EXTRA_COLUMN)
         has_extra = extra != ""
         add(has_extra, "ligne irrégulière, " + extra[has_extra].astype(str))
     if PROBLEM_COLUMN in frame.columns:
-        problem = _text(frame, PROBLEM_COLUMN)
+        problem = column_text(frame, PROBLEM_COLUMN)
         add(problem != "", problem[problem != ""].astype(str))
 
     # A total or a note under the table is not a site: neither geocoded nor judged.
@@ -310,7 +303,7 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
             m = bad & free
             if m.any():
                 add(m, f"{name} illisible (colonne « {col} ») : « "
-                    + _text(frame, col)[m].astype(str) + " »")
+                    + column_text(frame, col)[m].astype(str) + " »")
         both = free & ~np.isnan(va) & ~np.isnan(vb)
         one = free & (np.isnan(va) != np.isnan(vb))
         add(one, f"{label[0]} ou {label[1]} manquante (colonnes « {col_a} » / « {col_b} »)")
@@ -327,9 +320,9 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
         reason[xy] = Engine.check_xy(a[xy], b[xy])
 
     kind[off] = 0
-    adresse = _text(frame, mapping.adresse)
-    cp = _text(frame, mapping.code_postal)
-    commune = _text(frame, mapping.commune)
+    adresse = column_text(frame, mapping.adresse)
+    cp = column_text(frame, mapping.code_postal)
+    commune = column_text(frame, mapping.commune)
     has_address = ((adresse != "") | (cp != "") | (commune != "")) & ~off
     use_coords = (kind > 0) & ((reason == 0) | ~has_address)
     geocode_rows = np.flatnonzero(~use_coords & has_address)
@@ -379,11 +372,9 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
     arrondi = np.full(n, np.nan)
     ll_rows = use_coords & (kind == 1)
     if ll_rows.any():
-        from qpv_geo.geocoding.coordinates import demi_pas_textes, incertitude_arrondi_m
-
         arrondi[ll_rows] = incertitude_arrondi_m(
-            lat[ll_rows], demi_pas_textes(_text(frame, mapping.lat)[ll_rows]),
-            demi_pas_textes(_text(frame, mapping.lon)[ll_rows]))
+            lat[ll_rows], demi_pas_textes(column_text(frame, mapping.lat)[ll_rows]),
+            demi_pas_textes(column_text(frame, mapping.lon)[ll_rows]))
     verdict = engine.judge_lonlat(lon, lat, geocodes=geocodes, precision_point_m=incert,
                                   arrondi_m=arrondi)
     vcols = {c: verdict[c].to_numpy() for c in verdict.columns}
@@ -446,9 +437,9 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
         uniques = {v: normalize_priorite(v) for v in pd.unique(raw)}
         added["priorite"] = raw.map(uniques).to_numpy(object)
     if mapping.porteur:
-        added["porteur"] = _text(frame, mapping.porteur)
+        added["porteur"] = column_text(frame, mapping.porteur)
     if mapping.action:
-        added["action"] = _text(frame, mapping.action)
+        added["action"] = column_text(frame, mapping.action)
     extra = pd.DataFrame(added)
     return pd.concat([out, extra], axis=1)
 
@@ -525,7 +516,7 @@ class _Summary:
             if not col:
                 return None
             name = col if col in rows.columns else f"{col} (source)"
-            return _text(rows, name) if name in rows.columns else None
+            return column_text(rows, name) if name in rows.columns else None
 
         out = [""] * len(rows)
         for a, b, fmt in (("lat", "lon", "{} ; {}"), ("x", "y", "x {} ; y {}")):
@@ -636,13 +627,12 @@ def validate_file(path: str | Path, output: str | Path | None = None, *,
     """
     settings = settings or Settings.from_env()
     if output is not None:  # before any work: never over the input, never in a missing folder
-        _kind_of(Path(output))
+        kind_of(Path(output))
         for p in output_paths(Path(output)):
             check_output_path(p, [path])
-    from qpv_geo.eligibility.engine import engine_from_settings
 
     engine = engine_from_settings(settings)
-    source = _open(path, sheet=sheet, encoding=encoding, sep=input_sep, settings=settings,
+    source = open_source(path, sheet=sheet, encoding=encoding, sep=input_sep, settings=settings,
                    header_line=header_line)
     outs = AtomicOutputs()
     try:
@@ -685,10 +675,10 @@ def _validate_source(source: Any, output: str | Path | None, outs: AtomicOutputs
                      ) -> BatchResult:
     """The body of :func:`validate_file`: every output goes through *outs* (renamed into
     place together at the end, removed on any failure)."""
-    kind = _kind_of(Path(output)) if output is not None else None
+    kind = kind_of(Path(output)) if output is not None else None
     stream = kind == "csv"
     state = _Geocoding(geocoder, settings, geocoder_name)
-    writer: _CsvWriter | None = None
+    writer: CsvWriter | None = None
     kept: list[pd.DataFrame] = []
     kept_rows = 0
     head: pd.DataFrame | None = None
@@ -698,7 +688,7 @@ def _validate_source(source: Any, output: str | Path | None, outs: AtomicOutputs
     task = None
     try:
         if stream and output is not None:
-            writer = _CsvWriter(outs.path(output), sep)
+            writer = CsvWriter(outs.path(output), sep)
         if bar is not None:
             bar.start()
             task = bar.add_task("validation", total=source.estimated_rows)
@@ -710,9 +700,9 @@ def _validate_source(source: Any, output: str | Path | None, outs: AtomicOutputs
         duplicates = Duplicates()
         width = max(1, len(source.columns))
         chunk_rows = max(1, min(CHUNK_ROWS, CHUNK_CELLS // width))
-        for (chunk, empty), last in _with_last(_frames(source, chunk_rows)):
+        for (chunk, empty), last in _with_last(source_frames(source, chunk_rows)):
             if mapping is None:
-                mapping = _mapping_for(source, chunk, mapping_overrides)
+                mapping = mapping_for(source, chunk, mapping_overrides)
                 summary = _Summary(engine, mapping, list(source.columns))
                 if on_mapping is not None:
                     on_mapping(mapping, source.columns)
@@ -763,7 +753,7 @@ def _validate_source(source: Any, output: str | Path | None, outs: AtomicOutputs
     out_path = Path(output)
     if writer is not None:
         result.summary["lignes_ecrites"] = writer.rows
-        result.paths = [out_path, *_write_summary_files(result.summary, out_path, sep, outs)]
+        result.paths = [out_path, *write_summary_files(result.summary, out_path, sep, outs)]
         outs.commit()
     else:
         result.paths = write_result(result, out_path, sep=sep)
@@ -791,11 +781,9 @@ def read_validated(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise InputFileError(f"Fichier introuvable : {path}.",
                              hint="Vérifiez le chemin (glisser le fichier dans le terminal aide).")
-    kind = _kind_of(path) if path.suffix.lower() not in {".txt", ".tsv", ".tab"} else "csv"
+    kind = kind_of(path) if path.suffix.lower() not in {".txt", ".tsv", ".tab"} else "csv"
     if kind in ("geojson", "gpkg"):
         import geopandas as gpd
-
-        from qpv_geo._files import utf8_path
 
         try:
             with utf8_path(path) as readable:  # GDAL takes UTF-8 names only
@@ -807,9 +795,9 @@ def read_validated(path: str | Path) -> pd.DataFrame:
     else:
         sheets = _sheet_names(path) if kind == "xlsx" else []
         sheet = next((s for s in ("Sites", "sites") if s in sheets), None)
-        source = _open(path, sheet=sheet, header_line=1)  # a batch output: its own header
+        source = open_source(path, sheet=sheet, header_line=1)  # a batch output: its own header
         try:
-            frame = pd.concat([f for f, _ in _frames(source, sys.maxsize)])
+            frame = pd.concat([f for f, _ in source_frames(source, sys.maxsize)])
         finally:
             if source.closer:
                 source.closer()
@@ -938,7 +926,7 @@ def _restore_run_columns(frame: pd.DataFrame, facts: dict[str, Any]) -> None:
         name = col if col in frame.columns else f"{col} (source)"
         if name not in frame.columns:
             continue
-        text = _text(frame, name)
+        text = column_text(frame, name)
         if role == "priorite":
             uniques = {v: normalize_priorite(v) for v in pd.unique(text)}
             frame[role] = [uniques[v] for v in text]
@@ -950,10 +938,10 @@ def _sheet_names(path: Path) -> list[str]:
     from openpyxl import load_workbook
 
     if not xlsx_is_safe(path):
-        return []  # _open says why
+        return []  # open_source says why
     try:
         wb = load_workbook(path, read_only=True)
-    except Exception:  # unreadable: _open says why
+    except Exception:  # unreadable: open_source says why
         return []
     try:
         return list(wb.sheetnames)

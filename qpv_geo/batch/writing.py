@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from qpv_geo import _files
+from qpv_geo import __version__, _files
 from qpv_geo._files import AtomicOutputs, check_output_path
 from qpv_geo.batch.columns import OUTPUT_COLUMNS, fold_name
-from qpv_geo.batch.reading import _CSV_SUFFIXES, _XLSX_SUFFIXES
+from qpv_geo.batch.reading import CSV_SUFFIXES, XLSX_SUFFIXES
 from qpv_geo.batch.table import HORS_TABLEAU, HORS_TABLEAU_LABEL
 from qpv_geo.eligibility.engine import STATUS_LABELS
 from qpv_geo.eligibility.libelles import PRECISIONS, SOURCES
@@ -288,11 +288,11 @@ def _csv_column(name: str, s: pd.Series, sep: str, decimal: str) -> list[str]:
     return _csv_quote(texts, sep).tolist()
 
 
-def _kind_of(path: Path) -> str:
+def kind_of(path: Path) -> str:
     suffix = path.suffix.lower()
-    if suffix in _CSV_SUFFIXES:
+    if suffix in CSV_SUFFIXES:
         return "csv"
-    if suffix in _XLSX_SUFFIXES:
+    if suffix in XLSX_SUFFIXES:
         return "xlsx"
     if suffix in {".geojson", ".json"}:
         return "geojson"
@@ -335,7 +335,7 @@ def summary_mismatch(facts: dict[str, Any], path: Path) -> str | None:
     return None
 
 
-class _CsvWriter:
+class CsvWriter:
     """Appends chunks to a CSV (BOM once, French decimal comma with ``;``), column by column:
     each column is formatted, neutralised and quoted as a whole, then the rows are joined."""
 
@@ -414,7 +414,7 @@ def _summary_rows(summary: dict[str, Any]) -> list[tuple[Any, ...]]:
     return rows
 
 
-def _write_summary_files(summary: dict[str, Any], path: Path, sep: str,
+def write_summary_files(summary: dict[str, Any], path: Path, sep: str,
                          outs: AtomicOutputs) -> list[Path]:
     """Write ``<name>-synthese.csv`` and ``.json`` (through *outs*, once *path* is written
     there: they name it, with its size and sha256); return the final paths."""
@@ -426,7 +426,7 @@ def _write_summary_files(summary: dict[str, Any], path: Path, sep: str,
     rows = _summary_rows(summary)
     rows.insert(1, ("fichier_decrit", described["sha256"], described["nom"], described["octets"]))
     table = pd.DataFrame(rows[1:], columns=list(rows[0])).astype({"cle": str, "valeur": str})
-    writer = _CsvWriter(outs.path(csv_path), sep)
+    writer = CsvWriter(outs.path(csv_path), sep)
     try:
         writer.write(table)
     finally:
@@ -732,8 +732,6 @@ def _write_synthese_sheet(wb: Any, summary: dict[str, Any], fmt: dict[str, Any])
 
 
 def _write_donnees_sheet(wb: Any, summary: dict[str, Any], fmt: dict[str, Any]) -> None:
-    from qpv_geo import __version__
-
     ws = wb.add_worksheet("Données")
     _print_setup(ws)
     ws.set_column(0, 0, 34)
@@ -863,7 +861,7 @@ def write_result(result: BatchResult, path: str | Path, *, sep: str = ";",
     written, the sites file first.
     """
     path = Path(path)
-    kind = _kind_of(path)
+    kind = kind_of(path)
     for p in output_paths(path) if summaries else [path]:
         check_output_path(p, inputs)
     frame = result.frame
@@ -872,7 +870,7 @@ def write_result(result: BatchResult, path: str | Path, *, sep: str = ";",
     try:
         with AtomicOutputs() as outs:
             if kind == "csv":
-                writer = _CsvWriter(outs.path(path), sep)
+                writer = CsvWriter(outs.path(path), sep)
                 try:
                     writer.write(frame)
                 finally:
@@ -881,7 +879,7 @@ def write_result(result: BatchResult, path: str | Path, *, sep: str = ";",
                 _write_xlsx(frame, summary, outs.path(path))
             else:
                 _write_geo(frame, outs.path(path), kind)
-            written = [path, *(_write_summary_files(summary, path, sep, outs)
+            written = [path, *(write_summary_files(summary, path, sep, outs)
                                if summaries else [])]
     except Exception as exc:
         error = _files.write_error(exc, path)

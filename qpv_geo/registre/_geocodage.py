@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from qpv_geo.exceptions import GeocoderNotConfigured, GeocodingError
+from qpv_geo.geocoding import GeocodeResult, geocoder_from_settings, not_found
 
 if TYPE_CHECKING:
     from qpv_geo.geocoding import AddressQuery, Geocoder, GeocodeResult
@@ -37,7 +38,6 @@ def result_to_json(result: GeocodeResult) -> str:
 
 def result_from_json(text: str) -> GeocodeResult:
     """A stored result back."""
-    from qpv_geo.geocoding import GeocodeResult
 
     data = json.loads(text)
     names = {f.name for f in dataclasses.fields(GeocodeResult)}
@@ -70,8 +70,6 @@ class RegisterGeocoder:
 
     def _geocoder(self) -> Geocoder | None:
         if self._live is None and self._error is None:
-            from qpv_geo.geocoding import geocoder_from_settings
-
             try:
                 self._live = geocoder_from_settings(self._settings)
                 self.name = self._live.name
@@ -87,7 +85,6 @@ class RegisterGeocoder:
     def geocode_many(self, queries: Sequence[AddressQuery | str], *,
                      progress: Callable[[int], None] | None = None) -> list[GeocodeResult]:
         """Stored answers, then the live geocoder for the others."""
-        from qpv_geo.geocoding import not_found
 
         keys = [query_key(q) for q in queries]
         out: list[Any] = [self._stored.get(k) for k in keys]

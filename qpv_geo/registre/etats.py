@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from qpv_geo._francais import heure_paris
+from qpv_geo.batch import fold_name
 from qpv_geo.eligibility.engine import STATUS_LABELS
 from qpv_geo.exceptions import RegistreError
 from qpv_geo.registre.criteres import Critere, etat_dossier
@@ -25,7 +26,6 @@ LOT_DEFAUT = "principal"
 
 def normalize_decision(text: str) -> str:
     """``eligible`` / ``non_eligible`` from what a person types (« éligible », « non éligible »)."""
-    from qpv_geo.batch import fold_name
 
     f = fold_name(text).replace(" ", "_")
     if f in ("eligible", "oui", "accepte"):

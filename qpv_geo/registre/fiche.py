@@ -18,10 +18,17 @@ import jinja2
 from qpv_geo import __version__
 from qpv_geo._files import atomic_path, check_output_path, os_error_message
 from qpv_geo._francais import heure_paris
-from qpv_geo.eligibility.engine import format_distance
-from qpv_geo.eligibility.libelles import precision_libelle, source_libelle
+from qpv_geo.eligibility.engine import Engine, format_distance
+from qpv_geo.eligibility.libelles import (
+    libelles,
+    precision_libelle,
+    reference_from_settings,
+    source_libelle,
+)
+from qpv_geo.eligibility.projections import epsg_metrique
 from qpv_geo.exceptions import InputFileError, QpvGeoError
 from qpv_geo.registre.store import DECISIONS, Registre
+from qpv_geo.reporting import osm
 
 if TYPE_CHECKING:
     from qpv_geo.reference.layers import Reference
@@ -45,9 +52,6 @@ def map_png(lon: float | None, lat: float | None, reference: Reference, *,
     import geopandas as gpd
     import matplotlib.pyplot as plt
     from shapely.geometry import Point, box
-
-    from qpv_geo.eligibility.libelles import libelles
-    from qpv_geo.eligibility.projections import epsg_metrique
 
     mots = libelles(reference)
     epsg = epsg_metrique((lon, lat))  # Lambert-93 in metropolitan France, UTM overseas
@@ -123,8 +127,6 @@ def _draw_streets(ax: Any, window: Any, point: Any) -> str:
     """OpenStreetMap streets of the window (Saint-Étienne only) with a few names, none on the
     ``point`` (Lambert-93); returns the caption (attribution, or where the layer stops —
     and where to see the streets then)."""
-    from qpv_geo.eligibility.engine import Engine
-    from qpv_geo.reporting import osm
 
     try:
         (x0, y0, x1, y1) = window.bounds
@@ -148,7 +150,7 @@ def _draw_streets(ax: Any, window: Any, point: Any) -> str:
     for _, r in named.sort_values("len", ascending=False).iterrows():
         if r["name"] in shown or len(shown) >= 8 or r["len"] < 60:
             continue
-        at = _label_spot(r.geometry, str(r["name"]), point)
+        at = label_spot(r.geometry, str(r["name"]), point)
         if at is None:
             continue
         shown.add(r["name"])
@@ -157,7 +159,7 @@ def _draw_streets(ax: Any, window: Any, point: Any) -> str:
     return "rues " + osm.ROADS_ATTRIBUTION
 
 
-def _label_spot(line: Any, name: str, point: Any) -> Any:
+def label_spot(line: Any, name: str, point: Any) -> Any:
     """Where along ``line`` a street name (6 pt, on a map of ±400 m) does not cover the
     point: the middle, else a quarter from either end; None when nowhere."""
     half_w = len(name) * 3.3 + DEGAGEMENT_POINT_M  # ≈ 6.5 m a character at this scale
@@ -170,8 +172,6 @@ def _label_spot(line: Any, name: str, point: Any) -> Any:
 
 
 def _reference(registre: Registre) -> Reference:
-    from qpv_geo.eligibility.libelles import reference_from_settings
-
     # the territory's reference: the one the register's verdicts are judged with
     return reference_from_settings(registre.settings)
 
@@ -218,9 +218,6 @@ LEGENDE_CARTE_SEM = ("Périmètres, rues et point en Lambert-93, carte produite 
 def _legende_carte(lon: float | None, lat: float | None, reference: Reference) -> str:
     """What the map is drawn in; elsewhere than SEM, the streets' credit only where streets
     can be drawn (the layer covers Saint-Étienne)."""
-    from qpv_geo.eligibility.libelles import libelles
-    from qpv_geo.eligibility.projections import epsg_metrique
-    from qpv_geo.reporting import osm
 
     if libelles(reference).rues:  # the street layer serves the whole territory
         return LEGENDE_CARTE_SEM

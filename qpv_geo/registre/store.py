@@ -27,9 +27,17 @@ from qpv_geo import __version__
 from qpv_geo._files import sha256_file
 from qpv_geo.batch import ColumnMapping, read_sites, validate_sites
 from qpv_geo.batch.table import outside_table
+from qpv_geo.eligibility.engine import engine_from_settings
+from qpv_geo.eligibility.libelles import libelles_reglages
 from qpv_geo.exceptions import InputFileError, RegistreError
-from qpv_geo.registre import _db
-from qpv_geo.registre._geocodage import RegisterGeocoder
+from qpv_geo.registre import database
+from qpv_geo.registre._geocodage import (
+    SOURCE_PANNE,
+    RegisterGeocoder,
+    result_from_json,
+    result_to_json,
+)
+from qpv_geo.registre.annuaire import Annuaire
 from qpv_geo.registre.colonnes import (
     RegistreColumns,
     cells,
@@ -43,6 +51,7 @@ from qpv_geo.registre.criteres import (
     critere_lieu,
     critere_periode,
     critere_porteur,
+    criteres_de,
 )
 from qpv_geo.registre.etats import (
     A_REVOIR,
@@ -133,7 +142,7 @@ class Registre:
                  settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.path = Path(path) if path else default_path(self.settings)
-        self.db = _db.connect(self.path)
+        self.db = database.connect(self.path)
 
     def close(self) -> None:
         """Close the database."""
@@ -148,15 +157,12 @@ class Registre:
     @functools.cached_property
     def statuts(self) -> dict[str, str]:
         """Status labels in the words of the register's territory (SEM's by default)."""
-        from qpv_geo.eligibility.libelles import libelles_reglages
 
         return libelles_reglages(self.settings).statuts
 
     @functools.cached_property
     def criteres(self) -> dict[str, str]:
         """Names of the dossier criteria in the register's territory's words."""
-        from qpv_geo.eligibility.libelles import libelles_reglages
-        from qpv_geo.registre.criteres import criteres_de
 
         return criteres_de(libelles_reglages(self.settings))
 
@@ -223,7 +229,7 @@ class Registre:
         now = _now()
         common = (now, engine.marge_m, engine.reference.version,
                   json.dumps(shas, sort_keys=True), __version__)
-        with _db.write(self.db) as db:
+        with database.write(self.db) as db:
             prev = db.execute("SELECT id FROM imports_courants WHERE lot = ?",
                               (lot,)).fetchone()
             import_id = db.execute(
@@ -505,7 +511,7 @@ class Registre:
                                 hint="Indiquez votre nom : --auteur « Prénom Nom ».")
         cle = self._resolve(site_id, lot, dossier)
         now = _now()
-        with _db.write(self.db) as db:
+        with database.write(self.db) as db:
             # the verdict the person saw: the site's current one (withdrawn imports aside)
             st = self._states("AND s.id = ?", (cle,))[0]
             v = (st.verdict["id"], st.dossier, st.lot)
@@ -550,7 +556,7 @@ class Registre:
                                 hint="Indiquez votre nom : --auteur « Prénom Nom ».")
         lot = self._lot_of_dossier(dossier, lot)
         now = _now()
-        with _db.write(self.db) as db:
+        with database.write(self.db) as db:
             db.execute("INSERT INTO drapeaux (dossier, nom, valeur, motif, auteur, date, lot) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (dossier, DRAPEAU_BILAN, int(bool(fourni)), motif, auteur, now, lot))
@@ -574,7 +580,7 @@ class Registre:
                                 hint="Expliquez en une phrase pourquoi l'import est annulé "
                                 "(--motif).")
         now = _now()
-        with _db.write(self.db) as db:
+        with database.write(self.db) as db:
             imp = _import_row(db, import_id)
             if db.execute("SELECT 1 FROM annulations WHERE import_id = ?",
                           (imp["id"],)).fetchone() is not None:
@@ -777,7 +783,6 @@ class Registre:
         becomes a verdict change. A new verdict is appended for each site whose verdict,
         point, data version or margin differs, with its causes.
         """
-        from qpv_geo.registre._geocodage import SOURCE_PANNE
 
         engine = engine or _engine(self.settings)
         current = self._states("AND o.import_id IN (SELECT id FROM imports_courants)")
@@ -839,7 +844,7 @@ class Registre:
             if len(new_rows) > appended:  # the new verdicts were judged on these results
                 used.update(geo.used)
         now = _now()
-        with _db.write(self.db) as db:
+        with database.write(self.db) as db:
             vid = db.execute(
                 "INSERT INTO verifications (date, donnees_version, donnees_sha256, marge_m, "
                 "outil_version, auteur, sites, changements) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -874,16 +879,12 @@ class Registre:
 
 
 def _engine(settings: Settings) -> Engine:
-    from qpv_geo.eligibility.engine import engine_from_settings
-
     return engine_from_settings(settings)
 
 
 def _annuaire(annuaire: Annuaire | bool | None, settings: Settings
               ) -> tuple[Annuaire | None, bool]:
     if annuaire is True:
-        from qpv_geo.registre.annuaire import Annuaire
-
         return Annuaire.from_settings(settings), True
     if annuaire is False or annuaire is None:
         return None, False
@@ -956,7 +957,6 @@ def _store_geocodes(db: sqlite3.Connection, used: dict[str, Any], *, import_id: 
                     verification_id: int | None) -> None:
     """The full geocoding results a run judged its sites on (replayed by re-checks); each
     distinct result is stored once, the run points to it."""
-    from qpv_geo.registre._geocodage import result_to_json
 
     pairs = [(k, result_to_json(r)) for k, r in used.items()]
     db.executemany("INSERT OR IGNORE INTO geocodages (requete, resultat) VALUES (?, ?)", pairs)
@@ -970,7 +970,6 @@ def _stored_geocodes(db: sqlite3.Connection, origin: tuple[int | None, int | Non
                      ) -> dict[str, Any]:
     """The results an import or re-check (``origin``: import id, verification id) judged
     its verdicts on, by query key."""
-    from qpv_geo.registre._geocodage import result_from_json
 
     import_id, verification_id = origin
     column, value = (("import_id", import_id) if import_id is not None

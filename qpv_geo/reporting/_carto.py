@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from qpv_geo.batch.priorites import AUTRE, PRIORITES
+from qpv_geo.batch.priorites import AUTRE, PRIORITES, normalize_priorite
 
 if TYPE_CHECKING:
     from qpv_geo.reference.layers import Reference
@@ -36,7 +36,7 @@ PALIER_COUVERTURE = ((1, "#c6dbef", "1"), (2, "#6baed6", "2"), (3, "#2171b5", "3
                      (5, "#08306b", "5 et +"))
 
 
-def _missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
     if value is None:
         return True
     try:
@@ -53,14 +53,14 @@ def esc(value: Any) -> str:
     output as a jinja template again, where a porteur named « {{ x }} » or « {% x %} » made
     the map fail.
     """
-    if _missing(value):
+    if is_missing(value):
         return ""
     text = html.escape(str(value), quote=True)
     return (text.replace("`", "&#96;").replace("$", "&#36;").replace("\\", "&#92;")
             .replace("{", "&#123;"))
 
 
-def _tiles(tiles: str | None) -> str | None:
+def tile_url(tiles: str | None) -> str | None:
     if tiles is None:
         return None
     key = str(tiles).lower()
@@ -119,7 +119,7 @@ def grand_territoire(reference: Reference) -> bool:
     return len(reference.qpv) > SEUIL_GRAND_TERRITOIRE
 
 
-def _geojson(gdf: Any, props: dict[str, Sequence[Any]]) -> dict[str, Any]:
+def geojson_from_frame(gdf: Any, props: dict[str, Sequence[Any]]) -> dict[str, Any]:
     import numpy as np
     import shapely
 
@@ -132,7 +132,7 @@ def _geojson(gdf: Any, props: dict[str, Sequence[Any]]) -> dict[str, Any]:
     return {"type": "FeatureCollection", "features": feats}
 
 
-def _polyline(coords: Any) -> str:
+def polyline(coords: Any) -> str:
     """One ring as an encoded polyline (Google's algorithm, 5 decimals, x then y): ≈ 5
     characters a vertex instead of ≈ 22 in GeoJSON; ``qpvgeoGeoJson`` decodes it. ``{`` is
     written ``!``: folium reads each element's output as a jinja template again, where
@@ -154,7 +154,7 @@ def _polyline(coords: Any) -> str:
 def formes_compactes(geoms: Any, props: dict[str, Sequence[Any]], *,
                      tolerance: float = TOLERANCE_GRAND_DEG) -> list[list[Any]]:
     """Polygons for the maps of a large territory: one ``[properties, [[ring, …], …]]`` per
-    geometry (each polygon a list of encoded rings, :func:`_polyline`), simplified by
+    geometry (each polygon a list of encoded rings, :func:`polyline`), simplified by
     ``tolerance`` degrees."""
     import numpy as np
     import shapely
@@ -165,13 +165,13 @@ def formes_compactes(geoms: Any, props: dict[str, Sequence[Any]], *,
     out = []
     for i, geom in enumerate(geoms):
         polygons = list(getattr(geom, "geoms", [geom])) if geom is not None else []
-        rings = [[_polyline(p.exterior.coords), *(_polyline(r.coords) for r in p.interiors)]
+        rings = [[polyline(p.exterior.coords), *(polyline(r.coords) for r in p.interiors)]
                  for p in polygons if p.geom_type == "Polygon" and not p.is_empty]
         out.append([{k: v[i] for k, v in props.items()}, rings])
     return out
 
 
-def _located(sites: pd.DataFrame) -> pd.DataFrame:
+def located_sites(sites: pd.DataFrame) -> pd.DataFrame:
     if "lon" not in sites.columns or "lat" not in sites.columns:
         return sites.iloc[0:0]
     lon = pd.to_numeric(sites["lon"], errors="coerce")
@@ -179,16 +179,14 @@ def _located(sites: pd.DataFrame) -> pd.DataFrame:
     return sites[lon.notna() & lat.notna()]
 
 
-def _priority_column(sites: pd.DataFrame) -> pd.Series:
-    from qpv_geo.batch.priorites import normalize_priorite
-
+def priority_column(sites: pd.DataFrame) -> pd.Series:
     if "priorite" not in sites.columns:
         return pd.Series(AUTRE, index=sites.index, dtype=object)
     known = {*PRIORITES, AUTRE}
     return sites["priorite"].map(lambda v: v if v in known else normalize_priorite(v))
 
 
-def _icon(key: str) -> tuple[str, str, str]:
+def priority_icon(key: str) -> tuple[str, str, str]:
     """(awesome-markers colour, Font Awesome icon, hex) of a priority key."""
     if key in PRIORITES:
         p = PRIORITES[key]
@@ -196,7 +194,7 @@ def _icon(key: str) -> tuple[str, str, str]:
     return "black", "question", "#333333"
 
 
-def _palier(n: int, *, proximite: int = 0) -> str:
+def palier(n: int, *, proximite: int = 0) -> str:
     """Fill of a QPV on a coverage map: ``n`` actions inside, ``proximite`` only nearby."""
     if n <= 0:
         return COULEUR_VECU_CLAIR if proximite > 0 else "#ffffff"

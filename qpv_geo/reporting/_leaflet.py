@@ -6,9 +6,9 @@
   without overlap), ``Fit`` (opening view clear of the legend and notes) and ``CoverageLayer``
   (the QPV of a large territory drawn once, coloured by the chosen priority) and
   ``CompactShapes`` (a large territory's polygons as encoded polylines);
-* :func:`_ink`: black or white text on a priority colour.
+* :func:`ink_for`: black or white text on a priority colour.
 
-folium is imported inside :func:`_elements`: ``import qpv_geo`` stays light.
+folium is imported inside :func:`element_classes`: ``import qpv_geo`` stays light.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from qpv_geo.reporting._carto import _icon
+from qpv_geo.reporting._carto import priority_icon
 
 _POPUP_JS = """
 function qpvgeoPopup(r) {
@@ -154,7 +154,7 @@ _HATCH_SVG = (
 )
 
 
-def _elements() -> dict[str, type]:
+def element_classes() -> dict[str, type]:
     """folium element classes of this module (built lazily: folium is imported here)."""
     global _ELEMENT_CLASSES
     if _ELEMENT_CLASSES:
@@ -250,8 +250,8 @@ def _elements() -> dict[str, type]:
             self.rows = rows
             self.priorite = priorite
             self.cluster = cluster
-            _, icon, hexa = _icon(priorite)
-            ink = _ink(hexa)
+            _, icon, hexa = priority_icon(priorite)
+            ink = ink_for(hexa)
             self.icon_options = {
                 "className": f"qpvgeo-site qpvgeo-p-{re.sub(r'[^a-z_]', '', priorite)}",
                 "iconSize": [26, 26], "iconAnchor": [13, 13], "popupAnchor": [0, -12],
@@ -429,7 +429,7 @@ def _elements() -> dict[str, type]:
 _ELEMENT_CLASSES: dict[str, type] = {}
 
 
-def _ink(hexa: str) -> str:
+def ink_for(hexa: str) -> str:
     """Black or white, whichever reads best on the colour ``hexa``."""
     r, g, b = (int(hexa.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4))
     return "#000000" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "#ffffff"

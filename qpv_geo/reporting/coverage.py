@@ -36,6 +36,8 @@ import pandas as pd
 
 from qpv_geo.batch.priorites import AUTRE, PRIORITES, label_of, normalize_priorite
 from qpv_geo.batch.table import is_duplicate, is_outside_table
+from qpv_geo.eligibility.projections import ZONES
+from qpv_geo.reporting._zones import par_zone
 
 if TYPE_CHECKING:
     from qpv_geo.reference.layers import Reference
@@ -174,7 +176,7 @@ class Coverage:
         return wide
 
 
-def _fold(text: object) -> str:
+def fold(text: object) -> str:
     if text is None or (isinstance(text, float) and np.isnan(text)):
         return ""
     s = unicodedata.normalize("NFKD", str(text))
@@ -227,8 +229,6 @@ def site_links(sites: pd.DataFrame, qpv: pd.DataFrame, *, rayon_m: float) -> pd.
     ok = (lon.notna() & lat.notna()).to_numpy()
     if not ok.any():
         return pd.DataFrame(columns=cols)
-    from qpv_geo.eligibility.projections import ZONES
-    from qpv_geo.reporting._zones import par_zone
 
     lon_ok, lat_ok = lon[ok].to_numpy(), lat[ok].to_numpy()
     labels_ok = np.asarray(sites.index)[ok]
@@ -306,9 +306,9 @@ def coverage_from_sites(
     prio = _priority_keys(frame["priorite"]) if "priorite" in frame else np.full(n, AUTRE, object)
     porteur = (np.array([_clean_text(v) for v in frame["porteur"]], dtype=object)
                if "porteur" in frame else np.full(n, "", object))
-    porteur_key = np.array([_fold(v) for v in porteur], dtype=object)
+    porteur_key = np.array([fold(v) for v in porteur], dtype=object)
     if "action" in frame:
-        action_txt = np.array([_fold(v) for v in frame["action"]], dtype=object)
+        action_txt = np.array([fold(v) for v in frame["action"]], dtype=object)
     else:
         action_txt = np.full(n, "", object)
     row_ids = np.array([f"\x00ligne {i}" for i in range(n)], dtype=object)
@@ -349,11 +349,11 @@ def coverage_from_sites(
             dans = g[g["relation"] == "dans"]
             prox = g[g["relation"] == "proximite"]
             porteurs = sorted({p for p, k in zip(g["porteur"], g["porteur_key"], strict=True)
-                               if k}, key=_fold)
+                               if k}, key=fold)
             # One name per folded key (first spelling met).
             seen: dict[str, str] = {}
             for p in porteurs:
-                seen.setdefault(_fold(p), p)
+                seen.setdefault(fold(p), p)
             actions_dans = dans["action_key"].nunique()
             actions = g["action_key"].nunique()
             rows.append({

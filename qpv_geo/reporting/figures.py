@@ -25,6 +25,7 @@ import pandas as pd
 from qpv_geo.batch.priorites import AUTRE, PRIORITES, label_of
 from qpv_geo.eligibility.libelles import libelles
 from qpv_geo.exceptions import ReferenceDataError
+from qpv_geo.reporting import osm
 from qpv_geo.reporting._carto import (
     COULEUR_DANS,
     COULEUR_LACUNE,
@@ -35,14 +36,15 @@ from qpv_geo.reporting._carto import (
     COULEUR_VECU,
     COULEUR_VECU_CLAIR,
     PALIER_COUVERTURE,
-    _icon,
-    _located,
-    _palier,
-    _priority_column,
     grand_territoire,
+    located_sites,
     notes_for,
+    palier,
+    priority_column,
+    priority_icon,
 )
 from qpv_geo.reporting._zones import couche_cadre, epsg_cadre, par_zone
+from qpv_geo.reporting.coverage import axes_of_call
 
 if TYPE_CHECKING:
     from qpv_geo.reference.layers import Reference
@@ -129,7 +131,7 @@ def _sem_extent(reference: Reference) -> tuple[float, float, float, float]:
 def _site_points(sites: pd.DataFrame, epsg: int = 2154) -> Any:
     import geopandas as gpd
 
-    located = _located(sites)
+    located = located_sites(sites)
     pts = gpd.GeoSeries(gpd.points_from_xy(pd.to_numeric(located["lon"]),
                                            pd.to_numeric(located["lat"])),
                         index=located.index, crs=4326).to_crs(epsg)
@@ -152,7 +154,7 @@ def sites_on_map(sites: pd.DataFrame, reference: Reference, *,
     (:func:`qpv_geo.reporting.report._outside_rows`): judged outside the territory, or outside the
     frame of the maps. An interactive map of a large territory (all France) keeps the sites outside
     the printed frame (overseas: one zoom out away)."""
-    located = _located(sites)
+    located = located_sites(sites)
     off = np.zeros(len(located), dtype=bool)
     if "status" in located.columns:
         off |= (located["status"] == "hors_territoire").to_numpy()
@@ -161,12 +163,10 @@ def sites_on_map(sites: pd.DataFrame, reference: Reference, *,
     return located[~off], located[off]
 
 
-def _zoom_extent(reference: Reference) -> tuple[float, float, float, float] | None:
+def zoom_extent(reference: Reference) -> tuple[float, float, float, float] | None:
     """Frame (Lambert-93, as the street layer: Saint-Étienne) of the QPV it covers, or None
     (also for all of France: a zoom on one city would say nothing of the country)."""
     import shapely
-
-    from qpv_geo.reporting import osm
 
     if libelles(reference).france:
         return None
@@ -208,8 +208,6 @@ def draw_scale_bar(ax: Any, extent: tuple[float, float, float, float], *,
 
 def _draw_roads(ax: Any, extent: tuple[float, float, float, float]) -> bool:
     import geopandas as gpd
-
-    from qpv_geo.reporting import osm
 
     lon_lat = gpd.GeoSeries.from_xy([extent[0], extent[2]], [extent[1], extent[3]],
                                     crs=2154).to_crs(4326)
@@ -257,13 +255,13 @@ def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 13
 
     mots = libelles(reference)
     epsg = _epsg(reference)
-    zoom = _zoom_extent(reference) if epsg == 2154 else None  # the streets are in Lambert-93
+    zoom = zoom_extent(reference) if epsg == 2154 else None  # the streets are in Lambert-93
     extents = [_sem_extent(reference)] + ([zoom] if zoom else [])
     fig = _figure(13.0 if zoom else 8.5, 5.6 if zoom else 6.6)
     drawn, outside = sites_on_map(sites, reference)
     located, pts = _site_points(drawn, epsg)
-    prio = _priority_column(located)
-    unlocated = _priority_column(sites[~sites.index.isin(_located(sites).index)])
+    prio = priority_column(located)
+    unlocated = priority_column(sites[~sites.index.isin(located_sites(sites).index)])
     streets = False
     # Panels as wide as their frames are: SEM is wide, the Saint-Étienne zoom tall.
     ratios = [(e[2] - e[0]) / (e[3] - e[1]) for e in extents]
@@ -279,7 +277,7 @@ def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 13
             mask = (prio == key).to_numpy()
             if not mask.any():
                 continue
-            _, _, hexa = _icon(key)
+            _, _, hexa = priority_icon(key)
             ax.scatter(pts[mask].x, pts[mask].y, s=26 if i else 18, color=hexa,
                        edgecolor="#222222", linewidth=0.5, zorder=6)
         ax.set_xlim(extent[0], extent[2])
@@ -311,7 +309,7 @@ def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 13
         n = int((prio == key).sum())
         if key == AUTRE and not n:
             continue
-        _, _, hexa = _icon(key)
+        _, _, hexa = priority_icon(key)
         handles.append(Line2D([], [], marker="o", linestyle="", color=hexa if n else "#ffffff",
                               markeredgecolor="#222222", label=f"{label_of(key)} ({n})"))
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False,
@@ -327,8 +325,6 @@ def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 13
                      f", non dessiné{'s' if len(unlocated) > 1 else ''} "
                      f"({_by_priority(unlocated)})")
     if streets:
-        from qpv_geo.reporting import osm
-
         lines.append(f"Rues : {osm.ROADS_ATTRIBUTION}, {osm.ROADS_COVERAGE_TEXT}")
     notes = notes_for(reference, sites, demo=demo)
     lines += ["⚠ " + n for n in notes]
@@ -348,7 +344,7 @@ def _sites(n: int) -> str:
 def _by_priority(rows: pd.DataFrame | pd.Series) -> str:
     """« Mobilité 2, Santé 1 »: how many of ``rows`` (sites, or their priority keys) per
     priority, in the call's order."""
-    keys = rows if isinstance(rows, pd.Series) else _priority_column(rows)
+    keys = rows if isinstance(rows, pd.Series) else priority_column(rows)
     counts = keys.value_counts()
     return ", ".join(f"{label_of(k)} {int(counts[k])}" for k in [*PRIORITES, AUTRE]
                      if k in counts.index)
@@ -393,7 +389,7 @@ def static_coverage_png(coverage: Coverage, reference: Reference, *, dpi: int = 
 
         dans = np.array([val(c, "actions_dans") for c in qpv["code_qp"]])
         tous = np.array([val(c, "actions") for c in qpv["code_qp"]])
-        fills = [_palier(int(d), proximite=int(t - d)) for d, t in zip(dans, tous, strict=True)]
+        fills = [palier(int(d), proximite=int(t - d)) for d, t in zip(dans, tous, strict=True)]
         qpv.plot(ax=ax, color=fills, edgecolor="#333333", linewidth=0.9, zorder=3)
         if (tous == 0).any():
             qpv[tous == 0].boundary.plot(ax=ax, color=COULEUR_LACUNE, linewidth=1.4, zorder=4)
@@ -491,8 +487,6 @@ def coverage_by_priority_figure(coverage: Coverage,
     """Bar chart: per priority (grouped by the call's axes), the number of QPV with an action
     inside, served only within the radius, with no action (QPV of the ``reference``'s
     territory, SEM by default)."""
-
-    from qpv_geo.reporting.coverage import axes_of_call
 
     rates = coverage.par_priorite.set_index("priorite")
     labels: list[str] = []

@@ -33,8 +33,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from qpv_geo._files import os_error_message, write_text_atomic
 from qpv_geo.batch.priorites import AUTRE, PRIORITES, label_of
+from qpv_geo.eligibility.engine import STATUS_LABELS
 from qpv_geo.eligibility.libelles import libelles
+from qpv_geo.exceptions import ReferenceDataError
+from qpv_geo.reference.layers import get_reference
+from qpv_geo.reporting import osm
 from qpv_geo.reporting._assets import CDN_ASSETS, VENDOR_DIR, inline_assets
 from qpv_geo.reporting._carto import (
     COULEUR_LACUNE,
@@ -45,20 +50,20 @@ from qpv_geo.reporting._carto import (
     PALIER_COUVERTURE,
     SEUIL_CLUSTER,
     TILES,
-    _geojson,
-    _icon,
-    _located,
-    _missing,
-    _palier,
-    _priority_column,
-    _tiles,
     esc,
     formes_compactes,
+    geojson_from_frame,
     grand_territoire,
     is_demo,
+    is_missing,
+    located_sites,
     notes_for,
+    palier,
+    priority_column,
+    priority_icon,
+    tile_url,
 )
-from qpv_geo.reporting._leaflet import _elements, _ink
+from qpv_geo.reporting._leaflet import element_classes, ink_for
 from qpv_geo.reporting._zones import aires_m2, couche_cadre, epsg_cadre, tampon_wgs84
 from qpv_geo.reporting.figures import (
     non_localises,
@@ -125,7 +130,6 @@ def iframe_html(m: folium.Map, *, height: int = 520) -> str:
 
 def save_map(m: folium.Map, path: str | Path, *, offline: bool = True) -> Path:
     """Write the map to ``path`` (self-contained HTML unless ``offline=False``)."""
-    from qpv_geo._files import os_error_message, write_text_atomic
 
     path = Path(path)
     page = map_html(m, offline=offline)
@@ -140,7 +144,6 @@ def save_map(m: folium.Map, path: str | Path, *, offline: bool = True) -> Path:
 def _site_rows(sites: pd.DataFrame, statuts: dict[str, str] | None = None) -> list[list[Any]]:
     """Compact, escaped rows for the marker layers: what the popup and tooltip show
     (``statuts``: the territory's status labels, SEM's by default)."""
-    from qpv_geo.eligibility.engine import STATUS_LABELS
 
     if statuts is None:
         statuts = STATUS_LABELS
@@ -158,18 +161,18 @@ def _site_rows(sites: pd.DataFrame, statuts: dict[str, str] | None = None) -> li
                          col("code_qp"), col("lib_qp"), col("code_qp_proche"),
                          col("lib_qp_proche"), col("distance_qp_proche_m"), adresse,
                          col("motifs"), col("ligne"), strict=True):
-        status = "" if _missing(status) else str(status)
-        if not _missing(code):
+        status = "" if is_missing(status) else str(status)
+        if not is_missing(code):
             quartier = f"{esc(code)} « {esc(lib)} »"
-        elif not _missing(code_p):
-            d = "" if _missing(dist_p) else f" à {float(dist_p):.0f} m"
+        elif not is_missing(code_p):
+            d = "" if is_missing(dist_p) else f" à {float(dist_p):.0f} m"
             quartier = f"QPV le plus proche : {esc(code_p)} « {esc(lib_p)} »{d}"
         else:
             quartier = ""
-        motif = "" if _missing(motifs) else str(motifs)
+        motif = "" if is_missing(motifs) else str(motifs)
         if len(motif) > 300:
             motif = motif[:297] + "…"
-        ligne_txt = "" if _missing(ligne) else str(int(ligne)) if isinstance(
+        ligne_txt = "" if is_missing(ligne) else str(int(ligne)) if isinstance(
             ligne, (int, float, np.integer, np.floating)) else str(ligne)
         rows.append([
             round(float(lat), 6), round(float(lon), 6), esc(porteur) or "porteur non renseigné",
@@ -207,15 +210,13 @@ def _qpv_labels(m: folium.Map, reference: Reference) -> None:
     for i in np.argsort(-area):
         p = qpv.geometry.values[i].representative_point()
         items.append([round(p.y, 6), round(p.x, 6), str(qpv["lib_qp"].iloc[i])])
-    m.add_child(_elements()["QpvLabels"](items))
+    m.add_child(element_classes()["QpvLabels"](items))
 
 
 def _roads(m: folium.Map, reference: Reference, *, rayon_m: float = 300.0) -> bool:
     """The OpenStreetMap streets near the QPV (offline maps only; Saint-Étienne only: none on
     a map of all France, where they would be a speck). True when drawn (with the dashed
     outline of the layer's extent: :data:`LEGENDE_RUES` says what they are)."""
-    from qpv_geo.exceptions import ReferenceDataError
-    from qpv_geo.reporting import osm
 
     if not len(reference.qpv) or libelles(reference).france:
         return False
@@ -248,8 +249,8 @@ def _legend_priorities(counts: list[tuple[str, int]], unlocated: pd.Series,
     for key, n in counts:
         if key == AUTRE and not n and not (unlocated == AUTRE).any():
             continue
-        _, icon, hexa = _icon(key)
-        fill = (f"background:{hexa};color:{_ink(hexa)}" if n else
+        _, icon, hexa = priority_icon(key)
+        fill = (f"background:{hexa};color:{ink_for(hexa)}" if n else
                 f"background:#fff;color:{hexa};box-shadow:inset 0 0 0 2px {hexa}")
         lost = int((unlocated == key).sum())
         extra = f" <i>(+ {lost} non localisé{'s' if lost > 1 else ''})</i>" if lost else ""
@@ -277,7 +278,7 @@ def _fit(m: folium.Map, reference: Reference, *, qpv_only: bool = False) -> None
         return
     # all France: framed on the metropolitan QPV (the overseas ones a zoom out away)
     minx, miny, maxx, maxy = couche_cadre(layer).total_bounds
-    m.add_child(_elements()["Fit"]([[miny, minx], [maxy, maxx]]))
+    m.add_child(element_classes()["Fit"]([[miny, minx], [maxy, maxx]]))
 
 
 #: Metropolitan France (lon/lat), the frame of a territory with no QPV and no outline.
@@ -291,14 +292,14 @@ def _base_map(reference: Reference, tiles: str | None) -> folium.Map:
     minx, miny, maxx, maxy = reference.communes.total_bounds if len(reference.communes) \
         else couche_cadre(reference.qpv).total_bounds if len(reference.qpv) else _FRANCE_BOUNDS
     m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=11,
-                   tiles=_tiles(tiles))
-    m.add_child(_elements()["Scale"]())  # metric only, bottom left
+                   tiles=tile_url(tiles))
+    m.add_child(element_classes()["Scale"]())  # metric only, bottom left
     # Without tiles Leaflet has no maxZoom, and Leaflet.markercluster refuses such a map.
     m.options["maxZoom"] = 19
     # Quarter zoom steps: SEM fills the map at its opening instead of a third of it.
     m.options["zoomSnap"] = 0.25
     m.fit_bounds([[miny, minx], [maxy, maxx]])
-    m.add_child(_elements()["Decorations"]())
+    m.add_child(element_classes()["Decorations"]())
     Fullscreen(position="topleft", title="Plein écran", title_cancel="Quitter le plein écran",
                force_separate_button=True).add_to(m)
     return m
@@ -310,7 +311,7 @@ def _notes_control(m: folium.Map, notes: list[str], version: str) -> None:
     demo = any("DÉMONSTRATION" in n for n in notes)
     items = "".join(f"<div>⚠ {esc(n)}</div>" for n in notes)
     content = f"{items}<div style='font-weight:normal;color:#555'>Données : {esc(version)}</div>"
-    m.add_child(_elements()["HtmlControl"](content, position="bottomleft",
+    m.add_child(element_classes()["HtmlControl"](content, position="bottomleft",
                                            css_class="qpvgeo-notes" + (" demo" if demo else "")))
 
 
@@ -323,7 +324,7 @@ def _perimeter_layers(m: folium.Map, reference: Reference, *, qpv_style: Any = N
     if len(communes):
         names = [esc(n) for n in communes["nom"]]
         gj = folium.GeoJson(
-            _geojson(communes, {"_tip": names}), name=mots.communes,
+            geojson_from_frame(communes, {"_tip": names}), name=mots.communes,
             style_function=lambda f: {"color": "#8c8c8c", "weight": 1, "fill": False},
             tooltip=folium.GeoJsonTooltip(fields=["_tip"], labels=False, sticky=False),
         )
@@ -340,7 +341,7 @@ def _perimeter_layers(m: folium.Map, reference: Reference, *, qpv_style: Any = N
                 for c, n, s in zip(others["code_qp"], others["lib_qp"], others["siren_epci"],
                                    strict=True)]
         folium.GeoJson(
-            _geojson(others, {"_tip": tips}), name=mots.qpv_autres,
+            geojson_from_frame(others, {"_tip": tips}), name=mots.qpv_autres,
             show=False,
             style_function=lambda f: {"color": "#9e9ac8", "weight": 1, "fillOpacity": 0.15},
             tooltip=folium.GeoJsonTooltip(fields=["_tip"], labels=False),
@@ -349,7 +350,7 @@ def _perimeter_layers(m: folium.Map, reference: Reference, *, qpv_style: Any = N
     if len(qva):
         tips = [f"QVA « {esc(n)} » — non éligible" for n in qva["lib_qp"]]
         folium.GeoJson(
-            _geojson(qva, {"_tip": tips, "code_qp": [esc(c) for c in qva["code_qp"]]}),
+            geojson_from_frame(qva, {"_tip": tips, "code_qp": [esc(c) for c in qva["code_qp"]]}),
             name="QVA — veille active (non éligibles)",
             style_function=lambda f: {"color": COULEUR_QVA, "weight": 1.5, "dashArray": "4 3",
                                       "fillColor": "url(#qpvgeo-hachures)", "fillOpacity": 0.7},
@@ -362,14 +363,14 @@ def _perimeter_layers(m: folium.Map, reference: Reference, *, qpv_style: Any = N
         tips = [f"<b>{esc(c)}</b> « {esc(n)} »<br>{esc(com)}" for c, n, com in
                 zip(qpv["code_qp"], qpv["lib_qp"], qpv["lib_com"], strict=True)]
         if grand_territoire(reference):  # each perimeter encoded, a quarter of the size
-            _elements()["CompactShapes"](
+            element_classes()["CompactShapes"](
                 formes_compactes(qpv.geometry.values, {"_tip": tips}), name=mots.qpv_eligibles,
                 style={"color": COULEUR_QPV, "weight": 2.5, "fillColor": COULEUR_QPV,
                        "fillOpacity": 0.22},
                 highlight={"weight": 4, "fillOpacity": 0.35}, tooltip=True).add_to(m)
             return
         folium.GeoJson(
-            _geojson(qpv, {"_tip": tips, "code_qp": [esc(c) for c in qpv["code_qp"]],
+            geojson_from_frame(qpv, {"_tip": tips, "code_qp": [esc(c) for c in qpv["code_qp"]],
                            "lib_qp": [esc(n) for n in qpv["lib_qp"]]}),
             name=mots.qpv_eligibles,
             style_function=lambda f: {"color": COULEUR_QPV, "weight": 2.5, "fillColor": COULEUR_QPV,
@@ -488,7 +489,7 @@ def map_from_sites(
     """
     import folium
 
-    els = _elements()
+    els = element_classes()
     mots = libelles(reference)
     if title is None:
         title = titre_sites(reference)
@@ -507,25 +508,25 @@ def map_from_sites(
             ).add_to(m)
     _perimeter_layers(m, reference)
     located, left_off = sites_on_map(sites, reference, interactive=True)
-    prio = _priority_column(located)
+    prio = priority_column(located)
     counts = []
     for key in [*PRIORITES, AUTRE]:
         sel = located[prio == key]
         counts.append((key, len(sel)))
         if len(sel) == 0:
             continue
-        _, _, hexa = _icon(key)
+        _, _, hexa = priority_icon(key)
         name = (f"<span style='color:{hexa}'>●</span> {html.escape(label_of(key))} "
                 f"({len(sel)})")
         els["SitesLayer"](_site_rows(sel, mots.statuts), priorite=key, name=name,
                           cluster=len(sel) > seuil_cluster).add_to(m)
     _qpv_labels(m, reference)
-    roads = bool(rues and not _tiles(tiles)) and _roads(m, reference,
+    roads = bool(rues and not tile_url(tiles)) and _roads(m, reference,
                                                         rayon_m=float(rayon_m or 300.0))
     folium.LayerControl(collapsed=True, position="topright").add_to(m)
 
-    unlocated = _priority_column(sites[~sites.index.isin(_located(sites).index)])
-    legend = _legend_priorities(counts, unlocated, _priority_column(left_off),
+    unlocated = priority_column(sites[~sites.index.isin(located_sites(sites).index)])
+    legend = _legend_priorities(counts, unlocated, priority_column(left_off),
                                 mots.hors_territoire)
     legend.append(_legend_perimeters(reference))
     if rayon_m:
@@ -555,8 +556,6 @@ def write_map(
 ) -> Path:
     """Build :func:`map_from_sites` on the installed reference and write it (self-contained)."""
     if reference is None:
-        from qpv_geo.reference.layers import get_reference
-
         reference = get_reference(settings)
     m = map_from_sites(sites, reference, tiles=tiles, rayon_m=rayon_m, demo=demo)
     return save_map(m, output, offline=offline)
@@ -594,7 +593,7 @@ def coverage_map(
     """
     import folium
 
-    els = _elements()
+    els = element_classes()
     m = _base_map(reference, tiles)
     keys = list(priorites) if priorites is not None else list(PRIORITES)
     for key in keys:
@@ -612,7 +611,7 @@ def coverage_map(
             row = matrix.loc[(code, key)] if (code, key) in matrix.index else None
             n = int(row["actions"]) if row is not None else 0
             n_dans = int(row["actions_dans"]) if row is not None else 0
-            fills.append(_palier(n_dans, proximite=n - n_dans))
+            fills.append(palier(n_dans, proximite=n - n_dans))
             gap.append(n == 0)
             if compact:  # numbers: the browser writes the tooltip (CoverageLayer)
                 cells.append(0 if row is None or n == 0 else [
@@ -646,7 +645,7 @@ def coverage_map(
         if not len(qpv):  # a territory without QPV (a small commune): nothing to colour
             group.add_to(m)
             continue
-        data = _geojson(qpv, {"_tip": tips, "fill": fills, "lacune": gap})
+        data = geojson_from_frame(qpv, {"_tip": tips, "fill": fills, "lacune": gap})
         folium.GeoJson(
             data,
             style_function=lambda f: {
@@ -667,7 +666,7 @@ def coverage_map(
                                          rayon=f"{coverage.rayon_m:.0f}"))
     _perimeter_outline_only(m, reference)
     _qpv_labels(m, reference)
-    roads = bool(rues and not _tiles(tiles)) and _roads(m, reference, rayon_m=coverage.rayon_m)
+    roads = bool(rues and not tile_url(tiles)) and _roads(m, reference, rayon_m=coverage.rayon_m)
     folium.LayerControl(collapsed=True, position="topright").add_to(m)
     steps = "".join(f"<div class='ligne'><span class='aplat' style='background:{c};"
                     f"border-color:#555'></span>{lbl} action(s) dans le QPV</div>"

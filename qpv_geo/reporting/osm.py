@@ -24,6 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qpv_geo._files import sha256_file
 from qpv_geo.exceptions import ReferenceDataError
 
 if TYPE_CHECKING:
@@ -106,8 +107,6 @@ def load_roads() -> gpd.GeoDataFrame:
     """
     import geopandas as gpd
     import shapely
-
-    from qpv_geo._files import sha256_file
 
     info = roads_info()
     path = osm_dir() / info["file"]

@@ -21,8 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from qpv_geo._files import os_error_message, write_text_atomic
 from qpv_geo.batch.priorites import PRIORITES, label_of
+from qpv_geo.batch.writing import neutralize_cells
+from qpv_geo.eligibility.projections import zone_du_point
+from qpv_geo.exceptions import QpvGeoError
+from qpv_geo.reference.territoire import qpv_france
 from qpv_geo.reporting._carto import SEUIL_GRAND_TERRITOIRE, grand_territoire
+from qpv_geo.reporting.figures import sites_outside_map
 
 if TYPE_CHECKING:
     from qpv_geo.reference.layers import Reference
@@ -65,11 +71,8 @@ def _departements(reference: Reference) -> pd.DataFrame:
     dep = [c[:3] if c.startswith("97") else c[:2] for c in com]  # 974, 2A, 93…
     out = pd.DataFrame({"code_qp": qpv["code_qp"].to_numpy(), "dep": dep})
     noms: dict[str, tuple[str, str]] = {}
-    from qpv_geo.exceptions import QpvGeoError
 
     try:
-        from qpv_geo.reference.territoire import qpv_france
-
         nat, _ = qpv_france()
         if {"insee_dep", "lib_dep", "lib_reg"} <= set(nat.columns):
             for d, ld, lr in zip(nat["insee_dep"].astype(str), nat["lib_dep"], nat["lib_reg"],
@@ -106,8 +109,6 @@ def hors_cadre_par_zone(sites: pd.DataFrame, reference: Reference
     """The sites of the territory that the printed maps (framed on metropolitan France) leave
     out — located overseas, not « hors territoire » — counted per part of France: (their row
     labels, ``[{"nom", "n"}]``). The report lists the others one by one."""
-    from qpv_geo.eligibility.projections import zone_du_point
-    from qpv_geo.reporting.figures import sites_outside_map
 
     outside = sites_outside_map(sites, reference)
     if "status" in outside.columns:
@@ -149,8 +150,6 @@ def table_par_qpv(coverage: Coverage, reference: Reference) -> pd.DataFrame:
 def write_table_par_qpv(coverage: Coverage, reference: Reference, path: str | Path) -> Path:
     """Write :func:`table_par_qpv` as a CSV for French Excel (UTF-8 with BOM, ``;``), cells
     that a spreadsheet would run as a formula neutralised; written aside, then renamed."""
-    from qpv_geo._files import os_error_message, write_text_atomic
-    from qpv_geo.batch.writing import neutralize_cells
 
     path = Path(path)
     text = neutralize_cells(table_par_qpv(coverage, reference)).to_csv(sep=";", index=False)

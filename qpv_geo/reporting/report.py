@@ -22,10 +22,24 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from qpv_geo import __version__
+from qpv_geo._files import os_error_message, write_bytes_atomic, write_text_atomic
 from qpv_geo._francais import heure_paris
 from qpv_geo.batch.priorites import AUTRE, PRIORITES, label_of
+from qpv_geo.eligibility.engine import STATUSES
 from qpv_geo.eligibility.libelles import Libelles, libelles
-from qpv_geo.reporting.coverage import RAYON_DEFAUT_M
+from qpv_geo.exceptions import QpvGeoError
+from qpv_geo.reference.layers import get_reference
+from qpv_geo.reporting import figures, maps, osm
+from qpv_geo.reporting._zones import par_zone
+from qpv_geo.reporting.coverage import RAYON_DEFAUT_M, axes_of_call, coverage_from_sites, fold
+from qpv_geo.reporting.figures import non_localises, sites_outside_map, zoom_extent
+from qpv_geo.reporting.rapport_condense import (
+    chemin_par_qpv,
+    condensation,
+    hors_cadre_par_zone,
+    write_table_par_qpv,
+)
 
 if TYPE_CHECKING:
     import folium
@@ -79,18 +93,15 @@ def _pct(n: int, total: int) -> str:
 
 def _key_figures(sites: pd.DataFrame, coverage: Coverage,
                  mots: Libelles | None = None) -> dict[str, Any]:
-    from qpv_geo.eligibility.engine import STATUSES
-    from qpv_geo.reporting.coverage import _fold
-
     mots = mots or libelles()
 
     status = sites["status"] if "status" in sites.columns else pd.Series(dtype=object)
     counts = status.value_counts()
-    porteurs = {_fold(p) for p in sites.get("porteur", pd.Series(dtype=object))} - {""}
+    porteurs = {fold(p) for p in sites.get("porteur", pd.Series(dtype=object))} - {""}
     if "action" in sites.columns:
-        keys = {(_fold(p), _fold(a)) for p, a in zip(sites.get("porteur", [""] * len(sites)),
-                                                     sites["action"], strict=True) if _fold(a)}
-        anonymous = int(sum(1 for a in sites["action"] if not _fold(a)))
+        keys = {(fold(p), fold(a)) for p, a in zip(sites.get("porteur", [""] * len(sites)),
+                                                     sites["action"], strict=True) if fold(a)}
+        anonymous = int(sum(1 for a in sites["action"] if not fold(a)))
         n_actions = len(keys) + anonymous
     else:
         n_actions = len(sites)
@@ -128,7 +139,6 @@ def _sans_objet(mots: Libelles) -> tuple[str, ...]:
 
 def _axes_header() -> list[dict[str, Any]]:
     """Header groups of the matrix: one per axis of the call (colspan = its priorities)."""
-    from qpv_geo.reporting.coverage import axes_of_call
 
     return [{"label": axe if len(keys) > 1 else "", "span": len(keys)}
             for axe, keys in axes_of_call()]
@@ -136,8 +146,6 @@ def _axes_header() -> list[dict[str, Any]]:
 
 def _priority_groups(coverage: Coverage) -> list[dict[str, Any]]:
     """Per axis of the call, its priorities with the three disjoint counts of QPV."""
-    from qpv_geo.reporting.coverage import axes_of_call
-    from qpv_geo.reporting.figures import non_localises
 
     rates = coverage.par_priorite.set_index("priorite")
     groups = []
@@ -165,7 +173,6 @@ def _priority_groups(coverage: Coverage) -> list[dict[str, Any]]:
 def _matrix_rows(coverage: Coverage, listes: frozenset[str] | None = None
                  ) -> list[dict[str, Any]]:
     """Rows of the matrix QPV × priority (only the QPV in ``listes`` when given)."""
-    from qpv_geo.reporting.coverage import axes_of_call
 
     order = [k for _, keys in axes_of_call() for k in keys]
     m = coverage.matrix.set_index(["code_qp", "priorite"])
@@ -212,7 +219,6 @@ def _outside_rows(sites: pd.DataFrame, reference: Reference,
                   regroupes: pd.Index | None = None) -> list[dict[str, str]]:
     """Sites the maps framed on the territory do not show: outside it (status or position),
     but for those in ``regroupes`` (counted apart)."""
-    from qpv_geo.reporting.figures import sites_outside_map
 
     statuts = libelles(reference).statuts
     outside = sites_outside_map(sites, reference)
@@ -238,7 +244,6 @@ def _outside_rows(sites: pd.DataFrame, reference: Reference,
 
 def _gaps_by_qpv(coverage: Coverage) -> list[dict[str, Any]]:
     """Per QPV (most gaps first): the priorities with no action, grouped by axis."""
-    from qpv_geo.reporting.coverage import axes_of_call
 
     axes = axes_of_call()
     out = []
@@ -261,8 +266,6 @@ def _gaps_by_qpv(coverage: Coverage) -> list[dict[str, Any]]:
 
 
 def _data_info(sites: pd.DataFrame, reference: Reference) -> dict[str, Any]:
-    from qpv_geo import __version__
-
     layers = [{"name": i.name, "origin": i.origin, "features": i.features,
                "millesime": i.millesime, "precision": i.precision,
                "sha256": (i.sha256 or "")[:16], "source": i.source}
@@ -324,9 +327,6 @@ def report_from_sites(
     """
     import jinja2
 
-    from qpv_geo.reporting import maps
-    from qpv_geo.reporting.coverage import coverage_from_sites
-
     mots = libelles(reference)
     title = title or titre_rapport(reference)
     cov = coverage if coverage is not None else coverage_from_sites(sites, reference,
@@ -345,7 +345,6 @@ def report_from_sites(
             head, body = _map_parts(m)
             heads.append(head)
             cartes[name] = body
-    from qpv_geo.reporting import figures
 
     images = {"sites": _png_uri(maps.static_sites_png(sites, reference, demo=is_demo)),
               "couverture": _png_uri(maps.static_coverage_png(cov, reference, demo=is_demo,
@@ -354,7 +353,6 @@ def report_from_sites(
                   figures.coverage_by_priority_figure(cov, reference), dpi=120)),
               "par_qpv": _png_uri(figures.figure_png(figures.coverage_by_qpv_figure(cov),
                                                      dpi=120))}
-    from qpv_geo.reporting.rapport_condense import condensation, hors_cadre_par_zone
 
     condense = condensation(cov, reference)
     listes = condense.listes if condense is not None else None
@@ -402,7 +400,6 @@ def _sous_titre(mots: Libelles) -> str:
 
 def _projection(reference: Reference) -> str:
     """Where the report's distances are measured: Lambert-93, or each zone's UTM projection."""
-    from qpv_geo.reporting._zones import par_zone
 
     epsgs = sorted({epsg for epsg, _ in par_zone(reference.qpv)})
     if epsgs in ([], [2154]):
@@ -415,15 +412,12 @@ def _projection(reference: Reference) -> str:
 def _rues_dessinees(reference: Reference) -> bool:
     """True when the maps draw OpenStreetMap streets: some of the territory's QPV are in
     Saint-Étienne, the only place the street layer covers (never on a map of France)."""
-    from qpv_geo.reporting.figures import _zoom_extent
-
-    return libelles(reference).rues or _zoom_extent(reference) is not None
+    return libelles(reference).rues or zoom_extent(reference) is not None
 
 
 def _fond(tiles: str | None, static: bool, *, rues: bool = True) -> str:
     """What the maps are drawn on, with the street layer's attribution and extent (only
     when streets are drawn)."""
-    from qpv_geo.reporting import maps, osm
 
     if rues:
         rues_txt = (f"rues {osm.ROADS_ATTRIBUTION}, "
@@ -432,8 +426,8 @@ def _fond(tiles: str | None, static: bool, *, rues: bool = True) -> str:
         rues_txt = "sans rues (aucune couche de rues installée pour ce territoire)"
     if static:
         return f"cartes statiques ; {rues_txt}" + (" (zoom sur Saint-Étienne)" if rues else "")
-    if maps._tiles(tiles):
-        return f"{maps._tiles(tiles)} (en ligne)"
+    if maps.tile_url(tiles):
+        return f"{maps.tile_url(tiles)} (en ligne)"
     return f"aucun fond en ligne (carte utilisable hors ligne) ; {rues_txt}"
 
 
@@ -442,12 +436,10 @@ def write_pdf(page: str, path: str | Path) -> Path:
     try:
         import weasyprint
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        from qpv_geo.exceptions import QpvGeoError
 
         raise QpvGeoError("WeasyPrint n'est pas installé : impossible d'écrire le PDF.",
                           hint="pip install 'qpv-geo[pdf]' (et les paquets Pango du système).") \
             from exc
-    from qpv_geo._files import os_error_message, write_bytes_atomic
 
     path = Path(path)
     data = weasyprint.HTML(string=page, base_url=str(TEMPLATES)).write_pdf()
@@ -461,7 +453,6 @@ def write_pdf(page: str, path: str | Path) -> Path:
 def report_outputs(output: str | Path, *, pdf: bool = False) -> list[Path]:
     """Every file :func:`write_report` may write for ``output``: the HTML (unless ``output``
     ends in ``.pdf``), the PDF (with ``pdf``), the per-QPV CSV of a large territory."""
-    from qpv_geo.reporting.rapport_condense import chemin_par_qpv
 
     output = Path(output)
     is_pdf = output.suffix.lower() == ".pdf"
@@ -494,11 +485,8 @@ def write_report(
         ``{"html": path}`` and/or ``{"pdf": path}``; for a large territory also
         ``{"par_qpv": path}``, the full per-QPV table (CSV) the condensed report points to.
     """
-    from qpv_geo.reporting.coverage import coverage_from_sites
 
     if reference is None:
-        from qpv_geo.reference.layers import get_reference
-
         reference = get_reference(settings)
     output = Path(output)
     kwargs: dict[str, Any] = {"rayon_m": rayon_m, "source": source, "demo": demo}
@@ -507,14 +495,11 @@ def write_report(
     cov = coverage if coverage is not None else coverage_from_sites(sites, reference,
                                                                     rayon_m=rayon_m)
     written: dict[str, Path] = {}
-    from qpv_geo.reporting.rapport_condense import chemin_par_qpv, condensation, write_table_par_qpv
 
     if condensation(cov, reference) is not None:  # a large territory: the full table aside
         written["par_qpv"] = write_table_par_qpv(cov, reference, chemin_par_qpv(output))
         kwargs["export_qpv"] = written["par_qpv"].name
     if output.suffix.lower() != ".pdf":
-        from qpv_geo._files import os_error_message, write_text_atomic
-
         page = report_from_sites(sites, reference, tiles=tiles, coverage=cov, **kwargs)
         try:
             output.parent.mkdir(parents=True, exist_ok=True)

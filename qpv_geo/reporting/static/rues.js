@@ -1,7 +1,7 @@
 /* qpv-geo — the OpenStreetMap street layer of the offline maps (no tiles).
  *
  * qpvgeoRues(map, data, options) -> L.LayerGroup
- *   data: the GeoJSON of qpv_geo.osm.roads_geojson (properties n = street name, c = class
+ *   data: the GeoJSON of qpv_geo.reporting.osm.roads_geojson (properties n = street name, c = class
  *         0 motorway/trunk/primary, 1 secondary/tertiary, 2 other), with its
  *         "attribution" and "min_zoom_names" members.
  *   options: {minZoomNames, minZoomRoads, attribution, color, outline, avoid} (default
