@@ -207,7 +207,7 @@ def render_verdict(verdict: Any, reference: Any) -> None:
 
     from qpv_geo.eligibility.engine import format_distance
     from qpv_geo.eligibility.libelles import precision_libelle, source_libelle
-    from qpv_geo.web.conseils import next_steps, zone_label, zone_names
+    from qpv_geo.reporting.next_steps import next_steps, zone_label, zone_names
 
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")

@@ -372,7 +372,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         context = page_context(page="verdict", adresse=adresse, lat=lat_s, lon=lon_s,
                                error=error, verdict=payload)
         if payload is not None:
-            from qpv_geo.web.conseils import zone_names
+            from qpv_geo.reporting.next_steps import zone_names
 
             saisie = adresse.strip() or None
             reference = services.engine().reference
@@ -626,7 +626,7 @@ def verdict_aids(services: Services, payload: dict[str, Any]) -> dict[str, Any]:
     the street it names (``rue``), whether the street layer reaches the point (``rues_ici``)
     and whether the maps are drawn (``cartes``). The verdict page and the register's site
     page both show these."""
-    from qpv_geo.web.conseils import edge_street, next_steps
+    from qpv_geo.reporting.next_steps import edge_street, next_steps
 
     reference = services.engine().reference
     conseils = next_steps(payload, reference)

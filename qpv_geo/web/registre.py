@@ -239,8 +239,8 @@ def _web_error(exc: QpvGeoError) -> dict[str, Any]:
 
 def site_payload(site: Any, statuts: dict[str, str]) -> dict[str, Any]:
     """A register site's stored verdict in the shape of the verdict page's payload (what
-    :func:`qpv_geo.web.conseils.next_steps` and the maps read). The register does not store
-    the QPV on the other side of a doubtful edge: for an « à vérifier » it is the site's
+    :func:`qpv_geo.reporting.next_steps.next_steps` and the maps read). The register does not
+    store the QPV on the other side of a doubtful edge: for an « à vérifier » it is the site's
     quartier, else the nearest one (the zone whose edge the margin reached)."""
     v = site.verdict
     status = v.get("status")
