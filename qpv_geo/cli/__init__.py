@@ -656,7 +656,7 @@ def _print_mapping(mapping: Any, columns: list[str]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from qpv_geo.web.lot import ROLE_LABELS
+    from qpv_geo.batch.columns import COLUMN_ROLE_LABELS as ROLE_LABELS
 
     table = Table(title="Colonnes reconnues", title_justify="left")
     table.add_column("colonne du fichier")

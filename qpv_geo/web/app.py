@@ -43,6 +43,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qpv_geo import __version__
 from qpv_geo._francais import de, heure_paris
+from qpv_geo.batch.columns import COLUMN_ROLE_LABELS
 from qpv_geo.eligibility.libelles import COUCHES, GEOCODEURS, Libelles, libelles
 from qpv_geo.exceptions import (
     CoordinateError,
@@ -65,7 +66,7 @@ from qpv_geo.web._present import (
     verdict_text,
 )
 from qpv_geo.web._store import StoreUnavailable, shared_secret
-from qpv_geo.web.lot import ROLE_LABELS, LotColumnsError, status_words, validate_upload
+from qpv_geo.web.lot import LotColumnsError, status_words, validate_upload
 from qpv_geo.web.schemas import (
     MAX_ADRESSE,
     Donnees,
@@ -409,7 +410,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         picker = None
         status = 200
         try:
-            form = await request.form(max_files=1, max_fields=9 + len(ROLE_LABELS),
+            form = await request.form(max_files=1, max_fields=9 + len(COLUMN_ROLE_LABELS),
                                       max_part_size=4096)
             try:
                 upload = form.get("fichier")
@@ -433,7 +434,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         raise InputFileError("Formulaire de colonnes invalide.",
                                              hint="Déposez le fichier à nouveau.")
                     overrides = {role: (str(form.get(f"col_{role}") or "").strip()[:200]
-                                        or None) for role in ROLE_LABELS}
+                                        or None) for role in COLUMN_ROLE_LABELS}
                     data, suffix, name = None, "", ""
                 else:
                     if upload is None or isinstance(upload, str) or not upload.filename:
@@ -464,7 +465,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _form_page(templates.TemplateResponse(
             request, "lot.html",
             page_context(page="lot", error=error, outcome=outcome, picker=picker,
-                         roles=ROLE_LABELS,
+                         roles=COLUMN_ROLE_LABELS,
                          status_words=status_words(libelles(services.engine()))),
             status_code=status))
 

@@ -26,21 +26,6 @@ PREVIEW_ROWS = 20
 #: Rows to review listed on the page (the file has them all).
 REVIEW_ROWS = 50
 
-#: The roles a person can choose a column for, with their label on the page.
-ROLE_LABELS = {
-    "adresse": "Adresse",
-    "code_postal": "Code postal",
-    "commune": "Commune",
-    "lat": "Latitude (WGS84)",
-    "lon": "Longitude (WGS84)",
-    "x": "X Lambert-93",
-    "y": "Y Lambert-93",
-    "priorite": "Priorité",
-    "porteur": "Porteur",
-    "action": "Action",
-    "precision_point": "Précision du point (m)",
-}
-
 #: Short status words of the tables (the colour comes with them, never alone).
 STATUS_WORDS = {
     "eligible": "Éligible",
@@ -322,7 +307,6 @@ def preview(frame: Any, mapping: dict[str, str | None],
 
 
 __all__ = [
-    "ROLE_LABELS",
     "STATUS_WORDS",
     "LotColumnsError",
     "download_stem",
