@@ -2,7 +2,7 @@
 
 uvicorn closes idle keep-alive connections but waits for ever for the headers of a request
 (« slowloris »): :class:`TimedH11Protocol` closes a connection whose request headers are not
-complete within ``Settings.delai_client_s``. Slow bodies are handled by the ``_SlowBody``
+complete within ``Settings.delai_client_s``. Slow bodies are handled by the ``SlowBody``
 middleware (408), and a stopped server cancels the files still being checked.
 """
 

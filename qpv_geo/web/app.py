@@ -75,31 +75,31 @@ from qpv_geo.web.schemas import (
     VerdictOut,
     VerdictsIn,
     VerdictsOut,
-    _errors,
+    error_responses,
 )
 from qpv_geo.web.security import (
-    _JSON_BYTES_BASE,
-    _JSON_BYTES_PER_ITEM,
-    _MULTIPART_SLACK,
     CSP,
+    JSON_BYTES_BASE,
+    JSON_BYTES_PER_ITEM,
+    MULTIPART_SLACK,
+    BodyLimit,
     FormTokens,
-    _BodyLimit,
-    _OriginGuard,
-    _Refused,
-    _SecurityHeaders,
-    _SlowBody,
-    _TooLarge,
+    OriginGuard,
+    Refused,
+    SecurityHeaders,
+    SlowBody,
+    TooLarge,
     from_browser,
     token_refused,
     upload_name,
 )
 from qpv_geo.web.services import (
+    BatchTooLong,
     Services,
-    _BatchTooLong,
-    _donnees,
-    _ServiceUnavailable,
-    _suggestions,
-    _warm_up,
+    ServiceUnavailable,
+    donnees_payload,
+    suggest_addresses,
+    warm_up,
 )
 
 log = logging.getLogger("qpv_geo.web")
@@ -114,7 +114,7 @@ HERE = Path(__file__).resolve().parent
 def status_for(exc: QpvGeoError) -> int:
     """HTTP status of a user-facing error: 503 for services or data the server lacks."""
     if isinstance(exc, (GeocoderUnavailable, GeocoderNotConfigured, GeocoderRateLimited,
-                        ReferenceDataError, DownloadError, _ServiceUnavailable,
+                        ReferenceDataError, DownloadError, ServiceUnavailable,
                         StoreUnavailable)):
         return 503
     if isinstance(exc, InputTooLargeError):
@@ -207,7 +207,7 @@ def _leaflet_dir() -> Path:
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Build the engine and the map index before the first request (a few hundred ms)."""
-    await run_in_threadpool(_warm_up, app.state.services)
+    await run_in_threadpool(warm_up, app.state.services)
     # The reference layers, the engine and the indexes are millions of long-lived objects:
     # out of the garbage collector's sight, its full passes no longer stall every request
     # in flight (they made the p99 at 32 connections).
@@ -272,20 +272,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             mots=mots)
         return HTMLResponse(html, status_code=status, headers=headers)
 
-    def render_too_large(path: str, exc: _TooLarge) -> Response:
+    def render_too_large(path: str, exc: TooLarge) -> Response:
         return error_response(path, 413, str(exc.detail), exc.hint)
 
-    def render_refused(path: str, exc: _Refused) -> Response:
+    def render_refused(path: str, exc: Refused) -> Response:
         return error_response(path, exc.status_code, str(exc.detail), exc.hint)
 
-    app.add_middleware(_BodyLimit, upload_bytes=max_upload + _MULTIPART_SLACK,
+    app.add_middleware(BodyLimit, upload_bytes=max_upload + MULTIPART_SLACK,
                        upload_shown=max_upload,
-                       json_bytes=_JSON_BYTES_BASE + _JSON_BYTES_PER_ITEM
+                       json_bytes=JSON_BYTES_BASE + JSON_BYTES_PER_ITEM
                        * settings.max_batch_items, render=render_too_large)
-    app.add_middleware(_SlowBody, delay_s=settings.delai_client_s, render=render_refused)
-    app.add_middleware(_OriginGuard, allowed=settings.origines_autorisees,
+    app.add_middleware(SlowBody, delay_s=settings.delai_client_s, render=render_refused)
+    app.add_middleware(OriginGuard, allowed=settings.origines_autorisees,
                        render=render_refused)
-    app.add_middleware(_SecurityHeaders)
+    app.add_middleware(SecurityHeaders)
     tokens = FormTokens(secret=shared_secret(services.folder, settings.secret_formulaires))
 
     @app.exception_handler(QpvGeoError)
@@ -293,7 +293,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         headers = None
         if isinstance(exc, GeocoderRateLimited) and exc.retry_after:
             headers = {"Retry-After": str(math.ceil(exc.retry_after))}
-        if isinstance(exc, _BatchTooLong):
+        if isinstance(exc, BatchTooLong):
             status = 413
         elif isinstance(exc, _AddressNotFound):
             status = 404
@@ -303,9 +303,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if isinstance(exc, _TooLarge):
+        if isinstance(exc, TooLarge):
             return render_too_large(request.url.path, exc)
-        if isinstance(exc, _Refused):
+        if isinstance(exc, Refused):
             return render_refused(request.url.path, exc)
         if exc.status_code == 400:  # no 400 of ours is an HTTPException: the framework's
             message, hint = _form_error(str(exc.detail))
@@ -394,7 +394,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/donnees", response_class=HTMLResponse, include_in_schema=False)
     def page_donnees(request: Request) -> Response:
         return templates.TemplateResponse(request, "donnees.html", page_context(
-            page="donnees", donnees=_donnees(services), couches_libelles=COUCHES,
+            page="donnees", donnees=donnees_payload(services), couches_libelles=COUCHES,
             geocodeur_libelle=_geocodeur_libelle(services)))
 
     # ---------------------------------------------------------------- page /lot
@@ -449,7 +449,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                      header_line=header_line))
             finally:
                 await form.close()
-        except (_TooLarge, _Refused):
+        except (TooLarge, Refused):
             raise
         except LotColumnsError as exc:
             error = {"message": str(exc), "hint": hint_web(exc)}
@@ -485,7 +485,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # ---------------------------------------------------------------- API
     @app.get("/api/v1/verdict", response_model=VerdictOut, tags=["verdicts"],
-             responses=_errors(400, 404, 422, 503),
+             responses=error_responses(400, 404, 422, 503),
              description=None if mots.est_sem else (
                  "Verdict pour une adresse (`adresse`) ou un point (`lat` et `lon`, en degrés "
                  "décimaux WGS84). Coordonnées impossibles ou inversées : 400 ; adresse "
@@ -522,7 +522,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _json_model(VerdictOut(**services.verdict_for_point(lat, lon)))
 
     @app.post("/api/v1/verdicts", response_model=VerdictsOut, tags=["verdicts"],
-              responses=_errors(400, 413, 422, 503))
+              responses=error_responses(400, 413, 422, 503))
     def api_verdicts(body: VerdictsIn) -> VerdictsOut:
         """Verdicts pour une liste de lieux (adresses ou points), dans l'ordre reçu.
 
@@ -532,22 +532,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return services.verdicts(body.lieux)
 
     @app.get("/api/v1/donnees", response_model=Donnees, tags=["données"],
-             responses=_errors(503))
+             responses=error_responses(503))
     def api_donnees() -> dict[str, Any]:
         """Versions des données de référence (sha256, millésime, source) et avertissements."""
-        return _donnees(services)
+        return donnees_payload(services)
 
     @app.get("/api/v1/suggestions", response_model=Suggestions, tags=["adresses"],
-             responses=_errors(400, 422, 503))
+             responses=error_responses(400, 422, 503))
     def api_suggestions(
         q: Annotated[str, Query(max_length=MAX_ADRESSE, description="Début d'adresse.")],
         limite: Annotated[int, Query(ge=1, le=20)] = 8,
     ) -> Suggestions:
         """Adresses proposées pendant la saisie (géocodeur local ; 3 caractères minimum)."""
-        return _suggestions(services, q, limite)
+        return suggest_addresses(services, q, limite)
 
     @app.get("/api/v1/perimetres", response_model=FeatureCollection, tags=["carte"],
-             responses=_errors(422, 503), description=_perimeters_doc(mots))
+             responses=error_responses(422, 503), description=_perimeters_doc(mots))
     def api_perimetres(
         lat: Annotated[float, Query(ge=-90, le=90)],
         lon: Annotated[float, Query(ge=-180, le=180)],
@@ -557,7 +557,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         features = services.perimeters().around(lon, lat, rayon_m)
         return JSONResponse({"type": "FeatureCollection", "features": features})
 
-    @app.get("/api/v1/voies", tags=["carte"], responses=_errors(422, 503))
+    @app.get("/api/v1/voies", tags=["carte"], responses=error_responses(422, 503))
     def api_voies(
         lat: Annotated[float, Query(ge=-90, le=90)],
         lon: Annotated[float, Query(ge=-180, le=180)],

@@ -124,9 +124,9 @@ def validate_upload(services: Any, data: bytes | None, suffix: str, feuille: str
         from qpv_geo.batch.reading import read_header
         from qpv_geo.batch.table import summary_line
     except ImportError as exc:  # pragma: no cover - batch is part of the package
-        from qpv_geo.web.services import _ServiceUnavailable
+        from qpv_geo.web.services import ServiceUnavailable
 
-        raise _ServiceUnavailable(
+        raise ServiceUnavailable(
             "La vérification de fichiers n'est pas disponible sur ce serveur.",
             hint="Utilisez l'API /api/v1/verdicts ou la page d'accueil, lieu par lieu.",
         ) from exc

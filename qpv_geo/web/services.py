@@ -42,7 +42,7 @@ log = logging.getLogger("qpv_geo.web")
 
 
 
-class _ServiceUnavailable(QpvGeoError):
+class ServiceUnavailable(QpvGeoError):
     """A part of qpv-geo this server lacks (module not installed)."""
 
 
@@ -182,7 +182,7 @@ class Services:
         n = len(lieux)
         cap = self.settings.max_batch_items
         if n > cap:
-            raise _BatchTooLong(n, cap)
+            raise BatchTooLong(n, cap)
         engine = self.engine()
         lon = np.full(n, np.nan)
         lat = np.full(n, np.nan)
@@ -222,7 +222,9 @@ class Services:
                            notes=notes)
 
 
-class _BatchTooLong(QpvGeoError):
+class BatchTooLong(QpvGeoError):
+    """More places in one request than the server takes (``max_batch_items``)."""
+
     def __init__(self, n: int, cap: int) -> None:
         super().__init__(f"{n} lieux envoyés : au plus {cap} par requête.",
                          hint=CONSEILS["liste_trop_longue"])
@@ -244,7 +246,9 @@ def _check_adresse(adresse: str, *, sem: bool = True) -> str:
     return text
 
 
-def _warm_up(services: Services) -> None:
+def warm_up(services: Services) -> None:
+    """Load the reference data, the perimeters, the streets and the geocoder before the first
+    request (a failure is logged: the routes then answer 503 with the same message)."""
     try:
         engine = services.engine()
         engine.judge_point(lon=4.3871, lat=45.4605)
@@ -260,7 +264,8 @@ def _warm_up(services: Services) -> None:
         log.warning("Géocodeur indisponible : %s", exc)
 
 
-def _donnees(services: Services) -> dict[str, Any]:
+def donnees_payload(services: Services) -> dict[str, Any]:
+    """The data the service answers with (versions, layers, geocoder), in web words."""
     ref = services.engine().reference
     d = ref.version_dict()
     couches = {}
@@ -280,7 +285,8 @@ def _donnees(services: Services) -> dict[str, Any]:
             "application": __version__}
 
 
-def _suggestions(services: Services, q: str, limite: int) -> Suggestions:
+def suggest_addresses(services: Services, q: str, limite: int) -> Suggestions:
+    """Up to ``limite`` addresses matching what is typed (none under 3 characters)."""
     text = q.strip()
     if len(text) < 3 or any(ord(c) < 32 for c in text):
         return Suggestions(suggestions=[], methode="aucune")
@@ -303,4 +309,5 @@ def _suggestions(services: Services, q: str, limite: int) -> Suggestions:
     return Suggestions(suggestions=out[:limite], methode=methode)  # type: ignore[arg-type]
 
 
-__all__ = ["Services"]
+__all__ = ["BatchTooLong", "ServiceUnavailable", "Services", "donnees_payload",
+           "suggest_addresses", "warm_up"]
