@@ -16,6 +16,8 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from qpv_geo.settings import Settings
+
 
 def _no_delay(transport: Any) -> None:
     """Send small responses at once (TCP_NODELAY). asyncio sets it only on sockets whose
@@ -118,8 +120,6 @@ def timed_protocol(delay_s: float) -> type[H11Protocol]:
 
 @functools.lru_cache(maxsize=1)
 def _delay_from_env() -> float:
-    from qpv_geo.settings import Settings
-
     return Settings.from_env().delai_client_s
 
 

@@ -43,8 +43,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qpv_geo import __version__
 from qpv_geo._francais import de, heure_paris
+from qpv_geo.batch._cancel import cancellable
 from qpv_geo.batch.columns import COLUMN_ROLE_LABELS
-from qpv_geo.eligibility.libelles import COUCHES, GEOCODEURS, Libelles, libelles
+from qpv_geo.eligibility.libelles import (
+    COUCHES,
+    GEOCODEURS,
+    Libelles,
+    libelles,
+    libelles_reglages,
+)
 from qpv_geo.exceptions import (
     CoordinateError,
     DownloadError,
@@ -57,7 +64,10 @@ from qpv_geo.exceptions import (
     ReferenceDataError,
     UnreadableInputError,
 )
+from qpv_geo.geocoding import geocoder_info
 from qpv_geo.geocoding.messages import CONSEILS, hint_web, remplacer_pour_le_web
+from qpv_geo.reporting.next_steps import edge_street, next_steps, zone_names
+from qpv_geo.reporting.osm import ROADS_CSS, covers, roads_js
 from qpv_geo.settings import Settings
 from qpv_geo.web._present import (
     HEADLINES,
@@ -67,6 +77,7 @@ from qpv_geo.web._present import (
 )
 from qpv_geo.web._store import StoreUnavailable, shared_secret
 from qpv_geo.web.lot import LotColumnsError, status_words, validate_upload
+from qpv_geo.web.registre import add_registre_routes
 from qpv_geo.web.schemas import (
     MAX_ADRESSE,
     Donnees,
@@ -222,8 +233,6 @@ async def _run_while_connected(request: Request, func: Any, *args: Any) -> Any:
     import asyncio
     import threading
 
-    from qpv_geo.batch._cancel import cancellable
-
     event = threading.Event()
 
     def work() -> Any:
@@ -335,8 +344,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/vendor/leaflet", StaticFiles(directory=str(_leaflet_dir())), name="leaflet")
 
     def page_context(**extra: Any) -> dict[str, Any]:
-        from qpv_geo.geocoding import geocoder_info
-
         engine = services.engine()
         words = libelles(engine)
         return {"version": engine.reference.version, "data_notes": engine.reference.notes,
@@ -373,8 +380,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         context = page_context(page="verdict", adresse=adresse, lat=lat_s, lon=lon_s,
                                error=error, verdict=payload)
         if payload is not None:
-            from qpv_geo.reporting.next_steps import zone_names
-
             saisie = adresse.strip() or None
             reference = services.engine().reference
             noms = zone_names(reference)
@@ -573,17 +578,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/carte/rues.js", include_in_schema=False)
     def rues_js() -> Response:
-        from qpv_geo.reporting.osm import roads_js
-
         return Response(roads_js(), media_type="text/javascript; charset=utf-8")
 
     @app.get("/carte/rues.css", include_in_schema=False)
     def rues_css() -> Response:
-        from qpv_geo.reporting.osm import ROADS_CSS
-
         return Response(ROADS_CSS, media_type="text/css; charset=utf-8")
-
-    from qpv_geo.web.registre import add_registre_routes
 
     add_registre_routes(app, settings, templates, page_context,
                         verdict_aids=lambda payload: verdict_aids(services, payload))
@@ -627,8 +626,6 @@ def verdict_aids(services: Services, payload: dict[str, Any]) -> dict[str, Any]:
     the street it names (``rue``), whether the street layer reaches the point (``rues_ici``)
     and whether the maps are drawn (``cartes``). The verdict page and the register's site
     page both show these."""
-    from qpv_geo.reporting.next_steps import edge_street, next_steps
-
     reference = services.engine().reference
     conseils = next_steps(payload, reference)
     return {
@@ -644,8 +641,6 @@ def verdict_aids(services: Services, payload: dict[str, Any]) -> dict[str, Any]:
 
 def _geocodeur_libelle(services: Services) -> str:
     """Which geocoder answers the page's addresses, in words (and whether it is the demo)."""
-    from qpv_geo.geocoding import geocoder_info
-
     info = geocoder_info(services.settings)
     if info["demo"]:
         return "fichier d'adresses de DÉMONSTRATION (adresses fictives, aucune valeur officielle)"
@@ -656,8 +651,6 @@ def _streets_here(payload: dict[str, Any]) -> bool:
     """True when the street layer (Saint-Étienne) reaches the verdict's point."""
     if payload.get("lat") is None:
         return False
-    from qpv_geo.reporting.osm import covers
-
     try:
         return covers((payload["lon"], payload["lat"], payload["lon"], payload["lat"]))
     except QpvGeoError:
@@ -666,8 +659,6 @@ def _streets_here(payload: dict[str, Any]) -> bool:
 
 def _territory_words(settings: Settings) -> Libelles:
     """The words of the settings' territory, without loading any data (SEM: its own)."""
-    from qpv_geo.eligibility.libelles import libelles_reglages
-
     return libelles_reglages(settings)
 
 

@@ -17,11 +17,13 @@ from qpv_geo import __version__
 from qpv_geo.eligibility.engine import STATUSES, Engine, engine_from_settings
 from qpv_geo.eligibility.libelles import libelles
 from qpv_geo.exceptions import (
-    GeocoderNotConfigured,
     GeocoderQueryError,
     QpvGeoError,
 )
+from qpv_geo.geocoding import geocoder_from_settings, geocoder_info
+from qpv_geo.geocoding.coordinates import coordinates_result
 from qpv_geo.geocoding.messages import CONSEILS, description_web
+from qpv_geo.reporting.osm import load_roads, roads_geojson
 from qpv_geo.settings import Settings
 from qpv_geo.web._present import (
     NOTE_ADRESSES_DEMO,
@@ -110,21 +112,12 @@ class Services:
     def geocoder(self) -> Any:
         with self._lock:
             if self._geocoder is None:
-                try:
-                    from qpv_geo.geocoding import geocoder_from_settings
-                except ImportError as exc:
-                    raise GeocoderNotConfigured(
-                        "Le géocodage des adresses n'est pas disponible sur ce serveur.",
-                        hint="Saisissez la latitude et la longitude du lieu.",
-                    ) from exc
                 self._geocoder = geocoder_from_settings(self.settings)
             return self._geocoder
 
     def roads(self, lon: float, lat: float, radius_m: float) -> dict[str, Any]:
         """OpenStreetMap streets within ``radius_m`` of the point (compact GeoJSON, with the
         attribution and the coverage note); no streets outside Saint-Étienne."""
-        from qpv_geo.reporting.osm import roads_geojson
-
         dlat = radius_m / 111_320.0
         dlon = radius_m / (111_320.0 * max(0.1, math.cos(math.radians(lat))))
         return roads_geojson((lon - dlon, lat - dlat, lon + dlon, lat + dlat))
@@ -157,8 +150,6 @@ class Services:
 
     # -------------------------------------------------------------- verdicts
     def verdict_for_address(self, adresse: str) -> tuple[dict[str, Any], Any]:
-        from qpv_geo.geocoding.coordinates import coordinates_result
-
         # coordinates pasted in the address field are coordinates, geocoder or not (a map
         # link may be longer than any address)
         geocode = coordinates_result(adresse.strip()) if adresse else None
@@ -253,8 +244,6 @@ def warm_up(services: Services) -> None:
         engine = services.engine()
         engine.judge_point(lon=4.3871, lat=45.4605)
         services.perimeters()
-        from qpv_geo.reporting.osm import load_roads
-
         load_roads()  # read once (≈ 2 s), before the first verdict map asks for streets
     except QpvGeoError as exc:  # the routes will answer 503 with the same message
         log.warning("Données de référence indisponibles : %s", exc)
@@ -273,8 +262,6 @@ def donnees_payload(services: Services) -> dict[str, Any]:
         info = {k: (description_web(v) if isinstance(v, str) else v)
                 for k, v in info.items() if k != "path"}  # no server paths, no commands
         couches[name] = info
-    from qpv_geo.geocoding import geocoder_info
-
     geo = geocoder_info(services.settings)
     return {**{k: d[k] for k in ("version", "simplifiee")},
             "notes": [description_web(n) for n in d["notes"]],
