@@ -160,7 +160,7 @@ def test_slow_body_gets_408() -> None:
 def test_slow_headers_are_cut_by_the_server() -> None:
     import uvicorn
 
-    from qpv_geo.web._server import timed_protocol
+    from qpv_geo.web.server import timed_protocol
 
     async def app(scope, receive, send):
         if scope["type"] != "http":

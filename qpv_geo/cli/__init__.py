@@ -378,7 +378,7 @@ def serve(
     try:
         import uvicorn  # noqa: F401 (installed with the « web » extra)
 
-        from qpv_geo.web._server import run
+        from qpv_geo.web.server import run
     except ImportError as exc:
         raise QpvGeoError("uvicorn n'est pas installé.", hint=INSTALL_HINT) from exc
     _check_port_free(host, port)
