@@ -240,7 +240,7 @@ def run(args: argparse.Namespace) -> dict:
     # the app as qpv-geo serve runs it: its protocol (slow-client deadline, TCP_NODELAY)
     servers = [start_server("qpv_geo.web.app:create_app", app_port, factory=True,
                             workers=args.workers,
-                            http="qpv_geo.web._server:EnvTimedH11Protocol"),
+                            http="qpv_geo.web.server:EnvTimedH11Protocol"),
                start_server("hello_asgi:app", hello_port, factory=False, app_dir=tmp)]
     try:
         wait_ready(app_port, "/api/v1/donnees")

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from qpv_geo.cli import app
 from qpv_geo.reporting.coverage import coverage_from_sites
-from qpv_geo.web.conseils import next_steps
+from qpv_geo.reporting.next_steps import next_steps
 
 runner = CliRunner()
 ALPHA = "QN04201M"

@@ -205,7 +205,7 @@ def test_site_page_says_what_to_do_with_the_map_in_paris_time(tmp_path) -> None:
 
     from qpv_geo._francais import heure_paris as format_paris
     from qpv_geo.reference.layers import load_reference
-    from qpv_geo.web.conseils import next_steps
+    from qpv_geo.reporting.next_steps import next_steps
     from qpv_geo.web.registre import site_payload
 
     st = _local(tmp_path)

@@ -593,7 +593,7 @@ def test_streets_api_is_compact_geojson_with_its_attribution(client, montreynaud
 def near_edge_in_saint_etienne(engine) -> tuple[float, float, str, str]:
     """(lat, lon, code, name) of a point 3 m from the edge of a Saint-Étienne QPV, near a
     named street of the OpenStreetMap layer (an « à vérifier » verdict)."""
-    from qpv_geo.web.conseils import edge_near
+    from qpv_geo.reporting.next_steps import edge_near
 
     ref = engine.reference
     g = ref.qpv[ref.qpv.insee_com == "42218"].to_crs(2154)
@@ -607,7 +607,7 @@ def near_edge_in_saint_etienne(engine) -> tuple[float, float, str, str]:
 
 
 def test_a_verifier_says_what_to_do_next(client, engine) -> None:
-    from qpv_geo.web.conseils import edge_near
+    from qpv_geo.reporting.next_steps import edge_near
 
     lat, lon, code, name = near_edge_in_saint_etienne(engine)
     street = edge_near(engine.reference, code, lon, lat)["rue"]

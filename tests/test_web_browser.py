@@ -276,7 +276,7 @@ def streets_crossing_qpv_edges(engine, count: int = 4) -> list[tuple[float, floa
     import shapely
 
     from qpv_geo.reporting import osm
-    from qpv_geo.web.conseils import edge_near
+    from qpv_geo.reporting.next_steps import edge_near
 
     ref = engine.reference
     roads = osm.load_roads().to_crs(2154)

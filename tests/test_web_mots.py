@@ -125,7 +125,7 @@ def test_labels_table() -> None:
 
 
 def test_street_precision_says_what_to_do_in_french() -> None:
-    from qpv_geo.web.conseils import next_steps
+    from qpv_geo.reporting.next_steps import next_steps
 
     class Ref:  # no perimeter near: only the geocoding's advice
         qpv = qva = qpv_hors_sem = ()

@@ -123,7 +123,7 @@ def test_only_the_announced_number_of_results_is_kept(client) -> None:
 
 
 def test_slow_body_gets_408() -> None:
-    from qpv_geo.web.security import _Refused, _SlowBody
+    from qpv_geo.web.security import Refused, SlowBody
 
     async def app(scope, receive, send):
         while (await receive()).get("more_body"):
@@ -144,12 +144,12 @@ def test_slow_body_gets_408() -> None:
     async def send(message):
         sent.append(message)
 
-    def render(path, exc: _Refused):
+    def render(path, exc: Refused):
         from starlette.responses import PlainTextResponse
 
         return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
 
-    guard = _SlowBody(app, delay_s=0.2, render=render)
+    guard = SlowBody(app, delay_s=0.2, render=render)
     start = time.perf_counter()
     _run_async(guard({"type": "http", "method": "POST", "path": "/lot", "headers": []},
                       receive, send))
@@ -160,7 +160,7 @@ def test_slow_body_gets_408() -> None:
 def test_slow_headers_are_cut_by_the_server() -> None:
     import uvicorn
 
-    from qpv_geo.web._server import timed_protocol
+    from qpv_geo.web.server import timed_protocol
 
     async def app(scope, receive, send):
         if scope["type"] != "http":

@@ -107,7 +107,7 @@ def test_worker_sockets_send_small_responses_at_once() -> None:
 
     import uvicorn
 
-    from qpv_geo.web._server import timed_protocol
+    from qpv_geo.web.server import timed_protocol
 
     async def app(scope, receive, send):
         if scope["type"] != "http":

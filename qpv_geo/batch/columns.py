@@ -16,6 +16,21 @@ from qpv_geo.exceptions import InputFileError
 #: Roles a source column can play, in the order of :meth:`ColumnMapping.describe`.
 ROLES = ("adresse", "code_postal", "commune", "lat", "lon", "x", "y", "priorite", "porteur",
          "action", "precision_point")
+#: The roles a person can choose a column for, with their label (the web page's column choice,
+#: the table « Colonnes reconnues » of the command line).
+COLUMN_ROLE_LABELS = {
+    "adresse": "Adresse",
+    "code_postal": "Code postal",
+    "commune": "Commune",
+    "lat": "Latitude (WGS84)",
+    "lon": "Longitude (WGS84)",
+    "x": "X Lambert-93",
+    "y": "Y Lambert-93",
+    "priorite": "Priorité",
+    "porteur": "Porteur",
+    "action": "Action",
+    "precision_point": "Précision du point (m)",
+}
 #: Geocoding columns of the output.
 GEOCODING_COLUMNS = ("geocodage_label", "geocodage_score", "geocodage_precision",
                      "geocodage_source")

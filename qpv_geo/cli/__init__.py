@@ -2,24 +2,41 @@
 layer) where exceptions become messages.
 
 Each command has help text and an example.
+
+Imports: the CLI must start light (tests/test_startup.py), so a command imports the stage
+modules it uses (eligibility, geocoding, batch, reference, reporting, registre, web) inside its
+function; that is the one place for an import inside a function. Everything else (this package's
+own modules, settings, exceptions, files) is imported at the top of the module.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import math
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from qpv_geo.cli.fr import FrenchGroup, nombre, positif, strictement_positif
-from qpv_geo.exceptions import QpvGeoError
-from qpv_geo.settings import GEOCODERS, Settings
+from qpv_geo._files import check_output_path, shown, writing
+from qpv_geo.cli.common import (
+    TerritoireOption,
+    console,
+    err_console,
+    get_settings,
+    print_json,
+    user_errors,
+)
+from qpv_geo.cli.data import data_app
+from qpv_geo.cli.fr import (
+    FrenchBadParameter,
+    FrenchGroup,
+    nombre,
+    positif,
+    strictement_positif,
+)
+from qpv_geo.cli.registre import registre_app
+from qpv_geo.exceptions import CoordinateError, InputFileError, QpvGeoError
+from qpv_geo.settings import GEOCODERS, SIREN_SEM, Settings
 
 app = typer.Typer(
     cls=FrenchGroup,
@@ -29,56 +46,11 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
-data_app = typer.Typer(help="Données de référence : versions, export, mise à jour, import.",
-                       no_args_is_help=True, rich_markup_mode="rich")
 app.add_typer(data_app, name="data")
-
-
-class _Console(Console):
-    """A console that prints a file name that is not UTF-8 (bytes of another system's
-    encoding, kept by Python as surrogates) with « � » instead of failing."""
-
-    def print(self, *objects: Any, **kwargs: Any) -> None:
-        from qpv_geo._files import shown
-
-        super().print(*(shown(o) if isinstance(o, str) else o for o in objects), **kwargs)
-
-
-console = _Console()
-err_console = _Console(stderr=True)
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def user_errors(func: F) -> F:
-    """Turn a :class:`QpvGeoError` into a one-line message (+ hint) and exit code 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except QpvGeoError as exc:
-            err_console.print(f"[bold red]Erreur :[/] {exc}", highlight=False)
-            if exc.hint:
-                err_console.print(f"[yellow]→ {exc.hint}[/]", highlight=False)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err_console.print("[yellow]Interrompu.[/] Relancez la même commande pour reprendre "
-                              "(le géocodage déjà fait est en cache).")
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def get_settings() -> Settings:
-    """Settings from the environment (``QPV_GEO_*``)."""
-    return Settings.from_env()
 
 
 def moteur_batch(value: str) -> str:
     """``--moteur`` value: ``local`` or ``dask``, any case."""
-    from qpv_geo.cli.fr import FrenchBadParameter
-
     name = str(value).strip().lower()
     if name not in ("local", "dask"):
         raise FrenchBadParameter(f"« {value} » : choisissez local ou dask.")
@@ -87,8 +59,6 @@ def moteur_batch(value: str) -> str:
 
 def geocodeur(value: str) -> str:
     """``--geocoder`` value: one of :data:`~qpv_geo.settings.GEOCODERS`, any case."""
-    from qpv_geo.cli.fr import FrenchBadParameter
-
     name = str(value).strip().lower()
     if name not in GEOCODERS:
         raise FrenchBadParameter(f"« {value} » : choisissez " + ", ".join(GEOCODERS[:-1])
@@ -98,8 +68,6 @@ def geocodeur(value: str) -> str:
 
 def tuiles(value: str) -> str:
     """``--tiles`` value: osm (online OpenStreetMap tiles) or none (offline)."""
-    from qpv_geo.cli.fr import FrenchBadParameter
-
     name = str(value).strip().lower()
     if name not in ("osm", "none"):
         raise FrenchBadParameter(f"« {value} » : choisissez osm (en ligne) ou none (hors "
@@ -116,11 +84,6 @@ GeocoderOption = Annotated[str | None, typer.Option(
     "--geocoder", parser=geocodeur, metavar="<" + "|".join(GEOCODERS) + ">",
     help="Géocodeur des adresses : auto (défaut : fichier BAN installé, sinon service en "
     "ligne), local (fichier BAN installé), ban (service en ligne), demo (adresses fictives).")]
-TerritoireOption = Annotated[str | None, typer.Option(
-    "--territoire", help="Territoire : SIREN d'un EPCI (défaut 244200770, Saint-Étienne "
-    "Métropole), code INSEE d'une commune, ou « france » (tous les QPV, sans restriction de "
-    "territoire). Hors SEM : périmètres QPV nationaux (copie simplifiée embarquée ≈ 12 m, ou "
-    "le fichier officiel installé par qpv-geo data update), sans contours communaux.")]
 FeuilleOption = Annotated[str | None, typer.Option(
     "--feuille", help="Feuille du classeur XLSX (nom ou rang ; défaut : la première).")]
 LigneEnteteOption = Annotated[int | None, typer.Option(
@@ -164,11 +127,6 @@ def col_overrides(**cols: str | None) -> dict[str, str | None] | None:
     return given or None
 
 
-def print_json(obj: Any) -> None:
-    """Print one JSON object on stdout (UTF-8, no ASCII escaping)."""
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n")
-
-
 # ---------------------------------------------------------------------------------------------
 # check / data commands (core)
 # ---------------------------------------------------------------------------------------------
@@ -207,7 +165,7 @@ def render_verdict(verdict: Any, reference: Any) -> None:
 
     from qpv_geo.eligibility.engine import format_distance
     from qpv_geo.eligibility.libelles import precision_libelle, source_libelle
-    from qpv_geo.web.conseils import next_steps, zone_label, zone_names
+    from qpv_geo.reporting.next_steps import next_steps, zone_label, zone_names
 
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
@@ -286,7 +244,6 @@ def check(
     qpv-geo check "3 rue de la Paix 42000 Saint-Étienne"
     """
     from qpv_geo.eligibility.engine import engine_from_settings
-    from qpv_geo.exceptions import CoordinateError
 
     settings = get_settings().with_(marge_m=marge, geocoder=geocoder,
                                     precision_point_m=precision_point, territoire=territoire)
@@ -342,7 +299,6 @@ def demo(
 
     Exemple : qpv-geo demo --output out/demo
     """
-    from qpv_geo._files import check_output_path, shown, writing
     from qpv_geo.batch import validate_file, write_result
     from qpv_geo.eligibility.engine import STATUS_LABELS
     from qpv_geo.reference.layers import get_reference, shipped_dir
@@ -422,7 +378,7 @@ def serve(
     try:
         import uvicorn  # noqa: F401 (installed with the « web » extra)
 
-        from qpv_geo.web._server import run
+        from qpv_geo.web.server import run
     except ImportError as exc:
         raise QpvGeoError("uvicorn n'est pas installé.", hint=INSTALL_HINT) from exc
     _check_port_free(host, port)
@@ -487,8 +443,6 @@ def load_sites_for_outputs(path: Path, settings: Settings, *, geocoder: str | No
                            header_line: int | None = None, forcer: bool = False) -> Any:
     """Sites for a map or a report: a batch output as is, a raw sites file validated first;
     rows outside the table dropped. A file mostly read wrongly is refused unless ``forcer``."""
-    from qpv_geo.exceptions import InputFileError
-
     if not path.exists():
         raise InputFileError(f"Fichier introuvable : {path}.",
                              hint="Vérifiez le chemin (glisser le fichier dans le terminal aide).")
@@ -561,7 +515,6 @@ def map_command(
 
     Exemple : qpv-geo map sites_valides.csv -o carte.html --tiles none
     """
-    from qpv_geo._files import check_output_path
     from qpv_geo.eligibility.libelles import reference_from_settings
     from qpv_geo.reporting.maps import TILES, write_map
 
@@ -617,7 +570,6 @@ def report_command(
 
     Exemple : qpv-geo report sites_valides.csv -o rapport.html --pdf
     """
-    from qpv_geo._files import check_output_path, shown
     from qpv_geo.eligibility.libelles import pluriel, reference_from_settings
     from qpv_geo.reporting.coverage import coverage_from_sites
     from qpv_geo.reporting.report import report_outputs, write_report
@@ -704,7 +656,7 @@ def _print_mapping(mapping: Any, columns: list[str]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from qpv_geo.web.lot import ROLE_LABELS
+    from qpv_geo.batch.columns import COLUMN_ROLE_LABELS as ROLE_LABELS
 
     table = Table(title="Colonnes reconnues", title_justify="left")
     table.add_column("colonne du fichier")
@@ -728,7 +680,6 @@ def _print_batch_summary(summary: dict[str, Any], territoire: str | None = None)
     from rich.table import Table
 
     from qpv_geo.eligibility._verdicts import status_labels
-    from qpv_geo.settings import SIREN_SEM
 
     STATUS_LABELS = status_labels()
     if territoire and territoire != SIREN_SEM:
@@ -917,9 +868,6 @@ def batch(
         raise typer.Exit(EXIT_MAL_LU)
 # --- end batch command ---
 
-
-import qpv_geo.cli.data  # noqa: E402, F401  (its commands join data_app; it imports this module)
-from qpv_geo.cli.registre import registre_app  # noqa: E402  (it imports this module)
 
 app.add_typer(registre_app, name="registre")
 

@@ -1,5 +1,6 @@
 """The ``qpv-geo data`` commands: reference data versions, export, update, import, reset, and
-the address file of the local geocoder (registered on :data:`qpv_geo.cli.data_app`)."""
+the address file of the local geocoder (:data:`data_app`, which :mod:`qpv_geo.cli` adds as
+``qpv-geo data``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ from typing import Annotated, Any
 
 import typer
 
-from qpv_geo.cli import TerritoireOption, console, data_app, get_settings, print_json, user_errors
+from qpv_geo.cli.common import (
+    TerritoireOption,
+    console,
+    get_settings,
+    print_json,
+    user_errors,
+)
+
+data_app = typer.Typer(help="Données de référence : versions, export, mise à jour, import.",
+                       no_args_is_help=True, rich_markup_mode="rich")
 
 
 @data_app.command("info")

@@ -33,6 +33,7 @@ from typer import rich_utils as _rich
 from typer.core import TyperArgument, TyperGroup, TyperOption
 from typer.exceptions import Abort as _Abort
 
+from qpv_geo._files import shown
 from qpv_geo.exceptions import QpvGeoError
 
 #: Help option text, usage prefix and metavars.
@@ -294,8 +295,6 @@ def _help_hint(ctx: Any) -> str | None:
 
 def print_error(message: str, hint: str | None = None) -> None:
     """One French error line (+ hint) on stderr, as the commands print theirs."""
-    from qpv_geo._files import shown
-
     console = Console(stderr=True)
     console.print(f"[bold red]Erreur :[/] {escape(shown(message))}", highlight=False)
     if hint:

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from qpv_geo.cli import console, get_settings, print_json, user_errors
+from qpv_geo._files import write_text_atomic
+from qpv_geo.cli.common import console, get_settings, print_json, user_errors
 
 registre_app = typer.Typer(
     help="Registre d'instruction : sites des dossiers, décisions, critères de l'appel, "
@@ -503,7 +504,6 @@ def compte(
 
     Exemple : qpv-geo registre compte « Ana Martin » --fichier comptes.txt
     """
-    from qpv_geo._files import write_text_atomic
     from qpv_geo.registre.comptes import compte_line
 
     password = typer.prompt("Mot de passe", hide_input=True, confirmation_prompt=True)

@@ -43,7 +43,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qpv_geo import __version__
 from qpv_geo._francais import de, heure_paris
-from qpv_geo.eligibility.libelles import COUCHES, GEOCODEURS, Libelles, libelles
+from qpv_geo.batch._cancel import cancellable
+from qpv_geo.batch.columns import COLUMN_ROLE_LABELS
+from qpv_geo.eligibility.libelles import (
+    COUCHES,
+    GEOCODEURS,
+    Libelles,
+    libelles,
+    libelles_reglages,
+)
 from qpv_geo.exceptions import (
     CoordinateError,
     DownloadError,
@@ -56,7 +64,10 @@ from qpv_geo.exceptions import (
     ReferenceDataError,
     UnreadableInputError,
 )
+from qpv_geo.geocoding import geocoder_info
 from qpv_geo.geocoding.messages import CONSEILS, hint_web, remplacer_pour_le_web
+from qpv_geo.reporting.next_steps import edge_street, next_steps, zone_names
+from qpv_geo.reporting.osm import ROADS_CSS, covers, roads_js
 from qpv_geo.settings import Settings
 from qpv_geo.web._present import (
     format_date,
@@ -64,7 +75,8 @@ from qpv_geo.web._present import (
     verdict_text,
 )
 from qpv_geo.web._store import StoreUnavailable, shared_secret
-from qpv_geo.web.lot import ROLE_LABELS, LotColumnsError, status_words, validate_upload
+from qpv_geo.web.lot import LotColumnsError, status_words, validate_upload
+from qpv_geo.web.registre import add_registre_routes
 from qpv_geo.web.schemas import (
     MAX_ADRESSE,
     Donnees,
@@ -73,31 +85,31 @@ from qpv_geo.web.schemas import (
     VerdictOut,
     VerdictsIn,
     VerdictsOut,
-    _errors,
+    error_responses,
 )
 from qpv_geo.web.security import (
-    _JSON_BYTES_BASE,
-    _JSON_BYTES_PER_ITEM,
-    _MULTIPART_SLACK,
     CSP,
+    JSON_BYTES_BASE,
+    JSON_BYTES_PER_ITEM,
+    MULTIPART_SLACK,
+    BodyLimit,
     FormTokens,
-    _BodyLimit,
-    _OriginGuard,
-    _Refused,
-    _SecurityHeaders,
-    _SlowBody,
-    _TooLarge,
+    OriginGuard,
+    Refused,
+    SecurityHeaders,
+    SlowBody,
+    TooLarge,
     from_browser,
     token_refused,
     upload_name,
 )
 from qpv_geo.web.services import (
+    BatchTooLong,
     Services,
-    _BatchTooLong,
-    _donnees,
-    _ServiceUnavailable,
-    _suggestions,
-    _warm_up,
+    ServiceUnavailable,
+    donnees_payload,
+    suggest_addresses,
+    warm_up,
 )
 
 log = logging.getLogger("qpv_geo.web")
@@ -112,7 +124,7 @@ HERE = Path(__file__).resolve().parent
 def status_for(exc: QpvGeoError) -> int:
     """HTTP status of a user-facing error: 503 for services or data the server lacks."""
     if isinstance(exc, (GeocoderUnavailable, GeocoderNotConfigured, GeocoderRateLimited,
-                        ReferenceDataError, DownloadError, _ServiceUnavailable,
+                        ReferenceDataError, DownloadError, ServiceUnavailable,
                         StoreUnavailable)):
         return 503
     if isinstance(exc, InputTooLargeError):
@@ -205,7 +217,7 @@ def _leaflet_dir() -> Path:
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Build the engine and the map index before the first request (a few hundred ms)."""
-    await run_in_threadpool(_warm_up, app.state.services)
+    await run_in_threadpool(warm_up, app.state.services)
     # The reference layers, the engine and the indexes are millions of long-lived objects:
     # out of the garbage collector's sight, its full passes no longer stall every request
     # in flight (they made the p99 at 32 connections).
@@ -219,8 +231,6 @@ async def _run_while_connected(request: Request, func: Any, *args: Any) -> Any:
     when the client disconnects or the server stops."""
     import asyncio
     import threading
-
-    from qpv_geo.batch._cancel import cancellable
 
     event = threading.Event()
 
@@ -270,20 +280,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             mots=mots)
         return HTMLResponse(html, status_code=status, headers=headers)
 
-    def render_too_large(path: str, exc: _TooLarge) -> Response:
+    def render_too_large(path: str, exc: TooLarge) -> Response:
         return error_response(path, 413, str(exc.detail), exc.hint)
 
-    def render_refused(path: str, exc: _Refused) -> Response:
+    def render_refused(path: str, exc: Refused) -> Response:
         return error_response(path, exc.status_code, str(exc.detail), exc.hint)
 
-    app.add_middleware(_BodyLimit, upload_bytes=max_upload + _MULTIPART_SLACK,
+    app.add_middleware(BodyLimit, upload_bytes=max_upload + MULTIPART_SLACK,
                        upload_shown=max_upload,
-                       json_bytes=_JSON_BYTES_BASE + _JSON_BYTES_PER_ITEM
+                       json_bytes=JSON_BYTES_BASE + JSON_BYTES_PER_ITEM
                        * settings.max_batch_items, render=render_too_large)
-    app.add_middleware(_SlowBody, delay_s=settings.delai_client_s, render=render_refused)
-    app.add_middleware(_OriginGuard, allowed=settings.origines_autorisees,
+    app.add_middleware(SlowBody, delay_s=settings.delai_client_s, render=render_refused)
+    app.add_middleware(OriginGuard, allowed=settings.origines_autorisees,
                        render=render_refused)
-    app.add_middleware(_SecurityHeaders)
+    app.add_middleware(SecurityHeaders)
     tokens = FormTokens(secret=shared_secret(services.folder, settings.secret_formulaires))
 
     @app.exception_handler(QpvGeoError)
@@ -291,7 +301,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         headers = None
         if isinstance(exc, GeocoderRateLimited) and exc.retry_after:
             headers = {"Retry-After": str(math.ceil(exc.retry_after))}
-        if isinstance(exc, _BatchTooLong):
+        if isinstance(exc, BatchTooLong):
             status = 413
         elif isinstance(exc, _AddressNotFound):
             status = 404
@@ -301,9 +311,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if isinstance(exc, _TooLarge):
+        if isinstance(exc, TooLarge):
             return render_too_large(request.url.path, exc)
-        if isinstance(exc, _Refused):
+        if isinstance(exc, Refused):
             return render_refused(request.url.path, exc)
         if exc.status_code == 400:  # no 400 of ours is an HTTPException: the framework's
             message, hint = _form_error(str(exc.detail))
@@ -333,8 +343,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/vendor/leaflet", StaticFiles(directory=str(_leaflet_dir())), name="leaflet")
 
     def page_context(**extra: Any) -> dict[str, Any]:
-        from qpv_geo.geocoding import geocoder_info
-
         engine = services.engine()
         words = libelles(engine)
         return {"version": engine.reference.version, "data_notes": engine.reference.notes,
@@ -371,8 +379,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         context = page_context(page="verdict", adresse=adresse, lat=lat_s, lon=lon_s,
                                error=error, verdict=payload)
         if payload is not None:
-            from qpv_geo.web.conseils import zone_names
-
             saisie = adresse.strip() or None
             reference = services.engine().reference
             noms = zone_names(reference)
@@ -392,7 +398,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/donnees", response_class=HTMLResponse, include_in_schema=False)
     def page_donnees(request: Request) -> Response:
         return templates.TemplateResponse(request, "donnees.html", page_context(
-            page="donnees", donnees=_donnees(services), couches_libelles=COUCHES,
+            page="donnees", donnees=donnees_payload(services), couches_libelles=COUCHES,
             geocodeur_libelle=_geocodeur_libelle(services)))
 
     # ---------------------------------------------------------------- page /lot
@@ -408,7 +414,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         picker = None
         status = 200
         try:
-            form = await request.form(max_files=1, max_fields=9 + len(ROLE_LABELS),
+            form = await request.form(max_files=1, max_fields=9 + len(COLUMN_ROLE_LABELS),
                                       max_part_size=4096)
             try:
                 upload = form.get("fichier")
@@ -432,7 +438,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         raise InputFileError("Formulaire de colonnes invalide.",
                                              hint="Déposez le fichier à nouveau.")
                     overrides = {role: (str(form.get(f"col_{role}") or "").strip()[:200]
-                                        or None) for role in ROLE_LABELS}
+                                        or None) for role in COLUMN_ROLE_LABELS}
                     data, suffix, name = None, "", ""
                 else:
                     if upload is None or isinstance(upload, str) or not upload.filename:
@@ -447,7 +453,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                      header_line=header_line))
             finally:
                 await form.close()
-        except (_TooLarge, _Refused):
+        except (TooLarge, Refused):
             raise
         except LotColumnsError as exc:
             error = {"message": str(exc), "hint": hint_web(exc)}
@@ -463,7 +469,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _form_page(templates.TemplateResponse(
             request, "lot.html",
             page_context(page="lot", error=error, outcome=outcome, picker=picker,
-                         roles=ROLE_LABELS,
+                         roles=COLUMN_ROLE_LABELS,
                          status_words=status_words(libelles(services.engine()))),
             status_code=status))
 
@@ -483,7 +489,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # ---------------------------------------------------------------- API
     @app.get("/api/v1/verdict", response_model=VerdictOut, tags=["verdicts"],
-             responses=_errors(400, 404, 422, 503),
+             responses=error_responses(400, 404, 422, 503),
              description=None if mots.par_defaut else (
                  "Verdict pour une adresse (`adresse`) ou un point (`lat` et `lon`, en degrés "
                  "décimaux WGS84). Coordonnées impossibles ou inversées : 400 ; adresse "
@@ -520,7 +526,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _json_model(VerdictOut(**services.verdict_for_point(lat, lon)))
 
     @app.post("/api/v1/verdicts", response_model=VerdictsOut, tags=["verdicts"],
-              responses=_errors(400, 413, 422, 503))
+              responses=error_responses(400, 413, 422, 503))
     def api_verdicts(body: VerdictsIn) -> VerdictsOut:
         """Verdicts pour une liste de lieux (adresses ou points), dans l'ordre reçu.
 
@@ -530,22 +536,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return services.verdicts(body.lieux)
 
     @app.get("/api/v1/donnees", response_model=Donnees, tags=["données"],
-             responses=_errors(503))
+             responses=error_responses(503))
     def api_donnees() -> dict[str, Any]:
         """Versions des données de référence (sha256, millésime, source) et avertissements."""
-        return _donnees(services)
+        return donnees_payload(services)
 
     @app.get("/api/v1/suggestions", response_model=Suggestions, tags=["adresses"],
-             responses=_errors(400, 422, 503))
+             responses=error_responses(400, 422, 503))
     def api_suggestions(
         q: Annotated[str, Query(max_length=MAX_ADRESSE, description="Début d'adresse.")],
         limite: Annotated[int, Query(ge=1, le=20)] = 8,
     ) -> Suggestions:
         """Adresses proposées pendant la saisie (géocodeur local ; 3 caractères minimum)."""
-        return _suggestions(services, q, limite)
+        return suggest_addresses(services, q, limite)
 
     @app.get("/api/v1/perimetres", response_model=FeatureCollection, tags=["carte"],
-             responses=_errors(422, 503), description=_perimeters_doc(mots))
+             responses=error_responses(422, 503), description=_perimeters_doc(mots))
     def api_perimetres(
         lat: Annotated[float, Query(ge=-90, le=90)],
         lon: Annotated[float, Query(ge=-180, le=180)],
@@ -555,7 +561,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         features = services.perimeters().around(lon, lat, rayon_m)
         return JSONResponse({"type": "FeatureCollection", "features": features})
 
-    @app.get("/api/v1/voies", tags=["carte"], responses=_errors(422, 503))
+    @app.get("/api/v1/voies", tags=["carte"], responses=error_responses(422, 503))
     def api_voies(
         lat: Annotated[float, Query(ge=-90, le=90)],
         lon: Annotated[float, Query(ge=-180, le=180)],
@@ -571,17 +577,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/carte/rues.js", include_in_schema=False)
     def rues_js() -> Response:
-        from qpv_geo.reporting.osm import roads_js
-
         return Response(roads_js(), media_type="text/javascript; charset=utf-8")
 
     @app.get("/carte/rues.css", include_in_schema=False)
     def rues_css() -> Response:
-        from qpv_geo.reporting.osm import ROADS_CSS
-
         return Response(ROADS_CSS, media_type="text/css; charset=utf-8")
-
-    from qpv_geo.web.registre import add_registre_routes
 
     add_registre_routes(app, settings, templates, page_context,
                         verdict_aids=lambda payload: verdict_aids(services, payload))
@@ -625,8 +625,6 @@ def verdict_aids(services: Services, payload: dict[str, Any]) -> dict[str, Any]:
     the street it names (``rue``), whether the street layer reaches the point (``rues_ici``)
     and whether the maps are drawn (``cartes``). The verdict page and the register's site
     page both show these."""
-    from qpv_geo.web.conseils import edge_street, next_steps
-
     reference = services.engine().reference
     conseils = next_steps(payload, reference)
     return {
@@ -642,8 +640,6 @@ def verdict_aids(services: Services, payload: dict[str, Any]) -> dict[str, Any]:
 
 def _geocodeur_libelle(services: Services) -> str:
     """Which geocoder answers the page's addresses, in words (and whether it is the demo)."""
-    from qpv_geo.geocoding import geocoder_info
-
     info = geocoder_info(services.settings)
     if info["demo"]:
         return "fichier d'adresses de DÉMONSTRATION (adresses fictives, aucune valeur officielle)"
@@ -654,8 +650,6 @@ def _streets_here(payload: dict[str, Any]) -> bool:
     """True when the street layer (Saint-Étienne) reaches the verdict's point."""
     if payload.get("lat") is None:
         return False
-    from qpv_geo.reporting.osm import covers
-
     try:
         return covers((payload["lon"], payload["lat"], payload["lon"], payload["lat"]))
     except QpvGeoError:
@@ -664,8 +658,6 @@ def _streets_here(payload: dict[str, Any]) -> bool:
 
 def _territory_words(settings: Settings) -> Libelles:
     """The words of the settings' territory, without loading any data (SEM: its own)."""
-    from qpv_geo.eligibility.libelles import libelles_reglages
-
     return libelles_reglages(settings)
 
 

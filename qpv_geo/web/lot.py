@@ -17,6 +17,10 @@ from typing import Any
 
 from qpv_geo._files import scratch_dir
 from qpv_geo._francais import hors
+from qpv_geo.batch import detect_columns, validate_file
+from qpv_geo.batch.reading import check_xlsx, read_header
+from qpv_geo.batch.table import summary_line
+from qpv_geo.eligibility.engine import STATUSES, format_distance
 from qpv_geo.eligibility.libelles import Libelles, libelles
 from qpv_geo.exceptions import InputFileError, QpvGeoError
 from qpv_geo.geocoding.messages import names_a_command, pour_le_web, remplacer_pour_le_web
@@ -25,21 +29,6 @@ from qpv_geo.geocoding.messages import names_a_command, pour_le_web, remplacer_p
 PREVIEW_ROWS = 20
 #: Rows to review listed on the page (the file has them all).
 REVIEW_ROWS = 50
-
-#: The roles a person can choose a column for, with their label on the page.
-ROLE_LABELS = {
-    "adresse": "Adresse",
-    "code_postal": "Code postal",
-    "commune": "Commune",
-    "lat": "Latitude (WGS84)",
-    "lon": "Longitude (WGS84)",
-    "x": "X Lambert-93",
-    "y": "Y Lambert-93",
-    "priorite": "Priorité",
-    "porteur": "Porteur",
-    "action": "Action",
-    "precision_point": "Précision du point (m)",
-}
 
 #: Short status words of the tables (the colour comes with them, never alone).
 STATUS_WORDS = {
@@ -134,17 +123,6 @@ def validate_upload(services: Any, data: bytes | None, suffix: str, feuille: str
     """Run the batch on an uploaded file (or on the one kept under ``source``) in a temporary
     folder deleted afterwards; keep the outputs and the source a short while for the links.
     ``header_line``: the header row the person picked (guessed otherwise)."""
-    try:
-        from qpv_geo.batch import validate_file
-        from qpv_geo.batch.reading import read_header
-        from qpv_geo.batch.table import summary_line
-    except ImportError as exc:  # pragma: no cover - batch is part of the package
-        from qpv_geo.web.services import _ServiceUnavailable
-
-        raise _ServiceUnavailable(
-            "La vérification de fichiers n'est pas disponible sur ce serveur.",
-            hint="Utilisez l'API /api/v1/verdicts ou la page d'accueil, lieu par lieu.",
-        ) from exc
     if source is not None:
         kept = services.sources.get(source, 0)
         if kept is None:
@@ -185,8 +163,6 @@ def validate_upload(services: Any, data: bytes | None, suffix: str, feuille: str
             if not columns:  # keep the error's class: it sets the HTTP status (413, 422…)
                 exc.hint = web_hint(exc.hint)
                 raise
-            from qpv_geo.batch import detect_columns
-
             try:
                 guess = detect_columns(columns, overrides).as_dict()
             except QpvGeoError:
@@ -238,8 +214,6 @@ XLSX_RESULT_CELLS = 1_000_000
 def _small_workbook(path: Path, services: Any) -> bool:
     """True when the uploaded workbook's sheets hold at most :data:`XLSX_RESULT_ROWS` rows
     (counted on the zip stream; a workbook the guards refuse is left to the reader)."""
-    from qpv_geo.batch.reading import check_xlsx
-
     try:
         facts = check_xlsx(path, services.settings)
     except QpvGeoError:
@@ -260,8 +234,6 @@ def summary_tables(summary: dict[str, Any],
                    words: dict[str, str] | None = None) -> dict[str, Any]:
     """The batch summary as the tables of the page (the same as the CLI's); ``words``: the
     status words (:func:`status_words`)."""
-    from qpv_geo.eligibility.engine import STATUSES
-
     words = words or STATUS_WORDS
     par_statut = summary.get("par_statut") or {}
     statuts = [(s, words.get(s, s), int(par_statut.get(s, 0))) for s in STATUSES
@@ -291,8 +263,6 @@ def summary_tables(summary: dict[str, Any],
 def preview(frame: Any, mapping: dict[str, str | None],
             words: dict[str, str] | None = None) -> dict[str, Any]:
     """The first rows: line, the person's identifying columns, then the verdict in words."""
-    from qpv_geo.eligibility.engine import format_distance
-
     words = words or STATUS_WORDS
     keep: list[tuple[str, str]] = [("ligne", "Ligne")]
     for role in ("porteur", "action", "adresse", "commune"):
@@ -322,7 +292,6 @@ def preview(frame: Any, mapping: dict[str, str | None],
 
 
 __all__ = [
-    "ROLE_LABELS",
     "STATUS_WORDS",
     "LotColumnsError",
     "download_stem",

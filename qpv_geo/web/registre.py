@@ -38,12 +38,15 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from qpv_geo._francais import heure_paris
 from qpv_geo.eligibility.libelles import libelles_reglages
 from qpv_geo.exceptions import InputFileError, QpvGeoError, RegistreError
 from qpv_geo.geocoding.messages import hint_web
 from qpv_geo.registre import DECISIONS, ETATS, LOT_DEFAUT, Registre
 from qpv_geo.registre.comptes import authenticate, load_comptes
 from qpv_geo.registre.criteres import criteres_de
+from qpv_geo.registre.exports import export_diff, export_registre
+from qpv_geo.registre.fiche import fiche_html, fiche_pdf_bytes
 from qpv_geo.settings import Settings
 from qpv_geo.web._present import geocode_payload
 from qpv_geo.web.security import LoginGuard, locked_out, loopback_refusal, upload_name
@@ -176,8 +179,6 @@ def _depuis(value: str) -> str:
     « depuis 12 jours »."""
     import datetime as dt
 
-    from qpv_geo._francais import heure_paris
-
     try:
         then = dt.datetime.strptime(heure_paris(value, heure=False), "%d/%m/%Y").date()
         today = dt.datetime.strptime(heure_paris(dt.datetime.now(dt.UTC).isoformat(),
@@ -239,8 +240,8 @@ def _web_error(exc: QpvGeoError) -> dict[str, Any]:
 
 def site_payload(site: Any, statuts: dict[str, str]) -> dict[str, Any]:
     """A register site's stored verdict in the shape of the verdict page's payload (what
-    :func:`qpv_geo.web.conseils.next_steps` and the maps read). The register does not store
-    the QPV on the other side of a doubtful edge: for an « à vérifier » it is the site's
+    :func:`qpv_geo.reporting.next_steps.next_steps` and the maps read). The register does not
+    store the QPV on the other side of a doubtful edge: for an « à vérifier » it is the site's
     quartier, else the nearest one (the zone whose edge the margin reached)."""
     v = site.verdict
     status = v.get("status")
@@ -539,8 +540,6 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
     @app.get("/registre/diff.xlsx", include_in_schema=False)
     def diff_xlsx(request: Request, user: User, lot: str = "",
                   avant: int | None = None, apres: int | None = None) -> Response:
-        from qpv_geo.registre.exports import export_diff
-
         try:
             diff, _ = diff_of(lot, avant, apres)
         except QpvGeoError as exc:
@@ -623,8 +622,6 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
 
     @app.get("/registre/export.xlsx", include_in_schema=False)
     def export_xlsx(request: Request, user: User) -> Response:
-        from qpv_geo.registre.exports import export_registre
-
         with tempfile.TemporaryDirectory(prefix="qpv-geo-registre-") as tmp, \
                 open_registre() as reg:
             data = export_registre(reg, Path(tmp) / "registre.xlsx").read_bytes()
@@ -636,8 +633,6 @@ def add_registre_routes(app: FastAPI, settings: Settings, templates: Jinja2Templ
     @app.get("/registre/fiche", include_in_schema=False)
     def fiche(request: Request, user: User, id: str = "", format: str = "pdf", lot: str = "",
               dossier: str = "") -> Response:
-        from qpv_geo.registre.fiche import fiche_html, fiche_pdf_bytes
-
         where = {"lot": lot or None, "dossier": dossier or None}
         try:
             with open_registre() as reg:

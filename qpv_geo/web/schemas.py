@@ -176,12 +176,13 @@ class FeatureCollection(BaseModel):
     features: list[Feature]
 
 
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of a route: each error code with the :class:`Erreur` model."""
     return {c: {"model": Erreur} for c in codes}
 
 
 __all__ = [
     "MAX_ADRESSE", "Couche", "Donnees", "Erreur", "Feature", "FeatureCollection", "Geocodage",
     "Lieu", "Statut", "Suggestion", "Suggestions", "VerdictItem", "VerdictOut", "VerdictsIn",
-    "VerdictsOut",
+    "VerdictsOut", "error_responses",
 ]

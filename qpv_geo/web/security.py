@@ -28,10 +28,10 @@ from qpv_geo.exceptions import InputFileError
 from qpv_geo.geocoding.messages import CONSEILS
 
 #: Body cap (bytes) of JSON requests, per batch item, plus a fixed allowance.
-_JSON_BYTES_PER_ITEM = 1024
-_JSON_BYTES_BASE = 64 * 1024
+JSON_BYTES_PER_ITEM = 1024
+JSON_BYTES_BASE = 64 * 1024
 #: Multipart overhead allowed on top of the file itself (boundaries, other fields).
-_MULTIPART_SLACK = 64 * 1024
+MULTIPART_SLACK = 64 * 1024
 #: The routes that take a file, all under the same cap (``Settings.max_upload_mb``), with
 #: what to do with a bigger one.
 _UPLOAD_PATHS = {
@@ -58,7 +58,7 @@ def _fmt_size(n: int) -> str:
     return f"{n / 1000:.3g} ko".replace(".", ",")
 
 
-class _TooLarge(StarletteHTTPException):
+class TooLarge(StarletteHTTPException):
     """Raised while reading a body that goes over the cap."""
 
     def __init__(self, limit: int, upload: bool, shown: int | None = None,
@@ -74,7 +74,7 @@ class _TooLarge(StarletteHTTPException):
         self.hint = hint
 
 
-class _SecurityHeaders:
+class SecurityHeaders:
     def __init__(self, app: Any) -> None:
         self.app = app
 
@@ -93,7 +93,7 @@ class _SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-class _BodyLimit:
+class BodyLimit:
     """Refuse bodies over the cap: by Content-Length at once, else while streaming."""
 
     def __init__(self, app: Any, *, upload_bytes: int, json_bytes: int, upload_shown: int,
@@ -127,7 +127,7 @@ class _BodyLimit:
             await self.app(scope, receive, send)
             return
         if declared is not None and declared > limit:
-            response = self.render(path, _TooLarge(limit, upload, self.upload_shown, path))
+            response = self.render(path, TooLarge(limit, upload, self.upload_shown, path))
             await response(scope, receive, send)
             return
         received = 0
@@ -138,14 +138,14 @@ class _BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _TooLarge(limit, upload, self.upload_shown, path)
+                    raise TooLarge(limit, upload, self.upload_shown, path)
             return message
 
         await _answer_refusal(self.app, scope, receive, limited_receive, send, self.render,
-                              _TooLarge)
+                              TooLarge)
 
 
-class _Refused(StarletteHTTPException):
+class Refused(StarletteHTTPException):
     """A request refused by a guard, with a French message and what to do."""
 
     def __init__(self, status: int, message: str, hint: str) -> None:
@@ -168,7 +168,7 @@ def _host_port(netloc: str, default_port: int) -> tuple[str, int]:
     return host, port if port is not None else default_port
 
 
-class _OriginGuard:
+class OriginGuard:
     """Refuse (403) a POST whose ``Host`` is not the served host nor an allowed origin, or
     whose ``Origin`` (else ``Referer``) is another site: a page from elsewhere cannot make
     the instructor's browser post to the local server (CSRF, DNS rebinding)."""
@@ -227,7 +227,7 @@ class _OriginGuard:
                 if o_host != host and not self._is_allowed(*o_host):
                     problem = f"la page d'origine ({origin[:80]}) est un autre site"
         if problem:
-            exc = _Refused(403, f"Requête refusée : {problem}.",
+            exc = Refused(403, f"Requête refusée : {problem}.",
                            "Envoyez le formulaire depuis la page de qpv-geo elle-même. Si le "
                            "serveur est publié sous un autre nom, ajoutez-le à "
                            "QPV_GEO_ORIGINES_AUTORISEES.")
@@ -267,13 +267,13 @@ def from_browser(headers: Any) -> bool:
     return any(headers.get(h) for h in ("origin", "referer", "sec-fetch-site"))
 
 
-def token_refused() -> _Refused:
+def token_refused() -> Refused:
     """The 403 of a browser form post without a valid token."""
-    return _Refused(403, "Formulaire expiré ou venu d'une autre page : fichier non traité.",
+    return Refused(403, "Formulaire expiré ou venu d'une autre page : fichier non traité.",
                     "Rechargez la page /lot et déposez le fichier à nouveau.")
 
 
-def loopback_refusal(scope: dict) -> _Refused | None:
+def loopback_refusal(scope: dict) -> Refused | None:
     """Why a request to a server that answers on the loopback only is refused (``None``: it
     is not), on every method: its ``Host`` must be one of the loopback names with the port
     the server listens on, and its ``Origin``, when the browser sends one, the same. A page
@@ -291,7 +291,7 @@ def loopback_refusal(scope: dict) -> _Refused | None:
             "autre nom, demandez à l'administrateur de qpv-geo d'activer les comptes du "
             "registre (réglage QPV_GEO_REGISTRE_COMPTES).")
     if host not in served or (s_port is not None and port != s_port):
-        return _Refused(403, f"Requête refusée : l'adresse demandée ({raw_host[:80] or '?'}) "
+        return Refused(403, f"Requête refusée : l'adresse demandée ({raw_host[:80] or '?'}) "
                         "n'est pas celle de ce poste.", hint)
     origin = headers.get(b"origin")
     if origin is not None:
@@ -299,7 +299,7 @@ def loopback_refusal(scope: dict) -> _Refused | None:
         o_default = 443 if parts.scheme == "https" else 80
         o_host = _host_port(parts.netloc, o_default) if parts.netloc else ("", 0)
         if o_host[0] not in served or o_host[1] != port:
-            return _Refused(403, f"Requête refusée : la page d'origine ({origin[:80]}) est "
+            return Refused(403, f"Requête refusée : la page d'origine ({origin[:80]}) est "
                             "un autre site.", hint)
     return None
 
@@ -412,7 +412,7 @@ def upload_name(filename: str, suffixes: tuple[str, ...] = UPLOAD_SUFFIXES) -> t
     return name, suffix
 
 
-class _SlowBody:
+class SlowBody:
     """408 when a request body stalls longer than ``delay_s`` between two chunks (a slow
     client holding a connection and a worker); once the body is complete, nothing changes."""
 
@@ -434,14 +434,14 @@ class _SlowBody:
             try:
                 message = await asyncio.wait_for(receive(), self.delay_s)
             except TimeoutError:
-                raise _Refused(408, "Envoi trop lent : la connexion a été fermée.",
+                raise Refused(408, "Envoi trop lent : la connexion a été fermée.",
                                "Réessayez depuis une connexion plus stable.") from None
             if message["type"] != "http.request" or not message.get("more_body", False):
                 complete = True
             return message
 
         await _answer_refusal(self.app, scope, receive, timed_receive, send, self.render,
-                              _Refused, only=lambda exc: exc.status_code == 408)
+                              Refused, only=lambda exc: exc.status_code == 408)
 
 
 async def _answer_refusal(app: Any, scope: dict, receive: Any, wrapped_receive: Any, send: Any,
@@ -466,5 +466,7 @@ async def _answer_refusal(app: Any, scope: dict, receive: Any, wrapped_receive: 
         await render(scope["path"], exc)(scope, receive, send)
 
 
-__all__ = ["CSP", "UPLOAD_SUFFIXES", "FormTokens", "LoginGuard", "from_browser", "locked_out",
-           "loopback_refusal", "token_refused", "upload_name"]
+__all__ = ["CSP", "JSON_BYTES_BASE", "JSON_BYTES_PER_ITEM", "MULTIPART_SLACK", "UPLOAD_SUFFIXES",
+           "BodyLimit", "FormTokens", "LoginGuard", "OriginGuard", "Refused", "SecurityHeaders",
+           "SlowBody", "TooLarge", "from_browser", "locked_out", "loopback_refusal",
+           "token_refused", "upload_name"]

@@ -17,11 +17,13 @@ from qpv_geo import __version__
 from qpv_geo.eligibility.engine import STATUSES, Engine, engine_from_settings
 from qpv_geo.eligibility.libelles import libelles
 from qpv_geo.exceptions import (
-    GeocoderNotConfigured,
     GeocoderQueryError,
     QpvGeoError,
 )
+from qpv_geo.geocoding import geocoder_from_settings, geocoder_info
+from qpv_geo.geocoding.coordinates import coordinates_result
 from qpv_geo.geocoding.messages import CONSEILS, description_web
+from qpv_geo.reporting.osm import load_roads, roads_geojson
 from qpv_geo.settings import Settings
 from qpv_geo.web._present import (
     NOTE_ADRESSES_DEMO,
@@ -42,7 +44,7 @@ log = logging.getLogger("qpv_geo.web")
 
 
 
-class _ServiceUnavailable(QpvGeoError):
+class ServiceUnavailable(QpvGeoError):
     """A part of qpv-geo this server lacks (module not installed)."""
 
 
@@ -110,21 +112,12 @@ class Services:
     def geocoder(self) -> Any:
         with self._lock:
             if self._geocoder is None:
-                try:
-                    from qpv_geo.geocoding import geocoder_from_settings
-                except ImportError as exc:
-                    raise GeocoderNotConfigured(
-                        "Le géocodage des adresses n'est pas disponible sur ce serveur.",
-                        hint="Saisissez la latitude et la longitude du lieu.",
-                    ) from exc
                 self._geocoder = geocoder_from_settings(self.settings)
             return self._geocoder
 
     def roads(self, lon: float, lat: float, radius_m: float) -> dict[str, Any]:
         """OpenStreetMap streets within ``radius_m`` of the point (compact GeoJSON, with the
         attribution and the coverage note); no streets outside Saint-Étienne."""
-        from qpv_geo.reporting.osm import roads_geojson
-
         dlat = radius_m / 111_320.0
         dlon = radius_m / (111_320.0 * max(0.1, math.cos(math.radians(lat))))
         return roads_geojson((lon - dlon, lat - dlat, lon + dlon, lat + dlat))
@@ -157,8 +150,6 @@ class Services:
 
     # -------------------------------------------------------------- verdicts
     def verdict_for_address(self, adresse: str) -> tuple[dict[str, Any], Any]:
-        from qpv_geo.geocoding.coordinates import coordinates_result
-
         # coordinates pasted in the address field are coordinates, geocoder or not (a map
         # link may be longer than any address)
         geocode = coordinates_result(adresse.strip()) if adresse else None
@@ -182,7 +173,7 @@ class Services:
         n = len(lieux)
         cap = self.settings.max_batch_items
         if n > cap:
-            raise _BatchTooLong(n, cap)
+            raise BatchTooLong(n, cap)
         engine = self.engine()
         lon = np.full(n, np.nan)
         lat = np.full(n, np.nan)
@@ -222,7 +213,9 @@ class Services:
                            notes=notes)
 
 
-class _BatchTooLong(QpvGeoError):
+class BatchTooLong(QpvGeoError):
+    """More places in one request than the server takes (``max_batch_items``)."""
+
     def __init__(self, n: int, cap: int) -> None:
         super().__init__(f"{n} lieux envoyés : au plus {cap} par requête.",
                          hint=CONSEILS["liste_trop_longue"])
@@ -244,13 +237,13 @@ def _check_adresse(adresse: str, *, sem: bool = True) -> str:
     return text
 
 
-def _warm_up(services: Services) -> None:
+def warm_up(services: Services) -> None:
+    """Load the reference data, the perimeters, the streets and the geocoder before the first
+    request (a failure is logged: the routes then answer 503 with the same message)."""
     try:
         engine = services.engine()
         engine.judge_point(lon=4.3871, lat=45.4605)
         services.perimeters()
-        from qpv_geo.reporting.osm import load_roads
-
         load_roads()  # read once (≈ 2 s), before the first verdict map asks for streets
     except QpvGeoError as exc:  # the routes will answer 503 with the same message
         log.warning("Données de référence indisponibles : %s", exc)
@@ -260,7 +253,8 @@ def _warm_up(services: Services) -> None:
         log.warning("Géocodeur indisponible : %s", exc)
 
 
-def _donnees(services: Services) -> dict[str, Any]:
+def donnees_payload(services: Services) -> dict[str, Any]:
+    """The data the service answers with (versions, layers, geocoder), in web words."""
     ref = services.engine().reference
     d = ref.version_dict()
     couches = {}
@@ -268,8 +262,6 @@ def _donnees(services: Services) -> dict[str, Any]:
         info = {k: (description_web(v) if isinstance(v, str) else v)
                 for k, v in info.items() if k != "path"}  # no server paths, no commands
         couches[name] = info
-    from qpv_geo.geocoding import geocoder_info
-
     geo = geocoder_info(services.settings)
     return {**{k: d[k] for k in ("version", "simplifiee")},
             "notes": [description_web(n) for n in d["notes"]],
@@ -280,7 +272,8 @@ def _donnees(services: Services) -> dict[str, Any]:
             "application": __version__}
 
 
-def _suggestions(services: Services, q: str, limite: int) -> Suggestions:
+def suggest_addresses(services: Services, q: str, limite: int) -> Suggestions:
+    """Up to ``limite`` addresses matching what is typed (none under 3 characters)."""
     text = q.strip()
     if len(text) < 3 or any(ord(c) < 32 for c in text):
         return Suggestions(suggestions=[], methode="aucune")
@@ -303,4 +296,5 @@ def _suggestions(services: Services, q: str, limite: int) -> Suggestions:
     return Suggestions(suggestions=out[:limite], methode=methode)  # type: ignore[arg-type]
 
 
-__all__ = ["Services"]
+__all__ = ["BatchTooLong", "ServiceUnavailable", "Services", "donnees_payload",
+           "suggest_addresses", "warm_up"]

@@ -2,7 +2,7 @@
 
 uvicorn closes idle keep-alive connections but waits for ever for the headers of a request
 (« slowloris »): :class:`TimedH11Protocol` closes a connection whose request headers are not
-complete within ``Settings.delai_client_s``. Slow bodies are handled by the ``_SlowBody``
+complete within ``Settings.delai_client_s``. Slow bodies are handled by the ``SlowBody``
 middleware (408), and a stopped server cancels the files still being checked.
 """
 
@@ -15,6 +15,8 @@ import socket
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from qpv_geo.settings import Settings
 
 
 def _no_delay(transport: Any) -> None:
@@ -118,8 +120,6 @@ def timed_protocol(delay_s: float) -> type[H11Protocol]:
 
 @functools.lru_cache(maxsize=1)
 def _delay_from_env() -> float:
-    from qpv_geo.settings import Settings
-
     return Settings.from_env().delai_client_s
 
 

@@ -2,7 +2,8 @@
 
 A verdict near an edge says which edge (the QPV by code and name), where it runs from the point
 (distance, direction), along which street when the OpenStreetMap layer covers the place, what to
-look at, and which official tool settles it. The CLI and the web page say the same sentences.
+look at, and which official tool settles it. The CLI and the web page say the same sentences:
+both interfaces take them from here.
 
 Nothing here changes a verdict: the geometry is only read to describe it.
 """
@@ -12,6 +13,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
+import shapely
+from pyproj import Transformer
+
+from qpv_geo.eligibility.projections import epsg_metrique
+from qpv_geo.reporting.osm import covers, load_roads
 
 #: The official tool of the ANCT that settles whether an address is in a QPV.
 OUTIL_OFFICIEL = "l'outil officiel de l'ANCT (sig.ville.gouv.fr, recherche par adresse)"
@@ -49,14 +57,9 @@ def _zone_geometry(reference: Any, code: str) -> Any:
 def edge_near(reference: Any, code: str, lon: float, lat: float) -> dict[str, Any] | None:
     """Where the edge of the perimeter ``code`` passes closest to the point: distance (m),
     compass direction from the point, and the nearest named street to that spot (or None)."""
-    import shapely
-    from pyproj import Transformer
-
     geom = _zone_geometry(reference, code)
     if geom is None:
         return None
-    from qpv_geo.eligibility.projections import epsg_metrique
-
     epsg = epsg_metrique((lon, lat))  # Lambert-93 in metropolitan France, UTM overseas
     to_l93 = Transformer.from_crs(4326, epsg, always_xy=True)
     to_wgs = Transformer.from_crs(epsg, 4326, always_xy=True)
@@ -73,8 +76,6 @@ def edge_near(reference: Any, code: str, lon: float, lat: float) -> dict[str, An
 
 
 def _apply(transformer: Any, xy: Any) -> Any:
-    import numpy as np
-
     xs, ys = transformer.transform(xy[:, 0], xy[:, 1])
     return np.column_stack([xs, ys])
 
@@ -82,10 +83,6 @@ def _apply(transformer: Any, xy: Any) -> Any:
 def nearest_street(lon: float, lat: float, max_m: float = 40.0) -> str | None:
     """Name of the nearest named OpenStreetMap street within ``max_m`` (Saint-Étienne only)."""
     try:
-        import shapely
-
-        from qpv_geo.reporting.osm import covers, load_roads
-
         if not covers((lon, lat, lon, lat)):
             return None
         roads = load_roads()
@@ -173,8 +170,6 @@ def next_steps(p: Mapping[str, Any], reference: Any, *, page: bool = True) -> li
         else:
             steps.append(f"Le point est à moins de la marge du bord du QPV {label}.")
         target = f"de quel côté de « {street} »" if street else "de quel côté du bord"
-        from qpv_geo.reporting.osm import covers
-
         streets = covers((p["lon"], p["lat"], p["lon"], p["lat"]))
         carte = ("la carte « Le point et ses rues »" if streets
                  else "la carte (sans rues ici : la couche des rues couvre Saint-Étienne "
