@@ -26,7 +26,8 @@ import shapely
 from typer.testing import CliRunner
 
 from qpv_geo.cli import app
-from qpv_geo.eligibility.engine import Engine, engine_from_settings
+from qpv_geo.eligibility._fabrique import engine_from_settings
+from qpv_geo.eligibility.engine import Engine
 from qpv_geo.reference.install import import_layer, remove_installed, update_qpv
 from qpv_geo.reference.layers import installed_dir, layer_infos, load_reference, shipped_dir
 from qpv_geo.reference.territoire import national_info, qpv_france

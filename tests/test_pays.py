@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from qpv_geo.cli import app
-from qpv_geo.eligibility.engine import engine_from_settings
+from qpv_geo.eligibility._fabrique import engine_from_settings
 from qpv_geo.reference import pays as _pays
 from qpv_geo.settings import Settings
 

@@ -51,7 +51,8 @@ from qpv_geo.batch.writing import (
     write_result,
     write_summary_files,
 )
-from qpv_geo.eligibility.engine import STATUS_LABELS, STATUSES, Engine, engine_from_settings
+from qpv_geo.eligibility._fabrique import engine_from_settings
+from qpv_geo.eligibility.engine import STATUS_LABELS, STATUSES, Engine
 from qpv_geo.eligibility.libelles import libelles
 from qpv_geo.exceptions import (
     GeocoderNotConfigured,
@@ -209,7 +210,7 @@ def validate_sites(frame: pd.DataFrame, mapping: ColumnMapping, *,
     mapping
         Column roles (:func:`detect_columns`).
     settings, engine, geocoder
-        Default: from the environment (:func:`~qpv_geo.eligibility.engine.engine_from_settings`,
+        Default: from the environment (:func:`~qpv_geo.eligibility._fabrique.engine_from_settings`,
         :func:`~qpv_geo.geocoding.geocoder_from_settings`, created only if a row needs it).
     progress
         Called with the number of rows just finished (an increment).

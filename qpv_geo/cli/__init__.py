@@ -243,7 +243,7 @@ def check(
     qpv-geo check --x 808000 --y 6480000 --json ·
     qpv-geo check "3 rue de la Paix 42000 Saint-Étienne"
     """
-    from qpv_geo.eligibility.engine import engine_from_settings
+    from qpv_geo.eligibility._fabrique import engine_from_settings
 
     settings = get_settings().with_(marge_m=marge, geocoder=geocoder,
                                     precision_point_m=precision_point, territoire=territoire)

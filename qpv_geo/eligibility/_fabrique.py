@@ -1,6 +1,6 @@
 """The engine of the settings: built once per reference and settings, and kept.
 
-:func:`engine_from_settings` (re-exported by :mod:`qpv_geo.eligibility.engine`) resolves the
+:func:`engine_from_settings` resolves the
 territory of the settings, takes SEM's installed-or-shipped reference or builds the territory's from
 the national layer of the settings' data directory (once per territory and layer), and keeps the
 last engine built.
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from qpv_geo.eligibility.engine import Engine
 from qpv_geo.reference.layers import get_reference
 from qpv_geo.reference.territoire import national_info, reference_territoire, resolve_territoire
 from qpv_geo.settings import Settings
 
 if TYPE_CHECKING:
-    from qpv_geo.eligibility.engine import Engine
     from qpv_geo.reference.layers import Reference
 
 _ENGINES: dict[tuple[Any, ...], Engine] = {}
@@ -38,8 +38,6 @@ def _territory_reference(territoire: Any, settings: Settings) -> Reference:
 
 def engine_from_settings(settings: Settings | None = None) -> Engine:
     """Engine on the installed-or-shipped reference data, cached per settings."""
-    from qpv_geo.eligibility.engine import Engine
-
     settings = settings or Settings.from_env()
     territoire = resolve_territoire(settings.territoire)
     reference = get_reference(settings) if territoire.profil.reference_propre else \

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from qpv_geo._francais import de, hors
+from qpv_geo.eligibility.marges import fmt_m
 from qpv_geo.reference.territoire import RAYON_QPV_PERDU_M
 
 if TYPE_CHECKING:
@@ -83,8 +84,6 @@ def perdus_proches(table: pd.DataFrame | None, c: Classification, lon: np.ndarra
 def motifs_perdus(table: pd.DataFrame, which: np.ndarray, dist: np.ndarray, sigle: str,
                   france: bool = False) -> np.ndarray:
     """The reason of each point near a lost QPV (row ``which`` of ``table``), in French."""
-    from qpv_geo.eligibility._verdicts import fmt_m
-
     codes = table["code_qp"].to_numpy(object)
     names = table["lib_qp"].to_numpy(object)
     communes = np.array([f" ({v})" if v else "" for v in table["lib_com"]], dtype=object)

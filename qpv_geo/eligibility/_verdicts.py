@@ -22,7 +22,7 @@ from qpv_geo.eligibility._geometrie import K_AUTRE as _K_AUTRE
 from qpv_geo.eligibility._geometrie import K_QPV as _K_QPV
 from qpv_geo.eligibility._geometrie import K_QVA as _K_QVA
 from qpv_geo.eligibility._perdus import motifs_perdus, perdus_proches
-from qpv_geo.eligibility.marges import fmt_metres, motifs_marge
+from qpv_geo.eligibility.marges import fmt_m, fmt_metres, motifs_marge
 from qpv_geo.geocoding import MOTIF_DEMO, reliability_issues
 from qpv_geo.geocoding.consistency import as_housenumber
 from qpv_geo.reference import pays as _pays
@@ -514,14 +514,6 @@ def status_labels(nom: str = "Saint-Étienne Métropole") -> dict[str, str]:
     return {**STATUS_LABELS, "eligible": f"Éligible — dans un QPV {de(nom)}",
             "hors_territoire": f"Non éligible — hors territoire {de(nom)}"}
 
-
-def fmt_m(values: np.ndarray) -> np.ndarray:
-    """« 12 m » for each distance (vectorised), « ? m » where unknown."""
-    v = np.abs(np.asarray(values, dtype=np.float64))
-    out = np.full(len(v), "? m", dtype=object)
-    ok = np.isfinite(v)
-    out[ok] = np.char.add(np.round(v[ok]).astype(np.int64).astype(str), " m").astype(object)
-    return out
 
 
 def _geocode_columns(geocodes: Sequence[GeocodeResult | None]) -> dict[str, list[Any]]:

@@ -44,7 +44,6 @@ import shapely
 import qpv_geo.eligibility._coordonnees as _coordonnees
 from qpv_geo._francais import de
 from qpv_geo.eligibility import voies as _voies
-from qpv_geo.eligibility._fabrique import engine_from_settings
 from qpv_geo.eligibility._geometrie import K_AUTRE as _K_AUTRE
 from qpv_geo.eligibility._geometrie import K_QPV as _K_QPV
 from qpv_geo.eligibility._geometrie import K_QVA as _K_QVA
@@ -723,6 +722,5 @@ __all__ = [
     "Classification",
     "Engine",
     "Verdict",
-    "engine_from_settings",
     "format_distance",
 ]

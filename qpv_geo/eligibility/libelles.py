@@ -19,8 +19,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from qpv_geo._francais import de, hors, pluriel
+from qpv_geo.eligibility._fabrique import engine_from_settings
 from qpv_geo.eligibility._verdicts import status_labels
-from qpv_geo.eligibility.engine import engine_from_settings
 from qpv_geo.geocoding.base import PRECISION_WORDS
 from qpv_geo.reference.layers import get_reference
 from qpv_geo.reference.profils import PROFIL_SEM, PROFILS, Profil, profil

@@ -173,12 +173,22 @@ def motifs_marge(marge: np.ndarray, perimetre: np.ndarray, incertitude: np.ndarr
     return out
 
 
+def fmt_m(values: np.ndarray) -> np.ndarray:
+    """« 12 m » for each distance (vectorised), « ? m » where unknown."""
+    v = np.abs(np.asarray(values, dtype=np.float64))
+    out = np.full(len(v), "? m", dtype=object)
+    ok = np.isfinite(v)
+    out[ok] = np.char.add(np.round(v[ok]).astype(np.int64).astype(str), " m").astype(object)
+    return out
+
+
 __all__ = [
     "INCERTITUDE_COORDONNEES_M",
     "INCERTITUDE_PRECISION",
     "INCERTITUDE_TYPE_INCONNU_M",
     "INCERTITUDE_TYPE_POSITION",
     "arrondi_des_coordonnees",
+    "fmt_m",
     "incertitudes",
     "motifs_marge",
     "type_position_normalise",

@@ -27,7 +27,7 @@ from qpv_geo import __version__
 from qpv_geo._files import sha256_file
 from qpv_geo.batch import ColumnMapping, read_sites, validate_sites
 from qpv_geo.batch.table import outside_table
-from qpv_geo.eligibility.engine import engine_from_settings
+from qpv_geo.eligibility._fabrique import engine_from_settings
 from qpv_geo.eligibility.libelles import libelles_reglages
 from qpv_geo.exceptions import InputFileError, RegistreError
 from qpv_geo.registre import database
