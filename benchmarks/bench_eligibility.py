@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from qpv_geo.eligibility._verdicts import verdict_frame
 from qpv_geo.eligibility.engine import Engine
+from qpv_geo.eligibility.verdict_table import verdict_frame
 from qpv_geo.reference.layers import load_reference
 
 N = 1_000_000

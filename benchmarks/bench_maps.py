@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from qpv_geo.batch.priorites import PRIORITES
+from qpv_geo.batch.priorities import PRIORITES
 from qpv_geo.eligibility.engine import Engine
 from qpv_geo.reference.layers import load_reference
 from qpv_geo.reporting import maps

@@ -52,7 +52,7 @@ def _qpv_points() -> tuple[np.ndarray, np.ndarray]:
     sys.path.insert(0, str(ROOT))
     import shapely
 
-    from qpv_geo.reference.territoire import qpv_france
+    from qpv_geo.reference.territories import qpv_france
 
     qpv, _ = qpv_france()
     rep = shapely.point_on_surface(qpv.geometry.values)
@@ -123,7 +123,7 @@ def main() -> None:
                 """)
         results["alternative geopandas sjoin"] = run(f"""
             import geopandas as gpd, pandas as pd
-            from qpv_geo.reference.territoire import qpv_france
+            from qpv_geo.reference.territories import qpv_france
             qpv, _ = qpv_france()
             df = pd.read_csv({str(src)!r}, sep=';')
             ok = df['lat'].notna()

@@ -66,9 +66,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from qpv_geo.batch import read_sites, validate_sites
-    from qpv_geo.eligibility._fabrique import engine_from_settings
-    from qpv_geo.registre import Registre
-    from qpv_geo.registre.exports import export_registre
+    from qpv_geo.eligibility.factory import engine_from_settings
+    from qpv_geo.register import Registre
+    from qpv_geo.register.exports import export_registre
     from qpv_geo.settings import Settings
 
     with tempfile.TemporaryDirectory(prefix="bench-registre-") as tmp:

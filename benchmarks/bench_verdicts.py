@@ -29,7 +29,7 @@ import numpy as np
 import shapely
 
 from qpv_geo.eligibility.engine import A_VERIFIER, Engine
-from qpv_geo.eligibility.marges import INCERTITUDE_COORDONNEES_M, INCERTITUDE_TYPE_POSITION
+from qpv_geo.eligibility.margins import INCERTITUDE_COORDONNEES_M, INCERTITUDE_TYPE_POSITION
 from qpv_geo.reference.layers import load_reference
 
 N_RANDOM = 100_000

@@ -107,7 +107,7 @@ class Settings:
     #: Web: address the server listens on (set by ``qpv-geo serve --host``).
     ecoute: str = "127.0.0.1"
     #: Territory checked (``--territoire``): an EPCI SIREN (default: Saint-Étienne Métropole),
-    #: a commune INSEE code, or ``france`` (see :mod:`qpv_geo.reference.territoire`).
+    #: a commune INSEE code, or ``france`` (see :mod:`qpv_geo.reference.territories`).
     territoire: str = SIREN_SEM
     #: Web: folder where the server keeps the /lot results and uploads and the form secret,
     #: shared by its worker processes; empty: ``<cache_dir>/web/serveur`` (``qpv-geo serve``

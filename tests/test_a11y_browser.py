@@ -123,7 +123,7 @@ def test_axe_finds_nothing_on_lot_results(page, base_url, engine, tmp_path) -> N
 
 
 def test_axe_finds_nothing_on_the_register_pages(browser, tmp_path) -> None:
-    from qpv_geo.registre import Registre
+    from qpv_geo.register import Registre
     from qpv_geo.settings import Settings
     from qpv_geo.web import create_app
     from tests.test_registre import MARGE, V1
@@ -175,7 +175,7 @@ def test_axe_finds_nothing_on_the_committee_maps(page, ref, sites, tmp_path) -> 
         # the map fills the window inside <main>, as it did in <body>
         assert page.locator("main .folium-map").bounding_box()["height"] == 900
         if name == "carte.html":  # each site is named: porteur — action — status, as text
-            from qpv_geo.eligibility.libelles import libelles
+            from qpv_geo.eligibility.wording import libelles
 
             names = page.evaluate("""() => Array.from(document.querySelectorAll(
                 '.qpvgeo-site[role=button]')).map(e => e.getAttribute('aria-label'))""")

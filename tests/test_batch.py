@@ -452,7 +452,7 @@ def test_streamed_run_equals_in_memory_run(tmp_path, engine, fake, monkeypatch) 
     monkeypatch.setattr(batch.validation, "CHUNK_ROWS", 10)
     monkeypatch.setattr(batch.validation, "KEEP_FRAME_MAX", 20)
     monkeypatch.setattr(batch.validation, "engine_from_settings", lambda s: engine, raising=False)
-    monkeypatch.setattr("qpv_geo.eligibility._fabrique.engine_from_settings", lambda s=None: engine)
+    monkeypatch.setattr("qpv_geo.eligibility.factory.engine_from_settings", lambda s=None: engine)
     result = validate_file(path, tmp_path / "out.csv", geocoder=fake, progress=False)
     assert result.streamed and len(result.frame) == 0
     back = read_validated(tmp_path / "out.csv")
@@ -518,7 +518,7 @@ def test_cli_batch(tmp_path) -> None:
 
 
 def test_settings_margin_is_used(tmp_path, fake) -> None:
-    from qpv_geo.eligibility._fabrique import engine_from_settings
+    from qpv_geo.eligibility.factory import engine_from_settings
 
     engine = engine_from_settings(Settings.from_env(marge_m=200.0))
     out = _run(_csv(tmp_path, "Latitude;Longitude\n45,4335;4,3790\n"), engine, fake).frame

@@ -207,7 +207,7 @@ def test_duplicates_are_flagged_with_the_row_they_repeat_and_counted_once(
 
 
 def test_registre_ajouter_skips_the_total_row(tmp_path) -> None:
-    from qpv_geo.registre import Registre
+    from qpv_geo.register import Registre
 
     src = titled_xlsx(tmp_path / "appel.xlsx", rows=_rows(4), footer=FOOTER)
     with Registre(tmp_path / "r.sqlite") as reg:
@@ -274,7 +274,7 @@ def test_map_and_report_refuse_a_mostly_unreadable_file(tmp_path, command) -> No
 
 
 def test_registre_ajouter_refuses_a_mostly_unreadable_file(tmp_path) -> None:
-    from qpv_geo.registre import Registre
+    from qpv_geo.register import Registre
 
     src = _subtitle_as_header(tmp_path)
     with Registre(tmp_path / "r.sqlite") as reg:
@@ -440,7 +440,7 @@ def test_xlsx_sheet_size_is_measured_while_streaming(tmp_path, monkeypatch) -> N
 def test_xlsx_pre_pass_stops_when_the_requester_left(tmp_path) -> None:
     import threading
 
-    from qpv_geo.batch._cancel import cancellable
+    from qpv_geo.batch.cancel import cancellable
     from qpv_geo.exceptions import OperationCancelled
 
     src = titled_xlsx(tmp_path / "appel.xlsx")

@@ -143,7 +143,7 @@ def test_a_homonym_of_a_sem_commune_is_not_outside_another_territory():
     """« Villars » written alone reads SEM's Villars (42) first; under the territory of
     Villars (84) it must not be « hors territoire », while « 42390 Villars » still is."""
     from qpv_geo.geocoding.consistency import written_outside
-    from qpv_geo.reference.territoire import resolve_territoire
+    from qpv_geo.reference.territories import resolve_territoire
 
     vaucluse = resolve_territoire("84145")
     assert written_outside("3 rue de la Poste, Villars", territoire=vaucluse) is None
@@ -161,7 +161,7 @@ def test_a_homonym_of_a_sem_commune_is_not_outside_another_territory():
 def test_a_homonym_found_outside_the_territory_is_to_be_checked():
     """Under the territory of Villars (84), « Villars » alone is that Villars: a result at
     Villars (42), SEM's, is not taken (« à vérifier », both named with their département)."""
-    from qpv_geo.reference.territoire import resolve_territoire
+    from qpv_geo.reference.territories import resolve_territoire
 
     vaucluse = resolve_territoire("84145")
     res = check("3 rue de la Poste, Villars",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from qpv_geo.batch.priorites import PRIORITES
+from qpv_geo.batch.priorities import PRIORITES
 from qpv_geo.reporting.coverage import (
     MATRIX_COLUMNS,
     PAR_PRIORITE_COLUMNS,

@@ -428,7 +428,7 @@ def test_pruned_search_gives_the_same_verdicts_as_every_pair_and_segment(
         reference: Reference, monkeypatch: pytest.MonkeyPatch) -> None:
     # The nearest-QPV pruning and the segment chunks change no output, bit for bit: random
     # points over SEM and beyond, points on vertices and edges, several margins.
-    from qpv_geo.eligibility import _geometrie
+    from qpv_geo.eligibility import _geometry
     from qpv_geo.eligibility import engine as el
 
     fast = Engine(reference)
@@ -446,7 +446,7 @@ def test_pruned_search_gives_the_same_verdicts_as_every_pair_and_segment(
     for kw in ({}, {"marge_m": 25.0}):
         a = Engine(reference, **kw).classify_xy(x, y, incertitude_m=u)
         with monkeypatch.context() as m:
-            m.setattr(el, "_signed_distance", _geometrie.signed_distance_all)
+            m.setattr(el, "_signed_distance", _geometry.signed_distance_all)
             slow = Engine(reference, **kw)
             slow._prune_nearest = False
             b = slow.classify_xy(x, y, incertitude_m=u)
@@ -470,9 +470,9 @@ def _points_everywhere(engine: Engine, n: int, seed: int) -> tuple[np.ndarray, n
 
 def test_the_single_point_path_gives_the_batch_verdict(engine: Engine, reference: Reference
                                                        ) -> None:
-    # judge_point (qpv_geo.eligibility._un_point, scalar) against the rows of one batch call, field
-    # by field, on 5,000 points (make bench: 100,000), with the default and a forced margin.
-    from qpv_geo.eligibility import _un_point
+    # judge_point (qpv_geo.eligibility._single_point, scalar) against the rows of one batch call,
+    # field by field, on 5,000 points (make bench: 100,000), with the default and a forced margin.
+    from qpv_geo.eligibility import _single_point
 
     x, y = _points_everywhere(engine, 5_000, seed=13)
     lon, lat = Engine.l93_to_lonlat(x, y)
@@ -492,7 +492,7 @@ def test_the_single_point_path_gives_the_batch_verdict(engine: Engine, reference
                     if k == "motifs":
                         w = [m for m in str(w).split(" ; ") if m]
                     assert v == w, (i, k, v, w)
-        scalar += sum(_un_point.verdict_un_point(eng, float(a), float(b), float(c), float(d),
+        scalar += sum(_single_point.verdict_un_point(eng, float(a), float(b), float(c), float(d),
                                                  10.0, "position") is not None
                       for a, b, c, d in zip(*Engine.lonlat_to_l93(lon[:200], lat[:200]),
                                             lon[:200], lat[:200], strict=True))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qpv_geo._francais import a, dans, de, hors
+from qpv_geo._french import a, dans, de, hors
 
 
 @pytest.mark.parametrize(("nom", "attendu"), [
@@ -61,8 +61,8 @@ def test_numbers_are_written_the_french_way_without_touching_the_rest() -> None:
     import io
     import zipfile
 
-    from qpv_geo._francais import nombre
-    from qpv_geo.reference._zipsafe import check_sizes
+    from qpv_geo._french import nombre
+    from qpv_geo.reference.zipsafe import check_sizes
 
     assert nombre(16384) == "16 384" and nombre(1_048_575.4) == "1 048 575" and nombre(7) == "7"
     buf = io.BytesIO()

@@ -358,7 +358,7 @@ def test_demo_geocoder_is_the_demo_file_and_says_so(tmp_path):
     assert res.source == "local-demo" and res.precision == "housenumber"
     assert (res.lon, res.lat) == pytest.approx((float(row["lon"]), float(row["lat"])))
     # The verdict on a demo point says it is a demonstration address.
-    from qpv_geo.eligibility._fabrique import engine_from_settings
+    from qpv_geo.eligibility.factory import engine_from_settings
 
     verdict = engine_from_settings(settings).judge_point(geocode=res)
     assert any("adresse de démonstration (fichier d'adresses fictif)" in m

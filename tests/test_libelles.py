@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from qpv_geo.cli import app
-from qpv_geo.eligibility.libelles import SEM, libelles
-from qpv_geo.reference.territoire import qpv_france, resolve_territoire
+from qpv_geo.eligibility.wording import SEM, libelles
+from qpv_geo.reference.territories import qpv_france, resolve_territoire
 from qpv_geo.settings import Settings
 from tests._geo import interieur
 
@@ -183,7 +183,7 @@ def _site_frame(points: list[tuple[float, float]]):
 def test_france_outputs_measure_each_zone_in_its_projection() -> None:
     """All France: coverage distances overseas in the territory's UTM zone, the static maps
     framed on metropolitan France with the overseas sites listed apart."""
-    from qpv_geo.eligibility.libelles import reference_from_settings
+    from qpv_geo.eligibility.wording import reference_from_settings
     from qpv_geo.reporting import figures
     from qpv_geo.reporting.coverage import coverage_from_sites
 
@@ -272,8 +272,8 @@ def test_data_info_and_export_territoire(tmp_path) -> None:
 def test_registre_and_fiche_of_another_territory(tmp_path, lyon_csv) -> None:
     """The register of another territory: its sites' labels and their instruction sheet (map
     legend, caption) speak of it; no street credit where no street is drawn."""
-    from qpv_geo.registre import Registre
-    from qpv_geo.registre.fiche import fiche_html
+    from qpv_geo.register import Registre
+    from qpv_geo.register.fiche import fiche_html
 
     src, _ = lyon_csv
     rows = src.read_text(encoding="utf-8").splitlines()

@@ -31,7 +31,7 @@ def test_lyon_page_map_tooltip_names_the_territory(page, lyon_url, artifacts) ->
     import geopandas as gpd
     import shapely
 
-    from qpv_geo.reference.territoire import qpv_france
+    from qpv_geo.reference.territories import qpv_france
 
     gdf, _ = qpv_france()
     qpv = gdf[gdf["siren_epci"] == LYON].iloc[0]

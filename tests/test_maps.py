@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from qpv_geo.batch.priorites import PRIORITES
+from qpv_geo.batch.priorities import PRIORITES
 from qpv_geo.reference.layers import NOTE_DEMO, NOTE_EXTRAIT
 from qpv_geo.reporting import maps
 from qpv_geo.reporting.coverage import coverage_from_sites
@@ -258,7 +258,7 @@ def test_streets_only_without_tiles_on_shipped_data(reference):
 
 def test_site_markers_colour_blind_palette():
     """Okabe-Ito: eight distinct colours, none of them the QPV outline's."""
-    from qpv_geo.batch.priorites import PRIORITES
+    from qpv_geo.batch.priorities import PRIORITES
 
     colours = [p.hex.lower() for p in PRIORITES.values()]
     assert len(set(colours)) == 8

@@ -163,7 +163,7 @@ def test_street_names_at_close_zoom_only(page, tmp_path, artifacts):
 def test_site_map_opening_view_on_shipped_data(page, reference, tmp_path, artifacts):
     """carte.html as a committee member opens it: SEM fills the map, QPV named, one distinct
     colour per priority, legend and notes clear of the markers, streets at close zoom."""
-    from qpv_geo.batch.priorites import PRIORITES
+    from qpv_geo.batch.priorities import PRIORITES
 
     qpv = reference.qpv.sort_values("code_qp").reset_index(drop=True)
     points = [qpv.geometry.values[i % len(qpv)].representative_point() for i in range(16)]
@@ -235,7 +235,7 @@ def test_coverage_map_keeps_a_priority_without_located_site(page, ref, sites, tm
 
 
 def test_lyon_map_says_no_commune_outline_is_shipped(page, tmp_path, artifacts):
-    from qpv_geo.reference.territoire import reference_territoire, resolve_territoire
+    from qpv_geo.reference.territories import reference_territoire, resolve_territoire
 
     lyon = reference_territoire(resolve_territoire("200046977"))
     assert len(lyon.communes) == 0 and len(lyon.qpv) > 0

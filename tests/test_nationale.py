@@ -26,11 +26,11 @@ import shapely
 from typer.testing import CliRunner
 
 from qpv_geo.cli import app
-from qpv_geo.eligibility._fabrique import engine_from_settings
 from qpv_geo.eligibility.engine import Engine
+from qpv_geo.eligibility.factory import engine_from_settings
 from qpv_geo.reference.install import import_layer, remove_installed, update_qpv
 from qpv_geo.reference.layers import installed_dir, layer_infos, load_reference, shipped_dir
-from qpv_geo.reference.territoire import national_info, qpv_france
+from qpv_geo.reference.territories import national_info, qpv_france
 from qpv_geo.settings import Settings
 
 from .test_reference import _Server
@@ -173,7 +173,7 @@ def test_sem_is_unchanged_by_the_national_layer(settings, reference) -> None:
 def test_a_fresh_process_reads_the_installed_layer(settings) -> None:
     update_qpv(settings)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    code = ("from qpv_geo.reference.territoire import qpv_france; g, i = qpv_france(); "
+    code = ("from qpv_geo.reference.territories import qpv_france; g, i = qpv_france(); "
             "print(i.origin, len(g), len(g.attrs['perdus']))")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, timeout=120)

@@ -130,9 +130,9 @@ def test_map_and_report_never_write_over_their_input(tmp_path, command, target) 
 
 
 def test_register_exports_never_write_over_the_register(tmp_path) -> None:
-    from qpv_geo.registre import Registre
-    from qpv_geo.registre.exports import export_registre
-    from qpv_geo.registre.fiche import write_fiche
+    from qpv_geo.register import Registre
+    from qpv_geo.register.exports import export_registre
+    from qpv_geo.register.fiche import write_fiche
 
     path = tmp_path / "registre.xlsx"  # a register whose name looks like an export
     with Registre(path) as reg:

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 from qpv_geo.batch import validate_sites
 from qpv_geo.batch.columns import detect_columns
 from qpv_geo.cli import app
-from qpv_geo.eligibility._fabrique import engine_from_settings
+from qpv_geo.eligibility.factory import engine_from_settings
 from qpv_geo.exceptions import CoordinateError
-from qpv_geo.reference.territoire import qpv_france, resolve_territoire
+from qpv_geo.reference.territories import qpv_france, resolve_territoire
 from qpv_geo.settings import Settings
 
 runner = CliRunner()

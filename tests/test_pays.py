@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from qpv_geo.cli import app
-from qpv_geo.eligibility._fabrique import engine_from_settings
-from qpv_geo.reference import pays as _pays
+from qpv_geo.eligibility.factory import engine_from_settings
+from qpv_geo.reference import countries as _pays
 from qpv_geo.settings import Settings
 
 runner = CliRunner()
@@ -75,7 +75,7 @@ def test_near_a_border_the_outlines_do_not_decide(france):
 
 
 def test_a_point_in_a_qpv_stays_in_it(france):
-    from qpv_geo.reference.territoire import qpv_france
+    from qpv_geo.reference.territories import qpv_france
 
     gdf, _ = qpv_france()
     row = gdf[gdf["code_qp"] == "QN06719I"].iloc[0]  # Port du Rhin, on the German border

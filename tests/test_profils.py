@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from qpv_geo.eligibility.libelles import SEM, libelles
-from qpv_geo.reference.profils import PROFIL_SEM, PROFILS, Profil, profil
-from qpv_geo.reference.territoire import resolve_territoire
-from qpv_geo.registre.criteres import criteres_de
+from qpv_geo.eligibility.wording import SEM, libelles
+from qpv_geo.reference.profiles import PROFIL_SEM, PROFILS, Profil, profil
+from qpv_geo.reference.territories import resolve_territoire
+from qpv_geo.register.criteria import criteres_de
 from qpv_geo.reporting.maps import TITRE_SITES, titre_sites
 from qpv_geo.reporting.report import TITRE_RAPPORT, titre_rapport
 from qpv_geo.settings import SIREN_SEM

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from qpv_geo._francais import hors
+from qpv_geo._french import hors
 from qpv_geo.cli import app
-from qpv_geo.eligibility._fabrique import engine_from_settings
 from qpv_geo.eligibility.engine import Engine
-from qpv_geo.reference.territoire import RAYON_QPV_PERDU_M
+from qpv_geo.eligibility.factory import engine_from_settings
+from qpv_geo.reference.territories import RAYON_QPV_PERDU_M
 from qpv_geo.settings import Settings
 
 runner = CliRunner()

@@ -8,8 +8,8 @@ import re
 import pandas as pd
 import pytest
 
-from qpv_geo.batch.priorites import PRIORITES
-from qpv_geo.eligibility.libelles import reference_from_settings
+from qpv_geo.batch.priorities import PRIORITES
+from qpv_geo.eligibility.wording import reference_from_settings
 from qpv_geo.reporting import maps, report
 from qpv_geo.reporting._carto import SEUIL_GRAND_TERRITOIRE, formes_compactes, polyline
 from qpv_geo.reporting.coverage import coverage_from_sites
@@ -151,7 +151,7 @@ def test_coverage_map_switches_priority_in_browser(grand_paris, page, tmp_path) 
 def test_overseas_sites_off_the_printed_maps_are_counted_per_territory() -> None:
     """All France: the printed maps are framed on the metropole; the overseas sites they leave
     out are counted per part of France (not one row each), a site hors territoire stays listed."""
-    from qpv_geo.reporting.rapport_condense import hors_cadre_par_zone
+    from qpv_geo.reporting.condensed_report import hors_cadre_par_zone
 
     ref = reference_from_settings(Settings.from_env(territoire="france"))
     sites = pd.DataFrame({"lat": [-20.88, -20.90, 45.76, -17.55], "lon": [55.45, 55.47, 4.84,

@@ -15,16 +15,16 @@ import pytest
 from typer.testing import CliRunner
 
 from qpv_geo.exceptions import InputFileError, RegistreError
-from qpv_geo.registre import Registre
-from qpv_geo.registre.annuaire import Annuaire, siren_of
-from qpv_geo.registre.criteres import (
+from qpv_geo.register import Registre
+from qpv_geo.register.criteria import (
     critere_bilan,
     critere_periode,
     critere_porteur,
     parse_date,
     statut_from_text,
 )
-from qpv_geo.registre.database import MIGRATIONS
+from qpv_geo.register.database import MIGRATIONS
+from qpv_geo.register.directory import Annuaire, siren_of
 from qpv_geo.settings import Settings
 from tests.fake_annuaire import FakeAnnuaire
 
@@ -362,7 +362,7 @@ def test_exports_say_which_verdict_is_final(tmp_path) -> None:
     with Registre(settings=_settings(tmp_path)) as reg:
         reg.importer(src, annuaire=False)
         reg.decider("CE26-014", "non éligible", "local hors du quartier", "Ana")
-        from qpv_geo.registre.exports import export_registre
+        from qpv_geo.register.exports import export_registre
 
         out = export_registre(reg, tmp_path / "registre.xlsx")
     wb = openpyxl.load_workbook(out)
@@ -384,7 +384,7 @@ def test_exports_say_which_verdict_is_final(tmp_path) -> None:
 
 
 def test_fiche_pdf(tmp_path) -> None:
-    from qpv_geo.registre.fiche import write_fiche
+    from qpv_geo.register.fiche import write_fiche
 
     with Registre(settings=_settings(tmp_path)) as reg:
         reg.importer(V1, annuaire=False)
@@ -406,8 +406,8 @@ def test_fiche_pdf(tmp_path) -> None:
 _WRITER = """
 import sys
 from pathlib import Path
-from qpv_geo.registre import Registre
-from qpv_geo.registre.database import MIGRATIONS
+from qpv_geo.register import Registre
+from qpv_geo.register.database import MIGRATIONS
 from qpv_geo.settings import Settings
 reg = Registre(Path(sys.argv[1]), settings=Settings.from_env())
 sites = sys.argv[3].split(",")
@@ -477,7 +477,7 @@ def test_upgrade_keeps_verdicts_written_before_migration_2(tmp_path) -> None:
 def test_fiche_map_keeps_street_names_off_the_point():
     from shapely.geometry import LineString, Point
 
-    from qpv_geo.registre.fiche import DEGAGEMENT_POINT_M, label_spot
+    from qpv_geo.register.fiche import DEGAGEMENT_POINT_M, label_spot
 
     point = Point(0, 0)
     # a street passing through the point: its name is not written at its middle (the point)

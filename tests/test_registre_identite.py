@@ -21,9 +21,9 @@ import pytest
 from typer.testing import CliRunner
 
 from qpv_geo.exceptions import RegistreError
-from qpv_geo.registre import Registre, database
-from qpv_geo.registre.database import MIGRATIONS
-from qpv_geo.registre.etats import heure_paris
+from qpv_geo.register import Registre, database
+from qpv_geo.register.database import MIGRATIONS
+from qpv_geo.register.statements import heure_paris
 from qpv_geo.settings import Settings
 from tests.test_registre import MARGE, V1, V2
 
@@ -363,8 +363,8 @@ def test_times_in_paris() -> None:
 def test_exports_and_sheet_in_paris_time(tmp_path) -> None:
     import openpyxl
 
-    from qpv_geo.registre.exports import export_registre
-    from qpv_geo.registre.fiche import fiche_html
+    from qpv_geo.register.exports import export_registre
+    from qpv_geo.register.fiche import fiche_html
 
     with Registre(settings=_settings(tmp_path)) as reg:
         reg.importer(V1, annuaire=False)

@@ -18,8 +18,8 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx2.*")
     from fastapi.testclient import TestClient
 
-from qpv_geo.registre import Registre
-from qpv_geo.registre.comptes import compte_line, hash_password, load_comptes, verify_password
+from qpv_geo.register import Registre
+from qpv_geo.register.accounts import compte_line, hash_password, load_comptes, verify_password
 from qpv_geo.settings import Settings
 from qpv_geo.web import create_app
 from tests._serveur import served as serve_app
@@ -203,7 +203,7 @@ def test_site_page_says_what_to_do_with_the_map_in_paris_time(tmp_path) -> None:
     """20.6: the site page had no map and no « Que faire ? », and raw ISO UTC times."""
     from markupsafe import escape
 
-    from qpv_geo._francais import heure_paris as format_paris
+    from qpv_geo._french import heure_paris as format_paris
     from qpv_geo.reference.layers import load_reference
     from qpv_geo.reporting.next_steps import next_steps
     from qpv_geo.web.registre import site_payload
@@ -236,7 +236,7 @@ def test_site_page_says_what_to_do_with_the_map_in_paris_time(tmp_path) -> None:
 
 
 def test_paris_time() -> None:
-    from qpv_geo._francais import heure_paris as format_paris
+    from qpv_geo._french import heure_paris as format_paris
 
     assert format_paris("2026-12-07T23:30:00.123456+00:00") == "08/12/2026 à 00:30 (heure de Paris)"
     assert format_paris("2026-07-01T10:00:00") == "01/07/2026 à 12:00 (heure de Paris)"
@@ -443,7 +443,7 @@ def test_withdrawal_is_signed_by_the_account(tmp_path) -> None:
 def test_waiting_for_the_porteur_on_the_web(tmp_path) -> None:
     """20.6: « en attente du porteur » with what was asked, a list of the sites waiting,
     and the site page saying what was asked and since when."""
-    from qpv_geo._francais import heure_paris as format_paris
+    from qpv_geo._french import heure_paris as format_paris
 
     st = _local(tmp_path)
     with _local_client(st) as c:

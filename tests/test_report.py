@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qpv_geo.batch.priorites import PRIORITES
+from qpv_geo.batch.priorities import PRIORITES
 from qpv_geo.reference.layers import NOTE_DEMO, NOTE_EXTRAIT
 from qpv_geo.reporting import report
 from qpv_geo.reporting.coverage import coverage_from_sites

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("folium", "branca", "jinja2", "matplotlib", "fastapi", "starlette", "uvicorn",
          "openpyxl", "xlsxwriter", "rapidfuzz", "requests", "httpx", "weasyprint", "sqlite3",
          "pandas", "geopandas", "shapely", "pyproj", "pyogrio",
-         "qpv_geo.registre", "qpv_geo.batch", "qpv_geo.geocoding", "qpv_geo.reporting.maps",
+         "qpv_geo.register", "qpv_geo.batch", "qpv_geo.geocoding", "qpv_geo.reporting.maps",
          "qpv_geo.reporting.report", "qpv_geo.web", "qpv_geo.eligibility.engine",
          "qpv_geo.reference.layers")
 
@@ -54,6 +54,6 @@ def test_check_does_not_import_web_maps_or_spreadsheets() -> None:
     assert "qpv_geo.eligibility.engine" in loaded
     unused = {"folium", "branca", "jinja2", "matplotlib", "fastapi", "starlette", "uvicorn",
               "openpyxl", "xlsxwriter", "rapidfuzz", "requests", "httpx", "weasyprint",
-              "qpv_geo.registre", "qpv_geo.batch", "qpv_geo.reporting.maps",
+              "qpv_geo.register", "qpv_geo.batch", "qpv_geo.reporting.maps",
               "qpv_geo.reporting.report"}
     assert loaded & unused == set()

@@ -124,7 +124,7 @@ def test_a_numbered_street_without_type_word_is_a_street(engine, demo_geocoder, 
 
 def test_the_103_streets_without_type_word_are_streets(demo_geocoder):
     from qpv_geo.geocoding.index import STREET
-    from qpv_geo.reference.texte import STREET_TYPES, match_key
+    from qpv_geo.reference.text import STREET_TYPES, match_key
 
     untyped = [i for i, n in enumerate(demo_geocoder.s_name)
                if demo_geocoder.s_end[i] > demo_geocoder.s_start[i]

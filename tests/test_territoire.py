@@ -10,9 +10,9 @@ import shapely
 from typer.testing import CliRunner
 
 from qpv_geo.cli import app
-from qpv_geo.eligibility._fabrique import engine_from_settings
+from qpv_geo.eligibility.factory import engine_from_settings
 from qpv_geo.exceptions import SettingsError
-from qpv_geo.reference.territoire import qpv_france, resolve_territoire
+from qpv_geo.reference.territories import qpv_france, resolve_territoire
 from qpv_geo.settings import SIREN_SEM, Settings
 
 runner = CliRunner()

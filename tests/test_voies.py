@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from qpv_geo.eligibility.engine import Engine
-from qpv_geo.eligibility.voies import ENTIERE, HORS, LIMITE, PARTIE, Voies
+from qpv_geo.eligibility.street_rule import ENTIERE, HORS, LIMITE, PARTIE, Voies
 from qpv_geo.geocoding import GeocodeResult, LocalGeocoder
 from qpv_geo.settings import Settings
 

@@ -111,7 +111,7 @@ def test_donnees_is_a_page_with_the_json_one_link_away() -> None:
 
 # ------------------------------------------------------------------ words, not codes
 def test_labels_table() -> None:
-    from qpv_geo.eligibility.libelles import pluriel, precision_libelle, source_libelle
+    from qpv_geo.eligibility.wording import pluriel, precision_libelle, source_libelle
 
     assert precision_libelle("housenumber") == "au numéro"
     assert precision_libelle("street") == "à la rue"

@@ -206,7 +206,7 @@ def test_hostile_xlsx_on_lot_is_a_french_4xx(client, name, status, words) -> Non
 
 
 def test_work_stops_when_the_client_leaves() -> None:
-    from qpv_geo.batch._cancel import check_cancelled
+    from qpv_geo.batch.cancel import check_cancelled
     from qpv_geo.exceptions import OperationCancelled
     from qpv_geo.web.app import _run_while_connected
 
@@ -232,7 +232,7 @@ def test_work_stops_when_the_client_leaves() -> None:
 
 def test_reading_checks_for_cancellation(tmp_path) -> None:
     from qpv_geo.batch import read_sites
-    from qpv_geo.batch._cancel import cancellable
+    from qpv_geo.batch.cancel import cancellable
     from qpv_geo.exceptions import OperationCancelled
 
     path = tmp_path / "s.csv"
@@ -247,7 +247,7 @@ def test_geocoding_checks_for_cancellation(engine) -> None:
     import pandas as pd
 
     from qpv_geo.batch import detect_columns, validate_sites
-    from qpv_geo.batch._cancel import cancellable
+    from qpv_geo.batch.cancel import cancellable
     from qpv_geo.exceptions import OperationCancelled
     from tests.test_batch import FakeGeocoder
 
@@ -274,7 +274,7 @@ def _loopback_client(tmp_path, **settings) -> TestClient:
 
 
 def _register_with_sites(tmp_path) -> None:
-    from qpv_geo.registre import Registre
+    from qpv_geo.register import Registre
     from tests.test_registre import V1
 
     st = Settings.from_env(data_dir=tmp_path / "d", annee_appel=2026)
@@ -310,7 +310,7 @@ def test_loopback_register_checks_host_and_origin(tmp_path) -> None:
 
 
 def _comptes_file(tmp_path) -> str:
-    from qpv_geo.registre.comptes import compte_line
+    from qpv_geo.register.accounts import compte_line
 
     path = tmp_path / "comptes.txt"
     path.write_text(compte_line("Ana Martin", "phrase de passe 1") + "\n", encoding="utf-8")
@@ -341,7 +341,7 @@ def hashes(monkeypatch):
 def test_unknown_names_cost_the_same_hash(hashes) -> None:
     """21.6: an unknown name is checked against a dummy hash of the same rounds (it answered
     in 2 ms, a known name in 91 ms: the time told which names exist)."""
-    from qpv_geo.registre.comptes import ITERATIONS, authenticate, compte_line
+    from qpv_geo.register.accounts import ITERATIONS, authenticate, compte_line
 
     nom, stored = compte_line("Ana Martin", "phrase de passe 1").rsplit(":", 1)
     comptes = {nom: stored}
@@ -372,7 +372,7 @@ def test_api_answers_while_sign_ins_are_hashed(tmp_path, monkeypatch) -> None:
     a verdict from the API comes back before they are all done (a hash takes 0.2 s here)."""
     import httpx
 
-    from qpv_geo.registre import comptes
+    from qpv_geo.register import accounts
 
     running, peak, done = [0], [0], []
 
@@ -384,7 +384,7 @@ def test_api_answers_while_sign_ins_are_hashed(tmp_path, monkeypatch) -> None:
         done.append(1)
         return False
 
-    monkeypatch.setattr(comptes, "verify_password", slow_verify)
+    monkeypatch.setattr(accounts, "verify_password", slow_verify)
     st = Settings.from_env(data_dir=tmp_path / "d", registre_comptes=_comptes_file(tmp_path),
                            ecoute="0.0.0.0")
     app = create_app(st)

@@ -23,7 +23,7 @@ CHROMIUM = "/usr/bin/chromium"
 
 def near_edge_point() -> tuple[float, float]:
     """(lat, lon) 3 m outside the edge of a Saint-Étienne QPV, next to a named street."""
-    from qpv_geo.eligibility._fabrique import engine_from_settings
+    from qpv_geo.eligibility.factory import engine_from_settings
     from qpv_geo.reporting.next_steps import edge_near
 
     engine = engine_from_settings()

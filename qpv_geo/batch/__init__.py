@@ -20,7 +20,7 @@ Output columns (public API, :data:`OUTPUT_COLUMNS`): ``ligne`` (row number as a 
 in the spreadsheet: the header is line 1, the first data row line 2), every input column
 (renamed ``<name> (source)`` only when it collides with an output column), then the geocoding
 columns, ``lon``/``lat``, the verdict columns, and ``priorite`` (key of
-:data:`~qpv_geo.batch.priorites.PRIORITES`), ``porteur``, ``action`` when those columns were found.
+:data:`~qpv_geo.batch.priorities.PRIORITES`), ``porteur``, ``action`` when those columns were found.
 
 The package is split along the data flow: :mod:`~qpv_geo.batch.columns` (column roles,
 numbers as typed), :mod:`~qpv_geo.batch.reading` (opening files, header, chunks),

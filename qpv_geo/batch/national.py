@@ -41,7 +41,7 @@ from qpv_geo.batch.reading_csv import sniff_sep as sniff
 from qpv_geo.batch.reading_csv import swallows_a_row
 from qpv_geo.batch.source import head_rows, header_index, named_lines
 from qpv_geo.batch.writing import CsvWriter, machine_frame
-from qpv_geo.eligibility._fabrique import engine_from_settings
+from qpv_geo.eligibility.factory import engine_from_settings
 from qpv_geo.exceptions import DaskError, InputFileError, QpvGeoError
 from qpv_geo.settings import Settings
 

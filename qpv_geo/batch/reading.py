@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from qpv_geo._francais import nombre
-from qpv_geo.batch._cancel import check_cancelled
+from qpv_geo._french import nombre
+from qpv_geo.batch.cancel import check_cancelled
 from qpv_geo.batch.columns import (
     EXTRA_COLUMN,
     PROBLEM_COLUMN,

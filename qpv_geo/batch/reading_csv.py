@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from qpv_geo._francais import nombre
+from qpv_geo._french import nombre
 from qpv_geo.batch.source import (
     MAX_COLUMNS,
     Source,

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qpv_geo._francais import nombre
-from qpv_geo.batch._cancel import check_cancelled
+from qpv_geo._french import nombre
+from qpv_geo.batch.cancel import check_cancelled
 from qpv_geo.batch.source import (
     MAX_COLUMNS,
     Source,
@@ -22,6 +22,7 @@ from qpv_geo.batch.source import (
     with_header,
 )
 from qpv_geo.exceptions import InputFileError, InputTooLargeError, UnreadableInputError
+from qpv_geo.reference.zipsafe import check_no_dtd, check_sizes
 from qpv_geo.settings import Settings
 
 #: Rows of an Excel sheet (Excel itself stops there): more is not a real workbook.
@@ -118,8 +119,6 @@ def check_xlsx(path: Path, settings: Settings | None = None) -> dict[str, _Sheet
     with openpyxl; return what each worksheet holds (:class:`_SheetFacts`). Raises
     :class:`InputFileError` (or a subclass) for a workbook that must not be parsed."""
     import zipfile
-
-    from qpv_geo.reference._zipsafe import check_no_dtd, check_sizes
 
     settings = settings or Settings.from_env()
     try:

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from qpv_geo._files import AtomicOutputs, check_output_path, os_error_message, utf8_path
-from qpv_geo._francais import nombre
-from qpv_geo.batch._cancel import check_cancelled
+from qpv_geo._french import nombre
+from qpv_geo.batch.cancel import check_cancelled
 from qpv_geo.batch.columns import (
     EXTRA_COLUMN,
     NUMERIC_COLUMNS,
@@ -28,7 +28,7 @@ from qpv_geo.batch.columns import (
     detect_columns,
     parse_numbers,
 )
-from qpv_geo.batch.priorites import label_of, normalize_priorite
+from qpv_geo.batch.priorities import label_of, normalize_priorite
 from qpv_geo.batch.reading import mapping_for, open_source, source_frames, xlsx_is_safe
 from qpv_geo.batch.table import (
     HORS_TABLEAU,
@@ -51,9 +51,9 @@ from qpv_geo.batch.writing import (
     write_result,
     write_summary_files,
 )
-from qpv_geo.eligibility._fabrique import engine_from_settings
-from qpv_geo.eligibility.engine import STATUS_LABELS, STATUSES, Engine
-from qpv_geo.eligibility.libelles import libelles
+from qpv_geo.eligibility.engine import BAD_REASONS, STATUS_LABELS, STATUSES, Engine
+from qpv_geo.eligibility.factory import engine_from_settings
+from qpv_geo.eligibility.wording import libelles
 from qpv_geo.exceptions import (
     GeocoderNotConfigured,
     GeocoderUnavailable,
@@ -210,7 +210,7 @@ def validate_sites(frame: pd.DataFrame, mapping: ColumnMapping, *,
     mapping
         Column roles (:func:`detect_columns`).
     settings, engine, geocoder
-        Default: from the environment (:func:`~qpv_geo.eligibility._fabrique.engine_from_settings`,
+        Default: from the environment (:func:`~qpv_geo.eligibility.factory.engine_from_settings`,
         :func:`~qpv_geo.geocoding.geocoder_from_settings`, created only if a row needs it).
     progress
         Called with the number of rows just finished (an increment).
@@ -331,8 +331,6 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
         "géocodée")
     fallback = (kind > 0) & ~use_coords
     if fallback.any():
-        from qpv_geo.eligibility.engine import BAD_REASONS
-
         why = np.array([BAD_REASONS.get(int(r), "coordonnées inutilisables")
                         for r in reason[fallback]], dtype=object)
         add(fallback, "coordonnées du fichier inutilisables (" + why + ") : adresse géocodée "

@@ -39,7 +39,7 @@ from qpv_geo.batch.columns import OUTPUT_COLUMNS, fold_name
 from qpv_geo.batch.reading import CSV_SUFFIXES, XLSX_SUFFIXES
 from qpv_geo.batch.table import HORS_TABLEAU, HORS_TABLEAU_LABEL
 from qpv_geo.eligibility.engine import STATUS_LABELS
-from qpv_geo.eligibility.libelles import PRECISIONS, SOURCES
+from qpv_geo.eligibility.wording import PRECISIONS, SOURCES
 from qpv_geo.exceptions import InputFileError
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ from qpv_geo.cli.common import (
     user_errors,
 )
 from qpv_geo.cli.data import data_app
-from qpv_geo.cli.fr import (
+from qpv_geo.cli.french_help import (
     FrenchBadParameter,
     FrenchGroup,
     nombre,
@@ -141,7 +141,7 @@ def coverage_lines(coverage: Any) -> list[str]:
     """The report's three coverage figures, for the terminal: the QPV × priority cells with
     an action inside the QPV, served only by the « quartier vécu », and the gaps (never one
     « QPV reached » rate that hides the gaps)."""
-    from qpv_geo.eligibility.libelles import pluriel
+    from qpv_geo.eligibility.wording import pluriel
 
     cells = coverage.cellules()
     total = cells["total"]
@@ -164,7 +164,7 @@ def render_verdict(verdict: Any, reference: Any) -> None:
     from rich.table import Table
 
     from qpv_geo.eligibility.engine import format_distance
-    from qpv_geo.eligibility.libelles import precision_libelle, source_libelle
+    from qpv_geo.eligibility.wording import precision_libelle, source_libelle
     from qpv_geo.reporting.next_steps import next_steps, zone_label, zone_names
 
     table = Table.grid(padding=(0, 2))
@@ -243,7 +243,7 @@ def check(
     qpv-geo check --x 808000 --y 6480000 --json ·
     qpv-geo check "3 rue de la Paix 42000 Saint-Étienne"
     """
-    from qpv_geo.eligibility._fabrique import engine_from_settings
+    from qpv_geo.eligibility.factory import engine_from_settings
 
     settings = get_settings().with_(marge_m=marge, geocoder=geocoder,
                                     precision_point_m=precision_point, territoire=territoire)
@@ -515,7 +515,7 @@ def map_command(
 
     Exemple : qpv-geo map sites_valides.csv -o carte.html --tiles none
     """
-    from qpv_geo.eligibility.libelles import reference_from_settings
+    from qpv_geo.eligibility.wording import reference_from_settings
     from qpv_geo.reporting.maps import TILES, write_map
 
     settings = get_settings().with_(territoire=territoire)
@@ -570,7 +570,7 @@ def report_command(
 
     Exemple : qpv-geo report sites_valides.csv -o rapport.html --pdf
     """
-    from qpv_geo.eligibility.libelles import pluriel, reference_from_settings
+    from qpv_geo.eligibility.wording import pluriel, reference_from_settings
     from qpv_geo.reporting.coverage import coverage_from_sites
     from qpv_geo.reporting.report import report_outputs, write_report
 
@@ -633,7 +633,7 @@ def geocode(
     elif not result.found:
         err_console.print(f"[bold magenta]Non trouvée :[/] {result.motif}", highlight=False)
     else:
-        from qpv_geo.eligibility.libelles import precision_libelle, source_libelle
+        from qpv_geo.eligibility.wording import precision_libelle, source_libelle
 
         console.print(f"[bold]{result.label}[/]  (source : {source_libelle(result.source)})",
                       highlight=False)
@@ -679,11 +679,11 @@ def _print_batch_summary(summary: dict[str, Any], territoire: str | None = None)
     from rich.markup import escape
     from rich.table import Table
 
-    from qpv_geo.eligibility._verdicts import status_labels
+    from qpv_geo.eligibility.verdict_table import status_labels
 
     STATUS_LABELS = status_labels()
     if territoire and territoire != SIREN_SEM:
-        from qpv_geo.reference.territoire import resolve_territoire
+        from qpv_geo.reference.territories import resolve_territoire
 
         STATUS_LABELS = status_labels(resolve_territoire(territoire).nom)
 

@@ -31,13 +31,13 @@ def data_info(
     from rich.panel import Panel
     from rich.table import Table
 
-    from qpv_geo.eligibility.libelles import libelles, reference_from_settings
+    from qpv_geo.eligibility.wording import libelles, reference_from_settings
 
     ref = reference_from_settings(get_settings().with_(territoire=territoire))
     mots = libelles(ref)
     if as_json:
         if mots.profil.reference_propre:  # and the national layer of the other territories
-            from qpv_geo.reference.territoire import national_info
+            from qpv_geo.reference.territories import national_info
 
             print_json({**ref.version_dict(),
                         "qpv_france": national_info(get_settings()).as_dict()})
@@ -81,7 +81,7 @@ def _print_national_panel() -> None:
     from rich.panel import Panel
     from rich.table import Table
 
-    from qpv_geo.reference.territoire import national_info
+    from qpv_geo.reference.territories import national_info
 
     nat = national_info(get_settings())
     table = Table.grid(padding=(0, 1))
@@ -113,7 +113,7 @@ def data_export(
     """Écrire une couche pour QGIS (exemple : qpv-geo data export --layer qpv -o qpv.gpkg)."""
     import warnings
 
-    from qpv_geo.eligibility.libelles import reference_from_settings
+    from qpv_geo.eligibility.wording import reference_from_settings
     from qpv_geo.reference.install import export_layer
 
     reference = reference_from_settings(get_settings().with_(territoire=territoire))
@@ -142,7 +142,7 @@ def data_import(
 
     info = import_layer(fichier, layer, get_settings(), champ_code=champ_code,
                         champ_nom=champ_nom, millesime=millesime)
-    from qpv_geo.eligibility.libelles import pluriel
+    from qpv_geo.eligibility.wording import pluriel
 
     console.print(f"Couche « {layer} » installée : {pluriel(info.features, 'périmètre')}, sha256 "
                   f"{(info.sha256 or '')[:16]}… ({info.path})")
@@ -190,7 +190,7 @@ def data_update(
 
 def _print_national(info: Any) -> None:
     """Say whether the national layer was installed with SEM's (``data update``/``import``)."""
-    from qpv_geo.reference.territoire import national_info
+    from qpv_geo.reference.territories import national_info
 
     nat = national_info(get_settings())
     if nat.origin == "installée" and nat.installed_at == info.installed_at:

@@ -1,5 +1,5 @@
 """``qpv-geo registre …``: the instruction register on the command line (a thin shell over
-:mod:`qpv_geo.registre`)."""
+:mod:`qpv_geo.register`)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ DossierSiteOpt = Annotated[str | None, typer.Option(
 
 
 def _open(registre: Path | None, **settings: Any) -> Any:
-    from qpv_geo.registre import Registre
+    from qpv_geo.register import Registre
 
     return Registre(registre, settings=get_settings().with_(**settings))
 
@@ -253,7 +253,7 @@ def dossiers(
 
     Exemple : qpv-geo registre dossiers --bloques
     """
-    from qpv_geo.registre import ETATS
+    from qpv_geo.register import ETATS
 
     with _open(registre) as reg:
         ds = reg.dossiers()
@@ -317,7 +317,7 @@ def imports(registre: RegistreOpt = None, json_out: JsonOpt = False) -> None:
     if json_out:
         print_json(rows)
         return
-    from qpv_geo.registre.etats import heure_paris
+    from qpv_geo.register.statements import heure_paris
 
     table = Table(title=f"{len(rows)} import(s)")
     for col in ("n°", "lot", "date (heure de Paris)", "fichier", "lignes", "par", "données",
@@ -348,7 +348,7 @@ def annuler_import(
     Exemple : qpv-geo registre annuler-import 3 --auteur « A. Martin » --motif « fichier du
     mauvais appel »
     """
-    from qpv_geo.registre.etats import heure_paris
+    from qpv_geo.register.statements import heure_paris
 
     with _open(registre) as reg:
         a = reg.annuler_import(numero, auteur=auteur, motif=motif)
@@ -387,7 +387,7 @@ def diff(
 
     Exemple : qpv-geo registre diff · qpv-geo registre diff 1 2 -o diff.xlsx
     """
-    from qpv_geo.registre.exports import export_diff
+    from qpv_geo.register.exports import export_diff
 
     if avant is not None and apres is None:
         raise typer.BadParameter("indiquez deux n° d'import (ou aucun).", param_hint="APRES")
@@ -463,7 +463,7 @@ def exporter(
 
     Exemple : qpv-geo registre exporter registre.xlsx
     """
-    from qpv_geo.registre.exports import export_registre
+    from qpv_geo.register.exports import export_registre
 
     with _open(registre) as reg:
         path = export_registre(reg, output, retires=retires)
@@ -484,7 +484,7 @@ def fiche(
 
     Exemple : qpv-geo registre fiche CE26-014 -o CE26-014.pdf
     """
-    from qpv_geo.registre.fiche import write_fiche
+    from qpv_geo.register.fiche import write_fiche
 
     with _open(registre) as reg:
         path = write_fiche(reg, site, output, lot=lot, dossier=dossier)
@@ -504,7 +504,7 @@ def compte(
 
     Exemple : qpv-geo registre compte « Ana Martin » --fichier comptes.txt
     """
-    from qpv_geo.registre.comptes import compte_line
+    from qpv_geo.register.accounts import compte_line
 
     password = typer.prompt("Mot de passe", hide_input=True, confirmation_prompt=True)
     line = compte_line(nom, password)

@@ -41,20 +41,28 @@ import numpy as np
 import pandas as pd
 import shapely
 
-import qpv_geo.eligibility._coordonnees as _coordonnees
-from qpv_geo._francais import de
-from qpv_geo.eligibility import voies as _voies
-from qpv_geo.eligibility._geometrie import K_AUTRE as _K_AUTRE
-from qpv_geo.eligibility._geometrie import K_QPV as _K_QPV
-from qpv_geo.eligibility._geometrie import K_QVA as _K_QVA
-from qpv_geo.eligibility._geometrie import best as _best
-from qpv_geo.eligibility._geometrie import build_parts as _build_parts
-from qpv_geo.eligibility._geometrie import signed_distance as _signed_distance
-from qpv_geo.eligibility._geometrie import signed_distance_few as _signed_distance_few
-from qpv_geo.eligibility._grille import Grille as _Grille
-from qpv_geo.eligibility._grille import build_grid, grid_candidates
-from qpv_geo.eligibility._un_point import verdict_un_point
-from qpv_geo.eligibility._verdicts import (
+import qpv_geo.eligibility._coordinate_checks as _coordonnees
+from qpv_geo._french import de
+from qpv_geo.eligibility import street_rule as _voies
+from qpv_geo.eligibility._geometry import K_AUTRE as _K_AUTRE
+from qpv_geo.eligibility._geometry import K_QPV as _K_QPV
+from qpv_geo.eligibility._geometry import K_QVA as _K_QVA
+from qpv_geo.eligibility._geometry import best as _best
+from qpv_geo.eligibility._geometry import build_parts as _build_parts
+from qpv_geo.eligibility._geometry import signed_distance as _signed_distance
+from qpv_geo.eligibility._geometry import signed_distance_few as _signed_distance_few
+from qpv_geo.eligibility._grid import Grille as _Grille
+from qpv_geo.eligibility._grid import build_grid, grid_candidates
+from qpv_geo.eligibility._single_point import verdict_un_point
+from qpv_geo.eligibility.margins import (
+    INCERTITUDE_COORDONNEES_M,
+    INCERTITUDE_TYPE_INCONNU_M,
+    INCERTITUDE_TYPE_POSITION,
+    incertitudes,
+)
+from qpv_geo.eligibility.projections import METROPOLE, ZONES, PlanMetrique, zone_du_departement
+from qpv_geo.eligibility.verdict import Verdict as Verdict
+from qpv_geo.eligibility.verdict_table import (
     A_VERIFIER,
     BAD_REASONS,
     NON_GEOCODE,
@@ -71,20 +79,12 @@ from qpv_geo.eligibility._verdicts import (
     perimetre_retenu,
     verdict_frame,
 )
-from qpv_geo.eligibility._verdicts import format_distance as format_distance
-from qpv_geo.eligibility.marges import (
-    INCERTITUDE_COORDONNEES_M,
-    INCERTITUDE_TYPE_INCONNU_M,
-    INCERTITUDE_TYPE_POSITION,
-    incertitudes,
-)
-from qpv_geo.eligibility.projections import METROPOLE, ZONES, PlanMetrique, zone_du_departement
-from qpv_geo.eligibility.verdict import Verdict as Verdict
+from qpv_geo.eligibility.verdict_table import format_distance as format_distance
 from qpv_geo.exceptions import CoordinateError
+from qpv_geo.reference.countries import COLLECTIVITES, collectivite_du_point
 from qpv_geo.reference.layers import PRECISION_PERIMETRE_DEFAUT_M
-from qpv_geo.reference.pays import COLLECTIVITES, collectivite_du_point
-from qpv_geo.reference.profils import profil
-from qpv_geo.reference.territoire import nom_communes
+from qpv_geo.reference.profiles import profil
+from qpv_geo.reference.territories import nom_communes
 from qpv_geo.settings import SIREN_SEM
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ class Engine:
                   reference.qpv_hors_sem.assign(_kind=_K_AUTRE)]
         zones = pd.concat([f for f in frames if len(f)], ignore_index=True)
         territoire = getattr(reference, "territoire", None)
-        #: What sets the territory apart (:mod:`qpv_geo.reference.profils`; None: SEM's).
+        #: What sets the territory apart (:mod:`qpv_geo.reference.profiles`; None: SEM's).
         self.profil = profil(territoire)
         #: The metric plane: plain Lambert-93 where the profile says so (SEM); elsewhere (or
         #: ``france``), every zone holding QPV (metropolitan France in Lambert-93, each overseas
@@ -216,7 +216,7 @@ class Engine:
                 k for k in COLLECTIVITES if k not in deps
                 and zone_du_departement(k) in mine)
         #: Bare coordinates are placed in France by the country outlines (approximate) where
-        #: no commune outline says it: every territory but SEM (qpv_geo.reference.pays).
+        #: no commune outline says it: every territory but SEM (qpv_geo.reference.countries).
         self.pays = not self.contours
         self._grid: _Grille | None = None
         self._box_tree: shapely.STRtree | None = None

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pyproj
 
-from qpv_geo.reference.zones_metriques import (
+from qpv_geo.reference.metric_zones import (
     METROPOLE,
     ZONES,
     ZoneMetrique,

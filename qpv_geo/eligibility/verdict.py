@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from qpv_geo.eligibility._verdicts import STATUS_LABELS, status_labels
+from qpv_geo.eligibility.verdict_table import STATUS_LABELS, status_labels
 
 
 @dataclass(frozen=True)

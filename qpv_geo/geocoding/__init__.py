@@ -67,8 +67,8 @@ from qpv_geo.geocoding.local import (  # noqa: F401 (re-exported)
 )
 from qpv_geo.geocoding.messages import CONSEILS
 from qpv_geo.reference.communes import communes_france
-from qpv_geo.reference.territoire import resolve_territoire
-from qpv_geo.reference.texte import (  # noqa: F401 (re-exported: the geocoding's text rules)
+from qpv_geo.reference.territories import resolve_territoire
+from qpv_geo.reference.text import (  # noqa: F401 (re-exported: the geocoding's text rules)
     ABBREVIATIONS,
     REPETITIONS,
     STOP_WORDS,
@@ -126,7 +126,7 @@ def geocoder_from_settings(settings: Settings | None = None, name: str | None = 
 
 
 def _territoire(settings: Settings) -> Any:
-    """The settings' territory (:func:`~qpv_geo.reference.territoire.resolve_territoire`), None for
+    """The settings' territory (:func:`~qpv_geo.reference.territories.resolve_territoire`), None for
     SEM."""
     if str(settings.territoire).strip().replace(" ", "") == SIREN_SEM:
         return None

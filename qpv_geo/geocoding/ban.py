@@ -57,7 +57,7 @@ class BanGeocoder:
     source = "ban"
     demo = False
     #: The territory whose communes an address may be written in
-    #: (:mod:`qpv_geo.reference.territoire`;
+    #: (:mod:`qpv_geo.reference.territories`;
     #: None: Saint-Étienne Métropole), set by :func:`~qpv_geo.geocoding.geocoder_from_settings`.
     territoire: Any = None
 

@@ -3,7 +3,7 @@
 :class:`GeocodeResult`, :class:`AddressQuery`, the :class:`Geocoder` protocol,
 :func:`not_found`, :func:`reliability_issues`, and the words of each precision
 (:data:`PRECISION_WORDS`). The text normalisation (:func:`normalize`, :func:`tokens`,
-:func:`match_key`) lives in :mod:`qpv_geo.reference.texte`: the communes use it too.
+:func:`match_key`) lives in :mod:`qpv_geo.reference.text`: the communes use it too.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 PRECISIONS = ("housenumber", "street", "locality", "municipality")
 
 #: How precisely an address was located (BAN « type », or coordinates typed by a person), in
-#: the words people read (also :data:`qpv_geo.eligibility.libelles.PRECISIONS`).
+#: the words people read (also :data:`qpv_geo.eligibility.wording.PRECISIONS`).
 PRECISION_WORDS = {
     "housenumber": "au numéro",
     "interpolation": "au numéro (interpolé)",

@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from qpv_geo._francais import a, hors
+from qpv_geo._french import a, hors
 from qpv_geo.geocoding.base import AddressQuery, GeocodeResult, as_query, not_found
 from qpv_geo.geocoding.parsing import split_number
 from qpv_geo.reference.communes import (
@@ -38,8 +38,8 @@ from qpv_geo.reference.communes import (
     departement_of_postcode,
     name_key,
 )
-from qpv_geo.reference.profils import profil
-from qpv_geo.reference.texte import POSTCODE_RE, STOP_WORDS, STREET_TYPES, match_key, tokens
+from qpv_geo.reference.profiles import profil
+from qpv_geo.reference.text import POSTCODE_RE, STOP_WORDS, STREET_TYPES, match_key, tokens
 
 #: Street similarity (0–100, see :func:`street_similarity`) under which the street found is not
 #: the street asked. Measured on ``make bench-geocoding`` (positives with typos and
@@ -471,7 +471,7 @@ def _names(communes: list[Commune]) -> str:
 
 def _dans(commune: Commune, territoire: Any = None) -> bool:
     """True when ``commune`` is in the territory (a
-    :class:`~qpv_geo.reference.territoire.Territoire`;
+    :class:`~qpv_geo.reference.territories.Territoire`;
     None: Saint-Étienne Métropole)."""
     if territoire is None:
         return commune.in_sem
@@ -519,7 +519,7 @@ def _outside_reason(w: Written, territoire: Any = None) -> str | None:
 def written_outside(query: str | AddressQuery, *, source: str = "",
                     territoire: Any = None) -> GeocodeResult | None:
     """The ``hors_territoire`` result of a query whose commune or postcode written is outside
-    the territory (SEM by default; a :class:`~qpv_geo.reference.territoire.Territoire` otherwise) —
+    the territory (SEM by default; a :class:`~qpv_geo.reference.territories.Territoire` otherwise) —
     known before any geocoding (no service call, no address file needed) — else ``None``."""
     w = _pour_territoire(read_written(query), territoire)
     reason = _outside_reason(w, territoire)
@@ -728,7 +728,7 @@ NUMERO_ABSENT = "absent de la voie trouvée"
 
 def as_housenumber(g: GeocodeResult) -> GeocodeResult:
     """The same result judged like a house number (its street has decided the place, see
-    :mod:`qpv_geo.eligibility.voies`): the doubts about the number's position go, every other
+    :mod:`qpv_geo.eligibility.street_rule`): the doubts about the number's position go, every other
     doubt stays."""
     return dataclasses.replace(g, precision="housenumber",
                                issues=tuple(i for i in g.issues if NUMERO_ABSENT not in i))

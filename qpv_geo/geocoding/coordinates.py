@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import numpy as np
 
 from qpv_geo.geocoding.base import AddressQuery, GeocodeResult, query_text
-from qpv_geo.reference.zones_metriques import l93_to_lonlat, zone_du_point
+from qpv_geo.reference.metric_zones import l93_to_lonlat, zone_du_point
 
 PRECISION = "coordonnees"
 SOURCE = "coordonnees"

@@ -14,7 +14,7 @@ import numpy as np
 
 from qpv_geo.geocoding.files import communes_sem, read_ban_csv
 from qpv_geo.reference.store import package_data_dir
-from qpv_geo.reference.texte import REPETITIONS, STREET_TYPES, match_key, normalize
+from qpv_geo.reference.text import REPETITIONS, STREET_TYPES, match_key, normalize
 
 #: Version of the index layout (an index of another version is rebuilt). 3: a street without
 #: a type word but with house numbers (« Les Granges ») is a street, not a lieu-dit.
@@ -51,7 +51,7 @@ def build_index(path: Path) -> dict[str, np.ndarray]:
     s_postcode = grouped["code_postal"].agg(lambda s: s.mode().iat[0]).to_numpy(dtype=str)
     # A street: a type word (« Rue … »), or house numbers in the address file (« Le Coin »,
     # « Les Granges » numbered like any street: judged on all their addresses,
-    # qpv_geo.eligibility.voies).
+    # qpv_geo.eligibility.street_rule).
     numbered = grouped["num"].agg(lambda s: bool(((s > 0) & (s < _NUMERO_FICTIF)).any())
                                   ).to_numpy(bool)
     s_kind = np.array([STREET if has_numbers or (match_key(n).split() or [""])[0]

@@ -38,7 +38,7 @@ from qpv_geo.geocoding.files import (
 from qpv_geo.geocoding.index import INDEX_VERSION, STREET, build_index
 from qpv_geo.geocoding.messages import CONSEILS
 from qpv_geo.geocoding.parsing import split_number, strip_types, word_grams
-from qpv_geo.reference.texte import (
+from qpv_geo.reference.text import (
     ABBREVIATIONS,
     POSTCODE_RE,
     REPETITIONS,
@@ -93,7 +93,7 @@ class LocalGeocoder:
 
     name = "local"
     #: The territory whose communes an address may be written in
-    #: (:mod:`qpv_geo.reference.territoire`;
+    #: (:mod:`qpv_geo.reference.territories`;
     #: None: Saint-Étienne Métropole), set by :func:`~qpv_geo.geocoding.geocoder_from_settings`.
     territoire: Any = None
 

@@ -6,7 +6,7 @@ Shared by the local geocoder (:mod:`~qpv_geo.geocoding.local`) and the consisten
 
 from __future__ import annotations
 
-from qpv_geo.reference.texte import NOISE_BEFORE_NUMBER, REPETITIONS, STREET_TYPES
+from qpv_geo.reference.text import NOISE_BEFORE_NUMBER, REPETITIONS, STREET_TYPES
 
 
 def split_number(words: list[str]) -> tuple[int | None, str, list[str]]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from qpv_geo._files import sha256_file
 from qpv_geo.exceptions import ReferenceDataError
 from qpv_geo.reference.store import package_data_dir
-from qpv_geo.reference.texte import ABBREVIATIONS, normalize, tokens
+from qpv_geo.reference.text import ABBREVIATIONS, normalize, tokens
 from qpv_geo.settings import SIREN_SEM
 
 FILE = "communes_france.csv.gz"

@@ -16,7 +16,7 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 
-import qpv_geo.reference._nationale as _nationale
+import qpv_geo.reference._national_layer as _nationale
 from qpv_geo._files import (
     atomic_path,
     check_output_path,
@@ -29,7 +29,6 @@ from qpv_geo._files import (
 from qpv_geo._http import download_failure_reason, download_name, remove_other_downloads
 from qpv_geo.exceptions import DownloadError, InputFileError, ReferenceDataError
 from qpv_geo.reference import store
-from qpv_geo.reference._zipsafe import check_sizes, copy_member
 from qpv_geo.reference.layers import (
     CODE_QP_2024,
     COMMUNE_FIELDS,
@@ -44,6 +43,7 @@ from qpv_geo.reference.layers import (
     layer_info,
     read_manifest,
 )
+from qpv_geo.reference.zipsafe import check_sizes, copy_member
 from qpv_geo.settings import SIREN_SEM, Settings
 
 _DRIVERS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG", ".shp": "ESRI Shapefile"}

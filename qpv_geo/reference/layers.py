@@ -38,10 +38,10 @@ import pandas as pd
 import shapely
 
 from qpv_geo._files import sha256_file
-from qpv_geo._francais import pluriel
+from qpv_geo._french import pluriel
 from qpv_geo.exceptions import ReferenceDataError
 from qpv_geo.reference import store
-from qpv_geo.reference.profils import profil
+from qpv_geo.reference.profiles import profil
 from qpv_geo.settings import SIREN_SEM, Settings
 
 #: Fields of a zone layer (QPV, QVA), named as in the official ANCT file.
@@ -311,13 +311,13 @@ class Reference:
     qva_liste: pd.DataFrame = field(default_factory=pd.DataFrame)
     epci_names: dict[str, str] = field(default_factory=lambda: dict(_EPCI_NAMES_FALLBACK))
     layers: dict[str, LayerInfo] = field(default_factory=dict)
-    #: The territory (:class:`qpv_geo.reference.territoire.Territoire`) when it is not SEM, else
+    #: The territory (:class:`qpv_geo.reference.territories.Territoire`) when it is not SEM, else
     #: None.
     territoire: Any = None
     #: Notes of that territory (no commune outlines…), shown with the others.
     notes_territoire: list[str] = field(default_factory=list)
     #: QPV the simplified national copy reduced to a point
-    #: (``qpv_geo.reference.territoire.table_perdus``): points near them are « à vérifier ».
+    #: (``qpv_geo.reference.territories.table_perdus``): points near them are « à vérifier ».
     #: None for SEM.
     qpv_perdus: pd.DataFrame | None = None
 

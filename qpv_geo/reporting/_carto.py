@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from qpv_geo.batch.priorites import AUTRE, PRIORITES, normalize_priorite
+from qpv_geo.batch.priorities import AUTRE, PRIORITES, normalize_priorite
 
 if TYPE_CHECKING:
     from qpv_geo.reference.layers import Reference

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from qpv_geo.batch.priorites import AUTRE, PRIORITES, label_of, normalize_priorite
+from qpv_geo.batch.priorities import AUTRE, PRIORITES, label_of, normalize_priorite
 from qpv_geo.batch.table import is_duplicate, is_outside_table
 from qpv_geo.eligibility.projections import ZONES
 from qpv_geo.reporting._zones import par_zone
@@ -280,7 +280,7 @@ def coverage_from_sites(
     ----------
     sites
         Validated sites (batch output): ``lon``, ``lat``, ``priorite`` (key of
-        :data:`~qpv_geo.batch.priorites.PRIORITES`, ``autre``, or free text, normalised here),
+        :data:`~qpv_geo.batch.priorities.PRIORITES`, ``autre``, or free text, normalised here),
         ``porteur`` and ``action`` (optional; without ``action`` every row is its own action).
     reference
         Reference layers; its ``qpv`` layer gives the quartiers counted.

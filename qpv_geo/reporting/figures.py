@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from qpv_geo.batch.priorites import AUTRE, PRIORITES, label_of
-from qpv_geo.eligibility.libelles import libelles
+from qpv_geo.batch.priorities import AUTRE, PRIORITES, label_of
+from qpv_geo.eligibility.wording import libelles
 from qpv_geo.exceptions import ReferenceDataError
 from qpv_geo.reporting import osm
 from qpv_geo.reporting._carto import (

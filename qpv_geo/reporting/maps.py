@@ -34,9 +34,9 @@ import numpy as np
 import pandas as pd
 
 from qpv_geo._files import os_error_message, write_text_atomic
-from qpv_geo.batch.priorites import AUTRE, PRIORITES, label_of
+from qpv_geo.batch.priorities import AUTRE, PRIORITES, label_of
 from qpv_geo.eligibility.engine import STATUS_LABELS
-from qpv_geo.eligibility.libelles import libelles
+from qpv_geo.eligibility.wording import libelles
 from qpv_geo.exceptions import ReferenceDataError
 from qpv_geo.reference.layers import get_reference
 from qpv_geo.reporting import osm

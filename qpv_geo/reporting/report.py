@@ -24,22 +24,22 @@ import pandas as pd
 
 from qpv_geo import __version__
 from qpv_geo._files import os_error_message, write_bytes_atomic, write_text_atomic
-from qpv_geo._francais import heure_paris
-from qpv_geo.batch.priorites import AUTRE, PRIORITES, label_of
+from qpv_geo._french import heure_paris
+from qpv_geo.batch.priorities import AUTRE, PRIORITES, label_of
 from qpv_geo.eligibility.engine import STATUSES
-from qpv_geo.eligibility.libelles import Libelles, libelles
+from qpv_geo.eligibility.wording import Libelles, libelles
 from qpv_geo.exceptions import QpvGeoError
 from qpv_geo.reference.layers import get_reference
 from qpv_geo.reporting import figures, maps, osm
 from qpv_geo.reporting._zones import par_zone
-from qpv_geo.reporting.coverage import RAYON_DEFAUT_M, axes_of_call, coverage_from_sites, fold
-from qpv_geo.reporting.figures import non_localises, sites_outside_map, zoom_extent
-from qpv_geo.reporting.rapport_condense import (
+from qpv_geo.reporting.condensed_report import (
     chemin_par_qpv,
     condensation,
     hors_cadre_par_zone,
     write_table_par_qpv,
 )
+from qpv_geo.reporting.coverage import RAYON_DEFAUT_M, axes_of_call, coverage_from_sites, fold
+from qpv_geo.reporting.figures import non_localises, sites_outside_map, zoom_extent
 
 if TYPE_CHECKING:
     import folium
@@ -294,7 +294,7 @@ def report_from_sites(
     """The committee report as one self-contained HTML page.
 
     A large territory (more than :data:`qpv_geo.reporting._carto.SEUIL_GRAND_TERRITOIRE` QPV) gets
-    the condensed report of :mod:`qpv_geo.reporting.rapport_condense`: the matrix lists the QPV some
+    the condensed report of :mod:`qpv_geo.reporting.condensed_report`: the matrix lists the QPV some
     action reaches (its red cells are their gaps, not repeated in a second table), the others are
     counted per département, and a sentence says so and names the full per-QPV CSV.
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from qpv_geo.eligibility.engine import STATUS_LABELS, format_distance
-from qpv_geo.eligibility.libelles import (
+from qpv_geo.eligibility.wording import (
     PRECISIONS,
     TITRES_SEM,
     Libelles,
@@ -33,7 +33,7 @@ except Exception:  # pragma: no cover - no tz database on this machine
 HEADLINES = dict(TITRES_SEM)
 
 #: What the geocoder's precision (BAN « type ») means for a person (one table for every
-#: output: :data:`qpv_geo.eligibility.libelles.PRECISIONS`).
+#: output: :data:`qpv_geo.eligibility.wording.PRECISIONS`).
 PRECISION_LABELS = PRECISIONS
 
 #: Note added while the local geocoder uses the demonstration address file.

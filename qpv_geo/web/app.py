@@ -42,10 +42,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qpv_geo import __version__
-from qpv_geo._francais import de, heure_paris
-from qpv_geo.batch._cancel import cancellable
+from qpv_geo._french import de, heure_paris
+from qpv_geo.batch.cancel import cancellable
 from qpv_geo.batch.columns import COLUMN_ROLE_LABELS
-from qpv_geo.eligibility.libelles import (
+from qpv_geo.eligibility.wording import (
     COUCHES,
     GEOCODEURS,
     Libelles,
@@ -227,7 +227,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def _run_while_connected(request: Request, func: Any, *args: Any) -> Any:
-    """Run ``func`` in a worker thread; stop it (:func:`~qpv_geo.batch._cancel.check_cancelled`)
+    """Run ``func`` in a worker thread; stop it (:func:`~qpv_geo.batch.cancel.check_cancelled`)
     when the client disconnects or the server stops."""
     import asyncio
     import threading

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from qpv_geo._files import scratch_dir
-from qpv_geo._francais import hors
+from qpv_geo._french import hors
 from qpv_geo.batch import detect_columns, validate_file
 from qpv_geo.batch.reading import check_xlsx, read_header
 from qpv_geo.batch.table import summary_line
 from qpv_geo.eligibility.engine import STATUSES, format_distance
-from qpv_geo.eligibility.libelles import Libelles, libelles
+from qpv_geo.eligibility.wording import Libelles, libelles
 from qpv_geo.exceptions import InputFileError, QpvGeoError
 from qpv_geo.geocoding.messages import names_a_command, pour_le_web, remplacer_pour_le_web
 

@@ -1,6 +1,6 @@
 """Web pages of the instruction register (``/registre``): sites to review with a decision
 form, dossiers and their criteria, import of a new file version with its diff, re-check,
-history, exports and instruction sheets. A thin shell over :mod:`qpv_geo.registre`.
+history, exports and instruction sheets. A thin shell over :mod:`qpv_geo.register`.
 
 Access: these pages change data, so they need an identity. With an accounts file
 (``QPV_GEO_REGISTRE_COMPTES``: ``nom:empreinte`` lines, PBKDF2 hashes) every page asks for
@@ -38,15 +38,15 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from qpv_geo._francais import heure_paris
-from qpv_geo.eligibility.libelles import libelles_reglages
+from qpv_geo._french import heure_paris
+from qpv_geo.eligibility.wording import libelles_reglages
 from qpv_geo.exceptions import InputFileError, QpvGeoError, RegistreError
 from qpv_geo.geocoding.messages import hint_web
-from qpv_geo.registre import DECISIONS, ETATS, LOT_DEFAUT, Registre
-from qpv_geo.registre.comptes import authenticate, load_comptes
-from qpv_geo.registre.criteres import criteres_de
-from qpv_geo.registre.exports import export_diff, export_registre
-from qpv_geo.registre.fiche import fiche_html, fiche_pdf_bytes
+from qpv_geo.register import DECISIONS, ETATS, LOT_DEFAUT, Registre
+from qpv_geo.register.accounts import authenticate, load_comptes
+from qpv_geo.register.criteria import criteres_de
+from qpv_geo.register.exports import export_diff, export_registre
+from qpv_geo.register.fiche import fiche_html, fiche_pdf_bytes
 from qpv_geo.settings import Settings
 from qpv_geo.web._present import geocode_payload
 from qpv_geo.web.security import LoginGuard, locked_out, loopback_refusal, upload_name

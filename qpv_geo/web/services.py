@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from qpv_geo import __version__
-from qpv_geo.eligibility._fabrique import engine_from_settings
 from qpv_geo.eligibility.engine import STATUSES, Engine
-from qpv_geo.eligibility.libelles import libelles
+from qpv_geo.eligibility.factory import engine_from_settings
+from qpv_geo.eligibility.wording import libelles
 from qpv_geo.exceptions import (
     GeocoderQueryError,
     QpvGeoError,

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from qpv_geo._francais import heure_paris
+from qpv_geo._french import heure_paris
 from qpv_geo.batch import fold_name
 from qpv_geo.eligibility.engine import STATUS_LABELS
 from qpv_geo.exceptions import RegistreError
-from qpv_geo.registre.criteres import Critere, etat_dossier
+from qpv_geo.register.criteria import Critere, etat_dossier
 
 #: Decisions an instructor can record, with their label. « En attente du porteur » is not a
 #: verdict: the site waits for what was asked of its porteur (the decision's motif).

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from qpv_geo._files import os_error_message, write_text_atomic
-from qpv_geo.batch.priorites import PRIORITES, label_of
+from qpv_geo.batch.priorities import PRIORITES, label_of
 from qpv_geo.batch.writing import neutralize_cells
 from qpv_geo.eligibility.projections import zone_du_point
 from qpv_geo.exceptions import QpvGeoError
-from qpv_geo.reference.territoire import qpv_france
+from qpv_geo.reference.territories import qpv_france
 from qpv_geo.reporting._carto import SEUIL_GRAND_TERRITOIRE, grand_territoire
 from qpv_geo.reporting.figures import sites_outside_map
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
-from qpv_geo._francais import nombre
+from qpv_geo._french import nombre
 from qpv_geo.exceptions import InputTooLargeError, QpvGeoError, UnreadableInputError
 
 _MB = 1 << 20

@@ -1,10 +1,10 @@
 """The territory's words on every user-facing output: web page, API, maps, report, figures.
 
-``--territoire`` (:mod:`qpv_geo.reference.territoire`) changes the QPV layer and the verdicts; this
+``--territoire`` (:mod:`qpv_geo.reference.territories`) changes the QPV layer and the verdicts; this
 module
 gives the outputs their words from the reference they draw: « QPV 2024 de SEM », « hors
 territoire de Métropole de Lyon », « QPV 2024 — France »… built from the territory's name,
-except the words its profile (:mod:`qpv_geo.reference.profils`) gives: Saint-Étienne Métropole's
+except the words its profile (:mod:`qpv_geo.reference.profiles`) gives: Saint-Étienne Métropole's
 (a reference without ``territoire``) are its row there, the words it always had.
 
 * :func:`libelles` — the :class:`Libelles` of a reference (or of an engine's reference);
@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from qpv_geo._francais import de, hors, pluriel
-from qpv_geo.eligibility._fabrique import engine_from_settings
-from qpv_geo.eligibility._verdicts import status_labels
+from qpv_geo._french import de, hors, pluriel
+from qpv_geo.eligibility.factory import engine_from_settings
+from qpv_geo.eligibility.verdict_table import status_labels
 from qpv_geo.geocoding.base import PRECISION_WORDS
 from qpv_geo.reference.layers import get_reference
-from qpv_geo.reference.profils import PROFIL_SEM, PROFILS, Profil, profil
-from qpv_geo.reference.territoire import resolve_territoire
+from qpv_geo.reference.profiles import PROFIL_SEM, PROFILS, Profil, profil
+from qpv_geo.reference.territories import resolve_territoire
 from qpv_geo.settings import Settings
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def source_libelle(code: Any) -> str:
 class Libelles:
     """The words of one territory: its name, its short name, and the labels built on them."""
 
-    #: The territory's layers, plane and words (:mod:`qpv_geo.reference.profils`).
+    #: The territory's layers, plane and words (:mod:`qpv_geo.reference.profiles`).
     profil: Profil = PROFIL_SEM
 
     @property
@@ -235,7 +235,7 @@ SEM = Libelles()
 
 def libelles(source: Any = None) -> Libelles:
     """The words of the territory of ``source``: a :class:`~qpv_geo.reference.layers.Reference`, an
-    engine, a :class:`~qpv_geo.reference.territoire.Territoire`, or None (SEM)."""
+    engine, a :class:`~qpv_geo.reference.territories.Territoire`, or None (SEM)."""
     if source is None:
         return SEM
     if hasattr(source, "reference") and not hasattr(source, "qpv"):

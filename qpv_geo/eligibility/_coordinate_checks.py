@@ -1,8 +1,9 @@
 """Coordinates given to the engine: Lambert-93 conversions and the reasons a point is unusable.
 
 :func:`check_lonlat` and :func:`check_xy` give, for each point, a reason code (0 = usable; the
-texts are :data:`qpv_geo.eligibility._verdicts.BAD_REASONS`): missing, impossible, Lambert-93 given
-as degrees, latitude and longitude swapped, outside France. :func:`hint_for` says what to do.
+texts are :data:`qpv_geo.eligibility.verdict_table.BAD_REASONS`): missing, impossible,
+Lambert-93 given as degrees, latitude and longitude swapped, outside France. :func:`hint_for`
+says what to do.
 Saint-Étienne Métropole's engine works in Lambert-93 (metropolitan France); an engine serving
 the overseas QPV too works in a :class:`~qpv_geo.eligibility.projections.PlanMetrique` of several
 zones, checked by :func:`check_lonlat_plan` (reason 8 for a point outside every zone).
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qpv_geo.reference.zones_metriques import (
+from qpv_geo.reference.metric_zones import (
     METROPOLE,
     ZoneMetrique,
     indice_zone,

@@ -49,7 +49,7 @@ class Profil:
     #: ``lon_approx``, ``lieu``); None: a point inside one of its QPV.
     exemple: dict[str, str] | None = field(default=None, hash=False)
     #: Words of its outputs that are not built from its name (see
-    #: :class:`qpv_geo.eligibility.libelles.Libelles`), by key.
+    #: :class:`qpv_geo.eligibility.wording.Libelles`), by key.
     mots: dict[str, str] = field(default_factory=dict, hash=False)
 
     def mot(self, cle: str, defaut: Any = None) -> Any:
@@ -84,7 +84,7 @@ PROFIL_SEM = PROFILS[SIREN_SEM]
 
 
 def profil(territoire: Any = None) -> Profil:
-    """The profile of a :class:`~qpv_geo.reference.territoire.Territoire` (None: SEM's):
+    """The profile of a :class:`~qpv_geo.reference.territories.Territoire` (None: SEM's):
     its row of :data:`PROFILS`, else built from its name."""
     if territoire is None:
         return PROFIL_SEM

@@ -4,12 +4,12 @@
 (5 characters, « 2A004 » in Corsica) or ``france``. :func:`resolve_territoire` reads it against
 the shipped national list of communes (:mod:`qpv_geo.reference.communes`, with each commune's EPCI).
 What sets a territory apart (its layers, metric plane, streets, words) is data: its
-:attr:`Territoire.profil` (:mod:`qpv_geo.reference.profils`, where SEM is one row).
+:attr:`Territoire.profil` (:mod:`qpv_geo.reference.profiles`, where SEM is one row).
 
 SEM keeps its own reference (exact QPV perimeters, commune outlines, QVA list): nothing changes
 for it. Any other territory is served by the national layer ``qpv_france`` (every QPV 2024): the
 official file installed in the settings' data directory by ``data update`` (or ``data import``
-of the national file, :mod:`qpv_geo.reference._nationale`) when there is one, else the shipped
+of the national file, :mod:`qpv_geo.reference._national_layer`) when there is one, else the shipped
 SIMPLIFIED
 copy (edges within ≈ 12 m, 3 QPV reduced to a point). Its QPV are those of the national layer
 whose EPCI (or commune) is the territory's; the other QPV are « hors territoire ». Commune
@@ -37,7 +37,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-import qpv_geo.reference._nationale as _nationale
+import qpv_geo.reference._national_layer as _nationale
 from qpv_geo.exceptions import ReferenceDataError, SettingsError
 from qpv_geo.reference.communes import communes_france
 from qpv_geo.reference.layers import (
@@ -54,7 +54,7 @@ from qpv_geo.reference.layers import (
     shipped_dir,
     verify_checksum,
 )
-from qpv_geo.reference.profils import PROFILS, Profil, profil
+from qpv_geo.reference.profiles import PROFILS, Profil, profil
 from qpv_geo.settings import Settings
 
 FRANCE = "france"
@@ -83,7 +83,7 @@ class Territoire:
 
     @property
     def profil(self) -> Profil:
-        """Its layers, plane and words (:mod:`qpv_geo.reference.profils`)."""
+        """Its layers, plane and words (:mod:`qpv_geo.reference.profiles`)."""
         return profil(self)
 
     @property
@@ -228,7 +228,7 @@ def _load_national(info: Any) -> tuple[gpd.GeoDataFrame, Any]:
 def _perdus(gdf: gpd.GeoDataFrame, clean: gpd.GeoDataFrame) -> list[dict[str, object]]:
     """QPV the simplification collapsed to a point (no area): their codes, names and the point
     (lon, lat) they were reduced to. Points near them are « à vérifier »
-    (qpv_geo.eligibility._perdus)."""
+    (qpv_geo.eligibility._lost_qpv)."""
     import shapely
 
     lost = gdf.loc[~gdf["code_qp"].isin(clean["code_qp"]),

@@ -27,25 +27,24 @@ from qpv_geo import __version__
 from qpv_geo._files import sha256_file
 from qpv_geo.batch import ColumnMapping, read_sites, validate_sites
 from qpv_geo.batch.table import outside_table
-from qpv_geo.eligibility._fabrique import engine_from_settings
-from qpv_geo.eligibility.libelles import libelles_reglages
+from qpv_geo.eligibility.factory import engine_from_settings
+from qpv_geo.eligibility.wording import libelles_reglages
 from qpv_geo.exceptions import InputFileError, RegistreError
-from qpv_geo.registre import database
-from qpv_geo.registre._geocodage import (
+from qpv_geo.register import database
+from qpv_geo.register._geocoding import (
     SOURCE_PANNE,
     RegisterGeocoder,
     result_from_json,
     result_to_json,
 )
-from qpv_geo.registre.annuaire import Annuaire
-from qpv_geo.registre.colonnes import (
+from qpv_geo.register.columns import (
     RegistreColumns,
     cells,
     detect_registre_columns,
     place_keys,
     site_ids,
 )
-from qpv_geo.registre.criteres import (
+from qpv_geo.register.criteria import (
     Critere,
     critere_bilan,
     critere_lieu,
@@ -53,7 +52,8 @@ from qpv_geo.registre.criteres import (
     critere_porteur,
     criteres_de,
 )
-from qpv_geo.registre.etats import (
+from qpv_geo.register.directory import Annuaire
+from qpv_geo.register.statements import (
     A_REVOIR,
     DECISIONS,
     LOT_DEFAUT,
@@ -74,7 +74,7 @@ from qpv_geo.settings import Settings
 if TYPE_CHECKING:
     from qpv_geo.eligibility.engine import Engine
     from qpv_geo.geocoding import Geocoder
-    from qpv_geo.registre.annuaire import Annuaire
+    from qpv_geo.register.directory import Annuaire
 
 #: The register flag recording that a dossier's bilans N-1 were received.
 DRAPEAU_BILAN = "bilan_n1"

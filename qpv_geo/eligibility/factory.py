@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from qpv_geo.eligibility.engine import Engine
 from qpv_geo.reference.layers import get_reference
-from qpv_geo.reference.territoire import national_info, reference_territoire, resolve_territoire
+from qpv_geo.reference.territories import national_info, reference_territoire, resolve_territoire
 from qpv_geo.settings import Settings
 
 if TYPE_CHECKING:

@@ -4,14 +4,14 @@ identity, their computed verdicts with everything that produced them, instructor
 diffs between imports, re-checks after a data change, exports and a dated instruction sheet.
 
 One SQLite file in the user data folder (WAL mode, schema migrations by yoyo-migrations),
-append-only: see :mod:`qpv_geo.registre.store`. The CLI (``qpv-geo registre …``) and the web
+append-only: see :mod:`qpv_geo.register.store`. The CLI (``qpv-geo registre …``) and the web
 pages (``/registre``) are thin shells over :class:`Registre`.
 """
 
 from __future__ import annotations
 
-from qpv_geo.registre.criteres import CRITERES, ETATS, Critere
-from qpv_geo.registre.store import (
+from qpv_geo.register.criteria import CRITERES, ETATS, Critere
+from qpv_geo.register.store import (
     A_REVOIR,
     DECISIONS,
     LOT_DEFAUT,

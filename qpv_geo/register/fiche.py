@@ -17,17 +17,17 @@ import jinja2
 
 from qpv_geo import __version__
 from qpv_geo._files import atomic_path, check_output_path, os_error_message
-from qpv_geo._francais import heure_paris
+from qpv_geo._french import heure_paris
 from qpv_geo.eligibility.engine import Engine, format_distance
-from qpv_geo.eligibility.libelles import (
+from qpv_geo.eligibility.projections import epsg_metrique
+from qpv_geo.eligibility.wording import (
     libelles,
     precision_libelle,
     reference_from_settings,
     source_libelle,
 )
-from qpv_geo.eligibility.projections import epsg_metrique
 from qpv_geo.exceptions import InputFileError, QpvGeoError
-from qpv_geo.registre.store import DECISIONS, Registre
+from qpv_geo.register.store import DECISIONS, Registre
 from qpv_geo.reporting import osm
 
 if TYPE_CHECKING:
@@ -194,7 +194,7 @@ def fiche_html(registre: Registre, site_id: str, *, reference: Reference | None 
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
                              trim_blocks=True, lstrip_blocks=True)
     env.filters["heure_paris"] = heure_paris
-    env.filters["precision"] = precision_libelle  # words, not codes (qpv_geo.eligibility.libelles)
+    env.filters["precision"] = precision_libelle  # words, not codes (qpv_geo.eligibility.wording)
     env.filters["source"] = source_libelle
     now = now or dt.datetime.now(dt.UTC)
     return env.get_template("fiche_instruction.html.j2").render(

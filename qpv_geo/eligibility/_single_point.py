@@ -5,9 +5,9 @@ geocoding (the web page, ``qpv-geo check``) goes through :func:`verdict_un_point
 geometry is its own — one pass over the segments of the parts within reach, then scalar picks of
 the part the point is in, the nearest edge within the margin and the nearest QPV (the batch path's
 grid and pair pruning cost more than they save for one point). The rules are the batch path's:
-:func:`~qpv_geo.eligibility._verdicts.decide` gives the status and the status across an edge,
-:func:`~qpv_geo.eligibility._verdicts.motifs_du_lieu` the French reasons and
-:func:`~qpv_geo.eligibility._verdicts.colonnes_du_verdict` the columns, on arrays of length 1.
+:func:`~qpv_geo.eligibility.verdict_table.decide` gives the status and the status across an edge,
+:func:`~qpv_geo.eligibility.verdict_table.motifs_du_lieu` the French reasons and
+:func:`~qpv_geo.eligibility.verdict_table.colonnes_du_verdict` the columns, on arrays of length 1.
 Whatever it does not cover (a point beyond the search area, merged parts of several perimeters,
 simplified perimeters, QPV the simplified copy reduced to a point) returns None and the batch path
 answers. ``tests/test_eligibility.py`` and ``make bench`` compare the two on many points: they
@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import shapely
 
-from qpv_geo.eligibility._geometrie import K_AUTRE, K_QPV, K_QVA, signed_distance_few
-from qpv_geo.eligibility._verdicts import (
+from qpv_geo.eligibility._geometry import K_AUTRE, K_QPV, K_QVA, signed_distance_few
+from qpv_geo.eligibility.verdict_table import (
     A_VERIFIER,
     STATUS_KIND,
     T_IN,
@@ -61,7 +61,7 @@ def verdict_un_point(engine: Engine, x: float, y: float, lon: float, lat: float,
     perdus = e.reference.qpv_perdus
     if e.reference.simplified or len(parts.kind) == 0 or not e.plan.lambert93 or (
             perdus is not None and len(perdus)):
-        # QPV reduced to a point (qpv_geo.eligibility._perdus): the batch path names them
+        # QPV reduced to a point (qpv_geo.eligibility._lost_qpv): the batch path names them
         return None
     prec = e._part_prec
     forced = e.marge_m

@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from qpv_geo._francais import de
+from qpv_geo._french import de
 from qpv_geo.batch import fold_name
-from qpv_geo.registre.annuaire import Annuaire, AnnuaireIndisponible, Entreprise, siren_of
+from qpv_geo.register.directory import Annuaire, AnnuaireIndisponible, Entreprise, siren_of
 
 #: Criteria of a dossier, in display order, with their plain-French label.
 CRITERES = {
@@ -30,7 +30,7 @@ ETATS = {"ok": "conforme", "bloquant": "bloquant", "a_verifier": "à vérifier"}
 
 
 def criteres_de(mots: Any = None) -> dict[str, str]:
-    """:data:`CRITERES` in the words of a territory (:class:`qpv_geo.eligibility.libelles.Libelles`;
+    """:data:`CRITERES` in the words of a territory (:class:`qpv_geo.eligibility.wording.Libelles`;
     SEM's by default): the place criterion names its QPV."""
     if mots is None:
         return dict(CRITERES)

@@ -12,9 +12,9 @@ import pandas as pd
 from qpv_geo._files import atomic_path, check_output_path, os_error_message
 from qpv_geo.batch import neutralize_cells
 from qpv_geo.exceptions import InputFileError
-from qpv_geo.registre.criteres import ETATS
-from qpv_geo.registre.etats import heure_paris
-from qpv_geo.registre.store import Diff, Registre
+from qpv_geo.register.criteria import ETATS
+from qpv_geo.register.statements import heure_paris
+from qpv_geo.register.store import Diff, Registre
 
 #: Columns of the sites export, in order.
 SITE_COLUMNS = (

@@ -16,22 +16,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from qpv_geo._francais import a as _a
-from qpv_geo._francais import dans, de, hors
-from qpv_geo.eligibility._geometrie import K_AUTRE as _K_AUTRE
-from qpv_geo.eligibility._geometrie import K_QPV as _K_QPV
-from qpv_geo.eligibility._geometrie import K_QVA as _K_QVA
-from qpv_geo.eligibility._perdus import motifs_perdus, perdus_proches
-from qpv_geo.eligibility.marges import fmt_m, fmt_metres, motifs_marge
+from qpv_geo._french import a as _a
+from qpv_geo._french import dans, de, hors
+from qpv_geo.eligibility._geometry import K_AUTRE as _K_AUTRE
+from qpv_geo.eligibility._geometry import K_QPV as _K_QPV
+from qpv_geo.eligibility._geometry import K_QVA as _K_QVA
+from qpv_geo.eligibility._lost_qpv import motifs_perdus, perdus_proches
+from qpv_geo.eligibility.margins import fmt_m, fmt_metres, motifs_marge
 from qpv_geo.geocoding import MOTIF_DEMO, reliability_issues
 from qpv_geo.geocoding.consistency import as_housenumber
-from qpv_geo.reference import pays as _pays
+from qpv_geo.reference import countries as _pays
 from qpv_geo.reference.communes import communes_france
-from qpv_geo.reference.pays import COLLECTIVITES, collectivite_du_point
+from qpv_geo.reference.countries import COLLECTIVITES, collectivite_du_point
 
 if TYPE_CHECKING:
     from qpv_geo.eligibility.engine import Engine
-    from qpv_geo.eligibility.voies import VoieVerdict
+    from qpv_geo.eligibility.street_rule import VoieVerdict
     from qpv_geo.geocoding import GeocodeResult
 
 #: The statuses, in the order of their integer codes.

@@ -44,8 +44,8 @@ INCERTITUDE_TYPE_POSITION: dict[str, float] = {
 #: A house-number result whose position type is unknown (online service, older files).
 INCERTITUDE_TYPE_INCONNU_M = 15.0
 #: Position uncertainty (m) of a result coarser than the house number. A street point is
-#: decided by the street's extent when it can be (qpv_geo.eligibility.voies); these figures only
-#: bound the geometric test of the point itself.
+#: decided by the street's extent when it can be (qpv_geo.eligibility.street_rule); these
+#: figures only bound the geometric test of the point itself.
 INCERTITUDE_PRECISION: dict[str, float] = {
     "street": 150.0,
     "locality": 300.0,

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from qpv_geo.eligibility._verdicts import A_VERIFIER, ELIGIBLE, HORS_QPV, HORS_TERRITOIRE
-from qpv_geo.eligibility.marges import INCERTITUDE_TYPE_INCONNU_M, INCERTITUDE_TYPE_POSITION
+from qpv_geo.eligibility.margins import INCERTITUDE_TYPE_INCONNU_M, INCERTITUDE_TYPE_POSITION
+from qpv_geo.eligibility.verdict_table import A_VERIFIER, ELIGIBLE, HORS_QPV, HORS_TERRITOIRE
 from qpv_geo.exceptions import QpvGeoError
 from qpv_geo.geocoding import LocalGeocoder
 from qpv_geo.settings import Settings

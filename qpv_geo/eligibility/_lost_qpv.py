@@ -2,7 +2,7 @@
 
 The simplification of the shipped national layer (``qpv_france``) reduced a few QPV to a
 degenerate polygon with no area: a single point (QN09105I, QN09113I, QN09503I). The rule applies
-to what :func:`~qpv_geo.reference.territoire.qpv_france` reports as lost: nothing once the official
+to what :func:`~qpv_geo.reference.territories.qpv_france` reports as lost: nothing once the official
 national file is installed (``data update``), every QPV of which has an area. Their outline is
 unknown, so no point near them may get a confident verdict that their outline could overturn.
 The rule is the margin's (docs/marges.md): a point is « à vérifier » when it could be inside
@@ -11,10 +11,10 @@ position uncertainty — and being inside it would change the verdict. No outlin
 no disc is drawn or added to the perimeters, the nearest QPV and edge distances stay those of
 real outlines, and the reason says what is known (the point, its distance) and what to do.
 
-:func:`~qpv_geo.reference.territoire.table_perdus` builds the table a
+:func:`~qpv_geo.reference.territories.table_perdus` builds the table a
 :class:`~qpv_geo.reference.layers.Reference` carries (``qpv_perdus``); :func:`perdus_proches`
 applies the rule for
-:func:`~qpv_geo.eligibility._verdicts.verdict_frame`.
+:func:`~qpv_geo.eligibility.verdict_table.verdict_frame`.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from qpv_geo._francais import de, hors
-from qpv_geo.eligibility.marges import fmt_m
-from qpv_geo.reference.territoire import RAYON_QPV_PERDU_M
+from qpv_geo._french import de, hors
+from qpv_geo.eligibility.margins import fmt_m
+from qpv_geo.reference.territories import RAYON_QPV_PERDU_M
 
 if TYPE_CHECKING:
     from qpv_geo.eligibility.engine import Classification
