@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -249,3 +250,20 @@ def test_lyon_without_the_online_service_is_not_told_to_install_the_loire_file()
     hint = geocoder_from_settings(Settings.from_env(geocoder="auto", territoire="200046977")
                                   ).unavailable_hint
     assert "QPV_GEO_BAN_URL" in hint.cli  # the command line's own words
+
+
+def test_the_brand_line_and_the_attestation_are_the_territory_s_words() -> None:
+    """The brand line and the attestation's heading come from the territory's profile (SEM is
+    one row of it, not a text of the template), with the apostrophe as typed."""
+    with _client(territoire="200046977") as c:
+        lyon = c.get("/", params={"lat": "45.76", "lon": "4.83"}).text
+    with _client() as c:
+        sem = c.get("/", params={"lat": "45.4561", "lon": "4.4067"}).text
+    assert '<p class="marque">Cité de l\'emploi · Métropole de Lyon</p>' in lyon
+    assert "Saint-Étienne" not in lyon
+    assert "éligibilité QPV (Métropole de Lyon)</p>" in lyon
+    assert '<p class="marque">Cité de l\'emploi · Saint-Étienne Métropole</p>' in sem
+    assert ("Attestation de vérification — éligibilité QPV (Cité de l'emploi, "
+            "Saint-Étienne Métropole)</p>") in sem
+    template = (Path(create_app.__code__.co_filename).parent / "templates" / "base.html")
+    assert "Saint-Étienne" not in template.read_text(encoding="utf-8")

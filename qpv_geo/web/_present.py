@@ -11,6 +11,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from markupsafe import Markup, escape
+
 from qpv_geo.eligibility.engine import STATUS_LABELS, format_distance
 from qpv_geo.eligibility.wording import (
     PRECISIONS,
@@ -111,6 +113,12 @@ def verdict_payload(source: Any, *, geocode: Any = None, notes: list[str], demo:
     }
 
 
+def texte(value: Any) -> Markup:
+    """Text for an HTML text node: escaped, but the apostrophe kept as typed (« Cité de
+    l'emploi »), as the page's own French is written; never for an attribute value."""
+    return Markup(str(escape(value)).replace("&#39;", "'"))
+
+
 def format_date(value: str) -> str:
     """ISO timestamp → « 29/11/2025 à 14:03 »."""
     try:
@@ -195,6 +203,7 @@ __all__ = [
     "format_distance",
     "geocode_payload",
     "now_paris",
+    "texte",
     "verdict_payload",
     "verdict_rows",
     "verdict_text",

@@ -71,6 +71,7 @@ from qpv_geo.reporting.osm import ROADS_CSS, covers, roads_js
 from qpv_geo.settings import Settings
 from qpv_geo.web._present import (
     format_date,
+    texte,
     verdict_rows,
     verdict_text,
 )
@@ -258,6 +259,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescape on .html
     templates.env.filters["date_fr"] = format_date
     templates.env.filters["heure_paris"] = heure_paris
+    templates.env.filters["texte"] = texte
     max_upload = int(settings.max_upload_mb * 1_000_000)
     mots = _territory_words(settings)
 
