@@ -186,3 +186,23 @@ def test_static_png_draws_the_outlines(fake, settings) -> None:
     co.install_outlines(terr, settings, base_url=fake.url)
     after = static_sites_png(sites, reference_territoire(terr, settings))
     assert before != after
+
+
+def test_web_serves_them_and_the_donnees_page_tells_their_provenance(fake, settings) -> None:
+    import warnings
+
+    with warnings.catch_warnings():  # Starlette's announced switch to httpx2 (see test_web)
+        warnings.filterwarnings("ignore", message=".*httpx2.*")
+        from fastapi.testclient import TestClient
+
+    from qpv_geo.web import create_app
+
+    co.install_outlines(resolve_territoire(LYON), settings, base_url=fake.url)
+    with TestClient(create_app(settings.with_(territoire=LYON))) as client:
+        feats = client.get("/api/v1/perimetres", params={"lat": 45.76, "lon": 4.86,
+                                                         "rayon_m": 3000}).json()["features"]
+        assert any(f["properties"]["type"] == "commune" for f in feats)
+        page = client.get("/donnees").text
+    assert "Contours des communes (fond des cartes" in page
+    assert "jamais lus pour un verdict" in page and "Licence Ouverte" in page
+    assert "qpv-geo data" not in page and "--" not in page.split("<main")[-1]

@@ -338,7 +338,8 @@ def reference_territoire(territoire: Territoire,
                      "(sauf sûrement dans un autre QPV du territoire) ; vérifiez ces quartiers "
                      "sur le fichier officiel de l'ANCT (data.gouv.fr), ou installez-le "
                      "(qpv-geo data update) : il remplace cette copie")
-    background = outlines_of(territoire, settings)
+    # all France: no background (35,000 outlines under a national map draw nothing legible)
+    background = None if territoire.france else outlines_of(territoire, settings)
     layers = {"qpv": info, **absent}
     if background is not None:  # drawn under the QPV; the verdicts do not read them
         layers[OUTLINES_LAYER] = background[1]
