@@ -22,6 +22,7 @@ sha256 and that the outlines are simplified.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from typing import Any
 
@@ -29,9 +30,10 @@ import geopandas as gpd
 import pandas as pd
 
 from qpv_geo._files import sha256_file, write_error
-from qpv_geo._http import USER_AGENT
+from qpv_geo._http import USER_AGENT, make_session
 from qpv_geo.exceptions import DownloadError
 from qpv_geo.reference import store
+from qpv_geo.reference.communes import communes_france
 from qpv_geo.reference.layers import (
     REFERENCE_CACHE,
     LayerInfo,
@@ -103,17 +105,11 @@ def fetch_outlines(territoire: Any, *, base_url: str = GEO_API_URL,
     """The outlines of the territory's communes (``insee_com``, ``nom``, geometry, WGS84), the
     URLs requested, and the sha256 of the answers (in order). Communes the service does not
     return are simply absent (their count is ``len(territoire.communes)`` minus the result's)."""
-    import hashlib
-
-    from qpv_geo._http import make_session
-
     session = session or make_session(USER_AGENT)
     base = base_url.rstrip("/")
     deps = sorted({departement_of(c) for c in territoire.communes}) if not territoire.france \
         else None
     if deps is None:
-        from qpv_geo.reference.communes import communes_france
-
         deps = sorted({departement_of(c.insee) for c in communes_france().by_insee.values()
                        if c.kind == "C"})
     digest = hashlib.sha256()
