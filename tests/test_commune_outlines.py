@@ -206,3 +206,29 @@ def test_web_serves_them_and_the_donnees_page_tells_their_provenance(fake, setti
     assert "Contours des communes (fond des cartes" in page
     assert "jamais lus pour un verdict" in page and "Licence Ouverte" in page
     assert "qpv-geo data" not in page and "--" not in page.split("<main")[-1]
+
+
+def test_web_detail_map_names_the_outlines_or_whom_to_ask(fake, settings, page, artifacts):
+    """In Chromium: the verdict page of a Lyon point says, under its maps, that the commune
+    outlines are missing and whom to ask (no command), then, installed, draws and names them."""
+    from qpv_geo.web import create_app
+    from tests._serveur import served
+
+    terr = resolve_territoire(LYON)
+    point = shapely.point_on_surface(reference_territoire(terr, settings).qpv.geometry.iloc[0])
+    lyon = settings.with_(territoire=LYON)
+    notes = []
+    for install in (False, True):
+        if install:
+            co.install_outlines(terr, settings, base_url=fake.url)
+        with served(create_app(lyon)) as base_url:
+            page.goto(f"{base_url}/?lat={point.y:.6f}&lon={point.x:.6f}")
+            page.wait_for_selector('#carte[data-pret="1"]', timeout=20_000)
+            notes.append(page.locator("#communes-note").inner_text())
+            page.screenshot(path=str(artifacts / f"verdict_lyon_contours_{install}.png"),
+                            full_page=True)
+    assert "contours des communes non installés" in notes[0]
+    assert "demandez à l'administrateur de qpv-geo de les installer" in notes[0]
+    assert "--" not in notes[0] and "qpv-geo data" not in notes[0]
+    assert "communes (contours simplifiés)" in notes[1] and "non installés" not in notes[1]
+    assert page.console_errors == []
