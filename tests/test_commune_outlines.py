@@ -145,6 +145,9 @@ def test_cli_installs_and_sem_is_refused(fake, settings, monkeypatch) -> None:
                               "--url", fake.url])
     assert res.exit_code != 0 and "déjà ses contours" in res.output
     assert "Traceback" not in res.output
+    res = runner.invoke(app, ["data", "reset", "--layer", "communes_contours"])
+    assert res.exit_code == 0 and "n'ont plus de fond" in res.output
+    assert co.outlines_info(settings) is None
 
 
 def _plain(page: str) -> str:

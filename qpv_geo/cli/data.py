@@ -259,6 +259,10 @@ def data_reset(
     from qpv_geo.reference.install import remove_installed
 
     if remove_installed(layer, get_settings()):
+        if layer == "communes_contours":
+            console.print("Contours des communes installés supprimés : les cartes des "
+                          "territoires autres que SEM n'ont plus de fond.")
+            return
         extra = " (et la couche nationale installée avec elle)" if layer == "qpv" else ""
         console.print(f"Couche « {layer} » installée supprimée{extra} : les données embarquées "
                       "servent.")
