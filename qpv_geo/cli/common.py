@@ -67,7 +67,8 @@ TerritoireOption = Annotated[str | None, typer.Option(
     "--territoire", help="Territoire : SIREN d'un EPCI (défaut 244200770, Saint-Étienne "
     "Métropole), code INSEE d'une commune, ou « france » (tous les QPV, sans restriction de "
     "territoire). Hors SEM : périmètres QPV nationaux (copie simplifiée embarquée ≈ 12 m, ou "
-    "le fichier officiel installé par qpv-geo data update), sans contours communaux.")]
+    "le fichier officiel installé par qpv-geo data update) ; contours des communes : "
+    "qpv-geo data update --communes.")]
 
 
 __all__ = ["TerritoireOption", "console", "err_console", "get_settings", "print_json",

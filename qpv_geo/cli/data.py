@@ -156,7 +156,8 @@ def data_import(
 @data_app.command("update")
 @user_errors
 def data_update(
-    url: Annotated[str | None, typer.Option(help="URL du fichier national des QPV.")] = None,
+    url: Annotated[str | None, typer.Option(
+        help="URL du fichier national des QPV (avec --communes : adresse du service).")] = None,
     sha256: Annotated[str | None, typer.Option(
         help="sha256 attendu du GeoJSON (par défaut celui de la provenance).")] = None,
     no_verify: Annotated[bool, typer.Option("--no-verify",
@@ -164,10 +165,18 @@ def data_update(
     adresses: Annotated[bool, typer.Option(
         "--adresses", help="Mettre à jour le fichier d'adresses BAN de la Loire (géocodeur "
         "local) au lieu des périmètres.")] = False,
+    communes: Annotated[bool, typer.Option(
+        "--communes", help="Installer les contours des communes d'un territoire autre que SEM "
+        "(--territoire : EPCI, commune ou france) depuis geo.api.gouv.fr : le fond de ses "
+        "cartes (contours simplifiés).")] = False,
+    territoire: TerritoireOption = None,
 ) -> None:
     """Télécharger les données officielles (exemple : qpv-geo data update ; qpv-geo data
-    update --adresses)."""
+    update --adresses ; qpv-geo data update --communes --territoire 200046977)."""
     settings = get_settings()
+    if communes:
+        _update_communes(settings, territoire, url)
+        return
     if adresses:
         from qpv_geo.geocoding import update_adresses_cli
 
@@ -186,6 +195,37 @@ def data_update(
                       "voisins). Les sorties le signalent (« non vérifiés comme fichier "
                       "officiel »).", highlight=False)
     _print_national(info)
+
+
+def _update_communes(settings: Any, territoire: str | None, url: str | None) -> None:
+    """``data update --communes``: the commune outlines of a territory other than SEM."""
+    from qpv_geo.eligibility.wording import pluriel
+    from qpv_geo.exceptions import SettingsError
+    from qpv_geo.reference.commune_outlines import GEO_API_URL, install_outlines
+    from qpv_geo.reference.territories import resolve_territoire
+
+    terr = resolve_territoire(territoire or settings.territoire)
+    if terr.profil.communes:
+        raise SettingsError(f"{terr.nom} a déjà ses contours des communes (embarqués).",
+                            hint="Donnez un autre territoire avec --territoire (SIREN d'EPCI, "
+                            "code INSEE ou france).")
+    with console.status("Téléchargement des contours des communes…"):
+        info = install_outlines(terr, settings, base_url=url or GEO_API_URL)
+    last = next(r for r in _info_downloads(info) if r["territoire"] == terr.code)
+    console.print(f"Contours des communes installés pour {terr.nom} : "
+                  f"{pluriel(last['communes'], 'commune')} (couche {info.name} : "
+                  f"{info.features} contours en tout), sha256 {(info.sha256 or '')[:16]}…. "
+                  "Contours simplifiés (geo.api.gouv.fr, Licence Ouverte) : ils servent de fond "
+                  "aux cartes, jamais à un verdict.", highlight=False)
+
+
+def _info_downloads(info: Any) -> list[dict[str, Any]]:
+    """The downloads recorded in the manifest entry of the outlines layer."""
+    import json
+
+    assert info.path is not None
+    manifest = json.loads((info.path.parent / "manifest.json").read_text(encoding="utf-8"))
+    return manifest["layers"][info.name].get("telechargements", [])
 
 
 def _print_national(info: Any) -> None:
@@ -211,13 +251,18 @@ def _print_national(info: Any) -> None:
 @user_errors
 def data_reset(
     layer: Annotated[str, typer.Option("--layer", help="qpv (avec la couche nationale "
-                                       "installée avec elle), qpv_france, qva ou communes.")],
+                                       "installée avec elle), qpv_france, qva, communes ou "
+                                       "communes_contours.")],
 ) -> None:
     """Oublier une couche installée et revenir aux données embarquées
     (exemple : qpv-geo data reset --layer qva)."""
     from qpv_geo.reference.install import remove_installed
 
     if remove_installed(layer, get_settings()):
+        if layer == "communes_contours":
+            console.print("Contours des communes installés supprimés : les cartes des "
+                          "territoires autres que SEM n'ont plus de fond.")
+            return
         extra = " (et la couche nationale installée avec elle)" if layer == "qpv" else ""
         console.print(f"Couche « {layer} » installée supprimée{extra} : les données embarquées "
                       "servent.")

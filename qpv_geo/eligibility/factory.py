@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from qpv_geo.eligibility.engine import Engine
+from qpv_geo.reference.commune_outlines import outlines_info
 from qpv_geo.reference.layers import get_reference
 from qpv_geo.reference.territories import national_info, reference_territoire, resolve_territoire
 from qpv_geo.settings import Settings
@@ -29,7 +30,9 @@ def _territory_reference(territoire: Any, settings: Settings) -> Reference:
     layer (the installed official file of the settings' data directory, or the shipped copy:
     a new install, another data directory, is another reference)."""
     info = national_info(settings)
-    key = (territoire.code, str(info.path), info.sha256)
+    outlines = outlines_info(settings)
+    key = (territoire.code, str(info.path), info.sha256,
+           None if outlines is None else (str(outlines.path), outlines.sha256))
     if key not in _TERRITORY_REFS:
         _TERRITORY_REFS.clear()
         _TERRITORY_REFS[key] = reference_territoire(territoire, settings)

@@ -320,6 +320,11 @@ class Reference:
     #: (``qpv_geo.reference.territories.table_perdus``): points near them are « à vérifier ».
     #: None for SEM.
     qpv_perdus: pd.DataFrame | None = None
+    #: Simplified commune outlines installed for a territory other than SEM
+    #: (``data update --communes``, :mod:`qpv_geo.reference.commune_outlines`): the background
+    #: of its maps only, never read for a verdict. None when not installed (and for SEM, whose
+    #: ``communes`` serve).
+    background_communes: gpd.GeoDataFrame | None = None
 
     @property
     def simplified(self) -> bool:

@@ -39,6 +39,8 @@ import pandas as pd
 
 import qpv_geo.reference._national_layer as _nationale
 from qpv_geo.exceptions import ReferenceDataError, SettingsError
+from qpv_geo.reference.commune_outlines import LAYER as OUTLINES_LAYER
+from qpv_geo.reference.commune_outlines import outlines_of
 from qpv_geo.reference.communes import communes_france
 from qpv_geo.reference.layers import (
     COMMUNE_FIELDS,
@@ -308,7 +310,8 @@ def table_perdus(perdus: Iterable[Mapping[str, Any]], du_territoire: Iterable[bo
 def reference_territoire(territoire: Territoire,
                          settings: Settings | None = None):  # -> Reference
     """The reference of a territory other than SEM, from the national layer of the settings'
-    data directory (:func:`qpv_france`; no outlines)."""
+    data directory (:func:`qpv_france`), and the commune outlines installed for it
+    (``data update --communes``) as the background of its maps."""
     gdf, info = qpv_france(settings)
     cols = [*ZONE_FIELDS, "precision_m", "geometry"]
     mine = np.array([_du_territoire(territoire, s, v)
@@ -335,14 +338,23 @@ def reference_territoire(territoire: Territoire,
                      "(sauf sûrement dans un autre QPV du territoire) ; vérifiez ces quartiers "
                      "sur le fichier officiel de l'ANCT (data.gouv.fr), ou installez-le "
                      "(qpv-geo data update) : il remplace cette copie")
+    # all France: no background (35,000 outlines under a national map draw nothing legible)
+    background = None if territoire.france else outlines_of(territoire, settings)
+    layers = {"qpv": info, **absent}
+    if background is not None:  # drawn under the QPV; the verdicts do not read them
+        layers[OUTLINES_LAYER] = background[1]
     if not territoire.france:
-        notes.append(f"territoire {territoire.nom} : contours des communes non installés ; "
+        drawn = ("contours des communes installés pour le fond des cartes seulement "
+                 "(simplifiés, geo.api.gouv.fr)" if background is not None
+                 else "contours des communes non installés")
+        notes.append(f"territoire {territoire.nom} : {drawn} ; "
                      "l'appartenance au territoire se lit au code commune de l'adresse "
                      "géocodée, elle n'est pas vérifiée pour des coordonnées")
     return Reference(qpv=qpv if len(qpv) else empty_zones(), qpv_hors_sem=autres,
                      qva=empty_zones(), communes=communes, epci_names=_epci_names(settings),
-                     layers={"qpv": info, **absent}, territoire=territoire,
-                     notes_territoire=notes, qpv_perdus=table_perdus(perdus, du_territoire))
+                     layers=layers, territoire=territoire,
+                     notes_territoire=notes, qpv_perdus=table_perdus(perdus, du_territoire),
+                     background_communes=None if background is None else background[0])
 
 
 def nom_communes(territoire: Territoire) -> dict[str, str]:

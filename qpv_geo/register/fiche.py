@@ -62,11 +62,15 @@ def map_png(lon: float | None, lat: float | None, reference: Reference, *,
     try:
         # the street layer (Saint-Étienne) is in Lambert-93: none overseas
         streets = _draw_streets(ax, window, pt) if epsg == 2154 else "pas de rues ici"
-        communes = reference.communes.to_crs(epsg)
+        # SEM's communes, else the simplified outlines installed for the territory
+        background = reference.background_communes is not None and not len(reference.communes)
+        communes = (reference.background_communes if background
+                    else reference.communes).to_crs(epsg)
         communes = communes[communes.intersects(window)]
         if len(communes):
             communes.boundary.plot(ax=ax, color="#9a9a9a", linewidth=0.8, linestyle="--",
-                                   label="limites communales")
+                                   label="limites communales (simplifiées)" if background
+                                   else "limites communales")
         if streets.startswith("rues ©"):  # drawn: in the legend like every drawn thing
             ax.plot([], [], color="#8c8c8c", linewidth=1.2, label="rues (OpenStreetMap)")
         for layer, face, edge, label in (
@@ -107,7 +111,8 @@ def map_png(lon: float | None, lat: float | None, reference: Reference, *,
         ax.text(pt.x - r + 120, pt.y - r + 35, "200 m", ha="center", fontsize=8)
         ax.legend(loc="upper right", fontsize=7, framealpha=0.9)
         projection = "Lambert-93" if epsg == 2154 else f"UTM (EPSG:{epsg})"
-        if not len(reference.communes) and not mots.france:  # said, not left blank
+        if not len(reference.communes) and reference.background_communes is None \
+                and not mots.france:  # said, not left blank
             streets += " ; contours des communes non installés pour ce territoire"
         import textwrap  # a long caption wrapped over the map's width, not wider than it
 

@@ -114,6 +114,22 @@ SEUIL_GRAND_TERRITOIRE = 40
 TOLERANCE_GRAND_DEG = 0.00005
 
 
+#: Legend label of the commune outlines installed for a territory other than SEM
+#: (``data update --communes``): drawn thin grey like SEM's, said simplified.
+LIBELLE_FOND_COMMUNES = "Communes (contours simplifiés, geo.api.gouv.fr)"
+#: Colour of those outlines (SEM's communes: the same grey on each kind of map).
+COULEUR_FOND_COMMUNES = "#8c8c8c"
+
+
+def fond_communes(reference: Reference) -> Any:
+    """The commune outlines installed as the background of a territory other than SEM, or
+    None (SEM draws its own ``communes``; all France draws none: too many)."""
+    fond = reference.background_communes
+    if fond is None or not len(fond) or len(reference.communes):
+        return None
+    return fond
+
+
 def grand_territoire(reference: Reference) -> bool:
     """True for a territory with more than :data:`SEUIL_GRAND_TERRITOIRE` QPV."""
     return len(reference.qpv) > SEUIL_GRAND_TERRITOIRE

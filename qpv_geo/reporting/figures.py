@@ -35,7 +35,9 @@ from qpv_geo.reporting._carto import (
     COULEUR_SEM,
     COULEUR_VECU,
     COULEUR_VECU_CLAIR,
+    LIBELLE_FOND_COMMUNES,
     PALIER_COUVERTURE,
+    fond_communes,
     grand_territoire,
     located_sites,
     notes_for,
@@ -99,6 +101,9 @@ def _draw_perimeters(ax: Any, reference: Reference, *, qpv: bool = True,
 
         gpd.GeoSeries([outline], crs=epsg).boundary.plot(ax=ax, color=COULEUR_SEM,
                                                           linewidth=1.2)
+    fond = fond_communes(reference)
+    if fond is not None:  # a territory other than SEM: its installed (simplified) outlines
+        fond.to_crs(epsg).boundary.plot(ax=ax, color="#bdbdbd", linewidth=0.4)
     if len(reference.qva):
         reference.qva.to_crs(epsg).plot(ax=ax, facecolor="#d9d9d9", edgecolor=COULEUR_QVA,
                                         hatch="////", linewidth=0.6)
@@ -298,6 +303,9 @@ def static_sites_png(sites: pd.DataFrame, reference: Reference, *, dpi: int = 13
     if len(reference.communes):  # every drawn thing: outlines, streets, the zoom's frame
         handles.append(Line2D([], [], color="#bdbdbd", linewidth=0.8, label=mots.communes))
         handles.append(Line2D([], [], color=COULEUR_SEM, linewidth=1.2, label=mots.contour))
+    elif fond_communes(reference) is not None:
+        handles.append(Line2D([], [], color="#bdbdbd", linewidth=0.8,
+                              label=LIBELLE_FOND_COMMUNES))
     if streets:
         handles.append(Line2D([], [], color="#b5b5b5", linewidth=1.0,
                               label="rues OpenStreetMap (zoom)"))

@@ -38,19 +38,23 @@ from qpv_geo.batch.priorities import AUTRE, PRIORITES, label_of
 from qpv_geo.eligibility.engine import STATUS_LABELS
 from qpv_geo.eligibility.wording import libelles
 from qpv_geo.exceptions import ReferenceDataError
+from qpv_geo.reference.commune_outlines import install_command
 from qpv_geo.reference.layers import get_reference
 from qpv_geo.reporting import osm
 from qpv_geo.reporting._assets import CDN_ASSETS, VENDOR_DIR, inline_assets
 from qpv_geo.reporting._carto import (
+    COULEUR_FOND_COMMUNES,
     COULEUR_LACUNE,
     COULEUR_QPV,
     COULEUR_QVA,
     COULEUR_SEM,
     COULEUR_VECU_CLAIR,
+    LIBELLE_FOND_COMMUNES,
     PALIER_COUVERTURE,
     SEUIL_CLUSTER,
     TILES,
     esc,
+    fond_communes,
     formes_compactes,
     geojson_from_frame,
     grand_territoire,
@@ -321,6 +325,7 @@ def _perimeter_layers(m: folium.Map, reference: Reference, *, qpv_style: Any = N
 
     mots = libelles(reference)
     communes = reference.communes
+    _background_layer(m, reference)
     if len(communes):
         names = [esc(n) for n in communes["nom"]]
         gj = folium.GeoJson(
@@ -401,17 +406,40 @@ def _legend_perimeters(reference: Reference) -> str:
     return "".join(parts)
 
 
+def _background_layer(m: folium.Map, reference: Reference) -> None:
+    """The commune outlines installed for a territory other than SEM (``data update
+    --communes``), thin grey under the QPV, each named in its tooltip."""
+    import folium
+
+    fond = fond_communes(reference)
+    if fond is None:
+        return
+    folium.GeoJson(
+        geojson_from_frame(fond, {"_tip": [esc(n) for n in fond["nom"]]}),
+        name=LIBELLE_FOND_COMMUNES,
+        style_function=lambda f: {"color": COULEUR_FOND_COMMUNES, "weight": 1, "fill": False},
+        tooltip=folium.GeoJsonTooltip(fields=["_tip"], labels=False, sticky=False),
+    ).add_to(m)
+
+
 def _legend_background(reference: Reference) -> str:
-    """The territory's outline in the legend; without commune outlines (a territory other than
-    SEM: none shipped), a line saying the background is empty for that reason."""
+    """The territory's outline in the legend; for a territory other than SEM, its installed
+    commune outlines, or a line saying the background is empty for that reason and the
+    command that installs them (these maps are written by the command line)."""
     mots = libelles(reference)
     if len(reference.communes):
         return (f"<div class='ligne'><span class='aplat' style='border-color:{COULEUR_SEM};"
                 f"background:none'></span>{esc(mots.contour)}</div>")
     if mots.france:
         return ""
+    if fond_communes(reference) is not None:
+        return (f"<div class='ligne'><span class='aplat' style='border:1px solid "
+                f"{COULEUR_FOND_COMMUNES};background:none'></span>"
+                f"{esc(LIBELLE_FOND_COMMUNES)}</div>")
+    todo = "" if reference.territoire is None else (
+        f" ; pour les dessiner : <code>{esc(install_command(reference.territoire))}</code>")
     return ("<div class='ligne'><i>Fond : contours des communes non installés pour ce "
-            "territoire (seuls les QPV sont dessinés)</i></div>")
+            f"territoire (seuls les QPV sont dessinés){todo}</i></div>")
 
 
 #: Outline of the « quartier vécu » of a large territory: drawn simplified to ≈ 20 m.
@@ -697,6 +725,7 @@ def _perimeter_outline_only(m: folium.Map, reference: Reference) -> None:
     import folium
     import shapely
 
+    _background_layer(m, reference)
     if len(reference.communes):
         outline = shapely.union_all(shapely.make_valid(reference.communes.geometry.values))
         folium.GeoJson(

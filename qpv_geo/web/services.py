@@ -57,7 +57,11 @@ class _PerimeterIndex:
 
         features: list[dict[str, Any]] = []
         bounds: list[np.ndarray] = []
-        layers = (("commune", reference.communes, "insee_com", "nom"),
+        # SEM's communes, else the outlines installed for the territory (simplified: drawn,
+        # never judged with)
+        communes = reference.communes if len(reference.communes) or \
+            reference.background_communes is None else reference.background_communes
+        layers = (("commune", communes, "insee_com", "nom"),
                   ("qpv_hors_sem", reference.qpv_hors_sem, "code_qp", "lib_qp"),
                   ("qva", reference.qva, "code_qp", "lib_qp"),
                   ("qpv", reference.qpv, "code_qp", "lib_qp"))

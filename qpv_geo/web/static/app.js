@@ -247,14 +247,22 @@
   // The official locator of the QPV (ANCT), for a place the offline streets do not reach.
   var OFFICIAL_TOOL = "https://sig.ville.gouv.fr/";
 
-  // Another territory than SEM with no commune outline shipped: the legend says the blank
-  // background is not « no commune here ».
+  // Another territory than SEM: its commune outlines when the administrator installed them
+  // (simplified), else the legend says the blank background is not « no commune here » and
+  // whom to ask.
   function communesNote(section, geojson) {
     var note = document.getElementById("communes-note");
     if (!note || !section.dataset.libelleQpv) { return; }
     var any = geojson.features.some(function (f) { return f.properties.type === "commune"; });
-    note.textContent = any ? "" : " · fond : contours des communes non installés pour ce "
-      + "territoire (seuls les QPV sont dessinés)";
+    note.replaceChildren();
+    if (any) {
+      var key = document.createElement("span");
+      key.className = "cle cle-commune";
+      note.append(" · ", key, " communes (contours simplifiés)");
+      return;
+    }
+    note.textContent = " · fond : contours des communes non installés pour ce territoire "
+      + "(seuls les QPV sont dessinés) : demandez à l'administrateur de qpv-geo de les installer";
   }
 
   function setupMap() {
