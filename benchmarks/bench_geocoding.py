@@ -56,7 +56,7 @@ from qpv_geo.geocoding import (  # noqa: E402
     reliability_issues,
 )
 from qpv_geo.geocoding.ban import BanGeocoder  # noqa: E402
-from qpv_geo.geocoding.consistency import _read_written  # noqa: E402
+from qpv_geo.geocoding.consistency import forget_read_queries  # noqa: E402
 from qpv_geo.settings import Settings  # noqa: E402
 
 ABBREV = {"Rue": "r", "Avenue": "av", "Boulevard": "bd", "Place": "pl", "Chemin": "ch",
@@ -463,7 +463,7 @@ def bench_local(path: Path, texts: list[str], *, demo: bool) -> dict:
         g2.geocode(texts[0])  # warm-up (lazy imports, commune list)
         elapsed = math.inf
         for _ in range(3):  # best of 3: the machine is shared
-            _read_written.cache_clear()  # each run cold: no query read in a previous run
+            forget_read_queries()  # each run cold: no query read in a previous run
             t0 = time.perf_counter()
             results = [g2.geocode(q) for q in texts]
             elapsed = min(elapsed, time.perf_counter() - t0)
@@ -479,11 +479,11 @@ def timed_interleaved(g1: LocalGeocoder, q1: list[str], g10: LocalGeocoder, q10:
     b1 = b10 = math.inf
     res10: list[GeocodeResult] = []
     for _ in range(3):
-        _read_written.cache_clear()
+        forget_read_queries()
         t0 = time.perf_counter()
         [g1.geocode(q) for q in q1]
         b1 = min(b1, time.perf_counter() - t0)
-        _read_written.cache_clear()
+        forget_read_queries()
         t0 = time.perf_counter()
         res10 = [g10.geocode(q) for q in q10]
         b10 = min(b10, time.perf_counter() - t0)

@@ -5,6 +5,7 @@ and street types they use, and the shape of a French postcode (:data:`POSTCODE_R
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -70,6 +71,12 @@ def normalize(text: str) -> str:
 
 def tokens(text: str) -> list[str]:
     """Normalised words, abbreviations expanded (« St-Etienne » → ``saint etienne``)."""
+    return list(_tokens(text))
+
+
+@functools.lru_cache(maxsize=16384)
+def _tokens(text: str) -> tuple[str, ...]:
+    # cached by text: a query is read several times (its parts, the geocoder, the rules)
     out: list[str] = []
     for word in normalize(text).split():
         out.extend(ABBREVIATIONS.get(word, word).split())
@@ -81,9 +88,16 @@ def tokens(text: str) -> list[str]:
             split.extend((m.group(1), REPETITIONS.get(m.group(2), m.group(2))))
         else:
             split.append(word)
-    return split
+    return tuple(split)
 
 
+@functools.lru_cache(maxsize=16384)
 def match_key(text: str) -> str:
     """Key used to compare names: :func:`tokens` without stop words."""
-    return " ".join(t for t in tokens(text) if t not in STOP_WORDS)
+    return " ".join(t for t in _tokens(text) if t not in STOP_WORDS)
+
+
+def clear_text_caches() -> None:
+    """Forget the texts read so far (a benchmark's cold run)."""
+    _tokens.cache_clear()
+    match_key.cache_clear()
