@@ -79,16 +79,17 @@ def _tokens(text: str) -> tuple[str, ...]:
     # cached by text: a query is read several times (its parts, the geocoder, the rules)
     out: list[str] = []
     for word in normalize(text).split():
-        out.extend(ABBREVIATIONS.get(word, word).split())
-    # « 12b » / « 12bis » → « 12 bis »: the number and its repetition index apart
-    split: list[str] = []
-    for word in out:
-        m = NUMBER_RE.match(word)
+        full = ABBREVIATIONS.get(word)
+        if full is not None:  # (no abbreviation stands for a number)
+            out.extend(full.split())
+            continue
+        # « 12b » / « 12bis » → « 12 bis »: the number and its repetition index apart
+        m = NUMBER_RE.match(word) if word[0].isdigit() else None
         if m and m.group(2):
-            split.extend((m.group(1), REPETITIONS.get(m.group(2), m.group(2))))
+            out.extend((m.group(1), REPETITIONS.get(m.group(2), m.group(2))))
         else:
-            split.append(word)
-    return tuple(split)
+            out.append(word)
+    return tuple(out)
 
 
 @functools.lru_cache(maxsize=16384)
