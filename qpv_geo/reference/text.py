@@ -71,7 +71,16 @@ def normalize(text: str) -> str:
 
 def tokens(text: str) -> list[str]:
     """Normalised words, abbreviations expanded (« St-Etienne » → ``saint etienne``)."""
-    return list(_tokens(text))
+    if not isinstance(text, str):
+        return list(_tokens(text))
+    parts = _PARTS.split(text)
+    if len(parts) == 1:
+        return list(_tokens(text))
+    # the words of a text are those of its comma-separated parts, each read once (cached)
+    return [w for part in parts for w in _tokens(part)]
+
+
+_PARTS = re.compile(r"[,;\n]")
 
 
 @functools.lru_cache(maxsize=16384)
