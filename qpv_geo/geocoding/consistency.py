@@ -32,7 +32,7 @@ from rapidfuzz import fuzz
 
 from qpv_geo._french import a, hors
 from qpv_geo.geocoding.base import AddressQuery, GeocodeResult, as_query, not_found
-from qpv_geo.geocoding.parsing import split_number
+from qpv_geo.geocoding.parsing import forget_split_numbers, split_number
 from qpv_geo.reference.communes import (
     Commune,
     communes_france,
@@ -223,6 +223,7 @@ def forget_read_queries() -> None:
     """Forget the queries read so far (their words, their commune): a benchmark's cold run."""
     _read_written.cache_clear()
     clear_text_caches()
+    forget_split_numbers()
 
 
 def _raw_after(text: str, postcode: str) -> str:
