@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 OUT    ?= out/demo
 
-.PHONY: demo test lock install install-dev system-deps bench-deps lint bench bench-geocoding bench-batch \
+.PHONY: demo test lock install install-dev system-deps bench-deps lint bench bench-geocoding bench-geocoding-debit bench-batch \
         bench-maps bench-web bench-verdicts bench-registre bench-national clean notebook img-rapport img-verdict \
         docs
 
@@ -88,6 +88,10 @@ bench-verdicts: install
 
 bench-geocoding: install-dev bench-deps
 	$(PY) benchmarks/bench_geocoding.py
+
+# The rate alone (files ×1 and ×10 alternated, addok beside, load average): ~1–2 min.
+bench-geocoding-debit: install-dev bench-deps
+	$(PY) benchmarks/bench_geocoding.py --debit-seul
 
 bench-batch: install
 	$(PY) benchmarks/bench_batch.py

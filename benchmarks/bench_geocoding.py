@@ -3,6 +3,8 @@
     make bench-geocoding                    # or: .venv/bin/python benchmarks/bench_geocoding.py
     python benchmarks/bench_geocoding.py --n 3000 --seed 7 --fichier adresses-42.csv.gz
     python benchmarks/bench_geocoding.py --communes-seules   # issue 19's classes only (~1 min)
+    python benchmarks/bench_geocoding.py --debit-seul        # the rate only: ×1, ×10, addok
+    make bench-geocoding-debit                               # the same (~1–2 min)
 
 From the address file the local geocoder uses (the installed BAN file, else the demonstration
 file), draws addresses with a fixed seed and writes perturbed queries as people type them
@@ -56,7 +58,7 @@ from qpv_geo.geocoding import (  # noqa: E402
     reliability_issues,
 )
 from qpv_geo.geocoding.ban import BanGeocoder  # noqa: E402
-from qpv_geo.geocoding.consistency import _read_written  # noqa: E402
+from qpv_geo.geocoding.consistency import forget_read_queries  # noqa: E402
 from qpv_geo.settings import Settings  # noqa: E402
 
 ABBREV = {"Rue": "r", "Avenue": "av", "Boulevard": "bd", "Place": "pl", "Chemin": "ch",
@@ -450,7 +452,7 @@ def evaluate(positives: pd.DataFrame, pos: list[GeocodeResult], negatives: pd.Da
 
 
 def bench_local(path: Path, texts: list[str], *, demo: bool) -> dict:
-    """Build (timed), reload, then geocode ``texts`` one by one (best of 3 runs, single
+    """Build (timed), reload, then geocode ``texts`` one by one (median of 3 runs, single
     thread)."""
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
@@ -461,33 +463,103 @@ def bench_local(path: Path, texts: list[str], *, demo: bool) -> dict:
         g2 = LocalGeocoder(path, cache_dir=Path(tmp), demo=demo)
         load = time.perf_counter() - t0
         g2.geocode(texts[0])  # warm-up (lazy imports, commune list)
-        elapsed = math.inf
-        for _ in range(3):  # best of 3: the machine is shared
-            _read_written.cache_clear()  # each run cold: no query read in a previous run
+        times = []
+        for _ in range(3):  # the median of 3: the machine is shared
+            forget_read_queries()  # each run cold: no query read in a previous run
             t0 = time.perf_counter()
             results = [g2.geocode(q) for q in texts]
-            elapsed = min(elapsed, time.perf_counter() - t0)
-    return {"results": results, "elapsed": elapsed, "build_s": build, "load_s": load,
-            "index_mb": size / 1e6, "streets": len(g2.s_key)}
+            times.append(time.perf_counter() - t0)
+    return {"results": results, "elapsed": float(np.median(times)), "build_s": build,
+            "load_s": load, "index_mb": size / 1e6, "streets": len(g2.s_key)}
 
 
-def timed_interleaved(g1: LocalGeocoder, q1: list[str], g10: LocalGeocoder, q10: list[str]
-                      ) -> tuple[float, float, list[GeocodeResult]]:
-    """Best of 3 alternated runs of each geocoder on its queries (the machine is shared)."""
+def timed_interleaved(g1: LocalGeocoder, q1: list[str], g10: LocalGeocoder, q10: list[str],
+                      *, runs: int = 5, addok: AddokIndex | None = None) -> dict:
+    """Queries per second (wall clock, one thread) of ``runs`` alternated runs: the geocoder
+    of the file ×1 on its queries, the one of the file ×10 on its own, and addok (the peer, on
+    the ×1 queries) when given; each run cold (no query read in a previous run). Also the
+    rates in CPU time of this process (what a busy machine changes least), the results of the
+    last run and the load average before and after."""
     g1.geocode(q1[0])
     g10.geocode(q10[0])
-    b1 = b10 = math.inf
-    res10: list[GeocodeResult] = []
-    for _ in range(3):
-        _read_written.cache_clear()
-        t0 = time.perf_counter()
-        [g1.geocode(q) for q in q1]
-        b1 = min(b1, time.perf_counter() - t0)
-        _read_written.cache_clear()
-        t0 = time.perf_counter()
-        res10 = [g10.geocode(q) for q in q10]
-        b10 = min(b10, time.perf_counter() - t0)
-    return b1, b10, res10
+    load_before = os.getloadavg()
+    rates: dict[str, list[float]] = {"x1": [], "x10": [], "addok": []}
+    cpu: dict[str, list[float]] = {"x1": [], "x10": []}
+    res: dict[str, list[GeocodeResult]] = {}
+    for _ in range(runs):
+        for name, g, qs in (("x1", g1, q1), ("x10", g10, q10)):
+            forget_read_queries()
+            t0, c0 = time.perf_counter(), time.process_time()
+            res[name] = [g.geocode(q) for q in qs]
+            rates[name].append(len(qs) / (time.perf_counter() - t0))
+            cpu[name].append(len(qs) / (time.process_time() - c0))
+        if addok is not None:
+            try:
+                rates["addok"].append(len(q1) / addok.first_results(q1)["elapsed"])
+            except AddokUnavailable as exc:
+                print("addok : non mesuré —", exc)
+                addok = None
+    return {"rates": rates, "cpu": cpu, "res1": res["x1"], "res10": res["x10"],
+            "load": (load_before, os.getloadavg())}
+
+
+def print_rates(t: dict, *, streets1: int, rows1: int, streets10: int, rows10: int,
+                within1: float, within10: float) -> dict:
+    """The medians of :func:`timed_interleaved` with their spread and the load average."""
+    med = {k: float(np.median(v)) for k, v in t["rates"].items() if v}
+    spread = {k: f"{min(v):.0f}–{max(v):.0f}" for k, v in t["rates"].items() if v}
+    n = len(t["rates"]["x1"])
+    (b1, b5, b15), (a1, a5, a15) = t["load"]
+    print(f"\nDébit (requêtes/s, un cœur, médiane de {n} mesures alternées ×1 / ×10"
+          f"{' / addok' if 'addok' in med else ''}) — charge moyenne de la machine "
+          f"{b1:.2f} {b5:.2f} {b15:.2f} avant, {a1:.2f} {a5:.2f} {a15:.2f} après ({os.cpu_count()} "
+          "cœurs)")
+    print(f"  ×1  : {streets1} voies ({rows1} adresses) : {med['x1']:.0f} req/s "
+          f"({spread['x1']}), ≤30 m {within1:.1%}")
+    print(f"  ×10 : {streets10} voies ({rows10} adresses) : {med['x10']:.0f} req/s "
+          f"({spread['x10']}), ≤30 m {within10:.1%} ; ×10 coûte ×{med['x1'] / med['x10']:.2f} "
+          "le temps de ×1 (cible : ≥ 2 000 req/s à ×10, précision inchangée)")
+    cpu = {k: float(np.median(v)) for k, v in t["cpu"].items()}
+    print(f"  en temps CPU du processus (médianes) : ×1 {cpu['x1']:.0f} req/s, ×10 "
+          f"{cpu['x10']:.0f} req/s")
+    if "addok" in med:
+        print(f"  addok (redis, fichier ×1, API Python, un cœur) : {med['addok']:.0f} req/s "
+              f"({spread['addok']}) ; local ×1 / addok = ×{med['x1'] / med['addok']:.1f}, "
+              f"local ×10 / addok = ×{med['x10'] / med['addok']:.1f}")
+    return {"median_qps": med, "runs": t["rates"], "median_cpu_qps": cpu,
+            "loadavg_before": t["load"][0],
+            "loadavg_after": t["load"][1]}
+
+
+def tenfold_geocoder(df: pd.DataFrame, seed: int, tmp: Path) -> tuple[LocalGeocoder,
+                                                                      pd.DataFrame, float]:
+    """The geocoder of the file with 10× the streets (built in ``tmp``), the file, and the
+    index build time."""
+    big = make_tenfold(df, seed)
+    big_path = tmp / "adresses-x10.csv.gz"
+    write_ban_csv(big, big_path)
+    t0 = time.perf_counter()
+    g10 = LocalGeocoder(big_path, cache_dir=tmp, demo=True)
+    return g10, big, time.perf_counter() - t0
+
+
+def bench_throughput(args: argparse.Namespace, df: pd.DataFrame, g: LocalGeocoder,
+                     settings: Settings, addok: AddokIndex | None) -> dict:
+    """The rate alone (``--debit-seul``): the file ×1 and ×10 alternated, addok beside."""
+    positives = make_queries(df, args.n, args.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        g10, big, build10 = tenfold_geocoder(df, args.seed, Path(tmp))
+        q10 = make_queries(big, args.n, args.seed)
+        t = timed_interleaved(g, positives["query"].tolist(), g10, q10["query"].tolist(),
+                              runs=args.runs, addok=addok)
+    nothing = make_negatives(df, 1, args.seed_negatifs)
+    ev1 = evaluate(positives, t["res1"], nothing, [not_found("", "", source="")],
+                   settings.score_min)
+    ev10 = evaluate(q10, t["res10"], nothing, [not_found("", "", source="")],
+                    settings.score_min)
+    print(f"Index ×10 construit en {build10:.1f} s")
+    return print_rates(t, streets1=len(g.s_key), rows1=len(df), streets10=len(g10.s_key),
+                       rows10=len(big), within1=ev1["within_30m"], within10=ev10["within_30m"])
 
 
 def make_tenfold(df: pd.DataFrame, seed: int) -> pd.DataFrame:
@@ -849,6 +921,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="ne mesurer que les classes de l'issue 19 (communes écrites)")
     ap.add_argument("--no-addok", action="store_true", help="ne pas lancer addok")
     ap.add_argument("--no-10x", action="store_true", help="ne pas mesurer le fichier ×10")
+    ap.add_argument("--debit-seul", "--throughput-only", dest="debit_seul",
+                    action="store_true", help="ne mesurer que le débit : fichiers ×1 et ×10 "
+                    "en alternance, addok à côté (sauf --no-addok), avec la charge de la "
+                    "machine (~1–2 min)")
+    ap.add_argument("--runs", type=int, default=5,
+                    help="mesures alternées du débit, dont on donne la médiane (défaut 5)")
     ap.add_argument("--json", type=Path, help="écrire les chiffres dans ce fichier JSON")
     args = ap.parse_args(argv)
     settings = Settings.from_env()
@@ -869,6 +947,12 @@ def main(argv: list[str] | None = None) -> int:
                 addok = stack.enter_context(AddokIndex(df, settings.cache_dir))
             except AddokUnavailable as exc:
                 print("addok : non mesuré —", exc)
+        if args.debit_seul:
+            out = bench_throughput(args, df, g, settings, addok)
+            if args.json:
+                args.json.write_text(json.dumps({"debit": out}, indent=2, ensure_ascii=False),
+                                     encoding="utf-8")
+            return 0
         geocoders: dict = {"fichier local": g}
         if addok is not None:
             # the online client as ``--geocoder ban`` uses it, pointed at addok's server
@@ -957,26 +1041,21 @@ def bench_engines(args: argparse.Namespace, df: pd.DataFrame, path: Path, demo: 
         sweep(name, positives, pos, tuning, tun)
     tenfold = None
     if not args.no_10x:
-        big = make_tenfold(df, args.seed)
         with tempfile.TemporaryDirectory() as tmp:
-            big_path = Path(tmp) / "adresses-x10.csv.gz"
-            write_ban_csv(big, big_path)
+            g10, big, build10 = tenfold_geocoder(df, args.seed, Path(tmp))
             q10 = make_queries(big, args.n, args.seed)
-            t0 = time.perf_counter()
-            g10 = LocalGeocoder(big_path, cache_dir=Path(tmp), demo=True)
-            build10 = time.perf_counter() - t0
-            t1, t10, r10 = timed_interleaved(g, texts, g10, q10["query"].tolist())
-        ev = evaluate(q10, r10, negatives.iloc[:1], [not_found("", "", source="")],
+            t = timed_interleaved(g, texts, g10, q10["query"].tolist(), runs=args.runs)
+        ev = evaluate(q10, t["res10"], negatives.iloc[:1], [not_found("", "", source="")],
                       settings.score_min)
-        tenfold = {"streets": len(g10.s_key), "rows": len(big), "qps": args.n / t10,
-                   "qps_x1": args.n / t1, "within_30m": ev["within_30m"],
+        print(f"\nIndex ×10 construit en {build10:.1f} s")
+        rates = print_rates(t, streets1=local["streets"], rows1=len(df),
+                            streets10=len(g10.s_key), rows10=len(big),
+                            within1=rows[0]["within_30m"], within10=ev["within_30m"])
+        tenfold = {"streets": len(g10.s_key), "rows": len(big),
+                   "qps": rates["median_qps"]["x10"], "qps_x1": rates["median_qps"]["x1"],
+                   "runs": rates["runs"], "loadavg": rates["loadavg_after"],
+                   "within_30m": ev["within_30m"],
                    "confident_within_30m": ev["confident_within_30m"], "build_s": build10}
-        print(f"\nTaille du fichier (mesures alternées ×1 / ×10, meilleur de 3) : ×1 = "
-              f"{local['streets']} voies ({len(df)} adresses), {args.n / t1:.0f} req/s, "
-              f"≤30 m {rows[0]['within_30m']:.1%} ; ×10 = {len(g10.s_key)} voies "
-              f"({len(big)} adresses), {args.n / t10:.0f} req/s, ≤30 m {ev['within_30m']:.1%}, "
-              f"index construit en {build10:.1f} s ; ×10 coûte ×{t10 / t1:.2f} le temps de ×1 "
-              "(cible : ≥ 2 000 req/s à ×10, précision inchangée)")
     if args.json:
         out = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
         args.json.write_text(json.dumps({"moteurs": out, "x10": tenfold, "communes": communes},

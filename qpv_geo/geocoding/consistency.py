@@ -28,9 +28,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from rapidfuzz import fuzz
+
 from qpv_geo._french import a, hors
 from qpv_geo.geocoding.base import AddressQuery, GeocodeResult, as_query, not_found
-from qpv_geo.geocoding.parsing import split_number
+from qpv_geo.geocoding.parsing import forget_split_numbers, split_number
 from qpv_geo.reference.communes import (
     Commune,
     communes_france,
@@ -39,7 +41,14 @@ from qpv_geo.reference.communes import (
     name_key,
 )
 from qpv_geo.reference.profiles import profil
-from qpv_geo.reference.text import POSTCODE_RE, STOP_WORDS, STREET_TYPES, match_key, tokens
+from qpv_geo.reference.text import (
+    POSTCODE_RE,
+    STOP_WORDS,
+    STREET_TYPES,
+    clear_text_caches,
+    match_key,
+    tokens,
+)
 
 #: Street similarity (0–100, see :func:`street_similarity`) under which the street found is not
 #: the street asked. Measured on ``make bench-geocoding`` (positives with typos and
@@ -122,8 +131,6 @@ def _agreement(written: str, name: str) -> float:
     """How much a commune name written (a key) is ``name`` (a key), 0–100: mistyped
     (similarity), or its first words (« Le Chambon » for Le Chambon-Feugerolles,
     « Andrézieux » for Andrézieux-Bouthéon)."""
-    from rapidfuzz import fuzz
-
     if len(written) >= 5 and name.startswith(written + " "):
         return 100.0
     return fuzz.ratio(written, name)
@@ -195,10 +202,14 @@ def _join_postcode(m: re.Match[str]) -> str:
     return code if communes_france().is_postcode(code) else m.group(0)
 
 
+_PARTS = re.compile(r"[,;\n]")
+_POSTAL_WORDS = re.compile(r"(?i)\b(cedex|bp|cs|tsa)\b\s*\d*")
+
+
 def _segments(text: str) -> list[list[str]]:
     """Normalised words of each comma-separated part of the text (« Cedex 1 », « BP 512 »
     dropped)."""
-    segs = [_drop_postal(tokens(part)) for part in re.split(r"[,;\n]", text)]
+    segs = [_drop_postal(tokens(part)) for part in _PARTS.split(text)]
     return [ws for ws in segs if ws and ws != ["france"]]
 
 
@@ -208,11 +219,18 @@ def read_written(query: str | AddressQuery) -> Written:
     return _read_written(q.adresse, q.postcode, q.city, q.citycode)
 
 
+def forget_read_queries() -> None:
+    """Forget the queries read so far (their words, their commune): a benchmark's cold run."""
+    _read_written.cache_clear()
+    clear_text_caches()
+    forget_split_numbers()
+
+
 def _raw_after(text: str, postcode: str) -> str:
     """What follows ``postcode`` in ``text`` up to the next comma, as written."""
     m = re.search(rf"(?<!\d){postcode}(?!\d)\s*([^,;\n]*)", text)
     raw = m.group(1) if m else ""
-    raw = re.sub(r"(?i)\b(cedex|bp|cs|tsa)\b\s*\d*", " ", raw)
+    raw = _POSTAL_WORDS.sub(" ", raw)
     return " ".join(raw.split()).strip(" -")
 
 
@@ -376,8 +394,6 @@ def strip_types(key: str) -> str:
 def _split_type(words: list[str], found_type: str | None) -> tuple[str | None, list[str]]:
     """(street type, name words) of a street asked; a mistyped type (« Boulevaod »,
     « Cors ») is read as the type of the street found when it is close to it."""
-    from rapidfuzz import fuzz
-
     if not words:
         return None, words
     if words[0] in STREET_TYPES:
@@ -401,8 +417,6 @@ def compare_streets(asked: str, found: str) -> tuple[float, str | None, str | No
 
 
 def _compare_names(asked: str, found: str) -> tuple[float, str | None, str | None]:
-    from rapidfuzz import fuzz
-
     f_words = found.split()
     f_type = f_words[0] if f_words and f_words[0] in STREET_TYPES else None
     f_name = " ".join(f_words[1:] if f_type else f_words)
@@ -424,8 +438,6 @@ def _drop_commune_words(street: str, commune: Commune | None) -> str:
     """The street asked without the (mistyped) name of the commune found at either end."""
     if commune is None or not street:
         return street
-    from rapidfuzz import fuzz
-
     ckey = match_key(commune.nom)
     n = len(ckey.split())
     ws = street.split()
@@ -442,8 +454,6 @@ def _same_name(written: str, commune: Commune | None) -> bool:
     :func:`_drop_commune_words`)."""
     if commune is None:
         return False
-    from rapidfuzz import fuzz
-
     return max(fuzz.ratio(match_key(written), match_key(commune.nom)),
                _agreement(name_key(written), name_key(commune.nom))) >= 80
 
@@ -452,8 +462,6 @@ def _unread_tail(asked: str, found: str) -> str:
     """The words of the street asked after those of the street found (types left out):
     « francis garnier genia » after « allee francis garnier » → ``genia``; empty when the
     street asked is not the street found followed by other words."""
-    from rapidfuzz import fuzz
-
     a, f = strip_types(asked).split(), strip_types(found).split()
     if not f or len(a) <= len(f) or fuzz.ratio(" ".join(a[:len(f)]), " ".join(f)) < 85:
         return ""

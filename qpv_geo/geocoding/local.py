@@ -188,6 +188,11 @@ class LocalGeocoder:
             self._by_commune[c] = np.flatnonzero(insee_arr == c)
         self._keys_by_commune = {c: [self.s_key[i] for i in idx]
                                  for c, idx in self._by_commune.items()}
+        self._s_sorted = [_sorted_words(k) for k in self.s_key]
+        self._sorted_by_commune = {c: [self._s_sorted[i] for i in idx]
+                                   for c, idx in self._by_commune.items()}
+        #: the street names without their types (« rue », « chemin »…)
+        self._s_name_key = [strip_types(k) for k in self.s_key]
         self._all_idx = np.arange(len(self.s_key))
         self._by_postcode: dict[str, list[str]] = {}
         for c, pcs in self.c_postcodes.items():
@@ -220,7 +225,6 @@ class LocalGeocoder:
     # ------------------------------------------------------------------ parsing
     def _find_commune(self, words: list[str]) -> tuple[str | None, float, int, int]:
         """Commune named at the end (or start) of ``words``: (insee, sim 0–1, start, end)."""
-        extract = self._process.extractOne
         n = len(words)
         windows = [(k, start) for k in range(min(5, n), 0, -1)
                    for start in ((n - k, 0) if n - k != 0 else (0,))]
@@ -230,15 +234,27 @@ class LocalGeocoder:
             if insee is not None:
                 return insee, 1.0, start, start + k
         best: tuple[str | None, float, int, int] = (None, 0.0, n, n)
+        texts = {k_start: " ".join(words[k_start[1]:k_start[1] + k_start[0]])
+                 for k_start in windows}
+        texts = {w: t for w, t in texts.items() if len(t) >= 3}
+        if not texts:
+            return best
+        # every window against every name at once; each row read as extractOne would (the
+        # first of the best names, if it reaches the cut-off)
+        scores = self._process.cdist(list(texts.values()), self.alias_key,
+                                     scorer=self._fuzz.ratio, dtype=np.float64, workers=1)
+        row_of = {w: r for r, w in enumerate(texts)}
         for k in range(min(5, n), 0, -1):
             for start in (n - k, 0) if n - k != 0 else (0,):
-                text = " ".join(words[start:start + k])
-                if len(text) < 3:
+                r = row_of.get((k, start))
+                if r is None:
                     continue
-                hit = extract(text, self.alias_key, scorer=self._fuzz.ratio,
-                              score_cutoff=100.0 if len(text) < 6 else COMMUNE_MIN)
-                if hit is not None and hit[1] / 100 > best[1] + 1e-9:
-                    best = (self.alias_insee[hit[2]], hit[1] / 100, start, start + k)
+                j = int(scores[r].argmax())
+                score = float(scores[r, j])
+                if score < (100.0 if len(texts[(k, start)]) < 6 else COMMUNE_MIN):
+                    continue
+                if score / 100 > best[1] + 1e-9:
+                    best = (self.alias_insee[j], score / 100, start, start + k)
             if best[1] >= 0.999:
                 break
         return best
@@ -302,32 +318,40 @@ class LocalGeocoder:
     def _street_scores(self, key: str, insees: list[str] | None) -> tuple[np.ndarray, np.ndarray]:
         """(street indices, similarity 0–100) of the streets of these communes (or all)."""
         if insees is None:
-            idx, choices = self._all_idx, self.s_key
+            idx = self._all_idx
         elif len(insees) == 1:
             idx = self._by_commune.get(insees[0], self._all_idx[:0])
-            choices = self._keys_by_commune.get(insees[0], [])
         else:
             idx = np.concatenate([self._by_commune.get(c, self._all_idx[:0]) for c in insees])
-            choices = [self.s_key[i] for i in idx]
         if len(idx) == 0:
             return idx, np.zeros(0)
         exact = self._by_key.get(key)
         if exact is not None:
             # the very name typed: nothing scores higher, no need to compare with the others
             if insees is not None:
-                exact = exact[np.isin(self._s_insee_arr[exact], insees)]
+                s_insee = self.s_insee
+                exact = np.asarray([i for i in exact.tolist() if s_insee[i] in insees],
+                                   dtype=np.int64)
             if len(exact):
                 return exact, np.full(len(exact), 100.0)
         if len(idx) > PREFILTER_MIN:
             idx = self._prefilter(key, idx)
-            s_key = self.s_key
-            choices = [s_key[i] for i in idx.tolist()]
             if len(idx) == 0:
                 return idx, np.zeros(0)
-        cdist = self._process.cdist
-        a = cdist([key], choices, scorer=self._fuzz.token_sort_ratio, workers=1)[0]
-        b = cdist([key], choices, scorer=self._fuzz.token_set_ratio, workers=1)[0]
-        c = cdist([key], choices, scorer=self._fuzz.ratio, workers=1)[0]
+        if insees is not None and len(insees) == 1 and len(idx) == len(
+                self._by_commune.get(insees[0], ())):
+            choices, sorted_choices = self._keys_by_commune[insees[0]], \
+                self._sorted_by_commune[insees[0]]
+        else:
+            ids = idx.tolist()
+            s_key, s_sorted = self.s_key, self._s_sorted
+            choices = [s_key[i] for i in ids]
+            sorted_choices = [s_sorted[i] for i in ids]
+        cdist, fuzz = self._process.cdist, self._fuzz
+        # token_sort_ratio is the ratio of the words sorted: the names' are sorted once
+        a = cdist([_sorted_words(key)], sorted_choices, scorer=fuzz.ratio, workers=1)[0]
+        b = cdist([key], choices, scorer=fuzz.token_set_ratio, workers=1)[0]
+        c = cdist([key], choices, scorer=fuzz.ratio, workers=1)[0]
         return idx, (0.4 * a + 0.3 * b + 0.3 * c).astype(np.float64)
 
     def _prefilter(self, key: str, idx: np.ndarray) -> np.ndarray:
@@ -390,7 +414,7 @@ class LocalGeocoder:
                     break
                 i = int(idx[j])
                 # the name itself must look alike, not just « rue » and a few letters
-                other = strip_types(self.s_key[i])
+                other = self._s_name_key[i]
                 if name and other and self._fuzz.token_set_ratio(name, other) < NAME_MIN:
                     continue
                 out.append((self._street_score(p, i, sim / 100), i, sim / 100))
@@ -428,8 +452,8 @@ class LocalGeocoder:
         kind = "street" if self.s_kind[i] == STREET else "locality"
         if p.number is not None and end > start:
             nums = self.a_num[start:end]
-            lo = start + int(np.searchsorted(nums, p.number, side="left"))
-            hi = start + int(np.searchsorted(nums, p.number, side="right"))
+            lo = start + int(nums.searchsorted(p.number, side="left"))
+            hi = start + int(nums.searchsorted(p.number, side="right"))
             if hi > lo:
                 reps = self.a_rep[lo:hi].tolist()
                 exact = reps.index(p.rep) if p.rep in reps else None
@@ -694,6 +718,12 @@ class LocalGeocoder:
                                                      self.s_name[i]))
         parsed = _Parsed(number=number, rep=rep)
         return [self._result_for(text, parsed, 0.7, i) for i in order[:limit]]
+
+
+def _sorted_words(key: str) -> str:
+    """The words of ``key`` in sorted order (the form :func:`rapidfuzz.fuzz.token_sort_ratio`
+    compares)."""
+    return " ".join(sorted(key.split()))
 
 
 def _clip(score: float) -> float:

@@ -5,6 +5,7 @@ and street types they use, and the shape of a French postcode (:data:`POSTCODE_R
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -70,20 +71,43 @@ def normalize(text: str) -> str:
 
 def tokens(text: str) -> list[str]:
     """Normalised words, abbreviations expanded (« St-Etienne » → ``saint etienne``)."""
+    if not isinstance(text, str):
+        return list(_tokens(text))
+    parts = _PARTS.split(text)
+    if len(parts) == 1:
+        return list(_tokens(text))
+    # the words of a text are those of its comma-separated parts, each read once (cached)
+    return [w for part in parts for w in _tokens(part)]
+
+
+_PARTS = re.compile(r"[,;\n]")
+
+
+@functools.lru_cache(maxsize=16384)
+def _tokens(text: str) -> tuple[str, ...]:
+    # cached by text: a query is read several times (its parts, the geocoder, the rules)
     out: list[str] = []
     for word in normalize(text).split():
-        out.extend(ABBREVIATIONS.get(word, word).split())
-    # « 12b » / « 12bis » → « 12 bis »: the number and its repetition index apart
-    split: list[str] = []
-    for word in out:
-        m = NUMBER_RE.match(word)
+        full = ABBREVIATIONS.get(word)
+        if full is not None:  # (no abbreviation stands for a number)
+            out.extend(full.split())
+            continue
+        # « 12b » / « 12bis » → « 12 bis »: the number and its repetition index apart
+        m = NUMBER_RE.match(word) if word[0].isdigit() else None
         if m and m.group(2):
-            split.extend((m.group(1), REPETITIONS.get(m.group(2), m.group(2))))
+            out.extend((m.group(1), REPETITIONS.get(m.group(2), m.group(2))))
         else:
-            split.append(word)
-    return split
+            out.append(word)
+    return tuple(out)
 
 
+@functools.lru_cache(maxsize=16384)
 def match_key(text: str) -> str:
     """Key used to compare names: :func:`tokens` without stop words."""
-    return " ".join(t for t in tokens(text) if t not in STOP_WORDS)
+    return " ".join(t for t in _tokens(text) if t not in STOP_WORDS)
+
+
+def clear_text_caches() -> None:
+    """Forget the texts read so far (a benchmark's cold run)."""
+    _tokens.cache_clear()
+    match_key.cache_clear()
