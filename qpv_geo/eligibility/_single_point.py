@@ -41,11 +41,11 @@ if TYPE_CHECKING:
     from qpv_geo.eligibility.engine import Engine
 
 
-def _best(cands: list[int], key: np.ndarray, pj: np.ndarray) -> int:
+def _best(cands: list[int], key: list[float], pj: list[int]) -> int:
     """Index (into the pairs) of the largest key; ties to the lowest part. -1 if none."""
     best, best_key, best_part = -1, -math.inf, 0
     for k in cands:
-        kk, part = float(key[k]), int(pj[k])
+        kk, part = key[k], pj[k]
         if best < 0 or kk > best_key or (kk == best_key and part < best_part):
             best, best_key, best_part = k, kk, part
     return best
@@ -65,19 +65,21 @@ def verdict_un_point(engine: Engine, x: float, y: float, lon: float, lat: float,
         return None
     prec = e._part_prec
     forced = e.marge_m
-    reach = forced if forced is not None else incert + float(prec.max())
+    reach = forced if forced is not None else incert + e._part_prec_max
     pad = e.rayon_m + reach
     cx0, cy0, cx1, cy1 = e._core
     if not (cx0 - pad <= x <= cx1 + pad and cy0 - pad <= y <= cy1 + pad):
         return None
     b = parts.bounds
     r = e.rayon_m + reach
-    pj = np.flatnonzero((x >= b[:, 0] - r) & (x <= b[:, 2] + r) & (y >= b[:, 1] - r)
-                        & (y <= b[:, 3] + r))
-    npair = len(pj)
-    s = signed_distance_few(parts, np.full(npair, x), np.full(npair, y), pj)
-    kind = parts.kind[pj]
-    m = np.full(npair, forced) if forced is not None else incert + prec[pj]
+    pj_a = np.flatnonzero((x >= b[:, 0] - r) & (x <= b[:, 2] + r) & (y >= b[:, 1] - r)
+                          & (y <= b[:, 3] + r))
+    npair = len(pj_a)
+    # Python numbers from here: a few pairs, numpy's per-call cost would dominate.
+    s = signed_distance_few(parts, np.full(npair, x), np.full(npair, y), pj_a).tolist()
+    pj = pj_a.tolist()
+    kind = parts.kind[pj_a].tolist()
+    m = [forced] * npair if forced is not None else (incert + prec[pj_a]).tolist()
 
     # Territory: the lowest commune containing the point, else the tolerance around SEM.
     pt = shapely.Point(x, y)
@@ -88,32 +90,34 @@ def verdict_un_point(engine: Engine, x: float, y: float, lon: float, lat: float,
     else:
         territory = T_LIMIT if shapely.dwithin(e._sem, pt, e.tolerance_m) else T_OUT
 
-    flags = {}
-    for k in (K_QPV, K_QVA, K_AUTRE):
-        sel = kind == k
-        inside = bool((sel & (s > 0)).any())
-        sure = bool((sel & (s > m)).any())
-        maybe = bool((sel & (s > -m)).any())
-        flags[k] = (inside, maybe and not sure)
-    status_, alt_ = decide(flags[K_QPV][0], flags[K_QVA][0], flags[K_AUTRE][0], flags[K_QPV][1],
-                           flags[K_QVA][1], flags[K_AUTRE][1], territory != T_OUT)
+    inside = {K_QPV: False, K_QVA: False, K_AUTRE: False}
+    sure = dict(inside)
+    maybe = dict(inside)
+    for sk, kk, mk in zip(s, kind, m, strict=True):
+        if kk in inside:
+            inside[kk] = inside[kk] or sk > 0
+            sure[kk] = sure[kk] or sk > mk
+            maybe[kk] = maybe[kk] or sk > -mk
+    edge = {k: maybe[k] and not sure[k] for k in inside}
+    status_, alt_ = decide(inside[K_QPV], inside[K_QVA], inside[K_AUTRE], edge[K_QPV],
+                           edge[K_QVA], edge[K_AUTRE], territory != T_OUT)
     status, alt = int(status_), int(alt_)
     uncertain = alt >= 0
 
-    status_kind = STATUS_KIND[status]
+    status_kind = int(STATUS_KIND[status])
     idx = range(npair)
     zone_pair = _best([k for k in idx if s[k] > 0 and kind[k] == status_kind], s, pj)
-    edge_pair = _best([k for k in idx if abs(s[k]) <= m[k]], -np.abs(s), pj)
+    edge_pair = _best([k for k in idx if abs(s[k]) <= m[k]], [-abs(v) for v in s], pj)
     near_pair = _best([k for k in idx if kind[k] == K_QPV and s[k] <= 0
                        and -s[k] <= e.rayon_m], s, pj)
-    zone_part, edge_part, near_part = (int(pj[k]) if k >= 0 else -1
+    zone_part, edge_part, near_part = (pj[k] if k >= 0 else -1
                                        for k in (zone_pair, edge_pair, near_pair))
-    zone_s, edge_s, near_s = (float(s[k]) if k >= 0 else math.nan
+    zone_s, edge_s, near_s = (s[k] if k >= 0 else math.nan
                               for k in (zone_pair, edge_pair, near_pair))
     if uncertain:
         status = A_VERIFIER
 
-    perim = float(perimetre_retenu(*(prec[p] if p >= 0 else math.nan
+    perim = float(perimetre_retenu(*(float(prec[p]) if p >= 0 else math.nan
                                      for p in (edge_part, zone_part, near_part)),
                                    e._prec_defaut))
     marge = forced if forced is not None else incert + perim

@@ -151,6 +151,8 @@ class Engine:
         qpv_prec = self._part_prec[self.parts.kind == _K_QPV]
         self._prec_defaut = float(qpv_prec.max()) if len(qpv_prec) else \
             PRECISION_PERIMETRE_DEFAUT_M
+        #: The coarsest edge precision (the single-point path's reach).
+        self._part_prec_max = float(self._part_prec.max()) if len(self._part_prec) else 0.0
         # The largest margin the grid serves (larger ones take the direct path).
         self._marge_grille = self.marge_m if self.marge_m is not None else (
             max(self.precision_point_m, INCERTITUDE_TYPE_INCONNU_M,

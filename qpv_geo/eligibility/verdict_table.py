@@ -302,6 +302,11 @@ def perimetre_retenu(prec_edge: Any, prec_zone: Any, prec_near: Any, defaut: flo
     """The edge precision (m) in a verdict's margin: that of the edge that makes it uncertain,
     else of the perimeter it is in, else of the nearest QPV, else ``defaut`` (NaN: no such
     part). Arrays or numbers."""
+    if isinstance(prec_edge, float):  # one point: the same choice on Python numbers
+        for value in (prec_edge, prec_zone, prec_near):
+            if not math.isnan(value):
+                return value
+        return defaut
     perim = np.where(np.isnan(prec_edge), prec_zone, prec_edge)
     perim = np.where(np.isnan(perim), prec_near, perim)
     return np.where(np.isnan(perim), defaut, perim)
@@ -312,6 +317,11 @@ def distance_retenue(zone: Any, zone_s: Any, uncertain: Any, edge_s: Any, near_p
     """The signed distance a verdict reports (``distance_bord_m``): to the edge of the zone it
     is in, else to the edge that makes it uncertain, else to the nearest QPV (-1 / NaN: none).
     Arrays or numbers."""
+    if isinstance(zone, int):  # one point: the same choice on Python numbers
+        value = zone_s if zone >= 0 else math.nan
+        if uncertain and zone < 0:
+            value = edge_s
+        return near_s if math.isnan(value) and near_part >= 0 else value
     dist = np.where(zone >= 0, zone_s, np.nan)
     dist = np.where(uncertain & (zone < 0), edge_s, dist)
     return np.where(np.isnan(dist) & (near_part >= 0), near_s, dist)
