@@ -22,7 +22,7 @@ from qpv_geo.eligibility._geometry import K_AUTRE as _K_AUTRE
 from qpv_geo.eligibility._geometry import K_QPV as _K_QPV
 from qpv_geo.eligibility._geometry import K_QVA as _K_QVA
 from qpv_geo.eligibility._lost_qpv import motifs_perdus, perdus_proches
-from qpv_geo.eligibility.margins import fmt_m, fmt_metres, motifs_marge
+from qpv_geo.eligibility.margins import fmt_m, fmt_metres, motifs_marge, rounded
 from qpv_geo.geocoding import MOTIF_DEMO, reliability_issues
 from qpv_geo.geocoding.consistency import as_housenumber
 from qpv_geo.reference import countries as _pays
@@ -359,7 +359,7 @@ def motifs_du_lieu(self: Engine, c: Classification, motifs: np.ndarray, status: 
     z = c.zone
     zk = zkind[z]
     zone_code, zone_name = codes[z], names[z]
-    dist = c.dist.round(1)
+    dist = rounded(c.dist, 1)
     base = c.status
     usable = c.bad == 0
 
@@ -417,7 +417,7 @@ def motifs_du_lieu(self: Engine, c: Classification, motifs: np.ndarray, status: 
     if _some(near_pt):
         add(near_pt, "QPV le plus proche : " + codes[c.near_zone[near_pt]].astype(str)
             + " « " + names[c.near_zone[near_pt]].astype(str) + " » à "
-            + fmt_m(c.near_dist[near_pt].round(0)))
+            + fmt_m(rounded(c.near_dist[near_pt], 0)))
     if _some(near_c):
         add(near_c, "QPV le plus proche du centre de la commune : "
             + codes[c.near_zone[near_c]].astype(str) + " « "
@@ -453,7 +453,7 @@ def colonnes_du_verdict(self: Engine, c: Classification, status: np.ndarray, mot
     libcom = com_names[c.commune] if libcom is None else libcom
     zk = zkind[c.zone]
     zone_code, zone_name = codes[c.zone], names[c.zone]
-    dist = c.dist.round(1)
+    dist = rounded(c.dist, 1)
     usable = c.bad == 0
     candidat = np.where(unc, codes[c.edge_zone], None)
     if voies is not None:  # a street partly in, or along, a QPV: that QPV is the candidate
@@ -475,20 +475,20 @@ def colonnes_du_verdict(self: Engine, c: Classification, status: np.ndarray, mot
         "insee_com": insee,
         "lib_com": libcom,
         "distance_bord_m": dist,
-        "marge_m": c.marge.round(1),
+        "marge_m": rounded(c.marge, 1),
         "marge_motif": motifs_marge(c.marge, c.perimetre, c.incertitude,
                                     np.full(n, "position", dtype=object) if mots is None
                                     else mots, self.marge_m is not None),
         "code_qp_proche": np.where(is_outside_q, codes[c.near_zone], None),
         "lib_qp_proche": np.where(is_outside_q, names[c.near_zone], None),
-        "distance_qp_proche_m": np.where(is_outside_q, c.near_dist.round(1), np.nan),
+        "distance_qp_proche_m": np.where(is_outside_q, rounded(c.near_dist, 1), np.nan),
         "candidat_autre_cote": candidat,
         "motifs": motifs,
         "donnees": donnees,
-        "lon": np.where(usable, np.asarray(lon, float).round(7), np.nan),
-        "lat": np.where(usable, np.asarray(lat, float).round(7), np.nan),
-        "x_l93": x.round(2),
-        "y_l93": y.round(2),
+        "lon": np.where(usable, rounded(np.asarray(lon, float), 7), np.nan),
+        "lat": np.where(usable, rounded(np.asarray(lat, float), 7), np.nan),
+        "x_l93": rounded(x, 2),
+        "y_l93": rounded(y, 2),
     }
 
 
