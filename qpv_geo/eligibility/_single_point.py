@@ -56,6 +56,24 @@ def verdict_un_point(engine: Engine, x: float, y: float, lon: float, lat: float,
     """The verdict columns (:data:`~qpv_geo.eligibility.engine.VERDICT_COLUMNS`, arrays of
     length 1) of one usable point (Lambert-93 ``x``, ``y``; WGS84 ``lon``, ``lat``) with position
     uncertainty ``incert`` described by ``mot``; None when the batch path must answer."""
+    c = classify_un_point(engine, x, y, incert)
+    if c is None:
+        return None
+    # The rules of the batch path, on arrays of length 1.
+    lon_a, lat_a = np.array([lon]), np.array([lat])
+    motifs = np.array([""], dtype=object)
+    none = np.zeros(1, dtype=bool)
+    unc = motifs_du_lieu(engine, c, motifs, c.status, dit_ailleurs=none, code_dans=none,
+                         centre=none, lon=lon_a, lat=lat_a)
+    return colonnes_du_verdict(engine, c, c.status, motifs, unc, lon_a, lat_a,
+                               np.array([mot], dtype=object))
+
+
+def classify_un_point(engine: Engine, x: float, y: float, incert: float
+                      ) -> Classification | None:
+    """What :meth:`Engine.classify_xy <qpv_geo.eligibility.engine.Engine.classify_xy>` gives
+    for one usable point (Lambert-93 ``x``, ``y``, position uncertainty ``incert``), from the
+    single-point geometry; None when the batch path must answer."""
     e = engine
     parts = e.parts
     perdus = e.reference.qpv_perdus
@@ -132,8 +150,7 @@ def verdict_un_point(engine: Engine, x: float, y: float, lon: float, lat: float,
     if not uncertain:
         edge_zone = -1
 
-    # The rules of the batch path, on arrays of length 1.
-    c = Classification(
+    return Classification(
         x=np.array([x]), y=np.array([y]), status=np.array([status], dtype=np.int8),
         zone=np.array([zone], dtype=np.int32), zone2=np.array([-1], dtype=np.int32),
         dist=np.array([dist]), near_zone=np.array([near_zone], dtype=np.int32),
@@ -141,13 +158,6 @@ def verdict_un_point(engine: Engine, x: float, y: float, lon: float, lat: float,
         alt_status=np.array([alt], dtype=np.int8), commune=np.array([commune], dtype=np.int32),
         territory=np.array([territory], dtype=np.int8), bad=np.zeros(1, dtype=np.int8),
         marge=np.array([marge]), perimetre=np.array([perim]), incertitude=np.array([incert]))
-    lon_a, lat_a = np.array([lon]), np.array([lat])
-    motifs = np.array([""], dtype=object)
-    none = np.zeros(1, dtype=bool)
-    unc = motifs_du_lieu(e, c, motifs, c.status, dit_ailleurs=none, code_dans=none,
-                         centre=none, lon=lon_a, lat=lat_a)
-    return colonnes_du_verdict(e, c, c.status, motifs, unc, lon_a, lat_a,
-                               np.array([mot], dtype=object))
 
 
-__all__ = ["verdict_un_point"]
+__all__ = ["classify_un_point", "verdict_un_point"]

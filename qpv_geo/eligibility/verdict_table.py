@@ -146,8 +146,9 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
                   columns: bool = False) -> Any:
     """The verdict table (:data:`VERDICT_COLUMNS`) with its French reasons, from raw codes.
 
-    ``columns=True`` (points without geocoding only): the columns as a dict of arrays, without
-    building a DataFrame (the single-point path).
+    ``columns=True`` (the single-point path): the columns as a dict of arrays, without
+    building a DataFrame, unless a rule needs the table (a commune written outside the
+    territory, a street in several communes): then the DataFrame.
     """
     n = len(c.status)
     status = c.status.copy()
@@ -284,16 +285,17 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
 
     cols = colonnes_du_verdict(self, c, status, motifs, unc, lon, lat, mots, insee=insee,
                                libcom=libcom, voies=voies)
-    if columns and geocodes is None:
-        return cols
+    ambiguous = geocodes is not None and any(g is not None and g.alternatives and g.found
+                                             and not g.hors_territoire for g in geocodes)
+    if columns and not written_out.any() and not ambiguous:
+        return {**cols, **geo_extra}
     frame = pd.DataFrame(cols)
     for k, v in geo_extra.items():
         frame[k] = v
     if written_out.any():
         _written_outside(frame, written_out, geocodes or ())
-    if geocodes is not None and any(g is not None and g.alternatives and g.found
-                                    and not g.hors_territoire for g in geocodes):
-        _ambiguous(self, frame, geocodes)
+    if ambiguous:
+        _ambiguous(self, frame, geocodes or ())
     return frame
 
 
