@@ -15,9 +15,11 @@ from shapely.ops import polylabel
 from qpv_geo.eligibility.engine import VERDICT_COLUMNS, Engine
 from qpv_geo.eligibility.margins import fmt_m, motifs_marge, rounded
 from qpv_geo.exceptions import CoordinateError
-from qpv_geo.geocoding.coordinates import demi_pas_decimales
+from qpv_geo.geocoding import LocalGeocoder
+from qpv_geo.geocoding.coordinates import coordinates_result, demi_pas_decimales
 from qpv_geo.reference.layers import Reference
 from qpv_geo.reference.metric_zones import l93_to_lonlat, lonlat_to_l93
+from qpv_geo.settings import Settings
 
 from .conftest import DATA
 
@@ -543,3 +545,23 @@ def test_one_value_gives_the_numbers_and_words_of_a_batch() -> None:
     same(lonlat_to_l93, lon, lat)
     x, y = lonlat_to_l93(lon, lat)
     same(l93_to_lonlat, x, y)
+
+
+def test_one_geocoded_address_gets_the_batch_row(engine: Engine) -> None:
+    """judge_point(geocode=…) reads the columns of the batch path for one row (no DataFrame
+    unless a rule needs the table): the same verdict as the same result in a batch, for
+    numbers, streets, communes, a commune written outside the territory, a street in several
+    communes, coordinates typed in the field."""
+    geocoder = LocalGeocoder.from_settings(Settings.from_env(), demo=True)
+    queries = ["39 Rue Pasteur 42380 Aboën", "Rue Pasteur 42380 Aboën", "Saint-Étienne",
+               "Firminy", "10 rue de Rivoli 75001 Paris", "rue Victor Hugo",
+               "3 avenue de la Libération 42000 Saint-Étienne", "Place Jean Jaurès"]
+    geocodes = [geocoder.geocode(q) for q in queries]
+    geocodes.append(coordinates_result("45.4605, 4.3871"))
+    geocodes = [g for g in geocodes if g is not None and g.lon is not None]
+    assert len(geocodes) >= 6
+    frame = engine.judge_lonlat([g.lon for g in geocodes], [g.lat for g in geocodes],
+                                geocodes=geocodes)
+    for i, g in enumerate(geocodes):
+        assert engine.judge_point(geocode=g).to_dict() == \
+            engine._verdict(frame.iloc[i], g).to_dict(), g.label
