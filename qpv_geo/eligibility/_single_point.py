@@ -8,10 +8,14 @@ grid and pair pruning cost more than they save for one point). The rules are the
 :func:`~qpv_geo.eligibility.verdict_table.decide` gives the status and the status across an edge,
 :func:`~qpv_geo.eligibility.verdict_table.motifs_du_lieu` the French reasons and
 :func:`~qpv_geo.eligibility.verdict_table.colonnes_du_verdict` the columns, on arrays of length 1.
+:func:`classify_un_point` (the geometry alone) is also
+:meth:`Engine.classify_xy <qpv_geo.eligibility.engine.Engine.classify_xy>`'s branch for one
+usable point: a geocoded address on the web page gets the batch path's rules on it.
 Whatever it does not cover (a point beyond the search area, merged parts of several perimeters,
-simplified perimeters, QPV the simplified copy reduced to a point) returns None and the batch path
-answers. ``tests/test_eligibility.py`` and ``make bench`` compare the two on many points: they
-check that this geometry finds what the batch path's finds.
+simplified perimeters, QPV the simplified copy reduced to a point, a territory without commune
+outlines) returns None and the batch path answers. ``tests/test_eligibility.py`` and
+``make bench`` compare the two on many points: they check that this geometry finds what the
+batch path's finds.
 """
 
 from __future__ import annotations
@@ -78,8 +82,9 @@ def classify_un_point(engine: Engine, x: float, y: float, incert: float
     parts = e.parts
     perdus = e.reference.qpv_perdus
     if e.reference.simplified or len(parts.kind) == 0 or not e.plan.lambert93 or (
-            perdus is not None and len(perdus)):
-        # QPV reduced to a point (qpv_geo.eligibility._lost_qpv): the batch path names them
+            perdus is not None and len(perdus)) or not e.contours:
+        # QPV reduced to a point (qpv_geo.eligibility._lost_qpv): the batch path names them;
+        # no commune outline: the batch path places every point in the territory
         return None
     prec = e._part_prec
     forced = e.marge_m
