@@ -13,8 +13,13 @@ from hypothesis import strategies as st
 from shapely.ops import polylabel
 
 from qpv_geo.eligibility.engine import VERDICT_COLUMNS, Engine
+from qpv_geo.eligibility.margins import fmt_m, motifs_marge, rounded
 from qpv_geo.exceptions import CoordinateError
+from qpv_geo.geocoding import LocalGeocoder
+from qpv_geo.geocoding.coordinates import coordinates_result, demi_pas_decimales
 from qpv_geo.reference.layers import Reference
+from qpv_geo.reference.metric_zones import l93_to_lonlat, lonlat_to_l93
+from qpv_geo.settings import Settings
 
 from .conftest import DATA
 
@@ -500,3 +505,63 @@ def test_the_single_point_path_gives_the_batch_verdict(engine: Engine, reference
     v = engine.judge_point(x=float(x[0]), y=float(y[0]), precision_point_m=3.0)
     assert v == engine._verdict(engine.judge_xy(x[:1], y[:1], precision_point_m=3.0).iloc[0],
                                 None)
+
+
+def test_one_value_gives_the_numbers_and_words_of_a_batch() -> None:
+    """The single verdict's Python-number branches (rounding, metres, margin phrase, decimals
+    of a coordinate, Lambert-93, the zone check) give what the array path gives, bit for bit:
+    halves, negative zero, NaN and infinities included."""
+    rng = np.random.default_rng(24)
+    odd = [np.nan, np.inf, -np.inf, -0.0, 0.0, -0.04, 0.05, 0.25, 2.5, 45.41000000000001]
+    typed = [round(float(a), int(d)) for a, d in zip(rng.uniform(-180, 180, 3000),
+                                                     rng.integers(0, 8, 3000), strict=True)]
+    v = np.concatenate([rng.uniform(-3000, 3000, 3000), typed, odd])
+
+    def same(fn, *arrays) -> None:
+        whole = fn(*arrays)
+        for i in range(len(arrays[0])):
+            one = fn(*(a[i:i + 1] for a in arrays))
+            got = [one] if not isinstance(one, tuple) else list(one)
+            ref = [whole] if not isinstance(whole, tuple) else list(whole)
+            for g, r in zip(got, ref, strict=True):
+                assert g.shape == (1,)
+                assert (g[0] == r[i]) or (g[0] != g[0] and r[i] != r[i]), (fn, arrays[0][i])
+                if isinstance(r[i], float) and r[i] == 0:
+                    assert np.signbit(g[0]) == np.signbit(r[i])
+
+    for decimals in (0, 1, 2, 7):
+        same(lambda a, d=decimals: rounded(a, d), v)
+    same(fmt_m, v)
+    same(demi_pas_decimales, v)
+    marge = np.abs(v[:2000])
+    words = np.array(["position « entrée »", "arrondi des coordonnées données"],
+                     dtype=object)[rng.integers(0, 2, 2000)]
+    for forcee in (False, True):
+        same(lambda m, p, i, w, f=forcee: motifs_marge(m, p, i, w, f), marge,
+             rng.choice([1.0, 11.0, 2.5], 2000), marge / 3, words)
+    lon, lat = rng.uniform(-70, 60, 3000), rng.uniform(-30, 60, 3000)
+    lon[:3], lat[3:5] = np.nan, np.inf
+    same(Engine.check_lonlat, lon, lat)
+    same(lonlat_to_l93, lon, lat)
+    x, y = lonlat_to_l93(lon, lat)
+    same(l93_to_lonlat, x, y)
+
+
+def test_one_geocoded_address_gets_the_batch_row(engine: Engine) -> None:
+    """judge_point(geocode=…) reads the columns of the batch path for one row (no DataFrame
+    unless a rule needs the table): the same verdict as the same result in a batch, for
+    numbers, streets, communes, a commune written outside the territory, a street in several
+    communes, coordinates typed in the field."""
+    geocoder = LocalGeocoder.from_settings(Settings.from_env(), demo=True)
+    queries = ["39 Rue Pasteur 42380 Aboën", "Rue Pasteur 42380 Aboën", "Saint-Étienne",
+               "Firminy", "10 rue de Rivoli 75001 Paris", "rue Victor Hugo",
+               "3 avenue de la Libération 42000 Saint-Étienne", "Place Jean Jaurès"]
+    geocodes = [geocoder.geocode(q) for q in queries]
+    geocodes.append(coordinates_result("45.4605, 4.3871"))
+    geocodes = [g for g in geocodes if g is not None and g.lon is not None]
+    assert len(geocodes) >= 6
+    frame = engine.judge_lonlat([g.lon for g in geocodes], [g.lat for g in geocodes],
+                                geocodes=geocodes)
+    for i, g in enumerate(geocodes):
+        assert engine.judge_point(geocode=g).to_dict() == \
+            engine._verdict(frame.iloc[i], g).to_dict(), g.label

@@ -408,6 +408,28 @@ def test_address_verdict_with_the_local_demo_geocoder(client, demo_address) -> N
     assert any("démonstration" in m.lower() for m in v["motifs"])
 
 
+def test_address_verdict_is_the_batch_item_without_a_thread_hop(client, demo_address,
+                                                               monkeypatch) -> None:
+    """The local geocoder answers from memory: the address is judged on the event loop (at 32
+    connections a thread-pool hop per request made the p99), with the batch's answer."""
+    import qpv_geo.web.app as web_app
+
+    def no_thread(*args, **kwargs):
+        raise AssertionError("thread-pool hop for an address the local geocoder answers")
+
+    text = demo_address[0]
+    batch = client.post("/api/v1/verdicts", json={"lieux": [{"id": "a", "adresse": text}]})
+    monkeypatch.setattr(web_app, "run_in_threadpool", no_thread)
+    one = client.get("/api/v1/verdict", params={"adresse": text})
+    assert one.status_code == 200, one.text
+    item = batch.json()["resultats"][0]
+    got = one.json()
+    for v in (item, got):
+        v.pop("verifie_le", None)
+    item.pop("id")
+    assert got == item
+
+
 def test_unknown_address_is_404_with_the_reason(client) -> None:
     assert_error(client.get("/api/v1/verdict", params={"adresse": "zzzz qqqq wwww"}), 404,
                  "introuvable", "zzzz qqqq wwww", "lat/lon")

@@ -46,6 +46,10 @@ def _check_zones(lon: np.ndarray, lat: np.ndarray, zones: tuple[ZoneMetrique, ..
     lon = np.asarray(lon, float)
     lat = np.asarray(lat, float)
     bad = np.zeros(lon.shape, dtype=np.int8)
+    if lon.size == 1 and lat.size == 1:  # one point: inside a zone's box, nothing to say
+        lo, la = float(lon.flat[0]), float(lat.flat[0])
+        if any(zone.contient(lo, la) for zone in zones):
+            return bad
     missing = np.isnan(lon) | np.isnan(lat)  # infinities are "impossible", not missing
     impossible = ~missing & ((np.abs(lat) > 90) | (np.abs(lon) > 180))
     looks_l93 = impossible & _between(lon, _L93_X) & _between(lat, _L93_Y)

@@ -53,7 +53,7 @@ from qpv_geo.eligibility._geometry import signed_distance as _signed_distance
 from qpv_geo.eligibility._geometry import signed_distance_few as _signed_distance_few
 from qpv_geo.eligibility._grid import Grille as _Grille
 from qpv_geo.eligibility._grid import build_grid, grid_candidates
-from qpv_geo.eligibility._single_point import verdict_un_point
+from qpv_geo.eligibility._single_point import classify_un_point, verdict_un_point
 from qpv_geo.eligibility.margins import (
     INCERTITUDE_COORDONNEES_M,
     INCERTITUDE_TYPE_INCONNU_M,
@@ -151,6 +151,8 @@ class Engine:
         qpv_prec = self._part_prec[self.parts.kind == _K_QPV]
         self._prec_defaut = float(qpv_prec.max()) if len(qpv_prec) else \
             PRECISION_PERIMETRE_DEFAUT_M
+        #: The coarsest edge precision (the single-point path's reach).
+        self._part_prec_max = float(self._part_prec.max()) if len(self._part_prec) else 0.0
         # The largest margin the grid serves (larger ones take the direct path).
         self._marge_grille = self.marge_m if self.marge_m is not None else (
             max(self.precision_point_m, INCERTITUDE_TYPE_INCONNU_M,
@@ -376,6 +378,10 @@ class Engine:
             self.precision_point_m if incertitude_m is None else incertitude_m,
             dtype=np.float64), (n,)))
         incert = np.where(np.isfinite(incert) & (incert >= 0), incert, self.precision_point_m)
+        if n == 1 and usable[0]:  # one point (an address on the web page): its own geometry
+            one = classify_un_point(self, float(xs[0]), float(ys[0]), float(incert[0]))
+            if one is not None:
+                return one
         prec_max = float(self._part_prec.max()) if len(self._part_prec) else 0.0
         # The largest margin a point can get from any part (its search reach).
         reach = np.full(n, self.marge_m) if self.marge_m is not None else incert + prec_max
@@ -595,7 +601,8 @@ class Engine:
 
     def judge_lonlat(self, lon: Any, lat: Any, *, citycodes: Sequence[str | None] | None = None,
                      geocodes: Sequence[GeocodeResult | None] | None = None,
-                     precision_point_m: Any = None, arrondi_m: Any = None) -> pd.DataFrame:
+                     precision_point_m: Any = None, arrondi_m: Any = None,
+                     columns: bool = False) -> Any:
         """Verdicts for WGS84 points, one row per point (columns :data:`VERDICT_COLUMNS`).
 
         ``geocodes`` (same length) adds the geocoding fields, gives each point its position
@@ -604,7 +611,8 @@ class Engine:
         ``precision_point_m`` as in :meth:`judge_xy`. The uncertainty of given coordinates is
         never less than their decimals allow: ``arrondi_m`` (per point, NaN where unknown)
         when the text they were read from is known (« 45.40 » keeps its two decimals), else
-        from the numbers themselves.
+        from the numbers themselves. ``columns=True``: the columns as a dict of arrays when
+        no row needs the table (:func:`~qpv_geo.eligibility.verdict_table.verdict_frame`).
         """
         lon = np.asarray(lon, dtype=np.float64)
         lat = np.asarray(lat, dtype=np.float64)
@@ -612,13 +620,13 @@ class Engine:
         x, y = self.lonlat_to_plan(np.where(bad == 0, lon, np.nan),
                                    np.where(bad == 0, lat, np.nan))
         return self._judge(x, y, bad, lon, lat, citycodes, geocodes, precision_point_m,
-                           arrondi_m=arrondi_m)
+                           arrondi_m=arrondi_m, columns=columns)
 
     def _judge(self, x: np.ndarray, y: np.ndarray, bad: np.ndarray, lon: np.ndarray,
                lat: np.ndarray, citycodes: Sequence[str | None] | None,
                geocodes: Sequence[GeocodeResult | None] | None,
                precision_point_m: Any, *, degres: bool = True,
-               arrondi_m: Any = None) -> pd.DataFrame:
+               arrondi_m: Any = None, columns: bool = False) -> Any:
         # degrees given (not Lambert-93 converted): no finer than their decimals
         incert, mots = incertitudes(len(x), geocodes, precision_point_m,
                                     defaut=self.precision_point_m,
@@ -631,7 +639,8 @@ class Engine:
             # a point known at the street: ask the street
             voies = _voies.decide(self, geocodes)
             _voies.apply(c, voies, mots)
-        return verdict_frame(self, c, lon, lat, citycodes, geocodes, mots, voies)
+        return verdict_frame(self, c, lon, lat, citycodes, geocodes, mots, voies,
+                             columns=columns)
 
     def judge_point(self, *, lon: float | None = None, lat: float | None = None,
                     x: float | None = None, y: float | None = None,
@@ -671,9 +680,14 @@ class Engine:
                 lon_a, lat_a = np.array([lon], float), np.array([lat], float)
                 xa, ya = self.lonlat_to_plan(lon_a, lat_a)
                 return self._judge_one(xa, ya, lon_a, lat_a, precision_point_m)
-            frame = self.judge_lonlat([lon], [lat],
-                                      geocodes=[geocode] if geocode is not None else None,
-                                      precision_point_m=precision_point_m)
+            # a geocoded point: the batch path's rules, read from its columns (no DataFrame
+            # for one row unless a rule needs the table)
+            cols = self.judge_lonlat([lon], [lat], geocodes=[geocode],
+                                     precision_point_m=precision_point_m, columns=True)
+            if isinstance(cols, dict):
+                return self._verdict({k: (v[0] if isinstance(v, np.ndarray | list) else v)
+                                      for k, v in cols.items()}, geocode)
+            return self._verdict(cols.iloc[0], geocode)
         return self._verdict(frame.iloc[0], geocode)
 
     def _judge_one(self, x: np.ndarray, y: np.ndarray, lon: np.ndarray, lat: np.ndarray,

@@ -19,6 +19,7 @@ docs/marges.md.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -78,8 +79,7 @@ def incertitudes(n: int, geocodes: Sequence[GeocodeResult | None] | None,
     their uncertainty is at least that of their decimals (:func:`arrondi_des_coordonnees`, or
     ``arrondi_m`` per point where the text they were read from said it: NaN elsewhere).
     """
-    stated = np.broadcast_to(np.asarray(
-        np.nan if precision_point_m is None else precision_point_m, dtype=np.float64), (n,))
+    stated = _par_point(precision_point_m, n)
     given = np.isfinite(stated) & (stated >= 0)
     values = np.where(given, stated, defaut)
     # A default changed by the user (--precision-point, QPV_GEO_PRECISION_POINT_M) is stated.
@@ -87,8 +87,7 @@ def incertitudes(n: int, geocodes: Sequence[GeocodeResult | None] | None,
         INCERTITUDE_COORDONNEES_M else "position déclarée"
     words = np.where(given, "position déclarée", usual).astype(object)
     # uncertainty known from the text the coordinates were read from (a cell, the address field)
-    typed = np.array(np.broadcast_to(np.asarray(
-        np.nan if arrondi_m is None else arrondi_m, dtype=np.float64), (n,)))
+    typed = np.array(_par_point(arrondi_m, n))
     for i, g in enumerate(geocodes or ()):  # one result per row: already a per-row object
         if g is not None and g.found and g.precision == "coordonnees" and \
                 g.incertitude_m is not None:
@@ -113,6 +112,12 @@ def incertitudes(n: int, geocodes: Sequence[GeocodeResult | None] | None,
                 "municipality"])
             words[i] = f"position à la {_LIBELLE_PRECISION.get(g.precision or '', 'commune')}"
     return values, words
+
+
+def _par_point(value: Any, n: int) -> np.ndarray:
+    """``value`` (None: NaN; a number, or one per point) as ``n`` floats, read-only."""
+    a = np.asarray(np.nan if value is None else value, dtype=np.float64)
+    return np.full(n, float(a)) if a.ndim == 0 else np.broadcast_to(a, (n,))
 
 
 def arrondi_des_coordonnees(lon: Any, lat: Any) -> np.ndarray:
@@ -161,21 +166,60 @@ def motifs_marge(marge: np.ndarray, perimetre: np.ndarray, incertitude: np.ndarr
                  mots: np.ndarray, forcee: bool) -> np.ndarray:
     """« marge 9 m = périmètre 1 m + position « entrée » 8 m » for each point ("" if none)."""
     n = len(marge)
+    if n == 1:  # one verdict (the web page, check): the same phrase from Python numbers
+        m = float(marge[0])
+        if not np.isfinite(m):
+            return np.array([""], dtype=object)
+        return np.array([_phrase_marge(_metres(_round1(m)), _metres(_round1(float(perimetre[0]))),
+                                       str(mots[0]), _metres(_round1(float(incertitude[0]))),
+                                       forcee)], dtype=object)
     out = np.full(n, "", dtype=object)
     ok = np.isfinite(marge)
     if not ok.any():
         return out
     if forcee:
-        out[ok] = "marge " + fmt_metres(marge[ok]) + " imposée (--marge ou QPV_GEO_MARGE_M)"
+        out[ok] = _phrase_marge(fmt_metres(marge[ok]), "", "", "", forcee)
         return out
-    out[ok] = ("marge " + fmt_metres(marge[ok]) + " = périmètre " + fmt_metres(perimetre[ok])
-               + " + " + mots[ok].astype(str) + " " + fmt_metres(incertitude[ok]))
+    out[ok] = _phrase_marge(fmt_metres(marge[ok]), fmt_metres(perimetre[ok]),
+                            mots[ok].astype(str), fmt_metres(incertitude[ok]), forcee)
     return out
+
+
+def _phrase_marge(marge: Any, perimetre: Any, mot: Any, incertitude: Any, forcee: bool) -> Any:
+    """The words of :func:`motifs_marge` from the figures as text (strings, or arrays)."""
+    if forcee:
+        return "marge " + marge + " imposée (--marge ou QPV_GEO_MARGE_M)"
+    return "marge " + marge + " = périmètre " + perimetre + " + " + mot + " " + incertitude
+
+
+def _round1(v: float) -> float:
+    return _round_float(v, 1)
+
+
+def _round_float(v: float, decimals: int) -> float:
+    """``np.round(v, decimals)`` of one Python float, bit for bit: numpy computes
+    ``rint(v * 10**decimals) / 10**decimals`` and Python's ``round`` rounds half to even."""
+    if not math.isfinite(v):
+        return v
+    f = 10.0 ** decimals
+    y = v * f
+    return math.copysign(float(round(y)), y) / f
+
+
+def rounded(values: np.ndarray, decimals: int) -> np.ndarray:
+    """``values.round(decimals)`` (float arrays); one value rounded from a Python float, the
+    same number without numpy's per-call cost (a single verdict rounds nine values)."""
+    if values.shape == (1,):
+        return np.array([_round_float(float(values[0]), decimals)])
+    return values.round(decimals)
 
 
 def fmt_m(values: np.ndarray) -> np.ndarray:
     """« 12 m » for each distance (vectorised), « ? m » where unknown."""
     v = np.abs(np.asarray(values, dtype=np.float64))
+    if len(v) == 1:  # one verdict: Python's round is rint's half to even
+        u = float(v[0])
+        return np.array([f"{round(u)} m" if np.isfinite(u) else "? m"], dtype=object)
     out = np.full(len(v), "? m", dtype=object)
     ok = np.isfinite(v)
     out[ok] = np.char.add(np.round(v[ok]).astype(np.int64).astype(str), " m").astype(object)
@@ -191,5 +235,6 @@ __all__ = [
     "fmt_m",
     "incertitudes",
     "motifs_marge",
+    "rounded",
     "type_position_normalise",
 ]

@@ -22,7 +22,7 @@ from qpv_geo.eligibility._geometry import K_AUTRE as _K_AUTRE
 from qpv_geo.eligibility._geometry import K_QPV as _K_QPV
 from qpv_geo.eligibility._geometry import K_QVA as _K_QVA
 from qpv_geo.eligibility._lost_qpv import motifs_perdus, perdus_proches
-from qpv_geo.eligibility.margins import fmt_m, fmt_metres, motifs_marge
+from qpv_geo.eligibility.margins import fmt_m, fmt_metres, motifs_marge, rounded
 from qpv_geo.geocoding import MOTIF_DEMO, reliability_issues
 from qpv_geo.geocoding.consistency import as_housenumber
 from qpv_geo.reference import countries as _pays
@@ -146,8 +146,9 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
                   columns: bool = False) -> Any:
     """The verdict table (:data:`VERDICT_COLUMNS`) with its French reasons, from raw codes.
 
-    ``columns=True`` (points without geocoding only): the columns as a dict of arrays, without
-    building a DataFrame (the single-point path).
+    ``columns=True`` (the single-point path): the columns as a dict of arrays, without
+    building a DataFrame, unless a rule needs the table (a commune written outside the
+    territory, a street in several communes): then the DataFrame.
     """
     n = len(c.status)
     status = c.status.copy()
@@ -284,16 +285,17 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
 
     cols = colonnes_du_verdict(self, c, status, motifs, unc, lon, lat, mots, insee=insee,
                                libcom=libcom, voies=voies)
-    if columns and geocodes is None:
-        return cols
+    ambiguous = geocodes is not None and any(g is not None and g.alternatives and g.found
+                                             and not g.hors_territoire for g in geocodes)
+    if columns and not written_out.any() and not ambiguous:
+        return {**cols, **geo_extra}
     frame = pd.DataFrame(cols)
     for k, v in geo_extra.items():
         frame[k] = v
     if written_out.any():
         _written_outside(frame, written_out, geocodes or ())
-    if geocodes is not None and any(g is not None and g.alternatives and g.found
-                                    and not g.hors_territoire for g in geocodes):
-        _ambiguous(self, frame, geocodes)
+    if ambiguous:
+        _ambiguous(self, frame, geocodes or ())
     return frame
 
 
@@ -302,6 +304,11 @@ def perimetre_retenu(prec_edge: Any, prec_zone: Any, prec_near: Any, defaut: flo
     """The edge precision (m) in a verdict's margin: that of the edge that makes it uncertain,
     else of the perimeter it is in, else of the nearest QPV, else ``defaut`` (NaN: no such
     part). Arrays or numbers."""
+    if isinstance(prec_edge, float):  # one point: the same choice on Python numbers
+        for value in (prec_edge, prec_zone, prec_near):
+            if not math.isnan(value):
+                return value
+        return defaut
     perim = np.where(np.isnan(prec_edge), prec_zone, prec_edge)
     perim = np.where(np.isnan(perim), prec_near, perim)
     return np.where(np.isnan(perim), defaut, perim)
@@ -312,6 +319,11 @@ def distance_retenue(zone: Any, zone_s: Any, uncertain: Any, edge_s: Any, near_p
     """The signed distance a verdict reports (``distance_bord_m``): to the edge of the zone it
     is in, else to the edge that makes it uncertain, else to the nearest QPV (-1 / NaN: none).
     Arrays or numbers."""
+    if isinstance(zone, int):  # one point: the same choice on Python numbers
+        value = zone_s if zone >= 0 else math.nan
+        if uncertain and zone < 0:
+            value = edge_s
+        return near_s if math.isnan(value) and near_part >= 0 else value
     dist = np.where(zone >= 0, zone_s, np.nan)
     dist = np.where(uncertain & (zone < 0), edge_s, dist)
     return np.where(np.isnan(dist) & (near_part >= 0), near_s, dist)
@@ -349,7 +361,7 @@ def motifs_du_lieu(self: Engine, c: Classification, motifs: np.ndarray, status: 
     z = c.zone
     zk = zkind[z]
     zone_code, zone_name = codes[z], names[z]
-    dist = c.dist.round(1)
+    dist = rounded(c.dist, 1)
     base = c.status
     usable = c.bad == 0
 
@@ -407,7 +419,7 @@ def motifs_du_lieu(self: Engine, c: Classification, motifs: np.ndarray, status: 
     if _some(near_pt):
         add(near_pt, "QPV le plus proche : " + codes[c.near_zone[near_pt]].astype(str)
             + " « " + names[c.near_zone[near_pt]].astype(str) + " » à "
-            + fmt_m(c.near_dist[near_pt].round(0)))
+            + fmt_m(rounded(c.near_dist[near_pt], 0)))
     if _some(near_c):
         add(near_c, "QPV le plus proche du centre de la commune : "
             + codes[c.near_zone[near_c]].astype(str) + " « "
@@ -443,7 +455,7 @@ def colonnes_du_verdict(self: Engine, c: Classification, status: np.ndarray, mot
     libcom = com_names[c.commune] if libcom is None else libcom
     zk = zkind[c.zone]
     zone_code, zone_name = codes[c.zone], names[c.zone]
-    dist = c.dist.round(1)
+    dist = rounded(c.dist, 1)
     usable = c.bad == 0
     candidat = np.where(unc, codes[c.edge_zone], None)
     if voies is not None:  # a street partly in, or along, a QPV: that QPV is the candidate
@@ -465,20 +477,20 @@ def colonnes_du_verdict(self: Engine, c: Classification, status: np.ndarray, mot
         "insee_com": insee,
         "lib_com": libcom,
         "distance_bord_m": dist,
-        "marge_m": c.marge.round(1),
+        "marge_m": rounded(c.marge, 1),
         "marge_motif": motifs_marge(c.marge, c.perimetre, c.incertitude,
                                     np.full(n, "position", dtype=object) if mots is None
                                     else mots, self.marge_m is not None),
         "code_qp_proche": np.where(is_outside_q, codes[c.near_zone], None),
         "lib_qp_proche": np.where(is_outside_q, names[c.near_zone], None),
-        "distance_qp_proche_m": np.where(is_outside_q, c.near_dist.round(1), np.nan),
+        "distance_qp_proche_m": np.where(is_outside_q, rounded(c.near_dist, 1), np.nan),
         "candidat_autre_cote": candidat,
         "motifs": motifs,
         "donnees": donnees,
-        "lon": np.where(usable, np.asarray(lon, float).round(7), np.nan),
-        "lat": np.where(usable, np.asarray(lat, float).round(7), np.nan),
-        "x_l93": x.round(2),
-        "y_l93": y.round(2),
+        "lon": np.where(usable, rounded(np.asarray(lon, float), 7), np.nan),
+        "lat": np.where(usable, rounded(np.asarray(lat, float), 7), np.nan),
+        "x_l93": rounded(x, 2),
+        "y_l93": rounded(y, 2),
     }
 
 

@@ -18,6 +18,7 @@ figures as written: « 45.41, 4.39 » is a cell of 0.01° — ± 556 m in latitu
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -101,6 +102,8 @@ def demi_pas_decimales(values: object) -> np.ndarray:
     fewest decimals that write each float exactly. A number does not keep its trailing zeros
     (« 45.40 » is 45.4): text read by :func:`parse_coordinates` counts its own digits."""
     v = np.asarray(values, dtype=np.float64)
+    if v.size == 1:  # one point (the web page, check): the same steps on a Python float
+        return np.full(v.shape, _demi_pas_un(float(v.flat[0])))
     out = np.full(v.shape, 0.5 * 10.0 ** -_DECIMALES_MAX)
     todo = np.isfinite(v) & (np.abs(v) < 1e6)
     v = np.where(todo, v, 0.0)
@@ -111,6 +114,18 @@ def demi_pas_decimales(values: object) -> np.ndarray:
         if not todo.any():
             break
     return out
+
+
+def _demi_pas_un(v: float) -> float:
+    """:func:`demi_pas_decimales` of one number, bit for bit: ``np.round(v, d)`` is
+    ``rint(v * 10**d) / 10**d``, and Python's ``round`` rounds half to even like ``rint``."""
+    if not (math.isfinite(v) and abs(v) < 1e6):
+        return 0.5 * 10.0 ** -_DECIMALES_MAX
+    for d in range(_DECIMALES_MAX):
+        f = 10.0 ** d
+        if abs(round(v * f) / f - v) <= 1e-10:
+            return 0.5 * 10.0 ** -d
+    return 0.5 * 10.0 ** -_DECIMALES_MAX
 
 
 def demi_pas_textes(texts: object) -> np.ndarray:

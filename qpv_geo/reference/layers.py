@@ -340,6 +340,11 @@ class Reference:
     @property
     def notes(self) -> list[str]:
         """Warnings every verdict, export and map must show."""
+        return list(self._notes)
+
+    @cached_property
+    def _notes(self) -> tuple[str, ...]:
+        """:attr:`notes`, worked out once (every single verdict carries them)."""
         notes = []
         if self.demo:
             notes.append(NOTE_DEMO)
@@ -356,7 +361,7 @@ class Reference:
             notes.append("QVA : aucun périmètre importé (liste seulement)"
                          if profil(self.territoire).qva else "QVA : aucun périmètre installé "
                          "pour ce territoire")
-        return notes + list(self.notes_territoire)
+        return (*notes, *self.notes_territoire)
 
     @cached_property
     def version(self) -> str:
