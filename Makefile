@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 OUT    ?= out/demo
 
 .PHONY: demo test lock install install-dev system-deps bench-deps lint bench bench-geocoding bench-geocoding-debit bench-batch \
-        bench-maps bench-web bench-verdicts bench-registre bench-national clean notebook img-rapport img-verdict \
+        bench-maps bench-web bench-verdicts bench-registre bench-national bench-startup clean notebook img-rapport img-verdict \
         docs
 
 # Python packages come from the lock files (exact versions with their hashes, as tested);
@@ -121,6 +121,10 @@ img-verdict: install-dev system-deps
 
 bench-registre: install
 	$(PY) benchmarks/bench_registre.py
+
+# Start-up of `qpv-geo check` and `--help`, next to a bare geopandas + shapely script.
+bench-startup: install
+	$(PY) benchmarks/bench_startup.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache
