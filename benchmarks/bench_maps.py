@@ -16,6 +16,7 @@ Not a test: run ``make bench-maps`` (or ``.venv/bin/python benchmarks/bench_maps
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -131,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
         browser.close()
     base_small, base_flat, no_streets, target = results
+    print(f"Charge moyenne : {os.getloadavg()[0]:.1f} ({os.cpu_count()} cœurs) ; "
+          "rendus : médianes.")
     print()
     print(f"10× plus de sites (regroupés) : HTML ×{target['size_mb'] / base_small['size_mb']:.1f},"
           f" premier rendu ×{target['render_s'] / base_small['render_s']:.1f},"

@@ -20,6 +20,7 @@ Usage: ``.venv/bin/python benchmarks/bench_registre.py [--sites 100000]``.
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 import tempfile
@@ -142,6 +143,7 @@ def main() -> None:
               f"({mb_import / dump_mb:.1f}× le simple to_sql, {mb_import * 1e6 / args.sites:.0f}"
               f" octets/site), {mb_recheck:.1f} Mo après les deux revérifications.")
         print(f"Import : {res.sites} sites, {res.a_revoir} à revoir ; base = batch + to_sql.")
+        print(f"Charge moyenne : {os.getloadavg()[0]:.1f} ({os.cpu_count()} cœurs) ; un passage.")
 
 
 if __name__ == "__main__":
