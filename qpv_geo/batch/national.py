@@ -64,6 +64,8 @@ class NationalResult:
     duree_s: float
     sortie: Path
     synthese: dict[str, Any] = field(default_factory=dict)
+    #: Peak resident memory (MB) of each worker process that judged a block.
+    memoire_travailleurs_mo: list[float] = field(default_factory=list)
 
 
 def _imports() -> Any:
@@ -319,12 +321,12 @@ def _flag_swallowed(text: pd.DataFrame, sep: str) -> list[int]:
 def _part(block: _Block, kind: str, columns: list[str], skip: int, index: int, folder: str,
           fmt: str, mapping: Any, settings: Settings, sep: str, first: int = 2,
           table_ends: bool = True, input_sep: str = ";",
-          ) -> tuple[int, dict[str, int], float, int, list[int], int]:
+          ) -> tuple[int, dict[str, int], float, int, list[int], int, int]:
     """One block on a worker: read once, its rows numbered from ``first + block.offset``
     (blank rows counted, then dropped for CSV), judged by validate_sites, written as one part.
     Returns rows written, counts by status, peak memory (MB), rows read (not blank), the
-    lines a stray quote probably swallowed a row into, and the records parsed (blank ones
-    included: they check the offsets assumed from the line count)."""
+    lines a stray quote probably swallowed a row into, the records parsed (blank ones
+    included: they check the offsets assumed from the line count) and the worker's pid."""
 
     engine = engine_from_settings(settings)  # built once per worker process, then cached
     csv_input = kind == "csv"
@@ -348,7 +350,7 @@ def _part(block: _Block, kind: str, columns: list[str], skip: int, index: int, f
     else:
         _parquet_frame(machine_frame(out)).to_parquet(target, index=False)
     counts = {str(k): int(v) for k, v in out["status"].value_counts().items()}
-    return len(out), counts, _peak_mb(), len(text), swallowed, records
+    return len(out), counts, _peak_mb(), len(text), swallowed, records, os.getpid()
 
 
 def _warm(settings: Settings) -> tuple[str, list[str]]:
@@ -472,6 +474,9 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
         for d in done:
             statuts.update(d[1])
         lues = sum(d[3] for d in done)
+        peaks: dict[int, float] = {}
+        for d in done:
+            peaks[d[6]] = max(peaks.get(d[6], 0.0), d[2])
         swallowed = sorted(line for d in done for line in d[4])
         if written != lues:
             raise QpvGeoError(f"{lues} lignes lues mais {written} écrites : résultat abandonné.",
@@ -504,7 +509,8 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
                 cluster.close()
     return NationalResult(lignes_lues=lues, lignes_ecrites=written, parties=len(done),
                           statuts=dict(statuts), duree_s=time.perf_counter() - started,
-                          sortie=out, synthese=synthese)
+                          sortie=out, synthese=synthese,
+                          memoire_travailleurs_mo=sorted(peaks.values()))
 
 
 def _parser_error(path: Path, exc: Exception, first: int | None) -> InputFileError:
