@@ -439,7 +439,11 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
         added["porteur"] = column_text(frame, mapping.porteur)
     if mapping.action:
         added["action"] = column_text(frame, mapping.action)
-    extra = pd.DataFrame(added)
+    # Text columns stay Python strings (object): pandas 3 would convert them to Arrow
+    # strings here, and the writer back to Python strings (issue 24: a sixth of the CPU).
+    extra = pd.DataFrame({k: pd.Series(v, dtype=object, copy=False)
+                          if isinstance(v, np.ndarray) and v.dtype == object else v
+                          for k, v in added.items()})
     return pd.concat([out, extra], axis=1)
 
 
