@@ -404,7 +404,9 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
             gl[i], gp[i], gsrc[i] = d["geocodage_label"], d["geocodage_precision"], \
                 d["geocodage_source"] or None
             gs[i] = d["geocodage_score"] if g.found else np.nan
-    motifs = vcols["motifs"].astype(object).astype(str)
+    motifs = vcols["motifs"].astype(object)
+    if pd.api.types.infer_dtype(motifs, skipna=False) not in ("string", "empty"):
+        motifs = motifs.astype(str).astype(object)  # (not through fixed-width numpy text)
     both = (pre != "") & (motifs != "")
     motifs = np.where(both, pre + " ; " + motifs, np.where(pre != "", pre, motifs))
     status = vcols["status"].astype(object)
