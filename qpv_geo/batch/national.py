@@ -64,6 +64,9 @@ class NationalResult:
     duree_s: float
     sortie: Path
     synthese: dict[str, Any] = field(default_factory=dict)
+    #: Seconds from the first block submitted to the last written (no cluster start, no
+    #: engine build): what the number of workers divides.
+    calcul_s: float = 0.0
     #: Peak resident memory (MB) of each worker process that judged a block.
     memoire_travailleurs_mo: list[float] = field(default_factory=list)
 
@@ -235,16 +238,18 @@ def _numbered(blocks: list[_Block], rows: list[int] | None = None) -> list[_Bloc
 
 
 def _load(block: _Block, kind: str, columns: list[str], sep: str | None,
-          skip: int) -> pd.DataFrame:
+          skip: int) -> tuple[pd.DataFrame, bool]:
     """The block's rows, as the frame the single-process readers give (cells as text): read
-    once, CSV by pandas' C parser into Python strings (no Arrow string inference)."""
+    once, CSV by pandas' C parser into Python strings (no Arrow string inference); and
+    whether it may hold a cell with a NUL byte or a line break (CSV: a NUL in its bytes, or
+    fewer records than lines)."""
     if kind == "parquet":
         import pyarrow.parquet as pq
 
         table = pq.ParquetFile(block.path).read_row_groups(list(block.groups))
         frame = table.to_pandas()
         frame = frame[[c for c in frame.columns if str(c) in columns]]
-        return _as_text(frame)
+        return _as_text(frame), True
     with open(block.path, "rb") as fh:
         fh.seek(block.start)
         data = fh.read(block.length)
@@ -253,13 +258,13 @@ def _load(block: _Block, kind: str, columns: list[str], sep: str | None,
     options: dict[str, Any] = dict(sep=sep, dtype=object, keep_default_na=False,
                                    na_filter=False, skip_blank_lines=False)
     if not data:
-        return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns}), False
     if block.head:
         frame = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", header=skip, **options)
     else:
         frame = pd.read_csv(io.BytesIO(data), encoding="utf-8", header=None, names=columns,
                             index_col=False, **options)
-    return _as_text(frame)
+    return _as_text(frame), b"\x00" in data or len(frame) != block.rows
 
 
 def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
@@ -330,13 +335,13 @@ def _part(block: _Block, kind: str, columns: list[str], skip: int, index: int, f
 
     engine = engine_from_settings(settings)  # built once per worker process, then cached
     csv_input = kind == "csv"
-    text = _load(block, kind, columns, input_sep if csv_input else None, skip)
+    text, odd = _load(block, kind, columns, input_sep if csv_input else None, skip)
     records = len(text)
     text.index = pd.Index(np.arange(block.offset + first, block.offset + first + len(text),
                                     dtype=np.int64), name="ligne")
     if csv_input:
         text = text[_nonblank(text)]
-    swallowed = _flag_swallowed(text, input_sep) if csv_input else []
+    swallowed = _flag_swallowed(text, input_sep) if csv_input and odd else []
     result = validate_sites(text, mapping, settings=settings, engine=engine,
                             table_ends=table_ends)
     out = result.frame
@@ -455,6 +460,7 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
                                   mapping, settings, sep, first, i == len(blocks) - 1,
                                   in_sep, pure=False) for i in todo]
 
+        computing = time.perf_counter()
         try:
             done = client.gather(submit(list(range(len(blocks)))))
             records = [d[5] for d in done]
@@ -469,6 +475,7 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
                     done[i] = d
         except pd.errors.ParserError as exc:
             raise _parser_error(src, exc, first if len(blocks) == 1 else None) from None
+        calcul = time.perf_counter() - computing
         written = sum(d[0] for d in done)
         statuts: Counter[str] = Counter()
         for d in done:
@@ -510,7 +517,7 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
     return NationalResult(lignes_lues=lues, lignes_ecrites=written, parties=len(done),
                           statuts=dict(statuts), duree_s=time.perf_counter() - started,
                           sortie=out, synthese=synthese,
-                          memoire_travailleurs_mo=sorted(peaks.values()))
+                          calcul_s=calcul, memoire_travailleurs_mo=sorted(peaks.values()))
 
 
 def _parser_error(path: Path, exc: Exception, first: int | None) -> InputFileError:
