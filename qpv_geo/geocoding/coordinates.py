@@ -140,7 +140,8 @@ def _demi_pas_textes_np(cells: np.ndarray) -> np.ndarray:
                                                      ",", ""))
     ok = digits & ((seps == 0) | ((seps == 1) & (sep_at > 0) & (sep_at < length - 1)))
     d = np.minimum(np.where(seps == 1, length - 1 - sep_at, 0), _DECIMALES_MAX)
-    return np.where(ok, 0.5 * 10.0 ** -d.astype(np.float64), np.nan)
+    steps = np.array([0.5 * 10.0 ** -k for k in range(_DECIMALES_MAX + 1)])  # as one cell's
+    return np.where(ok, steps[d], np.nan)
 
 
 def _demi_pas_texte(text: str) -> float:
