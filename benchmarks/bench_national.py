@@ -1,24 +1,27 @@
-"""Benchmark of national files (make bench-national): ``batch --moteur dask`` on N points.
+"""Benchmark of national files (make bench-national): ``batch --territoire france`` on N points.
 
-N points (default 10,000,000; ``--rows``; seeded; one row in 997 without latitude): 80 % drawn
+N points (default 1,000,000; ``--rows``; seeded; one row in 997 without latitude): 80 % drawn
 uniformly over metropolitan France's bounding box, 20 % around the QPV 2024 (a QPV drawn at
 random among the 1,609, overseas included, and a point within about 1 km of it: addresses
 cluster in towns, and these are the points that cost the engine edge distances and margins),
-written as one CSV in a temporary folder, and validated with ``--territoire france`` by:
+written as one CSV and as partitioned Parquet (4 files, row groups of 100,000 rows) in a
+temporary folder, and validated with ``--territoire france`` by:
 
 * the single-process path (:func:`qpv_geo.batch.validate_file`, CSV → CSV, streamed);
-* the Dask path (:func:`qpv_geo.batch.national.validate_national`, CSV → partitioned CSV through the
-  same writer) on a ``LocalCluster`` of 1 and then 2 worker processes (one thread each);
-* a competent alternative for the bare question « in which QPV? »: pandas + geopandas
-  ``sjoin`` (points within the QPV, no margin, no reasons, no line accounting), whole file in
-  memory.
+* the Dask path (:func:`qpv_geo.batch.national.validate_national`, CSV → partitioned CSV through
+  the same writer) on a ``LocalCluster`` of 1 and then 2 worker processes (one thread each),
+  and on 2 workers reading the partitioned Parquet (→ partitioned Parquet);
+* the peer for the bare question « in which QPV? »: pandas + geopandas ``sjoin`` (points within
+  the QPV, no margin, no reasons, no distance, no nearest QPV), whole file in memory.
 
-Every measurement runs in its own Python process and reports its wall time and peak RSS
-(``VmHWM``); for Dask, the peak of each worker process (the largest is printed) and of the
-driver. Rows/s include reading, judging and writing, and the engine build (a few seconds).
-The machine's core count is printed: on 2 cores, 2 workers cannot give more than 2×.
+``--rounds`` interleaved rounds (each path once per round, each run in its own Python
+process); medians are printed, with each ratio against its peer measured in the same run
+(single process against sjoin; 2 workers against 1, end to end and on the blocks' compute
+alone), the peak RSS of each process (``VmHWM``; every Dask worker's), the load average at
+start and end, and whether the Dask CSV parts put end to end are the single-process output
+byte for byte. On 2 cores shared with other work, 2 workers cannot give 2×.
 
-Usage: ``.venv/bin/python benchmarks/bench_national.py [--rows 10000000] [--blocksize 8MB]``.
+Usage: ``.venv/bin/python benchmarks/bench_national.py [--rows 1000000] [--rounds 3]``.
 """
 
 from __future__ import annotations

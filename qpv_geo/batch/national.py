@@ -1,16 +1,20 @@
 """National files on Dask: ``qpv-geo batch FICHIER --moteur dask``.
 
 A CSV or Parquet file (or a folder of them, partitioned) too large for one machine's memory is
-read by :mod:`dask.dataframe` in partitions; each partition goes, on a worker, through the SAME
-code as the single-process path (:func:`qpv_geo.batch.validate_sites`: the same engine, the same
-column mapping, the same reasons; geocoding per partition with its cache) and is written as one
-part of a partitioned output (Parquet, or CSV through the single-process CSV writer). Every input
-row comes out once, with its line number (``ligne``), the one the single-process reader gives:
-the CSV record's number in the file, header included, counting the blank lines (empty, spaces or
+cut into blocks — byte ranges of a CSV cut at line ends (at least two per worker, ``blocksize``
+at most), or the row groups of a Parquet file — and each block is read once, on a worker, and
+goes through the SAME code as the single-process path (:func:`qpv_geo.batch.validate_sites`:
+the same engine, built once per worker process and never pickled with a task; the same column
+mapping, the same reasons; geocoding per block with its cache) and is written as one part of a
+partitioned output (Parquet, or CSV through the single-process CSV writer). Every input row
+comes out once, with its line number (``ligne``), the one the single-process reader gives: the
+CSV record's number in the file, header included, counting the blank lines (empty, spaces or
 separators only) and the titles above the header that both paths skip — the header is found by
-the same rule, and each partition keeps its blank rows until its rows are numbered, then drops
-them; for Parquet, position + 2. Memory per worker is bounded by the
-partition size (``blocksize`` for CSV, the row groups for Parquet).
+the same rule, and each block keeps its blank rows until its rows are numbered, then drops
+them; for Parquet, position + 2. A block's first number comes from a count of the line ends
+before it (C speed, no parsing; Parquet: the row counts in the files' metadata); when a quoted
+cell holds a line break, the blocks after it are numbered again from the records parsed.
+Memory per worker is bounded by the block size.
 
 The output folder is written under a temporary name and renamed when every part is complete:
 an interrupted run leaves no half-written result.
