@@ -453,9 +453,14 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
     tmp = out.with_name(f".{out.name}.partiel-{os.getpid()}")
     try:
         tmp.mkdir()
-        # The engine is built in each worker process (cached there), never pickled: the first
-        # task says the data's version, and a bad territory fails before any block is read.
-        version, notes = client.submit(_warm, settings, pure=False).result()
+        # The engine is built in each worker process (cached there), never pickled: the
+        # warm-up says the data's version, and a bad territory fails before any block is read.
+        # Every worker builds it before the first block (in parallel).
+        warm = [client.submit(_warm, settings, pure=False, workers=[w],
+                              allow_other_workers=False)
+                for w in client.scheduler_info()["workers"]] or \
+            [client.submit(_warm, settings, pure=False)]
+        version, notes = client.gather(warm)[0]
         in_sep = sep_in or ";"
         skip = first - 2 if kind == "csv" else 0
 
