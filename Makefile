@@ -97,9 +97,10 @@ bench-batch: install
 	$(PY) benchmarks/bench_batch.py
 
 # National file on Dask (1 and 2 local workers) vs the single-process path: make bench-national N=1000000
-N ?= 10000000
+N ?= 1000000
+ROUNDS ?= 3
 bench-national: install-dev
-	$(PY) benchmarks/bench_national.py --rows $(N)
+	$(PY) benchmarks/bench_national.py --rows $(N) --rounds $(ROUNDS)
 
 bench-maps: install-dev system-deps
 	$(PY) benchmarks/bench_maps.py

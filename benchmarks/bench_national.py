@@ -1,24 +1,27 @@
-"""Benchmark of national files (make bench-national): ``batch --moteur dask`` on N points.
+"""Benchmark of national files (make bench-national): ``batch --territoire france`` on N points.
 
-N points (default 10,000,000; ``--rows``; seeded; one row in 997 without latitude): 80 % drawn
+N points (default 1,000,000; ``--rows``; seeded; one row in 997 without latitude): 80 % drawn
 uniformly over metropolitan France's bounding box, 20 % around the QPV 2024 (a QPV drawn at
 random among the 1,609, overseas included, and a point within about 1 km of it: addresses
 cluster in towns, and these are the points that cost the engine edge distances and margins),
-written as one CSV in a temporary folder, and validated with ``--territoire france`` by:
+written as one CSV and as partitioned Parquet (4 files, row groups of 100,000 rows) in a
+temporary folder, and validated with ``--territoire france`` by:
 
 * the single-process path (:func:`qpv_geo.batch.validate_file`, CSV → CSV, streamed);
-* the Dask path (:func:`qpv_geo.batch.national.validate_national`, CSV → partitioned CSV through the
-  same writer) on a ``LocalCluster`` of 1 and then 2 worker processes (one thread each);
-* a competent alternative for the bare question « in which QPV? »: pandas + geopandas
-  ``sjoin`` (points within the QPV, no margin, no reasons, no line accounting), whole file in
-  memory.
+* the Dask path (:func:`qpv_geo.batch.national.validate_national`, CSV → partitioned CSV through
+  the same writer) on a ``LocalCluster`` of 1 and then 2 worker processes (one thread each),
+  and on 2 workers reading the partitioned Parquet (→ partitioned Parquet);
+* the peer for the bare question « in which QPV? »: pandas + geopandas ``sjoin`` (points within
+  the QPV, no margin, no reasons, no distance, no nearest QPV), whole file in memory.
 
-Every measurement runs in its own Python process and reports its wall time and peak RSS
-(``VmHWM``); for Dask, the peak of each worker process (the largest is printed) and of the
-driver. Rows/s include reading, judging and writing, and the engine build (a few seconds).
-The machine's core count is printed: on 2 cores, 2 workers cannot give more than 2×.
+``--rounds`` interleaved rounds (each path once per round, each run in its own Python
+process); medians are printed, with each ratio against its peer measured in the same run
+(single process against sjoin; 2 workers against 1, end to end and on the blocks' compute
+alone), the peak RSS of each process (``VmHWM``; every Dask worker's), the load average at
+start and end, and whether the Dask CSV parts put end to end are the single-process output
+byte for byte. On 2 cores shared with other work, 2 workers cannot give 2×.
 
-Usage: ``.venv/bin/python benchmarks/bench_national.py [--rows 10000000] [--blocksize 8MB]``.
+Usage: ``.venv/bin/python benchmarks/bench_national.py [--rows 1000000] [--rounds 3]``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +84,28 @@ def generate(path: Path, n: int, chunk: int = 1_000_000) -> None:
             frame.to_csv(fh, sep=";", index=False, header=False)
 
 
+def to_parquet_parts(src: Path, folder: Path, files: int = 4, group: int = 100_000) -> None:
+    """The bench file as partitioned Parquet: ``files`` files of row groups of ``group`` rows,
+    every cell as text (as the CSV is read)."""
+    frame = pd.read_csv(src, sep=";", dtype=str, keep_default_na=False)
+    folder.mkdir()
+    step = -(-len(frame) // files)
+    for k in range(files):
+        frame.iloc[k * step:(k + 1) * step].to_parquet(folder / f"part-{k:03d}.parquet",
+                                                       index=False, row_group_size=group)
+
+
+def same_bytes(mono: Path, parts: Path) -> bool:
+    """The single-process CSV, byte for byte, against the parts put end to end (each part's
+    header, and its BOM, said once)."""
+    files = sorted(parts.glob("partie-*.csv"))
+    joined = bytearray(files[0].read_bytes())
+    for f in files[1:]:
+        data = f.read_bytes()
+        joined += data[data.index(b"\n") + 1:]
+    return bytes(joined) == mono.read_bytes()
+
+
 def run(code: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(code)],
@@ -89,68 +115,104 @@ def run(code: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def measures(src: Path, pq: Path, d: Path, k: int, blocksize: str) -> dict[str, dict]:
+    """One round: every path once, each in its own process."""
+    results = {}
+    results["mono-processus"] = run(f"""
+        from qpv_geo.batch import validate_file
+        from qpv_geo.settings import Settings
+        r = validate_file({str(src)!r}, {str(d / f'mono{k}.csv')!r},
+                          settings=Settings.from_env(territoire='france'), progress=False)
+        print(json.dumps({{'s': time.perf_counter() - t0, 'rows': r.summary['lignes_ecrites'],
+                          'peak': vmhwm()}}))
+        """)
+    results["geopandas sjoin"] = run(f"""
+        import geopandas as gpd, pandas as pd
+        from qpv_geo.reference.territories import qpv_france
+        qpv, _ = qpv_france()
+        df = pd.read_csv({str(src)!r}, sep=';')
+        ok = df['lat'].notna()
+        pts = gpd.GeoDataFrame(df[ok], geometry=gpd.points_from_xy(df.loc[ok, 'lon'],
+                               df.loc[ok, 'lat']), crs=4326)
+        j = gpd.sjoin(pts, qpv[['code_qp', 'geometry']], predicate='within', how='left')
+        j.drop(columns='geometry').to_csv({str(d / f'sjoin{k}.csv')!r}, sep=';', index=False)
+        print(json.dumps({{'s': time.perf_counter() - t0, 'rows': int(len(df)),
+                          'peak': vmhwm()}}))
+        """)
+    for workers, path, name in ((1, src, "csv"), (2, src, "csv"), (2, pq, "parquet")):
+        out = d / f"dask{workers}-{name}-{k}.{'csv' if name == 'csv' else 'parquet'}"
+        results[f"dask {workers} trav. ({name})"] = run(f"""
+            from qpv_geo.batch.national import validate_national
+            from qpv_geo.settings import Settings
+            r = validate_national({str(path)!r}, {str(out)!r},
+                                  settings=Settings.from_env(territoire='france'),
+                                  workers={workers}, blocksize={blocksize!r})
+            print(json.dumps({{'s': time.perf_counter() - t0, 'rows': r.lignes_ecrites,
+                              'peak': max(r.memoire_travailleurs_mo), 'calc': r.calcul_s,
+                              'workers': r.memoire_travailleurs_mo,
+                              'driver': vmhwm(), 'parts': r.parties}}))
+            """)
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=int(os.environ.get("N", 10_000_000)))
+    ap.add_argument("--rows", type=int, default=int(os.environ.get("N", 1_000_000)))
     ap.add_argument("--blocksize", default="8MB")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     args = ap.parse_args()
     n = args.rows
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load0 = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-national-") as tmp:
         d = Path(tmp)
         src = d / "france.csv"
         generate(src, n)
-        print(f"{n:,} points".replace(",", " ") + f" ; {src.stat().st_size / 1e6:.0f} Mo de "
-              f"CSV ; {os.cpu_count()} cœurs ; blocs dask de {args.blocksize}")
-        results = {}
-        results["mono-processus"] = run(f"""
-            from qpv_geo.batch import validate_file
-            from qpv_geo.settings import Settings
-            r = validate_file({str(src)!r}, {str(d / 'mono.csv')!r},
-                              settings=Settings.from_env(territoire='france'), progress=False)
-            print(json.dumps({{'s': time.perf_counter() - t0, 'rows': r.summary['lignes_ecrites'],
-                              'peak': vmhwm()}}))
-            """)
-        for workers in (1, 2):
-            results[f"dask {workers} travailleur(s)"] = run(f"""
-                from qpv_geo.batch.national import validate_national
-                from qpv_geo.settings import Settings
-                r = validate_national({str(src)!r}, {str(d / f'dask{workers}.csv')!r},
-                                      settings=Settings.from_env(territoire='france'),
-                                      workers={workers}, blocksize={args.blocksize!r})
-                print(json.dumps({{'s': time.perf_counter() - t0, 'rows': r.lignes_ecrites,
-                                  'peak': r.synthese['memoire_max_travailleur_mo'],
-                                  'driver': vmhwm(), 'parts': r.parties}}))
-                """)
-        results["alternative geopandas sjoin"] = run(f"""
-            import geopandas as gpd, pandas as pd
-            from qpv_geo.reference.territories import qpv_france
-            qpv, _ = qpv_france()
-            df = pd.read_csv({str(src)!r}, sep=';')
-            ok = df['lat'].notna()
-            pts = gpd.GeoDataFrame(df[ok], geometry=gpd.points_from_xy(df.loc[ok, 'lon'],
-                                   df.loc[ok, 'lat']), crs=4326)
-            j = gpd.sjoin(pts, qpv[['code_qp', 'geometry']], predicate='within', how='left')
-            j.drop(columns='geometry').to_csv({str(d / 'sjoin.csv')!r}, sep=';', index=False)
-            print(json.dumps({{'s': time.perf_counter() - t0, 'rows': int(len(df)),
-                              'peak': vmhwm()}}))
-            """)
-        same = (pd.read_csv(d / "mono.csv", sep=";", usecols=["ligne", "status", "code_qp"],
-                            dtype=str, encoding="utf-8-sig")
-                .equals(pd.concat([pd.read_csv(p, sep=";", usecols=["ligne", "status",
-                                                                        "code_qp"],
-                                               dtype=str, encoding="utf-8-sig")
-                                   for p in sorted((d / "dask2.csv").glob("partie-*.csv"))],
-                                  ignore_index=True)))
-    base = results["mono-processus"]["s"]
-    print(f"{'chemin':<30} {'durée s':>9} {'lignes/s':>11} {'vs mono':>8} "
-          f"{'pic Mo/proc.':>13} {'pic pilote Mo':>14}")
-    for name, r in results.items():
-        print(f"{name:<30} {r['s']:>9.1f} {r['rows'] / r['s']:>11,.0f} {base / r['s']:>7.2f}× "
-              f"{r['peak']:>13,.0f} {r.get('driver', float('nan')):>14,.0f}"
-              .replace(",", " "))
-    print(f"parties dask : {results['dask 2 travailleur(s)']['parts']} ; statut/code identiques "
-          f"mono vs dask 2 : {'oui' if same else 'NON'}")
-    print("geopandas sjoin : appartenance seule (ni marge, ni motifs, ni bornes mémoire).")
+        pq = d / "france-parquet"
+        to_parquet_parts(src, pq)
+        print(f"{started} ; {n:,} points".replace(",", " ")
+              + f" ; {src.stat().st_size / 1e6:.0f} Mo de CSV, {len(list(pq.glob('*')))} "
+              f"fichiers Parquet ; {os.cpu_count()} cœurs ; blocs dask ≤ {args.blocksize} ; "
+              f"{args.rounds} tours entrelacés")
+        rounds = [measures(src, pq, d, k, args.blocksize) for k in range(args.rounds)]
+        load1 = os.getloadavg()
+        identical = all(same_bytes(d / f"mono{k}.csv", d / f"dask{w}-csv-{k}.csv")
+                        for k in range(args.rounds) for w in (1, 2))
+        mono = pd.read_csv(d / "mono0.csv", sep=";", usecols=["ligne", "status", "code_qp"],
+                           dtype=str, encoding="utf-8-sig")
+        pq_out = pd.concat([pd.read_parquet(p, columns=["ligne", "status", "code_qp"])
+                            for p in sorted((d / "dask2-parquet-0.parquet").glob("*.parquet"))],
+                           ignore_index=True)
+        pq_same = (mono["ligne"].astype(int).tolist() == pq_out["ligne"].astype(int).tolist()
+                   and mono["status"].tolist() == pq_out["status"].tolist()
+                   and mono["code_qp"].fillna("").tolist() == pq_out["code_qp"].fillna("")
+                   .tolist())
+    med = {name: {"s": float(np.median([r[name]["s"] for r in rounds])),
+                  **{k: v for k, v in rounds[0][name].items() if k != "s"}}
+           for name in rounds[0]}
+    print(f"{'chemin':<26} {'durée s (méd.)':>15} {'lignes/s':>10} {'pic Mo/proc.':>13} "
+          f"{'pic pilote Mo':>14}")
+    for name, r in med.items():
+        print(f"{name:<26} {r['s']:>15.1f} {r['rows'] / r['s']:>10,.0f} {r['peak']:>13,.0f} "
+              f"{r.get('driver', float('nan')):>14,.0f}".replace(",", " "))
+    sj, mono_s = med["geopandas sjoin"], med["mono-processus"]
+    print(f"mono-processus (verdict complet) / sjoin (appartenance seule) : "
+          f"{sj['s'] / mono_s['s'] * mono_s['rows'] / sj['rows']:.2f}× le débit de sjoin")
+    per_round = [r["dask 1 trav. (csv)"]["s"] / r["dask 2 trav. (csv)"]["s"] for r in rounds]
+    calc = [r["dask 1 trav. (csv)"]["calc"] / r["dask 2 trav. (csv)"]["calc"] for r in rounds]
+    print(f"dask 2 travailleurs / 1 travailleur : {np.median(per_round):.2f}× de bout en bout "
+          f"(médiane ; tours " + ", ".join(f"{x:.2f}" for x in per_round) + f") ; "
+          f"{np.median(calc):.2f}× sur le calcul des blocs (sans démarrage de la grappe ni "
+          "construction du moteur ; tours " + ", ".join(f"{x:.2f}" for x in calc) + ")")
+    pw = med["dask 2 trav. (parquet)"]["workers"]
+    print("Parquet partitionné, LocalCluster 2 processus : pic par travailleur "
+          + " / ".join(f"{x:.0f}" for x in pw) + " Mo")
+    print(f"sorties dask CSV = mono-processus octet pour octet : {'oui' if identical else 'NON'} ;"
+          f" dask Parquet : ligne/statut/code identiques : {'oui' if pq_same else 'NON'}")
+    print(f"charge (loadavg 1/5/15 min) : début {load0[0]:.2f}/{load0[1]:.2f}/{load0[2]:.2f}, "
+          f"fin {load1[0]:.2f}/{load1[1]:.2f}/{load1[2]:.2f}")
+    print("geopandas sjoin : appartenance seule (ni marge, ni motifs, ni distance, ni QPV le "
+          "plus proche).")
 
 
 if __name__ == "__main__":

@@ -565,3 +565,42 @@ def test_one_geocoded_address_gets_the_batch_row(engine: Engine) -> None:
     for i, g in enumerate(geocodes):
         assert engine.judge_point(geocode=g).to_dict() == \
             engine._verdict(frame.iloc[i], g).to_dict(), g.label
+
+
+def test_national_signed_distances_without_a_loop_by_part_are_the_same_values() -> None:
+    """Issue 24: on the national layer (1,600+ parts, a handful of pairs each) the signed
+    distances come from the flat path; the same floating-point values as evaluating every
+    segment of each pair's part."""
+    from qpv_geo.eligibility import _geometry
+    from qpv_geo.eligibility.factory import engine_from_settings
+    from qpv_geo.settings import Settings
+
+    engine = engine_from_settings(Settings.from_env(territoire="france"))
+    parts = engine.parts
+    rng = np.random.default_rng(24)
+    pj = rng.integers(0, len(parts.kind), 6000)
+    b = parts.bounds[pj]
+    # around each part's box: inside, on, and up to 3 km beyond its edges
+    x = rng.uniform(b[:, 0] - 3000, b[:, 2] + 3000)
+    y = rng.uniform(b[:, 1] - 3000, b[:, 3] + 3000)
+    assert len(np.unique(pj)) >= _geometry._MANY_GROUPS
+    got = _geometry.signed_distance(parts, x, y, pj)
+    want = _geometry.signed_distance_all(parts, x, y, pj)
+    np.testing.assert_array_equal(got, want)
+    assert (got > 0).any() and (got < 0).any()
+
+
+def test_decimal_steps_of_many_cells_follow_the_one_cell_rule() -> None:
+    """Issue 24: the half decimal step of coordinate texts, vectorised, gives what the rule
+    of one cell gives — signs, comma or point, spaces, Unicode digits, junk."""
+    from qpv_geo.geocoding import coordinates
+
+    rng = np.random.default_rng(7)
+    alphabet = [*"4507.,-+ a\t\n", "\u0664", "\u00b2", "\u00a0", "\x1c"]
+    cells = ["".join(rng.choice(alphabet, int(rng.integers(0, 8)))) for _ in range(20000)]
+    cells += ["45.40", "-4.123456789", "+0,5", "45", "45.", ".5", "4-5", "1.2.3", " 7 "]
+    got = coordinates.demi_pas_textes(np.array(cells, dtype=object))
+    want = np.array([coordinates.demi_pas_textes(np.array([c], dtype=object))[0]
+                     for c in cells])
+    np.testing.assert_array_equal(got, want)
+    assert np.isfinite(got).sum() > 1000

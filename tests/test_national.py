@@ -183,3 +183,43 @@ def test_dask_removes_nul_bytes_and_says_so(tmp_path, client) -> None:
     assert "\x00" not in (tmp_path / "out.csv" / "partie-00000.csv").read_text(encoding="utf-8")
     assert parts.loc[0, "Porteur"] == "Asso A" and "NUL supprimés" in parts.loc[0, "motifs"]
     assert "NUL" not in parts.loc[1, "motifs"]
+
+
+def test_dask_numbers_rows_after_a_quoted_line_break_as_single_process(tmp_path, client,
+                                                                        france) -> None:
+    """A quoted cell holding a line break in the first block: the line count assumed it two
+    records; the blocks after it are numbered again from the records parsed (issue 24)."""
+    sites = _sites(4000, seed=6)
+    sites.loc[10, "nom"] = "site\nsur deux lignes"
+    sites.loc[2500, "nom"] = "autre\r\nsite ; coupé"
+    src = tmp_path / "coupures.csv"
+    sites.to_csv(src, sep=";", index=False)
+    validate_file(src, tmp_path / "single.csv", settings=france, progress=False)
+    res = validate_national(src, tmp_path / "out.csv", settings=france, client=client,
+                            blocksize="16kB")
+    single = pd.read_csv(tmp_path / "single.csv", sep=";", dtype=str, keep_default_na=False,
+                         encoding="utf-8-sig")
+    parts = read_parts(tmp_path / "out.csv")
+    assert res.parties >= 5 and res.lignes_ecrites == len(sites)
+    # (the single-process reader also says where a cell holds a line break)
+    same = [c for c in parts.columns if c not in ("motifs", "problème de lecture")]
+    pd.testing.assert_frame_equal(single[same], parts[same])
+
+
+def test_dask_parses_each_block_once(tmp_path, client, france, monkeypatch) -> None:
+    """Issue 24: the Dask path parsed every block twice (once to count its rows)."""
+    import qpv_geo.batch.national as national
+
+    calls: list[int] = []
+    load = national._load
+
+    def counting(block, *args):
+        calls.append(block.start)
+        return load(block, *args)
+
+    monkeypatch.setattr(national, "_load", counting)
+    src = tmp_path / "s.csv"
+    _sites(3000).to_csv(src, sep=";", index=False)
+    res = validate_national(src, tmp_path / "out.csv", settings=france, client=client,
+                            blocksize="16kB")
+    assert res.parties >= 5 and sorted(calls) == sorted(set(calls)) and len(calls) == res.parties

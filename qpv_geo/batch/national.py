@@ -1,16 +1,20 @@
 """National files on Dask: ``qpv-geo batch FICHIER --moteur dask``.
 
 A CSV or Parquet file (or a folder of them, partitioned) too large for one machine's memory is
-read by :mod:`dask.dataframe` in partitions; each partition goes, on a worker, through the SAME
-code as the single-process path (:func:`qpv_geo.batch.validate_sites`: the same engine, the same
-column mapping, the same reasons; geocoding per partition with its cache) and is written as one
-part of a partitioned output (Parquet, or CSV through the single-process CSV writer). Every input
-row comes out once, with its line number (``ligne``), the one the single-process reader gives:
-the CSV record's number in the file, header included, counting the blank lines (empty, spaces or
+cut into blocks — byte ranges of a CSV cut at line ends (at least two per worker, ``blocksize``
+at most), or the row groups of a Parquet file — and each block is read once, on a worker, and
+goes through the SAME code as the single-process path (:func:`qpv_geo.batch.validate_sites`:
+the same engine, built once per worker process and never pickled with a task; the same column
+mapping, the same reasons; geocoding per block with its cache) and is written as one part of a
+partitioned output (Parquet, or CSV through the single-process CSV writer). Every input row
+comes out once, with its line number (``ligne``), the one the single-process reader gives: the
+CSV record's number in the file, header included, counting the blank lines (empty, spaces or
 separators only) and the titles above the header that both paths skip — the header is found by
-the same rule, and each partition keeps its blank rows until its rows are numbered, then drops
-them; for Parquet, position + 2. Memory per worker is bounded by the
-partition size (``blocksize`` for CSV, the row groups for Parquet).
+the same rule, and each block keeps its blank rows until its rows are numbered, then drops
+them; for Parquet, position + 2. A block's first number comes from a count of the line ends
+before it (C speed, no parsing; Parquet: the row counts in the files' metadata); when a quoted
+cell holds a line break, the blocks after it are numbered again from the records parsed.
+Memory per worker is bounded by the block size.
 
 The output folder is written under a temporary name and renamed when every part is complete:
 an interrupted run leaves no half-written result.
@@ -45,6 +49,10 @@ from qpv_geo.eligibility.factory import engine_from_settings
 from qpv_geo.exceptions import DaskError, InputFileError, QpvGeoError
 from qpv_geo.settings import Settings
 
+#: Files are cut into two blocks per worker at least, but no smaller than this (bytes) unless
+#: the block size asked for is smaller.
+_MIN_SPLIT = 1 << 20
+
 #: Output formats of the partitioned result (the output name's suffix).
 FORMATS = (".parquet", ".csv")
 
@@ -60,18 +68,22 @@ class NationalResult:
     duree_s: float
     sortie: Path
     synthese: dict[str, Any] = field(default_factory=dict)
+    #: Seconds from the first block submitted to the last written (no cluster start, no
+    #: engine build): what the number of workers divides.
+    calcul_s: float = 0.0
+    #: Peak resident memory (MB) of each worker process that judged a block.
+    memoire_travailleurs_mo: list[float] = field(default_factory=list)
 
 
 def _imports() -> Any:
     try:
         import dask
-        import dask.dataframe as dd
         import distributed
     except ImportError as exc:
         raise DaskError("Le moteur dask n'est pas installé.",
                         hint="Installez l'extra national : pip install 'qpv-geo[national]'.") \
             from exc
-    return dask, dd, distributed
+    return dask, distributed
 
 
 def _input_kind(path: Path) -> str:
@@ -119,17 +131,88 @@ def _records_before_header(path: Path, sep: str) -> int:
     return header_index(head) or 0
 
 
-def _read(path: Path, kind: str, *, blocksize: str, sep: str | None,
-          header_line: int | None = None) -> tuple[Any, int]:
-    """The dask frame of the input, and the number of the first data line (CSV: header's
-    record + 1, blank records above it counted; Parquet: 2)."""
-    _, dd, _ = _imports()
+@dataclass(frozen=True)
+class _Block:
+    """One partition of the input, read by one task: a byte range of a CSV file cut at line
+    ends (``rows``: its physical lines, the header's and those above it excluded; a quoted
+    cell holding a line break makes the parsed records fewer), or row groups of a Parquet
+    file (``rows``: from the file's metadata). ``offset``: records of the blocks before it,
+    as first assumed."""
+
+    path: str
+    start: int
+    length: int
+    head: bool  # the file's first block (CSV: holds the header)
+    rows: int
+    offset: int = 0
+    groups: tuple[int, ...] = ()
+
+
+def _csv_blocks(files: list[Path], blocksize: int, skip: int) -> list[_Block]:
+    """The byte ranges of each CSV file, cut at the first line end after each ``blocksize``,
+    with their line counts: one C-speed count of line ends (no parsing); the rows themselves
+    are parsed once, by the tasks."""
+    blocks: list[_Block] = []
+    for f in files:
+        pos = 0
+        with open(f, "rb") as fh:
+            while True:
+                data = fh.read(blocksize)
+                if not data:
+                    break
+                if not data.endswith(b"\n"):
+                    data += fh.readline()
+                lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+                head = pos == 0
+                blocks.append(_Block(str(f), pos, len(data), head,
+                                     max(0, lines - (skip + 1 if head else 0))))
+                pos += len(data)
+        if pos == 0:
+            blocks.append(_Block(str(f), 0, 0, True, 0))
+    return blocks
+
+
+def _parquet_blocks(files: list[Path]) -> list[_Block]:
+    """One block per row group, its rows from the file's metadata (no data read)."""
+    import pyarrow.parquet as pq
+
+    blocks = []
+    for f in files:
+        meta = pq.read_metadata(f)
+        for g in range(meta.num_row_groups):
+            blocks.append(_Block(str(f), 0, 0, g == 0, meta.row_group(g).num_rows, groups=(g,)))
+        if meta.num_row_groups == 0:
+            blocks.append(_Block(str(f), 0, 0, True, 0))
+    return blocks
+
+
+def _size(blocksize: str | int) -> int:
+    if isinstance(blocksize, int):
+        return blocksize
+    from dask.utils import parse_bytes
+
+    return int(parse_bytes(blocksize))
+
+
+def _read(path: Path, kind: str, *, blocksize: int, sep: str | None,
+          header_line: int | None = None, workers: int = 1,
+          ) -> tuple[list[_Block], list[str], int, str | None]:
+    """The blocks of the input, its columns, the number of the first data line (CSV: header's
+    record + 1, blank records above it counted; Parquet: 2) and the CSV separator. Blocks are
+    at most ``blocksize`` and at least two per worker (partitions sized to the cores)."""
     try:
         if kind == "parquet":
-            return dd.read_parquet(str(path)), 2
+            import pyarrow.parquet as pq
+
+            files = [path] if path.is_file() else sorted(path.glob("*.parquet"))
+            blocks = _parquet_blocks(files)
+            columns = [str(c) for c in pq.read_schema(files[0]).names
+                       if not str(c).startswith("__index_level_")]
+            return _numbered(blocks), columns, 2, None
         sep = sep or _sniff_sep(path)
+        files = _csv_files(path)
         above = {f.name: (header_line - 1 if header_line else _records_before_header(f, sep))
-                 for f in _csv_files(path)}
+                 for f in files}
         if len(set(above.values())) > 1:
             raise InputFileError(
                 f"Dossier {path.name} : l'en-tête n'est pas à la même ligne dans tous les "
@@ -137,17 +220,55 @@ def _read(path: Path, kind: str, *, blocksize: str, sep: str | None,
                                                              above.items()) + ").",
                 hint="Retirez les lignes vides ou de titre au début des fichiers.")
         skip = next(iter(above.values()), 0)
-        pattern = str(path / "*.csv") if path.is_dir() else str(path)
-        # Blank rows are kept (skip_blank_lines=False) so that each partition numbers its rows
-        # as the single-process reader does; _part drops them.
-        frame = dd.read_csv(pattern, sep=sep, dtype=str, keep_default_na=False,
-                            na_filter=False, blocksize=blocksize, encoding="utf-8-sig",
-                            skip_blank_lines=False, header=skip)
-        return frame, skip + 2
+        columns = [str(c) for c in pd.read_csv(
+            files[0], sep=sep, dtype=object, keep_default_na=False, na_filter=False, nrows=0,
+            encoding="utf-8-sig", skip_blank_lines=False, header=skip).columns]
+        total = sum(f.stat().st_size for f in files)
+        size = max(1, min(blocksize, max(_MIN_SPLIT, -(-total // (2 * max(1, workers))))))
+        return _numbered(_csv_blocks(files, size, skip)), columns, skip + 2, sep
     except (OSError, ValueError) as exc:
         raise InputFileError(f"{path.name} : lecture impossible ({type(exc).__name__}).",
                              hint="Vérifiez que le fichier est un CSV (UTF-8) ou un Parquet "
                              "valide.") from exc
+
+
+def _numbered(blocks: list[_Block], rows: list[int] | None = None) -> list[_Block]:
+    """The blocks with their offsets: the records before them (``rows``: those parsed)."""
+    counts = rows if rows is not None else [b.rows for b in blocks]
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist() \
+        if blocks else []
+    return [_Block(b.path, b.start, b.length, b.head, b.rows, off, b.groups)
+            for b, off in zip(blocks, offsets, strict=True)]
+
+
+def _load(block: _Block, kind: str, columns: list[str], sep: str | None,
+          skip: int) -> tuple[pd.DataFrame, bool]:
+    """The block's rows, as the frame the single-process readers give (cells as text): read
+    once, CSV by pandas' C parser into Python strings (no Arrow string inference); and
+    whether it may hold a cell with a NUL byte or a line break (CSV: a NUL in its bytes, or
+    fewer records than lines)."""
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.ParquetFile(block.path).read_row_groups(list(block.groups))
+        frame = table.to_pandas()
+        frame = frame[[c for c in frame.columns if str(c) in columns]]
+        return _as_text(frame), True
+    with open(block.path, "rb") as fh:
+        fh.seek(block.start)
+        data = fh.read(block.length)
+    import io
+
+    options: dict[str, Any] = dict(sep=sep, dtype=object, keep_default_na=False,
+                                   na_filter=False, skip_blank_lines=False)
+    if not data:
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns}), False
+    if block.head:
+        frame = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", header=skip, **options)
+    else:
+        frame = pd.read_csv(io.BytesIO(data), encoding="utf-8", header=None, names=columns,
+                            index_col=False, **options)
+    return _as_text(frame), b"\x00" in data or len(frame) != block.rows
 
 
 def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
@@ -206,22 +327,25 @@ def _flag_swallowed(text: pd.DataFrame, sep: str) -> list[int]:
     return flagged
 
 
-def _part(frame: pd.DataFrame, offset: int, index: int, folder: str, fmt: str, mapping: Any,
-          settings: Settings, sep: str, first: int = 2, blank: bool = False,
+def _part(block: _Block, kind: str, columns: list[str], skip: int, index: int, folder: str,
+          fmt: str, mapping: Any, settings: Settings, sep: str, first: int = 2,
           table_ends: bool = True, input_sep: str = ";",
-          ) -> tuple[int, dict[str, int], float, int, list[int]]:
-    """One partition on a worker: its rows numbered from ``first + offset`` (blank rows
-    counted, then dropped when ``blank``), judged by validate_sites, written as one part.
-    Returns rows written, counts by status, peak memory (MB), rows read (not blank), and
-    the lines a stray quote probably swallowed a row into."""
+          ) -> tuple[int, dict[str, int], float, int, list[int], int, int]:
+    """One block on a worker: read once, its rows numbered from ``first + block.offset``
+    (blank rows counted, then dropped for CSV), judged by validate_sites, written as one part.
+    Returns rows written, counts by status, peak memory (MB), rows read (not blank), the
+    lines a stray quote probably swallowed a row into, the records parsed (blank ones
+    included: they check the offsets assumed from the line count) and the worker's pid."""
 
-    engine = engine_from_settings(settings)  # cached per worker
-    text = _as_text(frame)
-    text.index = pd.Index(np.arange(offset + first, offset + first + len(text),
+    engine = engine_from_settings(settings)  # built once per worker process, then cached
+    csv_input = kind == "csv"
+    text, odd = _load(block, kind, columns, input_sep if csv_input else None, skip)
+    records = len(text)
+    text.index = pd.Index(np.arange(block.offset + first, block.offset + first + len(text),
                                     dtype=np.int64), name="ligne")
-    if blank:
+    if csv_input:
         text = text[_nonblank(text)]
-    swallowed = _flag_swallowed(text, input_sep) if blank else []
+    swallowed = _flag_swallowed(text, input_sep) if csv_input and odd else []
     result = validate_sites(text, mapping, settings=settings, engine=engine,
                             table_ends=table_ends)
     out = result.frame
@@ -235,7 +359,14 @@ def _part(frame: pd.DataFrame, offset: int, index: int, folder: str, fmt: str, m
     else:
         _parquet_frame(machine_frame(out)).to_parquet(target, index=False)
     counts = {str(k): int(v) for k, v in out["status"].value_counts().items()}
-    return len(out), counts, _peak_mb(), len(text), swallowed
+    return len(out), counts, _peak_mb(), len(text), swallowed, records, os.getpid()
+
+
+def _warm(settings: Settings) -> tuple[str, list[str]]:
+    """Build (and cache) the engine in a worker before its first block; the data's version
+    and notes for the summary. A bad territory fails here, before any block is read."""
+    engine = engine_from_settings(settings)
+    return engine.reference.version, list(engine.reference.notes)
 
 
 def _peak_mb() -> float:
@@ -263,7 +394,7 @@ def _parquet_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _client(scheduler: str | None, workers: int, processes: bool) -> tuple[Any, Any]:
-    _, _, distributed = _imports()
+    _, distributed = _imports()
     if scheduler:
         try:
             return distributed.Client(scheduler, timeout="20s"), None
@@ -291,7 +422,7 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
     """Validate a CSV/Parquet file on Dask into a partitioned output folder (``.parquet`` or
     ``.csv`` suffix); see the module docstring."""
 
-    dask, _, _ = _imports()
+    _imports()
     settings = settings or Settings.from_env()
     src, out = Path(path), Path(output)
     fmt = out.suffix.lower()
@@ -308,14 +439,12 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
         raise InputFileError(f"Dossier de sortie introuvable : {out.parent}.",
                              hint="Créez-le ou choisissez un autre chemin.")
     kind = _input_kind(src)
-    ddf, first = _read(src, kind, blocksize=blocksize, sep=input_sep, header_line=header_line)
-    sep_in = input_sep or (_sniff_sep(src) if kind == "csv" else None)
-    columns = [str(c) for c in ddf.columns]
+    cores = len(client.scheduler_info()["workers"]) if client is not None else workers
+    blocks, columns, first, sep_in = _read(src, kind, blocksize=_size(blocksize),
+                                           sep=input_sep, header_line=header_line,
+                                           workers=cores)
     mapping = detect_columns(columns, mapping_overrides)
     check_mapping(mapping, columns, src.name, mapping_overrides)
-    # Build the engine once here: a bad territory or reference fails before any work.
-
-    engine = engine_from_settings(settings)
     started = time.perf_counter()
     own = client is None
     cluster = None
@@ -324,22 +453,46 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
     tmp = out.with_name(f".{out.name}.partiel-{os.getpid()}")
     try:
         tmp.mkdir()
-        try:
-            lengths = [int(n) for n in client.compute(ddf.map_partitions(len)).result()]
-        except pd.errors.ParserError as exc:
-            raise _parser_error(src, exc, first if ddf.npartitions == 1 else None) from None
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist()
-        parts = ddf.to_delayed()
+        # The engine is built in each worker process (cached there), never pickled: the
+        # warm-up says the data's version, and a bad territory fails before any block is read.
+        # Every worker builds it before the first block (in parallel).
+        warm = [client.submit(_warm, settings, pure=False, workers=[w],
+                              allow_other_workers=False)
+                for w in client.scheduler_info()["workers"]] or \
+            [client.submit(_warm, settings, pure=False)]
+        version, notes = client.gather(warm)[0]
         in_sep = sep_in or ";"
-        tasks = [dask.delayed(_part)(p, off, i, str(tmp), fmt, mapping, settings, sep, first,
-                                     kind == "csv", i == len(parts) - 1, in_sep)
-                 for i, (p, off) in enumerate(zip(parts, offsets, strict=True))]
-        done = client.gather(client.compute(tasks))
+        skip = first - 2 if kind == "csv" else 0
+
+        def submit(todo: list[int]) -> list[Any]:
+            return [client.submit(_part, blocks[i], kind, columns, skip, i, str(tmp), fmt,
+                                  mapping, settings, sep, first, i == len(blocks) - 1,
+                                  in_sep, pure=False) for i in todo]
+
+        computing = time.perf_counter()
+        try:
+            done = client.gather(submit(list(range(len(blocks)))))
+            records = [d[5] for d in done]
+            # A quoted cell holding a line break makes a block's records fewer than its
+            # lines: the blocks after it are numbered again from the records parsed.
+            fixed = _numbered(blocks, records)
+            again = [i for i, (b0, b1) in enumerate(zip(blocks, fixed, strict=True))
+                     if b0.offset != b1.offset]
+            if again:
+                blocks = fixed
+                for i, d in zip(again, client.gather(submit(again)), strict=True):
+                    done[i] = d
+        except pd.errors.ParserError as exc:
+            raise _parser_error(src, exc, first if len(blocks) == 1 else None) from None
+        calcul = time.perf_counter() - computing
         written = sum(d[0] for d in done)
         statuts: Counter[str] = Counter()
         for d in done:
             statuts.update(d[1])
         lues = sum(d[3] for d in done)
+        peaks: dict[int, float] = {}
+        for d in done:
+            peaks[d[6]] = max(peaks.get(d[6], 0.0), d[2])
         swallowed = sorted(line for d in done for line in d[4])
         if written != lues:
             raise QpvGeoError(f"{lues} lignes lues mais {written} écrites : résultat abandonné.",
@@ -347,8 +500,8 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
         synthese = {
             "fichier": src.name, "lignes_lues": lues, "lignes_ecrites": written,
             "parties": len(done), "statuts": dict(sorted(statuts.items())),
-            "territoire": settings.territoire, "donnees": engine.reference.version,
-            "notes": engine.reference.notes, "moteur": "dask",
+            "territoire": settings.territoire, "donnees": version,
+            "notes": notes, "moteur": "dask",
             "memoire_max_travailleur_mo": round(max((d[2] for d in done), default=0.0), 1),
         }
         if swallowed:
@@ -356,7 +509,7 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
                 f"Guillemet non fermé probable aux lignes {named_lines(swallowed)} : une "
                 "cellule y contient plusieurs lignes du fichier, qui n'ont pas été lues comme "
                 "des lignes séparées. Corrigez le guillemet et relancez."]
-        ignorees = sum(lengths) - lues + (first - 2 if kind == "csv" else 0)
+        ignorees = sum(records) - lues + (first - 2 if kind == "csv" else 0)
         if ignorees:  # blank rows, and those above the header, as the single-process summary
             synthese["lignes_ignorees_total"] = ignorees
         (tmp / "_synthese.json").write_text(json.dumps(synthese, ensure_ascii=False, indent=2),
@@ -372,7 +525,8 @@ def validate_national(path: str | Path, output: str | Path, *, settings: Setting
                 cluster.close()
     return NationalResult(lignes_lues=lues, lignes_ecrites=written, parties=len(done),
                           statuts=dict(statuts), duree_s=time.perf_counter() - started,
-                          sortie=out, synthese=synthese)
+                          sortie=out, synthese=synthese,
+                          calcul_s=calcul, memoire_travailleurs_mo=sorted(peaks.values()))
 
 
 def _parser_error(path: Path, exc: Exception, first: int | None) -> InputFileError:

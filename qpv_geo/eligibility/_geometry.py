@@ -20,6 +20,9 @@ K_QPV, K_QVA, K_AUTRE = 0, 1, 2
 
 _PAIR_CHUNK = 1 << 21  # point×segment elements computed at once (~16 MB per float64 array)
 CHUNK = 6  # consecutive boundary segments per chunk (one bounding box each)
+_MANY_GROUPS = 64  # from this many parts, with few pairs each, the flat path (no loop by part)
+_FLAT_PER_GROUP = 256  # ... "few": fewer pairs per part on average than this
+_FLAT_PAIRS = 1 << 16  # pairs evaluated at once on the flat path
 
 
 @dataclass
@@ -122,6 +125,12 @@ def signed_distance(parts: Parts, px: np.ndarray, py: np.ndarray, part: np.ndarr
         return out
     order = np.argsort(part, kind="stable")
     cuts = np.flatnonzero(np.diff(part[order])) + 1
+    if len(cuts) >= _MANY_GROUPS and len(px) < _FLAT_PER_GROUP * (len(cuts) + 1):
+        # Many parts, few pairs each (the national layer): no loop by part.
+        for c in range(0, len(px), _FLAT_PAIRS):
+            out[c:c + _FLAT_PAIRS] = _signed_distance_flat(
+                parts, px[c:c + _FLAT_PAIRS], py[c:c + _FLAT_PAIRS], part[c:c + _FLAT_PAIRS])
+        return out
     for group in np.split(order, cuts):
         p = part[group[0]]
         c0, c1 = parts.chunk_start[p], parts.chunk_start[p + 1]
@@ -146,6 +155,37 @@ def signed_distance(parts: Parts, px: np.ndarray, py: np.ndarray, part: np.ndarr
             d = np.sqrt(best)
             out[idx] = np.where(count & 1, d, -d)
     return out
+
+
+def _signed_distance_flat(parts: Parts, x: np.ndarray, y: np.ndarray, part: np.ndarray
+                          ) -> np.ndarray:
+    """:func:`signed_distance` over (pair, chunk) rows of every pair at once: the same chunk
+    boxes, the same chunks kept, the same segment arithmetic, hence the same values, without
+    the per-part loop that costs when each part has a handful of pairs."""
+    c0 = parts.chunk_start[part]
+    cn = parts.chunk_start[part + 1] - c0
+    pair = np.repeat(np.arange(len(x)), cn)
+    first = np.cumsum(cn) - cn
+    ck = np.arange(cn.sum()) - np.repeat(first, cn) + np.repeat(c0, cn)
+    cb = parts.c_bounds[ck]
+    xr, yr = x[pair], y[pair]
+    gx = np.maximum(np.maximum(cb[:, 0] - xr, xr - cb[:, 2]), 0.0)
+    gy = np.maximum(np.maximum(cb[:, 1] - yr, yr - cb[:, 3]), 0.0)
+    lb = gx * gx + gy * gy
+    low = np.minimum.reduceat(lb, first)
+    at_low = np.flatnonzero(lb == low[pair])  # first chunk of least box distance (argmin)
+    k0 = ck[at_low[np.r_[True, pair[at_low][1:] != pair[at_low][:-1]]]]
+    d0 = _chunk_d2(parts, x, y, parts.c_seg0[k0], parts.c_len[k0])
+    sel = np.flatnonzero(lb <= (d0 * (1 + 1e-9) + 1e-9)[pair])
+    best = d0.copy()
+    np.minimum.at(best, pair[sel], _chunk_d2(parts, xr[sel], yr[sel], parts.c_seg0[ck[sel]],
+                                             parts.c_len[ck[sel]]))
+    ray = np.flatnonzero((cb[:, 1] <= yr) & (yr <= cb[:, 3]) & (cb[:, 2] >= xr))
+    count = np.zeros(len(x), dtype=np.int64)
+    np.add.at(count, pair[ray], _chunk_crossings(parts, xr[ray], yr[ray],
+                                                 parts.c_seg0[ck[ray]], parts.c_len[ck[ray]]))
+    d = np.sqrt(best)
+    return np.where(count & 1, d, -d)
 
 
 def _gather(seg0: np.ndarray, clen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
