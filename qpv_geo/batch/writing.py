@@ -423,16 +423,32 @@ def _arrow_column(name: str, s: pd.Series, sep: str, decimal: str) -> Any:
         firsts = pc.unique(pc.utf8_slice_codeunits(cells, 0, 1)).to_pylist()
         if any(_can_start_a_formula(f) for f in firsts if f):  # rare: the Python rule
             return pa.array(_csv_column(name, s, sep, decimal), type=text)
-    needs = None
-    for ch in {sep, '"', "\r", "\n"}:
-        hit = pc.match_substring(cells, ch)
-        needs = hit if needs is None else pc.or_(needs, hit)
-    if not pc.any(needs).as_py():
+    needs = _cells_holding(cells, (sep, '"', "\r", "\n"))
+    if not needs.any():
         return cells
     quote = pa.scalar('"', text)
     quoted = pc.binary_join_element_wise(
         quote, pc.replace_substring(cells, '"', '""'), quote, pa.scalar("", text))
-    return pc.if_else(needs, quoted, cells)
+    return pc.if_else(pa.array(needs), quoted, cells)
+
+
+def _cells_holding(cells: Any, chars: Sequence[str]) -> np.ndarray:
+    """Which cells of an Arrow string array hold one of ``chars`` (single-byte ASCII), by a
+    scan of its bytes."""
+    offsets = np.frombuffer(cells.buffers()[1], dtype=np.int64)[
+        cells.offset:cells.offset + len(cells) + 1]
+    data = cells.buffers()[2]
+    out = np.zeros(len(cells), dtype=bool)
+    if data is None or offsets[-1] == offsets[0]:
+        return out
+    raw = np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]]
+    hit = np.zeros(len(raw), dtype=bool)
+    for ch in set(chars):
+        hit |= raw == ord(ch)
+    where = np.flatnonzero(hit) + offsets[0]
+    if len(where):
+        out[np.searchsorted(offsets, where, side="right") - 1] = True
+    return out
 
 
 def _conform(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
