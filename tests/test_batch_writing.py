@@ -539,3 +539,13 @@ def test_arrow_csv_writer_gives_the_bytes_of_the_python_path(tmp_path, sep) -> N
     # the Arrow path did write those chunks (no silent fallback to Python)
     frame = writing_mod.machine_frame(_tricky_frame(50, 5))
     assert writing_mod._arrow_rows(frame, sep, "," if sep == ";" else ".") is not None
+
+
+@pytest.mark.parametrize("name", ["marge_m", "lon", "autre_nombre", "geocodage_score"])
+def test_numbers_formatted_once_per_value_read_as_each_alone(name) -> None:
+    """A column of few distinct numbers is formatted once per value: the same texts as each
+    number formatted alone (-0.0 and 0.0, NaN, ties to round, large values)."""
+    values = [11.0, 11.0, -0.0, 0.0, float("nan"), 2.675, -0.05, 1e15, 1e16, 45.4000005] * 40
+    whole = writing_mod._number_texts(name, pd.Series(values), ",")
+    alone = [writing_mod._number_texts(name, pd.Series([v]), ",")[0] for v in values]
+    assert list(whole) == alone

@@ -376,7 +376,11 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
             demi_pas_textes(column_text(frame, mapping.lon)[ll_rows]))
     verdict = engine.judge_lonlat(lon, lat, geocodes=geocodes, precision_point_m=incert,
                                   arrondi_m=arrondi)
-    vcols = {c: verdict[c].to_numpy() for c in verdict.columns}
+    # Texts stay where the verdict table stored them (Arrow): no round trip through Python
+    # strings for the columns passed on as they are.
+    vcols = {c: verdict[c].array if not len(xy_rows) and isinstance(verdict[c].dtype,
+                                                                    pd.StringDtype)
+             else verdict[c].to_numpy() for c in verdict.columns}
     if len(xy_rows):
         v_xy = engine.judge_xy(a[xy_rows], b[xy_rows], precision_point_m=incert[xy_rows])
         for c, arr in vcols.items():
@@ -427,7 +431,7 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
         "geocodage_source": gsrc,
         "lon": vcols["lon"].astype(np.float64), "lat": vcols["lat"].astype(np.float64),
         "status": status,
-        "statut_libelle": np.array([labels[s] for s in status], dtype=object),
+        "statut_libelle": _labels_of(status, labels),
     }
     for col in VERDICT_OUTPUT_COLUMNS[2:]:
         added[col] = motifs if col == "motifs" else vcols[col]
@@ -441,6 +445,13 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
         added["action"] = column_text(frame, mapping.action)
     extra = pd.DataFrame(added)
     return pd.concat([out, extra], axis=1)
+
+
+def _labels_of(status: np.ndarray, labels: dict[str, str]) -> np.ndarray:
+    """The label of each status, looked up once per distinct status."""
+    codes, uniq = pd.factorize(np.asarray(status, dtype=object), use_na_sentinel=False)
+    return np.array([labels[s] for s in uniq], dtype=object)[codes] if len(uniq) \
+        else np.empty(0, dtype=object)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -239,6 +239,12 @@ def _number_texts(name: str, s: pd.Series, decimal: str) -> np.ndarray:
         txt = np.where(ok, v, 0).astype(np.int64).astype(str)
         return np.where(ok, txt, "").astype(object)
     v = s.to_numpy(np.float64, na_value=np.nan)
+    if len(v) > 64:  # a margin, a distance: few distinct values, each formatted once
+        # distinct bit patterns: -0.0 and 0.0 may be written differently
+        codes, uniq = pd.factorize(np.ascontiguousarray(v).view(np.int64))
+        if len(uniq) * 2 < len(v):
+            return _number_texts(name, pd.Series(np.asarray(uniq).view(np.float64)),
+                                 decimal)[codes]
     ok = np.isfinite(v)
     if not ok.any():
         return np.full(len(v), "", dtype=object)
