@@ -531,6 +531,9 @@ def test_arrow_csv_writer_gives_the_bytes_of_the_python_path(tmp_path, sep) -> N
         writer = writing_mod.CsvWriter(path, sep, arrow=arrow)
         for seed, rows in ((1, 300), (2, 0), (3, 257), (4, 1)):
             writer.write(_tricky_frame(rows, seed))
+        # a column made of several Arrow chunks (frames concatenated)
+        writer.write(pd.concat([_tricky_frame(70, 6), _tricky_frame(30, 7)],
+                               ignore_index=True))
         writer.close()
         paths[arrow] = path.read_bytes()
     assert paths[True] == paths[False]

@@ -424,7 +424,10 @@ def _arrow_column(name: str, s: pd.Series, sep: str, decimal: str) -> Any:
     arrow_text = isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow"
     if not arrow_text:
         return pa.array(_csv_column(name, s, sep, decimal), type=text)
-    cells = pc.fill_null(pa.array(s.array).cast(text), pa.scalar("", text))
+    cells = pa.array(s.array)
+    if isinstance(cells, pa.ChunkedArray):  # a column made of several (concatenated) ones
+        cells = cells.combine_chunks()
+    cells = pc.fill_null(cells.cast(text), pa.scalar("", text))
     if name not in _SAFE_TEXT_COLUMNS:
         firsts = pc.unique(pc.utf8_slice_codeunits(cells, 0, 1)).to_pylist()
         if any(_can_start_a_formula(f) for f in firsts if f):  # rare: the Python rule
