@@ -20,6 +20,7 @@ from qpv_geo.batch.columns import (
     EXTRA_COLUMN,
     OUTPUT_COLUMNS,
     PROBLEM_COLUMN,
+    CellTexts,
     ColumnMapping,
     column_text,
     fold_name,
@@ -47,7 +48,7 @@ def _input_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def outside_table(frame: pd.DataFrame, mapping: ColumnMapping, *,
-                  table_ends: bool = True) -> np.ndarray:
+                  table_ends: bool = True, cells: CellTexts | None = None) -> np.ndarray:
     """For every row: ``"total"`` (a cell announces a total and no other cell places it),
     ``"note"`` (one cell, no place, among the last rows of the file, and set apart: after a
     blank line, a total or another note, or worded as a note — « Source : … », a sentence;
@@ -57,7 +58,8 @@ def outside_table(frame: pd.DataFrame, mapping: ColumnMapping, *,
     out = np.full(n, "", dtype=object)
     if not n:
         return out
-    texts = {c: column_text(frame, c) for c in _input_columns(frame)}
+    cells = cells if cells is not None else CellTexts(frame)
+    texts = {c: cells(c) for c in _input_columns(frame)}
     filled = np.zeros(n, dtype=np.int32)
     for t in texts.values():
         filled += t != ""
@@ -88,7 +90,7 @@ def outside_table(frame: pd.DataFrame, mapping: ColumnMapping, *,
                  else np.arange(n, dtype=np.int64))
         for c in (EXTRA_COLUMN, PROBLEM_COLUMN):  # a row read with a problem is no note
             if c in frame.columns:
-                anywhere |= column_text(frame, c) != ""
+                anywhere |= cells(c) != ""
         start = n
         while start > 0 and (out[start - 1] == "total"
                              or (not anywhere[start - 1] and filled[start - 1] <= 1)):
@@ -112,7 +114,7 @@ class Duplicates:
         self._seen: dict[str, int] = {}
 
     def flag(self, frame: pd.DataFrame, mapping: ColumnMapping, lines: np.ndarray,
-             skip: np.ndarray) -> np.ndarray:
+             skip: np.ndarray, cells: CellTexts | None = None) -> np.ndarray:
         """The reason of each duplicate row (« doublon de la ligne 5 (même dossier, même
         lieu) »), ``""`` for the others; rows in ``skip`` (outside the table) are ignored.
         Vectorised: each distinct cell is folded once, each distinct key looked up once."""
@@ -120,21 +122,22 @@ class Duplicates:
         out = np.full(n, "", dtype=object)
         if not n:
             return out
+        cells = cells if cells is not None else CellTexts(frame)
         used = {c for _, c in mapping.describe() if c}
         dossier_col = next((c for c in _input_columns(frame) if c not in used
                             and "dossier" in fold_name(c).split()), None)
-        dossier = column_text(frame, dossier_col)
-        action = column_text(frame, mapping.action)
+        dossier = cells(dossier_col)
+        action = cells(mapping.action)
         rows = np.flatnonzero(((dossier != "") | (action != "")) & ~skip)
         if not len(rows):
             return out
-        place = [column_text(frame, getattr(mapping, r))[rows] for r in _LOCATION]
+        place = [cells(getattr(mapping, r))[rows] for r in _LOCATION]
         lieu = _folded(place[0])
         for j, p in enumerate(place[1:], start=1):
             lieu = lieu + " | " + (_folded(p) if j < 3 else _replaced(p, ",", "."))
         lieu = _replaced(lieu, None, None)
         line = np.asarray(lines, dtype=np.int64)[rows]
-        porteur = column_text(frame, mapping.porteur)[rows]
+        porteur = cells(mapping.porteur)[rows]
         found = np.full(len(rows), -1, dtype=np.int64)
         why = np.full(len(rows), "", dtype=object)
         for kind, text, label in (
