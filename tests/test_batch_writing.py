@@ -505,6 +505,12 @@ def _tricky_frame(rows: int, seed: int) -> pd.DataFrame:
         "ligne": np.arange(2, rows + 2, dtype=np.int64),
         "Porteur": pd.Series(pick, dtype="str"),
         "objet": pd.Series([None if t == "" else t for t in pick], dtype=object),
+        # no cell starting like a formula: the whole column goes through Arrow
+        "objet_sans_formule": pd.Series(
+            [None if t == "" else float("nan") if t == "plain" else t
+             for t in pick if t[:1] not in ("=", "+", "-", "@", "\t", " ", "\uff1d", "\u00a0",
+                                            "\u2028")][:rows] + [None] * rows, dtype=object
+        )[:rows].reset_index(drop=True),
         "mixte": pd.Series([rng.choice([1, 2.5, "x;y", None, True]) for _ in range(rows)],
                            dtype=object),
         "status": pd.Series([rng.choice(["eligible", "hors_qpv", None]) for _ in range(rows)],

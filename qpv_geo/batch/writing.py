@@ -422,9 +422,15 @@ def _arrow_column(name: str, s: pd.Series, sep: str, decimal: str) -> Any:
     pa, pc = _pa()
     text = pa.large_string()
     arrow_text = isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow"
-    if not arrow_text:
+    if arrow_text:
+        cells = pa.array(s.array)
+    elif pd.api.types.is_object_dtype(s.dtype):  # Python strings (None, NaN: empty cells)
+        try:
+            cells = pa.array(s.to_numpy(object), type=text, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # numbers, booleans…: Python's str()
+            return pa.array(_csv_column(name, s, sep, decimal), type=text)
+    else:
         return pa.array(_csv_column(name, s, sep, decimal), type=text)
-    cells = pa.array(s.array)
     if isinstance(cells, pa.ChunkedArray):  # a column made of several (concatenated) ones
         cells = cells.combine_chunks()
     cells = pc.fill_null(cells.cast(text), pa.scalar("", text))
