@@ -10,6 +10,11 @@ territory, edge margin, nearest QPV — and, in the same run, times
   every boundary the verdict depends on) on a 20,000-point subset, scaled up to 1,000,000.
 
 Prints the times and the ratios (CPU time of this process, best of runs: the machine is shared).
+
+``--table [N]`` measures only the cost of the French verdict table (issue 24): the engine alone
+(``classify_xy`` with each point's margin, from WGS84 coordinates as a batch gives them)
+against the engine and the table (``judge_lonlat``: statuses, reasons, margin explanations)
+on N points (default 1,000,000), interleaved runs, medians, load average printed.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import argparse
 import math
 import platform
 import statistics
+import sys
 import time
 
 import geopandas as gpd
@@ -30,6 +36,7 @@ import pandas as pd
 import shapely
 
 from qpv_geo.eligibility.engine import Engine
+from qpv_geo.eligibility.margins import incertitudes
 from qpv_geo.eligibility.verdict_table import verdict_frame
 from qpv_geo.reference.layers import load_reference
 
@@ -131,6 +138,45 @@ def single_point(engine: Engine, lon: np.ndarray, lat: np.ndarray, x: np.ndarray
     return one
 
 
+def table_vs_engine(n: int, repeat: int = 5) -> None:
+    """Engine alone vs engine + verdict table on the same n WGS84 points (interleaved)."""
+    engine = Engine(load_reference())
+    rng = np.random.default_rng(2025)
+    lon = np.round(4.15 + rng.random(n) * 0.50, 6)  # as bench-batch's coordinates file
+    lat = np.round(45.30 + rng.random(n) * 0.30, 6)
+    engine.judge_lonlat(lon[:1000], lat[:1000])  # grid and tables built once
+
+    def alone() -> None:
+        bad = engine.check_lonlat_zones(lon, lat)
+        x, y = engine.lonlat_to_plan(np.where(bad == 0, lon, np.nan),
+                                     np.where(bad == 0, lat, np.nan))
+        incert, _ = incertitudes(n, None, None, defaut=engine.precision_point_m, lon=lon,
+                                 lat=lat)
+        engine.classify_xy(x, y, bad=bad, incertitude_m=incert)
+
+    def with_table() -> None:
+        engine.judge_lonlat(lon, lat)
+
+    times: dict[str, list[float]] = {"engine": [], "table": []}
+    loads = []
+    for _ in range(repeat):
+        for name, fn in (("engine", alone), ("table", with_table)):
+            loads.append(os.getloadavg()[0])
+            t0 = time.process_time()
+            fn()
+            times[name].append(time.process_time() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"verdict table vs engine — {n:,} WGS84 points, {repeat} interleaved runs, CPU "
+          f"medians, load average {min(loads):.1f}–{max(loads):.1f}")
+    print(f"  engine alone (margins, classify_xy)        : {med['engine']:6.2f} s "
+          f"(min {min(times['engine']):.2f})")
+    print(f"  engine + verdict table (judge_lonlat)      : {med['table']:6.2f} s "
+          f"(min {min(times['table']):.2f})")
+    ratio = med["table"] / med["engine"]
+    print(f"  ratio engine + table / engine alone        : {ratio:6.2f}× "
+          f"→ target ≤ 2× {'tenu' if ratio <= 2 else 'MANQUÉ'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--single", type=int, default=0, metavar="N",
@@ -196,4 +242,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if "--table" in sys.argv:
+        rest = sys.argv[sys.argv.index("--table") + 1:]
+        table_vs_engine(int(rest[0]) if rest else 1_000_000)
+    else:
+        main()

@@ -488,3 +488,73 @@ def test_kill_9_between_renames_is_detected_by_the_reader(tmp_path) -> None:
     back = read_validated(out)
     assert len(back) == 3 and "décrit un autre fichier" in back.attrs[
         "avertissements_lecture"][0]  # …is not believed
+
+
+def _tricky_frame(rows: int, seed: int) -> pd.DataFrame:
+    """Cells that test a CSV writer: separators, quotes, line breaks, accents, formulas,
+    missing values, negative zero, large integers, numbers to round."""
+    rng = random.Random(seed)
+    texts = ["", "plain", 'say "hi"', "a;b", "a,b", "line\nbreak", "cr\rlf\r\n", "Saint-Étienne",
+             "=SUM(A1)", "+33 4 77", "-4,5", "-x", "@user", "\tlead", " =1", "\uff1dfull",
+             "\u00a0=nbsp", "emoji 🏠", "\u2028sep", "'quoted", '"', ";", "é;\"è\"\n"]
+    pick = [rng.choice(texts) for _ in range(rows)]
+    nums = [rng.choice([0.0, -0.0, 1.25, -1.25, 2.675, 45.4000001, -4.3999999, 1e15, 1e-7,
+                        -0.04, 123456789.123456, float("nan"), 7.05, -0.0000001])
+            for _ in range(rows)]
+    frame = pd.DataFrame({
+        "ligne": np.arange(2, rows + 2, dtype=np.int64),
+        "Porteur": pd.Series(pick, dtype="str"),
+        "objet": pd.Series([None if t == "" else t for t in pick], dtype=object),
+        # no cell starting like a formula: the whole column goes through Arrow
+        "objet_sans_formule": pd.Series(
+            [None if t == "" else float("nan") if t == "plain" else t
+             for t in pick if t[:1] not in ("=", "+", "-", "@", "\t", " ", "\uff1d", "\u00a0",
+                                            "\u2028")][:rows] + [None] * rows, dtype=object
+        )[:rows].reset_index(drop=True),
+        "mixte": pd.Series([rng.choice([1, 2.5, "x;y", None, True]) for _ in range(rows)],
+                           dtype=object),
+        "status": pd.Series([rng.choice(["eligible", "hors_qpv", None]) for _ in range(rows)],
+                            dtype="str"),
+        "motifs": pd.Series(pick[::-1], dtype="str"),
+        "lon": nums, "lat": nums[::-1], "distance_bord_m": nums, "geocodage_score": nums,
+        "autre_nombre": nums,
+        "entier": pd.array([rng.choice([None, 0, -1, 2**53 + 1]) for _ in range(rows)],
+                           dtype="Int64"),
+        "grand": np.array([2**62, -(2**62)] * (rows // 2) + [0] * (rows % 2), dtype=np.int64),
+        "eligible": [rng.random() < 0.5 for _ in range(rows)],
+        "donnees": "not written",
+    })
+    return frame
+
+
+@pytest.mark.parametrize("sep", [";", ","])
+def test_arrow_csv_writer_gives_the_bytes_of_the_python_path(tmp_path, sep) -> None:
+    """The Arrow row join (C speed) writes exactly the bytes of the column-by-column Python
+    writer, over several chunks and every tricky cell."""
+    paths = {}
+    for arrow in (True, False):
+        path = tmp_path / f"{arrow}.csv"
+        writer = writing_mod.CsvWriter(path, sep, arrow=arrow)
+        for seed, rows in ((1, 300), (2, 0), (3, 257), (4, 1)):
+            writer.write(_tricky_frame(rows, seed))
+        # a column made of several Arrow chunks (frames concatenated)
+        writer.write(pd.concat([_tricky_frame(70, 6), _tricky_frame(30, 7)],
+                               ignore_index=True))
+        writer.close()
+        paths[arrow] = path.read_bytes()
+    assert paths[True] == paths[False]
+    assert paths[True].startswith(b"\xef\xbb\xbfligne" + sep.encode())
+    assert b"'=SUM(A1)" in paths[True] and b'"a' + sep.encode() + b'b"' in paths[True]
+    # the Arrow path did write those chunks (no silent fallback to Python)
+    frame = writing_mod.machine_frame(_tricky_frame(50, 5))
+    assert writing_mod._arrow_rows(frame, sep, "," if sep == ";" else ".") is not None
+
+
+@pytest.mark.parametrize("name", ["marge_m", "lon", "autre_nombre", "geocodage_score"])
+def test_numbers_formatted_once_per_value_read_as_each_alone(name) -> None:
+    """A column of few distinct numbers is formatted once per value: the same texts as each
+    number formatted alone (-0.0 and 0.0, NaN, ties to round, large values)."""
+    values = [11.0, 11.0, -0.0, 0.0, float("nan"), 2.675, -0.05, 1e15, 1e16, 45.4000005] * 40
+    whole = writing_mod._number_texts(name, pd.Series(values), ",")
+    alone = [writing_mod._number_texts(name, pd.Series([v]), ",")[0] for v in values]
+    assert list(whole) == alone

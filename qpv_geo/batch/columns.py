@@ -293,3 +293,20 @@ def column_text(frame: pd.DataFrame, column: str | None) -> np.ndarray:
     if not column:
         return np.full(len(frame), "", dtype=object)
     return _stripped(frame[column])
+
+
+class CellTexts:
+    """:func:`column_text` of one frame's columns, each stripped once: a chunk asks for the
+    same columns several times (rows outside the table, duplicates, places). The arrays are
+    shared: read them, never change them in place."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self._done: dict[str, np.ndarray] = {}
+
+    def __call__(self, column: str | None) -> np.ndarray:
+        if not column:
+            return np.full(len(self.frame), "", dtype=object)
+        if column not in self._done:
+            self._done[column] = column_text(self.frame, column)
+        return self._done[column]

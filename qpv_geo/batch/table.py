@@ -20,6 +20,7 @@ from qpv_geo.batch.columns import (
     EXTRA_COLUMN,
     OUTPUT_COLUMNS,
     PROBLEM_COLUMN,
+    CellTexts,
     ColumnMapping,
     column_text,
     fold_name,
@@ -47,7 +48,7 @@ def _input_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def outside_table(frame: pd.DataFrame, mapping: ColumnMapping, *,
-                  table_ends: bool = True) -> np.ndarray:
+                  table_ends: bool = True, cells: CellTexts | None = None) -> np.ndarray:
     """For every row: ``"total"`` (a cell announces a total and no other cell places it),
     ``"note"`` (one cell, no place, among the last rows of the file, and set apart: after a
     blank line, a total or another note, or worded as a note — « Source : … », a sentence;
@@ -57,7 +58,8 @@ def outside_table(frame: pd.DataFrame, mapping: ColumnMapping, *,
     out = np.full(n, "", dtype=object)
     if not n:
         return out
-    texts = {c: column_text(frame, c) for c in _input_columns(frame)}
+    cells = cells if cells is not None else CellTexts(frame)
+    texts = {c: cells(c) for c in _input_columns(frame)}
     filled = np.zeros(n, dtype=np.int32)
     for t in texts.values():
         filled += t != ""
@@ -88,7 +90,7 @@ def outside_table(frame: pd.DataFrame, mapping: ColumnMapping, *,
                  else np.arange(n, dtype=np.int64))
         for c in (EXTRA_COLUMN, PROBLEM_COLUMN):  # a row read with a problem is no note
             if c in frame.columns:
-                anywhere |= column_text(frame, c) != ""
+                anywhere |= cells(c) != ""
         start = n
         while start > 0 and (out[start - 1] == "total"
                              or (not anywhere[start - 1] and filled[start - 1] <= 1)):
@@ -108,49 +110,85 @@ class Duplicates:
     porteur and action and place), remembered chunk after chunk."""
 
     def __init__(self) -> None:
-        self._seen: dict[tuple[str, str, str], int] = {}
+        #: key (kind, folded dossier or porteur+action, place) → line of its first row
+        self._seen: dict[str, int] = {}
 
     def flag(self, frame: pd.DataFrame, mapping: ColumnMapping, lines: np.ndarray,
-             skip: np.ndarray) -> np.ndarray:
+             skip: np.ndarray, cells: CellTexts | None = None) -> np.ndarray:
         """The reason of each duplicate row (« doublon de la ligne 5 (même dossier, même
-        lieu) »), ``""`` for the others; rows in ``skip`` (outside the table) are ignored."""
+        lieu) »), ``""`` for the others; rows in ``skip`` (outside the table) are ignored.
+        Vectorised: each distinct cell is folded once, each distinct key looked up once."""
         n = len(frame)
         out = np.full(n, "", dtype=object)
         if not n:
             return out
+        cells = cells if cells is not None else CellTexts(frame)
         used = {c for _, c in mapping.describe() if c}
         dossier_col = next((c for c in _input_columns(frame) if c not in used
                             and "dossier" in fold_name(c).split()), None)
-        place = [column_text(frame, getattr(mapping, r)) for r in _LOCATION]
-        dossier = column_text(frame, dossier_col)
-        porteur = column_text(frame, mapping.porteur)
-        action = column_text(frame, mapping.action)
-        folded: dict[str, str] = {}
-
-        def fold(v: str) -> str:
-            if v not in folded:
-                folded[v] = fold_name(v)
-            return folded[v]
-
-        for i in np.flatnonzero(((dossier != "") | (action != "")) & ~skip):
-            lieu = " | ".join(fold(p[i]) if j < 3 else p[i].replace(",", ".")
-                              for j, p in enumerate(place)).strip(" |")
-            if not lieu:
+        dossier = cells(dossier_col)
+        action = cells(mapping.action)
+        rows = np.flatnonzero(((dossier != "") | (action != "")) & ~skip)
+        if not len(rows):
+            return out
+        place = [cells(getattr(mapping, r))[rows] for r in _LOCATION]
+        lieu = _folded(place[0])
+        for j, p in enumerate(place[1:], start=1):
+            lieu = lieu + " | " + (_folded(p) if j < 3 else _replaced(p, ",", "."))
+        lieu = _replaced(lieu, None, None)
+        line = np.asarray(lines, dtype=np.int64)[rows]
+        porteur = cells(mapping.porteur)[rows]
+        found = np.full(len(rows), -1, dtype=np.int64)
+        why = np.full(len(rows), "", dtype=object)
+        for kind, text, label in (
+                ("dossier", _folded(dossier[rows]), "même dossier, même lieu"),
+                ("action", _folded(porteur) + "\x1f" + _folded(action[rows]),
+                 "même action, même lieu")):
+            raw = dossier[rows] if kind == "dossier" else action[rows]
+            has = np.flatnonzero((raw != "") & (lieu != ""))
+            if not len(has):
                 continue
-            keys: list[tuple[tuple[str, str, str], str]] = []
-            if dossier[i]:
-                keys.append((("dossier", fold(dossier[i]), lieu), "même dossier, même lieu"))
-            if action[i]:
-                keys.append((("action", fold(porteur[i]) + "\x1f" + fold(action[i]), lieu),
-                             "même action, même lieu"))
-            for key, why in keys:
-                first = self._seen.get(key)
-                if first is not None:
-                    if not out[i]:
-                        out[i] = f"{DOUBLON_MOTIF} {first} ({why}) : compté une fois"
-                else:
-                    self._seen[key] = int(lines[i])
+            first = self._first_lines(kind + "\x1e" + text[has] + "\x1e" + lieu[has],
+                                      line[has])
+            take = (first >= 0) & (found[has] < 0)
+            found[has[take]] = first[take]
+            why[has[take]] = label
+        dup = found >= 0
+        out[rows[dup]] = [f"{DOUBLON_MOTIF} {f} ({w}) : compté une fois"
+                          for f, w in zip(found[dup].tolist(), why[dup], strict=True)]
         return out
+
+    def _first_lines(self, keys: np.ndarray, lines: np.ndarray) -> np.ndarray:
+        """For each key (in row order), the line of the first row that had it in the run,
+        -1 for that first row itself; new keys are remembered."""
+        codes, uniq = pd.factorize(keys)
+        first_pos = np.empty(len(uniq), dtype=np.int64)
+        first_pos[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+        seen = self._seen
+        before = np.array([seen.get(k, -1) for k in uniq], dtype=np.int64)
+        new = before < 0
+        seen.update(zip(uniq[new], lines[first_pos[new]].tolist(), strict=True))
+        ref = np.where(new, lines[first_pos], before)[codes]
+        is_first = new[codes] & (first_pos[codes] == np.arange(len(codes)))
+        return np.where(is_first, -1, ref)
+
+
+def _folded(texts: np.ndarray) -> np.ndarray:
+    """:func:`fold_name` of each text, computed once per distinct text."""
+    codes, uniq = pd.factorize(np.asarray(texts, dtype=object))
+    if not len(uniq):
+        return np.full(len(texts), "", dtype=object)
+    return np.array([fold_name(v) for v in uniq], dtype=object)[codes]
+
+
+def _replaced(texts: np.ndarray, old: str | None, new: str | None) -> np.ndarray:
+    """Each distinct text with ``old`` replaced by ``new`` (None: stripped of « | » and
+    blanks at both ends), computed once per distinct text."""
+    codes, uniq = pd.factorize(np.asarray(texts, dtype=object))
+    if not len(uniq):
+        return np.full(len(texts), "", dtype=object)
+    done = [v.strip(" |") if old is None else v.replace(old, new or "") for v in uniq]
+    return np.array(done, dtype=object)[codes]
 
 
 def is_outside_table(frame: pd.DataFrame) -> np.ndarray:

@@ -23,6 +23,7 @@ from qpv_geo.batch.columns import (
     PROBLEM_COLUMN,
     VALIDATED_MARKERS,
     VERDICT_OUTPUT_COLUMNS,
+    CellTexts,
     ColumnMapping,
     column_text,
     detect_columns,
@@ -266,6 +267,7 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
     else:
         ligne = np.arange(n, dtype=np.int64) + 2
     pre = np.full(n, "", dtype=object)  # reasons found before judging
+    cells = CellTexts(frame)  # each column stripped once
 
     def add(mask: np.ndarray, text: Any) -> None:
         if not np.any(mask):
@@ -274,18 +276,18 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
         pre[mask] = pre[mask] + sep + text
 
     if EXTRA_COLUMN in frame.columns:
-        extra = column_text(frame, EXTRA_COLUMN)
+        extra = cells(EXTRA_COLUMN)
         has_extra = extra != ""
         add(has_extra, "ligne irrégulière, " + extra[has_extra].astype(str))
     if PROBLEM_COLUMN in frame.columns:
-        problem = column_text(frame, PROBLEM_COLUMN)
+        problem = cells(PROBLEM_COLUMN)
         add(problem != "", problem[problem != ""].astype(str))
 
     # A total or a note under the table is not a site: neither geocoded nor judged.
-    outside = outside_table(frame, mapping, table_ends=table_ends)
+    outside = outside_table(frame, mapping, table_ends=table_ends, cells=cells)
     off = outside != ""
     if duplicates is not None:
-        dup = duplicates.flag(frame, mapping, ligne, off)
+        dup = duplicates.flag(frame, mapping, ligne, off, cells)
         add(dup != "", dup[dup != ""])
 
     # Coordinates given in the file.
@@ -304,7 +306,7 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
             m = bad & free
             if m.any():
                 add(m, f"{name} illisible (colonne « {col} ») : « "
-                    + column_text(frame, col)[m].astype(str) + " »")
+                    + cells(col)[m].astype(str) + " »")
         both = free & ~np.isnan(va) & ~np.isnan(vb)
         one = free & (np.isnan(va) != np.isnan(vb))
         add(one, f"{label[0]} ou {label[1]} manquante (colonnes « {col_a} » / « {col_b} »)")
@@ -321,9 +323,9 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
         reason[xy] = Engine.check_xy(a[xy], b[xy])
 
     kind[off] = 0
-    adresse = column_text(frame, mapping.adresse)
-    cp = column_text(frame, mapping.code_postal)
-    commune = column_text(frame, mapping.commune)
+    adresse = cells(mapping.adresse)
+    cp = cells(mapping.code_postal)
+    commune = cells(mapping.commune)
     has_address = ((adresse != "") | (cp != "") | (commune != "")) & ~off
     use_coords = (kind > 0) & ((reason == 0) | ~has_address)
     geocode_rows = np.flatnonzero(~use_coords & has_address)
@@ -372,11 +374,15 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
     ll_rows = use_coords & (kind == 1)
     if ll_rows.any():
         arrondi[ll_rows] = incertitude_arrondi_m(
-            lat[ll_rows], demi_pas_textes(column_text(frame, mapping.lat)[ll_rows]),
-            demi_pas_textes(column_text(frame, mapping.lon)[ll_rows]))
+            lat[ll_rows], demi_pas_textes(cells(mapping.lat)[ll_rows]),
+            demi_pas_textes(cells(mapping.lon)[ll_rows]))
     verdict = engine.judge_lonlat(lon, lat, geocodes=geocodes, precision_point_m=incert,
                                   arrondi_m=arrondi)
-    vcols = {c: verdict[c].to_numpy() for c in verdict.columns}
+    # Texts stay where the verdict table stored them (Arrow): no round trip through Python
+    # strings for the columns passed on as they are.
+    vcols = {c: verdict[c].array if not len(xy_rows) and isinstance(verdict[c].dtype,
+                                                                    pd.StringDtype)
+             else verdict[c].to_numpy() for c in verdict.columns}
     if len(xy_rows):
         v_xy = engine.judge_xy(a[xy_rows], b[xy_rows], precision_point_m=incert[xy_rows])
         for c, arr in vcols.items():
@@ -429,7 +435,7 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
         "geocodage_source": gsrc,
         "lon": vcols["lon"].astype(np.float64), "lat": vcols["lat"].astype(np.float64),
         "status": status,
-        "statut_libelle": np.array([labels[s] for s in status], dtype=object),
+        "statut_libelle": _labels_of(status, labels),
     }
     for col in VERDICT_OUTPUT_COLUMNS[2:]:
         added[col] = motifs if col == "motifs" else vcols[col]
@@ -438,15 +444,22 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
         uniques = {v: normalize_priorite(v) for v in pd.unique(raw)}
         added["priorite"] = raw.map(uniques).to_numpy(object)
     if mapping.porteur:
-        added["porteur"] = column_text(frame, mapping.porteur)
+        added["porteur"] = cells(mapping.porteur)
     if mapping.action:
-        added["action"] = column_text(frame, mapping.action)
+        added["action"] = cells(mapping.action)
     # Text columns stay Python strings (object): pandas 3 would convert them to Arrow
     # strings here, and the writer back to Python strings (issue 24: a sixth of the CPU).
     extra = pd.DataFrame({k: pd.Series(v, dtype=object, copy=False)
                           if isinstance(v, np.ndarray) and v.dtype == object else v
                           for k, v in added.items()})
     return pd.concat([out, extra], axis=1)
+
+
+def _labels_of(status: np.ndarray, labels: dict[str, str]) -> np.ndarray:
+    """The label of each status, looked up once per distinct status."""
+    codes, uniq = pd.factorize(np.asarray(status, dtype=object), use_na_sentinel=False)
+    return np.array([labels[s] for s in uniq], dtype=object)[codes] if len(uniq) \
+        else np.empty(0, dtype=object)
 
 
 # ---------------------------------------------------------------------------------------------

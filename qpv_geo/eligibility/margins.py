@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from qpv_geo.eligibility.coded import Coded, factorize_rows
 from qpv_geo.geocoding.coordinates import demi_pas_decimales, incertitude_arrondi_m
 
 if TYPE_CHECKING:
@@ -214,6 +215,16 @@ def rounded(values: np.ndarray, decimals: int) -> np.ndarray:
     return values.round(decimals)
 
 
+def motifs_marge_codes(marge: np.ndarray, perimetre: np.ndarray, incertitude: np.ndarray,
+                       mots: np.ndarray, forcee: bool) -> Coded:
+    """:func:`motifs_marge` as codes: its text once per distinct (margin, perimeter,
+    uncertainty, words), the rows as codes into them (the batch path)."""
+    rows, first = factorize_rows(marge, perimetre, incertitude, mots)
+    texts = motifs_marge(marge[first], perimetre[first], incertitude[first],
+                         np.asarray(mots, dtype=object)[first], forcee)
+    return Coded(texts, rows)
+
+
 def fmt_m(values: np.ndarray) -> np.ndarray:
     """« 12 m » for each distance (vectorised), « ? m » where unknown."""
     v = np.abs(np.asarray(values, dtype=np.float64))
@@ -235,6 +246,7 @@ __all__ = [
     "fmt_m",
     "incertitudes",
     "motifs_marge",
+    "motifs_marge_codes",
     "rounded",
     "type_position_normalise",
 ]

@@ -22,7 +22,14 @@ from qpv_geo.eligibility._geometry import K_AUTRE as _K_AUTRE
 from qpv_geo.eligibility._geometry import K_QPV as _K_QPV
 from qpv_geo.eligibility._geometry import K_QVA as _K_QVA
 from qpv_geo.eligibility._lost_qpv import motifs_perdus, perdus_proches
-from qpv_geo.eligibility.margins import fmt_m, fmt_metres, motifs_marge, rounded
+from qpv_geo.eligibility.coded import Coded
+from qpv_geo.eligibility.margins import (
+    fmt_m,
+    fmt_metres,
+    motifs_marge,
+    motifs_marge_codes,
+    rounded,
+)
 from qpv_geo.geocoding import MOTIF_DEMO, reliability_issues
 from qpv_geo.geocoding.consistency import as_housenumber
 from qpv_geo.reference import countries as _pays
@@ -283,13 +290,18 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
         add(close, "à moins de 15 m d'un bord de la copie simplifiée : à confirmer avec le "
             "fichier officiel")
 
-    cols = colonnes_du_verdict(self, c, status, motifs, unc, lon, lat, mots, insee=insee,
-                               libcom=libcom, voies=voies)
     ambiguous = geocodes is not None and any(g is not None and g.alternatives and g.found
                                              and not g.hors_territoire for g in geocodes)
-    if columns and not written_out.any() and not ambiguous:
+    table = not (columns and not written_out.any() and not ambiguous)
+    own_commune = citycodes is None  # the commune the point is in: by codes
+    cols = colonnes_du_verdict(self, c, status, motifs, unc, lon, lat, mots,
+                               insee=None if own_commune else insee,
+                               libcom=None if own_commune else libcom, voies=voies,
+                               coded=table)
+    if not table:
         return {**cols, **geo_extra}
-    frame = pd.DataFrame(cols)
+    frame = pd.DataFrame({k: v.column() if isinstance(v, Coded) else v
+                          for k, v in cols.items()})
     for k, v in geo_extra.items():
         frame[k] = v
     if written_out.any():
@@ -444,25 +456,45 @@ def colonnes_du_verdict(self: Engine, c: Classification, status: np.ndarray, mot
                         unc: np.ndarray, lon: np.ndarray, lat: np.ndarray,
                         mots: np.ndarray | None, *, insee: np.ndarray | None = None,
                         libcom: np.ndarray | None = None,
-                        voies: Sequence[VoieVerdict | None] | None = None) -> dict[str, Any]:
+                        voies: Sequence[VoieVerdict | None] | None = None,
+                        coded: bool = False) -> dict[str, Any]:
     """The columns :data:`VERDICT_COLUMNS <qpv_geo.eligibility.engine.VERDICT_COLUMNS>` as
     arrays, from the classification, the final status and reasons (one implementation for a
     batch and for one point). ``unc``: the points uncertain by an edge (they name the QPV
-    across it); ``insee``/``libcom``: the commune, default the one the point is in."""
+    across it); ``insee``/``libcom``: the commune, default the one the point is in.
+
+    ``coded=True`` (the batch path): the columns of statuses, zone and commune names, margin
+    explanations as :class:`~qpv_geo.eligibility.coded.Coded` (codes into their distinct
+    texts) instead of one Python string per row."""
     n = len(c.status)
     codes, names, _, zkind, com_codes, com_names = self._tables
-    insee = com_codes[c.commune] if insee is None else insee
-    libcom = com_names[c.commune] if libcom is None else libcom
     zk = zkind[c.zone]
-    zone_code, zone_name = codes[c.zone], names[c.zone]
     dist = rounded(c.dist, 1)
     usable = c.bad == 0
-    candidat = np.where(unc, codes[c.edge_zone], None)
+    cand_zone = np.where(unc, c.edge_zone, -1)
     if voies is not None:  # a street partly in, or along, a QPV: that QPV is the candidate
         for k, v in enumerate(voies):
             if v is not None and not v.decisive and v.zone >= 0 and status[k] == A_VERIFIER:
-                candidat[k] = codes[v.zone]
+                cand_zone[k] = v.zone
     is_outside_q = (zk != _K_QPV)
+    near_zone = np.where(is_outside_q, c.near_zone, -1)
+    in_zone = np.where(zk >= 0, c.zone, -1)
+
+    def text(table: np.ndarray, index: np.ndarray) -> Any:
+        """``table[index]`` (index -1: None), as codes or as texts."""
+        return Coded(table[:-1], index) if coded else table[index]
+
+    insee = text(com_codes, c.commune) if insee is None else insee
+    libcom = text(com_names, c.commune) if libcom is None else libcom
+    if coded:
+        marge_motif: Any = motifs_marge_codes(
+            c.marge, c.perimetre, c.incertitude,
+            np.full(n, "position", dtype=object) if mots is None else mots,
+            self.marge_m is not None)
+    else:
+        marge_motif = motifs_marge(c.marge, c.perimetre, c.incertitude,
+                                   np.full(n, "position", dtype=object) if mots is None
+                                   else mots, self.marge_m is not None)
     donnees = self.reference.version
     notes = self.reference.notes
     if notes:
@@ -470,23 +502,22 @@ def colonnes_du_verdict(self: Engine, c: Classification, status: np.ndarray, mot
     # Plane coordinates are Lambert-93 in metropolitan France only: none elsewhere.
     x, y = self.l93_of_plan(np.where(usable, c.x, np.nan), np.where(usable, c.y, np.nan))
     return {
-        "status": _STATUS_NAMES[status],
+        "status": Coded(_STATUS_NAMES, status) if coded else _STATUS_NAMES[status],
         "eligible": status == ELIGIBLE,
-        "code_qp": np.where(zk >= 0, zone_code, None),
-        "lib_qp": np.where(zk >= 0, zone_name, None),
+        "code_qp": text(codes, in_zone),
+        "lib_qp": text(names, in_zone),
         "insee_com": insee,
         "lib_com": libcom,
         "distance_bord_m": dist,
         "marge_m": rounded(c.marge, 1),
-        "marge_motif": motifs_marge(c.marge, c.perimetre, c.incertitude,
-                                    np.full(n, "position", dtype=object) if mots is None
-                                    else mots, self.marge_m is not None),
-        "code_qp_proche": np.where(is_outside_q, codes[c.near_zone], None),
-        "lib_qp_proche": np.where(is_outside_q, names[c.near_zone], None),
+        "marge_motif": marge_motif,
+        "code_qp_proche": text(codes, near_zone),
+        "lib_qp_proche": text(names, near_zone),
         "distance_qp_proche_m": np.where(is_outside_q, rounded(c.near_dist, 1), np.nan),
-        "candidat_autre_cote": candidat,
+        "candidat_autre_cote": text(codes, cand_zone),
         "motifs": motifs,
-        "donnees": donnees,
+        "donnees": Coded(np.array([donnees], dtype=object), np.zeros(n, np.intp)) if coded
+        else donnees,
         "lon": np.where(usable, rounded(np.asarray(lon, float), 7), np.nan),
         "lat": np.where(usable, rounded(np.asarray(lat, float), 7), np.nan),
         "x_l93": rounded(x, 2),
