@@ -8,6 +8,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -41,3 +42,34 @@ def served(app: Any, *, timeout_s: float = 30.0) -> Iterator[str]:
                 thread.join(10)
     finally:
         sock.close()
+
+
+class LoopbackServer:
+    """A fake HTTP service of the tests (``fake_ban``, ``fake_annuaire``, ``fake_geo_api``) on a
+    free port of 127.0.0.1, served from a thread. The fake names its request handler class by
+    :meth:`handler_base`; the handler reaches the fake's state as ``self.fake``."""
+
+    #: path prefix of the service's URL (``url`` ends with it)
+    prefix: str = ""
+
+    def handler_base(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+    def start(self) -> Any:
+        handler = type("Handler", (self.handler_base(),), {"fake": self})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}{self.prefix}"

@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests._serveur import LoopbackServer
 
 
 def _siret(siren: str) -> str:
@@ -88,7 +90,7 @@ for _siren, _nom, _nature, _kw in (
 
 
 @dataclass
-class FakeAnnuaire:
+class FakeAnnuaire(LoopbackServer):
     """The server's state; :meth:`start` binds it to a free port of 127.0.0.1."""
 
     fail_next: list[int] = field(default_factory=list)
@@ -96,28 +98,8 @@ class FakeAnnuaire:
     requests: list[dict[str, list[str]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self) -> FakeAnnuaire:
-        state = self
-
-        class Handler(_Handler):
-            fake = state
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
-                                       daemon=True)
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+    def handler_base(self) -> type[_Handler]:
+        return _Handler
 
 
 class _Handler(BaseHTTPRequestHandler):

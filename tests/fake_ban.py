@@ -43,9 +43,11 @@ import unicodedata
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests._serveur import LoopbackServer
 
 #: normalised query → (lon, lat, properties)
 KNOWN: dict[str, tuple[float, float, dict[str, Any]]] = {}
@@ -125,7 +127,7 @@ class Recorded:
 
 
 @dataclass
-class FakeBan:
+class FakeBan(LoopbackServer):
     """The server's state; :meth:`start` binds it to a free port of 127.0.0.1."""
 
     prefix: str = "/geocodage"
@@ -142,27 +144,8 @@ class FakeBan:
     requests: list[Recorded] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self) -> FakeBan:
-        state = self
-
-        class Handler(_Handler):
-            fake = state
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}{self.prefix}"
+    def handler_base(self) -> type[_Handler]:
+        return _Handler
 
     def count(self, path_end: str = "") -> int:
         with self.lock:

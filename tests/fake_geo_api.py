@@ -22,15 +22,17 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import shapely
 
+from tests._serveur import LoopbackServer
+
 
 @dataclass
-class FakeGeoApi:
+class FakeGeoApi(LoopbackServer):
     """Communes by département: ``{dep: [(code, nom, shapely geometry), …]}``."""
 
     communes: dict[str, list[tuple[str, str, Any]]] = field(default_factory=dict)
@@ -40,28 +42,8 @@ class FakeGeoApi:
     requests: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self) -> FakeGeoApi:
-        state = self
-
-        class Handler(_Handler):
-            fake = state
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
-                                       daemon=True)
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+    def handler_base(self) -> type[_Handler]:
+        return _Handler
 
 
 def _one(code: str, nom: str, geom: Any, dep: str, *, fmt: str, geometry: str,
