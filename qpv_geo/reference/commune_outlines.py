@@ -24,18 +24,18 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import pandas as pd
 
-from qpv_geo._files import sha256_file, write_error
+from qpv_geo._files import sha256_file
 from qpv_geo._http import USER_AGENT, make_session
 from qpv_geo.exceptions import DownloadError
-from qpv_geo.reference import store
 from qpv_geo.reference.communes import communes_france
+from qpv_geo.reference.install import write_layer_file, write_version
 from qpv_geo.reference.layers import (
-    REFERENCE_CACHE,
     LayerInfo,
     clean_geometries,
     installed_dir,
@@ -162,33 +162,21 @@ def install_outlines(territoire: Any, settings: Settings | None = None, *,
                           "communes": int(gdf["insee_com"].isin(
                               list(territoire.communes) if not territoire.france
                               else gdf["insee_com"]).sum())})
-    try:
-        with store.new_version(settings.data_dir / "reference") as target_dir:
-            (target_dir / FILE).unlink(missing_ok=True)  # a link to the previous version
-            gdf.to_file(target_dir / FILE, driver="GeoJSON")
-            store.step("couche")
-            manifest = read_manifest(target_dir)
-            manifest["layers"][LAYER] = {
-                "file": FILE,
-                "title": "Contours des communes (fond des cartes des territoires autres que "
-                "SEM)",
-                "source": "API Découpage administratif, " + base_url.rstrip("/")
-                + " (contours Etalab « communes-5m », dérivés d'IGN ADMIN EXPRESS)",
-                "millesime": f"téléchargé le {now[:10]}", "licence": LICENCE,
-                "sha256": sha256_file(target_dir / FILE), "features": len(gdf),
-                "crs": "EPSG:4326", "fields": list(FIELDS), "precision": PRECISION,
-                "simplified": True, "demo": False, "official": False, "precision_m": None,
-                "installed_at": now, "telechargements": requests_done,
-            }
-            (target_dir / "manifest.json").write_text(
-                json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
-            store.step("manifeste")
-    except Exception as exc:  # a failed write (full disk, read-only…) from Python or GDAL
-        error = write_error(exc, settings.data_dir / "reference")
-        if error is None:
-            raise
-        raise error from exc
-    REFERENCE_CACHE.clear()
+    def fill(target_dir: Path, manifest: dict[str, Any]) -> None:
+        write_layer_file(gdf, target_dir / FILE)
+        manifest["layers"][LAYER] = {
+            "file": FILE,
+            "title": "Contours des communes (fond des cartes des territoires autres que SEM)",
+            "source": "API Découpage administratif, " + base_url.rstrip("/")
+            + " (contours Etalab « communes-5m », dérivés d'IGN ADMIN EXPRESS)",
+            "millesime": f"téléchargé le {now[:10]}", "licence": LICENCE,
+            "sha256": sha256_file(target_dir / FILE), "features": len(gdf),
+            "crs": "EPSG:4326", "fields": list(FIELDS), "precision": PRECISION,
+            "simplified": True, "demo": False, "official": False, "precision_m": None,
+            "installed_at": now, "telechargements": requests_done,
+        }
+
+    manifest = write_version(settings, fill)
     return layer_info(LAYER, manifest["layers"][LAYER], installed_dir(settings), "installée")
 
 

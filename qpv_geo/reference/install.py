@@ -10,7 +10,9 @@ import json
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
@@ -138,65 +140,84 @@ def _rename_fields(gdf: gpd.GeoDataFrame, layer: str, champ_code: str | None,
     return gdf.rename(columns=renames)
 
 
-def _install(gdf: gpd.GeoDataFrame, layer: str, settings: Settings, *, source: str,
-             millesime: str, licence: str, simplified: bool, demo: bool,
-             precision: str, official: bool = False,
-             national: gpd.GeoDataFrame | None = None) -> LayerInfo:
-    """Write the layer and its manifest entry into a new version folder, then switch to it
-    in one rename: a crash at any point leaves the previous layers and manifest intact.
-
-    ``national``: the whole official national file, installed in the same switch as the
-    national layer ``qpv_france`` (same source, millésime and verification as ``gdf``)."""
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    fname = f"{layer}.geojson"
+def write_version(settings: Settings,
+                  fill: Callable[[Path, dict[str, Any]], None]) -> dict[str, Any]:
+    """Install reference files in one switch: ``fill`` writes its files into a new version
+    folder and enters them in the manifest it is given (the folder's, read for it); the
+    manifest is written, then the folder becomes the installed version in one rename. A crash
+    at any point leaves the previous layers and manifest intact; a failed write (full disk,
+    read-only…) is said in French. Returns the manifest installed."""
     try:
         with store.new_version(settings.data_dir / "reference") as target_dir:
-            (target_dir / fname).unlink(missing_ok=True)  # a link to the previous version
-            gdf.to_file(target_dir / fname, driver="GeoJSON")
-            store.step("couche")
             manifest = read_manifest(target_dir)
-            fields = [c for c in gdf.columns if c != "geometry"]
-            manifest["layers"][layer] = {
-                "file": fname, "title": f"{layer} (importée)", "source": source,
-                "millesime": millesime, "licence": licence,
-                "sha256": sha256_file(target_dir / fname), "features": len(gdf),
-                "crs": "EPSG:4326", "fields": fields, "precision": precision,
-                "simplified": simplified, "demo": demo, "official": official,
-                "precision_m": PRECISION_PERIMETRE_DEFAUT_M if official else None,
-                "installed_at": now,
-            }
-            if national is not None:
-                nfile = target_dir / _nationale.FILE
-                nfile.unlink(missing_ok=True)
-                _nationale.write(national, nfile)
-                store.step("couche")
-                manifest["layers"][_nationale.LAYER] = {
-                    "file": _nationale.FILE,
-                    "title": "QPV 2024 de toute la France (métropole et outre-mer) — fichier "
-                    "national installé (pour les territoires autres que SEM et --territoire "
-                    "france)",
-                    "source": source, "millesime": millesime, "licence": licence,
-                    "sha256": sha256_file(nfile), "features": len(national),
-                    "crs": "EPSG:4326",
-                    "fields": [c for c in national.columns if c != "geometry"],
-                    "precision": precision, "simplified": False, "demo": demo,
-                    "official": official,
-                    "precision_m": PRECISION_PERIMETRE_DEFAUT_M if official else None,
-                    "transformations": "géométries et attributs du fichier tels quels "
-                    "(géométries invalides réparées par make_valid) ; lib_epci repris de la "
-                    "copie embarquée par siren_epci ; FlatGeobuf compressé gzip",
-                    "installed_at": now,
-                }
+            fill(target_dir, manifest)
             (target_dir / "manifest.json").write_text(
                 json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
             store.step("manifeste")
     except Exception as exc:  # a failed write (full disk, read-only…) from Python or GDAL
-
         error = write_error(exc, settings.data_dir / "reference")
         if error is None:
             raise
         raise error from exc
     REFERENCE_CACHE.clear()
+    return manifest
+
+
+def write_layer_file(gdf: gpd.GeoDataFrame, path: Path) -> None:
+    """Write a layer as GeoJSON in a new version folder (where ``path`` may still be a link to
+    the previous version's file)."""
+    path.unlink(missing_ok=True)
+    gdf.to_file(path, driver="GeoJSON")
+    store.step("couche")
+
+
+def _install(gdf: gpd.GeoDataFrame, layer: str, settings: Settings, *, source: str,
+             millesime: str, licence: str, simplified: bool, demo: bool,
+             precision: str, official: bool = False,
+             national: gpd.GeoDataFrame | None = None) -> LayerInfo:
+    """Write the layer and its manifest entry in one switch (:func:`write_version`).
+
+    ``national``: the whole official national file, installed in the same switch as the
+    national layer ``qpv_france`` (same source, millésime and verification as ``gdf``)."""
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    fname = f"{layer}.geojson"
+
+    def fill(target_dir: Path, manifest: dict[str, Any]) -> None:
+        write_layer_file(gdf, target_dir / fname)
+        fields = [c for c in gdf.columns if c != "geometry"]
+        manifest["layers"][layer] = {
+            "file": fname, "title": f"{layer} (importée)", "source": source,
+            "millesime": millesime, "licence": licence,
+            "sha256": sha256_file(target_dir / fname), "features": len(gdf),
+            "crs": "EPSG:4326", "fields": fields, "precision": precision,
+            "simplified": simplified, "demo": demo, "official": official,
+            "precision_m": PRECISION_PERIMETRE_DEFAUT_M if official else None,
+            "installed_at": now,
+        }
+        if national is not None:
+            nfile = target_dir / _nationale.FILE
+            nfile.unlink(missing_ok=True)
+            _nationale.write(national, nfile)
+            store.step("couche")
+            manifest["layers"][_nationale.LAYER] = {
+                "file": _nationale.FILE,
+                "title": "QPV 2024 de toute la France (métropole et outre-mer) — fichier "
+                "national installé (pour les territoires autres que SEM et --territoire "
+                "france)",
+                "source": source, "millesime": millesime, "licence": licence,
+                "sha256": sha256_file(nfile), "features": len(national),
+                "crs": "EPSG:4326",
+                "fields": [c for c in national.columns if c != "geometry"],
+                "precision": precision, "simplified": False, "demo": demo,
+                "official": official,
+                "precision_m": PRECISION_PERIMETRE_DEFAUT_M if official else None,
+                "transformations": "géométries et attributs du fichier tels quels "
+                "(géométries invalides réparées par make_valid) ; lib_epci repris de la "
+                "copie embarquée par siren_epci ; FlatGeobuf compressé gzip",
+                "installed_at": now,
+            }
+
+    manifest = write_version(settings, fill)
     return layer_info(layer, manifest["layers"][layer], installed_dir(settings), "installée")
 
 
