@@ -544,9 +544,6 @@ def alt_text(sigle: str = "SEM") -> dict[str, str]:
     }
 
 
-ALT_TEXT = alt_text()
-
-
 def status_labels(nom: str = "Saint-Étienne Métropole") -> dict[str, str]:
     """:data:`STATUS_LABELS` for a territory's name."""
     if nom == "Saint-Étienne Métropole":

@@ -107,7 +107,6 @@ from qpv_geo.web.security import (
 from qpv_geo.web.services import (
     BatchTooLong,
     Services,
-    ServiceUnavailable,
     donnees_payload,
     suggest_addresses,
     warm_up,
@@ -125,8 +124,7 @@ HERE = Path(__file__).resolve().parent
 def status_for(exc: QpvGeoError) -> int:
     """HTTP status of a user-facing error: 503 for services or data the server lacks."""
     if isinstance(exc, (GeocoderUnavailable, GeocoderNotConfigured, GeocoderRateLimited,
-                        ReferenceDataError, DownloadError, ServiceUnavailable,
-                        StoreUnavailable)):
+                        ReferenceDataError, DownloadError, StoreUnavailable)):
         return 503
     if isinstance(exc, InputTooLargeError):
         return 413

@@ -44,11 +44,6 @@ from qpv_geo.web.schemas import (
 log = logging.getLogger("qpv_geo.web")
 
 
-
-class ServiceUnavailable(QpvGeoError):
-    """A part of qpv-geo this server lacks (module not installed)."""
-
-
 class _PerimeterIndex:
     """GeoJSON features of every perimeter, with their lon/lat bounds for a quick filter."""
 
@@ -306,5 +301,5 @@ def suggest_addresses(services: Services, q: str, limite: int) -> Suggestions:
     return Suggestions(suggestions=out[:limite], methode=methode)  # type: ignore[arg-type]
 
 
-__all__ = ["BatchTooLong", "ServiceUnavailable", "Services", "donnees_payload",
+__all__ = ["BatchTooLong", "Services", "donnees_payload",
            "suggest_addresses", "warm_up"]
