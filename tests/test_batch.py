@@ -536,3 +536,27 @@ def test_a_precision_column_sets_each_rows_margin(tmp_path, engine, fake) -> Non
     assert list(frame["marge_m"]) == [4.0, 11.0, 11.0, 8.0]
     assert frame.loc[0, "marge_motif"] == "marge 4 m = périmètre 1 m + position déclarée 3 m"
     assert "précision du point illisible" in frame.loc[2, "motifs"]
+
+
+def test_numbers_of_a_column_read_as_each_cell_alone() -> None:
+    """Issue 24: a column of plain numbers is parsed by Arrow, one with any other cell by the
+    Python rule; both give each cell what the rule gives it alone (a one-cell column), signs
+    of zero included."""
+    from qpv_geo.batch import parse_numbers
+
+    rng = np.random.default_rng(24)
+    plain = [f"{v:.{int(d)}f}".replace(".", sep) for v, d, sep in
+             zip(rng.uniform(-180, 180, 3000), rng.integers(0, 9, 3000),
+                 rng.choice([",", "."], 3000), strict=True)]
+    plain += ["", "-0", "-0,0", "+4.5", "45.", ".5", "0045", "1e3", "1E-3", "nan", "inf",
+              "1e400", "1e-400", "12345678901234567890", "3.14159265358979323846264338"]
+    odd = [" 45.4", "45,4 ", "1.234,5", "1,234.5", "808 000", "\u221245,4", "1_000",
+           "\u0664\u0665", "4..5", "45,4,3", "abc", "\u00a045", "0x10", "--4"]
+    for cells in (plain, plain + odd):
+        col = pd.Series(cells * 2, dtype=object)
+        got, bad = parse_numbers(col)
+        for k, c in enumerate(cells):
+            one, one_bad = parse_numbers(pd.Series([c], dtype=object))
+            assert (got[k] == one[0] or (np.isnan(got[k]) and np.isnan(one[0]))), c
+            assert np.signbit(got[k]) == np.signbit(one[0]) and bad[k] == one_bad[0], c
+    assert np.isfinite(parse_numbers(pd.Series(plain, dtype=object))[0]).sum() > 2900

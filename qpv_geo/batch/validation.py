@@ -410,11 +410,16 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
             gl[i], gp[i], gsrc[i] = d["geocodage_label"], d["geocodage_precision"], \
                 d["geocodage_source"] or None
             gs[i] = d["geocodage_score"] if g.found else np.nan
-    motifs = vcols["motifs"].astype(object)
-    if pd.api.types.infer_dtype(motifs, skipna=False) not in ("string", "empty"):
-        motifs = motifs.astype(str).astype(object)  # (not through fixed-width numpy text)
-    both = (pre != "") & (motifs != "")
-    motifs = np.where(both, pre + " ; " + motifs, np.where(pre != "", pre, motifs))
+    motifs = vcols["motifs"]
+    has_pre = pre != ""
+    if has_pre.any() or off.any() or not isinstance(motifs, pd.arrays.ArrowStringArray) \
+            or motifs.isna().any():
+        motifs = motifs.astype(object)
+        if pd.api.types.infer_dtype(motifs, skipna=False) not in ("string", "empty"):
+            motifs = motifs.astype(str).astype(object)  # (not through fixed-width numpy text)
+        both = has_pre & (motifs != "")
+        motifs = np.where(both, pre + " ; " + motifs, np.where(has_pre, pre, motifs))
+    # else: the verdict table's texts as they are, in Arrow (written from there)
     status = vcols["status"].astype(object)
     if PROBLEM_COLUMN in frame.columns:
         # A row a stray quote swallowed another into holds cells of two sites (often the
@@ -440,9 +445,11 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
     for col in VERDICT_OUTPUT_COLUMNS[2:]:
         added[col] = motifs if col == "motifs" else vcols[col]
     if mapping.priorite:
-        raw = frame[mapping.priorite].astype(object).where(frame[mapping.priorite].notna(), "")
-        uniques = {v: normalize_priorite(v) for v in pd.unique(raw)}
-        added["priorite"] = raw.map(uniques).to_numpy(object)
+        codes, uniques = pd.factorize(frame[mapping.priorite].to_numpy(object),
+                                      use_na_sentinel=False)
+        normal = np.empty(len(uniques) + 1, dtype=object)  # one per distinct cell
+        normal[:-1] = [normalize_priorite("" if pd.isna(v) else v) for v in uniques]
+        added["priorite"] = normal[codes]
     if mapping.porteur:
         added["porteur"] = cells(mapping.porteur)
     if mapping.action:
@@ -498,7 +505,8 @@ class _Summary:
         self.total += len(out)
         status = out["status"]
         self.par_statut.update(status.value_counts().to_dict())
-        coded = out[out["code_qp"].notna()]
+        has_code = out["code_qp"].notna().to_numpy(bool)
+        coded = out.loc[has_code, ["code_qp", "lib_qp", "status"]]
         for (code, lib, st), k in coded.groupby(["code_qp", "lib_qp", "status"],
                                                 dropna=False).size().items():
             entry = self.qpv.setdefault(str(code), {"lib_qp": lib, "sites": 0, "eligibles": 0})
@@ -509,13 +517,13 @@ class _Summary:
             self.prio.update(out["priorite"].value_counts().to_dict())
             self.prio_ok.update(out.loc[status == "eligible", "priorite"].value_counts()
                                 .to_dict())
-        review = out[status.isin(["a_verifier", "non_geocode"])]
-        self.a_revoir_total += len(review)
+        to_review = status.isin(["a_verifier", "non_geocode"]).to_numpy(bool)
+        self.a_revoir_total += int(to_review.sum())
         room = A_REVOIR_MAX - len(self.a_revoir)
-        if room > 0 and len(review):
+        if room > 0 and to_review.any():
+            head = out.iloc[np.flatnonzero(to_review)[:room]]
             keep = [c for c in ("ligne", "status", "porteur", "action", "motifs")
-                    if c in review.columns]
-            head = review.head(room)
+                    if c in head.columns]
             adresse = self._address(head)
             for rec, adr in zip(head[keep].to_dict("records"), adresse, strict=True):
                 entry = {k: (int(v) if k == "ligne" else v) for k, v in rec.items()}
