@@ -558,3 +558,16 @@ def test_numbers_formatted_once_per_value_read_as_each_alone(name) -> None:
     whole = writing_mod._number_texts(name, pd.Series(values), ",")
     alone = [writing_mod._number_texts(name, pd.Series([v]), ",")[0] for v in values]
     assert list(whole) == alone
+
+
+@pytest.mark.parametrize("suffix", [".geojson", ".gpkg"])
+def test_layer_is_named_sites_not_after_the_temporary_file(tmp_path, suffix) -> None:
+    """A GIS shows the layer's name: it was the temporary file's (« .r.123-ab.partiel »)
+    in GeoJSON."""
+    import pyogrio
+
+    out = tmp_path / f"r{suffix}"
+    validate_file(_small(tmp_path), out, progress=False)
+    assert [name for name, _ in pyogrio.list_layers(out)] == ["sites"]
+    if suffix == ".geojson":
+        assert json.loads(out.read_text(encoding="utf-8"))["name"] == "sites"

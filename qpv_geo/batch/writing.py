@@ -931,8 +931,8 @@ def _write_geo(frame: pd.DataFrame, path: Path, kind: str) -> None:
                 pd.api.types.is_string_dtype(data[col].dtype):
             data[col] = data[col].astype(object).where(data[col].notna(), None)
     gdf = gpd.GeoDataFrame(data, geometry=geoms.values, crs=4326)
-    gdf.to_file(path, driver="GeoJSON" if kind == "geojson" else "GPKG",
-                **({"layer": "sites"} if kind == "gpkg" else {}))
+    # the layer's name (GeoJSON's « name », a GeoPackage's table): not the temporary file's
+    gdf.to_file(path, driver="GeoJSON" if kind == "geojson" else "GPKG", layer="sites")
 
 
 # ---------------------------------------------------------------------------------------------
