@@ -75,7 +75,8 @@ def source_frames(source: Source, chunk_rows: int) -> Iterator[tuple[pd.DataFram
     lines: list[int] = []  # lines of the rows read one by one, since the last block
     line_parts: list[Any] = []  # the chunk's lines so far, part after part
     count = 0  # rows in the chunk
-    cells_in: list[str] = []  # the chunk's cells, row after row, ``width`` per row
+    pieces: list[list[str]] = []  # the chunk's cells, row after row, ``width`` per row
+    cells_in: list[str] = []  # the cells of the rows read one by one, since the last block
     extras: dict[int, str] = {}  # row in the chunk → its cells beyond the header
     problems: dict[int, str] = {}  # row in the chunk → its problem
     empty = 0
@@ -88,10 +89,13 @@ def source_frames(source: Source, chunk_rows: int) -> Iterator[tuple[pd.DataFram
         return out
 
     def flush() -> tuple[pd.DataFrame, int]:
-        nonlocal lines, line_parts, count, cells_in, extras, problems, empty
+        nonlocal lines, line_parts, count, pieces, cells_in, extras, problems, empty
         if count:
-            grid = np.empty(len(cells_in), dtype=object)
-            grid[:] = cells_in
+            grid = np.empty(count * width, dtype=object)
+            at = 0
+            for piece in [*pieces, cells_in]:
+                grid[at:at + len(piece)] = piece
+                at += len(piece)
             frame = pd.DataFrame(grid.reshape(count, width), columns=source.columns,
                                  dtype=object)
         else:
@@ -103,7 +107,7 @@ def source_frames(source: Source, chunk_rows: int) -> Iterator[tuple[pd.DataFram
         frame.index = pd.Index(np.concatenate([*line_parts, np.array(lines, dtype=np.int64)]),
                                name="ligne", dtype=np.int64)
         out = (frame, empty)
-        lines, line_parts, cells_in, extras, problems = [], [], [], {}, {}
+        lines, line_parts, pieces, cells_in, extras, problems = [], [], [], [], {}, {}
         count = empty = 0
         return out
 
@@ -115,11 +119,13 @@ def source_frames(source: Source, chunk_rows: int) -> Iterator[tuple[pd.DataFram
             seen += item.count
             if lines:
                 line_parts.append(np.array(lines, dtype=np.int64))
-                lines = []
+                pieces.append(cells_in)
+                lines, cells_in = [], []
             done = 0
             while done < item.count:
                 take = min(item.count - done, chunk_rows - count)
-                cells_in += item.cells[done * width:(done + take) * width]
+                pieces.append(item.cells if take == item.count else
+                              item.cells[done * width:(done + take) * width])
                 line_parts.append(np.arange(item.first + done, item.first + done + take,
                                             dtype=np.int64))
                 count += take

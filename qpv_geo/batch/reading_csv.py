@@ -268,14 +268,20 @@ class _CsvLines:
             self._irregular = list(range(self._n + 1))
             return
         starts = np.array(self._starts)
+        firsts = starts[:-1]
         sep = ord(self.sep)
-        seps = np.diff(np.searchsorted(np.flatnonzero(codes == sep), starts))
-        quotes = np.diff(np.searchsorted(np.flatnonzero(codes == 34), starts))
+        seps = np.add.reduceat(codes == sep, firsts, dtype=np.int32)
         # a character that is not a space (nor a separator) for sure: the row is not blank
-        filled = np.logical_or.reduceat((codes > 32) & (codes < 127) & (codes != sep),
-                                        starts[:-1])
-        regular = ((seps == self.width - 1) & (quotes == 0) & filled
-                   & (np.diff(starts) <= self.cell_max))
+        content = np.zeros(256, dtype=bool)
+        content[33:127] = True
+        content[sep] = False
+        filled = content[np.minimum(codes[firsts], 255)]
+        if not filled.all():
+            filled = np.logical_or.reduceat((codes > 32) & (codes < 127) & (codes != sep),
+                                            firsts)
+        regular = (seps == self.width - 1) & filled & (np.diff(starts) <= self.cell_max)
+        if '"' in self._block:
+            regular &= np.diff(np.searchsorted(np.flatnonzero(codes == 34), starts)) == 0
         self._irregular = [*np.flatnonzero(~regular).tolist(), self._n]
         self._codes = None
 
@@ -467,21 +473,23 @@ def _scan(path: Path, line_max: int, sep: bytes = b";") -> tuple[int, bool]:
         for block in iter(lambda: raw.read(1 << 22), b""):
             if clean and b"\x00" in block:
                 clean = False
-            parts = block.split(b"\n")
-            lens = list(map(len, parts))
+            breaks = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
+            # line k of the block: bytes bounds[k] + 1 … bounds[k + 1]
+            bounds = np.concatenate(([-1], breaks, [len(block)]))
+            lens = np.diff(bounds) - 1
             lens[0] += tail_len
-            if max(lens) > MAX_COLUMNS:  # only long lines can hold that many separators
-                for k, part in enumerate(parts):
-                    if lens[k] <= MAX_COLUMNS:
-                        continue
-                    seps = part.count(sep) + (tail_seps if k == 0 else 0)
+            longest = int(lens.max())
+            if longest > MAX_COLUMNS:  # only long lines can hold that many separators
+                for k in np.flatnonzero(lens > MAX_COLUMNS).tolist():
+                    seps = (block.count(sep, int(bounds[k]) + 1, int(bounds[k + 1]))
+                            + (tail_seps if k == 0 else 0))
                     if seps >= MAX_COLUMNS:
                         raise too_many_columns(path.name, count + k + 1, seps + 1)
-            if clean and max(lens) > line_max:
+            if clean and longest > line_max:
                 clean = False
-            count += len(parts) - 1
-            tail_seps = (tail_seps if len(parts) == 1 else 0) + parts[-1].count(sep)
-            tail_len = lens[-1] if len(parts) > 1 else lens[0]
+            count += len(breaks)
+            tail_seps = (0 if len(breaks) else tail_seps) + block.count(sep, int(bounds[-2]) + 1)
+            tail_len = int(lens[-1])
     return count, clean
 
 
