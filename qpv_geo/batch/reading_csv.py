@@ -156,6 +156,7 @@ class _CsvLines:
             self._block = ""
             self._starts: list[int] = [0]
             self._codes: np.ndarray | None = None
+            self._line_ends = np.zeros(0, dtype=np.intp)
             self._crlf = False
             self._i = self._n = 0
             self._irregular: list[int] | None = None
@@ -228,9 +229,10 @@ class _CsvLines:
         else:
             self._codes = _char_codes(text)
             ends = np.flatnonzero(self._codes == 10) + 1
+            if not len(ends) or ends[-1] != len(text):
+                ends = np.append(ends, len(text))
+            self._line_ends = ends
             self._starts = [0, *ends.tolist()]
-            if self._starts[-1] != len(text):
-                self._starts.append(len(text))
         self._n = len(self._starts) - 1
 
     def take_run(self) -> tuple[int, list[str]] | None:
@@ -267,7 +269,7 @@ class _CsvLines:
         if codes is None:
             self._irregular = list(range(self._n + 1))
             return
-        starts = np.array(self._starts)
+        starts = np.concatenate(([0], self._line_ends))
         firsts = starts[:-1]
         sep = ord(self.sep)
         seps = np.add.reduceat(codes == sep, firsts, dtype=np.int32)
