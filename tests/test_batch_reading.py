@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -326,3 +328,117 @@ def test_no_peek_parses_a_hostile_workbook(name, monkeypatch) -> None:
     with pytest.raises(InputFileError):
         read_validated(_h(name))
     assert opened == []
+
+
+# ------------------------------------------------------------------ 24: CSV read by blocks
+
+_TRICKY_ROWS = [
+    "Porteur;Adresse;Latitude;Longitude",
+    "A;1 rue Ré;45,4335;4,3790",
+    "",                                       # blank line
+    "B;2 rue Zé;45,4335;4,3790",
+    "   ;  ;\t;",                            # blank cells only
+    "C;court",                                # ragged: padded
+    "D;3 rue;45,4;4,3;en trop;encore",        # ragged: extra cells kept
+    'E;"4 rue, bât. 2',                       # a quoted cell on three lines…
+    'escalier B;x',
+    'fin";45,4;4,3',                          # …closed here
+    "F;5 rue;45,4;4,3;;",                     # blank extra cells: nothing said
+    "G;" + "y" * 60 + ";45,4;4,3",            # a cell over the cap (40)
+    '\u00a0;\u00a0;\u00a0;\u00a0',            # non-breaking spaces only: blank
+    'H;6 "rue";45,4;4,3',                     # a quote inside a cell
+    "I;7 rue;45,4;4,3",
+    "J;8 rue;45,4;4,3",
+]
+
+
+def _read_all(path: Path, chunk_rows: int, **kw):
+    from qpv_geo.batch.reading import open_source, source_frames
+
+    source = open_source(path, settings=Settings(max_caracteres_cellule=40), **kw)
+    try:
+        frames = [(f.to_dict("split"), [str(t) for t in f.dtypes], e)
+                  for f, e in source_frames(source, chunk_rows)]
+    finally:
+        source.closer()
+    return frames, source.skipped, source.warnings, source.lecture()
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1252", "utf-16"])
+@pytest.mark.parametrize("final", [True, False], ids=["final-newline", "no-final-newline"])
+def test_blocks_of_any_size_read_the_rows_like_one_by_one(tmp_path, monkeypatch, newline,
+                                                          encoding, final) -> None:
+    """Every block boundary (down to one byte: inside a quoted cell on several lines, between
+    ``\\r`` and ``\\n``, inside a multi-byte character), every chunk size: the same frames,
+    line numbers, blank rows, extras, problems and warnings as rows read one by one."""
+    from qpv_geo.batch import reading_csv
+
+    path = tmp_path / "s.csv"
+    path.write_bytes((newline.join(_TRICKY_ROWS) + (newline if final else ""))
+                     .encode(encoding))
+    frame, _ = read_sites(path, settings=Settings(max_caracteres_cellule=40))
+    assert list(frame.index) == [2, 4, 6, 7, 8, 9, 10, 12, 13, 14]
+    assert frame.loc[8, "Adresse"] == f"4 rue, bât. 2{newline}escalier B;x{newline}fin"
+    assert list(frame.loc[6])[:4] == ["C", "court", "", ""]
+    assert frame.loc[7, "colonnes en trop"] == "6 champs au lieu de 4 : en trop | encore"
+    assert frame.loc[10, "Adresse"] == "y" * 40
+    assert "coupée à 40 caractères (60 au départ)" in frame.loc[10, PROBLEM_COLUMN]
+    assert frame.loc[12, "Adresse"] == '6 "rue"' and frame.loc[14, "Porteur"] == "J"
+    assert [r["ligne"] for r in frame.attrs["lecture"]["lignes_ignorees"]] == [3, 5, 11]
+    one_by_one = {size: _read_all(path, size) for size in (2, 4, 1000)}
+    for block in (1, 3, 16, 37, 64, 1 << 20):
+        monkeypatch.setattr(reading_csv, "BLOCK_BYTES", block)
+        for size, expected in one_by_one.items():
+            with monkeypatch.context() as m:
+                m.setattr(reading_csv._CsvLines, "take_run", lambda self: None)
+                assert _read_all(path, size) == expected
+            assert _read_all(path, size) == expected, (block, size)
+
+
+def test_regular_rows_come_in_blocks_with_their_line_numbers(tmp_path, monkeypatch) -> None:
+    from qpv_geo.batch import reading_csv
+    from qpv_geo.batch.reading import open_source, source_frames
+    from qpv_geo.batch.source import RowBlock
+
+    monkeypatch.setattr(reading_csv, "BLOCK_BYTES", 1000)
+    rows = [f"Porteur {k};{k} rue de la Paix;45,4;4,3" for k in range(3000)]
+    rows[1500] = ""                                     # a blank line in the middle
+    rows[2000] = 'Q;"rue\r\nsur deux lignes";45,4;4,3'  # a record on two lines
+    path = tmp_path / "s.csv"
+    path.write_bytes(("Porteur;Adresse;Latitude;Longitude\r\n" + "\r\n".join(rows))
+                     .encode("utf-8"))
+    source = open_source(path)
+    items = list(source.rows)
+    source.closer()
+    in_blocks = sum(i.count for i in items if isinstance(i, RowBlock))
+    assert in_blocks > 2900 and len(items) < 200
+    source = open_source(path)
+    frames = list(source_frames(source, 700))
+    source.closer()
+    assert [len(f) for f, _ in frames] == [700, 700, 700, 700, 199]
+    assert [e for _, e in frames] == [0, 0, 1, 0, 0]
+    frame = pd.concat([f for f, _ in frames])
+    assert all(t is np.dtype(object) for t in frame.dtypes)
+    lines = list(range(2, 1502)) + list(range(1503, 3002))
+    assert list(frame.index) == lines and frame.index.name == "ligne"
+    assert frame.loc[2002, "Adresse"] == "rue\r\nsur deux lignes"
+    assert frame.loc[3001].tolist() == ["Porteur 2999", "2999 rue de la Paix", "45,4", "4,3"]
+    assert frame.loc[1503, "Porteur"] == "Porteur 1501"
+
+
+@pytest.mark.parametrize("block", [8192, 1 << 20])
+def test_a_character_that_does_not_decode_stops_at_the_same_line(tmp_path, monkeypatch,
+                                                                 block) -> None:
+    """Read through :func:`open`, the text layer decodes 8 KiB at a time: the rows before
+    the chunk holding the bad byte are read, the next one fails (line 257 here, whatever the
+    size of the blocks)."""
+    from qpv_geo.batch import reading_csv
+
+    monkeypatch.setattr(reading_csv, "BLOCK_BYTES", block)
+    line = "a" * 30 + ";" + "b" * 32 + "\n"  # 64 bytes: 256 lines in two chunks
+    path = tmp_path / "s.csv"
+    path.write_bytes(("Adresse;Commune" + " " * 48 + "\n" + line * 299).encode()
+                     + "é;x\n".encode("cp1252") + (line * 50).encode())
+    with pytest.raises(InputFileError, match="illisible en utf-8 vers la ligne 257"):
+        read_sites(path, encoding="utf-8")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,7 @@ from qpv_geo.batch.columns import (
 from qpv_geo.batch.reading_csv import MIXED_ENCODING, open_csv
 from qpv_geo.batch.reading_geo import GEOM_LAT, GEOM_LON, open_geo
 from qpv_geo.batch.reading_xlsx import XLSX_MAX_ROWS, check_xlsx, open_xlsx, xlsx_is_safe
-from qpv_geo.batch.source import SKIPPED_LISTED, Source, excel_letter
+from qpv_geo.batch.source import SKIPPED_LISTED, RowBlock, Source, excel_letter
 from qpv_geo.exceptions import InputFileError
 from qpv_geo.settings import Settings
 
@@ -65,34 +66,74 @@ def open_source(path: str | Path, *, sheet: str | int | None = None, encoding: s
 
 def source_frames(source: Source, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, int]]:
     """DataFrames of at most ``chunk_rows`` rows (all cells text, index = spreadsheet line);
-    also yields the number of entirely empty rows skipped in the chunk."""
+    also yields the number of entirely empty rows skipped in the chunk.
+
+    The row rules (blank row skipped, cell cut at the cap, short row padded, cells beyond
+    the header kept in :data:`EXTRA_COLUMN`, problem said) apply to each ``(line, cells)``;
+    a :class:`RowBlock` holds rows none of them changes, taken as they are."""
     width = len(source.columns)
-    lines: list[int] = []
-    rows: list[list[str]] = []
-    extras: list[str] = []
-    problems: list[str] = []
-    any_extra = False
-    any_problem = False
+    lines: list[int] = []  # lines of the rows read one by one, since the last block
+    line_parts: list[Any] = []  # the chunk's lines so far, part after part
+    count = 0  # rows in the chunk
+    pieces: list[list[str]] = []  # the chunk's cells, row after row, ``width`` per row
+    cells_in: list[str] = []  # the cells of the rows read one by one, since the last block
+    extras: dict[int, str] = {}  # row in the chunk → its cells beyond the header
+    problems: dict[int, str] = {}  # row in the chunk → its problem
     empty = 0
     cap = source.cell_max
 
+    def column(said: dict[int, str]) -> list[str]:
+        out = [""] * count
+        for k, text in said.items():
+            out[k] = text
+        return out
+
     def flush() -> tuple[pd.DataFrame, int]:
-        nonlocal lines, rows, extras, problems, any_extra, any_problem, empty
-        frame = pd.DataFrame(rows, columns=source.columns, dtype=object) if rows else \
-            pd.DataFrame({c: pd.Series([], dtype=object) for c in source.columns})
-        if any_extra and EXTRA_COLUMN not in frame.columns:
-            frame[EXTRA_COLUMN] = extras
-        if any_problem and PROBLEM_COLUMN not in frame.columns:
-            frame[PROBLEM_COLUMN] = problems
-        frame.index = pd.Index(lines, name="ligne", dtype=np.int64)
+        nonlocal lines, line_parts, count, pieces, cells_in, extras, problems, empty
+        if count:
+            grid = np.empty(count * width, dtype=object)
+            at = 0
+            for piece in [*pieces, cells_in]:
+                grid[at:at + len(piece)] = piece
+                at += len(piece)
+            frame = pd.DataFrame(grid.reshape(count, width), columns=source.columns,
+                                 dtype=object)
+        else:
+            frame = pd.DataFrame({c: pd.Series([], dtype=object) for c in source.columns})
+        if extras and EXTRA_COLUMN not in frame.columns:
+            frame[EXTRA_COLUMN] = column(extras)
+        if problems and PROBLEM_COLUMN not in frame.columns:
+            frame[PROBLEM_COLUMN] = column(problems)
+        frame.index = pd.Index(np.concatenate([*line_parts, np.array(lines, dtype=np.int64)]),
+                               name="ligne", dtype=np.int64)
         out = (frame, empty)
-        lines, rows, extras, problems = [], [], [], []
-        any_extra = any_problem = False
-        empty = 0
+        lines, line_parts, pieces, cells_in, extras, problems = [], [], [], [], {}, {}
+        count = empty = 0
         return out
 
     seen = 0
-    for line, cells in source.rows:
+    for item in source.rows:
+        if type(item) is RowBlock:
+            if (seen + item.count) >> 10 != seen >> 10:
+                check_cancelled()
+            seen += item.count
+            if lines:
+                line_parts.append(np.array(lines, dtype=np.int64))
+                pieces.append(cells_in)
+                lines, cells_in = [], []
+            done = 0
+            while done < item.count:
+                take = min(item.count - done, chunk_rows - count)
+                pieces.append(item.cells if take == item.count else
+                              item.cells[done * width:(done + take) * width])
+                line_parts.append(np.arange(item.first + done, item.first + done + take,
+                                            dtype=np.int64))
+                count += take
+                done += take
+                if count >= chunk_rows:
+                    yield flush()
+            continue
+        line, cells = item
         seen += 1
         if not seen & 1023:
             check_cancelled()
@@ -111,29 +152,23 @@ def source_frames(source: Source, chunk_rows: int) -> Iterator[tuple[pd.DataFram
                                f"({nombre(len(c))} au départ)")
                     cells[i] = c[:cap]
             problem = " ; ".join([*([problem] if problem else []), *cut])
-        problems.append(problem)
-        any_problem = any_problem or bool(problem)
+        if problem:
+            problems[count] = problem
         n = len(cells)
         if n < width:
             cells = [*cells, *[""] * (width - n)]
-            extras.append("")
         elif n > width:
             spill = cells[width:]
             cells = cells[:width]
             if any(s.strip() for s in spill):
-                any_extra = True
-                extras.append(f"{n} champs au lieu de {width} : "
-                              + " | ".join(s for s in spill))
-            else:
-                extras.append("")
-        else:
-            extras.append("")
+                extras[count] = (f"{n} champs au lieu de {width} : "
+                                 + " | ".join(s for s in spill))
         lines.append(line)
-        rows.append(cells)
-        if len(rows) >= chunk_rows:
+        cells_in += cells
+        count += 1
+        if count >= chunk_rows:
             yield flush()
-    if rows or empty or not lines:
-        yield flush()
+    yield flush()  # the last rows, or (none left) an empty frame
 
 
 def read_sites(path: str | Path, *, sheet: str | int | None = None,

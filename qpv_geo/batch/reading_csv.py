@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 from collections.abc import Iterator
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from qpv_geo._french import nombre
 from qpv_geo.batch.source import (
     MAX_COLUMNS,
+    RowBlock,
     Source,
     adopt,
     named_lines,
@@ -24,6 +29,11 @@ from qpv_geo.settings import Settings
 _SEPARATORS = (";", "\t", ",", "|")
 #: Pseudo-encoding of a UTF-8 file with some Windows-1252 lines (each line decoded alone).
 MIXED_ENCODING = "utf-8+cp1252"
+#: Bytes of a clean file decoded at a time. A multiple of the text layer's chunk
+#: (:data:`_TEXT_CHUNK`): a character that does not decode stops the reading at the same line
+#: as when the file was read line by line through :func:`open`.
+BLOCK_BYTES = 1 << 20
+_TEXT_CHUNK = 8192
 
 
 def _sniff_encoding(path: Path, sample: bytes) -> str:
@@ -111,10 +121,14 @@ def sniff_sep(lines: list[str]) -> str:
 
 class _CsvLines:
     """Physical lines of a CSV file as text, for :func:`csv.reader`: bounded length, NUL
-    removed, and (mixed encoding) each line decoded alone. Remembers what it did, by line."""
+    removed, and (mixed encoding) each line decoded alone. Remembers what it did, by line.
+
+    A clean file (no NUL, no overlong line, one encoding) is decoded by blocks; once the
+    header's width is known (:attr:`width`), :meth:`take_run` hands out, between two records
+    of the reader, the run of regular lines that follows as one :class:`RowBlock`'s cells."""
 
     def __init__(self, path: Path, enc: str, line_max: int, *, clean: bool = False,
-                 sep: str = ";") -> None:
+                 sep: str = ";", cell_max: int = 1_000_000) -> None:
         self.path = path
         self.sep = sep
         self.enc = enc
@@ -123,14 +137,32 @@ class _CsvLines:
         self.recoded: list[int] = []
         self.nul: list[int] = []
         self.cut: list[int] = []
+        #: Physical lines handed out so far (to the reader or in runs).
         self.count = 0
+        #: Cells of a regular row (the header's width); 0 while the header is sought: no run.
+        self.width = 0
+        self.cell_max = cell_max
         ascii_compatible = enc == MIXED_ENCODING or "\n".encode(enc) == b"\n"
         self._binary = ascii_compatible and not enc.lower().startswith("utf-16")
-        #: A file known to hold no NUL and no overlong line, in one encoding: read by the C
-        #: text layer directly (no per-line work).
+        #: A file known to hold no NUL and no overlong line, in one encoding: decoded by
+        #: blocks (no per-line work).
         self.fast = clean and enc != MIXED_ENCODING
         if self.fast:
-            self._binary = False
+            self._binary = True
+            self._decoder = codecs.getincrementaldecoder(enc)("strict")
+            self._eof = False
+            self._error: UnicodeError | None = None
+            self._carry = ""
+            self._block = ""
+            self._starts: list[int] = [0]
+            self._codes: np.ndarray | None = None
+            self._line_ends = np.zeros(0, dtype=np.intp)
+            self._crlf = False
+            self._i = self._n = 0
+            self._irregular: list[int] | None = None
+            self._k = 0
+            #: Separator a regular line is split on (one printable character, not a quote).
+            self._runs = len(sep) == 1 and (sep == "\t" or " " <= sep <= "~") and sep != '"'
         self._fh: Any = open(path, "rb") if self._binary else open(  # noqa: SIM115
             path, encoding=enc, errors="strict", newline="")
 
@@ -142,8 +174,118 @@ class _CsvLines:
 
     def __iter__(self) -> Iterator[str]:
         if self.fast:
-            return iter(self._fh)
+            return self._physical()
         return self._lines()
+
+    def _physical(self) -> Iterator[str]:
+        """The lines of a clean file one by one, split as :func:`open` (``newline=""``) does:
+        after ``\\n``, ``\\r\\n`` or a lone ``\\r``."""
+        while self._i < self._n or self._load():
+            i = self._i
+            self._i = i + 1
+            self.count += 1
+            yield self._block[self._starts[i]:self._starts[i + 1]]
+
+    def _load(self) -> bool:
+        """Decode the next block of whole lines; False at the end of the file. A character
+        that does not decode is raised once the lines before its text chunk are used."""
+        while True:
+            if self._error is not None:
+                raise self._error
+            if self._eof:
+                return False
+            raw = self._fh.read(BLOCK_BYTES)
+            state = self._decoder.getstate()
+            try:
+                text = self._decoder.decode(raw, final=not raw)
+            except UnicodeError as exc:
+                self._decoder.setstate(state)
+                text, self._error = self._decode_before_error(raw), exc
+            text = self._carry + text
+            self._eof = not raw and self._error is None
+            cut = len(text) if self._eof else _whole_lines(text)
+            self._carry = text[cut:]
+            if cut:
+                self._index(text[:cut])
+                return True
+
+    def _decode_before_error(self, raw: bytes) -> str:
+        """The text of the chunks of ``raw`` before the one that does not decode."""
+        good = []
+        try:
+            for k in range(0, len(raw), _TEXT_CHUNK):
+                good.append(self._decoder.decode(raw[k:k + _TEXT_CHUNK]))
+        except UnicodeError:
+            pass
+        return "".join(good)
+
+    def _index(self, text: str) -> None:
+        """Where the lines of a new block start."""
+        self._block, self._i, self._irregular, self._k = text, 0, None, 0
+        self._crlf = "\r" in text
+        if self._crlf and text.count("\r") != text.count("\r\n"):  # lone CR: old Mac lines
+            lens = map(len, io.StringIO(text, newline="").readlines())
+            self._starts, self._codes = [0, *accumulate(lens)], None
+        else:
+            self._codes = _char_codes(text)
+            ends = np.flatnonzero(self._codes == 10) + 1
+            if not len(ends) or ends[-1] != len(text):
+                ends = np.append(ends, len(text))
+            self._line_ends = ends
+            self._starts = [0, *ends.tolist()]
+        self._n = len(self._starts) - 1
+
+    def take_run(self) -> tuple[int, list[str]] | None:
+        """The regular lines from here on in the current block: ``(count, cells)``, each
+        line one record with exactly :attr:`width` cells — no quote (a line with one is the
+        reader's), not blank, none longer than a cell may be; None when the next line is not
+        one (or no block is read, or the header is not known yet)."""
+        if not self.width or not self.fast or not self._runs:
+            return None
+        if self._i >= self._n and not self._load():
+            return None
+        if self._irregular is None:
+            self._classify()
+        irregular, i, k = self._irregular, self._i, self._k
+        assert irregular is not None
+        while irregular[k] < i:
+            k += 1
+        self._k = k
+        j = irregular[k]
+        if j == i:
+            return None
+        text = self._block[self._starts[i]:self._starts[j]]
+        if self._crlf:
+            text = text.replace("\r\n", "\n")
+        if text.endswith("\n"):
+            text = text[:-1]
+        self._i = j
+        self.count += j - i
+        return j - i, text.replace("\n", self.sep).split(self.sep)
+
+    def _classify(self) -> None:
+        """Which lines of the block are not regular (see :meth:`take_run`)."""
+        codes = self._codes
+        if codes is None:
+            self._irregular = list(range(self._n + 1))
+            return
+        starts = np.concatenate(([0], self._line_ends))
+        firsts = starts[:-1]
+        sep = ord(self.sep)
+        seps = np.add.reduceat(codes == sep, firsts, dtype=np.int32)
+        # a character that is not a space (nor a separator) for sure: the row is not blank
+        content = np.zeros(256, dtype=bool)
+        content[33:127] = True
+        content[sep] = False
+        filled = content[np.minimum(codes[firsts], 255)]
+        if not filled.all():
+            filled = np.logical_or.reduceat((codes > 32) & (codes < 127) & (codes != sep),
+                                            firsts)
+        regular = (seps == self.width - 1) & filled & (np.diff(starts) <= self.cell_max)
+        if '"' in self._block:
+            regular &= np.diff(np.searchsorted(np.flatnonzero(codes == 34), starts)) == 0
+        self._irregular = [*np.flatnonzero(~regular).tolist(), self._n]
+        self._codes = None
 
     def _lines(self) -> Iterator[str]:
         fh = self._fh
@@ -196,6 +338,23 @@ class _CsvLines:
             yield text
 
 
+def _whole_lines(text: str) -> int:
+    """Where the last whole line of ``text`` ends (a final ``\\r`` may be a ``\\r\\n``)."""
+    end = text.rfind("\n") + 1
+    cr = text.rfind("\r", 0, len(text) - 1) + 1
+    return max(end, cr) if cr and text[cr] != "\n" else end
+
+
+def _char_codes(text: str) -> np.ndarray:
+    """The code of each character of ``text`` (same indices)."""
+    if text.isascii():
+        return np.frombuffer(text.encode("ascii"), np.uint8)
+    try:
+        return np.frombuffer(text.encode("latin-1"), np.uint8)
+    except UnicodeEncodeError:
+        return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
+
+
 def open_csv(path: Path, *, encoding: str | None, sep: str | None,
               settings: Settings, header_line: int | None = None) -> Source:
     size = path.stat().st_size
@@ -229,7 +388,8 @@ def open_csv(path: Path, *, encoding: str | None, sep: str | None,
     field_max = max(cell_max * 8, 1 << 20)
     est, clean = _scan(path, 4 * field_max, delimiter.encode(
         "utf-8" if enc == MIXED_ENCODING else enc)) if size < (1 << 31) else (None, False)
-    lines = _CsvLines(path, enc, line_max=4 * field_max, clean=clean, sep=delimiter)
+    lines = _CsvLines(path, enc, line_max=4 * field_max, clean=clean, sep=delimiter,
+                      cell_max=cell_max)
     csv.field_size_limit(field_max)
     reader = csv.reader(lines, delimiter=delimiter)
     source = Source(name=path.name, columns=[], rows=iter(()), skipped_above=[],
@@ -238,33 +398,43 @@ def open_csv(path: Path, *, encoding: str | None, sep: str | None,
     swallowed: list[tuple[int, int, int]] = []
     width = max(1, row_seps + 1)
 
-    def records() -> Iterator[tuple[int, list[str]]]:
+    def records() -> Iterator[tuple[int, list[str]] | RowBlock]:
         n = 0
         last = 0
         try:
-            for row in reader:
+            while True:
+                run = lines.take_run()
+                if run is not None:
+                    count, cells = run
+                    n += count
+                    last = lines.count
+                    yield RowBlock(n - count + 1, count, cells)
+                    continue
+                row = next(reader, None)
+                if row is None:
+                    break
                 n += 1
-                span = reader.line_num - last
+                span = lines.count - last
                 # (a quote never closed runs to the end of the file: its last cell ends
                 # with the file's last line break, even when it swallowed no other line)
                 if (span > 1 and (span > 50 or swallows_a_row(row, delimiter, row_seps,
                                                               width))) or (
                         row and row[-1][-1:] == "\n"):
-                    swallowed.append((n, last + 1, reader.line_num))
+                    swallowed.append((n, last + 1, lines.count))
                     source.problems[n] = (
                         "guillemet non fermé probable : une cellule de cette ligne "
                         + (f"contient {span} lignes du fichier (lignes {last + 1} à "
-                           f"{reader.line_num}), qui ne sont pas lues comme des lignes "
+                           f"{lines.count}), qui ne sont pas lues comme des lignes "
                            "séparées" if span > 1 else "s'ouvre par un guillemet jamais "
                            "fermé et court jusqu'à la fin du fichier")
                         + " ; corrigez le guillemet dans le fichier et relancez")
                 if lines.issues:
-                    found = [lines.issues.pop(i) for i in range(last + 1, reader.line_num + 1)
+                    found = [lines.issues.pop(i) for i in range(last + 1, lines.count + 1)
                              if i in lines.issues]
                     if found:
                         old = source.problems.get(n)
                         source.problems[n] = " ; ".join([*([old] if old else []), *found])
-                last = reader.line_num
+                last = lines.count
                 yield n, row
         except UnicodeError as exc:  # UTF-16 without its BOM says UnicodeError
             raise InputFileError(
@@ -289,6 +459,7 @@ def open_csv(path: Path, *, encoding: str | None, sep: str | None,
     except InputFileError:
         lines.close()
         raise
+    lines.width = len(header.columns)
     return adopt(source, header)
 
 
@@ -304,21 +475,23 @@ def _scan(path: Path, line_max: int, sep: bytes = b";") -> tuple[int, bool]:
         for block in iter(lambda: raw.read(1 << 22), b""):
             if clean and b"\x00" in block:
                 clean = False
-            parts = block.split(b"\n")
-            lens = list(map(len, parts))
+            breaks = np.flatnonzero(np.frombuffer(block, np.uint8) == 10)
+            # line k of the block: bytes bounds[k] + 1 … bounds[k + 1]
+            bounds = np.concatenate(([-1], breaks, [len(block)]))
+            lens = np.diff(bounds) - 1
             lens[0] += tail_len
-            if max(lens) > MAX_COLUMNS:  # only long lines can hold that many separators
-                for k, part in enumerate(parts):
-                    if lens[k] <= MAX_COLUMNS:
-                        continue
-                    seps = part.count(sep) + (tail_seps if k == 0 else 0)
+            longest = int(lens.max())
+            if longest > MAX_COLUMNS:  # only long lines can hold that many separators
+                for k in np.flatnonzero(lens > MAX_COLUMNS).tolist():
+                    seps = (block.count(sep, int(bounds[k]) + 1, int(bounds[k + 1]))
+                            + (tail_seps if k == 0 else 0))
                     if seps >= MAX_COLUMNS:
                         raise too_many_columns(path.name, count + k + 1, seps + 1)
-            if clean and max(lens) > line_max:
+            if clean and longest > line_max:
                 clean = False
-            count += len(parts) - 1
-            tail_seps = (tail_seps if len(parts) == 1 else 0) + parts[-1].count(sep)
-            tail_len = lens[-1] if len(parts) > 1 else lens[0]
+            count += len(breaks)
+            tail_seps = (0 if len(breaks) else tail_seps) + block.count(sep, int(bounds[-2]) + 1)
+            tail_len = int(lens[-1])
     return count, clean
 
 

@@ -80,12 +80,25 @@ def cell_text(value: Any) -> str:
 
 
 @dataclass
+class RowBlock:
+    """Rows ``first`` … ``first + count - 1`` of a file, read in one go, that none of the row
+    rules of :func:`~qpv_geo.batch.reading.source_frames` changes: each exactly as wide as
+    the header, not blank, no cell over the cap, no problem. ``cells``: their cells, row
+    after row (``count`` × header width)."""
+
+    first: int
+    count: int
+    cells: list[str]
+
+
+@dataclass
 class Source:
-    """An opened sites file: its header and an iterator of (line number, cells)."""
+    """An opened sites file: its header and an iterator of (line number, cells) — or of
+    :class:`RowBlock` (several regular rows at once)."""
 
     name: str
     columns: list[str]
-    rows: Iterator[tuple[int, list[str]]]
+    rows: Iterator[tuple[int, list[str]] | RowBlock]
     skipped_above: list[int]
     estimated_rows: int | None = None
     closer: Callable[[], None] | None = None
@@ -213,12 +226,14 @@ def header_index(buffered: Sequence[tuple[int, Sequence[str]]]) -> int | None:
     return _guess_header(buffered).index
 
 
-def with_header(name: str, records: Iterator[tuple[int, list[str]]], est: int | None,
+def with_header(name: str, records: Iterator[Any], est: int | None,
                  closer: Callable[[], None] | None, *, header_line: int | None = None,
                  **info: Any) -> Source:
     """Find the header (:func:`_guess_header` among the first ten non-empty rows, or the row
     ``header_line`` a person named) and return the source positioned after it. Blank rows
-    among those read ahead are kept for :func:`source_frames` (which counts and lists them)."""
+    among those read ahead are kept for :func:`source_frames` (which counts and lists them).
+    ``records`` yields ``(line, cells)`` while the header is sought; after it, a reader may
+    also yield :class:`RowBlock` (it learns the header's width once this returns)."""
     if header_line is not None:
         buffered = []
         filled = 0
@@ -264,7 +279,7 @@ def with_header(name: str, records: Iterator[tuple[int, list[str]]], est: int | 
     for line in skipped:
         source.skip(line, "titre au-dessus de l'en-tête")
 
-    def rows() -> Iterator[tuple[int, list[str]]]:
+    def rows() -> Iterator[tuple[int, list[str]] | RowBlock]:
         yield from blank_above
         yield from rest
         yield from records
