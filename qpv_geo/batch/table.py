@@ -175,10 +175,9 @@ class Duplicates:
                                            for r in _LOCATION], self._folds)
         line = np.asarray(lines, dtype=np.int64)[rows]
         found = np.full(len(rows), -1, dtype=np.int64)
-        why = np.full(len(rows), "", dtype=object)
+        why = np.zeros(len(rows), dtype=np.int8)  # 1: same dossier, 2: same action
         for kind, columns, label in (
-                ("dossier", [dossier], "même dossier, même lieu"),
-                ("action", [cells(mapping.porteur), action], "même action, même lieu")):
+                ("dossier", [dossier], 1), ("action", [cells(mapping.porteur), action], 2)):
             has = np.flatnonzero((columns[-1][rows] != "") & (parts > 0))
             if not len(has):
                 continue
@@ -188,15 +187,15 @@ class Duplicates:
             for column in columns:
                 codes, texts = _distinct(column[rows[has]], self._folds)
                 key = _mixed(key, _hashes(texts)[codes])
-            key = _mixed(key, np.broadcast_to(_hashes([kind]), key.shape))
+            key = _mixed(key, _KINDS[kind])
             key = _mixed(key, np.repeat(parts[has, None], 2, axis=1).astype(np.uint64))
             first = self._first_lines(key, line[has])
             take = (first >= 0) & (found[has] < 0)
             found[has[take]] = first[take]
             why[has[take]] = label
         dup = found >= 0
-        out[rows[dup]] = [f"{DOUBLON_MOTIF} {f} ({w}) : compté une fois"
-                          for f, w in zip(found[dup].tolist(), why[dup], strict=True)]
+        out[rows[dup]] = [f"{DOUBLON_MOTIF} {f} ({_LABELS[w]}) : compté une fois"
+                          for f, w in zip(found[dup].tolist(), why[dup].tolist(), strict=True)]
         return out
 
     def _first_lines(self, keys: np.ndarray, lines: np.ndarray) -> np.ndarray:
@@ -205,52 +204,54 @@ class Duplicates:
         codes = _row_codes(keys)
         first_pos = np.empty(int(codes.max()) + 1, dtype=np.int64)
         first_pos[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
-        before = self._seen.lines(keys[first_pos])
+        before = self._seen.first_lines(keys[first_pos], lines[first_pos])
         new = before < 0
-        self._seen.add(keys[first_pos[new]], lines[first_pos[new]])
         ref = np.where(new, lines[first_pos], before)[codes]
         is_first = new[codes] & (first_pos[codes] == np.arange(len(codes)))
         return np.where(is_first, -1, ref)
 
 
 class _Seen:
-    """Keys of 2 × 64 bits, each with a line, kept sorted by their first half: looked up
-    and added a chunk at a time, never one by one in Python."""
+    """Keys of 2 × 64 bits, each with a line, looked up and added a chunk at a time (never
+    one by one in Python): kept as a few runs sorted by the keys' first half, a run merged
+    with the one before when it grows as large (each key moves a few times in a run)."""
 
     def __init__(self) -> None:
-        self._high = np.zeros(0, dtype=np.uint64)
-        self._low = np.zeros(0, dtype=np.uint64)
-        self._lines = np.zeros(0, dtype=np.int64)
+        #: runs of (first halves, second halves, lines), sorted by first half
+        self._runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
-    def lines(self, keys: np.ndarray) -> np.ndarray:
-        """The line of each key, -1 for a key not seen."""
+    def first_lines(self, keys: np.ndarray, lines: np.ndarray) -> np.ndarray:
+        """The line remembered for each key (distinct keys), -1 for a new key: it is
+        remembered with its line."""
         order = np.argsort(keys[:, 0])  # sorted needles: searchsorted walks memory once
         high, low = keys[order, 0], keys[order, 1]
-        start = np.searchsorted(self._high, high)
-        size = len(self._high)
         found = np.full(len(keys), -1, dtype=np.int64)
-        same = np.flatnonzero(start < size)
-        same = same[self._high[start[same]] == high[same]]
-        hit = same[self._low[start[same]] == low[same]]
-        found[hit] = self._lines[start[hit]]
-        # two keys of the same first half (1 in 2⁶⁴): look further
-        for i in same[(start[same] + 1 < size)
-                      & (self._high[np.minimum(start[same] + 1, size - 1)] == high[same])]:
-            stop = np.searchsorted(self._high, high[i], side="right")
-            match = np.flatnonzero(self._low[start[i]:stop] == low[i])
-            if len(match):
-                found[i] = self._lines[start[i] + match[0]]
+        for run_high, run_low, run_lines in self._runs:
+            start = np.searchsorted(run_high, high)
+            size = len(run_high)
+            same = np.flatnonzero(start < size)
+            same = same[run_high[start[same]] == high[same]]
+            hit = same[run_low[start[same]] == low[same]]
+            found[hit] = run_lines[start[hit]]
+            # two keys of the same first half (1 in 2⁶⁴): look further
+            after = np.minimum(start[same] + 1, size - 1)
+            for i in same[(start[same] + 1 < size) & (run_high[after] == high[same])]:
+                stop = np.searchsorted(run_high, high[i], side="right")
+                match = np.flatnonzero(run_low[start[i]:stop] == low[i])
+                if len(match):
+                    found[i] = run_lines[start[i] + match[0]]
+        new = found < 0
+        run = (high[new], low[new], lines[order][new])
+        while self._runs and len(self._runs[-1][0]) <= 2 * len(run[0]):
+            before = self._runs.pop()
+            both = [np.concatenate([a, b]) for a, b in zip(before, run, strict=True)]
+            merged = np.argsort(both[0], kind="stable")  # two sorted runs: O(n)
+            run = (both[0][merged], both[1][merged], both[2][merged])
+        if len(run[0]):
+            self._runs.append(run)
         out = np.empty_like(found)
         out[order] = found
         return out
-
-    def add(self, keys: np.ndarray, lines: np.ndarray) -> None:
-        """Remember new keys (distinct, none seen) with their line."""
-        order = np.argsort(keys[:, 0], kind="stable")
-        at = np.searchsorted(self._high, keys[order, 0])
-        self._high = np.insert(self._high, at, keys[order, 0])
-        self._low = np.insert(self._low, at, keys[order, 1])
-        self._lines = np.insert(self._lines, at, lines[order])
 
 
 def _places(n: int, columns: list[np.ndarray | None],
@@ -282,10 +283,11 @@ def _places(n: int, columns: list[np.ndarray | None],
     last = len(columns) - 1 - filled[:, ::-1].argmax(axis=1)
     parts = np.where(filled.any(axis=1), last - first + 1, 0)
     place = np.zeros((n, 2), dtype=np.uint64)
-    empty = _hashes([""])
     for j, hashes in enumerate(cells):
-        inside = ((first <= j) & (j <= last))[:, None]
-        place = np.where(inside, _mixed(place, empty if hashes is None else hashes), place)
+        inside = (first <= j) & (j <= last)
+        if inside.any():
+            mixed = _mixed(place, _EMPTY if hashes is None else hashes)
+            place = np.where(inside[:, None], mixed, place)
     for i in np.flatnonzero(odd):
         texts = ["" if c is None else str(c[i]) for c in columns]
         done = [fold_name(t) if j < 3 else t.replace(",", ".") for j, t in enumerate(texts)]
@@ -362,6 +364,13 @@ def _hashes(texts: Any) -> np.ndarray:
     return np.stack(lanes, axis=-1)
 
 
+#: Why a duplicate is one (:meth:`Duplicates.flag`).
+_LABELS = {1: "même dossier, même lieu", 2: "même action, même lieu"}
+#: Hashes of the empty text and of the two kinds of keys.
+_EMPTY = _hashes([""])
+_KINDS = {kind: _hashes([kind]) for kind in ("dossier", "action")}
+
+
 def _mixed(acc: np.ndarray, value: np.ndarray) -> np.ndarray:
     """``acc`` with one more hash of a sequence mixed in (each lane on its own; for a given
     ``acc`` a bijection of ``value``, so two sequences differing only in their last item
@@ -373,8 +382,10 @@ def _mixed(acc: np.ndarray, value: np.ndarray) -> np.ndarray:
 def _row_codes(columns: np.ndarray) -> np.ndarray:
     """One code per distinct row of a 2-D integer array (0, 1, … in order of first
     appearance)."""
-    codes = np.zeros(len(columns), dtype=np.int64)
-    for j in range(columns.shape[1]):
+    codes, _ = pd.factorize(columns[:, 0])
+    for j in range(1, columns.shape[1]):
+        if codes.max(initial=-1) + 1 == len(codes):
+            break  # every row apart already
         col, uniq = pd.factorize(columns[:, j])
         codes, _ = pd.factorize(codes * len(uniq) + col)
     return codes
@@ -401,16 +412,19 @@ def _motifs_say(frame: pd.DataFrame, reasons: tuple[str, ...]) -> np.ndarray:
     if "motifs" not in frame.columns:
         return np.zeros(len(frame), dtype=bool)
     values = frame["motifs"].to_numpy(object)
-    missing = pd.isna(values)
-    if missing.any() or pd.api.types.infer_dtype(values, skipna=False) != "string":
+    if pd.api.types.infer_dtype(values, skipna=False) != "string":  # a missing one, a number
+        missing = pd.isna(values)
         values = np.array(["" if m else str(v) for v, m in zip(values, missing, strict=True)],
                           dtype=object)
     text = "\n".join(values)
-    ends = np.cumsum(np.fromiter(map(len, values), dtype=np.int64, count=len(values)) + 1)
     said = np.zeros(len(values), dtype=bool)
+    ends: np.ndarray | None = None  # where each row's reason ends in the text
     for reason in reasons:
         at = text.find(reason)
         while at >= 0:
+            if ends is None:
+                ends = np.cumsum(np.fromiter(map(len, values), dtype=np.int64,
+                                             count=len(values)) + 1)
             row = int(np.searchsorted(ends, at, side="right"))
             said[row] = True
             at = text.find(reason, int(ends[row]))
