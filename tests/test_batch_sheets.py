@@ -596,7 +596,7 @@ def test_duplicates_match_the_rule_as_text_on_messy_cells_across_chunks() -> Non
     rnd = random.Random(24)
     heads = [["", "CE-1", "ce 1", "CE-2"], ["", "Asso", "ASSO", "Éco"], ["", "A", "a", "B"]]
     pick = ["a", "A", "É", "e", "1,5", "1.5", "|", "x | y", " b ", "\ud800", "45,4", "45.4",
-            "n° 3"]
+            "n° 3", "a\x00", "45,123456789012345", "45.123456789012345", "4,5 | 45"]
     rows = [[rnd.choice(h) for h in heads]
             + [rnd.choice(pick) if rnd.random() < 0.2 else "" for _ in _DUP_HEADER[3:]]
             for _ in range(3000)]
@@ -648,3 +648,13 @@ def test_a_total_among_placed_rows_and_in_a_file_of_addresses_only() -> None:
     only.loc[only.index[:30], "Adresse"] = "3 rue Fausse"
     out = outside_table(only, detect_columns(["Porteur", "Action", "Adresse"]))
     assert out.tolist() == [""] * 30 + ["total", "total", "total", "note", "note"]
+
+
+def test_coordinates_read_as_bytes_or_as_text_are_the_same_place() -> None:
+    """A chunk of short ASCII coordinates is read as bytes, another (a long or accented
+    cell in it) as text: the same place in both is one place."""
+    site = ["", "Asso", "Atelier", "", "", "", "45,43", "4,39", "", ""]
+    odd = ["", "Asso", "Autre", "", "", "", "45,4300000000000001", "4,39 É", "", ""]
+    out = _flag_chunks([[site], [odd, site], [[*site[:6], "45.43", "4.39", "", ""]]])
+    assert out == ["", "", "doublon de la ligne 2 (même action, même lieu) : compté une fois",
+                   "doublon de la ligne 2 (même action, même lieu) : compté une fois"]

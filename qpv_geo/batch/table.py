@@ -273,6 +273,12 @@ def _places(n: int, columns: list[np.ndarray | None],
         if raw is None:
             cells.append(None)
             continue
+        fast = _dotted_fast(raw) if j >= 3 else None
+        if fast is not None:
+            cells.append(fast[0])
+            filled[:, j] = fast[1]
+            odd |= fast[2]
+            continue
         codes, texts = _distinct(raw, folds if j < 3 else None)
         cells.append(_hashes(texts)[codes])
         filled[:, j] = (texts != "")[codes]
@@ -346,22 +352,65 @@ class _Folds:
 _FOLDS_MAX = 200_000
 
 
-#: Two SipHash keys (pandas' ``hash_array``): each text gets two independent 64-bit
-#: hashes, so a key is 128 bits and two different keys of a run (n keys) share them with a
-#: probability about n² / 2¹²⁹ (1e-27 for a million keys): never in practice.
+#: A text shorter than this, in ASCII (coordinates, postcodes, short names), is its own
+#: 128 bits: its bytes and its length (exact, no hash).
+_PACKED = 16
+#: Two SipHash keys (pandas' ``hash_array``): any other text gets two independent 64-bit
+#: hashes, so two different keys of a run (n keys) share their 128 bits with a probability
+#: about n² / 2¹²⁹ (1e-27 for a million keys): never in practice.
 _HASH_KEYS = ("qpv-geo doublons", "lieu-dossier-act")
 
 
 def _hashes(texts: Any) -> np.ndarray:
-    """The two 64-bit hashes of each text, as a (n, 2) array."""
+    """The 128 bits of each text, as a (n, 2) array of 64-bit halves: a short ASCII text
+    packed (:data:`_PACKED`), any other one hashed twice."""
     values = np.asarray(texts, dtype=object).reshape(-1)
+    n = len(values)
+    out = np.empty((n, 2), dtype=np.uint64)
+    size = np.fromiter(map(len, values), dtype=np.int64, count=n)
+    short = (size < _PACKED) & np.fromiter(map(str.isascii, values), dtype=bool, count=n)
+    if short.any():
+        out[short] = _packed(_bytes(values[short]), size[short])
+    if short.all():
+        return out
+    rest = values[~short]
     try:
-        lanes = [hash_array(values, hash_key=k, categorize=False) for k in _HASH_KEYS]
+        lanes = [hash_array(rest, hash_key=k, categorize=False) for k in _HASH_KEYS]
     except UnicodeEncodeError:  # a lone surrogate: hashed on its UTF-8 bytes kept as is
-        raw = np.empty(len(values), dtype=object)
-        raw[:] = [str(t).encode("utf-8", "surrogatepass") for t in values]
+        raw = np.empty(len(rest), dtype=object)
+        raw[:] = [str(t).encode("utf-8", "surrogatepass") for t in rest]
         lanes = [hash_array(raw, hash_key=k, categorize=False) for k in _HASH_KEYS]
-    return np.stack(lanes, axis=-1)
+    out[~short] = np.stack(lanes, axis=-1)
+    return out
+
+
+def _bytes(texts: np.ndarray) -> np.ndarray:
+    """Short ASCII texts as rows of :data:`_PACKED` bytes (padded with zeros)."""
+    raw = np.asarray(texts, dtype=f"S{_PACKED}")
+    return raw.view(np.uint8).reshape(len(texts), _PACKED).copy()
+
+
+def _packed(raw: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Rows of bytes of texts of ``size`` characters (< :data:`_PACKED`) as 128 bits: the
+    last byte holds the size (a text ending in a zero character stays apart) and a mark
+    (no hash of a longer text is meant to look like one)."""
+    raw[:, _PACKED - 1] = 0x80 | size
+    return raw.view(np.uint64).reshape(len(raw), 2)
+
+
+def _dotted_fast(texts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """For coordinates as typed, all short ASCII texts: :func:`_hashes` of each text with
+    « , » read as « . », whether it is not empty and whether it is odd (:func:`_odd`),
+    worked out on bytes; None for other texts."""
+    n = len(texts)
+    size = np.fromiter(map(len, texts), dtype=np.int64, count=n)
+    if not n or size.max() >= _PACKED or not "".join(texts).isascii():
+        return None
+    raw = _bytes(texts)
+    raw[raw == ord(",")] = ord(".")
+    last = raw[np.arange(n), np.maximum(size - 1, 0)]
+    odd = (raw == ord("|")).any(axis=1) | (raw[:, 0] == ord(" ")) | (last == ord(" "))
+    return _packed(raw, size), size > 0, odd
 
 
 #: Why a duplicate is one (:meth:`Duplicates.flag`).
