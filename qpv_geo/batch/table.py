@@ -141,12 +141,13 @@ class Duplicates:
     """Rows that repeat a site seen before in the run (same dossier and place, or same
     porteur and action and place), remembered chunk after chunk.
 
-    A row's key is its kind (``dossier`` or ``action``), its folded dossier (or folded
-    porteur and action) and its place (:func:`_places`). The work is done per distinct
-    cell, never per row in Python: each column is factorised once and its distinct cells
-    folded and hashed once; a key is the 128-bit hash of that sequence of texts; the
-    rows are grouped by it, and only a chunk's distinct keys are looked up in the run's
-    memory."""
+    A row's key is its place (:func:`_places`), its folded dossier (or folded porteur and
+    action) and its kind (``dossier`` or ``action``): the same sequence of texts as the
+    key « kind, text, place » written out, made 128 bits (each text packed or hashed by
+    :func:`_hashes`, mixed in turn by :func:`_mixed`). No Python work per row: each text
+    column is factorised once and its distinct cells folded once (coordinates are worked
+    on as bytes), rows are grouped by their 128 bits, and a chunk's distinct keys are
+    looked up in the run's memory all at once (:class:`_Seen`)."""
 
     def __init__(self) -> None:
         #: 128-bit keys (:func:`_hashes`) of the run → line of their first row
