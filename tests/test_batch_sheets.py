@@ -465,3 +465,196 @@ def test_lot_streams_a_big_file_and_still_previews_it(tmp_path, monkeypatch) -> 
     out = validate_upload(services, data, ".csv", None, "appel.csv")
     assert out["rows"] == 19 and len(out["preview"]["rows"]) == 19
     assert out["files"][0][1] == "appel-verdicts.csv" and out["files"][0][2] > 1000
+
+
+# ---------------------------------------------------------------------------------------------
+# Duplicates, rows outside the table and reasons, computed per distinct cell (issue 24)
+# ---------------------------------------------------------------------------------------------
+
+#: The place's columns in the order the batch reads them (address … lat, lon, x, y).
+_DUP_HEADER = ["N° dossier", "Porteur", "Action", "Adresse", "CP", "Commune", "Latitude",
+               "Longitude", "X", "Y"]
+
+
+def _dup_frame(rows: list[list[str]], first_line: int = 2):
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=_DUP_HEADER, dtype=object)
+    frame.index = pd.Index(np.arange(len(rows), dtype=np.int64) + first_line, name="ligne")
+    return frame
+
+
+def _dup_mapping():
+    from qpv_geo.batch.columns import detect_columns
+
+    mapping = detect_columns(_DUP_HEADER)
+    assert (mapping.adresse, mapping.x, mapping.lat, mapping.action) == (
+        "Adresse", "X", "Latitude", "Action")
+    return mapping
+
+
+def _flag_chunks(chunks: list[list[list[str]]]) -> list[str]:
+    """The reasons of ``Duplicates.flag`` over chunks of one run (lines follow on)."""
+    import numpy as np
+
+    from qpv_geo.batch.table import Duplicates
+
+    dup, out, line = Duplicates(), [], 2
+    for rows in chunks:
+        frame = _dup_frame(rows, line)
+        out += list(dup.flag(frame, _dup_mapping(), frame.index.to_numpy(),
+                             np.zeros(len(rows), dtype=bool)))
+        line += len(rows)
+    return out
+
+
+def _reference_duplicates(chunks: list[list[list[str]]]) -> list[str]:
+    """The rule as text, row by row (the key strings of the batch before issue 24)."""
+    from qpv_geo.batch.columns import fold_name
+
+    seen: dict[str, int] = {}
+    out, line = [], 2
+    for rows in chunks:
+        for cells in rows:
+            cells = [c.strip() for c in cells]
+            dossier, porteur, action = cells[:3]
+            place = [fold_name(c) for c in cells[3:6]] + [c.replace(",", ".")
+                                                          for c in cells[6:]]
+            lieu = " | ".join(place).strip(" |")
+            reason = ""
+            for kind, raw, text, label in (
+                    ("dossier", dossier, fold_name(dossier), "même dossier, même lieu"),
+                    ("action", action, fold_name(porteur) + "\x1f" + fold_name(action),
+                     "même action, même lieu")):
+                if not raw or not lieu:
+                    continue
+                first = seen.setdefault(f"{kind}\x1e{text}\x1e{lieu}", line)
+                if first != line and not reason:
+                    reason = f"doublon de la ligne {first} ({label}) : compté une fois"
+            out.append(reason)
+            line += 1
+    return out
+
+
+def test_a_duplicate_in_a_later_chunk_names_the_first_line_of_the_run() -> None:
+    site = ["CE-1", "Asso", "Atelier", "", "", "", "", "", "45,43", "4,39"]
+    other = ["CE-2", "Asso", "Atelier", "", "", "", "", "", "45,44", "4,39"]
+    out = _flag_chunks([[site, other], [other, site, site]])
+    assert out[:2] == ["", ""]
+    assert out[2] == "doublon de la ligne 3 (même dossier, même lieu) : compté une fois"
+    assert out[3] == out[4] == ("doublon de la ligne 2 (même dossier, même lieu) : "
+                                "compté une fois")
+
+
+def test_a_place_typed_with_a_comma_or_a_point_is_one_place() -> None:
+    rows = [["", "Asso", "Atelier", "", "", "", "", "", "45,4", "4,39"],
+            ["", "Asso", "Atelier", "", "", "", "", "", "45.4", "4.39"],
+            ["", "Asso", "Atelier", "", "", "", "", "", "45.40", "4.39"]]
+    assert _flag_chunks([rows]) == ["", "doublon de la ligne 2 (même action, même lieu) : "
+                                    "compté une fois", ""]
+
+
+def test_rows_without_a_place_are_never_duplicates() -> None:
+    rows = [["CE-1", "Asso", "Atelier", "", "", "", "", "", "", ""],
+            ["CE-1", "Asso", "Atelier", "", "", "", "", "", "", ""],
+            ["CE-1", "Asso", "Atelier", " ", "", "", "|", "", "", "| |"],
+            ["CE-1", "Asso", "Atelier", "", "-", "", "", "|", "", ""]]
+    assert _flag_chunks([rows]) == ["", "", "", ""]
+
+
+def test_keys_that_differ_only_by_folding_are_one_key() -> None:
+    rows = [["", "Association Éco-Quartier", "Atelier  CV", "3 rue Fausse", "", "", "", "",
+             "", ""],
+            ["", "association eco quartier", "ATELIER cv", "3, RUE FAUSSE", "", "", "", "",
+             "", ""],
+            ["", "association eco quartiers", "ATELIER cv", "3 rue Fausse", "", "", "", "",
+             "", ""]]
+    assert _flag_chunks([rows[:1], rows[1:]]) == [
+        "", "doublon de la ligne 2 (même action, même lieu) : compté une fois", ""]
+
+
+def test_the_place_is_its_text_whichever_columns_hold_it() -> None:
+    """The place is compared as the text « a | b | … » of the batch (blank ends dropped):
+    « 808 000 » as an address or as an x is one place; an empty column between two cells
+    is not nothing; a cell holding « | » reads as two."""
+    rows = [["CE-1", "", "", "808 000", "", "", "", "", "", ""],
+            ["CE-1", "", "", "", "", "", "808 000", "", "", ""],
+            ["CE-2", "", "", "a", "", "b", "", "", "", ""],
+            ["CE-2", "", "", "a", "b", "", "", "", "", ""],
+            ["CE-3", "", "", "", "", "", "1 | 2", "", "", ""],
+            ["CE-3", "", "", "", "", "", "1", "2", "", ""],
+            ["CE-3", "", "", "", "", "", "1|2", "", "", ""]]
+    out = _flag_chunks([rows])
+    assert out == _reference_duplicates([rows])
+    assert [bool(r) for r in out] == [False, True, False, False, False, True, False]
+
+
+def test_duplicates_match_the_rule_as_text_on_messy_cells_across_chunks() -> None:
+    import random
+
+    rnd = random.Random(24)
+    heads = [["", "CE-1", "ce 1", "CE-2"], ["", "Asso", "ASSO", "Éco"], ["", "A", "a", "B"]]
+    pick = ["a", "A", "É", "e", "1,5", "1.5", "|", "x | y", " b ", "\ud800", "45,4", "45.4",
+            "n° 3", "a\x00", "45,123456789012345", "45.123456789012345", "4,5 | 45"]
+    rows = [[rnd.choice(h) for h in heads]
+            + [rnd.choice(pick) if rnd.random() < 0.2 else "" for _ in _DUP_HEADER[3:]]
+            for _ in range(3000)]
+    chunks = [rows[:700], rows[700:701], rows[701:2500], rows[2500:]]
+    out = _flag_chunks(chunks)
+    assert out == _reference_duplicates(chunks)
+    assert sum(1 for r in out if r) > 500  # the corpus does repeat itself
+
+
+def test_reasons_are_read_on_every_kind_of_motifs_cell() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from qpv_geo.batch.table import file_reason_rows, is_duplicate
+
+    frame = pd.DataFrame({"motifs": [
+        "doublon de la ligne 4 (même dossier, même lieu) : compté une fois", None, np.nan,
+        12.5, "", "ligne irrégulière, x\ndoublon de la ligne 2", "guillemet non fermé",
+        "x ; ni adresse ni coordonnées sur cette ligne ; ligne irrégulière", "doublon",
+        "ligne irrégulièr"]})
+    assert is_duplicate(frame).tolist() == [True, False, False, False, False, True, False,
+                                            False, False, False]
+    assert file_reason_rows(frame) == 3
+    assert not is_duplicate(pd.DataFrame({"motifs": []})).any()
+    assert file_reason_rows(frame.iloc[:0]) == 0
+
+
+def test_a_total_among_placed_rows_and_in_a_file_of_addresses_only() -> None:
+    """Rows placed by two cells are never read for a total; the others are (the first cell
+    announcing it counts, a second place cell makes it a site)."""
+    import numpy as np
+    import pandas as pd
+
+    from qpv_geo.batch.columns import detect_columns
+    from qpv_geo.batch.table import outside_table
+
+    header = ["Porteur", "Action", "Adresse", "Latitude", "Longitude"]
+    rows = [["Asso", f"A{i}", "", "45,4", "4,3"] for i in range(30)]
+    rows += [["TOTAL : 30", "", "", "", ""], ["Asso", "Total des actions", "", "45,4", ""],
+             ["Asso", "Sous-total", "", "45,4", "4,3"], ["", "(1) hors SEM", "", "", ""],
+             ["Source : SEM, 2026", "", "", "", ""]]
+    frame = pd.DataFrame(rows, columns=header, dtype=object)
+    lines = np.arange(len(rows), dtype=np.int64) + 2
+    lines[-1] += 1  # a blank line before the note
+    frame.index = pd.Index(lines, name="ligne")
+    out = outside_table(frame, detect_columns(header))
+    assert out.tolist() == [""] * 30 + ["total", "", "", "note", "note"]
+    only = frame[["Porteur", "Action", "Adresse"]].copy()
+    only.loc[only.index[:30], "Adresse"] = "3 rue Fausse"
+    out = outside_table(only, detect_columns(["Porteur", "Action", "Adresse"]))
+    assert out.tolist() == [""] * 30 + ["total", "total", "total", "note", "note"]
+
+
+def test_coordinates_read_as_bytes_or_as_text_are_the_same_place() -> None:
+    """A chunk of short ASCII coordinates is read as bytes, another (a long or accented
+    cell in it) as text: the same place in both is one place."""
+    site = ["", "Asso", "Atelier", "", "", "", "45,43", "4,39", "", ""]
+    odd = ["", "Asso", "Autre", "", "", "", "45,4300000000000001", "4,39 É", "", ""]
+    out = _flag_chunks([[site], [odd, site], [[*site[:6], "45.43", "4.39", "", ""]]])
+    assert out == ["", "", "doublon de la ligne 2 (même action, même lieu) : compté une fois",
+                   "doublon de la ligne 2 (même action, même lieu) : compté une fois"]
