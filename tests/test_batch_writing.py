@@ -550,11 +550,76 @@ def test_arrow_csv_writer_gives_the_bytes_of_the_python_path(tmp_path, sep) -> N
     assert writing_mod._arrow_rows(frame, sep, "," if sep == ";" else ".") is not None
 
 
-@pytest.mark.parametrize("name", ["marge_m", "lon", "autre_nombre", "geocodage_score"])
-def test_numbers_formatted_once_per_value_read_as_each_alone(name) -> None:
-    """A column of few distinct numbers is formatted once per value: the same texts as each
-    number formatted alone (-0.0 and 0.0, NaN, ties to round, large values)."""
+@pytest.mark.parametrize("name", ["marge_m", "lon", "autre_nombre", "geocodage_score",
+                                  "ligne"])
+def test_numbers_of_a_column_read_as_each_alone(name) -> None:
+    """A numeric column written by Arrow (:func:`_number_cells`) holds the texts of each number
+    formatted alone by the Python path (-0.0 and 0.0, NaN, ties to round, large values)."""
     values = [11.0, 11.0, -0.0, 0.0, float("nan"), 2.675, -0.05, 1e15, 1e16, 45.4000005] * 40
-    whole = writing_mod._number_texts(name, pd.Series(values), ",")
-    alone = [writing_mod._number_texts(name, pd.Series([v]), ",")[0] for v in values]
-    assert list(whole) == alone
+    series = pd.Series(values)
+    if name == "ligne":
+        series = pd.Series([2, 3, -4, 0, 2**62, -(2**62)] * 40, dtype=np.int64)
+    whole = writing_mod._number_cells(name, series, ",").to_pylist()
+    alone = [writing_mod._number_texts(name, series.iloc[[k]], ",")[0]
+             for k in range(len(series))]
+    assert whole == alone
+
+
+def _python_fixed(x: float, digits: int, decimal: str) -> str:
+    """The written rule, restated: Python's correctly rounded fixed decimals, trailing zeros
+    dropped, -0 written 0, nothing for NaN and infinities."""
+    if x != x or x in (float("inf"), float("-inf")):
+        return ""
+    t = ("{:." + str(digits) + "f}").format(x).rstrip("0").rstrip(".")
+    return "0" if t == "-0" else t.replace(".", decimal)
+
+
+def _adversarial_numbers(digits: int, seed: int) -> np.ndarray:
+    """Random numbers of every magnitude and the ones a scaled-integer formatter gets wrong:
+    ties after scaling (exact or not, and their float neighbours), huge values, -0, NaN,
+    infinities, subnormals."""
+    rng = np.random.default_rng(seed)
+    scale = 10.0**digits
+    ties = (rng.integers(-10**9, 10**9, 20_000) + 0.5) / scale
+    exact_ties = rng.integers(-2**20, 2**20, 2_000) / 2.0**rng.integers(1, 12, 2_000)
+    near = np.concatenate([np.nextafter(ties, np.inf), np.nextafter(ties, -np.inf),
+                           np.nextafter(np.nextafter(ties, np.inf), np.inf)])
+    rounded = np.concatenate([np.round(rng.uniform(-5e3, 5e3, 2_500), k) for k in range(8)])
+    wide = rng.standard_normal(20_000) * 10.0**rng.integers(-12, 22, 20_000)
+    coords = np.round(rng.uniform(-180, 180, 20_000), 6)
+    edge = 2.0**40 / scale
+    named = [0.0, -0.0, 0.0000005, -0.0000005, 0.0000015, 2.675, -2.675, 0.05, -0.05, 0.15,
+             0.25, 0.35, 0.45, 1e15, -1e15, 1e16, 1e22, 1.7976931348623157e308, 5e-324,
+             -5e-324, float("nan"), float("inf"), float("-inf"), 45.4000005, 4.3999995,
+             edge, -edge, np.nextafter(edge, 0), np.nextafter(edge, np.inf), 0.5 / scale,
+             -0.5 / scale, 1.5 / scale, -1.5 / scale, 0.49 / scale, -0.49 / scale,
+             999999.9999995, 0.9999995, -0.9999995, 9.95, -9.95, 99.95]
+    return np.concatenate([ties, exact_ties, near, rounded, wide, coords, named])
+
+
+@pytest.mark.parametrize("digits", [1, 3, 6])
+@pytest.mark.parametrize("decimal", [",", "."])
+def test_fixed_decimals_vectorised_are_python_formatting(digits, decimal, monkeypatch) -> None:
+    """The numbers formatted on the whole column by Arrow (scaled integers) are the texts of
+    Python's correctly rounded formatting, on random and adversarial values; only the few
+    values near a tie, too large or not finite take the Python rule (the rest is
+    vectorised)."""
+    values = _adversarial_numbers(digits, seed=digits)
+    calls = []
+    rule = writing_mod._fixed_text
+    monkeypatch.setattr(writing_mod, "_fixed_text",
+                        lambda x, d, dec: calls.append(x) or rule(x, d, dec))
+    got = writing_mod._fixed_cells(values, digits, decimal).to_pylist()
+    expected = [_python_fixed(x, digits, decimal) for x in values.tolist()]
+    wrong = [(x, g, e) for x, g, e in zip(values.tolist(), got, expected, strict=True)
+             if g != e]
+    assert wrong == []
+    assert len(got) == len(values)
+    assert [rule(x, digits, decimal) for x in values.tolist()] == expected
+    # the ties went to Python, the plain values did not
+    assert len(calls) >= 20_000
+    plain = np.round(np.random.default_rng(1).uniform(-200, 200, 50_000), digits)
+    calls.clear()
+    assert writing_mod._fixed_cells(plain, digits, decimal).to_pylist() == \
+        [_python_fixed(x, digits, decimal) for x in plain.tolist()]
+    assert len(calls) == 0

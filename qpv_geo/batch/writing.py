@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -228,9 +229,21 @@ def _is_number_column(s: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
 
 
+def _fixed_text(x: float, digits: int, decimal: str) -> str:
+    """One number with *digits* fixed decimals, THE rule of the numeric output columns:
+    Python's correctly rounded formatting (ties to even on the exact binary value), trailing
+    zeros and point dropped, ``decimal`` applied, ``-0`` written ``0``, "" for NaN and
+    infinities. :func:`_fixed_cells` writes the same texts for a whole column."""
+    if not math.isfinite(x):
+        return ""
+    t = f"{x:.{digits}f}".rstrip("0").rstrip(".")
+    return "0" if t == "-0" else t.replace(".", decimal)
+
+
 def _number_texts(name: str, s: pd.Series, decimal: str) -> np.ndarray:
-    """A numeric column as texts, vectorised (rounded per :data:`_DECIMALS`, ``decimal``
-    applied, trailing zeros dropped, "" for missing)."""
+    """A numeric column as texts (rounded per :data:`_DECIMALS` by :func:`_fixed_text`,
+    ``decimal`` applied, "" for missing): the path without Arrow, and the numbers that are
+    neither integers nor of :data:`_DECIMALS`."""
     if pd.api.types.is_integer_dtype(s.dtype):
         if not s.isna().any():
             return s.to_numpy(np.int64).astype(str).astype(object)
@@ -239,33 +252,85 @@ def _number_texts(name: str, s: pd.Series, decimal: str) -> np.ndarray:
         txt = np.where(ok, v, 0).astype(np.int64).astype(str)
         return np.where(ok, txt, "").astype(object)
     v = s.to_numpy(np.float64, na_value=np.nan)
-    if len(v) > 64:  # a margin, a distance: few distinct values, each formatted once
-        # distinct bit patterns: -0.0 and 0.0 may be written differently
-        codes, uniq = pd.factorize(np.ascontiguousarray(v).view(np.int64))
-        if len(uniq) * 2 < len(v):
-            return _number_texts(name, pd.Series(np.asarray(uniq).view(np.float64)),
-                                 decimal)[codes]
     ok = np.isfinite(v)
     if not ok.any():
         return np.full(len(v), "", dtype=object)
     digits = _DECIMALS.get(name)
     if digits is not None:
-        # Fixed decimals, trailing zeros dropped (Python's float formatting is the fastest
-        # way here: numpy has no vectorised fixed-point formatter).
-        form = f"{{:.{digits}f}}".format
-        texts = [form(x).rstrip("0").rstrip(".") if o else ""
-                 for x, o in zip(v.tolist(), ok.tolist(), strict=True)]
-        out = np.empty(len(texts), dtype=object)
-        out[:] = texts
-        out[out == "-0"] = "0"
-        if decimal != ".":
-            out[:] = [t.replace(".", decimal) for t in texts]
-            out[out == "-0"] = "0"
+        out = np.empty(len(v), dtype=object)
+        out[:] = [_fixed_text(x, digits, decimal) for x in v.tolist()]
         return out
     txt = np.where(ok, v, 0.0).astype(str)
     if decimal != ".":
         txt = np.strings.replace(txt, ".", decimal)
     return np.where(ok, txt, "").astype(object)
+
+
+def _number_cells(name: str, s: pd.Series, decimal: str) -> Any:
+    """A numeric column as an Arrow string array, the texts of :func:`_number_texts`:
+    integers and fixed decimals are formatted by Arrow."""
+    pa, pc = _pa()
+    text = pa.large_string()
+    digits = _DECIMALS.get(name)
+    if pd.api.types.is_integer_dtype(s.dtype) and not s.isna().any():
+        return pc.cast(pa.array(s.to_numpy(np.int64)), text)
+    if digits is not None and not pd.api.types.is_integer_dtype(s.dtype):
+        return _fixed_cells(s.to_numpy(np.float64, na_value=np.nan), digits, decimal)
+    return pa.array(_number_texts(name, s, decimal), type=text)
+
+
+#: :func:`_fixed_cells` rounds ``x * 10**digits`` computed in float64: that float is the one
+#: nearest to the exact product, so it cannot cross a tie (a half-integer, exactly held below
+#: 2**52) that the exact product is on the other side of; it can only land ON a tie the exact
+#: product is beside. Values scaled within _NEAR_HALF of a tie (a margin on top of that) or
+#: beyond _SCALED_MAX are formatted by Python.
+_SCALED_MAX = 2.0**40
+_NEAR_HALF = 2.0**-10
+
+
+def _fixed_cells(v: np.ndarray, digits: int, decimal: str) -> Any:
+    """:func:`_fixed_text` of every value of *v*, as an Arrow string array built on the
+    column: each value scaled by 10**digits and rounded to an integer, whose digits Arrow
+    writes (the decimals zero-padded, their trailing zeros dropped). The values where the
+    scaled float may round otherwise than the exact decimal rounding — within
+    :data:`_NEAR_HALF` of a tie, or too large — and any *digits* below 1 go through
+    :func:`_fixed_text` itself."""
+    pa, pc = _pa()
+    text = pa.large_string()
+    ok = np.isfinite(v)
+    if not ok.any():
+        return pa.repeat(pa.scalar("", text), len(v))
+    scale = 10**digits
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = v * float(scale)
+        fast = np.abs(scaled) < _SCALED_MAX
+        fast &= np.abs(np.abs(scaled - np.trunc(scaled)) - 0.5) > _NEAR_HALF
+    if digits < 1:
+        fast[:] = False
+    k = np.rint(np.where(fast, scaled, 0.0)).astype(np.int64)
+    negative = k < 0
+    whole, fraction = np.divmod(np.abs(k), scale)
+    cells = pc.cast(pa.array(np.where(negative, -whole, whole),
+                             mask=None if ok.all() else ~ok), text)
+    minus_zero = negative & (whole == 0)  # -0,5: the sign is not in the integer part
+    if minus_zero.any():
+        cells = pc.replace_with_mask(cells, pa.array(minus_zero),
+                                     pa.array(["-0"] * int(minus_zero.sum()), type=text))
+    if fraction.any():
+        # rows without decimals: null decimals, a null join, the integer part kept
+        decimals = pc.cast(pa.array(fraction + scale, mask=fraction == 0), text)
+        decimals = pc.utf8_rtrim(pc.utf8_slice_codeunits(decimals, 1), characters="0")
+        cells = pc.coalesce(pc.binary_join_element_wise(cells, decimals,
+                                                        pa.scalar(decimal, text)), cells)
+    if not ok.all():
+        cells = pc.fill_null(cells, pa.scalar("", text))
+    slow = np.flatnonzero(ok & ~fast)
+    if len(slow):
+        exact = [_fixed_text(x, digits, decimal) for x in v[slow].tolist()]
+        mask = np.zeros(len(v), dtype=bool)
+        mask[slow] = True
+        cells = pc.replace_with_mask(cells, pa.array(mask), pa.array(exact, type=text))
+    return cells
 
 
 def _csv_quote(texts: np.ndarray, sep: str) -> np.ndarray:
@@ -429,6 +494,8 @@ def _arrow_column(name: str, s: pd.Series, sep: str, decimal: str) -> Any:
             cells = pa.array(s.to_numpy(object), type=text, from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # numbers, booleans…: Python's str()
             return pa.array(_csv_column(name, s, sep, decimal), type=text)
+    elif _is_number_column(s):
+        return _number_cells(name, s, decimal)
     else:
         return pa.array(_csv_column(name, s, sep, decimal), type=text)
     if isinstance(cells, pa.ChunkedArray):  # a column made of several (concatenated) ones
@@ -442,9 +509,10 @@ def _arrow_column(name: str, s: pd.Series, sep: str, decimal: str) -> Any:
     if not needs.any():
         return cells
     quote = pa.scalar('"', text)
+    mask = pa.array(needs)
     quoted = pc.binary_join_element_wise(
-        quote, pc.replace_substring(cells, '"', '""'), quote, pa.scalar("", text))
-    return pc.if_else(pa.array(needs), quoted, cells)
+        quote, pc.replace_substring(cells.filter(mask), '"', '""'), quote, pa.scalar("", text))
+    return pc.replace_with_mask(cells, mask, quoted)
 
 
 def _cells_holding(cells: Any, chars: Sequence[str]) -> np.ndarray:
@@ -456,9 +524,13 @@ def _cells_holding(cells: Any, chars: Sequence[str]) -> np.ndarray:
     out = np.zeros(len(cells), dtype=bool)
     if data is None or offsets[-1] == offsets[0]:
         return out
+    blob = memoryview(data)[offsets[0]:offsets[-1]].tobytes()
+    present = [ch for ch in set(chars) if ch.encode() in blob]  # most: none (memchr)
+    if not present:
+        return out
     raw = np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]]
-    hit = np.zeros(len(raw), dtype=bool)
-    for ch in set(chars):
+    hit = raw == ord(present[0])
+    for ch in present[1:]:
         hit |= raw == ord(ch)
     where = np.flatnonzero(hit) + offsets[0]
     if len(where):
