@@ -547,7 +547,8 @@ def test_arrow_csv_writer_gives_the_bytes_of_the_python_path(tmp_path, sep) -> N
     assert b"'=SUM(A1)" in paths[True] and b'"a' + sep.encode() + b'b"' in paths[True]
     # the Arrow path did write those chunks (no silent fallback to Python)
     frame = writing_mod.machine_frame(_tricky_frame(50, 5))
-    assert writing_mod._arrow_rows(frame, sep, "," if sep == ";" else ".") is not None
+    columns = [(str(c), frame[c]) for c in frame.columns]
+    assert writing_mod._arrow_rows(columns, sep, "," if sep == ";" else ".") is not None
 
 
 @pytest.mark.parametrize("name", ["marge_m", "lon", "autre_nombre", "geocodage_score",

@@ -215,14 +215,20 @@ def machine_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """The columns written to CSV, GeoJSON and GeoPackage: machine names, without
     :data:`NOT_WRITTEN`; an input column renamed « X (source) » gets its name back when X is
     not written."""
-    keep = [c for c in frame.columns if c not in NOT_WRITTEN]
+    keep, renames = _machine_labels(frame.columns)
     out = frame[keep] if len(keep) != len(frame.columns) else frame
+    return out.rename(columns=renames) if renames else out
+
+
+def _machine_labels(columns: Sequence[Any]) -> tuple[list[Any], dict[Any, str]]:
+    """The columns :func:`machine_frame` keeps, and their renames."""
+    keep = [c for c in columns if c not in NOT_WRITTEN]
     renames = {}
     for c in keep:
         orig = _source_name(str(c))
         if orig is not None and orig in NOT_WRITTEN:
             renames[c] = orig
-    return out.rename(columns=renames) if renames else out
+    return keep, renames
 
 
 def _is_number_column(s: pd.Series) -> bool:
@@ -426,20 +432,27 @@ class CsvWriter:
         self._fh = open(path, "wb")  # noqa: SIM115
 
     def write(self, frame: pd.DataFrame) -> None:
-        frame = machine_frame(frame)
+        columns: list[tuple[str, pd.Series]] | None = None
+        if frame.columns.is_unique:  # the machine columns taken without copying the frame
+            keep, renames = _machine_labels(frame.columns)
+            labels = [renames.get(c, c) for c in keep]
+            if self.columns is None or labels == self.columns:
+                columns = [(str(renames.get(c, c)), frame[c]) for c in keep]
+        if columns is None:
+            frame = machine_frame(frame)
+            if self.columns is not None:
+                frame = _conform(frame, self.columns)
+            columns = [(str(c), frame.iloc[:, k]) for k, c in enumerate(frame.columns)]
         if self.columns is None:
-            self.columns = [str(c) for c in frame.columns]
+            self.columns = [name for name, _s in columns]
             header = _csv_quote(np.array([_neutral_text(c) for c in self.columns],
                                          dtype=object), self.sep)
             self._fh.write(_BOM + (self.sep.join(header) + "\r\n").encode("utf-8"))
-        else:
-            frame = _conform(frame, self.columns)
         if len(frame):
-            data = _arrow_rows(frame, self.sep, self.decimal) if self.arrow else None
+            data = _arrow_rows(columns, self.sep, self.decimal) if self.arrow else None
             if data is None:
-                cols = [_csv_column(str(c), frame.iloc[:, k], self.sep, self.decimal)
-                        for k, c in enumerate(frame.columns)]
-                data = ("\r\n".join(map(self.sep.join, zip(*cols, strict=True)))
+                cells = [_csv_column(name, s, self.sep, self.decimal) for name, s in columns]
+                data = ("\r\n".join(map(self.sep.join, zip(*cells, strict=True)))
                         + "\r\n").encode("utf-8")
             self._fh.write(data)
         self.rows += len(frame)
@@ -461,13 +474,13 @@ def _pa() -> Any:
     return pa, pc
 
 
-def _arrow_rows(frame: pd.DataFrame, sep: str, decimal: str) -> Any:
-    """The chunk's rows as CSV bytes (each row ended by CRLF), joined by Arrow; None when a
-    column cannot be held in Arrow (the Python path writes the chunk)."""
+def _arrow_rows(columns: Sequence[tuple[str, pd.Series]], sep: str, decimal: str) -> Any:
+    """The chunk's rows (its ``(name, column)`` written) as CSV bytes, each row ended by CRLF,
+    joined by Arrow; None when a column cannot be held in Arrow (the Python path writes the
+    chunk)."""
     pa, pc = _pa()
     try:
-        cols = [_arrow_column(str(c), frame.iloc[:, k], sep, decimal)
-                for k, c in enumerate(frame.columns)]
+        cols = [_arrow_column(name, s, sep, decimal) for name, s in columns]
         text = pa.large_string()
         rows = pc.binary_join_element_wise(*cols, pa.scalar(sep, text))
         rows = pc.binary_join_element_wise(rows, pa.scalar("", text),
