@@ -433,11 +433,13 @@ class CsvWriter:
 
     def write(self, frame: pd.DataFrame) -> None:
         columns: list[tuple[str, pd.Series]] | None = None
-        if frame.columns.is_unique:  # the machine columns taken without copying the frame
-            keep, renames = _machine_labels(frame.columns)
-            labels = [renames.get(c, c) for c in keep]
-            if self.columns is None or labels == self.columns:
-                columns = [(str(renames.get(c, c)), frame[c]) for c in keep]
+        labels = list(frame.columns)
+        if len(set(labels)) == len(labels):  # the machine columns, the frame not copied
+            keep, renames = _machine_labels(labels)
+            if self.columns is None or [renames.get(c, c) for c in keep] == self.columns:
+                kept = set(keep)
+                columns = [(str(renames.get(c, c)), frame.iloc[:, k])
+                           for k, c in enumerate(labels) if c in kept]
         if columns is None:
             frame = machine_frame(frame)
             if self.columns is not None:
