@@ -230,6 +230,33 @@ def test_xml_shaped_text_stays_text_in_xlsx(tmp_path) -> None:
     assert any(isinstance(p, str) and p.strip() == rich for p in porteurs)
 
 
+def test_xlsx_cells_keep_their_blanks_and_drop_control_characters() -> None:
+    """A text cell starting or ending with a blank (any Unicode one, on any row) is marked
+    xml:space="preserve" and only it; control characters become U+FFFD, tabs, line breaks and
+    non-breaking spaces stay; a column of empty cells is all ``<c/>``."""
+    rng = random.Random(3)
+    alphabet = ["a", "é", " ", "\t", "\n", "\u00a0", "\u2028", "\u3000", "\x1f", "<", "&"]
+    values = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 4)))
+              for _ in range(3000)]
+    values = np.array([*values, "x", "y ", "z"], dtype=object)  # a blank at a cell's end
+    cells = writing_mod._cells_xml(values, False, None)
+    marked = [' xml:space="preserve"' in c for c in cells]
+    assert marked == [v[:1].isspace() or v[-1:].isspace() for v in values]
+    assert [c == "<c/>" for c in cells] == [v == "" for v in values]
+    one = np.array(["x", "y ", "z"], dtype=object)
+    assert [' xml:space="preserve"' in c for c in writing_mod._cells_xml(one, False, None)] \
+        == [False, True, False]
+    plain = np.array(["x", "y", "z z"], dtype=object)
+    assert "preserve" not in "".join(writing_mod._cells_xml(plain, False, None))
+    empty = np.array([""] * 5, dtype=object)
+    assert writing_mod._cells_xml(empty, False, None).tolist() == ["<c/>"] * 5
+    texts = np.array(["ok", "bad\x01", "tab\tok\n", "\ufffe", "\u00a0nbsp"], dtype=object)
+    assert writing_mod._xlsx_text(texts).tolist() == ["ok", "bad\ufffd", "tab\tok\n",
+                                                      "\ufffd", "\u00a0nbsp"]
+    kept = np.array(["tab\tok", "\u00a0", "ligne\r\n"], dtype=object)
+    assert writing_mod._xlsx_text(kept) is kept
+
+
 def test_neutralize_cells_keeps_plain_numbers() -> None:
     frame = pd.DataFrame({"a": ["-4,5", "+12", "-", "=1", None, "texte"]})
     out = batch.neutralize_cells(frame)

@@ -127,6 +127,8 @@ _RISKY = re.compile(f"[\\t\\r]|[{_BLANKS}]*[{_FORMULA_CHARS}]")
 _RISKY_IN_BLOB = re.compile(f"(?:^|\\x00)(?:[\\t\\r]|[{_BLANKS}]*[{_FORMULA_CHARS}])")
 _PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?(?:[eE][+-]?\d+)?")
 _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_ILLEGAL_BESIDE_NUL = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_SEP_BLANK = re.compile(r"\x00\s")
 
 
 def _is_risky(v: str) -> bool:
@@ -637,8 +639,8 @@ _STATUS_COLOURS = {
 
 def _xlsx_text(texts: np.ndarray) -> np.ndarray:
     """Texts an XLSX cell can hold: no XML control characters, at most 32,767 characters."""
-    blob = "\x00".join(texts)
-    if _ILLEGAL_XML.search(blob.replace("\x00", "")) is not None:
+    blob = " ".join(texts)  # printable: none of those characters (a fast check)
+    if not blob.isprintable() and _ILLEGAL_BESIDE_NUL.search(blob) is not None:
         texts = np.array([_ILLEGAL_XML.sub("\ufffd", v) for v in texts], dtype=object)
     if max(map(len, texts), default=0) > XLSX_CELL_MAX:
         fixed = texts.copy()
@@ -786,10 +788,14 @@ def _cells_xml(values: np.ndarray, is_number: bool, cell_fmt: Any) -> np.ndarray
                          dtype=object)
     else:
         style = "" if cell_fmt is None else f' s="{cell_fmt._get_xf_index()}"'
-    body = _xml_escape(values)
     blob = "\x00".join(values)
+    if len(blob) == len(values) - 1:  # every cell empty
+        return np.full(len(values), "<c/>", dtype=object)
+    body = _xml_escape(values)
     space: Any = ""
-    if blob[:1].isspace() or blob[-1:].isspace() or re.search(r"\x00\s|\s\x00", blob):
+    # a cell starting or ending with a blank (searched from the separator, both ways: fast)
+    if blob[:1].isspace() or blob[-1:].isspace() or _SEP_BLANK.search(blob) \
+            or _SEP_BLANK.search(blob[::-1]):
         space = np.array([' xml:space="preserve"' if v[:1].isspace() or v[-1:].isspace()
                           else "" for v in values], dtype=object)
     cells = "<c" + style + ' t="inlineStr"><is><t' + space + ">" + body + "</t></is></c>"
@@ -809,15 +815,15 @@ def _stream_rows(ws: Any, columns: list[tuple[str, Any, Callable[..., Any], Any]
     step = 20_000
     for start in range(0, n, step):
         stop = min(n, start + step)
-        rows = np.arange(start + 2, stop + 2).astype(str)
-        cols = []
-        for _h, values, write, cell_fmt in columns:
+        # one row per line of the table: its opening tag, its cells, its closing tag
+        table = np.empty((stop - start, len(columns) + 2), dtype=object)
+        table[:, 0] = '<row r="' + np.arange(start + 2, stop + 2).astype(str).astype(object) \
+            + '">'
+        for k, (_h, values, write, cell_fmt) in enumerate(columns, start=1):
             part = cell_fmt[start:stop] if isinstance(cell_fmt, np.ndarray) else cell_fmt
-            cols.append(_cells_xml(values[start:stop], write == ws.write_number,
-                                   part).tolist())
-        ws.fh.write("".join(f'<row r="{r}">' + "".join(cells) + "</row>"
-                            for r, cells in zip(rows.tolist(), zip(*cols, strict=True),
-                                                strict=True)))
+            table[:, k] = _cells_xml(values[start:stop], write == ws.write_number, part)
+        table[:, -1] = "</row>"
+        ws.fh.write("".join(table.ravel().tolist()))
 
 
 def _status_formats(wb: Any) -> dict[str, Any]:
