@@ -299,10 +299,10 @@ _NEAR_HALF = 2.0**-10
 def _fixed_cells(v: np.ndarray, digits: int, decimal: str) -> Any:
     """:func:`_fixed_text` of every value of *v*, as an Arrow string array built on the
     column: each value scaled by 10**digits and rounded to an integer, whose digits Arrow
-    writes (the decimals zero-padded, their trailing zeros dropped). The values where the
-    scaled float may round otherwise than the exact decimal rounding — within
-    :data:`_NEAR_HALF` of a tie, or too large — and any *digits* below 1 go through
-    :func:`_fixed_text` itself."""
+    writes, the decimal separator inserted before the last *digits* and the trailing zeros
+    (then a bare separator) dropped. The values where the scaled float may round otherwise
+    than the exact decimal rounding — within :data:`_NEAR_HALF` of a tie, or too large — and
+    any *digits* below 1 go through :func:`_fixed_text` itself."""
     pa, pc = _pa()
     text = pa.large_string()
     ok = np.isfinite(v)
@@ -316,20 +316,19 @@ def _fixed_cells(v: np.ndarray, digits: int, decimal: str) -> Any:
     if digits < 1:
         fast[:] = False
     k = np.rint(np.where(fast, scaled, 0.0)).astype(np.int64)
-    negative = k < 0
-    whole, fraction = np.divmod(np.abs(k), scale)
-    cells = pc.cast(pa.array(np.where(negative, -whole, whole),
+    units = np.abs(k)
+    small = units < scale  # no integer part: 10**digits added, its 1 written 0
+    cells = pc.cast(pa.array(np.where(small, units + scale, units),
                              mask=None if ok.all() else ~ok), text)
-    minus_zero = negative & (whole == 0)  # -0,5: the sign is not in the integer part
-    if minus_zero.any():
-        cells = pc.replace_with_mask(cells, pa.array(minus_zero),
-                                     pa.array(["-0"] * int(minus_zero.sum()), type=text))
-    if fraction.any():
-        # rows without decimals: null decimals, a null join, the integer part kept
-        decimals = pc.cast(pa.array(fraction + scale, mask=fraction == 0), text)
-        decimals = pc.utf8_rtrim(pc.utf8_slice_codeunits(decimals, 1), characters="0")
-        cells = pc.coalesce(pc.binary_join_element_wise(cells, decimals,
-                                                        pa.scalar(decimal, text)), cells)
+    if small.any():
+        cells = pc.if_else(pa.array(small), pc.utf8_replace_slice(cells, 0, 1, "0"), cells)
+    cells = pc.utf8_replace_slice(cells, -digits, -digits, decimal)  # 4647229 -> 4,647229
+    cells = pc.utf8_rtrim(pc.utf8_rtrim(cells, characters="0"), characters=decimal)
+    negative = k < 0
+    if negative.any():
+        cells = pc.if_else(pa.array(negative),
+                           pc.binary_join_element_wise(pa.scalar("-", text), cells,
+                                                       pa.scalar("", text)), cells)
     if not ok.all():
         cells = pc.fill_null(cells, pa.scalar("", text))
     slow = np.flatnonzero(ok & ~fast)
