@@ -578,6 +578,25 @@ def test_arrow_csv_writer_gives_the_bytes_of_the_python_path(tmp_path, sep) -> N
     assert writing_mod._arrow_rows(columns, sep, "," if sep == ";" else ".") is not None
 
 
+def test_only_cells_starting_like_a_formula_go_through_the_python_rule(monkeypatch) -> None:
+    """A text column with a few cells starting like a formula (negative longitudes west of
+    Greenwich, « -x », « =1 ») stays in Arrow: the rule looks at those cells only, and
+    writes what the Python path writes."""
+    values = ["4,5", "-1,55", "-x", " =1", "Brest", None, "a;b", "\u00a0@x"] * 500
+    values += ["-1,5\n", "+\u0663", "-1e5", "-1,5;", "-٣,٤", "+1.5E-3", "-1,", "--1"]
+    frame = pd.DataFrame({"Longitude": pd.Series(values, dtype=object)})
+    seen = []
+    rule = writing_mod._neutral_text
+    monkeypatch.setattr(writing_mod, "_neutral_text", lambda v: seen.append(v) or rule(v))
+    cells = writing_mod._arrow_column("Longitude", frame["Longitude"], ";", ",").to_pylist()
+    # -1,55, -1e5, +1.5E-3: plain numbers in ASCII digits, left to Arrow
+    assert set(seen) == {" =1", "-x", "\u00a0@x", "-1,5\n", "+\u0663", "-1,5;", "-٣,٤", "-1,",
+                         "--1"}
+    assert len(seen) == 3 * 500 + 6
+    assert cells == writing_mod._csv_column("Longitude", frame["Longitude"], ";", ",")
+    assert cells[:8] == ["4,5", "-1,55", "'-x", "' =1", "Brest", "", '"a;b"', "'\u00a0@x"]
+
+
 @pytest.mark.parametrize("name", ["marge_m", "lon", "autre_nombre", "geocodage_score",
                                   "ligne"])
 def test_numbers_of_a_column_read_as_each_alone(name) -> None:

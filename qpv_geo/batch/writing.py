@@ -126,6 +126,8 @@ _BLANKS = "\\s\u00a0\u180e\u200b-\u200f\u2028-\u202f\u205f-\u2064\u3000\ufeff"
 _RISKY = re.compile(f"[\\t\\r]|[{_BLANKS}]*[{_FORMULA_CHARS}]")
 _RISKY_IN_BLOB = re.compile(f"(?:^|\\x00)(?:[\\t\\r]|[{_BLANKS}]*[{_FORMULA_CHARS}])")
 _PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?(?:[eE][+-]?\d+)?")
+# The same in ASCII digits, for Arrow (RE2): a subset of _PLAIN_NUMBER's matches
+_ASCII_PLAIN_NUMBER = r"^[+-]?[0-9]+(?:[.,][0-9]+)?(?:[eE][+-]?[0-9]+)?$"
 _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _ILLEGAL_BESIDE_NUL = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _SEP_BLANK = re.compile(r"\x00\s")
@@ -417,10 +419,10 @@ class CsvWriter:
     """Appends chunks to a CSV (BOM once, French decimal comma with ``;``), column by column:
     each column is formatted, neutralised and quoted as a whole, then the rows are joined.
 
-    The texts of a column stored by pandas in Arrow (every text column of a verdict table)
-    are quoted and neutralised there, and the rows are joined by Arrow (C speed): the bytes
-    are those of the column-by-column Python path (``arrow=False``, kept as the reference),
-    which still formats the numbers and takes the chunks Arrow cannot hold.
+    The columns are formatted, quoted and neutralised in Arrow (:func:`_arrow_column`) and
+    the rows joined by Arrow (C speed): the bytes are those of the column-by-column Python
+    path (``arrow=False``, kept as the reference and compared by the tests), which takes the
+    chunks Arrow cannot hold.
     """
 
     def __init__(self, path: Path, sep: str, *, arrow: bool = True) -> None:
@@ -499,7 +501,9 @@ def _arrow_rows(columns: Sequence[tuple[str, pd.Series]], sep: str, decimal: str
 
 def _arrow_column(name: str, s: pd.Series, sep: str, decimal: str) -> Any:
     """One column's cells as an Arrow string array, the same texts as :func:`_csv_column`:
-    texts stored in Arrow are neutralised and quoted there, the others as in Python."""
+    texts (stored in Arrow, or Python strings) are quoted in Arrow, only the cells starting
+    like a formula go through the rule in Python; numbers are formatted by Arrow; other
+    objects (numbers, booleans in a text column) as in Python."""
     pa, pc = _pa()
     text = pa.large_string()
     arrow_text = isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow"
@@ -518,9 +522,16 @@ def _arrow_column(name: str, s: pd.Series, sep: str, decimal: str) -> Any:
         cells = cells.combine_chunks()
     cells = pc.fill_null(cells.cast(text), pa.scalar("", text))
     if name not in _SAFE_TEXT_COLUMNS:
-        firsts = pc.unique(pc.utf8_slice_codeunits(cells, 0, 1)).to_pylist()
-        if any(_can_start_a_formula(f) for f in firsts if f):  # rare: the Python rule
-            return pa.array(_csv_column(name, s, sep, decimal), type=text)
+        firsts = pc.utf8_slice_codeunits(cells, 0, 1)
+        risky = [f for f in pc.unique(firsts).to_pylist() if f and _can_start_a_formula(f)]
+        if risky:  # the cells starting like a formula (-4,5 or =1)…
+            mask = pc.is_in(firsts, value_set=pa.array(risky, type=text))
+            starting = cells.filter(mask)
+            # …but plain numbers in ASCII digits (-4,5), which no rule changes
+            other = pc.invert(pc.match_substring_regex(starting, _ASCII_PLAIN_NUMBER))
+            fixed = [_neutral_text(v) for v in starting.filter(other).to_pylist()]
+            starting = pc.replace_with_mask(starting, other, pa.array(fixed, type=text))
+            cells = pc.replace_with_mask(cells, mask, starting)
     needs = _cells_holding(cells, (sep, '"', "\r", "\n"))
     if not needs.any():
         return cells
