@@ -787,7 +787,10 @@ def _cells_xml(values: np.ndarray, is_number: bool, cell_fmt: Any) -> np.ndarray
     an empty cell is written ``<c/>`` to keep the ones after it in place."""
     if is_number:
         ok = np.isfinite(values)
+        # (the format's index is taken even when unused: it numbers the sheet's styles)
         style = "" if cell_fmt is None else f' s="{cell_fmt._get_xf_index()}"'
+        if not ok.any():  # no number (a score without geocoder)
+            return np.full(len(values), "<c/>", dtype=object)
         txt = np.where(ok, values, 0.0)
         if np.all(np.mod(txt, 1) == 0) and np.all(np.abs(txt) < 2**53):
             txt = txt.astype(np.int64)
