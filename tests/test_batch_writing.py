@@ -230,6 +230,33 @@ def test_xml_shaped_text_stays_text_in_xlsx(tmp_path) -> None:
     assert any(isinstance(p, str) and p.strip() == rich for p in porteurs)
 
 
+def test_xlsx_cells_keep_their_blanks_and_drop_control_characters() -> None:
+    """A text cell starting or ending with a blank (any Unicode one, on any row) is marked
+    xml:space="preserve" and only it; control characters become U+FFFD, tabs, line breaks and
+    non-breaking spaces stay; a column of empty cells is all ``<c/>``."""
+    rng = random.Random(3)
+    alphabet = ["a", "é", " ", "\t", "\n", "\u00a0", "\u2028", "\u3000", "\x1f", "<", "&"]
+    values = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 4)))
+              for _ in range(3000)]
+    values = np.array([*values, "x", "y ", "z"], dtype=object)  # a blank at a cell's end
+    cells = writing_mod._cells_xml(values, False, None)
+    marked = [' xml:space="preserve"' in c for c in cells]
+    assert marked == [v[:1].isspace() or v[-1:].isspace() for v in values]
+    assert [c == "<c/>" for c in cells] == [v == "" for v in values]
+    one = np.array(["x", "y ", "z"], dtype=object)
+    assert [' xml:space="preserve"' in c for c in writing_mod._cells_xml(one, False, None)] \
+        == [False, True, False]
+    plain = np.array(["x", "y", "z z"], dtype=object)
+    assert "preserve" not in "".join(writing_mod._cells_xml(plain, False, None))
+    empty = np.array([""] * 5, dtype=object)
+    assert writing_mod._cells_xml(empty, False, None).tolist() == ["<c/>"] * 5
+    texts = np.array(["ok", "bad\x01", "tab\tok\n", "\ufffe", "\u00a0nbsp"], dtype=object)
+    assert writing_mod._xlsx_text(texts).tolist() == ["ok", "bad\ufffd", "tab\tok\n",
+                                                      "\ufffd", "\u00a0nbsp"]
+    kept = np.array(["tab\tok", "\u00a0", "ligne\r\n"], dtype=object)
+    assert writing_mod._xlsx_text(kept) is kept
+
+
 def test_neutralize_cells_keeps_plain_numbers() -> None:
     frame = pd.DataFrame({"a": ["-4,5", "+12", "-", "=1", None, "texte"]})
     out = batch.neutralize_cells(frame)
@@ -547,17 +574,102 @@ def test_arrow_csv_writer_gives_the_bytes_of_the_python_path(tmp_path, sep) -> N
     assert b"'=SUM(A1)" in paths[True] and b'"a' + sep.encode() + b'b"' in paths[True]
     # the Arrow path did write those chunks (no silent fallback to Python)
     frame = writing_mod.machine_frame(_tricky_frame(50, 5))
-    assert writing_mod._arrow_rows(frame, sep, "," if sep == ";" else ".") is not None
+    columns = [(str(c), frame[c]) for c in frame.columns]
+    assert writing_mod._arrow_rows(columns, sep, "," if sep == ";" else ".") is not None
 
 
-@pytest.mark.parametrize("name", ["marge_m", "lon", "autre_nombre", "geocodage_score"])
-def test_numbers_formatted_once_per_value_read_as_each_alone(name) -> None:
-    """A column of few distinct numbers is formatted once per value: the same texts as each
-    number formatted alone (-0.0 and 0.0, NaN, ties to round, large values)."""
+def test_only_cells_starting_like_a_formula_go_through_the_python_rule(monkeypatch) -> None:
+    """A text column with a few cells starting like a formula (negative longitudes west of
+    Greenwich, « -x », « =1 ») stays in Arrow: the rule looks at those cells only, and
+    writes what the Python path writes."""
+    values = ["4,5", "-1,55", "-x", " =1", "Brest", None, "a;b", "\u00a0@x"] * 500
+    values += ["-1,5\n", "+\u0663", "-1e5", "-1,5;", "-٣,٤", "+1.5E-3", "-1,", "--1"]
+    frame = pd.DataFrame({"Longitude": pd.Series(values, dtype=object)})
+    seen = []
+    rule = writing_mod._neutral_text
+    monkeypatch.setattr(writing_mod, "_neutral_text", lambda v: seen.append(v) or rule(v))
+    cells = writing_mod._arrow_column("Longitude", frame["Longitude"], ";", ",").to_pylist()
+    # -1,55, -1e5, +1.5E-3: plain numbers in ASCII digits, left to Arrow
+    assert set(seen) == {" =1", "-x", "\u00a0@x", "-1,5\n", "+\u0663", "-1,5;", "-٣,٤", "-1,",
+                         "--1"}
+    assert len(seen) == 3 * 500 + 6
+    assert cells == writing_mod._csv_column("Longitude", frame["Longitude"], ";", ",")
+    assert cells[:8] == ["4,5", "-1,55", "'-x", "' =1", "Brest", "", '"a;b"', "'\u00a0@x"]
+
+
+@pytest.mark.parametrize("name", ["marge_m", "lon", "autre_nombre", "geocodage_score",
+                                  "ligne"])
+def test_numbers_of_a_column_read_as_each_alone(name) -> None:
+    """A numeric column written by Arrow (:func:`_number_cells`) holds the texts of each number
+    formatted alone by the Python path (-0.0 and 0.0, NaN, ties to round, large values)."""
     values = [11.0, 11.0, -0.0, 0.0, float("nan"), 2.675, -0.05, 1e15, 1e16, 45.4000005] * 40
-    whole = writing_mod._number_texts(name, pd.Series(values), ",")
-    alone = [writing_mod._number_texts(name, pd.Series([v]), ",")[0] for v in values]
-    assert list(whole) == alone
+    series = pd.Series(values)
+    if name == "ligne":
+        series = pd.Series([2, 3, -4, 0, 2**62, -(2**62)] * 40, dtype=np.int64)
+    whole = writing_mod._number_cells(name, series, ",").to_pylist()
+    alone = [writing_mod._number_texts(name, series.iloc[[k]], ",")[0]
+             for k in range(len(series))]
+    assert whole == alone
+
+
+def _python_fixed(x: float, digits: int, decimal: str) -> str:
+    """The written rule, restated: Python's correctly rounded fixed decimals, trailing zeros
+    dropped, -0 written 0, nothing for NaN and infinities."""
+    if x != x or x in (float("inf"), float("-inf")):
+        return ""
+    t = ("{:." + str(digits) + "f}").format(x).rstrip("0").rstrip(".")
+    return "0" if t == "-0" else t.replace(".", decimal)
+
+
+def _adversarial_numbers(digits: int, seed: int) -> np.ndarray:
+    """Random numbers of every magnitude and the ones a scaled-integer formatter gets wrong:
+    ties after scaling (exact or not, and their float neighbours), huge values, -0, NaN,
+    infinities, subnormals."""
+    rng = np.random.default_rng(seed)
+    scale = 10.0**digits
+    ties = (rng.integers(-10**9, 10**9, 20_000) + 0.5) / scale
+    exact_ties = rng.integers(-2**20, 2**20, 2_000) / 2.0**rng.integers(1, 12, 2_000)
+    near = np.concatenate([np.nextafter(ties, np.inf), np.nextafter(ties, -np.inf),
+                           np.nextafter(np.nextafter(ties, np.inf), np.inf)])
+    rounded = np.concatenate([np.round(rng.uniform(-5e3, 5e3, 2_500), k) for k in range(8)])
+    wide = rng.standard_normal(20_000) * 10.0**rng.integers(-12, 22, 20_000)
+    coords = np.round(rng.uniform(-180, 180, 20_000), 6)
+    edge = 2.0**40 / scale
+    named = [0.0, -0.0, 0.0000005, -0.0000005, 0.0000015, 2.675, -2.675, 0.05, -0.05, 0.15,
+             0.25, 0.35, 0.45, 1e15, -1e15, 1e16, 1e22, 1.7976931348623157e308, 5e-324,
+             -5e-324, float("nan"), float("inf"), float("-inf"), 45.4000005, 4.3999995,
+             edge, -edge, np.nextafter(edge, 0), np.nextafter(edge, np.inf), 0.5 / scale,
+             -0.5 / scale, 1.5 / scale, -1.5 / scale, 0.49 / scale, -0.49 / scale,
+             999999.9999995, 0.9999995, -0.9999995, 9.95, -9.95, 99.95]
+    return np.concatenate([ties, exact_ties, near, rounded, wide, coords, named])
+
+
+@pytest.mark.parametrize("digits", [1, 3, 6])
+@pytest.mark.parametrize("decimal", [",", "."])
+def test_fixed_decimals_vectorised_are_python_formatting(digits, decimal, monkeypatch) -> None:
+    """The numbers formatted on the whole column by Arrow (scaled integers) are the texts of
+    Python's correctly rounded formatting, on random and adversarial values; only the few
+    values near a tie, too large or not finite take the Python rule (the rest is
+    vectorised)."""
+    values = _adversarial_numbers(digits, seed=digits)
+    calls = []
+    rule = writing_mod._fixed_text
+    monkeypatch.setattr(writing_mod, "_fixed_text",
+                        lambda x, d, dec: calls.append(x) or rule(x, d, dec))
+    got = writing_mod._fixed_cells(values, digits, decimal).to_pylist()
+    expected = [_python_fixed(x, digits, decimal) for x in values.tolist()]
+    wrong = [(x, g, e) for x, g, e in zip(values.tolist(), got, expected, strict=True)
+             if g != e]
+    assert wrong == []
+    assert len(got) == len(values)
+    assert [rule(x, digits, decimal) for x in values.tolist()] == expected
+    # the ties went to Python, the plain values did not
+    assert len(calls) >= 20_000
+    plain = np.round(np.random.default_rng(1).uniform(-200, 200, 50_000), digits)
+    calls.clear()
+    assert writing_mod._fixed_cells(plain, digits, decimal).to_pylist() == \
+        [_python_fixed(x, digits, decimal) for x in plain.tolist()]
+    assert len(calls) == 0
 
 
 @pytest.mark.parametrize("suffix", [".geojson", ".gpkg"])

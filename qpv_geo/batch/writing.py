@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -125,7 +126,11 @@ _BLANKS = "\\s\u00a0\u180e\u200b-\u200f\u2028-\u202f\u205f-\u2064\u3000\ufeff"
 _RISKY = re.compile(f"[\\t\\r]|[{_BLANKS}]*[{_FORMULA_CHARS}]")
 _RISKY_IN_BLOB = re.compile(f"(?:^|\\x00)(?:[\\t\\r]|[{_BLANKS}]*[{_FORMULA_CHARS}])")
 _PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?(?:[eE][+-]?\d+)?")
+# The same in ASCII digits, for Arrow (RE2): a subset of _PLAIN_NUMBER's matches
+_ASCII_PLAIN_NUMBER = r"^[+-]?[0-9]+(?:[.,][0-9]+)?(?:[eE][+-]?[0-9]+)?$"
 _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_ILLEGAL_BESIDE_NUL = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_SEP_BLANK = re.compile(r"\x00\s")
 
 
 def _is_risky(v: str) -> bool:
@@ -214,23 +219,41 @@ def machine_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """The columns written to CSV, GeoJSON and GeoPackage: machine names, without
     :data:`NOT_WRITTEN`; an input column renamed « X (source) » gets its name back when X is
     not written."""
-    keep = [c for c in frame.columns if c not in NOT_WRITTEN]
+    keep, renames = _machine_labels(frame.columns)
     out = frame[keep] if len(keep) != len(frame.columns) else frame
+    return out.rename(columns=renames) if renames else out
+
+
+def _machine_labels(columns: Sequence[Any]) -> tuple[list[Any], dict[Any, str]]:
+    """The columns :func:`machine_frame` keeps, and their renames."""
+    keep = [c for c in columns if c not in NOT_WRITTEN]
     renames = {}
     for c in keep:
         orig = _source_name(str(c))
         if orig is not None and orig in NOT_WRITTEN:
             renames[c] = orig
-    return out.rename(columns=renames) if renames else out
+    return keep, renames
 
 
 def _is_number_column(s: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
 
 
+def _fixed_text(x: float, digits: int, decimal: str) -> str:
+    """One number with *digits* fixed decimals, THE rule of the numeric output columns:
+    Python's correctly rounded formatting (ties to even on the exact binary value), trailing
+    zeros and point dropped, ``decimal`` applied, ``-0`` written ``0``, "" for NaN and
+    infinities. :func:`_fixed_cells` writes the same texts for a whole column."""
+    if not math.isfinite(x):
+        return ""
+    t = f"{x:.{digits}f}".rstrip("0").rstrip(".")
+    return "0" if t == "-0" else t.replace(".", decimal)
+
+
 def _number_texts(name: str, s: pd.Series, decimal: str) -> np.ndarray:
-    """A numeric column as texts, vectorised (rounded per :data:`_DECIMALS`, ``decimal``
-    applied, trailing zeros dropped, "" for missing)."""
+    """A numeric column as texts (rounded per :data:`_DECIMALS` by :func:`_fixed_text`,
+    ``decimal`` applied, "" for missing): the path without Arrow, and the numbers that are
+    neither integers nor of :data:`_DECIMALS`."""
     if pd.api.types.is_integer_dtype(s.dtype):
         if not s.isna().any():
             return s.to_numpy(np.int64).astype(str).astype(object)
@@ -239,33 +262,84 @@ def _number_texts(name: str, s: pd.Series, decimal: str) -> np.ndarray:
         txt = np.where(ok, v, 0).astype(np.int64).astype(str)
         return np.where(ok, txt, "").astype(object)
     v = s.to_numpy(np.float64, na_value=np.nan)
-    if len(v) > 64:  # a margin, a distance: few distinct values, each formatted once
-        # distinct bit patterns: -0.0 and 0.0 may be written differently
-        codes, uniq = pd.factorize(np.ascontiguousarray(v).view(np.int64))
-        if len(uniq) * 2 < len(v):
-            return _number_texts(name, pd.Series(np.asarray(uniq).view(np.float64)),
-                                 decimal)[codes]
     ok = np.isfinite(v)
     if not ok.any():
         return np.full(len(v), "", dtype=object)
     digits = _DECIMALS.get(name)
     if digits is not None:
-        # Fixed decimals, trailing zeros dropped (Python's float formatting is the fastest
-        # way here: numpy has no vectorised fixed-point formatter).
-        form = f"{{:.{digits}f}}".format
-        texts = [form(x).rstrip("0").rstrip(".") if o else ""
-                 for x, o in zip(v.tolist(), ok.tolist(), strict=True)]
-        out = np.empty(len(texts), dtype=object)
-        out[:] = texts
-        out[out == "-0"] = "0"
-        if decimal != ".":
-            out[:] = [t.replace(".", decimal) for t in texts]
-            out[out == "-0"] = "0"
+        out = np.empty(len(v), dtype=object)
+        out[:] = [_fixed_text(x, digits, decimal) for x in v.tolist()]
         return out
     txt = np.where(ok, v, 0.0).astype(str)
     if decimal != ".":
         txt = np.strings.replace(txt, ".", decimal)
     return np.where(ok, txt, "").astype(object)
+
+
+def _number_cells(name: str, s: pd.Series, decimal: str) -> Any:
+    """A numeric column as an Arrow string array, the texts of :func:`_number_texts`:
+    integers and fixed decimals are formatted by Arrow."""
+    pa, pc = _pa()
+    text = pa.large_string()
+    digits = _DECIMALS.get(name)
+    if pd.api.types.is_integer_dtype(s.dtype) and not s.isna().any():
+        return pc.cast(pa.array(s.to_numpy(np.int64)), text)
+    if digits is not None and not pd.api.types.is_integer_dtype(s.dtype):
+        return _fixed_cells(s.to_numpy(np.float64, na_value=np.nan), digits, decimal)
+    return pa.array(_number_texts(name, s, decimal), type=text)
+
+
+#: :func:`_fixed_cells` rounds ``x * 10**digits`` computed in float64: that float is the one
+#: nearest to the exact product, so it cannot cross a tie (a half-integer, exactly held below
+#: 2**52) that the exact product is on the other side of; it can only land ON a tie the exact
+#: product is beside. Values scaled within _NEAR_HALF of a tie (a margin on top of that) or
+#: beyond _SCALED_MAX are formatted by Python.
+_SCALED_MAX = 2.0**40
+_NEAR_HALF = 2.0**-10
+
+
+def _fixed_cells(v: np.ndarray, digits: int, decimal: str) -> Any:
+    """:func:`_fixed_text` of every value of *v*, as an Arrow string array built on the
+    column: each value scaled by 10**digits and rounded to an integer, whose digits Arrow
+    writes, the decimal separator inserted before the last *digits* and the trailing zeros
+    (then a bare separator) dropped. The values where the scaled float may round otherwise
+    than the exact decimal rounding — within :data:`_NEAR_HALF` of a tie, or too large — and
+    any *digits* below 1 go through :func:`_fixed_text` itself."""
+    pa, pc = _pa()
+    text = pa.large_string()
+    ok = np.isfinite(v)
+    if not ok.any():
+        return pa.repeat(pa.scalar("", text), len(v))
+    scale = 10**digits
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = v * float(scale)
+        fast = np.abs(scaled) < _SCALED_MAX
+        fast &= np.abs(np.abs(scaled - np.trunc(scaled)) - 0.5) > _NEAR_HALF
+    if digits < 1:
+        fast[:] = False
+    k = np.rint(np.where(fast, scaled, 0.0)).astype(np.int64)
+    units = np.abs(k)
+    small = units < scale  # no integer part: 10**digits added, its 1 written 0
+    cells = pc.cast(pa.array(np.where(small, units + scale, units),
+                             mask=None if ok.all() else ~ok), text)
+    if small.any():
+        cells = pc.if_else(pa.array(small), pc.utf8_replace_slice(cells, 0, 1, "0"), cells)
+    cells = pc.utf8_replace_slice(cells, -digits, -digits, decimal)  # 4647229 -> 4,647229
+    cells = pc.utf8_rtrim(pc.utf8_rtrim(cells, characters="0"), characters=decimal)
+    negative = k < 0
+    if negative.any():
+        cells = pc.if_else(pa.array(negative),
+                           pc.binary_join_element_wise(pa.scalar("-", text), cells,
+                                                       pa.scalar("", text)), cells)
+    if not ok.all():
+        cells = pc.fill_null(cells, pa.scalar("", text))
+    slow = np.flatnonzero(ok & ~fast)
+    if len(slow):
+        exact = [_fixed_text(x, digits, decimal) for x in v[slow].tolist()]
+        mask = np.zeros(len(v), dtype=bool)
+        mask[slow] = True
+        cells = pc.replace_with_mask(cells, pa.array(mask), pa.array(exact, type=text))
+    return cells
 
 
 def _csv_quote(texts: np.ndarray, sep: str) -> np.ndarray:
@@ -345,10 +419,10 @@ class CsvWriter:
     """Appends chunks to a CSV (BOM once, French decimal comma with ``;``), column by column:
     each column is formatted, neutralised and quoted as a whole, then the rows are joined.
 
-    The texts of a column stored by pandas in Arrow (every text column of a verdict table)
-    are quoted and neutralised there, and the rows are joined by Arrow (C speed): the bytes
-    are those of the column-by-column Python path (``arrow=False``, kept as the reference),
-    which still formats the numbers and takes the chunks Arrow cannot hold.
+    The columns are formatted, quoted and neutralised in Arrow (:func:`_arrow_column`) and
+    the rows joined by Arrow (C speed): the bytes are those of the column-by-column Python
+    path (``arrow=False``, kept as the reference and compared by the tests), which takes the
+    chunks Arrow cannot hold.
     """
 
     def __init__(self, path: Path, sep: str, *, arrow: bool = True) -> None:
@@ -361,20 +435,29 @@ class CsvWriter:
         self._fh = open(path, "wb")  # noqa: SIM115
 
     def write(self, frame: pd.DataFrame) -> None:
-        frame = machine_frame(frame)
+        columns: list[tuple[str, pd.Series]] | None = None
+        labels = list(frame.columns)
+        if len(set(labels)) == len(labels):  # the machine columns, the frame not copied
+            keep, renames = _machine_labels(labels)
+            if self.columns is None or [renames.get(c, c) for c in keep] == self.columns:
+                kept = set(keep)
+                columns = [(str(renames.get(c, c)), frame.iloc[:, k])
+                           for k, c in enumerate(labels) if c in kept]
+        if columns is None:
+            frame = machine_frame(frame)
+            if self.columns is not None:
+                frame = _conform(frame, self.columns)
+            columns = [(str(c), frame.iloc[:, k]) for k, c in enumerate(frame.columns)]
         if self.columns is None:
-            self.columns = [str(c) for c in frame.columns]
+            self.columns = [name for name, _s in columns]
             header = _csv_quote(np.array([_neutral_text(c) for c in self.columns],
                                          dtype=object), self.sep)
             self._fh.write(_BOM + (self.sep.join(header) + "\r\n").encode("utf-8"))
-        else:
-            frame = _conform(frame, self.columns)
         if len(frame):
-            data = _arrow_rows(frame, self.sep, self.decimal) if self.arrow else None
+            data = _arrow_rows(columns, self.sep, self.decimal) if self.arrow else None
             if data is None:
-                cols = [_csv_column(str(c), frame.iloc[:, k], self.sep, self.decimal)
-                        for k, c in enumerate(frame.columns)]
-                data = ("\r\n".join(map(self.sep.join, zip(*cols, strict=True)))
+                cells = [_csv_column(name, s, self.sep, self.decimal) for name, s in columns]
+                data = ("\r\n".join(map(self.sep.join, zip(*cells, strict=True)))
                         + "\r\n").encode("utf-8")
             self._fh.write(data)
         self.rows += len(frame)
@@ -396,13 +479,13 @@ def _pa() -> Any:
     return pa, pc
 
 
-def _arrow_rows(frame: pd.DataFrame, sep: str, decimal: str) -> Any:
-    """The chunk's rows as CSV bytes (each row ended by CRLF), joined by Arrow; None when a
-    column cannot be held in Arrow (the Python path writes the chunk)."""
+def _arrow_rows(columns: Sequence[tuple[str, pd.Series]], sep: str, decimal: str) -> Any:
+    """The chunk's rows (its ``(name, column)`` written) as CSV bytes, each row ended by CRLF,
+    joined by Arrow; None when a column cannot be held in Arrow (the Python path writes the
+    chunk)."""
     pa, pc = _pa()
     try:
-        cols = [_arrow_column(str(c), frame.iloc[:, k], sep, decimal)
-                for k, c in enumerate(frame.columns)]
+        cols = [_arrow_column(name, s, sep, decimal) for name, s in columns]
         text = pa.large_string()
         rows = pc.binary_join_element_wise(*cols, pa.scalar(sep, text))
         rows = pc.binary_join_element_wise(rows, pa.scalar("", text),
@@ -418,7 +501,9 @@ def _arrow_rows(frame: pd.DataFrame, sep: str, decimal: str) -> Any:
 
 def _arrow_column(name: str, s: pd.Series, sep: str, decimal: str) -> Any:
     """One column's cells as an Arrow string array, the same texts as :func:`_csv_column`:
-    texts stored in Arrow are neutralised and quoted there, the others as in Python."""
+    texts (stored in Arrow, or Python strings) are quoted in Arrow, only the cells starting
+    like a formula go through the rule in Python; numbers are formatted by Arrow; other
+    objects (numbers, booleans in a text column) as in Python."""
     pa, pc = _pa()
     text = pa.large_string()
     arrow_text = isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow"
@@ -429,22 +514,32 @@ def _arrow_column(name: str, s: pd.Series, sep: str, decimal: str) -> Any:
             cells = pa.array(s.to_numpy(object), type=text, from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # numbers, booleans…: Python's str()
             return pa.array(_csv_column(name, s, sep, decimal), type=text)
+    elif _is_number_column(s):
+        return _number_cells(name, s, decimal)
     else:
         return pa.array(_csv_column(name, s, sep, decimal), type=text)
     if isinstance(cells, pa.ChunkedArray):  # a column made of several (concatenated) ones
         cells = cells.combine_chunks()
     cells = pc.fill_null(cells.cast(text), pa.scalar("", text))
     if name not in _SAFE_TEXT_COLUMNS:
-        firsts = pc.unique(pc.utf8_slice_codeunits(cells, 0, 1)).to_pylist()
-        if any(_can_start_a_formula(f) for f in firsts if f):  # rare: the Python rule
-            return pa.array(_csv_column(name, s, sep, decimal), type=text)
+        firsts = pc.utf8_slice_codeunits(cells, 0, 1)
+        risky = [f for f in pc.unique(firsts).to_pylist() if f and _can_start_a_formula(f)]
+        if risky:  # the cells starting like a formula (-4,5 or =1)…
+            mask = pc.is_in(firsts, value_set=pa.array(risky, type=text))
+            starting = cells.filter(mask)
+            # …but plain numbers in ASCII digits (-4,5), which no rule changes
+            other = pc.invert(pc.match_substring_regex(starting, _ASCII_PLAIN_NUMBER))
+            fixed = [_neutral_text(v) for v in starting.filter(other).to_pylist()]
+            starting = pc.replace_with_mask(starting, other, pa.array(fixed, type=text))
+            cells = pc.replace_with_mask(cells, mask, starting)
     needs = _cells_holding(cells, (sep, '"', "\r", "\n"))
     if not needs.any():
         return cells
     quote = pa.scalar('"', text)
+    mask = pa.array(needs)
     quoted = pc.binary_join_element_wise(
-        quote, pc.replace_substring(cells, '"', '""'), quote, pa.scalar("", text))
-    return pc.if_else(pa.array(needs), quoted, cells)
+        quote, pc.replace_substring(cells.filter(mask), '"', '""'), quote, pa.scalar("", text))
+    return pc.replace_with_mask(cells, mask, quoted)
 
 
 def _cells_holding(cells: Any, chars: Sequence[str]) -> np.ndarray:
@@ -456,9 +551,13 @@ def _cells_holding(cells: Any, chars: Sequence[str]) -> np.ndarray:
     out = np.zeros(len(cells), dtype=bool)
     if data is None or offsets[-1] == offsets[0]:
         return out
+    blob = memoryview(data)[offsets[0]:offsets[-1]].tobytes()
+    present = [ch for ch in set(chars) if ch.encode() in blob]  # most: none (memchr)
+    if not present:
+        return out
     raw = np.frombuffer(data, dtype=np.uint8)[offsets[0]:offsets[-1]]
-    hit = np.zeros(len(raw), dtype=bool)
-    for ch in set(chars):
+    hit = raw == ord(present[0])
+    for ch in present[1:]:
         hit |= raw == ord(ch)
     where = np.flatnonzero(hit) + offsets[0]
     if len(where):
@@ -550,8 +649,8 @@ _STATUS_COLOURS = {
 
 def _xlsx_text(texts: np.ndarray) -> np.ndarray:
     """Texts an XLSX cell can hold: no XML control characters, at most 32,767 characters."""
-    blob = "\x00".join(texts)
-    if _ILLEGAL_XML.search(blob.replace("\x00", "")) is not None:
+    blob = " ".join(texts)  # printable: none of those characters (a fast check)
+    if not blob.isprintable() and _ILLEGAL_BESIDE_NUL.search(blob) is not None:
         texts = np.array([_ILLEGAL_XML.sub("\ufffd", v) for v in texts], dtype=object)
     if max(map(len, texts), default=0) > XLSX_CELL_MAX:
         fixed = texts.copy()
@@ -688,7 +787,10 @@ def _cells_xml(values: np.ndarray, is_number: bool, cell_fmt: Any) -> np.ndarray
     an empty cell is written ``<c/>`` to keep the ones after it in place."""
     if is_number:
         ok = np.isfinite(values)
+        # (the format's index is taken even when unused: it numbers the sheet's styles)
         style = "" if cell_fmt is None else f' s="{cell_fmt._get_xf_index()}"'
+        if not ok.any():  # no number (a score without geocoder)
+            return np.full(len(values), "<c/>", dtype=object)
         txt = np.where(ok, values, 0.0)
         if np.all(np.mod(txt, 1) == 0) and np.all(np.abs(txt) < 2**53):
             txt = txt.astype(np.int64)
@@ -699,10 +801,14 @@ def _cells_xml(values: np.ndarray, is_number: bool, cell_fmt: Any) -> np.ndarray
                          dtype=object)
     else:
         style = "" if cell_fmt is None else f' s="{cell_fmt._get_xf_index()}"'
-    body = _xml_escape(values)
     blob = "\x00".join(values)
+    if len(blob) == len(values) - 1:  # every cell empty
+        return np.full(len(values), "<c/>", dtype=object)
+    body = _xml_escape(values)
     space: Any = ""
-    if blob[:1].isspace() or blob[-1:].isspace() or re.search(r"\x00\s|\s\x00", blob):
+    # a cell starting or ending with a blank (searched from the separator, both ways: fast)
+    if blob[:1].isspace() or blob[-1:].isspace() or _SEP_BLANK.search(blob) \
+            or _SEP_BLANK.search(blob[::-1]):
         space = np.array([' xml:space="preserve"' if v[:1].isspace() or v[-1:].isspace()
                           else "" for v in values], dtype=object)
     cells = "<c" + style + ' t="inlineStr"><is><t' + space + ">" + body + "</t></is></c>"
@@ -722,15 +828,15 @@ def _stream_rows(ws: Any, columns: list[tuple[str, Any, Callable[..., Any], Any]
     step = 20_000
     for start in range(0, n, step):
         stop = min(n, start + step)
-        rows = np.arange(start + 2, stop + 2).astype(str)
-        cols = []
-        for _h, values, write, cell_fmt in columns:
+        # one row per line of the table: its opening tag, its cells, its closing tag
+        table = np.empty((stop - start, len(columns) + 2), dtype=object)
+        table[:, 0] = '<row r="' + np.arange(start + 2, stop + 2).astype(str).astype(object) \
+            + '">'
+        for k, (_h, values, write, cell_fmt) in enumerate(columns, start=1):
             part = cell_fmt[start:stop] if isinstance(cell_fmt, np.ndarray) else cell_fmt
-            cols.append(_cells_xml(values[start:stop], write == ws.write_number,
-                                   part).tolist())
-        ws.fh.write("".join(f'<row r="{r}">' + "".join(cells) + "</row>"
-                            for r, cells in zip(rows.tolist(), zip(*cols, strict=True),
-                                                strict=True)))
+            table[:, k] = _cells_xml(values[start:stop], write == ws.write_number, part)
+        table[:, -1] = "</row>"
+        ws.fh.write("".join(table.ravel().tolist()))
 
 
 def _status_formats(wb: Any) -> dict[str, Any]:
