@@ -604,3 +604,71 @@ def test_decimal_steps_of_many_cells_follow_the_one_cell_rule() -> None:
                      for c in cells])
     np.testing.assert_array_equal(got, want)
     assert np.isfinite(got).sum() > 1000
+
+
+def test_national_sparse_grid_gives_the_same_verdicts_as_the_tree_of_boxes() -> None:
+    """Issue 24: all of France takes its candidates from a sparse grid of the parts' boxes and
+    computes distances only where they can matter (the nearest QPV best box first, no ray
+    crossings clearly outside a box): the same verdict table, bit for bit, as every pair of
+    the tree of boxes with its exact signed distance — points in, on and around the QPV
+    (overseas too), far from any, with small and large position uncertainties."""
+    from qpv_geo.eligibility.factory import engine_from_settings
+    from qpv_geo.settings import Settings
+
+    engine = engine_from_settings(Settings.from_env(territoire="france"))
+    assert engine._creuse
+    parts = engine.parts
+    rng = np.random.default_rng(2024)
+    n = 8000
+    pj = rng.integers(0, len(parts.kind), n)
+    b = parts.bounds[pj]
+    k = rng.integers(0, len(parts.ax), n)
+    x = np.concatenate([rng.uniform(b[:, 0] - 4000, b[:, 2] + 4000),
+                        parts.ax[k] + rng.normal(0, 20, n), parts.ax[k]])
+    y = np.concatenate([rng.uniform(b[:, 1] - 4000, b[:, 3] + 4000),
+                        parts.ay[k] + rng.normal(0, 20, n), parts.ay[k]])
+    lon, lat = engine.plan_to_lonlat(x, y)
+    u = rng.choice([np.nan, 0.0, 8.0, 30.0, 400.0, 6000.0], len(x))
+    got = engine.judge_lonlat(lon, lat, precision_point_m=u)
+    tree = engine_from_settings(Settings.from_env(territoire="france"))
+    tree._creuse = False  # every pair of the tree of boxes, exact distances
+    try:
+        want = tree.judge_lonlat(lon, lat, precision_point_m=u)
+    finally:
+        tree._creuse = True  # (the engine is cached per process)
+    pd.testing.assert_frame_equal(got, want)
+    assert set(got["status"]) >= {"eligible", "hors_qpv", "a_verifier"}
+    assert got["code_qp_proche"].notna().sum() > 1000
+
+
+def test_distance_clearly_outside_a_box_needs_no_crossings() -> None:
+    """Issue 24: a point at least OUTSIDE_BOX_M from its part's box is outside the part; its
+    distance without counting crossings is the exact one, negative."""
+    from qpv_geo.eligibility import _geometry
+    from qpv_geo.eligibility.factory import engine_from_settings
+    from qpv_geo.settings import Settings
+
+    parts = engine_from_settings(Settings.from_env(territoire="france")).parts
+    rng = np.random.default_rng(11)
+    pj = rng.integers(0, len(parts.kind), 20000)
+    b = parts.bounds[pj]
+    x = rng.uniform(b[:, 0] - 3000, b[:, 2] + 3000)
+    y = rng.uniform(b[:, 1] - 3000, b[:, 3] + 3000)
+    # and just beyond each side of the box, level with it (the ray crosses the part)
+    side = rng.integers(0, 4, len(pj))
+    gap = _geometry.OUTSIDE_BOX_M * rng.choice([1.0, 1.5, 40.0], len(pj))
+    mid_y = rng.uniform(b[:, 1], b[:, 3])
+    mid_x = rng.uniform(b[:, 0], b[:, 2])
+    x = np.concatenate([x, np.select([side == 0, side == 1], [b[:, 0] - gap, b[:, 2] + gap],
+                                     mid_x)])
+    y = np.concatenate([y, np.select([side == 2, side == 3], [b[:, 1] - gap, b[:, 3] + gap],
+                                     mid_y)])
+    pj = np.concatenate([pj, pj])
+    b = parts.bounds[pj]
+    lb = np.hypot(np.maximum(np.maximum(b[:, 0] - x, x - b[:, 2]), 0.0),
+                  np.maximum(np.maximum(b[:, 1] - y, y - b[:, 3]), 0.0))
+    out = lb >= _geometry.OUTSIDE_BOX_M
+    got = _geometry.signed_distance(parts, x[out], y[out], pj[out], outside=True)
+    want = _geometry.signed_distance_all(parts, x[out], y[out], pj[out])
+    np.testing.assert_array_equal(got, want)
+    assert out.sum() > 20000

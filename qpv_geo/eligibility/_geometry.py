@@ -23,6 +23,9 @@ CHUNK = 6  # consecutive boundary segments per chunk (one bounding box each)
 _MANY_GROUPS = 64  # from this many parts, with few pairs each, the flat path (no loop by part)
 _FLAT_PER_GROUP = 256  # ... "few": fewer pairs per part on average than this
 _FLAT_PAIRS = 1 << 16  # pairs evaluated at once on the flat path
+#: A point at least this far (m) from a part's bounding box is outside the part whatever the
+#: rounding of the crossing test (see signed_distance's ``outside``).
+OUTSIDE_BOX_M = 1.0
 
 
 @dataclass
@@ -112,13 +115,19 @@ def build_parts(zones: pd.DataFrame, kinds: np.ndarray) -> Parts:
     )
 
 
-def signed_distance(parts: Parts, px: np.ndarray, py: np.ndarray, part: np.ndarray) -> np.ndarray:
+def signed_distance(parts: Parts, px: np.ndarray, py: np.ndarray, part: np.ndarray, *,
+                    outside: bool = False) -> np.ndarray:
     """Exact signed distance (inside > 0) of each point to the boundary of its paired part.
 
     Only the chunks of segments that can hold the nearest edge (box distance within the
     distance to the nearest chunk's edges) and those the horizontal ray from the point can
     cross are evaluated: the same floating-point values as :func:`signed_distance_all`, which
     evaluates every segment.
+
+    ``outside=True``: every point is known to lie clearly outside its part's bounding box (by
+    :data:`OUTSIDE_BOX_M` at least), so the ray crosses the boundary an even number of times
+    (each ring's segments spanning the point's y are all crossed, or none): the crossings are
+    not counted, the distance is the same and negative.
     """
     out = np.empty(len(px), dtype=np.float64)
     if len(px) == 0:
@@ -129,7 +138,8 @@ def signed_distance(parts: Parts, px: np.ndarray, py: np.ndarray, part: np.ndarr
         # Many parts, few pairs each (the national layer): no loop by part.
         for c in range(0, len(px), _FLAT_PAIRS):
             out[c:c + _FLAT_PAIRS] = _signed_distance_flat(
-                parts, px[c:c + _FLAT_PAIRS], py[c:c + _FLAT_PAIRS], part[c:c + _FLAT_PAIRS])
+                parts, px[c:c + _FLAT_PAIRS], py[c:c + _FLAT_PAIRS], part[c:c + _FLAT_PAIRS],
+                outside=outside)
         return out
     for group in np.split(order, cuts):
         p = part[group[0]]
@@ -147,6 +157,9 @@ def signed_distance(parts: Parts, px: np.ndarray, py: np.ndarray, part: np.ndarr
             ci, ck = np.nonzero(lb <= (d0 * (1 + 1e-9) + 1e-9)[:, None])
             best = d0.copy()
             np.minimum.at(best, ci, _chunk_d2(parts, x[ci], y[ci], seg0[ck], clen[ck]))
+            if outside:
+                out[idx] = -np.sqrt(best)
+                continue
             # Crossings of the ray towards +x: only chunks spanning y and reaching past x.
             ri, rk = np.nonzero((cb[:, 1] <= y[:, None]) & (y[:, None] <= cb[:, 3])
                                 & (cb[:, 2] >= x[:, None]))
@@ -157,8 +170,8 @@ def signed_distance(parts: Parts, px: np.ndarray, py: np.ndarray, part: np.ndarr
     return out
 
 
-def _signed_distance_flat(parts: Parts, x: np.ndarray, y: np.ndarray, part: np.ndarray
-                          ) -> np.ndarray:
+def _signed_distance_flat(parts: Parts, x: np.ndarray, y: np.ndarray, part: np.ndarray, *,
+                          outside: bool = False) -> np.ndarray:
     """:func:`signed_distance` over (pair, chunk) rows of every pair at once: the same chunk
     boxes, the same chunks kept, the same segment arithmetic, hence the same values, without
     the per-part loop that costs when each part has a handful of pairs."""
@@ -180,6 +193,8 @@ def _signed_distance_flat(parts: Parts, x: np.ndarray, y: np.ndarray, part: np.n
     best = d0.copy()
     np.minimum.at(best, pair[sel], _chunk_d2(parts, xr[sel], yr[sel], parts.c_seg0[ck[sel]],
                                              parts.c_len[ck[sel]]))
+    if outside:
+        return -np.sqrt(best)
     ray = np.flatnonzero((cb[:, 1] <= yr) & (yr <= cb[:, 3]) & (cb[:, 2] >= xr))
     count = np.zeros(len(x), dtype=np.int64)
     np.add.at(count, pair[ray], _chunk_crossings(parts, xr[ray], yr[ray],

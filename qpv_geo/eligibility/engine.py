@@ -47,12 +47,19 @@ from qpv_geo.eligibility import street_rule as _voies
 from qpv_geo.eligibility._geometry import K_AUTRE as _K_AUTRE
 from qpv_geo.eligibility._geometry import K_QPV as _K_QPV
 from qpv_geo.eligibility._geometry import K_QVA as _K_QVA
+from qpv_geo.eligibility._geometry import OUTSIDE_BOX_M as _OUTSIDE_BOX_M
 from qpv_geo.eligibility._geometry import best as _best
 from qpv_geo.eligibility._geometry import build_parts as _build_parts
 from qpv_geo.eligibility._geometry import signed_distance as _signed_distance
 from qpv_geo.eligibility._geometry import signed_distance_few as _signed_distance_few
 from qpv_geo.eligibility._grid import Grille as _Grille
-from qpv_geo.eligibility._grid import build_grid, grid_candidates
+from qpv_geo.eligibility._grid import GrilleCreuse as _GrilleCreuse
+from qpv_geo.eligibility._grid import (
+    build_grid,
+    build_sparse_grid,
+    grid_candidates,
+    sparse_candidates,
+)
 from qpv_geo.eligibility._single_point import classify_un_point, verdict_un_point
 from qpv_geo.eligibility.margins import (
     INCERTITUDE_COORDONNEES_M,
@@ -222,6 +229,10 @@ class Engine:
         self.pays = not self.contours
         self._grid: _Grille | None = None
         self._box_tree: shapely.STRtree | None = None
+        #: Many parts and no commune outline (all of France): candidates from a sparse grid of
+        #: the parts' boxes, distances only where they can matter (see _pair_distances).
+        self._creuse = not self.contours and len(self.parts.kind) > _MANY_PARTS
+        self._grille_creuse: _GrilleCreuse | None = None
         #: Skip the (point, part) pairs that cannot be the nearest QPV (see _pair_distances).
         self._prune_nearest = True
         #: Zone and commune names for the verdict table (index -1 reads the last entry, None).
@@ -410,6 +421,18 @@ class Engine:
             beyond = (xs[idx_far] < gx0) | (xs[idx_far] > gx1) | (ys[idx_far] < gy0) \
                 | (ys[idx_far] > gy1)
             commune[idx_far[beyond]] = -2  # beyond the search radius around SEM: clearly out
+        elif self._creuse:
+            # Points whose margin exceeds the grid's take the direct path.
+            in_grid = reach[idx_area] <= self._marge_grille
+            idx_grid, idx_far = idx_area[in_grid], idx_area[~in_grid]
+            if self._grille_creuse is None:
+                self._grille_creuse = build_sparse_grid(self.parts.bounds,
+                                                        self.rayon_m + self._marge_grille)
+            gi, gj = sparse_candidates(self._grille_creuse, xs[idx_grid], ys[idx_grid])
+            fi, fj = self._candidates(xs[idx_far], ys[idx_far], slack=0.0,
+                                      marge=reach[idx_far])
+            pi = np.concatenate([idx_grid[gi], idx_far[fi]])
+            pj = np.concatenate([gj, fj])
         else:
             # Few points: every candidate pair's exact distance is already computed.
             pi, pj, s_known = self._candidates(xs[idx_area], ys[idx_area], slack=0.0,
@@ -419,13 +442,14 @@ class Engine:
         # The margin of a pair: forced, or the point's uncertainty + the part's edge precision.
         m = np.full(len(pi), self.marge_m) if self.marge_m is not None else \
             incert[pi] + self._part_prec[pj]
-        s = self._pair_distances(xs, ys, pi, pj, m) if grille else s_known
+        s = self._pair_distances(xs, ys, pi, pj, m) if grille or self._creuse else s_known
         kind = parts.kind[pj]
 
         # Territory: cells inside one commune are settled by the grid; others exactly.
         known = commune >= 0
         territory[known] = T_IN
-        todo = np.flatnonzero(in_area & (commune == -1))
+        # (no outline: nothing to look up, every usable point is in the territory below)
+        todo = np.flatnonzero(in_area & (commune == -1)) if self.contours else idx_area[:0]
         if len(todo):
             pts = shapely.points(xs[todo], ys[todo])
             hit_p, hit_c = self._commune_tree.query(pts, predicate="intersects")
@@ -535,7 +559,8 @@ class Engine:
         best = np.full(n, self.rayon_m)  # nothing beyond the search radius is reported
         done = need & is_qpv & (s <= 0)
         np.minimum.at(best, pi[done], -s[done])
-        rest = np.flatnonzero(~need & is_qpv)
+        # (best never exceeds the radius: boxes beyond it are never computed)
+        rest = np.flatnonzero(~need & is_qpv & (lb <= self.rayon_m))
         rest = rest[np.lexsort((pj[rest], lb[rest], pi[rest]))]  # per point, best box first
         while len(rest):
             rest = rest[lb[rest] <= best[pi[rest]]]
@@ -543,7 +568,12 @@ class Engine:
                 break
             first = np.r_[True, pi[rest][1:] != pi[rest][:-1]]
             now = rest[first]
-            s[now] = _signed_distance(parts, px[now], py[now], pj[now])
+            # clearly outside the box: outside the part, no crossing to count
+            far = lb[now] >= _OUTSIDE_BOX_M
+            s[now[far]] = _signed_distance(parts, px[now[far]], py[now[far]], pj[now[far]],
+                                           outside=True)
+            near = now[~far]
+            s[near] = _signed_distance(parts, px[near], py[near], pj[near])
             np.minimum.at(best, pi[now], -s[now])
             rest = rest[~first]
         return s
