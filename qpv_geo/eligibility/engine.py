@@ -233,6 +233,7 @@ class Engine:
         #: the parts' boxes, distances only where they can matter (see _pair_distances).
         self._creuse = not self.contours and len(self.parts.kind) > _MANY_PARTS
         self._grille_creuse: _GrilleCreuse | None = None
+        self._members_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         #: Skip the (point, part) pairs that cannot be the nearest QPV (see _pair_distances).
         self._prune_nearest = True
         #: Zone and commune names for the verdict table (index -1 reads the last entry, None).
@@ -596,15 +597,20 @@ class Engine:
         for p in np.unique(part[multi]):
             pts_idx = multi[part[multi] == p]
             members = self.parts.members[p]
-            geoms = np.asarray(self.zones.geometry.values[members], dtype=object)
-            pts = shapely.points(x[pts_idx], y[pts_idx])
-            # (point, member) grid: inside flag and distance to the member's edge.
-            inside = shapely.contains_xy(geoms[None, :], x[pts_idx, None], y[pts_idx, None])
-            edge_d = shapely.distance(shapely.boundary(geoms)[None, :], pts[:, None])
+            geoms, edges = self._members_of(p)
+            px, py = x[pts_idx], y[pts_idx]
+            # (point, member) grid: inside flag, and the key of each member: the distance to
+            # its edge when inside (else -inf), or minus the distance to it (0 inside) —
+            # each distance computed only where it counts.
+            inside = shapely.contains_xy(geoms[None, :], px[:, None], py[:, None])
             if nearest:
-                key = -shapely.distance(geoms[None, :], pts[:, None])
+                key = np.full(inside.shape, -0.0)
+                ri, mi = np.nonzero(~inside)
+                key[ri, mi] = -shapely.distance(geoms[mi], shapely.points(px[ri], py[ri]))
             else:
-                key = np.where(inside, edge_d, -np.inf)
+                key = np.full(inside.shape, -np.inf)
+                ri, mi = np.nonzero(inside)
+                key[ri, mi] = shapely.distance(edges[mi], shapely.points(px[ri], py[ri]))
             order = np.argsort(-key, axis=1, kind="stable")
             zone[pts_idx] = members[order[:, 0]]
             if not nearest and len(members) > 1:
@@ -612,6 +618,17 @@ class Engine:
                 ok = inside[np.arange(len(pts_idx)), second]
                 zone2[pts_idx[ok]] = members[second[ok]]
         return zone, zone2
+
+    def _members_of(self, p: int) -> tuple[np.ndarray, np.ndarray]:
+        """The original perimeters of a part made of several (prepared) and their edges,
+        computed once."""
+        got = self._members_cache.get(p)
+        if got is None:
+            geoms = np.asarray(self.zones.geometry.values[self.parts.members[p]], dtype=object)
+            geoms = shapely.from_wkb(shapely.to_wkb(geoms))  # own copies, then prepared
+            shapely.prepare(geoms)
+            got = self._members_cache[p] = (geoms, shapely.boundary(geoms))
+        return got
 
     # ------------------------------------------------------------------ outputs
     def judge_xy(self, x: Any, y: Any, *, citycodes: Sequence[str | None] | None = None,
