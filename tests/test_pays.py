@@ -143,3 +143,20 @@ def test_cells_of_one_answer_give_what_the_outlines_give_point_by_point(monkeypa
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_array_equal(a[1], b[1])
     assert set(want[0]) == {_pays.FRANCE, _pays.ETRANGER, _pays.DOUTE}
+
+
+def test_a_batch_says_each_country_as_each_point_alone(france):
+    """Issue 24: the reasons of a batch's points abroad, near a border or at sea are written
+    once per distinct (state, country) and given to their rows: each row reads what the same
+    point judged alone reads (several countries, repeated, mixed with French points)."""
+    places = [ABROAD[k][:2] for k in sorted(ABROAD)] + [
+        (7.81361, 48.57061), (-3.5, 46.5), (2.35221, 48.85661), (-4.5, 44.0)]
+    order = np.random.default_rng(3).permutation(np.arange(3 * len(places)) % len(places))
+    lon = np.array([places[i][0] for i in order])
+    lat = np.array([places[i][1] for i in order])
+    frame = france.judge_lonlat(lon, lat, geocodes=[None] * len(lon))
+    for row, (lo, la) in zip(frame.itertuples(), zip(lon, lat, strict=True), strict=True):
+        alone = france.judge_point(lon=float(lo), lat=float(la))
+        assert (row.status, row.motifs) == (alone.status, " ; ".join(alone.motifs))
+    assert frame["motifs"].str.contains("frontière avec l'Allemagne").any()
+    assert frame["motifs"].str.contains("loin de toute terre").any()

@@ -89,16 +89,17 @@ def incertitudes(n: int, geocodes: Sequence[GeocodeResult | None] | None,
     words = np.where(given, "position déclarée", usual).astype(object)
     # uncertainty known from the text the coordinates were read from (a cell, the address field)
     typed = np.array(_par_point(arrondi_m, n))
-    for i, g in enumerate(geocodes or ()):  # one result per row: already a per-row object
-        if g is not None and g.found and g.precision == "coordonnees" and \
-                g.incertitude_m is not None:
+    # the rows with a geocoding result (a file of coordinates has none)
+    results = [(i, g) for i, g in enumerate(geocodes or ()) if g is not None]
+    for i, g in results:  # one result per row: already a per-row object
+        if g.found and g.precision == "coordonnees" and g.incertitude_m is not None:
             typed[i] = g.incertitude_m
     if lon is not None and lat is not None:
         _plus_arrondi(values, words, lon, lat, typed)
     if geocodes is None:
         return values, words
-    for i, g in enumerate(geocodes):
-        if g is None or not g.found or g.precision == "coordonnees":
+    for i, g in results:
+        if not g.found or g.precision == "coordonnees":
             continue  # coordinates typed in the address field: a point like any other
         if g.precision == "housenumber":
             kind = type_position_normalise(getattr(g, "type_position", None))

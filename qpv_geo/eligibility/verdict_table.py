@@ -22,7 +22,7 @@ from qpv_geo.eligibility._geometry import K_AUTRE as _K_AUTRE
 from qpv_geo.eligibility._geometry import K_QPV as _K_QPV
 from qpv_geo.eligibility._geometry import K_QVA as _K_QVA
 from qpv_geo.eligibility._lost_qpv import motifs_perdus, perdus_proches
-from qpv_geo.eligibility.coded import Coded
+from qpv_geo.eligibility.coded import Coded, factorize_rows
 from qpv_geo.eligibility.margins import (
     fmt_m,
     fmt_metres,
@@ -277,10 +277,13 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
             etat, pays = _pays.etat_des_points(np.asarray(lon, float)[cand],
                                                np.asarray(lat, float)[cand])
             ailleurs = etat != _pays.FRANCE
-            for k, e, p in zip(cand[ailleurs], etat[ailleurs], pays[ailleurs], strict=True):
-                status[k] = HORS_TERRITOIRE if e == _pays.ETRANGER else A_VERIFIER
-                motifs[k] = (motifs[k] + " ; " if motifs[k] else "") + _pays.motif_pays(e, p)
-                pays_dit[k] = True
+            k, e, p = cand[ailleurs], etat[ailleurs], pays[ailleurs]
+            status[k] = np.where(e == _pays.ETRANGER, HORS_TERRITOIRE, A_VERIFIER)
+            # each distinct (state, country) reason written once
+            which, first = factorize_rows(e, p)
+            texts = np.array([_pays.motif_pays(int(e[i]), p[i]) for i in first], dtype=object)
+            pays_dit[k] = True
+            add(pays_dit, texts[which])
     # A point known only to its commune is the commune's centre: no distance to an edge says
     # anything about the place (issue 20).
     centre = np.zeros(n, dtype=bool)
