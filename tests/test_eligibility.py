@@ -672,3 +672,43 @@ def test_distance_clearly_outside_a_box_needs_no_crossings() -> None:
     want = _geometry.signed_distance_all(parts, x[out], y[out], pj[out])
     np.testing.assert_array_equal(got, want)
     assert out.sum() > 20000
+
+
+def test_dissolved_perimeters_kept_on_disk_are_the_ones_built(reference: Reference,
+                                                               tmp_path) -> None:
+    """Issue 24: the parts (dissolved perimeters, their segments) are kept in the cache folder,
+    named by a digest of the perimeters, their kinds and the code: read back they are the
+    parts built, array for array and coordinate for coordinate; other perimeters make
+    another file; an unreadable file is built again."""
+    import shapely.affinity
+
+    from qpv_geo.eligibility import _geometry
+
+    built = Engine(reference)
+    zones, kinds = built.zones, built._zone_kind
+    first = _geometry.parts_from_zones(zones, kinds, cache_dir=tmp_path)
+    files = sorted(tmp_path.iterdir())
+    assert len(files) == 1 and files[0].suffix == ".npz"
+    again = _geometry.parts_from_zones(zones, kinds, cache_dir=tmp_path)  # read back
+    for parts in (first, again):
+        for f in _geometry.fields(_geometry.Parts):
+            a, b = getattr(built.parts, f.name), getattr(parts, f.name)
+            if f.name == "members":
+                assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
+            elif f.name == "geoms":
+                assert list(shapely.to_wkb(a)) == list(shapely.to_wkb(b))
+            else:
+                assert a.dtype == b.dtype and np.array_equal(a, b), f.name
+    moved = zones.copy()
+    moved.loc[0, "geometry"] = shapely.affinity.translate(moved.geometry.iloc[0], 0.001)
+    _geometry.parts_from_zones(moved, kinds, cache_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 2
+    files[0].write_bytes(b"not an npz")
+    rebuilt = _geometry.parts_from_zones(zones, kinds, cache_dir=tmp_path)
+    assert np.array_equal(rebuilt.ax, built.parts.ax)
+    with np.load(files[0]) as saved:  # and written again
+        assert np.array_equal(saved["ax"], built.parts.ax)
+    # the engine of the settings keeps its parts in the cache folder
+    cached = Engine(reference, cache_dir=tmp_path / "moteur")
+    assert np.array_equal(cached.parts.ax, built.parts.ax)
+    assert list((tmp_path / "moteur").iterdir())

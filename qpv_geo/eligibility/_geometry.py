@@ -8,7 +8,12 @@ part's edge with the inside/outside parity (crossing number) in one vectorised p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import inspect
+import itertools
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,6 +61,68 @@ def segments_of(geom: Any) -> np.ndarray:
     coords, idx = shapely.get_coordinates(rings, return_index=True)
     same = idx[1:] == idx[:-1]
     return np.column_stack([coords[:-1][same], coords[1:][same]])
+
+
+def parts_from_zones(zones: pd.DataFrame, kinds: np.ndarray, *,
+                     cache_dir: Path | None = None) -> Parts:
+    """:func:`build_parts`, kept on disk in ``cache_dir`` (None: no cache): dissolving the
+    1,600 national QPV is most of an engine's build, paid again by every process (each Dask
+    worker). The file is named by a digest of everything the parts come from — every
+    perimeter's exact coordinates (WKB) and kind, the code that builds them, the GEOS
+    version — so a new layer, a new release or another GEOS builds and keeps other parts;
+    it is written under a temporary name then renamed, and a file that cannot be read is
+    built again."""
+    if cache_dir is None:
+        return build_parts(zones, kinds)
+    digest = hashlib.sha256()
+    for text in (_PARTS_FORMAT, shapely.geos_version_string, inspect.getsource(build_parts),
+                 inspect.getsource(segments_of)):
+        digest.update(text.encode())
+    digest.update(np.ascontiguousarray(kinds, dtype=np.int8).tobytes())
+    for wkb in shapely.to_wkb(np.asarray(zones.geometry.values, dtype=object)):
+        digest.update(len(wkb).to_bytes(8, "little"))
+        digest.update(wkb)
+    path = Path(cache_dir) / f"parts-{digest.hexdigest()[:32]}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return _parts_from_arrays(saved)
+    except (OSError, ValueError, KeyError, shapely.errors.GEOSException):
+        pass  # none yet, or unreadable: build it
+    parts = build_parts(zones, kinds)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}-{os.getpid()}.npz")
+        np.savez(tmp, **_arrays_of_parts(parts))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache: build it each time
+    return parts
+
+
+#: Bumped when the layout of the saved parts changes.
+_PARTS_FORMAT = "parts-1"
+
+
+def _arrays_of_parts(parts: Parts) -> dict[str, np.ndarray]:
+    """The parts as plain arrays (no pickle): members and WKB geometries flattened."""
+    out = {f.name: getattr(parts, f.name) for f in fields(Parts)
+           if f.name not in ("members", "geoms")}
+    out["members_start"] = np.cumsum([0] + [len(m) for m in parts.members]).astype(np.int64)
+    out["members_flat"] = np.concatenate(parts.members).astype(np.int64) if parts.members \
+        else np.zeros(0, np.int64)
+    wkb = shapely.to_wkb(parts.geoms) if len(parts.geoms) else []
+    out["wkb_start"] = np.cumsum([0] + [len(w) for w in wkb]).astype(np.int64)
+    out["wkb_flat"] = np.frombuffer(b"".join(wkb), dtype=np.uint8)
+    return out
+
+
+def _parts_from_arrays(saved: Any) -> Parts:
+    ms, mf = saved["members_start"], saved["members_flat"]
+    ws, wf = saved["wkb_start"], saved["wkb_flat"].tobytes()
+    geoms = shapely.from_wkb([wf[a:b] for a, b in itertools.pairwise(ws)])
+    values = {f.name: saved[f.name] for f in fields(Parts) if f.name not in ("members", "geoms")}
+    return Parts(members=[mf[a:b] for a, b in itertools.pairwise(ms)],
+                 geoms=np.asarray(geoms, dtype=object), **values)
 
 
 def build_parts(zones: pd.DataFrame, kinds: np.ndarray) -> Parts:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
@@ -49,7 +50,7 @@ from qpv_geo.eligibility._geometry import K_QPV as _K_QPV
 from qpv_geo.eligibility._geometry import K_QVA as _K_QVA
 from qpv_geo.eligibility._geometry import OUTSIDE_BOX_M as _OUTSIDE_BOX_M
 from qpv_geo.eligibility._geometry import best as _best
-from qpv_geo.eligibility._geometry import build_parts as _build_parts
+from qpv_geo.eligibility._geometry import parts_from_zones as _parts_from_zones
 from qpv_geo.eligibility._geometry import signed_distance as _signed_distance
 from qpv_geo.eligibility._geometry import signed_distance_few as _signed_distance_few
 from qpv_geo.eligibility._grid import Grille as _Grille
@@ -123,7 +124,8 @@ class Engine:
     def __init__(self, reference: Reference, *, marge_m: float | None = None,
                  rayon_recherche_m: float = 3000.0, tolerance_territoire_m: float = 150.0,
                  score_min: float = 0.6,
-                 precision_point_m: float = INCERTITUDE_COORDONNEES_M) -> None:
+                 precision_point_m: float = INCERTITUDE_COORDONNEES_M,
+                 cache_dir: Path | None = None) -> None:
         if (marge_m is not None and marge_m < 0) or rayon_recherche_m <= 0 \
                 or tolerance_territoire_m < 0 or precision_point_m < 0:
             raise ValueError("marge, rayon, tolerance and precision must be positive")
@@ -147,7 +149,8 @@ class Engine:
         assert self.plan.zones[0] is METROPOLE  # Lambert-93 x/y are plane x/y as they are
         self.zones = self._gdf_vers_plan(zones.set_geometry("geometry"))
         self._zone_kind = self.zones["_kind"].to_numpy(np.int8)
-        self.parts = _build_parts(self.zones, self._zone_kind)
+        # (``cache_dir``: the dissolved perimeters kept on disk, keyed by what they come from)
+        self.parts = _parts_from_zones(self.zones, self._zone_kind, cache_dir=cache_dir)
         self._part_single = np.array([len(m) == 1 for m in self.parts.members], dtype=bool)
         self._part_first = np.array([m[0] for m in self.parts.members], dtype=np.int32)
         # Edge precision (m) of each part: the least precise of its perimeters.
