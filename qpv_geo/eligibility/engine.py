@@ -66,6 +66,7 @@ from qpv_geo.eligibility.margins import (
     INCERTITUDE_COORDONNEES_M,
     INCERTITUDE_TYPE_INCONNU_M,
     INCERTITUDE_TYPE_POSITION,
+    geocoded_rows,
     incertitudes,
 )
 from qpv_geo.eligibility.projections import METROPOLE, ZONES, PlanMetrique, zone_du_departement
@@ -684,8 +685,7 @@ class Engine:
                                     arrondi_m=arrondi_m)
         c = self.classify_xy(x, y, bad=bad, incertitude_m=incert)
         voies = None
-        if geocodes is not None and any(g is not None and g.found and g.precision == "street"
-                                        for g in geocodes):
+        if any(g.found and g.precision == "street" for g in geocoded_rows(geocodes)[1]):
             # a point known at the street: ask the street
             voies = _voies.decide(self, geocodes)
             _voies.apply(c, voies, mots)

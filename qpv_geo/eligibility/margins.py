@@ -68,6 +68,17 @@ def type_position_normalise(value: Any) -> str | None:
     return text if text in INCERTITUDE_TYPE_POSITION else None
 
 
+def geocoded_rows(geocodes: Sequence[GeocodeResult | None] | None
+                  ) -> tuple[list[int], list[GeocodeResult]]:
+    """The rows that have a geocoding result, and those results: the rules on geocoding read
+    these alone (a file of coordinates has none, told by one count at C speed)."""
+    if geocodes is None or len(geocodes) == 0 or (
+            isinstance(geocodes, list) and geocodes.count(None) == len(geocodes)):
+        return [], []
+    rows = [i for i, g in enumerate(geocodes) if g is not None]
+    return rows, [geocodes[i] for i in rows]  # type: ignore[misc]
+
+
 def incertitudes(n: int, geocodes: Sequence[GeocodeResult | None] | None,
                  precision_point_m: Any = None, *,
                  defaut: float = INCERTITUDE_COORDONNEES_M, lon: Any = None,
@@ -90,7 +101,7 @@ def incertitudes(n: int, geocodes: Sequence[GeocodeResult | None] | None,
     # uncertainty known from the text the coordinates were read from (a cell, the address field)
     typed = np.array(_par_point(arrondi_m, n))
     # the rows with a geocoding result (a file of coordinates has none)
-    results = [(i, g) for i, g in enumerate(geocodes or ()) if g is not None]
+    results = list(zip(*geocoded_rows(geocodes), strict=True))
     for i, g in results:  # one result per row: already a per-row object
         if g.found and g.precision == "coordonnees" and g.incertitude_m is not None:
             typed[i] = g.incertitude_m

@@ -26,6 +26,7 @@ from qpv_geo.eligibility.coded import Coded, factorize_rows
 from qpv_geo.eligibility.margins import (
     fmt_m,
     fmt_metres,
+    geocoded_rows,
     motifs_marge,
     motifs_marge_codes,
     rounded,
@@ -186,8 +187,7 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
     if geocodes is not None:
         if len(geocodes) != n:
             raise ValueError("geocodes must have one item per point")
-        rows = [i for i, g in enumerate(geocodes) if g is not None]
-        got = [geocodes[i] for i in rows]  # type: ignore[misc]
+        rows, got = geocoded_rows(geocodes)
     # The commune code of each address (None: not stated), given or the geocoder's.
     cc: np.ndarray | None = None
     if citycodes is not None:
