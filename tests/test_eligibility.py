@@ -674,8 +674,8 @@ def test_distance_clearly_outside_a_box_needs_no_crossings() -> None:
     assert out.sum() > 20000
 
 
-def test_dissolved_perimeters_kept_on_disk_are_the_ones_built(reference: Reference,
-                                                               tmp_path) -> None:
+def test_dissolved_perimeters_kept_on_disk_are_the_ones_built(
+        reference: Reference, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 24: the parts (dissolved perimeters, their segments) are kept in the cache folder,
     named by a digest of the perimeters, their kinds and the code: read back they are the
     parts built, array for array and coordinate for coordinate; other perimeters make
@@ -712,3 +712,10 @@ def test_dissolved_perimeters_kept_on_disk_are_the_ones_built(reference: Referen
     cached = Engine(reference, cache_dir=tmp_path / "moteur")
     assert np.array_equal(cached.parts.ax, built.parts.ax)
     assert list((tmp_path / "moteur").iterdir())
+    # no source to name the code by (a frozen install): built, nothing kept
+    def no_source(obj):
+        raise OSError("no source")
+
+    monkeypatch.setattr(_geometry.inspect, "getsource", no_source)
+    frozen = _geometry.parts_from_zones(zones, kinds, cache_dir=tmp_path / "gele")
+    assert np.array_equal(frozen.ax, built.parts.ax) and not (tmp_path / "gele").exists()

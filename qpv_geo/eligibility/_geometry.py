@@ -74,9 +74,12 @@ def parts_from_zones(zones: pd.DataFrame, kinds: np.ndarray, *,
     built again."""
     if cache_dir is None:
         return build_parts(zones, kinds)
+    try:
+        code = inspect.getsource(build_parts) + inspect.getsource(segments_of)
+    except (OSError, TypeError):  # no source to name the code by (a frozen install)
+        return build_parts(zones, kinds)
     digest = hashlib.sha256()
-    for text in (_PARTS_FORMAT, shapely.geos_version_string, inspect.getsource(build_parts),
-                 inspect.getsource(segments_of)):
+    for text in (_PARTS_FORMAT, shapely.geos_version_string, code):
         digest.update(text.encode())
     digest.update(np.ascontiguousarray(kinds, dtype=np.int8).tobytes())
     for wkb in shapely.to_wkb(np.asarray(zones.geometry.values, dtype=object)):

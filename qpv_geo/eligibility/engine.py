@@ -25,6 +25,9 @@ apart — so that the same geometry serves the 247 overseas QPV with true distan
   exact distance to the edge and the inside/outside parity (crossing number): a signed distance;
 * statuses follow from the signed distances; the margin decides « à vérifier » whenever moving
   the point by less than the margin across an edge would change the status.
+* all of France (1,600 QPV, no commune outline): a sparse grid of the parts' boxes gives the
+  candidates, and the distances are computed only where they can matter (the nearest QPV best
+  box first); the dissolved parts are kept in the cache folder (``cache_dir``).
 
 There is no per-point Python loop, and no distance from every point to every edge: the
 loops are over parts (a few dozen) and chunks.
