@@ -198,11 +198,12 @@ class Engine:
             hit = self._commune_tree.query(qpv_parts, predicate="intersects")[1]
             with_qpv |= set(self.communes["insee_com"].astype(str).to_numpy()[hit])
         self._communes_with_qpv = with_qpv
-        self._commune_names = dict(zip(self.communes["insee_com"].astype(str),
-                                       self.communes["nom"], strict=True))
+        self._names: dict[str, str] | None = dict(zip(
+            self.communes["insee_com"].astype(str), self.communes["nom"], strict=True))
+        self._names_of: Any = None
         if not self.contours and territoire is not None:
             self._sem_codes = territoire.communes
-            self._commune_names = nom_communes(territoire)
+            self._names, self._names_of = None, territoire  # read on first use
         if not self.contours:  # no outlines: the area is that of the perimeters
             self._sem = shapely.box(*self.parts.bounds.min(axis=0)[:2],
                                     *self.parts.bounds.max(axis=0)[2:]) \
@@ -252,6 +253,14 @@ class Engine:
             np.append(self.communes["insee_com"].astype(str).to_numpy(object), None),
             np.append(self.communes["nom"].to_numpy(object), None),
         )
+
+    @property
+    def _commune_names(self) -> dict[str, str]:
+        """INSEE code → name of the territory's communes (without outlines, read from the
+        list of French communes the first time a commune code needs its name)."""
+        if self._names is None:
+            self._names = nom_communes(self._names_of)
+        return self._names
 
     # ------------------------------------------------------------------ inputs
     def _gdf_vers_plan(self, gdf: Any) -> Any:
