@@ -719,3 +719,17 @@ def test_dissolved_perimeters_kept_on_disk_are_the_ones_built(
     monkeypatch.setattr(_geometry.inspect, "getsource", no_source)
     frozen = _geometry.parts_from_zones(zones, kinds, cache_dir=tmp_path / "gele")
     assert np.array_equal(frozen.ax, built.parts.ax) and not (tmp_path / "gele").exists()
+
+
+def test_national_engine_reads_commune_names_when_a_code_needs_one() -> None:
+    """Issue 24: without commune outlines, the names of the communes are not read at every
+    build (a file of coordinates never needs them), only when a commune code asks."""
+    from qpv_geo.eligibility.factory import engine_from_settings
+    from qpv_geo.settings import Settings
+
+    engine = Engine(engine_from_settings(Settings.from_env(territoire="france")).reference)
+    assert engine._names is None
+    frame = engine.judge_lonlat([4.3872], [45.4397])
+    assert frame["lib_com"].isna().all() and engine._names is None
+    frame = engine.judge_lonlat([4.3872], [45.4397], citycodes=["42218"])
+    assert frame["lib_com"].iloc[0] == "Saint-Étienne" and engine._names
