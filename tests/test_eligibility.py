@@ -604,3 +604,132 @@ def test_decimal_steps_of_many_cells_follow_the_one_cell_rule() -> None:
                      for c in cells])
     np.testing.assert_array_equal(got, want)
     assert np.isfinite(got).sum() > 1000
+
+
+def test_national_sparse_grid_gives_the_same_verdicts_as_the_tree_of_boxes() -> None:
+    """Issue 24: all of France takes its candidates from a sparse grid of the parts' boxes and
+    computes distances only where they can matter (the nearest QPV best box first, no ray
+    crossings clearly outside a box): the same verdict table, bit for bit, as every pair of
+    the tree of boxes with its exact signed distance — points in, on and around the QPV
+    (overseas too), far from any, with small and large position uncertainties."""
+    from qpv_geo.eligibility.factory import engine_from_settings
+    from qpv_geo.settings import Settings
+
+    engine = engine_from_settings(Settings.from_env(territoire="france"))
+    assert engine._creuse
+    parts = engine.parts
+    rng = np.random.default_rng(2024)
+    n = 8000
+    pj = rng.integers(0, len(parts.kind), n)
+    b = parts.bounds[pj]
+    k = rng.integers(0, len(parts.ax), n)
+    x = np.concatenate([rng.uniform(b[:, 0] - 4000, b[:, 2] + 4000),
+                        parts.ax[k] + rng.normal(0, 20, n), parts.ax[k]])
+    y = np.concatenate([rng.uniform(b[:, 1] - 4000, b[:, 3] + 4000),
+                        parts.ay[k] + rng.normal(0, 20, n), parts.ay[k]])
+    lon, lat = engine.plan_to_lonlat(x, y)
+    u = rng.choice([np.nan, 0.0, 8.0, 30.0, 400.0, 6000.0], len(x))
+    got = engine.judge_lonlat(lon, lat, precision_point_m=u)
+    tree = engine_from_settings(Settings.from_env(territoire="france"))
+    tree._creuse = False  # every pair of the tree of boxes, exact distances
+    try:
+        want = tree.judge_lonlat(lon, lat, precision_point_m=u)
+    finally:
+        tree._creuse = True  # (the engine is cached per process)
+    pd.testing.assert_frame_equal(got, want)
+    assert set(got["status"]) >= {"eligible", "hors_qpv", "a_verifier"}
+    assert got["code_qp_proche"].notna().sum() > 1000
+
+
+def test_distance_clearly_outside_a_box_needs_no_crossings() -> None:
+    """Issue 24: a point at least OUTSIDE_BOX_M from its part's box is outside the part; its
+    distance without counting crossings is the exact one, negative."""
+    from qpv_geo.eligibility import _geometry
+    from qpv_geo.eligibility.factory import engine_from_settings
+    from qpv_geo.settings import Settings
+
+    parts = engine_from_settings(Settings.from_env(territoire="france")).parts
+    rng = np.random.default_rng(11)
+    pj = rng.integers(0, len(parts.kind), 20000)
+    b = parts.bounds[pj]
+    x = rng.uniform(b[:, 0] - 3000, b[:, 2] + 3000)
+    y = rng.uniform(b[:, 1] - 3000, b[:, 3] + 3000)
+    # and just beyond each side of the box, level with it (the ray crosses the part)
+    side = rng.integers(0, 4, len(pj))
+    gap = _geometry.OUTSIDE_BOX_M * rng.choice([1.0, 1.5, 40.0], len(pj))
+    mid_y = rng.uniform(b[:, 1], b[:, 3])
+    mid_x = rng.uniform(b[:, 0], b[:, 2])
+    x = np.concatenate([x, np.select([side == 0, side == 1], [b[:, 0] - gap, b[:, 2] + gap],
+                                     mid_x)])
+    y = np.concatenate([y, np.select([side == 2, side == 3], [b[:, 1] - gap, b[:, 3] + gap],
+                                     mid_y)])
+    pj = np.concatenate([pj, pj])
+    b = parts.bounds[pj]
+    lb = np.hypot(np.maximum(np.maximum(b[:, 0] - x, x - b[:, 2]), 0.0),
+                  np.maximum(np.maximum(b[:, 1] - y, y - b[:, 3]), 0.0))
+    out = lb >= _geometry.OUTSIDE_BOX_M
+    got = _geometry.signed_distance(parts, x[out], y[out], pj[out], outside=True)
+    want = _geometry.signed_distance_all(parts, x[out], y[out], pj[out])
+    np.testing.assert_array_equal(got, want)
+    assert out.sum() > 20000
+
+
+def test_dissolved_perimeters_kept_on_disk_are_the_ones_built(
+        reference: Reference, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 24: the parts (dissolved perimeters, their segments) are kept in the cache folder,
+    named by a digest of the perimeters, their kinds and the code: read back they are the
+    parts built, array for array and coordinate for coordinate; other perimeters make
+    another file; an unreadable file is built again."""
+    import shapely.affinity
+
+    from qpv_geo.eligibility import _geometry
+
+    built = Engine(reference)
+    zones, kinds = built.zones, built._zone_kind
+    first = _geometry.parts_from_zones(zones, kinds, cache_dir=tmp_path)
+    files = sorted(tmp_path.iterdir())
+    assert len(files) == 1 and files[0].suffix == ".npz"
+    again = _geometry.parts_from_zones(zones, kinds, cache_dir=tmp_path)  # read back
+    for parts in (first, again):
+        for f in _geometry.fields(_geometry.Parts):
+            a, b = getattr(built.parts, f.name), getattr(parts, f.name)
+            if f.name == "members":
+                assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
+            elif f.name == "geoms":
+                assert list(shapely.to_wkb(a)) == list(shapely.to_wkb(b))
+            else:
+                assert a.dtype == b.dtype and np.array_equal(a, b), f.name
+    moved = zones.copy()
+    moved.loc[0, "geometry"] = shapely.affinity.translate(moved.geometry.iloc[0], 0.001)
+    _geometry.parts_from_zones(moved, kinds, cache_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 2
+    files[0].write_bytes(b"not an npz")
+    rebuilt = _geometry.parts_from_zones(zones, kinds, cache_dir=tmp_path)
+    assert np.array_equal(rebuilt.ax, built.parts.ax)
+    with np.load(files[0]) as saved:  # and written again
+        assert np.array_equal(saved["ax"], built.parts.ax)
+    # the engine of the settings keeps its parts in the cache folder
+    cached = Engine(reference, cache_dir=tmp_path / "moteur")
+    assert np.array_equal(cached.parts.ax, built.parts.ax)
+    assert list((tmp_path / "moteur").iterdir())
+    # no source to name the code by (a frozen install): built, nothing kept
+    def no_source(obj):
+        raise OSError("no source")
+
+    monkeypatch.setattr(_geometry.inspect, "getsource", no_source)
+    frozen = _geometry.parts_from_zones(zones, kinds, cache_dir=tmp_path / "gele")
+    assert np.array_equal(frozen.ax, built.parts.ax) and not (tmp_path / "gele").exists()
+
+
+def test_national_engine_reads_commune_names_when_a_code_needs_one() -> None:
+    """Issue 24: without commune outlines, the names of the communes are not read at every
+    build (a file of coordinates never needs them), only when a commune code asks."""
+    from qpv_geo.eligibility.factory import engine_from_settings
+    from qpv_geo.settings import Settings
+
+    engine = Engine(engine_from_settings(Settings.from_env(territoire="france")).reference)
+    assert engine._names is None
+    frame = engine.judge_lonlat([4.3872], [45.4397])
+    assert frame["lib_com"].isna().all() and engine._names is None
+    frame = engine.judge_lonlat([4.3872], [45.4397], citycodes=["42218"])
+    assert frame["lib_com"].iloc[0] == "Saint-Étienne" and engine._names

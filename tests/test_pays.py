@@ -113,3 +113,50 @@ def test_the_outlines_say_they_are_approximate():
     etat, pays = _pays.etat_des_points([2.16861, 2.35221, np.nan], [41.38741, 48.85661, np.nan])
     assert list(etat) == [_pays.ETRANGER, _pays.FRANCE, _pays.DOUTE]
     assert pays[0] == "Espagne"
+
+
+def test_cells_of_one_answer_give_what_the_outlines_give_point_by_point(monkeypatch):
+    """Issue 24: cells whose points all get the same answer (in France, far from any land,
+    inside one foreign country) are classified once; every point gets what the outlines give
+    it point by point — over metropolitan France and its neighbours, the Antilles, Guiana,
+    and around the borders and coasts."""
+    rng = np.random.default_rng(19)
+    lon = [rng.uniform(-5.5, 10.0, 60_000), rng.uniform(-63.5, -60.5, 20_000),
+           rng.uniform(-55.0, -51.0, 10_000)]
+    lat = [rng.uniform(41.0, 51.5, 60_000), rng.uniform(14.0, 18.5, 20_000),
+           rng.uniform(2.0, 6.0, 10_000)]
+    # points on cell corners and edges, and within a hair of them
+    k = rng.integers(-600, 1000, 20_000) * _pays._CELLULE_DEG / 10
+    lon.append(np.round(k, 9) + rng.choice([0.0, 1e-12, -1e-12], len(k)))
+    lat.append(np.round(rng.integers(4100, 5150, len(k)) * _pays._CELLULE_DEG / 10, 9))
+    lon, lat = np.concatenate(lon), np.round(np.concatenate(lat), 6)
+    _pays._cellules.cache_clear()
+    got = _pays.etat_des_points(lon, lat)
+    again = _pays.etat_des_points(lon[::-1], lat[::-1])  # cells known now
+    states = _pays._cellules().etats[1]
+    assert {_pays._CELLULE_FRANCE, _pays._CELLULE_LOIN} <= set(states)
+    assert (states >= _pays._CELLULE_PAYS).any() and (states == 0).any()
+    with monkeypatch.context() as m:  # every point through the outlines
+        m.setattr(_pays, "_etats_des_cellules", lambda p, x, y: np.zeros(len(x), np.int8))
+        want = _pays.etat_des_points(lon, lat)
+    for a, b in ((got, want), ((again[0][::-1], again[1][::-1]), want)):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    assert set(want[0]) == {_pays.FRANCE, _pays.ETRANGER, _pays.DOUTE}
+
+
+def test_a_batch_says_each_country_as_each_point_alone(france):
+    """Issue 24: the reasons of a batch's points abroad, near a border or at sea are written
+    once per distinct (state, country) and given to their rows: each row reads what the same
+    point judged alone reads (several countries, repeated, mixed with French points)."""
+    places = [ABROAD[k][:2] for k in sorted(ABROAD)] + [
+        (7.81361, 48.57061), (-3.5, 46.5), (2.35221, 48.85661), (-4.5, 44.0)]
+    order = np.random.default_rng(3).permutation(np.arange(3 * len(places)) % len(places))
+    lon = np.array([places[i][0] for i in order])
+    lat = np.array([places[i][1] for i in order])
+    frame = france.judge_lonlat(lon, lat, geocodes=[None] * len(lon))
+    for row, (lo, la) in zip(frame.itertuples(), zip(lon, lat, strict=True), strict=True):
+        alone = france.judge_point(lon=float(lo), lat=float(la))
+        assert (row.status, row.motifs) == (alone.status, " ; ".join(alone.motifs))
+    assert frame["motifs"].str.contains("frontière avec l'Allemagne").any()
+    assert frame["motifs"].str.contains("loin de toute terre").any()

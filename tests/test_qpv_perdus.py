@@ -149,3 +149,40 @@ def test_grand_paris_holds_its_qpv_and_an_ept_is_refused_in_french() -> None:
 def test_sem_reference_has_no_lost_qpv(engine: Engine) -> None:
     default = engine_from_settings(Settings.from_env())
     assert default.reference.qpv_perdus is None and engine.reference.qpv_perdus is None
+
+
+def test_only_points_within_reach_by_latitude_are_measured_same_answer():
+    """Issue 24: the distance to a lost QPV is measured only for the points whose latitude
+    alone keeps them within reach; the nearest lost QPV and its distance are those of
+    measuring every point (points around each lost QPV at and beyond the reach, north, east,
+    diagonal, with large position uncertainties)."""
+    from qpv_geo.eligibility import _lost_qpv
+    from qpv_geo.eligibility.verdict_table import A_VERIFIER, ELIGIBLE, HORS_QPV
+
+    engine = engine_from_settings(Settings.from_env(territoire="france"))
+    table = engine.reference.qpv_perdus
+    assert len(table) >= 2
+    rng = np.random.default_rng(4)
+    lon0, lat0 = table["lon"].to_numpy(float), table["lat"].to_numpy(float)
+    k = rng.integers(0, len(table), 30_000)
+    step = rng.uniform(0, 3 * RAYON_QPV_PERDU_M, len(k)) / 111_000
+    angle = rng.uniform(0, 2 * np.pi, len(k))
+    lat = lat0[k] + step * np.sin(angle)
+    lon = lon0[k] + step * np.cos(angle) / np.cos(np.radians(lat0[k]))
+    lat[:50] = np.nan
+    base = rng.choice([ELIGIBLE, HORS_QPV, A_VERIFIER], len(k))
+    incert = rng.choice([0.0, 10.0, 1500.0, np.nan], len(k))
+    c = type("C", (), {"bad": np.where(np.isnan(lat), 1, 0), "incertitude": incert})()
+    which, dist = _lost_qpv.perdus_proches(table, c, lon, lat, base, ELIGIBLE, HORS_QPV,
+                                           A_VERIFIER)
+    # every point measured
+    reach = RAYON_QPV_PERDU_M + np.nan_to_num(incert, nan=0.0)
+    want_w, want_d = np.full(len(k), -1), np.full(len(k), np.nan)
+    for j, mine in enumerate(table["du_territoire"].to_numpy(bool)):
+        d = _lost_qpv.distance_m(lon, lat, lon0[j], lat0[j])
+        changes = (base != ELIGIBLE) if mine else (base == HORS_QPV)
+        hit = (d <= reach) & (changes | (base == A_VERIFIER)) & (np.isnan(want_d) | (d < want_d))
+        want_w[hit], want_d[hit] = j, d[hit]
+    np.testing.assert_array_equal(which, want_w)
+    np.testing.assert_array_equal(dist, want_d)
+    assert (which >= 0).sum() > 5000 and (which < 0).sum() > 5000

@@ -8,7 +8,12 @@ part's edge with the inside/outside parity (crossing number) in one vectorised p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import inspect
+import itertools
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +28,9 @@ CHUNK = 6  # consecutive boundary segments per chunk (one bounding box each)
 _MANY_GROUPS = 64  # from this many parts, with few pairs each, the flat path (no loop by part)
 _FLAT_PER_GROUP = 256  # ... "few": fewer pairs per part on average than this
 _FLAT_PAIRS = 1 << 16  # pairs evaluated at once on the flat path
+#: A point at least this far (m) from a part's bounding box is outside the part whatever the
+#: rounding of the crossing test (see signed_distance's ``outside``).
+OUTSIDE_BOX_M = 1.0
 
 
 @dataclass
@@ -53,6 +61,71 @@ def segments_of(geom: Any) -> np.ndarray:
     coords, idx = shapely.get_coordinates(rings, return_index=True)
     same = idx[1:] == idx[:-1]
     return np.column_stack([coords[:-1][same], coords[1:][same]])
+
+
+def parts_from_zones(zones: pd.DataFrame, kinds: np.ndarray, *,
+                     cache_dir: Path | None = None) -> Parts:
+    """:func:`build_parts`, kept on disk in ``cache_dir`` (None: no cache): dissolving the
+    1,600 national QPV is most of an engine's build, paid again by every process (each Dask
+    worker). The file is named by a digest of everything the parts come from — every
+    perimeter's exact coordinates (WKB) and kind, the code that builds them, the GEOS
+    version — so a new layer, a new release or another GEOS builds and keeps other parts;
+    it is written under a temporary name then renamed, and a file that cannot be read is
+    built again."""
+    if cache_dir is None:
+        return build_parts(zones, kinds)
+    try:
+        code = inspect.getsource(build_parts) + inspect.getsource(segments_of)
+    except (OSError, TypeError):  # no source to name the code by (a frozen install)
+        return build_parts(zones, kinds)
+    digest = hashlib.sha256()
+    for text in (_PARTS_FORMAT, shapely.geos_version_string, code):
+        digest.update(text.encode())
+    digest.update(np.ascontiguousarray(kinds, dtype=np.int8).tobytes())
+    for wkb in shapely.to_wkb(np.asarray(zones.geometry.values, dtype=object)):
+        digest.update(len(wkb).to_bytes(8, "little"))
+        digest.update(wkb)
+    path = Path(cache_dir) / f"parts-{digest.hexdigest()[:32]}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return _parts_from_arrays(saved)
+    except (OSError, ValueError, KeyError, shapely.errors.GEOSException):
+        pass  # none yet, or unreadable: build it
+    parts = build_parts(zones, kinds)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}-{os.getpid()}.npz")
+        np.savez(tmp, **_arrays_of_parts(parts))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache: build it each time
+    return parts
+
+
+#: Bumped when the layout of the saved parts changes.
+_PARTS_FORMAT = "parts-1"
+
+
+def _arrays_of_parts(parts: Parts) -> dict[str, np.ndarray]:
+    """The parts as plain arrays (no pickle): members and WKB geometries flattened."""
+    out = {f.name: getattr(parts, f.name) for f in fields(Parts)
+           if f.name not in ("members", "geoms")}
+    out["members_start"] = np.cumsum([0] + [len(m) for m in parts.members]).astype(np.int64)
+    out["members_flat"] = np.concatenate(parts.members).astype(np.int64) if parts.members \
+        else np.zeros(0, np.int64)
+    wkb = shapely.to_wkb(parts.geoms) if len(parts.geoms) else []
+    out["wkb_start"] = np.cumsum([0] + [len(w) for w in wkb]).astype(np.int64)
+    out["wkb_flat"] = np.frombuffer(b"".join(wkb), dtype=np.uint8)
+    return out
+
+
+def _parts_from_arrays(saved: Any) -> Parts:
+    ms, mf = saved["members_start"], saved["members_flat"]
+    ws, wf = saved["wkb_start"], saved["wkb_flat"].tobytes()
+    geoms = shapely.from_wkb([wf[a:b] for a, b in itertools.pairwise(ws)])
+    values = {f.name: saved[f.name] for f in fields(Parts) if f.name not in ("members", "geoms")}
+    return Parts(members=[mf[a:b] for a, b in itertools.pairwise(ms)],
+                 geoms=np.asarray(geoms, dtype=object), **values)
 
 
 def build_parts(zones: pd.DataFrame, kinds: np.ndarray) -> Parts:
@@ -112,13 +185,19 @@ def build_parts(zones: pd.DataFrame, kinds: np.ndarray) -> Parts:
     )
 
 
-def signed_distance(parts: Parts, px: np.ndarray, py: np.ndarray, part: np.ndarray) -> np.ndarray:
+def signed_distance(parts: Parts, px: np.ndarray, py: np.ndarray, part: np.ndarray, *,
+                    outside: bool = False) -> np.ndarray:
     """Exact signed distance (inside > 0) of each point to the boundary of its paired part.
 
     Only the chunks of segments that can hold the nearest edge (box distance within the
     distance to the nearest chunk's edges) and those the horizontal ray from the point can
     cross are evaluated: the same floating-point values as :func:`signed_distance_all`, which
     evaluates every segment.
+
+    ``outside=True``: every point is known to lie clearly outside its part's bounding box (by
+    :data:`OUTSIDE_BOX_M` at least), so the ray crosses the boundary an even number of times
+    (each ring's segments spanning the point's y are all crossed, or none): the crossings are
+    not counted, the distance is the same and negative.
     """
     out = np.empty(len(px), dtype=np.float64)
     if len(px) == 0:
@@ -129,7 +208,8 @@ def signed_distance(parts: Parts, px: np.ndarray, py: np.ndarray, part: np.ndarr
         # Many parts, few pairs each (the national layer): no loop by part.
         for c in range(0, len(px), _FLAT_PAIRS):
             out[c:c + _FLAT_PAIRS] = _signed_distance_flat(
-                parts, px[c:c + _FLAT_PAIRS], py[c:c + _FLAT_PAIRS], part[c:c + _FLAT_PAIRS])
+                parts, px[c:c + _FLAT_PAIRS], py[c:c + _FLAT_PAIRS], part[c:c + _FLAT_PAIRS],
+                outside=outside)
         return out
     for group in np.split(order, cuts):
         p = part[group[0]]
@@ -147,6 +227,9 @@ def signed_distance(parts: Parts, px: np.ndarray, py: np.ndarray, part: np.ndarr
             ci, ck = np.nonzero(lb <= (d0 * (1 + 1e-9) + 1e-9)[:, None])
             best = d0.copy()
             np.minimum.at(best, ci, _chunk_d2(parts, x[ci], y[ci], seg0[ck], clen[ck]))
+            if outside:
+                out[idx] = -np.sqrt(best)
+                continue
             # Crossings of the ray towards +x: only chunks spanning y and reaching past x.
             ri, rk = np.nonzero((cb[:, 1] <= y[:, None]) & (y[:, None] <= cb[:, 3])
                                 & (cb[:, 2] >= x[:, None]))
@@ -157,8 +240,8 @@ def signed_distance(parts: Parts, px: np.ndarray, py: np.ndarray, part: np.ndarr
     return out
 
 
-def _signed_distance_flat(parts: Parts, x: np.ndarray, y: np.ndarray, part: np.ndarray
-                          ) -> np.ndarray:
+def _signed_distance_flat(parts: Parts, x: np.ndarray, y: np.ndarray, part: np.ndarray, *,
+                          outside: bool = False) -> np.ndarray:
     """:func:`signed_distance` over (pair, chunk) rows of every pair at once: the same chunk
     boxes, the same chunks kept, the same segment arithmetic, hence the same values, without
     the per-part loop that costs when each part has a handful of pairs."""
@@ -180,6 +263,8 @@ def _signed_distance_flat(parts: Parts, x: np.ndarray, y: np.ndarray, part: np.n
     best = d0.copy()
     np.minimum.at(best, pair[sel], _chunk_d2(parts, xr[sel], yr[sel], parts.c_seg0[ck[sel]],
                                              parts.c_len[ck[sel]]))
+    if outside:
+        return -np.sqrt(best)
     ray = np.flatnonzero((cb[:, 1] <= yr) & (yr <= cb[:, 3]) & (cb[:, 2] >= xr))
     count = np.zeros(len(x), dtype=np.int64)
     np.add.at(count, pair[ray], _chunk_crossings(parts, xr[ray], yr[ray],

@@ -110,4 +110,59 @@ def grid_candidates(engine: Engine, x: np.ndarray, y: np.ndarray
     return pi, pj, commune
 
 
-__all__ = ["Grille", "build_grid", "grid_candidates"]
+#: Cell side (m) of the sparse grid: a part is listed in ~(box + 2 reach) / side cells a side.
+_SPARSE_SIZE = 1000.0
+#: Cell key = column * _KEY + row (plane coordinates stay far below 2**31 cells a side).
+_KEY = 1 << 31
+
+
+@dataclass
+class GrilleCreuse:
+    """Sparse grid over a plane of far-apart zones (all of France, overseas included): for each
+    cell within reach of some part, the parts whose bounding box is within reach of it."""
+
+    size: float
+    keys: np.ndarray  # (ncells,) int64, sorted cell keys
+    cand_start: np.ndarray  # (ncells+1,) offsets
+    cand: np.ndarray  # part indices
+
+
+def build_sparse_grid(bounds: np.ndarray, reach: float) -> GrilleCreuse:
+    """Every cell that meets a part's box grown by ``reach`` (+1 m against rounding) lists
+    that part: a superset of the parts whose box is within ``reach`` of any point of the cell
+    (a point within ``reach`` of a box is in the box grown by ``reach`` on every side)."""
+    size = _SPARSE_SIZE
+    grow = reach + 1.0
+    ix0 = np.floor((bounds[:, 0] - grow) / size).astype(np.int64)
+    iy0 = np.floor((bounds[:, 1] - grow) / size).astype(np.int64)
+    nx = np.floor((bounds[:, 2] + grow) / size).astype(np.int64) - ix0 + 1
+    ny = np.floor((bounds[:, 3] + grow) / size).astype(np.int64) - iy0 + 1
+    count = nx * ny
+    part = np.repeat(np.arange(len(bounds), dtype=np.int32), count)
+    k = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+    rx = np.repeat(nx, count)
+    key = (np.repeat(ix0, count) + k % rx) * _KEY + np.repeat(iy0, count) + k // rx
+    order = np.lexsort((part, key))
+    key, part = key[order], part[order]
+    keys, first = np.unique(key, return_index=True)
+    return GrilleCreuse(size=size, keys=keys, cand_start=np.append(first, len(key)),
+                        cand=part)
+
+
+def sparse_candidates(g: GrilleCreuse, x: np.ndarray, y: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(point, part) pairs of the points' cells (finite x/y of the plane): a superset of the
+    parts whose box is within the grid's reach of each point."""
+    key = np.floor(x / g.size).astype(np.int64) * _KEY + np.floor(y / g.size).astype(np.int64)
+    pos = np.minimum(np.searchsorted(g.keys, key), max(len(g.keys) - 1, 0))
+    ok = np.flatnonzero(g.keys[pos] == key) if len(g.keys) else np.zeros(0, np.int64)
+    c = pos[ok]
+    counts = g.cand_start[c + 1] - g.cand_start[c]
+    pi = np.repeat(ok, counts)
+    offs = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    pj = g.cand[np.repeat(g.cand_start[c], counts) + offs].astype(np.int64)
+    return pi, pj
+
+
+__all__ = ["Grille", "GrilleCreuse", "build_grid", "build_sparse_grid", "grid_candidates",
+           "sparse_candidates"]

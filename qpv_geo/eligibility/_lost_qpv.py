@@ -73,11 +73,17 @@ def perdus_proches(table: pd.DataFrame | None, c: Classification, lon: np.ndarra
     mine = table["du_territoire"].to_numpy(bool)
     for k, (lon0, lat0) in enumerate(zip(table["lon"].to_numpy(float),
                                          table["lat"].to_numpy(float), strict=True)):
-        d = distance_m(lon, lat, lon0, lat0)
-        changes = (base != eligible) if mine[k] else (base == hors_qpv)
-        hit = (d <= reach) & (changes | (base == a_verifier)) & (np.isnan(dist) | (d < dist))
-        which[hit] = k
-        dist[hit] = d[hit]
+        # the distance is never less than the latitudes' difference: only the points that
+        # difference keeps within reach are measured
+        idx = np.flatnonzero(_RAYON_TERRE_M * np.radians(np.abs(lat - lat0))
+                             <= reach * (1 + 1e-9) + 1e-6)
+        d = distance_m(lon[idx], lat[idx], lon0, lat0)
+        b = base[idx]
+        changes = (b != eligible) if mine[k] else (b == hors_qpv)
+        hit = (d <= reach[idx]) & (changes | (b == a_verifier)) \
+            & (np.isnan(dist[idx]) | (d < dist[idx]))
+        which[idx[hit]] = k
+        dist[idx[hit]] = d[hit]
     return which, dist
 
 

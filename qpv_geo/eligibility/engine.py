@@ -25,6 +25,9 @@ apart — so that the same geometry serves the 247 overseas QPV with true distan
   exact distance to the edge and the inside/outside parity (crossing number): a signed distance;
 * statuses follow from the signed distances; the margin decides « à vérifier » whenever moving
   the point by less than the margin across an edge would change the status.
+* all of France (1,600 QPV, no commune outline): a sparse grid of the parts' boxes gives the
+  candidates, and the distances are computed only where they can matter (the nearest QPV best
+  box first); the dissolved parts are kept in the cache folder (``cache_dir``).
 
 There is no per-point Python loop, and no distance from every point to every edge: the
 loops are over parts (a few dozen) and chunks.
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
@@ -47,17 +51,25 @@ from qpv_geo.eligibility import street_rule as _voies
 from qpv_geo.eligibility._geometry import K_AUTRE as _K_AUTRE
 from qpv_geo.eligibility._geometry import K_QPV as _K_QPV
 from qpv_geo.eligibility._geometry import K_QVA as _K_QVA
+from qpv_geo.eligibility._geometry import OUTSIDE_BOX_M as _OUTSIDE_BOX_M
 from qpv_geo.eligibility._geometry import best as _best
-from qpv_geo.eligibility._geometry import build_parts as _build_parts
+from qpv_geo.eligibility._geometry import parts_from_zones as _parts_from_zones
 from qpv_geo.eligibility._geometry import signed_distance as _signed_distance
 from qpv_geo.eligibility._geometry import signed_distance_few as _signed_distance_few
 from qpv_geo.eligibility._grid import Grille as _Grille
-from qpv_geo.eligibility._grid import build_grid, grid_candidates
+from qpv_geo.eligibility._grid import GrilleCreuse as _GrilleCreuse
+from qpv_geo.eligibility._grid import (
+    build_grid,
+    build_sparse_grid,
+    grid_candidates,
+    sparse_candidates,
+)
 from qpv_geo.eligibility._single_point import classify_un_point, verdict_un_point
 from qpv_geo.eligibility.margins import (
     INCERTITUDE_COORDONNEES_M,
     INCERTITUDE_TYPE_INCONNU_M,
     INCERTITUDE_TYPE_POSITION,
+    geocoded_rows,
     incertitudes,
 )
 from qpv_geo.eligibility.projections import METROPOLE, ZONES, PlanMetrique, zone_du_departement
@@ -116,7 +128,8 @@ class Engine:
     def __init__(self, reference: Reference, *, marge_m: float | None = None,
                  rayon_recherche_m: float = 3000.0, tolerance_territoire_m: float = 150.0,
                  score_min: float = 0.6,
-                 precision_point_m: float = INCERTITUDE_COORDONNEES_M) -> None:
+                 precision_point_m: float = INCERTITUDE_COORDONNEES_M,
+                 cache_dir: Path | None = None) -> None:
         if (marge_m is not None and marge_m < 0) or rayon_recherche_m <= 0 \
                 or tolerance_territoire_m < 0 or precision_point_m < 0:
             raise ValueError("marge, rayon, tolerance and precision must be positive")
@@ -140,7 +153,8 @@ class Engine:
         assert self.plan.zones[0] is METROPOLE  # Lambert-93 x/y are plane x/y as they are
         self.zones = self._gdf_vers_plan(zones.set_geometry("geometry"))
         self._zone_kind = self.zones["_kind"].to_numpy(np.int8)
-        self.parts = _build_parts(self.zones, self._zone_kind)
+        # (``cache_dir``: the dissolved perimeters kept on disk, keyed by what they come from)
+        self.parts = _parts_from_zones(self.zones, self._zone_kind, cache_dir=cache_dir)
         self._part_single = np.array([len(m) == 1 for m in self.parts.members], dtype=bool)
         self._part_first = np.array([m[0] for m in self.parts.members], dtype=np.int32)
         # Edge precision (m) of each part: the least precise of its perimeters.
@@ -184,11 +198,12 @@ class Engine:
             hit = self._commune_tree.query(qpv_parts, predicate="intersects")[1]
             with_qpv |= set(self.communes["insee_com"].astype(str).to_numpy()[hit])
         self._communes_with_qpv = with_qpv
-        self._commune_names = dict(zip(self.communes["insee_com"].astype(str),
-                                       self.communes["nom"], strict=True))
+        self._names: dict[str, str] | None = dict(zip(
+            self.communes["insee_com"].astype(str), self.communes["nom"], strict=True))
+        self._names_of: Any = None
         if not self.contours and territoire is not None:
             self._sem_codes = territoire.communes
-            self._commune_names = nom_communes(territoire)
+            self._names, self._names_of = None, territoire  # read on first use
         if not self.contours:  # no outlines: the area is that of the perimeters
             self._sem = shapely.box(*self.parts.bounds.min(axis=0)[:2],
                                     *self.parts.bounds.max(axis=0)[2:]) \
@@ -222,6 +237,11 @@ class Engine:
         self.pays = not self.contours
         self._grid: _Grille | None = None
         self._box_tree: shapely.STRtree | None = None
+        #: Many parts and no commune outline (all of France): candidates from a sparse grid of
+        #: the parts' boxes, distances only where they can matter (see _pair_distances).
+        self._creuse = not self.contours and len(self.parts.kind) > _MANY_PARTS
+        self._grille_creuse: _GrilleCreuse | None = None
+        self._members_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         #: Skip the (point, part) pairs that cannot be the nearest QPV (see _pair_distances).
         self._prune_nearest = True
         #: Zone and commune names for the verdict table (index -1 reads the last entry, None).
@@ -233,6 +253,14 @@ class Engine:
             np.append(self.communes["insee_com"].astype(str).to_numpy(object), None),
             np.append(self.communes["nom"].to_numpy(object), None),
         )
+
+    @property
+    def _commune_names(self) -> dict[str, str]:
+        """INSEE code → name of the territory's communes (without outlines, read from the
+        list of French communes the first time a commune code needs its name)."""
+        if self._names is None:
+            self._names = nom_communes(self._names_of)
+        return self._names
 
     # ------------------------------------------------------------------ inputs
     def _gdf_vers_plan(self, gdf: Any) -> Any:
@@ -410,6 +438,18 @@ class Engine:
             beyond = (xs[idx_far] < gx0) | (xs[idx_far] > gx1) | (ys[idx_far] < gy0) \
                 | (ys[idx_far] > gy1)
             commune[idx_far[beyond]] = -2  # beyond the search radius around SEM: clearly out
+        elif self._creuse:
+            # Points whose margin exceeds the grid's take the direct path.
+            in_grid = reach[idx_area] <= self._marge_grille
+            idx_grid, idx_far = idx_area[in_grid], idx_area[~in_grid]
+            if self._grille_creuse is None:
+                self._grille_creuse = build_sparse_grid(self.parts.bounds,
+                                                        self.rayon_m + self._marge_grille)
+            gi, gj = sparse_candidates(self._grille_creuse, xs[idx_grid], ys[idx_grid])
+            fi, fj = self._candidates(xs[idx_far], ys[idx_far], slack=0.0,
+                                      marge=reach[idx_far])
+            pi = np.concatenate([idx_grid[gi], idx_far[fi]])
+            pj = np.concatenate([gj, fj])
         else:
             # Few points: every candidate pair's exact distance is already computed.
             pi, pj, s_known = self._candidates(xs[idx_area], ys[idx_area], slack=0.0,
@@ -419,13 +459,14 @@ class Engine:
         # The margin of a pair: forced, or the point's uncertainty + the part's edge precision.
         m = np.full(len(pi), self.marge_m) if self.marge_m is not None else \
             incert[pi] + self._part_prec[pj]
-        s = self._pair_distances(xs, ys, pi, pj, m) if grille else s_known
+        s = self._pair_distances(xs, ys, pi, pj, m) if grille or self._creuse else s_known
         kind = parts.kind[pj]
 
         # Territory: cells inside one commune are settled by the grid; others exactly.
         known = commune >= 0
         territory[known] = T_IN
-        todo = np.flatnonzero(in_area & (commune == -1))
+        # (no outline: nothing to look up, every usable point is in the territory below)
+        todo = np.flatnonzero(in_area & (commune == -1)) if self.contours else idx_area[:0]
         if len(todo):
             pts = shapely.points(xs[todo], ys[todo])
             hit_p, hit_c = self._commune_tree.query(pts, predicate="intersects")
@@ -535,7 +576,8 @@ class Engine:
         best = np.full(n, self.rayon_m)  # nothing beyond the search radius is reported
         done = need & is_qpv & (s <= 0)
         np.minimum.at(best, pi[done], -s[done])
-        rest = np.flatnonzero(~need & is_qpv)
+        # (best never exceeds the radius: boxes beyond it are never computed)
+        rest = np.flatnonzero(~need & is_qpv & (lb <= self.rayon_m))
         rest = rest[np.lexsort((pj[rest], lb[rest], pi[rest]))]  # per point, best box first
         while len(rest):
             rest = rest[lb[rest] <= best[pi[rest]]]
@@ -543,7 +585,12 @@ class Engine:
                 break
             first = np.r_[True, pi[rest][1:] != pi[rest][:-1]]
             now = rest[first]
-            s[now] = _signed_distance(parts, px[now], py[now], pj[now])
+            # clearly outside the box: outside the part, no crossing to count
+            far = lb[now] >= _OUTSIDE_BOX_M
+            s[now[far]] = _signed_distance(parts, px[now[far]], py[now[far]], pj[now[far]],
+                                           outside=True)
+            near = now[~far]
+            s[near] = _signed_distance(parts, px[near], py[near], pj[near])
             np.minimum.at(best, pi[now], -s[now])
             rest = rest[~first]
         return s
@@ -566,15 +613,20 @@ class Engine:
         for p in np.unique(part[multi]):
             pts_idx = multi[part[multi] == p]
             members = self.parts.members[p]
-            geoms = np.asarray(self.zones.geometry.values[members], dtype=object)
-            pts = shapely.points(x[pts_idx], y[pts_idx])
-            # (point, member) grid: inside flag and distance to the member's edge.
-            inside = shapely.contains_xy(geoms[None, :], x[pts_idx, None], y[pts_idx, None])
-            edge_d = shapely.distance(shapely.boundary(geoms)[None, :], pts[:, None])
+            geoms, edges = self._members_of(p)
+            px, py = x[pts_idx], y[pts_idx]
+            # (point, member) grid: inside flag, and the key of each member: the distance to
+            # its edge when inside (else -inf), or minus the distance to it (0 inside) —
+            # each distance computed only where it counts.
+            inside = shapely.contains_xy(geoms[None, :], px[:, None], py[:, None])
             if nearest:
-                key = -shapely.distance(geoms[None, :], pts[:, None])
+                key = np.full(inside.shape, -0.0)
+                ri, mi = np.nonzero(~inside)
+                key[ri, mi] = -shapely.distance(geoms[mi], shapely.points(px[ri], py[ri]))
             else:
-                key = np.where(inside, edge_d, -np.inf)
+                key = np.full(inside.shape, -np.inf)
+                ri, mi = np.nonzero(inside)
+                key[ri, mi] = shapely.distance(edges[mi], shapely.points(px[ri], py[ri]))
             order = np.argsort(-key, axis=1, kind="stable")
             zone[pts_idx] = members[order[:, 0]]
             if not nearest and len(members) > 1:
@@ -582,6 +634,17 @@ class Engine:
                 ok = inside[np.arange(len(pts_idx)), second]
                 zone2[pts_idx[ok]] = members[second[ok]]
         return zone, zone2
+
+    def _members_of(self, p: int) -> tuple[np.ndarray, np.ndarray]:
+        """The original perimeters of a part made of several (prepared) and their edges,
+        computed once."""
+        got = self._members_cache.get(p)
+        if got is None:
+            geoms = np.asarray(self.zones.geometry.values[self.parts.members[p]], dtype=object)
+            geoms = shapely.from_wkb(shapely.to_wkb(geoms))  # own copies, then prepared
+            shapely.prepare(geoms)
+            got = self._members_cache[p] = (geoms, shapely.boundary(geoms))
+        return got
 
     # ------------------------------------------------------------------ outputs
     def judge_xy(self, x: Any, y: Any, *, citycodes: Sequence[str | None] | None = None,
@@ -634,8 +697,7 @@ class Engine:
                                     arrondi_m=arrondi_m)
         c = self.classify_xy(x, y, bad=bad, incertitude_m=incert)
         voies = None
-        if geocodes is not None and any(g is not None and g.found and g.precision == "street"
-                                        for g in geocodes):
+        if any(g.found and g.precision == "street" for g in geocoded_rows(geocodes)[1]):
             # a point known at the street: ask the street
             voies = _voies.decide(self, geocodes)
             _voies.apply(c, voies, mots)

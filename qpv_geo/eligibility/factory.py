@@ -8,6 +8,7 @@ last engine built.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qpv_geo.eligibility.engine import Engine
@@ -53,7 +54,8 @@ def engine_from_settings(settings: Settings | None = None) -> Engine:
                                rayon_recherche_m=settings.rayon_recherche_m,
                                tolerance_territoire_m=settings.tolerance_territoire_m,
                                score_min=settings.score_min,
-                               precision_point_m=settings.precision_point_m)
+                               precision_point_m=settings.precision_point_m,
+                               cache_dir=Path(settings.cache_dir) / "moteur")
     return _ENGINES[key]
 
 

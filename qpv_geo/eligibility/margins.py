@@ -68,6 +68,17 @@ def type_position_normalise(value: Any) -> str | None:
     return text if text in INCERTITUDE_TYPE_POSITION else None
 
 
+def geocoded_rows(geocodes: Sequence[GeocodeResult | None] | None
+                  ) -> tuple[list[int], list[GeocodeResult]]:
+    """The rows that have a geocoding result, and those results: the rules on geocoding read
+    these alone (a file of coordinates has none, told by one count at C speed)."""
+    if geocodes is None or len(geocodes) == 0 or (
+            isinstance(geocodes, list) and geocodes.count(None) == len(geocodes)):
+        return [], []
+    rows = [i for i, g in enumerate(geocodes) if g is not None]
+    return rows, [geocodes[i] for i in rows]  # type: ignore[misc]
+
+
 def incertitudes(n: int, geocodes: Sequence[GeocodeResult | None] | None,
                  precision_point_m: Any = None, *,
                  defaut: float = INCERTITUDE_COORDONNEES_M, lon: Any = None,
@@ -89,16 +100,17 @@ def incertitudes(n: int, geocodes: Sequence[GeocodeResult | None] | None,
     words = np.where(given, "position déclarée", usual).astype(object)
     # uncertainty known from the text the coordinates were read from (a cell, the address field)
     typed = np.array(_par_point(arrondi_m, n))
-    for i, g in enumerate(geocodes or ()):  # one result per row: already a per-row object
-        if g is not None and g.found and g.precision == "coordonnees" and \
-                g.incertitude_m is not None:
+    # the rows with a geocoding result (a file of coordinates has none)
+    results = list(zip(*geocoded_rows(geocodes), strict=True))
+    for i, g in results:  # one result per row: already a per-row object
+        if g.found and g.precision == "coordonnees" and g.incertitude_m is not None:
             typed[i] = g.incertitude_m
     if lon is not None and lat is not None:
         _plus_arrondi(values, words, lon, lat, typed)
     if geocodes is None:
         return values, words
-    for i, g in enumerate(geocodes):
-        if g is None or not g.found or g.precision == "coordonnees":
+    for i, g in results:
+        if not g.found or g.precision == "coordonnees":
             continue  # coordinates typed in the address field: a point like any other
         if g.precision == "housenumber":
             kind = type_position_normalise(getattr(g, "type_position", None))

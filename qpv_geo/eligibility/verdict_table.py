@@ -22,10 +22,11 @@ from qpv_geo.eligibility._geometry import K_AUTRE as _K_AUTRE
 from qpv_geo.eligibility._geometry import K_QPV as _K_QPV
 from qpv_geo.eligibility._geometry import K_QVA as _K_QVA
 from qpv_geo.eligibility._lost_qpv import motifs_perdus, perdus_proches
-from qpv_geo.eligibility.coded import Coded
+from qpv_geo.eligibility.coded import Coded, factorize_rows
 from qpv_geo.eligibility.margins import (
     fmt_m,
     fmt_metres,
+    geocoded_rows,
     motifs_marge,
     motifs_marge_codes,
     rounded,
@@ -179,17 +180,33 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
     geo_extra: dict[str, Any] = {}
     not_found = np.zeros(n, dtype=bool)
     written_out = np.zeros(n, dtype=bool)
-    if citycodes is None and geocodes is not None:
-        citycodes = [g.citycode if g is not None else None for g in geocodes]
+    # The rows with a geocoding result: the rules below read those alone (a file of
+    # coordinates has none).
+    rows: list[int] = []
+    got: list[GeocodeResult] = []
+    if geocodes is not None:
+        if len(geocodes) != n:
+            raise ValueError("geocodes must have one item per point")
+        rows, got = geocoded_rows(geocodes)
+    # The commune code of each address (None: not stated), given or the geocoder's.
+    cc: np.ndarray | None = None
     if citycodes is not None:
         cc = np.array([None if v is None or v == "" else str(v) for v in citycodes],
                       dtype=object)
-        have = np.array([v is not None for v in cc], dtype=bool)
-        in_sem_code = np.array([v in self._sem_codes for v in cc], dtype=bool)
+    elif geocodes is not None:
+        cc = np.full(n, None, dtype=object)
+        cc[rows] = [None if g.citycode is None or g.citycode == "" else str(g.citycode)
+                    for g in got]
+    if cc is not None:
+        have = cc != None  # noqa: E711 (element-wise)
+        hv = np.flatnonzero(have)
+        in_sem_code = np.zeros(n, dtype=bool)
+        in_sem_code[hv] = [v in self._sem_codes for v in cc[hv]]
         code_dans = have & in_sem_code
         insee = np.where(have, cc, insee)
-        libcom = np.where(have, [self._commune_names.get(v) if v else None for v in cc],
-                          libcom)
+        names_cc = np.full(n, None, dtype=object)
+        names_cc[hv] = [self._commune_names.get(v) for v in cc[hv]]
+        libcom = np.where(have, names_cc, libcom)
         outside_code = have & ~in_sem_code & (status != NON_GEOCODE)
         conflict = outside_code & ((status == ELIGIBLE) | (status == A_VERIFIER))
         add(conflict, f"le géocodeur place l'adresse dans une commune {hors(sigle)} (INSEE "
@@ -202,14 +219,10 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
 
     # Geocoding reliability.
     if geocodes is not None:
-        if len(geocodes) != n:
-            raise ValueError("geocodes must have one item per point")
         unreliable = np.zeros(n, bool)
         demo_rows = np.zeros(n, bool)
         issues_txt = np.full(n, "", dtype=object)
-        for i, g in enumerate(geocodes):  # per geocoding result: already one per row
-            if g is None:
-                continue
+        for i, g in zip(rows, got, strict=True):  # per geocoding result
             if not g.found:
                 issues_txt[i] = g.motif or "adresse non trouvée"
                 continue
@@ -225,22 +238,19 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
                 unreliable[i] = True
                 issues_txt[i] = " ; ".join(issues)
         # The commune or postcode written is outside SEM: that decides, whatever the point.
-        written_out = np.array([g is not None and bool(g.hors_territoire)
-                                for g in geocodes], dtype=bool)
-        not_found = np.array([g is not None and not g.found for g in geocodes],
-                             dtype=bool) & ~written_out
+        written_out[rows] = [bool(g.hors_territoire) for g in got]
+        not_found[rows] = [not g.found for g in got]
+        not_found &= ~written_out
         status[not_found] = NON_GEOCODE
         add(not_found, issues_txt[not_found])
         # An imprecise point cannot support a confident verdict, except where the whole
         # commune decides it: outside SEM, or a commune of SEM that has no QPV at all.
-        city = np.array([g.citycode if g is not None else None for g in geocodes],
-                        dtype=object)
-        no_qpv_town = np.array([v is not None and v in self._sem_codes
-                                and v not in self._communes_with_qpv for v in city],
-                               dtype=bool)
+        no_qpv_town = np.zeros(n, dtype=bool)
+        no_qpv_town[rows] = [g.citycode is not None and g.citycode in self._sem_codes
+                             and g.citycode not in self._communes_with_qpv for g in got]
         # ... unless the commune itself is in doubt (the point is not in the commune written)
-        douteuse = np.array([g is not None and g.commune_douteuse for g in geocodes],
-                            dtype=bool)
+        douteuse = np.zeros(n, dtype=bool)
+        douteuse[rows] = [bool(g.commune_douteuse) for g in got]
         settled = ((status == HORS_TERRITOIRE) | ((status == HORS_QPV) & no_qpv_town)) \
             & (~douteuse | written_out)
         downgrade = unreliable & (status != NON_GEOCODE) & ~settled
@@ -253,7 +263,7 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
             add(has, np.array([v.motif if v is not None else "" for v in voies], dtype=object)
                 [has])
         add(demo_rows, "DÉMONSTRATION : " + MOTIF_DEMO + ", le point n'est pas réel")
-        geo_extra = _geocode_columns(geocodes)
+        geo_extra = _geocode_columns(n, rows, got)
 
     usable = c.bad == 0
     # No commune outline (any territory but SEM): bare coordinates outside every QPV are in
@@ -261,22 +271,23 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
     # rectangles); near a border, or far from any land, « à vérifier ».
     pays_dit = np.zeros(n, dtype=bool)
     if self.pays:
-        sans_code = np.ones(n, dtype=bool) if citycodes is None else np.array(
-            [v is None or v == "" for v in citycodes], dtype=bool)
+        sans_code = np.ones(n, dtype=bool) if cc is None else ~have
         cand = np.flatnonzero(usable & (status == HORS_QPV) & sans_code & ~m_perdu)
         if len(cand):
             etat, pays = _pays.etat_des_points(np.asarray(lon, float)[cand],
                                                np.asarray(lat, float)[cand])
             ailleurs = etat != _pays.FRANCE
-            for k, e, p in zip(cand[ailleurs], etat[ailleurs], pays[ailleurs], strict=True):
-                status[k] = HORS_TERRITOIRE if e == _pays.ETRANGER else A_VERIFIER
-                motifs[k] = (motifs[k] + " ; " if motifs[k] else "") + _pays.motif_pays(e, p)
-                pays_dit[k] = True
+            k, e, p = cand[ailleurs], etat[ailleurs], pays[ailleurs]
+            status[k] = np.where(e == _pays.ETRANGER, HORS_TERRITOIRE, A_VERIFIER)
+            # each distinct (state, country) reason written once
+            which, first = factorize_rows(e, p)
+            texts = np.array([_pays.motif_pays(int(e[i]), p[i]) for i in first], dtype=object)
+            pays_dit[k] = True
+            add(pays_dit, texts[which])
     # A point known only to its commune is the commune's centre: no distance to an edge says
     # anything about the place (issue 20).
-    centre = np.zeros(n, dtype=bool) if geocodes is None else np.array(
-        [g is not None and g.found and g.precision == "municipality" for g in geocodes],
-        dtype=bool)
+    centre = np.zeros(n, dtype=bool)
+    centre[rows] = [g.found and g.precision == "municipality" for g in got]
     unc = motifs_du_lieu(self, c, motifs, status, dit_ailleurs=m_perdu | pays_dit,
                          code_dans=code_dans, centre=centre, lon=lon, lat=lat)
     if m_perdu.any():
@@ -290,10 +301,9 @@ def verdict_frame(self: Engine, c: Classification, lon: np.ndarray, lat: np.ndar
         add(close, "à moins de 15 m d'un bord de la copie simplifiée : à confirmer avec le "
             "fichier officiel")
 
-    ambiguous = geocodes is not None and any(g is not None and g.alternatives and g.found
-                                             and not g.hors_territoire for g in geocodes)
+    ambiguous = any(g.alternatives and g.found and not g.hors_territoire for g in got)
     table = not (columns and not written_out.any() and not ambiguous)
-    own_commune = citycodes is None  # the commune the point is in: by codes
+    own_commune = cc is None  # the commune the point is in: by codes
     cols = colonnes_du_verdict(self, c, status, motifs, unc, lon, lat, mots,
                                insee=None if own_commune else insee,
                                libcom=None if own_commune else libcom, voies=voies,
@@ -556,13 +566,15 @@ def status_labels(nom: str = "Saint-Étienne Métropole") -> dict[str, str]:
 
 
 
-def _geocode_columns(geocodes: Sequence[GeocodeResult | None]) -> dict[str, list[Any]]:
+def _geocode_columns(n: int, rows: list[int], got: list[GeocodeResult]
+                     ) -> dict[str, list[Any]]:
+    """The geocoding columns of ``n`` rows: the results ``got`` on ``rows``, None elsewhere."""
     keys = ("geocodage_label", "geocodage_score", "geocodage_precision", "geocodage_source")
-    cols: dict[str, list[Any]] = {k: [] for k in keys}
-    for g in geocodes:
-        d = g.to_dict() if g is not None else {}
+    cols: dict[str, list[Any]] = {k: [None] * n for k in keys}
+    for i, g in zip(rows, got, strict=True):
+        d = g.to_dict()
         for k in keys:
-            cols[k].append(d.get(k))
+            cols[k][i] = d.get(k)
     return cols
 
 

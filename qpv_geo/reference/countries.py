@@ -96,6 +96,67 @@ def _pays() -> _Pays:
     return out
 
 
+#: Side (degrees) of the cells of :func:`_etats_des_cellules`.
+_CELLULE_DEG = 0.1
+#: A cell whose points are all in France, all far from any land, all in the foreign country
+#: of index state - _CELLULE_PAYS; 0: point by point.
+_CELLULE_FRANCE, _CELLULE_LOIN, _CELLULE_PAYS = 1, 2, 3
+
+
+class _Cellules:
+    """The cells already classified in this process: sorted keys and their states."""
+
+    def __init__(self) -> None:
+        self.etats: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0, np.int8))
+
+
+@functools.lru_cache(maxsize=1)
+def _cellules() -> _Cellules:
+    return _Cellules()
+
+
+def _etats_des_cellules(p: _Pays, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """For each finite lon/lat, the state of its cell of :data:`_CELLULE_DEG`:
+    :data:`_CELLULE_FRANCE` when the cell (grown by a hair against rounding) lies in the
+    interior of the French coast band and meets no foreign band — every point of it is « in
+    France » by :func:`etat_des_points`' rule —, :data:`_CELLULE_LOIN` when it meets neither
+    (every point is in doubt, near no country), :data:`_CELLULE_PAYS` + k when it lies in the
+    interior of country k's outline, meets no outline of a country before k and not the
+    French band (every point is abroad, in k), else 0 (point by point). Each cell is
+    classified once per process, the first time a point falls in it."""
+    ix = np.floor(lon / _CELLULE_DEG).astype(np.int64)
+    iy = np.floor(lat / _CELLULE_DEG).astype(np.int64)
+    key = ix * (1 << 32) + iy
+    cache = _cellules()
+    keys, etats = cache.etats
+    uniq, first = np.unique(key, return_index=True)
+    new = ~np.isin(uniq, keys, assume_unique=True)
+    if new.any():
+        cx, cy = ix[first[new]], iy[first[new]]
+        eps = 1e-9  # degrees: a point rounded to a neighbouring cell is still in the box
+        boxes = shapely.box(cx * _CELLULE_DEG - eps, cy * _CELLULE_DEG - eps,
+                            (cx + 1) * _CELLULE_DEG + eps, (cy + 1) * _CELLULE_DEG + eps)
+        sans_etranger = ~shapely.intersects(p.etranger_bande, boxes)
+        etat = np.zeros(len(boxes), dtype=np.int8)
+        etat[sans_etranger & shapely.contains_properly(p.france_cote, boxes)] = \
+            _CELLULE_FRANCE
+        etat[sans_etranger & ~shapely.intersects(p.france_cote, boxes)] = _CELLULE_LOIN
+        todo = np.flatnonzero(~sans_etranger & ~shapely.intersects(p.france_bande, boxes))
+        for k, geom in enumerate(p.pays):  # the first outline met must hold the whole cell
+            if not len(todo):
+                break
+            met = shapely.intersects(geom, boxes[todo])
+            held = met & shapely.contains_properly(geom, boxes[todo])
+            etat[todo[held]] = _CELLULE_PAYS + k
+            todo = todo[~met]
+        keys = np.concatenate([keys, uniq[new]])
+        etats = np.concatenate([etats, etat])
+        order = np.argsort(keys, kind="stable")
+        keys, etats = keys[order], etats[order]
+        cache.etats = (keys, etats)
+    return etats[np.searchsorted(keys, key)]
+
+
 def etat_des_points(lon: Any, lat: Any) -> tuple[np.ndarray, np.ndarray]:
     """For each lon/lat: :data:`FRANCE`, :data:`ETRANGER` or :data:`DOUTE`, and the foreign
     country it is in or near (None elsewhere).
@@ -111,6 +172,14 @@ def etat_des_points(lon: Any, lat: Any) -> tuple[np.ndarray, np.ndarray]:
     etat = np.full(n, DOUTE, dtype=np.int8)
     pays = np.full(n, None, dtype=object)
     ok = np.isfinite(lon) & np.isfinite(lat)
+    # Cells whose points all get the same answer (most of them): no outline per point.
+    cellule = np.zeros(n, dtype=np.int8)
+    cellule[ok] = _etats_des_cellules(p, lon[ok], lat[ok])
+    etat[cellule == _CELLULE_FRANCE] = FRANCE
+    abroad = np.flatnonzero(cellule >= _CELLULE_PAYS)
+    etat[abroad] = ETRANGER
+    pays[abroad] = np.array(p.noms, dtype=object)[cellule[abroad] - _CELLULE_PAYS]
+    ok &= cellule == 0
     pres_etranger = ok.copy()
     pres_etranger[ok] = shapely.contains_xy(p.etranger_bande, lon[ok], lat[ok])
     cote = ok & ~pres_etranger
