@@ -150,6 +150,23 @@ def test_cli_installs_and_sem_is_refused(fake, settings, monkeypatch) -> None:
     assert co.outlines_info(settings) is None
 
 
+def test_cli_map_says_the_install_command_the_page_does_not(settings, monkeypatch,
+                                                              tmp_path) -> None:
+    """The map's legend says who can install the outlines; the command line that wrote it
+    says how (a command never shows on a page)."""
+    monkeypatch.setenv("QPV_GEO_DATA_DIR", str(settings.data_dir))
+    sites = tmp_path / "sites.csv"
+    sites.write_text("Porteur;Latitude;Longitude\nA;45,76;4,84\n", encoding="utf-8")
+    out = tmp_path / "carte.html"
+    res = runner.invoke(app, ["map", str(sites), "-o", str(out), "--tiles", "none",
+                              "--territoire", LYON])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert f"pour les dessiner : qpv-geo data update --communes --territoire {LYON}" in said
+    page = _plain(out.read_text(encoding="utf-8"))
+    assert "peut les installer" in page and "qpv-geo data" not in page
+
+
 def _plain(page: str) -> str:
     """The page with the JSON escapes of its legend (``\\u00e9``, ``\\u003c``) read back."""
     return re.sub(r"\\u([0-9a-f]{4})", lambda m: chr(int(m.group(1), 16)), page)
@@ -158,21 +175,24 @@ def _plain(page: str) -> str:
 def test_lyon_maps_draw_the_outlines_or_say_how_to_install_them(fake, settings) -> None:
     import pandas as pd
 
-    from qpv_geo.reporting.maps import map_from_sites, map_html
+    from qpv_geo.reporting.maps import map_from_sites, map_html, outlines_to_install
 
     terr = resolve_territoire(LYON)
     sites = pd.DataFrame({"latitude": [45.76], "longitude": [4.84], "statut": ["eligible"],
                           "priorite": ["emploi"]})
     before = _plain(map_html(map_from_sites(sites, reference_territoire(terr, settings))))
     assert ("contours des communes non installés pour ce territoire (seuls les QPV sont "
-            f"dessinés) ; pour les dessiner : <code>qpv-geo data update --communes "
-            f"--territoire {LYON}</code>") in before
+            "dessinés) ; la personne qui gère les données de qpv-geo peut les installer") \
+        in before
+    assert "qpv-geo data" not in before and "--territoire" not in before  # no command line
+    assert outlines_to_install(reference_territoire(terr, settings)) == \
+        f"qpv-geo data update --communes --territoire {LYON}"
     assert "Communes (contours simplifiés, geo.api.gouv.fr)" not in before
     co.install_outlines(terr, settings, base_url=fake.url)
     ref = reference_territoire(terr, settings)
     after = _plain(map_html(map_from_sites(sites, ref)))
     assert "Communes (contours simplifiés, geo.api.gouv.fr)" in after
-    assert "pour les dessiner" not in after
+    assert "peut les installer" not in after and outlines_to_install(ref) is None
     name = ref.background_communes["nom"].iloc[0]
     assert name in after  # each outline named in its tooltip
 

@@ -476,10 +476,14 @@ def load_sites_for_outputs(path: Path, settings: Settings, *, geocoder: str | No
 
 
 def _print_notes(reference: Any, sites: Any) -> None:
-    from qpv_geo.reporting.maps import notes_for
+    from qpv_geo.reporting.maps import notes_for, outlines_to_install
 
     for note in notes_for(reference, sites):
         console.print(f"[yellow]⚠ {note}[/]", highlight=False)
+    command = outlines_to_install(reference)
+    if command:
+        console.print(f"Fond des cartes : contours des communes non installés pour ce "
+                      f"territoire ; pour les dessiner : {command}", highlight=False)
 
 
 @app.command("map")

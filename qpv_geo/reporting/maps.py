@@ -424,8 +424,9 @@ def _background_layer(m: folium.Map, reference: Reference) -> None:
 
 def _legend_background(reference: Reference) -> str:
     """The territory's outline in the legend; for a territory other than SEM, its installed
-    commune outlines, or a line saying the background is empty for that reason and the
-    command that installs them (these maps are written by the command line)."""
+    commune outlines, or a line saying the background is empty for that reason and who can
+    install them (the command line that writes the map says how:
+    :func:`outlines_to_install`)."""
     mots = libelles(reference)
     if len(reference.communes):
         return (f"<div class='ligne'><span class='aplat' style='border-color:{COULEUR_SEM};"
@@ -437,9 +438,18 @@ def _legend_background(reference: Reference) -> str:
                 f"{COULEUR_FOND_COMMUNES};background:none'></span>"
                 f"{esc(LIBELLE_FOND_COMMUNES)}</div>")
     todo = "" if reference.territoire is None else (
-        f" ; pour les dessiner : <code>{esc(install_command(reference.territoire))}</code>")
+        " ; la personne qui gère les données de qpv-geo peut les installer")
     return ("<div class='ligne'><i>Fond : contours des communes non installés pour ce "
             f"territoire (seuls les QPV sont dessinés){todo}</i></div>")
+
+
+def outlines_to_install(reference: Reference) -> str | None:
+    """The command that installs the commune outlines missing from a territory's maps (said
+    by the command line that writes them, never on the page), or None."""
+    if len(reference.communes) or libelles(reference).france or reference.territoire is None \
+            or fond_communes(reference) is not None:
+        return None
+    return install_command(reference.territoire)
 
 
 #: Outline of the « quartier vécu » of a large territory: drawn simplified to ≈ 20 m.
@@ -756,6 +766,7 @@ __all__ = [
     "map_from_sites",
     "map_html",
     "notes_for",
+    "outlines_to_install",
     "popup_html",
     "save_map",
     "static_coverage_png",
