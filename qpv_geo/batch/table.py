@@ -26,6 +26,7 @@ from qpv_geo.batch.columns import (
     column_text,
     fold_name,
 )
+from qpv_geo.eligibility.coded import factorize_rows
 
 #: ``status`` of a row that is not a site (a total, a note under the table).
 HORS_TABLEAU = "hors_tableau"
@@ -202,9 +203,7 @@ class Duplicates:
     def _first_lines(self, keys: np.ndarray, lines: np.ndarray) -> np.ndarray:
         """For each key (rows of 2 × 64 bits, in row order), the line of the first row that
         had it in the run, -1 for that first row itself; new keys are remembered."""
-        codes = _row_codes(keys)
-        first_pos = np.empty(int(codes.max()) + 1, dtype=np.int64)
-        first_pos[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+        codes, first_pos = factorize_rows(keys[:, 0], keys[:, 1])
         before = self._seen.first_lines(keys[first_pos], lines[first_pos])
         new = before < 0
         ref = np.where(new, lines[first_pos], before)[codes]
@@ -427,18 +426,6 @@ def _mixed(acc: np.ndarray, value: np.ndarray) -> np.ndarray:
     never collide)."""
     acc = (acc ^ value) * np.uint64(0x9E3779B97F4A7C15)
     return acc ^ (acc >> np.uint64(29))
-
-
-def _row_codes(columns: np.ndarray) -> np.ndarray:
-    """One code per distinct row of a 2-D integer array (0, 1, … in order of first
-    appearance)."""
-    codes, _ = pd.factorize(columns[:, 0])
-    for j in range(1, columns.shape[1]):
-        if codes.max(initial=-1) + 1 == len(codes):
-            break  # every row apart already
-        col, uniq = pd.factorize(columns[:, j])
-        codes, _ = pd.factorize(codes * len(uniq) + col)
-    return codes
 
 
 def is_outside_table(frame: pd.DataFrame) -> np.ndarray:
