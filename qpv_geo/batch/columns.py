@@ -273,9 +273,16 @@ def parse_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     Returns ``(numbers, unreadable)``: NaN for empty or unreadable cells, and a mask of the
     non-empty cells that are not numbers.
     """
-    fast = _plain_numbers(values)
-    if fast is not None:
-        return fast
+    parsed = _plain_numbers(values)
+    numbers, empty = parsed if parsed is not None else _typed_numbers(values)
+    numbers[~np.isfinite(numbers)] = np.nan
+    numbers += 0.0  # « -0 » is 0 (pandas reads it as the integer 0 in a column of integers)
+    return numbers, np.isnan(numbers) & ~empty
+
+
+def _typed_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The numbers of any column, as typed (spaces, « 1.234,5 », « 808 000 », « −4 »), and
+    its empty cells: pandas reads what it can, Python's ``float`` the rest."""
     text = _stripped(values)
     empty = text == ""
     dotted = pd.Series([t.replace(",", ".") for t in text], dtype=object)
@@ -290,17 +297,15 @@ def parse_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
             numbers[i] = float(s.replace(",", "."))
         except ValueError:
             continue
-    numbers[~np.isfinite(numbers)] = np.nan
-    numbers += 0.0  # « -0 » is 0 (pandas reads it as the integer 0 in a column of integers)
-    return numbers, np.isnan(numbers) & ~empty
+    return numbers, empty
 
 
 def _plain_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
-    """:func:`parse_numbers` of a column whose every cell is empty or a plain decimal number
-    (« 45,43 », « -4.5 », « 1e3 »): Arrow parses the whole column at C speed. None as soon as
-    one cell is anything else (spaces, « 1.234,5 », text, a number stored as a number): the
-    rule above reads that column. Arrow's parser accepts a subset of what Python's ``float``
-    accepts and rounds as it does (correctly)."""
+    """The numbers and empty cells of a column whose every cell is empty or a plain decimal
+    number (« 45,43 », « -4.5 », « 1e3 »): Arrow parses the whole column at C speed. None as
+    soon as one cell is anything else (spaces, « 1.234,5 », text, a number stored as a
+    number): :func:`_typed_numbers` reads that column. Arrow's parser accepts a subset of
+    what Python's ``float`` accepts and rounds as it does (correctly)."""
     if len(values) < 64:
         return None
     try:
@@ -312,10 +317,7 @@ def _plain_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
         numbers = pc.cast(dotted, pa.float64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return None
-    numbers = np.array(numbers, dtype=np.float64)
-    numbers[~np.isfinite(numbers)] = np.nan
-    numbers += 0.0
-    return numbers, np.isnan(numbers) & ~empty.to_numpy(zero_copy_only=False)
+    return np.array(numbers, dtype=np.float64), empty.to_numpy(zero_copy_only=False)
 
 
 def column_text(frame: pd.DataFrame, column: str | None) -> np.ndarray:
