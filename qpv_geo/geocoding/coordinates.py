@@ -37,6 +37,8 @@ SOURCE = "coordonnees"
 METRES_PAR_DEGRE = 111_320.0
 #: Decimals beyond which a figure's rounding no longer matters (< 1 cm).
 _DECIMALES_MAX = 7
+#: Half the step of k decimals, k = 0 … _DECIMALES_MAX, computed as for one cell
+_HALF_STEPS = np.array([0.5 * 10.0 ** -k for k in range(_DECIMALES_MAX + 1)])
 
 _DEG = re.compile(r"^[-+]?\d{1,3}[.,]\d+$")
 _NUM = re.compile(r"^[-+]?\d+(?:[.,]\d+)?$")
@@ -155,8 +157,7 @@ def _demi_pas_textes_arrow(cells: np.ndarray) -> np.ndarray:
                         pc.find_substring(text, ".").to_numpy(zero_copy_only=False))
     length = pc.binary_length(text).to_numpy(zero_copy_only=False)
     d = np.minimum(np.where(sep_at >= 0, length - 1 - sep_at, 0), _DECIMALES_MAX)
-    steps = np.array([0.5 * 10.0 ** -k for k in range(_DECIMALES_MAX + 1)])  # as one cell's
-    out = np.where(ok, steps[d], np.nan)
+    out = np.where(ok, _HALF_STEPS[d], np.nan)
     if not ok.all():
         rest = np.flatnonzero(~ok)
         out[rest] = _demi_pas_textes_np(cells[rest])
@@ -177,8 +178,7 @@ def _demi_pas_textes_np(cells: np.ndarray) -> np.ndarray:
                                                      ",", ""))
     ok = digits & ((seps == 0) | ((seps == 1) & (sep_at > 0) & (sep_at < length - 1)))
     d = np.minimum(np.where(seps == 1, length - 1 - sep_at, 0), _DECIMALES_MAX)
-    steps = np.array([0.5 * 10.0 ** -k for k in range(_DECIMALES_MAX + 1)])  # as one cell's
-    return np.where(ok, steps[d], np.nan)
+    return np.where(ok, _HALF_STEPS[d], np.nan)
 
 
 def _demi_pas_texte(text: str) -> float:
