@@ -447,8 +447,8 @@ def _validate_chunk(frame: pd.DataFrame, mapping: ColumnMapping, engine: Engine,
     if mapping.priorite:
         codes, uniques = pd.factorize(frame[mapping.priorite].to_numpy(object),
                                       use_na_sentinel=False)
-        normal = np.empty(len(uniques) + 1, dtype=object)  # one per distinct cell
-        normal[:-1] = [normalize_priorite("" if pd.isna(v) else v) for v in uniques]
+        normal = np.empty(len(uniques), dtype=object)  # one per distinct cell
+        normal[:] = [normalize_priorite("" if pd.isna(v) else v) for v in uniques]
         added["priorite"] = normal[codes]
     if mapping.porteur:
         added["porteur"] = cells(mapping.porteur)
