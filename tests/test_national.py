@@ -40,16 +40,22 @@ def france() -> Settings:
     return Settings.from_env(territoire="france")
 
 
+def _both_paths(src, tmp_path, settings, client, blocksize):
+    """The single-process output of *src* and the Dask path's parts put together, as text,
+    with the Dask run's result."""
+    validate_file(src, tmp_path / "single.csv", settings=settings, progress=False)
+    res = validate_national(src, tmp_path / "out.csv", settings=settings, client=client,
+                            blocksize=blocksize)
+    single = pd.read_csv(tmp_path / "single.csv", sep=";", dtype=str, keep_default_na=False,
+                         encoding="utf-8-sig")
+    return single, read_parts(tmp_path / "out.csv"), res
+
+
 def test_dask_csv_identical_to_single_process_200k(tmp_path, client, france) -> None:
     src = tmp_path / "big.csv"
     _sites(N).to_csv(src, sep=";", index=False)
-    validate_file(src, tmp_path / "single.csv", settings=france, progress=False)
-    res = validate_national(src, tmp_path / "out.csv", settings=france, client=client,
-                            blocksize="2MB")
+    single, parts, res = _both_paths(src, tmp_path, france, client, "2MB")
     assert res.parties >= 3 and res.lignes_lues == res.lignes_ecrites == N
-    single = pd.read_csv(tmp_path / "single.csv", sep=";", dtype=str, keep_default_na=False,
-                         encoding="utf-8-sig")
-    parts = read_parts(tmp_path / "out.csv")
     pd.testing.assert_frame_equal(single, parts)
     assert parts["ligne"].astype(int).tolist() == list(range(2, N + 2))
     assert {"eligible", "hors_qpv", "non_geocode"} <= set(res.statuts)
@@ -83,12 +89,8 @@ def test_dask_sem_default_matches_too(tmp_path, client) -> None:
                   "lon": np.round(rng.uniform(4.25, 4.55, 5000), 6).astype(str)}
                  ).to_csv(src, sep=";", index=False)
     settings = Settings.from_env()
-    validate_file(src, tmp_path / "single.csv", settings=settings, progress=False)
-    validate_national(src, tmp_path / "out.csv", settings=settings, client=client,
-                      blocksize="40kB")
-    single = pd.read_csv(tmp_path / "single.csv", sep=";", dtype=str, keep_default_na=False,
-                         encoding="utf-8-sig")
-    pd.testing.assert_frame_equal(single, read_parts(tmp_path / "out.csv"))
+    single, parts, _res = _both_paths(src, tmp_path, settings, client, "40kB")
+    pd.testing.assert_frame_equal(single, parts)
     assert len(read_sites(src)[0]) == 5000
 
 
@@ -136,12 +138,7 @@ def test_dask_numbers_lines_as_single_process_with_blank_lines(tmp_path, client,
     text = "\n".join(["", "Sites 2024 (export);;", " ", lines[0], *body, "", "  ", ""]) + "\n"
     src = tmp_path / "vides.csv"
     src.write_text(text, encoding="utf-8")
-    validate_file(src, tmp_path / "single.csv", settings=france, progress=False)
-    res = validate_national(src, tmp_path / "out.csv", settings=france, client=client,
-                            blocksize="16kB")
-    single = pd.read_csv(tmp_path / "single.csv", sep=";", dtype=str, keep_default_na=False,
-                         encoding="utf-8-sig")
-    parts = read_parts(tmp_path / "out.csv")
+    single, parts, res = _both_paths(src, tmp_path, france, client, "16kB")
     assert res.parties >= 5 and res.lignes_lues == res.lignes_ecrites == n == len(parts)
     pd.testing.assert_frame_equal(single, parts)
     ligne = parts["ligne"].astype(int)
@@ -194,12 +191,7 @@ def test_dask_numbers_rows_after_a_quoted_line_break_as_single_process(tmp_path,
     sites.loc[2500, "nom"] = "autre\r\nsite ; coupé"
     src = tmp_path / "coupures.csv"
     sites.to_csv(src, sep=";", index=False)
-    validate_file(src, tmp_path / "single.csv", settings=france, progress=False)
-    res = validate_national(src, tmp_path / "out.csv", settings=france, client=client,
-                            blocksize="16kB")
-    single = pd.read_csv(tmp_path / "single.csv", sep=";", dtype=str, keep_default_na=False,
-                         encoding="utf-8-sig")
-    parts = read_parts(tmp_path / "out.csv")
+    single, parts, res = _both_paths(src, tmp_path, france, client, "16kB")
     assert res.parties >= 5 and res.lignes_ecrites == len(sites)
     # (the single-process reader also says where a cell holds a line break)
     same = [c for c in parts.columns if c not in ("motifs", "problème de lecture")]
